@@ -1,0 +1,43 @@
+# Thin wrapper around CMake. Every target that needs system packages
+# installs the missing ones first (scripts/deps.sh says what it runs).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX     ?= /usr/local
+CTEST_ARGS ?= --output-on-failure
+
+.PHONY: all deps configure demo test test-normal test-asan bench install clean
+
+all: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@sh scripts/deps.sh
+
+configure:
+	@test -f $(BUILD)/CMakeCache.txt || \
+		cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+
+demo: deps all
+	@sh scripts/demo.sh $(BUILD)
+
+test: deps test-normal test-asan
+
+test-normal: all
+	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
+
+test-asan:
+	@test -f $(ASAN_BUILD)/CMakeCache.txt || \
+		cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFS_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
+
+bench: deps all
+	$(BUILD)/bench/bench_store
+
+install: all
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

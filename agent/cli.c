@@ -1,0 +1,820 @@
+/* cli.c - the `fieldsync` command line for field teams.
+ *
+ * Sections: output and exit codes; options and configuration; unlocking
+ * the store; record commands; import; init, keygen, passwd, status,
+ * check; dispatch.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+
+#include "agent/config.h"
+#include "agent/csvimport.h"
+#include "agent/keystore.h"
+#include "agent/prompt.h"
+#include "agent/records.h"
+#include "agent/store.h"
+#include "crypto/secmem.h"
+#include "sync/form.h"
+
+/* ---- output and exit codes -------------------------------------------- */
+
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_USAGE = 1,  /* bad command line */
+	EXIT_DATA = 2,   /* validation or data */
+	EXIT_KEY = 3,    /* key or crypto: wrong passphrase, altered file */
+	EXIT_IO = 4,     /* I/O: disk, permissions, missing files */
+};
+
+static int exit_for(int code)
+{
+	switch (-code) {
+	case 0: return EXIT_OK;
+	case FS_EUSAGE: return EXIT_USAGE;
+	case FS_EVALID:
+	case FS_ENOTFOUND:
+	case FS_EEXIST:
+	case FS_EFORMAT:
+	case FS_ELIMIT: return EXIT_DATA;
+	case FS_EKEY:
+	case FS_EAUTH:
+	case FS_ECORRUPT:
+	case FS_EKEYPERM: return EXIT_KEY;
+	default: return EXIT_IO;
+	}
+}
+
+static int fail(const struct fs_error *e)
+{
+	fprintf(stderr, "fieldsync: %s\n", e->msg[0] ? e->msg : fs_strerror(e->code));
+	return exit_for(e->code);
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fieldsync%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'fieldsync %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+static const char main_usage[] =
+	"Usage: fieldsync [OPTIONS] COMMAND [ARGS]\n"
+	"Record beneficiaries and visits offline in an encrypted store.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE           configuration (default " CONFIG_DEFAULT_PATH ",\n"
+	"                              or $FIELDSYNC_CONFIG)\n"
+	"      --data-dir DIR          data directory (default " CONFIG_DEFAULT_DATA_DIR ")\n"
+	"      --passphrase-file FILE  unlock with the passphrase in FILE\n"
+	"      --key-file FILE         unlock with a key file (see keygen)\n"
+	"      --forms-dir DIR         form definitions (default " FS_FORMS_DIR ")\n"
+	"  -h, --help                  show this help\n"
+	"  -V, --version               show the version\n"
+	"\n"
+	"Commands:\n"
+	"  init                        create the device identity and the encrypted store\n"
+	"  keygen FILE                 write a new random key file (mode 0600)\n"
+	"  passwd                      change the passphrase or key file\n"
+	"  beneficiary add|list|show|edit|delete ...\n"
+	"  visit add|list|show|edit|delete ...\n"
+	"  import beneficiaries|visits FILE.csv\n"
+	"  status [--json]             records and pending changes\n"
+	"  check                       verify the store's integrity and outbox\n"
+	"\n"
+	"With no passphrase or key file configured, fieldsync asks on the terminal.\n"
+	"Exit status: 0 ok, 1 usage, 2 validation or data, 3 key or crypto, 4 I/O.\n";
+
+/* ---- options and configuration ---------------------------------------- */
+
+struct cli {
+	struct agent_config cfg;  /* file values, then command-line overrides */
+	const char *config_path;  /* NULL: default, not required to exist */
+};
+
+enum { OPT_DATA_DIR = 256, OPT_PASSPHRASE_FILE, OPT_KEY_FILE, OPT_FORMS_DIR, OPT_JSON, OPT_KDF,
+       OPT_NEW_PASSPHRASE_FILE, OPT_NEW_KEY_FILE };
+
+static int load_config(struct cli *c, char *const overrides[4], struct fs_error *err)
+{
+	const char *path = c->config_path ? c->config_path : getenv("FIELDSYNC_CONFIG");
+	char **slots[4] = {&c->cfg.data_dir, &c->cfg.passphrase_file, &c->cfg.key_file,
+			   &c->cfg.forms_dir};
+	int r;
+
+	r = config_load(path ? path : CONFIG_DEFAULT_PATH, &c->cfg, err);
+	/* The default file is optional; a file the user named is not. */
+	if (r == -ENOENT && !path)
+		r = 0;
+	if (r < 0)
+		return r;
+	if (overrides[1] && overrides[2])
+		return fs_error_set(err, -FS_EUSAGE, "give --passphrase-file or --key-file, not both");
+	for (int i = 0; i < 4; i++)
+		if (overrides[i] && config_set(slots[i], overrides[i]) < 0)
+			return fs_error_set(err, -ENOMEM, "out of memory");
+	/* A secret named on the command line replaces the configured one,
+	 * whichever kind that was. */
+	if (overrides[1]) {
+		free(c->cfg.key_file);
+		c->cfg.key_file = NULL;
+	} else if (overrides[2]) {
+		free(c->cfg.passphrase_file);
+		c->cfg.passphrase_file = NULL;
+	}
+	if (!c->cfg.data_dir && config_set(&c->cfg.data_dir, CONFIG_DEFAULT_DATA_DIR) < 0)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (!c->cfg.forms_dir && config_set(&c->cfg.forms_dir, FS_FORMS_DIR) < 0)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (c->cfg.passphrase_file && c->cfg.key_file)
+		return fs_error_set(err, -FS_EUSAGE, "both a passphrase file and a key file are "
+				    "configured; use one");
+	return 0;
+}
+
+static int kdf_profile(const struct cli *c, const char *flag, enum pwhash_profile *ret,
+		       struct fs_error *err)
+{
+	const char *name = flag ? flag : c->cfg.kdf_profile ? c->cfg.kdf_profile : "moderate";
+
+	if (pwhash_profile_parse(name, ret) < 0)
+		return fs_error_set(err, -FS_EUSAGE, "unknown KDF profile '%.32s' (interactive, "
+				    "moderate or sensitive)", name);
+	return 0;
+}
+
+/* ---- unlocking the store ---------------------------------------------- */
+
+static int ask(const char *question, int confirm, struct keystore_secret **ret,
+	       struct fs_error *err)
+{
+	char *a = NULL, *b = NULL;
+	size_t alen, blen;
+	int r;
+
+	if (!isatty(STDIN_FILENO))
+		return fs_error_set(err, -FS_EKEY, "no passphrase: use --passphrase-file or "
+				    "--key-file, or run on a terminal");
+	if ((r = prompt_passphrase(question, &a, &alen, err)) < 0)
+		return r;
+	if (confirm) {
+		r = prompt_passphrase("Repeat it: ", &b, &blen, err);
+		if (r == 0 && (alen != blen || memcmp(a, b, alen) != 0))
+			r = fs_error_set(err, -FS_EUSAGE, "the passphrases differ");
+		if (r == 0 && alen < 8)
+			r = fs_error_set(err, -FS_EUSAGE, "a passphrase needs at least 8 characters");
+	}
+	if (r == 0 && keystore_secret_from_passphrase(a, alen, ret) < 0)
+		r = fs_error_set(err, -ENOMEM, "out of secure memory");
+	secmem_free(a);
+	secmem_free(b);
+	return r;
+}
+
+static int secret_from(const char *passphrase_file, const char *key_file, const char *question,
+		       int confirm, struct keystore_secret **ret, struct fs_error *err)
+{
+	if (key_file)
+		return keystore_secret_from_key_file(key_file, ret, err);
+	if (passphrase_file)
+		return keystore_secret_from_passphrase_file(passphrase_file, ret, err);
+	return ask(question, confirm, ret, err);
+}
+
+static int open_store(const struct cli *c, struct store **ret, struct fs_error *err)
+{
+	struct keystore_secret *secret = NULL;
+	int r;
+
+	r = secret_from(c->cfg.passphrase_file, c->cfg.key_file, "Store passphrase: ", 0, &secret,
+			err);
+	if (r < 0)
+		return r;
+	r = store_open(c->cfg.data_dir, secret, NULL, ret, err);
+	keystore_secret_free(secret);
+	return r;
+}
+
+static int load_form(const struct cli *c, const char *collection, struct form **ret,
+		     struct fs_error *err)
+{
+	struct form *f = NULL;
+	char path[4096];
+	int r;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.json", c->cfg.forms_dir, collection) >=
+	    sizeof(path))
+		return fs_error_set(err, -ENAMETOOLONG, "forms directory path too long");
+	r = form_load_file(path, &f, err);
+	if (r < 0)
+		return r;
+	/* The file name picks the collection records are written to; a
+	 * definition that says otherwise would file visits as beneficiaries. */
+	if (strcmp(form_collection(f), collection) != 0) {
+		r = fs_error_set(err, -FS_EFORMAT, "form %s: defines collection '%.64s', "
+				 "expected '%s'", path, form_collection(f), collection);
+		form_free(f);
+		return r;
+	}
+	*ret = f;
+	return 0;
+}
+
+/* ---- record commands -------------------------------------------------- */
+
+/* Parse FIELD=VALUE arguments into a JSON object of typed values. */
+static int fields_from_args(const struct form *f, int argc, char **argv, cJSON **ret,
+			    struct fs_error *err)
+{
+	cJSON *o = cJSON_CreateObject();
+	int r = 0;
+
+	if (!o)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	for (int i = 0; i < argc; i++) {
+		char *eq = strchr(argv[i], '='), name[FORM_MAX_NAME + 1];
+		cJSON *v = NULL;
+		size_t len;
+
+		if (!eq || eq == argv[i]) {
+			r = fs_error_set(err, -FS_EUSAGE, "argument %d: expected FIELD=VALUE", i + 1);
+			goto out;
+		}
+		len = (size_t)(eq - argv[i]);
+		if (len > FORM_MAX_NAME) {
+			r = fs_error_set(err, -FS_EVALID, "argument %d: field name too long", i + 1);
+			goto out;
+		}
+		memcpy(name, argv[i], len);
+		name[len] = '\0';
+		if (cJSON_GetObjectItemCaseSensitive(o, name)) {
+			r = fs_error_set(err, -FS_EUSAGE, "field '%s' given twice", name);
+			goto out;
+		}
+		if ((r = form_value_from_text(f, name, eq + 1, &v, err)) < 0)
+			goto out;
+		if (!cJSON_AddItemToObject(o, name, v)) {
+			cJSON_Delete(v);
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	*ret = o;
+	return 0;
+out:
+	cJSON_Delete(o);
+	return r;
+}
+
+#define JSON_INPUT_MAX (1024 * 1024)
+
+static int fields_from_json(const char *path, cJSON **ret, struct fs_error *err)
+{
+	FILE *fp = strcmp(path, "-") ? fopen(path, "re") : stdin;
+	char *buf = NULL;
+	size_t n = 0;
+	cJSON *o;
+	int r = 0;
+
+	if (!fp)
+		return fs_error_set(err, -errno, "read %s: %s", path, strerror(errno));
+	buf = malloc(JSON_INPUT_MAX + 1);
+	if (!buf) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	n = fread(buf, 1, JSON_INPUT_MAX + 1, fp);
+	if (ferror(fp)) {
+		r = fs_error_set(err, -EIO, "read %s: read error", path);
+		goto out;
+	}
+	if (n > JSON_INPUT_MAX) {
+		r = fs_error_set(err, -FS_ELIMIT, "read %s: more than %d bytes", path, JSON_INPUT_MAX);
+		goto out;
+	}
+	o = cJSON_ParseWithLength(buf, n);
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		r = fs_error_set(err, -FS_EVALID, "read %s: not a JSON object", path);
+		goto out;
+	}
+	*ret = o;
+out:
+	free(buf);
+	if (fp != stdin)
+		fclose(fp);
+	return r;
+}
+
+static const char record_usage[] =
+	"Usage: fieldsync %1$s add FIELD=VALUE... | add --json FILE|-\n"
+	"       fieldsync %1$s list [--json]\n"
+	"       fieldsync %1$s show ID [--json]\n"
+	"       fieldsync %1$s edit ID FIELD=VALUE...   (FIELD= clears a field)\n"
+	"       fieldsync %1$s delete ID\n"
+	"\n"
+	"add prints the new record's id as the last line of standard output.\n"
+	"--json lists records as JSON Lines, one object per line.\n"
+	"Fields and their allowed values come from the form definition\n"
+	"%2$s/%3$s.json.\n";
+
+/* Text of one field for human output: strings bare, the rest as JSON. */
+static void print_value(FILE *out, const cJSON *v)
+{
+	char *text;
+
+	if (cJSON_IsString(v)) {
+		fputs(v->valuestring, out);
+		return;
+	}
+	text = cJSON_PrintUnformatted(v);
+	if (text)
+		fputs(text, out);
+	cJSON_free(text);
+}
+
+struct list_ctx {
+	const struct form *f;
+	int json;
+};
+
+static int print_record(const cJSON *rec, void *data)
+{
+	const struct list_ctx *lc = data;
+	const cJSON *fields = cJSON_GetObjectItemCaseSensitive(rec, "fields");
+	char *text;
+
+	if (lc->json) {
+		text = cJSON_PrintUnformatted(rec);
+		if (!text)
+			return -ENOMEM;
+		puts(text);
+		cJSON_free(text);
+		return 0;
+	}
+	fputs(cJSON_GetObjectItemCaseSensitive(rec, "id")->valuestring, stdout);
+	for (size_t i = 0; i < form_field_count(lc->f) && i < 4; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, form_field_name(lc->f, i));
+
+		putchar('\t');
+		if (v)
+			print_value(stdout, v);
+	}
+	putchar('\n');
+	return 0;
+}
+
+static void print_record_long(const struct form *f, const cJSON *rec)
+{
+	const cJSON *fields = cJSON_GetObjectItemCaseSensitive(rec, "fields");
+	static const char *const meta[] = {"id", "collection", "created", "updated", "author"};
+
+	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
+		printf("%-16s %s\n", meta[i],
+		       cJSON_GetObjectItemCaseSensitive(rec, meta[i])->valuestring);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "deleted")))
+		printf("%-16s yes\n", "deleted");
+	for (size_t i = 0; i < form_field_count(f); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, form_field_name(f, i));
+
+		if (!v)
+			continue;
+		printf("%-16s ", form_field_name(f, i));
+		print_value(stdout, v);
+		putchar('\n');
+	}
+}
+
+/* Run one write in its own transaction. */
+static int write_record(struct store *s, const struct form *f, const char *verb, const char *id,
+			const cJSON *fields, char new_id[UUID_TEXT_LEN + 1], struct fs_error *err)
+{
+	int r = store_begin(s, err);
+
+	if (r < 0)
+		return r;
+	if (!strcmp(verb, "add"))
+		r = records_add(s, f, fields, NULL, new_id, err);
+	else if (!strcmp(verb, "edit"))
+		r = records_edit(s, f, id, fields, err);
+	else
+		r = records_delete(s, f, id, err);
+	if (r < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s, err);
+}
+
+static int cmd_record(struct cli *c, const char *collection, const char *noun, int argc,
+		      char **argv)
+{
+	static const struct option opts[] = {{"json", optional_argument, NULL, OPT_JSON},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	char new_id[UUID_TEXT_LEN + 1];
+	struct fs_error err = {0};
+	struct form *f = NULL;
+	struct store *s = NULL;
+	cJSON *fields = NULL, *rec = NULL;
+	const char *verb, *json_path = NULL;
+	int json = 0, opt, r, nargs;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		printf(record_usage, noun, c->cfg.forms_dir, collection);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	verb = argv[1];
+	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
+	while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			printf(record_usage, noun, c->cfg.forms_dir, collection);
+			return EXIT_OK;
+		} else if (opt == OPT_JSON) {
+			json = 1;
+			json_path = optarg;
+		} else {
+			return usage_error(noun, "bad option");
+		}
+	}
+	argv += 1 + optind;
+	nargs = argc - 1 - optind;
+	/* "add --json FILE": getopt binds an optional argument only as
+	 * --json=FILE, so take the lone non-FIELD=VALUE argument. */
+	if (!strcmp(verb, "add") && json && !json_path && nargs == 1 && !strchr(argv[0], '=')) {
+		json_path = argv[0];
+		nargs = 0;
+	}
+	if (!strcmp(verb, "add")) {
+		if (json_path ? nargs != 0 : (nargs == 0 || json))
+			return usage_error(noun, "add takes FIELD=VALUE... or --json=FILE");
+	} else if (!strcmp(verb, "list")) {
+		if (nargs != 0 || json_path)
+			return usage_error(noun, "list takes no arguments but --json");
+	} else if (!strcmp(verb, "show") || !strcmp(verb, "delete")) {
+		if (nargs != 1 || json_path || (json && !strcmp(verb, "delete")))
+			return usage_error(noun, "%s takes one ID", verb);
+	} else if (!strcmp(verb, "edit")) {
+		if (nargs < 2 || json)
+			return usage_error(noun, "edit takes ID FIELD=VALUE...");
+	} else {
+		return usage_error(noun, "unknown subcommand '%.32s'", verb);
+	}
+	if ((r = load_form(c, collection, &f, &err)) < 0)
+		goto fail;
+	if (!strcmp(verb, "add"))
+		r = json_path ? fields_from_json(json_path, &fields, &err)
+			      : fields_from_args(f, nargs, argv, &fields, &err);
+	else if (!strcmp(verb, "edit"))
+		r = fields_from_args(f, nargs - 1, argv + 1, &fields, &err);
+	if (r < 0 || (r = open_store(c, &s, &err)) < 0)
+		goto fail;
+	if (!strcmp(verb, "list")) {
+		struct list_ctx lc = {.f = f, .json = json};
+
+		r = records_list(s, f, print_record, &lc, &err);
+	} else if (!strcmp(verb, "show")) {
+		r = records_get(s, f, argv[0], &rec, &err);
+		if (r == 0 && json)
+			print_record(rec, &(struct list_ctx){.f = f, .json = 1});
+		else if (r == 0)
+			print_record_long(f, rec);
+	} else {
+		r = write_record(s, f, verb, nargs ? argv[0] : NULL, fields, new_id, &err);
+		if (r == 0 && !strcmp(verb, "add"))
+			printf("%s\n", new_id);
+	}
+	if (r < 0)
+		goto fail;
+	r = EXIT_OK;
+	goto out;
+fail:
+	r = fail(&err);
+out:
+	cJSON_Delete(rec);
+	cJSON_Delete(fields);
+	store_close(s);
+	form_free(f);
+	return r;
+}
+
+/* ---- import ----------------------------------------------------------- */
+
+static void import_progress(unsigned long long rows, unsigned long long done,
+			    unsigned long long total, void *ctx)
+{
+	(void)ctx;
+	fprintf(stderr, "\rimporting: %3llu%%  %llu rows", total ? done * 100 / total : 100, rows);
+	fflush(stderr);
+}
+
+static void import_row_error(unsigned long long line, const struct fs_error *e, void *ctx)
+{
+	(void)ctx;
+	fprintf(stderr, "fieldsync: import: line %llu: %s\n", line, e->msg);
+}
+
+static int cmd_import(struct cli *c, int argc, char **argv)
+{
+	static const char usage[] =
+		"Usage: fieldsync import beneficiaries|visits FILE.csv\n"
+		"Import records from CSV in one transaction: all rows or none.\n"
+		"The header row names form fields; an optional 'id' column keeps the\n"
+		"given UUIDs.  Rejected rows are reported with their line numbers.\n";
+	struct csvimport_hooks hooks = {.row_error = import_row_error};
+	unsigned long long rows = 0;
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	struct form *f = NULL;
+	int r, tty = isatty(STDERR_FILENO);
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 3)
+		return usage_error("import", "expected a collection and a CSV file");
+	if (strcmp(argv[1], "beneficiaries") && strcmp(argv[1], "visits"))
+		return usage_error("import", "unknown collection '%.32s'", argv[1]);
+	if (tty)
+		hooks.progress = import_progress;
+	if ((r = load_form(c, argv[1], &f, &err)) < 0 || (r = open_store(c, &s, &err)) < 0)
+		goto out;
+	r = csvimport_run(s, f, argv[2], &hooks, &rows, &err);
+	if (tty && hooks.progress)
+		fputc('\n', stderr);
+	if (r == 0)
+		printf("imported %llu %s\n", rows, argv[1]);
+out:
+	store_close(s);
+	form_free(f);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+/* ---- init, keygen, passwd, status, check ------------------------------ */
+
+static int cmd_init(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"kdf", required_argument, NULL, OPT_KDF},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct keystore_secret *secret = NULL;
+	enum pwhash_profile profile;
+	struct fs_error err = {0};
+	const char *kdf = NULL;
+	int opt, r;
+
+	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			puts("Usage: fieldsync init [--kdf interactive|moderate|sensitive]\n"
+			     "Create the device identity and the encrypted store in the data\n"
+			     "directory, unlocked by the configured passphrase file or key file,\n"
+			     "or by a passphrase asked on the terminal.");
+			return EXIT_OK;
+		}
+		if (opt != OPT_KDF)
+			return usage_error("init", "bad option");
+		kdf = optarg;
+	}
+	if (optind != argc)
+		return usage_error("init", "unexpected argument");
+	if ((r = kdf_profile(c, kdf, &profile, &err)) < 0 ||
+	    (r = secret_from(c->cfg.passphrase_file, c->cfg.key_file, "New store passphrase: ", 1,
+			     &secret, &err)) < 0 ||
+	    (r = store_create(c->cfg.data_dir, secret, profile, NULL, &err)) < 0)
+		goto out;
+	printf("created encrypted store in %s\n", c->cfg.data_dir);
+out:
+	keystore_secret_free(secret);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+	struct fs_error err = {0};
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		puts("Usage: fieldsync keygen FILE\n"
+		     "Write a new random key file (mode 0600) that can unlock a store with\n"
+		     "--key-file or [store] key_file.  Never replaces an existing file.");
+		return EXIT_OK;
+	}
+	if (argc != 2)
+		return usage_error("keygen", "expected one FILE");
+	if (keystore_keygen(argv[1], &err) < 0)
+		return fail(&err);
+	printf("wrote key file %s\n", argv[1]);
+	return EXIT_OK;
+}
+
+static int cmd_passwd(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"new-passphrase-file", required_argument, NULL, OPT_NEW_PASSPHRASE_FILE},
+		{"new-key-file", required_argument, NULL, OPT_NEW_KEY_FILE},
+		{"kdf", required_argument, NULL, OPT_KDF},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct keystore_secret *old_secret = NULL, *new_secret = NULL;
+	const char *new_pass = NULL, *new_key = NULL, *kdf = NULL;
+	enum pwhash_profile profile;
+	struct fs_error err = {0};
+	int opt, r;
+
+	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			puts("Usage: fieldsync passwd [--new-passphrase-file FILE | --new-key-file FILE]\n"
+			     "                        [--kdf interactive|moderate|sensitive]\n"
+			     "Re-wrap the store's data key under a new passphrase or key file.\n"
+			     "The database itself is not rewritten, so this is instant.  The\n"
+			     "current secret comes from the usual options; with no new secret\n"
+			     "given, the new passphrase is asked on the terminal.");
+			return EXIT_OK;
+		case OPT_NEW_PASSPHRASE_FILE: new_pass = optarg; break;
+		case OPT_NEW_KEY_FILE: new_key = optarg; break;
+		case OPT_KDF: kdf = optarg; break;
+		default: return usage_error("passwd", "bad option");
+		}
+	}
+	if (optind != argc || (new_pass && new_key))
+		return usage_error("passwd", "give at most one new secret");
+	if ((r = kdf_profile(c, kdf, &profile, &err)) < 0 ||
+	    (r = secret_from(c->cfg.passphrase_file, c->cfg.key_file, "Current passphrase: ", 0,
+			     &old_secret, &err)) < 0 ||
+	    (r = secret_from(new_pass, new_key, "New passphrase: ", 1, &new_secret, &err)) < 0 ||
+	    (r = store_passwd(c->cfg.data_dir, old_secret, new_secret, profile, &err)) < 0)
+		goto out;
+	printf("store key re-wrapped; the old %s no longer opens the store\n",
+	       old_secret->method == KEYSTORE_PASSPHRASE ? "passphrase" : "key file");
+out:
+	keystore_secret_free(old_secret);
+	keystore_secret_free(new_secret);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+static int cmd_status(struct cli *c, int argc, char **argv)
+{
+	static const char *const collections[] = {"beneficiaries", "visits"};
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	cJSON *o = NULL;
+	int json = 0, r;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			puts("Usage: fieldsync status [--json]\n"
+			     "Show this device's id and, per collection, live and deleted\n"
+			     "records and changes waiting to be sent.");
+			return EXIT_OK;
+		}
+		if (strcmp(argv[i], "--json"))
+			return usage_error("status", "unexpected argument");
+		json = 1;
+	}
+	if ((r = open_store(c, &s, &err)) < 0)
+		return fail(&err);
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "device", store_identity(s)->id) ||
+	    !cJSON_AddStringToObject(o, "data_dir", c->cfg.data_dir)) {
+		r = fs_error_set(&err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!json)
+		printf("device      %s\ndata dir    %s\n", store_identity(s)->id, c->cfg.data_dir);
+	for (size_t i = 0; i < 2; i++) {
+		struct records_stats st;
+		cJSON *co;
+
+		if ((r = records_stats(s, collections[i], &st, &err)) < 0)
+			goto out;
+		co = cJSON_AddObjectToObject(o, collections[i]);
+		if (!co || !cJSON_AddNumberToObject(co, "records", (double)st.live) ||
+		    !cJSON_AddNumberToObject(co, "deleted", (double)st.deleted) ||
+		    !cJSON_AddNumberToObject(co, "pending_changes", (double)st.pending)) {
+			r = fs_error_set(&err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		if (!json)
+			printf("%-13s %lld records, %lld deleted, %lld changes pending\n",
+			       collections[i], st.live, st.deleted, st.pending);
+	}
+	if (json) {
+		char *text = cJSON_PrintUnformatted(o);
+
+		if (text)
+			puts(text);
+		cJSON_free(text);
+	}
+out:
+	cJSON_Delete(o);
+	store_close(s);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+static int cmd_check(struct cli *c, int argc, char **argv)
+{
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	int r;
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		puts("Usage: fieldsync check\n"
+		     "Decrypt and authenticate every page (PRAGMA integrity_check), and check\n"
+		     "that every record matches the outbox changes that produced it.");
+		return EXIT_OK;
+	}
+	if (argc != 1)
+		return usage_error("check", "unexpected argument");
+	if ((r = open_store(c, &s, &err)) < 0 || (r = store_check(s, &err)) < 0 ||
+	    (r = records_verify_outbox(s, &err)) < 0)
+		goto out;
+	printf("store ok: every page authenticated, records match their outbox\n");
+out:
+	store_close(s);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"data-dir", required_argument, NULL, OPT_DATA_DIR},
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
+		{"key-file", required_argument, NULL, OPT_KEY_FILE},
+		{"forms-dir", required_argument, NULL, OPT_FORMS_DIR},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
+	char *overrides[4] = {NULL, NULL, NULL, NULL};
+	struct cli c = {0};
+	struct fs_error err = {0};
+	const char *cmd;
+	int opt, r;
+
+	if (secmem_init() < 0) {
+		fprintf(stderr, "fieldsync: libsodium failed to initialise\n");
+		return EXIT_KEY;
+	}
+	while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': c.config_path = optarg; break;
+		case OPT_DATA_DIR: overrides[0] = optarg; break;
+		case OPT_PASSPHRASE_FILE: overrides[1] = optarg; break;
+		case OPT_KEY_FILE: overrides[2] = optarg; break;
+		case OPT_FORMS_DIR: overrides[3] = optarg; break;
+		case 'h': fputs(main_usage, stdout); return EXIT_OK;
+		case 'V': puts("fieldsync " FS_VERSION); return EXIT_OK;
+		default: return usage_error(NULL, "bad option");
+		}
+	}
+	if (optind >= argc)
+		return usage_error(NULL, "no command given");
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(cmd, "help")) {
+		fputs(main_usage, stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen(argc, argv);
+	if (load_config(&c, overrides, &err) < 0) {
+		config_free(&c.cfg);
+		return fail(&err);
+	}
+	if (!strcmp(cmd, "init"))
+		r = cmd_init(&c, argc, argv);
+	else if (!strcmp(cmd, "passwd"))
+		r = cmd_passwd(&c, argc, argv);
+	else if (!strcmp(cmd, "beneficiary"))
+		r = cmd_record(&c, "beneficiaries", "beneficiary", argc, argv);
+	else if (!strcmp(cmd, "visit"))
+		r = cmd_record(&c, "visits", "visit", argc, argv);
+	else if (!strcmp(cmd, "import"))
+		r = cmd_import(&c, argc, argv);
+	else if (!strcmp(cmd, "status"))
+		r = cmd_status(&c, argc, argv);
+	else if (!strcmp(cmd, "check"))
+		r = cmd_check(&c, argc, argv);
+	else
+		r = usage_error(NULL, "unknown command '%.32s'", cmd);
+	config_free(&c.cfg);
+	return r;
+}

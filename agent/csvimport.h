@@ -1,0 +1,33 @@
+/* csvimport.h - importing beneficiaries or visits from CSV (libcsv).
+ *
+ * The header row names the columns: form fields, plus an optional "id"
+ * column whose UUIDs are kept (two teams importing HQ's caseload list get
+ * the same ids).  Empty cells are absent fields.  The whole file is one
+ * transaction: it imports entirely or not at all.  Each bad row is
+ * reported through hooks->row_error with its line number (the line on
+ * which the row ends), up to CSVIMPORT_MAX_ERRORS; then the import stops
+ * and returns -FS_EVALID.  Cells are never echoed in messages.
+ */
+#ifndef FS_CSVIMPORT_H
+#define FS_CSVIMPORT_H
+
+#include "agent/store.h"
+#include "sync/form.h"
+
+#define CSVIMPORT_MAX_ERRORS 20
+#define CSVIMPORT_MAX_CELL (64 * 1024)
+
+struct csvimport_hooks {
+	/* Called every 1,000 rows and at the end; may be NULL. */
+	void (*progress)(unsigned long long rows, unsigned long long bytes_done,
+			 unsigned long long bytes_total, void *ctx);
+	/* Called for each rejected row; may be NULL. */
+	void (*row_error)(unsigned long long line, const struct fs_error *e, void *ctx);
+	void *ctx;
+};
+
+int csvimport_run(struct store *s, const struct form *f, const char *path,
+		  const struct csvimport_hooks *hooks, unsigned long long *ret_rows,
+		  struct fs_error *err) FS_WUR;
+
+#endif

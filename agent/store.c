@@ -1,0 +1,539 @@
+/* store.c - opening, creating and checking the encrypted local store.
+ *
+ * Sections: paths and errors; schema; opening the database; create and
+ * open; transactions and the HLC; statement cache; checks.
+ */
+#include "agent/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "agent/vfs.h"
+#include "crypto/keyfile.h"
+#include "crypto/secmem.h"
+
+struct store {
+	sqlite3 *db;                               /* open through vfs */
+	struct fsvfs *vfs;                         /* owns the page key */
+	struct identity *ident;                    /* this device's keys */
+	char path[PATH_MAX];                       /* .../store.db, for messages */
+	uint64_t (*wall_ms)(void);                 /* clock */
+	hlc_t hlc;                                 /* last HLC, valid in a transaction */
+	int hlc_dirty;                             /* hlc must be written at commit */
+	sqlite3_stmt *stmts[STORE_STMT_SLOTS];     /* see store_stmt() */
+};
+
+/* ---- paths and errors ------------------------------------------------- */
+
+static int dir_file(char *out, size_t len, const char *dir, const char *name, struct fs_error *err)
+{
+	if ((size_t)snprintf(out, len, "%s/%s", dir, name) >= len)
+		return fs_error_set(err, -ENAMETOOLONG, "data directory %s: path too long", dir);
+	return 0;
+}
+
+static int map_sqlite(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL: return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: return -EBUSY;
+	case SQLITE_READONLY: return -EROFS;
+	case SQLITE_CANTOPEN: return -ENOENT;
+	case SQLITE_NOMEM: return -ENOMEM;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB: return -FS_ECORRUPT;
+	case SQLITE_IOERR: return rc == SQLITE_IOERR_DATA ? -FS_ECORRUPT : -EIO;
+	default: return -FS_ESTORE;
+	}
+}
+
+int store_fail(struct store *s, const char *what, struct fs_error *err)
+{
+	int rc = sqlite3_extended_errcode(s->db);
+	const char *fault = s->vfs ? fsvfs_last_fault(s->vfs) : NULL;
+
+	if (fault) {
+		/* The VFS knows the page; SQLite only knows "I/O error". */
+		fs_error_set(err, -FS_ECORRUPT, "%s %s: %s", what, s->path, fault);
+		fsvfs_clear_fault(s->vfs);
+		return -FS_ECORRUPT;
+	}
+	return fs_error_set(err, map_sqlite(rc), "%s %s: %s", what, s->path, sqlite3_errmsg(s->db));
+}
+
+static int exec(struct store *s, const char *sql, const char *what, struct fs_error *err)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail(s, what, err);
+	return 0;
+}
+
+/* ---- schema ----------------------------------------------------------- */
+
+/* Version 1.  records.fields is the JSON object of form fields; the
+ * outbox holds one row per changed field, written in the same
+ * transaction as the record, until HQ acknowledges it. */
+static const char schema_v1[] =
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"
+	"CREATE TABLE records("
+	"  id TEXT PRIMARY KEY,"
+	"  collection TEXT NOT NULL,"
+	"  fields TEXT NOT NULL,"
+	"  created_hlc INTEGER NOT NULL,"
+	"  updated_hlc INTEGER NOT NULL,"
+	"  author TEXT NOT NULL,"
+	"  deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1))"
+	") STRICT, WITHOUT ROWID;"
+	"CREATE INDEX records_by_collection ON records(collection, deleted);"
+	"CREATE TABLE outbox("
+	"  seq INTEGER PRIMARY KEY,"
+	"  record_id TEXT NOT NULL REFERENCES records(id),"
+	"  collection TEXT NOT NULL,"
+	"  field TEXT NOT NULL,"
+	"  value TEXT,"
+	"  hlc INTEGER NOT NULL,"
+	"  changeset INTEGER"
+	") STRICT;"
+	"CREATE INDEX outbox_by_record ON outbox(record_id, seq);"
+	"PRAGMA user_version = 1;";
+
+/* ---- opening the database --------------------------------------------- */
+
+static int db_open(struct store *s, const uint8_t *key, const uint8_t *id, int create,
+		   const struct store_options *opt, struct fs_error *err)
+{
+	int reserve = FSVFS_RESERVE, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE |
+					     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+	int r;
+
+	r = fsvfs_create(key, id, opt ? opt->under_vfs : NULL, &s->vfs);
+	if (r < 0)
+		return fs_error_set(err, r, "open store %s: cannot register VFS", s->path);
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(s->path, &s->db, flags, fsvfs_name(s->vfs)) != SQLITE_OK) {
+		if (!s->db)
+			return fs_error_set(err, -ENOMEM, "open store %s: out of memory", s->path);
+		return store_fail(s, "open store", err);
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, 5000);
+	if (create) {
+		/* Page size and reserved bytes are fixed before the first write;
+		 * the switch to WAL uses an in-memory journal so that no rollback
+		 * journal ever reaches the disk. */
+		if ((r = exec(s, "PRAGMA page_size=4096; PRAGMA journal_mode=MEMORY;",
+			      "create store", err)) < 0)
+			return r;
+		if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve) !=
+		    SQLITE_OK)
+			return store_fail(s, "create store", err);
+		if ((r = exec(s, "PRAGMA journal_mode=WAL;", "create store", err)) < 0)
+			return r;
+	}
+	r = exec(s, "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0;"
+		    "PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;",
+		 "open store", err);
+	return r;
+}
+
+static int pragma_int(struct store *s, const char *sql, int *ret, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "read store", err);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return store_fail(s, "read store", err);
+	}
+	*ret = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Every open proves the layout is ours before anything is written. */
+static int db_verify(struct store *s, struct fs_error *err)
+{
+	int version, page_size, reserve = -1, r;
+	sqlite3_stmt *st = NULL;
+	const char *mode;
+
+	if ((r = pragma_int(s, "PRAGMA user_version", &version, err)) < 0)
+		return r;
+	if ((r = pragma_int(s, "PRAGMA page_size", &page_size, err)) < 0)
+		return r;
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+	if (page_size != FSVFS_PAGE_SIZE || reserve != FSVFS_RESERVE)
+		return fs_error_set(err, -FS_EFORMAT, "open store %s: page size %d with %d reserved "
+				    "bytes, expected %d with %d", s->path, page_size, reserve,
+				    FSVFS_PAGE_SIZE, FSVFS_RESERVE);
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return store_fail(s, "open store", err);
+	}
+	mode = (const char *)sqlite3_column_text(st, 0);
+	r = mode && !strcmp(mode, "wal") ? 0 : -FS_EFORMAT;
+	sqlite3_finalize(st);
+	if (r < 0)
+		return fs_error_set(err, r, "open store %s: not in WAL mode", s->path);
+	if (version == 0)
+		return fs_error_set(err, -FS_EFORMAT, "open store %s: no schema (run fieldsync init)",
+				    s->path);
+	if (version > STORE_SCHEMA_VERSION)
+		return fs_error_set(err, -FS_EFORMAT, "open store %s: schema version %d is newer "
+				    "than this fieldsync understands (%d)", s->path, version,
+				    STORE_SCHEMA_VERSION);
+	return 0;
+}
+
+/* ---- create and open -------------------------------------------------- */
+
+static struct store *store_new(const char *data_dir, const struct store_options *opt,
+			       struct fs_error *err)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		fs_error_set(err, -ENOMEM, "open store in %s: out of memory", data_dir);
+		return NULL;
+	}
+	s->wall_ms = opt && opt->wall_ms ? opt->wall_ms : hlc_wall_ms;
+	if (dir_file(s->path, sizeof(s->path), data_dir, "store.db", err) < 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int write_identity(const char *data_dir, const uint8_t *key, struct identity **ret_ident,
+			  struct fs_error *err)
+{
+	uint8_t sealed[IDENTITY_SEALED_BYTES], sub[AEAD_KEYBYTES];
+	char path[PATH_MAX];
+	struct identity *ident = NULL;
+	int r;
+
+	if ((r = dir_file(path, sizeof(path), data_dir, "device.key", err)) < 0)
+		return r;
+	r = identity_generate(&ident);
+	if (r < 0)
+		return fs_error_set(err, r, "create device identity: out of memory");
+	aead_derive_subkey(sub, 2, "fsdevice", key);
+	identity_seal(ident, sub, sealed);
+	sodium_memzero(sub, sizeof(sub));
+	r = keyfile_write(path, KEYFILE_DEVICE, sealed, sizeof(sealed), KEYFILE_NO_REPLACE, err);
+	if (r < 0) {
+		identity_free(ident);
+		return r;
+	}
+	*ret_ident = ident;
+	return 0;
+}
+
+static int read_identity(const char *data_dir, const uint8_t *key, struct identity **ret_ident,
+			 struct fs_error *err)
+{
+	uint8_t sub[AEAD_KEYBYTES], *payload = NULL;
+	char path[PATH_MAX];
+	size_t len;
+	int r;
+
+	if ((r = dir_file(path, sizeof(path), data_dir, "device.key", err)) < 0)
+		return r;
+	if ((r = keyfile_read(path, KEYFILE_DEVICE, &payload, &len, err)) < 0)
+		return r;
+	aead_derive_subkey(sub, 2, "fsdevice", key);
+	r = identity_unseal(payload, len, sub, ret_ident);
+	sodium_memzero(sub, sizeof(sub));
+	secmem_free(payload);
+	if (r < 0)
+		return fs_error_set(err, r == -FS_EAUTH ? -FS_ECORRUPT : r,
+				    "open device key %s: %s", path,
+				    r == -FS_EAUTH ? "does not belong to this store, or was altered"
+						   : fs_strerror(r));
+	return 0;
+}
+
+static void remove_created(const char *data_dir)
+{
+	static const char *const names[] = {"store.db-wal", "store.db-shm", "store.db",
+					    "device.key", "store.key"};
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (dir_file(path, sizeof(path), data_dir, names[i], NULL) == 0)
+			unlink(path);
+}
+
+int store_create(const char *data_dir, const struct keystore_secret *secret,
+		 enum pwhash_profile profile, const struct store_options *opt,
+		 struct fs_error *err)
+{
+	uint8_t id[KEYSTORE_ID_BYTES], *key = NULL;
+	char keypath[PATH_MAX], meta[256];
+	struct store *s = NULL;
+	int r, created = 0;
+
+	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST)
+		return fs_error_set(err, -errno, "create data directory %s: %s", data_dir,
+				    strerror(errno));
+	if ((r = dir_file(keypath, sizeof(keypath), data_dir, "store.key", err)) < 0)
+		return r;
+	if (access(keypath, F_OK) == 0)
+		return fs_error_set(err, -FS_EEXIST, "create store in %s: a store already exists",
+				    data_dir);
+	s = store_new(data_dir, opt, err);
+	if (!s)
+		return err ? err->code : -ENOMEM;
+	r = keystore_create(keypath, secret, profile, &key, id, err);
+	if (r < 0)
+		goto out;
+	created = 1;
+	if ((r = write_identity(data_dir, key, &s->ident, err)) < 0)
+		goto out;
+	if ((r = db_open(s, key, id, 1, opt, err)) < 0)
+		goto out;
+	if ((r = exec(s, "BEGIN IMMEDIATE;", "create store", err)) < 0 ||
+	    (r = exec(s, schema_v1, "create store", err)) < 0)
+		goto out;
+	snprintf(meta, sizeof(meta),
+		 "INSERT INTO meta VALUES('device_id', '%s'), ('hlc', '0'); COMMIT;", s->ident->id);
+	if ((r = exec(s, meta, "create store", err)) < 0)
+		goto out;
+	r = db_verify(s, err);
+out:
+	store_close(s);
+	secmem_free(key);
+	if (r < 0 && created)
+		remove_created(data_dir);
+	return r;
+}
+
+int store_open(const char *data_dir, const struct keystore_secret *secret,
+	       const struct store_options *opt, struct store **ret_store, struct fs_error *err)
+{
+	uint8_t id[KEYSTORE_ID_BYTES], *key = NULL;
+	char keypath[PATH_MAX];
+	struct store *s;
+	int r;
+
+	s = store_new(data_dir, opt, err);
+	if (!s)
+		return err ? err->code : -ENOMEM;
+	if ((r = dir_file(keypath, sizeof(keypath), data_dir, "store.key", err)) < 0)
+		goto out;
+	if (access(keypath, F_OK) < 0) {
+		r = fs_error_set(err, -ENOENT, "open store in %s: no store (run fieldsync init)",
+				 data_dir);
+		goto out;
+	}
+	if ((r = keystore_open(keypath, secret, &key, id, err)) < 0)
+		goto out;
+	if ((r = read_identity(data_dir, key, &s->ident, err)) < 0)
+		goto out;
+	if (access(s->path, F_OK) < 0) {
+		r = fs_error_set(err, -ENOENT, "open store %s: database file is missing", s->path);
+		goto out;
+	}
+	if ((r = db_open(s, key, id, 0, opt, err)) < 0)
+		goto out;
+	if ((r = db_verify(s, err)) < 0)
+		goto out;
+	*ret_store = s;
+	s = NULL;
+out:
+	secmem_free(key);
+	store_close(s);
+	return r;
+}
+
+struct store *store_close(struct store *s)
+{
+	if (!s)
+		return NULL;
+	for (int i = 0; i < STORE_STMT_SLOTS; i++)
+		sqlite3_finalize(s->stmts[i]);
+	if (s->db) {
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close_v2(s->db);
+	}
+	fsvfs_destroy(s->vfs);
+	identity_free(s->ident);
+	free(s);
+	return NULL;
+}
+
+int store_passwd(const char *data_dir, const struct keystore_secret *old_secret,
+		 const struct keystore_secret *new_secret, enum pwhash_profile profile,
+		 struct fs_error *err)
+{
+	char keypath[PATH_MAX];
+	int r;
+
+	if ((r = dir_file(keypath, sizeof(keypath), data_dir, "store.key", err)) < 0)
+		return r;
+	return keystore_rewrap(keypath, old_secret, new_secret, profile, err);
+}
+
+sqlite3 *store_db(struct store *s)
+{
+	return s->db;
+}
+
+const struct identity *store_identity(const struct store *s)
+{
+	return s->ident;
+}
+
+const char *store_path(const struct store *s)
+{
+	return s->path;
+}
+
+uint64_t store_wall_ms(const struct store *s)
+{
+	return s->wall_ms();
+}
+
+/* ---- transactions and the HLC ----------------------------------------- */
+
+int store_begin(struct store *s, struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	const char *text;
+	int r;
+
+	if ((r = exec(s, "BEGIN IMMEDIATE", "begin transaction on", err)) < 0)
+		return r;
+	r = store_stmt(s, 0, "SELECT value FROM meta WHERE key = 'hlc'", &st, err);
+	if (r < 0)
+		goto fail;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		r = store_fail(s, "read clock from", err);
+		goto fail;
+	}
+	text = (const char *)sqlite3_column_text(st, 0);
+	s->hlc = text ? strtoull(text, NULL, 10) : 0;
+	s->hlc_dirty = 0;
+	sqlite3_reset(st);
+	return 0;
+fail:
+	store_rollback(s);
+	return r;
+}
+
+hlc_t store_hlc_next(struct store *s)
+{
+	s->hlc = hlc_next(s->hlc, s->wall_ms());
+	s->hlc_dirty = 1;
+	return s->hlc;
+}
+
+int store_commit(struct store *s, struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if (s->hlc_dirty) {
+		r = store_stmt(s, 1, "UPDATE meta SET value = ?1 WHERE key = 'hlc'", &st, err);
+		if (r < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)s->hlc);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			r = store_fail(s, "save clock to", err);
+			goto fail;
+		}
+	}
+	if ((r = exec(s, "COMMIT", "commit to", err)) < 0)
+		goto fail;
+	s->hlc_dirty = 0;
+	return 0;
+fail:
+	store_rollback(s);
+	return r;
+}
+
+void store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	s->hlc_dirty = 0;
+}
+
+/* ---- statement cache -------------------------------------------------- */
+
+int store_stmt(struct store *s, int slot, const char *sql, sqlite3_stmt **ret_stmt,
+	       struct fs_error *err)
+{
+	if (slot < 0 || slot >= STORE_STMT_SLOTS)
+		return fs_error_set(err, -FS_EUSAGE, "statement slot %d out of range", slot);
+	if (!s->stmts[slot]) {
+		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[slot],
+				       NULL) != SQLITE_OK)
+			return store_fail(s, "prepare statement for", err);
+	} else {
+		sqlite3_reset(s->stmts[slot]);
+		sqlite3_clear_bindings(s->stmts[slot]);
+	}
+	*ret_stmt = s->stmts[slot];
+	return 0;
+}
+
+/* ---- checks ----------------------------------------------------------- */
+
+int store_check(struct store *s, struct fs_error *err)
+{
+	static const char orphan_sql[] =
+		"SELECT 'record without outbox changes' FROM records r"
+		" WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = r.id)"
+		" UNION ALL SELECT 'outbox change without record' FROM outbox o"
+		" WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.id = o.record_id) LIMIT 1";
+	sqlite3_stmt *st = NULL;
+	const char *text;
+	int rc, r = 0;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "check store", err);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = store_fail(s, "check store", err);
+		goto out;
+	}
+	text = (const char *)sqlite3_column_text(st, 0);
+	if (!text || strcmp(text, "ok") != 0) {
+		/* integrity_check reports unreadable pages as rows, not as an
+		 * error; the VFS knows which page failed authentication. */
+		if (fsvfs_last_fault(s->vfs)) {
+			r = store_fail(s, "check store", err);
+			goto out;
+		}
+		r = fs_error_set(err, -FS_ECORRUPT, "check store %s: integrity check failed: %.200s",
+				 s->path, text ? text : "(no answer)");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(s->db, orphan_sql, -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "check store", err);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = fs_error_set(err, -FS_ECORRUPT, "check store %s: %s", s->path,
+				 (const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_DONE)
+		r = store_fail(s, "check store", err);
+out:
+	sqlite3_finalize(st);
+	return r;
+}

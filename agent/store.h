@@ -1,0 +1,82 @@
+/* store.h - the encrypted local store of a field device.
+ *
+ * A data directory holds:
+ *
+ *   store.key   the wrapped data key (keystore.h), mode 0600
+ *   device.key  the device identity, sealed under the data key, mode 0600
+ *   store.db    SQLite database, every page encrypted (vfs.h), with its
+ *               -wal and -shm while open
+ *
+ * The database runs with journal_mode=WAL, synchronous=FULL,
+ * temp_store=MEMORY and mmap_size=0; page size and reserved bytes are
+ * checked on every open.  Schema changes are versioned by user_version.
+ *
+ * Errors: every function fills err with the file and the reason; an
+ * integrity failure names the page (from the VFS).  A store handle is
+ * used by one thread at a time.
+ */
+#ifndef FS_STORE_H
+#define FS_STORE_H
+
+#include <sqlite3.h>
+
+#include "agent/keystore.h"
+#include "crypto/identity.h"
+#include "sync/hlc.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/* Options for tests and tools; zero-initialise for the defaults. */
+struct store_options {
+	sqlite3_vfs *under_vfs;     /* VFS below the encryption (NULL: default) */
+	uint64_t (*wall_ms)(void);  /* clock for HLC and ids (NULL: hlc_wall_ms) */
+};
+
+/* Create data_dir (mode 0700) if needed, the key envelope, the device
+ * identity and an empty store.  -FS_EEXIST if a store is already there. */
+int store_create(const char *data_dir, const struct keystore_secret *secret,
+		 enum pwhash_profile profile, const struct store_options *opt,
+		 struct fs_error *err) FS_WUR;
+
+int store_open(const char *data_dir, const struct keystore_secret *secret,
+	       const struct store_options *opt, struct store **ret_store,
+	       struct fs_error *err) FS_WUR;
+
+/* Close; NULL-safe; returns NULL.  Rolls back an open transaction. */
+struct store *store_close(struct store *s);
+
+/* Re-wrap the data key; the database is not touched. */
+int store_passwd(const char *data_dir, const struct keystore_secret *old_secret,
+		 const struct keystore_secret *new_secret, enum pwhash_profile profile,
+		 struct fs_error *err) FS_WUR;
+
+sqlite3 *store_db(struct store *s);
+const struct identity *store_identity(const struct store *s);
+const char *store_path(const struct store *s);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK.  Commit persists the HLC. */
+int store_begin(struct store *s, struct fs_error *err) FS_WUR;
+int store_commit(struct store *s, struct fs_error *err) FS_WUR;
+void store_rollback(struct store *s);
+
+/* Next HLC for a local write; only inside a transaction. */
+hlc_t store_hlc_next(struct store *s);
+uint64_t store_wall_ms(const struct store *s);
+
+/* A cached prepared statement for slot (0..STORE_STMT_SLOTS-1), reset
+ * and with bindings cleared.  sql must be the same for a slot always. */
+#define STORE_STMT_SLOTS 32
+int store_stmt(struct store *s, int slot, const char *sql, sqlite3_stmt **ret_stmt,
+	       struct fs_error *err) FS_WUR;
+
+/* Turn a failed SQLite call into an fs_error naming the store, what was
+ * being done, and the page when the VFS saw an integrity failure. */
+int store_fail(struct store *s, const char *what, struct fs_error *err);
+
+/* PRAGMA integrity_check, and every live record has outbox changes and
+ * every outbox change a record.  -FS_ECORRUPT with the first problem. */
+int store_check(struct store *s, struct fs_error *err) FS_WUR;
+
+#endif

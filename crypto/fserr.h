@@ -1,0 +1,52 @@
+/* fserr.h - the one error convention every fieldsync module uses.
+ *
+ * Functions return 0 on success and a negative code on failure: either a
+ * negated errno value (-ENOENT) or a negated project code below
+ * (-FS_EAUTH).  Functions that can say more than a code take a
+ * struct fs_error and fill it with a message that names what failed and
+ * why.  Messages never carry field values, keys or passphrases.
+ *
+ * Thread safety: fs_strerror() is thread-safe; an fs_error belongs to
+ * the caller.
+ */
+#ifndef FS_FSERR_H
+#define FS_FSERR_H
+
+#include <stddef.h>
+
+#define FS_WUR __attribute__((warn_unused_result))
+
+enum fs_code {
+	FS_EBASE = 1000,
+	FS_EAUTH,     /* a MAC, tag or signature did not verify */
+	FS_EKEY,      /* wrong passphrase or key file */
+	FS_EFORMAT,   /* malformed input, bad magic, unknown version */
+	FS_EKEYPERM,  /* a key file that others may read */
+	FS_EVALID,    /* a record failed validation against its form */
+	FS_ENOTFOUND, /* no such record */
+	FS_EEXIST,    /* already exists */
+	FS_ESTORE,    /* the database reported an error */
+	FS_ECORRUPT,  /* stored data failed its integrity checks */
+	FS_EUSAGE,    /* the caller asked for something meaningless */
+	FS_ELIMIT,    /* input over a size limit */
+};
+
+/* Error detail filled in by the function that failed.  code is the same
+ * value the function returned. */
+struct fs_error {
+	int code;
+	char msg[512];
+};
+
+/* Set e (which may be NULL) and return code, so callers can write
+ * `return fs_error_set(err, -FS_EVALID, "field '%s': required", name);`. */
+int fs_error_set(struct fs_error *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Prefix an existing message with more context ("open store X: ..."). */
+int fs_error_prefix(struct fs_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Static description of a code; never NULL. */
+const char *fs_strerror(int code);
+
+#endif

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install the Debian packages fieldsync needs to build, test or run the demo.
+# Prints the apt-get line it runs; when not root, prints the exact command
+# to run and stops, so that `make demo` and `make test` never half-work.
+set -eu
+
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
+libsqlite3-dev sqlite3 libsodium-dev libcjson-dev libcurl4-openssl-dev \
+libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "fieldsync: missing Debian packages:$missing" >&2
+	echo "fieldsync: run this as root, then try again:" >&2
+	echo "  apt-get update && $cmd" >&2
+	exit 1
+fi
+echo "+ apt-get update"
+DEBIAN_FRONTEND=noninteractive apt-get update -qq
+echo "+ $cmd"
+DEBIAN_FRONTEND=noninteractive $cmd

@@ -1,0 +1,1049 @@
+/* form.c - form definitions and validation of record fields.
+ *
+ * Sections: strings and numbers; parsing a definition; loading a file;
+ * the loaded form; checking values; whole records; values from text.
+ */
+#include "sync/form.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sync/uuid.h"
+
+#define FORMAT_VERSION "fieldsync-form/1"
+/* A text field may not be declared longer than this (bytes). */
+#define FORM_MAX_TEXT_LENGTH (1024 * 1024)
+/* At most this many allowed values per choice or multi_choice field. */
+#define FORM_MAX_VALUES 1024
+/* Names and keys are printed in messages up to this many bytes. */
+#define PRINT_MAX 64
+
+struct form_field {
+	char name[FORM_MAX_NAME + 1]; /* [a-z][a-z0-9_]*, unique in its form */
+	enum form_type type;          /* what JSON value the field holds */
+	bool required;                /* null or absent is an error */
+	bool phone;                   /* text: format "phone" */
+	size_t max_length;            /* text: maximum length in bytes */
+	int64_t min, max;             /* integer: inclusive bounds */
+	int must_be;                  /* boolean: -1 any, else the only value */
+	char **values;                /* choice, multi_choice: allowed strings */
+	size_t nvalues;               /* number of entries in values */
+	char *collection;             /* ref: target collection, else NULL */
+};
+
+struct form {
+	char *collection;           /* the collection this form describes */
+	struct form_field *fields;  /* nfields entries, definition order */
+	size_t nfields;             /* number of fields */
+};
+
+/* ---- strings and numbers ---------------------------------------------- */
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+ * above U+10FFFF.  The string ends at its NUL. */
+static bool utf8_valid(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (*s) {
+		unsigned char c = *s;
+		unsigned char lo = 0x80, hi = 0xbf;
+		int n;
+
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			if (c == 0xe0)
+				lo = 0xa0; /* overlong */
+			else if (c == 0xed)
+				hi = 0x9f; /* surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			if (c == 0xf0)
+				lo = 0x90; /* overlong */
+			else if (c == 0xf4)
+				hi = 0x8f; /* above U+10FFFF */
+		} else {
+			return false;
+		}
+		s++;
+		if (*s < lo || *s > hi)
+			return false;
+		for (s++, n--; n > 0; s++, n--)
+			if (*s < 0x80 || *s > 0xbf)
+				return false;
+	}
+	return true;
+}
+
+/* A name or key for a message: quoted if it is printable ASCII (cut to
+ * PRINT_MAX bytes), else not printed at all. */
+static const char *quoted(const char *s, char buf[PRINT_MAX + 8])
+{
+	size_t n;
+
+	if (!s)
+		return "(no name)";
+	for (n = 0; s[n]; n++)
+		if (s[n] < 0x20 || s[n] > 0x7e)
+			return "(unprintable name)";
+	if (n > PRINT_MAX)
+		n = PRINT_MAX;
+	snprintf(buf, PRINT_MAX + 8, "'%.*s'%s", (int)n, s, s[n] ? "..." : "");
+	return buf;
+}
+
+/* [a-z][a-z0-9_]{0,63} */
+static bool name_valid(const char *s)
+{
+	size_t n;
+
+	if (!(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (n = 1; s[n]; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+			return false;
+	return n <= FORM_MAX_NAME;
+}
+
+/* A JSON number that is a whole number within int64. */
+static bool json_int64(const cJSON *v, int64_t *ret)
+{
+	double d;
+
+	if (!cJSON_IsNumber(v))
+		return false;
+	d = v->valuedouble;
+	/* Also false for NaN; 0x1p63 itself does not fit. */
+	if (!(d >= -0x1p63 && d < 0x1p63))
+		return false;
+	if ((double)(int64_t)d != d)
+		return false;
+	*ret = (int64_t)d;
+	return true;
+}
+
+static bool ascii_eq_nocase(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++) {
+		char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a;
+
+		if (x != *b)
+			return false;
+	}
+	return *a == *b;
+}
+
+/* ---- parsing a definition --------------------------------------------- */
+
+enum attr {
+	ATTR_NAME,
+	ATTR_TYPE,
+	ATTR_REQUIRED,
+	ATTR_MAX_LENGTH,
+	ATTR_FORMAT,
+	ATTR_MIN,
+	ATTR_MAX,
+	ATTR_VALUES,
+	ATTR_MUST_BE,
+	ATTR_COLLECTION,
+	ATTR_COUNT,
+};
+
+#define T(t) (1u << (t))
+#define T_ALL 0xffu
+
+/* Each attribute and the field types that may carry it. */
+static const struct {
+	const char *name;
+	unsigned types;
+} attrs[ATTR_COUNT] = {
+	[ATTR_NAME] = {"name", T_ALL},
+	[ATTR_TYPE] = {"type", T_ALL},
+	[ATTR_REQUIRED] = {"required", T_ALL},
+	[ATTR_MAX_LENGTH] = {"max_length", T(FORM_TEXT)},
+	[ATTR_FORMAT] = {"format", T(FORM_TEXT)},
+	[ATTR_MIN] = {"min", T(FORM_INTEGER)},
+	[ATTR_MAX] = {"max", T(FORM_INTEGER)},
+	[ATTR_VALUES] = {"values", T(FORM_CHOICE) | T(FORM_MULTI_CHOICE)},
+	[ATTR_MUST_BE] = {"must_be", T(FORM_BOOLEAN)},
+	[ATTR_COLLECTION] = {"collection", T(FORM_REF)},
+};
+
+static const char *const type_names[] = {
+	[FORM_TEXT] = "text",       [FORM_INTEGER] = "integer",
+	[FORM_BOOLEAN] = "boolean", [FORM_DATE] = "date",
+	[FORM_CHOICE] = "choice",   [FORM_MULTI_CHOICE] = "multi_choice",
+	[FORM_GPS] = "gps",         [FORM_REF] = "ref",
+};
+
+/* Sort the members of a field object by attribute; reject unknown and
+ * repeated ones. */
+static int field_attrs(const cJSON *obj, const cJSON *ret_attr[ATTR_COUNT], struct fs_error *err)
+{
+	const cJSON *m;
+	char buf[PRINT_MAX + 8];
+
+	cJSON_ArrayForEach(m, obj)
+	{
+		int a;
+
+		for (a = 0; a < ATTR_COUNT; a++)
+			if (m->string && !strcmp(m->string, attrs[a].name))
+				break;
+		if (a == ATTR_COUNT)
+			return fs_error_set(err, -FS_EFORMAT, "unknown attribute %s",
+					    quoted(m->string, buf));
+		if (ret_attr[a])
+			return fs_error_set(err, -FS_EFORMAT, "attribute '%s' given twice",
+					    attrs[a].name);
+		ret_attr[a] = m;
+	}
+	return 0;
+}
+
+static int parse_name(struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	char buf[PRINT_MAX + 8];
+
+	if (!v)
+		return fs_error_set(err, -FS_EFORMAT, "'name' missing");
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return fs_error_set(err, -FS_EFORMAT, "'name' must be a string");
+	if (!strcmp(v->valuestring, "id") || v->valuestring[0] == '_')
+		return fs_error_set(err, -FS_EFORMAT, "name %s is reserved",
+				    quoted(v->valuestring, buf));
+	if (!name_valid(v->valuestring))
+		return fs_error_set(err, -FS_EFORMAT,
+				    "name %s must match [a-z][a-z0-9_]{0,63}",
+				    quoted(v->valuestring, buf));
+	strcpy(ff->name, v->valuestring);
+	return 0;
+}
+
+static int parse_type(struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	char buf[PRINT_MAX + 8];
+
+	if (!v)
+		return fs_error_set(err, -FS_EFORMAT, "'type' missing");
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return fs_error_set(err, -FS_EFORMAT, "'type' must be a string");
+	for (size_t t = 0; t < sizeof(type_names) / sizeof(type_names[0]); t++) {
+		if (!strcmp(v->valuestring, type_names[t])) {
+			ff->type = (enum form_type)t;
+			return 0;
+		}
+	}
+	return fs_error_set(err, -FS_EFORMAT, "unknown type %s", quoted(v->valuestring, buf));
+}
+
+/* The allowed values of a choice or multi_choice field: a non-empty
+ * array of distinct non-empty strings.  multi_choice values are written
+ * as a list on the command line, so they may not hold a separator or
+ * start or end with a space. */
+static int parse_values(struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	const cJSON *item;
+	int n;
+
+	if (!v)
+		return fs_error_set(err, -FS_EFORMAT, "'values' missing");
+	if (!cJSON_IsArray(v))
+		return fs_error_set(err, -FS_EFORMAT, "'values' must be an array of strings");
+	n = cJSON_GetArraySize(v);
+	if (n <= 0)
+		return fs_error_set(err, -FS_EFORMAT, "'values' must not be empty");
+	if (n > FORM_MAX_VALUES)
+		return fs_error_set(err, -FS_EFORMAT, "more than %d values", FORM_MAX_VALUES);
+	ff->values = calloc((size_t)n, sizeof(*ff->values));
+	if (!ff->values)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	cJSON_ArrayForEach(item, v)
+	{
+		const char *s = cJSON_IsString(item) ? item->valuestring : NULL;
+		size_t i = ff->nvalues, len;
+
+		if (!s || !*s || !utf8_valid(s))
+			return fs_error_set(err, -FS_EFORMAT,
+					    "value %zu must be a non-empty UTF-8 string", i + 1);
+		len = strlen(s);
+		if (ff->type == FORM_MULTI_CHOICE &&
+		    (strpbrk(s, ",;") || s[0] == ' ' || s[len - 1] == ' '))
+			return fs_error_set(err, -FS_EFORMAT,
+					    "value %zu: a multi_choice value may not contain ',' "
+					    "or ';' or start or end with a space",
+					    i + 1);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(ff->values[j], s))
+				return fs_error_set(err, -FS_EFORMAT, "value %zu repeats value %zu",
+						    i + 1, j + 1);
+		ff->values[i] = strdup(s);
+		if (!ff->values[i])
+			return fs_error_set(err, -ENOMEM, "out of memory");
+		ff->nvalues++;
+	}
+	return 0;
+}
+
+static int parse_bounds(struct form_field *ff, const cJSON *min, const cJSON *max,
+			struct fs_error *err)
+{
+	ff->min = INT64_MIN;
+	ff->max = INT64_MAX;
+	if (min && !json_int64(min, &ff->min))
+		return fs_error_set(err, -FS_EFORMAT, "'min' must be a whole number");
+	if (max && !json_int64(max, &ff->max))
+		return fs_error_set(err, -FS_EFORMAT, "'max' must be a whole number");
+	if (ff->min > ff->max)
+		return fs_error_set(err, -FS_EFORMAT, "'min' is greater than 'max'");
+	return 0;
+}
+
+static int parse_text_attrs(struct form_field *ff, const cJSON *max_length, const cJSON *format,
+			    struct fs_error *err)
+{
+	char buf[PRINT_MAX + 8];
+	int64_t n;
+
+	ff->max_length = FORM_DEFAULT_MAX_LENGTH;
+	if (max_length) {
+		if (!json_int64(max_length, &n) || n < 1 || n > FORM_MAX_TEXT_LENGTH)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "'max_length' must be a whole number in 1..%d",
+					    FORM_MAX_TEXT_LENGTH);
+		ff->max_length = (size_t)n;
+	}
+	if (format) {
+		if (!cJSON_IsString(format) || !format->valuestring)
+			return fs_error_set(err, -FS_EFORMAT, "'format' must be a string");
+		if (strcmp(format->valuestring, "phone") != 0)
+			return fs_error_set(err, -FS_EFORMAT, "unknown text format %s",
+					    quoted(format->valuestring, buf));
+		ff->phone = true;
+	}
+	return 0;
+}
+
+static int parse_collection_name(const cJSON *v, const char *what, char **ret,
+				 struct fs_error *err)
+{
+	char buf[PRINT_MAX + 8];
+	char *s;
+
+	if (!v)
+		return fs_error_set(err, -FS_EFORMAT, "'%s' missing", what);
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return fs_error_set(err, -FS_EFORMAT, "'%s' must be a string", what);
+	if (!name_valid(v->valuestring))
+		return fs_error_set(err, -FS_EFORMAT, "%s %s must match [a-z][a-z0-9_]{0,63}",
+				    what, quoted(v->valuestring, buf));
+	s = strdup(v->valuestring);
+	if (!s)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	*ret = s;
+	return 0;
+}
+
+/* One entry of "fields".  On failure ff may be half built; form_free
+ * releases it. */
+static int parse_field(struct form_field *ff, const cJSON *obj, struct fs_error *err)
+{
+	const cJSON *a[ATTR_COUNT] = {0};
+	int r;
+
+	if (!cJSON_IsObject(obj))
+		return fs_error_set(err, -FS_EFORMAT, "must be an object");
+	if ((r = field_attrs(obj, a, err)) < 0 || (r = parse_name(ff, a[ATTR_NAME], err)) < 0 ||
+	    (r = parse_type(ff, a[ATTR_TYPE], err)) < 0)
+		return r;
+	for (int i = 0; i < ATTR_COUNT; i++)
+		if (a[i] && !(attrs[i].types & T(ff->type)))
+			return fs_error_set(err, -FS_EFORMAT, "attribute '%s' not allowed for type %s",
+					    attrs[i].name, type_names[ff->type]);
+	if (a[ATTR_REQUIRED] && !cJSON_IsBool(a[ATTR_REQUIRED]))
+		return fs_error_set(err, -FS_EFORMAT, "'required' must be true or false");
+	ff->required = cJSON_IsTrue(a[ATTR_REQUIRED]);
+	ff->must_be = -1;
+	switch (ff->type) {
+	case FORM_TEXT:
+		return parse_text_attrs(ff, a[ATTR_MAX_LENGTH], a[ATTR_FORMAT], err);
+	case FORM_INTEGER:
+		return parse_bounds(ff, a[ATTR_MIN], a[ATTR_MAX], err);
+	case FORM_BOOLEAN:
+		if (a[ATTR_MUST_BE] && !cJSON_IsBool(a[ATTR_MUST_BE]))
+			return fs_error_set(err, -FS_EFORMAT, "'must_be' must be true or false");
+		if (a[ATTR_MUST_BE])
+			ff->must_be = cJSON_IsTrue(a[ATTR_MUST_BE]);
+		return 0;
+	case FORM_CHOICE:
+	case FORM_MULTI_CHOICE:
+		return parse_values(ff, a[ATTR_VALUES], err);
+	case FORM_REF:
+		return parse_collection_name(a[ATTR_COLLECTION], "collection", &ff->collection,
+					     err);
+	case FORM_DATE:
+	case FORM_GPS:
+		return 0;
+	}
+	return fs_error_set(err, -FS_EFORMAT, "unknown type");
+}
+
+/* The "fields" array: each entry parsed, names distinct. */
+static int parse_fields(struct form *f, const cJSON *arr, struct fs_error *err)
+{
+	const cJSON *item;
+	int n;
+
+	if (!arr)
+		return fs_error_set(err, -FS_EFORMAT, "'fields' missing");
+	if (!cJSON_IsArray(arr))
+		return fs_error_set(err, -FS_EFORMAT, "'fields' must be an array");
+	n = cJSON_GetArraySize(arr);
+	if (n <= 0)
+		return fs_error_set(err, -FS_EFORMAT, "'fields' is empty");
+	if (n > FORM_MAX_FIELDS)
+		return fs_error_set(err, -FS_EFORMAT, "more than %d fields", FORM_MAX_FIELDS);
+	f->fields = calloc((size_t)n, sizeof(*f->fields));
+	if (!f->fields)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	cJSON_ArrayForEach(item, arr)
+	{
+		struct form_field *ff = &f->fields[f->nfields];
+		size_t i = f->nfields;
+		int r;
+
+		f->nfields++; /* so form_free sees a half-built field */
+		r = parse_field(ff, item, err);
+		if (r == 0)
+			for (size_t j = 0; j < i && r == 0; j++)
+				if (!strcmp(f->fields[j].name, ff->name))
+					r = fs_error_set(err, -FS_EFORMAT,
+							 "name repeats field %zu", j + 1);
+		if (r < 0) {
+			if (ff->name[0])
+				fs_error_prefix(err, "field %zu '%s'", i + 1, ff->name);
+			else
+				fs_error_prefix(err, "field %zu", i + 1);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* The top-level object: exactly "format", "collection" and "fields". */
+static int parse_form(struct form *f, const cJSON *root, struct fs_error *err)
+{
+	const cJSON *format = NULL, *collection = NULL, *fields = NULL, *m;
+	char buf[PRINT_MAX + 8];
+	int r;
+
+	if (!cJSON_IsObject(root))
+		return fs_error_set(err, -FS_EFORMAT, "not a JSON object");
+	cJSON_ArrayForEach(m, root)
+	{
+		const cJSON **slot = NULL;
+
+		if (m->string && !strcmp(m->string, "format"))
+			slot = &format;
+		else if (m->string && !strcmp(m->string, "collection"))
+			slot = &collection;
+		else if (m->string && !strcmp(m->string, "fields"))
+			slot = &fields;
+		else
+			return fs_error_set(err, -FS_EFORMAT, "unknown member %s",
+					    quoted(m->string, buf));
+		if (*slot)
+			return fs_error_set(err, -FS_EFORMAT, "member '%s' given twice", m->string);
+		*slot = m;
+	}
+	if (!format)
+		return fs_error_set(err, -FS_EFORMAT, "'format' missing");
+	if (!cJSON_IsString(format) || !format->valuestring ||
+	    strcmp(format->valuestring, FORMAT_VERSION) != 0)
+		return fs_error_set(err, -FS_EFORMAT, "unsupported format (expected \"%s\")",
+				    FORMAT_VERSION);
+	if ((r = parse_collection_name(collection, "collection", &f->collection, err)) < 0)
+		return r;
+	return parse_fields(f, fields, err);
+}
+
+int form_load_json(const char *json, size_t len, const char *origin, struct form **ret_form,
+		   struct fs_error *err)
+{
+	const char *where = origin ? origin : "(definition)", *end = NULL;
+	struct form *f = NULL;
+	cJSON *root = NULL;
+	char *buf = NULL;
+	int r;
+
+	if (!json || !ret_form)
+		return fs_error_set(err, -FS_EUSAGE, "form %s: no definition", where);
+	if (len > FORM_MAX_DEFINITION_BYTES)
+		return fs_error_set(err, -FS_EFORMAT, "form %s: definition larger than %d bytes",
+				    where, FORM_MAX_DEFINITION_BYTES);
+	if (memchr(json, '\0', len))
+		return fs_error_set(err, -FS_EFORMAT, "form %s: definition contains a NUL byte",
+				    where);
+	/* cJSON wants a terminated string; a copy also rules out trailing
+	 * bytes being read past len. */
+	buf = malloc(len + 1);
+	f = calloc(1, sizeof(*f));
+	if (!buf || !f) {
+		r = fs_error_set(err, -ENOMEM, "form %s: out of memory", where);
+		goto out;
+	}
+	memcpy(buf, json, len);
+	buf[len] = '\0';
+	root = cJSON_ParseWithOpts(buf, &end, 1);
+	if (!root) {
+		r = fs_error_set(err, -FS_EFORMAT, "form %s: not valid JSON (near byte %zu)", where,
+				 end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len);
+		goto out;
+	}
+	r = parse_form(f, root, err);
+	if (r < 0) {
+		fs_error_prefix(err, "form %s", where);
+		goto out;
+	}
+	*ret_form = f;
+	f = NULL;
+out:
+	form_free(f);
+	cJSON_Delete(root);
+	free(buf);
+	return r;
+}
+
+/* ---- loading a file --------------------------------------------------- */
+
+int form_load_file(const char *path, struct form **ret_form, struct fs_error *err)
+{
+	size_t cap = FORM_MAX_DEFINITION_BYTES + 1, got = 0;
+	struct stat st;
+	char *buf = NULL;
+	int fd, r;
+
+	if (!path || !ret_form)
+		return fs_error_set(err, -FS_EUSAGE, "form: no path");
+	/* O_NONBLOCK: a FIFO in the forms directory must not hang us. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		return fs_error_set(err, r, "form %s: %s", path, fs_strerror(r));
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		r = fs_error_set(err, r, "form %s: %s", path, fs_strerror(r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = fs_error_set(err, -FS_EFORMAT, "form %s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_size > FORM_MAX_DEFINITION_BYTES) {
+		r = fs_error_set(err, -FS_EFORMAT, "form %s: definition larger than %d bytes", path,
+				 FORM_MAX_DEFINITION_BYTES);
+		goto out;
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		r = fs_error_set(err, -ENOMEM, "form %s: out of memory", path);
+		goto out;
+	}
+	/* Read one byte past the cap, in case the file grew since fstat. */
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			r = fs_error_set(err, r, "form %s: %s", path, fs_strerror(r));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got > FORM_MAX_DEFINITION_BYTES) {
+		r = fs_error_set(err, -FS_EFORMAT, "form %s: definition larger than %d bytes", path,
+				 FORM_MAX_DEFINITION_BYTES);
+		goto out;
+	}
+	r = form_load_json(buf, got, path, ret_form, err);
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+/* ---- the loaded form -------------------------------------------------- */
+
+struct form *form_free(struct form *f)
+{
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < f->nfields; i++) {
+		struct form_field *ff = &f->fields[i];
+
+		for (size_t j = 0; j < ff->nvalues; j++)
+			free(ff->values[j]);
+		free(ff->values);
+		free(ff->collection);
+	}
+	free(f->fields);
+	free(f->collection);
+	free(f);
+	return NULL;
+}
+
+const char *form_collection(const struct form *f)
+{
+	return f ? f->collection : NULL;
+}
+
+size_t form_field_count(const struct form *f)
+{
+	return f ? f->nfields : 0;
+}
+
+const char *form_field_name(const struct form *f, size_t i)
+{
+	return f && i < f->nfields ? f->fields[i].name : NULL;
+}
+
+enum form_type form_field_type(const struct form *f, size_t i)
+{
+	return f && i < f->nfields ? f->fields[i].type : FORM_TEXT;
+}
+
+int form_field_index(const struct form *f, const char *name)
+{
+	if (!f || !name)
+		return -FS_ENOTFOUND;
+	for (size_t i = 0; i < f->nfields; i++)
+		if (!strcmp(f->fields[i].name, name))
+			return (int)i;
+	return -FS_ENOTFOUND;
+}
+
+const char *form_field_ref(const struct form *f, size_t i)
+{
+	return f && i < f->nfields ? f->fields[i].collection : NULL;
+}
+
+static int unknown_field(const char *name, struct fs_error *err)
+{
+	char buf[PRINT_MAX + 8];
+
+	return fs_error_set(err, -FS_EVALID, "unknown field %s", quoted(name, buf));
+}
+
+/* The field called name, or NULL after filling err. */
+static const struct form_field *field_find(const struct form *f, const char *name,
+					   struct fs_error *err)
+{
+	int i = form_field_index(f, name);
+
+	if (i < 0) {
+		unknown_field(name, err);
+		return NULL;
+	}
+	return &f->fields[i];
+}
+
+/* ---- checking values -------------------------------------------------- */
+/* Every message names the field and the rule; none prints the value. */
+
+static int check_text(const struct form_field *ff, const char *s, struct fs_error *err)
+{
+	int ndigits = 0;
+
+	if (strlen(s) > ff->max_length)
+		return fs_error_set(err, -FS_EVALID, "field '%s': longer than %zu bytes", ff->name,
+				    ff->max_length);
+	if (!utf8_valid(s))
+		return fs_error_set(err, -FS_EVALID, "field '%s': not valid UTF-8", ff->name);
+	if (!ff->phone)
+		return 0;
+	for (; *s; s++) {
+		if (*s >= '0' && *s <= '9')
+			ndigits++;
+		else if (!strchr(" +-()", *s))
+			return fs_error_set(err, -FS_EVALID,
+					    "field '%s': a phone number may contain only digits, "
+					    "spaces and + - ( )",
+					    ff->name);
+	}
+	if (ndigits < 3)
+		return fs_error_set(err, -FS_EVALID,
+				    "field '%s': a phone number needs at least 3 digits", ff->name);
+	return 0;
+}
+
+static int check_integer(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	int64_t n;
+
+	if (!json_int64(v, &n))
+		return fs_error_set(err, -FS_EVALID,
+				    "field '%s': must be a whole number (64-bit integer)", ff->name);
+	if (n < ff->min)
+		return fs_error_set(err, -FS_EVALID, "field '%s': must be at least %" PRId64,
+				    ff->name, ff->min);
+	if (n > ff->max)
+		return fs_error_set(err, -FS_EVALID, "field '%s': must be at most %" PRId64,
+				    ff->name, ff->max);
+	return 0;
+}
+
+static int check_boolean(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	if (!cJSON_IsBool(v))
+		return fs_error_set(err, -FS_EVALID, "field '%s': must be true or false", ff->name);
+	if (ff->must_be >= 0 && cJSON_IsTrue(v) != ff->must_be)
+		return fs_error_set(err, -FS_EVALID, "field '%s': must be %s", ff->name,
+				    ff->must_be ? "true" : "false");
+	return 0;
+}
+
+/* Digits only, exactly n of them. */
+static bool digits(const char *s, int n, int *ret)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*ret = v;
+	return true;
+}
+
+static int check_date(const struct form_field *ff, const char *s, struct fs_error *err)
+{
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, m, d, last;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) ||
+	    !digits(s + 5, 2, &m) || !digits(s + 8, 2, &d))
+		return fs_error_set(err, -FS_EVALID, "field '%s': must be a date YYYY-MM-DD",
+				    ff->name);
+	if (y < 1900 || y > 2200)
+		return fs_error_set(err, -FS_EVALID, "field '%s': year must be in 1900..2200",
+				    ff->name);
+	if (m < 1 || m > 12)
+		return fs_error_set(err, -FS_EVALID, "field '%s': not a calendar date", ff->name);
+	last = mdays[m - 1];
+	if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+		last = 29;
+	if (d < 1 || d > last)
+		return fs_error_set(err, -FS_EVALID, "field '%s': not a calendar date", ff->name);
+	return 0;
+}
+
+static bool choice_allowed(const struct form_field *ff, const char *s)
+{
+	for (size_t i = 0; i < ff->nvalues; i++)
+		if (!strcmp(ff->values[i], s))
+			return true;
+	return false;
+}
+
+static int check_multi(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	const cJSON *item;
+	size_t i = 0;
+
+	if (!cJSON_IsArray(v))
+		return fs_error_set(err, -FS_EVALID, "field '%s': must be a list of values",
+				    ff->name);
+	/* Items are distinct allowed values, so the loop stops by item
+	 * nvalues + 1 at the latest. */
+	cJSON_ArrayForEach(item, v)
+	{
+		const cJSON *prev;
+
+		i++;
+		if (!cJSON_IsString(item) || !item->valuestring)
+			return fs_error_set(err, -FS_EVALID, "field '%s': item %zu is not a string",
+					    ff->name, i);
+		if (!choice_allowed(ff, item->valuestring))
+			return fs_error_set(err, -FS_EVALID,
+					    "field '%s': item %zu is not an allowed value", ff->name,
+					    i);
+		for (prev = v->child; prev != item; prev = prev->next)
+			if (!strcmp(prev->valuestring, item->valuestring))
+				return fs_error_set(err, -FS_EVALID,
+						    "field '%s': item %zu is repeated", ff->name, i);
+	}
+	return 0;
+}
+
+/* One coordinate: -?D{1,3}(.D{1,15})?  Compared with limit exactly, so
+ * neither the locale nor rounding matters.  Returns the end, or NULL
+ * on a syntax error; *ret_over is set if |value| > limit. */
+static const char *gps_coord(const char *s, int limit, bool *ret_over)
+{
+	int whole = 0, nd = 0, nf = 0;
+	bool frac_nonzero = false;
+
+	if (*s == '-')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++, nd++)
+		if (nd < 3)
+			whole = whole * 10 + (*s - '0');
+	if (nd < 1 || nd > 3)
+		return NULL;
+	if (*s == '.') {
+		for (s++; *s >= '0' && *s <= '9'; s++, nf++)
+			frac_nonzero |= *s != '0';
+		if (nf < 1 || nf > 15)
+			return NULL;
+	}
+	*ret_over = whole > limit || (whole == limit && frac_nonzero);
+	return s;
+}
+
+static int check_gps(const struct form_field *ff, const char *s, struct fs_error *err)
+{
+	bool lat_over = false, lon_over = false;
+	const char *p = gps_coord(s, 90, &lat_over);
+
+	if (p && *p == ',') {
+		p++;
+		if (*p == ' ')
+			p++;
+		p = gps_coord(p, 180, &lon_over);
+	} else {
+		p = NULL;
+	}
+	if (!p || *p)
+		return fs_error_set(err, -FS_EVALID,
+				    "field '%s': must be \"lat,lon\" in decimal degrees", ff->name);
+	if (lat_over)
+		return fs_error_set(err, -FS_EVALID, "field '%s': latitude must be in -90..90",
+				    ff->name);
+	if (lon_over)
+		return fs_error_set(err, -FS_EVALID, "field '%s': longitude must be in -180..180",
+				    ff->name);
+	return 0;
+}
+
+static int check_string(const struct form_field *ff, const char *s, struct fs_error *err)
+{
+	char uuid[UUID_TEXT_LEN + 1];
+
+	switch (ff->type) {
+	case FORM_TEXT:
+		return check_text(ff, s, err);
+	case FORM_DATE:
+		return check_date(ff, s, err);
+	case FORM_CHOICE:
+		if (!choice_allowed(ff, s))
+			return fs_error_set(err, -FS_EVALID,
+					    "field '%s': not one of the allowed values", ff->name);
+		return 0;
+	case FORM_GPS:
+		return check_gps(ff, s, err);
+	case FORM_REF:
+		if (uuid_normalize(s, uuid) < 0)
+			return fs_error_set(err, -FS_EVALID,
+					    "field '%s': must be a record id (UUID)", ff->name);
+		return 0;
+	default:
+		break;
+	}
+	return fs_error_set(err, -FS_EVALID, "field '%s': not a string field", ff->name);
+}
+
+static int check_value(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	if (!v || cJSON_IsNull(v)) {
+		if (ff->required)
+			return fs_error_set(err, -FS_EVALID, "field '%s': required", ff->name);
+		return 0;
+	}
+	switch (ff->type) {
+	case FORM_INTEGER:
+		return check_integer(ff, v, err);
+	case FORM_BOOLEAN:
+		return check_boolean(ff, v, err);
+	case FORM_MULTI_CHOICE:
+		return check_multi(ff, v, err);
+	default:
+		break;
+	}
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return fs_error_set(err, -FS_EVALID, "field '%s': must be a string", ff->name);
+	return check_string(ff, v->valuestring, err);
+}
+
+int form_validate_value(const struct form *f, const char *field, const cJSON *value,
+			struct fs_error *err)
+{
+	const struct form_field *ff = field_find(f, field, err);
+
+	if (!ff)
+		return -FS_EVALID;
+	return check_value(ff, value, err);
+}
+
+/* ---- whole records ---------------------------------------------------- */
+
+int form_validate(const struct form *f, const cJSON *fields, struct fs_error *err)
+{
+	bool seen[FORM_MAX_FIELDS] = {false};
+	const cJSON *m;
+	int r;
+
+	if (!f)
+		return fs_error_set(err, -FS_EUSAGE, "no form");
+	if (!cJSON_IsObject(fields))
+		return fs_error_set(err, -FS_EVALID, "record fields must be a JSON object");
+	/* Unknown and repeated members first; this also bounds the work. */
+	cJSON_ArrayForEach(m, fields)
+	{
+		int i = form_field_index(f, m->string);
+
+		if (i < 0)
+			return unknown_field(m->string, err);
+		if (seen[i])
+			return fs_error_set(err, -FS_EVALID, "field '%s': given more than once",
+					    f->fields[i].name);
+		seen[i] = true;
+	}
+	for (size_t i = 0; i < f->nfields; i++) {
+		const struct form_field *ff = &f->fields[i];
+
+		if ((r = check_value(ff, cJSON_GetObjectItemCaseSensitive(fields, ff->name), err)) <
+		    0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- values from text ------------------------------------------------- */
+
+static int integer_from_text(const struct form_field *ff, const char *text, cJSON **ret,
+			     struct fs_error *err)
+{
+	const char *p = text + (*text == '-' || *text == '+');
+	char *end = NULL;
+	long long n;
+
+	/* strtoll would skip leading space and accept what follows. */
+	if (*p < '0' || *p > '9')
+		return fs_error_set(err, -FS_EVALID, "field '%s': not a whole number", ff->name);
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	if (*end != '\0')
+		return fs_error_set(err, -FS_EVALID, "field '%s': not a whole number", ff->name);
+	/* A JSON number is a double: refuse what it cannot hold exactly. */
+	if (errno == ERANGE || n > (1LL << 53) || n < -(1LL << 53))
+		return fs_error_set(err, -FS_EVALID, "field '%s': number too large", ff->name);
+	*ret = cJSON_CreateNumber((double)n);
+	return 0;
+}
+
+static int boolean_from_text(const struct form_field *ff, const char *text, cJSON **ret,
+			     struct fs_error *err)
+{
+	static const char *const yes[] = {"true", "yes", "1"}, *const no[] = {"false", "no", "0"};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (ascii_eq_nocase(text, yes[i])) {
+			*ret = cJSON_CreateTrue();
+			return 0;
+		}
+		if (ascii_eq_nocase(text, no[i])) {
+			*ret = cJSON_CreateFalse();
+			return 0;
+		}
+	}
+	return fs_error_set(err, -FS_EVALID,
+			    "field '%s': expected true/false, yes/no or 1/0", ff->name);
+}
+
+/* Items split on ',' or ';', spaces and tabs trimmed, empty ones dropped. */
+static int multi_from_text(const char *text, cJSON **ret, struct fs_error *err)
+{
+	char *copy = strdup(text), *p;
+	cJSON *arr = cJSON_CreateArray();
+	int r = 0;
+
+	if (!copy || !arr) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (p = copy; p;) {
+		char *item = p, *sep = strpbrk(p, ",;"), *e;
+		cJSON *s;
+
+		if (sep)
+			*sep = '\0';
+		p = sep ? sep + 1 : NULL;
+		while (*item == ' ' || *item == '\t')
+			item++;
+		for (e = item + strlen(item); e > item && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			e[-1] = '\0';
+		if (!*item)
+			continue;
+		s = cJSON_CreateString(item);
+		if (!s || !cJSON_AddItemToArray(arr, s)) {
+			cJSON_Delete(s);
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	*ret = arr;
+	arr = NULL;
+out:
+	cJSON_Delete(arr);
+	free(copy);
+	return r;
+}
+
+int form_value_from_text(const struct form *f, const char *field, const char *text,
+			 cJSON **ret_value, struct fs_error *err)
+{
+	const struct form_field *ff = field_find(f, field, err);
+	cJSON *v = NULL;
+	int r = 0;
+
+	if (!ff)
+		return -FS_EVALID;
+	if (!text || !ret_value)
+		return fs_error_set(err, -FS_EUSAGE, "field '%s': no text", ff->name);
+	if (!*text)
+		v = cJSON_CreateNull();
+	else if (ff->type == FORM_INTEGER)
+		r = integer_from_text(ff, text, &v, err);
+	else if (ff->type == FORM_BOOLEAN)
+		r = boolean_from_text(ff, text, &v, err);
+	else if (ff->type == FORM_MULTI_CHOICE)
+		r = multi_from_text(text, &v, err);
+	else
+		v = cJSON_CreateString(text);
+	if (r < 0)
+		return r;
+	if (!v)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	*ret_value = v;
+	return 0;
+}

@@ -1,0 +1,545 @@
+/* test_store.c - agent/: the encrypted store, its VFS, records and outbox.
+ *
+ * Sections: helpers; encryption at rest; integrity failures; durability;
+ * key management; records and outbox.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/records.h"
+#include "agent/store.h"
+#include "agent/vfs.h"
+#include "crypto/secmem.h"
+#include "tests/test.h"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static char data_dir[4096];
+
+static struct keystore_secret *key_secret(void)
+{
+	struct keystore_secret *s = NULL;
+	struct fs_error err = {0};
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/wrap.key", test_tmpdir());
+	if (access(path, F_OK) != 0)
+		ASSERT_OK(keystore_keygen(path, &err));
+	ASSERT_OK(keystore_secret_from_key_file(path, &s, &err));
+	return s;
+}
+
+static struct keystore_secret *pass_secret(const char *pass)
+{
+	struct keystore_secret *s = NULL;
+
+	ASSERT_OK(keystore_secret_from_passphrase(pass, strlen(pass), &s));
+	return s;
+}
+
+static struct store *open_store(const struct keystore_secret *secret, int create)
+{
+	struct fs_error err = {0};
+	struct store *s = NULL;
+
+	snprintf(data_dir, sizeof(data_dir), "%s/data", test_tmpdir());
+	if (create) {
+		int r = store_create(data_dir, secret, PWHASH_INTERACTIVE, NULL, &err);
+
+		if (r < 0)
+			TEST_FAIL("store_create: %s", err.msg);
+	}
+	if (store_open(data_dir, secret, NULL, &s, &err) < 0)
+		TEST_FAIL("store_open: %s", err.msg);
+	return s;
+}
+
+static struct form *load_form(const char *collection)
+{
+	struct fs_error err = {0};
+	struct form *f = NULL;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s.json", test_forms_dir(), collection);
+	if (form_load_file(path, &f, &err) < 0)
+		TEST_FAIL("form_load_file: %s", err.msg);
+	return f;
+}
+
+/* Add a valid beneficiary named name, in its own transaction. */
+static void add_person(struct store *s, const struct form *f, const char *name,
+		       char id[UUID_TEXT_LEN + 1])
+{
+	struct fs_error err = {0};
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "full_name", name);
+	cJSON_AddStringToObject(o, "municipality", "Sremska Mitrovica");
+	cJSON_AddStringToObject(o, "status", "idp");
+	cJSON_AddNumberToObject(o, "household_size", 4);
+	cJSON_AddBoolToObject(o, "consent", 1);
+	ASSERT_OK(store_begin(s, &err));
+	if (records_add(s, f, o, NULL, id, &err) < 0)
+		TEST_FAIL("records_add: %s", err.msg);
+	ASSERT_OK(store_commit(s, &err));
+	cJSON_Delete(o);
+}
+
+static int count_cb(const cJSON *rec, void *ctx)
+{
+	(void)rec;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_live(struct store *s, const struct form *f, struct fs_error *err)
+{
+	int n = 0, r = records_list(s, f, count_cb, &n, err);
+
+	return r < 0 ? r : n;
+}
+
+static char *data_file(const char *name)
+{
+	static char path[sizeof(data_dir) + 512];
+
+	snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+	return path;
+}
+
+/* Does any file in the data directory contain needle? */
+static int dir_contains(const char *needle, size_t len)
+{
+	DIR *d = opendir(data_dir);
+	struct dirent *e;
+	int found = 0;
+
+	ASSERT_TRUE(d != NULL);
+	while (!found && (e = readdir(d))) {
+		struct stat st;
+		char *buf;
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		fd = open(data_file(e->d_name), O_RDONLY);
+		ASSERT_GE(fd, 0);
+		ASSERT_OK(fstat(fd, &st));
+		buf = malloc((size_t)st.st_size + 1);
+		ASSERT_EQ(read(fd, buf, (size_t)st.st_size), st.st_size);
+		found = memmem(buf, (size_t)st.st_size, needle, len) != NULL;
+		free(buf);
+		close(fd);
+	}
+	closedir(d);
+	return found;
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(pread(fd, &b, 1, off), 1);
+	b ^= 0x20;
+	ASSERT_EQ(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+}
+
+/* ---- encryption at rest ----------------------------------------------- */
+
+TEST(store_roundtrip_serbian_names)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	const char *names[] = {"Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žaklina"};
+	char ids[3][UUID_TEXT_LEN + 1];
+	struct fs_error err = {0};
+	struct store *s = open_store(secret, 1);
+
+	for (int i = 0; i < 3; i++)
+		add_person(s, f, names[i], ids[i]);
+	store_close(s);
+	s = open_store(secret, 0);
+	for (int i = 0; i < 3; i++) {
+		cJSON *rec = NULL;
+
+		ASSERT_OK(records_get(s, f, ids[i], &rec, &err));
+		ASSERT_STR_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "fields"), "full_name")
+				      ->valuestring,
+			      names[i]);
+		ASSERT_STR_EQ(cJSON_GetObjectItem(rec, "author")->valuestring,
+			      store_identity(s)->id);
+		cJSON_Delete(rec);
+	}
+	ASSERT_EQ(count_live(s, f, &err), 3);
+	ASSERT_OK(store_check(s, &err));
+	ASSERT_OK(records_verify_outbox(s, &err));
+	store_close(s);
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+TEST(store_files_leak_nothing)
+{
+	static const char marker[] = "Ђурђевић-Đurđević-Marker";
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	char id[UUID_TEXT_LEN + 1];
+	struct store *s = open_store(secret, 1);
+
+	for (int i = 0; i < 300; i++)
+		add_person(s, f, marker, id);
+	/* While open: the WAL and -shm exist and hold the recent pages. */
+	ASSERT_EQ(access(data_file("store.db-wal"), F_OK), 0);
+	ASSERT_TRUE(!dir_contains(marker, strlen(marker)));
+	ASSERT_TRUE(!dir_contains("SQLite format 3", 15));
+	ASSERT_TRUE(!dir_contains("Sremska", 7));
+	store_close(s);
+	ASSERT_TRUE(!dir_contains(marker, strlen(marker)));
+	ASSERT_TRUE(!dir_contains("SQLite format 3", 15));
+	ASSERT_TRUE(!dir_contains("full_name", 9));
+	/* The check can fail: the same words are there in a plain database. */
+	{
+		sqlite3 *db;
+		char path[4200];
+
+		snprintf(path, sizeof(path), "%s/plain.db", data_dir);
+		ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+		ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES('"
+				       "Ђурђевић-Đurđević-Marker')", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+		ASSERT_TRUE(dir_contains(marker, strlen(marker)));
+		ASSERT_TRUE(dir_contains("SQLite format 3", 15));
+		unlink(path);
+	}
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+/* ---- integrity failures ----------------------------------------------- */
+
+static void fill_and_close(struct keystore_secret *secret, struct form *f, int n)
+{
+	char id[UUID_TEXT_LEN + 1];
+	struct store *s = open_store(secret, 1);
+
+	for (int i = 0; i < n; i++)
+		add_person(s, f, "Petrović Marija", id);
+	store_close(s); /* checkpoints the WAL into store.db */
+	ASSERT_TRUE(access(data_file("store.db-wal"), F_OK) != 0);
+}
+
+TEST(store_flipped_byte_names_page)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	struct stat st;
+	int r;
+
+	fill_and_close(secret, f, 200);
+	ASSERT_OK(stat(data_file("store.db"), &st));
+	ASSERT_GT(st.st_size, 4 * FSVFS_PAGE_SIZE);
+	/* A byte in page 3 (the records table's pages start after the schema). */
+	flip_byte(data_file("store.db"), 2 * FSVFS_PAGE_SIZE + 700);
+	s = open_store(secret, 0);
+	r = store_check(s, &err);
+	ASSERT_EQ(r, -FS_ECORRUPT);
+	ASSERT_STR_CONTAINS(err.msg, "store.db page 3");
+	ASSERT_STR_CONTAINS(err.msg, "authentication failed");
+	store_close(s);
+	/* Page 1 damaged: the store does not even open, and says why. */
+	flip_byte(data_file("store.db"), 2 * FSVFS_PAGE_SIZE + 700);
+	flip_byte(data_file("store.db"), 10);
+	snprintf(data_dir, sizeof(data_dir), "%s/data", test_tmpdir());
+	r = store_open(data_dir, secret, NULL, &s, &err);
+	ASSERT_EQ(r, -FS_ECORRUPT);
+	ASSERT_STR_CONTAINS(err.msg, "page 1");
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+TEST(store_swapped_pages_detected)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	uint8_t a[FSVFS_PAGE_SIZE], b[FSVFS_PAGE_SIZE];
+	struct fs_error err = {0};
+	struct store *s;
+	int fd;
+
+	fill_and_close(secret, f, 200);
+	fd = open(data_file("store.db"), O_RDWR);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(pread(fd, a, sizeof(a), 3 * FSVFS_PAGE_SIZE), (ssize_t)sizeof(a));
+	ASSERT_EQ(pread(fd, b, sizeof(b), 4 * FSVFS_PAGE_SIZE), (ssize_t)sizeof(b));
+	ASSERT_EQ(pwrite(fd, b, sizeof(b), 3 * FSVFS_PAGE_SIZE), (ssize_t)sizeof(b));
+	ASSERT_EQ(pwrite(fd, a, sizeof(a), 4 * FSVFS_PAGE_SIZE), (ssize_t)sizeof(a));
+	close(fd);
+	s = open_store(secret, 0);
+	ASSERT_EQ(store_check(s, &err), -FS_ECORRUPT);
+	ASSERT_TRUE(strstr(err.msg, "page 4") || strstr(err.msg, "page 5"));
+	store_close(s);
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+/* Write n records in separate transactions in a child, then kill -9 it
+ * before it can close (so the WAL is left for recovery). */
+static void write_and_die(struct keystore_secret *secret, struct form *f, int n)
+{
+	pid_t pid = fork();
+	int st;
+
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		char id[UUID_TEXT_LEN + 1];
+		struct store *s = open_store(secret, 0);
+
+		for (int i = 0; i < n; i++)
+			add_person(s, f, "Jovanović Ana", id);
+		raise(SIGKILL);
+	}
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+TEST(store_flipped_wal_byte_detected)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	struct fs_error err = {0};
+	struct store *s;
+	int r;
+
+	store_close(open_store(secret, 1));
+	write_and_die(secret, f, 5);
+	/* Frame 2's page: header 32, frame 1 (24 + page), frame header 24. */
+	flip_byte(data_file("store.db-wal"), 32 + (24 + FSVFS_PAGE_SIZE) + 24 + 333);
+	r = store_open(data_dir, secret, NULL, &s, &err);
+	ASSERT_EQ(r, -FS_ECORRUPT);
+	ASSERT_STR_CONTAINS(err.msg, "store.db-wal WAL frame 2");
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+/* ---- durability ------------------------------------------------------- */
+
+TEST(store_wal_recovery_after_kill9)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	struct fs_error err = {0};
+	struct store *s;
+	struct stat st;
+
+	store_close(open_store(secret, 1));
+	write_and_die(secret, f, 60);
+	ASSERT_OK(stat(data_file("store.db-wal"), &st));
+	ASSERT_GT(st.st_size, 0);
+	/* Recovery re-reads every frame through the VFS and checks SQLite's
+	 * frame checksums: all 60 commits must be there. */
+	s = open_store(secret, 0);
+	ASSERT_EQ(count_live(s, f, &err), 60);
+	ASSERT_OK(store_check(s, &err));
+	ASSERT_OK(records_verify_outbox(s, &err));
+	store_close(s);
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+TEST(store_large_sort_stays_in_memory)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	struct fs_error err = {0};
+	char id[UUID_TEXT_LEN + 1];
+	sqlite3_stmt *st;
+	struct store *s = open_store(secret, 1);
+	int rows = 0;
+
+	for (int i = 0; i < 400; i++)
+		add_person(s, f, "Nikolić Stefan", id);
+	/* A tiny cache makes SQLite's sorter want temporary files; with
+	 * temp_store=MEMORY it must never ask the VFS for one (the VFS
+	 * refuses, which would fail this query). */
+	ASSERT_EQ(sqlite3_exec(store_db(s), "PRAGMA cache_size=2", NULL, NULL, NULL), SQLITE_OK);
+	ASSERT_EQ(sqlite3_prepare_v2(store_db(s),
+				     "SELECT a.fields || b.id FROM records a, records b "
+				     "ORDER BY 1 DESC LIMIT 5", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		rows++;
+	ASSERT_EQ(sqlite3_errcode(store_db(s)), SQLITE_DONE);
+	ASSERT_EQ(rows, 5);
+	sqlite3_finalize(st);
+	store_close(s);
+	form_free(f);
+	keystore_secret_free(secret);
+	(void)err;
+}
+
+/* ---- key management --------------------------------------------------- */
+
+static void file_hash(const char *path, uint8_t out[32])
+{
+	crypto_generichash_state h;
+	uint8_t buf[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	ASSERT_GE(fd, 0);
+	crypto_generichash_init(&h, NULL, 0, 32);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		crypto_generichash_update(&h, buf, (size_t)n);
+	crypto_generichash_final(&h, out, 32);
+	close(fd);
+}
+
+TEST(store_wrong_passphrase_refused)
+{
+	static const char wrong[] = "wrong-Lozinka-Лозинка";
+	struct keystore_secret *good = pass_secret("ispravna lozinka 2026");
+	struct keystore_secret *bad = pass_secret(wrong);
+	struct keystore_secret *keyf = key_secret();
+	struct fs_error err = {0};
+	struct store *s = open_store(good, 1);
+
+	store_close(s);
+	ASSERT_EQ(store_open(data_dir, bad, NULL, &s, &err), -FS_EKEY);
+	ASSERT_STR_CONTAINS(err.msg, "wrong passphrase");
+	ASSERT_TRUE(strstr(err.msg, wrong) == NULL);
+	ASSERT_TRUE(strstr(err.msg, "ispravna") == NULL);
+	ASSERT_EQ(store_open(data_dir, keyf, NULL, &s, &err), -FS_EKEY);
+	keystore_secret_free(good);
+	keystore_secret_free(bad);
+	keystore_secret_free(keyf);
+}
+
+TEST(store_passwd_rewraps_without_touching_data)
+{
+	struct keystore_secret *a = pass_secret("prva lozinka 1"), *b = pass_secret("druga lozinka 2");
+	struct form *f = load_form("beneficiaries");
+	uint8_t before[32], after[32];
+	char id[UUID_TEXT_LEN + 1];
+	struct fs_error err = {0};
+	struct store *s = open_store(a, 1);
+
+	add_person(s, f, "Marković Milica", id);
+	store_close(s);
+	file_hash(data_file("store.db"), before);
+	ASSERT_EQ(store_passwd(data_dir, b, a, PWHASH_INTERACTIVE, &err), -FS_EKEY);
+	ASSERT_OK(store_passwd(data_dir, a, b, PWHASH_INTERACTIVE, &err));
+	file_hash(data_file("store.db"), after);
+	ASSERT_MEM_EQ(before, after, 32);
+	ASSERT_EQ(store_open(data_dir, a, NULL, &s, &err), -FS_EKEY);
+	s = open_store(b, 0);
+	ASSERT_EQ(count_live(s, f, &err), 1);
+	store_close(s);
+	form_free(f);
+	keystore_secret_free(a);
+	keystore_secret_free(b);
+}
+
+/* ---- records and outbox ----------------------------------------------- */
+
+static long long count_sql(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long n;
+
+	ASSERT_EQ(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+TEST(records_outbox_in_same_transaction)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	char id[UUID_TEXT_LEN + 1], id2[UUID_TEXT_LEN + 1];
+	struct fs_error err = {0};
+	cJSON *o = cJSON_Parse("{\"full_name\":\"Ilić Jelena\",\"municipality\":\"Bujanovac\","
+			       "\"consent\":true}");
+	cJSON *edit = cJSON_Parse("{\"household_size\":3,\"municipality\":\"Bujanovac\"}");
+	struct store *s = open_store(secret, 1);
+
+	/* Outside a transaction: refused. */
+	ASSERT_EQ(records_add(s, f, o, NULL, id, &err), -FS_EUSAGE);
+	/* Rolled back: neither the record nor its changes remain. */
+	ASSERT_OK(store_begin(s, &err));
+	ASSERT_OK(records_add(s, f, o, NULL, id, &err));
+	store_rollback(s);
+	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM records"), 0);
+	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM outbox"), 0);
+	ASSERT_OK(store_begin(s, &err));
+	ASSERT_OK(records_add(s, f, o, NULL, id, &err));
+	ASSERT_OK(store_commit(s, &err));
+	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM outbox"), 3);
+	/* Only the field that changed is a new change. */
+	ASSERT_OK(store_begin(s, &err));
+	ASSERT_OK(records_edit(s, f, id, edit, &err));
+	ASSERT_OK(store_commit(s, &err));
+	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM outbox"), 4);
+	ASSERT_OK(store_begin(s, &err));
+	ASSERT_OK(records_delete(s, f, id, &err));
+	ASSERT_OK(store_commit(s, &err));
+	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM outbox WHERE field = '_deleted'"), 1);
+	ASSERT_EQ(count_sql(s, "SELECT count(DISTINCT hlc) FROM outbox"), 3);
+	ASSERT_OK(records_verify_outbox(s, &err));
+	/* Deleted records are gone from lists and cannot be edited. */
+	ASSERT_EQ(count_live(s, f, &err), 0);
+	ASSERT_OK(store_begin(s, &err));
+	ASSERT_EQ(records_edit(s, f, id, edit, &err), -FS_ENOTFOUND);
+	/* Keeping a given id; the same id twice is refused. */
+	ASSERT_OK(records_add(s, f, o, "0193A1B2-C3D4-7ABC-8DEF-0123456789AB", id2, &err));
+	ASSERT_STR_EQ(id2, "0193a1b2-c3d4-7abc-8def-0123456789ab");
+	ASSERT_EQ(records_add(s, f, o, id2, id, &err), -FS_EEXIST);
+	ASSERT_OK(store_commit(s, &err));
+	/* The check can fail: alter a change behind the store's back. */
+	ASSERT_EQ(sqlite3_exec(store_db(s), "UPDATE outbox SET value = '5' WHERE field = "
+				"'household_size'", NULL, NULL, NULL), SQLITE_OK);
+	ASSERT_EQ(records_verify_outbox(s, &err), -FS_ECORRUPT);
+	ASSERT_STR_CONTAINS(err.msg, id);
+	cJSON_Delete(o);
+	cJSON_Delete(edit);
+	store_close(s);
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+TEST(records_validation_names_field)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *fb = load_form("beneficiaries"), *fv = load_form("visits");
+	char id[UUID_TEXT_LEN + 1];
+	struct fs_error err = {0};
+	cJSON *bad = cJSON_Parse("{\"full_name\":\"Tasić Vesna\",\"municipality\":\"Tutin\","
+				 "\"consent\":true,\"household_size\":0}");
+	cJSON *visit = cJSON_Parse("{\"beneficiary_id\":\"0193a1b2-c3d4-7abc-8def-0123456789ab\","
+				   "\"visit_date\":\"2026-11-20\",\"visit_type\":\"needs_assessment\"}");
+	struct store *s = open_store(secret, 1);
+
+	ASSERT_OK(store_begin(s, &err));
+	ASSERT_EQ(records_add(s, fb, bad, NULL, id, &err), -FS_EVALID);
+	ASSERT_STR_CONTAINS(err.msg, "household_size");
+	ASSERT_TRUE(strstr(err.msg, "Tasić") == NULL);
+	ASSERT_EQ(records_add(s, fv, visit, NULL, id, &err), -FS_EVALID);
+	ASSERT_STR_CONTAINS(err.msg, "beneficiary_id");
+	store_rollback(s);
+	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM records"), 0);
+	cJSON_Delete(bad);
+	cJSON_Delete(visit);
+	store_close(s);
+	form_free(fb);
+	form_free(fv);
+	keystore_secret_free(secret);
+}
