@@ -6,6 +6,7 @@
 #include "agent/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +81,7 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 /* Version 1.  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same
  * transaction as the record, until HQ acknowledges it. */
-static const char schema_v1[] =
+const char store_schema_sql[] =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"
 	"CREATE TABLE records("
 	"  id TEXT PRIMARY KEY,"
@@ -106,11 +107,34 @@ static const char schema_v1[] =
 
 /* ---- opening the database --------------------------------------------- */
 
+int store_setup_connection(sqlite3 *db, int create)
+{
+	int reserve = FSVFS_RESERVE, rc;
+
+	if (create) {
+		/* Page size and reserved bytes are fixed before the first write;
+		 * the switch to WAL uses an in-memory journal so that no rollback
+		 * journal ever reaches the disk. */
+		rc = sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=MEMORY;", NULL,
+				  NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL;", NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return sqlite3_exec(db, "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+				"PRAGMA mmap_size=0; PRAGMA foreign_keys=ON;"
+				"PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;",
+			    NULL, NULL, NULL);
+}
+
 static int db_open(struct store *s, const uint8_t *key, const uint8_t *id, int create,
 		   const struct store_options *opt, struct fs_error *err)
 {
-	int reserve = FSVFS_RESERVE, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE |
-					     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX |
+		    SQLITE_OPEN_NOFOLLOW;
 	int r;
 
 	r = fsvfs_create(key, id, opt ? opt->under_vfs : NULL, &s->vfs);
@@ -125,23 +149,9 @@ static int db_open(struct store *s, const uint8_t *key, const uint8_t *id, int c
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, 5000);
-	if (create) {
-		/* Page size and reserved bytes are fixed before the first write;
-		 * the switch to WAL uses an in-memory journal so that no rollback
-		 * journal ever reaches the disk. */
-		if ((r = exec(s, "PRAGMA page_size=4096; PRAGMA journal_mode=MEMORY;",
-			      "create store", err)) < 0)
-			return r;
-		if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve) !=
-		    SQLITE_OK)
-			return store_fail(s, "create store", err);
-		if ((r = exec(s, "PRAGMA journal_mode=WAL;", "create store", err)) < 0)
-			return r;
-	}
-	r = exec(s, "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0;"
-		    "PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;",
-		 "open store", err);
-	return r;
+	if (store_setup_connection(s->db, create) != SQLITE_OK)
+		return store_fail(s, create ? "create store" : "open store", err);
+	return 0;
 }
 
 static int pragma_int(struct store *s, const char *sql, int *ret, struct fs_error *err)
@@ -283,7 +293,7 @@ int store_create(const char *data_dir, const struct keystore_secret *secret,
 	uint8_t id[KEYSTORE_ID_BYTES], *key = NULL;
 	char keypath[PATH_MAX], meta[256];
 	struct store *s = NULL;
-	int r, created = 0;
+	int r, fd, created = 0;
 
 	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST)
 		return fs_error_set(err, -errno, "create data directory %s: %s", data_dir,
@@ -302,10 +312,18 @@ int store_create(const char *data_dir, const struct keystore_secret *secret,
 	created = 1;
 	if ((r = write_identity(data_dir, key, &s->ident, err)) < 0)
 		goto out;
+	/* SQLite would create the file 0644, and its -wal and -shm take the
+	 * database's mode: make it 0600 first. */
+	fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		r = fs_error_set(err, -errno, "create store %s: %s", s->path, strerror(errno));
+		goto out;
+	}
+	close(fd);
 	if ((r = db_open(s, key, id, 1, opt, err)) < 0)
 		goto out;
 	if ((r = exec(s, "BEGIN IMMEDIATE;", "create store", err)) < 0 ||
-	    (r = exec(s, schema_v1, "create store", err)) < 0)
+	    (r = exec(s, store_schema_sql, "create store", err)) < 0)
 		goto out;
 	snprintf(meta, sizeof(meta),
 		 "INSERT INTO meta VALUES('device_id', '%s'), ('hlc', '0'); COMMIT;", s->ident->id);

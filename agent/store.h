@@ -75,6 +75,14 @@ int store_stmt(struct store *s, int slot, const char *sql, sqlite3_stmt **ret_st
  * being done, and the page when the VFS saw an integrity failure. */
 int store_fail(struct store *s, const char *what, struct fs_error *err);
 
+/* The schema, and the connection setup every store connection gets: for
+ * a new database the page size, reserved bytes and WAL mode, then the
+ * pragmas.  Exported so that the benchmark's plain-SQLite baseline is
+ * built exactly like the store.  store_setup_connection returns an
+ * SQLite result code. */
+extern const char store_schema_sql[];
+int store_setup_connection(sqlite3 *db, int create);
+
 /* PRAGMA integrity_check, and every live record has outbox changes and
  * every outbox change a record.  -FS_ECORRUPT with the first problem. */
 int store_check(struct store *s, struct fs_error *err) FS_WUR;

@@ -25,6 +25,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "agent/store.h"
 #include "agent/vfs.h"
 #include "crypto/secmem.h"
 #include "sync/uuid.h"
@@ -246,29 +247,6 @@ fail:
 
 /* ---- databases and runs ----------------------------------------------- */
 
-/* Schema from agent/store.c schema_v1: records, its index, the outbox. */
-static const char bench_schema[] =
-    "CREATE TABLE records("
-    "  id TEXT PRIMARY KEY,"
-    "  collection TEXT NOT NULL,"
-    "  fields TEXT NOT NULL,"
-    "  created_hlc INTEGER NOT NULL,"
-    "  updated_hlc INTEGER NOT NULL,"
-    "  author TEXT NOT NULL,"
-    "  deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1))"
-    ") STRICT, WITHOUT ROWID;"
-    "CREATE INDEX records_by_collection ON records(collection, deleted);"
-    "CREATE TABLE outbox("
-    "  seq INTEGER PRIMARY KEY,"
-    "  record_id TEXT NOT NULL REFERENCES records(id),"
-    "  collection TEXT NOT NULL,"
-    "  field TEXT NOT NULL,"
-    "  value TEXT,"
-    "  hlc INTEGER NOT NULL,"
-    "  changeset INTEGER"
-    ") STRICT;"
-    "CREATE INDEX outbox_by_record ON outbox(record_id, seq);";
-
 /* One variant's database for one round. */
 struct run {
 	const char *label;   /* "encrypted" or "plain" */
@@ -354,11 +332,11 @@ static int db_check_layout(struct run *r)
 	return 0;
 }
 
-/* Open as agent/store.c db_open() does, through the run's VFS. */
+/* Open through the run's VFS with the store's own connection setup. */
 static int db_open(struct run *r, int create)
 {
-	int reserve = FSVFS_RESERVE, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE |
-	                                     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX |
+		    SQLITE_OPEN_NOFOLLOW;
 
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
@@ -367,21 +345,9 @@ static int db_open(struct run *r, int create)
 		return run_fail(r, "open");
 	sqlite3_extended_result_codes(r->db, 1);
 	sqlite3_busy_timeout(r->db, 5000);
-	if (create) {
-		if (run_exec(r, "PRAGMA page_size=4096; PRAGMA journal_mode=MEMORY;",
-		             "set page size of") < 0)
-			return -1;
-		if (sqlite3_file_control(r->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve) !=
-		    SQLITE_OK)
-			return run_fail(r, "reserve page bytes in");
-		if (run_exec(r, "PRAGMA journal_mode=WAL;", "switch to WAL") < 0)
-			return -1;
-	}
-	return run_exec(r,
-	                "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0;"
-	                "PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;"
-	                "PRAGMA cell_size_check=ON;",
-	                "set pragmas on");
+	if (store_setup_connection(r->db, create) != SQLITE_OK)
+		return run_fail(r, "set up connection to");
+	return 0;
 }
 
 /* Close, reporting failure; the connection is gone either way. */
@@ -437,7 +403,7 @@ static int phase_insert(struct run *r, const struct workload *w, double *ret_s)
 	double t0 = now_s();
 	int ret = -1;
 
-	if (db_open(r, 1) < 0 || run_exec(r, bench_schema, "create schema in") < 0 ||
+	if (db_open(r, 1) < 0 || run_exec(r, store_schema_sql, "create schema in") < 0 ||
 	    db_check_layout(r) < 0)
 		goto out;
 	if (run_prepare(r,

@@ -29,9 +29,14 @@
  * UUID string.  JSON null means "absent" and is allowed only for fields
  * that are not required.  Text must be valid UTF-8 without NUL.
  *
- * Error behaviour: every failure returns -FS_EVALID (or -FS_EFORMAT for a
- * broken definition) and fills err with a message that names the field
- * and the rule, never the value, since values are personal data.
+ * Error behaviour: a value or record that breaks its form is -FS_EVALID;
+ * a broken or oversized definition is -FS_EFORMAT; form_load_file also
+ * returns -errno when the file cannot be read, any function -ENOMEM, and
+ * NULL arguments -FS_EUSAGE.  err gets a message that names the field and
+ * the rule, never the value, since values are personal data.  A member
+ * given twice in one object is refused: cJSON would check one copy and
+ * store both.  Integers beyond +-2^53 are refused from text, since a
+ * JSON number would round them.
  * Thread safety: a loaded form is immutable and may be shared.
  */
 #ifndef FS_FORM_H

@@ -22,7 +22,7 @@ grep -q -F "$NAME" "$T/plain.txt" || fail "grep cannot find the name even in cle
 expect_exit 26 sqlite3 "$DATA/store.db" "SELECT count(*) FROM records"
 must_contain "$ERR" "not a database"
 # Key files are private.
-for f in store.key device.key; do
+for f in store.key device.key store.db; do
 	[ "$(stat -c %a "$DATA/$f")" = 600 ] || fail "$f is not mode 600"
 done
 [ "$(stat -c %a "$DATA")" = 700 ] || fail "data dir is not mode 700"
