@@ -150,8 +150,8 @@ static int kdf_profile(const struct cli *c, const char *flag, enum pwhash_profil
 	const char *name = flag ? flag : c->cfg.kdf_profile ? c->cfg.kdf_profile : "moderate";
 
 	if (pwhash_profile_parse(name, ret) < 0)
-		return fs_error_set(err, -FS_EUSAGE, "unknown KDF profile '%.32s' (interactive, "
-				    "moderate or sensitive)", name);
+		return fs_error_set(err, -FS_EUSAGE, "unknown KDF profile (use interactive, "
+				    "moderate or sensitive)");
 	return 0;
 }
 
@@ -424,7 +424,7 @@ static int cmd_record(struct cli *c, const char *collection, const char *noun, i
 	static const struct option opts[] = {{"json", optional_argument, NULL, OPT_JSON},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	char new_id[UUID_TEXT_LEN + 1];
+	char new_id[UUID_TEXT_LEN + 1], tok[FS_TOKEN_MAX + 3];
 	struct fs_error err = {0};
 	struct form *f = NULL;
 	struct store *s = NULL;
@@ -470,7 +470,7 @@ static int cmd_record(struct cli *c, const char *collection, const char *noun, i
 		if (nargs < 2 || json)
 			return usage_error(noun, "edit takes ID FIELD=VALUE...");
 	} else {
-		return usage_error(noun, "unknown subcommand '%.32s'", verb);
+		return usage_error(noun, "unknown subcommand %s", fs_error_token(verb, tok));
 	}
 	if ((r = load_form(c, collection, &f, &err)) < 0)
 		goto fail;
@@ -534,6 +534,7 @@ static int cmd_import(struct cli *c, int argc, char **argv)
 		"The header row names form fields; an optional 'id' column keeps the\n"
 		"given UUIDs.  Rejected rows are reported with their line numbers.\n";
 	struct csvimport_hooks hooks = {.row_error = import_row_error};
+	char tok[FS_TOKEN_MAX + 3];
 	unsigned long long rows = 0;
 	struct fs_error err = {0};
 	struct store *s = NULL;
@@ -547,7 +548,7 @@ static int cmd_import(struct cli *c, int argc, char **argv)
 	if (argc != 3)
 		return usage_error("import", "expected a collection and a CSV file");
 	if (strcmp(argv[1], "beneficiaries") && strcmp(argv[1], "visits"))
-		return usage_error("import", "unknown collection '%.32s'", argv[1]);
+		return usage_error("import", "unknown collection %s", fs_error_token(argv[1], tok));
 	if (tty)
 		hooks.progress = import_progress;
 	if ((r = load_form(c, argv[1], &f, &err)) < 0 || (r = open_store(c, &s, &err)) < 0)
@@ -643,7 +644,8 @@ static int cmd_passwd(struct cli *c, int argc, char **argv)
 			     "Re-wrap the store's data key under a new passphrase or key file.\n"
 			     "The database itself is not rewritten, so this is instant.  The\n"
 			     "current secret comes from the usual options; with no new secret\n"
-			     "given, the new passphrase is asked on the terminal.");
+			     "given, the new passphrase is asked on the terminal.  A backup of\n"
+			     "the old store.key still opens the store with the old secret.");
 			return EXIT_OK;
 		case OPT_NEW_PASSPHRASE_FILE: new_pass = optarg; break;
 		case OPT_NEW_KEY_FILE: new_key = optarg; break;
@@ -659,7 +661,7 @@ static int cmd_passwd(struct cli *c, int argc, char **argv)
 	    (r = secret_from(new_pass, new_key, "New passphrase: ", 1, &new_secret, &err)) < 0 ||
 	    (r = store_passwd(c->cfg.data_dir, old_secret, new_secret, profile, &err)) < 0)
 		goto out;
-	printf("store key re-wrapped; the old %s no longer opens the store\n",
+	printf("store key re-wrapped; the old %s no longer opens this store.key\n",
 	       old_secret->method == KEYSTORE_PASSPHRASE ? "passphrase" : "key file");
 out:
 	keystore_secret_free(old_secret);
@@ -762,7 +764,7 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
-	char *overrides[4] = {NULL, NULL, NULL, NULL};
+	char *overrides[4] = {NULL, NULL, NULL, NULL}, tok[FS_TOKEN_MAX + 3];
 	struct cli c = {0};
 	struct fs_error err = {0};
 	const char *cmd;
@@ -814,7 +816,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "check"))
 		r = cmd_check(&c, argc, argv);
 	else
-		r = usage_error(NULL, "unknown command '%.32s'", cmd);
+		r = usage_error(NULL, "unknown command %s", fs_error_token(cmd, tok));
 	config_free(&c.cfg);
 	return r;
 }

@@ -73,6 +73,8 @@ static void on_cell(void *cell, size_t len, void *data)
 
 static int parse_header(struct import *im)
 {
+	char tok[FS_TOKEN_MAX + 3];
+
 	if (im->overflow)
 		return fs_error_set(im->err, -FS_EVALID, "line %llu: header has more than %d "
 				    "columns or an oversized name", im->line, MAX_COLUMNS);
@@ -84,15 +86,16 @@ static int parse_header(struct import *im)
 		if (i == 0 && !strncmp(name, "\xEF\xBB\xBF", 3))
 			name += 3;
 		idx = !strcmp(name, "id") ? COLUMN_ID : form_field_index(im->f, name);
+		/* A file without a header row puts data here: never echo it. */
 		if (idx < 0 && idx != COLUMN_ID)
-			return fs_error_set(im->err, -FS_EVALID, "line %llu: column %d: '%.64s' is "
-					    "not a field of %s", im->line, i + 1, name,
-					    form_collection(im->f));
+			return fs_error_set(im->err, -FS_EVALID, "line %llu: column %d: %s is not a "
+					    "field of %s (is the header row missing?)", im->line,
+					    i + 1, fs_error_token(name, tok), form_collection(im->f));
 		for (int j = 0; j < i; j++)
 			if (im->col_field[j] == idx)
 				return fs_error_set(im->err, -FS_EVALID,
-						    "line %llu: column %d: '%.64s' appears twice",
-						    im->line, i + 1, name);
+						    "line %llu: column %d: %s appears twice", im->line,
+						    i + 1, fs_error_token(name, tok));
 		im->col_field[i] = idx;
 	}
 	im->ncols = im->ncells;

@@ -224,7 +224,7 @@ static int load_fields(struct store *s, const struct form *f, const char *id,
 	int r, rc;
 
 	if (uuid_normalize(id, rid) < 0)
-		return fs_error_set(err, -FS_EVALID, "'%.40s' is not a record id", id);
+		return fs_error_set(err, -FS_EVALID, "not a record id (expected a UUID)");
 	r = store_stmt(s, SLOT_SELECT_RECORD,
 		       "SELECT collection, fields, deleted FROM records WHERE id = ?1", &st, err);
 	if (r < 0)
@@ -423,7 +423,7 @@ int records_get(struct store *s, const struct form *f, const char *id, cJSON **r
 	int r, rc;
 
 	if (uuid_normalize(id, rid) < 0)
-		return fs_error_set(err, -FS_EVALID, "'%.40s' is not a record id", id);
+		return fs_error_set(err, -FS_EVALID, "not a record id (expected a UUID)");
 	if (sqlite3_prepare_v2(store_db(s),
 			       "SELECT " RECORD_COLUMNS " FROM records WHERE id = ?1 AND collection = ?2",
 			       -1, &st, NULL) != SQLITE_OK)

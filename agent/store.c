@@ -55,11 +55,17 @@ static int map_sqlite(int rc)
 	}
 }
 
-int store_fail(struct store *s, const char *what, struct fs_error *err)
+/* Build the error for a failed call; with any_fault, a VFS fault is used
+ * whatever SQLite's code (integrity_check reports failed pages as rows). */
+static int fail_with(struct store *s, const char *what, int any_fault, struct fs_error *err)
 {
 	int rc = sqlite3_extended_errcode(s->db);
 	const char *fault = s->vfs ? fsvfs_last_fault(s->vfs) : NULL;
 
+	/* Only an I/O failure can have come from the VFS; a fault left over
+	 * from an earlier call must not relabel a BUSY or FULL. */
+	if (fault && !any_fault && (rc & 0xff) != SQLITE_IOERR && (rc & 0xff) != SQLITE_CANTOPEN)
+		fault = NULL;
 	if (fault) {
 		/* The VFS knows the page; SQLite only knows "I/O error". */
 		fs_error_set(err, -FS_ECORRUPT, "%s %s: %s", what, s->path, fault);
@@ -67,6 +73,11 @@ int store_fail(struct store *s, const char *what, struct fs_error *err)
 		return -FS_ECORRUPT;
 	}
 	return fs_error_set(err, map_sqlite(rc), "%s %s: %s", what, s->path, sqlite3_errmsg(s->db));
+}
+
+int store_fail(struct store *s, const char *what, struct fs_error *err)
+{
+	return fail_with(s, what, 0, err);
 }
 
 static int exec(struct store *s, const char *sql, const char *what, struct fs_error *err)
@@ -229,7 +240,7 @@ static struct store *store_new(const char *data_dir, const struct store_options 
 static int write_identity(const char *data_dir, const uint8_t *key, struct identity **ret_ident,
 			  struct fs_error *err)
 {
-	uint8_t sealed[IDENTITY_SEALED_BYTES], sub[AEAD_KEYBYTES];
+	uint8_t sealed[IDENTITY_SEALED_BYTES], *sub = NULL;
 	char path[PATH_MAX];
 	struct identity *ident = NULL;
 	int r;
@@ -237,12 +248,20 @@ static int write_identity(const char *data_dir, const uint8_t *key, struct ident
 	if ((r = dir_file(path, sizeof(path), data_dir, "device.key", err)) < 0)
 		return r;
 	r = identity_generate(&ident);
-	if (r < 0)
-		return fs_error_set(err, r, "create device identity: out of memory");
+	sub = secmem_alloc(AEAD_KEYBYTES);
+	if (r < 0 || !sub) {
+		identity_free(ident);
+		secmem_free(sub);
+		return fs_error_set(err, -ENOMEM, "create device identity: out of memory");
+	}
 	aead_derive_subkey(sub, 2, "fsdevice", key);
-	identity_seal(ident, sub, sealed);
-	sodium_memzero(sub, sizeof(sub));
-	r = keyfile_write(path, KEYFILE_DEVICE, sealed, sizeof(sealed), KEYFILE_NO_REPLACE, err);
+	r = identity_seal(ident, sub, sealed);
+	sub = secmem_free(sub);
+	if (r < 0)
+		fs_error_set(err, r, "create device identity: out of secure memory");
+	else
+		r = keyfile_write(path, KEYFILE_DEVICE, sealed, sizeof(sealed), KEYFILE_NO_REPLACE,
+				  err);
 	if (r < 0) {
 		identity_free(ident);
 		return r;
@@ -254,7 +273,7 @@ static int write_identity(const char *data_dir, const uint8_t *key, struct ident
 static int read_identity(const char *data_dir, const uint8_t *key, struct identity **ret_ident,
 			 struct fs_error *err)
 {
-	uint8_t sub[AEAD_KEYBYTES], *payload = NULL;
+	uint8_t *sub = NULL, *payload = NULL;
 	char path[PATH_MAX];
 	size_t len;
 	int r;
@@ -263,9 +282,14 @@ static int read_identity(const char *data_dir, const uint8_t *key, struct identi
 		return r;
 	if ((r = keyfile_read(path, KEYFILE_DEVICE, &payload, &len, err)) < 0)
 		return r;
+	sub = secmem_alloc(AEAD_KEYBYTES);
+	if (!sub) {
+		secmem_free(payload);
+		return fs_error_set(err, -ENOMEM, "open device key %s: out of secure memory", path);
+	}
 	aead_derive_subkey(sub, 2, "fsdevice", key);
 	r = identity_unseal(payload, len, sub, ret_ident);
-	sodium_memzero(sub, sizeof(sub));
+	secmem_free(sub);
 	secmem_free(payload);
 	if (r < 0)
 		return fs_error_set(err, r == -FS_EAUTH ? -FS_ECORRUPT : r,
@@ -275,14 +299,21 @@ static int read_identity(const char *data_dir, const uint8_t *key, struct identi
 	return 0;
 }
 
-static void remove_created(const char *data_dir)
+/* The files store_create() makes, in the order it makes them. */
+static const char *const store_files[] = {"store.key", "device.key", "store.db", "store.db-wal",
+					  "store.db-shm"};
+
+/* Remove only what this call created (bit i: store_files[i]), so a failed
+ * init can be retried and never deletes a store that was already there. */
+static void remove_created(const char *data_dir, unsigned created)
 {
-	static const char *const names[] = {"store.db-wal", "store.db-shm", "store.db",
-					    "device.key", "store.key"};
 	char path[PATH_MAX];
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (dir_file(path, sizeof(path), data_dir, names[i], NULL) == 0)
+	if (created & (1u << 2))
+		created |= (1u << 3) | (1u << 4); /* SQLite's companions of our store.db */
+	for (size_t i = sizeof(store_files) / sizeof(store_files[0]); i-- > 0;)
+		if ((created & (1u << i)) && dir_file(path, sizeof(path), data_dir, store_files[i],
+						     NULL) == 0)
 			unlink(path);
 }
 
@@ -293,25 +324,36 @@ int store_create(const char *data_dir, const struct keystore_secret *secret,
 	uint8_t id[KEYSTORE_ID_BYTES], *key = NULL;
 	char keypath[PATH_MAX], meta[256];
 	struct store *s = NULL;
-	int r, fd, created = 0;
+	unsigned created = 0;
+	int r, fd;
 
 	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST)
 		return fs_error_set(err, -errno, "create data directory %s: %s", data_dir,
 				    strerror(errno));
+	/* Any piece of an earlier store means stop: never overwrite or
+	 * delete what may be someone's only copy of their visits. */
+	for (size_t i = 0; i < sizeof(store_files) / sizeof(store_files[0]); i++) {
+		char path[PATH_MAX];
+
+		if ((r = dir_file(path, sizeof(path), data_dir, store_files[i], err)) < 0)
+			return r;
+		if (access(path, F_OK) == 0)
+			return fs_error_set(err, -FS_EEXIST, "create store in %s: %s already exists; "
+					    "not touching an existing store", data_dir,
+					    store_files[i]);
+	}
 	if ((r = dir_file(keypath, sizeof(keypath), data_dir, "store.key", err)) < 0)
 		return r;
-	if (access(keypath, F_OK) == 0)
-		return fs_error_set(err, -FS_EEXIST, "create store in %s: a store already exists",
-				    data_dir);
 	s = store_new(data_dir, opt, err);
 	if (!s)
 		return err ? err->code : -ENOMEM;
 	r = keystore_create(keypath, secret, profile, &key, id, err);
 	if (r < 0)
 		goto out;
-	created = 1;
+	created |= 1u << 0;
 	if ((r = write_identity(data_dir, key, &s->ident, err)) < 0)
 		goto out;
+	created |= 1u << 1;
 	/* SQLite would create the file 0644, and its -wal and -shm take the
 	 * database's mode: make it 0600 first. */
 	fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -320,6 +362,7 @@ int store_create(const char *data_dir, const struct keystore_secret *secret,
 		goto out;
 	}
 	close(fd);
+	created |= 1u << 2;
 	if ((r = db_open(s, key, id, 1, opt, err)) < 0)
 		goto out;
 	if ((r = exec(s, "BEGIN IMMEDIATE;", "create store", err)) < 0 ||
@@ -333,8 +376,8 @@ int store_create(const char *data_dir, const struct keystore_secret *secret,
 out:
 	store_close(s);
 	secmem_free(key);
-	if (r < 0 && created)
-		remove_created(data_dir);
+	if (r < 0)
+		remove_created(data_dir, created);
 	return r;
 }
 
@@ -385,7 +428,11 @@ struct store *store_close(struct store *s)
 	if (s->db) {
 		if (!sqlite3_get_autocommit(s->db))
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_close_v2(s->db);
+		/* Every statement is finalized above, so close succeeds; if it
+		 * ever does not, the connection still uses the VFS, and leaking
+		 * the VFS is better than freeing it under SQLite. */
+		if (sqlite3_close(s->db) != SQLITE_OK)
+			s->vfs = NULL;
 	}
 	fsvfs_destroy(s->vfs);
 	identity_free(s->ident);
@@ -433,6 +480,7 @@ int store_begin(struct store *s, struct fs_error *err)
 	const char *text;
 	int r;
 
+	fsvfs_clear_fault(s->vfs);
 	if ((r = exec(s, "BEGIN IMMEDIATE", "begin transaction on", err)) < 0)
 		return r;
 	r = store_stmt(s, 0, "SELECT value FROM meta WHERE key = 'hlc'", &st, err);
@@ -522,6 +570,7 @@ int store_check(struct store *s, struct fs_error *err)
 	const char *text;
 	int rc, r = 0;
 
+	fsvfs_clear_fault(s->vfs);
 	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "check store", err);
 	rc = sqlite3_step(st);
@@ -534,7 +583,7 @@ int store_check(struct store *s, struct fs_error *err)
 		/* integrity_check reports unreadable pages as rows, not as an
 		 * error; the VFS knows which page failed authentication. */
 		if (fsvfs_last_fault(s->vfs)) {
-			r = store_fail(s, "check store", err);
+			r = fail_with(s, "check store", 1, err);
 			goto out;
 		}
 		r = fs_error_set(err, -FS_ECORRUPT, "check store %s: integrity check failed: %.200s",

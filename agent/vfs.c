@@ -18,7 +18,8 @@
 #define WAL_FRAME_HEADER_BYTES 24
 #define WAL_FRAME_BYTES (WAL_FRAME_HEADER_BYTES + FSVFS_PAGE_SIZE)
 #define PAGE_DATA_BYTES (FSVFS_PAGE_SIZE - FSVFS_RESERVE)
-#define AD_BYTES (FSVFS_DBID_BYTES + 1 + 8)
+#define BIND_BYTES 12 /* WAL: page number (4) and salts (8) from the frame header */
+#define AD_BYTES (FSVFS_DBID_BYTES + 1 + 8 + BIND_BYTES)
 
 struct fsvfs {
 	sqlite3_vfs base;           /* what SQLite sees; pAppData points here */
@@ -27,6 +28,7 @@ struct fsvfs {
 	uint8_t dbid[FSVFS_DBID_BYTES]; /* binds pages to this store */
 	char name[48];              /* unique registered name */
 	char fault[512];            /* last fault, "" when none */
+	int recovering;             /* WAL_RECOVER_LOCK held: SQLite is rebuilding the index */
 };
 
 struct fsfile {
@@ -35,6 +37,8 @@ struct fsfile {
 	char kind;          /* 'D' main database or 'W' WAL */
 	const char *path;   /* SQLite keeps it valid while the file is open */
 	uint8_t *scratch;   /* one page: ciphertext out, plaintext for partial reads */
+	uint8_t hdr[WAL_FRAME_HEADER_BYTES]; /* WAL: last frame header written */
+	sqlite3_int64 hdr_off;              /* its offset, or -1 */
 	sqlite3_file *real; /* the under VFS's file, allocated right after us */
 };
 
@@ -51,16 +55,45 @@ static void set_fault(struct fsvfs *v, const char *fmt, ...)
 
 /* ---- page sealing ----------------------------------------------------- */
 
-static void page_ad(const struct fsfile *f, uint64_t number, uint8_t ad[AD_BYTES])
+/* Associated data: store id, file kind, page or frame number, and for a
+ * WAL frame the database page number and the WAL generation's salts.
+ * SQLite's frame checksums carry no key, so without the last two a frame
+ * could be relabelled as another page, or replayed from an earlier WAL
+ * generation, with the checksums recomputed. */
+static void page_ad(const struct fsfile *f, uint64_t number, const uint8_t *bind,
+		    uint8_t ad[AD_BYTES])
 {
 	memcpy(ad, f->vfs->dbid, FSVFS_DBID_BYTES);
 	ad[FSVFS_DBID_BYTES] = (uint8_t)f->kind;
 	for (int i = 0; i < 8; i++)
 		ad[FSVFS_DBID_BYTES + 1 + i] = (uint8_t)(number >> (56 - 8 * i));
+	if (bind)
+		memcpy(ad + FSVFS_DBID_BYTES + 9, bind, BIND_BYTES);
+	else
+		memset(ad + FSVFS_DBID_BYTES + 9, 0, BIND_BYTES);
+}
+
+/* What a WAL page is bound to besides its frame number: the database page
+ * number from its frame header (SQLite never changes it for a frame) and
+ * the salts from the WAL file header (they name the WAL generation).
+ * Not the frame header's own salts: SQLite writes those as zeros for
+ * frames after an in-place overwrite and fills them in at commit. */
+static int wal_bind(struct fsfile *f, const uint8_t frame_hdr[WAL_FRAME_HEADER_BYTES],
+		    uint8_t bind[BIND_BYTES])
+{
+	uint8_t walhdr[WAL_HEADER_BYTES];
+	int rc = f->real->pMethods->xRead(f->real, walhdr, sizeof(walhdr), 0);
+
+	if (rc != SQLITE_OK)
+		return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_DATA : rc;
+	memcpy(bind, frame_hdr, 4);
+	memcpy(bind + 4, walhdr + 16, 8);
+	return SQLITE_OK;
 }
 
 /* Seal plaintext page p into out (both FSVFS_PAGE_SIZE bytes). */
-static int page_seal(struct fsfile *f, uint64_t number, const uint8_t *p, uint8_t *out)
+static int page_seal(struct fsfile *f, uint64_t number, const uint8_t *bind, const uint8_t *p,
+		     uint8_t *out)
 {
 	uint8_t ad[AD_BYTES];
 
@@ -70,24 +103,28 @@ static int page_seal(struct fsfile *f, uint64_t number, const uint8_t *p, uint8_
 			  f->path, (unsigned long long)number, FSVFS_RESERVE);
 		return SQLITE_IOERR_WRITE;
 	}
-	page_ad(f, number, ad);
+	page_ad(f, number, bind, ad);
 	aead_seal_detached(out, out + PAGE_DATA_BYTES + AEAD_NONCEBYTES, out + PAGE_DATA_BYTES, p,
 			   PAGE_DATA_BYTES, ad, sizeof(ad), f->vfs->key);
 	return SQLITE_OK;
 }
 
-/* Open a sealed page in place; on failure the page is wiped. */
-static int page_open(struct fsfile *f, uint64_t number, uint8_t *page)
+/* Open a sealed page in place.  On failure the page is wiped and, when
+ * report is set, the fault recorded. */
+static int page_open(struct fsfile *f, uint64_t number, const uint8_t *bind, uint8_t *page,
+		     int report)
 {
 	uint8_t ad[AD_BYTES];
 
-	page_ad(f, number, ad);
+	page_ad(f, number, bind, ad);
 	if (aead_open_detached(page, page, PAGE_DATA_BYTES, page + PAGE_DATA_BYTES + AEAD_NONCEBYTES,
 			       page + PAGE_DATA_BYTES, ad, sizeof(ad), f->vfs->key) < 0) {
 		sodium_memzero(page, FSVFS_PAGE_SIZE);
-		set_fault(f->vfs, "%s %s %llu: authentication failed "
-			  "(wrong key, or the file was altered)",
-			  f->path, f->kind == 'W' ? "WAL frame" : "page", (unsigned long long)number);
+		if (report)
+			set_fault(f->vfs, "%s %s %llu: authentication failed "
+				  "(wrong key, or the file was altered)",
+				  f->path, f->kind == 'W' ? "WAL frame" : "page",
+				  (unsigned long long)number);
 		return SQLITE_IOERR_DATA;
 	}
 	sodium_memzero(page + PAGE_DATA_BYTES, FSVFS_RESERVE);
@@ -104,7 +141,8 @@ static int real_read(struct fsfile *f, void *buf, int amt, sqlite3_int64 off)
 /* Read and open one whole sealed page at off.  A page entirely past the
  * end of the file is a normal short read (SQLite treats it as zeros); a
  * page cut short is damage. */
-static int read_sealed(struct fsfile *f, uint64_t number, uint8_t *page, sqlite3_int64 off)
+static int read_sealed(struct fsfile *f, uint64_t number, const uint8_t *bind, uint8_t *page,
+		       sqlite3_int64 off, int report)
 {
 	sqlite3_int64 size = 0;
 	int rc = real_read(f, page, FSVFS_PAGE_SIZE, off);
@@ -114,12 +152,15 @@ static int read_sealed(struct fsfile *f, uint64_t number, uint8_t *page, sqlite3
 			memset(page, 0, FSVFS_PAGE_SIZE);
 			return SQLITE_IOERR_SHORT_READ;
 		}
-		set_fault(f->vfs, "%s page %llu: truncated", f->path, (unsigned long long)number);
+		if (report)
+			set_fault(f->vfs, "%s page %llu: truncated", f->path,
+				  (unsigned long long)number);
+		sodium_memzero(page, FSVFS_PAGE_SIZE);
 		return SQLITE_IOERR_DATA;
 	}
 	if (rc != SQLITE_OK)
 		return rc;
-	return page_open(f, number, page);
+	return page_open(f, number, bind, page, report);
 }
 
 static int db_read(struct fsfile *f, uint8_t *buf, int amt, sqlite3_int64 off)
@@ -129,7 +170,7 @@ static int db_read(struct fsfile *f, uint8_t *buf, int amt, sqlite3_int64 off)
 	int rc;
 
 	if (within == 0 && amt == FSVFS_PAGE_SIZE)
-		return read_sealed(f, pgno, buf, off);
+		return read_sealed(f, pgno, NULL, buf, off, 1);
 	/* SQLite reads parts of page 1 (the 100-byte header, the change
 	 * counter) before it knows the page size: open the whole page. */
 	if (within + amt > FSVFS_PAGE_SIZE) {
@@ -137,7 +178,7 @@ static int db_read(struct fsfile *f, uint8_t *buf, int amt, sqlite3_int64 off)
 			  (long long)off);
 		return SQLITE_IOERR_READ;
 	}
-	rc = read_sealed(f, pgno, f->scratch, off - within);
+	rc = read_sealed(f, pgno, NULL, f->scratch, off - within, 1);
 	if (rc == SQLITE_OK || rc == SQLITE_IOERR_SHORT_READ)
 		memcpy(buf, f->scratch + within, (size_t)amt);
 	sodium_memzero(f->scratch, FSVFS_PAGE_SIZE);
@@ -150,8 +191,62 @@ static int in_frame_header(sqlite3_int64 within, int amt)
 	return within + amt <= WAL_FRAME_HEADER_BYTES;
 }
 
+static sqlite3_int64 frame_offset(uint64_t frame)
+{
+	return WAL_HEADER_BYTES + (sqlite3_int64)(frame - 1) * WAL_FRAME_BYTES;
+}
+
+/* The header of the frame at frame_off: the one SQLite just wrote, or
+ * the one on disk (in-place overwrites write only the page). */
+static int frame_header(struct fsfile *f, sqlite3_int64 frame_off, uint8_t hdr[WAL_FRAME_HEADER_BYTES])
+{
+	if (f->hdr_off == frame_off) {
+		memcpy(hdr, f->hdr, WAL_FRAME_HEADER_BYTES);
+		return SQLITE_OK;
+	}
+	return real_read(f, hdr, WAL_FRAME_HEADER_BYTES, frame_off);
+}
+
+/* Frame `frame` failed authentication while SQLite recovered the WAL.
+ * Is it the torn tail of a transaction that never committed (power
+ * lost mid-write), or was a durable frame altered?  SQLite writes a
+ * transaction's frames, ends with a commit frame, and syncs; the next
+ * transaction starts only after that sync.  So an authentic frame with
+ * the current salts after an authentic commit frame that follows
+ * `frame` means `frame` was durable: tampering.  Anything less is a
+ * torn tail, which SQLite must see as the end of the log. */
+static int frame_is_torn_tail(struct fsfile *f, uint64_t frame)
+{
+	uint8_t walhdr[WAL_HEADER_BYTES], hdr[WAL_FRAME_HEADER_BYTES], bind[BIND_BYTES];
+	int seen_commit = 0, torn = 1;
+
+	if (real_read(f, walhdr, sizeof(walhdr), 0) != SQLITE_OK)
+		return 0;
+	for (uint64_t j = frame + 1;; j++) {
+		sqlite3_int64 off = frame_offset(j);
+
+		if (real_read(f, hdr, sizeof(hdr), off) != SQLITE_OK)
+			break; /* end of file */
+		if (memcmp(hdr + 8, walhdr + 16, 8) != 0)
+			continue; /* left over from an earlier WAL generation */
+		memcpy(bind, hdr, 4);
+		memcpy(bind + 4, walhdr + 16, 8);
+		if (read_sealed(f, j, bind, f->scratch, off + WAL_FRAME_HEADER_BYTES, 0) != SQLITE_OK)
+			continue;
+		if (seen_commit) {
+			torn = 0;
+			break;
+		}
+		if (hdr[4] | hdr[5] | hdr[6] | hdr[7])
+			seen_commit = 1;
+	}
+	sodium_memzero(f->scratch, FSVFS_PAGE_SIZE);
+	return torn;
+}
+
 static int wal_read(struct fsfile *f, uint8_t *buf, int amt, sqlite3_int64 off)
 {
+	uint8_t hdr[WAL_FRAME_HEADER_BYTES], bind[BIND_BYTES];
 	sqlite3_int64 rel, within;
 	uint64_t frame;
 	int rc;
@@ -167,15 +262,35 @@ static int wal_read(struct fsfile *f, uint8_t *buf, int amt, sqlite3_int64 off)
 	within = rel % WAL_FRAME_BYTES;
 	if (in_frame_header(within, amt))
 		return real_read(f, buf, amt, off);
-	if (within == WAL_FRAME_HEADER_BYTES && amt == FSVFS_PAGE_SIZE)
-		return read_sealed(f, frame, buf, off);
+	if (within == WAL_FRAME_HEADER_BYTES && amt == FSVFS_PAGE_SIZE) {
+		/* A frame the wal-index says is committed: it must authenticate. */
+		rc = real_read(f, hdr, sizeof(hdr), off - WAL_FRAME_HEADER_BYTES);
+		if (rc == SQLITE_OK)
+			rc = wal_bind(f, hdr, bind);
+		if (rc != SQLITE_OK)
+			return rc;
+		return read_sealed(f, frame, bind, buf, off, 1);
+	}
 	if (within == 0 && amt == WAL_FRAME_BYTES) {
 		/* Recovery reads whole frames: header in clear, page sealed. */
 		rc = real_read(f, buf, WAL_FRAME_HEADER_BYTES, off);
+		if (rc == SQLITE_OK)
+			rc = wal_bind(f, buf, bind);
 		if (rc != SQLITE_OK)
 			return rc;
-		return read_sealed(f, frame, buf + WAL_FRAME_HEADER_BYTES,
-				   off + WAL_FRAME_HEADER_BYTES);
+		rc = read_sealed(f, frame, bind, buf + WAL_FRAME_HEADER_BYTES,
+				 off + WAL_FRAME_HEADER_BYTES, 1);
+		/* Only recovery may meet a torn tail; the same read at commit
+		 * (checksum rewrite) is of frames we just wrote, and a failure
+		 * there must stop the commit. */
+		if (rc == SQLITE_IOERR_DATA && f->vfs->recovering && frame_is_torn_tail(f, frame)) {
+			/* Page number 0 makes SQLite treat the frame as the end
+			 * of the log, exactly as for a torn write it can see. */
+			fsvfs_clear_fault(f->vfs);
+			memset(buf, 0, WAL_FRAME_BYTES);
+			return SQLITE_OK;
+		}
+		return rc;
 	}
 unexpected:
 	set_fault(f->vfs, "%s: unexpected WAL read of %d bytes at %lld", f->path, amt,
@@ -192,36 +307,65 @@ static int fs_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 off)
 	return f->kind == 'D' ? db_read(f, buf, amt, off) : wal_read(f, buf, amt, off);
 }
 
-static int write_sealed(struct fsfile *f, uint64_t number, const void *buf, sqlite3_int64 off)
+static int write_sealed(struct fsfile *f, uint64_t number, const uint8_t *bind, const void *buf,
+			sqlite3_int64 off)
 {
-	int rc = page_seal(f, number, buf, f->scratch);
+	int rc = page_seal(f, number, bind, buf, f->scratch);
 
 	if (rc == SQLITE_OK)
 		rc = f->real->pMethods->xWrite(f->real, f->scratch, FSVFS_PAGE_SIZE, off);
 	return rc;
 }
 
+static int wal_write(struct fsfile *f, const void *buf, int amt, sqlite3_int64 off)
+{
+	uint8_t hdr[WAL_FRAME_HEADER_BYTES], bind[BIND_BYTES];
+	sqlite3_int64 rel = off - WAL_HEADER_BYTES, within;
+	int rc;
+
+	if (off + amt <= WAL_HEADER_BYTES)
+		return f->real->pMethods->xWrite(f->real, buf, amt, off);
+	if (rel < 0)
+		return SQLITE_IOERR_WRITE;
+	within = rel % WAL_FRAME_BYTES;
+	if (in_frame_header(within, amt)) {
+		/* Remember a whole header: the page that follows is bound to it. */
+		if (within == 0 && amt == WAL_FRAME_HEADER_BYTES) {
+			memcpy(f->hdr, buf, WAL_FRAME_HEADER_BYTES);
+			f->hdr_off = off;
+		} else if (f->hdr_off == off - within) {
+			f->hdr_off = -1;
+		}
+		return f->real->pMethods->xWrite(f->real, buf, amt, off);
+	}
+	if (within == WAL_FRAME_HEADER_BYTES && amt == FSVFS_PAGE_SIZE) {
+		rc = frame_header(f, off - WAL_FRAME_HEADER_BYTES, hdr);
+		if (rc == SQLITE_OK)
+			rc = wal_bind(f, hdr, bind);
+		if (rc != SQLITE_OK)
+			return rc;
+		return write_sealed(f, (uint64_t)(rel / WAL_FRAME_BYTES) + 1, bind, buf, off);
+	}
+	return SQLITE_IOERR_WRITE;
+}
+
 static int fs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 off)
 {
 	struct fsfile *f = (struct fsfile *)file;
-	sqlite3_int64 rel, within;
+	int rc = SQLITE_IOERR_WRITE;
 
 	if (f->kind == 'D') {
 		if (amt == FSVFS_PAGE_SIZE && off % FSVFS_PAGE_SIZE == 0)
-			return write_sealed(f, (uint64_t)(off / FSVFS_PAGE_SIZE) + 1, buf, off);
-	} else if (off + amt <= WAL_HEADER_BYTES) {
-		return f->real->pMethods->xWrite(f->real, buf, amt, off);
-	} else if (off >= WAL_HEADER_BYTES) {
-		rel = off - WAL_HEADER_BYTES;
-		within = rel % WAL_FRAME_BYTES;
-		if (in_frame_header(within, amt))
-			return f->real->pMethods->xWrite(f->real, buf, amt, off);
-		if (within == WAL_FRAME_HEADER_BYTES && amt == FSVFS_PAGE_SIZE)
-			return write_sealed(f, (uint64_t)(rel / WAL_FRAME_BYTES) + 1, buf, off);
+			return write_sealed(f, (uint64_t)(off / FSVFS_PAGE_SIZE) + 1, NULL, buf, off);
+	} else {
+		rc = wal_write(f, buf, amt, off);
+		if (rc != SQLITE_IOERR_WRITE)
+			return rc;
 	}
-	set_fault(f->vfs, "%s: unexpected write of %d bytes at %lld (page size must be %d)",
-		  f->path, amt, (long long)off, FSVFS_PAGE_SIZE);
-	return SQLITE_IOERR_WRITE;
+	if (!f->vfs->fault[0])
+		set_fault(f->vfs, "%s: unexpected write of %d bytes at %lld (page size must be %d)",
+			  f->path, amt, (long long)off, FSVFS_PAGE_SIZE);
+	return rc;
 }
 
 static int fs_close(sqlite3_file *file)
@@ -242,6 +386,7 @@ static int fs_close(sqlite3_file *file)
 
 static int fs_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
+	((struct fsfile *)file)->hdr_off = -1; /* the cached header may be gone */
 	return REAL(file)->pMethods->xTruncate(REAL(file), size);
 }
 
@@ -296,9 +441,22 @@ static int fs_shm_map(sqlite3_file *file, int pg, int pgsz, int extend, void vol
 	return REAL(file)->pMethods->xShmMap(REAL(file), pg, pgsz, extend, pp);
 }
 
+/* wal.c: WAL_RECOVER_LOCK is slot 2, held exclusively only while a
+ * connection recovers the WAL into a new wal-index. */
+#define SHM_RECOVER_SLOT 2
+
 static int fs_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
-	return REAL(file)->pMethods->xShmLock(REAL(file), offset, n, flags);
+	struct fsfile *f = (struct fsfile *)file;
+	int rc = REAL(file)->pMethods->xShmLock(REAL(file), offset, n, flags);
+
+	if (rc == SQLITE_OK && offset <= SHM_RECOVER_SLOT && SHM_RECOVER_SLOT < offset + n) {
+		if (flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE))
+			f->vfs->recovering = 1;
+		else if (flags & SQLITE_SHM_UNLOCK)
+			f->vfs->recovering = 0;
+	}
+	return rc;
 }
 
 static void fs_shm_barrier(sqlite3_file *file)
@@ -346,6 +504,7 @@ static int fs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int f
 	memset(f, 0, sizeof(*f));
 	f->vfs = v;
 	f->path = name ? name : "(temporary)";
+	f->hdr_off = -1;
 	f->real = (sqlite3_file *)((char *)file + ((sizeof(struct fsfile) + 7) & ~(size_t)7));
 	if (flags & SQLITE_OPEN_MAIN_DB) {
 		f->kind = 'D';

@@ -41,6 +41,24 @@ int fs_error_prefix(struct fs_error *e, const char *fmt, ...)
 	return e->code;
 }
 
+const char *fs_error_token(const char *s, char buf[FS_TOKEN_MAX + 3])
+{
+	size_t n;
+
+	if (!s || !*s)
+		return "(empty)";
+	for (n = 0; s[n]; n++) {
+		char c = s[n];
+
+		if (n == FS_TOKEN_MAX ||
+		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return "(not shown)";
+	}
+	snprintf(buf, FS_TOKEN_MAX + 3, "'%s'", s);
+	return buf;
+}
+
 const char *fs_strerror(int code)
 {
 	if (code < 0)

@@ -46,6 +46,13 @@ int fs_error_set(struct fs_error *e, int code, const char *fmt, ...)
 /* Prefix an existing message with more context ("open store X: ..."). */
 int fs_error_prefix(struct fs_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* For messages that must say what the user typed where it failed (an
+ * unknown column, command or id): s quoted when it looks like a name or
+ * an id ([A-Za-z0-9_.-], at most 64 bytes), else "(not shown)", since a
+ * mistyped value may be a person's name.  buf holds the quoted copy. */
+#define FS_TOKEN_MAX 64
+const char *fs_error_token(const char *s, char buf[FS_TOKEN_MAX + 3]);
+
 /* Static description of a code; never NULL. */
 const char *fs_strerror(int code);
 

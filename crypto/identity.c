@@ -66,8 +66,8 @@ static void identity_ad(const uint8_t *sign_pk, const uint8_t *box_pk, uint8_t *
 	(sizeof(IDENTITY_AD_LABEL) - 1 + crypto_sign_PUBLICKEYBYTES + crypto_box_PUBLICKEYBYTES)
 #define IDENTITY_SECRET_BYTES (crypto_sign_SEEDBYTES + crypto_box_SECRETKEYBYTES)
 
-void identity_seal(const struct identity *id, const uint8_t key[AEAD_KEYBYTES],
-		   uint8_t out[IDENTITY_SEALED_BYTES])
+int identity_seal(const struct identity *id, const uint8_t key[AEAD_KEYBYTES],
+		  uint8_t out[IDENTITY_SEALED_BYTES])
 {
 	uint8_t ad[IDENTITY_AD_BYTES];
 	uint8_t *secret = secmem_alloc(IDENTITY_SECRET_BYTES);
@@ -78,16 +78,13 @@ void identity_seal(const struct identity *id, const uint8_t key[AEAD_KEYBYTES],
 	memcpy(p, id->box_pk, crypto_box_PUBLICKEYBYTES);
 	p += crypto_box_PUBLICKEYBYTES;
 	identity_ad(id->sign_pk, id->box_pk, ad);
-	if (!secret) {
-		/* Cannot happen in practice (a few bytes); fail closed with
-		 * output that will never authenticate. */
-		memset(p, 0, AEAD_OVERHEAD + IDENTITY_SECRET_BYTES);
-		return;
-	}
+	if (!secret)
+		return -ENOMEM;
 	crypto_sign_ed25519_sk_to_seed(secret, id->sign_sk);
 	memcpy(secret + crypto_sign_SEEDBYTES, id->box_sk, crypto_box_SECRETKEYBYTES);
 	aead_seal(p, secret, IDENTITY_SECRET_BYTES, ad, sizeof(ad), key);
 	secmem_free(secret);
+	return 0;
 }
 
 int identity_unseal(const uint8_t *payload, size_t len, const uint8_t key[AEAD_KEYBYTES],

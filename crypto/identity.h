@@ -43,9 +43,10 @@ int identity_generate(struct identity **ret_id) FS_WUR;
 /* NULL-safe; wipes the secret halves.  Returns NULL. */
 struct identity *identity_free(struct identity *id);
 
-/* out must hold IDENTITY_SEALED_BYTES. */
-void identity_seal(const struct identity *id, const uint8_t key[AEAD_KEYBYTES],
-		   uint8_t out[IDENTITY_SEALED_BYTES]);
+/* out must hold IDENTITY_SEALED_BYTES.  -ENOMEM when no secure memory
+ * is left; out is then not a valid sealed identity. */
+int identity_seal(const struct identity *id, const uint8_t key[AEAD_KEYBYTES],
+		  uint8_t out[IDENTITY_SEALED_BYTES]) FS_WUR;
 
 /* -FS_EFORMAT on a wrong length, -FS_EAUTH when the key is wrong or the
  * payload was altered. */

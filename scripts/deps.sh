@@ -4,9 +4,13 @@
 # to run and stops, so that `make demo` and `make test` never half-work.
 set -eu
 
-PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
-libsqlite3-dev sqlite3 libsodium-dev libcjson-dev libcurl4-openssl-dev \
-libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev"
+# Build: compiler, CMake, pkg-config and the libraries.  Tests: the stock
+# sqlite3 shell (it must fail to read a store), python3 (checks JSON
+# output) and script(1) from bsdutils (gives import a terminal).
+PKGS="build-essential cmake pkg-config \
+libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
+libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev \
+sqlite3 python3 bsdutils"
 
 missing=""
 for p in $PKGS; do

@@ -648,9 +648,10 @@ const char *form_field_ref(const struct form *f, size_t i)
 
 static int unknown_field(const char *name, struct fs_error *err)
 {
-	char buf[PRINT_MAX + 8];
+	char buf[FS_TOKEN_MAX + 3];
 
-	return fs_error_set(err, -FS_EVALID, "unknown field %s", quoted(name, buf));
+	/* A record's key may be anything a person typed, even a name. */
+	return fs_error_set(err, -FS_EVALID, "unknown field %s", fs_error_token(name, buf));
 }
 
 /* The field called name, or NULL after filling err. */

@@ -156,7 +156,7 @@ TEST(identity_seal_roundtrip)
 	randombytes_buf(key, sizeof(key));
 	ASSERT_OK(identity_generate(&a));
 	ASSERT_EQ(strlen(a->id), IDENTITY_ID_HEXLEN);
-	identity_seal(a, key, sealed);
+	ASSERT_OK(identity_seal(a, key, sealed));
 	ASSERT_OK(identity_unseal(sealed, sizeof(sealed), key, &b));
 	ASSERT_STR_EQ(a->id, b->id);
 	crypto_sign_detached(sig, NULL, (const uint8_t *)"m", 1, b->sign_sk);

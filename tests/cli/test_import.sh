@@ -31,6 +31,12 @@ printf 'full_name,shoe_size\nA,1\n' > "$T/badcol.csv"
 expect_exit 2 fs import beneficiaries "$T/badcol.csv"
 must_contain "$ERR" "line 1"
 must_contain "$ERR" "shoe_size"
+# A file without its header row: the first row's cells are not echoed.
+printf 'Ružičić Đorđe,Tutin,yes\n' > "$T/noheader.csv"
+expect_exit 2 fs import beneficiaries "$T/noheader.csv"
+must_contain "$ERR" "header row"
+must_not_contain "$ERR" "Ružičić"
+must_not_contain "$ERR" "Tutin"
 printf 'full_name,"unterminated\n' > "$T/broken.csv"
 expect_exit 2 fs import beneficiaries "$T/broken.csv"
 

@@ -54,6 +54,13 @@ must_contain "$ERR" "status"
 must_not_contain "$ERR" "tourist"
 expect_exit 2 fs beneficiary add "full_name=X" municipality=Tutin consent=yes shoe_size=44
 must_contain "$ERR" "shoe_size"
+# Whatever a person typed where a name or id was expected is not echoed.
+expect_exit 2 fs beneficiary show "Ružičić Đorđe"
+must_not_contain "$ERR" "Ružičić"
+expect_exit 2 fs beneficiary add "Marko Marković=1" municipality=Tutin consent=yes
+must_not_contain "$ERR" "Marković"
+expect_exit 1 fs beneficiary "Marko Marković"
+must_not_contain "$ERR" "Marković"
 
 # Edit changes one field; FIELD= clears an optional one.
 expect_exit 0 fs beneficiary edit "$id1" household_size=5 status=
@@ -90,6 +97,16 @@ for c in "" init keygen passwd "beneficiary" "visit" import status check; do
 	must_contain "$OUT" "Usage: fieldsync"
 done
 expect_exit 0 "$FIELDSYNC" --version
+
+# init with the key envelope missing must not delete the rest of the
+# store: put the envelope back and every record is still there.
+mv "$DATA/store.key" "$T/store.key.aside"
+expect_exit 2 fs init --kdf interactive
+must_contain "$ERR" "already exists"
+[ -f "$DATA/store.db" ] && [ -f "$DATA/device.key" ] || fail "init deleted an existing store"
+[ ! -e "$DATA/store.key" ] || fail "init wrote a new key over an existing store"
+mv "$T/store.key.aside" "$DATA/store.key"
+expect_exit 0 fs beneficiary show "$id1" --json
 
 # A config file that names an unknown key is an error with its line.
 printf '[store]\ndata_dir = %s\ndata_dri = typo\n' "$DATA" > "$T/bad.conf"
