@@ -330,6 +330,85 @@ TEST(store_flipped_wal_byte_detected)
 	keystore_secret_free(secret);
 }
 
+/* SQLite's WAL checksum is (s1 += x0 + s2; s2 += x1 + s1) over native
+ * 32-bit words: linear, keyless.  A change of delta in the first word of a
+ * frame shifts every later (s1, s2) by amounts that do not depend on the
+ * data, so an attacker can relabel a frame and fix the whole chain
+ * without the key.  Only the AEAD binding of the page number stops it. */
+static void forge_frame_pgno(const char *wal, int frame, uint32_t new_pgno)
+{
+	int fd = open(wal, O_RDWR);
+	uint8_t hdr[24], be[4];
+	uint32_t x_old, x_new, d1, d2;
+	struct stat st;
+	off_t off;
+
+	ASSERT_GE(fd, 0);
+	ASSERT_OK(fstat(fd, &st));
+	off = 32 + (off_t)(frame - 1) * (24 + FSVFS_PAGE_SIZE);
+	ASSERT_EQ(pread(fd, hdr, 24, off), 24);
+	be[0] = (uint8_t)(new_pgno >> 24);
+	be[1] = (uint8_t)(new_pgno >> 16);
+	be[2] = (uint8_t)(new_pgno >> 8);
+	be[3] = (uint8_t)new_pgno;
+	memcpy(&x_old, hdr, 4); /* native words, as the checksum reads them */
+	memcpy(&x_new, be, 4);
+	memcpy(hdr, be, 4);
+	ASSERT_EQ(pwrite(fd, hdr, 4, off), 4);
+	d1 = d2 = x_new - x_old; /* after the header's first pair */
+	for (; off + 24 + FSVFS_PAGE_SIZE <= st.st_size; off += 24 + FSVFS_PAGE_SIZE) {
+		uint32_t c1, c2;
+
+		if (off != 32 + (off_t)(frame - 1) * (24 + FSVFS_PAGE_SIZE)) {
+			d1 += d2; /* the header pair of a later frame */
+			d2 += d1;
+		}
+		for (int i = 0; i < FSVFS_PAGE_SIZE / 8; i++) {
+			d1 += d2;
+			d2 += d1;
+		}
+		ASSERT_EQ(pread(fd, hdr, 24, off), 24);
+		c1 = ((uint32_t)hdr[16] << 24 | (uint32_t)hdr[17] << 16 | (uint32_t)hdr[18] << 8 | hdr[19]) + d1;
+		c2 = ((uint32_t)hdr[20] << 24 | (uint32_t)hdr[21] << 16 | (uint32_t)hdr[22] << 8 | hdr[23]) + d2;
+		for (int i = 0; i < 4; i++) {
+			hdr[16 + i] = (uint8_t)(c1 >> (24 - 8 * i));
+			hdr[20 + i] = (uint8_t)(c2 >> (24 - 8 * i));
+		}
+		ASSERT_EQ(pwrite(fd, hdr + 16, 8, off + 16), 8);
+	}
+	close(fd);
+}
+
+TEST(store_relabelled_wal_frame_detected)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	struct fs_error err = {0};
+	uint8_t h2[24], h3[24];
+	struct store *s;
+	int fd, r;
+
+	store_close(open_store(secret, 1));
+	write_and_die(secret, f, 5);
+	fd = open(data_file("store.db-wal"), O_RDONLY);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(pread(fd, h2, 24, 32 + 1 * (24 + FSVFS_PAGE_SIZE)), 24);
+	ASSERT_EQ(pread(fd, h3, 24, 32 + 2 * (24 + FSVFS_PAGE_SIZE)), 24);
+	close(fd);
+	ASSERT_TRUE(memcmp(h2, h3, 4) != 0); /* two different pages */
+	forge_frame_pgno(data_file("store.db-wal"), 2,
+			 (uint32_t)h3[0] << 24 | (uint32_t)h3[1] << 16 | (uint32_t)h3[2] << 8 | h3[3]);
+	r = store_open(data_dir, secret, NULL, &s, &err);
+	if (r == 0) {
+		r = store_check(s, &err);
+		store_close(s);
+	}
+	ASSERT_EQ(r, -FS_ECORRUPT);
+	ASSERT_STR_CONTAINS(err.msg, "WAL frame 2: authentication failed");
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
 /* ---- durability ------------------------------------------------------- */
 
 TEST(store_torn_wal_tail_recovers)
