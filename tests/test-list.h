@@ -12,6 +12,11 @@ TEST_ENTRY(identity_seal_roundtrip)
 /* sync */
 TEST_ENTRY(hlc_monotonic_and_bounded)
 TEST_ENTRY(uuid_v7_layout)
+TEST_ENTRY(changeset_roundtrip)
+TEST_ENTRY(changeset_every_flipped_byte_rejected)
+TEST_ENTRY(changeset_wrong_keys_and_versions)
+TEST_ENTRY(changeset_vector_v1)
+TEST_ENTRY(merge_rule_total_order)
 /* form: tests/test_form.c */
 TEST_ENTRY(form_shipped_forms_load)
 TEST_ENTRY(form_load_file_errors)

@@ -1,0 +1,360 @@
+/* changeset.c - encode, parse, verify and open change sets.
+ *
+ * Sections: byte order; the payload (canonical JSON of changes);
+ * encode; parse and verify; open.
+ */
+#include "sync/changeset.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#define OFF_MAGIC 0
+#define OFF_VERSION 4
+#define OFF_CODEC 5
+#define OFF_RESERVED 6
+#define OFF_DEVICE 8
+#define OFF_SEQ 24
+#define OFF_PREV 32
+#define OFF_HLC_MIN 64
+#define OFF_HLC_MAX 72
+#define OFF_COUNT 80
+#define OFF_SEALED_LEN 84
+
+/* ---- byte order ------------------------------------------------------- */
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* ---- the payload ------------------------------------------------------ */
+
+/* Canonical form: a JSON array of [record id, collection, field, value,
+ * hlc as 16 hex digits], in the order given, printed by cJSON without
+ * spaces.  The same changes always give the same bytes. */
+/* Append item to arr, taking ownership either way; false on failure. */
+static int append(cJSON *arr, cJSON *item)
+{
+	if (item && cJSON_AddItemToArray(arr, item))
+		return 1;
+	cJSON_Delete(item);
+	return 0;
+}
+
+static char *payload_print(const struct change *changes, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	char *text = NULL;
+
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct change *c = &changes[i];
+		char hlc[HLC_TEXT_LEN + 1];
+		cJSON *row = cJSON_CreateArray();
+
+		hlc_format(c->hlc, hlc);
+		if (!append(arr, row) || !append(row, cJSON_CreateString(c->record_id)) ||
+		    !append(row, cJSON_CreateString(c->collection)) ||
+		    !append(row, cJSON_CreateString(c->field)) ||
+		    !append(row, c->value ? cJSON_Duplicate(c->value, 1) : cJSON_CreateNull()) ||
+		    !append(row, cJSON_CreateString(hlc)))
+			goto out;
+	}
+	text = cJSON_PrintUnformatted(arr);
+out:
+	cJSON_Delete(arr);
+	return text;
+}
+
+static int name_ok(const char *s, int allow_underscore_start)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CHANGESET_MAX_NAME)
+		return 0;
+	if (!((s[0] >= 'a' && s[0] <= 'z') || (allow_underscore_start && s[0] == '_')))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* One untrusted row of the payload into c. */
+static int change_from_json(const cJSON *row, hlc_t lo, hlc_t hi, struct change *c)
+{
+	const cJSON *id, *coll, *field, *value, *hlc;
+	char canon[UUID_TEXT_LEN + 1];
+
+	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 5)
+		return -FS_EFORMAT;
+	id = cJSON_GetArrayItem(row, 0);
+	coll = cJSON_GetArrayItem(row, 1);
+	field = cJSON_GetArrayItem(row, 2);
+	value = cJSON_GetArrayItem(row, 3);
+	hlc = cJSON_GetArrayItem(row, 4);
+	if (!cJSON_IsString(id) || !cJSON_IsString(coll) || !cJSON_IsString(field) ||
+	    !cJSON_IsString(hlc))
+		return -FS_EFORMAT;
+	/* Ids travel in canonical lower case, so equal ids are equal bytes. */
+	if (uuid_normalize(id->valuestring, canon) < 0 || strcmp(canon, id->valuestring) != 0)
+		return -FS_EFORMAT;
+	if (!name_ok(coll->valuestring, 0) || !name_ok(field->valuestring, 1))
+		return -FS_EFORMAT;
+	if (hlc_parse(hlc->valuestring, &c->hlc) < 0 || c->hlc < lo || c->hlc > hi)
+		return -FS_EFORMAT;
+	memcpy(c->record_id, canon, sizeof(canon));
+	strcpy(c->collection, coll->valuestring);
+	strcpy(c->field, field->valuestring);
+	c->value = cJSON_Duplicate(value, 1);
+	return c->value ? 0 : -ENOMEM;
+}
+
+void changes_free(struct change *changes, size_t n)
+{
+	if (!changes)
+		return;
+	for (size_t i = 0; i < n; i++)
+		cJSON_Delete(changes[i].value);
+	free(changes);
+}
+
+/* ---- encode ----------------------------------------------------------- */
+
+int changeset_encode(const struct changeset_header *h, const struct change *changes, size_t n,
+		     const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+		     const uint8_t device_sign_sk[crypto_sign_SECRETKEYBYTES], uint8_t **ret_buf,
+		     size_t *ret_len, struct fs_error *err)
+{
+	uint8_t *zbuf = NULL, *out = NULL;
+	size_t plen, zcap, zlen, total;
+	hlc_t lo = UINT64_MAX, hi = 0;
+	char *payload = NULL;
+	int r = 0;
+
+	if (n == 0 || n > CHANGESET_MAX_CHANGES || h->seq == 0)
+		return fs_error_set(err, -FS_EUSAGE, "change set: %zu changes, sequence %llu", n,
+				    (unsigned long long)h->seq);
+	for (size_t i = 0; i < n; i++) {
+		lo = changes[i].hlc < lo ? changes[i].hlc : lo;
+		hi = changes[i].hlc > hi ? changes[i].hlc : hi;
+	}
+	payload = payload_print(changes, n);
+	if (!payload)
+		return fs_error_set(err, -ENOMEM, "change set: out of memory");
+	plen = strlen(payload);
+	if (plen > CHANGESET_MAX_PAYLOAD) {
+		r = fs_error_set(err, -FS_ELIMIT, "change set: payload of %zu bytes over the limit",
+				 plen);
+		goto out;
+	}
+	zcap = ZSTD_compressBound(plen);
+	zbuf = malloc(zcap);
+	if (!zbuf) {
+		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
+		goto out;
+	}
+	zlen = ZSTD_compress(zbuf, zcap, payload, plen, CHANGESET_ZSTD_LEVEL);
+	if (ZSTD_isError(zlen)) {
+		r = fs_error_set(err, -FS_EFORMAT, "change set: zstd: %s", ZSTD_getErrorName(zlen));
+		goto out;
+	}
+	total = CHANGESET_HEADER_BYTES + zlen + crypto_box_SEALBYTES + CHANGESET_SIG_BYTES;
+	if (total > CHANGESET_MAX_BYTES) {
+		r = fs_error_set(err, -FS_ELIMIT, "change set: %zu bytes, more than %d", total,
+				 CHANGESET_MAX_BYTES);
+		goto out;
+	}
+	out = calloc(1, total);
+	if (!out) {
+		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
+		goto out;
+	}
+	memcpy(out + OFF_MAGIC, CHANGESET_MAGIC, 4);
+	out[OFF_VERSION] = CHANGESET_VERSION;
+	out[OFF_CODEC] = CHANGESET_CODEC_ZSTD_JSON;
+	memcpy(out + OFF_DEVICE, h->device, CHANGESET_DEVICE_BYTES);
+	put_be(out + OFF_SEQ, h->seq, 8);
+	memcpy(out + OFF_PREV, h->prev, CHANGESET_HASH_BYTES);
+	put_be(out + OFF_HLC_MIN, lo, 8);
+	put_be(out + OFF_HLC_MAX, hi, 8);
+	put_be(out + OFF_COUNT, n, 4);
+	put_be(out + OFF_SEALED_LEN, zlen + crypto_box_SEALBYTES, 4);
+	if (crypto_box_seal(out + CHANGESET_HEADER_BYTES, zbuf, zlen, hq_box_pk) != 0) {
+		r = fs_error_set(err, -FS_EAUTH, "change set: cannot seal to the HQ key");
+		goto out;
+	}
+	crypto_sign_detached(out + total - CHANGESET_SIG_BYTES, NULL, out,
+			     total - CHANGESET_SIG_BYTES, device_sign_sk);
+	*ret_buf = out;
+	*ret_len = total;
+	out = NULL;
+out:
+	free(out);
+	free(zbuf);
+	cJSON_free(payload);
+	return r;
+}
+
+/* ---- parse and verify ------------------------------------------------- */
+
+int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret_header,
+		    struct fs_error *err)
+{
+	static const uint8_t zero[CHANGESET_HASH_BYTES];
+	struct changeset_header h;
+	uint64_t sealed;
+
+	if (len > CHANGESET_MAX_BYTES)
+		return fs_error_set(err, -FS_ELIMIT, "change set of %zu bytes, more than %d", len,
+				    CHANGESET_MAX_BYTES);
+	if (len < CHANGESET_HEADER_BYTES + crypto_box_SEALBYTES + 1 + CHANGESET_SIG_BYTES ||
+	    memcmp(buf + OFF_MAGIC, CHANGESET_MAGIC, 4) != 0)
+		return fs_error_set(err, -FS_EFORMAT, "not a change set");
+	if (buf[OFF_VERSION] != CHANGESET_VERSION)
+		return fs_error_set(err, -FS_EFORMAT, "change set version %u is not supported",
+				    buf[OFF_VERSION]);
+	if (buf[OFF_CODEC] != CHANGESET_CODEC_ZSTD_JSON || buf[OFF_RESERVED] ||
+	    buf[OFF_RESERVED + 1])
+		return fs_error_set(err, -FS_EFORMAT, "change set: unknown codec or flags");
+	memcpy(h.device, buf + OFF_DEVICE, CHANGESET_DEVICE_BYTES);
+	h.seq = get_be(buf + OFF_SEQ, 8);
+	memcpy(h.prev, buf + OFF_PREV, CHANGESET_HASH_BYTES);
+	h.hlc_min = get_be(buf + OFF_HLC_MIN, 8);
+	h.hlc_max = get_be(buf + OFF_HLC_MAX, 8);
+	h.count = (uint32_t)get_be(buf + OFF_COUNT, 4);
+	sealed = get_be(buf + OFF_SEALED_LEN, 4);
+	/* The length field is checked against the real length, never used
+	 * to read past it. */
+	if (sealed <= crypto_box_SEALBYTES ||
+	    sealed != len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES)
+		return fs_error_set(err, -FS_EFORMAT, "change set: sealed length does not match");
+	if (h.seq == 0 || h.count == 0 || h.count > CHANGESET_MAX_CHANGES ||
+	    h.hlc_min > h.hlc_max || (h.seq == 1 && memcmp(h.prev, zero, sizeof(zero)) != 0))
+		return fs_error_set(err, -FS_EFORMAT, "change set: bad sequence, count or HLC range");
+	*ret_header = h;
+	return 0;
+}
+
+int changeset_verify(const uint8_t *buf, size_t len,
+		     const uint8_t device_sign_pk[crypto_sign_PUBLICKEYBYTES])
+{
+	if (len < CHANGESET_HEADER_BYTES + CHANGESET_SIG_BYTES || len > CHANGESET_MAX_BYTES)
+		return -FS_EFORMAT;
+	if (crypto_sign_verify_detached(buf + len - CHANGESET_SIG_BYTES, buf,
+					len - CHANGESET_SIG_BYTES, device_sign_pk) != 0)
+		return -FS_EAUTH;
+	return 0;
+}
+
+void changeset_hash(const uint8_t *buf, size_t len, uint8_t out[CHANGESET_HASH_BYTES])
+{
+	crypto_generichash(out, CHANGESET_HASH_BYTES, buf, len, NULL, 0);
+}
+
+/* ---- open ------------------------------------------------------------- */
+
+/* Decrypt and decompress the payload into a NUL-terminated string. */
+static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, const uint8_t *sk,
+			  char **ret_text, size_t *ret_len, struct fs_error *err)
+{
+	size_t sealed = len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES;
+	size_t zlen = sealed - crypto_box_SEALBYTES, got;
+	unsigned long long size;
+	uint8_t *z = malloc(zlen);
+	char *text = NULL;
+	int r = 0;
+
+	if (!z)
+		return fs_error_set(err, -ENOMEM, "change set: out of memory");
+	if (crypto_box_seal_open(z, buf + CHANGESET_HEADER_BYTES, sealed, pk, sk) != 0) {
+		r = fs_error_set(err, -FS_EAUTH, "change set: payload not sealed to this HQ key");
+		goto out;
+	}
+	/* zstd's frame states its content size; we insist on it, and on a
+	 * cap, before allocating anything. */
+	size = ZSTD_getFrameContentSize(z, zlen);
+	if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
+	    size > CHANGESET_MAX_PAYLOAD || size == 0) {
+		r = fs_error_set(err, size > CHANGESET_MAX_PAYLOAD &&
+					      size != ZSTD_CONTENTSIZE_UNKNOWN &&
+					      size != ZSTD_CONTENTSIZE_ERROR
+					      ? -FS_ELIMIT
+					      : -FS_EFORMAT,
+				 "change set: payload size missing or over the limit");
+		goto out;
+	}
+	text = malloc((size_t)size + 1);
+	if (!text) {
+		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
+		goto out;
+	}
+	got = ZSTD_decompress(text, (size_t)size, z, zlen);
+	if (ZSTD_isError(got) || got != size) {
+		r = fs_error_set(err, -FS_EFORMAT, "change set: payload does not decompress");
+		goto out;
+	}
+	text[got] = '\0';
+	*ret_text = text;
+	*ret_len = got;
+	text = NULL;
+out:
+	free(text);
+	free(z);
+	return r;
+}
+
+int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
+		   size_t *ret_n, struct fs_error *err)
+{
+	struct changeset_header h;
+	struct change *changes = NULL;
+	char *text = NULL;
+	cJSON *arr = NULL;
+	size_t tlen = 0, n = 0;
+	int r;
+
+	if ((r = changeset_parse(buf, len, &h, err)) < 0)
+		return r;
+	if ((r = payload_unseal(buf, len, hq_box_pk, hq_box_sk, &text, &tlen, err)) < 0)
+		return r;
+	arr = cJSON_ParseWithLength(text, tlen);
+	if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != h.count) {
+		r = fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes", h.count);
+		goto out;
+	}
+	changes = calloc(h.count, sizeof(*changes));
+	if (!changes) {
+		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
+		goto out;
+	}
+	for (const cJSON *row = arr->child; row; row = row->next, n++) {
+		r = change_from_json(row, h.hlc_min, h.hlc_max, &changes[n]);
+		if (r < 0) {
+			fs_error_set(err, r, "change set: change %zu is malformed", n + 1);
+			goto out;
+		}
+	}
+	*ret_changes = changes;
+	*ret_n = n;
+	changes = NULL;
+out:
+	changes_free(changes, n);
+	cJSON_Delete(arr);
+	free(text);
+	return r;
+}

@@ -1,0 +1,91 @@
+/* changeset.h - the signed, sealed change set: what a device sends HQ.
+ *
+ * docs/PROTOCOL.md, "Change set", is the byte-by-byte contract; the
+ * vector in tests/vectors/ pins it.  In short (big-endian):
+ *
+ *   0   4   magic "FSCS"          8   16  device id
+ *   4   1   version, 1            24  8   sequence number (>= 1)
+ *   5   1   codec, 1 = zstd JSON  32  32  BLAKE2b-256 of the previous set
+ *   6   2   reserved, 0           64  8   lowest HLC    72  8  highest HLC
+ *   80  4   change count          84  4   sealed length N
+ *   88  N   crypto_box_seal(zstd(payload), HQ box key)
+ *   88+N 64 Ed25519 signature by the device over bytes [0, 88+N)
+ *
+ * Trust: changeset_parse() checks only shape and limits; nothing in a
+ * parsed header is authentic until changeset_verify() succeeds with the
+ * enrolled device key.  Every length is checked against the buffer and a
+ * cap before use.  Errors: -FS_EFORMAT (malformed, unknown version),
+ * -FS_ELIMIT (over a cap), -FS_EAUTH (signature or seal).  Thread-safe;
+ * no I/O.
+ */
+#ifndef FS_CHANGESET_H
+#define FS_CHANGESET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "crypto/fserr.h"
+#include "sync/hlc.h"
+#include "sync/uuid.h"
+
+#define CHANGESET_MAGIC "FSCS"
+#define CHANGESET_VERSION 1
+#define CHANGESET_CODEC_ZSTD_JSON 1
+#define CHANGESET_HEADER_BYTES 88
+#define CHANGESET_SIG_BYTES crypto_sign_BYTES
+#define CHANGESET_HASH_BYTES 32
+#define CHANGESET_DEVICE_BYTES 16
+#define CHANGESET_MAX_BYTES (1024 * 1024)         /* whole encoding */
+#define CHANGESET_MAX_PAYLOAD (8 * 1024 * 1024)   /* after decompression */
+#define CHANGESET_MAX_CHANGES 20000
+#define CHANGESET_MAX_NAME 64                     /* collection, field */
+#define CHANGESET_ZSTD_LEVEL 19
+
+struct changeset_header {
+	uint8_t device[CHANGESET_DEVICE_BYTES]; /* device id, raw */
+	uint64_t seq;                           /* per-device, from 1, no gaps */
+	uint8_t prev[CHANGESET_HASH_BYTES];     /* hash of set seq-1; zero for seq 1 */
+	hlc_t hlc_min, hlc_max;                 /* bounds of the changes' HLCs */
+	uint32_t count;                         /* number of changes */
+};
+
+/* One field-level change. */
+struct change {
+	char record_id[UUID_TEXT_LEN + 1];
+	char collection[CHANGESET_MAX_NAME + 1];
+	char field[CHANGESET_MAX_NAME + 1]; /* a form field, or "_deleted" */
+	cJSON *value;                       /* owned; JSON null when cleared */
+	hlc_t hlc;
+};
+
+/* Build, seal to HQ and sign.  h->count, hlc_min and hlc_max are
+ * computed from changes (the caller's values are ignored).  *ret_buf is
+ * malloc'd. */
+int changeset_encode(const struct changeset_header *h, const struct change *changes, size_t n,
+		     const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+		     const uint8_t device_sign_sk[crypto_sign_SECRETKEYBYTES], uint8_t **ret_buf,
+		     size_t *ret_len, struct fs_error *err) FS_WUR;
+
+/* Check shape and limits, and read the header; see the trust note. */
+int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret_header,
+		    struct fs_error *err) FS_WUR;
+
+/* Verify the device's signature over the whole set. */
+int changeset_verify(const uint8_t *buf, size_t len,
+		     const uint8_t device_sign_pk[crypto_sign_PUBLICKEYBYTES]) FS_WUR;
+
+/* Open the sealed payload (HQ side) and check every change: well-formed,
+ * count as in the header, HLCs within the header's bounds.  Call after
+ * changeset_verify.  *ret_changes is freed with changes_free(). */
+int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
+		   size_t *ret_n, struct fs_error *err) FS_WUR;
+
+/* BLAKE2b-256 of the whole encoding: the chain link and the dedup key. */
+void changeset_hash(const uint8_t *buf, size_t len, uint8_t out[CHANGESET_HASH_BYTES]);
+
+void changes_free(struct change *changes, size_t n);
+
+#endif

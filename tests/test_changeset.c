@@ -1,0 +1,231 @@
+/* test_changeset.c - sync/: change sets, the pinned vector, the merge rule. */
+#include <stdio.h>
+
+#include "sync/changeset.h"
+#include "sync/merge.h"
+#include "tests/test.h"
+#include "tests/vectors/changeset_vector.h"
+
+struct keys {
+	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
+};
+
+static void encode_vector_changes(const struct keys *k, uint64_t seq, uint8_t **buf, size_t *len)
+{
+	struct changeset_header h = {.seq = seq};
+	struct change ch[VECTOR_CHANGES];
+	struct fs_error err = {0};
+
+	vector_device_id(k->sign_pk, h.device);
+	if (seq > 1)
+		memset(h.prev, 0xab, sizeof(h.prev));
+	ASSERT_OK(vector_changes(ch));
+	if (changeset_encode(&h, ch, VECTOR_CHANGES, k->box_pk, k->sign_sk, buf, len, &err) < 0)
+		TEST_FAIL("encode: %s", err.msg);
+	for (int i = 0; i < VECTOR_CHANGES; i++)
+		cJSON_Delete(ch[i].value);
+}
+
+/* Decode, verify and open; return 0 or the first error. */
+static int accept(const struct keys *k, const uint8_t *buf, size_t len)
+{
+	struct changeset_header h;
+	struct change *ch = NULL;
+	size_t n = 0;
+	int r;
+
+	if ((r = changeset_parse(buf, len, &h, NULL)) < 0 ||
+	    (r = changeset_verify(buf, len, k->sign_pk)) < 0 ||
+	    (r = changeset_open(buf, len, k->box_pk, k->box_sk, &ch, &n, NULL)) < 0)
+		return r;
+	changes_free(ch, n);
+	return 0;
+}
+
+static void check_vector_changes(const struct change *ch, size_t n)
+{
+	ASSERT_EQ(n, VECTOR_CHANGES);
+	for (size_t i = 0; i < n; i++) {
+		ASSERT_STR_EQ(ch[i].record_id, VECTOR_RECORD);
+		ASSERT_STR_EQ(ch[i].collection, "beneficiaries");
+	}
+	ASSERT_STR_EQ(ch[0].field, "full_name");
+	ASSERT_STR_EQ(ch[0].value->valuestring, "Ружичић Ђорђе");
+	ASSERT_STR_EQ(ch[1].field, "household_size");
+	ASSERT_EQ(ch[1].value->valueint, 4);
+	ASSERT_STR_EQ(ch[2].field, "_deleted");
+	ASSERT_TRUE(cJSON_IsTrue(ch[2].value));
+	ASSERT_EQ(ch[0].hlc, 0x0193a1b2c3d40000ULL);
+	ASSERT_EQ(ch[2].hlc, 0x0193a1b2c3d50001ULL);
+}
+
+TEST(changeset_roundtrip)
+{
+	struct keys k;
+	struct changeset_header h;
+	struct change *ch = NULL;
+	uint8_t *buf = NULL, device[16];
+	size_t len, n;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	encode_vector_changes(&k, 7, &buf, &len);
+	ASSERT_OK(changeset_parse(buf, len, &h, NULL));
+	vector_device_id(k.sign_pk, device);
+	ASSERT_MEM_EQ(h.device, device, 16);
+	ASSERT_EQ(h.seq, 7);
+	ASSERT_EQ(h.count, 3);
+	ASSERT_EQ(h.hlc_min, 0x0193a1b2c3d40000ULL);
+	ASSERT_EQ(h.hlc_max, 0x0193a1b2c3d50001ULL);
+	ASSERT_OK(changeset_verify(buf, len, k.sign_pk));
+	ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, NULL));
+	check_vector_changes(ch, n);
+	changes_free(ch, n);
+	free(buf);
+}
+
+TEST(changeset_every_flipped_byte_rejected)
+{
+	struct keys k;
+	uint8_t *buf = NULL;
+	size_t len;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	encode_vector_changes(&k, 1, &buf, &len);
+	ASSERT_OK(accept(&k, buf, len));
+	for (size_t i = 0; i < len; i++) {
+		for (int bit = 0; bit < 8; bit += 3) {
+			buf[i] ^= (uint8_t)(1 << bit);
+			if (accept(&k, buf, len) == 0)
+				TEST_FAIL("flipping bit %d of byte %zu was accepted", bit, i);
+			buf[i] ^= (uint8_t)(1 << bit);
+		}
+	}
+	/* Every truncation. */
+	for (size_t cut = 0; cut < len; cut++)
+		ASSERT_TRUE(accept(&k, buf, cut) < 0);
+	free(buf);
+}
+
+TEST(changeset_wrong_keys_and_versions)
+{
+	struct keys k, other;
+	struct changeset_header h;
+	struct change *ch = NULL;
+	struct fs_error err = {0};
+	uint8_t *buf = NULL;
+	size_t len, n;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	crypto_sign_keypair(other.sign_pk, other.sign_sk);
+	crypto_box_keypair(other.box_pk, other.box_sk);
+	encode_vector_changes(&k, 1, &buf, &len);
+	ASSERT_EQ(changeset_verify(buf, len, other.sign_pk), -FS_EAUTH);
+	ASSERT_EQ(changeset_open(buf, len, other.box_pk, other.box_sk, &ch, &n, &err), -FS_EAUTH);
+	buf[4] = 2;
+	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
+	ASSERT_STR_CONTAINS(err.msg, "version 2");
+	buf[4] = 1;
+	/* Sequence 1 must not claim a predecessor. */
+	buf[32] = 1;
+	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
+	free(buf);
+	/* Oversized input is refused before it is looked at. */
+	buf = calloc(1, CHANGESET_MAX_BYTES + 1);
+	ASSERT_EQ(changeset_parse(buf, CHANGESET_MAX_BYTES + 1, &h, &err), -FS_ELIMIT);
+	free(buf);
+}
+
+static size_t read_hex(const char *path, uint8_t *out, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+	unsigned b;
+	int c;
+
+	ASSERT_TRUE(f != NULL);
+	while ((c = fgetc(f)) != EOF) {
+		char pair[3] = {(char)c, 0, 0};
+
+		if (c == '\n')
+			continue;
+		pair[1] = (char)fgetc(f);
+		ASSERT_EQ(sscanf(pair, "%2x", &b), 1);
+		ASSERT_LT(n, cap);
+		out[n++] = (uint8_t)b;
+	}
+	fclose(f);
+	return n;
+}
+
+/* The vector pins the layout in docs/PROTOCOL.md byte for byte. */
+TEST(changeset_vector_v1)
+{
+	static const uint8_t head[] = {'F', 'S', 'C', 'S', 1, 1, 0, 0};
+	struct keys k;
+	struct changeset_header h;
+	struct change *ch = NULL;
+	uint8_t buf[4096], device[16], hash[32], want_hash[32];
+	size_t len, n;
+
+	len = read_hex(FS_SOURCE_DIR "/tests/vectors/changeset-v1.hex", buf, sizeof(buf));
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, device);
+	ASSERT_MEM_EQ(buf, head, sizeof(head));
+	ASSERT_MEM_EQ(buf + 8, device, 16);
+	ASSERT_EQ(len, 88 + (((size_t)buf[84] << 24) | ((size_t)buf[85] << 16) |
+			     ((size_t)buf[86] << 8) | buf[87]) + 64);
+	ASSERT_OK(changeset_parse(buf, len, &h, NULL));
+	ASSERT_EQ(h.seq, 1);
+	ASSERT_EQ(h.count, 3);
+	ASSERT_EQ(h.hlc_min, 0x0193a1b2c3d40000ULL);
+	ASSERT_EQ(h.hlc_max, 0x0193a1b2c3d50001ULL);
+	ASSERT_OK(changeset_verify(buf, len, k.sign_pk));
+	ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, NULL));
+	check_vector_changes(ch, n);
+	changes_free(ch, n);
+	changeset_hash(buf, len, hash);
+	ASSERT_OK(sodium_hex2bin(want_hash, sizeof(want_hash),
+				 "263ae8ac5cc3b2a3fef28f387620da97850e6a270edbcc4a8930f2849c30cf9c",
+				 64, NULL, NULL, NULL));
+	ASSERT_MEM_EQ(hash, want_hash, 32);
+}
+
+TEST(merge_rule_total_order)
+{
+	static const char *const devs[] = {"0a", "0b", "ff"};
+	hlc_t hlcs[] = {5, 5, 7, 7, 9};
+
+	ASSERT_GT(merge_compare(6, "00", 5, "ff"), 0); /* later HLC wins */
+	ASSERT_LT(merge_compare(5, "0a", 5, "0b"), 0); /* tie: greater device */
+	ASSERT_EQ(merge_compare(5, "0a", 5, "0a"), 0);
+	/* Antisymmetric and transitive over a grid: the winner of a set of
+	 * writes is the same whatever order they are compared in. */
+	for (int a = 0; a < 5; a++)
+		for (int b = 0; b < 5; b++)
+			for (int da = 0; da < 3; da++)
+				for (int db = 0; db < 3; db++) {
+					int x = merge_compare(hlcs[a], devs[da], hlcs[b], devs[db]);
+					int y = merge_compare(hlcs[b], devs[db], hlcs[a], devs[da]);
+
+					ASSERT_EQ(x, -y);
+				}
+	for (int trial = 0; trial < 200; trial++) {
+		hlc_t h[6];
+		const char *d[6];
+		int best = 0, best_rev = 5;
+
+		for (int i = 0; i < 6; i++) {
+			h[i] = randombytes_uniform(4);
+			d[i] = devs[randombytes_uniform(3)];
+		}
+		for (int i = 1; i < 6; i++)
+			if (merge_compare(h[i], d[i], h[best], d[best]) > 0)
+				best = i;
+		for (int i = 4; i >= 0; i--)
+			if (merge_compare(h[i], d[i], h[best_rev], d[best_rev]) > 0)
+				best_rev = i;
+		ASSERT_EQ(h[best], h[best_rev]);
+		ASSERT_STR_EQ(d[best], d[best_rev]);
+	}
+}
