@@ -17,6 +17,8 @@ TEST_ENTRY(changeset_every_flipped_byte_rejected)
 TEST_ENTRY(changeset_wrong_keys_and_versions)
 TEST_ENTRY(changeset_vector_v1)
 TEST_ENTRY(merge_rule_total_order)
+TEST_ENTRY(receipt_sign_verify_and_tamper)
+TEST_ENTRY(token_roundtrip_and_rejects)
 /* form: tests/test_form.c */
 TEST_ENTRY(form_shipped_forms_load)
 TEST_ENTRY(form_load_file_errors)

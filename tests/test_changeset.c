@@ -60,27 +60,36 @@ static void check_vector_changes(const struct change *ch, size_t n)
 	ASSERT_EQ(ch[2].hlc, 0x0193a1b2c3d50001ULL);
 }
 
-TEST(changeset_roundtrip)
+/* Parse, verify and open buf; it must hold the vector's changes as seq. */
+static void check_vector_set(const struct keys *k, const uint8_t *buf, size_t len, uint64_t seq)
 {
-	struct keys k;
 	struct changeset_header h;
 	struct change *ch = NULL;
-	uint8_t *buf = NULL, device[16];
-	size_t len, n;
+	uint8_t device[16];
+	size_t n;
 
-	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
-	encode_vector_changes(&k, 7, &buf, &len);
+	vector_device_id(k->sign_pk, device);
 	ASSERT_OK(changeset_parse(buf, len, &h, NULL));
-	vector_device_id(k.sign_pk, device);
 	ASSERT_MEM_EQ(h.device, device, 16);
-	ASSERT_EQ(h.seq, 7);
+	ASSERT_EQ(h.seq, seq);
 	ASSERT_EQ(h.count, 3);
 	ASSERT_EQ(h.hlc_min, 0x0193a1b2c3d40000ULL);
 	ASSERT_EQ(h.hlc_max, 0x0193a1b2c3d50001ULL);
-	ASSERT_OK(changeset_verify(buf, len, k.sign_pk));
-	ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, NULL));
+	ASSERT_OK(changeset_verify(buf, len, k->sign_pk));
+	ASSERT_OK(changeset_open(buf, len, k->box_pk, k->box_sk, &ch, &n, NULL));
 	check_vector_changes(ch, n);
 	changes_free(ch, n);
+}
+
+TEST(changeset_roundtrip)
+{
+	struct keys k;
+	uint8_t *buf = NULL;
+	size_t len;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	encode_vector_changes(&k, 7, &buf, &len);
+	check_vector_set(&k, buf, len, 7);
 	free(buf);
 }
 
@@ -163,10 +172,8 @@ TEST(changeset_vector_v1)
 {
 	static const uint8_t head[] = {'F', 'S', 'C', 'S', 1, 1, 0, 0};
 	struct keys k;
-	struct changeset_header h;
-	struct change *ch = NULL;
 	uint8_t buf[4096], device[16], hash[32], want_hash[32];
-	size_t len, n;
+	size_t len;
 
 	len = read_hex(FS_SOURCE_DIR "/tests/vectors/changeset-v1.hex", buf, sizeof(buf));
 	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
@@ -175,15 +182,7 @@ TEST(changeset_vector_v1)
 	ASSERT_MEM_EQ(buf + 8, device, 16);
 	ASSERT_EQ(len, 88 + (((size_t)buf[84] << 24) | ((size_t)buf[85] << 16) |
 			     ((size_t)buf[86] << 8) | buf[87]) + 64);
-	ASSERT_OK(changeset_parse(buf, len, &h, NULL));
-	ASSERT_EQ(h.seq, 1);
-	ASSERT_EQ(h.count, 3);
-	ASSERT_EQ(h.hlc_min, 0x0193a1b2c3d40000ULL);
-	ASSERT_EQ(h.hlc_max, 0x0193a1b2c3d50001ULL);
-	ASSERT_OK(changeset_verify(buf, len, k.sign_pk));
-	ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, NULL));
-	check_vector_changes(ch, n);
-	changes_free(ch, n);
+	check_vector_set(&k, buf, len, 1);
 	changeset_hash(buf, len, hash);
 	ASSERT_OK(sodium_hex2bin(want_hash, sizeof(want_hash),
 				 "263ae8ac5cc3b2a3fef28f387620da97850e6a270edbcc4a8930f2849c30cf9c",
