@@ -35,6 +35,7 @@ test-asan:
 
 bench: deps all
 	$(BUILD)/bench/bench_store
+	$(BUILD)/bench/bench_ingest
 
 install: all
 	cmake --install $(BUILD)
