@@ -1,8 +1,8 @@
 /* cli.c - the `fieldsync` command line for field teams.
  *
  * Sections: output and exit codes; options and configuration; unlocking
- * the store; record commands; import; init, keygen, passwd, status,
- * check; dispatch.
+ * the store; record commands; import; enroll and sync; init, keygen,
+ * passwd, status, check; dispatch.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,12 +15,17 @@
 
 #include "agent/config.h"
 #include "agent/csvimport.h"
+#include "agent/enroll.h"
 #include "agent/keystore.h"
+#include "agent/pack.h"
 #include "agent/prompt.h"
+#include "agent/push.h"
 #include "agent/records.h"
 #include "agent/store.h"
 #include "crypto/secmem.h"
+#include "sync/changeset.h"
 #include "sync/form.h"
+#include "sync/token.h"
 
 /* ---- output and exit codes -------------------------------------------- */
 
@@ -54,6 +59,15 @@ static int fail(const struct fs_error *e)
 {
 	fprintf(stderr, "fieldsync: %s\n", e->msg[0] ? e->msg : fs_strerror(e->code));
 	return exit_for(e->code);
+}
+
+/* Talking to HQ adds two codes (agent/push.h): HQ refused this device or
+ * a set (-EACCES, -EBADMSG), which is a data problem, not I/O. */
+static int fail_hq(const struct fs_error *e)
+{
+	int r = fail(e);
+
+	return e->code == -EACCES || e->code == -EBADMSG ? EXIT_DATA : r;
 }
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -91,6 +105,8 @@ static const char main_usage[] =
 	"  beneficiary add|list|show|edit|delete ...\n"
 	"  visit add|list|show|edit|delete ...\n"
 	"  import beneficiaries|visits FILE.csv\n"
+	"  enroll URL TOKEN            register this device with HQ (token from HQ)\n"
+	"  sync [--max-changes N]      pack and send pending changes to HQ\n"
 	"  status [--json]             records and pending changes\n"
 	"  check                       verify the store's integrity and outbox\n"
 	"\n"
@@ -105,7 +121,7 @@ struct cli {
 };
 
 enum { OPT_DATA_DIR = 256, OPT_PASSPHRASE_FILE, OPT_KEY_FILE, OPT_FORMS_DIR, OPT_JSON, OPT_KDF,
-       OPT_NEW_PASSPHRASE_FILE, OPT_NEW_KEY_FILE };
+       OPT_NEW_PASSPHRASE_FILE, OPT_NEW_KEY_FILE, OPT_MAX_CHANGES };
 
 static int load_config(struct cli *c, char *const overrides[4], struct fs_error *err)
 {
@@ -564,6 +580,138 @@ out:
 	return r < 0 ? fail(&err) : EXIT_OK;
 }
 
+/* ---- enroll and sync --------------------------------------------------- */
+
+/* Read a token from standard input into secure memory: its first line. */
+static int token_from_stdin(char **ret, struct fs_error *err)
+{
+	char *buf = secmem_alloc(TOKEN_TEXT_MAX + 2);
+	size_t n = 0;
+	int ch;
+
+	if (!buf)
+		return fs_error_set(err, -ENOMEM, "out of secure memory");
+	while ((ch = getchar()) != EOF && ch != '\n')
+		if (n < TOKEN_TEXT_MAX + 1)
+			buf[n++] = (char)ch;
+	buf[n] = '\0';
+	while (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	*ret = buf;
+	return 0;
+}
+
+static int cmd_enroll(struct cli *c, int argc, char **argv)
+{
+	static const char usage[] =
+		"Usage: fieldsync enroll URL TOKEN|-\n"
+		"Register this device with HQ using a one-time token from\n"
+		"'fieldsync-hq enroll-token' (TOKEN - reads it from standard input).\n"
+		"The token names HQ's keys, so none is trusted on first use; a token\n"
+		"with a TLS pin also pins HQ's TLS key.  URL is https://..., or\n"
+		"http://... on a loopback address.  A device enrols once.\n";
+	struct push_transport *t = NULL;
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	struct enrolment e;
+	char *token = NULL;
+	int r;
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 3)
+		return usage_error("enroll", "expected URL and TOKEN");
+	if (!strcmp(argv[2], "-"))
+		r = token_from_stdin(&token, &err);
+	else
+		r = secmem_dup(argv[2], strlen(argv[2]) + 1, (unsigned char **)&token) < 0
+			    ? fs_error_set(&err, -ENOMEM, "out of secure memory")
+			    : 0;
+	/* Keep the token out of /proc/PID/cmdline from here on. */
+	sodium_memzero(argv[2], strlen(argv[2]));
+	if (r < 0 || (r = open_store(c, &s, &err)) < 0 ||
+	    (r = push_transport_curl_new(&t, &err)) < 0 ||
+	    (r = enroll_device(s, argv[1], token, t, &e, &err)) < 0)
+		goto out;
+	printf("enrolled with HQ at %s: team %s, municipality %s%s\n", e.target.url, e.team,
+	       e.municipality, e.target.tls_pin[0] ? "; TLS key pinned" : "");
+out:
+	secmem_free(token);
+	push_transport_free(t);
+	store_close(s);
+	return r < 0 ? fail_hq(&err) : EXIT_OK;
+}
+
+static void sync_progress(unsigned long long done, unsigned long long total, void *ctx)
+{
+	(void)ctx;
+	fprintf(stderr, "\rsending: %llu of %llu change sets", done, total);
+	fflush(stderr);
+}
+
+static int cmd_sync(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"max-changes", required_argument, NULL, OPT_MAX_CHANGES},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	static const char usage[] =
+		"Usage: fieldsync sync [--max-changes N]\n"
+		"Pack pending changes into signed change sets sealed to HQ, then send\n"
+		"every unacknowledged set in order.  A set counts as sent only when\n"
+		"HQ's receipt verifies with the HQ key pinned at enrolment.  Killed at\n"
+		"any moment, the next run resumes without losing or repeating changes.\n"
+		"\n"
+		"  --max-changes N   at most N changes per change set (1 to 20000,\n"
+		"                    default 1000)\n"
+		"\n"
+		"Prints 'sent N change sets (M changes), K quarantined at HQ'.\n"
+		"Exit status: 0 ok, 2 HQ refused (e.g. device revoked), 3 key or crypto\n"
+		"(receipt signature, TLS pin), 4 I/O (HQ unreachable or overloaded).\n";
+	struct push_transport *t = NULL;
+	struct push_stats stats = {0};
+	unsigned long long made = 0;
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	struct enrolment e;
+	unsigned long max = 0;
+	int opt, r, pushed = 0, tty = isatty(STDERR_FILENO);
+	char *end;
+
+	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(usage, stdout);
+			return EXIT_OK;
+		}
+		if (opt != OPT_MAX_CHANGES)
+			return usage_error("sync", "bad option");
+		errno = 0;
+		max = strtoul(optarg, &end, 10);
+		if (errno || *end || end == optarg || max < 1 || max > CHANGESET_MAX_CHANGES)
+			return usage_error("sync", "--max-changes takes a number from 1 to %d",
+					   CHANGESET_MAX_CHANGES);
+	}
+	if (optind != argc)
+		return usage_error("sync", "unexpected argument");
+	if ((r = open_store(c, &s, &err)) < 0 || (r = enroll_load(s, &e, &err)) < 0 ||
+	    (r = pack_outbox(s, e.hq_box_pk, max, 0, &made, &err)) < 0 ||
+	    (r = push_transport_curl_new(&t, &err)) < 0)
+		goto out;
+	pushed = 1;
+	r = push_pending(s, &e.target, t, tty ? sync_progress : NULL, NULL, &stats, &err);
+	if (tty && stats.sets)
+		fputc('\n', stderr);
+out:
+	if (pushed)
+		printf("sent %llu change sets (%llu changes), %llu quarantined at HQ\n", stats.sets,
+		       stats.changes, stats.quarantined);
+	push_transport_free(t);
+	store_close(s);
+	return r < 0 ? fail_hq(&err) : EXIT_OK;
+}
+
 /* ---- init, keygen, passwd, status, check ------------------------------ */
 
 static int cmd_init(struct cli *c, int argc, char **argv)
@@ -669,6 +817,36 @@ out:
 	return r < 0 ? fail(&err) : EXIT_OK;
 }
 
+/* Enrolment and change sets, for status. */
+static int status_sync(struct store *s, cJSON *o, int json, struct fs_error *err)
+{
+	unsigned long long pending = 0, acked = 0;
+	struct enrolment e;
+	int r, enrolled;
+
+	r = enroll_load(s, &e, err);
+	if (r < 0 && r != -FS_ENOTFOUND)
+		return r;
+	enrolled = r == 0;
+	if ((r = push_count(s, &pending, &acked, err)) < 0)
+		return r;
+	if (!cJSON_AddBoolToObject(o, "enrolled", enrolled) ||
+	    (enrolled && (!cJSON_AddStringToObject(o, "hq_url", e.target.url) ||
+			  !cJSON_AddStringToObject(o, "team", e.team) ||
+			  !cJSON_AddStringToObject(o, "municipality", e.municipality))) ||
+	    !cJSON_AddNumberToObject(o, "change_sets_pending", (double)pending) ||
+	    !cJSON_AddNumberToObject(o, "change_sets_sent", (double)acked))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (json)
+		return 0;
+	if (enrolled)
+		printf("hq          %s (team %s, %s)\n", e.target.url, e.team, e.municipality);
+	else
+		printf("hq          not enrolled (fieldsync enroll URL TOKEN)\n");
+	printf("change sets %llu waiting to be sent, %llu acknowledged by HQ\n", pending, acked);
+	return 0;
+}
+
 static int cmd_status(struct cli *c, int argc, char **argv)
 {
 	static const char *const collections[] = {"beneficiaries", "visits"};
@@ -680,8 +858,9 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			puts("Usage: fieldsync status [--json]\n"
-			     "Show this device's id and, per collection, live and deleted\n"
-			     "records and changes waiting to be sent.");
+			     "Show this device's id, its enrolment with HQ, per collection live\n"
+			     "and deleted records and changes HQ has not yet acknowledged, and\n"
+			     "change sets waiting to be sent.");
 			return EXIT_OK;
 		}
 		if (strcmp(argv[i], "--json"))
@@ -715,6 +894,8 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 			printf("%-13s %lld records, %lld deleted, %lld changes pending\n",
 			       collections[i], st.live, st.deleted, st.pending);
 	}
+	if ((r = status_sync(s, o, json, &err)) < 0)
+		goto out;
 	if (json) {
 		char *text = cJSON_PrintUnformatted(o);
 
@@ -811,6 +992,10 @@ int main(int argc, char **argv)
 		r = cmd_record(&c, "visits", "visit", argc, argv);
 	else if (!strcmp(cmd, "import"))
 		r = cmd_import(&c, argc, argv);
+	else if (!strcmp(cmd, "enroll"))
+		r = cmd_enroll(&c, argc, argv);
+	else if (!strcmp(cmd, "sync"))
+		r = cmd_sync(&c, argc, argv);
 	else if (!strcmp(cmd, "status"))
 		r = cmd_status(&c, argc, argv);
 	else if (!strcmp(cmd, "check"))

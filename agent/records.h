@@ -51,7 +51,7 @@ int records_list(struct store *s, const struct form *f, records_fn fn, void *ctx
 struct records_stats {
 	long long live;     /* records not deleted */
 	long long deleted;  /* tombstones */
-	long long pending;  /* outbox changes not yet in a change set */
+	long long pending;  /* outbox changes HQ has not yet acknowledged */
 };
 int records_stats(struct store *s, const char *collection, struct records_stats *ret_stats,
 		  struct fs_error *err) FS_WUR;

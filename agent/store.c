@@ -91,7 +91,16 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 
 /* Version 1.  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same
- * transaction as the record, until HQ acknowledges it. */
+ * transaction as the record, and keeps it after HQ acknowledges it.
+ * outbox.changeset is the outgoing.seq of the change set that carries
+ * the change (NULL until packed, agent/pack.c).  outgoing holds every
+ * change set this device made, in its chain order: seq and hash as in
+ * docs/PROTOCOL.md, the encoded body, and HQ's verified receipt with the
+ * local time (Unix ms) it arrived once acknowledged (agent/push.c).
+ * Enrolment adds meta keys hq_url, hq_sign_pk, hq_box_pk (hex), tls_pin
+ * ("sha256//BASE64", optional), team and municipality (agent/enroll.c).
+ * No store with an older version 1 has shipped, so these tables are part
+ * of version 1 rather than a migration. */
 const char store_schema_sql[] =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"
 	"CREATE TABLE records("
@@ -114,6 +123,16 @@ const char store_schema_sql[] =
 	"  changeset INTEGER"
 	") STRICT;"
 	"CREATE INDEX outbox_by_record ON outbox(record_id, seq);"
+	"CREATE INDEX outbox_by_changeset ON outbox(changeset);"
+	"CREATE TABLE outgoing("
+	"  seq INTEGER PRIMARY KEY,"
+	"  hash BLOB NOT NULL,"
+	"  body BLOB NOT NULL,"
+	"  changes INTEGER,"
+	"  created_hlc INTEGER,"
+	"  receipt BLOB,"
+	"  acked_at INTEGER"
+	") STRICT;"
 	"PRAGMA user_version = 1;";
 
 /* ---- opening the database --------------------------------------------- */

@@ -44,7 +44,7 @@ TEST(receipt_sign_verify_and_tamper)
 TEST(token_roundtrip_and_rejects)
 {
 	struct enroll_token t = {0}, back;
-	char text[TOKEN_TEXT_MAX], bad[TOKEN_TEXT_MAX];
+	char text[TOKEN_TEXT_MAX], bad[TOKEN_TEXT_MAX + 8];
 	uint8_t spk[crypto_sign_PUBLICKEYBYTES], ssk[crypto_sign_SECRETKEYBYTES];
 	uint8_t bpk[crypto_box_PUBLICKEYBYTES], bsk[crypto_box_SECRETKEYBYTES];
 	uint8_t fp[TOKEN_FP_BYTES], fp2[TOKEN_FP_BYTES];

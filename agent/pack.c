@@ -1,0 +1,292 @@
+/* pack.c - turn unpacked outbox changes into change sets, one transaction
+ * per set.
+ *
+ * Sections: statements; reading the chain and the outbox; one set; the loop.
+ */
+#include "agent/pack.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync/changeset.h"
+
+/* Statement slots in the store's cache (0-1 store.c, 2-15 records.c). */
+enum {
+	SLOT_LAST_SET = 16,
+	SLOT_UNPACKED,
+	SLOT_INSERT_SET,
+	SLOT_MARK_PACKED,
+};
+
+/* Per change, what the payload spends beyond the strings themselves:
+ * brackets, quotes, commas and the 16-digit HLC. */
+#define PACK_CHANGE_OVERHEAD 32
+
+/* ---- reading the chain and the outbox ---------------------------------- */
+
+/* The last set's seq and hash; seq 0 and a zero hash when there is none. */
+static int chain_tip(struct store *s, uint64_t *ret_seq, uint8_t ret_hash[CHANGESET_HASH_BYTES],
+                     struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = store_stmt(s, SLOT_LAST_SET, "SELECT seq, hash FROM outgoing ORDER BY seq DESC LIMIT 1",
+	               &st, err);
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		*ret_seq = 0;
+		memset(ret_hash, 0, CHANGESET_HASH_BYTES);
+		r = 0;
+	} else if (rc != SQLITE_ROW) {
+		r = store_fail(s, "read change-set chain in", err);
+	} else if (sqlite3_column_int64(st, 0) <= 0 ||
+	           sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES) {
+		r = fs_error_set(err, -FS_ECORRUPT, "read change-set chain in %s: bad last set",
+		                 store_path(s));
+	} else {
+		*ret_seq = (uint64_t)sqlite3_column_int64(st, 0);
+		memcpy(ret_hash, sqlite3_column_blob(st, 1), CHANGESET_HASH_BYTES);
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+static int copy_name(char *dst, size_t cap, const unsigned char *src)
+{
+	size_t n;
+
+	if (!src)
+		return -1;
+	n = strlen((const char *)src);
+	if (n == 0 || n >= cap)
+		return -1;
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+/* One outbox row into c; c->value is owned by c afterwards. */
+static int change_from_row(struct store *s, sqlite3_stmt *st, struct change *c,
+                           struct fs_error *err)
+{
+	const unsigned char *value = sqlite3_column_text(st, 4);
+	long long row = sqlite3_column_int64(st, 0);
+
+	if (copy_name(c->record_id, sizeof(c->record_id), sqlite3_column_text(st, 1)) < 0 ||
+	    copy_name(c->collection, sizeof(c->collection), sqlite3_column_text(st, 2)) < 0 ||
+	    copy_name(c->field, sizeof(c->field), sqlite3_column_text(st, 3)) < 0)
+		return fs_error_set(err, -FS_ECORRUPT,
+		                    "pack outbox in %s: change %lld: bad id or "
+		                    "name",
+		                    store_path(s), row);
+	c->value =
+	    value ? cJSON_ParseWithLength((const char *)value, (size_t)sqlite3_column_bytes(st, 4))
+	          : cJSON_CreateNull();
+	if (!c->value)
+		return fs_error_set(err, value ? -FS_ECORRUPT : -ENOMEM,
+		                    "pack outbox in %s: change %lld: %s", store_path(s), row,
+		                    value ? "value is not JSON" : "out of memory");
+	c->hlc = (hlc_t)sqlite3_column_int64(st, 5);
+	return 0;
+}
+
+static void values_free(struct change *changes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		cJSON_Delete(changes[i].value);
+		changes[i].value = NULL;
+	}
+}
+
+/* Read up to max_changes unpacked changes, stopping once the payload
+ * estimate passes max_bytes; rows[i] is the outbox seq of changes[i]. */
+static int read_unpacked(struct store *s, size_t max_changes, size_t max_bytes,
+                         struct change *changes, long long *rows, size_t *ret_n,
+                         struct fs_error *err)
+{
+	size_t n = 0, bytes = 0;
+	sqlite3_stmt *st;
+	int r = 0, rc = SQLITE_ROW;
+
+	r = store_stmt(s, SLOT_UNPACKED,
+	               "SELECT seq, record_id, collection, field, value, hlc FROM outbox"
+	               " WHERE changeset IS NULL ORDER BY seq LIMIT ?1",
+	               &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max_changes);
+	while (n < max_changes && bytes <= max_bytes && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = change_from_row(s, st, &changes[n], err)) < 0)
+			goto out;
+		bytes += PACK_CHANGE_OVERHEAD + (size_t)sqlite3_column_bytes(st, 1) +
+		         (size_t)sqlite3_column_bytes(st, 2) + (size_t)sqlite3_column_bytes(st, 3) +
+		         (size_t)sqlite3_column_bytes(st, 4);
+		rows[n++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = store_fail(s, "read outbox in", err);
+out:
+	sqlite3_reset(st);
+	if (r < 0) {
+		values_free(changes, n);
+		return r;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- one set ------------------------------------------------------------ */
+
+/* Encode changes[0, *n), halving *n while the encoding is over the size
+ * limit. */
+static int encode_fitting(struct store *s, const struct changeset_header *h,
+                          const struct change *changes, size_t *n,
+                          const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret_buf,
+                          size_t *ret_len, struct fs_error *err)
+{
+	const uint8_t *sk = store_identity(s)->sign_sk;
+	int r;
+
+	for (;;) {
+		r = changeset_encode(h, changes, *n, hq_box_pk, sk, ret_buf, ret_len, err);
+		if (r != -FS_ELIMIT || *n == 1)
+			break;
+		*n /= 2;
+	}
+	if (r < 0)
+		fs_error_prefix(err, "pack outbox in %s: ", store_path(s));
+	return r;
+}
+
+static int record_set(struct store *s, uint64_t seq, const uint8_t *buf, size_t len, size_t n,
+                      long long first_row, long long last_row, struct fs_error *err)
+{
+	uint8_t hash[CHANGESET_HASH_BYTES];
+	sqlite3_stmt *st;
+	int r;
+
+	changeset_hash(buf, len, hash);
+	r = store_stmt(s, SLOT_INSERT_SET,
+	               "INSERT INTO outgoing(seq, hash, body, changes, created_hlc)"
+	               " VALUES(?1, ?2, ?3, ?4, ?5)",
+	               &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+	sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, buf, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)n);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)store_hlc_next(s));
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, "record change set in", err);
+	sqlite3_reset(st);
+	if (r < 0)
+		return r;
+	r = store_stmt(s, SLOT_MARK_PACKED,
+	               "UPDATE outbox SET changeset = ?1"
+	               " WHERE seq BETWEEN ?2 AND ?3 AND changeset IS NULL",
+	               &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+	sqlite3_bind_int64(st, 2, first_row);
+	sqlite3_bind_int64(st, 3, last_row);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, "mark outbox in", err);
+	sqlite3_reset(st);
+	if (r == 0 && (size_t)sqlite3_changes(store_db(s)) != n)
+		r = fs_error_set(err, -FS_ECORRUPT,
+		                 "pack outbox in %s: change set %llu: expected "
+		                 "to mark %zu changes, marked %d",
+		                 store_path(s), (unsigned long long)seq, n,
+		                 sqlite3_changes(store_db(s)));
+	return r;
+}
+
+static int device_raw(struct store *s, uint8_t out[CHANGESET_DEVICE_BYTES], struct fs_error *err)
+{
+	const char *hex = store_identity(s)->id;
+	size_t n = 0;
+
+	if (sodium_hex2bin(out, CHANGESET_DEVICE_BYTES, hex, strlen(hex), NULL, &n, NULL) != 0 ||
+	    n != CHANGESET_DEVICE_BYTES)
+		return fs_error_set(err, -FS_ECORRUPT, "pack outbox in %s: bad device id",
+		                    store_path(s));
+	return 0;
+}
+
+/* Pack one set in its own transaction; *ret_made is 0 when the outbox has
+ * nothing left to pack. */
+static int pack_one(struct store *s, const uint8_t *hq_box_pk, size_t max_changes, size_t max_bytes,
+                    struct change *changes, long long *rows, int *ret_made, struct fs_error *err)
+{
+	struct changeset_header h = {0};
+	uint8_t *buf = NULL;
+	size_t n = 0, len = 0;
+	uint64_t last = 0;
+	int r;
+
+	if ((r = device_raw(s, h.device, err)) < 0)
+		return r;
+	if ((r = store_begin(s, err)) < 0)
+		return r;
+	if ((r = chain_tip(s, &last, h.prev, err)) < 0 ||
+	    (r = read_unpacked(s, max_changes, max_bytes, changes, rows, &n, err)) < 0)
+		goto out;
+	if (n == 0)
+		goto out;
+	h.seq = last + 1;
+	if ((r = encode_fitting(s, &h, changes, &n, hq_box_pk, &buf, &len, err)) < 0 ||
+	    (r = record_set(s, h.seq, buf, len, n, rows[0], rows[n - 1], err)) < 0)
+		goto out;
+	r = store_commit(s, err);
+out:
+	if (r < 0 || n == 0)
+		store_rollback(s);
+	free(buf);
+	values_free(changes, max_changes);
+	if (r == 0)
+		*ret_made = n > 0;
+	return r;
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+int pack_outbox(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+                size_t max_changes, size_t max_bytes, unsigned long long *ret_sets_made,
+                struct fs_error *err)
+{
+	unsigned long long made = 0;
+	struct change *changes = NULL;
+	long long *rows = NULL;
+	int r = 0, more = 1;
+
+	if (!sqlite3_get_autocommit(store_db(s)))
+		return fs_error_set(err, -FS_EUSAGE, "pack outbox: called inside a transaction");
+	if (max_changes == 0)
+		max_changes = PACK_DEFAULT_CHANGES;
+	if (max_changes > CHANGESET_MAX_CHANGES)
+		max_changes = CHANGESET_MAX_CHANGES;
+	if (max_bytes == 0)
+		max_bytes = PACK_DEFAULT_BYTES;
+	changes = calloc(max_changes, sizeof(*changes));
+	rows = calloc(max_changes, sizeof(*rows));
+	if (!changes || !rows) {
+		r = fs_error_set(err, -ENOMEM, "pack outbox: out of memory");
+		goto out;
+	}
+	while (more) {
+		if ((r = pack_one(s, hq_box_pk, max_changes, max_bytes, changes, rows, &more,
+		                  err)) < 0)
+			goto out;
+		made += (unsigned long long)more;
+	}
+	if (ret_sets_made)
+		*ret_sets_made = made;
+out:
+	free(changes);
+	free(rows);
+	return r;
+}

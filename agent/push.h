@@ -1,0 +1,118 @@
+/* push.h - send packed change sets to HQ and keep HQ's signed receipts.
+ *
+ * The HTTP transport is a seam: struct push_transport is a small table of
+ * function pointers, so tests put canned HQ answers in place of the
+ * network while the receipt and JSON handling under test stay real.  The
+ * default transport (push_transport_curl_new) is a libcurl easy handle:
+ * POST only, https or http, no redirects, connect and low-speed timeouts,
+ * and with a TLS pin (CURLOPT_PINNEDPUBLICKEY) the pin replaces CA
+ * verification, so a self-signed HQ certificate named by the enrolment
+ * token works and nothing else does.
+ *
+ * push_pending() sends every change set in outgoing that has no receipt,
+ * in sequence order, to URL/v1/changesets (docs/PROTOCOL.md).  A receipt
+ * is kept only when it verifies with the HQ key pinned at enrolment and
+ * names this device, the set's sequence and its hash; receipt and
+ * acknowledgement time are then written in one transaction.  Nothing is
+ * deleted.  When HQ answers 409 sequence_gap with an expected sequence
+ * below ours (HQ lost sets it had acknowledged) and we still hold that
+ * set, pushing resumes from there.
+ *
+ * Errors (err names the URL or the set and the reason; never a field
+ * value, a key or the token):
+ *   -EHOSTUNREACH  HQ unreachable: connection, name resolution, timeout
+ *   -EBUSY         HQ overloaded (503); retry later
+ *   -EPROTO        HQ answered something this protocol does not allow
+ *   -FS_EKEY       the TLS pin or certificate does not match
+ *   -FS_EAUTH      a receipt that does not verify or is for another set
+ *   -EACCES        HQ refused this device; revoked (403) says "revoked"
+ *   -EBADMSG       HQ refused a set (400, 409) or a sequence HQ expects
+ *                  that we cannot send
+ *   -FS_ELIMIT     HQ refused a set as too large, or an oversized answer
+ *   store errors as store_fail().
+ * Not thread-safe: one store, one transport, one thread.
+ */
+#ifndef FS_PUSH_H
+#define FS_PUSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "agent/store.h"
+#include "crypto/fserr.h"
+
+#define PUSH_URL_MAX 1024
+#define PUSH_PIN_MAX 128                    /* "sha256//" + base64 */
+#define PUSH_RESPONSE_MAX (4 * 1024 * 1024) /* cap on an HQ answer */
+#define PUSH_CONNECT_TIMEOUT_S 15
+#define PUSH_LOW_SPEED_BYTES 64  /* slower than this ... */
+#define PUSH_LOW_SPEED_TIME_S 60 /* ... for this long fails */
+#define PUSH_CHANGESET_TYPE "application/vnd.fieldsync.changeset"
+
+/* One HQ answer. */
+struct push_response {
+	long status; /* HTTP status code */
+	char *body;  /* malloc'd and NUL-terminated; NULL when empty */
+	size_t len;  /* bytes in body, at most PUSH_RESPONSE_MAX */
+};
+
+/* Free the body; NULL-safe; leaves *r zeroed. */
+void push_response_clear(struct push_response *r);
+
+/* The transport seam.  post() sends body to url; when HQ answered at all,
+ * whatever the status, it fills *ret and returns 0.  tls_pin, when not
+ * NULL, is "sha256//BASE64".  Failures return the codes above with err
+ * naming the URL.  destroy() frees the transport; NULL-safe callers use
+ * push_transport_free(). */
+struct push_transport {
+	int (*post)(struct push_transport *t, const char *url, const char *content_type,
+	            const uint8_t *body, size_t len, const char *tls_pin, struct push_response *ret,
+	            struct fs_error *err);
+	void (*destroy)(struct push_transport *t);
+};
+
+/* libcurl transport; initialises libcurl and cleans it up when freed. */
+int push_transport_curl_new(struct push_transport **ret, struct fs_error *err) FS_WUR;
+
+/* NULL-safe; returns NULL. */
+struct push_transport *push_transport_free(struct push_transport *t);
+
+/* Where to push, from enrolment (agent/enroll.h fills it). */
+struct push_target {
+	char url[PUSH_URL_MAX];                         /* HQ base URL, no trailing '/' */
+	uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES]; /* verifies receipts */
+	char tls_pin[PUSH_PIN_MAX];                     /* "" when none */
+};
+
+/* Totals, updated as each set is acknowledged (also when a later set
+ * fails, so a caller can report what did get through). */
+struct push_stats {
+	unsigned long long sets;        /* change sets acknowledged now */
+	unsigned long long changes;     /* changes in those sets */
+	unsigned long long quarantined; /* changes HQ's receipts quarantined */
+};
+
+/* Called after each acknowledged set: done of total sets pending at start. */
+typedef void (*push_progress_fn)(unsigned long long done, unsigned long long total, void *ctx);
+
+int push_pending(struct store *s, const struct push_target *target, struct push_transport *t,
+                 push_progress_fn progress, void *ctx, struct push_stats *stats,
+                 struct fs_error *err) FS_WUR;
+
+/* Sets without a receipt, and sets acknowledged. */
+int push_count(struct store *s, unsigned long long *ret_pending, unsigned long long *ret_acked,
+               struct fs_error *err) FS_WUR;
+
+/* Decode the base64 string member name of o (standard alphabet, padding
+ * optional) into exactly want bytes, or at most cap bytes when want is 0.
+ * -EPROTO when missing, not a string, not base64 or the wrong size. */
+int push_json_base64(const cJSON *o, const char *name, uint8_t *out, size_t cap, size_t want,
+                     size_t *ret_len) FS_WUR;
+
+/* A short, safe rendering of HQ's JSON error ("code: message") for our
+ * messages: printable ASCII only, at most 160 bytes. */
+void push_hq_error(const struct push_response *r, char *out, size_t cap);
+
+#endif

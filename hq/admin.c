@@ -1,0 +1,203 @@
+/* admin.c - `devices`, `conflicts` and `revoke` for administrators.
+ *
+ * Sections: output helpers; devices; conflicts; revoke.
+ */
+#include "hq/admin.h"
+
+#include <errno.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "hq/hqdb.h"
+#include "sync/hlc.h"
+
+/* ---- output helpers ------------------------------------------------------ */
+
+static void iso_ms(sqlite3_stmt *st, int col, char out[HLC_TIME_LEN + 1])
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		snprintf(out, HLC_TIME_LEN + 1, "never");
+	else
+		hlc_format_time((hlc_t)sqlite3_column_int64(st, col) << 16, out);
+}
+
+static const char *col_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t ? (const char *)t : "";
+}
+
+/* Print arr (consumed) as one line of JSON. */
+static int print_json(FILE *out, cJSON *arr, struct fs_error *err)
+{
+	char *text = cJSON_PrintUnformatted(arr);
+
+	cJSON_Delete(arr);
+	if (!text)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	fprintf(out, "%s\n", text);
+	cJSON_free(text);
+	return 0;
+}
+
+/* ---- devices ----------------------------------------------------------- */
+
+int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	int rc, r;
+
+	if (json && !arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = hqdb_prepare(db, "SELECT id, team, municipality, last_seen, last_seq, state "
+				  "FROM devices ORDER BY team, id", &st, err)) < 0)
+		goto out;
+	if (!json)
+		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8s  %s\n", "DEVICE", "TEAM",
+			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char seen[HLC_TIME_LEN + 1];
+		cJSON *o;
+
+		iso_ms(st, 3, seen);
+		if (!json) {
+			fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %s\n", col_text(st, 0),
+				col_text(st, 1), col_text(st, 2), seen, sqlite3_column_int64(st, 4),
+				col_text(st, 5));
+			continue;
+		}
+		if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(arr, o) ||
+		    !cJSON_AddStringToObject(o, "id", col_text(st, 0)) ||
+		    !cJSON_AddStringToObject(o, "team", col_text(st, 1)) ||
+		    !cJSON_AddStringToObject(o, "municipality", col_text(st, 2)) ||
+		    !(sqlite3_column_type(st, 3) == SQLITE_NULL
+			      ? cJSON_AddNullToObject(o, "last_seen")
+			      : cJSON_AddStringToObject(o, "last_seen", seen)) ||
+		    !cJSON_AddNumberToObject(o, "last_seq", (double)sqlite3_column_int64(st, 4)) ||
+		    !cJSON_AddStringToObject(o, "state", col_text(st, 5))) {
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "list devices", err);
+		goto out;
+	}
+	if (json) {
+		r = print_json(out, arr, err);
+		arr = NULL;
+	}
+out:
+	cJSON_Delete(arr);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ---- conflicts ---------------------------------------------------------- */
+
+static int conflict_json(cJSON *arr, sqlite3_stmt *st)
+{
+	char ha[HLC_TEXT_LEN + 1], hb[HLC_TEXT_LEN + 1];
+	cJSON *o = cJSON_CreateObject(), *va, *vb;
+
+	if (!o || !cJSON_AddItemToArray(arr, o))
+		return -ENOMEM;
+	hlc_format((hlc_t)sqlite3_column_int64(st, 4), ha);
+	hlc_format((hlc_t)sqlite3_column_int64(st, 7), hb);
+	va = cJSON_Parse(col_text(st, 2));
+	vb = cJSON_Parse(col_text(st, 5));
+	if (!va || !vb || !cJSON_AddStringToObject(o, "record", col_text(st, 0)) ||
+	    !cJSON_AddStringToObject(o, "field", col_text(st, 1))) {
+		cJSON_Delete(va);
+		cJSON_Delete(vb);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToObject(o, "value_a", va);
+	if (!cJSON_AddStringToObject(o, "device_a", col_text(st, 3)) ||
+	    !cJSON_AddStringToObject(o, "hlc_a", ha)) {
+		cJSON_Delete(vb);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToObject(o, "value_b", vb);
+	if (!cJSON_AddStringToObject(o, "device_b", col_text(st, 6)) ||
+	    !cJSON_AddStringToObject(o, "hlc_b", hb) ||
+	    !cJSON_AddStringToObject(o, "winner", col_text(st, 8)))
+		return -ENOMEM;
+	return 0;
+}
+
+int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	int rc, r;
+
+	if (json && !arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = hqdb_prepare(db, "SELECT record_id, field, value_a, device_a, hlc_a, value_b, "
+				  "device_b, hlc_b, winner FROM conflicts "
+				  "ORDER BY record_id, field, hlc_a, device_a, hlc_b, device_b",
+			      &st, err)) < 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (json) {
+			if (conflict_json(arr, st) < 0) {
+				r = fs_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+			continue;
+		}
+		fprintf(out, "record %s field %s\n  a: %s by %s\n  b: %s by %s\n  winner: %s\n",
+			col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
+			col_text(st, 5), col_text(st, 6), col_text(st, 8));
+	}
+	if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "list conflicts", err);
+		goto out;
+	}
+	if (json) {
+		r = print_json(out, arr, err);
+		arr = NULL;
+	}
+out:
+	cJSON_Delete(arr);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ---- revoke ------------------------------------------------------------- */
+
+int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t now_ms,
+		 struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char tok[FS_TOKEN_MAX + 3];
+	int r;
+
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin revoke", err)) < 0)
+		return r;
+	if ((r = hqdb_prepare(db, "UPDATE devices SET state = 'revoked', revoked_reason = ?2 "
+				  "WHERE id = ?1 AND state = 'active'", &st, err)) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		r = hqdb_fail(db, "revoke device", err);
+		goto out;
+	}
+	if (sqlite3_changes(db) != 1) {
+		r = fs_error_set(err, -FS_ENOTFOUND, "device %s: not enrolled or already revoked",
+				 fs_error_token(device, tok));
+		goto out;
+	}
+	if ((r = hqdb_event(db, now_ms, "revoke", device, NULL, err)) < 0)
+		goto out;
+	r = hqdb_exec(db, "COMMIT", "commit revoke", err);
+out:
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}

@@ -1,0 +1,542 @@
+/* cli.c - the `fieldsync-hq` command line: init, serve and the admin
+ * commands.
+ *
+ * Sections: output and exit codes; options and configuration; init;
+ * serve; enroll-token; devices, revoke, conflicts; export; dispatch.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto/secmem.h"
+#include "hq/admin.h"
+#include "hq/export.h"
+#include "hq/hqconfig.h"
+#include "hq/hqdb.h"
+#include "hq/hqenroll.h"
+#include "hq/hqforms.h"
+#include "hq/hqkeys.h"
+#include "hq/server.h"
+#include "hq/tlspin.h"
+#include "sync/hlc.h"
+
+/* ---- output and exit codes -------------------------------------------- */
+
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_USAGE = 1, /* bad command line */
+	EXIT_DATA = 2,  /* validation or data */
+	EXIT_KEY = 3,   /* key or crypto */
+	EXIT_IO = 4,    /* I/O: disk, permissions, missing files, network */
+};
+
+static int exit_for(int code)
+{
+	switch (-code) {
+	case 0: return EXIT_OK;
+	case FS_EUSAGE: return EXIT_USAGE;
+	case FS_EVALID:
+	case FS_ENOTFOUND:
+	case FS_EEXIST:
+	case FS_EFORMAT:
+	case FS_ELIMIT: return EXIT_DATA;
+	case FS_EKEY:
+	case FS_EAUTH:
+	case FS_ECORRUPT:
+	case FS_EKEYPERM: return EXIT_KEY;
+	default: return EXIT_IO;
+	}
+}
+
+static int fail(const struct fs_error *e)
+{
+	fprintf(stderr, "fieldsync-hq: %s\n", e->msg[0] ? e->msg : fs_strerror(e->code));
+	return exit_for(e->code);
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fieldsync-hq%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'fieldsync-hq %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+static const char main_usage[] =
+	"Usage: fieldsync-hq [OPTIONS] COMMAND [ARGS]\n"
+	"Headquarters: receive signed change sets, merge them, export the records.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE      configuration (default " HQCONFIG_DEFAULT_PATH ",\n"
+	"                         or $FIELDSYNC_HQ_CONFIG)\n"
+	"      --data-dir DIR     data directory (default " HQCONFIG_DEFAULT_DATA_DIR ")\n"
+	"      --forms-dir DIR    form definitions (default " FS_FORMS_DIR ")\n"
+	"  -h, --help             show this help\n"
+	"  -V, --version          show the version\n"
+	"\n"
+	"Commands:\n"
+	"  init                   create HQ's keys and database\n"
+	"  serve [--listen ADDR:PORT]\n"
+	"                         run the sync server until SIGTERM or SIGINT\n"
+	"  enroll-token --team NAME --municipality NAME [--expires 24h]\n"
+	"                         print a one-time enrolment token (last line)\n"
+	"  devices [--json]       list enrolled devices\n"
+	"  revoke DEVICE [--reason TEXT]\n"
+	"                         refuse every further push from DEVICE\n"
+	"  export beneficiaries|visits --format csv|jsonl [--since TIME]\n"
+	"                         write merged records to stdout\n"
+	"  conflicts [--json]     list fields edited concurrently\n"
+	"\n"
+	"Exit status: 0 ok, 1 usage, 2 data, 3 key or crypto, 4 I/O.\n";
+
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
+/* ---- options and configuration ---------------------------------------- */
+
+enum { OPT_DATA_DIR = 256, OPT_FORMS_DIR, OPT_LISTEN, OPT_TEAM, OPT_MUNICIPALITY, OPT_EXPIRES,
+       OPT_FORMAT, OPT_SINCE, OPT_JSON, OPT_REASON };
+
+static int load_config(const char *config_path, char *const overrides[2], struct hq_config *cfg,
+		       struct fs_error *err)
+{
+	const char *path = config_path ? config_path : getenv("FIELDSYNC_HQ_CONFIG");
+	int r = hqconfig_load(path ? path : HQCONFIG_DEFAULT_PATH, cfg, err);
+
+	/* The default file is optional; a file the user named is not. */
+	if (r == -ENOENT && !path)
+		r = 0;
+	if (r < 0)
+		return r;
+	if ((overrides[0] && hqconfig_set(&cfg->data_dir, overrides[0]) < 0) ||
+	    (overrides[1] && hqconfig_set(&cfg->forms_dir, overrides[1]) < 0))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	return hqconfig_finish(cfg, FS_FORMS_DIR, err);
+}
+
+static int open_db(const struct hq_config *cfg, sqlite3 **ret, struct fs_error *err)
+{
+	return hqdb_open(cfg->data_dir, HQDB_OPEN, ret, err);
+}
+
+/* ---- init ----------------------------------------------------------- */
+
+static int cmd_init(struct hq_config *cfg, int argc, char **argv)
+{
+	struct fs_error err = {0};
+	struct identity *hq = NULL;
+	uint8_t fp[TOKEN_FP_BYTES];
+	char fp_hex[2 * TOKEN_FP_BYTES + 1];
+	sqlite3 *db = NULL;
+	int r;
+
+	if (wants_help(argc, argv)) {
+		puts("Usage: fieldsync-hq init\n"
+		     "Create HQ's Ed25519 and X25519 keys (DATA_DIR/hq.key, mode 0600) and its\n"
+		     "database (DATA_DIR/hq.db).  Never replaces existing keys or data.");
+		return EXIT_OK;
+	}
+	if (argc != 1)
+		return usage_error("init", "unexpected argument");
+	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST)
+		return fs_error_set(&err, -errno, "data directory %s: %s", cfg->data_dir,
+				    strerror(errno)), fail(&err);
+	if ((r = hqkeys_create(cfg->data_dir, &err)) < 0 ||
+	    (r = hqdb_open(cfg->data_dir, HQDB_CREATE, &db, &err)) < 0 ||
+	    (r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0)
+		goto out;
+	token_hq_fingerprint(hq->sign_pk, hq->box_pk, fp);
+	sodium_bin2hex(fp_hex, sizeof(fp_hex), fp, sizeof(fp));
+	printf("created HQ keys and database in %s\nHQ fingerprint %s\n", cfg->data_dir, fp_hex);
+out:
+	hqdb_close(db);
+	identity_free(hq);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+/* ---- serve ------------------------------------------------------------ */
+
+/* "listening on HOST:PORT" with the port actually bound. */
+static void print_listening(const char *listen, uint16_t port)
+{
+	const char *colon = strrchr(listen, ':');
+
+	fprintf(stderr, "listening on %.*s:%u\n", (int)(colon - listen), listen, (unsigned)port);
+	fflush(stderr);
+}
+
+static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {{"listen", required_argument, NULL, OPT_LISTEN},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct fs_error err = {0};
+	struct identity *hq = NULL;
+	struct hq_forms *forms = NULL;
+	struct server *srv = NULL;
+	sqlite3 *db = NULL;
+	sigset_t set;
+	int opt, sig, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			puts("Usage: fieldsync-hq serve [--listen ADDR:PORT]\n"
+			     "Run the sync server (POST /v1/enroll, POST /v1/changesets,\n"
+			     "GET /v1/health) until SIGTERM or SIGINT.  HTTPS with [server]\n"
+			     "tls_cert and tls_key; plain HTTP only on a loopback address.\n"
+			     "Port 0 picks a free port.  Prints \"listening on ADDR:PORT\" to\n"
+			     "stderr once ready.");
+			return EXIT_OK;
+		case OPT_LISTEN:
+			if (hqconfig_set(&cfg->listen, optarg) < 0)
+				return fs_error_set(&err, -ENOMEM, "out of memory"), fail(&err);
+			break;
+		default: return usage_error("serve", "bad option");
+		}
+	}
+	if (optind != argc)
+		return usage_error("serve", "unexpected argument");
+	/* Blocked before the server's threads start, so they inherit the mask
+	 * and only sigwait below sees the signals. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
+		r = fs_error_set(&err, -EINVAL, "block signals");
+		goto out;
+	}
+	/* Check the database once before accepting anything. */
+	if ((r = open_db(cfg, &db, &err)) < 0 || (r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0 ||
+	    (r = hqforms_load(cfg->forms_dir, &forms, &err)) < 0 ||
+	    (r = server_start(cfg, hq, forms, &srv, &err)) < 0)
+		goto out;
+	db = hqdb_close(db);
+	print_listening(cfg->listen, server_port(srv));
+	do {
+		if (sigwait(&set, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig != SIGTERM && sig != SIGINT);
+	fprintf(stderr, "fieldsync-hq: stopping\n");
+out:
+	server_stop(srv);
+	hqforms_free(forms);
+	identity_free(hq);
+	hqdb_close(db);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+/* ---- enroll-token --------------------------------------------------- */
+
+/* "24h", "30m", "7d", "90s" into milliseconds. */
+static int parse_duration(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long n;
+	uint64_t unit;
+
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-' || strlen(end) != 1 || n == 0)
+		return -FS_EUSAGE;
+	switch (*end) {
+	case 's': unit = 1000; break;
+	case 'm': unit = 60 * 1000; break;
+	case 'h': unit = 3600 * 1000; break;
+	case 'd': unit = 86400 * 1000; break;
+	default: return -FS_EUSAGE;
+	}
+	if (n > 366ULL * 86400 * 1000 / unit)
+		return -FS_EUSAGE;
+	*ret = n * unit;
+	return 0;
+}
+
+static int cmd_enroll_token(struct hq_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"team", required_argument, NULL, OPT_TEAM},
+		{"municipality", required_argument, NULL, OPT_MUNICIPALITY},
+		{"expires", required_argument, NULL, OPT_EXPIRES},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	const char *team = NULL, *muni = NULL, *expires = "24h";
+	struct fs_error err = {0};
+	struct identity *hq = NULL;
+	uint8_t pin[TLSPIN_BYTES];
+	uint64_t ttl, now = hlc_wall_ms();
+	char token[TOKEN_TEXT_MAX], when[HLC_TIME_LEN + 1];
+	sqlite3 *db = NULL;
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			puts("Usage: fieldsync-hq enroll-token --team NAME --municipality NAME\n"
+			     "                                 [--expires 24h]\n"
+			     "Print a one-time enrolment token on the last line of stdout.  It\n"
+			     "carries HQ's key fingerprint and, when [server] tls_cert is set, the\n"
+			     "SHA-256 pin of its public key.  --expires takes N s|m|h|d (at most\n"
+			     "366 days).  Hand the token over privately: it enrols one device.");
+			return EXIT_OK;
+		case OPT_TEAM: team = optarg; break;
+		case OPT_MUNICIPALITY: muni = optarg; break;
+		case OPT_EXPIRES: expires = optarg; break;
+		default: return usage_error("enroll-token", "bad option");
+		}
+	}
+	if (optind != argc || !team || !muni)
+		return usage_error("enroll-token", "--team and --municipality are required");
+	if (parse_duration(expires, &ttl) < 0)
+		return usage_error("enroll-token", "--expires takes N followed by s, m, h or d");
+	if ((r = open_db(cfg, &db, &err)) < 0 || (r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0 ||
+	    (cfg->tls_cert && (r = tlspin_from_cert(cfg->tls_cert, pin, &err)) < 0) ||
+	    (r = hqenroll_token_create(db, hq, team, muni, now, now + ttl,
+				       cfg->tls_cert ? pin : NULL, token, &err)) < 0)
+		goto out;
+	hlc_format_time((now + ttl) << 16, when);
+	printf("enrolment token for team %s, %s; valid until %s%s\n%s\n", team, muni, when,
+	       cfg->tls_cert ? "; pins HQ's TLS key" : "", token);
+	sodium_memzero(token, sizeof(token));
+out:
+	hqdb_close(db);
+	identity_free(hq);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+/* ---- devices, revoke, conflicts ---------------------------------------- */
+
+/* `devices` and `conflicts`: one optional --json. */
+static int cmd_listing(struct hq_config *cfg, int argc, char **argv, const char *name,
+		       const char *help, int (*list)(sqlite3 *, int, FILE *, struct fs_error *))
+{
+	struct fs_error err = {0};
+	sqlite3 *db = NULL;
+	int json = 0, r;
+
+	if (wants_help(argc, argv)) {
+		puts(help);
+		return EXIT_OK;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json"))
+			return usage_error(name, "unexpected argument");
+		json = 1;
+	}
+	if ((r = open_db(cfg, &db, &err)) == 0)
+		r = list(db, json, stdout, &err);
+	hqdb_close(db);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+static int cmd_revoke(struct hq_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {{"reason", required_argument, NULL, OPT_REASON},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *reason = "revoked by an administrator";
+	struct fs_error err = {0};
+	sqlite3 *db = NULL;
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			puts("Usage: fieldsync-hq revoke DEVICE [--reason TEXT]\n"
+			     "Mark DEVICE revoked: HQ answers its pushes 403 from now on.  Change\n"
+			     "sets already accepted stay.  Do not put personal data in TEXT.");
+			return EXIT_OK;
+		case OPT_REASON: reason = optarg; break;
+		default: return usage_error("revoke", "bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("revoke", "expected one DEVICE");
+	if ((r = open_db(cfg, &db, &err)) == 0 &&
+	    (r = admin_revoke(db, argv[optind], reason, hlc_wall_ms(), &err)) == 0)
+		printf("revoked device %s\n", argv[optind]);
+	hqdb_close(db);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+/* ---- export ----------------------------------------------------------- */
+
+/* "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS[.mmm]Z" (UTC) into Unix ms. */
+static int parse_time(const char *s, uint64_t *ret)
+{
+	struct tm tm = {0};
+	int ms = 0, n = 0, len = (int)strlen(s);
+	time_t t;
+
+	if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3)
+		return -FS_EUSAGE;
+	if (n != len) {
+		int m = 0;
+
+		if (sscanf(s + n, "T%2d:%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &m) != 3)
+			return -FS_EUSAGE;
+		n += m;
+		if (s[n] == '.' && sscanf(s + n, ".%3d%n", &ms, &m) == 1)
+			n += m;
+		if (strcmp(s + n, "Z"))
+			return -FS_EUSAGE;
+	}
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || ms < 0 || tm.tm_year < 1970)
+		return -FS_EUSAGE;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	if ((t = timegm(&tm)) < 0)
+		return -FS_EUSAGE;
+	*ret = (uint64_t)t * 1000 + (uint64_t)ms;
+	return 0;
+}
+
+static int cmd_export(struct hq_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
+					     {"since", required_argument, NULL, OPT_SINCE},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *format = NULL, *collection;
+	struct fs_error err = {0};
+	struct hq_forms *forms = NULL;
+	const struct form *f;
+	enum export_format fmt;
+	uint64_t since = 0;
+	char tok[FS_TOKEN_MAX + 3];
+	sqlite3 *db = NULL;
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			puts("Usage: fieldsync-hq export COLLECTION --format csv|jsonl [--since TIME]\n"
+			     "Write the merged, live records of COLLECTION (beneficiaries, visits)\n"
+			     "to stdout, ordered by id: id, every form field, updated, device, team.\n"
+			     "CSV is UTF-8 with a BOM and CRLF, for LibreOffice and Excel.  TIME is\n"
+			     "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC): records updated since then.");
+			return EXIT_OK;
+		case OPT_FORMAT: format = optarg; break;
+		case OPT_SINCE:
+			if (parse_time(optarg, &since) < 0)
+				return usage_error("export", "--since takes YYYY-MM-DD or "
+					   "YYYY-MM-DDTHH:MM:SSZ");
+			break;
+		default: return usage_error("export", "bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("export", "expected one COLLECTION");
+	collection = argv[optind];
+	if (!format || (strcmp(format, "csv") && strcmp(format, "jsonl")))
+		return usage_error("export", "--format csv or --format jsonl is required");
+	fmt = !strcmp(format, "csv") ? EXPORT_CSV : EXPORT_JSONL;
+	if ((r = hqforms_load(cfg->forms_dir, &forms, &err)) < 0)
+		goto out;
+	if (!(f = hqforms_find(forms, collection))) {
+		r = fs_error_set(&err, -FS_EUSAGE, "export: unknown collection %s",
+				 fs_error_token(collection, tok));
+		goto out;
+	}
+	if ((r = open_db(cfg, &db, &err)) == 0)
+		r = export_records(db, f, fmt, since, stdout, &err);
+out:
+	hqdb_close(db);
+	hqforms_free(forms);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+					     {"forms-dir", required_argument, NULL, OPT_FORMS_DIR},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	char *overrides[2] = {NULL, NULL}, tok[FS_TOKEN_MAX + 3];
+	const char *config_path = NULL, *cmd;
+	struct hq_config cfg = {0};
+	struct fs_error err = {0};
+	int opt, r;
+
+	if (secmem_init() < 0) {
+		fprintf(stderr, "fieldsync-hq: libsodium failed to initialise\n");
+		return EXIT_KEY;
+	}
+	while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case OPT_DATA_DIR: overrides[0] = optarg; break;
+		case OPT_FORMS_DIR: overrides[1] = optarg; break;
+		case 'h': fputs(main_usage, stdout); return EXIT_OK;
+		case 'V': puts("fieldsync-hq " FS_VERSION); return EXIT_OK;
+		default: return usage_error(NULL, "bad option");
+		}
+	}
+	if (optind >= argc)
+		return usage_error(NULL, "no command given");
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(cmd, "help")) {
+		fputs(main_usage, stdout);
+		return EXIT_OK;
+	}
+	if (load_config(config_path, overrides, &cfg, &err) < 0) {
+		hqconfig_free(&cfg);
+		return fail(&err);
+	}
+	if (!strcmp(cmd, "init"))
+		r = cmd_init(&cfg, argc, argv);
+	else if (!strcmp(cmd, "serve"))
+		r = cmd_serve(&cfg, argc, argv);
+	else if (!strcmp(cmd, "enroll-token"))
+		r = cmd_enroll_token(&cfg, argc, argv);
+	else if (!strcmp(cmd, "devices"))
+		r = cmd_listing(&cfg, argc, argv, "devices",
+				"Usage: fieldsync-hq devices [--json]\n"
+				"List enrolled devices: id, team, municipality, last seen, last\n"
+				"sequence and state (active or revoked).",
+				admin_devices);
+	else if (!strcmp(cmd, "revoke"))
+		r = cmd_revoke(&cfg, argc, argv);
+	else if (!strcmp(cmd, "export"))
+		r = cmd_export(&cfg, argc, argv);
+	else if (!strcmp(cmd, "conflicts"))
+		r = cmd_listing(&cfg, argc, argv, "conflicts",
+				"Usage: fieldsync-hq conflicts [--json]\n"
+				"List each field that two devices edited concurrently from the same\n"
+				"value: record, field, both values, both devices and which won.\n"
+				"Values are personal data: keep the output out of logs and tickets.",
+				admin_conflicts);
+	else
+		r = usage_error(NULL, "unknown command %s", fs_error_token(cmd, tok));
+	hqconfig_free(&cfg);
+	return r;
+}

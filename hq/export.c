@@ -1,0 +1,225 @@
+/* export.c - write merged records as CSV or JSON Lines.
+ *
+ * Sections: CSV cells; one record; the export loop.
+ */
+#include "hq/export.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "hq/hqdb.h"
+#include "sync/hlc.h"
+
+/* ---- CSV cells ------------------------------------------------------------ */
+
+static void csv_cell(FILE *out, const char *s, int may_be_formula, int first)
+{
+	int quote = strpbrk(s, ",\"\r\n") != NULL;
+	int guard = may_be_formula && strchr("=+-@\t\r", s[0]) && s[0];
+
+	if (!first)
+		fputc(',', out);
+	if (quote)
+		fputc('"', out);
+	if (guard)
+		fputc('\'', out);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', out);
+		fputc(*s, out);
+	}
+	if (quote)
+		fputc('"', out);
+}
+
+/* The text of a JSON value in a cell; *ret_text is malloc'd or NULL for
+ * an empty cell. */
+static int cell_text(const cJSON *v, char **ret_text, int *ret_textual)
+{
+	*ret_text = NULL;
+	*ret_textual = 1;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (cJSON_IsString(v)) {
+		*ret_text = strdup(v->valuestring);
+	} else if (cJSON_IsArray(v)) {
+		size_t len = 1;
+		const cJSON *it;
+		char *p;
+
+		cJSON_ArrayForEach(it, v) len += (cJSON_IsString(it) ? strlen(it->valuestring) : 0) + 1;
+		if (!(p = calloc(1, len)))
+			return -ENOMEM;
+		cJSON_ArrayForEach(it, v)
+		{
+			if (!cJSON_IsString(it))
+				continue;
+			if (p[0])
+				strcat(p, ";");
+			strcat(p, it->valuestring);
+		}
+		*ret_text = p;
+		return 0;
+	} else {
+		char *t = cJSON_PrintUnformatted(v);
+
+		*ret_textual = 0;
+		*ret_text = t ? strdup(t) : NULL;
+		cJSON_free(t);
+	}
+	return *ret_text ? 0 : -ENOMEM;
+}
+
+/* ---- one record --------------------------------------------------------- */
+
+struct row {
+	const char *id;
+	hlc_t updated;
+	const char *device, *team;
+	cJSON **values; /* one per form field, NULL when absent; owned */
+};
+
+static int write_csv(FILE *out, const struct form *f, const struct row *rw)
+{
+	char when[HLC_TIME_LEN + 1];
+	size_t n = form_field_count(f);
+
+	csv_cell(out, rw->id, 0, 1);
+	for (size_t i = 0; i < n; i++) {
+		char *text = NULL;
+		int textual;
+
+		if (cell_text(rw->values[i], &text, &textual) < 0)
+			return -ENOMEM;
+		csv_cell(out, text ? text : "", textual, 0);
+		free(text);
+	}
+	hlc_format_time(rw->updated, when);
+	csv_cell(out, when, 0, 0);
+	csv_cell(out, rw->device, 0, 0);
+	csv_cell(out, rw->team, 1, 0);
+	fputs("\r\n", out);
+	return 0;
+}
+
+static int write_jsonl(FILE *out, const struct form *f, struct row *rw)
+{
+	char when[HLC_TIME_LEN + 1], *text;
+	size_t n = form_field_count(f);
+	cJSON *o = cJSON_CreateObject();
+
+	hlc_format_time(rw->updated, when);
+	if (!o || !cJSON_AddStringToObject(o, "id", rw->id))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		cJSON *v = rw->values[i] ? rw->values[i] : cJSON_CreateNull();
+
+		if (!v)
+			goto fail;
+		rw->values[i] = NULL;
+		cJSON_AddItemToObject(o, form_field_name(f, i), v);
+	}
+	if (!cJSON_AddStringToObject(o, "updated", when) ||
+	    !cJSON_AddStringToObject(o, "device", rw->device) ||
+	    !cJSON_AddStringToObject(o, "team", rw->team) || !(text = cJSON_PrintUnformatted(o)))
+		goto fail;
+	fputs(text, out);
+	fputc('\n', out);
+	cJSON_free(text);
+	cJSON_Delete(o);
+	return 0;
+fail:
+	cJSON_Delete(o);
+	return -ENOMEM;
+}
+
+/* Fill rw->values from the fields table. */
+static int load_values(sqlite3 *db, sqlite3_stmt *st, const struct form *f, struct row *rw,
+		       struct fs_error *err)
+{
+	int rc;
+
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, rw->id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int i = form_field_index(f, (const char *)sqlite3_column_text(st, 0));
+
+		if (i < 0)
+			continue; /* a field since removed from the form */
+		cJSON_Delete(rw->values[i]);
+		rw->values[i] = cJSON_ParseWithLength((const char *)sqlite3_column_text(st, 1),
+						      (size_t)sqlite3_column_bytes(st, 1));
+		if (!rw->values[i])
+			return fs_error_set(err, -FS_ECORRUPT, "record %s: a stored value is not "
+					    "JSON", rw->id);
+	}
+	return rc == SQLITE_DONE ? 0 : hqdb_fail(db, "read fields", err);
+}
+
+/* ---- the export loop --------------------------------------------------- */
+
+static void write_csv_header(FILE *out, const struct form *f)
+{
+	fputs("\xEF\xBB\xBF", out);
+	csv_cell(out, "id", 0, 1);
+	for (size_t i = 0; i < form_field_count(f); i++)
+		csv_cell(out, form_field_name(f, i), 0, 0);
+	csv_cell(out, "updated", 0, 0);
+	csv_cell(out, "device", 0, 0);
+	csv_cell(out, "team", 0, 0);
+	fputs("\r\n", out);
+}
+
+int export_records(sqlite3 *db, const struct form *f, enum export_format fmt, uint64_t since_ms,
+		   FILE *out, struct fs_error *err)
+{
+	sqlite3_stmt *recs = NULL, *vals = NULL;
+	size_t n = form_field_count(f);
+	cJSON **values = calloc(n ? n : 1, sizeof(*values));
+	int rc, r;
+
+	if (!values)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = hqdb_prepare(db, "SELECT r.id, r.updated_hlc, r.updated_device, "
+				  "coalesce(d.team, '') FROM records r LEFT JOIN devices d "
+				  "ON d.id = r.updated_device WHERE r.collection = ?1 "
+				  "AND r.deleted = 0 AND r.updated_hlc >= ?2 ORDER BY r.id",
+			      &recs, err)) < 0 ||
+	    (r = hqdb_prepare(db, "SELECT field, value FROM fields WHERE record_id = ?1", &vals,
+			      err)) < 0)
+		goto out;
+	sqlite3_bind_text(recs, 1, form_collection(f), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(recs, 2, (sqlite3_int64)(since_ms << 16));
+	if (fmt == EXPORT_CSV)
+		write_csv_header(out, f);
+	while ((rc = sqlite3_step(recs)) == SQLITE_ROW) {
+		struct row rw = {.id = (const char *)sqlite3_column_text(recs, 0),
+				 .updated = (hlc_t)sqlite3_column_int64(recs, 1),
+				 .device = (const char *)sqlite3_column_text(recs, 2),
+				 .team = (const char *)sqlite3_column_text(recs, 3),
+				 .values = values};
+
+		r = load_values(db, vals, f, &rw, err);
+		if (r == 0 && (fmt == EXPORT_CSV ? write_csv(out, f, &rw) : write_jsonl(out, f, &rw)) < 0)
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			cJSON_Delete(values[i]);
+			values[i] = NULL;
+		}
+		if (r < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "read records", err);
+		goto out;
+	}
+	if (fflush(out) != 0 || ferror(out))
+		r = fs_error_set(err, -EIO, "write export: %s", strerror(errno));
+out:
+	sqlite3_finalize(recs);
+	sqlite3_finalize(vals);
+	free(values);
+	return r;
+}

@@ -1,0 +1,56 @@
+/* hqconfig.h - HQ's INI configuration (parsed with libinih).
+ *
+ * Keys (all optional; conf/hq.conf documents each):
+ *
+ *   [server] listen        ADDR:PORT to listen on (default 127.0.0.1:8443);
+ *                          plain HTTP only on a loopback address
+ *   [server] tls_cert      PEM certificate chain; with tls_key, serve HTTPS
+ *   [server] tls_key       PEM private key of tls_cert
+ *   [server] threads       worker threads, 1..256 (default 4)
+ *   [server] max_inflight  requests processed at once before 503, 1..65536
+ *                          (default 64)
+ *   [store] data_dir       data directory (default /var/lib/fieldsync-hq)
+ *   [forms] dir            directory of <collection>.json form definitions
+ *
+ * An unknown section or key, an empty value or a number out of range is
+ * an error naming the line, so a typo never falls back to a default.
+ * Strings are owned by the config and freed by hqconfig_free().  Not
+ * thread-safe while loading; a finished config is read-only.
+ */
+#ifndef FS_HQCONFIG_H
+#define FS_HQCONFIG_H
+
+#include "crypto/fserr.h"
+
+#define HQCONFIG_DEFAULT_PATH FS_SYSCONF_DIR "/hq.conf"
+#define HQCONFIG_DEFAULT_LISTEN "127.0.0.1:8443"
+#define HQCONFIG_DEFAULT_DATA_DIR "/var/lib/fieldsync-hq"
+#define HQCONFIG_DEFAULT_THREADS 4
+#define HQCONFIG_DEFAULT_MAX_INFLIGHT 64
+
+struct hq_config {
+	char *listen;       /* ADDR:PORT */
+	char *tls_cert;     /* NULL: no TLS */
+	char *tls_key;      /* NULL: no TLS */
+	char *data_dir;     /* hq.db and hq.key live here */
+	char *forms_dir;    /* form definitions */
+	unsigned threads;   /* MHD thread pool size */
+	unsigned max_inflight; /* concurrent requests before 503 */
+};
+
+/* Load path into cfg (zeroed or previously loaded; keys in the file
+ * replace earlier values).  A missing file is -ENOENT, an error only
+ * when the caller treats it as one; a bad file is -FS_EFORMAT. */
+int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err) FS_WUR;
+
+/* Replace one string value (command-line overrides); -ENOMEM. */
+int hqconfig_set(char **slot, const char *value) FS_WUR;
+
+/* Fill unset strings and numbers with their defaults; -ENOMEM. */
+int hqconfig_finish(struct hq_config *cfg, const char *default_forms_dir,
+		    struct fs_error *err) FS_WUR;
+
+/* NULL-safe; zeroes cfg. */
+void hqconfig_free(struct hq_config *cfg);
+
+#endif

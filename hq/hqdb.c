@@ -1,0 +1,260 @@
+/* hqdb.c - HQ's SQLite database: schema, opening, small helpers.
+ *
+ * Sections: errors; schema; opening; helpers.
+ */
+#include "hq/hqdb.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int map_sqlite(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL: return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: return -EBUSY;
+	case SQLITE_READONLY: return -EROFS;
+	case SQLITE_CANTOPEN: return -ENOENT;
+	case SQLITE_NOMEM: return -ENOMEM;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB: return -FS_ECORRUPT;
+	case SQLITE_IOERR: return -EIO;
+	default: return -FS_ESTORE;
+	}
+}
+
+int hqdb_fail(sqlite3 *db, const char *what, struct fs_error *err)
+{
+	return fs_error_set(err, map_sqlite(sqlite3_extended_errcode(db)), "%s: %s", what,
+			    sqlite3_errmsg(db));
+}
+
+int hqdb_exec(sqlite3 *db, const char *sql, const char *what, struct fs_error *err)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return hqdb_fail(db, what, err);
+	return 0;
+}
+
+int hqdb_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret, struct fs_error *err)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, ret, NULL) != SQLITE_OK)
+		return hqdb_fail(db, "prepare statement", err);
+	return 0;
+}
+
+/* ---- schema ------------------------------------------------------------ */
+
+/* Version 1.  Ids and hashes are lower-case hex text; times are Unix
+ * milliseconds; HLCs are integers (docs/PROTOCOL.md).  fields holds the
+ * merged value of each (record, field) with the clock of the write that
+ * won; field_writes holds each device's latest write to it and the value
+ * that device had written before (base_value, NULL for a first write),
+ * which is what the conflict rule compares.  conflicts stores each pair
+ * with the lower (hlc, device) write as "a".  events is append-only:
+ * the triggers refuse any UPDATE or DELETE. */
+static const char schema_sql[] =
+	"CREATE TABLE devices("
+	"  id TEXT PRIMARY KEY,"
+	"  sign_pk BLOB NOT NULL,"
+	"  box_pk BLOB NOT NULL,"
+	"  team TEXT NOT NULL,"
+	"  municipality TEXT NOT NULL,"
+	"  enrolled_at INTEGER NOT NULL,"
+	"  last_seen INTEGER,"
+	"  last_seq INTEGER NOT NULL DEFAULT 0,"
+	"  last_hash TEXT,"
+	"  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'revoked')),"
+	"  revoked_reason TEXT"
+	") STRICT;"
+	"CREATE TABLE tokens("
+	"  secret_hash TEXT PRIMARY KEY,"
+	"  team TEXT NOT NULL,"
+	"  municipality TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  used_at INTEGER,"
+	"  device TEXT"
+	") STRICT;"
+	"CREATE TABLE changesets("
+	"  device TEXT NOT NULL REFERENCES devices(id),"
+	"  seq INTEGER NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  body BLOB NOT NULL,"
+	"  receipt BLOB NOT NULL,"
+	"  received_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (device, seq)"
+	") STRICT;"
+	"CREATE TABLE records("
+	"  id TEXT PRIMARY KEY,"
+	"  collection TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_hlc INTEGER NOT NULL,"
+	"  updated_device TEXT NOT NULL,"
+	"  deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1))"
+	") STRICT;"
+	"CREATE INDEX records_by_collection ON records(collection, deleted, id);"
+	"CREATE TABLE fields("
+	"  record_id TEXT NOT NULL REFERENCES records(id),"
+	"  field TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  hlc INTEGER NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  PRIMARY KEY (record_id, field)"
+	") STRICT, WITHOUT ROWID;"
+	"CREATE TABLE field_writes("
+	"  record_id TEXT NOT NULL REFERENCES records(id),"
+	"  field TEXT NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  hlc INTEGER NOT NULL,"
+	"  base_value TEXT,"
+	"  PRIMARY KEY (record_id, field, device)"
+	") STRICT, WITHOUT ROWID;"
+	"CREATE TABLE conflicts("
+	"  id INTEGER PRIMARY KEY,"
+	"  record_id TEXT NOT NULL REFERENCES records(id),"
+	"  field TEXT NOT NULL,"
+	"  value_a TEXT NOT NULL, device_a TEXT NOT NULL, hlc_a INTEGER NOT NULL,"
+	"  value_b TEXT NOT NULL, device_b TEXT NOT NULL, hlc_b INTEGER NOT NULL,"
+	"  winner TEXT NOT NULL,"
+	"  detected_at INTEGER NOT NULL,"
+	"  UNIQUE (record_id, field, device_a, hlc_a, device_b, hlc_b)"
+	") STRICT;"
+	"CREATE TABLE quarantine("
+	"  device TEXT NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  idx INTEGER NOT NULL,"
+	"  record_id TEXT NOT NULL,"
+	"  field TEXT NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  PRIMARY KEY (device, seq, idx),"
+	"  FOREIGN KEY (device, seq) REFERENCES changesets(device, seq) DEFERRABLE INITIALLY DEFERRED"
+	") STRICT;"
+	"CREATE TABLE events("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  device TEXT,"
+	"  detail TEXT"
+	") STRICT;"
+	"CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;";
+
+/* ---- opening ----------------------------------------------------------- */
+
+static int configure(sqlite3 *db, const char *path, struct fs_error *err)
+{
+	char what[PATH_MAX + 32];
+
+	snprintf(what, sizeof(what), "configure %s", path);
+	if (sqlite3_busy_timeout(db, HQDB_BUSY_MS) != SQLITE_OK)
+		return hqdb_fail(db, what, err);
+	return hqdb_exec(db,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+			 what, err);
+}
+
+static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r, v = -1;
+
+	if ((r = hqdb_prepare(db, "PRAGMA user_version", &st, err)) < 0)
+		return r;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (v == 0)
+		return fs_error_set(err, -ENOENT, "database %s: not initialised (run init)", path);
+	if (v != HQDB_VERSION)
+		return fs_error_set(err, -FS_EFORMAT, "database %s: schema version %d, expected %d",
+				    path, v, HQDB_VERSION);
+	return 0;
+}
+
+static int create_schema(sqlite3 *db, const char *path, struct fs_error *err)
+{
+	char what[PATH_MAX + 32];
+	int r;
+
+	snprintf(what, sizeof(what), "create schema in %s", path);
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+		return r;
+	if ((r = hqdb_exec(db, schema_sql, what, err)) < 0 ||
+	    (r = hqdb_exec(db, "PRAGMA user_version=1", what, err)) < 0 ||
+	    (r = hqdb_exec(db, "COMMIT", what, err)) < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	return 0;
+}
+
+int hqdb_open(const char *data_dir, enum hqdb_mode mode, sqlite3 **ret_db, struct fs_error *err)
+{
+	char path[PATH_MAX];
+	sqlite3 *db = NULL;
+	struct stat st;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, r;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", data_dir, HQDB_FILE) >= sizeof(path))
+		return fs_error_set(err, -ENAMETOOLONG, "data directory %s: path too long", data_dir);
+	if (stat(path, &st) == 0) {
+		if (mode == HQDB_CREATE)
+			return fs_error_set(err, -FS_EEXIST, "database %s: already exists", path);
+	} else if (errno != ENOENT || mode != HQDB_CREATE) {
+		return fs_error_set(err, -errno, "database %s: %s%s", path, strerror(errno),
+				    errno == ENOENT ? " (run init)" : "");
+	}
+	if (mode == HQDB_CREATE)
+		flags |= SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+		r = db ? hqdb_fail(db, path, err)
+		       : fs_error_set(err, -ENOMEM, "database %s: out of memory", path);
+		goto out;
+	}
+	if ((r = configure(db, path, err)) < 0)
+		goto out;
+	r = mode == HQDB_CREATE ? create_schema(db, path, err) : check_version(db, path, err);
+	if (r < 0)
+		goto out;
+	*ret_db = db;
+	db = NULL;
+out:
+	hqdb_close(db);
+	return r;
+}
+
+sqlite3 *hqdb_close(sqlite3 *db)
+{
+	sqlite3_close(db);
+	return NULL;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+int hqdb_event(sqlite3 *db, uint64_t at_ms, const char *type, const char *device,
+	       const char *detail, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = hqdb_prepare(db, "INSERT INTO events(at, type, device, detail) VALUES (?,?,?,?)",
+			      &st, err)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)at_ms);
+	sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "append event", err);
+	sqlite3_finalize(st);
+	return r;
+}

@@ -1,0 +1,328 @@
+/* hqenroll.c - enrolment tokens and POST /v1/enroll.
+ *
+ * Sections: tokens; parsing the request; registering the device.
+ */
+#include "hq/hqenroll.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hq/hqdb.h"
+
+#define SECRET_HASH_HEX (2 * 32 + 1)
+
+/* ---- tokens ------------------------------------------------------------ */
+
+int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *team,
+			  const char *municipality, uint64_t now_ms, uint64_t expires_ms,
+			  const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX], struct fs_error *err)
+{
+	struct enroll_token t = {0};
+	uint8_t h[32];
+	char hex[SECRET_HASH_HEX], detail[64];
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!team[0] || !municipality[0] || strlen(team) > HQENROLL_MAX_NAME ||
+	    strlen(municipality) > HQENROLL_MAX_NAME)
+		return fs_error_set(err, -FS_EUSAGE, "team and municipality need 1 to %d bytes",
+				    HQENROLL_MAX_NAME);
+	randombytes_buf(t.secret, sizeof(t.secret));
+	token_hq_fingerprint(hq->sign_pk, hq->box_pk, t.hq_fp);
+	if (tls_pin) {
+		t.has_tls_pin = 1;
+		memcpy(t.tls_pin, tls_pin, TOKEN_TLS_PIN_BYTES);
+	}
+	token_secret_hash(t.secret, h);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin token", err)) < 0)
+		goto out;
+	if ((r = hqdb_prepare(db, "INSERT INTO tokens(secret_hash, team, municipality, "
+				  "expires_at) VALUES (?1, ?2, ?3, ?4)", &st, err)) < 0)
+		goto rollback;
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, team, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, municipality, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)expires_ms);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		r = hqdb_fail(db, "store token", err);
+		goto rollback;
+	}
+	/* The event names the token by a prefix of its hash, never the secret. */
+	snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\"}", hex);
+	if ((r = hqdb_event(db, now_ms, "token_created", NULL, detail, err)) < 0 ||
+	    (r = hqdb_exec(db, "COMMIT", "commit token", err)) < 0)
+		goto rollback;
+	token_format(&t, out);
+	goto out;
+rollback:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(st);
+	sodium_memzero(&t, sizeof(t));
+	return r;
+}
+
+/* ---- parsing the request ------------------------------------------------ */
+
+struct enroll_req {
+	struct enroll_token token;
+	char device[IDENTITY_ID_HEXLEN + 1];
+	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES];
+	uint8_t box_pk[crypto_box_PUBLICKEYBYTES];
+	uint8_t proof[crypto_sign_BYTES];
+};
+
+static int refuse(struct hqenroll_result *r, int status, const char *error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int refuse(struct hqenroll_result *r, int status, const char *error, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = status;
+	r->error = error;
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+void hqenroll_result_clear(struct hqenroll_result *r)
+{
+	if (!r)
+		return;
+	cJSON_Delete(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+static const char *member_string(const cJSON *o, const char *name)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+/* Base64 (original variant, padded) of exactly n bytes. */
+static int decode_b64(const char *s, uint8_t *out, size_t n)
+{
+	size_t got = 0;
+	const char *end = NULL;
+
+	if (!s || sodium_base642bin(out, n, s, strlen(s), NULL, &got, &end,
+				    sodium_base64_VARIANT_ORIGINAL) != 0 || *end || got != n)
+		return -FS_EFORMAT;
+	return 0;
+}
+
+static int is_hex_id(const char *s)
+{
+	if (!s || strlen(s) != IDENTITY_ID_HEXLEN)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* 0 with req filled, or 0 with ret refused (400). */
+static int parse_request(const char *json, size_t len, struct enroll_req *req,
+			 struct hqenroll_result *ret)
+{
+	cJSON *o = cJSON_ParseWithLength(json, len);
+	const char *token, *device;
+
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return refuse(ret, 400, "malformed", "the body is not a JSON object");
+	}
+	token = member_string(o, "token");
+	device = member_string(o, "device");
+	if (!token || token_parse(token, &req->token) < 0)
+		refuse(ret, 400, "malformed", "\"token\" is missing or not an enrolment token");
+	else if (!is_hex_id(device))
+		refuse(ret, 400, "malformed", "\"device\" must be %d lower-case hex digits",
+		       IDENTITY_ID_HEXLEN);
+	else if (decode_b64(member_string(o, "sign_pk"), req->sign_pk, sizeof(req->sign_pk)) < 0)
+		refuse(ret, 400, "malformed", "\"sign_pk\" must be base64 of %d bytes",
+		       crypto_sign_PUBLICKEYBYTES);
+	else if (decode_b64(member_string(o, "box_pk"), req->box_pk, sizeof(req->box_pk)) < 0)
+		refuse(ret, 400, "malformed", "\"box_pk\" must be base64 of %d bytes",
+		       crypto_box_PUBLICKEYBYTES);
+	else if (decode_b64(member_string(o, "proof"), req->proof, sizeof(req->proof)) < 0)
+		refuse(ret, 400, "malformed", "\"proof\" must be base64 of %d bytes",
+		       crypto_sign_BYTES);
+	else
+		memcpy(req->device, device, sizeof(req->device));
+	cJSON_Delete(o);
+	return 0;
+}
+
+/* ---- registering the device --------------------------------------------- */
+
+struct token_row {
+	char team[HQENROLL_MAX_NAME + 1];
+	char municipality[HQENROLL_MAX_NAME + 1];
+};
+
+/* 1 with row filled when the token is usable, 0 when not, < 0 on error. */
+static int token_lookup(sqlite3 *db, const char *hash_hex, uint64_t now_ms, struct token_row *row,
+			struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(db, "SELECT team, municipality FROM tokens WHERE secret_hash = ?1 "
+				  "AND used_at IS NULL AND expires_at > ?2", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(row->team, sizeof(row->team), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(row->municipality, sizeof(row->municipality), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		r = 1;
+	} else {
+		r = rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up token", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int device_exists(sqlite3 *db, const char *id, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(db, "SELECT 1 FROM devices WHERE id = ?1", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up device", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int register_device(sqlite3 *db, const struct enroll_req *req, const struct token_row *row,
+			   const char *hash_hex, uint64_t now_ms, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = hqdb_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality, "
+				  "enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, req->device, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, req->sign_pk, sizeof(req->sign_pk), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, req->box_pk, sizeof(req->box_pk), SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, row->team, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, row->municipality, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)now_ms);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "register device", err);
+	sqlite3_finalize(st);
+	if (r < 0 || (r = hqdb_prepare(db, "UPDATE tokens SET used_at = ?2, device = ?3 "
+					   "WHERE secret_hash = ?1", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+	sqlite3_bind_text(st, 3, req->device, -1, SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "spend token", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int build_body(const struct identity *hq, const struct enroll_req *req,
+		      const struct token_row *row, struct hqenroll_result *ret)
+{
+	char sign_b64[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES,
+						sodium_base64_VARIANT_ORIGINAL)];
+	char box_b64[sodium_base64_ENCODED_LEN(crypto_box_PUBLICKEYBYTES,
+					       sodium_base64_VARIANT_ORIGINAL)];
+	cJSON *o = cJSON_CreateObject();
+
+	sodium_bin2base64(sign_b64, sizeof(sign_b64), hq->sign_pk, crypto_sign_PUBLICKEYBYTES,
+			  sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(box_b64, sizeof(box_b64), hq->box_pk, crypto_box_PUBLICKEYBYTES,
+			  sodium_base64_VARIANT_ORIGINAL);
+	if (!o || !cJSON_AddStringToObject(o, "device", req->device) ||
+	    !cJSON_AddStringToObject(o, "team", row->team) ||
+	    !cJSON_AddStringToObject(o, "municipality", row->municipality) ||
+	    !cJSON_AddStringToObject(o, "hq_sign_pk", sign_b64) ||
+	    !cJSON_AddStringToObject(o, "hq_box_pk", box_b64)) {
+		cJSON_Delete(o);
+		return -ENOMEM;
+	}
+	ret->body = o;
+	ret->status = 200;
+	return 0;
+}
+
+/* Inside the transaction: every check, then the writes. */
+static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct enroll_req *req,
+			 uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
+{
+	uint8_t msg[TOKEN_ENROLL_MSG_BYTES], h[32];
+	char hash_hex[SECRET_HASH_HEX], derived[IDENTITY_ID_HEXLEN + 1], detail[128];
+	struct token_row row;
+	int r;
+
+	token_secret_hash(req->token.secret, h);
+	sodium_bin2hex(hash_hex, sizeof(hash_hex), h, sizeof(h));
+	if ((r = token_lookup(db, hash_hex, now_ms, &row, err)) < 0)
+		return r;
+	if (r == 0)
+		return refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
+	token_enroll_message(req->token.secret, req->sign_pk, req->box_pk, msg);
+	identity_device_id(req->sign_pk, derived);
+	if (crypto_sign_verify_detached(req->proof, msg, sizeof(msg), req->sign_pk) != 0)
+		return refuse(ret, 401, "bad_proof", "the proof does not verify with sign_pk");
+	if (strcmp(derived, req->device))
+		return refuse(ret, 401, "bad_proof", "the device id is not derived from sign_pk");
+	if ((r = device_exists(db, req->device, err)) < 0)
+		return r;
+	if (r == 1)
+		return refuse(ret, 409, "already_enrolled", "device %s is already enrolled",
+			      req->device);
+	snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\"}", hash_hex);
+	if ((r = register_device(db, req, &row, hash_hex, now_ms, err)) < 0 ||
+	    (r = hqdb_event(db, now_ms, "enroll", req->device, detail, err)) < 0)
+		return r;
+	if (build_body(hq, req, &row, ret) < 0)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, size_t len,
+		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
+{
+	struct hqenroll_result res = {0};
+	struct enroll_req req = {0};
+	char detail[64];
+	int r = 0;
+
+	if ((r = parse_request(json, len, &req, &res)) < 0 || res.status)
+		goto done;
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin enrolment", err)) < 0)
+		goto done;
+	r = enroll_locked(db, hq, &req, now_ms, &res, err);
+	if (r == 0 && res.status == 200)
+		r = hqdb_exec(db, "COMMIT", "commit enrolment", err);
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+done:
+	sodium_memzero(&req, sizeof(req));
+	if (r == 0 && res.status != 200) {
+		snprintf(detail, sizeof(detail), "{\"status\":%d,\"error\":\"%s\"}", res.status,
+			 res.error);
+		r = hqdb_event(db, now_ms, "enroll_rejected", NULL, detail, err);
+	}
+	if (r < 0) {
+		hqenroll_result_clear(&res);
+		return r;
+	}
+	*ret = res;
+	return 0;
+}

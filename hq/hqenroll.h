@@ -1,0 +1,51 @@
+/* hqenroll.h - enrolment at HQ: one-time tokens and device registration.
+ *
+ * hqenroll_token_create() makes a token (sync/token.h) and stores only
+ * BLAKE2b-256 of its secret, with the team, municipality and expiry.
+ * hqenroll_device() handles POST /v1/enroll (docs/PROTOCOL.md): the
+ * token must be known, unused and unexpired (401 bad_token); the proof
+ * must verify with the device key and the device id must be the one
+ * derived from it (401 bad_proof); a device key enrolled before is 409
+ * already_enrolled; anything misshapen is 400 malformed.  Success
+ * registers the device, spends the token and appends an "enroll" event
+ * in one transaction; a refusal changes nothing but an
+ * "enroll_rejected" event.  Messages never carry the token or keys.
+ * Thread safety: db belongs to the calling thread; hq is read-only.
+ */
+#ifndef FS_HQENROLL_H
+#define FS_HQENROLL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "crypto/fserr.h"
+#include "crypto/identity.h"
+#include "sync/token.h"
+
+#define HQENROLL_MAX_NAME 200 /* team, municipality: bytes */
+
+/* tls_pin: SHA-256 of HQ's TLS SubjectPublicKeyInfo, or NULL.  out gets
+ * the token text; it is a credential: print it once, never log it. */
+int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *team,
+			  const char *municipality, uint64_t now_ms, uint64_t expires_ms,
+			  const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX],
+			  struct fs_error *err) FS_WUR;
+
+struct hqenroll_result {
+	int status;        /* HTTP status */
+	const char *error; /* protocol error code; NULL on 200 */
+	char message[256];
+	cJSON *body;       /* 200: the response object; owned */
+};
+
+/* Returns 0 with *ret filled (any status), or a negative code with err
+ * set when HQ failed (answer 500; nothing changed).  Free with
+ * hqenroll_result_clear(). */
+int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, size_t len,
+		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err) FS_WUR;
+
+void hqenroll_result_clear(struct hqenroll_result *r);
+
+#endif

@@ -1,0 +1,30 @@
+/* hqforms.h - the form definitions HQ validates and exports against.
+ *
+ * Every <name>.json in the forms directory is loaded with form_load_file
+ * (sync/form.h); its "collection" names the collection it defines.  A
+ * collection defined twice, more than HQFORMS_MAX files, or a broken
+ * definition is an error (-FS_EFORMAT; -errno when the directory cannot
+ * be read).  A loaded set is immutable and may be shared between
+ * threads.
+ */
+#ifndef FS_HQFORMS_H
+#define FS_HQFORMS_H
+
+#include <stddef.h>
+
+#include "crypto/fserr.h"
+#include "sync/form.h"
+
+#define HQFORMS_MAX 64
+
+struct hq_forms;
+
+int hqforms_load(const char *dir, struct hq_forms **ret, struct fs_error *err) FS_WUR;
+
+/* The form of a collection, or NULL when none is defined. */
+const struct form *hqforms_find(const struct hq_forms *fs, const char *collection);
+
+/* NULL-safe; returns NULL. */
+struct hq_forms *hqforms_free(struct hq_forms *fs);
+
+#endif

@@ -1,0 +1,675 @@
+/* ingest.c - one change set in, in one transaction: checks, merge,
+ * conflicts, quarantine, receipt, event.
+ *
+ * Sections: results; statements; checks before the merge; per-change
+ * validation; merging one change; storing the set; entry point.
+ */
+#include "hq/ingest.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hq/hqdb.h"
+#include "sync/changeset.h"
+#include "sync/merge.h"
+#include "sync/receipt.h"
+
+#define HASH_HEX (2 * CHANGESET_HASH_BYTES + 1)
+
+/* ---- results ------------------------------------------------------------ */
+
+static int reject(struct ingest_result *r, int status, const char *error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int reject(struct ingest_result *r, int status, const char *error, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = status;
+	r->error = error;
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+/* Append {"index","field","reason"} to the answer's quarantine list. */
+static int qlist_add(cJSON *list, uint32_t idx, const char *field, const char *reason)
+{
+	cJSON *q = cJSON_CreateObject();
+
+	if (!q)
+		return -ENOMEM;
+	if (!cJSON_AddItemToArray(list, q)) {
+		cJSON_Delete(q);
+		return -ENOMEM;
+	}
+	if (!cJSON_AddNumberToObject(q, "index", idx) || !cJSON_AddStringToObject(q, "field", field) ||
+	    !cJSON_AddStringToObject(q, "reason", reason))
+		return -ENOMEM;
+	return 0;
+}
+
+void ingest_result_clear(struct ingest_result *r)
+{
+	if (!r)
+		return;
+	free(r->receipt);
+	cJSON_Delete(r->quarantined);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- statements --------------------------------------------------------- */
+
+enum {
+	ST_RECORD_GET,
+	ST_RECORD_NEW,
+	ST_RECORD_TOUCH,
+	ST_RECORD_DELETED,
+	ST_FIELD_GET,
+	ST_FIELD_PUT,
+	ST_WRITE_GET,
+	ST_WRITE_PUT,
+	ST_WRITE_RIVALS,
+	ST_CONFLICT_PUT,
+	ST_QUARANTINE_PUT,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_RECORD_GET] = "SELECT collection, created_at, updated_hlc, updated_device "
+			  "FROM records WHERE id = ?1",
+	[ST_RECORD_NEW] = "INSERT INTO records(id, collection, created_at, updated_hlc, "
+			  "updated_device) VALUES (?1, ?2, ?3, ?3, ?4)",
+	[ST_RECORD_TOUCH] = "UPDATE records SET created_at = ?2, updated_hlc = ?3, "
+			    "updated_device = ?4 WHERE id = ?1",
+	[ST_RECORD_DELETED] = "UPDATE records SET deleted = 1 WHERE id = ?1",
+	[ST_FIELD_GET] = "SELECT hlc, device FROM fields WHERE record_id = ?1 AND field = ?2",
+	[ST_FIELD_PUT] = "INSERT OR REPLACE INTO fields(record_id, field, value, hlc, device) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_WRITE_GET] = "SELECT value, hlc FROM field_writes "
+			 "WHERE record_id = ?1 AND field = ?2 AND device = ?3",
+	[ST_WRITE_PUT] = "INSERT OR REPLACE INTO field_writes(record_id, field, device, value, "
+			 "hlc, base_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_WRITE_RIVALS] = "SELECT device, value, hlc FROM field_writes WHERE record_id = ?1 "
+			    "AND field = ?2 AND device <> ?3 AND base_value = ?4 AND value <> ?5 "
+			    "ORDER BY device",
+	[ST_CONFLICT_PUT] = "INSERT OR IGNORE INTO conflicts(record_id, field, value_a, device_a, "
+			    "hlc_a, value_b, device_b, hlc_b, winner, detected_at) "
+			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9)",
+	[ST_QUARANTINE_PUT] = "INSERT INTO quarantine(device, seq, idx, record_id, field, reason) "
+			      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+};
+
+struct run {
+	const struct ingest_ctx *ctx;
+	sqlite3_stmt *st[ST_COUNT];
+	const char *device;   /* hex id of the sending device */
+	uint64_t seq;
+	uint64_t now_ms;
+	struct fs_error *err;
+};
+
+static void run_finalize(struct run *run)
+{
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(run->st[i]);
+}
+
+static int run_prepare(struct run *run)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		int r = hqdb_prepare(run->ctx->db, stmt_sql[i], &run->st[i], run->err);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Reset and clear bindings of a statement, then return it. */
+static sqlite3_stmt *use(struct run *run, int which)
+{
+	sqlite3_reset(run->st[which]);
+	sqlite3_clear_bindings(run->st[which]);
+	return run->st[which];
+}
+
+static int step_done(struct run *run, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return hqdb_fail(run->ctx->db, what, run->err);
+	return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+/* ---- checks before the merge ------------------------------------------- */
+
+struct device_row {
+	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES];
+	int revoked;
+	uint64_t last_seq;
+	char last_hash[HASH_HEX]; /* "" before the first set */
+};
+
+/* 1: found, 0: unknown device, < 0: error. */
+static int device_load(sqlite3 *db, const char *id, struct device_row *ret, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct device_row d = {0};
+	int r, rc;
+
+	if ((r = hqdb_prepare(db, "SELECT sign_pk, state, last_seq, last_hash FROM devices "
+				  "WHERE id = ?1", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = 0;
+	} else if (rc != SQLITE_ROW) {
+		r = hqdb_fail(db, "look up device", err);
+	} else if (sqlite3_column_bytes(st, 0) != crypto_sign_PUBLICKEYBYTES) {
+		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored key has a bad length", id);
+	} else {
+		const unsigned char *h = sqlite3_column_text(st, 3);
+
+		memcpy(d.sign_pk, sqlite3_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
+		d.revoked = !strcmp((const char *)sqlite3_column_text(st, 1), "revoked");
+		d.last_seq = (uint64_t)sqlite3_column_int64(st, 2);
+		snprintf(d.last_hash, sizeof(d.last_hash), "%s", h ? (const char *)h : "");
+		*ret = d;
+		r = 1;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Rebuild the answer to a duplicate from what was stored with it. */
+static int duplicate_answer(const struct ingest_ctx *ctx, const char *device, uint64_t seq,
+			    const uint8_t *receipt, size_t len, struct ingest_result *ret,
+			    struct fs_error *err)
+{
+	struct receipt rc = {0};
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (receipt_verify(receipt, len, ctx->hq->sign_pk, &rc) < 0)
+		return fs_error_set(err, -FS_ECORRUPT, "stored receipt %s/%llu does not verify",
+				    device, (unsigned long long)seq);
+	ret->merged = rc.merged;
+	receipt_clear(&rc);
+	if (!(ret->receipt = malloc(len)) || !(ret->quarantined = cJSON_CreateArray()))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	memcpy(ret->receipt, receipt, len);
+	ret->receipt_len = len;
+	if ((r = hqdb_prepare(ctx->db, "SELECT idx, field, reason FROM quarantine WHERE device = ?1 "
+				       "AND seq = ?2 ORDER BY idx", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (qlist_add(ret->quarantined, (uint32_t)sqlite3_column_int64(st, 0),
+			      (const char *)sqlite3_column_text(st, 1),
+			      (const char *)sqlite3_column_text(st, 2)) < 0) {
+			sqlite3_finalize(st);
+			return fs_error_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	r = r == SQLITE_DONE ? 0 : hqdb_fail(ctx->db, "read quarantine", err);
+	sqlite3_finalize(st);
+	if (r == 0) {
+		ret->status = 200;
+		ret->duplicate = 1;
+	}
+	return r;
+}
+
+/* Sequence, duplicate and chain.  0 with ret->status set to reject, or
+ * with ret->status 0 to go on; < 0 on error. */
+static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_header *h,
+			  const struct device_row *d, const char *hash, struct ingest_result *ret,
+			  struct fs_error *err)
+{
+	static const char zero_hash[HASH_HEX] =
+		"0000000000000000000000000000000000000000000000000000000000000000";
+	char prev[HASH_HEX];
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (h->seq <= d->last_seq) {
+		if ((r = hqdb_prepare(ctx->db, "SELECT hash, receipt FROM changesets "
+					       "WHERE device = ?1 AND seq = ?2", &st, err)) < 0)
+			return r;
+		sqlite3_bind_text(st, 1, ret->device, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)h->seq);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			r = hqdb_fail(ctx->db, "look up stored change set", err);
+		else if (!strcmp((const char *)sqlite3_column_text(st, 0), hash))
+			r = duplicate_answer(ctx, ret->device, h->seq, sqlite3_column_blob(st, 1),
+					     (size_t)sqlite3_column_bytes(st, 1), ret, err);
+		else
+			r = reject(ret, 409, "conflicting_duplicate",
+				   "HQ already holds a different change set with sequence %llu",
+				   (unsigned long long)h->seq);
+		sqlite3_finalize(st);
+		return r;
+	}
+	if (h->seq != d->last_seq + 1) {
+		ret->expected_seq = d->last_seq + 1;
+		return reject(ret, 409, "sequence_gap", "expected sequence %llu, got %llu",
+			      (unsigned long long)ret->expected_seq, (unsigned long long)h->seq);
+	}
+	sodium_bin2hex(prev, sizeof(prev), h->prev, CHANGESET_HASH_BYTES);
+	if (strcmp(prev, d->last_seq ? d->last_hash : zero_hash))
+		return reject(ret, 409, "chain_mismatch",
+			      "previous hash is not the hash of sequence %llu",
+			      (unsigned long long)d->last_seq);
+	return 0;
+}
+
+/* ---- per-change validation --------------------------------------------- */
+
+/* NULL when the change may be merged, else the reason it is quarantined
+ * (written to buf when it needs one). */
+static const char *change_problem(struct run *run, const struct change *c, char *buf, size_t len)
+{
+	const struct form *f = hqforms_find(run->ctx->forms, c->collection);
+	struct fs_error verr = {0};
+
+	if (!f)
+		return "unknown collection";
+	if (!strcmp(c->field, "_deleted")) {
+		if (!cJSON_IsTrue(c->value))
+			return "_deleted must be true";
+	} else if (form_validate_value(f, c->field, c->value, &verr) < 0) {
+		/* form.h: the message names the field and the rule, never the value. */
+		snprintf(buf, len, "%s", verr.msg[0] ? verr.msg : "invalid value");
+		return buf;
+	}
+	if (hlc_physical_ms(c->hlc) > run->now_ms + HLC_MAX_FUTURE_MS)
+		return "timestamp too far in the future";
+	return NULL;
+}
+
+/* ---- merging one change -------------------------------------------------- */
+
+/* Create the record on first sight, or widen its clocks: created_at is
+ * the lowest HLC merged into it, updated_* the greatest write by the
+ * merge order.  Both are independent of arrival order.  *ret_other is set
+ * (and nothing written) when the id belongs to another collection. */
+static int merge_record(struct run *run, const struct change *c, int *ret_other)
+{
+	sqlite3_stmt *st = use(run, ST_RECORD_GET);
+	hlc_t created, updated;
+	char updated_dev[IDENTITY_ID_HEXLEN + 1];
+	int rc;
+
+	*ret_other = 0;
+	bind_text(st, 1, c->record_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		st = use(run, ST_RECORD_NEW);
+		bind_text(st, 1, c->record_id);
+		bind_text(st, 2, c->collection);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)c->hlc);
+		bind_text(st, 4, run->device);
+		return step_done(run, st, "create record");
+	}
+	if (rc != SQLITE_ROW)
+		return hqdb_fail(run->ctx->db, "look up record", run->err);
+	if (strcmp((const char *)sqlite3_column_text(st, 0), c->collection)) {
+		*ret_other = 1;
+		return 0;
+	}
+	created = (hlc_t)sqlite3_column_int64(st, 1);
+	updated = (hlc_t)sqlite3_column_int64(st, 2);
+	snprintf(updated_dev, sizeof(updated_dev), "%s", (const char *)sqlite3_column_text(st, 3));
+	if (c->hlc >= created && merge_compare(c->hlc, run->device, updated, updated_dev) <= 0)
+		return 0;
+	if (c->hlc < created)
+		created = c->hlc;
+	if (merge_compare(c->hlc, run->device, updated, updated_dev) > 0) {
+		updated = c->hlc;
+		snprintf(updated_dev, sizeof(updated_dev), "%s", run->device);
+	}
+	st = use(run, ST_RECORD_TOUCH);
+	bind_text(st, 1, c->record_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)created);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)updated);
+	bind_text(st, 4, updated_dev);
+	return step_done(run, st, "update record");
+}
+
+/* Per (record, field), the last writer wins; _deleted is a field like
+ * any other and marks the record deleted when its write wins (it can
+ * only be true). */
+static int merge_field(struct run *run, const struct change *c, const char *value)
+{
+	sqlite3_stmt *st = use(run, ST_FIELD_GET);
+	int rc, r;
+
+	bind_text(st, 1, c->record_id);
+	bind_text(st, 2, c->field);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (merge_compare(c->hlc, run->device, (hlc_t)sqlite3_column_int64(st, 0),
+				  (const char *)sqlite3_column_text(st, 1)) <= 0)
+			return 0;
+	} else if (rc != SQLITE_DONE) {
+		return hqdb_fail(run->ctx->db, "look up field", run->err);
+	}
+	st = use(run, ST_FIELD_PUT);
+	bind_text(st, 1, c->record_id);
+	bind_text(st, 2, c->field);
+	bind_text(st, 3, value);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->hlc);
+	bind_text(st, 5, run->device);
+	if ((r = step_done(run, st, "write field")) < 0)
+		return r;
+	if (strcmp(c->field, "_deleted"))
+		return 0;
+	st = use(run, ST_RECORD_DELETED);
+	bind_text(st, 1, c->record_id);
+	return step_done(run, st, "mark record deleted");
+}
+
+/* Record one conflict between this write and a rival's, the lower write
+ * by the merge order as "a" and the higher (the pair's winner) as "b". */
+static int conflict_put(struct run *run, const struct change *c, const char *value,
+			const char *rival_dev, const char *rival_value, hlc_t rival_hlc)
+{
+	sqlite3_stmt *st = use(run, ST_CONFLICT_PUT);
+	int mine_wins = merge_compare(c->hlc, run->device, rival_hlc, rival_dev) > 0;
+
+	bind_text(st, 1, c->record_id);
+	bind_text(st, 2, c->field);
+	bind_text(st, 3, mine_wins ? rival_value : value);
+	bind_text(st, 4, mine_wins ? rival_dev : run->device);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)(mine_wins ? rival_hlc : c->hlc));
+	bind_text(st, 6, mine_wins ? value : rival_value);
+	bind_text(st, 7, mine_wins ? run->device : rival_dev);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)(mine_wins ? c->hlc : rival_hlc));
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)run->now_ms);
+	return step_done(run, st, "record conflict");
+}
+
+/* Keep this device's latest write and the value it replaced, and record
+ * a conflict with every other device that edited the same base value to
+ * a different value (PROTOCOL.md, "Merge rule"). */
+static int track_write(struct run *run, const struct change *c, const char *value)
+{
+	sqlite3_stmt *st = use(run, ST_WRITE_GET);
+	char *base = NULL;
+	int rc, r = 0;
+
+	bind_text(st, 1, c->record_id);
+	bind_text(st, 2, c->field);
+	bind_text(st, 3, run->device);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		/* A device's clock only grows; an older write changes nothing. */
+		if ((hlc_t)sqlite3_column_int64(st, 1) >= c->hlc)
+			return 0;
+		if (!(base = strdup((const char *)sqlite3_column_text(st, 0))))
+			return fs_error_set(run->err, -ENOMEM, "out of memory");
+	} else if (rc != SQLITE_DONE) {
+		return hqdb_fail(run->ctx->db, "look up field write", run->err);
+	}
+	st = use(run, ST_WRITE_PUT);
+	bind_text(st, 1, c->record_id);
+	bind_text(st, 2, c->field);
+	bind_text(st, 3, run->device);
+	bind_text(st, 4, value);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->hlc);
+	bind_text(st, 6, base);
+	if ((r = step_done(run, st, "write field history")) < 0 || !base)
+		goto out;
+	st = use(run, ST_WRITE_RIVALS);
+	bind_text(st, 1, c->record_id);
+	bind_text(st, 2, c->field);
+	bind_text(st, 3, run->device);
+	bind_text(st, 4, base);
+	bind_text(st, 5, value);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char dev[IDENTITY_ID_HEXLEN + 1], *rival = NULL;
+		hlc_t hlc = (hlc_t)sqlite3_column_int64(st, 2);
+
+		snprintf(dev, sizeof(dev), "%s", (const char *)sqlite3_column_text(st, 0));
+		if (!(rival = strdup((const char *)sqlite3_column_text(st, 1)))) {
+			r = fs_error_set(run->err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		/* conflict_put uses another statement; this one stays stepping. */
+		r = conflict_put(run, c, value, dev, rival, hlc);
+		free(rival);
+		if (r < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = hqdb_fail(run->ctx->db, "look up rival writes", run->err);
+out:
+	free(base);
+	return r;
+}
+
+/* ---- storing the set --------------------------------------------------- */
+
+static int quarantine_put(struct run *run, uint32_t idx, const struct change *c,
+			  const char *reason, cJSON *list)
+{
+	sqlite3_stmt *st = use(run, ST_QUARANTINE_PUT);
+
+	if (qlist_add(list, idx, c->field, reason) < 0)
+		return fs_error_set(run->err, -ENOMEM, "out of memory");
+	bind_text(st, 1, run->device);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)run->seq);
+	sqlite3_bind_int64(st, 3, idx);
+	bind_text(st, 4, c->record_id);
+	bind_text(st, 5, c->field);
+	bind_text(st, 6, reason);
+	return step_done(run, st, "quarantine change");
+}
+
+/* Merge or quarantine every change; index gets the quarantined ones. */
+static int merge_all(struct run *run, const struct change *ch, size_t n, uint32_t *index,
+		     uint32_t *ret_q, cJSON *list)
+{
+	uint32_t q = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i++) {
+		char buf[sizeof(((struct fs_error *)0)->msg)], *value = NULL;
+		const char *reason = change_problem(run, &ch[i], buf, sizeof(buf));
+		int other = 0;
+
+		if (!reason) {
+			if (!(value = cJSON_PrintUnformatted(ch[i].value)))
+				return fs_error_set(run->err, -ENOMEM, "out of memory");
+			r = merge_record(run, &ch[i], &other);
+			if (r == 0 && other)
+				reason = "record id belongs to another collection";
+			else if (r == 0 && (r = merge_field(run, &ch[i], value)) == 0)
+				r = track_write(run, &ch[i], value);
+			cJSON_free(value);
+		}
+		if (r == 0 && reason) {
+			index[q++] = (uint32_t)i;
+			r = quarantine_put(run, (uint32_t)i, &ch[i], reason, list);
+		}
+	}
+	*ret_q = q;
+	return r;
+}
+
+static int store_set(struct run *run, const struct changeset_header *h, const uint8_t *body,
+		     size_t len, const char *hash, struct ingest_result *ret)
+{
+	sqlite3 *db = run->ctx->db;
+	sqlite3_stmt *st = NULL;
+	char detail[256];
+	int r;
+
+	if ((r = hqdb_prepare(db, "INSERT INTO changesets(device, seq, hash, body, receipt, "
+				  "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, run->err)) < 0)
+		return r;
+	bind_text(st, 1, run->device);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)h->seq);
+	bind_text(st, 3, hash);
+	sqlite3_bind_blob(st, 4, body, (int)len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, ret->receipt, (int)ret->receipt_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)run->now_ms);
+	r = step_done(run, st, "store change set");
+	sqlite3_finalize(st);
+	if (r < 0 || (r = hqdb_prepare(db, "UPDATE devices SET last_seq = ?2, last_hash = ?3, "
+					   "last_seen = ?4 WHERE id = ?1", &st, run->err)) < 0)
+		return r;
+	bind_text(st, 1, run->device);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)h->seq);
+	bind_text(st, 3, hash);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)run->now_ms);
+	r = step_done(run, st, "update device");
+	sqlite3_finalize(st);
+	if (r < 0)
+		return r;
+	snprintf(detail, sizeof(detail),
+		 "{\"seq\":%llu,\"hash\":\"%s\",\"changes\":%u,\"merged\":%u,\"quarantined\":%d}",
+		 (unsigned long long)h->seq, hash, h->count, ret->merged,
+		 cJSON_GetArraySize(ret->quarantined));
+	return hqdb_event(db, run->now_ms, "changeset_accepted", run->device, detail, run->err);
+}
+
+/* Open, merge, sign and store: the part after every check passed. */
+static int accept_set(struct run *run, const struct changeset_header *h, const uint8_t *body,
+		      size_t len, const uint8_t hash_raw[CHANGESET_HASH_BYTES], const char *hash,
+		      struct ingest_result *ret)
+{
+	const struct identity *hq = run->ctx->hq;
+	struct change *ch = NULL;
+	struct fs_error oerr = {0};
+	struct receipt rc = {0};
+	size_t n = 0;
+	uint32_t *index = NULL, q = 0;
+	int r;
+
+	if (changeset_open(body, len, hq->box_pk, hq->box_sk, &ch, &n, &oerr) < 0)
+		return reject(ret, 400, "malformed", "change set payload: %s", oerr.msg);
+	if (!(index = calloc(n ? n : 1, sizeof(*index))) ||
+	    !(ret->quarantined = cJSON_CreateArray())) {
+		r = fs_error_set(run->err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = run_prepare(run)) < 0 || (r = merge_all(run, ch, n, index, &q, ret->quarantined)) < 0)
+		goto out;
+	memcpy(rc.device, h->device, CHANGESET_DEVICE_BYTES);
+	rc.seq = h->seq;
+	memcpy(rc.hash, hash_raw, CHANGESET_HASH_BYTES);
+	rc.accepted_ms = run->now_ms;
+	rc.merged = (uint32_t)n - q;
+	rc.quarantined = q;
+	rc.index = q ? index : NULL;
+	if ((r = receipt_encode(&rc, hq->sign_sk, &ret->receipt, &ret->receipt_len)) < 0) {
+		r = fs_error_set(run->err, r, "sign receipt: %s", fs_strerror(r));
+		goto out;
+	}
+	ret->merged = rc.merged;
+	if ((r = store_set(run, h, body, len, hash, ret)) < 0)
+		goto out;
+	ret->status = 200;
+out:
+	run_finalize(run);
+	free(index);
+	changes_free(ch, n);
+	return r;
+}
+
+/* ---- entry point ------------------------------------------------------- */
+
+/* Log a refusal in its own transaction, after the rollback. */
+static int log_rejection(const struct ingest_ctx *ctx, const struct ingest_result *res,
+			 uint64_t now_ms, struct fs_error *err)
+{
+	char detail[128];
+
+	snprintf(detail, sizeof(detail), "{\"seq\":%llu,\"status\":%d,\"error\":\"%s\"}",
+		 (unsigned long long)res->seq, res->status, res->error);
+	return hqdb_event(ctx->db, now_ms, "changeset_rejected", res->device[0] ? res->device : NULL,
+			  detail, err);
+}
+
+/* The checks and the merge, inside the transaction. */
+static int ingest_locked(struct run *run, const struct changeset_header *h, const uint8_t *body,
+			 size_t len, struct ingest_result *ret)
+{
+	uint8_t hash_raw[CHANGESET_HASH_BYTES];
+	char hash[HASH_HEX];
+	struct device_row d;
+	int r;
+
+	if ((r = device_load(run->ctx->db, ret->device, &d, run->err)) < 0)
+		return r;
+	if (r == 0)
+		return reject(ret, 401, "unknown_device", "device %s is not enrolled", ret->device);
+	if (d.revoked)
+		return reject(ret, 403, "revoked", "device %s has been revoked", ret->device);
+	if (changeset_verify(body, len, d.sign_pk) < 0)
+		return reject(ret, 401, "bad_signature",
+			      "the signature does not verify with the enrolled key");
+	changeset_hash(body, len, hash_raw);
+	sodium_bin2hex(hash, sizeof(hash), hash_raw, sizeof(hash_raw));
+	if ((r = check_sequence(run->ctx, h, &d, hash, ret, run->err)) < 0 || ret->status)
+		return r;
+	return accept_set(run, h, body, len, hash_raw, hash, ret);
+}
+
+int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t len,
+		     struct ingest_result *ret, struct fs_error *err)
+{
+	struct ingest_result res = {0};
+	struct changeset_header h;
+	struct fs_error perr = {0};
+	struct run run = {.ctx = ctx, .err = err, .now_ms = ctx->wall_ms()};
+	int r;
+
+	if (changeset_parse(body, len, &h, &perr) < 0) {
+		reject(&res, 400, "malformed", "change set: %s", perr.msg);
+		goto rejected;
+	}
+	sodium_bin2hex(res.device, sizeof(res.device), h.device, CHANGESET_DEVICE_BYTES);
+	res.seq = h.seq;
+	run.device = res.device;
+	run.seq = h.seq;
+	if ((r = hqdb_exec(ctx->db, "BEGIN IMMEDIATE", "begin ingest", err)) < 0)
+		goto fail;
+	r = ingest_locked(&run, &h, body, len, &res);
+	if (r == 0 && res.status == 200 && !res.duplicate)
+		r = hqdb_exec(ctx->db, "COMMIT", "commit change set", err);
+	else
+		sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
+	if (r < 0) {
+		/* COMMIT failed, or never ran: make sure nothing half-done stays. */
+		if (!sqlite3_get_autocommit(ctx->db))
+			sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
+		goto fail;
+	}
+	if (res.status == 200) {
+		*ret = res;
+		return 0;
+	}
+rejected:
+	if ((r = log_rejection(ctx, &res, run.now_ms, err)) < 0)
+		goto fail;
+	*ret = res;
+	return 0;
+fail:
+	ingest_result_clear(&res);
+	return r;
+}

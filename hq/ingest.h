@@ -1,0 +1,65 @@
+/* ingest.h - accept one change set at HQ: check it, merge it, sign a
+ * receipt, all in one transaction.
+ *
+ * ingest_changeset() follows docs/PROTOCOL.md, "POST /v1/changesets":
+ * shape, device (unknown 401, revoked 403), signature (401), duplicate
+ * (same device, sequence and hash: the stored receipt again, 200; same
+ * sequence, other hash: 409), sequence (409 with the expected number),
+ * chain (409), seal and payload (400).  Each change is then either
+ * quarantined with a reason (unknown collection, invalid field, HLC more
+ * than HLC_MAX_FUTURE_MS ahead of HQ's clock, record id already used by
+ * another collection) or merged under the merge rule, recording a
+ * conflict when two devices edited the same value concurrently (see
+ * "Merge rule" in PROTOCOL.md).  The raw body, the receipt, the device's
+ * new sequence and hash, and a changeset_accepted event commit
+ * together; a rejected set changes nothing but the event log, which gets
+ * a changeset_rejected event.  No field value reaches an error, message
+ * or event.
+ *
+ * Thread safety: ctx->db belongs to the calling thread; hq and forms are
+ * read-only and may be shared.
+ */
+#ifndef FS_INGEST_H
+#define FS_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "crypto/fserr.h"
+#include "crypto/identity.h"
+#include "hq/hqforms.h"
+
+struct ingest_ctx {
+	sqlite3 *db;                 /* this thread's connection */
+	const struct identity *hq;   /* HQ's keys */
+	const struct hq_forms *forms;
+	uint64_t (*wall_ms)(void);   /* clock; hlc_wall_ms in production */
+};
+
+/* What to answer.  status is the HTTP status; error is the protocol's
+ * error code (NULL for 200) and message says why, without values. */
+struct ingest_result {
+	int status;
+	const char *error;
+	char message[256];
+	char device[IDENTITY_ID_HEXLEN + 1]; /* from the header, "" before parsing */
+	uint64_t seq;                        /* from the header */
+	uint64_t expected_seq;               /* sequence_gap only */
+	uint8_t *receipt;                    /* 200: malloc'd receipt bytes */
+	size_t receipt_len;
+	uint32_t merged;                     /* 200: changes merged */
+	cJSON *quarantined;                  /* 200: [{"index","field","reason"}] */
+	int duplicate;                       /* 200: an earlier receipt repeated */
+};
+
+/* Returns 0 with *ret filled (any status), or a negative code with err
+ * set when HQ itself failed (database, memory): answer 500, nothing was
+ * changed.  Free ret with ingest_result_clear(). */
+int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t len,
+		     struct ingest_result *ret, struct fs_error *err) FS_WUR;
+
+void ingest_result_clear(struct ingest_result *r);
+
+#endif

@@ -1,0 +1,566 @@
+/* server.c - libmicrohttpd front end: routing, size caps, overload,
+ * JSON answers; the work is in ingest.c and hqenroll.c.
+ *
+ * Sections: state; answers; endpoints; the access handler; start/stop.
+ */
+#include "hq/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <microhttpd.h>
+
+#include "crypto/secmem.h"
+#include "hq/hqdb.h"
+#include "hq/hqenroll.h"
+#include "hq/ingest.h"
+#include "sync/changeset.h"
+
+/* ---- state ------------------------------------------------------------- */
+
+struct server {
+	struct MHD_Daemon *mhd;
+	const struct hq_config *cfg;
+	const struct identity *hq;
+	const struct hq_forms *forms;
+	atomic_uint inflight;   /* requests between first call and completion */
+	char *tls_cert;         /* PEM, NUL-terminated; NULL without TLS */
+	char *tls_key;          /* PEM in secure memory; NULL without TLS */
+	uint16_t port;
+};
+
+enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS };
+
+struct request {
+	enum endpoint ep;
+	uint8_t *body;      /* received bytes, at most limit */
+	size_t len, cap;
+	size_t limit;       /* cap for this endpoint */
+	int answered;       /* a response was queued */
+	int overflow;       /* a body without Content-Length passed limit */
+	size_t discarded;   /* bytes received since, kept for nothing */
+};
+
+/* ---- answers ----------------------------------------------------------- */
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, char *text,
+				 const char *retry_after)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
+		    MHD_YES ||
+	    (retry_after &&
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after) != MHD_YES)) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Queue o (consumed) as the JSON answer. */
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, cJSON *o,
+				 const char *retry_after)
+{
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	char *copy = NULL;
+
+	cJSON_Delete(o);
+	/* MHD frees with free(); cJSON may use another allocator. */
+	if (text)
+		copy = strdup(text);
+	cJSON_free(text);
+	if (!copy)
+		return MHD_NO;
+	return send_text(conn, status, copy, retry_after);
+}
+
+/* {"error": code, "message": message} plus extra (consumed, may be NULL). */
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *code,
+				  const char *message, cJSON *extra, const char *retry_after)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddStringToObject(o, "error", code) ||
+	    !cJSON_AddStringToObject(o, "message", message)) {
+		cJSON_Delete(o);
+		cJSON_Delete(extra);
+		return MHD_NO;
+	}
+	/* Extra members follow error and message. */
+	while (extra && extra->child) {
+		cJSON *item = extra->child;
+		const char *name = item->string;
+
+		cJSON_DetachItemViaPointer(extra, item);
+		cJSON_AddItemToObject(o, name, item);
+		/* AddItemToObject copied the name; the detached item's own is freed. */
+	}
+	cJSON_Delete(extra);
+	return send_json(conn, status, o, retry_after);
+}
+
+static enum MHD_Result send_too_large(struct MHD_Connection *conn, struct request *rq)
+{
+	cJSON *extra = cJSON_CreateObject();
+
+	rq->answered = 1;
+	if (!extra || !cJSON_AddNumberToObject(extra, "limit", (double)rq->limit)) {
+		cJSON_Delete(extra);
+		return MHD_NO;
+	}
+	return send_error(conn, 413, "too_large",
+			  "the body is larger than this endpoint accepts", extra, NULL);
+}
+
+static enum MHD_Result send_internal(struct MHD_Connection *conn, const char *what,
+				     const struct fs_error *err)
+{
+	fprintf(stderr, "fieldsync-hq: %s: %s\n", what, err->msg[0] ? err->msg : fs_strerror(err->code));
+	return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+			  "HQ could not process the request; try again later", NULL, NULL);
+}
+
+/* ---- endpoints ---------------------------------------------------------- */
+
+static enum MHD_Result do_health(struct MHD_Connection *conn)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddStringToObject(o, "status", "ok") ||
+	    !cJSON_AddStringToObject(o, "version", FS_VERSION)) {
+		cJSON_Delete(o);
+		return MHD_NO;
+	}
+	return send_json(conn, MHD_HTTP_OK, o, NULL);
+}
+
+/* 200 body: {"receipt", "seq", "merged", "quarantined"}; consumes nothing. */
+static cJSON *changeset_answer(struct ingest_result *res)
+{
+	size_t n = sodium_base64_ENCODED_LEN(res->receipt_len, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = malloc(n);
+	cJSON *o = cJSON_CreateObject();
+
+	if (!b64 || !o)
+		goto fail;
+	sodium_bin2base64(b64, n, res->receipt, res->receipt_len, sodium_base64_VARIANT_ORIGINAL);
+	if (!cJSON_AddStringToObject(o, "receipt", b64) ||
+	    !cJSON_AddNumberToObject(o, "seq", (double)res->seq) ||
+	    !cJSON_AddNumberToObject(o, "merged", res->merged))
+		goto fail;
+	cJSON_AddItemToObject(o, "quarantined", res->quarantined);
+	res->quarantined = NULL;
+	free(b64);
+	return o;
+fail:
+	free(b64);
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *conn,
+				    const struct request *rq)
+{
+	struct ingest_result res = {0};
+	struct fs_error err = {0};
+	struct ingest_ctx ctx = {.hq = s->hq, .forms = s->forms, .wall_ms = hlc_wall_ms};
+	enum MHD_Result ret;
+	cJSON *extra = NULL;
+	int r;
+
+	if ((r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &ctx.db, &err)) < 0 ||
+	    (r = ingest_changeset(&ctx, rq->body, rq->len, &res, &err)) < 0) {
+		hqdb_close(ctx.db);
+		return send_internal(conn, "change set", &err);
+	}
+	hqdb_close(ctx.db);
+	if (res.status == 200) {
+		ret = send_json(conn, MHD_HTTP_OK, changeset_answer(&res), NULL);
+		ingest_result_clear(&res);
+		return ret;
+	}
+	fprintf(stderr, "fieldsync-hq: change set from %s seq %" PRIu64 " refused: %d %s\n",
+		res.device[0] ? res.device : "(unparsed)", res.seq, res.status, res.error);
+	if (res.expected_seq &&
+	    (!(extra = cJSON_CreateObject()) ||
+	     !cJSON_AddNumberToObject(extra, "expected_seq", (double)res.expected_seq))) {
+		cJSON_Delete(extra);
+		ingest_result_clear(&res);
+		return MHD_NO;
+	}
+	ret = send_error(conn, (unsigned)res.status, res.error, res.message, extra, NULL);
+	ingest_result_clear(&res);
+	return ret;
+}
+
+static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
+				 const struct request *rq)
+{
+	struct hqenroll_result res = {0};
+	struct fs_error err = {0};
+	sqlite3 *db = NULL;
+	enum MHD_Result ret;
+	int r;
+
+	if ((r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err)) < 0 ||
+	    (r = hqenroll_device(db, s->hq, (const char *)rq->body, rq->len, hlc_wall_ms(), &res,
+				 &err)) < 0) {
+		hqdb_close(db);
+		return send_internal(conn, "enrolment", &err);
+	}
+	hqdb_close(db);
+	if (res.status == 200) {
+		fprintf(stderr, "fieldsync-hq: enrolled device %s\n",
+			cJSON_GetObjectItem(res.body, "device")->valuestring);
+		ret = send_json(conn, MHD_HTTP_OK, res.body, NULL);
+		res.body = NULL;
+	} else {
+		fprintf(stderr, "fieldsync-hq: enrolment refused: %d %s\n", res.status, res.error);
+		ret = send_error(conn, (unsigned)res.status, res.error, res.message, NULL, NULL);
+	}
+	hqenroll_result_clear(&res);
+	return ret;
+}
+
+/* ---- the access handler ------------------------------------------------- */
+
+/* Route the first call of a request; 0 and *ret set, or -1 when the
+ * answer (404, 405) was already queued into *qret. */
+static int route(struct MHD_Connection *conn, const char *url, const char *method,
+		 enum endpoint *ret, enum MHD_Result *qret)
+{
+	static const struct {
+		const char *url, *method;
+		enum endpoint ep;
+	} routes[] = {{"/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH},
+		      {"/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL},
+		      {"/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS}};
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(url, routes[i].url))
+			continue;
+		if (strcmp(method, routes[i].method)) {
+			*qret = send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+					   "this path does not take that method", NULL, NULL);
+			return -1;
+		}
+		*ret = routes[i].ep;
+		return 0;
+	}
+	*qret = send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint", NULL, NULL);
+	return -1;
+}
+
+/* The declared length, when there is one and it is a number. */
+static int content_length(struct MHD_Connection *conn, uint64_t *ret)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	char *end;
+
+	if (!v || !*v)
+		return -1;
+	errno = 0;
+	*ret = strtoull(v, &end, 10);
+	return errno || *end || *v == '-' ? -1 : 0;
+}
+
+static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn, const char *url,
+				  const char *method, void **con_cls)
+{
+	struct request *rq = calloc(1, sizeof(*rq));
+	enum MHD_Result qret;
+	uint64_t declared;
+
+	if (!rq)
+		return MHD_NO;
+	*con_cls = rq;
+	/* Counted until the completion callback, whatever the answer. */
+	if (atomic_fetch_add(&s->inflight, 1) + 1 > s->cfg->max_inflight) {
+		rq->answered = 1;
+		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+				  "HQ is busy; retry after the time in Retry-After", NULL,
+				  SERVER_RETRY_AFTER_S);
+	}
+	if (route(conn, url, method, &rq->ep, &qret) < 0) {
+		rq->answered = 1;
+		return qret;
+	}
+	if (rq->ep == EP_HEALTH) {
+		rq->answered = 1;
+		return do_health(conn);
+	}
+	rq->limit = rq->ep == EP_ENROLL ? SERVER_ENROLL_MAX : CHANGESET_MAX_BYTES;
+	/* Refused before a byte of the body is read. */
+	if (content_length(conn, &declared) == 0 && declared > rq->limit)
+		return send_too_large(conn, rq);
+	return MHD_YES;
+}
+
+static int append(struct request *rq, const char *data, size_t n)
+{
+	if (n > rq->limit - rq->len)
+		return -FS_ELIMIT;
+	if (rq->len + n > rq->cap) {
+		size_t cap = rq->cap ? rq->cap : 4096;
+		uint8_t *p;
+
+		while (cap < rq->len + n)
+			cap *= 2;
+		if (cap > rq->limit)
+			cap = rq->limit;
+		if (!(p = realloc(rq->body, cap)))
+			return -ENOMEM;
+		rq->body = p;
+		rq->cap = cap;
+	}
+	memcpy(rq->body + rq->len, data, n);
+	rq->len += n;
+	return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct request *rq = *con_cls;
+	int r;
+
+	(void)version;
+	if (!rq)
+		return first_call(s, conn, url, method, con_cls);
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (rq->answered)
+			return MHD_YES;
+		if (rq->overflow) {
+			/* Past the cap (a chunked body): count, keep nothing, and
+			 * close the connection if it goes on for too long. */
+			rq->discarded += n;
+			return rq->discarded > SERVER_DISCARD_FACTOR * rq->limit ? MHD_NO : MHD_YES;
+		}
+		if ((r = append(rq, upload_data, n)) == -FS_ELIMIT) {
+			rq->overflow = 1;
+			rq->discarded = rq->len + n;
+			free(rq->body);
+			rq->body = NULL;
+			rq->len = rq->cap = 0;
+			return MHD_YES;
+		}
+		return r < 0 ? MHD_NO : MHD_YES;
+	}
+	if (rq->answered)
+		return MHD_YES;
+	if (rq->overflow)
+		return send_too_large(conn, rq);
+	rq->answered = 1;
+	if (rq->ep == EP_ENROLL)
+		return do_enroll(s, conn, rq);
+	return do_changeset(s, conn, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct server *s = cls;
+	struct request *rq = *con_cls;
+
+	(void)conn;
+	(void)toe;
+	if (!rq)
+		return;
+	atomic_fetch_sub(&s->inflight, 1);
+	free(rq->body);
+	free(rq);
+	*con_cls = NULL;
+}
+
+/* ---- start/stop --------------------------------------------------------- */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len,
+			int *ret_loopback, struct fs_error *err)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':'), *h = listen;
+	size_t hl;
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+				 .ai_socktype = SOCK_STREAM}, *ai = NULL;
+	char *end;
+	unsigned long port;
+
+	if (!colon)
+		return fs_error_set(err, -FS_EUSAGE, "listen address must be ADDR:PORT");
+	hl = (size_t)(colon - listen);
+	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
+		h = listen + 1;
+		hl -= 2;
+	}
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (hl == 0 || hl >= sizeof(host) || errno || *end || !colon[1] || port > 65535)
+		return fs_error_set(err, -FS_EUSAGE, "listen address must be ADDR:PORT");
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
+		return fs_error_set(err, -FS_EUSAGE, "listen address: not a numeric IP address");
+	memcpy(ret, ai->ai_addr, ai->ai_addrlen);
+	*ret_len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	if (ret->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ret;
+
+		*ret_loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	} else {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ret;
+
+		*ret_loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return 0;
+}
+
+/* Read a PEM file (NUL-terminated) into memory; secure memory when
+ * secret. */
+static int read_pem(const char *path, int secret, char **ret, struct fs_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int r = 0;
+
+	if (fd < 0)
+		return fs_error_set(err, -errno, "TLS file %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size > SERVER_PEM_MAX) {
+		r = fs_error_set(err, -FS_EFORMAT, "TLS file %s: not a regular file of 1 byte to "
+				 "1 MiB", path);
+		goto out;
+	}
+	buf = secret ? secmem_alloc((size_t)st.st_size + 1) : malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = fs_error_set(err, -ENOMEM, "TLS file %s: out of memory", path);
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = fs_error_set(err, n < 0 ? -errno : -EIO, "TLS file %s: read failed", path);
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*ret = buf;
+	buf = NULL;
+out:
+	if (buf && secret)
+		secmem_free(buf);
+	else
+		free(buf);
+	close(fd);
+	return r;
+}
+
+static int server_tls_load(struct server *s, struct fs_error *err)
+{
+	int r;
+
+	if (!s->cfg->tls_cert)
+		return 0;
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return fs_error_set(err, -FS_EUSAGE, "TLS is configured but libmicrohttpd was "
+				    "built without TLS");
+	if ((r = read_pem(s->cfg->tls_cert, 0, &s->tls_cert, err)) < 0 ||
+	    (r = read_pem(s->cfg->tls_key, 1, &s->tls_key, err)) < 0)
+		return r;
+	return 0;
+}
+
+int server_start(const struct hq_config *cfg, const struct identity *hq,
+		 const struct hq_forms *forms, struct server **ret, struct fs_error *err)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *info;
+	int loopback = 0, r;
+
+	if (!s)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	s->cfg = cfg;
+	s->hq = hq;
+	s->forms = forms;
+	atomic_init(&s->inflight, 0);
+	if ((r = parse_listen(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
+	    (r = server_tls_load(s, err)) < 0)
+		goto out;
+	if (!s->tls_cert && !loopback) {
+		r = fs_error_set(err, -FS_EUSAGE, "listen %s: plain HTTP is allowed only on a "
+				 "loopback address; configure tls_cert and tls_key", cfg->listen);
+		goto out;
+	}
+	if (addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (s->tls_cert)
+		flags |= MHD_USE_TLS;
+	s->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+		cfg->max_inflight * 4 + 16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVER_TIMEOUT_S,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+		MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
+	if (!s->mhd) {
+		r = fs_error_set(err, -EADDRINUSE, "listen %s: could not start the server (address "
+				 "in use, or a bad TLS certificate or key)", cfg->listen);
+		goto out;
+	}
+	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : 0;
+	*ret = s;
+	s = NULL;
+out:
+	server_stop(s);
+	return r;
+}
+
+uint16_t server_port(const struct server *s)
+{
+	return s->port;
+}
+
+struct server *server_stop(struct server *s)
+{
+	if (!s)
+		return NULL;
+	if (s->mhd)
+		MHD_stop_daemon(s->mhd);
+	free(s->tls_cert);
+	secmem_free(s->tls_key);
+	free(s);
+	return NULL;
+}

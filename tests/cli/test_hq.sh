@@ -1,0 +1,99 @@
+# test_hq.sh - fieldsync-hq from the command line, with the real curl
+# binary as a second HTTP client: health, 413, 400, 401, --help, tokens.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+HQ="${FS_BUILD_DIR:?}/fieldsync-hq"
+HQCONF="$T/hq.conf"
+HQDATA="$T/hq"
+: > "$HQCONF"
+hq() { "$HQ" -c "$HQCONF" --data-dir "$HQDATA" --forms-dir "$FORMS" "$@"; }
+command -v curl > /dev/null || { echo "SKIP: no curl binary"; exit 0; }
+
+# --help works everywhere and exits 0.
+for cmd in init serve enroll-token devices revoke export conflicts; do
+	expect_exit 0 hq "$cmd" --help
+	must_contain "$OUT" "Usage: fieldsync-hq $cmd"
+done
+expect_exit 0 "$HQ" --help
+expect_exit 1 hq no-such-command
+expect_exit 1 hq export beneficiaries --format xml
+
+# A strict config: an unknown key names its line.
+printf '[server]\nthreads = 2\nlisten_port = 1\n' > "$T/bad.conf"
+expect_exit 2 "$HQ" -c "$T/bad.conf" --data-dir "$HQDATA" devices
+must_contain "$ERR" "line 3"
+printf '[server]\nlisten = 0.0.0.0:0\n' > "$T/open.conf"
+
+expect_exit 0 hq init
+expect_exit 2 hq init
+[ "$(stat -c %a "$HQDATA/hq.key")" = 600 ] || fail "hq.key is not mode 0600"
+
+# Tokens: FS1- on the last line, and a different one each time.
+expect_exit 0 hq enroll-token --team "Tim Sjenica" --municipality Sjenica --expires 2h
+TOK1=$(printf '%s\n' "$OUT" | tail -n 1)
+case "$TOK1" in FS1-*) ;; *) fail "no FS1- token on the last line: $OUT" ;; esac
+expect_exit 0 hq enroll-token --team "Tim Tutin" --municipality Tutin
+TOK2=$(printf '%s\n' "$OUT" | tail -n 1)
+[ "$TOK1" != "$TOK2" ] || fail "two tokens are equal"
+expect_exit 1 hq enroll-token --team "Tim Tutin"
+expect_exit 1 hq enroll-token --team T --municipality M --expires soon
+
+# Plain HTTP on a non-loopback address is refused.
+expect_exit 1 "$HQ" -c "$T/open.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" serve
+
+# Serve on a free port and wait for the "listening" line.
+# Started directly (not through the hq function), so $! is the server.
+"$HQ" -c "$HQCONF" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 \
+	2> "$T/serve.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
+for _ in $(seq 1 3000); do
+	grep -q '^listening on ' "$T/serve.log" && break
+	kill -0 $PID 2>/dev/null || fail "serve exited: $(cat "$T/serve.log")"
+	sleep 0.01
+done
+PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/serve.log")
+[ -n "$PORT" ] || fail "serve did not report its port"
+URL="http://127.0.0.1:$PORT"
+
+# status BODYFILE: status code of the last request; body in BODYFILE.
+req() { curl -s -o "$T/body" -w '%{http_code}' "$@"; }
+
+[ "$(req "$URL/v1/health")" = 200 ] || fail "health"
+must_contain "$(cat "$T/body")" '"status":"ok"'
+
+head -c 1100000 /dev/zero > "$T/big"
+[ "$(req -X POST --data-binary @"$T/big" -H 'Content-Type: application/vnd.fieldsync.changeset' \
+	"$URL/v1/changesets")" = 413 ] || fail "1.1 MB body not refused with 413"
+must_contain "$(cat "$T/body")" '"error":"too_large"'
+
+printf 'not a change set' > "$T/garbage"
+[ "$(req -X POST --data-binary @"$T/garbage" "$URL/v1/changesets")" = 400 ] || fail "garbage"
+must_contain "$(cat "$T/body")" '"error":"malformed"'
+[ "$(req -X POST --data-binary '{"token":' -H 'Content-Type: application/json' \
+	"$URL/v1/enroll")" = 400 ] || fail "broken enrol JSON"
+
+# The pinned vector comes from a device this HQ never enrolled.
+if command -v xxd > /dev/null; then
+	xxd -r -p "$FS_SOURCE_DIR/tests/vectors/changeset-v1.hex" > "$T/vector.bin"
+else
+	python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(open(sys.argv[1]).read()))' \
+		"$FS_SOURCE_DIR/tests/vectors/changeset-v1.hex" > "$T/vector.bin"
+fi
+[ "$(req -X POST --data-binary @"$T/vector.bin" "$URL/v1/changesets")" = 401 ] ||
+	fail "unknown device not refused"
+must_contain "$(cat "$T/body")" '"error":"unknown_device"'
+
+# Nothing was merged; the log names no token.
+expect_exit 0 hq export beneficiaries --format csv
+[ "$(printf '%s' "$OUT" | head -c 3 | od -An -tx1 | tr -d ' ')" = efbbbf ] || fail "no BOM"
+must_contain "$OUT" "id,full_name,municipality"
+expect_exit 0 hq devices --json
+[ "$OUT" = "[]" ] || fail "devices: $OUT"
+must_not_contain "$(cat "$T/serve.log")" "${TOK1#FS1-}"
+
+kill -TERM $PID
+wait $PID || fail "serve did not exit 0 on SIGTERM"
+trap 'rm -rf "$T"' EXIT
+echo "ok"

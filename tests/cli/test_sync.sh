@@ -1,0 +1,199 @@
+# test_sync.sh - `fieldsync enroll` and `fieldsync sync` end to end against
+# the real fieldsync-hq on loopback: every record reaches HQ exactly once,
+# a second sync sends nothing, kill -9 at random moments during a long
+# sync loses and duplicates nothing, and an unreachable HQ is exit 4.
+set -e
+. "$(dirname "$0")/lib.sh"
+
+HQ_BIN="$(dirname "$FIELDSYNC")/fieldsync-hq"
+[ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
+ROWS=${FS_SYNC_ROWS:-3000}
+HQPID=
+trap 'stop_hq; rm -rf "$T"' EXIT
+
+cat > "$T/hq.conf" <<EOF
+[store]
+data_dir = $T/hq
+[forms]
+dir = $FORMS
+EOF
+hq() { "$HQ_BIN" -c "$T/hq.conf" "$@"; }
+
+stop_hq() {
+	if [ -n "$HQPID" ]; then
+		kill "$HQPID" 2> /dev/null || true
+		wait "$HQPID" 2> /dev/null || true
+		HQPID=
+	fi
+}
+
+# start_hq: serve on a random loopback port; sets PORT and HQPID.
+start_hq() {
+	local try i
+	for try in 1 2 3 4 5; do
+		PORT=$((20000 + RANDOM % 40000))
+		# Not through hq(): $! must be the server itself, not a subshell.
+		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
+		HQPID=$!
+		for i in $(seq 100); do
+			grep -q "listening on 127.0.0.1:$PORT" "$T/hq.log" && return 0
+			kill -0 "$HQPID" 2> /dev/null || break
+			sleep 0.1
+		done
+		stop_hq
+	done
+	fail "fieldsync-hq serve did not start: $(cat "$T/hq.log")"
+}
+
+# export_ids COLLECTION: HQ's export as JSON Lines; checks every line is
+# JSON and prints the ids of live records, sorted.
+export_ids() {
+	hq export "$1" --format jsonl > "$T/export.jsonl" || fail "hq export $1 failed"
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    if o.get("deleted") in (True, 1, "true") or o.get("_deleted") is True:
+        continue
+    print(o["id"])' "$T/export.jsonl" | sort
+}
+
+# local_ids COLLECTION-NOUN: ids of live records on the device, sorted.
+local_ids() {
+	fs "$1" list --json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    print(json.loads(line)["id"])' | sort
+}
+
+# same_once NOUN COLLECTION: HQ holds every local record exactly once.
+same_once() {
+	local_ids "$1" > "$T/local.ids"
+	export_ids "$2" > "$T/hq.ids"
+	[ -z "$(uniq -d "$T/hq.ids")" ] || fail "$2 duplicated at HQ: $(uniq -d "$T/hq.ids" | head -3)"
+	cmp -s "$T/local.ids" "$T/hq.ids" ||
+		fail "$2 at HQ differ from the device: $(diff "$T/local.ids" "$T/hq.ids" | head -5)"
+}
+
+init_store
+expect_exit 0 hq init
+start_hq
+URL="http://127.0.0.1:$PORT"
+
+# ---- enrolment --------------------------------------------------------------
+expect_exit 0 fs sync --help
+must_contain "$OUT" "--max-changes"
+expect_exit 0 fs enroll --help
+expect_exit 2 fs sync
+must_contain "$ERR" "not enrolled"
+expect_exit 0 fs status --json
+must_contain "$OUT" '"enrolled":false'
+
+TOKEN=$(hq enroll-token --team "Tim Bujanovac" --municipality Bujanovac | tail -n 1)
+case "$TOKEN" in FS1-*) ;; *) fail "enroll-token printed no token" ;; esac
+expect_exit 2 fs enroll "$URL" FS1-AAAA
+must_contain "$ERR" "malformed"
+expect_exit 0 fs enroll "$URL" "$TOKEN"
+must_contain "$OUT" "enrolled with HQ at $URL"
+must_not_contain "$OUT$ERR" "${TOKEN#FS1-}"
+# TOKEN - reads the token from standard input (kept out of ps).
+printf '%s\n' "$TOKEN" > "$T/token"
+expect_exit 2 sh -c "\"$FIELDSYNC\" --data-dir '$DATA' --forms-dir '$FORMS' --passphrase-file '$PASS' enroll '$URL' - < '$T/token'"
+must_contain "$ERR" "already enrolled"
+must_not_contain "$ERR" "${TOKEN#FS1-}"
+expect_exit 0 fs status --json
+must_contain "$OUT" '"enrolled":true'
+must_contain "$OUT" '"team":"Tim Bujanovac"'
+
+# ---- records reach HQ exactly once -------------------------------------------
+id1=$(add_person "Ružičić Đorđe")
+id2=$(add_person "Ружичић Ђорђе" "Бујановац")
+id3=$(add_person "Šćepanović Žaklina" "Tutin")
+expect_exit 0 fs visit add "beneficiary_id=$id1" visit_date=2026-11-20 visit_type=needs_assessment "notes=Kuća oštećena; потребна помоћ"
+expect_exit 0 fs beneficiary edit "$id3" household_size=5
+expect_exit 0 fs beneficiary delete "$id2"
+expect_exit 0 fs sync
+must_contain "$OUT" "sent 1 change sets ("
+must_contain "$OUT" "0 quarantined at HQ"
+must_not_contain "$OUT$ERR" "Ružičić"
+same_once beneficiary beneficiaries
+same_once visit visits
+hq export beneficiaries --format jsonl > "$T/export1"
+grep -q "Ružičić Đorđe" "$T/export1" || fail "Serbian Latin name did not reach HQ intact"
+hq export visits --format jsonl > "$T/visits1"
+grep -q "потребна помоћ" "$T/visits1" || fail "Cyrillic notes did not reach HQ intact"
+expect_exit 0 fs status --json
+must_contain "$OUT" '"change_sets_pending":0'
+must_contain "$OUT" '"change_sets_sent":1'
+
+# A second sync sends nothing and HQ is unchanged.
+expect_exit 0 fs sync
+must_contain "$OUT" "sent 0 change sets (0 changes), 0 quarantined at HQ"
+hq export beneficiaries --format jsonl > "$T/export2"
+cmp -s "$T/export1" "$T/export2" || fail "HQ changed after a sync with nothing to send"
+
+# ---- kill -9 during a long sync ------------------------------------------------
+awk -v n="$ROWS" 'BEGIN {
+	print "full_name,municipality,status,household_size,consent"
+	split("Petrović Marija|Јовановић Јован|Ružičić Đorđe|Шћепановић Жаклина", names, "|")
+	for (i = 1; i <= n; i++)
+		printf "\"%s %d\",Preševo,refugee,%d,yes\n", names[i % 4 + 1], i, i % 7 + 1
+}' > "$T/many.csv"
+expect_exit 0 fs import beneficiaries "$T/many.csv"
+# Kill each sync after a random 20-200 ms until one finishes by itself:
+# kills land in packing, in flight and between a receipt and the next set.
+killed=0
+for round in $(seq 40); do
+	fs sync --max-changes 50 > /dev/null 2>&1 &
+	pid=$!
+	sleep "$(printf '0.%03d' $((RANDOM % 180 + 20)))"
+	kill -9 "$pid" 2> /dev/null || { wait "$pid" || true; break; }
+	killed=$((killed + 1))
+	wait "$pid" 2> /dev/null || true
+	expect_exit 0 fs check
+done
+[ "$killed" -gt 1 ] || fail "only $killed syncs were killed; make FS_SYNC_ROWS larger"
+echo "killed $killed syncs with kill -9" >&2
+expect_exit 0 fs sync --max-changes 50
+must_contain "$OUT" "0 quarantined at HQ"
+same_once beneficiary beneficiaries
+same_once visit visits
+expect_exit 0 fs status --json
+must_contain "$OUT" '"change_sets_pending":0'
+must_contain "$OUT" '"pending_changes":0'
+expect_exit 0 fs sync
+must_contain "$OUT" "sent 0 change sets"
+
+# ---- HQ unreachable -------------------------------------------------------------
+stop_hq
+add_person "Petrović Marija" > /dev/null
+expect_exit 4 fs sync
+must_contain "$ERR" "unreachable"
+must_contain "$ERR" "$URL"
+must_not_contain "$ERR" "Petrović"
+expect_exit 0 fs status --json
+must_contain "$OUT" '"change_sets_pending":1'
+
+# HQ back: the waiting set goes through.
+start_hq_same_port() {
+	"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
+	HQPID=$!
+	for i in $(seq 100); do
+		grep -q "listening on" "$T/hq.log" && return 0
+		sleep 0.1
+	done
+	fail "fieldsync-hq serve did not restart on port $PORT"
+}
+start_hq_same_port
+expect_exit 0 fs sync
+must_contain "$OUT" "sent 1 change sets"
+same_once beneficiary beneficiaries
+
+# A revoked device is refused with exit 2 and the word "revoked".
+DEVICE=$(fs status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"])')
+expect_exit 0 hq revoke "$DEVICE"
+add_person "Jovanović Milica" > /dev/null
+expect_exit 2 fs sync
+must_contain "$ERR" "revoked"
+must_not_contain "$ERR" "Jovanović"
+echo "ok: sync end to end"

@@ -1,0 +1,1205 @@
+/* test_hq.c - fieldsync-hq against real change sets on loopback: accept,
+ * replay, gap, flipped bytes, unknown and revoked devices, size limits,
+ * enrolment, future HLCs, convergence in random orders, and the caseload
+ * conflict.  The server is the real binary (FS_HQ_BIN); libcurl is the
+ * client.  Names are synthetic. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+
+#include "crypto/identity.h"
+#include "sync/changeset.h"
+#include "sync/receipt.h"
+#include "sync/token.h"
+#include "tests/test.h"
+
+/* ---- running fieldsync-hq ----------------------------------------------- */
+
+struct hq {
+	char dir[512], data[600], conf[600], log[600];
+	pid_t pid;
+	int port;
+	char url[64];
+	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], box_pk[crypto_box_PUBLICKEYBYTES];
+	int have_keys;
+};
+
+/* Run fieldsync-hq with args (NULL-terminated); stdout into *out
+ * (malloc'd, NUL-terminated) when out is given.  Returns the exit code. */
+static int hq_run(const struct hq *h, char **out, const char *const *args)
+{
+	const char *argv[32] = {FS_HQ_BIN, "-c", h->conf, "--data-dir", h->data, "--forms-dir",
+				test_forms_dir()};
+	int p[2], status, n = 7;
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	pid_t pid;
+
+	ASSERT_TRUE(buf);
+	for (int i = 0; args[i]; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	ASSERT_OK(pipe(p));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv(FS_HQ_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		ssize_t got;
+
+		if (len + 1 >= cap)
+			ASSERT_TRUE((buf = realloc(buf, cap *= 2)));
+		got = read(p[0], buf + len, cap - len - 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		ASSERT_GE(got, 0);
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	buf[len] = '\0';
+	close(p[0]);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+#define HQ_RUN(h, out, ...) hq_run((h), (out), (const char *const[]){__VA_ARGS__, NULL})
+
+static void write_file(const char *path, const void *data, size_t n, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(write(fd, data, n), (ssize_t)n);
+	ASSERT_OK(close(fd));
+}
+
+static char *read_file(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	ASSERT_TRUE(f);
+	ASSERT_OK(fseek(f, 0, SEEK_END));
+	n = ftell(f);
+	ASSERT_GE(n, 0);
+	rewind(f);
+	ASSERT_TRUE((buf = malloc((size_t)n + 1)));
+	ASSERT_EQ(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	if (ret_len)
+		*ret_len = (size_t)n;
+	return buf;
+}
+
+/* A fresh HQ in test_tmpdir()/name; with keys_from, it gets that HQ's
+ * hq.key, so change sets sealed for one open at both. */
+static void hq_init(struct hq *h, const char *name, const char *conf_text,
+		    const struct hq *keys_from)
+{
+	memset(h, 0, sizeof(*h));
+	snprintf(h->dir, sizeof(h->dir), "%s/%s", test_tmpdir(), name);
+	snprintf(h->data, sizeof(h->data), "%s/data", h->dir);
+	snprintf(h->conf, sizeof(h->conf), "%s/hq.conf", h->dir);
+	snprintf(h->log, sizeof(h->log), "%s/serve.log", h->dir);
+	ASSERT_OK(mkdir(h->dir, 0700));
+	write_file(h->conf, conf_text ? conf_text : "", conf_text ? strlen(conf_text) : 0, 0600);
+	ASSERT_EQ(HQ_RUN(h, NULL, "init"), 0);
+	if (keys_from) {
+		char src[700], dst[700], *key;
+		size_t n;
+
+		snprintf(src, sizeof(src), "%s/hq.key", keys_from->data);
+		snprintf(dst, sizeof(dst), "%s/hq.key", h->data);
+		key = read_file(src, &n);
+		write_file(dst, key, n, 0600);
+		free(key);
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Start `serve --listen 127.0.0.1:0` and wait for its "listening" line. */
+static void hq_start(struct hq *h)
+{
+	uint64_t deadline = now_ms() + 30000;
+
+	h->pid = fork();
+	ASSERT_GE(h->pid, 0);
+	if (h->pid == 0) {
+		int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		/* A failing test aborts; its server must not outlive it. */
+		if (fd < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			_exit(127);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+		execl(FS_HQ_BIN, FS_HQ_BIN, "-c", h->conf, "--data-dir", h->data, "--forms-dir",
+		      test_forms_dir(), "serve", "--listen", "127.0.0.1:0", (char *)NULL);
+		_exit(127);
+	}
+	for (;;) {
+		struct timespec pause = {0, 10 * 1000 * 1000};
+		char *log = NULL, *at;
+		int status;
+
+		if (access(h->log, R_OK) == 0) {
+			log = read_file(h->log, NULL);
+			if ((at = strstr(log, "listening on 127.0.0.1:")))
+				h->port = atoi(at + strlen("listening on 127.0.0.1:"));
+			free(log);
+		}
+		if (h->port > 0)
+			break;
+		if (waitpid(h->pid, &status, WNOHANG) == h->pid)
+			TEST_FAIL("fieldsync-hq serve exited before listening");
+		if (now_ms() > deadline)
+			TEST_FAIL("fieldsync-hq serve did not start within 30 s");
+		nanosleep(&pause, NULL); /* polling for readiness, not an assertion */
+	}
+	snprintf(h->url, sizeof(h->url), "http://127.0.0.1:%d", h->port);
+}
+
+/* Parts of the synthetic names every test uses; never in a log. */
+static const char *const name_parts[] = {"Ружичић", "Ružičić", "Jovanović", "Petrović",
+					 "Šćepanović", "Чолић", "Stanković"};
+
+static void hq_stop(struct hq *h)
+{
+	char *log;
+	int status;
+
+	ASSERT_OK(kill(h->pid, SIGTERM));
+	ASSERT_EQ(waitpid(h->pid, &status, 0), h->pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	h->pid = 0;
+	log = read_file(h->log, NULL);
+	for (size_t i = 0; i < sizeof(name_parts) / sizeof(name_parts[0]); i++)
+		if (strstr(log, name_parts[i]))
+			TEST_FAIL("the server log carries a name");
+	free(log);
+}
+
+/* ---- HTTP with libcurl ------------------------------------------------- */
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *user)
+{
+	struct buf *b = user;
+	char *grown = realloc(b->data, b->len + size * n + 1);
+
+	if (!grown)
+		return 0;
+	b->data = grown;
+	memcpy(b->data + b->len, p, size * n);
+	b->len += size * n;
+	b->data[b->len] = '\0';
+	return size * n;
+}
+
+/* POST body to h->url + path; returns the status, *ret_json the parsed
+ * body (every answer must be JSON). */
+static long http_post(const struct hq *h, const char *path, const void *body, size_t len,
+		      const char *ctype, cJSON **ret_json)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdrs = NULL;
+	struct buf b = {NULL, 0};
+	char url[128], ct[128];
+	long status = 0;
+	CURLcode rc;
+
+	ASSERT_TRUE(c);
+	snprintf(url, sizeof(url), "%s%s", h->url, path);
+	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+	hdrs = curl_slist_append(hdrs, ct);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK)
+		TEST_FAIL("POST %s: %s", path, curl_easy_strerror(rc));
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	if (!b.data)
+		TEST_FAIL("POST %s: %ld with an empty body", path, status);
+	*ret_json = cJSON_Parse(b.data);
+	if (!*ret_json)
+		TEST_FAIL("POST %s: %ld with a body that is not JSON", path, status);
+	free(b.data);
+	return status;
+}
+
+static const char *json_str(const cJSON *o, const char *name)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+/* POST a change set, expect status; return the parsed answer. */
+static cJSON *push(const struct hq *h, const uint8_t *set, size_t len, long want)
+{
+	cJSON *j = NULL;
+	long got = http_post(h, "/v1/changesets", set, len, "application/vnd.fieldsync.changeset", &j);
+
+	if (got != want)
+		TEST_FAIL("change set answered %ld (%s), expected %ld", got,
+			  json_str(j, "error") ? json_str(j, "error") : "-", want);
+	if (want != 200)
+		ASSERT_TRUE(json_str(j, "error") && json_str(j, "message"));
+	return j;
+}
+
+static void decode_b64(const char *s, uint8_t *out, size_t cap, size_t *ret_len)
+{
+	ASSERT_TRUE(s);
+	ASSERT_OK(sodium_base642bin(out, cap, s, strlen(s), NULL, ret_len, NULL,
+				    sodium_base64_VARIANT_ORIGINAL));
+}
+
+/* ---- devices and change sets -------------------------------------------- */
+
+struct device {
+	struct identity *id;
+	char team[32];
+	uint64_t seq;            /* last sequence built */
+	uint8_t prev[32];        /* hash of the last set built */
+	hlc_t clock;             /* last HLC used */
+};
+
+static void device_new(struct device *d, const char *team)
+{
+	memset(d, 0, sizeof(*d));
+	ASSERT_OK(identity_generate(&d->id));
+	snprintf(d->team, sizeof(d->team), "%s", team);
+}
+
+/* Last line of a command's output. */
+static const char *last_line(char *out)
+{
+	size_t n = strlen(out);
+	char *p;
+
+	while (n && out[n - 1] == '\n')
+		out[--n] = '\0';
+	p = strrchr(out, '\n');
+	return p ? p + 1 : out;
+}
+
+static char *enroll_body(const struct device *d, const char *token, const uint8_t *proof_key_sk)
+{
+	struct enroll_token t;
+	uint8_t msg[TOKEN_ENROLL_MSG_BYTES], proof[crypto_sign_BYTES];
+	char sign_b64[64], box_b64[64], proof_b64[128];
+	cJSON *o = cJSON_CreateObject();
+	char *text;
+
+	ASSERT_OK(token_parse(token, &t));
+	token_enroll_message(t.secret, d->id->sign_pk, d->id->box_pk, msg);
+	crypto_sign_detached(proof, NULL, msg, sizeof(msg), proof_key_sk ? proof_key_sk : d->id->sign_sk);
+	sodium_bin2base64(sign_b64, sizeof(sign_b64), d->id->sign_pk, 32, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(box_b64, sizeof(box_b64), d->id->box_pk, 32, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(proof_b64, sizeof(proof_b64), proof, sizeof(proof),
+			  sodium_base64_VARIANT_ORIGINAL);
+	cJSON_AddStringToObject(o, "token", token);
+	cJSON_AddStringToObject(o, "device", d->id->id);
+	cJSON_AddStringToObject(o, "sign_pk", sign_b64);
+	cJSON_AddStringToObject(o, "box_pk", box_b64);
+	cJSON_AddStringToObject(o, "proof", proof_b64);
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+static char *new_token(const struct hq *h, const char *team)
+{
+	char *out = NULL, *tok;
+
+	ASSERT_EQ(HQ_RUN(h, &out, "enroll-token", "--team", team, "--municipality", "Tutin"), 0);
+	tok = strdup(last_line(out));
+	free(out);
+	ASSERT_TRUE(!strncmp(tok, "FS1-", 4));
+	return tok;
+}
+
+/* Enrol d at h over HTTP and learn HQ's keys from the answer. */
+static void device_enroll(struct hq *h, const struct device *d)
+{
+	char *tok = new_token(h, d->team), *body = enroll_body(d, tok, NULL);
+	struct enroll_token t;
+	uint8_t fp[TOKEN_FP_BYTES];
+	size_t n;
+	cJSON *j;
+
+	ASSERT_EQ(http_post(h, "/v1/enroll", body, strlen(body), "application/json", &j), 200);
+	ASSERT_STR_EQ(json_str(j, "device"), d->id->id);
+	ASSERT_STR_EQ(json_str(j, "team"), d->team);
+	decode_b64(json_str(j, "hq_sign_pk"), h->sign_pk, sizeof(h->sign_pk), &n);
+	ASSERT_EQ(n, 32);
+	decode_b64(json_str(j, "hq_box_pk"), h->box_pk, sizeof(h->box_pk), &n);
+	ASSERT_EQ(n, 32);
+	/* The token's fingerprint pins exactly these keys. */
+	ASSERT_OK(token_parse(tok, &t));
+	token_hq_fingerprint(h->sign_pk, h->box_pk, fp);
+	ASSERT_MEM_EQ(fp, t.hq_fp, sizeof(fp));
+	h->have_keys = 1;
+	cJSON_Delete(j);
+	cJSON_free(body);
+	free(tok);
+}
+
+struct set {
+	uint8_t *buf;
+	size_t len;
+	int dev;          /* index of the device that made it */
+	uint64_t seq;
+};
+
+/* Build d's next change set from n changes (values consumed). */
+static struct set build_set(struct device *d, const uint8_t *hq_box_pk, struct change *ch, size_t n)
+{
+	struct changeset_header hdr = {.seq = d->seq + 1};
+	struct fs_error err = {0};
+	struct set s = {0};
+
+	ASSERT_OK(sodium_hex2bin(hdr.device, sizeof(hdr.device), d->id->id, IDENTITY_ID_HEXLEN, NULL,
+				 NULL, NULL));
+	memcpy(hdr.prev, d->prev, sizeof(hdr.prev));
+	if (changeset_encode(&hdr, ch, n, hq_box_pk, d->id->sign_sk, &s.buf, &s.len, &err) < 0)
+		TEST_FAIL("encode: %s", err.msg);
+	for (size_t i = 0; i < n; i++)
+		cJSON_Delete(ch[i].value);
+	changeset_hash(s.buf, s.len, d->prev);
+	d->seq = hdr.seq;
+	s.seq = hdr.seq;
+	return s;
+}
+
+static struct change mk(const char *rec, const char *coll, const char *field, cJSON *v, hlc_t t)
+{
+	struct change c = {.value = v, .hlc = t};
+
+	snprintf(c.record_id, sizeof(c.record_id), "%s", rec);
+	snprintf(c.collection, sizeof(c.collection), "%s", coll);
+	snprintf(c.field, sizeof(c.field), "%s", field);
+	return c;
+}
+
+/* Next HLC of d at wall time ms. */
+static hlc_t tick(struct device *d, uint64_t ms)
+{
+	d->clock = hlc_next(d->clock, ms);
+	return d->clock;
+}
+
+/* A whole beneficiary as n = 5 changes into ch. */
+static size_t person(struct change *ch, const char *rec, const char *name, int size, hlc_t t)
+{
+	ch[0] = mk(rec, "beneficiaries", "full_name", cJSON_CreateString(name), t);
+	ch[1] = mk(rec, "beneficiaries", "municipality", cJSON_CreateString("Sjenica"), t);
+	ch[2] = mk(rec, "beneficiaries", "status", cJSON_CreateString("idp"), t);
+	ch[3] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(size), t);
+	ch[4] = mk(rec, "beneficiaries", "consent", cJSON_CreateTrue(), t);
+	return 5;
+}
+
+static char *export_of(const struct hq *h, const char *coll, const char *fmt)
+{
+	char *out = NULL;
+
+	ASSERT_EQ(HQ_RUN(h, &out, "export", coll, "--format", fmt), 0);
+	return out;
+}
+
+/* Everything an outsider can see of HQ's merged state; with devices,
+ * also each device's sequence and last contact (which depend on time). */
+static char *snapshot_of(const struct hq *h, int devices)
+{
+	char *parts[5], *all;
+	size_t n = 1;
+
+	parts[0] = export_of(h, "beneficiaries", "jsonl");
+	parts[1] = export_of(h, "visits", "jsonl");
+	parts[2] = export_of(h, "beneficiaries", "csv");
+	parts[3] = export_of(h, "visits", "csv");
+	if (devices)
+		ASSERT_EQ(HQ_RUN(h, &parts[4], "devices", "--json"), 0);
+	else
+		ASSERT_TRUE((parts[4] = strdup("")));
+	for (int i = 0; i < 5; i++)
+		n += strlen(parts[i]) + 1;
+	ASSERT_TRUE((all = calloc(1, n)));
+	for (int i = 0; i < 5; i++) {
+		strcat(all, parts[i]);
+		strcat(all, "\x1e");
+		free(parts[i]);
+	}
+	return all;
+}
+
+static char *snapshot(const struct hq *h)
+{
+	return snapshot_of(h, 1);
+}
+
+static void receipt_check(const struct hq *h, const cJSON *j, const struct set *s,
+			  const struct device *d, uint32_t merged, uint32_t quarantined)
+{
+	uint8_t rb[RECEIPT_MAX_BYTES], hash[32], dev[16];
+	struct receipt r;
+	size_t n;
+
+	decode_b64(json_str(j, "receipt"), rb, sizeof(rb), &n);
+	ASSERT_OK(receipt_verify(rb, n, h->sign_pk, &r));
+	ASSERT_OK(sodium_hex2bin(dev, 16, d->id->id, 32, NULL, NULL, NULL));
+	changeset_hash(s->buf, s->len, hash);
+	ASSERT_MEM_EQ(r.device, dev, 16);
+	ASSERT_EQ(r.seq, s->seq);
+	ASSERT_MEM_EQ(r.hash, hash, 32);
+	ASSERT_EQ(r.merged, merged);
+	ASSERT_EQ(r.quarantined, quarantined);
+	receipt_clear(&r);
+}
+
+static void set_free(struct set *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+}
+
+/* ---- accept, replay, gap ---------------------------------------------- */
+
+TEST(hq_accept_replay_gap_and_chain)
+{
+	struct hq h;
+	struct device d;
+	struct change ch[8];
+	struct set s1, s2, s3, other2;
+	uint64_t base = hlc_wall_ms() - 60000;
+	cJSON *j, *j2;
+	char rec[UUID_TEXT_LEN + 1], *before, *after;
+	size_t n;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&d, "Tim Sjenica");
+	device_enroll(&h, &d);
+	uuid_v7_new(base, rec);
+
+	n = person(ch, rec, "Ружичић Ђорђе", 4, tick(&d, base));
+	s1 = build_set(&d, h.box_pk, ch, n);
+	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(5), tick(&d, base + 10));
+	s2 = build_set(&d, h.box_pk, ch, 1);
+	ch[0] = mk(rec, "beneficiaries", "phone", cJSON_CreateString("+381 20 123"), tick(&d, base + 20));
+	s3 = build_set(&d, h.box_pk, ch, 1);
+
+	/* Accepted, with a receipt signed by the key enrolment pinned. */
+	j = push(&h, s1.buf, s1.len, 200);
+	receipt_check(&h, j, &s1, &d, 5, 0);
+	ASSERT_EQ(cJSON_GetObjectItem(j, "seq")->valueint, 1);
+	ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(j, "quarantined")), 0);
+	before = snapshot(&h);
+	ASSERT_STR_CONTAINS(before, "Ружичић Ђорђе");
+
+	/* A replay gets the very same receipt and changes nothing. */
+	j2 = push(&h, s1.buf, s1.len, 200);
+	ASSERT_STR_EQ(json_str(j2, "receipt"), json_str(j, "receipt"));
+	after = snapshot(&h);
+	ASSERT_STR_EQ(after, before);
+	cJSON_Delete(j);
+	cJSON_Delete(j2);
+	free(after);
+
+	/* Sequence 3 before 2: a gap, with the sequence HQ expects. */
+	j = push(&h, s3.buf, s3.len, 409);
+	ASSERT_STR_EQ(json_str(j, "error"), "sequence_gap");
+	ASSERT_EQ(cJSON_GetObjectItem(j, "expected_seq")->valueint, 2);
+	cJSON_Delete(j);
+	after = snapshot(&h);
+	ASSERT_STR_EQ(after, before);
+	free(after);
+
+	/* Another set under sequence 2 that does not chain from set 1. */
+	{
+		struct device fork_d = d;
+
+		fork_d.seq = 1;
+		memset(fork_d.prev, 0x5a, sizeof(fork_d.prev));
+		ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(7),
+			   base + 30);
+		other2 = build_set(&fork_d, h.box_pk, ch, 1);
+		j = push(&h, other2.buf, other2.len, 409);
+		ASSERT_STR_EQ(json_str(j, "error"), "chain_mismatch");
+		cJSON_Delete(j);
+	}
+
+	/* In order, 2 and 3 go through; a different set as 2 is then refused. */
+	j = push(&h, s2.buf, s2.len, 200);
+	receipt_check(&h, j, &s2, &d, 1, 0);
+	cJSON_Delete(j);
+	j = push(&h, other2.buf, other2.len, 409);
+	ASSERT_STR_EQ(json_str(j, "error"), "conflicting_duplicate");
+	cJSON_Delete(j);
+	j = push(&h, s3.buf, s3.len, 200);
+	cJSON_Delete(j);
+	after = export_of(&h, "beneficiaries", "jsonl");
+	ASSERT_STR_CONTAINS(after, "\"household_size\":5");
+	ASSERT_STR_CONTAINS(after, "\"team\":\"Tim Sjenica\"");
+	free(after);
+	free(before);
+
+	hq_stop(&h);
+	set_free(&s1);
+	set_free(&s2);
+	set_free(&s3);
+	set_free(&other2);
+	identity_free(d.id);
+	curl_global_cleanup();
+}
+
+/* ---- a flipped byte anywhere -------------------------------------------- */
+
+TEST(hq_flipped_bytes_change_nothing)
+{
+	struct hq h;
+	struct device d;
+	struct change ch[8];
+	struct set s1, s2;
+	uint64_t base = hlc_wall_ms() - 60000;
+	char rec[UUID_TEXT_LEN + 1], *before, *after;
+	size_t n, tried = 0;
+	cJSON *j;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&d, "Tim Tutin");
+	device_enroll(&h, &d);
+	uuid_v7_new(base, rec);
+	n = person(ch, rec, "Ružičić Marija", 3, tick(&d, base));
+	s1 = build_set(&d, h.box_pk, ch, n);
+	ch[0] = mk(rec, "beneficiaries", "full_name", cJSON_CreateString("Ружичић Марија"),
+		   tick(&d, base + 5));
+	s2 = build_set(&d, h.box_pk, ch, 1);
+	cJSON_Delete(push(&h, s1.buf, s1.len, 200));
+	before = snapshot(&h);
+
+	/* Every header byte, then every 7th byte and the last 80. */
+	for (size_t i = 0; i < s2.len; i++) {
+		long status;
+
+		if (i >= CHANGESET_HEADER_BYTES && i % 7 && i + 80 < s2.len)
+			continue;
+		s2.buf[i] ^= 0x01;
+		status = http_post(&h, "/v1/changesets", s2.buf, s2.len,
+				   "application/vnd.fieldsync.changeset", &j);
+		s2.buf[i] ^= 0x01;
+		if (status != 400 && status != 401)
+			TEST_FAIL("byte %zu flipped: answered %ld (%s)", i, status,
+				  json_str(j, "error"));
+		cJSON_Delete(j);
+		tried++;
+	}
+	ASSERT_GT(tried, 100);
+	/* Truncated and extended copies too. */
+	j = push(&h, s2.buf, s2.len - 1, 400);
+	cJSON_Delete(j);
+	after = snapshot(&h);
+	ASSERT_STR_EQ(after, before);
+	free(after);
+
+	/* Nothing moved: the intact set is still the one HQ expects next. */
+	j = push(&h, s2.buf, s2.len, 200);
+	receipt_check(&h, j, &s2, &d, 1, 0);
+	cJSON_Delete(j);
+	after = export_of(&h, "beneficiaries", "jsonl");
+	ASSERT_STR_CONTAINS(after, "Ружичић Марија");
+	free(after);
+	free(before);
+	hq_stop(&h);
+	set_free(&s1);
+	set_free(&s2);
+	identity_free(d.id);
+	curl_global_cleanup();
+}
+
+/* ---- unknown, forged and revoked devices ----------------------------------- */
+
+TEST(hq_unknown_forged_and_revoked_devices_refused)
+{
+	struct hq h;
+	struct device d, stranger;
+	struct change ch[8];
+	struct set s, forged, vec;
+	uint64_t base = hlc_wall_ms() - 60000;
+	char rec[UUID_TEXT_LEN + 1], *before, *after, *out = NULL, *hex;
+	size_t n;
+	cJSON *j;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&d, "Tim Vranje");
+	device_new(&stranger, "nobody");
+	device_enroll(&h, &d);
+	uuid_v7_new(base, rec);
+	before = snapshot(&h);
+
+	/* Not enrolled: 401 unknown_device. */
+	n = person(ch, rec, "Petrović Ana", 2, tick(&stranger, base));
+	s = build_set(&stranger, h.box_pk, ch, n);
+	j = push(&h, s.buf, s.len, 401);
+	ASSERT_STR_EQ(json_str(j, "error"), "unknown_device");
+	cJSON_Delete(j);
+
+	/* The pinned vector, from a device this HQ never saw. */
+	{
+		char path[512];
+		size_t hl, bl;
+
+		snprintf(path, sizeof(path), "%s/tests/vectors/changeset-v1.hex", FS_SOURCE_DIR);
+		hex = read_file(path, &hl);
+		vec.buf = malloc(hl / 2 + 1);
+		ASSERT_OK(sodium_hex2bin(vec.buf, hl / 2 + 1, hex, hl, "\n", &bl, NULL));
+		vec.len = bl;
+		free(hex);
+		j = push(&h, vec.buf, vec.len, 401);
+		ASSERT_STR_EQ(json_str(j, "error"), "unknown_device");
+		cJSON_Delete(j);
+	}
+
+	/* Claiming the enrolled device's id with another key: bad signature. */
+	{
+		struct device liar = stranger;
+		struct identity fake = *stranger.id;
+
+		memcpy(fake.id, d.id->id, sizeof(fake.id));
+		liar.id = &fake;
+		liar.seq = 0;
+		memset(liar.prev, 0, sizeof(liar.prev));
+		n = person(ch, rec, "Petrović Ana", 2, tick(&liar, base + 1));
+		forged = build_set(&liar, h.box_pk, ch, n);
+		j = push(&h, forged.buf, forged.len, 401);
+		ASSERT_STR_EQ(json_str(j, "error"), "bad_signature");
+		cJSON_Delete(j);
+	}
+	after = snapshot(&h);
+	ASSERT_STR_EQ(after, before);
+	free(after);
+
+	/* Revoked: 403 and the word "revoked". */
+	ASSERT_EQ(HQ_RUN(&h, NULL, "revoke", d.id->id, "--reason", "laptop lost"), 0);
+	ASSERT_EQ(HQ_RUN(&h, NULL, "revoke", d.id->id), 2);
+	ASSERT_EQ(HQ_RUN(&h, &out, "devices", "--json"), 0);
+	ASSERT_STR_CONTAINS(out, "\"state\":\"revoked\"");
+	free(out);
+	n = person(ch, rec, "Petrović Ana", 2, tick(&d, base + 2));
+	set_free(&s);
+	s = build_set(&d, h.box_pk, ch, n);
+	j = push(&h, s.buf, s.len, 403);
+	ASSERT_STR_EQ(json_str(j, "error"), "revoked");
+	ASSERT_STR_CONTAINS(json_str(j, "message"), "revoked");
+	cJSON_Delete(j);
+	after = export_of(&h, "beneficiaries", "jsonl");
+	ASSERT_STR_EQ(after, "");
+	free(after);
+	free(before);
+	hq_stop(&h);
+	set_free(&s);
+	set_free(&forged);
+	set_free(&vec);
+	identity_free(d.id);
+	identity_free(stranger.id);
+	curl_global_cleanup();
+}
+
+/* ---- size limits ---------------------------------------------------------- */
+
+/* Send raw bytes, read the answer until the server closes or the status
+ * line and headers arrive; returns the status. */
+static int raw_request(const struct hq *h, const char *head, char *resp, size_t cap)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+	struct timeval tv = {20, 0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), status = 0;
+	size_t len = 0;
+
+	ASSERT_GE(fd, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_OK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+	ASSERT_OK(connect(fd, (struct sockaddr *)&a, sizeof(a)));
+	ASSERT_EQ(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
+	/* The body is never sent: an answer proves HQ did not wait for it. */
+	while (len + 1 < cap) {
+		ssize_t got = recv(fd, resp + len, cap - len - 1, 0);
+
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+		resp[len] = '\0';
+		if (strstr(resp, "\r\n\r\n") && strchr(strstr(resp, "\r\n\r\n"), '}'))
+			break;
+	}
+	resp[len] = '\0';
+	close(fd);
+	ASSERT_EQ(sscanf(resp, "HTTP/1.1 %d", &status), 1);
+	return status;
+}
+
+TEST(hq_oversized_bodies_413_unread)
+{
+	struct hq h;
+	char resp[4096], head[512];
+	size_t big = CHANGESET_MAX_BYTES + 1;
+	uint8_t *body = calloc(1, big);
+	cJSON *j;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	ASSERT_TRUE(body);
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	snprintf(head, sizeof(head),
+		 "POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+		 "application/vnd.fieldsync.changeset\r\nContent-Length: %d\r\n\r\n",
+		 2 * CHANGESET_MAX_BYTES);
+	ASSERT_EQ(raw_request(&h, head, resp, sizeof(resp)), 413);
+	ASSERT_STR_CONTAINS(resp, "\"error\":\"too_large\"");
+	ASSERT_STR_CONTAINS(resp, "\"limit\":1048576");
+	snprintf(head, sizeof(head),
+		 "POST /v1/enroll HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+		 "application/json\r\nContent-Length: 16385\r\n\r\n");
+	ASSERT_EQ(raw_request(&h, head, resp, sizeof(resp)), 413);
+
+	/* A real body one byte over, through libcurl. */
+	ASSERT_EQ(http_post(&h, "/v1/changesets", body, big, "application/vnd.fieldsync.changeset",
+			    &j), 413);
+	ASSERT_STR_EQ(json_str(j, "error"), "too_large");
+	cJSON_Delete(j);
+	/* Exactly at the limit is read, and refused for its shape. */
+	ASSERT_EQ(http_post(&h, "/v1/changesets", body, big - 1,
+			    "application/vnd.fieldsync.changeset", &j), 400);
+	cJSON_Delete(j);
+	/* Unknown paths and methods answer JSON too. */
+	ASSERT_EQ(http_post(&h, "/v1/nothing", "x", 1, "text/plain", &j), 404);
+	cJSON_Delete(j);
+	ASSERT_EQ(http_post(&h, "/v1/health", "x", 1, "text/plain", &j), 405);
+	cJSON_Delete(j);
+	hq_stop(&h);
+	free(body);
+	curl_global_cleanup();
+}
+
+/* ---- enrolment ------------------------------------------------------------ */
+
+TEST(hq_enroll_rejects_bad_requests)
+{
+	struct hq h;
+	struct device d, e;
+	char *tok, *body;
+	cJSON *j;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&d, "Tim Preševo");
+	device_new(&e, "Tim Preševo");
+
+	ASSERT_EQ(http_post(&h, "/v1/enroll", "{\"token\": ", 10, "application/json", &j), 400);
+	ASSERT_STR_EQ(json_str(j, "error"), "malformed");
+	cJSON_Delete(j);
+	ASSERT_EQ(http_post(&h, "/v1/enroll", "[1,2]", 5, "application/json", &j), 400);
+	cJSON_Delete(j);
+	ASSERT_EQ(http_post(&h, "/v1/enroll", "{\"token\":7}", 11, "application/json", &j), 400);
+	cJSON_Delete(j);
+
+	/* A proof signed by another key. */
+	tok = new_token(&h, "Tim Preševo");
+	body = enroll_body(&d, tok, e.id->sign_sk);
+	ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j), 401);
+	ASSERT_STR_EQ(json_str(j, "error"), "bad_proof");
+	cJSON_Delete(j);
+	cJSON_free(body);
+	/* The token survived the refusal; used once, it is spent. */
+	body = enroll_body(&d, tok, NULL);
+	ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j), 200);
+	cJSON_Delete(j);
+	cJSON_free(body);
+	body = enroll_body(&e, tok, NULL);
+	ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j), 401);
+	ASSERT_STR_EQ(json_str(j, "error"), "bad_token");
+	cJSON_Delete(j);
+	cJSON_free(body);
+	free(tok);
+	/* The same device again, with a fresh token. */
+	tok = new_token(&h, "Tim Preševo");
+	body = enroll_body(&d, tok, NULL);
+	ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j), 409);
+	ASSERT_STR_EQ(json_str(j, "error"), "already_enrolled");
+	cJSON_Delete(j);
+	cJSON_free(body);
+	free(tok);
+	/* An expired token. */
+	{
+		char *out = NULL;
+
+		ASSERT_EQ(HQ_RUN(&h, &out, "enroll-token", "--team", "T", "--municipality", "M",
+				 "--expires", "1s"), 0);
+		tok = strdup(last_line(out));
+		free(out);
+		/* Wait until it has expired (the assertion is on the answer). */
+		for (uint64_t until = hlc_wall_ms() + 1100; hlc_wall_ms() < until;) {
+			struct timespec p = {0, 50 * 1000 * 1000};
+
+			nanosleep(&p, NULL);
+		}
+		body = enroll_body(&e, tok, NULL);
+		ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j),
+			  401);
+		ASSERT_STR_EQ(json_str(j, "error"), "bad_token");
+		cJSON_Delete(j);
+		cJSON_free(body);
+		free(tok);
+	}
+	hq_stop(&h);
+	identity_free(d.id);
+	identity_free(e.id);
+	curl_global_cleanup();
+}
+
+/* ---- quarantine ----------------------------------------------------------- */
+
+TEST(hq_future_and_invalid_changes_quarantined)
+{
+	struct hq h;
+	struct device d;
+	struct change ch[8];
+	struct set s;
+	uint64_t base = hlc_wall_ms() - 60000;
+	char rec[UUID_TEXT_LEN + 1], *out;
+	const cJSON *q;
+	size_t n;
+	cJSON *j;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&d, "Tim Bujanovac");
+	device_enroll(&h, &d);
+	uuid_v7_new(base, rec);
+	n = person(ch, rec, "=Jovanović, Milica", 3, tick(&d, base));
+	/* index 5: an hour ahead of HQ's clock; 6: out of the form's range;
+	 * 7: a collection HQ does not know. */
+	ch[n++] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(9),
+		     tick(&d, hlc_wall_ms() + 3600 * 1000));
+	ch[n++] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(99),
+		     tick(&d, hlc_wall_ms() + 3600 * 1000));
+	ch[n++] = mk(rec, "households", "size", cJSON_CreateNumber(2),
+		     tick(&d, hlc_wall_ms() + 3600 * 1000));
+	s = build_set(&d, h.box_pk, ch, n);
+	j = push(&h, s.buf, s.len, 200);
+	receipt_check(&h, j, &s, &d, 5, 3);
+	q = cJSON_GetObjectItem(j, "quarantined");
+	ASSERT_EQ(cJSON_GetArraySize(q), 3);
+	ASSERT_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(q, 0), "index")->valueint, 5);
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(q, 0), "reason"),
+		      "timestamp too far in the future");
+	ASSERT_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(q, 1), "index")->valueint, 6);
+	ASSERT_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(q, 2), "index")->valueint, 7);
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(q, 2), "reason"), "unknown collection");
+	/* The reasons never carry the value. */
+	ASSERT_TRUE(!strstr(json_str(cJSON_GetArrayItem(q, 1), "reason"), "99"));
+	cJSON_Delete(j);
+	out = export_of(&h, "beneficiaries", "jsonl");
+	ASSERT_STR_CONTAINS(out, "\"household_size\":3");
+	ASSERT_STR_CONTAINS(out, "=Jovanović, Milica");
+	free(out);
+	/* CSV: quoted for the comma, and never a formula. */
+	out = export_of(&h, "beneficiaries", "csv");
+	ASSERT_STR_CONTAINS(out, ",\"'=Jovanović, Milica\",Sjenica,idp,3,,,true,");
+	ASSERT_STR_CONTAINS(out, "\r\n");
+	free(out);
+	/* A replay reports the same quarantine. */
+	j = push(&h, s.buf, s.len, 200);
+	ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(j, "quarantined")), 3);
+	cJSON_Delete(j);
+	hq_stop(&h);
+	set_free(&s);
+	identity_free(d.id);
+	curl_global_cleanup();
+}
+
+/* ---- convergence ---------------------------------------------------------- */
+
+#define CONV_DEVICES 3
+#define CONV_SETS 5
+#define CONV_RECORDS 6
+#define CONV_HQS 4
+
+static uint64_t rng_state;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state % n);
+}
+
+static const char *const names[] = {"Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žana",
+				    "Шћепановић Жана", "Čolić Ljubica", "Чолић Љубица",
+				    "Nikolić \"Džoni\", Ivan", "=Stanković Ana"};
+
+/* One random change by d at wall time ms. */
+static struct change random_change(struct device *d, char recs[][UUID_TEXT_LEN + 1],
+				   char visits[][UUID_TEXT_LEN + 1], uint64_t ms)
+{
+	const char *r = recs[rnd(CONV_RECORDS)], *v = visits[rnd(2)];
+	/* Devices share a coarse clock, so equal HLCs (tie-break by id) happen. */
+	hlc_t t = tick(d, ms);
+
+	switch (rnd(8)) {
+	case 0: return mk(r, "beneficiaries", "household_size", cJSON_CreateNumber(1 + rnd(9)), t);
+	case 1:
+	case 2:
+		return mk(r, "beneficiaries", "full_name",
+			  cJSON_CreateString(names[rnd(sizeof(names) / sizeof(names[0]))]), t);
+	case 3: return mk(r, "beneficiaries", "phone", rnd(3) ? cJSON_CreateString("+381 64 111")
+							       : cJSON_CreateNull(), t);
+	case 4: return mk(r, "beneficiaries", "_deleted", cJSON_CreateTrue(), t);
+	case 5: return mk(v, "visits", "notes", cJSON_CreateString(names[rnd(8)]), t);
+	case 6: return mk(v, "visits", "visit_type", cJSON_CreateString(rnd(2) ? "legal_assistance"
+									: "needs_assessment"), t);
+	default: return mk(r, "beneficiaries", "vulnerabilities",
+			   cJSON_Parse(rnd(2) ? "[\"elderly\",\"no_documents\"]" : "[]"), t);
+	}
+}
+
+/* Deliver every set to h: each device's in order, devices interleaved
+ * at random, with random duplicates; then return h's snapshot. */
+static char *deliver_random(struct hq *h, struct set sets[CONV_DEVICES][CONV_SETS],
+			    struct device *devs)
+{
+	size_t next[CONV_DEVICES] = {0};
+	int left = CONV_DEVICES * CONV_SETS;
+	char *snap;
+
+	hq_start(h);
+	for (int i = 0; i < CONV_DEVICES; i++)
+		device_enroll(h, &devs[i]);
+	while (left > 0) {
+		int k = (int)rnd(CONV_DEVICES);
+		struct set *s;
+
+		if (next[k] == CONV_SETS)
+			continue;
+		s = &sets[k][next[k]++];
+		cJSON_Delete(push(h, s->buf, s->len, 200));
+		left--;
+		if (rnd(3) == 0) {
+			/* A duplicate of something this device already sent. */
+			struct set *dup = &sets[k][rnd((uint32_t)next[k])];
+
+			cJSON_Delete(push(h, dup->buf, dup->len, 200));
+		}
+	}
+	snap = snapshot_of(h, 0);
+	hq_stop(h);
+	return snap;
+}
+
+TEST(hq_convergence_random_orders)
+{
+	static const char *const teams[CONV_DEVICES] = {"Tim Novi Sad", "Tim Obrenovac",
+							"Tim Sremska Mitrovica"};
+	struct device devs[CONV_DEVICES];
+	struct set sets[CONV_DEVICES][CONV_SETS];
+	char recs[CONV_RECORDS][UUID_TEXT_LEN + 1], visits[2][UUID_TEXT_LEN + 1];
+	struct hq first, h;
+	uint64_t base = hlc_wall_ms() - 3600 * 1000;
+	char *want;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	rng_state = (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
+	fprintf(stderr, "convergence seed %llu\n", (unsigned long long)rng_state);
+	hq_init(&first, "hq0", NULL, NULL);
+	for (int i = 0; i < CONV_DEVICES; i++)
+		device_new(&devs[i], teams[i]);
+	/* Learn HQ's keys by enrolling there; every HQ below gets a copy of
+	 * its hq.key. */
+	hq_start(&first);
+	device_enroll(&first, &devs[0]);
+	hq_stop(&first);
+	for (int i = 0; i < CONV_RECORDS; i++)
+		uuid_v7_new(base, recs[i]);
+	for (int i = 0; i < 2; i++)
+		uuid_v7_new(base, visits[i]);
+
+	/* Every device first imports the shared caseload, then edits it. */
+	for (int k = 0; k < CONV_DEVICES; k++) {
+		struct change ch[CONV_RECORDS * 5 + 8];
+		size_t n = 0;
+
+		for (int i = 0; i < CONV_RECORDS; i++)
+			n += person(ch + n, recs[i], names[i], 2, tick(&devs[k], base));
+		for (int i = 0; i < 2; i++) {
+			hlc_t t = tick(&devs[k], base);
+
+			ch[n++] = mk(visits[i], "visits", "beneficiary_id", cJSON_CreateString(recs[i]), t);
+			ch[n++] = mk(visits[i], "visits", "visit_date",
+				     cJSON_CreateString(i ? "2026-03-02" : "2026-03-01"), t);
+			ch[n++] = mk(visits[i], "visits", "visit_type",
+				     cJSON_CreateString("prefab_installation"), t);
+		}
+		sets[k][0] = build_set(&devs[k], first.box_pk, ch, n);
+		sets[k][0].dev = k;
+	}
+	for (int s = 1; s < CONV_SETS; s++)
+		for (int k = 0; k < CONV_DEVICES; k++) {
+			struct change ch[8];
+			size_t n = 1 + rnd(7);
+
+			for (size_t i = 0; i < n; i++)
+				ch[i] = random_change(&devs[k], recs, visits,
+						      base + 1000 + (uint64_t)(s * 100 + rnd(40)));
+			sets[k][s] = build_set(&devs[k], first.box_pk, ch, n);
+			sets[k][s].dev = k;
+		}
+
+	/* Fresh HQs with the same keys, each in its own random order. */
+	want = NULL;
+	for (int i = 0; i < CONV_HQS; i++) {
+		char name[16], *got;
+
+		snprintf(name, sizeof(name), "hq%d", i + 1);
+		hq_init(&h, name, NULL, &first);
+		got = deliver_random(&h, sets, devs);
+		ASSERT_STR_CONTAINS(got, "\"id\":");
+		if (!want)
+			want = got;
+		else if (strcmp(got, want))
+			TEST_FAIL("HQ %d differs from HQ 1 after another arrival order", i + 1);
+		if (got != want)
+			free(got);
+	}
+	free(want);
+	for (int k = 0; k < CONV_DEVICES; k++) {
+		for (int s = 0; s < CONV_SETS; s++)
+			set_free(&sets[k][s]);
+		identity_free(devs[k].id);
+	}
+	curl_global_cleanup();
+}
+
+/* ---- the caseload conflict ------------------------------------------------ */
+
+TEST(hq_caseload_edit_conflict_either_order)
+{
+	struct device a, b;
+	struct set a1, a2, b1, b2;
+	struct change ch[8];
+	struct hq first, h[2];
+	char rec[UUID_TEXT_LEN + 1], *exports[2];
+	uint64_t base = hlc_wall_ms() - 600 * 1000;
+	size_t n;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	device_new(&a, "Tim Novi Sad");
+	device_new(&b, "Tim Vranje");
+	hq_init(&first, "keys", NULL, NULL);
+	hq_start(&first);
+	device_enroll(&first, &a);
+	hq_stop(&first);
+	/* The same caseload row, fixed id, imported by both teams. */
+	snprintf(rec, sizeof(rec), "0193a1b2-c3d4-7abc-8def-0123456789ab");
+	n = person(ch, rec, "Ружичић Ђорђе", 4, tick(&a, base));
+	a1 = build_set(&a, first.box_pk, ch, n);
+	n = person(ch, rec, "Ружичић Ђорђе", 4, tick(&b, base + 1000));
+	b1 = build_set(&b, first.box_pk, ch, n);
+	/* Both edit household_size; b's edit is the later one. */
+	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(5), tick(&a, base + 2000));
+	a2 = build_set(&a, first.box_pk, ch, 1);
+	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(6), tick(&b, base + 3000));
+	b2 = build_set(&b, first.box_pk, ch, 1);
+
+	for (int order = 0; order < 2; order++) {
+		struct set *seq[2][4] = {{&a1, &b1, &a2, &b2}, {&b1, &b2, &a1, &a2}};
+		char name[16], *out = NULL;
+		cJSON *c, *one;
+
+		snprintf(name, sizeof(name), "order%d", order);
+		hq_init(&h[order], name, NULL, &first);
+		hq_start(&h[order]);
+		device_enroll(&h[order], &a);
+		device_enroll(&h[order], &b);
+		for (int i = 0; i < 4; i++)
+			cJSON_Delete(push(&h[order], seq[order][i]->buf, seq[order][i]->len, 200));
+		exports[order] = export_of(&h[order], "beneficiaries", "jsonl");
+		ASSERT_STR_CONTAINS(exports[order], "\"household_size\":6");
+		ASSERT_EQ(HQ_RUN(&h[order], &out, "conflicts", "--json"), 0);
+		c = cJSON_Parse(out);
+		ASSERT_TRUE(cJSON_IsArray(c));
+		ASSERT_EQ(cJSON_GetArraySize(c), 1);
+		one = cJSON_GetArrayItem(c, 0);
+		ASSERT_STR_EQ(json_str(one, "record"), rec);
+		ASSERT_STR_EQ(json_str(one, "field"), "household_size");
+		ASSERT_STR_EQ(json_str(one, "winner"), b.id->id);
+		ASSERT_STR_EQ(json_str(one, "device_a"), a.id->id);
+		ASSERT_EQ(cJSON_GetObjectItem(one, "value_a")->valueint, 5);
+		ASSERT_EQ(cJSON_GetObjectItem(one, "value_b")->valueint, 6);
+		cJSON_Delete(c);
+		free(out);
+		hq_stop(&h[order]);
+	}
+	ASSERT_STR_EQ(exports[0], exports[1]);
+	free(exports[0]);
+	free(exports[1]);
+	set_free(&a1);
+	set_free(&a2);
+	set_free(&b1);
+	set_free(&b2);
+	identity_free(a.id);
+	identity_free(b.id);
+	curl_global_cleanup();
+}

@@ -1,0 +1,611 @@
+/* test_push.c - agent/push.c and agent/enroll.c behind a fake transport.
+ *
+ * The fake plays HQ: it opens what it is sent and answers with canned
+ * statuses and real receipts signed by a test HQ key (or a wrong one).
+ * Only the network is fake; receipt, JSON and store handling are real.
+ *
+ * Sections: helpers; the fake HQ; push tests; enrolment tests; the
+ * libcurl transport on a real socket.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/enroll.h"
+#include "agent/pack.h"
+#include "agent/push.h"
+#include "agent/records.h"
+#include "agent/store.h"
+#include "sync/changeset.h"
+#include "sync/receipt.h"
+#include "sync/token.h"
+#include "tests/test.h"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static struct store *ph_open(void)
+{
+	struct keystore_secret *sec = NULL;
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	char key[4096], dir[4096];
+
+	snprintf(key, sizeof(key), "%s/wrap.key", test_tmpdir());
+	snprintf(dir, sizeof(dir), "%s/data", test_tmpdir());
+	ASSERT_OK(keystore_keygen(key, &err));
+	ASSERT_OK(keystore_secret_from_key_file(key, &sec, &err));
+	if (store_create(dir, sec, PWHASH_INTERACTIVE, NULL, &err) < 0 ||
+	    store_open(dir, sec, NULL, &s, &err) < 0)
+		TEST_FAIL("store: %s", err.msg);
+	keystore_secret_free(sec);
+	return s;
+}
+
+static void ph_add(struct store *s, int n)
+{
+	struct fs_error err = {0};
+	struct form *f = NULL;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/beneficiaries.json", test_forms_dir());
+	ASSERT_OK(form_load_file(path, &f, &err));
+	ASSERT_OK(store_begin(s, &err));
+	for (int i = 0; i < n; i++) {
+		char id[UUID_TEXT_LEN + 1];
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "full_name", i % 2 ? "Ружичић Ђорђе" : "Ružičić Đorđe");
+		cJSON_AddStringToObject(o, "municipality", "Bujanovac");
+		cJSON_AddTrueToObject(o, "consent");
+		if (records_add(s, f, o, NULL, id, &err) < 0)
+			TEST_FAIL("records_add: %s", err.msg);
+		cJSON_Delete(o);
+	}
+	ASSERT_OK(store_commit(s, &err));
+	form_free(f);
+}
+
+static long long ph_count(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long n;
+
+	ASSERT_EQ(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* ---- the fake HQ ------------------------------------------------------- */
+
+enum fake_mode {
+	FAKE_OK,         /* 200 with a receipt signed by the HQ key */
+	FAKE_WRONG_KEY,  /* 200 with a receipt signed by another key */
+	FAKE_WRONG_SEQ,  /* 200, HQ key, but the receipt names seq + 1 */
+	FAKE_REVOKED,    /* 403 */
+	FAKE_OVERLOADED, /* 503 */
+	FAKE_DOWN,       /* the transport cannot connect */
+	FAKE_QUARANTINE, /* 200, change 0 of every set quarantined */
+	FAKE_GAP_AHEAD,  /* 409, expecting a sequence beyond any we sent */
+};
+
+struct fake_hq {
+	struct push_transport base; /* first: the seam */
+	enum fake_mode mode;
+	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t other_sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
+	uint64_t next_seq; /* the sequence HQ expects; gaps get 409 */
+	uint64_t seen[64]; /* sequences posted, in order */
+	int calls;
+	char url[256], type[64];
+};
+
+static void fake_answer(struct push_response *ret, long status, const char *body)
+{
+	ret->status = status;
+	ret->body = strdup(body);
+	ASSERT_TRUE(ret->body != NULL);
+	ret->len = strlen(body);
+}
+
+static int fake_post(struct push_transport *t, const char *url, const char *content_type,
+                     const uint8_t *body, size_t len, const char *tls_pin,
+                     struct push_response *ret, struct fs_error *err)
+{
+	struct fake_hq *hq = (struct fake_hq *)t;
+	struct changeset_header h;
+	struct receipt rc = {0};
+	uint32_t q0 = 0;
+	uint8_t *rbuf = NULL;
+	size_t rlen = 0;
+	char b64[4096], json[4400];
+
+	(void)tls_pin;
+	snprintf(hq->url, sizeof(hq->url), "%s", url);
+	snprintf(hq->type, sizeof(hq->type), "%s", content_type);
+	if (hq->mode == FAKE_DOWN)
+		return fs_error_set(err, -EHOSTUNREACH, "HQ unreachable at %s: refused", url);
+	ASSERT_OK(changeset_parse(body, len, &h, NULL));
+	ASSERT_LT(hq->calls, 64);
+	hq->seen[hq->calls++] = h.seq;
+	if (hq->mode == FAKE_REVOKED) {
+		fake_answer(ret, 403, "{\"error\":\"revoked\",\"message\":\"device revoked\"}");
+		return 0;
+	}
+	if (hq->mode == FAKE_OVERLOADED) {
+		fake_answer(ret, 503, "{\"error\":\"overloaded\",\"message\":\"busy\"}");
+		return 0;
+	}
+	if (hq->mode == FAKE_GAP_AHEAD)
+		hq->next_seq = h.seq + 5;
+	if (h.seq != hq->next_seq && (h.seq > hq->next_seq || hq->mode == FAKE_GAP_AHEAD)) {
+		snprintf(json, sizeof(json),
+		         "{\"error\":\"sequence_gap\",\"message\":\"gap\","
+		         "\"expected_seq\":%llu}",
+		         (unsigned long long)hq->next_seq);
+		fake_answer(ret, 409, json);
+		return 0;
+	}
+	if (h.seq == hq->next_seq)
+		hq->next_seq++;
+	memcpy(rc.device, h.device, sizeof(rc.device));
+	rc.seq = h.seq + (hq->mode == FAKE_WRONG_SEQ);
+	changeset_hash(body, len, rc.hash);
+	rc.accepted_ms = 1700000000000ULL;
+	rc.merged = h.count;
+	if (hq->mode == FAKE_QUARANTINE) {
+		rc.quarantined = 1;
+		rc.index = &q0;
+		rc.merged--;
+	}
+	ASSERT_OK(receipt_encode(&rc, hq->mode == FAKE_WRONG_KEY ? hq->other_sk : hq->sign_sk,
+	                         &rbuf, &rlen));
+	sodium_bin2base64(b64, sizeof(b64), rbuf, rlen, sodium_base64_VARIANT_ORIGINAL);
+	free(rbuf);
+	snprintf(json, sizeof(json),
+	         "{\"receipt\":\"%s\",\"seq\":%llu,\"merged\":%u,"
+	         "\"quarantined\":[]}",
+	         b64, (unsigned long long)h.seq, rc.merged);
+	fake_answer(ret, 200, json);
+	return 0;
+}
+
+static void fake_destroy(struct push_transport *t)
+{
+	(void)t;
+}
+
+static void fake_init(struct fake_hq *hq, enum fake_mode mode)
+{
+	uint8_t other_pk[crypto_sign_PUBLICKEYBYTES];
+
+	memset(hq, 0, sizeof(*hq));
+	hq->base.post = fake_post;
+	hq->base.destroy = fake_destroy;
+	hq->mode = mode;
+	hq->next_seq = 1;
+	crypto_sign_keypair(hq->sign_pk, hq->sign_sk);
+	crypto_sign_keypair(other_pk, hq->other_sk);
+	crypto_box_keypair(hq->box_pk, hq->box_sk);
+}
+
+static void fake_target(const struct fake_hq *hq, struct push_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->url, sizeof(t->url), "http://127.0.0.1:9");
+	memcpy(t->hq_sign_pk, hq->sign_pk, sizeof(t->hq_sign_pk));
+}
+
+/* A store with n people packed into sets of 4 changes for hq. */
+static struct store *ph_packed(const struct fake_hq *hq, int n, unsigned long long *ret_sets)
+{
+	struct fs_error err = {0};
+	struct store *s = ph_open();
+
+	ph_add(s, n);
+	ASSERT_OK(pack_outbox(s, hq->box_pk, 4, 0, ret_sets, &err));
+	return s;
+}
+
+/* ---- push tests -------------------------------------------------------- */
+
+TEST(push_marks_only_verified_receipts)
+{
+	struct fake_hq hq;
+	struct push_target tg;
+	struct push_stats st = {0};
+	struct fs_error err = {0};
+	unsigned long long sets = 0, pending = 0, acked = 0;
+	struct store *s;
+
+	fake_init(&hq, FAKE_OK);
+	fake_target(&hq, &tg);
+	s = ph_packed(&hq, 3, &sets);
+	ASSERT_GT(sets, 1);
+	if (push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err) < 0)
+		TEST_FAIL("push_pending: %s", err.msg);
+	ASSERT_EQ(st.sets, sets);
+	ASSERT_EQ(st.changes, ph_count(s, "SELECT count(*) FROM outbox"));
+	ASSERT_EQ(st.quarantined, 0);
+	ASSERT_EQ(hq.calls, (int)sets);
+	for (int i = 0; i < hq.calls; i++)
+		ASSERT_EQ(hq.seen[i], i + 1);
+	ASSERT_STR_EQ(hq.url, "http://127.0.0.1:9/v1/changesets");
+	ASSERT_STR_EQ(hq.type, "application/vnd.fieldsync.changeset");
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL OR acked_at "
+	                      "IS NULL"),
+	          0);
+	ASSERT_OK(push_count(s, &pending, &acked, &err));
+	ASSERT_EQ(pending, 0);
+	ASSERT_EQ(acked, sets);
+
+	/* A second push sends nothing. */
+	memset(&st, 0, sizeof(st));
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_EQ(st.sets, 0);
+	ASSERT_EQ(hq.calls, (int)sets);
+
+	/* Quarantined changes are counted from the signed receipt. */
+	ph_add(s, 1);
+	ASSERT_OK(pack_outbox(s, hq.box_pk, 4, 0, &sets, &err));
+	hq.mode = FAKE_QUARANTINE;
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_EQ(st.quarantined, st.sets);
+	ASSERT_GT(st.sets, 0);
+	store_close(s);
+}
+
+TEST(push_rejects_bad_receipts)
+{
+	static const enum fake_mode modes[] = {FAKE_WRONG_KEY, FAKE_WRONG_SEQ};
+	struct push_target tg;
+	struct fake_hq hq;
+
+	for (size_t m = 0; m < 2; m++) {
+		struct push_stats st = {0};
+		struct fs_error err = {0};
+		unsigned long long sets = 0;
+		struct store *s;
+		char dir[4096];
+
+		fake_init(&hq, modes[m]);
+		fake_target(&hq, &tg);
+		s = ph_packed(&hq, 2, &sets);
+		ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -FS_EAUTH);
+		ASSERT_STR_CONTAINS(err.msg, "receipt");
+		ASSERT_STR_CONTAINS(err.msg, "not marked as sent");
+		ASSERT_EQ(hq.calls, 1);
+		ASSERT_EQ(st.sets, 0);
+		ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NOT NULL"),
+		          0);
+		store_close(s);
+		snprintf(dir, sizeof(dir), "rm -rf '%s'/*", test_tmpdir());
+		ASSERT_EQ(system(dir), 0);
+	}
+}
+
+TEST(push_revoked_overloaded_unreachable)
+{
+	struct push_target tg;
+	struct fake_hq hq;
+	struct push_stats st = {0};
+	struct fs_error err = {0};
+	unsigned long long sets = 0;
+	struct store *s;
+
+	fake_init(&hq, FAKE_REVOKED);
+	fake_target(&hq, &tg);
+	s = ph_packed(&hq, 2, &sets);
+	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EACCES);
+	ASSERT_STR_CONTAINS(err.msg, "revoked");
+	ASSERT_EQ(hq.calls, 1); /* stops at the first refusal */
+
+	hq.mode = FAKE_OVERLOADED;
+	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EBUSY);
+	ASSERT_STR_CONTAINS(err.msg, "HQ overloaded, retry later");
+
+	hq.mode = FAKE_DOWN;
+	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EHOSTUNREACH);
+	ASSERT_STR_CONTAINS(err.msg, "unreachable");
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NOT NULL"), 0);
+	ASSERT_EQ(st.sets, 0);
+
+	/* HQ back: everything goes, in order. */
+	hq.mode = FAKE_OK;
+	hq.calls = 0;
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_EQ(st.sets, sets);
+	store_close(s);
+}
+
+TEST(push_sequence_gap_resends_what_hq_lost)
+{
+	struct push_target tg;
+	struct fake_hq hq;
+	struct push_stats st = {0};
+	struct fs_error err = {0};
+	unsigned long long sets = 0, more = 0;
+	struct store *s;
+
+	fake_init(&hq, FAKE_OK);
+	fake_target(&hq, &tg);
+	s = ph_packed(&hq, 6, &sets);
+	ASSERT_GE(sets, 4);
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	/* HQ restored from a backup: it lost every set from 3 on. */
+	hq.next_seq = 3;
+	hq.calls = 0;
+	ph_add(s, 1);
+	ASSERT_OK(pack_outbox(s, hq.box_pk, 100, 0, &more, &err));
+	ASSERT_EQ(more, 1);
+	memset(&st, 0, sizeof(st));
+	if (push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err) < 0)
+		TEST_FAIL("push_pending: %s", err.msg);
+	ASSERT_EQ(hq.seen[0], sets + 1);         /* refused with a gap ... */
+	for (uint64_t q = 3; q <= sets + 1; q++) /* ... then 3 onwards again */
+		ASSERT_EQ(hq.seen[q - 2], q);
+	ASSERT_EQ(hq.calls, (int)(sets + 1 - 3 + 2));
+	ASSERT_EQ(hq.next_seq, sets + 2);
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 0);
+
+	/* HQ expecting a set this device never made is an error, not a loop. */
+	ph_add(s, 1);
+	ASSERT_OK(pack_outbox(s, hq.box_pk, 100, 0, &more, &err));
+	hq.mode = FAKE_GAP_AHEAD;
+	hq.calls = 0;
+	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EBADMSG);
+	ASSERT_STR_CONTAINS(err.msg, "expects change set");
+	ASSERT_EQ(hq.calls, 1);
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 1);
+	store_close(s);
+}
+
+/* ---- enrolment tests ------------------------------------------------------ */
+
+enum fake_enroll_mode { ENROLL_OK, ENROLL_WRONG_KEYS, ENROLL_BAD_TOKEN };
+
+struct fake_enroll {
+	struct push_transport base; /* first: the seam */
+	enum fake_enroll_mode mode;
+	struct enroll_token tok; /* what HQ issued */
+	struct fake_hq hq;       /* HQ's keys */
+	int calls, proof_ok;
+	char url[256], pin[PUSH_PIN_MAX];
+};
+
+static int enroll_post(struct push_transport *t, const char *url, const char *content_type,
+                       const uint8_t *body, size_t len, const char *tls_pin,
+                       struct push_response *ret, struct fs_error *err)
+{
+	struct fake_enroll *fe = (struct fake_enroll *)t;
+	uint8_t spk[crypto_sign_PUBLICKEYBYTES], bpk[crypto_box_PUBLICKEYBYTES];
+	uint8_t sig[crypto_sign_BYTES], msg[TOKEN_ENROLL_MSG_BYTES];
+	uint8_t other_sign[crypto_sign_PUBLICKEYBYTES], other_sk[crypto_sign_SECRETKEYBYTES];
+	char a[64], b[64], json[512], text[TOKEN_TEXT_MAX];
+	cJSON *o = cJSON_ParseWithLength((const char *)body, len);
+	const cJSON *dev = cJSON_GetObjectItemCaseSensitive(o, "device");
+	const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "token");
+
+	(void)err;
+	fe->calls++;
+	snprintf(fe->url, sizeof(fe->url), "%s", url);
+	snprintf(fe->pin, sizeof(fe->pin), "%s", tls_pin ? tls_pin : "");
+	ASSERT_STR_EQ(content_type, "application/json");
+	ASSERT_TRUE(cJSON_IsObject(o) && cJSON_IsString(dev) && cJSON_IsString(tk));
+	token_format(&fe->tok, text);
+	ASSERT_STR_EQ(tk->valuestring, text);
+	ASSERT_OK(push_json_base64(o, "sign_pk", spk, sizeof(spk), sizeof(spk), NULL));
+	ASSERT_OK(push_json_base64(o, "box_pk", bpk, sizeof(bpk), sizeof(bpk), NULL));
+	ASSERT_OK(push_json_base64(o, "proof", sig, sizeof(sig), sizeof(sig), NULL));
+	token_enroll_message(fe->tok.secret, spk, bpk, msg);
+	fe->proof_ok = crypto_sign_verify_detached(sig, msg, sizeof(msg), spk) == 0;
+	{
+		char id[IDENTITY_ID_HEXLEN + 1];
+
+		identity_device_id(spk, id);
+		fe->proof_ok &= !strcmp(id, dev->valuestring);
+	}
+	if (fe->mode == ENROLL_BAD_TOKEN || !fe->proof_ok) {
+		fake_answer(ret, 401, "{\"error\":\"bad_token\",\"message\":\"unknown token\"}");
+		cJSON_Delete(o);
+		return 0;
+	}
+	crypto_sign_keypair(other_sign, other_sk);
+	sodium_bin2base64(a, sizeof(a), fe->mode == ENROLL_WRONG_KEYS ? other_sign : fe->hq.sign_pk,
+	                  crypto_sign_PUBLICKEYBYTES, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(b, sizeof(b), fe->hq.box_pk, crypto_box_PUBLICKEYBYTES,
+	                  sodium_base64_VARIANT_ORIGINAL);
+	snprintf(json, sizeof(json),
+	         "{\"device\":\"%s\",\"team\":\"Tim 3\",\"municipality\":"
+	         "\"Бујановац\",\"hq_sign_pk\":\"%s\",\"hq_box_pk\":\"%s\"}",
+	         dev->valuestring, a, b);
+	fake_answer(ret, 200, json);
+	cJSON_Delete(o);
+	return 0;
+}
+
+static void fake_enroll_init(struct fake_enroll *fe, enum fake_enroll_mode mode, int pin)
+{
+	memset(fe, 0, sizeof(*fe));
+	fake_init(&fe->hq, FAKE_OK);
+	fe->base.post = enroll_post;
+	fe->base.destroy = fake_destroy;
+	fe->mode = mode;
+	randombytes_buf(fe->tok.secret, sizeof(fe->tok.secret));
+	token_hq_fingerprint(fe->hq.sign_pk, fe->hq.box_pk, fe->tok.hq_fp);
+	if (pin) {
+		fe->tok.has_tls_pin = 1;
+		memset(fe->tok.tls_pin, 0xab, sizeof(fe->tok.tls_pin));
+	}
+}
+
+TEST(enroll_checks_hq_fingerprint_and_stores_keys)
+{
+	struct fake_enroll fe;
+	struct enrolment e, back;
+	struct fs_error err = {0};
+	char text[TOKEN_TEXT_MAX], secret_b64[64];
+	struct store *s = ph_open();
+
+	/* HQ answering with keys other than the token's: nothing stored. */
+	fake_enroll_init(&fe, ENROLL_WRONG_KEYS, 0);
+	token_format(&fe.tok, text);
+	ASSERT_EQ(enroll_device(s, "http://127.0.0.1:8080/", text, &fe.base, &e, &err), -FS_EAUTH);
+	ASSERT_STR_CONTAINS(err.msg, "fingerprint");
+	ASSERT_TRUE(fe.proof_ok);
+	ASSERT_EQ(enroll_load(s, &back, &err), -FS_ENOTFOUND);
+
+	/* A refused token. */
+	fake_enroll_init(&fe, ENROLL_BAD_TOKEN, 0);
+	token_format(&fe.tok, text);
+	ASSERT_EQ(enroll_device(s, "http://127.0.0.1:8080", text, &fe.base, &e, &err), -EACCES);
+	ASSERT_EQ(enroll_load(s, &back, &err), -FS_ENOTFOUND);
+
+	/* URLs: plain http only on loopback; a pinned token needs https. */
+	fake_enroll_init(&fe, ENROLL_OK, 0);
+	token_format(&fe.tok, text);
+	ASSERT_EQ(enroll_device(s, "http://hq.example.org", text, &fe.base, &e, &err), -FS_EUSAGE);
+	ASSERT_EQ(enroll_device(s, "ftp://127.0.0.1", text, &fe.base, &e, &err), -FS_EUSAGE);
+	ASSERT_EQ(enroll_device(s, "http://127.0.0.1:1", "FS1-nonsense", &fe.base, &e, &err),
+	          -FS_EFORMAT);
+	ASSERT_EQ(fe.calls, 0);
+	fake_enroll_init(&fe, ENROLL_OK, 1);
+	token_format(&fe.tok, text);
+	ASSERT_EQ(enroll_device(s, "http://127.0.0.1:8080", text, &fe.base, &e, &err), -FS_EUSAGE);
+	ASSERT_STR_CONTAINS(err.msg, "https");
+
+	/* Success, with the TLS pin from the token. */
+	if (enroll_device(s, "https://hq.example.org/", text, &fe.base, &e, &err) < 0)
+		TEST_FAIL("enroll_device: %s", err.msg);
+	ASSERT_STR_EQ(fe.url, "https://hq.example.org/v1/enroll");
+	ASSERT_STR_CONTAINS(fe.pin, "sha256//q6ur");
+	ASSERT_OK(enroll_load(s, &back, &err));
+	ASSERT_STR_EQ(back.target.url, "https://hq.example.org");
+	ASSERT_STR_EQ(back.target.tls_pin, fe.pin);
+	ASSERT_STR_EQ(back.team, "Tim 3");
+	ASSERT_STR_EQ(back.municipality, "Бујановац");
+	ASSERT_MEM_EQ(back.target.hq_sign_pk, fe.hq.sign_pk, crypto_sign_PUBLICKEYBYTES);
+	ASSERT_MEM_EQ(back.hq_box_pk, fe.hq.box_pk, crypto_box_PUBLICKEYBYTES);
+
+	/* Twice: refused, and the message never carries the token. */
+	ASSERT_EQ(enroll_device(s, "https://hq.example.org", text, &fe.base, &e, &err), -FS_EEXIST);
+	ASSERT_STR_CONTAINS(err.msg, "already enrolled");
+	ASSERT_TRUE(strstr(err.msg, text + 4) == NULL);
+	sodium_bin2base64(secret_b64, sizeof(secret_b64), fe.tok.secret, 12,
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	ASSERT_TRUE(strstr(err.msg, secret_b64) == NULL);
+	store_close(s);
+}
+
+/* ---- the libcurl transport on a real socket ------------------------------- */
+
+/* Serve one canned answer per connection, n connections, then exit;
+ * what each request carried is appended to log. */
+static void tiny_http(int ls, const char *const answers[], int n, const char *log)
+{
+	FILE *fp = fopen(log, "w");
+
+	for (int i = 0; i < n && fp; i++) {
+		char buf[8192];
+		size_t got = 0;
+		int c = accept(ls, NULL, NULL);
+		char *hdr_end = NULL, *cl;
+		long want = -1;
+
+		if (c < 0)
+			_exit(1);
+		while (got < sizeof(buf) - 1) {
+			ssize_t k = read(c, buf + got, sizeof(buf) - 1 - got);
+
+			if (k <= 0)
+				break;
+			got += (size_t)k;
+			buf[got] = '\0';
+			if (!hdr_end && (hdr_end = strstr(buf, "\r\n\r\n"))) {
+				cl = strcasestr(buf, "Content-Length:");
+				want = cl ? strtol(cl + 15, NULL, 10) : 0;
+			}
+			if (hdr_end && (long)(got - (size_t)(hdr_end + 4 - buf)) >= want)
+				break;
+		}
+		fwrite(buf, 1, got, fp);
+		fputs("\n--\n", fp);
+		if (write(c, answers[i], strlen(answers[i])) < 0)
+			_exit(1);
+		close(c);
+	}
+	if (fp)
+		fclose(fp);
+	_exit(0);
+}
+
+TEST(push_curl_transport_no_redirects_and_unreachable)
+{
+	static const char *const answers[] = {
+	    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\nContent-Length: 0\r\n"
+	    "Connection: close\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n"
+	    "Connection: close\r\n\r\n{\"x\":1}\n",
+	};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	struct push_transport *t = NULL;
+	struct push_response resp = {0};
+	struct fs_error err = {0};
+	char url[128], log[4096], seen[16384];
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
+	size_t n;
+	FILE *fp;
+	pid_t pid;
+
+	ASSERT_GE(ls, 0);
+	ASSERT_OK(bind(ls, (struct sockaddr *)&a, sizeof(a)));
+	ASSERT_OK(listen(ls, 4));
+	ASSERT_OK(getsockname(ls, (struct sockaddr *)&a, &alen));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/changesets", ntohs(a.sin_port));
+	snprintf(log, sizeof(log), "%s/requests", test_tmpdir());
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		tiny_http(ls, answers, 2, log);
+	close(ls);
+	ASSERT_OK(push_transport_curl_new(&t, &err));
+	/* A redirect is an answer, not followed. */
+	ASSERT_OK(
+	    t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err));
+	ASSERT_EQ(resp.status, 302);
+	push_response_clear(&resp);
+	ASSERT_OK(
+	    t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err));
+	ASSERT_EQ(resp.status, 200);
+	ASSERT_EQ(resp.len, 8);
+	ASSERT_STR_EQ(resp.body, "{\"x\":1}\n");
+	push_response_clear(&resp);
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	fp = fopen(log, "r");
+	ASSERT_TRUE(fp != NULL);
+	n = fread(seen, 1, sizeof(seen) - 1, fp);
+	seen[n] = '\0';
+	fclose(fp);
+	ASSERT_STR_CONTAINS(seen, "POST /v1/changesets HTTP/1.1");
+	ASSERT_STR_CONTAINS(seen, "Content-Type: application/vnd.fieldsync.changeset");
+	ASSERT_STR_CONTAINS(seen, "\r\n\r\nFSCS");
+	ASSERT_TRUE(strstr(seen, "GET /x") == NULL);
+
+	/* Nobody listening any more: unreachable, naming the URL. */
+	ASSERT_EQ(
+	    t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err),
+	    -EHOSTUNREACH);
+	ASSERT_STR_CONTAINS(err.msg, "HQ unreachable at ");
+	ASSERT_STR_CONTAINS(err.msg, url);
+	/* Only http and https. */
+	ASSERT_EQ(t->post(t, "file:///etc/passwd", PUSH_CHANGESET_TYPE, (const uint8_t *)"x", 1,
+	                  NULL, &resp, &err),
+	          -FS_EUSAGE);
+	push_transport_free(t);
+}
