@@ -59,6 +59,24 @@ const char *fs_error_token(const char *s, char buf[FS_TOKEN_MAX + 3])
 	return buf;
 }
 
+int fs_exit_code(int code)
+{
+	switch (-code) {
+	case 0: return FS_EXIT_OK;
+	case FS_EUSAGE: return FS_EXIT_USAGE;
+	case FS_EVALID:
+	case FS_ENOTFOUND:
+	case FS_EEXIST:
+	case FS_EFORMAT:
+	case FS_ELIMIT: return FS_EXIT_DATA;
+	case FS_EKEY:
+	case FS_EAUTH:
+	case FS_ECORRUPT:
+	case FS_EKEYPERM: return FS_EXIT_KEY;
+	default: return FS_EXIT_IO;
+	}
+}
+
 const char *fs_strerror(int code)
 {
 	if (code < 0)

@@ -53,6 +53,19 @@ int fs_error_prefix(struct fs_error *e, const char *fmt, ...) __attribute__((for
 #define FS_TOKEN_MAX 64
 const char *fs_error_token(const char *s, char buf[FS_TOKEN_MAX + 3]);
 
+/* The exit status a command-line program gives for a code: 0 ok, 1
+ * usage, 2 validation or data, 3 key or crypto, 4 I/O (everything else,
+ * including network).  Both fieldsync and fieldsync-hq use it, so a
+ * script sees the same status for the same failure. */
+enum fs_exit {
+	FS_EXIT_OK = 0,
+	FS_EXIT_USAGE = 1,
+	FS_EXIT_DATA = 2,
+	FS_EXIT_KEY = 3,
+	FS_EXIT_IO = 4,
+};
+int fs_exit_code(int code);
+
 /* Static description of a code; never NULL. */
 const char *fs_strerror(int code);
 

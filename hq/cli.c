@@ -29,36 +29,19 @@
 
 /* ---- output and exit codes -------------------------------------------- */
 
+/* Exit statuses: fs_exit_code() in crypto/fserr.h. */
 enum exit_code {
-	EXIT_OK = 0,
-	EXIT_USAGE = 1, /* bad command line */
-	EXIT_DATA = 2,  /* validation or data */
-	EXIT_KEY = 3,   /* key or crypto */
-	EXIT_IO = 4,    /* I/O: disk, permissions, missing files, network */
+	EXIT_OK = FS_EXIT_OK,
+	EXIT_USAGE = FS_EXIT_USAGE,
+	EXIT_DATA = FS_EXIT_DATA,
+	EXIT_KEY = FS_EXIT_KEY,
+	EXIT_IO = FS_EXIT_IO,
 };
-
-static int exit_for(int code)
-{
-	switch (-code) {
-	case 0: return EXIT_OK;
-	case FS_EUSAGE: return EXIT_USAGE;
-	case FS_EVALID:
-	case FS_ENOTFOUND:
-	case FS_EEXIST:
-	case FS_EFORMAT:
-	case FS_ELIMIT: return EXIT_DATA;
-	case FS_EKEY:
-	case FS_EAUTH:
-	case FS_ECORRUPT:
-	case FS_EKEYPERM: return EXIT_KEY;
-	default: return EXIT_IO;
-	}
-}
 
 static int fail(const struct fs_error *e)
 {
 	fprintf(stderr, "fieldsync-hq: %s\n", e->msg[0] ? e->msg : fs_strerror(e->code));
-	return exit_for(e->code);
+	return fs_exit_code(e->code);
 }
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

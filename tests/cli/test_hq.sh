@@ -8,7 +8,7 @@ HQCONF="$T/hq.conf"
 HQDATA="$T/hq"
 : > "$HQCONF"
 hq() { "$HQ" -c "$HQCONF" --data-dir "$HQDATA" --forms-dir "$FORMS" "$@"; }
-command -v curl > /dev/null || { echo "SKIP: no curl binary"; exit 0; }
+command -v curl > /dev/null || fail "curl is needed (scripts/deps.sh installs it)"
 
 # --help works everywhere and exits 0.
 for cmd in init serve enroll-token devices revoke export conflicts; do
@@ -93,6 +93,43 @@ expect_exit 0 hq devices --json
 [ "$OUT" = "[]" ] || fail "devices: $OUT"
 must_not_contain "$(cat "$T/serve.log")" "${TOK1#FS1-}"
 
+kill -TERM $PID
+wait $PID || fail "serve did not exit 0 on SIGTERM"
+trap 'rm -rf "$T"' EXIT
+
+# Overload: with max_inflight = 1, a request held open (headers sent,
+# body unfinished) leaves no room, so the next one gets 503 with
+# Retry-After and a JSON body; once it finishes, HQ answers again.
+printf '[server]\nmax_inflight = 1\nthreads = 2\n' > "$T/busy.conf"
+"$HQ" -c "$T/busy.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 \
+	2> "$T/busy.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
+for _ in $(seq 1 100); do
+	grep -q '^listening on ' "$T/busy.log" && break
+	sleep 0.1
+done
+PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/busy.log")
+[ -n "$PORT" ] || fail "serve did not report its port"
+exec 3<> "/dev/tcp/127.0.0.1/$PORT"
+printf 'POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nFSCS' >&3
+busy=0
+for _ in $(seq 1 50); do
+	code=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' "http://127.0.0.1:$PORT/v1/health")
+	[ "$code" = 503 ] && { busy=1; break; }
+	sleep 0.1
+done
+[ "$busy" = 1 ] || fail "no 503 while a request was in flight (last status $code)"
+grep -qi '^Retry-After: [0-9]' "$T/headers" || fail "503 without Retry-After: $(cat "$T/headers")"
+must_contain "$(cat "$T/body")" '"error":"overloaded"'
+exec 3>&-
+ok=0
+for _ in $(seq 1 50); do
+	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v1/health")
+	[ "$code" = 200 ] && { ok=1; break; }
+	sleep 0.1
+done
+[ "$ok" = 1 ] || fail "HQ did not recover after the held request ended (status $code)"
 kill -TERM $PID
 wait $PID || fail "serve did not exit 0 on SIGTERM"
 trap 'rm -rf "$T"' EXIT
