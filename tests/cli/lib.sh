@@ -47,3 +47,36 @@ add_person() {
 	fs beneficiary add "full_name=$1" "municipality=${2:-Sremska Mitrovica}" status=refugee \
 		household_size=3 consent=yes | tail -n 1
 }
+
+# ---- HQ on loopback, for the sync tests ----------------------------------
+# Callers write "$T/hq.conf" first.  start_hq [PORT] serves on PORT or a
+# random loopback port and sets PORT and HQPID; stop_hq stops it.
+
+HQ_BIN="$(dirname "$FIELDSYNC")/fieldsync-hq"
+HQPID=
+hq() { "$HQ_BIN" -c "$T/hq.conf" "$@"; }
+
+stop_hq() {
+	if [ -n "$HQPID" ]; then
+		kill "$HQPID" 2> /dev/null || true
+		wait "$HQPID" 2> /dev/null || true
+		HQPID=
+	fi
+}
+
+start_hq() {
+	local try i
+	for try in 1 2 3 4 5; do
+		PORT=${1:-$((20000 + RANDOM % 40000))}
+		# Not through hq(): $! must be the server itself, not a subshell.
+		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
+		HQPID=$!
+		for i in $(seq 100); do
+			grep -q "listening on 127.0.0.1:$PORT" "$T/hq.log" && return 0
+			kill -0 "$HQPID" 2> /dev/null || break
+			sleep 0.1
+		done
+		stop_hq
+	done
+	fail "fieldsync-hq serve did not start: $(cat "$T/hq.log")"
+}

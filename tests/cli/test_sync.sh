@@ -5,10 +5,8 @@
 set -e
 . "$(dirname "$0")/lib.sh"
 
-HQ_BIN="$(dirname "$FIELDSYNC")/fieldsync-hq"
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 ROWS=${FS_SYNC_ROWS:-3000}
-HQPID=
 trap 'stop_hq; rm -rf "$T"' EXIT
 
 cat > "$T/hq.conf" <<EOF
@@ -17,33 +15,6 @@ data_dir = $T/hq
 [forms]
 dir = $FORMS
 EOF
-hq() { "$HQ_BIN" -c "$T/hq.conf" "$@"; }
-
-stop_hq() {
-	if [ -n "$HQPID" ]; then
-		kill "$HQPID" 2> /dev/null || true
-		wait "$HQPID" 2> /dev/null || true
-		HQPID=
-	fi
-}
-
-# start_hq: serve on a random loopback port; sets PORT and HQPID.
-start_hq() {
-	local try i
-	for try in 1 2 3 4 5; do
-		PORT=$((20000 + RANDOM % 40000))
-		# Not through hq(): $! must be the server itself, not a subshell.
-		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
-		HQPID=$!
-		for i in $(seq 100); do
-			grep -q "listening on 127.0.0.1:$PORT" "$T/hq.log" && return 0
-			kill -0 "$HQPID" 2> /dev/null || break
-			sleep 0.1
-		done
-		stop_hq
-	done
-	fail "fieldsync-hq serve did not start: $(cat "$T/hq.log")"
-}
 
 # export_ids COLLECTION: HQ's export as JSON Lines; checks every line is
 # JSON and prints the ids of live records, sorted.
@@ -175,16 +146,7 @@ expect_exit 0 fs status --json
 must_contain "$OUT" '"change_sets_pending":1'
 
 # HQ back: the waiting set goes through.
-start_hq_same_port() {
-	"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
-	HQPID=$!
-	for i in $(seq 100); do
-		grep -q "listening on" "$T/hq.log" && return 0
-		sleep 0.1
-	done
-	fail "fieldsync-hq serve did not restart on port $PORT"
-}
-start_hq_same_port
+start_hq "$PORT"
 expect_exit 0 fs sync
 must_contain "$OUT" "sent 1 change sets"
 same_once beneficiary beneficiaries

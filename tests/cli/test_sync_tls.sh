@@ -4,10 +4,8 @@
 set -e
 . "$(dirname "$0")/lib.sh"
 
-HQ_BIN="$(dirname "$FIELDSYNC")/fieldsync-hq"
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 command -v openssl > /dev/null || fail "openssl is needed to make test certificates"
-HQPID=
 trap 'stop_hq; rm -rf "$T"' EXIT
 
 # cert NAME: a self-signed certificate and key for 127.0.0.1.
@@ -30,32 +28,7 @@ data_dir = $T/hq
 dir = $FORMS
 EOF
 }
-hq() { "$HQ_BIN" -c "$T/hq.conf" "$@"; }
 
-stop_hq() {
-	if [ -n "$HQPID" ]; then
-		kill "$HQPID" 2> /dev/null || true
-		wait "$HQPID" 2> /dev/null || true
-		HQPID=
-	fi
-}
-
-# start_hq [PORT]: serve on PORT or a random loopback port.
-start_hq() {
-	local try i
-	for try in 1 2 3 4 5; do
-		PORT=${1:-$((20000 + RANDOM % 40000))}
-		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
-		HQPID=$!
-		for i in $(seq 100); do
-			grep -q "listening on 127.0.0.1:$PORT" "$T/hq.log" && return 0
-			kill -0 "$HQPID" 2> /dev/null || break
-			sleep 0.1
-		done
-		stop_hq
-	done
-	fail "fieldsync-hq serve did not start: $(cat "$T/hq.log")"
-}
 
 cert good
 cert other
