@@ -7,11 +7,12 @@ set -eu
 # Build: compiler, CMake, pkg-config and the libraries.  Tests: the stock
 # sqlite3 shell (it must fail to read a store), python3 (checks JSON
 # output), script(1) from bsdutils (gives import a terminal), curl (a
-# second HTTP client against HQ) and openssl (test certificates).
+# second HTTP client against HQ), openssl (test certificates) and systemd
+# (systemd-analyze scores the units).
 PKGS="build-essential cmake pkg-config \
 libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
 libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev libgnutls28-dev \
-sqlite3 python3 bsdutils curl openssl"
+sqlite3 python3 bsdutils curl openssl systemd"
 
 missing=""
 for p in $PKGS; do
