@@ -204,6 +204,11 @@ static int curl_post(struct push_transport *t, const char *url, const char *cont
 	SET(CURLOPT_WRITEDATA, &sink);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_USERAGENT, "fieldsync/" FS_VERSION);
+	/* Plain http is for a loopback HQ only; an http_proxy from the
+	 * environment must not carry it (and an enrolment token) off the
+	 * machine in clear.  https may use https_proxy: it stays encrypted. */
+	if (!strncmp(url, "http://", 7))
+		SET(CURLOPT_NOPROXY, "*");
 	if (tls_pin && tls_pin[0]) {
 		/* The pin from the token is the trust anchor. */
 		SET(CURLOPT_PINNEDPUBLICKEY, tls_pin);

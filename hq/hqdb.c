@@ -54,9 +54,9 @@ int hqdb_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret, struct fs_err
 /* Version 1.  Ids and hashes are lower-case hex text; times are Unix
  * milliseconds; HLCs are integers (docs/PROTOCOL.md).  fields holds the
  * merged value of each (record, field) with the clock of the write that
- * won; field_writes holds each device's latest write to it and the value
- * that device had written before (base_value, NULL for a first write),
- * which is what the conflict rule compares.  conflicts stores each pair
+ * won; field_writes holds every write of each device to it and the
+ * value that device had written before (base_value, NULL for a first
+ * write), which is what the conflict rule compares.  conflicts stores each pair
  * with the lower (hlc, device) write as "a".  events is append-only:
  * the triggers refuse any UPDATE or DELETE. */
 static const char schema_sql[] =
@@ -114,7 +114,7 @@ static const char schema_sql[] =
 	"  value TEXT NOT NULL,"
 	"  hlc INTEGER NOT NULL,"
 	"  base_value TEXT,"
-	"  PRIMARY KEY (record_id, field, device)"
+	"  PRIMARY KEY (record_id, field, device, hlc)"
 	") STRICT, WITHOUT ROWID;"
 	"CREATE TABLE conflicts("
 	"  id INTEGER PRIMARY KEY,"

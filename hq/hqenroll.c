@@ -300,7 +300,6 @@ int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, si
 {
 	struct hqenroll_result res = {0};
 	struct enroll_req req = {0};
-	char detail[64];
 	int r = 0;
 
 	if ((r = parse_request(json, len, &req, &res)) < 0 || res.status)
@@ -314,11 +313,9 @@ int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, si
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 done:
 	sodium_memzero(&req, sizeof(req));
-	if (r == 0 && res.status != 200) {
-		snprintf(detail, sizeof(detail), "{\"status\":%d,\"error\":\"%s\"}", res.status,
-			 res.error);
-		r = hqdb_event(db, now_ms, "enroll_rejected", NULL, detail, err);
-	}
+	/* A refused enrolment comes from someone who holds no valid token:
+	 * it is not written to the database, so that nobody can grow it by
+	 * sending garbage.  The server logs the refusal. */
 	if (r < 0) {
 		hqenroll_result_clear(&res);
 		return r;

@@ -91,8 +91,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_FIELD_PUT] = "INSERT OR REPLACE INTO fields(record_id, field, value, hlc, device) "
 			 "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_WRITE_GET] = "SELECT value, hlc FROM field_writes "
-			 "WHERE record_id = ?1 AND field = ?2 AND device = ?3",
-	[ST_WRITE_PUT] = "INSERT OR REPLACE INTO field_writes(record_id, field, device, value, "
+			 "WHERE record_id = ?1 AND field = ?2 AND device = ?3 "
+			 "ORDER BY hlc DESC LIMIT 1",
+	[ST_WRITE_PUT] = "INSERT OR IGNORE INTO field_writes(record_id, field, device, value, "
 			 "hlc, base_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_WRITE_RIVALS] = "SELECT device, value, hlc FROM field_writes WHERE record_id = ?1 "
 			    "AND field = ?2 AND device <> ?3 AND base_value = ?4 AND value <> ?5 "
@@ -618,11 +619,14 @@ static int ingest_locked(struct run *run, const struct changeset_header *h, cons
 		return r;
 	if (r == 0)
 		return reject(ret, 401, "unknown_device", "device %s is not enrolled", ret->device);
-	if (d.revoked)
-		return reject(ret, 403, "revoked", "device %s has been revoked", ret->device);
 	if (changeset_verify(body, len, d.sign_pk) < 0)
 		return reject(ret, 401, "bad_signature",
 			      "the signature does not verify with the enrolled key");
+	/* Only what a device really sent is worth an event; the rest is
+	 * anyone's noise, and must not grow the database. */
+	ret->authenticated = 1;
+	if (d.revoked)
+		return reject(ret, 403, "revoked", "device %s has been revoked", ret->device);
 	changeset_hash(body, len, hash_raw);
 	sodium_bin2hex(hash, sizeof(hash), hash_raw, sizeof(hash_raw));
 	if ((r = check_sequence(run->ctx, h, &d, hash, ret, run->err)) < 0 || ret->status)
@@ -665,7 +669,7 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 		return 0;
 	}
 rejected:
-	if ((r = log_rejection(ctx, &res, run.now_ms, err)) < 0)
+	if (res.authenticated && (r = log_rejection(ctx, &res, run.now_ms, err)) < 0)
 		goto fail;
 	*ret = res;
 	return 0;

@@ -52,6 +52,7 @@ struct ingest_result {
 	uint32_t merged;                     /* 200: changes merged */
 	cJSON *quarantined;                  /* 200: [{"index","field","reason"}] */
 	int duplicate;                       /* 200: an earlier receipt repeated */
+	int authenticated;                   /* the device's signature verified */
 };
 
 /* Returns 0 with *ret filled (any status), or a negative code with err

@@ -133,6 +133,12 @@ static enum MHD_Result send_internal(struct MHD_Connection *conn, const char *wh
 				     const struct fs_error *err)
 {
 	fprintf(stderr, "fieldsync-hq: %s: %s\n", what, err->msg[0] ? err->msg : fs_strerror(err->code));
+	/* A database busy with other writers is load, not a fault: the
+	 * client should come back, as PROTOCOL.md promises for overload. */
+	if (err->code == -EBUSY)
+		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+				  "HQ is busy; retry after the time in Retry-After", NULL,
+				  SERVER_RETRY_AFTER_S);
 	return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 			  "HQ could not process the request; try again later", NULL, NULL);
 }

@@ -456,7 +456,7 @@ static char *export_of(const struct hq *h, const char *coll, const char *fmt)
  * also each device's sequence and last contact (which depend on time). */
 static char *snapshot_of(const struct hq *h, int devices)
 {
-	char *parts[5], *all;
+	char *parts[6], *all;
 	size_t n = 1;
 
 	parts[0] = export_of(h, "beneficiaries", "jsonl");
@@ -467,10 +467,12 @@ static char *snapshot_of(const struct hq *h, int devices)
 		ASSERT_EQ(HQ_RUN(h, &parts[4], "devices", "--json"), 0);
 	else
 		ASSERT_TRUE((parts[4] = strdup("")));
-	for (int i = 0; i < 5; i++)
+	/* The conflicts found, too, must not depend on the arrival order. */
+	ASSERT_EQ(HQ_RUN(h, &parts[5], "conflicts", "--json"), 0);
+	for (int i = 0; i < 6; i++)
 		n += strlen(parts[i]) + 1;
 	ASSERT_TRUE((all = calloc(1, n)));
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		strcat(all, parts[i]);
 		strcat(all, "\x1e");
 		free(parts[i]);

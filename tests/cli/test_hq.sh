@@ -68,6 +68,7 @@ head -c 1100000 /dev/zero > "$T/big"
 	"$URL/v1/changesets")" = 413 ] || fail "1.1 MB body not refused with 413"
 must_contain "$(cat "$T/body")" '"error":"too_large"'
 
+events_before=$(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events")
 printf 'not a change set' > "$T/garbage"
 [ "$(req -X POST --data-binary @"$T/garbage" "$URL/v1/changesets")" = 400 ] || fail "garbage"
 must_contain "$(cat "$T/body")" '"error":"malformed"'
@@ -84,6 +85,14 @@ fi
 [ "$(req -X POST --data-binary @"$T/vector.bin" "$URL/v1/changesets")" = 401 ] ||
 	fail "unknown device not refused"
 must_contain "$(cat "$T/body")" '"error":"unknown_device"'
+# Requests from nobody enrolled are refused without a trace in the
+# database: otherwise anyone could grow it by sending garbage.
+for _ in $(seq 1 20); do
+	req -X POST --data-binary @"$T/garbage" "$URL/v1/changesets" > /dev/null
+	req -X POST --data-binary '{}' -H 'Content-Type: application/json' "$URL/v1/enroll" > /dev/null
+done
+[ "$(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events")" = "$events_before" ] ||
+	fail "unauthenticated requests wrote events"
 
 # Nothing was merged; the log names no token.
 expect_exit 0 hq export beneficiaries --format csv

@@ -145,9 +145,12 @@ must_not_contain "$ERR" "Petrović"
 expect_exit 0 fs status --json
 must_contain "$OUT" '"change_sets_pending":1'
 
-# HQ back: the waiting set goes through.
+# HQ back: the waiting set goes through.  An http_proxy in the
+# environment must not capture plain http to a loopback HQ.
 start_hq "$PORT"
+export http_proxy=http://127.0.0.1:9
 expect_exit 0 fs sync
+unset http_proxy
 must_contain "$OUT" "sent 1 change sets"
 same_once beneficiary beneficiaries
 
