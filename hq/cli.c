@@ -420,7 +420,9 @@ static int cmd_export(struct hq_config *cfg, int argc, char **argv)
 			     "Write the merged, live records of COLLECTION (beneficiaries, visits)\n"
 			     "to stdout, ordered by id: id, every form field, updated, device, team.\n"
 			     "CSV is UTF-8 with a BOM and CRLF, for LibreOffice and Excel.  TIME is\n"
-			     "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC): records updated since then.");
+			     "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC): records that HQ received a\n"
+			     "change to since then, by HQ's clock, so visits synced days after\n"
+			     "they were recorded are included.");
 			return EXIT_OK;
 		case OPT_FORMAT: format = optarg; break;
 		case OPT_SINCE:

@@ -185,13 +185,15 @@ int export_records(sqlite3 *db, const struct form *f, enum export_format fmt, ui
 	if ((r = hqdb_prepare(db, "SELECT r.id, r.updated_hlc, r.updated_device, "
 				  "coalesce(d.team, '') FROM records r LEFT JOIN devices d "
 				  "ON d.id = r.updated_device WHERE r.collection = ?1 "
-				  "AND r.deleted = 0 AND r.updated_hlc >= ?2 ORDER BY r.id",
+				  "AND r.deleted = 0 AND r.merged_at >= ?2 ORDER BY r.id",
 			      &recs, err)) < 0 ||
 	    (r = hqdb_prepare(db, "SELECT field, value FROM fields WHERE record_id = ?1", &vals,
 			      err)) < 0)
 		goto out;
 	sqlite3_bind_text(recs, 1, form_collection(f), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(recs, 2, (sqlite3_int64)(since_ms << 16));
+	/* HQ's clock, not the device's: a visit recorded offline on day 1
+	 * and synced on day 5 belongs in an export "since day 4". */
+	sqlite3_bind_int64(recs, 2, (sqlite3_int64)since_ms);
 	if (fmt == EXPORT_CSV)
 		write_csv_header(out, f);
 	while ((rc = sqlite3_step(recs)) == SQLITE_ROW) {

@@ -27,7 +27,8 @@
 
 enum export_format { EXPORT_CSV, EXPORT_JSONL };
 
-/* Records of f's collection updated at or after since_ms (0: all). */
+/* Records of f's collection that HQ merged a change into at or after
+ * since_ms, HQ's clock in Unix ms (0: all). */
 int export_records(sqlite3 *db, const struct form *f, enum export_format fmt, uint64_t since_ms,
 		   FILE *out, struct fs_error *err) FS_WUR;
 

@@ -56,7 +56,10 @@ int hqdb_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret, struct fs_err
  * merged value of each (record, field) with the clock of the write that
  * won; field_writes holds every write of each device to it and the
  * value that device had written before (base_value, NULL for a first
- * write), which is what the conflict rule compares.  conflicts stores each pair
+ * write), which is what the conflict rule compares.  records.merged_at
+ * is HQ's clock (Unix ms) when a change to the record last won a merge:
+ * what `export --since` selects on, since a device may sync days after
+ * it recorded.  conflicts stores each pair
  * with the lower (hlc, device) write as "a".  events is append-only:
  * the triggers refuse any UPDATE or DELETE. */
 static const char schema_sql[] =
@@ -96,7 +99,8 @@ static const char schema_sql[] =
 	"  created_at INTEGER NOT NULL,"
 	"  updated_hlc INTEGER NOT NULL,"
 	"  updated_device TEXT NOT NULL,"
-	"  deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1))"
+	"  deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),"
+	"  merged_at INTEGER NOT NULL DEFAULT 0"
 	") STRICT;"
 	"CREATE INDEX records_by_collection ON records(collection, deleted, id);"
 	"CREATE TABLE fields("

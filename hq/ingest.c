@@ -69,6 +69,7 @@ enum {
 	ST_RECORD_NEW,
 	ST_RECORD_TOUCH,
 	ST_RECORD_DELETED,
+	ST_RECORD_MERGED,
 	ST_FIELD_GET,
 	ST_FIELD_PUT,
 	ST_WRITE_GET,
@@ -87,6 +88,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_RECORD_TOUCH] = "UPDATE records SET created_at = ?2, updated_hlc = ?3, "
 			    "updated_device = ?4 WHERE id = ?1",
 	[ST_RECORD_DELETED] = "UPDATE records SET deleted = 1 WHERE id = ?1",
+	[ST_RECORD_MERGED] = "UPDATE records SET merged_at = ?2 WHERE id = ?1",
 	[ST_FIELD_GET] = "SELECT hlc, device FROM fields WHERE record_id = ?1 AND field = ?2",
 	[ST_FIELD_PUT] = "INSERT OR REPLACE INTO fields(record_id, field, value, hlc, device) "
 			 "VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -375,6 +377,11 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->hlc);
 	bind_text(st, 5, run->device);
 	if ((r = step_done(run, st, "write field")) < 0)
+		return r;
+	st = use(run, ST_RECORD_MERGED);
+	bind_text(st, 1, c->record_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)run->now_ms);
+	if ((r = step_done(run, st, "stamp record")) < 0)
 		return r;
 	if (strcmp(c->field, "_deleted"))
 		return 0;

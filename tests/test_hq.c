@@ -972,6 +972,49 @@ TEST(hq_future_and_invalid_changes_quarantined)
 	curl_global_cleanup();
 }
 
+/* A team offline for days: its visits reach HQ long after they were
+ * recorded, and an incremental export must still pick them up. */
+TEST(hq_export_since_uses_arrival_time)
+{
+	struct hq h;
+	struct device d;
+	struct change ch[8];
+	struct set s;
+	uint64_t five_days_ago = hlc_wall_ms() - 5 * 86400 * 1000ULL;
+	char rec[UUID_TEXT_LEN + 1], *out, since[32];
+	time_t yesterday = time(NULL) - 86400;
+	struct tm tm;
+	size_t n;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&d, "Tim Tutin");
+	device_enroll(&h, &d);
+	uuid_v7_new(five_days_ago, rec);
+	n = person(ch, rec, "Ђорђевић Милан", 4, tick(&d, five_days_ago));
+	s = build_set(&d, h.box_pk, ch, n);
+	cJSON_Delete(push(&h, s.buf, s.len, 200));
+	ASSERT_TRUE(gmtime_r(&yesterday, &tm) != NULL);
+	ASSERT_TRUE(strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
+	ASSERT_EQ(HQ_RUN(&h, &out, "export", "beneficiaries", "--format", "jsonl", "--since",
+			 since), 0);
+	ASSERT_STR_CONTAINS(out, rec);
+	free(out);
+	/* And nothing merged before the cut-off comes back. */
+	yesterday = time(NULL) + 3600;
+	ASSERT_TRUE(gmtime_r(&yesterday, &tm) != NULL);
+	ASSERT_TRUE(strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
+	ASSERT_EQ(HQ_RUN(&h, &out, "export", "beneficiaries", "--format", "jsonl", "--since",
+			 since), 0);
+	ASSERT_TRUE(strstr(out, rec) == NULL);
+	free(out);
+	hq_stop(&h);
+	set_free(&s);
+	identity_free(d.id);
+	curl_global_cleanup();
+}
+
 /* ---- convergence ---------------------------------------------------------- */
 
 #define CONV_DEVICES 3
