@@ -22,6 +22,7 @@
 #include "agent/push.h"
 #include "agent/records.h"
 #include "agent/store.h"
+#include "sync/ini.h"
 #include "crypto/secmem.h"
 #include "sync/changeset.h"
 #include "sync/form.h"
@@ -122,7 +123,7 @@ static int load_config(struct cli *c, char *const overrides[4], struct fs_error 
 	if (overrides[1] && overrides[2])
 		return fs_error_set(err, -FS_EUSAGE, "give --passphrase-file or --key-file, not both");
 	for (int i = 0; i < 4; i++)
-		if (overrides[i] && config_set(slots[i], overrides[i]) < 0)
+		if (overrides[i] && ini_set(slots[i], overrides[i]) < 0)
 			return fs_error_set(err, -ENOMEM, "out of memory");
 	/* A secret named on the command line replaces the configured one,
 	 * whichever kind that was. */
@@ -133,9 +134,9 @@ static int load_config(struct cli *c, char *const overrides[4], struct fs_error 
 		free(c->cfg.passphrase_file);
 		c->cfg.passphrase_file = NULL;
 	}
-	if (!c->cfg.data_dir && config_set(&c->cfg.data_dir, CONFIG_DEFAULT_DATA_DIR) < 0)
+	if (!c->cfg.data_dir && ini_set(&c->cfg.data_dir, CONFIG_DEFAULT_DATA_DIR) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if (!c->cfg.forms_dir && config_set(&c->cfg.forms_dir, FS_FORMS_DIR) < 0)
+	if (!c->cfg.forms_dir && ini_set(&c->cfg.forms_dir, FS_FORMS_DIR) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (c->cfg.passphrase_file && c->cfg.key_file)
 		return fs_error_set(err, -FS_EUSAGE, "both a passphrase file and a key file are "

@@ -10,7 +10,8 @@
  *   [forms] dir              directory of <collection>.json definitions
  *
  * An unknown section or key is an error naming the line, so a typo never
- * silently falls back to a default.  Strings are owned by the config and
+ * silently falls back to a default (sync/ini.h).  Command-line overrides
+ * replace values with ini_set().  Strings are owned by the config and
  * freed by config_free().
  */
 #ifndef FS_CONFIG_H
@@ -33,9 +34,6 @@ struct agent_config {
  * in the file replace earlier values).  A missing file is -ENOENT, and is
  * an error only when the caller treats it as one. */
 int config_load(const char *path, struct agent_config *cfg, struct fs_error *err) FS_WUR;
-
-/* Replace one value (command-line overrides); -ENOMEM on failure. */
-int config_set(char **slot, const char *value) FS_WUR;
 
 void config_free(struct agent_config *cfg);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "crypto/secmem.h"
 
 #define WAL_HEADER_BYTES 32
@@ -65,8 +66,7 @@ static void page_ad(const struct fsfile *f, uint64_t number, const uint8_t *bind
 {
 	memcpy(ad, f->vfs->dbid, FSVFS_DBID_BYTES);
 	ad[FSVFS_DBID_BYTES] = (uint8_t)f->kind;
-	for (int i = 0; i < 8; i++)
-		ad[FSVFS_DBID_BYTES + 1 + i] = (uint8_t)(number >> (56 - 8 * i));
+	bytes_put_be(ad + FSVFS_DBID_BYTES + 1, number, 8);
 	if (bind)
 		memcpy(ad + FSVFS_DBID_BYTES + 9, bind, BIND_BYTES);
 	else

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "crypto/secmem.h"
 
 /* ---- durable write ---------------------------------------------------- */
@@ -191,8 +192,7 @@ int keyfile_write(const char *path, uint8_t kind, const uint8_t *payload, size_t
 	memcpy(buf, KEYFILE_MAGIC, 8);
 	buf[8] = KEYFILE_VERSION;
 	buf[9] = kind;
-	buf[10] = (uint8_t)(n >> 8);
-	buf[11] = (uint8_t)n;
+	bytes_put_be(buf + 10, n, 2);
 	memcpy(buf + KEYFILE_HEADER_BYTES, payload, n);
 	crypto_generichash(buf + KEYFILE_HEADER_BYTES + n, KEYFILE_CHECK_BYTES, buf,
 			   KEYFILE_HEADER_BYTES + n, NULL, 0);
@@ -227,7 +227,7 @@ int keyfile_read(const char *path, uint8_t kind, uint8_t **ret_payload, size_t *
 				 path, buf[9], kind);
 		goto out;
 	}
-	n = ((size_t)buf[10] << 8) | buf[11];
+	n = (size_t)bytes_get_be(buf + 10, 2);
 	if (n == 0 || n > KEYFILE_MAX_PAYLOAD ||
 	    len != KEYFILE_HEADER_BYTES + n + KEYFILE_CHECK_BYTES) {
 		r = fs_error_set(err, -FS_EFORMAT, "read key %s: truncated or wrong length", path);

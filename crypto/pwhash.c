@@ -4,20 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
+#include "crypto/bytes.h"
 
 int pwhash_profile_parse(const char *name, enum pwhash_profile *ret_profile)
 {
@@ -58,8 +45,8 @@ void pwhash_params_new(enum pwhash_profile profile, struct pwhash_params *ret_pa
 void pwhash_params_encode(const struct pwhash_params *p, uint8_t out[PWHASH_PARAMS_BYTES])
 {
 	out[0] = p->alg;
-	put_be64(out + 1, p->opslimit);
-	put_be64(out + 9, p->memlimit);
+	bytes_put_be(out + 1, p->opslimit, 8);
+	bytes_put_be(out + 9, p->memlimit, 8);
 	memcpy(out + 17, p->salt, PWHASH_SALTBYTES);
 }
 
@@ -68,8 +55,8 @@ int pwhash_params_decode(const uint8_t in[PWHASH_PARAMS_BYTES], struct pwhash_pa
 	struct pwhash_params p;
 
 	p.alg = in[0];
-	p.opslimit = get_be64(in + 1);
-	p.memlimit = get_be64(in + 9);
+	p.opslimit = bytes_get_be(in + 1, 8);
+	p.memlimit = bytes_get_be(in + 9, 8);
 	memcpy(p.salt, in + 17, PWHASH_SALTBYTES);
 	/* Never weaker than interactive, never dearer than sensitive: both
 	 * ends matter, one against brute force, one against a file that

@@ -19,6 +19,7 @@
 #include "hq/admin.h"
 #include "hq/export.h"
 #include "hq/hqconfig.h"
+#include "sync/ini.h"
 #include "hq/hqdb.h"
 #include "hq/hqenroll.h"
 #include "hq/hqforms.h"
@@ -109,8 +110,8 @@ static int load_config(const char *config_path, char *const overrides[2], struct
 		r = 0;
 	if (r < 0)
 		return r;
-	if ((overrides[0] && hqconfig_set(&cfg->data_dir, overrides[0]) < 0) ||
-	    (overrides[1] && hqconfig_set(&cfg->forms_dir, overrides[1]) < 0))
+	if ((overrides[0] && ini_set(&cfg->data_dir, overrides[0]) < 0) ||
+	    (overrides[1] && ini_set(&cfg->forms_dir, overrides[1]) < 0))
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	return hqconfig_finish(cfg, FS_FORMS_DIR, err);
 }
@@ -191,7 +192,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 			     "stderr once ready.");
 			return EXIT_OK;
 		case OPT_LISTEN:
-			if (hqconfig_set(&cfg->listen, optarg) < 0)
+			if (ini_set(&cfg->listen, optarg) < 0)
 				return fs_error_set(&err, -ENOMEM, "out of memory"), fail(&err);
 			break;
 		default: return usage_error("serve", "bad option");

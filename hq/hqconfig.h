@@ -43,9 +43,6 @@ struct hq_config {
  * when the caller treats it as one; a bad file is -FS_EFORMAT. */
 int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err) FS_WUR;
 
-/* Replace one string value (command-line overrides); -ENOMEM. */
-int hqconfig_set(char **slot, const char *value) FS_WUR;
-
 /* Fill unset strings and numbers with their defaults; -ENOMEM. */
 int hqconfig_finish(struct hq_config *cfg, const char *default_forms_dir,
 		    struct fs_error *err) FS_WUR;

@@ -113,6 +113,7 @@ struct run {
 	const char *device;   /* hex id of the sending device */
 	uint64_t seq;
 	uint64_t now_ms;
+	char stamped[UUID_TEXT_LEN + 1]; /* last record given merged_at */
 	struct fs_error *err;
 };
 
@@ -378,11 +379,16 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 	bind_text(st, 5, run->device);
 	if ((r = step_done(run, st, "write field")) < 0)
 		return r;
-	st = use(run, ST_RECORD_MERGED);
-	bind_text(st, 1, c->record_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)run->now_ms);
-	if ((r = step_done(run, st, "stamp record")) < 0)
-		return r;
+	/* One stamp per record per set: a record's changes come together,
+	 * and the time is the same for all of them. */
+	if (strcmp(run->stamped, c->record_id)) {
+		st = use(run, ST_RECORD_MERGED);
+		bind_text(st, 1, c->record_id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)run->now_ms);
+		if ((r = step_done(run, st, "stamp record")) < 0)
+			return r;
+		memcpy(run->stamped, c->record_id, sizeof(run->stamped));
+	}
 	if (strcmp(c->field, "_deleted"))
 		return 0;
 	st = use(run, ST_RECORD_DELETED);

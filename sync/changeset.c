@@ -1,6 +1,6 @@
 /* changeset.c - encode, parse, verify and open change sets.
  *
- * Sections: byte order; the payload (canonical JSON of changes);
+ * Sections: the payload (canonical JSON of changes);
  * encode; parse and verify; open.
  */
 #include "sync/changeset.h"
@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+
+#include "crypto/bytes.h"
 
 #define OFF_MAGIC 0
 #define OFF_VERSION 4
@@ -21,23 +23,6 @@
 #define OFF_HLC_MAX 72
 #define OFF_COUNT 80
 #define OFF_SEALED_LEN 84
-
-/* ---- byte order ------------------------------------------------------- */
-
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* ---- the payload ------------------------------------------------------ */
 
@@ -187,12 +172,12 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	out[OFF_VERSION] = CHANGESET_VERSION;
 	out[OFF_CODEC] = CHANGESET_CODEC_ZSTD_JSON;
 	memcpy(out + OFF_DEVICE, h->device, CHANGESET_DEVICE_BYTES);
-	put_be(out + OFF_SEQ, h->seq, 8);
+	bytes_put_be(out + OFF_SEQ, h->seq, 8);
 	memcpy(out + OFF_PREV, h->prev, CHANGESET_HASH_BYTES);
-	put_be(out + OFF_HLC_MIN, lo, 8);
-	put_be(out + OFF_HLC_MAX, hi, 8);
-	put_be(out + OFF_COUNT, n, 4);
-	put_be(out + OFF_SEALED_LEN, zlen + crypto_box_SEALBYTES, 4);
+	bytes_put_be(out + OFF_HLC_MIN, lo, 8);
+	bytes_put_be(out + OFF_HLC_MAX, hi, 8);
+	bytes_put_be(out + OFF_COUNT, n, 4);
+	bytes_put_be(out + OFF_SEALED_LEN, zlen + crypto_box_SEALBYTES, 4);
 	if (crypto_box_seal(out + CHANGESET_HEADER_BYTES, zbuf, zlen, hq_box_pk) != 0) {
 		r = fs_error_set(err, -FS_EAUTH, "change set: cannot seal to the HQ key");
 		goto out;
@@ -231,12 +216,12 @@ int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret
 	    buf[OFF_RESERVED + 1])
 		return fs_error_set(err, -FS_EFORMAT, "change set: unknown codec or flags");
 	memcpy(h.device, buf + OFF_DEVICE, CHANGESET_DEVICE_BYTES);
-	h.seq = get_be(buf + OFF_SEQ, 8);
+	h.seq = bytes_get_be(buf + OFF_SEQ, 8);
 	memcpy(h.prev, buf + OFF_PREV, CHANGESET_HASH_BYTES);
-	h.hlc_min = get_be(buf + OFF_HLC_MIN, 8);
-	h.hlc_max = get_be(buf + OFF_HLC_MAX, 8);
-	h.count = (uint32_t)get_be(buf + OFF_COUNT, 4);
-	sealed = get_be(buf + OFF_SEALED_LEN, 4);
+	h.hlc_min = bytes_get_be(buf + OFF_HLC_MIN, 8);
+	h.hlc_max = bytes_get_be(buf + OFF_HLC_MAX, 8);
+	h.count = (uint32_t)bytes_get_be(buf + OFF_COUNT, 4);
+	sealed = bytes_get_be(buf + OFF_SEALED_LEN, 4);
 	/* The length field is checked against the real length, never used
 	 * to read past it. */
 	if (sealed <= crypto_box_SEALBYTES ||

@@ -5,20 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
+#include "crypto/bytes.h"
 
 int receipt_encode(const struct receipt *r, const uint8_t hq_sign_sk[crypto_sign_SECRETKEYBYTES],
 		   uint8_t **ret_buf, size_t *ret_len)
@@ -37,13 +24,13 @@ int receipt_encode(const struct receipt *r, const uint8_t hq_sign_sk[crypto_sign
 	memcpy(buf, RECEIPT_MAGIC, 4);
 	buf[4] = RECEIPT_VERSION;
 	memcpy(buf + 8, r->device, CHANGESET_DEVICE_BYTES);
-	put_be(buf + 24, r->seq, 8);
+	bytes_put_be(buf + 24, r->seq, 8);
 	memcpy(buf + 32, r->hash, CHANGESET_HASH_BYTES);
-	put_be(buf + 64, r->accepted_ms, 8);
-	put_be(buf + 72, r->merged, 4);
-	put_be(buf + 76, r->quarantined, 4);
+	bytes_put_be(buf + 64, r->accepted_ms, 8);
+	bytes_put_be(buf + 72, r->merged, 4);
+	bytes_put_be(buf + 76, r->quarantined, 4);
 	for (uint32_t i = 0; i < r->quarantined; i++)
-		put_be(buf + RECEIPT_FIXED_BYTES + 4 * (size_t)i, r->index[i], 4);
+		bytes_put_be(buf + RECEIPT_FIXED_BYTES + 4 * (size_t)i, r->index[i], 4);
 	crypto_sign_detached(buf + len - crypto_sign_BYTES, NULL, buf, len - crypto_sign_BYTES,
 			     hq_sign_sk);
 	*ret_buf = buf;
@@ -61,7 +48,7 @@ int receipt_verify(const uint8_t *buf, size_t len,
 	    memcmp(buf, RECEIPT_MAGIC, 4) != 0 || buf[4] != RECEIPT_VERSION || buf[5] || buf[6] ||
 	    buf[7])
 		return -FS_EFORMAT;
-	q = get_be(buf + 76, 4);
+	q = bytes_get_be(buf + 76, 4);
 	/* The count is checked against the real length before any use. */
 	if (q > RECEIPT_MAX_QUARANTINED ||
 	    len != RECEIPT_FIXED_BYTES + 4 * q + crypto_sign_BYTES)
@@ -70,17 +57,17 @@ int receipt_verify(const uint8_t *buf, size_t len,
 					hq_sign_pk) != 0)
 		return -FS_EAUTH;
 	memcpy(r.device, buf + 8, CHANGESET_DEVICE_BYTES);
-	r.seq = get_be(buf + 24, 8);
+	r.seq = bytes_get_be(buf + 24, 8);
 	memcpy(r.hash, buf + 32, CHANGESET_HASH_BYTES);
-	r.accepted_ms = get_be(buf + 64, 8);
-	r.merged = (uint32_t)get_be(buf + 72, 4);
+	r.accepted_ms = bytes_get_be(buf + 64, 8);
+	r.merged = (uint32_t)bytes_get_be(buf + 72, 4);
 	r.quarantined = (uint32_t)q;
 	if (q) {
 		r.index = malloc(4 * (size_t)q);
 		if (!r.index)
 			return -ENOMEM;
 		for (uint64_t i = 0; i < q; i++) {
-			r.index[i] = (uint32_t)get_be(buf + RECEIPT_FIXED_BYTES + 4 * i, 4);
+			r.index[i] = (uint32_t)bytes_get_be(buf + RECEIPT_FIXED_BYTES + 4 * i, 4);
 			if (i && r.index[i] <= r.index[i - 1]) {
 				free(r.index);
 				return -FS_EFORMAT;
