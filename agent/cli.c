@@ -1,922 +1,282 @@
 /* cli.c - the `fieldsync` command line for field teams.
  *
- * Sections: output and exit codes; options and configuration; unlocking
- * the store; record commands; import; enroll and sync; init, keygen,
- * passwd, status, check; dispatch.
+ * Parses the global options, then runs the command here or hands it to
+ * the running agent (agent/ctl.h), which holds the store key, so a field
+ * worker types no passphrase per command.  The commands themselves are
+ * in agent/commands.c; `agent` is agent/daemon.c.
+ *
+ * A command goes to the agent when the agent's socket answers and no
+ * --data-dir, --passphrase-file or --key-file was given: those name a
+ * store or a secret explicitly, and are served here.  With no agent
+ * running, commands open the store themselves as before.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <cjson/cJSON.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
-#include "agent/config.h"
-#include "agent/csvimport.h"
-#include "agent/enroll.h"
+#include "agent/commands.h"
+#include "agent/ctl.h"
+#include "agent/daemon.h"
 #include "agent/keystore.h"
-#include "agent/pack.h"
-#include "agent/prompt.h"
-#include "agent/push.h"
-#include "agent/records.h"
-#include "agent/store.h"
-#include "sync/ini.h"
 #include "crypto/secmem.h"
-#include "sync/changeset.h"
-#include "sync/form.h"
-#include "sync/token.h"
 
-/* ---- output and exit codes -------------------------------------------- */
+enum { OPT_DATA_DIR = 256, OPT_PASSPHRASE_FILE, OPT_KEY_FILE, OPT_FORMS_DIR };
 
-/* Exit statuses: fs_exit_code() in crypto/fserr.h. */
-enum exit_code {
-	EXIT_OK = FS_EXIT_OK,
-	EXIT_USAGE = FS_EXIT_USAGE,
-	EXIT_DATA = FS_EXIT_DATA,
-	EXIT_KEY = FS_EXIT_KEY,
-	EXIT_IO = FS_EXIT_IO,
-};
+#define INPUT_MAX (256 * 1024 * 1024) /* a pipe copied for the agent */
 
-static int fail(const struct fs_error *e)
+static const char *socket_path(const struct cli *c)
 {
-	fprintf(stderr, "fieldsync: %s\n", e->msg[0] ? e->msg : fs_strerror(e->code));
-	return fs_exit_code(e->code);
+	return c->cfg.socket ? c->cfg.socket : CTL_DEFAULT_SOCKET;
 }
 
-/* Talking to HQ adds two codes (agent/push.h): HQ refused this device or
- * a set (-EACCES, -EBADMSG), which is a data problem, not I/O. */
-static int fail_hq(const struct fs_error *e)
+/* A descriptor the agent can read without waiting on anyone: a regular
+ * file as is; anything else (a pipe, a terminal) copied into a memfd. */
+static int input_fd(const char *path, struct fs_error *err)
 {
-	int r = fail(e);
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : dup(STDIN_FILENO);
+	static char buf[65536];
+	size_t total = 0;
+	struct stat st;
+	int mfd;
 
-	return e->code == -EACCES || e->code == -EBADMSG ? EXIT_DATA : r;
-}
-
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fieldsync%s%s: ", cmd ? " " : "", cmd ? cmd : "");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'fieldsync %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
-	return EXIT_USAGE;
-}
-
-static const char main_usage[] =
-	"Usage: fieldsync [OPTIONS] COMMAND [ARGS]\n"
-	"Record beneficiaries and visits offline in an encrypted store.\n"
-	"\n"
-	"Options:\n"
-	"  -c, --config FILE           configuration (default " CONFIG_DEFAULT_PATH ",\n"
-	"                              or $FIELDSYNC_CONFIG)\n"
-	"      --data-dir DIR          data directory (default " CONFIG_DEFAULT_DATA_DIR ")\n"
-	"      --passphrase-file FILE  unlock with the passphrase in FILE\n"
-	"      --key-file FILE         unlock with a key file (see keygen)\n"
-	"      --forms-dir DIR         form definitions (default " FS_FORMS_DIR ")\n"
-	"  -h, --help                  show this help\n"
-	"  -V, --version               show the version\n"
-	"\n"
-	"Commands:\n"
-	"  init                        create the device identity and the encrypted store\n"
-	"  keygen FILE                 write a new random key file (mode 0600)\n"
-	"  passwd                      change the passphrase or key file\n"
-	"  beneficiary add|list|show|edit|delete ...\n"
-	"  visit add|list|show|edit|delete ...\n"
-	"  import beneficiaries|visits FILE.csv\n"
-	"  enroll URL TOKEN            register this device with HQ (token from HQ)\n"
-	"  sync [--max-changes N]      pack and send pending changes to HQ\n"
-	"  status [--json]             records and pending changes\n"
-	"  check                       verify the store's integrity and outbox\n"
-	"\n"
-	"With no passphrase or key file configured, fieldsync asks on the terminal.\n"
-	"Exit status: 0 ok, 1 usage, 2 validation or data, 3 key or crypto, 4 I/O.\n";
-
-/* ---- options and configuration ---------------------------------------- */
-
-struct cli {
-	struct agent_config cfg;  /* file values, then command-line overrides */
-	const char *config_path;  /* NULL: default, not required to exist */
-};
-
-enum { OPT_DATA_DIR = 256, OPT_PASSPHRASE_FILE, OPT_KEY_FILE, OPT_FORMS_DIR, OPT_JSON, OPT_KDF,
-       OPT_NEW_PASSPHRASE_FILE, OPT_NEW_KEY_FILE, OPT_MAX_CHANGES };
-
-static int load_config(struct cli *c, char *const overrides[4], struct fs_error *err)
-{
-	const char *path = c->config_path ? c->config_path : getenv("FIELDSYNC_CONFIG");
-	char **slots[4] = {&c->cfg.data_dir, &c->cfg.passphrase_file, &c->cfg.key_file,
-			   &c->cfg.forms_dir};
-	int r;
-
-	r = config_load(path ? path : CONFIG_DEFAULT_PATH, &c->cfg, err);
-	/* The default file is optional; a file the user named is not. */
-	if (r == -ENOENT && !path)
-		r = 0;
-	if (r < 0)
-		return r;
-	if (overrides[1] && overrides[2])
-		return fs_error_set(err, -FS_EUSAGE, "give --passphrase-file or --key-file, not both");
-	for (int i = 0; i < 4; i++)
-		if (overrides[i] && ini_set(slots[i], overrides[i]) < 0)
-			return fs_error_set(err, -ENOMEM, "out of memory");
-	/* A secret named on the command line replaces the configured one,
-	 * whichever kind that was. */
-	if (overrides[1]) {
-		free(c->cfg.key_file);
-		c->cfg.key_file = NULL;
-	} else if (overrides[2]) {
-		free(c->cfg.passphrase_file);
-		c->cfg.passphrase_file = NULL;
-	}
-	if (!c->cfg.data_dir && ini_set(&c->cfg.data_dir, CONFIG_DEFAULT_DATA_DIR) < 0)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	if (!c->cfg.forms_dir && ini_set(&c->cfg.forms_dir, FS_FORMS_DIR) < 0)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	if (c->cfg.passphrase_file && c->cfg.key_file)
-		return fs_error_set(err, -FS_EUSAGE, "both a passphrase file and a key file are "
-				    "configured; use one");
-	return 0;
-}
-
-static int kdf_profile(const struct cli *c, const char *flag, enum pwhash_profile *ret,
-		       struct fs_error *err)
-{
-	const char *name = flag ? flag : c->cfg.kdf_profile ? c->cfg.kdf_profile : "moderate";
-
-	if (pwhash_profile_parse(name, ret) < 0)
-		return fs_error_set(err, -FS_EUSAGE, "unknown KDF profile (use interactive, "
-				    "moderate or sensitive)");
-	return 0;
-}
-
-/* ---- unlocking the store ---------------------------------------------- */
-
-static int ask(const char *question, int confirm, struct keystore_secret **ret,
-	       struct fs_error *err)
-{
-	char *a = NULL, *b = NULL;
-	size_t alen, blen;
-	int r;
-
-	if (!isatty(STDIN_FILENO))
-		return fs_error_set(err, -FS_EKEY, "no passphrase: use --passphrase-file or "
-				    "--key-file, or run on a terminal");
-	if ((r = prompt_passphrase(question, &a, &alen, err)) < 0)
-		return r;
-	if (confirm) {
-		r = prompt_passphrase("Repeat it: ", &b, &blen, err);
-		if (r == 0 && (alen != blen || memcmp(a, b, alen) != 0))
-			r = fs_error_set(err, -FS_EUSAGE, "the passphrases differ");
-		if (r == 0 && alen < 8)
-			r = fs_error_set(err, -FS_EUSAGE, "a passphrase needs at least 8 characters");
-	}
-	if (r == 0 && keystore_secret_from_passphrase(a, alen, ret) < 0)
-		r = fs_error_set(err, -ENOMEM, "out of secure memory");
-	secmem_free(a);
-	secmem_free(b);
-	return r;
-}
-
-static int secret_from(const char *passphrase_file, const char *key_file, const char *question,
-		       int confirm, struct keystore_secret **ret, struct fs_error *err)
-{
-	if (key_file)
-		return keystore_secret_from_key_file(key_file, ret, err);
-	if (passphrase_file)
-		return keystore_secret_from_passphrase_file(passphrase_file, ret, err);
-	return ask(question, confirm, ret, err);
-}
-
-static int open_store(const struct cli *c, struct store **ret, struct fs_error *err)
-{
-	struct keystore_secret *secret = NULL;
-	int r;
-
-	r = secret_from(c->cfg.passphrase_file, c->cfg.key_file, "Store passphrase: ", 0, &secret,
-			err);
-	if (r < 0)
-		return r;
-	r = store_open(c->cfg.data_dir, secret, NULL, ret, err);
-	keystore_secret_free(secret);
-	return r;
-}
-
-static int load_form(const struct cli *c, const char *collection, struct form **ret,
-		     struct fs_error *err)
-{
-	struct form *f = NULL;
-	char path[4096];
-	int r;
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s.json", c->cfg.forms_dir, collection) >=
-	    sizeof(path))
-		return fs_error_set(err, -ENAMETOOLONG, "forms directory path too long");
-	r = form_load_file(path, &f, err);
-	if (r < 0)
-		return r;
-	/* The file name picks the collection records are written to; a
-	 * definition that says otherwise would file visits as beneficiaries. */
-	if (strcmp(form_collection(f), collection) != 0) {
-		r = fs_error_set(err, -FS_EFORMAT, "form %s: defines collection '%.64s', "
-				 "expected '%s'", path, form_collection(f), collection);
-		form_free(f);
-		return r;
-	}
-	*ret = f;
-	return 0;
-}
-
-/* ---- record commands -------------------------------------------------- */
-
-/* Parse FIELD=VALUE arguments into a JSON object of typed values. */
-static int fields_from_args(const struct form *f, int argc, char **argv, cJSON **ret,
-			    struct fs_error *err)
-{
-	cJSON *o = cJSON_CreateObject();
-	int r = 0;
-
-	if (!o)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	for (int i = 0; i < argc; i++) {
-		char *eq = strchr(argv[i], '='), name[FORM_MAX_NAME + 1];
-		cJSON *v = NULL;
-		size_t len;
-
-		if (!eq || eq == argv[i]) {
-			r = fs_error_set(err, -FS_EUSAGE, "argument %d: expected FIELD=VALUE", i + 1);
-			goto out;
-		}
-		len = (size_t)(eq - argv[i]);
-		if (len > FORM_MAX_NAME) {
-			r = fs_error_set(err, -FS_EVALID, "argument %d: field name too long", i + 1);
-			goto out;
-		}
-		memcpy(name, argv[i], len);
-		name[len] = '\0';
-		if (cJSON_GetObjectItemCaseSensitive(o, name)) {
-			r = fs_error_set(err, -FS_EUSAGE, "field '%s' given twice", name);
-			goto out;
-		}
-		if ((r = form_value_from_text(f, name, eq + 1, &v, err)) < 0)
-			goto out;
-		if (!cJSON_AddItemToObject(o, name, v)) {
-			cJSON_Delete(v);
-			r = fs_error_set(err, -ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	*ret = o;
-	return 0;
-out:
-	cJSON_Delete(o);
-	return r;
-}
-
-#define JSON_INPUT_MAX (1024 * 1024)
-
-static int fields_from_json(const char *path, cJSON **ret, struct fs_error *err)
-{
-	FILE *fp = strcmp(path, "-") ? fopen(path, "re") : stdin;
-	char *buf = NULL;
-	size_t n = 0;
-	cJSON *o;
-	int r = 0;
-
-	if (!fp)
+	if (fd < 0)
 		return fs_error_set(err, -errno, "read %s: %s", path, strerror(errno));
-	buf = malloc(JSON_INPUT_MAX + 1);
-	if (!buf) {
-		r = fs_error_set(err, -ENOMEM, "out of memory");
-		goto out;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		return fd;
+	mfd = memfd_create("fieldsync-input", MFD_CLOEXEC);
+	if (mfd < 0) {
+		close(fd);
+		return fs_error_set(err, -errno, "read %s: memfd: %s", path, strerror(errno));
 	}
-	n = fread(buf, 1, JSON_INPUT_MAX + 1, fp);
-	if (ferror(fp)) {
-		r = fs_error_set(err, -EIO, "read %s: read error", path);
-		goto out;
-	}
-	if (n > JSON_INPUT_MAX) {
-		r = fs_error_set(err, -FS_ELIMIT, "read %s: more than %d bytes", path, JSON_INPUT_MAX);
-		goto out;
-	}
-	o = cJSON_ParseWithLength(buf, n);
-	if (!cJSON_IsObject(o)) {
-		cJSON_Delete(o);
-		r = fs_error_set(err, -FS_EVALID, "read %s: not a JSON object", path);
-		goto out;
-	}
-	*ret = o;
-out:
-	free(buf);
-	if (fp != stdin)
-		fclose(fp);
-	return r;
-}
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
 
-static const char record_usage[] =
-	"Usage: fieldsync %1$s add FIELD=VALUE... | add --json FILE|-\n"
-	"       fieldsync %1$s list [--json]\n"
-	"       fieldsync %1$s show ID [--json]\n"
-	"       fieldsync %1$s edit ID FIELD=VALUE...   (FIELD= clears a field)\n"
-	"       fieldsync %1$s delete ID\n"
-	"\n"
-	"add prints the new record's id as the last line of standard output.\n"
-	"--json lists records as JSON Lines, one object per line.\n"
-	"Fields and their allowed values come from the form definition\n"
-	"%2$s/%3$s.json.\n";
-
-/* Text of one field for human output: strings bare, the rest as JSON. */
-static void print_value(FILE *out, const cJSON *v)
-{
-	char *text;
-
-	if (cJSON_IsString(v)) {
-		fputs(v->valuestring, out);
-		return;
-	}
-	text = cJSON_PrintUnformatted(v);
-	if (text)
-		fputs(text, out);
-	cJSON_free(text);
-}
-
-struct list_ctx {
-	const struct form *f;
-	int json;
-};
-
-static int print_record(const cJSON *rec, void *data)
-{
-	const struct list_ctx *lc = data;
-	const cJSON *fields = cJSON_GetObjectItemCaseSensitive(rec, "fields");
-	char *text;
-
-	if (lc->json) {
-		text = cJSON_PrintUnformatted(rec);
-		if (!text)
-			return -ENOMEM;
-		puts(text);
-		cJSON_free(text);
-		return 0;
-	}
-	fputs(cJSON_GetObjectItemCaseSensitive(rec, "id")->valuestring, stdout);
-	for (size_t i = 0; i < form_field_count(lc->f) && i < 4; i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, form_field_name(lc->f, i));
-
-		putchar('\t');
-		if (v)
-			print_value(stdout, v);
-	}
-	putchar('\n');
-	return 0;
-}
-
-static void print_record_long(const struct form *f, const cJSON *rec)
-{
-	const cJSON *fields = cJSON_GetObjectItemCaseSensitive(rec, "fields");
-	static const char *const meta[] = {"id", "collection", "created", "updated", "author"};
-
-	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
-		printf("%-16s %s\n", meta[i],
-		       cJSON_GetObjectItemCaseSensitive(rec, meta[i])->valuestring);
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "deleted")))
-		printf("%-16s yes\n", "deleted");
-	for (size_t i = 0; i < form_field_count(f); i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, form_field_name(f, i));
-
-		if (!v)
+		if (n < 0 && errno == EINTR)
 			continue;
-		printf("%-16s ", form_field_name(f, i));
-		print_value(stdout, v);
-		putchar('\n');
-	}
-}
+		if (n < 0 || (total += (size_t)(n > 0 ? n : 0)) > INPUT_MAX ||
+		    (n > 0 && write(mfd, buf, (size_t)n) != n)) {
+			int r = n < 0 ? -errno : -FS_ELIMIT;
 
-/* Run one write in its own transaction. */
-static int write_record(struct store *s, const struct form *f, const char *verb, const char *id,
-			const cJSON *fields, char new_id[UUID_TEXT_LEN + 1], struct fs_error *err)
-{
-	int r = store_begin(s, err);
-
-	if (r < 0)
-		return r;
-	if (!strcmp(verb, "add"))
-		r = records_add(s, f, fields, NULL, new_id, err);
-	else if (!strcmp(verb, "edit"))
-		r = records_edit(s, f, id, fields, err);
-	else
-		r = records_delete(s, f, id, err);
-	if (r < 0) {
-		store_rollback(s);
-		return r;
-	}
-	return store_commit(s, err);
-}
-
-static int cmd_record(struct cli *c, const char *collection, const char *noun, int argc,
-		      char **argv)
-{
-	static const struct option opts[] = {{"json", optional_argument, NULL, OPT_JSON},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	char new_id[UUID_TEXT_LEN + 1], tok[FS_TOKEN_MAX + 3];
-	struct fs_error err = {0};
-	struct form *f = NULL;
-	struct store *s = NULL;
-	cJSON *fields = NULL, *rec = NULL;
-	const char *verb, *json_path = NULL;
-	int json = 0, opt, r, nargs;
-
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		printf(record_usage, noun, c->cfg.forms_dir, collection);
-		return argc < 2 ? EXIT_USAGE : EXIT_OK;
-	}
-	verb = argv[1];
-	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
-	while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			printf(record_usage, noun, c->cfg.forms_dir, collection);
-			return EXIT_OK;
-		} else if (opt == OPT_JSON) {
-			json = 1;
-			json_path = optarg;
-		} else {
-			return usage_error(noun, "bad option");
+			close(fd);
+			close(mfd);
+			sodium_memzero(buf, sizeof(buf));
+			return fs_error_set(err, r, "read %s: %s", path,
+					    r == -FS_ELIMIT ? "too large" : strerror(-r));
 		}
+		if (n == 0)
+			break;
 	}
-	argv += 1 + optind;
-	nargs = argc - 1 - optind;
-	/* "add --json FILE": getopt binds an optional argument only as
-	 * --json=FILE, so take the lone non-FIELD=VALUE argument. */
-	if (!strcmp(verb, "add") && json && !json_path && nargs == 1 && !strchr(argv[0], '=')) {
-		json_path = argv[0];
-		nargs = 0;
+	/* The input may be a secret (an enrolment token). */
+	sodium_memzero(buf, sizeof(buf));
+	close(fd);
+	if (lseek(mfd, 0, SEEK_SET) < 0) {
+		close(mfd);
+		return fs_error_set(err, -errno, "read %s: %s", path, strerror(errno));
 	}
-	if (!strcmp(verb, "add")) {
-		if (json_path ? nargs != 0 : (nargs == 0 || json))
-			return usage_error(noun, "add takes FIELD=VALUE... or --json=FILE");
-	} else if (!strcmp(verb, "list")) {
-		if (nargs != 0 || json_path)
-			return usage_error(noun, "list takes no arguments but --json");
-	} else if (!strcmp(verb, "show") || !strcmp(verb, "delete")) {
-		if (nargs != 1 || json_path || (json && !strcmp(verb, "delete")))
-			return usage_error(noun, "%s takes one ID", verb);
-	} else if (!strcmp(verb, "edit")) {
-		if (nargs < 2 || json)
-			return usage_error(noun, "edit takes ID FIELD=VALUE...");
-	} else {
-		return usage_error(noun, "unknown subcommand %s", fs_error_token(verb, tok));
-	}
-	if ((r = load_form(c, collection, &f, &err)) < 0)
-		goto fail;
-	if (!strcmp(verb, "add"))
-		r = json_path ? fields_from_json(json_path, &fields, &err)
-			      : fields_from_args(f, nargs, argv, &fields, &err);
-	else if (!strcmp(verb, "edit"))
-		r = fields_from_args(f, nargs - 1, argv + 1, &fields, &err);
-	if (r < 0 || (r = open_store(c, &s, &err)) < 0)
-		goto fail;
-	if (!strcmp(verb, "list")) {
-		struct list_ctx lc = {.f = f, .json = json};
-
-		r = records_list(s, f, print_record, &lc, &err);
-	} else if (!strcmp(verb, "show")) {
-		r = records_get(s, f, argv[0], &rec, &err);
-		if (r == 0 && json)
-			print_record(rec, &(struct list_ctx){.f = f, .json = 1});
-		else if (r == 0)
-			print_record_long(f, rec);
-	} else {
-		r = write_record(s, f, verb, nargs ? argv[0] : NULL, fields, new_id, &err);
-		if (r == 0 && !strcmp(verb, "add"))
-			printf("%s\n", new_id);
-	}
-	if (r < 0)
-		goto fail;
-	r = EXIT_OK;
-	goto out;
-fail:
-	r = fail(&err);
-out:
-	cJSON_Delete(rec);
-	cJSON_Delete(fields);
-	store_close(s);
-	form_free(f);
-	return r;
+	return mfd;
 }
 
-/* ---- import ----------------------------------------------------------- */
-
-static void import_progress(unsigned long long rows, unsigned long long done,
-			    unsigned long long total, void *ctx)
+/* Which arguments name files the agent must read: it cannot open a field
+ * worker's files itself (another user, and ProtectHome=). */
+static size_t file_args(int argc, char **argv, unsigned idx[CTL_MAX_FILES],
+			const char *paths[CTL_MAX_FILES])
 {
-	(void)ctx;
-	fprintf(stderr, "\rimporting: %3llu%%  %llu rows", total ? done * 100 / total : 100, rows);
-	fflush(stderr);
-}
-
-static void import_row_error(unsigned long long line, const struct fs_error *e, void *ctx)
-{
-	(void)ctx;
-	fprintf(stderr, "fieldsync: import: line %llu: %s\n", line, e->msg);
-}
-
-static int cmd_import(struct cli *c, int argc, char **argv)
-{
-	static const char usage[] =
-		"Usage: fieldsync import beneficiaries|visits FILE.csv\n"
-		"Import records from CSV in one transaction: all rows or none.\n"
-		"The header row names form fields; an optional 'id' column keeps the\n"
-		"given UUIDs.  Rejected rows are reported with their line numbers.\n";
-	struct csvimport_hooks hooks = {.row_error = import_row_error};
-	char tok[FS_TOKEN_MAX + 3];
-	unsigned long long rows = 0;
-	struct fs_error err = {0};
-	struct store *s = NULL;
-	struct form *f = NULL;
-	int r, tty = isatty(STDERR_FILENO);
-
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage, stdout);
-		return EXIT_OK;
-	}
-	if (argc != 3)
-		return usage_error("import", "expected a collection and a CSV file");
-	if (strcmp(argv[1], "beneficiaries") && strcmp(argv[1], "visits"))
-		return usage_error("import", "unknown collection %s", fs_error_token(argv[1], tok));
-	if (tty)
-		hooks.progress = import_progress;
-	if ((r = load_form(c, argv[1], &f, &err)) < 0 || (r = open_store(c, &s, &err)) < 0)
-		goto out;
-	r = csvimport_run(s, f, argv[2], &hooks, &rows, &err);
-	if (tty && hooks.progress)
-		fputc('\n', stderr);
-	if (r == 0)
-		printf("imported %llu %s\n", rows, argv[1]);
-out:
-	store_close(s);
-	form_free(f);
-	return r < 0 ? fail(&err) : EXIT_OK;
-}
-
-/* ---- enroll and sync --------------------------------------------------- */
-
-/* Read a token from standard input into secure memory: its first line. */
-static int token_from_stdin(char **ret, struct fs_error *err)
-{
-	char *buf = secmem_alloc(TOKEN_TEXT_MAX + 2);
 	size_t n = 0;
-	int ch;
 
-	if (!buf)
-		return fs_error_set(err, -ENOMEM, "out of secure memory");
-	while ((ch = getchar()) != EOF && ch != '\n')
-		if (n < TOKEN_TEXT_MAX + 1)
-			buf[n++] = (char)ch;
-	buf[n] = '\0';
-	while (n > 0 && buf[n - 1] == '\r')
-		buf[--n] = '\0';
-	*ret = buf;
-	return 0;
-}
-
-static int cmd_enroll(struct cli *c, int argc, char **argv)
-{
-	static const char usage[] =
-		"Usage: fieldsync enroll URL TOKEN|-\n"
-		"Register this device with HQ using a one-time token from\n"
-		"'fieldsync-hq enroll-token' (TOKEN - reads it from standard input).\n"
-		"The token names HQ's keys, so none is trusted on first use; a token\n"
-		"with a TLS pin also pins HQ's TLS key.  URL is https://..., or\n"
-		"http://... on a loopback address.  A device enrols once.\n";
-	struct push_transport *t = NULL;
-	struct fs_error err = {0};
-	struct store *s = NULL;
-	struct enrolment e;
-	char *token = NULL;
-	int r;
-
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage, stdout);
-		return EXIT_OK;
-	}
-	if (argc != 3)
-		return usage_error("enroll", "expected URL and TOKEN");
-	if (!strcmp(argv[2], "-"))
-		r = token_from_stdin(&token, &err);
-	else
-		r = secmem_dup(argv[2], strlen(argv[2]) + 1, (unsigned char **)&token) < 0
-			    ? fs_error_set(&err, -ENOMEM, "out of secure memory")
-			    : 0;
-	/* Keep the token out of /proc/PID/cmdline from here on. */
-	sodium_memzero(argv[2], strlen(argv[2]));
-	if (r < 0 || (r = open_store(c, &s, &err)) < 0 ||
-	    (r = push_transport_curl_new(&t, &err)) < 0 ||
-	    (r = enroll_device(s, argv[1], token, t, &e, &err)) < 0)
-		goto out;
-	printf("enrolled with HQ at %s: team %s, municipality %s%s\n", e.target.url, e.team,
-	       e.municipality, e.target.tls_pin[0] ? "; TLS key pinned" : "");
-out:
-	secmem_free(token);
-	push_transport_free(t);
-	store_close(s);
-	return r < 0 ? fail_hq(&err) : EXIT_OK;
-}
-
-static void sync_progress(unsigned long long done, unsigned long long total, void *ctx)
-{
-	(void)ctx;
-	fprintf(stderr, "\rsending: %llu of %llu change sets", done, total);
-	fflush(stderr);
-}
-
-static int cmd_sync(struct cli *c, int argc, char **argv)
-{
-	static const struct option opts[] = {{"max-changes", required_argument, NULL, OPT_MAX_CHANGES},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	static const char usage[] =
-		"Usage: fieldsync sync [--max-changes N]\n"
-		"Pack pending changes into signed change sets sealed to HQ, then send\n"
-		"every unacknowledged set in order.  A set counts as sent only when\n"
-		"HQ's receipt verifies with the HQ key pinned at enrolment.  Killed at\n"
-		"any moment, the next run resumes without losing or repeating changes.\n"
-		"\n"
-		"  --max-changes N   at most N changes per change set (1 to 20000,\n"
-		"                    default 1000)\n"
-		"\n"
-		"Prints 'sent N change sets (M changes), K quarantined at HQ'.\n"
-		"Exit status: 0 ok, 2 HQ refused (e.g. device revoked), 3 key or crypto\n"
-		"(receipt signature, TLS pin), 4 I/O (HQ unreachable or overloaded).\n";
-	struct push_transport *t = NULL;
-	struct push_stats stats = {0};
-	unsigned long long made = 0;
-	struct fs_error err = {0};
-	struct store *s = NULL;
-	struct enrolment e;
-	unsigned long max = 0;
-	int opt, r, pushed = 0, tty = isatty(STDERR_FILENO);
-	char *end;
-
-	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			fputs(usage, stdout);
-			return EXIT_OK;
-		}
-		if (opt != OPT_MAX_CHANGES)
-			return usage_error("sync", "bad option");
-		errno = 0;
-		max = strtoul(optarg, &end, 10);
-		if (errno || *end || end == optarg || max < 1 || max > CHANGESET_MAX_CHANGES)
-			return usage_error("sync", "--max-changes takes a number from 1 to %d",
-					   CHANGESET_MAX_CHANGES);
-	}
-	if (optind != argc)
-		return usage_error("sync", "unexpected argument");
-	if ((r = open_store(c, &s, &err)) < 0 || (r = enroll_load(s, &e, &err)) < 0 ||
-	    (r = pack_outbox(s, e.hq_box_pk, max, 0, &made, &err)) < 0 ||
-	    (r = push_transport_curl_new(&t, &err)) < 0)
-		goto out;
-	pushed = 1;
-	r = push_pending(s, &e.target, t, tty ? sync_progress : NULL, NULL, &stats, &err);
-	if (tty && stats.sets)
-		fputc('\n', stderr);
-out:
-	if (pushed)
-		printf("sent %llu change sets (%llu changes), %llu quarantined at HQ\n", stats.sets,
-		       stats.changes, stats.quarantined);
-	push_transport_free(t);
-	store_close(s);
-	return r < 0 ? fail_hq(&err) : EXIT_OK;
-}
-
-/* ---- init, keygen, passwd, status, check ------------------------------ */
-
-static int cmd_init(struct cli *c, int argc, char **argv)
-{
-	static const struct option opts[] = {{"kdf", required_argument, NULL, OPT_KDF},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	struct keystore_secret *secret = NULL;
-	enum pwhash_profile profile;
-	struct fs_error err = {0};
-	const char *kdf = NULL;
-	int opt, r;
-
-	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			puts("Usage: fieldsync init [--kdf interactive|moderate|sensitive]\n"
-			     "Create the device identity and the encrypted store in the data\n"
-			     "directory, unlocked by the configured passphrase file or key file,\n"
-			     "or by a passphrase asked on the terminal.");
-			return EXIT_OK;
-		}
-		if (opt != OPT_KDF)
-			return usage_error("init", "bad option");
-		kdf = optarg;
-	}
-	if (optind != argc)
-		return usage_error("init", "unexpected argument");
-	if ((r = kdf_profile(c, kdf, &profile, &err)) < 0 ||
-	    (r = secret_from(c->cfg.passphrase_file, c->cfg.key_file, "New store passphrase: ", 1,
-			     &secret, &err)) < 0 ||
-	    (r = store_create(c->cfg.data_dir, secret, profile, NULL, &err)) < 0)
-		goto out;
-	printf("created encrypted store in %s\n", c->cfg.data_dir);
-out:
-	keystore_secret_free(secret);
-	return r < 0 ? fail(&err) : EXIT_OK;
-}
-
-static int cmd_keygen(int argc, char **argv)
-{
-	struct fs_error err = {0};
-
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		puts("Usage: fieldsync keygen FILE\n"
-		     "Write a new random key file (mode 0600) that can unlock a store with\n"
-		     "--key-file or [store] key_file.  Never replaces an existing file.");
-		return EXIT_OK;
-	}
-	if (argc != 2)
-		return usage_error("keygen", "expected one FILE");
-	if (keystore_keygen(argv[1], &err) < 0)
-		return fail(&err);
-	printf("wrote key file %s\n", argv[1]);
-	return EXIT_OK;
-}
-
-static int cmd_passwd(struct cli *c, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{"new-passphrase-file", required_argument, NULL, OPT_NEW_PASSPHRASE_FILE},
-		{"new-key-file", required_argument, NULL, OPT_NEW_KEY_FILE},
-		{"kdf", required_argument, NULL, OPT_KDF},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
-	struct keystore_secret *old_secret = NULL, *new_secret = NULL;
-	const char *new_pass = NULL, *new_key = NULL, *kdf = NULL;
-	enum pwhash_profile profile;
-	struct fs_error err = {0};
-	int opt, r;
-
-	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'h':
-			puts("Usage: fieldsync passwd [--new-passphrase-file FILE | --new-key-file FILE]\n"
-			     "                        [--kdf interactive|moderate|sensitive]\n"
-			     "Re-wrap the store's data key under a new passphrase or key file.\n"
-			     "The database itself is not rewritten, so this is instant.  The\n"
-			     "current secret comes from the usual options; with no new secret\n"
-			     "given, the new passphrase is asked on the terminal.  A backup of\n"
-			     "the old store.key still opens the store with the old secret.");
-			return EXIT_OK;
-		case OPT_NEW_PASSPHRASE_FILE: new_pass = optarg; break;
-		case OPT_NEW_KEY_FILE: new_key = optarg; break;
-		case OPT_KDF: kdf = optarg; break;
-		default: return usage_error("passwd", "bad option");
+	if (!strcmp(argv[0], "import") && argc == 3) {
+		idx[n] = 2;
+		paths[n++] = argv[2];
+	} else if (!strcmp(argv[0], "enroll") && argc == 3 && !strcmp(argv[2], "-")) {
+		idx[n] = 2;
+		paths[n++] = argv[2];
+	} else if ((!strcmp(argv[0], "beneficiary") || !strcmp(argv[0], "visit")) && argc > 2 &&
+		   !strcmp(argv[1], "add")) {
+		for (int i = 2; i < argc && n == 0; i++) {
+			if (!strncmp(argv[i], "--json=", 7)) {
+				idx[n] = (unsigned)i;
+				paths[n++] = argv[i] + 7;
+			} else if (!strcmp(argv[i], "--json") && i + 1 < argc &&
+				   !strchr(argv[i + 1], '=')) {
+				idx[n] = (unsigned)i + 1;
+				paths[n++] = argv[i + 1];
+			}
 		}
 	}
-	if (optind != argc || (new_pass && new_key))
-		return usage_error("passwd", "give at most one new secret");
-	if ((r = kdf_profile(c, kdf, &profile, &err)) < 0 ||
-	    (r = secret_from(c->cfg.passphrase_file, c->cfg.key_file, "Current passphrase: ", 0,
-			     &old_secret, &err)) < 0 ||
-	    (r = secret_from(new_pass, new_key, "New passphrase: ", 1, &new_secret, &err)) < 0 ||
-	    (r = store_passwd(c->cfg.data_dir, old_secret, new_secret, profile, &err)) < 0)
-		goto out;
-	printf("store key re-wrapped; the old %s no longer opens this store.key\n",
-	       old_secret->method == KEYSTORE_PASSPHRASE ? "passphrase" : "key file");
-out:
-	keystore_secret_free(old_secret);
-	keystore_secret_free(new_secret);
-	return r < 0 ? fail(&err) : EXIT_OK;
+	return n;
 }
 
-/* Enrolment and change sets, for status. */
-static int status_sync(struct store *s, cJSON *o, int json, struct fs_error *err)
+/* Hand the command to the agent.  -ENOENT/-ECONNREFUSED: none runs. */
+static int forward(struct cli *c, int argc, char **argv, int *ret_status)
 {
-	unsigned long long pending = 0, acked = 0;
-	struct enrolment e;
-	int r, enrolled;
+	unsigned idx[CTL_MAX_FILES];
+	const char *paths[CTL_MAX_FILES];
+	int fds[CTL_MAX_FILES], sock = -1, r;
+	struct fs_error err = {0};
+	size_t nfiles, len, opened = 0;
+	uint8_t *buf = NULL;
 
-	r = enroll_load(s, &e, err);
-	if (r < 0 && r != -FS_ENOTFOUND)
-		return r;
-	enrolled = r == 0;
-	if ((r = push_count(s, &pending, &acked, err)) < 0)
-		return r;
-	if (!cJSON_AddBoolToObject(o, "enrolled", enrolled) ||
-	    (enrolled && (!cJSON_AddStringToObject(o, "hq_url", e.target.url) ||
-			  !cJSON_AddStringToObject(o, "team", e.team) ||
-			  !cJSON_AddStringToObject(o, "municipality", e.municipality))) ||
-	    !cJSON_AddNumberToObject(o, "change_sets_pending", (double)pending) ||
-	    !cJSON_AddNumberToObject(o, "change_sets_sent", (double)acked))
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	if (json)
+	if ((r = ctl_connect(socket_path(c), &sock, &err)) < 0) {
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			return r;
+		*ret_status = commands_fail(c, &err);
 		return 0;
-	if (enrolled)
-		printf("hq          %s (team %s, %s)\n", e.target.url, e.team, e.municipality);
-	else
-		printf("hq          not enrolled (fieldsync enroll URL TOKEN)\n");
-	printf("change sets %llu waiting to be sent, %llu acknowledged by HQ\n", pending, acked);
+	}
+	nfiles = file_args(argc, argv, idx, paths);
+	for (; opened < nfiles; opened++) {
+		if ((r = input_fd(paths[opened], &err)) < 0) {
+			*ret_status = commands_fail(c, &err);
+			goto out;
+		}
+		fds[opened] = r;
+	}
+	buf = malloc(CTL_REQUEST_MAX);
+	if (!buf || ctl_build_command(argc, argv, idx, nfiles, buf, CTL_REQUEST_MAX - CTL_HEADER,
+				      &len) < 0) {
+		fs_error_set(&err, -FS_ELIMIT, "arguments too long for the agent (at most %d "
+			     "bytes); use --json FILE", CTL_REQUEST_MAX - CTL_HEADER);
+		*ret_status = commands_fail(c, &err);
+		goto out;
+	}
+	r = ctl_send(sock, CTL_COMMAND, buf, len, fds, nfiles);
+	if (r == 0)
+		r = ctl_client_answer(sock, STDOUT_FILENO, STDERR_FILENO, ret_status);
+	if (r < 0) {
+		fs_error_set(&err, r, "the agent at %s: %s", socket_path(c),
+			     r == -ECONNRESET ? "closed the connection (did it stop?)"
+					      : strerror(-r));
+		*ret_status = commands_fail(c, &err);
+	}
+out:
+	if (buf) {
+		/* Arguments may hold field values or an enrolment token. */
+		sodium_memzero(buf, CTL_REQUEST_MAX);
+		free(buf);
+	}
+	for (size_t i = 0; i < opened; i++)
+		close(fds[i]);
+	close(sock);
 	return 0;
 }
 
-static int cmd_status(struct cli *c, int argc, char **argv)
+static int help_requested(int argc, char **argv)
 {
-	static const char *const collections[] = {"beneficiaries", "visits"};
-	struct fs_error err = {0};
-	struct store *s = NULL;
-	cJSON *o = NULL;
-	int json = 0, r;
-
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			puts("Usage: fieldsync status [--json]\n"
-			     "Show this device's id, its enrolment with HQ, per collection live\n"
-			     "and deleted records and changes HQ has not yet acknowledged, and\n"
-			     "change sets waiting to be sent.");
-			return EXIT_OK;
-		}
-		if (strcmp(argv[i], "--json"))
-			return usage_error("status", "unexpected argument");
-		json = 1;
-	}
-	if ((r = open_store(c, &s, &err)) < 0)
-		return fail(&err);
-	o = cJSON_CreateObject();
-	if (!o || !cJSON_AddStringToObject(o, "device", store_identity(s)->id) ||
-	    !cJSON_AddStringToObject(o, "data_dir", c->cfg.data_dir)) {
-		r = fs_error_set(&err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	if (!json)
-		printf("device      %s\ndata dir    %s\n", store_identity(s)->id, c->cfg.data_dir);
-	for (size_t i = 0; i < 2; i++) {
-		struct records_stats st;
-		cJSON *co;
-
-		if ((r = records_stats(s, collections[i], &st, &err)) < 0)
-			goto out;
-		co = cJSON_AddObjectToObject(o, collections[i]);
-		if (!co || !cJSON_AddNumberToObject(co, "records", (double)st.live) ||
-		    !cJSON_AddNumberToObject(co, "deleted", (double)st.deleted) ||
-		    !cJSON_AddNumberToObject(co, "pending_changes", (double)st.pending)) {
-			r = fs_error_set(&err, -ENOMEM, "out of memory");
-			goto out;
-		}
-		if (!json)
-			printf("%-13s %lld records, %lld deleted, %lld changes pending\n",
-			       collections[i], st.live, st.deleted, st.pending);
-	}
-	if ((r = status_sync(s, o, json, &err)) < 0)
-		goto out;
-	if (json) {
-		char *text = cJSON_PrintUnformatted(o);
-
-		if (text)
-			puts(text);
-		cJSON_free(text);
-	}
-out:
-	cJSON_Delete(o);
-	store_close(s);
-	return r < 0 ? fail(&err) : EXIT_OK;
+	return argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
 }
 
-static int cmd_check(struct cli *c, int argc, char **argv)
+static int cmd_agent(struct cli *c, int argc, char **argv)
 {
-	struct fs_error err = {0};
-	struct store *s = NULL;
-	int r;
-
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		puts("Usage: fieldsync check\n"
-		     "Decrypt and authenticate every page (PRAGMA integrity_check), and check\n"
-		     "that every record matches the outbox changes that produced it.");
-		return EXIT_OK;
+	if (help_requested(argc, argv)) {
+		puts("Usage: fieldsync agent\n"
+		     "Run the sync agent in the foreground (systemd runs it as\n"
+		     "fieldsync-agent.service).  It holds the store key, serves commands\n"
+		     "on its socket ([agent] socket, default " CTL_DEFAULT_SOCKET "),\n"
+		     "and pushes pending changes to HQ on its own: after a local write,\n"
+		     "when the network comes back, and on retries with backoff.\n"
+		     "Without a credential or secret file it starts locked; see unlock.\n"
+		     "SIGTERM or SIGINT stop it (exit 0); SIGHUP reloads the [sync] keys.");
+		return FS_EXIT_OK;
 	}
 	if (argc != 1)
-		return usage_error("check", "unexpected argument");
-	if ((r = open_store(c, &s, &err)) < 0 || (r = store_check(s, &err)) < 0 ||
-	    (r = records_verify_outbox(s, &err)) < 0)
-		goto out;
-	printf("store ok: every page authenticated, records match their outbox\n");
-out:
-	store_close(s);
-	return r < 0 ? fail(&err) : EXIT_OK;
+		return commands_usage_error(c, "agent", "unexpected argument");
+	return daemon_run(c);
 }
 
-/* ---- dispatch --------------------------------------------------------- */
+/* unlock and lock talk to the agent only. */
+static int agent_connect(struct cli *c, int *ret_fd)
+{
+	struct fs_error err = {0};
+	int r = ctl_connect(socket_path(c), ret_fd, &err);
+
+	if (r == -ENOENT || r == -ECONNREFUSED)
+		fs_error_set(&err, r, "no agent is running at %s (start fieldsync-agent)",
+			     socket_path(c));
+	return r < 0 ? commands_fail(c, &err) : 0;
+}
+
+/* Send the request on sock (closed here) and relay the answer. */
+static int agent_request(struct cli *c, int sock, enum ctl_type type, const uint8_t *payload,
+			 size_t len)
+{
+	struct fs_error err = {0};
+	int status = FS_EXIT_IO, r;
+
+	if ((r = ctl_send(sock, type, payload, len, NULL, 0)) == 0)
+		r = ctl_client_answer(sock, STDOUT_FILENO, STDERR_FILENO, &status);
+	if (r < 0)
+		fs_error_set(&err, r, "the agent at %s: %s", socket_path(c), strerror(-r));
+	close(sock);
+	return r < 0 ? commands_fail(c, &err) : status;
+}
+
+static int cmd_unlock(struct cli *c, int argc, char **argv)
+{
+	struct keystore_secret *secret = NULL;
+	struct fs_error err = {0};
+	uint8_t *msg = NULL;
+	size_t len;
+	int r, sock = -1;
+
+	if (help_requested(argc, argv)) {
+		puts("Usage: fieldsync unlock\n"
+		     "Give the running agent the store's secret, so it can push and serve\n"
+		     "commands: the configured key or passphrase file, or a passphrase\n"
+		     "asked on the terminal.  It travels over the agent's socket only.");
+		return FS_EXIT_OK;
+	}
+	if (argc != 1)
+		return commands_usage_error(c, "unlock", "unexpected argument");
+	if ((r = agent_connect(c, &sock)) != 0)
+		return r;
+	if ((r = commands_secret(c, "Store passphrase: ", &secret, &err)) < 0) {
+		close(sock);
+		return commands_fail(c, &err);
+	}
+	len = 1 + (secret->method == KEYSTORE_PASSPHRASE ? secret->passlen : AEAD_KEYBYTES);
+	if (len > 1 + CTL_SECRET_MAX) {
+		close(sock);
+		keystore_secret_free(secret);
+		fs_error_set(&err, -FS_ELIMIT, "passphrase longer than %d bytes", CTL_SECRET_MAX);
+		return commands_fail(c, &err);
+	}
+	msg = secmem_alloc(len);
+	if (!msg) {
+		close(sock);
+		keystore_secret_free(secret);
+		fs_error_set(&err, -ENOMEM, "out of secure memory");
+		return commands_fail(c, &err);
+	}
+	msg[0] = secret->method == KEYSTORE_PASSPHRASE ? 1 : 2;
+	memcpy(msg + 1, secret->method == KEYSTORE_PASSPHRASE ? (const uint8_t *)secret->passphrase
+							      : secret->wrapkey,
+	       len - 1);
+	keystore_secret_free(secret);
+	r = agent_request(c, sock, CTL_UNLOCK, msg, len);
+	secmem_free(msg);
+	return r;
+}
+
+static int cmd_lock(struct cli *c, int argc, char **argv)
+{
+	int r, sock;
+
+	if (help_requested(argc, argv)) {
+		puts("Usage: fieldsync lock\n"
+		     "Make the running agent close the store and wipe its key from memory.\n"
+		     "It stops pushing until 'fieldsync unlock'.");
+		return FS_EXIT_OK;
+	}
+	if (argc != 1)
+		return commands_usage_error(c, "lock", "unexpected argument");
+	if ((r = agent_connect(c, &sock)) != 0)
+		return r;
+	return agent_request(c, sock, CTL_LOCK, NULL, 0);
+}
 
 int main(int argc, char **argv)
 {
@@ -929,15 +289,15 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
-	char *overrides[4] = {NULL, NULL, NULL, NULL}, tok[FS_TOKEN_MAX + 3];
-	struct cli c = {0};
+	char *overrides[4] = {NULL, NULL, NULL, NULL};
+	struct cli c = {.out = stdout, .err = stderr};
 	struct fs_error err = {0};
 	const char *cmd;
 	int opt, r;
 
 	if (secmem_init() < 0) {
 		fprintf(stderr, "fieldsync: libsodium failed to initialise\n");
-		return EXIT_KEY;
+		return FS_EXIT_KEY;
 	}
 	while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (opt) {
@@ -946,46 +306,38 @@ int main(int argc, char **argv)
 		case OPT_PASSPHRASE_FILE: overrides[1] = optarg; break;
 		case OPT_KEY_FILE: overrides[2] = optarg; break;
 		case OPT_FORMS_DIR: overrides[3] = optarg; break;
-		case 'h': fputs(main_usage, stdout); return EXIT_OK;
-		case 'V': puts("fieldsync " FS_VERSION); return EXIT_OK;
-		default: return usage_error(NULL, "bad option");
+		case 'h': fputs(commands_main_usage, stdout); return FS_EXIT_OK;
+		case 'V': puts("fieldsync " FS_VERSION); return FS_EXIT_OK;
+		default: return commands_usage_error(&c, NULL, "bad option");
 		}
 	}
 	if (optind >= argc)
-		return usage_error(NULL, "no command given");
+		return commands_usage_error(&c, NULL, "no command given");
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
 	if (!strcmp(cmd, "help")) {
-		fputs(main_usage, stdout);
-		return EXIT_OK;
+		fputs(commands_main_usage, stdout);
+		return FS_EXIT_OK;
 	}
 	if (!strcmp(cmd, "keygen"))
-		return cmd_keygen(argc, argv);
-	if (load_config(&c, overrides, &err) < 0) {
+		return commands_run(&c, argc, argv);
+	if (commands_load_config(&c, overrides, &err) < 0) {
+		r = commands_fail(&c, &err);
 		config_free(&c.cfg);
-		return fail(&err);
+		return r;
 	}
-	if (!strcmp(cmd, "init"))
-		r = cmd_init(&c, argc, argv);
-	else if (!strcmp(cmd, "passwd"))
-		r = cmd_passwd(&c, argc, argv);
-	else if (!strcmp(cmd, "beneficiary"))
-		r = cmd_record(&c, "beneficiaries", "beneficiary", argc, argv);
-	else if (!strcmp(cmd, "visit"))
-		r = cmd_record(&c, "visits", "visit", argc, argv);
-	else if (!strcmp(cmd, "import"))
-		r = cmd_import(&c, argc, argv);
-	else if (!strcmp(cmd, "enroll"))
-		r = cmd_enroll(&c, argc, argv);
-	else if (!strcmp(cmd, "sync"))
-		r = cmd_sync(&c, argc, argv);
-	else if (!strcmp(cmd, "status"))
-		r = cmd_status(&c, argc, argv);
-	else if (!strcmp(cmd, "check"))
-		r = cmd_check(&c, argc, argv);
+	if (!strcmp(cmd, "agent"))
+		r = cmd_agent(&c, argc, argv);
+	else if (!strcmp(cmd, "unlock"))
+		r = cmd_unlock(&c, argc, argv);
+	else if (!strcmp(cmd, "lock"))
+		r = cmd_lock(&c, argc, argv);
+	else if (commands_forwardable(cmd) && !overrides[0] && !overrides[1] && !overrides[2] &&
+		 forward(&c, argc, argv, &r) == 0)
+		; /* the agent ran it */
 	else
-		r = usage_error(NULL, "unknown command %s", fs_error_token(cmd, tok));
+		r = commands_run(&c, argc, argv);
 	config_free(&c.cfg);
 	return r;
 }

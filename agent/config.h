@@ -8,6 +8,17 @@
  *   [store] kdf_profile      interactive | moderate | sensitive, used when
  *                            a passphrase wraps a new key (default moderate)
  *   [forms] dir              directory of <collection>.json definitions
+ *   [agent] socket           control socket (default /run/fieldsync/agent.sock)
+ *   [agent] socket_group     group allowed to use it (default fieldsync, when
+ *                            that group exists)
+ *   [sync]  push_delay_ms    wait after a local write before pushing, so a
+ *                            burst of writes goes in one set (default 200)
+ *   [sync]  retry_min        first retry after a failure, seconds (default 2)
+ *   [sync]  retry_max        cap on the retry delay, seconds (default 60)
+ *   [sync]  max_changes      changes per change set (default 1000)
+ *   [sync]  connect_timeout  seconds to connect to HQ (default 15)
+ *   [sync]  stall_timeout    a transfer below 64 bytes/s for this many
+ *                            seconds is abandoned (default 60)
  *
  * An unknown section or key is an error naming the line, so a typo never
  * silently falls back to a default (sync/ini.h).  Command-line overrides
@@ -28,12 +39,28 @@ struct agent_config {
 	char *key_file;
 	char *kdf_profile;
 	char *forms_dir;
+	char *socket;
+	char *socket_group;
+	unsigned push_delay_ms; /* 0 in the struct: not set, use the default */
+	unsigned retry_min;
+	unsigned retry_max;
+	unsigned max_changes;
+	unsigned connect_timeout;
+	unsigned stall_timeout;
 };
+
+#define CONFIG_DEFAULT_PUSH_DELAY_MS 200
+#define CONFIG_DEFAULT_RETRY_MIN 2
+#define CONFIG_DEFAULT_RETRY_MAX 60
+#define CONFIG_DEFAULT_SOCKET_GROUP "fieldsync"
 
 /* Load path into cfg (which must be zeroed or previously loaded; keys set
  * in the file replace earlier values).  A missing file is -ENOENT, and is
  * an error only when the caller treats it as one. */
 int config_load(const char *path, struct agent_config *cfg, struct fs_error *err) FS_WUR;
+
+/* Fill the [sync] timings not set in the file with their defaults. */
+void config_default_timings(struct agent_config *cfg);
 
 void config_free(struct agent_config *cfg);
 

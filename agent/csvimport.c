@@ -183,7 +183,7 @@ static void progress(struct import *im, FILE *fp, unsigned long long total)
 				    im->hooks->ctx);
 }
 
-int csvimport_run(struct store *s, const struct form *f, const char *path,
+int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *path,
 		  const struct csvimport_hooks *hooks, unsigned long long *ret_rows,
 		  struct fs_error *err)
 {
@@ -193,12 +193,8 @@ int csvimport_run(struct store *s, const struct form *f, const char *path,
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	FILE *fp;
 	int r = 0, began = 0, parser = 0;
 
-	fp = fopen(path, "re");
-	if (!fp)
-		return fs_error_set(err, -errno, "import %s: %s", path, strerror(errno));
 	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
 		r = fs_error_set(err, -FS_EUSAGE, "import %s: not a regular file", path);
 		goto out;
@@ -258,6 +254,5 @@ out:
 	if (parser)
 		csv_free(&p);
 	free(line);
-	fclose(fp);
 	return r;
 }

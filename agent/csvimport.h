@@ -11,6 +11,8 @@
 #ifndef FS_CSVIMPORT_H
 #define FS_CSVIMPORT_H
 
+#include <stdio.h>
+
 #include "agent/store.h"
 #include "sync/form.h"
 
@@ -26,7 +28,9 @@ struct csvimport_hooks {
 	void *ctx;
 };
 
-int csvimport_run(struct store *s, const struct form *f, const char *path,
+/* Import from fp (a regular file, read from its current position; the
+ * caller closes it); path names it in messages. */
+int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *path,
 		  const struct csvimport_hooks *hooks, unsigned long long *ret_rows,
 		  struct fs_error *err) FS_WUR;
 

@@ -80,6 +80,25 @@ int keystore_secret_from_key_file(const char *path, struct keystore_secret **ret
 	return 0;
 }
 
+int keystore_secret_from_wrapkey(const uint8_t *key, size_t len,
+				 struct keystore_secret **ret_secret)
+{
+	struct keystore_secret *s;
+
+	if (len != AEAD_KEYBYTES)
+		return -FS_EFORMAT;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->method = KEYSTORE_KEYFILE;
+	if (secmem_dup(key, len, &s->wrapkey) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	*ret_secret = s;
+	return 0;
+}
+
 struct keystore_secret *keystore_secret_free(struct keystore_secret *s)
 {
 	if (!s)

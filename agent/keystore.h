@@ -52,6 +52,10 @@ int keystore_secret_from_passphrase_file(const char *path, struct keystore_secre
 					 struct fs_error *err) FS_WUR;
 int keystore_secret_from_key_file(const char *path, struct keystore_secret **ret_secret,
 				  struct fs_error *err) FS_WUR;
+/* The contents of a key file already read (AEAD_KEYBYTES), e.g. passed
+ * to the agent by `fieldsync unlock`.  -FS_EFORMAT on a wrong length. */
+int keystore_secret_from_wrapkey(const uint8_t *key, size_t len,
+				 struct keystore_secret **ret_secret) FS_WUR;
 /* Wipes; NULL-safe; returns NULL. */
 struct keystore_secret *keystore_secret_free(struct keystore_secret *s);
 

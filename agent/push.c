@@ -20,6 +20,7 @@ enum {
 	SLOT_STORE_RECEIPT,
 	SLOT_HAVE_SEQ,
 	SLOT_COUNT_SETS,
+	SLOT_BACKLOG = 29, /* 24..28: enroll.c, synclog.c */
 };
 
 /* How often one push may rewind to an earlier sequence HQ asks for. */
@@ -94,7 +95,34 @@ void push_hq_error(const struct push_response *r, char *out, size_t cap)
 struct curl_transport {
 	struct push_transport base; /* first: the seam */
 	CURL *easy;                 /* reused, so connections are kept */
+	const _Atomic int *cancel;  /* abandon the transfer when non-zero */
+	long connect_s, stall_s;    /* timeouts */
 };
+
+/* libcurl calls this at least once a second during a transfer. */
+static int curl_xferinfo(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+	const struct curl_transport *ct = ctx;
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return ct->cancel && *ct->cancel ? 1 : 0;
+}
+
+void push_transport_curl_cancel_on(struct push_transport *t, const _Atomic int *flag)
+{
+	((struct curl_transport *)t)->cancel = flag;
+}
+
+void push_transport_curl_timeouts(struct push_transport *t, unsigned connect_s, unsigned stall_s)
+{
+	struct curl_transport *ct = (struct curl_transport *)t;
+
+	if (connect_s)
+		ct->connect_s = (long)connect_s;
+	if (stall_s)
+		ct->stall_s = (long)stall_s;
+}
 
 struct body_sink {
 	char *buf;
@@ -154,6 +182,8 @@ static int curl_fail(CURLcode rc, const char *url, const char *detail, const cha
 		                    url);
 	case CURLE_OUT_OF_MEMORY:
 		return fs_error_set(err, -ENOMEM, "HQ at %s: out of memory", url);
+	case CURLE_ABORTED_BY_CALLBACK:
+		return fs_error_set(err, -ECANCELED, "HQ at %s: transfer abandoned", url);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		return fs_error_set(err, -FS_EUSAGE, "HQ URL %s: %s", url, why);
@@ -197,13 +227,16 @@ static int curl_post(struct push_transport *t, const char *url, const char *cont
 	SET(CURLOPT_POSTFIELDS, (const char *)body);
 	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	SET(CURLOPT_HTTPHEADER, headers);
-	SET(CURLOPT_CONNECTTIMEOUT, (long)PUSH_CONNECT_TIMEOUT_S);
+	SET(CURLOPT_CONNECTTIMEOUT, ct->connect_s);
 	SET(CURLOPT_LOW_SPEED_LIMIT, (long)PUSH_LOW_SPEED_BYTES);
-	SET(CURLOPT_LOW_SPEED_TIME, (long)PUSH_LOW_SPEED_TIME_S);
+	SET(CURLOPT_LOW_SPEED_TIME, ct->stall_s);
 	SET(CURLOPT_WRITEFUNCTION, sink_write);
 	SET(CURLOPT_WRITEDATA, &sink);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_USERAGENT, "fieldsync/" FS_VERSION);
+	SET(CURLOPT_NOPROGRESS, 0L);
+	SET(CURLOPT_XFERINFOFUNCTION, curl_xferinfo);
+	SET(CURLOPT_XFERINFODATA, ct);
 	/* Plain http is for a loopback HQ only; an http_proxy from the
 	 * environment must not carry it (and an enrolment token) off the
 	 * machine in clear.  https may use https_proxy: it stays encrypted. */
@@ -228,6 +261,12 @@ static int curl_post(struct push_transport *t, const char *url, const char *cont
 	}
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	ret->status = status;
+	{
+		curl_off_t after = 0;
+
+		if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+			ret->retry_after = after > 86400 ? 86400 : (long)after;
+	}
 	ret->body = sink.buf;
 	ret->len = sink.len;
 	sink.buf = NULL;
@@ -263,6 +302,8 @@ int push_transport_curl_new(struct push_transport **ret, struct fs_error *err)
 		curl_global_cleanup();
 		return fs_error_set(err, -ENOMEM, "libcurl: out of memory");
 	}
+	ct->connect_s = PUSH_CONNECT_TIMEOUT_S;
+	ct->stall_s = PUSH_LOW_SPEED_TIME_S;
 	ct->base.post = curl_post;
 	ct->base.destroy = curl_destroy;
 	*ret = &ct->base;
@@ -482,7 +523,7 @@ static int refusal(struct store *s, const struct push_target *target,
 		                    "large (%s)",
 		                    target->url, seq, why);
 	case 503:
-		return fs_error_set(err, -EBUSY, "HQ overloaded, retry later (%s)", target->url);
+		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later", target->url);
 	case 409:
 		break;
 	default:
@@ -554,6 +595,8 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 			r = accept_receipt(s, target, &set, &resp, &q, err);
 		else if (r == 0)
 			r = refusal(s, target, &set, &resp, &rewind, err);
+		if (r == -EBUSY)
+			stats->retry_after = resp.retry_after;
 		push_response_clear(&resp);
 		free(set.body);
 		if (r < 0)
@@ -574,11 +617,41 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 		stats->sets++;
 		stats->changes += set.changes;
 		stats->quarantined += q;
+		stats->bytes += set.len;
 		from = set.seq + 1;
 		if (set.seq >= resend_below && done < total)
 			done++;
 		if (progress)
 			progress(done, total, ctx);
 	}
+	return r;
+}
+
+int push_backlog(struct store *s, unsigned long long *ret_changes, unsigned long long *ret_bytes,
+                 struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	/* Unpacked changes count their text; packed ones their set's bytes. */
+	r = store_stmt(s, SLOT_BACKLOG,
+	               "SELECT (SELECT count(*) FROM outbox WHERE changeset IS NULL)"
+	               "     + (SELECT coalesce(sum(changes), 0) FROM outgoing"
+	               "        WHERE receipt IS NULL),"
+	               "       (SELECT coalesce(sum(length(record_id) + length(field)"
+	               "                            + coalesce(length(value), 0)), 0)"
+	               "        FROM outbox WHERE changeset IS NULL)"
+	               "     + (SELECT coalesce(sum(length(body)), 0) FROM outgoing"
+	               "        WHERE receipt IS NULL)",
+	               &st, err);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*ret_changes = (unsigned long long)sqlite3_column_int64(st, 0);
+		*ret_bytes = (unsigned long long)sqlite3_column_int64(st, 1);
+	} else {
+		r = store_fail(s, "count pending changes in", err);
+	}
+	sqlite3_reset(st);
 	return r;
 }

@@ -29,6 +29,7 @@
  *   -EBADMSG       HQ refused a set (400, 409) or a sequence HQ expects
  *                  that we cannot send
  *   -FS_ELIMIT     HQ refused a set as too large, or an oversized answer
+ *   -ECANCELED     the transport's cancel flag was raised
  *   store errors as store_fail().
  * Not thread-safe: one store, one transport, one thread.
  */
@@ -56,6 +57,7 @@ struct push_response {
 	long status; /* HTTP status code */
 	char *body;  /* malloc'd and NUL-terminated; NULL when empty */
 	size_t len;  /* bytes in body, at most PUSH_RESPONSE_MAX */
+	long retry_after; /* seconds from a Retry-After header, else 0 */
 };
 
 /* Free the body; NULL-safe; leaves *r zeroed. */
@@ -73,8 +75,22 @@ struct push_transport {
 	void (*destroy)(struct push_transport *t);
 };
 
-/* libcurl transport; initialises libcurl and cleans it up when freed. */
+/* libcurl transport; initialises libcurl and cleans it up when freed.
+ * libcurl honours https_proxy/HTTPS_PROXY from the environment for
+ * https:// URLs; plain http:// (loopback only) never goes through a
+ * proxy. */
 int push_transport_curl_new(struct push_transport **ret, struct fs_error *err) FS_WUR;
+
+/* Abandon a transfer in flight (within about a second) once *flag is
+ * non-zero; the post then fails with -ECANCELED.  flag must outlive t.
+ * Another thread may set the flag: this is how the agent stops a push on
+ * SIGTERM.  Only for transports from push_transport_curl_new(). */
+void push_transport_curl_cancel_on(struct push_transport *t, const _Atomic int *flag);
+
+/* Replace the connect timeout and the stall timeout (a transfer slower
+ * than PUSH_LOW_SPEED_BYTES per second for that long fails), seconds;
+ * 0 keeps the default.  Only for push_transport_curl_new() transports. */
+void push_transport_curl_timeouts(struct push_transport *t, unsigned connect_s, unsigned stall_s);
 
 /* NULL-safe; returns NULL. */
 struct push_transport *push_transport_free(struct push_transport *t);
@@ -92,6 +108,8 @@ struct push_stats {
 	unsigned long long sets;        /* change sets acknowledged now */
 	unsigned long long changes;     /* changes in those sets */
 	unsigned long long quarantined; /* changes HQ's receipts quarantined */
+	unsigned long long bytes;       /* request bytes of those sets */
+	long retry_after;               /* with -EBUSY: HQ's Retry-After, s */
 };
 
 /* Called after each acknowledged set: done of total sets pending at start. */
@@ -104,6 +122,11 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 /* Sets without a receipt, and sets acknowledged. */
 int push_count(struct store *s, unsigned long long *ret_pending, unsigned long long *ret_acked,
                struct fs_error *err) FS_WUR;
+
+/* Changes HQ has not acknowledged (packed or not) and their bytes: the
+ * size of their change sets, or of their text while still unpacked. */
+int push_backlog(struct store *s, unsigned long long *ret_changes, unsigned long long *ret_bytes,
+                 struct fs_error *err) FS_WUR;
 
 /* Decode the base64 string member name of o (standard alphabet, padding
  * optional) into exactly want bytes, or at most cap bytes when want is 0.

@@ -23,6 +23,10 @@ struct store {
 	sqlite3 *db;                               /* open through vfs */
 	struct fsvfs *vfs;                         /* owns the page key */
 	struct identity *ident;                    /* this device's keys */
+	uint8_t *key;                              /* data key, secure memory,
+	                                              for store_reopen() */
+	uint8_t id[KEYSTORE_ID_BYTES];             /* store id */
+	char data_dir[PATH_MAX];
 	char path[PATH_MAX];                       /* .../store.db, for messages */
 	uint64_t (*wall_ms)(void);                 /* clock */
 	hlc_t hlc;                                 /* last HLC, valid in a transaction */
@@ -99,6 +103,7 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
  * local time (Unix ms) it arrived once acknowledged (agent/push.c).
  * Enrolment adds meta keys hq_url, hq_sign_pk, hq_box_pk (hex), tls_pin
  * ("sha256//BASE64", optional), team and municipality (agent/enroll.c).
+ * sync_log has one row per attempt to reach HQ (agent/synclog.h).
  * No store with an older version 1 has shipped, so these tables are part
  * of version 1 rather than a migration. */
 const char store_schema_sql[] =
@@ -132,6 +137,17 @@ const char store_schema_sql[] =
 	"  created_hlc INTEGER,"
 	"  receipt BLOB,"
 	"  acked_at INTEGER"
+	") STRICT;"
+	"CREATE TABLE sync_log("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  event TEXT NOT NULL,"
+	"  result TEXT NOT NULL,"
+	"  sets INTEGER NOT NULL,"
+	"  changes INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  duration_ms INTEGER NOT NULL,"
+	"  detail TEXT"
 	") STRICT;"
 	"PRAGMA user_version = 1;";
 
@@ -430,10 +446,39 @@ int store_open(const char *data_dir, const struct keystore_secret *secret,
 		goto out;
 	if ((r = db_verify(s, err)) < 0)
 		goto out;
+	memcpy(s->id, id, sizeof(id));
+	s->key = key;
+	key = NULL;
+	snprintf(s->data_dir, sizeof(s->data_dir), "%s", data_dir);
 	*ret_store = s;
 	s = NULL;
 out:
 	secmem_free(key);
+	store_close(s);
+	return r;
+}
+
+int store_reopen(const struct store *from, struct store **ret_store, struct fs_error *err)
+{
+	struct store_options opt = {.wall_ms = from->wall_ms};
+	struct store *s;
+	int r;
+
+	s = store_new(from->data_dir, &opt, err);
+	if (!s)
+		return err ? err->code : -ENOMEM;
+	if (secmem_dup(from->key, AEAD_KEYBYTES, &s->key) < 0) {
+		r = fs_error_set(err, -ENOMEM, "open store %s: out of secure memory", s->path);
+		goto out;
+	}
+	memcpy(s->id, from->id, sizeof(s->id));
+	snprintf(s->data_dir, sizeof(s->data_dir), "%s", from->data_dir);
+	if ((r = read_identity(from->data_dir, s->key, &s->ident, err)) < 0 ||
+	    (r = db_open(s, s->key, s->id, 0, &opt, err)) < 0 || (r = db_verify(s, err)) < 0)
+		goto out;
+	*ret_store = s;
+	s = NULL;
+out:
 	store_close(s);
 	return r;
 }
@@ -455,6 +500,7 @@ struct store *store_close(struct store *s)
 	}
 	fsvfs_destroy(s->vfs);
 	identity_free(s->ident);
+	secmem_free(s->key);
 	free(s);
 	return NULL;
 }

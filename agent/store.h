@@ -44,7 +44,14 @@ int store_open(const char *data_dir, const struct keystore_secret *secret,
 	       const struct store_options *opt, struct store **ret_store,
 	       struct fs_error *err) FS_WUR;
 
-/* Close; NULL-safe; returns NULL.  Rolls back an open transaction. */
+/* A second connection to the store from, for another thread: same key
+ * (kept in secure memory by the open store, so no passphrase or Argon2id
+ * again), its own SQLite connection, VFS and identity copy.  Options
+ * other than the clock are the defaults. */
+int store_reopen(const struct store *from, struct store **ret_store, struct fs_error *err) FS_WUR;
+
+/* Close; NULL-safe; returns NULL.  Rolls back an open transaction.  Wipes
+ * the data key. */
 struct store *store_close(struct store *s);
 
 /* Re-wrap the data key; the database is not touched. */

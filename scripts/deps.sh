@@ -11,7 +11,7 @@ set -eu
 # (systemd-analyze scores the units).
 PKGS="build-essential cmake pkg-config \
 libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
-libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev libgnutls28-dev \
+libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev \
 sqlite3 python3 bsdutils curl openssl systemd"
 
 missing=""

@@ -138,6 +138,7 @@ static int fake_post(struct push_transport *t, const char *url, const char *cont
 	}
 	if (hq->mode == FAKE_OVERLOADED) {
 		fake_answer(ret, 503, "{\"error\":\"overloaded\",\"message\":\"busy\"}");
+		ret->retry_after = 7;
 		return 0;
 	}
 	if (hq->mode == FAKE_GAP_AHEAD)
@@ -306,7 +307,8 @@ TEST(push_revoked_overloaded_unreachable)
 
 	hq.mode = FAKE_OVERLOADED;
 	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EBUSY);
-	ASSERT_STR_CONTAINS(err.msg, "HQ overloaded, retry later");
+	ASSERT_STR_CONTAINS(err.msg, "is overloaded; retry later");
+	ASSERT_EQ(st.retry_after, 7); /* HQ's Retry-After reaches the caller */
 
 	hq.mode = FAKE_DOWN;
 	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EHOSTUNREACH);

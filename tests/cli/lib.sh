@@ -80,3 +80,103 @@ start_hq() {
 	done
 	fail "fieldsync-hq serve did not start: $(cat "$T/hq.log")"
 }
+
+# ---- what reached HQ ------------------------------------------------------
+
+# export_ids COLLECTION: HQ's export as JSON Lines; checks every line is
+# JSON and prints the ids of live records, sorted.
+export_ids() {
+	hq export "$1" --format jsonl > "$T/export.jsonl" || fail "hq export $1 failed"
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    if o.get("deleted") in (True, 1, "true") or o.get("_deleted") is True:
+        continue
+    print(o["id"])' "$T/export.jsonl" | sort
+}
+
+# local_ids COLLECTION-NOUN: ids of live records on the device, sorted.
+local_ids() {
+	fs "$1" list --json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    print(json.loads(line)["id"])' | sort
+}
+
+# same_once NOUN COLLECTION: HQ holds every local record exactly once.
+same_once() {
+	local_ids "$1" > "$T/local.ids"
+	export_ids "$2" > "$T/hq.ids"
+	[ -z "$(uniq -d "$T/hq.ids")" ] || fail "$2 duplicated at HQ: $(uniq -d "$T/hq.ids" | head -3)"
+	cmp -s "$T/local.ids" "$T/hq.ids" ||
+		fail "$2 at HQ differ from the device: $(diff "$T/local.ids" "$T/hq.ids" | head -5)"
+}
+
+# ---- the agent ------------------------------------------------------------
+# agent_conf [EXTRA...]: write the hermetic config the agent and the
+# commands forwarded to it share: the test store, the forms, a socket in
+# $T and quick retries.  Extra lines are appended.
+AGENT_SOCK="$T/agent.sock"
+APID=
+agent_conf() {
+	{
+		printf '[store]\ndata_dir = %s\nkdf_profile = interactive\n' "$DATA"
+		printf '[forms]\ndir = %s\n' "$FORMS"
+		printf '[agent]\nsocket = %s\n' "$AGENT_SOCK"
+		printf '[sync]\npush_delay_ms = 100\nretry_min = 1\nretry_max = 2\n'
+		for line in "$@"; do printf '%s\n' "$line"; done
+	} > "$FIELDSYNC_CONFIG"
+}
+
+# fa ARGS...: fieldsync with no store options, so it goes to the agent.
+fa() { "$FIELDSYNC" "$@"; }
+
+# start_agent [ARGS...]: run `fieldsync [ARGS] agent`, wait for its socket.
+start_agent() {
+	local i
+	rm -f "$AGENT_SOCK"
+	"$FIELDSYNC" "$@" agent 2>> "$T/agent.log" &
+	APID=$!
+	for i in $(seq 200); do
+		[ -S "$AGENT_SOCK" ] && grep -q "listening on" "$T/agent.log" && return 0
+		kill -0 "$APID" 2> /dev/null || break
+		sleep 0.05
+	done
+	fail "fieldsync agent did not start: $(cat "$T/agent.log")"
+}
+
+# stop_agent: SIGTERM; the agent must exit 0.
+stop_agent() {
+	local rc=0
+	[ -n "$APID" ] || return 0
+	kill -TERM "$APID" 2> /dev/null || true
+	wait "$APID" || rc=$?
+	APID=
+	[ "$rc" -eq 0 ] || fail "the agent exited $rc on SIGTERM: $(tail -5 "$T/agent.log")"
+}
+
+kill_agent() {
+	[ -n "$APID" ] || return 0
+	kill -9 "$APID" 2> /dev/null || true
+	wait "$APID" 2> /dev/null || true
+	APID=
+}
+
+# hq_count COLLECTION: live records HQ has.
+hq_count() { export_ids "$1" | wc -l; }
+
+# wait_hq_count COLLECTION N [SECONDS]: until HQ holds N records; prints
+# the milliseconds it took.  Fails after SECONDS (default 30).
+wait_hq_count() {
+	local start now limit=$((${3:-30} * 1000))
+	start=$(date +%s%3N)
+	while :; do
+		[ "$(hq_count "$1")" -ge "$2" ] && break
+		now=$(date +%s%3N)
+		[ $((now - start)) -lt "$limit" ] ||
+			fail "HQ has $(hq_count "$1") $1 after ${3:-30} s, expected $2"
+		sleep 0.05
+	done
+	echo $(($(date +%s%3N) - start))
+}

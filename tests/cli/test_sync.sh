@@ -16,36 +16,6 @@ data_dir = $T/hq
 dir = $FORMS
 EOF
 
-# export_ids COLLECTION: HQ's export as JSON Lines; checks every line is
-# JSON and prints the ids of live records, sorted.
-export_ids() {
-	hq export "$1" --format jsonl > "$T/export.jsonl" || fail "hq export $1 failed"
-	python3 -c '
-import json, sys
-for line in open(sys.argv[1], encoding="utf-8"):
-    o = json.loads(line)
-    if o.get("deleted") in (True, 1, "true") or o.get("_deleted") is True:
-        continue
-    print(o["id"])' "$T/export.jsonl" | sort
-}
-
-# local_ids COLLECTION-NOUN: ids of live records on the device, sorted.
-local_ids() {
-	fs "$1" list --json | python3 -c '
-import json, sys
-for line in sys.stdin:
-    print(json.loads(line)["id"])' | sort
-}
-
-# same_once NOUN COLLECTION: HQ holds every local record exactly once.
-same_once() {
-	local_ids "$1" > "$T/local.ids"
-	export_ids "$2" > "$T/hq.ids"
-	[ -z "$(uniq -d "$T/hq.ids")" ] || fail "$2 duplicated at HQ: $(uniq -d "$T/hq.ids" | head -3)"
-	cmp -s "$T/local.ids" "$T/hq.ids" ||
-		fail "$2 at HQ differ from the device: $(diff "$T/local.ids" "$T/hq.ids" | head -5)"
-}
-
 init_store
 expect_exit 0 hq init
 start_hq

@@ -1,0 +1,46 @@
+/* attempt.h - one sync attempt: pack pending changes, push them, log it.
+ *
+ * The same steps whether the agent runs them in its push thread or
+ * `fieldsync sync` runs them in the foreground: pack the outbox into
+ * change sets (agent/pack.h), send every set without a receipt
+ * (agent/push.h), and write one row to the sync log (agent/synclog.h)
+ * with the outcome.  Killed at any point, the next attempt resumes:
+ * packing and each receipt are transactions, and HQ answers a set it
+ * already has with its stored receipt.
+ *
+ * Not thread-safe per store; the agent gives its push thread its own
+ * store connection (store_reopen).
+ */
+#ifndef FS_ATTEMPT_H
+#define FS_ATTEMPT_H
+
+#include "agent/push.h"
+#include "agent/store.h"
+#include "crypto/fserr.h"
+
+/* How to attempt; zero-initialise for the defaults. */
+struct attempt_options {
+	unsigned long max_changes;    /* per change set; 0: default */
+	unsigned connect_timeout_s;   /* 0: PUSH_CONNECT_TIMEOUT_S */
+	unsigned stall_timeout_s;     /* 0: PUSH_LOW_SPEED_TIME_S */
+	const _Atomic int *cancel;    /* abandon the transfer once set (-ECANCELED) */
+};
+
+struct attempt_result {
+	struct push_stats stats;      /* what HQ acknowledged */
+	unsigned long long packed;    /* changes packed into new sets */
+	int pushed;                   /* got as far as talking to HQ */
+	uint64_t started_ms;          /* wall clock, Unix ms */
+	uint64_t duration_ms;         /* monotonic */
+	struct fs_error err;          /* when the attempt failed */
+};
+
+/* Run one attempt (opt may be NULL for the defaults).  The
+ * sync log row is written even when the attempt failed; a failure to
+ * write it is reported only if the attempt itself succeeded.  Returns 0
+ * or the attempt's error (also in res->err).  With nothing to send it
+ * returns 0 at once, res->pushed 0, and logs nothing. */
+int attempt_run(struct store *s, const struct attempt_options *opt, push_progress_fn progress,
+		void *ctx, struct attempt_result *res);
+
+#endif

@@ -1,0 +1,939 @@
+/* daemon.c - the agent's event loop, push thread and control clients.
+ *
+ * Sections: logging and clocks; state; the push thread; scheduling;
+ * unlocking; clients; the loop.
+ */
+#include "agent/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <sodium.h>
+
+#include "agent/attempt.h"
+#include "agent/backoff.h"
+#include "agent/ctl.h"
+#include "agent/enroll.h"
+#include "agent/keystore.h"
+#include "agent/netwatch.h"
+#include "agent/synclog.h"
+#include "crypto/bytes.h"
+#include "crypto/secmem.h"
+
+/* ---- logging and clocks ------------------------------------------------ */
+
+static void logmsg(const char *prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* prio is one of sd-daemon.h's SD_ERR, SD_WARNING, SD_INFO ... */
+static void logmsg(const char *prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(prio, stderr);
+	fputs("fieldsync-agent: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- state --------------------------------------------------------------- */
+
+#define CLIENTS_MAX 16
+#define CLIENT_TIMEOUT_MS 10000 /* to send a whole request */
+#define NET_SETTLE_MS 250       /* after a netlink event, before pushing */
+#define NEVER UINT64_MAX
+
+struct client {
+	int fd;                    /* -1: free slot */
+	uint8_t *in;               /* secure memory, CTL_REQUEST_MAX: may hold a secret */
+	size_t in_len;
+	int fds[CTL_MAX_FILES];    /* received with the request */
+	size_t nfds;
+	uint8_t *out;              /* answer frames */
+	size_t out_len, out_off;
+	uint64_t deadline;         /* monotonic ms, while reading the request */
+	uint64_t wait_gen;         /* > 0: answer when attempt wait_gen ends */
+};
+
+struct agent {
+	struct cli *c;
+	struct store *store;       /* NULL: locked */
+	int lfd, nfd, sfd, efd;    /* listen, netlink, signals, push done */
+	struct client clients[CLIENTS_MAX];
+	int stopping;
+
+	/* The push thread.  Only it touches wstore and res while running. */
+	pthread_t thread;
+	int running;
+	_Atomic int cancel;
+	struct store *wstore;
+	struct attempt_result res;
+	int res_code;
+	unsigned long max_changes;
+	unsigned long want_max;    /* --max-changes of a waiting `sync` */
+	uint64_t gen;              /* attempts started so far */
+
+	/* Scheduling, in monotonic ms. */
+	uint64_t next_push;        /* NEVER: nothing scheduled */
+	unsigned failures;         /* in a row */
+	int halted;                /* HQ revoked this device */
+
+	/* What status shows, wall clock ms (0: never). */
+	uint64_t last_attempt, last_success, next_wall;
+	char last_error[512];         /* an fs_error message */
+
+	/* systemd watchdog */
+	uint64_t wd_interval, next_wd;
+};
+
+static uint32_t uniform(uint32_t n)
+{
+	return randombytes_uniform(n);
+}
+
+static void notify_status(struct agent *a)
+{
+	char text[160];
+
+	if (!a->store)
+		snprintf(text, sizeof(text), "STATUS=locked: run 'fieldsync unlock'");
+	else if (a->halted)
+		snprintf(text, sizeof(text), "STATUS=revoked by HQ; not pushing");
+	else if (a->running)
+		snprintf(text, sizeof(text), "STATUS=pushing to HQ");
+	else if (a->next_push != NEVER)
+		snprintf(text, sizeof(text), "STATUS=next push in %llus%s",
+			 (unsigned long long)((a->next_push - mono_ms() + 999) / 1000),
+			 a->failures ? " (HQ unreachable)" : "");
+	else
+		snprintf(text, sizeof(text), "STATUS=idle; everything sent");
+	sd_notify(0, text);
+}
+
+/* ---- the push thread ---------------------------------------------------- */
+
+static void *push_thread(void *arg)
+{
+	struct agent *a = arg;
+	uint64_t one = 1;
+
+	struct attempt_options opt = {
+		.max_changes = a->max_changes,
+		.connect_timeout_s = a->c->cfg.connect_timeout,
+		.stall_timeout_s = a->c->cfg.stall_timeout,
+		.cancel = &a->cancel,
+	};
+
+	a->res_code = attempt_run(a->wstore, &opt, NULL, NULL, &a->res);
+	/* An eventfd write of 1 cannot fail short of a closed fd. */
+	(void)!write(a->efd, &one, sizeof(one));
+	return NULL;
+}
+
+static int push_start(struct agent *a)
+{
+	struct fs_error err = {0};
+	int r;
+
+	if (!a->wstore && (r = store_reopen(a->store, &a->wstore, &err)) < 0) {
+		logmsg(SD_ERR, "push: %s", err.msg);
+		return r;
+	}
+	a->cancel = 0;
+	a->max_changes = a->want_max ? a->want_max : a->c->cfg.max_changes;
+	a->want_max = 0;
+	a->gen++;
+	a->last_attempt = wall_ms();
+	if ((r = pthread_create(&a->thread, NULL, push_thread, a)) != 0) {
+		logmsg(SD_ERR, "push: cannot start a thread: %s", strerror(r));
+		a->gen--;
+		return -r;
+	}
+	a->running = 1;
+	notify_status(a);
+	return 0;
+}
+
+static void client_answer(struct agent *a, struct client *cl, const char *out, const char *err,
+			  int status);
+
+/* The thread ended: record the outcome, answer `sync` clients, and
+ * decide when to try again. */
+static void push_finished(struct agent *a)
+{
+	const struct attempt_result *res = &a->res;
+	struct cli *c = a->c;
+	uint64_t delay;
+	char line[600];
+	int r = a->res_code;
+	uint64_t v;
+
+	pthread_join(a->thread, NULL);
+	(void)!read(a->efd, &v, sizeof(v)); /* clear it; may already be */
+	a->running = 0;
+	if (r == 0) {
+		a->failures = 0;
+		a->last_error[0] = '\0';
+		if (res->pushed) {
+			a->last_success = wall_ms();
+			logmsg(SD_INFO, "pushed %llu change sets (%llu changes, %llu bytes) in %llu ms",
+			       res->stats.sets, res->stats.changes, res->stats.bytes,
+			       (unsigned long long)res->duration_ms);
+		}
+	} else if (r == -ECANCELED) {
+		logmsg(SD_NOTICE, "push abandoned; it resumes on the next start");
+	} else if (r == -FS_ENOTFOUND) {
+		/* Not enrolled: nothing to do until `fieldsync enroll`. */
+		snprintf(a->last_error, sizeof(a->last_error), "%s", res->err.msg);
+	} else {
+		snprintf(a->last_error, sizeof(a->last_error), "%s", res->err.msg);
+		if (r == -EACCES) {
+			a->halted = 1;
+			logmsg(SD_ERR, "%s; not pushing again until restarted", res->err.msg);
+		} else {
+			a->failures++;
+			delay = backoff_delay_ms(a->failures, c->cfg.retry_min, c->cfg.retry_max,
+						 res->stats.retry_after, uniform);
+			a->next_push = mono_ms() + delay;
+			a->next_wall = wall_ms() + delay;
+			logmsg(SD_WARNING, "push failed (%s): %s; retry %u in %.1f s",
+			       synclog_result(r), res->err.msg, a->failures, (double)delay / 1000);
+		}
+	}
+	for (size_t i = 0; i < CLIENTS_MAX; i++) {
+		struct client *cl = &a->clients[i];
+
+		if (cl->fd < 0 || !cl->wait_gen || cl->wait_gen > a->gen)
+			continue;
+		cl->wait_gen = 0;
+		if (r == 0) {
+			snprintf(line, sizeof(line),
+				 "sent %llu change sets (%llu changes), %llu quarantined at HQ\n",
+				 res->stats.sets, res->stats.changes, res->stats.quarantined);
+			client_answer(a, cl, line, NULL, FS_EXIT_OK);
+		} else {
+			snprintf(line, sizeof(line), "fieldsync: %s\n",
+				 res->err.msg[0] ? res->err.msg : fs_strerror(r));
+			client_answer(a, cl, NULL, line, commands_exit_code(r));
+		}
+	}
+	notify_status(a);
+}
+
+/* Cancel a push in flight and wait for it; its `sync` clients are
+ * answered that it was abandoned. */
+static void push_stop(struct agent *a)
+{
+	if (!a->running)
+		return;
+	a->cancel = 1;
+	push_finished(a);
+	a->cancel = 0;
+}
+
+/* ---- scheduling ------------------------------------------------------------ */
+
+static void schedule(struct agent *a, uint64_t delay_ms)
+{
+	uint64_t at = mono_ms() + delay_ms;
+
+	if (!a->store || a->halted || a->stopping)
+		return;
+	if (a->next_push == NEVER || at < a->next_push) {
+		a->next_push = at;
+		a->next_wall = wall_ms() + delay_ms;
+	}
+}
+
+/* ---- unlocking -------------------------------------------------------------- */
+
+static int unlock_with(struct agent *a, const struct keystore_secret *secret,
+		       struct fs_error *err)
+{
+	int r = store_open(a->c->cfg.data_dir, secret, NULL, &a->store, err);
+
+	if (r < 0)
+		return r;
+	a->c->store = a->store;
+	logmsg(SD_INFO, "store %s/store.db unlocked", a->c->cfg.data_dir);
+	schedule(a, 0); /* whatever was left from before */
+	notify_status(a);
+	return 0;
+}
+
+static void lock(struct agent *a)
+{
+	push_stop(a);
+	a->wstore = store_close(a->wstore);
+	a->store = store_close(a->store);
+	a->c->store = NULL;
+	a->next_push = NEVER;
+	a->next_wall = 0;
+	logmsg(SD_INFO, "store locked; the key is wiped from memory");
+	notify_status(a);
+}
+
+/* The secret at start: a systemd credential, then the configured file. */
+static void unlock_at_start(struct agent *a)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	struct keystore_secret *secret = NULL;
+	struct fs_error err = {0};
+	char path[4096];
+	int r = 1;
+
+	if (creds) {
+		snprintf(path, sizeof(path), "%s/store-key", creds);
+		if (access(path, F_OK) == 0) {
+			r = keystore_secret_from_key_file(path, &secret, &err);
+		} else {
+			snprintf(path, sizeof(path), "%s/store-passphrase", creds);
+			if (access(path, F_OK) == 0)
+				r = keystore_secret_from_passphrase_file(path, &secret, &err);
+		}
+	}
+	if (r == 1 && a->c->cfg.key_file)
+		r = keystore_secret_from_key_file(a->c->cfg.key_file, &secret, &err);
+	else if (r == 1 && a->c->cfg.passphrase_file)
+		r = keystore_secret_from_passphrase_file(a->c->cfg.passphrase_file, &secret, &err);
+	if (r == 1) {
+		logmsg(SD_NOTICE, "no credential or secret file: store locked until "
+		       "'fieldsync unlock'");
+		return;
+	}
+	if (r == 0)
+		r = unlock_with(a, secret, &err);
+	keystore_secret_free(secret);
+	if (r < 0)
+		logmsg(SD_ERR, "%s; store stays locked until 'fieldsync unlock'", err.msg);
+}
+
+/* ---- clients ------------------------------------------------------------------ */
+
+static void client_close(struct client *cl)
+{
+	if (cl->fd >= 0)
+		close(cl->fd);
+	for (size_t i = 0; i < cl->nfds; i++)
+		close(cl->fds[i]);
+	secmem_free(cl->in);
+	if (cl->out)
+		sodium_memzero(cl->out, cl->out_len);
+	free(cl->out);
+	memset(cl, 0, sizeof(*cl));
+	cl->fd = -1;
+}
+
+static int frame_append(struct client *cl, enum ctl_type type, const char *data, size_t len)
+{
+	do {
+		size_t n = len > CTL_CHUNK ? CTL_CHUNK : len;
+		uint8_t *p = realloc(cl->out, cl->out_len + CTL_HEADER + n);
+
+		if (!p)
+			return -ENOMEM;
+		cl->out = p;
+		p += cl->out_len;
+		p[0] = (uint8_t)type;
+		bytes_put_be(p + 1, n, 4);
+		if (n)
+			memcpy(p + CTL_HEADER, data, n);
+		cl->out_len += CTL_HEADER + n;
+		data += n;
+		len -= n;
+	} while (len > 0);
+	return 0;
+}
+
+/* Queue the whole answer; the loop sends it as the socket takes it. */
+static void client_answer(struct agent *a, struct client *cl, const char *out, const char *err,
+			  int status)
+{
+	uint8_t st = (uint8_t)status;
+
+	(void)a;
+	if ((out && out[0] && frame_append(cl, CTL_STDOUT, out, strlen(out)) < 0) ||
+	    (err && err[0] && frame_append(cl, CTL_STDERR, err, strlen(err)) < 0) ||
+	    frame_append(cl, CTL_EXIT, (const char *)&st, 1) < 0) {
+		logmsg(SD_ERR, "client: out of memory for an answer");
+		client_close(cl);
+	}
+}
+
+static cJSON *agent_state(const struct agent *a)
+{
+	cJSON *o = cJSON_CreateObject();
+	char t[25];
+
+	if (!o || !cJSON_AddBoolToObject(o, "running", 1) ||
+	    !cJSON_AddBoolToObject(o, "locked", !a->store) ||
+	    !cJSON_AddBoolToObject(o, "pushing", a->running) ||
+	    !cJSON_AddBoolToObject(o, "revoked", a->halted) ||
+	    !cJSON_AddNumberToObject(o, "failures", a->failures))
+		goto fail;
+	if (a->last_attempt) {
+		synclog_time(a->last_attempt, t);
+		if (!cJSON_AddStringToObject(o, "last_attempt", t))
+			goto fail;
+	}
+	if (a->last_success) {
+		synclog_time(a->last_success, t);
+		if (!cJSON_AddStringToObject(o, "last_success", t))
+			goto fail;
+	}
+	if (a->next_push != NEVER && !a->running) {
+		synclog_time(a->next_wall, t);
+		if (!cJSON_AddStringToObject(o, "next_attempt", t))
+			goto fail;
+	}
+	if (a->last_error[0] && !cJSON_AddStringToObject(o, "last_error", a->last_error))
+		goto fail;
+	return o;
+fail:
+	cJSON_Delete(o);
+	return NULL;
+}
+
+/* Run a forwarded command with its output in memory. */
+static void run_command(struct agent *a, struct client *cl)
+{
+	struct cli_input inputs[CTL_MAX_FILES];
+	unsigned idx[CTL_MAX_FILES];
+	char *obuf = NULL, *ebuf = NULL, **argv = NULL;
+	size_t olen = 0, elen = 0;
+	struct cli *c = a->c;
+	FILE *out = NULL, *err = NULL;
+	cJSON *state = NULL;
+	unsigned long max;
+	int argc, status, code;
+
+	if (ctl_parse_command(cl->in + CTL_HEADER, cl->in_len - CTL_HEADER, cl->nfds, &argc, &argv,
+			      idx) < 0) {
+		client_answer(a, cl, NULL, "fieldsync: malformed request to the agent\n",
+			      FS_EXIT_USAGE);
+		return;
+	}
+	out = open_memstream(&obuf, &olen);
+	err = open_memstream(&ebuf, &elen);
+	state = agent_state(a);
+	if (!out || !err || !state) {
+		client_answer(a, cl, NULL, "fieldsync: the agent is out of memory\n", FS_EXIT_IO);
+		goto out;
+	}
+	for (size_t i = 0; i < cl->nfds; i++)
+		inputs[i] = (struct cli_input){.arg = argv[idx[i]], .fd = cl->fds[i]};
+	c->out = out;
+	c->err = err;
+	c->in_agent = 1;
+	c->inputs = inputs;
+	c->n_inputs = cl->nfds;
+	c->wrote = 0;
+	c->agent = state;
+	if (!strcmp(argv[0], "sync") && commands_parse_sync(c, argc, argv, &max, &code) == 0) {
+		/* Push now; answer when an attempt that started after this
+		 * request ends. */
+		if (!a->store) {
+			fprintf(err, "fieldsync: the agent's store is locked; run 'fieldsync "
+				     "unlock'\n");
+			status = FS_EXIT_KEY;
+		} else {
+			a->halted = 0; /* an explicit request tries again */
+			cl->wait_gen = a->gen + 1;
+			a->want_max = max;
+			schedule(a, 0);
+			goto out;
+		}
+	} else if (!strcmp(argv[0], "sync")) {
+		status = code;
+	} else {
+		status = commands_run(c, argc, argv);
+		if (c->wrote)
+			schedule(a, c->cfg.push_delay_ms);
+		if (!strcmp(argv[0], "enroll") && c->wrote)
+			a->halted = 0;
+	}
+	fflush(out);
+	fflush(err);
+	client_answer(a, cl, obuf, ebuf, status);
+out:
+	c->inputs = NULL;
+	c->n_inputs = 0;
+	c->agent = NULL;
+	c->out = stdout;
+	c->err = stderr;
+	if (out)
+		fclose(out);
+	if (err)
+		fclose(err);
+	/* Output may hold field values: wipe before it goes back to malloc. */
+	if (obuf)
+		sodium_memzero(obuf, olen);
+	if (ebuf)
+		sodium_memzero(ebuf, elen);
+	free(obuf);
+	free(ebuf);
+	free(argv);
+	cJSON_Delete(state);
+}
+
+static void run_unlock(struct agent *a, struct client *cl)
+{
+	const uint8_t *p = cl->in + CTL_HEADER;
+	size_t len = cl->in_len - CTL_HEADER;
+	struct keystore_secret *secret = NULL;
+	struct fs_error err = {0};
+	char msg[sizeof(((struct fs_error *)0)->msg) + 16];
+	int r;
+
+	if (a->store) {
+		client_answer(a, cl, "the agent's store is already unlocked\n", NULL, FS_EXIT_OK);
+		return;
+	}
+	if (len < 1 || len > 1 + CTL_SECRET_MAX || (p[0] != 1 && p[0] != 2)) {
+		client_answer(a, cl, NULL, "fieldsync: malformed unlock request\n", FS_EXIT_USAGE);
+		return;
+	}
+	r = p[0] == 1 ? keystore_secret_from_passphrase((const char *)p + 1, len - 1, &secret)
+		      : keystore_secret_from_wrapkey(p + 1, len - 1, &secret);
+	if (r < 0)
+		fs_error_set(&err, r, "unlock: %s", r == -ENOMEM ? "out of secure memory"
+								 : "not a key file's key");
+	else
+		r = unlock_with(a, secret, &err);
+	keystore_secret_free(secret);
+	if (r < 0) {
+		logmsg(SD_WARNING, "unlock refused: %s", err.msg);
+		snprintf(msg, sizeof(msg), "fieldsync: %s\n", err.msg);
+		client_answer(a, cl, NULL, msg, commands_exit_code(r));
+		return;
+	}
+	client_answer(a, cl, "store unlocked; the agent holds the key\n", NULL, FS_EXIT_OK);
+}
+
+static void client_request(struct agent *a, struct client *cl)
+{
+	switch (cl->in[0]) {
+	case CTL_COMMAND:
+		run_command(a, cl);
+		break;
+	case CTL_UNLOCK:
+		run_unlock(a, cl);
+		break;
+	case CTL_LOCK:
+		if (a->store) {
+			lock(a);
+			client_answer(a, cl, "store locked; the agent no longer holds the key\n",
+				      NULL, FS_EXIT_OK);
+		} else {
+			client_answer(a, cl, "the agent's store is already locked\n", NULL,
+				      FS_EXIT_OK);
+		}
+		break;
+	default:
+		client_answer(a, cl, NULL, "fieldsync: unknown request to the agent\n",
+			      FS_EXIT_USAGE);
+	}
+	/* The request may hold a passphrase: wipe it now. */
+	sodium_memzero(cl->in, CTL_REQUEST_MAX);
+	cl->in_len = 0;
+}
+
+/* Read what the client sent; run the request once it is complete. */
+static void client_read(struct agent *a, struct client *cl)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FILES)];
+	} ctrl;
+	size_t want = CTL_HEADER;
+	struct iovec iov;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+
+	if (cl->in_len >= CTL_HEADER)
+		want = CTL_HEADER + (size_t)bytes_get_be(cl->in + 1, 4);
+	iov.iov_base = cl->in + cl->in_len;
+	iov.iov_len = want - cl->in_len;
+	msg.msg_control = ctrl.buf;
+	msg.msg_controllen = sizeof(ctrl.buf);
+	n = recvmsg(cl->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(cl);
+		return;
+	}
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
+		size_t k;
+
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (cl->nfds < CTL_MAX_FILES)
+				cl->fds[cl->nfds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (msg.msg_flags & MSG_CTRUNC) {
+		client_answer(a, cl, NULL, "fieldsync: too many files passed to the agent\n",
+			      FS_EXIT_USAGE);
+		return;
+	}
+	cl->in_len += (size_t)n;
+	if (cl->in_len == CTL_HEADER) {
+		size_t len = (size_t)bytes_get_be(cl->in + 1, 4);
+
+		if (len > CTL_REQUEST_MAX - CTL_HEADER) {
+			client_answer(a, cl, NULL, "fieldsync: request to the agent too large\n",
+				      FS_EXIT_USAGE);
+			return;
+		}
+		if (len > 0)
+			return;
+	}
+	if (cl->in_len < CTL_HEADER || cl->in_len < CTL_HEADER + bytes_get_be(cl->in + 1, 4))
+		return;
+	cl->deadline = NEVER;
+	client_request(a, cl);
+}
+
+static void client_write(struct client *cl)
+{
+	ssize_t n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		client_close(cl);
+		return;
+	}
+	cl->out_off += (size_t)n;
+	if (cl->out_off == cl->out_len)
+		client_close(cl);
+}
+
+/* Root, the agent's own user, or a member of the socket's group. */
+static int peer_allowed(int fd, gid_t group)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t groups[256];
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return 0;
+	if (cred.uid == 0 || cred.uid == getuid())
+		return 1;
+	if (group == (gid_t)-1)
+		return 0;
+	if (cred.gid == group)
+		return 1;
+	len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return 0;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == group)
+			return 1;
+	return 0;
+}
+
+static void client_accept(struct agent *a, gid_t group)
+{
+	struct client *cl = NULL;
+	int fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (!peer_allowed(fd, group)) {
+		struct ucred cred = {0};
+		socklen_t len = sizeof(cred);
+
+		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+		logmsg(SD_WARNING, "refused a control connection from uid %u", (unsigned)cred.uid);
+		close(fd);
+		return;
+	}
+	for (size_t i = 0; i < CLIENTS_MAX && !cl; i++)
+		if (a->clients[i].fd < 0)
+			cl = &a->clients[i];
+	if (!cl) {
+		logmsg(SD_WARNING, "too many control connections; refusing one");
+		close(fd);
+		return;
+	}
+	cl->in = secmem_alloc(CTL_REQUEST_MAX);
+	if (!cl->in) {
+		close(fd);
+		return;
+	}
+	cl->fd = fd;
+	cl->deadline = mono_ms() + CLIENT_TIMEOUT_MS;
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static void reload(struct agent *a)
+{
+	struct cli fresh = {.config_path = a->c->config_path, .out = stdout, .err = stderr};
+	char *none[4] = {NULL, NULL, NULL, NULL};
+	struct fs_error err = {0};
+	struct agent_config *cur = &a->c->cfg;
+
+	if (commands_load_config(&fresh, none, &err) < 0) {
+		logmsg(SD_ERR, "reload: %s; keeping the running configuration", err.msg);
+		config_free(&fresh.cfg);
+		return;
+	}
+	/* Timings change at once; where things live needs a restart. */
+	cur->push_delay_ms = fresh.cfg.push_delay_ms;
+	cur->retry_min = fresh.cfg.retry_min;
+	cur->retry_max = fresh.cfg.retry_max;
+	cur->max_changes = fresh.cfg.max_changes;
+	cur->connect_timeout = fresh.cfg.connect_timeout;
+	cur->stall_timeout = fresh.cfg.stall_timeout;
+	if (strcmp(fresh.cfg.data_dir, cur->data_dir) != 0 ||
+	    strcmp(fresh.cfg.socket ? fresh.cfg.socket : CTL_DEFAULT_SOCKET,
+		   cur->socket ? cur->socket : CTL_DEFAULT_SOCKET) != 0)
+		logmsg(SD_WARNING, "reload: data_dir and socket take effect on restart");
+	config_free(&fresh.cfg);
+	config_default_timings(&a->c->cfg);
+	logmsg(SD_INFO, "configuration reloaded");
+}
+
+static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
+{
+	const char *path = a->c->cfg.socket ? a->c->cfg.socket : CTL_DEFAULT_SOCKET;
+	const char *gname = a->c->cfg.socket_group;
+	struct group *g = getgrnam(gname ? gname : CONFIG_DEFAULT_SOCKET_GROUP);
+	sigset_t mask;
+	uint64_t usec = 0;
+	int r;
+
+	*ret_group = g ? g->gr_gid : (gid_t)-1;
+	if (!g && gname)
+		return fs_error_set(err, -ENOENT, "agent socket group %s: no such group", gname);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+	    (a->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		return fs_error_set(err, -errno, "signalfd: %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->efd < 0)
+		return fs_error_set(err, -errno, "eventfd: %s", strerror(errno));
+	if ((r = netwatch_open(err)) < 0)
+		return r;
+	a->nfd = r;
+	/* The group only matters if we may hand the socket to it. */
+	if ((r = ctl_listen(path, *ret_group == getegid() ? (gid_t)-1 : *ret_group, err)) < 0 &&
+	    r == -EPERM && !gname)
+		r = ctl_listen(path, (gid_t)-1, err);
+	if (r < 0)
+		return r;
+	a->lfd = r;
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		a->wd_interval = usec / 2000; /* ping at half the timeout */
+		a->next_wd = mono_ms() + a->wd_interval;
+	}
+	logmsg(SD_INFO, "listening on %s", path);
+	return 0;
+}
+
+static void shut_down(struct agent *a)
+{
+	const char *path = a->c->cfg.socket ? a->c->cfg.socket : CTL_DEFAULT_SOCKET;
+
+	a->stopping = 1;
+	sd_notify(0, "STOPPING=1");
+	if (a->running)
+		logmsg(SD_INFO, "stopping: abandoning the push in flight");
+	push_stop(a);
+	for (size_t i = 0; i < CLIENTS_MAX; i++) {
+		struct client *cl = &a->clients[i];
+
+		if (cl->fd < 0)
+			continue;
+		if (cl->wait_gen) {
+			cl->wait_gen = 0;
+			client_answer(a, cl, NULL, "fieldsync: the agent is stopping; the push "
+				      "resumes when it starts again\n", FS_EXIT_IO);
+		}
+		/* One best-effort write; a slow client loses its answer. */
+		if (cl->fd >= 0 && cl->out_len)
+			client_write(cl);
+		client_close(cl);
+	}
+	a->wstore = store_close(a->wstore);
+	a->store = store_close(a->store);
+	a->c->store = NULL;
+	if (a->lfd >= 0) {
+		close(a->lfd);
+		unlink(path);
+	}
+	if (a->nfd >= 0)
+		close(a->nfd);
+	if (a->sfd >= 0)
+		close(a->sfd);
+	if (a->efd >= 0)
+		close(a->efd);
+}
+
+static int handle_signals(struct agent *a)
+{
+	struct signalfd_siginfo si;
+
+	while (read(a->sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			sd_notify(0, "RELOADING=1");
+			reload(a);
+			sd_notify(0, "READY=1");
+			notify_status(a);
+			continue;
+		}
+		logmsg(SD_INFO, "signal %u: stopping", si.ssi_signo);
+		return 1;
+	}
+	return 0;
+}
+
+int daemon_run(struct cli *c)
+{
+	struct agent a = {.c = c, .lfd = -1, .nfd = -1, .sfd = -1, .efd = -1, .next_push = NEVER};
+	struct pollfd pfd[4 + CLIENTS_MAX];
+	struct fs_error err = {0};
+	struct client *slot[4 + CLIENTS_MAX];
+	gid_t group;
+	int status = FS_EXIT_OK;
+
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		a.clients[i].fd = -1;
+	config_default_timings(&c->cfg);
+	if (setup(&a, &group, &err) < 0) {
+		logmsg(SD_ERR, "%s", err.msg);
+		status = commands_exit_code(err.code);
+		goto out;
+	}
+	unlock_at_start(&a);
+	sd_notify(0, "READY=1");
+	notify_status(&a);
+	for (;;) {
+		uint64_t now = mono_ms(), wake = NEVER;
+		nfds_t n = 0;
+		int timeout, up;
+
+		if (a.next_push != NEVER && !a.running && now >= a.next_push) {
+			a.next_push = NEVER;
+			a.next_wall = 0;
+			if (a.store && !a.halted && push_start(&a) < 0)
+				schedule(&a, (uint64_t)c->cfg.retry_max * 1000);
+		}
+		if (a.wd_interval && now >= a.next_wd) {
+			sd_notify(0, "WATCHDOG=1");
+			a.next_wd = now + a.wd_interval;
+		}
+		if (!a.running && a.next_push < wake)
+			wake = a.next_push;
+		if (a.wd_interval && a.next_wd < wake)
+			wake = a.next_wd;
+		pfd[n++] = (struct pollfd){.fd = a.sfd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = a.efd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = a.nfd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = a.lfd, .events = POLLIN};
+		for (size_t i = 0; i < CLIENTS_MAX; i++) {
+			struct client *cl = &a.clients[i];
+
+			if (cl->fd < 0)
+				continue;
+			if (cl->out_len) {
+				pfd[n] = (struct pollfd){.fd = cl->fd, .events = POLLOUT};
+			} else if (!cl->wait_gen) {
+				pfd[n] = (struct pollfd){.fd = cl->fd, .events = POLLIN};
+				if (cl->deadline < wake)
+					wake = cl->deadline;
+			} else {
+				continue; /* parked until its push ends */
+			}
+			slot[n++] = cl;
+		}
+		if (wake == NEVER)
+			timeout = -1;
+		else
+			timeout = wake <= now ? 0 : (int)(wake - now > 3600000 ? 3600000 : wake - now);
+		if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
+			logmsg(SD_ERR, "poll: %s", strerror(errno));
+			status = FS_EXIT_IO;
+			break;
+		}
+		if ((pfd[0].revents & POLLIN) && handle_signals(&a))
+			break;
+		if ((pfd[1].revents & POLLIN) && a.running)
+			push_finished(&a);
+		if ((pfd[2].revents & POLLIN) && netwatch_read(a.nfd, &up) == 0 && up &&
+		    (a.failures || a.next_push != NEVER)) {
+			/* The network changed: try soon, and start the backoff
+			 * again, since what failed before may work now. */
+			a.failures = 0;
+			a.next_push = NEVER;
+			schedule(&a, NET_SETTLE_MS);
+			logmsg(SD_INFO, "network change: pushing");
+		}
+		if (pfd[3].revents & POLLIN)
+			client_accept(&a, group);
+		now = mono_ms();
+		for (nfds_t i = 4; i < n; i++) {
+			struct client *cl = slot[i];
+
+			if (cl->fd < 0)
+				continue;
+			if (pfd[i].revents & POLLOUT)
+				client_write(cl);
+			else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+				client_read(&a, cl);
+			else if (!cl->out_len && !cl->wait_gen && now >= cl->deadline)
+				client_close(cl);
+		}
+	}
+out:
+	shut_down(&a);
+	logmsg(SD_INFO, "stopped");
+	return status;
+}

@@ -1,0 +1,137 @@
+/* synclog.c - the sync log table (schema in agent/store.c). */
+#include "agent/synclog.h"
+
+#include <errno.h>
+#include <time.h>
+
+enum { SLOT_LOG_ADD = 26, SLOT_LOG_PRUNE };
+
+const char *synclog_result(int code)
+{
+	switch (code) {
+	case 0: return "ok";
+	case -EHOSTUNREACH: return "unreachable";
+	case -EBUSY: return "busy";
+	case -EACCES: return "revoked";
+	case -EBADMSG:
+	case -FS_ELIMIT:
+	case -EPROTO: return "refused";
+	case -FS_EKEY:
+	case -FS_EAUTH: return "key";
+	case -ECANCELED: return "abandoned";
+	default: return "error";
+	}
+}
+
+void synclog_time(uint64_t ms, char out[25])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm) != 19) {
+		snprintf(out, 25, "1970-01-01T00:00:00.000Z");
+		return;
+	}
+	snprintf(out + 19, 6, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+int synclog_add(struct store *s, const struct synclog_entry *e, struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if ((r = store_begin(s, err)) < 0)
+		return r;
+	r = store_stmt(s, SLOT_LOG_ADD,
+		       "INSERT INTO sync_log(at, event, result, sets, changes, bytes, duration_ms, "
+		       "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+		       &st, err);
+	if (r < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)e->at_ms);
+	sqlite3_bind_text(st, 2, e->event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->result, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)e->sets);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)e->changes);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)e->bytes);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)e->duration_ms);
+	if (e->detail)
+		sqlite3_bind_text(st, 8, e->detail, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		r = store_fail(s, "write sync log in", err);
+		goto fail;
+	}
+	sqlite3_reset(st);
+	/* Bounded: a device offline for months retries every few minutes. */
+	r = store_stmt(s, SLOT_LOG_PRUNE,
+		       "DELETE FROM sync_log WHERE id <= (SELECT max(id) FROM sync_log) - ?1", &st,
+		       err);
+	if (r < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, SYNCLOG_KEEP);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		r = store_fail(s, "prune sync log in", err);
+		goto fail;
+	}
+	sqlite3_reset(st);
+	return store_commit(s, err);
+fail:
+	store_rollback(s);
+	return r;
+}
+
+static cJSON *entry_json(sqlite3_stmt *st)
+{
+	cJSON *o = cJSON_CreateObject();
+	const char *detail = (const char *)sqlite3_column_text(st, 8);
+	char at[25];
+
+	synclog_time((uint64_t)sqlite3_column_int64(st, 1), at);
+	if (!o || !cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
+	    !cJSON_AddStringToObject(o, "at", at) ||
+	    !cJSON_AddStringToObject(o, "event", (const char *)sqlite3_column_text(st, 2)) ||
+	    !cJSON_AddStringToObject(o, "result", (const char *)sqlite3_column_text(st, 3)) ||
+	    !cJSON_AddNumberToObject(o, "sets", (double)sqlite3_column_int64(st, 4)) ||
+	    !cJSON_AddNumberToObject(o, "changes", (double)sqlite3_column_int64(st, 5)) ||
+	    !cJSON_AddNumberToObject(o, "bytes", (double)sqlite3_column_int64(st, 6)) ||
+	    !cJSON_AddNumberToObject(o, "duration_ms", (double)sqlite3_column_int64(st, 7)) ||
+	    (detail && !cJSON_AddStringToObject(o, "detail", detail))) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+int synclog_list(struct store *s, unsigned limit, synclog_fn fn, void *ctx, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+
+	/* Not a cached slot: listing is rare and the statement stays open
+	 * across the callbacks. */
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT id, at, event, result, sets, changes, bytes, duration_ms, "
+			       "detail FROM (SELECT * FROM sync_log ORDER BY id DESC LIMIT ?1) "
+			       "ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "read sync log in", err);
+	sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *o = entry_json(st);
+
+		if (!o) {
+			r = fs_error_set(err, -ENOMEM, "read sync log: out of memory");
+			break;
+		}
+		r = fn(o, ctx);
+		cJSON_Delete(o);
+		if (r < 0) {
+			fs_error_set(err, r, "read sync log: %s", fs_strerror(r));
+			break;
+		}
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, "read sync log in", err);
+	sqlite3_finalize(st);
+	return r;
+}

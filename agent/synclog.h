@@ -1,0 +1,51 @@
+/* synclog.h - the device's sync log, kept in the encrypted store.
+ *
+ * One row per attempt to reach HQ, whoever made it (the agent or
+ * `fieldsync sync`): when it started, what it did, how many change sets,
+ * changes and bytes HQ acknowledged, how long it took, and why it failed.
+ * The detail is one of our own error messages, which never carry a field
+ * value or a key (crypto/fserr.h), so the log is safe to show an
+ * administrator.  The newest SYNCLOG_KEEP rows are kept.
+ *
+ * Event and result names are shared with HQ's audit list so the two can
+ * be read side by side: event "push", result one of synclog_result().
+ *
+ * Errors as store_fail().  Same threading rules as the store handle.
+ */
+#ifndef FS_SYNCLOG_H
+#define FS_SYNCLOG_H
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "agent/store.h"
+
+#define SYNCLOG_KEEP 10000
+
+struct synclog_entry {
+	int64_t id;                     /* assigned by synclog_add */
+	uint64_t at_ms;                 /* start, Unix ms */
+	uint64_t duration_ms;
+	const char *event;              /* "push" */
+	const char *result;             /* synclog_result() */
+	unsigned long long sets, changes, bytes;
+	const char *detail;             /* error message, or NULL */
+};
+
+/* The result name for an attempt's error code (0: "ok"):
+ * ok, unreachable, busy, refused, revoked, key, abandoned, error. */
+const char *synclog_result(int code);
+
+int synclog_add(struct store *s, const struct synclog_entry *e, struct fs_error *err) FS_WUR;
+
+/* Call fn with each entry as a JSON object, oldest first, at most limit
+ * newest ones (0: all).  Members: id, at (RFC 3339 UTC, milliseconds),
+ * event, result, sets, changes, bytes, duration_ms, detail (if any). */
+typedef int (*synclog_fn)(const cJSON *entry, void *ctx);
+int synclog_list(struct store *s, unsigned limit, synclog_fn fn, void *ctx,
+		 struct fs_error *err) FS_WUR;
+
+/* Unix ms as "2026-11-24T09:30:05.123Z" into out (at least 25 bytes). */
+void synclog_time(uint64_t ms, char out[25]);
+
+#endif
