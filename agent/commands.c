@@ -1100,6 +1100,8 @@ static int print_log_entry(const cJSON *e, void *data)
 {
 	const struct log_ctx *lc = data;
 	const cJSON *detail = cJSON_GetObjectItemCaseSensitive(e, "detail");
+	const cJSON *repeats = cJSON_GetObjectItemCaseSensitive(e, "repeats");
+	const cJSON *last = cJSON_GetObjectItemCaseSensitive(e, "last_at");
 	char *text;
 
 	if (lc->json) {
@@ -1119,6 +1121,9 @@ static int print_log_entry(const cJSON *e, void *data)
 		cJSON_GetObjectItemCaseSensitive(e, "bytes")->valuedouble,
 		cJSON_GetObjectItemCaseSensitive(e, "duration_ms")->valuedouble,
 		cJSON_IsString(detail) ? "  " : "", cJSON_IsString(detail) ? detail->valuestring : "");
+	if (cJSON_IsNumber(repeats) && cJSON_IsString(last))
+		fprintf(lc->out, "%24s  ... %.0f attempts like this one, the last at %s\n", "",
+			repeats->valuedouble, last->valuestring);
 	return 0;
 }
 

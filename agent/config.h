@@ -13,8 +13,9 @@
  *                            that group exists)
  *   [sync]  push_delay_ms    wait after a local write before pushing, so a
  *                            burst of writes goes in one set (default 200)
- *   [sync]  retry_min        first retry after a failure, seconds (default 2)
- *   [sync]  retry_max        cap on the retry delay, seconds (default 60)
+ *   [sync]  retry_min        first retry after a failure, seconds (default 1)
+ *   [sync]  retry_max        cap on the retry delay, seconds (default 4: HQ back
+ *                            means merged within 5 s)
  *   [sync]  max_changes      changes per change set (default 1000)
  *   [sync]  connect_timeout  seconds to connect to HQ (default 15)
  *   [sync]  stall_timeout    a transfer below 64 bytes/s for this many
@@ -50,8 +51,8 @@ struct agent_config {
 };
 
 #define CONFIG_DEFAULT_PUSH_DELAY_MS 200
-#define CONFIG_DEFAULT_RETRY_MIN 2
-#define CONFIG_DEFAULT_RETRY_MAX 60
+#define CONFIG_DEFAULT_RETRY_MIN 1
+#define CONFIG_DEFAULT_RETRY_MAX 4
 #define CONFIG_DEFAULT_SOCKET_GROUP "fieldsync"
 
 /* Load path into cfg (which must be zeroed or previously loaded; keys set

@@ -33,6 +33,7 @@
 #include "agent/synclog.h"
 #include "crypto/bytes.h"
 #include "crypto/secmem.h"
+#include "sync/hlc.h"
 
 /* ---- logging and clocks ------------------------------------------------ */
 
@@ -228,7 +229,10 @@ static void push_finished(struct agent *a)
 						 res->stats.retry_after, uniform);
 			a->next_push = mono_ms() + delay;
 			a->next_wall = wall_ms() + delay;
-			logmsg(SD_WARNING, "push failed (%s): %s; retry %u in %.1f s",
+			/* The first failure of a streak is news; the rest are
+			 * debug, or an offline week would flood the journal. */
+			logmsg(a->failures == 1 ? SD_WARNING : SD_DEBUG,
+			       "push failed (%s): %s; retry %u in %.1f s",
 			       synclog_result(r), res->err.msg, a->failures, (double)delay / 1000);
 		}
 	}
@@ -315,11 +319,11 @@ static void unlock_at_start(struct agent *a)
 	int r = 1;
 
 	if (creds) {
-		snprintf(path, sizeof(path), "%s/store-key", creds);
+		snprintf(path, sizeof(path), "%s/fieldsync-store-key", creds);
 		if (access(path, F_OK) == 0) {
 			r = keystore_secret_from_key_file(path, &secret, &err);
 		} else {
-			snprintf(path, sizeof(path), "%s/store-passphrase", creds);
+			snprintf(path, sizeof(path), "%s/fieldsync-store-passphrase", creds);
 			if (access(path, F_OK) == 0)
 				r = keystore_secret_from_passphrase_file(path, &secret, &err);
 		}
@@ -395,7 +399,7 @@ static void client_answer(struct agent *a, struct client *cl, const char *out, c
 static cJSON *agent_state(const struct agent *a)
 {
 	cJSON *o = cJSON_CreateObject();
-	char t[25];
+	char t[HLC_TIME_LEN + 1];
 
 	if (!o || !cJSON_AddBoolToObject(o, "running", 1) ||
 	    !cJSON_AddBoolToObject(o, "locked", !a->store) ||
@@ -404,17 +408,17 @@ static cJSON *agent_state(const struct agent *a)
 	    !cJSON_AddNumberToObject(o, "failures", a->failures))
 		goto fail;
 	if (a->last_attempt) {
-		synclog_time(a->last_attempt, t);
+		hlc_format_time(a->last_attempt << 16, t);
 		if (!cJSON_AddStringToObject(o, "last_attempt", t))
 			goto fail;
 	}
 	if (a->last_success) {
-		synclog_time(a->last_success, t);
+		hlc_format_time(a->last_success << 16, t);
 		if (!cJSON_AddStringToObject(o, "last_success", t))
 			goto fail;
 	}
 	if (a->next_push != NEVER && !a->running) {
-		synclog_time(a->next_wall, t);
+		hlc_format_time(a->next_wall << 16, t);
 		if (!cJSON_AddStringToObject(o, "next_attempt", t))
 			goto fail;
 	}

@@ -21,7 +21,8 @@
  * store).  Started without a secret it is locked: commands get "locked"
  * until `fieldsync unlock`; `fieldsync lock` closes the store, wiping the
  * key.  The secret comes, in order, from the systemd credentials
- * store-key (a key file) or store-passphrase (a passphrase file) in
+ * fieldsync-store-key (a key file) or fieldsync-store-passphrase (a
+ * passphrase file) in
  * $CREDENTIALS_DIRECTORY, then from the configured key or passphrase file.
  *
  * SIGTERM/SIGINT abandon a push in flight (safe: a set counts as sent

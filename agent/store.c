@@ -147,7 +147,9 @@ const char store_schema_sql[] =
 	"  changes INTEGER NOT NULL,"
 	"  bytes INTEGER NOT NULL,"
 	"  duration_ms INTEGER NOT NULL,"
-	"  detail TEXT"
+	"  detail TEXT,"
+	"  repeats INTEGER NOT NULL DEFAULT 1,"
+	"  last_at INTEGER"
 	") STRICT;"
 	"PRAGMA user_version = 1;";
 

@@ -2,9 +2,9 @@
 #include "agent/synclog.h"
 
 #include <errno.h>
-#include <time.h>
+#include <string.h>
 
-enum { SLOT_LOG_ADD = 26, SLOT_LOG_PRUNE };
+enum { SLOT_LOG_ADD = 26, SLOT_LOG_PRUNE, SLOT_LOG_REPEAT };
 
 const char *synclog_result(int code)
 {
@@ -23,18 +23,6 @@ const char *synclog_result(int code)
 	}
 }
 
-void synclog_time(uint64_t ms, char out[25])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm) != 19) {
-		snprintf(out, 25, "1970-01-01T00:00:00.000Z");
-		return;
-	}
-	snprintf(out + 19, 6, ".%03uZ", (unsigned)(ms % 1000));
-}
-
 int synclog_add(struct store *s, const struct synclog_entry *e, struct fs_error *err)
 {
 	sqlite3_stmt *st;
@@ -42,6 +30,30 @@ int synclog_add(struct store *s, const struct synclog_entry *e, struct fs_error 
 
 	if ((r = store_begin(s, err)) < 0)
 		return r;
+	if (strcmp(e->result, "ok") != 0 && e->sets == 0) {
+		/* Fold into the newest row if it is the same failure. */
+		r = store_stmt(s, SLOT_LOG_REPEAT,
+			       "UPDATE sync_log SET repeats = repeats + 1, last_at = ?1, "
+			       "duration_ms = ?2, detail = ?3 "
+			       "WHERE id = (SELECT max(id) FROM sync_log) AND event = ?4 "
+			       "AND result = ?5 AND sets = 0",
+			       &st, err);
+		if (r < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)e->at_ms);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)e->duration_ms);
+		if (e->detail)
+			sqlite3_bind_text(st, 3, e->detail, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, e->event, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, e->result, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			r = store_fail(s, "write sync log in", err);
+			goto fail;
+		}
+		sqlite3_reset(st);
+		if (sqlite3_changes(store_db(s)) == 1)
+			return store_commit(s, err);
+	}
 	r = store_stmt(s, SLOT_LOG_ADD,
 		       "INSERT INTO sync_log(at, event, result, sets, changes, bytes, duration_ms, "
 		       "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -84,9 +96,10 @@ static cJSON *entry_json(sqlite3_stmt *st)
 {
 	cJSON *o = cJSON_CreateObject();
 	const char *detail = (const char *)sqlite3_column_text(st, 8);
-	char at[25];
+	sqlite3_int64 repeats = sqlite3_column_int64(st, 9);
+	char at[HLC_TIME_LEN + 1], last[HLC_TIME_LEN + 1];
 
-	synclog_time((uint64_t)sqlite3_column_int64(st, 1), at);
+	hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
 	if (!o || !cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
 	    !cJSON_AddStringToObject(o, "at", at) ||
 	    !cJSON_AddStringToObject(o, "event", (const char *)sqlite3_column_text(st, 2)) ||
@@ -95,11 +108,18 @@ static cJSON *entry_json(sqlite3_stmt *st)
 	    !cJSON_AddNumberToObject(o, "changes", (double)sqlite3_column_int64(st, 5)) ||
 	    !cJSON_AddNumberToObject(o, "bytes", (double)sqlite3_column_int64(st, 6)) ||
 	    !cJSON_AddNumberToObject(o, "duration_ms", (double)sqlite3_column_int64(st, 7)) ||
-	    (detail && !cJSON_AddStringToObject(o, "detail", detail))) {
-		cJSON_Delete(o);
-		return NULL;
+	    (detail && !cJSON_AddStringToObject(o, "detail", detail)))
+		goto fail;
+	if (repeats > 1) {
+		hlc_format_time((hlc_t)sqlite3_column_int64(st, 10) << 16, last);
+		if (!cJSON_AddNumberToObject(o, "repeats", (double)repeats) ||
+		    !cJSON_AddStringToObject(o, "last_at", last))
+			goto fail;
 	}
 	return o;
+fail:
+	cJSON_Delete(o);
+	return NULL;
 }
 
 int synclog_list(struct store *s, unsigned limit, synclog_fn fn, void *ctx, struct fs_error *err)
@@ -111,7 +131,7 @@ int synclog_list(struct store *s, unsigned limit, synclog_fn fn, void *ctx, stru
 	 * across the callbacks. */
 	if (sqlite3_prepare_v2(store_db(s),
 			       "SELECT id, at, event, result, sets, changes, bytes, duration_ms, "
-			       "detail FROM (SELECT * FROM sync_log ORDER BY id DESC LIMIT ?1) "
+			       "detail, repeats, last_at FROM (SELECT * FROM sync_log ORDER BY id DESC LIMIT ?1) "
 			       "ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "read sync log in", err);

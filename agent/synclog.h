@@ -7,6 +7,11 @@
  * value or a key (crypto/fserr.h), so the log is safe to show an
  * administrator.  The newest SYNCLOG_KEEP rows are kept.
  *
+ * Failures in a row with the same result, none of which sent anything,
+ * share one row: its repeats count goes up and last_at, duration and
+ * detail follow the latest.  A device offline for a week retries every
+ * few seconds; its log says so in one line, not a hundred thousand.
+ *
  * Event and result names are shared with HQ's audit list so the two can
  * be read side by side: event "push", result one of synclog_result().
  *
@@ -39,13 +44,12 @@ const char *synclog_result(int code);
 int synclog_add(struct store *s, const struct synclog_entry *e, struct fs_error *err) FS_WUR;
 
 /* Call fn with each entry as a JSON object, oldest first, at most limit
- * newest ones (0: all).  Members: id, at (RFC 3339 UTC, milliseconds),
- * event, result, sets, changes, bytes, duration_ms, detail (if any). */
+ * newest ones (0: all).  Members: id, at (hlc_format_time: RFC 3339 UTC
+ * with milliseconds, as HQ's event list),
+ * event, result, sets, changes, bytes, duration_ms, detail (if any), and
+ * for a row standing for several attempts, repeats and last_at. */
 typedef int (*synclog_fn)(const cJSON *entry, void *ctx);
 int synclog_list(struct store *s, unsigned limit, synclog_fn fn, void *ctx,
 		 struct fs_error *err) FS_WUR;
-
-/* Unix ms as "2026-11-24T09:30:05.123Z" into out (at least 25 bytes). */
-void synclog_time(uint64_t ms, char out[25]);
 
 #endif

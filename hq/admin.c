@@ -201,3 +201,57 @@ out:
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
+
+/* ---- events --------------------------------------------------------------- */
+
+int admin_events(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	char at[HLC_TIME_LEN + 1];
+	int rc, r;
+
+	if (json && !arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail FROM events ORDER BY id", &st,
+			      err)) < 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
+		if (json) {
+			cJSON *o = cJSON_CreateObject();
+
+			if (o && !cJSON_AddItemToArray(arr, o)) {
+				cJSON_Delete(o);
+				o = NULL;
+			}
+			/* From here o belongs to arr. */
+			if (!o || !cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
+			    !cJSON_AddStringToObject(o, "at", at) ||
+			    !cJSON_AddStringToObject(o, "event", col_text(st, 2)) ||
+			    (sqlite3_column_type(st, 3) != SQLITE_NULL &&
+			     !cJSON_AddStringToObject(o, "device", col_text(st, 3))) ||
+			    (sqlite3_column_type(st, 4) != SQLITE_NULL &&
+			     !cJSON_AddStringToObject(o, "detail", col_text(st, 4)))) {
+				r = fs_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+			continue;
+		}
+		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)sqlite3_column_int64(st, 0), at,
+			col_text(st, 2), sqlite3_column_type(st, 3) == SQLITE_NULL ? "-" : col_text(st, 3),
+			col_text(st, 4));
+	}
+	if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "list events", err);
+		goto out;
+	}
+	if (json) {
+		r = print_json(out, arr, err);
+		arr = NULL;
+	}
+out:
+	cJSON_Delete(arr);
+	sqlite3_finalize(st);
+	return r;
+}

@@ -83,6 +83,7 @@ static const char main_usage[] =
 	"  export beneficiaries|visits --format csv|jsonl [--since TIME]\n"
 	"                         write merged records to stdout\n"
 	"  conflicts [--json]     list fields edited concurrently\n"
+	"  events [--json]        the event log: enrolments, change sets, revocations\n"
 	"\n"
 	"Exit status: 0 ok, 1 usage, 2 data, 3 key or crypto, 4 I/O.\n";
 
@@ -510,6 +511,14 @@ int main(int argc, char **argv)
 				"List enrolled devices: id, team, municipality, last seen, last\n"
 				"sequence and state (active or revoked).",
 				admin_devices);
+	else if (!strcmp(cmd, "events"))
+		r = cmd_listing(&cfg, argc, argv, "events",
+				"Usage: fieldsync-hq events [--json]\n"
+				"List HQ's append-only event log, oldest first: time (UTC), event\n"
+				"(enroll, token_created, changeset_accepted, changeset_rejected,\n"
+				"revoke), device and detail.  Lay it beside an agent's\n"
+				"'fieldsync log': both use the same time format.",
+				admin_events);
 	else if (!strcmp(cmd, "revoke"))
 		r = cmd_revoke(&cfg, argc, argv);
 	else if (!strcmp(cmd, "export"))

@@ -1,102 +1,185 @@
 #!/bin/sh
-# demo.sh BUILD_DIR - a field team records visits offline in an encrypted
-# store, enrols with HQ and syncs; HQ exports the merged records.  Shows
-# that nothing readable reaches the field laptop's disk.  Everything runs
-# on loopback and is stopped at the end.  Run by `make demo`.
+# demo.sh BUILD_DIR - the main job end to end on loopback, narrated:
+#   1. HQ starts;
+#   2. two teams (Sremska Mitrovica and Bujanovac) start their agents
+#      and enrol;
+#   3. HQ goes down; both teams record beneficiaries and visits offline,
+#      and both edit one shared caseload record;
+#   4. HQ comes back, and both agents push on their own;
+#   5. HQ exports the merged records and shows the resolved conflict;
+#   6. HQ's event log beside each team's sync log.
+# Everything it starts is stopped at the end.  Run by `make demo`.
+# The agents run with the built-in defaults; only where files live is
+# configured.
 set -eu
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FS="$ROOT/$BUILD/fieldsync"
 HQ="$ROOT/$BUILD/fieldsync-hq"
 DEMO="$ROOT/demo-data"
-DATA="$DEMO/store"
+FORMS="$ROOT/conf/forms"
+TEAMS="sremska-mitrovica bujanovac"
 
 say() { printf '\n==> %s\n' "$*"; }
+now_ms() { date +%s%3N; }
+
+HQ_PID=""
+PIDS=""
+stop_hq() {
+	if [ -n "$HQ_PID" ]; then
+		kill "$HQ_PID" 2> /dev/null || true
+		wait "$HQ_PID" 2> /dev/null || true
+		HQ_PID=""
+	fi
+}
+stop_all() {
+	for p in $PIDS; do kill "$p" 2> /dev/null || true; done
+	for p in $PIDS; do wait "$p" 2> /dev/null || true; done
+	PIDS=""
+	stop_hq
+}
+trap stop_all EXIT INT TERM
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
 chmod 700 "$DEMO"
-printf 'demo-lozinka-Sremska-Mitrovica\n' > "$DEMO/passphrase"
-chmod 600 "$DEMO/passphrase"
-: > "$DEMO/agent.conf"
-export FIELDSYNC_CONFIG="$DEMO/agent.conf"
-run() { "$FS" --data-dir "$DATA" --forms-dir "$ROOT/conf/forms" --passphrase-file "$DEMO/passphrase" "$@"; }
-: > "$DEMO/hq.conf"
-export FIELDSYNC_HQ_CONFIG="$DEMO/hq.conf"
-hq() { "$HQ" --data-dir "$DEMO/hq" --forms-dir "$ROOT/conf/forms" "$@"; }
-HQ_PID=""
-stop_hq() { [ -n "$HQ_PID" ] && kill "$HQ_PID" 2> /dev/null && wait "$HQ_PID" 2> /dev/null; HQ_PID=""; }
-trap stop_hq EXIT INT TERM
 
-say "A field laptop in Sremska Mitrovica creates its encrypted store and device identity"
-run init --kdf interactive
+# team NAME ARGS...: fieldsync for that team's laptop.  No store options
+# on the command line, so every command goes through its agent.
+team() {
+	t=$1
+	shift
+	FIELDSYNC_CONFIG="$DEMO/$t/agent.conf" "$FS" "$@"
+}
 
-say "The team records two households (synthetic names, Latin and Cyrillic)"
-b1=$(run beneficiary add "full_name=Ružičić Đorđe" "municipality=Sremska Mitrovica" \
-	status=idp household_size=5 vulnerabilities=elderly,disability phone=+381641234567 consent=yes | tail -n 1)
-b2=$(run beneficiary add "full_name=Ружичић Јелена" "municipality=Сремска Митровица" \
-	status=refugee household_size=3 consent=yes | tail -n 1)
-echo "beneficiary $b1"
-echo "beneficiary $b2"
+printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n' "$DEMO" "$FORMS" > "$DEMO/hq.conf"
+hq() { "$HQ" -c "$DEMO/hq.conf" "$@"; }
 
-say "They record visits to both"
-run visit add "beneficiary_id=$b1" visit_date=2026-11-20 visit_type=prefab_installation \
-	"notes=Montaža montažne kuće, faza 2" gps=44.9761,19.6122 next_visit=2026-12-04 | tail -n 1
-run visit add "beneficiary_id=$b2" visit_date=2026-11-21 visit_type=legal_assistance \
-	"notes=Помоћ око личних докумената" | tail -n 1
+# start_hq [PORT]: serve on loopback; sets PORT.
+start_hq() {
+	: > "$DEMO/hq.log"
+	"$HQ" -c "$DEMO/hq.conf" serve --listen "127.0.0.1:${1:-0}" 2>> "$DEMO/hq.log" &
+	HQ_PID=$!
+	for _ in $(seq 1 100); do grep -q "listening on" "$DEMO/hq.log" && break; sleep 0.1; done
+	PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$DEMO/hq.log" | head -n 1)
+	[ -n "$PORT" ] || { cat "$DEMO/hq.log" >&2; exit 1; }
+}
 
-say "A form rule catches a mistake and names the field (never the value)"
-run beneficiary add "full_name=Test Osoba" municipality=Vranje household_size=0 consent=yes || true
+# hq_live COLLECTION: live records HQ holds.
+hq_live() { hq export "$1" --format jsonl | grep -vc '"deleted":true' || true; }
 
-say "Beneficiaries on this laptop"
-run beneficiary list
-say "Visits, as JSON Lines"
-run visit list --json
-
-say "Store status: changes waiting for the next sync"
-run status
-
-say "Every page authenticates and every record matches its outbox"
-run check
-
-say "Nothing readable on disk: grep for the names and the SQLite header in $DATA"
-for word in "Ružičić" "Ружичић" "SQLite format 3"; do
-	if grep -r -a -q -F "$word" "$DATA"; then
-		echo "FOUND '$word' in the clear" >&2
-		exit 1
-	fi
-	echo "  '$word': not found"
-done
-printf '  sqlite3 shell: '
-sqlite3 "$DATA/store.db" "SELECT count(*) FROM records" 2>&1 || true
-
-say "Headquarters creates its keys and starts its sync server on loopback"
+say "1. Headquarters creates its keys and starts its sync server on loopback"
 hq init
-# The binary itself, not the hq() wrapper, so that $! is the server.
-"$HQ" --data-dir "$DEMO/hq" --forms-dir "$ROOT/conf/forms" serve --listen 127.0.0.1:0 \
-	2> "$DEMO/hq.log" &
-HQ_PID=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$DEMO/hq.log" 2> /dev/null && break; sleep 0.1; done
-URL="http://$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$DEMO/hq.log" | head -n 1)"
+start_hq
+URL="http://127.0.0.1:$PORT"
 echo "HQ at $URL"
 
-say "An administrator issues a one-time enrolment token; the team enrols"
-TOKEN=$(hq enroll-token --team "Sremska Mitrovica 1" --municipality "Sremska Mitrovica" | tail -n 1)
-printf '%s\n' "$TOKEN" | run enroll "$URL" -
+say "2. Two field teams set up their laptops: an encrypted store, an agent, enrolment"
+for t in $TEAMS; do
+	mkdir -p "$DEMO/$t"
+	printf 'demo-lozinka-%s\n' "$t" > "$DEMO/$t/passphrase"
+	chmod 600 "$DEMO/$t/passphrase"
+	cat > "$DEMO/$t/agent.conf" <<EOF
+[store]
+data_dir = $DEMO/$t/store
+passphrase_file = $DEMO/$t/passphrase
+kdf_profile = interactive
+[forms]
+dir = $FORMS
+[agent]
+socket = $DEMO/$t/agent.sock
+EOF
+	team "$t" init
+	FIELDSYNC_CONFIG="$DEMO/$t/agent.conf" "$FS" agent 2> "$DEMO/$t/agent.log" &
+	PIDS="$PIDS $!"
+done
+for t in $TEAMS; do
+	for _ in $(seq 1 100); do [ -S "$DEMO/$t/agent.sock" ] && break; sleep 0.1; done
+done
+for t in $TEAMS; do
+	case $t in
+	sremska-mitrovica) name="Tim Sremska Mitrovica"; muni="Sremska Mitrovica" ;;
+	*) name="Tim Bujanovac"; muni="Bujanovac" ;;
+	esac
+	hq enroll-token --team "$name" --municipality "$muni" | tail -n 1 > "$DEMO/token"
+	team "$t" enroll "$URL" - < "$DEMO/token"
+	rm -f "$DEMO/token"
+done
+echo "Each agent holds its store key; commands below go through it, no passphrase typed."
 
-say "Connectivity is back: the team syncs; each change set is signed, sealed and acknowledged"
-run sync
-run status
+say "HQ goes offline (its server stops); the teams keep working"
+stop_hq
 
-say "Syncing again sends nothing: delivery is exactly once in effect"
-run sync
+say "3. Both teams load HQ's shared caseload list, then record offline"
+# The same household is on both teams' lists, with the same id.
+cat > "$DEMO/caseload.csv" <<'EOF'
+id,full_name,municipality,status,household_size,consent
+01937a4e-5c2b-7d3e-8f41-a2b3c4d5e6f7,Stanković Vesna,Preševo,refugee,4,yes
+EOF
+shared=01937a4e-5c2b-7d3e-8f41-a2b3c4d5e6f7
+for t in $TEAMS; do team "$t" import beneficiaries "$DEMO/caseload.csv"; done
+sm=$(team sremska-mitrovica beneficiary add "full_name=Ružičić Đorđe" \
+	"municipality=Sremska Mitrovica" status=idp household_size=5 \
+	vulnerabilities=elderly,disability consent=yes | tail -n 1)
+bu=$(team bujanovac beneficiary add "full_name=Ђорђевић Милица" "municipality=Бујановац" \
+	status=refugee household_size=3 consent=yes | tail -n 1)
+team sremska-mitrovica visit add "beneficiary_id=$sm" visit_date=2026-11-20 \
+	visit_type=prefab_installation "notes=Montaža montažne kuće, faza 2" > /dev/null
+team bujanovac visit add "beneficiary_id=$bu" visit_date=2026-11-21 \
+	visit_type=legal_assistance "notes=Помоћ око личних докумената" > /dev/null
+echo "Both teams visit the shared household and correct its size, unaware of each other:"
+team sremska-mitrovica beneficiary edit "$shared" household_size=5
+sleep 0.01
+team bujanovac beneficiary edit "$shared" household_size=6
+team bujanovac visit add "beneficiary_id=$shared" visit_date=2026-11-22 \
+	visit_type=needs_assessment "notes=Porodica proširena; доселила се бака" > /dev/null
+sleep 2
+say "Each agent has tried HQ, failed, and is retrying with backoff (Sremska Mitrovica):"
+team sremska-mitrovica status
 
-say "HQ's merged view, exported as CSV (UTF-8, opens in LibreOffice)"
+say "4. HQ comes back on the same address; nobody types a command"
+up=$(now_ms)
+start_hq "$PORT"
+want_b=3
+want_v=3
+while :; do
+	b=$(hq_live beneficiaries)
+	v=$(hq_live visits)
+	[ "$b" -ge "$want_b" ] && [ "$v" -ge "$want_v" ] && break
+	if [ $(($(now_ms) - up)) -gt 30000 ]; then
+		echo "HQ has $b beneficiaries and $v visits after 30 s; expected $want_b and $want_v" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+echo "Both agents pushed on their own: everything merged $(($(now_ms) - up)) ms after HQ came back."
+
+say "5. HQ's merged view (CSV, opens in LibreOffice) and the visits (JSON Lines)"
 hq export beneficiaries --format csv
 hq export visits --format jsonl
-say "Enrolled devices"
-hq devices
+say "The concurrent edit of the shared household, resolved (later edit wins, both kept):"
+hq conflicts
 
-stop_hq
-say "Done.  Field store in $DATA, HQ in $DEMO/hq, passphrase in $DEMO/passphrase (demo only)."
-echo "Nothing is left running.  Remove the demo with: rm -rf $DEMO"
+say "6. HQ's event log (the signed, tamper-evident audit log is the next step)"
+hq events
+for t in $TEAMS; do
+	say "Sync log of $t, in the same time format"
+	team "$t" log
+done
+
+say "Nothing readable on a laptop's disk: grep for the names and the SQLite header"
+for word in "Ružičić" "Ђорђевић" "Stanković" "SQLite format 3"; do
+	for t in $TEAMS; do
+		if grep -r -a -q -F "$word" "$DEMO/$t/store"; then
+			echo "FOUND '$word' in the clear in $t's store" >&2
+			exit 1
+		fi
+	done
+	echo "  '$word': not found"
+done
+
+stop_all
+say "Done.  Everything started has stopped."
+echo "Files: HQ in $DEMO/hq (log $DEMO/hq.log); each team in $DEMO/<team>/"
+echo "(store/, agent.conf, agent.log, and a demo-only passphrase file)."
+echo "Remove the demo with: rm -rf $DEMO"

@@ -134,12 +134,15 @@ fa() { "$FIELDSYNC" "$@"; }
 
 # start_agent [ARGS...]: run `fieldsync [ARGS] agent`, wait for its socket.
 start_agent() {
-	local i
+	local i before
 	rm -f "$AGENT_SOCK"
+	touch "$T/agent.log"
+	before=$(wc -l < "$T/agent.log")
 	"$FIELDSYNC" "$@" agent 2>> "$T/agent.log" &
 	APID=$!
 	for i in $(seq 200); do
-		[ -S "$AGENT_SOCK" ] && grep -q "listening on" "$T/agent.log" && return 0
+		[ -S "$AGENT_SOCK" ] && tail -n +$((before + 1)) "$T/agent.log" | grep -q "listening on" &&
+			return 0
 		kill -0 "$APID" 2> /dev/null || break
 		sleep 0.05
 	done

@@ -99,6 +99,15 @@ expect_exit 0 fa status --json
 must_contain "$OUT" '"pending_changes":'
 expect_exit 4 fa sync
 must_contain "$ERR" "unreachable"
+# Failures in a row share one log row with a count.
+for i in $(seq 100); do
+	fa log --json | grep -q '"repeats":' && break
+	sleep 0.1
+done
+expect_exit 0 fa log --json
+must_contain "$OUT" '"repeats":'
+[ "$(printf '%s\n' "$OUT" | grep -c '"result":"unreachable"')" -eq 1 ] ||
+	fail "repeated failures were not folded into one log row: $OUT"
 start_hq "$PORT"
 ms=$(wait_hq_count visits 5 15)
 echo "HQ back up to all 5 visits merged, no command typed: ${ms} ms" >&2

@@ -1,0 +1,68 @@
+# test_agent_idle.sh - an idle agent sleeps: over 60 s with nothing to
+# send it wakes only for the systemd watchdog, and it speaks sd_notify
+# (READY=1, STATUS=, WATCHDOG=1) to a NOTIFY_SOCKET as systemd would
+# give it.  Prints the wakeups and the agent's resident memory.
+set -e
+. "$(dirname "$0")/lib.sh"
+
+[ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
+IDLE=${FS_IDLE_SECONDS:-60}
+NPID=
+trap 'kill_agent; stop_hq; [ -z "$NPID" ] || kill "$NPID" 2> /dev/null; rm -rf "$T"' EXIT
+
+cat > "$T/hq.conf" <<EOF2
+[store]
+data_dir = $T/hq
+[forms]
+dir = $FORMS
+EOF2
+
+init_store
+expect_exit 0 hq init
+start_hq
+TOKEN=$(hq enroll-token --team "Tim Bujanovac" --municipality Bujanovac | tail -n 1)
+expect_exit 0 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
+add_person "Стојановић Ана" > /dev/null
+
+# A datagram socket standing in for systemd's notify socket.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as f:
+    while True:
+        msg = s.recv(4096).decode()
+        f.write(msg.replace("\n", " ") + "\n")
+        f.flush()' "$T/notify.sock" "$T/notify.log" &
+NPID=$!
+for i in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+[ -S "$T/notify.sock" ] || fail "notify listener did not start"
+
+agent_conf
+# WatchdogSec=30 as systemd would pass it: a ping every 15 s.
+NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=30000000 start_agent --passphrase-file "$PASS"
+wait_hq_count beneficiaries 1 > /dev/null
+sleep 1
+
+switches() {
+	local sum=0 v
+	for f in /proc/"$APID"/task/*/status; do
+		v=$(awk '/^(voluntary|nonvoluntary)_ctxt_switches/ { s += $2 } END { print s }' "$f" 2> /dev/null || echo 0)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+before=$(switches)
+sleep "$IDLE"
+after=$(switches)
+wakeups=$((after - before))
+rss=$(awk '/^VmRSS/ { print $2 " " $3 }' /proc/"$APID"/status)
+pings=$(grep -c '^WATCHDOG=1' "$T/notify.log" || true)
+echo "idle agent over ${IDLE} s: $wakeups wakeups ($pings watchdog pings), RSS $rss" >&2
+[ "$wakeups" -le 12 ] || fail "an idle agent woke $wakeups times in ${IDLE} s"
+[ "$pings" -ge 2 ] || fail "only $pings watchdog pings in ${IDLE} s with WatchdogSec=30"
+grep -q '^READY=1' "$T/notify.log" || fail "no READY=1: $(cat "$T/notify.log")"
+grep -q '^STATUS=idle; everything sent' "$T/notify.log" || fail "no idle STATUS=: $(cat "$T/notify.log")"
+stop_agent
+grep -q '^STOPPING=1' "$T/notify.log" || fail "no STOPPING=1 on SIGTERM"
+echo "ok: idle agent sleeps"

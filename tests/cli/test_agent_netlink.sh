@@ -1,0 +1,57 @@
+# test_agent_netlink.sh - the agent learns that the network is back from
+# rtnetlink, not from a timer.  In a private network namespace (unshare
+# -rn) HQ listens on loopback; the loopback link goes down, visits are
+# written, the first push fails and the retry is scheduled up to ten
+# minutes away; the link comes up and the agent pushes at once.
+set -e
+if [ "${FS_IN_NETNS:-}" != 1 ]; then
+	command -v unshare > /dev/null || { echo "FAIL: unshare (util-linux) is needed" >&2; exit 1; }
+	command -v ip > /dev/null || { echo "FAIL: ip (iproute2) is needed" >&2; exit 1; }
+	FS_IN_NETNS=1 exec unshare -rn bash "$0" "$@"
+fi
+. "$(dirname "$0")/lib.sh"
+
+[ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
+trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
+ip link set lo up
+
+cat > "$T/hq.conf" <<EOF2
+[store]
+data_dir = $T/hq
+[forms]
+dir = $FORMS
+EOF2
+
+init_store
+expect_exit 0 hq init
+start_hq
+TOKEN=$(hq enroll-token --team "Tim Sremska Mitrovica" --municipality "Sremska Mitrovica" | tail -n 1)
+expect_exit 0 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
+id=$(add_person "Ђурђевић Милан")
+# Retries ten minutes apart: only a network event can explain a quick push.
+agent_conf "retry_min = 600" "retry_max = 600" "connect_timeout = 2"
+start_agent --passphrase-file "$PASS"
+wait_hq_count beneficiaries 1 > /dev/null
+
+ip link set lo down
+for i in 1 2 3; do
+	expect_exit 0 fa visit add "beneficiary_id=$id" visit_date=2026-11-2$i visit_type=needs_assessment
+done
+for i in $(seq 150); do
+	fa status | grep -q "last error  HQ unreachable" && break
+	sleep 0.1
+done
+expect_exit 0 fa status
+must_contain "$OUT" "last error  HQ unreachable"
+must_contain "$OUT" "next try"
+[ "$(grep -c 'network change' "$T/agent.log")" -eq 0 ] || fail "network change before the link came up"
+
+up=$(date +%s%3N)
+ip link set lo up
+ms=$(wait_hq_count visits 3 20)
+echo "loopback up to 3 visits merged: ${ms} ms (retry timer up to 600 s away)" >&2
+grep -q "network change: pushing" "$T/agent.log" || fail "the agent did not notice the link come up"
+: "$up"
+same_once visit visits
+stop_agent
+echo "ok: netlink wakes the agent"
