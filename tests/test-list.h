@@ -63,6 +63,11 @@ TEST_ENTRY(push_revoked_overloaded_unreachable)
 TEST_ENTRY(push_sequence_gap_resends_what_hq_lost)
 TEST_ENTRY(enroll_checks_hq_fingerprint_and_stores_keys)
 TEST_ENTRY(push_curl_transport_no_redirects_and_unreachable)
+TEST_ENTRY(backoff_exponential_capped_full_jitter)
+TEST_ENTRY(ctl_command_roundtrip_and_malformed)
+TEST_ENTRY(ctl_frames_carry_descriptors_and_exit_status)
+TEST_ENTRY(synclog_folds_repeated_failures)
+TEST_ENTRY(synclog_keeps_newest_rows)
 
 /* hq */
 TEST_ENTRY(hq_accept_replay_gap_and_chain)
