@@ -148,8 +148,9 @@ static int forward(struct cli *c, int argc, char **argv, int *ret_status)
 		r = ctl_client_answer(sock, STDOUT_FILENO, STDERR_FILENO, ret_status);
 	if (r < 0) {
 		fs_error_set(&err, r, "the agent at %s: %s", socket_path(c),
-			     r == -ECONNRESET ? "closed the connection (did it stop?)"
-					      : strerror(-r));
+			     r == -ECONNRESET || r == -EPIPE
+				     ? "closed the connection (did it stop, or refuse this user?)"
+				     : strerror(-r));
 		*ret_status = commands_fail(c, &err);
 	}
 out:

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <cjson/cJSON.h>
 
 #include "agent/commands.h"
@@ -242,6 +243,7 @@ static void release_store(const struct cli *c, struct store *s)
 static int open_input(const struct cli *c, const char *path, FILE **ret, struct fs_error *err)
 {
 	FILE *fp = NULL;
+	struct stat st;
 
 	if (c->in_agent) {
 		for (size_t i = 0; i < c->n_inputs; i++) {
@@ -252,6 +254,12 @@ static int open_input(const struct cli *c, const char *path, FILE **ret, struct 
 			/* path is the argument or, for --json=FILE, inside it. */
 			if (path < arg || path > arg + strlen(arg))
 				continue;
+			/* A client that is not our CLI could pass a pipe and
+			 * never write: the agent reads regular files only (the
+			 * CLI copies anything else into a memfd). */
+			if (fstat(c->inputs[i].fd, &st) < 0 || !S_ISREG(st.st_mode))
+				return fs_error_set(err, -FS_EUSAGE, "read %s: not a regular file",
+						    path);
 			fd = dup(c->inputs[i].fd);
 			fp = fd < 0 ? NULL : fdopen(fd, "r");
 			if (!fp) {

@@ -45,6 +45,23 @@ must_contain "$ERR" "wrong passphrase"
 must_not_contain "$ERR$(cat "$T/agent.log")" "pogrešna"
 expect_exit 0 fa --passphrase-file "$PASS" unlock
 must_contain "$OUT" "unlocked"
+# Peer credentials: another user is refused even with the socket opened
+# up to everyone (needs root to act as another user; CI runs as root).
+if [ "$(id -u)" -eq 0 ] && command -v setpriv > /dev/null; then
+	chmod 711 "$T"
+	chmod 666 "$AGENT_SOCK"
+	printf '[agent]\nsocket = %s\n' "$AGENT_SOCK" > "$T/nobody.conf"
+	chmod 644 "$T/nobody.conf"
+	expect_exit 4 setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$FIELDSYNC" -c "$T/nobody.conf" status
+	must_contain "$ERR" "closed the connection"
+	grep -q "refused a control connection from uid 65534" "$T/agent.log" ||
+		fail "the agent did not refuse uid 65534"
+	chmod 660 "$AGENT_SOCK"
+	chmod 700 "$T"
+else
+	echo "peer-credential check not exercised: needs root and setpriv" >&2
+fi
 expect_exit 0 fa --passphrase-file "$PASS" unlock
 must_contain "$OUT" "already unlocked"
 
