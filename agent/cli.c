@@ -165,6 +165,20 @@ out:
 	return 0;
 }
 
+/* A write made here, not through the agent: tell a running agent so it
+ * pushes it.  Best effort: with no agent it goes out with the next push. */
+static void poke_agent(struct cli *c)
+{
+	struct fs_error err = {0};
+	int sock, status;
+
+	if (ctl_connect(socket_path(c), &sock, &err) < 0)
+		return;
+	if (ctl_send(sock, CTL_POKE, NULL, 0, NULL, 0) == 0)
+		(void)!ctl_client_answer(sock, STDOUT_FILENO, STDERR_FILENO, &status);
+	close(sock);
+}
+
 static int help_requested(int argc, char **argv)
 {
 	return argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
@@ -220,6 +234,7 @@ static int cmd_unlock(struct cli *c, int argc, char **argv)
 	struct keystore_secret *secret = NULL;
 	struct fs_error err = {0};
 	uint8_t *msg = NULL;
+	struct stat st;
 	size_t len;
 	int r, sock = -1;
 
@@ -232,11 +247,18 @@ static int cmd_unlock(struct cli *c, int argc, char **argv)
 	}
 	if (argc != 1)
 		return commands_usage_error(c, "unlock", "unexpected argument");
-	if ((r = agent_connect(c, &sock)) != 0)
-		return r;
-	if ((r = commands_secret(c, "Store passphrase: ", &secret, &err)) < 0) {
-		close(sock);
+	/* Ask for the secret before connecting, so a slow typist is not cut
+	 * off by the agent; but first make sure there is an agent to ask. */
+	if (stat(socket_path(c), &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		fs_error_set(&err, -ENOENT, "no agent is running at %s (start fieldsync-agent)",
+			     socket_path(c));
 		return commands_fail(c, &err);
+	}
+	if ((r = commands_secret(c, "Store passphrase: ", &secret, &err)) < 0)
+		return commands_fail(c, &err);
+	if ((r = agent_connect(c, &sock)) != 0) {
+		keystore_secret_free(secret);
+		return r;
 	}
 	len = 1 + (secret->method == KEYSTORE_PASSPHRASE ? secret->passlen : AEAD_KEYBYTES);
 	if (len > 1 + CTL_SECRET_MAX) {
@@ -337,8 +359,11 @@ int main(int argc, char **argv)
 	else if (commands_forwardable(cmd) && !overrides[0] && !overrides[1] && !overrides[2] &&
 		 forward(&c, argc, argv, &r) == 0)
 		; /* the agent ran it */
-	else
+	else {
 		r = commands_run(&c, argc, argv);
+		if (c.wrote)
+			poke_agent(&c);
+	}
 	config_free(&c.cfg);
 	return r;
 }

@@ -718,8 +718,11 @@ static int cmd_enroll(struct cli *c, int argc, char **argv)
 	/* Keep the token out of /proc/PID/cmdline from here on. */
 	sodium_memzero(argv[2], strlen(argv[2]));
 	if (r < 0 || (r = open_store(c, &s, &err)) < 0 ||
-	    (r = push_transport_curl_new(&t, &err)) < 0 ||
-	    (r = enroll_device(s, argv[1], token, t, &e, &err)) < 0)
+	    (r = push_transport_curl_new(&t, &err)) < 0)
+		goto out;
+	if (c->cancel)
+		push_transport_curl_cancel_on(t, c->cancel);
+	if ((r = enroll_device(s, argv[1], token, t, &e, &err)) < 0)
 		goto out;
 	c->wrote = 1;
 	fprintf(c->out, "enrolled with HQ at %s: team %s, municipality %s%s\n", e.target.url,
@@ -1203,8 +1206,6 @@ int commands_run(struct cli *c, int argc, char **argv)
 	const char *cmd = argv[0];
 	char tok[FS_TOKEN_MAX + 3];
 
-	/* In the agent getopt must not write to the agent's own stderr. */
-	opterr = !c->in_agent;
 	if (c->in_agent && !commands_forwardable(cmd))
 		return usage_error(NULL, "command %s cannot run through the agent",
 				   fs_error_token(cmd, tok));

@@ -34,9 +34,18 @@ int ctl_listen(const char *path, gid_t gid, struct fs_error *err)
 	/* A socket left by an agent that was killed is replaced; a file of
 	 * any other kind is somebody else's and stays. */
 	if (lstat(path, &st) == 0) {
+		int probe;
+
 		if (!S_ISSOCK(st.st_mode))
 			return fs_error_set(err, -EEXIST, "agent socket %s: exists and is not a socket",
 					    path);
+		/* Stale only if nobody answers: never take the socket of an
+		 * agent that is running. */
+		if (ctl_connect(path, &probe, err) == 0) {
+			close(probe);
+			return fs_error_set(err, -EADDRINUSE, "agent socket %s: another agent is "
+					    "running", path);
+		}
 		if (unlink(path) < 0)
 			return fs_error_set(err, -errno, "agent socket %s: remove stale socket: %s",
 					    path, strerror(errno));

@@ -18,6 +18,8 @@
  *   'U' unlock.  payload: method (1: passphrase, 2: key file contents) |
  *       the secret (at most CTL_SECRET_MAX bytes).
  *   'L' lock.   payload empty.
+ *   'P' poke.   payload empty.  Something wrote to the store without the
+ *       agent (a command given --data-dir or a secret); push soon.
  *
  * The agent answers with any number of 'O' (standard output bytes) and
  * 'E' (standard error bytes) frames, then one 'X' frame whose payload is
@@ -46,6 +48,7 @@ enum ctl_type {
 	CTL_COMMAND = 'C',
 	CTL_UNLOCK = 'U',
 	CTL_LOCK = 'L',
+	CTL_POKE = 'P',
 	CTL_STDOUT = 'O',
 	CTL_STDERR = 'E',
 	CTL_EXIT = 'X',

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -72,7 +73,11 @@ static uint64_t wall_ms(void)
 /* ---- state --------------------------------------------------------------- */
 
 #define CLIENTS_MAX 16
-#define CLIENT_TIMEOUT_MS 10000 /* to send a whole request */
+/* To send a whole request.  The CLI connects before it reads a piped
+ * input (so that with no agent the input is still there for it), so
+ * this allows for a slow pipe; it only frees slots of stuck clients. */
+#define CLIENT_TIMEOUT_MS 120000
+#define ANSWER_TIMEOUT_MS 30000 /* to take a whole answer */
 #define NET_SETTLE_MS 250       /* after a netlink event, before pushing */
 #define NEVER UINT64_MAX
 
@@ -86,6 +91,8 @@ struct client {
 	size_t out_len, out_off;
 	uint64_t deadline;         /* monotonic ms, while reading the request */
 	uint64_t wait_gen;         /* > 0: answer when attempt wait_gen ends */
+	uint64_t write_deadline;   /* monotonic ms to take the whole answer */
+	int in_job;                /* its request runs on the worker thread */
 };
 
 struct agent {
@@ -95,16 +102,27 @@ struct agent {
 	struct client clients[CLIENTS_MAX];
 	int stopping;
 
-	/* The push thread.  Only it touches wstore and res while running. */
+	/* The worker thread runs one job at a time: a push attempt, or a
+	 * forwarded `enroll` (HTTP, so never on this loop).  While running,
+	 * only it touches wstore, opt, res and the job_ fields. */
 	pthread_t thread;
 	int running;
+	enum { JOB_PUSH, JOB_ENROLL } job;
 	_Atomic int cancel;
 	struct store *wstore;
+	struct attempt_options opt;  /* built on the loop, read by the job */
 	struct attempt_result res;
 	int res_code;
-	unsigned long max_changes;
 	unsigned long want_max;    /* --max-changes of a waiting `sync` */
 	uint64_t gen;              /* attempts started so far */
+	struct client *job_client; /* JOB_ENROLL: who asked */
+	int job_argc;
+	char **job_argv;           /* points into job_client->in */
+	struct cli_input job_inputs[CTL_MAX_FILES];
+	size_t job_ninputs;
+	char *job_out, *job_err;   /* its output */
+	size_t job_olen, job_elen;
+	int job_status, job_wrote;
 
 	/* Scheduling, in monotonic ms. */
 	uint64_t next_push;        /* NEVER: nothing scheduled */
@@ -126,6 +144,7 @@ static uint32_t uniform(uint32_t n)
 
 static void notify_status(struct agent *a)
 {
+	uint64_t now = mono_ms();
 	char text[160];
 
 	if (!a->store)
@@ -136,34 +155,59 @@ static void notify_status(struct agent *a)
 		snprintf(text, sizeof(text), "STATUS=pushing to HQ");
 	else if (a->next_push != NEVER)
 		snprintf(text, sizeof(text), "STATUS=next push in %llus%s",
-			 (unsigned long long)((a->next_push - mono_ms() + 999) / 1000),
+			 (unsigned long long)(a->next_push > now ? (a->next_push - now + 999) / 1000
+								 : 0),
 			 a->failures ? " (HQ unreachable)" : "");
 	else
 		snprintf(text, sizeof(text), "STATUS=idle; everything sent");
 	sd_notify(0, text);
 }
 
-/* ---- the push thread ---------------------------------------------------- */
+/* ---- the worker thread ------------------------------------------------- */
 
-static void *push_thread(void *arg)
+/* Runs a forwarded `enroll` with its own connection and output. */
+static void run_enroll_job(struct agent *a)
+{
+	FILE *out = open_memstream(&a->job_out, &a->job_olen);
+	FILE *err = open_memstream(&a->job_err, &a->job_elen);
+	struct cli jc = {
+		.cfg = a->c->cfg, /* shallow and read-only: never freed here */
+		.out = out,
+		.err = err,
+		.store = a->wstore,
+		.in_agent = 1,
+		.inputs = a->job_inputs,
+		.n_inputs = a->job_ninputs,
+		.cancel = &a->cancel,
+	};
+
+	a->job_status = FS_EXIT_IO;
+	a->job_wrote = 0;
+	if (out && err) {
+		a->job_status = commands_run(&jc, a->job_argc, a->job_argv);
+		a->job_wrote = jc.wrote;
+	}
+	if (out)
+		fclose(out);
+	if (err)
+		fclose(err);
+}
+
+static void *job_thread(void *arg)
 {
 	struct agent *a = arg;
 	uint64_t one = 1;
 
-	struct attempt_options opt = {
-		.max_changes = a->max_changes,
-		.connect_timeout_s = a->c->cfg.connect_timeout,
-		.stall_timeout_s = a->c->cfg.stall_timeout,
-		.cancel = &a->cancel,
-	};
-
-	a->res_code = attempt_run(a->wstore, &opt, NULL, NULL, &a->res);
+	if (a->job == JOB_ENROLL)
+		run_enroll_job(a);
+	else
+		a->res_code = attempt_run(a->wstore, &a->opt, NULL, NULL, &a->res);
 	/* An eventfd write of 1 cannot fail short of a closed fd. */
 	(void)!write(a->efd, &one, sizeof(one));
 	return NULL;
 }
 
-static int push_start(struct agent *a)
+static int job_start(struct agent *a, int job)
 {
 	struct fs_error err = {0};
 	int r;
@@ -172,14 +216,24 @@ static int push_start(struct agent *a)
 		logmsg(SD_ERR, "push: %s", err.msg);
 		return r;
 	}
+	a->job = job;
 	a->cancel = 0;
-	a->max_changes = a->want_max ? a->want_max : a->c->cfg.max_changes;
-	a->want_max = 0;
-	a->gen++;
-	a->last_attempt = wall_ms();
-	if ((r = pthread_create(&a->thread, NULL, push_thread, a)) != 0) {
-		logmsg(SD_ERR, "push: cannot start a thread: %s", strerror(r));
-		a->gen--;
+	/* The job reads these, not the config SIGHUP may rewrite. */
+	a->opt = (struct attempt_options){
+		.max_changes = a->want_max ? a->want_max : a->c->cfg.max_changes,
+		.connect_timeout_s = a->c->cfg.connect_timeout,
+		.stall_timeout_s = a->c->cfg.stall_timeout,
+		.cancel = &a->cancel,
+	};
+	if (job == JOB_PUSH) {
+		a->want_max = 0;
+		a->gen++;
+		a->last_attempt = wall_ms();
+	}
+	if ((r = pthread_create(&a->thread, NULL, job_thread, a)) != 0) {
+		logmsg(SD_ERR, "cannot start a thread: %s", strerror(r));
+		if (job == JOB_PUSH)
+			a->gen--;
 		return -r;
 	}
 	a->running = 1;
@@ -190,20 +244,39 @@ static int push_start(struct agent *a)
 static void client_answer(struct agent *a, struct client *cl, const char *out, const char *err,
 			  int status);
 
+static void enroll_finished(struct agent *a);
+
+/* Answer every client parked for a push that will not come. */
+static void answer_parked(struct agent *a, const char *msg, int status)
+{
+	for (size_t i = 0; i < CLIENTS_MAX; i++) {
+		struct client *cl = &a->clients[i];
+
+		if (cl->fd >= 0 && cl->wait_gen) {
+			cl->wait_gen = 0;
+			client_answer(a, cl, NULL, msg, status);
+		}
+	}
+}
+
 /* The thread ended: record the outcome, answer `sync` clients, and
  * decide when to try again. */
-static void push_finished(struct agent *a)
+static void job_finished(struct agent *a)
 {
 	const struct attempt_result *res = &a->res;
 	struct cli *c = a->c;
-	uint64_t delay;
+	uint64_t delay, v;
 	char line[600];
-	int r = a->res_code;
-	uint64_t v;
+	int r;
 
 	pthread_join(a->thread, NULL);
 	(void)!read(a->efd, &v, sizeof(v)); /* clear it; may already be */
 	a->running = 0;
+	if (a->job == JOB_ENROLL) {
+		enroll_finished(a);
+		return;
+	}
+	r = a->res_code; /* only now: the thread wrote it */
 	if (r == 0) {
 		a->failures = 0;
 		a->last_error[0] = '\0';
@@ -222,6 +295,7 @@ static void push_finished(struct agent *a)
 		snprintf(a->last_error, sizeof(a->last_error), "%s", res->err.msg);
 		if (r == -EACCES) {
 			a->halted = 1;
+			a->next_push = NEVER;
 			logmsg(SD_ERR, "%s; not pushing again until restarted", res->err.msg);
 		} else {
 			a->failures++;
@@ -253,6 +327,10 @@ static void push_finished(struct agent *a)
 			client_answer(a, cl, NULL, line, commands_exit_code(r));
 		}
 	}
+	if (a->halted) {
+		snprintf(line, sizeof(line), "fieldsync: %s\n", a->last_error);
+		answer_parked(a, line, FS_EXIT_DATA);
+	}
 	notify_status(a);
 }
 
@@ -263,7 +341,7 @@ static void push_stop(struct agent *a)
 	if (!a->running)
 		return;
 	a->cancel = 1;
-	push_finished(a);
+	job_finished(a);
 	a->cancel = 0;
 }
 
@@ -300,6 +378,8 @@ static int unlock_with(struct agent *a, const struct keystore_secret *secret,
 static void lock(struct agent *a)
 {
 	push_stop(a);
+	answer_parked(a, "fieldsync: the agent's store was locked; nothing more was sent\n",
+		      FS_EXIT_KEY);
 	a->wstore = store_close(a->wstore);
 	a->store = store_close(a->store);
 	a->c->store = NULL;
@@ -388,6 +468,7 @@ static void client_answer(struct agent *a, struct client *cl, const char *out, c
 	uint8_t st = (uint8_t)status;
 
 	(void)a;
+	cl->write_deadline = mono_ms() + ANSWER_TIMEOUT_MS;
 	if ((out && out[0] && frame_append(cl, CTL_STDOUT, out, strlen(out)) < 0) ||
 	    (err && err[0] && frame_append(cl, CTL_STDERR, err, strlen(err)) < 0) ||
 	    frame_append(cl, CTL_EXIT, (const char *)&st, 1) < 0) {
@@ -481,12 +562,34 @@ static void run_command(struct agent *a, struct client *cl)
 		}
 	} else if (!strcmp(argv[0], "sync")) {
 		status = code;
+	} else if (!strcmp(argv[0], "enroll") && argc == 3 && a->store) {
+		/* HTTP: on the worker thread, the client parked meanwhile. */
+		if (a->running) {
+			fprintf(err, "fieldsync: the agent is pushing; try enroll again in a "
+				     "moment\n");
+			status = FS_EXIT_IO;
+		} else {
+			a->job_client = cl;
+			a->job_argc = argc;
+			a->job_argv = argv;
+			memcpy(a->job_inputs, inputs, sizeof(inputs));
+			a->job_ninputs = cl->nfds;
+			a->job_out = a->job_err = NULL;
+			cl->in_job = 1;
+			if (job_start(a, JOB_ENROLL) == 0) {
+				argv = NULL; /* the job owns it now */
+				goto out;
+			}
+			cl->in_job = 0;
+			a->job_client = NULL;
+			fprintf(err, "fieldsync: the agent could not start the enrolment; see "
+				     "its log\n");
+			status = FS_EXIT_IO;
+		}
 	} else {
 		status = commands_run(c, argc, argv);
 		if (c->wrote)
 			schedule(a, c->cfg.push_delay_ms);
-		if (!strcmp(argv[0], "enroll") && c->wrote)
-			a->halted = 0;
 	}
 	fflush(out);
 	fflush(err);
@@ -510,6 +613,35 @@ out:
 	free(ebuf);
 	free(argv);
 	cJSON_Delete(state);
+}
+
+static void enroll_finished(struct agent *a)
+{
+	struct client *cl = a->job_client;
+
+	client_answer(a, cl, a->job_out, a->job_err, a->job_status);
+	/* The output names the team; the request held the token. */
+	if (a->job_out)
+		sodium_memzero(a->job_out, a->job_olen);
+	if (a->job_err)
+		sodium_memzero(a->job_err, a->job_elen);
+	free(a->job_out);
+	free(a->job_err);
+	free(a->job_argv);
+	a->job_out = a->job_err = NULL;
+	a->job_argv = NULL;
+	cl->in_job = 0;
+	if (cl->in) {
+		sodium_memzero(cl->in, CTL_REQUEST_MAX);
+		cl->in_len = 0;
+	}
+	a->job_client = NULL;
+	if (a->job_wrote) {
+		logmsg(SD_INFO, "enrolled with HQ");
+		a->halted = 0;
+		schedule(a, 0);
+	}
+	notify_status(a);
 }
 
 static void run_unlock(struct agent *a, struct client *cl)
@@ -555,6 +687,10 @@ static void client_request(struct agent *a, struct client *cl)
 	case CTL_UNLOCK:
 		run_unlock(a, cl);
 		break;
+	case CTL_POKE:
+		schedule(a, a->c->cfg.push_delay_ms);
+		client_answer(a, cl, NULL, NULL, FS_EXIT_OK);
+		break;
 	case CTL_LOCK:
 		if (a->store) {
 			lock(a);
@@ -569,9 +705,13 @@ static void client_request(struct agent *a, struct client *cl)
 		client_answer(a, cl, NULL, "fieldsync: unknown request to the agent\n",
 			      FS_EXIT_USAGE);
 	}
-	/* The request may hold a passphrase: wipe it now. */
-	sodium_memzero(cl->in, CTL_REQUEST_MAX);
-	cl->in_len = 0;
+	/* The request may hold a passphrase or a token: wipe it now, unless
+	 * the worker thread still reads it (enroll_finished wipes it then),
+	 * or the client is gone already. */
+	if (cl->in && !cl->in_job) {
+		sodium_memzero(cl->in, CTL_REQUEST_MAX);
+		cl->in_len = 0;
+	}
 }
 
 /* Read what the client sent; run the request once it is complete. */
@@ -768,8 +908,11 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 		return r;
 	a->nfd = r;
 	/* The group only matters if we may hand the socket to it. */
+	/* Without the right to give it away (EPERM; EINVAL in a user
+	 * namespace that does not map the group), keep our own group,
+	 * unless a group was configured. */
 	if ((r = ctl_listen(path, *ret_group == getegid() ? (gid_t)-1 : *ret_group, err)) < 0 &&
-	    r == -EPERM && !gname)
+	    (r == -EPERM || r == -EINVAL) && !gname)
 		r = ctl_listen(path, (gid_t)-1, err);
 	if (r < 0)
 		return r;
@@ -850,6 +993,12 @@ int daemon_run(struct cli *c)
 
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		a.clients[i].fd = -1;
+	/* getopt must never write a client's arguments to our stderr. */
+	opterr = 0;
+	/* No core dumps and no ptrace by our own user: the heap holds field
+	 * values on their way to clients, not only the key in secure memory. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		logmsg(SD_WARNING, "prctl(PR_SET_DUMPABLE): %s", strerror(errno));
 	config_default_timings(&c->cfg);
 	if (setup(&a, &group, &err) < 0) {
 		logmsg(SD_ERR, "%s", err.msg);
@@ -867,8 +1016,11 @@ int daemon_run(struct cli *c)
 		if (a.next_push != NEVER && !a.running && now >= a.next_push) {
 			a.next_push = NEVER;
 			a.next_wall = 0;
-			if (a.store && !a.halted && push_start(&a) < 0)
+			if (a.store && !a.halted && job_start(&a, JOB_PUSH) < 0) {
+				answer_parked(&a, "fieldsync: the agent could not start a push; "
+					      "see its log\n", FS_EXIT_IO);
 				schedule(&a, (uint64_t)c->cfg.retry_max * 1000);
+			}
 		}
 		if (a.wd_interval && now >= a.next_wd) {
 			sd_notify(0, "WATCHDOG=1");
@@ -887,14 +1039,19 @@ int daemon_run(struct cli *c)
 
 			if (cl->fd < 0)
 				continue;
-			if (cl->out_len) {
+			if (cl->in_job) {
+				continue; /* the worker thread answers it */
+			} else if (cl->out_len) {
 				pfd[n] = (struct pollfd){.fd = cl->fd, .events = POLLOUT};
+				if (cl->write_deadline < wake)
+					wake = cl->write_deadline;
 			} else if (!cl->wait_gen) {
 				pfd[n] = (struct pollfd){.fd = cl->fd, .events = POLLIN};
 				if (cl->deadline < wake)
 					wake = cl->deadline;
 			} else {
-				continue; /* parked until its push ends */
+				/* Parked until its push ends; a hang-up frees it. */
+				pfd[n] = (struct pollfd){.fd = cl->fd, .events = 0};
 			}
 			slot[n++] = cl;
 		}
@@ -910,11 +1067,12 @@ int daemon_run(struct cli *c)
 		if ((pfd[0].revents & POLLIN) && handle_signals(&a))
 			break;
 		if ((pfd[1].revents & POLLIN) && a.running)
-			push_finished(&a);
-		if ((pfd[2].revents & POLLIN) && netwatch_read(a.nfd, &up) == 0 && up &&
-		    (a.failures || a.next_push != NEVER)) {
+			job_finished(&a);
+		if ((pfd[2].revents & POLLIN) && netwatch_read(a.nfd, &up) == 0 && up && a.store &&
+		    !a.halted) {
 			/* The network changed: try soon, and start the backoff
-			 * again, since what failed before may work now. */
+			 * again, since what failed before may work now.  With
+			 * nothing to send the attempt ends before any HTTP. */
 			a.failures = 0;
 			a.next_push = NEVER;
 			schedule(&a, NET_SETTLE_MS);
@@ -926,13 +1084,19 @@ int daemon_run(struct cli *c)
 		for (nfds_t i = 4; i < n; i++) {
 			struct client *cl = slot[i];
 
-			if (cl->fd < 0)
+			if (cl->fd < 0 || cl->in_job)
 				continue;
-			if (pfd[i].revents & POLLOUT)
+			if (cl->wait_gen && (pfd[i].revents & (POLLHUP | POLLERR)))
+				client_close(cl);
+			else if (cl->wait_gen)
+				continue;
+			else if (pfd[i].revents & POLLOUT)
 				client_write(cl);
 			else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
 				client_read(&a, cl);
-			else if (!cl->out_len && !cl->wait_gen && now >= cl->deadline)
+			else if (cl->out_len && now >= cl->write_deadline)
+				client_close(cl); /* never took its answer */
+			else if (!cl->out_len && now >= cl->deadline)
 				client_close(cl);
 		}
 	}

@@ -522,6 +522,7 @@ static int refusal(struct store *s, const struct push_target *target,
 		                    "HQ at %s rejected change set %llu as too "
 		                    "large (%s)",
 		                    target->url, seq, why);
+	case 429:
 	case 503:
 		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later", target->url);
 	case 409:

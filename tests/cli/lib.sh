@@ -183,3 +183,14 @@ wait_hq_count() {
 	done
 	echo $(($(date +%s%3N) - start))
 }
+
+# wait_log PATTERN [SECONDS]: until the agent's log has a line matching
+# the grep pattern; fails after SECONDS (default 20).
+wait_log() {
+	local i
+	for i in $(seq $((${2:-20} * 10))); do
+		grep -q -- "$1" "$T/agent.log" && return 0
+		sleep 0.1
+	done
+	fail "no '$1' in the agent's log: $(tail -5 "$T/agent.log")"
+}
