@@ -3,11 +3,12 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+PKG_BUILD  ?= build-pkg
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps configure demo test test-normal test-asan bench install clean
+.PHONY: all deps configure demo test test-normal test-asan bench install package clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -39,6 +40,14 @@ bench: deps all
 
 install: all
 	cmake --install $(BUILD)
+
+# fieldsync_<version>_<arch>.deb and fieldsync-hq_<version>_<arch>.deb in
+# $(PKG_BUILD)/, built for the /usr prefix (docs/DEPLOY.md).
+package: deps
+	cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+		-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON
+	cmake --build $(PKG_BUILD) -j $(JOBS) --target fieldsync fieldsync-hq
+	cd $(PKG_BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
