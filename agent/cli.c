@@ -111,6 +111,25 @@ static size_t file_args(int argc, char **argv, unsigned idx[CTL_MAX_FILES],
 	return n;
 }
 
+/* Send one request on sock (closed here), with fds, and relay the
+ * answer; returns the command's exit status. */
+static int agent_request(struct cli *c, int sock, enum ctl_type type, const uint8_t *payload,
+			 size_t len, const int *fds, size_t nfds)
+{
+	struct fs_error err = {0};
+	int status = FS_EXIT_IO, r;
+
+	if ((r = ctl_send(sock, type, payload, len, fds, nfds)) == 0)
+		r = ctl_client_answer(sock, STDOUT_FILENO, STDERR_FILENO, &status);
+	if (r < 0)
+		fs_error_set(&err, r, "the agent at %s: %s", socket_path(c),
+			     r == -ECONNRESET || r == -EPIPE
+				     ? "closed the connection (did it stop, or refuse this user?)"
+				     : strerror(-r));
+	close(sock);
+	return r < 0 ? commands_fail(c, &err) : status;
+}
+
 /* Hand the command to the agent.  -ENOENT/-ECONNREFUSED: none runs. */
 static int forward(struct cli *c, int argc, char **argv, int *ret_status)
 {
@@ -143,16 +162,8 @@ static int forward(struct cli *c, int argc, char **argv, int *ret_status)
 		*ret_status = commands_fail(c, &err);
 		goto out;
 	}
-	r = ctl_send(sock, CTL_COMMAND, buf, len, fds, nfiles);
-	if (r == 0)
-		r = ctl_client_answer(sock, STDOUT_FILENO, STDERR_FILENO, ret_status);
-	if (r < 0) {
-		fs_error_set(&err, r, "the agent at %s: %s", socket_path(c),
-			     r == -ECONNRESET || r == -EPIPE
-				     ? "closed the connection (did it stop, or refuse this user?)"
-				     : strerror(-r));
-		*ret_status = commands_fail(c, &err);
-	}
+	*ret_status = agent_request(c, sock, CTL_COMMAND, buf, len, fds, nfiles);
+	sock = -1;
 out:
 	if (buf) {
 		/* Arguments may hold field values or an enrolment token. */
@@ -161,7 +172,8 @@ out:
 	}
 	for (size_t i = 0; i < opened; i++)
 		close(fds[i]);
-	close(sock);
+	if (sock >= 0)
+		close(sock);
 	return 0;
 }
 
@@ -214,21 +226,6 @@ static int agent_connect(struct cli *c, int *ret_fd)
 	return r < 0 ? commands_fail(c, &err) : 0;
 }
 
-/* Send the request on sock (closed here) and relay the answer. */
-static int agent_request(struct cli *c, int sock, enum ctl_type type, const uint8_t *payload,
-			 size_t len)
-{
-	struct fs_error err = {0};
-	int status = FS_EXIT_IO, r;
-
-	if ((r = ctl_send(sock, type, payload, len, NULL, 0)) == 0)
-		r = ctl_client_answer(sock, STDOUT_FILENO, STDERR_FILENO, &status);
-	if (r < 0)
-		fs_error_set(&err, r, "the agent at %s: %s", socket_path(c), strerror(-r));
-	close(sock);
-	return r < 0 ? commands_fail(c, &err) : status;
-}
-
 static int cmd_unlock(struct cli *c, int argc, char **argv)
 {
 	struct keystore_secret *secret = NULL;
@@ -279,7 +276,7 @@ static int cmd_unlock(struct cli *c, int argc, char **argv)
 							      : secret->wrapkey,
 	       len - 1);
 	keystore_secret_free(secret);
-	r = agent_request(c, sock, CTL_UNLOCK, msg, len);
+	r = agent_request(c, sock, CTL_UNLOCK, msg, len, NULL, 0);
 	secmem_free(msg);
 	return r;
 }
@@ -298,7 +295,7 @@ static int cmd_lock(struct cli *c, int argc, char **argv)
 		return commands_usage_error(c, "lock", "unexpected argument");
 	if ((r = agent_connect(c, &sock)) != 0)
 		return r;
-	return agent_request(c, sock, CTL_LOCK, NULL, 0);
+	return agent_request(c, sock, CTL_LOCK, NULL, 0, NULL, 0);
 }
 
 int main(int argc, char **argv)

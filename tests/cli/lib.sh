@@ -53,6 +53,9 @@ add_person() {
 # random loopback port and sets PORT and HQPID; stop_hq stops it.
 
 HQ_BIN="$(dirname "$FIELDSYNC")/fieldsync-hq"
+
+# hq_conf: a hermetic hq.conf for HQ's data in $T/hq.
+hq_conf() { printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n' "$T" "$FORMS" > "$T/hq.conf"; }
 HQPID=
 hq() { "$HQ_BIN" -c "$T/hq.conf" "$@"; }
 
@@ -79,6 +82,16 @@ start_hq() {
 		stop_hq
 	done
 	fail "fieldsync-hq serve did not start: $(cat "$T/hq.log")"
+}
+
+# hq_and_enrolled_store TEAM MUNICIPALITY: a new store, a new HQ on
+# loopback ($PORT), and the store enrolled with it directly.
+hq_and_enrolled_store() {
+	init_store
+	expect_exit 0 hq init
+	start_hq
+	TOKEN=$(hq enroll-token --team "$1" --municipality "$2" | tail -n 1)
+	expect_exit 0 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
 }
 
 # ---- what reached HQ ------------------------------------------------------
@@ -193,4 +206,58 @@ wait_log() {
 		sleep 0.1
 	done
 	fail "no '$1' in the agent's log: $(tail -5 "$T/agent.log")"
+}
+
+# enroll_agent URL: enrol through the agent with the token in $T/token
+# (an enrolment asked for while a push runs waits for it).
+enroll_agent() { expect_exit 0 sh -c "\"$FIELDSYNC\" enroll '$1' - < '$T/token'"; }
+
+# ---- the fault-injecting proxy (tests/tools/faultproxy.c) -----------------
+# proxy_setup: check the binary and pick the seed.  The proxy's choices
+# are reproducible: rerun with the same FS_FAULT_SEED.
+PXPID=
+PXPORT=0
+PXRUNS=0
+proxy_setup() {
+	: "${FS_FAULTPROXY:?FS_FAULTPROXY must point to the faultproxy binary (tests/CMakeLists.txt)}"
+	[ -x "$FS_FAULTPROXY" ] || fail "faultproxy not built: $FS_FAULTPROXY"
+	SEED=${FS_FAULT_SEED:-$((RANDOM * 32768 + RANDOM))}
+	echo "fault seed $SEED (FS_FAULT_SEED=$SEED replays the proxy's choices)" >&2
+}
+
+# start_proxy LOG MODE [ARGS...]: faultproxy in front of HQ ($PORT) on
+# $PXPORT (a free port the first time, then the same one, as the device
+# is enrolled with it), logging its connections to LOG.  ARGS go to the
+# proxy (--connect makes it an HTTP CONNECT proxy allowing only HQ).
+start_proxy() {
+	local log=$1 mode=$2 got
+	shift 2
+	PXRUNS=$((PXRUNS + 1))
+	"$FS_FAULTPROXY" --listen "127.0.0.1:$PXPORT" --to "127.0.0.1:$PORT" --mode "$mode" \
+		--seed $((SEED + PXRUNS)) --log "$log" "$@" 2> "$T/proxy.err" &
+	PXPID=$!
+	for _ in $(seq 100); do
+		got=$(sed -n 's/^listening on 127\.0\.0\.1://p' "$T/proxy.err")
+		[ -n "$got" ] && PXPORT=$got && return 0
+		kill -0 "$PXPID" 2> /dev/null || break
+		sleep 0.05
+	done
+	fail "faultproxy did not start: $(cat "$T/proxy.err")"
+}
+
+# stop_proxy: SIGTERM; it must exit 0.
+stop_proxy() {
+	local rc=0
+	[ -n "$PXPID" ] || return 0
+	kill -TERM "$PXPID" 2> /dev/null || true
+	wait "$PXPID" || rc=$?
+	PXPID=
+	[ "$rc" -eq 0 ] || fail "faultproxy exited $rc on SIGTERM: $(cat "$T/proxy.err")"
+}
+
+kill_proxy() {
+	[ -n "$PXPID" ] || return 0
+	kill -9 "$PXPID" 2> /dev/null || true
+	wait "$PXPID" 2> /dev/null || true
+	PXPID=
 }

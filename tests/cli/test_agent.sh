@@ -9,12 +9,7 @@ set -e
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
 
-cat > "$T/hq.conf" <<EOF
-[store]
-data_dir = $T/hq
-[forms]
-dir = $FORMS
-EOF
+hq_conf
 
 init_store
 expect_exit 0 hq init

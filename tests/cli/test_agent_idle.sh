@@ -10,18 +10,9 @@ IDLE=${FS_IDLE_SECONDS:-60}
 NPID=
 trap 'kill_agent; stop_hq; [ -z "$NPID" ] || kill "$NPID" 2> /dev/null; rm -rf "$T"' EXIT
 
-cat > "$T/hq.conf" <<EOF2
-[store]
-data_dir = $T/hq
-[forms]
-dir = $FORMS
-EOF2
+hq_conf
 
-init_store
-expect_exit 0 hq init
-start_hq
-TOKEN=$(hq enroll-token --team "Tim Bujanovac" --municipality Bujanovac | tail -n 1)
-expect_exit 0 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
+hq_and_enrolled_store "Tim Bujanovac" Bujanovac
 add_person "Стојановић Ана" > /dev/null
 
 # A datagram socket standing in for systemd's notify socket.

@@ -9,12 +9,7 @@ set -e
 KILLS=${FS_AGENT_KILLS:-50}
 trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
 
-cat > "$T/hq.conf" <<EOF2
-[store]
-data_dir = $T/hq
-[forms]
-dir = $FORMS
-EOF2
+hq_conf
 
 # csv N FIRST: N synthetic beneficiaries, numbered from FIRST.
 csv() {
@@ -29,11 +24,7 @@ csv() {
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 sets_sent() { fs status --json | json_field change_sets_sent; }
 
-init_store
-expect_exit 0 hq init
-start_hq
-TOKEN=$(hq enroll-token --team "Tim Bujanovac" --municipality Bujanovac | tail -n 1)
-expect_exit 0 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
+hq_and_enrolled_store "Tim Bujanovac" Bujanovac
 agent_conf "max_changes = 3"
 
 # ---- kill -9 the agent while it pushes ------------------------------------

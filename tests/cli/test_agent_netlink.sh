@@ -15,18 +15,9 @@ fi
 trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
 ip link set lo up
 
-cat > "$T/hq.conf" <<EOF2
-[store]
-data_dir = $T/hq
-[forms]
-dir = $FORMS
-EOF2
+hq_conf
 
-init_store
-expect_exit 0 hq init
-start_hq
-TOKEN=$(hq enroll-token --team "Tim Sremska Mitrovica" --municipality "Sremska Mitrovica" | tail -n 1)
-expect_exit 0 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
+hq_and_enrolled_store "Tim Sremska Mitrovica" "Sremska Mitrovica"
 id=$(add_person "Ђурђевић Милан")
 # Retries ten minutes apart: only a network event can explain a quick push.
 agent_conf "retry_min = 600" "retry_max = 600" "connect_timeout = 2"

@@ -11,12 +11,7 @@ set -e
 HOLE=
 trap 'kill_agent; stop_hq; [ -z "$HOLE" ] || kill "$HOLE" 2> /dev/null; rm -rf "$T"' EXIT
 
-cat > "$T/hq.conf" <<EOF2
-[store]
-data_dir = $T/hq
-[forms]
-dir = $FORMS
-EOF2
+hq_conf
 
 # black_hole PORT: accept connections on loopback and never answer.
 black_hole() {
@@ -45,11 +40,7 @@ within() {
 	return "$rc"
 }
 
-init_store
-expect_exit 0 hq init
-start_hq
-TOKEN=$(hq enroll-token --team "Tim Tutin" --municipality Tutin | tail -n 1)
-expect_exit 0 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
+hq_and_enrolled_store "Tim Tutin" Tutin
 agent_conf "stall_timeout = 120"
 start_agent --passphrase-file "$PASS"
 

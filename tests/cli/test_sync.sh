@@ -9,12 +9,7 @@ set -e
 ROWS=${FS_SYNC_ROWS:-3000}
 trap 'stop_hq; rm -rf "$T"' EXIT
 
-cat > "$T/hq.conf" <<EOF
-[store]
-data_dir = $T/hq
-[forms]
-dir = $FORMS
-EOF
+hq_conf
 
 init_store
 expect_exit 0 hq init
