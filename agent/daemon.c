@@ -245,6 +245,8 @@ static void client_answer(struct agent *a, struct client *cl, const char *out, c
 			  int status);
 
 static void enroll_finished(struct agent *a);
+static void client_answer(struct agent *a, struct client *cl, const char *out, const char *err,
+			  int status);
 
 /* Answer every client parked for a push that will not come. */
 static void answer_parked(struct agent *a, const char *msg, int status)
@@ -331,6 +333,13 @@ static void job_finished(struct agent *a)
 		snprintf(line, sizeof(line), "fieldsync: %s\n", a->last_error);
 		answer_parked(a, line, FS_EXIT_DATA);
 	}
+	/* An enrolment that waited for this push goes now (not while
+	 * stopping or locking: push_stop's callers deal with it). */
+	if (a->job_client && !a->cancel && job_start(a, JOB_ENROLL) < 0) {
+		a->job_status = FS_EXIT_IO;
+		a->job_wrote = 0;
+		enroll_finished(a);
+	}
 	notify_status(a);
 }
 
@@ -375,9 +384,23 @@ static int unlock_with(struct agent *a, const struct keystore_secret *secret,
 	return 0;
 }
 
+/* An enrolment still waiting for a push to end will not run. */
+static void drop_queued_enroll(struct agent *a, const char *msg, int status)
+{
+	if (!a->job_client)
+		return;
+	a->job_status = status;
+	a->job_wrote = 0;
+	a->job_err = strdup(msg);
+	a->job_elen = a->job_err ? strlen(a->job_err) : 0;
+	enroll_finished(a);
+}
+
 static void lock(struct agent *a)
 {
 	push_stop(a);
+	drop_queued_enroll(a, "fieldsync: the agent's store was locked; not enrolled\n",
+			   FS_EXIT_KEY);
 	answer_parked(a, "fieldsync: the agent's store was locked; nothing more was sent\n",
 		      FS_EXIT_KEY);
 	a->wstore = store_close(a->wstore);
@@ -563,10 +586,10 @@ static void run_command(struct agent *a, struct client *cl)
 	} else if (!strcmp(argv[0], "sync")) {
 		status = code;
 	} else if (!strcmp(argv[0], "enroll") && argc == 3 && a->store) {
-		/* HTTP: on the worker thread, the client parked meanwhile. */
-		if (a->running) {
-			fprintf(err, "fieldsync: the agent is pushing; try enroll again in a "
-				     "moment\n");
+		/* HTTP: on the worker thread, the client parked meanwhile;
+		 * after the push in flight, if there is one. */
+		if (a->job_client) {
+			fprintf(err, "fieldsync: another enrolment is in progress\n");
 			status = FS_EXIT_IO;
 		} else {
 			a->job_client = cl;
@@ -576,7 +599,7 @@ static void run_command(struct agent *a, struct client *cl)
 			a->job_ninputs = cl->nfds;
 			a->job_out = a->job_err = NULL;
 			cl->in_job = 1;
-			if (job_start(a, JOB_ENROLL) == 0) {
+			if (a->running || job_start(a, JOB_ENROLL) == 0) {
 				argv = NULL; /* the job owns it now */
 				goto out;
 			}
@@ -934,6 +957,7 @@ static void shut_down(struct agent *a)
 	if (a->running)
 		logmsg(SD_INFO, "stopping: abandoning the push in flight");
 	push_stop(a);
+	drop_queued_enroll(a, "fieldsync: the agent is stopping; not enrolled\n", FS_EXIT_IO);
 	for (size_t i = 0; i < CLIENTS_MAX; i++) {
 		struct client *cl = &a->clients[i];
 
