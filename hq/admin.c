@@ -1,6 +1,7 @@
-/* admin.c - `devices`, `conflicts` and `revoke` for administrators.
+/* admin.c - `devices`, `conflicts`, `events` and `revoke` for
+ * administrators.
  *
- * Sections: output helpers; devices; conflicts; revoke.
+ * Sections: output helpers; listings; devices; conflicts; events; revoke.
  */
 #include "hq/admin.h"
 
@@ -41,9 +42,13 @@ static int print_json(FILE *out, cJSON *arr, struct fs_error *err)
 	return 0;
 }
 
-/* ---- devices ----------------------------------------------------------- */
+/* A listing: run sql, and hand each row to row(), which prints it to out
+ * or, when arr is not NULL, adds it to arr as a JSON object.  With json
+ * the whole array is printed as one line at the end. */
+typedef int (*row_fn)(sqlite3_stmt *st, cJSON *arr, FILE *out);
 
-int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+static int list_rows(sqlite3 *db, const char *sql, const char *what, row_fn row, int json,
+		     FILE *out, struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	cJSON *arr = json ? cJSON_CreateArray() : NULL;
@@ -51,38 +56,16 @@ int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 
 	if (json && !arr)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqdb_prepare(db, "SELECT id, team, municipality, last_seen, last_seq, state "
-				  "FROM devices ORDER BY team, id", &st, err)) < 0)
+	if ((r = hqdb_prepare(db, sql, &st, err)) < 0)
 		goto out;
-	if (!json)
-		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8s  %s\n", "DEVICE", "TEAM",
-			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char seen[HLC_TIME_LEN + 1];
-		cJSON *o;
-
-		iso_ms(st, 3, seen);
-		if (!json) {
-			fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %s\n", col_text(st, 0),
-				col_text(st, 1), col_text(st, 2), seen, sqlite3_column_int64(st, 4),
-				col_text(st, 5));
-			continue;
-		}
-		if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(arr, o) ||
-		    !cJSON_AddStringToObject(o, "id", col_text(st, 0)) ||
-		    !cJSON_AddStringToObject(o, "team", col_text(st, 1)) ||
-		    !cJSON_AddStringToObject(o, "municipality", col_text(st, 2)) ||
-		    !(sqlite3_column_type(st, 3) == SQLITE_NULL
-			      ? cJSON_AddNullToObject(o, "last_seen")
-			      : cJSON_AddStringToObject(o, "last_seen", seen)) ||
-		    !cJSON_AddNumberToObject(o, "last_seq", (double)sqlite3_column_int64(st, 4)) ||
-		    !cJSON_AddStringToObject(o, "state", col_text(st, 5))) {
+		if (row(st, arr, out) < 0) {
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}
 	}
 	if (rc != SQLITE_DONE) {
-		r = hqdb_fail(db, "list devices", err);
+		r = hqdb_fail(db, what, err);
 		goto out;
 	}
 	if (json) {
@@ -95,14 +78,68 @@ out:
 	return r;
 }
 
+/* A new object in arr; NULL when out of memory. */
+static cJSON *row_object(cJSON *arr)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o && !cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- devices ----------------------------------------------------------- */
+
+static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
+{
+	char seen[HLC_TIME_LEN + 1];
+	cJSON *o;
+
+	iso_ms(st, 3, seen);
+	if (!arr) {
+		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %s\n", col_text(st, 0),
+			col_text(st, 1), col_text(st, 2), seen, sqlite3_column_int64(st, 4),
+			col_text(st, 5));
+		return 0;
+	}
+	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "id", col_text(st, 0)) ||
+	    !cJSON_AddStringToObject(o, "team", col_text(st, 1)) ||
+	    !cJSON_AddStringToObject(o, "municipality", col_text(st, 2)) ||
+	    !(sqlite3_column_type(st, 3) == SQLITE_NULL
+		      ? cJSON_AddNullToObject(o, "last_seen")
+		      : cJSON_AddStringToObject(o, "last_seen", seen)) ||
+	    !cJSON_AddNumberToObject(o, "last_seq", (double)sqlite3_column_int64(st, 4)) ||
+	    !cJSON_AddStringToObject(o, "state", col_text(st, 5)))
+		return -ENOMEM;
+	return 0;
+}
+
+int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+{
+	if (!json)
+		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8s  %s\n", "DEVICE", "TEAM",
+			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE");
+	return list_rows(db, "SELECT id, team, municipality, last_seen, last_seq, state "
+			     "FROM devices ORDER BY team, id", "list devices", device_row, json,
+			 out, err);
+}
+
 /* ---- conflicts ---------------------------------------------------------- */
 
-static int conflict_json(cJSON *arr, sqlite3_stmt *st)
+static int conflict_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 {
 	char ha[HLC_TEXT_LEN + 1], hb[HLC_TEXT_LEN + 1];
-	cJSON *o = cJSON_CreateObject(), *va, *vb;
+	cJSON *o, *va, *vb;
 
-	if (!o || !cJSON_AddItemToArray(arr, o))
+	if (!arr) {
+		fprintf(out, "record %s field %s\n  a: %s by %s\n  b: %s by %s\n  winner: %s\n",
+			col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
+			col_text(st, 5), col_text(st, 6), col_text(st, 8));
+		return 0;
+	}
+	if (!(o = row_object(arr)))
 		return -ENOMEM;
 	hlc_format((hlc_t)sqlite3_column_int64(st, 4), ha);
 	hlc_format((hlc_t)sqlite3_column_int64(st, 7), hb);
@@ -130,41 +167,43 @@ static int conflict_json(cJSON *arr, sqlite3_stmt *st)
 
 int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	cJSON *arr = json ? cJSON_CreateArray() : NULL;
-	int rc, r;
+	return list_rows(db, "SELECT record_id, field, value_a, device_a, hlc_a, value_b, "
+			     "device_b, hlc_b, winner FROM conflicts "
+			     "ORDER BY record_id, field, hlc_a, device_a, hlc_b, device_b",
+			 "list conflicts", conflict_row, json, out, err);
+}
 
-	if (json && !arr)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqdb_prepare(db, "SELECT record_id, field, value_a, device_a, hlc_a, value_b, "
-				  "device_b, hlc_b, winner FROM conflicts "
-				  "ORDER BY record_id, field, hlc_a, device_a, hlc_b, device_b",
-			      &st, err)) < 0)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (json) {
-			if (conflict_json(arr, st) < 0) {
-				r = fs_error_set(err, -ENOMEM, "out of memory");
-				goto out;
-			}
-			continue;
-		}
-		fprintf(out, "record %s field %s\n  a: %s by %s\n  b: %s by %s\n  winner: %s\n",
-			col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
-			col_text(st, 5), col_text(st, 6), col_text(st, 8));
+/* ---- events --------------------------------------------------------------- */
+
+static int event_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
+{
+	char at[HLC_TIME_LEN + 1];
+	cJSON *o;
+
+	hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
+	if (!arr) {
+		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)sqlite3_column_int64(st, 0),
+			at, col_text(st, 2),
+			sqlite3_column_type(st, 3) == SQLITE_NULL ? "-" : col_text(st, 3),
+			col_text(st, 4));
+		return 0;
 	}
-	if (rc != SQLITE_DONE) {
-		r = hqdb_fail(db, "list conflicts", err);
-		goto out;
-	}
-	if (json) {
-		r = print_json(out, arr, err);
-		arr = NULL;
-	}
-out:
-	cJSON_Delete(arr);
-	sqlite3_finalize(st);
-	return r;
+	if (!(o = row_object(arr)) ||
+	    !cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
+	    !cJSON_AddStringToObject(o, "at", at) ||
+	    !cJSON_AddStringToObject(o, "event", col_text(st, 2)) ||
+	    (sqlite3_column_type(st, 3) != SQLITE_NULL &&
+	     !cJSON_AddStringToObject(o, "device", col_text(st, 3))) ||
+	    (sqlite3_column_type(st, 4) != SQLITE_NULL &&
+	     !cJSON_AddStringToObject(o, "detail", col_text(st, 4))))
+		return -ENOMEM;
+	return 0;
+}
+
+int admin_events(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+{
+	return list_rows(db, "SELECT id, at, type, device, detail FROM events ORDER BY id",
+			 "list events", event_row, json, out, err);
 }
 
 /* ---- revoke ------------------------------------------------------------- */
@@ -199,59 +238,5 @@ out:
 	sqlite3_finalize(st);
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return r;
-}
-
-/* ---- events --------------------------------------------------------------- */
-
-int admin_events(sqlite3 *db, int json, FILE *out, struct fs_error *err)
-{
-	sqlite3_stmt *st = NULL;
-	cJSON *arr = json ? cJSON_CreateArray() : NULL;
-	char at[HLC_TIME_LEN + 1];
-	int rc, r;
-
-	if (json && !arr)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail FROM events ORDER BY id", &st,
-			      err)) < 0)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
-		if (json) {
-			cJSON *o = cJSON_CreateObject();
-
-			if (o && !cJSON_AddItemToArray(arr, o)) {
-				cJSON_Delete(o);
-				o = NULL;
-			}
-			/* From here o belongs to arr. */
-			if (!o || !cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
-			    !cJSON_AddStringToObject(o, "at", at) ||
-			    !cJSON_AddStringToObject(o, "event", col_text(st, 2)) ||
-			    (sqlite3_column_type(st, 3) != SQLITE_NULL &&
-			     !cJSON_AddStringToObject(o, "device", col_text(st, 3))) ||
-			    (sqlite3_column_type(st, 4) != SQLITE_NULL &&
-			     !cJSON_AddStringToObject(o, "detail", col_text(st, 4)))) {
-				r = fs_error_set(err, -ENOMEM, "out of memory");
-				goto out;
-			}
-			continue;
-		}
-		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)sqlite3_column_int64(st, 0), at,
-			col_text(st, 2), sqlite3_column_type(st, 3) == SQLITE_NULL ? "-" : col_text(st, 3),
-			col_text(st, 4));
-	}
-	if (rc != SQLITE_DONE) {
-		r = hqdb_fail(db, "list events", err);
-		goto out;
-	}
-	if (json) {
-		r = print_json(out, arr, err);
-		arr = NULL;
-	}
-out:
-	cJSON_Delete(arr);
-	sqlite3_finalize(st);
 	return r;
 }

@@ -162,20 +162,28 @@ start_agent() {
 	fail "fieldsync agent did not start: $(cat "$T/agent.log")"
 }
 
-# stop_agent: SIGTERM; the agent must exit 0.
-stop_agent() {
+# stop_pid NAME PID LOG: SIGTERM, and it must exit 0 (LeakSanitizer
+# makes a leak a non-zero exit in the ASan build).
+stop_pid() {
 	local rc=0
-	[ -n "$APID" ] || return 0
-	kill -TERM "$APID" 2> /dev/null || true
-	wait "$APID" || rc=$?
+	kill -TERM "$2" 2> /dev/null || true
+	wait "$2" || rc=$?
+	[ "$rc" -eq 0 ] || fail "$1 exited $rc on SIGTERM: $(tail -5 "$3")"
+}
+
+kill_pid() {
+	kill -9 "$1" 2> /dev/null || true
+	wait "$1" 2> /dev/null || true
+}
+
+stop_agent() {
+	local pid=$APID
 	APID=
-	[ "$rc" -eq 0 ] || fail "the agent exited $rc on SIGTERM: $(tail -5 "$T/agent.log")"
+	[ -z "$pid" ] || stop_pid "the agent" "$pid" "$T/agent.log"
 }
 
 kill_agent() {
-	[ -n "$APID" ] || return 0
-	kill -9 "$APID" 2> /dev/null || true
-	wait "$APID" 2> /dev/null || true
+	[ -z "$APID" ] || kill_pid "$APID"
 	APID=
 }
 
@@ -245,19 +253,13 @@ start_proxy() {
 	fail "faultproxy did not start: $(cat "$T/proxy.err")"
 }
 
-# stop_proxy: SIGTERM; it must exit 0.
 stop_proxy() {
-	local rc=0
-	[ -n "$PXPID" ] || return 0
-	kill -TERM "$PXPID" 2> /dev/null || true
-	wait "$PXPID" || rc=$?
+	local pid=$PXPID
 	PXPID=
-	[ "$rc" -eq 0 ] || fail "faultproxy exited $rc on SIGTERM: $(cat "$T/proxy.err")"
+	[ -z "$pid" ] || stop_pid faultproxy "$pid" "$T/proxy.err"
 }
 
 kill_proxy() {
-	[ -n "$PXPID" ] || return 0
-	kill -9 "$PXPID" 2> /dev/null || true
-	wait "$PXPID" 2> /dev/null || true
+	[ -z "$PXPID" ] || kill_pid "$PXPID"
 	PXPID=
 }
