@@ -1,7 +1,6 @@
-/* admin.c - `devices`, `conflicts`, `events` and `revoke` for
- * administrators.
+/* admin.c - `devices`, `conflicts` and `revoke` for administrators.
  *
- * Sections: output helpers; listings; devices; conflicts; events; revoke.
+ * Sections: output helpers; listings; devices; conflicts; revoke.
  */
 #include "hq/admin.h"
 
@@ -171,39 +170,6 @@ int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 			     "device_b, hlc_b, winner FROM conflicts "
 			     "ORDER BY record_id, field, hlc_a, device_a, hlc_b, device_b",
 			 "list conflicts", conflict_row, json, out, err);
-}
-
-/* ---- events --------------------------------------------------------------- */
-
-static int event_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
-{
-	char at[HLC_TIME_LEN + 1];
-	cJSON *o;
-
-	hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
-	if (!arr) {
-		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)sqlite3_column_int64(st, 0),
-			at, col_text(st, 2),
-			sqlite3_column_type(st, 3) == SQLITE_NULL ? "-" : col_text(st, 3),
-			col_text(st, 4));
-		return 0;
-	}
-	if (!(o = row_object(arr)) ||
-	    !cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
-	    !cJSON_AddStringToObject(o, "at", at) ||
-	    !cJSON_AddStringToObject(o, "event", col_text(st, 2)) ||
-	    (sqlite3_column_type(st, 3) != SQLITE_NULL &&
-	     !cJSON_AddStringToObject(o, "device", col_text(st, 3))) ||
-	    (sqlite3_column_type(st, 4) != SQLITE_NULL &&
-	     !cJSON_AddStringToObject(o, "detail", col_text(st, 4))))
-		return -ENOMEM;
-	return 0;
-}
-
-int admin_events(sqlite3 *db, int json, FILE *out, struct fs_error *err)
-{
-	return list_rows(db, "SELECT id, at, type, device, detail FROM events ORDER BY id",
-			 "list events", event_row, json, out, err);
 }
 
 /* ---- revoke ------------------------------------------------------------- */

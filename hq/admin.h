@@ -22,10 +22,6 @@
 
 int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
-/* The event log, oldest first: enrolments, accepted and rejected change
- * sets, revocations; time (RFC 3339 UTC, as the agent's sync log), type,
- * device and detail.  No field values are ever written there. */
-int admin_events(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t now_ms,
 		 struct fs_error *err) FS_WUR;
 

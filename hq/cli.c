@@ -17,6 +17,7 @@
 
 #include "crypto/secmem.h"
 #include "hq/admin.h"
+#include "hq/audit.h"
 #include "hq/export.h"
 #include "hq/hqconfig.h"
 #include "sync/ini.h"
@@ -83,7 +84,8 @@ static const char main_usage[] =
 	"  export beneficiaries|visits --format csv|jsonl [--since TIME]\n"
 	"                         write merged records to stdout\n"
 	"  conflicts [--json]     list fields edited concurrently\n"
-	"  events [--json]        the event log: enrolments, change sets, revocations\n"
+	"  audit list|verify|export|checkpoint ...\n"
+	"                         the tamper-evident audit log (see audit --help)\n"
 	"\n"
 	"Exit status: 0 ok, 1 usage, 2 data, 3 key or crypto, 4 I/O.\n";
 
@@ -98,7 +100,7 @@ static int wants_help(int argc, char **argv)
 /* ---- options and configuration ---------------------------------------- */
 
 enum { OPT_DATA_DIR = 256, OPT_FORMS_DIR, OPT_LISTEN, OPT_TEAM, OPT_MUNICIPALITY, OPT_EXPIRES,
-       OPT_FORMAT, OPT_SINCE, OPT_JSON, OPT_REASON };
+       OPT_FORMAT, OPT_SINCE, OPT_JSON, OPT_REASON, OPT_DEVICE, OPT_EVENT };
 
 static int load_config(const char *config_path, char *const overrides[2], struct hq_config *cfg,
 		       struct fs_error *err)
@@ -168,6 +170,17 @@ static void print_listening(const char *listen, uint16_t port)
 	fflush(stderr);
 }
 
+static void checkpoint_tick(const struct hq_config *cfg, const struct identity *hq)
+{
+	struct fs_error err = {0};
+	sqlite3 *db = NULL;
+
+	if (open_db(cfg, &db, &err) < 0 ||
+	    audit_checkpoint(db, hq, &cfg->audit, hlc_wall_ms(), 0, NULL, &err) < 0)
+		fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", err.msg);
+	hqdb_close(db);
+}
+
 static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {{"listen", required_argument, NULL, OPT_LISTEN},
@@ -217,10 +230,16 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 		goto out;
 	db = hqdb_close(db);
 	print_listening(cfg->listen, server_port(srv));
-	do {
-		if (sigwait(&set, &sig) != 0)
-			sig = SIGTERM;
-	} while (sig != SIGTERM && sig != SIGINT);
+	/* Wake once a minute to sign a checkpoint when one is due by time. */
+	for (;;) {
+		struct timespec minute = {.tv_sec = 60};
+
+		sig = sigtimedwait(&set, NULL, &minute);
+		if (sig == SIGTERM || sig == SIGINT || (sig < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+		if (sig < 0 && errno == EAGAIN)
+			checkpoint_tick(cfg, hq);
+	}
 	fprintf(stderr, "fieldsync-hq: stopping\n");
 out:
 	server_stop(srv);
@@ -398,6 +417,101 @@ static int parse_time(const char *s, uint64_t *ret)
 	return 0;
 }
 
+/* ---- audit ------------------------------------------------------------ */
+
+static const char audit_usage[] =
+	"Usage: fieldsync-hq audit list [--device ID] [--event TYPE] [--since TIME] [--json]\n"
+	"       fieldsync-hq audit verify\n"
+	"       fieldsync-hq audit export\n"
+	"       fieldsync-hq audit checkpoint\n"
+	"\n"
+	"HQ's audit log: every enrolment, change set accepted or refused (and why),\n"
+	"revocation and token, append-only and hash-chained in an RFC 6962 Merkle\n"
+	"tree whose heads HQ signs as C2SP tlog-checkpoint notes.\n"
+	"  list        entries, oldest first; times in UTC as in 'fieldsync log'\n"
+	"  verify      recompute every entry's hash and every checkpoint's root and\n"
+	"              signature; exit 3 naming the first altered, removed, inserted\n"
+	"              or reordered entry, or the checkpoint that no longer matches\n"
+	"  export      JSON Lines with the verifier key, every entry and its leaf\n"
+	"              hash, and every checkpoint, to verify offline\n"
+	"  checkpoint  sign a checkpoint if the log grew, then print the latest\n"
+	"TIME is 2026-11-24 or 2026-11-24T10:00:00Z.";
+
+static int cmd_audit(struct hq_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {{"device", required_argument, NULL, OPT_DEVICE},
+					     {"event", required_argument, NULL, OPT_EVENT},
+					     {"since", required_argument, NULL, OPT_SINCE},
+					     {"json", no_argument, NULL, OPT_JSON},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct audit_filter f = {0};
+	struct fs_error err = {0};
+	struct identity *hq = NULL;
+	const char *verb;
+	char *note = NULL;
+	uint64_t size = 0;
+	sqlite3 *db = NULL;
+	int json = 0, opt, r;
+
+	if (argc < 2 || wants_help(argc, argv)) {
+		puts(audit_usage);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	verb = argv[1];
+	optind = 0;
+	while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_DEVICE: f.device = optarg; break;
+		case OPT_EVENT: f.event = optarg; break;
+		case OPT_JSON: json = 1; break;
+		case OPT_SINCE:
+			if (parse_time(optarg, &f.since_ms) < 0)
+				return usage_error("audit", "--since takes 2026-11-24 or "
+						   "2026-11-24T10:00:00Z");
+			break;
+		default: return usage_error("audit", "bad option");
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("audit", "unexpected argument");
+	if (strcmp(verb, "list") && (f.device || f.event || f.since_ms || json))
+		return usage_error("audit", "only list takes options");
+	if ((r = open_db(cfg, &db, &err)) < 0)
+		goto out;
+	if (!strcmp(verb, "list")) {
+		r = audit_list(db, &f, json, stdout, &err);
+	} else if (!strcmp(verb, "verify") || !strcmp(verb, "export") ||
+		   !strcmp(verb, "checkpoint")) {
+		if ((r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0)
+			goto out;
+		if (!strcmp(verb, "verify"))
+			r = audit_verify(db, hq->sign_pk, stdout, &err);
+		else if (!strcmp(verb, "export"))
+			r = audit_export(db, hq->sign_pk, stdout, &err);
+		else if ((r = audit_checkpoint(db, hq, &cfg->audit, hlc_wall_ms(), 1, NULL, &err)) ==
+				 0 &&
+			 (r = audit_latest(db, &note, &size, &err)) == 0) {
+			if (note)
+				fputs(note, stdout);
+			else
+				r = fs_error_set(&err, -FS_ENOTFOUND, "the audit log is empty");
+		}
+	} else {
+		char tok[FS_TOKEN_MAX + 3];
+
+		r = usage_error("audit", "unknown subcommand %s", fs_error_token(verb, tok));
+		goto done;
+	}
+out:
+	r = r < 0 ? fail(&err) : EXIT_OK;
+done:
+	free(note);
+	identity_free(hq);
+	hqdb_close(db);
+	return r;
+}
+
 static int cmd_export(struct hq_config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
@@ -511,14 +625,8 @@ int main(int argc, char **argv)
 				"List enrolled devices: id, team, municipality, last seen, last\n"
 				"sequence and state (active or revoked).",
 				admin_devices);
-	else if (!strcmp(cmd, "events"))
-		r = cmd_listing(&cfg, argc, argv, "events",
-				"Usage: fieldsync-hq events [--json]\n"
-				"List HQ's append-only event log, oldest first: time (UTC), event\n"
-				"(enroll, token_created, changeset_accepted, changeset_rejected,\n"
-				"revoke), device and detail.  Lay it beside an agent's\n"
-				"'fieldsync log': both use the same time format.",
-				admin_events);
+	else if (!strcmp(cmd, "audit"))
+		r = cmd_audit(&cfg, argc, argv);
 	else if (!strcmp(cmd, "revoke"))
 		r = cmd_revoke(&cfg, argc, argv);
 	else if (!strcmp(cmd, "export"))

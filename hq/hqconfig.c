@@ -18,6 +18,8 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{"server", "max_inflight", NULL, &cfg->max_inflight, 65536},
 		{"store", "data_dir", &cfg->data_dir, NULL, 0},
 		{"forms", "dir", &cfg->forms_dir, NULL, 0},
+		{"audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000},
+		{"audit", "checkpoint_minutes", NULL, &cfg->audit.minutes, 10080},
 	};
 
 	return ini_load(path, keys, sizeof(keys) / sizeof(keys[0]), err);

@@ -11,6 +11,10 @@
  *                          (default 64)
  *   [store] data_dir       data directory (default /var/lib/fieldsync-hq)
  *   [forms] dir            directory of <collection>.json form definitions
+ *   [audit] checkpoint_every    sign a checkpoint at least every N entries
+ *                               (default 100)
+ *   [audit] checkpoint_minutes  ... or every M minutes while serving
+ *                               (default 10)
  *
  * An unknown section or key, an empty value or a number out of range is
  * an error naming the line, so a typo never falls back to a default.
@@ -21,6 +25,7 @@
 #define FS_HQCONFIG_H
 
 #include "crypto/fserr.h"
+#include "hq/audit.h"
 
 #define HQCONFIG_DEFAULT_PATH FS_SYSCONF_DIR "/hq.conf"
 #define HQCONFIG_DEFAULT_LISTEN "127.0.0.1:8443"
@@ -36,6 +41,7 @@ struct hq_config {
 	char *forms_dir;    /* form definitions */
 	unsigned threads;   /* MHD thread pool size */
 	unsigned max_inflight; /* concurrent requests before 503 */
+	struct audit_policy audit; /* when to sign an audit checkpoint */
 };
 
 /* Load path into cfg (zeroed or previously loaded; keys in the file

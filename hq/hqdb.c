@@ -3,6 +3,7 @@
  * Sections: errors; schema; opening; helpers.
  */
 #include "hq/hqdb.h"
+#include "hq/audit.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -145,8 +146,22 @@ static const char schema_sql[] =
 	"  at INTEGER NOT NULL,"
 	"  type TEXT NOT NULL,"
 	"  device TEXT,"
-	"  detail TEXT"
+	"  detail TEXT,"
+	"  leaf BLOB"
 	") STRICT;"
+	/* Entries are numbered 1, 2, 3 ... with no gap (hq/audit.h). */
+	"CREATE TRIGGER events_in_order BEFORE INSERT ON events"
+	"  WHEN NEW.id IS NOT (SELECT coalesce(max(id), 0) + 1 FROM events)"
+	"  BEGIN SELECT RAISE(ABORT, 'events are numbered in order'); END;"
+	"CREATE TABLE checkpoints("
+	"  size INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  note TEXT NOT NULL"
+	") STRICT;"
+	"CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints"
+	"  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+	"CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints"
+	"  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
 	"CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
@@ -248,17 +263,5 @@ sqlite3 *hqdb_close(sqlite3 *db)
 int hqdb_event(sqlite3 *db, uint64_t at_ms, const char *type, const char *device,
 	       const char *detail, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	int r;
-
-	if ((r = hqdb_prepare(db, "INSERT INTO events(at, type, device, detail) VALUES (?,?,?,?)",
-			      &st, err)) < 0)
-		return r;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)at_ms);
-	sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "append event", err);
-	sqlite3_finalize(st);
-	return r;
+	return audit_append(db, at_ms, type, device, detail, err);
 }

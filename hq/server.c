@@ -4,6 +4,7 @@
  * Sections: state; answers; endpoints; the access handler; start/stop.
  */
 #include "hq/server.h"
+#include "hq/audit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -195,6 +196,15 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	    (r = ingest_changeset(&ctx, rq->body, rq->len, &res, &err)) < 0) {
 		hqdb_close(ctx.db);
 		return send_internal(conn, "change set", &err);
+	}
+	/* Sign a checkpoint when one is due; the push is done either way, so
+	 * a failure here is logged, not answered. */
+	{
+		struct fs_error cerr = {0};
+
+		if (audit_checkpoint(ctx.db, s->hq, &s->cfg->audit, hlc_wall_ms(), 0, NULL, &cerr) <
+		    0)
+			fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", cerr.msg);
 	}
 	hqdb_close(ctx.db);
 	if (res.status == 200) {

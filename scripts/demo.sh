@@ -160,8 +160,11 @@ hq export visits --format jsonl
 say "The concurrent edit of the shared household, resolved (later edit wins, both kept):"
 hq conflicts
 
-say "6. HQ's event log (the signed, tamper-evident audit log is the next step)"
-hq events
+say "6. HQ's audit log: every enrolment and change set, hash-chained in a Merkle tree"
+hq audit list
+say "HQ signs the tree head as a C2SP checkpoint; verify recomputes every hash and signature"
+hq audit checkpoint
+hq audit verify
 for t in $TEAMS; do
 	say "Sync log of $t, in the same time format"
 	team "$t" log

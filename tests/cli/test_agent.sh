@@ -126,11 +126,14 @@ echo "HQ back up to all 5 visits merged, no command typed: ${ms} ms" >&2
 expect_exit 0 fa log --json
 must_contain "$OUT" '"result":"unreachable"'
 # HQ's event log and the agent's sync log, side by side.
-expect_exit 0 hq events --json
+expect_exit 0 hq audit list --json
 must_contain "$OUT" '"event":"enroll"'
 must_contain "$OUT" '"event":"changeset_accepted"'
-expect_exit 0 hq events
+expect_exit 0 hq audit list --event changeset_accepted
 must_contain "$OUT" "changeset_accepted"
+must_not_contain "$OUT" "token_created"
+expect_exit 0 hq audit verify
+must_contain "$OUT" "audit log ok"
 
 # `fieldsync sync` asks the agent and reports what it sent.
 expect_exit 0 fa visit add "beneficiary_id=$id1" visit_date=2026-11-24 visit_type=needs_assessment

@@ -199,11 +199,11 @@ same_once visit visits
 # Each change set accepted once, in sequence 1..SENT, and HQ merged as
 # many changes as were written (one per field: 5 per beneficiary, 4 per
 # visit) and as the device had acknowledged.
-hq events --json > "$T/events.json" || fail "hq events failed"
+hq audit list --json > "$T/events.json" || fail "hq audit list failed"
 python3 - "$T/events.json" "$T/synclog.jsonl" "$DEVICE" "$SENT" $((NB * 5 + NV * 4)) \
 	<<'PY' || fail "HQ's change sets are not the device's, exactly once"
 import json, sys
-events = json.load(open(sys.argv[1], encoding="utf-8"))
+events = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
 seqs, hq_changes = [], 0
 for e in events:
     if e["event"] == "changeset_accepted" and e.get("device") == sys.argv[3]:

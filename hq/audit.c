@@ -1,0 +1,479 @@
+/* audit.c - the audit log: entries, checkpoints, verification.
+ *
+ * Sections: entries; the tree; checkpoints; verify; list and export.
+ */
+#include "hq/audit.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "hq/hqdb.h"
+#include "sync/hlc.h"
+
+#define AUDIT_LABEL "fieldsync-audit-v1\n"
+
+/* ---- entries ------------------------------------------------------------- */
+
+void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device,
+		const char *detail, merkle_hash out)
+{
+	crypto_hash_sha256_state st;
+	char num[64];
+	const uint8_t zero = 0x00;
+	const char *parts[3] = {event, device ? device : "-", detail ? detail : ""};
+
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, &zero, 1);
+	crypto_hash_sha256_update(&st, (const uint8_t *)AUDIT_LABEL, strlen(AUDIT_LABEL));
+	snprintf(num, sizeof(num), "%" PRId64 "\n%" PRId64 "\n", id, at_ms);
+	crypto_hash_sha256_update(&st, (const uint8_t *)num, strlen(num));
+	for (int i = 0; i < 3; i++) {
+		crypto_hash_sha256_update(&st, (const uint8_t *)parts[i], strlen(parts[i]));
+		crypto_hash_sha256_update(&st, (const uint8_t *)"\n", 1);
+	}
+	crypto_hash_sha256_final(&st, out);
+}
+
+int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *device,
+		 const char *detail, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	merkle_hash leaf;
+	int64_t id;
+	int r;
+
+	if (strchr(event, '\n') || (device && strchr(device, '\n')) ||
+	    (detail && strchr(detail, '\n')))
+		return fs_error_set(err, -EINVAL, "audit entry %s: a field holds a newline", event);
+	if ((r = hqdb_prepare(db, "SELECT coalesce(max(id), 0) + 1 FROM events", &st, err)) < 0)
+		return r;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		r = hqdb_fail(db, "append audit entry", err);
+		sqlite3_finalize(st);
+		return r;
+	}
+	id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	audit_leaf(id, (int64_t)at_ms, event, device, detail, leaf);
+	if ((r = hqdb_prepare(db, "INSERT INTO events(id, at, type, device, detail, leaf) "
+				  "VALUES (?,?,?,?,?,?)",
+			      &st, err)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)at_ms);
+	sqlite3_bind_text(st, 3, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, leaf, sizeof(leaf), SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "append audit entry", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ---- the tree ------------------------------------------------------------- */
+
+/* Every entry's leaf, recomputed from its fields, in order.  With
+ * check, the first entry whose number, stored hash or content is wrong
+ * is reported as -FS_ECORRUPT.  *ret is malloc'd. */
+static int load_leaves(sqlite3 *db, int check, merkle_hash **ret, uint64_t *ret_n,
+		       struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	merkle_hash *v = NULL;
+	uint64_t n = 0, cap = 0;
+	int rc, r;
+
+	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events "
+				  "ORDER BY id",
+			      &st, err)) < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		const void *stored = sqlite3_column_blob(st, 5);
+
+		if (n == cap) {
+			merkle_hash *p = realloc(v, (cap = cap ? cap * 2 : 1024) * sizeof(*v));
+
+			if (!p) {
+				r = fs_error_set(err, -ENOMEM, "audit log: out of memory");
+				goto out;
+			}
+			v = p;
+		}
+		if (check && id != (int64_t)n + 1) {
+			r = fs_error_set(err, -FS_ECORRUPT,
+					 id > (int64_t)n + 1
+						 ? "audit entry %llu: missing (removed from the log)"
+						 : "audit entry %llu: numbered out of order (inserted)",
+					 (unsigned long long)n + 1);
+			goto out;
+		}
+		audit_leaf(id, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
+			   (const char *)sqlite3_column_text(st, 3),
+			   (const char *)sqlite3_column_text(st, 4), v[n]);
+		if (check && (!stored || sqlite3_column_bytes(st, 5) != MERKLE_HASH_BYTES ||
+			      memcmp(stored, v[n], MERKLE_HASH_BYTES) != 0)) {
+			r = fs_error_set(err, -FS_ECORRUPT,
+					 "audit entry %lld: does not match its hash (altered, "
+					 "inserted or moved)",
+					 (long long)id);
+			goto out;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "read audit log", err);
+		goto out;
+	}
+	*ret = v;
+	*ret_n = n;
+	v = NULL;
+out:
+	free(v);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+void audit_origin(const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], char out[NOTE_NAME_MAX + 1])
+{
+	uint8_t h[crypto_hash_sha256_BYTES];
+	char hex[17];
+
+	crypto_hash_sha256(h, sign_pk, crypto_sign_PUBLICKEYBYTES);
+	sodium_bin2hex(hex, sizeof(hex), h, 8);
+	snprintf(out, NOTE_NAME_MAX + 1, "fieldsync-hq/%s", hex);
+}
+
+static int entry_count(sqlite3 *db, uint64_t *ret, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = hqdb_prepare(db, "SELECT coalesce(max(id), 0) FROM events", &st, err)) < 0)
+		return r;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ret = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		r = hqdb_fail(db, "count audit entries", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The newest checkpoint's size and time; 0 and 0 when there is none. */
+static int last_checkpoint(sqlite3 *db, uint64_t *ret_size, uint64_t *ret_at,
+			   struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	*ret_size = 0;
+	*ret_at = 0;
+	if ((r = hqdb_prepare(db, "SELECT size, at FROM checkpoints ORDER BY size DESC LIMIT 1",
+			      &st, err)) < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_size = (uint64_t)sqlite3_column_int64(st, 0);
+		*ret_at = (uint64_t)sqlite3_column_int64(st, 1);
+	} else if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "read checkpoints", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_policy *p,
+		     uint64_t now_ms, int force, int *ret_made, struct fs_error *err)
+{
+	char origin[NOTE_NAME_MAX + 1], text[512], *note = NULL;
+	uint64_t n = 0, last = 0, last_at = 0;
+	merkle_hash *leaves = NULL, root;
+	sqlite3_stmt *st = NULL;
+	int r, due;
+
+	if (ret_made)
+		*ret_made = 0;
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin checkpoint", err)) < 0)
+		return r;
+	if ((r = last_checkpoint(db, &last, &last_at, err)) < 0 ||
+	    (r = entry_count(db, &n, err)) < 0)
+		goto out;
+	due = force || n - last >= (p && p->every ? p->every : AUDIT_DEFAULT_EVERY) ||
+	      now_ms - last_at >= (uint64_t)(p && p->minutes ? p->minutes : AUDIT_DEFAULT_MINUTES) *
+					   60000;
+	if (n <= last || !due)
+		goto out;
+	/* Only now read every leaf: this runs after each ingest. */
+	if ((r = load_leaves(db, 0, &leaves, &n, err)) < 0)
+		goto out;
+	merkle_root(leaves, n, root);
+	audit_origin(hq->sign_pk, origin);
+	if ((r = checkpoint_format(origin, n, root, text, sizeof(text))) < 0 ||
+	    (r = note_sign(text, origin, hq->sign_sk, &note)) < 0) {
+		r = fs_error_set(err, r, "sign audit checkpoint: %s", fs_strerror(r));
+		goto out;
+	}
+	if ((r = hqdb_prepare(db, "INSERT INTO checkpoints(size, at, note) VALUES (?,?,?)", &st,
+			      err)) < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+	sqlite3_bind_text(st, 3, note, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		r = hqdb_fail(db, "store audit checkpoint", err);
+		goto out;
+	}
+	if (ret_made)
+		*ret_made = 1;
+out:
+	sqlite3_finalize(st);
+	if (r == 0)
+		r = hqdb_exec(db, "COMMIT", "commit checkpoint", err);
+	else
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	free(note);
+	free(leaves);
+	return r;
+}
+
+int audit_latest(sqlite3 *db, char **ret_note, uint64_t *ret_size, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	*ret_note = NULL;
+	*ret_size = 0;
+	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+			      &st, err)) < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_size = (uint64_t)sqlite3_column_int64(st, 0);
+		*ret_note = strdup((const char *)sqlite3_column_text(st, 1));
+		if (!*ret_note)
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+	} else if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "read checkpoints", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ---- verify ------------------------------------------------------------------ */
+
+/* One checkpoint against the entries. */
+static int verify_checkpoint(const char *note, int64_t size, const char *origin,
+			     const uint8_t *pk, const merkle_hash *leaves, uint64_t n,
+			     struct fs_error *err)
+{
+	char got_origin[NOTE_NAME_MAX + 1];
+	merkle_hash root, want;
+	uint64_t got_size;
+	size_t text_len;
+
+	if (!note || note_verify(note, strlen(note), origin, pk, &text_len) < 0)
+		return fs_error_set(err, -FS_ECORRUPT, "audit checkpoint at size %lld: signature "
+				    "does not verify with HQ's key", (long long)size);
+	if (checkpoint_parse(note, text_len, got_origin, &got_size, want) < 0 ||
+	    strcmp(got_origin, origin) != 0 || (int64_t)got_size != size)
+		return fs_error_set(err, -FS_ECORRUPT, "audit checkpoint at size %lld: malformed or "
+				    "filed under another size", (long long)size);
+	if (got_size > n)
+		return fs_error_set(err, -FS_ECORRUPT, "audit checkpoint at size %llu: the log has "
+				    "only %llu entries; entries %llu to %llu were removed",
+				    (unsigned long long)got_size, (unsigned long long)n,
+				    (unsigned long long)n + 1, (unsigned long long)got_size);
+	merkle_root(leaves, got_size, root);
+	if (sodium_memcmp(root, want, sizeof(root)) != 0)
+		return fs_error_set(err, -FS_ECORRUPT, "audit checkpoint at size %llu: the entries "
+				    "up to %llu no longer hash to its signed root (rewritten)",
+				    (unsigned long long)got_size, (unsigned long long)got_size);
+	return 0;
+}
+
+int audit_verify(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
+		 struct fs_error *err)
+{
+	char origin[NOTE_NAME_MAX + 1];
+	merkle_hash *leaves = NULL;
+	sqlite3_stmt *st = NULL;
+	uint64_t n = 0, checked = 0, last = 0;
+	int rc, r;
+
+	audit_origin(pk, origin);
+	if ((r = load_leaves(db, 1, &leaves, &n, err)) < 0)
+		goto out;
+	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) <
+	    0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t size = sqlite3_column_int64(st, 0);
+
+		if ((r = verify_checkpoint((const char *)sqlite3_column_text(st, 1), size, origin,
+					   pk, leaves, n, err)) < 0)
+			goto out;
+		checked++;
+		last = (uint64_t)size;
+	}
+	if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "read checkpoints", err);
+		goto out;
+	}
+	fprintf(out, "audit log ok: %llu entries, every hash recomputed; %llu signed checkpoints "
+		     "verified with HQ's key (%s)",
+		(unsigned long long)n, (unsigned long long)checked, origin);
+	if (n > last)
+		fprintf(out, "; entries %llu to %llu are not yet under a checkpoint",
+			(unsigned long long)last + 1, (unsigned long long)n);
+	fputc('\n', out);
+out:
+	sqlite3_finalize(st);
+	free(leaves);
+	return r;
+}
+
+/* ---- list and export ------------------------------------------------------------ */
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? (const char *)t : NULL;
+}
+
+static cJSON *entry_json(sqlite3_stmt *st, int with_leaf)
+{
+	cJSON *o = cJSON_CreateObject();
+	char at[HLC_TIME_LEN + 1], hex[2 * MERKLE_HASH_BYTES + 1];
+
+	hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
+	if (!o || !cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
+	    !cJSON_AddStringToObject(o, "at", at) ||
+	    !cJSON_AddNumberToObject(o, "at_ms", (double)sqlite3_column_int64(st, 1)) ||
+	    !cJSON_AddStringToObject(o, "event", col(st, 2) ? col(st, 2) : "") ||
+	    (col(st, 3) && !cJSON_AddStringToObject(o, "device", col(st, 3))) ||
+	    (col(st, 4) && !cJSON_AddStringToObject(o, "detail", col(st, 4))))
+		goto fail;
+	if (with_leaf) {
+		if (sqlite3_column_bytes(st, 5) == MERKLE_HASH_BYTES)
+			sodium_bin2hex(hex, sizeof(hex), sqlite3_column_blob(st, 5),
+				       MERKLE_HASH_BYTES);
+		else
+			hex[0] = '\0';
+		if (!cJSON_AddStringToObject(o, "leaf", hex))
+			goto fail;
+	}
+	return o;
+fail:
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static int print_object(FILE *out, cJSON *o, struct fs_error *err)
+{
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+
+	cJSON_Delete(o);
+	if (!text)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	fprintf(out, "%s\n", text);
+	cJSON_free(text);
+	return 0;
+}
+
+int audit_list(sqlite3 *db, const struct audit_filter *f, int json, FILE *out,
+	       struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail FROM events "
+				  "WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR type = ?2) "
+				  "AND at >= ?3 ORDER BY id",
+			      &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, f ? f->device : NULL, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, f ? f->event : NULL, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, f ? (sqlite3_int64)f->since_ms : 0);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char at[HLC_TIME_LEN + 1];
+
+		if (json) {
+			if ((r = print_object(out, entry_json(st, 0), err)) < 0)
+				goto out;
+			continue;
+		}
+		hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
+		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)sqlite3_column_int64(st, 0), at,
+			col(st, 2) ? col(st, 2) : "", col(st, 3) ? col(st, 3) : "-",
+			col(st, 4) ? col(st, 4) : "");
+	}
+	if (rc != SQLITE_DONE)
+		r = hqdb_fail(db, "list audit log", err);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int audit_export(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
+		 struct fs_error *err)
+{
+	char origin[NOTE_NAME_MAX + 1], vkey[256];
+	sqlite3_stmt *st = NULL;
+	cJSON *head;
+	int rc, r;
+
+	audit_origin(pk, origin);
+	if ((r = note_vkey_format(origin, pk, vkey, sizeof(vkey))) < 0)
+		return fs_error_set(err, r, "audit export: verifier key");
+	head = cJSON_CreateObject();
+	if (!head || !cJSON_AddStringToObject(head, "format", "fieldsync-audit-v1") ||
+	    !cJSON_AddStringToObject(head, "origin", origin) ||
+	    !cJSON_AddStringToObject(head, "verifier_key", vkey) ||
+	    !cJSON_AddStringToObject(head, "leaf",
+				     "SHA-256(0x00 || \"fieldsync-audit-v1\\n\" || id \"\\n\" || "
+				     "at_ms \"\\n\" || event \"\\n\" || (device or \"-\") \"\\n\" || "
+				     "(detail or \"\") \"\\n\")")) {
+		cJSON_Delete(head);
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	}
+	if ((r = print_object(out, head, err)) < 0)
+		return r;
+	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events ORDER BY id",
+			      &st, err)) < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = print_object(out, entry_json(st, 1), err)) < 0)
+			goto out;
+	if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "export audit log", err);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) < 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *o = cJSON_CreateObject();
+
+		if (!o || !cJSON_AddNumberToObject(o, "checkpoint_size",
+						   (double)sqlite3_column_int64(st, 0)) ||
+		    !cJSON_AddStringToObject(o, "checkpoint", col(st, 1) ? col(st, 1) : "")) {
+			cJSON_Delete(o);
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((r = print_object(out, o, err)) < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = hqdb_fail(db, "export audit checkpoints", err);
+out:
+	sqlite3_finalize(st);
+	return r;
+}

@@ -1,0 +1,88 @@
+/* audit.h - HQ's tamper-evident audit log.
+ *
+ * Every event HQ records (enrolments, change sets accepted and rejected,
+ * revocations, ...; hqdb_event) is an entry of an append-only log, and
+ * the log is an RFC 6962 Merkle tree (sync/merkle.h).  Entry N (from 1)
+ * is leaf N-1, and its leaf hash is
+ *
+ *   SHA-256(0x00 || "fieldsync-audit-v1\n" || N "\n" || at "\n" ||
+ *           event "\n" || device "\n" || detail "\n")
+ *
+ * with N and at (Unix ms) in decimal, device "-" when there is none and
+ * detail "" when there is none; no field holds a newline.  The hash is
+ * stored with the entry, so an altered, removed, inserted or reordered
+ * row shows up at its number.  Signed checkpoints bind the tree: a C2SP
+ * tlog-checkpoint note (sync/note.h) whose origin and key name is
+ * "fieldsync-hq/" + the first 16 hex digits of HQ's key fingerprint,
+ * signed with HQ's Ed25519 key, made at least every `every` entries or
+ * `minutes` minutes (hq.conf [audit]).  Rewriting history consistently,
+ * hashes included, therefore needs HQ's signing key, and even then
+ * contradicts the checkpoints that devices keep from their receipts.
+ *
+ * Errors: -FS_ECORRUPT from audit_verify names the first bad entry or
+ * checkpoint; SQLite errors as hqdb_fail().  Functions take a connection
+ * used by one thread at a time; appends happen inside the caller's
+ * transaction.
+ */
+#ifndef FS_AUDIT_H
+#define FS_AUDIT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sqlite3.h>
+
+#include "crypto/fserr.h"
+#include "crypto/identity.h"
+#include "sync/merkle.h"
+#include "sync/note.h"
+
+#define AUDIT_DEFAULT_EVERY 100
+#define AUDIT_DEFAULT_MINUTES 10
+
+/* When to sign a checkpoint. */
+struct audit_policy {
+	unsigned every;   /* entries since the last checkpoint */
+	unsigned minutes; /* time since the last checkpoint */
+};
+
+void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device,
+		const char *detail, merkle_hash out);
+
+/* Append an entry (in the caller's transaction).  -EINVAL for a field
+ * with a newline. */
+int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *device,
+		 const char *detail, struct fs_error *err) FS_WUR;
+
+/* The log's origin (and checkpoint key name) for HQ's signing key. */
+void audit_origin(const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES],
+		  char out[NOTE_NAME_MAX + 1]);
+
+/* Sign a checkpoint of the whole log if it grew since the last one and
+ * force is set or the policy says it is due.  *ret_made (may be NULL)
+ * says whether one was made.  Its own transaction. */
+int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_policy *p,
+		     uint64_t now_ms, int force, int *ret_made, struct fs_error *err) FS_WUR;
+
+/* The latest checkpoint note (malloc'd), or NULL when there is none. */
+int audit_latest(sqlite3 *db, char **ret_note, uint64_t *ret_size, struct fs_error *err) FS_WUR;
+
+/* Recompute every leaf and every checkpoint root, check every signature
+ * with pk; report to out.  -FS_ECORRUPT naming the first problem. */
+int audit_verify(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
+		 struct fs_error *err) FS_WUR;
+
+/* Entries matching the filters (NULL or 0: any), oldest first. */
+struct audit_filter {
+	const char *device;
+	const char *event;
+	uint64_t since_ms;
+};
+int audit_list(sqlite3 *db, const struct audit_filter *f, int json, FILE *out,
+	       struct fs_error *err) FS_WUR;
+
+/* JSON Lines for offline verification: a header with the verifier key,
+ * every entry with its leaf hash, then every checkpoint note. */
+int audit_export(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
+		 struct fs_error *err) FS_WUR;
+
+#endif

@@ -1,0 +1,159 @@
+# test_audit.sh - HQ's tamper-evident audit log.  Real pushes fill it;
+# `audit verify` passes on the untouched log; then, each on a copy of the
+# database, one row edited, removed, inserted or reordered with the
+# sqlite3 shell (its triggers dropped first), the tail cut off, and a
+# whole rewrite with every hash recomputed: verify fails and names the
+# entry or the checkpoint.  The signed checkpoint and the tree root are
+# also checked by an independent implementation written here (Python for
+# the signed-note and RFC 6962 rules, openssl for Ed25519).
+set -e
+. "$(dirname "$0")/lib.sh"
+
+[ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
+command -v sqlite3 > /dev/null || fail "the sqlite3 shell is needed"
+command -v openssl > /dev/null || fail "openssl is needed"
+trap 'stop_hq; rm -rf "$T"' EXIT
+
+hq_conf
+printf '[audit]\ncheckpoint_every = 4\n' >> "$T/hq.conf"
+hq_and_enrolled_store "Tim Tutin" Tutin
+for i in 1 2 3 4 5 6; do
+	add_person "Ђорђевић $i" > /dev/null
+	expect_exit 0 fs sync
+done
+stop_hq
+
+expect_exit 0 hq audit --help
+must_contain "$OUT" "checkpoint"
+expect_exit 0 hq audit verify
+must_contain "$OUT" "audit log ok: 8 entries"
+expect_exit 0 hq audit list --event changeset_accepted --json
+[ "$(printf '%s\n' "$OUT" | grep -c changeset_accepted)" -eq 6 ] || fail "expected 6 pushes: $OUT"
+DEVICE=$(fs status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"])')
+expect_exit 0 hq audit list --device "$DEVICE"
+must_contain "$OUT" "enroll"
+must_not_contain "$OUT" "token_created"
+expect_exit 0 hq audit list --since 2999-01-01
+[ -z "$OUT" ] || fail "--since in the future listed entries"
+expect_exit 1 hq audit list --since yesterday
+must_not_contain "$(hq audit list)" "Ђорђевић"
+
+# ---- an independent verifier ---------------------------------------------------
+expect_exit 0 hq audit checkpoint
+printf '%s\n' "$OUT" > "$T/checkpoint"
+hq audit export > "$T/export.jsonl" || fail "audit export failed"
+cat > "$T/verify.py" <<'PY'
+import base64, hashlib, json, subprocess, sys
+lines = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+head, entries = lines[0], [l for l in lines[1:] if "id" in l]
+# The verifier key: name+hex(key id)+base64(0x01 || Ed25519 key).
+name, keyid, b64 = head["verifier_key"].split("+", 2)
+key = base64.b64decode(b64)
+assert key[0] == 1 and len(key) == 33, "not an Ed25519 verifier key"
+pk = key[1:]
+assert hashlib.sha256(name.encode() + b"\n\x01" + pk).hexdigest()[:8] == keyid, "key id"
+# RFC 6962 leaves and root.
+def leaf(e):
+    text = "fieldsync-audit-v1\n%d\n%d\n%s\n%s\n%s\n" % (
+        e["id"], e["at_ms"], e["event"], e.get("device", "-"), e.get("detail", ""))
+    return hashlib.sha256(b"\x00" + text.encode()).digest()
+def mth(hs):
+    if len(hs) == 0: return hashlib.sha256(b"").digest()
+    if len(hs) == 1: return hs[0]
+    k = 1
+    while k * 2 < len(hs): k *= 2
+    return hashlib.sha256(b"\x01" + mth(hs[:k]) + mth(hs[k:])).digest()
+leaves = [leaf(e) for e in entries]
+for e, h in zip(entries, leaves):
+    assert e["leaf"] == h.hex(), "leaf of entry %d" % e["id"]
+# The signed note: text, blank line, "— name base64(keyid || sig)".
+note = open(sys.argv[2], encoding="utf-8").read()
+text, _, sigs = note.rpartition("\n\n")
+text += "\n"
+sig = None
+for line in sigs.splitlines():
+    dash, n, blob = line.split(" ")
+    assert dash == "\u2014", "signature line"
+    raw = base64.b64decode(blob)
+    if n == name and raw[:4].hex() == keyid:
+        sig = raw[4:]
+assert sig and len(sig) == 64, "no signature by HQ's key"
+d = sys.argv[3]
+open(d + "/pk.der", "wb").write(bytes.fromhex("302a300506032b6570032100") + pk)
+open(d + "/msg", "wb").write(text.encode())
+open(d + "/sig", "wb").write(sig)
+subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey",
+                d + "/pk.der", "-rawin", "-in", d + "/msg", "-sigfile", d + "/sig"],
+               check=True, stdout=subprocess.DEVNULL)
+origin, size, root = text.split("\n")[:3]
+assert origin == name, "origin"
+assert base64.b64decode(root) == mth(leaves[: int(size)]), "root"
+print("independent check: %d entries, checkpoint of size %s verified" % (len(leaves), size),
+      file=sys.stderr)
+PY
+python3 "$T/verify.py" "$T/export.jsonl" "$T/checkpoint" "$T" || fail "independent verification failed"
+# The same verifier refuses a checkpoint claiming another root.
+python3 - "$T/checkpoint" > "$T/checkpoint.bad" <<'PY'
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+lines[2] = "A" + lines[2][1:] if lines[2][0] != "A" else "B" + lines[2][1:]
+sys.stdout.write("\n".join(lines))
+PY
+! python3 "$T/verify.py" "$T/export.jsonl" "$T/checkpoint.bad" "$T" 2> /dev/null ||
+	fail "the independent verifier accepted a forged checkpoint"
+
+# ---- tampering, each on a copy ------------------------------------------------------
+# tamper NAME SQL: apply SQL to a copy of HQ's database; verify must exit 3.
+tamper() {
+	rm -rf "$T/copy"
+	cp -a "$T/hq" "$T/copy"
+	sqlite3 "$T/copy/hq.db" "$2" || fail "sqlite3 failed for $1"
+	expect_exit 3 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
+	echo "$1: $ERR" >&2
+}
+NOTRIG="DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; DROP TRIGGER events_in_order;"
+
+tamper edited "$NOTRIG UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":6') WHERE id = 5;"
+must_contain "$ERR" "audit entry 5"
+tamper removed "$NOTRIG DELETE FROM events WHERE id = 3;"
+must_contain "$ERR" "audit entry 3: missing"
+tamper inserted "$NOTRIG UPDATE events SET id = id + 100 WHERE id >= 4; UPDATE events SET id = id - 99 WHERE id >= 104;
+	INSERT INTO events(id, at, type, device, detail) VALUES (4, 1, 'revoke', NULL, NULL);"
+must_contain "$ERR" "audit entry 4"
+tamper reordered "$NOTRIG UPDATE events SET id = 100 WHERE id = 6; UPDATE events SET id = 6 WHERE id = 7;
+	UPDATE events SET id = 7 WHERE id = 100;"
+must_contain "$ERR" "audit entry 6"
+tamper appended "$NOTRIG INSERT INTO events(id, at, type) VALUES (9, 1, 'enroll');"
+must_contain "$ERR" "audit entry 9"
+tamper truncated "$NOTRIG DELETE FROM events WHERE id > 6;"
+must_contain "$ERR" "audit checkpoint at size"
+must_contain "$ERR" "were removed"
+# A careful forger recomputes every stored hash: the signed root still
+# gives it away.
+rm -rf "$T/copy"
+cp -a "$T/hq" "$T/copy"
+python3 - "$T/copy/hq.db" <<'PY' || fail "rewrite failed"
+import hashlib, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.executescript("DROP TRIGGER events_no_update;")
+db.execute("UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":7') WHERE id = 3")
+for i, at, t, d, det in db.execute("SELECT id, at, type, device, detail FROM events").fetchall():
+    text = "fieldsync-audit-v1\n%d\n%d\n%s\n%s\n%s\n" % (i, at, t, d or "-", det or "")
+    db.execute("UPDATE events SET leaf = ? WHERE id = ?", (hashlib.sha256(b"\x00" + text.encode()).digest(), i))
+db.commit()
+PY
+expect_exit 3 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
+must_contain "$ERR" "audit checkpoint at size"
+must_contain "$ERR" "rewritten"
+# A checkpoint with a forged signature.
+rm -rf "$T/copy"
+cp -a "$T/hq" "$T/copy"
+sqlite3 "$T/copy/hq.db" "DROP TRIGGER checkpoints_no_update;
+	UPDATE checkpoints SET note = replace(note, '— ', '— x')
+	WHERE size = (SELECT min(size) FROM checkpoints);" || fail "sqlite3"
+expect_exit 3 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
+must_contain "$ERR" "signature does not verify"
+
+# The original still verifies.
+expect_exit 0 hq audit verify
+echo "ok: audit log"
