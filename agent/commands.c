@@ -18,6 +18,7 @@
 #include "agent/config.h"
 #include "agent/csvimport.h"
 #include "agent/enroll.h"
+#include "agent/hqhistory.h"
 #include "agent/keystore.h"
 #include "agent/pack.h"
 #include "agent/prompt.h"
@@ -965,6 +966,38 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 	return 0;
 }
 
+/* --verify-hq: HQ's history against the checkpoint this device holds. */
+static int status_verify_hq(struct cli *c, struct store *s, cJSON *o, int json,
+			    struct fs_error *err)
+{
+	struct push_transport *t = NULL;
+	struct hqhistory_result res;
+	struct enrolment e;
+	int r;
+
+	if ((r = enroll_load(s, &e, err)) < 0 || (r = push_transport_curl_new(&t, err)) < 0)
+		return r;
+	if (c->cancel)
+		push_transport_curl_cancel_on(t, c->cancel);
+	r = hqhistory_verify(s, &e.target, t, &res, err);
+	push_transport_free(t);
+	if (r < 0)
+		return r;
+	if (!cJSON_AddNumberToObject(o, "hq_checkpoint_size", (double)res.new_size) ||
+	    !cJSON_AddBoolToObject(o, "hq_history_consistent", 1))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (!json) {
+		if (res.checked)
+			fprintf(c->out, "hq history  consistent: HQ's signed log of %llu entries "
+					"extends the %llu this device saw\n",
+				(unsigned long long)res.new_size, (unsigned long long)res.old_size);
+		else
+			fprintf(c->out, "hq history  first checkpoint held: %llu entries\n",
+				(unsigned long long)res.new_size);
+	}
+	return 0;
+}
+
 /* The agent's own state (c->agent), or that no agent answered. */
 static void status_agent(struct cli *c, int json, cJSON *o)
 {
@@ -1006,16 +1039,23 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	struct fs_error err = {0};
 	struct store *s = NULL;
 	cJSON *o = NULL;
-	int json = 0, r = 0;
+	int json = 0, verify = 0, r = 0;
 
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--verify-hq")) {
+			verify = 1;
+			continue;
+		}
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			PUTS("Usage: fieldsync status [--json]\n"
+			PUTS("Usage: fieldsync status [--json] [--verify-hq]\n"
 			     "Show this device's id, its enrolment with HQ, per collection live\n"
 			     "and deleted records and changes not yet sent, the changes and bytes\n"
 			     "HQ has not acknowledged, and the agent: whether it runs, whether\n"
 			     "its store is locked, the last attempt, the last success, the last\n"
-			     "error and the next attempt (UTC).");
+			     "error and the next attempt (UTC).\n"
+			     "--verify-hq asks HQ for its latest signed audit checkpoint and a proof\n"
+			     "that it extends the one this device holds; a rewritten HQ history is\n"
+			     "reported loudly, with exit status 3.");
 			return EXIT_OK;
 		}
 		if (strcmp(argv[i], "--json"))
@@ -1062,6 +1102,8 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	if ((r = status_sync(c, s, o, json, &err)) < 0)
 		goto out;
 	status_agent(c, json, o);
+	if (verify && (r = status_verify_hq(c, s, o, json, &err)) < 0)
+		goto out;
 print:
 	if (json) {
 		char *text = cJSON_PrintUnformatted(o);

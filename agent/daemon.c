@@ -123,6 +123,7 @@ struct agent {
 	char *job_out, *job_err;   /* its output */
 	size_t job_olen, job_elen;
 	int job_status, job_wrote;
+	cJSON *job_state;          /* the agent's state for its `status` */
 
 	/* Scheduling, in monotonic ms. */
 	uint64_t next_push;        /* NEVER: nothing scheduled */
@@ -179,6 +180,7 @@ static void run_enroll_job(struct agent *a)
 		.inputs = a->job_inputs,
 		.n_inputs = a->job_ninputs,
 		.cancel = &a->cancel,
+		.agent = a->job_state,
 	};
 
 	a->job_status = FS_EXIT_IO;
@@ -534,6 +536,20 @@ fail:
 	return NULL;
 }
 
+/* Commands that talk to HQ run on the worker thread, never on the loop:
+ * enroll, and status --verify-hq.  Neither uses getopt, whose state is
+ * global, so they may run beside commands on the loop. */
+static int worker_command(int argc, char **argv)
+{
+	if (!strcmp(argv[0], "enroll"))
+		return argc == 3;
+	if (!strcmp(argv[0], "status"))
+		for (int i = 1; i < argc; i++)
+			if (!strcmp(argv[i], "--verify-hq"))
+				return 1;
+	return 0;
+}
+
 /* Run a forwarded command with its output in memory. */
 static void run_command(struct agent *a, struct client *cl)
 {
@@ -585,11 +601,12 @@ static void run_command(struct agent *a, struct client *cl)
 		}
 	} else if (!strcmp(argv[0], "sync")) {
 		status = code;
-	} else if (!strcmp(argv[0], "enroll") && argc == 3 && a->store) {
+	} else if (a->store && worker_command(argc, argv)) {
 		/* HTTP: on the worker thread, the client parked meanwhile;
 		 * after the push in flight, if there is one. */
 		if (a->job_client) {
-			fprintf(err, "fieldsync: another enrolment is in progress\n");
+			fprintf(err, "fieldsync: the agent is busy with another request to HQ; try "
+				     "again in a moment\n");
 			status = FS_EXIT_IO;
 		} else {
 			a->job_client = cl;
@@ -599,14 +616,17 @@ static void run_command(struct agent *a, struct client *cl)
 			a->job_ninputs = cl->nfds;
 			a->job_out = a->job_err = NULL;
 			cl->in_job = 1;
+			a->job_state = state;
 			if (a->running || job_start(a, JOB_ENROLL) == 0) {
-				argv = NULL; /* the job owns it now */
+				argv = NULL; /* the job owns these now */
+				state = NULL;
 				goto out;
 			}
+			a->job_state = NULL;
 			cl->in_job = 0;
 			a->job_client = NULL;
-			fprintf(err, "fieldsync: the agent could not start the enrolment; see "
-				     "its log\n");
+			fprintf(err, "fieldsync: the agent could not start the request; see its "
+				     "log\n");
 			status = FS_EXIT_IO;
 		}
 	} else {
@@ -651,8 +671,10 @@ static void enroll_finished(struct agent *a)
 	free(a->job_out);
 	free(a->job_err);
 	free(a->job_argv);
+	cJSON_Delete(a->job_state);
 	a->job_out = a->job_err = NULL;
 	a->job_argv = NULL;
+	a->job_state = NULL;
 	cl->in_job = 0;
 	if (cl->in) {
 		sodium_memzero(cl->in, CTL_REQUEST_MAX);

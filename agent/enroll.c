@@ -72,7 +72,7 @@ static int url_check(const char *url, int need_https, char out[PUSH_URL_MAX], st
 
 /* ---- reading the enrolment ------------------------------------------------ */
 
-static int meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
+int enroll_meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
                     struct fs_error *err)
 {
 	sqlite3_stmt *st;
@@ -116,22 +116,22 @@ int enroll_load(struct store *s, struct enrolment *ret, struct fs_error *err)
 	struct enrolment e = {0};
 	int r, found, all = 1;
 
-	if ((r = meta_get(s, "hq_url", e.target.url, sizeof(e.target.url), &found, err)) < 0)
+	if ((r = enroll_meta_get(s, "hq_url", e.target.url, sizeof(e.target.url), &found, err)) < 0)
 		return r;
 	if (!found)
 		return fs_error_set(err, -FS_ENOTFOUND,
 		                    "this device is not enrolled; run "
 		                    "fieldsync enroll URL TOKEN with a token from HQ");
-	if ((r = meta_get(s, "hq_sign_pk", sign_hex, sizeof(sign_hex), &found, err)) < 0)
+	if ((r = enroll_meta_get(s, "hq_sign_pk", sign_hex, sizeof(sign_hex), &found, err)) < 0)
 		return r;
 	all &= found;
-	if ((r = meta_get(s, "hq_box_pk", box_hex, sizeof(box_hex), &found, err)) < 0)
+	if ((r = enroll_meta_get(s, "hq_box_pk", box_hex, sizeof(box_hex), &found, err)) < 0)
 		return r;
 	all &= found;
-	if ((r = meta_get(s, "team", e.team, sizeof(e.team), &found, err)) < 0 ||
-	    (r = meta_get(s, "municipality", e.municipality, sizeof(e.municipality), &found, err)) <
+	if ((r = enroll_meta_get(s, "team", e.team, sizeof(e.team), &found, err)) < 0 ||
+	    (r = enroll_meta_get(s, "municipality", e.municipality, sizeof(e.municipality), &found, err)) <
 	        0 ||
-	    (r = meta_get(s, "tls_pin", e.target.tls_pin, sizeof(e.target.tls_pin), &found, err)) <
+	    (r = enroll_meta_get(s, "tls_pin", e.target.tls_pin, sizeof(e.target.tls_pin), &found, err)) <
 	        0)
 		return r;
 	if (!all || hex_key(sign_hex, e.target.hq_sign_pk, sizeof(e.target.hq_sign_pk)) < 0 ||
@@ -277,7 +277,7 @@ out:
 
 /* ---- enroll_device ------------------------------------------------------------ */
 
-static int meta_put(struct store *s, const char *key, const char *value, struct fs_error *err)
+int enroll_meta_put(struct store *s, const char *key, const char *value, struct fs_error *err)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -304,12 +304,12 @@ static int enrolment_save(struct store *s, const struct enrolment *e, struct fs_
 	sodium_bin2hex(box_hex, sizeof(box_hex), e->hq_box_pk, sizeof(e->hq_box_pk));
 	if ((r = store_begin(s, err)) < 0)
 		return r;
-	if ((r = meta_put(s, "hq_url", e->target.url, err)) < 0 ||
-	    (r = meta_put(s, "hq_sign_pk", sign_hex, err)) < 0 ||
-	    (r = meta_put(s, "hq_box_pk", box_hex, err)) < 0 ||
-	    (r = meta_put(s, "team", e->team, err)) < 0 ||
-	    (r = meta_put(s, "municipality", e->municipality, err)) < 0 ||
-	    (e->target.tls_pin[0] && (r = meta_put(s, "tls_pin", e->target.tls_pin, err)) < 0)) {
+	if ((r = enroll_meta_put(s, "hq_url", e->target.url, err)) < 0 ||
+	    (r = enroll_meta_put(s, "hq_sign_pk", sign_hex, err)) < 0 ||
+	    (r = enroll_meta_put(s, "hq_box_pk", box_hex, err)) < 0 ||
+	    (r = enroll_meta_put(s, "team", e->team, err)) < 0 ||
+	    (r = enroll_meta_put(s, "municipality", e->municipality, err)) < 0 ||
+	    (e->target.tls_pin[0] && (r = enroll_meta_put(s, "tls_pin", e->target.tls_pin, err)) < 0)) {
 		store_rollback(s);
 		return r;
 	}

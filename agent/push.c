@@ -4,6 +4,7 @@
  * outgoing; one set; the loop.
  */
 #include "agent/push.h"
+#include "agent/hqhistory.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ int push_json_base64(const cJSON *o, const char *name, uint8_t *out, size_t cap,
 {
 	static const int variants[] = {sodium_base64_VARIANT_ORIGINAL,
 	                               sodium_base64_VARIANT_ORIGINAL_NO_PADDING};
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	const cJSON *v = name ? cJSON_GetObjectItemCaseSensitive(o, name) : o;
 	size_t n = 0;
 
 	if (!cJSON_IsString(v) || !v->valuestring)
@@ -567,6 +568,22 @@ out:
 	return r;
 }
 
+/* The checkpoint that came with a receipt (agent/hqhistory.h). */
+static int observe_checkpoint(struct store *s, const struct push_target *target,
+                              struct push_transport *t, const struct push_response *resp,
+                              struct fs_error *err)
+{
+	cJSON *o = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
+	const cJSON *note = cJSON_GetObjectItemCaseSensitive(o, "checkpoint");
+	struct hqhistory_result res;
+	int r = 0;
+
+	if (cJSON_IsString(note))
+		r = hqhistory_observe(s, target, t, note->valuestring, &res, err);
+	cJSON_Delete(o);
+	return r;
+}
+
 /* ---- the loop --------------------------------------------------------------------- */
 
 int push_pending(struct store *s, const struct push_target *target, struct push_transport *t,
@@ -592,8 +609,9 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 			break;
 		r = t->post(t, url, PUSH_CHANGESET_TYPE, set.body, set.len,
 		            target->tls_pin[0] ? target->tls_pin : NULL, &resp, err);
-		if (r == 0 && resp.status == 200)
-			r = accept_receipt(s, target, &set, &resp, &q, err);
+		if (r == 0 && resp.status == 200 && (r = accept_receipt(s, target, &set, &resp, &q,
+									      err)) == 0)
+			r = observe_checkpoint(s, target, t, &resp, err);
 		else if (r == 0)
 			r = refusal(s, target, &set, &resp, &rewind, err);
 		if (r == -EBUSY)

@@ -128,7 +128,8 @@ int push_count(struct store *s, unsigned long long *ret_pending, unsigned long l
 int push_backlog(struct store *s, unsigned long long *ret_changes, unsigned long long *ret_bytes,
                  struct fs_error *err) FS_WUR;
 
-/* Decode the base64 string member name of o (standard alphabet, padding
+/* Decode the base64 string member name of o (o itself when name is
+ * NULL; standard alphabet, padding
  * optional) into exactly want bytes, or at most cap bytes when want is 0.
  * -EPROTO when missing, not a string, not base64 or the wrong size. */
 int push_json_base64(const cJSON *o, const char *name, uint8_t *out, size_t cap, size_t want,

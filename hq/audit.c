@@ -139,16 +139,6 @@ out:
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-void audit_origin(const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], char out[NOTE_NAME_MAX + 1])
-{
-	uint8_t h[crypto_hash_sha256_BYTES];
-	char hex[17];
-
-	crypto_hash_sha256(h, sign_pk, crypto_sign_PUBLICKEYBYTES);
-	sodium_bin2hex(hex, sizeof(hex), h, 8);
-	snprintf(out, NOTE_NAME_MAX + 1, "fieldsync-hq/%s", hex);
-}
-
 static int entry_count(sqlite3 *db, uint64_t *ret, struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -212,7 +202,7 @@ int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_
 	if ((r = load_leaves(db, 0, &leaves, &n, err)) < 0)
 		goto out;
 	merkle_root(leaves, n, root);
-	audit_origin(hq->sign_pk, origin);
+	checkpoint_origin(hq->sign_pk, origin);
 	if ((r = checkpoint_format(origin, n, root, text, sizeof(text))) < 0 ||
 	    (r = note_sign(text, origin, hq->sign_sk, &note)) < 0) {
 		r = fs_error_set(err, r, "sign audit checkpoint: %s", fs_strerror(r));
@@ -264,6 +254,37 @@ int audit_latest(sqlite3 *db, char **ret_note, uint64_t *ret_size, struct fs_err
 	return r;
 }
 
+int audit_consistency(sqlite3 *db, uint64_t from, char **ret_note, uint64_t *ret_size,
+		      merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len, struct fs_error *err)
+{
+	merkle_hash *leaves = NULL;
+	uint64_t n = 0;
+	int r;
+
+	*ret_len = 0;
+	if ((r = audit_latest(db, ret_note, ret_size, err)) < 0)
+		return r;
+	if (from > *ret_size) {
+		r = fs_error_set(err, -ERANGE, "audit consistency: from %llu is beyond the latest "
+				 "checkpoint (%llu)", (unsigned long long)from,
+				 (unsigned long long)*ret_size);
+		goto out;
+	}
+	if (from == 0)
+		return 0;
+	if ((r = load_leaves(db, 0, &leaves, &n, err)) < 0)
+		goto out;
+	if (n < *ret_size || merkle_consistency_proof(leaves, *ret_size, from, proof, ret_len) < 0)
+		r = fs_error_set(err, -FS_ECORRUPT, "audit log shorter than its checkpoint");
+out:
+	free(leaves);
+	if (r < 0) {
+		free(*ret_note);
+		*ret_note = NULL;
+	}
+	return r;
+}
+
 /* ---- verify ------------------------------------------------------------------ */
 
 /* One checkpoint against the entries. */
@@ -305,7 +326,7 @@ int audit_verify(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE
 	uint64_t n = 0, checked = 0, last = 0;
 	int rc, r;
 
-	audit_origin(pk, origin);
+	checkpoint_origin(pk, origin);
 	if ((r = load_leaves(db, 1, &leaves, &n, err)) < 0)
 		goto out;
 	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) <
@@ -428,7 +449,7 @@ int audit_export(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE
 	cJSON *head;
 	int rc, r;
 
-	audit_origin(pk, origin);
+	checkpoint_origin(pk, origin);
 	if ((r = note_vkey_format(origin, pk, vkey, sizeof(vkey))) < 0)
 		return fs_error_set(err, r, "audit export: verifier key");
 	head = cJSON_CreateObject();

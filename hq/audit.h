@@ -13,7 +13,7 @@
  * stored with the entry, so an altered, removed, inserted or reordered
  * row shows up at its number.  Signed checkpoints bind the tree: a C2SP
  * tlog-checkpoint note (sync/note.h) whose origin and key name is
- * "fieldsync-hq/" + the first 16 hex digits of HQ's key fingerprint,
+ * checkpoint_origin() of HQ's signing key (sync/note.h),
  * signed with HQ's Ed25519 key, made at least every `every` entries or
  * `minutes` minutes (hq.conf [audit]).  Rewriting history consistently,
  * hashes included, therefore needs HQ's signing key, and even then
@@ -53,10 +53,6 @@ void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device
 int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *device,
 		 const char *detail, struct fs_error *err) FS_WUR;
 
-/* The log's origin (and checkpoint key name) for HQ's signing key. */
-void audit_origin(const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES],
-		  char out[NOTE_NAME_MAX + 1]);
-
 /* Sign a checkpoint of the whole log if it grew since the last one and
  * force is set or the policy says it is due.  *ret_made (may be NULL)
  * says whether one was made.  Its own transaction. */
@@ -65,6 +61,14 @@ int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_
 
 /* The latest checkpoint note (malloc'd), or NULL when there is none. */
 int audit_latest(sqlite3 *db, char **ret_note, uint64_t *ret_size, struct fs_error *err) FS_WUR;
+
+/* For a device holding a checkpoint of size from: the latest checkpoint
+ * (malloc'd note; NULL when there is none), its size, and the RFC 6962
+ * consistency proof from `from` to it (empty when from is 0 or equal).
+ * -ERANGE when from is beyond the latest checkpoint. */
+int audit_consistency(sqlite3 *db, uint64_t from, char **ret_note, uint64_t *ret_size,
+		      merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len,
+		      struct fs_error *err) FS_WUR;
 
 /* Recompute every leaf and every checkpoint root, check every signature
  * with pk; report to out.  -FS_ECORRUPT naming the first problem. */

@@ -38,7 +38,7 @@ struct server {
 	uint16_t port;
 };
 
-enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS };
+enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY };
 
 struct request {
 	enum endpoint ep;
@@ -182,6 +182,76 @@ fail:
 	return NULL;
 }
 
+/* Add the latest checkpoint note to o, when there is one. */
+static int add_checkpoint(sqlite3 *db, cJSON *o)
+{
+	struct fs_error err = {0};
+	uint64_t size;
+	char *note = NULL;
+	int r = audit_latest(db, &note, &size, &err);
+
+	if (r == 0 && note && !cJSON_AddStringToObject(o, "checkpoint", note))
+		r = -ENOMEM;
+	free(note);
+	return r;
+}
+
+/* POST /v1/audit/consistency {"from": N}: the latest checkpoint and the
+ * proof that it extends the tree of size N.  Public data: hashes only. */
+static enum MHD_Result do_consistency(struct server *s, struct MHD_Connection *conn,
+				      const struct request *rq)
+{
+	merkle_hash proof[MERKLE_MAX_PROOF];
+	struct fs_error err = {0};
+	cJSON *req = cJSON_ParseWithLength((const char *)rq->body, rq->len), *o = NULL, *arr;
+	const cJSON *from = cJSON_GetObjectItemCaseSensitive(req, "from");
+	char *note = NULL, b64[sodium_base64_ENCODED_LEN(MERKLE_HASH_BYTES,
+							   sodium_base64_VARIANT_ORIGINAL)];
+	uint64_t size = 0;
+	sqlite3 *db = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!cJSON_IsNumber(from) || from->valuedouble < 0 || from->valuedouble > 9e15 ||
+	    (double)(uint64_t)from->valuedouble != from->valuedouble) {
+		cJSON_Delete(req);
+		return send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				  "expected {\"from\": tree size}", NULL, NULL);
+	}
+	r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err);
+	if (r == 0)
+		r = audit_consistency(db, (uint64_t)from->valuedouble, &note, &size, proof, &len,
+				      &err);
+	hqdb_close(db);
+	cJSON_Delete(req);
+	if (r == -ERANGE)
+		return send_error(conn, MHD_HTTP_CONFLICT, "ahead_of_log",
+				  "no checkpoint of that size; this HQ's log is shorter", NULL, NULL);
+	if (r < 0)
+		return send_internal(conn, "audit consistency", &err);
+	o = cJSON_CreateObject();
+	arr = o ? cJSON_AddArrayToObject(o, "proof") : NULL;
+	if (!arr || !cJSON_AddNumberToObject(o, "size", (double)size) ||
+	    (note && !cJSON_AddStringToObject(o, "checkpoint", note)))
+		goto fail;
+	for (size_t i = 0; i < len; i++) {
+		cJSON *h;
+
+		sodium_bin2base64(b64, sizeof(b64), proof[i], MERKLE_HASH_BYTES,
+				  sodium_base64_VARIANT_ORIGINAL);
+		if (!(h = cJSON_CreateString(b64)) || !cJSON_AddItemToArray(arr, h)) {
+			cJSON_Delete(h);
+			goto fail;
+		}
+	}
+	free(note);
+	return send_json(conn, MHD_HTTP_OK, o, NULL);
+fail:
+	free(note);
+	cJSON_Delete(o);
+	return MHD_NO;
+}
+
 static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *conn,
 				    const struct request *rq)
 {
@@ -206,12 +276,21 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 		    0)
 			fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", cerr.msg);
 	}
-	hqdb_close(ctx.db);
 	if (res.status == 200) {
-		ret = send_json(conn, MHD_HTTP_OK, changeset_answer(&res), NULL);
+		cJSON *answer = changeset_answer(&res);
+
+		/* The latest signed checkpoint rides with every receipt, so
+		 * devices hold HQ to its history (docs/PROTOCOL.md). */
+		if (answer && add_checkpoint(ctx.db, answer) < 0) {
+			cJSON_Delete(answer);
+			answer = NULL;
+		}
+		hqdb_close(ctx.db);
+		ret = send_json(conn, MHD_HTTP_OK, answer, NULL);
 		ingest_result_clear(&res);
 		return ret;
 	}
+	hqdb_close(ctx.db);
 	fprintf(stderr, "fieldsync-hq: change set from %s seq %" PRIu64 " refused: %d %s\n",
 		res.device[0] ? res.device : "(unparsed)", res.seq, res.status, res.error);
 	if (res.expected_seq &&
@@ -267,7 +346,8 @@ static int route(struct MHD_Connection *conn, const char *url, const char *metho
 		enum endpoint ep;
 	} routes[] = {{"/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH},
 		      {"/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL},
-		      {"/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS}};
+		      {"/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS},
+		      {"/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY}};
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(url, routes[i].url))
@@ -323,7 +403,8 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		rq->answered = 1;
 		return do_health(conn);
 	}
-	rq->limit = rq->ep == EP_ENROLL ? SERVER_ENROLL_MAX : CHANGESET_MAX_BYTES;
+	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY ? SERVER_ENROLL_MAX
+								    : CHANGESET_MAX_BYTES;
 	/* Refused before a byte of the body is read. */
 	if (content_length(conn, &declared) == 0 && declared > rq->limit)
 		return send_too_large(conn, rq);
@@ -392,6 +473,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	rq->answered = 1;
 	if (rq->ep == EP_ENROLL)
 		return do_enroll(s, conn, rq);
+	if (rq->ep == EP_CONSISTENCY)
+		return do_consistency(s, conn, rq);
 	return do_changeset(s, conn, rq);
 }
 

@@ -205,3 +205,14 @@ int checkpoint_parse(const char *text, size_t len, char *origin, uint64_t *ret_s
 	*ret_size = size;
 	return 0;
 }
+
+void checkpoint_origin(const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES],
+		       char out[NOTE_NAME_MAX + 1])
+{
+	uint8_t h[crypto_hash_sha256_BYTES];
+	char hex[17];
+
+	crypto_hash_sha256(h, sign_pk, crypto_sign_PUBLICKEYBYTES);
+	sodium_bin2hex(hex, sizeof(hex), h, 8);
+	snprintf(out, NOTE_NAME_MAX + 1, "fieldsync-hq/%s", hex);
+}

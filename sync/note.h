@@ -51,6 +51,11 @@ int note_vkey_format(const char *name, const uint8_t pk[crypto_sign_PUBLICKEYBYT
 int note_vkey_parse(const char *vkey, char name[NOTE_NAME_MAX + 1],
 		    uint8_t pk[crypto_sign_PUBLICKEYBYTES]) FS_WUR;
 
+/* The origin (and key name) of HQ's audit log: "fieldsync-hq/" and the
+ * first 16 hex digits of SHA-256 of HQ's Ed25519 public key. */
+void checkpoint_origin(const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES],
+		       char out[NOTE_NAME_MAX + 1]);
+
 /* A checkpoint's text (the first three lines; no extension lines). */
 int checkpoint_format(const char *origin, uint64_t size, const merkle_hash root, char *out,
 		      size_t cap) FS_WUR;

@@ -134,6 +134,11 @@ must_contain "$OUT" "changeset_accepted"
 must_not_contain "$OUT" "token_created"
 expect_exit 0 hq audit verify
 must_contain "$OUT" "audit log ok"
+# The agent checks HQ's history on its worker thread.
+expect_exit 0 hq audit checkpoint
+expect_exit 0 fa status --verify-hq
+must_contain "$OUT" "hq history"
+must_contain "$OUT" "agent       running"
 
 # `fieldsync sync` asks the agent and reports what it sent.
 expect_exit 0 fa visit add "beneficiary_id=$id1" visit_date=2026-11-24 visit_type=needs_assessment

@@ -156,4 +156,39 @@ must_contain "$ERR" "signature does not verify"
 
 # The original still verifies.
 expect_exit 0 hq audit verify
+
+# ---- devices hold HQ to its history ---------------------------------------------
+# The device kept the checkpoint that came with its last receipt.
+start_hq "$PORT"
+expect_exit 0 fs status --verify-hq
+must_contain "$OUT" "hq history  consistent"
+add_person "Ђорђевић 7" > /dev/null
+expect_exit 0 fs sync
+expect_exit 0 hq audit checkpoint
+expect_exit 0 fs status --verify-hq --json
+must_contain "$OUT" '"hq_history_consistent":true'
+# A malicious HQ, with its real key, rewrites one old entry and signs a
+# fresh, self-consistent log: its own verify passes; the device objects.
+stop_hq
+python3 - "$T/hq/hq.db" <<'PY' || fail "rewrite failed"
+import hashlib, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.executescript("DROP TRIGGER events_no_update; DROP TRIGGER checkpoints_no_delete;")
+db.execute("UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":4') WHERE id = 3")
+for i, at, t, d, det in db.execute("SELECT id, at, type, device, detail FROM events").fetchall():
+    text = "fieldsync-audit-v1\n%d\n%d\n%s\n%s\n%s\n" % (i, at, t, d or "-", det or "")
+    db.execute("UPDATE events SET leaf = ? WHERE id = ?", (hashlib.sha256(b"\x00" + text.encode()).digest(), i))
+db.execute("DELETE FROM checkpoints")
+db.commit()
+PY
+expect_exit 0 hq audit checkpoint
+expect_exit 0 hq audit verify
+start_hq "$PORT"
+expect_exit 3 fs status --verify-hq
+must_contain "$ERR" "REWRITTEN"
+add_person "Ђорђевић 8" > /dev/null
+expect_exit 3 fs sync
+must_contain "$ERR" "REWRITTEN"
+must_not_contain "$ERR" "Ђорђевић"
+stop_hq
 echo "ok: audit log"

@@ -1,0 +1,169 @@
+/* hqhistory.c - checkpoints and consistency proofs from HQ. */
+#include "agent/hqhistory.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "agent/enroll.h"
+#include "sync/merkle.h"
+#include "sync/note.h"
+
+#define META_KEY "hq_checkpoint"
+
+struct checkpoint {
+	uint64_t size;
+	merkle_hash root;
+};
+
+/* Verify note's signature by HQ and parse it. */
+static int open_checkpoint(const struct push_target *tg, const char *note, struct checkpoint *c,
+			   struct fs_error *err)
+{
+	char origin[NOTE_NAME_MAX + 1], got[NOTE_NAME_MAX + 1];
+	size_t text_len;
+
+	checkpoint_origin(tg->hq_sign_pk, origin);
+	if (note_verify(note, strlen(note), origin, tg->hq_sign_pk, &text_len) < 0 ||
+	    checkpoint_parse(note, text_len, got, &c->size, c->root) < 0 || strcmp(got, origin))
+		return fs_error_set(err, -FS_EAUTH, "HQ at %s: an audit checkpoint that does not "
+				    "verify with the HQ key pinned at enrolment", tg->url);
+	return 0;
+}
+
+/* The checkpoint this device holds; *ret_found 0 when none. */
+static int held(struct store *s, const struct push_target *tg, struct checkpoint *c,
+		int *ret_found, struct fs_error *err)
+{
+	char note[NOTE_MAX];
+	int r;
+
+	if ((r = enroll_meta_get(s, META_KEY, note, sizeof(note), ret_found, err)) < 0 ||
+	    !*ret_found)
+		return r;
+	if (open_checkpoint(tg, note, c, err) < 0)
+		return fs_error_set(err, -FS_ECORRUPT, "the HQ checkpoint held in %s does not verify",
+				    store_path(s));
+	return 0;
+}
+
+static int keep(struct store *s, const char *note, struct fs_error *err)
+{
+	int r = store_begin(s, err);
+
+	if (r < 0)
+		return r;
+	if ((r = enroll_meta_put(s, META_KEY, note, err)) < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s, err);
+}
+
+static int rewritten(const struct push_target *tg, uint64_t old_size, uint64_t new_size,
+		     struct fs_error *err)
+{
+	return fs_error_set(err, -FS_EAUTH,
+			    "HQ's audit history was REWRITTEN: HQ at %s signed a log of %llu "
+			    "entries that does not extend the log of %llu entries this device saw "
+			    "before; tell your programme's administrator",
+			    tg->url, (unsigned long long)new_size, (unsigned long long)old_size);
+}
+
+/* Ask HQ for its latest checkpoint and a proof from `from`; check both
+ * against old (when from > 0) and keep the new one. */
+static int fetch_and_check(struct store *s, const struct push_target *tg, struct push_transport *t,
+			   const struct checkpoint *old, uint64_t from, struct hqhistory_result *res,
+			   struct fs_error *err)
+{
+	merkle_hash proof[MERKLE_MAX_PROOF];
+	struct push_response resp = {0};
+	char url[PUSH_URL_MAX + 32], body[64];
+	struct checkpoint now;
+	const cJSON *note, *arr, *h;
+	cJSON *o = NULL;
+	size_t n = 0;
+	int r;
+
+	snprintf(url, sizeof(url), "%s/v1/audit/consistency", tg->url);
+	snprintf(body, sizeof(body), "{\"from\":%llu}", (unsigned long long)from);
+	if ((r = t->post(t, url, "application/json", (const uint8_t *)body, strlen(body),
+			 tg->tls_pin[0] ? tg->tls_pin : NULL, &resp, err)) < 0)
+		return r;
+	if (resp.status == 409) {
+		r = rewritten(tg, from, 0, err);
+		goto out;
+	}
+	o = resp.status == 200 && resp.body ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
+	note = cJSON_GetObjectItemCaseSensitive(o, "checkpoint");
+	arr = cJSON_GetObjectItemCaseSensitive(o, "proof");
+	if (!cJSON_IsString(note) || !cJSON_IsArray(arr) ||
+	    cJSON_GetArraySize(arr) > MERKLE_MAX_PROOF) {
+		r = fs_error_set(err, -EPROTO, "HQ at %s: no audit checkpoint and proof in its answer "
+				 "(HTTP %ld)", tg->url, resp.status);
+		goto out;
+	}
+	cJSON_ArrayForEach(h, arr)
+		if ((r = push_json_base64(h, NULL, proof[n++], MERKLE_HASH_BYTES, MERKLE_HASH_BYTES,
+					  NULL)) < 0) {
+			r = fs_error_set(err, -EPROTO, "HQ at %s: a malformed consistency proof",
+					 tg->url);
+			goto out;
+		}
+	if ((r = open_checkpoint(tg, note->valuestring, &now, err)) < 0)
+		goto out;
+	if (from && (now.size < from ||
+		     merkle_consistency_verify(from, now.size, old->root, now.root, proof, n) < 0)) {
+		r = rewritten(tg, from, now.size, err);
+		goto out;
+	}
+	if ((r = keep(s, note->valuestring, err)) < 0)
+		goto out;
+	res->new_size = now.size;
+	res->checked = from > 0;
+out:
+	cJSON_Delete(o);
+	push_response_clear(&resp);
+	return r;
+}
+
+int hqhistory_observe(struct store *s, const struct push_target *tg, struct push_transport *t,
+		      const char *note, struct hqhistory_result *res, struct fs_error *err)
+{
+	struct checkpoint old, seen;
+	int r, found;
+
+	memset(res, 0, sizeof(*res));
+	if (!note)
+		return 0;
+	if ((r = open_checkpoint(tg, note, &seen, err)) < 0 ||
+	    (r = held(s, tg, &old, &found, err)) < 0)
+		return r;
+	if (!found) {
+		res->new_size = seen.size;
+		return keep(s, note, err);
+	}
+	res->old_size = res->new_size = old.size;
+	if (seen.size == old.size)
+		return sodium_memcmp(seen.root, old.root, MERKLE_HASH_BYTES) == 0
+			       ? 0
+			       : rewritten(tg, old.size, seen.size, err);
+	if (seen.size < old.size)
+		return rewritten(tg, old.size, seen.size, err);
+	return fetch_and_check(s, tg, t, &old, old.size, res, err);
+}
+
+int hqhistory_verify(struct store *s, const struct push_target *tg, struct push_transport *t,
+		     struct hqhistory_result *res, struct fs_error *err)
+{
+	struct checkpoint old = {0};
+	int r, found;
+
+	memset(res, 0, sizeof(*res));
+	if ((r = held(s, tg, &old, &found, err)) < 0)
+		return r;
+	res->old_size = found ? old.size : 0;
+	return fetch_and_check(s, tg, t, &old, found ? old.size : 0, res, err);
+}
