@@ -52,9 +52,10 @@ int commands_fail(struct cli *c, const struct fs_error *e)
 
 int commands_exit_code(int code)
 {
-	/* Talking to HQ adds two codes (agent/push.h): HQ refused this device
-	 * or a set (-EACCES, -EBADMSG), which is a data problem, not I/O. */
-	return code == -EACCES || code == -EBADMSG ? EXIT_DATA : fs_exit_code(code);
+	/* Talking to HQ adds codes (agent/push.h): HQ revoked or refused this
+	 * device or a set (-EACCES, -EPERM, -EBADMSG), a data problem, not I/O. */
+	return code == -EACCES || code == -EPERM || code == -EBADMSG ? EXIT_DATA
+								       : fs_exit_code(code);
 }
 
 #define fail(e) commands_fail(c, (e))

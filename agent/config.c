@@ -8,6 +8,8 @@
 
 int config_load(const char *path, struct agent_config *cfg, struct fs_error *err)
 {
+	int r;
+
 	const struct ini_key keys[] = {
 		{"store", "data_dir", &cfg->data_dir, NULL, 0},
 		{"store", "passphrase_file", &cfg->passphrase_file, NULL, 0},
@@ -16,6 +18,7 @@ int config_load(const char *path, struct agent_config *cfg, struct fs_error *err
 		{"forms", "dir", &cfg->forms_dir, NULL, 0},
 		{"agent", "socket", &cfg->socket, NULL, 0},
 		{"agent", "socket_group", &cfg->socket_group, NULL, 0},
+		{"agent", "wipe_on_revoke", &cfg->wipe_on_revoke, NULL, 0},
 		{"sync", "push_delay_ms", NULL, &cfg->push_delay_ms, 60000},
 		{"sync", "retry_min", NULL, &cfg->retry_min, 3600},
 		{"sync", "retry_max", NULL, &cfg->retry_max, 86400},
@@ -24,7 +27,12 @@ int config_load(const char *path, struct agent_config *cfg, struct fs_error *err
 		{"sync", "stall_timeout", NULL, &cfg->stall_timeout, 3600},
 	};
 
-	return ini_load(path, keys, sizeof(keys) / sizeof(keys[0]), err);
+	r = ini_load(path, keys, sizeof(keys) / sizeof(keys[0]), err);
+	if (r == 0 && cfg->wipe_on_revoke && strcmp(cfg->wipe_on_revoke, "yes") &&
+	    strcmp(cfg->wipe_on_revoke, "no"))
+		r = fs_error_set(err, -FS_EFORMAT, "config %s: [agent] wipe_on_revoke must be yes "
+				 "or no", path);
+	return r;
 }
 
 void config_free(struct agent_config *cfg)
@@ -36,6 +44,7 @@ void config_free(struct agent_config *cfg)
 	free(cfg->forms_dir);
 	free(cfg->socket);
 	free(cfg->socket_group);
+	free(cfg->wipe_on_revoke);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -11,6 +11,8 @@
  *   [agent] socket           control socket (default /run/fieldsync/agent.sock)
  *   [agent] socket_group     group allowed to use it (default fieldsync, when
  *                            that group exists)
+ *   [agent] wipe_on_revoke   yes: when HQ says this device is revoked,
+ *                            destroy the store key (default no)
  *   [sync]  push_delay_ms    wait after a local write before pushing, so a
  *                            burst of writes goes in one set (default 200)
  *   [sync]  retry_min        first retry after a failure, seconds (default 1)
@@ -42,6 +44,7 @@ struct agent_config {
 	char *forms_dir;
 	char *socket;
 	char *socket_group;
+	char *wipe_on_revoke;   /* "yes" or "no" (NULL: no) */
 	unsigned push_delay_ms; /* 0 in the struct: not set, use the default */
 	unsigned retry_min;
 	unsigned retry_max;

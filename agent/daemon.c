@@ -263,6 +263,23 @@ static void answer_parked(struct agent *a, const char *msg, int status)
 	}
 }
 
+static void lock(struct agent *a);
+
+/* HQ revoked this device and the configuration asks for crypto-shredding:
+ * say so first, then close the store and destroy its only key. */
+static void wipe_after_revoke(struct agent *a)
+{
+	struct fs_error err = {0};
+
+	logmsg(SD_CRIT, "HQ revoked this device; wipe_on_revoke = yes: destroying the store key "
+	       "now; the records on this laptop become unreadable");
+	lock(a);
+	if (store_shred_key(a->c->cfg.data_dir, &err) < 0)
+		logmsg(SD_CRIT, "wipe_on_revoke failed: %s", err.msg);
+	else
+		logmsg(SD_CRIT, "store key destroyed: %s/store.key", a->c->cfg.data_dir);
+}
+
 /* The thread ended: record the outcome, answer `sync` clients, and
  * decide when to try again. */
 static void job_finished(struct agent *a)
@@ -301,6 +318,8 @@ static void job_finished(struct agent *a)
 			a->halted = 1;
 			a->next_push = NEVER;
 			logmsg(SD_ERR, "%s; not pushing again until restarted", res->err.msg);
+			if (c->cfg.wipe_on_revoke && !strcmp(c->cfg.wipe_on_revoke, "yes"))
+				wipe_after_revoke(a);
 		} else {
 			a->failures++;
 			delay = backoff_delay_ms(a->failures, c->cfg.retry_min, c->cfg.retry_max,
@@ -337,7 +356,7 @@ static void job_finished(struct agent *a)
 	}
 	/* An enrolment that waited for this push goes now (not while
 	 * stopping or locking: push_stop's callers deal with it). */
-	if (a->job_client && !a->cancel && job_start(a, JOB_ENROLL) < 0) {
+	if (a->job_client && !a->cancel && a->store && job_start(a, JOB_ENROLL) < 0) {
 		a->job_status = FS_EXIT_IO;
 		a->job_wrote = 0;
 		enroll_finished(a);

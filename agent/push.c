@@ -509,7 +509,7 @@ static int refusal(struct store *s, const struct push_target *target,
 		                    "has been revoked; ask your HQ administrator (%s)",
 		                    target->url, seq, why);
 	case 401:
-		return fs_error_set(err, -EACCES,
+		return fs_error_set(err, -EPERM,
 		                    "HQ at %s refused change set %llu: this device "
 		                    "is not accepted (%s)",
 		                    target->url, seq, why);

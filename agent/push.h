@@ -25,7 +25,8 @@
  *   -EPROTO        HQ answered something this protocol does not allow
  *   -FS_EKEY       the TLS pin or certificate does not match
  *   -FS_EAUTH      a receipt that does not verify or is for another set
- *   -EACCES        HQ refused this device; revoked (403) says "revoked"
+ *   -EACCES        HQ revoked this device (403); the message says "revoked"
+ *   -EPERM         HQ does not accept this device (401)
  *   -EBADMSG       HQ refused a set (400, 409) or a sequence HQ expects
  *                  that we cannot send
  *   -FS_ELIMIT     HQ refused a set as too large, or an oversized answer

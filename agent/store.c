@@ -507,6 +507,52 @@ struct store *store_close(struct store *s)
 	return NULL;
 }
 
+int store_shred_key(const char *data_dir, struct fs_error *err)
+{
+	char path[PATH_MAX];
+	uint8_t junk[4096];
+	struct stat st;
+	off_t done = 0;
+	int fd, r = 0;
+
+	if ((r = dir_file(path, sizeof(path), data_dir, "store.key", err)) < 0)
+		return r;
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return fs_error_set(err, -errno, "shred %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		r = fs_error_set(err, -errno, "shred %s: %s", path, strerror(errno));
+		goto out;
+	}
+	while (done < st.st_size) {
+		size_t n = (size_t)(st.st_size - done) < sizeof(junk) ? (size_t)(st.st_size - done)
+								       : sizeof(junk);
+		ssize_t w;
+
+		randombytes_buf(junk, n);
+		w = pwrite(fd, junk, n, done);
+		if (w <= 0) {
+			r = fs_error_set(err, w < 0 ? -errno : -EIO, "shred %s: write failed", path);
+			goto out;
+		}
+		done += w;
+	}
+	if (fsync(fd) < 0)
+		r = fs_error_set(err, -errno, "shred %s: %s", path, strerror(errno));
+out:
+	close(fd);
+	if (r == 0 && unlink(path) < 0)
+		r = fs_error_set(err, -errno, "shred %s: %s", path, strerror(errno));
+	/* The removal itself must survive a power cut. */
+	if (r == 0 && (fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		if (fsync(fd) < 0)
+			r = fs_error_set(err, -errno, "shred %s: sync directory: %s", path,
+					 strerror(errno));
+		close(fd);
+	}
+	return r;
+}
+
 int store_passwd(const char *data_dir, const struct keystore_secret *old_secret,
 		 const struct keystore_secret *new_secret, enum pwhash_profile profile,
 		 struct fs_error *err)

@@ -54,6 +54,11 @@ int store_reopen(const struct store *from, struct store **ret_store, struct fs_e
  * the data key. */
 struct store *store_close(struct store *s);
 
+/* Crypto-shred the store: overwrite store.key (the only copy of the
+ * wrapped data key) with random bytes, sync it, and remove it.  store.db
+ * and device.key stay, unreadable without it.  The store must be closed. */
+int store_shred_key(const char *data_dir, struct fs_error *err) FS_WUR;
+
 /* Re-wrap the data key; the database is not touched. */
 int store_passwd(const char *data_dir, const struct keystore_secret *old_secret,
 		 const struct keystore_secret *new_secret, enum pwhash_profile profile,

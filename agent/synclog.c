@@ -13,6 +13,7 @@ const char *synclog_result(int code)
 	case -EHOSTUNREACH: return "unreachable";
 	case -EBUSY: return "busy";
 	case -EACCES: return "revoked";
+	case -EPERM:
 	case -EBADMSG:
 	case -FS_ELIMIT:
 	case -EPROTO: return "refused";

@@ -98,9 +98,9 @@ static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 
 	iso_ms(st, 3, seen);
 	if (!arr) {
-		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %s\n", col_text(st, 0),
+		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %s%s%s\n", col_text(st, 0),
 			col_text(st, 1), col_text(st, 2), seen, sqlite3_column_int64(st, 4),
-			col_text(st, 5));
+			col_text(st, 5), col_text(st, 6)[0] ? ": " : "", col_text(st, 6));
 		return 0;
 	}
 	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "id", col_text(st, 0)) ||
@@ -110,7 +110,8 @@ static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 		      ? cJSON_AddNullToObject(o, "last_seen")
 		      : cJSON_AddStringToObject(o, "last_seen", seen)) ||
 	    !cJSON_AddNumberToObject(o, "last_seq", (double)sqlite3_column_int64(st, 4)) ||
-	    !cJSON_AddStringToObject(o, "state", col_text(st, 5)))
+	    !cJSON_AddStringToObject(o, "state", col_text(st, 5)) ||
+	    (col_text(st, 6)[0] && !cJSON_AddStringToObject(o, "revoked_reason", col_text(st, 6))))
 		return -ENOMEM;
 	return 0;
 }
@@ -120,8 +121,8 @@ int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 	if (!json)
 		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8s  %s\n", "DEVICE", "TEAM",
 			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE");
-	return list_rows(db, "SELECT id, team, municipality, last_seen, last_seq, state "
-			     "FROM devices ORDER BY team, id", "list devices", device_row, json,
+	return list_rows(db, "SELECT id, team, municipality, last_seen, last_seq, state, "
+			     "revoked_reason FROM devices ORDER BY team, id", "list devices", device_row, json,
 			 out, err);
 }
 
@@ -178,7 +179,8 @@ int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t n
 		 struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	char tok[FS_TOKEN_MAX + 3];
+	char tok[FS_TOKEN_MAX + 3], *text = NULL;
+	cJSON *detail = NULL;
 	int r;
 
 	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin revoke", err)) < 0)
@@ -197,10 +199,18 @@ int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t n
 				 fs_error_token(device, tok));
 		goto out;
 	}
-	if ((r = hqdb_event(db, now_ms, "revoke", device, NULL, err)) < 0)
+	/* The reason goes into the audit entry as JSON, escaped. */
+	if (!(detail = cJSON_CreateObject()) || !cJSON_AddStringToObject(detail, "reason", reason) ||
+	    !(text = cJSON_PrintUnformatted(detail))) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = hqdb_event(db, now_ms, "revoke", device, text, err)) < 0)
 		goto out;
 	r = hqdb_exec(db, "COMMIT", "commit revoke", err);
 out:
+	cJSON_free(text);
+	cJSON_Delete(detail);
 	sqlite3_finalize(st);
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
