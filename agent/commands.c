@@ -1201,7 +1201,7 @@ static int cmd_log(struct cli *c, int argc, char **argv)
 			     "Show the local sync log, oldest first: each attempt to reach HQ (by\n"
 			     "the agent or 'fieldsync sync'), its result, the change sets, changes\n"
 			     "and bytes HQ acknowledged, how long it took, and why it failed.\n"
-			     "Times are UTC.  Results: ok, unreachable, busy, refused, revoked,\n"
+			     "Times are UTC.  Results: accepted, unreachable, busy, refused, revoked,\n"
 			     "key, abandoned, error.\n"
 			     "\n"
 			     "  --json      one JSON object per line\n"

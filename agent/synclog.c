@@ -9,7 +9,7 @@ enum { SLOT_LOG_ADD = 26, SLOT_LOG_PRUNE, SLOT_LOG_REPEAT };
 const char *synclog_result(int code)
 {
 	switch (code) {
-	case 0: return "ok";
+	case 0: return "accepted";
 	case -EHOSTUNREACH: return "unreachable";
 	case -EBUSY: return "busy";
 	case -EACCES: return "revoked";
@@ -31,7 +31,7 @@ int synclog_add(struct store *s, const struct synclog_entry *e, struct fs_error 
 
 	if ((r = store_begin(s, err)) < 0)
 		return r;
-	if (strcmp(e->result, "ok") != 0 && e->sets == 0) {
+	if (strcmp(e->result, "accepted") != 0 && e->sets == 0) {
 		/* Fold into the newest row if it is the same failure. */
 		r = store_stmt(s, SLOT_LOG_REPEAT,
 			       "UPDATE sync_log SET repeats = repeats + 1, last_at = ?1, "

@@ -13,7 +13,8 @@
  * few seconds; its log says so in one line, not a hundred thousand.
  *
  * Event and result names are shared with HQ's audit list so the two can
- * be read side by side: event "push", result one of synclog_result().
+ * be read side by side: event "push", and result "accepted" as in HQ's
+ * entries for the same change sets (synclog_result()).
  *
  * Errors as store_fail().  Same threading rules as the store handle.
  */
@@ -37,8 +38,8 @@ struct synclog_entry {
 	const char *detail;             /* error message, or NULL */
 };
 
-/* The result name for an attempt's error code (0: "ok"):
- * ok, unreachable, busy, refused, revoked, key, abandoned, error. */
+/* The result name for an attempt's error code (0: "accepted"):
+ * accepted, unreachable, busy, refused, revoked, key, abandoned, error. */
 const char *synclog_result(int code);
 
 int synclog_add(struct store *s, const struct synclog_entry *e, struct fs_error *err) FS_WUR;

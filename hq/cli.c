@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "crypto/secmem.h"
+#include <cjson/cJSON.h>
+
 #include "hq/admin.h"
 #include "hq/audit.h"
 #include "hq/export.h"
@@ -330,6 +332,27 @@ out:
 
 /* ---- devices, revoke, conflicts ---------------------------------------- */
 
+/* Audit an administrator's command that read or wrote HQ's data: what
+ * ran, never what it printed.  A failure to record it fails the command,
+ * so nothing reads HQ's data unaudited. */
+static int audit_admin(sqlite3 *db, const char *event, const char *command, const char *what,
+		       struct fs_error *err)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+	int r;
+
+	if (!o || !cJSON_AddStringToObject(o, "command", command) ||
+	    (what && !cJSON_AddStringToObject(o, "what", what)) ||
+	    !(text = cJSON_PrintUnformatted(o)))
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+	else
+		r = hqdb_event(db, hlc_wall_ms(), event, NULL, text, err);
+	cJSON_free(text);
+	cJSON_Delete(o);
+	return r;
+}
+
 /* `devices` and `conflicts`: one optional --json. */
 static int cmd_listing(struct hq_config *cfg, int argc, char **argv, const char *name,
 		       const char *help, int (*list)(sqlite3 *, int, FILE *, struct fs_error *))
@@ -347,7 +370,8 @@ static int cmd_listing(struct hq_config *cfg, int argc, char **argv, const char 
 			return usage_error(name, "unexpected argument");
 		json = 1;
 	}
-	if ((r = open_db(cfg, &db, &err)) == 0)
+	if ((r = open_db(cfg, &db, &err)) == 0 &&
+	    (r = audit_admin(db, "admin", name, NULL, &err)) == 0)
 		r = list(db, json, stdout, &err);
 	hqdb_close(db);
 	return r < 0 ? fail(&err) : EXIT_OK;
@@ -480,15 +504,27 @@ static int cmd_audit(struct hq_config *cfg, int argc, char **argv)
 	if ((r = open_db(cfg, &db, &err)) < 0)
 		goto out;
 	if (!strcmp(verb, "list")) {
-		r = audit_list(db, &f, json, stdout, &err);
+		if ((r = audit_admin(db, "admin", "audit list", NULL, &err)) == 0)
+			r = audit_list(db, &f, json, stdout, &err);
 	} else if (!strcmp(verb, "verify") || !strcmp(verb, "export") ||
 		   !strcmp(verb, "checkpoint")) {
 		if ((r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0)
 			goto out;
-		if (!strcmp(verb, "verify"))
+		/* verify first, then record that it ran (and how it ended),
+		 * so the entry is not part of what it checked. */
+		if (!strcmp(verb, "verify")) {
+			struct fs_error aerr = {0};
+
 			r = audit_verify(db, hq->sign_pk, stdout, &err);
-		else if (!strcmp(verb, "export"))
-			r = audit_export(db, hq->sign_pk, stdout, &err);
+			if (audit_admin(db, "admin", "audit verify", r < 0 ? "failed" : "ok",
+					&aerr) < 0 && r == 0) {
+				err = aerr;
+				r = aerr.code;
+			}
+		} else if (!strcmp(verb, "export")) {
+			if ((r = audit_admin(db, "admin", "audit export", NULL, &err)) == 0)
+				r = audit_export(db, hq->sign_pk, stdout, &err);
+		}
 		else if ((r = audit_checkpoint(db, hq, &cfg->audit, hlc_wall_ms(), 1, NULL, &err)) ==
 				 0 &&
 			 (r = audit_latest(db, &note, &size, &err)) == 0) {
@@ -562,7 +598,8 @@ static int cmd_export(struct hq_config *cfg, int argc, char **argv)
 				 fs_error_token(collection, tok));
 		goto out;
 	}
-	if ((r = open_db(cfg, &db, &err)) == 0)
+	if ((r = open_db(cfg, &db, &err)) == 0 &&
+	    (r = audit_admin(db, "export", "export", collection, &err)) == 0)
 		r = export_records(db, f, fmt, since, stdout, &err);
 out:
 	hqdb_close(db);

@@ -555,10 +555,11 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	if (r < 0)
 		return r;
 	snprintf(detail, sizeof(detail),
-		 "{\"seq\":%llu,\"hash\":\"%s\",\"changes\":%u,\"merged\":%u,\"quarantined\":%d}",
+		 "{\"result\":\"accepted\",\"seq\":%llu,\"hash\":\"%s\",\"changes\":%u,"
+		 "\"merged\":%u,\"quarantined\":%d}",
 		 (unsigned long long)h->seq, hash, h->count, ret->merged,
 		 cJSON_GetArraySize(ret->quarantined));
-	return hqdb_event(db, run->now_ms, "changeset_accepted", run->device, detail, run->err);
+	return hqdb_event(db, run->now_ms, "push", run->device, detail, run->err);
 }
 
 /* Open, merge, sign and store: the part after every check passed. */
@@ -613,10 +614,21 @@ static int log_rejection(const struct ingest_ctx *ctx, const struct ingest_resul
 {
 	char detail[128];
 
-	snprintf(detail, sizeof(detail), "{\"seq\":%llu,\"status\":%d,\"error\":\"%s\"}",
+	snprintf(detail, sizeof(detail),
+		 "{\"result\":\"rejected\",\"seq\":%llu,\"status\":%d,\"error\":\"%s\"}",
 		 (unsigned long long)res->seq, res->status, res->error);
-	return hqdb_event(ctx->db, now_ms, "changeset_rejected", res->device[0] ? res->device : NULL,
+	return hqdb_event(ctx->db, now_ms, "push", res->device[0] ? res->device : NULL,
 			  detail, err);
+}
+
+static int log_duplicate(const struct ingest_ctx *ctx, const struct ingest_result *res,
+			 uint64_t now_ms, struct fs_error *err)
+{
+	char detail[96];
+
+	snprintf(detail, sizeof(detail), "{\"result\":\"duplicate\",\"seq\":%llu}",
+		 (unsigned long long)res->seq);
+	return hqdb_event(ctx->db, now_ms, "push", res->device, detail, err);
 }
 
 /* The checks and the merge, inside the transaction. */
@@ -678,6 +690,9 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 		goto fail;
 	}
 	if (res.status == 200) {
+		/* A repeat is audited too: who sent what, even twice. */
+		if (res.duplicate && (r = log_duplicate(ctx, &res, run.now_ms, err)) < 0)
+			goto fail;
 		*ret = res;
 		return 0;
 	}

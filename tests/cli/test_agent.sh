@@ -88,10 +88,10 @@ must_contain "$ERR" "missing.csv"
 wait_hq_count beneficiaries 5 > /dev/null
 
 expect_exit 0 fa log --json
-must_contain "$OUT" '"result":"ok"'
+must_contain "$OUT" '"result":"accepted"'
 must_contain "$OUT" '"event":"push"'
 expect_exit 0 fa log
-must_contain "$OUT" " push  ok "
+must_contain "$OUT" " push  accepted "
 
 # ---- HQ down, visits written, HQ up: merged with no command -------------------
 stop_hq
@@ -128,9 +128,10 @@ must_contain "$OUT" '"result":"unreachable"'
 # HQ's event log and the agent's sync log, side by side.
 expect_exit 0 hq audit list --json
 must_contain "$OUT" '"event":"enroll"'
-must_contain "$OUT" '"event":"changeset_accepted"'
-expect_exit 0 hq audit list --event changeset_accepted
-must_contain "$OUT" "changeset_accepted"
+must_contain "$OUT" '"event":"push"'
+must_contain "$OUT" 'result\":\"accepted'
+expect_exit 0 hq audit list --event push
+must_contain "$OUT" "accepted"
 must_not_contain "$OUT" "token_created"
 expect_exit 0 hq audit verify
 must_contain "$OUT" "audit log ok"

@@ -184,8 +184,8 @@ stop_proxy
 
 # ---- exactly once ------------------------------------------------------------
 expect_exit 0 fa log --json --limit 10000
-must_contain "$OUT" '"result":"ok"'
-printf '%s\n' "$OUT" | grep '"event":"push"' | grep -vq '"result":"ok"' ||
+must_contain "$OUT" '"result":"accepted"'
+printf '%s\n' "$OUT" | grep '"event":"push"' | grep -vq '"result":"accepted"' ||
 	fail "the sync log shows no failed attempt"
 printf '%s\n' "$OUT" > "$T/synclog.jsonl"
 expect_exit 0 fa check
@@ -206,8 +206,8 @@ import json, sys
 events = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
 seqs, hq_changes = [], 0
 for e in events:
-    if e["event"] == "changeset_accepted" and e.get("device") == sys.argv[3]:
-        d = json.loads(e["detail"])
+    d = json.loads(e.get("detail") or "{}")
+    if e["event"] == "push" and d.get("result") == "accepted" and e.get("device") == sys.argv[3]:
         seqs.append(d["seq"])
         hq_changes += d["changes"]
 dev_changes = sum(json.loads(l)["changes"] for l in open(sys.argv[2], encoding="utf-8") if l.strip())

@@ -125,8 +125,8 @@ echo "$(tunnels "$MIXED") tunnels, $(harmed "$MIXED") harmed: $(awk '$10 == "yes
 [ "$(tunnels "$MIXED")" -eq "$(wc -l < "$MIXED")" ] || fail "the agent asked the proxy for something else: $(grep -v " connect 127.0.0.1:$PORT\$" "$MIXED")"
 
 expect_exit 0 fa log --json --limit 10000
-must_contain "$OUT" '"result":"ok"'
-printf '%s\n' "$OUT" | grep -vq '"result":"ok"' || fail "the sync log shows no failed attempt"
+must_contain "$OUT" '"result":"accepted"'
+printf '%s\n' "$OUT" | grep -vq '"result":"accepted"' || fail "the sync log shows no failed attempt"
 stop_agent
 same_once beneficiary beneficiaries
 [ "$(local_ids beneficiary | wc -l)" -eq "$NB" ] || fail "the device has $(local_ids beneficiary | wc -l) beneficiaries, expected $NB"

@@ -40,7 +40,8 @@ must_contain "$OUT" '"locked":true'
 must_contain "$OUT" '"revoked":true'
 expect_exit 4 fa --passphrase-file "$PASS" unlock
 must_contain "$ERR" "no store"
-expect_exit 0 hq audit list --event changeset_rejected --json
+expect_exit 0 hq audit list --event push --json
+must_contain "$OUT" 'result\":\"rejected' 
 must_contain "$OUT" '"status\":403'
 must_contain "$OUT" "$DEVICE"
 expect_exit 0 hq audit verify
