@@ -111,6 +111,26 @@ PY
 ! python3 "$T/verify.py" "$T/export.jsonl" "$T/checkpoint.bad" "$T" 2> /dev/null ||
 	fail "the independent verifier accepted a forged checkpoint"
 
+# rewrite_log DB N: set entry 3's change count to N and recompute every
+# stored hash, as a forger with write access would; "and-checkpoints"
+# also drops the signed checkpoints (an HQ holding its key re-signs).
+rewrite_log() {
+	python3 - "$1" "$2" "${3:-}" <<'PY' || fail "rewrite failed"
+import hashlib, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.executescript("DROP TRIGGER events_no_update;")
+db.execute("UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":%d') WHERE id = 3"
+           % int(sys.argv[2]))
+for i, at, t, d, det in db.execute("SELECT id, at, type, device, detail FROM events").fetchall():
+    text = "fieldsync-audit-v1\n%d\n%d\n%s\n%s\n%s\n" % (i, at, t, d or "-", det or "")
+    db.execute("UPDATE events SET leaf = ? WHERE id = ?",
+               (hashlib.sha256(b"\x00" + text.encode()).digest(), i))
+if sys.argv[3]:
+    db.executescript("DROP TRIGGER checkpoints_no_delete; DELETE FROM checkpoints;")
+db.commit()
+PY
+}
+
 # ---- tampering, each on a copy ------------------------------------------------------
 # tamper NAME SQL: apply SQL to a copy of HQ's database; verify must exit 3.
 tamper() {
@@ -141,16 +161,7 @@ must_contain "$ERR" "were removed"
 # gives it away.
 rm -rf "$T/copy"
 cp -a "$T/hq" "$T/copy"
-python3 - "$T/copy/hq.db" <<'PY' || fail "rewrite failed"
-import hashlib, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-db.executescript("DROP TRIGGER events_no_update;")
-db.execute("UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":7') WHERE id = 3")
-for i, at, t, d, det in db.execute("SELECT id, at, type, device, detail FROM events").fetchall():
-    text = "fieldsync-audit-v1\n%d\n%d\n%s\n%s\n%s\n" % (i, at, t, d or "-", det or "")
-    db.execute("UPDATE events SET leaf = ? WHERE id = ?", (hashlib.sha256(b"\x00" + text.encode()).digest(), i))
-db.commit()
-PY
+rewrite_log "$T/copy/hq.db" 7
 expect_exit 3 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
 must_contain "$ERR" "audit checkpoint at size"
 must_contain "$ERR" "rewritten"
@@ -179,17 +190,7 @@ must_contain "$OUT" '"hq_history_consistent":true'
 # A malicious HQ, with its real key, rewrites one old entry and signs a
 # fresh, self-consistent log: its own verify passes; the device objects.
 stop_hq
-python3 - "$T/hq/hq.db" <<'PY' || fail "rewrite failed"
-import hashlib, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-db.executescript("DROP TRIGGER events_no_update; DROP TRIGGER checkpoints_no_delete;")
-db.execute("UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":4') WHERE id = 3")
-for i, at, t, d, det in db.execute("SELECT id, at, type, device, detail FROM events").fetchall():
-    text = "fieldsync-audit-v1\n%d\n%d\n%s\n%s\n%s\n" % (i, at, t, d or "-", det or "")
-    db.execute("UPDATE events SET leaf = ? WHERE id = ?", (hashlib.sha256(b"\x00" + text.encode()).digest(), i))
-db.execute("DELETE FROM checkpoints")
-db.commit()
-PY
+rewrite_log "$T/hq/hq.db" 4 and-checkpoints
 expect_exit 0 hq audit checkpoint
 expect_exit 0 hq audit verify
 start_hq "$PORT"
