@@ -78,6 +78,8 @@ struct row {
 	const char *id;
 	hlc_t updated;
 	const char *device, *team;
+	const char *state; /* the device's: active, or revoked (data it sent
+	                      before stays, marked) */
 	cJSON **values; /* one per form field, NULL when absent; owned */
 };
 
@@ -100,6 +102,7 @@ static int write_csv(FILE *out, const struct form *f, const struct row *rw)
 	csv_cell(out, when, 0, 0);
 	csv_cell(out, rw->device, 0, 0);
 	csv_cell(out, rw->team, 1, 0);
+	csv_cell(out, rw->state, 0, 0);
 	fputs("\r\n", out);
 	return 0;
 }
@@ -123,7 +126,9 @@ static int write_jsonl(FILE *out, const struct form *f, struct row *rw)
 	}
 	if (!cJSON_AddStringToObject(o, "updated", when) ||
 	    !cJSON_AddStringToObject(o, "device", rw->device) ||
-	    !cJSON_AddStringToObject(o, "team", rw->team) || !(text = cJSON_PrintUnformatted(o)))
+	    !cJSON_AddStringToObject(o, "team", rw->team) ||
+	    !cJSON_AddStringToObject(o, "device_state", rw->state) ||
+	    !(text = cJSON_PrintUnformatted(o)))
 		goto fail;
 	fputs(text, out);
 	fputc('\n', out);
@@ -169,6 +174,7 @@ static void write_csv_header(FILE *out, const struct form *f)
 	csv_cell(out, "updated", 0, 0);
 	csv_cell(out, "device", 0, 0);
 	csv_cell(out, "team", 0, 0);
+	csv_cell(out, "device_state", 0, 0);
 	fputs("\r\n", out);
 }
 
@@ -183,7 +189,8 @@ int export_records(sqlite3 *db, const struct form *f, enum export_format fmt, ui
 	if (!values)
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if ((r = hqdb_prepare(db, "SELECT r.id, r.updated_hlc, r.updated_device, "
-				  "coalesce(d.team, '') FROM records r LEFT JOIN devices d "
+				  "coalesce(d.team, ''), coalesce(d.state, '') FROM records r "
+				  "LEFT JOIN devices d "
 				  "ON d.id = r.updated_device WHERE r.collection = ?1 "
 				  "AND r.deleted = 0 AND r.merged_at >= ?2 ORDER BY r.id",
 			      &recs, err)) < 0 ||
@@ -201,6 +208,7 @@ int export_records(sqlite3 *db, const struct form *f, enum export_format fmt, ui
 				 .updated = (hlc_t)sqlite3_column_int64(recs, 1),
 				 .device = (const char *)sqlite3_column_text(recs, 2),
 				 .team = (const char *)sqlite3_column_text(recs, 3),
+				 .state = (const char *)sqlite3_column_text(recs, 4),
 				 .values = values};
 
 		r = load_values(db, vals, f, &rw, err);

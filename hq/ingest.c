@@ -402,7 +402,9 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 			const char *rival_dev, const char *rival_value, hlc_t rival_hlc)
 {
 	sqlite3_stmt *st = use(run, ST_CONFLICT_PUT);
-	int mine_wins = merge_compare(c->hlc, run->device, rival_hlc, rival_dev) > 0;
+	int mine_wins = merge_compare(c->hlc, run->device, rival_hlc, rival_dev) > 0, r;
+	char *detail = NULL;
+	cJSON *o;
 
 	bind_text(st, 1, c->record_id);
 	bind_text(st, 2, c->field);
@@ -413,7 +415,22 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 	bind_text(st, 7, mine_wins ? run->device : rival_dev);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)(mine_wins ? c->hlc : rival_hlc));
 	sqlite3_bind_int64(st, 9, (sqlite3_int64)run->now_ms);
-	return step_done(run, st, "record conflict");
+	if ((r = step_done(run, st, "record conflict")) < 0 || sqlite3_changes(run->ctx->db) != 1)
+		return r;
+	/* Audited by record, field and devices; the values are personal
+	 * data and stay in the conflicts table. */
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "record", c->record_id) ||
+	    !cJSON_AddStringToObject(o, "field", c->field) ||
+	    !cJSON_AddStringToObject(o, "rival", rival_dev) ||
+	    !cJSON_AddStringToObject(o, "winner", mine_wins ? run->device : rival_dev) ||
+	    !(detail = cJSON_PrintUnformatted(o)))
+		r = fs_error_set(run->err, -ENOMEM, "out of memory");
+	else
+		r = hqdb_event(run->ctx->db, run->now_ms, "conflict", run->device, detail, run->err);
+	cJSON_free(detail);
+	cJSON_Delete(o);
+	return r;
 }
 
 /* Keep this device's latest write and the value it replaced, and record

@@ -1235,6 +1235,12 @@ TEST(hq_caseload_edit_conflict_either_order)
 		ASSERT_EQ(cJSON_GetObjectItem(one, "value_b")->valueint, 6);
 		cJSON_Delete(c);
 		free(out);
+		/* The conflict is audited, by record and field, never by value. */
+		ASSERT_EQ(HQ_RUN(&h[order], &out, "audit", "list", "--event", "conflict"), 0);
+		ASSERT_STR_CONTAINS(out, rec);
+		ASSERT_STR_CONTAINS(out, "household_size");
+		ASSERT_TRUE(strstr(out, "\"winner\":\"") != NULL);
+		free(out);
 		hq_stop(&h[order]);
 	}
 	ASSERT_STR_EQ(exports[0], exports[1]);

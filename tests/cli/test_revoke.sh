@@ -47,6 +47,10 @@ must_contain "$OUT" "$DEVICE"
 expect_exit 0 hq audit verify
 # What HQ accepted before the revocation stays.
 [ "$(hq_count beneficiaries)" -eq 1 ] || fail "HQ lost the data accepted before revocation"
+expect_exit 0 hq export beneficiaries --format jsonl
+must_contain "$OUT" '"device_state":"revoked"'
+expect_exit 0 hq export beneficiaries --format csv
+must_contain "$OUT" ",revoked"
 stop_agent
 must_not_contain "$(cat "$T/agent.log")" "Миловановић"
 echo "ok: revocation"
