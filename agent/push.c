@@ -604,18 +604,30 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 		struct outgoing_set set;
 		unsigned long long q = 0;
 		uint64_t rewind = 0;
+		int acked = 0;
 
 		if ((r = next_set(s, from, resend_below, &set, err)) < 0 || !set.body)
 			break;
 		r = t->post(t, url, PUSH_CHANGESET_TYPE, set.body, set.len,
 		            target->tls_pin[0] ? target->tls_pin : NULL, &resp, err);
-		if (r == 0 && resp.status == 200 && (r = accept_receipt(s, target, &set, &resp, &q,
-									      err)) == 0)
-			r = observe_checkpoint(s, target, t, &resp, err);
+		if (r == 0 && resp.status == 200)
+			acked = (r = accept_receipt(s, target, &set, &resp, &q, err)) == 0;
 		else if (r == 0)
 			r = refusal(s, target, &set, &resp, &rewind, err);
 		if (r == -EBUSY)
 			stats->retry_after = resp.retry_after;
+		if (acked) {
+			/* Counted as soon as the receipt is stored, whatever the
+			 * history check below says. */
+			stats->sets++;
+			stats->changes += set.changes;
+			stats->quarantined += q;
+			stats->bytes += set.len;
+			from = set.seq + 1;
+			if (set.seq >= resend_below && done < total)
+				done++;
+			r = observe_checkpoint(s, target, t, &resp, err);
+		}
 		push_response_clear(&resp);
 		free(set.body);
 		if (r < 0)
@@ -633,13 +645,6 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 			from = rewind;
 			continue;
 		}
-		stats->sets++;
-		stats->changes += set.changes;
-		stats->quarantined += q;
-		stats->bytes += set.len;
-		from = set.seq + 1;
-		if (set.seq >= resend_below && done < total)
-			done++;
 		if (progress)
 			progress(done, total, ctx);
 	}

@@ -43,25 +43,31 @@ int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *dev
 	sqlite3_stmt *st = NULL;
 	merkle_hash leaf;
 	int64_t id;
-	int r;
+	int r, own;
 
 	if (strchr(event, '\n') || (device && strchr(device, '\n')) ||
 	    (detail && strchr(detail, '\n')))
 		return fs_error_set(err, -EINVAL, "audit entry %s: a field holds a newline", event);
-	if ((r = hqdb_prepare(db, "SELECT coalesce(max(id), 0) + 1 FROM events", &st, err)) < 0)
+	/* Reading max(id) and inserting must be one write transaction, or
+	 * two connections (an admin command beside the server) take the same
+	 * number.  Inside the caller's transaction, that one serves. */
+	own = sqlite3_get_autocommit(db);
+	if (own && (r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin audit entry", err)) < 0)
 		return r;
+	if ((r = hqdb_prepare(db, "SELECT coalesce(max(id), 0) + 1 FROM events", &st, err)) < 0)
+		goto out;
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		r = hqdb_fail(db, "append audit entry", err);
-		sqlite3_finalize(st);
-		return r;
+		goto out;
 	}
 	id = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	st = NULL;
 	audit_leaf(id, (int64_t)at_ms, event, device, detail, leaf);
 	if ((r = hqdb_prepare(db, "INSERT INTO events(id, at, type, device, detail, leaf) "
 				  "VALUES (?,?,?,?,?,?)",
 			      &st, err)) < 0)
-		return r;
+		goto out;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)at_ms);
 	sqlite3_bind_text(st, 3, event, -1, SQLITE_STATIC);
@@ -69,7 +75,12 @@ int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *dev
 	sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 6, leaf, sizeof(leaf), SQLITE_STATIC);
 	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "append audit entry", err);
+out:
 	sqlite3_finalize(st);
+	if (own && r == 0)
+		r = hqdb_exec(db, "COMMIT", "commit audit entry", err);
+	if (own && r < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
 

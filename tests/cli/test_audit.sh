@@ -21,12 +21,22 @@ for i in 1 2 3 4 5 6; do
 	add_person "Ђорђевић $i" > /dev/null
 	expect_exit 0 fs sync
 done
+# Many admin commands at once, each appending its entry: the numbering
+# must stay whole (it once raced: max(id) + 1 read outside a transaction).
+pids=
+for i in $(seq 12); do
+	hq devices > /dev/null 2> "$T/devices.$i.err" &
+	pids="$pids $!"
+done
+for p in $pids; do
+	wait "$p" || fail "a concurrent admin command failed: $(cat "$T"/devices.*.err)"
+done
 stop_hq
 
 expect_exit 0 hq audit --help
 must_contain "$OUT" "checkpoint"
 expect_exit 0 hq audit verify
-must_contain "$OUT" "audit log ok: 8 entries"
+must_contain "$OUT" "audit log ok: 20 entries"
 expect_exit 0 hq audit list --event push --json
 [ "$(printf '%s\n' "$OUT" | grep -c 'result\\":\\"accepted')" -eq 6 ] || fail "expected 6 pushes: $OUT"
 DEVICE=$(fs status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"])')
