@@ -23,7 +23,7 @@ configure:
 demo: deps all
 	@sh scripts/demo.sh $(BUILD)
 
-test: deps test-normal test-asan
+test: deps test-normal test-asan test-fuzz
 
 test-normal: all
 	cd $(BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
@@ -33,6 +33,23 @@ test-asan:
 		cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFS_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest $(CTEST_ARGS) -j $(JOBS)
+
+# libFuzzer targets (clang, ASan and UBSan) in their own build.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+$(FUZZ_BUILD)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFS_FUZZ=ON
+
+# A bounded number of runs per target over its seed corpus.
+test-fuzz: $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cd $(FUZZ_BUILD) && ctest $(CTEST_ARGS) -j $(JOBS) -L fuzz
+
+# Each target for FUZZ_SECONDS; prints executions and crashes.
+fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: deps all
 	$(BUILD)/bench/bench_store
@@ -50,4 +67,4 @@ package: deps
 	cd $(PKG_BUILD) && cpack -G DEB
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

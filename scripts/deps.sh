@@ -12,7 +12,7 @@ set -eu
 # fills in the library dependencies of the .debs that `make package` builds).
 PKGS="build-essential cmake pkg-config dpkg-dev \
 libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
-libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev \
+libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev clang libclang-rt-14-dev \
 sqlite3 python3 bsdutils curl openssl systemd"
 
 missing=""
