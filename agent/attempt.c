@@ -2,19 +2,11 @@
 #include "agent/attempt.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "agent/enroll.h"
 #include "agent/pack.h"
 #include "agent/synclog.h"
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "sync/hlc.h"
 
 int attempt_run(struct store *s, const struct attempt_options *opt, push_progress_fn progress,
 		void *ctx, struct attempt_result *res)
@@ -25,7 +17,7 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 	struct synclog_entry e = {.event = "push"};
 	unsigned long long pending = 0;
 	struct enrolment en;
-	uint64_t t0 = mono_ms();
+	uint64_t t0 = hlc_mono_ms();
 	int r;
 
 	if (!opt)
@@ -54,7 +46,7 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 	r = push_pending(s, &en.target, t, progress, ctx, &res->stats, &res->err);
 log:
 	push_transport_free(t);
-	res->duration_ms = mono_ms() - t0;
+	res->duration_ms = hlc_mono_ms() - t0;
 	e.at_ms = res->started_ms;
 	e.duration_ms = res->duration_ms;
 	e.result = synclog_result(r);

@@ -813,16 +813,20 @@ static int cmd_sync(struct cli *c, int argc, char **argv)
 			tty ? sync_progress : NULL, c, &res);
 	if (tty && res.stats.sets)
 		fputc('\n', c->err);
-	if (r == 0 || res.pushed)
-		commands_print_sync(c->out, &res.stats);
+	if (r == 0 || res.pushed) {
+		char line[COMMANDS_SYNC_LINE];
+
+		commands_format_sync(&res.stats, line, sizeof(line));
+		fputs(line, c->out);
+	}
 	release_store(c, s);
 	return r < 0 ? fail(&res.err) : EXIT_OK;
 }
 
-void commands_print_sync(FILE *out, const struct push_stats *st)
+void commands_format_sync(const struct push_stats *st, char *out, size_t cap)
 {
-	fprintf(out, "sent %llu change sets (%llu changes), %llu quarantined at HQ\n", st->sets,
-		st->changes, st->quarantined);
+	snprintf(out, cap, "sent %llu change sets (%llu changes), %llu quarantined at HQ\n",
+		 st->sets, st->changes, st->quarantined);
 }
 
 /* ---- init, keygen, passwd, status, check ------------------------------ */

@@ -73,8 +73,9 @@ int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret
 int commands_secret(const struct cli *c, const char *question, struct keystore_secret **ret,
 		    struct fs_error *err) FS_WUR;
 
-/* The line `sync` prints. */
-void commands_print_sync(FILE *out, const struct push_stats *st);
+/* The line `sync` prints, whether it ran here or in the agent. */
+#define COMMANDS_SYNC_LINE 128
+void commands_format_sync(const struct push_stats *st, char *out, size_t cap);
 
 /* Print e to c->err; returns its exit status. */
 int commands_fail(struct cli *c, const struct fs_error *e);

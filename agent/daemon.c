@@ -1,6 +1,6 @@
 /* daemon.c - the agent's event loop, push thread and control clients.
  *
- * Sections: logging and clocks; state; the push thread; scheduling;
+ * Sections: logging; state; the worker thread; scheduling;
  * unlocking; clients; the loop.
  */
 #include "agent/daemon.h"
@@ -36,7 +36,7 @@
 #include "crypto/secmem.h"
 #include "sync/hlc.h"
 
-/* ---- logging and clocks ------------------------------------------------ */
+/* ---- logging ------------------------------------------------ */
 
 static void logmsg(const char *prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -52,22 +52,6 @@ static void logmsg(const char *prio, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	fflush(stderr);
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- state --------------------------------------------------------------- */
@@ -103,11 +87,12 @@ struct agent {
 	int stopping;
 
 	/* The worker thread runs one job at a time: a push attempt, or a
-	 * forwarded `enroll` (HTTP, so never on this loop).  While running,
-	 * only it touches wstore, opt, res and the job_ fields. */
+	 * forwarded command that talks to HQ (worker_command(); never on this
+	 * loop).  While running, only it touches wstore, opt, res and the
+	 * job_ fields. */
 	pthread_t thread;
 	int running;
-	enum { JOB_PUSH, JOB_ENROLL } job;
+	enum { JOB_PUSH, JOB_COMMAND } job;
 	_Atomic int cancel;
 	struct store *wstore;
 	struct attempt_options opt;  /* built on the loop, read by the job */
@@ -115,7 +100,7 @@ struct agent {
 	int res_code;
 	unsigned long want_max;    /* --max-changes of a waiting `sync` */
 	uint64_t gen;              /* attempts started so far */
-	struct client *job_client; /* JOB_ENROLL: who asked */
+	struct client *job_client; /* JOB_COMMAND: who asked */
 	int job_argc;
 	char **job_argv;           /* points into job_client->in */
 	struct cli_input job_inputs[CTL_MAX_FILES];
@@ -145,7 +130,7 @@ static uint32_t uniform(uint32_t n)
 
 static void notify_status(struct agent *a)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = hlc_mono_ms();
 	char text[160];
 
 	if (!a->store)
@@ -166,8 +151,9 @@ static void notify_status(struct agent *a)
 
 /* ---- the worker thread ------------------------------------------------- */
 
-/* Runs a forwarded `enroll` with its own connection and output. */
-static void run_enroll_job(struct agent *a)
+/* Runs a forwarded command (worker_command()) with its own connection
+ * and output. */
+static void run_command_job(struct agent *a)
 {
 	FILE *out = open_memstream(&a->job_out, &a->job_olen);
 	FILE *err = open_memstream(&a->job_err, &a->job_elen);
@@ -200,8 +186,8 @@ static void *job_thread(void *arg)
 	struct agent *a = arg;
 	uint64_t one = 1;
 
-	if (a->job == JOB_ENROLL)
-		run_enroll_job(a);
+	if (a->job == JOB_COMMAND)
+		run_command_job(a);
 	else
 		a->res_code = attempt_run(a->wstore, &a->opt, NULL, NULL, &a->res);
 	/* An eventfd write of 1 cannot fail short of a closed fd. */
@@ -230,7 +216,7 @@ static int job_start(struct agent *a, int job)
 	if (job == JOB_PUSH) {
 		a->want_max = 0;
 		a->gen++;
-		a->last_attempt = wall_ms();
+		a->last_attempt = hlc_wall_ms();
 	}
 	if ((r = pthread_create(&a->thread, NULL, job_thread, a)) != 0) {
 		logmsg(SD_ERR, "cannot start a thread: %s", strerror(r));
@@ -243,12 +229,8 @@ static int job_start(struct agent *a, int job)
 	return 0;
 }
 
-static void client_answer(struct agent *a, struct client *cl, const char *out, const char *err,
-			  int status);
-
-static void enroll_finished(struct agent *a);
-static void client_answer(struct agent *a, struct client *cl, const char *out, const char *err,
-			  int status);
+static void client_answer(struct client *cl, const char *out, const char *err, int status);
+static void command_finished(struct agent *a);
 
 /* Answer every client parked for a push that will not come. */
 static void answer_parked(struct agent *a, const char *msg, int status)
@@ -258,7 +240,7 @@ static void answer_parked(struct agent *a, const char *msg, int status)
 
 		if (cl->fd >= 0 && cl->wait_gen) {
 			cl->wait_gen = 0;
-			client_answer(a, cl, NULL, msg, status);
+			client_answer(cl, NULL, msg, status);
 		}
 	}
 }
@@ -293,8 +275,8 @@ static void job_finished(struct agent *a)
 	pthread_join(a->thread, NULL);
 	(void)!read(a->efd, &v, sizeof(v)); /* clear it; may already be */
 	a->running = 0;
-	if (a->job == JOB_ENROLL) {
-		enroll_finished(a);
+	if (a->job == JOB_COMMAND) {
+		command_finished(a);
 		return;
 	}
 	r = a->res_code; /* only now: the thread wrote it */
@@ -302,7 +284,7 @@ static void job_finished(struct agent *a)
 		a->failures = 0;
 		a->last_error[0] = '\0';
 		if (res->pushed) {
-			a->last_success = wall_ms();
+			a->last_success = hlc_wall_ms();
 			logmsg(SD_INFO, "pushed %llu change sets (%llu changes, %llu bytes) in %llu ms",
 			       res->stats.sets, res->stats.changes, res->stats.bytes,
 			       (unsigned long long)res->duration_ms);
@@ -324,8 +306,8 @@ static void job_finished(struct agent *a)
 			a->failures++;
 			delay = backoff_delay_ms(a->failures, c->cfg.retry_min, c->cfg.retry_max,
 						 res->stats.retry_after, uniform);
-			a->next_push = mono_ms() + delay;
-			a->next_wall = wall_ms() + delay;
+			a->next_push = hlc_mono_ms() + delay;
+			a->next_wall = hlc_wall_ms() + delay;
 			/* The first failure of a streak is news; the rest are
 			 * debug, or an offline week would flood the journal. */
 			logmsg(a->failures == 1 ? SD_WARNING : SD_DEBUG,
@@ -340,26 +322,24 @@ static void job_finished(struct agent *a)
 			continue;
 		cl->wait_gen = 0;
 		if (r == 0) {
-			snprintf(line, sizeof(line),
-				 "sent %llu change sets (%llu changes), %llu quarantined at HQ\n",
-				 res->stats.sets, res->stats.changes, res->stats.quarantined);
-			client_answer(a, cl, line, NULL, FS_EXIT_OK);
+			commands_format_sync(&res->stats, line, sizeof(line));
+			client_answer(cl, line, NULL, FS_EXIT_OK);
 		} else {
 			snprintf(line, sizeof(line), "fieldsync: %s\n",
 				 res->err.msg[0] ? res->err.msg : fs_strerror(r));
-			client_answer(a, cl, NULL, line, commands_exit_code(r));
+			client_answer(cl, NULL, line, commands_exit_code(r));
 		}
 	}
 	if (a->halted) {
 		snprintf(line, sizeof(line), "fieldsync: %s\n", a->last_error);
 		answer_parked(a, line, FS_EXIT_DATA);
 	}
-	/* An enrolment that waited for this push goes now (not while
+	/* A command to HQ that waited for this push goes now (not while
 	 * stopping or locking: push_stop's callers deal with it). */
-	if (a->job_client && !a->cancel && a->store && job_start(a, JOB_ENROLL) < 0) {
+	if (a->job_client && !a->cancel && a->store && job_start(a, JOB_COMMAND) < 0) {
 		a->job_status = FS_EXIT_IO;
 		a->job_wrote = 0;
-		enroll_finished(a);
+		command_finished(a);
 	}
 	notify_status(a);
 }
@@ -379,13 +359,13 @@ static void push_stop(struct agent *a)
 
 static void schedule(struct agent *a, uint64_t delay_ms)
 {
-	uint64_t at = mono_ms() + delay_ms;
+	uint64_t at = hlc_mono_ms() + delay_ms;
 
 	if (!a->store || a->halted || a->stopping)
 		return;
 	if (a->next_push == NEVER || at < a->next_push) {
 		a->next_push = at;
-		a->next_wall = wall_ms() + delay_ms;
+		a->next_wall = hlc_wall_ms() + delay_ms;
 	}
 }
 
@@ -405,8 +385,8 @@ static int unlock_with(struct agent *a, const struct keystore_secret *secret,
 	return 0;
 }
 
-/* An enrolment still waiting for a push to end will not run. */
-static void drop_queued_enroll(struct agent *a, const char *msg, int status)
+/* A command to HQ still waiting for a push to end will not run. */
+static void drop_queued_command(struct agent *a, const char *msg, int status)
 {
 	if (!a->job_client)
 		return;
@@ -414,14 +394,14 @@ static void drop_queued_enroll(struct agent *a, const char *msg, int status)
 	a->job_wrote = 0;
 	a->job_err = strdup(msg);
 	a->job_elen = a->job_err ? strlen(a->job_err) : 0;
-	enroll_finished(a);
+	command_finished(a);
 }
 
 static void lock(struct agent *a)
 {
 	push_stop(a);
-	drop_queued_enroll(a, "fieldsync: the agent's store was locked; not enrolled\n",
-			   FS_EXIT_KEY);
+	drop_queued_command(a, "fieldsync: the agent's store was locked; the request to HQ did "
+				"not run\n", FS_EXIT_KEY);
 	answer_parked(a, "fieldsync: the agent's store was locked; nothing more was sent\n",
 		      FS_EXIT_KEY);
 	a->wstore = store_close(a->wstore);
@@ -506,13 +486,11 @@ static int frame_append(struct client *cl, enum ctl_type type, const char *data,
 }
 
 /* Queue the whole answer; the loop sends it as the socket takes it. */
-static void client_answer(struct agent *a, struct client *cl, const char *out, const char *err,
-			  int status)
+static void client_answer(struct client *cl, const char *out, const char *err, int status)
 {
 	uint8_t st = (uint8_t)status;
 
-	(void)a;
-	cl->write_deadline = mono_ms() + ANSWER_TIMEOUT_MS;
+	cl->write_deadline = hlc_mono_ms() + ANSWER_TIMEOUT_MS;
 	if ((out && out[0] && frame_append(cl, CTL_STDOUT, out, strlen(out)) < 0) ||
 	    (err && err[0] && frame_append(cl, CTL_STDERR, err, strlen(err)) < 0) ||
 	    frame_append(cl, CTL_EXIT, (const char *)&st, 1) < 0) {
@@ -584,7 +562,7 @@ static void run_command(struct agent *a, struct client *cl)
 
 	if (ctl_parse_command(cl->in + CTL_HEADER, cl->in_len - CTL_HEADER, cl->nfds, &argc, &argv,
 			      idx) < 0) {
-		client_answer(a, cl, NULL, "fieldsync: malformed request to the agent\n",
+		client_answer(cl, NULL, "fieldsync: malformed request to the agent\n",
 			      FS_EXIT_USAGE);
 		return;
 	}
@@ -592,7 +570,7 @@ static void run_command(struct agent *a, struct client *cl)
 	err = open_memstream(&ebuf, &elen);
 	state = agent_state(a);
 	if (!out || !err || !state) {
-		client_answer(a, cl, NULL, "fieldsync: the agent is out of memory\n", FS_EXIT_IO);
+		client_answer(cl, NULL, "fieldsync: the agent is out of memory\n", FS_EXIT_IO);
 		goto out;
 	}
 	for (size_t i = 0; i < cl->nfds; i++)
@@ -636,7 +614,7 @@ static void run_command(struct agent *a, struct client *cl)
 			a->job_out = a->job_err = NULL;
 			cl->in_job = 1;
 			a->job_state = state;
-			if (a->running || job_start(a, JOB_ENROLL) == 0) {
+			if (a->running || job_start(a, JOB_COMMAND) == 0) {
 				argv = NULL; /* the job owns these now */
 				state = NULL;
 				goto out;
@@ -655,7 +633,7 @@ static void run_command(struct agent *a, struct client *cl)
 	}
 	fflush(out);
 	fflush(err);
-	client_answer(a, cl, obuf, ebuf, status);
+	client_answer(cl, obuf, ebuf, status);
 out:
 	c->inputs = NULL;
 	c->n_inputs = 0;
@@ -677,11 +655,11 @@ out:
 	cJSON_Delete(state);
 }
 
-static void enroll_finished(struct agent *a)
+static void command_finished(struct agent *a)
 {
 	struct client *cl = a->job_client;
 
-	client_answer(a, cl, a->job_out, a->job_err, a->job_status);
+	client_answer(cl, a->job_out, a->job_err, a->job_status);
 	/* The output names the team; the request held the token. */
 	if (a->job_out)
 		sodium_memzero(a->job_out, a->job_olen);
@@ -718,11 +696,11 @@ static void run_unlock(struct agent *a, struct client *cl)
 	int r;
 
 	if (a->store) {
-		client_answer(a, cl, "the agent's store is already unlocked\n", NULL, FS_EXIT_OK);
+		client_answer(cl, "the agent's store is already unlocked\n", NULL, FS_EXIT_OK);
 		return;
 	}
 	if (len < 1 || len > 1 + CTL_SECRET_MAX || (p[0] != 1 && p[0] != 2)) {
-		client_answer(a, cl, NULL, "fieldsync: malformed unlock request\n", FS_EXIT_USAGE);
+		client_answer(cl, NULL, "fieldsync: malformed unlock request\n", FS_EXIT_USAGE);
 		return;
 	}
 	r = p[0] == 1 ? keystore_secret_from_passphrase((const char *)p + 1, len - 1, &secret)
@@ -736,10 +714,10 @@ static void run_unlock(struct agent *a, struct client *cl)
 	if (r < 0) {
 		logmsg(SD_WARNING, "unlock refused: %s", err.msg);
 		snprintf(msg, sizeof(msg), "fieldsync: %s\n", err.msg);
-		client_answer(a, cl, NULL, msg, commands_exit_code(r));
+		client_answer(cl, NULL, msg, commands_exit_code(r));
 		return;
 	}
-	client_answer(a, cl, "store unlocked; the agent holds the key\n", NULL, FS_EXIT_OK);
+	client_answer(cl, "store unlocked; the agent holds the key\n", NULL, FS_EXIT_OK);
 }
 
 static void client_request(struct agent *a, struct client *cl)
@@ -753,24 +731,24 @@ static void client_request(struct agent *a, struct client *cl)
 		break;
 	case CTL_POKE:
 		schedule(a, a->c->cfg.push_delay_ms);
-		client_answer(a, cl, NULL, NULL, FS_EXIT_OK);
+		client_answer(cl, NULL, NULL, FS_EXIT_OK);
 		break;
 	case CTL_LOCK:
 		if (a->store) {
 			lock(a);
-			client_answer(a, cl, "store locked; the agent no longer holds the key\n",
+			client_answer(cl, "store locked; the agent no longer holds the key\n",
 				      NULL, FS_EXIT_OK);
 		} else {
-			client_answer(a, cl, "the agent's store is already locked\n", NULL,
+			client_answer(cl, "the agent's store is already locked\n", NULL,
 				      FS_EXIT_OK);
 		}
 		break;
 	default:
-		client_answer(a, cl, NULL, "fieldsync: unknown request to the agent\n",
+		client_answer(cl, NULL, "fieldsync: unknown request to the agent\n",
 			      FS_EXIT_USAGE);
 	}
 	/* The request may hold a passphrase or a token: wipe it now, unless
-	 * the worker thread still reads it (enroll_finished wipes it then),
+	 * the worker thread still reads it (command_finished wipes it then),
 	 * or the client is gone already. */
 	if (cl->in && !cl->in_job) {
 		sodium_memzero(cl->in, CTL_REQUEST_MAX);
@@ -820,7 +798,7 @@ static void client_read(struct agent *a, struct client *cl)
 		}
 	}
 	if (msg.msg_flags & MSG_CTRUNC) {
-		client_answer(a, cl, NULL, "fieldsync: too many files passed to the agent\n",
+		client_answer(cl, NULL, "fieldsync: too many files passed to the agent\n",
 			      FS_EXIT_USAGE);
 		return;
 	}
@@ -829,7 +807,7 @@ static void client_read(struct agent *a, struct client *cl)
 		size_t len = (size_t)bytes_get_be(cl->in + 1, 4);
 
 		if (len > CTL_REQUEST_MAX - CTL_HEADER) {
-			client_answer(a, cl, NULL, "fieldsync: request to the agent too large\n",
+			client_answer(cl, NULL, "fieldsync: request to the agent too large\n",
 				      FS_EXIT_USAGE);
 			return;
 		}
@@ -912,7 +890,7 @@ static void client_accept(struct agent *a, gid_t group)
 		return;
 	}
 	cl->fd = fd;
-	cl->deadline = mono_ms() + CLIENT_TIMEOUT_MS;
+	cl->deadline = hlc_mono_ms() + CLIENT_TIMEOUT_MS;
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -983,7 +961,7 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 	a->lfd = r;
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
 		a->wd_interval = usec / 2000; /* ping at half the timeout */
-		a->next_wd = mono_ms() + a->wd_interval;
+		a->next_wd = hlc_mono_ms() + a->wd_interval;
 	}
 	logmsg(SD_INFO, "listening on %s", path);
 	return 0;
@@ -998,7 +976,8 @@ static void shut_down(struct agent *a)
 	if (a->running)
 		logmsg(SD_INFO, "stopping: abandoning the push in flight");
 	push_stop(a);
-	drop_queued_enroll(a, "fieldsync: the agent is stopping; not enrolled\n", FS_EXIT_IO);
+	drop_queued_command(a, "fieldsync: the agent is stopping; the request to HQ did not run\n",
+			    FS_EXIT_IO);
 	for (size_t i = 0; i < CLIENTS_MAX; i++) {
 		struct client *cl = &a->clients[i];
 
@@ -1006,7 +985,7 @@ static void shut_down(struct agent *a)
 			continue;
 		if (cl->wait_gen) {
 			cl->wait_gen = 0;
-			client_answer(a, cl, NULL, "fieldsync: the agent is stopping; the push "
+			client_answer(cl, NULL, "fieldsync: the agent is stopping; the push "
 				      "resumes when it starts again\n", FS_EXIT_IO);
 		}
 		/* One best-effort write; a slow client loses its answer. */
@@ -1074,7 +1053,7 @@ int daemon_run(struct cli *c)
 	sd_notify(0, "READY=1");
 	notify_status(&a);
 	for (;;) {
-		uint64_t now = mono_ms(), wake = NEVER;
+		uint64_t now = hlc_mono_ms(), wake = NEVER;
 		nfds_t n = 0;
 		int timeout, up;
 
@@ -1145,7 +1124,7 @@ int daemon_run(struct cli *c)
 		}
 		if (pfd[3].revents & POLLIN)
 			client_accept(&a, group);
-		now = mono_ms();
+		now = hlc_mono_ms();
 		for (nfds_t i = 4; i < n; i++) {
 			struct client *cl = slot[i];
 

@@ -33,20 +33,26 @@ static int open_checkpoint(const struct push_target *tg, const char *note, struc
 	return 0;
 }
 
-/* The checkpoint this device holds; *ret_found 0 when none. */
-static int held(struct store *s, const struct push_target *tg, struct checkpoint *c,
-		int *ret_found, struct fs_error *err)
+static int open_held(struct store *s, const struct push_target *tg, const char *note,
+		     struct checkpoint *c, struct fs_error *err)
 {
-	char note[NOTE_MAX];
-	int r;
-
-	if ((r = enroll_meta_get(s, META_KEY, note, sizeof(note), ret_found, err)) < 0 ||
-	    !*ret_found)
-		return r;
 	if (open_checkpoint(tg, note, c, err) < 0)
 		return fs_error_set(err, -FS_ECORRUPT, "the HQ checkpoint held in %s does not verify",
 				    store_path(s));
 	return 0;
+}
+
+/* The checkpoint this device holds, its note in note (NOTE_MAX bytes);
+ * *ret_found 0 when none. */
+static int held(struct store *s, const struct push_target *tg, char *note, struct checkpoint *c,
+		int *ret_found, struct fs_error *err)
+{
+	int r;
+
+	if ((r = enroll_meta_get(s, META_KEY, note, NOTE_MAX, ret_found, err)) < 0 ||
+	    !*ret_found)
+		return r;
+	return open_held(s, tg, note, c, err);
 }
 
 static int keep(struct store *s, const char *note, struct fs_error *err)
@@ -133,13 +139,25 @@ int hqhistory_observe(struct store *s, const struct push_target *tg, struct push
 		      const char *note, struct hqhistory_result *res, struct fs_error *err)
 {
 	struct checkpoint old, seen;
+	char *kept;
 	int r, found;
 
 	memset(res, 0, sizeof(*res));
 	if (!note)
 		return 0;
-	if ((r = open_checkpoint(tg, note, &seen, err)) < 0 ||
-	    (r = held(s, tg, &old, &found, err)) < 0)
+	kept = malloc(NOTE_MAX);
+	if (!kept)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	/* Most receipts carry the checkpoint already held: nothing to check. */
+	r = enroll_meta_get(s, META_KEY, kept, NOTE_MAX, &found, err);
+	if (r == 0 && found && strcmp(kept, note) == 0) {
+		free(kept);
+		return 0;
+	}
+	if (r == 0 && (r = open_checkpoint(tg, note, &seen, err)) == 0 && found)
+		r = open_held(s, tg, kept, &old, err);
+	free(kept);
+	if (r < 0)
 		return r;
 	if (!found) {
 		res->new_size = seen.size;
@@ -159,10 +177,15 @@ int hqhistory_verify(struct store *s, const struct push_target *tg, struct push_
 		     struct hqhistory_result *res, struct fs_error *err)
 {
 	struct checkpoint old = {0};
+	char *kept = malloc(NOTE_MAX);
 	int r, found;
 
 	memset(res, 0, sizeof(*res));
-	if ((r = held(s, tg, &old, &found, err)) < 0)
+	if (!kept)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	r = held(s, tg, kept, &old, &found, err);
+	free(kept);
+	if (r < 0)
 		return r;
 	res->old_size = found ? old.size : 0;
 	return fetch_and_check(s, tg, t, &old, found ? old.size : 0, res, err);

@@ -416,15 +416,15 @@ int push_count(struct store *s, unsigned long long *ret_pending, unsigned long l
 
 /* ---- one set ------------------------------------------------------------------ */
 
-/* Verify HQ's 200 answer for set and keep its receipt. */
+/* Verify HQ's 200 answer o (parsed; may be NULL) for set and keep its
+ * receipt. */
 static int accept_receipt(struct store *s, const struct push_target *target,
-                          const struct outgoing_set *set, const struct push_response *resp,
+                          const struct outgoing_set *set, const cJSON *o,
                           unsigned long long *ret_quarantined, struct fs_error *err)
 {
 	uint8_t device[CHANGESET_DEVICE_BYTES], *buf = NULL;
 	const char *hex = store_identity(s)->id;
 	struct receipt rc = {0};
-	cJSON *o = NULL;
 	sqlite3_stmt *st;
 	size_t len = 0;
 	int r;
@@ -435,7 +435,6 @@ static int accept_receipt(struct store *s, const struct push_target *target,
 	buf = malloc(RECEIPT_MAX_BYTES);
 	if (!buf)
 		return fs_error_set(err, -ENOMEM, "push: out of memory");
-	o = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
 	if (!cJSON_IsObject(o) ||
 	    push_json_base64(o, "receipt", buf, RECEIPT_MAX_BYTES, 0, &len) < 0) {
 		r = fs_error_set(err, -EPROTO,
@@ -485,7 +484,6 @@ static int accept_receipt(struct store *s, const struct push_target *target,
 		*ret_quarantined = rc.quarantined;
 out:
 	receipt_clear(&rc);
-	cJSON_Delete(o);
 	free(buf);
 	return r;
 }
@@ -568,22 +566,6 @@ out:
 	return r;
 }
 
-/* The checkpoint that came with a receipt (agent/hqhistory.h). */
-static int observe_checkpoint(struct store *s, const struct push_target *target,
-                              struct push_transport *t, const struct push_response *resp,
-                              struct fs_error *err)
-{
-	cJSON *o = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
-	const cJSON *note = cJSON_GetObjectItemCaseSensitive(o, "checkpoint");
-	struct hqhistory_result res;
-	int r = 0;
-
-	if (cJSON_IsString(note))
-		r = hqhistory_observe(s, target, t, note->valuestring, &res, err);
-	cJSON_Delete(o);
-	return r;
-}
-
 /* ---- the loop --------------------------------------------------------------------- */
 
 int push_pending(struct store *s, const struct push_target *target, struct push_transport *t,
@@ -601,18 +583,22 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 		return r;
 	for (;;) {
 		struct push_response resp = {0};
+		struct hqhistory_result hist;
 		struct outgoing_set set;
+		cJSON *answer = NULL;
 		unsigned long long q = 0;
 		uint64_t rewind = 0;
+		const cJSON *note;
 		int acked = 0;
 
 		if ((r = next_set(s, from, resend_below, &set, err)) < 0 || !set.body)
 			break;
 		r = t->post(t, url, PUSH_CHANGESET_TYPE, set.body, set.len,
 		            target->tls_pin[0] ? target->tls_pin : NULL, &resp, err);
-		if (r == 0 && resp.status == 200)
-			acked = (r = accept_receipt(s, target, &set, &resp, &q, err)) == 0;
-		else if (r == 0)
+		if (r == 0 && resp.status == 200) {
+			answer = resp.body ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
+			acked = (r = accept_receipt(s, target, &set, answer, &q, err)) == 0;
+		} else if (r == 0)
 			r = refusal(s, target, &set, &resp, &rewind, err);
 		if (r == -EBUSY)
 			stats->retry_after = resp.retry_after;
@@ -626,8 +612,12 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 			from = set.seq + 1;
 			if (set.seq >= resend_below && done < total)
 				done++;
-			r = observe_checkpoint(s, target, t, &resp, err);
+			/* The checkpoint that came with the receipt. */
+			note = cJSON_GetObjectItemCaseSensitive(answer, "checkpoint");
+			if (cJSON_IsString(note))
+				r = hqhistory_observe(s, target, t, note->valuestring, &hist, err);
 		}
+		cJSON_Delete(answer);
 		push_response_clear(&resp);
 		free(set.body);
 		if (r < 0)

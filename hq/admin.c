@@ -179,8 +179,7 @@ int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t n
 		 struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	char tok[FS_TOKEN_MAX + 3], *text = NULL;
-	cJSON *detail = NULL;
+	char tok[FS_TOKEN_MAX + 3];
 	int r;
 
 	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin revoke", err)) < 0)
@@ -199,18 +198,11 @@ int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t n
 				 fs_error_token(device, tok));
 		goto out;
 	}
-	/* The reason goes into the audit entry as JSON, escaped. */
-	if (!(detail = cJSON_CreateObject()) || !cJSON_AddStringToObject(detail, "reason", reason) ||
-	    !(text = cJSON_PrintUnformatted(detail))) {
-		r = fs_error_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((r = hqdb_event(db, now_ms, "revoke", device, text, err)) < 0)
+	if ((r = hqdb_event_strings(db, now_ms, "revoke", device, err, "reason", reason,
+				    (const char *)NULL)) < 0)
 		goto out;
 	r = hqdb_exec(db, "COMMIT", "commit revoke", err);
 out:
-	cJSON_free(text);
-	cJSON_Delete(detail);
 	sqlite3_finalize(st);
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);

@@ -165,22 +165,28 @@ static int entry_count(sqlite3 *db, uint64_t *ret, struct fs_error *err)
 	return r;
 }
 
-/* The newest checkpoint's size and time; 0 and 0 when there is none. */
-static int last_checkpoint(sqlite3 *db, uint64_t *ret_size, uint64_t *ret_at,
-			   struct fs_error *err)
+/* The newest checkpoint: its size, time and (when ret_note is not NULL)
+ * its note, malloc'd; size 0 and note NULL when there is none. */
+static int latest(sqlite3 *db, uint64_t *ret_size, uint64_t *ret_at, char **ret_note,
+		  struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, r;
 
 	*ret_size = 0;
 	*ret_at = 0;
-	if ((r = hqdb_prepare(db, "SELECT size, at FROM checkpoints ORDER BY size DESC LIMIT 1",
+	if (ret_note)
+		*ret_note = NULL;
+	if ((r = hqdb_prepare(db, "SELECT size, at, note FROM checkpoints ORDER BY size DESC "
+				  "LIMIT 1",
 			      &st, err)) < 0)
 		return r;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*ret_size = (uint64_t)sqlite3_column_int64(st, 0);
 		*ret_at = (uint64_t)sqlite3_column_int64(st, 1);
+		if (ret_note && !(*ret_note = strdup((const char *)sqlite3_column_text(st, 2))))
+			r = fs_error_set(err, -ENOMEM, "out of memory");
 	} else if (rc != SQLITE_DONE) {
 		r = hqdb_fail(db, "read checkpoints", err);
 	}
@@ -188,28 +194,43 @@ static int last_checkpoint(sqlite3 *db, uint64_t *ret_size, uint64_t *ret_at,
 	return r;
 }
 
+/* Whether a checkpoint is due, and the log's size. */
+static int checkpoint_due(sqlite3 *db, const struct audit_policy *p, uint64_t now_ms, int force,
+			  uint64_t *ret_n, int *ret_due, struct fs_error *err)
+{
+	uint64_t last, last_at;
+	int r;
+
+	if ((r = latest(db, &last, &last_at, NULL, err)) < 0 ||
+	    (r = entry_count(db, ret_n, err)) < 0)
+		return r;
+	*ret_due = *ret_n > last &&
+		   (force || *ret_n - last >= (p && p->every ? p->every : AUDIT_DEFAULT_EVERY) ||
+		    now_ms - last_at >= (uint64_t)(p && p->minutes ? p->minutes
+							     : AUDIT_DEFAULT_MINUTES) * 60000);
+	return 0;
+}
+
 int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_policy *p,
 		     uint64_t now_ms, int force, int *ret_made, struct fs_error *err)
 {
 	char origin[NOTE_NAME_MAX + 1], text[512], *note = NULL;
-	uint64_t n = 0, last = 0, last_at = 0;
 	merkle_hash *leaves = NULL, root;
 	sqlite3_stmt *st = NULL;
+	uint64_t n = 0;
 	int r, due;
 
 	if (ret_made)
 		*ret_made = 0;
+	/* This runs after every ingest: ask first, without the write lock,
+	 * and take it only when a checkpoint is due. */
+	if ((r = checkpoint_due(db, p, now_ms, force, &n, &due, err)) < 0 || !due)
+		return r;
 	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin checkpoint", err)) < 0)
 		return r;
-	if ((r = last_checkpoint(db, &last, &last_at, err)) < 0 ||
-	    (r = entry_count(db, &n, err)) < 0)
+	/* Again under the lock: another connection may just have signed. */
+	if ((r = checkpoint_due(db, p, now_ms, force, &n, &due, err)) < 0 || !due)
 		goto out;
-	due = force || n - last >= (p && p->every ? p->every : AUDIT_DEFAULT_EVERY) ||
-	      now_ms - last_at >= (uint64_t)(p && p->minutes ? p->minutes : AUDIT_DEFAULT_MINUTES) *
-					   60000;
-	if (n <= last || !due)
-		goto out;
-	/* Only now read every leaf: this runs after each ingest. */
 	if ((r = load_leaves(db, 0, &leaves, &n, err)) < 0)
 		goto out;
 	merkle_root(leaves, n, root);
@@ -244,25 +265,9 @@ out:
 
 int audit_latest(sqlite3 *db, char **ret_note, uint64_t *ret_size, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, r;
+	uint64_t at;
 
-	*ret_note = NULL;
-	*ret_size = 0;
-	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1",
-			      &st, err)) < 0)
-		return r;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*ret_size = (uint64_t)sqlite3_column_int64(st, 0);
-		*ret_note = strdup((const char *)sqlite3_column_text(st, 1));
-		if (!*ret_note)
-			r = fs_error_set(err, -ENOMEM, "out of memory");
-	} else if (rc != SQLITE_DONE) {
-		r = hqdb_fail(db, "read checkpoints", err);
-	}
-	sqlite3_finalize(st);
-	return r;
+	return latest(db, ret_size, &at, ret_note, err);
 }
 
 int audit_consistency(sqlite3 *db, uint64_t from, char **ret_note, uint64_t *ret_size,

@@ -16,8 +16,6 @@
 #include <unistd.h>
 
 #include "crypto/secmem.h"
-#include <cjson/cJSON.h>
-
 #include "hq/admin.h"
 #include "hq/audit.h"
 #include "hq/export.h"
@@ -338,19 +336,8 @@ out:
 static int audit_admin(sqlite3 *db, const char *event, const char *command, const char *what,
 		       struct fs_error *err)
 {
-	cJSON *o = cJSON_CreateObject();
-	char *text = NULL;
-	int r;
-
-	if (!o || !cJSON_AddStringToObject(o, "command", command) ||
-	    (what && !cJSON_AddStringToObject(o, "what", what)) ||
-	    !(text = cJSON_PrintUnformatted(o)))
-		r = fs_error_set(err, -ENOMEM, "out of memory");
-	else
-		r = hqdb_event(db, hlc_wall_ms(), event, NULL, text, err);
-	cJSON_free(text);
-	cJSON_Delete(o);
-	return r;
+	return hqdb_event_strings(db, hlc_wall_ms(), event, NULL, err, "command", command, "what",
+				  what, (const char *)NULL);
 }
 
 /* `devices` and `conflicts`: one optional --json. */

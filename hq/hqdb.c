@@ -3,9 +3,11 @@
  * Sections: errors; schema; opening; helpers.
  */
 #include "hq/hqdb.h"
+#include <cjson/cJSON.h>
 #include "hq/audit.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -264,4 +266,32 @@ int hqdb_event(sqlite3 *db, uint64_t at_ms, const char *type, const char *device
 	       const char *detail, struct fs_error *err)
 {
 	return audit_append(db, at_ms, type, device, detail, err);
+}
+
+int hqdb_event_strings(sqlite3 *db, uint64_t at_ms, const char *type, const char *device,
+		       struct fs_error *err, ...)
+{
+	cJSON *o = cJSON_CreateObject();
+	const char *name;
+	char *text = NULL;
+	int r = o ? 0 : -ENOMEM;
+	va_list ap;
+
+	va_start(ap, err);
+	while (r == 0 && (name = va_arg(ap, const char *))) {
+		const char *value = va_arg(ap, const char *);
+
+		if (value && !cJSON_AddStringToObject(o, name, value))
+			r = -ENOMEM;
+	}
+	va_end(ap);
+	if (r == 0 && !(text = cJSON_PrintUnformatted(o)))
+		r = -ENOMEM;
+	if (r < 0)
+		r = fs_error_set(err, r, "append event %s: out of memory", type);
+	else
+		r = hqdb_event(db, at_ms, type, device, text, err);
+	cJSON_free(text);
+	cJSON_Delete(o);
+	return r;
 }

@@ -48,4 +48,10 @@ int hqdb_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret, struct fs_err
 int hqdb_event(sqlite3 *db, uint64_t at_ms, const char *type, const char *device,
 	       const char *detail, struct fs_error *err) FS_WUR;
 
+/* The same, with the detail a JSON object of string members given as
+ * name, value pairs and a NULL name at the end; a NULL value is left
+ * out.  The strings are JSON-escaped, so admin text cannot break out. */
+int hqdb_event_strings(sqlite3 *db, uint64_t at_ms, const char *type, const char *device,
+		       struct fs_error *err, ...) FS_WUR;
+
 #endif

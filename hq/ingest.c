@@ -403,8 +403,6 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 {
 	sqlite3_stmt *st = use(run, ST_CONFLICT_PUT);
 	int mine_wins = merge_compare(c->hlc, run->device, rival_hlc, rival_dev) > 0, r;
-	char *detail = NULL;
-	cJSON *o;
 
 	bind_text(st, 1, c->record_id);
 	bind_text(st, 2, c->field);
@@ -419,18 +417,9 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 		return r;
 	/* Audited by record, field and devices; the values are personal
 	 * data and stay in the conflicts table. */
-	o = cJSON_CreateObject();
-	if (!o || !cJSON_AddStringToObject(o, "record", c->record_id) ||
-	    !cJSON_AddStringToObject(o, "field", c->field) ||
-	    !cJSON_AddStringToObject(o, "rival", rival_dev) ||
-	    !cJSON_AddStringToObject(o, "winner", mine_wins ? run->device : rival_dev) ||
-	    !(detail = cJSON_PrintUnformatted(o)))
-		r = fs_error_set(run->err, -ENOMEM, "out of memory");
-	else
-		r = hqdb_event(run->ctx->db, run->now_ms, "conflict", run->device, detail, run->err);
-	cJSON_free(detail);
-	cJSON_Delete(o);
-	return r;
+	return hqdb_event_strings(run->ctx->db, run->now_ms, "conflict", run->device, run->err,
+				  "record", c->record_id, "field", c->field, "rival", rival_dev,
+				  "winner", mine_wins ? run->device : rival_dev, (const char *)NULL);
 }
 
 /* Keep this device's latest write and the value it replaced, and record

@@ -14,6 +14,14 @@ uint64_t hlc_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t hlc_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 hlc_t hlc_next(hlc_t last, uint64_t wall_ms)
 {
 	/* Physical part is 48 bits: good until the year 10889. */

@@ -32,6 +32,9 @@ static inline uint64_t hlc_physical_ms(hlc_t t)
 
 /* Milliseconds since the epoch from CLOCK_REALTIME. */
 uint64_t hlc_wall_ms(void);
+/* Milliseconds of CLOCK_MONOTONIC: for durations and timers, never
+ * stored (it restarts with the machine). */
+uint64_t hlc_mono_ms(void);
 
 /* Timestamp for a local event after last. */
 hlc_t hlc_next(hlc_t last, uint64_t wall_ms);
