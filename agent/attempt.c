@@ -53,7 +53,10 @@ log:
 	e.sets = res->stats.sets;
 	e.changes = res->stats.changes;
 	e.bytes = res->stats.bytes;
-	e.detail = r < 0 ? res->err.msg : NULL;
+	if (res->stats.clock_checked)
+		(void)push_skew_warning(res->stats.clock_skew_ms, res->clock_warning,
+					sizeof(res->clock_warning));
+	e.detail = r < 0 ? res->err.msg : res->clock_warning[0] ? res->clock_warning : NULL;
 	if (synclog_add(s, &e, &logerr) < 0 && r == 0) {
 		res->err = logerr;
 		r = logerr.code;

@@ -825,8 +825,13 @@ static int cmd_sync(struct cli *c, int argc, char **argv)
 
 void commands_format_sync(const struct push_stats *st, char *out, size_t cap)
 {
-	snprintf(out, cap, "sent %llu change sets (%llu changes), %llu quarantined at HQ\n",
-		 st->sets, st->changes, st->quarantined);
+	char warning[200];
+	int n = snprintf(out, cap, "sent %llu change sets (%llu changes), %llu quarantined at HQ\n",
+			 st->sets, st->changes, st->quarantined);
+
+	if (n > 0 && (size_t)n < cap && st->clock_checked &&
+	    push_skew_warning(st->clock_skew_ms, warning, sizeof(warning)))
+		snprintf(out + n, cap - (size_t)n, "warning: %s\n", warning);
 }
 
 /* ---- init, keygen, passwd, status, check ------------------------------ */
@@ -934,6 +939,31 @@ out:
 	return r < 0 ? fail(&err) : EXIT_OK;
 }
 
+/* This device's clock against HQ's, as last measured by a push. */
+static int status_clock(struct cli *c, struct store *s, cJSON *o, int json, struct fs_error *err)
+{
+	char text[PUSH_SKEW_TEXT_MAX], when[HLC_TIME_LEN + 1], warning[200];
+	uint64_t at = 0;
+	int64_t skew = 0;
+	int r, found = 0;
+
+	if ((r = push_skew_load(s, &skew, &at, &found, err)) < 0)
+		return r;
+	if (!found)
+		return 0;
+	hlc_format_time((hlc_t)at << 16, when);
+	if (!cJSON_AddNumberToObject(o, "clock_skew_ms", (double)skew) ||
+	    !cJSON_AddStringToObject(o, "clock_checked_at", when))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (json)
+		return 0;
+	push_skew_text(skew, text);
+	fprintf(c->out, "clock       %s (measured %s)\n", text, when);
+	if (push_skew_warning(skew, warning, sizeof(warning)))
+		fprintf(c->out, "warning     %s\n", warning);
+	return 0;
+}
+
 /* Enrolment, change sets and the backlog, for status. */
 static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struct fs_error *err)
 {
@@ -958,7 +988,7 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 	    !cJSON_AddNumberToObject(o, "pending_bytes", (double)bytes))
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (json)
-		return 0;
+		return status_clock(c, s, o, json, err);
 	if (enrolled)
 		fprintf(c->out, "hq          %s (team %s, %s)\n", e.target.url, e.team,
 			e.municipality);
@@ -968,7 +998,7 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 		bytes);
 	fprintf(c->out, "change sets %llu waiting to be sent, %llu acknowledged by HQ\n", pending,
 		acked);
-	return 0;
+	return status_clock(c, s, o, json, err);
 }
 
 /* --verify-hq: HQ's history against the checkpoint this device holds. */

@@ -74,7 +74,7 @@ int commands_secret(const struct cli *c, const char *question, struct keystore_s
 		    struct fs_error *err) FS_WUR;
 
 /* The line `sync` prints, whether it ran here or in the agent. */
-#define COMMANDS_SYNC_LINE 128
+#define COMMANDS_SYNC_LINE 384
 void commands_format_sync(const struct push_stats *st, char *out, size_t cap);
 
 /* Print e to c->err; returns its exit status. */

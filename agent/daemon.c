@@ -289,6 +289,8 @@ static void job_finished(struct agent *a)
 			       res->stats.sets, res->stats.changes, res->stats.bytes,
 			       (unsigned long long)res->duration_ms);
 		}
+		if (res->clock_warning[0])
+			logmsg(SD_WARNING, "%s", res->clock_warning);
 	} else if (r == -ECANCELED) {
 		logmsg(SD_NOTICE, "push abandoned; it resumes on the next start");
 	} else if (r == -FS_ENOTFOUND) {

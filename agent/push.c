@@ -4,9 +4,11 @@
  * outgoing; one set; the loop.
  */
 #include "agent/push.h"
+#include "agent/enroll.h"
 #include "agent/hqhistory.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -198,7 +200,7 @@ static int curl_post(struct push_transport *t, const char *url, const char *cont
                      struct push_response *ret, struct fs_error *err)
 {
 	struct curl_transport *ct = (struct curl_transport *)t;
-	char errbuf[CURL_ERROR_SIZE] = "", ctype[128];
+	char errbuf[CURL_ERROR_SIZE] = "", ctype[128], now[64];
 	struct curl_slist *headers = NULL, *h;
 	struct body_sink sink = {0};
 	CURL *e = ct->easy;
@@ -207,8 +209,12 @@ static int curl_post(struct push_transport *t, const char *url, const char *cont
 	int r = 0;
 
 	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
+	/* Our wall clock, so HQ can audit a device whose clock is wrong
+	 * (docs/PROTOCOL.md); it orders nothing. */
+	snprintf(now, sizeof(now), "Fieldsync-Time: %llu", (unsigned long long)hlc_wall_ms());
 	headers = curl_slist_append(NULL, ctype);
 	h = headers ? curl_slist_append(headers, "Expect:") : NULL;
+	h = h ? curl_slist_append(headers, now) : NULL;
 	if (!h) {
 		r = fs_error_set(err, -ENOMEM, "HQ at %s: out of memory", url);
 		goto out;
@@ -418,8 +424,76 @@ int push_count(struct store *s, unsigned long long *ret_pending, unsigned long l
 
 /* Verify HQ's 200 answer o (parsed; may be NULL) for set and keep its
  * receipt. */
+/* The skew as kept in meta "clock_skew": "<skew ms> <measured at ms>". */
+static int skew_save(struct store *s, int64_t skew_ms, struct fs_error *err)
+{
+	char v[64];
+
+	snprintf(v, sizeof(v), "%lld %llu", (long long)skew_ms, (unsigned long long)store_wall_ms(s));
+	return enroll_meta_put(s, "clock_skew", v, err);
+}
+
+int push_skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, int *ret_found,
+                   struct fs_error *err)
+{
+	char v[64];
+	long long skew;
+	unsigned long long at;
+	int r, found = 0;
+
+	if ((r = enroll_meta_get(s, "clock_skew", v, sizeof(v), &found, err)) < 0)
+		return r;
+	if (found && sscanf(v, "%lld %llu", &skew, &at) != 2)
+		return fs_error_set(err, -FS_ECORRUPT, "clock skew in %s: unreadable",
+		                    store_path(s));
+	*ret_found = found;
+	if (found) {
+		*ret_skew_ms = skew;
+		*ret_at_ms = at;
+	}
+	return 0;
+}
+
+void push_skew_text(int64_t skew_ms, char out[PUSH_SKEW_TEXT_MAX])
+{
+	uint64_t a = skew_ms < 0 ? (uint64_t)-(skew_ms + 1) + 1 : (uint64_t)skew_ms;
+	const char *dir = skew_ms < 0 ? "behind" : "ahead of";
+	/* Rounded at the last unit shown: the measurement is good to a
+	 * round trip, and "1094 d 23 h" for a clock set 3 years off reads
+	 * wrong. */
+	uint64_t h = (a + 1800000) / 3600000, m = (a + 30000) / 60000, s = (a + 500) / 1000;
+
+	if (a < 1000)
+		snprintf(out, PUSH_SKEW_TEXT_MAX, "within 1 s of HQ");
+	else if (h >= 24)
+		snprintf(out, PUSH_SKEW_TEXT_MAX, "%llu d %llu h %s HQ", (unsigned long long)(h / 24),
+		         (unsigned long long)(h % 24), dir);
+	else if (m >= 60)
+		snprintf(out, PUSH_SKEW_TEXT_MAX, "%llu h %llu min %s HQ", (unsigned long long)(m / 60),
+		         (unsigned long long)(m % 60), dir);
+	else if (s >= 60)
+		snprintf(out, PUSH_SKEW_TEXT_MAX, "%llu min %llu s %s HQ", (unsigned long long)(s / 60),
+		         (unsigned long long)(s % 60), dir);
+	else
+		snprintf(out, PUSH_SKEW_TEXT_MAX, "%llu s %s HQ", (unsigned long long)s, dir);
+}
+
+int push_skew_warning(int64_t skew_ms, char *out, size_t cap)
+{
+	char text[PUSH_SKEW_TEXT_MAX];
+
+	if (skew_ms <= (int64_t)PUSH_SKEW_REPORT_MS && skew_ms >= -(int64_t)PUSH_SKEW_REPORT_MS)
+		return 0;
+	push_skew_text(skew_ms, text);
+	snprintf(out, cap, "this device's clock is %s: set it right; %s", text,
+	         skew_ms > 0 ? "HQ quarantines changes stamped more than 5 min ahead of its clock"
+	                     : "meanwhile new changes are ordered after HQ's time");
+	return 1;
+}
+
+/* skew: this device's clock minus HQ's from this answer, or NULL. */
 static int accept_receipt(struct store *s, const struct push_target *target,
-                          const struct outgoing_set *set, const cJSON *o,
+                          const struct outgoing_set *set, const cJSON *o, const int64_t *skew,
                           unsigned long long *ret_quarantined, struct fs_error *err)
 {
 	uint8_t device[CHANGESET_DEVICE_BYTES], *buf = NULL;
@@ -476,6 +550,10 @@ static int accept_receipt(struct store *s, const struct push_target *target,
 			                 store_path(s), (unsigned long long)set->seq);
 		sqlite3_reset(st);
 	}
+	/* HQ's signed time: our clock is never behind what HQ has seen. */
+	store_hlc_observe(s, rc.accepted_ms);
+	if (r == 0 && skew)
+		r = skew_save(s, *skew, err);
 	if (r == 0)
 		r = store_commit(s, err);
 	else
@@ -523,7 +601,8 @@ static int refusal(struct store *s, const struct push_target *target,
 		                    target->url, seq, why);
 	case 429:
 	case 503:
-		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later", target->url);
+		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later (%s)", target->url,
+		                    why);
 	case 409:
 		break;
 	default:
@@ -587,17 +666,34 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 		struct outgoing_set set;
 		cJSON *answer = NULL;
 		unsigned long long q = 0;
-		uint64_t rewind = 0;
-		const cJSON *note;
-		int acked = 0;
+		uint64_t rewind = 0, sent_ms;
+		const cJSON *note, *hq_time;
+		int64_t skew = 0;
+		int acked = 0, have_skew = 0;
 
 		if ((r = next_set(s, from, resend_below, &set, err)) < 0 || !set.body)
 			break;
+		sent_ms = store_wall_ms(s);
 		r = t->post(t, url, PUSH_CHANGESET_TYPE, set.body, set.len,
 		            target->tls_pin[0] ? target->tls_pin : NULL, &resp, err);
 		if (r == 0 && resp.status == 200) {
 			answer = resp.body ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
-			acked = (r = accept_receipt(s, target, &set, answer, &q, err)) == 0;
+			/* HQ's clock against the middle of the round trip. */
+			hq_time = cJSON_GetObjectItemCaseSensitive(answer, "hq_time");
+			if (cJSON_IsNumber(hq_time) && hq_time->valuedouble >= 0 &&
+			    hq_time->valuedouble < 281474976710656.0) {
+				uint64_t back = store_wall_ms(s);
+				uint64_t mid = back > sent_ms ? sent_ms + (back - sent_ms) / 2 : sent_ms;
+
+				skew = (int64_t)(mid - (uint64_t)hq_time->valuedouble);
+				have_skew = 1;
+			}
+			acked = (r = accept_receipt(s, target, &set, answer, have_skew ? &skew : NULL,
+			                            &q, err)) == 0;
+			if (acked && have_skew) {
+				stats->clock_checked = 1;
+				stats->clock_skew_ms = skew;
+			}
 		} else if (r == 0)
 			r = refusal(s, target, &set, &resp, &rewind, err);
 		if (r == -EBUSY)

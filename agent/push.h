@@ -44,6 +44,7 @@
 
 #include "agent/store.h"
 #include "crypto/fserr.h"
+#include "sync/hlc.h"
 
 #define PUSH_URL_MAX 1024
 #define PUSH_PIN_MAX 128                    /* "sha256//" + base64 */
@@ -111,7 +112,27 @@ struct push_stats {
 	unsigned long long quarantined; /* changes HQ's receipts quarantined */
 	unsigned long long bytes;       /* request bytes of those sets */
 	long retry_after;               /* with -EBUSY: HQ's Retry-After, s */
+	int clock_checked;              /* HQ said its time in an answer */
+	int64_t clock_skew_ms;          /* then: this device's clock minus HQ's */
 };
+
+/* A clock further than this from HQ's is reported: in the sync log, the
+ * agent's journal and `fieldsync status`.  It is HQ's HLC bound: changes
+ * stamped further ahead than that are quarantined there. */
+#define PUSH_SKEW_REPORT_MS HLC_MAX_FUTURE_MS
+#define PUSH_SKEW_TEXT_MAX 96
+
+/* "3 d 4 h behind HQ", "within 1 s of HQ": for messages and status. */
+void push_skew_text(int64_t skew_ms, char out[PUSH_SKEW_TEXT_MAX]);
+
+/* When |skew_ms| is over PUSH_SKEW_REPORT_MS, write what is wrong and
+ * what it does to out and return 1; else return 0. */
+int push_skew_warning(int64_t skew_ms, char *out, size_t cap);
+
+/* The skew measured at the last acknowledged push, kept in the store:
+ * *ret_found 0 when no push has measured it yet. */
+int push_skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, int *ret_found,
+                   struct fs_error *err) FS_WUR;
 
 /* Called after each acknowledged set: done of total sets pending at start. */
 typedef void (*push_progress_fn)(unsigned long long done, unsigned long long total, void *ctx);

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "agent/vfs.h"
+#include "sync/dberr.h"
 #include "crypto/keyfile.h"
 #include "crypto/secmem.h"
 
@@ -43,22 +44,6 @@ static int dir_file(char *out, size_t len, const char *dir, const char *name, st
 	return 0;
 }
 
-static int map_sqlite(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_FULL: return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED: return -EBUSY;
-	case SQLITE_READONLY: return -EROFS;
-	case SQLITE_CANTOPEN: return -ENOENT;
-	case SQLITE_NOMEM: return -ENOMEM;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB: return -FS_ECORRUPT;
-	case SQLITE_IOERR: return rc == SQLITE_IOERR_DATA ? -FS_ECORRUPT : -EIO;
-	default: return -FS_ESTORE;
-	}
-}
-
 /* Build the error for a failed call; with any_fault, a VFS fault is used
  * whatever SQLite's code (integrity_check reports failed pages as rows). */
 static int fail_with(struct store *s, const char *what, int any_fault, struct fs_error *err)
@@ -76,7 +61,7 @@ static int fail_with(struct store *s, const char *what, int any_fault, struct fs
 		fsvfs_clear_fault(s->vfs);
 		return -FS_ECORRUPT;
 	}
-	return fs_error_set(err, map_sqlite(rc), "%s %s: %s", what, s->path, sqlite3_errmsg(s->db));
+	return dberr_set(s->db, rc, s->path, err, "%s %s", what, s->path);
 }
 
 int store_fail(struct store *s, const char *what, struct fs_error *err)
@@ -618,6 +603,16 @@ hlc_t store_hlc_next(struct store *s)
 	s->hlc = hlc_next(s->hlc, s->wall_ms());
 	s->hlc_dirty = 1;
 	return s->hlc;
+}
+
+void store_hlc_observe(struct store *s, uint64_t physical_ms)
+{
+	hlc_t t = (hlc_t)(physical_ms & 0xffffffffffffULL) << 16;
+
+	if (t > s->hlc) {
+		s->hlc = t;
+		s->hlc_dirty = 1;
+	}
 }
 
 int store_commit(struct store *s, struct fs_error *err)

@@ -75,6 +75,11 @@ void store_rollback(struct store *s);
 
 /* Next HLC for a local write; only inside a transaction. */
 hlc_t store_hlc_next(struct store *s);
+/* Move the clock to at least physical_ms (HQ's signed time of a receipt);
+ * only inside a transaction.  A device whose wall clock is behind then
+ * orders its next writes after everything HQ had accepted, instead of
+ * years in the past. */
+void store_hlc_observe(struct store *s, uint64_t physical_ms);
 uint64_t store_wall_ms(const struct store *s);
 
 /* A cached prepared statement for slot (0..STORE_STMT_SLOTS-1), reset

@@ -1,6 +1,7 @@
 /* admin.c - `devices`, `conflicts` and `revoke` for administrators.
  *
- * Sections: output helpers; listings; devices; conflicts; revoke.
+ * Sections: output helpers; listings; devices; conflicts; quarantine;
+ * revoke.
  */
 #include "hq/admin.h"
 
@@ -171,6 +172,42 @@ int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 			     "device_b, hlc_b, winner FROM conflicts "
 			     "ORDER BY record_id, field, hlc_a, device_a, hlc_b, device_b",
 			 "list conflicts", conflict_row, json, out, err);
+}
+
+/* ---- quarantine --------------------------------------------------------- */
+
+static int quarantine_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
+{
+	char at[HLC_TIME_LEN + 1];
+	cJSON *o;
+
+	iso_ms(st, 6, at);
+	if (!arr) {
+		fprintf(out, "%-32s  %6lld  %5lld  %-36s  %-20s  %-24s  %s\n", col_text(st, 0),
+			sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2), col_text(st, 3),
+			col_text(st, 4), at, col_text(st, 5));
+		return 0;
+	}
+	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "device", col_text(st, 0)) ||
+	    !cJSON_AddNumberToObject(o, "seq", (double)sqlite3_column_int64(st, 1)) ||
+	    !cJSON_AddNumberToObject(o, "index", (double)sqlite3_column_int64(st, 2)) ||
+	    !cJSON_AddStringToObject(o, "record", col_text(st, 3)) ||
+	    !cJSON_AddStringToObject(o, "field", col_text(st, 4)) ||
+	    !cJSON_AddStringToObject(o, "reason", col_text(st, 5)) ||
+	    !cJSON_AddStringToObject(o, "received", at))
+		return -ENOMEM;
+	return 0;
+}
+
+int admin_quarantine(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+{
+	if (!json)
+		fprintf(out, "%-32s  %6s  %5s  %-36s  %-20s  %-24s  %s\n", "DEVICE", "SEQ", "INDEX",
+			"RECORD", "FIELD", "RECEIVED", "REASON");
+	return list_rows(db, "SELECT q.device, q.seq, q.idx, q.record_id, q.field, q.reason, "
+			     "c.received_at FROM quarantine q JOIN changesets c "
+			     "ON c.device = q.device AND c.seq = q.seq ORDER BY q.device, q.seq, q.idx",
+			 "list quarantine", quarantine_row, json, out, err);
 }
 
 /* ---- revoke ------------------------------------------------------------- */

@@ -4,7 +4,9 @@
  * admin_devices() lists every device (id, team, municipality, last seen,
  * last sequence, state); admin_conflicts() every recorded conflict
  * (record, field, both values, both devices and clocks, the winner);
- * both as aligned text or, with json, one JSON array.  Conflict values
+ * admin_quarantine() every change HQ kept but did not merge (device,
+ * sequence, index, record, field, reason; never the value);
+ * all as aligned text or, with json, one JSON array.  Conflict values
  * are personal data: they go to the admin's terminal, never to a log.
  * admin_revoke() marks a device revoked (HQ then answers its pushes 403)
  * and appends a "revoke" event; -FS_ENOTFOUND for a device that is not
@@ -22,6 +24,7 @@
 
 int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
+int admin_quarantine(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t now_ms,
 		 struct fs_error *err) FS_WUR;
 

@@ -84,6 +84,7 @@ static const char main_usage[] =
 	"  export beneficiaries|visits --format csv|jsonl [--since TIME]\n"
 	"                         write merged records to stdout\n"
 	"  conflicts [--json]     list fields edited concurrently\n"
+	"  quarantine [--json]    list changes kept but not merged, and why\n"
 	"  audit list|verify|export|checkpoint ...\n"
 	"                         the tamper-evident audit log (see audit --help)\n"
 	"\n"
@@ -662,6 +663,14 @@ int main(int argc, char **argv)
 				"value: record, field, both values, both devices and which won.\n"
 				"Values are personal data: keep the output out of logs and tickets.",
 				admin_conflicts);
+	else if (!strcmp(cmd, "quarantine"))
+		r = cmd_listing(&cfg, argc, argv, "quarantine",
+				"Usage: fieldsync-hq quarantine [--json]\n"
+				"List each change HQ kept but did not merge: device, sequence, index\n"
+				"in the change set, record, field, when it arrived and why (unknown\n"
+				"collection or field, invalid value, a clock too far ahead).  Values\n"
+				"are not shown; the change sets are kept whole.",
+				admin_quarantine);
 	else
 		r = usage_error(NULL, "unknown command %s", fs_error_token(cmd, tok));
 	hqconfig_free(&cfg);

@@ -5,6 +5,7 @@
 #include "hq/hqdb.h"
 #include <cjson/cJSON.h>
 #include "hq/audit.h"
+#include "sync/dberr.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -16,26 +17,10 @@
 
 /* ---- errors ------------------------------------------------------------ */
 
-static int map_sqlite(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_FULL: return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED: return -EBUSY;
-	case SQLITE_READONLY: return -EROFS;
-	case SQLITE_CANTOPEN: return -ENOENT;
-	case SQLITE_NOMEM: return -ENOMEM;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB: return -FS_ECORRUPT;
-	case SQLITE_IOERR: return -EIO;
-	default: return -FS_ESTORE;
-	}
-}
-
 int hqdb_fail(sqlite3 *db, const char *what, struct fs_error *err)
 {
-	return fs_error_set(err, map_sqlite(sqlite3_extended_errcode(db)), "%s: %s", what,
-			    sqlite3_errmsg(db));
+	return dberr_set(db, sqlite3_extended_errcode(db), sqlite3_db_filename(db, "main"), err, "%s",
+			 what);
 }
 
 int hqdb_exec(sqlite3 *db, const char *sql, const char *what, struct fs_error *err)

@@ -280,6 +280,24 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
 	return 0;
 }
 
+/* The detail of a push entry, with the device's clock skew when it is
+ * over the bound: the audit shows which device's clock was wrong, by how
+ * much, at which push. */
+static void push_detail(char *out, size_t cap, const struct ingest_result *res, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void push_detail(char *out, size_t cap, const struct ingest_result *res, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = (size_t)vsnprintf(out, cap, fmt, ap);
+	va_end(ap);
+	if (!res->skewed || n < 1 || n >= cap)
+		return;
+	snprintf(out + n - 1, cap - n + 1, ",\"clock_skew_ms\":%lld}", (long long)res->clock_skew_ms);
+}
+
 /* ---- per-change validation --------------------------------------------- */
 
 /* NULL when the change may be merged, else the reason it is quarantined
@@ -560,11 +578,11 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	sqlite3_finalize(st);
 	if (r < 0)
 		return r;
-	snprintf(detail, sizeof(detail),
-		 "{\"result\":\"accepted\",\"seq\":%llu,\"hash\":\"%s\",\"changes\":%u,"
-		 "\"merged\":%u,\"quarantined\":%d}",
-		 (unsigned long long)h->seq, hash, h->count, ret->merged,
-		 cJSON_GetArraySize(ret->quarantined));
+	push_detail(detail, sizeof(detail), ret,
+		    "{\"result\":\"accepted\",\"seq\":%llu,\"hash\":\"%s\",\"changes\":%u,"
+		    "\"merged\":%u,\"quarantined\":%d}",
+		    (unsigned long long)h->seq, hash, h->count, ret->merged,
+		    cJSON_GetArraySize(ret->quarantined));
 	return hqdb_event(db, run->now_ms, "push", run->device, detail, run->err);
 }
 
@@ -618,11 +636,11 @@ out:
 static int log_rejection(const struct ingest_ctx *ctx, const struct ingest_result *res,
 			 uint64_t now_ms, struct fs_error *err)
 {
-	char detail[128];
+	char detail[192];
 
-	snprintf(detail, sizeof(detail),
-		 "{\"result\":\"rejected\",\"seq\":%llu,\"status\":%d,\"error\":\"%s\"}",
-		 (unsigned long long)res->seq, res->status, res->error);
+	push_detail(detail, sizeof(detail), res,
+		    "{\"result\":\"rejected\",\"seq\":%llu,\"status\":%d,\"error\":\"%s\"}",
+		    (unsigned long long)res->seq, res->status, res->error);
 	return hqdb_event(ctx->db, now_ms, "push", res->device[0] ? res->device : NULL,
 			  detail, err);
 }
@@ -630,10 +648,10 @@ static int log_rejection(const struct ingest_ctx *ctx, const struct ingest_resul
 static int log_duplicate(const struct ingest_ctx *ctx, const struct ingest_result *res,
 			 uint64_t now_ms, struct fs_error *err)
 {
-	char detail[96];
+	char detail[128];
 
-	snprintf(detail, sizeof(detail), "{\"result\":\"duplicate\",\"seq\":%llu}",
-		 (unsigned long long)res->seq);
+	push_detail(detail, sizeof(detail), res, "{\"result\":\"duplicate\",\"seq\":%llu}",
+		    (unsigned long long)res->seq);
 	return hqdb_event(ctx->db, now_ms, "push", res->device, detail, err);
 }
 
@@ -680,6 +698,11 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 	}
 	sodium_bin2hex(res.device, sizeof(res.device), h.device, CHANGESET_DEVICE_BYTES);
 	res.seq = h.seq;
+	if (ctx->device_time_ms) {
+		res.clock_skew_ms = (int64_t)(ctx->device_time_ms - run.now_ms);
+		res.skewed = res.clock_skew_ms > (int64_t)INGEST_SKEW_REPORT_MS ||
+			     res.clock_skew_ms < -(int64_t)INGEST_SKEW_REPORT_MS;
+	}
 	run.device = res.device;
 	run.seq = h.seq;
 	if ((r = hqdb_exec(ctx->db, "BEGIN IMMEDIATE", "begin ingest", err)) < 0)

@@ -30,12 +30,22 @@
 #include "crypto/fserr.h"
 #include "crypto/identity.h"
 #include "hq/hqforms.h"
+#include "sync/hlc.h"
+
+/* A device clock further than this from HQ's is reported: in the push's
+ * audit entry ("clock_skew_ms"), HQ's log, and the answer.  It is the HLC
+ * bound, so a device that is told nothing has changes that merge. */
+#define INGEST_SKEW_REPORT_MS HLC_MAX_FUTURE_MS
 
 struct ingest_ctx {
 	sqlite3 *db;                 /* this thread's connection */
 	const struct identity *hq;   /* HQ's keys */
 	const struct hq_forms *forms;
 	uint64_t (*wall_ms)(void);   /* clock; hlc_wall_ms in production */
+	/* The device's wall clock when it sent the set (the Fieldsync-Time
+	 * request header), Unix ms; 0 when it did not say.  Unauthenticated
+	 * and used only to report skew, never to order anything. */
+	uint64_t device_time_ms;
 };
 
 /* What to answer.  status is the HTTP status; error is the protocol's
@@ -53,6 +63,8 @@ struct ingest_result {
 	cJSON *quarantined;                  /* 200: [{"index","field","reason"}] */
 	int duplicate;                       /* 200: an earlier receipt repeated */
 	int authenticated;                   /* the device's signature verified */
+	int64_t clock_skew_ms;               /* device clock minus HQ's, when skewed */
+	int skewed;                          /* |skew| over INGEST_SKEW_REPORT_MS */
 };
 
 /* Returns 0 with *ret filled (any status), or a negative code with err

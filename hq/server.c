@@ -140,6 +140,12 @@ static enum MHD_Result send_internal(struct MHD_Connection *conn, const char *wh
 		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
 				  "HQ is busy; retry after the time in Retry-After", NULL,
 				  SERVER_RETRY_AFTER_S);
+	/* So is a full disk, for the device: nothing was stored, and the set
+	 * goes through once an administrator makes room. */
+	if (err->code == -ENOSPC)
+		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_storage",
+				  "HQ's disk is full; retry after the time in Retry-After", NULL,
+				  SERVER_RETRY_AFTER_S);
 	return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 			  "HQ could not process the request; try again later", NULL, NULL);
 }
@@ -158,6 +164,21 @@ static enum MHD_Result do_health(struct MHD_Connection *conn)
 	return send_json(conn, MHD_HTTP_OK, o, NULL);
 }
 
+/* The device's clock from the Fieldsync-Time header (Unix ms), or 0 when
+ * absent or not a plain decimal number in the 48-bit HLC range. */
+static uint64_t device_time(struct MHD_Connection *conn)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Fieldsync-Time");
+	unsigned long long ms;
+	char *end;
+
+	if (!v || *v < '0' || *v > '9')
+		return 0;
+	errno = 0;
+	ms = strtoull(v, &end, 10);
+	return errno || *end || ms >= (1ULL << 48) ? 0 : (uint64_t)ms;
+}
+
 /* 200 body: {"receipt", "seq", "merged", "quarantined"}; consumes nothing. */
 static cJSON *changeset_answer(struct ingest_result *res)
 {
@@ -174,6 +195,12 @@ static cJSON *changeset_answer(struct ingest_result *res)
 		goto fail;
 	cJSON_AddItemToObject(o, "quarantined", res->quarantined);
 	res->quarantined = NULL;
+	/* HQ's clock, so the device can measure its own skew (the receipt's
+	 * time is the first acceptance, which a duplicate repeats). */
+	if (!cJSON_AddNumberToObject(o, "hq_time", (double)hlc_wall_ms()) ||
+	    (res->skewed &&
+	     !cJSON_AddNumberToObject(o, "clock_skew_ms", (double)res->clock_skew_ms)))
+		goto fail;
 	free(b64);
 	return o;
 fail:
@@ -257,7 +284,8 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 {
 	struct ingest_result res = {0};
 	struct fs_error err = {0};
-	struct ingest_ctx ctx = {.hq = s->hq, .forms = s->forms, .wall_ms = hlc_wall_ms};
+	struct ingest_ctx ctx = {.hq = s->hq, .forms = s->forms, .wall_ms = hlc_wall_ms,
+				 .device_time_ms = device_time(conn)};
 	enum MHD_Result ret;
 	cJSON *extra = NULL;
 	int r;
@@ -276,6 +304,12 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 		    0)
 			fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", cerr.msg);
 	}
+	if (res.skewed)
+		fprintf(stderr,
+			"fieldsync-hq: device %s: clock is %lld s %s of HQ's (change set seq %" PRIu64
+			")\n",
+			res.device, (long long)llabs(res.clock_skew_ms) / 1000,
+			res.clock_skew_ms > 0 ? "ahead" : "behind", res.seq);
 	if (res.status == 200) {
 		cJSON *answer = changeset_answer(&res);
 
@@ -604,7 +638,12 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	struct server *s = calloc(1, sizeof(*s));
 	struct sockaddr_storage addr;
 	socklen_t alen;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	/* MHD_USE_ITC: without it MHD_stop_daemon() wakes the workers only by
+	 * shutting the listening socket, and a worker at its share of the
+	 * connection limit no longer polls that socket: it slept out its
+	 * idle connections' timeout (SERVER_TIMEOUT_S) before HQ could exit. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+			 MHD_USE_ITC;
 	const union MHD_DaemonInfo *info;
 	int loopback = 0, r;
 

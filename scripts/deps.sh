@@ -8,12 +8,14 @@ set -eu
 # sqlite3 shell (it must fail to read a store), python3 (checks JSON
 # output), script(1) from bsdutils (gives import a terminal), curl (a
 # second HTTP client against HQ), openssl (test certificates) and systemd
-# (systemd-analyze scores the units).  Packages: dpkg-dev (dpkg-shlibdeps
+# (systemd-analyze scores the units), faketime (devices with clocks years
+# off) and util-linux (unshare, mount: a small filesystem that fills
+# up).  Packages: dpkg-dev (dpkg-shlibdeps
 # fills in the library dependencies of the .debs that `make package` builds).
 PKGS="build-essential cmake pkg-config dpkg-dev \
 libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
 libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev clang libclang-rt-14-dev \
-sqlite3 python3 bsdutils curl openssl systemd"
+sqlite3 python3 bsdutils curl openssl systemd faketime util-linux"
 
 missing=""
 for p in $PKGS; do
