@@ -33,6 +33,7 @@ struct server {
 	const struct identity *hq;
 	const struct hq_forms *forms;
 	atomic_uint inflight;   /* requests between first call and completion */
+	atomic_uint connections; /* open connections (on_connection) */
 	char *tls_cert;         /* PEM, NUL-terminated; NULL without TLS */
 	char *tls_key;          /* PEM in secure memory; NULL without TLS */
 	uint16_t port;
@@ -55,8 +56,20 @@ struct request {
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, char *text,
 				 const char *retry_after)
 {
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	const struct server *s = ci ? ci->socket_context : NULL;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	/* Connections are limited (server_start), and an idle keep-alive one
+	 * holds its slot until SERVER_TIMEOUT_S: under load, newcomers then
+	 * waited unanswered in the listen backlog, with no 503, until their
+	 * own timeouts.  So close after answering when more connections are
+	 * open than requests may be in progress, and always after a 503: that
+	 * client comes back after Retry-After anyway.  A device pushing its
+	 * sets one after another keeps its connection while HQ is not busy. */
+	int close_after = retry_after ||
+			  (s && atomic_load(&s->connections) > s->cfg->max_inflight);
 
 	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
@@ -66,7 +79,9 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, c
 	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
 		    MHD_YES ||
 	    (retry_after &&
-	     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after) != MHD_YES)) {
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after) != MHD_YES) ||
+	    (close_after &&
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)) {
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
@@ -528,6 +543,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* Count open connections, and make the server reachable from a
+ * connection (send_text) through its socket context. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct server *s = cls;
+
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = s;
+		atomic_fetch_add(&s->connections, 1);
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		atomic_fetch_sub(&s->connections, 1);
+	}
+}
+
 /* ---- start/stop --------------------------------------------------------- */
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len,
@@ -653,6 +684,7 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	s->hq = hq;
 	s->forms = forms;
 	atomic_init(&s->inflight, 0);
+	atomic_init(&s->connections, 0);
 	if ((r = parse_listen(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
 	    (r = server_tls_load(s, err)) < 0)
 		goto out;
@@ -669,7 +701,8 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
 		cfg->max_inflight * 4 + 16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVER_TIMEOUT_S,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+		on_connection, s,
 		s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
 		MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
 	if (!s->mhd) {
