@@ -51,9 +51,10 @@ fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# Every benchmark against a baseline measured in the same run, then one
+# table (scripts/bench.sh); nothing is asserted.
 bench: deps all
-	$(BUILD)/bench/bench_store
-	$(BUILD)/bench/bench_ingest
+	@bash scripts/bench.sh $(BUILD)
 
 install: all
 	cmake --install $(BUILD)

@@ -144,6 +144,12 @@ static int measure(size_t batch, size_t nsets, const uint8_t *box_pk, const uint
 	       "OpenRosa XML %.1f B, ratio %.3f\n",
 	       batch, (double)wire / visits, (double)raw / visits, (double)wire / raw,
 	       (double)xml / visits, (double)wire / xml);
+	if (batch >= 100) {
+		printf("row\twire bytes per visit, sets of %zu: vs raw JSON\t%.1f B\t%.1f B\t%.3f\n",
+		       batch, (double)wire / visits, (double)raw / visits, (double)wire / raw);
+		printf("row\twire bytes per visit, sets of %zu: vs OpenRosa XML\t%.1f B\t%.1f B\t%.3f\n",
+		       batch, (double)wire / visits, (double)xml / visits, (double)wire / xml);
+	}
 	r = 0;
 out:
 	for (size_t i = 0; i < batch * FIELDS; i++)
@@ -332,6 +338,9 @@ static int measure_merge(void)
 		goto out;
 	printf("merge: HQ ingest %.0f changes/s, raw SQLite insert %.0f changes/s, ratio %.2f "
 	       "(target >= 0.5)\n",
+	       n / t_merge, n / t_raw, (n / t_merge) / (n / t_raw));
+	printf("row\tingest at HQ (verify, open, merge, receipt)\t%.0f changes/s\traw SQLite insert "
+	       "%.0f changes/s\t%.2f\n",
 	       n / t_merge, n / t_raw, (n / t_merge) / (n / t_raw));
 	r = 0;
 out:
