@@ -167,27 +167,53 @@ struct token_row {
 	char municipality[HQENROLL_MAX_NAME + 1];
 };
 
-/* 1 with row filled when the token is usable, 0 when not, < 0 on error. */
-static int token_lookup(sqlite3 *db, const char *hash_hex, uint64_t now_ms, struct token_row *row,
-			struct fs_error *err)
+/* The token's row: 1 with row filled when it is unused and unexpired, 2
+ * when it was spent by device (which then gets its answer again), 0 when
+ * it is neither; < 0 on error. */
+static int token_lookup(sqlite3 *db, const char *hash_hex, const char *device, uint64_t now_ms,
+			struct token_row *row, struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqdb_prepare(db, "SELECT team, municipality FROM tokens WHERE secret_hash = ?1 "
-				  "AND used_at IS NULL AND expires_at > ?2", &st, err)) < 0)
+	/* A spent token still answers the device that spent it, while that
+	 * device is active: an enrolment whose answer was lost on the way
+	 * can be retried with the same token. */
+	if ((r = hqdb_prepare(db, "SELECT t.team, t.municipality, t.used_at IS NOT NULL FROM tokens t "
+				  "LEFT JOIN devices d ON d.id = t.device "
+				  "WHERE t.secret_hash = ?1 AND ((t.used_at IS NULL AND t.expires_at > ?2) "
+				  "OR (t.device = ?3 AND d.state = 'active'))", &st, err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+	sqlite3_bind_text(st, 3, device, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		snprintf(row->team, sizeof(row->team), "%s", (const char *)sqlite3_column_text(st, 0));
 		snprintf(row->municipality, sizeof(row->municipality), "%s",
 			 (const char *)sqlite3_column_text(st, 1));
-		r = 1;
+		r = sqlite3_column_int(st, 2) ? 2 : 1;
 	} else {
 		r = rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up token", err);
 	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The keys a device enrolled with are the ones it asks with now. */
+static int same_keys(sqlite3 *db, const struct enroll_req *req, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(db, "SELECT 1 FROM devices WHERE id = ?1 AND sign_pk = ?2 "
+				  "AND box_pk = ?3", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, req->device, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, req->sign_pk, sizeof(req->sign_pk), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, req->box_pk, sizeof(req->box_pk), SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up device", err);
 	sqlite3_finalize(st);
 	return r;
 }
@@ -267,20 +293,34 @@ static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct en
 	uint8_t msg[TOKEN_ENROLL_MSG_BYTES], h[32];
 	char hash_hex[SECRET_HASH_HEX], derived[IDENTITY_ID_HEXLEN + 1], detail[128];
 	struct token_row row;
-	int r;
+	int r, repeat;
 
 	token_secret_hash(req->token.secret, h);
 	sodium_bin2hex(hash_hex, sizeof(hash_hex), h, sizeof(h));
-	if ((r = token_lookup(db, hash_hex, now_ms, &row, err)) < 0)
+	if ((r = token_lookup(db, hash_hex, req->device, now_ms, &row, err)) < 0)
 		return r;
 	if (r == 0)
 		return refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
+	repeat = r == 2;
 	token_enroll_message(req->token.secret, req->sign_pk, req->box_pk, msg);
 	identity_device_id(req->sign_pk, derived);
 	if (crypto_sign_verify_detached(req->proof, msg, sizeof(msg), req->sign_pk) != 0)
 		return refuse(ret, 401, "bad_proof", "the proof does not verify with sign_pk");
 	if (strcmp(derived, req->device))
 		return refuse(ret, 401, "bad_proof", "the device id is not derived from sign_pk");
+	if (repeat) {
+		/* The same device, proving the same token again: its answer
+		 * was lost.  Nothing changes but the audit log. */
+		if ((r = same_keys(db, req, err)) < 0)
+			return r;
+		if (r == 0)
+			return refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
+		snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\",\"repeat\":true}", hash_hex);
+		if ((r = hqdb_event(db, now_ms, "enroll", req->device, detail, err)) < 0)
+			return r;
+		return build_body(hq, req, &row, ret) < 0 ? fs_error_set(err, -ENOMEM, "out of memory")
+							   : 0;
+	}
 	if ((r = device_exists(db, req->device, err)) < 0)
 		return r;
 	if (r == 1)

@@ -6,7 +6,10 @@
  * token must be known, unused and unexpired (401 bad_token); the proof
  * must verify with the device key and the device id must be the one
  * derived from it (401 bad_proof); a device key enrolled before is 409
- * already_enrolled; anything misshapen is 400 malformed.  Success
+ * already_enrolled; anything misshapen is 400 malformed.  The device
+ * that spent a token, while active, gets its 200 again for the same token
+ * and keys (a retry after a lost answer; audited, nothing else changes).
+ * Success
  * registers the device, spends the token and appends an "enroll" event
  * in one transaction; a refusal changes nothing but an
  * "enroll_rejected" event.  Messages never carry the token or keys.

@@ -873,12 +873,36 @@ TEST(hq_enroll_rejects_bad_requests)
 	ASSERT_STR_EQ(json_str(j, "error"), "bad_token");
 	cJSON_Delete(j);
 	cJSON_free(body);
-	free(tok);
-	/* The same device again, with a fresh token. */
-	tok = new_token(&h, "Tim Preševo");
+	/* The answer to d was lost on the way: d proving the same token again
+	 * gets its answer again, and another key still does not. */
 	body = enroll_body(&d, tok, NULL);
-	ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j), 409);
-	ASSERT_STR_EQ(json_str(j, "error"), "already_enrolled");
+	ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j), 200);
+	ASSERT_STR_EQ(json_str(j, "team"), "Tim Preševo");
+	ASSERT_STR_EQ(json_str(j, "device"), d.id->id);
+	cJSON_Delete(j);
+	cJSON_free(body);
+	/* The same device again, with a fresh token. */
+	{
+		char *tok2 = new_token(&h, "Tim Preševo");
+
+		body = enroll_body(&d, tok2, NULL);
+		ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j),
+			  409);
+		ASSERT_STR_EQ(json_str(j, "error"), "already_enrolled");
+		cJSON_Delete(j);
+		cJSON_free(body);
+		free(tok2);
+	}
+	/* Once revoked, the spent token answers nobody. */
+	{
+		char *out = NULL;
+
+		ASSERT_EQ(HQ_RUN(&h, &out, "revoke", d.id->id, "--reason", "test"), 0);
+		free(out);
+	}
+	body = enroll_body(&d, tok, NULL);
+	ASSERT_EQ(http_post(&h, "/v1/enroll", body, strlen(body), "application/json", &j), 401);
+	ASSERT_STR_EQ(json_str(j, "error"), "bad_token");
 	cJSON_Delete(j);
 	cJSON_free(body);
 	free(tok);
