@@ -178,10 +178,22 @@ static int db_read(struct fsfile *f, uint8_t *buf, int amt, sqlite3_int64 off)
 			  (long long)off);
 		return SQLITE_IOERR_READ;
 	}
-	rc = read_sealed(f, pgno, NULL, f->scratch, off - within, 1);
+	rc = read_sealed(f, pgno, NULL, f->scratch, off - within, !(pgno == 1 && within == 0));
 	if (rc == SQLITE_OK || rc == SQLITE_IOERR_SHORT_READ)
 		memcpy(buf, f->scratch + within, (size_t)amt);
 	sodium_memzero(f->scratch, FSVFS_PAGE_SIZE);
+	if (rc == SQLITE_IOERR_DATA && pgno == 1 && within == 0) {
+		/* The header SQLite sniffs when it opens the file, before it
+		 * opens the WAL.  A crash or power cut in a checkpoint can tear
+		 * page 1 here while the WAL still holds its good copy, which
+		 * plain SQLite shrugs off.  Answer as for an empty file (zeros,
+		 * a short read): SQLite then takes page 1 from the WAL, or from
+		 * this file in a whole-page read, which authenticates and
+		 * reports the fault, before it trusts any of it.  Nothing
+		 * unauthenticated reaches SQLite as data. */
+		memset(buf, 0, (size_t)amt);
+		return SQLITE_IOERR_SHORT_READ;
+	}
 	return rc;
 }
 
@@ -207,6 +219,28 @@ static int frame_header(struct fsfile *f, sqlite3_int64 frame_off, uint8_t hdr[W
 	return real_read(f, hdr, WAL_FRAME_HEADER_BYTES, frame_off);
 }
 
+/* SQLite's WAL checksum (wal.c, walChecksumBytes) over len bytes (a
+ * multiple of 8), continuing sum.  Words are big-endian when the WAL
+ * header's magic is odd, little-endian otherwise. */
+static void wal_checksum(int big_endian, const uint8_t *p, size_t len, uint32_t sum[2])
+{
+	for (size_t i = 0; i + 8 <= len; i += 8) {
+		uint32_t x0, x1;
+
+		if (big_endian) {
+			x0 = (uint32_t)bytes_get_be(p + i, 4);
+			x1 = (uint32_t)bytes_get_be(p + i + 4, 4);
+		} else {
+			x0 = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+			     (uint32_t)p[i + 3] << 24;
+			x1 = (uint32_t)p[i + 4] | (uint32_t)p[i + 5] << 8 | (uint32_t)p[i + 6] << 16 |
+			     (uint32_t)p[i + 7] << 24;
+		}
+		sum[0] += x0 + sum[1];
+		sum[1] += x1 + sum[0];
+	}
+}
+
 /* Frame `frame` failed authentication while SQLite recovered the WAL.
  * Is it the torn tail of a transaction that never committed (power
  * lost mid-write), or was a durable frame altered?  SQLite writes a
@@ -214,25 +248,49 @@ static int frame_header(struct fsfile *f, sqlite3_int64 frame_off, uint8_t hdr[W
  * transaction starts only after that sync.  So an authentic frame with
  * the current salts after an authentic commit frame that follows
  * `frame` means `frame` was durable: tampering.  Anything less is a
- * torn tail, which SQLite must see as the end of the log. */
+ * torn tail, which SQLite must see as the end of the log.
+ *
+ * The frames counted must continue SQLite's checksum chain from
+ * `frame`'s header (in clear, so checkable without its page).  After a
+ * commit whose sync failed, SQLite writes the next transaction over the
+ * same frames; a shorter one leaves the failed commit's frames, commit
+ * frame included, and older frames of the same WAL generation behind
+ * it.  They authenticate, but SQLite's recovery never reaches them: the
+ * chain breaks.  Counting them would call a torn tail tampering and
+ * refuse the store.  A frame that does not authenticate, or is of an
+ * earlier generation, is skipped as before, the chain continuing from
+ * its stored checksum. */
 static int frame_is_torn_tail(struct fsfile *f, uint64_t frame)
 {
 	uint8_t walhdr[WAL_HEADER_BYTES], hdr[WAL_FRAME_HEADER_BYTES], bind[BIND_BYTES];
-	int seen_commit = 0, torn = 1;
+	int seen_commit = 0, torn = 1, big_endian;
+	uint32_t sum[2];
 
-	if (real_read(f, walhdr, sizeof(walhdr), 0) != SQLITE_OK)
+	if (real_read(f, walhdr, sizeof(walhdr), 0) != SQLITE_OK ||
+	    real_read(f, hdr, sizeof(hdr), frame_offset(frame)) != SQLITE_OK)
 		return 0;
+	big_endian = walhdr[3] & 1;
+	sum[0] = (uint32_t)bytes_get_be(hdr + 16, 4);
+	sum[1] = (uint32_t)bytes_get_be(hdr + 20, 4);
 	for (uint64_t j = frame + 1;; j++) {
 		sqlite3_int64 off = frame_offset(j);
 
 		if (real_read(f, hdr, sizeof(hdr), off) != SQLITE_OK)
 			break; /* end of file */
-		if (memcmp(hdr + 8, walhdr + 16, 8) != 0)
-			continue; /* left over from an earlier WAL generation */
 		memcpy(bind, hdr, 4);
 		memcpy(bind + 4, walhdr + 16, 8);
-		if (read_sealed(f, j, bind, f->scratch, off + WAL_FRAME_HEADER_BYTES, 0) != SQLITE_OK)
+		if (memcmp(hdr + 8, walhdr + 16, 8) != 0 ||
+		    read_sealed(f, j, bind, f->scratch, off + WAL_FRAME_HEADER_BYTES, 0) != SQLITE_OK) {
+			/* Left over from an earlier WAL generation, or damaged too. */
+			sum[0] = (uint32_t)bytes_get_be(hdr + 16, 4);
+			sum[1] = (uint32_t)bytes_get_be(hdr + 20, 4);
 			continue;
+		}
+		wal_checksum(big_endian, hdr, 8, sum);
+		wal_checksum(big_endian, f->scratch, FSVFS_PAGE_SIZE, sum);
+		if (sum[0] != (uint32_t)bytes_get_be(hdr + 16, 4) ||
+		    sum[1] != (uint32_t)bytes_get_be(hdr + 20, 4))
+			break; /* not written after `frame`: the log ends before it */
 		if (seen_commit) {
 			torn = 0;
 			break;
@@ -317,6 +375,11 @@ static int write_sealed(struct fsfile *f, uint64_t number, const uint8_t *bind, 
 	return rc;
 }
 
+/* wal_write() for a write of a shape SQLite never makes; distinct from
+ * every SQLite code, so that an I/O error of the file below is passed on
+ * as what it is, not reported as a layout fault. */
+#define WAL_WRITE_UNEXPECTED (-1)
+
 static int wal_write(struct fsfile *f, const void *buf, int amt, sqlite3_int64 off)
 {
 	uint8_t hdr[WAL_FRAME_HEADER_BYTES], bind[BIND_BYTES];
@@ -326,7 +389,7 @@ static int wal_write(struct fsfile *f, const void *buf, int amt, sqlite3_int64 o
 	if (off + amt <= WAL_HEADER_BYTES)
 		return f->real->pMethods->xWrite(f->real, buf, amt, off);
 	if (rel < 0)
-		return SQLITE_IOERR_WRITE;
+		return WAL_WRITE_UNEXPECTED;
 	within = rel % WAL_FRAME_BYTES;
 	if (in_frame_header(within, amt)) {
 		/* Remember a whole header: the page that follows is bound to it. */
@@ -346,7 +409,7 @@ static int wal_write(struct fsfile *f, const void *buf, int amt, sqlite3_int64 o
 			return rc;
 		return write_sealed(f, (uint64_t)(rel / WAL_FRAME_BYTES) + 1, bind, buf, off);
 	}
-	return SQLITE_IOERR_WRITE;
+	return WAL_WRITE_UNEXPECTED;
 }
 
 static int fs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 off)
@@ -359,8 +422,9 @@ static int fs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 
 			return write_sealed(f, (uint64_t)(off / FSVFS_PAGE_SIZE) + 1, NULL, buf, off);
 	} else {
 		rc = wal_write(f, buf, amt, off);
-		if (rc != SQLITE_IOERR_WRITE)
+		if (rc != WAL_WRITE_UNEXPECTED)
 			return rc;
+		rc = SQLITE_IOERR_WRITE;
 	}
 	if (!f->vfs->fault[0])
 		set_fault(f->vfs, "%s: unexpected write of %d bytes at %lld (page size must be %d)",
