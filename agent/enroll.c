@@ -148,7 +148,7 @@ int enroll_load(struct store *s, struct enrolment *ret, struct fs_error *err)
 
 /* The JSON body, in secure memory: it carries the token.  Every member
  * is hex or base64, so no escaping is needed. */
-static int request_body(const struct identity *id, const struct enroll_token *tok, char **ret_body,
+int enroll_request_body(const struct identity *id, const struct enroll_token *tok, char **ret_body,
                         size_t *ret_len, struct fs_error *err)
 {
 	char sign_b64[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES,
@@ -242,7 +242,7 @@ static int answer_refused(const char *url, const struct push_response *resp, str
 }
 
 /* Read HQ's 200 answer into e and check its keys against the token. */
-static int answer_read(const struct identity *id, const struct enroll_token *tok,
+int enroll_answer_read(const struct identity *id, const struct enroll_token *tok,
                        const struct push_response *resp, struct enrolment *e, struct fs_error *err)
 {
 	uint8_t fp[TOKEN_FP_BYTES];
@@ -352,7 +352,7 @@ int enroll_device(struct store *s, const char *url, const char *token_text,
 		                  sizeof(tok->tls_pin), sodium_base64_VARIANT_ORIGINAL);
 	}
 	snprintf(endpoint, sizeof(endpoint), "%s/v1/enroll", e.target.url);
-	if ((r = request_body(store_identity(s), tok, &body, &len, err)) < 0)
+	if ((r = enroll_request_body(store_identity(s), tok, &body, &len, err)) < 0)
 		goto out;
 	r = t->post(t, endpoint, "application/json", (const uint8_t *)body, len,
 	            e.target.tls_pin[0] ? e.target.tls_pin : NULL, &resp, err);
@@ -362,7 +362,7 @@ int enroll_device(struct store *s, const char *url, const char *token_text,
 		r = answer_refused(e.target.url, &resp, err);
 		goto out;
 	}
-	if ((r = answer_read(store_identity(s), tok, &resp, &e, err)) < 0 ||
+	if ((r = enroll_answer_read(store_identity(s), tok, &resp, &e, err)) < 0 ||
 	    (r = enrolment_save(s, &e, err)) < 0)
 		goto out;
 	if (ret)

@@ -29,6 +29,8 @@
 #include "agent/push.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
+#include "crypto/identity.h"
+#include "sync/token.h"
 
 #define ENROLL_NAME_MAX 128 /* team and municipality, bytes */
 
@@ -38,6 +40,20 @@ struct enrolment {
 	char team[ENROLL_NAME_MAX + 1];
 	char municipality[ENROLL_NAME_MAX + 1];
 };
+
+/* The POST /v1/enroll body for id and tok, in secure memory (it carries
+ * the token): free it with secmem_free().  Also for load tools that act
+ * as many devices. */
+int enroll_request_body(const struct identity *id, const struct enroll_token *tok, char **ret_body,
+                        size_t *ret_len, struct fs_error *err) FS_WUR;
+
+/* Read HQ's 200 answer into e (team, municipality, both HQ keys; e's URL
+ * is only used in messages) and check the keys against the token's
+ * fingerprint: -EPROTO for an answer outside the protocol, -FS_EAUTH for
+ * keys that do not match. */
+int enroll_answer_read(const struct identity *id, const struct enroll_token *tok,
+                       const struct push_response *resp, struct enrolment *e,
+                       struct fs_error *err) FS_WUR;
 
 /* Enrol with HQ at url using token_text; on success *ret (may be NULL)
  * holds what was stored.  Must not be called inside a transaction. */

@@ -53,6 +53,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "agent/enroll.h"
 #include "agent/push.h"
 #include "crypto/identity.h"
 #include "crypto/secmem.h"
@@ -74,7 +75,6 @@ extern char **environ;
 #define HQ_START_S 60          /* wait this long for "listening on" (ASan is slow) */
 #define HQ_STOP_S 60           /* and this long for HQ to exit on SIGTERM */
 #define SAMPLE_MS 5            /* RSS sampling period */
-#define ENROLL_BODY_MAX 1024
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -764,62 +764,15 @@ static int device_post(struct device *d, const char *url, const char *type, cons
 	}
 }
 
-/* The request enroll.c sends (docs/PROTOCOL.md, "POST /v1/enroll"),
- * in secure memory since it carries the token. */
-static int enrol_body(const struct identity *id, const struct enroll_token *tok, char **ret,
-                      size_t *ret_len)
-{
-	char sign_b64[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES,
-	                                        sodium_base64_VARIANT_ORIGINAL)];
-	char box_b64[sodium_base64_ENCODED_LEN(crypto_box_PUBLICKEYBYTES,
-	                                       sodium_base64_VARIANT_ORIGINAL)];
-	char
-	    proof_b64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
-	uint8_t *msg = secmem_alloc(TOKEN_ENROLL_MSG_BYTES), proof[crypto_sign_BYTES];
-	char *text = secmem_alloc(TOKEN_TEXT_MAX), *body = secmem_alloc(ENROLL_BODY_MAX);
-	int r = 0, n;
-
-	if (!msg || !text || !body) {
-		r = -ENOMEM;
-		goto out;
-	}
-	token_enroll_message(tok->secret, id->sign_pk, id->box_pk, msg);
-	crypto_sign_detached(proof, NULL, msg, TOKEN_ENROLL_MSG_BYTES, id->sign_sk);
-	token_format(tok, text);
-	sodium_bin2base64(sign_b64, sizeof(sign_b64), id->sign_pk, sizeof(id->sign_pk),
-	                  sodium_base64_VARIANT_ORIGINAL);
-	sodium_bin2base64(box_b64, sizeof(box_b64), id->box_pk, sizeof(id->box_pk),
-	                  sodium_base64_VARIANT_ORIGINAL);
-	sodium_bin2base64(proof_b64, sizeof(proof_b64), proof, sizeof(proof),
-	                  sodium_base64_VARIANT_ORIGINAL);
-	n = snprintf(body, ENROLL_BODY_MAX,
-	             "{\"token\":\"%s\",\"device\":\"%s\",\"sign_pk\":\"%s\",\"box_pk\":\"%s\","
-	             "\"proof\":\"%s\"}",
-	             text, id->id, sign_b64, box_b64, proof_b64);
-	if (n < 0 || n >= ENROLL_BODY_MAX) {
-		r = -FS_ELIMIT;
-		goto out;
-	}
-	*ret = body;
-	*ret_len = (size_t)n;
-	body = NULL;
-out:
-	secmem_free(msg);
-	secmem_free(text);
-	secmem_free(body);
-	return r;
-}
-
 /* Enrol through POST /v1/enroll and pin HQ's keys once they match the
  * token's fingerprint, as agent/enroll.c does. */
 static int device_enrol(struct device *d)
 {
 	struct enroll_token *tok = secmem_alloc(sizeof(*tok));
 	struct push_response resp = {0};
-	uint8_t fp[TOKEN_FP_BYTES];
+	struct enrolment e = {0};
+	struct fs_error err = {0};
 	char *body = NULL;
-	cJSON *o = NULL;
-	const cJSON *dev;
 	size_t len = 0;
 	double dt;
 	int r;
@@ -830,8 +783,8 @@ static int device_enrol(struct device *d)
 		r = device_fail(d, "enrol: HQ printed a malformed token");
 		goto out;
 	}
-	if ((r = enrol_body(d->id, tok, &body, &len)) < 0) {
-		r = device_fail(d, "enrol: cannot build the request: %s", fs_strerror(r));
+	if ((r = enroll_request_body(d->id, tok, &body, &len, &err)) < 0) {
+		r = device_fail(d, "enrol: cannot build the request: %s", err.msg);
 		goto out;
 	}
 	if ((r = device_post(d, d->run->url_enroll, "application/json", (const uint8_t *)body, len,
@@ -844,21 +797,15 @@ static int device_enrol(struct device *d)
 		r = device_fail(d, "enrol: HTTP %ld (%s)", resp.status, why);
 		goto out;
 	}
-	o = resp.body ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
-	dev = cJSON_GetObjectItemCaseSensitive(o, "device");
-	if (!cJSON_IsString(dev) || strcmp(dev->valuestring, d->id->id) ||
-	    push_json_base64(o, "hq_sign_pk", d->hq_sign_pk, sizeof(d->hq_sign_pk),
-	                     sizeof(d->hq_sign_pk), NULL) < 0 ||
-	    push_json_base64(o, "hq_box_pk", d->hq_box_pk, sizeof(d->hq_box_pk),
-	                     sizeof(d->hq_box_pk), NULL) < 0) {
-		r = device_fail(d, "enrol: the answer is not what the protocol specifies");
+	/* The agent's own reading of the answer, fingerprint check included. */
+	snprintf(e.target.url, sizeof(e.target.url), "%s", d->run->url_enroll);
+	if ((r = enroll_answer_read(d->id, tok, &resp, &e, &err)) < 0) {
+		r = device_fail(d, "enrol: %s", err.msg);
 		goto out;
 	}
-	token_hq_fingerprint(d->hq_sign_pk, d->hq_box_pk, fp);
-	if (sodium_memcmp(fp, tok->hq_fp, sizeof(fp)) != 0)
-		r = device_fail(d, "enrol: HQ's keys do not match the token's fingerprint");
+	memcpy(d->hq_sign_pk, e.target.hq_sign_pk, sizeof(d->hq_sign_pk));
+	memcpy(d->hq_box_pk, e.hq_box_pk, sizeof(d->hq_box_pk));
 out:
-	cJSON_Delete(o);
 	push_response_clear(&resp);
 	secmem_free(body);
 	secmem_free(tok);
