@@ -491,6 +491,23 @@ int push_skew_warning(int64_t skew_ms, char *out, size_t cap)
 	return 1;
 }
 
+/* Keep the store's clock in step with HQ's, inside the receipt's
+ * transaction.  HQ's signed receipt time moves it forward, so a device
+ * whose wall clock is behind orders its next writes after what HQ had; but
+ * not past what HQ's clock says now (a receipt time ahead of that is not
+ * believed).  A clock that ran far ahead of HQ's while the wall clock was
+ * wrong is set back once the wall clock agrees with HQ again. */
+static void hlc_follow_hq(struct store *s, int64_t skew, uint64_t accepted_ms)
+{
+	int64_t wall = (int64_t)store_wall_ms(s), hq_now = wall - skew;
+
+	if (skew <= (int64_t)PUSH_SKEW_REPORT_MS && skew >= -(int64_t)PUSH_SKEW_REPORT_MS &&
+	    (int64_t)store_hlc_physical_ms(s) > hq_now + (int64_t)PUSH_SKEW_REPORT_MS)
+		store_hlc_rewind(s, (uint64_t)wall);
+	if ((int64_t)accepted_ms <= hq_now + (int64_t)PUSH_SKEW_REPORT_MS)
+		store_hlc_observe(s, accepted_ms);
+}
+
 /* skew: this device's clock minus HQ's from this answer, or NULL. */
 static int accept_receipt(struct store *s, const struct push_target *target,
                           const struct outgoing_set *set, const cJSON *o, const int64_t *skew,
@@ -550,8 +567,10 @@ static int accept_receipt(struct store *s, const struct push_target *target,
 			                 store_path(s), (unsigned long long)set->seq);
 		sqlite3_reset(st);
 	}
-	/* HQ's signed time: our clock is never behind what HQ has seen. */
-	store_hlc_observe(s, rc.accepted_ms);
+	if (skew)
+		hlc_follow_hq(s, *skew, rc.accepted_ms);
+	else
+		store_hlc_observe(s, rc.accepted_ms);
 	if (r == 0 && skew)
 		r = skew_save(s, *skew, err);
 	if (r == 0)
@@ -678,14 +697,12 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 		            target->tls_pin[0] ? target->tls_pin : NULL, &resp, err);
 		if (r == 0 && resp.status == 200) {
 			answer = resp.body ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
-			/* HQ's clock against the middle of the round trip. */
+			/* HQ's clock when our headers arrived, against ours when we
+			 * started sending: an upload's length is not skew. */
 			hq_time = cJSON_GetObjectItemCaseSensitive(answer, "hq_time");
 			if (cJSON_IsNumber(hq_time) && hq_time->valuedouble >= 0 &&
 			    hq_time->valuedouble < 281474976710656.0) {
-				uint64_t back = store_wall_ms(s);
-				uint64_t mid = back > sent_ms ? sent_ms + (back - sent_ms) / 2 : sent_ms;
-
-				skew = (int64_t)(mid - (uint64_t)hq_time->valuedouble);
+				skew = (int64_t)sent_ms - (int64_t)hq_time->valuedouble;
 				have_skew = 1;
 			}
 			acked = (r = accept_receipt(s, target, &set, answer, have_skew ? &skew : NULL,

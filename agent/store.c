@@ -615,6 +615,17 @@ void store_hlc_observe(struct store *s, uint64_t physical_ms)
 	}
 }
 
+uint64_t store_hlc_physical_ms(const struct store *s)
+{
+	return hlc_physical_ms(s->hlc);
+}
+
+void store_hlc_rewind(struct store *s, uint64_t physical_ms)
+{
+	s->hlc = (hlc_t)(physical_ms & 0xffffffffffffULL) << 16;
+	s->hlc_dirty = 1;
+}
+
 int store_commit(struct store *s, struct fs_error *err)
 {
 	sqlite3_stmt *st;

@@ -80,6 +80,14 @@ hlc_t store_hlc_next(struct store *s);
  * orders its next writes after everything HQ had accepted, instead of
  * years in the past. */
 void store_hlc_observe(struct store *s, uint64_t physical_ms);
+/* The clock's physical part (Unix ms); only inside a transaction. */
+uint64_t store_hlc_physical_ms(const struct store *s);
+/* Set the clock back to physical_ms; only inside a transaction.  Only for
+ * a clock that ran far ahead of HQ's because the wall clock was wrong, and
+ * only once the wall clock is right again (agent/push.c): the changes it
+ * stamped ahead are quarantined at HQ, and without this every later change
+ * would be too, until real time caught up. */
+void store_hlc_rewind(struct store *s, uint64_t physical_ms);
 uint64_t store_wall_ms(const struct store *s);
 
 /* A cached prepared statement for slot (0..STORE_STMT_SLOTS-1), reset

@@ -113,6 +113,7 @@ struct run {
 	const char *device;   /* hex id of the sending device */
 	uint64_t seq;
 	uint64_t now_ms;
+	uint64_t future_base_ms; /* HLCs up to this + HLC_MAX_FUTURE_MS merge */
 	char stamped[UUID_TEXT_LEN + 1]; /* last record given merged_at */
 	struct fs_error *err;
 };
@@ -317,7 +318,7 @@ static const char *change_problem(struct run *run, const struct change *c, char 
 		snprintf(buf, len, "%s", verr.msg[0] ? verr.msg : "invalid value");
 		return buf;
 	}
-	if (hlc_physical_ms(c->hlc) > run->now_ms + HLC_MAX_FUTURE_MS)
+	if (hlc_physical_ms(c->hlc) > run->future_base_ms + HLC_MAX_FUTURE_MS)
 		return "timestamp too far in the future";
 	return NULL;
 }
@@ -586,6 +587,28 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	return hqdb_event(db, run->now_ms, "push", run->device, detail, run->err);
 }
 
+/* The time HLC stamps are measured against for quarantine: HQ's clock,
+ * or the latest time HQ has put in a receipt if that is later.  Devices
+ * move their clocks up to the receipts' time, so after HQ's own clock ran
+ * ahead and was set right, their changes still merge. */
+static int future_base(struct run *run)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	run->future_base_ms = run->now_ms;
+	if ((r = hqdb_prepare(run->ctx->db, "SELECT max(last_seen) FROM devices", &st, run->err)) < 0)
+		return r;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		r = hqdb_fail(run->ctx->db, "read the latest receipt time", run->err);
+	} else if (sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
+		   (uint64_t)sqlite3_column_int64(st, 0) > run->now_ms) {
+		run->future_base_ms = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* Open, merge, sign and store: the part after every check passed. */
 static int accept_set(struct run *run, const struct changeset_header *h, const uint8_t *body,
 		      size_t len, const uint8_t hash_raw[CHANGESET_HASH_BYTES], const char *hash,
@@ -606,7 +629,8 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 		r = fs_error_set(run->err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = run_prepare(run)) < 0 || (r = merge_all(run, ch, n, index, &q, ret->quarantined)) < 0)
+	if ((r = run_prepare(run)) < 0 || (r = future_base(run)) < 0 ||
+	    (r = merge_all(run, ch, n, index, &q, ret->quarantined)) < 0)
 		goto out;
 	memcpy(rc.device, h->device, CHANGESET_DEVICE_BYTES);
 	rc.seq = h->seq;
@@ -699,7 +723,8 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 	sodium_bin2hex(res.device, sizeof(res.device), h.device, CHANGESET_DEVICE_BYTES);
 	res.seq = h.seq;
 	if (ctx->device_time_ms) {
-		res.clock_skew_ms = (int64_t)(ctx->device_time_ms - run.now_ms);
+		res.clock_skew_ms = (int64_t)ctx->device_time_ms -
+				    (int64_t)(ctx->request_ms ? ctx->request_ms : run.now_ms);
 		res.skewed = res.clock_skew_ms > (int64_t)INGEST_SKEW_REPORT_MS ||
 			     res.clock_skew_ms < -(int64_t)INGEST_SKEW_REPORT_MS;
 	}

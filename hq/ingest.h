@@ -46,6 +46,9 @@ struct ingest_ctx {
 	 * request header), Unix ms; 0 when it did not say.  Unauthenticated
 	 * and used only to report skew, never to order anything. */
 	uint64_t device_time_ms;
+	/* HQ's clock when the request's headers arrived (0: now): the skew is
+	 * measured against it, so a slow upload is not taken for skew. */
+	uint64_t request_ms;
 };
 
 /* What to answer.  status is the HTTP status; error is the protocol's

@@ -49,6 +49,7 @@ struct request {
 	int answered;       /* a response was queued */
 	int overflow;       /* a body without Content-Length passed limit */
 	size_t discarded;   /* bytes received since, kept for nothing */
+	uint64_t started_ms; /* HQ's clock when the headers arrived */
 };
 
 /* ---- answers ----------------------------------------------------------- */
@@ -195,7 +196,9 @@ static uint64_t device_time(struct MHD_Connection *conn)
 }
 
 /* 200 body: {"receipt", "seq", "merged", "quarantined"}; consumes nothing. */
-static cJSON *changeset_answer(struct ingest_result *res)
+/* hq_time: HQ's clock when the request's headers arrived, so that a slow
+ * upload is not measured as clock skew. */
+static cJSON *changeset_answer(struct ingest_result *res, uint64_t hq_time)
 {
 	size_t n = sodium_base64_ENCODED_LEN(res->receipt_len, sodium_base64_VARIANT_ORIGINAL);
 	char *b64 = malloc(n);
@@ -212,7 +215,7 @@ static cJSON *changeset_answer(struct ingest_result *res)
 	res->quarantined = NULL;
 	/* HQ's clock, so the device can measure its own skew (the receipt's
 	 * time is the first acceptance, which a duplicate repeats). */
-	if (!cJSON_AddNumberToObject(o, "hq_time", (double)hlc_wall_ms()) ||
+	if (!cJSON_AddNumberToObject(o, "hq_time", (double)hq_time) ||
 	    (res->skewed &&
 	     !cJSON_AddNumberToObject(o, "clock_skew_ms", (double)res->clock_skew_ms)))
 		goto fail;
@@ -300,7 +303,7 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	struct ingest_result res = {0};
 	struct fs_error err = {0};
 	struct ingest_ctx ctx = {.hq = s->hq, .forms = s->forms, .wall_ms = hlc_wall_ms,
-				 .device_time_ms = device_time(conn)};
+				 .device_time_ms = device_time(conn), .request_ms = rq->started_ms};
 	enum MHD_Result ret;
 	cJSON *extra = NULL;
 	int r;
@@ -319,14 +322,15 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 		    0)
 			fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", cerr.msg);
 	}
-	if (res.skewed)
+	/* Only a device that proved itself: anyone can send the header. */
+	if (res.skewed && res.authenticated)
 		fprintf(stderr,
 			"fieldsync-hq: device %s: clock is %lld s %s of HQ's (change set seq %" PRIu64
 			")\n",
 			res.device, (long long)llabs(res.clock_skew_ms) / 1000,
 			res.clock_skew_ms > 0 ? "ahead" : "behind", res.seq);
 	if (res.status == 200) {
-		cJSON *answer = changeset_answer(&res);
+		cJSON *answer = changeset_answer(&res, rq->started_ms);
 
 		/* The latest signed checkpoint rides with every receipt, so
 		 * devices hold HQ to its history (docs/PROTOCOL.md). */
@@ -437,6 +441,7 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	if (!rq)
 		return MHD_NO;
 	*con_cls = rq;
+	rq->started_ms = hlc_wall_ms();
 	/* Counted until the completion callback, whatever the answer. */
 	if (atomic_fetch_add(&s->inflight, 1) + 1 > s->cfg->max_inflight) {
 		rq->answered = 1;

@@ -34,12 +34,14 @@ static int disk_errno(sqlite3 *db, int rc, const char *file)
 		return 0;
 	if (rc == SQLITE_IOERR_DATA)
 		return 0; /* the VFS's integrity check: not the disk */
-	/* On a read-only mount SQLite falls back to opening the -shm
-	 * read-only and reports that it is missing. */
-	if (file && statvfs(file, &fs) == 0 && (fs.f_flag & ST_RDONLY))
-		return EROFS;
 	if (prim == SQLITE_FULL)
 		return ENOSPC;
+	/* On a read-only mount SQLite falls back to opening the -shm
+	 * read-only and reports that it is missing; a real errno (EIO from a
+	 * failing disk that was remounted read-only) says more. */
+	if ((sys == 0 || sys == ENOENT || sys == EROFS) && file && statvfs(file, &fs) == 0 &&
+	    (fs.f_flag & ST_RDONLY))
+		return EROFS;
 	return sys;
 }
 
@@ -47,6 +49,11 @@ int dberr_set(sqlite3 *db, int rc, const char *file, struct fs_error *err, const
 {
 	char prefix[sizeof(((struct fs_error *)0)->msg)];
 	int sys = disk_errno(db, rc, file);
+	/* A failed sync may leave a commit that survives a crash; every
+	 * other failure rolled back. */
+	const char *nothing = rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC
+				      ? ""
+				      : "; nothing was changed";
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -56,20 +63,23 @@ int dberr_set(sqlite3 *db, int rc, const char *file, struct fs_error *err, const
 	case ENOSPC:
 	case EDQUOT:
 		return fs_error_set(err, -ENOSPC,
-				    "%s: the disk is full (%s); nothing was changed: free some space "
-				    "and try again",
-				    prefix, sys == EDQUOT ? "quota exceeded" : "no space left");
+				    "%s: the disk is full (%s)%s: free some space and try again",
+				    prefix, sys == EDQUOT ? "quota exceeded" : "no space left", nothing);
 	case EROFS:
-		return fs_error_set(err, -EROFS, "%s: the file system is read-only; nothing was "
-					       "changed", prefix);
+		return fs_error_set(err, -EROFS, "%s: the file system is read-only%s", prefix,
+				    nothing);
 	case EACCES:
 	case EPERM:
-		return fs_error_set(err, -EACCES, "%s: permission denied; nothing was changed",
-				    prefix);
+		/* -EIO, not -EACCES: to the agent -EACCES means HQ revoked
+		 * this device, which may destroy the store key. */
+		return fs_error_set(err, -EIO, "%s: permission denied (file or directory)%s",
+				    prefix, nothing);
 	case 0:
 		if ((rc & 0xff) == SQLITE_READONLY)
-			return fs_error_set(err, -EROFS, "%s: the file system is read-only; nothing "
-						       "was changed", prefix);
+			return fs_error_set(err, -EROFS,
+					    "%s: the database or its directory is read-only "
+					    "(permissions)%s",
+					    prefix, nothing);
 		return fs_error_set(err, dberr_code(rc), "%s: %s", prefix, sqlite3_errmsg(db));
 	default:
 		return fs_error_set(err, dberr_code(rc), "%s: %s (%s)", prefix, sqlite3_errmsg(db),

@@ -13,9 +13,11 @@
  * given file, the mount flags of file decide: "the disk is full ...;
  * nothing was changed: free some space and try again" (-ENOSPC), "the
  * file system is read-only; nothing was changed" (-EROFS), "permission
- * denied; nothing was changed" (-EACCES).  Every failed call rolls its
- * statement or transaction back, which is why "nothing was changed"
- * holds.  Never prints; thread-safe for distinct connections.
+ * denied ...; nothing was changed" (-EIO, never -EACCES, which the agent
+ * reads as a revocation).  Every failed call rolls its statement or
+ * transaction back, which is why "nothing was changed" holds; it is left
+ * out after a failed sync, whose commit may survive a crash.  Never
+ * prints; thread-safe for distinct connections.
  */
 #ifndef FS_DBERR_H
 #define FS_DBERR_H

@@ -102,6 +102,20 @@ s=$(audit_skews "$AHEAD" | head -n 1)
 grep -q "device $AHEAD: clock is [0-9]* s ahead of HQ's" "$T/hq.log" ||
 	fail "HQ's log does not report the ahead device's clock: $(tail -3 "$T/hq.log")"
 
+# The clock is set right.  The first push after that finds the store's
+# clock still three years ahead (its next change was stamped so, and is
+# quarantined) and sets it back; from then on changes merge.
+expect_exit 0 dev ahead 0 beneficiary add "full_name=Ђорђевић Марко" municipality=Kikinda \
+	status=idp household_size=3 consent=yes
+expect_exit 0 dev ahead 0 sync
+must_not_contain "$OUT" "warning"
+must_contain "$OUT" "5 quarantined at HQ"
+expect_exit 0 dev ahead 0 beneficiary add "full_name=Ђорђевић Ана" municipality=Kikinda \
+	status=idp household_size=3 consent=yes
+expect_exit 0 dev ahead 0 sync
+must_contain "$OUT" "0 quarantined at HQ"
+[ "$(hq_count beneficiaries)" -eq 1 ] || fail "after the clock was set right, a new change did not merge"
+
 # ---- three years behind: learns HQ's time, later edits win ----------------------
 expect_exit 0 dev right 0 import beneficiaries "$T/caseload.csv"
 expect_exit 0 dev right 0 sync
@@ -140,7 +154,7 @@ expect_exit 0 dev near +120 status
 must_contain "$OUT" "ahead of HQ"
 must_not_contain "$OUT" "warning"
 [ "$(audit_skews "$NEAR" | sort -u)" = none ] || fail "a skew inside the bound was audited"
-[ "$(hq_count beneficiaries)" -eq 2 ] || fail "expected 2 merged beneficiaries, HQ has $(hq_count beneficiaries)"
+[ "$(hq_count beneficiaries)" -eq 3 ] || fail "expected 3 merged beneficiaries, HQ has $(hq_count beneficiaries)"
 
 # ---- the header is only a report -------------------------------------------
 # A replayed set is a duplicate whatever the header says; a header HQ
@@ -158,6 +172,31 @@ done
 [ "$(replay 1)" = 200 ] || fail "replay with Fieldsync-Time 1 was not answered 200"
 grep -q '"clock_skew_ms":-' "$T/replay.out" || fail "HQ did not report a device clock at 1970: $(cat "$T/replay.out")"
 [ "$(audit_skews "$RIGHT" | grep -c -- '^-')" -eq 1 ] || fail "the replay's skew is not in HQ's audit"
-[ "$(hq_count beneficiaries)" -eq 2 ] || fail "a replay changed HQ's records"
+[ "$(hq_count beneficiaries)" -eq 3 ] || fail "a replay changed HQ's records"
+
+# ---- HQ's own clock ran an hour ahead, then was set right -----------------------
+# Devices followed HQ's signed time; HQ measures the future against the
+# latest time it signed, so their next changes still merge.
+LIBFT=$(dpkg -L libfaketime 2> /dev/null | grep '/libfaketimeMT\.so\.1$' | head -n 1)
+[ -n "$LIBFT" ] || fail "libfaketimeMT not found (package libfaketime)"
+stop_hq
+LD_PRELOAD="$LIBFT" FAKETIME=+1h "$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" \
+	2> "$T/hq.log" &
+HQPID=$!
+for i in $(seq 100); do grep -q "listening on" "$T/hq.log" && break; sleep 0.1; done
+expect_exit 0 dev right 0 beneficiary add "full_name=Vuković Sara" municipality=Kikinda \
+	status=refugee household_size=2 consent=yes
+expect_exit 0 dev right 0 sync
+must_contain "$OUT" "0 quarantined at HQ"
+must_contain "$OUT" "warning: this device's clock is 1 h 0 min behind HQ"
+stop_hq
+start_hq "$PORT"
+expect_exit 0 dev right 0 beneficiary add "full_name=Vuković Luka" municipality=Kikinda \
+	status=refugee household_size=2 consent=yes
+expect_exit 0 dev right 0 sync
+must_contain "$OUT" "0 quarantined at HQ"
+[ "$(hq_count beneficiaries)" -eq 5 ] || fail "a change stamped after HQ's own clock ran ahead was not merged"
+expect_exit 0 dev right 0 status
+must_not_contain "$OUT" "warning"
 
 echo "clock skew: ahead ${skew} ms measured, quarantined $n, behind device's later edit won"
