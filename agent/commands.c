@@ -988,7 +988,7 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 	    !cJSON_AddNumberToObject(o, "pending_bytes", (double)bytes))
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (json)
-		return status_clock(c, s, o, json, err);
+		return 0;
 	if (enrolled)
 		fprintf(c->out, "hq          %s (team %s, %s)\n", e.target.url, e.team,
 			e.municipality);
@@ -998,7 +998,7 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 		bytes);
 	fprintf(c->out, "change sets %llu waiting to be sent, %llu acknowledged by HQ\n", pending,
 		acked);
-	return status_clock(c, s, o, json, err);
+	return 0;
 }
 
 /* --verify-hq: HQ's history against the checkpoint this device holds. */
@@ -1016,6 +1016,10 @@ static int status_verify_hq(struct cli *c, struct store *s, cJSON *o, int json,
 		push_transport_curl_cancel_on(t, c->cancel);
 	r = hqhistory_verify(s, &e.target, t, &res, err);
 	push_transport_free(t);
+	/* HQ's answer also says its time: the way to set the store's clock
+	 * back after the wall clock was set right, before recording more. */
+	if (r == 0 && res.has_time)
+		r = push_clock_check(s, res.skew_ms, err);
 	if (r < 0)
 		return r;
 	if (!cJSON_AddNumberToObject(o, "hq_checkpoint_size", (double)res.new_size) ||
@@ -1090,7 +1094,8 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 			     "error and the next attempt (UTC).\n"
 			     "--verify-hq asks HQ for its latest signed audit checkpoint and a proof\n"
 			     "that it extends the one this device holds; a rewritten HQ history is\n"
-			     "reported loudly, with exit status 3.");
+			     "reported loudly, with exit status 3.  It also measures this device's\n"
+			     "clock against HQ's: run it right after setting a wrong clock right.");
 			return EXIT_OK;
 		}
 		if (strcmp(argv[i], "--json"))
@@ -1138,6 +1143,9 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 		goto out;
 	status_agent(c, json, o);
 	if (verify && (r = status_verify_hq(c, s, o, json, &err)) < 0)
+		goto out;
+	/* After --verify-hq, which measures the clock afresh. */
+	if ((r = status_clock(c, s, o, json, &err)) < 0)
 		goto out;
 print:
 	if (json) {

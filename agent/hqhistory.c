@@ -88,13 +88,15 @@ static int fetch_and_check(struct store *s, const struct push_target *tg, struct
 	struct push_response resp = {0};
 	char url[PUSH_URL_MAX + 32], body[64];
 	struct checkpoint now;
-	const cJSON *note, *arr, *h;
+	const cJSON *note, *arr, *h, *hq_time;
+	uint64_t sent_ms;
 	cJSON *o = NULL;
 	size_t n = 0;
 	int r;
 
 	snprintf(url, sizeof(url), "%s/v1/audit/consistency", tg->url);
 	snprintf(body, sizeof(body), "{\"from\":%llu}", (unsigned long long)from);
+	sent_ms = store_wall_ms(s);
 	if ((r = t->post(t, url, "application/json", (const uint8_t *)body, strlen(body),
 			 tg->tls_pin[0] ? tg->tls_pin : NULL, &resp, err)) < 0)
 		return r;
@@ -129,6 +131,12 @@ static int fetch_and_check(struct store *s, const struct push_target *tg, struct
 		goto out;
 	res->new_size = now.size;
 	res->checked = from > 0;
+	hq_time = cJSON_GetObjectItemCaseSensitive(o, "hq_time");
+	if (cJSON_IsNumber(hq_time) && hq_time->valuedouble >= 0 &&
+	    hq_time->valuedouble < 281474976710656.0) {
+		res->has_time = 1;
+		res->skew_ms = (int64_t)sent_ms - (int64_t)hq_time->valuedouble;
+	}
 out:
 	cJSON_Delete(o);
 	push_response_clear(&resp);

@@ -26,6 +26,8 @@ struct hqhistory_result {
 	uint64_t old_size;  /* the checkpoint held before; 0: none */
 	uint64_t new_size;  /* the checkpoint held now */
 	int checked;        /* a consistency proof was verified */
+	int has_time;       /* verify: HQ said its time (hq_time) */
+	int64_t skew_ms;    /* then: this device's clock minus HQ's */
 };
 
 /* A checkpoint note that came with a receipt: verify its signature,

@@ -485,9 +485,10 @@ int push_skew_warning(int64_t skew_ms, char *out, size_t cap)
 	if (skew_ms <= (int64_t)PUSH_SKEW_REPORT_MS && skew_ms >= -(int64_t)PUSH_SKEW_REPORT_MS)
 		return 0;
 	push_skew_text(skew_ms, text);
-	snprintf(out, cap, "this device's clock is %s: set it right; %s", text,
-	         skew_ms > 0 ? "HQ quarantines changes stamped more than 5 min ahead of its clock"
-	                     : "meanwhile new changes are ordered after HQ's time");
+	snprintf(out, cap, "this device's clock is %s: set it right%s", text,
+	         skew_ms > 0 ? ", then run `fieldsync status --verify-hq`; HQ quarantines changes "
+	                       "stamped more than 5 min ahead of its clock"
+	                     : "; meanwhile new changes are ordered after HQ's time");
 	return 1;
 }
 
@@ -497,15 +498,31 @@ int push_skew_warning(int64_t skew_ms, char *out, size_t cap)
  * not past what HQ's clock says now (a receipt time ahead of that is not
  * believed).  A clock that ran far ahead of HQ's while the wall clock was
  * wrong is set back once the wall clock agrees with HQ again. */
-static void hlc_follow_hq(struct store *s, int64_t skew, uint64_t accepted_ms)
+static void hlc_follow_hq(struct store *s, int64_t skew, const uint64_t *accepted_ms)
 {
 	int64_t wall = (int64_t)store_wall_ms(s), hq_now = wall - skew;
 
 	if (skew <= (int64_t)PUSH_SKEW_REPORT_MS && skew >= -(int64_t)PUSH_SKEW_REPORT_MS &&
 	    (int64_t)store_hlc_physical_ms(s) > hq_now + (int64_t)PUSH_SKEW_REPORT_MS)
 		store_hlc_rewind(s, (uint64_t)wall);
-	if ((int64_t)accepted_ms <= hq_now + (int64_t)PUSH_SKEW_REPORT_MS)
-		store_hlc_observe(s, accepted_ms);
+	if (accepted_ms && (int64_t)*accepted_ms <= hq_now + (int64_t)PUSH_SKEW_REPORT_MS)
+		store_hlc_observe(s, *accepted_ms);
+}
+
+int push_clock_check(struct store *s, int64_t skew_ms, struct fs_error *err)
+{
+	int r;
+
+	if ((r = store_begin(s, err)) < 0)
+		return r;
+	/* No receipt: an unsigned time may set the clock back to our own
+	 * wall clock, never forward. */
+	hlc_follow_hq(s, skew_ms, NULL);
+	if ((r = skew_save(s, skew_ms, err)) < 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s, err);
 }
 
 /* skew: this device's clock minus HQ's from this answer, or NULL. */
@@ -568,7 +585,7 @@ static int accept_receipt(struct store *s, const struct push_target *target,
 		sqlite3_reset(st);
 	}
 	if (skew)
-		hlc_follow_hq(s, *skew, rc.accepted_ms);
+		hlc_follow_hq(s, *skew, &rc.accepted_ms);
 	else
 		store_hlc_observe(s, rc.accepted_ms);
 	if (r == 0 && skew)

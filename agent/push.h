@@ -129,6 +129,12 @@ void push_skew_text(int64_t skew_ms, char out[PUSH_SKEW_TEXT_MAX]);
  * what it does to out and return 1; else return 0. */
 int push_skew_warning(int64_t skew_ms, char *out, size_t cap);
 
+/* A clock check outside a push (HQ's time from another answer, which is
+ * not signed): keep the skew, and set the store's clock back when it ran
+ * far ahead of HQ's and the wall clock now agrees with HQ (see
+ * docs/PROTOCOL.md, Clocks).  Opens its own transaction. */
+int push_clock_check(struct store *s, int64_t skew_ms, struct fs_error *err) FS_WUR;
+
 /* The skew measured at the last acknowledged push, kept in the store:
  * *ret_found 0 when no push has measured it yet. */
 int push_skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, int *ret_found,

@@ -277,6 +277,7 @@ static enum MHD_Result do_consistency(struct server *s, struct MHD_Connection *c
 	o = cJSON_CreateObject();
 	arr = o ? cJSON_AddArrayToObject(o, "proof") : NULL;
 	if (!arr || !cJSON_AddNumberToObject(o, "size", (double)size) ||
+	    !cJSON_AddNumberToObject(o, "hq_time", (double)rq->started_ms) ||
 	    (note && !cJSON_AddStringToObject(o, "checkpoint", note)))
 		goto fail;
 	for (size_t i = 0; i < len; i++) {

@@ -116,6 +116,22 @@ expect_exit 0 dev ahead 0 sync
 must_contain "$OUT" "0 quarantined at HQ"
 [ "$(hq_count beneficiaries)" -eq 1 ] || fail "after the clock was set right, a new change did not merge"
 
+# Or, right after setting the clock, `status --verify-hq` asks HQ's time
+# and sets the store's clock back before anything new is recorded.
+AHEAD2=$(enrol ahead2 +30d "Tim Napred 2")
+expect_exit 0 dev ahead2 +30d beneficiary add "full_name=Илић Петар" municipality=Kikinda \
+	status=idp household_size=1 consent=yes
+expect_exit 0 dev ahead2 +30d sync
+must_contain "$OUT" "warning: this device's clock is 30 d 0 h ahead of HQ"
+expect_exit 0 dev ahead2 0 status --verify-hq
+must_contain "$OUT" "clock       within 1 s of HQ"
+must_not_contain "$OUT" "warning"
+expect_exit 0 dev ahead2 0 beneficiary add "full_name=Илић Марија" municipality=Kikinda \
+	status=idp household_size=1 consent=yes
+expect_exit 0 dev ahead2 0 sync
+must_contain "$OUT" "0 quarantined at HQ"
+[ "$(hq_count beneficiaries)" -eq 2 ] || fail "after status --verify-hq, a new change did not merge"
+
 # ---- three years behind: learns HQ's time, later edits win ----------------------
 expect_exit 0 dev right 0 import beneficiaries "$T/caseload.csv"
 expect_exit 0 dev right 0 sync
@@ -154,7 +170,7 @@ expect_exit 0 dev near +120 status
 must_contain "$OUT" "ahead of HQ"
 must_not_contain "$OUT" "warning"
 [ "$(audit_skews "$NEAR" | sort -u)" = none ] || fail "a skew inside the bound was audited"
-[ "$(hq_count beneficiaries)" -eq 3 ] || fail "expected 3 merged beneficiaries, HQ has $(hq_count beneficiaries)"
+[ "$(hq_count beneficiaries)" -eq 4 ] || fail "expected 4 merged beneficiaries, HQ has $(hq_count beneficiaries)"
 
 # ---- the header is only a report -------------------------------------------
 # A replayed set is a duplicate whatever the header says; a header HQ
@@ -172,7 +188,7 @@ done
 [ "$(replay 1)" = 200 ] || fail "replay with Fieldsync-Time 1 was not answered 200"
 grep -q '"clock_skew_ms":-' "$T/replay.out" || fail "HQ did not report a device clock at 1970: $(cat "$T/replay.out")"
 [ "$(audit_skews "$RIGHT" | grep -c -- '^-')" -eq 1 ] || fail "the replay's skew is not in HQ's audit"
-[ "$(hq_count beneficiaries)" -eq 3 ] || fail "a replay changed HQ's records"
+[ "$(hq_count beneficiaries)" -eq 4 ] || fail "a replay changed HQ's records"
 
 # ---- HQ's own clock ran an hour ahead, then was set right -----------------------
 # Devices followed HQ's signed time; HQ measures the future against the
@@ -195,7 +211,7 @@ expect_exit 0 dev right 0 beneficiary add "full_name=Vuković Luka" municipality
 	status=refugee household_size=2 consent=yes
 expect_exit 0 dev right 0 sync
 must_contain "$OUT" "0 quarantined at HQ"
-[ "$(hq_count beneficiaries)" -eq 5 ] || fail "a change stamped after HQ's own clock ran ahead was not merged"
+[ "$(hq_count beneficiaries)" -eq 6 ] || fail "a change stamped after HQ's own clock ran ahead was not merged"
 expect_exit 0 dev right 0 status
 must_not_contain "$OUT" "warning"
 
