@@ -54,8 +54,7 @@ log:
 	e.changes = res->stats.changes;
 	e.bytes = res->stats.bytes;
 	if (res->stats.clock_checked)
-		(void)push_skew_warning(res->stats.clock_skew_ms, res->clock_warning,
-					sizeof(res->clock_warning));
+		(void)push_skew_warning(res->stats.clock_skew_ms, res->clock_warning);
 	e.detail = r < 0 ? res->err.msg : res->clock_warning[0] ? res->clock_warning : NULL;
 	if (synclog_add(s, &e, &logerr) < 0 && r == 0) {
 		res->err = logerr;

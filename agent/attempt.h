@@ -33,7 +33,7 @@ struct attempt_result {
 	uint64_t started_ms;          /* wall clock, Unix ms */
 	uint64_t duration_ms;         /* monotonic */
 	struct fs_error err;          /* when the attempt failed */
-	char clock_warning[200];      /* push_skew_warning(), or "" */
+	char clock_warning[PUSH_SKEW_WARNING_MAX]; /* push_skew_warning(), or "" */
 };
 
 /* Run one attempt (opt may be NULL for the defaults).  The

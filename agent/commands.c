@@ -825,12 +825,12 @@ static int cmd_sync(struct cli *c, int argc, char **argv)
 
 void commands_format_sync(const struct push_stats *st, char *out, size_t cap)
 {
-	char warning[200];
+	char warning[PUSH_SKEW_WARNING_MAX];
 	int n = snprintf(out, cap, "sent %llu change sets (%llu changes), %llu quarantined at HQ\n",
 			 st->sets, st->changes, st->quarantined);
 
 	if (n > 0 && (size_t)n < cap && st->clock_checked &&
-	    push_skew_warning(st->clock_skew_ms, warning, sizeof(warning)))
+	    push_skew_warning(st->clock_skew_ms, warning))
 		snprintf(out + n, cap - (size_t)n, "warning: %s\n", warning);
 }
 
@@ -942,7 +942,7 @@ out:
 /* This device's clock against HQ's, as last measured by a push. */
 static int status_clock(struct cli *c, struct store *s, cJSON *o, int json, struct fs_error *err)
 {
-	char text[PUSH_SKEW_TEXT_MAX], when[HLC_TIME_LEN + 1], warning[200];
+	char text[PUSH_SKEW_TEXT_MAX], when[HLC_TIME_LEN + 1], warning[PUSH_SKEW_WARNING_MAX];
 	uint64_t at = 0;
 	int64_t skew = 0;
 	int r, found = 0;
@@ -951,7 +951,7 @@ static int status_clock(struct cli *c, struct store *s, cJSON *o, int json, stru
 		return r;
 	if (!found)
 		return 0;
-	hlc_format_time((hlc_t)at << 16, when);
+	hlc_format_time(hlc_from_ms(at), when);
 	if (!cJSON_AddNumberToObject(o, "clock_skew_ms", (double)skew) ||
 	    !cJSON_AddStringToObject(o, "clock_checked_at", when))
 		return fs_error_set(err, -ENOMEM, "out of memory");
@@ -959,7 +959,7 @@ static int status_clock(struct cli *c, struct store *s, cJSON *o, int json, stru
 		return 0;
 	push_skew_text(skew, text);
 	fprintf(c->out, "clock       %s (measured %s)\n", text, when);
-	if (push_skew_warning(skew, warning, sizeof(warning)))
+	if (push_skew_warning(skew, warning))
 		fprintf(c->out, "warning     %s\n", warning);
 	return 0;
 }

@@ -980,16 +980,13 @@ static void shut_down(struct agent *a)
 	push_stop(a);
 	drop_queued_command(a, "fieldsync: the agent is stopping; the request to HQ did not run\n",
 			    FS_EXIT_IO);
+	answer_parked(a, "fieldsync: the agent is stopping; the push resumes when it starts again\n",
+		      FS_EXIT_IO);
 	for (size_t i = 0; i < CLIENTS_MAX; i++) {
 		struct client *cl = &a->clients[i];
 
 		if (cl->fd < 0)
 			continue;
-		if (cl->wait_gen) {
-			cl->wait_gen = 0;
-			client_answer(cl, NULL, "fieldsync: the agent is stopping; the push "
-				      "resumes when it starts again\n", FS_EXIT_IO);
-		}
 		/* One best-effort write; a slow client loses its answer. */
 		if (cl->fd >= 0 && cl->out_len)
 			client_write(cl);

@@ -14,12 +14,6 @@
 #include "crypto/secmem.h"
 #include "sync/token.h"
 
-/* Statement slots in the store's cache (20-23 push.c). */
-enum {
-	SLOT_META_GET = 24,
-	SLOT_META_PUT,
-};
-
 #define ENROLL_BODY_MAX 1024
 
 /* ---- the URL -------------------------------------------------------------- */
@@ -72,35 +66,6 @@ static int url_check(const char *url, int need_https, char out[PUSH_URL_MAX], st
 
 /* ---- reading the enrolment ------------------------------------------------ */
 
-int enroll_meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
-                    struct fs_error *err)
-{
-	sqlite3_stmt *st;
-	int r, rc;
-
-	r = store_stmt(s, SLOT_META_GET, "SELECT value FROM meta WHERE key = ?1", &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	*ret_found = 0;
-	if (rc == SQLITE_ROW) {
-		int len = sqlite3_column_bytes(st, 0);
-
-		if (len < 0 || (size_t)len >= cap) {
-			r = fs_error_set(err, -FS_ECORRUPT, "read enrolment in %s: %s too long",
-			                 store_path(s), key);
-		} else {
-			memcpy(out, sqlite3_column_text(st, 0), (size_t)len);
-			out[len] = '\0';
-			*ret_found = 1;
-		}
-	} else if (rc != SQLITE_DONE) {
-		r = store_fail(s, "read enrolment in", err);
-	}
-	sqlite3_reset(st);
-	return r;
-}
 
 static int hex_key(const char *hex, uint8_t *out, size_t len)
 {
@@ -116,22 +81,22 @@ int enroll_load(struct store *s, struct enrolment *ret, struct fs_error *err)
 	struct enrolment e = {0};
 	int r, found, all = 1;
 
-	if ((r = enroll_meta_get(s, "hq_url", e.target.url, sizeof(e.target.url), &found, err)) < 0)
+	if ((r = store_meta_get(s, "hq_url", e.target.url, sizeof(e.target.url), &found, err)) < 0)
 		return r;
 	if (!found)
 		return fs_error_set(err, -FS_ENOTFOUND,
 		                    "this device is not enrolled; run "
 		                    "fieldsync enroll URL TOKEN with a token from HQ");
-	if ((r = enroll_meta_get(s, "hq_sign_pk", sign_hex, sizeof(sign_hex), &found, err)) < 0)
+	if ((r = store_meta_get(s, "hq_sign_pk", sign_hex, sizeof(sign_hex), &found, err)) < 0)
 		return r;
 	all &= found;
-	if ((r = enroll_meta_get(s, "hq_box_pk", box_hex, sizeof(box_hex), &found, err)) < 0)
+	if ((r = store_meta_get(s, "hq_box_pk", box_hex, sizeof(box_hex), &found, err)) < 0)
 		return r;
 	all &= found;
-	if ((r = enroll_meta_get(s, "team", e.team, sizeof(e.team), &found, err)) < 0 ||
-	    (r = enroll_meta_get(s, "municipality", e.municipality, sizeof(e.municipality), &found, err)) <
+	if ((r = store_meta_get(s, "team", e.team, sizeof(e.team), &found, err)) < 0 ||
+	    (r = store_meta_get(s, "municipality", e.municipality, sizeof(e.municipality), &found, err)) <
 	        0 ||
-	    (r = enroll_meta_get(s, "tls_pin", e.target.tls_pin, sizeof(e.target.tls_pin), &found, err)) <
+	    (r = store_meta_get(s, "tls_pin", e.target.tls_pin, sizeof(e.target.tls_pin), &found, err)) <
 	        0)
 		return r;
 	if (!all || hex_key(sign_hex, e.target.hq_sign_pk, sizeof(e.target.hq_sign_pk)) < 0 ||
@@ -277,21 +242,6 @@ out:
 
 /* ---- enroll_device ------------------------------------------------------------ */
 
-int enroll_meta_put(struct store *s, const char *key, const char *value, struct fs_error *err)
-{
-	sqlite3_stmt *st;
-	int r;
-
-	r = store_stmt(s, SLOT_META_PUT, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
-	               &st, err);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, "save enrolment in", err);
-	sqlite3_reset(st);
-	return r;
-}
 
 static int enrolment_save(struct store *s, const struct enrolment *e, struct fs_error *err)
 {
@@ -304,12 +254,12 @@ static int enrolment_save(struct store *s, const struct enrolment *e, struct fs_
 	sodium_bin2hex(box_hex, sizeof(box_hex), e->hq_box_pk, sizeof(e->hq_box_pk));
 	if ((r = store_begin(s, err)) < 0)
 		return r;
-	if ((r = enroll_meta_put(s, "hq_url", e->target.url, err)) < 0 ||
-	    (r = enroll_meta_put(s, "hq_sign_pk", sign_hex, err)) < 0 ||
-	    (r = enroll_meta_put(s, "hq_box_pk", box_hex, err)) < 0 ||
-	    (r = enroll_meta_put(s, "team", e->team, err)) < 0 ||
-	    (r = enroll_meta_put(s, "municipality", e->municipality, err)) < 0 ||
-	    (e->target.tls_pin[0] && (r = enroll_meta_put(s, "tls_pin", e->target.tls_pin, err)) < 0)) {
+	if ((r = store_meta_put(s, "hq_url", e->target.url, err)) < 0 ||
+	    (r = store_meta_put(s, "hq_sign_pk", sign_hex, err)) < 0 ||
+	    (r = store_meta_put(s, "hq_box_pk", box_hex, err)) < 0 ||
+	    (r = store_meta_put(s, "team", e->team, err)) < 0 ||
+	    (r = store_meta_put(s, "municipality", e->municipality, err)) < 0 ||
+	    (e->target.tls_pin[0] && (r = store_meta_put(s, "tls_pin", e->target.tls_pin, err)) < 0)) {
 		store_rollback(s);
 		return r;
 	}

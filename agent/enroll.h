@@ -60,15 +60,6 @@ int enroll_answer_read(const struct identity *id, const struct enroll_token *tok
 int enroll_device(struct store *s, const char *url, const char *token_text,
                   struct push_transport *t, struct enrolment *ret, struct fs_error *err) FS_WUR;
 
-/* The store's meta table, where the enrolment lives (and HQ's latest
- * checkpoint, agent/hqhistory.h).  get: *ret_found 0 when absent; a
- * value that does not fit cap is -FS_ECORRUPT.  put: insert or replace;
- * the caller holds the transaction if it needs one. */
-int enroll_meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
-                    struct fs_error *err) FS_WUR;
-int enroll_meta_put(struct store *s, const char *key, const char *value,
-                    struct fs_error *err) FS_WUR;
-
 /* Read the stored enrolment. */
 int enroll_load(struct store *s, struct enrolment *ret, struct fs_error *err) FS_WUR;
 

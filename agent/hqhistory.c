@@ -7,7 +7,6 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
-#include "agent/enroll.h"
 #include "sync/merkle.h"
 #include "sync/note.h"
 
@@ -49,7 +48,7 @@ static int held(struct store *s, const struct push_target *tg, char *note, struc
 {
 	int r;
 
-	if ((r = enroll_meta_get(s, META_KEY, note, NOTE_MAX, ret_found, err)) < 0 ||
+	if ((r = store_meta_get(s, META_KEY, note, NOTE_MAX, ret_found, err)) < 0 ||
 	    !*ret_found)
 		return r;
 	return open_held(s, tg, note, c, err);
@@ -61,7 +60,7 @@ static int keep(struct store *s, const char *note, struct fs_error *err)
 
 	if (r < 0)
 		return r;
-	if ((r = enroll_meta_put(s, META_KEY, note, err)) < 0) {
+	if ((r = store_meta_put(s, META_KEY, note, err)) < 0) {
 		store_rollback(s);
 		return r;
 	}
@@ -88,7 +87,7 @@ static int fetch_and_check(struct store *s, const struct push_target *tg, struct
 	struct push_response resp = {0};
 	char url[PUSH_URL_MAX + 32], body[64];
 	struct checkpoint now;
-	const cJSON *note, *arr, *h, *hq_time;
+	const cJSON *note, *arr, *h;
 	uint64_t sent_ms;
 	cJSON *o = NULL;
 	size_t n = 0;
@@ -131,12 +130,7 @@ static int fetch_and_check(struct store *s, const struct push_target *tg, struct
 		goto out;
 	res->new_size = now.size;
 	res->checked = from > 0;
-	hq_time = cJSON_GetObjectItemCaseSensitive(o, "hq_time");
-	if (cJSON_IsNumber(hq_time) && hq_time->valuedouble >= 0 &&
-	    hq_time->valuedouble < 281474976710656.0) {
-		res->has_time = 1;
-		res->skew_ms = (int64_t)sent_ms - (int64_t)hq_time->valuedouble;
-	}
+	res->has_time = push_hq_time_skew(o, sent_ms, &res->skew_ms);
 out:
 	cJSON_Delete(o);
 	push_response_clear(&resp);
@@ -157,7 +151,7 @@ int hqhistory_observe(struct store *s, const struct push_target *tg, struct push
 	if (!kept)
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	/* Most receipts carry the checkpoint already held: nothing to check. */
-	r = enroll_meta_get(s, META_KEY, kept, NOTE_MAX, &found, err);
+	r = store_meta_get(s, META_KEY, kept, NOTE_MAX, &found, err);
 	if (r == 0 && found && strcmp(kept, note) == 0) {
 		free(kept);
 		return 0;

@@ -4,7 +4,6 @@
  * outgoing; one set; the loop.
  */
 #include "agent/push.h"
-#include "agent/enroll.h"
 #include "agent/hqhistory.h"
 
 #include <errno.h>
@@ -430,7 +429,7 @@ static int skew_save(struct store *s, int64_t skew_ms, struct fs_error *err)
 	char v[64];
 
 	snprintf(v, sizeof(v), "%lld %llu", (long long)skew_ms, (unsigned long long)store_wall_ms(s));
-	return enroll_meta_put(s, "clock_skew", v, err);
+	return store_meta_put(s, "clock_skew", v, err);
 }
 
 int push_skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, int *ret_found,
@@ -441,7 +440,7 @@ int push_skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, i
 	unsigned long long at;
 	int r, found = 0;
 
-	if ((r = enroll_meta_get(s, "clock_skew", v, sizeof(v), &found, err)) < 0)
+	if ((r = store_meta_get(s, "clock_skew", v, sizeof(v), &found, err)) < 0)
 		return r;
 	if (found && sscanf(v, "%lld %llu", &skew, &at) != 2)
 		return fs_error_set(err, -FS_ECORRUPT, "clock skew in %s: unreadable",
@@ -478,14 +477,25 @@ void push_skew_text(int64_t skew_ms, char out[PUSH_SKEW_TEXT_MAX])
 		snprintf(out, PUSH_SKEW_TEXT_MAX, "%llu s %s HQ", (unsigned long long)s, dir);
 }
 
-int push_skew_warning(int64_t skew_ms, char *out, size_t cap)
+int push_hq_time_skew(const cJSON *answer, uint64_t sent_ms, int64_t *ret_skew_ms)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(answer, "hq_time");
+
+	/* An upload's length is not skew: HQ stamps the headers' arrival. */
+	if (!cJSON_IsNumber(t) || t->valuedouble < 0 || t->valuedouble >= (double)(1ULL << 48))
+		return 0;
+	*ret_skew_ms = (int64_t)sent_ms - (int64_t)t->valuedouble;
+	return 1;
+}
+
+int push_skew_warning(int64_t skew_ms, char out[PUSH_SKEW_WARNING_MAX])
 {
 	char text[PUSH_SKEW_TEXT_MAX];
 
 	if (skew_ms <= (int64_t)PUSH_SKEW_REPORT_MS && skew_ms >= -(int64_t)PUSH_SKEW_REPORT_MS)
 		return 0;
 	push_skew_text(skew_ms, text);
-	snprintf(out, cap, "this device's clock is %s: set it right%s", text,
+	snprintf(out, PUSH_SKEW_WARNING_MAX, "this device's clock is %s: set it right%s", text,
 	         skew_ms > 0 ? ", then run `fieldsync status --verify-hq`; HQ quarantines changes "
 	                       "stamped more than 5 min ahead of its clock"
 	                     : "; meanwhile new changes are ordered after HQ's time");
@@ -690,6 +700,7 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 	char url[PUSH_URL_MAX + 32];
 	unsigned long long total = 0, done = 0;
 	uint64_t from = 1, resend_below = 0;
+	char *checked = NULL; /* the last checkpoint note hqhistory accepted */
 	int r, rewinds = 0;
 
 	if ((size_t)snprintf(url, sizeof(url), "%s/v1/changesets", target->url) >= sizeof(url))
@@ -703,7 +714,7 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 		cJSON *answer = NULL;
 		unsigned long long q = 0;
 		uint64_t rewind = 0, sent_ms;
-		const cJSON *note, *hq_time;
+		const cJSON *note;
 		int64_t skew = 0;
 		int acked = 0, have_skew = 0;
 
@@ -714,14 +725,7 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 		            target->tls_pin[0] ? target->tls_pin : NULL, &resp, err);
 		if (r == 0 && resp.status == 200) {
 			answer = resp.body ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
-			/* HQ's clock when our headers arrived, against ours when we
-			 * started sending: an upload's length is not skew. */
-			hq_time = cJSON_GetObjectItemCaseSensitive(answer, "hq_time");
-			if (cJSON_IsNumber(hq_time) && hq_time->valuedouble >= 0 &&
-			    hq_time->valuedouble < 281474976710656.0) {
-				skew = (int64_t)sent_ms - (int64_t)hq_time->valuedouble;
-				have_skew = 1;
-			}
+			have_skew = push_hq_time_skew(answer, sent_ms, &skew);
 			acked = (r = accept_receipt(s, target, &set, answer, have_skew ? &skew : NULL,
 			                            &q, err)) == 0;
 			if (acked && have_skew) {
@@ -744,8 +748,12 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 				done++;
 			/* The checkpoint that came with the receipt. */
 			note = cJSON_GetObjectItemCaseSensitive(answer, "checkpoint");
-			if (cJSON_IsString(note))
+			/* Sets in a row mostly carry the checkpoint just checked. */
+			if (cJSON_IsString(note) && !(checked && !strcmp(checked, note->valuestring))) {
 				r = hqhistory_observe(s, target, t, note->valuestring, &hist, err);
+				free(checked);
+				checked = r == 0 ? strdup(note->valuestring) : NULL;
+			}
 		}
 		cJSON_Delete(answer);
 		push_response_clear(&resp);
@@ -768,6 +776,7 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 		if (progress)
 			progress(done, total, ctx);
 	}
+	free(checked);
 	return r;
 }
 

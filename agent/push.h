@@ -125,9 +125,16 @@ struct push_stats {
 /* "3 d 4 h behind HQ", "within 1 s of HQ": for messages and status. */
 void push_skew_text(int64_t skew_ms, char out[PUSH_SKEW_TEXT_MAX]);
 
+/* This device's clock minus HQ's from an answer's "hq_time" (HQ's clock
+ * when our headers arrived) and our clock when we started sending
+ * (sent_ms): 1 with *ret_skew_ms set, 0 when the answer has no usable
+ * hq_time.  Only the length of the connect is mistaken for skew. */
+int push_hq_time_skew(const cJSON *answer, uint64_t sent_ms, int64_t *ret_skew_ms);
+
 /* When |skew_ms| is over PUSH_SKEW_REPORT_MS, write what is wrong and
  * what it does to out and return 1; else return 0. */
-int push_skew_warning(int64_t skew_ms, char *out, size_t cap);
+#define PUSH_SKEW_WARNING_MAX 256
+int push_skew_warning(int64_t skew_ms, char out[PUSH_SKEW_WARNING_MAX]);
 
 /* A clock check outside a push (HQ's time from another answer, which is
  * not signed): keep the skew, and set the store's clock back when it ran

@@ -607,7 +607,7 @@ hlc_t store_hlc_next(struct store *s)
 
 void store_hlc_observe(struct store *s, uint64_t physical_ms)
 {
-	hlc_t t = (hlc_t)(physical_ms & 0xffffffffffffULL) << 16;
+	hlc_t t = hlc_from_ms(physical_ms);
 
 	if (t > s->hlc) {
 		s->hlc = t;
@@ -622,7 +622,7 @@ uint64_t store_hlc_physical_ms(const struct store *s)
 
 void store_hlc_rewind(struct store *s, uint64_t physical_ms)
 {
-	s->hlc = (hlc_t)(physical_ms & 0xffffffffffffULL) << 16;
+	s->hlc = hlc_from_ms(physical_ms);
 	s->hlc_dirty = 1;
 }
 
@@ -655,6 +655,57 @@ void store_rollback(struct store *s)
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	s->hlc_dirty = 0;
+}
+
+/* ---- meta ---------------------------------------------------------- */
+
+/* Statement slots 24 and 25 (store.h: the cache's slots are shared). */
+enum { SLOT_META_GET = 24, SLOT_META_PUT };
+
+int store_meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
+                    struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = store_stmt(s, SLOT_META_GET, "SELECT value FROM meta WHERE key = ?1", &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*ret_found = 0;
+	if (rc == SQLITE_ROW) {
+		int len = sqlite3_column_bytes(st, 0);
+
+		if (len < 0 || (size_t)len >= cap) {
+			r = fs_error_set(err, -FS_ECORRUPT, "read enrolment in %s: %s too long",
+			                 store_path(s), key);
+		} else {
+			memcpy(out, sqlite3_column_text(st, 0), (size_t)len);
+			out[len] = '\0';
+			*ret_found = 1;
+		}
+	} else if (rc != SQLITE_DONE) {
+		r = store_fail(s, "read enrolment in", err);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_meta_put(struct store *s, const char *key, const char *value, struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_stmt(s, SLOT_META_PUT, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+	               &st, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, "save enrolment in", err);
+	sqlite3_reset(st);
+	return r;
 }
 
 /* ---- statement cache -------------------------------------------------- */

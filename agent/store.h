@@ -108,6 +108,16 @@ int store_fail(struct store *s, const char *what, struct fs_error *err);
 extern const char store_schema_sql[];
 int store_setup_connection(sqlite3 *db, int create);
 
+/* The meta table: the enrolment (agent/enroll.h), HQ's latest checkpoint
+ * (agent/hqhistory.h), the clock skew (agent/push.h) and the HLC.  get:
+ * *ret_found 0 when absent; a value that does not fit cap is
+ * -FS_ECORRUPT.  put: insert or replace; the caller holds the transaction
+ * if it needs one. */
+int store_meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
+                   struct fs_error *err) FS_WUR;
+int store_meta_put(struct store *s, const char *key, const char *value,
+                   struct fs_error *err) FS_WUR;
+
 /* PRAGMA integrity_check, and every live record has outbox changes and
  * every outbox change a record.  -FS_ECORRUPT with the first problem. */
 int store_check(struct store *s, struct fs_error *err) FS_WUR;

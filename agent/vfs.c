@@ -225,17 +225,10 @@ static int frame_header(struct fsfile *f, sqlite3_int64 frame_off, uint8_t hdr[W
 static void wal_checksum(int big_endian, const uint8_t *p, size_t len, uint32_t sum[2])
 {
 	for (size_t i = 0; i + 8 <= len; i += 8) {
-		uint32_t x0, x1;
+		uint32_t x0 = (uint32_t)(big_endian ? bytes_get_be(p + i, 4) : bytes_get_le(p + i, 4));
+		uint32_t x1 = (uint32_t)(big_endian ? bytes_get_be(p + i + 4, 4)
+						    : bytes_get_le(p + i + 4, 4));
 
-		if (big_endian) {
-			x0 = (uint32_t)bytes_get_be(p + i, 4);
-			x1 = (uint32_t)bytes_get_be(p + i + 4, 4);
-		} else {
-			x0 = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
-			     (uint32_t)p[i + 3] << 24;
-			x1 = (uint32_t)p[i + 4] | (uint32_t)p[i + 5] << 8 | (uint32_t)p[i + 6] << 16 |
-			     (uint32_t)p[i + 7] << 24;
-		}
 		sum[0] += x0 + sum[1];
 		sum[1] += x1 + sum[0];
 	}

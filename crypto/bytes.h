@@ -25,4 +25,13 @@ static inline uint64_t bytes_get_be(const uint8_t *p, int n)
 	return v;
 }
 
+static inline uint64_t bytes_get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
 #endif

@@ -122,6 +122,13 @@ static int load_leaves(sqlite3 *db, int check, merkle_hash **ret, uint64_t *ret_
 					 (unsigned long long)n + 1);
 			goto out;
 		}
+		/* Signing and proofs use the leaf stored with each entry; only
+		 * verify, which must not trust it, hashes every entry again
+		 * (the consistency endpoint is public). */
+		if (!check && stored && sqlite3_column_bytes(st, 5) == MERKLE_HASH_BYTES) {
+			memcpy(v[n++], stored, MERKLE_HASH_BYTES);
+			continue;
+		}
 		audit_leaf(id, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
 			   (const char *)sqlite3_column_text(st, 3),
 			   (const char *)sqlite3_column_text(st, 4), v[n]);

@@ -165,13 +165,14 @@ static int parse_request(const char *json, size_t len, struct enroll_req *req,
 struct token_row {
 	char team[HQENROLL_MAX_NAME + 1];
 	char municipality[HQENROLL_MAX_NAME + 1];
+	int same_keys; /* spent: the device enrolled with the keys asked with */
 };
 
 /* The token's row: 1 with row filled when it is unused and unexpired, 2
  * when it was spent by device (which then gets its answer again), 0 when
  * it is neither; < 0 on error. */
-static int token_lookup(sqlite3 *db, const char *hash_hex, const char *device, uint64_t now_ms,
-			struct token_row *row, struct fs_error *err)
+static int token_lookup(sqlite3 *db, const char *hash_hex, const struct enroll_req *req,
+			uint64_t now_ms, struct token_row *row, struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -179,41 +180,27 @@ static int token_lookup(sqlite3 *db, const char *hash_hex, const char *device, u
 	/* A spent token still answers the device that spent it, while that
 	 * device is active: an enrolment whose answer was lost on the way
 	 * can be retried with the same token. */
-	if ((r = hqdb_prepare(db, "SELECT t.team, t.municipality, t.used_at IS NOT NULL FROM tokens t "
+	if ((r = hqdb_prepare(db, "SELECT t.team, t.municipality, t.used_at IS NOT NULL, "
+				  "coalesce(d.sign_pk = ?4 AND d.box_pk = ?5, 0) FROM tokens t "
 				  "LEFT JOIN devices d ON d.id = t.device "
 				  "WHERE t.secret_hash = ?1 AND ((t.used_at IS NULL AND t.expires_at > ?2) "
 				  "OR (t.device = ?3 AND d.state = 'active'))", &st, err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
-	sqlite3_bind_text(st, 3, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, req->device, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, req->sign_pk, sizeof(req->sign_pk), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, req->box_pk, sizeof(req->box_pk), SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		snprintf(row->team, sizeof(row->team), "%s", (const char *)sqlite3_column_text(st, 0));
 		snprintf(row->municipality, sizeof(row->municipality), "%s",
 			 (const char *)sqlite3_column_text(st, 1));
+		row->same_keys = sqlite3_column_int(st, 3);
 		r = sqlite3_column_int(st, 2) ? 2 : 1;
 	} else {
 		r = rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up token", err);
 	}
-	sqlite3_finalize(st);
-	return r;
-}
-
-/* The keys a device enrolled with are the ones it asks with now. */
-static int same_keys(sqlite3 *db, const struct enroll_req *req, struct fs_error *err)
-{
-	sqlite3_stmt *st = NULL;
-	int r, rc;
-
-	if ((r = hqdb_prepare(db, "SELECT 1 FROM devices WHERE id = ?1 AND sign_pk = ?2 "
-				  "AND box_pk = ?3", &st, err)) < 0)
-		return r;
-	sqlite3_bind_text(st, 1, req->device, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, req->sign_pk, sizeof(req->sign_pk), SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, req->box_pk, sizeof(req->box_pk), SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up device", err);
 	sqlite3_finalize(st);
 	return r;
 }
@@ -297,7 +284,7 @@ static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct en
 
 	token_secret_hash(req->token.secret, h);
 	sodium_bin2hex(hash_hex, sizeof(hash_hex), h, sizeof(h));
-	if ((r = token_lookup(db, hash_hex, req->device, now_ms, &row, err)) < 0)
+	if ((r = token_lookup(db, hash_hex, req, now_ms, &row, err)) < 0)
 		return r;
 	if (r == 0)
 		return refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
@@ -311,9 +298,7 @@ static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct en
 	if (repeat) {
 		/* The same device, proving the same token again: its answer
 		 * was lost.  Nothing changes but the audit log. */
-		if ((r = same_keys(db, req, err)) < 0)
-			return r;
-		if (r == 0)
+		if (!row.same_keys)
 			return refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
 		snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\",\"repeat\":true}", hash_hex);
 		if ((r = hqdb_event(db, now_ms, "enroll", req->device, detail, err)) < 0)

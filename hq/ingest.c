@@ -281,22 +281,30 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
 	return 0;
 }
 
-/* The detail of a push entry, with the device's clock skew when it is
- * over the bound: the audit shows which device's clock was wrong, by how
- * much, at which push. */
-static void push_detail(char *out, size_t cap, const struct ingest_result *res, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void push_detail(char *out, size_t cap, const struct ingest_result *res, const char *fmt, ...)
+/* Append the "push" audit entry for res.  fmt and the arguments give the
+ * members of its detail object, without braces; the device's clock skew
+ * is added when it is over the bound, so the audit shows which device's
+ * clock was wrong, by how much, at which push. */
+static int push_event(sqlite3 *db, uint64_t now_ms, const struct ingest_result *res,
+		      struct fs_error *err, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int push_event(sqlite3 *db, uint64_t now_ms, const struct ingest_result *res,
+		      struct fs_error *err, const char *fmt, ...)
 {
+	char detail[256];
 	va_list ap;
-	size_t n;
+	int n;
 
+	detail[0] = '{';
 	va_start(ap, fmt);
-	n = (size_t)vsnprintf(out, cap, fmt, ap);
+	n = 1 + vsnprintf(detail + 1, sizeof(detail) - 1, fmt, ap);
 	va_end(ap);
-	if (!res->skewed || n < 1 || n >= cap)
-		return;
-	snprintf(out + n - 1, cap - n + 1, ",\"clock_skew_ms\":%lld}", (long long)res->clock_skew_ms);
+	if (n < (int)sizeof(detail) && res->skewed)
+		n += snprintf(detail + n, sizeof(detail) - (size_t)n, ",\"clock_skew_ms\":%lld",
+			      (long long)res->clock_skew_ms);
+	if (n + 1 >= (int)sizeof(detail))
+		return fs_error_set(err, -FS_ELIMIT, "audit push entry: detail too long");
+	memcpy(detail + n, "}", 2);
+	return hqdb_event(db, now_ms, "push", res->device[0] ? res->device : NULL, detail, err);
 }
 
 /* ---- per-change validation --------------------------------------------- */
@@ -554,7 +562,6 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 {
 	sqlite3 *db = run->ctx->db;
 	sqlite3_stmt *st = NULL;
-	char detail[256];
 	int r;
 
 	if ((r = hqdb_prepare(db, "INSERT INTO changesets(device, seq, hash, body, receipt, "
@@ -579,12 +586,11 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	sqlite3_finalize(st);
 	if (r < 0)
 		return r;
-	push_detail(detail, sizeof(detail), ret,
-		    "{\"result\":\"accepted\",\"seq\":%llu,\"hash\":\"%s\",\"changes\":%u,"
-		    "\"merged\":%u,\"quarantined\":%d}",
-		    (unsigned long long)h->seq, hash, h->count, ret->merged,
-		    cJSON_GetArraySize(ret->quarantined));
-	return hqdb_event(db, run->now_ms, "push", run->device, detail, run->err);
+	return push_event(db, run->now_ms, ret, run->err,
+			  "\"result\":\"accepted\",\"seq\":%llu,\"hash\":\"%s\",\"changes\":%u,"
+			  "\"merged\":%u,\"quarantined\":%d",
+			  (unsigned long long)h->seq, hash, h->count, ret->merged,
+			  cJSON_GetArraySize(ret->quarantined));
 }
 
 /* The time HLC stamps are measured against for quarantine: HQ's clock,
@@ -660,23 +666,16 @@ out:
 static int log_rejection(const struct ingest_ctx *ctx, const struct ingest_result *res,
 			 uint64_t now_ms, struct fs_error *err)
 {
-	char detail[192];
-
-	push_detail(detail, sizeof(detail), res,
-		    "{\"result\":\"rejected\",\"seq\":%llu,\"status\":%d,\"error\":\"%s\"}",
-		    (unsigned long long)res->seq, res->status, res->error);
-	return hqdb_event(ctx->db, now_ms, "push", res->device[0] ? res->device : NULL,
-			  detail, err);
+	return push_event(ctx->db, now_ms, res, err,
+			  "\"result\":\"rejected\",\"seq\":%llu,\"status\":%d,\"error\":\"%s\"",
+			  (unsigned long long)res->seq, res->status, res->error);
 }
 
 static int log_duplicate(const struct ingest_ctx *ctx, const struct ingest_result *res,
 			 uint64_t now_ms, struct fs_error *err)
 {
-	char detail[128];
-
-	push_detail(detail, sizeof(detail), res, "{\"result\":\"duplicate\",\"seq\":%llu}",
-		    (unsigned long long)res->seq);
-	return hqdb_event(ctx->db, now_ms, "push", res->device, detail, err);
+	return push_event(ctx->db, now_ms, res, err, "\"result\":\"duplicate\",\"seq\":%llu",
+			  (unsigned long long)res->seq);
 }
 
 /* The checks and the merge, inside the transaction. */

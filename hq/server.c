@@ -180,24 +180,37 @@ static enum MHD_Result do_health(struct MHD_Connection *conn)
 	return send_json(conn, MHD_HTTP_OK, o, NULL);
 }
 
-/* The device's clock from the Fieldsync-Time header (Unix ms), or 0 when
- * absent or not a plain decimal number in the 48-bit HLC range. */
-static uint64_t device_time(struct MHD_Connection *conn)
+/* Header name as a plain decimal number (digits only) into *ret; -1 when
+ * absent or anything else. */
+static int header_u64(struct MHD_Connection *conn, const char *name, uint64_t *ret)
 {
-	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Fieldsync-Time");
-	unsigned long long ms;
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+	unsigned long long n;
 	char *end;
 
 	if (!v || *v < '0' || *v > '9')
-		return 0;
+		return -1;
 	errno = 0;
-	ms = strtoull(v, &end, 10);
-	return errno || *end || ms >= (1ULL << 48) ? 0 : (uint64_t)ms;
+	n = strtoull(v, &end, 10);
+	if (errno || *end)
+		return -1;
+	*ret = n;
+	return 0;
 }
 
-/* 200 body: {"receipt", "seq", "merged", "quarantined"}; consumes nothing. */
-/* hq_time: HQ's clock when the request's headers arrived, so that a slow
- * upload is not measured as clock skew. */
+/* The device's clock from the Fieldsync-Time header (Unix ms), or 0 when
+ * absent or outside the 48-bit HLC range. */
+static uint64_t device_time(struct MHD_Connection *conn)
+{
+	uint64_t ms;
+
+	return header_u64(conn, "Fieldsync-Time", &ms) < 0 || ms >= (1ULL << 48) ? 0 : ms;
+}
+
+/* 200 body: {"receipt", "seq", "merged", "quarantined", "hq_time" and,
+ * when skewed, "clock_skew_ms"}; moves res->quarantined into it.  hq_time
+ * is HQ's clock when the request's headers arrived, so that a slow upload
+ * is not measured as clock skew. */
 static cJSON *changeset_answer(struct ingest_result *res, uint64_t hq_time)
 {
 	size_t n = sodium_base64_ENCODED_LEN(res->receipt_len, sodium_base64_VARIANT_ORIGINAL);
@@ -418,20 +431,6 @@ static int route(struct MHD_Connection *conn, const char *url, const char *metho
 	return -1;
 }
 
-/* The declared length, when there is one and it is a number. */
-static int content_length(struct MHD_Connection *conn, uint64_t *ret)
-{
-	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						    MHD_HTTP_HEADER_CONTENT_LENGTH);
-	char *end;
-
-	if (!v || !*v)
-		return -1;
-	errno = 0;
-	*ret = strtoull(v, &end, 10);
-	return errno || *end || *v == '-' ? -1 : 0;
-}
-
 static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn, const char *url,
 				  const char *method, void **con_cls)
 {
@@ -461,7 +460,7 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY ? SERVER_ENROLL_MAX
 								    : CHANGESET_MAX_BYTES;
 	/* Refused before a byte of the body is read. */
-	if (content_length(conn, &declared) == 0 && declared > rq->limit)
+	if (header_u64(conn, MHD_HTTP_HEADER_CONTENT_LENGTH, &declared) == 0 && declared > rq->limit)
 		return send_too_large(conn, rq);
 	return MHD_YES;
 }

@@ -25,7 +25,7 @@ uint64_t hlc_mono_ms(void)
 hlc_t hlc_next(hlc_t last, uint64_t wall_ms)
 {
 	/* Physical part is 48 bits: good until the year 10889. */
-	hlc_t now = (wall_ms & 0xffffffffffffULL) << 16;
+	hlc_t now = hlc_from_ms(wall_ms);
 
 	/* last + 1 overflows the counter into the physical part, which just
 	 * runs our clock one millisecond ahead: order is what matters. */

@@ -30,6 +30,13 @@ static inline uint64_t hlc_physical_ms(hlc_t t)
 	return t >> 16;
 }
 
+/* The timestamp at the start of millisecond ms (counter 0); the physical
+ * part keeps 48 bits. */
+static inline hlc_t hlc_from_ms(uint64_t ms)
+{
+	return (ms & 0xffffffffffffULL) << 16;
+}
+
 /* Milliseconds since the epoch from CLOCK_REALTIME. */
 uint64_t hlc_wall_ms(void);
 /* Milliseconds of CLOCK_MONOTONIC: for durations and timers, never
