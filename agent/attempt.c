@@ -1,6 +1,10 @@
-/* attempt.c - pack, push, log. */
+/* attempt.c - pack one set ahead of the push, push, log.
+ *
+ * Sections: progress; delivering; the attempt.
+ */
 #include "agent/attempt.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "agent/enroll.h"
@@ -8,20 +12,119 @@
 #include "agent/synclog.h"
 #include "sync/hlc.h"
 
+/* Sets at most this large while the disk is full: each step of the
+ * delivery then needs only a little room. */
+#define ATTEMPT_TIGHT_CHANGES 100
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* Sets are packed as the push needs them, so the total is an estimate
+ * made at the start: sets already packed plus those the outbox will fill. */
+struct progress {
+	push_progress_fn fn;
+	void *ctx;
+	unsigned long long before, total;
+};
+
+static void progress_step(unsigned long long done, unsigned long long total, void *ctx)
+{
+	struct progress *p = ctx;
+
+	(void)total;
+	if (p->before + done > p->total)
+		p->total = p->before + done;
+	p->fn(p->before + done, p->total, p->ctx);
+}
+
+/* ---- delivering ------------------------------------------------------------ */
+
+struct delivery {
+	struct store *s;
+	const struct enrolment *en;
+	const struct attempt_options *opt;
+	struct push_transport *t;
+	struct progress progress;
+	int tight; /* the room kept on disk is ours: small sets, drop what HQ holds */
+};
+
+/* Give the WAL's room back to the disk.  Best effort: busy (a reader on
+ * another connection) or a failure only means the WAL stays until the
+ * next checkpoint, and every set it logged is already durable. */
+static void checkpoint(struct store *s)
+{
+	struct fs_error ignored;
+
+	if (store_checkpoint(s, &ignored) < 0)
+		return;
+}
+
+static int transport(struct delivery *d, struct attempt_result *res)
+{
+	int r;
+
+	if (d->t)
+		return 0;
+	if ((r = push_transport_curl_new(&d->t, &res->err)) < 0)
+		return r;
+	if (d->opt->cancel)
+		push_transport_curl_cancel_on(d->t, d->opt->cancel);
+	push_transport_curl_timeouts(d->t, d->opt->connect_timeout_s, d->opt->stall_timeout_s);
+	res->pushed = 1;
+	return 0;
+}
+
+/* Push what is packed; then pack one more set and push it, until the
+ * outbox is empty.  While HQ is away this leaves at most one set packed:
+ * pending changes are stored once, in the outbox. */
+static int deliver(struct delivery *d, struct attempt_result *res)
+{
+	size_t max = d->opt->max_changes;
+	unsigned long long pending, before;
+	int r, made;
+
+	if (d->tight && (max == 0 || max > ATTEMPT_TIGHT_CHANGES))
+		max = ATTEMPT_TIGHT_CHANGES;
+	for (;;) {
+		if ((r = push_count(d->s, &pending, NULL, &res->err)) < 0)
+			return r;
+		if (pending == 0) {
+			if ((r = pack_next(d->s, d->en->hq_box_pk, max, 0, &made, &res->err)) < 0)
+				return r;
+			if (!made)
+				return 0;
+			res->packed++;
+		}
+		if ((r = transport(d, res)) < 0)
+			return r;
+		before = res->stats.sets;
+		d->progress.before = before;
+		r = push_pending(d->s, &d->en->target, d->t, d->progress.fn ? progress_step : NULL,
+		                 &d->progress, &res->stats, &res->err);
+		if (r < 0)
+			return r;
+		/* The bodies HQ signed for pay for the next set's. */
+		if (d->tight && res->stats.sets > before) {
+			if ((r = push_drop_acked(d->s, &res->err)) < 0)
+				return r;
+			checkpoint(d->s);
+		}
+	}
+}
+
+/* ---- the attempt ------------------------------------------------------------- */
+
 int attempt_run(struct store *s, const struct attempt_options *opt, push_progress_fn progress,
 		void *ctx, struct attempt_result *res)
 {
 	static const struct attempt_options defaults;
-	struct push_transport *t = NULL;
 	struct fs_error logerr = {0};
 	struct synclog_entry e = {.event = "push"};
-	unsigned long long pending = 0;
+	unsigned long long pending = 0, unpacked = 0, per;
+	struct delivery d = {.s = s, .opt = opt ? opt : &defaults};
 	struct enrolment en;
 	uint64_t t0 = hlc_mono_ms();
 	int r;
 
-	if (!opt)
-		opt = &defaults;
 	memset(res, 0, sizeof(*res));
 	res->started_ms = store_wall_ms(s);
 	if ((r = enroll_load(s, &en, &res->err)) < 0) {
@@ -30,22 +133,36 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 					 "TOKEN)");
 		return r; /* nothing to log: there is no HQ to talk to */
 	}
-	if ((r = pack_outbox(s, en.hq_box_pk, opt->max_changes, 0, &res->packed, &res->err)) < 0 ||
-	    (r = push_count(s, &pending, NULL, &res->err)) < 0)
+	d.en = &en;
+	if ((r = push_count(s, &pending, NULL, &res->err)) < 0 ||
+	    (r = pack_unpacked(s, &unpacked, &res->err)) < 0)
 		goto log;
 	/* Nothing to send is not an attempt: the agent checks after every
 	 * network event, and the log would fill with empty rows. */
-	if (pending == 0)
+	if (pending == 0 && unpacked == 0)
 		return 0;
-	if ((r = push_transport_curl_new(&t, &res->err)) < 0)
-		goto log;
-	if (opt->cancel)
-		push_transport_curl_cancel_on(t, opt->cancel);
-	push_transport_curl_timeouts(t, opt->connect_timeout_s, opt->stall_timeout_s);
-	res->pushed = 1;
-	r = push_pending(s, &en.target, t, progress, ctx, &res->stats, &res->err);
+	per = d.opt->max_changes ? d.opt->max_changes : PACK_DEFAULT_CHANGES;
+	d.progress = (struct progress){.fn = progress, .ctx = ctx,
+	                               .total = pending + (unpacked + per - 1) / per};
+	r = deliver(&d, res);
+	if (r == -ENOSPC) {
+		/* The disk is full: what was recorded must still go out.  The
+		 * room kept for this is ours until the attempt ends; a set HQ
+		 * acknowledged but whose receipt did not fit is acknowledged
+		 * again. */
+		struct fs_error full = res->err;
+
+		if (store_room_take(s, &res->err) < 0) {
+			res->err = full;
+		} else {
+			d.tight = 1;
+			r = deliver(&d, res);
+		}
+	}
+	if (res->stats.sets > 0)
+		checkpoint(s);
 log:
-	push_transport_free(t);
+	push_transport_free(d.t);
 	res->duration_ms = hlc_mono_ms() - t0;
 	e.at_ms = res->started_ms;
 	e.duration_ms = res->duration_ms;
@@ -60,5 +177,7 @@ log:
 		res->err = logerr;
 		r = logerr.code;
 	}
+	if (d.tight)
+		store_room_give_back(s);
 	return r;
 }

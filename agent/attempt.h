@@ -1,12 +1,22 @@
 /* attempt.h - one sync attempt: pack pending changes, push them, log it.
  *
  * The same steps whether the agent runs them in its push thread or
- * `fieldsync sync` runs them in the foreground: pack the outbox into
- * change sets (agent/pack.h), send every set without a receipt
- * (agent/push.h), and write one row to the sync log (agent/synclog.h)
- * with the outcome.  Killed at any point, the next attempt resumes:
- * packing and each receipt are transactions, and HQ answers a set it
- * already has with its stored receipt.
+ * `fieldsync sync` runs them in the foreground: send every set without a
+ * receipt (agent/push.h), then pack the next set from the outbox
+ * (agent/pack.h) and send it, until the outbox is empty; then checkpoint
+ * the WAL and write one row to the sync log (agent/synclog.h) with the
+ * outcome.  Packing one set ahead of the push means that while HQ is
+ * unreachable at most one set is packed and pending changes are stored
+ * once.  Killed at any point, the next attempt resumes: packing and each
+ * receipt are transactions, and HQ answers a set it already has with its
+ * stored receipt.
+ *
+ * A full disk (-ENOSPC) on the way takes the room the store keeps for
+ * delivery (store_room_take(), agent/ballast.h) and tries again with sets
+ * of at most 100 changes, dropping the bodies of acknowledged sets
+ * (push_drop_acked()) and checkpointing after each, so that each step
+ * needs only a little room; the room is given back when the attempt
+ * ends, as far as the disk allows.
  *
  * Not thread-safe per store; the agent gives its push thread its own
  * store connection (store_reopen).
@@ -28,7 +38,7 @@ struct attempt_options {
 
 struct attempt_result {
 	struct push_stats stats;      /* what HQ acknowledged */
-	unsigned long long packed;    /* changes packed into new sets */
+	unsigned long long packed;    /* sets packed */
 	int pushed;                   /* got as far as talking to HQ */
 	uint64_t started_ms;          /* wall clock, Unix ms */
 	uint64_t duration_ms;         /* monotonic */

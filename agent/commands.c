@@ -27,6 +27,7 @@
 #include "agent/store.h"
 #include "agent/synclog.h"
 #include "agent/attempt.h"
+#include "agent/ballast.h"
 #include "sync/ini.h"
 #include "crypto/secmem.h"
 #include "sync/changeset.h"
@@ -229,7 +230,9 @@ static int open_store(const struct cli *c, struct store **ret, struct fs_error *
 			err);
 	if (r < 0)
 		return r;
-	r = store_open(c->cfg.data_dir, secret, NULL, ret, err);
+	r = store_open(c->cfg.data_dir, secret, &(struct store_options){
+			       .ballast_bytes = (uint64_t)c->cfg.disk_reserve_mib << 20},
+		       ret, err);
 	keystore_secret_free(secret);
 	return r;
 }
@@ -485,7 +488,7 @@ static void print_record_long(FILE *out, const struct form *f, const cJSON *rec)
 static int write_record(struct cli *c, struct store *s, const struct form *f, const char *verb, const char *id,
 			const cJSON *fields, char new_id[UUID_TEXT_LEN + 1], struct fs_error *err)
 {
-	int r = store_begin(s, err);
+	int r = store_begin_local(s, err);
 
 	if (r < 0)
 		return r;
@@ -1001,6 +1004,56 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 	return 0;
 }
 
+static void print_bytes(char *out, size_t cap, uint64_t n)
+{
+	if (n >= 10u << 20)
+		snprintf(out, cap, "%llu MiB", (unsigned long long)(n >> 20));
+	else if (n >= 1u << 20)
+		snprintf(out, cap, "%.1f MiB", (double)n / (1u << 20));
+	else
+		snprintf(out, cap, "%llu KiB", (unsigned long long)(n >> 10));
+}
+
+/* The data directory's disk and the room kept on it for delivery. */
+static int status_disk(struct cli *c, struct store *s, cJSON *o, int json, struct fs_error *err)
+{
+	struct ballast_state b;
+	char free_text[32], target_text[32], held_text[32];
+	int full;
+
+	if (store_room_state(s, &b, err) < 0) {
+		/* Not worth failing status for: say what is known. */
+		if (!json)
+			fprintf(c->out, "disk        unknown: %s\n", err->msg);
+		memset(err, 0, sizeof(*err));
+		return 0;
+	}
+	full = b.in_use || b.held < b.target;
+	if (!cJSON_AddNumberToObject(o, "disk_free_bytes", (double)b.disk_free) ||
+	    !cJSON_AddNumberToObject(o, "disk_reserve_bytes", (double)b.target) ||
+	    !cJSON_AddNumberToObject(o, "disk_reserve_held_bytes", (double)b.held) ||
+	    !cJSON_AddBoolToObject(o, "disk_reserve_in_use", b.in_use) ||
+	    !cJSON_AddBoolToObject(o, "disk_full", full))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (json)
+		return 0;
+	print_bytes(free_text, sizeof(free_text), b.disk_free);
+	print_bytes(target_text, sizeof(target_text), b.target);
+	print_bytes(held_text, sizeof(held_text), b.held);
+	if (b.in_use)
+		fprintf(c->out, "disk        full: the %s kept for sending to HQ is in use now; "
+				"new records are refused until there is space\n",
+			target_text);
+	else if (full)
+		fprintf(c->out, "disk        full: %s free, %s of the %s kept for sending to HQ "
+				"held; new records are refused: free some space\n",
+			free_text, held_text, target_text);
+	else
+		fprintf(c->out, "disk        %s free, and %s kept for sending to HQ\n", free_text,
+			target_text);
+	return 0;
+}
+
 /* --verify-hq: HQ's history against the checkpoint this device holds. */
 static int status_verify_hq(struct cli *c, struct store *s, cJSON *o, int json,
 			    struct fs_error *err)
@@ -1139,7 +1192,8 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 			fprintf(c->out, "%-13s %lld records, %lld deleted, %lld changes pending\n",
 				collections[i], st.live, st.deleted, st.pending);
 	}
-	if ((r = status_sync(c, s, o, json, &err)) < 0)
+	if ((r = status_sync(c, s, o, json, &err)) < 0 ||
+	    (r = status_disk(c, s, o, json, &err)) < 0)
 		goto out;
 	status_agent(c, json, o);
 	if (verify && (r = status_verify_hq(c, s, o, json, &err)) < 0)

@@ -15,6 +15,7 @@ int config_load(const char *path, struct agent_config *cfg, struct fs_error *err
 		{"store", "passphrase_file", &cfg->passphrase_file, NULL, 0},
 		{"store", "key_file", &cfg->key_file, NULL, 0},
 		{"store", "kdf_profile", &cfg->kdf_profile, NULL, 0},
+		{"store", "disk_reserve_mib", NULL, &cfg->disk_reserve_mib, 4096},
 		{"forms", "dir", &cfg->forms_dir, NULL, 0},
 		{"agent", "socket", &cfg->socket, NULL, 0},
 		{"agent", "socket_group", &cfg->socket_group, NULL, 0},

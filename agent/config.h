@@ -7,6 +7,10 @@
  *   [store] key_file         key file made by `fieldsync keygen`
  *   [store] kdf_profile      interactive | moderate | sensitive, used when
  *                            a passphrase wraps a new key (default moderate)
+ *   [store] disk_reserve_mib room kept on the data directory's disk so that
+ *                            what was recorded can be delivered when the
+ *                            disk is full, MiB (default 8, at most 1/8 of
+ *                            the file system; agent/ballast.h)
  *   [forms] dir              directory of <collection>.json definitions
  *   [agent] socket           control socket (default /run/fieldsync/agent.sock)
  *   [agent] socket_group     group allowed to use it (default fieldsync, when
@@ -45,6 +49,7 @@ struct agent_config {
 	char *socket;
 	char *socket_group;
 	char *wipe_on_revoke;   /* "yes" or "no" (NULL: no) */
+	unsigned disk_reserve_mib; /* 0: not set, BALLAST_DEFAULT_BYTES */
 	unsigned push_delay_ms; /* 0 in the struct: not set, use the default */
 	unsigned retry_min;
 	unsigned retry_max;

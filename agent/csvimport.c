@@ -204,7 +204,7 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 		goto out;
 	}
 	parser = 1;
-	if ((r = store_begin(s, err)) < 0)
+	if ((r = store_begin_local(s, err)) < 0)
 		goto out;
 	began = 1;
 	while (!im.fatal && im.errors < CSVIMPORT_MAX_ERRORS && (n = getline(&line, &cap, fp)) > 0) {

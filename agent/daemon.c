@@ -376,7 +376,8 @@ static void schedule(struct agent *a, uint64_t delay_ms)
 static int unlock_with(struct agent *a, const struct keystore_secret *secret,
 		       struct fs_error *err)
 {
-	int r = store_open(a->c->cfg.data_dir, secret, NULL, &a->store, err);
+	struct store_options opt = {.ballast_bytes = (uint64_t)a->c->cfg.disk_reserve_mib << 20};
+	int r = store_open(a->c->cfg.data_dir, secret, &opt, &a->store, err);
 
 	if (r < 0)
 		return r;

@@ -11,12 +11,14 @@
 
 #include "sync/changeset.h"
 
-/* Statement slots in the store's cache (0-1 store.c, 2-15 records.c). */
+/* Statement slots in the store's cache (0-1 store.c, 2-15 records.c,
+ * 20-23 and 29 push.c, 24-28 store.c and synclog.c, 31 push.c). */
 enum {
 	SLOT_LAST_SET = 16,
 	SLOT_UNPACKED,
 	SLOT_INSERT_SET,
 	SLOT_MARK_PACKED,
+	SLOT_COUNT_UNPACKED = 30,
 };
 
 /* Per change, what the payload spends beyond the strings themselves:
@@ -254,39 +256,91 @@ out:
 
 /* ---- the loop ------------------------------------------------------------ */
 
-int pack_outbox(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
-                size_t max_changes, size_t max_bytes, unsigned long long *ret_sets_made,
-                struct fs_error *err)
-{
-	unsigned long long made = 0;
-	struct change *changes = NULL;
-	long long *rows = NULL;
-	int r = 0, more = 1;
+/* The buffers pack_one() fills: a set's changes and their outbox rows. */
+struct pack_buffers {
+	struct change *changes;
+	long long *rows;
+	size_t max_changes, max_bytes;
+};
 
+static int buffers_new(struct store *s, size_t max_changes, size_t max_bytes,
+                       struct pack_buffers *b, struct fs_error *err)
+{
 	if (!sqlite3_get_autocommit(store_db(s)))
 		return fs_error_set(err, -FS_EUSAGE, "pack outbox: called inside a transaction");
 	if (max_changes == 0)
 		max_changes = PACK_DEFAULT_CHANGES;
 	if (max_changes > CHANGESET_MAX_CHANGES)
 		max_changes = CHANGESET_MAX_CHANGES;
-	if (max_bytes == 0)
-		max_bytes = PACK_DEFAULT_BYTES;
-	changes = calloc(max_changes, sizeof(*changes));
-	rows = calloc(max_changes, sizeof(*rows));
-	if (!changes || !rows) {
-		r = fs_error_set(err, -ENOMEM, "pack outbox: out of memory");
-		goto out;
+	b->max_changes = max_changes;
+	b->max_bytes = max_bytes ? max_bytes : PACK_DEFAULT_BYTES;
+	b->changes = calloc(max_changes, sizeof(*b->changes));
+	b->rows = calloc(max_changes, sizeof(*b->rows));
+	if (!b->changes || !b->rows) {
+		free(b->changes);
+		free(b->rows);
+		return fs_error_set(err, -ENOMEM, "pack outbox: out of memory");
 	}
+	return 0;
+}
+
+static void buffers_free(struct pack_buffers *b)
+{
+	free(b->changes);
+	free(b->rows);
+}
+
+int pack_next(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+              size_t max_changes, size_t max_bytes, int *ret_made, struct fs_error *err)
+{
+	struct pack_buffers b;
+	int r, made = 0;
+
+	if ((r = buffers_new(s, max_changes, max_bytes, &b, err)) < 0)
+		return r;
+	r = pack_one(s, hq_box_pk, b.max_changes, b.max_bytes, b.changes, b.rows, &made, err);
+	buffers_free(&b);
+	if (r == 0)
+		*ret_made = made;
+	return r;
+}
+
+int pack_outbox(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+                size_t max_changes, size_t max_bytes, unsigned long long *ret_sets_made,
+                struct fs_error *err)
+{
+	unsigned long long made = 0;
+	struct pack_buffers b;
+	int r, more = 1;
+
+	if ((r = buffers_new(s, max_changes, max_bytes, &b, err)) < 0)
+		return r;
 	while (more) {
-		if ((r = pack_one(s, hq_box_pk, max_changes, max_bytes, changes, rows, &more,
-		                  err)) < 0)
+		if ((r = pack_one(s, hq_box_pk, b.max_changes, b.max_bytes, b.changes, b.rows,
+		                  &more, err)) < 0)
 			goto out;
 		made += (unsigned long long)more;
 	}
 	if (ret_sets_made)
 		*ret_sets_made = made;
 out:
-	free(changes);
-	free(rows);
+	buffers_free(&b);
+	return r;
+}
+
+int pack_unpacked(struct store *s, unsigned long long *ret_changes, struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = store_stmt(s, SLOT_COUNT_UNPACKED, "SELECT count(*) FROM outbox WHERE changeset IS NULL",
+	               &st, err);
+	if (r < 0)
+		return r;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ret_changes = (unsigned long long)sqlite3_column_int64(st, 0);
+	else
+		r = store_fail(s, "count unpacked changes in", err);
+	sqlite3_reset(st);
 	return r;
 }

@@ -23,6 +23,7 @@ enum {
 	SLOT_HAVE_SEQ,
 	SLOT_COUNT_SETS,
 	SLOT_BACKLOG = 29, /* 24..28: enroll.c, synclog.c */
+	SLOT_DROP_ACKED = 31,
 };
 
 /* How often one push may rewind to an earlier sequence HQ asks for. */
@@ -355,7 +356,15 @@ static int next_set(struct store *s, uint64_t from, uint64_t resend_below, struc
 	if (rc == SQLITE_ROW) {
 		int len = sqlite3_column_bytes(st, 2);
 
-		if (sqlite3_column_int64(st, 0) <= 0 ||
+		if (len == 0 && sqlite3_column_int64(st, 0) > 0 &&
+		    (uint64_t)sqlite3_column_int64(st, 0) < resend_below) {
+			/* push_drop_acked() made room on a full disk. */
+			r = fs_error_set(err, -EBADMSG,
+			                 "HQ asks again for change set %lld, which it had "
+			                 "acknowledged and this device no longer holds (dropped to "
+			                 "make room on a full disk)",
+			                 (long long)sqlite3_column_int64(st, 0));
+		} else if (sqlite3_column_int64(st, 0) <= 0 ||
 		    sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES || len <= 0 ||
 		    len > CHANGESET_MAX_BYTES) {
 			r = fs_error_set(err, -FS_ECORRUPT,
@@ -777,6 +786,26 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
 			progress(done, total, ctx);
 	}
 	free(checked);
+	return r;
+}
+
+int push_drop_acked(struct store *s, struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if ((r = store_begin(s, err)) < 0)
+		return r;
+	r = store_stmt(s, SLOT_DROP_ACKED,
+	               "UPDATE outgoing SET body = x'' WHERE receipt IS NOT NULL AND length(body) > 0",
+	               &st, err);
+	if (r == 0 && sqlite3_step(st) != SQLITE_DONE)
+		r = store_fail(s, "make room in", err);
+	if (r == 0)
+		sqlite3_reset(st);
+	if (r == 0)
+		return store_commit(s, err);
+	store_rollback(s);
 	return r;
 }
 

@@ -154,6 +154,13 @@ int push_pending(struct store *s, const struct push_target *target, struct push_
                  push_progress_fn progress, void *ctx, struct push_stats *stats,
                  struct fs_error *err) FS_WUR;
 
+/* Make room on a full disk: forget the bodies of the sets HQ has
+ * acknowledged, keeping their sequence, hash and receipt (the chain and
+ * the proof of delivery).  Only should HQ lose sets it had acknowledged
+ * can they then not be sent again; push_pending() says so.  One
+ * transaction. */
+int push_drop_acked(struct store *s, struct fs_error *err) FS_WUR;
+
 /* Sets without a receipt, and sets acknowledged. */
 int push_count(struct store *s, unsigned long long *ret_pending, unsigned long long *ret_acked,
                struct fs_error *err) FS_WUR;

@@ -1,7 +1,7 @@
 /* store.c - opening, creating and checking the encrypted local store.
  *
  * Sections: paths and errors; schema; opening the database; create and
- * open; transactions and the HLC; statement cache; checks.
+ * open; transactions and the HLC; disk room; meta; statement cache; checks.
  */
 #include "agent/store.h"
 
@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "agent/ballast.h"
 #include "agent/vfs.h"
 #include "sync/dberr.h"
 #include "crypto/keyfile.h"
@@ -33,6 +34,8 @@ struct store {
 	hlc_t hlc;                                 /* last HLC, valid in a transaction */
 	int hlc_dirty;                             /* hlc must be written at commit */
 	sqlite3_stmt *stmts[STORE_STMT_SLOTS];     /* see store_stmt() */
+	struct ballast *ballast;                   /* disk room kept for delivery */
+	uint64_t ballast_bytes;                    /* its configured size */
 };
 
 /* ---- paths and errors ------------------------------------------------- */
@@ -140,6 +143,11 @@ const char store_schema_sql[] =
 
 /* ---- opening the database --------------------------------------------- */
 
+/* Bounds on the WAL's automatic checkpoint, pages: SQLite's default at
+ * most, and not so small that every commit checkpoints. */
+#define STORE_WAL_MIN_PAGES 16
+#define STORE_WAL_MAX_PAGES 1000
+
 int store_setup_connection(sqlite3 *db, int create)
 {
 	int reserve = FSVFS_RESERVE, rc;
@@ -163,6 +171,24 @@ int store_setup_connection(sqlite3 *db, int create)
 			    NULL, NULL, NULL);
 }
 
+/* Checkpoint the WAL before it holds half the disk room kept for
+ * delivery, and cut it back to that size after, so that on a full disk
+ * the ballast can always pay for the checkpoint (agent/ballast.h). */
+static int wal_bound(struct store *s)
+{
+	uint64_t pages = ballast_size(s->ballast) / 2 / FSVFS_PAGE_SIZE;
+	char sql[64];
+
+	if (pages < STORE_WAL_MIN_PAGES)
+		pages = STORE_WAL_MIN_PAGES;
+	if (pages > STORE_WAL_MAX_PAGES)
+		pages = STORE_WAL_MAX_PAGES;
+	sqlite3_wal_autocheckpoint(s->db, (int)pages);
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%llu",
+		 (unsigned long long)(pages * (FSVFS_PAGE_SIZE + 24) + 32));
+	return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+}
+
 static int db_open(struct store *s, const uint8_t *key, const uint8_t *id, int create,
 		   const struct store_options *opt, struct fs_error *err)
 {
@@ -182,7 +208,7 @@ static int db_open(struct store *s, const uint8_t *key, const uint8_t *id, int c
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, 5000);
-	if (store_setup_connection(s->db, create) != SQLITE_OK)
+	if (store_setup_connection(s->db, create) != SQLITE_OK || wal_bound(s) != SQLITE_OK)
 		return store_fail(s, create ? "create store" : "open store", err);
 	return 0;
 }
@@ -252,7 +278,9 @@ static struct store *store_new(const char *data_dir, const struct store_options 
 		return NULL;
 	}
 	s->wall_ms = opt && opt->wall_ms ? opt->wall_ms : hlc_wall_ms;
-	if (dir_file(s->path, sizeof(s->path), data_dir, "store.db", err) < 0) {
+	s->ballast_bytes = opt ? opt->ballast_bytes : 0;
+	if (dir_file(s->path, sizeof(s->path), data_dir, "store.db", err) < 0 ||
+	    ballast_new(data_dir, s->ballast_bytes, &s->ballast, err) < 0) {
 		free(s);
 		return NULL;
 	}
@@ -447,7 +475,7 @@ out:
 
 int store_reopen(const struct store *from, struct store **ret_store, struct fs_error *err)
 {
-	struct store_options opt = {.wall_ms = from->wall_ms};
+	struct store_options opt = {.wall_ms = from->wall_ms, .ballast_bytes = from->ballast_bytes};
 	struct store *s;
 	int r;
 
@@ -488,6 +516,7 @@ struct store *store_close(struct store *s)
 	fsvfs_destroy(s->vfs);
 	identity_free(s->ident);
 	secmem_free(s->key);
+	ballast_free(s->ballast);
 	free(s);
 	return NULL;
 }
@@ -655,6 +684,43 @@ void store_rollback(struct store *s)
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	s->hlc_dirty = 0;
+}
+
+/* ---- disk room -------------------------------------------------------- */
+
+int store_begin_local(struct store *s, struct fs_error *err)
+{
+	int r = ballast_hold(s->ballast, err);
+
+	return r < 0 ? r : store_begin(s, err);
+}
+
+int store_room_take(struct store *s, struct fs_error *err)
+{
+	return ballast_drop(s->ballast, err);
+}
+
+void store_room_give_back(struct store *s)
+{
+	ballast_restore(s->ballast);
+}
+
+int store_room_state(struct store *s, struct ballast_state *ret, struct fs_error *err)
+{
+	return ballast_state(s->ballast, ret, err);
+}
+
+int store_checkpoint(struct store *s, struct fs_error *err)
+{
+	int rc;
+
+	if (!sqlite3_get_autocommit(s->db))
+		return fs_error_set(err, -FS_EUSAGE, "checkpoint %s: inside a transaction", s->path);
+	fsvfs_clear_fault(s->vfs);
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	if (rc == SQLITE_OK)
+		return 0;
+	return store_fail(s, "checkpoint", err);
 }
 
 /* ---- meta ---------------------------------------------------------- */

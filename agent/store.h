@@ -6,6 +6,8 @@
  *   device.key  the device identity, sealed under the data key, mode 0600
  *   store.db    SQLite database, every page encrypted (vfs.h), with its
  *               -wal and -shm while open
+ *   store.ballast  zeros: disk room kept so that what was recorded can
+ *               still be delivered on a full disk (ballast.h)
  *
  * The database runs with journal_mode=WAL, synchronous=FULL,
  * temp_store=MEMORY and mmap_size=0; page size and reserved bytes are
@@ -32,6 +34,8 @@ struct store;
 struct store_options {
 	sqlite3_vfs *under_vfs;     /* VFS below the encryption (NULL: default) */
 	uint64_t (*wall_ms)(void);  /* clock for HLC and ids (NULL: hlc_wall_ms) */
+	uint64_t ballast_bytes;     /* disk room kept for delivery (0: default,
+	                               agent/ballast.h) */
 };
 
 /* Create data_dir (mode 0700) if needed, the key envelope, the device
@@ -72,6 +76,24 @@ const char *store_path(const struct store *s);
 int store_begin(struct store *s, struct fs_error *err) FS_WUR;
 int store_commit(struct store *s, struct fs_error *err) FS_WUR;
 void store_rollback(struct store *s);
+
+/* BEGIN for a local write (a record, an import): only while the disk
+ * room kept for delivery is whole (agent/ballast.h), else -ENOSPC saying
+ * the disk is full.  Writes of the sync path use store_begin(). */
+int store_begin_local(struct store *s, struct fs_error *err) FS_WUR;
+
+/* The sync path met a full disk: take the room kept for it, until
+ * store_room_give_back() (which puts back what fits).  While taken, local
+ * writes in any connection get -ENOSPC. */
+int store_room_take(struct store *s, struct fs_error *err) FS_WUR;
+void store_room_give_back(struct store *s);
+struct ballast_state;
+int store_room_state(struct store *s, struct ballast_state *ret, struct fs_error *err) FS_WUR;
+
+/* Checkpoint the WAL into the database and truncate it to zero bytes, so
+ * that its room goes back to the disk; outside a transaction.  -EBUSY
+ * when another connection is reading or writing. */
+int store_checkpoint(struct store *s, struct fs_error *err) FS_WUR;
 
 /* Next HLC for a local write; only inside a transaction. */
 hlc_t store_hlc_next(struct store *s);

@@ -366,6 +366,46 @@ TEST(push_sequence_gap_resends_what_hq_lost)
 	store_close(s);
 }
 
+TEST(push_drop_acked_keeps_chain_and_receipts)
+{
+	struct push_target tg;
+	struct fake_hq hq;
+	struct push_stats st = {0};
+	struct fs_error err = {0};
+	unsigned long long sets = 0, more = 0;
+	struct store *s;
+
+	fake_init(&hq, FAKE_OK);
+	fake_target(&hq, &tg);
+	s = ph_packed(&hq, 6, &sets);
+	ASSERT_GE(sets, 4);
+	/* Nothing acknowledged yet: nothing is dropped. */
+	ASSERT_OK(push_drop_acked(s, &err));
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE length(body) = 0"), 0);
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_OK(push_drop_acked(s, &err));
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE length(body) = 0"),
+	          (long long)sets);
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL OR"
+	                      " length(hash) != 32"), 0);
+	/* The chain goes on from the dropped sets' hashes. */
+	ph_add(s, 1);
+	ASSERT_OK(pack_outbox(s, hq.box_pk, 100, 0, &more, &err));
+	ASSERT_EQ(more, 1);
+	memset(&st, 0, sizeof(st));
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_EQ(st.sets, 1);
+	/* HQ lost sets it had acknowledged: a dropped one cannot go again,
+	 * and the device says why instead of calling its store corrupt. */
+	hq.next_seq = 2;
+	ph_add(s, 1);
+	ASSERT_OK(pack_outbox(s, hq.box_pk, 100, 0, &more, &err));
+	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EBADMSG);
+	ASSERT_STR_CONTAINS(err.msg, "no longer holds");
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 1);
+	store_close(s);
+}
+
 /* ---- enrolment tests ------------------------------------------------------ */
 
 enum fake_enroll_mode { ENROLL_OK, ENROLL_WRONG_KEYS, ENROLL_BAD_TOKEN };

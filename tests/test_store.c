@@ -4,12 +4,14 @@
  * key management; records and outbox.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/ballast.h"
 #include "agent/records.h"
 #include "agent/store.h"
 #include "agent/vfs.h"
@@ -689,5 +691,68 @@ TEST(records_validation_names_field)
 	store_close(s);
 	form_free(fb);
 	form_free(fv);
+	keystore_secret_free(secret);
+}
+
+/* ---- the disk room kept for delivery -------------------------------------- */
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+TEST(store_ballast_keeps_room_for_delivery)
+{
+	struct keystore_secret *secret = key_secret();
+	struct store_options opt = {.ballast_bytes = 256 * 1024};
+	struct ballast_state b;
+	struct fs_error err = {0};
+	struct store *s = NULL, *sync = NULL;
+	char path[4200];
+
+	snprintf(data_dir, sizeof(data_dir), "%s/data", test_tmpdir());
+	ASSERT_OK(store_create(data_dir, secret, PWHASH_INTERACTIVE, NULL, &err));
+	ASSERT_OK(store_open(data_dir, secret, &opt, &s, &err));
+	ASSERT_OK(store_reopen(s, &sync, &err));
+	snprintf(path, sizeof(path), "%s/store.ballast", data_dir);
+	/* A local write makes it whole first. */
+	ASSERT_OK(store_begin_local(s, &err));
+	store_rollback(s);
+	ASSERT_EQ(file_size(path), 256 * 1024);
+	ASSERT_OK(store_room_state(s, &b, &err));
+	ASSERT_EQ(b.target, 256 * 1024);
+	ASSERT_EQ(b.held, 256 * 1024);
+	ASSERT_EQ(b.in_use, 0);
+
+	/* The sync path takes it: local writes on any connection are refused,
+	 * and the sync path's own writes go on. */
+	ASSERT_OK(store_room_take(sync, &err));
+	ASSERT_EQ(file_size(path), 0);
+	ASSERT_EQ(store_begin_local(s, &err), -ENOSPC);
+	ASSERT_STR_CONTAINS(err.msg, "the disk is full");
+	ASSERT_STR_CONTAINS(err.msg, "nothing was changed");
+	ASSERT_OK(store_room_state(s, &b, &err));
+	ASSERT_EQ(b.in_use, 1);
+	ASSERT_OK(store_begin(sync, &err));
+	ASSERT_OK(store_commit(sync, &err));
+
+	/* Given back, it is whole again and local writes run. */
+	store_room_give_back(sync);
+	ASSERT_EQ(file_size(path), 256 * 1024);
+	ASSERT_OK(store_room_state(s, &b, &err));
+	ASSERT_EQ(b.in_use, 0);
+	ASSERT_OK(store_begin_local(s, &err));
+	store_rollback(s);
+
+	/* Left short (a disk that had no room when it was given back), the
+	 * next local write makes it whole again when the disk allows. */
+	ASSERT_EQ(truncate(path, 4096), 0);
+	ASSERT_OK(store_begin_local(s, &err));
+	store_rollback(s);
+	ASSERT_EQ(file_size(path), 256 * 1024);
+	store_close(sync);
+	store_close(s);
 	keystore_secret_free(secret);
 }
