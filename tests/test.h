@@ -72,5 +72,9 @@
 const char *test_tmpdir(void);
 /* Path of the source tree's conf/forms directory. */
 const char *test_forms_dir(void);
+/* BASE_MS multiplied by FS_TEST_TIMEOUT_SCALE (a whole number, default 1):
+ * the limit on a wait for an event, which a slow build may stretch.  Never
+ * an assertion about speed. */
+unsigned long test_timeout_ms(unsigned long base_ms);
 
 #endif

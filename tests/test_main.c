@@ -41,6 +41,17 @@ const char *test_forms_dir(void)
 	return FS_SOURCE_DIR "/conf/forms";
 }
 
+unsigned long test_timeout_ms(unsigned long base_ms)
+{
+	const char *s = getenv("FS_TEST_TIMEOUT_SCALE");
+	char *end = NULL;
+	unsigned long k = s && *s ? strtoul(s, &end, 10) : 1;
+
+	if (!s || !*s || *end || k == 0 || k > 100)
+		k = 1;
+	return base_ms * k;
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;

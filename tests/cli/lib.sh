@@ -20,6 +20,39 @@ chmod 600 "$PASS"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# ---- waiting on events ----------------------------------------------------
+# Tests wait for something to happen (a log line, a count, a socket), never
+# for a time to pass.  Each wait still has a limit so that a hung program
+# fails the test instead of hanging it; limits are generous and multiplied
+# by FS_TEST_TIMEOUT_SCALE (tests/CMakeLists.txt sets it higher for the
+# sanitizer build), so a loaded machine or a slow build is not a failure.
+SCALE=${FS_TEST_TIMEOUT_SCALE:-1}
+case "$SCALE" in '' | *[!0-9]*) fail "FS_TEST_TIMEOUT_SCALE must be a whole number, not '$SCALE'" ;; esac
+[ "$SCALE" -ge 1 ] || SCALE=1
+
+# until_ok SECONDS CMD...: run CMD every 50 ms until it succeeds; returns 1
+# once SECONDS (scaled) have passed without success.
+until_ok() {
+	local limit=$(($1 * SCALE * 1000)) start
+	shift
+	start=$(date +%s%3N)
+	until "$@"; do
+		[ $(($(date +%s%3N) - start)) -lt "$limit" ] || return 1
+		sleep 0.05
+	done
+}
+
+# wait_for SECONDS WHAT CMD...: until_ok, failing the test with "WHAT"
+# (after SECONDS, scaled) when CMD never succeeds.
+wait_for() {
+	local secs=$1 what=$2
+	shift 2
+	until_ok "$secs" "$@" || fail "$what (waited $((secs * SCALE)) s)"
+}
+
+# in_file FILE PATTERN: FILE has a line matching the grep pattern.
+in_file() { grep -q -- "$2" "$1" 2> /dev/null; }
+
 # fs ARGS...: run fieldsync on the test store with the passphrase file.
 fs() { "$FIELDSYNC" --data-dir "$DATA" --forms-dir "$FORMS" --passphrase-file "$PASS" "$@"; }
 
@@ -67,18 +100,17 @@ stop_hq() {
 	fi
 }
 
+# hq_up: HQ has said it listens, or has exited (start_hq tells which).
+hq_up() { in_file "$T/hq.log" "listening on 127.0.0.1:$PORT" || ! kill -0 "$HQPID" 2> /dev/null; }
+
 start_hq() {
-	local try i
+	local try
 	for try in 1 2 3 4 5; do
 		PORT=${1:-$((20000 + RANDOM % 40000))}
 		# Not through hq(): $! must be the server itself, not a subshell.
 		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
 		HQPID=$!
-		for i in $(seq 100); do
-			grep -q "listening on 127.0.0.1:$PORT" "$T/hq.log" && return 0
-			kill -0 "$HQPID" 2> /dev/null || break
-			sleep 0.1
-		done
+		until_ok 30 hq_up && in_file "$T/hq.log" "listening on 127.0.0.1:$PORT" && return 0
 		stop_hq
 	done
 	fail "fieldsync-hq serve did not start: $(cat "$T/hq.log")"
@@ -146,19 +178,16 @@ agent_conf() {
 fa() { "$FIELDSYNC" "$@"; }
 
 # start_agent [ARGS...]: run `fieldsync [ARGS] agent`, wait for its socket.
+AGENT_LOG_FROM=1
+agent_listening() { [ -S "$AGENT_SOCK" ] && tail -n +"$AGENT_LOG_FROM" "$T/agent.log" | grep -q "listening on"; }
+agent_up() { agent_listening || ! kill -0 "$APID" 2> /dev/null; }
 start_agent() {
-	local i before
 	rm -f "$AGENT_SOCK"
 	touch "$T/agent.log"
-	before=$(wc -l < "$T/agent.log")
+	AGENT_LOG_FROM=$(($(wc -l < "$T/agent.log") + 1))
 	"$FIELDSYNC" "$@" agent 2>> "$T/agent.log" &
 	APID=$!
-	for i in $(seq 200); do
-		[ -S "$AGENT_SOCK" ] && tail -n +$((before + 1)) "$T/agent.log" | grep -q "listening on" &&
-			return 0
-		kill -0 "$APID" 2> /dev/null || break
-		sleep 0.05
-	done
+	until_ok 30 agent_up && agent_listening && return 0
 	fail "fieldsync agent did not start: $(cat "$T/agent.log")"
 }
 
@@ -190,30 +219,24 @@ kill_agent() {
 # hq_count COLLECTION: live records HQ has.
 hq_count() { export_ids "$1" | wc -l; }
 
+hq_has() { [ "$(hq_count "$1")" -ge "$2" ]; }
+
 # wait_hq_count COLLECTION N [SECONDS]: until HQ holds N records; prints
-# the milliseconds it took.  Fails after SECONDS (default 30).
+# the milliseconds it took (a figure for the log, never asserted).  Fails
+# after SECONDS (default 60, scaled).
 wait_hq_count() {
-	local start now limit=$((${3:-30} * 1000))
+	local start
 	start=$(date +%s%3N)
-	while :; do
-		[ "$(hq_count "$1")" -ge "$2" ] && break
-		now=$(date +%s%3N)
-		[ $((now - start)) -lt "$limit" ] ||
-			fail "HQ has $(hq_count "$1") $1 after ${3:-30} s, expected $2"
-		sleep 0.05
-	done
+	until_ok "${3:-60}" hq_has "$1" "$2" ||
+		fail "HQ has $(hq_count "$1") $1 after $((${3:-60} * SCALE)) s, expected $2"
 	echo $(($(date +%s%3N) - start))
 }
 
 # wait_log PATTERN [SECONDS]: until the agent's log has a line matching
-# the grep pattern; fails after SECONDS (default 20).
+# the grep pattern; fails after SECONDS (default 60, scaled).
 wait_log() {
-	local i
-	for i in $(seq $((${2:-20} * 10))); do
-		grep -q -- "$1" "$T/agent.log" && return 0
-		sleep 0.1
-	done
-	fail "no '$1' in the agent's log: $(tail -5 "$T/agent.log")"
+	until_ok "${2:-60}" in_file "$T/agent.log" "$1" ||
+		fail "no '$1' in the agent's log: $(tail -5 "$T/agent.log")"
 }
 
 # enroll_agent URL: enrol through the agent with the token in $T/token
@@ -237,6 +260,7 @@ proxy_setup() {
 # $PXPORT (a free port the first time, then the same one, as the device
 # is enrolled with it), logging its connections to LOG.  ARGS go to the
 # proxy (--connect makes it an HTTP CONNECT proxy allowing only HQ).
+proxy_up() { in_file "$T/proxy.err" '^listening on ' || ! kill -0 "$PXPID" 2> /dev/null; }
 start_proxy() {
 	local log=$1 mode=$2 got
 	shift 2
@@ -244,12 +268,9 @@ start_proxy() {
 	"$FS_FAULTPROXY" --listen "127.0.0.1:$PXPORT" --to "127.0.0.1:$PORT" --mode "$mode" \
 		--seed $((SEED + PXRUNS)) --log "$log" "$@" 2> "$T/proxy.err" &
 	PXPID=$!
-	for _ in $(seq 100); do
-		got=$(sed -n 's/^listening on 127\.0\.0\.1://p' "$T/proxy.err")
-		[ -n "$got" ] && PXPORT=$got && return 0
-		kill -0 "$PXPID" 2> /dev/null || break
-		sleep 0.05
-	done
+	until_ok 30 proxy_up
+	got=$(sed -n 's/^listening on 127\.0\.0\.1://p' "$T/proxy.err")
+	[ -n "$got" ] && PXPORT=$got && return 0
 	fail "faultproxy did not start: $(cat "$T/proxy.err")"
 }
 

@@ -99,10 +99,8 @@ for i in 1 2 3 4 5; do
 	expect_exit 0 fa visit add "beneficiary_id=$id1" visit_date=2026-11-2$i visit_type=needs_assessment \
 		"notes=posjeta $i; посета"
 done
-for i in $(seq 100); do
-	fa status --json | grep -q '"last_error":"HQ unreachable' && break
-	sleep 0.1
-done
+status_says() { fa status --json | grep -q "$1"; }
+wait_for 60 "status never said HQ is unreachable" status_says '"last_error":"HQ unreachable'
 expect_exit 0 fa status
 must_contain "$OUT" "last error  HQ unreachable"
 must_contain "$OUT" "next try"
@@ -112,16 +110,14 @@ must_contain "$OUT" '"pending_changes":'
 expect_exit 4 fa sync
 must_contain "$ERR" "unreachable"
 # Failures in a row share one log row with a count.
-for i in $(seq 100); do
-	fa log --json | grep -q '"repeats":' && break
-	sleep 0.1
-done
+log_says() { fa log --json | grep -q "$1"; }
+wait_for 60 "the log never folded repeated failures" log_says '"repeats":'
 expect_exit 0 fa log --json
 must_contain "$OUT" '"repeats":'
 [ "$(printf '%s\n' "$OUT" | grep -c '"result":"unreachable"')" -eq 1 ] ||
 	fail "repeated failures were not folded into one log row: $OUT"
 start_hq "$PORT"
-ms=$(wait_hq_count visits 5 15)
+ms=$(wait_hq_count visits 5)
 echo "HQ back up to all 5 visits merged, no command typed: ${ms} ms" >&2
 expect_exit 0 fa log --json
 must_contain "$OUT" '"result":"unreachable"'
@@ -157,8 +153,7 @@ expect_exit 3 fa visit list
 must_contain "$ERR" "locked"
 expect_exit 0 fa --passphrase-file "$PASS" unlock
 kill -HUP "$APID"
-for i in $(seq 50); do grep -q "configuration reloaded" "$T/agent.log" && break; sleep 0.1; done
-grep -q "configuration reloaded" "$T/agent.log" || fail "SIGHUP did not reload"
+wait_log "configuration reloaded"
 kill -0 "$APID" || fail "the agent died on SIGHUP"
 stop_agent
 [ ! -e "$AGENT_SOCK" ] || fail "the agent left its socket behind"

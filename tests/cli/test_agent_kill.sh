@@ -28,54 +28,95 @@ hq_and_enrolled_store "Tim Bujanovac" Bujanovac
 agent_conf "max_changes = 3"
 
 # ---- kill -9 the agent while it pushes ------------------------------------
-# Each round adds 60 records directly (the agent is dead), starts the
-# agent, which unlocks and pushes at once, and kills it after a random
-# 0-300 ms: before the unlock, while packing, with a set in flight, or
-# between a receipt and the next set.
+# Each round adds 60 records directly (the agent is dead) and starts the
+# agent, which unlocks and pushes at once.  Odd rounds kill it after a
+# random 0-300 ms: before the unlock, while packing, with a set in flight
+# or between a receipt and the next set.  Even rounds make the kill land
+# mid-push whatever the machine's speed: HQ is stopped (SIGSTOP) before
+# the agent starts, then let run in slices until the agent reports a set
+# of this round acknowledged; HQ stopped again, the agent still has sets
+# to send and one in flight, and is killed there.
+# agent_json KEY: a number from the agent's own status (-1 until it has
+# unlocked the store and can say).
+agent_json() {
+	fa status --json 2> /dev/null | python3 -c '
+import json, sys
+try:
+    print(int(json.load(sys.stdin).get(sys.argv[1], -1)))
+except ValueError:
+    print(-1)' "$1"
+}
+agent_acked_since() { [ "$(agent_json change_sets_sent)" -gt "$1" ]; }
 total=0
 mid_push=0
+stopped_rounds=0
 for round in $(seq "$KILLS"); do
 	csv 60 $((round * 100))
 	expect_exit 0 fs import beneficiaries "$T/batch.csv"
 	total=$((total + 60))
 	acked0=$(sets_sent)
-	start_agent --passphrase-file "$PASS"
-	sleep "$(printf '0.%03d' $((RANDOM % 300)))"
-	kill_agent
-	# Mid-push: some sets of this round acknowledged, some not yet.
-	[ "$(sets_sent)" -gt "$acked0" ] && [ "$(fs status --json | json_field change_sets_pending)" -gt 0 ] &&
-		mid_push=$((mid_push + 1))
+	if [ $((round % 2)) -eq 1 ]; then
+		start_agent --passphrase-file "$PASS"
+		sleep "$(printf '0.%03d' $((RANDOM % 300)))"
+		kill_agent
+	else
+		stopped_rounds=$((stopped_rounds + 1))
+		kill -STOP "$HQPID"
+		start_agent --passphrase-file "$PASS"
+		# Slices grow until HQ gets something done, so this ends on any
+		# machine; it stops at the first acknowledgement of the round.
+		slice=0
+		until agent_acked_since "$acked0"; do
+			kill -0 "$APID" 2> /dev/null || fail "the agent died: $(tail -5 "$T/agent.log")"
+			kill -CONT "$HQPID"
+			[ "$slice" -eq 0 ] || sleep "$(printf '0.%03d' "$slice")"
+			kill -STOP "$HQPID"
+			[ "$slice" -ge 200 ] || slice=$((slice + 1))
+		done
+		left=$(agent_json pending_changes)
+		kill_agent
+		kill -CONT "$HQPID"
+		[ "$left" -gt 0 ] && mid_push=$((mid_push + 1))
+	fi
 	if [ $((round % 10)) -eq 0 ]; then
 		expect_exit 0 fs check
 	fi
 done
-echo "killed the agent with kill -9 $KILLS times; $mid_push kills left sets half sent" >&2
+echo "killed the agent with kill -9 $KILLS times; $mid_push of $stopped_rounds stopped-HQ kills left sets half sent" >&2
 [ "$mid_push" -gt 0 ] || fail "no kill landed while change sets were being sent"
 expect_exit 0 fs check
 
 # Started once more, it finishes on its own.
 start_agent --passphrase-file "$PASS"
-wait_hq_count beneficiaries "$total" 120 > /dev/null
+wait_hq_count beneficiaries "$total" 300 > /dev/null
 same_once beneficiary beneficiaries
-expect_exit 0 fa status --json
-must_contain "$OUT" '"pending_changes":0'
+nothing_pending() { [ "$(agent_json pending_changes)" -eq 0 ]; }
+wait_for 120 "the device still has changes pending: $(fa status)" nothing_pending
 
 # ---- HQ killed and restarted mid-ingest --------------------------------------
 csv 1500 100000
 expect_exit 0 fa import beneficiaries "$T/batch.csv"
 total=$((total + 1500))
 restarts=0
+mid_ingest=0
+# Each kill waits until HQ has merged more since it came back, so every
+# one lands during the ingest rather than before or after it.
+seen=$(hq_count beneficiaries)
+hq_grew() { [ "$(hq_count beneficiaries)" -gt "$seen" ]; }
 for r in 1 2 3 4 5; do
-	sleep "$(printf '0.%03d' $((RANDOM % 500 + 100)))"
+	wait_for 120 "HQ merged nothing after restart $restarts" hq_grew
 	kill -9 "$HQPID"
 	wait "$HQPID" 2> /dev/null || true
 	HQPID=
 	restarts=$((restarts + 1))
-	sleep 0.2
+	seen=$(hq_count beneficiaries)
+	[ "$seen" -ge "$total" ] || mid_ingest=$((mid_ingest + 1))
 	start_hq "$PORT"
+	[ "$seen" -lt "$total" ] || break
 done
-echo "HQ killed with kill -9 and restarted $restarts times during ingest" >&2
-wait_hq_count beneficiaries "$total" 180 > /dev/null
+[ "$mid_ingest" -gt 0 ] || fail "no kill of HQ landed before the ingest ended"
+echo "HQ killed with kill -9 and restarted $restarts times, $mid_ingest during the ingest" >&2
+wait_hq_count beneficiaries "$total" 300 > /dev/null
 same_once beneficiary beneficiaries
 expect_exit 0 fa log --json
 must_contain "$OUT" '"result":"unreachable"'

@@ -21,17 +21,19 @@ s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))
 s.listen(64)
+open(sys.argv[2], "w").close()
 held = []
 while True:
     c, _ = s.accept()
-    held.append(c)' "$1" &
+    held.append(c)' "$1" "$T/hole.up" &
 	HOLE=$!
-	sleep 0.5
+	wait_for 30 "the black hole did not listen on port $1" test -e "$T/hole.up"
 }
 
-# within SECONDS CMD...: CMD must finish in time (a hang is a failure).
+# within SECONDS CMD...: CMD must finish in time (a hang is a failure);
+# SECONDS is scaled, and stays well below the push's stall timeout.
 within() {
-	local limit=$1 rc=0
+	local limit=$(($1 * SCALE)) rc=0
 	shift
 	timeout "$limit" "$@" > "$T/out" 2> "$T/err" || rc=$?
 	[ "$rc" -ne 124 ] || fail "'$*' hung for more than $limit s"
@@ -61,10 +63,8 @@ wait_hq_count beneficiaries 1 > /dev/null
 stop_hq
 black_hole "$PORT"
 id=$(add_person "Petrović Marko")
-for i in $(seq 100); do
-	fa status --json | grep -q '"pushing":true' && break
-	sleep 0.1
-done
+pushing() { fa status --json | grep -q '"pushing":true'; }
+wait_for 60 "the agent did not start a push" pushing
 expect_exit 0 fa status --json
 must_contain "$OUT" '"pushing":true'
 before=$(printf '%s\n' "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["agent"].get("last_success",""))')
@@ -72,7 +72,7 @@ before=$(printf '%s\n' "$OUT" | python3 -c 'import json,sys; print(json.load(sys
 within 5 "$FIELDSYNC" beneficiary list || fail "list failed: $ERR"
 must_contain "$OUT" "Petrović Marko"
 # A `sync` waits for the next attempt; `lock` answers it and abandons the push.
-timeout 30 "$FIELDSYNC" sync > "$T/sync.out" 2> "$T/sync.err" &
+timeout $((30 * SCALE)) "$FIELDSYNC" sync > "$T/sync.out" 2> "$T/sync.err" &
 SPID=$!
 sleep 0.5
 within 10 "$FIELDSYNC" lock || fail "lock failed: $ERR"
@@ -91,14 +91,11 @@ must_contain "$OUT" '"result":"abandoned"'
 must_not_contain "$(cat "$T/agent.log")" "Petrović"
 
 # The unlock scheduled a push, which hangs again.
-for i in $(seq 100); do
-	fa status --json | grep -q '"pushing":true' && break
-	sleep 0.1
-done
+wait_for 60 "the agent did not push again after unlock" pushing
 # SIGTERM with a push hanging: exit 0 promptly.
 kill -TERM "$APID"
-for i in $(seq 200); do kill -0 "$APID" 2> /dev/null || break; sleep 0.1; done
-kill -0 "$APID" 2> /dev/null && fail "the agent did not stop within 20 s of SIGTERM"
+agent_gone() { ! kill -0 "$APID" 2> /dev/null; }
+wait_for 20 "the agent did not stop after SIGTERM with a push hanging" agent_gone
 rc=0
 wait "$APID" || rc=$?
 APID=

@@ -199,7 +199,7 @@ stop_hq
 LD_PRELOAD="$LIBFT" FAKETIME=+1h "$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" \
 	2> "$T/hq.log" &
 HQPID=$!
-for i in $(seq 100); do grep -q "listening on" "$T/hq.log" && break; sleep 0.1; done
+wait_for 30 "HQ under faketime did not start" in_file "$T/hq.log" "listening on"
 expect_exit 0 dev right 0 beneficiary add "full_name=Vuković Sara" municipality=Kikinda \
 	status=refugee household_size=2 consent=yes
 expect_exit 0 dev right 0 sync

@@ -103,22 +103,17 @@ for i in $(seq 40); do
 	[ "$ADD_RC" -eq 0 ] || fail "add on the device failed while HQ's disk was full: $(cat "$T/add.err")"
 done
 expect_exit 0 fa import beneficiaries "$T/caseload.csv"
-for i in $(seq 300); do
-	grep -q "HQ's disk is full" "$T/hq.log" 2> /dev/null && break
-	sleep 0.1
-done
-grep -q "fieldsync-hq: .*the disk is full" "$T/hq.log" || fail "HQ did not report its full disk: $(tail -3 "$T/hq.log")"
+until_ok 60 in_file "$T/hq.log" "fieldsync-hq: .*the disk is full" ||
+	fail "HQ did not report its full disk: $(tail -3 "$T/hq.log")"
 # The device was told to come back later, and kept everything.
-for i in $(seq 100); do
-	fa log | grep -q "HQ's disk is full" && break
-	sleep 0.2
-done
+log_says() { fa log | grep -q "$1"; }
+wait_for 60 "the device's log never said HQ's disk is full" log_says "HQ's disk is full"
 expect_exit 0 fa log
 must_contain "$OUT" "HQ's disk is full"
 expect_exit 0 fa status
 must_contain "$OUT" "waiting to be sent"
 rm "$T/hq/filler"
-wait_hq_count beneficiaries $(($(wc -l < "$T/ok.ids") + 1001)) 90 > /dev/null
+wait_hq_count beneficiaries $(($(wc -l < "$T/ok.ids") + 1001)) 120 > /dev/null
 same_once beneficiary beneficiaries
 expect_exit 0 hq audit verify
 stop_agent

@@ -48,11 +48,9 @@ expect_exit 1 "$HQ" -c "$T/open.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" 
 	2> "$T/serve.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
-for _ in $(seq 1 3000); do
-	grep -q '^listening on ' "$T/serve.log" && break
-	kill -0 $PID 2>/dev/null || fail "serve exited: $(cat "$T/serve.log")"
-	sleep 0.01
-done
+serve_up() { in_file "$1" '^listening on ' || ! kill -0 $PID 2> /dev/null; }
+until_ok 30 serve_up "$T/serve.log"
+kill -0 $PID 2> /dev/null || fail "serve exited: $(cat "$T/serve.log")"
 PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/serve.log")
 [ -n "$PORT" ] || fail "serve did not report its port"
 URL="http://127.0.0.1:$PORT"
@@ -114,31 +112,22 @@ printf '[server]\nmax_inflight = 1\nthreads = 2\n' > "$T/busy.conf"
 	2> "$T/busy.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
-for _ in $(seq 1 100); do
-	grep -q '^listening on ' "$T/busy.log" && break
-	sleep 0.1
-done
+until_ok 30 serve_up "$T/busy.log"
 PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/busy.log")
 [ -n "$PORT" ] || fail "serve did not report its port"
 exec 3<> "/dev/tcp/127.0.0.1/$PORT"
 printf 'POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nFSCS' >&3
-busy=0
-for _ in $(seq 1 50); do
+# health_is CODE [HEADERS]: HQ's /v1/health answers CODE (body in $T/body).
+health_is() {
 	code=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' "http://127.0.0.1:$PORT/v1/health")
-	[ "$code" = 503 ] && { busy=1; break; }
-	sleep 0.1
-done
-[ "$busy" = 1 ] || fail "no 503 while a request was in flight (last status $code)"
+	[ "$code" = "$1" ]
+}
+code=
+until_ok 30 health_is 503 || fail "no 503 while a request was in flight (last status $code)"
 grep -qi '^Retry-After: [0-9]' "$T/headers" || fail "503 without Retry-After: $(cat "$T/headers")"
 must_contain "$(cat "$T/body")" '"error":"overloaded"'
 exec 3>&-
-ok=0
-for _ in $(seq 1 50); do
-	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v1/health")
-	[ "$code" = 200 ] && { ok=1; break; }
-	sleep 0.1
-done
-[ "$ok" = 1 ] || fail "HQ did not recover after the held request ended (status $code)"
+until_ok 30 health_is 200 || fail "HQ did not recover after the held request ended (status $code)"
 kill -TERM $PID
 wait $PID || fail "serve did not exit 0 on SIGTERM"
 trap 'rm -rf "$T"' EXIT

@@ -67,6 +67,11 @@ must_contain "$OUT" "imported 3 visits"
 # uncommitted pages are spilling into the WAL, so it lands mid-import.
 gen "$ROWS" "$T/big2.csv"
 sed -i 's/^0193a1b2-c3d4-7abc-8def-/0193a1b2-c3d4-7abc-9def-/' "$T/big2.csv"
+# wal_reached BYTES: the import's WAL has grown to BYTES, or it has ended.
+wal_reached() {
+	[ "$(stat -c %s "$DATA/store.db-wal" 2> /dev/null || echo 0)" -ge "$1" ] ||
+		! kill -0 "$pid" 2> /dev/null
+}
 midway=0
 for threshold in 1000000 3000000 6000000; do
 	# The binary itself, not the fs() wrapper: kill -9 must hit fieldsync,
@@ -74,12 +79,7 @@ for threshold in 1000000 3000000 6000000; do
 	"$FIELDSYNC" --data-dir "$DATA" --forms-dir "$FORMS" --passphrase-file "$PASS" \
 		import beneficiaries "$T/big2.csv" > /dev/null 2>&1 &
 	pid=$!
-	for _ in $(seq 1 2000); do
-		size=$(stat -c %s "$DATA/store.db-wal" 2> /dev/null || echo 0)
-		[ "$size" -ge "$threshold" ] && break
-		kill -0 "$pid" 2> /dev/null || break
-		sleep 0.01
-	done
+	until_ok 60 wal_reached "$threshold" || true
 	kill -9 "$pid" 2> /dev/null || true
 	wait "$pid" 2> /dev/null || true
 	kill -0 "$pid" 2> /dev/null && fail "import still running after kill -9"
