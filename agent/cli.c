@@ -30,9 +30,17 @@ enum { OPT_DATA_DIR = 256, OPT_PASSPHRASE_FILE, OPT_KEY_FILE, OPT_FORMS_DIR };
 
 #define INPUT_MAX (256 * 1024 * 1024) /* a pipe copied for the agent */
 
+/* The configured socket, or where the agent is by default (ctl.h): found
+ * once per process. */
 static const char *socket_path(const struct cli *c)
 {
-	return c->cfg.socket ? c->cfg.socket : CTL_DEFAULT_SOCKET;
+	static char found[CTL_PATH_MAX];
+
+	if (c->cfg.socket)
+		return c->cfg.socket;
+	if (!found[0])
+		ctl_find_socket(found);
+	return found;
 }
 
 /* A descriptor the agent can read without waiting on anyone: a regular
@@ -202,7 +210,8 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 		puts("Usage: fieldsync agent\n"
 		     "Run the sync agent in the foreground (systemd runs it as\n"
 		     "fieldsync-agent.service).  It holds the store key, serves commands\n"
-		     "on its socket ([agent] socket, default " CTL_DEFAULT_SOCKET "),\n"
+		     "on its socket ([agent] socket; default " CTL_SYSTEM_SOCKET " as root or\n"
+		     "a service, $XDG_RUNTIME_DIR/" CTL_USER_SOCKET " for another user),\n"
 		     "and pushes pending changes to HQ on its own: after a local write,\n"
 		     "when the network comes back, and on retries with backoff.\n"
 		     "Without a credential or secret file it starts locked; see unlock.\n"

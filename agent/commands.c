@@ -32,6 +32,7 @@
 #include "crypto/secmem.h"
 #include "sync/changeset.h"
 #include "sync/form.h"
+#include "sync/formsrc.h"
 #include "sync/token.h"
 
 /* ---- output and exit codes -------------------------------------------- */
@@ -86,7 +87,8 @@ const char commands_main_usage[] =
 	"      --data-dir DIR          data directory (default " CONFIG_DEFAULT_DATA_DIR ")\n"
 	"      --passphrase-file FILE  unlock with the passphrase in FILE\n"
 	"      --key-file FILE         unlock with a key file (see keygen)\n"
-	"      --forms-dir DIR         form definitions (default " FS_FORMS_DIR ")\n"
+	"      --forms-dir DIR         form definitions <collection>.json (default: the\n"
+	"                              forms built into fieldsync)\n"
 	"  -h, --help                  show this help\n"
 	"  -V, --version               show the version\n"
 	"\n"
@@ -144,8 +146,6 @@ int commands_load_config(struct cli *c, char *const overrides[4], struct fs_erro
 		c->cfg.passphrase_file = NULL;
 	}
 	if (!c->cfg.data_dir && ini_set(&c->cfg.data_dir, CONFIG_DEFAULT_DATA_DIR) < 0)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	if (!c->cfg.forms_dir && ini_set(&c->cfg.forms_dir, FS_FORMS_DIR) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (c->cfg.passphrase_file && c->cfg.key_file)
 		return fs_error_set(err, -FS_EUSAGE, "both a passphrase file and a key file are "
@@ -293,31 +293,6 @@ static int open_input(const struct cli *c, const char *path, FILE **ret, struct 
 	return 0;
 }
 
-static int load_form(const struct cli *c, const char *collection, struct form **ret,
-		     struct fs_error *err)
-{
-	struct form *f = NULL;
-	char path[4096];
-	int r;
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s.json", c->cfg.forms_dir, collection) >=
-	    sizeof(path))
-		return fs_error_set(err, -ENAMETOOLONG, "forms directory path too long");
-	r = form_load_file(path, &f, err);
-	if (r < 0)
-		return r;
-	/* The file name picks the collection records are written to; a
-	 * definition that says otherwise would file visits as beneficiaries. */
-	if (strcmp(form_collection(f), collection) != 0) {
-		r = fs_error_set(err, -FS_EFORMAT, "form %s: defines collection '%.64s', "
-				 "expected '%s'", path, form_collection(f), collection);
-		form_free(f);
-		return r;
-	}
-	*ret = f;
-	return 0;
-}
-
 /* ---- record commands -------------------------------------------------- */
 
 /* Parse FIELD=VALUE arguments into a JSON object of typed values. */
@@ -413,8 +388,8 @@ static const char record_usage[] =
 	"\n"
 	"add prints the new record's id as the last line of standard output.\n"
 	"--json lists records as JSON Lines, one object per line.\n"
-	"Fields and their allowed values come from the form definition\n"
-	"%2$s/%3$s.json.\n";
+	"Fields and their allowed values come from the %3$s form in\n"
+	"%2$s.\n";
 
 /* Text of one field for human output: strings bare, the rest as JSON. */
 static void print_value(FILE *out, const cJSON *v)
@@ -522,14 +497,14 @@ static int cmd_record(struct cli *c, const char *collection, const char *noun, i
 	int json = 0, opt, r, nargs;
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fprintf(c->out, record_usage, noun, c->cfg.forms_dir, collection);
+		fprintf(c->out, record_usage, noun, formsrc_describe(c->cfg.forms_dir), collection);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	verb = argv[1];
 	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
 	while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
 		if (opt == 'h') {
-			fprintf(c->out, record_usage, noun, c->cfg.forms_dir, collection);
+			fprintf(c->out, record_usage, noun, formsrc_describe(c->cfg.forms_dir), collection);
 			return EXIT_OK;
 		} else if (opt == OPT_JSON) {
 			json = 1;
@@ -561,7 +536,7 @@ static int cmd_record(struct cli *c, const char *collection, const char *noun, i
 	} else {
 		return usage_error(noun, "unknown subcommand %s", fs_error_token(verb, tok));
 	}
-	if ((r = load_form(c, collection, &f, &err)) < 0)
+	if ((r = formsrc_load(c->cfg.forms_dir, collection, &f, &err)) < 0)
 		goto fail;
 	if (!strcmp(verb, "add"))
 		r = json_path ? fields_from_json(c, json_path, &fields, &err)
@@ -643,7 +618,7 @@ static int cmd_import(struct cli *c, int argc, char **argv)
 		return usage_error("import", "unknown collection %s", fs_error_token(argv[1], tok));
 	if (tty)
 		hooks.progress = import_progress;
-	if ((r = load_form(c, argv[1], &f, &err)) < 0 ||
+	if ((r = formsrc_load(c->cfg.forms_dir, argv[1], &f, &err)) < 0 ||
 	    (r = open_input(c, argv[2], &fp, &err)) < 0 || (r = open_store(c, &s, &err)) < 0)
 		goto out;
 	r = csvimport_run(s, f, fp, argv[2], &hooks, &rows, &err);

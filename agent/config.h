@@ -12,7 +12,7 @@
  *                            disk is full, MiB (default 8, at most 1/8 of
  *                            the file system; agent/ballast.h)
  *   [forms] dir              directory of <collection>.json definitions
- *   [agent] socket           control socket (default /run/fieldsync/agent.sock)
+ *   [agent] socket           control socket (default: ctl_default_socket())
  *   [agent] socket_group     group allowed to use it (default fieldsync, when
  *                            that group exists)
  *   [agent] wipe_on_revoke   yes: when HQ says this device is revoked,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,13 +24,88 @@ static int socket_address(const char *path, struct sockaddr_un *sa, struct fs_er
 	return 0;
 }
 
+/* $XDG_RUNTIME_DIR when it applies: a user's own, absolute, not root's. */
+static const char *user_runtime_dir(void)
+{
+	const char *d = getenv("XDG_RUNTIME_DIR");
+
+	return geteuid() != 0 && d && d[0] == '/' ? d : NULL;
+}
+
+int ctl_default_socket(char buf[CTL_PATH_MAX], struct fs_error *err)
+{
+	const char *d = user_runtime_dir();
+	int n;
+
+	if (!d) {
+		memcpy(buf, CTL_SYSTEM_SOCKET, sizeof(CTL_SYSTEM_SOCKET));
+		return 0;
+	}
+	n = snprintf(buf, CTL_PATH_MAX, "%s/" CTL_USER_SOCKET, d);
+	if (n < 0 || n >= CTL_PATH_MAX)
+		return fs_error_set(err, -ENAMETOOLONG, "agent socket: $XDG_RUNTIME_DIR is longer "
+				    "than a socket path allows; set [agent] socket");
+	return 0;
+}
+
+void ctl_find_socket(char buf[CTL_PATH_MAX])
+{
+	struct fs_error err = {0};
+	struct stat st;
+
+	if (ctl_default_socket(buf, &err) == 0 && stat(buf, &st) == 0 && S_ISSOCK(st.st_mode))
+		return;
+	memcpy(buf, CTL_SYSTEM_SOCKET, sizeof(CTL_SYSTEM_SOCKET));
+}
+
+/* The user default's directory, $XDG_RUNTIME_DIR/fieldsync, made private
+ * if missing.  Other paths' directories are the caller's to make. */
+static int make_user_dir(const char *path, struct fs_error *err)
+{
+	char dir[CTL_PATH_MAX], want[CTL_PATH_MAX];
+	const char *d = user_runtime_dir();
+	char *slash;
+
+	if (!d || snprintf(want, sizeof(want), "%s/" CTL_USER_SOCKET, d) >= (int)sizeof(want) ||
+	    strcmp(path, want) != 0)
+		return 0;
+	memcpy(dir, want, sizeof(want));
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fs_error_set(err, -errno, "agent socket %s: create %s: %s", path, dir,
+				    strerror(errno));
+	return 0;
+}
+
+/* bind()'s ENOENT is a missing directory: say which, and the ways to
+ * have it. */
+static int bind_failed(const char *path, int e, struct fs_error *err)
+{
+	char dir[CTL_PATH_MAX];
+	char *slash;
+
+	if (e != ENOENT)
+		return fs_error_set(err, -e, "agent socket %s: bind: %s", path, strerror(e));
+	memcpy(dir, path, strlen(path) + 1);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = '\0';
+	else
+		memcpy(dir, ".", 2);
+	return fs_error_set(err, -e, "agent socket %s: directory %s does not exist; create it "
+			    "(as a service, systemd's RuntimeDirectory=fieldsync does), or set "
+			    "[agent] socket to a path in a directory this user can write",
+			    path, dir);
+}
+
 int ctl_listen(const char *path, gid_t gid, struct fs_error *err)
 {
 	struct sockaddr_un sa;
 	struct stat st;
 	int fd = -1, r;
 
-	if ((r = socket_address(path, &sa, err)) < 0)
+	if ((r = socket_address(path, &sa, err)) < 0 || (r = make_user_dir(path, err)) < 0)
 		return r;
 	/* A socket left by an agent that was killed is replaced; a file of
 	 * any other kind is somebody else's and stays. */
@@ -62,8 +138,9 @@ int ctl_listen(const char *path, gid_t gid, struct fs_error *err)
 		umask(old);
 	}
 	if (r < 0) {
-		r = fs_error_set(err, -errno, "agent socket %s: bind: %s", path, strerror(errno));
-		goto fail;
+		r = bind_failed(path, errno, err);
+		close(fd);
+		return r; /* nothing of ours at path to unlink */
 	}
 	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) {
 		r = fs_error_set(err, -errno, "agent socket %s: set group %u: %s", path,

@@ -1,9 +1,12 @@
 /* ctl.h - the agent's control socket, shared by the agent and the CLI.
  *
- * An AF_UNIX stream socket in the runtime directory (default
- * /run/fieldsync/agent.sock), mode 0660 and group fieldsync, so that only
- * the agent's user, root and members of that group can connect; the
- * agent also checks the peer's credentials (SO_PEERCRED) on accept.
+ * An AF_UNIX stream socket in a runtime directory, mode 0660 and group
+ * fieldsync, so that only the agent's user, root and members of that
+ * group can connect; the agent also checks the peer's credentials
+ * (SO_PEERCRED) on accept.  Where it is ([agent] socket, or by default
+ * ctl_default_socket()): the system agent's /run/fieldsync/agent.sock, in
+ * the directory systemd's RuntimeDirectory=fieldsync makes, or for an
+ * agent a user runs by hand $XDG_RUNTIME_DIR/fieldsync/agent.sock.
  *
  * Every message is a frame:
  *
@@ -37,7 +40,9 @@
 
 #include "crypto/fserr.h"
 
-#define CTL_DEFAULT_SOCKET "/run/fieldsync/agent.sock"
+#define CTL_SYSTEM_SOCKET "/run/fieldsync/agent.sock"
+#define CTL_USER_SOCKET "fieldsync/agent.sock" /* under $XDG_RUNTIME_DIR */
+#define CTL_PATH_MAX 108                       /* sun_path, with its NUL */
 #define CTL_HEADER 5
 #define CTL_REQUEST_MAX (64 * 1024)
 #define CTL_CHUNK (64 * 1024)
@@ -54,9 +59,22 @@ enum ctl_type {
 	CTL_EXIT = 'X',
 };
 
+/* The socket an agent listens on when [agent] socket is not set: as root,
+ * or without $XDG_RUNTIME_DIR (a system service), CTL_SYSTEM_SOCKET; as
+ * any other user $XDG_RUNTIME_DIR/CTL_USER_SOCKET.  buf has CTL_PATH_MAX
+ * bytes.  -ENAMETOOLONG when $XDG_RUNTIME_DIR is too long. */
+int ctl_default_socket(char buf[CTL_PATH_MAX], struct fs_error *err) FS_WUR;
+
+/* Where a command looks for the agent when [agent] socket is not set: the
+ * user's own agent (ctl_default_socket()) if its socket exists, else the
+ * system agent's, which a member of group fieldsync may use. */
+void ctl_find_socket(char buf[CTL_PATH_MAX]);
+
 /* Create the listening socket at path: a stale socket there is replaced
  * (anything else is refused), mode 0660, group gid unless (gid_t)-1.
- * Returns the non-blocking, close-on-exec descriptor. */
+ * When path is the user default, its fieldsync/ directory is made (0700).
+ * A missing directory is an error that says how to make it.  Returns the
+ * non-blocking, close-on-exec descriptor. */
 int ctl_listen(const char *path, gid_t gid, struct fs_error *err) FS_WUR;
 
 /* Connect to the agent.  -ENOENT or -ECONNREFUSED: no agent is running

@@ -81,6 +81,7 @@ struct client {
 
 struct agent {
 	struct cli *c;
+	char sock[CTL_PATH_MAX];   /* where it listens, fixed until it stops */
 	struct store *store;       /* NULL: locked */
 	int lfd, nfd, sfd, efd;    /* listen, netlink, signals, push done */
 	struct client clients[CLIENTS_MAX];
@@ -918,8 +919,7 @@ static void reload(struct agent *a)
 	cur->connect_timeout = fresh.cfg.connect_timeout;
 	cur->stall_timeout = fresh.cfg.stall_timeout;
 	if (strcmp(fresh.cfg.data_dir, cur->data_dir) != 0 ||
-	    strcmp(fresh.cfg.socket ? fresh.cfg.socket : CTL_DEFAULT_SOCKET,
-		   cur->socket ? cur->socket : CTL_DEFAULT_SOCKET) != 0)
+	    strcmp(fresh.cfg.socket ? fresh.cfg.socket : a->sock, a->sock) != 0)
 		logmsg(SD_WARNING, "reload: data_dir and socket take effect on restart");
 	config_free(&fresh.cfg);
 	config_default_timings(&a->c->cfg);
@@ -928,7 +928,7 @@ static void reload(struct agent *a)
 
 static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 {
-	const char *path = a->c->cfg.socket ? a->c->cfg.socket : CTL_DEFAULT_SOCKET;
+	const char *path = a->sock;
 	const char *gname = a->c->cfg.socket_group;
 	struct group *g = getgrnam(gname ? gname : CONFIG_DEFAULT_SOCKET_GROUP);
 	sigset_t mask;
@@ -936,6 +936,14 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 	int r;
 
 	*ret_group = g ? g->gr_gid : (gid_t)-1;
+	if (a->c->cfg.socket) {
+		if (strlen(a->c->cfg.socket) >= sizeof(a->sock))
+			return fs_error_set(err, -ENAMETOOLONG, "agent socket %s: path longer than "
+					    "%zu bytes", a->c->cfg.socket, sizeof(a->sock) - 1);
+		memcpy(a->sock, a->c->cfg.socket, strlen(a->c->cfg.socket) + 1);
+	} else if ((r = ctl_default_socket(a->sock, err)) < 0) {
+		return r;
+	}
 	if (!g && gname)
 		return fs_error_set(err, -ENOENT, "agent socket group %s: no such group", gname);
 	sigemptyset(&mask);
@@ -972,7 +980,7 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 
 static void shut_down(struct agent *a)
 {
-	const char *path = a->c->cfg.socket ? a->c->cfg.socket : CTL_DEFAULT_SOCKET;
+	const char *path = a->sock;
 
 	a->stopping = 1;
 	sd_notify(0, "STOPPING=1");

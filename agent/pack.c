@@ -293,7 +293,7 @@ static void buffers_free(struct pack_buffers *b)
 int pack_next(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
               size_t max_changes, size_t max_bytes, int *ret_made, struct fs_error *err)
 {
-	struct pack_buffers b;
+	struct pack_buffers b = {0};
 	int r, made = 0;
 
 	if ((r = buffers_new(s, max_changes, max_bytes, &b, err)) < 0)
@@ -310,7 +310,7 @@ int pack_outbox(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYT
                 struct fs_error *err)
 {
 	unsigned long long made = 0;
-	struct pack_buffers b;
+	struct pack_buffers b = {0};
 	int r, more = 1;
 
 	if ((r = buffers_new(s, max_changes, max_bytes, &b, err)) < 0)

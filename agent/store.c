@@ -233,7 +233,7 @@ static int pragma_int(struct store *s, const char *sql, int *ret, struct fs_erro
 /* Every open proves the layout is ours before anything is written. */
 static int db_verify(struct store *s, struct fs_error *err)
 {
-	int version, page_size, reserve = -1, r;
+	int version = 0, page_size = 0, reserve = -1, r;
 	sqlite3_stmt *st = NULL;
 	const char *mode;
 
@@ -603,7 +603,7 @@ uint64_t store_wall_ms(const struct store *s)
 
 int store_begin(struct store *s, struct fs_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	const char *text;
 	int r;
 
@@ -657,7 +657,7 @@ void store_hlc_rewind(struct store *s, uint64_t physical_ms)
 
 int store_commit(struct store *s, struct fs_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	int r;
 
 	if (s->hlc_dirty) {
@@ -731,7 +731,7 @@ enum { SLOT_META_GET = 24, SLOT_META_PUT };
 int store_meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
                     struct fs_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	int r, rc;
 
 	r = store_stmt(s, SLOT_META_GET, "SELECT value FROM meta WHERE key = ?1", &st, err);
@@ -760,7 +760,7 @@ int store_meta_get(struct store *s, const char *key, char *out, size_t cap, int 
 
 int store_meta_put(struct store *s, const char *key, const char *value, struct fs_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	int r;
 
 	r = store_stmt(s, SLOT_META_PUT, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",

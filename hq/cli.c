@@ -68,7 +68,8 @@ static const char main_usage[] =
 	"  -c, --config FILE      configuration (default " HQCONFIG_DEFAULT_PATH ",\n"
 	"                         or $FIELDSYNC_HQ_CONFIG)\n"
 	"      --data-dir DIR     data directory (default " HQCONFIG_DEFAULT_DATA_DIR ")\n"
-	"      --forms-dir DIR    form definitions (default " FS_FORMS_DIR ")\n"
+	"      --forms-dir DIR    form definitions <collection>.json (default: the\n"
+	"                         forms built into fieldsync-hq)\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n"
 	"\n"
@@ -117,7 +118,7 @@ static int load_config(const char *config_path, char *const overrides[2], struct
 	if ((overrides[0] && ini_set(&cfg->data_dir, overrides[0]) < 0) ||
 	    (overrides[1] && ini_set(&cfg->forms_dir, overrides[1]) < 0))
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	return hqconfig_finish(cfg, FS_FORMS_DIR, err);
+	return hqconfig_finish(cfg, err);
 }
 
 static int open_db(const struct hq_config *cfg, sqlite3 **ret, struct fs_error *err)

@@ -25,11 +25,10 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 	return ini_load(path, keys, sizeof(keys) / sizeof(keys[0]), err);
 }
 
-int hqconfig_finish(struct hq_config *cfg, const char *default_forms_dir, struct fs_error *err)
+int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 {
 	if ((!cfg->listen && ini_set(&cfg->listen, HQCONFIG_DEFAULT_LISTEN) < 0) ||
-	    (!cfg->data_dir && ini_set(&cfg->data_dir, HQCONFIG_DEFAULT_DATA_DIR) < 0) ||
-	    (!cfg->forms_dir && ini_set(&cfg->forms_dir, default_forms_dir) < 0))
+	    (!cfg->data_dir && ini_set(&cfg->data_dir, HQCONFIG_DEFAULT_DATA_DIR) < 0))
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (!cfg->threads)
 		cfg->threads = HQCONFIG_DEFAULT_THREADS;

@@ -38,7 +38,7 @@ struct hq_config {
 	char *tls_cert;     /* NULL: no TLS */
 	char *tls_key;      /* NULL: no TLS */
 	char *data_dir;     /* hq.db and hq.key live here */
-	char *forms_dir;    /* form definitions */
+	char *forms_dir;    /* form definitions; NULL: the built-in forms */
 	unsigned threads;   /* MHD thread pool size */
 	unsigned max_inflight; /* concurrent requests before 503 */
 	struct audit_policy audit; /* when to sign an audit checkpoint */
@@ -50,8 +50,7 @@ struct hq_config {
 int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err) FS_WUR;
 
 /* Fill unset strings and numbers with their defaults; -ENOMEM. */
-int hqconfig_finish(struct hq_config *cfg, const char *default_forms_dir,
-		    struct fs_error *err) FS_WUR;
+int hqconfig_finish(struct hq_config *cfg, struct fs_error *err) FS_WUR;
 
 /* NULL-safe; zeroes cfg. */
 void hqconfig_free(struct hq_config *cfg);

@@ -1,9 +1,9 @@
-/* hqforms.c - load every form definition in a directory. */
+/* hqforms.c - HQ's set of forms, one per collection. */
 #include "hq/hqforms.h"
 
-#include <dirent.h>
+#include "sync/formsrc.h"
+
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,56 +13,40 @@ struct hq_forms {
 	size_t n;                       /* entries in form */
 };
 
-static int is_definition(const struct dirent *d)
-{
-	size_t n = strlen(d->d_name);
+struct adding {
+	struct hq_forms *fs;
+	const char *from; /* for messages: the directory or "the built-in forms" */
+	struct fs_error *err;
+};
 
-	return d->d_name[0] != '.' && n > 5 && !strcmp(d->d_name + n - 5, ".json");
-}
-
-static int add_form(struct hq_forms *fs, const char *dir, const char *name, struct fs_error *err)
+static int add_form(struct form *f, void *arg)
 {
-	char path[PATH_MAX];
-	struct form *f = NULL;
+	struct adding *a = arg;
 	int r;
 
-	if (fs->n == HQFORMS_MAX)
-		return fs_error_set(err, -FS_ELIMIT, "forms %s: more than %d definitions", dir,
-				    HQFORMS_MAX);
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
-		return fs_error_set(err, -ENAMETOOLONG, "forms %s: path too long", dir);
-	if ((r = form_load_file(path, &f, err)) < 0)
-		return r;
-	if (hqforms_find(fs, form_collection(f))) {
-		form_free(f);
-		return fs_error_set(err, -FS_EFORMAT, "forms %s: collection defined twice (%s)", dir,
-				    name);
+	if (a->fs->n == HQFORMS_MAX)
+		r = fs_error_set(a->err, -FS_ELIMIT, "forms %s: more than %d definitions", a->from,
+				 HQFORMS_MAX);
+	else if (hqforms_find(a->fs, form_collection(f)))
+		r = fs_error_set(a->err, -FS_EFORMAT, "forms %s: collection '%.64s' defined twice",
+				 a->from, form_collection(f));
+	else {
+		a->fs->form[a->fs->n++] = f;
+		return 0;
 	}
-	fs->form[fs->n++] = f;
-	return 0;
+	form_free(f);
+	return r;
 }
 
 int hqforms_load(const char *dir, struct hq_forms **ret, struct fs_error *err)
 {
 	struct hq_forms *fs = calloc(1, sizeof(*fs));
-	struct dirent **list = NULL;
-	int n, r = 0;
+	struct adding a = {.fs = fs, .from = formsrc_describe(dir), .err = err};
+	int r;
 
 	if (!fs)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	n = scandir(dir, &list, is_definition, alphasort);
-	if (n < 0) {
-		r = fs_error_set(err, -errno, "forms %s: %s", dir, strerror(errno));
-		goto out;
-	}
-	for (int i = 0; i < n && r == 0; i++)
-		r = add_form(fs, dir, list[i]->d_name, err);
-	if (r == 0 && fs->n == 0)
-		r = fs_error_set(err, -FS_EFORMAT, "forms %s: no *.json definitions", dir);
-	for (int i = 0; i < n; i++)
-		free(list[i]);
-	free(list);
-	if (r < 0)
+	if ((r = formsrc_load_all(dir, add_form, &a, err)) < 0)
 		goto out;
 	*ret = fs;
 	fs = NULL;

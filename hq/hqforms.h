@@ -1,11 +1,10 @@
 /* hqforms.h - the form definitions HQ validates and exports against.
  *
- * Every <name>.json in the forms directory is loaded with form_load_file
- * (sync/form.h); its "collection" names the collection it defines.  A
- * collection defined twice, more than HQFORMS_MAX files, or a broken
- * definition is an error (-FS_EFORMAT; -errno when the directory cannot
- * be read).  A loaded set is immutable and may be shared between
- * threads.
+ * The built-in forms, or with a directory every <collection>.json in it
+ * (sync/formsrc.h).  A collection defined twice, more than HQFORMS_MAX
+ * definitions, or a broken one is an error (-FS_EFORMAT; -errno when the
+ * directory cannot be read).  A loaded set is immutable and may be shared
+ * between threads.
  */
 #ifndef FS_HQFORMS_H
 #define FS_HQFORMS_H
@@ -19,6 +18,7 @@
 
 struct hq_forms;
 
+/* dir NULL: the built-in forms. */
 int hqforms_load(const char *dir, struct hq_forms **ret, struct fs_error *err) FS_WUR;
 
 /* The form of a collection, or NULL when none is defined. */

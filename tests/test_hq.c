@@ -150,7 +150,7 @@ static uint64_t now_ms(void)
 /* Start `serve --listen 127.0.0.1:0` and wait for its "listening" line. */
 static void hq_start(struct hq *h)
 {
-	uint64_t deadline = now_ms() + 30000;
+	uint64_t deadline = now_ms() + test_timeout_ms(30000);
 
 	h->pid = fork();
 	ASSERT_GE(h->pid, 0);
@@ -183,7 +183,7 @@ static void hq_start(struct hq *h)
 		if (waitpid(h->pid, &status, WNOHANG) == h->pid)
 			TEST_FAIL("fieldsync-hq serve exited before listening");
 		if (now_ms() > deadline)
-			TEST_FAIL("fieldsync-hq serve did not start within 30 s");
+			TEST_FAIL("fieldsync-hq serve did not start within %lu ms", test_timeout_ms(30000));
 		nanosleep(&pause, NULL); /* polling for readiness, not an assertion */
 	}
 	snprintf(h->url, sizeof(h->url), "http://127.0.0.1:%d", h->port);
@@ -416,13 +416,23 @@ static struct set build_set(struct device *d, const uint8_t *hq_box_pk, struct c
 	return s;
 }
 
+/* A name the test wrote must fit: a cut one would test something else. */
+static void copy_name(char *dst, size_t size, const char *src)
+{
+	size_t len = strlen(src);
+
+	if (len >= size)
+		TEST_FAIL("test name \"%s\" longer than %zu bytes", src, size - 1);
+	memcpy(dst, src, len + 1);
+}
+
 static struct change mk(const char *rec, const char *coll, const char *field, cJSON *v, hlc_t t)
 {
 	struct change c = {.value = v, .hlc = t};
 
-	snprintf(c.record_id, sizeof(c.record_id), "%s", rec);
-	snprintf(c.collection, sizeof(c.collection), "%s", coll);
-	snprintf(c.field, sizeof(c.field), "%s", field);
+	copy_name(c.record_id, sizeof(c.record_id), rec);
+	copy_name(c.collection, sizeof(c.collection), coll);
+	copy_name(c.field, sizeof(c.field), field);
 	return c;
 }
 

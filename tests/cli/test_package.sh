@@ -30,11 +30,9 @@ run_logged() {
 	shift
 	"$@" > "$log" 2>&1 || fail "'$*' failed: $(tail -n 25 "$log")"
 }
-run_logged "$T/configure.log" cmake -S "$FS_SOURCE_DIR" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	-DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON
-run_logged "$T/build.log" cmake --build "$B" -j "$(nproc 2> /dev/null || echo 2)" \
-	--target fieldsync fieldsync-hq
-(cd "$B" && cpack -G DEB) > "$T/cpack.log" 2>&1 || fail "cpack failed: $(tail -n 25 "$T/cpack.log")"
+# Through `make package`, the README's command, into the scratch directory.
+command -v make > /dev/null || fail "make is needed"
+run_logged "$T/package.log" make -C "$FS_SOURCE_DIR" --no-print-directory package PKG_BUILD="$B"
 
 AGENT_DEB="$B/fieldsync_${VERSION}_${ARCH}.deb"
 HQ_DEB="$B/fieldsync-hq_${VERSION}_${ARCH}.deb"
@@ -139,9 +137,10 @@ check_deb "$HQ_DEB" fieldsync-hq fieldsync-hq fieldsync-hq.service /etc/fieldsyn
 	'libc6' 'libsodium[0-9]+' 'libsqlite3-[0-9]+' 'libmicrohttpd[0-9]+' 'libgnutls[0-9]+' \
 	"fieldsync \\(= $VERSION\\)" 'systemd'
 
-# Every form and the documentation are in fieldsync.
+# The documentation, and every form as an example to start from (the
+# programs have them built in), are in fieldsync.
 for form in "$FS_SOURCE_DIR"/conf/forms/*.json; do
-	has_file "$AGENT_DEB" "/usr/share/fieldsync/forms/$(basename "$form")"
+	has_file "$AGENT_DEB" "/usr/share/doc/fieldsync/examples/forms/$(basename "$form")"
 done
 for doc in README.md PROTOCOL.md SECURITY.md DEPLOY.md; do
 	has_file "$AGENT_DEB" "/usr/share/doc/fieldsync/$doc"
@@ -158,6 +157,16 @@ dpkg-deb -x "$AGENT_DEB" "$R"
 dpkg-deb -x "$HQ_DEB" "$R"
 UNITDIR=$(unit_dir "$AGENT_DEB")
 
+# Built with Debian's hardening flags: full RELRO (relro and now), the
+# stack protector and _FORTIFY_SOURCE's checked functions.
+for bin in "$R/usr/bin/fieldsync" "$R/usr/bin/fieldsync-hq"; do
+	readelf -lW "$bin" | grep -q GNU_RELRO || fail "$(basename "$bin") has no RELRO segment"
+	readelf -dW "$bin" | grep -Eq 'BIND_NOW|FLAGS.*NOW' || fail "$(basename "$bin") is not linked with -z now"
+	readelf -sW --dyn-syms "$bin" | grep -q '__stack_chk_fail' ||
+		fail "$(basename "$bin") is not built with -fstack-protector-strong"
+	readelf -sW --dyn-syms "$bin" | grep -Eq '__[a-z_]+_chk@' ||
+		fail "$(basename "$bin") calls no _FORTIFY_SOURCE checked function"
+done
 expect_exit 0 "$R/usr/bin/fieldsync" --version
 [ "$OUT" = "fieldsync $VERSION" ] || fail "fieldsync --version: $OUT"
 expect_exit 0 "$R/usr/bin/fieldsync-hq" --version
@@ -169,12 +178,13 @@ must_contain "$OUT" "/run/fieldsync/agent.sock"
 # The paths compiled in are the paths the packages install.
 expect_exit 0 "$R/usr/bin/fieldsync" --help
 must_contain "$OUT" "default /etc/fieldsync/agent.conf"
-must_contain "$OUT" "(default /usr/share/fieldsync/forms)"
+must_contain "$OUT" "forms built into fieldsync"
 expect_exit 0 "$R/usr/bin/fieldsync-hq" --help
 must_contain "$OUT" "default /etc/fieldsync/hq.conf"
-must_contain "$OUT" "(default /usr/share/fieldsync/forms)"
-grep -q '^dir = /usr/share/fieldsync/forms$' "$R/etc/fieldsync/hq.conf" ||
-	fail "hq.conf's [forms] dir is not /usr/share/fieldsync/forms"
+must_contain "$OUT" "forms built into fieldsync-hq"
+# Neither configuration points away from the built-in forms.
+! grep -q '^dir *=' "$R/etc/fieldsync/hq.conf" || fail "hq.conf sets a forms dir"
+! grep -q '^dir *=' "$R/etc/fieldsync/agent.conf" || fail "agent.conf sets a forms dir"
 
 # The packaged units start the packaged binaries with the packaged
 # configuration, as the users the packaged sysusers.d files create.
@@ -195,12 +205,17 @@ for f in "$R"/usr/lib/tmpfiles.d/*.conf; do
 	done
 done
 
-# The packaged binary and forms make a store and take a record.
+# The packaged binary makes a store and takes a record with its built-in
+# forms, and with the packaged example forms as a directory.
 PKGDATA="$T/pkgdata"
-expect_exit 0 "$R/usr/bin/fieldsync" --data-dir "$PKGDATA" --forms-dir "$R/usr/share/fieldsync/forms" \
+expect_exit 0 "$R/usr/bin/fieldsync" --data-dir "$PKGDATA" \
 	--passphrase-file "$PASS" init --kdf interactive
-expect_exit 0 "$R/usr/bin/fieldsync" --data-dir "$PKGDATA" --forms-dir "$R/usr/share/fieldsync/forms" \
+expect_exit 0 "$R/usr/bin/fieldsync" --data-dir "$PKGDATA" \
 	--passphrase-file "$PASS" beneficiary add "full_name=Test Package" municipality=Tutin \
+	status=idp household_size=2 consent=yes
+expect_exit 0 "$R/usr/bin/fieldsync" --data-dir "$PKGDATA" \
+	--forms-dir "$R/usr/share/doc/fieldsync/examples/forms" \
+	--passphrase-file "$PASS" beneficiary add "full_name=Test Package 2" municipality=Tutin \
 	status=idp household_size=2 consent=yes
 
 # ---- the checks can fail ---------------------------------------------------
