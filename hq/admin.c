@@ -129,15 +129,32 @@ int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 
 /* ---- conflicts ---------------------------------------------------------- */
 
+/* A device's team, or "an unknown device" for one HQ has no row for. */
+static const char *team_or(sqlite3_stmt *st, int col)
+{
+	return sqlite3_column_type(st, col) == SQLITE_NULL ? "an unknown device"
+							   : col_text(st, col);
+}
+
 static int conflict_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 {
 	char ha[HLC_TEXT_LEN + 1], hb[HLC_TEXT_LEN + 1];
 	cJSON *o, *va, *vb;
 
 	if (!arr) {
-		fprintf(out, "record %s field %s\n  a: %s by %s\n  b: %s by %s\n  winner: %s\n",
-			col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
-			col_text(st, 5), col_text(st, 6), col_text(st, 8));
+		char ta[HLC_TIME_LEN + 1], tb[HLC_TIME_LEN + 1];
+		int b_won = !strcmp(col_text(st, 8), col_text(st, 6));
+
+		/* Teams by name (the device id, shortened, tells two laptops
+		 * of one team apart); the edit kept is the later one in HLC
+		 * order, the same on every replica. */
+		hlc_format_time((hlc_t)sqlite3_column_int64(st, 4), ta);
+		hlc_format_time((hlc_t)sqlite3_column_int64(st, 7), tb);
+		fprintf(out, "record %s, field %s\n  %s (device %.8s) set %s at %s\n"
+			"  %s (device %.8s) set %s at %s\n  kept: %s from %s, the later edit\n",
+			col_text(st, 0), col_text(st, 1), team_or(st, 9), col_text(st, 3),
+			col_text(st, 2), ta, team_or(st, 10), col_text(st, 6), col_text(st, 5), tb,
+			col_text(st, b_won ? 5 : 2), team_or(st, b_won ? 10 : 9));
 		return 0;
 	}
 	if (!(o = row_object(arr)))
@@ -161,16 +178,20 @@ static int conflict_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	cJSON_AddItemToObject(o, "value_b", vb);
 	if (!cJSON_AddStringToObject(o, "device_b", col_text(st, 6)) ||
 	    !cJSON_AddStringToObject(o, "hlc_b", hb) ||
-	    !cJSON_AddStringToObject(o, "winner", col_text(st, 8)))
+	    !cJSON_AddStringToObject(o, "winner", col_text(st, 8)) ||
+	    !cJSON_AddStringToObject(o, "team_a", team_or(st, 9)) ||
+	    !cJSON_AddStringToObject(o, "team_b", team_or(st, 10)))
 		return -ENOMEM;
 	return 0;
 }
 
 int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 {
-	return list_rows(db, "SELECT record_id, field, value_a, device_a, hlc_a, value_b, "
-			     "device_b, hlc_b, winner FROM conflicts "
-			     "ORDER BY record_id, field, hlc_a, device_a, hlc_b, device_b",
+	return list_rows(db, "SELECT c.record_id, c.field, c.value_a, c.device_a, c.hlc_a, "
+			     "c.value_b, c.device_b, c.hlc_b, c.winner, da.team, db.team "
+			     "FROM conflicts c LEFT JOIN devices da ON da.id = c.device_a "
+			     "LEFT JOIN devices db ON db.id = c.device_b "
+			     "ORDER BY c.record_id, c.field, c.hlc_a, c.device_a, c.hlc_b, c.device_b",
 			 "list conflicts", conflict_row, json, out, err);
 }
 

@@ -17,11 +17,26 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FS="$ROOT/$BUILD/fieldsync"
 HQ="$ROOT/$BUILD/fieldsync-hq"
 DEMO="$ROOT/demo-data"
-FORMS="$ROOT/conf/forms"
 TEAMS="sremska-mitrovica bujanovac"
 
 say() { printf '\n==> %s\n' "$*"; }
 now_ms() { date +%s%3N; }
+
+# wait_until SECONDS WHAT CMD...: poll CMD until it succeeds; after
+# SECONDS say what did not happen and stop.
+wait_until() {
+	limit=$(($1 * 1000))
+	what=$2
+	shift 2
+	t0=$(now_ms)
+	until "$@"; do
+		if [ $(($(now_ms) - t0)) -gt "$limit" ]; then
+			echo "demo: $what after $((limit / 1000)) s" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
 
 HQ_PID=""
 PIDS=""
@@ -52,7 +67,7 @@ team() {
 	FIELDSYNC_CONFIG="$DEMO/$t/agent.conf" "$FS" "$@"
 }
 
-printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n' "$DEMO" "$FORMS" > "$DEMO/hq.conf"
+printf '[store]\ndata_dir = %s/hq\n' "$DEMO" > "$DEMO/hq.conf"
 hq() { "$HQ" -c "$DEMO/hq.conf" "$@"; }
 
 # start_hq [PORT]: serve on loopback; sets PORT.
@@ -60,7 +75,7 @@ start_hq() {
 	: > "$DEMO/hq.log"
 	"$HQ" -c "$DEMO/hq.conf" serve --listen "127.0.0.1:${1:-0}" 2>> "$DEMO/hq.log" &
 	HQ_PID=$!
-	for _ in $(seq 1 100); do grep -q "listening on" "$DEMO/hq.log" && break; sleep 0.1; done
+	wait_until 60 "HQ did not start (see $DEMO/hq.log)" grep -q "listening on" "$DEMO/hq.log"
 	PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$DEMO/hq.log" | head -n 1)
 	[ -n "$PORT" ] || { cat "$DEMO/hq.log" >&2; exit 1; }
 }
@@ -81,8 +96,6 @@ for t in $TEAMS; do
 data_dir = $DEMO/$t/store
 passphrase_file = $DEMO/$t/passphrase
 kdf_profile = interactive
-[forms]
-dir = $FORMS
 [agent]
 socket = $DEMO/$t/agent.sock
 EOF
@@ -91,7 +104,7 @@ EOF
 	PIDS="$PIDS $!"
 done
 for t in $TEAMS; do
-	for _ in $(seq 1 100); do [ -S "$DEMO/$t/agent.sock" ] && break; sleep 0.1; done
+	wait_until 60 "the $t agent did not start (see $DEMO/$t/agent.log)" test -S "$DEMO/$t/agent.sock"
 done
 for t in $TEAMS; do
 	case $t in
@@ -130,7 +143,15 @@ sleep 0.01
 team bujanovac beneficiary edit "$shared" household_size=6
 team bujanovac visit add "beneficiary_id=$shared" visit_date=2026-11-22 \
 	visit_type=needs_assessment "notes=Porodica proširena; доселила се бака" > /dev/null
-sleep 2
+tried() { team "$1" status --json | grep -q '"last_error":"HQ unreachable'; }
+for t in $TEAMS; do wait_until 60 "the $t agent never tried HQ" tried "$t"; done
+say "What the teams recorded offline (each laptop's own store)"
+for t in $TEAMS; do
+	echo "--- $t: beneficiaries"
+	team "$t" beneficiary list
+	echo "--- $t: visits"
+	team "$t" visit list
+done
 say "Each agent has tried HQ, failed, and is retrying with backoff (Sremska Mitrovica):"
 team sremska-mitrovica status
 
@@ -139,24 +160,22 @@ up=$(now_ms)
 start_hq "$PORT"
 # Watch the laptops, not HQ: every HQ command is itself audited.
 pending() { team "$1" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pending_changes"])'; }
-while [ "$(pending sremska-mitrovica)" -ne 0 ] || [ "$(pending bujanovac)" -ne 0 ]; do
-	if [ $(($(now_ms) - up)) -gt 30000 ]; then
-		echo "changes still pending 30 s after HQ came back" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+all_sent() { [ "$(pending sremska-mitrovica)" -eq 0 ] && [ "$(pending bujanovac)" -eq 0 ]; }
+wait_until 120 "changes still pending after HQ came back" all_sent
 echo "Both agents pushed on their own: HQ acknowledged everything $(($(now_ms) - up)) ms after it came back."
 
 say "5. HQ's merged view (CSV, opens in LibreOffice) and the visits (JSON Lines)"
 hq export beneficiaries --format csv
 hq export visits --format jsonl
-say "The concurrent edit of the shared household, resolved (later edit wins, both kept):"
+say "The concurrent edit of the shared household: both edits are kept in HQ's record of it,"
+echo "and the later one wins, the same on every replica whatever order the sets arrived in:"
 hq conflicts
 
 say "6. HQ's audit log: every enrolment and change set, hash-chained in a Merkle tree"
 hq audit list
 say "HQ signs the tree head as a C2SP checkpoint; verify recomputes every hash and signature"
+echo "A checkpoint proves that the log held exactly these entries when HQ signed it: anyone who"
+echo "keeps a copy can later show that no entry up to it was changed, removed or reordered."
 hq audit checkpoint
 hq audit verify
 for t in $TEAMS; do

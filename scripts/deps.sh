@@ -15,7 +15,7 @@ set -eu
 PKGS="build-essential cmake pkg-config dpkg-dev \
 libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
 libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev clang libclang-rt-14-dev \
-sqlite3 python3 bsdutils curl openssl systemd faketime util-linux"
+sqlite3 python3 bsdutils curl openssl systemd faketime util-linux iproute2 file"
 
 missing=""
 for p in $PKGS; do
