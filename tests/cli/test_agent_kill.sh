@@ -28,7 +28,7 @@ hq_and_enrolled_store "Tim Bujanovac" Bujanovac
 agent_conf "max_changes = 3"
 
 # ---- kill -9 the agent while it pushes ------------------------------------
-# Each round adds 60 records directly (the agent is dead) and starts the
+# Each round adds 20 records (34 sets) directly (the agent is dead) and starts the
 # agent, which unlocks and pushes at once.  Odd rounds kill it after a
 # random 0-300 ms: before the unlock, while packing, with a set in flight
 # or between a receipt and the next set.  Even rounds make the kill land
@@ -51,9 +51,9 @@ total=0
 mid_push=0
 stopped_rounds=0
 for round in $(seq "$KILLS"); do
-	csv 60 $((round * 100))
+	csv 20 $((round * 100))
 	expect_exit 0 fs import beneficiaries "$T/batch.csv"
-	total=$((total + 60))
+	total=$((total + 20))
 	acked0=$(sets_sent)
 	if [ $((round % 2)) -eq 1 ]; then
 		start_agent --passphrase-file "$PASS"
@@ -94,9 +94,9 @@ nothing_pending() { [ "$(agent_json pending_changes)" -eq 0 ]; }
 wait_for 120 "the device still has changes pending: $(fa status)" nothing_pending
 
 # ---- HQ killed and restarted mid-ingest --------------------------------------
-csv 1500 100000
+csv 600 100000
 expect_exit 0 fa import beneficiaries "$T/batch.csv"
-total=$((total + 1500))
+total=$((total + 600))
 restarts=0
 mid_ingest=0
 # Each kill waits until HQ has merged more since it came back, so every

@@ -85,19 +85,23 @@ mkdir -p "$U/run"
 if [ "$(id -u)" -eq 0 ]; then
 	command -v setpriv > /dev/null || fail "setpriv (util-linux) is needed"
 	cp -a "$DATA" "$U/data"
+	# The build tree may sit where nobody cannot reach (/root is 0700).
+	cp "$FIELDSYNC" "$U/fieldsync"
+	USER_FS="$U/fieldsync"
 	printf '[store]\ndata_dir = %s/data\n' "$U" > "$U/agent.conf"
 	chown -R nobody:nogroup "$U"
 	chmod 755 "$T"
 	AS_USER=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 else
 	printf '[store]\ndata_dir = %s\n' "$DATA" > "$U/agent.conf"
+	USER_FS="$FIELDSYNC"
 	AS_USER=()
 fi
 chmod 700 "$U/run"
 # Not through a function: $! must be the agent itself (setpriv and env exec).
 as_user() { "${AS_USER[@]}" env FIELDSYNC_CONFIG="$U/agent.conf" XDG_RUNTIME_DIR="$U/run" "$@"; }
 "${AS_USER[@]}" env FIELDSYNC_CONFIG="$U/agent.conf" XDG_RUNTIME_DIR="$U/run" \
-	"$FIELDSYNC" agent 2> "$T/agent.log" &
+	"$USER_FS" agent 2> "$T/agent.log" &
 APID=$!
 user_sock_up() { [ -S "$U/run/fieldsync/agent.sock" ] || ! kill -0 "$APID" 2> /dev/null; }
 until_ok 30 user_sock_up
@@ -105,9 +109,9 @@ until_ok 30 user_sock_up
 grep -q "listening on $U/run/fieldsync/agent.sock" "$T/agent.log" ||
 	fail "the agent did not say where it listens: $(cat "$T/agent.log")"
 [ "$(stat -c %a "$U/run/fieldsync")" = 700 ] || fail "\$XDG_RUNTIME_DIR/fieldsync is not 0700"
-expect_exit 0 as_user "$FIELDSYNC" status
+expect_exit 0 as_user "$USER_FS" status
 must_contain "$OUT" "store locked"
-expect_exit 0 as_user "$FIELDSYNC" agent --help
+expect_exit 0 as_user "$USER_FS" agent --help
 must_contain "$OUT" "XDG_RUNTIME_DIR"
 stop_agent
 [ ! -e "$U/run/fieldsync/agent.sock" ] || fail "the agent left its socket behind"
