@@ -30,15 +30,18 @@ SCALE=${FS_TEST_TIMEOUT_SCALE:-1}
 case "$SCALE" in '' | *[!0-9]*) fail "FS_TEST_TIMEOUT_SCALE must be a whole number, not '$SCALE'" ;; esac
 [ "$SCALE" -ge 1 ] || SCALE=1
 
-# until_ok SECONDS CMD...: run CMD every 50 ms until it succeeds; returns 1
-# once SECONDS (scaled) have passed without success.
+# until_ok SECONDS CMD...: run CMD until it succeeds, 50 ms apart at first
+# and backing off to 500 ms (a probe such as an HQ export is work that
+# competes with what it waits for); returns 1 once SECONDS (scaled) have
+# passed without success.
 until_ok() {
-	local limit=$(($1 * SCALE * 1000)) start
+	local limit=$(($1 * SCALE * 1000)) start pause=50
 	shift
 	start=$(date +%s%3N)
 	until "$@"; do
 		[ $(($(date +%s%3N) - start)) -lt "$limit" ] || return 1
-		sleep 0.05
+		sleep "$(printf '0.%03d' "$pause")"
+		[ "$pause" -ge 500 ] || pause=$((pause * 2 > 500 ? 500 : pause * 2))
 	done
 }
 
