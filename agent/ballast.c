@@ -74,11 +74,21 @@ static int disk_fail(const struct ballast *b, int e, const char *what, struct fs
 
 static int ballast_open(struct ballast *b, struct fs_error *err)
 {
+	struct stat dir;
+
 	if (b->fd >= 0)
 		return 0;
 	b->fd = open(b->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (b->fd < 0)
 		return disk_fail(b, errno, "keep room on disk:", err);
+	/* Root writing to the service's store (fieldsync --data-dir as root)
+	 * must not leave a file the service cannot open: like SQLite with its
+	 * journals, give it to the data directory's owner. */
+	if (geteuid() == 0 && stat(b->dir, &dir) == 0 &&
+	    fchown(b->fd, dir.st_uid, dir.st_gid) != 0) {
+		/* Best effort: a file root keeps is only a reserve the
+		 * service cannot hold; its writes say so. */
+	}
 	return 0;
 }
 
@@ -101,12 +111,12 @@ uint64_t ballast_size(const struct ballast *b)
 }
 
 /* Bytes the file really has on disk: its size, if its blocks are there. */
-static uint64_t ballast_held(const struct ballast *b)
+static uint64_t ballast_held(int fd)
 {
 	struct stat st;
 	uint64_t size, blocks;
 
-	if (fstat(b->fd, &st) != 0)
+	if (fstat(fd, &st) != 0)
 		return 0;
 	size = (uint64_t)st.st_size;
 	blocks = (uint64_t)st.st_blocks * 512;
@@ -139,7 +149,7 @@ int ballast_hold(struct ballast *b, struct fs_error *err)
 	if ((r = ballast_open(b, err)) < 0)
 		return r;
 	target = ballast_target(b);
-	if (ballast_held(b) >= target)
+	if (ballast_held(b->fd) >= target)
 		return 0;
 	/* Short: a sync path dropped it (and holds LOCK_EX), or the disk had
 	 * no room when it was last restored. */
@@ -201,24 +211,29 @@ void ballast_restore(struct ballast *b)
 
 /* ---- state --------------------------------------------------------------- */
 
+/* Looks only: never creates the file (status may run as another user). */
 int ballast_state(struct ballast *b, struct ballast_state *ret, struct fs_error *err)
 {
 	struct statvfs fs;
-	int r, in_use = b->dropped;
+	int fd = b->fd, in_use = b->dropped;
 
-	if ((r = ballast_open(b, err)) < 0)
-		return r;
-	if (!in_use) {
-		if (flock(b->fd, LOCK_SH | LOCK_NB) == 0)
-			(void)flock(b->fd, LOCK_UN);
+	memset(ret, 0, sizeof(*ret));
+	if (fd < 0 && (fd = open(b->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 &&
+	    errno != ENOENT)
+		return disk_fail(b, errno, "look at the room kept on disk:", err);
+	if (fd >= 0 && !in_use) {
+		if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+			(void)flock(fd, LOCK_UN);
 		else
 			in_use = errno == EWOULDBLOCK;
 	}
-	memset(ret, 0, sizeof(*ret));
 	ret->target = ballast_target(b);
-	ret->held = ballast_held(b);
+	if (fd >= 0)
+		ret->held = ballast_held(fd);
 	ret->in_use = in_use;
-	if (fstatvfs(b->fd, &fs) == 0)
+	if (statvfs(b->dir, &fs) == 0)
 		ret->disk_free = (uint64_t)fs.f_bavail * fs.f_frsize;
+	if (fd >= 0 && fd != b->fd)
+		close(fd);
 	return 0;
 }

@@ -1003,7 +1003,9 @@ static int status_disk(struct cli *c, struct store *s, cJSON *o, int json, struc
 		memset(err, 0, sizeof(*err));
 		return 0;
 	}
-	full = b.in_use || b.held < b.target;
+	/* Full: the reserve is in use, or short with no room to make it up
+	 * (a store that never wrote has no reserve yet, and is not full). */
+	full = b.in_use || (b.held < b.target && b.disk_free < b.target - b.held);
 	if (!cJSON_AddNumberToObject(o, "disk_free_bytes", (double)b.disk_free) ||
 	    !cJSON_AddNumberToObject(o, "disk_reserve_bytes", (double)b.target) ||
 	    !cJSON_AddNumberToObject(o, "disk_reserve_held_bytes", (double)b.held) ||

@@ -24,12 +24,24 @@ static int socket_address(const char *path, struct sockaddr_un *sa, struct fs_er
 	return 0;
 }
 
-/* $XDG_RUNTIME_DIR when it applies: a user's own, absolute, not root's. */
+/* A directory only this user can enter or change: its own, not a link,
+ * no group or other bits.  Anyone else who could write there could put a
+ * socket of theirs in the agent's place and be given the passphrase. */
+static int private_dir(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+	       (st.st_mode & 077) == 0;
+}
+
+/* $XDG_RUNTIME_DIR when it applies: not root, absolute, and private (one
+ * inherited through su, another user's, is not). */
 static const char *user_runtime_dir(void)
 {
 	const char *d = getenv("XDG_RUNTIME_DIR");
 
-	return geteuid() != 0 && d && d[0] == '/' ? d : NULL;
+	return geteuid() != 0 && d && d[0] == '/' && private_dir(d) ? d : NULL;
 }
 
 int ctl_default_socket(char buf[CTL_PATH_MAX], struct fs_error *err)
@@ -51,10 +63,13 @@ int ctl_default_socket(char buf[CTL_PATH_MAX], struct fs_error *err)
 void ctl_find_socket(char buf[CTL_PATH_MAX])
 {
 	struct fs_error err = {0};
-	struct stat st;
+	int fd;
 
-	if (ctl_default_socket(buf, &err) == 0 && stat(buf, &st) == 0 && S_ISSOCK(st.st_mode))
+	/* An agent answers there; a socket left by one killed does not. */
+	if (ctl_default_socket(buf, &err) == 0 && ctl_connect(buf, &fd, &err) == 0) {
+		close(fd);
 		return;
+	}
 	memcpy(buf, CTL_SYSTEM_SOCKET, sizeof(CTL_SYSTEM_SOCKET));
 }
 
@@ -75,6 +90,10 @@ static int make_user_dir(const char *path, struct fs_error *err)
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return fs_error_set(err, -errno, "agent socket %s: create %s: %s", path, dir,
 				    strerror(errno));
+	if (!private_dir(dir))
+		return fs_error_set(err, -EPERM, "agent socket %s: %s is not a directory of "
+				    "this user's alone (mode 0700, not a link); remove it, or set "
+				    "[agent] socket", path, dir);
 	return 0;
 }
 

@@ -179,8 +179,12 @@ static int conflict_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	if (!cJSON_AddStringToObject(o, "device_b", col_text(st, 6)) ||
 	    !cJSON_AddStringToObject(o, "hlc_b", hb) ||
 	    !cJSON_AddStringToObject(o, "winner", col_text(st, 8)) ||
-	    !cJSON_AddStringToObject(o, "team_a", team_or(st, 9)) ||
-	    !cJSON_AddStringToObject(o, "team_b", team_or(st, 10)))
+	    !(sqlite3_column_type(st, 9) == SQLITE_NULL
+		      ? cJSON_AddNullToObject(o, "team_a")
+		      : cJSON_AddStringToObject(o, "team_a", col_text(st, 9))) ||
+	    !(sqlite3_column_type(st, 10) == SQLITE_NULL
+		      ? cJSON_AddNullToObject(o, "team_b")
+		      : cJSON_AddStringToObject(o, "team_b", col_text(st, 10))))
 		return -ENOMEM;
 	return 0;
 }

@@ -7,7 +7,8 @@ set -e
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 KILLS=${FS_AGENT_KILLS:-50}
-trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
+# HQ may be stopped (SIGSTOP) when a check fails: let it take the SIGTERM.
+trap '[ -z "$HQPID" ] || kill -CONT "$HQPID" 2> /dev/null; kill_agent; stop_hq; rm -rf "$T"' EXIT
 
 hq_conf
 
@@ -95,13 +96,14 @@ wait_for 120 "the device still has changes pending: $(fa status)" nothing_pendin
 
 # ---- HQ killed and restarted mid-ingest --------------------------------------
 csv 600 100000
+# What HQ had before the import (the agent has nothing to send now).
+seen=$(hq_count beneficiaries)
 expect_exit 0 fa import beneficiaries "$T/batch.csv"
 total=$((total + 600))
 restarts=0
 mid_ingest=0
 # Each kill waits until HQ has merged more since it came back, so every
 # one lands during the ingest rather than before or after it.
-seen=$(hq_count beneficiaries)
 hq_grew() { [ "$(hq_count beneficiaries)" -gt "$seen" ]; }
 for r in 1 2 3 4 5; do
 	wait_for 120 "HQ merged nothing after restart $restarts" hq_grew

@@ -18,6 +18,10 @@ bare() { "$FIELDSYNC" --data-dir "$DATA" --passphrase-file "$PASS" "$@"; }
 expect_exit 0 bare init --kdf interactive
 expect_exit 0 bare beneficiary add "full_name=Đorđević Milica" municipality=Tutin status=idp \
 	household_size=2 consent=yes
+# A new store has no reserve file yet and plenty of disk: it is not full.
+expect_exit 0 bare status
+must_contain "$OUT" "kept for sending to HQ"
+must_not_contain "$OUT" "disk        full"
 expect_exit 0 bare beneficiary --help
 must_contain "$OUT" "beneficiaries form in"
 must_contain "$OUT" "the built-in forms"
@@ -115,4 +119,9 @@ expect_exit 0 as_user "$USER_FS" agent --help
 must_contain "$OUT" "XDG_RUNTIME_DIR"
 stop_agent
 [ ! -e "$U/run/fieldsync/agent.sock" ] || fail "the agent left its socket behind"
+# A socket directory others may write to is refused: one of them could put
+# their own socket there and be handed the passphrase.
+chmod 777 "$U/run/fieldsync"
+expect_exit 2 as_user "$USER_FS" agent
+must_contain "$ERR" "is not a directory of this user's alone"
 echo "ok: the programs run from the build tree"

@@ -140,7 +140,7 @@ check_deb "$HQ_DEB" fieldsync-hq fieldsync-hq fieldsync-hq.service /etc/fieldsyn
 # The documentation, and every form as an example to start from (the
 # programs have them built in), are in fieldsync.
 for form in "$FS_SOURCE_DIR"/conf/forms/*.json; do
-	has_file "$AGENT_DEB" "/usr/share/doc/fieldsync/examples/forms/$(basename "$form")"
+	has_file "$AGENT_DEB" "/usr/share/fieldsync/forms/$(basename "$form")"
 done
 for doc in README.md PROTOCOL.md SECURITY.md DEPLOY.md; do
 	has_file "$AGENT_DEB" "/usr/share/doc/fieldsync/$doc"
@@ -214,7 +214,7 @@ expect_exit 0 "$R/usr/bin/fieldsync" --data-dir "$PKGDATA" \
 	--passphrase-file "$PASS" beneficiary add "full_name=Test Package" municipality=Tutin \
 	status=idp household_size=2 consent=yes
 expect_exit 0 "$R/usr/bin/fieldsync" --data-dir "$PKGDATA" \
-	--forms-dir "$R/usr/share/doc/fieldsync/examples/forms" \
+	--forms-dir "$R/usr/share/fieldsync/forms" \
 	--passphrase-file "$PASS" beneficiary add "full_name=Test Package 2" municipality=Tutin \
 	status=idp household_size=2 consent=yes
 
