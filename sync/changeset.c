@@ -78,6 +78,32 @@ static int name_ok(const char *s, int allow_underscore_start)
 	return 1;
 }
 
+size_t changeset_payload_nodes(const char *text, size_t len)
+{
+	size_t containers = 0, commas = 0;
+	int in_string = 0;
+
+	/* Every value is a container, the first item of one, the top
+	 * level, or follows a comma. */
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '[' || c == '{') {
+			containers++;
+		} else if (c == ',') {
+			commas++;
+		}
+	}
+	return 2 * containers + commas + 1;
+}
+
 /* One untrusted row of the payload into c. */
 static int change_from_json(const cJSON *row, hlc_t lo, hlc_t hi, struct change *c)
 {
@@ -144,6 +170,11 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	if (plen > CHANGESET_MAX_PAYLOAD) {
 		r = fs_error_set(err, -FS_ELIMIT, "change set: payload of %zu bytes over the limit",
 				 plen);
+		goto out;
+	}
+	if (changeset_payload_nodes(payload, plen) > CHANGESET_MAX_NODES) {
+		r = fs_error_set(err, -FS_ELIMIT, "change set: payload of more than %d JSON values",
+				 CHANGESET_MAX_NODES);
 		goto out;
 	}
 	zcap = ZSTD_compressBound(plen);
@@ -258,7 +289,7 @@ static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, con
 {
 	size_t sealed = len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES;
 	size_t zlen = sealed - crypto_box_SEALBYTES, got;
-	unsigned long long size;
+	unsigned long long size = 0;
 	uint8_t *z = malloc(zlen);
 	char *text = NULL;
 	int r = 0;
@@ -297,7 +328,12 @@ static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, con
 	*ret_len = got;
 	text = NULL;
 out:
-	free(text);
+	/* Plaintext personal data: wiped before the allocator reuses it. */
+	if (text) {
+		sodium_memzero(text, (size_t)size + 1);
+		free(text);
+	}
+	sodium_memzero(z, zlen);
 	free(z);
 	return r;
 }
@@ -317,6 +353,13 @@ int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypt
 		return r;
 	if ((r = payload_unseal(buf, len, hq_box_pk, hq_box_sk, &text, &tlen, err)) < 0)
 		return r;
+	/* The tree is bounded before it is built: a few hundred bytes of
+	 * zstd can expand to millions of empty arrays. */
+	if (changeset_payload_nodes(text, tlen) > CHANGESET_MAX_NODES) {
+		r = fs_error_set(err, -FS_ELIMIT, "change set: payload of more than %d JSON values",
+				 CHANGESET_MAX_NODES);
+		goto out;
+	}
 	arr = cJSON_ParseWithLength(text, tlen);
 	if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != h.count) {
 		r = fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes", h.count);
@@ -340,6 +383,8 @@ int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypt
 out:
 	changes_free(changes, n);
 	cJSON_Delete(arr);
+	if (text)
+		sodium_memzero(text, tlen);
 	free(text);
 	return r;
 }

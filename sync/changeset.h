@@ -40,6 +40,10 @@
 #define CHANGESET_MAX_BYTES (1024 * 1024)         /* whole encoding */
 #define CHANGESET_MAX_PAYLOAD (8 * 1024 * 1024)   /* after decompression */
 #define CHANGESET_MAX_CHANGES 20000
+/* JSON values in a payload, counted by changeset_payload_nodes(): bounds
+ * the parse tree (about 64 bytes a value), whatever the payload's shape.
+ * A change is 6 values, plus one per extra multi_choice item. */
+#define CHANGESET_MAX_NODES (1 << 17)
 #define CHANGESET_MAX_NAME 64                     /* collection, field */
 #define CHANGESET_ZSTD_LEVEL 19
 
@@ -82,6 +86,12 @@ int changeset_verify(const uint8_t *buf, size_t len,
 int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
 		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
 		   size_t *ret_n, struct fs_error *err) FS_WUR;
+
+/* An upper bound on the JSON values in the len bytes of text, counted
+ * without parsing: the one rule both sides apply against
+ * CHANGESET_MAX_NODES (the encoder refuses with -FS_ELIMIT, so the packer
+ * splits; HQ refuses before it builds a tree). */
+size_t changeset_payload_nodes(const char *text, size_t len);
 
 /* BLAKE2b-256 of the whole encoding: the chain link and the dedup key. */
 void changeset_hash(const uint8_t *buf, size_t len, uint8_t out[CHANGESET_HASH_BYTES]);

@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include <zstd.h>
 
+#include "crypto/bytes.h"
 #include "crypto/identity.h"
 #include "sync/changeset.h"
 #include "sync/receipt.h"
@@ -1298,5 +1300,118 @@ TEST(hq_caseload_edit_conflict_either_order)
 	set_free(&b2);
 	identity_free(a.id);
 	identity_free(b.id);
+	curl_global_cleanup();
+}
+
+/* ---- bounded work per request ------------------------------------------- */
+
+/* A set whose sealed payload is text, as a hostile enrolled device could
+ * make one: header written by hand (docs/PROTOCOL.md), zstd, sealed to
+ * HQ, signed by d.  count is what the header declares. */
+static struct set build_raw_set(struct device *d, const uint8_t *hq_box_pk, const char *text,
+				size_t tlen, uint32_t count)
+{
+	size_t zcap = ZSTD_compressBound(tlen), zlen, sealed, total;
+	uint8_t *z = malloc(zcap), *out;
+	struct set s = {0};
+
+	ASSERT_TRUE(z);
+	zlen = ZSTD_compress(z, zcap, text, tlen, 3);
+	ASSERT_TRUE(!ZSTD_isError(zlen));
+	sealed = zlen + crypto_box_SEALBYTES;
+	total = CHANGESET_HEADER_BYTES + sealed + CHANGESET_SIG_BYTES;
+	ASSERT_LE(total, CHANGESET_MAX_BYTES);
+	out = calloc(1, total);
+	ASSERT_TRUE(out);
+	memcpy(out, CHANGESET_MAGIC, 4);
+	out[4] = CHANGESET_VERSION;
+	out[5] = CHANGESET_CODEC_ZSTD_JSON;
+	ASSERT_OK(sodium_hex2bin(out + 8, 16, d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	bytes_put_be(out + 24, d->seq + 1, 8);
+	memcpy(out + 32, d->prev, 32);
+	bytes_put_be(out + 64, 1, 8);
+	bytes_put_be(out + 72, 2, 8);
+	bytes_put_be(out + 80, count, 4);
+	bytes_put_be(out + 84, sealed, 4);
+	ASSERT_OK(crypto_box_seal(out + CHANGESET_HEADER_BYTES, z, zlen, hq_box_pk));
+	crypto_sign_detached(out + total - CHANGESET_SIG_BYTES, NULL, out,
+			     total - CHANGESET_SIG_BYTES, d->id->sign_sk);
+	free(z);
+	s.buf = out;
+	s.len = total;
+	s.seq = d->seq + 1;
+	return s;
+}
+
+/* The peak resident size of process pid, from /proc (VmHWM), in KiB. */
+static long peak_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	ASSERT_TRUE(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	ASSERT_GT(kib, 0);
+	return kib;
+}
+
+/* A few hundred bytes of zstd that expand to 8 MiB of "[[],[],...]":
+ * millions of JSON values.  HQ must refuse it before it builds the tree,
+ * and its peak memory must not follow the payload's shape. */
+TEST(hq_payload_bomb_bounded_memory)
+{
+	size_t cap = CHANGESET_MAX_PAYLOAD - 16, tlen = 0;
+	char *text = malloc(cap + 1), rec[UUID_TEXT_LEN + 1];
+	uint64_t base = hlc_wall_ms() - 60000;
+	struct change ch[8];
+	struct set bomb, good;
+	struct device d;
+	long before, after;
+	struct hq h;
+	cJSON *j = NULL;
+
+	ASSERT_TRUE(text);
+	text[tlen++] = '[';
+	while (tlen + 4 < cap) {
+		memcpy(text + tlen, "[],", 3);
+		tlen += 3;
+	}
+	memcpy(text + tlen, "[]]", 3);
+	tlen += 3;
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&d, "Tim Tutin");
+	device_enroll(&h, &d);
+	bomb = build_raw_set(&d, h.box_pk, text, tlen, 1);
+	ASSERT_LT(bomb.len, 4096); /* the point: a tiny request */
+	before = peak_rss_kib(h.pid);
+	for (int i = 0; i < 4; i++) {
+		cJSON_Delete(j);
+		j = push(&h, bomb.buf, bomb.len, 400);
+	}
+	after = peak_rss_kib(h.pid);
+	/* The 8 MiB payload and its bounded parse, not +555 MB of tree. */
+	if (after - before > 64 * 1024)
+		TEST_FAIL("HQ's peak RSS grew by %ld KiB for 4 payload bombs", after - before);
+	ASSERT_STR_EQ(json_str(j, "error"), "malformed");
+	ASSERT_STR_CONTAINS(json_str(j, "message"), "JSON values");
+	cJSON_Delete(j);
+	/* Nothing changed: the device's real first set is still seq 1. */
+	uuid_v7_new(base, rec);
+	good = build_set(&d, h.box_pk, ch, person(ch, rec, "Ružičić Ana", 3, tick(&d, base)));
+	j = push(&h, good.buf, good.len, 200);
+	ASSERT_EQ(cJSON_GetObjectItem(j, "seq")->valueint, 1);
+	cJSON_Delete(j);
+	set_free(&bomb);
+	set_free(&good);
+	free(text);
+	hq_stop(&h);
 	curl_global_cleanup();
 }
