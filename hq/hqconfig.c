@@ -16,6 +16,10 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{"server", "tls_key", &cfg->tls_key, NULL, 0},
 		{"server", "threads", NULL, &cfg->threads, 256},
 		{"server", "max_inflight", NULL, &cfg->max_inflight, 65536},
+		{"server", "reserved_for_devices", NULL, &cfg->reserved, 65535},
+		{"server", "max_connections", NULL, &cfg->max_connections, 1048576},
+		{"server", "per_peer_connections", NULL, &cfg->per_peer, 65536},
+		{"server", "min_upload_rate", NULL, &cfg->min_upload_rate, 1048576},
 		{"store", "data_dir", &cfg->data_dir, NULL, 0},
 		{"forms", "dir", &cfg->forms_dir, NULL, 0},
 		{"audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000},
@@ -34,6 +38,17 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->threads = HQCONFIG_DEFAULT_THREADS;
 	if (!cfg->max_inflight)
 		cfg->max_inflight = HQCONFIG_DEFAULT_MAX_INFLIGHT;
+	if (!cfg->reserved)
+		cfg->reserved = cfg->max_inflight / 4;
+	if (cfg->reserved >= cfg->max_inflight)
+		return fs_error_set(err, -FS_EUSAGE, "[server] reserved_for_devices (%u) must be "
+				    "less than max_inflight (%u)", cfg->reserved, cfg->max_inflight);
+	if (!cfg->max_connections)
+		cfg->max_connections = HQCONFIG_DEFAULT_MAX_CONNECTIONS;
+	if (!cfg->per_peer)
+		cfg->per_peer = HQCONFIG_DEFAULT_PER_PEER;
+	if (!cfg->min_upload_rate)
+		cfg->min_upload_rate = HQCONFIG_DEFAULT_MIN_UPLOAD_RATE;
 	if (!cfg->tls_cert != !cfg->tls_key)
 		return fs_error_set(err, -FS_EUSAGE, "[server] tls_cert and tls_key go together");
 	return 0;

@@ -9,6 +9,15 @@
  *   [server] threads       worker threads, 1..256 (default 4)
  *   [server] max_inflight  requests processed at once before 503, 1..65536
  *                          (default 64)
+ *   [server] reserved_for_devices  of those, slots only uploads naming an
+ *                          enrolled device may take (default max_inflight/4;
+ *                          less than max_inflight)
+ *   [server] max_connections  open connections, 1..1048576 (default 1024)
+ *   [server] per_peer_connections  open connections from one address,
+ *                          1..65536 (default 16)
+ *   [server] min_upload_rate  bytes per second a request body must keep up
+ *                          on average after SERVER_UPLOAD_GRACE_S, or the
+ *                          connection is closed, 1..1048576 (default 1024)
  *   [store] data_dir       data directory (default /var/lib/fieldsync-hq)
  *   [forms] dir            directory of <collection>.json form definitions
  *   [audit] checkpoint_every    sign a checkpoint at least every N entries
@@ -32,6 +41,9 @@
 #define HQCONFIG_DEFAULT_DATA_DIR "/var/lib/fieldsync-hq"
 #define HQCONFIG_DEFAULT_THREADS 4
 #define HQCONFIG_DEFAULT_MAX_INFLIGHT 64
+#define HQCONFIG_DEFAULT_MAX_CONNECTIONS 1024
+#define HQCONFIG_DEFAULT_PER_PEER 16
+#define HQCONFIG_DEFAULT_MIN_UPLOAD_RATE 1024
 
 struct hq_config {
 	char *listen;       /* ADDR:PORT */
@@ -41,6 +53,10 @@ struct hq_config {
 	char *forms_dir;    /* form definitions; NULL: the built-in forms */
 	unsigned threads;   /* MHD thread pool size */
 	unsigned max_inflight; /* concurrent requests before 503 */
+	unsigned reserved;     /* of those, only for uploads from enrolled devices */
+	unsigned max_connections; /* open connections */
+	unsigned per_peer;     /* open connections from one address */
+	unsigned min_upload_rate; /* bytes/s a body must average after the grace */
 	struct audit_policy audit; /* when to sign an audit checkpoint */
 };
 

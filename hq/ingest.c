@@ -198,6 +198,21 @@ static int device_load(sqlite3 *db, const char *id, struct device_row *ret, stru
 	return r;
 }
 
+int ingest_device_active(sqlite3 *db, const uint8_t *prefix, size_t len, struct fs_error *err)
+{
+	char id[2 * CHANGESET_DEVICE_BYTES + 1];
+	struct device_row d;
+	int r;
+
+	/* Bytes 0..23 of a set: magic, version, codec, reserved, device id. */
+	if (len < 8 + CHANGESET_DEVICE_BYTES || memcmp(prefix, CHANGESET_MAGIC, 4) != 0)
+		return 0;
+	sodium_bin2hex(id, sizeof(id), prefix + 8, CHANGESET_DEVICE_BYTES);
+	if ((r = device_load(db, id, &d, err)) <= 0)
+		return r;
+	return !d.revoked;
+}
+
 /* Rebuild the answer to a duplicate from what was stored with it. */
 static int duplicate_answer(const struct ingest_ctx *ctx, const char *device, uint64_t seq,
 			    const uint8_t *receipt, size_t len, struct ingest_result *ret,

@@ -30,6 +30,7 @@
 #include "crypto/fserr.h"
 #include "crypto/identity.h"
 #include "hq/hqforms.h"
+#include "sync/changeset.h"
 #include "sync/hlc.h"
 
 /* A device clock further than this from HQ's is reported: in the push's
@@ -77,5 +78,12 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 		     struct ingest_result *ret, struct fs_error *err) FS_WUR;
 
 void ingest_result_clear(struct ingest_result *r);
+
+/* Does the change set that starts with these len bytes (at least
+ * INGEST_DEVICE_PREFIX) name an enrolled, active device?  1 or 0, < 0 on
+ * a database error.  Nothing here is authentic yet: the server uses it
+ * only to choose which pool of request slots an upload takes. */
+#define INGEST_DEVICE_PREFIX (8 + CHANGESET_DEVICE_BYTES)
+int ingest_device_active(sqlite3 *db, const uint8_t *prefix, size_t len, struct fs_error *err) FS_WUR;
 
 #endif

@@ -47,9 +47,12 @@ struct request {
 	size_t len, cap;
 	size_t limit;       /* cap for this endpoint */
 	int answered;       /* a response was queued */
+	int admitted;       /* holds a request slot (s->inflight) */
+	int busy;           /* refused a slot mid-upload: drain, then 503 */
 	int overflow;       /* a body without Content-Length passed limit */
 	size_t discarded;   /* bytes received since, kept for nothing */
 	uint64_t started_ms; /* HQ's clock when the headers arrived */
+	uint64_t mono_ms;   /* the same on the monotonic clock: upload rate */
 };
 
 /* ---- answers ----------------------------------------------------------- */
@@ -431,6 +434,47 @@ static int route(struct MHD_Connection *conn, const char *url, const char *metho
 	return -1;
 }
 
+/* Take a request slot, or answer 503.  Slots are counted until the
+ * completion callback (on_completed), whatever the answer.  Requests
+ * that do not come from an enrolled device (enrolments, proofs, sets
+ * naming nobody known) may fill all but cfg->reserved of them, so that
+ * strangers, however many or slow, never lock the devices out. */
+static int admit(struct server *s, struct request *rq, int device)
+{
+	unsigned limit = s->cfg->max_inflight - (device ? 0 : s->cfg->reserved);
+
+	if (atomic_fetch_add(&s->inflight, 1) + 1 <= limit) {
+		rq->admitted = 1;
+		return 0;
+	}
+	atomic_fetch_sub(&s->inflight, 1);
+	return -1;
+}
+
+static enum MHD_Result send_busy(struct MHD_Connection *conn, struct request *rq)
+{
+	rq->answered = 1;
+	return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+			  "HQ is busy; retry after the time in Retry-After", NULL,
+			  SERVER_RETRY_AFTER_S);
+}
+
+/* A change set is admitted once its first INGEST_DEVICE_PREFIX bytes
+ * say which device sends it. */
+static int admit_changeset(struct server *s, struct request *rq)
+{
+	struct fs_error err = {0};
+	sqlite3 *db = NULL;
+	int known = 0;
+
+	if (hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err) == 0)
+		known = ingest_device_active(db, rq->body, rq->len, &err);
+	hqdb_close(db);
+	/* A database error here is only a missed reservation: the set is
+	 * checked in full, with its errors answered, once it has arrived. */
+	return admit(s, rq, known > 0);
+}
+
 static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn, const char *url,
 				  const char *method, void **con_cls)
 {
@@ -442,13 +486,9 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		return MHD_NO;
 	*con_cls = rq;
 	rq->started_ms = hlc_wall_ms();
-	/* Counted until the completion callback, whatever the answer. */
-	if (atomic_fetch_add(&s->inflight, 1) + 1 > s->cfg->max_inflight) {
-		rq->answered = 1;
-		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-				  "HQ is busy; retry after the time in Retry-After", NULL,
-				  SERVER_RETRY_AFTER_S);
-	}
+	rq->mono_ms = hlc_mono_ms();
+	/* Answers that do no work (health, 404, 405) take no slot: a full
+	 * server still says it is alive. */
 	if (route(conn, url, method, &rq->ep, &qret) < 0) {
 		rq->answered = 1;
 		return qret;
@@ -457,12 +497,26 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		rq->answered = 1;
 		return do_health(conn);
 	}
+	if (rq->ep != EP_CHANGESETS && admit(s, rq, 0) < 0)
+		return send_busy(conn, rq);
 	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY ? SERVER_ENROLL_MAX
 								    : CHANGESET_MAX_BYTES;
 	/* Refused before a byte of the body is read. */
 	if (header_u64(conn, MHD_HTTP_HEADER_CONTENT_LENGTH, &declared) == 0 && declared > rq->limit)
 		return send_too_large(conn, rq);
 	return MHD_YES;
+}
+
+/* Is the upload too slow?  After SERVER_UPLOAD_GRACE_S, a body must
+ * have averaged cfg->min_upload_rate bytes a second: libmicrohttpd's
+ * timeout restarts with every byte, so without this one byte every few
+ * seconds would hold a request slot for hours. */
+static int too_slow(const struct server *s, const struct request *rq, size_t received)
+{
+	uint64_t elapsed = hlc_mono_ms() - rq->mono_ms, grace = SERVER_UPLOAD_GRACE_S * 1000ULL;
+
+	return elapsed > grace &&
+	       (uint64_t)received * 1000 < (elapsed - grace) * s->cfg->min_upload_rate;
 }
 
 static int append(struct request *rq, const char *data, size_t n)
@@ -502,6 +556,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
+		if (too_slow(s, rq, rq->len + rq->discarded + n)) {
+			fprintf(stderr, "fieldsync-hq: upload slower than %u bytes/s: connection "
+				"closed\n", s->cfg->min_upload_rate);
+			return MHD_NO;
+		}
 		if (rq->answered)
 			return MHD_YES;
 		if (rq->overflow) {
@@ -518,12 +577,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			rq->len = rq->cap = 0;
 			return MHD_YES;
 		}
-		return r < 0 ? MHD_NO : MHD_YES;
+		if (r < 0)
+			return MHD_NO;
+		if (!rq->admitted && rq->len >= INGEST_DEVICE_PREFIX && admit_changeset(s, rq) < 0) {
+			/* libmicrohttpd answers only once the body is in:
+			 * drain it, keeping nothing and holding no slot. */
+			rq->busy = rq->overflow = 1;
+			rq->discarded = rq->len;
+			free(rq->body);
+			rq->body = NULL;
+			rq->len = rq->cap = 0;
+		}
+		return MHD_YES;
 	}
 	if (rq->answered)
 		return MHD_YES;
+	if (rq->busy)
+		return send_busy(conn, rq);
 	if (rq->overflow)
 		return send_too_large(conn, rq);
+	/* A body too short to name a device: refused by the full check. */
+	if (!rq->admitted && admit(s, rq, 0) < 0)
+		return send_busy(conn, rq);
 	rq->answered = 1;
 	if (rq->ep == EP_ENROLL)
 		return do_enroll(s, conn, rq);
@@ -542,7 +617,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (!rq)
 		return;
-	atomic_fetch_sub(&s->inflight, 1);
+	if (rq->admitted)
+		atomic_fetch_sub(&s->inflight, 1);
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
@@ -705,7 +781,8 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	s->mhd = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-		cfg->max_inflight * 4 + 16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVER_TIMEOUT_S,
+		cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_peer,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVER_TIMEOUT_S,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
 		on_connection, s,
 		s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,

@@ -6,7 +6,11 @@
  * Content-Length over the limit is answered 413 before any of the body
  * is read; a chunked body is kept only up to the limit, then drained
  * and answered 413 (or cut off, see SERVER_DISCARD_FACTOR).  More than
- * cfg->max_inflight requests in progress get 503 with Retry-After.  Every
+ * cfg->max_inflight requests in progress get 503 with Retry-After, and
+ * cfg->reserved of those slots are kept for change sets whose first
+ * bytes name an enrolled device; health, 404 and 405 take none.  A body
+ * slower than cfg->min_upload_rate (after SERVER_UPLOAD_GRACE_S) has its
+ * connection closed; one address may hold cfg->per_peer connections.  Every
  * error is a JSON body {"error", "message", ...}.  Each request opens
  * its own database connection, so no SQLite handle crosses threads.
  * HTTPS when cfg has tls_cert and tls_key; plain HTTP only on a loopback
@@ -28,6 +32,8 @@
 
 #define SERVER_ENROLL_MAX (16 * 1024)
 #define SERVER_TIMEOUT_S 30
+/* Seconds before [server] min_upload_rate applies to a request body. */
+#define SERVER_UPLOAD_GRACE_S 10
 #define SERVER_RETRY_AFTER_S "1"
 #define SERVER_PEM_MAX (1024 * 1024)
 /* A chunked body past its limit is drained (nothing kept) and answered

@@ -105,8 +105,9 @@ wait $PID || fail "serve did not exit 0 on SIGTERM"
 trap 'rm -rf "$T"' EXIT
 
 # Overload: with max_inflight = 1, a request held open (headers sent,
-# body unfinished) leaves no room, so the next one gets 503 with
-# Retry-After and a JSON body; once it finishes, HQ answers again.
+# body unfinished, but far enough to name its device) leaves no room, so
+# the next one gets 503 with Retry-After and a JSON body; health still
+# answers, as it takes no slot; once the held one ends, HQ answers again.
 printf '[server]\nmax_inflight = 1\nthreads = 2\n' > "$T/busy.conf"
 "$HQ" -c "$T/busy.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 \
 	2> "$T/busy.log" &
@@ -116,18 +117,24 @@ until_ok 30 serve_up "$T/busy.log"
 PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/busy.log")
 [ -n "$PORT" ] || fail "serve did not report its port"
 exec 3<> "/dev/tcp/127.0.0.1/$PORT"
-printf 'POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nFSCS' >&3
-# health_is CODE [HEADERS]: HQ's /v1/health answers CODE (body in $T/body).
+printf 'POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nFSCS\001\001\000\00001234567890abcdef' >&3
+# post_is CODE: a proof request answers CODE (body in $T/body).
+post_is() {
+	code=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' -H 'Content-Type: application/json' \
+		--data '{"from":0}' "http://127.0.0.1:$PORT/v1/audit/consistency")
+	[ "$code" = "$1" ]
+}
 health_is() {
-	code=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' "http://127.0.0.1:$PORT/v1/health")
+	code=$(curl -s -o "$T/body" -w '%{http_code}' "http://127.0.0.1:$PORT/v1/health")
 	[ "$code" = "$1" ]
 }
 code=
-until_ok 30 health_is 503 || fail "no 503 while a request was in flight (last status $code)"
+until_ok 30 post_is 503 || fail "no 503 while a request was in flight (last status $code)"
 grep -qi '^Retry-After: [0-9]' "$T/headers" || fail "503 without Retry-After: $(cat "$T/headers")"
 must_contain "$(cat "$T/body")" '"error":"overloaded"'
+health_is 200 || fail "health answered $code while HQ was busy: it must take no slot"
 exec 3>&-
-until_ok 30 health_is 200 || fail "HQ did not recover after the held request ended (status $code)"
+until_ok 30 post_is 200 || fail "HQ did not recover after the held request ended (status $code)"
 kill -TERM $PID
 wait $PID || fail "serve did not exit 0 on SIGTERM"
 trap 'rm -rf "$T"' EXIT
