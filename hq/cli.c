@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,7 +149,8 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST)
 		return fs_error_set(&err, -errno, "data directory %s: %s", cfg->data_dir,
 				    strerror(errno)), fail(&err);
-	if ((r = hqkeys_create(cfg->data_dir, &err)) < 0 ||
+	if ((r = hqdb_check_dir(cfg->data_dir, &err)) < 0 ||
+	    (r = hqkeys_create(cfg->data_dir, &err)) < 0 ||
 	    (r = hqdb_open(cfg->data_dir, HQDB_CREATE, &db, &err)) < 0 ||
 	    (r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0)
 		goto out;
@@ -616,6 +618,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fieldsync-hq: libsodium failed to initialise\n");
 		return EXIT_KEY;
 	}
+	/* Every file HQ makes (database, WAL, keys) is its user's alone,
+	 * whatever umask it was started with; and no core dump or ptrace
+	 * of another process of the same user reads the keys. */
+	umask(077);
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fprintf(stderr, "fieldsync-hq: prctl(PR_SET_DUMPABLE): %s\n", strerror(errno));
 	while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;

@@ -204,6 +204,29 @@ static int create_schema(sqlite3 *db, const char *path, struct fs_error *err)
 	return 0;
 }
 
+/* HQ's data is personal data: its directory and database are for HQ's
+ * user alone.  A directory or file others can read (an existing 0755
+ * directory, a database made under umask 022) is refused, not used. */
+static int check_private(const char *path, const struct stat *st, struct fs_error *err)
+{
+	if (!(st->st_mode & 077))
+		return 0;
+	return fs_error_set(err, -EACCES, "%s %s: others can %s it (mode %04o); run chmod %s %s",
+			    S_ISDIR(st->st_mode) ? "data directory" : "database", path,
+			    st->st_mode & 044 ? "read" : "reach", (unsigned)(st->st_mode & 07777),
+			    S_ISDIR(st->st_mode) ? "700" : "600", path);
+}
+
+int hqdb_check_dir(const char *data_dir, struct fs_error *err)
+{
+	struct stat st;
+
+	if (stat(data_dir, &st) < 0)
+		return fs_error_set(err, -errno, "data directory %s: %s%s", data_dir,
+				    strerror(errno), errno == ENOENT ? " (run init)" : "");
+	return check_private(data_dir, &st, err);
+}
+
 int hqdb_open(const char *data_dir, enum hqdb_mode mode, sqlite3 **ret_db, struct fs_error *err)
 {
 	char path[PATH_MAX];
@@ -213,9 +236,13 @@ int hqdb_open(const char *data_dir, enum hqdb_mode mode, sqlite3 **ret_db, struc
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", data_dir, HQDB_FILE) >= sizeof(path))
 		return fs_error_set(err, -ENAMETOOLONG, "data directory %s: path too long", data_dir);
+	if ((r = hqdb_check_dir(data_dir, err)) < 0)
+		return r;
 	if (stat(path, &st) == 0) {
 		if (mode == HQDB_CREATE)
 			return fs_error_set(err, -FS_EEXIST, "database %s: already exists", path);
+		if ((r = check_private(path, &st, err)) < 0)
+			return r;
 	} else if (errno != ENOENT || mode != HQDB_CREATE) {
 		return fs_error_set(err, -errno, "database %s: %s%s", path, strerror(errno),
 				    errno == ENOENT ? " (run init)" : "");

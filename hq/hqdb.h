@@ -27,6 +27,11 @@ enum hqdb_mode {
 	HQDB_CREATE = 1, /* create the file and schema; -FS_EEXIST if it exists */
 };
 
+/* The data directory exists and only its owner can reach it (mode 0700
+ * or stricter); -EACCES naming the chmod that fixes it otherwise.
+ * hqdb_open() checks this, and the database file (0600), every time. */
+int hqdb_check_dir(const char *data_dir, struct fs_error *err) FS_WUR;
+
 int hqdb_open(const char *data_dir, enum hqdb_mode mode, sqlite3 **ret_db,
 	      struct fs_error *err) FS_WUR;
 
