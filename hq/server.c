@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <microhttpd.h>
@@ -57,6 +58,10 @@ struct request {
 
 /* ---- answers ----------------------------------------------------------- */
 
+/* As retry_after: close the connection after the answer, with no
+ * Retry-After (a request whose framing cannot be trusted). */
+static const char CLOSE_AFTER[] = "";
+
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, char *text,
 				 const char *retry_after)
 {
@@ -82,7 +87,7 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, c
 	}
 	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
 		    MHD_YES ||
-	    (retry_after &&
+	    (retry_after && retry_after != CLOSE_AFTER &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after) != MHD_YES) ||
 	    (close_after &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)) {
@@ -475,6 +480,28 @@ static int admit_changeset(struct server *s, struct request *rq)
 	return admit(s, rq, known > 0);
 }
 
+static enum MHD_Result count_length_header(void *cls, enum MHD_ValueKind kind, const char *key,
+					   const char *value)
+{
+	unsigned *n = cls;
+
+	(void)kind;
+	(void)value;
+	if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+		n[0]++;
+	else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		n[1]++;
+	return MHD_YES;
+}
+
+static int ambiguous_length(struct MHD_Connection *conn)
+{
+	unsigned n[2] = {0, 0};
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_length_header, n);
+	return n[0] > 1 || (n[0] && n[1]);
+}
+
 static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn, const char *url,
 				  const char *method, void **con_cls)
 {
@@ -487,6 +514,14 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	*con_cls = rq;
 	rq->started_ms = hlc_wall_ms();
 	rq->mono_ms = hlc_mono_ms();
+	/* Two lengths, or a length and chunking: a proxy in front may frame
+	 * the body one way and HQ the other (request smuggling). */
+	if (ambiguous_length(conn)) {
+		rq->answered = 1;
+		return send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				  "ambiguous body length: Content-Length given twice, or with "
+				  "Transfer-Encoding", NULL, CLOSE_AFTER);
+	}
 	/* Answers that do no work (health, 404, 405) take no slot: a full
 	 * server still says it is alive. */
 	if (route(conn, url, method, &rq->ep, &qret) < 0) {

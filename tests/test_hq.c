@@ -847,6 +847,22 @@ TEST(hq_oversized_bodies_413_unread)
 	ASSERT_EQ(http_post(&h, "/v1/changesets", body, big - 1,
 			    "application/vnd.fieldsync.changeset", &j), 400);
 	cJSON_Delete(j);
+	/* Ambiguous framing (request smuggling behind a proxy): two
+	 * lengths, or a length and chunking, are refused and the
+	 * connection closed, before any of the body is read. */
+	ASSERT_EQ(raw_request(&h,
+			      "POST /v1/enroll HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+			      "Content-Length: 7\r\n\r\n",
+			      resp, sizeof(resp)),
+		  400);
+	ASSERT_STR_CONTAINS(resp, "ambiguous body length");
+	ASSERT_STR_CONTAINS(resp, "Connection: close");
+	ASSERT_EQ(raw_request(&h,
+			      "POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+			      "Transfer-Encoding: chunked\r\n\r\n",
+			      resp, sizeof(resp)),
+		  400);
+	ASSERT_STR_CONTAINS(resp, "ambiguous body length");
 	/* Unknown paths and methods answer JSON too. */
 	ASSERT_EQ(http_post(&h, "/v1/nothing", "x", 1, "text/plain", &j), 404);
 	cJSON_Delete(j);
