@@ -320,8 +320,24 @@ static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct en
 	return 0;
 }
 
+int hqenroll_audit_refusal(sqlite3 *db, uint64_t now_ms, const char *peer, const char *error,
+			   struct fs_error *err)
+{
+	int r;
+
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "audit a refused enrolment", err)) < 0)
+		return r;
+	if ((r = hqdb_event_strings(db, now_ms, "enroll_rejected", NULL, err, "peer", peer, "error",
+				    error, (const char *)NULL)) == 0)
+		r = hqdb_exec(db, "COMMIT", "audit a refused enrolment", err);
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
 int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, size_t len,
-		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
+		    uint64_t now_ms, const char *peer, struct hqenroll_result *ret,
+		    struct fs_error *err)
 {
 	struct hqenroll_result res = {0};
 	struct enroll_req req = {0};
@@ -338,9 +354,11 @@ int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, si
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 done:
 	sodium_memzero(&req, sizeof(req));
-	/* A refused enrolment comes from someone who holds no valid token:
-	 * it is not written to the database, so that nobody can grow it by
-	 * sending garbage.  The server logs the refusal. */
+	/* A refusal is audited with the peer's address and the reason (never
+	 * the token); the server's per-address rate limit bounds how fast
+	 * anyone can grow the log this way. */
+	if (r == 0 && res.status != 200)
+		r = hqenroll_audit_refusal(db, now_ms, peer, res.error, err);
 	if (r < 0) {
 		hqenroll_result_clear(&res);
 		return r;

@@ -12,7 +12,8 @@
  * Success
  * registers the device, spends the token and appends an "enroll" event
  * in one transaction; a refusal changes nothing but an
- * "enroll_rejected" event.  Messages never carry the token or keys.
+ * "enroll_rejected" event naming the peer's address and the error.
+ * Messages and events never carry the token or keys.
  * Thread safety: db belongs to the calling thread; hq is read-only.
  */
 #ifndef FS_HQENROLL_H
@@ -47,7 +48,14 @@ struct hqenroll_result {
  * set when HQ failed (answer 500; nothing changed).  Free with
  * hqenroll_result_clear(). */
 int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, size_t len,
-		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err) FS_WUR;
+		    uint64_t now_ms, const char *peer, struct hqenroll_result *ret,
+		    struct fs_error *err) FS_WUR;
+
+/* Append an "enroll_rejected" event {"peer", "error"} in its own
+ * transaction (also for attempts the server refused before reading them,
+ * error "rate_limited"). */
+int hqenroll_audit_refusal(sqlite3 *db, uint64_t now_ms, const char *peer, const char *error,
+			   struct fs_error *err) FS_WUR;
 
 void hqenroll_result_clear(struct hqenroll_result *r);
 

@@ -19,7 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "crypto/secmem.h"
 #include "hq/hqdb.h"
 #include "hq/hqenroll.h"
@@ -27,6 +30,20 @@
 #include "sync/changeset.h"
 
 /* ---- state ------------------------------------------------------------- */
+
+/* Enrolment attempts per peer address: a token bucket of
+ * SERVER_ENROLL_BURST attempts, one back every SERVER_ENROLL_REFILL_MS.
+ * Addresses hash (keyed, so nobody can aim at another's bucket) into a
+ * fixed table: memory does not grow with the number of peers. */
+#define SERVER_ENROLL_BUCKETS 1024
+#define SERVER_ENROLL_BURST 10
+#define SERVER_ENROLL_REFILL_MS 6000
+
+struct enroll_bucket {
+	uint64_t at_ms;    /* monotonic time the tokens were last counted; 0: unused */
+	unsigned tokens;   /* attempts left */
+	int reported;      /* the refusals in a row since the bucket ran dry were audited */
+};
 
 struct server {
 	struct MHD_Daemon *mhd;
@@ -38,6 +55,9 @@ struct server {
 	char *tls_cert;         /* PEM, NUL-terminated; NULL without TLS */
 	char *tls_key;          /* PEM in secure memory; NULL without TLS */
 	uint16_t port;
+	pthread_mutex_t enroll_lock; /* guards enroll_buckets */
+	struct enroll_bucket enroll_buckets[SERVER_ENROLL_BUCKETS];
+	uint8_t enroll_key[crypto_shorthash_KEYBYTES];
 };
 
 enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY };
@@ -380,18 +400,90 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	return ret;
 }
 
+/* The peer's address as text ("?" when unknown).  Behind a reverse
+ * proxy it is the proxy's. */
+static void peer_address(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	strcpy(out, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  INET6_ADDRSTRLEN);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  out, INET6_ADDRSTRLEN);
+}
+
+/* Take one enrolment attempt from peer's bucket: 0, or the seconds
+ * until the next one (*ret_report set on the first refusal in a row). */
+static unsigned enroll_take(struct server *s, const char *peer, int *ret_report)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t now = hlc_mono_ms(), n;
+	struct enroll_bucket *b;
+	unsigned wait = 0;
+
+	crypto_shorthash(h, (const unsigned char *)peer, strlen(peer), s->enroll_key);
+	b = &s->enroll_buckets[bytes_get_le(h, 4) % SERVER_ENROLL_BUCKETS];
+	*ret_report = 0;
+	pthread_mutex_lock(&s->enroll_lock);
+	if (!b->at_ms) {
+		b->at_ms = now;
+		b->tokens = SERVER_ENROLL_BURST;
+	}
+	n = (now - b->at_ms) / SERVER_ENROLL_REFILL_MS;
+	b->tokens = (unsigned)(b->tokens + n > SERVER_ENROLL_BURST ? SERVER_ENROLL_BURST
+								   : b->tokens + n);
+	b->at_ms = b->tokens == SERVER_ENROLL_BURST ? now : b->at_ms + n * SERVER_ENROLL_REFILL_MS;
+	if (b->tokens) {
+		b->tokens--;
+		b->reported = 0;
+	} else {
+		wait = (unsigned)((SERVER_ENROLL_REFILL_MS - (now - b->at_ms)) / 1000 + 1);
+		*ret_report = !b->reported;
+		b->reported = 1;
+	}
+	pthread_mutex_unlock(&s->enroll_lock);
+	return wait;
+}
+
+/* 429 with Retry-After; the first refusal in a row is audited. */
+static enum MHD_Result send_rate_limited(struct server *s, struct MHD_Connection *conn,
+					 const char *peer, unsigned wait, int report)
+{
+	struct fs_error err = {0};
+	char retry[16];
+	sqlite3 *db = NULL;
+
+	if (report && (hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err) < 0 ||
+		       hqenroll_audit_refusal(db, hlc_wall_ms(), peer, "rate_limited", &err) < 0))
+		fprintf(stderr, "fieldsync-hq: audit a refused enrolment: %s\n", err.msg);
+	hqdb_close(db);
+	if (report)
+		fprintf(stderr, "fieldsync-hq: enrolment attempts from %s limited\n", peer);
+	snprintf(retry, sizeof(retry), "%u", wait);
+	return send_error(conn, 429, "rate_limited",
+			  "too many enrolment attempts from this address; retry after the time "
+			  "in Retry-After", NULL, retry);
+}
+
 static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
 				 const struct request *rq)
 {
 	struct hqenroll_result res = {0};
 	struct fs_error err = {0};
+	char peer[INET6_ADDRSTRLEN];
 	sqlite3 *db = NULL;
 	enum MHD_Result ret;
 	int r;
 
+	peer_address(conn, peer);
 	if ((r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err)) < 0 ||
-	    (r = hqenroll_device(db, s->hq, (const char *)rq->body, rq->len, hlc_wall_ms(), &res,
-				 &err)) < 0) {
+	    (r = hqenroll_device(db, s->hq, (const char *)rq->body, rq->len, hlc_wall_ms(), peer,
+				 &res, &err)) < 0) {
 		hqdb_close(db);
 		return send_internal(conn, "enrolment", &err);
 	}
@@ -402,7 +494,8 @@ static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
 		ret = send_json(conn, MHD_HTTP_OK, res.body, NULL);
 		res.body = NULL;
 	} else {
-		fprintf(stderr, "fieldsync-hq: enrolment refused: %d %s\n", res.status, res.error);
+		fprintf(stderr, "fieldsync-hq: enrolment from %s refused: %d %s\n", peer, res.status,
+			res.error);
 		ret = send_error(conn, (unsigned)res.status, res.error, res.message, NULL, NULL);
 	}
 	hqenroll_result_clear(&res);
@@ -531,6 +624,17 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	if (rq->ep == EP_HEALTH) {
 		rq->answered = 1;
 		return do_health(conn);
+	}
+	if (rq->ep == EP_ENROLL) {
+		char peer[INET6_ADDRSTRLEN];
+		unsigned wait;
+		int report;
+
+		peer_address(conn, peer);
+		if ((wait = enroll_take(s, peer, &report))) {
+			rq->answered = 1;
+			return send_rate_limited(s, conn, peer, wait, report);
+		}
 	}
 	if (rq->ep != EP_CHANGESETS && admit(s, rq, 0) < 0)
 		return send_busy(conn, rq);
@@ -799,6 +903,8 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	s->cfg = cfg;
 	s->hq = hq;
 	s->forms = forms;
+	pthread_mutex_init(&s->enroll_lock, NULL);
+	randombytes_buf(s->enroll_key, sizeof(s->enroll_key));
 	atomic_init(&s->inflight, 0);
 	atomic_init(&s->connections, 0);
 	if ((r = parse_listen(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
@@ -849,6 +955,7 @@ struct server *server_stop(struct server *s)
 		MHD_stop_daemon(s->mhd);
 	free(s->tls_cert);
 	secmem_free(s->tls_key);
+	pthread_mutex_destroy(&s->enroll_lock);
 	free(s);
 	return NULL;
 }

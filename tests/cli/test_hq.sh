@@ -83,14 +83,38 @@ fi
 [ "$(req -X POST --data-binary @"$T/vector.bin" "$URL/v1/changesets")" = 401 ] ||
 	fail "unknown device not refused"
 must_contain "$(cat "$T/body")" '"error":"unknown_device"'
-# Requests from nobody enrolled are refused without a trace in the
+# Pushes from nobody enrolled are refused without a trace in the
 # database: otherwise anyone could grow it by sending garbage.
+events_before=$(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events")
 for _ in $(seq 1 20); do
 	req -X POST --data-binary @"$T/garbage" "$URL/v1/changesets" > /dev/null
-	req -X POST --data-binary '{}' -H 'Content-Type: application/json' "$URL/v1/enroll" > /dev/null
 done
 [ "$(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events")" = "$events_before" ] ||
-	fail "unauthenticated requests wrote events"
+	fail "pushes from unknown devices wrote events"
+# Refused enrolments (token guesses) are audited with the peer's address,
+# and limited per address: after a burst, 429 with Retry-After, audited
+# once per run of refusals.  So the log grows only as fast as the limit.
+refused=0 runs=0 last= code=
+for _ in $(seq 1 200); do
+	code=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' -X POST --data-binary '{}' \
+		-H 'Content-Type: application/json' "$URL/v1/enroll")
+	case "$code" in
+	400) refused=$((refused + 1)) ;;
+	429) [ "$last" = 429 ] || runs=$((runs + 1)) ;;
+	*) fail "enrolment guess answered $code" ;;
+	esac
+	last=$code
+	[ "$code" != 429 ] || break
+done
+[ "$code" = 429 ] || fail "200 enrolment guesses from one address were never limited"
+grep -qi '^Retry-After: [0-9]' "$T/headers" || fail "429 without Retry-After"
+must_contain "$(cat "$T/body")" '"error":"rate_limited"'
+[ "$(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events")" = $((events_before + refused + runs)) ] ||
+	fail "enrolment refusals: $refused refused and $runs limited runs, but $(($(sqlite3 "$HQDATA/hq.db" \
+		"SELECT count(*) FROM events") - events_before)) events"
+sqlite3 "$HQDATA/hq.db" "SELECT detail FROM events WHERE type = 'enroll_rejected'" > "$T/rejected"
+must_contain "$(cat "$T/rejected")" '"peer":"127.0.0.1","error":"malformed"'
+must_contain "$(cat "$T/rejected")" '"peer":"127.0.0.1","error":"rate_limited"'
 
 # Nothing was merged; the log names no token.
 expect_exit 0 hq export beneficiaries --format csv
