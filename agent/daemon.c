@@ -57,10 +57,13 @@ static void logmsg(const char *prio, const char *fmt, ...)
 /* ---- state --------------------------------------------------------------- */
 
 #define CLIENTS_MAX 16
-/* To send a whole request.  The CLI connects before it reads a piped
- * input (so that with no agent the input is still there for it), so
- * this allows for a slow pipe; it only frees slots of stuck clients. */
-#define CLIENT_TIMEOUT_MS 120000
+/* Connections one user may hold at once: a user's idle connections
+ * never lock others out (client_accept). */
+#define CLIENTS_PER_UID 4
+/* To send a whole request after connecting.  The CLI opens its files and
+ * builds the request, then sends it at once (a passphrase is asked
+ * before connecting), so only a stuck or hostile client waits this long. */
+#define CLIENT_TIMEOUT_MS 10000
 #define ANSWER_TIMEOUT_MS 30000 /* to take a whole answer */
 #define NET_SETTLE_MS 250       /* after a netlink event, before pushing */
 #define NEVER UINT64_MAX
@@ -77,6 +80,8 @@ struct client {
 	uint64_t wait_gen;         /* > 0: answer when attempt wait_gen ends */
 	uint64_t write_deadline;   /* monotonic ms to take the whole answer */
 	int in_job;                /* its request runs on the worker thread */
+	uid_t uid;                 /* the peer's user */
+	uint64_t since;            /* monotonic ms it connected */
 };
 
 struct agent {
@@ -840,8 +845,9 @@ static void client_write(struct client *cl)
 		client_close(cl);
 }
 
-/* Root, the agent's own user, or a member of the socket's group. */
-static int peer_allowed(int fd, gid_t group)
+/* Root, the agent's own user, or a member of the socket's group; the
+ * peer's uid in *ret_uid. */
+static int peer_allowed(int fd, gid_t group, uid_t *ret_uid)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -849,6 +855,7 @@ static int peer_allowed(int fd, gid_t group)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return 0;
+	*ret_uid = cred.uid;
 	if (cred.uid == 0 || cred.uid == getuid())
 		return 1;
 	if (group == (gid_t)-1)
@@ -864,14 +871,34 @@ static int peer_allowed(int fd, gid_t group)
 	return 0;
 }
 
+/* The longest-idle connection that has sent nothing yet (of uid, or of
+ * anyone when any is set), or NULL: the one to drop for a newcomer. */
+static struct client *client_idlest(struct agent *a, uid_t uid, int any)
+{
+	struct client *best = NULL;
+
+	for (size_t i = 0; i < CLIENTS_MAX; i++) {
+		struct client *cl = &a->clients[i];
+
+		if (cl->fd < 0 || cl->in_len || cl->in_job || cl->wait_gen || cl->out_len ||
+		    (!any && cl->uid != uid))
+			continue;
+		if (!best || cl->since < best->since)
+			best = cl;
+	}
+	return best;
+}
+
 static void client_accept(struct agent *a, gid_t group)
 {
-	struct client *cl = NULL;
+	struct client *cl = NULL, *idle;
 	int fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	size_t mine = 0;
+	uid_t uid = (uid_t)-1;
 
 	if (fd < 0)
 		return;
-	if (!peer_allowed(fd, group)) {
+	if (!peer_allowed(fd, group, &uid)) {
 		struct ucred cred = {0};
 		socklen_t len = sizeof(cred);
 
@@ -880,21 +907,35 @@ static void client_accept(struct agent *a, gid_t group)
 		close(fd);
 		return;
 	}
+	/* A user at its share, or a full table, makes room by dropping an
+	 * idle connection (its own first): connections that send nothing
+	 * never lock anyone out, however many a user opens. */
+	for (size_t i = 0; i < CLIENTS_MAX; i++)
+		mine += a->clients[i].fd >= 0 && a->clients[i].uid == uid;
+	if (mine >= CLIENTS_PER_UID && (idle = client_idlest(a, uid, 0)))
+		client_close(idle);
+	else if (mine >= CLIENTS_PER_UID)
+		goto refuse;
 	for (size_t i = 0; i < CLIENTS_MAX && !cl; i++)
 		if (a->clients[i].fd < 0)
 			cl = &a->clients[i];
-	if (!cl) {
-		logmsg(SD_WARNING, "too many control connections; refusing one");
-		close(fd);
-		return;
-	}
+	if (!cl && (cl = client_idlest(a, uid, 1)))
+		client_close(cl);
+	if (!cl)
+		goto refuse;
 	cl->in = secmem_alloc(CTL_REQUEST_MAX);
 	if (!cl->in) {
 		close(fd);
 		return;
 	}
 	cl->fd = fd;
-	cl->deadline = hlc_mono_ms() + CLIENT_TIMEOUT_MS;
+	cl->uid = uid;
+	cl->since = hlc_mono_ms();
+	cl->deadline = cl->since + CLIENT_TIMEOUT_MS;
+	return;
+refuse:
+	logmsg(SD_WARNING, "too many control connections from uid %u; refusing one", (unsigned)uid);
+	close(fd);
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
