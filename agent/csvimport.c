@@ -5,11 +5,13 @@
 #include "agent/csvimport.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <csv.h>
+#include <sodium.h>
 
 #include "agent/records.h"
 
@@ -25,6 +27,7 @@ struct import {
 	unsigned long long line;     /* line being fed to the parser */
 	unsigned long long rows;     /* data rows imported */
 	unsigned long long errors;   /* rows rejected */
+	size_t row_bytes;            /* fed to the parser since the last row ended */
 	int have_header;
 	int ncols;                   /* columns in the header */
 	int col_field[MAX_COLUMNS];  /* form field index, or COLUMN_ID */
@@ -45,6 +48,7 @@ static void row_reject(struct import *im, const struct fs_error *e)
 static void row_reset(struct import *im)
 {
 	for (int i = 0; i < im->ncells; i++) {
+		sodium_memzero(im->cells[i], strlen(im->cells[i]));
 		free(im->cells[i]);
 		im->cells[i] = NULL;
 	}
@@ -162,6 +166,7 @@ static void on_row_end(int c, void *data)
 	int r;
 
 	(void)c;
+	im->row_bytes = 0;
 	if (im->fatal || im->errors >= CSVIMPORT_MAX_ERRORS) {
 		row_reset(im);
 		return;
@@ -173,6 +178,46 @@ static void on_row_end(int c, void *data)
 }
 
 /* ---- the run ---------------------------------------------------------- */
+
+/* libcsv's buffer holds cells of personal data: wiped when it moves or
+ * is freed. */
+static void wiping_free(void *p)
+{
+	if (p)
+		sodium_memzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *wiping_realloc(void *p, size_t n)
+{
+	void *q = malloc(n);
+
+	if (q && p) {
+		size_t old = malloc_usable_size(p);
+
+		memcpy(q, p, old < n ? old : n);
+		wiping_free(p);
+	}
+	return q;
+}
+
+/* One physical line into buf (cap bytes): its length with the '\n', 0 at
+ * the end of the file, -FS_ELIMIT when it does not end within cap, -EIO
+ * on a read error.  Never reads more than cap bytes of a line. */
+static ssize_t read_line(FILE *fp, char *buf, size_t cap)
+{
+	size_t n = 0;
+	int ch;
+
+	while (n < cap && (ch = getc_unlocked(fp)) != EOF) {
+		buf[n++] = (char)ch;
+		if (ch == '\n')
+			return (ssize_t)n;
+	}
+	if (ferror(fp))
+		return -EIO;
+	return n == cap ? -FS_ELIMIT : (ssize_t)n;
+}
 
 static void progress(struct import *im, FILE *fp, unsigned long long total)
 {
@@ -190,10 +235,14 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 	struct import im = {.s = s, .f = f, .hooks = hooks, .err = err};
 	struct csv_parser p;
 	struct stat st;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	char *line = malloc(CSVIMPORT_MAX_LINE);
+	ssize_t n = 0;
 	int r = 0, began = 0, parser = 0;
+
+	if (!line) {
+		r = fs_error_set(err, -ENOMEM, "import %s: out of memory", path);
+		goto out;
+	}
 
 	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
 		r = fs_error_set(err, -FS_EUSAGE, "import %s: not a regular file", path);
@@ -204,10 +253,13 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 		goto out;
 	}
 	parser = 1;
+	csv_set_realloc_func(&p, wiping_realloc);
+	csv_set_free_func(&p, wiping_free);
 	if ((r = store_begin_local(s, err)) < 0)
 		goto out;
 	began = 1;
-	while (!im.fatal && im.errors < CSVIMPORT_MAX_ERRORS && (n = getline(&line, &cap, fp)) > 0) {
+	while (!im.fatal && im.errors < CSVIMPORT_MAX_ERRORS &&
+	       (n = read_line(fp, line, CSVIMPORT_MAX_LINE)) > 0) {
 		unsigned long long before = im.rows;
 
 		im.line++;
@@ -216,10 +268,23 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 					 csv_strerror(csv_error(&p)));
 			goto out;
 		}
+		sodium_memzero(line, (size_t)n);
+		im.row_bytes += (size_t)n;
+		if (im.row_bytes > CSVIMPORT_MAX_ROW) {
+			r = fs_error_set(err, -FS_ELIMIT, "import %s: line %llu: a row longer than "
+					 "%d bytes (an unclosed quote?)", path, im.line,
+					 CSVIMPORT_MAX_ROW);
+			goto out;
+		}
 		if (im.rows / 1000 != before / 1000)
 			progress(&im, fp, (unsigned long long)st.st_size);
 	}
-	if (ferror(fp)) {
+	if (n == -FS_ELIMIT) {
+		r = fs_error_set(err, -FS_ELIMIT, "import %s: line %llu is longer than %d bytes",
+				 path, im.line + 1, CSVIMPORT_MAX_LINE);
+		goto out;
+	}
+	if (n < 0) {
 		r = fs_error_set(err, -EIO, "import %s: read error", path);
 		goto out;
 	}
@@ -253,6 +318,8 @@ out:
 	row_reset(&im);
 	if (parser)
 		csv_free(&p);
+	if (line)
+		sodium_memzero(line, CSVIMPORT_MAX_LINE);
 	free(line);
 	return r;
 }

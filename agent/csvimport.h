@@ -6,7 +6,9 @@
  * transaction: it imports entirely or not at all.  Each bad row is
  * reported through hooks->row_error with its line number (the line on
  * which the row ends), up to CSVIMPORT_MAX_ERRORS; then the import stops
- * and returns -FS_EVALID.  Cells are never echoed in messages.
+ * and returns -FS_EVALID.  A line over CSVIMPORT_MAX_LINE bytes, or a row
+ * over CSVIMPORT_MAX_ROW, is -FS_ELIMIT.  Cells are never echoed in
+ * messages, and are wiped from memory when freed.
  */
 #ifndef FS_CSVIMPORT_H
 #define FS_CSVIMPORT_H
@@ -18,6 +20,11 @@
 
 #define CSVIMPORT_MAX_ERRORS 20
 #define CSVIMPORT_MAX_CELL (64 * 1024)
+/* Bytes of one physical line, and of one row (a quoted cell may span
+ * lines), bounded while reading: a file with no newline, or an unclosed
+ * quote, stops the import early with memory bounded by these. */
+#define CSVIMPORT_MAX_LINE (1024 * 1024)
+#define CSVIMPORT_MAX_ROW (4 * 1024 * 1024)
 
 struct csvimport_hooks {
 	/* Called every 1,000 rows and at the end; may be NULL. */

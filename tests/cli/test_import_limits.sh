@@ -1,0 +1,38 @@
+# test_import_limits.sh - a CSV with one huge line (no newline), or an
+# unclosed quote over many lines, imported through the agent (issue 19,
+# item 3): refused early with a clear message and exit 2, with the
+# agent's peak memory bounded by the line cap, not by the file, and the
+# agent still answering; nothing imported.
+set -e
+. "$(dirname "$0")/lib.sh"
+trap 'kill_agent; rm -rf "$T"' EXIT
+
+peak_kib() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"; }
+
+init_store
+agent_conf
+start_agent --passphrase-file "$PASS"
+expect_exit 0 fa status
+
+# 64 MiB without a newline: a header that never ends.
+head -c $((64 * 1024 * 1024)) /dev/zero | tr '\0' 'a' > "$T/huge.csv"
+before=$(peak_kib "$APID")
+expect_exit 2 fa import beneficiaries "$T/huge.csv"
+must_contain "$ERR" "line 1 is longer than 1048576 bytes"
+after=$(peak_kib "$APID")
+[ $((after - before)) -lt $((16 * 1024)) ] ||
+	fail "the agent's peak memory grew by $((after - before)) KiB for one huge line"
+
+# An unclosed quote: short lines, one endless row.
+{
+	printf 'full_name,municipality,status,household_size,consent\n'
+	printf '"Petrović Ana,Tutin,idp,3,yes\n'
+	yes 'Јовановић Марко,Sjenica,refugee,4,yes' | head -n 200000
+} > "$T/quote.csv"
+expect_exit 2 fa import beneficiaries "$T/quote.csv"
+must_contain "$ERR" "a row longer than 4194304 bytes (an unclosed quote?)"
+must_not_contain "$ERR" "Petrović"
+
+expect_exit 0 fa status --json
+must_contain "$OUT" '"records":0'
+echo "ok: import limits"
