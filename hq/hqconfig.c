@@ -20,6 +20,8 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{"server", "max_connections", NULL, &cfg->max_connections, 1048576},
 		{"server", "per_peer_connections", NULL, &cfg->per_peer, 65536},
 		{"server", "min_upload_rate", NULL, &cfg->min_upload_rate, 1048576},
+		{"server", "accept_unbound_sets", &cfg->accept_unbound, NULL, 0},
+		{"server", "enroll_rate", NULL, &cfg->enroll_rate, 1000000},
 		{"store", "data_dir", &cfg->data_dir, NULL, 0},
 		{"forms", "dir", &cfg->forms_dir, NULL, 0},
 		{"audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000},
@@ -49,6 +51,11 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->per_peer = HQCONFIG_DEFAULT_PER_PEER;
 	if (!cfg->min_upload_rate)
 		cfg->min_upload_rate = HQCONFIG_DEFAULT_MIN_UPLOAD_RATE;
+	if (!cfg->enroll_rate)
+		cfg->enroll_rate = HQCONFIG_DEFAULT_ENROLL_RATE;
+	if (cfg->accept_unbound && strcmp(cfg->accept_unbound, "yes") &&
+	    strcmp(cfg->accept_unbound, "no"))
+		return fs_error_set(err, -FS_EUSAGE, "[server] accept_unbound_sets must be yes or no");
 	if (!cfg->tls_cert != !cfg->tls_key)
 		return fs_error_set(err, -FS_EUSAGE, "[server] tls_cert and tls_key go together");
 	return 0;
@@ -63,5 +70,6 @@ void hqconfig_free(struct hq_config *cfg)
 	free(cfg->tls_key);
 	free(cfg->data_dir);
 	free(cfg->forms_dir);
+	free(cfg->accept_unbound);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -15,6 +15,12 @@
  *   [server] max_connections  open connections, 1..1048576 (default 1024)
  *   [server] per_peer_connections  open connections from one address,
  *                          1..65536 (default 16)
+ *   [server] enroll_rate   enrolment attempts one address may make in a
+ *                          burst, and then per minute, 1..1000000
+ *                          (default 10)
+ *   [server] accept_unbound_sets  yes (default): read version 1 change sets
+ *                          from devices that have sent no version 2; no:
+ *                          refuse them all
  *   [server] min_upload_rate  bytes per second a request body must keep up
  *                          on average after SERVER_UPLOAD_GRACE_S, or the
  *                          connection is closed, 1..1048576 (default 1024)
@@ -44,6 +50,7 @@
 #define HQCONFIG_DEFAULT_MAX_CONNECTIONS 1024
 #define HQCONFIG_DEFAULT_PER_PEER 16
 #define HQCONFIG_DEFAULT_MIN_UPLOAD_RATE 1024
+#define HQCONFIG_DEFAULT_ENROLL_RATE 10
 
 struct hq_config {
 	char *listen;       /* ADDR:PORT */
@@ -57,6 +64,8 @@ struct hq_config {
 	unsigned max_connections; /* open connections */
 	unsigned per_peer;     /* open connections from one address */
 	unsigned min_upload_rate; /* bytes/s a body must average after the grace */
+	char *accept_unbound;  /* "yes" (NULL) or "no" */
+	unsigned enroll_rate;  /* enrolment attempts per address: burst, and per minute */
 	struct audit_policy audit; /* when to sign an audit checkpoint */
 };
 

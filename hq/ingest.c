@@ -694,6 +694,29 @@ static int log_duplicate(const struct ingest_ctx *ctx, const struct ingest_resul
 }
 
 /* The checks and the merge, inside the transaction. */
+/* A version 1 set seals no binding, so whoever is enrolled could present
+ * a captured one as its own.  It is read (sets packed before version 2)
+ * only while its device has sent no version 2 set, and never with
+ * ctx->refuse_unbound.  1: refuse, 0: read, < 0: error. */
+static int unbound_refused(struct run *run, const char *device)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (run->ctx->refuse_unbound)
+		return 1;
+	if ((r = hqdb_prepare(run->ctx->db, "SELECT 1 FROM changesets WHERE device = ?1 AND "
+					    "substr(body, 5, 1) <> x'01' LIMIT 1", &st, run->err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW    ? 1
+	    : rc == SQLITE_DONE ? 0
+				: hqdb_fail(run->ctx->db, "look up change set versions", run->err);
+	sqlite3_finalize(st);
+	return r;
+}
+
 static int ingest_locked(struct run *run, const struct changeset_header *h, const uint8_t *body,
 			 size_t len, struct ingest_result *ret)
 {
@@ -718,6 +741,11 @@ static int ingest_locked(struct run *run, const struct changeset_header *h, cons
 	sodium_bin2hex(hash, sizeof(hash), hash_raw, sizeof(hash_raw));
 	if ((r = check_sequence(run->ctx, h, &d, hash, ret, run->err)) < 0 || ret->status)
 		return r;
+	if (h->version == CHANGESET_VERSION_UNBOUND && (r = unbound_refused(run, ret->device)) != 0)
+		return r < 0 ? r
+			     : reject(ret, 400, "malformed",
+				      "change set version 1 (unbound) is no longer accepted from "
+				      "device %s; it sends version 2", ret->device);
 	return accept_set(run, h, body, len, hash_raw, hash, ret);
 }
 

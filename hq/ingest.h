@@ -50,6 +50,9 @@ struct ingest_ctx {
 	/* HQ's clock when the request's headers arrived (0: now): the skew is
 	 * measured against it, so a slow upload is not taken for skew. */
 	uint64_t request_ms;
+	/* Refuse every version 1 (unbound) set, not only those from devices
+	 * that have sent version 2 ([server] accept_unbound_sets = no). */
+	int refuse_unbound;
 };
 
 /* What to answer.  status is the HTTP status; error is the protocol's

@@ -32,12 +32,10 @@
 /* ---- state ------------------------------------------------------------- */
 
 /* Enrolment attempts per peer address: a token bucket of
- * SERVER_ENROLL_BURST attempts, one back every SERVER_ENROLL_REFILL_MS.
- * Addresses hash (keyed, so nobody can aim at another's bucket) into a
- * fixed table: memory does not grow with the number of peers. */
+ * cfg->enroll_rate attempts, refilled at that many a minute.  Addresses
+ * hash (keyed, so nobody can aim at another's bucket) into a fixed
+ * table: memory does not grow with the number of peers. */
 #define SERVER_ENROLL_BUCKETS 1024
-#define SERVER_ENROLL_BURST 10
-#define SERVER_ENROLL_REFILL_MS 6000
 
 struct enroll_bucket {
 	uint64_t at_ms;    /* monotonic time the tokens were last counted; 0: unused */
@@ -345,7 +343,9 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	struct ingest_result res = {0};
 	struct fs_error err = {0};
 	struct ingest_ctx ctx = {.hq = s->hq, .forms = s->forms, .wall_ms = hlc_wall_ms,
-				 .device_time_ms = device_time(conn), .request_ms = rq->started_ms};
+				 .device_time_ms = device_time(conn), .request_ms = rq->started_ms,
+				 .refuse_unbound = s->cfg->accept_unbound &&
+						   !strcmp(s->cfg->accept_unbound, "no")};
 	enum MHD_Result ret;
 	cJSON *extra = NULL;
 	int r;
@@ -422,27 +422,28 @@ static void peer_address(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN]
 static unsigned enroll_take(struct server *s, const char *peer, int *ret_report)
 {
 	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t now = hlc_mono_ms(), n;
+	uint64_t now = hlc_mono_ms(), n, refill_ms = 60000 / s->cfg->enroll_rate;
+	unsigned burst = s->cfg->enroll_rate, wait = 0;
 	struct enroll_bucket *b;
-	unsigned wait = 0;
 
 	crypto_shorthash(h, (const unsigned char *)peer, strlen(peer), s->enroll_key);
 	b = &s->enroll_buckets[bytes_get_le(h, 4) % SERVER_ENROLL_BUCKETS];
 	*ret_report = 0;
 	pthread_mutex_lock(&s->enroll_lock);
+	if (refill_ms == 0)
+		refill_ms = 1;
 	if (!b->at_ms) {
 		b->at_ms = now;
-		b->tokens = SERVER_ENROLL_BURST;
+		b->tokens = burst;
 	}
-	n = (now - b->at_ms) / SERVER_ENROLL_REFILL_MS;
-	b->tokens = (unsigned)(b->tokens + n > SERVER_ENROLL_BURST ? SERVER_ENROLL_BURST
-								   : b->tokens + n);
-	b->at_ms = b->tokens == SERVER_ENROLL_BURST ? now : b->at_ms + n * SERVER_ENROLL_REFILL_MS;
+	n = (now - b->at_ms) / refill_ms;
+	b->tokens = (unsigned)(b->tokens + n > burst ? burst : b->tokens + n);
+	b->at_ms = b->tokens == burst ? now : b->at_ms + n * refill_ms;
 	if (b->tokens) {
 		b->tokens--;
 		b->reported = 0;
 	} else {
-		wait = (unsigned)((SERVER_ENROLL_REFILL_MS - (now - b->at_ms)) / 1000 + 1);
+		wait = (unsigned)((refill_ms - (now - b->at_ms)) / 1000 + 1);
 		*ret_report = !b->reported;
 		b->reported = 1;
 	}

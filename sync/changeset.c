@@ -151,7 +151,7 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 		     size_t *ret_len, struct fs_error *err)
 {
 	uint8_t *zbuf = NULL, *out = NULL;
-	size_t plen, zcap, zlen, total;
+	size_t plen, zcap = 0, zlen, total;
 	hlc_t lo = UINT64_MAX, hi = 0;
 	char *payload = NULL;
 	int r = 0;
@@ -177,17 +177,25 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 				 CHANGESET_MAX_NODES);
 		goto out;
 	}
-	zcap = ZSTD_compressBound(plen);
+	/* The sealed plaintext starts with the binding: header bytes 8..63
+	 * (device, sequence, previous hash), so that nobody who cannot open
+	 * the seal can present the payload as another device's or set's. */
+	zcap = CHANGESET_BINDING_BYTES + ZSTD_compressBound(plen);
 	zbuf = malloc(zcap);
 	if (!zbuf) {
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
 	}
-	zlen = ZSTD_compress(zbuf, zcap, payload, plen, CHANGESET_ZSTD_LEVEL);
+	memcpy(zbuf, h->device, CHANGESET_DEVICE_BYTES);
+	bytes_put_be(zbuf + CHANGESET_DEVICE_BYTES, h->seq, 8);
+	memcpy(zbuf + CHANGESET_DEVICE_BYTES + 8, h->prev, CHANGESET_HASH_BYTES);
+	zlen = ZSTD_compress(zbuf + CHANGESET_BINDING_BYTES, zcap - CHANGESET_BINDING_BYTES, payload,
+			     plen, CHANGESET_ZSTD_LEVEL);
 	if (ZSTD_isError(zlen)) {
 		r = fs_error_set(err, -FS_EFORMAT, "change set: zstd: %s", ZSTD_getErrorName(zlen));
 		goto out;
 	}
+	zlen += CHANGESET_BINDING_BYTES;
 	total = CHANGESET_HEADER_BYTES + zlen + crypto_box_SEALBYTES + CHANGESET_SIG_BYTES;
 	if (total > CHANGESET_MAX_BYTES) {
 		r = fs_error_set(err, -FS_ELIMIT, "change set: %zu bytes, more than %d", total,
@@ -220,6 +228,11 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	out = NULL;
 out:
 	free(out);
+	/* Plaintext personal data, compressed or not: wiped before freed. */
+	if (zbuf)
+		sodium_memzero(zbuf, zcap);
+	if (payload)
+		sodium_memzero(payload, strlen(payload));
 	free(zbuf);
 	cJSON_free(payload);
 	return r;
@@ -240,12 +253,13 @@ int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret
 	if (len < CHANGESET_HEADER_BYTES + crypto_box_SEALBYTES + 1 + CHANGESET_SIG_BYTES ||
 	    memcmp(buf + OFF_MAGIC, CHANGESET_MAGIC, 4) != 0)
 		return fs_error_set(err, -FS_EFORMAT, "not a change set");
-	if (buf[OFF_VERSION] != CHANGESET_VERSION)
+	if (buf[OFF_VERSION] != CHANGESET_VERSION && buf[OFF_VERSION] != CHANGESET_VERSION_UNBOUND)
 		return fs_error_set(err, -FS_EFORMAT, "change set version %u is not supported",
 				    buf[OFF_VERSION]);
 	if (buf[OFF_CODEC] != CHANGESET_CODEC_ZSTD_JSON || buf[OFF_RESERVED] ||
 	    buf[OFF_RESERVED + 1])
 		return fs_error_set(err, -FS_EFORMAT, "change set: unknown codec or flags");
+	h.version = buf[OFF_VERSION];
 	memcpy(h.device, buf + OFF_DEVICE, CHANGESET_DEVICE_BYTES);
 	h.seq = bytes_get_be(buf + OFF_SEQ, 8);
 	memcpy(h.prev, buf + OFF_PREV, CHANGESET_HASH_BYTES);
@@ -288,7 +302,7 @@ static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, con
 			  char **ret_text, size_t *ret_len, struct fs_error *err)
 {
 	size_t sealed = len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES;
-	size_t zlen = sealed - crypto_box_SEALBYTES, got;
+	size_t zlen = sealed - crypto_box_SEALBYTES, zstart = 0, got;
 	unsigned long long size = 0;
 	uint8_t *z = malloc(zlen);
 	char *text = NULL;
@@ -300,9 +314,19 @@ static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, con
 		r = fs_error_set(err, -FS_EAUTH, "change set: payload not sealed to this HQ key");
 		goto out;
 	}
+	if (buf[OFF_VERSION] != CHANGESET_VERSION_UNBOUND) {
+		/* Version 2: the payload names the header it was sealed with. */
+		if (zlen <= CHANGESET_BINDING_BYTES ||
+		    sodium_memcmp(z, buf + OFF_DEVICE, CHANGESET_BINDING_BYTES) != 0) {
+			r = fs_error_set(err, -FS_EAUTH, "change set: the sealed payload is bound to "
+					 "another device, sequence or previous hash");
+			goto out;
+		}
+		zstart = CHANGESET_BINDING_BYTES;
+	}
 	/* zstd's frame states its content size; we insist on it, and on a
 	 * cap, before allocating anything. */
-	size = ZSTD_getFrameContentSize(z, zlen);
+	size = ZSTD_getFrameContentSize(z + zstart, zlen - zstart);
 	if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
 	    size > CHANGESET_MAX_PAYLOAD || size == 0) {
 		r = fs_error_set(err, size > CHANGESET_MAX_PAYLOAD &&
@@ -318,7 +342,7 @@ static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, con
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
 	}
-	got = ZSTD_decompress(text, (size_t)size, z, zlen);
+	got = ZSTD_decompress(text, (size_t)size, z + zstart, zlen - zstart);
 	if (ZSTD_isError(got) || got != size) {
 		r = fs_error_set(err, -FS_EFORMAT, "change set: payload does not decompress");
 		goto out;

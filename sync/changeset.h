@@ -4,11 +4,12 @@
  * vector in tests/vectors/ pins it.  In short (big-endian):
  *
  *   0   4   magic "FSCS"          8   16  device id
- *   4   1   version, 1            24  8   sequence number (>= 1)
+ *   4   1   version, 2 (1 read)   24  8   sequence number (>= 1)
  *   5   1   codec, 1 = zstd JSON  32  32  BLAKE2b-256 of the previous set
  *   6   2   reserved, 0           64  8   lowest HLC    72  8  highest HLC
  *   80  4   change count          84  4   sealed length N
- *   88  N   crypto_box_seal(zstd(payload), HQ box key)
+ *   88  N   crypto_box_seal(bytes 8..63 || zstd(payload), HQ box key);
+ *           version 1: crypto_box_seal(zstd(payload), HQ box key)
  *   88+N 64 Ed25519 signature by the device over bytes [0, 88+N)
  *
  * Trust: changeset_parse() checks only shape and limits; nothing in a
@@ -31,7 +32,11 @@
 #include "sync/uuid.h"
 
 #define CHANGESET_MAGIC "FSCS"
-#define CHANGESET_VERSION 1
+/* Version 2 seals the binding (header bytes 8..63) with the payload;
+ * version 1 (no binding) is still read, for sets packed before. */
+#define CHANGESET_VERSION 2
+#define CHANGESET_VERSION_UNBOUND 1
+#define CHANGESET_BINDING_BYTES 56
 #define CHANGESET_CODEC_ZSTD_JSON 1
 #define CHANGESET_HEADER_BYTES 88
 #define CHANGESET_SIG_BYTES crypto_sign_BYTES
@@ -48,6 +53,7 @@
 #define CHANGESET_ZSTD_LEVEL 19
 
 struct changeset_header {
+	uint8_t version;                        /* 2, or 1 for an unbound set */
 	uint8_t device[CHANGESET_DEVICE_BYTES]; /* device id, raw */
 	uint64_t seq;                           /* per-device, from 1, no gaps */
 	uint8_t prev[CHANGESET_HASH_BYTES];     /* hash of set seq-1; zero for seq 1 */

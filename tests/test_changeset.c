@@ -131,10 +131,10 @@ TEST(changeset_wrong_keys_and_versions)
 	encode_vector_changes(&k, 1, &buf, &len);
 	ASSERT_EQ(changeset_verify(buf, len, other.sign_pk), -FS_EAUTH);
 	ASSERT_EQ(changeset_open(buf, len, other.box_pk, other.box_sk, &ch, &n, &err), -FS_EAUTH);
-	buf[4] = 2;
+	buf[4] = 3;
 	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
-	ASSERT_STR_CONTAINS(err.msg, "version 2");
-	buf[4] = 1;
+	ASSERT_STR_CONTAINS(err.msg, "version 3");
+	buf[4] = CHANGESET_VERSION;
 	/* Sequence 1 must not claim a predecessor. */
 	buf[32] = 1;
 	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
@@ -167,15 +167,15 @@ static size_t read_hex(const char *path, uint8_t *out, size_t cap)
 	return n;
 }
 
-/* The vector pins the layout in docs/PROTOCOL.md byte for byte. */
-TEST(changeset_vector_v1)
+/* A vector pins the layout in docs/PROTOCOL.md byte for byte. */
+static void check_vector_file(const char *path, uint8_t version, const char *hash_hex)
 {
-	static const uint8_t head[] = {'F', 'S', 'C', 'S', 1, 1, 0, 0};
+	const uint8_t head[] = {'F', 'S', 'C', 'S', version, 1, 0, 0};
 	struct keys k;
 	uint8_t buf[4096], device[16], hash[32], want_hash[32];
 	size_t len;
 
-	len = read_hex(FS_SOURCE_DIR "/tests/vectors/changeset-v1.hex", buf, sizeof(buf));
+	len = read_hex(path, buf, sizeof(buf));
 	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
 	vector_device_id(k.sign_pk, device);
 	ASSERT_MEM_EQ(buf, head, sizeof(head));
@@ -184,10 +184,61 @@ TEST(changeset_vector_v1)
 			     ((size_t)buf[86] << 8) | buf[87]) + 64);
 	check_vector_set(&k, buf, len, 1);
 	changeset_hash(buf, len, hash);
-	ASSERT_OK(sodium_hex2bin(want_hash, sizeof(want_hash),
-				 "263ae8ac5cc3b2a3fef28f387620da97850e6a270edbcc4a8930f2849c30cf9c",
-				 64, NULL, NULL, NULL));
+	ASSERT_OK(sodium_hex2bin(want_hash, sizeof(want_hash), hash_hex, 64, NULL, NULL, NULL));
 	ASSERT_MEM_EQ(hash, want_hash, 32);
+}
+
+/* Version 1 (no binding) is still read: sets packed before version 2. */
+TEST(changeset_vector_v1)
+{
+	check_vector_file(FS_SOURCE_DIR "/tests/vectors/changeset-v1.hex", 1,
+			  "263ae8ac5cc3b2a3fef28f387620da97850e6a270edbcc4a8930f2849c30cf9c");
+}
+
+TEST(changeset_vector_v2)
+{
+	check_vector_file(FS_SOURCE_DIR "/tests/vectors/changeset-v2.hex", 2,
+			  "881aa7d3f104d98d0e2bf65f97ff093f7f1ff1603510074229188d6f1ac7c9b9");
+}
+
+/* The sealed payload names its device, sequence and previous hash: a set
+ * re-signed under another header does not open, though its signature
+ * (by whoever re-signed it) verifies. */
+TEST(changeset_binding_refuses_resigned_payload)
+{
+	struct keys k, other;
+	struct change *ch = NULL;
+	struct fs_error err = {0};
+	uint8_t *buf = NULL, device[16];
+	size_t len, n;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	crypto_sign_keypair(other.sign_pk, other.sign_sk);
+	encode_vector_changes(&k, 1, &buf, &len);
+	ASSERT_OK(accept(&k, buf, len));
+	/* Another device's id, or another sequence: each re-signed. */
+	for (int what = 0; what < 3; what++) {
+		uint8_t *copy = malloc(len);
+
+		ASSERT_TRUE(copy);
+		memcpy(copy, buf, len);
+		if (what == 0) {
+			vector_device_id(other.sign_pk, device);
+			memcpy(copy + 8, device, 16);
+		} else if (what == 1) {
+			copy[31] = 2;
+			memset(copy + 32, 0xab, 32);
+		} else {
+			copy[63] ^= 1; /* only the previous hash (seq 1 wants zeros: use 2) */
+			copy[31] = 2;
+		}
+		crypto_sign_detached(copy + len - 64, NULL, copy, len - 64, other.sign_sk);
+		ASSERT_OK(changeset_verify(copy, len, other.sign_pk));
+		ASSERT_EQ(changeset_open(copy, len, k.box_pk, k.box_sk, &ch, &n, &err), -FS_EAUTH);
+		ASSERT_STR_CONTAINS(err.msg, "bound to another device, sequence or previous hash");
+		free(copy);
+	}
+	free(buf);
 }
 
 TEST(merge_rule_total_order)

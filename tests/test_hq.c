@@ -1323,28 +1323,32 @@ TEST(hq_caseload_edit_conflict_either_order)
 
 /* A set whose sealed payload is text, as a hostile enrolled device could
  * make one: header written by hand (docs/PROTOCOL.md), zstd, sealed to
- * HQ, signed by d.  count is what the header declares. */
+ * HQ, signed by d.  count is what the header declares; version 2 seals
+ * the binding (header bytes 8..63) in front, version 1 does not. */
 static struct set build_raw_set(struct device *d, const uint8_t *hq_box_pk, const char *text,
-				size_t tlen, uint32_t count)
+				size_t tlen, uint32_t count, uint8_t version)
 {
-	size_t zcap = ZSTD_compressBound(tlen), zlen, sealed, total;
+	size_t bind = version == 2 ? CHANGESET_BINDING_BYTES : 0;
+	size_t zcap = bind + ZSTD_compressBound(tlen), zlen, sealed, total;
 	uint8_t *z = malloc(zcap), *out;
 	struct set s = {0};
 
 	ASSERT_TRUE(z);
-	zlen = ZSTD_compress(z, zcap, text, tlen, 3);
+	zlen = ZSTD_compress(z + bind, zcap - bind, text, tlen, 3);
 	ASSERT_TRUE(!ZSTD_isError(zlen));
+	zlen += bind;
 	sealed = zlen + crypto_box_SEALBYTES;
 	total = CHANGESET_HEADER_BYTES + sealed + CHANGESET_SIG_BYTES;
 	ASSERT_LE(total, CHANGESET_MAX_BYTES);
 	out = calloc(1, total);
 	ASSERT_TRUE(out);
 	memcpy(out, CHANGESET_MAGIC, 4);
-	out[4] = CHANGESET_VERSION;
+	out[4] = version;
 	out[5] = CHANGESET_CODEC_ZSTD_JSON;
 	ASSERT_OK(sodium_hex2bin(out + 8, 16, d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
 	bytes_put_be(out + 24, d->seq + 1, 8);
 	memcpy(out + 32, d->prev, 32);
+	memcpy(z, out + 8, bind);
 	bytes_put_be(out + 64, 1, 8);
 	bytes_put_be(out + 72, 2, 8);
 	bytes_put_be(out + 80, count, 4);
@@ -1405,7 +1409,7 @@ TEST(hq_payload_bomb_bounded_memory)
 	hq_start(&h);
 	device_new(&d, "Tim Tutin");
 	device_enroll(&h, &d);
-	bomb = build_raw_set(&d, h.box_pk, text, tlen, 1);
+	bomb = build_raw_set(&d, h.box_pk, text, tlen, 1, CHANGESET_VERSION);
 	ASSERT_LT(bomb.len, 4096); /* the point: a tiny request */
 	before = peak_rss_kib(h.pid);
 	for (int i = 0; i < 4; i++) {
@@ -1428,6 +1432,76 @@ TEST(hq_payload_bomb_bounded_memory)
 	set_free(&bomb);
 	set_free(&good);
 	free(text);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
+
+/* An enrolled device that captures another's set and re-signs it under
+ * its own header is refused: the sealed payload names the device,
+ * sequence and previous hash it was made for (version 2).  Version 1
+ * sets, which name nothing, are read only from a device that has sent
+ * no version 2 set (issue 19, item 5). */
+TEST(hq_resigned_set_refused_and_no_downgrade)
+{
+	uint64_t base = hlc_wall_ms() - 60000;
+	char rec[UUID_TEXT_LEN + 1], text[256];
+	struct device a, b, c;
+	struct change ch[8];
+	struct set s, stolen, v1;
+	struct hq h;
+	cJSON *j;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Tutin");
+	device_new(&c, "Tim Vranje");
+	device_enroll(&h, &a);
+	device_enroll(&h, &b);
+	device_enroll(&h, &c);
+	uuid_v7_new(base, rec);
+	s = build_set(&a, h.box_pk, ch, person(ch, rec, "Ружичић Ђорђе", 4, tick(&a, base)));
+
+	/* b presents a's set as its own first set. */
+	stolen.len = s.len;
+	stolen.buf = malloc(s.len);
+	ASSERT_TRUE(stolen.buf);
+	memcpy(stolen.buf, s.buf, s.len);
+	ASSERT_OK(sodium_hex2bin(stolen.buf + 8, 16, b.id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	crypto_sign_detached(stolen.buf + s.len - 64, NULL, stolen.buf, s.len - 64, b.id->sign_sk);
+	j = push(&h, stolen.buf, stolen.len, 400);
+	ASSERT_STR_CONTAINS(json_str(j, "message"), "bound to another device");
+	cJSON_Delete(j);
+	/* Nothing of it was merged under b's name; a's own push goes through. */
+	j = push(&h, s.buf, s.len, 200);
+	cJSON_Delete(j);
+
+	/* c still has a version 1 set from before: read.  Then version 2,
+	 * after which version 1 from c is refused. */
+	snprintf(text, sizeof(text), "[[\"%s\",\"visits\",\"notes\",\"-\",\"0000000000000001\"]]",
+		 rec);
+	v1 = build_raw_set(&c, h.box_pk, text, strlen(text), 1, 1);
+	j = push(&h, v1.buf, v1.len, 200);
+	cJSON_Delete(j);
+	changeset_hash(v1.buf, v1.len, c.prev);
+	c.seq = 1;
+	set_free(&s);
+	s = build_set(&c, h.box_pk, ch,
+		      person(ch, rec, "Petrović Ana", 2, tick(&c, base + 100)));
+	j = push(&h, s.buf, s.len, 200);
+	cJSON_Delete(j);
+	set_free(&v1);
+	v1 = build_raw_set(&c, h.box_pk, text, strlen(text), 1, 1);
+	j = push(&h, v1.buf, v1.len, 400);
+	ASSERT_STR_CONTAINS(json_str(j, "message"), "version 1 (unbound) is no longer accepted");
+	cJSON_Delete(j);
+	set_free(&v1);
+	set_free(&s);
+	set_free(&stolen);
+	identity_free(a.id);
+	identity_free(b.id);
+	identity_free(c.id);
 	hq_stop(&h);
 	curl_global_cleanup();
 }

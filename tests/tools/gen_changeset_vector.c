@@ -1,9 +1,9 @@
-/* gen_changeset_vector.c - writes tests/vectors/changeset-v1.hex.
+/* gen_changeset_vector.c - writes tests/vectors/changeset-v2.hex (version 2).
  *
  * Sealing uses a fresh ephemeral key, so a change set is not
  * reproducible byte for byte; the vector is generated once, committed,
  * and from then on must decode and verify exactly as docs/PROTOCOL.md
- * ("Test vector") says.  Run: build/tests/gen_changeset_vector > FILE.
+ * ("Test vectors") says.  Run: build/tests/gen_changeset_vector > FILE.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* changeset_vector.h - the keys and changes of the change-set test
- * vector, as docs/PROTOCOL.md ("Test vector") describes them. */
+ * vectors, as docs/PROTOCOL.md ("Test vectors") describes them. */
 #ifndef FS_CHANGESET_VECTOR_H
 #define FS_CHANGESET_VECTOR_H
 
