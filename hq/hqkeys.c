@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto/keyfile.h"
 #include "crypto/secmem.h"
@@ -51,8 +53,20 @@ int hqkeys_load(const char *data_dir, struct identity **ret, struct fs_error *er
 	char path[PATH_MAX];
 	int r;
 
-	if ((r = key_path(path, data_dir, err)) < 0 ||
-	    (r = keyfile_read(path, HQ_KEYFILE_IDENTITY, &payload, &n, err)) < 0)
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+	if (creds && creds[0] &&
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", creds, HQKEYS_CREDENTIAL) < sizeof(path) &&
+	    access(path, F_OK) == 0) {
+		/* The credential, decrypted by systemd into its own memory-backed
+		 * directory: hq.key need not exist on disk. */
+	} else if ((r = key_path(path, data_dir, err)) < 0) {
+		return r;
+	} else if (access(path, F_OK) != 0 && errno == ENOENT) {
+		return fs_error_set(err, -ENOENT, "HQ key %s: no such file (run init, or pass the "
+				    "key as the systemd credential %s)", path, HQKEYS_CREDENTIAL);
+	}
+	if ((r = keyfile_read(path, HQ_KEYFILE_IDENTITY, &payload, &n, err)) < 0)
 		return r;
 	if (n != HQKEYS_PAYLOAD_BYTES) {
 		r = fs_error_set(err, -FS_EFORMAT, "HQ key %s: payload of %zu bytes, expected %d",

@@ -1,8 +1,9 @@
 # test_hq_files.sh - HQ's files at rest (issue 19, item 7): under umask
 # 022, every file HQ makes is 0600; a data directory or database others
 # can read is refused with the chmod that fixes it, before any key is
-# written; and `serve` is not dumpable (its /proc files belong to root,
-# so no other process of its user can read its memory or environment).
+# written; `serve` is not dumpable (its /proc files belong to root, so no
+# other process of its user can read its memory or environment); and
+# hq.key can live in a systemd credential instead of the data directory.
 set -e
 . "$(dirname "$0")/lib.sh"
 trap 'stop_hq; [ -z "${NPID:-}" ] || kill "$NPID" 2> /dev/null; rm -rf "$T"' EXIT
@@ -54,6 +55,24 @@ else
 	owner=$(stat -c %U "/proc/$HQPID/environ")
 	[ "$owner" = root ] || fail "HQ is dumpable: /proc/PID/environ belongs to $owner"
 fi
+
+# hq.key off the disk: as the systemd credential fieldsync-hq-key
+# (LoadCredentialEncrypted=), HQ serves and signs with no hq.key in its
+# data directory; without the credential, commands say where it goes.
+stop_hq
+mkdir -m 700 "$T/creds"
+mv "$T/hq/hq.key" "$T/creds/fieldsync-hq-key"
+chmod 400 "$T/creds/fieldsync-hq-key"
+expect_exit 4 hq enroll-token --team "Tim Vranje" --municipality Vranje
+must_contain "$ERR" "pass the key as the systemd credential fieldsync-hq-key"
+export CREDENTIALS_DIRECTORY="$T/creds"
+start_hq "$PORT" # the device pinned this address
+add_person "Đorđević Јелена" Vranje > /dev/null
+expect_exit 0 fs sync
+must_contain "$OUT" "1 change set"
+expect_exit 0 hq audit verify
+unset CREDENTIALS_DIRECTORY
+[ ! -e "$T/hq/hq.key" ] || fail "hq.key came back"
 
 # A database others can read: refused by every command.
 chmod 644 "$T/hq/hq.db"
