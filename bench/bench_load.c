@@ -448,7 +448,7 @@ static int hq_write_conf(const struct options *o, struct hq *h)
 	fprintf(f,
 	        "[server]\nlisten = 127.0.0.1:0\nthreads = %u\nmax_inflight = %u\n"
 	        /* every simulated device shares 127.0.0.1 */
-	        "per_peer_connections = 65536\nenroll_rate = 1000000\n"
+	        "per_peer_connections = 65536\nenroll_rate = 1000000\nproof_rate = 1000000\n"
 	        "[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n",
 	        o->threads, o->max_inflight, h->dir, o->forms_dir);
 	if (ferror(f))

@@ -37,6 +37,84 @@ void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device
 	crypto_hash_sha256_final(&st, out);
 }
 
+/* ---- the tree's nodes ------------------------------------------------------ */
+
+struct db_source {
+	sqlite3 *db;
+	sqlite3_stmt *leaf, *node; /* prepared on first use */
+	struct fs_error *err;
+};
+
+/* merkle_source over the database: leaves from events, nodes from
+ * audit_nodes. */
+static int db_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash out)
+{
+	struct db_source *d = ctx;
+	sqlite3_stmt **st = level ? &d->node : &d->leaf;
+	int rc, r = 0;
+
+	if (!*st && (r = hqdb_prepare(d->db, level ? "SELECT hash FROM audit_nodes WHERE "
+						     "level = ?1 AND idx = ?2"
+						   : "SELECT leaf FROM events WHERE id = ?2 + 1",
+				      st, d->err)) < 0)
+		return r;
+	sqlite3_reset(*st);
+	if (level)
+		sqlite3_bind_int(*st, 1, (int)level);
+	sqlite3_bind_int64(*st, 2, (sqlite3_int64)(start >> level));
+	rc = sqlite3_step(*st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(*st, 0) == MERKLE_HASH_BYTES)
+		memcpy(out, sqlite3_column_blob(*st, 0), MERKLE_HASH_BYTES);
+	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		r = fs_error_set(d->err, -FS_ECORRUPT, "audit tree: no %s for entries %llu to %llu "
+				 "(run fieldsync-hq audit verify)", level ? "node" : "leaf hash",
+				 (unsigned long long)start + 1,
+				 (unsigned long long)start + (1ULL << level));
+	else
+		r = hqdb_fail(d->db, "read audit tree", d->err);
+	sqlite3_reset(*st);
+	return r;
+}
+
+static void db_source_done(struct db_source *d)
+{
+	sqlite3_finalize(d->leaf);
+	sqlite3_finalize(d->node);
+}
+
+#define DB_SOURCE(d) (&(const struct merkle_source){.perfect = db_perfect, .ctx = (d)})
+
+/* Entry index i (from 0) with leaf hash h was just stored: store the
+ * perfect subtrees it completes, one per trailing one bit of i. */
+static int tree_add(sqlite3 *db, uint64_t i, const merkle_hash leaf, struct fs_error *err)
+{
+	struct db_source d = {.db = db, .err = err};
+	sqlite3_stmt *ins = NULL;
+	merkle_hash h, left;
+	unsigned level = 0;
+	int r = 0;
+
+	memcpy(h, leaf, MERKLE_HASH_BYTES);
+	for (uint64_t idx = i; r == 0 && (idx & 1); idx >>= 1) {
+		if ((r = db_perfect(&d, (idx - 1) << level, level, left)) < 0)
+			break;
+		merkle_node_hash(left, h, h);
+		level++;
+		if (!ins && (r = hqdb_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) "
+						  "VALUES (?,?,?)", &ins, err)) < 0)
+			break;
+		sqlite3_reset(ins);
+		sqlite3_bind_int(ins, 1, (int)level);
+		sqlite3_bind_int64(ins, 2, (sqlite3_int64)(idx >> 1));
+		sqlite3_bind_blob(ins, 3, h, MERKLE_HASH_BYTES, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			r = hqdb_fail(db, "store audit tree node", err);
+	}
+	sqlite3_finalize(ins);
+	db_source_done(&d);
+	return r;
+}
+
 int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *device,
 		 const char *detail, struct fs_error *err)
 {
@@ -75,6 +153,8 @@ int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *dev
 	sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 6, leaf, sizeof(leaf), SQLITE_STATIC);
 	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "append audit entry", err);
+	if (r == 0)
+		r = tree_add(db, (uint64_t)id - 1, leaf, err);
 out:
 	sqlite3_finalize(st);
 	if (own && r == 0)
@@ -155,6 +235,98 @@ out:
 	return r;
 }
 
+/* Every interior node the first n leaves complete, level by level from
+ * 1, index by index: each(level, idx, hash).  O(n) hashing. */
+static int tree_each(const merkle_hash *leaves, uint64_t n,
+		     int (*each)(void *ctx, unsigned level, uint64_t idx, const merkle_hash h),
+		     void *ctx, struct fs_error *err)
+{
+	merkle_hash *cur = NULL;
+	uint64_t len = n / 2;
+	int r = 0;
+
+	if (len && !(cur = malloc(len * sizeof(*cur))))
+		return fs_error_set(err, -ENOMEM, "audit tree: out of memory");
+	for (unsigned level = 1; r == 0 && len; level++, len /= 2) {
+		for (uint64_t j = 0; j < len; j++)
+			merkle_node_hash(level == 1 ? leaves[2 * j] : cur[2 * j],
+					 level == 1 ? leaves[2 * j + 1] : cur[2 * j + 1], cur[j]);
+		for (uint64_t j = 0; r == 0 && j < len; j++)
+			r = each(ctx, level, j, cur[j]);
+	}
+	free(cur);
+	return r;
+}
+
+struct tree_walk {
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	uint64_t seen;
+	struct fs_error *err;
+};
+
+static int node_insert(void *ctx, unsigned level, uint64_t idx, const merkle_hash h)
+{
+	struct tree_walk *w = ctx;
+
+	sqlite3_reset(w->st);
+	sqlite3_bind_int(w->st, 1, (int)level);
+	sqlite3_bind_int64(w->st, 2, (sqlite3_int64)idx);
+	sqlite3_bind_blob(w->st, 3, h, MERKLE_HASH_BYTES, SQLITE_STATIC);
+	return sqlite3_step(w->st) == SQLITE_DONE ? 0 : hqdb_fail(w->db, "build audit tree", w->err);
+}
+
+int audit_tree_build(sqlite3 *db, struct fs_error *err)
+{
+	struct tree_walk w = {.db = db, .err = err};
+	merkle_hash *leaves = NULL;
+	uint64_t n = 0;
+	int r;
+
+	if ((r = load_leaves(db, 0, &leaves, &n, err)) == 0 &&
+	    (r = hqdb_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES (?,?,?)",
+			      &w.st, err)) == 0)
+		r = tree_each(leaves, n, node_insert, &w, err);
+	sqlite3_finalize(w.st);
+	free(leaves);
+	return r;
+}
+
+/* verify: each node the entries make must be stored, and nothing else. */
+static int node_compare(void *ctx, unsigned level, uint64_t idx, const merkle_hash h)
+{
+	struct tree_walk *w = ctx;
+
+	if (sqlite3_step(w->st) != SQLITE_ROW || sqlite3_column_int(w->st, 0) != (int)level ||
+	    sqlite3_column_int64(w->st, 1) != (sqlite3_int64)idx ||
+	    sqlite3_column_bytes(w->st, 2) != MERKLE_HASH_BYTES ||
+	    memcmp(sqlite3_column_blob(w->st, 2), h, MERKLE_HASH_BYTES) != 0)
+		return fs_error_set(w->err, -FS_ECORRUPT, "audit tree node %u/%llu (entries %llu "
+				    "to %llu): missing or does not match the entries",
+				    level, (unsigned long long)idx,
+				    (unsigned long long)(idx << level) + 1,
+				    (unsigned long long)((idx + 1) << level));
+	w->seen++;
+	return 0;
+}
+
+static int verify_nodes(sqlite3 *db, const merkle_hash *leaves, uint64_t n, struct fs_error *err)
+{
+	struct tree_walk w = {.db = db, .err = err};
+	int r;
+
+	if ((r = hqdb_prepare(db, "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx",
+			      &w.st, err)) < 0)
+		return r;
+	r = tree_each(leaves, n, node_compare, &w, err);
+	if (r == 0 && sqlite3_step(w.st) == SQLITE_ROW)
+		r = fs_error_set(err, -FS_ECORRUPT, "audit tree: node %d/%lld is beyond the "
+				 "entries (inserted)", sqlite3_column_int(w.st, 0),
+				 (long long)sqlite3_column_int64(w.st, 1));
+	sqlite3_finalize(w.st);
+	return r;
+}
+
 /* ---- checkpoints ---------------------------------------------------------- */
 
 static int entry_count(sqlite3 *db, uint64_t *ret, struct fs_error *err)
@@ -222,8 +394,9 @@ int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_
 		     uint64_t now_ms, int force, int *ret_made, struct fs_error *err)
 {
 	char origin[NOTE_NAME_MAX + 1], text[512], *note = NULL;
-	merkle_hash *leaves = NULL, root;
+	struct db_source src = {.db = db, .err = err};
 	sqlite3_stmt *st = NULL;
+	merkle_hash root;
 	uint64_t n = 0;
 	int r, due;
 
@@ -238,9 +411,8 @@ int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_
 	/* Again under the lock: another connection may just have signed. */
 	if ((r = checkpoint_due(db, p, now_ms, force, &n, &due, err)) < 0 || !due)
 		goto out;
-	if ((r = load_leaves(db, 0, &leaves, &n, err)) < 0)
+	if ((r = merkle_root_from(DB_SOURCE(&src), n, root)) < 0)
 		goto out;
-	merkle_root(leaves, n, root);
 	checkpoint_origin(hq->sign_pk, origin);
 	if ((r = checkpoint_format(origin, n, root, text, sizeof(text))) < 0 ||
 	    (r = note_sign(text, origin, hq->sign_sk, &note)) < 0) {
@@ -266,7 +438,7 @@ out:
 	else
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	free(note);
-	free(leaves);
+	db_source_done(&src);
 	return r;
 }
 
@@ -280,8 +452,7 @@ int audit_latest(sqlite3 *db, char **ret_note, uint64_t *ret_size, struct fs_err
 int audit_consistency(sqlite3 *db, uint64_t from, char **ret_note, uint64_t *ret_size,
 		      merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len, struct fs_error *err)
 {
-	merkle_hash *leaves = NULL;
-	uint64_t n = 0;
+	struct db_source src = {.db = db, .err = err};
 	int r;
 
 	*ret_len = 0;
@@ -295,12 +466,11 @@ int audit_consistency(sqlite3 *db, uint64_t from, char **ret_note, uint64_t *ret
 	}
 	if (from == 0)
 		return 0;
-	if ((r = load_leaves(db, 0, &leaves, &n, err)) < 0)
-		goto out;
-	if (n < *ret_size || merkle_consistency_proof(leaves, *ret_size, from, proof, ret_len) < 0)
-		r = fs_error_set(err, -FS_ECORRUPT, "audit log shorter than its checkpoint");
+	/* O(log^2 n) reads of stored nodes, not the whole log: this answers
+	 * anyone on the network. */
+	r = merkle_consistency_proof_from(DB_SOURCE(&src), *ret_size, from, proof, ret_len);
 out:
-	free(leaves);
+	db_source_done(&src);
 	if (r < 0) {
 		free(*ret_note);
 		*ret_note = NULL;
@@ -368,8 +538,12 @@ int audit_verify(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE
 		r = hqdb_fail(db, "read checkpoints", err);
 		goto out;
 	}
+	/* Last: the stored interior nodes are derived from the entries, so a
+	 * bad one matters only after the entries and checkpoints hold. */
+	if ((r = verify_nodes(db, leaves, n, err)) < 0)
+		goto out;
 	fprintf(out, "audit log ok: %llu entries, every hash recomputed; %llu signed checkpoints "
-		     "verified with HQ's key (%s)",
+		     "verified with HQ's key (%s); the stored tree matches",
 		(unsigned long long)n, (unsigned long long)checked, origin);
 	if (n > last)
 		fprintf(out, "; entries %llu to %llu are not yet under a checkpoint",

@@ -19,6 +19,12 @@
  * hashes included, therefore needs HQ's signing key, and even then
  * contradicts the checkpoints that devices keep from their receipts.
  *
+ * The tree's interior nodes are kept too (audit_nodes: the root of each
+ * perfect subtree of 2^level leaves, level >= 1, at index idx), added
+ * as entries complete them, so a checkpoint's root costs O(log n) reads
+ * and a consistency proof O(log^2 n), however long the log.  They are
+ * derived data: audit_verify recomputes and compares them all.
+ *
  * Errors: -FS_ECORRUPT from audit_verify names the first bad entry or
  * checkpoint; SQLite errors as hqdb_fail().  Functions take a connection
  * used by one thread at a time; appends happen inside the caller's
@@ -36,6 +42,19 @@
 #include "sync/merkle.h"
 #include "sync/note.h"
 
+/* The table of interior nodes, append-only like the entries. */
+#define AUDIT_NODES_SQL                                                                    \
+	"CREATE TABLE audit_nodes("                                                        \
+	"  level INTEGER NOT NULL,"                                                        \
+	"  idx INTEGER NOT NULL,"                                                          \
+	"  hash BLOB NOT NULL,"                                                            \
+	"  PRIMARY KEY (level, idx)"                                                       \
+	") STRICT, WITHOUT ROWID;"                                                         \
+	"CREATE TRIGGER audit_nodes_no_update BEFORE UPDATE ON audit_nodes"                \
+	"  BEGIN SELECT RAISE(ABORT, 'audit nodes are append-only'); END;"                 \
+	"CREATE TRIGGER audit_nodes_no_delete BEFORE DELETE ON audit_nodes"                \
+	"  BEGIN SELECT RAISE(ABORT, 'audit nodes are append-only'); END;"
+
 #define AUDIT_DEFAULT_EVERY 100
 #define AUDIT_DEFAULT_MINUTES 10
 
@@ -52,6 +71,10 @@ void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device
  * with a newline. */
 int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *device,
 		 const char *detail, struct fs_error *err) FS_WUR;
+
+/* Fill audit_nodes for every stored entry (the schema upgrade that
+ * added the table); in the caller's transaction. */
+int audit_tree_build(sqlite3 *db, struct fs_error *err) FS_WUR;
 
 /* Sign a checkpoint of the whole log if it grew since the last one and
  * force is set or the policy says it is due.  *ret_made (may be NULL)

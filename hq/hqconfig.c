@@ -22,6 +22,7 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{"server", "min_upload_rate", NULL, &cfg->min_upload_rate, 1048576},
 		{"server", "accept_unbound_sets", &cfg->accept_unbound, NULL, 0},
 		{"server", "enroll_rate", NULL, &cfg->enroll_rate, 1000000},
+		{"server", "proof_rate", NULL, &cfg->proof_rate, 1000000},
 		{"store", "data_dir", &cfg->data_dir, NULL, 0},
 		{"forms", "dir", &cfg->forms_dir, NULL, 0},
 		{"audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000},
@@ -53,6 +54,8 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->min_upload_rate = HQCONFIG_DEFAULT_MIN_UPLOAD_RATE;
 	if (!cfg->enroll_rate)
 		cfg->enroll_rate = HQCONFIG_DEFAULT_ENROLL_RATE;
+	if (!cfg->proof_rate)
+		cfg->proof_rate = HQCONFIG_DEFAULT_PROOF_RATE;
 	if (cfg->accept_unbound && strcmp(cfg->accept_unbound, "yes") &&
 	    strcmp(cfg->accept_unbound, "no"))
 		return fs_error_set(err, -FS_EUSAGE, "[server] accept_unbound_sets must be yes or no");

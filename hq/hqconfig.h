@@ -18,6 +18,9 @@
  *   [server] enroll_rate   enrolment attempts one address may make in a
  *                          burst, and then per minute, 1..1000000
  *                          (default 10)
+ *   [server] proof_rate    POST /v1/audit/consistency requests one address
+ *                          may make in a burst, and then per minute,
+ *                          1..1000000 (default 60)
  *   [server] accept_unbound_sets  yes (default): read version 1 change sets
  *                          from devices that have sent no version 2; no:
  *                          refuse them all
@@ -51,6 +54,7 @@
 #define HQCONFIG_DEFAULT_PER_PEER 16
 #define HQCONFIG_DEFAULT_MIN_UPLOAD_RATE 1024
 #define HQCONFIG_DEFAULT_ENROLL_RATE 10
+#define HQCONFIG_DEFAULT_PROOF_RATE 60
 
 struct hq_config {
 	char *listen;       /* ADDR:PORT */
@@ -66,6 +70,7 @@ struct hq_config {
 	unsigned min_upload_rate; /* bytes/s a body must average after the grace */
 	char *accept_unbound;  /* "yes" (NULL) or "no" */
 	unsigned enroll_rate;  /* enrolment attempts per address: burst, and per minute */
+	unsigned proof_rate;   /* proof requests per address: burst, and per minute */
 	struct audit_policy audit; /* when to sign an audit checkpoint */
 };
 

@@ -152,7 +152,8 @@ static const char schema_sql[] =
 	"CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
-	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;";
+	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+	AUDIT_NODES_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -169,16 +170,50 @@ static int configure(sqlite3 *db, const char *path, struct fs_error *err)
 			 what, err);
 }
 
-static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
+static int user_version(sqlite3 *db, int *ret, struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int r, v = -1;
+	int r;
 
 	if ((r = hqdb_prepare(db, "PRAGMA user_version", &st, err)) < 0)
 		return r;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
+	*ret = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Version 1 to 2: the audit tree's interior nodes, built once from the
+ * stored leaves, so that proofs and checkpoints stop costing O(n).  One
+ * transaction; a second process waits for it and finds version 2. */
+static int migrate_v2(sqlite3 *db, const char *path, struct fs_error *err)
+{
+	char what[PATH_MAX + 32];
+	int r, v = -1;
+
+	snprintf(what, sizeof(what), "upgrade %s to schema version 2", path);
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+		return r;
+	if ((r = user_version(db, &v, err)) == 0 && v == 1 &&
+	    (r = hqdb_exec(db, AUDIT_NODES_SQL, what, err)) == 0 &&
+	    (r = audit_tree_build(db, err)) == 0)
+		r = hqdb_exec(db, "PRAGMA user_version=2", what, err);
+	if (r == 0)
+		r = hqdb_exec(db, "COMMIT", what, err);
+	if (r < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
+{
+	int r, v = -1;
+
+	if ((r = user_version(db, &v, err)) < 0)
+		return r;
+	if (v == 1) {
+		if ((r = migrate_v2(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0)
+			return r;
+	}
 	if (v == 0)
 		return fs_error_set(err, -ENOENT, "database %s: not initialised (run init)", path);
 	if (v != HQDB_VERSION)
@@ -196,7 +231,7 @@ static int create_schema(sqlite3 *db, const char *path, struct fs_error *err)
 	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
 	if ((r = hqdb_exec(db, schema_sql, what, err)) < 0 ||
-	    (r = hqdb_exec(db, "PRAGMA user_version=1", what, err)) < 0 ||
+	    (r = hqdb_exec(db, "PRAGMA user_version=" FS_STR(HQDB_VERSION), what, err)) < 0 ||
 	    (r = hqdb_exec(db, "COMMIT", what, err)) < 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return r;

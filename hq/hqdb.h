@@ -20,7 +20,9 @@
 
 #define HQDB_FILE "hq.db"
 #define HQDB_BUSY_MS 10000
-#define HQDB_VERSION 1
+#define HQDB_VERSION 2 /* 2: audit_nodes; version 1 is upgraded when opened */
+#define FS_STR_(x) #x
+#define FS_STR(x) FS_STR_(x)
 
 enum hqdb_mode {
 	HQDB_OPEN = 0,   /* the database must exist with the current schema */

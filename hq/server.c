@@ -31,16 +31,24 @@
 
 /* ---- state ------------------------------------------------------------- */
 
-/* Enrolment attempts per peer address: a token bucket of
- * cfg->enroll_rate attempts, refilled at that many a minute.  Addresses
- * hash (keyed, so nobody can aim at another's bucket) into a fixed
- * table: memory does not grow with the number of peers. */
-#define SERVER_ENROLL_BUCKETS 1024
+/* Requests per peer address, for the endpoints anyone may call
+ * (enrolment, proofs): a token bucket of `rate` requests, refilled at
+ * `rate` a minute.  Addresses hash (keyed, so nobody can aim at
+ * another's bucket) into a fixed table: memory does not grow with the
+ * number of peers. */
+#define SERVER_LIMIT_BUCKETS 1024
 
-struct enroll_bucket {
+struct bucket {
 	uint64_t at_ms;    /* monotonic time the tokens were last counted; 0: unused */
-	unsigned tokens;   /* attempts left */
-	int reported;      /* the refusals in a row since the bucket ran dry were audited */
+	unsigned tokens;   /* requests left */
+	int reported;      /* the refusals in a row since it ran dry were reported */
+};
+
+struct limiter {
+	unsigned rate;               /* burst, and per minute */
+	pthread_mutex_t lock;        /* guards buckets */
+	struct bucket buckets[SERVER_LIMIT_BUCKETS];
+	uint8_t key[crypto_shorthash_KEYBYTES];
 };
 
 struct server {
@@ -53,9 +61,8 @@ struct server {
 	char *tls_cert;         /* PEM, NUL-terminated; NULL without TLS */
 	char *tls_key;          /* PEM in secure memory; NULL without TLS */
 	uint16_t port;
-	pthread_mutex_t enroll_lock; /* guards enroll_buckets */
-	struct enroll_bucket enroll_buckets[SERVER_ENROLL_BUCKETS];
-	uint8_t enroll_key[crypto_shorthash_KEYBYTES];
+	struct limiter enroll_limit; /* enrolment attempts per address */
+	struct limiter proof_limit;  /* proof requests per address */
 };
 
 enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY };
@@ -417,21 +424,21 @@ static void peer_address(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN]
 			  out, INET6_ADDRSTRLEN);
 }
 
-/* Take one enrolment attempt from peer's bucket: 0, or the seconds
- * until the next one (*ret_report set on the first refusal in a row). */
-static unsigned enroll_take(struct server *s, const char *peer, int *ret_report)
+/* Take one request from peer's bucket: 0, or the seconds until the next
+ * one (*ret_report set on the first refusal in a row). */
+static unsigned limit_take(struct limiter *l, const char *peer, int *ret_report)
 {
 	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t now = hlc_mono_ms(), n, refill_ms = 60000 / s->cfg->enroll_rate;
-	unsigned burst = s->cfg->enroll_rate, wait = 0;
-	struct enroll_bucket *b;
+	uint64_t now = hlc_mono_ms(), n, refill_ms = 60000 / l->rate;
+	unsigned burst = l->rate, wait = 0;
+	struct bucket *b;
 
-	crypto_shorthash(h, (const unsigned char *)peer, strlen(peer), s->enroll_key);
-	b = &s->enroll_buckets[bytes_get_le(h, 4) % SERVER_ENROLL_BUCKETS];
+	crypto_shorthash(h, (const unsigned char *)peer, strlen(peer), l->key);
+	b = &l->buckets[bytes_get_le(h, 4) % SERVER_LIMIT_BUCKETS];
 	*ret_report = 0;
-	pthread_mutex_lock(&s->enroll_lock);
 	if (refill_ms == 0)
 		refill_ms = 1;
+	pthread_mutex_lock(&l->lock);
 	if (!b->at_ms) {
 		b->at_ms = now;
 		b->tokens = burst;
@@ -447,8 +454,15 @@ static unsigned enroll_take(struct server *s, const char *peer, int *ret_report)
 		*ret_report = !b->reported;
 		b->reported = 1;
 	}
-	pthread_mutex_unlock(&s->enroll_lock);
+	pthread_mutex_unlock(&l->lock);
 	return wait;
+}
+
+static void limiter_init(struct limiter *l, unsigned rate)
+{
+	l->rate = rate;
+	pthread_mutex_init(&l->lock, NULL);
+	randombytes_buf(l->key, sizeof(l->key));
 }
 
 /* 429 with Retry-After; the first refusal in a row is audited. */
@@ -632,9 +646,27 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		int report;
 
 		peer_address(conn, peer);
-		if ((wait = enroll_take(s, peer, &report))) {
+		if ((wait = limit_take(&s->enroll_limit, peer, &report))) {
 			rq->answered = 1;
 			return send_rate_limited(s, conn, peer, wait, report);
+		}
+	}
+	/* A proof reads the audit tree: cheap now (O(log^2 n)), and limited
+	 * per address all the same, since anyone may ask. */
+	if (rq->ep == EP_CONSISTENCY) {
+		char peer[INET6_ADDRSTRLEN], retry[16];
+		unsigned wait;
+		int report;
+
+		peer_address(conn, peer);
+		if ((wait = limit_take(&s->proof_limit, peer, &report))) {
+			if (report)
+				fprintf(stderr, "fieldsync-hq: proof requests from %s limited\n", peer);
+			rq->answered = 1;
+			snprintf(retry, sizeof(retry), "%u", wait);
+			return send_error(conn, 429, "rate_limited",
+					  "too many proof requests from this address; retry after "
+					  "the time in Retry-After", NULL, retry);
 		}
 	}
 	if (rq->ep != EP_CHANGESETS && admit(s, rq, 0) < 0)
@@ -904,8 +936,8 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	s->cfg = cfg;
 	s->hq = hq;
 	s->forms = forms;
-	pthread_mutex_init(&s->enroll_lock, NULL);
-	randombytes_buf(s->enroll_key, sizeof(s->enroll_key));
+	limiter_init(&s->enroll_limit, cfg->enroll_rate);
+	limiter_init(&s->proof_limit, cfg->proof_rate);
 	atomic_init(&s->inflight, 0);
 	atomic_init(&s->connections, 0);
 	if ((r = parse_listen(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
@@ -956,7 +988,8 @@ struct server *server_stop(struct server *s)
 		MHD_stop_daemon(s->mhd);
 	free(s->tls_cert);
 	secmem_free(s->tls_key);
-	pthread_mutex_destroy(&s->enroll_lock);
+	pthread_mutex_destroy(&s->enroll_limit.lock);
+	pthread_mutex_destroy(&s->proof_limit.lock);
 	free(s);
 	return NULL;
 }

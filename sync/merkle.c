@@ -39,83 +39,143 @@ static uint64_t split(uint64_t n)
 	return k;
 }
 
-void merkle_root(const merkle_hash *leaves, uint64_t n, merkle_hash out)
+/* ---- any tree, through a source of perfect subtrees --------------------- */
+
+/* MTH(D[start : start + n]).  Every range the RFC 6962 recursions ask
+ * for splits into O(log n) perfect subtrees, each aligned to its size,
+ * which the source supplies. */
+static int range_root(const struct merkle_source *src, uint64_t start, uint64_t n,
+		      merkle_hash out)
 {
 	merkle_hash l, r;
+	unsigned level = 0;
 	uint64_t k;
+	int rc;
 
 	if (n == 0) {
 		crypto_hash_sha256(out, NULL, 0);
-		return;
+		return 0;
 	}
-	if (n == 1) {
-		memcpy(out, leaves[0], MERKLE_HASH_BYTES);
-		return;
+	if ((n & (n - 1)) == 0) {
+		while ((1ULL << level) < n)
+			level++;
+		return src->perfect(src->ctx, start, level, out);
 	}
 	k = split(n);
-	merkle_root(leaves, k, l);
-	merkle_root(leaves + k, n - k, r);
+	if ((rc = range_root(src, start, k, l)) < 0 || (rc = range_root(src, start + k, n - k, r)) < 0)
+		return rc;
 	merkle_node_hash(l, r, out);
+	return 0;
 }
 
-/* PATH(m, D[n]) of RFC 6962 2.1.1: inner-most sibling first. */
-static void path(const merkle_hash *leaves, uint64_t n, uint64_t m, merkle_hash *proof,
-		 size_t *len)
+int merkle_root_from(const struct merkle_source *src, uint64_t n, merkle_hash out)
+{
+	return range_root(src, 0, n, out);
+}
+
+/* PATH(m, D[start : start + n]) of RFC 6962 2.1.1: inner-most sibling first. */
+static int path(const struct merkle_source *src, uint64_t start, uint64_t n, uint64_t m,
+		merkle_hash *proof, size_t *len)
 {
 	uint64_t k;
+	int rc;
 
 	if (n <= 1)
-		return;
+		return 0;
 	k = split(n);
 	if (m < k) {
-		path(leaves, k, m, proof, len);
-		merkle_root(leaves + k, n - k, proof[(*len)++]);
-	} else {
-		path(leaves + k, n - k, m - k, proof, len);
-		merkle_root(leaves, k, proof[(*len)++]);
+		if ((rc = path(src, start, k, m, proof, len)) < 0)
+			return rc;
+		return range_root(src, start + k, n - k, proof[(*len)++]);
 	}
+	if ((rc = path(src, start + k, n - k, m - k, proof, len)) < 0)
+		return rc;
+	return range_root(src, start, k, proof[(*len)++]);
+}
+
+int merkle_inclusion_proof_from(const struct merkle_source *src, uint64_t n, uint64_t m,
+				merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len)
+{
+	if (m >= n)
+		return -EINVAL;
+	*ret_len = 0;
+	return path(src, 0, n, m, proof, ret_len);
+}
+
+/* SUBPROOF(m, D[start : start + n], b) of RFC 6962 2.1.2. */
+static int subproof(const struct merkle_source *src, uint64_t start, uint64_t n, uint64_t m,
+		    int whole, merkle_hash *proof, size_t *len)
+{
+	uint64_t k;
+	int rc;
+
+	if (m == n)
+		return whole ? 0 : range_root(src, start, n, proof[(*len)++]);
+	k = split(n);
+	if (m <= k) {
+		if ((rc = subproof(src, start, k, m, whole, proof, len)) < 0)
+			return rc;
+		return range_root(src, start + k, n - k, proof[(*len)++]);
+	}
+	if ((rc = subproof(src, start + k, n - k, m - k, 0, proof, len)) < 0)
+		return rc;
+	return range_root(src, start, k, proof[(*len)++]);
+}
+
+int merkle_consistency_proof_from(const struct merkle_source *src, uint64_t n, uint64_t m,
+				  merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len)
+{
+	if (m == 0 || m > n)
+		return -EINVAL;
+	*ret_len = 0;
+	return subproof(src, 0, n, m, 1, proof, ret_len);
+}
+
+/* ---- a tree in an array of leaf hashes ------------------------------------ */
+
+/* The perfect subtree of 2^level leaves from start, hashed pairwise. */
+static int array_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash out)
+{
+	const merkle_hash *leaves = ctx;
+	merkle_hash l, r;
+
+	if (level == 0) {
+		memcpy(out, leaves[start], MERKLE_HASH_BYTES);
+		return 0;
+	}
+	array_perfect(ctx, start, level - 1, l);
+	array_perfect(ctx, start + (1ULL << (level - 1)), level - 1, r);
+	merkle_node_hash(l, r, out);
+	return 0;
+}
+
+#define ARRAY_SOURCE(leaves) \
+	(&(const struct merkle_source){.perfect = array_perfect, .ctx = (void *)(leaves)})
+
+void merkle_root(const merkle_hash *leaves, uint64_t n, merkle_hash out)
+{
+	(void)!merkle_root_from(ARRAY_SOURCE(leaves), n, out); /* an array cannot fail */
+}
+
+int merkle_perfect_root(const merkle_hash *leaves, uint64_t start, unsigned level,
+			merkle_hash out)
+{
+	return array_perfect((void *)leaves, start, level, out);
 }
 
 int merkle_inclusion_proof(const merkle_hash *leaves, uint64_t n, uint64_t m,
 			   merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len)
 {
-	if (m >= n)
-		return -EINVAL;
-	*ret_len = 0;
-	path(leaves, n, m, proof, ret_len);
-	return 0;
-}
-
-/* SUBPROOF(m, D[n], b) of RFC 6962 2.1.2. */
-static void subproof(const merkle_hash *leaves, uint64_t n, uint64_t m, int whole,
-		     merkle_hash *proof, size_t *len)
-{
-	uint64_t k;
-
-	if (m == n) {
-		if (!whole)
-			merkle_root(leaves, n, proof[(*len)++]);
-		return;
-	}
-	k = split(n);
-	if (m <= k) {
-		subproof(leaves, k, m, whole, proof, len);
-		merkle_root(leaves + k, n - k, proof[(*len)++]);
-	} else {
-		subproof(leaves + k, n - k, m - k, 0, proof, len);
-		merkle_root(leaves, k, proof[(*len)++]);
-	}
+	return merkle_inclusion_proof_from(ARRAY_SOURCE(leaves), n, m, proof, ret_len);
 }
 
 int merkle_consistency_proof(const merkle_hash *leaves, uint64_t n, uint64_t m,
 			     merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len)
 {
-	if (m == 0 || m > n)
-		return -EINVAL;
-	*ret_len = 0;
-	subproof(leaves, n, m, 1, proof, ret_len);
-	return 0;
+	return merkle_consistency_proof_from(ARRAY_SOURCE(leaves), n, m, proof, ret_len);
 }
+
+/* ---- verification ---------------------------------------------------------- */
 
 int merkle_inclusion_verify(const merkle_hash leaf, uint64_t m, uint64_t n,
 			    const merkle_hash *proof, size_t len, const merkle_hash root)

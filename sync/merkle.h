@@ -12,9 +12,11 @@
  * and the tree splits at the largest power of two below its size, so any
  * other RFC 6962 implementation computes the same roots and proofs.
  * tests/test_merkle.c pins the published Certificate Transparency
- * vectors.  Pure functions over arrays of leaf hashes; thread-safe.
- * Proof generation is O(n) per proof, which suits a log read from disk
- * for each request; proofs have at most MERKLE_MAX_PROOF hashes.
+ * vectors.  Pure functions; thread-safe.  Over an array of leaf hashes
+ * a root or proof costs O(n).  Through a merkle_source, which supplies
+ * the roots of perfect subtrees (HQ keeps them in its database), a root
+ * costs O(log n) lookups and a proof O(log^2 n).  Proofs have at most
+ * MERKLE_MAX_PROOF hashes.
  */
 #ifndef FS_MERKLE_H
 #define FS_MERKLE_H
@@ -31,6 +33,28 @@ typedef uint8_t merkle_hash[MERKLE_HASH_BYTES];
 
 void merkle_leaf_hash(const void *entry, size_t len, merkle_hash out);
 void merkle_node_hash(const merkle_hash left, const merkle_hash right, merkle_hash out);
+
+/* Roots of perfect subtrees: perfect(ctx, start, level, out) writes the
+ * root of the 2^level leaves from start (a multiple of 2^level; level 0
+ * is the leaf hash itself) and returns 0, or a negative error code that
+ * the function asking passes on. */
+struct merkle_source {
+	int (*perfect)(void *ctx, uint64_t start, unsigned level, merkle_hash out);
+	void *ctx;
+};
+
+/* The root of the first n leaves; the audit path of leaf m (m < n); the
+ * proof that the first m leaves are a prefix of the first n (0 < m <= n).
+ * -EINVAL for bad sizes, or the source's error. */
+int merkle_root_from(const struct merkle_source *src, uint64_t n, merkle_hash out) FS_WUR;
+int merkle_inclusion_proof_from(const struct merkle_source *src, uint64_t n, uint64_t m,
+				merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len) FS_WUR;
+int merkle_consistency_proof_from(const struct merkle_source *src, uint64_t n, uint64_t m,
+				  merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len) FS_WUR;
+
+/* The root of the 2^level leaves of the array from start. */
+int merkle_perfect_root(const merkle_hash *leaves, uint64_t start, unsigned level,
+			merkle_hash out);
 
 /* The root of the tree of the first n leaves (n = 0: the empty tree). */
 void merkle_root(const merkle_hash *leaves, uint64_t n, merkle_hash out);

@@ -122,7 +122,8 @@ PY
 	fail "the independent verifier accepted a forged checkpoint"
 
 # rewrite_log DB N: set entry 3's change count to N and recompute every
-# stored hash, as a forger with write access would; "and-checkpoints"
+# stored hash (leaves and the tree's nodes), as a forger with write access
+# would; "and-checkpoints"
 # also drops the signed checkpoints (an HQ holding its key re-signs).
 rewrite_log() {
 	python3 - "$1" "$2" "${3:-}" <<'PY' || fail "rewrite failed"
@@ -131,10 +132,19 @@ db = sqlite3.connect(sys.argv[1])
 db.executescript("DROP TRIGGER events_no_update;")
 db.execute("UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":%d') WHERE id = 3"
            % int(sys.argv[2]))
-for i, at, t, d, det in db.execute("SELECT id, at, type, device, detail FROM events").fetchall():
+leaves = []
+for i, at, t, d, det in db.execute("SELECT id, at, type, device, detail FROM events ORDER BY id").fetchall():
     text = "fieldsync-audit-v1\n%d\n%d\n%s\n%s\n%s\n" % (i, at, t, d or "-", det or "")
-    db.execute("UPDATE events SET leaf = ? WHERE id = ?",
-               (hashlib.sha256(b"\x00" + text.encode()).digest(), i))
+    leaves.append(hashlib.sha256(b"\x00" + text.encode()).digest())
+    db.execute("UPDATE events SET leaf = ? WHERE id = ?", (leaves[-1], i))
+# ... and the tree's stored interior nodes (audit_nodes), level by level.
+db.executescript("DROP TRIGGER audit_nodes_no_delete; DELETE FROM audit_nodes;")
+cur, level = leaves, 1
+while len(cur) >= 2:
+    cur = [hashlib.sha256(b"\x01" + cur[2 * j] + cur[2 * j + 1]).digest() for j in range(len(cur) // 2)]
+    db.executemany("INSERT INTO audit_nodes(level, idx, hash) VALUES (?, ?, ?)",
+                   [(level, j, h) for j, h in enumerate(cur)])
+    level += 1
 if sys.argv[3]:
     db.executescript("DROP TRIGGER checkpoints_no_delete; DELETE FROM checkpoints;")
 db.commit()
@@ -164,6 +174,17 @@ tamper reordered "$NOTRIG UPDATE events SET id = 100 WHERE id = 6; UPDATE events
 must_contain "$ERR" "audit entry 6"
 tamper appended "$NOTRIG INSERT INTO events(id, at, type) SELECT max(id) + 1, 1, 'enroll' FROM events;"
 must_contain "$ERR" "does not match its hash"
+tamper node "DROP TRIGGER audit_nodes_no_update; UPDATE audit_nodes SET hash = zeroblob(32)
+	WHERE level = 2 AND idx = 1;"
+must_contain "$ERR" "audit tree node 2/1 (entries 5 to 8): missing or does not match"
+# A database of schema version 1 (no stored tree) is upgraded when
+# opened: the tree is built from the entries, and verifies.
+rm -rf "$T/copy"
+cp -a "$T/hq" "$T/copy"
+sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; PRAGMA user_version = 1;" || fail "sqlite3"
+expect_exit 0 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
+[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 2 ] || fail "schema version 1 not upgraded"
+[ "$(sqlite3 "$T/copy/hq.db" "SELECT count(*) FROM audit_nodes")" -gt 0 ] || fail "no tree built"
 tamper truncated "$NOTRIG DELETE FROM events WHERE id > 6;"
 must_contain "$ERR" "audit checkpoint at size"
 must_contain "$ERR" "were removed"

@@ -112,6 +112,14 @@ must_contain "$(cat "$T/body")" '"error":"rate_limited"'
 [ "$(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events")" = $((events_before + refused + runs)) ] ||
 	fail "enrolment refusals: $refused refused and $runs limited runs, but $(($(sqlite3 "$HQDATA/hq.db" \
 		"SELECT count(*) FROM events") - events_before)) events"
+# Proof requests (anyone may send them) are limited per address too.
+for _ in $(seq 1 500); do
+	code=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' --data '{"from":0}' \
+		-H 'Content-Type: application/json' "$URL/v1/audit/consistency")
+	[ "$code" = 200 ] || break
+done
+[ "$code" = 429 ] || fail "500 proof requests from one address were never limited (last $code)"
+grep -qi '^Retry-After: [0-9]' "$T/headers" || fail "429 without Retry-After"
 sqlite3 "$HQDATA/hq.db" "SELECT detail FROM events WHERE type = 'enroll_rejected'" > "$T/rejected"
 must_contain "$(cat "$T/rejected")" '"peer":"127.0.0.1","error":"malformed"'
 must_contain "$(cat "$T/rejected")" '"peer":"127.0.0.1","error":"rate_limited"'
@@ -132,7 +140,7 @@ trap 'rm -rf "$T"' EXIT
 # body unfinished, but far enough to name its device) leaves no room, so
 # the next one gets 503 with Retry-After and a JSON body; health still
 # answers, as it takes no slot; once the held one ends, HQ answers again.
-printf '[server]\nmax_inflight = 1\nthreads = 2\n' > "$T/busy.conf"
+printf '[server]\nmax_inflight = 1\nthreads = 2\nproof_rate = 1000000\n' > "$T/busy.conf"
 "$HQ" -c "$T/busy.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 \
 	2> "$T/busy.log" &
 PID=$!

@@ -15,7 +15,7 @@ SLOWPID=
 trap 'kill $SLOWPID 2> /dev/null || true; stop_hq; rm -rf "$T"' EXIT
 
 hq_conf
-printf '[server]\nmax_inflight = 8\nreserved_for_devices = 2\nper_peer_connections = 4\n' \
+printf '[server]\nmax_inflight = 8\nreserved_for_devices = 2\nper_peer_connections = 4\nproof_rate = 1000000\n' \
 	>> "$T/hq.conf"
 hq_and_enrolled_store "Tim Tutin" Tutin
 for name in "Ružičić Đorđe" "Ружичић Ђорђе" "Petrović Ana"; do
