@@ -599,7 +599,8 @@ static int cmd_import(struct cli *c, int argc, char **argv)
 		"Import records from CSV in one transaction: all rows or none.\n"
 		"The header row names form fields; an optional 'id' column keeps the\n"
 		"given UUIDs.  Rejected rows are reported with their line numbers.\n";
-	struct csvimport_hooks hooks = {.row_error = import_row_error, .ctx = c};
+	struct csvimport_hooks hooks = {.row_error = import_row_error, .ctx = c,
+					.cancel = c->cancel};
 	char tok[FS_TOKEN_MAX + 3];
 	unsigned long long rows = 0;
 	struct fs_error err = {0};

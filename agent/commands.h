@@ -43,7 +43,7 @@ struct cli {
 	size_t n_inputs;
 	int wrote;                     /* set when a command committed a write */
 	const cJSON *agent;            /* agent: its state for `status`; borrowed */
-	const _Atomic int *cancel;     /* agent: abandons enroll's HTTP when set */
+	const _Atomic int *cancel;     /* agent: abandons enroll's HTTP, or an import, when set */
 };
 
 /* The global usage text. */

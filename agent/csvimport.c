@@ -262,6 +262,12 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 	       (n = read_line(fp, line, CSVIMPORT_MAX_LINE)) > 0) {
 		unsigned long long before = im.rows;
 
+		if (hooks && hooks->cancel && *hooks->cancel) {
+			r = fs_error_set(err, -ECANCELED, "import %s: cancelled at line %llu (the agent "
+					 "is stopping or locking); nothing was imported", path,
+					 im.line + 1);
+			goto out;
+		}
 		im.line++;
 		if (csv_parse(&p, line, (size_t)n, on_cell, on_row_end, &im) != (size_t)n) {
 			r = fs_error_set(err, -FS_EVALID, "import %s: line %llu: %s", path, im.line,

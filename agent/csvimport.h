@@ -33,6 +33,9 @@ struct csvimport_hooks {
 	/* Called for each rejected row; may be NULL. */
 	void (*row_error)(unsigned long long line, const struct fs_error *e, void *ctx);
 	void *ctx;
+	/* When set (by another thread), the import stops between lines with
+	 * -ECANCELED and nothing imported; may be NULL. */
+	const _Atomic int *cancel;
 };
 
 /* Import from fp (a regular file, read from its current position; the

@@ -542,18 +542,29 @@ fail:
 	return NULL;
 }
 
-/* Commands that talk to HQ run on the worker thread, never on the loop:
- * enroll, and status --verify-hq.  Neither uses getopt, whose state is
- * global, so they may run beside commands on the loop. */
+/* Commands that talk to HQ, or may run long, run on the worker thread,
+ * never on the loop: enroll, status --verify-hq, and import (a file of
+ * any size; the loop keeps answering status, and SIGTERM or lock cancel
+ * it).  None uses getopt, whose state is global, so they may run beside
+ * commands on the loop. */
 static int worker_command(int argc, char **argv)
 {
-	if (!strcmp(argv[0], "enroll"))
+	if (!strcmp(argv[0], "enroll") || !strcmp(argv[0], "import"))
 		return argc == 3;
 	if (!strcmp(argv[0], "status"))
 		for (int i = 1; i < argc; i++)
 			if (!strcmp(argv[i], "--verify-hq"))
 				return 1;
 	return 0;
+}
+
+/* beneficiary|visit add|edit|delete, or import: a write to the store. */
+static int writes_records(int argc, char **argv)
+{
+	if (!strcmp(argv[0], "import"))
+		return 1;
+	return argc >= 2 && (!strcmp(argv[0], "beneficiary") || !strcmp(argv[0], "visit")) &&
+	       (!strcmp(argv[1], "add") || !strcmp(argv[1], "edit") || !strcmp(argv[1], "delete"));
 }
 
 /* Run a forwarded command with its output in memory. */
@@ -607,14 +618,22 @@ static void run_command(struct agent *a, struct client *cl)
 		}
 	} else if (!strcmp(argv[0], "sync")) {
 		status = code;
+	} else if (a->job_client && a->job_argv && !strcmp(a->job_argv[0], "import") &&
+		   writes_records(argc, argv)) {
+		/* The import holds the store's write lock until it ends: waiting
+		 * for it here would stall every other client. */
+		fprintf(err, "fieldsync: an import is running; nothing was changed: try again "
+			     "when it ends\n");
+		status = FS_EXIT_IO;
 	} else if (a->store && worker_command(argc, argv)) {
 		/* HTTP: on the worker thread, the client parked meanwhile;
 		 * after the push in flight, if there is one. */
 		if (a->job_client) {
-			fprintf(err, "fieldsync: the agent is busy with another request to HQ; try "
-				     "again in a moment\n");
+			fprintf(err, "fieldsync: the agent is busy with another long request (an "
+				     "import, or a request to HQ); try again when it ends\n");
 			status = FS_EXIT_IO;
 		} else {
+			logmsg(SD_INFO, "%s: on the worker thread", argv[0]);
 			a->job_client = cl;
 			a->job_argc = argc;
 			a->job_argv = argv;
@@ -667,6 +686,7 @@ out:
 static void command_finished(struct agent *a)
 {
 	struct client *cl = a->job_client;
+	int enrolled = a->job_wrote && a->job_argv && !strcmp(a->job_argv[0], "enroll");
 
 	client_answer(cl, a->job_out, a->job_err, a->job_status);
 	/* The output names the team; the request held the token. */
@@ -687,10 +707,12 @@ static void command_finished(struct agent *a)
 		cl->in_len = 0;
 	}
 	a->job_client = NULL;
-	if (a->job_wrote) {
+	if (enrolled) {
 		logmsg(SD_INFO, "enrolled with HQ");
 		a->halted = 0;
 		schedule(a, 0);
+	} else if (a->job_wrote) {
+		schedule(a, a->c->cfg.push_delay_ms); /* an import: push what it added */
 	}
 	notify_status(a);
 }
