@@ -148,12 +148,14 @@ static int forward(struct cli *c, int argc, char **argv, int *ret_status)
 	size_t nfiles, len, opened = 0;
 	uint8_t *buf = NULL;
 
-	if ((r = ctl_connect(socket_path(c), &sock, &err)) < 0) {
-		if (r == -ENOENT || r == -ECONNREFUSED)
-			return r;
-		*ret_status = commands_fail(c, &err);
-		return 0;
-	}
+	struct stat st;
+
+	/* No agent: the command runs here, and reads its own input. */
+	if (stat(socket_path(c), &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -ENOENT;
+	/* Input is read before connecting: the agent gives a request only a
+	 * few seconds to arrive (daemon.c), and a token typed on the
+	 * terminal or a slow pipe takes longer. */
 	nfiles = file_args(argc, argv, idx, paths);
 	for (; opened < nfiles; opened++) {
 		if ((r = input_fd(paths[opened], &err)) < 0) {
@@ -161,6 +163,22 @@ static int forward(struct cli *c, int argc, char **argv, int *ret_status)
 			goto out;
 		}
 		fds[opened] = r;
+	}
+	if ((r = ctl_connect(socket_path(c), &sock, &err)) < 0) {
+		if (r == -ENOENT || r == -ECONNREFUSED) {
+			/* A stale socket: run here after all, with standard input
+			 * as it was read (the copy goes back in as fd 0). */
+			for (size_t i = 0; i < opened; i++)
+				if (!strcmp(paths[i], "-") && dup2(fds[i], STDIN_FILENO) < 0)
+					r = -errno;
+			for (size_t i = 0; i < opened; i++)
+				close(fds[i]);
+			if (r == -ENOENT || r == -ECONNREFUSED)
+				return r;
+		}
+		*ret_status = commands_fail(c, &err);
+		opened = 0;
+		goto out;
 	}
 	buf = malloc(CTL_REQUEST_MAX);
 	if (!buf || ctl_build_command(argc, argv, idx, nfiles, buf, CTL_REQUEST_MAX - CTL_HEADER,

@@ -60,9 +60,9 @@ static void logmsg(const char *prio, const char *fmt, ...)
 /* Connections one user may hold at once: a user's idle connections
  * never lock others out (client_accept). */
 #define CLIENTS_PER_UID 4
-/* To send a whole request after connecting.  The CLI opens its files and
- * builds the request, then sends it at once (a passphrase is asked
- * before connecting), so only a stuck or hostile client waits this long. */
+/* To send a whole request after connecting.  The CLI reads its input (a
+ * typed token, a pipe) and asks for a passphrase before it connects, then
+ * sends at once (cli.c), so only a stuck or hostile client waits this long. */
 #define CLIENT_TIMEOUT_MS 10000
 #define ANSWER_TIMEOUT_MS 30000 /* to take a whole answer */
 #define NET_SETTLE_MS 250       /* after a netlink event, before pushing */

@@ -62,7 +62,10 @@ static const char schema_sql[] =
 	"  last_seq INTEGER NOT NULL DEFAULT 0,"
 	"  last_hash TEXT,"
 	"  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'revoked')),"
-	"  revoked_reason TEXT"
+	"  revoked_reason TEXT,"
+	/* 1: enrolled before schema version 2 and no version 2 set since,
+	 * so its version 1 sets are read (hq/ingest.c). */
+	"  unbound_ok INTEGER NOT NULL DEFAULT 0"
 	") STRICT;"
 	"CREATE TABLE tokens("
 	"  secret_hash TEXT PRIMARY KEY,"
@@ -183,8 +186,9 @@ static int user_version(sqlite3 *db, int *ret, struct fs_error *err)
 }
 
 /* Version 1 to 2: the audit tree's interior nodes, built once from the
- * stored leaves, so that proofs and checkpoints stop costing O(n).  One
- * transaction; a second process waits for it and finds version 2. */
+ * stored leaves, so that proofs and checkpoints stop costing O(n); and
+ * which devices may still send version 1 change sets.  One transaction;
+ * a second process waits for it and finds version 2. */
 static int migrate_v2(sqlite3 *db, const char *path, struct fs_error *err)
 {
 	char what[PATH_MAX + 32];
@@ -193,8 +197,12 @@ static int migrate_v2(sqlite3 *db, const char *path, struct fs_error *err)
 	snprintf(what, sizeof(what), "upgrade %s to schema version 2", path);
 	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
+	/* The devices enrolled until now may still hold version 1 change
+	 * sets packed before their upgrade. */
 	if ((r = user_version(db, &v, err)) == 0 && v == 1 &&
 	    (r = hqdb_exec(db, AUDIT_NODES_SQL, what, err)) == 0 &&
+	    (r = hqdb_exec(db, "ALTER TABLE devices ADD COLUMN unbound_ok INTEGER NOT NULL "
+			       "DEFAULT 0; UPDATE devices SET unbound_ok = 1;", what, err)) == 0 &&
 	    (r = audit_tree_build(db, err)) == 0)
 		r = hqdb_exec(db, "PRAGMA user_version=2", what, err);
 	if (r == 0)

@@ -590,13 +590,16 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)run->now_ms);
 	r = step_done(run, st, "store change set");
 	sqlite3_finalize(st);
+	/* A device's first version 2 set ends its version 1 sets for good. */
 	if (r < 0 || (r = hqdb_prepare(db, "UPDATE devices SET last_seq = ?2, last_hash = ?3, "
-					   "last_seen = ?4 WHERE id = ?1", &st, run->err)) < 0)
+					   "last_seen = ?4, unbound_ok = unbound_ok AND ?5 "
+					   "WHERE id = ?1", &st, run->err)) < 0)
 		return r;
 	bind_text(st, 1, run->device);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)h->seq);
 	bind_text(st, 3, hash);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)run->now_ms);
+	sqlite3_bind_int(st, 5, h->version == CHANGESET_VERSION_UNBOUND);
 	r = step_done(run, st, "update device");
 	sqlite3_finalize(st);
 	if (r < 0)
@@ -696,8 +699,11 @@ static int log_duplicate(const struct ingest_ctx *ctx, const struct ingest_resul
 /* The checks and the merge, inside the transaction. */
 /* A version 1 set seals no binding, so whoever is enrolled could present
  * a captured one as its own.  It is read (sets packed before version 2)
- * only while its device has sent no version 2 set, and never with
- * ctx->refuse_unbound.  1: refuse, 0: read, < 0: error. */
+ * only from a device enrolled before this HQ moved to version 2
+ * (devices.unbound_ok, set by the schema upgrade) that has sent no
+ * version 2 set since, and never with ctx->refuse_unbound.  A device
+ * enrolled since never may: its software writes version 2.  1: refuse,
+ * 0: read, < 0: error. */
 static int unbound_refused(struct run *run, const char *device)
 {
 	sqlite3_stmt *st = NULL;
@@ -705,14 +711,14 @@ static int unbound_refused(struct run *run, const char *device)
 
 	if (run->ctx->refuse_unbound)
 		return 1;
-	if ((r = hqdb_prepare(run->ctx->db, "SELECT 1 FROM changesets WHERE device = ?1 AND "
-					    "substr(body, 5, 1) <> x'01' LIMIT 1", &st, run->err)) < 0)
+	if ((r = hqdb_prepare(run->ctx->db, "SELECT unbound_ok FROM devices WHERE id = ?1", &st,
+			      run->err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	r = rc == SQLITE_ROW    ? 1
-	    : rc == SQLITE_DONE ? 0
-				: hqdb_fail(run->ctx->db, "look up change set versions", run->err);
+	r = rc == SQLITE_ROW    ? !sqlite3_column_int(st, 0)
+	    : rc == SQLITE_DONE ? 1
+				: hqdb_fail(run->ctx->db, "look up the device's versions", run->err);
 	sqlite3_finalize(st);
 	return r;
 }
@@ -744,8 +750,9 @@ static int ingest_locked(struct run *run, const struct changeset_header *h, cons
 	if (h->version == CHANGESET_VERSION_UNBOUND && (r = unbound_refused(run, ret->device)) != 0)
 		return r < 0 ? r
 			     : reject(ret, 400, "malformed",
-				      "change set version 1 (unbound) is no longer accepted from "
-				      "device %s; it sends version 2", ret->device);
+				      "change set version 1 (unbound) is not accepted from device "
+				      "%s (enrolled since version 2, or it has sent version 2)",
+				      ret->device);
 	return accept_set(run, h, body, len, hash_raw, hash, ret);
 }
 

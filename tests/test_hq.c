@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <zstd.h>
 
 #include "crypto/bytes.h"
@@ -1436,16 +1437,32 @@ TEST(hq_payload_bomb_bounded_memory)
 	curl_global_cleanup();
 }
 
+/* Turn HQ's database back into schema version 1, as an HQ of before
+ * version 2 change sets left it; HQ upgrades it when it next opens it. */
+static void hq_db_to_v1(const struct hq *h)
+{
+	char path[700];
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof(path), "%s/hq.db", h->data);
+	ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+	ASSERT_EQ(sqlite3_exec(db, "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN "
+				   "unbound_ok; PRAGMA user_version = 1;",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+}
+
 /* An enrolled device that captures another's set and re-signs it under
  * its own header is refused: the sealed payload names the device,
  * sequence and previous hash it was made for (version 2).  Version 1
- * sets, which name nothing, are read only from a device that has sent
- * no version 2 set (issue 19, item 5). */
+ * sets, which name nothing, are read only from a device enrolled before
+ * HQ's upgrade that has sent no version 2 set since (issue 19, item 5). */
 TEST(hq_resigned_set_refused_and_no_downgrade)
 {
 	uint64_t base = hlc_wall_ms() - 60000;
 	char rec[UUID_TEXT_LEN + 1], text[256];
-	struct device a, b, c;
+	struct device a, b, c, d;
 	struct change ch[8];
 	struct set s, stolen, v1;
 	struct hq h;
@@ -1457,9 +1474,13 @@ TEST(hq_resigned_set_refused_and_no_downgrade)
 	device_new(&a, "Tim Sjenica");
 	device_new(&b, "Tim Tutin");
 	device_new(&c, "Tim Vranje");
+	device_new(&d, "Tim Preševo");
 	device_enroll(&h, &a);
 	device_enroll(&h, &b);
 	device_enroll(&h, &c);
+	/* a, b and c were enrolled by an HQ of schema version 1; d after. */
+	hq_db_to_v1(&h);
+	device_enroll(&h, &d);
 	uuid_v7_new(base, rec);
 	s = build_set(&a, h.box_pk, ch, person(ch, rec, "Ружичић Ђорђе", 4, tick(&a, base)));
 
@@ -1494,9 +1515,17 @@ TEST(hq_resigned_set_refused_and_no_downgrade)
 	set_free(&v1);
 	v1 = build_raw_set(&c, h.box_pk, text, strlen(text), 1, 1);
 	j = push(&h, v1.buf, v1.len, 400);
-	ASSERT_STR_CONTAINS(json_str(j, "message"), "version 1 (unbound) is no longer accepted");
+	ASSERT_STR_CONTAINS(json_str(j, "message"), "version 1 (unbound) is not accepted");
 	cJSON_Delete(j);
 	set_free(&v1);
+	/* A device enrolled since the upgrade never may: its software writes
+	 * version 2, so a version 1 set from it is a captured one. */
+	v1 = build_raw_set(&d, h.box_pk, text, strlen(text), 1, 1);
+	j = push(&h, v1.buf, v1.len, 400);
+	ASSERT_STR_CONTAINS(json_str(j, "message"), "version 1 (unbound) is not accepted");
+	cJSON_Delete(j);
+	set_free(&v1);
+	identity_free(d.id);
 	set_free(&s);
 	set_free(&stolen);
 	identity_free(a.id);

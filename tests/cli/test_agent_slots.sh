@@ -2,7 +2,8 @@
 # nobody out (issue 19, item 8): a client opens 20 connections and sends
 # nothing; the agent keeps at most 4 per user, dropping the longest-idle
 # one for a newcomer, so `fieldsync status` is answered at once, and it
-# closes each idle connection within its request timeout.
+# closes each idle connection within its request timeout.  Input slower
+# than that timeout still works: the command reads it before connecting.
 set -e
 . "$(dirname "$0")/lib.sh"
 HOG=
@@ -51,4 +52,9 @@ wait_for 60 "the agent did not close the idle connections: $(cat "$T/hog.status"
 wait "$HOG"
 HOG=
 expect_exit 0 fa status
+# Input that takes longer than the agent's request timeout (a token typed
+# by hand, a slow pipe) is read before the command connects: it works.
+expect_exit 0 sh -c "{ sleep 12; printf '%s' '{\"full_name\":\"Petrović Ana\",\"municipality\":\"Tutin\",\"status\":\"idp\",\"household_size\":2,\"consent\":true}'; } | \"$FIELDSYNC\" beneficiary add --json -"
+expect_exit 0 fa beneficiary list --json
+must_contain "$OUT" "Petrović Ana"
 echo "ok: agent slots"

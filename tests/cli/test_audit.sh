@@ -181,7 +181,8 @@ must_contain "$ERR" "audit tree node 2/1 (entries 5 to 8): missing or does not m
 # opened: the tree is built from the entries, and verifies.
 rm -rf "$T/copy"
 cp -a "$T/hq" "$T/copy"
-sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; PRAGMA user_version = 1;" || fail "sqlite3"
+sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN unbound_ok;
+	PRAGMA user_version = 1;" || fail "sqlite3"
 expect_exit 0 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
 [ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 2 ] || fail "schema version 1 not upgraded"
 [ "$(sqlite3 "$T/copy/hq.db" "SELECT count(*) FROM audit_nodes")" -gt 0 ] || fail "no tree built"
