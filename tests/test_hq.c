@@ -1433,6 +1433,7 @@ TEST(hq_payload_bomb_bounded_memory)
 	set_free(&bomb);
 	set_free(&good);
 	free(text);
+	identity_free(d.id);
 	hq_stop(&h);
 	curl_global_cleanup();
 }
