@@ -149,6 +149,16 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST)
 		return fs_error_set(&err, -errno, "data directory %s: %s", cfg->data_dir,
 				    strerror(errno)), fail(&err);
+	if (getenv("CREDENTIALS_DIRECTORY") && getenv("CREDENTIALS_DIRECTORY")[0]) {
+		char cred[4096];
+
+		snprintf(cred, sizeof(cred), "%s/%s", getenv("CREDENTIALS_DIRECTORY"),
+			 HQKEYS_CREDENTIAL);
+		if (access(cred, F_OK) == 0)
+			return fs_error_set(&err, -FS_EEXIST, "init: HQ's key is already given as "
+					    "the credential %s; init would make another", cred),
+			       fail(&err);
+	}
 	if ((r = hqdb_check_dir(cfg->data_dir, &err)) < 0 ||
 	    (r = hqkeys_create(cfg->data_dir, &err)) < 0 ||
 	    (r = hqdb_open(cfg->data_dir, HQDB_CREATE, &db, &err)) < 0 ||

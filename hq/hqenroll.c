@@ -336,8 +336,7 @@ int hqenroll_audit_refusal(sqlite3 *db, uint64_t now_ms, const char *peer, const
 }
 
 int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, size_t len,
-		    uint64_t now_ms, const char *peer, struct hqenroll_result *ret,
-		    struct fs_error *err)
+		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
 {
 	struct hqenroll_result res = {0};
 	struct enroll_req req = {0};
@@ -354,11 +353,6 @@ int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, si
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 done:
 	sodium_memzero(&req, sizeof(req));
-	/* A refusal is audited with the peer's address and the reason (never
-	 * the token); the server's per-address rate limit bounds how fast
-	 * anyone can grow the log this way. */
-	if (r == 0 && res.status != 200)
-		r = hqenroll_audit_refusal(db, now_ms, peer, res.error, err);
 	if (r < 0) {
 		hqenroll_result_clear(&res);
 		return r;

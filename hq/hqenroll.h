@@ -11,9 +11,9 @@
  * and keys (a retry after a lost answer; audited, nothing else changes).
  * Success
  * registers the device, spends the token and appends an "enroll" event
- * in one transaction; a refusal changes nothing but an
- * "enroll_rejected" event naming the peer's address and the error.
- * Messages and events never carry the token or keys.
+ * in one transaction; a refusal changes nothing (the server audits it
+ * with hqenroll_audit_refusal(), within its limits).  Messages and events
+ * never carry the token or keys.
  * Thread safety: db belongs to the calling thread; hq is read-only.
  */
 #ifndef FS_HQENROLL_H
@@ -48,8 +48,7 @@ struct hqenroll_result {
  * set when HQ failed (answer 500; nothing changed).  Free with
  * hqenroll_result_clear(). */
 int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, size_t len,
-		    uint64_t now_ms, const char *peer, struct hqenroll_result *ret,
-		    struct fs_error *err) FS_WUR;
+		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err) FS_WUR;
 
 /* Append an "enroll_rejected" event {"peer", "error"} in its own
  * transaction (also for attempts the server refused before reading them,

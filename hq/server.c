@@ -37,6 +37,9 @@
  * another's bucket) into a fixed table: memory does not grow with the
  * number of peers. */
 #define SERVER_LIMIT_BUCKETS 1024
+/* Refused enrolments audited per minute, from all addresses: this many
+ * times [server] enroll_rate. */
+#define SERVER_AUDIT_REFUSALS_FACTOR 6
 
 struct bucket {
 	uint64_t at_ms;    /* monotonic time the tokens were last counted; 0: unused */
@@ -63,6 +66,7 @@ struct server {
 	uint16_t port;
 	struct limiter enroll_limit; /* enrolment attempts per address */
 	struct limiter proof_limit;  /* proof requests per address */
+	struct limiter audit_limit;  /* refused enrolments audited, from all addresses */
 };
 
 enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY };
@@ -424,6 +428,32 @@ static void peer_address(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN]
 			  out, INET6_ADDRSTRLEN);
 }
 
+/* What the per-address limits count by: an IPv4 address (also when
+ * mapped into IPv6), or an IPv6 /64, which one subscriber usually holds
+ * whole: otherwise each of its 2^64 addresses would get its own bucket. */
+static void peer_key(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN + 4])
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	struct in6_addr a;
+
+	strcpy(out, "?");
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  INET6_ADDRSTRLEN);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(&a)) {
+			inet_ntop(AF_INET, &a.s6_addr[12], out, INET6_ADDRSTRLEN);
+		} else {
+			memset(&a.s6_addr[8], 0, 8);
+			inet_ntop(AF_INET6, &a, out, INET6_ADDRSTRLEN);
+			strcat(out, "/64");
+		}
+	}
+}
+
 /* Take one request from peer's bucket: 0, or the seconds until the next
  * one (*ret_report set on the first refusal in a row). */
 static unsigned limit_take(struct limiter *l, const char *peer, int *ret_report)
@@ -465,18 +495,34 @@ static void limiter_init(struct limiter *l, unsigned rate)
 	randombytes_buf(l->key, sizeof(l->key));
 }
 
+/* Audit a refused enrolment, while the log's share for them lasts; past
+ * it, say so on stderr once in a row. */
+static void audit_refusal(struct server *s, const char *peer, const char *error)
+{
+	struct fs_error err = {0};
+	sqlite3 *db = NULL;
+	int report;
+
+	if (limit_take(&s->audit_limit, "*", &report)) {
+		if (report)
+			fprintf(stderr, "fieldsync-hq: more than %u refused enrolments a minute: "
+				"the rest are not audited\n", s->audit_limit.rate);
+		return;
+	}
+	if (hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err) < 0 ||
+	    hqenroll_audit_refusal(db, hlc_wall_ms(), peer, error, &err) < 0)
+		fprintf(stderr, "fieldsync-hq: audit a refused enrolment: %s\n", err.msg);
+	hqdb_close(db);
+}
+
 /* 429 with Retry-After; the first refusal in a row is audited. */
 static enum MHD_Result send_rate_limited(struct server *s, struct MHD_Connection *conn,
 					 const char *peer, unsigned wait, int report)
 {
-	struct fs_error err = {0};
 	char retry[16];
-	sqlite3 *db = NULL;
 
-	if (report && (hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err) < 0 ||
-		       hqenroll_audit_refusal(db, hlc_wall_ms(), peer, "rate_limited", &err) < 0))
-		fprintf(stderr, "fieldsync-hq: audit a refused enrolment: %s\n", err.msg);
-	hqdb_close(db);
+	if (report)
+		audit_refusal(s, peer, "rate_limited");
 	if (report)
 		fprintf(stderr, "fieldsync-hq: enrolment attempts from %s limited\n", peer);
 	snprintf(retry, sizeof(retry), "%u", wait);
@@ -497,12 +543,16 @@ static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
 
 	peer_address(conn, peer);
 	if ((r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err)) < 0 ||
-	    (r = hqenroll_device(db, s->hq, (const char *)rq->body, rq->len, hlc_wall_ms(), peer,
-				 &res, &err)) < 0) {
+	    (r = hqenroll_device(db, s->hq, (const char *)rq->body, rq->len, hlc_wall_ms(), &res,
+				 &err)) < 0) {
 		hqdb_close(db);
 		return send_internal(conn, "enrolment", &err);
 	}
 	hqdb_close(db);
+	/* A refusal is audited with the peer's address and the reason, never
+	 * the token. */
+	if (res.status != 200)
+		audit_refusal(s, peer, res.error);
 	if (res.status == 200) {
 		fprintf(stderr, "fieldsync-hq: enrolled device %s\n",
 			cJSON_GetObjectItem(res.body, "device")->valuestring);
@@ -641,12 +691,13 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		return do_health(conn);
 	}
 	if (rq->ep == EP_ENROLL) {
-		char peer[INET6_ADDRSTRLEN];
+		char peer[INET6_ADDRSTRLEN], key[INET6_ADDRSTRLEN + 4];
 		unsigned wait;
 		int report;
 
 		peer_address(conn, peer);
-		if ((wait = limit_take(&s->enroll_limit, peer, &report))) {
+		peer_key(conn, key);
+		if ((wait = limit_take(&s->enroll_limit, key, &report))) {
 			rq->answered = 1;
 			return send_rate_limited(s, conn, peer, wait, report);
 		}
@@ -654,11 +705,11 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	/* A proof reads the audit tree: cheap now (O(log^2 n)), and limited
 	 * per address all the same, since anyone may ask. */
 	if (rq->ep == EP_CONSISTENCY) {
-		char peer[INET6_ADDRSTRLEN], retry[16];
+		char peer[INET6_ADDRSTRLEN + 4], retry[16];
 		unsigned wait;
 		int report;
 
-		peer_address(conn, peer);
+		peer_key(conn, peer);
 		if ((wait = limit_take(&s->proof_limit, peer, &report))) {
 			if (report)
 				fprintf(stderr, "fieldsync-hq: proof requests from %s limited\n", peer);
@@ -938,6 +989,9 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	s->forms = forms;
 	limiter_init(&s->enroll_limit, cfg->enroll_rate);
 	limiter_init(&s->proof_limit, cfg->proof_rate);
+	/* Refusals audited, from every address together: bounds how fast
+	 * anyone holding many addresses can grow the append-only log. */
+	limiter_init(&s->audit_limit, cfg->enroll_rate * SERVER_AUDIT_REFUSALS_FACTOR);
 	atomic_init(&s->inflight, 0);
 	atomic_init(&s->connections, 0);
 	if ((r = parse_listen(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
@@ -990,6 +1044,7 @@ struct server *server_stop(struct server *s)
 	secmem_free(s->tls_key);
 	pthread_mutex_destroy(&s->enroll_limit.lock);
 	pthread_mutex_destroy(&s->proof_limit.lock);
+	pthread_mutex_destroy(&s->audit_limit.lock);
 	free(s);
 	return NULL;
 }

@@ -170,4 +170,29 @@ until_ok 30 post_is 200 || fail "HQ did not recover after the held request ended
 kill -TERM $PID
 wait $PID || fail "serve did not exit 0 on SIGTERM"
 trap 'rm -rf "$T"' EXIT
+
+# Refused enrolments from many addresses together are audited only up to
+# 6 x enroll_rate a minute: someone holding many addresses cannot fill
+# the append-only log.  40 guesses, each from its own loopback address.
+printf '[server]\nenroll_rate = 2\n' > "$T/audit.conf"
+"$HQ" -c "$T/audit.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 \
+	2> "$T/audit.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
+until_ok 30 serve_up "$T/audit.log"
+PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/audit.log")
+before=$(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events WHERE type = 'enroll_rejected'")
+for i in $(seq 1 40); do
+	code=$(curl -s -o /dev/null -w '%{http_code}' --interface "127.0.4.$i" --data '{}' \
+		-H 'Content-Type: application/json' "http://127.0.0.1:$PORT/v1/enroll")
+	[ "$code" = 400 ] || fail "guess from 127.0.4.$i answered $code, expected 400"
+done
+audited=$(($(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events WHERE type = 'enroll_rejected'") - before))
+# 12 at once, then one every 5 s: far fewer than 40 however slow this is.
+[ "$audited" -ge 12 ] && [ "$audited" -lt 40 ] ||
+	fail "$audited of 40 refused enrolments audited, expected 12 and a few more"
+in_file "$T/audit.log" "the rest are not audited" || fail "HQ did not say it stopped auditing"
+kill -TERM $PID
+wait $PID || fail "serve did not exit 0 on SIGTERM"
+trap 'rm -rf "$T"' EXIT
 echo "ok"

@@ -66,6 +66,11 @@ chmod 400 "$T/creds/fieldsync-hq-key"
 expect_exit 4 hq enroll-token --team "Tim Vranje" --municipality Vranje
 must_contain "$ERR" "pass the key as the systemd credential fieldsync-hq-key"
 export CREDENTIALS_DIRECTORY="$T/creds"
+# init with the key already given as a credential would make a second key.
+mkdir -m 700 "$T/other"
+expect_exit 2 "$HQ_BIN" --data-dir "$T/other" --forms-dir "$FORMS" init
+must_contain "$ERR" "already given as the credential"
+[ ! -e "$T/other/hq.key" ] || fail "init wrote a key beside the credential"
 start_hq "$PORT" # the device pinned this address
 add_person "Đorđević Јелена" Vranje > /dev/null
 expect_exit 0 fs sync

@@ -162,7 +162,7 @@ static void enrol(const uint8_t *body, size_t len, int live_token)
 		body = (const uint8_t *)text;
 		len = strlen(text);
 	}
-	if (hqenroll_device(db, hq, (const char *)body, len, NOW_MS, "127.0.0.1", &res, &err) < 0) {
+	if (hqenroll_device(db, hq, (const char *)body, len, NOW_MS, &res, &err) < 0) {
 		fprintf(stderr, "fuzz_hq_request: enrol failed: %s\n", err.msg);
 		abort();
 	}
