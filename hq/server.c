@@ -40,6 +40,9 @@
 /* Refused enrolments audited per minute, from all addresses: this many
  * times [server] enroll_rate. */
 #define SERVER_AUDIT_REFUSALS_FACTOR 6
+/* Pushes one device id may have in the reserved slots at once; a device
+ * pushes its sets one after another. */
+#define SERVER_DEVICE_RESERVED 1
 
 struct bucket {
 	uint64_t at_ms;    /* monotonic time the tokens were last counted; 0: unused */
@@ -67,6 +70,11 @@ struct server {
 	struct limiter enroll_limit; /* enrolment attempts per address */
 	struct limiter proof_limit;  /* proof requests per address */
 	struct limiter audit_limit;  /* refused enrolments audited, from all addresses */
+	/* Pushes in flight per device id (keyed hash): each id may take at
+	 * most SERVER_DEVICE_RESERVED of the reserved slots, so someone who
+	 * knows a device id cannot take them all. */
+	atomic_uint dev_inflight[SERVER_LIMIT_BUCKETS];
+	uint8_t dev_key[crypto_shorthash_KEYBYTES];
 };
 
 enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY };
@@ -78,6 +86,7 @@ struct request {
 	size_t limit;       /* cap for this endpoint */
 	int answered;       /* a response was queued */
 	int admitted;       /* holds a request slot (s->inflight) */
+	unsigned dev_slot;  /* holds one of its device's reserved places: index + 1 */
 	int busy;           /* refused a slot mid-upload: drain, then 503 */
 	int overflow;       /* a body without Content-Length passed limit */
 	size_t discarded;   /* bytes received since, kept for nothing */
@@ -633,9 +642,30 @@ static int admit_changeset(struct server *s, struct request *rq)
 	if (hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err) == 0)
 		known = ingest_device_active(db, rq->body, rq->len, &err);
 	hqdb_close(db);
+	/* The id is not authenticated yet, and ids are not secret: beyond
+	 * its first push in flight, a device id counts as a stranger. */
+	if (known > 0) {
+		uint8_t h[crypto_shorthash_BYTES];
+		unsigned i;
+
+		crypto_shorthash(h, rq->body + 8, CHANGESET_DEVICE_BYTES, s->dev_key);
+		i = (unsigned)(bytes_get_le(h, 4) % SERVER_LIMIT_BUCKETS);
+		if (atomic_fetch_add(&s->dev_inflight[i], 1) < SERVER_DEVICE_RESERVED) {
+			rq->dev_slot = i + 1;
+		} else {
+			atomic_fetch_sub(&s->dev_inflight[i], 1);
+			known = 0;
+		}
+	}
 	/* A database error here is only a missed reservation: the set is
 	 * checked in full, with its errors answered, once it has arrived. */
-	return admit(s, rq, known > 0);
+	if (admit(s, rq, known > 0) == 0)
+		return 0;
+	if (rq->dev_slot) {
+		atomic_fetch_sub(&s->dev_inflight[rq->dev_slot - 1], 1);
+		rq->dev_slot = 0;
+	}
+	return -1;
 }
 
 static enum MHD_Result count_length_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -842,6 +872,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (rq->admitted)
 		atomic_fetch_sub(&s->inflight, 1);
+	if (rq->dev_slot)
+		atomic_fetch_sub(&s->dev_inflight[rq->dev_slot - 1], 1);
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
@@ -987,6 +1019,9 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	s->cfg = cfg;
 	s->hq = hq;
 	s->forms = forms;
+	for (size_t i = 0; i < SERVER_LIMIT_BUCKETS; i++)
+		atomic_init(&s->dev_inflight[i], 0);
+	randombytes_buf(s->dev_key, sizeof(s->dev_key));
 	limiter_init(&s->enroll_limit, cfg->enroll_rate);
 	limiter_init(&s->proof_limit, cfg->proof_rate);
 	/* Refusals audited, from every address together: bounds how fast

@@ -1535,3 +1535,76 @@ TEST(hq_resigned_set_refused_and_no_downgrade)
 	hq_stop(&h);
 	curl_global_cleanup();
 }
+
+/* Open a connection and start a push whose first 24 bytes name device
+ * d, then send nothing more: the connection holds whatever slot HQ
+ * gives it.  Returns the socket. */
+static int hold_push(const struct hq *h, const struct device *d)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+	char head[256];
+	uint8_t prefix[24] = {'F', 'S', 'C', 'S', CHANGESET_VERSION, 1, 0, 0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ASSERT_GE(fd, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_OK(connect(fd, (struct sockaddr *)&a, sizeof(a)));
+	ASSERT_OK(sodium_hex2bin(prefix + 8, 16, d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	snprintf(head, sizeof(head), "POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+				     "Content-Length: 100000\r\n\r\n");
+	ASSERT_EQ(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
+	ASSERT_EQ(send(fd, prefix, sizeof(prefix), MSG_NOSIGNAL), (ssize_t)sizeof(prefix));
+	return fd;
+}
+
+/* Device ids are not secret.  Slow pushes that all name device a take
+ * one reserved slot (a's), then count as strangers: the other devices'
+ * reserved slots stay free, and b pushes (issue 19, item 1). */
+TEST(hq_known_device_id_takes_one_reserved_slot)
+{
+	uint64_t base = hlc_wall_ms() - 60000, deadline;
+	char rec[UUID_TEXT_LEN + 1];
+	struct change ch[8];
+	struct device a, b;
+	int held[5];
+	struct set s;
+	struct hq h;
+	cJSON *j = NULL;
+	long code = 0;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", "[server]\nmax_inflight = 4\nreserved_for_devices = 2\nthreads = 4\n"
+			  "proof_rate = 1000000\n", NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Tutin");
+	device_enroll(&h, &a);
+	device_enroll(&h, &b);
+	for (int i = 0; i < 5; i++)
+		held[i] = hold_push(&h, &a);
+	/* Wait until HQ has placed them: the strangers' share is full. */
+	deadline = now_ms() + test_timeout_ms(30000);
+	for (;;) {
+		struct timespec pause = {0, 20 * 1000 * 1000};
+
+		cJSON_Delete(j);
+		code = http_post(&h, "/v1/audit/consistency", "{\"from\":0}", 10, "application/json",
+				 &j);
+		if (code == 503)
+			break;
+		ASSERT_LT(now_ms(), deadline);
+		nanosleep(&pause, NULL); /* a probe's pace, not an assertion */
+	}
+	cJSON_Delete(j);
+	uuid_v7_new(base, rec);
+	s = build_set(&b, h.box_pk, ch, person(ch, rec, "Ђорђевић Милица", 3, tick(&b, base)));
+	j = push(&h, s.buf, s.len, 200);
+	cJSON_Delete(j);
+	for (int i = 0; i < 5; i++)
+		close(held[i]);
+	set_free(&s);
+	identity_free(a.id);
+	identity_free(b.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
