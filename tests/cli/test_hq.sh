@@ -136,18 +136,28 @@ kill -TERM $PID
 wait $PID || fail "serve did not exit 0 on SIGTERM"
 trap 'rm -rf "$T"' EXIT
 
+# serve_with CONF LOG: HQ on a free loopback port with its own config;
+# sets PID and PORT.  stop_serve: SIGTERM, and it must exit 0.
+serve_with() {
+	"$HQ" -c "$1" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 2> "$2" &
+	PID=$!
+	trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
+	until_ok 30 serve_up "$2"
+	PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$2")
+	[ -n "$PORT" ] || fail "serve did not report its port: $(cat "$2")"
+}
+stop_serve() {
+	kill -TERM $PID
+	wait $PID || fail "serve did not exit 0 on SIGTERM"
+	trap 'rm -rf "$T"' EXIT
+}
+
 # Overload: with max_inflight = 1, a request held open (headers sent,
 # body unfinished, but far enough to name its device) leaves no room, so
 # the next one gets 503 with Retry-After and a JSON body; health still
 # answers, as it takes no slot; once the held one ends, HQ answers again.
 printf '[server]\nmax_inflight = 1\nthreads = 2\nproof_rate = 1000000\n' > "$T/busy.conf"
-"$HQ" -c "$T/busy.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 \
-	2> "$T/busy.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
-until_ok 30 serve_up "$T/busy.log"
-PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/busy.log")
-[ -n "$PORT" ] || fail "serve did not report its port"
+serve_with "$T/busy.conf" "$T/busy.log"
 exec 3<> "/dev/tcp/127.0.0.1/$PORT"
 printf 'POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nFSCS\001\001\000\00001234567890abcdef' >&3
 # post_is CODE: a proof request answers CODE (body in $T/body).
@@ -167,20 +177,13 @@ must_contain "$(cat "$T/body")" '"error":"overloaded"'
 health_is 200 || fail "health answered $code while HQ was busy: it must take no slot"
 exec 3>&-
 until_ok 30 post_is 200 || fail "HQ did not recover after the held request ended (status $code)"
-kill -TERM $PID
-wait $PID || fail "serve did not exit 0 on SIGTERM"
-trap 'rm -rf "$T"' EXIT
+stop_serve
 
 # Refused enrolments from many addresses together are audited only up to
 # 6 x enroll_rate a minute: someone holding many addresses cannot fill
 # the append-only log.  40 guesses, each from its own loopback address.
 printf '[server]\nenroll_rate = 2\n' > "$T/audit.conf"
-"$HQ" -c "$T/audit.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 \
-	2> "$T/audit.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
-until_ok 30 serve_up "$T/audit.log"
-PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/audit.log")
+serve_with "$T/audit.conf" "$T/audit.log"
 before=$(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events WHERE type = 'enroll_rejected'")
 for i in $(seq 1 40); do
 	code=$(curl -s -o /dev/null -w '%{http_code}' --interface "127.0.4.$i" --data '{}' \
@@ -192,7 +195,5 @@ audited=$(($(sqlite3 "$HQDATA/hq.db" "SELECT count(*) FROM events WHERE type = '
 [ "$audited" -ge 12 ] && [ "$audited" -lt 40 ] ||
 	fail "$audited of 40 refused enrolments audited, expected 12 and a few more"
 in_file "$T/audit.log" "the rest are not audited" || fail "HQ did not say it stopped auditing"
-kill -TERM $PID
-wait $PID || fail "serve did not exit 0 on SIGTERM"
-trap 'rm -rf "$T"' EXIT
+stop_serve
 echo "ok"
