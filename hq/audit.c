@@ -429,16 +429,19 @@ int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_
 		r = hqdb_fail(db, "store audit checkpoint", err);
 		goto out;
 	}
-	if (ret_made)
-		*ret_made = 1;
 out:
 	sqlite3_finalize(st);
+	db_source_done(&src);
 	if (r == 0)
 		r = hqdb_exec(db, "COMMIT", "commit checkpoint", err);
-	else
+	/* A failed COMMIT leaves the transaction open: what it wrote must not
+	 * be read afterwards on this connection (a receipt would carry a
+	 * checkpoint HQ never kept, and devices would call HQ a forger). */
+	if (r < 0 && !sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (r == 0 && ret_made && n > 0 && due)
+		*ret_made = 1;
 	free(note);
-	db_source_done(&src);
 	return r;
 }
 

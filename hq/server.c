@@ -391,6 +391,9 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 			")\n",
 			res.device, (long long)llabs(res.clock_skew_ms) / 1000,
 			res.clock_skew_ms > 0 ? "ahead" : "behind", res.seq);
+	/* Nothing may read a transaction left open by a failure above. */
+	if (!sqlite3_get_autocommit(ctx.db))
+		sqlite3_exec(ctx.db, "ROLLBACK", NULL, NULL, NULL);
 	if (res.status == 200) {
 		cJSON *answer = changeset_answer(&res, rq->started_ms);
 
