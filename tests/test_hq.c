@@ -1566,7 +1566,9 @@ TEST(hq_known_device_id_takes_one_reserved_slot)
 	char rec[UUID_TEXT_LEN + 1];
 	struct change ch[8];
 	struct device a, b;
-	int held[5];
+	/* All from one address: per_peer_connections (64 below) leaves
+	 * room for the probe and b's push beside them. */
+	int held[48], nheld = 0;
 	struct set s;
 	struct hq h;
 	cJSON *j = NULL;
@@ -1574,15 +1576,20 @@ TEST(hq_known_device_id_takes_one_reserved_slot)
 
 	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
 	hq_init(&h, "hq", "[server]\nmax_inflight = 4\nreserved_for_devices = 2\nthreads = 4\n"
-			  "proof_rate = 1000000\n", NULL);
+			  "proof_rate = 1000000\nper_peer_connections = 64\n", NULL);
 	hq_start(&h);
 	device_new(&a, "Tim Sjenica");
 	device_new(&b, "Tim Tutin");
 	device_enroll(&h, &a);
 	device_enroll(&h, &b);
-	for (int i = 0; i < 5; i++)
-		held[i] = hold_push(&h, &a);
-	/* Wait until HQ has placed them: the strangers' share is full. */
+	/* a's reserved slot, and the strangers' two (max_inflight 4 less
+	 * b's reserved one). */
+	for (; nheld < 3; nheld++)
+		held[nheld] = hold_push(&h, &a);
+	/* Wait until HQ has placed them: the strangers' share is full.  A
+	 * hold that arrived while a probe had a stranger's slot was refused,
+	 * and a refused push is not answered before its body is in; so after
+	 * each probe that got a slot, hold one more. */
 	deadline = now_ms() + test_timeout_ms(30000);
 	for (;;) {
 		struct timespec pause = {0, 20 * 1000 * 1000};
@@ -1593,6 +1600,8 @@ TEST(hq_known_device_id_takes_one_reserved_slot)
 		if (code == 503)
 			break;
 		ASSERT_LT(now_ms(), deadline);
+		ASSERT_LT(nheld, (int)(sizeof(held) / sizeof(held[0])));
+		held[nheld++] = hold_push(&h, &a);
 		nanosleep(&pause, NULL); /* a probe's pace, not an assertion */
 	}
 	cJSON_Delete(j);
@@ -1600,7 +1609,7 @@ TEST(hq_known_device_id_takes_one_reserved_slot)
 	s = build_set(&b, h.box_pk, ch, person(ch, rec, "Ђорђевић Милица", 3, tick(&b, base)));
 	j = push(&h, s.buf, s.len, 200);
 	cJSON_Delete(j);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < nheld; i++)
 		close(held[i]);
 	set_free(&s);
 	identity_free(a.id);
