@@ -4,6 +4,7 @@
  * the loaded form; checking values; whole records; values from text.
  */
 #include "sync/form.h"
+#include "sync/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,48 +47,6 @@ struct form {
 };
 
 /* ---- strings and numbers ---------------------------------------------- */
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
- * above U+10FFFF.  The string ends at its NUL. */
-static bool utf8_valid(const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-
-	while (*s) {
-		unsigned char c = *s;
-		unsigned char lo = 0x80, hi = 0xbf;
-		int n;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* overlong */
-			else if (c == 0xed)
-				hi = 0x9f; /* surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xf4)
-				hi = 0x8f; /* above U+10FFFF */
-		} else {
-			return false;
-		}
-		s++;
-		if (*s < lo || *s > hi)
-			return false;
-		for (s++, n--; n > 0; s++, n--)
-			if (*s < 0x80 || *s > 0xbf)
-				return false;
-	}
-	return true;
-}
 
 /* A name or key for a message: quoted if it is printable ASCII (cut to
  * PRINT_MAX bytes), else not printed at all. */

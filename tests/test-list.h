@@ -12,6 +12,8 @@ TEST_ENTRY(identity_seal_roundtrip)
 /* sync */
 TEST_ENTRY(hlc_monotonic_and_bounded)
 TEST_ENTRY(uuid_v7_layout)
+TEST_ENTRY(fold_serbian_scripts_and_case)
+TEST_ENTRY(fold_refuses_what_is_not_utf8)
 TEST_ENTRY(changeset_roundtrip)
 TEST_ENTRY(changeset_every_flipped_byte_rejected)
 TEST_ENTRY(changeset_wrong_keys_and_versions)

@@ -1,4 +1,9 @@
-/* test_sync.c - sync/: hybrid logical clock and UUIDv7 ids. */
+/* test_sync.c - sync/: hybrid logical clock, UUIDv7 ids, text folding. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync/fold.h"
 #include "sync/hlc.h"
 #include "sync/uuid.h"
 #include "tests/test.h"
@@ -55,4 +60,57 @@ TEST(uuid_v7_layout)
 	ASSERT_EQ(uuid_normalize("0193a1b2c3d47abc8def0123456789ab", n), -FS_EFORMAT);
 	ASSERT_EQ(uuid_normalize("0193a1b2-c3d4-7abc-8def-0123456789ag", n), -FS_EFORMAT);
 	ASSERT_EQ(uuid_normalize("", n), -FS_EFORMAT);
+}
+
+static void fold_is(const char *in, const char *want)
+{
+	char *key = NULL;
+
+	ASSERT_OK(fold_text(in, strlen(in), &key));
+	ASSERT_STR_EQ(key, want);
+	free(key);
+}
+
+/* One key for a name in either script, any case, with or without its
+ * diacritics and with stray spaces. */
+TEST(fold_serbian_scripts_and_case)
+{
+	fold_is("Бујановац", "bujanovac");
+	fold_is("BUJANOVAC", "bujanovac");
+	fold_is("  Sremska \t Mitrovica ", "sremska mitrovica");
+	fold_is("Сремска Митровица", "sremska mitrovica");
+	fold_is("Đorđe", "djordje");
+	fold_is("Ђорђе", "djordje");
+	fold_is("Šćepanović Žaklina", "scepanovic zaklina");
+	fold_is("Шћепановић Жаклина", "scepanovic zaklina");
+	fold_is("Љубовија Његош Џеп", "ljubovija njegos dzep");
+	fold_is("Čačak Ćuprija", "cacak cuprija");
+	fold_is("Preševo", "presevo");
+	fold_is("Fürth Ñandú", "furth nandu");
+	/* What the rule does not know stays as it is. */
+	fold_is("Щука 東京", "Щuka 東京");
+	fold_is("", "");
+	ASSERT_EQ(fold_equal("Tutin", "ТУТИН"), 1);
+	ASSERT_EQ(fold_equal("Tutin", "Sjenica"), 0);
+	ASSERT_EQ(fold_equal("Novi Pazar", "NoviPazar"), 0);
+}
+
+TEST(fold_refuses_what_is_not_utf8)
+{
+	static const char *const bad[] = {
+		"\xC0\xAF",          /* overlong '/' */
+		"\xED\xA0\x80",      /* a surrogate */
+		"\xF4\x90\x80\x80", /* beyond U+10FFFF */
+		"Tut\xD0",           /* cut short */
+		"\x80",              /* a lone continuation byte */
+	};
+	char *key = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ASSERT_EQ(fold_text(bad[i], strlen(bad[i]), &key), -FS_EFORMAT);
+		ASSERT_TRUE(key == NULL);
+	}
+	/* A NUL inside the length is not a name. */
+	ASSERT_EQ(fold_text("Tu\0tin", 6, &key), -FS_EFORMAT);
+	ASSERT_EQ(fold_equal("Tut\xD0", "Tut\xD0"), 0);
 }
