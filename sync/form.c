@@ -44,6 +44,7 @@ struct form {
 	char *collection;           /* the collection this form describes */
 	struct form_field *fields;  /* nfields entries, definition order */
 	size_t nfields;             /* number of fields */
+	int scope;                  /* index of the scope field, or -1 */
 };
 
 /* ---- strings and numbers ---------------------------------------------- */
@@ -403,10 +404,39 @@ static int parse_fields(struct form *f, const cJSON *arr, struct fs_error *err)
 	return 0;
 }
 
-/* The top-level object: exactly "format", "collection" and "fields". */
+/* "scope": the name of a text or choice field whose value says whose
+ * caseload a record is in, or of a ref field, when a record is in the
+ * scope of the record it names. */
+static int parse_scope(struct form *f, const cJSON *scope, struct fs_error *err)
+{
+	char buf[PRINT_MAX + 8];
+	int i;
+
+	f->scope = -1;
+	if (!scope)
+		return 0;
+	if (!cJSON_IsString(scope) || !scope->valuestring)
+		return fs_error_set(err, -FS_EFORMAT, "'scope' must be a field name");
+	if ((i = form_field_index(f, scope->valuestring)) < 0)
+		return fs_error_set(err, -FS_EFORMAT, "'scope' names no field of the form (%s)",
+				    quoted(scope->valuestring, buf));
+	if (f->fields[i].type != FORM_TEXT && f->fields[i].type != FORM_CHOICE &&
+	    f->fields[i].type != FORM_REF)
+		return fs_error_set(err, -FS_EFORMAT,
+				    "'scope' field '%s' must be of type text, choice or ref",
+				    f->fields[i].name);
+	if (!f->fields[i].required)
+		return fs_error_set(err, -FS_EFORMAT, "'scope' field '%s' must be required",
+				    f->fields[i].name);
+	f->scope = i;
+	return 0;
+}
+
+/* The top-level object: "format", "collection" and "fields", and
+ * optionally "scope". */
 static int parse_form(struct form *f, const cJSON *root, struct fs_error *err)
 {
-	const cJSON *format = NULL, *collection = NULL, *fields = NULL, *m;
+	const cJSON *format = NULL, *collection = NULL, *fields = NULL, *scope = NULL, *m;
 	char buf[PRINT_MAX + 8];
 	int r;
 
@@ -422,6 +452,8 @@ static int parse_form(struct form *f, const cJSON *root, struct fs_error *err)
 			slot = &collection;
 		else if (m->string && !strcmp(m->string, "fields"))
 			slot = &fields;
+		else if (m->string && !strcmp(m->string, "scope"))
+			slot = &scope;
 		else
 			return fs_error_set(err, -FS_EFORMAT, "unknown member %s",
 					    quoted(m->string, buf));
@@ -435,9 +467,10 @@ static int parse_form(struct form *f, const cJSON *root, struct fs_error *err)
 	    strcmp(format->valuestring, FORMAT_VERSION) != 0)
 		return fs_error_set(err, -FS_EFORMAT, "unsupported format (expected \"%s\")",
 				    FORMAT_VERSION);
-	if ((r = parse_collection_name(collection, "collection", &f->collection, err)) < 0)
+	if ((r = parse_collection_name(collection, "collection", &f->collection, err)) < 0 ||
+	    (r = parse_fields(f, fields, err)) < 0)
 		return r;
-	return parse_fields(f, fields, err);
+	return parse_scope(f, scope, err);
 }
 
 int form_load_json(const char *json, size_t len, const char *origin, struct form **ret_form,
@@ -603,6 +636,11 @@ int form_field_index(const struct form *f, const char *name)
 const char *form_field_ref(const struct form *f, size_t i)
 {
 	return f && i < f->nfields ? f->fields[i].collection : NULL;
+}
+
+int form_scope_field(const struct form *f)
+{
+	return f && f->scope >= 0 ? f->scope : -FS_ENOTFOUND;
 }
 
 static int unknown_field(const char *name, struct fs_error *err)

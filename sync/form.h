@@ -6,8 +6,15 @@
  *
  *   { "format": "fieldsync-form/1",
  *     "collection": "beneficiaries",
+ *     "scope": "municipality",
  *     "fields": [ { "name": "full_name", "type": "text",
  *                   "required": true, "max_length": 200 }, ... ] }
+ *
+ * "scope" (optional) names the field that says whose caseload a record
+ * is in: a required text or choice field, whose value is matched against
+ * a device's scope (hq/scope.h); or a required ref field, when a record
+ * is in the scope of the record it names (a visit, its beneficiary's).
+ * A collection without one is in every device's scope.
  *
  * Field attributes:
  *   name        [a-z][a-z0-9_]{0,63}; "id" and names starting with "_"
@@ -82,6 +89,8 @@ enum form_type form_field_type(const struct form *f, size_t i);
 int form_field_index(const struct form *f, const char *name);
 /* For a ref field, the target collection; NULL for other types. */
 const char *form_field_ref(const struct form *f, size_t i);
+/* Index of the scope field, or -FS_ENOTFOUND when the form has none. */
+int form_scope_field(const struct form *f);
 
 /* Convert text typed on a command line or read from CSV into the field's
  * JSON value:

@@ -216,6 +216,7 @@ TEST(form_shipped_forms_load)
 	ASSERT_EQ(form_field_index(b, "id"), -FS_ENOTFOUND);
 	ASSERT_EQ(form_field_index(b, "Full_Name"), -FS_ENOTFOUND);
 	ASSERT_TRUE(form_field_ref(b, 0) == NULL);
+	ASSERT_EQ(form_scope_field(b), form_field_index(b, "municipality"));
 
 	ASSERT_STR_EQ(form_collection(v), "visits");
 	ASSERT_EQ(form_field_count(v), 6);
@@ -226,6 +227,7 @@ TEST(form_shipped_forms_load)
 	ASSERT_EQ(form_field_type(v, (size_t)form_field_index(v, "gps")), FORM_GPS);
 	ASSERT_EQ(form_field_type(v, (size_t)form_field_index(v, "next_visit")), FORM_DATE);
 	ASSERT_TRUE(form_field_ref(v, 1) == NULL);
+	ASSERT_EQ(form_scope_field(v), 0);
 	ASSERT_TRUE(form_free(b) == NULL);
 	ASSERT_TRUE(form_free(v) == NULL);
 	ASSERT_TRUE(form_free(NULL) == NULL);
@@ -316,6 +318,23 @@ TEST(form_broken_definitions)
 			  "\"fields\":[{\"name\":\"a\",\"type\":\"text\"}]} x",
 			  "not valid JSON");
 	definition_broken("[1,2]", "not a JSON object");
+	definition_broken("{\"format\":\"fieldsync-form/1\",\"collection\":\"t\",\"scope\":\"b\","
+			  "\"fields\":[{\"name\":\"a\",\"type\":\"text\",\"required\":true}]}",
+			  "'scope' names no field of the form ('b')");
+	definition_broken("{\"format\":\"fieldsync-form/1\",\"collection\":\"t\",\"scope\":1,"
+			  "\"fields\":[{\"name\":\"a\",\"type\":\"text\",\"required\":true}]}",
+			  "'scope' must be a field name");
+	definition_broken("{\"format\":\"fieldsync-form/1\",\"collection\":\"t\",\"scope\":\"a\","
+			  "\"fields\":[{\"name\":\"a\",\"type\":\"integer\",\"required\":true}]}",
+			  "'scope' field 'a' must be of type text, choice or ref");
+	/* A record without a scope value would be in no one's caseload. */
+	definition_broken("{\"format\":\"fieldsync-form/1\",\"collection\":\"t\",\"scope\":\"a\","
+			  "\"fields\":[{\"name\":\"a\",\"type\":\"text\"}]}",
+			  "'scope' field 'a' must be required");
+	definition_broken("{\"format\":\"fieldsync-form/1\",\"collection\":\"t\",\"scope\":\"a\","
+			  "\"scope\":\"a\",\"fields\":[{\"name\":\"a\",\"type\":\"text\","
+			  "\"required\":true}]}",
+			  "member 'scope' given twice");
 
 	n = (size_t)snprintf(json, sizeof(json),
 			     "{\"format\":\"fieldsync-form/1\",\"collection\":\"t\",\"fields\":[");
@@ -340,6 +359,8 @@ TEST(form_definition_edge_cases)
 	ASSERT_STR_CONTAINS(err.msg, "NUL");
 	ASSERT_OK(form_load_json(good, sizeof(good) - 1, NULL, &f, &err));
 	ASSERT_EQ(form_field_count(f), 2);
+	/* No "scope": the collection is in every device's scope. */
+	ASSERT_EQ(form_scope_field(f), -FS_ENOTFOUND);
 	v = cJSON_CreateNumber(-5);
 	ASSERT_OK(form_validate_value(f, "n", v, &err));
 	cJSON_SetNumberValue(v, -4);
