@@ -99,9 +99,10 @@ static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 
 	iso_ms(st, 3, seen);
 	if (!arr) {
-		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %s%s%s\n", col_text(st, 0),
+		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %-8s  %s%s%s\n", col_text(st, 0),
 			col_text(st, 1), col_text(st, 2), seen, sqlite3_column_int64(st, 4),
-			col_text(st, 5), col_text(st, 6)[0] ? ": " : "", col_text(st, 6));
+			col_text(st, 5), col_text(st, 7), col_text(st, 6)[0] ? "; revoked: " : "",
+			col_text(st, 6));
 		return 0;
 	}
 	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "id", col_text(st, 0)) ||
@@ -114,17 +115,23 @@ static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	    !cJSON_AddStringToObject(o, "state", col_text(st, 5)) ||
 	    (col_text(st, 6)[0] && !cJSON_AddStringToObject(o, "revoked_reason", col_text(st, 6))))
 		return -ENOMEM;
-	return 0;
+	/* The scope as a list, not the text shown to a person. */
+	return cJSON_AddItemToObject(o, "scope", cJSON_Parse(col_text(st, 8))) ? 0 : -ENOMEM;
 }
 
 int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 {
 	if (!json)
-		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8s  %s\n", "DEVICE", "TEAM",
-			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE");
-	return list_rows(db, "SELECT id, team, municipality, last_seen, last_seq, state, "
-			     "revoked_reason FROM devices ORDER BY team, id", "list devices", device_row, json,
-			 out, err);
+		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8s  %-8s  %s\n", "DEVICE", "TEAM",
+			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE", "SCOPE");
+	return list_rows(db,
+			 "SELECT id, team, municipality, last_seen, last_seq, state, revoked_reason, "
+			 "(SELECT group_concat(name, ', ') FROM (SELECT name FROM device_scopes "
+			 "WHERE device = d.id ORDER BY key)), "
+			 "(SELECT json_group_array(name) FROM (SELECT name FROM device_scopes "
+			 "WHERE device = d.id ORDER BY key)) "
+			 "FROM devices d ORDER BY team, id",
+			 "list devices", device_row, json, out, err);
 }
 
 /* ---- conflicts ---------------------------------------------------------- */

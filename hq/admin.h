@@ -2,7 +2,7 @@
  * revocation.
  *
  * admin_devices() lists every device (id, team, municipality, last seen,
- * last sequence, state); admin_conflicts() every recorded conflict
+ * last sequence, state, scope); admin_conflicts() every recorded conflict
  * (record, field, both values, both devices and clocks, the winner);
  * admin_quarantine() every change HQ kept but did not merge (device,
  * sequence, index, record, field, reason; never the value);

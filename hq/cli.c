@@ -23,6 +23,7 @@
 #include "hq/hqconfig.h"
 #include "sync/ini.h"
 #include "hq/hqdb.h"
+#include "hq/scope.h"
 #include "hq/hqenroll.h"
 #include "hq/hqforms.h"
 #include "hq/hqkeys.h"
@@ -78,11 +79,13 @@ static const char main_usage[] =
 	"  init                   create HQ's keys and database\n"
 	"  serve [--listen ADDR:PORT]\n"
 	"                         run the sync server until SIGTERM or SIGINT\n"
-	"  enroll-token --team NAME --municipality NAME [--expires 24h]\n"
+	"  enroll-token --team NAME --municipality NAME [--scope A,B] [--expires 24h]\n"
 	"                         print a one-time enrolment token (last line)\n"
 	"  devices [--json]       list enrolled devices\n"
 	"  revoke DEVICE [--reason TEXT]\n"
 	"                         refuse every further push from DEVICE\n"
+	"  scope DEVICE --municipality A,B\n"
+	"                         set whose records DEVICE may write\n"
 	"  export beneficiaries|visits --format csv|jsonl [--since TIME]\n"
 	"                         write merged records to stdout\n"
 	"  conflicts [--json]     list fields edited concurrently\n"
@@ -103,7 +106,7 @@ static int wants_help(int argc, char **argv)
 /* ---- options and configuration ---------------------------------------- */
 
 enum { OPT_DATA_DIR = 256, OPT_FORMS_DIR, OPT_LISTEN, OPT_TEAM, OPT_MUNICIPALITY, OPT_EXPIRES,
-       OPT_FORMAT, OPT_SINCE, OPT_JSON, OPT_REASON, OPT_DEVICE, OPT_EVENT };
+       OPT_FORMAT, OPT_SINCE, OPT_JSON, OPT_REASON, OPT_DEVICE, OPT_EVENT, OPT_SCOPE };
 
 static int load_config(const char *config_path, char *const overrides[2], struct hq_config *cfg,
 		       struct fs_error *err)
@@ -294,10 +297,11 @@ static int cmd_enroll_token(struct hq_config *cfg, int argc, char **argv)
 	static const struct option opts[] = {
 		{"team", required_argument, NULL, OPT_TEAM},
 		{"municipality", required_argument, NULL, OPT_MUNICIPALITY},
+		{"scope", required_argument, NULL, OPT_SCOPE},
 		{"expires", required_argument, NULL, OPT_EXPIRES},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	const char *team = NULL, *muni = NULL, *expires = "24h";
+	const char *team = NULL, *muni = NULL, *expires = "24h", *scope = NULL;
 	struct fs_error err = {0};
 	struct identity *hq = NULL;
 	uint8_t pin[TLSPIN_BYTES];
@@ -311,12 +315,15 @@ static int cmd_enroll_token(struct hq_config *cfg, int argc, char **argv)
 		switch (opt) {
 		case 'h':
 			puts("Usage: fieldsync-hq enroll-token --team NAME --municipality NAME\n"
-			     "                                 [--expires 24h]\n"
+			     "                                 [--scope A,B] [--expires 24h]\n"
 			     "Print a one-time enrolment token on the last line of stdout.  It\n"
 			     "carries HQ's key fingerprint and, when [server] tls_cert is set, the\n"
 			     "SHA-256 pin of its public key.  --expires takes N s|m|h|d (at most\n"
-			     "366 days).  Hand the token over privately: it enrols one device.");
+			     "366 days).  Hand the token over privately: it enrols one device.\n"
+			     "The device may write the records of its municipality, or of the\n"
+			     "municipalities --scope lists (\"*\": all); see `scope --help`.");
 			return EXIT_OK;
+		case OPT_SCOPE: scope = optarg; break;
 		case OPT_TEAM: team = optarg; break;
 		case OPT_MUNICIPALITY: muni = optarg; break;
 		case OPT_EXPIRES: expires = optarg; break;
@@ -329,7 +336,7 @@ static int cmd_enroll_token(struct hq_config *cfg, int argc, char **argv)
 		return usage_error("enroll-token", "--expires takes N followed by s, m, h or d");
 	if ((r = open_db(cfg, &db, &err)) < 0 || (r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0 ||
 	    (cfg->tls_cert && (r = tlspin_from_cert(cfg->tls_cert, pin, &err)) < 0) ||
-	    (r = hqenroll_token_create(db, hq, team, muni, now, now + ttl,
+	    (r = hqenroll_token_create(db, hq, team, muni, scope, now, now + ttl,
 				       cfg->tls_cert ? pin : NULL, token, &err)) < 0)
 		goto out;
 	hlc_format_time((now + ttl) << 16, when);
@@ -405,6 +412,41 @@ static int cmd_revoke(struct hq_config *cfg, int argc, char **argv)
 	if ((r = open_db(cfg, &db, &err)) == 0 &&
 	    (r = admin_revoke(db, argv[optind], reason, hlc_wall_ms(), &err)) == 0)
 		printf("revoked device %s\n", argv[optind]);
+	hqdb_close(db);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
+static int cmd_scope(struct hq_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"municipality", required_argument, NULL, OPT_MUNICIPALITY},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	const char *list = NULL;
+	struct fs_error err = {0};
+	sqlite3 *db = NULL;
+	int opt, r;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			puts("Usage: fieldsync-hq scope DEVICE --municipality A,B\n"
+			     "Set which municipalities' records DEVICE may write: a list separated\n"
+			     "by commas, or \"*\" for all.  Names match whatever their case, script\n"
+			     "and diacritics (\"Bujanovac\" is \"Бујановац\").  A change to a record\n"
+			     "outside the scope is quarantined, not merged.  The change is in the\n"
+			     "audit log with the scope before it.");
+			return EXIT_OK;
+		case OPT_MUNICIPALITY: list = optarg; break;
+		default: return usage_error("scope", "bad option");
+		}
+	}
+	if (optind + 1 != argc || !list)
+		return usage_error("scope", "expected DEVICE and --municipality");
+	if ((r = open_db(cfg, &db, &err)) == 0 &&
+	    (r = scope_change(db, argv[optind], list, hlc_wall_ms(), &err)) == 0)
+		printf("device %s may write: %s\n", argv[optind], list);
 	hqdb_close(db);
 	return r < 0 ? fail(&err) : EXIT_OK;
 }
@@ -667,12 +709,14 @@ int main(int argc, char **argv)
 		r = cmd_listing(&cfg, argc, argv, "devices",
 				"Usage: fieldsync-hq devices [--json]\n"
 				"List enrolled devices: id, team, municipality, last seen, last\n"
-				"sequence and state (active or revoked).",
+				"sequence, state (active or revoked) and scope.",
 				admin_devices);
 	else if (!strcmp(cmd, "audit"))
 		r = cmd_audit(&cfg, argc, argv);
 	else if (!strcmp(cmd, "revoke"))
 		r = cmd_revoke(&cfg, argc, argv);
+	else if (!strcmp(cmd, "scope"))
+		r = cmd_scope(&cfg, argc, argv);
 	else if (!strcmp(cmd, "export"))
 		r = cmd_export(&cfg, argc, argv);
 	else if (!strcmp(cmd, "conflicts"))

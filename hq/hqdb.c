@@ -5,6 +5,7 @@
 #include "hq/hqdb.h"
 #include <cjson/cJSON.h>
 #include "hq/audit.h"
+#include "hq/scope.h"
 #include "sync/dberr.h"
 
 #include <errno.h>
@@ -73,7 +74,10 @@ static const char schema_sql[] =
 	"  municipality TEXT NOT NULL,"
 	"  expires_at INTEGER NOT NULL,"
 	"  used_at INTEGER,"
-	"  device TEXT"
+	"  device TEXT,"
+	/* The enrolled device's scope, a JSON array of names; NULL: the
+	 * municipality (hq/scope.h). */
+	"  scope TEXT"
 	") STRICT;"
 	"CREATE TABLE changesets("
 	"  device TEXT NOT NULL REFERENCES devices(id),"
@@ -156,7 +160,7 @@ static const char schema_sql[] =
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
-	AUDIT_NODES_SQL;
+	AUDIT_NODES_SQL SCOPE_TABLE_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -165,7 +169,7 @@ static int configure(sqlite3 *db, const char *path, struct fs_error *err)
 	char what[PATH_MAX + 32];
 
 	snprintf(what, sizeof(what), "configure %s", path);
-	if (sqlite3_busy_timeout(db, HQDB_BUSY_MS) != SQLITE_OK)
+	if (sqlite3_busy_timeout(db, HQDB_BUSY_MS) != SQLITE_OK || scope_register_fold(db) < 0)
 		return hqdb_fail(db, what, err);
 	return hqdb_exec(db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
@@ -212,16 +216,41 @@ static int migrate_v2(sqlite3 *db, const char *path, struct fs_error *err)
 	return r;
 }
 
+/* Version 2 to 3: device scopes (hq/scope.h).  Every device enrolled
+ * until now may write its enrolment municipality, as before the upgrade
+ * it was expected to; an administrator widens that with `scope`. */
+static int migrate_v3(sqlite3 *db, const char *path, struct fs_error *err)
+{
+	char what[PATH_MAX + 32];
+	int r, v = -1;
+
+	snprintf(what, sizeof(what), "upgrade %s to schema version 3", path);
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+		return r;
+	if ((r = user_version(db, &v, err)) == 0 && v == 2 &&
+	    (r = hqdb_exec(db, SCOPE_TABLE_SQL, what, err)) == 0 &&
+	    (r = hqdb_exec(db, "ALTER TABLE tokens ADD COLUMN scope TEXT;"
+			       "INSERT INTO device_scopes(device, key, name) "
+			       "SELECT id, fold(municipality), municipality FROM devices;",
+			   what, err)) == 0)
+		r = hqdb_exec(db, "PRAGMA user_version=3", what, err);
+	if (r == 0)
+		r = hqdb_exec(db, "COMMIT", what, err);
+	if (r < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
 static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
 {
 	int r, v = -1;
 
 	if ((r = user_version(db, &v, err)) < 0)
 		return r;
-	if (v == 1) {
-		if ((r = migrate_v2(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0)
-			return r;
-	}
+	if (v == 1 && ((r = migrate_v2(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
+		return r;
+	if (v == 2 && ((r = migrate_v3(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
+		return r;
 	if (v == 0)
 		return fs_error_set(err, -ENOENT, "database %s: not initialised (run init)", path);
 	if (v != HQDB_VERSION)

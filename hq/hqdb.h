@@ -5,8 +5,8 @@
  * Plain SQLite (HQ's disk is protected by the host) in WAL mode with
  * synchronous=FULL and foreign keys on.  A connection belongs to one
  * thread: every request opens its own (hqdb_open), which is cheap, and
- * waits up to HQDB_BUSY_MS for the write lock.  The schema is version 1
- * (PRAGMA user_version).  Errors: -FS_ESTORE and friends mapped from
+ * waits up to HQDB_BUSY_MS for the write lock.  The schema version is
+ * HQDB_VERSION (PRAGMA user_version).  Errors: -FS_ESTORE and friends mapped from
  * SQLite, -ENOENT when the database does not exist (run init), -ENOSPC
  * on a full disk; err names the file and SQLite's reason.
  */
@@ -20,7 +20,9 @@
 
 #define HQDB_FILE "hq.db"
 #define HQDB_BUSY_MS 10000
-#define HQDB_VERSION 2 /* 2: audit_nodes; version 1 is upgraded when opened */
+/* 2: audit_nodes; 3: device scopes.  Older versions are upgraded when
+ * opened. */
+#define HQDB_VERSION 3
 #define FS_STR_(x) #x
 #define FS_STR(x) FS_STR_(x)
 

@@ -10,25 +10,36 @@
 #include <string.h>
 
 #include "hq/hqdb.h"
+#include "hq/scope.h"
 
 #define SECRET_HASH_HEX (2 * 32 + 1)
 
 /* ---- tokens ------------------------------------------------------------ */
 
 int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *team,
-			  const char *municipality, uint64_t now_ms, uint64_t expires_ms,
-			  const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX], struct fs_error *err)
+			  const char *municipality, const char *scope, uint64_t now_ms,
+			  uint64_t expires_ms, const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX],
+			  struct fs_error *err)
 {
 	struct enroll_token t = {0};
 	uint8_t h[32];
-	char hex[SECRET_HASH_HEX], detail[64];
+	char hex[SECRET_HASH_HEX], detail[64], *scope_json = NULL;
 	sqlite3_stmt *st = NULL;
+	cJSON *names = NULL;
 	int r;
 
 	if (!team[0] || !municipality[0] || strlen(team) > HQENROLL_MAX_NAME ||
 	    strlen(municipality) > HQENROLL_MAX_NAME)
 		return fs_error_set(err, -FS_EUSAGE, "team and municipality need 1 to %d bytes",
 				    HQENROLL_MAX_NAME);
+	if (scope) {
+		if ((r = scope_parse(scope, &names, err)) < 0)
+			return r;
+		scope_json = cJSON_PrintUnformatted(names);
+		cJSON_Delete(names);
+		if (!scope_json)
+			return fs_error_set(err, -ENOMEM, "out of memory");
+	}
 	randombytes_buf(t.secret, sizeof(t.secret));
 	token_hq_fingerprint(hq->sign_pk, hq->box_pk, t.hq_fp);
 	if (tls_pin) {
@@ -40,12 +51,13 @@ int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *te
 	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin token", err)) < 0)
 		goto out;
 	if ((r = hqdb_prepare(db, "INSERT INTO tokens(secret_hash, team, municipality, "
-				  "expires_at) VALUES (?1, ?2, ?3, ?4)", &st, err)) < 0)
+				  "expires_at, scope) VALUES (?1, ?2, ?3, ?4, ?5)", &st, err)) < 0)
 		goto rollback;
 	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, team, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, municipality, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)expires_ms);
+	sqlite3_bind_text(st, 5, scope_json, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		r = hqdb_fail(db, "store token", err);
 		goto rollback;
@@ -62,6 +74,7 @@ rollback:
 out:
 	sqlite3_finalize(st);
 	sodium_memzero(&t, sizeof(t));
+	cJSON_free(scope_json);
 	return r;
 }
 
@@ -165,6 +178,7 @@ static int parse_request(const char *json, size_t len, struct enroll_req *req,
 struct token_row {
 	char team[HQENROLL_MAX_NAME + 1];
 	char municipality[HQENROLL_MAX_NAME + 1];
+	cJSON *scope;  /* the token's scope names; NULL: the municipality */
 	int same_keys; /* spent: the device enrolled with the keys asked with */
 };
 
@@ -181,7 +195,7 @@ static int token_lookup(sqlite3 *db, const char *hash_hex, const struct enroll_r
 	 * device is active: an enrolment whose answer was lost on the way
 	 * can be retried with the same token. */
 	if ((r = hqdb_prepare(db, "SELECT t.team, t.municipality, t.used_at IS NOT NULL, "
-				  "coalesce(d.sign_pk = ?4 AND d.box_pk = ?5, 0) FROM tokens t "
+				  "coalesce(d.sign_pk = ?4 AND d.box_pk = ?5, 0), t.scope FROM tokens t "
 				  "LEFT JOIN devices d ON d.id = t.device "
 				  "WHERE t.secret_hash = ?1 AND ((t.used_at IS NULL AND t.expires_at > ?2) "
 				  "OR (t.device = ?3 AND d.state = 'active'))", &st, err)) < 0)
@@ -198,6 +212,9 @@ static int token_lookup(sqlite3 *db, const char *hash_hex, const struct enroll_r
 			 (const char *)sqlite3_column_text(st, 1));
 		row->same_keys = sqlite3_column_int(st, 3);
 		r = sqlite3_column_int(st, 2) ? 2 : 1;
+		if (sqlite3_column_type(st, 4) != SQLITE_NULL &&
+		    !(row->scope = cJSON_Parse((const char *)sqlite3_column_text(st, 4))))
+			r = fs_error_set(err, -FS_ECORRUPT, "token: stored scope is not JSON");
 	} else {
 		r = rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up token", err);
 	}
@@ -236,6 +253,15 @@ static int register_device(sqlite3 *db, const struct enroll_req *req, const stru
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)now_ms);
 	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "register device", err);
 	sqlite3_finalize(st);
+	if (r == 0) {
+		cJSON *muni = row->scope ? NULL : cJSON_CreateStringArray(
+							  (const char *const[]){row->municipality}, 1);
+
+		if (!row->scope && !muni)
+			return fs_error_set(err, -ENOMEM, "out of memory");
+		r = scope_store(db, req->device, row->scope ? row->scope : muni, err);
+		cJSON_Delete(muni);
+	}
 	if (r < 0 || (r = hqdb_prepare(db, "UPDATE tokens SET used_at = ?2, device = ?3 "
 					   "WHERE secret_hash = ?1", &st, err)) < 0)
 		return r;
@@ -273,22 +299,18 @@ static int build_body(const struct identity *hq, const struct enroll_req *req,
 	return 0;
 }
 
-/* Inside the transaction: every check, then the writes. */
-static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct enroll_req *req,
-			 uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
+/* Every check of a token found (found: token_lookup's 1 or 2), then the
+ * writes. */
+static int enroll_token_found(sqlite3 *db, const struct identity *hq,
+			      const struct enroll_req *req, const struct token_row *rowp,
+			      const char *hash_hex, int found, uint64_t now_ms,
+			      struct hqenroll_result *ret, struct fs_error *err)
 {
-	uint8_t msg[TOKEN_ENROLL_MSG_BYTES], h[32];
-	char hash_hex[SECRET_HASH_HEX], derived[IDENTITY_ID_HEXLEN + 1], detail[128];
-	struct token_row row;
-	int r, repeat;
+	uint8_t msg[TOKEN_ENROLL_MSG_BYTES];
+	char derived[IDENTITY_ID_HEXLEN + 1], detail[128];
+	const struct token_row row = *rowp;
+	int r, repeat = found == 2;
 
-	token_secret_hash(req->token.secret, h);
-	sodium_bin2hex(hash_hex, sizeof(hash_hex), h, sizeof(h));
-	if ((r = token_lookup(db, hash_hex, req, now_ms, &row, err)) < 0)
-		return r;
-	if (r == 0)
-		return refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
-	repeat = r == 2;
 	token_enroll_message(req->token.secret, req->sign_pk, req->box_pk, msg);
 	identity_device_id(req->sign_pk, derived);
 	if (crypto_sign_verify_detached(req->proof, msg, sizeof(msg), req->sign_pk) != 0)
@@ -318,6 +340,26 @@ static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct en
 	if (build_body(hq, req, &row, ret) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	return 0;
+}
+
+/* Inside the transaction. */
+static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct enroll_req *req,
+			 uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
+{
+	char hash_hex[SECRET_HASH_HEX];
+	struct token_row row = {0};
+	uint8_t h[32];
+	int r;
+
+	token_secret_hash(req->token.secret, h);
+	sodium_bin2hex(hash_hex, sizeof(hash_hex), h, sizeof(h));
+	r = token_lookup(db, hash_hex, req, now_ms, &row, err);
+	if (r == 0)
+		r = refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
+	else if (r > 0)
+		r = enroll_token_found(db, hq, req, &row, hash_hex, r, now_ms, ret, err);
+	cJSON_Delete(row.scope);
+	return r;
 }
 
 int hqenroll_audit_refusal(sqlite3 *db, uint64_t now_ms, const char *peer, const char *error,

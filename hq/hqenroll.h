@@ -30,10 +30,13 @@
 
 #define HQENROLL_MAX_NAME 200 /* team, municipality: bytes */
 
-/* tls_pin: SHA-256 of HQ's TLS SubjectPublicKeyInfo, or NULL.  out gets
- * the token text; it is a credential: print it once, never log it. */
+/* tls_pin: SHA-256 of HQ's TLS SubjectPublicKeyInfo, or NULL.  scope:
+ * the enrolled device's scope as a list "A, B" (hq/scope.h), or NULL for
+ * the municipality alone.  out gets the token text; it is a credential:
+ * print it once, never log it. */
 int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *team,
-			  const char *municipality, uint64_t now_ms, uint64_t expires_ms,
+			  const char *municipality, const char *scope, uint64_t now_ms,
+			  uint64_t expires_ms,
 			  const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX],
 			  struct fs_error *err) FS_WUR;
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "hq/hqdb.h"
+#include "hq/scope.h"
 #include "sync/changeset.h"
 #include "sync/merge.h"
 #include "sync/receipt.h"
@@ -115,6 +116,8 @@ struct run {
 	uint64_t now_ms;
 	uint64_t future_base_ms; /* HLCs up to this + HLC_MAX_FUTURE_MS merge */
 	char stamped[UUID_TEXT_LEN + 1]; /* last record given merged_at */
+	struct scope *scope;             /* what the device may write */
+	struct scope_set *scope_set;     /* this set's scope values */
 	struct fs_error *err;
 };
 
@@ -553,6 +556,9 @@ static int merge_all(struct run *run, const struct change *ch, size_t n, uint32_
 		const char *reason = change_problem(run, &ch[i], buf, sizeof(buf));
 		int other = 0;
 
+		if (!reason && (r = scope_check(run->scope_set, run->scope, &ch[i], &reason,
+						run->err)) < 0)
+			break;
 		if (!reason) {
 			if (!(value = cJSON_PrintUnformatted(ch[i].value)))
 				return fs_error_set(run->err, -ENOMEM, "out of memory");
@@ -654,6 +660,9 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 		goto out;
 	}
 	if ((r = run_prepare(run)) < 0 || (r = future_base(run)) < 0 ||
+	    (r = scope_load(run->ctx->db, run->device, &run->scope, run->err)) < 0 ||
+	    (r = scope_set_build(run->ctx->db, run->ctx->forms, ch, n, &run->scope_set, run->err)) <
+		    0 ||
 	    (r = merge_all(run, ch, n, index, &q, ret->quarantined)) < 0)
 		goto out;
 	memcpy(rc.device, h->device, CHANGESET_DEVICE_BYTES);
@@ -673,6 +682,8 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 	ret->status = 200;
 out:
 	run_finalize(run);
+	scope_set_free(run->scope_set);
+	scope_free(run->scope);
 	free(index);
 	changes_free(ch, n);
 	return r;

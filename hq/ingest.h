@@ -7,8 +7,9 @@
  * sequence, other hash: 409), sequence (409 with the expected number),
  * chain (409), seal and payload (400).  Each change is then either
  * quarantined with a reason (unknown collection, invalid field, HLC more
- * than HLC_MAX_FUTURE_MS ahead of HQ's clock, record id already used by
- * another collection) or merged under the merge rule, recording a
+ * than HLC_MAX_FUTURE_MS ahead of HQ's clock, a write outside the
+ * device's scope (hq/scope.h), record id already used by another
+ * collection) or merged under the merge rule, recording a
  * conflict when two devices edited the same value concurrently (see
  * "Merge rule" in PROTOCOL.md).  The raw body, the receipt, the device's
  * new sequence and hash, and a changeset_accepted event commit

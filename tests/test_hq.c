@@ -313,6 +313,8 @@ static void decode_b64(const char *s, uint8_t *out, size_t cap, size_t *ret_len)
 struct device {
 	struct identity *id;
 	char team[32];
+	const char *muni;        /* enrolment municipality; NULL: Sjenica */
+	const char *scope;       /* enroll-token --scope, or NULL */
 	uint64_t seq;            /* last sequence built */
 	uint8_t prev[32];        /* hash of the last set built */
 	hlc_t clock;             /* last HLC used */
@@ -362,21 +364,35 @@ static char *enroll_body(const struct device *d, const char *token, const uint8_
 	return text;
 }
 
-static char *new_token(const struct hq *h, const char *team)
+/* A token for team; by default its device may write the municipality
+ * person() writes. */
+static char *new_token_in(const struct hq *h, const char *team, const char *muni,
+			  const char *scope)
 {
 	char *out = NULL, *tok;
 
-	ASSERT_EQ(HQ_RUN(h, &out, "enroll-token", "--team", team, "--municipality", "Tutin"), 0);
+	if (scope)
+		ASSERT_EQ(HQ_RUN(h, &out, "enroll-token", "--team", team, "--municipality", muni,
+				 "--scope", scope),
+			  0);
+	else
+		ASSERT_EQ(HQ_RUN(h, &out, "enroll-token", "--team", team, "--municipality", muni), 0);
 	tok = strdup(last_line(out));
 	free(out);
 	ASSERT_TRUE(!strncmp(tok, "FS1-", 4));
 	return tok;
 }
 
+static char *new_token(const struct hq *h, const char *team)
+{
+	return new_token_in(h, team, "Sjenica", NULL);
+}
+
 /* Enrol d at h over HTTP and learn HQ's keys from the answer. */
 static void device_enroll(struct hq *h, const struct device *d)
 {
-	char *tok = new_token(h, d->team), *body = enroll_body(d, tok, NULL);
+	char *tok = new_token_in(h, d->team, d->muni ? d->muni : "Sjenica", d->scope),
+	     *body = enroll_body(d, tok, NULL);
 	struct enroll_token t;
 	uint8_t fp[TOKEN_FP_BYTES];
 	size_t n;
@@ -1447,7 +1463,7 @@ static void hq_db_to_v1(const struct hq *h)
 
 	snprintf(path, sizeof(path), "%s/hq.db", h->data);
 	ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-	ASSERT_EQ(sqlite3_exec(db, "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN "
+	ASSERT_EQ(sqlite3_exec(db, "DROP TABLE audit_nodes; DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope; ALTER TABLE devices DROP COLUMN "
 				   "unbound_ok; PRAGMA user_version = 1;",
 			       NULL, NULL, NULL),
 		  SQLITE_OK);
@@ -1614,6 +1630,139 @@ TEST(hq_known_device_id_takes_one_reserved_slot)
 	set_free(&s);
 	identity_free(a.id);
 	identity_free(b.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
+
+/* A whole visit to beneficiary ben as n = 3 changes into ch. */
+static size_t visit_to(struct change *ch, const char *rec, const char *ben, hlc_t t)
+{
+	ch[0] = mk(rec, "visits", "beneficiary_id", cJSON_CreateString(ben), t);
+	ch[1] = mk(rec, "visits", "visit_date", cJSON_CreateString("2026-11-30"), t);
+	ch[2] = mk(rec, "visits", "visit_type", cJSON_CreateString("legal_assistance"), t);
+	return 3;
+}
+
+/* Push ch[0..n) as d's next set: every change quarantined for reason
+ * (NULL: none quarantined). */
+static void push_expect(struct hq *h, struct device *d, struct change *ch, size_t n,
+			const char *reason)
+{
+	struct set s = build_set(d, h->box_pk, ch, n);
+	cJSON *j = push(h, s.buf, s.len, 200), *q = cJSON_GetObjectItem(j, "quarantined");
+
+	ASSERT_EQ(cJSON_GetArraySize(q), reason ? (int)n : 0);
+	for (int i = 0; reason && i < cJSON_GetArraySize(q); i++)
+		ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(q, i), "reason"), reason);
+	cJSON_Delete(j);
+	set_free(&s);
+}
+
+/* A device writes only the records of its scope: its municipality, or
+ * the list an administrator set.  Another team's household cannot be
+ * overwritten, deleted, moved or have visits filed to it; names match
+ * across scripts and case (issue 19, item 6; issue 12, scope). */
+TEST(hq_writes_outside_scope_quarantined)
+{
+	static const char outside[] = "outside the device's scope";
+	uint64_t base = hlc_wall_ms() - 60000;
+	char r1[UUID_TEXT_LEN + 1], r2[UUID_TEXT_LEN + 1], r3[UUID_TEXT_LEN + 1],
+		v1[UUID_TEXT_LEN + 1], v2[UUID_TEXT_LEN + 1], nobody[UUID_TEXT_LEN + 1], *out = NULL;
+	struct device a, b, n;
+	struct change ch[8];
+	struct hq h;
+	cJSON *j;
+	size_t k;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Tutin");
+	b.muni = "Tutin";
+	device_new(&n, "Tim Srbija");
+	n.scope = "*";
+	device_enroll(&h, &a);
+	device_enroll(&h, &b);
+	device_enroll(&h, &n);
+
+	/* a registers a household in Sjenica. */
+	uuid_v7_new(base, r1);
+	push_expect(&h, &a, ch, person(ch, r1, "Ружичић Ђорђе", 4, tick(&a, base)), NULL);
+	/* b, in Tutin, cannot change it, delete it or visit it... */
+	ch[0] = mk(r1, "beneficiaries", "household_size", cJSON_CreateNumber(9), tick(&b, base + 10));
+	push_expect(&h, &b, ch, 1, outside);
+	ch[0] = mk(r1, "beneficiaries", "_deleted", cJSON_CreateTrue(), tick(&b, base + 20));
+	push_expect(&h, &b, ch, 1, outside);
+	uuid_v7_new(base + 30, v1);
+	push_expect(&h, &b, ch, visit_to(ch, v1, r1, tick(&b, base + 30)), outside);
+	/* ... nor register a household in Sjenica. */
+	uuid_v7_new(base + 40, r2);
+	push_expect(&h, &b, ch, person(ch, r2, "Petrović Ana", 2, tick(&b, base + 40)), outside);
+	/* Its own municipality, in Cyrillic capitals, is its own. */
+	uuid_v7_new(base + 50, r3);
+	k = person(ch, r3, "Šćepanović Žaklina", 3, tick(&b, base + 50));
+	cJSON_SetValuestring(ch[1].value, "ТУТИН");
+	push_expect(&h, &b, ch, k, NULL);
+	uuid_v7_new(base + 60, v2);
+	push_expect(&h, &b, ch, visit_to(ch, v2, r3, tick(&b, base + 60)), NULL);
+	/* a cannot move its household into Tutin's caseload, nor file a
+	 * visit to Tutin's household, nor to one HQ has never heard of. */
+	ch[0] = mk(r1, "beneficiaries", "municipality", cJSON_CreateString("Tutin"),
+		   tick(&a, base + 70));
+	push_expect(&h, &a, ch, 1, "moves the record out of the device's scope");
+	ch[0] = mk(v2, "visits", "notes", cJSON_CreateString("-"), tick(&a, base + 80));
+	push_expect(&h, &a, ch, 1, outside);
+	uuid_v7_new(base + 90, nobody);
+	uuid_v7_new(base + 90, v1);
+	push_expect(&h, &a, ch, visit_to(ch, v1, nobody, tick(&a, base + 90)),
+		    "outside the device's scope: HQ does not know whose caseload the record is "
+		    "in");
+
+	/* HQ's view: r1 as a left it, r2 nowhere, r3 and its visit merged. */
+	out = export_of(&h, "beneficiaries", "jsonl");
+	ASSERT_STR_CONTAINS(out, r1);
+	ASSERT_STR_CONTAINS(out, "\"household_size\":4");
+	ASSERT_TRUE(!strstr(out, "\"household_size\":9"));
+	ASSERT_TRUE(!strstr(out, r2));
+	ASSERT_STR_CONTAINS(out, r3);
+	free(out);
+	out = export_of(&h, "visits", "jsonl");
+	ASSERT_STR_CONTAINS(out, v2);
+	ASSERT_TRUE(!strstr(out, v1));
+	free(out);
+
+	/* An administrator widens b's scope: audited, then b may. */
+	ASSERT_EQ(HQ_RUN(&h, &out, "scope", b.id->id, "--municipality", " sjenica ,Tutin,TUTIN"), 0);
+	free(out);
+	ch[0] = mk(r1, "beneficiaries", "household_size", cJSON_CreateNumber(5), tick(&b, base + 100));
+	push_expect(&h, &b, ch, 1, NULL);
+	ASSERT_EQ(HQ_RUN(&h, &out, "devices", "--json"), 0);
+	ASSERT_STR_CONTAINS(out, "\"scope\":[\"sjenica\",\"Tutin\"]");
+	ASSERT_STR_CONTAINS(out, "\"scope\":[\"*\"]");
+	free(out);
+	ASSERT_EQ(HQ_RUN(&h, &out, "audit", "list", "--event", "scope", "--json"), 0);
+	ASSERT_STR_CONTAINS(out, "\"scope\\\":\\\"sjenica, Tutin\\\"");
+	ASSERT_STR_CONTAINS(out, "\"previous\\\":\\\"Tutin\\\"");
+	free(out);
+	/* A national team writes anywhere. */
+	ch[0] = mk(r3, "beneficiaries", "status", cJSON_CreateString("refugee"), tick(&n, base + 110));
+	ch[1] = mk(r1, "beneficiaries", "status", cJSON_CreateString("refugee"), tick(&n, base + 110));
+	push_expect(&h, &n, ch, 2, NULL);
+	/* Bad lists and unknown devices are refused and change nothing. */
+	ASSERT_EQ(HQ_RUN(&h, NULL, "scope", b.id->id, "--municipality", "*,Tutin"), 1);
+	ASSERT_EQ(HQ_RUN(&h, NULL, "scope", b.id->id, "--municipality", "Tutin,,Sjenica"), 1);
+	ASSERT_EQ(HQ_RUN(&h, NULL, "scope", b.id->id), 1);
+	ASSERT_EQ(HQ_RUN(&h, NULL, "scope", "0123456789abcdef0123456789abcdef", "--municipality",
+			 "Tutin"),
+		  2);
+	ASSERT_EQ(HQ_RUN(&h, &out, "devices", "--json"), 0);
+	ASSERT_STR_CONTAINS(out, "\"scope\":[\"sjenica\",\"Tutin\"]");
+	free(out);
+	(void)j;
+	identity_free(a.id);
+	identity_free(b.id);
+	identity_free(n.id);
 	hq_stop(&h);
 	curl_global_cleanup();
 }

@@ -68,7 +68,7 @@ static void db_fresh(void)
 	}
 	if (hqdb_open(dir, HQDB_CREATE, &db, &err) < 0 ||
 	    sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK ||
-	    hqenroll_token_create(db, hq, "Tim Fuzz", "Кикинда", NOW_MS, NOW_MS + 86400000ULL, NULL,
+	    hqenroll_token_create(db, hq, "Tim Fuzz", "Кикинда", NULL, NOW_MS, NOW_MS + 86400000ULL, NULL,
 				  token, &err) < 0) {
 		fprintf(stderr, "fuzz_hq_request: HQ database in %s: %s\n", dir, err.msg);
 		abort();

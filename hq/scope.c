@@ -1,0 +1,511 @@
+/* scope.c - device scopes and the write rule (see scope.h).
+ *
+ * Sections: parsing a list; storing and changing; loading and matching;
+ * one change set's check; SQL.
+ */
+#include "hq/scope.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hq/hqdb.h"
+#include "sync/fold.h"
+#include "sync/utf8.h"
+
+/* A ref chain longer than this is not followed: forms today have one
+ * level (visit -> beneficiary). */
+#define SCOPE_MAX_DEPTH 4
+
+/* ---- parsing a list ------------------------------------------------------ */
+
+static int name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > SCOPE_MAX_NAME)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Is name's key already among arr's? */
+static int listed(const cJSON *arr, const char *name)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, arr)
+	{
+		if (fold_equal(it->valuestring, name) == 1)
+			return 1;
+	}
+	return 0;
+}
+
+int scope_parse(const char *list, cJSON **ret, struct fs_error *err)
+{
+	cJSON *arr = cJSON_CreateArray();
+	const char *p = list;
+	char name[SCOPE_MAX_NAME + 1];
+	int r = 0, all = 0;
+
+	if (!arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	for (;;) {
+		const char *end = strchr(p, ','), *a = p, *b = end ? end : p + strlen(p);
+
+		while (a < b && (*a == ' ' || *a == '\t'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		if (!name_ok(a, (size_t)(b - a))) {
+			r = fs_error_set(err, -FS_EUSAGE,
+					 "scope: each municipality needs 1 to %d bytes without "
+					 "control characters",
+					 SCOPE_MAX_NAME);
+			goto out;
+		}
+		memcpy(name, a, (size_t)(b - a));
+		name[b - a] = '\0';
+		if (!utf8_valid(name)) {
+			r = fs_error_set(err, -FS_EUSAGE, "scope: a municipality is not valid UTF-8");
+			goto out;
+		}
+		if (!strcmp(name, SCOPE_ALL))
+			all = 1;
+		if (!listed(arr, name)) {
+			if (cJSON_GetArraySize(arr) >= SCOPE_MAX_NAMES) {
+				r = fs_error_set(err, -FS_EUSAGE, "scope: more than %d municipalities",
+						 SCOPE_MAX_NAMES);
+				goto out;
+			}
+			if (!cJSON_AddItemToArray(arr, cJSON_CreateString(name))) {
+				r = fs_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (all && cJSON_GetArraySize(arr) != 1) {
+		r = fs_error_set(err, -FS_EUSAGE,
+				 "scope: \"" SCOPE_ALL "\" (every municipality) stands alone");
+		goto out;
+	}
+	*ret = arr;
+	arr = NULL;
+out:
+	cJSON_Delete(arr);
+	return r;
+}
+
+/* ---- storing and changing ---------------------------------------------- */
+
+int scope_store(sqlite3 *db, const char *device, const cJSON *names, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	const cJSON *it;
+	int r;
+
+	if (!cJSON_IsArray(names) || cJSON_GetArraySize(names) < 1)
+		return fs_error_set(err, -FS_EUSAGE, "device %s: an empty scope", device);
+	if ((r = hqdb_prepare(db, "DELETE FROM device_scopes WHERE device = ?1", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "clear the device's scope", err);
+	sqlite3_finalize(st);
+	if (r < 0 || (r = hqdb_prepare(db, "INSERT OR IGNORE INTO device_scopes(device, key, name) "
+					   "VALUES (?1, ?2, ?3)", &st, err)) < 0)
+		return r;
+	cJSON_ArrayForEach(it, names)
+	{
+		char *key = NULL;
+
+		if (!cJSON_IsString(it) || !it->valuestring ||
+		    fold_text(it->valuestring, strlen(it->valuestring), &key) < 0) {
+			r = fs_error_set(err, -FS_EFORMAT, "device %s: a scope name is not text",
+					 device);
+			break;
+		}
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, it->valuestring, -1, SQLITE_STATIC);
+		free(key);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			r = hqdb_fail(db, "store the device's scope", err);
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The device's scope as one text, "A, B"; 0 with *ret NULL when the
+ * device is not enrolled. */
+static int scope_text(sqlite3 *db, const char *device, char **ret, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	*ret = NULL;
+	if ((r = hqdb_prepare(db, "SELECT (SELECT group_concat(name, ', ') FROM "
+				  "(SELECT name FROM device_scopes WHERE device = d.id ORDER BY key)) "
+				  "FROM devices d WHERE d.id = ?1", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW: {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		if (!(*ret = strdup(t ? (const char *)t : "")))
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+		break;
+	}
+	case SQLITE_DONE: break;
+	default: r = hqdb_fail(db, "read the device's scope", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int scope_change(sqlite3 *db, const char *device, const char *list, uint64_t now_ms,
+		 struct fs_error *err)
+{
+	char *before = NULL, *after = NULL, tok[FS_TOKEN_MAX + 3];
+	cJSON *names = NULL;
+	int r;
+
+	if ((r = scope_parse(list, &names, err)) < 0)
+		return r;
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin scope change", err)) < 0)
+		goto out;
+	if ((r = scope_text(db, device, &before, err)) < 0)
+		goto out;
+	if (!before) {
+		r = fs_error_set(err, -FS_ENOTFOUND, "device %s: not enrolled",
+				 fs_error_token(device, tok));
+		goto out;
+	}
+	if ((r = scope_store(db, device, names, err)) < 0 ||
+	    (r = scope_text(db, device, &after, err)) < 0)
+		goto out;
+	/* Municipality names are an administrator's words, not personal
+	 * data: the audit says who may write where, and since when. */
+	if ((r = hqdb_event_strings(db, now_ms, "scope", device, err, "scope", after, "previous",
+				    before, (const char *)NULL)) < 0)
+		goto out;
+	r = hqdb_exec(db, "COMMIT", "commit scope change", err);
+out:
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	cJSON_Delete(names);
+	free(before);
+	free(after);
+	return r;
+}
+
+/* ---- loading and matching ---------------------------------------------- */
+
+struct scope {
+	int all;
+	size_t n;
+	char **keys;
+};
+
+void scope_free(struct scope *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		free(s->keys[i]);
+	free(s->keys);
+	free(s);
+}
+
+int scope_load(sqlite3 *db, const char *device, struct scope **ret, struct fs_error *err)
+{
+	struct scope *s = calloc(1, sizeof(*s));
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (!s)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = hqdb_prepare(db, "SELECT key FROM device_scopes WHERE device = ?1", &st, err)) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		char **keys;
+
+		if (!strcmp(key, SCOPE_ALL))
+			s->all = 1;
+		if (!(keys = realloc(s->keys, (s->n + 1) * sizeof(*keys))) ||
+		    !((s->keys = keys)[s->n] = strdup(key))) {
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		s->n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "read the device's scope", err);
+		goto out;
+	}
+	*ret = s;
+	s = NULL;
+out:
+	sqlite3_finalize(st);
+	scope_free(s);
+	return r;
+}
+
+int scope_contains(const struct scope *s, const char *value)
+{
+	char *key = NULL;
+	int in = 0;
+
+	if (s->all)
+		return 1;
+	if (fold_text(value, strlen(value), &key) < 0)
+		return 0;
+	for (size_t i = 0; i < s->n && !in; i++)
+		in = !strcmp(s->keys[i], key);
+	free(key);
+	return in;
+}
+
+/* ---- one change set's check -------------------------------------------- */
+
+struct set_value {
+	const char *record_id;
+	const char *field;
+	const char *value;
+	size_t idx; /* position in the set: the later one is kept */
+};
+
+struct scope_set {
+	sqlite3 *db;
+	const struct hq_forms *forms;
+	sqlite3_stmt *merged; /* HQ's merged value of (record, field) */
+	struct set_value *v;
+	size_t n;
+};
+
+static int value_cmp(const void *a, const void *b)
+{
+	const struct set_value *x = a, *y = b;
+	int c = strcmp(x->record_id, y->record_id);
+
+	if (!c)
+		c = strcmp(x->field, y->field);
+	if (!c)
+		c = x->idx < y->idx ? -1 : x->idx > y->idx;
+	return c;
+}
+
+/* The scope field of a change's collection, or NULL. */
+static const char *scope_field_of(const struct hq_forms *forms, const char *collection,
+				  const struct form **ret_form)
+{
+	const struct form *f = hqforms_find(forms, collection);
+	int si = f ? form_scope_field(f) : -1;
+
+	if (ret_form)
+		*ret_form = f;
+	return si < 0 ? NULL : form_field_name(f, (size_t)si);
+}
+
+void scope_set_free(struct scope_set *sv)
+{
+	if (!sv)
+		return;
+	sqlite3_finalize(sv->merged);
+	free(sv->v);
+	free(sv);
+}
+
+int scope_set_build(sqlite3 *db, const struct hq_forms *forms, const struct change *ch, size_t n,
+		    struct scope_set **ret, struct fs_error *err)
+{
+	struct scope_set *sv = calloc(1, sizeof(*sv));
+	size_t k = 0;
+	int r;
+
+	if (!sv || !(sv->v = calloc(n ? n : 1, sizeof(*sv->v)))) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	sv->db = db;
+	sv->forms = forms;
+	/* JSON text in, the string out: scope fields hold strings. */
+	if ((r = hqdb_prepare(db, "SELECT json_extract(value, '$') FROM fields "
+				  "WHERE record_id = ?1 AND field = ?2", &sv->merged, err)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const char *field = scope_field_of(forms, ch[i].collection, NULL);
+
+		if (field && !strcmp(field, ch[i].field) && cJSON_IsString(ch[i].value))
+			sv->v[k++] = (struct set_value){ch[i].record_id, field,
+							ch[i].value->valuestring, i};
+	}
+	qsort(sv->v, k, sizeof(*sv->v), value_cmp);
+	/* Keep the last value per (record, field). */
+	sv->n = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (i + 1 < k && !strcmp(sv->v[i].record_id, sv->v[i + 1].record_id) &&
+		    !strcmp(sv->v[i].field, sv->v[i + 1].field))
+			continue;
+		sv->v[sv->n++] = sv->v[i];
+	}
+	*ret = sv;
+	sv = NULL;
+out:
+	scope_set_free(sv);
+	return r;
+}
+
+static const char *set_value(const struct scope_set *sv, const char *record_id, const char *field)
+{
+	size_t lo = 0, hi = sv->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(sv->v[mid].record_id, record_id);
+
+		if (!c)
+			c = strcmp(sv->v[mid].field, field);
+		if (!c)
+			return sv->v[mid].value;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+enum where { W_FREE, W_UNKNOWN, W_VALUE };
+
+/* HQ's merged value of the field: 1 with *ret malloc'd, 0 when none. */
+static int merged_value(const struct scope_set *sv, const char *id, const char *field, char **ret,
+			struct fs_error *err)
+{
+	int rc, r = 0;
+
+	sqlite3_reset(sv->merged);
+	sqlite3_bind_text(sv->merged, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(sv->merged, 2, field, -1, SQLITE_STATIC);
+	rc = sqlite3_step(sv->merged);
+	if (rc == SQLITE_ROW && sqlite3_column_type(sv->merged, 0) == SQLITE_TEXT) {
+		if (!(*ret = strdup((const char *)sqlite3_column_text(sv->merged, 0))))
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+		else
+			r = 1;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = hqdb_fail(sv->db, "read a record's scope", err);
+	}
+	sqlite3_reset(sv->merged);
+	return r;
+}
+
+/* Where record id of collection is: W_FREE (its form has no scope),
+ * W_UNKNOWN, or W_VALUE with *ret the malloc'd scope value, following
+ * ref scope fields to the record they name. */
+static int resolve(const struct scope_set *sv, const char *collection, const char *id, int depth,
+		   char **ret, struct fs_error *err)
+{
+	const struct form *f = NULL;
+	const char *field = scope_field_of(sv->forms, collection, &f), *v;
+	char *mine = NULL;
+	int r;
+
+	if (!field)
+		return W_FREE;
+	if ((r = merged_value(sv, id, field, &mine, err)) < 0)
+		return r;
+	if (r == 0) {
+		if (!(v = set_value(sv, id, field)))
+			return W_UNKNOWN;
+		if (!(mine = strdup(v)))
+			return fs_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (form_field_type(f, (size_t)form_scope_field(f)) != FORM_REF) {
+		*ret = mine;
+		return W_VALUE;
+	}
+	r = depth >= SCOPE_MAX_DEPTH
+		    ? W_UNKNOWN
+		    : resolve(sv, form_field_ref(f, (size_t)form_scope_field(f)), mine, depth + 1,
+			      ret, err);
+	free(mine);
+	return r;
+}
+
+int scope_check(const struct scope_set *sv, const struct scope *s, const struct change *c,
+		const char **reason, struct fs_error *err)
+{
+	const struct form *f = NULL;
+	const char *field = scope_field_of(sv->forms, c->collection, &f);
+	char *v = NULL;
+	int r;
+
+	*reason = NULL;
+	if (!field || s->all)
+		return 0;
+	if ((r = resolve(sv, c->collection, c->record_id, 0, &v, err)) < 0)
+		return r;
+	if (r == W_UNKNOWN)
+		*reason = "outside the device's scope: HQ does not know whose caseload the record "
+			  "is in";
+	else if (r == W_VALUE && !scope_contains(s, v))
+		*reason = "outside the device's scope";
+	free(v);
+	v = NULL;
+	if (*reason || strcmp(c->field, field) || !cJSON_IsString(c->value))
+		return 0;
+	/* The scope field itself: where the record goes must be ours too. */
+	if (form_field_type(f, (size_t)form_scope_field(f)) == FORM_REF) {
+		if ((r = resolve(sv, form_field_ref(f, (size_t)form_scope_field(f)),
+				 c->value->valuestring, 1, &v, err)) < 0)
+			return r;
+	} else if (!(v = strdup(c->value->valuestring))) {
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	} else {
+		r = W_VALUE;
+	}
+	if (r == W_UNKNOWN)
+		*reason = "outside the device's scope: the record it names is not known at HQ";
+	else if (r == W_VALUE && !scope_contains(s, v))
+		*reason = "moves the record out of the device's scope";
+	free(v);
+	return 0;
+}
+
+/* ---- SQL -------------------------------------------------------------- */
+
+static void sql_fold(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *text = (const char *)sqlite3_value_text(argv[0]);
+	char *key = NULL;
+
+	(void)argc;
+	if (!text) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	if (fold_text(text, (size_t)sqlite3_value_bytes(argv[0]), &key) < 0) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	sqlite3_result_text(ctx, key, -1, free);
+}
+
+int scope_register_fold(sqlite3 *db)
+{
+	return sqlite3_create_function_v2(db, "fold", 1,
+					  SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+					  NULL, sql_fold, NULL, NULL, NULL) == SQLITE_OK
+		       ? 0
+		       : -FS_ESTORE;
+}
