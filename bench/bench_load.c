@@ -311,7 +311,9 @@ static int visits_make(const struct workload *w, unsigned dev, unsigned set, str
 		                    cJSON_CreateString(name), hlc)) < 0 ||
 		    (r = change_put(
 		         &c[k++], ben, "beneficiaries", "municipality",
-		         cJSON_CreateString(cyr ? PICK(towns_cyr, &st) : PICK(towns_lat, &st)),
+		         /* The device's own municipality (HQ checks the scope), in
+		         * either script. */
+		         cJSON_CreateString(cyr ? towns_cyr[dev % 8] : towns_lat[dev % 8]),
 		         hlc)) < 0 ||
 		    (r = change_put(&c[k++], ben, "beneficiaries", "status",
 		                    cJSON_CreateString(PICK(statuses, &st)), hlc)) < 0 ||

@@ -111,11 +111,15 @@ for t in $TEAMS; do
 	sremska-mitrovica) name="Tim Sremska Mitrovica"; muni="Sremska Mitrovica" ;;
 	*) name="Tim Bujanovac"; muni="Bujanovac" ;;
 	esac
-	hq enroll-token --team "$name" --municipality "$muni" | tail -n 1 > "$DEMO/token"
+	# Each team writes its own municipality and Preševo, which both cover.
+	hq enroll-token --team "$name" --municipality "$muni" --scope "$muni, Preševo" |
+		tail -n 1 > "$DEMO/token"
 	team "$t" enroll "$URL" - < "$DEMO/token"
 	rm -f "$DEMO/token"
 done
 echo "Each agent holds its store key; commands below go through it, no passphrase typed."
+echo "Each team may write the households of its scope; HQ quarantines anything else:"
+hq devices
 
 say "HQ goes offline (its server stops); the teams keep working"
 stop_hq

@@ -78,9 +78,11 @@ must_not_contain() { ! contains "$1" "$2" || fail "did not expect \"$2\" in: $1"
 
 init_store() { expect_exit 0 fs init --kdf interactive; }
 
-# add_person NAME [MUNICIPALITY]: add a beneficiary, print its id.
+# add_person NAME [MUNICIPALITY]: add a beneficiary, print its id.  The
+# municipality defaults to $MUNI, the one the store was enrolled for.
+MUNI="Sremska Mitrovica"
 add_person() {
-	fs beneficiary add "full_name=$1" "municipality=${2:-Sremska Mitrovica}" status=refugee \
+	fs beneficiary add "full_name=$1" "municipality=${2:-$MUNI}" status=refugee \
 		household_size=3 consent=yes | tail -n 1
 }
 
@@ -127,6 +129,7 @@ hq_and_enrolled_store() {
 	start_hq
 	TOKEN=$(hq enroll-token --team "$1" --municipality "$2" | tail -n 1)
 	expect_exit 0 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
+	MUNI=$2
 }
 
 # ---- what reached HQ ------------------------------------------------------

@@ -61,7 +61,9 @@ expect_exit 0 fa --passphrase-file "$PASS" unlock
 must_contain "$OUT" "already unlocked"
 
 # ---- enrol and write through the agent, no passphrase -------------------------
-TOKEN=$(hq enroll-token --team "Tim Sremska Mitrovica" --municipality "Sremska Mitrovica" | tail -n 1)
+# The team covers four municipalities; HQ matches "Бујановац" to Bujanovac.
+TOKEN=$(hq enroll-token --team "Tim Sremska Mitrovica" --municipality "Sremska Mitrovica" \
+	--scope "Sremska Mitrovica, Tutin, Preševo, Bujanovac" | tail -n 1)
 printf '%s\n' "$TOKEN" > "$T/token"
 expect_exit 0 sh -c "\"$FIELDSYNC\" enroll '$URL' - < '$T/token'"
 must_contain "$OUT" "enrolled with HQ at $URL"

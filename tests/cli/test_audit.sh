@@ -182,9 +182,14 @@ must_contain "$ERR" "audit tree node 2/1 (entries 5 to 8): missing or does not m
 rm -rf "$T/copy"
 cp -a "$T/hq" "$T/copy"
 sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN unbound_ok;
+	DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope;
 	PRAGMA user_version = 1;" || fail "sqlite3"
 expect_exit 0 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
-[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 2 ] || fail "schema version 1 not upgraded"
+[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 3 ] || fail "schema version 1 not upgraded"
+# Each device enrolled before scopes may write its municipality.
+[ "$(sqlite3 "$T/copy/hq.db" "SELECT count(*) FROM devices d JOIN device_scopes s
+	ON s.device = d.id AND s.name = d.municipality")" = \
+	"$(sqlite3 "$T/copy/hq.db" "SELECT count(*) FROM devices")" ] || fail "scopes not given"
 [ "$(sqlite3 "$T/copy/hq.db" "SELECT count(*) FROM audit_nodes")" -gt 0 ] || fail "no tree built"
 tamper truncated "$NOTRIG DELETE FROM events WHERE id > 6;"
 must_contain "$ERR" "audit checkpoint at size"

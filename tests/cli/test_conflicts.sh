@@ -25,7 +25,8 @@ for d in kikinda tutin; do
 	kikinda) team="Tim Kikinda" ;;
 	*) team="Тим Тутин" ;;
 	esac
-	TOKEN=$(hq enroll-token --team "$team" --municipality "$d" | tail -n 1)
+	# Both teams cover Preševo, where the shared household lives.
+	TOKEN=$(hq enroll-token --team "$team" --municipality "$d" --scope "$d, Preševo" | tail -n 1)
 	expect_exit 0 dev "$d" enroll "http://127.0.0.1:$PORT" "$TOKEN"
 	expect_exit 0 dev "$d" import beneficiaries "$T/caseload.csv"
 done

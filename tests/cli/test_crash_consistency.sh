@@ -24,7 +24,8 @@ expect_exit 0 fk init
 hq_conf
 expect_exit 0 hq init
 start_hq
-TOKEN=$(hq enroll-token --team "Tim Sjenica" --municipality Sjenica | tail -n 1)
+# crashloop records households in eight municipalities.
+TOKEN=$(hq enroll-token --team "Tim Sjenica" --municipality Sjenica --scope '*' | tail -n 1)
 expect_exit 0 fk enroll "http://127.0.0.1:$PORT" "$TOKEN"
 
 mkdir "$T/work"

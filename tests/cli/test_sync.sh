@@ -25,7 +25,10 @@ must_contain "$ERR" "not enrolled"
 expect_exit 0 fs status --json
 must_contain "$OUT" '"enrolled":false'
 
-TOKEN=$(hq enroll-token --team "Tim Bujanovac" --municipality Bujanovac | tail -n 1)
+# The team covers Bujanovac and Tutin.
+TOKEN=$(hq enroll-token --team "Tim Bujanovac" --municipality Bujanovac --scope "Bujanovac, Tutin" |
+	tail -n 1)
+MUNI=Bujanovac
 case "$TOKEN" in FS1-*) ;; *) fail "enroll-token printed no token" ;; esac
 expect_exit 2 fs enroll "$URL" FS1-AAAA
 must_contain "$ERR" "malformed"
@@ -73,7 +76,7 @@ awk -v n="$ROWS" 'BEGIN {
 	print "full_name,municipality,status,household_size,consent"
 	split("Petrović Marija|Јовановић Јован|Ružičić Đorđe|Шћепановић Жаклина", names, "|")
 	for (i = 1; i <= n; i++)
-		printf "\"%s %d\",Preševo,refugee,%d,yes\n", names[i % 4 + 1], i, i % 7 + 1
+		printf "\"%s %d\",Tutin,refugee,%d,yes\n", names[i % 4 + 1], i, i % 7 + 1
 }' > "$T/many.csv"
 expect_exit 0 fs import beneficiaries "$T/many.csv"
 # Kill each sync after a random 20-200 ms until one finishes by itself:
@@ -118,6 +121,19 @@ expect_exit 0 fs sync
 unset http_proxy
 must_contain "$OUT" "sent 1 change sets"
 same_once beneficiary beneficiaries
+
+# A household outside the team's scope is kept on the device but not
+# merged at HQ, and the device is told why.
+expect_exit 0 hq devices
+must_contain "$OUT" "Bujanovac, Tutin"
+add_person "Stojanović Jelena" Sjenica > /dev/null
+expect_exit 0 fs sync
+must_contain "$OUT" "5 quarantined at HQ"
+expect_exit 0 hq quarantine
+must_contain "$OUT" "outside the device's scope"
+must_not_contain "$OUT" "Stojanović"
+hq export beneficiaries --format jsonl > "$T/export2"
+! grep -q "Stojanović" "$T/export2" || fail "a household outside the scope was merged"
 
 # A revoked device is refused with exit 2 and the word "revoked".
 DEVICE=$(fs status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"])')

@@ -39,6 +39,7 @@ start_hq
 URL="https://127.0.0.1:$PORT"
 
 TOKEN=$(hq enroll-token --team "Tim Tutin" --municipality Tutin | tail -n 1)
+MUNI=Tutin
 # A pinned token refuses plain http.
 expect_exit 1 fs enroll "http://127.0.0.1:$PORT" "$TOKEN"
 must_contain "$ERR" "https"
