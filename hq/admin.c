@@ -242,6 +242,71 @@ int admin_quarantine(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 			 "list quarantine", quarantine_row, json, out, err);
 }
 
+/* ---- review ------------------------------------------------------------- */
+
+/* Columns: record, collection, field, hlc, writer device, writer team,
+ * owner device, owner team, kept (the write is the merged value). */
+static int review_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
+{
+	char when[HLC_TIME_LEN + 1], hlc[HLC_TEXT_LEN + 1];
+	int deleted = !strcmp(col_text(st, 2), "_deleted"), kept = sqlite3_column_int(st, 8);
+	cJSON *o;
+
+	hlc_format_time((hlc_t)sqlite3_column_int64(st, 3), when);
+	if (!arr) {
+		if (deleted)
+			fprintf(out, "%s  record %s (%s) deleted by %s (device %.8s); registered by "
+				"%s%s\n", when, col_text(st, 0), col_text(st, 1), team_or(st, 5),
+				col_text(st, 4), team_or(st, 7), kept ? "" : "; not kept");
+		else
+			fprintf(out, "%s  record %s (%s), field %s changed by %s (device %.8s); "
+				"registered by %s; %s\n", when, col_text(st, 0), col_text(st, 1),
+				col_text(st, 2), team_or(st, 5), col_text(st, 4), team_or(st, 7),
+				kept ? "kept" : "a later edit was kept");
+		return 0;
+	}
+	hlc_format((hlc_t)sqlite3_column_int64(st, 3), hlc);
+	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "record", col_text(st, 0)) ||
+	    !cJSON_AddStringToObject(o, "collection", col_text(st, 1)) ||
+	    !cJSON_AddStringToObject(o, "field", col_text(st, 2)) ||
+	    !cJSON_AddStringToObject(o, "hlc", hlc) ||
+	    !cJSON_AddStringToObject(o, "device", col_text(st, 4)) ||
+	    !cJSON_AddStringToObject(o, "team", team_or(st, 5)) ||
+	    !cJSON_AddStringToObject(o, "owner_device", col_text(st, 6)) ||
+	    !cJSON_AddStringToObject(o, "owner_team", team_or(st, 7)) ||
+	    !cJSON_AddBoolToObject(o, "kept", kept))
+		return -ENOMEM;
+	return 0;
+}
+
+int admin_review(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+{
+	/* The owner is the team whose write came first by the merge order:
+	 * the one that registered the household.  Values are compared, never
+	 * printed. */
+	return list_rows(db,
+			 "WITH owners AS (SELECT record_id, device FROM (SELECT record_id, device, "
+			 "row_number() OVER (PARTITION BY record_id ORDER BY hlc, device) AS n "
+			 "FROM field_writes) WHERE n = 1) "
+			 "SELECT w.record_id, r.collection, w.field, w.hlc, w.device, dw.team, "
+			 "o.device, dc.team, coalesce(f.hlc = w.hlc AND f.device = w.device, 0) "
+			 "FROM field_writes w JOIN records r ON r.id = w.record_id "
+			 "JOIN owners o ON o.record_id = w.record_id "
+			 "LEFT JOIN devices dw ON dw.id = w.device "
+			 "LEFT JOIN devices dc ON dc.id = o.device "
+			 "LEFT JOIN fields f ON f.record_id = w.record_id AND f.field = w.field "
+			 "WHERE (w.field = '_deleted' OR dw.team IS NOT dc.team) "
+			 /* A write that leaves the value as the write before it
+			  * (in merge order) had it changes nothing: an import of
+			  * the same caseload list is not news. */
+			 "AND w.value IS NOT (SELECT p.value FROM field_writes p "
+			 "WHERE p.record_id = w.record_id AND p.field = w.field AND "
+			 "(p.hlc < w.hlc OR (p.hlc = w.hlc AND p.device < w.device)) "
+			 "ORDER BY p.hlc DESC, p.device DESC LIMIT 1) "
+			 "ORDER BY w.hlc, w.device, w.record_id, w.field",
+			 "list writes to review", review_row, json, out, err);
+}
+
 /* ---- revoke ------------------------------------------------------------- */
 
 int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t now_ms,

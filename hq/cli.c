@@ -90,6 +90,7 @@ static const char main_usage[] =
 	"                         write merged records to stdout\n"
 	"  conflicts [--json]     list fields edited concurrently\n"
 	"  quarantine [--json]    list changes kept but not merged, and why\n"
+	"  review [--json]        list deletes, and changes by another team\n"
 	"  audit list|verify|export|checkpoint ...\n"
 	"                         the tamper-evident audit log (see audit --help)\n"
 	"\n"
@@ -726,6 +727,15 @@ int main(int argc, char **argv)
 				"value: record, field, both values, both devices and which won.\n"
 				"Values are personal data: keep the output out of logs and tickets.",
 				admin_conflicts);
+	else if (!strcmp(cmd, "review"))
+		r = cmd_listing(&cfg, argc, argv, "review",
+				"Usage: fieldsync-hq review [--json]\n"
+				"List what a team should look at in its caseload: every delete, and\n"
+				"every change by a team other than the one that registered the\n"
+				"record (the first to write it), with when, which device and team,\n"
+				"and whether the change is the value HQ holds now.  Values are not\n"
+				"shown.",
+				admin_review);
 	else if (!strcmp(cmd, "quarantine"))
 		r = cmd_listing(&cfg, argc, argv, "quarantine",
 				"Usage: fieldsync-hq quarantine [--json]\n"

@@ -174,6 +174,9 @@ hq export visits --format jsonl
 say "The concurrent edit of the shared household: both edits are kept in HQ's record of it,"
 echo "and the later one wins, the same on every replica whatever order the sets arrived in:"
 hq conflicts
+say "Who changed whose households: deletes, and edits by a team other than the one that"
+echo "registered the household (the first to write it).  Values are not shown:"
+hq review
 
 say "6. HQ's audit log: every enrolment and change set, hash-chained in a Merkle tree"
 hq audit list

@@ -1749,6 +1749,33 @@ TEST(hq_writes_outside_scope_quarantined)
 	ch[0] = mk(r3, "beneficiaries", "status", cJSON_CreateString("refugee"), tick(&n, base + 110));
 	ch[1] = mk(r1, "beneficiaries", "status", cJSON_CreateString("refugee"), tick(&n, base + 110));
 	push_expect(&h, &n, ch, 2, NULL);
+	ch[0] = mk(r1, "beneficiaries", "_deleted", cJSON_CreateTrue(), tick(&n, base + 120));
+	push_expect(&h, &n, ch, 1, NULL);
+	/* a's team sees who changed and deleted its household: b's edit
+	 * (kept), n's edit and n's delete; nothing of its own, nor any of b's
+	 * own household, nor a value. */
+	ASSERT_EQ(HQ_RUN(&h, &out, "review", "--json"), 0);
+	j = cJSON_Parse(out);
+	ASSERT_TRUE(j);
+	ASSERT_EQ(cJSON_GetArraySize(j), 4);
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 0), "record"), r1);
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 0), "field"), "household_size");
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 0), "team"), "Tim Tutin");
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 0), "owner_team"), "Tim Sjenica");
+	ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "kept")));
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 1), "team"), "Tim Srbija");
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 1), "owner_team"), "Tim Tutin");
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 2), "team"), "Tim Srbija");
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 2), "owner_team"), "Tim Sjenica");
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 3), "field"), "_deleted");
+	ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(j, 3), "record"), r1);
+	cJSON_Delete(j);
+	ASSERT_TRUE(!strstr(out, "refugee") && !strstr(out, "Ружичић"));
+	free(out);
+	ASSERT_EQ(HQ_RUN(&h, &out, "review"), 0);
+	ASSERT_STR_CONTAINS(out, "deleted by Tim Srbija (device ");
+	ASSERT_STR_CONTAINS(out, "field household_size changed by Tim Tutin (device ");
+	free(out);
 	/* Bad lists and unknown devices are refused and change nothing. */
 	ASSERT_EQ(HQ_RUN(&h, NULL, "scope", b.id->id, "--municipality", "*,Tutin"), 1);
 	ASSERT_EQ(HQ_RUN(&h, NULL, "scope", b.id->id, "--municipality", "Tutin,,Sjenica"), 1);
@@ -1759,7 +1786,6 @@ TEST(hq_writes_outside_scope_quarantined)
 	ASSERT_EQ(HQ_RUN(&h, &out, "devices", "--json"), 0);
 	ASSERT_STR_CONTAINS(out, "\"scope\":[\"sjenica\",\"Tutin\"]");
 	free(out);
-	(void)j;
 	identity_free(a.id);
 	identity_free(b.id);
 	identity_free(n.id);

@@ -57,4 +57,9 @@ assert r["team_" + won] == "Тим Тутин" and r["value_" + won] == 6, r
 PY
 expect_exit 0 hq export beneficiaries --format jsonl
 must_contain "$OUT" '"household_size":6'
+# Kikinda registered the household first: its team sees Tutin's edit.
+expect_exit 0 hq review
+must_contain "$OUT" "record $id (beneficiaries), field household_size changed by Тим Тутин (device "
+must_contain "$OUT" "registered by Tim Kikinda; kept"
+must_not_contain "$OUT" "Stanković"
 echo "ok: conflicts name the teams and the edit kept"
