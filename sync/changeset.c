@@ -8,9 +8,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "crypto/bytes.h"
+#include "sync/envelope.h"
 
 #define OFF_MAGIC 0
 #define OFF_VERSION 4
@@ -150,8 +150,8 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 		     const uint8_t device_sign_sk[crypto_sign_SECRETKEYBYTES], uint8_t **ret_buf,
 		     size_t *ret_len, struct fs_error *err)
 {
-	uint8_t *zbuf = NULL, *out = NULL;
-	size_t plen, zcap = 0, zlen, total;
+	uint8_t *sealed = NULL, *out = NULL, binding[CHANGESET_BINDING_BYTES];
+	size_t plen, slen = 0, total;
 	hlc_t lo = UINT64_MAX, hi = 0;
 	char *payload = NULL;
 	int r = 0;
@@ -180,23 +180,13 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	/* The sealed plaintext starts with the binding: header bytes 8..63
 	 * (device, sequence, previous hash), so that nobody who cannot open
 	 * the seal can present the payload as another device's or set's. */
-	zcap = CHANGESET_BINDING_BYTES + ZSTD_compressBound(plen);
-	zbuf = malloc(zcap);
-	if (!zbuf) {
-		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
+	memcpy(binding, h->device, CHANGESET_DEVICE_BYTES);
+	bytes_put_be(binding + CHANGESET_DEVICE_BYTES, h->seq, 8);
+	memcpy(binding + CHANGESET_DEVICE_BYTES + 8, h->prev, CHANGESET_HASH_BYTES);
+	if ((r = envelope_seal(binding, sizeof(binding), payload, plen, hq_box_pk, &sealed, &slen,
+			       "change set", err)) < 0)
 		goto out;
-	}
-	memcpy(zbuf, h->device, CHANGESET_DEVICE_BYTES);
-	bytes_put_be(zbuf + CHANGESET_DEVICE_BYTES, h->seq, 8);
-	memcpy(zbuf + CHANGESET_DEVICE_BYTES + 8, h->prev, CHANGESET_HASH_BYTES);
-	zlen = ZSTD_compress(zbuf + CHANGESET_BINDING_BYTES, zcap - CHANGESET_BINDING_BYTES, payload,
-			     plen, CHANGESET_ZSTD_LEVEL);
-	if (ZSTD_isError(zlen)) {
-		r = fs_error_set(err, -FS_EFORMAT, "change set: zstd: %s", ZSTD_getErrorName(zlen));
-		goto out;
-	}
-	zlen += CHANGESET_BINDING_BYTES;
-	total = CHANGESET_HEADER_BYTES + zlen + crypto_box_SEALBYTES + CHANGESET_SIG_BYTES;
+	total = CHANGESET_HEADER_BYTES + slen + CHANGESET_SIG_BYTES;
 	if (total > CHANGESET_MAX_BYTES) {
 		r = fs_error_set(err, -FS_ELIMIT, "change set: %zu bytes, more than %d", total,
 				 CHANGESET_MAX_BYTES);
@@ -216,11 +206,8 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	bytes_put_be(out + OFF_HLC_MIN, lo, 8);
 	bytes_put_be(out + OFF_HLC_MAX, hi, 8);
 	bytes_put_be(out + OFF_COUNT, n, 4);
-	bytes_put_be(out + OFF_SEALED_LEN, zlen + crypto_box_SEALBYTES, 4);
-	if (crypto_box_seal(out + CHANGESET_HEADER_BYTES, zbuf, zlen, hq_box_pk) != 0) {
-		r = fs_error_set(err, -FS_EAUTH, "change set: cannot seal to the HQ key");
-		goto out;
-	}
+	bytes_put_be(out + OFF_SEALED_LEN, slen, 4);
+	memcpy(out + CHANGESET_HEADER_BYTES, sealed, slen);
 	crypto_sign_detached(out + total - CHANGESET_SIG_BYTES, NULL, out,
 			     total - CHANGESET_SIG_BYTES, device_sign_sk);
 	*ret_buf = out;
@@ -228,12 +215,10 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	out = NULL;
 out:
 	free(out);
-	/* Plaintext personal data, compressed or not: wiped before freed. */
-	if (zbuf)
-		sodium_memzero(zbuf, zcap);
+	free(sealed);
+	/* Plaintext personal data: wiped before freed. */
 	if (payload)
 		sodium_memzero(payload, strlen(payload));
-	free(zbuf);
 	cJSON_free(payload);
 	return r;
 }
@@ -297,69 +282,17 @@ void changeset_hash(const uint8_t *buf, size_t len, uint8_t out[CHANGESET_HASH_B
 
 /* ---- open ------------------------------------------------------------- */
 
-/* Decrypt and decompress the payload into a NUL-terminated string. */
+/* Decrypt and decompress the payload into a NUL-terminated string;
+ * version 2 checks the binding. */
 static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, const uint8_t *sk,
 			  char **ret_text, size_t *ret_len, struct fs_error *err)
 {
-	size_t sealed = len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES;
-	size_t zlen = sealed - crypto_box_SEALBYTES, zstart = 0, got;
-	unsigned long long size = 0;
-	uint8_t *z = malloc(zlen);
-	char *text = NULL;
-	int r = 0;
+	int bound = buf[OFF_VERSION] != CHANGESET_VERSION_UNBOUND;
 
-	if (!z)
-		return fs_error_set(err, -ENOMEM, "change set: out of memory");
-	if (crypto_box_seal_open(z, buf + CHANGESET_HEADER_BYTES, sealed, pk, sk) != 0) {
-		r = fs_error_set(err, -FS_EAUTH, "change set: payload not sealed to this HQ key");
-		goto out;
-	}
-	if (buf[OFF_VERSION] != CHANGESET_VERSION_UNBOUND) {
-		/* Version 2: the payload names the header it was sealed with. */
-		if (zlen <= CHANGESET_BINDING_BYTES ||
-		    sodium_memcmp(z, buf + OFF_DEVICE, CHANGESET_BINDING_BYTES) != 0) {
-			r = fs_error_set(err, -FS_EAUTH, "change set: the sealed payload is bound to "
-					 "another device, sequence or previous hash");
-			goto out;
-		}
-		zstart = CHANGESET_BINDING_BYTES;
-	}
-	/* zstd's frame states its content size; we insist on it, and on a
-	 * cap, before allocating anything. */
-	size = ZSTD_getFrameContentSize(z + zstart, zlen - zstart);
-	if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR ||
-	    size > CHANGESET_MAX_PAYLOAD || size == 0) {
-		r = fs_error_set(err, size > CHANGESET_MAX_PAYLOAD &&
-					      size != ZSTD_CONTENTSIZE_UNKNOWN &&
-					      size != ZSTD_CONTENTSIZE_ERROR
-					      ? -FS_ELIMIT
-					      : -FS_EFORMAT,
-				 "change set: payload size missing or over the limit");
-		goto out;
-	}
-	text = malloc((size_t)size + 1);
-	if (!text) {
-		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
-		goto out;
-	}
-	got = ZSTD_decompress(text, (size_t)size, z + zstart, zlen - zstart);
-	if (ZSTD_isError(got) || got != size) {
-		r = fs_error_set(err, -FS_EFORMAT, "change set: payload does not decompress");
-		goto out;
-	}
-	text[got] = '\0';
-	*ret_text = text;
-	*ret_len = got;
-	text = NULL;
-out:
-	/* Plaintext personal data: wiped before the allocator reuses it. */
-	if (text) {
-		sodium_memzero(text, (size_t)size + 1);
-		free(text);
-	}
-	sodium_memzero(z, zlen);
-	free(z);
-	return r;
+	return envelope_open(buf + CHANGESET_HEADER_BYTES,
+			     len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES, pk, sk,
+			     bound ? buf + OFF_DEVICE : NULL, bound ? CHANGESET_BINDING_BYTES : 0,
+			     CHANGESET_MAX_PAYLOAD, ret_text, ret_len, "change set", err);
 }
 
 int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],

@@ -50,7 +50,6 @@
  * A change is 6 values, plus one per extra multi_choice item. */
 #define CHANGESET_MAX_NODES (1 << 17)
 #define CHANGESET_MAX_NAME 64                     /* collection, field */
-#define CHANGESET_ZSTD_LEVEL 19
 
 struct changeset_header {
 	uint8_t version;                        /* 2, or 1 for an unbound set */

@@ -1,0 +1,104 @@
+/* envelope.c - see envelope.h. */
+#include "sync/envelope.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload, size_t plen,
+		  const uint8_t box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret, size_t *ret_len,
+		  const char *what, struct fs_error *err)
+{
+	size_t zcap = prefix_len + ZSTD_compressBound(plen), zlen;
+	uint8_t *z = malloc(zcap), *out = NULL;
+	int r = 0;
+
+	if (!z)
+		return fs_error_set(err, -ENOMEM, "%s: out of memory", what);
+	if (prefix_len)
+		memcpy(z, prefix, prefix_len);
+	zlen = ZSTD_compress(z + prefix_len, zcap - prefix_len, payload, plen, ENVELOPE_ZSTD_LEVEL);
+	if (ZSTD_isError(zlen)) {
+		r = fs_error_set(err, -FS_EFORMAT, "%s: zstd: %s", what, ZSTD_getErrorName(zlen));
+		goto out;
+	}
+	zlen += prefix_len;
+	if (!(out = malloc(zlen + crypto_box_SEALBYTES))) {
+		r = fs_error_set(err, -ENOMEM, "%s: out of memory", what);
+		goto out;
+	}
+	if (crypto_box_seal(out, z, zlen, box_pk) != 0) {
+		free(out);
+		r = fs_error_set(err, -FS_EAUTH, "%s: cannot seal to the recipient's key", what);
+		goto out;
+	}
+	*ret = out;
+	*ret_len = zlen + crypto_box_SEALBYTES;
+out:
+	/* Plaintext personal data, compressed or not: wiped before freed. */
+	sodium_memzero(z, zcap);
+	free(z);
+	return r;
+}
+
+int envelope_open(const uint8_t *sealed, size_t slen,
+		  const uint8_t box_pk[crypto_box_PUBLICKEYBYTES],
+		  const uint8_t box_sk[crypto_box_SECRETKEYBYTES], const uint8_t *prefix,
+		  size_t prefix_len, size_t max_payload, char **ret_text, size_t *ret_len,
+		  const char *what, struct fs_error *err)
+{
+	size_t zlen, got;
+	unsigned long long size = 0;
+	uint8_t *z;
+	char *text = NULL;
+	int r = 0;
+
+	if (slen <= crypto_box_SEALBYTES)
+		return fs_error_set(err, -FS_EFORMAT, "%s: sealed payload too short", what);
+	zlen = slen - crypto_box_SEALBYTES;
+	if (!(z = malloc(zlen)))
+		return fs_error_set(err, -ENOMEM, "%s: out of memory", what);
+	if (crypto_box_seal_open(z, sealed, slen, box_pk, box_sk) != 0) {
+		r = fs_error_set(err, -FS_EAUTH, "%s: payload not sealed to this key", what);
+		goto out;
+	}
+	if (prefix_len && (zlen <= prefix_len || sodium_memcmp(z, prefix, prefix_len) != 0)) {
+		r = fs_error_set(err, -FS_EAUTH, "%s: the sealed payload is bound to another "
+				 "device, sequence or previous hash", what);
+		goto out;
+	}
+	/* zstd's frame states its content size; we insist on it, and on a
+	 * cap, before allocating anything. */
+	size = ZSTD_getFrameContentSize(z + prefix_len, zlen - prefix_len);
+	if (size == ZSTD_CONTENTSIZE_UNKNOWN || size == ZSTD_CONTENTSIZE_ERROR || size == 0) {
+		r = fs_error_set(err, -FS_EFORMAT, "%s: payload size missing", what);
+		goto out;
+	}
+	if (size > max_payload) {
+		r = fs_error_set(err, -FS_ELIMIT, "%s: payload of %llu bytes over the limit", what,
+				 size);
+		goto out;
+	}
+	if (!(text = malloc((size_t)size + 1))) {
+		r = fs_error_set(err, -ENOMEM, "%s: out of memory", what);
+		goto out;
+	}
+	got = ZSTD_decompress(text, (size_t)size, z + prefix_len, zlen - prefix_len);
+	if (ZSTD_isError(got) || got != size) {
+		r = fs_error_set(err, -FS_EFORMAT, "%s: payload does not decompress", what);
+		goto out;
+	}
+	text[got] = '\0';
+	*ret_text = text;
+	*ret_len = got;
+	text = NULL;
+out:
+	if (text) {
+		sodium_memzero(text, (size_t)size + 1);
+		free(text);
+	}
+	sodium_memzero(z, zlen);
+	free(z);
+	return r;
+}
