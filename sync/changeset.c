@@ -38,6 +38,23 @@ static int append(cJSON *arr, cJSON *item)
 	return 0;
 }
 
+cJSON *changeset_change_row(const struct change *c)
+{
+	char hlc[HLC_TEXT_LEN + 1];
+	cJSON *row = cJSON_CreateArray();
+
+	hlc_format(c->hlc, hlc);
+	if (!row || !append(row, cJSON_CreateString(c->record_id)) ||
+	    !append(row, cJSON_CreateString(c->collection)) ||
+	    !append(row, cJSON_CreateString(c->field)) ||
+	    !append(row, c->value ? cJSON_Duplicate(c->value, 1) : cJSON_CreateNull()) ||
+	    !append(row, cJSON_CreateString(hlc))) {
+		cJSON_Delete(row);
+		return NULL;
+	}
+	return row;
+}
+
 static char *payload_print(const struct change *changes, size_t n)
 {
 	cJSON *arr = cJSON_CreateArray();
@@ -45,26 +62,16 @@ static char *payload_print(const struct change *changes, size_t n)
 
 	if (!arr)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const struct change *c = &changes[i];
-		char hlc[HLC_TEXT_LEN + 1];
-		cJSON *row = cJSON_CreateArray();
-
-		hlc_format(c->hlc, hlc);
-		if (!append(arr, row) || !append(row, cJSON_CreateString(c->record_id)) ||
-		    !append(row, cJSON_CreateString(c->collection)) ||
-		    !append(row, cJSON_CreateString(c->field)) ||
-		    !append(row, c->value ? cJSON_Duplicate(c->value, 1) : cJSON_CreateNull()) ||
-		    !append(row, cJSON_CreateString(hlc)))
+	for (size_t i = 0; i < n; i++)
+		if (!append(arr, changeset_change_row(&changes[i])))
 			goto out;
-	}
 	text = cJSON_PrintUnformatted(arr);
 out:
 	cJSON_Delete(arr);
 	return text;
 }
 
-static int name_ok(const char *s, int allow_underscore_start)
+int changeset_name_ok(const char *s, int allow_underscore_start)
 {
 	size_t n = strlen(s);
 
@@ -104,13 +111,12 @@ size_t changeset_payload_nodes(const char *text, size_t len)
 	return 2 * containers + commas + 1;
 }
 
-/* One untrusted row of the payload into c. */
-static int change_from_json(const cJSON *row, hlc_t lo, hlc_t hi, struct change *c)
+int changeset_change_from_row(const cJSON *row, int width, hlc_t lo, hlc_t hi, struct change *c)
 {
 	const cJSON *id, *coll, *field, *value, *hlc;
 	char canon[UUID_TEXT_LEN + 1];
 
-	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 5)
+	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != width)
 		return -FS_EFORMAT;
 	id = cJSON_GetArrayItem(row, 0);
 	coll = cJSON_GetArrayItem(row, 1);
@@ -123,7 +129,7 @@ static int change_from_json(const cJSON *row, hlc_t lo, hlc_t hi, struct change 
 	/* Ids travel in canonical lower case, so equal ids are equal bytes. */
 	if (uuid_normalize(id->valuestring, canon) < 0 || strcmp(canon, id->valuestring) != 0)
 		return -FS_EFORMAT;
-	if (!name_ok(coll->valuestring, 0) || !name_ok(field->valuestring, 1))
+	if (!changeset_name_ok(coll->valuestring, 0) || !changeset_name_ok(field->valuestring, 1))
 		return -FS_EFORMAT;
 	if (hlc_parse(hlc->valuestring, &c->hlc) < 0 || c->hlc < lo || c->hlc > hi)
 		return -FS_EFORMAT;
@@ -328,7 +334,7 @@ int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypt
 		goto out;
 	}
 	for (const cJSON *row = arr->child; row; row = row->next, n++) {
-		r = change_from_json(row, h.hlc_min, h.hlc_max, &changes[n]);
+		r = changeset_change_from_row(row, 5, h.hlc_min, h.hlc_max, &changes[n]);
 		if (r < 0) {
 			fs_error_set(err, r, "change set: change %zu is malformed", n + 1);
 			goto out;

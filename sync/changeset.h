@@ -98,6 +98,20 @@ int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypt
  * splits; HQ refuses before it builds a tree). */
 size_t changeset_payload_nodes(const char *text, size_t len);
 
+/* One change as its payload row [record id, collection, field, value,
+ * hlc]; NULL when out of memory.  Down-sets use the same rows. */
+cJSON *changeset_change_row(const struct change *c);
+
+/* An untrusted row of width elements (the first five as above) into c,
+ * its HLC within [lo, hi]; -FS_EFORMAT, or -ENOMEM.  On success c->value
+ * is owned by c. */
+int changeset_change_from_row(const cJSON *row, int width, hlc_t lo, hlc_t hi,
+			      struct change *c) FS_WUR;
+
+/* A collection ([a-z][a-z0-9_]*) or, with allow_underscore_start, a field
+ * name ("_deleted"), at most CHANGESET_MAX_NAME bytes. */
+int changeset_name_ok(const char *s, int allow_underscore_start);
+
 /* BLAKE2b-256 of the whole encoding: the chain link and the dedup key. */
 void changeset_hash(const uint8_t *buf, size_t len, uint8_t out[CHANGESET_HASH_BYTES]);
 

@@ -76,5 +76,8 @@ const char *test_forms_dir(void);
  * the limit on a wait for an event, which a slow build may stretch.  Never
  * an assertion about speed. */
 unsigned long test_timeout_ms(unsigned long base_ms);
+/* Read a hex vector file (tests/vectors/) into out; fails the test if it
+ * is malformed or longer than cap. */
+size_t test_read_hex(const char *path, uint8_t *out, size_t cap);
 
 #endif

@@ -145,28 +145,6 @@ TEST(changeset_wrong_keys_and_versions)
 	free(buf);
 }
 
-static size_t read_hex(const char *path, uint8_t *out, size_t cap)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = 0;
-	unsigned b;
-	int c;
-
-	ASSERT_TRUE(f != NULL);
-	while ((c = fgetc(f)) != EOF) {
-		char pair[3] = {(char)c, 0, 0};
-
-		if (c == '\n')
-			continue;
-		pair[1] = (char)fgetc(f);
-		ASSERT_EQ(sscanf(pair, "%2x", &b), 1);
-		ASSERT_LT(n, cap);
-		out[n++] = (uint8_t)b;
-	}
-	fclose(f);
-	return n;
-}
-
 /* A vector pins the layout in docs/PROTOCOL.md byte for byte. */
 static void check_vector_file(const char *path, uint8_t version, const char *hash_hex)
 {
@@ -175,7 +153,7 @@ static void check_vector_file(const char *path, uint8_t version, const char *has
 	uint8_t buf[4096], device[16], hash[32], want_hash[32];
 	size_t len;
 
-	len = read_hex(path, buf, sizeof(buf));
+	len = test_read_hex(path, buf, sizeof(buf));
 	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
 	vector_device_id(k.sign_pk, device);
 	ASSERT_MEM_EQ(buf, head, sizeof(head));

@@ -107,3 +107,26 @@ int main(int argc, char **argv)
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
+
+/* A test vector file: hex digits, any number per line. */
+size_t test_read_hex(const char *path, uint8_t *out, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+	unsigned b;
+	int c;
+
+	ASSERT_TRUE(f != NULL);
+	while ((c = fgetc(f)) != EOF) {
+		char pair[3] = {(char)c, 0, 0};
+
+		if (c == '\n')
+			continue;
+		pair[1] = (char)fgetc(f);
+		ASSERT_EQ(sscanf(pair, "%2x", &b), 1);
+		ASSERT_LT(n, cap);
+		out[n++] = (uint8_t)b;
+	}
+	fclose(f);
+	return n;
+}

@@ -1,0 +1,420 @@
+/* downset.c - encode, parse, verify and open down-sets (see downset.h).
+ *
+ * Sections: the payload; encode; parse and verify; open.
+ */
+#include "sync/downset.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/bytes.h"
+#include "sync/envelope.h"
+#include "sync/utf8.h"
+
+#define OFF_MAGIC 0
+#define OFF_VERSION 4
+#define OFF_CODEC 5
+#define OFF_FLAGS 6
+#define OFF_RESERVED 7
+#define OFF_DEVICE 8
+#define OFF_SEQ 24
+#define OFF_PREV 32
+#define OFF_CURSOR 64
+#define OFF_TIME 72
+#define OFF_COUNT 80
+#define OFF_SEALED_LEN 84
+
+/* ---- the payload ------------------------------------------------------ */
+
+/* Append item to arr, taking ownership either way; false on failure. */
+static int append(cJSON *arr, cJSON *item)
+{
+	if (item && cJSON_AddItemToArray(arr, item))
+		return 1;
+	cJSON_Delete(item);
+	return 0;
+}
+
+static cJSON *hlc_item(hlc_t t)
+{
+	char text[HLC_TEXT_LEN + 1];
+
+	hlc_format(t, text);
+	return cJSON_CreateString(text);
+}
+
+static cJSON *value_item(const cJSON *v)
+{
+	return v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
+}
+
+/* Canonical form: {"scope":[...],"changes":[...],"conflicts":[...],
+ * "forms":[...]}, members in that order, printed by cJSON without
+ * spaces. */
+static char *payload_print(const struct downset *d)
+{
+	cJSON *o = cJSON_CreateObject(), *scope = cJSON_CreateArray(), *ch = cJSON_CreateArray(),
+	      *co = cJSON_CreateArray(), *fo = cJSON_CreateArray();
+	char *text = NULL;
+
+	if (!o || !scope || !ch || !co || !fo) {
+		cJSON_Delete(scope);
+		cJSON_Delete(ch);
+		cJSON_Delete(co);
+		cJSON_Delete(fo);
+		goto out;
+	}
+	cJSON_AddItemToObject(o, "scope", scope);
+	cJSON_AddItemToObject(o, "changes", ch);
+	cJSON_AddItemToObject(o, "conflicts", co);
+	cJSON_AddItemToObject(o, "forms", fo);
+	for (size_t i = 0; i < d->nscope; i++)
+		if (!append(scope, cJSON_CreateString(d->scope[i])))
+			goto out;
+	for (size_t i = 0; i < d->nchanges; i++) {
+		cJSON *row = changeset_change_row(&d->changes[i].c);
+
+		if (!append(ch, row) || !append(row, cJSON_CreateString(d->changes[i].device)))
+			goto out;
+	}
+	for (size_t i = 0; i < d->nconflicts; i++) {
+		const struct downset_conflict *c = &d->conflicts[i];
+		cJSON *row = cJSON_CreateArray();
+
+		if (!append(co, row) || !append(row, cJSON_CreateString(c->record_id)) ||
+		    !append(row, cJSON_CreateString(c->field)) ||
+		    !append(row, cJSON_CreateString(c->device_a)) || !append(row, hlc_item(c->hlc_a)) ||
+		    !append(row, value_item(c->value_a)) ||
+		    !append(row, cJSON_CreateString(c->device_b)) || !append(row, hlc_item(c->hlc_b)) ||
+		    !append(row, value_item(c->value_b)))
+			goto out;
+	}
+	for (size_t i = 0; i < d->nforms; i++) {
+		const struct downset_form *f = &d->forms[i];
+		cJSON *row = cJSON_CreateArray();
+
+		if (!append(fo, row) || !append(row, cJSON_CreateString(f->collection)) ||
+		    !append(row, cJSON_CreateNumber(f->version)) ||
+		    !append(row, value_item(f->definition)))
+			goto out;
+	}
+	text = cJSON_PrintUnformatted(o);
+out:
+	cJSON_Delete(o);
+	return text;
+}
+
+static int device_hex_ok(const char *s)
+{
+	if (strlen(s) != DOWNSET_DEVICE_HEX - 1)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
+static int scope_name_ok(const cJSON *v)
+{
+	size_t n;
+
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return 0;
+	n = strlen(v->valuestring);
+	return n >= 1 && n <= DOWNSET_MAX_SCOPE_NAME && utf8_valid(v->valuestring);
+}
+
+/* The string at index i of an array row, or NULL. */
+static const char *row_str(const cJSON *row, int i)
+{
+	const cJSON *v = cJSON_GetArrayItem(row, i);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int conflict_from_row(const cJSON *row, struct downset_conflict *c)
+{
+	const char *id = row_str(row, 0), *field = row_str(row, 1), *da = row_str(row, 2),
+		   *ha = row_str(row, 3), *db = row_str(row, 5), *hb = row_str(row, 6);
+	char canon[UUID_TEXT_LEN + 1];
+
+	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 8 || !id || !field || !da || !ha ||
+	    !db || !hb)
+		return -FS_EFORMAT;
+	if (uuid_normalize(id, canon) < 0 || strcmp(canon, id) ||
+	    !changeset_name_ok(field, 1) || !device_hex_ok(da) || !device_hex_ok(db) ||
+	    hlc_parse(ha, &c->hlc_a) < 0 || hlc_parse(hb, &c->hlc_b) < 0)
+		return -FS_EFORMAT;
+	memcpy(c->record_id, canon, sizeof(canon));
+	strcpy(c->field, field);
+	strcpy(c->device_a, da);
+	strcpy(c->device_b, db);
+	c->value_a = cJSON_Duplicate(cJSON_GetArrayItem(row, 4), 1);
+	c->value_b = cJSON_Duplicate(cJSON_GetArrayItem(row, 7), 1);
+	return c->value_a && c->value_b ? 0 : -ENOMEM;
+}
+
+static int form_from_row(const cJSON *row, struct downset_form *f)
+{
+	const char *coll = row_str(row, 0);
+	const cJSON *version = cJSON_GetArrayItem(row, 1), *def = cJSON_GetArrayItem(row, 2);
+
+	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 3 || !coll ||
+	    !changeset_name_ok(coll, 0) || !cJSON_IsNumber(version) || version->valuedouble < 1 ||
+	    version->valuedouble > 2147483647.0 ||
+	    version->valuedouble != (double)(uint32_t)version->valuedouble || !cJSON_IsObject(def))
+		return -FS_EFORMAT;
+	strcpy(f->collection, coll);
+	f->version = (uint32_t)version->valuedouble;
+	return (f->definition = cJSON_Duplicate(def, 1)) ? 0 : -ENOMEM;
+}
+
+/* The parsed, untrusted payload object into d (header already in d). */
+static int payload_read(const cJSON *o, struct downset *d, struct fs_error *err)
+{
+	static const char *const names[] = {"scope", "changes", "conflicts", "forms"};
+	const cJSON *m[4] = {0}, *it;
+	size_t i = 0, k;
+	int r;
+
+	/* Exactly the four members, in order, each once. */
+	if (!cJSON_IsObject(o))
+		return fs_error_set(err, -FS_EFORMAT, "down-set: payload is not a JSON object");
+	for (it = o->child; it; it = it->next, i++) {
+		if (i >= 4 || !it->string || strcmp(it->string, names[i]) || !cJSON_IsArray(it))
+			return fs_error_set(err, -FS_EFORMAT,
+					    "down-set: payload members are not scope, changes, "
+					    "conflicts and forms");
+		m[i] = it;
+	}
+	if (i != 4)
+		return fs_error_set(err, -FS_EFORMAT, "down-set: payload member missing");
+	d->nscope = (size_t)cJSON_GetArraySize(m[0]);
+	if (d->nscope < 1 || d->nscope > DOWNSET_MAX_SCOPE)
+		return fs_error_set(err, -FS_EFORMAT, "down-set: a scope of %zu names", d->nscope);
+	if ((size_t)cJSON_GetArraySize(m[1]) + (size_t)cJSON_GetArraySize(m[2]) +
+		    (size_t)cJSON_GetArraySize(m[3]) !=
+	    d->h.count)
+		return fs_error_set(err, -FS_EFORMAT, "down-set: payload is not %u entries",
+				    d->h.count);
+	if (!(d->scope = calloc(d->nscope, sizeof(*d->scope))) ||
+	    !(d->changes = calloc((size_t)cJSON_GetArraySize(m[1]) + 1, sizeof(*d->changes))) ||
+	    !(d->conflicts = calloc((size_t)cJSON_GetArraySize(m[2]) + 1, sizeof(*d->conflicts))) ||
+	    !(d->forms = calloc((size_t)cJSON_GetArraySize(m[3]) + 1, sizeof(*d->forms))))
+		return fs_error_set(err, -ENOMEM, "down-set: out of memory");
+	k = 0;
+	cJSON_ArrayForEach(it, m[0])
+	{
+		if (!scope_name_ok(it))
+			return fs_error_set(err, -FS_EFORMAT, "down-set: scope name %zu is malformed",
+					    k + 1);
+		if (!(d->scope[k++] = strdup(it->valuestring)))
+			return fs_error_set(err, -ENOMEM, "down-set: out of memory");
+	}
+	cJSON_ArrayForEach(it, m[1])
+	{
+		struct downset_change *c = &d->changes[d->nchanges];
+		const char *dev = row_str(it, 5);
+
+		if ((r = changeset_change_from_row(it, 6, 0, UINT64_MAX, &c->c)) < 0)
+			return fs_error_set(err, r, "down-set: change %zu is malformed",
+					    d->nchanges + 1);
+		d->nchanges++;
+		if (!dev || !device_hex_ok(dev))
+			return fs_error_set(err, -FS_EFORMAT, "down-set: change %zu is malformed",
+					    d->nchanges);
+		strcpy(c->device, dev);
+	}
+	cJSON_ArrayForEach(it, m[2])
+	{
+		r = conflict_from_row(it, &d->conflicts[d->nconflicts]);
+		d->nconflicts++;
+		if (r < 0)
+			return fs_error_set(err, r, "down-set: conflict %zu is malformed",
+					    d->nconflicts);
+	}
+	cJSON_ArrayForEach(it, m[3])
+	{
+		r = form_from_row(it, &d->forms[d->nforms]);
+		d->nforms++;
+		if (r < 0)
+			return fs_error_set(err, r, "down-set: form %zu is malformed", d->nforms);
+	}
+	return 0;
+}
+
+void downset_clear(struct downset *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; d->scope && i < d->nscope; i++)
+		free(d->scope[i]);
+	for (size_t i = 0; d->changes && i < d->nchanges; i++)
+		cJSON_Delete(d->changes[i].c.value);
+	for (size_t i = 0; d->conflicts && i < d->nconflicts; i++) {
+		cJSON_Delete(d->conflicts[i].value_a);
+		cJSON_Delete(d->conflicts[i].value_b);
+	}
+	for (size_t i = 0; d->forms && i < d->nforms; i++)
+		cJSON_Delete(d->forms[i].definition);
+	free(d->scope);
+	free(d->changes);
+	free(d->conflicts);
+	free(d->forms);
+	memset(d, 0, sizeof(*d));
+}
+
+/* ---- encode ----------------------------------------------------------- */
+
+int downset_encode(const struct downset *d, const uint8_t device_box_pk[crypto_box_PUBLICKEYBYTES],
+		   const uint8_t hq_sign_sk[crypto_sign_SECRETKEYBYTES], uint8_t **ret_buf,
+		   size_t *ret_len, struct fs_error *err)
+{
+	size_t count = d->nchanges + d->nconflicts + d->nforms, plen, slen = 0, total;
+	uint8_t *sealed = NULL, *out = NULL;
+	char *payload = NULL;
+	int r = 0;
+
+	if (d->h.seq == 0 || count > DOWNSET_MAX_ENTRIES || d->nscope < 1 ||
+	    d->nscope > DOWNSET_MAX_SCOPE || (d->h.flags & ~DOWNSET_FLAG_MORE))
+		return fs_error_set(err, -FS_EUSAGE, "down-set: %zu entries, %zu scope names, "
+				    "sequence %llu", count, d->nscope, (unsigned long long)d->h.seq);
+	if (!(payload = payload_print(d)))
+		return fs_error_set(err, -ENOMEM, "down-set: out of memory");
+	plen = strlen(payload);
+	if (plen > DOWNSET_MAX_PAYLOAD ||
+	    changeset_payload_nodes(payload, plen) > DOWNSET_MAX_NODES) {
+		r = fs_error_set(err, -FS_ELIMIT, "down-set: payload over the limit");
+		goto out;
+	}
+	if ((r = envelope_seal(NULL, 0, payload, plen, device_box_pk, &sealed, &slen, "down-set",
+			       err)) < 0)
+		goto out;
+	total = DOWNSET_HEADER_BYTES + slen + DOWNSET_SIG_BYTES;
+	if (total > DOWNSET_MAX_BYTES) {
+		r = fs_error_set(err, -FS_ELIMIT, "down-set: %zu bytes, more than %d", total,
+				 DOWNSET_MAX_BYTES);
+		goto out;
+	}
+	if (!(out = calloc(1, total))) {
+		r = fs_error_set(err, -ENOMEM, "down-set: out of memory");
+		goto out;
+	}
+	memcpy(out + OFF_MAGIC, DOWNSET_MAGIC, 4);
+	out[OFF_VERSION] = DOWNSET_VERSION;
+	out[OFF_CODEC] = DOWNSET_CODEC_ZSTD_JSON;
+	out[OFF_FLAGS] = d->h.flags;
+	memcpy(out + OFF_DEVICE, d->h.device, CHANGESET_DEVICE_BYTES);
+	bytes_put_be(out + OFF_SEQ, d->h.seq, 8);
+	memcpy(out + OFF_PREV, d->h.prev, CHANGESET_HASH_BYTES);
+	bytes_put_be(out + OFF_CURSOR, d->h.cursor, 8);
+	bytes_put_be(out + OFF_TIME, d->h.hq_time_ms, 8);
+	bytes_put_be(out + OFF_COUNT, count, 4);
+	bytes_put_be(out + OFF_SEALED_LEN, slen, 4);
+	memcpy(out + DOWNSET_HEADER_BYTES, sealed, slen);
+	crypto_sign_detached(out + total - DOWNSET_SIG_BYTES, NULL, out, total - DOWNSET_SIG_BYTES,
+			     hq_sign_sk);
+	*ret_buf = out;
+	*ret_len = total;
+	out = NULL;
+out:
+	free(out);
+	free(sealed);
+	sodium_memzero(payload, strlen(payload));
+	cJSON_free(payload);
+	return r;
+}
+
+/* ---- parse and verify ------------------------------------------------- */
+
+int downset_parse(const uint8_t *buf, size_t len, struct downset_header *ret,
+		  struct fs_error *err)
+{
+	static const uint8_t zero[CHANGESET_HASH_BYTES];
+	struct downset_header h;
+	uint64_t sealed;
+
+	if (len > DOWNSET_MAX_BYTES)
+		return fs_error_set(err, -FS_ELIMIT, "down-set of %zu bytes, more than %d", len,
+				    DOWNSET_MAX_BYTES);
+	if (len < DOWNSET_HEADER_BYTES + crypto_box_SEALBYTES + 1 + DOWNSET_SIG_BYTES ||
+	    memcmp(buf + OFF_MAGIC, DOWNSET_MAGIC, 4) != 0)
+		return fs_error_set(err, -FS_EFORMAT, "not a down-set");
+	if (buf[OFF_VERSION] != DOWNSET_VERSION)
+		return fs_error_set(err, -FS_EFORMAT, "down-set version %u is not supported",
+				    buf[OFF_VERSION]);
+	if (buf[OFF_CODEC] != DOWNSET_CODEC_ZSTD_JSON || (buf[OFF_FLAGS] & ~DOWNSET_FLAG_MORE) ||
+	    buf[OFF_RESERVED])
+		return fs_error_set(err, -FS_EFORMAT, "down-set: unknown codec or flags");
+	h.flags = buf[OFF_FLAGS];
+	memcpy(h.device, buf + OFF_DEVICE, CHANGESET_DEVICE_BYTES);
+	h.seq = bytes_get_be(buf + OFF_SEQ, 8);
+	memcpy(h.prev, buf + OFF_PREV, CHANGESET_HASH_BYTES);
+	h.cursor = bytes_get_be(buf + OFF_CURSOR, 8);
+	h.hq_time_ms = bytes_get_be(buf + OFF_TIME, 8);
+	h.count = (uint32_t)bytes_get_be(buf + OFF_COUNT, 4);
+	sealed = bytes_get_be(buf + OFF_SEALED_LEN, 4);
+	/* The length field is checked against the real length, never used
+	 * to read past it. */
+	if (sealed != len - DOWNSET_HEADER_BYTES - DOWNSET_SIG_BYTES)
+		return fs_error_set(err, -FS_EFORMAT, "down-set: sealed length does not match");
+	if (h.seq == 0 || h.count > DOWNSET_MAX_ENTRIES ||
+	    (h.seq == 1 && memcmp(h.prev, zero, sizeof(zero)) != 0))
+		return fs_error_set(err, -FS_EFORMAT, "down-set: bad sequence or count");
+	*ret = h;
+	return 0;
+}
+
+int downset_verify(const uint8_t *buf, size_t len,
+		   const uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES])
+{
+	if (len < DOWNSET_HEADER_BYTES + DOWNSET_SIG_BYTES || len > DOWNSET_MAX_BYTES)
+		return -FS_EFORMAT;
+	if (crypto_sign_verify_detached(buf + len - DOWNSET_SIG_BYTES, buf,
+					len - DOWNSET_SIG_BYTES, hq_sign_pk) != 0)
+		return -FS_EAUTH;
+	return 0;
+}
+
+/* ---- open ------------------------------------------------------------- */
+
+int downset_open(const uint8_t *buf, size_t len,
+		 const uint8_t device_box_pk[crypto_box_PUBLICKEYBYTES],
+		 const uint8_t device_box_sk[crypto_box_SECRETKEYBYTES], struct downset *ret,
+		 struct fs_error *err)
+{
+	struct downset d = {0};
+	char *text = NULL;
+	cJSON *o = NULL;
+	size_t tlen = 0;
+	int r;
+
+	if ((r = downset_parse(buf, len, &d.h, err)) < 0)
+		return r;
+	if ((r = envelope_open(buf + DOWNSET_HEADER_BYTES,
+			       len - DOWNSET_HEADER_BYTES - DOWNSET_SIG_BYTES, device_box_pk,
+			       device_box_sk, NULL, 0, DOWNSET_MAX_PAYLOAD, &text, &tlen, "down-set",
+			       err)) < 0)
+		return r;
+	/* The tree is bounded before it is built. */
+	if (changeset_payload_nodes(text, tlen) > DOWNSET_MAX_NODES) {
+		r = fs_error_set(err, -FS_ELIMIT, "down-set: payload of more than %d JSON values",
+				 DOWNSET_MAX_NODES);
+		goto out;
+	}
+	if (!(o = cJSON_ParseWithLength(text, tlen))) {
+		r = fs_error_set(err, -FS_EFORMAT, "down-set: payload is not JSON");
+		goto out;
+	}
+	if ((r = payload_read(o, &d, err)) < 0)
+		goto out;
+	*ret = d;
+	memset(&d, 0, sizeof(d));
+out:
+	downset_clear(&d);
+	cJSON_Delete(o);
+	sodium_memzero(text, tlen);
+	free(text);
+	return r;
+}
