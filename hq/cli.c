@@ -22,6 +22,7 @@
 #include "hq/export.h"
 #include "hq/hqconfig.h"
 #include "sync/ini.h"
+#include "hq/downsync.h"
 #include "hq/hqdb.h"
 #include "hq/scope.h"
 #include "hq/hqenroll.h"
@@ -218,7 +219,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 		case 'h':
 			puts("Usage: fieldsync-hq serve [--listen ADDR:PORT]\n"
 			     "Run the sync server (POST /v1/enroll, POST /v1/changesets,\n"
-			     "GET /v1/health) until SIGTERM or SIGINT.  HTTPS with [server]\n"
+			     "POST /v1/pull, GET /v1/health) until SIGTERM or SIGINT.  HTTPS with [server]\n"
 			     "tls_cert and tls_key; plain HTTP only on a loopback address.\n"
 			     "Port 0 picks a free port.  Prints \"listening on ADDR:PORT\" to\n"
 			     "stderr once ready.");
@@ -244,6 +245,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	/* Check the database once before accepting anything. */
 	if ((r = open_db(cfg, &db, &err)) < 0 || (r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0 ||
 	    (r = hqforms_load(cfg->forms_dir, &forms, &err)) < 0 ||
+	    (r = downsync_reindex(db, forms, &err)) < 0 ||
 	    (r = server_start(cfg, hq, forms, &srv, &err)) < 0)
 		goto out;
 	db = hqdb_close(db);

@@ -1,6 +1,8 @@
 /* hqconfig.c - hq.conf: its keys and defaults, loaded strictly by
  * sync/ini.c. */
 #include "hq/hqconfig.h"
+#include "hq/downsync.h"
+#include "sync/downset.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{"server", "accept_unbound_sets", &cfg->accept_unbound, NULL, 0},
 		{"server", "enroll_rate", NULL, &cfg->enroll_rate, 1000000},
 		{"server", "proof_rate", NULL, &cfg->proof_rate, 1000000},
+		{"server", "pull_batch", NULL, &cfg->pull_batch, DOWNSET_MAX_ENTRIES},
 		{"store", "data_dir", &cfg->data_dir, NULL, 0},
 		{"forms", "dir", &cfg->forms_dir, NULL, 0},
 		{"audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000},
@@ -56,6 +59,8 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->enroll_rate = HQCONFIG_DEFAULT_ENROLL_RATE;
 	if (!cfg->proof_rate)
 		cfg->proof_rate = HQCONFIG_DEFAULT_PROOF_RATE;
+	if (!cfg->pull_batch)
+		cfg->pull_batch = DOWNSYNC_DEFAULT_BATCH;
 	if (cfg->accept_unbound && strcmp(cfg->accept_unbound, "yes") &&
 	    strcmp(cfg->accept_unbound, "no"))
 		return fs_error_set(err, -FS_EUSAGE, "[server] accept_unbound_sets must be yes or no");

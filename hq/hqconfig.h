@@ -18,6 +18,8 @@
  *   [server] enroll_rate   enrolment attempts one address may make in a
  *                          burst, and then per minute, 1..1000000
  *                          (default 10)
+ *   [server] pull_batch    entries (changed fields, conflicts) per down-set
+ *                          at most (default DOWNSYNC_DEFAULT_BATCH)
  *   [server] proof_rate    POST /v1/audit/consistency requests one address
  *                          may make in a burst, and then per minute,
  *                          1..1000000 (default 60)
@@ -71,6 +73,7 @@ struct hq_config {
 	char *accept_unbound;  /* "yes" (NULL) or "no" */
 	unsigned enroll_rate;  /* enrolment attempts per address: burst, and per minute */
 	unsigned proof_rate;   /* proof requests per address: burst, and per minute */
+	unsigned pull_batch;   /* entries per down-set at most */
 	struct audit_policy audit; /* when to sign an audit checkpoint */
 };
 

@@ -5,6 +5,7 @@
 #include "hq/hqdb.h"
 #include <cjson/cJSON.h>
 #include "hq/audit.h"
+#include "hq/downsync.h"
 #include "hq/scope.h"
 #include "sync/dberr.h"
 
@@ -95,7 +96,12 @@ static const char schema_sql[] =
 	"  updated_hlc INTEGER NOT NULL,"
 	"  updated_device TEXT NOT NULL,"
 	"  deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),"
-	"  merged_at INTEGER NOT NULL DEFAULT 0"
+	"  merged_at INTEGER NOT NULL DEFAULT 0,"
+	/* hq/downsync.h: the folded scope value ('' for a collection with
+	 * no scope field, NULL while unknown), and the record a ref scope
+	 * field names. */
+	"  scope_key TEXT,"
+	"  scope_parent TEXT"
 	") STRICT;"
 	"CREATE INDEX records_by_collection ON records(collection, deleted, id);"
 	"CREATE TABLE fields("
@@ -104,6 +110,10 @@ static const char schema_sql[] =
 	"  value TEXT NOT NULL,"
 	"  hlc INTEGER NOT NULL,"
 	"  device TEXT NOT NULL,"
+	/* hq/downsync.h: when it was last merged (unique, increasing), and
+	 * its record's scope key then. */
+	"  rev INTEGER NOT NULL DEFAULT 0,"
+	"  scope_key TEXT,"
 	"  PRIMARY KEY (record_id, field)"
 	") STRICT, WITHOUT ROWID;"
 	"CREATE TABLE field_writes("
@@ -160,7 +170,7 @@ static const char schema_sql[] =
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
-	AUDIT_NODES_SQL SCOPE_TABLE_SQL;
+	AUDIT_NODES_SQL SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -241,6 +251,31 @@ static int migrate_v3(sqlite3 *db, const char *path, struct fs_error *err)
 	return r;
 }
 
+/* Version 3 to 4: two-way sync (hq/downsync.h).  Fields merged before
+ * keep revision 0 and get their scope keys from downsync_reindex(),
+ * which serve runs before it listens. */
+static int migrate_v4(sqlite3 *db, const char *path, struct fs_error *err)
+{
+	char what[PATH_MAX + 32];
+	int r, v = -1;
+
+	snprintf(what, sizeof(what), "upgrade %s to schema version 4", path);
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+		return r;
+	if ((r = user_version(db, &v, err)) == 0 && v == 3 &&
+	    (r = hqdb_exec(db, "ALTER TABLE records ADD COLUMN scope_key TEXT;"
+			       "ALTER TABLE records ADD COLUMN scope_parent TEXT;"
+			       "ALTER TABLE fields ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
+			       "ALTER TABLE fields ADD COLUMN scope_key TEXT;" DOWNSYNC_TABLES_SQL,
+			   what, err)) == 0)
+		r = hqdb_exec(db, "PRAGMA user_version=4", what, err);
+	if (r == 0)
+		r = hqdb_exec(db, "COMMIT", what, err);
+	if (r < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
 static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
 {
 	int r, v = -1;
@@ -250,6 +285,8 @@ static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
 	if (v == 1 && ((r = migrate_v2(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
 		return r;
 	if (v == 2 && ((r = migrate_v3(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
+		return r;
+	if (v == 3 && ((r = migrate_v4(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
 		return r;
 	if (v == 0)
 		return fs_error_set(err, -ENOENT, "database %s: not initialised (run init)", path);

@@ -72,3 +72,13 @@ struct hq_forms *hqforms_free(struct hq_forms *fs)
 	free(fs);
 	return NULL;
 }
+
+size_t hqforms_count(const struct hq_forms *fs)
+{
+	return fs ? fs->n : 0;
+}
+
+const struct form *hqforms_at(const struct hq_forms *fs, size_t i)
+{
+	return fs && i < fs->n ? fs->form[i] : NULL;
+}

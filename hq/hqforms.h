@@ -24,6 +24,10 @@ int hqforms_load(const char *dir, struct hq_forms **ret, struct fs_error *err) F
 /* The form of a collection, or NULL when none is defined. */
 const struct form *hqforms_find(const struct hq_forms *fs, const char *collection);
 
+/* The forms in file-name order: i < hqforms_count(fs). */
+size_t hqforms_count(const struct hq_forms *fs);
+const struct form *hqforms_at(const struct hq_forms *fs, size_t i);
+
 /* NULL-safe; returns NULL. */
 struct hq_forms *hqforms_free(struct hq_forms *fs);
 

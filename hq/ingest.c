@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hq/downsync.h"
 #include "hq/hqdb.h"
 #include "hq/scope.h"
 #include "sync/changeset.h"
@@ -118,6 +119,7 @@ struct run {
 	char stamped[UUID_TEXT_LEN + 1]; /* last record given merged_at */
 	struct scope *scope;             /* what the device may write */
 	struct scope_set *scope_set;     /* this set's scope values */
+	struct downsync_writer *down;    /* revisions and scope keys */
 	struct fs_error *err;
 };
 
@@ -422,7 +424,9 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 	bind_text(st, 3, value);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->hlc);
 	bind_text(st, 5, run->device);
-	if ((r = step_done(run, st, "write field")) < 0)
+	if ((r = step_done(run, st, "write field")) < 0 ||
+	    (r = downsync_field_merged(run->down, c->collection, c->record_id, c->field, value,
+				       run->err)) < 0)
 		return r;
 	/* One stamp per record per set: a record's changes come together,
 	 * and the time is the same for all of them. */
@@ -663,6 +667,7 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 	    (r = scope_load(run->ctx->db, run->device, &run->scope, run->err)) < 0 ||
 	    (r = scope_set_build(run->ctx->db, run->ctx->forms, ch, n, &run->scope_set, run->err)) <
 		    0 ||
+	    (r = downsync_writer_new(run->ctx->db, run->ctx->forms, &run->down, run->err)) < 0 ||
 	    (r = merge_all(run, ch, n, index, &q, ret->quarantined)) < 0)
 		goto out;
 	memcpy(rc.device, h->device, CHANGESET_DEVICE_BYTES);
@@ -683,6 +688,7 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 out:
 	run_finalize(run);
 	scope_set_free(run->scope_set);
+	downsync_writer_free(run->down);
 	scope_free(run->scope);
 	free(index);
 	changes_free(ch, n);

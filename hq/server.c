@@ -24,6 +24,7 @@
 
 #include "crypto/bytes.h"
 #include "crypto/secmem.h"
+#include "hq/downsync.h"
 #include "hq/hqdb.h"
 #include "hq/hqenroll.h"
 #include "hq/ingest.h"
@@ -77,7 +78,7 @@ struct server {
 	uint8_t dev_key[crypto_shorthash_KEYBYTES];
 };
 
-enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY };
+enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY, EP_PULL };
 
 struct request {
 	enum endpoint ep;
@@ -100,8 +101,9 @@ struct request {
  * Retry-After (a request whose framing cannot be trusted). */
 static const char CLOSE_AFTER[] = "";
 
-static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, char *text,
-				 const char *retry_after)
+/* Queue body (malloc'd, consumed; len bytes, may be 0) of type ctype. */
+static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, void *body,
+				 size_t len, const char *ctype, const char *retry_after)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -118,13 +120,13 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, c
 	int close_after = retry_after ||
 			  (s && atomic_load(&s->connections) > s->cfg->max_inflight);
 
-	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
-		free(text);
+		free(body);
 		return MHD_NO;
 	}
-	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
-		    MHD_YES ||
+	if ((ctype && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) !=
+			      MHD_YES) ||
 	    (retry_after && retry_after != CLOSE_AFTER &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after) != MHD_YES) ||
 	    (close_after &&
@@ -135,6 +137,12 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, c
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, char *text,
+				 const char *retry_after)
+{
+	return send_body(conn, status, text, strlen(text), "application/json", retry_after);
 }
 
 /* Queue o (consumed) as the JSON answer. */
@@ -423,6 +431,44 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	return ret;
 }
 
+/* A device asks for its next down-set (hq/downsync.h). */
+static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
+			       const struct request *rq)
+{
+	struct downsync_result res = {0};
+	struct fs_error err = {0};
+	enum MHD_Result ret;
+	cJSON *extra = NULL;
+	sqlite3 *db = NULL;
+	int r;
+
+	if ((r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err)) < 0 ||
+	    (r = downsync_pull(db, s->hq, s->forms, s->cfg->pull_batch, rq->body, rq->len,
+			       hlc_wall_ms(), &res, &err)) < 0) {
+		hqdb_close(db);
+		return send_internal(conn, "pull", &err);
+	}
+	hqdb_close(db);
+	if (res.status == 200 || res.status == 204) {
+		void *body = res.body;
+
+		res.body = NULL;
+		ret = send_body(conn, (unsigned)res.status, body, res.status == 200 ? res.len : 0,
+				res.status == 200 ? "application/vnd.fieldsync.downset" : NULL, NULL);
+		downsync_result_clear(&res);
+		return ret;
+	}
+	if (res.status == 409 && (!(extra = cJSON_CreateObject()) ||
+				  !cJSON_AddNumberToObject(extra, "expected_seq", (double)res.expected))) {
+		cJSON_Delete(extra);
+		downsync_result_clear(&res);
+		return MHD_NO;
+	}
+	ret = send_error(conn, (unsigned)res.status, res.error, res.message, extra, NULL);
+	downsync_result_clear(&res);
+	return ret;
+}
+
 /* The peer's address as text ("?" when unknown).  Behind a reverse
  * proxy it is the proxy's. */
 static void peer_address(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
@@ -592,7 +638,8 @@ static int route(struct MHD_Connection *conn, const char *url, const char *metho
 	} routes[] = {{"/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH},
 		      {"/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL},
 		      {"/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS},
-		      {"/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY}};
+		      {"/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY},
+		      {"/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL}};
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(url, routes[i].url))
@@ -755,7 +802,8 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	}
 	if (rq->ep != EP_CHANGESETS && admit(s, rq, 0) < 0)
 		return send_busy(conn, rq);
-	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY ? SERVER_ENROLL_MAX
+	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY || rq->ep == EP_PULL
+			    ? SERVER_ENROLL_MAX
 								    : CHANGESET_MAX_BYTES;
 	/* Refused before a byte of the body is read. */
 	if (header_u64(conn, MHD_HTTP_HEADER_CONTENT_LENGTH, &declared) == 0 && declared > rq->limit)
@@ -860,6 +908,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return do_enroll(s, conn, rq);
 	if (rq->ep == EP_CONSISTENCY)
 		return do_consistency(s, conn, rq);
+	if (rq->ep == EP_PULL)
+		return do_pull(s, conn, rq);
 	return do_changeset(s, conn, rq);
 }
 

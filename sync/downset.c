@@ -1,6 +1,6 @@
 /* downset.c - encode, parse, verify and open down-sets (see downset.h).
  *
- * Sections: the payload; encode; parse and verify; open.
+ * Sections: the payload; encode; parse and verify; open; pull requests.
  */
 #include "sync/downset.h"
 
@@ -417,4 +417,22 @@ out:
 	sodium_memzero(text, tlen);
 	free(text);
 	return r;
+}
+
+/* ---- pull requests ------------------------------------------------------ */
+
+void downset_pull_request(const uint8_t device[CHANGESET_DEVICE_BYTES], uint64_t after_seq,
+			  const uint8_t *after_hash, uint64_t now_ms,
+			  const uint8_t sign_sk[crypto_sign_SECRETKEYBYTES],
+			  uint8_t out[DOWNSET_PULL_BYTES])
+{
+	memset(out, 0, DOWNSET_PULL_BYTES);
+	memcpy(out, DOWNSET_PULL_MAGIC, 4);
+	out[4] = DOWNSET_PULL_VERSION;
+	memcpy(out + 8, device, CHANGESET_DEVICE_BYTES);
+	bytes_put_be(out + 24, after_seq, 8);
+	if (after_hash)
+		memcpy(out + 32, after_hash, CHANGESET_HASH_BYTES);
+	bytes_put_be(out + 64, now_ms, 8);
+	crypto_sign_detached(out + 72, NULL, out, 72, sign_sk);
 }

@@ -100,6 +100,20 @@ struct downset {
 	size_t nforms;
 };
 
+/* A pull request (POST /v1/pull): magic "FSPL", version 1, 3 reserved
+ * zero bytes, device id, the last down-set applied (sequence, 0 for none,
+ * and its hash, zero for none), the device's clock (Unix ms), and the
+ * device's Ed25519 signature over bytes [0, 72). */
+#define DOWNSET_PULL_MAGIC "FSPL"
+#define DOWNSET_PULL_VERSION 1
+#define DOWNSET_PULL_BYTES (72 + crypto_sign_BYTES)
+
+/* after_hash NULL: zeros (nothing applied yet). */
+void downset_pull_request(const uint8_t device[CHANGESET_DEVICE_BYTES], uint64_t after_seq,
+			  const uint8_t *after_hash, uint64_t now_ms,
+			  const uint8_t sign_sk[crypto_sign_SECRETKEYBYTES],
+			  uint8_t out[DOWNSET_PULL_BYTES]);
+
 /* Build, seal to the device and sign with HQ's key.  d->h.count is
  * computed (the caller's value is ignored); d->h.seq >= 1.  *ret_buf is
  * malloc'd.  An empty down-set (no entry) is allowed: it moves the cursor

@@ -22,6 +22,7 @@
 #include "crypto/bytes.h"
 #include "crypto/identity.h"
 #include "sync/changeset.h"
+#include "sync/downset.h"
 #include "sync/receipt.h"
 #include "sync/token.h"
 #include "tests/test.h"
@@ -235,9 +236,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *user)
 }
 
 /* POST body to h->url + path with the given Expect header line; returns
- * the status, *ret_json the parsed body (every answer must be JSON). */
-static long http_post_expect(const struct hq *h, const char *path, const void *body, size_t len,
-			     const char *ctype, const char *expect, cJSON **ret_json)
+ * the status, *ret the answer's bytes (NUL-terminated; NULL when empty). */
+static long http_post_raw(const struct hq *h, const char *path, const void *body, size_t len,
+			  const char *ctype, const char *expect, struct buf *ret)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdrs = NULL;
@@ -264,6 +265,17 @@ static long http_post_expect(const struct hq *h, const char *path, const void *b
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
+	*ret = b;
+	return status;
+}
+
+/* The same; every answer must be JSON, *ret_json parsed. */
+static long http_post_expect(const struct hq *h, const char *path, const void *body, size_t len,
+			     const char *ctype, const char *expect, cJSON **ret_json)
+{
+	struct buf b;
+	long status = http_post_raw(h, path, body, len, ctype, expect, &b);
+
 	if (!b.data)
 		TEST_FAIL("POST %s: %ld with an empty body", path, status);
 	*ret_json = cJSON_Parse(b.data);
@@ -1463,7 +1475,12 @@ static void hq_db_to_v1(const struct hq *h)
 
 	snprintf(path, sizeof(path), "%s/hq.db", h->data);
 	ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-	ASSERT_EQ(sqlite3_exec(db, "DROP TABLE audit_nodes; DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope; ALTER TABLE devices DROP COLUMN "
+	ASSERT_EQ(sqlite3_exec(db, "DROP TABLE audit_nodes; DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope; "
+				   "DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "
+				   "DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "
+				   "DROP INDEX records_by_parent; ALTER TABLE fields DROP COLUMN rev; "
+				   "ALTER TABLE fields DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "
+				   "scope_key; ALTER TABLE records DROP COLUMN scope_parent; ALTER TABLE devices DROP COLUMN "
 				   "unbound_ok; PRAGMA user_version = 1;",
 			       NULL, NULL, NULL),
 		  SQLITE_OK);
@@ -1789,6 +1806,205 @@ TEST(hq_writes_outside_scope_quarantined)
 	identity_free(a.id);
 	identity_free(b.id);
 	identity_free(n.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
+
+/* What a device holds of HQ's down-sets: the chain it applied. */
+struct puller {
+	uint64_t seq;
+	uint8_t hash[32];
+};
+
+/* Pull once for d: the HTTP status; on 200, *ret the opened down-set,
+ * checked as a device checks it (HQ's key, its own id, the chain), and
+ * the chain moves on.  raw, when not NULL, gets the bytes. */
+static long pull_once(const struct hq *h, const struct device *d, struct puller *pl,
+		      struct downset *ret, struct buf *raw)
+{
+	uint8_t req[DOWNSET_PULL_BYTES], id[16];
+	struct downset_header hd;
+	struct fs_error err = {0};
+	struct buf b;
+	long status;
+
+	ASSERT_OK(sodium_hex2bin(id, sizeof(id), d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	downset_pull_request(id, pl->seq, pl->seq ? pl->hash : NULL, hlc_wall_ms(), d->id->sign_sk,
+			     req);
+	status = http_post_raw(h, "/v1/pull", req, sizeof(req), "application/vnd.fieldsync.pull",
+			       "Expect:", &b);
+	if (status != 200) {
+		if (raw)
+			*raw = b;
+		else
+			free(b.data);
+		return status;
+	}
+	ASSERT_OK(downset_parse((uint8_t *)b.data, b.len, &hd, &err));
+	ASSERT_OK(downset_verify((uint8_t *)b.data, b.len, h->sign_pk));
+	ASSERT_MEM_EQ(hd.device, id, 16);
+	ASSERT_EQ(hd.seq, pl->seq + 1);
+	if (pl->seq)
+		ASSERT_MEM_EQ(hd.prev, pl->hash, 32);
+	if (downset_open((uint8_t *)b.data, b.len, d->id->box_pk, d->id->box_sk, ret, &err) < 0)
+		TEST_FAIL("open down-set: %s", err.msg);
+	pl->seq = hd.seq;
+	changeset_hash((uint8_t *)b.data, b.len, pl->hash);
+	if (raw)
+		*raw = b;
+	else
+		free(b.data);
+	return status;
+}
+
+/* Count d's changes to record rec, and whether one sets field to text. */
+static size_t changes_to(const struct downset *d, const char *rec, const char *field,
+			 const char *text, int *found)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nchanges; i++) {
+		if (strcmp(d->changes[i].c.record_id, rec))
+			continue;
+		n++;
+		if (found && !strcmp(d->changes[i].c.field, field) &&
+		    cJSON_IsString(d->changes[i].c.value) &&
+		    !strcmp(d->changes[i].c.value->valuestring, text))
+			*found = 1;
+	}
+	return n;
+}
+
+/* Two-way sync, HQ's side (issue 12): each device pulls the merged state
+ * of its scope and nothing else, in a chain of signed down-sets sealed to
+ * it; a lost answer is sent again byte for byte, a wrong chain is 409;
+ * a household that moves reaches the new scope whole and its old scope
+ * learns it left; a bounded batch resumes where it stopped. */
+TEST(hq_pull_sends_the_scope_and_only_the_scope)
+{
+	uint64_t base = hlc_wall_ms() - 60000;
+	char r1[UUID_TEXT_LEN + 1], r2[UUID_TEXT_LEN + 1], v1[UUID_TEXT_LEN + 1];
+	struct puller pa = {0}, pb = {0}, pc = {0}, stale;
+	struct device a, b, c;
+	struct change ch[8];
+	struct downset d;
+	struct buf raw, again;
+	struct hq h;
+	int found = 0;
+	size_t k;
+	cJSON *j;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", "[server]\npull_batch = 4\n", NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Tutin");
+	b.muni = "Tutin";
+	device_new(&c, "Tim Jug");
+	c.muni = "Tutin";
+	c.scope = "Sjenica, Tutin";
+	device_enroll(&h, &a);
+	device_enroll(&h, &b);
+	device_enroll(&h, &c);
+
+	/* Nothing merged yet: the first set only tells the scope. */
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 200);
+	ASSERT_EQ(d.nchanges, 0);
+	ASSERT_EQ(d.nscope, 1);
+	ASSERT_STR_EQ(d.scope[0], "Sjenica");
+	downset_clear(&d);
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 204);
+
+	uuid_v7_new(base, r1);
+	push_expect(&h, &a, ch, person(ch, r1, "Ружичић Ђорђе", 4, tick(&a, base)), NULL);
+	uuid_v7_new(base + 1, v1);
+	push_expect(&h, &a, ch, visit_to(ch, v1, r1, tick(&a, base + 1)), NULL);
+	uuid_v7_new(base + 2, r2);
+	k = person(ch, r2, "Šćepanović Žaklina", 3, tick(&b, base + 2));
+	cJSON_SetValuestring(ch[1].value, "Tutin");
+	push_expect(&h, &b, ch, k, NULL);
+
+	/* b's scope, in sets of at most 4: r2's five fields, nothing of a's. */
+	ASSERT_EQ(pull_once(&h, &b, &pb, &d, NULL), 200);
+	ASSERT_EQ(d.nchanges, 4);
+	ASSERT_EQ(d.h.flags, DOWNSET_FLAG_MORE);
+	ASSERT_EQ(changes_to(&d, r2, "", "", NULL), 4);
+	downset_clear(&d);
+	ASSERT_EQ(pull_once(&h, &b, &pb, &d, NULL), 200);
+	ASSERT_EQ(d.nchanges, 1);
+	ASSERT_EQ(d.h.flags, 0);
+	ASSERT_EQ(changes_to(&d, r1, "", "", NULL), 0);
+	downset_clear(&d);
+	ASSERT_EQ(pull_once(&h, &b, &pb, &d, NULL), 204);
+
+	/* a's answer is lost: asking again after the same set gets the same
+	 * bytes; a chain HQ never made is refused. */
+	stale = pa;
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, &raw), 200);
+	ASSERT_EQ(changes_to(&d, r1, "", "", NULL), 4);
+	ASSERT_EQ(changes_to(&d, v1, "", "", NULL), 0);
+	downset_clear(&d);
+	ASSERT_EQ(pull_once(&h, &a, &stale, &d, &again), 200);
+	ASSERT_EQ(raw.len, again.len);
+	ASSERT_MEM_EQ(raw.data, again.data, raw.len);
+	downset_clear(&d);
+	free(raw.data);
+	free(again.data);
+	stale.seq = 7;
+	ASSERT_EQ(pull_once(&h, &a, &stale, &d, &raw), 409);
+	j = cJSON_Parse(raw.data);
+	ASSERT_EQ(cJSON_GetObjectItem(j, "expected_seq")->valueint, 2);
+	cJSON_Delete(j);
+	free(raw.data);
+	/* The rest of a's scope: r1's last field and the visit. */
+	for (k = 0; pull_once(&h, &a, &pa, &d, NULL) == 200; downset_clear(&d))
+		k += changes_to(&d, r1, "", "", NULL) + changes_to(&d, v1, "", "", NULL);
+	ASSERT_EQ(k, 1 + 3);
+
+	/* c covers both. */
+	for (k = 0; pull_once(&h, &c, &pc, &d, NULL) == 200; downset_clear(&d))
+		k += changes_to(&d, r1, "", "", NULL) + changes_to(&d, v1, "", "", NULL) +
+		     changes_to(&d, r2, "", "", NULL);
+	ASSERT_EQ(k, 5 + 3 + 5);
+
+	/* c moves r1 to Tutin: b receives the household and its visit
+	 * whole; a learns it left (its municipality, now Tutin). */
+	ch[0] = mk(r1, "beneficiaries", "municipality", cJSON_CreateString("Tutin"),
+		   tick(&c, base + 100));
+	push_expect(&h, &c, ch, 1, NULL);
+	for (k = 0; pull_once(&h, &b, &pb, &d, NULL) == 200; downset_clear(&d))
+		k += changes_to(&d, r1, "", "", NULL) + changes_to(&d, v1, "", "", NULL);
+	ASSERT_EQ(k, 5 + 3);
+	for (k = 0; pull_once(&h, &a, &pa, &d, NULL) == 200; downset_clear(&d))
+		k += changes_to(&d, r1, "municipality", "Tutin", &found);
+	ASSERT_EQ(k, 1);
+	ASSERT_TRUE(found);
+
+	/* Strangers: a request not signed by the device, or by nobody. */
+	{
+		uint8_t req[DOWNSET_PULL_BYTES], id[16] = {0};
+
+		ASSERT_OK(sodium_hex2bin(id, 16, a.id->id, 32, NULL, NULL, NULL));
+		downset_pull_request(id, 0, NULL, hlc_wall_ms(), b.id->sign_sk, req);
+		ASSERT_EQ(http_post(&h, "/v1/pull", req, sizeof(req), "application/octet-stream",
+				    &j),
+			  401);
+		cJSON_Delete(j);
+		ASSERT_EQ(http_post(&h, "/v1/pull", req, 10, "application/octet-stream", &j), 400);
+		cJSON_Delete(j);
+	}
+	/* Every new down-set is audited; no value is. */
+	{
+		char *out = NULL;
+
+		ASSERT_EQ(HQ_RUN(&h, &out, "audit", "list", "--event", "pull"), 0);
+		ASSERT_STR_CONTAINS(out, "\"seq\":1");
+		ASSERT_TRUE(!strstr(out, "Ружичић") && !strstr(out, "Tutin"));
+		free(out);
+	}
+	identity_free(a.id);
+	identity_free(b.id);
+	identity_free(c.id);
 	hq_stop(&h);
 	curl_global_cleanup();
 }

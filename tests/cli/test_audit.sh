@@ -183,9 +183,13 @@ rm -rf "$T/copy"
 cp -a "$T/hq" "$T/copy"
 sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN unbound_ok;
 	DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope;
+	DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; DROP TABLE down_cursors;
+	DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; DROP INDEX records_by_parent;
+	ALTER TABLE fields DROP COLUMN rev; ALTER TABLE fields DROP COLUMN scope_key;
+	ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN scope_parent;
 	PRAGMA user_version = 1;" || fail "sqlite3"
 expect_exit 0 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
-[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 3 ] || fail "schema version 1 not upgraded"
+[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 4 ] || fail "schema version 1 not upgraded"
 # Each device enrolled before scopes may write its municipality.
 [ "$(sqlite3 "$T/copy/hq.db" "SELECT count(*) FROM devices d JOIN device_scopes s
 	ON s.device = d.id AND s.name = d.municipality")" = \

@@ -1,0 +1,922 @@
+/* downsync.c - see downsync.h.
+ *
+ * Sections: keeping scope keys and revisions; reindex;
+ * making a down-set; answering a pull.
+ */
+#include "hq/downsync.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/bytes.h"
+#include "hq/hqdb.h"
+#include "sync/downset.h"
+#include "sync/fold.h"
+
+/* A ref chain longer than this is not followed (hq/scope.c has the same
+ * bound for the write rule). */
+#define MAX_DEPTH 4
+
+static const uint8_t zero_hash[CHANGESET_HASH_BYTES];
+/* ---- keeping scope keys and revisions ----------------------------------- */
+
+enum {
+	W_NEXT_REV,
+	W_RECORD_KEY,
+	W_SET_KEY,
+	W_SET_PARENT,
+	W_STAMP,
+	W_FIELDS,
+	W_CHILDREN,
+	W_MOVE,
+	W_COUNT
+};
+
+static const char *const writer_sql[W_COUNT] = {
+	[W_NEXT_REV] = "UPDATE counters SET value = value + 1 WHERE name = 'rev' RETURNING value",
+	[W_RECORD_KEY] = "SELECT scope_key FROM records WHERE id = ?1",
+	[W_SET_KEY] = "UPDATE records SET scope_key = ?2 WHERE id = ?1",
+	[W_SET_PARENT] = "UPDATE records SET scope_parent = ?2 WHERE id = ?1",
+	[W_STAMP] = "UPDATE fields SET rev = ?3, scope_key = ?4 WHERE record_id = ?1 AND field = ?2",
+	[W_FIELDS] = "SELECT field FROM fields WHERE record_id = ?1",
+	[W_CHILDREN] = "SELECT id FROM records WHERE scope_parent = ?1",
+	[W_MOVE] = "INSERT INTO scope_moves(rev, record_id, from_key) VALUES (?1, ?2, ?3)",
+};
+
+struct downsync_writer {
+	sqlite3 *db;
+	const struct hq_forms *forms;
+	sqlite3_stmt *st[W_COUNT];
+};
+
+void downsync_writer_free(struct downsync_writer *w)
+{
+	if (!w)
+		return;
+	for (int i = 0; i < W_COUNT; i++)
+		sqlite3_finalize(w->st[i]);
+	free(w);
+}
+
+int downsync_writer_new(sqlite3 *db, const struct hq_forms *forms, struct downsync_writer **ret,
+			struct fs_error *err)
+{
+	struct downsync_writer *w = calloc(1, sizeof(*w));
+	int r = 0;
+
+	if (!w)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	w->db = db;
+	w->forms = forms;
+	for (int i = 0; i < W_COUNT && r == 0; i++)
+		r = hqdb_prepare(db, writer_sql[i], &w->st[i], err);
+	if (r < 0) {
+		downsync_writer_free(w);
+		return r;
+	}
+	*ret = w;
+	return 0;
+}
+
+static sqlite3_stmt *use(struct downsync_writer *w, int which)
+{
+	sqlite3_reset(w->st[which]);
+	sqlite3_clear_bindings(w->st[which]);
+	return w->st[which];
+}
+
+static int step(struct downsync_writer *w, sqlite3_stmt *st, const char *what,
+		struct fs_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return hqdb_fail(w->db, what, err);
+	return rc == SQLITE_ROW;
+}
+
+static int next_rev(struct downsync_writer *w, int64_t *ret, struct fs_error *err)
+{
+	sqlite3_stmt *st = use(w, W_NEXT_REV);
+	int r = step(w, st, "take a revision", err);
+
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return fs_error_set(err, -FS_ECORRUPT, "the revision counter is missing");
+	*ret = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* The record's scope key: 1 with *ret malloc'd, 0 when NULL or no record. */
+static int record_key(struct downsync_writer *w, const char *id, char **ret, struct fs_error *err)
+{
+	sqlite3_stmt *st = use(w, W_RECORD_KEY);
+	int r;
+
+	*ret = NULL;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((r = step(w, st, "read a record's scope", err)) <= 0)
+		return r;
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		r = 0;
+	else if (!(*ret = strdup((const char *)sqlite3_column_text(st, 0))))
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+	sqlite3_reset(st);
+	return r;
+}
+
+static int stamp(struct downsync_writer *w, const char *id, const char *field, const char *key,
+		 struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int64_t rev;
+	int r;
+
+	if ((r = next_rev(w, &rev, err)) < 0)
+		return r;
+	st = use(w, W_STAMP);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, rev);
+	if (key)
+		sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
+	return step(w, st, "stamp a field", err) < 0 ? -FS_ESTORE : 0;
+}
+
+/* The first column of every row of st, bound to id, as a list. */
+static int column_list(struct downsync_writer *w, int which, const char *id, char ***ret,
+		       size_t *ret_n, struct fs_error *err)
+{
+	sqlite3_stmt *st = use(w, which);
+	char **v = NULL;
+	size_t n = 0;
+	int r;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while ((r = step(w, st, "list a record's fields or dependants", err)) == 1) {
+		char **nv = realloc(v, (n + 1) * sizeof(*v));
+
+		if (!nv || !(v = nv, v[n] = strdup((const char *)sqlite3_column_text(st, 0)))) {
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		n++;
+	}
+	sqlite3_reset(st);
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static void list_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int same_key(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* The record's scope key goes from old to key: every field of it gets
+ * the key and a new revision, the old key a move, and so do the records
+ * scoped through it. */
+static int rekey(struct downsync_writer *w, const char *id, const char *old, const char *key,
+		 int depth, struct fs_error *err)
+{
+	char **fields = NULL, **children = NULL;
+	size_t nf = 0, nc = 0;
+	sqlite3_stmt *st = use(w, W_SET_KEY);
+	int r;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (key)
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	if ((r = step(w, st, "set a record's scope", err)) < 0)
+		return r;
+	if ((r = column_list(w, W_FIELDS, id, &fields, &nf, err)) < 0)
+		return r;
+	for (size_t i = 0; i < nf && r == 0; i++)
+		r = stamp(w, id, fields[i], key, err);
+	list_free(fields, nf);
+	if (r == 0 && old) {
+		int64_t rev;
+
+		if ((r = next_rev(w, &rev, err)) < 0)
+			return r;
+		st = use(w, W_MOVE);
+		sqlite3_bind_int64(st, 1, rev);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, old, -1, SQLITE_STATIC);
+		if ((r = step(w, st, "record a move", err)) < 0)
+			return r;
+		r = 0;
+	}
+	if (r < 0 || depth >= MAX_DEPTH)
+		return r;
+	if ((r = column_list(w, W_CHILDREN, id, &children, &nc, err)) < 0)
+		return r;
+	for (size_t i = 0; i < nc && r == 0; i++) {
+		char *child_old = NULL;
+
+		if ((r = record_key(w, children[i], &child_old, err)) >= 0) {
+			r = same_key(child_old, key)
+				    ? 0
+				    : rekey(w, children[i], child_old, key, depth + 1, err);
+		}
+		free(child_old);
+	}
+	list_free(children, nc);
+	return r;
+}
+
+int downsync_field_merged(struct downsync_writer *w, const char *collection,
+			  const char *record_id, const char *field, const char *value_json,
+			  struct fs_error *err)
+{
+	const struct form *f = hqforms_find(w->forms, collection);
+	int si = f ? form_scope_field(f) : -1, r;
+	char *old = NULL, *key = NULL;
+	cJSON *v = NULL;
+
+	if ((r = record_key(w, record_id, &old, err)) < 0)
+		return r;
+	if (si < 0) {
+		/* In every scope: key "". */
+		r = same_key(old, "") ? stamp(w, record_id, field, "", err)
+				      : rekey(w, record_id, NULL, "", 0, err);
+		goto out;
+	}
+	if (strcmp(field, form_field_name(f, (size_t)si))) {
+		r = stamp(w, record_id, field, old, err);
+		goto out;
+	}
+	/* The scope field itself: where does the record go? */
+	v = cJSON_Parse(value_json);
+	if (cJSON_IsString(v) && form_field_type(f, (size_t)si) == FORM_REF) {
+		sqlite3_stmt *st = use(w, W_SET_PARENT);
+
+		sqlite3_bind_text(st, 1, record_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, v->valuestring, -1, SQLITE_STATIC);
+		if ((r = step(w, st, "set a record's parent", err)) < 0 ||
+		    (r = record_key(w, v->valuestring, &key, err)) < 0)
+			goto out;
+	} else if (cJSON_IsString(v)) {
+		if ((r = fold_text(v->valuestring, strlen(v->valuestring), &key)) < 0) {
+			r = fs_error_set(err, r, "record %s: scope value is not text", record_id);
+			goto out;
+		}
+	}
+	r = same_key(old, key) ? stamp(w, record_id, field, old, err)
+			       : rekey(w, record_id, old, key, 0, err);
+out:
+	cJSON_Delete(v);
+	free(old);
+	free(key);
+	return r;
+}
+
+/* ---- reindex ------------------------------------------------------------ */
+
+/* Run sql with up to two text parameters. */
+static int exec_bound(sqlite3 *db, const char *sql, const char *a, const char *b,
+		      struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = hqdb_prepare(db, sql, &st, err)) < 0)
+		return r;
+	if (a)
+		sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	if (b)
+		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "index scopes", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Root collections (a value or no scope field) first, then those scoped
+ * through a ref, one level per pass. */
+static int reindex_collection(sqlite3 *db, const struct form *f, int refs, struct fs_error *err)
+{
+	int si = form_scope_field(f);
+	const char *coll = form_collection(f);
+
+	if (si < 0)
+		return refs ? 0
+			    : exec_bound(db, "UPDATE records SET scope_key = '' WHERE "
+					     "collection = ?1 AND scope_key IS NULL", coll, NULL, err);
+	if ((form_field_type(f, (size_t)si) == FORM_REF) != refs)
+		return 0;
+	if (!refs)
+		return exec_bound(db, "UPDATE records SET scope_key = (SELECT "
+				      "fold(json_extract(value, '$')) FROM fields WHERE record_id = "
+				      "records.id AND field = ?2) WHERE collection = ?1 AND "
+				      "scope_key IS NULL", coll, form_field_name(f, (size_t)si), err);
+	return exec_bound(db, "UPDATE records SET scope_parent = (SELECT json_extract(value, '$') "
+			      "FROM fields WHERE record_id = records.id AND field = ?2) WHERE "
+			      "collection = ?1 AND scope_parent IS NULL", coll,
+			  form_field_name(f, (size_t)si), err) < 0 ||
+			       exec_bound(db, "UPDATE records SET scope_key = (SELECT p.scope_key FROM "
+					      "records p WHERE p.id = records.scope_parent) WHERE "
+					      "collection = ?1 AND scope_key IS NULL", coll, NULL, err) < 0
+		       ? -FS_ESTORE
+		       : 0;
+}
+
+int downsync_reindex(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err)
+{
+	int r;
+
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin scope index", err)) < 0)
+		return r;
+	for (int level = 0; level <= MAX_DEPTH && r == 0; level++)
+		for (size_t i = 0; i < hqforms_count(forms) && r == 0; i++)
+			r = reindex_collection(db, hqforms_at(forms, i), level > 0, err);
+	if (r == 0)
+		r = hqdb_exec(db, "UPDATE fields SET scope_key = (SELECT scope_key FROM records "
+				  "WHERE id = fields.record_id) WHERE scope_key IS NULL;"
+				  "COMMIT", "index scopes", err);
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+/* ---- making a down-set -------------------------------------------------- */
+
+struct cursor {
+	char *key;     /* a scope key, "" (collections without scope) or "*" */
+	int64_t rev;   /* last field revision sent */
+	int64_t moved; /* last move sent */
+};
+
+struct pull {
+	sqlite3 *db;
+	const struct hq_forms *forms;
+	const char *device;
+	struct cursor *cur;
+	size_t ncur;
+	int all;                  /* scope "*" */
+	struct downset d;         /* being filled */
+	size_t cap;               /* d.changes allocated */
+	int64_t conflict_cursor;
+	int64_t top;              /* greatest revision sent */
+	unsigned budget;          /* entries left in this set */
+	int more;
+	struct fs_error *err;
+};
+
+static void pull_free(struct pull *p)
+{
+	for (size_t i = 0; i < p->ncur; i++)
+		free(p->cur[i].key);
+	free(p->cur);
+	downset_clear(&p->d);
+}
+
+/* The device's scope names and one cursor per key (-1: nothing sent). */
+static int load_scope(struct pull *p)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(p->db, "SELECT s.key, s.name, coalesce(c.rev, -1), "
+				     "coalesce(c.moved, -1) FROM device_scopes s LEFT JOIN "
+				     "down_cursors c ON c.device = s.device AND c.key = s.key "
+				     "WHERE s.device = ?1 UNION ALL SELECT '', NULL, "
+				     "coalesce((SELECT rev FROM down_cursors WHERE device = ?1 AND "
+				     "key = ''), -1), -1 ORDER BY 1", &st, p->err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		struct cursor *nc = realloc(p->cur, (p->ncur + 1) * sizeof(*nc));
+		char **ns;
+
+		if (!nc || !(p->cur = nc, nc[p->ncur].key = strdup(key))) {
+			r = fs_error_set(p->err, -ENOMEM, "out of memory");
+			break;
+		}
+		nc[p->ncur].rev = sqlite3_column_int64(st, 2);
+		nc[p->ncur].moved = sqlite3_column_int64(st, 3);
+		p->ncur++;
+		if (!strcmp(key, "*"))
+			p->all = 1;
+		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+			continue;
+		if (!(ns = realloc(p->d.scope, (p->d.nscope + 1) * sizeof(*ns))) ||
+		    !(p->d.scope = ns, ns[p->d.nscope] = strdup((const char *)sqlite3_column_text(st, 1)))) {
+			r = fs_error_set(p->err, -ENOMEM, "out of memory");
+			break;
+		}
+		p->d.nscope++;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = hqdb_fail(p->db, "read the device's scope", p->err);
+	sqlite3_finalize(st);
+	if (r == 0 && !p->d.nscope)
+		r = fs_error_set(p->err, -FS_ECORRUPT, "device %s has no scope", p->device);
+	return r;
+}
+
+/* Columns 0..5: record, collection, field, value, hlc, device. */
+static int add_change(struct pull *p, sqlite3_stmt *st)
+{
+	/* Nothing here may be printed: the value is personal data. */
+	struct downset_change *c;
+
+	if (p->d.nchanges == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 64;
+		struct downset_change *n = realloc(p->d.changes, cap * sizeof(*n));
+
+		if (!n)
+			return fs_error_set(p->err, -ENOMEM, "out of memory");
+		p->d.changes = n;
+		p->cap = cap;
+	}
+	c = &p->d.changes[p->d.nchanges];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->c.record_id, sizeof(c->c.record_id), "%s", sqlite3_column_text(st, 0));
+	snprintf(c->c.collection, sizeof(c->c.collection), "%s", sqlite3_column_text(st, 1));
+	snprintf(c->c.field, sizeof(c->c.field), "%s", sqlite3_column_text(st, 2));
+	c->c.hlc = (hlc_t)sqlite3_column_int64(st, 4);
+	snprintf(c->device, sizeof(c->device), "%s", sqlite3_column_text(st, 5));
+	if (!(c->c.value = cJSON_Parse((const char *)sqlite3_column_text(st, 3))))
+		return fs_error_set(p->err, -FS_ECORRUPT, "record %s: stored value is not JSON",
+				    c->c.record_id);
+	p->d.nchanges++;
+	p->budget--;
+	return 0;
+}
+
+#define FIELD_COLUMNS "f.record_id, r.collection, f.field, f.value, f.hlc, f.device, f.rev "
+
+/* Fields of the cursor's key changed since it, in revision order, up to
+ * the budget. */
+static int add_fields(struct pull *p, struct cursor *c)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(p->db,
+			      p->all ? "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
+				       "r.id = f.record_id WHERE f.rev > ?1 AND f.scope_key IS NOT "
+				       "NULL ORDER BY f.rev LIMIT ?3"
+				     : "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
+				       "r.id = f.record_id WHERE f.scope_key = ?2 AND f.rev > ?1 "
+				       "ORDER BY f.rev LIMIT ?3",
+			      &st, p->err)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, c->rev);
+	sqlite3_bind_text(st, 2, c->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)p->budget + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!p->budget) {
+			p->more = 1;
+			break;
+		}
+		if ((r = add_change(p, st)) < 0)
+			break;
+		c->rev = sqlite3_column_int64(st, 6);
+		if (c->rev > p->top)
+			p->top = c->rev;
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = hqdb_fail(p->db, "read fields to send", p->err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Records that left the cursor's key for one the device does not hold:
+ * the device gets each one's scope field as HQ holds it now, and purges
+ * the record, since that puts it outside its scope (a visit follows its
+ * household there). */
+static int add_moves(struct pull *p, struct cursor *c)
+{
+	sqlite3_stmt *st = NULL, *field = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(p->db,
+			      "SELECT m.rev, m.record_id, r.collection FROM scope_moves m JOIN "
+			      "records r ON r.id = m.record_id WHERE m.from_key = ?1 AND m.rev > ?2 "
+			      "AND (r.scope_key IS NULL OR r.scope_key NOT IN (SELECT key FROM "
+			      "device_scopes WHERE device = ?3)) ORDER BY m.rev LIMIT ?4",
+			      &st, p->err)) < 0 ||
+	    (r = hqdb_prepare(p->db,
+			      "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON r.id = "
+			      "f.record_id WHERE f.record_id = ?1 AND f.field = ?2",
+			      &field, p->err)) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, c->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->moved);
+	sqlite3_bind_text(st, 3, p->device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)p->budget + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct form *f = hqforms_find(p->forms, (const char *)sqlite3_column_text(st, 2));
+		int si = f ? form_scope_field(f) : -1;
+
+		if (!p->budget) {
+			p->more = 1;
+			break;
+		}
+		c->moved = sqlite3_column_int64(st, 0);
+		if (si < 0)
+			continue;
+		sqlite3_reset(field);
+		sqlite3_bind_text(field, 1, (const char *)sqlite3_column_text(st, 1), -1,
+				  SQLITE_TRANSIENT);
+		sqlite3_bind_text(field, 2, form_field_name(f, (size_t)si), -1, SQLITE_STATIC);
+		rc = sqlite3_step(field);
+		if (rc == SQLITE_ROW && (r = add_change(p, field)) < 0)
+			break;
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			r = hqdb_fail(p->db, "read a moved record", p->err);
+			break;
+		}
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = hqdb_fail(p->db, "read moves to send", p->err);
+out:
+	sqlite3_finalize(field);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Conflicts recorded since the device's conflict cursor on records in
+ * its scope. */
+static int add_conflicts(struct pull *p)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(p->db,
+			      "SELECT c.id, c.record_id, c.field, c.device_a, c.hlc_a, c.value_a, "
+			      "c.device_b, c.hlc_b, c.value_b FROM conflicts c JOIN records r ON "
+			      "r.id = c.record_id WHERE c.id > ?1 AND r.scope_key IS NOT NULL AND "
+			      "(?3 OR r.scope_key = '' OR r.scope_key IN (SELECT key FROM "
+			      "device_scopes WHERE device = ?2)) ORDER BY c.id LIMIT ?4",
+			      &st, p->err)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, p->conflict_cursor);
+	sqlite3_bind_text(st, 2, p->device, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, p->all);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)p->budget + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct downset_conflict *c, *n;
+
+		if (!p->budget) {
+			p->more = 1;
+			break;
+		}
+		if (!(n = realloc(p->d.conflicts, (p->d.nconflicts + 1) * sizeof(*n)))) {
+			r = fs_error_set(p->err, -ENOMEM, "out of memory");
+			break;
+		}
+		p->d.conflicts = n;
+		c = &n[p->d.nconflicts++];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->record_id, sizeof(c->record_id), "%s", sqlite3_column_text(st, 1));
+		snprintf(c->field, sizeof(c->field), "%s", sqlite3_column_text(st, 2));
+		snprintf(c->device_a, sizeof(c->device_a), "%s", sqlite3_column_text(st, 3));
+		c->hlc_a = (hlc_t)sqlite3_column_int64(st, 4);
+		c->value_a = cJSON_Parse((const char *)sqlite3_column_text(st, 5));
+		snprintf(c->device_b, sizeof(c->device_b), "%s", sqlite3_column_text(st, 6));
+		c->hlc_b = (hlc_t)sqlite3_column_int64(st, 7);
+		c->value_b = cJSON_Parse((const char *)sqlite3_column_text(st, 8));
+		p->conflict_cursor = sqlite3_column_int64(st, 0);
+		p->budget--;
+		if (!c->value_a || !c->value_b) {
+			r = fs_error_set(p->err, -FS_ECORRUPT, "conflict on record %s: stored value "
+					 "is not JSON", c->record_id);
+			break;
+		}
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = hqdb_fail(p->db, "read conflicts to send", p->err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Fill p->d from the cursors, at most batch entries. */
+static int collect(struct pull *p, unsigned batch)
+{
+	int r = 0;
+
+	p->budget = batch;
+	for (size_t i = 0; i < p->ncur && r == 0; i++) {
+		struct cursor *c = &p->cur[i];
+
+		/* With "*", one cursor covers every key. */
+		if (p->all && strcmp(c->key, "*"))
+			continue;
+		if ((r = add_fields(p, c)) == 0 && !p->all && c->key[0])
+			r = add_moves(p, c);
+	}
+	if (r == 0)
+		r = add_conflicts(p);
+	return r;
+}
+
+/* ---- answering a pull --------------------------------------------------- */
+
+struct state {
+	uint64_t seq; /* 0: nothing sent yet */
+	uint8_t hash[CHANGESET_HASH_BYTES], prev[CHANGESET_HASH_BYTES];
+	uint8_t *body;
+	size_t len;
+	int64_t conflict_cursor;
+	char *scope; /* the scope names the last set carried, as one text */
+};
+
+static int refuse(struct downsync_result *r, int status, const char *error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int refuse(struct downsync_result *r, int status, const char *error, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = status;
+	r->error = error;
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+void downsync_result_clear(struct downsync_result *r)
+{
+	if (!r)
+		return;
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+static int state_load(sqlite3 *db, const char *device, struct state *s, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	memset(s, 0, sizeof(*s));
+	if ((r = hqdb_prepare(db, "SELECT seq, hash, prev_hash, body, conflict_cursor, scope "
+				  "FROM down_state WHERE device = ?1", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		s->seq = (uint64_t)sqlite3_column_int64(st, 0);
+		s->len = (size_t)sqlite3_column_bytes(st, 3);
+		if (sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES ||
+		    sqlite3_column_bytes(st, 2) != CHANGESET_HASH_BYTES)
+			r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored down-set hash", device);
+		else if (!(s->body = malloc(s->len ? s->len : 1)) ||
+			 !(s->scope = strdup((const char *)sqlite3_column_text(st, 5))))
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+		else {
+			memcpy(s->hash, sqlite3_column_blob(st, 1), CHANGESET_HASH_BYTES);
+			memcpy(s->prev, sqlite3_column_blob(st, 2), CHANGESET_HASH_BYTES);
+			memcpy(s->body, sqlite3_column_blob(st, 3), s->len);
+			s->conflict_cursor = sqlite3_column_int64(st, 4);
+		}
+	} else if (rc != SQLITE_DONE) {
+		r = hqdb_fail(db, "read the device's down-sets", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The scope names as one text, to tell whether the scope changed. */
+static char *scope_joined(const struct downset *d)
+{
+	size_t n = 1;
+	char *s;
+
+	for (size_t i = 0; i < d->nscope; i++)
+		n += strlen(d->scope[i]) + 1;
+	if (!(s = calloc(1, n)))
+		return NULL;
+	for (size_t i = 0; i < d->nscope; i++) {
+		strcat(s, d->scope[i]);
+		strcat(s, "\n");
+	}
+	return s;
+}
+
+static int state_store(struct pull *p, const struct state *old, const uint8_t *body, size_t len,
+		       const uint8_t hash[CHANGESET_HASH_BYTES], const char *scope, uint64_t now_ms)
+{
+	char hex[2 * CHANGESET_HASH_BYTES + 1], detail[256];
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = hqdb_prepare(p->db, "INSERT INTO down_state(device, seq, hash, prev_hash, body, "
+				     "conflict_cursor, scope, issued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+				     "?7, ?8) ON CONFLICT(device) DO UPDATE SET seq = ?2, hash = ?3, "
+				     "prev_hash = ?4, body = ?5, conflict_cursor = ?6, scope = ?7, "
+				     "issued_at = ?8", &st, p->err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(old->seq + 1));
+	sqlite3_bind_blob(st, 3, hash, CHANGESET_HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, old->seq ? old->hash : zero_hash, CHANGESET_HASH_BYTES,
+			  SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, body, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, p->conflict_cursor);
+	sqlite3_bind_text(st, 7, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)now_ms);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(p->db, "store the down-set", p->err);
+	sqlite3_finalize(st);
+	if (r < 0 || (r = hqdb_prepare(p->db, "INSERT INTO down_cursors(device, key, rev, moved) "
+					      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(device, key) DO "
+					      "UPDATE SET rev = ?3, moved = ?4", &st, p->err)) < 0)
+		return r;
+	for (size_t i = 0; i < p->ncur && r == 0; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, p->cur[i].key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, p->cur[i].rev);
+		sqlite3_bind_int64(st, 4, p->cur[i].moved);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = hqdb_fail(p->db, "store the device's cursors", p->err);
+	}
+	sqlite3_finalize(st);
+	if (r < 0)
+		return r;
+	/* Audited by sequence, hash and counts; values travel sealed only. */
+	sodium_bin2hex(hex, sizeof(hex), hash, CHANGESET_HASH_BYTES);
+	snprintf(detail, sizeof(detail),
+		 "{\"seq\":%llu,\"hash\":\"%s\",\"changes\":%zu,\"conflicts\":%zu,\"more\":%s}",
+		 (unsigned long long)(old->seq + 1), hex, p->d.nchanges, p->d.nconflicts,
+		 p->more ? "true" : "false");
+	return hqdb_event(p->db, now_ms, "pull", p->device, detail, p->err);
+}
+
+/* The next down-set after old, or 204. */
+static int make_next(struct pull *p, const struct identity *hq, const uint8_t *box_pk,
+		     const struct state *old, unsigned batch, uint64_t now_ms,
+		     struct downsync_result *ret)
+{
+	uint8_t hash[CHANGESET_HASH_BYTES];
+	char *scope = NULL;
+	int r;
+
+	for (;;) {
+		struct fs_error eerr = {0};
+
+		p->conflict_cursor = old->conflict_cursor;
+		if ((r = load_scope(p)) < 0 || (r = collect(p, batch)) < 0)
+			return r;
+		if (!(scope = scope_joined(&p->d)))
+			return fs_error_set(p->err, -ENOMEM, "out of memory");
+		if (old->seq && !p->d.nchanges && !p->d.nconflicts && !strcmp(scope, old->scope)) {
+			ret->status = 204;
+			goto out;
+		}
+		sodium_hex2bin(p->d.h.device, CHANGESET_DEVICE_BYTES, p->device,
+			       2 * CHANGESET_DEVICE_BYTES, NULL, NULL, NULL);
+		p->d.h.seq = old->seq + 1;
+		memcpy(p->d.h.prev, old->seq ? old->hash : zero_hash, CHANGESET_HASH_BYTES);
+		p->d.h.cursor = p->top > 0 ? (uint64_t)p->top : 0;
+		p->d.h.hq_time_ms = now_ms;
+		p->d.h.flags = p->more ? DOWNSET_FLAG_MORE : 0;
+		r = downset_encode(&p->d, box_pk, hq->sign_sk, &ret->body, &ret->len, &eerr);
+		if (r == 0)
+			break;
+		if (r != -FS_ELIMIT || batch <= 1)
+			return fs_error_set(p->err, r, "device %s: make down-set: %s", p->device,
+					    eerr.msg);
+		/* Too big for one set: the same cursors, half as many. */
+		batch /= 2;
+		free(scope);
+		scope = NULL;
+		pull_free(p);
+		p->cur = NULL;
+		p->ncur = 0;
+		p->all = p->more = 0;
+		p->top = 0;
+		p->cap = 0;
+	}
+	changeset_hash(ret->body, ret->len, hash);
+	if ((r = state_store(p, old, ret->body, ret->len, hash, scope, now_ms)) < 0)
+		goto out;
+	ret->status = 200;
+out:
+	free(scope);
+	return r;
+}
+
+static int device_keys(sqlite3 *db, const char *device, uint8_t *sign_pk, uint8_t *box_pk,
+		       int *revoked, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(db, "SELECT sign_pk, box_pk, state FROM devices WHERE id = ?1", &st,
+			      err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == crypto_sign_PUBLICKEYBYTES &&
+	    sqlite3_column_bytes(st, 1) == crypto_box_PUBLICKEYBYTES) {
+		memcpy(sign_pk, sqlite3_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
+		memcpy(box_pk, sqlite3_column_blob(st, 1), crypto_box_PUBLICKEYBYTES);
+		*revoked = !strcmp((const char *)sqlite3_column_text(st, 2), "revoked");
+		r = 1;
+	} else if (rc == SQLITE_ROW) {
+		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored keys have a bad length", device);
+	} else {
+		r = rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up device", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int downsync_pull(sqlite3 *db, const struct identity *hq, const struct hq_forms *forms,
+		  unsigned batch, const uint8_t *req, size_t len, uint64_t now_ms,
+		  struct downsync_result *ret, struct fs_error *err)
+{
+	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], box_pk[crypto_box_PUBLICKEYBYTES];
+	struct downsync_result res = {0};
+	struct pull p = {.db = db, .forms = forms, .err = err};
+	struct state old = {0};
+	uint64_t after;
+	int r, revoked = 0;
+
+	if (len != DOWNSET_PULL_BYTES || memcmp(req, DOWNSET_PULL_MAGIC, 4) ||
+	    req[4] != DOWNSET_PULL_VERSION || req[5] || req[6] || req[7]) {
+		refuse(&res, 400, "malformed", "not a pull request (version %d)",
+		       DOWNSET_PULL_VERSION);
+		goto done;
+	}
+	sodium_bin2hex(res.device, sizeof(res.device), req + 8, CHANGESET_DEVICE_BYTES);
+	p.device = res.device;
+	after = bytes_get_be(req + 24, 8);
+	if ((r = device_keys(db, res.device, sign_pk, box_pk, &revoked, err)) < 0)
+		goto fail;
+	if (r == 0) {
+		refuse(&res, 401, "unknown_device", "device %s is not enrolled", res.device);
+		goto done;
+	}
+	if (crypto_sign_verify_detached(req + 72, req, 72, sign_pk) != 0) {
+		refuse(&res, 401, "bad_signature", "the signature does not verify with the enrolled "
+		       "key");
+		goto done;
+	}
+	if (revoked) {
+		refuse(&res, 403, "revoked", "device %s has been revoked", res.device);
+		goto done;
+	}
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin pull", err)) < 0)
+		goto fail;
+	if ((r = state_load(db, res.device, &old, err)) < 0)
+		goto rollback;
+	if (after == old.seq &&
+	    !sodium_memcmp(req + 32, old.seq ? old.hash : zero_hash, CHANGESET_HASH_BYTES)) {
+		if ((r = make_next(&p, hq, box_pk, &old, batch ? batch : 1, now_ms, &res)) < 0)
+			goto rollback;
+	} else if (old.seq && after + 1 == old.seq &&
+		   !sodium_memcmp(req + 32, after ? old.prev : zero_hash, CHANGESET_HASH_BYTES)) {
+		/* Its answer was lost: the same bytes again. */
+		res.body = old.body;
+		res.len = old.len;
+		old.body = NULL;
+		res.status = 200;
+		res.repeat = 1;
+	} else {
+		res.expected = old.seq;
+		refuse(&res, 409, "downset_mismatch",
+		       "HQ has sent down-set %llu; the device says it applied %llu with another "
+		       "hash or sequence", (unsigned long long)old.seq, (unsigned long long)after);
+	}
+	if ((r = hqdb_exec(db, res.status == 200 && !res.repeat ? "COMMIT" : "ROLLBACK",
+			   "commit pull", err)) < 0)
+		goto rollback;
+	goto done;
+rollback:
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+	pull_free(&p);
+	free(old.body);
+	free(old.scope);
+	downsync_result_clear(&res);
+	return r;
+done:
+	pull_free(&p);
+	free(old.body);
+	free(old.scope);
+	*ret = res;
+	return 0;
+}
