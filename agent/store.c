@@ -81,7 +81,29 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 
 /* ---- schema ----------------------------------------------------------- */
 
-/* Version 1.  records.fields is the JSON object of form fields; the
+/* Version 2: two-way sync (agent/pull.h).  field_clocks holds the clock
+ * (HLC and writing device) of each field value that came from HQ; a
+ * field this device wrote last has its clock in the outbox instead.
+ * hq_conflicts holds the conflicts HQ decided on records in this
+ * device's scope, values included (they never leave the store).  meta
+ * gains down_seq, down_hash (hex), scope (JSON) and last_pull. */
+#define STORE_PULL_SQL                                                                             \
+	"CREATE TABLE field_clocks("                                                               \
+	"  record_id TEXT NOT NULL,"                                                               \
+	"  field TEXT NOT NULL,"                                                                   \
+	"  hlc INTEGER NOT NULL,"                                                                  \
+	"  device TEXT NOT NULL,"                                                                  \
+	"  PRIMARY KEY (record_id, field)"                                                         \
+	") STRICT, WITHOUT ROWID;"                                                                 \
+	"CREATE TABLE hq_conflicts("                                                               \
+	"  record_id TEXT NOT NULL,"                                                               \
+	"  field TEXT NOT NULL,"                                                                   \
+	"  device_a TEXT NOT NULL, hlc_a INTEGER NOT NULL, value_a TEXT NOT NULL,"                 \
+	"  device_b TEXT NOT NULL, hlc_b INTEGER NOT NULL, value_b TEXT NOT NULL,"                 \
+	"  PRIMARY KEY (record_id, field, device_a, hlc_a, device_b, hlc_b)"                       \
+	") STRICT, WITHOUT ROWID;"
+
+/* Versions 1 and 2 (above).  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same
  * transaction as the record, and keeps it after HQ acknowledges it.
  * outbox.changeset is the outgoing.seq of the change set that carries
@@ -139,7 +161,9 @@ const char store_schema_sql[] =
 	"  repeats INTEGER NOT NULL DEFAULT 1,"
 	"  last_at INTEGER"
 	") STRICT;"
-	"PRAGMA user_version = 1;";
+	STORE_PULL_SQL "PRAGMA user_version = 2;";
+
+
 
 /* ---- opening the database --------------------------------------------- */
 
@@ -167,7 +191,10 @@ int store_setup_connection(sqlite3 *db, int create)
 	}
 	return sqlite3_exec(db, "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
 				"PRAGMA mmap_size=0; PRAGMA foreign_keys=ON;"
-				"PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;",
+				"PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;"
+				/* A record purged when it leaves the scope is
+				 * overwritten, not only unlinked (agent/pull.h). */
+				"PRAGMA secure_delete=ON;",
 			    NULL, NULL, NULL);
 }
 
@@ -264,6 +291,25 @@ static int db_verify(struct store *s, struct fs_error *err)
 				    "than this fieldsync understands (%d)", s->path, version,
 				    STORE_SCHEMA_VERSION);
 	return 0;
+}
+
+/* Version 1 to 2, in one transaction: a second process waits for it and
+ * finds version 2. */
+static int db_upgrade(struct store *s, struct fs_error *err)
+{
+	int version = 0, r;
+
+	if ((r = pragma_int(s, "PRAGMA user_version", &version, err)) < 0 || version != 1)
+		return r;
+	if ((r = exec(s, "BEGIN IMMEDIATE", "upgrade store", err)) < 0)
+		return r;
+	if ((r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 && version == 1)
+		r = exec(s, STORE_PULL_SQL "PRAGMA user_version = 2;", "upgrade store", err);
+	if (r == 0)
+		r = exec(s, "COMMIT", "upgrade store", err);
+	if (r < 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
 }
 
 /* ---- create and open -------------------------------------------------- */
@@ -459,7 +505,7 @@ int store_open(const char *data_dir, const struct keystore_secret *secret,
 	}
 	if ((r = db_open(s, key, id, 0, opt, err)) < 0)
 		goto out;
-	if ((r = db_verify(s, err)) < 0)
+	if ((r = db_verify(s, err)) < 0 || (r = db_upgrade(s, err)) < 0)
 		goto out;
 	memcpy(s->id, id, sizeof(id));
 	s->key = key;

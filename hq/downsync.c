@@ -15,10 +15,10 @@
 #include "hq/hqdb.h"
 #include "sync/downset.h"
 #include "sync/fold.h"
+#include "sync/scoperule.h"
 
-/* A ref chain longer than this is not followed (hq/scope.c has the same
- * bound for the write rule). */
-#define MAX_DEPTH 4
+/* A ref chain longer than the rule follows is not followed here. */
+#define MAX_DEPTH SCOPERULE_MAX_DEPTH
 
 static const uint8_t zero_hash[CHANGESET_HASH_BYTES];
 /* ---- keeping scope keys and revisions ----------------------------------- */

@@ -11,11 +11,8 @@
 
 #include "hq/hqdb.h"
 #include "sync/fold.h"
+#include "sync/scoperule.h"
 #include "sync/utf8.h"
-
-/* A ref chain longer than this is not followed: forms today have one
- * level (visit -> beneficiary). */
-#define SCOPE_MAX_DEPTH 4
 
 /* ---- parsing a list ------------------------------------------------------ */
 
@@ -385,8 +382,6 @@ static const char *set_value(const struct scope_set *sv, const char *record_id, 
 	return NULL;
 }
 
-enum where { W_FREE, W_UNKNOWN, W_VALUE };
-
 /* HQ's merged value of the field: 1 with *ret malloc'd, 0 when none. */
 static int merged_value(const struct scope_set *sv, const char *id, const char *field, char **ret,
 			struct fs_error *err)
@@ -409,42 +404,31 @@ static int merged_value(const struct scope_set *sv, const char *id, const char *
 	return r;
 }
 
-/* Where record id of collection is: W_FREE (its form has no scope),
- * W_UNKNOWN, or W_VALUE with *ret the malloc'd scope value, following
- * ref scope fields to the record they name. */
-static int resolve(const struct scope_set *sv, const char *collection, const char *id, int depth,
-		   char **ret, struct fs_error *err)
+/* The rule's lookups (sync/scoperule.h): HQ's merged value or, for a
+ * record HQ does not hold yet, what this set gives it. */
+static int lookup_value(void *ctx, const char *id, const char *field, char **ret,
+			struct fs_error *err)
 {
-	const struct form *f = NULL;
-	const char *field = scope_field_of(sv->forms, collection, &f), *v;
-	char *mine = NULL;
-	int r;
+	const struct scope_set *sv = ctx;
+	const char *v;
+	int r = merged_value(sv, id, field, ret, err);
 
-	if (!field)
-		return W_FREE;
-	if ((r = merged_value(sv, id, field, &mine, err)) < 0)
+	if (r != 0 || !(v = set_value(sv, id, field)))
 		return r;
-	if (r == 0) {
-		if (!(v = set_value(sv, id, field)))
-			return W_UNKNOWN;
-		if (!(mine = strdup(v)))
-			return fs_error_set(err, -ENOMEM, "out of memory");
-	}
-	if (form_field_type(f, (size_t)form_scope_field(f)) != FORM_REF) {
-		*ret = mine;
-		return W_VALUE;
-	}
-	r = depth >= SCOPE_MAX_DEPTH
-		    ? W_UNKNOWN
-		    : resolve(sv, form_field_ref(f, (size_t)form_scope_field(f)), mine, depth + 1,
-			      ret, err);
-	free(mine);
-	return r;
+	if (!(*ret = strdup(v)))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	return 1;
+}
+
+static const struct form *lookup_form(void *ctx, const char *collection)
+{
+	return hqforms_find(((const struct scope_set *)ctx)->forms, collection);
 }
 
 int scope_check(const struct scope_set *sv, const struct scope *s, const struct change *c,
 		const char **reason, struct fs_error *err)
 {
+	const struct scoperule_lookup l = {lookup_form, lookup_value, (void *)sv};
 	const struct form *f = NULL;
 	const char *field = scope_field_of(sv->forms, c->collection, &f);
 	char *v = NULL;
@@ -453,30 +437,23 @@ int scope_check(const struct scope_set *sv, const struct scope *s, const struct 
 	*reason = NULL;
 	if (!field || s->all)
 		return 0;
-	if ((r = resolve(sv, c->collection, c->record_id, 0, &v, err)) < 0)
+	if ((r = scoperule_resolve(&l, c->collection, c->record_id, &v, err)) < 0)
 		return r;
-	if (r == W_UNKNOWN)
+	if (r == SCOPERULE_UNKNOWN)
 		*reason = "outside the device's scope: HQ does not know whose caseload the record "
 			  "is in";
-	else if (r == W_VALUE && !scope_contains(s, v))
+	else if (r == SCOPERULE_VALUE && !scope_contains(s, v))
 		*reason = "outside the device's scope";
 	free(v);
 	v = NULL;
 	if (*reason || strcmp(c->field, field) || !cJSON_IsString(c->value))
 		return 0;
 	/* The scope field itself: where the record goes must be ours too. */
-	if (form_field_type(f, (size_t)form_scope_field(f)) == FORM_REF) {
-		if ((r = resolve(sv, form_field_ref(f, (size_t)form_scope_field(f)),
-				 c->value->valuestring, 1, &v, err)) < 0)
-			return r;
-	} else if (!(v = strdup(c->value->valuestring))) {
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	} else {
-		r = W_VALUE;
-	}
-	if (r == W_UNKNOWN)
+	if ((r = scoperule_resolve_value(&l, f, c->value->valuestring, &v, err)) < 0)
+		return r;
+	if (r == SCOPERULE_UNKNOWN)
 		*reason = "outside the device's scope: the record it names is not known at HQ";
-	else if (r == W_VALUE && !scope_contains(s, v))
+	else if (r == SCOPERULE_VALUE && !scope_contains(s, v))
 		*reason = "moves the record out of the device's scope";
 	free(v);
 	return 0;

@@ -36,8 +36,9 @@
 #include "crypto/fserr.h"
 #include "hq/hqforms.h"
 #include "sync/changeset.h"
+#include "sync/scoperule.h"
 
-#define SCOPE_ALL "*"
+#define SCOPE_ALL SCOPERULE_ALL
 #define SCOPE_MAX_NAMES 64
 #define SCOPE_MAX_NAME 200 /* bytes, as a municipality at enrolment */
 
