@@ -111,6 +111,38 @@ static int deliver(struct delivery *d, struct attempt_result *res)
 	}
 }
 
+/* ---- pulling ---------------------------------------------------------------- */
+
+static int pull_and_log(struct delivery *d, struct attempt_result *res)
+{
+	struct synclog_entry e = {.event = "pull"};
+	struct fs_error logerr = {0};
+	uint64_t t0 = hlc_mono_ms();
+	int r;
+
+	res->pulled = 1;
+	e.at_ms = store_wall_ms(d->s);
+	if ((r = transport(d, res)) == 0)
+		r = pull_run(d->s, d->en, d->opt->forms_dir, d->t, &res->pull, &res->pull_err);
+	else
+		res->pull_err = res->err;
+	res->pull_code = r;
+	/* Nothing new is not worth a row: the agent asks after every push. */
+	if (r == 0 && res->pull.sets == 0)
+		return 0;
+	e.duration_ms = hlc_mono_ms() - t0;
+	e.result = synclog_result(r);
+	e.sets = res->pull.sets;
+	e.changes = res->pull.changes;
+	e.bytes = res->pull.bytes;
+	e.detail = r < 0 ? res->pull_err.msg : NULL;
+	if (synclog_add(d->s, &e, &logerr) < 0 && r == 0) {
+		res->pull_err = logerr;
+		res->pull_code = r = logerr.code;
+	}
+	return r;
+}
+
 /* ---- the attempt ------------------------------------------------------------- */
 
 int attempt_run(struct store *s, const struct attempt_options *opt, push_progress_fn progress,
@@ -134,13 +166,25 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 		return r; /* nothing to log: there is no HQ to talk to */
 	}
 	d.en = &en;
+	if (d.opt->pull == ATTEMPT_PULL_ONLY) {
+		r = pull_and_log(&d, res);
+		push_transport_free(d.t);
+		res->err = res->pull_err;
+		return r;
+	}
 	if ((r = push_count(s, &pending, NULL, &res->err)) < 0 ||
 	    (r = pack_unpacked(s, &unpacked, &res->err)) < 0)
 		goto log;
 	/* Nothing to send is not an attempt: the agent checks after every
 	 * network event, and the log would fill with empty rows. */
-	if (pending == 0 && unpacked == 0)
-		return 0;
+	if (pending == 0 && unpacked == 0) {
+		if (d.opt->pull != ATTEMPT_PULL_ALWAYS)
+			return 0;
+		r = pull_and_log(&d, res);
+		push_transport_free(d.t);
+		res->err = res->pull_err;
+		return r;
+	}
 	per = d.opt->max_changes ? d.opt->max_changes : PACK_DEFAULT_CHANGES;
 	d.progress = (struct progress){.fn = progress, .ctx = ctx,
 	                               .total = pending + (unpacked + per - 1) / per};
@@ -162,7 +206,6 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 	if (res->stats.sets > 0)
 		checkpoint(s);
 log:
-	push_transport_free(d.t);
 	res->duration_ms = hlc_mono_ms() - t0;
 	e.at_ms = res->started_ms;
 	e.duration_ms = res->duration_ms;
@@ -179,5 +222,16 @@ log:
 	}
 	if (d.tight)
 		store_room_give_back(s);
+	/* HQ merged what came up; what it holds comes down. */
+	if (r == 0 && d.opt->pull != ATTEMPT_PULL_NEVER &&
+	    (res->stats.sets > 0 || d.opt->pull == ATTEMPT_PULL_ALWAYS)) {
+		int pr = pull_and_log(&d, res);
+
+		if (d.opt->pull == ATTEMPT_PULL_ALWAYS && pr < 0) {
+			r = pr;
+			res->err = res->pull_err;
+		}
+	}
+	push_transport_free(d.t);
 	return r;
 }

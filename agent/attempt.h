@@ -18,12 +18,19 @@
  * needs only a little room; the room is given back when the attempt
  * ends, as far as the disk allows.
  *
+ * Then, as opt->pull says, it pulls HQ's down-sets (agent/pull.h) and
+ * writes a "pull" row to the sync log when something came down or the
+ * pull failed.  A failed pull after a good push is reported in
+ * res->pull_code, and is the attempt's result only with
+ * ATTEMPT_PULL_ALWAYS or ATTEMPT_PULL_ONLY (a person asked for it).
+ *
  * Not thread-safe per store; the agent gives its push thread its own
  * store connection (store_reopen).
  */
 #ifndef FS_ATTEMPT_H
 #define FS_ATTEMPT_H
 
+#include "agent/pull.h"
 #include "agent/push.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
@@ -34,7 +41,14 @@ struct attempt_options {
 	unsigned connect_timeout_s;   /* 0: PUSH_CONNECT_TIMEOUT_S */
 	unsigned stall_timeout_s;     /* 0: PUSH_LOW_SPEED_TIME_S */
 	const _Atomic int *cancel;    /* abandon the transfer once set (-ECANCELED) */
+	/* Two-way sync (agent/pull.h): ATTEMPT_PULL_AFTER_PUSH pulls once a
+	 * push delivered something, ATTEMPT_PULL_ALWAYS also with nothing to
+	 * push, ATTEMPT_PULL_ONLY pulls without pushing. */
+	int pull;
+	const char *forms_dir;        /* for the scope rule; NULL: built in */
 };
+
+enum { ATTEMPT_PULL_NEVER = 0, ATTEMPT_PULL_AFTER_PUSH, ATTEMPT_PULL_ALWAYS, ATTEMPT_PULL_ONLY };
 
 struct attempt_result {
 	struct push_stats stats;      /* what HQ acknowledged */
@@ -44,6 +58,10 @@ struct attempt_result {
 	uint64_t duration_ms;         /* monotonic */
 	struct fs_error err;          /* when the attempt failed */
 	char clock_warning[PUSH_SKEW_WARNING_MAX]; /* push_skew_warning(), or "" */
+	struct pull_stats pull;       /* what HQ sent down */
+	int pulled;                   /* a pull was tried */
+	int pull_code;                /* its outcome: 0 or an error (pull_err) */
+	struct fs_error pull_err;
 };
 
 /* Run one attempt (opt may be NULL for the defaults).  The

@@ -100,7 +100,8 @@ const char commands_main_usage[] =
 	"  visit add|list|show|edit|delete ...\n"
 	"  import beneficiaries|visits FILE.csv\n"
 	"  enroll URL TOKEN            register this device with HQ (token from HQ)\n"
-	"  sync [--max-changes N]      pack and send pending changes to HQ\n"
+	"  sync [--max-changes N]      send pending changes to HQ, then pull\n"
+	"  pull                        fetch the merged records of this device's scope\n"
 	"  status [--json]             records, pending changes and the agent's state\n"
 	"  log [--json]                the local sync log: each attempt to reach HQ\n"
 	"  check                       verify the store's integrity and outbox\n"
@@ -723,8 +724,21 @@ static void sync_progress(unsigned long long done, unsigned long long total, voi
 	fflush(c->err);
 }
 
+static const char pull_usage[] =
+	"Usage: fieldsync pull\n"
+	"Fetch the merged records of this device's scope from HQ: every\n"
+	"down-set after the last one applied, each signed by the HQ key pinned\n"
+	"at enrolment and sealed to this device.  A field takes HQ's value when\n"
+	"HQ's write is the later one; changes not yet sent are kept and sent.\n"
+	"Records that left the scope are removed, unless they have changes HQ\n"
+	"has not acknowledged.  `sync` pulls too, after it pushes.\n"
+	"\n"
+	"Prints 'received N down-sets (M changes), K records left the scope'.\n"
+	"Exit status: 0 ok, 2 HQ refused (e.g. device revoked), 3 key or crypto\n"
+	"(a down-set not signed by HQ's key), 4 I/O (HQ unreachable).\n";
+
 int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret_max,
-			int *ret_exit)
+			int *ret_pull, int *ret_exit)
 {
 	static const struct option opts[] = {{"max-changes", required_argument, NULL, OPT_MAX_CHANGES},
 					     {"help", no_argument, NULL, 'h'},
@@ -739,7 +753,10 @@ int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret
 		"  --max-changes N   at most N changes per change set (1 to 20000,\n"
 		"                    default 1000)\n"
 		"\n"
-		"Prints 'sent N change sets (M changes), K quarantined at HQ'.\n"
+		"Then pull what HQ holds for this device's scope (see pull --help).\n"
+		"\n"
+		"Prints 'sent N change sets (M changes), K quarantined at HQ', and\n"
+		"'received N down-sets (M changes), K records left the scope'.\n"
 		"Exit status: 0 ok, 2 HQ refused (e.g. device revoked), 3 key or crypto\n"
 		"(receipt signature, TLS pin), 4 I/O (HQ unreachable or overloaded).\n";
 	unsigned long max = 0;
@@ -747,6 +764,20 @@ int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret
 	int opt;
 
 	*ret_max = 0;
+	*ret_pull = ATTEMPT_PULL_ALWAYS;
+	if (!strcmp(argv[0], "pull")) {
+		*ret_pull = ATTEMPT_PULL_ONLY;
+		if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+			fputs(pull_usage, c->out);
+			*ret_exit = EXIT_OK;
+			return -1;
+		}
+		if (argc != 1) {
+			*ret_exit = usage_error("pull", "unexpected argument");
+			return -1;
+		}
+		return 0;
+	}
 	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (opt == 'h') {
@@ -779,35 +810,45 @@ static int cmd_sync(struct cli *c, int argc, char **argv)
 	struct attempt_result res;
 	struct store *s = NULL;
 	unsigned long max = 0;
-	int r, code, tty = isatty(STDERR_FILENO);
+	int r, code, pull, tty = isatty(STDERR_FILENO);
 
-	if (commands_parse_sync(c, argc, argv, &max, &code) < 0)
+	if (commands_parse_sync(c, argc, argv, &max, &pull, &code) < 0)
 		return code;
 	if ((r = open_store(c, &s, &res.err)) < 0)
 		return fail(&res.err);
 	r = attempt_run(s,
 			&(struct attempt_options){.max_changes = max ? max : c->cfg.max_changes,
 						  .connect_timeout_s = c->cfg.connect_timeout,
-						  .stall_timeout_s = c->cfg.stall_timeout},
+						  .stall_timeout_s = c->cfg.stall_timeout,
+						  .pull = pull,
+						  .forms_dir = c->cfg.forms_dir},
 			tty ? sync_progress : NULL, c, &res);
 	if (tty && res.stats.sets)
 		fputc('\n', c->err);
 	if (r == 0 || res.pushed) {
 		char line[COMMANDS_SYNC_LINE];
 
-		commands_format_sync(&res.stats, line, sizeof(line));
+		commands_format_sync(&res, pull == ATTEMPT_PULL_ONLY, line, sizeof(line));
 		fputs(line, c->out);
 	}
 	release_store(c, s);
 	return r < 0 ? fail(&res.err) : EXIT_OK;
 }
 
-void commands_format_sync(const struct push_stats *st, char *out, size_t cap)
+void commands_format_sync(const struct attempt_result *res, int pull_only, char *out, size_t cap)
 {
+	const struct push_stats *st = &res->stats;
 	char warning[PUSH_SKEW_WARNING_MAX];
-	int n = snprintf(out, cap, "sent %llu change sets (%llu changes), %llu quarantined at HQ\n",
-			 st->sets, st->changes, st->quarantined);
+	int n = 0;
 
+	out[0] = '\0';
+	if (!pull_only)
+		n = snprintf(out, cap, "sent %llu change sets (%llu changes), %llu quarantined at "
+			     "HQ\n", st->sets, st->changes, st->quarantined);
+	if (n >= 0 && (size_t)n < cap && res->pulled && res->pull_code == 0)
+		n += snprintf(out + n, cap - (size_t)n,
+			      "received %llu down-sets (%llu changes), %llu records left the "
+			      "scope\n", res->pull.sets, res->pull.changes, res->pull.purged);
 	if (n > 0 && (size_t)n < cap && st->clock_checked &&
 	    push_skew_warning(st->clock_skew_ms, warning))
 		snprintf(out + n, cap - (size_t)n, "warning: %s\n", warning);
@@ -1308,7 +1349,7 @@ static int cmd_log(struct cli *c, int argc, char **argv)
  * need no new secret.  init and passwd make or change the secret; keygen
  * touches no store. */
 static const char *const forwardable[] = {"beneficiary", "visit", "import", "enroll", "sync",
-					  "status", "check", "log"};
+					  "pull", "status", "check", "log"};
 
 int commands_forwardable(const char *cmd)
 {
@@ -1340,7 +1381,7 @@ int commands_run(struct cli *c, int argc, char **argv)
 		return cmd_import(c, argc, argv);
 	if (!strcmp(cmd, "enroll"))
 		return cmd_enroll(c, argc, argv);
-	if (!strcmp(cmd, "sync"))
+	if (!strcmp(cmd, "sync") || !strcmp(cmd, "pull"))
 		return cmd_sync(c, argc, argv);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(c, argc, argv);

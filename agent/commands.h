@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "agent/config.h"
+#include "agent/attempt.h"
 #include "agent/push.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
@@ -62,20 +63,23 @@ int commands_run(struct cli *c, int argc, char **argv);
 /* Whether a client may hand this command to the agent. */
 int commands_forwardable(const char *cmd);
 
-/* Parse `sync` options: 0 and *ret_max (0: default) when the agent
- * should push; otherwise the exit status, with help or the usage error
- * already written to c. */
+/* Parse `sync` or `pull` options (argv[0] says which): 0, *ret_max (0:
+ * default) and *ret_pull (agent/attempt.h: ATTEMPT_PULL_ALWAYS for sync,
+ * ATTEMPT_PULL_ONLY for pull) when the agent should run the attempt;
+ * otherwise the exit status, with help or the usage error already
+ * written to c. */
 int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret_max,
-			int *ret_exit) FS_WUR;
+			int *ret_pull, int *ret_exit) FS_WUR;
 
 /* The store secret from the configured key or passphrase file, or asked
  * on the terminal with question. */
 int commands_secret(const struct cli *c, const char *question, struct keystore_secret **ret,
 		    struct fs_error *err) FS_WUR;
 
-/* The line `sync` prints, whether it ran here or in the agent. */
-#define COMMANDS_SYNC_LINE 384
-void commands_format_sync(const struct push_stats *st, char *out, size_t cap);
+/* The lines `sync` and `pull` print, whether they ran here or in the
+ * agent. */
+#define COMMANDS_SYNC_LINE 512
+void commands_format_sync(const struct attempt_result *res, int pull_only, char *out, size_t cap);
 
 /* Print e to c->err; returns its exit status. */
 int commands_fail(struct cli *c, const struct fs_error *e);

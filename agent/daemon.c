@@ -98,6 +98,7 @@ struct agent {
 	 * job_ fields. */
 	pthread_t thread;
 	int running;
+	int pull_only;             /* the job in flight pulls without pushing */
 	enum { JOB_PUSH, JOB_COMMAND } job;
 	_Atomic int cancel;
 	struct store *wstore;
@@ -105,6 +106,7 @@ struct agent {
 	struct attempt_result res;
 	int res_code;
 	unsigned long want_max;    /* --max-changes of a waiting `sync` */
+	int want_pull;             /* a waiting `sync` or `pull`: ATTEMPT_PULL_* */
 	uint64_t gen;              /* attempts started so far */
 	struct client *job_client; /* JOB_COMMAND: who asked */
 	int job_argc;
@@ -218,9 +220,15 @@ static int job_start(struct agent *a, int job)
 		.connect_timeout_s = a->c->cfg.connect_timeout,
 		.stall_timeout_s = a->c->cfg.stall_timeout,
 		.cancel = &a->cancel,
+		/* The agent pulls after every push that delivered; a person's
+		 * `sync` or `pull` asks for it whatever there is to send. */
+		.pull = a->want_pull ? a->want_pull : ATTEMPT_PULL_AFTER_PUSH,
+		.forms_dir = a->c->cfg.forms_dir,
 	};
+	a->pull_only = job == JOB_PUSH && a->want_pull == ATTEMPT_PULL_ONLY;
 	if (job == JOB_PUSH) {
 		a->want_max = 0;
+		a->want_pull = 0;
 		a->gen++;
 		a->last_attempt = hlc_wall_ms();
 	}
@@ -330,7 +338,7 @@ static void job_finished(struct agent *a)
 			continue;
 		cl->wait_gen = 0;
 		if (r == 0) {
-			commands_format_sync(&res->stats, line, sizeof(line));
+			commands_format_sync(res, a->pull_only, line, sizeof(line));
 			client_answer(cl, line, NULL, FS_EXIT_OK);
 		} else {
 			snprintf(line, sizeof(line), "fieldsync: %s\n",
@@ -578,7 +586,7 @@ static void run_command(struct agent *a, struct client *cl)
 	FILE *out = NULL, *err = NULL;
 	cJSON *state = NULL;
 	unsigned long max;
-	int argc, status, code;
+	int argc, status, code, pull;
 
 	if (ctl_parse_command(cl->in + CTL_HEADER, cl->in_len - CTL_HEADER, cl->nfds, &argc, &argv,
 			      idx) < 0) {
@@ -602,7 +610,8 @@ static void run_command(struct agent *a, struct client *cl)
 	c->n_inputs = cl->nfds;
 	c->wrote = 0;
 	c->agent = state;
-	if (!strcmp(argv[0], "sync") && commands_parse_sync(c, argc, argv, &max, &code) == 0) {
+	if ((!strcmp(argv[0], "sync") || !strcmp(argv[0], "pull")) &&
+	    commands_parse_sync(c, argc, argv, &max, &pull, &code) == 0) {
 		/* Push now; answer when an attempt that started after this
 		 * request ends. */
 		if (!a->store) {
@@ -613,10 +622,13 @@ static void run_command(struct agent *a, struct client *cl)
 			a->halted = 0; /* an explicit request tries again */
 			cl->wait_gen = a->gen + 1;
 			a->want_max = max;
+			/* sync and pull both pull; only sync pushes too. */
+			if (a->want_pull != ATTEMPT_PULL_ALWAYS)
+				a->want_pull = pull;
 			schedule(a, 0);
 			goto out;
 		}
-	} else if (!strcmp(argv[0], "sync")) {
+	} else if (!strcmp(argv[0], "sync") || !strcmp(argv[0], "pull")) {
 		status = code;
 	} else if (a->job_client && a->job_argv && !strcmp(a->job_argv[0], "import") &&
 		   writes_records(argc, argv)) {

@@ -541,7 +541,11 @@ int records_verify_outbox(struct store *s, struct fs_error *err)
 
 	if (sqlite3_prepare_v2(store_db(s),
 			       "SELECT r.id, r.fields, r.deleted, o.field, o.value FROM records r"
-			       " JOIN outbox o ON o.record_id = r.id ORDER BY r.id, o.seq",
+			       " JOIN outbox o ON o.record_id = r.id"
+			       /* A record HQ sent values of is not this
+				* device's outbox alone (agent/pull.h). */
+			       " WHERE r.id NOT IN (SELECT record_id FROM field_clocks)"
+			       " ORDER BY r.id, o.seq",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "verify outbox in", err);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -846,6 +846,8 @@ int store_check(struct store *s, struct fs_error *err)
 	static const char orphan_sql[] =
 		"SELECT 'record without outbox changes' FROM records r"
 		" WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = r.id)"
+		/* Records HQ sent have clocks instead (agent/pull.h). */
+		" AND NOT EXISTS (SELECT 1 FROM field_clocks c WHERE c.record_id = r.id)"
 		" UNION ALL SELECT 'outbox change without record' FROM outbox o"
 		" WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.id = o.record_id) LIMIT 1";
 	sqlite3_stmt *st = NULL;

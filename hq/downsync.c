@@ -134,7 +134,7 @@ static int stamp(struct downsync_writer *w, const char *id, const char *field, c
 		 struct fs_error *err)
 {
 	sqlite3_stmt *st;
-	int64_t rev;
+	int64_t rev = 0;
 	int r;
 
 	if ((r = next_rev(w, &rev, err)) < 0)
@@ -213,7 +213,7 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 		r = stamp(w, id, fields[i], key, err);
 	list_free(fields, nf);
 	if (r == 0 && old) {
-		int64_t rev;
+		int64_t rev = 0;
 
 		if ((r = next_rev(w, &rev, err)) < 0)
 			return r;

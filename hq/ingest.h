@@ -83,8 +83,8 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 
 void ingest_result_clear(struct ingest_result *r);
 
-/* Does the change set that starts with these len bytes (at least
- * INGEST_DEVICE_PREFIX) name an enrolled, active device?  1 or 0, < 0 on
+/* Does the change set or pull request that starts with these len bytes
+ * (at least INGEST_DEVICE_PREFIX) name an enrolled, active device?  1 or 0, < 0 on
  * a database error.  Nothing here is authentic yet: the server uses it
  * only to choose which pool of request slots an upload takes. */
 #define INGEST_DEVICE_PREFIX (8 + CHANGESET_DEVICE_BYTES)

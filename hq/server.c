@@ -800,7 +800,9 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 					  "the time in Retry-After", NULL, retry);
 		}
 	}
-	if (rq->ep != EP_CHANGESETS && admit(s, rq, 0) < 0)
+	/* Pushes and pulls are admitted once their first bytes say which
+	 * device sends them (admit_changeset). */
+	if (rq->ep != EP_CHANGESETS && rq->ep != EP_PULL && admit(s, rq, 0) < 0)
 		return send_busy(conn, rq);
 	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY || rq->ep == EP_PULL
 			    ? SERVER_ENROLL_MAX

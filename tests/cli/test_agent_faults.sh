@@ -195,7 +195,8 @@ for e in events:
     if e["event"] == "push" and d.get("result") == "accepted" and e.get("device") == sys.argv[3]:
         seqs.append(d["seq"])
         hq_changes += d["changes"]
-dev_changes = sum(json.loads(l)["changes"] for l in open(sys.argv[2], encoding="utf-8") if l.strip())
+rows = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8") if l.strip()]
+dev_changes = sum(r["changes"] for r in rows if r["event"] == "push")
 sent = int(sys.argv[4])
 if sorted(seqs) != list(range(1, sent + 1)):
     sys.exit("HQ accepted sequences %s..., the device sent 1..%d" % (sorted(seqs)[:5], sent))

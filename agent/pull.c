@@ -1,0 +1,581 @@
+/* pull.c - see pull.h.
+ *
+ * Sections: forms; the chain; merging one field; conflicts; purging;
+ * applying a down-set; asking HQ.
+ */
+#include "agent/pull.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/records.h"
+#include "sync/downset.h"
+#include "sync/formsrc.h"
+#include "sync/merge.h"
+#include "sync/scoperule.h"
+
+#define FORMS_CACHED 16
+
+/* store_stmt() slots (agent/store.h). */
+enum {
+	SLOT_CLOCK = 32,
+	SLOT_RECORD,
+	SLOT_UPDATE,
+	SLOT_INSERT,
+	SLOT_SET_CLOCK,
+	SLOT_CONFLICT,
+	SLOT_VALUE,
+	SLOT_PURGE, /* and the three after it */
+};
+
+/* ---- forms ---------------------------------------------------------------- */
+
+struct forms {
+	const char *dir;
+	struct form *f[FORMS_CACHED];
+	size_t n;
+};
+
+static const struct form *form_of(void *ctx, const char *collection)
+{
+	struct forms *fs = ctx;
+	struct fs_error ignored = {0};
+	struct form *f = NULL;
+
+	for (size_t i = 0; i < fs->n; i++)
+		if (!strcmp(form_collection(fs->f[i]), collection))
+			return fs->f[i];
+	/* A collection this device has no form for is in every scope. */
+	if (fs->n == FORMS_CACHED || formsrc_load(fs->dir, collection, &f, &ignored) < 0)
+		return NULL;
+	fs->f[fs->n++] = f;
+	return f;
+}
+
+static void forms_free(struct forms *fs)
+{
+	for (size_t i = 0; i < fs->n; i++)
+		form_free(fs->f[i]);
+}
+
+/* ---- the chain -------------------------------------------------------------- */
+
+struct chain {
+	uint64_t seq; /* last down-set applied; 0: none */
+	uint8_t hash[CHANGESET_HASH_BYTES];
+};
+
+static int chain_load(struct store *s, struct chain *c, struct fs_error *err)
+{
+	char text[2 * CHANGESET_HASH_BYTES + 1];
+	int found = 0, r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = store_meta_get(s, "down_seq", text, sizeof(text), &found, err)) < 0 || !found)
+		return r;
+	c->seq = strtoull(text, NULL, 10);
+	if ((r = store_meta_get(s, "down_hash", text, sizeof(text), &found, err)) < 0)
+		return r;
+	if (!found || sodium_hex2bin(c->hash, sizeof(c->hash), text, strlen(text), NULL, NULL,
+				     NULL) < 0)
+		return fs_error_set(err, -FS_ECORRUPT, "store: the last down-set's hash is damaged");
+	return 0;
+}
+
+static int chain_save(struct store *s, uint64_t seq, const uint8_t hash[CHANGESET_HASH_BYTES],
+		      struct fs_error *err)
+{
+	char text[2 * CHANGESET_HASH_BYTES + 1], n[24];
+	int r;
+
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)seq);
+	sodium_bin2hex(text, sizeof(text), hash, CHANGESET_HASH_BYTES);
+	if ((r = store_meta_put(s, "down_seq", n, err)) < 0)
+		return r;
+	return store_meta_put(s, "down_hash", text, err);
+}
+
+/* ---- merging one field ---------------------------------------------------- */
+
+/* The clock of the value the store holds for (record, field): a pulled
+ * one, or this device's latest write.  0 when there is none. */
+static int local_clock(struct store *s, const char *self, const char *id, const char *field,
+		       hlc_t *hlc, char *dev, size_t cap, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	*hlc = 0;
+	dev[0] = '\0';
+	if ((r = store_stmt(s, SLOT_CLOCK, "SELECT hlc, device FROM field_clocks WHERE record_id = ?1 AND "
+				  "field = ?2 UNION ALL SELECT max(hlc), ?3 FROM outbox WHERE "
+				  "record_id = ?1 AND field = ?2 AND hlc IS NOT NULL", &st, err)) < 0)
+		return r;
+	/* store_stmt statements are cached: bind each time. */
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, self, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		hlc_t h = (hlc_t)sqlite3_column_int64(st, 0);
+		const char *d = (const char *)sqlite3_column_text(st, 1);
+
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL || !d)
+			continue;
+		if (!dev[0] || merge_compare(h, d, *hlc, dev) > 0) {
+			*hlc = h;
+			snprintf(dev, cap, "%s", d);
+		}
+	}
+	r = rc == SQLITE_DONE ? 0 : store_fail(s, "read a field's clock in", err);
+	sqlite3_reset(st);
+	return r;
+}
+
+/* Set the field of the record (created when missing) to HQ's value. */
+static int take(struct store *s, const struct downset_change *c, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	cJSON *fields = NULL;
+	int r, rc, deleted = 0, exists = 0;
+	hlc_t created = c->c.hlc, updated = c->c.hlc;
+	char *text = NULL;
+
+	if ((r = store_stmt(s, SLOT_RECORD, "SELECT collection, fields, deleted, created_hlc, updated_hlc "
+				  "FROM records WHERE id = ?1", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, c->c.record_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		exists = 1;
+		if (strcmp((const char *)sqlite3_column_text(st, 0), c->c.collection))
+			r = fs_error_set(err, -EPROTO, "HQ sent record %s as %s, which this device "
+					 "holds in another collection", c->c.record_id,
+					 c->c.collection);
+		else if (!(fields = cJSON_Parse((const char *)sqlite3_column_text(st, 1))))
+			r = fs_error_set(err, -FS_ECORRUPT, "record %s: stored fields are damaged",
+					 c->c.record_id);
+		deleted = sqlite3_column_int(st, 2);
+		created = (hlc_t)sqlite3_column_int64(st, 3);
+		updated = (hlc_t)sqlite3_column_int64(st, 4);
+	} else if (rc != SQLITE_DONE) {
+		r = store_fail(s, "read a record in", err);
+	}
+	sqlite3_reset(st);
+	if (r < 0)
+		goto out;
+	if (!fields && !(fields = cJSON_CreateObject())) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!strcmp(c->c.field, RECORDS_DELETED_FIELD)) {
+		deleted = 1;
+	} else {
+		cJSON_DeleteItemFromObjectCaseSensitive(fields, c->c.field);
+		if (!cJSON_IsNull(c->c.value)) {
+			cJSON *v = cJSON_Duplicate(c->c.value, 1);
+
+			if (!v || !cJSON_AddItemToObject(fields, c->c.field, v)) {
+				cJSON_Delete(v);
+				r = fs_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+	}
+	if (!(text = cJSON_PrintUnformatted(fields))) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (c->c.hlc < created)
+		created = c->c.hlc;
+	if (c->c.hlc > updated)
+		updated = c->c.hlc;
+	if ((r = exists ? store_stmt(s, SLOT_UPDATE, "UPDATE records SET fields = ?2, deleted = ?3, "
+						     "created_hlc = ?4, updated_hlc = ?5 WHERE id = ?1",
+				     &st, err)
+			: store_stmt(s, SLOT_INSERT, "INSERT INTO records(id, fields, deleted, "
+						     "created_hlc, updated_hlc, author, collection) "
+						     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &st, err)) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, c->c.record_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, deleted);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)created);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)updated);
+	if (!exists) {
+		sqlite3_bind_text(st, 6, c->device, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, c->c.collection, -1, SQLITE_STATIC);
+	}
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		r = store_fail(s, "write a pulled record in", err);
+		goto out;
+	}
+	if ((r = store_stmt(s, SLOT_SET_CLOCK, "INSERT INTO field_clocks(record_id, field, hlc, device) "
+				  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, field) DO UPDATE "
+				  "SET hlc = ?3, device = ?4", &st, err)) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, c->c.record_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->c.field, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)c->c.hlc);
+	sqlite3_bind_text(st, 4, c->device, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		r = store_fail(s, "write a field's clock in", err);
+out:
+	if (text) {
+		sodium_memzero(text, strlen(text));
+		cJSON_free(text);
+	}
+	cJSON_Delete(fields);
+	return r;
+}
+
+/* 1 when HQ's write was taken, 0 when the store's is later. */
+static int merge_one(struct store *s, const char *self, const struct downset_change *c,
+		     struct fs_error *err)
+{
+	char dev[2 * CHANGESET_DEVICE_BYTES + 1];
+	hlc_t hlc;
+	int r;
+
+	if ((r = local_clock(s, self, c->c.record_id, c->c.field, &hlc, dev, sizeof(dev), err)) < 0)
+		return r;
+	store_hlc_observe(s, hlc_physical_ms(c->c.hlc));
+	if (dev[0] && merge_compare(c->c.hlc, c->device, hlc, dev) <= 0)
+		return 0;
+	if ((r = take(s, c, err)) < 0)
+		return r;
+	return 1;
+}
+
+/* ---- conflicts ------------------------------------------------------------ */
+
+static int keep_conflict(struct store *s, const struct downset_conflict *c, struct fs_error *err)
+{
+	char *a = cJSON_PrintUnformatted(c->value_a), *b = cJSON_PrintUnformatted(c->value_b);
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (!a || !b) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = store_stmt(s, SLOT_CONFLICT, "INSERT OR IGNORE INTO hq_conflicts(record_id, field, device_a, "
+				  "hlc_a, value_a, device_b, hlc_b, value_b) VALUES (?1, ?2, ?3, ?4, "
+				  "?5, ?6, ?7, ?8)", &st, err)) < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, c->record_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->field, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->device_a, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->hlc_a);
+	sqlite3_bind_text(st, 5, a, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, c->device_b, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)c->hlc_b);
+	sqlite3_bind_text(st, 8, b, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = store_fail(s, "keep a conflict in", err);
+	sqlite3_reset(st);
+out:
+	cJSON_free(a);
+	cJSON_free(b);
+	return r;
+}
+
+/* ---- purging ---------------------------------------------------------------- */
+
+/* The rule's lookup: a string field of a record in the store. */
+struct local {
+	struct store *s;
+	struct forms *forms;
+};
+
+static int local_value(void *ctx, const char *id, const char *field, char **ret,
+		       struct fs_error *err)
+{
+	struct local *l = ctx;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = store_stmt(l->s, SLOT_VALUE, "SELECT json_extract(fields, '$.' || ?2) FROM records WHERE "
+				     "id = ?1", &st, err)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+		r = (*ret = strdup((const char *)sqlite3_column_text(st, 0)))
+			    ? 1
+			    : fs_error_set(err, -ENOMEM, "out of memory");
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = store_fail(l->s, "read a record's scope in", err);
+	sqlite3_reset(st);
+	return r;
+}
+
+static const struct form *local_form(void *ctx, const char *collection)
+{
+	return form_of(((struct local *)ctx)->forms, collection);
+}
+
+static int purge_record(struct store *s, const char *id, struct fs_error *err)
+{
+	static const char *const sql[] = {
+		"DELETE FROM outbox WHERE record_id = ?1",
+		"DELETE FROM field_clocks WHERE record_id = ?1",
+		"DELETE FROM hq_conflicts WHERE record_id = ?1",
+		"DELETE FROM records WHERE id = ?1",
+	};
+
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		sqlite3_stmt *st = NULL;
+		int r, rc;
+
+		if ((r = store_stmt(s, SLOT_PURGE + (int)i, sql[i], &st, err)) < 0)
+			return r;
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return store_fail(s, "purge a record in", err);
+	}
+	return 0;
+}
+
+/* Every record outside scope[0..n), with nothing HQ has not yet
+ * acknowledged, goes.  Households first, so that their visits then find
+ * no household and follow them. */
+static int purge(struct store *s, struct forms *forms, char *const *scope, size_t n,
+		 unsigned long long *purged, struct fs_error *err)
+{
+	struct local ctx = {s, forms};
+	const struct scoperule_lookup l = {local_form, local_value, &ctx};
+	sqlite3_stmt *st = NULL;
+	char **ids = NULL, **colls = NULL;
+	size_t count = 0, cap = 0;
+	int r = 0, rc;
+
+	/* The candidates first: purging while stepping would skip rows. */
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT id, collection FROM records r WHERE NOT EXISTS (SELECT 1 FROM "
+			       "outbox o WHERE o.record_id = r.id AND (o.changeset IS NULL OR "
+			       "o.changeset IN (SELECT seq FROM outgoing WHERE receipt IS NULL))) "
+			       "ORDER BY collection <> 'beneficiaries', id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "list records in", err);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t nc = cap ? 2 * cap : 256;
+			char **ni = realloc(ids, nc * sizeof(*ni)), **nl;
+
+			if (ni)
+				ids = ni;
+			nl = ni ? realloc(colls, nc * sizeof(*nl)) : NULL;
+			if (!nl) {
+				r = fs_error_set(err, -ENOMEM, "out of memory");
+				break;
+			}
+			colls = nl;
+			cap = nc;
+		}
+		ids[count] = strdup((const char *)sqlite3_column_text(st, 0));
+		colls[count] = strdup((const char *)sqlite3_column_text(st, 1));
+		count++;
+		if (!ids[count - 1] || !colls[count - 1]) {
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, "list records in", err);
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < count && r == 0; i++) {
+		char *v = NULL;
+		int where = scoperule_resolve(&l, colls[i], ids[i], &v, err);
+
+		if (where < 0) {
+			r = where;
+		} else if (where == SCOPERULE_UNKNOWN ||
+			   (where == SCOPERULE_VALUE &&
+			    !scoperule_holds((const char *const *)scope, n, v))) {
+			if ((r = purge_record(s, ids[i], err)) == 0)
+				(*purged)++;
+		}
+		free(v);
+	}
+	for (size_t i = 0; i < count; i++) {
+		free(ids[i]);
+		free(colls[i]);
+	}
+	free(ids);
+	free(colls);
+	return r;
+}
+
+/* ---- applying a down-set -------------------------------------------------- */
+
+/* The scope as stored in meta: a JSON array of names. */
+static char *scope_json(const struct downset *d)
+{
+	cJSON *a = cJSON_CreateStringArray((const char *const *)d->scope, (int)d->nscope);
+	char *text = a ? cJSON_PrintUnformatted(a) : NULL;
+
+	cJSON_Delete(a);
+	return text;
+}
+
+static int apply_open(struct store *s, struct forms *forms, const struct downset *d,
+		      struct pull_stats *st, struct fs_error *err)
+{
+	const char *self = store_identity(s)->id;
+	char old[4096];
+	char *scope = scope_json(d);
+	int r = 0, found = 0, rescope = 0;
+
+	if (!scope)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = store_meta_get(s, "scope", old, sizeof(old), &found, err)) < 0)
+		goto out;
+	rescope = !found || strcmp(old, scope);
+	for (size_t i = 0; i < d->nchanges && r == 0; i++) {
+		const struct form *f = form_of(forms, d->changes[i].c.collection);
+		int si = f ? form_scope_field(f) : -1;
+
+		if ((r = merge_one(s, self, &d->changes[i], err)) > 0) {
+			st->applied++;
+			if (si >= 0 && !strcmp(d->changes[i].c.field, form_field_name(f, (size_t)si)))
+				rescope = 1;
+			r = 0;
+		}
+	}
+	for (size_t i = 0; i < d->nconflicts && r == 0; i++)
+		r = keep_conflict(s, &d->conflicts[i], err);
+	if (r == 0 && rescope)
+		r = purge(s, forms, d->scope, d->nscope, &st->purged, err);
+	if (r == 0)
+		r = store_meta_put(s, "scope", scope, err);
+	st->changes += d->nchanges;
+	st->conflicts += d->nconflicts;
+out:
+	cJSON_free(scope);
+	return r;
+}
+
+int pull_apply(struct store *s, const struct enrolment *en, const char *forms_dir,
+	       const uint8_t *buf, size_t len, struct pull_stats *st, struct fs_error *err)
+{
+	const struct identity *id = store_identity(s);
+	struct forms forms = {.dir = forms_dir};
+	struct downset_header h;
+	struct downset d = {0};
+	struct chain c;
+	uint8_t self[CHANGESET_DEVICE_BYTES], hash[CHANGESET_HASH_BYTES];
+	int r;
+
+	if ((r = downset_parse(buf, len, &h, err)) < 0)
+		return r;
+	if (downset_verify(buf, len, en->target.hq_sign_pk) < 0)
+		return fs_error_set(err, -FS_EAUTH, "down-set %llu is not signed by the HQ key "
+				    "pinned at enrolment", (unsigned long long)h.seq);
+	if (sodium_hex2bin(self, sizeof(self), id->id, strlen(id->id), NULL, NULL, NULL) < 0 ||
+	    sodium_memcmp(self, h.device, sizeof(self)) != 0)
+		return fs_error_set(err, -FS_EAUTH, "down-set %llu is for another device",
+				    (unsigned long long)h.seq);
+	if ((r = store_begin(s, err)) < 0)
+		return r;
+	if ((r = chain_load(s, &c, err)) < 0)
+		goto out;
+	if (h.seq != c.seq + 1 ||
+	    sodium_memcmp(h.prev, c.hash, sizeof(c.hash)) != 0) {
+		r = fs_error_set(err, -EBADMSG, "down-set %llu does not follow down-set %llu, the "
+				 "last this device applied", (unsigned long long)h.seq,
+				 (unsigned long long)c.seq);
+		goto out;
+	}
+	if ((r = downset_open(buf, len, id->box_pk, id->box_sk, &d, err)) < 0)
+		goto out;
+	changeset_hash(buf, len, hash);
+	if ((r = apply_open(s, &forms, &d, st, err)) < 0 ||
+	    (r = chain_save(s, h.seq, hash, err)) < 0)
+		goto out;
+	r = store_commit(s, err);
+	if (r == 0) {
+		st->sets++;
+		st->bytes += len;
+	}
+out:
+	if (r < 0)
+		store_rollback(s);
+	downset_clear(&d);
+	forms_free(&forms);
+	return r;
+}
+
+/* ---- asking HQ ---------------------------------------------------------------- */
+
+static int answer_error(const struct enrolment *en, const struct push_response *resp,
+			struct fs_error *err)
+{
+	switch (resp->status) {
+	case 403:
+		return fs_error_set(err, -EACCES, "HQ at %s has revoked this device", en->target.url);
+	case 401:
+		return fs_error_set(err, -EPERM, "HQ at %s does not accept this device (401)",
+				    en->target.url);
+	case 409:
+		return fs_error_set(err, -EBADMSG, "HQ at %s and this device disagree about the "
+				    "down-sets applied (409)", en->target.url);
+	case 429:
+	case 503:
+		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later",
+				    en->target.url);
+	default:
+		return fs_error_set(err, -EPROTO, "HQ at %s answered a pull with %ld",
+				    en->target.url, resp->status);
+	}
+}
+
+int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
+	     struct push_transport *t, struct pull_stats *st, struct fs_error *err)
+{
+	const struct identity *id = store_identity(s);
+	char url[PUSH_URL_MAX + 16];
+	uint8_t device[CHANGESET_DEVICE_BYTES];
+	int r = 0;
+
+	snprintf(url, sizeof(url), "%s/v1/pull", en->target.url);
+	if (sodium_hex2bin(device, sizeof(device), id->id, strlen(id->id), NULL, NULL, NULL) < 0)
+		return fs_error_set(err, -FS_ECORRUPT, "store: the device id is damaged");
+	for (;;) {
+		struct push_response resp = {0};
+		uint8_t req[DOWNSET_PULL_BYTES];
+		struct downset_header h;
+		struct chain c;
+
+		if ((r = chain_load(s, &c, err)) < 0)
+			return r;
+		downset_pull_request(device, c.seq, c.seq ? c.hash : NULL, store_wall_ms(s),
+				     id->sign_sk, req);
+		if ((r = t->post(t, url, PULL_TYPE, req, sizeof(req),
+				 en->target.tls_pin[0] ? en->target.tls_pin : NULL, &resp, err)) < 0)
+			return r;
+		if (resp.status == 204) {
+			push_response_clear(&resp);
+			return 0;
+		}
+		if (resp.status != 200 || !resp.body) {
+			r = answer_error(en, &resp, err);
+			push_response_clear(&resp);
+			return r;
+		}
+		r = pull_apply(s, en, forms_dir, (const uint8_t *)resp.body, resp.len, st, err);
+		if (r == 0)
+			r = downset_parse((const uint8_t *)resp.body, resp.len, &h, err);
+		push_response_clear(&resp);
+		if (r < 0 || !(h.flags & DOWNSET_FLAG_MORE))
+			return r;
+	}
+}

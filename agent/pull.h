@@ -1,0 +1,62 @@
+/* pull.h - two-way sync on the device: take HQ's down-sets and merge
+ * them into the store.
+ *
+ * pull_run() asks HQ (POST URL/v1/pull, docs/PROTOCOL.md "Down-set")
+ * for the down-set after the last one applied, applies it, and asks
+ * again while HQ says it holds more.  pull_apply() applies one, in one
+ * transaction, or nothing:
+ *   - it must be signed by the HQ key pinned at enrolment, name this
+ *     device, and follow the last applied down-set in sequence and hash;
+ *     otherwise -FS_EAUTH or -EBADMSG and the store is unchanged;
+ *   - each field takes HQ's value when HQ's write is later by the merge
+ *     rule, per field (HLC, then device) than what the store holds: a
+ *     value pulled before (field_clocks) or this device's own write (its
+ *     outbox).  Unsent local changes are never dropped or reordered:
+ *     they stay in the outbox and go to HQ, which merges them by the same
+ *     rule.  There is no reset;
+ *   - the conflicts HQ decided are kept (hq_conflicts), values included,
+ *     for `fieldsync conflicts`; they never reach a log;
+ *   - when the scope changed, or a record's scope field did, every record
+ *     is placed by the scope rule (sync/scoperule.h) and those outside
+ *     the scope are purged, unless they have changes HQ has not yet
+ *     acknowledged: the rows go, and secure_delete overwrites them.
+ * The store's clock moves past every HLC applied, so later local edits
+ * order after what HQ had.
+ *
+ * Errors as push.h (-EHOSTUNREACH, -EBUSY, -EPROTO, -FS_EKEY, -EACCES,
+ * -EPERM), and -EBADMSG when HQ and the device disagree about the chain
+ * (409), -FS_EAUTH for a down-set that does not verify or open.  Never a
+ * field value in a message.  Not thread-safe: one store, one thread.
+ */
+#ifndef FS_PULL_H
+#define FS_PULL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/enroll.h"
+#include "agent/push.h"
+#include "agent/store.h"
+#include "crypto/fserr.h"
+
+#define PULL_TYPE "application/vnd.fieldsync.pull"
+
+struct pull_stats {
+	unsigned long long sets;      /* down-sets applied */
+	unsigned long long changes;   /* field values HQ sent */
+	unsigned long long applied;   /* of those, taken (HQ's write was later) */
+	unsigned long long conflicts; /* conflicts HQ sent */
+	unsigned long long purged;    /* records that left the scope */
+	unsigned long long bytes;     /* down-set bytes */
+};
+
+/* forms_dir: the device's form definitions (NULL: built in), for the
+ * scope rule. */
+int pull_apply(struct store *s, const struct enrolment *en, const char *forms_dir,
+	       const uint8_t *buf, size_t len, struct pull_stats *st,
+	       struct fs_error *err) FS_WUR;
+
+int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
+	     struct push_transport *t, struct pull_stats *st, struct fs_error *err) FS_WUR;
+
+#endif

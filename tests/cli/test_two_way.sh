@@ -1,0 +1,109 @@
+# test_two_way.sh - two-way sync from the command line (issue 12): a team
+# pulls the households of its scope, records a visit to another team's
+# household offline, and nothing unsent is lost or reordered by a pull;
+# a household that moves out of a scope leaves that device.
+set -e
+. "$(dirname "$0")/lib.sh"
+
+[ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
+trap 'stop_hq; rm -rf "$T"' EXIT
+
+hq_conf
+expect_exit 0 hq init
+start_hq
+
+# dev NAME ARGS...: fieldsync on that team's own store.
+dev() {
+	local d=$1
+	shift
+	"$FIELDSYNC" --data-dir "$T/$d" --forms-dir "$FORMS" --passphrase-file "$PASS" "$@"
+}
+enrol() {
+	expect_exit 0 dev "$1" init --kdf interactive
+	TOKEN=$(hq enroll-token --team "$2" --municipality "$3" --scope "$4" | tail -n 1)
+	expect_exit 0 dev "$1" enroll "http://127.0.0.1:$PORT" "$TOKEN"
+}
+# value NAME ID FIELD: a field of a record on that team's device.
+value() {
+	dev "$1" beneficiary show "$2" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fields"]["'"$3"'"])'
+}
+enrol sjenica "Tim Sjenica" Sjenica Sjenica
+enrol tutin "Tim Tutin" Tutin "Tutin, Sjenica"
+
+expect_exit 0 dev sjenica pull --help
+must_contain "$OUT" "Usage: fieldsync pull"
+expect_exit 1 dev sjenica pull extra
+
+# Sjenica registers a household and sends it.
+expect_exit 0 dev sjenica beneficiary add "full_name=Ружичић Ђорђе" municipality=Sjenica \
+	status=idp household_size=4 consent=yes
+H=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_exit 0 dev sjenica sync
+must_contain "$OUT" "sent 1 change sets"
+
+# Tutin has never seen it: a visit to it is refused...
+expect_exit 2 dev tutin visit add "beneficiary_id=$H" visit_date=2026-12-01 \
+	visit_type=needs_assessment
+# ... until one pull.
+expect_exit 0 dev tutin pull
+must_contain "$OUT" "received 1 down-sets (5 changes), 0 records left the scope"
+must_not_contain "$OUT$ERR" "Ружичић"
+expect_exit 0 dev tutin beneficiary list
+must_contain "$OUT" "Ружичић Ђорђе"
+
+# HQ goes away; Tutin records a visit offline, and sends it once HQ is back.
+stop_hq
+expect_exit 0 dev tutin visit add "beneficiary_id=$H" visit_date=2026-12-01 \
+	visit_type=needs_assessment "notes=Kuća oštećena"
+V=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_exit 4 dev tutin sync
+start_hq "$PORT"
+expect_exit 0 dev tutin sync
+must_contain "$OUT" "sent 1 change sets (4 changes), 0 quarantined at HQ"
+hq export visits --format jsonl > "$T/visits"
+grep -q "$V" "$T/visits" || fail "Tutin's visit to Sjenica's household did not reach HQ"
+
+# Sjenica, whose scope the household is in, receives Tutin's visit.
+expect_exit 0 dev sjenica pull
+must_contain "$OUT" "(4 changes)"
+expect_exit 0 dev sjenica visit show "$V"
+must_contain "$OUT" "Kuća oštećena"
+
+# An unsent local edit survives a pull of an older edit, and wins at HQ.
+expect_exit 0 dev tutin beneficiary edit "$H" household_size=9
+expect_exit 0 dev tutin sync
+expect_exit 0 dev sjenica beneficiary edit "$H" household_size=7
+expect_exit 0 dev sjenica pull
+[ "$(value sjenica "$H" household_size)" = 7 ] || fail "a pull overwrote an unsent later edit"
+expect_exit 0 dev sjenica status --json
+must_contain "$OUT" '"pending_changes":1'
+expect_exit 0 dev sjenica sync
+hq export beneficiaries --format jsonl > "$T/ben"
+grep -q '"household_size":7' "$T/ben" || fail "the later edit did not win at HQ"
+# ... and a later edit from HQ replaces an older unsent one, which is
+# still sent (HQ keeps the later).
+expect_exit 0 dev tutin pull
+[ "$(value tutin "$H" household_size)" = 7 ] || fail "Tutin did not take HQ's later value"
+expect_exit 0 dev sjenica beneficiary edit "$H" household_size=5
+expect_exit 0 dev tutin beneficiary edit "$H" household_size=6
+expect_exit 0 dev tutin sync
+expect_exit 0 dev sjenica pull
+[ "$(value sjenica "$H" household_size)" = 6 ] || fail "a pull did not take HQ's later value"
+expect_exit 0 dev sjenica status --json
+must_contain "$OUT" '"pending_changes":1'
+expect_exit 0 dev sjenica sync
+must_contain "$OUT" "sent 1 change sets (1 changes)"
+hq export beneficiaries --format jsonl > "$T/ben"
+grep -q '"household_size":6' "$T/ben" || fail "the earlier unsent edit won at HQ"
+expect_exit 0 dev sjenica check
+
+# Tutin moves the household to Tutin: Sjenica's device lets it go, with
+# its visit, at the next pull.
+expect_exit 0 dev tutin beneficiary edit "$H" municipality=Tutin
+expect_exit 0 dev tutin sync
+expect_exit 0 dev sjenica pull
+must_contain "$OUT" "2 records left the scope"
+expect_exit 2 dev sjenica beneficiary show "$H"
+expect_exit 2 dev sjenica visit show "$V"
+expect_exit 0 dev sjenica check
+echo "ok: two-way sync from the command line"
