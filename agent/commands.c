@@ -22,6 +22,7 @@
 #include "agent/keystore.h"
 #include "agent/pack.h"
 #include "agent/prompt.h"
+#include "agent/pull.h"
 #include "agent/push.h"
 #include "agent/records.h"
 #include "agent/store.h"
@@ -102,6 +103,7 @@ const char commands_main_usage[] =
 	"  enroll URL TOKEN            register this device with HQ (token from HQ)\n"
 	"  sync [--max-changes N]      send pending changes to HQ, then pull\n"
 	"  pull                        fetch the merged records of this device's scope\n"
+	"  conflicts [--json]          fields HQ found edited concurrently, and which won\n"
 	"  status [--json]             records, pending changes and the agent's state\n"
 	"  log [--json]                the local sync log: each attempt to reach HQ\n"
 	"  check                       verify the store's integrity and outbox\n"
@@ -988,7 +990,10 @@ static int status_clock(struct cli *c, struct store *s, cJSON *o, int json, stru
 static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struct fs_error *err)
 {
 	unsigned long long pending = 0, acked = 0, changes = 0, bytes = 0;
+	char when[HLC_TIME_LEN + 1] = "never";
+	struct pull_state ps;
 	struct enrolment e;
+	cJSON *scope = NULL;
 	int r, enrolled;
 
 	r = enroll_load(s, &e, err);
@@ -996,8 +1001,20 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 		return r;
 	enrolled = r == 0;
 	if ((r = push_count(s, &pending, &acked, err)) < 0 ||
-	    (r = push_backlog(s, &changes, &bytes, err)) < 0)
+	    (r = push_backlog(s, &changes, &bytes, err)) < 0 || (r = pull_state(s, &ps, err)) < 0)
 		return r;
+	if (ps.at_ms)
+		hlc_format_time((hlc_t)ps.at_ms << 16, when);
+	/* HQ's word on the scope, once a down-set told it. */
+	if (ps.scope[0] && (!(scope = cJSON_Parse(ps.scope)) ||
+			    !cJSON_AddItemToObject(o, "scope", scope))) {
+		cJSON_Delete(scope);
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (!cJSON_AddNumberToObject(o, "down_sets_applied", (double)ps.seq) ||
+	    !(ps.at_ms ? cJSON_AddStringToObject(o, "last_pull", when)
+		       : cJSON_AddNullToObject(o, "last_pull")))
+		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (!cJSON_AddBoolToObject(o, "enrolled", enrolled) ||
 	    (enrolled && (!cJSON_AddStringToObject(o, "hq_url", e.target.url) ||
 			  !cJSON_AddStringToObject(o, "team", e.team) ||
@@ -1018,6 +1035,17 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 		bytes);
 	fprintf(c->out, "change sets %llu waiting to be sent, %llu acknowledged by HQ\n", pending,
 		acked);
+	if (scope) {
+		const cJSON *it;
+
+		fprintf(c->out, "scope       ");
+		cJSON_ArrayForEach(it, scope)
+		{
+			fprintf(c->out, "%s%s", it->valuestring, it->next ? ", " : "\n");
+		}
+	}
+	fprintf(c->out, "pulled      %llu down-sets from HQ, the last %s\n",
+		(unsigned long long)ps.seq, when);
 	return 0;
 }
 
@@ -1296,6 +1324,72 @@ static int print_log_entry(const cJSON *e, void *data)
 	return 0;
 }
 
+struct conflicts_ctx {
+	FILE *out;
+	const char *self;
+	int json;
+};
+
+static int print_conflict(const cJSON *o, void *arg)
+{
+	struct conflicts_ctx *cc = arg;
+	const char *da = cJSON_GetObjectItem(o, "device_a")->valuestring,
+		   *db = cJSON_GetObjectItem(o, "device_b")->valuestring;
+	char *va, *vb;
+
+	if (cc->json) {
+		char *text = cJSON_PrintUnformatted(o);
+
+		if (!text)
+			return -ENOMEM;
+		fprintf(cc->out, "%s\n", text);
+		cJSON_free(text);
+		return 0;
+	}
+	va = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "value_a"));
+	vb = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "value_b"));
+	if (va && vb)
+		fprintf(cc->out, "record %s, field %s\n  device %.8s%s set %s\n  device %.8s%s set "
+				 "%s\n  kept: %s, the later edit\n",
+			cJSON_GetObjectItem(o, "record")->valuestring,
+			cJSON_GetObjectItem(o, "field")->valuestring, da,
+			strcmp(da, cc->self) ? "" : " (this device)", va, db,
+			strcmp(db, cc->self) ? "" : " (this device)", vb, vb);
+	cJSON_free(va);
+	cJSON_free(vb);
+	return va && vb ? 0 : -ENOMEM;
+}
+
+static int cmd_conflicts(struct cli *c, int argc, char **argv)
+{
+	struct conflicts_ctx cc = {.out = c->out};
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			PUTS("Usage: fieldsync conflicts [--json]\n"
+			     "List the fields HQ found edited concurrently on records in this\n"
+			     "device's scope, as the last pull told it: both devices, both values\n"
+			     "and which was kept (the later edit, the same everywhere).  Values\n"
+			     "are shown here only; they are never logged.");
+			return EXIT_OK;
+		}
+		if (strcmp(argv[i], "--json"))
+			return usage_error("conflicts", "unexpected argument");
+		cc.json = 1;
+	}
+	if ((r = open_store(c, &s, &err)) < 0)
+		return fail(&err);
+	cc.self = store_identity(s)->id;
+	r = pull_conflicts(s, print_conflict, &cc, &err);
+	if (r == -ENOMEM)
+		r = fs_error_set(&err, r, "out of memory");
+	release_store(c, s);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
 static int cmd_log(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, OPT_JSON},
@@ -1349,7 +1443,7 @@ static int cmd_log(struct cli *c, int argc, char **argv)
  * need no new secret.  init and passwd make or change the secret; keygen
  * touches no store. */
 static const char *const forwardable[] = {"beneficiary", "visit", "import", "enroll", "sync",
-					  "pull", "status", "check", "log"};
+					  "pull", "status", "check", "log", "conflicts"};
 
 int commands_forwardable(const char *cmd)
 {
@@ -1389,5 +1483,7 @@ int commands_run(struct cli *c, int argc, char **argv)
 		return cmd_check(c, argc, argv);
 	if (!strcmp(cmd, "log"))
 		return cmd_log(c, argc, argv);
+	if (!strcmp(cmd, "conflicts"))
+		return cmd_conflicts(c, argc, argv);
 	return usage_error(NULL, "unknown command %s", fs_error_token(cmd, tok));
 }

@@ -87,14 +87,33 @@ static int chain_load(struct store *s, struct chain *c, struct fs_error *err)
 static int chain_save(struct store *s, uint64_t seq, const uint8_t hash[CHANGESET_HASH_BYTES],
 		      struct fs_error *err)
 {
-	char text[2 * CHANGESET_HASH_BYTES + 1], n[24];
+	char text[2 * CHANGESET_HASH_BYTES + 1], n[24], at[24];
 	int r;
 
 	snprintf(n, sizeof(n), "%llu", (unsigned long long)seq);
+	snprintf(at, sizeof(at), "%llu", (unsigned long long)store_wall_ms(s));
 	sodium_bin2hex(text, sizeof(text), hash, CHANGESET_HASH_BYTES);
-	if ((r = store_meta_put(s, "down_seq", n, err)) < 0)
+	if ((r = store_meta_put(s, "down_seq", n, err)) < 0 ||
+	    (r = store_meta_put(s, "last_pull", at, err)) < 0)
 		return r;
 	return store_meta_put(s, "down_hash", text, err);
+}
+
+int pull_state(struct store *s, struct pull_state *ret, struct fs_error *err)
+{
+	char n[24];
+	int found = 0, r;
+
+	memset(ret, 0, sizeof(*ret));
+	if ((r = store_meta_get(s, "down_seq", n, sizeof(n), &found, err)) < 0)
+		return r;
+	if (found)
+		ret->seq = strtoull(n, NULL, 10);
+	if ((r = store_meta_get(s, "last_pull", n, sizeof(n), &found, err)) < 0)
+		return r;
+	if (found)
+		ret->at_ms = strtoull(n, NULL, 10);
+	return store_meta_get(s, "scope", ret->scope, sizeof(ret->scope), &found, err);
 }
 
 /* ---- merging one field ---------------------------------------------------- */
@@ -578,4 +597,49 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 		if (r < 0 || !(h.flags & DOWNSET_FLAG_MORE))
 			return r;
 	}
+}
+
+/* ---- conflicts for the person at the device -------------------------------- */
+
+int pull_conflicts(struct store *s, pull_conflict_fn fn, void *ctx, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT record_id, field, device_a, hlc_a, value_a, device_b, hlc_b, "
+			       "value_b FROM hq_conflicts ORDER BY hlc_b, record_id, field",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "list conflicts in", err);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char ha[HLC_TEXT_LEN + 1], hb[HLC_TEXT_LEN + 1];
+		cJSON *o = cJSON_CreateObject(), *va, *vb;
+
+		hlc_format((hlc_t)sqlite3_column_int64(st, 3), ha);
+		hlc_format((hlc_t)sqlite3_column_int64(st, 6), hb);
+		va = cJSON_Parse((const char *)sqlite3_column_text(st, 4));
+		vb = cJSON_Parse((const char *)sqlite3_column_text(st, 7));
+		if (!o || !va || !vb ||
+		    !cJSON_AddStringToObject(o, "record", (const char *)sqlite3_column_text(st, 0)) ||
+		    !cJSON_AddStringToObject(o, "field", (const char *)sqlite3_column_text(st, 1)) ||
+		    !cJSON_AddStringToObject(o, "device_a", (const char *)sqlite3_column_text(st, 2)) ||
+		    !cJSON_AddStringToObject(o, "hlc_a", ha) ||
+		    !cJSON_AddItemToObject(o, "value_a", va) ||
+		    (va = NULL, !cJSON_AddStringToObject(o, "device_b",
+							 (const char *)sqlite3_column_text(st, 5))) ||
+		    !cJSON_AddStringToObject(o, "hlc_b", hb) ||
+		    !cJSON_AddItemToObject(o, "value_b", vb) ||
+		    (vb = NULL, !cJSON_AddStringToObject(o, "winner",
+							 (const char *)sqlite3_column_text(st, 5))))
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+		else
+			r = fn(o, ctx);
+		cJSON_Delete(va);
+		cJSON_Delete(vb);
+		cJSON_Delete(o);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, "list conflicts in", err);
+	sqlite3_finalize(st);
+	return r;
 }

@@ -59,4 +59,22 @@ int pull_apply(struct store *s, const struct enrolment *en, const char *forms_di
 int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 	     struct push_transport *t, struct pull_stats *st, struct fs_error *err) FS_WUR;
 
+/* The conflicts HQ decided on records in this device's scope, as JSON
+ * objects {record, field, device_a, hlc_a, value_a, device_b, hlc_b,
+ * value_b, winner}, b being the later write, which HQ kept; fn's non-zero
+ * return stops the walk and is returned.  Values are personal data: for
+ * the person at this device, never for a log. */
+typedef int (*pull_conflict_fn)(const cJSON *conflict, void *ctx);
+int pull_conflicts(struct store *s, pull_conflict_fn fn, void *ctx, struct fs_error *err) FS_WUR;
+
+/* For status: the last down-set applied (0: none), when (Unix ms, 0:
+ * never), and the scope it carried (a JSON array text, "" before the
+ * first). */
+struct pull_state {
+	uint64_t seq;
+	uint64_t at_ms;
+	char scope[4096];
+};
+int pull_state(struct store *s, struct pull_state *ret, struct fs_error *err) FS_WUR;
+
 #endif

@@ -97,6 +97,32 @@ hq export beneficiaries --format jsonl > "$T/ben"
 grep -q '"household_size":6' "$T/ben" || fail "the earlier unsent edit won at HQ"
 expect_exit 0 dev sjenica check
 
+# Both teams import the same caseload list and edit one household
+# offline: HQ records the conflict, and both devices learn which edit won.
+S=01937a4e-5c2b-7d3e-8f41-a2b3c4d5e6f7
+printf 'id,full_name,municipality,status,household_size,consent\n%s,Stanković Vesna,Sjenica,refugee,4,yes\n' \
+	"$S" > "$T/caseload.csv"
+for d in sjenica tutin; do expect_exit 0 dev "$d" import beneficiaries "$T/caseload.csv"; done
+expect_exit 0 dev sjenica beneficiary edit "$S" household_size=5
+expect_exit 0 dev tutin beneficiary edit "$S" household_size=6
+expect_exit 0 dev sjenica sync
+expect_exit 0 dev tutin sync
+expect_exit 0 dev sjenica pull
+expect_exit 0 dev sjenica conflicts
+must_contain "$OUT" "record $S, field household_size"
+must_contain "$OUT" "(this device) set 5"
+must_contain "$OUT" "kept: 6, the later edit"
+expect_exit 0 dev tutin conflicts --json
+must_contain "$OUT" '"value_b":6'
+expect_exit 0 dev sjenica log --json
+must_contain "$OUT" '"event":"pull"'
+must_not_contain "$OUT" "Stanković"
+[ "$(value sjenica "$S" household_size)" = 6 ] || fail "the conflict's winner did not reach Sjenica"
+expect_exit 0 dev sjenica status
+must_contain "$OUT" "scope       Sjenica"
+expect_exit 0 dev tutin status --json
+must_contain "$OUT" '"scope":["Sjenica","Tutin"]'
+
 # Tutin moves the household to Tutin: Sjenica's device lets it go, with
 # its visit, at the next pull.
 expect_exit 0 dev tutin beneficiary edit "$H" municipality=Tutin
