@@ -756,3 +756,36 @@ TEST(store_ballast_keeps_room_for_delivery)
 	store_close(s);
 	keystore_secret_free(secret);
 }
+
+/* A store made before two-way sync (schema version 1) is upgraded when
+ * opened, its records kept. */
+TEST(store_upgrades_version_1)
+{
+	struct keystore_secret *secret = key_secret();
+	struct form *f = load_form("beneficiaries");
+	char id[UUID_TEXT_LEN + 1];
+	struct fs_error err = {0};
+	struct store *s = open_store(secret, 1);
+	sqlite3_stmt *st = NULL;
+
+	add_person(s, f, "Јовановић Јован", id);
+	ASSERT_EQ(sqlite3_exec(store_db(s), "DROP TABLE field_clocks; DROP TABLE hq_conflicts; "
+					    "PRAGMA user_version = 1;", NULL, NULL, NULL),
+		  SQLITE_OK);
+	store_close(s);
+	s = open_store(secret, 0);
+	ASSERT_EQ(sqlite3_prepare_v2(store_db(s), "SELECT (SELECT count(*) FROM field_clocks), "
+						  "(SELECT count(*) FROM hq_conflicts), "
+						  "(SELECT user_version FROM pragma_user_version)",
+				     -1, &st, NULL),
+		  SQLITE_OK);
+	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+	ASSERT_EQ(sqlite3_column_int(st, 0), 0);
+	ASSERT_EQ(sqlite3_column_int(st, 2), STORE_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	ASSERT_EQ(count_live(s, f, &err), 1);
+	ASSERT_OK(store_check(s, &err));
+	store_close(s);
+	form_free(f);
+	keystore_secret_free(secret);
+}
