@@ -12,17 +12,6 @@
 #include "crypto/bytes.h"
 #include "sync/envelope.h"
 
-#define OFF_MAGIC 0
-#define OFF_VERSION 4
-#define OFF_CODEC 5
-#define OFF_RESERVED 6
-#define OFF_DEVICE 8
-#define OFF_SEQ 24
-#define OFF_PREV 32
-#define OFF_HLC_MIN 64
-#define OFF_HLC_MAX 72
-#define OFF_COUNT 80
-#define OFF_SEALED_LEN 84
 
 /* ---- the payload ------------------------------------------------------ */
 
@@ -157,6 +146,7 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 		     size_t *ret_len, struct fs_error *err)
 {
 	uint8_t *sealed = NULL, *out = NULL, binding[CHANGESET_BINDING_BYTES];
+	struct envelope_frame frame = {0};
 	size_t plen, slen = 0, total;
 	hlc_t lo = UINT64_MAX, hi = 0;
 	char *payload = NULL;
@@ -203,16 +193,14 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
 	}
-	memcpy(out + OFF_MAGIC, CHANGESET_MAGIC, 4);
-	out[OFF_VERSION] = CHANGESET_VERSION;
-	out[OFF_CODEC] = CHANGESET_CODEC_ZSTD_JSON;
-	memcpy(out + OFF_DEVICE, h->device, CHANGESET_DEVICE_BYTES);
-	bytes_put_be(out + OFF_SEQ, h->seq, 8);
-	memcpy(out + OFF_PREV, h->prev, CHANGESET_HASH_BYTES);
-	bytes_put_be(out + OFF_HLC_MIN, lo, 8);
-	bytes_put_be(out + OFF_HLC_MAX, hi, 8);
-	bytes_put_be(out + OFF_COUNT, n, 4);
-	bytes_put_be(out + OFF_SEALED_LEN, slen, 4);
+	frame.version = CHANGESET_VERSION;
+	memcpy(frame.device, h->device, CHANGESET_DEVICE_BYTES);
+	frame.seq = h->seq;
+	memcpy(frame.prev, h->prev, CHANGESET_HASH_BYTES);
+	frame.word[0] = lo;
+	frame.word[1] = hi;
+	frame.count = (uint32_t)n;
+	envelope_frame_put(out, CHANGESET_MAGIC, &frame, slen);
 	memcpy(out + CHANGESET_HEADER_BYTES, sealed, slen);
 	crypto_sign_detached(out + total - CHANGESET_SIG_BYTES, NULL, out,
 			     total - CHANGESET_SIG_BYTES, device_sign_sk);
@@ -234,38 +222,22 @@ out:
 int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret_header,
 		    struct fs_error *err)
 {
-	static const uint8_t zero[CHANGESET_HASH_BYTES];
+	struct envelope_frame f;
 	struct changeset_header h;
-	uint64_t sealed;
+	int r;
 
-	if (len > CHANGESET_MAX_BYTES)
-		return fs_error_set(err, -FS_ELIMIT, "change set of %zu bytes, more than %d", len,
-				    CHANGESET_MAX_BYTES);
-	if (len < CHANGESET_HEADER_BYTES + crypto_box_SEALBYTES + 1 + CHANGESET_SIG_BYTES ||
-	    memcmp(buf + OFF_MAGIC, CHANGESET_MAGIC, 4) != 0)
-		return fs_error_set(err, -FS_EFORMAT, "not a change set");
-	if (buf[OFF_VERSION] != CHANGESET_VERSION && buf[OFF_VERSION] != CHANGESET_VERSION_UNBOUND)
-		return fs_error_set(err, -FS_EFORMAT, "change set version %u is not supported",
-				    buf[OFF_VERSION]);
-	if (buf[OFF_CODEC] != CHANGESET_CODEC_ZSTD_JSON || buf[OFF_RESERVED] ||
-	    buf[OFF_RESERVED + 1])
-		return fs_error_set(err, -FS_EFORMAT, "change set: unknown codec or flags");
-	h.version = buf[OFF_VERSION];
-	memcpy(h.device, buf + OFF_DEVICE, CHANGESET_DEVICE_BYTES);
-	h.seq = bytes_get_be(buf + OFF_SEQ, 8);
-	memcpy(h.prev, buf + OFF_PREV, CHANGESET_HASH_BYTES);
-	h.hlc_min = bytes_get_be(buf + OFF_HLC_MIN, 8);
-	h.hlc_max = bytes_get_be(buf + OFF_HLC_MAX, 8);
-	h.count = (uint32_t)bytes_get_be(buf + OFF_COUNT, 4);
-	sealed = bytes_get_be(buf + OFF_SEALED_LEN, 4);
-	/* The length field is checked against the real length, never used
-	 * to read past it. */
-	if (sealed <= crypto_box_SEALBYTES ||
-	    sealed != len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES)
-		return fs_error_set(err, -FS_EFORMAT, "change set: sealed length does not match");
-	if (h.seq == 0 || h.count == 0 || h.count > CHANGESET_MAX_CHANGES ||
-	    h.hlc_min > h.hlc_max || (h.seq == 1 && memcmp(h.prev, zero, sizeof(zero)) != 0))
-		return fs_error_set(err, -FS_EFORMAT, "change set: bad sequence, count or HLC range");
+	if ((r = envelope_parse(buf, len, CHANGESET_MAGIC, "change set", CHANGESET_MAX_BYTES,
+				CHANGESET_VERSION, CHANGESET_VERSION_UNBOUND, 0, &f, err)) < 0)
+		return r;
+	h.version = f.version;
+	memcpy(h.device, f.device, CHANGESET_DEVICE_BYTES);
+	h.seq = f.seq;
+	memcpy(h.prev, f.prev, CHANGESET_HASH_BYTES);
+	h.hlc_min = f.word[0];
+	h.hlc_max = f.word[1];
+	h.count = f.count;
+	if (h.count == 0 || h.count > CHANGESET_MAX_CHANGES || h.hlc_min > h.hlc_max)
+		return fs_error_set(err, -FS_EFORMAT, "change set: bad count or HLC range");
 	*ret_header = h;
 	return 0;
 }
@@ -273,12 +245,7 @@ int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret
 int changeset_verify(const uint8_t *buf, size_t len,
 		     const uint8_t device_sign_pk[crypto_sign_PUBLICKEYBYTES])
 {
-	if (len < CHANGESET_HEADER_BYTES + CHANGESET_SIG_BYTES || len > CHANGESET_MAX_BYTES)
-		return -FS_EFORMAT;
-	if (crypto_sign_verify_detached(buf + len - CHANGESET_SIG_BYTES, buf,
-					len - CHANGESET_SIG_BYTES, device_sign_pk) != 0)
-		return -FS_EAUTH;
-	return 0;
+	return envelope_verify(buf, len, CHANGESET_MAX_BYTES, device_sign_pk);
 }
 
 void changeset_hash(const uint8_t *buf, size_t len, uint8_t out[CHANGESET_HASH_BYTES])
@@ -293,11 +260,11 @@ void changeset_hash(const uint8_t *buf, size_t len, uint8_t out[CHANGESET_HASH_B
 static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, const uint8_t *sk,
 			  char **ret_text, size_t *ret_len, struct fs_error *err)
 {
-	int bound = buf[OFF_VERSION] != CHANGESET_VERSION_UNBOUND;
+	int bound = buf[4] != CHANGESET_VERSION_UNBOUND;
 
 	return envelope_open(buf + CHANGESET_HEADER_BYTES,
 			     len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES, pk, sk,
-			     bound ? buf + OFF_DEVICE : NULL, bound ? CHANGESET_BINDING_BYTES : 0,
+			     bound ? buf + 8 : NULL, bound ? CHANGESET_BINDING_BYTES : 0,
 			     CHANGESET_MAX_PAYLOAD, ret_text, ret_len, "change set", err);
 }
 

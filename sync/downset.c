@@ -12,18 +12,6 @@
 #include "sync/envelope.h"
 #include "sync/utf8.h"
 
-#define OFF_MAGIC 0
-#define OFF_VERSION 4
-#define OFF_CODEC 5
-#define OFF_FLAGS 6
-#define OFF_RESERVED 7
-#define OFF_DEVICE 8
-#define OFF_SEQ 24
-#define OFF_PREV 32
-#define OFF_CURSOR 64
-#define OFF_TIME 72
-#define OFF_COUNT 80
-#define OFF_SEALED_LEN 84
 
 /* ---- the payload ------------------------------------------------------ */
 
@@ -273,6 +261,7 @@ int downset_encode(const struct downset *d, const uint8_t device_box_pk[crypto_b
 {
 	size_t count = d->nchanges + d->nconflicts + d->nforms, plen, slen = 0, total;
 	uint8_t *sealed = NULL, *out = NULL;
+	struct envelope_frame frame = {0};
 	char *payload = NULL;
 	int r = 0;
 
@@ -301,17 +290,15 @@ int downset_encode(const struct downset *d, const uint8_t device_box_pk[crypto_b
 		r = fs_error_set(err, -ENOMEM, "down-set: out of memory");
 		goto out;
 	}
-	memcpy(out + OFF_MAGIC, DOWNSET_MAGIC, 4);
-	out[OFF_VERSION] = DOWNSET_VERSION;
-	out[OFF_CODEC] = DOWNSET_CODEC_ZSTD_JSON;
-	out[OFF_FLAGS] = d->h.flags;
-	memcpy(out + OFF_DEVICE, d->h.device, CHANGESET_DEVICE_BYTES);
-	bytes_put_be(out + OFF_SEQ, d->h.seq, 8);
-	memcpy(out + OFF_PREV, d->h.prev, CHANGESET_HASH_BYTES);
-	bytes_put_be(out + OFF_CURSOR, d->h.cursor, 8);
-	bytes_put_be(out + OFF_TIME, d->h.hq_time_ms, 8);
-	bytes_put_be(out + OFF_COUNT, count, 4);
-	bytes_put_be(out + OFF_SEALED_LEN, slen, 4);
+	frame.version = DOWNSET_VERSION;
+	frame.flags = d->h.flags;
+	memcpy(frame.device, d->h.device, CHANGESET_DEVICE_BYTES);
+	frame.seq = d->h.seq;
+	memcpy(frame.prev, d->h.prev, CHANGESET_HASH_BYTES);
+	frame.word[0] = d->h.cursor;
+	frame.word[1] = d->h.hq_time_ms;
+	frame.count = (uint32_t)count;
+	envelope_frame_put(out, DOWNSET_MAGIC, &frame, slen);
 	memcpy(out + DOWNSET_HEADER_BYTES, sealed, slen);
 	crypto_sign_detached(out + total - DOWNSET_SIG_BYTES, NULL, out, total - DOWNSET_SIG_BYTES,
 			     hq_sign_sk);
@@ -331,37 +318,23 @@ out:
 int downset_parse(const uint8_t *buf, size_t len, struct downset_header *ret,
 		  struct fs_error *err)
 {
-	static const uint8_t zero[CHANGESET_HASH_BYTES];
+	struct envelope_frame f;
 	struct downset_header h;
-	uint64_t sealed;
+	int r;
 
-	if (len > DOWNSET_MAX_BYTES)
-		return fs_error_set(err, -FS_ELIMIT, "down-set of %zu bytes, more than %d", len,
-				    DOWNSET_MAX_BYTES);
-	if (len < DOWNSET_HEADER_BYTES + crypto_box_SEALBYTES + 1 + DOWNSET_SIG_BYTES ||
-	    memcmp(buf + OFF_MAGIC, DOWNSET_MAGIC, 4) != 0)
-		return fs_error_set(err, -FS_EFORMAT, "not a down-set");
-	if (buf[OFF_VERSION] != DOWNSET_VERSION)
-		return fs_error_set(err, -FS_EFORMAT, "down-set version %u is not supported",
-				    buf[OFF_VERSION]);
-	if (buf[OFF_CODEC] != DOWNSET_CODEC_ZSTD_JSON || (buf[OFF_FLAGS] & ~DOWNSET_FLAG_MORE) ||
-	    buf[OFF_RESERVED])
-		return fs_error_set(err, -FS_EFORMAT, "down-set: unknown codec or flags");
-	h.flags = buf[OFF_FLAGS];
-	memcpy(h.device, buf + OFF_DEVICE, CHANGESET_DEVICE_BYTES);
-	h.seq = bytes_get_be(buf + OFF_SEQ, 8);
-	memcpy(h.prev, buf + OFF_PREV, CHANGESET_HASH_BYTES);
-	h.cursor = bytes_get_be(buf + OFF_CURSOR, 8);
-	h.hq_time_ms = bytes_get_be(buf + OFF_TIME, 8);
-	h.count = (uint32_t)bytes_get_be(buf + OFF_COUNT, 4);
-	sealed = bytes_get_be(buf + OFF_SEALED_LEN, 4);
-	/* The length field is checked against the real length, never used
-	 * to read past it. */
-	if (sealed != len - DOWNSET_HEADER_BYTES - DOWNSET_SIG_BYTES)
-		return fs_error_set(err, -FS_EFORMAT, "down-set: sealed length does not match");
-	if (h.seq == 0 || h.count > DOWNSET_MAX_ENTRIES ||
-	    (h.seq == 1 && memcmp(h.prev, zero, sizeof(zero)) != 0))
-		return fs_error_set(err, -FS_EFORMAT, "down-set: bad sequence or count");
+	if ((r = envelope_parse(buf, len, DOWNSET_MAGIC, "down-set", DOWNSET_MAX_BYTES,
+				DOWNSET_VERSION, 0, DOWNSET_FLAG_MORE, &f, err)) < 0)
+		return r;
+	h.flags = f.flags;
+	memcpy(h.device, f.device, CHANGESET_DEVICE_BYTES);
+	h.seq = f.seq;
+	memcpy(h.prev, f.prev, CHANGESET_HASH_BYTES);
+	h.cursor = f.word[0];
+	h.hq_time_ms = f.word[1];
+	h.count = f.count;
+	if (h.count > DOWNSET_MAX_ENTRIES)
+		return fs_error_set(err, -FS_EFORMAT, "down-set: %u entries, more than %d", h.count,
+				    DOWNSET_MAX_ENTRIES);
 	*ret = h;
 	return 0;
 }
@@ -369,12 +342,7 @@ int downset_parse(const uint8_t *buf, size_t len, struct downset_header *ret,
 int downset_verify(const uint8_t *buf, size_t len,
 		   const uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES])
 {
-	if (len < DOWNSET_HEADER_BYTES + DOWNSET_SIG_BYTES || len > DOWNSET_MAX_BYTES)
-		return -FS_EFORMAT;
-	if (crypto_sign_verify_detached(buf + len - DOWNSET_SIG_BYTES, buf,
-					len - DOWNSET_SIG_BYTES, hq_sign_pk) != 0)
-		return -FS_EAUTH;
-	return 0;
+	return envelope_verify(buf, len, DOWNSET_MAX_BYTES, hq_sign_pk);
 }
 
 /* ---- open ------------------------------------------------------------- */

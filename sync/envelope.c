@@ -6,6 +6,8 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "crypto/bytes.h"
+
 int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload, size_t plen,
 		  const uint8_t box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret, size_t *ret_len,
 		  const char *what, struct fs_error *err)
@@ -101,4 +103,68 @@ out:
 	sodium_memzero(z, zlen);
 	free(z);
 	return r;
+}
+
+int envelope_parse(const uint8_t *buf, size_t len, const char *magic, const char *what,
+		   size_t max, uint8_t v, uint8_t v_old, uint8_t flags_allowed,
+		   struct envelope_frame *ret, struct fs_error *err)
+{
+	static const uint8_t zero[ENVELOPE_HASH_BYTES];
+	struct envelope_frame f;
+	uint64_t sealed;
+
+	if (len > max)
+		return fs_error_set(err, -FS_ELIMIT, "%s of %zu bytes, more than %zu", what, len, max);
+	if (len < ENVELOPE_HEADER_BYTES + crypto_box_SEALBYTES + 1 + ENVELOPE_SIG_BYTES ||
+	    memcmp(buf, magic, 4) != 0)
+		return fs_error_set(err, -FS_EFORMAT, "not a %s", what);
+	if (buf[4] != v && (!v_old || buf[4] != v_old))
+		return fs_error_set(err, -FS_EFORMAT, "%s version %u is not supported", what, buf[4]);
+	if (buf[5] != 1 || (buf[6] & ~flags_allowed) || buf[7])
+		return fs_error_set(err, -FS_EFORMAT, "%s: unknown codec or flags", what);
+	f.version = buf[4];
+	f.flags = buf[6];
+	memcpy(f.device, buf + 8, ENVELOPE_DEVICE_BYTES);
+	f.seq = bytes_get_be(buf + 24, 8);
+	memcpy(f.prev, buf + 32, ENVELOPE_HASH_BYTES);
+	f.word[0] = bytes_get_be(buf + 64, 8);
+	f.word[1] = bytes_get_be(buf + 72, 8);
+	f.count = (uint32_t)bytes_get_be(buf + 80, 4);
+	sealed = bytes_get_be(buf + 84, 4);
+	/* The length field is checked against the real length, never used
+	 * to read past it. */
+	if (sealed != len - ENVELOPE_HEADER_BYTES - ENVELOPE_SIG_BYTES)
+		return fs_error_set(err, -FS_EFORMAT, "%s: sealed length does not match", what);
+	if (f.seq == 0 || (f.seq == 1 && memcmp(f.prev, zero, sizeof(zero)) != 0))
+		return fs_error_set(err, -FS_EFORMAT, "%s: bad sequence or previous hash", what);
+	*ret = f;
+	return 0;
+}
+
+void envelope_frame_put(uint8_t *out, const char *magic, const struct envelope_frame *f,
+			size_t sealed_len)
+{
+	memcpy(out, magic, 4);
+	out[4] = f->version;
+	out[5] = 1;
+	out[6] = f->flags;
+	out[7] = 0;
+	memcpy(out + 8, f->device, ENVELOPE_DEVICE_BYTES);
+	bytes_put_be(out + 24, f->seq, 8);
+	memcpy(out + 32, f->prev, ENVELOPE_HASH_BYTES);
+	bytes_put_be(out + 64, f->word[0], 8);
+	bytes_put_be(out + 72, f->word[1], 8);
+	bytes_put_be(out + 80, f->count, 4);
+	bytes_put_be(out + 84, sealed_len, 4);
+}
+
+int envelope_verify(const uint8_t *buf, size_t len, size_t max,
+		    const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES])
+{
+	if (len < ENVELOPE_HEADER_BYTES + ENVELOPE_SIG_BYTES || len > max)
+		return -FS_EFORMAT;
+	if (crypto_sign_verify_detached(buf + len - ENVELOPE_SIG_BYTES, buf,
+					len - ENVELOPE_SIG_BYTES, sign_pk) != 0)
+		return -FS_EAUTH;
+	return 0;
 }

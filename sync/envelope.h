@@ -23,6 +23,45 @@
 
 #define ENVELOPE_ZSTD_LEVEL 19
 
+/* The frame both carry (big-endian): magic 0..3, version 4, codec 5
+ * (1: zstd JSON), flags 6, reserved 7, device 8..23, sequence 24..31,
+ * previous hash 32..63, two 8-byte words of the container's own 64..79,
+ * entry count 80..83, sealed length N 84..87, sealed bytes 88..88+N, and
+ * a 64-byte Ed25519 signature over everything before it. */
+#define ENVELOPE_HEADER_BYTES 88
+#define ENVELOPE_SIG_BYTES crypto_sign_BYTES
+#define ENVELOPE_DEVICE_BYTES 16
+#define ENVELOPE_HASH_BYTES 32
+
+struct envelope_frame {
+	uint8_t version;
+	uint8_t flags;
+	uint8_t device[ENVELOPE_DEVICE_BYTES];
+	uint64_t seq;
+	uint8_t prev[ENVELOPE_HASH_BYTES];
+	uint64_t word[2]; /* bytes 64..71 and 72..79 */
+	uint32_t count;
+};
+
+/* Check the frame of what (magic, at most max bytes, version v or, when
+ * not 0, v_old, flag bits within flags_allowed, codec 1, the sealed
+ * length against the real length, sequence >= 1 and a zero previous
+ * hash for sequence 1) and read it.  Nothing in it is authentic yet.
+ * -FS_ELIMIT, -FS_EFORMAT with err naming what. */
+int envelope_parse(const uint8_t *buf, size_t len, const char *magic, const char *what,
+		   size_t max, uint8_t v, uint8_t v_old, uint8_t flags_allowed,
+		   struct envelope_frame *ret, struct fs_error *err) FS_WUR;
+
+/* Write f's frame with magic and codec 1 into out (ENVELOPE_HEADER_BYTES),
+ * for sealed bytes of length sealed_len. */
+void envelope_frame_put(uint8_t *out, const char *magic, const struct envelope_frame *f,
+			size_t sealed_len);
+
+/* Verify the Ed25519 signature at the end of buf (at most max bytes):
+ * 0, -FS_EAUTH, or -FS_EFORMAT when too short or long. */
+int envelope_verify(const uint8_t *buf, size_t len, size_t max,
+		    const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES]) FS_WUR;
+
 /* *ret: malloc'd sealed bytes (crypto_box_SEALBYTES + prefix_len + the
  * compressed payload). */
 int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload, size_t plen,
