@@ -507,6 +507,12 @@ int pull_apply(struct store *s, const struct enrolment *en, const char *forms_di
 		return r;
 	if ((r = chain_load(s, &c, err)) < 0)
 		goto out;
+	/* Another pull on this store (the agent's, a person's) applied it
+	 * first: nothing to do, and the caller asks again from there. */
+	if (h.seq <= c.seq) {
+		r = -EALREADY;
+		goto out;
+	}
 	if (h.seq != c.seq + 1 ||
 	    sodium_memcmp(h.prev, c.hash, sizeof(c.hash)) != 0) {
 		r = fs_error_set(err, -EBADMSG, "down-set %llu does not follow down-set %llu, the "
@@ -585,6 +591,20 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 			push_response_clear(&resp);
 			return 0;
 		}
+		if (resp.status == 409) {
+			struct chain now;
+
+			/* Another pull on this store moved the chain on while
+			 * this one asked: ask again from there. */
+			if ((r = chain_load(s, &now, err)) < 0) {
+				push_response_clear(&resp);
+				return r;
+			}
+			if (now.seq != c.seq) {
+				push_response_clear(&resp);
+				continue;
+			}
+		}
 		if (resp.status != 200 || !resp.body) {
 			r = answer_error(en, &resp, err);
 			push_response_clear(&resp);
@@ -594,6 +614,8 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 		if (r == 0)
 			r = downset_parse((const uint8_t *)resp.body, resp.len, &h, err);
 		push_response_clear(&resp);
+		if (r == -EALREADY)
+			continue;
 		if (r < 0 || !(h.flags & DOWNSET_FLAG_MORE))
 			return r;
 	}

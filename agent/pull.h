@@ -7,7 +7,9 @@
  * transaction, or nothing:
  *   - it must be signed by the HQ key pinned at enrolment, name this
  *     device, and follow the last applied down-set in sequence and hash;
- *     otherwise -FS_EAUTH or -EBADMSG and the store is unchanged;
+ *     otherwise -FS_EAUTH or -EBADMSG and the store is unchanged
+ *     (-EALREADY when another pull on the store applied it first:
+ *     pull_run then asks again from there);
  *   - each field takes HQ's value when HQ's write is later by the merge
  *     rule, per field (HLC, then device) than what the store holds: a
  *     value pulled before (field_clocks) or this device's own write (its

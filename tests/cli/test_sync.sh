@@ -83,7 +83,10 @@ expect_exit 0 fs import beneficiaries "$T/many.csv"
 # kills land in packing, in flight and between a receipt and the next set.
 killed=0
 for round in $(seq 40); do
-	fs sync --max-changes 50 > /dev/null 2>&1 &
+	# The binary itself, not through fs(): $! must be the process
+	# that is killed, or the "killed" sync runs on beside the next one.
+	"$FIELDSYNC" --data-dir "$DATA" --forms-dir "$FORMS" --passphrase-file "$PASS" \
+		sync --max-changes 50 > /dev/null 2>&1 &
 	pid=$!
 	sleep "$(printf '0.%03d' $((RANDOM % 180 + 20)))"
 	kill -9 "$pid" 2> /dev/null || { wait "$pid" || true; break; }
