@@ -32,6 +32,8 @@ enum {
 	W_FIELDS,
 	W_CHILDREN,
 	W_MOVE,
+	W_CONFLICTS,
+	W_STAMP_CONFLICT,
 	W_COUNT
 };
 
@@ -44,6 +46,8 @@ static const char *const writer_sql[W_COUNT] = {
 	[W_FIELDS] = "SELECT field FROM fields WHERE record_id = ?1",
 	[W_CHILDREN] = "SELECT id FROM records WHERE scope_parent = ?1",
 	[W_MOVE] = "INSERT INTO scope_moves(rev, record_id, from_key) VALUES (?1, ?2, ?3)",
+	[W_CONFLICTS] = "SELECT id FROM conflicts WHERE record_id = ?1",
+	[W_STAMP_CONFLICT] = "UPDATE conflicts SET rev = ?2 WHERE id = ?1",
 };
 
 struct downsync_writer {
@@ -148,6 +152,20 @@ static int stamp(struct downsync_writer *w, const char *id, const char *field, c
 	return step(w, st, "stamp a field", err) < 0 ? -FS_ESTORE : 0;
 }
 
+int downsync_conflict_recorded(struct downsync_writer *w, int64_t id, struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int64_t rev = 0;
+	int r;
+
+	if ((r = next_rev(w, &rev, err)) < 0)
+		return r;
+	st = use(w, W_STAMP_CONFLICT);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, rev);
+	return step(w, st, "stamp a conflict", err) < 0 ? -FS_ESTORE : 0;
+}
+
 /* The first column of every row of st, bound to id, as a list. */
 static int column_list(struct downsync_writer *w, int which, const char *id, char ***ret,
 		       size_t *ret_n, struct fs_error *err)
@@ -212,6 +230,12 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 	for (size_t i = 0; i < nf && r == 0; i++)
 		r = stamp(w, id, fields[i], key, err);
 	list_free(fields, nf);
+	/* Its conflicts go with it. */
+	if (r == 0 && (r = column_list(w, W_CONFLICTS, id, &fields, &nf, err)) == 0) {
+		for (size_t i = 0; i < nf && r == 0; i++)
+			r = downsync_conflict_recorded(w, strtoll(fields[i], NULL, 10), err);
+		list_free(fields, nf);
+	}
 	if (r == 0 && old) {
 		int64_t rev = 0;
 
@@ -564,11 +588,11 @@ static int add_conflicts(struct pull *p)
 	int r, rc;
 
 	if ((r = hqdb_prepare(p->db,
-			      "SELECT c.id, c.record_id, c.field, c.device_a, c.hlc_a, c.value_a, "
+			      "SELECT c.rev, c.record_id, c.field, c.device_a, c.hlc_a, c.value_a, "
 			      "c.device_b, c.hlc_b, c.value_b FROM conflicts c JOIN records r ON "
-			      "r.id = c.record_id WHERE c.id > ?1 AND r.scope_key IS NOT NULL AND "
+			      "r.id = c.record_id WHERE c.rev > ?1 AND r.scope_key IS NOT NULL AND "
 			      "(?3 OR r.scope_key = '' OR r.scope_key IN (SELECT key FROM "
-			      "device_scopes WHERE device = ?2)) ORDER BY c.id LIMIT ?4",
+			      "device_scopes WHERE device = ?2)) ORDER BY c.rev LIMIT ?4",
 			      &st, p->err)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, p->conflict_cursor);

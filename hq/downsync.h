@@ -1,8 +1,9 @@
 /* downsync.h - HQ's side of two-way sync: which merged fields are in
  * which scope, and the down-sets that carry them to each device.
  *
- * Every merged field has a revision (fields.rev), unique and increasing
- * across HQ, and the scope key of its record (fields.scope_key: the
+ * Every merged field, and every conflict, has a revision (fields.rev,
+ * conflicts.rev), unique and increasing across HQ; a field has the scope
+ * key of its record (fields.scope_key: the
  * folded scope value, sync/fold.h; "" for a collection whose form has no
  * scope field; NULL while HQ does not know it).  downsync_field_merged()
  * keeps both right as ingest merges: when a record's scope value changes,
@@ -41,6 +42,8 @@
 	"CREATE INDEX fields_by_scope ON fields(scope_key, rev);"                                  \
 	"CREATE INDEX fields_by_rev ON fields(rev);"                                               \
 	"CREATE INDEX records_by_parent ON records(scope_parent);"                                 \
+	"CREATE INDEX conflicts_by_rev ON conflicts(rev);"                                         \
+	"CREATE INDEX conflicts_by_record ON conflicts(record_id);"                                \
 	"CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;"             \
 	"INSERT INTO counters VALUES ('rev', 0);"                                                  \
 	"CREATE TABLE scope_moves("                                                                \
@@ -82,6 +85,11 @@ void downsync_writer_free(struct downsync_writer *w);
 int downsync_field_merged(struct downsync_writer *w, const char *collection,
 			  const char *record_id, const char *field, const char *value_json,
 			  struct fs_error *err) FS_WUR;
+
+/* Conflict id (conflicts.id) has just been recorded: give it a
+ * revision, so that the devices of its record's scope receive it. */
+int downsync_conflict_recorded(struct downsync_writer *w, int64_t id,
+			       struct fs_error *err) FS_WUR;
 
 /* Fill scope keys HQ does not know yet (fields merged before schema
  * version 4): idempotent, run by serve before it listens. */

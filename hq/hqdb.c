@@ -133,6 +133,7 @@ static const char schema_sql[] =
 	"  value_b TEXT NOT NULL, device_b TEXT NOT NULL, hlc_b INTEGER NOT NULL,"
 	"  winner TEXT NOT NULL,"
 	"  detected_at INTEGER NOT NULL,"
+	"  rev INTEGER NOT NULL DEFAULT 0," /* hq/downsync.h */
 	"  UNIQUE (record_id, field, device_a, hlc_a, device_b, hlc_b)"
 	") STRICT;"
 	"CREATE TABLE quarantine("
@@ -266,7 +267,9 @@ static int migrate_v4(sqlite3 *db, const char *path, struct fs_error *err)
 	    (r = hqdb_exec(db, "ALTER TABLE records ADD COLUMN scope_key TEXT;"
 			       "ALTER TABLE records ADD COLUMN scope_parent TEXT;"
 			       "ALTER TABLE fields ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
-			       "ALTER TABLE fields ADD COLUMN scope_key TEXT;" DOWNSYNC_TABLES_SQL,
+			       "ALTER TABLE fields ADD COLUMN scope_key TEXT;"
+			       "ALTER TABLE conflicts ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
+			       DOWNSYNC_TABLES_SQL,
 			   what, err)) == 0)
 		r = hqdb_exec(db, "PRAGMA user_version=4", what, err);
 	if (r == 0)

@@ -465,7 +465,9 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 	bind_text(st, 7, mine_wins ? run->device : rival_dev);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)(mine_wins ? c->hlc : rival_hlc));
 	sqlite3_bind_int64(st, 9, (sqlite3_int64)run->now_ms);
-	if ((r = step_done(run, st, "record conflict")) < 0 || sqlite3_changes(run->ctx->db) != 1)
+	if ((r = step_done(run, st, "record conflict")) < 0 || sqlite3_changes(run->ctx->db) != 1 ||
+	    (r = downsync_conflict_recorded(run->down, sqlite3_last_insert_rowid(run->ctx->db),
+					    run->err)) < 0)
 		return r;
 	/* Audited by record, field and devices; the values are personal
 	 * data and stay in the conflicts table. */

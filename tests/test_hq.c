@@ -1479,6 +1479,8 @@ static void hq_db_to_v1(const struct hq *h)
 				   "DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "
 				   "DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "
 				   "DROP INDEX records_by_parent; ALTER TABLE fields DROP COLUMN rev; "
+				   "DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "
+				   "ALTER TABLE conflicts DROP COLUMN rev; "
 				   "ALTER TABLE fields DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "
 				   "scope_key; ALTER TABLE records DROP COLUMN scope_parent; ALTER TABLE devices DROP COLUMN "
 				   "unbound_ok; PRAGMA user_version = 1;",
