@@ -412,9 +412,26 @@ static int purge(struct store *s, struct forms *forms, char *const *scope, size_
 		r = store_fail(s, "list records in", err);
 	sqlite3_finalize(st);
 	for (size_t i = 0; i < count && r == 0; i++) {
+		const struct form *f = form_of(forms, colls[i]);
+		int si = f ? form_scope_field(f) : -1, where;
 		char *v = NULL;
-		int where = scoperule_resolve(&l, colls[i], ids[i], &v, err);
 
+		/* A record without its own scope value is not complete yet
+		 * (the rest comes in the next down-set): it stays.  One whose
+		 * scope value names a record this device no longer holds (a
+		 * visit to a household that left) goes. */
+		if (si >= 0) {
+			where = local_value(&ctx, ids[i], form_field_name(f, (size_t)si), &v, err);
+			free(v);
+			v = NULL;
+			if (where < 0) {
+				r = where;
+				break;
+			}
+			if (where == 0)
+				continue;
+		}
+		where = scoperule_resolve(&l, colls[i], ids[i], &v, err);
 		if (where < 0) {
 			r = where;
 		} else if (where == SCOPERULE_UNKNOWN ||

@@ -460,7 +460,8 @@ static int load_scope(struct pull *p)
 /* Columns 0..5: record, collection, field, value, hlc, device. */
 static int add_change(struct pull *p, sqlite3_stmt *st)
 {
-	/* Nothing here may be printed: the value is personal data. */
+	/* Nothing here may be printed: the value is personal data.  The
+	 * budget may run out to finish a record (add_fields). */
 	struct downset_change *c;
 
 	if (p->d.nchanges == p->cap) {
@@ -483,7 +484,8 @@ static int add_change(struct pull *p, sqlite3_stmt *st)
 		return fs_error_set(p->err, -FS_ECORRUPT, "record %s: stored value is not JSON",
 				    c->c.record_id);
 	p->d.nchanges++;
-	p->budget--;
+	if (p->budget)
+		p->budget--;
 	return 0;
 }
 
@@ -499,17 +501,24 @@ static int add_fields(struct pull *p, struct cursor *c)
 	if ((r = hqdb_prepare(p->db,
 			      p->all ? "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
 				       "r.id = f.record_id WHERE f.rev > ?1 AND f.scope_key IS NOT "
-				       "NULL ORDER BY f.rev LIMIT ?3"
+				       "NULL ORDER BY f.rev"
 				     : "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
 				       "r.id = f.record_id WHERE f.scope_key = ?2 AND f.rev > ?1 "
-				       "ORDER BY f.rev LIMIT ?3",
+				       "ORDER BY f.rev",
 			      &st, p->err)) < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, c->rev);
 	sqlite3_bind_text(st, 2, c->key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)p->budget + 1);
+	/* No LIMIT: the loop stops at the budget, past it only to finish a
+	 * record. */
+	(void)0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!p->budget) {
+		/* A record's fields merged together (a new household, one that
+		 * moved in) stay together: a device never holds half of one
+		 * between two down-sets. */
+		if (!p->budget &&
+		    (!p->d.nchanges || strcmp(p->d.changes[p->d.nchanges - 1].c.record_id,
+					      (const char *)sqlite3_column_text(st, 0)))) {
 			p->more = 1;
 			break;
 		}
