@@ -364,83 +364,105 @@ static int purge_record(struct store *s, const char *id, struct fs_error *err)
 	return 0;
 }
 
-/* Every record outside scope[0..n), with nothing HQ has not yet
- * acknowledged, goes.  Households first, so that their visits then find
- * no household and follow them. */
+/* Is the record, as the store holds it, outside scope[0..n)?  1 when it
+ * must go, 0 when it stays (in scope, in every scope, or without its own
+ * scope value yet: the rest of it comes in the next down-set). */
+static int outside(struct local *ctx, const struct scoperule_lookup *l, const char *id,
+		   const char *collection, char *const *scope, size_t n, struct fs_error *err)
+{
+	const struct form *f = form_of(ctx->forms, collection);
+	int si = f ? form_scope_field(f) : -1, where;
+	char *v = NULL;
+
+	if (si < 0)
+		return 0;
+	if ((where = local_value(ctx, id, form_field_name(f, (size_t)si), &v, err)) <= 0)
+		return where;
+	free(v);
+	v = NULL;
+	/* A scope value naming a record this device no longer holds (a visit
+	 * to a household that left) goes too. */
+	where = scoperule_resolve(l, collection, id, &v, err);
+	if (where >= 0)
+		where = where == SCOPERULE_UNKNOWN ||
+			(where == SCOPERULE_VALUE &&
+			 !scoperule_holds((const char *const *)scope, n, v));
+	free(v);
+	return where;
+}
+
+/* Purge the records that left scope[0..n) and have nothing HQ has not yet
+ * acknowledged: of only[0..nonly) when only is not NULL, else of all.
+ * Records placed by their own value first, then those placed through a
+ * ref, so that a visit follows a household purged in the same pass.
+ * *any is set when a record went. */
 static int purge(struct store *s, struct forms *forms, char *const *scope, size_t n,
-		 unsigned long long *purged, struct fs_error *err)
+		 char *const *only, size_t nonly, unsigned long long *purged, int *any,
+		 struct fs_error *err)
 {
 	struct local ctx = {s, forms};
 	const struct scoperule_lookup l = {local_form, local_value, &ctx};
 	sqlite3_stmt *st = NULL;
 	char **ids = NULL, **colls = NULL;
-	size_t count = 0, cap = 0;
+	size_t count = 0, cap = 0, k = 0;
 	int r = 0, rc;
 
 	/* The candidates first: purging while stepping would skip rows. */
+	/* Two statements, not "?1 IS NULL OR id = ?1": that one scans the
+	 * table for every id. */
 	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT id, collection FROM records r WHERE NOT EXISTS (SELECT 1 FROM "
-			       "outbox o WHERE o.record_id = r.id AND (o.changeset IS NULL OR "
-			       "o.changeset IN (SELECT seq FROM outgoing WHERE receipt IS NULL))) "
-			       "ORDER BY collection <> 'beneficiaries', id",
+			       only ? "SELECT id, collection FROM records r WHERE id = ?1 "
+				      "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = r.id "
+				      "AND (o.changeset IS NULL OR o.changeset IN (SELECT seq FROM "
+				      "outgoing WHERE receipt IS NULL)))"
+				    : "SELECT id, collection FROM records r WHERE NOT EXISTS (SELECT 1 "
+				      "FROM outbox o WHERE o.record_id = r.id AND (o.changeset IS NULL "
+				      "OR o.changeset IN (SELECT seq FROM outgoing WHERE receipt IS "
+				      "NULL)))",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list records in", err);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t nc = cap ? 2 * cap : 256;
-			char **ni = realloc(ids, nc * sizeof(*ni)), **nl;
+	do {
+		sqlite3_reset(st);
+		if (only)
+			sqlite3_bind_text(st, 1, only[k], -1, SQLITE_STATIC);
+		while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (count == cap) {
+				size_t nc = cap ? 2 * cap : 256;
+				char **ni = realloc(ids, nc * sizeof(*ni)), **nl;
 
-			if (ni)
-				ids = ni;
-			nl = ni ? realloc(colls, nc * sizeof(*nl)) : NULL;
-			if (!nl) {
+				if (ni)
+					ids = ni;
+				nl = ni ? realloc(colls, nc * sizeof(*nl)) : NULL;
+				if (!nl) {
+					r = fs_error_set(err, -ENOMEM, "out of memory");
+					break;
+				}
+				colls = nl;
+				cap = nc;
+			}
+			ids[count] = strdup((const char *)sqlite3_column_text(st, 0));
+			colls[count] = strdup((const char *)sqlite3_column_text(st, 1));
+			count++;
+			if (!ids[count - 1] || !colls[count - 1])
 				r = fs_error_set(err, -ENOMEM, "out of memory");
-				break;
-			}
-			colls = nl;
-			cap = nc;
 		}
-		ids[count] = strdup((const char *)sqlite3_column_text(st, 0));
-		colls[count] = strdup((const char *)sqlite3_column_text(st, 1));
-		count++;
-		if (!ids[count - 1] || !colls[count - 1]) {
-			r = fs_error_set(err, -ENOMEM, "out of memory");
-			break;
-		}
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_fail(s, "list records in", err);
+		if (r == 0 && rc != SQLITE_DONE)
+			r = store_fail(s, "list records in", err);
+	} while (r == 0 && only && ++k < nonly);
 	sqlite3_finalize(st);
-	for (size_t i = 0; i < count && r == 0; i++) {
-		const struct form *f = form_of(forms, colls[i]);
-		int si = f ? form_scope_field(f) : -1, where;
-		char *v = NULL;
+	for (int by_ref = 0; by_ref <= 1 && r == 0; by_ref++) {
+		for (size_t i = 0; i < count && r == 0; i++) {
+			const struct form *f = form_of(forms, colls[i]);
+			int si = f ? form_scope_field(f) : -1;
 
-		/* A record without its own scope value is not complete yet
-		 * (the rest comes in the next down-set): it stays.  One whose
-		 * scope value names a record this device no longer holds (a
-		 * visit to a household that left) goes. */
-		if (si >= 0) {
-			where = local_value(&ctx, ids[i], form_field_name(f, (size_t)si), &v, err);
-			free(v);
-			v = NULL;
-			if (where < 0) {
-				r = where;
-				break;
-			}
-			if (where == 0)
+			if (si < 0 || (form_field_type(f, (size_t)si) == FORM_REF) != by_ref)
 				continue;
-		}
-		where = scoperule_resolve(&l, colls[i], ids[i], &v, err);
-		if (where < 0) {
-			r = where;
-		} else if (where == SCOPERULE_UNKNOWN ||
-			   (where == SCOPERULE_VALUE &&
-			    !scoperule_holds((const char *const *)scope, n, v))) {
-			if ((r = purge_record(s, ids[i], err)) == 0)
+			if ((r = outside(&ctx, &l, ids[i], colls[i], scope, n, err)) > 0 &&
+			    (r = purge_record(s, ids[i], err)) == 0) {
 				(*purged)++;
+				*any = 1;
+			}
 		}
-		free(v);
 	}
 	for (size_t i = 0; i < count; i++) {
 		free(ids[i]);
@@ -448,7 +470,7 @@ static int purge(struct store *s, struct forms *forms, char *const *scope, size_
 	}
 	free(ids);
 	free(colls);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 /* ---- applying a down-set -------------------------------------------------- */
@@ -467,35 +489,45 @@ static int apply_open(struct store *s, struct forms *forms, const struct downset
 		      struct pull_stats *st, struct fs_error *err)
 {
 	const char *self = store_identity(s)->id;
-	char old[4096];
+	char old[4096], **moved = NULL;
 	char *scope = scope_json(d);
-	int r = 0, found = 0, rescope = 0;
+	size_t nmoved = 0;
+	int r = 0, found = 0, rescope = 0, any = 0;
 
-	if (!scope)
-		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (!scope || !(moved = calloc(d->nchanges + 1, sizeof(*moved)))) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	if ((r = store_meta_get(s, "scope", old, sizeof(old), &found, err)) < 0)
 		goto out;
-	rescope = !found || strcmp(old, scope);
+	/* A new scope places every record again. */
+	rescope = found && strcmp(old, scope);
 	for (size_t i = 0; i < d->nchanges && r == 0; i++) {
 		const struct form *f = form_of(forms, d->changes[i].c.collection);
 		int si = f ? form_scope_field(f) : -1;
 
 		if ((r = merge_one(s, self, &d->changes[i], err)) > 0) {
 			st->applied++;
+			/* Where the record is changed: it may have left. */
 			if (si >= 0 && !strcmp(d->changes[i].c.field, form_field_name(f, (size_t)si)))
-				rescope = 1;
+				moved[nmoved++] = (char *)d->changes[i].c.record_id;
 			r = 0;
 		}
 	}
 	for (size_t i = 0; i < d->nconflicts && r == 0; i++)
 		r = keep_conflict(s, &d->conflicts[i], err);
-	if (r == 0 && rescope)
-		r = purge(s, forms, d->scope, d->nscope, &st->purged, err);
+	if (r == 0 && (rescope || nmoved))
+		r = purge(s, forms, d->scope, d->nscope, rescope ? NULL : moved, nmoved, &st->purged,
+			  &any, err);
+	/* A household that went takes its visits: look at everything. */
+	if (r == 0 && any && !rescope)
+		r = purge(s, forms, d->scope, d->nscope, NULL, 0, &st->purged, &any, err);
 	if (r == 0)
 		r = store_meta_put(s, "scope", scope, err);
 	st->changes += d->nchanges;
 	st->conflicts += d->nconflicts;
 out:
+	free(moved);
 	cJSON_free(scope);
 	return r;
 }

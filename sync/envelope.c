@@ -9,8 +9,8 @@
 #include "crypto/bytes.h"
 
 int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload, size_t plen,
-		  const uint8_t box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret, size_t *ret_len,
-		  const char *what, struct fs_error *err)
+		  int level, const uint8_t box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret,
+		  size_t *ret_len, const char *what, struct fs_error *err)
 {
 	size_t zcap = prefix_len + ZSTD_compressBound(plen), zlen;
 	uint8_t *z = malloc(zcap), *out = NULL;
@@ -20,7 +20,7 @@ int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload,
 		return fs_error_set(err, -ENOMEM, "%s: out of memory", what);
 	if (prefix_len)
 		memcpy(z, prefix, prefix_len);
-	zlen = ZSTD_compress(z + prefix_len, zcap - prefix_len, payload, plen, ENVELOPE_ZSTD_LEVEL);
+	zlen = ZSTD_compress(z + prefix_len, zcap - prefix_len, payload, plen, level);
 	if (ZSTD_isError(zlen)) {
 		r = fs_error_set(err, -FS_EFORMAT, "%s: zstd: %s", what, ZSTD_getErrorName(zlen));
 		goto out;

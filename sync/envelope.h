@@ -21,7 +21,11 @@
 
 #include "crypto/fserr.h"
 
+/* Change sets: a device packs little at a time and the link is the
+ * scarce thing.  Down-sets: HQ packs every device's scope, and level 19
+ * spent most of a first pull's time on compression (bench_pull). */
 #define ENVELOPE_ZSTD_LEVEL 19
+#define ENVELOPE_ZSTD_LEVEL_FAST 3
 
 /* The frame both carry (big-endian): magic 0..3, version 4, codec 5
  * (1: zstd JSON), flags 6, reserved 7, device 8..23, sequence 24..31,
@@ -63,10 +67,10 @@ int envelope_verify(const uint8_t *buf, size_t len, size_t max,
 		    const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES]) FS_WUR;
 
 /* *ret: malloc'd sealed bytes (crypto_box_SEALBYTES + prefix_len + the
- * compressed payload). */
+ * payload compressed at zstd level). */
 int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload, size_t plen,
-		  const uint8_t box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret, size_t *ret_len,
-		  const char *what, struct fs_error *err) FS_WUR;
+		  int level, const uint8_t box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret,
+		  size_t *ret_len, const char *what, struct fs_error *err) FS_WUR;
 
 /* *ret_text: malloc'd, NUL-terminated payload of *ret_len bytes (at most
  * max_payload, and not 0); the caller wipes and frees it. */

@@ -179,8 +179,8 @@ static int open_raw(const struct dkeys *k, const char *text, uint32_t count, str
 	struct downset d;
 	int r;
 
-	ASSERT_OK(envelope_seal(NULL, 0, text, strlen(text), k->box_pk, &sealed, &slen, "test",
-				NULL));
+	ASSERT_OK(envelope_seal(NULL, 0, text, strlen(text), ENVELOPE_ZSTD_LEVEL_FAST, k->box_pk,
+				&sealed, &slen, "test", NULL));
 	len = 88 + slen + 64;
 	buf = calloc(1, len);
 	ASSERT_TRUE(buf);
