@@ -397,7 +397,11 @@ static int unlock_with(struct agent *a, const struct keystore_secret *secret,
 		return r;
 	a->c->store = a->store;
 	logmsg(SD_INFO, "store %s/store.db unlocked", a->c->cfg.data_dir);
-	schedule(a, 0); /* whatever was left from before */
+	/* Whatever was left from before goes up, and what HQ holds comes
+	 * down. */
+	if (!a->want_pull)
+		a->want_pull = ATTEMPT_PULL_ALWAYS;
+	schedule(a, 0);
 	notify_status(a);
 	return 0;
 }
@@ -1202,8 +1206,11 @@ int daemon_run(struct cli *c)
 			 * nothing to send the attempt ends before any HTTP. */
 			a.failures = 0;
 			a.next_push = NEVER;
+			/* Pull too, once: HQ may hold news for this scope. */
+			if (!a.want_pull)
+				a.want_pull = ATTEMPT_PULL_ALWAYS;
 			schedule(&a, NET_SETTLE_MS);
-			logmsg(SD_INFO, "network change: pushing");
+			logmsg(SD_INFO, "network change: pushing and pulling");
 		}
 		if (pfd[3].revents & POLLIN)
 			client_accept(&a, group);

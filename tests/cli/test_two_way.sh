@@ -6,7 +6,7 @@ set -e
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
-trap 'stop_hq; rm -rf "$T"' EXIT
+trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
 
 hq_conf
 expect_exit 0 hq init
@@ -132,4 +132,16 @@ must_contain "$OUT" "2 records left the scope"
 expect_exit 2 dev sjenica beneficiary show "$H"
 expect_exit 2 dev sjenica visit show "$V"
 expect_exit 0 dev sjenica check
+# The agent pulls on its own once unlocked: a household Sjenica registers
+# reaches Tutin's agent with nothing typed on Tutin's laptop.
+expect_exit 0 dev sjenica beneficiary add "full_name=Вуковић Сара" municipality=Sjenica \
+	status=refugee household_size=2 consent=yes
+N=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_exit 0 dev sjenica sync
+DATA="$T/tutin"
+agent_conf
+start_agent --passphrase-file "$PASS"
+holds_n() { fa beneficiary list --json 2> /dev/null | grep -q "$N"; }
+until_ok 60 holds_n || fail "Tutin's agent did not pull Sjenica's new household: $(cat "$T/agent.log")"
+stop_agent
 echo "ok: two-way sync from the command line"
