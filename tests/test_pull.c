@@ -1,0 +1,274 @@
+/* test_pull.c - agent/pull.c: applying down-sets to a real store.
+ *
+ * The down-sets are made here with a test HQ key and sealed to the
+ * store's own identity, as HQ makes them; the store, the merge and the
+ * checks are the real ones.  Sections: helpers; tests.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "agent/pull.h"
+#include "agent/records.h"
+#include "agent/store.h"
+#include "sync/downset.h"
+#include "sync/formsrc.h"
+#include "tests/test.h"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+#define REC "0193a1b2-c3d4-7abc-8def-0123456789ab"
+#define HQDEV "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"
+
+struct world {
+	struct store *s;
+	struct enrolment en;
+	uint8_t hq_sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t device[CHANGESET_DEVICE_BYTES];
+	uint64_t seq;                     /* last down-set made */
+	uint8_t hash[CHANGESET_HASH_BYTES]; /* its hash */
+};
+
+static void world_open(struct world *w)
+{
+	struct keystore_secret *sec = NULL;
+	struct fs_error err = {0};
+	char key[4096], dir[4096];
+
+	memset(w, 0, sizeof(*w));
+	snprintf(key, sizeof(key), "%s/wrap.key", test_tmpdir());
+	snprintf(dir, sizeof(dir), "%s/data", test_tmpdir());
+	ASSERT_OK(keystore_keygen(key, &err));
+	ASSERT_OK(keystore_secret_from_key_file(key, &sec, &err));
+	if (store_create(dir, sec, PWHASH_INTERACTIVE, NULL, &err) < 0 ||
+	    store_open(dir, sec, NULL, &w->s, &err) < 0)
+		TEST_FAIL("store: %s", err.msg);
+	keystore_secret_free(sec);
+	crypto_sign_keypair(w->en.target.hq_sign_pk, w->hq_sk);
+	snprintf(w->en.target.url, sizeof(w->en.target.url), "http://127.0.0.1:9");
+	ASSERT_OK(sodium_hex2bin(w->device, sizeof(w->device), store_identity(w->s)->id,
+				 IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+}
+
+/* One change: field of REC (a beneficiary) set to the JSON text value,
+ * written by device at hlc. */
+static struct downset_change change(const char *field, const char *value, hlc_t hlc,
+				    const char *device)
+{
+	struct downset_change c;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.c.record_id, sizeof(c.c.record_id), "%s", REC);
+	snprintf(c.c.collection, sizeof(c.c.collection), "beneficiaries");
+	snprintf(c.c.field, sizeof(c.c.field), "%s", field);
+	c.c.value = cJSON_Parse(value);
+	c.c.hlc = hlc;
+	snprintf(c.device, sizeof(c.device), "%s", device);
+	ASSERT_TRUE(c.c.value != NULL);
+	return c;
+}
+
+/* Make down-set seq (prev: the world's chain, or a wrong hash) with the
+ * changes, signed with sign_sk, sealed to box_pk; the world's chain
+ * moves on when advance is set. */
+static void make(struct world *w, uint64_t seq, const struct downset_change *ch, size_t n,
+		 const uint8_t *sign_sk, const uint8_t *box_pk, int wrong_prev, uint8_t **buf,
+		 size_t *len)
+{
+	static char sjenica[] = "Sjenica";
+	char *scope[] = {sjenica};
+	struct downset d;
+	struct fs_error err = {0};
+
+	memset(&d, 0, sizeof(d));
+	d.h.seq = seq;
+	memcpy(d.h.device, w->device, sizeof(w->device));
+	if (seq > 1)
+		memcpy(d.h.prev, w->hash, sizeof(w->hash));
+	if (wrong_prev)
+		d.h.prev[0] ^= 1;
+	d.scope = scope;
+	d.nscope = 1;
+	d.changes = (struct downset_change *)ch;
+	d.nchanges = n;
+	if (downset_encode(&d, box_pk, sign_sk, buf, len, &err) < 0)
+		TEST_FAIL("encode: %s", err.msg);
+}
+
+static int apply(struct world *w, const uint8_t *buf, size_t len, struct fs_error *err)
+{
+	struct pull_stats st = {0};
+	int r = pull_apply(w->s, &w->en, NULL, buf, len, &st, err);
+
+	if (r == 0) {
+		w->seq++;
+		changeset_hash(buf, len, w->hash);
+	}
+	return r;
+}
+
+/* The field's value on the device, as JSON text ("" when absent). */
+static void value_of(struct world *w, const char *field, char *out, size_t cap)
+{
+	struct fs_error err = {0};
+	struct form *f = NULL;
+	cJSON *rec = NULL, *v;
+	char *text;
+
+	ASSERT_OK(formsrc_load(NULL, "beneficiaries", &f, &err));
+	out[0] = '\0';
+	if (records_get(w->s, f, REC, &rec, &err) == 0) {
+		v = cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "fields"), field);
+		if (v && (text = cJSON_PrintUnformatted(v))) {
+			snprintf(out, cap, "%s", text);
+			cJSON_free(text);
+		}
+	}
+	cJSON_Delete(rec);
+	form_free(f);
+}
+
+static void free_changes(struct downset_change *ch, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		cJSON_Delete(ch[i].c.value);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+/* Only a down-set signed by the pinned HQ key, for this device, sealed to
+ * it and next in the chain is applied; anything else changes nothing. */
+TEST(pull_apply_checks_key_device_seal_and_chain)
+{
+	uint8_t other_pk[crypto_sign_PUBLICKEYBYTES], other_sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t obox_pk[crypto_box_PUBLICKEYBYTES], obox_sk[crypto_box_SECRETKEYBYTES];
+	struct downset_change ch[5];
+	struct fs_error err = {0};
+	struct world w;
+	uint8_t *buf = NULL, saved[CHANGESET_HASH_BYTES];
+	size_t len;
+	char v[256];
+
+	world_open(&w);
+	crypto_sign_keypair(other_pk, other_sk);
+	crypto_box_keypair(obox_pk, obox_sk);
+	ch[0] = change("full_name", "\"Ружичић Ђорђе\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[1] = change("municipality", "\"Sjenica\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[2] = change("status", "\"idp\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[3] = change("household_size", "4", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[4] = change("consent", "true", 0x0193a1b2c3d40000ULL, HQDEV);
+
+	/* Another HQ's key. */
+	make(&w, 1, ch, 5, other_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_EQ(apply(&w, buf, len, &err), -FS_EAUTH);
+	ASSERT_STR_CONTAINS(err.msg, "not signed by the HQ key pinned at enrolment");
+	free(buf);
+	/* Sealed to another device's key. */
+	make(&w, 1, ch, 5, w.hq_sk, obox_pk, 0, &buf, &len);
+	ASSERT_EQ(apply(&w, buf, len, &err), -FS_EAUTH);
+	free(buf);
+	/* Skipping a sequence. */
+	make(&w, 2, ch, 5, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_EQ(apply(&w, buf, len, &err), -EBADMSG);
+	ASSERT_STR_CONTAINS(err.msg, "does not follow");
+	free(buf);
+	value_of(&w, "full_name", v, sizeof(v));
+	ASSERT_STR_EQ(v, "");
+	/* The real one. */
+	make(&w, 1, ch, 5, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	value_of(&w, "full_name", v, sizeof(v));
+	ASSERT_STR_EQ(v, "\"Ружичић Ђорђе\"");
+	/* The same again: already applied, nothing done. */
+	memcpy(saved, w.hash, sizeof(saved));
+	w.seq = 0;
+	ASSERT_EQ(apply(&w, buf, len, &err), -EALREADY);
+	memcpy(w.hash, saved, sizeof(saved));
+	w.seq = 1;
+	free(buf);
+	/* The next one on another chain. */
+	free_changes(ch, 5);
+	ch[0] = change("household_size", "5", 0x0193a1b2c3d50000ULL, HQDEV);
+	make(&w, 2, ch, 1, w.hq_sk, store_identity(w.s)->box_pk, 1, &buf, &len);
+	ASSERT_EQ(apply(&w, buf, len, &err), -EBADMSG);
+	free(buf);
+	value_of(&w, "household_size", v, sizeof(v));
+	ASSERT_STR_EQ(v, "4");
+	ASSERT_OK(store_check(w.s, &err));
+	free_changes(ch, 1);
+	store_close(w.s);
+}
+
+/* The merge rule, per field: HQ's value only when HQ's write is later
+ * than the store's; an unsent local edit is never dropped. */
+TEST(pull_apply_keeps_later_local_edits_and_the_outbox)
+{
+	struct downset_change ch[5];
+	struct fs_error err = {0};
+	struct form *f = NULL;
+	struct world w;
+	cJSON *edit;
+	uint8_t *buf = NULL;
+	size_t len;
+	char v[256];
+	long long pending;
+	struct records_stats rs;
+
+	world_open(&w);
+	ch[0] = change("full_name", "\"Petrović Ana\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[1] = change("municipality", "\"Sjenica\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[2] = change("status", "\"idp\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[3] = change("household_size", "4", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[4] = change("consent", "true", 0x0193a1b2c3d40000ULL, HQDEV);
+	make(&w, 1, ch, 5, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	free_changes(ch, 5);
+	/* An edit here, not yet sent: its clock is the store's, now. */
+	ASSERT_OK(formsrc_load(NULL, "beneficiaries", &f, &err));
+	edit = cJSON_Parse("{\"household_size\":7}");
+	ASSERT_OK(store_begin(w.s, &err));
+	ASSERT_OK(records_edit(w.s, f, REC, edit, &err));
+	ASSERT_OK(store_commit(w.s, &err));
+	cJSON_Delete(edit);
+	ASSERT_OK(records_stats(w.s, "beneficiaries", &rs, &err));
+	pending = rs.pending;
+	ASSERT_EQ(pending, 1);
+	/* HQ's older write loses; its newer write on another field wins. */
+	ch[0] = change("household_size", "5", 0x0193a1b2c3d50000ULL, HQDEV);
+	ch[1] = change("status", "\"refugee\"", 0x0193a1b2c3d50000ULL, HQDEV);
+	make(&w, 2, ch, 2, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	free_changes(ch, 2);
+	value_of(&w, "household_size", v, sizeof(v));
+	ASSERT_STR_EQ(v, "7");
+	value_of(&w, "status", v, sizeof(v));
+	ASSERT_STR_EQ(v, "\"refugee\"");
+	/* HQ's write later than the local one wins, and the local change
+	 * still waits to be sent. */
+	ch[0] = change("household_size", "9", store_hlc_next(w.s) + (1ULL << 32), HQDEV);
+	make(&w, 3, ch, 1, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	free_changes(ch, 1);
+	value_of(&w, "household_size", v, sizeof(v));
+	ASSERT_STR_EQ(v, "9");
+	ASSERT_OK(records_stats(w.s, "beneficiaries", &rs, &err));
+	ASSERT_EQ(rs.pending, pending);
+	/* And a later local edit orders after HQ's write. */
+	edit = cJSON_Parse("{\"household_size\":3}");
+	ASSERT_OK(store_begin(w.s, &err));
+	ASSERT_OK(records_edit(w.s, f, REC, edit, &err));
+	ASSERT_OK(store_commit(w.s, &err));
+	cJSON_Delete(edit);
+	ch[0] = change("household_size", "9", 0x0193a1b2c3d60000ULL, HQDEV);
+	make(&w, 4, ch, 1, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	free_changes(ch, 1);
+	value_of(&w, "household_size", v, sizeof(v));
+	ASSERT_STR_EQ(v, "3");
+	ASSERT_OK(store_check(w.s, &err));
+	form_free(f);
+	store_close(w.s);
+}
