@@ -371,9 +371,24 @@ int downsync_reindex(sqlite3 *db, const struct hq_forms *forms, struct fs_error 
 	for (int level = 0; level <= MAX_DEPTH && r == 0; level++)
 		for (size_t i = 0; i < hqforms_count(forms) && r == 0; i++)
 			r = reindex_collection(db, hqforms_at(forms, i), level > 0, err);
+	/* Fields and conflicts merged before schema version 4 have revision
+	 * 0: number them after everything numbered since, one by one, or a
+	 * cursor that passed one would pass them all. */
 	if (r == 0)
 		r = hqdb_exec(db, "UPDATE fields SET scope_key = (SELECT scope_key FROM records "
 				  "WHERE id = fields.record_id) WHERE scope_key IS NULL;"
+				  "UPDATE fields SET rev = (SELECT value FROM counters WHERE name = "
+				  "'rev') + n.k FROM (SELECT record_id AS r, field AS f, row_number() "
+				  "OVER (ORDER BY record_id, field) AS k FROM fields WHERE rev = 0) AS n "
+				  "WHERE fields.rev = 0 AND fields.record_id = n.r AND fields.field = n.f;"
+				  "UPDATE counters SET value = (SELECT max(rev) FROM fields) WHERE name = "
+				  "'rev' AND (SELECT max(rev) FROM fields) > value;"
+				  "UPDATE conflicts SET rev = (SELECT value FROM counters WHERE name = "
+				  "'rev') + n.k FROM (SELECT id AS i, row_number() OVER (ORDER BY id) AS k "
+				  "FROM conflicts WHERE rev = 0) AS n WHERE conflicts.rev = 0 AND "
+				  "conflicts.id = n.i;"
+				  "UPDATE counters SET value = (SELECT max(rev) FROM conflicts) WHERE "
+				  "name = 'rev' AND (SELECT max(rev) FROM conflicts) > value;"
 				  "COMMIT", "index scopes", err);
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);

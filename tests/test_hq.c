@@ -156,6 +156,9 @@ static void hq_start(struct hq *h)
 {
 	uint64_t deadline = now_ms() + test_timeout_ms(30000);
 
+	/* A restart: the port is the new server's, read from its own log. */
+	h->port = 0;
+	unlink(h->log);
 	h->pid = fork();
 	ASSERT_GE(h->pid, 0);
 	if (h->pid == 0) {
@@ -1468,25 +1471,32 @@ TEST(hq_payload_bomb_bounded_memory)
 
 /* Turn HQ's database back into schema version 1, as an HQ of before
  * version 2 change sets left it; HQ upgrades it when it next opens it. */
-static void hq_db_to_v1(const struct hq *h)
+/* Make h's database what schema version 3 made: no two-way sync. */
+static void hq_db_exec(const struct hq *h, const char *sql)
 {
 	char path[700];
 	sqlite3 *db = NULL;
 
 	snprintf(path, sizeof(path), "%s/hq.db", h->data);
 	ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-	ASSERT_EQ(sqlite3_exec(db, "DROP TABLE audit_nodes; DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope; "
-				   "DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "
-				   "DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "
-				   "DROP INDEX records_by_parent; ALTER TABLE fields DROP COLUMN rev; "
-				   "DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "
-				   "ALTER TABLE conflicts DROP COLUMN rev; "
-				   "ALTER TABLE fields DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "
-				   "scope_key; ALTER TABLE records DROP COLUMN scope_parent; ALTER TABLE devices DROP COLUMN "
-				   "unbound_ok; PRAGMA user_version = 1;",
-			       NULL, NULL, NULL),
-		  SQLITE_OK);
+	ASSERT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
+}
+
+#define TO_V3_SQL                                                                                  \
+	"DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "                     \
+	"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "          \
+	"DROP INDEX records_by_parent; ALTER TABLE fields DROP COLUMN rev; "                       \
+	"DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "                            \
+	"ALTER TABLE conflicts DROP COLUMN rev; ALTER TABLE fields DROP COLUMN scope_key; "        \
+	"ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "              \
+	"scope_parent; PRAGMA user_version = 3;"
+
+static void hq_db_to_v1(const struct hq *h)
+{
+	hq_db_exec(h, TO_V3_SQL "DROP TABLE audit_nodes; DROP TABLE device_scopes; ALTER TABLE "
+		      "tokens DROP COLUMN scope; ALTER TABLE devices DROP COLUMN unbound_ok; PRAGMA "
+		      "user_version = 1;");
 }
 
 /* An enrolled device that captures another's set and re-signs it under
@@ -2002,6 +2012,60 @@ TEST(hq_pull_sends_the_scope_and_only_the_scope)
 		ASSERT_TRUE(!strstr(out, "Ружичић") && !strstr(out, "Tutin"));
 		free(out);
 	}
+	identity_free(a.id);
+	identity_free(b.id);
+	identity_free(c.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
+
+/* A database from before two-way sync (schema version 3) is upgraded, and
+ * a device then receives everything of its scope that HQ merged before,
+ * its conflicts included, however small the batches. */
+TEST(hq_pull_after_upgrade_sends_everything)
+{
+	uint64_t base = hlc_wall_ms() - 60000;
+	char rec[4][UUID_TEXT_LEN + 1];
+	struct puller pb = {0};
+	struct device a, b, c;
+	struct change ch[8];
+	struct downset d;
+	struct hq h;
+	size_t got = 0, conflicts = 0;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", "[server]\npull_batch = 4\n", NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Sjenica 2");
+	device_new(&c, "Tim Sjenica 3");
+	device_enroll(&h, &a);
+	device_enroll(&h, &b);
+	device_enroll(&h, &c);
+	for (int i = 0; i < 4; i++) {
+		uuid_v7_new(base + (uint64_t)i, rec[i]);
+		push_expect(&h, &a, ch, person(ch, rec[i], "Ilić Jelena", 3, tick(&a, base + 10)), NULL);
+	}
+	/* c imports r0 as a had it, then both edit its size: a conflict. */
+	person(ch, rec[0], "Ilić Jelena", 3, tick(&c, base + 10));
+	push_expect(&h, &c, ch, 5, NULL);
+	ch[0] = mk(rec[0], "beneficiaries", "household_size", cJSON_CreateNumber(5),
+		   tick(&a, base + 20));
+	push_expect(&h, &a, ch, 1, NULL);
+	ch[0] = mk(rec[0], "beneficiaries", "household_size", cJSON_CreateNumber(6),
+		   tick(&c, base + 30));
+	push_expect(&h, &c, ch, 1, NULL);
+	hq_stop(&h);
+	hq_db_exec(&h, TO_V3_SQL);
+	hq_start(&h);
+	while (pull_once(&h, &b, &pb, &d, NULL) == 200) {
+		for (int i = 0; i < 4; i++)
+			got += changes_to(&d, rec[i], "", "", NULL);
+		conflicts += d.nconflicts;
+		downset_clear(&d);
+	}
+	ASSERT_EQ(got, 4 * 5);
+	ASSERT_EQ(conflicts, 1);
 	identity_free(a.id);
 	identity_free(b.id);
 	identity_free(c.id);
