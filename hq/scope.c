@@ -136,6 +136,24 @@ int scope_store(sqlite3 *db, const char *device, const cJSON *names, struct fs_e
 		}
 	}
 	sqlite3_finalize(st);
+	/* What the device held of a key it leaves, it purges; if the key
+	 * comes back, it must get everything of it again (hq/downsync.h),
+	 * conflicts included. */
+	if (r == 0 && (r = hqdb_prepare(db, "DELETE FROM down_cursors WHERE device = ?1 AND key "
+					    "<> '' AND key NOT IN (SELECT key FROM device_scopes "
+					    "WHERE device = ?1)", &st, err)) == 0) {
+		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = hqdb_fail(db, "forget the device's old cursors", err);
+		sqlite3_finalize(st);
+	}
+	if (r == 0 && (r = hqdb_prepare(db, "UPDATE down_state SET conflict_cursor = 0 WHERE "
+					    "device = ?1", &st, err)) == 0) {
+		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = hqdb_fail(db, "reset the device's conflicts", err);
+		sqlite3_finalize(st);
+	}
 	return r;
 }
 

@@ -2072,3 +2072,44 @@ TEST(hq_pull_after_upgrade_sends_everything)
 	hq_stop(&h);
 	curl_global_cleanup();
 }
+
+/* A scope that shrinks and grows back sends the returning municipality's
+ * households again: the device purged them when they left. */
+TEST(hq_scope_regrown_resends_everything)
+{
+	uint64_t base = hlc_wall_ms() - 60000;
+	char rec[UUID_TEXT_LEN + 1], *out = NULL;
+	struct puller pc = {0};
+	struct device a, c;
+	struct change ch[8];
+	struct downset d;
+	struct hq h;
+	size_t got;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&c, "Tim Jug");
+	device_enroll(&h, &a);
+	device_enroll(&h, &c);
+	uuid_v7_new(base, rec);
+	push_expect(&h, &a, ch, person(ch, rec, "Ilić Jelena", 3, tick(&a, base)), NULL);
+	for (got = 0; pull_once(&h, &c, &pc, &d, NULL) == 200; downset_clear(&d))
+		got += changes_to(&d, rec, "", "", NULL);
+	ASSERT_EQ(got, 5);
+	ASSERT_EQ(HQ_RUN(&h, &out, "scope", c.id->id, "--municipality", "Tutin"), 0);
+	free(out);
+	ASSERT_EQ(pull_once(&h, &c, &pc, &d, NULL), 200);
+	ASSERT_STR_EQ(d.scope[0], "Tutin");
+	downset_clear(&d);
+	ASSERT_EQ(HQ_RUN(&h, &out, "scope", c.id->id, "--municipality", "Sjenica"), 0);
+	free(out);
+	for (got = 0; pull_once(&h, &c, &pc, &d, NULL) == 200; downset_clear(&d))
+		got += changes_to(&d, rec, "", "", NULL);
+	ASSERT_EQ(got, 5);
+	identity_free(a.id);
+	identity_free(c.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
