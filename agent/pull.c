@@ -18,6 +18,9 @@
 
 #define FORMS_CACHED 16
 
+_Static_assert(PULL_SCOPE_MAX > DOWNSET_MAX_SCOPE * (2 * DOWNSET_MAX_SCOPE_NAME + 3) + 2,
+	       "a scope must fit in the buffers that read it back");
+
 /* store_stmt() slots (agent/store.h). */
 enum {
 	SLOT_CLOCK = 32,
@@ -489,16 +492,16 @@ static int apply_open(struct store *s, struct forms *forms, const struct downset
 		      struct pull_stats *st, struct fs_error *err)
 {
 	const char *self = store_identity(s)->id;
-	char old[4096], **moved = NULL;
+	char *old = malloc(PULL_SCOPE_MAX), **moved = NULL;
 	char *scope = scope_json(d);
 	size_t nmoved = 0;
 	int r = 0, found = 0, rescope = 0, any = 0;
 
-	if (!scope || !(moved = calloc(d->nchanges + 1, sizeof(*moved)))) {
+	if (!old || !scope || !(moved = calloc(d->nchanges + 1, sizeof(*moved)))) {
 		r = fs_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = store_meta_get(s, "scope", old, sizeof(old), &found, err)) < 0)
+	if ((r = store_meta_get(s, "scope", old, PULL_SCOPE_MAX, &found, err)) < 0)
 		goto out;
 	/* A new scope places every record again. */
 	rescope = found && strcmp(old, scope);
@@ -527,6 +530,7 @@ static int apply_open(struct store *s, struct forms *forms, const struct downset
 	st->changes += d->nchanges;
 	st->conflicts += d->nconflicts;
 out:
+	free(old);
 	free(moved);
 	cJSON_free(scope);
 	return r;

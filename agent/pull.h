@@ -72,10 +72,14 @@ int pull_conflicts(struct store *s, pull_conflict_fn fn, void *ctx, struct fs_er
 /* For status: the last down-set applied (0: none), when (Unix ms, 0:
  * never), and the scope it carried (a JSON array text, "" before the
  * first). */
+/* The longest scope as JSON: DOWNSET_MAX_SCOPE names of
+ * DOWNSET_MAX_SCOPE_NAME bytes, each byte at most two when escaped
+ * (control characters are refused), quoted, with commas. */
+#define PULL_SCOPE_MAX 32768
 struct pull_state {
 	uint64_t seq;
 	uint64_t at_ms;
-	char scope[4096];
+	char scope[PULL_SCOPE_MAX];
 };
 int pull_state(struct store *s, struct pull_state *ret, struct fs_error *err) FS_WUR;
 

@@ -110,6 +110,9 @@ static int scope_name_ok(const cJSON *v)
 	if (!cJSON_IsString(v) || !v->valuestring)
 		return 0;
 	n = strlen(v->valuestring);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v->valuestring[i] < 0x20 || v->valuestring[i] == 0x7f)
+			return 0;
 	return n >= 1 && n <= DOWNSET_MAX_SCOPE_NAME && utf8_valid(v->valuestring);
 }
 

@@ -225,6 +225,8 @@ TEST(downset_malformed_payloads_refused)
 		 "scope name 1"},
 		{"{\"scope\":[\"Tut\xc0\xafin\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0,
 		 "scope name 1"},
+		{"{\"scope\":[\"Tut\\u0007in\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0,
+		 "scope name 1"},
 		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 1,
 		 "not 1 entries"},
 		{"{\"scope\":[\"Tutin\"],\"changes\":[[" ROW_ID ",\"beneficiaries\",\"status\","

@@ -132,6 +132,16 @@ must_contain "$OUT" "2 records left the scope"
 expect_exit 2 dev sjenica beneficiary show "$H"
 expect_exit 2 dev sjenica visit show "$V"
 expect_exit 0 dev sjenica check
+# The longest scope HQ allows (64 names of up to 200 bytes) is stored and
+# compared on the device at every pull, and shown by status.
+TU=$(dev tutin status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"])')
+LONG=$(python3 -c 'print(", ".join(["Градска општина Јужна Трнава број %02d %s" % (i, "ж" * 60) for i in range(62)] + ["Tutin", "Sjenica"]))')
+expect_exit 0 hq scope "$TU" --municipality "$LONG"
+expect_exit 0 dev tutin pull
+expect_exit 0 dev tutin pull
+expect_exit 0 dev tutin status
+must_contain "$OUT" "број 61"
+
 # The agent pulls on its own once unlocked: a household Sjenica registers
 # reaches Tutin's agent with nothing typed on Tutin's laptop.
 expect_exit 0 dev sjenica beneficiary add "full_name=Вуковић Сара" municipality=Sjenica \
