@@ -344,6 +344,7 @@ int scope_set_build(sqlite3 *db, const struct hq_forms *forms, const struct chan
 		    struct scope_set **ret, struct fs_error *err)
 {
 	struct scope_set *sv = calloc(1, sizeof(*sv));
+	sqlite3_stmt *known = NULL;
 	size_t k = 0;
 	int r;
 
@@ -355,15 +356,32 @@ int scope_set_build(sqlite3 *db, const struct hq_forms *forms, const struct chan
 	sv->forms = forms;
 	/* JSON text in, the string out: scope fields hold strings. */
 	if ((r = hqdb_prepare(db, "SELECT json_extract(value, '$') FROM fields "
-				  "WHERE record_id = ?1 AND field = ?2", &sv->merged, err)) < 0)
+				  "WHERE record_id = ?1 AND field = ?2", &sv->merged, err)) < 0 ||
+	    (r = hqdb_prepare(db, "SELECT 1 FROM records WHERE id = ?1", &known, err)) < 0)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		const char *field = scope_field_of(forms, ch[i].collection, NULL);
+	/* Only for a record HQ does not hold yet, and only a value its form
+	 * accepts: a record HQ holds without a scope value stays out of
+	 * every scope, whatever a set says it is. */
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const struct form *f = NULL;
+		const char *field = scope_field_of(forms, ch[i].collection, &f);
+		int rc;
 
-		if (field && !strcmp(field, ch[i].field) && cJSON_IsString(ch[i].value))
-			sv->v[k++] = (struct set_value){ch[i].record_id, field,
-							ch[i].value->valuestring, i};
+		if (!field || strcmp(field, ch[i].field) || !cJSON_IsString(ch[i].value) ||
+		    form_validate_value(f, field, ch[i].value, NULL) < 0)
+			continue;
+		sqlite3_reset(known);
+		sqlite3_bind_text(known, 1, ch[i].record_id, -1, SQLITE_STATIC);
+		if ((rc = sqlite3_step(known)) == SQLITE_ROW)
+			continue;
+		if (rc != SQLITE_DONE) {
+			r = hqdb_fail(db, "look up a record", err);
+			break;
+		}
+		sv->v[k++] = (struct set_value){ch[i].record_id, field, ch[i].value->valuestring, i};
 	}
+	if (r < 0)
+		goto out;
 	qsort(sv->v, k, sizeof(*sv->v), value_cmp);
 	/* Keep the last value per (record, field). */
 	sv->n = 0;
@@ -376,6 +394,7 @@ int scope_set_build(sqlite3 *db, const struct hq_forms *forms, const struct chan
 	*ret = sv;
 	sv = NULL;
 out:
+	sqlite3_finalize(known);
 	scope_set_free(sv);
 	return r;
 }

@@ -1728,6 +1728,28 @@ TEST(hq_writes_outside_scope_quarantined)
 	/* ... nor register a household in Sjenica. */
 	uuid_v7_new(base + 40, r2);
 	push_expect(&h, &b, ch, person(ch, r2, "Petrović Ana", 2, tick(&b, base + 40)), outside);
+	/* Nor through a scope value HQ refuses (too long, but "Tutin" once
+	 * folded): the household would be in nobody's scope, and anyone's
+	 * to write. */
+	{
+		char padded[160];
+		struct set s;
+		cJSON *q;
+
+		uuid_v7_new(base + 45, r2);
+		snprintf(padded, sizeof(padded), "Tutin%*s", 120, "");
+		k = person(ch, r2, "Petrović Ana", 2, tick(&b, base + 45));
+		cJSON_SetValuestring(ch[1].value, padded);
+		s = build_set(&b, h.box_pk, ch, k);
+		j = push(&h, s.buf, s.len, 200);
+		q = cJSON_GetObjectItem(j, "quarantined");
+		ASSERT_EQ(cJSON_GetArraySize(q), 5);
+		ASSERT_STR_EQ(json_str(cJSON_GetArrayItem(q, 0), "reason"),
+			      "outside the device's scope: HQ does not know whose caseload the "
+			      "record is in");
+		cJSON_Delete(j);
+		set_free(&s);
+	}
 	/* Its own municipality, in Cyrillic capitals, is its own. */
 	uuid_v7_new(base + 50, r3);
 	k = person(ch, r3, "Šćepanović Žaklina", 3, tick(&b, base + 50));
