@@ -549,6 +549,22 @@ static int add_fields(struct pull *p, struct cursor *c)
 	return r;
 }
 
+/* The greatest revision in table (a trusted name), or 0. */
+static int max_rev(struct pull *p, const char *sql, int64_t *ret)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = hqdb_prepare(p->db, sql, &st, p->err)) < 0)
+		return r;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else
+		r = hqdb_fail(p->db, "read the latest revision", p->err);
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* Records that left the cursor's key for one the device does not hold:
  * the device gets each one's scope field as HQ holds it now, and purges
  * the record, since that puts it outside its scope (a visit follows its
@@ -556,8 +572,11 @@ static int add_fields(struct pull *p, struct cursor *c)
 static int add_moves(struct pull *p, struct cursor *c)
 {
 	sqlite3_stmt *st = NULL, *field = NULL;
-	int r, rc;
+	int64_t top = 0;
+	int r, rc, full = 0;
 
+	if ((r = max_rev(p, "SELECT coalesce(max(rev), 0) FROM scope_moves", &top)) < 0)
+		return r;
 	if ((r = hqdb_prepare(p->db,
 			      "SELECT m.rev, m.record_id, r.collection FROM scope_moves m JOIN "
 			      "records r ON r.id = m.record_id WHERE m.from_key = ?1 AND m.rev > ?2 "
@@ -578,7 +597,7 @@ static int add_moves(struct pull *p, struct cursor *c)
 		int si = f ? form_scope_field(f) : -1;
 
 		if (!p->budget) {
-			p->more = 1;
+			p->more = full = 1;
 			break;
 		}
 		c->moved = sqlite3_column_int64(st, 0);
@@ -598,6 +617,11 @@ static int add_moves(struct pull *p, struct cursor *c)
 	}
 	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
 		r = hqdb_fail(p->db, "read moves to send", p->err);
+	/* Every move of this key up to top was looked at: the others (of
+	 * records the device still holds through another key) need not be
+	 * looked at again at every pull. */
+	if (r == 0 && !full && top > c->moved)
+		c->moved = top;
 out:
 	sqlite3_finalize(field);
 	sqlite3_finalize(st);
@@ -609,8 +633,11 @@ out:
 static int add_conflicts(struct pull *p)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int64_t top = 0;
+	int r, rc, full = 0;
 
+	if ((r = max_rev(p, "SELECT coalesce(max(rev), 0) FROM conflicts", &top)) < 0)
+		return r;
 	if ((r = hqdb_prepare(p->db,
 			      "SELECT c.rev, c.record_id, c.field, c.device_a, c.hlc_a, c.value_a, "
 			      "c.device_b, c.hlc_b, c.value_b FROM conflicts c JOIN records r ON "
@@ -627,7 +654,7 @@ static int add_conflicts(struct pull *p)
 		struct downset_conflict *c, *n;
 
 		if (!p->budget) {
-			p->more = 1;
+			p->more = full = 1;
 			break;
 		}
 		if (!(n = realloc(p->d.conflicts, (p->d.nconflicts + 1) * sizeof(*n)))) {
@@ -655,6 +682,10 @@ static int add_conflicts(struct pull *p)
 	}
 	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
 		r = hqdb_fail(p->db, "read conflicts to send", p->err);
+	/* Every conflict up to top was looked at: those outside the scope
+	 * need not be scanned again at every pull. */
+	if (r == 0 && !full && top > p->conflict_cursor)
+		p->conflict_cursor = top;
 	sqlite3_finalize(st);
 	return r;
 }
@@ -932,6 +963,9 @@ int downsync_pull(sqlite3 *db, const struct identity *hq, const struct hq_forms 
 		goto rollback;
 	if (after == old.seq &&
 	    !sodium_memcmp(req + 32, old.seq ? old.hash : zero_hash, CHANGESET_HASH_BYTES)) {
+		/* Room past the batch to finish a household (add_fields). */
+		if (batch > DOWNSET_MAX_ENTRIES - FORM_MAX_FIELDS - 1)
+			batch = DOWNSET_MAX_ENTRIES - FORM_MAX_FIELDS - 1;
 		if ((r = make_next(&p, hq, box_pk, &old, batch ? batch : 1, now_ms, &res)) < 0)
 			goto rollback;
 	} else if (old.seq && after + 1 == old.seq &&

@@ -268,10 +268,15 @@ int downset_encode(const struct downset *d, const uint8_t device_box_pk[crypto_b
 	char *payload = NULL;
 	int r = 0;
 
-	if (d->h.seq == 0 || count > DOWNSET_MAX_ENTRIES || d->nscope < 1 ||
-	    d->nscope > DOWNSET_MAX_SCOPE || (d->h.flags & ~DOWNSET_FLAG_MORE))
-		return fs_error_set(err, -FS_EUSAGE, "down-set: %zu entries, %zu scope names, "
-				    "sequence %llu", count, d->nscope, (unsigned long long)d->h.seq);
+	if (d->h.seq == 0 || d->nscope < 1 || d->nscope > DOWNSET_MAX_SCOPE ||
+	    (d->h.flags & ~DOWNSET_FLAG_MORE))
+		return fs_error_set(err, -FS_EUSAGE, "down-set: %zu scope names, sequence %llu",
+				    d->nscope, (unsigned long long)d->h.seq);
+	/* Too many entries is a limit, like too many bytes: the maker sends
+	 * fewer at a time. */
+	if (count > DOWNSET_MAX_ENTRIES)
+		return fs_error_set(err, -FS_ELIMIT, "down-set: %zu entries, more than %d", count,
+				    DOWNSET_MAX_ENTRIES);
 	if (!(payload = payload_print(d)))
 		return fs_error_set(err, -ENOMEM, "down-set: out of memory");
 	plen = strlen(payload);
