@@ -32,6 +32,7 @@ enum {
 	W_FIELDS,
 	W_CHILDREN,
 	W_MOVE,
+	W_FIRST_REV,
 	W_CONFLICTS,
 	W_STAMP_CONFLICT,
 	W_COUNT
@@ -45,7 +46,9 @@ static const char *const writer_sql[W_COUNT] = {
 	[W_STAMP] = "UPDATE fields SET rev = ?3, scope_key = ?4 WHERE record_id = ?1 AND field = ?2",
 	[W_FIELDS] = "SELECT field FROM fields WHERE record_id = ?1",
 	[W_CHILDREN] = "SELECT id FROM records WHERE scope_parent = ?1",
-	[W_MOVE] = "INSERT INTO scope_moves(rev, record_id, from_key) VALUES (?1, ?2, ?3)",
+	[W_MOVE] = "INSERT INTO scope_moves(rev, record_id, from_key, held_from) VALUES (?1, ?2, ?3, "
+		   "?4)",
+	[W_FIRST_REV] = "SELECT coalesce(min(rev), 0) FROM fields WHERE record_id = ?1",
 	[W_CONFLICTS] = "SELECT id FROM conflicts WHERE record_id = ?1",
 	[W_STAMP_CONFLICT] = "UPDATE conflicts SET rev = ?2 WHERE id = ?1",
 };
@@ -217,9 +220,20 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 {
 	char **fields = NULL, **children = NULL;
 	size_t nf = 0, nc = 0;
-	sqlite3_stmt *st = use(w, W_SET_KEY);
+	sqlite3_stmt *st = use(w, W_FIRST_REV);
+	int64_t held_from = 0;
 	int r;
 
+	/* The record's earliest revision under the old key: a device whose
+	 * cursor for that key has not reached it never held the record, and
+	 * is not told it left (that would show it the new scope value). */
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((r = step(w, st, "read a record's revisions", err)) < 0)
+		return r;
+	if (r == 1)
+		held_from = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	st = use(w, W_SET_KEY);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (key)
 		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -245,6 +259,7 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 		sqlite3_bind_int64(st, 1, rev);
 		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, old, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, held_from);
 		if ((r = step(w, st, "record a move", err)) < 0)
 			return r;
 		r = 0;
@@ -315,7 +330,7 @@ out:
 
 /* ---- reindex ------------------------------------------------------------ */
 
-/* Run sql with up to two text parameters. */
+/* Run one SQL statement with up to two text parameters. */
 static int exec_bound(sqlite3 *db, const char *sql, const char *a, const char *b,
 		      struct fs_error *err)
 {
@@ -362,18 +377,142 @@ static int reindex_collection(sqlite3 *db, const struct form *f, int refs, struc
 		       : 0;
 }
 
+/* The form's scope field as scope_fields keeps it: "" for none. */
+static const char *scope_field_name(const struct form *f)
+{
+	int si = form_scope_field(f);
+
+	return si < 0 ? "" : form_field_name(f, (size_t)si);
+}
+
+/* Forget the keys of collections whose scope field changed, keeping the
+ * old ones in temp.rescoped for the moves. */
+static int forget_changed(sqlite3 *db, const struct hq_forms *forms, int *ret_any,
+			  struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	*ret_any = 0;
+	if ((r = hqdb_exec(db, "CREATE TEMP TABLE IF NOT EXISTS rescoped(id TEXT PRIMARY KEY, "
+			       "old TEXT); DELETE FROM temp.rescoped;", "index scopes", err)) < 0 ||
+	    (r = hqdb_prepare(db, "SELECT field FROM scope_fields WHERE collection = ?1", &st,
+			      err)) < 0)
+		return r;
+	for (size_t i = 0; i < hqforms_count(forms) && r == 0; i++) {
+		const struct form *f = hqforms_at(forms, i);
+		int rc;
+
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, form_collection(f), -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			r = hqdb_fail(db, "read scope fields", err);
+			break;
+		}
+		if (rc == SQLITE_DONE ||
+		    !strcmp((const char *)sqlite3_column_text(st, 0), scope_field_name(f)))
+			continue;
+		*ret_any = 1;
+		if ((r = exec_bound(db, "INSERT OR IGNORE INTO temp.rescoped SELECT id, scope_key "
+					"FROM records WHERE collection = ?1", form_collection(f), NULL,
+				    err)) == 0)
+			r = exec_bound(db, "UPDATE records SET scope_key = NULL, scope_parent = NULL "
+					   "WHERE collection = ?1", form_collection(f), NULL, err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Stamp the records whose key the new scope field changed, as a merge
+ * that moved them would (rekey): new revisions, moves, dependants. */
+static int rekey_changed(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err)
+{
+	struct downsync_writer *w = NULL;
+	sqlite3_stmt *st = NULL;
+	char **ids = NULL, **olds = NULL, **news = NULL;
+	size_t n = 0;
+	int r, rc;
+
+	if ((r = downsync_writer_new(db, forms, &w, err)) < 0 ||
+	    (r = hqdb_prepare(db, "SELECT o.id, o.old, r.scope_key FROM temp.rescoped o JOIN "
+				  "records r ON r.id = o.id WHERE o.old IS NOT r.scope_key", &st,
+			      err)) < 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **a = realloc(ids, (n + 1) * sizeof(*a)), **b, **c;
+
+		if (a)
+			ids = a;
+		b = a ? realloc(olds, (n + 1) * sizeof(*b)) : NULL;
+		if (b)
+			olds = b;
+		c = b ? realloc(news, (n + 1) * sizeof(*c)) : NULL;
+		if (!c) {
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		news = c;
+		ids[n] = strdup((const char *)sqlite3_column_text(st, 0));
+		olds[n] = sqlite3_column_type(st, 1) == SQLITE_NULL
+				  ? NULL
+				  : strdup((const char *)sqlite3_column_text(st, 1));
+		news[n] = sqlite3_column_type(st, 2) == SQLITE_NULL
+				  ? NULL
+				  : strdup((const char *)sqlite3_column_text(st, 2));
+		n++;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = hqdb_fail(db, "read re-scoped records", err);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* rekey also moves the records scoped through these (a household's
+	 * visits), whose own collection's scope field did not change. */
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = rekey(w, ids[i], olds[i], news[i], 0, err);
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(ids[i]);
+		free(olds[i]);
+		free(news[i]);
+	}
+	free(ids);
+	free(olds);
+	free(news);
+	sqlite3_finalize(st);
+	downsync_writer_free(w);
+	return r;
+}
+
+static int remember_scope_fields(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < hqforms_count(forms) && r == 0; i++)
+		r = exec_bound(db, "INSERT INTO scope_fields(collection, field) VALUES (?1, ?2) ON "
+				   "CONFLICT(collection) DO UPDATE SET field = ?2",
+			       form_collection(hqforms_at(forms, i)),
+			       scope_field_name(hqforms_at(forms, i)), err);
+	return r;
+}
+
 int downsync_reindex(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err)
 {
-	int r;
+	int r, changed = 0;
 
 	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin scope index", err)) < 0)
 		return r;
+	r = forget_changed(db, forms, &changed, err);
 	for (int level = 0; level <= MAX_DEPTH && r == 0; level++)
 		for (size_t i = 0; i < hqforms_count(forms) && r == 0; i++)
 			r = reindex_collection(db, hqforms_at(forms, i), level > 0, err);
 	/* Fields and conflicts merged before schema version 4 have revision
 	 * 0: number them after everything numbered since, one by one, or a
 	 * cursor that passed one would pass them all. */
+	if (r == 0 && changed)
+		r = rekey_changed(db, forms, err);
+	if (r == 0)
+		r = remember_scope_fields(db, forms, err);
 	if (r == 0)
 		r = hqdb_exec(db, "UPDATE fields SET scope_key = (SELECT scope_key FROM records "
 				  "WHERE id = fields.record_id) WHERE scope_key IS NULL;"
@@ -438,7 +577,8 @@ static int load_scope(struct pull *p)
 				     "down_cursors c ON c.device = s.device AND c.key = s.key "
 				     "WHERE s.device = ?1 UNION ALL SELECT '', NULL, "
 				     "coalesce((SELECT rev FROM down_cursors WHERE device = ?1 AND "
-				     "key = ''), -1), -1 ORDER BY 1", &st, p->err)) < 0)
+				     "key = ''), -1), coalesce((SELECT moved FROM down_cursors WHERE "
+				     "device = ?1 AND key = ''), -1) ORDER BY 1", &st, p->err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -580,6 +720,7 @@ static int add_moves(struct pull *p, struct cursor *c)
 	if ((r = hqdb_prepare(p->db,
 			      "SELECT m.rev, m.record_id, r.collection FROM scope_moves m JOIN "
 			      "records r ON r.id = m.record_id WHERE m.from_key = ?1 AND m.rev > ?2 "
+			      "AND m.held_from <= ?5 "
 			      "AND (r.scope_key IS NULL OR r.scope_key NOT IN (SELECT key FROM "
 			      "device_scopes WHERE device = ?3)) ORDER BY m.rev LIMIT ?4",
 			      &st, p->err)) < 0 ||
@@ -592,6 +733,8 @@ static int add_moves(struct pull *p, struct cursor *c)
 	sqlite3_bind_int64(st, 2, c->moved);
 	sqlite3_bind_text(st, 3, p->device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)p->budget + 1);
+	/* What the device holds of this key, this set included. */
+	sqlite3_bind_int64(st, 5, c->rev);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const struct form *f = hqforms_find(p->forms, (const char *)sqlite3_column_text(st, 2));
 		int si = f ? form_scope_field(f) : -1;
@@ -702,7 +845,7 @@ static int collect(struct pull *p, unsigned batch)
 		/* With "*", one cursor covers every key. */
 		if (p->all && strcmp(c->key, "*"))
 			continue;
-		if ((r = add_fields(p, c)) == 0 && !p->all && c->key[0])
+		if ((r = add_fields(p, c)) == 0 && !p->all)
 			r = add_moves(p, c);
 	}
 	if (r == 0)

@@ -45,11 +45,13 @@
 	"CREATE INDEX conflicts_by_rev ON conflicts(rev);"                                         \
 	"CREATE INDEX conflicts_by_record ON conflicts(record_id);"                                \
 	"CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;"             \
+	"CREATE TABLE scope_fields(collection TEXT PRIMARY KEY, field TEXT NOT NULL) STRICT;"      \
 	"INSERT INTO counters VALUES ('rev', 0);"                                                  \
 	"CREATE TABLE scope_moves("                                                                \
 	"  rev INTEGER PRIMARY KEY,"                                                               \
 	"  record_id TEXT NOT NULL,"                                                               \
-	"  from_key TEXT NOT NULL"                                                                 \
+	"  from_key TEXT NOT NULL,"                                                                \
+	"  held_from INTEGER NOT NULL"                                                             \
 	") STRICT;"                                                                                \
 	"CREATE INDEX scope_moves_by_key ON scope_moves(from_key, rev);"                           \
 	"CREATE TABLE down_state("                                                                 \
@@ -92,7 +94,10 @@ int downsync_conflict_recorded(struct downsync_writer *w, int64_t id,
 			       struct fs_error *err) FS_WUR;
 
 /* Fill scope keys HQ does not know yet (fields merged before schema
- * version 4): idempotent, run by serve before it listens. */
+ * version 4), and place again every record of a collection whose form
+ * names another scope field than when HQ last ran (scope_fields): new
+ * keys, new revisions, moves from the old keys.  Idempotent; serve runs
+ * it before it listens. */
 int downsync_reindex(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err) FS_WUR;
 
 struct downsync_result {

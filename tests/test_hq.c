@@ -31,6 +31,7 @@
 
 struct hq {
 	char dir[512], data[600], conf[600], log[600];
+	const char *forms; /* forms directory; NULL: the source tree's */
 	pid_t pid;
 	int port;
 	char url[64];
@@ -43,7 +44,7 @@ struct hq {
 static int hq_run(const struct hq *h, char **out, const char *const *args)
 {
 	const char *argv[32] = {FS_HQ_BIN, "-c", h->conf, "--data-dir", h->data, "--forms-dir",
-				test_forms_dir()};
+				h->forms ? h->forms : test_forms_dir()};
 	int p[2], status, n = 7;
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap);
@@ -171,7 +172,8 @@ static void hq_start(struct hq *h)
 		dup2(fd, 2);
 		close(fd);
 		execl(FS_HQ_BIN, FS_HQ_BIN, "-c", h->conf, "--data-dir", h->data, "--forms-dir",
-		      test_forms_dir(), "serve", "--listen", "127.0.0.1:0", (char *)NULL);
+		      h->forms ? h->forms : test_forms_dir(), "serve", "--listen", "127.0.0.1:0",
+		      (char *)NULL);
 		_exit(127);
 	}
 	for (;;) {
@@ -1485,6 +1487,7 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 
 #define TO_V3_SQL                                                                                  \
 	"DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "                     \
+	"DROP TABLE scope_fields; "                                                                \
 	"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "          \
 	"DROP INDEX records_by_parent; ALTER TABLE fields DROP COLUMN rev; "                       \
 	"DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "                            \
@@ -2132,6 +2135,84 @@ TEST(hq_scope_regrown_resends_everything)
 	ASSERT_EQ(got, 5);
 	identity_free(a.id);
 	identity_free(c.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
+
+/* A programme adds a scope field to a form HQ already holds records of:
+ * the next start places every household (and its visits) again, so that
+ * devices of other municipalities learn they left, and new devices never
+ * see them. */
+TEST(hq_form_gains_a_scope_field_and_records_move)
+{
+	uint64_t base = hlc_wall_ms() - 60000;
+	char rec[UUID_TEXT_LEN + 1], vis[UUID_TEXT_LEN + 1], forms[700], path[800], *json;
+	struct puller pb = {0}, pn = {0};
+	struct device a, b, n;
+	struct change ch[8];
+	struct downset d;
+	struct hq h;
+	size_t got = 0, len;
+	int left = 0;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	/* The shipped forms, without "scope". */
+	snprintf(forms, sizeof(forms), "%s/forms", h.dir);
+	ASSERT_OK(mkdir(forms, 0700));
+	for (int i = 0; i < 2; i++) {
+		const char *name = i ? "visits" : "beneficiaries";
+		char *at;
+
+		snprintf(path, sizeof(path), "%s/%s.json", test_forms_dir(), name);
+		json = read_file(path, &len);
+		at = strstr(json, "\"scope\"");
+		ASSERT_TRUE(at != NULL);
+		memmove(at, strchr(at, '\n') + 1, strlen(strchr(at, '\n') + 1) + 1);
+		snprintf(path, sizeof(path), "%s/%s.json", forms, name);
+		write_file(path, json, strlen(json), 0600);
+		free(json);
+	}
+	h.forms = forms;
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Tutin");
+	b.muni = "Tutin";
+	device_enroll(&h, &a);
+	device_enroll(&h, &b);
+	uuid_v7_new(base, rec);
+	push_expect(&h, &a, ch, person(ch, rec, "Ilić Jelena", 3, tick(&a, base)), NULL);
+	uuid_v7_new(base + 1, vis);
+	push_expect(&h, &a, ch, visit_to(ch, vis, rec, tick(&a, base + 1)), NULL);
+	/* Without a scope field, every device receives every household. */
+	while (pull_once(&h, &b, &pb, &d, NULL) == 200) {
+		got += changes_to(&d, rec, "", "", NULL) + changes_to(&d, vis, "", "", NULL);
+		downset_clear(&d);
+	}
+	ASSERT_EQ(got, 5 + 3);
+	hq_stop(&h);
+	h.forms = NULL;
+	hq_start(&h);
+	/* Tutin learns the household is Sjenica's; a new Tutin device gets
+	 * nothing of it. */
+	while (pull_once(&h, &b, &pb, &d, NULL) == 200) {
+		changes_to(&d, rec, "municipality", "Sjenica", &left);
+		downset_clear(&d);
+	}
+
+	ASSERT_TRUE(left);
+	device_new(&n, "Tim Tutin 2");
+	n.muni = "Tutin";
+	device_enroll(&h, &n);
+	got = 0;
+	while (pull_once(&h, &n, &pn, &d, NULL) == 200) {
+		got += changes_to(&d, rec, "", "", NULL) + changes_to(&d, vis, "", "", NULL);
+		downset_clear(&d);
+	}
+	ASSERT_EQ(got, 0);
+	identity_free(a.id);
+	identity_free(b.id);
+	identity_free(n.id);
 	hq_stop(&h);
 	curl_global_cleanup();
 }

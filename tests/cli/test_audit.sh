@@ -186,6 +186,7 @@ cp -a "$T/hq" "$T/copy"
 sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN unbound_ok;
 	DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope;
 	DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; DROP TABLE down_cursors;
+	DROP TABLE scope_fields;
 	DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; DROP INDEX records_by_parent;
 	DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; ALTER TABLE conflicts DROP COLUMN rev;
 	ALTER TABLE fields DROP COLUMN rev; ALTER TABLE fields DROP COLUMN scope_key;
