@@ -132,6 +132,22 @@ hq_and_enrolled_store() {
 	MUNI=$2
 }
 
+# ---- several devices -------------------------------------------------------
+# dev NAME ARGS...: fieldsync on device NAME's own store, $T/NAME.
+dev() {
+	local d=$1
+	shift
+	"$FIELDSYNC" --data-dir "$T/$d" --forms-dir "$FORMS" --passphrase-file "$PASS" "$@"
+}
+
+# dev_enrol NAME TEAM MUNICIPALITY SCOPE: a new store for device NAME,
+# enrolled with the HQ on $PORT for TEAM with that scope.
+dev_enrol() {
+	expect_exit 0 dev "$1" init --kdf interactive
+	TOKEN=$(hq enroll-token --team "$2" --municipality "$3" --scope "$4" | tail -n 1)
+	expect_exit 0 dev "$1" enroll "http://127.0.0.1:$PORT" "$TOKEN"
+}
+
 # ---- what reached HQ ------------------------------------------------------
 
 # export_ids COLLECTION: HQ's export as JSON Lines; checks every line is

@@ -18,19 +18,9 @@ printf '[server]\npull_batch = 7\n' >> "$T/hq.conf"
 expect_exit 0 hq init
 start_hq
 
-dev() {
-	local d=$1
-	shift
-	"$FIELDSYNC" --data-dir "$T/$d" --forms-dir "$FORMS" --passphrase-file "$PASS" "$@"
-}
-enrol() {
-	expect_exit 0 dev "$1" init --kdf interactive
-	TOKEN=$(hq enroll-token --team "$2" --municipality "$3" --scope "$4" | tail -n 1)
-	expect_exit 0 dev "$1" enroll "http://127.0.0.1:$PORT" "$TOKEN"
-}
-enrol sj "Tim Sjenica" Sjenica Sjenica
-enrol tu "Tim Tutin" Tutin Tutin
-enrol ju "Tim Jug" Tutin "Sjenica, Tutin"
+dev_enrol sj "Tim Sjenica" Sjenica Sjenica
+dev_enrol tu "Tim Tutin" Tutin Tutin
+dev_enrol ju "Tim Jug" Tutin "Sjenica, Tutin"
 
 # The shared caseload list: each team imports the households of its
 # scope, with the same ids.

@@ -16,18 +16,8 @@ printf '[server]\npull_batch = 2\n' >> "$T/hq.conf"
 expect_exit 0 hq init
 start_hq
 
-dev() {
-	local d=$1
-	shift
-	"$FIELDSYNC" --data-dir "$T/$d" --forms-dir "$FORMS" --passphrase-file "$PASS" "$@"
-}
-enrol() {
-	expect_exit 0 dev "$1" init --kdf interactive
-	TOKEN=$(hq enroll-token --team "$2" --municipality "$3" --scope "$4" | tail -n 1)
-	expect_exit 0 dev "$1" enroll "http://127.0.0.1:$PORT" "$TOKEN"
-}
-enrol sjenica "Tim Sjenica" Sjenica Sjenica
-enrol jug "Tim Jug" Tutin "Tutin, Sjenica"
+dev_enrol sjenica "Tim Sjenica" Sjenica Sjenica
+dev_enrol jug "Tim Jug" Tutin "Tutin, Sjenica"
 
 # Sjenica's caseload reaches HQ: 600 households, 3000 fields.
 awk 'BEGIN {

@@ -12,23 +12,12 @@ hq_conf
 expect_exit 0 hq init
 start_hq
 
-# dev NAME ARGS...: fieldsync on that team's own store.
-dev() {
-	local d=$1
-	shift
-	"$FIELDSYNC" --data-dir "$T/$d" --forms-dir "$FORMS" --passphrase-file "$PASS" "$@"
-}
-enrol() {
-	expect_exit 0 dev "$1" init --kdf interactive
-	TOKEN=$(hq enroll-token --team "$2" --municipality "$3" --scope "$4" | tail -n 1)
-	expect_exit 0 dev "$1" enroll "http://127.0.0.1:$PORT" "$TOKEN"
-}
 # value NAME ID FIELD: a field of a record on that team's device.
 value() {
 	dev "$1" beneficiary show "$2" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fields"]["'"$3"'"])'
 }
-enrol sjenica "Tim Sjenica" Sjenica Sjenica
-enrol tutin "Tim Tutin" Tutin "Tutin, Sjenica"
+dev_enrol sjenica "Tim Sjenica" Sjenica Sjenica
+dev_enrol tutin "Tim Tutin" Tutin "Tutin, Sjenica"
 
 expect_exit 0 dev sjenica pull --help
 must_contain "$OUT" "Usage: fieldsync pull"
