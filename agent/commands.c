@@ -444,7 +444,8 @@ static int print_record(const cJSON *rec, void *data)
 static void print_record_long(FILE *out, const struct form *f, const cJSON *rec)
 {
 	const cJSON *fields = cJSON_GetObjectItemCaseSensitive(rec, "fields");
-	static const char *const meta[] = {"id", "collection", "created", "updated", "author"};
+	static const char *const meta[] = {"id",     "collection", "created",
+					   "updated", "author",  "updated_by"};
 
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
 		fprintf(out, "%-16s %s\n", meta[i],

@@ -405,6 +405,10 @@ static int row_to_json(sqlite3_stmt *st, cJSON **ret, struct fs_error *err)
 	if (add_hlc(o, "created", "created_hlc", (hlc_t)sqlite3_column_int64(st, 3)) < 0 ||
 	    add_hlc(o, "updated", "updated_hlc", (hlc_t)sqlite3_column_int64(st, 4)) < 0 ||
 	    !cJSON_AddStringToObject(o, "author", (const char *)sqlite3_column_text(st, 5)) ||
+	    !cJSON_AddStringToObject(o, "updated_by",
+				     sqlite3_column_type(st, 7) == SQLITE_NULL
+					     ? (const char *)sqlite3_column_text(st, 5)
+					     : (const char *)sqlite3_column_text(st, 7)) ||
 	    !cJSON_AddBoolToObject(o, "deleted", sqlite3_column_int(st, 6))) {
 		cJSON_Delete(o);
 		return oom(err);
@@ -413,7 +417,13 @@ static int row_to_json(sqlite3_stmt *st, cJSON **ret, struct fs_error *err)
 	return 0;
 }
 
-#define RECORD_COLUMNS "id, collection, fields, created_hlc, updated_hlc, author, deleted"
+/* updated_by: the device of the latest write by the merge rule, a
+ * value HQ sent (agent/pull.h) or this device's own (?9). */
+#define RECORD_COLUMNS                                                                             \
+	"id, collection, fields, created_hlc, updated_hlc, author, deleted, "                      \
+	"(SELECT d FROM (SELECT hlc AS h, device AS d FROM field_clocks WHERE record_id = "        \
+	"records.id UNION ALL SELECT hlc, ?9 FROM outbox WHERE record_id = records.id) "          \
+	"ORDER BY h DESC, d DESC LIMIT 1)"
 
 int records_get(struct store *s, const struct form *f, const char *id, cJSON **ret_record,
 		struct fs_error *err)
@@ -430,6 +440,8 @@ int records_get(struct store *s, const struct form *f, const char *id, cJSON **r
 		return store_fail(s, "read record from", err);
 	sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, form_collection(f), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, store_identity(s)->id, -1,
+			  SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		r = row_to_json(st, ret_record, err);
@@ -453,6 +465,8 @@ int records_list(struct store *s, const struct form *f, records_fn fn, void *ctx
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list records in", err);
 	sqlite3_bind_text(st, 1, form_collection(f), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, store_identity(s)->id, -1,
+			  SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		cJSON *rec = NULL;
 

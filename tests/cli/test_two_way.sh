@@ -78,6 +78,11 @@ expect_exit 0 dev tutin beneficiary edit "$H" household_size=6
 expect_exit 0 dev tutin sync
 expect_exit 0 dev sjenica pull
 [ "$(value sjenica "$H" household_size)" = 6 ] || fail "a pull did not take HQ's later value"
+# Who last changed it: Tutin's device, though Sjenica created it.
+TUTIN_ID=$(dev tutin status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"])')
+expect_exit 0 dev sjenica beneficiary show "$H"
+must_contain "$OUT" "updated_by       $TUTIN_ID"
+must_not_contain "$(dev sjenica beneficiary show "$H" | grep author)" "$TUTIN_ID"
 expect_exit 0 dev sjenica status --json
 must_contain "$OUT" '"pending_changes":1'
 expect_exit 0 dev sjenica sync
