@@ -178,7 +178,21 @@ say "Who changed whose households: deletes, and edits by a team other than the o
 echo "registered the household (the first to write it).  Values are not shown:"
 hq review
 
-say "6. HQ's audit log: every enrolment and change set, hash-chained in a Merkle tree"
+say "6. Two-way sync: each laptop receives what HQ merged for its scope"
+for t in $TEAMS; do team "$t" pull; done
+echo "Sremska Mitrovica's laptop now holds Bujanovac's visit to the shared household (Preševo is"
+echo "in both scopes) and HQ's merged size, and it is told which edit won; values stay on the laptop:"
+team sremska-mitrovica visit list
+team sremska-mitrovica beneficiary show "$shared"
+team sremska-mitrovica conflicts
+echo "Bujanovac's own household (Bujanovac is not in Sremska Mitrovica's scope) never reached it:"
+if team sremska-mitrovica beneficiary list | grep -q "Ђорђевић Милица"; then
+	echo "LEAK: Bujanovac's household reached Sremska Mitrovica" >&2
+	exit 1
+fi
+echo "  not there."
+
+say "7. HQ's audit log: every enrolment and change set, hash-chained in a Merkle tree"
 hq audit list
 say "HQ signs the tree head as a C2SP checkpoint; verify recomputes every hash and signature"
 echo "A checkpoint proves that the log held exactly these entries when HQ signed it: anyone who"
