@@ -46,8 +46,7 @@ static const char *const writer_sql[W_COUNT] = {
 	[W_STAMP] = "UPDATE fields SET rev = ?3, scope_key = ?4 WHERE record_id = ?1 AND field = ?2",
 	[W_FIELDS] = "SELECT field FROM fields WHERE record_id = ?1",
 	[W_CHILDREN] = "SELECT id FROM records WHERE scope_parent = ?1",
-	[W_MOVE] = "INSERT INTO scope_moves(rev, record_id, from_key, held_from) VALUES (?1, ?2, ?3, "
-		   "?4)",
+	[W_MOVE] = "INSERT INTO scope_moves(rev, record_id, from_key, held_from) VALUES (?1,?2,?3,?4)",
 	[W_FIRST_REV] = "SELECT coalesce(min(rev), 0) FROM fields WHERE record_id = ?1",
 	[W_CONFLICTS] = "SELECT id FROM conflicts WHERE record_id = ?1",
 	[W_STAMP_CONFLICT] = "UPDATE conflicts SET rev = ?2 WHERE id = ?1",
