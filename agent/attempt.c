@@ -113,10 +113,23 @@ static int deliver(struct delivery *d, struct attempt_result *res)
 
 /* ---- pulling ---------------------------------------------------------------- */
 
+/* Write e with the result of r; a failure to write it is the outcome
+ * (in *err) only when r was a success. */
+static int log_row(struct store *s, struct synclog_entry *e, int r, struct fs_error *err)
+{
+	struct fs_error logerr = {0};
+
+	e->result = synclog_result(r);
+	if (synclog_add(s, e, &logerr) < 0 && r == 0) {
+		*err = logerr;
+		r = logerr.code;
+	}
+	return r;
+}
+
 static int pull_and_log(struct delivery *d, struct attempt_result *res)
 {
 	struct synclog_entry e = {.event = "pull"};
-	struct fs_error logerr = {0};
 	uint64_t t0 = hlc_mono_ms();
 	int r;
 
@@ -131,16 +144,11 @@ static int pull_and_log(struct delivery *d, struct attempt_result *res)
 	if (r == 0 && res->pull.sets == 0)
 		return 0;
 	e.duration_ms = hlc_mono_ms() - t0;
-	e.result = synclog_result(r);
 	e.sets = res->pull.sets;
 	e.changes = res->pull.changes;
 	e.bytes = res->pull.bytes;
 	e.detail = r < 0 ? res->pull_err.msg : NULL;
-	if (synclog_add(d->s, &e, &logerr) < 0 && r == 0) {
-		res->pull_err = logerr;
-		res->pull_code = r = logerr.code;
-	}
-	return r;
+	return res->pull_code = log_row(d->s, &e, r, &res->pull_err);
 }
 
 /* ---- the attempt ------------------------------------------------------------- */
@@ -149,7 +157,6 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 		void *ctx, struct attempt_result *res)
 {
 	static const struct attempt_options defaults;
-	struct fs_error logerr = {0};
 	struct synclog_entry e = {.event = "push"};
 	unsigned long long pending = 0, unpacked = 0, per;
 	struct delivery d = {.s = s, .opt = opt ? opt : &defaults};
@@ -166,19 +173,15 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 		return r; /* nothing to log: there is no HQ to talk to */
 	}
 	d.en = &en;
-	if (d.opt->pull == ATTEMPT_PULL_ONLY) {
-		r = pull_and_log(&d, res);
-		push_transport_free(d.t);
-		res->err = res->pull_err;
-		return r;
-	}
-	if ((r = push_count(s, &pending, NULL, &res->err)) < 0 ||
-	    (r = pack_unpacked(s, &unpacked, &res->err)) < 0)
+	if (d.opt->pull != ATTEMPT_PULL_ONLY &&
+	    ((r = push_count(s, &pending, NULL, &res->err)) < 0 ||
+	     (r = pack_unpacked(s, &unpacked, &res->err)) < 0))
 		goto log;
 	/* Nothing to send is not an attempt: the agent checks after every
-	 * network event, and the log would fill with empty rows. */
-	if (pending == 0 && unpacked == 0) {
-		if (d.opt->pull != ATTEMPT_PULL_ALWAYS)
+	 * network event, and the log would fill with empty rows.  A pull
+	 * asked for (ATTEMPT_PULL_ALWAYS, ATTEMPT_PULL_ONLY) still goes. */
+	if (d.opt->pull == ATTEMPT_PULL_ONLY || (pending == 0 && unpacked == 0)) {
+		if (d.opt->pull != ATTEMPT_PULL_ALWAYS && d.opt->pull != ATTEMPT_PULL_ONLY)
 			return 0;
 		r = pull_and_log(&d, res);
 		push_transport_free(d.t);
@@ -209,17 +212,13 @@ log:
 	res->duration_ms = hlc_mono_ms() - t0;
 	e.at_ms = res->started_ms;
 	e.duration_ms = res->duration_ms;
-	e.result = synclog_result(r);
 	e.sets = res->stats.sets;
 	e.changes = res->stats.changes;
 	e.bytes = res->stats.bytes;
 	if (res->stats.clock_checked)
 		(void)push_skew_warning(res->stats.clock_skew_ms, res->clock_warning);
 	e.detail = r < 0 ? res->err.msg : res->clock_warning[0] ? res->clock_warning : NULL;
-	if (synclog_add(s, &e, &logerr) < 0 && r == 0) {
-		res->err = logerr;
-		r = logerr.code;
-	}
+	r = log_row(s, &e, r, &res->err);
 	if (d.tight)
 		store_room_give_back(s);
 	/* HQ merged what came up; what it holds comes down. */

@@ -594,28 +594,6 @@ out:
 
 /* ---- asking HQ ---------------------------------------------------------------- */
 
-static int answer_error(const struct enrolment *en, const struct push_response *resp,
-			struct fs_error *err)
-{
-	switch (resp->status) {
-	case 403:
-		return fs_error_set(err, -EACCES, "HQ at %s has revoked this device", en->target.url);
-	case 401:
-		return fs_error_set(err, -EPERM, "HQ at %s does not accept this device (401)",
-				    en->target.url);
-	case 409:
-		return fs_error_set(err, -EBADMSG, "HQ at %s and this device disagree about the "
-				    "down-sets applied (409)", en->target.url);
-	case 429:
-	case 503:
-		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later",
-				    en->target.url);
-	default:
-		return fs_error_set(err, -EPROTO, "HQ at %s answered a pull with %ld",
-				    en->target.url, resp->status);
-	}
-}
-
 int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 	     struct push_transport *t, struct pull_stats *st, struct fs_error *err)
 {
@@ -658,8 +636,14 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 				continue;
 			}
 		}
+		if (resp.status == 409) {
+			r = fs_error_set(err, -EBADMSG, "HQ at %s and this device disagree about the "
+					 "down-sets applied (409)", en->target.url);
+			push_response_clear(&resp);
+			return r;
+		}
 		if (resp.status != 200 || !resp.body) {
-			r = answer_error(en, &resp, err);
+			r = push_answer_error(en->target.url, "a pull", &resp, err);
 			push_response_clear(&resp);
 			return r;
 		}

@@ -621,51 +621,52 @@ out:
 	return r;
 }
 
+int push_answer_error(const char *url, const char *what, const struct push_response *resp,
+                      struct fs_error *err)
+{
+	char why[200];
+
+	push_hq_error(resp, why, sizeof(why));
+	switch (resp->status) {
+	case 403:
+		return fs_error_set(err, -EACCES,
+		                    "HQ at %s refused %s: this device has been revoked; ask your "
+		                    "HQ administrator (%s)",
+		                    url, what, why);
+	case 401:
+		return fs_error_set(err, -EPERM, "HQ at %s refused %s: this device is not accepted (%s)",
+		                    url, what, why);
+	case 400:
+		return fs_error_set(err, -EBADMSG, "HQ at %s rejected %s as malformed (%s)", url, what,
+		                    why);
+	case 413:
+		return fs_error_set(err, -FS_ELIMIT, "HQ at %s rejected %s as too large (%s)", url,
+		                    what, why);
+	case 429:
+	case 503:
+		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later (%s)", url, why);
+	default:
+		return fs_error_set(err, -EPROTO, "HQ at %s answered HTTP %ld for %s (%s)", url,
+		                    resp->status, what, why);
+	}
+}
+
 /* What HQ's refusal means; *ret_rewind is set for a gap we can fill. */
 static int refusal(struct store *s, const struct push_target *target,
                    const struct outgoing_set *set, const struct push_response *resp,
                    uint64_t *ret_rewind, struct fs_error *err)
 {
 	unsigned long long seq = (unsigned long long)set->seq;
-	char why[200];
+	char why[200], what[48];
 	cJSON *o = NULL;
 	const cJSON *code, *exp;
 	int r, have = 0;
 
-	push_hq_error(resp, why, sizeof(why));
-	switch (resp->status) {
-	case 403:
-		return fs_error_set(err, -EACCES,
-		                    "HQ at %s refused change set %llu: this device "
-		                    "has been revoked; ask your HQ administrator (%s)",
-		                    target->url, seq, why);
-	case 401:
-		return fs_error_set(err, -EPERM,
-		                    "HQ at %s refused change set %llu: this device "
-		                    "is not accepted (%s)",
-		                    target->url, seq, why);
-	case 400:
-		return fs_error_set(err, -EBADMSG,
-		                    "HQ at %s rejected change set %llu as "
-		                    "malformed (%s)",
-		                    target->url, seq, why);
-	case 413:
-		return fs_error_set(err, -FS_ELIMIT,
-		                    "HQ at %s rejected change set %llu as too "
-		                    "large (%s)",
-		                    target->url, seq, why);
-	case 429:
-	case 503:
-		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later (%s)", target->url,
-		                    why);
-	case 409:
-		break;
-	default:
-		return fs_error_set(err, -EPROTO,
-		                    "HQ at %s answered HTTP %ld for change set %llu "
-		                    "(%s)",
-		                    target->url, resp->status, seq, why);
+	if (resp->status != 409) {
+		snprintf(what, sizeof(what), "change set %llu", seq);
+		return push_answer_error(target->url, what, resp, err);
 	}
+	push_hq_error(resp, why, sizeof(why));
 	o = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
 	code = cJSON_GetObjectItemCaseSensitive(o, "error");
 	exp = cJSON_GetObjectItemCaseSensitive(o, "expected_seq");

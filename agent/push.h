@@ -181,4 +181,11 @@ int push_json_base64(const cJSON *o, const char *name, uint8_t *out, size_t cap,
  * messages: printable ASCII only, at most 160 bytes. */
 void push_hq_error(const struct push_response *r, char *out, size_t cap);
 
+/* What HQ's non-200 answer to what ("change set 7", "a pull") means, with
+ * HQ's own words: 403 -EACCES (revoked), 401 -EPERM, 400 -EBADMSG, 413
+ * -FS_ELIMIT, 429 and 503 -EBUSY, anything else -EPROTO.  A 409 means
+ * something else to each exchange: callers handle it first. */
+int push_answer_error(const char *url, const char *what, const struct push_response *resp,
+                      struct fs_error *err);
+
 #endif

@@ -41,6 +41,16 @@ void identity_device_id(const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES],
 	sodium_bin2hex(out, IDENTITY_ID_HEXLEN + 1, h, IDENTITY_ID_BYTES);
 }
 
+int identity_id_text_ok(const char *s)
+{
+	if (!s || strlen(s) != IDENTITY_ID_HEXLEN)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
 int identity_generate(struct identity **ret_id)
 {
 	struct identity *id = identity_alloc();

@@ -56,4 +56,7 @@ int identity_unseal(const uint8_t *payload, size_t len, const uint8_t key[AEAD_K
 void identity_device_id(const uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES],
 			char out[IDENTITY_ID_HEXLEN + 1]);
 
+/* Is s a device id as text: IDENTITY_ID_HEXLEN lower-case hex digits? */
+int identity_id_text_ok(const char *s);
+
 #endif

@@ -557,12 +557,17 @@ struct pull {
 	struct fs_error *err;
 };
 
-static void pull_free(struct pull *p)
+/* Free what a collection made and start again from nothing: only the
+ * database, forms, device and error stay. */
+static void pull_reset(struct pull *p)
 {
+	struct pull fresh = {.db = p->db, .forms = p->forms, .device = p->device, .err = p->err};
+
 	for (size_t i = 0; i < p->ncur; i++)
 		free(p->cur[i].key);
 	free(p->cur);
 	downset_clear(&p->d);
+	*p = fresh;
 }
 
 /* The device's scope names and one cursor per key (-1: nothing sent). */
@@ -1015,19 +1020,16 @@ static int make_next(struct pull *p, const struct identity *hq, const uint8_t *b
 		r = downset_encode(&p->d, box_pk, hq->sign_sk, &ret->body, &ret->len, &eerr);
 		if (r == 0)
 			break;
-		if (r != -FS_ELIMIT || batch <= 1)
-			return fs_error_set(p->err, r, "device %s: make down-set: %s", p->device,
-					    eerr.msg);
+		if (r != -FS_ELIMIT || batch <= 1) {
+			r = fs_error_set(p->err, r, "device %s: make down-set: %s", p->device,
+					 eerr.msg);
+			goto out;
+		}
 		/* Too big for one set: the same cursors, half as many. */
 		batch /= 2;
 		free(scope);
 		scope = NULL;
-		pull_free(p);
-		p->cur = NULL;
-		p->ncur = 0;
-		p->all = p->more = 0;
-		p->top = 0;
-		p->cap = 0;
+		pull_reset(p);
 	}
 	changeset_hash(ret->body, ret->len, hash);
 	if ((r = state_store(p, old, ret->body, ret->len, hash, scope, now_ms)) < 0)
@@ -1132,13 +1134,13 @@ rollback:
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 fail:
-	pull_free(&p);
+	pull_reset(&p);
 	free(old.body);
 	free(old.scope);
 	downsync_result_clear(&res);
 	return r;
 done:
-	pull_free(&p);
+	pull_reset(&p);
 	free(old.body);
 	free(old.scope);
 	*ret = res;

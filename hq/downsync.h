@@ -42,6 +42,9 @@
 	"CREATE INDEX fields_by_scope ON fields(scope_key, rev);"                                  \
 	"CREATE INDEX fields_by_rev ON fields(rev);"                                               \
 	"CREATE INDEX records_by_parent ON records(scope_parent);"                                 \
+	/* serve's reindex looks for records without a key at every start:  \
+	 * by index, not by reading every record. */                         \
+	"CREATE INDEX records_by_scope ON records(collection, scope_key);"                         \
 	"CREATE INDEX conflicts_by_rev ON conflicts(rev);"                                         \
 	"CREATE INDEX conflicts_by_record ON conflicts(record_id);"                                \
 	"CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;"             \

@@ -130,16 +130,6 @@ static int decode_b64(const char *s, uint8_t *out, size_t n)
 	return 0;
 }
 
-static int is_hex_id(const char *s)
-{
-	if (!s || strlen(s) != IDENTITY_ID_HEXLEN)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return 0;
-	return 1;
-}
-
 /* 0 with req filled, or 0 with ret refused (400). */
 static int parse_request(const char *json, size_t len, struct enroll_req *req,
 			 struct hqenroll_result *ret)
@@ -155,7 +145,7 @@ static int parse_request(const char *json, size_t len, struct enroll_req *req,
 	device = member_string(o, "device");
 	if (!token || token_parse(token, &req->token) < 0)
 		refuse(ret, 400, "malformed", "\"token\" is missing or not an enrolment token");
-	else if (!is_hex_id(device))
+	else if (!identity_id_text_ok(device))
 		refuse(ret, 400, "malformed", "\"device\" must be %d lower-case hex digits",
 		       IDENTITY_ID_HEXLEN);
 	else if (decode_b64(member_string(o, "sign_pk"), req->sign_pk, sizeof(req->sign_pk)) < 0)

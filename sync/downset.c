@@ -9,9 +9,12 @@
 #include <string.h>
 
 #include "crypto/bytes.h"
+#include "crypto/identity.h"
 #include "sync/envelope.h"
 #include "sync/utf8.h"
 
+
+_Static_assert(DOWNSET_DEVICE_HEX - 1 == IDENTITY_ID_HEXLEN, "device ids are identity ids");
 
 /* ---- the payload ------------------------------------------------------ */
 
@@ -93,16 +96,6 @@ out:
 	return text;
 }
 
-static int device_hex_ok(const char *s)
-{
-	if (strlen(s) != DOWNSET_DEVICE_HEX - 1)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return 0;
-	return 1;
-}
-
 static int scope_name_ok(const cJSON *v)
 {
 	size_t n;
@@ -134,7 +127,7 @@ static int conflict_from_row(const cJSON *row, struct downset_conflict *c)
 	    !db || !hb)
 		return -FS_EFORMAT;
 	if (uuid_normalize(id, canon) < 0 || strcmp(canon, id) ||
-	    !changeset_name_ok(field, 1) || !device_hex_ok(da) || !device_hex_ok(db) ||
+	    !changeset_name_ok(field, 1) || !identity_id_text_ok(da) || !identity_id_text_ok(db) ||
 	    hlc_parse(ha, &c->hlc_a) < 0 || hlc_parse(hb, &c->hlc_b) < 0)
 		return -FS_EFORMAT;
 	memcpy(c->record_id, canon, sizeof(canon));
@@ -212,7 +205,7 @@ static int payload_read(const cJSON *o, struct downset *d, struct fs_error *err)
 			return fs_error_set(err, r, "down-set: change %zu is malformed",
 					    d->nchanges + 1);
 		d->nchanges++;
-		if (!dev || !device_hex_ok(dev))
+		if (!dev || !identity_id_text_ok(dev))
 			return fs_error_set(err, -FS_EFORMAT, "down-set: change %zu is malformed",
 					    d->nchanges);
 		strcpy(c->device, dev);

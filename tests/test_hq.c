@@ -1489,7 +1489,8 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 	"DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "                     \
 	"DROP TABLE scope_fields; "                                                                \
 	"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "          \
-	"DROP INDEX records_by_parent; ALTER TABLE fields DROP COLUMN rev; "                       \
+	"DROP INDEX records_by_parent; DROP INDEX records_by_scope; "                              \
+	"ALTER TABLE fields DROP COLUMN rev; "                                                     \
 	"DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "                            \
 	"ALTER TABLE conflicts DROP COLUMN rev; ALTER TABLE fields DROP COLUMN scope_key; "        \
 	"ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "              \

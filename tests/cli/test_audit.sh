@@ -188,6 +188,7 @@ sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN
 	DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; DROP TABLE down_cursors;
 	DROP TABLE scope_fields;
 	DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; DROP INDEX records_by_parent;
+	DROP INDEX records_by_scope;
 	DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; ALTER TABLE conflicts DROP COLUMN rev;
 	ALTER TABLE fields DROP COLUMN rev; ALTER TABLE fields DROP COLUMN scope_key;
 	ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN scope_parent;
