@@ -17,6 +17,7 @@
 #include "agent/commands.h"
 #include "agent/config.h"
 #include "agent/csvimport.h"
+#include "agent/devforms.h"
 #include "agent/enroll.h"
 #include "agent/hqhistory.h"
 #include "agent/keystore.h"
@@ -104,6 +105,7 @@ const char commands_main_usage[] =
 	"  sync [--max-changes N]      send pending changes to HQ, then pull\n"
 	"  pull                        fetch the merged records of this device's scope\n"
 	"  conflicts [--json]          fields HQ found edited concurrently, and which won\n"
+	"  forms [--json]              the form each collection is validated with\n"
 	"  status [--json]             records, pending changes and the agent's state\n"
 	"  log [--json]                the local sync log: each attempt to reach HQ\n"
 	"  check                       verify the store's integrity and outbox\n"
@@ -540,14 +542,16 @@ static int cmd_record(struct cli *c, const char *collection, const char *noun, i
 	} else {
 		return usage_error(noun, "unknown subcommand %s", fs_error_token(verb, tok));
 	}
-	if ((r = formsrc_load(c->cfg.forms_dir, collection, &f, &err)) < 0)
+	/* The store first: it holds HQ's form, when HQ has sent one. */
+	if ((r = open_store(c, &s, &err)) < 0 ||
+	    (r = devforms_load(s, c->cfg.forms_dir, collection, &f, &err)) < 0)
 		goto fail;
 	if (!strcmp(verb, "add"))
 		r = json_path ? fields_from_json(c, json_path, &fields, &err)
 			      : fields_from_args(f, nargs, argv, &fields, &err);
 	else if (!strcmp(verb, "edit"))
 		r = fields_from_args(f, nargs - 1, argv + 1, &fields, &err);
-	if (r < 0 || (r = open_store(c, &s, &err)) < 0)
+	if (r < 0)
 		goto fail;
 	if (!strcmp(verb, "list")) {
 		struct list_ctx lc = {.f = f, .out = c->out, .json = json};
@@ -623,8 +627,8 @@ static int cmd_import(struct cli *c, int argc, char **argv)
 		return usage_error("import", "unknown collection %s", fs_error_token(argv[1], tok));
 	if (tty)
 		hooks.progress = import_progress;
-	if ((r = formsrc_load(c->cfg.forms_dir, argv[1], &f, &err)) < 0 ||
-	    (r = open_input(c, argv[2], &fp, &err)) < 0 || (r = open_store(c, &s, &err)) < 0)
+	if ((r = open_input(c, argv[2], &fp, &err)) < 0 || (r = open_store(c, &s, &err)) < 0 ||
+	    (r = devforms_load(s, c->cfg.forms_dir, argv[1], &f, &err)) < 0)
 		goto out;
 	r = csvimport_run(s, f, fp, argv[2], &hooks, &rows, &err);
 	if (tty && hooks.progress)
@@ -736,7 +740,11 @@ static const char pull_usage[] =
 	"Records that left the scope are removed, unless they have changes HQ\n"
 	"has not acknowledged.  `sync` pulls too, after it pushes.\n"
 	"\n"
-	"Prints 'received N down-sets (M changes), K records left the scope'.\n"
+	"HQ's form definitions come the same way; from then on this device\n"
+	"validates what it records with HQ's version (see 'fieldsync forms').\n"
+	"\n"
+	"Prints 'received N down-sets (M changes), K records left the scope',\n"
+	"and 'took N form definitions from HQ' when HQ sent any.\n"
 	"Exit status: 0 ok, 2 HQ refused (e.g. device revoked), 3 key or crypto\n"
 	"(a down-set not signed by HQ's key), 4 I/O (HQ unreachable).\n";
 
@@ -852,6 +860,10 @@ void commands_format_sync(const struct attempt_result *res, int pull_only, char 
 		n += snprintf(out + n, cap - (size_t)n,
 			      "received %llu down-sets (%llu changes), %llu records left the "
 			      "scope\n", res->pull.sets, res->pull.changes, res->pull.purged);
+	if (n >= 0 && (size_t)n < cap && res->pulled && res->pull_code == 0 && res->pull.forms)
+		n += snprintf(out + n, cap - (size_t)n,
+			      "took %llu form definitions from HQ (see 'fieldsync forms')\n",
+			      res->pull.forms);
 	if (n > 0 && (size_t)n < cap && st->clock_checked &&
 	    push_skew_warning(st->clock_skew_ms, warning))
 		snprintf(out + n, cap - (size_t)n, "warning: %s\n", warning);
@@ -1391,6 +1403,58 @@ static int cmd_conflicts(struct cli *c, int argc, char **argv)
 	return r < 0 ? fail(&err) : EXIT_OK;
 }
 
+struct forms_ctx {
+	FILE *out;
+	const char *dir;
+	int json;
+};
+
+static int print_form(const char *collection, uint32_t version, int from_hq, void *arg)
+{
+	struct forms_ctx *fc = arg;
+
+	if (fc->json)
+		fprintf(fc->out, "{\"collection\":\"%s\",\"version\":%u,\"from\":\"%s\"}\n",
+			collection, version, from_hq ? "hq" : "device");
+	else if (from_hq)
+		fprintf(fc->out, "%-16s version %u, from HQ\n", collection, version);
+	else
+		fprintf(fc->out, "%-16s this device's own (%s); HQ has sent none\n", collection,
+			formsrc_describe(fc->dir));
+	return 0;
+}
+
+static int cmd_forms(struct cli *c, int argc, char **argv)
+{
+	struct forms_ctx fc = {.out = c->out, .dir = c->cfg.forms_dir};
+	struct fs_error err = {0};
+	struct store *s = NULL;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			PUTS("Usage: fieldsync forms [--json]\n"
+			     "List the form each collection's records are validated with: HQ's\n"
+			     "version, once a pull brought one (signed by the HQ key pinned at\n"
+			     "enrolment), else this device's own ([forms] dir, or the built-in\n"
+			     "forms).  Every change records the version it was made under, and\n"
+			     "HQ checks it against that version.\n"
+			     "\n"
+			     "  --json   one JSON object per line: collection, version, from\n"
+			     "           (\"hq\" or \"device\"; version 0 for the device's own)");
+			return EXIT_OK;
+		}
+		if (strcmp(argv[i], "--json"))
+			return usage_error("forms", "unexpected argument");
+		fc.json = 1;
+	}
+	if ((r = open_store(c, &s, &err)) < 0)
+		return fail(&err);
+	r = devforms_list(s, c->cfg.forms_dir, print_form, &fc, &err);
+	release_store(c, s);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
 static int cmd_log(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, OPT_JSON},
@@ -1444,7 +1508,7 @@ static int cmd_log(struct cli *c, int argc, char **argv)
  * need no new secret.  init and passwd make or change the secret; keygen
  * touches no store. */
 static const char *const forwardable[] = {"beneficiary", "visit", "import", "enroll", "sync",
-					  "pull", "status", "check", "log", "conflicts"};
+					  "pull", "status", "check", "log", "conflicts", "forms"};
 
 int commands_forwardable(const char *cmd)
 {
@@ -1486,5 +1550,7 @@ int commands_run(struct cli *c, int argc, char **argv)
 		return cmd_log(c, argc, argv);
 	if (!strcmp(cmd, "conflicts"))
 		return cmd_conflicts(c, argc, argv);
+	if (!strcmp(cmd, "forms"))
+		return cmd_forms(c, argc, argv);
 	return usage_error(NULL, "unknown command %s", fs_error_token(cmd, tok));
 }

@@ -22,8 +22,8 @@ enum {
 };
 
 /* Per change, what the payload spends beyond the strings themselves:
- * brackets, quotes, commas and the 16-digit HLC. */
-#define PACK_CHANGE_OVERHEAD 32
+ * brackets, quotes, commas, the 16-digit HLC and the form version. */
+#define PACK_CHANGE_OVERHEAD 44
 
 /* ---- reading the chain and the outbox ---------------------------------- */
 
@@ -93,6 +93,7 @@ static int change_from_row(struct store *s, sqlite3_stmt *st, struct change *c,
 		                    "pack outbox in %s: change %lld: %s", store_path(s), row,
 		                    value ? "value is not JSON" : "out of memory");
 	c->hlc = (hlc_t)sqlite3_column_int64(st, 5);
+	c->form_version = (uint32_t)sqlite3_column_int64(st, 6);
 	return 0;
 }
 
@@ -115,7 +116,7 @@ static int read_unpacked(struct store *s, size_t max_changes, size_t max_bytes,
 	int r = 0, rc = SQLITE_ROW;
 
 	r = store_stmt(s, SLOT_UNPACKED,
-	               "SELECT seq, record_id, collection, field, value, hlc FROM outbox"
+	               "SELECT seq, record_id, collection, field, value, hlc, form_version FROM outbox"
 	               " WHERE changeset IS NULL ORDER BY seq LIMIT ?1",
 	               &st, err);
 	if (r < 0)

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/devforms.h"
 #include "agent/records.h"
 #include "sync/downset.h"
-#include "sync/formsrc.h"
 #include "sync/merge.h"
 #include "sync/scoperule.h"
 
@@ -36,6 +36,7 @@ enum {
 /* ---- forms ---------------------------------------------------------------- */
 
 struct forms {
+	struct store *s;
 	const char *dir;
 	struct form *f[FORMS_CACHED];
 	size_t n;
@@ -51,7 +52,7 @@ static const struct form *form_of(void *ctx, const char *collection)
 		if (!strcmp(form_collection(fs->f[i]), collection))
 			return fs->f[i];
 	/* A collection this device has no form for is in every scope. */
-	if (fs->n == FORMS_CACHED || formsrc_load(fs->dir, collection, &f, &ignored) < 0)
+	if (fs->n == FORMS_CACHED || devforms_load(fs->s, fs->dir, collection, &f, &ignored) < 0)
 		return NULL;
 	fs->f[fs->n++] = f;
 	return f;
@@ -505,6 +506,18 @@ static int apply_open(struct store *s, struct forms *forms, const struct downset
 		goto out;
 	/* A new scope places every record again. */
 	rescope = found && strcmp(old, scope);
+	/* HQ's forms first: the scope rule below already places records by
+	 * them.  The cache is empty until this loop is done. */
+	for (size_t i = 0; i < d->nforms && r == 0; i++) {
+		char *def = cJSON_PrintUnformatted(d->forms[i].definition);
+
+		r = def ? devforms_accept(s, d->forms[i].collection, d->forms[i].version, def, err)
+			: fs_error_set(err, -ENOMEM, "out of memory");
+		cJSON_free(def);
+		if (r < 0)
+			fs_error_prefix(err, "down-set %llu", (unsigned long long)d->h.seq);
+	}
+	st->forms += d->nforms;
 	for (size_t i = 0; i < d->nchanges && r == 0; i++) {
 		const struct form *f = form_of(forms, d->changes[i].c.collection);
 		int si = f ? form_scope_field(f) : -1;
@@ -540,7 +553,7 @@ int pull_apply(struct store *s, const struct enrolment *en, const char *forms_di
 	       const uint8_t *buf, size_t len, struct pull_stats *st, struct fs_error *err)
 {
 	const struct identity *id = store_identity(s);
-	struct forms forms = {.dir = forms_dir};
+	struct forms forms = {.s = s, .dir = forms_dir};
 	struct downset_header h;
 	struct downset d = {0};
 	struct chain c;

@@ -18,6 +18,9 @@
  *     rule.  There is no reset;
  *   - the conflicts HQ decided are kept (hq_conflicts), values included,
  *     for `fieldsync conflicts`; they never reach a log;
+ *   - HQ's form definitions are kept (agent/devforms.h) and validate
+ *     every later write; one that is not a valid form of its collection
+ *     refuses the whole down-set (-FS_EFORMAT);
  *   - when the scope changed, or a record's scope field did, every record
  *     is placed by the scope rule (sync/scoperule.h) and those outside
  *     the scope are purged, unless they have changes HQ has not yet
@@ -48,12 +51,13 @@ struct pull_stats {
 	unsigned long long changes;   /* field values HQ sent */
 	unsigned long long applied;   /* of those, taken (HQ's write was later) */
 	unsigned long long conflicts; /* conflicts HQ sent */
+	unsigned long long forms;     /* form definitions HQ sent */
 	unsigned long long purged;    /* records that left the scope */
 	unsigned long long bytes;     /* down-set bytes */
 };
 
-/* forms_dir: the device's form definitions (NULL: built in), for the
- * scope rule. */
+/* forms_dir: the device's own form definitions (NULL: built in), for the
+ * scope rule of collections HQ has sent no form for. */
 int pull_apply(struct store *s, const struct enrolment *en, const char *forms_dir,
 	       const uint8_t *buf, size_t len, struct pull_stats *st,
 	       struct fs_error *err) FS_WUR;

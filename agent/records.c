@@ -55,7 +55,9 @@ static cJSON *without_nulls(const cJSON *fields)
 	return out;
 }
 
-static int insert_change(struct store *s, const char *id, const char *collection,
+/* One outbox row: the change, and the version of the form it was made
+ * under (form_version), which travels with it to HQ. */
+static int insert_change(struct store *s, const struct form *f, const char *id,
 			 const char *field, const cJSON *value, hlc_t hlc, struct fs_error *err)
 {
 	sqlite3_stmt *st;
@@ -63,8 +65,8 @@ static int insert_change(struct store *s, const char *id, const char *collection
 	int r;
 
 	r = store_stmt(s, SLOT_INSERT_CHANGE,
-		       "INSERT INTO outbox(record_id, collection, field, value, hlc)"
-		       " VALUES(?1, ?2, ?3, ?4, ?5)", &st, err);
+		       "INSERT INTO outbox(record_id, collection, field, value, hlc, form_version)"
+		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st, err);
 	if (r < 0)
 		return r;
 	if (value && !cJSON_IsNull(value)) {
@@ -73,8 +75,9 @@ static int insert_change(struct store *s, const char *id, const char *collection
 			return oom(err);
 	}
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, form_collection(f), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, form_version(f));
 	if (text)
 		sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)hlc);
@@ -203,7 +206,7 @@ int records_add(struct store *s, const struct form *f, const cJSON *fields, cons
 		goto out;
 	}
 	cJSON_ArrayForEach(item, clean) {
-		r = insert_change(s, rid, collection, item->string, item, hlc, err);
+		r = insert_change(s, f, rid, item->string, item, hlc, err);
 		if (r < 0)
 			goto out;
 	}
@@ -331,7 +334,7 @@ int records_edit(struct store *s, const struct form *f, const char *id, const cJ
 	if ((r = update_record(s, rid, fields, 0, hlc, err)) < 0)
 		goto out;
 	cJSON_ArrayForEach(item, changed) {
-		r = insert_change(s, rid, form_collection(f), item->string, item, hlc, err);
+		r = insert_change(s, f, rid, item->string, item, hlc, err);
 		if (r < 0)
 			goto out;
 	}
@@ -361,7 +364,7 @@ int records_delete(struct store *s, const struct form *f, const char *id, struct
 	}
 	if ((r = update_record(s, rid, fields, 1, hlc, err)) < 0)
 		goto out;
-	r = insert_change(s, rid, form_collection(f), RECORDS_DELETED_FIELD, yes, hlc, err);
+	r = insert_change(s, f, rid, RECORDS_DELETED_FIELD, yes, hlc, err);
 out:
 	cJSON_Delete(yes);
 	cJSON_Delete(fields);

@@ -103,7 +103,19 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 	"  PRIMARY KEY (record_id, field, device_a, hlc_a, device_b, hlc_b)"                       \
 	") STRICT, WITHOUT ROWID;"
 
-/* Versions 1 and 2 (above).  records.fields is the JSON object of form fields; the
+/* Version 3: forms from HQ (agent/forms.h).  hq_forms holds the
+ * definition of each collection HQ published, as HQ sent it in a
+ * down-set, and its version; the outbox notes the form version each
+ * change was made under (0: the device's own form). */
+#define STORE_FORMS_SQL                                                                            \
+	"CREATE TABLE hq_forms("                                                                   \
+	"  collection TEXT PRIMARY KEY,"                                                           \
+	"  version INTEGER NOT NULL,"                                                              \
+	"  definition TEXT NOT NULL"                                                               \
+	") STRICT;"                                                                                \
+	"ALTER TABLE outbox ADD COLUMN form_version INTEGER NOT NULL DEFAULT 0;"
+
+/* Versions 1 to 3 (above).  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same
  * transaction as the record, and keeps it after HQ acknowledges it.
  * outbox.changeset is the outgoing.seq of the change set that carries
@@ -161,7 +173,7 @@ const char store_schema_sql[] =
 	"  repeats INTEGER NOT NULL DEFAULT 1,"
 	"  last_at INTEGER"
 	") STRICT;"
-	STORE_PULL_SQL "PRAGMA user_version = 2;";
+	STORE_PULL_SQL STORE_FORMS_SQL "PRAGMA user_version = 3;";
 
 
 
@@ -293,18 +305,22 @@ static int db_verify(struct store *s, struct fs_error *err)
 	return 0;
 }
 
-/* Version 1 to 2, in one transaction: a second process waits for it and
- * finds version 2. */
+/* Up to STORE_SCHEMA_VERSION, in one transaction: a second process waits
+ * for it and finds the new version. */
 static int db_upgrade(struct store *s, struct fs_error *err)
 {
 	int version = 0, r;
 
-	if ((r = pragma_int(s, "PRAGMA user_version", &version, err)) < 0 || version != 1)
+	if ((r = pragma_int(s, "PRAGMA user_version", &version, err)) < 0 ||
+	    version == STORE_SCHEMA_VERSION)
 		return r;
 	if ((r = exec(s, "BEGIN IMMEDIATE", "upgrade store", err)) < 0)
 		return r;
 	if ((r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 && version == 1)
 		r = exec(s, STORE_PULL_SQL "PRAGMA user_version = 2;", "upgrade store", err);
+	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
+	    version == 2)
+		r = exec(s, STORE_FORMS_SQL "PRAGMA user_version = 3;", "upgrade store", err);
 	if (r == 0)
 		r = exec(s, "COMMIT", "upgrade store", err);
 	if (r < 0)

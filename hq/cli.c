@@ -23,6 +23,7 @@
 #include "hq/hqconfig.h"
 #include "sync/ini.h"
 #include "hq/downsync.h"
+#include "hq/formpub.h"
 #include "hq/hqdb.h"
 #include "hq/scope.h"
 #include "hq/hqenroll.h"
@@ -210,6 +211,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	struct hq_forms *forms = NULL;
 	struct server *srv = NULL;
 	sqlite3 *db = NULL;
+	unsigned published = 0;
 	sigset_t set;
 	int opt, sig, r;
 
@@ -245,10 +247,14 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	/* Check the database once before accepting anything. */
 	if ((r = open_db(cfg, &db, &err)) < 0 || (r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0 ||
 	    (r = hqforms_load(cfg->forms_dir, &forms, &err)) < 0 ||
+	    (r = formpub_publish(db, forms, hlc_wall_ms(), &published, &err)) < 0 ||
 	    (r = downsync_reindex(db, forms, &err)) < 0 ||
 	    (r = server_start(cfg, hq, forms, &srv, &err)) < 0)
 		goto out;
 	db = hqdb_close(db);
+	if (published)
+		fprintf(stderr, "fieldsync-hq: published %u new form version%s\n", published,
+			published == 1 ? "" : "s");
 	print_listening(cfg->listen, server_port(srv));
 	/* Wake once a minute to sign a checkpoint when one is due by time. */
 	for (;;) {

@@ -551,6 +551,7 @@ struct pull {
 	struct downset d;         /* being filled */
 	size_t cap;               /* d.changes allocated */
 	int64_t conflict_cursor;
+	int64_t form_cursor;      /* greatest form revision sent */
 	int64_t top;              /* greatest revision sent */
 	unsigned budget;          /* entries left in this set */
 	int more;
@@ -837,12 +838,57 @@ static int add_conflicts(struct pull *p)
 	return r;
 }
 
+/* HQ's forms published since the device's form cursor, the latest
+ * version of each (hq/formpub.h).  They go first and whatever the
+ * budget: a device validates what it records with them, and there are at
+ * most HQFORMS_MAX. */
+static int add_forms(struct pull *p)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqdb_prepare(p->db,
+			      "SELECT collection, version, definition, rev FROM form_versions f "
+			      "WHERE rev > ?1 AND version = (SELECT max(version) FROM "
+			      "form_versions WHERE collection = f.collection) ORDER BY rev",
+			      &st, p->err)) < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, p->form_cursor);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct downset_form *f, *n = realloc(p->d.forms, (p->d.nforms + 1) * sizeof(*n));
+
+		if (!n) {
+			r = fs_error_set(p->err, -ENOMEM, "out of memory");
+			break;
+		}
+		p->d.forms = n;
+		f = &n[p->d.nforms++];
+		memset(f, 0, sizeof(*f));
+		snprintf(f->collection, sizeof(f->collection), "%s", sqlite3_column_text(st, 0));
+		f->version = (uint32_t)sqlite3_column_int64(st, 1);
+		p->form_cursor = sqlite3_column_int64(st, 3);
+		if (!(f->definition = cJSON_Parse((const char *)sqlite3_column_text(st, 2)))) {
+			r = fs_error_set(p->err, -FS_ECORRUPT, "form '%s' version %u: the published "
+					 "definition is not JSON", f->collection, f->version);
+			break;
+		}
+		if (p->budget)
+			p->budget--;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = hqdb_fail(p->db, "read forms to send", p->err);
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* Fill p->d from the cursors, at most batch entries. */
 static int collect(struct pull *p, unsigned batch)
 {
-	int r = 0;
+	int r;
 
 	p->budget = batch;
+	if ((r = add_forms(p)) < 0)
+		return r;
 	for (size_t i = 0; i < p->ncur && r == 0; i++) {
 		struct cursor *c = &p->cur[i];
 
@@ -865,6 +911,7 @@ struct state {
 	uint8_t *body;
 	size_t len;
 	int64_t conflict_cursor;
+	int64_t form_cursor;
 	char *scope; /* the scope names the last set carried, as one text */
 };
 
@@ -896,8 +943,8 @@ static int state_load(sqlite3 *db, const char *device, struct state *s, struct f
 	int r, rc;
 
 	memset(s, 0, sizeof(*s));
-	if ((r = hqdb_prepare(db, "SELECT seq, hash, prev_hash, body, conflict_cursor, scope "
-				  "FROM down_state WHERE device = ?1", &st, err)) < 0)
+	if ((r = hqdb_prepare(db, "SELECT seq, hash, prev_hash, body, conflict_cursor, scope, "
+				  "form_cursor FROM down_state WHERE device = ?1", &st, err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -915,6 +962,7 @@ static int state_load(sqlite3 *db, const char *device, struct state *s, struct f
 			memcpy(s->prev, sqlite3_column_blob(st, 2), CHANGESET_HASH_BYTES);
 			memcpy(s->body, sqlite3_column_blob(st, 3), s->len);
 			s->conflict_cursor = sqlite3_column_int64(st, 4);
+			s->form_cursor = sqlite3_column_int64(st, 6);
 		}
 	} else if (rc != SQLITE_DONE) {
 		r = hqdb_fail(db, "read the device's down-sets", err);
@@ -948,10 +996,10 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 	int r;
 
 	if ((r = hqdb_prepare(p->db, "INSERT INTO down_state(device, seq, hash, prev_hash, body, "
-				     "conflict_cursor, scope, issued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-				     "?7, ?8) ON CONFLICT(device) DO UPDATE SET seq = ?2, hash = ?3, "
-				     "prev_hash = ?4, body = ?5, conflict_cursor = ?6, scope = ?7, "
-				     "issued_at = ?8", &st, p->err)) < 0)
+				     "conflict_cursor, scope, issued_at, form_cursor) VALUES (?1, ?2, "
+				     "?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(device) DO UPDATE SET "
+				     "seq = ?2, hash = ?3, prev_hash = ?4, body = ?5, conflict_cursor = "
+				     "?6, scope = ?7, issued_at = ?8, form_cursor = ?9", &st, p->err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)(old->seq + 1));
@@ -962,6 +1010,7 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 	sqlite3_bind_int64(st, 6, p->conflict_cursor);
 	sqlite3_bind_text(st, 7, scope, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)now_ms);
+	sqlite3_bind_int64(st, 9, p->form_cursor);
 	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(p->db, "store the down-set", p->err);
 	sqlite3_finalize(st);
 	if (r < 0 || (r = hqdb_prepare(p->db, "INSERT INTO down_cursors(device, key, rev, moved) "
@@ -983,9 +1032,10 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 	/* Audited by sequence, hash and counts; values travel sealed only. */
 	sodium_bin2hex(hex, sizeof(hex), hash, CHANGESET_HASH_BYTES);
 	snprintf(detail, sizeof(detail),
-		 "{\"seq\":%llu,\"hash\":\"%s\",\"changes\":%zu,\"conflicts\":%zu,\"more\":%s}",
+		 "{\"seq\":%llu,\"hash\":\"%s\",\"changes\":%zu,\"conflicts\":%zu,\"forms\":%zu,"
+		 "\"more\":%s}",
 		 (unsigned long long)(old->seq + 1), hex, p->d.nchanges, p->d.nconflicts,
-		 p->more ? "true" : "false");
+		 p->d.nforms, p->more ? "true" : "false");
 	return hqdb_event(p->db, now_ms, "pull", p->device, detail, p->err);
 }
 
@@ -1002,11 +1052,13 @@ static int make_next(struct pull *p, const struct identity *hq, const uint8_t *b
 		struct fs_error eerr = {0};
 
 		p->conflict_cursor = old->conflict_cursor;
+		p->form_cursor = old->form_cursor;
 		if ((r = load_scope(p)) < 0 || (r = collect(p, batch)) < 0)
 			return r;
 		if (!(scope = scope_joined(&p->d)))
 			return fs_error_set(p->err, -ENOMEM, "out of memory");
-		if (old->seq && !p->d.nchanges && !p->d.nconflicts && !strcmp(scope, old->scope)) {
+		if (old->seq && !p->d.nchanges && !p->d.nconflicts && !p->d.nforms &&
+		    !strcmp(scope, old->scope)) {
 			ret->status = 204;
 			goto out;
 		}
@@ -1107,9 +1159,10 @@ int downsync_pull(sqlite3 *db, const struct identity *hq, const struct hq_forms 
 		goto rollback;
 	if (after == old.seq &&
 	    !sodium_memcmp(req + 32, old.seq ? old.hash : zero_hash, CHANGESET_HASH_BYTES)) {
-		/* Room past the batch to finish a household (add_fields). */
-		if (batch > DOWNSET_MAX_ENTRIES - FORM_MAX_FIELDS - 1)
-			batch = DOWNSET_MAX_ENTRIES - FORM_MAX_FIELDS - 1;
+		/* Room past the batch to finish a household (add_fields), and
+		 * for the forms (add_forms). */
+		if (batch > DOWNSET_MAX_ENTRIES - FORM_MAX_FIELDS - 1 - HQFORMS_MAX)
+			batch = DOWNSET_MAX_ENTRIES - FORM_MAX_FIELDS - 1 - HQFORMS_MAX;
 		if ((r = make_next(&p, hq, box_pk, &old, batch ? batch : 1, now_ms, &res)) < 0)
 			goto rollback;
 	} else if (old.seq && after + 1 == old.seq &&

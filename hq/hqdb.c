@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include "hq/audit.h"
 #include "hq/downsync.h"
+#include "hq/formpub.h"
 #include "hq/scope.h"
 #include "sync/dberr.h"
 
@@ -171,7 +172,7 @@ static const char schema_sql[] =
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
-	AUDIT_NODES_SQL SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL;
+	AUDIT_NODES_SQL SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -279,6 +280,26 @@ static int migrate_v4(sqlite3 *db, const char *path, struct fs_error *err)
 	return r;
 }
 
+/* Version 4 to 5: published forms (hq/formpub.h).  Every device gets
+ * HQ's forms in its next down-set: its form cursor starts at 0. */
+static int migrate_v5(sqlite3 *db, const char *path, struct fs_error *err)
+{
+	char what[PATH_MAX + 32];
+	int r, v = -1;
+
+	snprintf(what, sizeof(what), "upgrade %s to schema version 5", path);
+	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+		return r;
+	if ((r = user_version(db, &v, err)) == 0 && v == 4 &&
+	    (r = hqdb_exec(db, FORMPUB_TABLES_SQL, what, err)) == 0)
+		r = hqdb_exec(db, "PRAGMA user_version=5", what, err);
+	if (r == 0)
+		r = hqdb_exec(db, "COMMIT", what, err);
+	if (r < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
 static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
 {
 	int r, v = -1;
@@ -290,6 +311,8 @@ static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
 	if (v == 2 && ((r = migrate_v3(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
 		return r;
 	if (v == 3 && ((r = migrate_v4(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
+		return r;
+	if (v == 4 && ((r = migrate_v5(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
 		return r;
 	if (v == 0)
 		return fs_error_set(err, -ENOENT, "database %s: not initialised (run init)", path);

@@ -82,3 +82,8 @@ const struct form *hqforms_at(const struct hq_forms *fs, size_t i)
 {
 	return fs && i < fs->n ? fs->form[i] : NULL;
 }
+
+void hqforms_set_version(struct hq_forms *fs, size_t i, uint32_t version)
+{
+	form_set_version(fs->form[i], version);
+}

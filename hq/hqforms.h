@@ -28,6 +28,10 @@ const struct form *hqforms_find(const struct hq_forms *fs, const char *collectio
 size_t hqforms_count(const struct hq_forms *fs);
 const struct form *hqforms_at(const struct hq_forms *fs, size_t i);
 
+/* Mark form i with the version HQ published it as (hq/formpub.h);
+ * before the set is shared between threads. */
+void hqforms_set_version(struct hq_forms *fs, size_t i, uint32_t version);
+
 /* NULL-safe; returns NULL. */
 struct hq_forms *hqforms_free(struct hq_forms *fs);
 

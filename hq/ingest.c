@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "hq/downsync.h"
+#include "hq/formpub.h"
 #include "hq/hqdb.h"
 #include "hq/scope.h"
 #include "sync/changeset.h"
@@ -110,6 +111,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 			      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
+/* Published forms a run keeps, other than HQ's current ones. */
+#define OLD_FORMS_MAX 16
+
 struct run {
 	const struct ingest_ctx *ctx;
 	sqlite3_stmt *st[ST_COUNT];
@@ -121,6 +125,8 @@ struct run {
 	struct scope *scope;             /* what the device may write */
 	struct scope_set *scope_set;     /* this set's scope values */
 	struct downsync_writer *down;    /* revisions and scope keys */
+	struct form *old[OLD_FORMS_MAX]; /* published forms other than HQ's current */
+	size_t nold;
 	struct fs_error *err;
 };
 
@@ -332,26 +338,73 @@ static int push_event(sqlite3 *db, uint64_t now_ms, const struct ingest_result *
 
 /* ---- per-change validation --------------------------------------------- */
 
-/* NULL when the change may be merged, else the reason it is quarantined
- * (written to buf when it needs one). */
-static const char *change_problem(struct run *run, const struct change *c, char *buf, size_t len)
+/* The form c was made under: HQ's current one for version 0 (a device's
+ * own form, a set before version 3) and for the current version; else
+ * the version as published (hq/formpub.h), kept for the rest of the run.
+ * *ret NULL with *reason set when there is none. */
+static int form_for(struct run *run, const struct change *c, const struct form **ret,
+		    const char **reason, char *buf, size_t len)
 {
-	const struct form *f = hqforms_find(run->ctx->forms, c->collection);
-	struct fs_error verr = {0};
+	const struct form *cur = hqforms_find(run->ctx->forms, c->collection);
+	struct fs_error lerr = {0};
+	struct form *f = NULL;
+	int r;
 
-	if (!f)
-		return "unknown collection";
+	*ret = NULL;
+	if (!cur) {
+		*reason = "unknown collection";
+		return 0;
+	}
+	if (c->form_version == 0 || c->form_version == form_version(cur)) {
+		*ret = cur;
+		return 0;
+	}
+	for (size_t i = 0; i < run->nold; i++)
+		if (form_version(run->old[i]) == c->form_version &&
+		    !strcmp(form_collection(run->old[i]), c->collection)) {
+			*ret = run->old[i];
+			return 0;
+		}
+	if ((r = formpub_load(run->ctx->db, c->collection, c->form_version, &f, &lerr)) == -ENOENT) {
+		snprintf(buf, len, "made under form version %u, which HQ has not published",
+			 c->form_version);
+		*reason = buf;
+		return 0;
+	}
+	if (r < 0)
+		return fs_error_set(run->err, r, "%s", lerr.msg);
+	/* A set is at most a few collections and versions; past the cache,
+	 * the form is read again for each change rather than kept. */
+	if (run->nold == OLD_FORMS_MAX)
+		form_free(run->old[--run->nold]);
+	run->old[run->nold++] = f;
+	*ret = f;
+	return 0;
+}
+
+/* *reason NULL when the change may be merged, else the reason it is
+ * quarantined (written to buf when it needs one). */
+static int change_problem(struct run *run, const struct change *c, const char **reason,
+			  char *buf, size_t len)
+{
+	const struct form *f = NULL;
+	struct fs_error verr = {0};
+	int r;
+
+	*reason = NULL;
+	if ((r = form_for(run, c, &f, reason, buf, len)) < 0 || !f)
+		return r;
 	if (!strcmp(c->field, "_deleted")) {
 		if (!cJSON_IsTrue(c->value))
-			return "_deleted must be true";
+			*reason = "_deleted must be true";
 	} else if (form_validate_value(f, c->field, c->value, &verr) < 0) {
 		/* form.h: the message names the field and the rule, never the value. */
 		snprintf(buf, len, "%s", verr.msg[0] ? verr.msg : "invalid value");
-		return buf;
+		*reason = buf;
 	}
-	if (hlc_physical_ms(c->hlc) > run->future_base_ms + HLC_MAX_FUTURE_MS)
-		return "timestamp too far in the future";
-	return NULL;
+	if (!*reason && hlc_physical_ms(c->hlc) > run->future_base_ms + HLC_MAX_FUTURE_MS)
+		*reason = "timestamp too far in the future";
+	return 0;
 }
 
 /* ---- merging one change -------------------------------------------------- */
@@ -562,9 +615,11 @@ static int merge_all(struct run *run, const struct change *ch, size_t n, uint32_
 
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char buf[sizeof(((struct fs_error *)0)->msg)], *value = NULL;
-		const char *reason = change_problem(run, &ch[i], buf, sizeof(buf));
+		const char *reason = NULL;
 		int other = 0;
 
+		if ((r = change_problem(run, &ch[i], &reason, buf, sizeof(buf))) < 0)
+			break;
 		if (!reason && (r = scope_check(run->scope_set, run->scope, &ch[i], &reason,
 						run->err)) < 0)
 			break;
@@ -692,6 +747,9 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 	ret->status = 200;
 out:
 	run_finalize(run);
+	for (size_t i = 0; i < run->nold; i++)
+		form_free(run->old[i]);
+	run->nold = 0;
 	scope_set_free(run->scope_set);
 	downsync_writer_free(run->down);
 	scope_free(run->scope);

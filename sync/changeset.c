@@ -16,8 +16,8 @@
 /* ---- the payload ------------------------------------------------------ */
 
 /* Canonical form: a JSON array of [record id, collection, field, value,
- * hlc as 16 hex digits], in the order given, printed by cJSON without
- * spaces.  The same changes always give the same bytes. */
+ * hlc as 16 hex digits, form version], in the order given, printed by
+ * cJSON without spaces.  The same changes always give the same bytes. */
 /* Append item to arr, taking ownership either way; false on failure. */
 static int append(cJSON *arr, cJSON *item)
 {
@@ -51,9 +51,13 @@ static char *payload_print(const struct change *changes, size_t n)
 
 	if (!arr)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (!append(arr, changeset_change_row(&changes[i])))
+	for (size_t i = 0; i < n; i++) {
+		cJSON *row = changeset_change_row(&changes[i]);
+
+		if (!append(arr, row) ||
+		    !append(row, cJSON_CreateNumber((double)changes[i].form_version)))
 			goto out;
+	}
 	text = cJSON_PrintUnformatted(arr);
 out:
 	cJSON_Delete(arr);
@@ -228,7 +232,7 @@ int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret
 	int r;
 
 	if ((r = envelope_parse(buf, len, CHANGESET_MAGIC, "change set", CHANGESET_MAX_BYTES,
-				CHANGESET_VERSION, CHANGESET_VERSION_UNBOUND, 0, &f, err)) < 0)
+				CHANGESET_VERSION_UNBOUND, CHANGESET_VERSION, 0, &f, err)) < 0)
 		return r;
 	h.version = f.version;
 	memcpy(h.device, f.device, CHANGESET_DEVICE_BYTES);
@@ -256,8 +260,18 @@ void changeset_hash(const uint8_t *buf, size_t len, uint8_t out[CHANGESET_HASH_B
 
 /* ---- open ------------------------------------------------------------- */
 
+int changeset_form_version_from(const cJSON *v, uint32_t *ret)
+{
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 ||
+	    v->valuedouble > (double)CHANGESET_MAX_FORM_VERSION ||
+	    v->valuedouble != (double)(uint32_t)v->valuedouble)
+		return -FS_EFORMAT;
+	*ret = (uint32_t)v->valuedouble;
+	return 0;
+}
+
 /* Decrypt and decompress the payload into a NUL-terminated string;
- * version 2 checks the binding. */
+ * versions 2 and 3 check the binding. */
 static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, const uint8_t *sk,
 			  char **ret_text, size_t *ret_len, struct fs_error *err)
 {
@@ -302,7 +316,11 @@ int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypt
 		goto out;
 	}
 	for (const cJSON *row = arr->child; row; row = row->next, n++) {
-		r = changeset_change_from_row(row, 5, h.hlc_min, h.hlc_max, &changes[n]);
+		r = changeset_change_from_row(row, h.version >= 3 ? 6 : 5, h.hlc_min, h.hlc_max,
+					      &changes[n]);
+		if (r == 0 && h.version >= 3)
+			r = changeset_form_version_from(cJSON_GetArrayItem(row, 5),
+							 &changes[n].form_version);
 		if (r < 0) {
 			fs_error_set(err, r, "change set: change %zu is malformed", n + 1);
 			goto out;

@@ -4,12 +4,13 @@
  * vector in tests/vectors/ pins it.  In short (big-endian):
  *
  *   0   4   magic "FSCS"          8   16  device id
- *   4   1   version, 2 (1 read)   24  8   sequence number (>= 1)
+ *   4   1   version, 3 (1, 2 read) 24 8   sequence number (>= 1)
  *   5   1   codec, 1 = zstd JSON  32  32  BLAKE2b-256 of the previous set
  *   6   2   reserved, 0           64  8   lowest HLC    72  8  highest HLC
  *   80  4   change count          84  4   sealed length N
  *   88  N   crypto_box_seal(bytes 8..63 || zstd(payload), HQ box key);
  *           version 1: crypto_box_seal(zstd(payload), HQ box key)
+ * Version 3 adds each change's form version to its payload row.
  *   88+N 64 Ed25519 signature by the device over bytes [0, 88+N)
  *
  * Trust: changeset_parse() checks only shape and limits; nothing in a
@@ -32,10 +33,15 @@
 #include "sync/uuid.h"
 
 #define CHANGESET_MAGIC "FSCS"
-/* Version 2 seals the binding (header bytes 8..63) with the payload;
- * version 1 (no binding) is still read, for sets packed before. */
-#define CHANGESET_VERSION 2
+/* Version 3: each change says which version of HQ's form it was made
+ * under.  Version 2 seals the binding (header bytes 8..63) with the
+ * payload; version 1 (no binding) is still read, for sets packed before.
+ * Versions 1 and 2 are read as made under form version 0. */
+#define CHANGESET_VERSION 3
+#define CHANGESET_VERSION_BOUND 2
 #define CHANGESET_VERSION_UNBOUND 1
+/* A form version in a change, at most (PROTOCOL.md). */
+#define CHANGESET_MAX_FORM_VERSION 2147483647u
 #define CHANGESET_BINDING_BYTES 56
 #define CHANGESET_CODEC_ZSTD_JSON 1
 #define CHANGESET_HEADER_BYTES 88
@@ -47,12 +53,12 @@
 #define CHANGESET_MAX_CHANGES 20000
 /* JSON values in a payload, counted by changeset_payload_nodes(): bounds
  * the parse tree (about 64 bytes a value), whatever the payload's shape.
- * A change is 6 values, plus one per extra multi_choice item. */
+ * A change is 7 values, plus one per extra multi_choice item. */
 #define CHANGESET_MAX_NODES (1 << 17)
 #define CHANGESET_MAX_NAME 64                     /* collection, field */
 
 struct changeset_header {
-	uint8_t version;                        /* 2, or 1 for an unbound set */
+	uint8_t version;                        /* 3; 2 or 1 when read */
 	uint8_t device[CHANGESET_DEVICE_BYTES]; /* device id, raw */
 	uint64_t seq;                           /* per-device, from 1, no gaps */
 	uint8_t prev[CHANGESET_HASH_BYTES];     /* hash of set seq-1; zero for seq 1 */
@@ -67,6 +73,9 @@ struct change {
 	char field[CHANGESET_MAX_NAME + 1]; /* a form field, or "_deleted" */
 	cJSON *value;                       /* owned; JSON null when cleared */
 	hlc_t hlc;
+	/* The version of HQ's form of the collection the change was made
+	 * under; 0 for the device's own form (or a set before version 3). */
+	uint32_t form_version;
 };
 
 /* Build, seal to HQ and sign.  h->count, hlc_min and hlc_max are
@@ -107,6 +116,10 @@ cJSON *changeset_change_row(const struct change *c);
  * is owned by c. */
 int changeset_change_from_row(const cJSON *row, int width, hlc_t lo, hlc_t hi,
 			      struct change *c) FS_WUR;
+
+/* An untrusted form version: a JSON integer from 0 to
+ * CHANGESET_MAX_FORM_VERSION into *ret; -FS_EFORMAT otherwise. */
+int changeset_form_version_from(const cJSON *v, uint32_t *ret) FS_WUR;
 
 /* A collection ([a-z][a-z0-9_]*) or, with allow_underscore_start, a field
  * name ("_deleted"), at most CHANGESET_MAX_NAME bytes. */

@@ -145,12 +145,10 @@ static int form_from_row(const cJSON *row, struct downset_form *f)
 	const cJSON *version = cJSON_GetArrayItem(row, 1), *def = cJSON_GetArrayItem(row, 2);
 
 	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 3 || !coll ||
-	    !changeset_name_ok(coll, 0) || !cJSON_IsNumber(version) || version->valuedouble < 1 ||
-	    version->valuedouble > 2147483647.0 ||
-	    version->valuedouble != (double)(uint32_t)version->valuedouble || !cJSON_IsObject(def))
+	    !changeset_name_ok(coll, 0) || changeset_form_version_from(version, &f->version) < 0 ||
+	    f->version < 1 || !cJSON_IsObject(def))
 		return -FS_EFORMAT;
 	strcpy(f->collection, coll);
-	f->version = (uint32_t)version->valuedouble;
 	return (f->definition = cJSON_Duplicate(def, 1)) ? 0 : -ENOMEM;
 }
 
@@ -324,7 +322,7 @@ int downset_parse(const uint8_t *buf, size_t len, struct downset_header *ret,
 	int r;
 
 	if ((r = envelope_parse(buf, len, DOWNSET_MAGIC, "down-set", DOWNSET_MAX_BYTES,
-				DOWNSET_VERSION, 0, DOWNSET_FLAG_MORE, &f, err)) < 0)
+				DOWNSET_VERSION, DOWNSET_VERSION, DOWNSET_FLAG_MORE, &f, err)) < 0)
 		return r;
 	h.flags = f.flags;
 	memcpy(h.device, f.device, CHANGESET_DEVICE_BYTES);

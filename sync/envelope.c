@@ -106,7 +106,7 @@ out:
 }
 
 int envelope_parse(const uint8_t *buf, size_t len, const char *magic, const char *what,
-		   size_t max, uint8_t v, uint8_t v_old, uint8_t flags_allowed,
+		   size_t max, uint8_t v_min, uint8_t v, uint8_t flags_allowed,
 		   struct envelope_frame *ret, struct fs_error *err)
 {
 	static const uint8_t zero[ENVELOPE_HASH_BYTES];
@@ -118,7 +118,7 @@ int envelope_parse(const uint8_t *buf, size_t len, const char *magic, const char
 	if (len < ENVELOPE_HEADER_BYTES + crypto_box_SEALBYTES + 1 + ENVELOPE_SIG_BYTES ||
 	    memcmp(buf, magic, 4) != 0)
 		return fs_error_set(err, -FS_EFORMAT, "not a %s", what);
-	if (buf[4] != v && (!v_old || buf[4] != v_old))
+	if (buf[4] < v_min || buf[4] > v)
 		return fs_error_set(err, -FS_EFORMAT, "%s version %u is not supported", what, buf[4]);
 	if (buf[5] != 1 || (buf[6] & ~flags_allowed) || buf[7])
 		return fs_error_set(err, -FS_EFORMAT, "%s: unknown codec or flags", what);

@@ -45,6 +45,8 @@ struct form {
 	struct form_field *fields;  /* nfields entries, definition order */
 	size_t nfields;             /* number of fields */
 	int scope;                  /* index of the scope field, or -1 */
+	char *definition;           /* the definition as canonical JSON */
+	uint32_t version;           /* HQ's version; 0: not published by HQ */
 };
 
 /* ---- strings and numbers ---------------------------------------------- */
@@ -511,6 +513,12 @@ int form_load_json(const char *json, size_t len, const char *origin, struct form
 		fs_error_prefix(err, "form %s", where);
 		goto out;
 	}
+	/* Kept canonical (cJSON, no spaces): HQ tells a changed definition
+	 * from the one it published by these bytes, and sends them. */
+	if (!(f->definition = cJSON_PrintUnformatted(root))) {
+		r = fs_error_set(err, -ENOMEM, "form %s: out of memory", where);
+		goto out;
+	}
 	*ret_form = f;
 	f = NULL;
 out:
@@ -599,6 +607,7 @@ struct form *form_free(struct form *f)
 	}
 	free(f->fields);
 	free(f->collection);
+	cJSON_free(f->definition);
 	free(f);
 	return NULL;
 }
@@ -606,6 +615,21 @@ struct form *form_free(struct form *f)
 const char *form_collection(const struct form *f)
 {
 	return f ? f->collection : NULL;
+}
+
+const char *form_definition(const struct form *f)
+{
+	return f->definition;
+}
+
+uint32_t form_version(const struct form *f)
+{
+	return f->version;
+}
+
+void form_set_version(struct form *f, uint32_t version)
+{
+	f->version = version;
 }
 
 size_t form_field_count(const struct form *f)

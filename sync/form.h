@@ -50,6 +50,7 @@
 #define FS_FORM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 #include "crypto/fserr.h"
@@ -81,6 +82,15 @@ int form_load_file(const char *path, struct form **ret_form, struct fs_error *er
 struct form *form_free(struct form *f);
 
 const char *form_collection(const struct form *f);
+/* The definition as canonical JSON (cJSON, without spaces): what HQ
+ * publishes, and compares to tell a changed definition. */
+const char *form_definition(const struct form *f);
+/* The version HQ published this definition as (from 1), or 0 for a form
+ * HQ did not publish: the device's own, before it has HQ's.  Set once,
+ * before the form is shared; changes made under it carry it
+ * (PROTOCOL.md, change set version 3). */
+uint32_t form_version(const struct form *f);
+void form_set_version(struct form *f, uint32_t version);
 size_t form_field_count(const struct form *f);
 /* i < form_field_count(f), in definition order. */
 const char *form_field_name(const struct form *f, size_t i);

@@ -43,9 +43,14 @@ static int accept(const struct keys *k, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-static void check_vector_changes(const struct change *ch, size_t n)
+static void check_vector_changes(const struct change *ch, size_t n, uint8_t version)
 {
 	ASSERT_EQ(n, VECTOR_CHANGES);
+	/* Form versions travel from version 3; before, every change reads
+	 * as made under the device's own form. */
+	ASSERT_EQ(ch[0].form_version, version >= 3 ? 2u : 0u);
+	ASSERT_EQ(ch[1].form_version, version >= 3 ? 2u : 0u);
+	ASSERT_EQ(ch[2].form_version, 0u);
 	for (size_t i = 0; i < n; i++) {
 		ASSERT_STR_EQ(ch[i].record_id, VECTOR_RECORD);
 		ASSERT_STR_EQ(ch[i].collection, "beneficiaries");
@@ -61,7 +66,8 @@ static void check_vector_changes(const struct change *ch, size_t n)
 }
 
 /* Parse, verify and open buf; it must hold the vector's changes as seq. */
-static void check_vector_set(const struct keys *k, const uint8_t *buf, size_t len, uint64_t seq)
+static void check_vector_set(const struct keys *k, const uint8_t *buf, size_t len, uint64_t seq,
+			     uint8_t version)
 {
 	struct changeset_header h;
 	struct change *ch = NULL;
@@ -77,7 +83,8 @@ static void check_vector_set(const struct keys *k, const uint8_t *buf, size_t le
 	ASSERT_EQ(h.hlc_max, 0x0193a1b2c3d50001ULL);
 	ASSERT_OK(changeset_verify(buf, len, k->sign_pk));
 	ASSERT_OK(changeset_open(buf, len, k->box_pk, k->box_sk, &ch, &n, NULL));
-	check_vector_changes(ch, n);
+	ASSERT_EQ(h.version, version);
+	check_vector_changes(ch, n, version);
 	changes_free(ch, n);
 }
 
@@ -89,7 +96,7 @@ TEST(changeset_roundtrip)
 
 	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
 	encode_vector_changes(&k, 7, &buf, &len);
-	check_vector_set(&k, buf, len, 7);
+	check_vector_set(&k, buf, len, 7, CHANGESET_VERSION);
 	free(buf);
 }
 
@@ -131,9 +138,12 @@ TEST(changeset_wrong_keys_and_versions)
 	encode_vector_changes(&k, 1, &buf, &len);
 	ASSERT_EQ(changeset_verify(buf, len, other.sign_pk), -FS_EAUTH);
 	ASSERT_EQ(changeset_open(buf, len, other.box_pk, other.box_sk, &ch, &n, &err), -FS_EAUTH);
-	buf[4] = 3;
+	buf[4] = 4;
 	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
-	ASSERT_STR_CONTAINS(err.msg, "version 3");
+	ASSERT_STR_CONTAINS(err.msg, "version 4");
+	buf[4] = 0;
+	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
+	ASSERT_STR_CONTAINS(err.msg, "version 0");
 	buf[4] = CHANGESET_VERSION;
 	/* Sequence 1 must not claim a predecessor. */
 	buf[32] = 1;
@@ -160,7 +170,7 @@ static void check_vector_file(const char *path, uint8_t version, const char *has
 	ASSERT_MEM_EQ(buf + 8, device, 16);
 	ASSERT_EQ(len, 88 + (((size_t)buf[84] << 24) | ((size_t)buf[85] << 16) |
 			     ((size_t)buf[86] << 8) | buf[87]) + 64);
-	check_vector_set(&k, buf, len, 1);
+	check_vector_set(&k, buf, len, 1, version);
 	changeset_hash(buf, len, hash);
 	ASSERT_OK(sodium_hex2bin(want_hash, sizeof(want_hash), hash_hex, 64, NULL, NULL, NULL));
 	ASSERT_MEM_EQ(hash, want_hash, 32);
@@ -173,6 +183,13 @@ TEST(changeset_vector_v1)
 			  "263ae8ac5cc3b2a3fef28f387620da97850e6a270edbcc4a8930f2849c30cf9c");
 }
 
+TEST(changeset_vector_v3)
+{
+	check_vector_file(FS_SOURCE_DIR "/tests/vectors/changeset-v3.hex", 3,
+			  "0098b8a80b736cfafc4b6cea8572d7c7280167b9bdf50c95a03ebe58aa3f8a4b");
+}
+
+/* Version 2 (no form versions) is still read: sets packed before. */
 TEST(changeset_vector_v2)
 {
 	check_vector_file(FS_SOURCE_DIR "/tests/vectors/changeset-v2.hex", 2,

@@ -1357,12 +1357,12 @@ TEST(hq_caseload_edit_conflict_either_order)
 
 /* A set whose sealed payload is text, as a hostile enrolled device could
  * make one: header written by hand (docs/PROTOCOL.md), zstd, sealed to
- * HQ, signed by d.  count is what the header declares; version 2 seals
- * the binding (header bytes 8..63) in front, version 1 does not. */
+ * HQ, signed by d.  count is what the header declares; versions 2 and 3
+ * seal the binding (header bytes 8..63) in front, version 1 does not. */
 static struct set build_raw_set(struct device *d, const uint8_t *hq_box_pk, const char *text,
 				size_t tlen, uint32_t count, uint8_t version)
 {
-	size_t bind = version == 2 ? CHANGESET_BINDING_BYTES : 0;
+	size_t bind = version >= 2 ? CHANGESET_BINDING_BYTES : 0;
 	size_t zcap = bind + ZSTD_compressBound(tlen), zlen, sealed, total;
 	uint8_t *z = malloc(zcap), *out;
 	struct set s = {0};
@@ -1485,8 +1485,13 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 	sqlite3_close(db);
 }
 
+/* Schema version 5 back to 4: before published forms. */
+#define TO_V4_SQL                                                                                  \
+	"DROP TABLE form_versions; ALTER TABLE down_state DROP COLUMN form_cursor; "               \
+	"PRAGMA user_version = 4;"
+
 #define TO_V3_SQL                                                                                  \
-	"DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "                     \
+	"DROP TABLE form_versions; DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "                     \
 	"DROP TABLE scope_fields; "                                                                \
 	"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "          \
 	"DROP INDEX records_by_parent; DROP INDEX records_by_scope; "                              \
@@ -2214,6 +2219,169 @@ TEST(hq_form_gains_a_scope_field_and_records_move)
 	identity_free(a.id);
 	identity_free(b.id);
 	identity_free(n.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
+
+/* Push ch[0..n), each made under form version v, as d's next set: the
+ * number quarantined, and the first reason into reason (cap bytes). */
+static int push_under(struct hq *h, struct device *d, struct change *ch, size_t n, uint32_t v,
+		      char *reason, size_t cap)
+{
+	struct set s;
+	cJSON *j, *q;
+	int nq;
+
+	for (size_t i = 0; i < n; i++)
+		ch[i].form_version = v;
+	s = build_set(d, h->box_pk, ch, n);
+	j = push(h, s.buf, s.len, 200);
+	q = cJSON_GetObjectItem(j, "quarantined");
+	nq = cJSON_GetArraySize(q);
+	reason[0] = '\0';
+	if (nq)
+		snprintf(reason, cap, "%s", json_str(cJSON_GetArrayItem(q, 0), "reason"));
+	cJSON_Delete(j);
+	set_free(&s);
+	return nq;
+}
+
+/* The "form" entries in HQ's audit log (JSON Lines). */
+static int form_entries(const struct hq *h)
+{
+	char *out = NULL, *line, *save = NULL;
+	int n = 0;
+
+	ASSERT_EQ(HQ_RUN(h, &out, "audit", "list", "--event", "form", "--json"), 0);
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		cJSON *j = cJSON_Parse(line);
+
+		ASSERT_STR_EQ(json_str(j, "event"), "form");
+		cJSON_Delete(j);
+		n++;
+	}
+	free(out);
+	return n;
+}
+
+/* Forms from HQ (issue 12): HQ publishes each form as a numbered,
+ * audited version when it changes, sends it once to each device in its
+ * down-sets, and validates each change with the version it was made
+ * under: a choice HQ has since dropped still merges when the change was
+ * made before, a field HQ added is refused to a change made under the
+ * old form, and a version HQ never published is quarantined. */
+TEST(hq_publishes_forms_and_validates_by_version)
+{
+	uint64_t base = hlc_wall_ms() - 60000;
+	char rec[UUID_TEXT_LEN + 1], vis[UUID_TEXT_LEN + 1], forms[700], path[800], why[256];
+	char *json, *at;
+	struct puller pa = {0};
+	struct device a;
+	struct change ch[8];
+	struct downset d;
+	struct hq h;
+	size_t len, n;
+	cJSON *roof;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	snprintf(forms, sizeof(forms), "%s/forms", h.dir);
+	ASSERT_OK(mkdir(forms, 0700));
+	for (int i = 0; i < 2; i++) {
+		const char *name = i ? "visits" : "beneficiaries";
+
+		snprintf(path, sizeof(path), "%s/%s.json", test_forms_dir(), name);
+		json = read_file(path, &len);
+		snprintf(path, sizeof(path), "%s/%s.json", forms, name);
+		write_file(path, json, len, 0600);
+		free(json);
+	}
+	h.forms = forms;
+	hq_start(&h);
+	ASSERT_EQ(form_entries(&h), 2);
+	device_new(&a, "Tim Sjenica");
+	device_enroll(&h, &a);
+	uuid_v7_new(base, rec);
+	push_expect(&h, &a, ch, person(ch, rec, "Илић Јелена", 3, tick(&a, base)), NULL);
+	/* The first pull carries both forms, version 1; the next nothing. */
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 200);
+	ASSERT_EQ(d.nforms, 2u);
+	for (size_t i = 0; i < d.nforms; i++)
+		ASSERT_EQ(d.forms[i].version, 1u);
+	downset_clear(&d);
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 204);
+
+	/* HQ's visits form changes: legal_assistance is no longer a visit
+	 * type, and roof is a new field.  The next start publishes version 2
+	 * of visits alone. */
+	hq_stop(&h);
+	snprintf(path, sizeof(path), "%s/visits.json", forms);
+	json = read_file(path, &len);
+	ASSERT_TRUE((at = strstr(json, ", \"legal_assistance\"")) != NULL);
+	memmove(at, at + strlen(", \"legal_assistance\""),
+		strlen(at + strlen(", \"legal_assistance\"")) + 1);
+	ASSERT_TRUE((at = strstr(json, "{ \"name\": \"next_visit\"")) != NULL);
+	{
+		static const char add[] = "{ \"name\": \"roof\", \"type\": \"text\" },\n    ";
+		char *grown = malloc(strlen(json) + sizeof(add));
+
+		ASSERT_TRUE(grown);
+		memcpy(grown, json, (size_t)(at - json));
+		strcpy(grown + (at - json), add);
+		strcat(grown, at);
+		write_file(path, grown, strlen(grown), 0600);
+		free(grown);
+	}
+	free(json);
+	hq_start(&h);
+	ASSERT_EQ(form_entries(&h), 3);
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 200);
+	ASSERT_EQ(d.nforms, 1u);
+	ASSERT_STR_EQ(d.forms[0].collection, "visits");
+	ASSERT_EQ(d.forms[0].version, 2u);
+	n = 0;
+	cJSON_ArrayForEach(roof, cJSON_GetObjectItem(d.forms[0].definition, "fields"))
+		n += !strcmp(json_str(roof, "name"), "roof");
+	ASSERT_EQ(n, 1u);
+	downset_clear(&d);
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 204);
+
+	/* A legal-assistance visit made under version 1 merges; made under
+	 * the device's own form (0) it is checked against HQ's current form,
+	 * and under version 2 too. */
+	uuid_v7_new(base + 1, vis);
+	n = visit_to(ch, vis, rec, tick(&a, base + 1));
+	ASSERT_EQ(push_under(&h, &a, ch, n, 1, why, sizeof(why)), 0);
+	uuid_v7_new(base + 2, vis);
+	n = visit_to(ch, vis, rec, tick(&a, base + 2));
+	ASSERT_EQ(push_under(&h, &a, ch, n, 0, why, sizeof(why)), 1);
+	ASSERT_STR_CONTAINS(why, "visit_type");
+	n = visit_to(ch, vis, rec, tick(&a, base + 3));
+	ASSERT_EQ(push_under(&h, &a, ch, n, 2, why, sizeof(why)), 1);
+	/* roof: a field of version 2, not of version 1. */
+	ch[0] = mk(vis, "visits", "roof", cJSON_CreateString("prokišnjava"), tick(&a, base + 4));
+	ASSERT_EQ(push_under(&h, &a, ch, 1, 1, why, sizeof(why)), 1);
+	ASSERT_STR_CONTAINS(why, "roof");
+	ch[0] = mk(vis, "visits", "roof", cJSON_CreateString("prokišnjava"), tick(&a, base + 5));
+	ASSERT_EQ(push_under(&h, &a, ch, 1, 2, why, sizeof(why)), 0);
+	ch[0] = mk(vis, "visits", "roof", cJSON_CreateString("прокишњава"), tick(&a, base + 6));
+	ASSERT_EQ(push_under(&h, &a, ch, 1, 7, why, sizeof(why)), 1);
+	ASSERT_STR_EQ(why, "made under form version 7, which HQ has not published");
+
+	/* The same forms again: nothing new is published. */
+	hq_stop(&h);
+	hq_start(&h);
+	ASSERT_EQ(form_entries(&h), 3);
+	/* A database from before published forms (schema version 4) is
+	 * upgraded: HQ publishes its forms and every device receives them. */
+	hq_stop(&h);
+	hq_db_exec(&h, TO_V4_SQL);
+	hq_start(&h);
+	ASSERT_EQ(form_entries(&h), 5);
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 200);
+	ASSERT_EQ(d.nforms, 2u);
+	downset_clear(&d);
+	identity_free(a.id);
 	hq_stop(&h);
 	curl_global_cleanup();
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "agent/devforms.h"
 #include "agent/pull.h"
 #include "agent/records.h"
 #include "agent/store.h"
@@ -26,6 +27,8 @@ struct world {
 	uint8_t device[CHANGESET_DEVICE_BYTES];
 	uint64_t seq;                     /* last down-set made */
 	uint8_t hash[CHANGESET_HASH_BYTES]; /* its hash */
+	struct downset_form *forms;       /* HQ's forms for the next make() */
+	size_t nforms;
 };
 
 static void world_open(struct world *w)
@@ -90,6 +93,8 @@ static void make(struct world *w, uint64_t seq, const struct downset_change *ch,
 	d.nscope = 1;
 	d.changes = (struct downset_change *)ch;
 	d.nchanges = n;
+	d.forms = w->forms;
+	d.nforms = w->nforms;
 	if (downset_encode(&d, box_pk, sign_sk, buf, len, &err) < 0)
 		TEST_FAIL("encode: %s", err.msg);
 }
@@ -270,5 +275,163 @@ TEST(pull_apply_keeps_later_local_edits_and_the_outbox)
 	ASSERT_STR_EQ(v, "3");
 	ASSERT_OK(store_check(w.s, &err));
 	form_free(f);
+	store_close(w.s);
+}
+
+/* HQ's visits form at version: the built-in one's fields but notes and
+ * gps, and a new choice field, roof; named collection. */
+static struct downset_form hq_visits(uint32_t version, const char *collection)
+{
+	struct downset_form f;
+	char text[1024];
+
+	memset(&f, 0, sizeof(f));
+	snprintf(f.collection, sizeof(f.collection), "visits");
+	f.version = version;
+	snprintf(text, sizeof(text),
+		 "{\"format\":\"fieldsync-form/1\",\"collection\":\"%s\",\"scope\":"
+		 "\"beneficiary_id\",\"fields\":[{\"name\":\"beneficiary_id\",\"type\":\"ref\","
+		 "\"collection\":\"beneficiaries\",\"required\":true},{\"name\":\"visit_date\","
+		 "\"type\":\"date\",\"required\":true},{\"name\":\"visit_type\",\"type\":"
+		 "\"choice\",\"required\":true,\"values\":[\"needs_assessment\"]},{\"name\":"
+		 "\"roof\",\"type\":\"choice\",\"values\":[\"sound\",\"leaking\"]}]}",
+		 collection);
+	f.definition = cJSON_Parse(text);
+	ASSERT_TRUE(f.definition != NULL);
+	return f;
+}
+
+static uint32_t form_version_of(struct world *w, const char *collection, const char *field,
+				int *has_field)
+{
+	struct fs_error err = {0};
+	struct form *f = NULL;
+	uint32_t v;
+
+	ASSERT_OK(devforms_load(w->s, NULL, collection, &f, &err));
+	v = form_version(f);
+	*has_field = form_field_index(f, field) >= 0;
+	form_free(f);
+	return v;
+}
+
+/* A visit to REC under the device's current visits form, with extra
+ * FIELD=VALUE text; the outbox's form version of its changes. */
+static int add_visit(struct world *w, const char *extra, long long *ret_version,
+		     struct fs_error *err)
+{
+	char id[UUID_TEXT_LEN + 1], text[512];
+	struct form *f = NULL;
+	sqlite3_stmt *st = NULL;
+	cJSON *fields;
+	int r;
+
+	snprintf(text, sizeof(text), "{\"beneficiary_id\":\"%s\",\"visit_date\":\"2026-12-01\","
+		 "\"visit_type\":\"needs_assessment\"%s}", REC, extra);
+	fields = cJSON_Parse(text);
+	ASSERT_TRUE(fields != NULL);
+	ASSERT_OK(devforms_load(w->s, NULL, "visits", &f, err));
+	ASSERT_OK(store_begin(w->s, err));
+	r = records_add(w->s, f, fields, NULL, id, err);
+	if (r == 0)
+		ASSERT_OK(store_commit(w->s, err));
+	else
+		store_rollback(w->s);
+	cJSON_Delete(fields);
+	form_free(f);
+	if (r < 0)
+		return r;
+	ASSERT_EQ(sqlite3_prepare_v2(store_db(w->s), "SELECT min(form_version), "
+				     "max(form_version) FROM outbox WHERE record_id = ?1",
+				     -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+	ASSERT_EQ(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+	*ret_version = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* HQ's forms come in signed down-sets; from then on the device validates
+ * with them, and every change notes the version it was made under.  A
+ * forged form, one filed under another collection, or a broken one is
+ * refused with its whole down-set, and changes nothing. */
+TEST(pull_takes_hq_forms_and_validates_with_them)
+{
+	uint8_t other_pk[crypto_sign_PUBLICKEYBYTES], other_sk[crypto_sign_SECRETKEYBYTES];
+	struct downset_change ch[5];
+	struct downset_form form;
+	struct fs_error err = {0};
+	struct world w;
+	uint8_t *buf = NULL;
+	size_t len;
+	long long version = -1;
+	int has = 0;
+
+	world_open(&w);
+	crypto_sign_keypair(other_pk, other_sk);
+	ch[0] = change("full_name", "\"Стојановић Јелена\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[1] = change("municipality", "\"Sjenica\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[2] = change("status", "\"idp\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[3] = change("household_size", "4", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[4] = change("consent", "true", 0x0193a1b2c3d40000ULL, HQDEV);
+	make(&w, 1, ch, 5, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	free_changes(ch, 5);
+	/* Before HQ sends one, the device's own form: version 0, no roof. */
+	ASSERT_EQ(form_version_of(&w, "visits", "roof", &has), 0u);
+	ASSERT_TRUE(!has);
+	ASSERT_EQ(add_visit(&w, ",\"roof\":\"sound\"", &version, &err), -FS_EVALID);
+	ASSERT_OK(add_visit(&w, ",\"notes\":\"prvi\"", &version, &err));
+	ASSERT_EQ(version, 0);
+
+	/* A form in a down-set signed by another key: refused, nothing
+	 * taken. */
+	form = hq_visits(2, "visits");
+	w.forms = &form;
+	w.nforms = 1;
+	make(&w, 2, NULL, 0, other_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_EQ(apply(&w, buf, len, &err), -FS_EAUTH);
+	free(buf);
+	ASSERT_EQ(form_version_of(&w, "visits", "roof", &has), 0u);
+	cJSON_Delete(form.definition);
+	/* Signed by HQ, but the definition is another collection's, or is
+	 * not a form: refused, the chain stays where it was. */
+	form = hq_visits(2, "beneficiaries");
+	make(&w, 2, NULL, 0, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_EQ(apply(&w, buf, len, &err), -FS_EFORMAT);
+	ASSERT_STR_CONTAINS(err.msg, "another collection");
+	free(buf);
+	cJSON_Delete(form.definition);
+	form = hq_visits(2, "visits");
+	cJSON_ReplaceItemInObject(form.definition, "format", cJSON_CreateString("nonsense/9"));
+	make(&w, 2, NULL, 0, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_EQ(apply(&w, buf, len, &err), -FS_EFORMAT);
+	free(buf);
+	cJSON_Delete(form.definition);
+	ASSERT_EQ(form_version_of(&w, "visits", "roof", &has), 0u);
+
+	/* HQ's version 2: roof is a field now, notes is not. */
+	form = hq_visits(2, "visits");
+	make(&w, 2, NULL, 0, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	cJSON_Delete(form.definition);
+	w.nforms = 0;
+	ASSERT_EQ(form_version_of(&w, "visits", "roof", &has), 2u);
+	ASSERT_TRUE(has);
+	ASSERT_EQ(form_version_of(&w, "beneficiaries", "full_name", &has), 0u);
+	ASSERT_TRUE(has);
+	ASSERT_OK(add_visit(&w, ",\"roof\":\"leaking\"", &version, &err));
+	ASSERT_EQ(version, 2);
+	ASSERT_EQ(add_visit(&w, ",\"notes\":\"drugi\"", &version, &err), -FS_EVALID);
+	/* A later down-set without forms keeps version 2. */
+	make(&w, 3, NULL, 0, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	ASSERT_EQ(form_version_of(&w, "visits", "roof", &has), 2u);
+	/* The store survives a reopen with HQ's form (store_check). */
+	ASSERT_OK(store_check(w.s, &err));
 	store_close(w.s);
 }

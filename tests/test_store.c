@@ -770,18 +770,23 @@ TEST(store_upgrades_version_1)
 
 	add_person(s, f, "Јовановић Јован", id);
 	ASSERT_EQ(sqlite3_exec(store_db(s), "DROP TABLE field_clocks; DROP TABLE hq_conflicts; "
-					    "PRAGMA user_version = 1;", NULL, NULL, NULL),
+					    "DROP TABLE hq_forms; ALTER TABLE outbox DROP COLUMN "
+					    "form_version; PRAGMA user_version = 1;", NULL, NULL, NULL),
 		  SQLITE_OK);
 	store_close(s);
 	s = open_store(secret, 0);
 	ASSERT_EQ(sqlite3_prepare_v2(store_db(s), "SELECT (SELECT count(*) FROM field_clocks), "
-						  "(SELECT count(*) FROM hq_conflicts), "
-						  "(SELECT user_version FROM pragma_user_version)",
+						  "(SELECT count(*) FROM hq_forms), "
+						  "(SELECT user_version FROM pragma_user_version), "
+						  "(SELECT sum(form_version) FROM outbox)",
 				     -1, &st, NULL),
 		  SQLITE_OK);
 	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
 	ASSERT_EQ(sqlite3_column_int(st, 0), 0);
+	ASSERT_EQ(sqlite3_column_int(st, 1), 0);
 	ASSERT_EQ(sqlite3_column_int(st, 2), STORE_SCHEMA_VERSION);
+	/* Changes made before carry the device's own form: version 0. */
+	ASSERT_EQ(sqlite3_column_int(st, 3), 0);
 	sqlite3_finalize(st);
 	ASSERT_EQ(count_live(s, f, &err), 1);
 	ASSERT_OK(store_check(s, &err));

@@ -36,9 +36,10 @@ stop_hq
 expect_exit 0 hq audit --help
 must_contain "$OUT" "checkpoint"
 expect_exit 0 hq audit verify
-# A token, an enrolment, 6 pushes, the 6 down-sets each sync pulled
-# after it, and 12 admin commands.
-must_contain "$OUT" "audit log ok: 26 entries"
+# The 2 forms HQ published when it first served, a token, an
+# enrolment, 6 pushes, the 6 down-sets each sync pulled after it, and
+# 12 admin commands.
+must_contain "$OUT" "audit log ok: 28 entries"
 expect_exit 0 hq audit list --event push --json
 [ "$(printf '%s\n' "$OUT" | grep -c 'result\\":\\"accepted')" -eq 6 ] || fail "expected 6 pushes: $OUT"
 DEVICE=$(fs status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"])')
@@ -123,7 +124,7 @@ PY
 ! python3 "$T/verify.py" "$T/export.jsonl" "$T/checkpoint.bad" "$T" 2> /dev/null ||
 	fail "the independent verifier accepted a forged checkpoint"
 
-# rewrite_log DB N: set entry 3's change count to N and recompute every
+# rewrite_log DB N: set entry 5's (the first push's) change count to N and recompute every
 # stored hash (leaves and the tree's nodes), as a forger with write access
 # would; "and-checkpoints"
 # also drops the signed checkpoints (an HQ holding its key re-signs).
@@ -132,7 +133,7 @@ rewrite_log() {
 import hashlib, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 db.executescript("DROP TRIGGER events_no_update;")
-db.execute("UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":%d') WHERE id = 3"
+db.execute("UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":%d') WHERE id = 5"
            % int(sys.argv[2]))
 leaves = []
 for i, at, t, d, det in db.execute("SELECT id, at, type, device, detail FROM events ORDER BY id").fetchall():
@@ -164,8 +165,8 @@ tamper() {
 }
 NOTRIG="DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; DROP TRIGGER events_in_order;"
 
-tamper edited "$NOTRIG UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":6') WHERE id = 5;"
-must_contain "$ERR" "audit entry 5"
+tamper edited "$NOTRIG UPDATE events SET detail = replace(detail, '\"changes\":5', '\"changes\":6') WHERE id = 7;"
+must_contain "$ERR" "audit entry 7"
 tamper removed "$NOTRIG DELETE FROM events WHERE id = 3;"
 must_contain "$ERR" "audit entry 3: missing"
 tamper inserted "$NOTRIG UPDATE events SET id = id + 100 WHERE id >= 4; UPDATE events SET id = id - 99 WHERE id >= 104;
@@ -185,6 +186,7 @@ rm -rf "$T/copy"
 cp -a "$T/hq" "$T/copy"
 sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN unbound_ok;
 	DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope;
+	DROP TABLE form_versions;
 	DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; DROP TABLE down_cursors;
 	DROP TABLE scope_fields;
 	DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; DROP INDEX records_by_parent;
@@ -194,7 +196,7 @@ sqlite3 "$T/copy/hq.db" "DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN
 	ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN scope_parent;
 	PRAGMA user_version = 1;" || fail "sqlite3"
 expect_exit 0 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
-[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 4 ] || fail "schema version 1 not upgraded"
+[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 5 ] || fail "schema version 1 not upgraded"
 # Each device enrolled before scopes may write its municipality.
 [ "$(sqlite3 "$T/copy/hq.db" "SELECT count(*) FROM devices d JOIN device_scopes s
 	ON s.device = d.id AND s.name = d.municipality")" = \

@@ -45,7 +45,11 @@ stop_hq
 
 # ---- a forms directory overrides them ------------------------------------------
 # A programme's own form with one more field: accepted with the directory,
-# refused by the built-in form.
+# refused by the built-in form.  On a store that has no forms from HQ:
+# once a pull brings HQ's, HQ's decide (below).
+ENROLLED=$DATA
+DATA="$T/fresh"
+expect_exit 0 bare init --kdf interactive
 mkdir "$T/forms"
 cp "$FS_SOURCE_DIR/conf/forms/visits.json" "$T/forms/"
 python3 - "$FS_SOURCE_DIR/conf/forms/beneficiaries.json" "$T/forms/beneficiaries.json" <<'PY'
@@ -71,6 +75,15 @@ must_contain "$ERR" "posete.json"
 must_contain "$ERR" "expected 'posete'"
 expect_exit 4 bare --forms-dir "$T/forms" visit list
 must_contain "$ERR" "visits.json"
+mv "$T/forms/posete.json" "$T/forms/visits.json"
+# The enrolled store took HQ's forms at its sync: the device's directory
+# no longer decides for those collections.
+DATA=$ENROLLED
+expect_exit 0 bare forms
+must_contain "$OUT" "beneficiaries    version 1, from HQ"
+expect_exit 2 bare --forms-dir "$T/forms" beneficiary add "full_name=Petrović Ana" municipality=Tutin \
+	status=idp household_size=2 consent=yes shelter=Kolektivni
+must_contain "$ERR" "shelter"
 
 # ---- the agent's socket ----------------------------------------------------------
 # A configured socket in a directory that does not exist: the error names

@@ -136,6 +136,44 @@ expect_exit 0 dev tutin pull
 expect_exit 0 dev tutin status
 must_contain "$OUT" "број 61"
 
+# HQ's forms flow down (issue 12): HQ adds a field to the visits form.
+# Tutin's own forms do not know it; after one pull Tutin records a visit
+# with it, and HQ merges it, checked against the version it was made
+# under.  A forged form cannot come this way: see test_pull.c.
+expect_exit 0 dev tutin forms
+must_contain "$OUT" "visits           version 1, from HQ"
+expect_exit 0 dev tutin forms --help
+must_contain "$OUT" "Usage: fieldsync forms"
+expect_exit 1 dev tutin forms extra
+mkdir "$T/hqforms"
+cp "$FORMS"/*.json "$T/hqforms/"
+python3 - "$T/hqforms/visits.json" <<'PY'
+import json, sys
+f = json.load(open(sys.argv[1], encoding="utf-8"))
+f["fields"].append({"name": "roof", "type": "choice", "values": ["sound", "leaking"]})
+json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+PY
+stop_hq
+printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n' "$T" "$T/hqforms" > "$T/hq.conf"
+start_hq "$PORT"
+must_contain "$(cat "$T/hq.log")" "published 1 new form version"
+expect_exit 2 dev tutin visit add "beneficiary_id=$H" visit_date=2026-12-02 \
+	visit_type=needs_assessment roof=leaking
+must_contain "$ERR" "roof"
+expect_exit 0 dev tutin pull
+must_contain "$OUT" "took 1 form definitions from HQ"
+expect_exit 0 dev tutin forms --json
+must_contain "$OUT" '{"collection":"visits","version":2,"from":"hq"}'
+must_contain "$OUT" '{"collection":"beneficiaries","version":1,"from":"hq"}'
+expect_exit 0 dev tutin visit add "beneficiary_id=$H" visit_date=2026-12-02 \
+	visit_type=needs_assessment roof=leaking
+R=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_exit 0 dev tutin sync
+must_contain "$OUT" "0 quarantined at HQ"
+hq export visits --format jsonl > "$T/visits"
+grep "$R" "$T/visits" | grep -q '"roof":"leaking"' || fail "the visit made under HQ's form did not merge"
+[ "$(hq audit list --event form | wc -l)" -eq 3 ] || fail "expected 3 published form versions"
+
 # The agent pulls on its own once unlocked: a household Sjenica registers
 # reaches Tutin's agent with nothing typed on Tutin's laptop.
 expect_exit 0 dev sjenica beneficiary add "full_name=Вуковић Сара" municipality=Sjenica \

@@ -1,4 +1,4 @@
-/* gen_changeset_vector.c - writes tests/vectors/changeset-v2.hex (version 2).
+/* gen_changeset_vector.c - writes tests/vectors/changeset-v3.hex (version 3).
  *
  * Sealing uses a fresh ephemeral key, so a change set is not
  * reproducible byte for byte; the vector is generated once, committed,

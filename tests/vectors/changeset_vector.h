@@ -43,6 +43,8 @@ static inline int vector_changes(struct change *c)
 	static const char *const values[VECTOR_CHANGES] = {"\"Ружичић Ђорђе\"", "4", "true"};
 	static const hlc_t hlcs[VECTOR_CHANGES] = {0x0193a1b2c3d40000ULL, 0x0193a1b2c3d40000ULL,
 						   0x0193a1b2c3d50001ULL};
+	/* Version 3 carries them; earlier versions read as 0. */
+	static const uint32_t form_versions[VECTOR_CHANGES] = {2, 2, 0};
 
 	memset(c, 0, sizeof(*c) * VECTOR_CHANGES);
 	for (int i = 0; i < VECTOR_CHANGES; i++) {
@@ -51,6 +53,7 @@ static inline int vector_changes(struct change *c)
 		strcpy(c[i].field, fields[i]);
 		c[i].value = cJSON_Parse(values[i]);
 		c[i].hlc = hlcs[i];
+		c[i].form_version = form_versions[i];
 		if (!c[i].value)
 			return -ENOMEM;
 	}
