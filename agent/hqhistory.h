@@ -1,7 +1,7 @@
 /* hqhistory.h - hold HQ to its audit history.
  *
  * HQ sends its latest signed audit checkpoint (sync/note.h) with every
- * receipt.  The device keeps the newest one it has checked, in the
+ * receipt and every down-set (agent/pull.c).  The device keeps the newest one it has checked, in the
  * store's meta table (key hq_checkpoint), and accepts a newer one only
  * with an RFC 6962 consistency proof from HQ (POST /v1/audit/consistency)
  * showing that the new tree extends the old.  So an HQ that rewrites,
@@ -30,7 +30,7 @@ struct hqhistory_result {
 	int64_t skew_ms;    /* then: this device's clock minus HQ's */
 };
 
-/* A checkpoint note that came with a receipt: verify its signature,
+/* A checkpoint note that came with a receipt or a down-set: verify its signature,
  * and if it is newer than the one held, check consistency with HQ and
  * keep it.  note NULL: nothing to do. */
 int hqhistory_observe(struct store *s, const struct push_target *tg, struct push_transport *t,

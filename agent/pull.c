@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent/devforms.h"
+#include "agent/hqhistory.h"
 #include "agent/records.h"
 #include "sync/downset.h"
 #include "sync/merge.h"
@@ -607,6 +608,36 @@ out:
 
 /* ---- asking HQ ---------------------------------------------------------------- */
 
+/* HQ's audit checkpoint from a pull's answer (base64 in a header), held
+ * to HQ's history as a receipt's is (agent/hqhistory.h).  No header:
+ * HQ has signed no checkpoint yet. */
+static int observe_checkpoint(struct store *s, const struct enrolment *en,
+			      struct push_transport *t, const char *b64, struct fs_error *err)
+{
+	struct hqhistory_result hist;
+	size_t n = 0, cap;
+	char *note;
+	int r;
+
+	if (!b64)
+		return 0;
+	cap = strlen(b64) / 4 * 3 + 1;
+	if (strlen(b64) > DOWNSET_CHECKPOINT_MAX || !(note = malloc(cap)))
+		return fs_error_set(err, -EPROTO, "HQ at %s sent an overlong checkpoint with a "
+				    "down-set", en->target.url);
+	if (sodium_base642bin((unsigned char *)note, cap - 1, b64, strlen(b64), NULL, &n, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) < 0 ||
+	    memchr(note, '\0', n)) {
+		free(note);
+		return fs_error_set(err, -EPROTO, "HQ at %s sent a malformed checkpoint with a "
+				    "down-set", en->target.url);
+	}
+	note[n] = '\0';
+	r = hqhistory_observe(s, &en->target, t, note, &hist, err);
+	free(note);
+	return r;
+}
+
 int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 	     struct push_transport *t, struct pull_stats *st, struct fs_error *err)
 {
@@ -657,6 +688,12 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 		}
 		if (resp.status != 200 || !resp.body) {
 			r = push_answer_error(en->target.url, "a pull", &resp, err);
+			push_response_clear(&resp);
+			return r;
+		}
+		/* Before anything of it is applied: an HQ that rewrote its
+		 * history gets nothing onto this device. */
+		if ((r = observe_checkpoint(s, en, t, resp.checkpoint, err)) < 0) {
 			push_response_clear(&resp);
 			return r;
 		}

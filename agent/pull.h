@@ -2,8 +2,10 @@
  * them into the store.
  *
  * pull_run() asks HQ (POST URL/v1/pull, docs/PROTOCOL.md "Down-set")
- * for the down-set after the last one applied, applies it, and asks
- * again while HQ says it holds more.  pull_apply() applies one, in one
+ * for the down-set after the last one applied, checks the audit
+ * checkpoint that comes with it (agent/hqhistory.h: -FS_EAUTH, nothing
+ * applied, when HQ rewrote its history), applies it, and asks again
+ * while HQ says it holds more.  pull_apply() applies one, in one
  * transaction, or nothing:
  *   - it must be signed by the HQ key pinned at enrolment, name this
  *     device, and follow the last applied down-set in sequence and hash;

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "sync/changeset.h"
+#include "sync/downset.h"
 #include "sync/receipt.h"
 
 /* Statement slots in the store's cache (0-1 store.c, 2-15 records.c,
@@ -36,6 +37,7 @@ void push_response_clear(struct push_response *r)
 	if (!r)
 		return;
 	free(r->body);
+	free(r->checkpoint);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -273,6 +275,17 @@ static int curl_post(struct push_transport *t, const char *url, const char *cont
 
 		if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
 			ret->retry_after = after > 86400 ? 86400 : (long)after;
+	}
+	{
+		struct curl_header *hd = NULL;
+
+		/* An overlong one is kept cut, so that it fails as malformed. */
+		if (curl_easy_header(e, DOWNSET_CHECKPOINT_HEADER, 0, CURLH_HEADER, -1, &hd) ==
+			    CURLHE_OK &&
+		    !(ret->checkpoint = strndup(hd->value, DOWNSET_CHECKPOINT_MAX + 1))) {
+			r = fs_error_set(err, -ENOMEM, "HQ at %s: out of memory", url);
+			goto out;
+		}
 	}
 	ret->body = sink.buf;
 	ret->len = sink.len;

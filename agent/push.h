@@ -60,6 +60,9 @@ struct push_response {
 	char *body;  /* malloc'd and NUL-terminated; NULL when empty */
 	size_t len;  /* bytes in body, at most PUSH_RESPONSE_MAX */
 	long retry_after; /* seconds from a Retry-After header, else 0 */
+	/* The Fieldsync-Checkpoint header (a pull's answer): malloc'd, as
+	 * sent (base64), at most DOWNSET_CHECKPOINT_MAX bytes; else NULL. */
+	char *checkpoint;
 };
 
 /* Free the body; NULL-safe; leaves *r zeroed. */

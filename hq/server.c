@@ -29,6 +29,7 @@
 #include "hq/hqenroll.h"
 #include "hq/ingest.h"
 #include "sync/changeset.h"
+#include "sync/downset.h"
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -102,8 +103,10 @@ struct request {
 static const char CLOSE_AFTER[] = "";
 
 /* Queue body (malloc'd, consumed; len bytes, may be 0) of type ctype. */
+/* checkpoint, when not NULL: the Fieldsync-Checkpoint header's value. */
 static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, void *body,
-				 size_t len, const char *ctype, const char *retry_after)
+				 size_t len, const char *ctype, const char *retry_after,
+				 const char *checkpoint)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -129,6 +132,8 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, v
 			      MHD_YES) ||
 	    (retry_after && retry_after != CLOSE_AFTER &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after) != MHD_YES) ||
+	    (checkpoint &&
+	     MHD_add_response_header(resp, DOWNSET_CHECKPOINT_HEADER, checkpoint) != MHD_YES) ||
 	    (close_after &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)) {
 		MHD_destroy_response(resp);
@@ -142,7 +147,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, v
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, char *text,
 				 const char *retry_after)
 {
-	return send_body(conn, status, text, strlen(text), "application/json", retry_after);
+	return send_body(conn, status, text, strlen(text), "application/json", retry_after, NULL);
 }
 
 /* Queue o (consumed) as the JSON answer. */
@@ -294,6 +299,39 @@ fail:
 	return NULL;
 }
 
+/* Sign a checkpoint when one is due after a write to the log; the
+ * request is done either way, so a failure is logged, not answered. */
+static void checkpoint_if_due(const struct server *s, sqlite3 *db)
+{
+	struct fs_error cerr = {0};
+
+	if (audit_checkpoint(db, s->hq, &s->cfg->audit, hlc_wall_ms(), 0, NULL, &cerr) < 0)
+		fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", cerr.msg);
+}
+
+/* The latest checkpoint note in base64 (malloc'd), for a header: the
+ * note has line breaks and UTF-8.  NULL with r 0 when there is none. */
+static int checkpoint_b64(sqlite3 *db, char **ret)
+{
+	struct fs_error err = {0};
+	uint64_t size;
+	char *note = NULL;
+	int r = audit_latest(db, &note, &size, &err);
+	size_t cap;
+
+	*ret = NULL;
+	if (r < 0 || !note)
+		return r;
+	cap = sodium_base64_encoded_len(strlen(note), sodium_base64_VARIANT_ORIGINAL);
+	if ((*ret = malloc(cap)))
+		sodium_bin2base64(*ret, cap, (const unsigned char *)note, strlen(note),
+				  sodium_base64_VARIANT_ORIGINAL);
+	else
+		r = -ENOMEM;
+	free(note);
+	return r;
+}
+
 /* Add the latest checkpoint note to o, when there is one. */
 static int add_checkpoint(sqlite3 *db, cJSON *o)
 {
@@ -383,15 +421,7 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 		hqdb_close(ctx.db);
 		return send_internal(conn, "change set", &err);
 	}
-	/* Sign a checkpoint when one is due; the push is done either way, so
-	 * a failure here is logged, not answered. */
-	{
-		struct fs_error cerr = {0};
-
-		if (audit_checkpoint(ctx.db, s->hq, &s->cfg->audit, hlc_wall_ms(), 0, NULL, &cerr) <
-		    0)
-			fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", cerr.msg);
-	}
+	checkpoint_if_due(s, ctx.db);
 	/* Only a device that proved itself: anyone can send the header. */
 	if (res.skewed && res.authenticated)
 		fprintf(stderr,
@@ -448,16 +478,30 @@ static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
 		hqdb_close(db);
 		return send_internal(conn, "pull", &err);
 	}
-	hqdb_close(db);
 	if (res.status == 200 || res.status == 204) {
 		void *body = res.body;
+		char *note = NULL;
 
+		/* A down-set is an audit entry, and its answer carries the
+		 * latest signed checkpoint, as a receipt does: the device holds
+		 * HQ to its history whichever way it talks to it. */
+		if (res.status == 200 && !res.repeat)
+			checkpoint_if_due(s, db);
+		if (res.status == 200 && checkpoint_b64(db, &note) < 0) {
+			hqdb_close(db);
+			downsync_result_clear(&res);
+			return MHD_NO;
+		}
+		hqdb_close(db);
 		res.body = NULL;
 		ret = send_body(conn, (unsigned)res.status, body, res.status == 200 ? res.len : 0,
-				res.status == 200 ? "application/vnd.fieldsync.downset" : NULL, NULL);
+				res.status == 200 ? "application/vnd.fieldsync.downset" : NULL, NULL,
+				note);
+		free(note);
 		downsync_result_clear(&res);
 		return ret;
 	}
+	hqdb_close(db);
 	if (res.status == 409 && (!(extra = cJSON_CreateObject()) ||
 				  !cJSON_AddNumberToObject(extra, "expected_seq", (double)res.expected))) {
 		cJSON_Delete(extra);

@@ -107,6 +107,11 @@ struct downset {
 #define DOWNSET_PULL_MAGIC "FSPL"
 #define DOWNSET_PULL_VERSION 1
 #define DOWNSET_PULL_BYTES (72 + crypto_sign_BYTES)
+/* A 200 answer to a pull carries HQ's latest signed audit checkpoint
+ * note, base64 (RFC 4648, padded), in this header (PROTOCOL.md). */
+#define DOWNSET_CHECKPOINT_HEADER "Fieldsync-Checkpoint"
+/* The longest such header this device reads: a note is well under 4 KiB. */
+#define DOWNSET_CHECKPOINT_MAX 8192
 
 /* after_hash NULL: zeros (nothing applied yet). */
 void downset_pull_request(const uint8_t device[CHANGESET_DEVICE_BYTES], uint64_t after_seq,

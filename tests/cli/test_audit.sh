@@ -235,6 +235,12 @@ expect_exit 0 fs sync
 expect_exit 0 hq audit checkpoint
 expect_exit 0 fs status --verify-hq --json
 must_contain "$OUT" '"hq_history_consistent":true'
+# A pull brings HQ's newest checkpoint, and an honest HQ's passes the
+# consistency check from the one held.
+expect_exit 0 hq scope "$DEVICE" --municipality "Tutin, Novi Pazar"
+expect_exit 0 hq audit checkpoint
+expect_exit 0 fs pull
+must_contain "$OUT" "received 1 down-sets"
 # A malicious HQ, with its real key, rewrites one old entry and signs a
 # fresh, self-consistent log: its own verify passes; the device objects.
 stop_hq
@@ -242,6 +248,14 @@ rewrite_log "$T/hq/hq.db" 4 and-checkpoints
 expect_exit 0 hq audit checkpoint
 expect_exit 0 hq audit verify
 start_hq "$PORT"
+# A pull's answer carries HQ's checkpoint too: the device refuses the
+# down-set, and applies nothing of it.
+down() { fs status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["down_sets_applied"])'; }
+BEFORE=$(down)
+expect_exit 0 hq scope "$DEVICE" --municipality "Tutin, Sjenica"
+expect_exit 3 fs pull
+must_contain "$ERR" "REWRITTEN"
+[ "$(down)" = "$BEFORE" ] || fail "a down-set from an HQ that rewrote its history was applied"
 expect_exit 3 fs status --verify-hq
 must_contain "$ERR" "REWRITTEN"
 add_person "Ђорђевић 8" > /dev/null
