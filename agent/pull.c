@@ -124,18 +124,22 @@ int pull_state(struct store *s, struct pull_state *ret, struct fs_error *err)
 /* ---- merging one field ---------------------------------------------------- */
 
 /* The clock of the value the store holds for (record, field): a pulled
- * one, or this device's latest write.  0 when there is none. */
+ * one, or this device's latest write.  0 when there is none, and when
+ * that latest write is one HQ quarantined: the value it left is not one
+ * HQ holds, so HQ's value, which HQ sends again (hq/downsync.h), is
+ * taken whatever its clock. */
 static int local_clock(struct store *s, const char *self, const char *id, const char *field,
 		       hlc_t *hlc, char *dev, size_t cap, struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r, rc, refused = 0;
 
 	*hlc = 0;
 	dev[0] = '\0';
-	if ((r = store_stmt(s, SLOT_CLOCK, "SELECT hlc, device FROM field_clocks WHERE record_id = ?1 AND "
-				  "field = ?2 UNION ALL SELECT max(hlc), ?3 FROM outbox WHERE "
-				  "record_id = ?1 AND field = ?2 AND hlc IS NOT NULL", &st, err)) < 0)
+	if ((r = store_stmt(s, SLOT_CLOCK, "SELECT hlc, device, 0 FROM field_clocks WHERE "
+				  "record_id = ?1 AND field = ?2 UNION ALL SELECT * FROM (SELECT "
+				  "hlc, ?3, quarantined FROM outbox WHERE record_id = ?1 AND "
+				  "field = ?2 ORDER BY seq DESC LIMIT 1)", &st, err)) < 0)
 		return r;
 	/* store_stmt statements are cached: bind each time. */
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -145,6 +149,7 @@ static int local_clock(struct store *s, const char *self, const char *id, const 
 		hlc_t h = (hlc_t)sqlite3_column_int64(st, 0);
 		const char *d = (const char *)sqlite3_column_text(st, 1);
 
+		refused |= sqlite3_column_int(st, 2);
 		if (sqlite3_column_type(st, 0) == SQLITE_NULL || !d)
 			continue;
 		if (!dev[0] || merge_compare(h, d, *hlc, dev) > 0) {
@@ -154,6 +159,10 @@ static int local_clock(struct store *s, const char *self, const char *id, const 
 	}
 	r = rc == SQLITE_DONE ? 0 : store_fail(s, "read a field's clock in", err);
 	sqlite3_reset(st);
+	if (refused) {
+		*hlc = 0;
+		dev[0] = '\0';
+	}
 	return r;
 }
 

@@ -17,7 +17,9 @@
  *     value pulled before (field_clocks) or this device's own write (its
  *     outbox).  Unsent local changes are never dropped or reordered:
  *     they stay in the outbox and go to HQ, which merges them by the same
- *     rule.  There is no reset;
+ *     rule.  There is no reset.  A field whose latest local write HQ's
+ *     receipt quarantined takes HQ's value, which HQ sends again, at any
+ *     clock (agent/push.c marks those writes);
  *   - the conflicts HQ decided are kept (hq_conflicts), values included,
  *     for `fieldsync conflicts`; they never reach a log;
  *   - HQ's form definitions are kept (agent/devforms.h) and validate

@@ -25,6 +25,7 @@ enum {
 	SLOT_COUNT_SETS,
 	SLOT_BACKLOG = 29, /* 24..28: enroll.c, synclog.c */
 	SLOT_DROP_ACKED = 31,
+	SLOT_QUARANTINED = 47,
 };
 
 /* How often one push may rewind to an earlier sequence HQ asks for. */
@@ -614,6 +615,26 @@ static int accept_receipt(struct store *s, const struct push_target *target,
 			                 "store receipt in %s: change set %llu "
 			                 "is gone",
 			                 store_path(s), (unsigned long long)set->seq);
+		sqlite3_reset(st);
+	}
+	/* The changes HQ quarantined, by their place in the set (the set's
+	 * outbox rows in order, agent/pack.c). */
+	for (uint32_t i = 0; r == 0 && i < rc.quarantined; i++) {
+		r = store_stmt(s, SLOT_QUARANTINED,
+		               "UPDATE outbox SET quarantined = 1 WHERE seq = (SELECT seq FROM "
+		               "outbox WHERE changeset = ?1 ORDER BY seq LIMIT 1 OFFSET ?2)",
+		               &st, err);
+		if (r < 0)
+			break;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)set->seq);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)rc.index[i]);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = store_fail(s, "note quarantined changes in", err);
+		else if (sqlite3_changes(store_db(s)) != 1)
+			r = fs_error_set(err, -EPROTO,
+			                 "HQ at %s: change set %llu: the receipt quarantines change "
+			                 "%u, which the set does not have",
+			                 target->url, (unsigned long long)set->seq, rc.index[i] + 1);
 		sqlite3_reset(st);
 	}
 	if (skew)

@@ -103,17 +103,20 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 	"  PRIMARY KEY (record_id, field, device_a, hlc_a, device_b, hlc_b)"                       \
 	") STRICT, WITHOUT ROWID;"
 
-/* Version 3: forms from HQ (agent/forms.h).  hq_forms holds the
+/* Version 3: forms from HQ (agent/devforms.h).  hq_forms holds the
  * definition of each collection HQ published, as HQ sent it in a
  * down-set, and its version; the outbox notes the form version each
- * change was made under (0: the device's own form). */
+ * change was made under (0: the device's own form), and which changes
+ * HQ's receipt said it quarantined: those no longer hold the field
+ * against HQ's value (agent/pull.h). */
 #define STORE_FORMS_SQL                                                                            \
 	"CREATE TABLE hq_forms("                                                                   \
 	"  collection TEXT PRIMARY KEY,"                                                           \
 	"  version INTEGER NOT NULL,"                                                              \
 	"  definition TEXT NOT NULL"                                                               \
 	") STRICT;"                                                                                \
-	"ALTER TABLE outbox ADD COLUMN form_version INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE outbox ADD COLUMN form_version INTEGER NOT NULL DEFAULT 0;"                   \
+	"ALTER TABLE outbox ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;"
 
 /* Versions 1 to 3 (above).  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same

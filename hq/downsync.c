@@ -154,6 +154,19 @@ static int stamp(struct downsync_writer *w, const char *id, const char *field, c
 	return step(w, st, "stamp a field", err) < 0 ? -FS_ESTORE : 0;
 }
 
+int downsync_field_resend(struct downsync_writer *w, const char *record_id, const char *field,
+			  struct fs_error *err)
+{
+	char *key = NULL;
+	int r;
+
+	/* A field HQ does not hold is stamped in no row: nothing to send. */
+	if ((r = record_key(w, record_id, &key, err)) >= 0)
+		r = stamp(w, record_id, field, key, err);
+	free(key);
+	return r;
+}
+
 int downsync_conflict_recorded(struct downsync_writer *w, int64_t id, struct fs_error *err)
 {
 	sqlite3_stmt *st;

@@ -91,6 +91,14 @@ int downsync_field_merged(struct downsync_writer *w, const char *collection,
 			  const char *record_id, const char *field, const char *value_json,
 			  struct fs_error *err) FS_WUR;
 
+/* A change to (record, field) was just quarantined: give HQ's value of
+ * it, if HQ holds one, a new revision, so that the devices of its scope,
+ * the sender among them, receive it again.  The sender still shows its
+ * own refused value, which no longer counts against HQ's (agent/pull.h),
+ * until then. */
+int downsync_field_resend(struct downsync_writer *w, const char *record_id, const char *field,
+			  struct fs_error *err) FS_WUR;
+
 /* Conflict id (conflicts.id) has just been recorded: give it a
  * revision, so that the devices of its record's scope receive it. */
 int downsync_conflict_recorded(struct downsync_writer *w, int64_t id,

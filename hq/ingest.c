@@ -636,6 +636,11 @@ static int merge_all(struct run *run, const struct change *ch, size_t n, uint32_
 		if (r == 0 && reason) {
 			index[q++] = (uint32_t)i;
 			r = quarantine_put(run, (uint32_t)i, &ch[i], reason, list);
+			/* The sender holds the refused value: HQ's goes to it
+			 * again (not another collection's record of that id). */
+			if (r == 0 && !other)
+				r = downsync_field_resend(run->down, ch[i].record_id, ch[i].field,
+							  run->err);
 		}
 	}
 	*ret_q = q;

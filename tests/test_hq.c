@@ -2381,6 +2381,19 @@ TEST(hq_publishes_forms_and_validates_by_version)
 	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 200);
 	ASSERT_EQ(d.nforms, 2u);
 	downset_clear(&d);
+	/* A quarantined change: HQ's value of the field goes to the sender
+	 * again (and to its scope), so the device that holds the refused
+	 * value takes HQ's back. */
+	while (pull_once(&h, &a, &pa, &d, NULL) == 200)
+		downset_clear(&d);
+	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateString("mnogo"),
+		   tick(&a, base + 7));
+	ASSERT_EQ(push_under(&h, &a, ch, 1, 0, why, sizeof(why)), 1);
+	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 200);
+	ASSERT_EQ(d.nchanges, 1u);
+	ASSERT_STR_EQ(d.changes[0].c.field, "household_size");
+	ASSERT_EQ(d.changes[0].c.value->valueint, 3);
+	downset_clear(&d);
 	identity_free(a.id);
 	hq_stop(&h);
 	curl_global_cleanup();

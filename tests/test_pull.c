@@ -435,3 +435,56 @@ TEST(pull_takes_hq_forms_and_validates_with_them)
 	ASSERT_OK(store_check(w.s, &err));
 	store_close(w.s);
 }
+
+/* A local edit HQ's receipt quarantined no longer holds the field
+ * against HQ's value: HQ sends its value again, and the device takes it
+ * even at the same clock it held before; a later local edit, not
+ * quarantined, holds it again. */
+TEST(pull_takes_hq_value_over_a_quarantined_edit)
+{
+	struct downset_change ch[5];
+	struct fs_error err = {0};
+	struct form *f = NULL;
+	struct world w;
+	cJSON *edit;
+	uint8_t *buf = NULL;
+	size_t len;
+	char v[256];
+	const hlc_t t0 = 0x0193a1b2c3d40000ULL;
+
+	world_open(&w);
+	ch[0] = change("full_name", "\"Đorđević Luka\"", t0, HQDEV);
+	ch[1] = change("municipality", "\"Sjenica\"", t0, HQDEV);
+	ch[2] = change("status", "\"idp\"", t0, HQDEV);
+	ch[3] = change("household_size", "4", t0, HQDEV);
+	ch[4] = change("consent", "true", t0, HQDEV);
+	make(&w, 1, ch, 5, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	free_changes(ch, 5);
+	ASSERT_OK(formsrc_load(NULL, "beneficiaries", &f, &err));
+	for (int round = 0; round < 3; round++) {
+		/* 0: a local edit; 1: HQ quarantined it; 2: a newer edit. */
+		if (round != 1) {
+			edit = cJSON_Parse(round ? "{\"household_size\":8}" : "{\"household_size\":7}");
+			ASSERT_OK(store_begin(w.s, &err));
+			ASSERT_OK(records_edit(w.s, f, REC, edit, &err));
+			ASSERT_OK(store_commit(w.s, &err));
+			cJSON_Delete(edit);
+		} else {
+			ASSERT_EQ(sqlite3_exec(store_db(w.s), "UPDATE outbox SET quarantined = 1 WHERE "
+						"field = 'household_size'", NULL, NULL, NULL),
+				  SQLITE_OK);
+		}
+		ch[0] = change("household_size", "4", t0, HQDEV);
+		make(&w, w.seq + 1, ch, 1, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+		ASSERT_OK(apply(&w, buf, len, &err));
+		free(buf);
+		free_changes(ch, 1);
+		value_of(&w, "household_size", v, sizeof(v));
+		ASSERT_STR_EQ(v, round == 0 ? "7" : round == 1 ? "4" : "8");
+	}
+	ASSERT_OK(store_check(w.s, &err));
+	form_free(f);
+	store_close(w.s);
+}

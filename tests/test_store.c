@@ -771,7 +771,8 @@ TEST(store_upgrades_version_1)
 	add_person(s, f, "Јовановић Јован", id);
 	ASSERT_EQ(sqlite3_exec(store_db(s), "DROP TABLE field_clocks; DROP TABLE hq_conflicts; "
 					    "DROP TABLE hq_forms; ALTER TABLE outbox DROP COLUMN "
-					    "form_version; PRAGMA user_version = 1;", NULL, NULL, NULL),
+					    "form_version; ALTER TABLE outbox DROP COLUMN quarantined; "
+					    "PRAGMA user_version = 1;", NULL, NULL, NULL),
 		  SQLITE_OK);
 	store_close(s);
 	s = open_store(secret, 0);

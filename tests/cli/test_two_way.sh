@@ -174,6 +174,31 @@ hq export visits --format jsonl > "$T/visits"
 grep "$R" "$T/visits" | grep -q '"roof":"leaking"' || fail "the visit made under HQ's form did not merge"
 [ "$(hq audit list --event form | wc -l)" -eq 3 ] || fail "expected 3 published form versions"
 
+# A change HQ quarantines does not stay the device's value: a new device
+# whose own forms allow a status HQ's do not edits a household before its
+# first pull; HQ refuses the edit, and the device ends with HQ's value.
+mkdir "$T/ownforms"
+cp "$FORMS"/*.json "$T/ownforms/"
+python3 - "$T/ownforms/beneficiaries.json" <<'PY'
+import json, sys
+f = json.load(open(sys.argv[1], encoding="utf-8"))
+for field in f["fields"]:
+    if field["name"] == "status":
+        field["values"].append("tourist")
+json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+PY
+novi() { "$FIELDSYNC" --data-dir "$T/novi" --forms-dir "$T/ownforms" --passphrase-file "$PASS" "$@"; }
+expect_exit 0 novi init --kdf interactive
+TOKEN=$(hq enroll-token --team "Tim Novi" --municipality Sjenica | tail -n 1)
+expect_exit 0 novi enroll "http://127.0.0.1:$PORT" "$TOKEN"
+expect_exit 0 novi import beneficiaries "$T/caseload.csv"
+expect_exit 0 novi beneficiary edit "$S" status=tourist
+expect_exit 0 novi sync
+must_contain "$OUT" "1 quarantined at HQ"
+expect_exit 0 novi beneficiary show "$S" --json
+must_contain "$OUT" '"status":"refugee"'
+expect_exit 0 novi check
+
 # The agent pulls on its own once unlocked: a household Sjenica registers
 # reaches Tutin's agent with nothing typed on Tutin's laptop.
 expect_exit 0 dev sjenica beneficiary add "full_name=Вуковић Сара" municipality=Sjenica \
