@@ -488,3 +488,72 @@ TEST(pull_takes_hq_value_over_a_quarantined_edit)
 	form_free(f);
 	store_close(w.s);
 }
+
+/* Does text appear in any page of the store, as the store's own VFS
+ * decrypts it (after a checkpoint: the WAL is empty)?  What a thief with
+ * the key would find, free pages and free space in pages included. */
+static int in_decrypted_pages(struct store *s, const char *text)
+{
+	struct fs_error err = {0};
+	sqlite3_file *fp = NULL;
+	sqlite3_int64 size = 0;
+	unsigned char page[4096];
+	int found = 0;
+
+	ASSERT_OK(store_checkpoint(s, &err));
+	ASSERT_EQ(sqlite3_file_control(store_db(s), "main", SQLITE_FCNTL_FILE_POINTER, &fp),
+		  SQLITE_OK);
+	ASSERT_EQ(fp->pMethods->xFileSize(fp, &size), SQLITE_OK);
+	ASSERT_GT(size, 0);
+	for (sqlite3_int64 off = 0; off < size && !found; off += (sqlite3_int64)sizeof(page)) {
+		ASSERT_EQ(fp->pMethods->xRead(fp, page, sizeof(page), off), SQLITE_OK);
+		found = memmem(page, sizeof(page), text, strlen(text)) != NULL;
+	}
+	return found;
+}
+
+/* A household that leaves the scope is purged for real: no page of the
+ * store holds its name afterwards, even decrypted.  The control, the
+ * same purge with secure_delete off, leaves the name behind: so the scan
+ * would see it. */
+TEST(pull_purge_overwrites_the_record)
+{
+	static const char *const names[2] = {"Purgeović Zlatibor", "Ostavljić Radmila"};
+	struct downset_change ch[5];
+	struct fs_error err = {0};
+	struct world w;
+	uint8_t *buf = NULL;
+	size_t len;
+	char v[256];
+
+	world_open(&w);
+	for (int control = 0; control < 2; control++) {
+		char name[64];
+		const hlc_t t = 0x0193a1b2c3d40000ULL + ((hlc_t)control << 20);
+
+		if (control)
+			ASSERT_EQ(sqlite3_exec(store_db(w.s), "PRAGMA secure_delete=OFF", NULL, NULL,
+					       NULL), SQLITE_OK);
+		snprintf(name, sizeof(name), "\"%s\"", names[control]);
+		ch[0] = change("full_name", name, t, HQDEV);
+		ch[1] = change("municipality", "\"Sjenica\"", t, HQDEV);
+		ch[2] = change("status", "\"idp\"", t, HQDEV);
+		ch[3] = change("household_size", "4", t, HQDEV);
+		ch[4] = change("consent", "true", t, HQDEV);
+		make(&w, w.seq + 1, ch, 5, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+		ASSERT_OK(apply(&w, buf, len, &err));
+		free(buf);
+		free_changes(ch, 5);
+		ASSERT_TRUE(in_decrypted_pages(w.s, names[control]));
+		/* It moves to Tutin, outside this device's scope. */
+		ch[0] = change("municipality", "\"Tutin\"", t + 1, HQDEV);
+		make(&w, w.seq + 1, ch, 1, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+		ASSERT_OK(apply(&w, buf, len, &err));
+		free(buf);
+		free_changes(ch, 1);
+		value_of(&w, "full_name", v, sizeof(v));
+		ASSERT_STR_EQ(v, "");
+		ASSERT_EQ(in_decrypted_pages(w.s, names[control]), control);
+	}
+	store_close(w.s);
+}
