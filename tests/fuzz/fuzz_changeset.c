@@ -1,7 +1,7 @@
 /* fuzz_changeset.c - change-set decoding and verification (HQ's side of
  * POST /v1/changesets): parse the header, verify the signature against a
  * fixed device key, hash, and, for inputs that verify, open the payload.
- * The seed is tests/vectors/changeset-v1.hex. */
+ * The seeds are the vectors tests/vectors/changeset-v1.hex to v3. */
 #include <sodium.h>
 
 #include "sync/changeset.h"
