@@ -185,6 +185,8 @@ echo "in both scopes) and HQ's merged size, and it is told which edit won; value
 team sremska-mitrovica visit list
 team sremska-mitrovica beneficiary show "$shared"
 team sremska-mitrovica conflicts
+echo "The forms it validates with from now on are HQ's, published and signed by HQ:"
+team sremska-mitrovica forms
 echo "Bujanovac's own household (Bujanovac is not in Sremska Mitrovica's scope) never reached it:"
 if team sremska-mitrovica beneficiary list | grep -q "Ђорђевић Милица"; then
 	echo "LEAK: Bujanovac's household reached Sremska Mitrovica" >&2
