@@ -78,10 +78,10 @@ static int rewritten(const struct push_target *tg, uint64_t old_size, uint64_t n
 }
 
 /* Ask HQ for its latest checkpoint and a proof from `from`; check both
- * against old (when from > 0) and keep the new one. */
+ * against old (when from > 0) and, with keep_it, keep the new one. */
 static int fetch_and_check(struct store *s, const struct push_target *tg, struct push_transport *t,
-			   const struct checkpoint *old, uint64_t from, struct hqhistory_result *res,
-			   struct fs_error *err)
+			   const struct checkpoint *old, uint64_t from, int keep_it,
+			   struct hqhistory_result *res, struct fs_error *err)
 {
 	merkle_hash proof[MERKLE_MAX_PROOF];
 	struct push_response resp = {0};
@@ -126,7 +126,7 @@ static int fetch_and_check(struct store *s, const struct push_target *tg, struct
 		r = rewritten(tg, from, now.size, err);
 		goto out;
 	}
-	if ((r = keep(s, note->valuestring, err)) < 0)
+	if (keep_it && (r = keep(s, note->valuestring, err)) < 0)
 		goto out;
 	res->new_size = now.size;
 	res->checked = from > 0;
@@ -170,9 +170,16 @@ int hqhistory_observe(struct store *s, const struct push_target *tg, struct push
 		return sodium_memcmp(seen.root, old.root, MERKLE_HASH_BYTES) == 0
 			       ? 0
 			       : rewritten(tg, old.size, seen.size, err);
-	if (seen.size < old.size)
-		return rewritten(tg, old.size, seen.size, err);
-	return fetch_and_check(s, tg, t, &old, old.size, res, err);
+	/* An older checkpoint than the one held: two answers from HQ (a push
+	 * and a pull, or two processes on one store) checked in the other
+	 * order.  Not a rewrite if both are prefixes of HQ's log now: the
+	 * older one is checked against HQ's latest, then the one held, which
+	 * keeps the latest. */
+	if (seen.size < old.size &&
+	    (r = fetch_and_check(s, tg, t, &seen, seen.size, 0, res, err)) < 0)
+		return r;
+	res->old_size = old.size;
+	return fetch_and_check(s, tg, t, &old, old.size, 1, res, err);
 }
 
 int hqhistory_verify(struct store *s, const struct push_target *tg, struct push_transport *t,
@@ -190,5 +197,5 @@ int hqhistory_verify(struct store *s, const struct push_target *tg, struct push_
 	if (r < 0)
 		return r;
 	res->old_size = found ? old.size : 0;
-	return fetch_and_check(s, tg, t, &old, found ? old.size : 0, res, err);
+	return fetch_and_check(s, tg, t, &old, found ? old.size : 0, 1, res, err);
 }

@@ -7,7 +7,9 @@
  * showing that the new tree extends the old.  So an HQ that rewrites,
  * truncates or forks its log after a device saw a checkpoint is caught
  * by that device the next time it talks to HQ, and loudly: -FS_EAUTH
- * with "HQ's audit history was rewritten".
+ * with "HQ's audit history was rewritten".  A checkpoint older than the
+ * one held (two answers checked in the other order) is no alarm when
+ * HQ proves both are prefixes of its log now.
  *
  * Errors: -FS_EAUTH (bad signature, inconsistent history), -EPROTO (HQ
  * answered nonsense), transport and store errors as push.h.  Not

@@ -14,11 +14,14 @@
 #include <unistd.h>
 
 #include "agent/enroll.h"
+#include "agent/hqhistory.h"
 #include "agent/pack.h"
 #include "agent/push.h"
 #include "agent/records.h"
 #include "agent/store.h"
 #include "sync/changeset.h"
+#include "sync/merkle.h"
+#include "sync/note.h"
 #include "sync/receipt.h"
 #include "sync/token.h"
 #include "tests/test.h"
@@ -257,6 +260,10 @@ TEST(push_marks_only_verified_receipts)
 	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
 	ASSERT_EQ(st.quarantined, st.sets);
 	ASSERT_GT(st.sets, 0);
+	/* ... and marked in the outbox: the first change of each set. */
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outbox WHERE quarantined"), (long long)st.sets);
+	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outbox o WHERE quarantined AND seq != (SELECT "
+			      "min(seq) FROM outbox WHERE changeset = o.changeset)"), 0);
 	store_close(s);
 }
 
@@ -650,4 +657,124 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 	                  NULL, &resp, &err),
 	          -FS_EUSAGE);
 	push_transport_free(t);
+}
+
+/* ---- holding HQ to its history ------------------------------------------ */
+
+#define LOG_LEAVES 16
+
+/* An HQ log of LOG_LEAVES entries, answering consistency requests from
+ * the tree of its first `size` entries, as HQ's POST
+ * /v1/audit/consistency does; forged_root, when set, is the root of
+ * another history of the same sizes. */
+struct fake_log {
+	struct push_transport base;
+	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
+	merkle_hash leaves[LOG_LEAVES];
+	uint64_t size; /* the latest checkpoint's */
+	int requests;
+};
+
+/* A checkpoint of the first n leaves (of leaves), signed by the log's
+ * key; malloc'd. */
+static char *log_note(const struct fake_log *lg, const merkle_hash *leaves, uint64_t n)
+{
+	char origin[NOTE_NAME_MAX + 1], text[512], *note = NULL;
+	merkle_hash root;
+
+	checkpoint_origin(lg->sign_pk, origin);
+	merkle_root(leaves, n, root);
+	ASSERT_OK(checkpoint_format(origin, n, root, text, sizeof(text)));
+	ASSERT_OK(note_sign(text, origin, lg->sign_sk, &note));
+	return note;
+}
+
+static int log_post(struct push_transport *t, const char *url, const char *content_type,
+		    const uint8_t *body, size_t len, const char *tls_pin,
+		    struct push_response *ret, struct fs_error *err)
+{
+	struct fake_log *lg = (struct fake_log *)t;
+	merkle_hash proof[MERKLE_MAX_PROOF];
+	cJSON *req = cJSON_ParseWithLength((const char *)body, len), *o = cJSON_CreateObject(), *a;
+	char b64[64], *note, *text;
+	size_t n = 0;
+	uint64_t from;
+
+	(void)content_type, (void)tls_pin, (void)err;
+	ASSERT_STR_CONTAINS(url, "/v1/audit/consistency");
+	lg->requests++;
+	from = (uint64_t)cJSON_GetObjectItem(req, "from")->valuedouble;
+	cJSON_Delete(req);
+	if (from > lg->size) {
+		fake_answer(ret, 409, "{\"error\":\"ahead_of_log\",\"message\":\"shorter\"}");
+		cJSON_Delete(o);
+		return 0;
+	}
+	if (from)
+		ASSERT_OK(merkle_consistency_proof(lg->leaves, lg->size, from, proof, &n));
+	note = log_note(lg, lg->leaves, lg->size);
+	a = cJSON_AddArrayToObject(o, "proof");
+	for (size_t i = 0; i < n; i++) {
+		sodium_bin2base64(b64, sizeof(b64), proof[i], MERKLE_HASH_BYTES,
+				  sodium_base64_VARIANT_ORIGINAL);
+		cJSON_AddItemToArray(a, cJSON_CreateString(b64));
+	}
+	cJSON_AddNumberToObject(o, "size", (double)lg->size);
+	cJSON_AddStringToObject(o, "checkpoint", note);
+	text = cJSON_PrintUnformatted(o);
+	fake_answer(ret, 200, text);
+	cJSON_free(text);
+	free(note);
+	cJSON_Delete(o);
+	return 0;
+}
+
+/* Checkpoints seen out of order (a pull's and a push's answers checked
+ * in the other order) are no alarm while HQ proves both are prefixes of
+ * its log; an older checkpoint of another history is. */
+TEST(hqhistory_older_checkpoint_is_checked_not_feared)
+{
+	struct fake_log lg = {.base = {.post = log_post, .destroy = fake_destroy}};
+	merkle_hash other[LOG_LEAVES];
+	struct hqhistory_result res;
+	struct fs_error err = {0};
+	struct push_target tg;
+	struct store *s = ph_open();
+	char *n8, *n12, *n10, *forged;
+
+	crypto_sign_keypair(lg.sign_pk, lg.sign_sk);
+	for (int i = 0; i < LOG_LEAVES; i++) {
+		char e[32];
+
+		snprintf(e, sizeof(e), "entry %d", i);
+		merkle_leaf_hash(e, strlen(e), lg.leaves[i]);
+		snprintf(e, sizeof(e), "entry %d%s", i, i >= 9 ? " rewritten" : "");
+		merkle_leaf_hash(e, strlen(e), other[i]);
+	}
+	memset(&tg, 0, sizeof(tg));
+	snprintf(tg.url, sizeof(tg.url), "http://127.0.0.1:9");
+	memcpy(tg.hq_sign_pk, lg.sign_pk, sizeof(tg.hq_sign_pk));
+	n8 = log_note(&lg, lg.leaves, 8);
+	n10 = log_note(&lg, lg.leaves, 10);
+	n12 = log_note(&lg, lg.leaves, 12);
+	forged = log_note(&lg, other, 10);
+	lg.size = 12;
+	ASSERT_OK(hqhistory_observe(s, &tg, &lg.base, n8, &res, &err));
+	ASSERT_OK(hqhistory_observe(s, &tg, &lg.base, n12, &res, &err));
+	ASSERT_EQ(res.new_size, 12u);
+	ASSERT_TRUE(res.checked);
+	/* The answer with size 10 is checked after the one with 12. */
+	ASSERT_OK(hqhistory_observe(s, &tg, &lg.base, n10, &res, &err));
+	ASSERT_EQ(res.new_size, 12u);
+	/* Another history of size 10, signed by HQ's key: a rewrite. */
+	ASSERT_EQ(hqhistory_observe(s, &tg, &lg.base, forged, &res, &err), -FS_EAUTH);
+	ASSERT_STR_CONTAINS(err.msg, "REWRITTEN");
+	/* And a log that has shrunk below the checkpoint held. */
+	lg.size = 11;
+	ASSERT_EQ(hqhistory_observe(s, &tg, &lg.base, n10, &res, &err), -FS_EAUTH);
+	free(n8);
+	free(n10);
+	free(n12);
+	free(forged);
+	store_close(s);
 }
