@@ -29,6 +29,7 @@
 #include "hq/hqenroll.h"
 #include "hq/hqforms.h"
 #include "hq/hqkeys.h"
+#include "hq/pgdb.h"
 #include "hq/server.h"
 #include "hq/tlspin.h"
 #include "sync/hlc.h"
@@ -140,14 +141,17 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 	struct fs_error err = {0};
 	struct identity *hq = NULL;
 	uint8_t fp[TOKEN_FP_BYTES];
-	char fp_hex[2 * TOKEN_FP_BYTES + 1];
+	char fp_hex[2 * TOKEN_FP_BYTES + 1], where[512];
 	sqlite3 *db = NULL;
+	PGconn *pg = NULL;
 	int r;
 
 	if (wants_help(argc, argv)) {
 		puts("Usage: fieldsync-hq init\n"
 		     "Create HQ's Ed25519 and X25519 keys (DATA_DIR/hq.key, mode 0600) and its\n"
-		     "database (DATA_DIR/hq.db).  Never replaces existing keys or data.");
+		     "database (DATA_DIR/hq.db), or with [store] backend = postgresql HQ's\n"
+		     "schema in the PostgreSQL database [store] postgresql names.  Never\n"
+		     "replaces existing keys or data.");
 		return EXIT_OK;
 	}
 	if (argc != 1)
@@ -165,6 +169,25 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 					    "the credential %s; init would make another", cred),
 			       fail(&err);
 	}
+	if (hqconfig_postgresql(cfg)) {
+		const struct pgdb_config pc = {cfg->postgresql, cfg->pg_password_file,
+					       cfg->pg_statement_timeout_ms};
+
+		/* The database first: a wrong password or a missing database
+		 * is found before any key is made. */
+		if ((r = hqdb_check_dir(cfg->data_dir, &err)) < 0 ||
+		    (r = pgdb_connect(&pc, &pg, &err)) < 0 ||
+		    (r = pgdb_create_schema(pg, &err)) < 0 ||
+		    (r = hqkeys_create(cfg->data_dir, &err)) < 0 ||
+		    (r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0)
+			goto out;
+		pgdb_describe(pg, where, sizeof(where));
+		token_hq_fingerprint(hq->sign_pk, hq->box_pk, fp);
+		sodium_bin2hex(fp_hex, sizeof(fp_hex), fp, sizeof(fp));
+		printf("created HQ keys in %s and HQ's schema in PostgreSQL %s\nHQ fingerprint %s\n",
+		       cfg->data_dir, where, fp_hex);
+		goto out;
+	}
 	if ((r = hqdb_check_dir(cfg->data_dir, &err)) < 0 ||
 	    (r = hqkeys_create(cfg->data_dir, &err)) < 0 ||
 	    (r = hqdb_open(cfg->data_dir, HQDB_CREATE, &db, &err)) < 0 ||
@@ -174,6 +197,7 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 	sodium_bin2hex(fp_hex, sizeof(fp_hex), fp, sizeof(fp));
 	printf("created HQ keys and database in %s\nHQ fingerprint %s\n", cfg->data_dir, fp_hex);
 out:
+	pgdb_close(pg);
 	hqdb_close(db);
 	identity_free(hq);
 	return r < 0 ? fail(&err) : EXIT_OK;
@@ -705,6 +729,17 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (load_config(config_path, overrides, &cfg, &err) < 0) {
+		hqconfig_free(&cfg);
+		return fail(&err);
+	}
+	/* The PostgreSQL backend is being built (issue 13): init makes its
+	 * schema; the rest still reads and writes SQLite only, so it must
+	 * not run against a configuration that names PostgreSQL. */
+	if (hqconfig_postgresql(&cfg) && strcmp(cmd, "init") &&
+	    !wants_help(argc, argv)) {
+		fs_error_set(&err, -FS_EUSAGE, "%s: [store] backend = postgresql: only init works on "
+			     "PostgreSQL so far; serve and the other commands use the SQLite backend",
+			     fs_error_token(cmd, tok));
 		hqconfig_free(&cfg);
 		return fail(&err);
 	}

@@ -27,6 +27,11 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{"server", "proof_rate", NULL, &cfg->proof_rate, 1000000},
 		{"server", "pull_batch", NULL, &cfg->pull_batch, DOWNSET_MAX_ENTRIES},
 		{"store", "data_dir", &cfg->data_dir, NULL, 0},
+		{"store", "backend", &cfg->backend, NULL, 0},
+		{"store", "postgresql", &cfg->postgresql, NULL, 0},
+		{"store", "postgresql_password_file", &cfg->pg_password_file, NULL, 0},
+		{"store", "postgresql_statement_timeout_ms", NULL, &cfg->pg_statement_timeout_ms,
+		 3600000},
 		{"forms", "dir", &cfg->forms_dir, NULL, 0},
 		{"audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000},
 		{"audit", "checkpoint_minutes", NULL, &cfg->audit.minutes, 10080},
@@ -66,7 +71,17 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		return fs_error_set(err, -FS_EUSAGE, "[server] accept_unbound_sets must be yes or no");
 	if (!cfg->tls_cert != !cfg->tls_key)
 		return fs_error_set(err, -FS_EUSAGE, "[server] tls_cert and tls_key go together");
+	if (cfg->backend && strcmp(cfg->backend, "sqlite") && strcmp(cfg->backend, "postgresql"))
+		return fs_error_set(err, -FS_EUSAGE, "[store] backend must be sqlite or postgresql");
+	if (hqconfig_postgresql(cfg) && !cfg->postgresql)
+		return fs_error_set(err, -FS_EUSAGE, "[store] backend = postgresql needs [store] "
+				    "postgresql, a libpq connection string");
 	return 0;
+}
+
+int hqconfig_postgresql(const struct hq_config *cfg)
+{
+	return cfg->backend && !strcmp(cfg->backend, "postgresql");
 }
 
 void hqconfig_free(struct hq_config *cfg)
@@ -79,5 +94,8 @@ void hqconfig_free(struct hq_config *cfg)
 	free(cfg->data_dir);
 	free(cfg->forms_dir);
 	free(cfg->accept_unbound);
+	free(cfg->backend);
+	free(cfg->postgresql);
+	free(cfg->pg_password_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

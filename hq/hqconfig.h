@@ -30,6 +30,13 @@
  *                          on average after SERVER_UPLOAD_GRACE_S, or the
  *                          connection is closed, 1..1048576 (default 1024)
  *   [store] data_dir       data directory (default /var/lib/fieldsync-hq)
+ *   [store] backend        sqlite (default) or postgresql (hq/pgdb.h)
+ *   [store] postgresql     a libpq connection string, without a password
+ *   [store] postgresql_password_file  file whose first line is the
+ *                          password (mode 0600); else the credential
+ *                          PGDB_CREDENTIAL, else libpq's ~/.pgpass
+ *   [store] postgresql_statement_timeout_ms  1..3600000 (default
+ *                          PGDB_DEFAULT_STATEMENT_TIMEOUT_MS)
  *   [forms] dir            directory of <collection>.json form definitions
  *   [audit] checkpoint_every    sign a checkpoint at least every N entries
  *                               (default 100)
@@ -74,6 +81,10 @@ struct hq_config {
 	unsigned enroll_rate;  /* enrolment attempts per address: burst, and per minute */
 	unsigned proof_rate;   /* proof requests per address: burst, and per minute */
 	unsigned pull_batch;   /* entries per down-set at most */
+	char *backend;         /* "sqlite" (NULL) or "postgresql" */
+	char *postgresql;      /* libpq connection string */
+	char *pg_password_file; /* NULL: the credential, or libpq's ways */
+	unsigned pg_statement_timeout_ms; /* 0: the default */
 	struct audit_policy audit; /* when to sign an audit checkpoint */
 };
 
@@ -87,5 +98,8 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err) FS_WUR;
 
 /* NULL-safe; zeroes cfg. */
 void hqconfig_free(struct hq_config *cfg);
+
+/* Is the backend PostgreSQL? */
+int hqconfig_postgresql(const struct hq_config *cfg);
 
 #endif
