@@ -1,0 +1,474 @@
+/* hqsql.c - see hqsql.h.  Sections: connections; SQLite; PostgreSQL;
+ * statements (dispatching to the two). */
+#include "hq/hqsql.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hq/pgdb.h"
+#include "sync/dberr.h"
+
+/* PostgreSQL type oids (server/catalog/pg_type_d.h, stable since 7.x). */
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+
+/* The advisory lock every PostgreSQL writer takes (hqsql_begin): an
+ * arbitrary constant, "fsHQ". */
+#define WRITER_LOCK 0x66734851
+
+struct hqsql {
+	enum hqsql_backend backend;
+	sqlite3 *lite;
+	PGconn *pg;
+	unsigned prepared; /* PostgreSQL statement names handed out */
+	char where[512];   /* the database, for messages */
+};
+
+struct hqsql_stmt {
+	struct hqsql *db;
+	sqlite3_stmt *lite;
+	/* PostgreSQL */
+	char *sql;                      /* with $N placeholders */
+	char name[24];                  /* "" until prepared */
+	int nparams;                    /* highest placeholder number */
+	char *val[HQSQL_MAX_PARAMS];    /* malloc'd text or bytes, NULL for NULL */
+	int len[HQSQL_MAX_PARAMS];
+	int fmt[HQSQL_MAX_PARAMS];      /* 0 text, 1 binary */
+	unsigned oid[HQSQL_MAX_PARAMS]; /* from the first bindings */
+	PGresult *res;
+	int row, rows;
+	int64_t changes;
+	unsigned char *blob;            /* the last bytea decoded */
+};
+
+/* ---- connections ---------------------------------------------------------- */
+
+int hqsql_wrap_sqlite(sqlite3 *db, struct hqsql **ret, struct fs_error *err)
+{
+	struct hqsql *h = calloc(1, sizeof(*h));
+	const char *file = sqlite3_db_filename(db, "main");
+
+	if (!h)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	h->backend = HQSQL_SQLITE;
+	h->lite = db;
+	snprintf(h->where, sizeof(h->where), "%s", file && *file ? file : "(memory)");
+	*ret = h;
+	return 0;
+}
+
+int hqsql_wrap_pg(PGconn *db, struct hqsql **ret, struct fs_error *err)
+{
+	struct hqsql *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	h->backend = HQSQL_POSTGRESQL;
+	h->pg = db;
+	snprintf(h->where, sizeof(h->where), "PostgreSQL ");
+	pgdb_describe(db, h->where + strlen(h->where), sizeof(h->where) - strlen(h->where));
+	*ret = h;
+	return 0;
+}
+
+struct hqsql *hqsql_close(struct hqsql *db)
+{
+	if (!db)
+		return NULL;
+	if (db->lite)
+		sqlite3_close(db->lite);
+	if (db->pg)
+		PQfinish(db->pg);
+	free(db);
+	return NULL;
+}
+
+enum hqsql_backend hqsql_backend(const struct hqsql *db)
+{
+	return db->backend;
+}
+
+/* ---- SQLite ------------------------------------------------------------------ */
+
+static int lite_fail(struct hqsql *db, const char *what, struct fs_error *err)
+{
+	int rc = sqlite3_extended_errcode(db->lite);
+	int r = dberr_set(db->lite, rc, sqlite3_db_filename(db->lite, "main"), err, "%s", what);
+
+	/* One code for "that key is taken" on both backends. */
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+		r = err ? (err->code = -EEXIST) : -EEXIST;
+	return r;
+}
+
+/* ---- PostgreSQL ------------------------------------------------------------- */
+
+/* The result's failure as an error: the SQLSTATE decides the code. */
+static int pg_fail(struct hqsql *db, const PGresult *res, const char *what, struct fs_error *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+							      : PQerrorMessage(db->pg);
+	char why[512];
+	size_t n = 0;
+	int r = -FS_ESTORE;
+
+	for (const char *p = msg; *p && n + 1 < sizeof(why); p++)
+		why[n++] = *p == '\n' ? ' ' : *p;
+	while (n && why[n - 1] == ' ')
+		n--;
+	why[n] = '\0';
+	if (PQstatus(db->pg) == CONNECTION_BAD)
+		r = -EHOSTUNREACH;
+	else if (state && !strcmp(state, "23505"))
+		r = -EEXIST;
+	else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
+			   !strcmp(state, "55P03")))
+		r = -EBUSY;
+	else if (state && !strcmp(state, "53100"))
+		r = -ENOSPC;
+	else if (state && !strcmp(state, "57014"))
+		r = -ETIMEDOUT;
+	return fs_error_set(err, r, "%s: %s: %s", db->where, what, why);
+}
+
+static int pg_command(struct hqsql *db, const char *sql, const char *what, struct fs_error *err)
+{
+	PGresult *res = PQexec(db->pg, sql);
+	ExecStatusType s = PQresultStatus(res);
+	int r = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : pg_fail(db, res, what, err);
+
+	PQclear(res);
+	return r;
+}
+
+/* sql with ?N (and bare ?) as $N, outside quotes; *max the highest N. */
+static char *pg_placeholders(const char *sql, int *max)
+{
+	size_t n = strlen(sql);
+	char *out = malloc(n * 2 + 1), *o = out, quote = 0;
+	int next = 1;
+
+	*max = 0;
+	if (!out)
+		return NULL;
+	for (const char *p = sql; *p; p++) {
+		if (quote) {
+			quote = *p == quote ? 0 : quote;
+			*o++ = *p;
+		} else if (*p == '\'' || *p == '"') {
+			quote = *p;
+			*o++ = *p;
+		} else if (*p == '?') {
+			int k = 0;
+
+			while (p[1] >= '0' && p[1] <= '9')
+				k = k * 10 + (*++p - '0');
+			if (!k)
+				k = next;
+			next = k + 1;
+			if (k > *max)
+				*max = k;
+			o += sprintf(o, "$%d", k);
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static int pg_run(struct hqsql_stmt *st, const char *what, struct fs_error *err)
+{
+	struct hqsql *db = st->db;
+	ExecStatusType s;
+
+	if (!st->name[0]) {
+		PGresult *res;
+
+		snprintf(st->name, sizeof(st->name), "hq%u", ++db->prepared);
+		res = PQprepare(db->pg, st->name, st->sql, st->nparams, st->oid);
+		s = PQresultStatus(res);
+		if (s != PGRES_COMMAND_OK) {
+			int r = pg_fail(db, res, what, err);
+
+			PQclear(res);
+			st->name[0] = '\0';
+			return r;
+		}
+		PQclear(res);
+	}
+	st->res = PQexecPrepared(db->pg, st->name, st->nparams, (const char *const *)st->val,
+				 st->len, st->fmt, 0);
+	s = PQresultStatus(st->res);
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+		int r = pg_fail(db, st->res, what, err);
+
+		PQclear(st->res);
+		st->res = NULL;
+		return r;
+	}
+	st->rows = PQntuples(st->res);
+	st->row = -1;
+	st->changes = atoll(PQcmdTuples(st->res));
+	return 0;
+}
+
+/* ---- statements and transactions --------------------------------------------- */
+
+int hqsql_exec(struct hqsql *db, const char *sql, const char *what, struct fs_error *err)
+{
+	if (db->backend == HQSQL_POSTGRESQL)
+		return pg_command(db, sql, what, err);
+	if (sqlite3_exec(db->lite, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return lite_fail(db, what, err);
+	return 0;
+}
+
+int hqsql_begin(struct hqsql *db, enum hqsql_tx tx, struct fs_error *err)
+{
+	char sql[128];
+
+	if (db->backend == HQSQL_SQLITE)
+		return hqsql_exec(db, tx == HQSQL_WRITE ? "BEGIN IMMEDIATE" : "BEGIN", "begin", err);
+	if (tx == HQSQL_READ)
+		return pg_command(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin",
+				  err);
+	snprintf(sql, sizeof(sql), "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT "
+		 "pg_advisory_xact_lock(%d)", WRITER_LOCK);
+	return pg_command(db, sql, "begin", err);
+}
+
+int hqsql_commit(struct hqsql *db, struct fs_error *err)
+{
+	return hqsql_exec(db, "COMMIT", "commit", err);
+}
+
+void hqsql_rollback(struct hqsql *db)
+{
+	if (!hqsql_in_transaction(db))
+		return;
+	if (db->backend == HQSQL_POSTGRESQL)
+		PQclear(PQexec(db->pg, "ROLLBACK"));
+	else
+		sqlite3_exec(db->lite, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int hqsql_in_transaction(const struct hqsql *db)
+{
+	if (db->backend == HQSQL_POSTGRESQL)
+		return PQtransactionStatus(db->pg) != PQTRANS_IDLE;
+	return !sqlite3_get_autocommit(db->lite);
+}
+
+int hqsql_lock(struct hqsql *db, const char *key, struct fs_error *err)
+{
+	struct hqsql_stmt *st = NULL;
+	int r;
+
+	if (db->backend == HQSQL_SQLITE)
+		return 0;
+	if ((r = hqsql_prepare(db, "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))", &st,
+			       err)) < 0)
+		return r;
+	hqsql_bind_text(st, 1, key);
+	r = hqsql_step(st, "take a lock", err);
+	hqsql_finalize(st);
+	return r < 0 ? r : 0;
+}
+
+int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
+		  struct fs_error *err)
+{
+	struct hqsql_stmt *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	st->db = db;
+	if (db->backend == HQSQL_SQLITE) {
+		if (sqlite3_prepare_v2(db->lite, sql, -1, &st->lite, NULL) != SQLITE_OK) {
+			free(st);
+			return lite_fail(db, "prepare statement", err);
+		}
+	} else if (!(st->sql = pg_placeholders(sql, &st->nparams))) {
+		free(st);
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	} else if (st->nparams > HQSQL_MAX_PARAMS) {
+		hqsql_finalize(st);
+		return fs_error_set(err, -FS_EUSAGE, "a statement with more than %d parameters",
+				    HQSQL_MAX_PARAMS);
+	}
+	*ret = st;
+	return 0;
+}
+
+/* Keep a PostgreSQL parameter: a copy of n bytes, its format and type. */
+static void pg_bind(struct hqsql_stmt *st, int i, const void *p, size_t n, int fmt, unsigned oid)
+{
+	if (i < 1 || i > HQSQL_MAX_PARAMS)
+		return;
+	free(st->val[i - 1]);
+	st->val[i - 1] = NULL;
+	if (p && (st->val[i - 1] = malloc(n + 1))) {
+		memcpy(st->val[i - 1], p, n);
+		st->val[i - 1][n] = '\0';
+	}
+	st->len[i - 1] = (int)n;
+	st->fmt[i - 1] = fmt;
+	/* The types the statement is prepared with: those of the first
+	 * bindings (NULL leaves PostgreSQL to infer it). */
+	if (!st->name[0] && oid)
+		st->oid[i - 1] = oid;
+}
+
+void hqsql_bind_text(struct hqsql_stmt *st, int i, const char *text)
+{
+	if (st->lite)
+		sqlite3_bind_text(st->lite, i, text, -1, SQLITE_TRANSIENT);
+	else
+		pg_bind(st, i, text, text ? strlen(text) : 0, 0, OID_TEXT);
+}
+
+void hqsql_bind_int64(struct hqsql_stmt *st, int i, int64_t v)
+{
+	char num[24];
+
+	if (st->lite) {
+		sqlite3_bind_int64(st->lite, i, v);
+		return;
+	}
+	snprintf(num, sizeof(num), "%lld", (long long)v);
+	pg_bind(st, i, num, strlen(num), 0, OID_INT8);
+}
+
+void hqsql_bind_blob(struct hqsql_stmt *st, int i, const void *p, size_t n)
+{
+	if (st->lite)
+		sqlite3_bind_blob(st->lite, i, p ? p : "", (int)n, SQLITE_TRANSIENT);
+	else
+		pg_bind(st, i, p ? p : "", n, 1, OID_BYTEA);
+}
+
+void hqsql_bind_null(struct hqsql_stmt *st, int i)
+{
+	if (st->lite)
+		sqlite3_bind_null(st->lite, i);
+	else
+		pg_bind(st, i, NULL, 0, 0, 0);
+}
+
+int hqsql_step(struct hqsql_stmt *st, const char *what, struct fs_error *err)
+{
+	int rc, r;
+
+	if (st->lite) {
+		rc = sqlite3_step(st->lite);
+		if (rc == SQLITE_ROW)
+			return HQSQL_ROW;
+		if (rc == SQLITE_DONE) {
+			st->changes = sqlite3_changes(st->db->lite);
+			return HQSQL_DONE;
+		}
+		return lite_fail(st->db, what, err);
+	}
+	if (!st->res && (r = pg_run(st, what, err)) < 0)
+		return r;
+	PQfreemem(st->blob);
+	st->blob = NULL;
+	return ++st->row < st->rows ? HQSQL_ROW : HQSQL_DONE;
+}
+
+int hqsql_column_is_null(struct hqsql_stmt *st, int i)
+{
+	if (st->lite)
+		return sqlite3_column_type(st->lite, i) == SQLITE_NULL;
+	return !st->res || st->row >= st->rows || PQgetisnull(st->res, st->row, i);
+}
+
+const char *hqsql_column_text(struct hqsql_stmt *st, int i)
+{
+	if (st->lite)
+		return (const char *)sqlite3_column_text(st->lite, i);
+	return hqsql_column_is_null(st, i) ? NULL : PQgetvalue(st->res, st->row, i);
+}
+
+int64_t hqsql_column_int64(struct hqsql_stmt *st, int i)
+{
+	const char *v;
+
+	if (st->lite)
+		return sqlite3_column_int64(st->lite, i);
+	if (!(v = hqsql_column_text(st, i)))
+		return 0;
+	if (PQftype(st->res, i) == OID_BOOL)
+		return v[0] == 't';
+	return strtoll(v, NULL, 10);
+}
+
+const void *hqsql_column_blob(struct hqsql_stmt *st, int i, size_t *ret_len)
+{
+	const char *v;
+	size_t n = 0;
+
+	*ret_len = 0;
+	if (st->lite) {
+		*ret_len = (size_t)sqlite3_column_bytes(st->lite, i);
+		return sqlite3_column_blob(st->lite, i);
+	}
+	if (!(v = hqsql_column_text(st, i)))
+		return NULL;
+	if (PQftype(st->res, i) != OID_BYTEA) {
+		*ret_len = (size_t)PQgetlength(st->res, st->row, i);
+		return v;
+	}
+	PQfreemem(st->blob);
+	if (!(st->blob = PQunescapeBytea((const unsigned char *)v, &n)))
+		return NULL;
+	*ret_len = n;
+	return st->blob;
+}
+
+int64_t hqsql_changes(struct hqsql_stmt *st)
+{
+	return st->changes;
+}
+
+void hqsql_reset(struct hqsql_stmt *st)
+{
+	if (st->lite) {
+		sqlite3_reset(st->lite);
+		return;
+	}
+	PQclear(st->res);
+	st->res = NULL;
+	PQfreemem(st->blob);
+	st->blob = NULL;
+	st->rows = st->row = 0;
+}
+
+void hqsql_finalize(struct hqsql_stmt *st)
+{
+	char sql[64];
+
+	if (!st)
+		return;
+	if (st->lite) {
+		sqlite3_finalize(st->lite);
+		free(st);
+		return;
+	}
+	if (st->name[0] && PQstatus(st->db->pg) == CONNECTION_OK &&
+	    PQtransactionStatus(st->db->pg) != PQTRANS_INERROR) {
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);
+		PQclear(PQexec(st->db->pg, sql));
+	}
+	hqsql_reset(st);
+	for (int i = 0; i < HQSQL_MAX_PARAMS; i++)
+		free(st->val[i]);
+	free(st->sql);
+	free(st);
+}

@@ -1,0 +1,92 @@
+/* hqsql.h - one way to run HQ's SQL on SQLite or PostgreSQL.
+ *
+ * The executor under HQ's storage seam (issue 13, being built).  HQ's
+ * modules keep their SQL, in the subset both engines read the same way,
+ * and run it through these calls; what differs between the engines
+ * lives here, in one file per backend: connecting, placeholders,
+ * transactions and locks, types, and errors.
+ *
+ *   - Placeholders are ?1, ?2, ... (SQLite's form); the PostgreSQL
+ *     backend rewrites them to $1, $2 outside string literals.
+ *   - Values: text, 64-bit integers, blobs and NULL.  A column reads back
+ *     as what was stored: PostgreSQL's BIGINT/INTEGER/BOOLEAN as
+ *     integers, BYTEA as bytes (hqsql_column_blob), TEXT as text.
+ *   - Transactions: hqsql_begin(HQSQL_WRITE) is SQLite's BEGIN
+ *     IMMEDIATE: one writer at a time for the whole database.  On
+ *     PostgreSQL it is READ COMMITTED plus a transaction-scoped advisory
+ *     lock that every writer takes, so N processes on one database keep
+ *     SQLite's one-writer semantics; finer locks (hqsql_lock) come as
+ *     the modules move onto this seam.  hqsql_lock(key) takes a named
+ *     transaction-scoped lock on PostgreSQL, and is a no-op on SQLite,
+ *     whose write transaction already excludes every other writer.
+ *   - Rows: hqsql_step() returns HQSQL_ROW, HQSQL_DONE or a negative
+ *     error.  On PostgreSQL the first step runs the statement and holds
+ *     its result; statements are prepared once per connection.
+ *   - Errors fill err with "what: the engine's reason", naming the
+ *     database (a file, or host, port, database and user; never a
+ *     password): -EEXIST for a unique or primary key violation,
+ *     -EBUSY for a lock or serialisation failure, -ENOSPC for a full
+ *     disk, -EHOSTUNREACH when the server went away, -FS_ESTORE
+ *     otherwise.
+ *
+ * A connection and its statements belong to one thread.  Strings and
+ * blobs returned by column calls are valid until the next step, reset
+ * or finalize of that statement.
+ */
+#ifndef FS_HQSQL_H
+#define FS_HQSQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include <libpq-fe.h>
+
+#include "crypto/fserr.h"
+
+#define HQSQL_ROW 100
+#define HQSQL_DONE 101
+#define HQSQL_MAX_PARAMS 32
+
+enum hqsql_backend { HQSQL_SQLITE, HQSQL_POSTGRESQL };
+enum hqsql_tx { HQSQL_READ, HQSQL_WRITE };
+
+struct hqsql;
+struct hqsql_stmt;
+
+/* Take over an open connection (closed by hqsql_close). */
+int hqsql_wrap_sqlite(sqlite3 *db, struct hqsql **ret, struct fs_error *err) FS_WUR;
+int hqsql_wrap_pg(PGconn *db, struct hqsql **ret, struct fs_error *err) FS_WUR;
+/* NULL-safe; finalizes nothing: statements go first.  Returns NULL. */
+struct hqsql *hqsql_close(struct hqsql *db);
+
+enum hqsql_backend hqsql_backend(const struct hqsql *db);
+
+int hqsql_exec(struct hqsql *db, const char *sql, const char *what, struct fs_error *err) FS_WUR;
+int hqsql_begin(struct hqsql *db, enum hqsql_tx tx, struct fs_error *err) FS_WUR;
+int hqsql_commit(struct hqsql *db, struct fs_error *err) FS_WUR;
+/* Never fails visibly: a transaction that cannot roll back is gone. */
+void hqsql_rollback(struct hqsql *db);
+int hqsql_in_transaction(const struct hqsql *db);
+/* A lock on key until the transaction ends (see above). */
+int hqsql_lock(struct hqsql *db, const char *key, struct fs_error *err) FS_WUR;
+
+int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
+		  struct fs_error *err) FS_WUR;
+void hqsql_bind_text(struct hqsql_stmt *st, int i, const char *text);
+void hqsql_bind_int64(struct hqsql_stmt *st, int i, int64_t v);
+void hqsql_bind_blob(struct hqsql_stmt *st, int i, const void *p, size_t n);
+void hqsql_bind_null(struct hqsql_stmt *st, int i);
+/* HQSQL_ROW, HQSQL_DONE, or a negative error (err says what failed). */
+int hqsql_step(struct hqsql_stmt *st, const char *what, struct fs_error *err);
+int hqsql_column_is_null(struct hqsql_stmt *st, int i);
+const char *hqsql_column_text(struct hqsql_stmt *st, int i);
+int64_t hqsql_column_int64(struct hqsql_stmt *st, int i);
+const void *hqsql_column_blob(struct hqsql_stmt *st, int i, size_t *ret_len);
+/* Rows the last INSERT, UPDATE or DELETE of st changed. */
+int64_t hqsql_changes(struct hqsql_stmt *st);
+/* Ready to run again, bindings kept. */
+void hqsql_reset(struct hqsql_stmt *st);
+/* NULL-safe. */
+void hqsql_finalize(struct hqsql_stmt *st);
+
+#endif
