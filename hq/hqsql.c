@@ -26,6 +26,8 @@ struct hqsql {
 	PGconn *pg;
 	unsigned prepared; /* PostgreSQL statement names handed out */
 	char where[512];   /* the database, for messages */
+	int last;          /* the last failure's code; 0: none */
+	char reason[512];  /* ... and the engine's reason */
 };
 
 struct hqsql_stmt {
@@ -42,7 +44,8 @@ struct hqsql_stmt {
 	PGresult *res;
 	int row, rows;
 	int64_t changes;
-	unsigned char *blob;            /* the last bytea decoded */
+	unsigned char *blob[HQSQL_MAX_COLUMNS]; /* this row's bytea, decoded */
+	size_t blen[HQSQL_MAX_COLUMNS];
 };
 
 /* ---- connections ---------------------------------------------------------- */
@@ -94,56 +97,71 @@ enum hqsql_backend hqsql_backend(const struct hqsql *db)
 
 /* ---- SQLite ------------------------------------------------------------------ */
 
-static int lite_fail(struct hqsql *db, const char *what, struct fs_error *err)
+/* Keep SQLite's reason for the failure that just happened. */
+static int lite_failed(struct hqsql *db)
 {
 	int rc = sqlite3_extended_errcode(db->lite);
-	int r = dberr_set(db->lite, rc, sqlite3_db_filename(db->lite, "main"), err, "%s", what);
+	struct fs_error e = {0};
 
+	db->last = dberr_set(db->lite, rc, sqlite3_db_filename(db->lite, "main"), &e, "%s",
+			     "sqlite");
 	/* One code for "that key is taken" on both backends. */
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
-		r = err ? (err->code = -EEXIST) : -EEXIST;
-	return r;
+		db->last = -EEXIST;
+	/* dberr_set wrote "sqlite: reason"; keep the reason. */
+	snprintf(db->reason, sizeof(db->reason), "%s",
+		 strncmp(e.msg, "sqlite: ", 8) ? e.msg : e.msg + 8);
+	return db->last;
+}
+
+int hqsql_fail(struct hqsql *db, const char *what, struct fs_error *err)
+{
+	int code = db->last ? db->last : -FS_ESTORE;
+
+	/* SQLite's messages from sync/dberr.h already name the file. */
+	if (db->backend == HQSQL_SQLITE)
+		return fs_error_set(err, code, "%s: %s", what, db->reason);
+	return fs_error_set(err, code, "%s: %s: %s", db->where, what, db->reason);
 }
 
 /* ---- PostgreSQL ------------------------------------------------------------- */
 
-/* The result's failure as an error: the SQLSTATE decides the code. */
-static int pg_fail(struct hqsql *db, const PGresult *res, const char *what, struct fs_error *err)
+/* Keep the result's failure: the SQLSTATE decides the code. */
+static int pg_failed(struct hqsql *db, const PGresult *res)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
 							      : PQerrorMessage(db->pg);
-	char why[512];
 	size_t n = 0;
-	int r = -FS_ESTORE;
 
-	for (const char *p = msg; *p && n + 1 < sizeof(why); p++)
-		why[n++] = *p == '\n' ? ' ' : *p;
-	while (n && why[n - 1] == ' ')
+	for (const char *p = msg; *p && n + 1 < sizeof(db->reason); p++)
+		db->reason[n++] = *p == '\n' ? ' ' : *p;
+	while (n && db->reason[n - 1] == ' ')
 		n--;
-	why[n] = '\0';
+	db->reason[n] = '\0';
+	db->last = -FS_ESTORE;
 	if (PQstatus(db->pg) == CONNECTION_BAD)
-		r = -EHOSTUNREACH;
+		db->last = -EHOSTUNREACH;
 	else if (state && !strcmp(state, "23505"))
-		r = -EEXIST;
+		db->last = -EEXIST;
 	else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
 			   !strcmp(state, "55P03")))
-		r = -EBUSY;
+		db->last = -EBUSY;
 	else if (state && !strcmp(state, "53100"))
-		r = -ENOSPC;
+		db->last = -ENOSPC;
 	else if (state && !strcmp(state, "57014"))
-		r = -ETIMEDOUT;
-	return fs_error_set(err, r, "%s: %s: %s", db->where, what, why);
+		db->last = -ETIMEDOUT;
+	return db->last;
 }
 
 static int pg_command(struct hqsql *db, const char *sql, const char *what, struct fs_error *err)
 {
 	PGresult *res = PQexec(db->pg, sql);
 	ExecStatusType s = PQresultStatus(res);
-	int r = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : pg_fail(db, res, what, err);
+	int r = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : pg_failed(db, res);
 
 	PQclear(res);
-	return r;
+	return r < 0 ? hqsql_fail(db, what, err) : 0;
 }
 
 /* sql with ?N (and bare ?) as $N, outside quotes; *max the highest N. */
@@ -182,7 +200,7 @@ static char *pg_placeholders(const char *sql, int *max)
 	return out;
 }
 
-static int pg_run(struct hqsql_stmt *st, const char *what, struct fs_error *err)
+static int pg_run(struct hqsql_stmt *st)
 {
 	struct hqsql *db = st->db;
 	ExecStatusType s;
@@ -194,7 +212,7 @@ static int pg_run(struct hqsql_stmt *st, const char *what, struct fs_error *err)
 		res = PQprepare(db->pg, st->name, st->sql, st->nparams, st->oid);
 		s = PQresultStatus(res);
 		if (s != PGRES_COMMAND_OK) {
-			int r = pg_fail(db, res, what, err);
+			int r = pg_failed(db, res);
 
 			PQclear(res);
 			st->name[0] = '\0';
@@ -206,7 +224,7 @@ static int pg_run(struct hqsql_stmt *st, const char *what, struct fs_error *err)
 				 st->len, st->fmt, 0);
 	s = PQresultStatus(st->res);
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-		int r = pg_fail(db, st->res, what, err);
+		int r = pg_failed(db, st->res);
 
 		PQclear(st->res);
 		st->res = NULL;
@@ -218,14 +236,26 @@ static int pg_run(struct hqsql_stmt *st, const char *what, struct fs_error *err)
 	return 0;
 }
 
+/* Forget the decoded blobs of the row. */
+static void pg_row_free(struct hqsql_stmt *st)
+{
+	for (int i = 0; i < HQSQL_MAX_COLUMNS; i++) {
+		PQfreemem(st->blob[i]);
+		st->blob[i] = NULL;
+		st->blen[i] = 0;
+	}
+}
+
 /* ---- statements and transactions --------------------------------------------- */
 
 int hqsql_exec(struct hqsql *db, const char *sql, const char *what, struct fs_error *err)
 {
 	if (db->backend == HQSQL_POSTGRESQL)
 		return pg_command(db, sql, what, err);
-	if (sqlite3_exec(db->lite, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return lite_fail(db, what, err);
+	if (sqlite3_exec(db->lite, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		lite_failed(db);
+		return hqsql_fail(db, what, err);
+	}
 	return 0;
 }
 
@@ -276,9 +306,16 @@ int hqsql_lock(struct hqsql *db, const char *key, struct fs_error *err)
 			       err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, key);
-	r = hqsql_step(st, "take a lock", err);
+	r = hqsql_step(st);
+	if (r < 0)
+		r = hqsql_fail(db, "take a lock", err);
 	hqsql_finalize(st);
 	return r < 0 ? r : 0;
+}
+
+sqlite3 *hqsql_sqlite(struct hqsql *db)
+{
+	return db->lite;
 }
 
 int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
@@ -292,7 +329,8 @@ int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
 	if (db->backend == HQSQL_SQLITE) {
 		if (sqlite3_prepare_v2(db->lite, sql, -1, &st->lite, NULL) != SQLITE_OK) {
 			free(st);
-			return lite_fail(db, "prepare statement", err);
+			lite_failed(db);
+			return hqsql_fail(db, "prepare statement", err);
 		}
 	} else if (!(st->sql = pg_placeholders(sql, &st->nparams))) {
 		free(st);
@@ -361,7 +399,20 @@ void hqsql_bind_null(struct hqsql_stmt *st, int i)
 		pg_bind(st, i, NULL, 0, 0, 0);
 }
 
-int hqsql_step(struct hqsql_stmt *st, const char *what, struct fs_error *err)
+void hqsql_clear_bindings(struct hqsql_stmt *st)
+{
+	if (st->lite) {
+		sqlite3_clear_bindings(st->lite);
+		return;
+	}
+	for (int i = 0; i < HQSQL_MAX_PARAMS; i++) {
+		free(st->val[i]);
+		st->val[i] = NULL;
+		st->len[i] = 0;
+	}
+}
+
+int hqsql_step(struct hqsql_stmt *st)
 {
 	int rc, r;
 
@@ -373,12 +424,11 @@ int hqsql_step(struct hqsql_stmt *st, const char *what, struct fs_error *err)
 			st->changes = sqlite3_changes(st->db->lite);
 			return HQSQL_DONE;
 		}
-		return lite_fail(st->db, what, err);
+		return lite_failed(st->db);
 	}
-	if (!st->res && (r = pg_run(st, what, err)) < 0)
+	if (!st->res && (r = pg_run(st)) < 0)
 		return r;
-	PQfreemem(st->blob);
-	st->blob = NULL;
+	pg_row_free(st);
 	return ++st->row < st->rows ? HQSQL_ROW : HQSQL_DONE;
 }
 
@@ -409,27 +459,39 @@ int64_t hqsql_column_int64(struct hqsql_stmt *st, int i)
 	return strtoll(v, NULL, 10);
 }
 
-const void *hqsql_column_blob(struct hqsql_stmt *st, int i, size_t *ret_len)
+/* Decode column i of the row when it is a bytea; 0, or -1 when NULL or
+ * out of memory. */
+static int pg_blob(struct hqsql_stmt *st, int i)
 {
-	const char *v;
+	const char *v = hqsql_column_text(st, i);
 	size_t n = 0;
 
-	*ret_len = 0;
-	if (st->lite) {
-		*ret_len = (size_t)sqlite3_column_bytes(st->lite, i);
+	if (!v || i < 0 || i >= HQSQL_MAX_COLUMNS)
+		return -1;
+	if (st->blob[i] || PQftype(st->res, i) != OID_BYTEA)
+		return 0;
+	if (!(st->blob[i] = PQunescapeBytea((const unsigned char *)v, &n)))
+		return -1;
+	st->blen[i] = n;
+	return 0;
+}
+
+const void *hqsql_column_blob(struct hqsql_stmt *st, int i)
+{
+	if (st->lite)
 		return sqlite3_column_blob(st->lite, i);
-	}
-	if (!(v = hqsql_column_text(st, i)))
+	if (pg_blob(st, i) < 0)
 		return NULL;
-	if (PQftype(st->res, i) != OID_BYTEA) {
-		*ret_len = (size_t)PQgetlength(st->res, st->row, i);
-		return v;
-	}
-	PQfreemem(st->blob);
-	if (!(st->blob = PQunescapeBytea((const unsigned char *)v, &n)))
-		return NULL;
-	*ret_len = n;
-	return st->blob;
+	return st->blob[i] ? (const void *)st->blob[i] : (const void *)hqsql_column_text(st, i);
+}
+
+size_t hqsql_column_bytes(struct hqsql_stmt *st, int i)
+{
+	if (st->lite)
+		return (size_t)sqlite3_column_bytes(st->lite, i);
+	if (pg_blob(st, i) < 0)
+		return 0;
+	return st->blob[i] ? st->blen[i] : (size_t)PQgetlength(st->res, st->row, i);
 }
 
 int64_t hqsql_changes(struct hqsql_stmt *st)
@@ -445,8 +507,7 @@ void hqsql_reset(struct hqsql_stmt *st)
 	}
 	PQclear(st->res);
 	st->res = NULL;
-	PQfreemem(st->blob);
-	st->blob = NULL;
+	pg_row_free(st);
 	st->rows = st->row = 0;
 }
 

@@ -22,12 +22,14 @@
  *   - Rows: hqsql_step() returns HQSQL_ROW, HQSQL_DONE or a negative
  *     error.  On PostgreSQL the first step runs the statement and holds
  *     its result; statements are prepared once per connection.
- *   - Errors fill err with "what: the engine's reason", naming the
- *     database (a file, or host, port, database and user; never a
- *     password): -EEXIST for a unique or primary key violation,
- *     -EBUSY for a lock or serialisation failure, -ENOSPC for a full
- *     disk, -EHOSTUNREACH when the server went away, -FS_ESTORE
- *     otherwise.
+ *   - Errors: a failed call returns a negative code and keeps the
+ *     engine's reason in the connection; hqsql_fail() turns it into err
+ *     as "DATABASE: what: reason", naming the database (a file, or host,
+ *     port, database and user; never a password).  Codes: -EEXIST for a
+ *     unique or primary key violation, -EBUSY for a lock or
+ *     serialisation failure, -ENOSPC for a full disk, -EHOSTUNREACH when
+ *     the server went away, -ETIMEDOUT for the statement timeout, and
+ *     SQLite's mapping (sync/dberr.h) or -FS_ESTORE otherwise.
  *
  * A connection and its statements belong to one thread.  Strings and
  * blobs returned by column calls are valid until the next step, reset
@@ -46,6 +48,7 @@
 #define HQSQL_ROW 100
 #define HQSQL_DONE 101
 #define HQSQL_MAX_PARAMS 32
+#define HQSQL_MAX_COLUMNS 32
 
 enum hqsql_backend { HQSQL_SQLITE, HQSQL_POSTGRESQL };
 enum hqsql_tx { HQSQL_READ, HQSQL_WRITE };
@@ -61,6 +64,10 @@ struct hqsql *hqsql_close(struct hqsql *db);
 
 enum hqsql_backend hqsql_backend(const struct hqsql *db);
 
+/* The last failure on db as err ("DATABASE: what: reason"); returns its
+ * code (-FS_ESTORE when nothing failed). */
+int hqsql_fail(struct hqsql *db, const char *what, struct fs_error *err);
+
 int hqsql_exec(struct hqsql *db, const char *sql, const char *what, struct fs_error *err) FS_WUR;
 int hqsql_begin(struct hqsql *db, enum hqsql_tx tx, struct fs_error *err) FS_WUR;
 int hqsql_commit(struct hqsql *db, struct fs_error *err) FS_WUR;
@@ -69,6 +76,9 @@ void hqsql_rollback(struct hqsql *db);
 int hqsql_in_transaction(const struct hqsql *db);
 /* A lock on key until the transaction ends (see above). */
 int hqsql_lock(struct hqsql *db, const char *key, struct fs_error *err) FS_WUR;
+/* The SQLite connection under db, for what only SQLite has (its
+ * functions, its pragmas); NULL on PostgreSQL. */
+sqlite3 *hqsql_sqlite(struct hqsql *db);
 
 int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
 		  struct fs_error *err) FS_WUR;
@@ -76,12 +86,16 @@ void hqsql_bind_text(struct hqsql_stmt *st, int i, const char *text);
 void hqsql_bind_int64(struct hqsql_stmt *st, int i, int64_t v);
 void hqsql_bind_blob(struct hqsql_stmt *st, int i, const void *p, size_t n);
 void hqsql_bind_null(struct hqsql_stmt *st, int i);
-/* HQSQL_ROW, HQSQL_DONE, or a negative error (err says what failed). */
-int hqsql_step(struct hqsql_stmt *st, const char *what, struct fs_error *err);
+void hqsql_clear_bindings(struct hqsql_stmt *st);
+/* HQSQL_ROW, HQSQL_DONE, or a negative error (hqsql_fail says why). */
+int hqsql_step(struct hqsql_stmt *st);
 int hqsql_column_is_null(struct hqsql_stmt *st, int i);
 const char *hqsql_column_text(struct hqsql_stmt *st, int i);
 int64_t hqsql_column_int64(struct hqsql_stmt *st, int i);
-const void *hqsql_column_blob(struct hqsql_stmt *st, int i, size_t *ret_len);
+/* A blob's bytes (NULL for NULL) and its length; text columns give
+ * their text's bytes. */
+const void *hqsql_column_blob(struct hqsql_stmt *st, int i);
+size_t hqsql_column_bytes(struct hqsql_stmt *st, int i);
 /* Rows the last INSERT, UPDATE or DELETE of st changed. */
 int64_t hqsql_changes(struct hqsql_stmt *st);
 /* Ready to run again, bindings kept. */
