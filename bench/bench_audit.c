@@ -40,10 +40,10 @@ static uint64_t next(void)
 }
 
 /* The O(n) way: every leaf from the database, the proof from the array. */
-static int proof_by_array(sqlite3 *db, uint64_t n, uint64_t from, struct fs_error *err)
+static int proof_by_array(struct hqsql *db, uint64_t n, uint64_t from, struct fs_error *err)
 {
 	merkle_hash *leaves = malloc(n * sizeof(*leaves)), proof[MERKLE_MAX_PROOF];
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	uint64_t i = 0;
 	size_t len;
 	int r;
@@ -51,11 +51,11 @@ static int proof_by_array(sqlite3 *db, uint64_t n, uint64_t from, struct fs_erro
 	if (!leaves)
 		return -ENOMEM;
 	if ((r = hqdb_prepare(db, "SELECT leaf FROM events ORDER BY id", &st, err)) == 0) {
-		while (i < n && sqlite3_step(st) == SQLITE_ROW)
-			memcpy(leaves[i++], sqlite3_column_blob(st, 0), MERKLE_HASH_BYTES);
+		while (i < n && hqsql_step(st) == HQSQL_ROW)
+			memcpy(leaves[i++], hqsql_column_blob(st, 0), MERKLE_HASH_BYTES);
 		r = i == n ? merkle_consistency_proof(leaves, n, from, proof, &len) : -EIO;
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	free(leaves);
 	return r;
 }
@@ -66,7 +66,7 @@ static int bench_size(uint64_t n, unsigned proofs)
 	struct identity *hq = NULL;
 	struct fs_error err = {0};
 	merkle_hash proof[MERKLE_MAX_PROOF];
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	double t0, fill, stored, array;
 	uint64_t size = 0;
 	size_t len;

@@ -215,21 +215,20 @@ static int make_sets(struct set *sets, const struct identity *dev, const uint8_t
 	return 0;
 }
 
-static int enrol_device(sqlite3 *db, const struct identity *dev)
+static int enrol_device(struct hqsql *db, const struct identity *dev)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality,"
-				   " enrolled_at) VALUES(?1, ?2, ?3, 'Bench', 'Vranje', 0)",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (hqsql_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality,"
+			      " enrolled_at) VALUES(?1, ?2, ?3, 'Bench', 'Vranje', 0)", &st, NULL) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, dev->sign_pk, sizeof(dev->sign_pk), SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, dev->box_pk, sizeof(dev->box_pk), SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	hqsql_bind_text(st, 1, dev->id);
+	hqsql_bind_blob(st, 2, dev->sign_pk, sizeof(dev->sign_pk));
+	hqsql_bind_blob(st, 3, dev->box_pk, sizeof(dev->box_pk));
+	rc = hqsql_step(st);
+	hqsql_finalize(st);
+	return rc == HQSQL_DONE ? 0 : -1;
 }
 
 static int time_ingest(const char *dir, struct set *sets, double *ret_s)
@@ -237,7 +236,7 @@ static int time_ingest(const char *dir, struct set *sets, double *ret_s)
 	struct identity *hq = NULL, *dev = NULL;
 	struct hq_forms *forms = NULL;
 	struct fs_error err = {0};
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	double t0;
 	int r = -1;
 
@@ -269,7 +268,7 @@ static int time_ingest(const char *dir, struct set *sets, double *ret_s)
 	}
 	r = 0;
 out:
-	sqlite3_close(db);
+	hqdb_close(db);
 	hqforms_free(forms);
 	identity_free(hq);
 	identity_free(dev);

@@ -14,17 +14,17 @@
 
 /* ---- output helpers ------------------------------------------------------ */
 
-static void iso_ms(sqlite3_stmt *st, int col, char out[HLC_TIME_LEN + 1])
+static void iso_ms(struct hqsql_stmt *st, int col, char out[HLC_TIME_LEN + 1])
 {
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+	if (hqsql_column_is_null(st, col))
 		snprintf(out, HLC_TIME_LEN + 1, "never");
 	else
-		hlc_format_time((hlc_t)sqlite3_column_int64(st, col) << 16, out);
+		hlc_format_time((hlc_t)hqsql_column_int64(st, col) << 16, out);
 }
 
-static const char *col_text(sqlite3_stmt *st, int col)
+static const char *col_text(struct hqsql_stmt *st, int col)
 {
-	const unsigned char *t = sqlite3_column_text(st, col);
+	const unsigned char *t = (const unsigned char *)hqsql_column_text(st, col);
 
 	return t ? (const char *)t : "";
 }
@@ -45,12 +45,12 @@ static int print_json(FILE *out, cJSON *arr, struct fs_error *err)
 /* A listing: run sql, and hand each row to row(), which prints it to out
  * or, when arr is not NULL, adds it to arr as a JSON object.  With json
  * the whole array is printed as one line at the end. */
-typedef int (*row_fn)(sqlite3_stmt *st, cJSON *arr, FILE *out);
+typedef int (*row_fn)(struct hqsql_stmt *st, cJSON *arr, FILE *out);
 
-static int list_rows(sqlite3 *db, const char *sql, const char *what, row_fn row, int json,
+static int list_rows(struct hqsql *db, const char *sql, const char *what, row_fn row, int json,
 		     FILE *out, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	cJSON *arr = json ? cJSON_CreateArray() : NULL;
 	int rc, r;
 
@@ -58,13 +58,13 @@ static int list_rows(sqlite3 *db, const char *sql, const char *what, row_fn row,
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if ((r = hqdb_prepare(db, sql, &st, err)) < 0)
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		if (row(st, arr, out) < 0) {
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != HQSQL_DONE) {
 		r = hqdb_fail(db, what, err);
 		goto out;
 	}
@@ -74,7 +74,7 @@ static int list_rows(sqlite3 *db, const char *sql, const char *what, row_fn row,
 	}
 out:
 	cJSON_Delete(arr);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -92,7 +92,7 @@ static cJSON *row_object(cJSON *arr)
 
 /* ---- devices ----------------------------------------------------------- */
 
-static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
+static int device_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 {
 	char seen[HLC_TIME_LEN + 1];
 	cJSON *o;
@@ -100,7 +100,7 @@ static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	iso_ms(st, 3, seen);
 	if (!arr) {
 		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %-8s  %s%s%s\n", col_text(st, 0),
-			col_text(st, 1), col_text(st, 2), seen, sqlite3_column_int64(st, 4),
+			col_text(st, 1), col_text(st, 2), seen, (long long)hqsql_column_int64(st, 4),
 			col_text(st, 5), col_text(st, 7), col_text(st, 6)[0] ? "; revoked: " : "",
 			col_text(st, 6));
 		return 0;
@@ -108,10 +108,10 @@ static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "id", col_text(st, 0)) ||
 	    !cJSON_AddStringToObject(o, "team", col_text(st, 1)) ||
 	    !cJSON_AddStringToObject(o, "municipality", col_text(st, 2)) ||
-	    !(sqlite3_column_type(st, 3) == SQLITE_NULL
+	    !(hqsql_column_is_null(st, 3)
 		      ? cJSON_AddNullToObject(o, "last_seen")
 		      : cJSON_AddStringToObject(o, "last_seen", seen)) ||
-	    !cJSON_AddNumberToObject(o, "last_seq", (double)sqlite3_column_int64(st, 4)) ||
+	    !cJSON_AddNumberToObject(o, "last_seq", (double)hqsql_column_int64(st, 4)) ||
 	    !cJSON_AddStringToObject(o, "state", col_text(st, 5)) ||
 	    (col_text(st, 6)[0] && !cJSON_AddStringToObject(o, "revoked_reason", col_text(st, 6))))
 		return -ENOMEM;
@@ -119,31 +119,39 @@ static int device_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	return cJSON_AddItemToObject(o, "scope", cJSON_Parse(col_text(st, 8))) ? 0 : -ENOMEM;
 }
 
-int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {
 	if (!json)
 		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8s  %-8s  %s\n", "DEVICE", "TEAM",
 			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE", "SCOPE");
+	/* The scope's names in key order, as text and as a JSON array: each
+	 * engine has its own aggregates for that. */
 	return list_rows(db,
-			 "SELECT id, team, municipality, last_seen, last_seq, state, revoked_reason, "
-			 "(SELECT group_concat(name, ', ') FROM (SELECT name FROM device_scopes "
-			 "WHERE device = d.id ORDER BY key)), "
-			 "(SELECT json_group_array(name) FROM (SELECT name FROM device_scopes "
-			 "WHERE device = d.id ORDER BY key)) "
-			 "FROM devices d ORDER BY team, id",
+			 hqsql_backend(db) == HQSQL_POSTGRESQL
+				 ? "SELECT id, team, municipality, last_seen, last_seq, state, "
+				   "revoked_reason, (SELECT string_agg(name, ', ' ORDER BY key) FROM "
+				   "device_scopes WHERE device = d.id), (SELECT coalesce(json_agg(name "
+				   "ORDER BY key), '[]') FROM device_scopes WHERE device = d.id) "
+				   "FROM devices d ORDER BY team, id"
+				 : "SELECT id, team, municipality, last_seen, last_seq, state, "
+				   "revoked_reason, (SELECT group_concat(name, ', ') FROM (SELECT "
+				   "name FROM device_scopes WHERE device = d.id ORDER BY key)), "
+				   "(SELECT json_group_array(name) FROM (SELECT name FROM "
+				   "device_scopes WHERE device = d.id ORDER BY key)) "
+				   "FROM devices d ORDER BY team, id",
 			 "list devices", device_row, json, out, err);
 }
 
 /* ---- conflicts ---------------------------------------------------------- */
 
 /* A device's team, or "an unknown device" for one HQ has no row for. */
-static const char *team_or(sqlite3_stmt *st, int col)
+static const char *team_or(struct hqsql_stmt *st, int col)
 {
-	return sqlite3_column_type(st, col) == SQLITE_NULL ? "an unknown device"
+	return hqsql_column_is_null(st, col) ? "an unknown device"
 							   : col_text(st, col);
 }
 
-static int conflict_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
+static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 {
 	char ha[HLC_TEXT_LEN + 1], hb[HLC_TEXT_LEN + 1];
 	cJSON *o, *va, *vb;
@@ -155,8 +163,8 @@ static int conflict_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 		/* Teams by name (the device id, shortened, tells two laptops
 		 * of one team apart); the edit kept is the later one in HLC
 		 * order, the same on every replica. */
-		hlc_format_time((hlc_t)sqlite3_column_int64(st, 4), ta);
-		hlc_format_time((hlc_t)sqlite3_column_int64(st, 7), tb);
+		hlc_format_time((hlc_t)hqsql_column_int64(st, 4), ta);
+		hlc_format_time((hlc_t)hqsql_column_int64(st, 7), tb);
 		fprintf(out, "record %s, field %s\n  %s (device %.8s) set %s at %s\n"
 			"  %s (device %.8s) set %s at %s\n  kept: %s from %s, the later edit\n",
 			col_text(st, 0), col_text(st, 1), team_or(st, 9), col_text(st, 3),
@@ -166,8 +174,8 @@ static int conflict_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	}
 	if (!(o = row_object(arr)))
 		return -ENOMEM;
-	hlc_format((hlc_t)sqlite3_column_int64(st, 4), ha);
-	hlc_format((hlc_t)sqlite3_column_int64(st, 7), hb);
+	hlc_format((hlc_t)hqsql_column_int64(st, 4), ha);
+	hlc_format((hlc_t)hqsql_column_int64(st, 7), hb);
 	va = cJSON_Parse(col_text(st, 2));
 	vb = cJSON_Parse(col_text(st, 5));
 	if (!va || !vb || !cJSON_AddStringToObject(o, "record", col_text(st, 0)) ||
@@ -186,17 +194,17 @@ static int conflict_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	if (!cJSON_AddStringToObject(o, "device_b", col_text(st, 6)) ||
 	    !cJSON_AddStringToObject(o, "hlc_b", hb) ||
 	    !cJSON_AddStringToObject(o, "winner", col_text(st, 8)) ||
-	    !(sqlite3_column_type(st, 9) == SQLITE_NULL
+	    !(hqsql_column_is_null(st, 9)
 		      ? cJSON_AddNullToObject(o, "team_a")
 		      : cJSON_AddStringToObject(o, "team_a", col_text(st, 9))) ||
-	    !(sqlite3_column_type(st, 10) == SQLITE_NULL
+	    !(hqsql_column_is_null(st, 10)
 		      ? cJSON_AddNullToObject(o, "team_b")
 		      : cJSON_AddStringToObject(o, "team_b", col_text(st, 10))))
 		return -ENOMEM;
 	return 0;
 }
 
-int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+int admin_conflicts(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {
 	return list_rows(db, "SELECT c.record_id, c.field, c.value_a, c.device_a, c.hlc_a, "
 			     "c.value_b, c.device_b, c.hlc_b, c.winner, da.team, db.team "
@@ -208,7 +216,7 @@ int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 
 /* ---- quarantine --------------------------------------------------------- */
 
-static int quarantine_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
+static int quarantine_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 {
 	char at[HLC_TIME_LEN + 1];
 	cJSON *o;
@@ -216,13 +224,14 @@ static int quarantine_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	iso_ms(st, 6, at);
 	if (!arr) {
 		fprintf(out, "%-32s  %6lld  %5lld  %-36s  %-20s  %-24s  %s\n", col_text(st, 0),
-			sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2), col_text(st, 3),
+			(long long)hqsql_column_int64(st, 1), (long long)hqsql_column_int64(st, 2),
+			col_text(st, 3),
 			col_text(st, 4), at, col_text(st, 5));
 		return 0;
 	}
 	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "device", col_text(st, 0)) ||
-	    !cJSON_AddNumberToObject(o, "seq", (double)sqlite3_column_int64(st, 1)) ||
-	    !cJSON_AddNumberToObject(o, "index", (double)sqlite3_column_int64(st, 2)) ||
+	    !cJSON_AddNumberToObject(o, "seq", (double)hqsql_column_int64(st, 1)) ||
+	    !cJSON_AddNumberToObject(o, "index", (double)hqsql_column_int64(st, 2)) ||
 	    !cJSON_AddStringToObject(o, "record", col_text(st, 3)) ||
 	    !cJSON_AddStringToObject(o, "field", col_text(st, 4)) ||
 	    !cJSON_AddStringToObject(o, "reason", col_text(st, 5)) ||
@@ -231,7 +240,7 @@ static int quarantine_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	return 0;
 }
 
-int admin_quarantine(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {
 	if (!json)
 		fprintf(out, "%-32s  %6s  %5s  %-36s  %-20s  %-24s  %s\n", "DEVICE", "SEQ", "INDEX",
@@ -246,13 +255,13 @@ int admin_quarantine(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 
 /* Columns: record, collection, field, hlc, writer device, writer team,
  * owner device, owner team, kept (the write is the merged value). */
-static int review_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
+static int review_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 {
 	char when[HLC_TIME_LEN + 1], hlc[HLC_TEXT_LEN + 1];
-	int deleted = !strcmp(col_text(st, 2), "_deleted"), kept = sqlite3_column_int(st, 8);
+	int deleted = !strcmp(col_text(st, 2), "_deleted"), kept = (int)hqsql_column_int64(st, 8);
 	cJSON *o;
 
-	hlc_format_time((hlc_t)sqlite3_column_int64(st, 3), when);
+	hlc_format_time((hlc_t)hqsql_column_int64(st, 3), when);
 	if (!arr) {
 		if (deleted)
 			fprintf(out, "%s  record %s (%s) deleted by %s (device %.8s); registered by "
@@ -265,7 +274,7 @@ static int review_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 				kept ? "kept" : "a later edit was kept");
 		return 0;
 	}
-	hlc_format((hlc_t)sqlite3_column_int64(st, 3), hlc);
+	hlc_format((hlc_t)hqsql_column_int64(st, 3), hlc);
 	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "record", col_text(st, 0)) ||
 	    !cJSON_AddStringToObject(o, "collection", col_text(st, 1)) ||
 	    !cJSON_AddStringToObject(o, "field", col_text(st, 2)) ||
@@ -279,7 +288,7 @@ static int review_row(sqlite3_stmt *st, cJSON *arr, FILE *out)
 	return 0;
 }
 
-int admin_review(sqlite3 *db, int json, FILE *out, struct fs_error *err)
+int admin_review(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {
 	/* The owner is the team whose write came first by the merge order:
 	 * the one that registered the household.  Values are compared, never
@@ -287,19 +296,20 @@ int admin_review(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 	return list_rows(db,
 			 "WITH owners AS (SELECT record_id, device FROM (SELECT record_id, device, "
 			 "row_number() OVER (PARTITION BY record_id ORDER BY hlc, device) AS n "
-			 "FROM field_writes) WHERE n = 1) "
+			 "FROM field_writes) AS w1 WHERE n = 1) "
 			 "SELECT w.record_id, r.collection, w.field, w.hlc, w.device, dw.team, "
-			 "o.device, dc.team, coalesce(f.hlc = w.hlc AND f.device = w.device, 0) "
+			 "o.device, dc.team, CASE WHEN f.hlc = w.hlc AND f.device = w.device THEN 1 "
+			 "ELSE 0 END "
 			 "FROM field_writes w JOIN records r ON r.id = w.record_id "
 			 "JOIN owners o ON o.record_id = w.record_id "
 			 "LEFT JOIN devices dw ON dw.id = w.device "
 			 "LEFT JOIN devices dc ON dc.id = o.device "
 			 "LEFT JOIN fields f ON f.record_id = w.record_id AND f.field = w.field "
-			 "WHERE (w.field = '_deleted' OR dw.team IS NOT dc.team) "
+			 "WHERE (w.field = '_deleted' OR dw.team IS DISTINCT FROM dc.team) "
 			 /* A write that leaves the value as the write before it
 			  * (in merge order) had it changes nothing: an import of
 			  * the same caseload list is not news. */
-			 "AND w.value IS NOT (SELECT p.value FROM field_writes p "
+			 "AND w.value IS DISTINCT FROM (SELECT p.value FROM field_writes p "
 			 "WHERE p.record_id = w.record_id AND p.field = w.field AND "
 			 "(p.hlc < w.hlc OR (p.hlc = w.hlc AND p.device < w.device)) "
 			 "ORDER BY p.hlc DESC, p.device DESC LIMIT 1) "
@@ -309,25 +319,25 @@ int admin_review(sqlite3 *db, int json, FILE *out, struct fs_error *err)
 
 /* ---- revoke ------------------------------------------------------------- */
 
-int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t now_ms,
+int admin_revoke(struct hqsql *db, const char *device, const char *reason, uint64_t now_ms,
 		 struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	char tok[FS_TOKEN_MAX + 3];
 	int r;
 
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin revoke", err)) < 0)
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
 	if ((r = hqdb_prepare(db, "UPDATE devices SET state = 'revoked', revoked_reason = ?2 "
 				  "WHERE id = ?1 AND state = 'active'", &st, err)) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	hqsql_bind_text(st, 1, device);
+	hqsql_bind_text(st, 2, reason);
+	if (hqsql_step(st) != HQSQL_DONE) {
 		r = hqdb_fail(db, "revoke device", err);
 		goto out;
 	}
-	if (sqlite3_changes(db) != 1) {
+	if (hqsql_changes(st) != 1) {
 		r = fs_error_set(err, -FS_ENOTFOUND, "device %s: not enrolled or already revoked",
 				 fs_error_token(device, tok));
 		goto out;
@@ -337,8 +347,8 @@ int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t n
 		goto out;
 	r = hqdb_exec(db, "COMMIT", "commit revoke", err);
 out:
-	sqlite3_finalize(st);
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	hqsql_finalize(st);
+	if (hqsql_in_transaction(db))
+		hqsql_rollback(db);
 	return r;
 }

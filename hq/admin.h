@@ -18,20 +18,20 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include <sqlite3.h>
+#include "hq/hqsql.h"
 
 #include "crypto/fserr.h"
 
-int admin_devices(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
-int admin_conflicts(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
-int admin_quarantine(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
+int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
+int admin_conflicts(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
+int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 /* Every delete, and every write by a team other than the one that
  * registered the record (whose write came first) that changed the value
  * the write before it left: record, collection,
  * field, when, which device and team, the owner, and whether the write
  * is the merged value.  Never the value. */
-int admin_review(sqlite3 *db, int json, FILE *out, struct fs_error *err) FS_WUR;
-int admin_revoke(sqlite3 *db, const char *device, const char *reason, uint64_t now_ms,
+int admin_review(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
+int admin_revoke(struct hqsql *db, const char *device, const char *reason, uint64_t now_ms,
 		 struct fs_error *err) FS_WUR;
 
 #endif

@@ -40,8 +40,8 @@ void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device
 /* ---- the tree's nodes ------------------------------------------------------ */
 
 struct db_source {
-	sqlite3 *db;
-	sqlite3_stmt *leaf, *node; /* prepared on first use */
+	struct hqsql *db;
+	struct hqsql_stmt *leaf, *node; /* prepared on first use */
 	struct fs_error *err;
 };
 
@@ -50,7 +50,7 @@ struct db_source {
 static int db_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash out)
 {
 	struct db_source *d = ctx;
-	sqlite3_stmt **st = level ? &d->node : &d->leaf;
+	struct hqsql_stmt **st = level ? &d->node : &d->leaf;
 	int rc, r = 0;
 
 	if (!*st && (r = hqdb_prepare(d->db, level ? "SELECT hash FROM audit_nodes WHERE "
@@ -58,38 +58,38 @@ static int db_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash out
 						   : "SELECT leaf FROM events WHERE id = ?2 + 1",
 				      st, d->err)) < 0)
 		return r;
-	sqlite3_reset(*st);
+	hqsql_reset(*st);
 	if (level)
-		sqlite3_bind_int(*st, 1, (int)level);
-	sqlite3_bind_int64(*st, 2, (sqlite3_int64)(start >> level));
-	rc = sqlite3_step(*st);
-	if (rc == SQLITE_ROW && sqlite3_column_bytes(*st, 0) == MERKLE_HASH_BYTES)
-		memcpy(out, sqlite3_column_blob(*st, 0), MERKLE_HASH_BYTES);
-	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		hqsql_bind_int64(*st, 1, (int)level);
+	hqsql_bind_int64(*st, 2, (int64_t)(start >> level));
+	rc = hqsql_step(*st);
+	if (rc == HQSQL_ROW && (int)hqsql_column_bytes(*st, 0) == MERKLE_HASH_BYTES)
+		memcpy(out, hqsql_column_blob(*st, 0), MERKLE_HASH_BYTES);
+	else if (rc == HQSQL_ROW || rc == HQSQL_DONE)
 		r = fs_error_set(d->err, -FS_ECORRUPT, "audit tree: no %s for entries %llu to %llu "
 				 "(run fieldsync-hq audit verify)", level ? "node" : "leaf hash",
 				 (unsigned long long)start + 1,
 				 (unsigned long long)start + (1ULL << level));
 	else
 		r = hqdb_fail(d->db, "read audit tree", d->err);
-	sqlite3_reset(*st);
+	hqsql_reset(*st);
 	return r;
 }
 
 static void db_source_done(struct db_source *d)
 {
-	sqlite3_finalize(d->leaf);
-	sqlite3_finalize(d->node);
+	hqsql_finalize(d->leaf);
+	hqsql_finalize(d->node);
 }
 
 #define DB_SOURCE(d) (&(const struct merkle_source){.perfect = db_perfect, .ctx = (d)})
 
 /* Entry index i (from 0) with leaf hash h was just stored: store the
  * perfect subtrees it completes, one per trailing one bit of i. */
-static int tree_add(sqlite3 *db, uint64_t i, const merkle_hash leaf, struct fs_error *err)
+static int tree_add(struct hqsql *db, uint64_t i, const merkle_hash leaf, struct fs_error *err)
 {
 	struct db_source d = {.db = db, .err = err};
-	sqlite3_stmt *ins = NULL;
+	struct hqsql_stmt *ins = NULL;
 	merkle_hash h, left;
 	unsigned level = 0;
 	int r = 0;
@@ -103,22 +103,22 @@ static int tree_add(sqlite3 *db, uint64_t i, const merkle_hash leaf, struct fs_e
 		if (!ins && (r = hqdb_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) "
 						  "VALUES (?,?,?)", &ins, err)) < 0)
 			break;
-		sqlite3_reset(ins);
-		sqlite3_bind_int(ins, 1, (int)level);
-		sqlite3_bind_int64(ins, 2, (sqlite3_int64)(idx >> 1));
-		sqlite3_bind_blob(ins, 3, h, MERKLE_HASH_BYTES, SQLITE_STATIC);
-		if (sqlite3_step(ins) != SQLITE_DONE)
+		hqsql_reset(ins);
+		hqsql_bind_int64(ins, 1, (int)level);
+		hqsql_bind_int64(ins, 2, (int64_t)(idx >> 1));
+		hqsql_bind_blob(ins, 3, h, (size_t)(MERKLE_HASH_BYTES));
+		if (hqsql_step(ins) != HQSQL_DONE)
 			r = hqdb_fail(db, "store audit tree node", err);
 	}
-	sqlite3_finalize(ins);
+	hqsql_finalize(ins);
 	db_source_done(&d);
 	return r;
 }
 
-int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *device,
+int audit_append(struct hqsql *db, uint64_t at_ms, const char *event, const char *device,
 		 const char *detail, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	merkle_hash leaf;
 	int64_t id;
 	int r, own;
@@ -129,38 +129,38 @@ int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *dev
 	/* Reading max(id) and inserting must be one write transaction, or
 	 * two connections (an admin command beside the server) take the same
 	 * number.  Inside the caller's transaction, that one serves. */
-	own = sqlite3_get_autocommit(db);
-	if (own && (r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin audit entry", err)) < 0)
+	own = !hqsql_in_transaction(db);
+	if (own && (r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
 	if ((r = hqdb_prepare(db, "SELECT coalesce(max(id), 0) + 1 FROM events", &st, err)) < 0)
 		goto out;
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	if (hqsql_step(st) != HQSQL_ROW) {
 		r = hqdb_fail(db, "append audit entry", err);
 		goto out;
 	}
-	id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	id = hqsql_column_int64(st, 0);
+	hqsql_finalize(st);
 	st = NULL;
 	audit_leaf(id, (int64_t)at_ms, event, device, detail, leaf);
 	if ((r = hqdb_prepare(db, "INSERT INTO events(id, at, type, device, detail, leaf) "
 				  "VALUES (?,?,?,?,?,?)",
 			      &st, err)) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)at_ms);
-	sqlite3_bind_text(st, 3, event, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 6, leaf, sizeof(leaf), SQLITE_STATIC);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "append audit entry", err);
+	hqsql_bind_int64(st, 1, id);
+	hqsql_bind_int64(st, 2, (int64_t)at_ms);
+	hqsql_bind_text(st, 3, event);
+	hqsql_bind_text(st, 4, device);
+	hqsql_bind_text(st, 5, detail);
+	hqsql_bind_blob(st, 6, leaf, (size_t)(sizeof(leaf)));
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "append audit entry", err);
 	if (r == 0)
 		r = tree_add(db, (uint64_t)id - 1, leaf, err);
 out:
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	if (own && r == 0)
 		r = hqdb_exec(db, "COMMIT", "commit audit entry", err);
 	if (own && r < 0)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		hqsql_rollback(db);
 	return r;
 }
 
@@ -169,10 +169,10 @@ out:
 /* Every entry's leaf, recomputed from its fields, in order.  With
  * check, the first entry whose number, stored hash or content is wrong
  * is reported as -FS_ECORRUPT.  *ret is malloc'd. */
-static int load_leaves(sqlite3 *db, int check, merkle_hash **ret, uint64_t *ret_n,
+static int load_leaves(struct hqsql *db, int check, merkle_hash **ret, uint64_t *ret_n,
 		       struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	merkle_hash *v = NULL;
 	uint64_t n = 0, cap = 0;
 	int rc, r;
@@ -181,9 +181,9 @@ static int load_leaves(sqlite3 *db, int check, merkle_hash **ret, uint64_t *ret_
 				  "ORDER BY id",
 			      &st, err)) < 0)
 		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		const void *stored = sqlite3_column_blob(st, 5);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
+		int64_t id = hqsql_column_int64(st, 0);
+		const void *stored = hqsql_column_blob(st, 5);
 
 		if (n == cap) {
 			merkle_hash *p = realloc(v, (cap = cap ? cap * 2 : 1024) * sizeof(*v));
@@ -205,14 +205,14 @@ static int load_leaves(sqlite3 *db, int check, merkle_hash **ret, uint64_t *ret_
 		/* Signing and proofs use the leaf stored with each entry; only
 		 * verify, which must not trust it, hashes every entry again
 		 * (the consistency endpoint is public). */
-		if (!check && stored && sqlite3_column_bytes(st, 5) == MERKLE_HASH_BYTES) {
+		if (!check && stored && (int)hqsql_column_bytes(st, 5) == MERKLE_HASH_BYTES) {
 			memcpy(v[n++], stored, MERKLE_HASH_BYTES);
 			continue;
 		}
-		audit_leaf(id, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
-			   (const char *)sqlite3_column_text(st, 3),
-			   (const char *)sqlite3_column_text(st, 4), v[n]);
-		if (check && (!stored || sqlite3_column_bytes(st, 5) != MERKLE_HASH_BYTES ||
+		audit_leaf(id, hqsql_column_int64(st, 1), hqsql_column_text(st, 2),
+			   hqsql_column_text(st, 3),
+			   hqsql_column_text(st, 4), v[n]);
+		if (check && (!stored || (int)hqsql_column_bytes(st, 5) != MERKLE_HASH_BYTES ||
 			      memcmp(stored, v[n], MERKLE_HASH_BYTES) != 0)) {
 			r = fs_error_set(err, -FS_ECORRUPT,
 					 "audit entry %lld: does not match its hash (altered, "
@@ -222,7 +222,7 @@ static int load_leaves(sqlite3 *db, int check, merkle_hash **ret, uint64_t *ret_
 		}
 		n++;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != HQSQL_DONE) {
 		r = hqdb_fail(db, "read audit log", err);
 		goto out;
 	}
@@ -231,7 +231,7 @@ static int load_leaves(sqlite3 *db, int check, merkle_hash **ret, uint64_t *ret_
 	v = NULL;
 out:
 	free(v);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -259,8 +259,8 @@ static int tree_each(const merkle_hash *leaves, uint64_t n,
 }
 
 struct tree_walk {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct hqsql *db;
+	struct hqsql_stmt *st;
 	uint64_t seen;
 	struct fs_error *err;
 };
@@ -269,14 +269,14 @@ static int node_insert(void *ctx, unsigned level, uint64_t idx, const merkle_has
 {
 	struct tree_walk *w = ctx;
 
-	sqlite3_reset(w->st);
-	sqlite3_bind_int(w->st, 1, (int)level);
-	sqlite3_bind_int64(w->st, 2, (sqlite3_int64)idx);
-	sqlite3_bind_blob(w->st, 3, h, MERKLE_HASH_BYTES, SQLITE_STATIC);
-	return sqlite3_step(w->st) == SQLITE_DONE ? 0 : hqdb_fail(w->db, "build audit tree", w->err);
+	hqsql_reset(w->st);
+	hqsql_bind_int64(w->st, 1, (int)level);
+	hqsql_bind_int64(w->st, 2, (int64_t)idx);
+	hqsql_bind_blob(w->st, 3, h, (size_t)(MERKLE_HASH_BYTES));
+	return hqsql_step(w->st) == HQSQL_DONE ? 0 : hqdb_fail(w->db, "build audit tree", w->err);
 }
 
-int audit_tree_build(sqlite3 *db, struct fs_error *err)
+int audit_tree_build(struct hqsql *db, struct fs_error *err)
 {
 	struct tree_walk w = {.db = db, .err = err};
 	merkle_hash *leaves = NULL;
@@ -287,7 +287,7 @@ int audit_tree_build(sqlite3 *db, struct fs_error *err)
 	    (r = hqdb_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES (?,?,?)",
 			      &w.st, err)) == 0)
 		r = tree_each(leaves, n, node_insert, &w, err);
-	sqlite3_finalize(w.st);
+	hqsql_finalize(w.st);
 	free(leaves);
 	return r;
 }
@@ -297,10 +297,10 @@ static int node_compare(void *ctx, unsigned level, uint64_t idx, const merkle_ha
 {
 	struct tree_walk *w = ctx;
 
-	if (sqlite3_step(w->st) != SQLITE_ROW || sqlite3_column_int(w->st, 0) != (int)level ||
-	    sqlite3_column_int64(w->st, 1) != (sqlite3_int64)idx ||
-	    sqlite3_column_bytes(w->st, 2) != MERKLE_HASH_BYTES ||
-	    memcmp(sqlite3_column_blob(w->st, 2), h, MERKLE_HASH_BYTES) != 0)
+	if (hqsql_step(w->st) != HQSQL_ROW || (int)hqsql_column_int64(w->st, 0) != (int)level ||
+	    hqsql_column_int64(w->st, 1) != (int64_t)idx ||
+	    (int)hqsql_column_bytes(w->st, 2) != MERKLE_HASH_BYTES ||
+	    memcmp(hqsql_column_blob(w->st, 2), h, MERKLE_HASH_BYTES) != 0)
 		return fs_error_set(w->err, -FS_ECORRUPT, "audit tree node %u/%llu (entries %llu "
 				    "to %llu): missing or does not match the entries",
 				    level, (unsigned long long)idx,
@@ -310,7 +310,7 @@ static int node_compare(void *ctx, unsigned level, uint64_t idx, const merkle_ha
 	return 0;
 }
 
-static int verify_nodes(sqlite3 *db, const merkle_hash *leaves, uint64_t n, struct fs_error *err)
+static int verify_nodes(struct hqsql *db, const merkle_hash *leaves, uint64_t n, struct fs_error *err)
 {
 	struct tree_walk w = {.db = db, .err = err};
 	int r;
@@ -319,37 +319,37 @@ static int verify_nodes(sqlite3 *db, const merkle_hash *leaves, uint64_t n, stru
 			      &w.st, err)) < 0)
 		return r;
 	r = tree_each(leaves, n, node_compare, &w, err);
-	if (r == 0 && sqlite3_step(w.st) == SQLITE_ROW)
+	if (r == 0 && hqsql_step(w.st) == HQSQL_ROW)
 		r = fs_error_set(err, -FS_ECORRUPT, "audit tree: node %d/%lld is beyond the "
-				 "entries (inserted)", sqlite3_column_int(w.st, 0),
-				 (long long)sqlite3_column_int64(w.st, 1));
-	sqlite3_finalize(w.st);
+				 "entries (inserted)", (int)hqsql_column_int64(w.st, 0),
+				 (long long)hqsql_column_int64(w.st, 1));
+	hqsql_finalize(w.st);
 	return r;
 }
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-static int entry_count(sqlite3 *db, uint64_t *ret, struct fs_error *err)
+static int entry_count(struct hqsql *db, uint64_t *ret, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if ((r = hqdb_prepare(db, "SELECT coalesce(max(id), 0) FROM events", &st, err)) < 0)
 		return r;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*ret = (uint64_t)sqlite3_column_int64(st, 0);
+	if (hqsql_step(st) == HQSQL_ROW)
+		*ret = (uint64_t)hqsql_column_int64(st, 0);
 	else
 		r = hqdb_fail(db, "count audit entries", err);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
 /* The newest checkpoint: its size, time and (when ret_note is not NULL)
  * its note, malloc'd; size 0 and note NULL when there is none. */
-static int latest(sqlite3 *db, uint64_t *ret_size, uint64_t *ret_at, char **ret_note,
+static int latest(struct hqsql *db, uint64_t *ret_size, uint64_t *ret_at, char **ret_note,
 		  struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int rc, r;
 
 	*ret_size = 0;
@@ -360,21 +360,21 @@ static int latest(sqlite3 *db, uint64_t *ret_size, uint64_t *ret_at, char **ret_
 				  "LIMIT 1",
 			      &st, err)) < 0)
 		return r;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*ret_size = (uint64_t)sqlite3_column_int64(st, 0);
-		*ret_at = (uint64_t)sqlite3_column_int64(st, 1);
-		if (ret_note && !(*ret_note = strdup((const char *)sqlite3_column_text(st, 2))))
+	rc = hqsql_step(st);
+	if (rc == HQSQL_ROW) {
+		*ret_size = (uint64_t)hqsql_column_int64(st, 0);
+		*ret_at = (uint64_t)hqsql_column_int64(st, 1);
+		if (ret_note && !(*ret_note = strdup(hqsql_column_text(st, 2))))
 			r = fs_error_set(err, -ENOMEM, "out of memory");
-	} else if (rc != SQLITE_DONE) {
+	} else if (rc != HQSQL_DONE) {
 		r = hqdb_fail(db, "read checkpoints", err);
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
 /* Whether a checkpoint is due, and the log's size. */
-static int checkpoint_due(sqlite3 *db, const struct audit_policy *p, uint64_t now_ms, int force,
+static int checkpoint_due(struct hqsql *db, const struct audit_policy *p, uint64_t now_ms, int force,
 			  uint64_t *ret_n, int *ret_due, struct fs_error *err)
 {
 	uint64_t last, last_at;
@@ -390,12 +390,12 @@ static int checkpoint_due(sqlite3 *db, const struct audit_policy *p, uint64_t no
 	return 0;
 }
 
-int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_policy *p,
+int audit_checkpoint(struct hqsql *db, const struct identity *hq, const struct audit_policy *p,
 		     uint64_t now_ms, int force, int *ret_made, struct fs_error *err)
 {
 	char origin[NOTE_NAME_MAX + 1], text[512], *note = NULL;
 	struct db_source src = {.db = db, .err = err};
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	merkle_hash root;
 	uint64_t n = 0;
 	int r, due;
@@ -406,7 +406,7 @@ int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_
 	 * and take it only when a checkpoint is due. */
 	if ((r = checkpoint_due(db, p, now_ms, force, &n, &due, err)) < 0 || !due)
 		return r;
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin checkpoint", err)) < 0)
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
 	/* Again under the lock: another connection may just have signed. */
 	if ((r = checkpoint_due(db, p, now_ms, force, &n, &due, err)) < 0 || !due)
@@ -422,37 +422,37 @@ int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_
 	if ((r = hqdb_prepare(db, "INSERT INTO checkpoints(size, at, note) VALUES (?,?,?)", &st,
 			      err)) < 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
-	sqlite3_bind_text(st, 3, note, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	hqsql_bind_int64(st, 1, (int64_t)n);
+	hqsql_bind_int64(st, 2, (int64_t)now_ms);
+	hqsql_bind_text(st, 3, note);
+	if (hqsql_step(st) != HQSQL_DONE) {
 		r = hqdb_fail(db, "store audit checkpoint", err);
 		goto out;
 	}
 out:
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	db_source_done(&src);
 	if (r == 0)
 		r = hqdb_exec(db, "COMMIT", "commit checkpoint", err);
 	/* A failed COMMIT leaves the transaction open: what it wrote must not
 	 * be read afterwards on this connection (a receipt would carry a
 	 * checkpoint HQ never kept, and devices would call HQ a forger). */
-	if (r < 0 && !sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (r < 0 && hqsql_in_transaction(db))
+		hqsql_rollback(db);
 	if (r == 0 && ret_made && n > 0 && due)
 		*ret_made = 1;
 	free(note);
 	return r;
 }
 
-int audit_latest(sqlite3 *db, char **ret_note, uint64_t *ret_size, struct fs_error *err)
+int audit_latest(struct hqsql *db, char **ret_note, uint64_t *ret_size, struct fs_error *err)
 {
 	uint64_t at;
 
 	return latest(db, ret_size, &at, ret_note, err);
 }
 
-int audit_consistency(sqlite3 *db, uint64_t from, char **ret_note, uint64_t *ret_size,
+int audit_consistency(struct hqsql *db, uint64_t from, char **ret_note, uint64_t *ret_size,
 		      merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len, struct fs_error *err)
 {
 	struct db_source src = {.db = db, .err = err};
@@ -513,12 +513,12 @@ static int verify_checkpoint(const char *note, int64_t size, const char *origin,
 	return 0;
 }
 
-int audit_verify(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
+int audit_verify(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
 		 struct fs_error *err)
 {
 	char origin[NOTE_NAME_MAX + 1];
 	merkle_hash *leaves = NULL;
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	uint64_t n = 0, checked = 0, last = 0;
 	int rc, r;
 
@@ -528,16 +528,16 @@ int audit_verify(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE
 	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) <
 	    0)
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t size = sqlite3_column_int64(st, 0);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
+		int64_t size = hqsql_column_int64(st, 0);
 
-		if ((r = verify_checkpoint((const char *)sqlite3_column_text(st, 1), size, origin,
+		if ((r = verify_checkpoint(hqsql_column_text(st, 1), size, origin,
 					   pk, leaves, n, err)) < 0)
 			goto out;
 		checked++;
 		last = (uint64_t)size;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != HQSQL_DONE) {
 		r = hqdb_fail(db, "read checkpoints", err);
 		goto out;
 	}
@@ -553,36 +553,36 @@ int audit_verify(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE
 			(unsigned long long)last + 1, (unsigned long long)n);
 	fputc('\n', out);
 out:
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	free(leaves);
 	return r;
 }
 
 /* ---- list and export ------------------------------------------------------------ */
 
-static const char *col(sqlite3_stmt *st, int i)
+static const char *col(struct hqsql_stmt *st, int i)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
+	const unsigned char *t = (const unsigned char *)hqsql_column_text(st, i);
 
 	return t ? (const char *)t : NULL;
 }
 
-static cJSON *entry_json(sqlite3_stmt *st, int with_leaf)
+static cJSON *entry_json(struct hqsql_stmt *st, int with_leaf)
 {
 	cJSON *o = cJSON_CreateObject();
 	char at[HLC_TIME_LEN + 1], hex[2 * MERKLE_HASH_BYTES + 1];
 
-	hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
-	if (!o || !cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0)) ||
+	hlc_format_time((hlc_t)hqsql_column_int64(st, 1) << 16, at);
+	if (!o || !cJSON_AddNumberToObject(o, "id", (double)hqsql_column_int64(st, 0)) ||
 	    !cJSON_AddStringToObject(o, "at", at) ||
-	    !cJSON_AddNumberToObject(o, "at_ms", (double)sqlite3_column_int64(st, 1)) ||
+	    !cJSON_AddNumberToObject(o, "at_ms", (double)hqsql_column_int64(st, 1)) ||
 	    !cJSON_AddStringToObject(o, "event", col(st, 2) ? col(st, 2) : "") ||
 	    (col(st, 3) && !cJSON_AddStringToObject(o, "device", col(st, 3))) ||
 	    (col(st, 4) && !cJSON_AddStringToObject(o, "detail", col(st, 4))))
 		goto fail;
 	if (with_leaf) {
-		if (sqlite3_column_bytes(st, 5) == MERKLE_HASH_BYTES)
-			sodium_bin2hex(hex, sizeof(hex), sqlite3_column_blob(st, 5),
+		if ((int)hqsql_column_bytes(st, 5) == MERKLE_HASH_BYTES)
+			sodium_bin2hex(hex, sizeof(hex), hqsql_column_blob(st, 5),
 				       MERKLE_HASH_BYTES);
 		else
 			hex[0] = '\0';
@@ -607,10 +607,10 @@ static int print_object(FILE *out, cJSON *o, struct fs_error *err)
 	return 0;
 }
 
-int audit_list(sqlite3 *db, const struct audit_filter *f, int json, FILE *out,
+int audit_list(struct hqsql *db, const struct audit_filter *f, int json, FILE *out,
 	       struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int rc, r;
 
 	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail FROM events "
@@ -618,10 +618,10 @@ int audit_list(sqlite3 *db, const struct audit_filter *f, int json, FILE *out,
 				  "AND at >= ?3 ORDER BY id",
 			      &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, f ? f->device : NULL, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, f ? f->event : NULL, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, f ? (sqlite3_int64)f->since_ms : 0);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	hqsql_bind_text(st, 1, f ? f->device : NULL);
+	hqsql_bind_text(st, 2, f ? f->event : NULL);
+	hqsql_bind_int64(st, 3, f ? (int64_t)f->since_ms : 0);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		char at[HLC_TIME_LEN + 1];
 
 		if (json) {
@@ -629,23 +629,23 @@ int audit_list(sqlite3 *db, const struct audit_filter *f, int json, FILE *out,
 				goto out;
 			continue;
 		}
-		hlc_format_time((hlc_t)sqlite3_column_int64(st, 1) << 16, at);
-		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)sqlite3_column_int64(st, 0), at,
+		hlc_format_time((hlc_t)hqsql_column_int64(st, 1) << 16, at);
+		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)hqsql_column_int64(st, 0), at,
 			col(st, 2) ? col(st, 2) : "", col(st, 3) ? col(st, 3) : "-",
 			col(st, 4) ? col(st, 4) : "");
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != HQSQL_DONE)
 		r = hqdb_fail(db, "list audit log", err);
 out:
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
-int audit_export(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
+int audit_export(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
 		 struct fs_error *err)
 {
 	char origin[NOTE_NAME_MAX + 1], vkey[256];
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	cJSON *head;
 	int rc, r;
 
@@ -668,22 +668,22 @@ int audit_export(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE
 	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events ORDER BY id",
 			      &st, err)) < 0)
 		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = hqsql_step(st)) == HQSQL_ROW)
 		if ((r = print_object(out, entry_json(st, 1), err)) < 0)
 			goto out;
-	if (rc != SQLITE_DONE) {
+	if (rc != HQSQL_DONE) {
 		r = hqdb_fail(db, "export audit log", err);
 		goto out;
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	st = NULL;
 	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) < 0)
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		cJSON *o = cJSON_CreateObject();
 
 		if (!o || !cJSON_AddNumberToObject(o, "checkpoint_size",
-						   (double)sqlite3_column_int64(st, 0)) ||
+						   (double)hqsql_column_int64(st, 0)) ||
 		    !cJSON_AddStringToObject(o, "checkpoint", col(st, 1) ? col(st, 1) : "")) {
 			cJSON_Delete(o);
 			r = fs_error_set(err, -ENOMEM, "out of memory");
@@ -692,9 +692,9 @@ int audit_export(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE
 		if ((r = print_object(out, o, err)) < 0)
 			goto out;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != HQSQL_DONE)
 		r = hqdb_fail(db, "export audit checkpoints", err);
 out:
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }

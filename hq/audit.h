@@ -35,7 +35,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include <sqlite3.h>
+#include "hq/hqsql.h"
 
 #include "crypto/fserr.h"
 #include "crypto/identity.h"
@@ -69,33 +69,33 @@ void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device
 
 /* Append an entry (in the caller's transaction).  -EINVAL for a field
  * with a newline. */
-int audit_append(sqlite3 *db, uint64_t at_ms, const char *event, const char *device,
+int audit_append(struct hqsql *db, uint64_t at_ms, const char *event, const char *device,
 		 const char *detail, struct fs_error *err) FS_WUR;
 
 /* Fill audit_nodes for every stored entry (the schema upgrade that
  * added the table); in the caller's transaction. */
-int audit_tree_build(sqlite3 *db, struct fs_error *err) FS_WUR;
+int audit_tree_build(struct hqsql *db, struct fs_error *err) FS_WUR;
 
 /* Sign a checkpoint of the whole log if it grew since the last one and
  * force is set or the policy says it is due.  *ret_made (may be NULL)
  * says whether one was made.  Its own transaction. */
-int audit_checkpoint(sqlite3 *db, const struct identity *hq, const struct audit_policy *p,
+int audit_checkpoint(struct hqsql *db, const struct identity *hq, const struct audit_policy *p,
 		     uint64_t now_ms, int force, int *ret_made, struct fs_error *err) FS_WUR;
 
 /* The latest checkpoint note (malloc'd), or NULL when there is none. */
-int audit_latest(sqlite3 *db, char **ret_note, uint64_t *ret_size, struct fs_error *err) FS_WUR;
+int audit_latest(struct hqsql *db, char **ret_note, uint64_t *ret_size, struct fs_error *err) FS_WUR;
 
 /* For a device holding a checkpoint of size from: the latest checkpoint
  * (malloc'd note; NULL when there is none), its size, and the RFC 6962
  * consistency proof from `from` to it (empty when from is 0 or equal).
  * -ERANGE when from is beyond the latest checkpoint. */
-int audit_consistency(sqlite3 *db, uint64_t from, char **ret_note, uint64_t *ret_size,
+int audit_consistency(struct hqsql *db, uint64_t from, char **ret_note, uint64_t *ret_size,
 		      merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len,
 		      struct fs_error *err) FS_WUR;
 
 /* Recompute every leaf and every checkpoint root, check every signature
  * with pk; report to out.  -FS_ECORRUPT naming the first problem. */
-int audit_verify(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
+int audit_verify(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
 		 struct fs_error *err) FS_WUR;
 
 /* Entries matching the filters (NULL or 0: any), oldest first. */
@@ -104,12 +104,12 @@ struct audit_filter {
 	const char *event;
 	uint64_t since_ms;
 };
-int audit_list(sqlite3 *db, const struct audit_filter *f, int json, FILE *out,
+int audit_list(struct hqsql *db, const struct audit_filter *f, int json, FILE *out,
 	       struct fs_error *err) FS_WUR;
 
 /* JSON Lines for offline verification: a header with the verifier key,
  * every entry with its leaf hash, then every checkpoint note. */
-int audit_export(sqlite3 *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
+int audit_export(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
 		 struct fs_error *err) FS_WUR;
 
 #endif

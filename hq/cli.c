@@ -129,9 +129,9 @@ static int load_config(const char *config_path, char *const overrides[2], struct
 	return hqconfig_finish(cfg, err);
 }
 
-static int open_db(const struct hq_config *cfg, sqlite3 **ret, struct fs_error *err)
+static int open_db(const struct hq_config *cfg, struct hqsql **ret, struct fs_error *err)
 {
-	return hqdb_open(cfg->data_dir, HQDB_OPEN, ret, err);
+	return hqdb_connect(cfg, ret, err);
 }
 
 /* ---- init ----------------------------------------------------------- */
@@ -142,7 +142,7 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 	struct identity *hq = NULL;
 	uint8_t fp[TOKEN_FP_BYTES];
 	char fp_hex[2 * TOKEN_FP_BYTES + 1], where[512];
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	PGconn *pg = NULL;
 	int r;
 
@@ -217,7 +217,7 @@ static void print_listening(const char *listen, uint16_t port)
 static void checkpoint_tick(const struct hq_config *cfg, const struct identity *hq)
 {
 	struct fs_error err = {0};
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 
 	if (open_db(cfg, &db, &err) < 0 ||
 	    audit_checkpoint(db, hq, &cfg->audit, hlc_wall_ms(), 0, NULL, &err) < 0)
@@ -234,7 +234,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	struct identity *hq = NULL;
 	struct hq_forms *forms = NULL;
 	struct server *srv = NULL;
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	unsigned published = 0;
 	sigset_t set;
 	int opt, sig, r;
@@ -340,7 +340,7 @@ static int cmd_enroll_token(struct hq_config *cfg, int argc, char **argv)
 	uint8_t pin[TLSPIN_BYTES];
 	uint64_t ttl, now = hlc_wall_ms();
 	char token[TOKEN_TEXT_MAX], when[HLC_TIME_LEN + 1];
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int opt, r;
 
 	optind = 0;
@@ -387,7 +387,7 @@ out:
 /* Audit an administrator's command that read or wrote HQ's data: what
  * ran, never what it printed.  A failure to record it fails the command,
  * so nothing reads HQ's data unaudited. */
-static int audit_admin(sqlite3 *db, const char *event, const char *command, const char *what,
+static int audit_admin(struct hqsql *db, const char *event, const char *command, const char *what,
 		       struct fs_error *err)
 {
 	return hqdb_event_strings(db, hlc_wall_ms(), event, NULL, err, "command", command, "what",
@@ -396,10 +396,10 @@ static int audit_admin(sqlite3 *db, const char *event, const char *command, cons
 
 /* `devices` and `conflicts`: one optional --json. */
 static int cmd_listing(struct hq_config *cfg, int argc, char **argv, const char *name,
-		       const char *help, int (*list)(sqlite3 *, int, FILE *, struct fs_error *))
+		       const char *help, int (*list)(struct hqsql *, int, FILE *, struct fs_error *))
 {
 	struct fs_error err = {0};
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int json = 0, r;
 
 	if (wants_help(argc, argv)) {
@@ -425,7 +425,7 @@ static int cmd_revoke(struct hq_config *cfg, int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	const char *reason = "revoked by an administrator";
 	struct fs_error err = {0};
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int opt, r;
 
 	optind = 0;
@@ -457,7 +457,7 @@ static int cmd_scope(struct hq_config *cfg, int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	const char *list = NULL;
 	struct fs_error err = {0};
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int opt, r;
 
 	optind = 0;
@@ -551,7 +551,7 @@ static int cmd_audit(struct hq_config *cfg, int argc, char **argv)
 	const char *verb;
 	char *note = NULL;
 	uint64_t size = 0;
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int json = 0, opt, r;
 
 	if (argc < 2 || wants_help(argc, argv)) {
@@ -637,7 +637,7 @@ static int cmd_export(struct hq_config *cfg, int argc, char **argv)
 	enum export_format fmt;
 	uint64_t since = 0;
 	char tok[FS_TOKEN_MAX + 3];
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int opt, r;
 
 	optind = 0;
@@ -729,17 +729,6 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (load_config(config_path, overrides, &cfg, &err) < 0) {
-		hqconfig_free(&cfg);
-		return fail(&err);
-	}
-	/* The PostgreSQL backend is being built (issue 13): init makes its
-	 * schema; the rest still reads and writes SQLite only, so it must
-	 * not run against a configuration that names PostgreSQL. */
-	if (hqconfig_postgresql(&cfg) && strcmp(cmd, "init") &&
-	    !wants_help(argc, argv)) {
-		fs_error_set(&err, -FS_EUSAGE, "%s: [store] backend = postgresql: only init works on "
-			     "PostgreSQL so far; serve and the other commands use the SQLite backend",
-			     fs_error_token(cmd, tok));
 		hqconfig_free(&cfg);
 		return fail(&err);
 	}

@@ -53,9 +53,9 @@ static const char *const writer_sql[W_COUNT] = {
 };
 
 struct downsync_writer {
-	sqlite3 *db;
+	struct hqsql *db;
 	const struct hq_forms *forms;
-	sqlite3_stmt *st[W_COUNT];
+	struct hqsql_stmt *st[W_COUNT];
 };
 
 void downsync_writer_free(struct downsync_writer *w)
@@ -63,11 +63,11 @@ void downsync_writer_free(struct downsync_writer *w)
 	if (!w)
 		return;
 	for (int i = 0; i < W_COUNT; i++)
-		sqlite3_finalize(w->st[i]);
+		hqsql_finalize(w->st[i]);
 	free(w);
 }
 
-int downsync_writer_new(sqlite3 *db, const struct hq_forms *forms, struct downsync_writer **ret,
+int downsync_writer_new(struct hqsql *db, const struct hq_forms *forms, struct downsync_writer **ret,
 			struct fs_error *err)
 {
 	struct downsync_writer *w = calloc(1, sizeof(*w));
@@ -87,70 +87,70 @@ int downsync_writer_new(sqlite3 *db, const struct hq_forms *forms, struct downsy
 	return 0;
 }
 
-static sqlite3_stmt *use(struct downsync_writer *w, int which)
+static struct hqsql_stmt *use(struct downsync_writer *w, int which)
 {
-	sqlite3_reset(w->st[which]);
-	sqlite3_clear_bindings(w->st[which]);
+	hqsql_reset(w->st[which]);
+	hqsql_clear_bindings(w->st[which]);
 	return w->st[which];
 }
 
-static int step(struct downsync_writer *w, sqlite3_stmt *st, const char *what,
+static int step(struct downsync_writer *w, struct hqsql_stmt *st, const char *what,
 		struct fs_error *err)
 {
-	int rc = sqlite3_step(st);
+	int rc = hqsql_step(st);
 
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (rc != HQSQL_DONE && rc != HQSQL_ROW)
 		return hqdb_fail(w->db, what, err);
-	return rc == SQLITE_ROW;
+	return rc == HQSQL_ROW;
 }
 
 static int next_rev(struct downsync_writer *w, int64_t *ret, struct fs_error *err)
 {
-	sqlite3_stmt *st = use(w, W_NEXT_REV);
+	struct hqsql_stmt *st = use(w, W_NEXT_REV);
 	int r = step(w, st, "take a revision", err);
 
 	if (r < 0)
 		return r;
 	if (r == 0)
 		return fs_error_set(err, -FS_ECORRUPT, "the revision counter is missing");
-	*ret = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	*ret = hqsql_column_int64(st, 0);
+	hqsql_reset(st);
 	return 0;
 }
 
 /* The record's scope key: 1 with *ret malloc'd, 0 when NULL or no record. */
 static int record_key(struct downsync_writer *w, const char *id, char **ret, struct fs_error *err)
 {
-	sqlite3_stmt *st = use(w, W_RECORD_KEY);
+	struct hqsql_stmt *st = use(w, W_RECORD_KEY);
 	int r;
 
 	*ret = NULL;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	hqsql_bind_text(st, 1, id);
 	if ((r = step(w, st, "read a record's scope", err)) <= 0)
 		return r;
-	if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+	if (hqsql_column_is_null(st, 0))
 		r = 0;
-	else if (!(*ret = strdup((const char *)sqlite3_column_text(st, 0))))
+	else if (!(*ret = strdup(hqsql_column_text(st, 0))))
 		r = fs_error_set(err, -ENOMEM, "out of memory");
-	sqlite3_reset(st);
+	hqsql_reset(st);
 	return r;
 }
 
 static int stamp(struct downsync_writer *w, const char *id, const char *field, const char *key,
 		 struct fs_error *err)
 {
-	sqlite3_stmt *st;
+	struct hqsql_stmt *st;
 	int64_t rev = 0;
 	int r;
 
 	if ((r = next_rev(w, &rev, err)) < 0)
 		return r;
 	st = use(w, W_STAMP);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, rev);
+	hqsql_bind_text(st, 1, id);
+	hqsql_bind_text(st, 2, field);
+	hqsql_bind_int64(st, 3, rev);
 	if (key)
-		sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
+		hqsql_bind_text(st, 4, key);
 	return step(w, st, "stamp a field", err) < 0 ? -FS_ESTORE : 0;
 }
 
@@ -169,15 +169,15 @@ int downsync_field_resend(struct downsync_writer *w, const char *record_id, cons
 
 int downsync_conflict_recorded(struct downsync_writer *w, int64_t id, struct fs_error *err)
 {
-	sqlite3_stmt *st;
+	struct hqsql_stmt *st;
 	int64_t rev = 0;
 	int r;
 
 	if ((r = next_rev(w, &rev, err)) < 0)
 		return r;
 	st = use(w, W_STAMP_CONFLICT);
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, rev);
+	hqsql_bind_int64(st, 1, id);
+	hqsql_bind_int64(st, 2, rev);
 	return step(w, st, "stamp a conflict", err) < 0 ? -FS_ESTORE : 0;
 }
 
@@ -185,22 +185,22 @@ int downsync_conflict_recorded(struct downsync_writer *w, int64_t id, struct fs_
 static int column_list(struct downsync_writer *w, int which, const char *id, char ***ret,
 		       size_t *ret_n, struct fs_error *err)
 {
-	sqlite3_stmt *st = use(w, which);
+	struct hqsql_stmt *st = use(w, which);
 	char **v = NULL;
 	size_t n = 0;
 	int r;
 
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	hqsql_bind_text(st, 1, id);
 	while ((r = step(w, st, "list a record's fields or dependants", err)) == 1) {
 		char **nv = realloc(v, (n + 1) * sizeof(*v));
 
-		if (!nv || !(v = nv, v[n] = strdup((const char *)sqlite3_column_text(st, 0)))) {
+		if (!nv || !(v = nv, v[n] = strdup(hqsql_column_text(st, 0)))) {
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 			break;
 		}
 		n++;
 	}
-	sqlite3_reset(st);
+	hqsql_reset(st);
 	if (r < 0) {
 		for (size_t i = 0; i < n; i++)
 			free(v[i]);
@@ -232,23 +232,23 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 {
 	char **fields = NULL, **children = NULL;
 	size_t nf = 0, nc = 0;
-	sqlite3_stmt *st = use(w, W_FIRST_REV);
+	struct hqsql_stmt *st = use(w, W_FIRST_REV);
 	int64_t held_from = 0;
 	int r;
 
 	/* The record's earliest revision under the old key: a device whose
 	 * cursor for that key has not reached it never held the record, and
 	 * is not told it left (that would show it the new scope value). */
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	hqsql_bind_text(st, 1, id);
 	if ((r = step(w, st, "read a record's revisions", err)) < 0)
 		return r;
 	if (r == 1)
-		held_from = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+		held_from = hqsql_column_int64(st, 0);
+	hqsql_reset(st);
 	st = use(w, W_SET_KEY);
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	hqsql_bind_text(st, 1, id);
 	if (key)
-		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+		hqsql_bind_text(st, 2, key);
 	if ((r = step(w, st, "set a record's scope", err)) < 0)
 		return r;
 	if ((r = column_list(w, W_FIELDS, id, &fields, &nf, err)) < 0)
@@ -268,10 +268,10 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 		if ((r = next_rev(w, &rev, err)) < 0)
 			return r;
 		st = use(w, W_MOVE);
-		sqlite3_bind_int64(st, 1, rev);
-		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, old, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, held_from);
+		hqsql_bind_int64(st, 1, rev);
+		hqsql_bind_text(st, 2, id);
+		hqsql_bind_text(st, 3, old);
+		hqsql_bind_int64(st, 4, held_from);
 		if ((r = step(w, st, "record a move", err)) < 0)
 			return r;
 		r = 0;
@@ -318,10 +318,10 @@ int downsync_field_merged(struct downsync_writer *w, const char *collection,
 	/* The scope field itself: where does the record go? */
 	v = cJSON_Parse(value_json);
 	if (cJSON_IsString(v) && form_field_type(f, (size_t)si) == FORM_REF) {
-		sqlite3_stmt *st = use(w, W_SET_PARENT);
+		struct hqsql_stmt *st = use(w, W_SET_PARENT);
 
-		sqlite3_bind_text(st, 1, record_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, v->valuestring, -1, SQLITE_STATIC);
+		hqsql_bind_text(st, 1, record_id);
+		hqsql_bind_text(st, 2, v->valuestring);
 		if ((r = step(w, st, "set a record's parent", err)) < 0 ||
 		    (r = record_key(w, v->valuestring, &key, err)) < 0)
 			goto out;
@@ -343,26 +343,99 @@ out:
 /* ---- reindex ------------------------------------------------------------ */
 
 /* Run one SQL statement with up to two text parameters. */
-static int exec_bound(sqlite3 *db, const char *sql, const char *a, const char *b,
+static int exec_bound(struct hqsql *db, const char *sql, const char *a, const char *b,
 		      struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if ((r = hqdb_prepare(db, sql, &st, err)) < 0)
 		return r;
 	if (a)
-		sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+		hqsql_bind_text(st, 1, a);
 	if (b)
-		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "index scopes", err);
-	sqlite3_finalize(st);
+		hqsql_bind_text(st, 2, b);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "index scopes", err);
+	hqsql_finalize(st);
+	return r;
+}
+
+/* The records of coll without a scope key (or, refs, without a parent)
+ * and their scope field's merged value, set from that value: its fold
+ * (sync/fold.h) as the key, or, refs, the id it names as the parent.
+ * Done here, not in SQL, so that one fold serves both engines.  The
+ * rows are read first: a statement must not see its own updates. */
+static int place_from_values(struct hqsql *db, const char *coll, const char *field, int refs,
+			     struct fs_error *err)
+{
+	struct hqsql_stmt *st = NULL, *up = NULL;
+	char **ids = NULL, **vals = NULL;
+	size_t n = 0;
+	int r, rc;
+
+	if ((r = hqdb_prepare(db, refs ? "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
+					 "f.record_id = r.id AND f.field = ?2 WHERE r.collection = "
+					 "?1 AND r.scope_parent IS NULL"
+				       : "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
+					 "f.record_id = r.id AND f.field = ?2 WHERE r.collection = "
+					 "?1 AND r.scope_key IS NULL",
+			      &st, err)) < 0)
+		return r;
+	hqsql_bind_text(st, 1, coll);
+	hqsql_bind_text(st, 2, field);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
+		cJSON *v = hqsql_column_is_null(st, 1) ? NULL : cJSON_Parse(hqsql_column_text(st, 1));
+		char **a = realloc(ids, (n + 1) * sizeof(*a)), **b;
+		char *val = NULL;
+
+		if (a)
+			ids = a;
+		b = a ? realloc(vals, (n + 1) * sizeof(*b)) : NULL;
+		if (b)
+			vals = b;
+		if (cJSON_IsString(v))
+			r = refs ? ((val = strdup(v->valuestring)) ? 0 : -ENOMEM)
+				 : fold_text(v->valuestring, strlen(v->valuestring), &val);
+		cJSON_Delete(v);
+		if (!b || !(ids[n] = strdup(hqsql_column_text(st, 0))) || r == -ENOMEM) {
+			free(val);
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		/* A value that is not text places the record nowhere, as
+		 * before (no key): the scope check refuses its writes. */
+		r = 0;
+		vals[n++] = val;
+	}
+	if (r == 0 && rc != HQSQL_DONE)
+		r = hqdb_fail(db, "read records to place", err);
+	hqsql_finalize(st);
+	if (r == 0)
+		r = hqdb_prepare(db, refs ? "UPDATE records SET scope_parent = ?2 WHERE id = ?1"
+					  : "UPDATE records SET scope_key = ?2 WHERE id = ?1",
+				 &up, err);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (!vals[i])
+			continue;
+		hqsql_reset(up);
+		hqsql_bind_text(up, 1, ids[i]);
+		hqsql_bind_text(up, 2, vals[i]);
+		if (hqsql_step(up) != HQSQL_DONE)
+			r = hqdb_fail(db, "place a record", err);
+	}
+	hqsql_finalize(up);
+	for (size_t i = 0; i < n; i++) {
+		free(ids[i]);
+		free(vals[i]);
+	}
+	free(ids);
+	free(vals);
 	return r;
 }
 
 /* Root collections (a value or no scope field) first, then those scoped
  * through a ref, one level per pass. */
-static int reindex_collection(sqlite3 *db, const struct form *f, int refs, struct fs_error *err)
+static int reindex_collection(struct hqsql *db, const struct form *f, int refs, struct fs_error *err)
 {
 	int si = form_scope_field(f);
 	const char *coll = form_collection(f);
@@ -374,14 +447,8 @@ static int reindex_collection(sqlite3 *db, const struct form *f, int refs, struc
 	if ((form_field_type(f, (size_t)si) == FORM_REF) != refs)
 		return 0;
 	if (!refs)
-		return exec_bound(db, "UPDATE records SET scope_key = (SELECT "
-				      "fold(json_extract(value, '$')) FROM fields WHERE record_id = "
-				      "records.id AND field = ?2) WHERE collection = ?1 AND "
-				      "scope_key IS NULL", coll, form_field_name(f, (size_t)si), err);
-	return exec_bound(db, "UPDATE records SET scope_parent = (SELECT json_extract(value, '$') "
-			      "FROM fields WHERE record_id = records.id AND field = ?2) WHERE "
-			      "collection = ?1 AND scope_parent IS NULL", coll,
-			  form_field_name(f, (size_t)si), err) < 0 ||
+		return place_from_values(db, coll, form_field_name(f, (size_t)si), 0, err);
+	return place_from_values(db, coll, form_field_name(f, (size_t)si), 1, err) < 0 ||
 			       exec_bound(db, "UPDATE records SET scope_key = (SELECT p.scope_key FROM "
 					      "records p WHERE p.id = records.scope_parent) WHERE "
 					      "collection = ?1 AND scope_key IS NULL", coll, NULL, err) < 0
@@ -398,16 +465,16 @@ static const char *scope_field_name(const struct form *f)
 }
 
 /* Forget the keys of collections whose scope field changed, keeping the
- * old ones in temp.rescoped for the moves. */
-static int forget_changed(sqlite3 *db, const struct hq_forms *forms, int *ret_any,
+ * old ones in the temporary table rescoped for the moves. */
+static int forget_changed(struct hqsql *db, const struct hq_forms *forms, int *ret_any,
 			  struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	*ret_any = 0;
 	if ((r = hqdb_exec(db, "CREATE TEMP TABLE IF NOT EXISTS rescoped(id TEXT PRIMARY KEY, "
-			       "old TEXT); DELETE FROM temp.rescoped;", "index scopes", err)) < 0 ||
+			       "old TEXT); DELETE FROM rescoped;", "index scopes", err)) < 0 ||
 	    (r = hqdb_prepare(db, "SELECT field FROM scope_fields WHERE collection = ?1", &st,
 			      err)) < 0)
 		return r;
@@ -415,43 +482,43 @@ static int forget_changed(sqlite3 *db, const struct hq_forms *forms, int *ret_an
 		const struct form *f = hqforms_at(forms, i);
 		int rc;
 
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, form_collection(f), -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		hqsql_reset(st);
+		hqsql_bind_text(st, 1, form_collection(f));
+		rc = hqsql_step(st);
+		if (rc != HQSQL_ROW && rc != HQSQL_DONE) {
 			r = hqdb_fail(db, "read scope fields", err);
 			break;
 		}
-		if (rc == SQLITE_DONE ||
-		    !strcmp((const char *)sqlite3_column_text(st, 0), scope_field_name(f)))
+		if (rc == HQSQL_DONE ||
+		    !strcmp(hqsql_column_text(st, 0), scope_field_name(f)))
 			continue;
 		*ret_any = 1;
-		if ((r = exec_bound(db, "INSERT OR IGNORE INTO temp.rescoped SELECT id, scope_key "
-					"FROM records WHERE collection = ?1", form_collection(f), NULL,
-				    err)) == 0)
+		if ((r = exec_bound(db, "INSERT INTO rescoped SELECT id, scope_key FROM records "
+					"WHERE collection = ?1 ON CONFLICT DO NOTHING",
+				    form_collection(f), NULL, err)) == 0)
 			r = exec_bound(db, "UPDATE records SET scope_key = NULL, scope_parent = NULL "
 					   "WHERE collection = ?1", form_collection(f), NULL, err);
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
 /* Stamp the records whose key the new scope field changed, as a merge
  * that moved them would (rekey): new revisions, moves, dependants. */
-static int rekey_changed(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err)
+static int rekey_changed(struct hqsql *db, const struct hq_forms *forms, struct fs_error *err)
 {
 	struct downsync_writer *w = NULL;
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	char **ids = NULL, **olds = NULL, **news = NULL;
 	size_t n = 0;
 	int r, rc;
 
 	if ((r = downsync_writer_new(db, forms, &w, err)) < 0 ||
-	    (r = hqdb_prepare(db, "SELECT o.id, o.old, r.scope_key FROM temp.rescoped o JOIN "
-				  "records r ON r.id = o.id WHERE o.old IS NOT r.scope_key", &st,
-			      err)) < 0)
+	    (r = hqdb_prepare(db, "SELECT o.id, o.old, r.scope_key FROM rescoped o JOIN "
+				  "records r ON r.id = o.id WHERE o.old IS DISTINCT FROM r.scope_key",
+			      &st, err)) < 0)
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		char **a = realloc(ids, (n + 1) * sizeof(*a)), **b, **c;
 
 		if (a)
@@ -465,18 +532,18 @@ static int rekey_changed(sqlite3 *db, const struct hq_forms *forms, struct fs_er
 			break;
 		}
 		news = c;
-		ids[n] = strdup((const char *)sqlite3_column_text(st, 0));
-		olds[n] = sqlite3_column_type(st, 1) == SQLITE_NULL
+		ids[n] = strdup(hqsql_column_text(st, 0));
+		olds[n] = hqsql_column_is_null(st, 1)
 				  ? NULL
-				  : strdup((const char *)sqlite3_column_text(st, 1));
-		news[n] = sqlite3_column_type(st, 2) == SQLITE_NULL
+				  : strdup(hqsql_column_text(st, 1));
+		news[n] = hqsql_column_is_null(st, 2)
 				  ? NULL
-				  : strdup((const char *)sqlite3_column_text(st, 2));
+				  : strdup(hqsql_column_text(st, 2));
 		n++;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != HQSQL_DONE)
 		r = hqdb_fail(db, "read re-scoped records", err);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	st = NULL;
 	/* rekey also moves the records scoped through these (a household's
 	 * visits), whose own collection's scope field did not change. */
@@ -491,12 +558,12 @@ out:
 	free(ids);
 	free(olds);
 	free(news);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	downsync_writer_free(w);
 	return r;
 }
 
-static int remember_scope_fields(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err)
+static int remember_scope_fields(struct hqsql *db, const struct hq_forms *forms, struct fs_error *err)
 {
 	int r = 0;
 
@@ -508,11 +575,11 @@ static int remember_scope_fields(sqlite3 *db, const struct hq_forms *forms, stru
 	return r;
 }
 
-int downsync_reindex(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err)
+int downsync_reindex(struct hqsql *db, const struct hq_forms *forms, struct fs_error *err)
 {
 	int r, changed = 0;
 
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin scope index", err)) < 0)
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
 	r = forget_changed(db, forms, &changed, err);
 	for (int level = 0; level <= MAX_DEPTH && r == 0; level++)
@@ -541,8 +608,8 @@ int downsync_reindex(sqlite3 *db, const struct hq_forms *forms, struct fs_error 
 				  "UPDATE counters SET value = (SELECT max(rev) FROM conflicts) WHERE "
 				  "name = 'rev' AND (SELECT max(rev) FROM conflicts) > value;"
 				  "COMMIT", "index scopes", err);
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (hqsql_in_transaction(db))
+		hqsql_rollback(db);
 	return r;
 }
 
@@ -555,7 +622,7 @@ struct cursor {
 };
 
 struct pull {
-	sqlite3 *db;
+	struct hqsql *db;
 	const struct hq_forms *forms;
 	const char *device;
 	struct cursor *cur;
@@ -587,7 +654,7 @@ static void pull_reset(struct pull *p)
 /* The device's scope names and one cursor per key (-1: nothing sent). */
 static int load_scope(struct pull *p)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	if ((r = hqdb_prepare(p->db, "SELECT s.key, s.name, coalesce(c.rev, -1), "
@@ -598,9 +665,9 @@ static int load_scope(struct pull *p)
 				     "key = ''), -1), coalesce((SELECT moved FROM down_cursors WHERE "
 				     "device = ?1 AND key = ''), -1) ORDER BY 1", &st, p->err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *key = (const char *)sqlite3_column_text(st, 0);
+	hqsql_bind_text(st, 1, p->device);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
+		const char *key = hqsql_column_text(st, 0);
 		struct cursor *nc = realloc(p->cur, (p->ncur + 1) * sizeof(*nc));
 		char **ns;
 
@@ -608,30 +675,30 @@ static int load_scope(struct pull *p)
 			r = fs_error_set(p->err, -ENOMEM, "out of memory");
 			break;
 		}
-		nc[p->ncur].rev = sqlite3_column_int64(st, 2);
-		nc[p->ncur].moved = sqlite3_column_int64(st, 3);
+		nc[p->ncur].rev = hqsql_column_int64(st, 2);
+		nc[p->ncur].moved = hqsql_column_int64(st, 3);
 		p->ncur++;
 		if (!strcmp(key, "*"))
 			p->all = 1;
-		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+		if (hqsql_column_is_null(st, 1))
 			continue;
 		if (!(ns = realloc(p->d.scope, (p->d.nscope + 1) * sizeof(*ns))) ||
-		    !(p->d.scope = ns, ns[p->d.nscope] = strdup((const char *)sqlite3_column_text(st, 1)))) {
+		    !(p->d.scope = ns, ns[p->d.nscope] = strdup(hqsql_column_text(st, 1)))) {
 			r = fs_error_set(p->err, -ENOMEM, "out of memory");
 			break;
 		}
 		p->d.nscope++;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != HQSQL_DONE)
 		r = hqdb_fail(p->db, "read the device's scope", p->err);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	if (r == 0 && !p->d.nscope)
 		r = fs_error_set(p->err, -FS_ECORRUPT, "device %s has no scope", p->device);
 	return r;
 }
 
 /* Columns 0..5: record, collection, field, value, hlc, device. */
-static int add_change(struct pull *p, sqlite3_stmt *st)
+static int add_change(struct pull *p, struct hqsql_stmt *st)
 {
 	/* Nothing here may be printed: the value is personal data.  The
 	 * budget may run out to finish a record (add_fields). */
@@ -648,12 +715,12 @@ static int add_change(struct pull *p, sqlite3_stmt *st)
 	}
 	c = &p->d.changes[p->d.nchanges];
 	memset(c, 0, sizeof(*c));
-	snprintf(c->c.record_id, sizeof(c->c.record_id), "%s", sqlite3_column_text(st, 0));
-	snprintf(c->c.collection, sizeof(c->c.collection), "%s", sqlite3_column_text(st, 1));
-	snprintf(c->c.field, sizeof(c->c.field), "%s", sqlite3_column_text(st, 2));
-	c->c.hlc = (hlc_t)sqlite3_column_int64(st, 4);
-	snprintf(c->device, sizeof(c->device), "%s", sqlite3_column_text(st, 5));
-	if (!(c->c.value = cJSON_Parse((const char *)sqlite3_column_text(st, 3))))
+	snprintf(c->c.record_id, sizeof(c->c.record_id), "%s", (const unsigned char *)hqsql_column_text(st, 0));
+	snprintf(c->c.collection, sizeof(c->c.collection), "%s", (const unsigned char *)hqsql_column_text(st, 1));
+	snprintf(c->c.field, sizeof(c->c.field), "%s", (const unsigned char *)hqsql_column_text(st, 2));
+	c->c.hlc = (hlc_t)hqsql_column_int64(st, 4);
+	snprintf(c->device, sizeof(c->device), "%s", (const unsigned char *)hqsql_column_text(st, 5));
+	if (!(c->c.value = cJSON_Parse(hqsql_column_text(st, 3))))
 		return fs_error_set(p->err, -FS_ECORRUPT, "record %s: stored value is not JSON",
 				    c->c.record_id);
 	p->d.nchanges++;
@@ -668,7 +735,7 @@ static int add_change(struct pull *p, sqlite3_stmt *st)
  * the budget. */
 static int add_fields(struct pull *p, struct cursor *c)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	if ((r = hqdb_prepare(p->db,
@@ -680,46 +747,46 @@ static int add_fields(struct pull *p, struct cursor *c)
 				       "ORDER BY f.rev",
 			      &st, p->err)) < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, c->rev);
-	sqlite3_bind_text(st, 2, c->key, -1, SQLITE_STATIC);
+	hqsql_bind_int64(st, 1, c->rev);
+	hqsql_bind_text(st, 2, c->key);
 	/* No LIMIT: the loop stops at the budget, past it only to finish a
 	 * record. */
 	(void)0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		/* A record's fields merged together (a new household, one that
 		 * moved in) stay together: a device never holds half of one
 		 * between two down-sets. */
 		if (!p->budget &&
 		    (!p->d.nchanges || strcmp(p->d.changes[p->d.nchanges - 1].c.record_id,
-					      (const char *)sqlite3_column_text(st, 0)))) {
+					      hqsql_column_text(st, 0)))) {
 			p->more = 1;
 			break;
 		}
 		if ((r = add_change(p, st)) < 0)
 			break;
-		c->rev = sqlite3_column_int64(st, 6);
+		c->rev = hqsql_column_int64(st, 6);
 		if (c->rev > p->top)
 			p->top = c->rev;
 	}
-	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (r == 0 && rc != HQSQL_ROW && rc != HQSQL_DONE)
 		r = hqdb_fail(p->db, "read fields to send", p->err);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
 /* The greatest revision in table (a trusted name), or 0. */
 static int max_rev(struct pull *p, const char *sql, int64_t *ret)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if ((r = hqdb_prepare(p->db, sql, &st, p->err)) < 0)
 		return r;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*ret = sqlite3_column_int64(st, 0);
+	if (hqsql_step(st) == HQSQL_ROW)
+		*ret = hqsql_column_int64(st, 0);
 	else
 		r = hqdb_fail(p->db, "read the latest revision", p->err);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -729,7 +796,7 @@ static int max_rev(struct pull *p, const char *sql, int64_t *ret)
  * household there). */
 static int add_moves(struct pull *p, struct cursor *c)
 {
-	sqlite3_stmt *st = NULL, *field = NULL;
+	struct hqsql_stmt *st = NULL, *field = NULL;
 	int64_t top = 0;
 	int r, rc, full = 0;
 
@@ -747,36 +814,35 @@ static int add_moves(struct pull *p, struct cursor *c)
 			      "f.record_id WHERE f.record_id = ?1 AND f.field = ?2",
 			      &field, p->err)) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, c->key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, c->moved);
-	sqlite3_bind_text(st, 3, p->device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)p->budget + 1);
+	hqsql_bind_text(st, 1, c->key);
+	hqsql_bind_int64(st, 2, c->moved);
+	hqsql_bind_text(st, 3, p->device);
+	hqsql_bind_int64(st, 4, (int64_t)p->budget + 1);
 	/* What the device holds of this key, this set included. */
-	sqlite3_bind_int64(st, 5, c->rev);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct form *f = hqforms_find(p->forms, (const char *)sqlite3_column_text(st, 2));
+	hqsql_bind_int64(st, 5, c->rev);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
+		const struct form *f = hqforms_find(p->forms, hqsql_column_text(st, 2));
 		int si = f ? form_scope_field(f) : -1;
 
 		if (!p->budget) {
 			p->more = full = 1;
 			break;
 		}
-		c->moved = sqlite3_column_int64(st, 0);
+		c->moved = hqsql_column_int64(st, 0);
 		if (si < 0)
 			continue;
-		sqlite3_reset(field);
-		sqlite3_bind_text(field, 1, (const char *)sqlite3_column_text(st, 1), -1,
-				  SQLITE_TRANSIENT);
-		sqlite3_bind_text(field, 2, form_field_name(f, (size_t)si), -1, SQLITE_STATIC);
-		rc = sqlite3_step(field);
-		if (rc == SQLITE_ROW && (r = add_change(p, field)) < 0)
+		hqsql_reset(field);
+		hqsql_bind_text(field, 1, hqsql_column_text(st, 1));
+		hqsql_bind_text(field, 2, form_field_name(f, (size_t)si));
+		rc = hqsql_step(field);
+		if (rc == HQSQL_ROW && (r = add_change(p, field)) < 0)
 			break;
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		if (rc != HQSQL_ROW && rc != HQSQL_DONE) {
 			r = hqdb_fail(p->db, "read a moved record", p->err);
 			break;
 		}
 	}
-	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (r == 0 && rc != HQSQL_ROW && rc != HQSQL_DONE)
 		r = hqdb_fail(p->db, "read moves to send", p->err);
 	/* Every move of this key up to top was looked at: the others (of
 	 * records the device still holds through another key) need not be
@@ -784,8 +850,8 @@ static int add_moves(struct pull *p, struct cursor *c)
 	if (r == 0 && !full && top > c->moved)
 		c->moved = top;
 out:
-	sqlite3_finalize(field);
-	sqlite3_finalize(st);
+	hqsql_finalize(field);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -793,7 +859,7 @@ out:
  * its scope. */
 static int add_conflicts(struct pull *p)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int64_t top = 0;
 	int r, rc, full = 0;
 
@@ -803,15 +869,15 @@ static int add_conflicts(struct pull *p)
 			      "SELECT c.rev, c.record_id, c.field, c.device_a, c.hlc_a, c.value_a, "
 			      "c.device_b, c.hlc_b, c.value_b FROM conflicts c JOIN records r ON "
 			      "r.id = c.record_id WHERE c.rev > ?1 AND r.scope_key IS NOT NULL AND "
-			      "(?3 OR r.scope_key = '' OR r.scope_key IN (SELECT key FROM "
+			      "(?3 = 1 OR r.scope_key = '' OR r.scope_key IN (SELECT key FROM "
 			      "device_scopes WHERE device = ?2)) ORDER BY c.rev LIMIT ?4",
 			      &st, p->err)) < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, p->conflict_cursor);
-	sqlite3_bind_text(st, 2, p->device, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, p->all);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)p->budget + 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	hqsql_bind_int64(st, 1, p->conflict_cursor);
+	hqsql_bind_text(st, 2, p->device);
+	hqsql_bind_int64(st, 3, p->all);
+	hqsql_bind_int64(st, 4, (int64_t)p->budget + 1);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		struct downset_conflict *c, *n;
 
 		if (!p->budget) {
@@ -825,15 +891,15 @@ static int add_conflicts(struct pull *p)
 		p->d.conflicts = n;
 		c = &n[p->d.nconflicts++];
 		memset(c, 0, sizeof(*c));
-		snprintf(c->record_id, sizeof(c->record_id), "%s", sqlite3_column_text(st, 1));
-		snprintf(c->field, sizeof(c->field), "%s", sqlite3_column_text(st, 2));
-		snprintf(c->device_a, sizeof(c->device_a), "%s", sqlite3_column_text(st, 3));
-		c->hlc_a = (hlc_t)sqlite3_column_int64(st, 4);
-		c->value_a = cJSON_Parse((const char *)sqlite3_column_text(st, 5));
-		snprintf(c->device_b, sizeof(c->device_b), "%s", sqlite3_column_text(st, 6));
-		c->hlc_b = (hlc_t)sqlite3_column_int64(st, 7);
-		c->value_b = cJSON_Parse((const char *)sqlite3_column_text(st, 8));
-		p->conflict_cursor = sqlite3_column_int64(st, 0);
+		snprintf(c->record_id, sizeof(c->record_id), "%s", (const unsigned char *)hqsql_column_text(st, 1));
+		snprintf(c->field, sizeof(c->field), "%s", (const unsigned char *)hqsql_column_text(st, 2));
+		snprintf(c->device_a, sizeof(c->device_a), "%s", (const unsigned char *)hqsql_column_text(st, 3));
+		c->hlc_a = (hlc_t)hqsql_column_int64(st, 4);
+		c->value_a = cJSON_Parse(hqsql_column_text(st, 5));
+		snprintf(c->device_b, sizeof(c->device_b), "%s", (const unsigned char *)hqsql_column_text(st, 6));
+		c->hlc_b = (hlc_t)hqsql_column_int64(st, 7);
+		c->value_b = cJSON_Parse(hqsql_column_text(st, 8));
+		p->conflict_cursor = hqsql_column_int64(st, 0);
 		p->budget--;
 		if (!c->value_a || !c->value_b) {
 			r = fs_error_set(p->err, -FS_ECORRUPT, "conflict on record %s: stored value "
@@ -841,13 +907,13 @@ static int add_conflicts(struct pull *p)
 			break;
 		}
 	}
-	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (r == 0 && rc != HQSQL_ROW && rc != HQSQL_DONE)
 		r = hqdb_fail(p->db, "read conflicts to send", p->err);
 	/* Every conflict up to top was looked at: those outside the scope
 	 * need not be scanned again at every pull. */
 	if (r == 0 && !full && top > p->conflict_cursor)
 		p->conflict_cursor = top;
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -857,7 +923,7 @@ static int add_conflicts(struct pull *p)
  * most HQFORMS_MAX. */
 static int add_forms(struct pull *p)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	if ((r = hqdb_prepare(p->db,
@@ -866,8 +932,8 @@ static int add_forms(struct pull *p)
 			      "form_versions WHERE collection = f.collection) ORDER BY rev",
 			      &st, p->err)) < 0)
 		return r;
-	sqlite3_bind_int64(st, 1, p->form_cursor);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	hqsql_bind_int64(st, 1, p->form_cursor);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		struct downset_form *f, *n = realloc(p->d.forms, (p->d.nforms + 1) * sizeof(*n));
 
 		if (!n) {
@@ -877,10 +943,10 @@ static int add_forms(struct pull *p)
 		p->d.forms = n;
 		f = &n[p->d.nforms++];
 		memset(f, 0, sizeof(*f));
-		snprintf(f->collection, sizeof(f->collection), "%s", sqlite3_column_text(st, 0));
-		f->version = (uint32_t)sqlite3_column_int64(st, 1);
-		p->form_cursor = sqlite3_column_int64(st, 3);
-		if (!(f->definition = cJSON_Parse((const char *)sqlite3_column_text(st, 2)))) {
+		snprintf(f->collection, sizeof(f->collection), "%s", (const unsigned char *)hqsql_column_text(st, 0));
+		f->version = (uint32_t)hqsql_column_int64(st, 1);
+		p->form_cursor = hqsql_column_int64(st, 3);
+		if (!(f->definition = cJSON_Parse(hqsql_column_text(st, 2)))) {
 			r = fs_error_set(p->err, -FS_ECORRUPT, "form '%s' version %u: the published "
 					 "definition is not JSON", f->collection, f->version);
 			break;
@@ -888,9 +954,9 @@ static int add_forms(struct pull *p)
 		if (p->budget)
 			p->budget--;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != HQSQL_DONE)
 		r = hqdb_fail(p->db, "read forms to send", p->err);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -950,37 +1016,37 @@ void downsync_result_clear(struct downsync_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static int state_load(sqlite3 *db, const char *device, struct state *s, struct fs_error *err)
+static int state_load(struct hqsql *db, const char *device, struct state *s, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	memset(s, 0, sizeof(*s));
 	if ((r = hqdb_prepare(db, "SELECT seq, hash, prev_hash, body, conflict_cursor, scope, "
 				  "form_cursor FROM down_state WHERE device = ?1", &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		s->seq = (uint64_t)sqlite3_column_int64(st, 0);
-		s->len = (size_t)sqlite3_column_bytes(st, 3);
-		if (sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES ||
-		    sqlite3_column_bytes(st, 2) != CHANGESET_HASH_BYTES)
+	hqsql_bind_text(st, 1, device);
+	rc = hqsql_step(st);
+	if (rc == HQSQL_ROW) {
+		s->seq = (uint64_t)hqsql_column_int64(st, 0);
+		s->len = (size_t)(int)hqsql_column_bytes(st, 3);
+		if ((int)hqsql_column_bytes(st, 1) != CHANGESET_HASH_BYTES ||
+		    (int)hqsql_column_bytes(st, 2) != CHANGESET_HASH_BYTES)
 			r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored down-set hash", device);
 		else if (!(s->body = malloc(s->len ? s->len : 1)) ||
-			 !(s->scope = strdup((const char *)sqlite3_column_text(st, 5))))
+			 !(s->scope = strdup(hqsql_column_text(st, 5))))
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 		else {
-			memcpy(s->hash, sqlite3_column_blob(st, 1), CHANGESET_HASH_BYTES);
-			memcpy(s->prev, sqlite3_column_blob(st, 2), CHANGESET_HASH_BYTES);
-			memcpy(s->body, sqlite3_column_blob(st, 3), s->len);
-			s->conflict_cursor = sqlite3_column_int64(st, 4);
-			s->form_cursor = sqlite3_column_int64(st, 6);
+			memcpy(s->hash, hqsql_column_blob(st, 1), CHANGESET_HASH_BYTES);
+			memcpy(s->prev, hqsql_column_blob(st, 2), CHANGESET_HASH_BYTES);
+			memcpy(s->body, hqsql_column_blob(st, 3), s->len);
+			s->conflict_cursor = hqsql_column_int64(st, 4);
+			s->form_cursor = hqsql_column_int64(st, 6);
 		}
-	} else if (rc != SQLITE_DONE) {
+	} else if (rc != HQSQL_DONE) {
 		r = hqdb_fail(db, "read the device's down-sets", err);
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -1005,7 +1071,7 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 		       const uint8_t hash[CHANGESET_HASH_BYTES], const char *scope, uint64_t now_ms)
 {
 	char hex[2 * CHANGESET_HASH_BYTES + 1], detail[256];
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if ((r = hqdb_prepare(p->db, "INSERT INTO down_state(device, seq, hash, prev_hash, body, "
@@ -1014,32 +1080,31 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 				     "seq = ?2, hash = ?3, prev_hash = ?4, body = ?5, conflict_cursor = "
 				     "?6, scope = ?7, issued_at = ?8, form_cursor = ?9", &st, p->err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)(old->seq + 1));
-	sqlite3_bind_blob(st, 3, hash, CHANGESET_HASH_BYTES, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 4, old->seq ? old->hash : zero_hash, CHANGESET_HASH_BYTES,
-			  SQLITE_STATIC);
-	sqlite3_bind_blob(st, 5, body, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, p->conflict_cursor);
-	sqlite3_bind_text(st, 7, scope, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)now_ms);
-	sqlite3_bind_int64(st, 9, p->form_cursor);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(p->db, "store the down-set", p->err);
-	sqlite3_finalize(st);
+	hqsql_bind_text(st, 1, p->device);
+	hqsql_bind_int64(st, 2, (int64_t)(old->seq + 1));
+	hqsql_bind_blob(st, 3, hash, (size_t)(CHANGESET_HASH_BYTES));
+	hqsql_bind_blob(st, 4, old->seq ? old->hash : zero_hash, (size_t)(CHANGESET_HASH_BYTES));
+	hqsql_bind_blob(st, 5, body, (size_t)((int)len));
+	hqsql_bind_int64(st, 6, p->conflict_cursor);
+	hqsql_bind_text(st, 7, scope);
+	hqsql_bind_int64(st, 8, (int64_t)now_ms);
+	hqsql_bind_int64(st, 9, p->form_cursor);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(p->db, "store the down-set", p->err);
+	hqsql_finalize(st);
 	if (r < 0 || (r = hqdb_prepare(p->db, "INSERT INTO down_cursors(device, key, rev, moved) "
 					      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(device, key) DO "
 					      "UPDATE SET rev = ?3, moved = ?4", &st, p->err)) < 0)
 		return r;
 	for (size_t i = 0; i < p->ncur && r == 0; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, p->cur[i].key, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, p->cur[i].rev);
-		sqlite3_bind_int64(st, 4, p->cur[i].moved);
-		if (sqlite3_step(st) != SQLITE_DONE)
+		hqsql_reset(st);
+		hqsql_bind_text(st, 1, p->device);
+		hqsql_bind_text(st, 2, p->cur[i].key);
+		hqsql_bind_int64(st, 3, p->cur[i].rev);
+		hqsql_bind_int64(st, 4, p->cur[i].moved);
+		if (hqsql_step(st) != HQSQL_DONE)
 			r = hqdb_fail(p->db, "store the device's cursors", p->err);
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	if (r < 0)
 		return r;
 	/* Audited by sequence, hash and counts; values travel sealed only. */
@@ -1105,33 +1170,33 @@ out:
 	return r;
 }
 
-static int device_keys(sqlite3 *db, const char *device, uint8_t *sign_pk, uint8_t *box_pk,
+static int device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, uint8_t *box_pk,
 		       int *revoked, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	if ((r = hqdb_prepare(db, "SELECT sign_pk, box_pk, state FROM devices WHERE id = ?1", &st,
 			      err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == crypto_sign_PUBLICKEYBYTES &&
-	    sqlite3_column_bytes(st, 1) == crypto_box_PUBLICKEYBYTES) {
-		memcpy(sign_pk, sqlite3_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
-		memcpy(box_pk, sqlite3_column_blob(st, 1), crypto_box_PUBLICKEYBYTES);
-		*revoked = !strcmp((const char *)sqlite3_column_text(st, 2), "revoked");
+	hqsql_bind_text(st, 1, device);
+	rc = hqsql_step(st);
+	if (rc == HQSQL_ROW && (int)hqsql_column_bytes(st, 0) == crypto_sign_PUBLICKEYBYTES &&
+	    (int)hqsql_column_bytes(st, 1) == crypto_box_PUBLICKEYBYTES) {
+		memcpy(sign_pk, hqsql_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
+		memcpy(box_pk, hqsql_column_blob(st, 1), crypto_box_PUBLICKEYBYTES);
+		*revoked = !strcmp(hqsql_column_text(st, 2), "revoked");
 		r = 1;
-	} else if (rc == SQLITE_ROW) {
+	} else if (rc == HQSQL_ROW) {
 		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored keys have a bad length", device);
 	} else {
-		r = rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up device", err);
+		r = rc == HQSQL_DONE ? 0 : hqdb_fail(db, "look up device", err);
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
-int downsync_pull(sqlite3 *db, const struct identity *hq, const struct hq_forms *forms,
+int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_forms *forms,
 		  unsigned batch, const uint8_t *req, size_t len, uint64_t now_ms,
 		  struct downsync_result *ret, struct fs_error *err)
 {
@@ -1166,7 +1231,7 @@ int downsync_pull(sqlite3 *db, const struct identity *hq, const struct hq_forms 
 		refuse(&res, 403, "revoked", "device %s has been revoked", res.device);
 		goto done;
 	}
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin pull", err)) < 0)
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		goto fail;
 	if ((r = state_load(db, res.device, &old, err)) < 0)
 		goto rollback;
@@ -1197,8 +1262,8 @@ int downsync_pull(sqlite3 *db, const struct identity *hq, const struct hq_forms 
 		goto rollback;
 	goto done;
 rollback:
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (hqsql_in_transaction(db))
+		hqsql_rollback(db);
 fail:
 	pull_reset(&p);
 	free(old.body);

@@ -30,7 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sqlite3.h>
+#include "hq/hqsql.h"
 
 #include "crypto/fserr.h"
 #include "crypto/identity.h"
@@ -80,7 +80,7 @@
 /* One ingest run's bookkeeping: prepared statements on db.  forms must
  * outlive it. */
 struct downsync_writer;
-int downsync_writer_new(sqlite3 *db, const struct hq_forms *forms, struct downsync_writer **ret,
+int downsync_writer_new(struct hqsql *db, const struct hq_forms *forms, struct downsync_writer **ret,
 			struct fs_error *err) FS_WUR;
 void downsync_writer_free(struct downsync_writer *w);
 
@@ -109,7 +109,7 @@ int downsync_conflict_recorded(struct downsync_writer *w, int64_t id,
  * names another scope field than when HQ last ran (scope_fields): new
  * keys, new revisions, moves from the old keys.  Idempotent; serve runs
  * it before it listens. */
-int downsync_reindex(sqlite3 *db, const struct hq_forms *forms, struct fs_error *err) FS_WUR;
+int downsync_reindex(struct hqsql *db, const struct hq_forms *forms, struct fs_error *err) FS_WUR;
 
 struct downsync_result {
 	int status;          /* HTTP status; 204: nothing new since the last set */
@@ -124,7 +124,7 @@ struct downsync_result {
 
 /* Answer a pull request.  0 with ret filled (any status); < 0 when HQ
  * itself failed (answer 500; nothing changed). */
-int downsync_pull(sqlite3 *db, const struct identity *hq, const struct hq_forms *forms,
+int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_forms *forms,
 		  unsigned batch, const uint8_t *req, size_t len, uint64_t now_ms,
 		  struct downsync_result *ret, struct fs_error *err) FS_WUR;
 

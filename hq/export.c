@@ -141,26 +141,26 @@ fail:
 }
 
 /* Fill rw->values from the fields table. */
-static int load_values(sqlite3 *db, sqlite3_stmt *st, const struct form *f, struct row *rw,
+static int load_values(struct hqsql *db, struct hqsql_stmt *st, const struct form *f, struct row *rw,
 		       struct fs_error *err)
 {
 	int rc;
 
-	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, rw->id, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int i = form_field_index(f, (const char *)sqlite3_column_text(st, 0));
+	hqsql_reset(st);
+	hqsql_bind_text(st, 1, rw->id);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
+		int i = form_field_index(f, hqsql_column_text(st, 0));
 
 		if (i < 0)
 			continue; /* a field since removed from the form */
 		cJSON_Delete(rw->values[i]);
-		rw->values[i] = cJSON_ParseWithLength((const char *)sqlite3_column_text(st, 1),
-						      (size_t)sqlite3_column_bytes(st, 1));
+		rw->values[i] = cJSON_ParseWithLength(hqsql_column_text(st, 1),
+						      (size_t)(int)hqsql_column_bytes(st, 1));
 		if (!rw->values[i])
 			return fs_error_set(err, -FS_ECORRUPT, "record %s: a stored value is not "
 					    "JSON", rw->id);
 	}
-	return rc == SQLITE_DONE ? 0 : hqdb_fail(db, "read fields", err);
+	return rc == HQSQL_DONE ? 0 : hqdb_fail(db, "read fields", err);
 }
 
 /* ---- the export loop --------------------------------------------------- */
@@ -178,10 +178,10 @@ static void write_csv_header(FILE *out, const struct form *f)
 	fputs("\r\n", out);
 }
 
-int export_records(sqlite3 *db, const struct form *f, enum export_format fmt, uint64_t since_ms,
+int export_records(struct hqsql *db, const struct form *f, enum export_format fmt, uint64_t since_ms,
 		   FILE *out, struct fs_error *err)
 {
-	sqlite3_stmt *recs = NULL, *vals = NULL;
+	struct hqsql_stmt *recs = NULL, *vals = NULL;
 	size_t n = form_field_count(f);
 	cJSON **values = calloc(n ? n : 1, sizeof(*values));
 	int rc, r;
@@ -197,18 +197,18 @@ int export_records(sqlite3 *db, const struct form *f, enum export_format fmt, ui
 	    (r = hqdb_prepare(db, "SELECT field, value FROM fields WHERE record_id = ?1", &vals,
 			      err)) < 0)
 		goto out;
-	sqlite3_bind_text(recs, 1, form_collection(f), -1, SQLITE_STATIC);
+	hqsql_bind_text(recs, 1, form_collection(f));
 	/* HQ's clock, not the device's: a visit recorded offline on day 1
 	 * and synced on day 5 belongs in an export "since day 4". */
-	sqlite3_bind_int64(recs, 2, (sqlite3_int64)since_ms);
+	hqsql_bind_int64(recs, 2, (int64_t)since_ms);
 	if (fmt == EXPORT_CSV)
 		write_csv_header(out, f);
-	while ((rc = sqlite3_step(recs)) == SQLITE_ROW) {
-		struct row rw = {.id = (const char *)sqlite3_column_text(recs, 0),
-				 .updated = (hlc_t)sqlite3_column_int64(recs, 1),
-				 .device = (const char *)sqlite3_column_text(recs, 2),
-				 .team = (const char *)sqlite3_column_text(recs, 3),
-				 .state = (const char *)sqlite3_column_text(recs, 4),
+	while ((rc = hqsql_step(recs)) == HQSQL_ROW) {
+		struct row rw = {.id = hqsql_column_text(recs, 0),
+				 .updated = (hlc_t)hqsql_column_int64(recs, 1),
+				 .device = hqsql_column_text(recs, 2),
+				 .team = hqsql_column_text(recs, 3),
+				 .state = hqsql_column_text(recs, 4),
 				 .values = values};
 
 		r = load_values(db, vals, f, &rw, err);
@@ -221,15 +221,15 @@ int export_records(sqlite3 *db, const struct form *f, enum export_format fmt, ui
 		if (r < 0)
 			goto out;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != HQSQL_DONE) {
 		r = hqdb_fail(db, "read records", err);
 		goto out;
 	}
 	if (fflush(out) != 0 || ferror(out))
 		r = fs_error_set(err, -EIO, "write export: %s", strerror(errno));
 out:
-	sqlite3_finalize(recs);
-	sqlite3_finalize(vals);
+	hqsql_finalize(recs);
+	hqsql_finalize(vals);
 	free(values);
 	return r;
 }

@@ -25,7 +25,7 @@
 #define FS_FORMPUB_H
 
 #include <stdint.h>
-#include <sqlite3.h>
+#include "hq/hqsql.h"
 
 #include "crypto/fserr.h"
 #include "hq/hqforms.h"
@@ -50,12 +50,12 @@
 
 /* Publish what changed, in one transaction, and mark every form in fs
  * with its version.  *ret_published: how many new versions (may be NULL). */
-int formpub_publish(sqlite3 *db, struct hq_forms *fs, uint64_t now_ms, unsigned *ret_published,
+int formpub_publish(struct hqsql *db, struct hq_forms *fs, uint64_t now_ms, unsigned *ret_published,
 		    struct fs_error *err) FS_WUR;
 
 /* The definition of collection as published at version; -ENOENT when HQ
  * never published that version.  *ret is the caller's (form_free). */
-int formpub_load(sqlite3 *db, const char *collection, uint32_t version, struct form **ret,
+int formpub_load(struct hqsql *db, const char *collection, uint32_t version, struct form **ret,
 		 struct fs_error *err) FS_WUR;
 
 #endif

@@ -3,10 +3,13 @@
  * Sections: errors; schema; opening; helpers.
  */
 #include "hq/hqdb.h"
+#include <sqlite3.h>
 #include <cjson/cJSON.h>
 #include "hq/audit.h"
 #include "hq/downsync.h"
 #include "hq/formpub.h"
+#include "hq/hqconfig.h"
+#include "hq/pgdb.h"
 #include "hq/scope.h"
 #include "sync/dberr.h"
 
@@ -20,24 +23,19 @@
 
 /* ---- errors ------------------------------------------------------------ */
 
-int hqdb_fail(sqlite3 *db, const char *what, struct fs_error *err)
+int hqdb_fail(struct hqsql *db, const char *what, struct fs_error *err)
 {
-	return dberr_set(db, sqlite3_extended_errcode(db), sqlite3_db_filename(db, "main"), err, "%s",
-			 what);
+	return hqsql_fail(db, what, err);
 }
 
-int hqdb_exec(sqlite3 *db, const char *sql, const char *what, struct fs_error *err)
+int hqdb_exec(struct hqsql *db, const char *sql, const char *what, struct fs_error *err)
 {
-	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return hqdb_fail(db, what, err);
-	return 0;
+	return hqsql_exec(db, sql, what, err);
 }
 
-int hqdb_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret, struct fs_error *err)
+int hqdb_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret, struct fs_error *err)
 {
-	if (sqlite3_prepare_v2(db, sql, -1, ret, NULL) != SQLITE_OK)
-		return hqdb_fail(db, "prepare statement", err);
-	return 0;
+	return hqsql_prepare(db, sql, ret, err);
 }
 
 /* ---- schema ------------------------------------------------------------ */
@@ -176,28 +174,30 @@ static const char schema_sql[] =
 
 /* ---- opening ----------------------------------------------------------- */
 
-static int configure(sqlite3 *db, const char *path, struct fs_error *err)
+static int configure(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	char what[PATH_MAX + 32];
 
 	snprintf(what, sizeof(what), "configure %s", path);
-	if (sqlite3_busy_timeout(db, HQDB_BUSY_MS) != SQLITE_OK || scope_register_fold(db) < 0)
-		return hqdb_fail(db, what, err);
+	if (sqlite3_busy_timeout(hqsql_sqlite(db), HQDB_BUSY_MS) != SQLITE_OK ||
+	    scope_register_fold(hqsql_sqlite(db)) < 0)
+		return fs_error_set(err, -FS_ESTORE, "%s: %s", what,
+				    sqlite3_errmsg(hqsql_sqlite(db)));
 	return hqdb_exec(db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 			 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
 			 what, err);
 }
 
-static int user_version(sqlite3 *db, int *ret, struct fs_error *err)
+static int user_version(struct hqsql *db, int *ret, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if ((r = hqdb_prepare(db, "PRAGMA user_version", &st, err)) < 0)
 		return r;
-	*ret = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-	sqlite3_finalize(st);
+	*ret = hqsql_step(st) == HQSQL_ROW ? (int)hqsql_column_int64(st, 0) : -1;
+	hqsql_finalize(st);
 	return 0;
 }
 
@@ -205,7 +205,7 @@ static int user_version(sqlite3 *db, int *ret, struct fs_error *err)
  * stored leaves, so that proofs and checkpoints stop costing O(n); and
  * which devices may still send version 1 change sets.  One transaction;
  * a second process waits for it and finds version 2. */
-static int migrate_v2(sqlite3 *db, const char *path, struct fs_error *err)
+static int migrate_v2(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	char what[PATH_MAX + 32];
 	int r, v = -1;
@@ -224,14 +224,14 @@ static int migrate_v2(sqlite3 *db, const char *path, struct fs_error *err)
 	if (r == 0)
 		r = hqdb_exec(db, "COMMIT", what, err);
 	if (r < 0)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		hqsql_rollback(db);
 	return r;
 }
 
 /* Version 2 to 3: device scopes (hq/scope.h).  Every device enrolled
  * until now may write its enrolment municipality, as before the upgrade
  * it was expected to; an administrator widens that with `scope`. */
-static int migrate_v3(sqlite3 *db, const char *path, struct fs_error *err)
+static int migrate_v3(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	char what[PATH_MAX + 32];
 	int r, v = -1;
@@ -249,14 +249,14 @@ static int migrate_v3(sqlite3 *db, const char *path, struct fs_error *err)
 	if (r == 0)
 		r = hqdb_exec(db, "COMMIT", what, err);
 	if (r < 0)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		hqsql_rollback(db);
 	return r;
 }
 
 /* Version 3 to 4: two-way sync (hq/downsync.h).  Fields merged before
  * keep revision 0 and get their scope keys from downsync_reindex(),
  * which serve runs before it listens. */
-static int migrate_v4(sqlite3 *db, const char *path, struct fs_error *err)
+static int migrate_v4(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	char what[PATH_MAX + 32];
 	int r, v = -1;
@@ -276,13 +276,13 @@ static int migrate_v4(sqlite3 *db, const char *path, struct fs_error *err)
 	if (r == 0)
 		r = hqdb_exec(db, "COMMIT", what, err);
 	if (r < 0)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		hqsql_rollback(db);
 	return r;
 }
 
 /* Version 4 to 5: published forms (hq/formpub.h).  Every device gets
  * HQ's forms in its next down-set: its form cursor starts at 0. */
-static int migrate_v5(sqlite3 *db, const char *path, struct fs_error *err)
+static int migrate_v5(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	char what[PATH_MAX + 32];
 	int r, v = -1;
@@ -296,11 +296,11 @@ static int migrate_v5(sqlite3 *db, const char *path, struct fs_error *err)
 	if (r == 0)
 		r = hqdb_exec(db, "COMMIT", what, err);
 	if (r < 0)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		hqsql_rollback(db);
 	return r;
 }
 
-static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
+static int check_version(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	int r, v = -1;
 
@@ -322,7 +322,7 @@ static int check_version(sqlite3 *db, const char *path, struct fs_error *err)
 	return 0;
 }
 
-static int create_schema(sqlite3 *db, const char *path, struct fs_error *err)
+static int create_schema(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	char what[PATH_MAX + 32];
 	int r;
@@ -333,7 +333,7 @@ static int create_schema(sqlite3 *db, const char *path, struct fs_error *err)
 	if ((r = hqdb_exec(db, schema_sql, what, err)) < 0 ||
 	    (r = hqdb_exec(db, "PRAGMA user_version=" FS_STR(HQDB_VERSION), what, err)) < 0 ||
 	    (r = hqdb_exec(db, "COMMIT", what, err)) < 0) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		hqsql_rollback(db);
 		return r;
 	}
 	return 0;
@@ -362,10 +362,11 @@ int hqdb_check_dir(const char *data_dir, struct fs_error *err)
 	return check_private(data_dir, &st, err);
 }
 
-int hqdb_open(const char *data_dir, enum hqdb_mode mode, sqlite3 **ret_db, struct fs_error *err)
+int hqdb_open(const char *data_dir, enum hqdb_mode mode, struct hqsql **ret_db, struct fs_error *err)
 {
 	char path[PATH_MAX];
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
+	sqlite3 *lite = NULL;
 	struct stat st;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, r;
 
@@ -384,10 +385,16 @@ int hqdb_open(const char *data_dir, enum hqdb_mode mode, sqlite3 **ret_db, struc
 	}
 	if (mode == HQDB_CREATE)
 		flags |= SQLITE_OPEN_CREATE;
-	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-		r = db ? hqdb_fail(db, path, err)
-		       : fs_error_set(err, -ENOMEM, "database %s: out of memory", path);
-		goto out;
+	if (sqlite3_open_v2(path, &lite, flags, NULL) != SQLITE_OK) {
+		r = lite ? dberr_set(lite, sqlite3_extended_errcode(lite), path, err, "%s", path)
+			 : fs_error_set(err, -ENOMEM, "database %s: out of memory", path);
+		sqlite3_close(lite);
+		return r;
+	}
+	/* From here db owns lite. */
+	if ((r = hqsql_wrap_sqlite(lite, &db, err)) < 0) {
+		sqlite3_close(lite);
+		return r;
 	}
 	if ((r = configure(db, path, err)) < 0)
 		goto out;
@@ -401,21 +408,44 @@ out:
 	return r;
 }
 
-sqlite3 *hqdb_close(sqlite3 *db)
+int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_error *err)
 {
-	sqlite3_close(db);
-	return NULL;
+	const struct pgdb_config pc = {cfg->postgresql, cfg->pg_password_file,
+				       cfg->pg_statement_timeout_ms};
+	char where[512];
+	PGconn *pg = NULL;
+	int r, v = 0;
+
+	if (!hqconfig_postgresql(cfg))
+		return hqdb_open(cfg->data_dir, HQDB_OPEN, ret, err);
+	if ((r = pgdb_connect(&pc, &pg, err)) < 0)
+		return r;
+	if ((r = pgdb_schema_version(pg, &v, err)) == 0 && v != PGDB_SCHEMA_VERSION) {
+		pgdb_describe(pg, where, sizeof(where));
+		r = v ? fs_error_set(err, -FS_EFORMAT, "PostgreSQL %s: schema version %d, expected "
+				     "%d", where, v, PGDB_SCHEMA_VERSION)
+		      : fs_error_set(err, -ENOENT, "PostgreSQL %s: no HQ schema (run init)", where);
+	}
+	if (r == 0 && (r = hqsql_wrap_pg(pg, ret, err)) == 0)
+		return 0;
+	pgdb_close(pg);
+	return r;
+}
+
+struct hqsql *hqdb_close(struct hqsql *db)
+{
+	return hqsql_close(db);
 }
 
 /* ---- helpers ----------------------------------------------------------- */
 
-int hqdb_event(sqlite3 *db, uint64_t at_ms, const char *type, const char *device,
+int hqdb_event(struct hqsql *db, uint64_t at_ms, const char *type, const char *device,
 	       const char *detail, struct fs_error *err)
 {
 	return audit_append(db, at_ms, type, device, detail, err);
 }
 
-int hqdb_event_strings(sqlite3 *db, uint64_t at_ms, const char *type, const char *device,
+int hqdb_event_strings(struct hqsql *db, uint64_t at_ms, const char *type, const char *device,
 		       struct fs_error *err, ...)
 {
 	cJSON *o = cJSON_CreateObject();

@@ -16,7 +16,7 @@
 
 /* ---- tokens ------------------------------------------------------------ */
 
-int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *team,
+int hqenroll_token_create(struct hqsql *db, const struct identity *hq, const char *team,
 			  const char *municipality, const char *scope, uint64_t now_ms,
 			  uint64_t expires_ms, const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX],
 			  struct fs_error *err)
@@ -24,7 +24,7 @@ int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *te
 	struct enroll_token t = {0};
 	uint8_t h[32];
 	char hex[SECRET_HASH_HEX], detail[64], *scope_json = NULL;
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	cJSON *names = NULL;
 	int r;
 
@@ -48,17 +48,17 @@ int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *te
 	}
 	token_secret_hash(t.secret, h);
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin token", err)) < 0)
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		goto out;
 	if ((r = hqdb_prepare(db, "INSERT INTO tokens(secret_hash, team, municipality, "
 				  "expires_at, scope) VALUES (?1, ?2, ?3, ?4, ?5)", &st, err)) < 0)
 		goto rollback;
-	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, team, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, municipality, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)expires_ms);
-	sqlite3_bind_text(st, 5, scope_json, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	hqsql_bind_text(st, 1, hex);
+	hqsql_bind_text(st, 2, team);
+	hqsql_bind_text(st, 3, municipality);
+	hqsql_bind_int64(st, 4, (int64_t)expires_ms);
+	hqsql_bind_text(st, 5, scope_json);
+	if (hqsql_step(st) != HQSQL_DONE) {
 		r = hqdb_fail(db, "store token", err);
 		goto rollback;
 	}
@@ -70,9 +70,9 @@ int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *te
 	token_format(&t, out);
 	goto out;
 rollback:
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	hqsql_rollback(db);
 out:
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	sodium_memzero(&t, sizeof(t));
 	cJSON_free(scope_json);
 	return r;
@@ -175,74 +175,75 @@ struct token_row {
 /* The token's row: 1 with row filled when it is unused and unexpired, 2
  * when it was spent by device (which then gets its answer again), 0 when
  * it is neither; < 0 on error. */
-static int token_lookup(sqlite3 *db, const char *hash_hex, const struct enroll_req *req,
+static int token_lookup(struct hqsql *db, const char *hash_hex, const struct enroll_req *req,
 			uint64_t now_ms, struct token_row *row, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	/* A spent token still answers the device that spent it, while that
 	 * device is active: an enrolment whose answer was lost on the way
 	 * can be retried with the same token. */
 	if ((r = hqdb_prepare(db, "SELECT t.team, t.municipality, t.used_at IS NOT NULL, "
-				  "coalesce(d.sign_pk = ?4 AND d.box_pk = ?5, 0), t.scope FROM tokens t "
+				  "CASE WHEN d.sign_pk = ?4 AND d.box_pk = ?5 THEN 1 ELSE 0 END, t.scope "
+				  "FROM tokens t "
 				  "LEFT JOIN devices d ON d.id = t.device "
 				  "WHERE t.secret_hash = ?1 AND ((t.used_at IS NULL AND t.expires_at > ?2) "
 				  "OR (t.device = ?3 AND d.state = 'active'))", &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
-	sqlite3_bind_text(st, 3, req->device, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 4, req->sign_pk, sizeof(req->sign_pk), SQLITE_STATIC);
-	sqlite3_bind_blob(st, 5, req->box_pk, sizeof(req->box_pk), SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		snprintf(row->team, sizeof(row->team), "%s", (const char *)sqlite3_column_text(st, 0));
+	hqsql_bind_text(st, 1, hash_hex);
+	hqsql_bind_int64(st, 2, (int64_t)now_ms);
+	hqsql_bind_text(st, 3, req->device);
+	hqsql_bind_blob(st, 4, req->sign_pk, (size_t)(sizeof(req->sign_pk)));
+	hqsql_bind_blob(st, 5, req->box_pk, (size_t)(sizeof(req->box_pk)));
+	rc = hqsql_step(st);
+	if (rc == HQSQL_ROW) {
+		snprintf(row->team, sizeof(row->team), "%s", hqsql_column_text(st, 0));
 		snprintf(row->municipality, sizeof(row->municipality), "%s",
-			 (const char *)sqlite3_column_text(st, 1));
-		row->same_keys = sqlite3_column_int(st, 3);
-		r = sqlite3_column_int(st, 2) ? 2 : 1;
-		if (sqlite3_column_type(st, 4) != SQLITE_NULL &&
-		    !(row->scope = cJSON_Parse((const char *)sqlite3_column_text(st, 4))))
+			 hqsql_column_text(st, 1));
+		row->same_keys = (int)hqsql_column_int64(st, 3);
+		r = (int)hqsql_column_int64(st, 2) ? 2 : 1;
+		if (!hqsql_column_is_null(st, 4) &&
+		    !(row->scope = cJSON_Parse(hqsql_column_text(st, 4))))
 			r = fs_error_set(err, -FS_ECORRUPT, "token: stored scope is not JSON");
 	} else {
-		r = rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up token", err);
+		r = rc == HQSQL_DONE ? 0 : hqdb_fail(db, "look up token", err);
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
-static int device_exists(sqlite3 *db, const char *id, struct fs_error *err)
+static int device_exists(struct hqsql *db, const char *id, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	if ((r = hqdb_prepare(db, "SELECT 1 FROM devices WHERE id = ?1", &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : hqdb_fail(db, "look up device", err);
-	sqlite3_finalize(st);
+	hqsql_bind_text(st, 1, id);
+	rc = hqsql_step(st);
+	r = rc == HQSQL_ROW ? 1 : rc == HQSQL_DONE ? 0 : hqdb_fail(db, "look up device", err);
+	hqsql_finalize(st);
 	return r;
 }
 
-static int register_device(sqlite3 *db, const struct enroll_req *req, const struct token_row *row,
+static int register_device(struct hqsql *db, const struct enroll_req *req, const struct token_row *row,
 			   const char *hash_hex, uint64_t now_ms, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if ((r = hqdb_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality, "
 				  "enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, req->device, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, req->sign_pk, sizeof(req->sign_pk), SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, req->box_pk, sizeof(req->box_pk), SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, row->team, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, row->municipality, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)now_ms);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "register device", err);
-	sqlite3_finalize(st);
+	hqsql_bind_text(st, 1, req->device);
+	hqsql_bind_blob(st, 2, req->sign_pk, (size_t)(sizeof(req->sign_pk)));
+	hqsql_bind_blob(st, 3, req->box_pk, (size_t)(sizeof(req->box_pk)));
+	hqsql_bind_text(st, 4, row->team);
+	hqsql_bind_text(st, 5, row->municipality);
+	hqsql_bind_int64(st, 6, (int64_t)now_ms);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "register device", err);
+	hqsql_finalize(st);
 	if (r == 0) {
 		cJSON *muni = row->scope ? NULL : cJSON_CreateStringArray(
 							  (const char *const[]){row->municipality}, 1);
@@ -255,11 +256,11 @@ static int register_device(sqlite3 *db, const struct enroll_req *req, const stru
 	if (r < 0 || (r = hqdb_prepare(db, "UPDATE tokens SET used_at = ?2, device = ?3 "
 					   "WHERE secret_hash = ?1", &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
-	sqlite3_bind_text(st, 3, req->device, -1, SQLITE_STATIC);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "spend token", err);
-	sqlite3_finalize(st);
+	hqsql_bind_text(st, 1, hash_hex);
+	hqsql_bind_int64(st, 2, (int64_t)now_ms);
+	hqsql_bind_text(st, 3, req->device);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "spend token", err);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -291,7 +292,7 @@ static int build_body(const struct identity *hq, const struct enroll_req *req,
 
 /* Every check of a token found (found: token_lookup's 1 or 2), then the
  * writes. */
-static int enroll_token_found(sqlite3 *db, const struct identity *hq,
+static int enroll_token_found(struct hqsql *db, const struct identity *hq,
 			      const struct enroll_req *req, const struct token_row *rowp,
 			      const char *hash_hex, int found, uint64_t now_ms,
 			      struct hqenroll_result *ret, struct fs_error *err)
@@ -333,7 +334,7 @@ static int enroll_token_found(sqlite3 *db, const struct identity *hq,
 }
 
 /* Inside the transaction. */
-static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct enroll_req *req,
+static int enroll_locked(struct hqsql *db, const struct identity *hq, const struct enroll_req *req,
 			 uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
 {
 	char hash_hex[SECRET_HASH_HEX];
@@ -352,22 +353,22 @@ static int enroll_locked(sqlite3 *db, const struct identity *hq, const struct en
 	return r;
 }
 
-int hqenroll_audit_refusal(sqlite3 *db, uint64_t now_ms, const char *peer, const char *error,
+int hqenroll_audit_refusal(struct hqsql *db, uint64_t now_ms, const char *peer, const char *error,
 			   struct fs_error *err)
 {
 	int r;
 
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "audit a refused enrolment", err)) < 0)
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
 	if ((r = hqdb_event_strings(db, now_ms, "enroll_rejected", NULL, err, "peer", peer, "error",
 				    error, (const char *)NULL)) == 0)
 		r = hqdb_exec(db, "COMMIT", "audit a refused enrolment", err);
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (hqsql_in_transaction(db))
+		hqsql_rollback(db);
 	return r;
 }
 
-int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, size_t len,
+int hqenroll_device(struct hqsql *db, const struct identity *hq, const char *json, size_t len,
 		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
 {
 	struct hqenroll_result res = {0};
@@ -376,13 +377,13 @@ int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, si
 
 	if ((r = parse_request(json, len, &req, &res)) < 0 || res.status)
 		goto done;
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin enrolment", err)) < 0)
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		goto done;
 	r = enroll_locked(db, hq, &req, now_ms, &res, err);
 	if (r == 0 && res.status == 200)
 		r = hqdb_exec(db, "COMMIT", "commit enrolment", err);
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (hqsql_in_transaction(db))
+		hqsql_rollback(db);
 done:
 	sodium_memzero(&req, sizeof(req));
 	if (r < 0) {

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
+#include "hq/hqsql.h"
 
 #include "crypto/fserr.h"
 #include "crypto/identity.h"
@@ -34,7 +34,7 @@
  * the enrolled device's scope as a list "A, B" (hq/scope.h), or NULL for
  * the municipality alone.  out gets the token text; it is a credential:
  * print it once, never log it. */
-int hqenroll_token_create(sqlite3 *db, const struct identity *hq, const char *team,
+int hqenroll_token_create(struct hqsql *db, const struct identity *hq, const char *team,
 			  const char *municipality, const char *scope, uint64_t now_ms,
 			  uint64_t expires_ms,
 			  const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX],
@@ -50,13 +50,13 @@ struct hqenroll_result {
 /* Returns 0 with *ret filled (any status), or a negative code with err
  * set when HQ failed (answer 500; nothing changed).  Free with
  * hqenroll_result_clear(). */
-int hqenroll_device(sqlite3 *db, const struct identity *hq, const char *json, size_t len,
+int hqenroll_device(struct hqsql *db, const struct identity *hq, const char *json, size_t len,
 		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err) FS_WUR;
 
 /* Append an "enroll_rejected" event {"peer", "error"} in its own
  * transaction (also for attempts the server refused before reading them,
  * error "rate_limited"). */
-int hqenroll_audit_refusal(sqlite3 *db, uint64_t now_ms, const char *peer, const char *error,
+int hqenroll_audit_refusal(struct hqsql *db, uint64_t now_ms, const char *peer, const char *error,
 			   struct fs_error *err) FS_WUR;
 
 void hqenroll_result_clear(struct hqenroll_result *r);

@@ -37,6 +37,7 @@ struct hqsql_stmt {
 	char *sql;                      /* with $N placeholders */
 	char name[24];                  /* "" until prepared */
 	int nparams;                    /* highest placeholder number */
+	uint64_t used;                  /* bit N-1: $N appears in sql */
 	char *val[HQSQL_MAX_PARAMS];    /* malloc'd text or bytes, NULL for NULL */
 	int len[HQSQL_MAX_PARAMS];
 	int fmt[HQSQL_MAX_PARAMS];      /* 0 text, 1 binary */
@@ -164,14 +165,16 @@ static int pg_command(struct hqsql *db, const char *sql, const char *what, struc
 	return r < 0 ? hqsql_fail(db, what, err) : 0;
 }
 
-/* sql with ?N (and bare ?) as $N, outside quotes; *max the highest N. */
-static char *pg_placeholders(const char *sql, int *max)
+/* sql with ?N (and bare ?) as $N, outside quotes; *max the highest N,
+ * *used a bit for each N that appears. */
+static char *pg_placeholders(const char *sql, int *max, uint64_t *used)
 {
 	size_t n = strlen(sql);
 	char *out = malloc(n * 2 + 1), *o = out, quote = 0;
 	int next = 1;
 
 	*max = 0;
+	*used = 0;
 	if (!out)
 		return NULL;
 	for (const char *p = sql; *p; p++) {
@@ -191,6 +194,8 @@ static char *pg_placeholders(const char *sql, int *max)
 			next = k + 1;
 			if (k > *max)
 				*max = k;
+			if (k <= 64)
+				*used |= 1ULL << (k - 1);
 			o += sprintf(o, "$%d", k);
 		} else {
 			*o++ = *p;
@@ -209,6 +214,11 @@ static int pg_run(struct hqsql_stmt *st)
 		PGresult *res;
 
 		snprintf(st->name, sizeof(st->name), "hq%u", ++db->prepared);
+		/* A number the SQL skips ("?2" alone) still counts: it needs a
+		 * type, and any will do. */
+		for (int i = 0; i < st->nparams; i++)
+			if (!(st->used & (1ULL << i)) && !st->oid[i])
+				st->oid[i] = OID_TEXT;
 		res = PQprepare(db->pg, st->name, st->sql, st->nparams, st->oid);
 		s = PQresultStatus(res);
 		if (s != PGRES_COMMAND_OK) {
@@ -332,7 +342,7 @@ int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
 			lite_failed(db);
 			return hqsql_fail(db, "prepare statement", err);
 		}
-	} else if (!(st->sql = pg_placeholders(sql, &st->nparams))) {
+	} else if (!(st->sql = pg_placeholders(sql, &st->nparams, &st->used))) {
 		free(st);
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	} else if (st->nparams > HQSQL_MAX_PARAMS) {

@@ -1,10 +1,11 @@
 /* hqsql.h - one way to run HQ's SQL on SQLite or PostgreSQL.
  *
- * The executor under HQ's storage seam (issue 13, being built).  HQ's
- * modules keep their SQL, in the subset both engines read the same way,
- * and run it through these calls; what differs between the engines
- * lives here, in one file per backend: connecting, placeholders,
- * transactions and locks, types, and errors.
+ * The executor under HQ's storage (issue 13).  HQ's modules keep their
+ * SQL, in the subset both engines read the same way, and run it through
+ * these calls; what differs between the engines lives here:
+ * placeholders, transactions and locks, types, and errors.  The few
+ * statements that need an engine's own functions ask hqsql_backend().
+ * hqdb_connect() (hq/hqdb.h) opens the right one from the config.
  *
  *   - Placeholders are ?1, ?2, ... (SQLite's form); the PostgreSQL
  *     backend rewrites them to $1, $2 outside string literals.

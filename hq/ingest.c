@@ -94,19 +94,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_RECORD_DELETED] = "UPDATE records SET deleted = 1 WHERE id = ?1",
 	[ST_RECORD_MERGED] = "UPDATE records SET merged_at = ?2 WHERE id = ?1",
 	[ST_FIELD_GET] = "SELECT hlc, device FROM fields WHERE record_id = ?1 AND field = ?2",
-	[ST_FIELD_PUT] = "INSERT OR REPLACE INTO fields(record_id, field, value, hlc, device) "
-			 "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_FIELD_PUT] = "INSERT INTO fields(record_id, field, value, hlc, device) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (record_id, field) DO UPDATE SET "
+			 "value = excluded.value, hlc = excluded.hlc, device = excluded.device",
 	[ST_WRITE_GET] = "SELECT value, hlc FROM field_writes "
 			 "WHERE record_id = ?1 AND field = ?2 AND device = ?3 "
 			 "ORDER BY hlc DESC LIMIT 1",
-	[ST_WRITE_PUT] = "INSERT OR IGNORE INTO field_writes(record_id, field, device, value, "
-			 "hlc, base_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_WRITE_PUT] = "INSERT INTO field_writes(record_id, field, device, value, "
+			 "hlc, base_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
 	[ST_WRITE_RIVALS] = "SELECT device, value, hlc FROM field_writes WHERE record_id = ?1 "
 			    "AND field = ?2 AND device <> ?3 AND base_value = ?4 AND value <> ?5 "
 			    "ORDER BY device",
-	[ST_CONFLICT_PUT] = "INSERT OR IGNORE INTO conflicts(record_id, field, value_a, device_a, "
+	/* No row back: the pair was recorded before. */
+	[ST_CONFLICT_PUT] = "INSERT INTO conflicts(record_id, field, value_a, device_a, "
 			    "hlc_a, value_b, device_b, hlc_b, winner, detected_at) "
-			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9)",
+			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9) "
+			    "ON CONFLICT DO NOTHING RETURNING id",
 	[ST_QUARANTINE_PUT] = "INSERT INTO quarantine(device, seq, idx, record_id, field, reason) "
 			      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
@@ -116,7 +119,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 struct run {
 	const struct ingest_ctx *ctx;
-	sqlite3_stmt *st[ST_COUNT];
+	struct hqsql_stmt *st[ST_COUNT];
 	const char *device;   /* hex id of the sending device */
 	uint64_t seq;
 	uint64_t now_ms;
@@ -133,7 +136,7 @@ struct run {
 static void run_finalize(struct run *run)
 {
 	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(run->st[i]);
+		hqsql_finalize(run->st[i]);
 }
 
 static int run_prepare(struct run *run)
@@ -148,25 +151,25 @@ static int run_prepare(struct run *run)
 }
 
 /* Reset and clear bindings of a statement, then return it. */
-static sqlite3_stmt *use(struct run *run, int which)
+static struct hqsql_stmt *use(struct run *run, int which)
 {
-	sqlite3_reset(run->st[which]);
-	sqlite3_clear_bindings(run->st[which]);
+	hqsql_reset(run->st[which]);
+	hqsql_clear_bindings(run->st[which]);
 	return run->st[which];
 }
 
-static int step_done(struct run *run, sqlite3_stmt *st, const char *what)
+static int step_done(struct run *run, struct hqsql_stmt *st, const char *what)
 {
-	int rc = sqlite3_step(st);
+	int rc = hqsql_step(st);
 
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (rc != HQSQL_DONE && rc != HQSQL_ROW)
 		return hqdb_fail(run->ctx->db, what, run->err);
 	return 0;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+static void bind_text(struct hqsql_stmt *st, int i, const char *s)
 {
-	sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	hqsql_bind_text(st, i, s);
 }
 
 /* ---- checks before the merge ------------------------------------------- */
@@ -179,38 +182,38 @@ struct device_row {
 };
 
 /* 1: found, 0: unknown device, < 0: error. */
-static int device_load(sqlite3 *db, const char *id, struct device_row *ret, struct fs_error *err)
+static int device_load(struct hqsql *db, const char *id, struct device_row *ret, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	struct device_row d = {0};
 	int r, rc;
 
 	if ((r = hqdb_prepare(db, "SELECT sign_pk, state, last_seq, last_hash FROM devices "
 				  "WHERE id = ?1", &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	hqsql_bind_text(st, 1, id);
+	rc = hqsql_step(st);
+	if (rc == HQSQL_DONE) {
 		r = 0;
-	} else if (rc != SQLITE_ROW) {
+	} else if (rc != HQSQL_ROW) {
 		r = hqdb_fail(db, "look up device", err);
-	} else if (sqlite3_column_bytes(st, 0) != crypto_sign_PUBLICKEYBYTES) {
+	} else if ((int)hqsql_column_bytes(st, 0) != crypto_sign_PUBLICKEYBYTES) {
 		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored key has a bad length", id);
 	} else {
-		const unsigned char *h = sqlite3_column_text(st, 3);
+		const unsigned char *h = (const unsigned char *)hqsql_column_text(st, 3);
 
-		memcpy(d.sign_pk, sqlite3_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
-		d.revoked = !strcmp((const char *)sqlite3_column_text(st, 1), "revoked");
-		d.last_seq = (uint64_t)sqlite3_column_int64(st, 2);
+		memcpy(d.sign_pk, hqsql_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
+		d.revoked = !strcmp(hqsql_column_text(st, 1), "revoked");
+		d.last_seq = (uint64_t)hqsql_column_int64(st, 2);
 		snprintf(d.last_hash, sizeof(d.last_hash), "%s", h ? (const char *)h : "");
 		*ret = d;
 		r = 1;
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
-int ingest_device_active(sqlite3 *db, const uint8_t *prefix, size_t len, struct fs_error *err)
+int ingest_device_active(struct hqsql *db, const uint8_t *prefix, size_t len, struct fs_error *err)
 {
 	char id[2 * CHANGESET_DEVICE_BYTES + 1];
 	struct device_row d;
@@ -233,7 +236,7 @@ static int duplicate_answer(const struct ingest_ctx *ctx, const char *device, ui
 			    struct fs_error *err)
 {
 	struct receipt rc = {0};
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if (receipt_verify(receipt, len, ctx->hq->sign_pk, &rc) < 0)
@@ -248,18 +251,18 @@ static int duplicate_answer(const struct ingest_ctx *ctx, const char *device, ui
 	if ((r = hqdb_prepare(ctx->db, "SELECT idx, field, reason FROM quarantine WHERE device = ?1 "
 				       "AND seq = ?2 ORDER BY idx", &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (qlist_add(ret->quarantined, (uint32_t)sqlite3_column_int64(st, 0),
-			      (const char *)sqlite3_column_text(st, 1),
-			      (const char *)sqlite3_column_text(st, 2)) < 0) {
-			sqlite3_finalize(st);
+	hqsql_bind_text(st, 1, device);
+	hqsql_bind_int64(st, 2, (int64_t)seq);
+	while ((r = hqsql_step(st)) == HQSQL_ROW) {
+		if (qlist_add(ret->quarantined, (uint32_t)hqsql_column_int64(st, 0),
+			      hqsql_column_text(st, 1),
+			      hqsql_column_text(st, 2)) < 0) {
+			hqsql_finalize(st);
 			return fs_error_set(err, -ENOMEM, "out of memory");
 		}
 	}
-	r = r == SQLITE_DONE ? 0 : hqdb_fail(ctx->db, "read quarantine", err);
-	sqlite3_finalize(st);
+	r = r == HQSQL_DONE ? 0 : hqdb_fail(ctx->db, "read quarantine", err);
+	hqsql_finalize(st);
 	if (r == 0) {
 		ret->status = 200;
 		ret->duplicate = 1;
@@ -276,25 +279,25 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
 	static const char zero_hash[HASH_HEX] =
 		"0000000000000000000000000000000000000000000000000000000000000000";
 	char prev[HASH_HEX];
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if (h->seq <= d->last_seq) {
 		if ((r = hqdb_prepare(ctx->db, "SELECT hash, receipt FROM changesets "
 					       "WHERE device = ?1 AND seq = ?2", &st, err)) < 0)
 			return r;
-		sqlite3_bind_text(st, 1, ret->device, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)h->seq);
-		if (sqlite3_step(st) != SQLITE_ROW)
+		hqsql_bind_text(st, 1, ret->device);
+		hqsql_bind_int64(st, 2, (int64_t)h->seq);
+		if (hqsql_step(st) != HQSQL_ROW)
 			r = hqdb_fail(ctx->db, "look up stored change set", err);
-		else if (!strcmp((const char *)sqlite3_column_text(st, 0), hash))
-			r = duplicate_answer(ctx, ret->device, h->seq, sqlite3_column_blob(st, 1),
-					     (size_t)sqlite3_column_bytes(st, 1), ret, err);
+		else if (!strcmp(hqsql_column_text(st, 0), hash))
+			r = duplicate_answer(ctx, ret->device, h->seq, hqsql_column_blob(st, 1),
+					     (size_t)(int)hqsql_column_bytes(st, 1), ret, err);
 		else
 			r = reject(ret, 409, "conflicting_duplicate",
 				   "HQ already holds a different change set with sequence %llu",
 				   (unsigned long long)h->seq);
-		sqlite3_finalize(st);
+		hqsql_finalize(st);
 		return r;
 	}
 	if (h->seq != d->last_seq + 1) {
@@ -314,9 +317,9 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
  * members of its detail object, without braces; the device's clock skew
  * is added when it is over the bound, so the audit shows which device's
  * clock was wrong, by how much, at which push. */
-static int push_event(sqlite3 *db, uint64_t now_ms, const struct ingest_result *res,
+static int push_event(struct hqsql *db, uint64_t now_ms, const struct ingest_result *res,
 		      struct fs_error *err, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int push_event(sqlite3 *db, uint64_t now_ms, const struct ingest_result *res,
+static int push_event(struct hqsql *db, uint64_t now_ms, const struct ingest_result *res,
 		      struct fs_error *err, const char *fmt, ...)
 {
 	char detail[256];
@@ -415,31 +418,31 @@ static int change_problem(struct run *run, const struct change *c, const char **
  * (and nothing written) when the id belongs to another collection. */
 static int merge_record(struct run *run, const struct change *c, int *ret_other)
 {
-	sqlite3_stmt *st = use(run, ST_RECORD_GET);
+	struct hqsql_stmt *st = use(run, ST_RECORD_GET);
 	hlc_t created, updated;
 	char updated_dev[IDENTITY_ID_HEXLEN + 1];
 	int rc;
 
 	*ret_other = 0;
 	bind_text(st, 1, c->record_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	rc = hqsql_step(st);
+	if (rc == HQSQL_DONE) {
 		st = use(run, ST_RECORD_NEW);
 		bind_text(st, 1, c->record_id);
 		bind_text(st, 2, c->collection);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)c->hlc);
+		hqsql_bind_int64(st, 3, (int64_t)c->hlc);
 		bind_text(st, 4, run->device);
 		return step_done(run, st, "create record");
 	}
-	if (rc != SQLITE_ROW)
+	if (rc != HQSQL_ROW)
 		return hqdb_fail(run->ctx->db, "look up record", run->err);
-	if (strcmp((const char *)sqlite3_column_text(st, 0), c->collection)) {
+	if (strcmp(hqsql_column_text(st, 0), c->collection)) {
 		*ret_other = 1;
 		return 0;
 	}
-	created = (hlc_t)sqlite3_column_int64(st, 1);
-	updated = (hlc_t)sqlite3_column_int64(st, 2);
-	snprintf(updated_dev, sizeof(updated_dev), "%s", (const char *)sqlite3_column_text(st, 3));
+	created = (hlc_t)hqsql_column_int64(st, 1);
+	updated = (hlc_t)hqsql_column_int64(st, 2);
+	snprintf(updated_dev, sizeof(updated_dev), "%s", hqsql_column_text(st, 3));
 	if (c->hlc >= created && merge_compare(c->hlc, run->device, updated, updated_dev) <= 0)
 		return 0;
 	if (c->hlc < created)
@@ -450,8 +453,8 @@ static int merge_record(struct run *run, const struct change *c, int *ret_other)
 	}
 	st = use(run, ST_RECORD_TOUCH);
 	bind_text(st, 1, c->record_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)created);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)updated);
+	hqsql_bind_int64(st, 2, (int64_t)created);
+	hqsql_bind_int64(st, 3, (int64_t)updated);
 	bind_text(st, 4, updated_dev);
 	return step_done(run, st, "update record");
 }
@@ -461,24 +464,24 @@ static int merge_record(struct run *run, const struct change *c, int *ret_other)
  * only be true). */
 static int merge_field(struct run *run, const struct change *c, const char *value)
 {
-	sqlite3_stmt *st = use(run, ST_FIELD_GET);
+	struct hqsql_stmt *st = use(run, ST_FIELD_GET);
 	int rc, r;
 
 	bind_text(st, 1, c->record_id);
 	bind_text(st, 2, c->field);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (merge_compare(c->hlc, run->device, (hlc_t)sqlite3_column_int64(st, 0),
-				  (const char *)sqlite3_column_text(st, 1)) <= 0)
+	rc = hqsql_step(st);
+	if (rc == HQSQL_ROW) {
+		if (merge_compare(c->hlc, run->device, (hlc_t)hqsql_column_int64(st, 0),
+				  hqsql_column_text(st, 1)) <= 0)
 			return 0;
-	} else if (rc != SQLITE_DONE) {
+	} else if (rc != HQSQL_DONE) {
 		return hqdb_fail(run->ctx->db, "look up field", run->err);
 	}
 	st = use(run, ST_FIELD_PUT);
 	bind_text(st, 1, c->record_id);
 	bind_text(st, 2, c->field);
 	bind_text(st, 3, value);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->hlc);
+	hqsql_bind_int64(st, 4, (int64_t)c->hlc);
 	bind_text(st, 5, run->device);
 	if ((r = step_done(run, st, "write field")) < 0 ||
 	    (r = downsync_field_merged(run->down, c->collection, c->record_id, c->field, value,
@@ -489,7 +492,7 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 	if (strcmp(run->stamped, c->record_id)) {
 		st = use(run, ST_RECORD_MERGED);
 		bind_text(st, 1, c->record_id);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)run->now_ms);
+		hqsql_bind_int64(st, 2, (int64_t)run->now_ms);
 		if ((r = step_done(run, st, "stamp record")) < 0)
 			return r;
 		memcpy(run->stamped, c->record_id, sizeof(run->stamped));
@@ -506,21 +509,22 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 static int conflict_put(struct run *run, const struct change *c, const char *value,
 			const char *rival_dev, const char *rival_value, hlc_t rival_hlc)
 {
-	sqlite3_stmt *st = use(run, ST_CONFLICT_PUT);
-	int mine_wins = merge_compare(c->hlc, run->device, rival_hlc, rival_dev) > 0, r;
+	struct hqsql_stmt *st = use(run, ST_CONFLICT_PUT);
+	int mine_wins = merge_compare(c->hlc, run->device, rival_hlc, rival_dev) > 0, r = 0, rc;
 
 	bind_text(st, 1, c->record_id);
 	bind_text(st, 2, c->field);
 	bind_text(st, 3, mine_wins ? rival_value : value);
 	bind_text(st, 4, mine_wins ? rival_dev : run->device);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)(mine_wins ? rival_hlc : c->hlc));
+	hqsql_bind_int64(st, 5, (int64_t)(mine_wins ? rival_hlc : c->hlc));
 	bind_text(st, 6, mine_wins ? value : rival_value);
 	bind_text(st, 7, mine_wins ? run->device : rival_dev);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)(mine_wins ? c->hlc : rival_hlc));
-	sqlite3_bind_int64(st, 9, (sqlite3_int64)run->now_ms);
-	if ((r = step_done(run, st, "record conflict")) < 0 || sqlite3_changes(run->ctx->db) != 1 ||
-	    (r = downsync_conflict_recorded(run->down, sqlite3_last_insert_rowid(run->ctx->db),
-					    run->err)) < 0)
+	hqsql_bind_int64(st, 8, (int64_t)(mine_wins ? c->hlc : rival_hlc));
+	hqsql_bind_int64(st, 9, (int64_t)run->now_ms);
+	if ((rc = hqsql_step(st)) != HQSQL_ROW && rc != HQSQL_DONE)
+		return hqdb_fail(run->ctx->db, "record conflict", run->err);
+	if (rc == HQSQL_DONE ||
+	    (r = downsync_conflict_recorded(run->down, hqsql_column_int64(st, 0), run->err)) < 0)
 		return r;
 	/* Audited by record, field and devices; the values are personal
 	 * data and stay in the conflicts table. */
@@ -534,21 +538,21 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
  * a different value (PROTOCOL.md, "Merge rule"). */
 static int track_write(struct run *run, const struct change *c, const char *value)
 {
-	sqlite3_stmt *st = use(run, ST_WRITE_GET);
+	struct hqsql_stmt *st = use(run, ST_WRITE_GET);
 	char *base = NULL;
 	int rc, r = 0;
 
 	bind_text(st, 1, c->record_id);
 	bind_text(st, 2, c->field);
 	bind_text(st, 3, run->device);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	rc = hqsql_step(st);
+	if (rc == HQSQL_ROW) {
 		/* A device's clock only grows; an older write changes nothing. */
-		if ((hlc_t)sqlite3_column_int64(st, 1) >= c->hlc)
+		if ((hlc_t)hqsql_column_int64(st, 1) >= c->hlc)
 			return 0;
-		if (!(base = strdup((const char *)sqlite3_column_text(st, 0))))
+		if (!(base = strdup(hqsql_column_text(st, 0))))
 			return fs_error_set(run->err, -ENOMEM, "out of memory");
-	} else if (rc != SQLITE_DONE) {
+	} else if (rc != HQSQL_DONE) {
 		return hqdb_fail(run->ctx->db, "look up field write", run->err);
 	}
 	st = use(run, ST_WRITE_PUT);
@@ -556,7 +560,7 @@ static int track_write(struct run *run, const struct change *c, const char *valu
 	bind_text(st, 2, c->field);
 	bind_text(st, 3, run->device);
 	bind_text(st, 4, value);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->hlc);
+	hqsql_bind_int64(st, 5, (int64_t)c->hlc);
 	bind_text(st, 6, base);
 	if ((r = step_done(run, st, "write field history")) < 0 || !base)
 		goto out;
@@ -566,12 +570,12 @@ static int track_write(struct run *run, const struct change *c, const char *valu
 	bind_text(st, 3, run->device);
 	bind_text(st, 4, base);
 	bind_text(st, 5, value);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		char dev[IDENTITY_ID_HEXLEN + 1], *rival = NULL;
-		hlc_t hlc = (hlc_t)sqlite3_column_int64(st, 2);
+		hlc_t hlc = (hlc_t)hqsql_column_int64(st, 2);
 
-		snprintf(dev, sizeof(dev), "%s", (const char *)sqlite3_column_text(st, 0));
-		if (!(rival = strdup((const char *)sqlite3_column_text(st, 1)))) {
+		snprintf(dev, sizeof(dev), "%s", hqsql_column_text(st, 0));
+		if (!(rival = strdup(hqsql_column_text(st, 1)))) {
 			r = fs_error_set(run->err, -ENOMEM, "out of memory");
 			goto out;
 		}
@@ -581,7 +585,7 @@ static int track_write(struct run *run, const struct change *c, const char *valu
 		if (r < 0)
 			goto out;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != HQSQL_DONE)
 		r = hqdb_fail(run->ctx->db, "look up rival writes", run->err);
 out:
 	free(base);
@@ -593,13 +597,13 @@ out:
 static int quarantine_put(struct run *run, uint32_t idx, const struct change *c,
 			  const char *reason, cJSON *list)
 {
-	sqlite3_stmt *st = use(run, ST_QUARANTINE_PUT);
+	struct hqsql_stmt *st = use(run, ST_QUARANTINE_PUT);
 
 	if (qlist_add(list, idx, c->field, reason) < 0)
 		return fs_error_set(run->err, -ENOMEM, "out of memory");
 	bind_text(st, 1, run->device);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)run->seq);
-	sqlite3_bind_int64(st, 3, idx);
+	hqsql_bind_int64(st, 2, (int64_t)run->seq);
+	hqsql_bind_int64(st, 3, idx);
 	bind_text(st, 4, c->record_id);
 	bind_text(st, 5, c->field);
 	bind_text(st, 6, reason);
@@ -650,33 +654,34 @@ static int merge_all(struct run *run, const struct change *ch, size_t n, uint32_
 static int store_set(struct run *run, const struct changeset_header *h, const uint8_t *body,
 		     size_t len, const char *hash, struct ingest_result *ret)
 {
-	sqlite3 *db = run->ctx->db;
-	sqlite3_stmt *st = NULL;
+	struct hqsql *db = run->ctx->db;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	if ((r = hqdb_prepare(db, "INSERT INTO changesets(device, seq, hash, body, receipt, "
 				  "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, run->err)) < 0)
 		return r;
 	bind_text(st, 1, run->device);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)h->seq);
+	hqsql_bind_int64(st, 2, (int64_t)h->seq);
 	bind_text(st, 3, hash);
-	sqlite3_bind_blob(st, 4, body, (int)len, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 5, ret->receipt, (int)ret->receipt_len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)run->now_ms);
+	hqsql_bind_blob(st, 4, body, (size_t)((int)len));
+	hqsql_bind_blob(st, 5, ret->receipt, (size_t)((int)ret->receipt_len));
+	hqsql_bind_int64(st, 6, (int64_t)run->now_ms);
 	r = step_done(run, st, "store change set");
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	/* A device's first version 2 set ends its version 1 sets for good. */
 	if (r < 0 || (r = hqdb_prepare(db, "UPDATE devices SET last_seq = ?2, last_hash = ?3, "
-					   "last_seen = ?4, unbound_ok = unbound_ok AND ?5 "
+					   "last_seen = ?4, unbound_ok = CASE WHEN ?5 = 1 THEN unbound_ok "
+					   "ELSE 0 END "
 					   "WHERE id = ?1", &st, run->err)) < 0)
 		return r;
 	bind_text(st, 1, run->device);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)h->seq);
+	hqsql_bind_int64(st, 2, (int64_t)h->seq);
 	bind_text(st, 3, hash);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)run->now_ms);
-	sqlite3_bind_int(st, 5, h->version == CHANGESET_VERSION_UNBOUND);
+	hqsql_bind_int64(st, 4, (int64_t)run->now_ms);
+	hqsql_bind_int64(st, 5, h->version == CHANGESET_VERSION_UNBOUND);
 	r = step_done(run, st, "update device");
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	if (r < 0)
 		return r;
 	return push_event(db, run->now_ms, ret, run->err,
@@ -692,19 +697,19 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
  * ahead and was set right, their changes still merge. */
 static int future_base(struct run *run)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	run->future_base_ms = run->now_ms;
 	if ((r = hqdb_prepare(run->ctx->db, "SELECT max(last_seen) FROM devices", &st, run->err)) < 0)
 		return r;
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	if (hqsql_step(st) != HQSQL_ROW) {
 		r = hqdb_fail(run->ctx->db, "read the latest receipt time", run->err);
-	} else if (sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
-		   (uint64_t)sqlite3_column_int64(st, 0) > run->now_ms) {
-		run->future_base_ms = (uint64_t)sqlite3_column_int64(st, 0);
+	} else if (!hqsql_column_is_null(st, 0) &&
+		   (uint64_t)hqsql_column_int64(st, 0) > run->now_ms) {
+		run->future_base_ms = (uint64_t)hqsql_column_int64(st, 0);
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -791,7 +796,7 @@ static int log_duplicate(const struct ingest_ctx *ctx, const struct ingest_resul
  * 0: read, < 0: error. */
 static int unbound_refused(struct run *run, const char *device)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	if (run->ctx->refuse_unbound)
@@ -799,12 +804,12 @@ static int unbound_refused(struct run *run, const char *device)
 	if ((r = hqdb_prepare(run->ctx->db, "SELECT unbound_ok FROM devices WHERE id = ?1", &st,
 			      run->err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	r = rc == SQLITE_ROW    ? !sqlite3_column_int(st, 0)
-	    : rc == SQLITE_DONE ? 1
+	hqsql_bind_text(st, 1, device);
+	rc = hqsql_step(st);
+	r = rc == HQSQL_ROW    ? !(int)hqsql_column_int64(st, 0)
+	    : rc == HQSQL_DONE ? 1
 				: hqdb_fail(run->ctx->db, "look up the device's versions", run->err);
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
@@ -864,17 +869,17 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 	}
 	run.device = res.device;
 	run.seq = h.seq;
-	if ((r = hqdb_exec(ctx->db, "BEGIN IMMEDIATE", "begin ingest", err)) < 0)
+	if ((r = hqsql_begin(ctx->db, HQSQL_WRITE, err)) < 0)
 		goto fail;
 	r = ingest_locked(&run, &h, body, len, &res);
 	if (r == 0 && res.status == 200 && !res.duplicate)
 		r = hqdb_exec(ctx->db, "COMMIT", "commit change set", err);
 	else
-		sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
+		hqsql_rollback(ctx->db);
 	if (r < 0) {
 		/* COMMIT failed, or never ran: make sure nothing half-done stays. */
-		if (!sqlite3_get_autocommit(ctx->db))
-			sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
+		if (hqsql_in_transaction(ctx->db))
+			hqsql_rollback(ctx->db);
 		goto fail;
 	}
 	if (res.status == 200) {

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
+#include "hq/hqsql.h"
 
 #include "crypto/fserr.h"
 #include "crypto/identity.h"
@@ -40,7 +40,7 @@
 #define INGEST_SKEW_REPORT_MS HLC_MAX_FUTURE_MS
 
 struct ingest_ctx {
-	sqlite3 *db;                 /* this thread's connection */
+	struct hqsql *db;                 /* this thread's connection */
 	const struct identity *hq;   /* HQ's keys */
 	const struct hq_forms *forms;
 	uint64_t (*wall_ms)(void);   /* clock; hlc_wall_ms in production */
@@ -88,6 +88,6 @@ void ingest_result_clear(struct ingest_result *r);
  * a database error.  Nothing here is authentic yet: the server uses it
  * only to choose which pool of request slots an upload takes. */
 #define INGEST_DEVICE_PREFIX (8 + CHANGESET_DEVICE_BYTES)
-int ingest_device_active(sqlite3 *db, const uint8_t *prefix, size_t len, struct fs_error *err) FS_WUR;
+int ingest_device_active(struct hqsql *db, const uint8_t *prefix, size_t len, struct fs_error *err) FS_WUR;
 
 #endif

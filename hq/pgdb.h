@@ -1,7 +1,8 @@
 /* pgdb.h - HQ on PostgreSQL (libpq): the connection and the schema.
  *
- * The second backend of HQ's storage (issue 13, being built; SQLite,
- * hq/hqdb.h, stays the embedded default).  What exists so far:
+ * The second backend of HQ's storage (issue 13; SQLite, hq/hqdb.h, stays
+ * the embedded default).  HQ's modules run their SQL through hq/hqsql.h
+ * on a connection made here:
  *
  *   - pgdb_connect() opens a connection from [store] postgresql (a libpq
  *     connection string).  The password comes from [store]

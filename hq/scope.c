@@ -99,9 +99,9 @@ out:
 
 /* ---- storing and changing ---------------------------------------------- */
 
-int scope_store(sqlite3 *db, const char *device, const cJSON *names, struct fs_error *err)
+int scope_store(struct hqsql *db, const char *device, const cJSON *names, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	const cJSON *it;
 	int r;
 
@@ -109,11 +109,11 @@ int scope_store(sqlite3 *db, const char *device, const cJSON *names, struct fs_e
 		return fs_error_set(err, -FS_EUSAGE, "device %s: an empty scope", device);
 	if ((r = hqdb_prepare(db, "DELETE FROM device_scopes WHERE device = ?1", &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : hqdb_fail(db, "clear the device's scope", err);
-	sqlite3_finalize(st);
-	if (r < 0 || (r = hqdb_prepare(db, "INSERT OR IGNORE INTO device_scopes(device, key, name) "
-					   "VALUES (?1, ?2, ?3)", &st, err)) < 0)
+	hqsql_bind_text(st, 1, device);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "clear the device's scope", err);
+	hqsql_finalize(st);
+	if (r < 0 || (r = hqdb_prepare(db, "INSERT INTO device_scopes(device, key, name) "
+					   "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", &st, err)) < 0)
 		return r;
 	cJSON_ArrayForEach(it, names)
 	{
@@ -125,67 +125,72 @@ int scope_store(sqlite3 *db, const char *device, const cJSON *names, struct fs_e
 					 device);
 			break;
 		}
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 3, it->valuestring, -1, SQLITE_STATIC);
+		hqsql_reset(st);
+		hqsql_bind_text(st, 1, device);
+		hqsql_bind_text(st, 2, key);
+		hqsql_bind_text(st, 3, it->valuestring);
 		free(key);
-		if (sqlite3_step(st) != SQLITE_DONE) {
+		if (hqsql_step(st) != HQSQL_DONE) {
 			r = hqdb_fail(db, "store the device's scope", err);
 			break;
 		}
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	/* What the device held of a key it leaves, it purges; if the key
 	 * comes back, it must get everything of it again (hq/downsync.h),
 	 * conflicts included. */
 	if (r == 0 && (r = hqdb_prepare(db, "DELETE FROM down_cursors WHERE device = ?1 AND key "
 					    "<> '' AND key NOT IN (SELECT key FROM device_scopes "
 					    "WHERE device = ?1)", &st, err)) == 0) {
-		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
+		hqsql_bind_text(st, 1, device);
+		if (hqsql_step(st) != HQSQL_DONE)
 			r = hqdb_fail(db, "forget the device's old cursors", err);
-		sqlite3_finalize(st);
+		hqsql_finalize(st);
 	}
 	if (r == 0 && (r = hqdb_prepare(db, "UPDATE down_state SET conflict_cursor = 0 WHERE "
 					    "device = ?1", &st, err)) == 0) {
-		sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
+		hqsql_bind_text(st, 1, device);
+		if (hqsql_step(st) != HQSQL_DONE)
 			r = hqdb_fail(db, "reset the device's conflicts", err);
-		sqlite3_finalize(st);
+		hqsql_finalize(st);
 	}
 	return r;
 }
 
 /* The device's scope as one text, "A, B"; 0 with *ret NULL when the
  * device is not enrolled. */
-static int scope_text(sqlite3 *db, const char *device, char **ret, struct fs_error *err)
+static int scope_text(struct hqsql *db, const char *device, char **ret, struct fs_error *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r;
 
 	*ret = NULL;
-	if ((r = hqdb_prepare(db, "SELECT (SELECT group_concat(name, ', ') FROM "
-				  "(SELECT name FROM device_scopes WHERE device = d.id ORDER BY key)) "
-				  "FROM devices d WHERE d.id = ?1", &st, err)) < 0)
+	if ((r = hqdb_prepare(db,
+			      hqsql_backend(db) == HQSQL_POSTGRESQL
+				      ? "SELECT (SELECT string_agg(name, ', ' ORDER BY key) FROM "
+					"device_scopes WHERE device = d.id) FROM devices d WHERE d.id = ?1"
+				      : "SELECT (SELECT group_concat(name, ', ') FROM (SELECT name FROM "
+					"device_scopes WHERE device = d.id ORDER BY key)) FROM devices d "
+					"WHERE d.id = ?1",
+			      &st, err)) < 0)
 		return r;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	switch (sqlite3_step(st)) {
-	case SQLITE_ROW: {
-		const unsigned char *t = sqlite3_column_text(st, 0);
+	hqsql_bind_text(st, 1, device);
+	switch (hqsql_step(st)) {
+	case HQSQL_ROW: {
+		const unsigned char *t = (const unsigned char *)hqsql_column_text(st, 0);
 
 		if (!(*ret = strdup(t ? (const char *)t : "")))
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 		break;
 	}
-	case SQLITE_DONE: break;
+	case HQSQL_DONE: break;
 	default: r = hqdb_fail(db, "read the device's scope", err);
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
-int scope_change(sqlite3 *db, const char *device, const char *list, uint64_t now_ms,
+int scope_change(struct hqsql *db, const char *device, const char *list, uint64_t now_ms,
 		 struct fs_error *err)
 {
 	char *before = NULL, *after = NULL, tok[FS_TOKEN_MAX + 3];
@@ -194,7 +199,7 @@ int scope_change(sqlite3 *db, const char *device, const char *list, uint64_t now
 
 	if ((r = scope_parse(list, &names, err)) < 0)
 		return r;
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin scope change", err)) < 0)
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		goto out;
 	if ((r = scope_text(db, device, &before, err)) < 0)
 		goto out;
@@ -213,8 +218,8 @@ int scope_change(sqlite3 *db, const char *device, const char *list, uint64_t now
 		goto out;
 	r = hqdb_exec(db, "COMMIT", "commit scope change", err);
 out:
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (hqsql_in_transaction(db))
+		hqsql_rollback(db);
 	cJSON_Delete(names);
 	free(before);
 	free(after);
@@ -239,19 +244,19 @@ void scope_free(struct scope *s)
 	free(s);
 }
 
-int scope_load(sqlite3 *db, const char *device, struct scope **ret, struct fs_error *err)
+int scope_load(struct hqsql *db, const char *device, struct scope **ret, struct fs_error *err)
 {
 	struct scope *s = calloc(1, sizeof(*s));
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
 	if (!s)
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if ((r = hqdb_prepare(db, "SELECT key FROM device_scopes WHERE device = ?1", &st, err)) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *key = (const char *)sqlite3_column_text(st, 0);
+	hqsql_bind_text(st, 1, device);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
+		const char *key = hqsql_column_text(st, 0);
 		char **keys;
 
 		if (!strcmp(key, SCOPE_ALL))
@@ -263,14 +268,14 @@ int scope_load(sqlite3 *db, const char *device, struct scope **ret, struct fs_er
 		}
 		s->n++;
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != HQSQL_DONE) {
 		r = hqdb_fail(db, "read the device's scope", err);
 		goto out;
 	}
 	*ret = s;
 	s = NULL;
 out:
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	scope_free(s);
 	return r;
 }
@@ -300,9 +305,9 @@ struct set_value {
 };
 
 struct scope_set {
-	sqlite3 *db;
+	struct hqsql *db;
 	const struct hq_forms *forms;
-	sqlite3_stmt *merged; /* HQ's merged value of (record, field) */
+	struct hqsql_stmt *merged; /* HQ's merged value of (record, field) */
 	struct set_value *v;
 	size_t n;
 };
@@ -335,16 +340,16 @@ void scope_set_free(struct scope_set *sv)
 {
 	if (!sv)
 		return;
-	sqlite3_finalize(sv->merged);
+	hqsql_finalize(sv->merged);
 	free(sv->v);
 	free(sv);
 }
 
-int scope_set_build(sqlite3 *db, const struct hq_forms *forms, const struct change *ch, size_t n,
+int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct change *ch, size_t n,
 		    struct scope_set **ret, struct fs_error *err)
 {
 	struct scope_set *sv = calloc(1, sizeof(*sv));
-	sqlite3_stmt *known = NULL;
+	struct hqsql_stmt *known = NULL;
 	size_t k = 0;
 	int r;
 
@@ -355,7 +360,7 @@ int scope_set_build(sqlite3 *db, const struct hq_forms *forms, const struct chan
 	sv->db = db;
 	sv->forms = forms;
 	/* JSON text in, the string out: scope fields hold strings. */
-	if ((r = hqdb_prepare(db, "SELECT json_extract(value, '$') FROM fields "
+	if ((r = hqdb_prepare(db, "SELECT value FROM fields "
 				  "WHERE record_id = ?1 AND field = ?2", &sv->merged, err)) < 0 ||
 	    (r = hqdb_prepare(db, "SELECT 1 FROM records WHERE id = ?1", &known, err)) < 0)
 		goto out;
@@ -370,11 +375,11 @@ int scope_set_build(sqlite3 *db, const struct hq_forms *forms, const struct chan
 		if (!field || strcmp(field, ch[i].field) || !cJSON_IsString(ch[i].value) ||
 		    form_validate_value(f, field, ch[i].value, NULL) < 0)
 			continue;
-		sqlite3_reset(known);
-		sqlite3_bind_text(known, 1, ch[i].record_id, -1, SQLITE_STATIC);
-		if ((rc = sqlite3_step(known)) == SQLITE_ROW)
+		hqsql_reset(known);
+		hqsql_bind_text(known, 1, ch[i].record_id);
+		if ((rc = hqsql_step(known)) == HQSQL_ROW)
 			continue;
-		if (rc != SQLITE_DONE) {
+		if (rc != HQSQL_DONE) {
 			r = hqdb_fail(db, "look up a record", err);
 			break;
 		}
@@ -394,7 +399,7 @@ int scope_set_build(sqlite3 *db, const struct hq_forms *forms, const struct chan
 	*ret = sv;
 	sv = NULL;
 out:
-	sqlite3_finalize(known);
+	hqsql_finalize(known);
 	scope_set_free(sv);
 	return r;
 }
@@ -425,19 +430,23 @@ static int merged_value(const struct scope_set *sv, const char *id, const char *
 {
 	int rc, r = 0;
 
-	sqlite3_reset(sv->merged);
-	sqlite3_bind_text(sv->merged, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(sv->merged, 2, field, -1, SQLITE_STATIC);
-	rc = sqlite3_step(sv->merged);
-	if (rc == SQLITE_ROW && sqlite3_column_type(sv->merged, 0) == SQLITE_TEXT) {
-		if (!(*ret = strdup((const char *)sqlite3_column_text(sv->merged, 0))))
+	hqsql_reset(sv->merged);
+	hqsql_bind_text(sv->merged, 1, id);
+	hqsql_bind_text(sv->merged, 2, field);
+	rc = hqsql_step(sv->merged);
+	if (rc == HQSQL_ROW) {
+		/* The merged value is JSON text: only a string places a record. */
+		cJSON *v = cJSON_Parse(hqsql_column_text(sv->merged, 0));
+
+		if (cJSON_IsString(v) && !(*ret = strdup(v->valuestring)))
 			r = fs_error_set(err, -ENOMEM, "out of memory");
-		else
+		else if (cJSON_IsString(v))
 			r = 1;
-	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		cJSON_Delete(v);
+	} else if (rc != HQSQL_DONE) {
 		r = hqdb_fail(sv->db, "read a record's scope", err);
 	}
-	sqlite3_reset(sv->merged);
+	hqsql_reset(sv->merged);
 	return r;
 }
 

@@ -301,7 +301,7 @@ fail:
 
 /* Sign a checkpoint when one is due after a write to the log; the
  * request is done either way, so a failure is logged, not answered. */
-static void checkpoint_if_due(const struct server *s, sqlite3 *db)
+static void checkpoint_if_due(const struct server *s, struct hqsql *db)
 {
 	struct fs_error cerr = {0};
 
@@ -311,7 +311,7 @@ static void checkpoint_if_due(const struct server *s, sqlite3 *db)
 
 /* The latest checkpoint note in base64 (malloc'd), for a header: the
  * note has line breaks and UTF-8.  NULL with r 0 when there is none. */
-static int checkpoint_b64(sqlite3 *db, char **ret)
+static int checkpoint_b64(struct hqsql *db, char **ret)
 {
 	struct fs_error err = {0};
 	uint64_t size;
@@ -333,7 +333,7 @@ static int checkpoint_b64(sqlite3 *db, char **ret)
 }
 
 /* Add the latest checkpoint note to o, when there is one. */
-static int add_checkpoint(sqlite3 *db, cJSON *o)
+static int add_checkpoint(struct hqsql *db, cJSON *o)
 {
 	struct fs_error err = {0};
 	uint64_t size;
@@ -358,7 +358,7 @@ static enum MHD_Result do_consistency(struct server *s, struct MHD_Connection *c
 	char *note = NULL, b64[sodium_base64_ENCODED_LEN(MERKLE_HASH_BYTES,
 							   sodium_base64_VARIANT_ORIGINAL)];
 	uint64_t size = 0;
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	size_t len = 0;
 	int r;
 
@@ -368,7 +368,7 @@ static enum MHD_Result do_consistency(struct server *s, struct MHD_Connection *c
 		return send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				  "expected {\"from\": tree size}", NULL, NULL);
 	}
-	r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err);
+	r = hqdb_connect(s->cfg, &db, &err);
 	if (r == 0)
 		r = audit_consistency(db, (uint64_t)from->valuedouble, &note, &size, proof, &len,
 				      &err);
@@ -416,7 +416,7 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	cJSON *extra = NULL;
 	int r;
 
-	if ((r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &ctx.db, &err)) < 0 ||
+	if ((r = hqdb_connect(s->cfg, &ctx.db, &err)) < 0 ||
 	    (r = ingest_changeset(&ctx, rq->body, rq->len, &res, &err)) < 0) {
 		hqdb_close(ctx.db);
 		return send_internal(conn, "change set", &err);
@@ -430,8 +430,8 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 			res.device, (long long)llabs(res.clock_skew_ms) / 1000,
 			res.clock_skew_ms > 0 ? "ahead" : "behind", res.seq);
 	/* Nothing may read a transaction left open by a failure above. */
-	if (!sqlite3_get_autocommit(ctx.db))
-		sqlite3_exec(ctx.db, "ROLLBACK", NULL, NULL, NULL);
+	if (hqsql_in_transaction(ctx.db))
+		hqsql_rollback(ctx.db);
 	if (res.status == 200) {
 		cJSON *answer = changeset_answer(&res, rq->started_ms);
 
@@ -469,10 +469,10 @@ static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
 	struct fs_error err = {0};
 	enum MHD_Result ret;
 	cJSON *extra = NULL;
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int r;
 
-	if ((r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err)) < 0 ||
+	if ((r = hqdb_connect(s->cfg, &db, &err)) < 0 ||
 	    (r = downsync_pull(db, s->hq, s->forms, s->cfg->pull_batch, rq->body, rq->len,
 			       hlc_wall_ms(), &res, &err)) < 0) {
 		hqdb_close(db);
@@ -602,7 +602,7 @@ static void limiter_init(struct limiter *l, unsigned rate)
 static void audit_refusal(struct server *s, const char *peer, const char *error)
 {
 	struct fs_error err = {0};
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int report;
 
 	if (limit_take(&s->audit_limit, "*", &report)) {
@@ -611,7 +611,7 @@ static void audit_refusal(struct server *s, const char *peer, const char *error)
 				"the rest are not audited\n", s->audit_limit.rate);
 		return;
 	}
-	if (hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err) < 0 ||
+	if (hqdb_connect(s->cfg, &db, &err) < 0 ||
 	    hqenroll_audit_refusal(db, hlc_wall_ms(), peer, error, &err) < 0)
 		fprintf(stderr, "fieldsync-hq: audit a refused enrolment: %s\n", err.msg);
 	hqdb_close(db);
@@ -639,12 +639,12 @@ static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
 	struct hqenroll_result res = {0};
 	struct fs_error err = {0};
 	char peer[INET6_ADDRSTRLEN];
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	enum MHD_Result ret;
 	int r;
 
 	peer_address(conn, peer);
-	if ((r = hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err)) < 0 ||
+	if ((r = hqdb_connect(s->cfg, &db, &err)) < 0 ||
 	    (r = hqenroll_device(db, s->hq, (const char *)rq->body, rq->len, hlc_wall_ms(), &res,
 				 &err)) < 0) {
 		hqdb_close(db);
@@ -730,10 +730,10 @@ static enum MHD_Result send_busy(struct MHD_Connection *conn, struct request *rq
 static int admit_changeset(struct server *s, struct request *rq)
 {
 	struct fs_error err = {0};
-	sqlite3 *db = NULL;
+	struct hqsql *db = NULL;
 	int known = 0;
 
-	if (hqdb_open(s->cfg->data_dir, HQDB_OPEN, &db, &err) == 0)
+	if (hqdb_connect(s->cfg, &db, &err) == 0)
 		known = ingest_device_active(db, rq->body, rq->len, &err);
 	hqdb_close(db);
 	/* The id is not authenticated yet, and ids are not secret: beyond

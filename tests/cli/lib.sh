@@ -93,7 +93,34 @@ add_person() {
 HQ_BIN="$(dirname "$FIELDSYNC")/fieldsync-hq"
 
 # hq_conf: a hermetic hq.conf for HQ's data in $T/hq.
-hq_conf() { printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n' "$T" "$FORMS" > "$T/hq.conf"; }
+# hq_conf: HQ's config.  With FS_HQ_BACKEND=postgresql (CTest runs the HQ
+# tests that way too), HQ's data goes to a real PostgreSQL that this
+# test starts (tests/cli/pg.sh), a new database for each hq_conf; its
+# keys stay in $T/hq.
+hq_conf() {
+	if [ "${FS_HQ_BACKEND:-sqlite}" = postgresql ]; then
+		[ -n "${PG_PORT:-}" ] || pg_start
+		PG_DBS=$((${PG_DBS:-0} + 1))
+		pg_psql "CREATE DATABASE fieldsync_$PG_DBS OWNER hq" || fail "create database"
+		printf '[store]\ndata_dir = %s/hq\nbackend = postgresql\npostgresql = %s\npostgresql_password_file = %s\n[forms]\ndir = %s\n' \
+			"$T" "${PG_CONNINFO/dbname=fieldsync/dbname=fieldsync_$PG_DBS}" "$PG_PASSFILE" "$FORMS" > "$T/hq.conf"
+		return
+	fi
+	printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n' "$T" "$FORMS" > "$T/hq.conf"
+}
+if [ "${FS_HQ_BACKEND:-sqlite}" = postgresql ]; then
+	. "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
+	# Every test sets its own EXIT trap; the server it started stops
+	# first, before the test's directory goes.
+	trap() {
+		if [ "$#" -eq 2 ] && [ "$2" = EXIT ]; then
+			builtin trap "pg_stop; $1" EXIT
+		else
+			builtin trap "$@"
+		fi
+	}
+	trap 'rm -rf "$T"' EXIT
+fi
 HQPID=
 hq() { "$HQ_BIN" -c "$T/hq.conf" "$@"; }
 

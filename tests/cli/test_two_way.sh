@@ -154,7 +154,7 @@ f["fields"].append({"name": "roof", "type": "choice", "values": ["sound", "leaki
 json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
 PY
 stop_hq
-printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n' "$T" "$T/hqforms" > "$T/hq.conf"
+sed -i "s|^dir = .*|dir = $T/hqforms|" "$T/hq.conf"
 start_hq "$PORT"
 must_contain "$(cat "$T/hq.log")" "published 1 new form version"
 expect_exit 2 dev tutin visit add "beneficiary_id=$H" visit_date=2026-12-02 \

@@ -1,0 +1,125 @@
+# test_pg_multi.sh - several `fieldsync-hq serve` processes on one
+# PostgreSQL database (issue 13).  Two and then four processes behind a
+# round-robin proxy (tests/tools/rrproxy.py), four devices syncing at
+# once through it, syncs killed with kill -9 so that their sets are sent
+# again, each time perhaps to another process, and one serve process
+# killed with kill -9 while devices push.  After each round: every
+# record at HQ exactly once, each device's sets stored once, and the
+# audit log one unbroken sequence that verifies.
+set -e
+FS_HQ_BACKEND=postgresql
+. "$(dirname "$0")/lib.sh"
+
+[ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
+DEVICES=4
+ROUNDS=${FS_PG_MULTI_ROUNDS:-3}
+PIDS=()
+PXPID=
+stop_all() {
+	local p
+	for p in "${PIDS[@]}" $PXPID; do kill "$p" 2> /dev/null || true; done
+	for p in "${PIDS[@]}" $PXPID; do wait "$p" 2> /dev/null || true; done
+	PIDS=()
+	PXPID=
+}
+trap 'stop_all; rm -rf "$T"' EXIT
+
+hq_conf
+expect_exit 0 hq init
+
+# serve N: N serve processes on ports of their own, and the proxy.
+serve() {
+	local i port ports=()
+	for i in $(seq "$1"); do
+		port=$((20000 + RANDOM % 40000))
+		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$port" 2> "$T/serve.$i.log" &
+		PIDS+=($!)
+		listening() { in_file "$T/serve.$i.log" "listening on" || ! kill -0 "${PIDS[-1]}" 2> /dev/null; }
+		until_ok 30 listening
+		in_file "$T/serve.$i.log" "listening on 127.0.0.1:$port" || fail "serve $i: $(cat "$T/serve.$i.log")"
+		ports+=("$port")
+	done
+	python3 "$FS_SOURCE_DIR/tests/tools/rrproxy.py" "$PROXY_PORT" "${ports[@]}" 2> "$T/proxy.log" &
+	PXPID=$!
+	proxied() { in_file "$T/proxy.log" "listening on" || ! kill -0 "$PXPID" 2> /dev/null; }
+	until_ok 30 proxied
+	in_file "$T/proxy.log" "listening on 127.0.0.1:$PROXY_PORT" || fail "proxy: $(cat "$T/proxy.log")"
+}
+
+PROXY_PORT=$((20000 + RANDOM % 40000))
+serve 2
+PORT=$PROXY_PORT
+for d in $(seq $DEVICES); do
+	dev_enrol "d$d" "Tim $d" Tutin Tutin > /dev/null
+done
+# dev_enrol used $PORT: point every device at the proxy instead.
+[ "$(dev d1 status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["hq_url"])')" = "http://127.0.0.1:$PROXY_PORT" ] ||
+	fail "the devices are not enrolled through the proxy"
+
+# pending D: changes device D has not had acknowledged.
+pending() { dev "d$1" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pending_changes"])'; }
+
+# round TAG: each device adds 20 households (100 changes) and syncs them
+# in sets of 10; once HQ has acknowledged some, the sync is killed with
+# kill -9 and run again until it succeeds, so sets in flight are sent
+# again, perhaps to another process.  All devices at once.
+round() {
+	local d pids=()
+	for d in $(seq $DEVICES); do
+		(
+			for n in $(seq 20); do
+				dev "d$d" beneficiary add "full_name=Ђорђевић $d-$1-$n" municipality=Tutin \
+					status=idp household_size=2 consent=yes > /dev/null
+			done
+			before=$(pending "$d")
+			"$FIELDSYNC" --data-dir "$T/d$d" --forms-dir "$FORMS" --passphrase-file "$PASS" \
+				sync --max-changes 10 > /dev/null 2>&1 &
+			sp=$!
+			some_sent() { [ "$(pending "$d")" -lt "$before" ] || ! kill -0 "$sp" 2> /dev/null; }
+			until_ok 60 some_sent || true
+			kill -9 "$sp" 2> /dev/null || true
+			wait "$sp" 2> /dev/null || true
+			tries=0
+			until "$FIELDSYNC" --data-dir "$T/d$d" --forms-dir "$FORMS" --passphrase-file "$PASS" \
+				sync > /dev/null 2>> "$T/sync.$d.err"; do
+				tries=$((tries + 1))
+				[ "$tries" -lt 50 ] || exit 1
+			done
+		) &
+		pids+=($!)
+	done
+	for d in "${pids[@]}"; do wait "$d" || fail "a device's syncs failed: $(cat "$T"/sync.*.err)"; done
+}
+
+# check N: HQ holds every device's households exactly once, each set
+# once, and a log that verifies.
+check() {
+	local d
+	: > "$T/all.ids"
+	for d in $(seq $DEVICES); do
+		dev "d$d" beneficiary list --json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    print(json.loads(line)["id"])' >> "$T/all.ids"
+	done
+	sort -u "$T/all.ids" > "$T/local.ids"
+	export_ids beneficiaries > "$T/hq.ids"
+	[ -z "$(uniq -d "$T/hq.ids")" ] || fail "households duplicated at HQ"
+	cmp -s "$T/local.ids" "$T/hq.ids" || fail "HQ differs from the devices: $(diff "$T/local.ids" "$T/hq.ids" | head -5)"
+	[ "$(wc -l < "$T/hq.ids")" -eq "$1" ] || fail "HQ holds $(wc -l < "$T/hq.ids") households, expected $1"
+	expect_exit 0 hq audit verify
+	must_contain "$OUT" "audit log ok"
+}
+
+for r in $(seq "$ROUNDS"); do round "a$r"; done
+check $((DEVICES * 20 * ROUNDS))
+
+# Four processes; one of them killed with kill -9 while devices push.
+stop_all
+serve 4
+round b1 &
+RP=$!
+kill -9 "${PIDS[1]}"
+wait "$RP" || fail "the devices did not get their sets in past a dead process"
+check $((DEVICES * 20 * (ROUNDS + 1)))
+echo "ok: several serve processes on one PostgreSQL database"
