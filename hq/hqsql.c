@@ -305,6 +305,13 @@ int hqsql_in_transaction(const struct hqsql *db)
 	return !sqlite3_get_autocommit(db->lite);
 }
 
+int hqsql_usable(const struct hqsql *db)
+{
+	if (hqsql_in_transaction(db))
+		return 0;
+	return db->backend == HQSQL_SQLITE || PQstatus(db->pg) == CONNECTION_OK;
+}
+
 int hqsql_lock(struct hqsql *db, const char *key, struct fs_error *err)
 {
 	struct hqsql_stmt *st = NULL;

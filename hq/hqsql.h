@@ -75,6 +75,9 @@ int hqsql_commit(struct hqsql *db, struct fs_error *err) FS_WUR;
 /* Never fails visibly: a transaction that cannot roll back is gone. */
 void hqsql_rollback(struct hqsql *db);
 int hqsql_in_transaction(const struct hqsql *db);
+/* Fit for another request: no transaction open, the server reachable
+ * (as far as the last call knows). */
+int hqsql_usable(const struct hqsql *db);
 /* A lock on key until the transaction ends (see above). */
 int hqsql_lock(struct hqsql *db, const char *key, struct fs_error *err) FS_WUR;
 /* The SQLite connection under db, for what only SQLite has (its

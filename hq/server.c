@@ -26,6 +26,7 @@
 #include "crypto/secmem.h"
 #include "hq/downsync.h"
 #include "hq/hqdb.h"
+#include "hq/hqpool.h"
 #include "hq/hqenroll.h"
 #include "hq/ingest.h"
 #include "sync/changeset.h"
@@ -77,6 +78,7 @@ struct server {
 	 * knows a device id cannot take them all. */
 	atomic_uint dev_inflight[SERVER_LIMIT_BUCKETS];
 	uint8_t dev_key[crypto_shorthash_KEYBYTES];
+	struct hqpool *pool;    /* database connections between requests */
 };
 
 enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY, EP_PULL };
@@ -221,6 +223,13 @@ static enum MHD_Result send_internal(struct MHD_Connection *conn, const char *wh
 		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "insufficient_storage",
 				  "HQ's disk is full; retry after the time in Retry-After", NULL,
 				  SERVER_RETRY_AFTER_S);
+	/* And so is a database server that went away or answered too slowly
+	 * (PostgreSQL, hq/pgdb.h): its transaction died with it, nothing of
+	 * the request was stored, and the device keeps its set. */
+	if (err->code == -EHOSTUNREACH || err->code == -ETIMEDOUT)
+		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+				  "HQ's database is unavailable; retry after the time in "
+				  "Retry-After", NULL, SERVER_RETRY_AFTER_S);
 	return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 			  "HQ could not process the request; try again later", NULL, NULL);
 }
@@ -368,11 +377,11 @@ static enum MHD_Result do_consistency(struct server *s, struct MHD_Connection *c
 		return send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				  "expected {\"from\": tree size}", NULL, NULL);
 	}
-	r = hqdb_connect(s->cfg, &db, &err);
+	r = hqpool_get(s->pool, &db, &err);
 	if (r == 0)
 		r = audit_consistency(db, (uint64_t)from->valuedouble, &note, &size, proof, &len,
 				      &err);
-	hqdb_close(db);
+	hqpool_put(s->pool, db);
 	cJSON_Delete(req);
 	if (r == -ERANGE)
 		return send_error(conn, MHD_HTTP_CONFLICT, "ahead_of_log",
@@ -416,9 +425,9 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	cJSON *extra = NULL;
 	int r;
 
-	if ((r = hqdb_connect(s->cfg, &ctx.db, &err)) < 0 ||
+	if ((r = hqpool_get(s->pool, &ctx.db, &err)) < 0 ||
 	    (r = ingest_changeset(&ctx, rq->body, rq->len, &res, &err)) < 0) {
-		hqdb_close(ctx.db);
+		hqpool_put(s->pool, ctx.db);
 		return send_internal(conn, "change set", &err);
 	}
 	checkpoint_if_due(s, ctx.db);
@@ -441,12 +450,12 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 			cJSON_Delete(answer);
 			answer = NULL;
 		}
-		hqdb_close(ctx.db);
+		hqpool_put(s->pool, ctx.db);
 		ret = send_json(conn, MHD_HTTP_OK, answer, NULL);
 		ingest_result_clear(&res);
 		return ret;
 	}
-	hqdb_close(ctx.db);
+	hqpool_put(s->pool, ctx.db);
 	fprintf(stderr, "fieldsync-hq: change set from %s seq %" PRIu64 " refused: %d %s\n",
 		res.device[0] ? res.device : "(unparsed)", res.seq, res.status, res.error);
 	if (res.expected_seq &&
@@ -472,10 +481,10 @@ static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
 	struct hqsql *db = NULL;
 	int r;
 
-	if ((r = hqdb_connect(s->cfg, &db, &err)) < 0 ||
+	if ((r = hqpool_get(s->pool, &db, &err)) < 0 ||
 	    (r = downsync_pull(db, s->hq, s->forms, s->cfg->pull_batch, rq->body, rq->len,
 			       hlc_wall_ms(), &res, &err)) < 0) {
-		hqdb_close(db);
+		hqpool_put(s->pool, db);
 		return send_internal(conn, "pull", &err);
 	}
 	if (res.status == 200 || res.status == 204) {
@@ -488,11 +497,11 @@ static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
 		if (res.status == 200 && !res.repeat)
 			checkpoint_if_due(s, db);
 		if (res.status == 200 && checkpoint_b64(db, &note) < 0) {
-			hqdb_close(db);
+			hqpool_put(s->pool, db);
 			downsync_result_clear(&res);
 			return MHD_NO;
 		}
-		hqdb_close(db);
+		hqpool_put(s->pool, db);
 		res.body = NULL;
 		ret = send_body(conn, (unsigned)res.status, body, res.status == 200 ? res.len : 0,
 				res.status == 200 ? "application/vnd.fieldsync.downset" : NULL, NULL,
@@ -501,7 +510,7 @@ static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
 		downsync_result_clear(&res);
 		return ret;
 	}
-	hqdb_close(db);
+	hqpool_put(s->pool, db);
 	if (res.status == 409 && (!(extra = cJSON_CreateObject()) ||
 				  !cJSON_AddNumberToObject(extra, "expected_seq", (double)res.expected))) {
 		cJSON_Delete(extra);
@@ -611,10 +620,10 @@ static void audit_refusal(struct server *s, const char *peer, const char *error)
 				"the rest are not audited\n", s->audit_limit.rate);
 		return;
 	}
-	if (hqdb_connect(s->cfg, &db, &err) < 0 ||
+	if (hqpool_get(s->pool, &db, &err) < 0 ||
 	    hqenroll_audit_refusal(db, hlc_wall_ms(), peer, error, &err) < 0)
 		fprintf(stderr, "fieldsync-hq: audit a refused enrolment: %s\n", err.msg);
-	hqdb_close(db);
+	hqpool_put(s->pool, db);
 }
 
 /* 429 with Retry-After; the first refusal in a row is audited. */
@@ -644,13 +653,13 @@ static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
 	int r;
 
 	peer_address(conn, peer);
-	if ((r = hqdb_connect(s->cfg, &db, &err)) < 0 ||
+	if ((r = hqpool_get(s->pool, &db, &err)) < 0 ||
 	    (r = hqenroll_device(db, s->hq, (const char *)rq->body, rq->len, hlc_wall_ms(), &res,
 				 &err)) < 0) {
-		hqdb_close(db);
+		hqpool_put(s->pool, db);
 		return send_internal(conn, "enrolment", &err);
 	}
-	hqdb_close(db);
+	hqpool_put(s->pool, db);
 	/* A refusal is audited with the peer's address and the reason, never
 	 * the token. */
 	if (res.status != 200)
@@ -733,9 +742,9 @@ static int admit_changeset(struct server *s, struct request *rq)
 	struct hqsql *db = NULL;
 	int known = 0;
 
-	if (hqdb_connect(s->cfg, &db, &err) == 0)
+	if (hqpool_get(s->pool, &db, &err) == 0)
 		known = ingest_device_active(db, rq->body, rq->len, &err);
-	hqdb_close(db);
+	hqpool_put(s->pool, db);
 	/* The id is not authenticated yet, and ids are not secret: beyond
 	 * its first push in flight, a device id counts as a stranger. */
 	if (known > 0) {
@@ -1128,7 +1137,9 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	limiter_init(&s->audit_limit, cfg->enroll_rate * SERVER_AUDIT_REFUSALS_FACTOR);
 	atomic_init(&s->inflight, 0);
 	atomic_init(&s->connections, 0);
-	if ((r = parse_listen(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
+	/* As many idle connections as there are threads to use them. */
+	if ((r = hqpool_new(cfg, cfg->threads, &s->pool, err)) < 0 ||
+	    (r = parse_listen(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
 	    (r = server_tls_load(s, err)) < 0)
 		goto out;
 	if (!s->tls_cert && !loopback) {
@@ -1174,6 +1185,8 @@ struct server *server_stop(struct server *s)
 		return NULL;
 	if (s->mhd)
 		MHD_stop_daemon(s->mhd);
+	/* After the daemon: no request holds a connection any more. */
+	hqpool_free(s->pool);
 	free(s->tls_cert);
 	secmem_free(s->tls_key);
 	pthread_mutex_destroy(&s->enroll_limit.lock);

@@ -26,6 +26,17 @@ pg_as() {
 # pg_psql SQL: run SQL as the cluster's superuser, over the socket.
 pg_psql() { pg_as "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U pgadmin -d postgres -c "$1"; }
 
+# pg_run: start the cluster in $PG_DIR on $PG_PORT (again, after pg_kill).
+pg_run() {
+	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -t $((60 * SCALE)) -l "$PG_DIR/server.log" \
+		-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DIR -c fsync=off" \
+		start > /dev/null 2>&1
+}
+
+# pg_kill: the server goes away at once, as in a crash (connections cut,
+# transactions in flight lost); pg_run brings it back on the same port.
+pg_kill() { pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop > /dev/null 2>&1; }
+
 pg_start() {
 	local try
 	[ -x "$PG_BIN/initdb" ] || fail "PostgreSQL's server is not installed (scripts/deps.sh installs postgresql-15)"
@@ -40,11 +51,7 @@ pg_start() {
 		fail "initdb failed: $(cat "$T/initdb.log")"
 	for try in 1 2 3 4 5; do
 		PG_PORT=$((20000 + RANDOM % 40000))
-		if pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -t $((60 * SCALE)) -l "$PG_DIR/server.log" \
-			-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DIR -c fsync=off" \
-			start > /dev/null 2>&1; then
-			break
-		fi
+		pg_run && break
 		PG_PORT=
 	done
 	[ -n "$PG_PORT" ] || fail "PostgreSQL did not start: $(cat "$PG_DIR/server.log" 2> /dev/null)"
