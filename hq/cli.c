@@ -29,6 +29,7 @@
 #include "hq/hqenroll.h"
 #include "hq/hqforms.h"
 #include "hq/hqkeys.h"
+#include "hq/migrate.h"
 #include "hq/pgdb.h"
 #include "hq/server.h"
 #include "hq/tlspin.h"
@@ -96,6 +97,8 @@ static const char main_usage[] =
 	"  review [--json]        list deletes, and changes by another team\n"
 	"  audit list|verify|export|checkpoint ...\n"
 	"                         the tamper-evident audit log (see audit --help)\n"
+	"  migrate --to postgresql CONNINFO\n"
+	"                         copy this SQLite HQ into a PostgreSQL database\n"
 	"\n"
 	"Exit status: 0 ok, 1 usage, 2 data, 3 key or crypto, 4 I/O.\n";
 
@@ -624,6 +627,48 @@ done:
 	return r;
 }
 
+/* ---- migrate ---------------------------------------------------------- */
+
+static int cmd_migrate(struct hq_config *cfg, int argc, char **argv)
+{
+	struct pgdb_config pc = {NULL, cfg->pg_password_file, cfg->pg_statement_timeout_ms};
+	struct hqsql *from = NULL, *to = NULL;
+	struct fs_error err = {0};
+	PGconn *pg = NULL;
+	char where[512];
+	int r;
+
+	if (wants_help(argc, argv)) {
+		puts("Usage: fieldsync-hq migrate --to postgresql CONNINFO\n"
+		     "Copy this HQ's SQLite database (DATA_DIR/hq.db) into a new HQ schema in\n"
+		     "the PostgreSQL database CONNINFO names (a libpq connection string\n"
+		     "without a password: it comes from [store] postgresql_password_file or\n"
+		     "the credential " PGDB_CREDENTIAL "), in one transaction.  The audit log,\n"
+		     "its tree and signed checkpoints are copied whole, so `audit verify`\n"
+		     "passes there and devices' checkpoints stay consistent.  Stop serve\n"
+		     "first; afterwards set [store] backend = postgresql and [store]\n"
+		     "postgresql.  hq.db is left as it was.");
+		return EXIT_OK;
+	}
+	if (argc != 4 || strcmp(argv[1], "--to") || strcmp(argv[2], "postgresql"))
+		return usage_error("migrate", "expected --to postgresql CONNINFO");
+	pc.conninfo = argv[3];
+	if ((r = hqdb_open(cfg->data_dir, HQDB_OPEN, &from, &err)) < 0 ||
+	    (r = pgdb_connect(&pc, &pg, &err)) < 0)
+		goto out;
+	pgdb_describe(pg, where, sizeof(where));
+	if ((r = hqsql_wrap_pg(pg, &to, &err)) < 0)
+		goto out;
+	pg = NULL;
+	if ((r = migrate_to_postgresql(from, to, stdout, &err)) == 0)
+		printf("copied HQ from %s/%s to PostgreSQL %s\n", cfg->data_dir, HQDB_FILE, where);
+out:
+	pgdb_close(pg);
+	hqdb_close(to);
+	hqdb_close(from);
+	return r < 0 ? fail(&err) : EXIT_OK;
+}
+
 static int cmd_export(struct hq_config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
@@ -752,6 +797,8 @@ int main(int argc, char **argv)
 		r = cmd_scope(&cfg, argc, argv);
 	else if (!strcmp(cmd, "export"))
 		r = cmd_export(&cfg, argc, argv);
+	else if (!strcmp(cmd, "migrate"))
+		r = cmd_migrate(&cfg, argc, argv);
 	else if (!strcmp(cmd, "conflicts"))
 		r = cmd_listing(&cfg, argc, argv, "conflicts",
 				"Usage: fieldsync-hq conflicts [--json]\n"

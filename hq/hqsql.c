@@ -335,6 +335,11 @@ sqlite3 *hqsql_sqlite(struct hqsql *db)
 	return db->lite;
 }
 
+PGconn *hqsql_pg(struct hqsql *db)
+{
+	return db->pg;
+}
+
 int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
 		  struct fs_error *err)
 {

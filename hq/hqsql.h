@@ -83,6 +83,8 @@ int hqsql_lock(struct hqsql *db, const char *key, struct fs_error *err) FS_WUR;
 /* The SQLite connection under db, for what only SQLite has (its
  * functions, its pragmas); NULL on PostgreSQL. */
 sqlite3 *hqsql_sqlite(struct hqsql *db);
+/* The PostgreSQL connection under db; NULL on SQLite. */
+PGconn *hqsql_pg(struct hqsql *db);
 
 int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
 		  struct fs_error *err) FS_WUR;

@@ -51,6 +51,8 @@ void pgdb_describe(const PGconn *db, char *out, size_t cap);
 int pgdb_schema_version(PGconn *db, int *ret, struct fs_error *err) FS_WUR;
 
 int pgdb_create_schema(PGconn *db, struct fs_error *err) FS_WUR;
+/* The same inside the caller's transaction. */
+int pgdb_create_schema_in(PGconn *db, struct fs_error *err) FS_WUR;
 
 /* NULL-safe; returns NULL. */
 PGconn *pgdb_close(PGconn *db);

@@ -39,7 +39,7 @@
 static char dir[] = "/tmp/fuzz_hq_request.XXXXXX";
 static struct identity *hq;
 static struct hq_forms *forms;
-static sqlite3 *db;
+static struct hqsql *db;
 static char token[TOKEN_TEXT_MAX];
 static unsigned inputs;
 static uint64_t device_counter;
@@ -67,7 +67,7 @@ static void db_fresh(void)
 		(void)unlink(path);
 	}
 	if (hqdb_open(dir, HQDB_CREATE, &db, &err) < 0 ||
-	    sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK ||
+	    hqsql_exec(db, "PRAGMA synchronous=OFF", "fuzz", &err) < 0 ||
 	    hqenroll_token_create(db, hq, "Tim Fuzz", "Кикинда", NULL, NOW_MS, NOW_MS + 86400000ULL, NULL,
 				  token, &err) < 0) {
 		fprintf(stderr, "fuzz_hq_request: HQ database in %s: %s\n", dir, err.msg);
@@ -111,23 +111,23 @@ static void device_enrol(struct device *d)
 {
 	uint8_t seed[crypto_sign_SEEDBYTES] = {0};
 	uint8_t box_pk[crypto_box_PUBLICKEYBYTES] = {0};
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 
 	device_counter++;
 	memcpy(seed, &device_counter, sizeof(device_counter));
 	if (crypto_sign_seed_keypair(d->pk, d->sk, seed) != 0)
 		abort();
 	identity_device_id(d->pk, d->id);
-	if (sqlite3_prepare_v2(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality,"
-				   " enrolled_at) VALUES(?1, ?2, ?3, 'Tim Fuzz', 'Кикинда', 0)",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (hqsql_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality,"
+			      " enrolled_at) VALUES(?1, ?2, ?3, 'Tim Fuzz', 'Кикинда', 0)", &st,
+			  NULL) < 0)
 		abort();
-	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, d->pk, sizeof(d->pk), SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, box_pk, sizeof(box_pk), SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	hqsql_bind_text(st, 1, d->id);
+	hqsql_bind_blob(st, 2, d->pk, sizeof(d->pk));
+	hqsql_bind_blob(st, 3, box_pk, sizeof(box_pk));
+	if (hqsql_step(st) != HQSQL_DONE)
 		abort();
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 }
 
 static void ingest(const uint8_t *body, size_t len)
