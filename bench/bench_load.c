@@ -51,12 +51,14 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include <sodium.h>
-#include <sqlite3.h>
 
 #include "agent/enroll.h"
 #include "agent/push.h"
 #include "crypto/identity.h"
 #include "crypto/secmem.h"
+#include "hq/hqconfig.h"
+#include "hq/hqdb.h"
+#include "hq/hqsql.h"
 #include "sync/changeset.h"
 #include "sync/hlc.h"
 #include "sync/receipt.h"
@@ -90,7 +92,12 @@ struct options {
 	unsigned rss_limit_mb; /* --check: HQ's peak RSS must stay below; 0: no limit */
 	int check;             /* exit non-zero on any loss, duplicate or error */
 	int keep;              /* keep the temporary directory */
+	const char *pg;        /* HQ on PostgreSQL: a connection string; NULL: SQLite */
+	const char *pg_pass;   /* ... and its password file */
+	unsigned processes;    /* serve processes, devices split among them in turn */
 };
+
+#define MAX_PROCESSES 8
 
 static const char usage[] =
     "usage: bench_load [--devices N] [--sets N] [--visits N] [--max-inflight N]\n"
@@ -107,7 +114,11 @@ static const char usage[] =
     "  --check           exit 1 on a lost or duplicated change, an error, or a 503\n"
     "                    without Retry-After (and over --rss-limit-mb)\n"
     "  --quick           2 sets of 2 visits per device\n"
-    "  --keep            keep HQ's directory and log\n";
+    "  --keep            keep HQ's directory and log\n"
+    "  --postgresql CONNINFO --pg-password-file FILE\n"
+    "                    HQ on PostgreSQL (CONNINFO names an empty database)\n"
+    "  --processes N     N serve processes (1 to 8; more than 1 needs\n"
+    "                    --postgresql); device i talks to process i mod N\n";
 
 static int parse_unsigned(const char *s, unsigned lo, unsigned hi, unsigned *ret)
 {
@@ -136,6 +147,7 @@ static int options_parse(int argc, char **argv, struct options *o)
 	    {"--threads", 1, 256, offsetof(struct options, threads)},
 	    {"--rss-limit-mb", 1, 1u << 20, offsetof(struct options, rss_limit_mb)},
 	    {"--baseline-sets", 1, MAX_SETS, offsetof(struct options, baseline)},
+	    {"--processes", 1, MAX_PROCESSES, offsetof(struct options, processes)},
 	};
 	int quick = 0, sets_given = 0, visits_given = 0;
 
@@ -144,6 +156,7 @@ static int options_parse(int argc, char **argv, struct options *o)
 	                      .visits = 10,
 	                      .max_inflight = 64,
 	                      .threads = 4,
+	                      .processes = 1,
 	                      .hq_bin = FS_HQ_BIN,
 	                      .forms_dir = FS_SOURCE_DIR "/conf/forms"};
 	for (int i = 1; i < argc; i++) {
@@ -176,6 +189,14 @@ static int options_parse(int argc, char **argv, struct options *o)
 			o->forms_dir = argv[++i];
 			continue;
 		}
+		if (!strcmp(a, "--postgresql")) {
+			o->pg = argv[++i];
+			continue;
+		}
+		if (!strcmp(a, "--pg-password-file")) {
+			o->pg_pass = argv[++i];
+			continue;
+		}
 		for (k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
 			if (!strcmp(a, nums[k].name))
 				break;
@@ -185,6 +206,10 @@ static int options_parse(int argc, char **argv, struct options *o)
 			goto bad;
 		sets_given |= !strcmp(a, "--sets");
 		visits_given |= !strcmp(a, "--visits");
+	}
+	if (o->processes > 1 && !o->pg) {
+		fprintf(stderr, "bench_load: several processes share a PostgreSQL database only\n");
+		return -1;
 	}
 	if (quick) {
 		/* Explicit sizes win over --quick. */
@@ -453,6 +478,9 @@ static int hq_write_conf(const struct options *o, struct hq *h)
 	        "per_peer_connections = 65536\nenroll_rate = 1000000\nproof_rate = 1000000\n"
 	        "[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n",
 	        o->threads, o->max_inflight, h->dir, o->forms_dir);
+	if (o->pg)
+		fprintf(f, "[store]\nbackend = postgresql\npostgresql = %s\n%s%s\n", o->pg,
+		        o->pg_pass ? "postgresql_password_file = " : "", o->pg_pass ? o->pg_pass : "");
 	if (ferror(f))
 		r = -EIO;
 	if (fclose(f) != 0 && r == 0)
@@ -682,6 +710,7 @@ struct device {
 	struct identity *id;
 	uint8_t id_raw[CHANGESET_DEVICE_BYTES];
 	struct push_transport *t;                       /* its own libcurl handle and connection */
+	char url_enroll[96], url_sets[96];              /* of its serve process */
 	const char *token;                              /* in run->tokens (secure memory) */
 	uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES]; /* pinned at enrolment */
 	uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES];
@@ -702,7 +731,8 @@ struct device {
 
 struct run {
 	struct options o;
-	struct hq hq;
+	struct hq hq;                     /* the first serve process, sampled */
+	struct hq more[MAX_PROCESSES - 1]; /* the others, on the same database */
 	struct workload w;
 	char url_enroll[96], url_sets[96];
 	unsigned split;            /* sets in round 1; the rest in round 2 */
@@ -791,7 +821,7 @@ static int device_enrol(struct device *d)
 		r = device_fail(d, "enrol: cannot build the request: %s", err.msg);
 		goto out;
 	}
-	if ((r = device_post(d, d->run->url_enroll, "application/json", (const uint8_t *)body, len,
+	if ((r = device_post(d, d->url_enroll, "application/json", (const uint8_t *)body, len,
 	                     &d->n503_enrol, &resp, &dt)) < 0)
 		goto out;
 	if (resp.status != 200) {
@@ -802,7 +832,7 @@ static int device_enrol(struct device *d)
 		goto out;
 	}
 	/* The agent's own reading of the answer, fingerprint check included. */
-	snprintf(e.target.url, sizeof(e.target.url), "%s", d->run->url_enroll);
+	snprintf(e.target.url, sizeof(e.target.url), "%s", d->url_enroll);
 	if ((r = enroll_answer_read(d->id, tok, &resp, &e, &err)) < 0) {
 		r = device_fail(d, "enrol: %s", err.msg);
 		goto out;
@@ -885,7 +915,7 @@ static void device_push(struct device *d, unsigned from, unsigned to)
 		struct push_response resp = {0};
 		double t0 = now_s();
 
-		if (device_post(d, d->run->url_sets, PUSH_CHANGESET_TYPE, d->sets[s].body,
+		if (device_post(d, d->url_sets, PUSH_CHANGESET_TYPE, d->sets[s].body,
 		                d->sets[s].len, &d->n503, &resp, &d->latency[s]) == 0) {
 			if (resp.status != 200) {
 				char why[200];
@@ -976,33 +1006,32 @@ struct tally {
 	unsigned long long seen;  /* field writes of ours found at HQ */
 };
 
-static int db_count(sqlite3 *db, const char *sql, unsigned long long *ret)
+static int db_count(struct hqsql *db, const char *sql, unsigned long long *ret)
 {
-	sqlite3_stmt *st = NULL;
+	struct hqsql_stmt *st = NULL;
 	int r = -EIO;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW) {
-		*ret = (unsigned long long)sqlite3_column_int64(st, 0);
+	if (hqsql_prepare(db, sql, &st, NULL) == 0 && hqsql_step(st) == HQSQL_ROW) {
+		*ret = (unsigned long long)hqsql_column_int64(st, 0);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	hqsql_finalize(st);
 	return r;
 }
 
 /* One device: each of its sets stored under its hash, each change
  * written once and merged with its value. */
-static int check_device(const struct run *run, const struct device *d, sqlite3_stmt *sets,
-                        sqlite3_stmt *writes, sqlite3_stmt *fields, struct tally *t)
+static int check_device(const struct run *run, const struct device *d, struct hqsql_stmt *sets,
+                        struct hqsql_stmt *writes, struct hqsql_stmt *fields, struct tally *t)
 {
 	size_t n = (size_t)run->w.visits * CHANGES_PER_VISIT;
 	unsigned rows = 0;
 	int rc, r = 0;
 
-	sqlite3_bind_text(sets, 1, d->id->id, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(sets)) == SQLITE_ROW) {
-		sqlite3_int64 seq = sqlite3_column_int64(sets, 0);
-		const char *hash = (const char *)sqlite3_column_text(sets, 1);
+	hqsql_bind_text(sets, 1, d->id->id);
+	while ((rc = hqsql_step(sets)) == HQSQL_ROW) {
+		int64_t seq = hqsql_column_int64(sets, 0);
+		const char *hash = hqsql_column_text(sets, 1);
 		char want[2 * CHANGESET_HASH_BYTES + 1];
 
 		rows++;
@@ -1013,8 +1042,8 @@ static int check_device(const struct run *run, const struct device *d, sqlite3_s
 		sodium_bin2hex(want, sizeof(want), d->sets[seq - 1].hash, CHANGESET_HASH_BYTES);
 		t->sets_wrong += strcasecmp(hash, want) != 0;
 	}
-	sqlite3_reset(sets);
-	if (rc != SQLITE_DONE)
+	hqsql_reset(sets);
+	if (rc != HQSQL_DONE)
 		return -EIO;
 	t->sets_wrong += rows > d->nsets ? rows - d->nsets : d->nsets - rows;
 	for (unsigned s = 0; s < d->nsets && r == 0; s++) {
@@ -1028,24 +1057,24 @@ static int check_device(const struct run *run, const struct device *d, sqlite3_s
 			int same = 0;
 
 			t->expected++;
-			sqlite3_bind_text(writes, 1, c[i].record_id, -1, SQLITE_STATIC);
-			sqlite3_bind_text(writes, 2, c[i].field, -1, SQLITE_STATIC);
-			sqlite3_bind_text(writes, 3, d->id->id, -1, SQLITE_STATIC);
-			if (sqlite3_step(writes) == SQLITE_ROW)
-				count = sqlite3_column_int64(writes, 0);
-			sqlite3_reset(writes);
-			sqlite3_bind_text(fields, 1, c[i].record_id, -1, SQLITE_STATIC);
-			sqlite3_bind_text(fields, 2, c[i].field, -1, SQLITE_STATIC);
-			rc = sqlite3_step(fields);
-			if (rc == SQLITE_ROW && value) {
-				const char *v = (const char *)sqlite3_column_text(fields, 0);
-				const char *dev = (const char *)sqlite3_column_text(fields, 1);
+			hqsql_bind_text(writes, 1, c[i].record_id);
+			hqsql_bind_text(writes, 2, c[i].field);
+			hqsql_bind_text(writes, 3, d->id->id);
+			if (hqsql_step(writes) == HQSQL_ROW)
+				count = hqsql_column_int64(writes, 0);
+			hqsql_reset(writes);
+			hqsql_bind_text(fields, 1, c[i].record_id);
+			hqsql_bind_text(fields, 2, c[i].field);
+			rc = hqsql_step(fields);
+			if (rc == HQSQL_ROW && value) {
+				const char *v = hqsql_column_text(fields, 0);
+				const char *dev = hqsql_column_text(fields, 1);
 
 				same = v && dev && !strcmp(v, value) && !strcmp(dev, d->id->id);
 			}
-			sqlite3_reset(fields);
+			hqsql_reset(fields);
 			cJSON_free(value);
-			if (!value || count < 0 || (rc != SQLITE_ROW && rc != SQLITE_DONE))
+			if (!value || count < 0 || (rc != HQSQL_ROW && rc != HQSQL_DONE))
 				r = -EIO;
 			t->seen += count > 0 ? (unsigned long long)count : 0;
 			if (count == 0 || !same)
@@ -1058,32 +1087,33 @@ static int check_device(const struct run *run, const struct device *d, sqlite3_s
 	return r;
 }
 
-/* Open HQ's database read-only (HQ has stopped) and tally every device. */
+/* Open HQ's database (HQ has stopped) as its own config says, SQLite or
+ * PostgreSQL, and tally every device. */
 static int check_hq(const struct run *run, struct tally *t)
 {
-	char path[PATH_MAX + 32];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *sets = NULL, *writes = NULL, *fields = NULL;
+	struct hq_config cfg = {0};
+	struct fs_error err = {0};
+	struct hqsql *db = NULL;
+	struct hqsql_stmt *sets = NULL, *writes = NULL, *fields = NULL;
 	unsigned long long total = 0;
-	int r = -EIO;
+	int r;
 
-	snprintf(path, sizeof(path), "file:%s/hq/hq.db?mode=ro", run->hq.dir);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT seq, hash FROM changesets WHERE device = ?1", -1, &sets,
-	                       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db,
-	                       "SELECT count(*) FROM field_writes WHERE record_id = ?1 AND "
-	                       "field = ?2 AND device = ?3",
-	                       -1, &writes, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db,
-	                       "SELECT value, device FROM fields WHERE record_id = ?1 AND "
-	                       "field = ?2",
-	                       -1, &fields, NULL) != SQLITE_OK)
+	if ((r = hqconfig_load(run->hq.conf, &cfg, &err)) < 0 ||
+	    (r = hqconfig_finish(&cfg, &err)) < 0 || (r = hqdb_connect(&cfg, &db, &err)) < 0 ||
+	    (r = hqsql_prepare(db, "SELECT seq, hash FROM changesets WHERE device = ?1", &sets,
+			       &err)) < 0 ||
+	    (r = hqsql_prepare(db, "SELECT count(*) FROM field_writes WHERE record_id = ?1 AND "
+			           "field = ?2 AND device = ?3", &writes, &err)) < 0 ||
+	    (r = hqsql_prepare(db, "SELECT value, device FROM fields WHERE record_id = ?1 AND "
+			           "field = ?2", &fields, &err)) < 0)
 		goto out;
 	for (unsigned i = 0; i <= run->o.devices; i++)
-		if ((r = check_device(run, &run->devs[i], sets, writes, fields, t)) < 0)
+		if ((r = check_device(run, &run->devs[i], sets, writes, fields, t)) < 0) {
+			snprintf(err.msg, sizeof(err.msg), "tally device %u", i);
 			goto out;
+		}
 	r = -EIO;
+	snprintf(err.msg, sizeof(err.msg), "count quarantine and writes");
 	if (db_count(db, "SELECT count(*) FROM quarantine", &t->quarantined) < 0 ||
 	    db_count(db, "SELECT count(*) FROM field_writes", &total) < 0)
 		goto out;
@@ -1092,11 +1122,12 @@ static int check_hq(const struct run *run, struct tally *t)
 	r = 0;
 out:
 	if (r < 0)
-		fprintf(stderr, "bench_load: read %s: %s\n", path, db ? sqlite3_errmsg(db) : "");
-	sqlite3_finalize(sets);
-	sqlite3_finalize(writes);
-	sqlite3_finalize(fields);
-	sqlite3_close(db);
+		fprintf(stderr, "bench_load: read HQ's database: %s\n", err.msg);
+	hqsql_finalize(sets);
+	hqsql_finalize(writes);
+	hqsql_finalize(fields);
+	hqdb_close(db);
+	hqconfig_free(&cfg);
 	return r;
 }
 
@@ -1396,6 +1427,24 @@ static int run_all(struct run *run)
 			goto out;
 	if (hq_start(o, &run->hq) < 0)
 		goto out;
+	for (unsigned p = 1; p < o->processes; p++) {
+		struct hq *h = &run->more[p - 1];
+
+		*h = run->hq;
+		h->pid = 0;
+		snprintf(h->log, sizeof(h->log), "%s/hq.%u.log", run->hq.dir, p + 1);
+		if (hq_start(o, h) < 0)
+			goto out;
+	}
+	/* The benchmark is the load balancer: device i to process i mod N. */
+	for (unsigned i = 0; i < ndev; i++) {
+		const struct hq *h = i % o->processes ? &run->more[i % o->processes - 1] : &run->hq;
+
+		snprintf(run->devs[i].url_enroll, sizeof(run->devs[i].url_enroll), "%s/v1/enroll",
+		         h->url);
+		snprintf(run->devs[i].url_sets, sizeof(run->devs[i].url_sets), "%s/v1/changesets",
+		         h->url);
+	}
 	snprintf(run->url_enroll, sizeof(run->url_enroll), "%s/v1/enroll", run->hq.url);
 	snprintf(run->url_sets, sizeof(run->url_sets), "%s/v1/changesets", run->hq.url);
 	if (proc_rss(run->hq.pid, &tm.rss_start_kb, NULL) < 0)
@@ -1424,6 +1473,9 @@ out:
 		pthread_mutex_unlock(&smp.lock);
 		pthread_join(smp.thread, NULL);
 	}
+	for (unsigned p = 1; p < o->processes; p++)
+		if (run->more[p - 1].pid && hq_stop(&run->more[p - 1]) < 0)
+			fprintf(stderr, "bench_load: serve process %u did not stop cleanly\n", p + 1);
 	if (run->hq.pid) {
 		double t_stop = now_s();
 

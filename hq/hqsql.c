@@ -19,6 +19,15 @@
 /* The advisory lock every PostgreSQL writer takes (hqsql_begin): an
  * arbitrary constant, "fsHQ". */
 #define WRITER_LOCK 0x66734851
+/* PostgreSQL statements kept prepared on a connection, by their SQL:
+ * HQ runs the same few dozen for every request, and preparing one is a
+ * round trip to the server, as is deallocating it. */
+#define PG_CACHE 128
+
+struct pg_cached {
+	char *sql;     /* with $N placeholders; malloc'd */
+	char name[24]; /* the server-side name */
+};
 
 struct hqsql {
 	enum hqsql_backend backend;
@@ -28,6 +37,8 @@ struct hqsql {
 	char where[512];   /* the database, for messages */
 	int last;          /* the last failure's code; 0: none */
 	char reason[512];  /* ... and the engine's reason */
+	struct pg_cached cache[PG_CACHE];
+	unsigned ncache;
 };
 
 struct hqsql_stmt {
@@ -38,6 +49,7 @@ struct hqsql_stmt {
 	char name[24];                  /* "" until prepared */
 	int nparams;                    /* highest placeholder number */
 	uint64_t used;                  /* bit N-1: $N appears in sql */
+	int cached;                     /* name belongs to the connection's cache */
 	char *val[HQSQL_MAX_PARAMS];    /* malloc'd text or bytes, NULL for NULL */
 	int len[HQSQL_MAX_PARAMS];
 	int fmt[HQSQL_MAX_PARAMS];      /* 0 text, 1 binary */
@@ -87,6 +99,8 @@ struct hqsql *hqsql_close(struct hqsql *db)
 		sqlite3_close(db->lite);
 	if (db->pg)
 		PQfinish(db->pg);
+	for (unsigned i = 0; i < db->ncache; i++)
+		free(db->cache[i].sql);
 	free(db);
 	return NULL;
 }
@@ -210,6 +224,11 @@ static int pg_run(struct hqsql_stmt *st)
 	struct hqsql *db = st->db;
 	ExecStatusType s;
 
+	for (unsigned i = 0; !st->name[0] && i < db->ncache; i++)
+		if (!strcmp(db->cache[i].sql, st->sql)) {
+			memcpy(st->name, db->cache[i].name, sizeof(st->name));
+			st->cached = 1;
+		}
 	if (!st->name[0]) {
 		PGresult *res;
 
@@ -229,6 +248,10 @@ static int pg_run(struct hqsql_stmt *st)
 			return r;
 		}
 		PQclear(res);
+		if (db->ncache < PG_CACHE && (db->cache[db->ncache].sql = strdup(st->sql))) {
+			memcpy(db->cache[db->ncache++].name, st->name, sizeof(st->name));
+			st->cached = 1;
+		}
 	}
 	st->res = PQexecPrepared(db->pg, st->name, st->nparams, (const char *const *)st->val,
 				 st->len, st->fmt, 0);
@@ -544,7 +567,7 @@ void hqsql_finalize(struct hqsql_stmt *st)
 		free(st);
 		return;
 	}
-	if (st->name[0] && PQstatus(st->db->pg) == CONNECTION_OK &&
+	if (st->name[0] && !st->cached && PQstatus(st->db->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(st->db->pg) != PQTRANS_INERROR) {
 		snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);
 		PQclear(PQexec(st->db->pg, sql));
