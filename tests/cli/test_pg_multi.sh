@@ -2,8 +2,9 @@
 # PostgreSQL database (issue 13).  Two and then four processes behind a
 # round-robin proxy (tests/tools/rrproxy.py), four devices syncing at
 # once through it, syncs killed with kill -9 so that their sets are sent
-# again, each time perhaps to another process, and one serve process
-# killed with kill -9 while devices push.  After each round: every
+# again, each time perhaps to another process, one set sent to two
+# processes at the same moment (stored once, the same receipt from both),
+# and one serve process killed with kill -9 while devices push.  After each round: every
 # record at HQ exactly once, each device's sets stored once, and the
 # audit log one unbroken sequence that verifies.
 set -e
@@ -27,9 +28,11 @@ trap 'stop_all; rm -rf "$T"' EXIT
 hq_conf
 expect_exit 0 hq init
 
-# serve N: N serve processes on ports of their own, and the proxy.
+# serve N: N serve processes on ports of their own (PORTS), and the proxy.
+PORTS=()
 serve() {
-	local i port ports=()
+	local i port
+	PORTS=()
 	for i in $(seq "$1"); do
 		port=$((20000 + RANDOM % 40000))
 		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$port" 2> "$T/serve.$i.log" &
@@ -37,9 +40,20 @@ serve() {
 		listening() { in_file "$T/serve.$i.log" "listening on" || ! kill -0 "${PIDS[-1]}" 2> /dev/null; }
 		until_ok 30 listening
 		in_file "$T/serve.$i.log" "listening on 127.0.0.1:$port" || fail "serve $i: $(cat "$T/serve.$i.log")"
-		ports+=("$port")
+		PORTS+=("$port")
 	done
-	python3 "$FS_SOURCE_DIR/tests/tools/rrproxy.py" "$PROXY_PORT" "${ports[@]}" 2> "$T/proxy.log" &
+	proxy
+}
+
+# proxy [ARGS...]: the round-robin proxy in front of PORTS, or with ARGS
+# another mode of it on the same port.
+proxy() {
+	: > "$T/proxy.log"
+	if [ "$#" -gt 0 ]; then
+		python3 "$FS_SOURCE_DIR/tests/tools/rrproxy.py" "$@" 2> "$T/proxy.log" &
+	else
+		python3 "$FS_SOURCE_DIR/tests/tools/rrproxy.py" "$PROXY_PORT" "${PORTS[@]}" 2> "$T/proxy.log" &
+	fi
 	PXPID=$!
 	proxied() { in_file "$T/proxy.log" "listening on" || ! kill -0 "$PXPID" 2> /dev/null; }
 	until_ok 30 proxied
@@ -114,6 +128,32 @@ for line in sys.stdin:
 for r in $(seq "$ROUNDS"); do round "a$r"; done
 check $((DEVICES * 20 * ROUNDS))
 
+# The same change set at both processes at the same moment: it is stored
+# once, and both answer with the same signed receipt.  The set is one
+# the device sent through a proxy that kept it and never passed it on.
+kill "$PXPID"
+wait "$PXPID" 2> /dev/null || true
+proxy --capture "$T/set.http" "$PROXY_PORT"
+expect_exit 0 dev d1 beneficiary add "full_name=Станковић Весна" municipality=Tutin status=idp \
+	household_size=3 consent=yes
+expect_exit 4 dev d1 sync
+wait "$PXPID" 2> /dev/null || true
+grep -aq "^POST /v1/changesets" "$T/set.http" || fail "the device's set was not captured"
+python3 "$FS_SOURCE_DIR/tests/tools/rrproxy.py" --replay "$T/set.http" "${PORTS[@]}" > "$T/replay.out" ||
+	fail "replay failed"
+python3 - "$T/replay.out" <<'PY' || fail "the two answers differ: $(cat "$T/replay.out")"
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert len(lines) == 2, lines
+answers = [l.split(" ", 1) for l in lines]
+assert all(status == "200" for status, _ in answers), answers
+receipts = [json.loads(body)["receipt"] for _, body in answers]
+assert receipts[0] == receipts[1], "receipts differ"
+PY
+proxy
+expect_exit 0 dev d1 sync
+check $((DEVICES * 20 * ROUNDS + 1))
+
 # Four processes; one of them killed with kill -9 while devices push.
 stop_all
 serve 4
@@ -121,5 +161,5 @@ round b1 &
 RP=$!
 kill -9 "${PIDS[1]}"
 wait "$RP" || fail "the devices did not get their sets in past a dead process"
-check $((DEVICES * 20 * (ROUNDS + 1)))
+check $((DEVICES * 20 * (ROUNDS + 1) + 1))
 echo "ok: several serve processes on one PostgreSQL database"

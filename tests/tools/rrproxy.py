@@ -4,9 +4,17 @@ several backends in turn: a load balancer in front of several
 `fieldsync-hq serve` processes, for tests/cli/test_pg_multi.sh.
 
 Usage: rrproxy.py LISTEN_PORT BACKEND_PORT...   (all on 127.0.0.1)
+       rrproxy.py --capture FILE LISTEN_PORT
+       rrproxy.py --replay FILE BACKEND_PORT...
 Prints "listening on 127.0.0.1:PORT" once it accepts connections.  A
 connection is closed as soon as either side closes, so a client that
 reconnects (a new request, a retry) may land on another process.
+
+--capture takes one HTTP request (headers and Content-Length body),
+writes its bytes to FILE, and closes the connection unanswered: the
+client's request never reached HQ.  --replay sends FILE to every
+backend at the same moment, each on its own connection, and prints one
+line per backend: the HTTP status and the answer's body.
 """
 import itertools
 import socket
@@ -30,7 +38,81 @@ def pipe(src, dst):
             pass
 
 
+def read_request(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body[:length]
+
+
+def capture(path, port):
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(8)
+    print("listening on 127.0.0.1:%d" % port, file=sys.stderr, flush=True)
+    client, _ = lsock.accept()
+    request = read_request(client)
+    with open(path, "wb") as f:
+        f.write(request)
+    client.close()
+
+
+def replay(path, ports):
+    request = open(path, "rb").read()
+    answers = [None] * len(ports)
+    ready = threading.Barrier(len(ports))
+
+    def one(i):
+        s = socket.create_connection(("127.0.0.1", ports[i]))
+        ready.wait()
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = None
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            if length is not None and len(body) >= length:
+                break
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        answers[i] = head.split(b" ")[1].decode() + " " + body.decode()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(ports))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a in answers:
+        print(a)
+
+
 def main():
+    if sys.argv[1] == "--capture":
+        return capture(sys.argv[2], int(sys.argv[3]))
+    if sys.argv[1] == "--replay":
+        return replay(sys.argv[2], [int(p) for p in sys.argv[3:]])
     port = int(sys.argv[1])
     backends = itertools.cycle(int(p) for p in sys.argv[2:])
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
