@@ -4,7 +4,9 @@
 # once through it, syncs killed with kill -9 so that their sets are sent
 # again, each time perhaps to another process, one set sent to two
 # processes at the same moment (stored once, the same receipt from both),
-# and one serve process killed with kill -9 while devices push.  After each round: every
+# two conflicting edits merged at the same moment by two processes (one
+# conflict), and one serve process killed with kill -9 while devices
+# push.  After each round: every
 # record at HQ exactly once, each device's sets stored once, and the
 # audit log one unbroken sequence that verifies.
 set -e
@@ -154,6 +156,37 @@ proxy
 expect_exit 0 dev d1 sync
 check $((DEVICES * 20 * ROUNDS + 1))
 
+# Two devices edit one household from the same value, and their sets
+# reach two processes at the same moment: HQ records the conflict once,
+# whichever process merges first.
+S=01937a4e-5c2b-7d3e-8f41-a2b3c4d5e6f7
+printf 'id,full_name,municipality,status,household_size,consent\n%s,Stanković Vesna,Tutin,refugee,4,yes\n' \
+	"$S" > "$T/caseload.csv"
+for d in d1 d2; do
+	expect_exit 0 dev "$d" import beneficiaries "$T/caseload.csv"
+	expect_exit 0 dev "$d" sync
+done
+expect_exit 0 dev d1 beneficiary edit "$S" household_size=5
+expect_exit 0 dev d2 beneficiary edit "$S" household_size=6
+for d in d1 d2; do
+	kill "$PXPID" 2> /dev/null || true
+	wait "$PXPID" 2> /dev/null || true
+	proxy --capture "$T/$d.http" "$PROXY_PORT"
+	expect_exit 4 dev "$d" sync
+	wait "$PXPID" 2> /dev/null || true
+	grep -aq "^POST /v1/changesets" "$T/$d.http" || fail "$d's set was not captured"
+done
+python3 "$FS_SOURCE_DIR/tests/tools/rrproxy.py" --send "$T/d1.http:${PORTS[0]}" \
+	"$T/d2.http:${PORTS[1]}" > "$T/send.out" || fail "send failed"
+[ "$(grep -c '^200 ' "$T/send.out")" -eq 2 ] || fail "the two edits were not both taken: $(cat "$T/send.out")"
+proxy
+for d in d1 d2; do expect_exit 0 dev "$d" sync; done
+expect_exit 0 hq conflicts --json
+[ "$(printf '%s' "$OUT" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -eq 1 ] ||
+	fail "expected one conflict: $OUT"
+must_contain "$OUT" "$S"
+check $((DEVICES * 20 * ROUNDS + 2))
+
 # Four processes; one of them killed with kill -9 while devices push.
 stop_all
 serve 4
@@ -161,5 +194,5 @@ round b1 &
 RP=$!
 kill -9 "${PIDS[1]}"
 wait "$RP" || fail "the devices did not get their sets in past a dead process"
-check $((DEVICES * 20 * (ROUNDS + 1) + 1))
+check $((DEVICES * 20 * (ROUNDS + 1) + 2))
 echo "ok: several serve processes on one PostgreSQL database"

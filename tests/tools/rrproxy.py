@@ -6,6 +6,7 @@ several backends in turn: a load balancer in front of several
 Usage: rrproxy.py LISTEN_PORT BACKEND_PORT...   (all on 127.0.0.1)
        rrproxy.py --capture FILE LISTEN_PORT
        rrproxy.py --replay FILE BACKEND_PORT...
+       rrproxy.py --send FILE:PORT...
 Prints "listening on 127.0.0.1:PORT" once it accepts connections.  A
 connection is closed as soon as either side closes, so a client that
 reconnects (a new request, a retry) may land on another process.
@@ -14,7 +15,8 @@ reconnects (a new request, a retry) may land on another process.
 writes its bytes to FILE, and closes the connection unanswered: the
 client's request never reached HQ.  --replay sends FILE to every
 backend at the same moment, each on its own connection, and prints one
-line per backend: the HTTP status and the answer's body.
+line per backend: the HTTP status and the answer's body.  --send does
+the same with a file of its own for each backend.
 """
 import itertools
 import socket
@@ -73,14 +75,19 @@ def capture(path, port):
 
 
 def replay(path, ports):
-    request = open(path, "rb").read()
+    send([(path, p) for p in ports])
+
+
+def send(pairs):
+    requests = [open(path, "rb").read() for path, _ in pairs]
+    ports = [port for _, port in pairs]
     answers = [None] * len(ports)
     ready = threading.Barrier(len(ports))
 
     def one(i):
         s = socket.create_connection(("127.0.0.1", ports[i]))
         ready.wait()
-        s.sendall(request)
+        s.sendall(requests[i])
         data = b""
         while True:
             chunk = s.recv(65536)
@@ -113,6 +120,8 @@ def main():
         return capture(sys.argv[2], int(sys.argv[3]))
     if sys.argv[1] == "--replay":
         return replay(sys.argv[2], [int(p) for p in sys.argv[3:]])
+    if sys.argv[1] == "--send":
+        return send([(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in sys.argv[2:]])
     port = int(sys.argv[1])
     backends = itertools.cycle(int(p) for p in sys.argv[2:])
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
