@@ -94,9 +94,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_RECORD_DELETED] = "UPDATE records SET deleted = 1 WHERE id = ?1",
 	[ST_RECORD_MERGED] = "UPDATE records SET merged_at = ?2 WHERE id = ?1",
 	[ST_FIELD_GET] = "SELECT hlc, device FROM fields WHERE record_id = ?1 AND field = ?2",
+	/* As a replaced row: revision 0 and no key until downsync stamps
+	 * it.  A move's held_from (hq/downsync.c) reads the record's lowest
+	 * revision, and counts on this one being 0 then, so that every
+	 * device that held the old key learns the record left. */
 	[ST_FIELD_PUT] = "INSERT INTO fields(record_id, field, value, hlc, device) "
 			 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (record_id, field) DO UPDATE SET "
-			 "value = excluded.value, hlc = excluded.hlc, device = excluded.device",
+			 "value = excluded.value, hlc = excluded.hlc, device = excluded.device, "
+			 "rev = 0, scope_key = NULL",
 	[ST_WRITE_GET] = "SELECT value, hlc FROM field_writes "
 			 "WHERE record_id = ?1 AND field = ?2 AND device = ?3 "
 			 "ORDER BY hlc DESC LIMIT 1",
