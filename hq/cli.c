@@ -173,11 +173,11 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 			       fail(&err);
 	}
 	if (hqconfig_postgresql(cfg)) {
-		const struct pgdb_config pc = {cfg->postgresql, cfg->pg_password_file,
-					       cfg->pg_statement_timeout_ms};
+		struct pgdb_config pc;
 
 		/* The database first: a wrong password or a missing database
 		 * is found before any key is made. */
+		hqdb_pg_config(cfg, cfg->postgresql, &pc);
 		if ((r = hqdb_check_dir(cfg->data_dir, &err)) < 0 ||
 		    (r = pgdb_connect(&pc, &pg, &err)) < 0 ||
 		    (r = pgdb_create_schema(pg, &err)) < 0 ||
@@ -631,7 +631,7 @@ done:
 
 static int cmd_migrate(struct hq_config *cfg, int argc, char **argv)
 {
-	struct pgdb_config pc = {NULL, cfg->pg_password_file, cfg->pg_statement_timeout_ms};
+	struct pgdb_config pc;
 	struct hqsql *from = NULL, *to = NULL;
 	struct fs_error err = {0};
 	PGconn *pg = NULL;
@@ -652,7 +652,7 @@ static int cmd_migrate(struct hq_config *cfg, int argc, char **argv)
 	}
 	if (argc != 4 || strcmp(argv[1], "--to") || strcmp(argv[2], "postgresql"))
 		return usage_error("migrate", "expected --to postgresql CONNINFO");
-	pc.conninfo = argv[3];
+	hqdb_pg_config(cfg, argv[3], &pc);
 	if ((r = hqdb_open(cfg->data_dir, HQDB_OPEN, &from, &err)) < 0 ||
 	    (r = pgdb_connect(&pc, &pg, &err)) < 0)
 		goto out;

@@ -408,16 +408,22 @@ out:
 	return r;
 }
 
+void hqdb_pg_config(const struct hq_config *cfg, const char *conninfo, struct pgdb_config *ret)
+{
+	*ret = (struct pgdb_config){conninfo, cfg->pg_password_file,
+				    cfg->pg_statement_timeout_ms};
+}
+
 int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_error *err)
 {
-	const struct pgdb_config pc = {cfg->postgresql, cfg->pg_password_file,
-				       cfg->pg_statement_timeout_ms};
+	struct pgdb_config pc;
 	char where[512];
 	PGconn *pg = NULL;
 	int r, v = 0;
 
 	if (!hqconfig_postgresql(cfg))
 		return hqdb_open(cfg->data_dir, HQDB_OPEN, ret, err);
+	hqdb_pg_config(cfg, cfg->postgresql, &pc);
 	if ((r = pgdb_connect(&pc, &pg, err)) < 0)
 		return r;
 	if ((r = pgdb_schema_version(pg, &v, err)) == 0 && v != PGDB_SCHEMA_VERSION) {

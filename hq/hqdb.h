@@ -46,6 +46,10 @@ int hqdb_open(const char *data_dir, enum hqdb_mode mode, struct hqsql **ret_db,
  * PostgreSQL at [store] postgresql, whose schema must be the current
  * one (hq/pgdb.h). */
 struct hq_config;
+struct pgdb_config;
+/* [store]'s PostgreSQL settings as pgdb_connect takes them, for the
+ * database conninfo ([store] postgresql, or migrate's target). */
+void hqdb_pg_config(const struct hq_config *cfg, const char *conninfo, struct pgdb_config *ret);
 int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_error *err) FS_WUR;
 
 /* NULL-safe; returns NULL. */

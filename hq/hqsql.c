@@ -147,13 +147,8 @@ static int pg_failed(struct hqsql *db, const PGresult *res)
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
 							      : PQerrorMessage(db->pg);
-	size_t n = 0;
 
-	for (const char *p = msg; *p && n + 1 < sizeof(db->reason); p++)
-		db->reason[n++] = *p == '\n' ? ' ' : *p;
-	while (n && db->reason[n - 1] == ' ')
-		n--;
-	db->reason[n] = '\0';
+	pgdb_reason(msg, db->reason, sizeof(db->reason));
 	db->last = -FS_ESTORE;
 	if (PQstatus(db->pg) == CONNECTION_BAD)
 		db->last = -EHOSTUNREACH;

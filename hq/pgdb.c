@@ -187,8 +187,7 @@ void pgdb_describe(const PGconn *db, char *out, size_t cap)
 		 user && *user ? user : "(default)");
 }
 
-/* PostgreSQL's reason, on one line, without "FATAL:" noise. */
-static void reason_of(const char *msg, char *out, size_t cap)
+void pgdb_reason(const char *msg, char *out, size_t cap)
 {
 	const char *p = msg ? msg : "", *f = strstr(p, "FATAL:");
 	size_t n = 0;
@@ -235,7 +234,7 @@ static int parse(const char *conninfo, const char *pass, const char ***keys, con
 		/* libpq's message names the syntax error, not a value. */
 		char why[256];
 
-		reason_of(perr, why, sizeof(why));
+		pgdb_reason(perr, why, sizeof(why));
 		PQfreemem(perr);
 		return fs_error_set(err, -FS_EUSAGE, "[store] postgresql: not a connection string "
 				    "(%s)", why);
@@ -293,7 +292,7 @@ int pgdb_connect(const struct pgdb_config *cfg, PGconn **ret, struct fs_error *e
 	if (PQstatus(db) != CONNECTION_OK) {
 		const char *m = PQerrorMessage(db);
 
-		reason_of(m, why, sizeof(why));
+		pgdb_reason(m, why, sizeof(why));
 		r = strstr(m, "authentication failed") || strstr(m, "no password supplied") ||
 				    strstr(m, "no pg_hba.conf entry")
 			    ? -EACCES
@@ -310,7 +309,7 @@ int pgdb_connect(const struct pgdb_config *cfg, PGconn **ret, struct fs_error *e
 					   : PGDB_DEFAULT_STATEMENT_TIMEOUT_MS);
 	res = PQexec(db, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		reason_of(PQerrorMessage(db), why, sizeof(why));
+		pgdb_reason(PQerrorMessage(db), why, sizeof(why));
 		r = fs_error_set(err, -FS_ESTORE, "PostgreSQL %s: set the statement timeout: %s",
 				 conn, why);
 		goto out;
@@ -342,7 +341,7 @@ static int failed(PGconn *db, const char *what, struct fs_error *err)
 	char conn[512], why[512];
 
 	pgdb_describe(db, conn, sizeof(conn));
-	reason_of(PQerrorMessage(db), why, sizeof(why));
+	pgdb_reason(PQerrorMessage(db), why, sizeof(why));
 	return fs_error_set(err, -FS_ESTORE, "PostgreSQL %s: %s: %s", conn, what, why);
 }
 

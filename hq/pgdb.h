@@ -44,6 +44,10 @@ struct pgdb_config {
 
 int pgdb_connect(const struct pgdb_config *cfg, PGconn **ret, struct fs_error *err) FS_WUR;
 
+/* PostgreSQL's message msg (may be NULL) on one line into out, without
+ * a "FATAL:" prefix or trailing space. */
+void pgdb_reason(const char *msg, char *out, size_t cap);
+
 /* "host=H port=P dbname=D user=U" of a connection, for messages. */
 void pgdb_describe(const PGconn *db, char *out, size_t cap);
 
