@@ -23,6 +23,10 @@
  * HQ runs the same few dozen for every request, and preparing one is a
  * round trip to the server, as is deallocating it. */
 #define PG_CACHE 128
+/* Statements sent ahead (hqsql_step_later) before their results are
+ * read: a bound, so neither side's buffers fill while the other waits
+ * (a write's result is a few dozen bytes). */
+#define PG_AHEAD 256
 
 struct pg_cached {
 	char *sql;     /* with $N placeholders; malloc'd */
@@ -39,6 +43,11 @@ struct hqsql {
 	char reason[512];  /* ... and the engine's reason */
 	struct pg_cached cache[PG_CACHE];
 	unsigned ncache;
+	/* Sent ahead in pipeline mode, results not yet read: what each is
+	 * (static strings, for the message when one failed). */
+	const char *ahead[PG_AHEAD];
+	unsigned nahead;
+	int ahead_failed; /* a sent-ahead statement failed: its code, until reported */
 };
 
 struct hqsql_stmt {
@@ -164,12 +173,108 @@ static int pg_failed(struct hqsql *db, const PGresult *res)
 	return db->last;
 }
 
+/* ---- statements sent ahead (pipeline mode) ---- */
+
+/* The failure of a statement sent ahead, kept until a call can report
+ * it: 0 when none. */
+static int pg_ahead_failure(struct hqsql *db)
+{
+	int r = db->ahead_failed;
+
+	db->ahead_failed = 0;
+	if (r < 0)
+		db->last = r;
+	return r;
+}
+
+/* Read the results of everything sent ahead, in order, keeping the last
+ * one in *keep when keep is given (the statement that needed its rows).
+ * The first failure becomes the connection's, named by what was sent;
+ * those after it were not run (PGRES_PIPELINE_ABORTED).  Leaves pipeline
+ * mode.  0 or the first failure's code. */
+static int pg_drain(struct hqsql *db, PGresult **keep)
+{
+	PGresult *res;
+	int r = 0;
+
+	if (!db->nahead)
+		return 0;
+	/* Without the sync point nothing comes back: the connection is
+	 * left in pipeline mode, unfit for use (hqsql_usable). */
+	if (PQpipelineSync(db->pg) != 1) {
+		db->nahead = 0;
+		return pg_failed(db, NULL);
+	}
+	for (unsigned i = 0; i < db->nahead && PQstatus(db->pg) != CONNECTION_BAD; i++) {
+		while ((res = PQgetResult(db->pg))) {
+			ExecStatusType s = PQresultStatus(res);
+
+			if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+				if (r == 0 && s != PGRES_PIPELINE_ABORTED) {
+					char why[sizeof(db->reason)];
+
+					r = pg_failed(db, res);
+					memcpy(why, db->reason, sizeof(why));
+					/* Cut short if need be: the reason is for people.
+					 * The read that needed its rows names itself. */
+					if (db->ahead[i] &&
+					    snprintf(db->reason, sizeof(db->reason), "%s: %s",
+						     db->ahead[i], why) >= (int)sizeof(db->reason))
+						db->reason[sizeof(db->reason) - 1] = '\0';
+				}
+				PQclear(res);
+			} else if (keep && i + 1 == db->nahead && !*keep) {
+				*keep = res;
+			} else {
+				PQclear(res);
+			}
+		}
+	}
+	/* The sync point's own result. */
+	while ((res = PQgetResult(db->pg))) {
+		int sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+
+		PQclear(res);
+		if (sync)
+			break;
+	}
+	db->nahead = 0;
+	if (PQexitPipelineMode(db->pg) != 1 && r == 0)
+		r = pg_failed(db, NULL);
+	if (r < 0 && keep && *keep) {
+		PQclear(*keep);
+		*keep = NULL;
+	}
+	return r;
+}
+
+/* Wait for everything sent ahead, before a synchronous call: a failure
+ * is reported now, or kept for the next call that can report it. */
+static void pg_drain_keep(struct hqsql *db)
+{
+	int r = pg_drain(db, NULL);
+
+	if (r < 0 && !db->ahead_failed)
+		db->ahead_failed = r;
+}
+
+static int pg_settle(struct hqsql *db)
+{
+	pg_drain_keep(db);
+	return pg_ahead_failure(db);
+}
+
 static int pg_command(struct hqsql *db, const char *sql, const char *what, struct fs_error *err)
 {
-	PGresult *res = PQexec(db->pg, sql);
-	ExecStatusType s = PQresultStatus(res);
-	int r = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : pg_failed(db, res);
+	PGresult *res;
+	ExecStatusType s;
+	int r;
 
+	if ((r = pg_settle(db)) < 0)
+		return hqsql_fail(db, what, err);
+	res = PQexec(db->pg, sql);
+	s = PQresultStatus(res);
+	r = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : pg_failed(db, res);
 	PQclear(res);
 	return r < 0 ? hqsql_fail(db, what, err) : 0;
 }
@@ -214,46 +319,88 @@ static char *pg_placeholders(const char *sql, int *max, uint64_t *used)
 	return out;
 }
 
-static int pg_run(struct hqsql_stmt *st)
+/* Prepare st on the connection, once per SQL text (the cache). */
+static int pg_prepare_once(struct hqsql_stmt *st)
 {
 	struct hqsql *db = st->db;
-	ExecStatusType s;
+	PGresult *res;
+	int r;
 
 	for (unsigned i = 0; !st->name[0] && i < db->ncache; i++)
 		if (!strcmp(db->cache[i].sql, st->sql)) {
 			memcpy(st->name, db->cache[i].name, sizeof(st->name));
 			st->cached = 1;
 		}
-	if (!st->name[0]) {
-		PGresult *res;
-
-		snprintf(st->name, sizeof(st->name), "hq%u", ++db->prepared);
-		/* A number the SQL skips ("?2" alone) still counts: it needs a
-		 * type, and any will do. */
-		for (int i = 0; i < st->nparams; i++)
-			if (!(st->used & (1ULL << i)) && !st->oid[i])
-				st->oid[i] = OID_TEXT;
-		res = PQprepare(db->pg, st->name, st->sql, st->nparams, st->oid);
-		s = PQresultStatus(res);
-		if (s != PGRES_COMMAND_OK) {
-			int r = pg_failed(db, res);
-
-			PQclear(res);
-			st->name[0] = '\0';
-			return r;
-		}
+	if (st->name[0])
+		return 0;
+	/* Preparing is synchronous: what was sent ahead is read first. */
+	if ((r = pg_settle(db)) < 0)
+		return r;
+	snprintf(st->name, sizeof(st->name), "hq%u", ++db->prepared);
+	/* A number the SQL skips ("?2" alone) still counts: it needs a
+	 * type, and any will do. */
+	for (int i = 0; i < st->nparams; i++)
+		if (!(st->used & (1ULL << i)) && !st->oid[i])
+			st->oid[i] = OID_TEXT;
+	res = PQprepare(db->pg, st->name, st->sql, st->nparams, st->oid);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		r = pg_failed(db, res);
 		PQclear(res);
-		if (db->ncache < PG_CACHE && (db->cache[db->ncache].sql = strdup(st->sql))) {
-			memcpy(db->cache[db->ncache++].name, st->name, sizeof(st->name));
-			st->cached = 1;
-		}
+		st->name[0] = '\0';
+		return r;
 	}
-	st->res = PQexecPrepared(db->pg, st->name, st->nparams, (const char *const *)st->val,
-				 st->len, st->fmt, 0);
+	PQclear(res);
+	if (db->ncache < PG_CACHE && (db->cache[db->ncache].sql = strdup(st->sql))) {
+		memcpy(db->cache[db->ncache++].name, st->name, sizeof(st->name));
+		st->cached = 1;
+	}
+	return 0;
+}
+
+/* Send st in pipeline mode, its result to be read later (pg_drain);
+ * what names it in a failure. */
+static int pg_send(struct hqsql_stmt *st, const char *what)
+{
+	struct hqsql *db = st->db;
+	int r;
+
+	if ((r = pg_prepare_once(st)) < 0)
+		return r;
+	if (PQpipelineStatus(db->pg) == PQ_PIPELINE_OFF && PQenterPipelineMode(db->pg) != 1)
+		return pg_failed(db, NULL);
+	if (PQsendQueryPrepared(db->pg, st->name, st->nparams, (const char *const *)st->val,
+				st->len, st->fmt, 0) != 1) {
+		r = pg_failed(db, NULL);
+		if (!db->nahead)
+			PQexitPipelineMode(db->pg);
+		return r;
+	}
+	db->ahead[db->nahead++] = what;
+	return 0;
+}
+
+static int pg_run(struct hqsql_stmt *st)
+{
+	struct hqsql *db = st->db;
+	ExecStatusType s;
+	int r;
+
+	if ((r = pg_ahead_failure(db)) < 0 || (r = pg_prepare_once(st)) < 0)
+		return r;
+	if (db->nahead) {
+		/* Behind statements sent ahead: it joins them, and one round
+		 * trip brings every result. */
+		if ((r = pg_send(st, NULL)) < 0 || (r = pg_drain(db, &st->res)) < 0)
+			return r;
+		if (!st->res)
+			return pg_failed(db, NULL);
+	} else {
+		st->res = PQexecPrepared(db->pg, st->name, st->nparams,
+					 (const char *const *)st->val, st->len, st->fmt, 0);
+	}
 	s = PQresultStatus(st->res);
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-		int r = pg_failed(db, st->res);
-
+		r = pg_failed(db, st->res);
 		PQclear(st->res);
 		st->res = NULL;
 		return r;
@@ -303,23 +450,45 @@ int hqsql_begin(struct hqsql *db, enum hqsql_tx tx, struct fs_error *err)
 
 int hqsql_commit(struct hqsql *db, struct fs_error *err)
 {
-	return hqsql_exec(db, "COMMIT", "commit", err);
+	PGresult *res;
+	int r;
+
+	if (db->backend == HQSQL_SQLITE)
+		return hqsql_exec(db, "COMMIT", "commit", err);
+	if ((r = pg_settle(db)) < 0)
+		return hqsql_fail(db, "commit", err);
+	/* A transaction a failed statement ended answers COMMIT with
+	 * ROLLBACK, and no error: that is one. */
+	res = PQexec(db->pg, "COMMIT");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		r = pg_failed(db, res);
+	} else if (strcmp(PQcmdStatus(res), "COMMIT")) {
+		db->last = r = -FS_ESTORE;
+		snprintf(db->reason, sizeof(db->reason), "the transaction had failed and was "
+			 "rolled back");
+	}
+	PQclear(res);
+	return r < 0 ? hqsql_fail(db, "commit", err) : 0;
 }
 
 void hqsql_rollback(struct hqsql *db)
 {
 	if (!hqsql_in_transaction(db))
 		return;
-	if (db->backend == HQSQL_POSTGRESQL)
+	if (db->backend == HQSQL_POSTGRESQL) {
+		/* What failed ahead is moot: nothing of it stays. */
+		pg_drain(db, NULL);
+		db->ahead_failed = 0;
 		PQclear(PQexec(db->pg, "ROLLBACK"));
-	else
+	} else {
 		sqlite3_exec(db->lite, "ROLLBACK", NULL, NULL, NULL);
+	}
 }
 
 int hqsql_in_transaction(const struct hqsql *db)
 {
 	if (db->backend == HQSQL_POSTGRESQL)
-		return PQtransactionStatus(db->pg) != PQTRANS_IDLE;
+		return db->nahead || PQtransactionStatus(db->pg) != PQTRANS_IDLE;
 	return !sqlite3_get_autocommit(db->lite);
 }
 
@@ -327,7 +496,8 @@ int hqsql_usable(const struct hqsql *db)
 {
 	if (hqsql_in_transaction(db))
 		return 0;
-	return db->backend == HQSQL_SQLITE || PQstatus(db->pg) == CONNECTION_OK;
+	return db->backend == HQSQL_SQLITE ||
+	       (PQstatus(db->pg) == CONNECTION_OK && PQpipelineStatus(db->pg) == PQ_PIPELINE_OFF);
 }
 
 int hqsql_lock(struct hqsql *db, const char *key, struct fs_error *err)
@@ -472,6 +642,22 @@ int hqsql_step(struct hqsql_stmt *st)
 	return ++st->row < st->rows ? HQSQL_ROW : HQSQL_DONE;
 }
 
+int hqsql_step_later(struct hqsql_stmt *st, const char *what)
+{
+	struct hqsql *db = st->db;
+	int r;
+
+	/* Outside a transaction a statement is its own, and reports now. */
+	if (st->lite || !hqsql_in_transaction(db)) {
+		r = hqsql_step(st);
+		return r < 0 ? r : 0;
+	}
+	if ((r = pg_ahead_failure(db)) < 0 || (r = pg_send(st, what)) < 0)
+		return r;
+	st->changes = -1;
+	return db->nahead < PG_AHEAD ? 0 : pg_settle(db);
+}
+
 int hqsql_column_is_null(struct hqsql_stmt *st, int i)
 {
 	if (st->lite)
@@ -562,6 +748,10 @@ void hqsql_finalize(struct hqsql_stmt *st)
 		free(st);
 		return;
 	}
+	/* A statement the cache does not hold goes (after what was sent
+	 * ahead: DEALLOCATE is synchronous). */
+	if (st->name[0] && !st->cached)
+		pg_drain_keep(st->db);
 	if (st->name[0] && !st->cached && PQstatus(st->db->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(st->db->pg) != PQTRANS_INERROR) {
 		snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);

@@ -23,6 +23,11 @@
  *   - Rows: hqsql_step() returns HQSQL_ROW, HQSQL_DONE or a negative
  *     error.  On PostgreSQL the first step runs the statement and holds
  *     its result; statements are prepared once per connection.
+ *   - Round trips: on PostgreSQL every statement is one, and they, not
+ *     the server's work, bound a change set's time.  A write whose
+ *     result the caller does not need goes with hqsql_step_later(),
+ *     which sends it ahead in libpq's pipeline mode; its result comes
+ *     back with the next read's.
  *   - Errors: a failed call returns a negative code and keeps the
  *     engine's reason in the connection; hqsql_fail() turns it into err
  *     as "DATABASE: what: reason", naming the database (a file, or host,
@@ -95,6 +100,17 @@ void hqsql_bind_null(struct hqsql_stmt *st, int i);
 void hqsql_clear_bindings(struct hqsql_stmt *st);
 /* HQSQL_ROW, HQSQL_DONE, or a negative error (hqsql_fail says why). */
 int hqsql_step(struct hqsql_stmt *st);
+/* Run st, a statement whose rows and count the caller does not need,
+ * inside a transaction; what (a static string) names it if it fails.
+ * SQLite runs it now.  PostgreSQL sends it ahead in pipeline mode and
+ * reads its result with the next statement that needs one, so a run of
+ * writes costs no round trip each.  A failure is then reported by a
+ * later call on the connection (a step, hqsql_exec or hqsql_commit,
+ * which fails and never commits), as "what: reason"; the transaction
+ * is over.  So a caller that must react to one statement's failure
+ * (-EEXIST) steps it with hqsql_step.  Outside a transaction it is
+ * hqsql_step.  0 or a negative error. */
+int hqsql_step_later(struct hqsql_stmt *st, const char *what);
 int hqsql_column_is_null(struct hqsql_stmt *st, int i);
 const char *hqsql_column_text(struct hqsql_stmt *st, int i);
 int64_t hqsql_column_int64(struct hqsql_stmt *st, int i);

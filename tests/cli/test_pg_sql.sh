@@ -3,8 +3,11 @@
 # and on a real PostgreSQL 15 started here, and expects the same
 # answers (Serbian text, 64-bit extremes, blobs with NUL bytes, NULLs,
 # placeholders out of order and inside literals, a taken key, rows
-# changed, rollback and commit), then that PostgreSQL writers on two
-# connections take turns and named locks exclude only their name.
+# changed, rollback and commit), statements sent ahead (hqsql_step_later:
+# more than a pipeline holds, read back, a taken key among them failing
+# the commit by name, a read behind it failing, the connection fit
+# again), then that PostgreSQL writers on two connections take turns and
+# named locks exclude only their name.
 set -e
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg.sh"

@@ -150,6 +150,83 @@ static void same_answers(struct hqsql *db)
 	CHECK(strstr(err.msg, "nope") != NULL);
 }
 
+/* Statements whose results are read later (hqsql_step_later): what they
+ * wrote is there for the next read, and a failure among them fails the
+ * transaction, named, and never commits. */
+static void later(struct hqsql *db)
+{
+	struct fs_error err = {0};
+	struct hqsql_stmt *st = NULL, *get = NULL;
+	int before = count(db), r;
+	char id[8];
+
+	ok(hqsql_prepare(db, "INSERT INTO t(id, n) VALUES (?1, ?2)", &st, &err), &err);
+	ok(hqsql_prepare(db, "SELECT n FROM t WHERE id = ?1", &get, &err), &err);
+	ok(hqsql_begin(db, HQSQL_WRITE, &err), &err);
+	/* More than a pipeline holds at once. */
+	for (int i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "l%d", i);
+		hqsql_reset(st);
+		hqsql_bind_text(st, 1, id);
+		hqsql_bind_int64(st, 2, i);
+		ok(hqsql_step_later(st, "insert a row later"), &err);
+	}
+	hqsql_reset(get);
+	hqsql_bind_text(get, 1, "l299");
+	CHECK(hqsql_step(get) == HQSQL_ROW);
+	CHECK(hqsql_column_int64(get, 0) == 299);
+	hqsql_reset(st);
+	hqsql_bind_text(st, 1, "l300");
+	hqsql_bind_int64(st, 2, 300);
+	ok(hqsql_step_later(st, "insert a row later"), &err);
+	ok(hqsql_commit(db, &err), &err);
+	CHECK(count(db) == before + 301);
+	/* A taken key among them: the commit fails and names it. */
+	ok(hqsql_begin(db, HQSQL_WRITE, &err), &err);
+	hqsql_reset(st);
+	hqsql_bind_text(st, 1, "l0");
+	hqsql_bind_int64(st, 2, 0);
+	r = hqsql_step_later(st, "insert a taken key");
+	if (r == 0) {
+		hqsql_reset(st);
+		hqsql_bind_text(st, 1, "l301");
+		hqsql_bind_int64(st, 2, 301);
+		r = hqsql_step_later(st, "insert after it");
+		/* The pipeline stopped at the failure: nothing after it ran. */
+		CHECK(r == 0 || r == -EEXIST);
+		if (r == 0)
+			r = hqsql_commit(db, &err);
+	} else {
+		hqsql_fail(db, "insert a taken key", &err);
+	}
+	CHECK(r == -EEXIST);
+	CHECK(strstr(err.msg, "insert a taken key") != NULL);
+	hqsql_rollback(db);
+	CHECK(!hqsql_in_transaction(db));
+	CHECK(count(db) == before + 301);
+	/* A read behind the failed write fails too. */
+	ok(hqsql_begin(db, HQSQL_WRITE, &err), &err);
+	hqsql_reset(st);
+	hqsql_bind_text(st, 1, "l1");
+	hqsql_bind_int64(st, 2, 1);
+	if (hqsql_step_later(st, "insert a taken key") == 0) {
+		hqsql_reset(get);
+		hqsql_bind_text(get, 1, "l1");
+		CHECK(hqsql_step(get) == -EEXIST);
+	}
+	hqsql_rollback(db);
+	/* And the connection is fit for the next transaction. */
+	ok(hqsql_begin(db, HQSQL_WRITE, &err), &err);
+	hqsql_reset(get);
+	hqsql_bind_text(get, 1, "l7");
+	CHECK(hqsql_step(get) == HQSQL_ROW && hqsql_column_int64(get, 0) == 7);
+	ok(hqsql_commit(db, &err), &err);
+	CHECK(hqsql_usable(db));
+	hqsql_finalize(st);
+	hqsql_finalize(get);
+	ok(hqsql_exec(db, "DELETE FROM t WHERE id LIKE 'l%'", "delete", &err), &err);
+}
+
 /* PostgreSQL: two connections, one writer at a time; named locks. */
 static void one_writer(struct hqsql *a, struct hqsql *b)
 {
@@ -199,6 +276,7 @@ int main(int argc, char **argv)
 	ok(hqsql_wrap_sqlite(l, &lite, &err), &err);
 	CHECK(hqsql_backend(lite) == HQSQL_SQLITE);
 	same_answers(lite);
+	later(lite);
 	backend_name = "postgresql";
 	ok(pgdb_connect(&pc, &c1, &err), &err);
 	ok(hqsql_wrap_pg(c1, &pg, &err), &err);
@@ -206,6 +284,7 @@ int main(int argc, char **argv)
 	ok(hqsql_wrap_pg(c2, &pg2, &err), &err);
 	CHECK(hqsql_backend(pg) == HQSQL_POSTGRESQL);
 	same_answers(pg);
+	later(pg);
 	one_writer(pg, pg2);
 	hqsql_close(lite);
 	hqsql_close(pg);
