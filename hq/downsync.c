@@ -29,33 +29,45 @@ enum {
 	W_SET_KEY,
 	W_SET_PARENT,
 	W_STAMP,
-	W_FIELDS,
-	W_CHILDREN,
+	W_PARTS,
 	W_MOVE,
-	W_FIRST_REV,
-	W_CONFLICTS,
 	W_STAMP_CONFLICT,
 	W_COUNT
 };
 
 static const char *const writer_sql[W_COUNT] = {
-	[W_NEXT_REV] = "UPDATE counters SET value = value + 1 WHERE name = 'rev' RETURNING value",
+	[W_NEXT_REV] = "UPDATE counters SET value = value + ?1 WHERE name = 'rev' RETURNING value",
 	[W_RECORD_KEY] = "SELECT scope_key FROM records WHERE id = ?1",
 	[W_SET_KEY] = "UPDATE records SET scope_key = ?2 WHERE id = ?1",
 	[W_SET_PARENT] = "UPDATE records SET scope_parent = ?2 WHERE id = ?1",
 	[W_STAMP] = "UPDATE fields SET rev = ?3, scope_key = ?4 WHERE record_id = ?1 AND field = ?2",
-	[W_FIELDS] = "SELECT field FROM fields WHERE record_id = ?1",
-	[W_CHILDREN] = "SELECT id FROM records WHERE scope_parent = ?1",
+	/* What a rekey touches, read at once: the record's lowest revision
+	 * ('m'), its fields ('f'), its conflicts ('c') and the records
+	 * scoped through it ('r').  None of them changes while it works. */
+	[W_PARTS] = "SELECT 'm' AS kind, NULL AS name, coalesce(min(rev), 0) AS num FROM fields "
+		    "WHERE record_id = ?1 "
+		    "UNION ALL SELECT 'f', field, 0 FROM fields WHERE record_id = ?1 "
+		    "UNION ALL SELECT 'c', NULL, id FROM conflicts WHERE record_id = ?1 "
+		    "UNION ALL SELECT 'r', id, 0 FROM records WHERE scope_parent = ?1 "
+		    "ORDER BY 1, 3, 2",
 	[W_MOVE] = "INSERT INTO scope_moves(rev, record_id, from_key, held_from) VALUES (?1,?2,?3,?4)",
-	[W_FIRST_REV] = "SELECT coalesce(min(rev), 0) FROM fields WHERE record_id = ?1",
-	[W_CONFLICTS] = "SELECT id FROM conflicts WHERE record_id = ?1",
 	[W_STAMP_CONFLICT] = "UPDATE conflicts SET rev = ?2 WHERE id = ?1",
 };
+
+/* Revisions are taken from the counter in blocks, the first this big,
+ * each next one twice the last, up to REV_BLOCK_MAX: one statement for
+ * many writes, and few numbers left unused when the run ends.  Numbers
+ * skipped are harmless: a cursor only needs revisions to grow in the
+ * order writers commit, and one writer at a time takes them. */
+#define REV_BLOCK_MIN 16
+#define REV_BLOCK_MAX 1024
 
 struct downsync_writer {
 	struct hqsql *db;
 	const struct hq_forms *forms;
 	struct hqsql_stmt *st[W_COUNT];
+	int64_t rev_next, rev_end; /* the block in hand: next to give, last */
+	int64_t rev_block;         /* the size of the next block */
 };
 
 void downsync_writer_free(struct downsync_writer *w)
@@ -106,16 +118,34 @@ static int step(struct downsync_writer *w, struct hqsql_stmt *st, const char *wh
 
 static int next_rev(struct downsync_writer *w, int64_t *ret, struct fs_error *err)
 {
-	struct hqsql_stmt *st = use(w, W_NEXT_REV);
-	int r = step(w, st, "take a revision", err);
+	struct hqsql_stmt *st;
+	int r;
 
-	if (r < 0)
+	if (w->rev_next && w->rev_next <= w->rev_end) {
+		*ret = w->rev_next++;
+		return 0;
+	}
+	w->rev_block = w->rev_block ? w->rev_block * 2 : REV_BLOCK_MIN;
+	if (w->rev_block > REV_BLOCK_MAX)
+		w->rev_block = REV_BLOCK_MAX;
+	st = use(w, W_NEXT_REV);
+	hqsql_bind_int64(st, 1, w->rev_block);
+	if ((r = step(w, st, "take revisions", err)) < 0)
 		return r;
 	if (r == 0)
 		return fs_error_set(err, -FS_ECORRUPT, "the revision counter is missing");
-	*ret = hqsql_column_int64(st, 0);
+	w->rev_end = hqsql_column_int64(st, 0);
 	hqsql_reset(st);
+	w->rev_next = w->rev_end - w->rev_block + 1;
+	*ret = w->rev_next++;
 	return 0;
+}
+
+/* A write whose result is read with the next read (hq/hqsql.h). */
+static int later(struct downsync_writer *w, struct hqsql_stmt *st, const char *what,
+		 struct fs_error *err)
+{
+	return hqsql_step_later(st, what) < 0 ? hqdb_fail(w->db, what, err) : 0;
 }
 
 /* The record's scope key: 1 with *ret malloc'd, 0 when NULL or no record. */
@@ -151,7 +181,7 @@ static int stamp(struct downsync_writer *w, const char *id, const char *field, c
 	hqsql_bind_int64(st, 3, rev);
 	if (key)
 		hqsql_bind_text(st, 4, key);
-	return step(w, st, "stamp a field", err) < 0 ? -FS_ESTORE : 0;
+	return later(w, st, "stamp a field", err);
 }
 
 int downsync_field_resend(struct downsync_writer *w, const char *record_id, const char *field,
@@ -178,45 +208,75 @@ int downsync_conflict_recorded(struct downsync_writer *w, int64_t id, struct fs_
 	st = use(w, W_STAMP_CONFLICT);
 	hqsql_bind_int64(st, 1, id);
 	hqsql_bind_int64(st, 2, rev);
-	return step(w, st, "stamp a conflict", err) < 0 ? -FS_ESTORE : 0;
+	return later(w, st, "stamp a conflict", err);
 }
 
-/* The first column of every row of st, bound to id, as a list. */
-static int column_list(struct downsync_writer *w, int which, const char *id, char ***ret,
-		       size_t *ret_n, struct fs_error *err)
+/* A record's parts (W_PARTS). */
+struct parts {
+	int64_t held_from;
+	char **fields, **children;
+	size_t nfields, nchildren;
+	int64_t *conflicts;
+	size_t nconflicts;
+};
+
+static void parts_free(struct parts *p)
 {
-	struct hqsql_stmt *st = use(w, which);
-	char **v = NULL;
-	size_t n = 0;
-	int r;
+	for (size_t i = 0; i < p->nfields; i++)
+		free(p->fields[i]);
+	for (size_t i = 0; i < p->nchildren; i++)
+		free(p->children[i]);
+	free(p->fields);
+	free(p->children);
+	free(p->conflicts);
+	memset(p, 0, sizeof(*p));
+}
 
-	hqsql_bind_text(st, 1, id);
-	while ((r = step(w, st, "list a record's fields or dependants", err)) == 1) {
-		char **nv = realloc(v, (n + 1) * sizeof(*v));
+static int list_add(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(**v));
 
-		if (!nv || !(v = nv, v[n] = strdup(hqsql_column_text(st, 0)))) {
-			r = fs_error_set(err, -ENOMEM, "out of memory");
-			break;
-		}
-		n++;
-	}
-	hqsql_reset(st);
-	if (r < 0) {
-		for (size_t i = 0; i < n; i++)
-			free(v[i]);
-		free(v);
-		return r;
-	}
-	*ret = v;
-	*ret_n = n;
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	if (!(nv[*n] = strdup(s)))
+		return -ENOMEM;
+	++*n;
 	return 0;
 }
 
-static void list_free(char **v, size_t n)
+static int parts_read(struct downsync_writer *w, const char *id, struct parts *p,
+		      struct fs_error *err)
 {
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+	struct hqsql_stmt *st = use(w, W_PARTS);
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	hqsql_bind_text(st, 1, id);
+	while ((r = step(w, st, "read a record's fields and dependants", err)) == 1) {
+		const char *kind = hqsql_column_text(st, 0), *name = hqsql_column_text(st, 1);
+		int64_t num = hqsql_column_int64(st, 2), *nc;
+
+		if (kind[0] == 'm') {
+			p->held_from = num;
+		} else if (kind[0] == 'c') {
+			if (!(nc = realloc(p->conflicts, (p->nconflicts + 1) * sizeof(*nc))))
+				r = -ENOMEM;
+			else
+				(p->conflicts = nc)[p->nconflicts++] = num;
+		} else {
+			r = kind[0] == 'f' ? list_add(&p->fields, &p->nfields, name)
+					   : list_add(&p->children, &p->nchildren, name);
+		}
+		if (r < 0) {
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+	}
+	hqsql_reset(st);
+	if (r < 0)
+		parts_free(p);
+	return r < 0 ? r : 0;
 }
 
 static int same_key(const char *a, const char *b)
@@ -230,81 +290,61 @@ static int same_key(const char *a, const char *b)
 static int rekey(struct downsync_writer *w, const char *id, const char *old, const char *key,
 		 int depth, struct fs_error *err)
 {
-	char **fields = NULL, **children = NULL;
-	size_t nf = 0, nc = 0;
-	struct hqsql_stmt *st = use(w, W_FIRST_REV);
-	int64_t held_from = 0;
+	struct parts p;
+	struct hqsql_stmt *st;
 	int r;
 
-	/* The record's earliest revision under the old key: a device whose
-	 * cursor for that key has not reached it never held the record, and
-	 * is not told it left (that would show it the new scope value). */
-	hqsql_bind_text(st, 1, id);
-	if ((r = step(w, st, "read a record's revisions", err)) < 0)
+	/* p.held_from: the record's earliest revision under the old key: a
+	 * device whose cursor for that key has not reached it never held the
+	 * record, and is not told it left (that would show it the new scope
+	 * value). */
+	if ((r = parts_read(w, id, &p, err)) < 0)
 		return r;
-	if (r == 1)
-		held_from = hqsql_column_int64(st, 0);
-	hqsql_reset(st);
 	st = use(w, W_SET_KEY);
 	hqsql_bind_text(st, 1, id);
 	if (key)
 		hqsql_bind_text(st, 2, key);
-	if ((r = step(w, st, "set a record's scope", err)) < 0)
-		return r;
-	if ((r = column_list(w, W_FIELDS, id, &fields, &nf, err)) < 0)
-		return r;
-	for (size_t i = 0; i < nf && r == 0; i++)
-		r = stamp(w, id, fields[i], key, err);
-	list_free(fields, nf);
+	r = later(w, st, "set a record's scope", err);
+	for (size_t i = 0; i < p.nfields && r == 0; i++)
+		r = stamp(w, id, p.fields[i], key, err);
 	/* Its conflicts go with it. */
-	if (r == 0 && (r = column_list(w, W_CONFLICTS, id, &fields, &nf, err)) == 0) {
-		for (size_t i = 0; i < nf && r == 0; i++)
-			r = downsync_conflict_recorded(w, strtoll(fields[i], NULL, 10), err);
-		list_free(fields, nf);
-	}
+	for (size_t i = 0; i < p.nconflicts && r == 0; i++)
+		r = downsync_conflict_recorded(w, p.conflicts[i], err);
 	if (r == 0 && old) {
 		int64_t rev = 0;
 
-		if ((r = next_rev(w, &rev, err)) < 0)
-			return r;
-		st = use(w, W_MOVE);
-		hqsql_bind_int64(st, 1, rev);
-		hqsql_bind_text(st, 2, id);
-		hqsql_bind_text(st, 3, old);
-		hqsql_bind_int64(st, 4, held_from);
-		if ((r = step(w, st, "record a move", err)) < 0)
-			return r;
-		r = 0;
+		if ((r = next_rev(w, &rev, err)) == 0) {
+			st = use(w, W_MOVE);
+			hqsql_bind_int64(st, 1, rev);
+			hqsql_bind_text(st, 2, id);
+			hqsql_bind_text(st, 3, old);
+			hqsql_bind_int64(st, 4, p.held_from);
+			r = later(w, st, "record a move", err);
+		}
 	}
-	if (r < 0 || depth >= MAX_DEPTH)
-		return r;
-	if ((r = column_list(w, W_CHILDREN, id, &children, &nc, err)) < 0)
-		return r;
-	for (size_t i = 0; i < nc && r == 0; i++) {
+	for (size_t i = 0; i < p.nchildren && r == 0 && depth < MAX_DEPTH; i++) {
 		char *child_old = NULL;
 
-		if ((r = record_key(w, children[i], &child_old, err)) >= 0) {
+		if ((r = record_key(w, p.children[i], &child_old, err)) >= 0) {
 			r = same_key(child_old, key)
 				    ? 0
-				    : rekey(w, children[i], child_old, key, depth + 1, err);
+				    : rekey(w, p.children[i], child_old, key, depth + 1, err);
 		}
 		free(child_old);
 	}
-	list_free(children, nc);
+	parts_free(&p);
 	return r;
 }
 
 int downsync_field_merged(struct downsync_writer *w, const char *collection,
 			  const char *record_id, const char *field, const char *value_json,
-			  struct fs_error *err)
+			  const char *old, struct fs_error *err)
 {
 	const struct form *f = hqforms_find(w->forms, collection);
 	int si = f ? form_scope_field(f) : -1, r;
-	char *old = NULL, *key = NULL;
+	char *key = NULL;
 	cJSON *v = NULL;
 
-	if ((r = record_key(w, record_id, &old, err)) < 0)
-		return r;
 	if (si < 0) {
 		/* In every scope: key "". */
 		r = same_key(old, "") ? stamp(w, record_id, field, "", err)
@@ -322,7 +362,7 @@ int downsync_field_merged(struct downsync_writer *w, const char *collection,
 
 		hqsql_bind_text(st, 1, record_id);
 		hqsql_bind_text(st, 2, v->valuestring);
-		if ((r = step(w, st, "set a record's parent", err)) < 0 ||
+		if ((r = later(w, st, "set a record's parent", err)) < 0 ||
 		    (r = record_key(w, v->valuestring, &key, err)) < 0)
 			goto out;
 	} else if (cJSON_IsString(v)) {
@@ -335,7 +375,6 @@ int downsync_field_merged(struct downsync_writer *w, const char *collection,
 			       : rekey(w, record_id, old, key, 0, err);
 out:
 	cJSON_Delete(v);
-	free(old);
 	free(key);
 	return r;
 }

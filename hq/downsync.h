@@ -77,8 +77,10 @@
 
 #define DOWNSYNC_DEFAULT_BATCH 2000
 
-/* One ingest run's bookkeeping: prepared statements on db.  forms must
- * outlive it. */
+/* One ingest run's bookkeeping: prepared statements on db, and a block
+ * of revisions taken from the counter.  Its writes go through
+ * hqsql_step_later: a failure may be reported by a later call on db,
+ * and always by the commit.  forms must outlive it. */
 struct downsync_writer;
 int downsync_writer_new(struct hqsql *db, const struct hq_forms *forms, struct downsync_writer **ret,
 			struct fs_error *err) FS_WUR;
@@ -86,10 +88,13 @@ void downsync_writer_free(struct downsync_writer *w);
 
 /* The field (record, field) of collection has just been written as the
  * merged value (JSON text value_json): give it a revision and its scope
- * key, and move the record when this was its scope field. */
+ * key, and move the record when this was its scope field.  old_key is
+ * the record's scope key as the caller read it in this transaction,
+ * before the write (NULL: none); the caller reads it anyway, and one
+ * read less per change counts on PostgreSQL. */
 int downsync_field_merged(struct downsync_writer *w, const char *collection,
 			  const char *record_id, const char *field, const char *value_json,
-			  struct fs_error *err) FS_WUR;
+			  const char *old_key, struct fs_error *err) FS_WUR;
 
 /* A change to (record, field) was just quarantined: give HQ's value of
  * it, if HQ holds one, a new revision, so that the devices of its scope,

@@ -69,14 +69,12 @@ void ingest_result_clear(struct ingest_result *r)
 /* ---- statements --------------------------------------------------------- */
 
 enum {
-	ST_RECORD_GET,
+	ST_STATE,
 	ST_RECORD_NEW,
 	ST_RECORD_TOUCH,
 	ST_RECORD_DELETED,
 	ST_RECORD_MERGED,
-	ST_FIELD_GET,
 	ST_FIELD_PUT,
-	ST_WRITE_GET,
 	ST_WRITE_PUT,
 	ST_WRITE_RIVALS,
 	ST_CONFLICT_PUT,
@@ -85,15 +83,24 @@ enum {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_RECORD_GET] = "SELECT collection, created_at, updated_hlc, updated_device "
-			  "FROM records WHERE id = ?1",
+	/* What merging one change needs, read at once (struct before):
+	 * one round trip per change on PostgreSQL, where the rest is sent
+	 * ahead (hqsql_step_later).  A device's writes to a field are
+	 * unique by HLC, so the latest write joins as one row. */
+	[ST_STATE] = "SELECT r.collection, r.created_at, r.updated_hlc, r.updated_device, "
+		     "r.scope_key, f.hlc, f.device, w.value, w.hlc "
+		     "FROM (SELECT ?1 AS id) AS k "
+		     "LEFT JOIN records r ON r.id = k.id "
+		     "LEFT JOIN fields f ON f.record_id = k.id AND f.field = ?2 "
+		     "LEFT JOIN field_writes w ON w.record_id = k.id AND w.field = ?2 "
+		     "AND w.device = ?3 AND w.hlc = (SELECT max(hlc) FROM field_writes "
+		     "WHERE record_id = ?1 AND field = ?2 AND device = ?3)",
 	[ST_RECORD_NEW] = "INSERT INTO records(id, collection, created_at, updated_hlc, "
 			  "updated_device) VALUES (?1, ?2, ?3, ?3, ?4)",
 	[ST_RECORD_TOUCH] = "UPDATE records SET created_at = ?2, updated_hlc = ?3, "
 			    "updated_device = ?4 WHERE id = ?1",
 	[ST_RECORD_DELETED] = "UPDATE records SET deleted = 1 WHERE id = ?1",
 	[ST_RECORD_MERGED] = "UPDATE records SET merged_at = ?2 WHERE id = ?1",
-	[ST_FIELD_GET] = "SELECT hlc, device FROM fields WHERE record_id = ?1 AND field = ?2",
 	/* As a replaced row: revision 0 and no key until downsync stamps
 	 * it.  A move's held_from (hq/downsync.c) reads the record's lowest
 	 * revision, and counts on this one being 0 then, so that every
@@ -102,9 +109,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (record_id, field) DO UPDATE SET "
 			 "value = excluded.value, hlc = excluded.hlc, device = excluded.device, "
 			 "rev = 0, scope_key = NULL",
-	[ST_WRITE_GET] = "SELECT value, hlc FROM field_writes "
-			 "WHERE record_id = ?1 AND field = ?2 AND device = ?3 "
-			 "ORDER BY hlc DESC LIMIT 1",
 	[ST_WRITE_PUT] = "INSERT INTO field_writes(record_id, field, device, value, "
 			 "hlc, base_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
 	[ST_WRITE_RIVALS] = "SELECT device, value, hlc FROM field_writes WHERE record_id = ?1 "
@@ -417,37 +421,95 @@ static int change_problem(struct run *run, const struct change *c, const char **
 
 /* ---- merging one change -------------------------------------------------- */
 
+/* The state a change merges into, read before it (ST_STATE).  Strings
+ * are malloc'd; NULL when the row or the value is not there. */
+struct before {
+	int record;        /* HQ holds the record */
+	char *collection;  /* its collection */
+	hlc_t created, updated;
+	char updated_dev[IDENTITY_ID_HEXLEN + 1];
+	char *key;         /* its scope key */
+	int field;         /* HQ holds the field */
+	hlc_t field_hlc;
+	char field_dev[IDENTITY_ID_HEXLEN + 1];
+	char *write;       /* this device's latest write to the field */
+	hlc_t write_hlc;
+};
+
+static void before_clear(struct before *b)
+{
+	free(b->collection);
+	free(b->key);
+	free(b->write);
+	memset(b, 0, sizeof(*b));
+}
+
+static int dup_column(struct hqsql_stmt *st, int i, char **ret)
+{
+	if (hqsql_column_is_null(st, i))
+		return 0;
+	return (*ret = strdup(hqsql_column_text(st, i))) ? 0 : -ENOMEM;
+}
+
+static int before_read(struct run *run, const struct change *c, struct before *b)
+{
+	struct hqsql_stmt *st = use(run, ST_STATE);
+
+	memset(b, 0, sizeof(*b));
+	bind_text(st, 1, c->record_id);
+	bind_text(st, 2, c->field);
+	bind_text(st, 3, run->device);
+	if (hqsql_step(st) != HQSQL_ROW)
+		return hqdb_fail(run->ctx->db, "look up record", run->err);
+	if ((b->record = !hqsql_column_is_null(st, 0))) {
+		b->created = (hlc_t)hqsql_column_int64(st, 1);
+		b->updated = (hlc_t)hqsql_column_int64(st, 2);
+		snprintf(b->updated_dev, sizeof(b->updated_dev), "%s", hqsql_column_text(st, 3));
+	}
+	if ((b->field = !hqsql_column_is_null(st, 5))) {
+		b->field_hlc = (hlc_t)hqsql_column_int64(st, 5);
+		snprintf(b->field_dev, sizeof(b->field_dev), "%s", hqsql_column_text(st, 6));
+	}
+	b->write_hlc = (hlc_t)hqsql_column_int64(st, 8);
+	if (dup_column(st, 0, &b->collection) < 0 || dup_column(st, 4, &b->key) < 0 ||
+	    dup_column(st, 7, &b->write) < 0) {
+		before_clear(b);
+		return fs_error_set(run->err, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* A write whose result the merge does not need (hq/hqsql.h). */
+static int later(struct run *run, struct hqsql_stmt *st, const char *what)
+{
+	return hqsql_step_later(st, what) < 0 ? hqdb_fail(run->ctx->db, what, run->err) : 0;
+}
+
 /* Create the record on first sight, or widen its clocks: created_at is
  * the lowest HLC merged into it, updated_* the greatest write by the
  * merge order.  Both are independent of arrival order.  *ret_other is set
  * (and nothing written) when the id belongs to another collection. */
-static int merge_record(struct run *run, const struct change *c, int *ret_other)
+static int merge_record(struct run *run, const struct change *c, const struct before *b,
+			int *ret_other)
 {
-	struct hqsql_stmt *st = use(run, ST_RECORD_GET);
-	hlc_t created, updated;
+	struct hqsql_stmt *st;
+	hlc_t created = b->created, updated = b->updated;
 	char updated_dev[IDENTITY_ID_HEXLEN + 1];
-	int rc;
 
 	*ret_other = 0;
-	bind_text(st, 1, c->record_id);
-	rc = hqsql_step(st);
-	if (rc == HQSQL_DONE) {
+	if (!b->record) {
 		st = use(run, ST_RECORD_NEW);
 		bind_text(st, 1, c->record_id);
 		bind_text(st, 2, c->collection);
 		hqsql_bind_int64(st, 3, (int64_t)c->hlc);
 		bind_text(st, 4, run->device);
-		return step_done(run, st, "create record");
+		return later(run, st, "create record");
 	}
-	if (rc != HQSQL_ROW)
-		return hqdb_fail(run->ctx->db, "look up record", run->err);
-	if (strcmp(hqsql_column_text(st, 0), c->collection)) {
+	if (strcmp(b->collection, c->collection)) {
 		*ret_other = 1;
 		return 0;
 	}
-	created = (hlc_t)hqsql_column_int64(st, 1);
-	updated = (hlc_t)hqsql_column_int64(st, 2);
-	snprintf(updated_dev, sizeof(updated_dev), "%s", hqsql_column_text(st, 3));
+	memcpy(updated_dev, b->updated_dev, sizeof(updated_dev));
 	if (c->hlc >= created && merge_compare(c->hlc, run->device, updated, updated_dev) <= 0)
 		return 0;
 	if (c->hlc < created)
@@ -461,36 +523,30 @@ static int merge_record(struct run *run, const struct change *c, int *ret_other)
 	hqsql_bind_int64(st, 2, (int64_t)created);
 	hqsql_bind_int64(st, 3, (int64_t)updated);
 	bind_text(st, 4, updated_dev);
-	return step_done(run, st, "update record");
+	return later(run, st, "update record");
 }
 
 /* Per (record, field), the last writer wins; _deleted is a field like
  * any other and marks the record deleted when its write wins (it can
  * only be true). */
-static int merge_field(struct run *run, const struct change *c, const char *value)
+static int merge_field(struct run *run, const struct change *c, const char *value,
+		       const struct before *b)
 {
-	struct hqsql_stmt *st = use(run, ST_FIELD_GET);
-	int rc, r;
+	struct hqsql_stmt *st;
+	int r;
 
-	bind_text(st, 1, c->record_id);
-	bind_text(st, 2, c->field);
-	rc = hqsql_step(st);
-	if (rc == HQSQL_ROW) {
-		if (merge_compare(c->hlc, run->device, (hlc_t)hqsql_column_int64(st, 0),
-				  hqsql_column_text(st, 1)) <= 0)
-			return 0;
-	} else if (rc != HQSQL_DONE) {
-		return hqdb_fail(run->ctx->db, "look up field", run->err);
-	}
+	if (b->field && merge_compare(c->hlc, run->device, b->field_hlc, b->field_dev) <= 0)
+		return 0;
 	st = use(run, ST_FIELD_PUT);
 	bind_text(st, 1, c->record_id);
 	bind_text(st, 2, c->field);
 	bind_text(st, 3, value);
 	hqsql_bind_int64(st, 4, (int64_t)c->hlc);
 	bind_text(st, 5, run->device);
-	if ((r = step_done(run, st, "write field")) < 0 ||
+	scope_set_written(run->scope_set, c->record_id, c->field);
+	if ((r = later(run, st, "write field")) < 0 ||
 	    (r = downsync_field_merged(run->down, c->collection, c->record_id, c->field, value,
-				       run->err)) < 0)
+				       b->key, run->err)) < 0)
 		return r;
 	/* One stamp per record per set: a record's changes come together,
 	 * and the time is the same for all of them. */
@@ -498,7 +554,7 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 		st = use(run, ST_RECORD_MERGED);
 		bind_text(st, 1, c->record_id);
 		hqsql_bind_int64(st, 2, (int64_t)run->now_ms);
-		if ((r = step_done(run, st, "stamp record")) < 0)
+		if ((r = later(run, st, "stamp record")) < 0)
 			return r;
 		memcpy(run->stamped, c->record_id, sizeof(run->stamped));
 	}
@@ -506,7 +562,7 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 		return 0;
 	st = use(run, ST_RECORD_DELETED);
 	bind_text(st, 1, c->record_id);
-	return step_done(run, st, "mark record deleted");
+	return later(run, st, "mark record deleted");
 }
 
 /* Record one conflict between this write and a rival's, the lower write
@@ -541,24 +597,18 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 /* Keep this device's latest write and the value it replaced, and record
  * a conflict with every other device that edited the same base value to
  * a different value (PROTOCOL.md, "Merge rule"). */
-static int track_write(struct run *run, const struct change *c, const char *value)
+static int track_write(struct run *run, const struct change *c, const char *value,
+		       const struct before *b)
 {
-	struct hqsql_stmt *st = use(run, ST_WRITE_GET);
-	char *base = NULL;
+	struct hqsql_stmt *st;
+	const char *base = NULL;
 	int rc, r = 0;
 
-	bind_text(st, 1, c->record_id);
-	bind_text(st, 2, c->field);
-	bind_text(st, 3, run->device);
-	rc = hqsql_step(st);
-	if (rc == HQSQL_ROW) {
+	if (b->write) {
 		/* A device's clock only grows; an older write changes nothing. */
-		if ((hlc_t)hqsql_column_int64(st, 1) >= c->hlc)
+		if (b->write_hlc >= c->hlc)
 			return 0;
-		if (!(base = strdup(hqsql_column_text(st, 0))))
-			return fs_error_set(run->err, -ENOMEM, "out of memory");
-	} else if (rc != HQSQL_DONE) {
-		return hqdb_fail(run->ctx->db, "look up field write", run->err);
+		base = b->write;
 	}
 	st = use(run, ST_WRITE_PUT);
 	bind_text(st, 1, c->record_id);
@@ -567,8 +617,8 @@ static int track_write(struct run *run, const struct change *c, const char *valu
 	bind_text(st, 4, value);
 	hqsql_bind_int64(st, 5, (int64_t)c->hlc);
 	bind_text(st, 6, base);
-	if ((r = step_done(run, st, "write field history")) < 0 || !base)
-		goto out;
+	if ((r = later(run, st, "write field history")) < 0 || !base)
+		return r;
 	st = use(run, ST_WRITE_RIVALS);
 	bind_text(st, 1, c->record_id);
 	bind_text(st, 2, c->field);
@@ -580,20 +630,16 @@ static int track_write(struct run *run, const struct change *c, const char *valu
 		hlc_t hlc = (hlc_t)hqsql_column_int64(st, 2);
 
 		snprintf(dev, sizeof(dev), "%s", hqsql_column_text(st, 0));
-		if (!(rival = strdup(hqsql_column_text(st, 1)))) {
-			r = fs_error_set(run->err, -ENOMEM, "out of memory");
-			goto out;
-		}
+		if (!(rival = strdup(hqsql_column_text(st, 1))))
+			return fs_error_set(run->err, -ENOMEM, "out of memory");
 		/* conflict_put uses another statement; this one stays stepping. */
 		r = conflict_put(run, c, value, dev, rival, hlc);
 		free(rival);
 		if (r < 0)
-			goto out;
+			return r;
 	}
 	if (rc != HQSQL_DONE)
 		r = hqdb_fail(run->ctx->db, "look up rival writes", run->err);
-out:
-	free(base);
 	return r;
 }
 
@@ -612,7 +658,7 @@ static int quarantine_put(struct run *run, uint32_t idx, const struct change *c,
 	bind_text(st, 4, c->record_id);
 	bind_text(st, 5, c->field);
 	bind_text(st, 6, reason);
-	return step_done(run, st, "quarantine change");
+	return later(run, st, "quarantine change");
 }
 
 /* Merge or quarantine every change; index gets the quarantined ones. */
@@ -633,13 +679,20 @@ static int merge_all(struct run *run, const struct change *ch, size_t n, uint32_
 						run->err)) < 0)
 			break;
 		if (!reason) {
+			struct before b;
+
 			if (!(value = cJSON_PrintUnformatted(ch[i].value)))
 				return fs_error_set(run->err, -ENOMEM, "out of memory");
-			r = merge_record(run, &ch[i], &other);
+			if ((r = before_read(run, &ch[i], &b)) < 0) {
+				cJSON_free(value);
+				break;
+			}
+			r = merge_record(run, &ch[i], &b, &other);
 			if (r == 0 && other)
 				reason = "record id belongs to another collection";
-			else if (r == 0 && (r = merge_field(run, &ch[i], value)) == 0)
-				r = track_write(run, &ch[i], value);
+			else if (r == 0 && (r = merge_field(run, &ch[i], value, &b)) == 0)
+				r = track_write(run, &ch[i], value, &b);
+			before_clear(&b);
 			cJSON_free(value);
 		}
 		if (r == 0 && reason) {

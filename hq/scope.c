@@ -304,13 +304,40 @@ struct set_value {
 	size_t idx; /* position in the set: the later one is kept */
 };
 
+/* Merged values read lately (scope_check): the changes of one record ask
+ * for the same one or two, and a read is a round trip on PostgreSQL. */
+#define KEPT_MAX 8
+
+struct kept {
+	char *record_id, *field; /* NULL: an empty slot */
+	char *value;             /* NULL: no string value */
+};
+
 struct scope_set {
 	struct hqsql *db;
 	const struct hq_forms *forms;
 	struct hqsql_stmt *merged; /* HQ's merged value of (record, field) */
 	struct set_value *v;
 	size_t n;
+	struct kept kept[KEPT_MAX];
+	unsigned next_kept; /* the slot to fill next, in turn */
 };
+
+static void kept_clear(struct kept *k)
+{
+	free(k->record_id);
+	free(k->field);
+	free(k->value);
+	memset(k, 0, sizeof(*k));
+}
+
+void scope_set_written(struct scope_set *sv, const char *record_id, const char *field)
+{
+	for (unsigned i = 0; sv && i < KEPT_MAX; i++)
+		if (sv->kept[i].record_id && !strcmp(sv->kept[i].record_id, record_id) &&
+		    !strcmp(sv->kept[i].field, field))
+			kept_clear(&sv->kept[i]);
+}
 
 static int value_cmp(const void *a, const void *b)
 {
@@ -341,6 +368,8 @@ void scope_set_free(struct scope_set *sv)
 	if (!sv)
 		return;
 	hqsql_finalize(sv->merged);
+	for (unsigned i = 0; i < KEPT_MAX; i++)
+		kept_clear(&sv->kept[i]);
 	free(sv->v);
 	free(sv);
 }
@@ -424,11 +453,37 @@ static const char *set_value(const struct scope_set *sv, const char *record_id, 
 	return NULL;
 }
 
+/* Keep what merged_value read (1 with value, or 0). */
+static void keep(struct scope_set *sv, const char *id, const char *field, int found,
+		 const char *value)
+{
+	struct kept *k = &sv->kept[sv->next_kept];
+
+	kept_clear(k);
+	k->record_id = strdup(id);
+	k->field = strdup(field);
+	k->value = found ? strdup(value) : NULL;
+	/* Out of memory: nothing kept, which is always correct. */
+	if (!k->record_id || !k->field || (found && !k->value))
+		kept_clear(k);
+	sv->next_kept = (sv->next_kept + 1) % KEPT_MAX;
+}
+
 /* HQ's merged value of the field: 1 with *ret malloc'd, 0 when none. */
-static int merged_value(const struct scope_set *sv, const char *id, const char *field, char **ret,
+static int merged_value(struct scope_set *sv, const char *id, const char *field, char **ret,
 			struct fs_error *err)
 {
 	int rc, r = 0;
+
+	for (unsigned i = 0; i < KEPT_MAX; i++) {
+		const struct kept *k = &sv->kept[i];
+
+		if (!k->record_id || strcmp(k->record_id, id) || strcmp(k->field, field))
+			continue;
+		if (!k->value)
+			return 0;
+		return (*ret = strdup(k->value)) ? 1 : fs_error_set(err, -ENOMEM, "out of memory");
+	}
 
 	hqsql_reset(sv->merged);
 	hqsql_bind_text(sv->merged, 1, id);
@@ -446,6 +501,8 @@ static int merged_value(const struct scope_set *sv, const char *id, const char *
 	} else if (rc != HQSQL_DONE) {
 		r = hqdb_fail(sv->db, "read a record's scope", err);
 	}
+	if (r >= 0)
+		keep(sv, id, field, r, *ret);
 	hqsql_reset(sv->merged);
 	return r;
 }
@@ -455,7 +512,7 @@ static int merged_value(const struct scope_set *sv, const char *id, const char *
 static int lookup_value(void *ctx, const char *id, const char *field, char **ret,
 			struct fs_error *err)
 {
-	const struct scope_set *sv = ctx;
+	struct scope_set *sv = ctx;
 	const char *v;
 	int r = merged_value(sv, id, field, ret, err);
 
@@ -471,10 +528,10 @@ static const struct form *lookup_form(void *ctx, const char *collection)
 	return hqforms_find(((const struct scope_set *)ctx)->forms, collection);
 }
 
-int scope_check(const struct scope_set *sv, const struct scope *s, const struct change *c,
+int scope_check(struct scope_set *sv, const struct scope *s, const struct change *c,
 		const char **reason, struct fs_error *err)
 {
-	const struct scoperule_lookup l = {lookup_form, lookup_value, (void *)sv};
+	const struct scoperule_lookup l = {lookup_form, lookup_value, sv};
 	const struct form *f = NULL;
 	const char *field = scope_field_of(sv->forms, c->collection, &f);
 	char *v = NULL;

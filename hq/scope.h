@@ -21,8 +21,8 @@
  * reach of its own.  Everything else is quarantined with a reason that
  * names no value.
  *
- * Thread safety: a struct scope and a struct scope_set are immutable
- * once built and belong to their caller; db connections are the
+ * Thread safety: a struct scope is immutable once built; a struct
+ * scope_set keeps what it read (below); both belong to their caller; db connections are the
  * caller's.  Errors name the device and why; never a field value.
  */
 #ifndef FS_SCOPE_H
@@ -85,9 +85,13 @@ void scope_set_free(struct scope_set *sv);
 
 /* May the device whose scope is s write change c?  *reason is NULL when
  * it may, else why not.  Reads HQ's merged fields as they are now
- * (earlier changes of the same set included).  < 0 on error. */
-int scope_check(const struct scope_set *sv, const struct scope *s, const struct change *c,
+ * (earlier changes of the same set included), and keeps the last few it
+ * read: the changes of one record ask the same.  < 0 on error. */
+int scope_check(struct scope_set *sv, const struct scope *s, const struct change *c,
 		const char **reason, struct fs_error *err) FS_WUR;
+/* The merged value of (record_id, field) was just written: what sv kept
+ * of it goes.  The caller that writes merged values must say so. */
+void scope_set_written(struct scope_set *sv, const char *record_id, const char *field);
 
 /* SQL function fold(text) on db, for queries that match names. */
 int scope_register_fold(sqlite3 *db) FS_WUR;
