@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -461,6 +462,7 @@ struct hq {
 	char log[PATH_MAX];  /* serve's stderr */
 	char url[64];        /* http://127.0.0.1:PORT */
 	pid_t pid;           /* serve; 0 when not running */
+	double cpu_s;        /* serve's CPU time, user and system, once stopped */
 };
 
 static int hq_write_conf(const struct options *o, struct hq *h)
@@ -591,19 +593,22 @@ static int hq_start(const struct options *o, struct hq *h)
 static int hq_stop(struct hq *h)
 {
 	double deadline = now_s() + HQ_STOP_S;
+	struct rusage ru = {0};
 	int status = 0;
 	pid_t got;
 
 	if (!h->pid)
 		return -ESRCH;
 	kill(h->pid, SIGTERM);
-	while ((got = waitpid(h->pid, &status, WNOHANG)) == 0 && now_s() < deadline)
+	while ((got = wait4(h->pid, &status, WNOHANG, &ru)) == 0 && now_s() < deadline)
 		sleep_ms(20);
 	if (got == 0) {
 		kill(h->pid, SIGKILL);
-		waitpid(h->pid, &status, 0);
+		wait4(h->pid, &status, 0, &ru);
 	}
 	h->pid = 0;
+	h->cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	if (got == 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "bench_load: HQ did not exit cleanly (%s %d); see its log\n",
 		        got == 0              ? "killed after"
@@ -1188,6 +1193,7 @@ static double ratio(double a, double b)
 /* What main measures between the barriers. */
 struct timing {
 	double baseline_s, round_s[2];
+	double hq_cpu_s; /* every serve process's CPU time, the whole run */
 	long rss_start_kb, hwm_kb[2];
 };
 
@@ -1333,18 +1339,22 @@ static int report(const struct run *run, const struct timing *tm, const struct s
 	       (double)tm->rss_start_kb / 1024, (double)smp->peak_kb[PH_ENROL] / 1024,
 	       (double)smp->peak_kb[PH_BASELINE] / 1024, (double)peak1 / 1024, (double)peak2 / 1024,
 	       smp->samples);
+	printf("HQ CPU time (every serve process, the whole run, enrolment included): %.1f s, "
+	       "%.2f ms a change set\n",
+	       tm->hq_cpu_s, ratio(tm->hq_cpu_s * 1e3, (double)(t.sets + tb.sets)));
 	printf("at HQ: %llu changes pushed, %llu lost, %llu duplicated, %llu extra, %llu "
 	       "quarantined, %llu sets missing or wrong\n",
 	       ty->expected, ty->lost, ty->duplicated, ty->extra, ty->quarantined, ty->sets_wrong);
 	printf("summary: devices=%u sets=%llu changes=%llu expected=%llu lost=%llu duplicated=%llu "
 	       "extra=%llu sets_wrong=%llu quarantined=%llu 503=%llu 503_enrol=%llu "
 	       "503_without_retry_after=%llu resent=%llu errors=%llu hq_exit_ok=%d "
-	       "rss_start_kb=%ld rss_peak1_kb=%ld rss_peak2_kb=%ld hwm1_kb=%ld hwm2_kb=%ld\n",
+	       "rss_start_kb=%ld rss_peak1_kb=%ld rss_peak2_kb=%ld hwm1_kb=%ld hwm2_kb=%ld "
+	       "hq_cpu_ms=%.0f\n",
 	       o->devices, t.sets + tb.sets, t.changes + tb.changes, ty->expected, ty->lost,
 	       ty->duplicated, ty->extra, ty->sets_wrong, ty->quarantined, t.n503 + tb.n503,
 	       t.n503_enrol + tb.n503_enrol, t.no_retry_after + tb.no_retry_after,
 	       t.resent + tb.resent, t.errors + tb.errors, hq_ok, tm->rss_start_kb, peak1, peak2,
-	       tm->hwm_kb[0], tm->hwm_kb[1]);
+	       tm->hwm_kb[0], tm->hwm_kb[1], tm->hq_cpu_s * 1e3);
 
 	snprintf(m, sizeof(m), "%.0f sets/s", rate);
 	snprintf(b, sizeof(b), "%.0f sets/s (1 device, serial)", rate_b);
@@ -1473,13 +1483,16 @@ out:
 		pthread_mutex_unlock(&smp.lock);
 		pthread_join(smp.thread, NULL);
 	}
-	for (unsigned p = 1; p < o->processes; p++)
+	for (unsigned p = 1; p < o->processes; p++) {
 		if (run->more[p - 1].pid && hq_stop(&run->more[p - 1]) < 0)
 			fprintf(stderr, "bench_load: serve process %u did not stop cleanly\n", p + 1);
+		tm.hq_cpu_s += run->more[p - 1].cpu_s;
+	}
 	if (run->hq.pid) {
 		double t_stop = now_s();
 
 		hq_ok = hq_stop(&run->hq) == 0;
+		tm.hq_cpu_s += run->hq.cpu_s;
 		fprintf(stderr, "bench_load: HQ stopped in %.1f s\n", now_s() - t_stop);
 	}
 	if (r == 0 && started == o->devices) {

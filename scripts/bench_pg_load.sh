@@ -21,14 +21,30 @@ fail() { echo "bench_pg_load: $*" >&2; exit 1; }
 trap 'pg_stop; rm -rf "$T"' EXIT
 pg_start
 
-# load NAME ARGS...: one bench_load run; its output in $T/NAME.
+# pg_cpu_ms: the CPU time PostgreSQL's processes have used, in ms: the
+# postmaster's own and its exited children's (backends of connections
+# that closed), plus its living children's.
+pg_cpu_ms() {
+	local pm ticks=0 p
+	pm=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+	ticks=$(sed 's/.*) //' "/proc/$pm/stat" | awk '{print $12 + $13 + $14 + $15}')
+	for p in $(pgrep -P "$pm"); do
+		ticks=$((ticks + $(sed 's/.*) //' "/proc/$p/stat" 2> /dev/null | awk '{print $12 + $13}' || echo 0)))
+	done
+	echo $((ticks * 1000 / $(getconf CLK_TCK)))
+}
+
+# load NAME ARGS...: one bench_load run; its output in $T/NAME, and the
+# CPU time PostgreSQL spent meanwhile in $T/NAME.pgcpu.
 load() {
-	local name=$1
+	local name=$1 before
 	shift
 	echo "== $name" >&2
+	before=$(pg_cpu_ms)
 	"$BUILD/bench/bench_load" --hq-bin "$BUILD/fieldsync-hq" --devices "$DEVICES" --sets "$SETS" \
 		--visits "$VISITS" --check --max-inflight 256 --threads 8 "$@" > "$T/$name" ||
 		fail "$name failed: $(tail -n 5 "$T/$name")"
+	echo $(($(pg_cpu_ms) - before)) > "$T/$name.pgcpu"
 	sed -e "s/^row\tHQ under load/row\tHQ under load ($name)/" "$T/$name"
 }
 load sqlite
@@ -40,7 +56,7 @@ load "postgresql, 4 processes" --processes 4 \
 	--postgresql "${PG_CONNINFO/dbname=fieldsync/dbname=load4}" --pg-password-file "$PG_PASSFILE"
 
 # The same figures side by side: each PostgreSQL run against SQLite.
-python3 - "$T/sqlite" "$T/postgresql, 1 process" "$T/postgresql, 4 processes" <<'PY'
+python3 - "$(nproc)" "$T/sqlite" "$T/postgresql, 1 process" "$T/postgresql, 4 processes" <<'PY'
 import re, sys
 
 def figures(path):
@@ -56,8 +72,18 @@ def figures(path):
                 f[k] = v
     return f
 
-lite = figures(sys.argv[1])
-for path in sys.argv[2:]:
+def cpu_per_set(path, f):
+    """HQ's and PostgreSQL's CPU time per change set, in ms."""
+    pg = int(open(path + ".pgcpu").read())
+    return (float(f["hq_cpu_ms"]) + pg) / int(f["sets"]), pg
+
+cores = int(sys.argv[1])
+lite = figures(sys.argv[2])
+lite_cpu, _ = cpu_per_set(sys.argv[2], lite)
+print("row\tHQ under load, SQLite: CPU time per change set (HQ)\t%.1f ms\t-\t-" % lite_cpu)
+print("row\tHQ under load, SQLite: the most these %d cores could give, if HQ ran alone\t"
+      "%.0f sets/s\t%s (measured)\t-" % (cores, cores * 1000 / lite_cpu, lite["throughput"]))
+for path in sys.argv[3:]:
     name = path.rsplit("/", 1)[1]
     pg = figures(path)
     for key in ("throughput", "request latency p50", "request latency p99"):
@@ -68,6 +94,13 @@ for path in sys.argv[2:]:
     print("row\tHQ under load, %s: lost, duplicated, errors\t%s, %s, %s\t%s, %s, %s (SQLite)\t-"
           % (name, pg["lost"], pg["duplicated"], pg["errors"], lite["lost"], lite["duplicated"],
              lite["errors"]))
+    cpu, pgcpu = cpu_per_set(path, pg)
+    print("row\tHQ under load, %s: CPU time per change set (HQ and PostgreSQL)\t%.1f ms "
+          "(PostgreSQL %.1f ms)\t%.1f ms (SQLite)\t%.2f"
+          % (name, cpu, pgcpu / int(pg["sets"]), lite_cpu, cpu / lite_cpu))
+    print("row\tHQ under load, %s: the most these %d cores could give, if HQ and PostgreSQL "
+          "ran alone\t%.0f sets/s\t%s (measured)\t-" % (name, cores, cores * 1000 / cpu,
+                                                        pg["throughput"]))
     print("row\tHQ under load, %s: peak RSS of a serve process\t%.1f MiB\t%.1f MiB (SQLite)\t%.2f"
           % (name, int(pg["hwm2_kb"]) / 1024, int(lite["hwm2_kb"]) / 1024,
              int(pg["hwm2_kb"]) / int(lite["hwm2_kb"])))
