@@ -50,7 +50,7 @@ static int proof_by_array(struct hqsql *db, uint64_t n, uint64_t from, struct fs
 
 	if (!leaves)
 		return -ENOMEM;
-	if ((r = hqdb_prepare(db, "SELECT leaf FROM events ORDER BY id", &st, err)) == 0) {
+	if ((r = hqsql_prepare(db, "SELECT leaf FROM events ORDER BY id", &st, err)) == 0) {
 		while (i < n && hqsql_step(st) == HQSQL_ROW)
 			memcpy(leaves[i++], hqsql_column_blob(st, 0), MERKLE_HASH_BYTES);
 		r = i == n ? merkle_consistency_proof(leaves, n, from, proof, &len) : -EIO;
@@ -76,13 +76,13 @@ static int bench_size(uint64_t n, unsigned proofs)
 	if (!mkdtemp(dir) || identity_generate(&hq) < 0)
 		return 2;
 	if ((r = hqdb_open(dir, HQDB_CREATE, &db, &err)) < 0 ||
-	    (r = hqdb_exec(db, "BEGIN IMMEDIATE", "begin", &err)) < 0)
+	    (r = hqsql_exec(db, "BEGIN IMMEDIATE", "begin", &err)) < 0)
 		goto out;
 	t0 = now_s();
 	for (uint64_t i = 0; i < n && r == 0; i++)
 		r = audit_append(db, 1700000000000ULL + i, "push", "0123456789abcdef0123456789abcdef",
 				 "{\"result\":\"accepted\",\"sets\":1}", &err);
-	if (r < 0 || (r = hqdb_exec(db, "COMMIT", "commit", &err)) < 0 ||
+	if (r < 0 || (r = hqsql_exec(db, "COMMIT", "commit", &err)) < 0 ||
 	    (r = audit_checkpoint(db, hq, NULL, 0, 1, NULL, &err)) < 0)
 		goto out;
 	fill = now_s() - t0;

@@ -9,7 +9,8 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
-#include "hq/hqdb.h"
+#include "hq/audit.h"
+#include "hq/hqsql.h"
 #include "sync/hlc.h"
 
 /* ---- output helpers ------------------------------------------------------ */
@@ -56,7 +57,7 @@ static int list_rows(struct hqsql *db, const char *sql, const char *what, row_fn
 
 	if (json && !arr)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqdb_prepare(db, sql, &st, err)) < 0)
+	if ((r = hqsql_prepare(db, sql, &st, err)) < 0)
 		goto out;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		if (row(st, arr, out) < 0) {
@@ -65,7 +66,7 @@ static int list_rows(struct hqsql *db, const char *sql, const char *what, row_fn
 		}
 	}
 	if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, what, err);
+		r = hqsql_fail(db, what, err);
 		goto out;
 	}
 	if (json) {
@@ -328,13 +329,13 @@ int admin_revoke(struct hqsql *db, const char *device, const char *reason, uint6
 
 	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
-	if ((r = hqdb_prepare(db, "UPDATE devices SET state = 'revoked', revoked_reason = ?2 "
+	if ((r = hqsql_prepare(db, "UPDATE devices SET state = 'revoked', revoked_reason = ?2 "
 				  "WHERE id = ?1 AND state = 'active'", &st, err)) < 0)
 		goto out;
 	hqsql_bind_text(st, 1, device);
 	hqsql_bind_text(st, 2, reason);
 	if (hqsql_step(st) != HQSQL_DONE) {
-		r = hqdb_fail(db, "revoke device", err);
+		r = hqsql_fail(db, "revoke device", err);
 		goto out;
 	}
 	if (hqsql_changes(st) != 1) {
@@ -342,10 +343,10 @@ int admin_revoke(struct hqsql *db, const char *device, const char *reason, uint6
 				 fs_error_token(device, tok));
 		goto out;
 	}
-	if ((r = hqdb_event_strings(db, now_ms, "revoke", device, err, "reason", reason,
+	if ((r = audit_append_strings(db, now_ms, "revoke", device, err, "reason", reason,
 				    (const char *)NULL)) < 0)
 		goto out;
-	r = hqdb_exec(db, "COMMIT", "commit revoke", err);
+	r = hqsql_exec(db, "COMMIT", "commit revoke", err);
 out:
 	hqsql_finalize(st);
 	if (hqsql_in_transaction(db))

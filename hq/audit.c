@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
-#include "hq/hqdb.h"
+#include "hq/hqsql.h"
 #include "sync/hlc.h"
 
 #define AUDIT_LABEL "fieldsync-audit-v1\n"
@@ -53,7 +53,7 @@ static int db_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash out
 	struct hqsql_stmt **st = level ? &d->node : &d->leaf;
 	int rc, r = 0;
 
-	if (!*st && (r = hqdb_prepare(d->db, level ? "SELECT hash FROM audit_nodes WHERE "
+	if (!*st && (r = hqsql_prepare(d->db, level ? "SELECT hash FROM audit_nodes WHERE "
 						     "level = ?1 AND idx = ?2"
 						   : "SELECT leaf FROM events WHERE id = ?2 + 1",
 				      st, d->err)) < 0)
@@ -71,7 +71,7 @@ static int db_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash out
 				 (unsigned long long)start + 1,
 				 (unsigned long long)start + (1ULL << level));
 	else
-		r = hqdb_fail(d->db, "read audit tree", d->err);
+		r = hqsql_fail(d->db, "read audit tree", d->err);
 	hqsql_reset(*st);
 	return r;
 }
@@ -100,7 +100,7 @@ static int tree_add(struct hqsql *db, uint64_t i, const merkle_hash leaf, struct
 			break;
 		merkle_node_hash(left, h, h);
 		level++;
-		if (!ins && (r = hqdb_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) "
+		if (!ins && (r = hqsql_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) "
 						  "VALUES (?,?,?)", &ins, err)) < 0)
 			break;
 		hqsql_reset(ins);
@@ -108,7 +108,7 @@ static int tree_add(struct hqsql *db, uint64_t i, const merkle_hash leaf, struct
 		hqsql_bind_int64(ins, 2, (int64_t)(idx >> 1));
 		hqsql_bind_blob(ins, 3, h, (size_t)(MERKLE_HASH_BYTES));
 		if (hqsql_step(ins) != HQSQL_DONE)
-			r = hqdb_fail(db, "store audit tree node", err);
+			r = hqsql_fail(db, "store audit tree node", err);
 	}
 	hqsql_finalize(ins);
 	db_source_done(&d);
@@ -132,17 +132,17 @@ int audit_append(struct hqsql *db, uint64_t at_ms, const char *event, const char
 	own = !hqsql_in_transaction(db);
 	if (own && (r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
-	if ((r = hqdb_prepare(db, "SELECT coalesce(max(id), 0) + 1 FROM events", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "SELECT coalesce(max(id), 0) + 1 FROM events", &st, err)) < 0)
 		goto out;
 	if (hqsql_step(st) != HQSQL_ROW) {
-		r = hqdb_fail(db, "append audit entry", err);
+		r = hqsql_fail(db, "append audit entry", err);
 		goto out;
 	}
 	id = hqsql_column_int64(st, 0);
 	hqsql_finalize(st);
 	st = NULL;
 	audit_leaf(id, (int64_t)at_ms, event, device, detail, leaf);
-	if ((r = hqdb_prepare(db, "INSERT INTO events(id, at, type, device, detail, leaf) "
+	if ((r = hqsql_prepare(db, "INSERT INTO events(id, at, type, device, detail, leaf) "
 				  "VALUES (?,?,?,?,?,?)",
 			      &st, err)) < 0)
 		goto out;
@@ -152,15 +152,43 @@ int audit_append(struct hqsql *db, uint64_t at_ms, const char *event, const char
 	hqsql_bind_text(st, 4, device);
 	hqsql_bind_text(st, 5, detail);
 	hqsql_bind_blob(st, 6, leaf, (size_t)(sizeof(leaf)));
-	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "append audit entry", err);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "append audit entry", err);
 	if (r == 0)
 		r = tree_add(db, (uint64_t)id - 1, leaf, err);
 out:
 	hqsql_finalize(st);
 	if (own && r == 0)
-		r = hqdb_exec(db, "COMMIT", "commit audit entry", err);
+		r = hqsql_exec(db, "COMMIT", "commit audit entry", err);
 	if (own && r < 0)
 		hqsql_rollback(db);
+	return r;
+}
+
+int audit_append_strings(struct hqsql *db, uint64_t at_ms, const char *type, const char *device,
+			 struct fs_error *err, ...)
+{
+	cJSON *o = cJSON_CreateObject();
+	const char *name;
+	char *text = NULL;
+	int r = o ? 0 : -ENOMEM;
+	va_list ap;
+
+	va_start(ap, err);
+	while (r == 0 && (name = va_arg(ap, const char *))) {
+		const char *value = va_arg(ap, const char *);
+
+		if (value && !cJSON_AddStringToObject(o, name, value))
+			r = -ENOMEM;
+	}
+	va_end(ap);
+	if (r == 0 && !(text = cJSON_PrintUnformatted(o)))
+		r = -ENOMEM;
+	if (r < 0)
+		r = fs_error_set(err, r, "append event %s: out of memory", type);
+	else
+		r = audit_append(db, at_ms, type, device, text, err);
+	cJSON_free(text);
+	cJSON_Delete(o);
 	return r;
 }
 
@@ -177,7 +205,7 @@ static int load_leaves(struct hqsql *db, int check, merkle_hash **ret, uint64_t 
 	uint64_t n = 0, cap = 0;
 	int rc, r;
 
-	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events "
+	if ((r = hqsql_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events "
 				  "ORDER BY id",
 			      &st, err)) < 0)
 		return r;
@@ -223,7 +251,7 @@ static int load_leaves(struct hqsql *db, int check, merkle_hash **ret, uint64_t 
 		n++;
 	}
 	if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, "read audit log", err);
+		r = hqsql_fail(db, "read audit log", err);
 		goto out;
 	}
 	*ret = v;
@@ -273,7 +301,7 @@ static int node_insert(void *ctx, unsigned level, uint64_t idx, const merkle_has
 	hqsql_bind_int64(w->st, 1, (int)level);
 	hqsql_bind_int64(w->st, 2, (int64_t)idx);
 	hqsql_bind_blob(w->st, 3, h, (size_t)(MERKLE_HASH_BYTES));
-	return hqsql_step(w->st) == HQSQL_DONE ? 0 : hqdb_fail(w->db, "build audit tree", w->err);
+	return hqsql_step(w->st) == HQSQL_DONE ? 0 : hqsql_fail(w->db, "build audit tree", w->err);
 }
 
 int audit_tree_build(struct hqsql *db, struct fs_error *err)
@@ -284,7 +312,7 @@ int audit_tree_build(struct hqsql *db, struct fs_error *err)
 	int r;
 
 	if ((r = load_leaves(db, 0, &leaves, &n, err)) == 0 &&
-	    (r = hqdb_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES (?,?,?)",
+	    (r = hqsql_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES (?,?,?)",
 			      &w.st, err)) == 0)
 		r = tree_each(leaves, n, node_insert, &w, err);
 	hqsql_finalize(w.st);
@@ -315,7 +343,7 @@ static int verify_nodes(struct hqsql *db, const merkle_hash *leaves, uint64_t n,
 	struct tree_walk w = {.db = db, .err = err};
 	int r;
 
-	if ((r = hqdb_prepare(db, "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx",
+	if ((r = hqsql_prepare(db, "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx",
 			      &w.st, err)) < 0)
 		return r;
 	r = tree_each(leaves, n, node_compare, &w, err);
@@ -334,12 +362,12 @@ static int entry_count(struct hqsql *db, uint64_t *ret, struct fs_error *err)
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqdb_prepare(db, "SELECT coalesce(max(id), 0) FROM events", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "SELECT coalesce(max(id), 0) FROM events", &st, err)) < 0)
 		return r;
 	if (hqsql_step(st) == HQSQL_ROW)
 		*ret = (uint64_t)hqsql_column_int64(st, 0);
 	else
-		r = hqdb_fail(db, "count audit entries", err);
+		r = hqsql_fail(db, "count audit entries", err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -356,7 +384,7 @@ static int latest(struct hqsql *db, uint64_t *ret_size, uint64_t *ret_at, char *
 	*ret_at = 0;
 	if (ret_note)
 		*ret_note = NULL;
-	if ((r = hqdb_prepare(db, "SELECT size, at, note FROM checkpoints ORDER BY size DESC "
+	if ((r = hqsql_prepare(db, "SELECT size, at, note FROM checkpoints ORDER BY size DESC "
 				  "LIMIT 1",
 			      &st, err)) < 0)
 		return r;
@@ -367,7 +395,7 @@ static int latest(struct hqsql *db, uint64_t *ret_size, uint64_t *ret_at, char *
 		if (ret_note && !(*ret_note = strdup(hqsql_column_text(st, 2))))
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 	} else if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, "read checkpoints", err);
+		r = hqsql_fail(db, "read checkpoints", err);
 	}
 	hqsql_finalize(st);
 	return r;
@@ -419,21 +447,21 @@ int audit_checkpoint(struct hqsql *db, const struct identity *hq, const struct a
 		r = fs_error_set(err, r, "sign audit checkpoint: %s", fs_strerror(r));
 		goto out;
 	}
-	if ((r = hqdb_prepare(db, "INSERT INTO checkpoints(size, at, note) VALUES (?,?,?)", &st,
+	if ((r = hqsql_prepare(db, "INSERT INTO checkpoints(size, at, note) VALUES (?,?,?)", &st,
 			      err)) < 0)
 		goto out;
 	hqsql_bind_int64(st, 1, (int64_t)n);
 	hqsql_bind_int64(st, 2, (int64_t)now_ms);
 	hqsql_bind_text(st, 3, note);
 	if (hqsql_step(st) != HQSQL_DONE) {
-		r = hqdb_fail(db, "store audit checkpoint", err);
+		r = hqsql_fail(db, "store audit checkpoint", err);
 		goto out;
 	}
 out:
 	hqsql_finalize(st);
 	db_source_done(&src);
 	if (r == 0)
-		r = hqdb_exec(db, "COMMIT", "commit checkpoint", err);
+		r = hqsql_exec(db, "COMMIT", "commit checkpoint", err);
 	/* A failed COMMIT leaves the transaction open: what it wrote must not
 	 * be read afterwards on this connection (a receipt would carry a
 	 * checkpoint HQ never kept, and devices would call HQ a forger). */
@@ -525,7 +553,7 @@ int audit_verify(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 	checkpoint_origin(pk, origin);
 	if ((r = load_leaves(db, 1, &leaves, &n, err)) < 0)
 		goto out;
-	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) <
+	if ((r = hqsql_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) <
 	    0)
 		goto out;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
@@ -538,7 +566,7 @@ int audit_verify(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 		last = (uint64_t)size;
 	}
 	if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, "read checkpoints", err);
+		r = hqsql_fail(db, "read checkpoints", err);
 		goto out;
 	}
 	/* Last: the stored interior nodes are derived from the entries, so a
@@ -613,7 +641,7 @@ int audit_list(struct hqsql *db, const struct audit_filter *f, int json, FILE *o
 	struct hqsql_stmt *st = NULL;
 	int rc, r;
 
-	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail FROM events "
+	if ((r = hqsql_prepare(db, "SELECT id, at, type, device, detail FROM events "
 				  "WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR type = ?2) "
 				  "AND at >= ?3 ORDER BY id",
 			      &st, err)) < 0)
@@ -635,7 +663,7 @@ int audit_list(struct hqsql *db, const struct audit_filter *f, int json, FILE *o
 			col(st, 4) ? col(st, 4) : "");
 	}
 	if (rc != HQSQL_DONE)
-		r = hqdb_fail(db, "list audit log", err);
+		r = hqsql_fail(db, "list audit log", err);
 out:
 	hqsql_finalize(st);
 	return r;
@@ -665,19 +693,19 @@ int audit_export(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 	}
 	if ((r = print_object(out, head, err)) < 0)
 		return r;
-	if ((r = hqdb_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events ORDER BY id",
+	if ((r = hqsql_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events ORDER BY id",
 			      &st, err)) < 0)
 		return r;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW)
 		if ((r = print_object(out, entry_json(st, 1), err)) < 0)
 			goto out;
 	if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, "export audit log", err);
+		r = hqsql_fail(db, "export audit log", err);
 		goto out;
 	}
 	hqsql_finalize(st);
 	st = NULL;
-	if ((r = hqdb_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) < 0)
 		goto out;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		cJSON *o = cJSON_CreateObject();
@@ -693,7 +721,7 @@ int audit_export(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 			goto out;
 	}
 	if (rc != HQSQL_DONE)
-		r = hqdb_fail(db, "export audit checkpoints", err);
+		r = hqsql_fail(db, "export audit checkpoints", err);
 out:
 	hqsql_finalize(st);
 	return r;

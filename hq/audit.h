@@ -1,7 +1,7 @@
 /* audit.h - HQ's tamper-evident audit log.
  *
  * Every event HQ records (enrolments, change sets accepted and rejected,
- * revocations, ...; hqdb_event) is an entry of an append-only log, and
+ * revocations, ...; audit_append) is an entry of an append-only log, and
  * the log is an RFC 6962 Merkle tree (sync/merkle.h).  Entry N (from 1)
  * is leaf N-1, and its leaf hash is
  *
@@ -26,7 +26,7 @@
  * derived data: audit_verify recomputes and compares them all.
  *
  * Errors: -FS_ECORRUPT from audit_verify names the first bad entry or
- * checkpoint; SQLite errors as hqdb_fail().  Functions take a connection
+ * checkpoint; SQLite errors as hqsql_fail().  Functions take a connection
  * used by one thread at a time; appends happen inside the caller's
  * transaction.
  */
@@ -71,6 +71,13 @@ void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device
  * with a newline. */
 int audit_append(struct hqsql *db, uint64_t at_ms, const char *event, const char *device,
 		 const char *detail, struct fs_error *err) FS_WUR;
+
+/* The same, with the detail a JSON object of string members given as
+ * name, value pairs and a NULL name at the end; a NULL value is left
+ * out.  The strings are JSON-escaped, so admin text cannot break out.
+ * Details never carry field values. */
+int audit_append_strings(struct hqsql *db, uint64_t at_ms, const char *event, const char *device,
+			 struct fs_error *err, ...) FS_WUR;
 
 /* Fill audit_nodes for every stored entry (the schema upgrade that
  * added the table); in the caller's transaction. */

@@ -393,7 +393,7 @@ out:
 static int audit_admin(struct hqsql *db, const char *event, const char *command, const char *what,
 		       struct fs_error *err)
 {
-	return hqdb_event_strings(db, hlc_wall_ms(), event, NULL, err, "command", command, "what",
+	return audit_append_strings(db, hlc_wall_ms(), event, NULL, err, "command", command, "what",
 				  what, (const char *)NULL);
 }
 

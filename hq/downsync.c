@@ -12,7 +12,8 @@
 #include <string.h>
 
 #include "crypto/bytes.h"
-#include "hq/hqdb.h"
+#include "hq/audit.h"
+#include "hq/hqsql.h"
 #include "sync/downset.h"
 #include "sync/fold.h"
 #include "sync/scoperule.h"
@@ -90,7 +91,7 @@ int downsync_writer_new(struct hqsql *db, const struct hq_forms *forms, struct d
 	w->db = db;
 	w->forms = forms;
 	for (int i = 0; i < W_COUNT && r == 0; i++)
-		r = hqdb_prepare(db, writer_sql[i], &w->st[i], err);
+		r = hqsql_prepare(db, writer_sql[i], &w->st[i], err);
 	if (r < 0) {
 		downsync_writer_free(w);
 		return r;
@@ -112,7 +113,7 @@ static int step(struct downsync_writer *w, struct hqsql_stmt *st, const char *wh
 	int rc = hqsql_step(st);
 
 	if (rc != HQSQL_DONE && rc != HQSQL_ROW)
-		return hqdb_fail(w->db, what, err);
+		return hqsql_fail(w->db, what, err);
 	return rc == HQSQL_ROW;
 }
 
@@ -145,7 +146,7 @@ static int next_rev(struct downsync_writer *w, int64_t *ret, struct fs_error *er
 static int later(struct downsync_writer *w, struct hqsql_stmt *st, const char *what,
 		 struct fs_error *err)
 {
-	return hqsql_step_later(st, what) < 0 ? hqdb_fail(w->db, what, err) : 0;
+	return hqsql_step_later(st, what) < 0 ? hqsql_fail(w->db, what, err) : 0;
 }
 
 /* The record's scope key: 1 with *ret malloc'd, 0 when NULL or no record. */
@@ -388,13 +389,13 @@ static int exec_bound(struct hqsql *db, const char *sql, const char *a, const ch
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqdb_prepare(db, sql, &st, err)) < 0)
+	if ((r = hqsql_prepare(db, sql, &st, err)) < 0)
 		return r;
 	if (a)
 		hqsql_bind_text(st, 1, a);
 	if (b)
 		hqsql_bind_text(st, 2, b);
-	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "index scopes", err);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "index scopes", err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -412,7 +413,7 @@ static int place_from_values(struct hqsql *db, const char *coll, const char *fie
 	size_t n = 0;
 	int r, rc;
 
-	if ((r = hqdb_prepare(db, refs ? "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
+	if ((r = hqsql_prepare(db, refs ? "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
 					 "f.record_id = r.id AND f.field = ?2 WHERE r.collection = "
 					 "?1 AND r.scope_parent IS NULL"
 				       : "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
@@ -447,10 +448,10 @@ static int place_from_values(struct hqsql *db, const char *coll, const char *fie
 		vals[n++] = val;
 	}
 	if (r == 0 && rc != HQSQL_DONE)
-		r = hqdb_fail(db, "read records to place", err);
+		r = hqsql_fail(db, "read records to place", err);
 	hqsql_finalize(st);
 	if (r == 0)
-		r = hqdb_prepare(db, refs ? "UPDATE records SET scope_parent = ?2 WHERE id = ?1"
+		r = hqsql_prepare(db, refs ? "UPDATE records SET scope_parent = ?2 WHERE id = ?1"
 					  : "UPDATE records SET scope_key = ?2 WHERE id = ?1",
 				 &up, err);
 	for (size_t i = 0; i < n && r == 0; i++) {
@@ -460,7 +461,7 @@ static int place_from_values(struct hqsql *db, const char *coll, const char *fie
 		hqsql_bind_text(up, 1, ids[i]);
 		hqsql_bind_text(up, 2, vals[i]);
 		if (hqsql_step(up) != HQSQL_DONE)
-			r = hqdb_fail(db, "place a record", err);
+			r = hqsql_fail(db, "place a record", err);
 	}
 	hqsql_finalize(up);
 	for (size_t i = 0; i < n; i++) {
@@ -512,9 +513,9 @@ static int forget_changed(struct hqsql *db, const struct hq_forms *forms, int *r
 	int r;
 
 	*ret_any = 0;
-	if ((r = hqdb_exec(db, "CREATE TEMP TABLE IF NOT EXISTS rescoped(id TEXT PRIMARY KEY, "
+	if ((r = hqsql_exec(db, "CREATE TEMP TABLE IF NOT EXISTS rescoped(id TEXT PRIMARY KEY, "
 			       "old TEXT); DELETE FROM rescoped;", "index scopes", err)) < 0 ||
-	    (r = hqdb_prepare(db, "SELECT field FROM scope_fields WHERE collection = ?1", &st,
+	    (r = hqsql_prepare(db, "SELECT field FROM scope_fields WHERE collection = ?1", &st,
 			      err)) < 0)
 		return r;
 	for (size_t i = 0; i < hqforms_count(forms) && r == 0; i++) {
@@ -525,7 +526,7 @@ static int forget_changed(struct hqsql *db, const struct hq_forms *forms, int *r
 		hqsql_bind_text(st, 1, form_collection(f));
 		rc = hqsql_step(st);
 		if (rc != HQSQL_ROW && rc != HQSQL_DONE) {
-			r = hqdb_fail(db, "read scope fields", err);
+			r = hqsql_fail(db, "read scope fields", err);
 			break;
 		}
 		if (rc == HQSQL_DONE ||
@@ -553,7 +554,7 @@ static int rekey_changed(struct hqsql *db, const struct hq_forms *forms, struct 
 	int r, rc;
 
 	if ((r = downsync_writer_new(db, forms, &w, err)) < 0 ||
-	    (r = hqdb_prepare(db, "SELECT o.id, o.old, r.scope_key FROM rescoped o JOIN "
+	    (r = hqsql_prepare(db, "SELECT o.id, o.old, r.scope_key FROM rescoped o JOIN "
 				  "records r ON r.id = o.id WHERE o.old IS DISTINCT FROM r.scope_key",
 			      &st, err)) < 0)
 		goto out;
@@ -581,7 +582,7 @@ static int rekey_changed(struct hqsql *db, const struct hq_forms *forms, struct 
 		n++;
 	}
 	if (r == 0 && rc != HQSQL_DONE)
-		r = hqdb_fail(db, "read re-scoped records", err);
+		r = hqsql_fail(db, "read re-scoped records", err);
 	hqsql_finalize(st);
 	st = NULL;
 	/* rekey also moves the records scoped through these (a household's
@@ -632,7 +633,7 @@ int downsync_reindex(struct hqsql *db, const struct hq_forms *forms, struct fs_e
 	if (r == 0)
 		r = remember_scope_fields(db, forms, err);
 	if (r == 0)
-		r = hqdb_exec(db, "UPDATE fields SET scope_key = (SELECT scope_key FROM records "
+		r = hqsql_exec(db, "UPDATE fields SET scope_key = (SELECT scope_key FROM records "
 				  "WHERE id = fields.record_id) WHERE scope_key IS NULL;"
 				  "UPDATE fields SET rev = (SELECT value FROM counters WHERE name = "
 				  "'rev') + n.k FROM (SELECT record_id AS r, field AS f, row_number() "
@@ -696,7 +697,7 @@ static int load_scope(struct pull *p)
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqdb_prepare(p->db, "SELECT s.key, s.name, coalesce(c.rev, -1), "
+	if ((r = hqsql_prepare(p->db, "SELECT s.key, s.name, coalesce(c.rev, -1), "
 				     "coalesce(c.moved, -1) FROM device_scopes s LEFT JOIN "
 				     "down_cursors c ON c.device = s.device AND c.key = s.key "
 				     "WHERE s.device = ?1 UNION ALL SELECT '', NULL, "
@@ -729,7 +730,7 @@ static int load_scope(struct pull *p)
 		p->d.nscope++;
 	}
 	if (r == 0 && rc != HQSQL_DONE)
-		r = hqdb_fail(p->db, "read the device's scope", p->err);
+		r = hqsql_fail(p->db, "read the device's scope", p->err);
 	hqsql_finalize(st);
 	if (r == 0 && !p->d.nscope)
 		r = fs_error_set(p->err, -FS_ECORRUPT, "device %s has no scope", p->device);
@@ -777,7 +778,7 @@ static int add_fields(struct pull *p, struct cursor *c)
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqdb_prepare(p->db,
+	if ((r = hqsql_prepare(p->db,
 			      p->all ? "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
 				       "r.id = f.record_id WHERE f.rev > ?1 AND f.scope_key IS NOT "
 				       "NULL ORDER BY f.rev"
@@ -808,7 +809,7 @@ static int add_fields(struct pull *p, struct cursor *c)
 			p->top = c->rev;
 	}
 	if (r == 0 && rc != HQSQL_ROW && rc != HQSQL_DONE)
-		r = hqdb_fail(p->db, "read fields to send", p->err);
+		r = hqsql_fail(p->db, "read fields to send", p->err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -819,12 +820,12 @@ static int max_rev(struct pull *p, const char *sql, int64_t *ret)
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqdb_prepare(p->db, sql, &st, p->err)) < 0)
+	if ((r = hqsql_prepare(p->db, sql, &st, p->err)) < 0)
 		return r;
 	if (hqsql_step(st) == HQSQL_ROW)
 		*ret = hqsql_column_int64(st, 0);
 	else
-		r = hqdb_fail(p->db, "read the latest revision", p->err);
+		r = hqsql_fail(p->db, "read the latest revision", p->err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -841,14 +842,14 @@ static int add_moves(struct pull *p, struct cursor *c)
 
 	if ((r = max_rev(p, "SELECT coalesce(max(rev), 0) FROM scope_moves", &top)) < 0)
 		return r;
-	if ((r = hqdb_prepare(p->db,
+	if ((r = hqsql_prepare(p->db,
 			      "SELECT m.rev, m.record_id, r.collection FROM scope_moves m JOIN "
 			      "records r ON r.id = m.record_id WHERE m.from_key = ?1 AND m.rev > ?2 "
 			      "AND m.held_from <= ?5 "
 			      "AND (r.scope_key IS NULL OR r.scope_key NOT IN (SELECT key FROM "
 			      "device_scopes WHERE device = ?3)) ORDER BY m.rev LIMIT ?4",
 			      &st, p->err)) < 0 ||
-	    (r = hqdb_prepare(p->db,
+	    (r = hqsql_prepare(p->db,
 			      "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON r.id = "
 			      "f.record_id WHERE f.record_id = ?1 AND f.field = ?2",
 			      &field, p->err)) < 0)
@@ -877,12 +878,12 @@ static int add_moves(struct pull *p, struct cursor *c)
 		if (rc == HQSQL_ROW && (r = add_change(p, field)) < 0)
 			break;
 		if (rc != HQSQL_ROW && rc != HQSQL_DONE) {
-			r = hqdb_fail(p->db, "read a moved record", p->err);
+			r = hqsql_fail(p->db, "read a moved record", p->err);
 			break;
 		}
 	}
 	if (r == 0 && rc != HQSQL_ROW && rc != HQSQL_DONE)
-		r = hqdb_fail(p->db, "read moves to send", p->err);
+		r = hqsql_fail(p->db, "read moves to send", p->err);
 	/* Every move of this key up to top was looked at: the others (of
 	 * records the device still holds through another key) need not be
 	 * looked at again at every pull. */
@@ -904,7 +905,7 @@ static int add_conflicts(struct pull *p)
 
 	if ((r = max_rev(p, "SELECT coalesce(max(rev), 0) FROM conflicts", &top)) < 0)
 		return r;
-	if ((r = hqdb_prepare(p->db,
+	if ((r = hqsql_prepare(p->db,
 			      "SELECT c.rev, c.record_id, c.field, c.device_a, c.hlc_a, c.value_a, "
 			      "c.device_b, c.hlc_b, c.value_b FROM conflicts c JOIN records r ON "
 			      "r.id = c.record_id WHERE c.rev > ?1 AND r.scope_key IS NOT NULL AND "
@@ -947,7 +948,7 @@ static int add_conflicts(struct pull *p)
 		}
 	}
 	if (r == 0 && rc != HQSQL_ROW && rc != HQSQL_DONE)
-		r = hqdb_fail(p->db, "read conflicts to send", p->err);
+		r = hqsql_fail(p->db, "read conflicts to send", p->err);
 	/* Every conflict up to top was looked at: those outside the scope
 	 * need not be scanned again at every pull. */
 	if (r == 0 && !full && top > p->conflict_cursor)
@@ -965,7 +966,7 @@ static int add_forms(struct pull *p)
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqdb_prepare(p->db,
+	if ((r = hqsql_prepare(p->db,
 			      "SELECT collection, version, definition, rev FROM form_versions f "
 			      "WHERE rev > ?1 AND version = (SELECT max(version) FROM "
 			      "form_versions WHERE collection = f.collection) ORDER BY rev",
@@ -994,7 +995,7 @@ static int add_forms(struct pull *p)
 			p->budget--;
 	}
 	if (r == 0 && rc != HQSQL_DONE)
-		r = hqdb_fail(p->db, "read forms to send", p->err);
+		r = hqsql_fail(p->db, "read forms to send", p->err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -1061,7 +1062,7 @@ static int state_load(struct hqsql *db, const char *device, struct state *s, str
 	int r, rc;
 
 	memset(s, 0, sizeof(*s));
-	if ((r = hqdb_prepare(db, "SELECT seq, hash, prev_hash, body, conflict_cursor, scope, "
+	if ((r = hqsql_prepare(db, "SELECT seq, hash, prev_hash, body, conflict_cursor, scope, "
 				  "form_cursor FROM down_state WHERE device = ?1", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
@@ -1083,7 +1084,7 @@ static int state_load(struct hqsql *db, const char *device, struct state *s, str
 			s->form_cursor = hqsql_column_int64(st, 6);
 		}
 	} else if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, "read the device's down-sets", err);
+		r = hqsql_fail(db, "read the device's down-sets", err);
 	}
 	hqsql_finalize(st);
 	return r;
@@ -1113,7 +1114,7 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqdb_prepare(p->db, "INSERT INTO down_state(device, seq, hash, prev_hash, body, "
+	if ((r = hqsql_prepare(p->db, "INSERT INTO down_state(device, seq, hash, prev_hash, body, "
 				     "conflict_cursor, scope, issued_at, form_cursor) VALUES (?1, ?2, "
 				     "?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(device) DO UPDATE SET "
 				     "seq = ?2, hash = ?3, prev_hash = ?4, body = ?5, conflict_cursor = "
@@ -1128,9 +1129,9 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 	hqsql_bind_text(st, 7, scope);
 	hqsql_bind_int64(st, 8, (int64_t)now_ms);
 	hqsql_bind_int64(st, 9, p->form_cursor);
-	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(p->db, "store the down-set", p->err);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(p->db, "store the down-set", p->err);
 	hqsql_finalize(st);
-	if (r < 0 || (r = hqdb_prepare(p->db, "INSERT INTO down_cursors(device, key, rev, moved) "
+	if (r < 0 || (r = hqsql_prepare(p->db, "INSERT INTO down_cursors(device, key, rev, moved) "
 					      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(device, key) DO "
 					      "UPDATE SET rev = ?3, moved = ?4", &st, p->err)) < 0)
 		return r;
@@ -1141,7 +1142,7 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 		hqsql_bind_int64(st, 3, p->cur[i].rev);
 		hqsql_bind_int64(st, 4, p->cur[i].moved);
 		if (hqsql_step(st) != HQSQL_DONE)
-			r = hqdb_fail(p->db, "store the device's cursors", p->err);
+			r = hqsql_fail(p->db, "store the device's cursors", p->err);
 	}
 	hqsql_finalize(st);
 	if (r < 0)
@@ -1153,7 +1154,7 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 		 "\"more\":%s}",
 		 (unsigned long long)(old->seq + 1), hex, p->d.nchanges, p->d.nconflicts,
 		 p->d.nforms, p->more ? "true" : "false");
-	return hqdb_event(p->db, now_ms, "pull", p->device, detail, p->err);
+	return audit_append(p->db, now_ms, "pull", p->device, detail, p->err);
 }
 
 /* The next down-set after old, or 204. */
@@ -1215,7 +1216,7 @@ static int device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, u
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqdb_prepare(db, "SELECT sign_pk, box_pk, state FROM devices WHERE id = ?1", &st,
+	if ((r = hqsql_prepare(db, "SELECT sign_pk, box_pk, state FROM devices WHERE id = ?1", &st,
 			      err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
@@ -1229,7 +1230,7 @@ static int device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, u
 	} else if (rc == HQSQL_ROW) {
 		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored keys have a bad length", device);
 	} else {
-		r = rc == HQSQL_DONE ? 0 : hqdb_fail(db, "look up device", err);
+		r = rc == HQSQL_DONE ? 0 : hqsql_fail(db, "look up device", err);
 	}
 	hqsql_finalize(st);
 	return r;
@@ -1296,7 +1297,7 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 		       "HQ has sent down-set %llu; the device says it applied %llu with another "
 		       "hash or sequence", (unsigned long long)old.seq, (unsigned long long)after);
 	}
-	if ((r = hqdb_exec(db, res.status == 200 && !res.repeat ? "COMMIT" : "ROLLBACK",
+	if ((r = hqsql_exec(db, res.status == 200 && !res.repeat ? "COMMIT" : "ROLLBACK",
 			   "commit pull", err)) < 0)
 		goto rollback;
 	goto done;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
-#include "hq/hqdb.h"
+#include "hq/hqsql.h"
 #include "sync/hlc.h"
 
 /* ---- CSV cells ------------------------------------------------------------ */
@@ -160,7 +160,7 @@ static int load_values(struct hqsql *db, struct hqsql_stmt *st, const struct for
 			return fs_error_set(err, -FS_ECORRUPT, "record %s: a stored value is not "
 					    "JSON", rw->id);
 	}
-	return rc == HQSQL_DONE ? 0 : hqdb_fail(db, "read fields", err);
+	return rc == HQSQL_DONE ? 0 : hqsql_fail(db, "read fields", err);
 }
 
 /* ---- the export loop --------------------------------------------------- */
@@ -188,13 +188,13 @@ int export_records(struct hqsql *db, const struct form *f, enum export_format fm
 
 	if (!values)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqdb_prepare(db, "SELECT r.id, r.updated_hlc, r.updated_device, "
+	if ((r = hqsql_prepare(db, "SELECT r.id, r.updated_hlc, r.updated_device, "
 				  "coalesce(d.team, ''), coalesce(d.state, '') FROM records r "
 				  "LEFT JOIN devices d "
 				  "ON d.id = r.updated_device WHERE r.collection = ?1 "
 				  "AND r.deleted = 0 AND r.merged_at >= ?2 ORDER BY r.id",
 			      &recs, err)) < 0 ||
-	    (r = hqdb_prepare(db, "SELECT field, value FROM fields WHERE record_id = ?1", &vals,
+	    (r = hqsql_prepare(db, "SELECT field, value FROM fields WHERE record_id = ?1", &vals,
 			      err)) < 0)
 		goto out;
 	hqsql_bind_text(recs, 1, form_collection(f));
@@ -222,7 +222,7 @@ int export_records(struct hqsql *db, const struct form *f, enum export_format fm
 			goto out;
 	}
 	if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, "read records", err);
+		r = hqsql_fail(db, "read records", err);
 		goto out;
 	}
 	if (fflush(out) != 0 || ferror(out))

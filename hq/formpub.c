@@ -6,7 +6,8 @@
 #include <string.h>
 #include <sodium.h>
 
-#include "hq/hqdb.h"
+#include "hq/audit.h"
+#include "hq/hqsql.h"
 
 /* The latest version of collection and its definition: 1 with both set
  * (*def malloc'd), 0 when none was published. */
@@ -16,7 +17,7 @@ static int latest(struct hqsql *db, const char *collection, int64_t *version, ch
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqdb_prepare(db, "SELECT version, definition FROM form_versions WHERE "
+	if ((r = hqsql_prepare(db, "SELECT version, definition FROM form_versions WHERE "
 				  "collection = ?1 ORDER BY version DESC LIMIT 1", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, collection);
@@ -27,7 +28,7 @@ static int latest(struct hqsql *db, const char *collection, int64_t *version, ch
 			    ? 1
 			    : fs_error_set(err, -ENOMEM, "out of memory");
 	} else if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, "read the published forms", err);
+		r = hqsql_fail(db, "read the published forms", err);
 	}
 	hqsql_finalize(st);
 	return r;
@@ -43,7 +44,7 @@ static int publish_one(struct hqsql *db, const struct form *f, int64_t version, 
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqdb_prepare(db, "INSERT INTO form_versions(collection, version, definition, "
+	if ((r = hqsql_prepare(db, "INSERT INTO form_versions(collection, version, definition, "
 				  "rev, published_at) VALUES (?1, ?2, ?3, (SELECT value + 1 FROM "
 				  "counters WHERE name = 'rev'), ?4)", &st, err)) < 0)
 		return r;
@@ -51,17 +52,17 @@ static int publish_one(struct hqsql *db, const struct form *f, int64_t version, 
 	hqsql_bind_int64(st, 2, version);
 	hqsql_bind_text(st, 3, def);
 	hqsql_bind_int64(st, 4, (int64_t)now_ms);
-	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "publish a form", err);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "publish a form", err);
 	hqsql_finalize(st);
 	if (r < 0 ||
-	    (r = hqdb_exec(db, "UPDATE counters SET value = value + 1 WHERE name = 'rev'",
+	    (r = hqsql_exec(db, "UPDATE counters SET value = value + 1 WHERE name = 'rev'",
 			   "publish a form", err)) < 0)
 		return r;
 	crypto_generichash(hash, sizeof(hash), (const unsigned char *)def, strlen(def), NULL, 0);
 	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
 	snprintf(detail, sizeof(detail), "{\"collection\":\"%s\",\"version\":%lld,\"hash\":\"%s\"}",
 		 form_collection(f), (long long)version, hex);
-	return hqdb_event(db, now_ms, "form", NULL, detail, err);
+	return audit_append(db, now_ms, "form", NULL, detail, err);
 }
 
 int formpub_publish(struct hqsql *db, struct hq_forms *fs, uint64_t now_ms, unsigned *ret_published,
@@ -92,7 +93,7 @@ int formpub_publish(struct hqsql *db, struct hq_forms *fs, uint64_t now_ms, unsi
 			hqforms_set_version(fs, i, (uint32_t)version);
 	}
 	if (r == 0)
-		r = hqdb_exec(db, "COMMIT", "publish forms", err);
+		r = hqsql_exec(db, "COMMIT", "publish forms", err);
 	if (r < 0) {
 		hqsql_rollback(db);
 		/* Nothing was published: no form keeps a version it lost. */
@@ -112,7 +113,7 @@ int formpub_load(struct hqsql *db, const char *collection, uint32_t version, str
 	char origin[96];
 	int r, rc;
 
-	if ((r = hqdb_prepare(db, "SELECT definition FROM form_versions WHERE collection = ?1 "
+	if ((r = hqsql_prepare(db, "SELECT definition FROM form_versions WHERE collection = ?1 "
 				  "AND version = ?2", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, collection);
@@ -128,7 +129,7 @@ int formpub_load(struct hqsql *db, const char *collection, uint32_t version, str
 		r = fs_error_set(err, -ENOENT, "form '%.64s' version %u was never published",
 				 collection, version);
 	} else {
-		r = hqdb_fail(db, "read a published form", err);
+		r = hqsql_fail(db, "read a published form", err);
 	}
 	hqsql_finalize(st);
 	return r;

@@ -23,21 +23,6 @@
 
 /* ---- errors ------------------------------------------------------------ */
 
-int hqdb_fail(struct hqsql *db, const char *what, struct fs_error *err)
-{
-	return hqsql_fail(db, what, err);
-}
-
-int hqdb_exec(struct hqsql *db, const char *sql, const char *what, struct fs_error *err)
-{
-	return hqsql_exec(db, sql, what, err);
-}
-
-int hqdb_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret, struct fs_error *err)
-{
-	return hqsql_prepare(db, sql, ret, err);
-}
-
 /* ---- schema ------------------------------------------------------------ */
 
 /* Version 1.  Ids and hashes are lower-case hex text; times are Unix
@@ -183,7 +168,7 @@ static int configure(struct hqsql *db, const char *path, struct fs_error *err)
 	    scope_register_fold(hqsql_sqlite(db)) < 0)
 		return fs_error_set(err, -FS_ESTORE, "%s: %s", what,
 				    sqlite3_errmsg(hqsql_sqlite(db)));
-	return hqdb_exec(db,
+	return hqsql_exec(db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 			 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
 			 what, err);
@@ -194,7 +179,7 @@ static int user_version(struct hqsql *db, int *ret, struct fs_error *err)
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqdb_prepare(db, "PRAGMA user_version", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "PRAGMA user_version", &st, err)) < 0)
 		return r;
 	*ret = hqsql_step(st) == HQSQL_ROW ? (int)hqsql_column_int64(st, 0) : -1;
 	hqsql_finalize(st);
@@ -211,18 +196,18 @@ static int migrate_v2(struct hqsql *db, const char *path, struct fs_error *err)
 	int r, v = -1;
 
 	snprintf(what, sizeof(what), "upgrade %s to schema version 2", path);
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
 	/* The devices enrolled until now may still hold version 1 change
 	 * sets packed before their upgrade. */
 	if ((r = user_version(db, &v, err)) == 0 && v == 1 &&
-	    (r = hqdb_exec(db, AUDIT_NODES_SQL, what, err)) == 0 &&
-	    (r = hqdb_exec(db, "ALTER TABLE devices ADD COLUMN unbound_ok INTEGER NOT NULL "
+	    (r = hqsql_exec(db, AUDIT_NODES_SQL, what, err)) == 0 &&
+	    (r = hqsql_exec(db, "ALTER TABLE devices ADD COLUMN unbound_ok INTEGER NOT NULL "
 			       "DEFAULT 0; UPDATE devices SET unbound_ok = 1;", what, err)) == 0 &&
 	    (r = audit_tree_build(db, err)) == 0)
-		r = hqdb_exec(db, "PRAGMA user_version=2", what, err);
+		r = hqsql_exec(db, "PRAGMA user_version=2", what, err);
 	if (r == 0)
-		r = hqdb_exec(db, "COMMIT", what, err);
+		r = hqsql_exec(db, "COMMIT", what, err);
 	if (r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -237,17 +222,17 @@ static int migrate_v3(struct hqsql *db, const char *path, struct fs_error *err)
 	int r, v = -1;
 
 	snprintf(what, sizeof(what), "upgrade %s to schema version 3", path);
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
 	if ((r = user_version(db, &v, err)) == 0 && v == 2 &&
-	    (r = hqdb_exec(db, SCOPE_TABLE_SQL, what, err)) == 0 &&
-	    (r = hqdb_exec(db, "ALTER TABLE tokens ADD COLUMN scope TEXT;"
+	    (r = hqsql_exec(db, SCOPE_TABLE_SQL, what, err)) == 0 &&
+	    (r = hqsql_exec(db, "ALTER TABLE tokens ADD COLUMN scope TEXT;"
 			       "INSERT INTO device_scopes(device, key, name) "
 			       "SELECT id, fold(municipality), municipality FROM devices;",
 			   what, err)) == 0)
-		r = hqdb_exec(db, "PRAGMA user_version=3", what, err);
+		r = hqsql_exec(db, "PRAGMA user_version=3", what, err);
 	if (r == 0)
-		r = hqdb_exec(db, "COMMIT", what, err);
+		r = hqsql_exec(db, "COMMIT", what, err);
 	if (r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -262,19 +247,19 @@ static int migrate_v4(struct hqsql *db, const char *path, struct fs_error *err)
 	int r, v = -1;
 
 	snprintf(what, sizeof(what), "upgrade %s to schema version 4", path);
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
 	if ((r = user_version(db, &v, err)) == 0 && v == 3 &&
-	    (r = hqdb_exec(db, "ALTER TABLE records ADD COLUMN scope_key TEXT;"
+	    (r = hqsql_exec(db, "ALTER TABLE records ADD COLUMN scope_key TEXT;"
 			       "ALTER TABLE records ADD COLUMN scope_parent TEXT;"
 			       "ALTER TABLE fields ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
 			       "ALTER TABLE fields ADD COLUMN scope_key TEXT;"
 			       "ALTER TABLE conflicts ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
 			       DOWNSYNC_TABLES_SQL,
 			   what, err)) == 0)
-		r = hqdb_exec(db, "PRAGMA user_version=4", what, err);
+		r = hqsql_exec(db, "PRAGMA user_version=4", what, err);
 	if (r == 0)
-		r = hqdb_exec(db, "COMMIT", what, err);
+		r = hqsql_exec(db, "COMMIT", what, err);
 	if (r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -288,13 +273,13 @@ static int migrate_v5(struct hqsql *db, const char *path, struct fs_error *err)
 	int r, v = -1;
 
 	snprintf(what, sizeof(what), "upgrade %s to schema version 5", path);
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
 	if ((r = user_version(db, &v, err)) == 0 && v == 4 &&
-	    (r = hqdb_exec(db, FORMPUB_TABLES_SQL, what, err)) == 0)
-		r = hqdb_exec(db, "PRAGMA user_version=5", what, err);
+	    (r = hqsql_exec(db, FORMPUB_TABLES_SQL, what, err)) == 0)
+		r = hqsql_exec(db, "PRAGMA user_version=5", what, err);
 	if (r == 0)
-		r = hqdb_exec(db, "COMMIT", what, err);
+		r = hqsql_exec(db, "COMMIT", what, err);
 	if (r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -328,11 +313,11 @@ static int create_schema(struct hqsql *db, const char *path, struct fs_error *er
 	int r;
 
 	snprintf(what, sizeof(what), "create schema in %s", path);
-	if ((r = hqdb_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
-	if ((r = hqdb_exec(db, schema_sql, what, err)) < 0 ||
-	    (r = hqdb_exec(db, "PRAGMA user_version=" FS_STR(HQDB_VERSION), what, err)) < 0 ||
-	    (r = hqdb_exec(db, "COMMIT", what, err)) < 0) {
+	if ((r = hqsql_exec(db, schema_sql, what, err)) < 0 ||
+	    (r = hqsql_exec(db, "PRAGMA user_version=" FS_STR(HQDB_VERSION), what, err)) < 0 ||
+	    (r = hqsql_exec(db, "COMMIT", what, err)) < 0) {
 		hqsql_rollback(db);
 		return r;
 	}
@@ -441,40 +426,4 @@ int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_erro
 struct hqsql *hqdb_close(struct hqsql *db)
 {
 	return hqsql_close(db);
-}
-
-/* ---- helpers ----------------------------------------------------------- */
-
-int hqdb_event(struct hqsql *db, uint64_t at_ms, const char *type, const char *device,
-	       const char *detail, struct fs_error *err)
-{
-	return audit_append(db, at_ms, type, device, detail, err);
-}
-
-int hqdb_event_strings(struct hqsql *db, uint64_t at_ms, const char *type, const char *device,
-		       struct fs_error *err, ...)
-{
-	cJSON *o = cJSON_CreateObject();
-	const char *name;
-	char *text = NULL;
-	int r = o ? 0 : -ENOMEM;
-	va_list ap;
-
-	va_start(ap, err);
-	while (r == 0 && (name = va_arg(ap, const char *))) {
-		const char *value = va_arg(ap, const char *);
-
-		if (value && !cJSON_AddStringToObject(o, name, value))
-			r = -ENOMEM;
-	}
-	va_end(ap);
-	if (r == 0 && !(text = cJSON_PrintUnformatted(o)))
-		r = -ENOMEM;
-	if (r < 0)
-		r = fs_error_set(err, r, "append event %s: out of memory", type);
-	else
-		r = hqdb_event(db, at_ms, type, device, text, err);
-	cJSON_free(text);
-	cJSON_Delete(o);
-	return r;
 }

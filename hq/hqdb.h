@@ -55,25 +55,4 @@ int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_erro
 /* NULL-safe; returns NULL. */
 struct hqsql *hqdb_close(struct hqsql *db);
 
-/* Map the connection's last error into err as "what: SQLite's reason". */
-int hqdb_fail(struct hqsql *db, const char *what, struct fs_error *err);
-
-/* Run SQL without results. */
-int hqdb_exec(struct hqsql *db, const char *sql, const char *what, struct fs_error *err) FS_WUR;
-
-/* Prepare sql; on failure err says what. */
-int hqdb_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret, struct fs_error *err) FS_WUR;
-
-/* Append an event (type, device may be NULL, detail a JSON text or
- * NULL) at time at_ms; the caller owns the transaction.  Details never
- * carry field values. */
-int hqdb_event(struct hqsql *db, uint64_t at_ms, const char *type, const char *device,
-	       const char *detail, struct fs_error *err) FS_WUR;
-
-/* The same, with the detail a JSON object of string members given as
- * name, value pairs and a NULL name at the end; a NULL value is left
- * out.  The strings are JSON-escaped, so admin text cannot break out. */
-int hqdb_event_strings(struct hqsql *db, uint64_t at_ms, const char *type, const char *device,
-		       struct fs_error *err, ...) FS_WUR;
-
 #endif

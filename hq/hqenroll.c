@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hq/hqdb.h"
+#include "hq/audit.h"
+#include "hq/hqsql.h"
 #include "hq/scope.h"
 
 #define SECRET_HASH_HEX (2 * 32 + 1)
@@ -50,7 +51,7 @@ int hqenroll_token_create(struct hqsql *db, const struct identity *hq, const cha
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
 	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		goto out;
-	if ((r = hqdb_prepare(db, "INSERT INTO tokens(secret_hash, team, municipality, "
+	if ((r = hqsql_prepare(db, "INSERT INTO tokens(secret_hash, team, municipality, "
 				  "expires_at, scope) VALUES (?1, ?2, ?3, ?4, ?5)", &st, err)) < 0)
 		goto rollback;
 	hqsql_bind_text(st, 1, hex);
@@ -59,13 +60,13 @@ int hqenroll_token_create(struct hqsql *db, const struct identity *hq, const cha
 	hqsql_bind_int64(st, 4, (int64_t)expires_ms);
 	hqsql_bind_text(st, 5, scope_json);
 	if (hqsql_step(st) != HQSQL_DONE) {
-		r = hqdb_fail(db, "store token", err);
+		r = hqsql_fail(db, "store token", err);
 		goto rollback;
 	}
 	/* The event names the token by a prefix of its hash, never the secret. */
 	snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\"}", hex);
-	if ((r = hqdb_event(db, now_ms, "token_created", NULL, detail, err)) < 0 ||
-	    (r = hqdb_exec(db, "COMMIT", "commit token", err)) < 0)
+	if ((r = audit_append(db, now_ms, "token_created", NULL, detail, err)) < 0 ||
+	    (r = hqsql_exec(db, "COMMIT", "commit token", err)) < 0)
 		goto rollback;
 	token_format(&t, out);
 	goto out;
@@ -184,7 +185,7 @@ static int token_lookup(struct hqsql *db, const char *hash_hex, const struct enr
 	/* A spent token still answers the device that spent it, while that
 	 * device is active: an enrolment whose answer was lost on the way
 	 * can be retried with the same token. */
-	if ((r = hqdb_prepare(db, "SELECT t.team, t.municipality, t.used_at IS NOT NULL, "
+	if ((r = hqsql_prepare(db, "SELECT t.team, t.municipality, t.used_at IS NOT NULL, "
 				  "CASE WHEN d.sign_pk = ?4 AND d.box_pk = ?5 THEN 1 ELSE 0 END, t.scope "
 				  "FROM tokens t "
 				  "LEFT JOIN devices d ON d.id = t.device "
@@ -207,7 +208,7 @@ static int token_lookup(struct hqsql *db, const char *hash_hex, const struct enr
 		    !(row->scope = cJSON_Parse(hqsql_column_text(st, 4))))
 			r = fs_error_set(err, -FS_ECORRUPT, "token: stored scope is not JSON");
 	} else {
-		r = rc == HQSQL_DONE ? 0 : hqdb_fail(db, "look up token", err);
+		r = rc == HQSQL_DONE ? 0 : hqsql_fail(db, "look up token", err);
 	}
 	hqsql_finalize(st);
 	return r;
@@ -218,11 +219,11 @@ static int device_exists(struct hqsql *db, const char *id, struct fs_error *err)
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqdb_prepare(db, "SELECT 1 FROM devices WHERE id = ?1", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "SELECT 1 FROM devices WHERE id = ?1", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, id);
 	rc = hqsql_step(st);
-	r = rc == HQSQL_ROW ? 1 : rc == HQSQL_DONE ? 0 : hqdb_fail(db, "look up device", err);
+	r = rc == HQSQL_ROW ? 1 : rc == HQSQL_DONE ? 0 : hqsql_fail(db, "look up device", err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -233,7 +234,7 @@ static int register_device(struct hqsql *db, const struct enroll_req *req, const
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqdb_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality, "
+	if ((r = hqsql_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality, "
 				  "enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, req->device);
@@ -242,7 +243,7 @@ static int register_device(struct hqsql *db, const struct enroll_req *req, const
 	hqsql_bind_text(st, 4, row->team);
 	hqsql_bind_text(st, 5, row->municipality);
 	hqsql_bind_int64(st, 6, (int64_t)now_ms);
-	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "register device", err);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "register device", err);
 	hqsql_finalize(st);
 	if (r == 0) {
 		cJSON *muni = row->scope ? NULL : cJSON_CreateStringArray(
@@ -253,13 +254,13 @@ static int register_device(struct hqsql *db, const struct enroll_req *req, const
 		r = scope_store(db, req->device, row->scope ? row->scope : muni, err);
 		cJSON_Delete(muni);
 	}
-	if (r < 0 || (r = hqdb_prepare(db, "UPDATE tokens SET used_at = ?2, device = ?3 "
+	if (r < 0 || (r = hqsql_prepare(db, "UPDATE tokens SET used_at = ?2, device = ?3 "
 					   "WHERE secret_hash = ?1", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, hash_hex);
 	hqsql_bind_int64(st, 2, (int64_t)now_ms);
 	hqsql_bind_text(st, 3, req->device);
-	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "spend token", err);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "spend token", err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -314,7 +315,7 @@ static int enroll_token_found(struct hqsql *db, const struct identity *hq,
 		if (!row.same_keys)
 			return refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
 		snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\",\"repeat\":true}", hash_hex);
-		if ((r = hqdb_event(db, now_ms, "enroll", req->device, detail, err)) < 0)
+		if ((r = audit_append(db, now_ms, "enroll", req->device, detail, err)) < 0)
 			return r;
 		return build_body(hq, req, &row, ret) < 0 ? fs_error_set(err, -ENOMEM, "out of memory")
 							   : 0;
@@ -326,7 +327,7 @@ static int enroll_token_found(struct hqsql *db, const struct identity *hq,
 			      req->device);
 	snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\"}", hash_hex);
 	if ((r = register_device(db, req, &row, hash_hex, now_ms, err)) < 0 ||
-	    (r = hqdb_event(db, now_ms, "enroll", req->device, detail, err)) < 0)
+	    (r = audit_append(db, now_ms, "enroll", req->device, detail, err)) < 0)
 		return r;
 	if (build_body(hq, req, &row, ret) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");
@@ -360,9 +361,9 @@ int hqenroll_audit_refusal(struct hqsql *db, uint64_t now_ms, const char *peer, 
 
 	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
-	if ((r = hqdb_event_strings(db, now_ms, "enroll_rejected", NULL, err, "peer", peer, "error",
+	if ((r = audit_append_strings(db, now_ms, "enroll_rejected", NULL, err, "peer", peer, "error",
 				    error, (const char *)NULL)) == 0)
-		r = hqdb_exec(db, "COMMIT", "audit a refused enrolment", err);
+		r = hqsql_exec(db, "COMMIT", "audit a refused enrolment", err);
 	if (hqsql_in_transaction(db))
 		hqsql_rollback(db);
 	return r;
@@ -381,7 +382,7 @@ int hqenroll_device(struct hqsql *db, const struct identity *hq, const char *jso
 		goto done;
 	r = enroll_locked(db, hq, &req, now_ms, &res, err);
 	if (r == 0 && res.status == 200)
-		r = hqdb_exec(db, "COMMIT", "commit enrolment", err);
+		r = hqsql_exec(db, "COMMIT", "commit enrolment", err);
 	if (hqsql_in_transaction(db))
 		hqsql_rollback(db);
 done:

@@ -14,7 +14,8 @@
 
 #include "hq/downsync.h"
 #include "hq/formpub.h"
-#include "hq/hqdb.h"
+#include "hq/audit.h"
+#include "hq/hqsql.h"
 #include "hq/scope.h"
 #include "sync/changeset.h"
 #include "sync/downset.h"
@@ -151,7 +152,7 @@ static void run_finalize(struct run *run)
 static int run_prepare(struct run *run)
 {
 	for (int i = 0; i < ST_COUNT; i++) {
-		int r = hqdb_prepare(run->ctx->db, stmt_sql[i], &run->st[i], run->err);
+		int r = hqsql_prepare(run->ctx->db, stmt_sql[i], &run->st[i], run->err);
 
 		if (r < 0)
 			return r;
@@ -172,7 +173,7 @@ static int step_done(struct run *run, struct hqsql_stmt *st, const char *what)
 	int rc = hqsql_step(st);
 
 	if (rc != HQSQL_DONE && rc != HQSQL_ROW)
-		return hqdb_fail(run->ctx->db, what, run->err);
+		return hqsql_fail(run->ctx->db, what, run->err);
 	return 0;
 }
 
@@ -197,7 +198,7 @@ static int device_load(struct hqsql *db, const char *id, struct device_row *ret,
 	struct device_row d = {0};
 	int r, rc;
 
-	if ((r = hqdb_prepare(db, "SELECT sign_pk, state, last_seq, last_hash FROM devices "
+	if ((r = hqsql_prepare(db, "SELECT sign_pk, state, last_seq, last_hash FROM devices "
 				  "WHERE id = ?1", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, id);
@@ -205,7 +206,7 @@ static int device_load(struct hqsql *db, const char *id, struct device_row *ret,
 	if (rc == HQSQL_DONE) {
 		r = 0;
 	} else if (rc != HQSQL_ROW) {
-		r = hqdb_fail(db, "look up device", err);
+		r = hqsql_fail(db, "look up device", err);
 	} else if ((int)hqsql_column_bytes(st, 0) != crypto_sign_PUBLICKEYBYTES) {
 		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored key has a bad length", id);
 	} else {
@@ -257,7 +258,7 @@ static int duplicate_answer(const struct ingest_ctx *ctx, const char *device, ui
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	memcpy(ret->receipt, receipt, len);
 	ret->receipt_len = len;
-	if ((r = hqdb_prepare(ctx->db, "SELECT idx, field, reason FROM quarantine WHERE device = ?1 "
+	if ((r = hqsql_prepare(ctx->db, "SELECT idx, field, reason FROM quarantine WHERE device = ?1 "
 				       "AND seq = ?2 ORDER BY idx", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
@@ -270,7 +271,7 @@ static int duplicate_answer(const struct ingest_ctx *ctx, const char *device, ui
 			return fs_error_set(err, -ENOMEM, "out of memory");
 		}
 	}
-	r = r == HQSQL_DONE ? 0 : hqdb_fail(ctx->db, "read quarantine", err);
+	r = r == HQSQL_DONE ? 0 : hqsql_fail(ctx->db, "read quarantine", err);
 	hqsql_finalize(st);
 	if (r == 0) {
 		ret->status = 200;
@@ -292,13 +293,13 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
 	int r;
 
 	if (h->seq <= d->last_seq) {
-		if ((r = hqdb_prepare(ctx->db, "SELECT hash, receipt FROM changesets "
+		if ((r = hqsql_prepare(ctx->db, "SELECT hash, receipt FROM changesets "
 					       "WHERE device = ?1 AND seq = ?2", &st, err)) < 0)
 			return r;
 		hqsql_bind_text(st, 1, ret->device);
 		hqsql_bind_int64(st, 2, (int64_t)h->seq);
 		if (hqsql_step(st) != HQSQL_ROW)
-			r = hqdb_fail(ctx->db, "look up stored change set", err);
+			r = hqsql_fail(ctx->db, "look up stored change set", err);
 		else if (!strcmp(hqsql_column_text(st, 0), hash))
 			r = duplicate_answer(ctx, ret->device, h->seq, hqsql_column_blob(st, 1),
 					     (size_t)(int)hqsql_column_bytes(st, 1), ret, err);
@@ -345,7 +346,7 @@ static int push_event(struct hqsql *db, uint64_t now_ms, const struct ingest_res
 	if (n + 1 >= (int)sizeof(detail))
 		return fs_error_set(err, -FS_ELIMIT, "audit push entry: detail too long");
 	memcpy(detail + n, "}", 2);
-	return hqdb_event(db, now_ms, "push", res->device[0] ? res->device : NULL, detail, err);
+	return audit_append(db, now_ms, "push", res->device[0] ? res->device : NULL, detail, err);
 }
 
 /* ---- per-change validation --------------------------------------------- */
@@ -460,7 +461,7 @@ static int before_read(struct run *run, const struct change *c, struct before *b
 	bind_text(st, 2, c->field);
 	bind_text(st, 3, run->device);
 	if (hqsql_step(st) != HQSQL_ROW)
-		return hqdb_fail(run->ctx->db, "look up record", run->err);
+		return hqsql_fail(run->ctx->db, "look up record", run->err);
 	if ((b->record = !hqsql_column_is_null(st, 0))) {
 		b->created = (hlc_t)hqsql_column_int64(st, 1);
 		b->updated = (hlc_t)hqsql_column_int64(st, 2);
@@ -482,7 +483,7 @@ static int before_read(struct run *run, const struct change *c, struct before *b
 /* A write whose result the merge does not need (hq/hqsql.h). */
 static int later(struct run *run, struct hqsql_stmt *st, const char *what)
 {
-	return hqsql_step_later(st, what) < 0 ? hqdb_fail(run->ctx->db, what, run->err) : 0;
+	return hqsql_step_later(st, what) < 0 ? hqsql_fail(run->ctx->db, what, run->err) : 0;
 }
 
 /* Create the record on first sight, or widen its clocks: created_at is
@@ -583,13 +584,13 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 	hqsql_bind_int64(st, 8, (int64_t)(mine_wins ? c->hlc : rival_hlc));
 	hqsql_bind_int64(st, 9, (int64_t)run->now_ms);
 	if ((rc = hqsql_step(st)) != HQSQL_ROW && rc != HQSQL_DONE)
-		return hqdb_fail(run->ctx->db, "record conflict", run->err);
+		return hqsql_fail(run->ctx->db, "record conflict", run->err);
 	if (rc == HQSQL_DONE ||
 	    (r = downsync_conflict_recorded(run->down, hqsql_column_int64(st, 0), run->err)) < 0)
 		return r;
 	/* Audited by record, field and devices; the values are personal
 	 * data and stay in the conflicts table. */
-	return hqdb_event_strings(run->ctx->db, run->now_ms, "conflict", run->device, run->err,
+	return audit_append_strings(run->ctx->db, run->now_ms, "conflict", run->device, run->err,
 				  "record", c->record_id, "field", c->field, "rival", rival_dev,
 				  "winner", mine_wins ? run->device : rival_dev, (const char *)NULL);
 }
@@ -639,7 +640,7 @@ static int track_write(struct run *run, const struct change *c, const char *valu
 			return r;
 	}
 	if (rc != HQSQL_DONE)
-		r = hqdb_fail(run->ctx->db, "look up rival writes", run->err);
+		r = hqsql_fail(run->ctx->db, "look up rival writes", run->err);
 	return r;
 }
 
@@ -716,7 +717,7 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqdb_prepare(db, "INSERT INTO changesets(device, seq, hash, body, receipt, "
+	if ((r = hqsql_prepare(db, "INSERT INTO changesets(device, seq, hash, body, receipt, "
 				  "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, run->err)) < 0)
 		return r;
 	bind_text(st, 1, run->device);
@@ -728,7 +729,7 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	r = step_done(run, st, "store change set");
 	hqsql_finalize(st);
 	/* A device's first version 2 set ends its version 1 sets for good. */
-	if (r < 0 || (r = hqdb_prepare(db, "UPDATE devices SET last_seq = ?2, last_hash = ?3, "
+	if (r < 0 || (r = hqsql_prepare(db, "UPDATE devices SET last_seq = ?2, last_hash = ?3, "
 					   "last_seen = ?4, unbound_ok = CASE WHEN ?5 = 1 THEN unbound_ok "
 					   "ELSE 0 END "
 					   "WHERE id = ?1", &st, run->err)) < 0)
@@ -759,10 +760,10 @@ static int future_base(struct run *run)
 	int r;
 
 	run->future_base_ms = run->now_ms;
-	if ((r = hqdb_prepare(run->ctx->db, "SELECT max(last_seen) FROM devices", &st, run->err)) < 0)
+	if ((r = hqsql_prepare(run->ctx->db, "SELECT max(last_seen) FROM devices", &st, run->err)) < 0)
 		return r;
 	if (hqsql_step(st) != HQSQL_ROW) {
-		r = hqdb_fail(run->ctx->db, "read the latest receipt time", run->err);
+		r = hqsql_fail(run->ctx->db, "read the latest receipt time", run->err);
 	} else if (!hqsql_column_is_null(st, 0) &&
 		   (uint64_t)hqsql_column_int64(st, 0) > run->now_ms) {
 		run->future_base_ms = (uint64_t)hqsql_column_int64(st, 0);
@@ -859,14 +860,14 @@ static int unbound_refused(struct run *run, const char *device)
 
 	if (run->ctx->refuse_unbound)
 		return 1;
-	if ((r = hqdb_prepare(run->ctx->db, "SELECT unbound_ok FROM devices WHERE id = ?1", &st,
+	if ((r = hqsql_prepare(run->ctx->db, "SELECT unbound_ok FROM devices WHERE id = ?1", &st,
 			      run->err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
 	rc = hqsql_step(st);
 	r = rc == HQSQL_ROW    ? !(int)hqsql_column_int64(st, 0)
 	    : rc == HQSQL_DONE ? 1
-				: hqdb_fail(run->ctx->db, "look up the device's versions", run->err);
+				: hqsql_fail(run->ctx->db, "look up the device's versions", run->err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -931,7 +932,7 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 		goto fail;
 	r = ingest_locked(&run, &h, body, len, &res);
 	if (r == 0 && res.status == 200 && !res.duplicate)
-		r = hqdb_exec(ctx->db, "COMMIT", "commit change set", err);
+		r = hqsql_exec(ctx->db, "COMMIT", "commit change set", err);
 	else
 		hqsql_rollback(ctx->db);
 	if (r < 0) {

@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hq/hqdb.h"
+#include "hq/audit.h"
+#include "hq/hqsql.h"
 #include "sync/hlc.h"
 
 /* In an order the foreign keys accept, each with the column that orders
@@ -132,7 +133,7 @@ int migrate_to_postgresql(struct hqsql *from, struct hqsql *to, FILE *out, struc
 				   "coalesce((SELECT max(id) FROM conflicts), 0) + 1, false)",
 			       "migrate conflicts", err);
 	if (r == 0)
-		r = hqdb_event_strings(to, (uint64_t)hlc_wall_ms(), "admin", NULL, err, "command",
+		r = audit_append_strings(to, (uint64_t)hlc_wall_ms(), "admin", NULL, err, "command",
 				       "migrate", "to", "postgresql", (const char *)NULL);
 	if (r == 0)
 		r = hqsql_commit(to, err);

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hq/hqdb.h"
+#include "hq/audit.h"
+#include "hq/hqsql.h"
 #include "sync/fold.h"
 #include "sync/scoperule.h"
 #include "sync/utf8.h"
@@ -107,12 +108,12 @@ int scope_store(struct hqsql *db, const char *device, const cJSON *names, struct
 
 	if (!cJSON_IsArray(names) || cJSON_GetArraySize(names) < 1)
 		return fs_error_set(err, -FS_EUSAGE, "device %s: an empty scope", device);
-	if ((r = hqdb_prepare(db, "DELETE FROM device_scopes WHERE device = ?1", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "DELETE FROM device_scopes WHERE device = ?1", &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
-	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqdb_fail(db, "clear the device's scope", err);
+	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "clear the device's scope", err);
 	hqsql_finalize(st);
-	if (r < 0 || (r = hqdb_prepare(db, "INSERT INTO device_scopes(device, key, name) "
+	if (r < 0 || (r = hqsql_prepare(db, "INSERT INTO device_scopes(device, key, name) "
 					   "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", &st, err)) < 0)
 		return r;
 	cJSON_ArrayForEach(it, names)
@@ -131,7 +132,7 @@ int scope_store(struct hqsql *db, const char *device, const cJSON *names, struct
 		hqsql_bind_text(st, 3, it->valuestring);
 		free(key);
 		if (hqsql_step(st) != HQSQL_DONE) {
-			r = hqdb_fail(db, "store the device's scope", err);
+			r = hqsql_fail(db, "store the device's scope", err);
 			break;
 		}
 	}
@@ -139,19 +140,19 @@ int scope_store(struct hqsql *db, const char *device, const cJSON *names, struct
 	/* What the device held of a key it leaves, it purges; if the key
 	 * comes back, it must get everything of it again (hq/downsync.h),
 	 * conflicts included. */
-	if (r == 0 && (r = hqdb_prepare(db, "DELETE FROM down_cursors WHERE device = ?1 AND key "
+	if (r == 0 && (r = hqsql_prepare(db, "DELETE FROM down_cursors WHERE device = ?1 AND key "
 					    "<> '' AND key NOT IN (SELECT key FROM device_scopes "
 					    "WHERE device = ?1)", &st, err)) == 0) {
 		hqsql_bind_text(st, 1, device);
 		if (hqsql_step(st) != HQSQL_DONE)
-			r = hqdb_fail(db, "forget the device's old cursors", err);
+			r = hqsql_fail(db, "forget the device's old cursors", err);
 		hqsql_finalize(st);
 	}
-	if (r == 0 && (r = hqdb_prepare(db, "UPDATE down_state SET conflict_cursor = 0 WHERE "
+	if (r == 0 && (r = hqsql_prepare(db, "UPDATE down_state SET conflict_cursor = 0 WHERE "
 					    "device = ?1", &st, err)) == 0) {
 		hqsql_bind_text(st, 1, device);
 		if (hqsql_step(st) != HQSQL_DONE)
-			r = hqdb_fail(db, "reset the device's conflicts", err);
+			r = hqsql_fail(db, "reset the device's conflicts", err);
 		hqsql_finalize(st);
 	}
 	return r;
@@ -165,7 +166,7 @@ static int scope_text(struct hqsql *db, const char *device, char **ret, struct f
 	int r;
 
 	*ret = NULL;
-	if ((r = hqdb_prepare(db,
+	if ((r = hqsql_prepare(db,
 			      hqsql_backend(db) == HQSQL_POSTGRESQL
 				      ? "SELECT (SELECT string_agg(name, ', ' ORDER BY key) FROM "
 					"device_scopes WHERE device = d.id) FROM devices d WHERE d.id = ?1"
@@ -184,7 +185,7 @@ static int scope_text(struct hqsql *db, const char *device, char **ret, struct f
 		break;
 	}
 	case HQSQL_DONE: break;
-	default: r = hqdb_fail(db, "read the device's scope", err);
+	default: r = hqsql_fail(db, "read the device's scope", err);
 	}
 	hqsql_finalize(st);
 	return r;
@@ -213,10 +214,10 @@ int scope_change(struct hqsql *db, const char *device, const char *list, uint64_
 		goto out;
 	/* Municipality names are an administrator's words, not personal
 	 * data: the audit says who may write where, and since when. */
-	if ((r = hqdb_event_strings(db, now_ms, "scope", device, err, "scope", after, "previous",
+	if ((r = audit_append_strings(db, now_ms, "scope", device, err, "scope", after, "previous",
 				    before, (const char *)NULL)) < 0)
 		goto out;
-	r = hqdb_exec(db, "COMMIT", "commit scope change", err);
+	r = hqsql_exec(db, "COMMIT", "commit scope change", err);
 out:
 	if (hqsql_in_transaction(db))
 		hqsql_rollback(db);
@@ -252,7 +253,7 @@ int scope_load(struct hqsql *db, const char *device, struct scope **ret, struct 
 
 	if (!s)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqdb_prepare(db, "SELECT key FROM device_scopes WHERE device = ?1", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "SELECT key FROM device_scopes WHERE device = ?1", &st, err)) < 0)
 		goto out;
 	hqsql_bind_text(st, 1, device);
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
@@ -269,7 +270,7 @@ int scope_load(struct hqsql *db, const char *device, struct scope **ret, struct 
 		s->n++;
 	}
 	if (rc != HQSQL_DONE) {
-		r = hqdb_fail(db, "read the device's scope", err);
+		r = hqsql_fail(db, "read the device's scope", err);
 		goto out;
 	}
 	*ret = s;
@@ -389,9 +390,9 @@ int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct
 	sv->db = db;
 	sv->forms = forms;
 	/* JSON text in, the string out: scope fields hold strings. */
-	if ((r = hqdb_prepare(db, "SELECT value FROM fields "
+	if ((r = hqsql_prepare(db, "SELECT value FROM fields "
 				  "WHERE record_id = ?1 AND field = ?2", &sv->merged, err)) < 0 ||
-	    (r = hqdb_prepare(db, "SELECT 1 FROM records WHERE id = ?1", &known, err)) < 0)
+	    (r = hqsql_prepare(db, "SELECT 1 FROM records WHERE id = ?1", &known, err)) < 0)
 		goto out;
 	/* Only for a record HQ does not hold yet, and only a value its form
 	 * accepts: a record HQ holds without a scope value stays out of
@@ -409,7 +410,7 @@ int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct
 		if ((rc = hqsql_step(known)) == HQSQL_ROW)
 			continue;
 		if (rc != HQSQL_DONE) {
-			r = hqdb_fail(db, "look up a record", err);
+			r = hqsql_fail(db, "look up a record", err);
 			break;
 		}
 		sv->v[k++] = (struct set_value){ch[i].record_id, field, ch[i].value->valuestring, i};
@@ -499,7 +500,7 @@ static int merged_value(struct scope_set *sv, const char *id, const char *field,
 			r = 1;
 		cJSON_Delete(v);
 	} else if (rc != HQSQL_DONE) {
-		r = hqdb_fail(sv->db, "read a record's scope", err);
+		r = hqsql_fail(sv->db, "read a record's scope", err);
 	}
 	if (r >= 0)
 		keep(sv, id, field, r, *ret);

@@ -25,7 +25,7 @@
 #include "crypto/bytes.h"
 #include "crypto/secmem.h"
 #include "hq/downsync.h"
-#include "hq/hqdb.h"
+#include "hq/hqsql.h"
 #include "hq/hqpool.h"
 #include "hq/hqenroll.h"
 #include "hq/ingest.h"
