@@ -42,7 +42,7 @@ struct delivery {
 	struct store *s;
 	const struct enrolment *en;
 	const struct attempt_options *opt;
-	struct push_transport *t;
+	struct hqlink *t;
 	struct progress progress;
 	int tight; /* the room kept on disk is ours: small sets, drop what HQ holds */
 };
@@ -64,11 +64,11 @@ static int transport(struct delivery *d, struct attempt_result *res)
 
 	if (d->t)
 		return 0;
-	if ((r = push_transport_curl_new(&d->t, &res->err)) < 0)
+	if ((r = hqlink_curl_new(&d->t, &res->err)) < 0)
 		return r;
 	if (d->opt->cancel)
-		push_transport_curl_cancel_on(d->t, d->opt->cancel);
-	push_transport_curl_timeouts(d->t, d->opt->connect_timeout_s, d->opt->stall_timeout_s);
+		hqlink_curl_cancel_on(d->t, d->opt->cancel);
+	hqlink_curl_timeouts(d->t, d->opt->connect_timeout_s, d->opt->stall_timeout_s);
 	res->pushed = 1;
 	return 0;
 }
@@ -184,7 +184,7 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 		if (d.opt->pull != ATTEMPT_PULL_ALWAYS && d.opt->pull != ATTEMPT_PULL_ONLY)
 			return 0;
 		r = pull_and_log(&d, res);
-		push_transport_free(d.t);
+		hqlink_free(d.t);
 		res->err = res->pull_err;
 		return r;
 	}
@@ -216,7 +216,7 @@ log:
 	e.changes = res->stats.changes;
 	e.bytes = res->stats.bytes;
 	if (res->stats.clock_checked)
-		(void)push_skew_warning(res->stats.clock_skew_ms, res->clock_warning);
+		(void)skew_warning(res->stats.clock_skew_ms, res->clock_warning);
 	e.detail = r < 0 ? res->err.msg : res->clock_warning[0] ? res->clock_warning : NULL;
 	r = log_row(s, &e, r, &res->err);
 	if (d.tight)
@@ -231,6 +231,6 @@ log:
 			res->err = res->pull_err;
 		}
 	}
-	push_transport_free(d.t);
+	hqlink_free(d.t);
 	return r;
 }

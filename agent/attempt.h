@@ -38,8 +38,8 @@
 /* How to attempt; zero-initialise for the defaults. */
 struct attempt_options {
 	unsigned long max_changes;    /* per change set; 0: default */
-	unsigned connect_timeout_s;   /* 0: PUSH_CONNECT_TIMEOUT_S */
-	unsigned stall_timeout_s;     /* 0: PUSH_LOW_SPEED_TIME_S */
+	unsigned connect_timeout_s;   /* 0: HQLINK_CONNECT_TIMEOUT_S */
+	unsigned stall_timeout_s;     /* 0: HQLINK_LOW_SPEED_TIME_S */
 	const _Atomic int *cancel;    /* abandon the transfer once set (-ECANCELED) */
 	/* Two-way sync (agent/pull.h): ATTEMPT_PULL_AFTER_PUSH pulls once a
 	 * push delivered something, ATTEMPT_PULL_ALWAYS also with nothing to
@@ -57,7 +57,7 @@ struct attempt_result {
 	uint64_t started_ms;          /* wall clock, Unix ms */
 	uint64_t duration_ms;         /* monotonic */
 	struct fs_error err;          /* when the attempt failed */
-	char clock_warning[PUSH_SKEW_WARNING_MAX]; /* push_skew_warning(), or "" */
+	char clock_warning[SKEW_WARNING_MAX]; /* skew_warning(), or "" */
 	struct pull_stats pull;       /* what HQ sent down */
 	int pulled;                   /* a pull was tried */
 	int pull_code;                /* its outcome: 0 or an error (pull_err) */

@@ -685,7 +685,7 @@ static int cmd_enroll(struct cli *c, int argc, char **argv)
 		"The token names HQ's keys, so none is trusted on first use; a token\n"
 		"with a TLS pin also pins HQ's TLS key.  URL is https://..., or\n"
 		"http://... on a loopback address.  A device enrols once.\n";
-	struct push_transport *t = NULL;
+	struct hqlink *t = NULL;
 	struct fs_error err = {0};
 	struct store *s = NULL;
 	struct enrolment e;
@@ -707,10 +707,10 @@ static int cmd_enroll(struct cli *c, int argc, char **argv)
 	/* Keep the token out of /proc/PID/cmdline from here on. */
 	sodium_memzero(argv[2], strlen(argv[2]));
 	if (r < 0 || (r = open_store(c, &s, &err)) < 0 ||
-	    (r = push_transport_curl_new(&t, &err)) < 0)
+	    (r = hqlink_curl_new(&t, &err)) < 0)
 		goto out;
 	if (c->cancel)
-		push_transport_curl_cancel_on(t, c->cancel);
+		hqlink_curl_cancel_on(t, c->cancel);
 	if ((r = enroll_device(s, argv[1], token, t, &e, &err)) < 0)
 		goto out;
 	c->wrote = 1;
@@ -718,7 +718,7 @@ static int cmd_enroll(struct cli *c, int argc, char **argv)
 		e.team, e.municipality, e.target.tls_pin[0] ? "; TLS key pinned" : "");
 out:
 	secmem_free(token);
-	push_transport_free(t);
+	hqlink_free(t);
 	release_store(c, s);
 	return r < 0 ? fail(&err) : EXIT_OK;
 }
@@ -849,7 +849,7 @@ static int cmd_sync(struct cli *c, int argc, char **argv)
 void commands_format_sync(const struct attempt_result *res, int pull_only, char *out, size_t cap)
 {
 	const struct push_stats *st = &res->stats;
-	char warning[PUSH_SKEW_WARNING_MAX];
+	char warning[SKEW_WARNING_MAX];
 	int n = 0;
 
 	out[0] = '\0';
@@ -865,7 +865,7 @@ void commands_format_sync(const struct attempt_result *res, int pull_only, char 
 			      "took %llu form definitions from HQ (see 'fieldsync forms')\n",
 			      res->pull.forms);
 	if (n > 0 && (size_t)n < cap && st->clock_checked &&
-	    push_skew_warning(st->clock_skew_ms, warning))
+	    skew_warning(st->clock_skew_ms, warning))
 		snprintf(out + n, cap - (size_t)n, "warning: %s\n", warning);
 }
 
@@ -977,12 +977,12 @@ out:
 /* This device's clock against HQ's, as last measured by a push. */
 static int status_clock(struct cli *c, struct store *s, cJSON *o, int json, struct fs_error *err)
 {
-	char text[PUSH_SKEW_TEXT_MAX], when[HLC_TIME_LEN + 1], warning[PUSH_SKEW_WARNING_MAX];
+	char text[SKEW_TEXT_MAX], when[HLC_TIME_LEN + 1], warning[SKEW_WARNING_MAX];
 	uint64_t at = 0;
 	int64_t skew = 0;
 	int r, found = 0;
 
-	if ((r = push_skew_load(s, &skew, &at, &found, err)) < 0)
+	if ((r = skew_load(s, &skew, &at, &found, err)) < 0)
 		return r;
 	if (!found)
 		return 0;
@@ -992,9 +992,9 @@ static int status_clock(struct cli *c, struct store *s, cJSON *o, int json, stru
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (json)
 		return 0;
-	push_skew_text(skew, text);
+	skew_text(skew, text);
 	fprintf(c->out, "clock       %s (measured %s)\n", text, when);
-	if (push_skew_warning(skew, warning))
+	if (skew_warning(skew, warning))
 		fprintf(c->out, "warning     %s\n", warning);
 	return 0;
 }
@@ -1118,21 +1118,21 @@ static int status_disk(struct cli *c, struct store *s, cJSON *o, int json, struc
 static int status_verify_hq(struct cli *c, struct store *s, cJSON *o, int json,
 			    struct fs_error *err)
 {
-	struct push_transport *t = NULL;
+	struct hqlink *t = NULL;
 	struct hqhistory_result res;
 	struct enrolment e;
 	int r;
 
-	if ((r = enroll_load(s, &e, err)) < 0 || (r = push_transport_curl_new(&t, err)) < 0)
+	if ((r = enroll_load(s, &e, err)) < 0 || (r = hqlink_curl_new(&t, err)) < 0)
 		return r;
 	if (c->cancel)
-		push_transport_curl_cancel_on(t, c->cancel);
+		hqlink_curl_cancel_on(t, c->cancel);
 	r = hqhistory_verify(s, &e.target, t, &res, err);
-	push_transport_free(t);
+	hqlink_free(t);
 	/* HQ's answer also says its time: the way to set the store's clock
 	 * back after the wall clock was set right, before recording more. */
 	if (r == 0 && res.has_time)
-		r = push_clock_check(s, res.skew_ms, err);
+		r = skew_check(s, res.skew_ms, err);
 	if (r < 0)
 		return r;
 	if (!cJSON_AddNumberToObject(o, "hq_checkpoint_size", (double)res.new_size) ||

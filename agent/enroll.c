@@ -26,7 +26,7 @@ static int is_loopback(const char *host, size_t n)
 }
 
 /* Copy url without trailing '/' into out after checking it. */
-static int url_check(const char *url, int need_https, char out[PUSH_URL_MAX], struct fs_error *err)
+static int url_check(const char *url, int need_https, char out[HQLINK_URL_MAX], struct fs_error *err)
 {
 	size_t n = strlen(url), hostlen;
 	const char *host;
@@ -34,9 +34,9 @@ static int url_check(const char *url, int need_https, char out[PUSH_URL_MAX], st
 
 	while (n > 0 && url[n - 1] == '/')
 		n--;
-	if (n >= PUSH_URL_MAX)
+	if (n >= HQLINK_URL_MAX)
 		return fs_error_set(err, -FS_EUSAGE, "HQ URL longer than %d bytes",
-		                    PUSH_URL_MAX - 1);
+		                    HQLINK_URL_MAX - 1);
 	for (size_t i = 0; i < n; i++)
 		if (url[i] <= 0x20 || url[i] >= 0x7f || url[i] == '@' || url[i] == '?' ||
 		    url[i] == '#')
@@ -177,11 +177,11 @@ static int name_copy(const cJSON *o, const char *key, char out[ENROLL_NAME_MAX +
 	return 0;
 }
 
-static int answer_refused(const char *url, const struct push_response *resp, struct fs_error *err)
+static int answer_refused(const char *url, const struct hqlink_response *resp, struct fs_error *err)
 {
 	char why[200];
 
-	push_hq_error(resp, why, sizeof(why));
+	hqlink_error_text(resp, why, sizeof(why));
 	switch (resp->status) {
 	case 401:
 		return fs_error_set(err, -EACCES,
@@ -208,7 +208,7 @@ static int answer_refused(const char *url, const struct push_response *resp, str
 
 /* Read HQ's 200 answer into e and check its keys against the token. */
 int enroll_answer_read(const struct identity *id, const struct enroll_token *tok,
-                       const struct push_response *resp, struct enrolment *e, struct fs_error *err)
+                       const struct hqlink_response *resp, struct enrolment *e, struct fs_error *err)
 {
 	uint8_t fp[TOKEN_FP_BYTES];
 	cJSON *o = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
@@ -218,9 +218,9 @@ int enroll_answer_read(const struct identity *id, const struct enroll_token *tok
 	if (!cJSON_IsObject(o) || !cJSON_IsString(dev) || strcmp(dev->valuestring, id->id) != 0 ||
 	    name_copy(o, "team", e->team) < 0 ||
 	    name_copy(o, "municipality", e->municipality) < 0 ||
-	    push_json_base64(o, "hq_sign_pk", e->target.hq_sign_pk, sizeof(e->target.hq_sign_pk),
+	    hqlink_json_base64(o, "hq_sign_pk", e->target.hq_sign_pk, sizeof(e->target.hq_sign_pk),
 	                     sizeof(e->target.hq_sign_pk), NULL) < 0 ||
-	    push_json_base64(o, "hq_box_pk", e->hq_box_pk, sizeof(e->hq_box_pk),
+	    hqlink_json_base64(o, "hq_box_pk", e->hq_box_pk, sizeof(e->hq_box_pk),
 	                     sizeof(e->hq_box_pk), NULL) < 0) {
 		r = fs_error_set(err, -EPROTO,
 		                 "HQ at %s: enrolment answer is not what the protocol "
@@ -267,11 +267,11 @@ static int enrolment_save(struct store *s, const struct enrolment *e, struct fs_
 }
 
 int enroll_device(struct store *s, const char *url, const char *token_text,
-                  struct push_transport *t, struct enrolment *ret, struct fs_error *err)
+                  struct hqlink *t, struct enrolment *ret, struct fs_error *err)
 {
-	char endpoint[PUSH_URL_MAX + 16], *body = NULL;
+	char endpoint[HQLINK_URL_MAX + 16], *body = NULL;
 	struct enroll_token *tok = secmem_alloc(sizeof(*tok));
-	struct push_response resp = {0};
+	struct hqlink_response resp = {0};
 	struct enrolment e = {0}, old;
 	size_t len = 0;
 	int r;
@@ -318,7 +318,7 @@ int enroll_device(struct store *s, const char *url, const char *token_text,
 	if (ret)
 		*ret = e;
 out:
-	push_response_clear(&resp);
+	hqlink_response_clear(&resp);
 	secmem_free(body);
 	secmem_free(tok);
 	return r;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
+#include "agent/skew.h"
 #include "sync/merkle.h"
 #include "sync/note.h"
 
@@ -18,7 +19,7 @@ struct checkpoint {
 };
 
 /* Verify note's signature by HQ and parse it. */
-static int open_checkpoint(const struct push_target *tg, const char *note, struct checkpoint *c,
+static int open_checkpoint(const struct hqlink_target *tg, const char *note, struct checkpoint *c,
 			   struct fs_error *err)
 {
 	char origin[NOTE_NAME_MAX + 1], got[NOTE_NAME_MAX + 1];
@@ -32,7 +33,7 @@ static int open_checkpoint(const struct push_target *tg, const char *note, struc
 	return 0;
 }
 
-static int open_held(struct store *s, const struct push_target *tg, const char *note,
+static int open_held(struct store *s, const struct hqlink_target *tg, const char *note,
 		     struct checkpoint *c, struct fs_error *err)
 {
 	if (open_checkpoint(tg, note, c, err) < 0)
@@ -43,7 +44,7 @@ static int open_held(struct store *s, const struct push_target *tg, const char *
 
 /* The checkpoint this device holds, its note in note (NOTE_MAX bytes);
  * *ret_found 0 when none. */
-static int held(struct store *s, const struct push_target *tg, char *note, struct checkpoint *c,
+static int held(struct store *s, const struct hqlink_target *tg, char *note, struct checkpoint *c,
 		int *ret_found, struct fs_error *err)
 {
 	int r;
@@ -67,7 +68,7 @@ static int keep(struct store *s, const char *note, struct fs_error *err)
 	return store_commit(s, err);
 }
 
-static int rewritten(const struct push_target *tg, uint64_t old_size, uint64_t new_size,
+static int rewritten(const struct hqlink_target *tg, uint64_t old_size, uint64_t new_size,
 		     struct fs_error *err)
 {
 	return fs_error_set(err, -FS_EAUTH,
@@ -79,13 +80,13 @@ static int rewritten(const struct push_target *tg, uint64_t old_size, uint64_t n
 
 /* Ask HQ for its latest checkpoint and a proof from `from`; check both
  * against old (when from > 0) and, with keep_it, keep the new one. */
-static int fetch_and_check(struct store *s, const struct push_target *tg, struct push_transport *t,
+static int fetch_and_check(struct store *s, const struct hqlink_target *tg, struct hqlink *t,
 			   const struct checkpoint *old, uint64_t from, int keep_it,
 			   struct hqhistory_result *res, struct fs_error *err)
 {
 	merkle_hash proof[MERKLE_MAX_PROOF];
-	struct push_response resp = {0};
-	char url[PUSH_URL_MAX + 32], body[64];
+	struct hqlink_response resp = {0};
+	char url[HQLINK_URL_MAX + 32], body[64];
 	struct checkpoint now;
 	const cJSON *note, *arr, *h;
 	uint64_t sent_ms;
@@ -113,7 +114,7 @@ static int fetch_and_check(struct store *s, const struct push_target *tg, struct
 		goto out;
 	}
 	cJSON_ArrayForEach(h, arr)
-		if ((r = push_json_base64(h, NULL, proof[n++], MERKLE_HASH_BYTES, MERKLE_HASH_BYTES,
+		if ((r = hqlink_json_base64(h, NULL, proof[n++], MERKLE_HASH_BYTES, MERKLE_HASH_BYTES,
 					  NULL)) < 0) {
 			r = fs_error_set(err, -EPROTO, "HQ at %s: a malformed consistency proof",
 					 tg->url);
@@ -130,14 +131,14 @@ static int fetch_and_check(struct store *s, const struct push_target *tg, struct
 		goto out;
 	res->new_size = now.size;
 	res->checked = from > 0;
-	res->has_time = push_hq_time_skew(o, sent_ms, &res->skew_ms);
+	res->has_time = skew_from_answer(o, sent_ms, &res->skew_ms);
 out:
 	cJSON_Delete(o);
-	push_response_clear(&resp);
+	hqlink_response_clear(&resp);
 	return r;
 }
 
-int hqhistory_observe(struct store *s, const struct push_target *tg, struct push_transport *t,
+int hqhistory_observe(struct store *s, const struct hqlink_target *tg, struct hqlink *t,
 		      const char *note, struct hqhistory_result *res, struct fs_error *err)
 {
 	struct checkpoint old, seen;
@@ -182,7 +183,7 @@ int hqhistory_observe(struct store *s, const struct push_target *tg, struct push
 	return fetch_and_check(s, tg, t, &old, old.size, 1, res, err);
 }
 
-int hqhistory_verify(struct store *s, const struct push_target *tg, struct push_transport *t,
+int hqhistory_verify(struct store *s, const struct hqlink_target *tg, struct hqlink *t,
 		     struct hqhistory_result *res, struct fs_error *err)
 {
 	struct checkpoint old = {0};

@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#include "agent/push.h"
+#include "agent/hqlink.h"
 #include "agent/store.h"
 
 /* What the device holds and what it checked. */
@@ -35,12 +35,12 @@ struct hqhistory_result {
 /* A checkpoint note that came with a receipt or a down-set: verify its signature,
  * and if it is newer than the one held, check consistency with HQ and
  * keep it.  note NULL: nothing to do. */
-int hqhistory_observe(struct store *s, const struct push_target *tg, struct push_transport *t,
+int hqhistory_observe(struct store *s, const struct hqlink_target *tg, struct hqlink *t,
 		      const char *note, struct hqhistory_result *res, struct fs_error *err) FS_WUR;
 
 /* `status --verify-hq`: ask HQ for its latest checkpoint and a proof
  * from the one held; verify and keep it. */
-int hqhistory_verify(struct store *s, const struct push_target *tg, struct push_transport *t,
+int hqhistory_verify(struct store *s, const struct hqlink_target *tg, struct hqlink *t,
 		     struct hqhistory_result *res, struct fs_error *err) FS_WUR;
 
 #endif

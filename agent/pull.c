@@ -621,7 +621,7 @@ out:
  * to HQ's history as a receipt's is (agent/hqhistory.h).  No header:
  * HQ has signed no checkpoint yet. */
 static int observe_checkpoint(struct store *s, const struct enrolment *en,
-			      struct push_transport *t, const char *b64, struct fs_error *err)
+			      struct hqlink *t, const char *b64, struct fs_error *err)
 {
 	struct hqhistory_result hist;
 	size_t n = 0, cap;
@@ -648,10 +648,10 @@ static int observe_checkpoint(struct store *s, const struct enrolment *en,
 }
 
 int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
-	     struct push_transport *t, struct pull_stats *st, struct fs_error *err)
+	     struct hqlink *t, struct pull_stats *st, struct fs_error *err)
 {
 	const struct identity *id = store_identity(s);
-	char url[PUSH_URL_MAX + 16];
+	char url[HQLINK_URL_MAX + 16];
 	uint8_t device[CHANGESET_DEVICE_BYTES];
 	int r = 0;
 
@@ -659,7 +659,7 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 	if (sodium_hex2bin(device, sizeof(device), id->id, strlen(id->id), NULL, NULL, NULL) < 0)
 		return fs_error_set(err, -FS_ECORRUPT, "store: the device id is damaged");
 	for (;;) {
-		struct push_response resp = {0};
+		struct hqlink_response resp = {0};
 		uint8_t req[DOWNSET_PULL_BYTES];
 		struct downset_header h;
 		struct chain c;
@@ -672,7 +672,7 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 				 en->target.tls_pin[0] ? en->target.tls_pin : NULL, &resp, err)) < 0)
 			return r;
 		if (resp.status == 204) {
-			push_response_clear(&resp);
+			hqlink_response_clear(&resp);
 			return 0;
 		}
 		if (resp.status == 409) {
@@ -681,35 +681,35 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 			/* Another pull on this store moved the chain on while
 			 * this one asked: ask again from there. */
 			if ((r = chain_load(s, &now, err)) < 0) {
-				push_response_clear(&resp);
+				hqlink_response_clear(&resp);
 				return r;
 			}
 			if (now.seq != c.seq) {
-				push_response_clear(&resp);
+				hqlink_response_clear(&resp);
 				continue;
 			}
 		}
 		if (resp.status == 409) {
 			r = fs_error_set(err, -EBADMSG, "HQ at %s and this device disagree about the "
 					 "down-sets applied (409)", en->target.url);
-			push_response_clear(&resp);
+			hqlink_response_clear(&resp);
 			return r;
 		}
 		if (resp.status != 200 || !resp.body) {
-			r = push_answer_error(en->target.url, "a pull", &resp, err);
-			push_response_clear(&resp);
+			r = hqlink_answer_error(en->target.url, "a pull", &resp, err);
+			hqlink_response_clear(&resp);
 			return r;
 		}
 		/* Before anything of it is applied: an HQ that rewrote its
 		 * history gets nothing onto this device. */
 		if ((r = observe_checkpoint(s, en, t, resp.checkpoint, err)) < 0) {
-			push_response_clear(&resp);
+			hqlink_response_clear(&resp);
 			return r;
 		}
 		r = pull_apply(s, en, forms_dir, (const uint8_t *)resp.body, resp.len, st, err);
 		if (r == 0)
 			r = downset_parse((const uint8_t *)resp.body, resp.len, &h, err);
-		push_response_clear(&resp);
+		hqlink_response_clear(&resp);
 		if (r == -EALREADY)
 			continue;
 		if (r < 0 || !(h.flags & DOWNSET_FLAG_MORE))

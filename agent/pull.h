@@ -67,7 +67,7 @@ int pull_apply(struct store *s, const struct enrolment *en, const char *forms_di
 	       struct fs_error *err) FS_WUR;
 
 int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
-	     struct push_transport *t, struct pull_stats *st, struct fs_error *err) FS_WUR;
+	     struct hqlink *t, struct pull_stats *st, struct fs_error *err) FS_WUR;
 
 /* The conflicts HQ decided on records in this device's scope, as JSON
  * objects {record, field, device_a, hlc_a, value_a, device_b, hlc_b,

@@ -714,7 +714,7 @@ struct device {
 	unsigned index; /* seeds its visits; the baseline is run->o.devices */
 	struct identity *id;
 	uint8_t id_raw[CHANGESET_DEVICE_BYTES];
-	struct push_transport *t;                       /* its own libcurl handle and connection */
+	struct hqlink *t;                       /* its own libcurl handle and connection */
 	char url_enroll[96], url_sets[96];              /* of its serve process */
 	const char *token;                              /* in run->tokens (secure memory) */
 	uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES]; /* pinned at enrolment */
@@ -765,7 +765,7 @@ __attribute__((format(printf, 2, 3))) static int device_fail(struct device *d, c
  * *ret_s.  503: wait Retry-After (1 s when missing, which is counted)
  * plus jitter.  Transport error: wait a little and resend. */
 static int device_post(struct device *d, const char *url, const char *type, const uint8_t *body,
-                       size_t len, unsigned long long *n503, struct push_response *resp,
+                       size_t len, unsigned long long *n503, struct hqlink_response *resp,
                        double *ret_s)
 {
 	double give_up = now_s() + POST_GIVE_UP_S;
@@ -799,7 +799,7 @@ static int device_post(struct device *d, const char *url, const char *type, cons
 		if (wait_s > POST_GIVE_UP_S)
 			wait_s = POST_GIVE_UP_S;
 		sleep_ms((unsigned)wait_s * 1000 + randombytes_uniform(RETRY_JITTER_MS));
-		push_response_clear(resp);
+		hqlink_response_clear(resp);
 	}
 }
 
@@ -808,7 +808,7 @@ static int device_post(struct device *d, const char *url, const char *type, cons
 static int device_enrol(struct device *d)
 {
 	struct enroll_token *tok = secmem_alloc(sizeof(*tok));
-	struct push_response resp = {0};
+	struct hqlink_response resp = {0};
 	struct enrolment e = {0};
 	struct fs_error err = {0};
 	char *body = NULL;
@@ -832,7 +832,7 @@ static int device_enrol(struct device *d)
 	if (resp.status != 200) {
 		char why[200];
 
-		push_hq_error(&resp, why, sizeof(why));
+		hqlink_error_text(&resp, why, sizeof(why));
 		r = device_fail(d, "enrol: HTTP %ld (%s)", resp.status, why);
 		goto out;
 	}
@@ -845,7 +845,7 @@ static int device_enrol(struct device *d)
 	memcpy(d->hq_sign_pk, e.target.hq_sign_pk, sizeof(d->hq_sign_pk));
 	memcpy(d->hq_box_pk, e.hq_box_pk, sizeof(d->hq_box_pk));
 out:
-	push_response_clear(&resp);
+	hqlink_response_clear(&resp);
 	secmem_free(body);
 	secmem_free(tok);
 	return r;
@@ -880,7 +880,7 @@ static int device_encode(struct device *d)
 
 /* The 200 answer must carry a receipt signed by the pinned HQ key for
  * exactly this device, sequence and hash, with every change merged. */
-static int receipt_check(struct device *d, unsigned s, const struct push_response *resp)
+static int receipt_check(struct device *d, unsigned s, const struct hqlink_response *resp)
 {
 	const struct set *set = &d->sets[s];
 	struct receipt rc = {0};
@@ -889,7 +889,7 @@ static int receipt_check(struct device *d, unsigned s, const struct push_respons
 	size_t n = 0;
 	int r = 0;
 
-	if (push_json_base64(o, "receipt", d->receipt, RECEIPT_MAX_BYTES, 0, &n) < 0) {
+	if (hqlink_json_base64(o, "receipt", d->receipt, RECEIPT_MAX_BYTES, 0, &n) < 0) {
 		r = device_fail(d, "set %u: the 200 answer carries no receipt", s + 1);
 		goto out;
 	}
@@ -917,7 +917,7 @@ out:
 static void device_push(struct device *d, unsigned from, unsigned to)
 {
 	for (unsigned s = from; s < to && !d->errors; s++) {
-		struct push_response resp = {0};
+		struct hqlink_response resp = {0};
 		double t0 = now_s();
 
 		if (device_post(d, d->url_sets, PUSH_CHANGESET_TYPE, d->sets[s].body,
@@ -925,14 +925,14 @@ static void device_push(struct device *d, unsigned from, unsigned to)
 			if (resp.status != 200) {
 				char why[200];
 
-				push_hq_error(&resp, why, sizeof(why));
+				hqlink_error_text(&resp, why, sizeof(why));
 				device_fail(d, "set %u: HTTP %ld (%s)", s + 1, resp.status, why);
 			} else if (receipt_check(d, s, &resp) == 0) {
 				d->total[s] = now_s() - t0;
 				d->pushed++;
 			}
 		}
-		push_response_clear(&resp);
+		hqlink_response_clear(&resp);
 	}
 }
 
@@ -978,7 +978,7 @@ static int device_init(struct run *run, unsigned i, unsigned nsets)
 	if (!d->sets || !d->latency || !d->total || !d->receipt || identity_generate(&d->id) < 0 ||
 	    sodium_hex2bin(d->id_raw, sizeof(d->id_raw), d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL,
 	                   NULL) != 0 ||
-	    push_transport_curl_new(&d->t, &err) < 0) {
+	    hqlink_curl_new(&d->t, &err) < 0) {
 		fprintf(stderr, "bench_load: device %u: out of memory %s\n", i, err.msg);
 		return -ENOMEM;
 	}
@@ -995,7 +995,7 @@ static void device_clear(struct device *d)
 	free(d->total);
 	free(d->receipt);
 	identity_free(d->id);
-	push_transport_free(d->t);
+	hqlink_free(d->t);
 	memset(d, 0, sizeof(*d));
 }
 

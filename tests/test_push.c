@@ -96,7 +96,7 @@ enum fake_mode {
 };
 
 struct fake_hq {
-	struct push_transport base; /* first: the seam */
+	struct hqlink base; /* first: the seam */
 	enum fake_mode mode;
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t other_sk[crypto_sign_SECRETKEYBYTES];
@@ -107,7 +107,7 @@ struct fake_hq {
 	char url[256], type[64];
 };
 
-static void fake_answer(struct push_response *ret, long status, const char *body)
+static void fake_answer(struct hqlink_response *ret, long status, const char *body)
 {
 	ret->status = status;
 	ret->body = strdup(body);
@@ -115,9 +115,9 @@ static void fake_answer(struct push_response *ret, long status, const char *body
 	ret->len = strlen(body);
 }
 
-static int fake_post(struct push_transport *t, const char *url, const char *content_type,
+static int fake_post(struct hqlink *t, const char *url, const char *content_type,
                      const uint8_t *body, size_t len, const char *tls_pin,
-                     struct push_response *ret, struct fs_error *err)
+                     struct hqlink_response *ret, struct fs_error *err)
 {
 	struct fake_hq *hq = (struct fake_hq *)t;
 	struct changeset_header h;
@@ -178,7 +178,7 @@ static int fake_post(struct push_transport *t, const char *url, const char *cont
 	return 0;
 }
 
-static void fake_destroy(struct push_transport *t)
+static void fake_destroy(struct hqlink *t)
 {
 	(void)t;
 }
@@ -197,7 +197,7 @@ static void fake_init(struct fake_hq *hq, enum fake_mode mode)
 	crypto_box_keypair(hq->box_pk, hq->box_sk);
 }
 
-static void fake_target(const struct fake_hq *hq, struct push_target *t)
+static void fake_target(const struct fake_hq *hq, struct hqlink_target *t)
 {
 	memset(t, 0, sizeof(*t));
 	snprintf(t->url, sizeof(t->url), "http://127.0.0.1:9");
@@ -220,7 +220,7 @@ static struct store *ph_packed(const struct fake_hq *hq, int n, unsigned long lo
 TEST(push_marks_only_verified_receipts)
 {
 	struct fake_hq hq;
-	struct push_target tg;
+	struct hqlink_target tg;
 	struct push_stats st = {0};
 	struct fs_error err = {0};
 	unsigned long long sets = 0, pending = 0, acked = 0;
@@ -270,7 +270,7 @@ TEST(push_marks_only_verified_receipts)
 TEST(push_rejects_bad_receipts)
 {
 	static const enum fake_mode modes[] = {FAKE_WRONG_KEY, FAKE_WRONG_SEQ};
-	struct push_target tg;
+	struct hqlink_target tg;
 	struct fake_hq hq;
 
 	for (size_t m = 0; m < 2; m++) {
@@ -298,7 +298,7 @@ TEST(push_rejects_bad_receipts)
 
 TEST(push_revoked_overloaded_unreachable)
 {
-	struct push_target tg;
+	struct hqlink_target tg;
 	struct fake_hq hq;
 	struct push_stats st = {0};
 	struct fs_error err = {0};
@@ -333,7 +333,7 @@ TEST(push_revoked_overloaded_unreachable)
 
 TEST(push_sequence_gap_resends_what_hq_lost)
 {
-	struct push_target tg;
+	struct hqlink_target tg;
 	struct fake_hq hq;
 	struct push_stats st = {0};
 	struct fs_error err = {0};
@@ -375,7 +375,7 @@ TEST(push_sequence_gap_resends_what_hq_lost)
 
 TEST(push_drop_acked_keeps_chain_and_receipts)
 {
-	struct push_target tg;
+	struct hqlink_target tg;
 	struct fake_hq hq;
 	struct push_stats st = {0};
 	struct fs_error err = {0};
@@ -418,17 +418,17 @@ TEST(push_drop_acked_keeps_chain_and_receipts)
 enum fake_enroll_mode { ENROLL_OK, ENROLL_WRONG_KEYS, ENROLL_BAD_TOKEN };
 
 struct fake_enroll {
-	struct push_transport base; /* first: the seam */
+	struct hqlink base; /* first: the seam */
 	enum fake_enroll_mode mode;
 	struct enroll_token tok; /* what HQ issued */
 	struct fake_hq hq;       /* HQ's keys */
 	int calls, proof_ok;
-	char url[256], pin[PUSH_PIN_MAX];
+	char url[256], pin[HQLINK_PIN_MAX];
 };
 
-static int enroll_post(struct push_transport *t, const char *url, const char *content_type,
+static int enroll_post(struct hqlink *t, const char *url, const char *content_type,
                        const uint8_t *body, size_t len, const char *tls_pin,
-                       struct push_response *ret, struct fs_error *err)
+                       struct hqlink_response *ret, struct fs_error *err)
 {
 	struct fake_enroll *fe = (struct fake_enroll *)t;
 	uint8_t spk[crypto_sign_PUBLICKEYBYTES], bpk[crypto_box_PUBLICKEYBYTES];
@@ -447,9 +447,9 @@ static int enroll_post(struct push_transport *t, const char *url, const char *co
 	ASSERT_TRUE(cJSON_IsObject(o) && cJSON_IsString(dev) && cJSON_IsString(tk));
 	token_format(&fe->tok, text);
 	ASSERT_STR_EQ(tk->valuestring, text);
-	ASSERT_OK(push_json_base64(o, "sign_pk", spk, sizeof(spk), sizeof(spk), NULL));
-	ASSERT_OK(push_json_base64(o, "box_pk", bpk, sizeof(bpk), sizeof(bpk), NULL));
-	ASSERT_OK(push_json_base64(o, "proof", sig, sizeof(sig), sizeof(sig), NULL));
+	ASSERT_OK(hqlink_json_base64(o, "sign_pk", spk, sizeof(spk), sizeof(spk), NULL));
+	ASSERT_OK(hqlink_json_base64(o, "box_pk", bpk, sizeof(bpk), sizeof(bpk), NULL));
+	ASSERT_OK(hqlink_json_base64(o, "proof", sig, sizeof(sig), sizeof(sig), NULL));
 	token_enroll_message(fe->tok.secret, spk, bpk, msg);
 	fe->proof_ok = crypto_sign_verify_detached(sig, msg, sizeof(msg), spk) == 0;
 	{
@@ -602,8 +602,8 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 	};
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t alen = sizeof(a);
-	struct push_transport *t = NULL;
-	struct push_response resp = {0};
+	struct hqlink *t = NULL;
+	struct hqlink_response resp = {0};
 	struct fs_error err = {0};
 	char url[128], log[4096], seen[16384];
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
@@ -622,18 +622,18 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 	if (pid == 0)
 		tiny_http(ls, answers, 2, log);
 	close(ls);
-	ASSERT_OK(push_transport_curl_new(&t, &err));
+	ASSERT_OK(hqlink_curl_new(&t, &err));
 	/* A redirect is an answer, not followed. */
 	ASSERT_OK(
 	    t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err));
 	ASSERT_EQ(resp.status, 302);
-	push_response_clear(&resp);
+	hqlink_response_clear(&resp);
 	ASSERT_OK(
 	    t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err));
 	ASSERT_EQ(resp.status, 200);
 	ASSERT_EQ(resp.len, 8);
 	ASSERT_STR_EQ(resp.body, "{\"x\":1}\n");
-	push_response_clear(&resp);
+	hqlink_response_clear(&resp);
 	ASSERT_EQ(waitpid(pid, &st, 0), pid);
 	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	fp = fopen(log, "r");
@@ -656,7 +656,7 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 	ASSERT_EQ(t->post(t, "file:///etc/passwd", PUSH_CHANGESET_TYPE, (const uint8_t *)"x", 1,
 	                  NULL, &resp, &err),
 	          -FS_EUSAGE);
-	push_transport_free(t);
+	hqlink_free(t);
 }
 
 /* ---- holding HQ to its history ------------------------------------------ */
@@ -668,7 +668,7 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
  * /v1/audit/consistency does; forged_root, when set, is the root of
  * another history of the same sizes. */
 struct fake_log {
-	struct push_transport base;
+	struct hqlink base;
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
 	merkle_hash leaves[LOG_LEAVES];
 	uint64_t size; /* the latest checkpoint's */
@@ -689,9 +689,9 @@ static char *log_note(const struct fake_log *lg, const merkle_hash *leaves, uint
 	return note;
 }
 
-static int log_post(struct push_transport *t, const char *url, const char *content_type,
+static int log_post(struct hqlink *t, const char *url, const char *content_type,
 		    const uint8_t *body, size_t len, const char *tls_pin,
-		    struct push_response *ret, struct fs_error *err)
+		    struct hqlink_response *ret, struct fs_error *err)
 {
 	struct fake_log *lg = (struct fake_log *)t;
 	merkle_hash proof[MERKLE_MAX_PROOF];
@@ -738,7 +738,7 @@ TEST(hqhistory_older_checkpoint_is_checked_not_feared)
 	merkle_hash other[LOG_LEAVES];
 	struct hqhistory_result res;
 	struct fs_error err = {0};
-	struct push_target tg;
+	struct hqlink_target tg;
 	struct store *s = ph_open();
 	char *n8, *n12, *n10, *forged;
 
