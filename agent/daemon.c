@@ -35,24 +35,7 @@
 #include "crypto/bytes.h"
 #include "crypto/secmem.h"
 #include "sync/hlc.h"
-
-/* ---- logging ------------------------------------------------ */
-
-static void logmsg(const char *prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* prio is one of sd-daemon.h's SD_ERR, SD_WARNING, SD_INFO ... */
-static void logmsg(const char *prio, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(prio, stderr);
-	fputs("fieldsync-agent: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fflush(stderr);
-}
+#include "sync/log.h"
 
 /* ---- state --------------------------------------------------------------- */
 
@@ -209,7 +192,7 @@ static int job_start(struct agent *a, int job)
 	int r;
 
 	if (!a->wstore && (r = store_reopen(a->store, &a->wstore, &err)) < 0) {
-		logmsg(SD_ERR, "push: %s", err.msg);
+		log_msg(LOG_ERR, "push: %s", err.msg);
 		return r;
 	}
 	a->job = job;
@@ -233,7 +216,7 @@ static int job_start(struct agent *a, int job)
 		a->last_attempt = hlc_wall_ms();
 	}
 	if ((r = pthread_create(&a->thread, NULL, job_thread, a)) != 0) {
-		logmsg(SD_ERR, "cannot start a thread: %s", strerror(r));
+		log_msg(LOG_ERR, "cannot start a thread: %s", strerror(r));
 		if (job == JOB_PUSH)
 			a->gen--;
 		return -r;
@@ -267,13 +250,13 @@ static void wipe_after_revoke(struct agent *a)
 {
 	struct fs_error err = {0};
 
-	logmsg(SD_CRIT, "HQ revoked this device; wipe_on_revoke = yes: destroying the store key "
+	log_msg(LOG_CRIT, "HQ revoked this device; wipe_on_revoke = yes: destroying the store key "
 	       "now; the records on this laptop become unreadable");
 	lock(a);
 	if (store_shred_key(a->c->cfg.data_dir, &err) < 0)
-		logmsg(SD_CRIT, "wipe_on_revoke failed: %s", err.msg);
+		log_msg(LOG_CRIT, "wipe_on_revoke failed: %s", err.msg);
 	else
-		logmsg(SD_CRIT, "store key destroyed: %s/store.key", a->c->cfg.data_dir);
+		log_msg(LOG_CRIT, "store key destroyed: %s/store.key", a->c->cfg.data_dir);
 }
 
 /* The thread ended: record the outcome, answer `sync` clients, and
@@ -299,14 +282,14 @@ static void job_finished(struct agent *a)
 		a->last_error[0] = '\0';
 		if (res->pushed) {
 			a->last_success = hlc_wall_ms();
-			logmsg(SD_INFO, "pushed %llu change sets (%llu changes, %llu bytes) in %llu ms",
+			log_msg(LOG_INFO, "pushed %llu change sets (%llu changes, %llu bytes) in %llu ms",
 			       res->stats.sets, res->stats.changes, res->stats.bytes,
 			       (unsigned long long)res->duration_ms);
 		}
 		if (res->clock_warning[0])
-			logmsg(SD_WARNING, "%s", res->clock_warning);
+			log_msg(LOG_WARNING, "%s", res->clock_warning);
 	} else if (r == -ECANCELED) {
-		logmsg(SD_NOTICE, "push abandoned; it resumes on the next start");
+		log_msg(LOG_NOTICE, "push abandoned; it resumes on the next start");
 	} else if (r == -FS_ENOTFOUND) {
 		/* Not enrolled: nothing to do until `fieldsync enroll`. */
 		snprintf(a->last_error, sizeof(a->last_error), "%s", res->err.msg);
@@ -315,7 +298,7 @@ static void job_finished(struct agent *a)
 		if (r == -EACCES) {
 			a->halted = 1;
 			a->next_push = NEVER;
-			logmsg(SD_ERR, "%s; not pushing again until restarted", res->err.msg);
+			log_msg(LOG_ERR, "%s; not pushing again until restarted", res->err.msg);
 			if (c->cfg.wipe_on_revoke && !strcmp(c->cfg.wipe_on_revoke, "yes"))
 				wipe_after_revoke(a);
 		} else {
@@ -326,7 +309,7 @@ static void job_finished(struct agent *a)
 			a->next_wall = hlc_wall_ms() + delay;
 			/* The first failure of a streak is news; the rest are
 			 * debug, or an offline week would flood the journal. */
-			logmsg(a->failures == 1 ? SD_WARNING : SD_DEBUG,
+			log_msg(a->failures == 1 ? LOG_WARNING : LOG_DEBUG,
 			       "push failed (%s): %s; retry %u in %.1f s",
 			       synclog_result(r), res->err.msg, a->failures, (double)delay / 1000);
 		}
@@ -396,7 +379,7 @@ static int unlock_with(struct agent *a, const struct keystore_secret *secret,
 	if (r < 0)
 		return r;
 	a->c->store = a->store;
-	logmsg(SD_INFO, "store %s/store.db unlocked", a->c->cfg.data_dir);
+	log_msg(LOG_INFO, "store %s/store.db unlocked", a->c->cfg.data_dir);
 	/* Whatever was left from before goes up, and what HQ holds comes
 	 * down. */
 	if (!a->want_pull)
@@ -430,7 +413,7 @@ static void lock(struct agent *a)
 	a->c->store = NULL;
 	a->next_push = NEVER;
 	a->next_wall = 0;
-	logmsg(SD_INFO, "store locked; the key is wiped from memory");
+	log_msg(LOG_INFO, "store locked; the key is wiped from memory");
 	notify_status(a);
 }
 
@@ -458,7 +441,7 @@ static void unlock_at_start(struct agent *a)
 	else if (r == 1 && a->c->cfg.passphrase_file)
 		r = keystore_secret_from_passphrase_file(a->c->cfg.passphrase_file, &secret, &err);
 	if (r == 1) {
-		logmsg(SD_NOTICE, "no credential or secret file: store locked until "
+		log_msg(LOG_NOTICE, "no credential or secret file: store locked until "
 		       "'fieldsync unlock'");
 		return;
 	}
@@ -466,7 +449,7 @@ static void unlock_at_start(struct agent *a)
 		r = unlock_with(a, secret, &err);
 	keystore_secret_free(secret);
 	if (r < 0)
-		logmsg(SD_ERR, "%s; store stays locked until 'fieldsync unlock'", err.msg);
+		log_msg(LOG_ERR, "%s; store stays locked until 'fieldsync unlock'", err.msg);
 }
 
 /* ---- clients ------------------------------------------------------------------ */
@@ -515,7 +498,7 @@ static void client_answer(struct client *cl, const char *out, const char *err, i
 	if ((out && out[0] && frame_append(cl, CTL_STDOUT, out, strlen(out)) < 0) ||
 	    (err && err[0] && frame_append(cl, CTL_STDERR, err, strlen(err)) < 0) ||
 	    frame_append(cl, CTL_EXIT, (const char *)&st, 1) < 0) {
-		logmsg(SD_ERR, "client: out of memory for an answer");
+		log_msg(LOG_ERR, "client: out of memory for an answer");
 		client_close(cl);
 	}
 }
@@ -649,7 +632,7 @@ static void run_command(struct agent *a, struct client *cl)
 				     "import, or a request to HQ); try again when it ends\n");
 			status = FS_EXIT_IO;
 		} else {
-			logmsg(SD_INFO, "%s: on the worker thread", argv[0]);
+			log_msg(LOG_INFO, "%s: on the worker thread", argv[0]);
 			a->job_client = cl;
 			a->job_argc = argc;
 			a->job_argv = argv;
@@ -724,7 +707,7 @@ static void command_finished(struct agent *a)
 	}
 	a->job_client = NULL;
 	if (enrolled) {
-		logmsg(SD_INFO, "enrolled with HQ");
+		log_msg(LOG_INFO, "enrolled with HQ");
 		a->halted = 0;
 		schedule(a, 0);
 	} else if (a->job_wrote) {
@@ -759,7 +742,7 @@ static void run_unlock(struct agent *a, struct client *cl)
 		r = unlock_with(a, secret, &err);
 	keystore_secret_free(secret);
 	if (r < 0) {
-		logmsg(SD_WARNING, "unlock refused: %s", err.msg);
+		log_msg(LOG_WARNING, "unlock refused: %s", err.msg);
 		snprintf(msg, sizeof(msg), "fieldsync: %s\n", err.msg);
 		client_answer(cl, NULL, msg, commands_exit_code(r));
 		return;
@@ -941,7 +924,7 @@ static void client_accept(struct agent *a, gid_t group)
 		socklen_t len = sizeof(cred);
 
 		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
-		logmsg(SD_WARNING, "refused a control connection from uid %u", (unsigned)cred.uid);
+		log_msg(LOG_WARNING, "refused a control connection from uid %u", (unsigned)cred.uid);
 		close(fd);
 		return;
 	}
@@ -972,7 +955,7 @@ static void client_accept(struct agent *a, gid_t group)
 	cl->deadline = cl->since + CLIENT_TIMEOUT_MS;
 	return;
 refuse:
-	logmsg(SD_WARNING, "too many control connections from uid %u; refusing one", (unsigned)uid);
+	log_msg(LOG_WARNING, "too many control connections from uid %u; refusing one", (unsigned)uid);
 	close(fd);
 }
 
@@ -986,7 +969,7 @@ static void reload(struct agent *a)
 	struct agent_config *cur = &a->c->cfg;
 
 	if (commands_load_config(&fresh, none, &err) < 0) {
-		logmsg(SD_ERR, "reload: %s; keeping the running configuration", err.msg);
+		log_msg(LOG_ERR, "reload: %s; keeping the running configuration", err.msg);
 		config_free(&fresh.cfg);
 		return;
 	}
@@ -999,10 +982,10 @@ static void reload(struct agent *a)
 	cur->stall_timeout = fresh.cfg.stall_timeout;
 	if (strcmp(fresh.cfg.data_dir, cur->data_dir) != 0 ||
 	    strcmp(fresh.cfg.socket ? fresh.cfg.socket : a->sock, a->sock) != 0)
-		logmsg(SD_WARNING, "reload: data_dir and socket take effect on restart");
+		log_msg(LOG_WARNING, "reload: data_dir and socket take effect on restart");
 	config_free(&fresh.cfg);
 	config_default_timings(&a->c->cfg);
-	logmsg(SD_INFO, "configuration reloaded");
+	log_msg(LOG_INFO, "configuration reloaded");
 }
 
 static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
@@ -1053,7 +1036,7 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 		a->wd_interval = usec / 2000; /* ping at half the timeout */
 		a->next_wd = hlc_mono_ms() + a->wd_interval;
 	}
-	logmsg(SD_INFO, "listening on %s", path);
+	log_msg(LOG_INFO, "listening on %s", path);
 	return 0;
 }
 
@@ -1064,7 +1047,7 @@ static void shut_down(struct agent *a)
 	a->stopping = 1;
 	sd_notify(0, "STOPPING=1");
 	if (a->running)
-		logmsg(SD_INFO, "stopping: abandoning the push in flight");
+		log_msg(LOG_INFO, "stopping: abandoning the push in flight");
 	push_stop(a);
 	drop_queued_command(a, "fieldsync: the agent is stopping; the request to HQ did not run\n",
 			    FS_EXIT_IO);
@@ -1107,7 +1090,7 @@ static int handle_signals(struct agent *a)
 			notify_status(a);
 			continue;
 		}
-		logmsg(SD_INFO, "signal %u: stopping", si.ssi_signo);
+		log_msg(LOG_INFO, "signal %u: stopping", si.ssi_signo);
 		return 1;
 	}
 	return 0;
@@ -1122,6 +1105,7 @@ int daemon_run(struct cli *c)
 	gid_t group;
 	int status = FS_EXIT_OK;
 
+	log_open("fieldsync-agent");
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		a.clients[i].fd = -1;
 	/* getopt must never write a client's arguments to our stderr. */
@@ -1129,10 +1113,10 @@ int daemon_run(struct cli *c)
 	/* No core dumps and no ptrace by our own user: the heap holds field
 	 * values on their way to clients, not only the key in secure memory. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-		logmsg(SD_WARNING, "prctl(PR_SET_DUMPABLE): %s", strerror(errno));
+		log_msg(LOG_WARNING, "prctl(PR_SET_DUMPABLE): %s", strerror(errno));
 	config_default_timings(&c->cfg);
 	if (setup(&a, &group, &err) < 0) {
-		logmsg(SD_ERR, "%s", err.msg);
+		log_msg(LOG_ERR, "%s", err.msg);
 		status = commands_exit_code(err.code);
 		goto out;
 	}
@@ -1191,7 +1175,7 @@ int daemon_run(struct cli *c)
 		else
 			timeout = wake <= now ? 0 : (int)(wake - now > 3600000 ? 3600000 : wake - now);
 		if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
-			logmsg(SD_ERR, "poll: %s", strerror(errno));
+			log_msg(LOG_ERR, "poll: %s", strerror(errno));
 			status = FS_EXIT_IO;
 			break;
 		}
@@ -1210,7 +1194,7 @@ int daemon_run(struct cli *c)
 			if (!a.want_pull)
 				a.want_pull = ATTEMPT_PULL_ALWAYS;
 			schedule(&a, NET_SETTLE_MS);
-			logmsg(SD_INFO, "network change: pushing and pulling");
+			log_msg(LOG_INFO, "network change: pushing and pulling");
 		}
 		if (pfd[3].revents & POLLIN)
 			client_accept(&a, group);
@@ -1236,6 +1220,6 @@ int daemon_run(struct cli *c)
 	}
 out:
 	shut_down(&a);
-	logmsg(SD_INFO, "stopped");
+	log_msg(LOG_INFO, "stopped");
 	return status;
 }

@@ -22,6 +22,7 @@
 #include "hq/export.h"
 #include "hq/hqconfig.h"
 #include "sync/ini.h"
+#include "sync/log.h"
 #include "hq/downsync.h"
 #include "hq/formpub.h"
 #include "hq/hqdb.h"
@@ -224,7 +225,7 @@ static void checkpoint_tick(const struct hq_config *cfg, const struct identity *
 
 	if (open_db(cfg, &db, &err) < 0 ||
 	    audit_checkpoint(db, hq, &cfg->audit, hlc_wall_ms(), 0, NULL, &err) < 0)
-		fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", err.msg);
+		log_msg(LOG_ERR, "audit checkpoint: %s", err.msg);
 	hqdb_close(db);
 }
 
@@ -242,6 +243,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	sigset_t set;
 	int opt, sig, r;
 
+	log_open("fieldsync-hq");
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -280,7 +282,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 		goto out;
 	db = hqdb_close(db);
 	if (published)
-		fprintf(stderr, "fieldsync-hq: published %u new form version%s\n", published,
+		log_msg(LOG_NOTICE, "published %u new form version%s", published,
 			published == 1 ? "" : "s");
 	print_listening(cfg->listen, server_port(srv));
 	/* Wake once a minute to sign a checkpoint when one is due by time. */
@@ -293,7 +295,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 		if (sig < 0 && errno == EAGAIN)
 			checkpoint_tick(cfg, hq);
 	}
-	fprintf(stderr, "fieldsync-hq: stopping\n");
+	log_msg(LOG_INFO, "stopping");
 out:
 	server_stop(srv);
 	hqforms_free(forms);

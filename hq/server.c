@@ -31,6 +31,7 @@
 #include "hq/ingest.h"
 #include "sync/changeset.h"
 #include "sync/downset.h"
+#include "sync/log.h"
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -210,7 +211,7 @@ static enum MHD_Result send_too_large(struct MHD_Connection *conn, struct reques
 static enum MHD_Result send_internal(struct MHD_Connection *conn, const char *what,
 				     const struct fs_error *err)
 {
-	fprintf(stderr, "fieldsync-hq: %s: %s\n", what, err->msg[0] ? err->msg : fs_strerror(err->code));
+	log_msg(LOG_ERR, "%s: %s", what, err->msg[0] ? err->msg : fs_strerror(err->code));
 	/* A database busy with other writers is load, not a fault: the
 	 * client should come back, as PROTOCOL.md promises for overload. */
 	if (err->code == -EBUSY)
@@ -315,7 +316,7 @@ static void checkpoint_if_due(const struct server *s, struct hqsql *db)
 	struct fs_error cerr = {0};
 
 	if (audit_checkpoint(db, s->hq, &s->cfg->audit, hlc_wall_ms(), 0, NULL, &cerr) < 0)
-		fprintf(stderr, "fieldsync-hq: audit checkpoint: %s\n", cerr.msg);
+		log_msg(LOG_ERR, "audit checkpoint: %s", cerr.msg);
 }
 
 /* The latest checkpoint note in base64 (malloc'd), for a header: the
@@ -433,9 +434,7 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	checkpoint_if_due(s, ctx.db);
 	/* Only a device that proved itself: anyone can send the header. */
 	if (res.skewed && res.authenticated)
-		fprintf(stderr,
-			"fieldsync-hq: device %s: clock is %lld s %s of HQ's (change set seq %" PRIu64
-			")\n",
+		log_msg(LOG_WARNING, "device %s: clock is %lld s %s of HQ's (change set seq %" PRIu64 ")",
 			res.device, (long long)llabs(res.clock_skew_ms) / 1000,
 			res.clock_skew_ms > 0 ? "ahead" : "behind", res.seq);
 	/* Nothing may read a transaction left open by a failure above. */
@@ -456,7 +455,7 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 		return ret;
 	}
 	hqpool_put(s->pool, ctx.db);
-	fprintf(stderr, "fieldsync-hq: change set from %s seq %" PRIu64 " refused: %d %s\n",
+	log_msg(LOG_NOTICE, "change set from %s seq %" PRIu64 " refused: %d %s",
 		res.device[0] ? res.device : "(unparsed)", res.seq, res.status, res.error);
 	if (res.expected_seq &&
 	    (!(extra = cJSON_CreateObject()) ||
@@ -616,13 +615,13 @@ static void audit_refusal(struct server *s, const char *peer, const char *error)
 
 	if (limit_take(&s->audit_limit, "*", &report)) {
 		if (report)
-			fprintf(stderr, "fieldsync-hq: more than %u refused enrolments a minute: "
-				"the rest are not audited\n", s->audit_limit.rate);
+			log_msg(LOG_WARNING, "more than %u refused enrolments a minute: "
+				"the rest are not audited", s->audit_limit.rate);
 		return;
 	}
 	if (hqpool_get(s->pool, &db, &err) < 0 ||
 	    hqenroll_audit_refusal(db, hlc_wall_ms(), peer, error, &err) < 0)
-		fprintf(stderr, "fieldsync-hq: audit a refused enrolment: %s\n", err.msg);
+		log_msg(LOG_ERR, "audit a refused enrolment: %s", err.msg);
 	hqpool_put(s->pool, db);
 }
 
@@ -635,7 +634,7 @@ static enum MHD_Result send_rate_limited(struct server *s, struct MHD_Connection
 	if (report)
 		audit_refusal(s, peer, "rate_limited");
 	if (report)
-		fprintf(stderr, "fieldsync-hq: enrolment attempts from %s limited\n", peer);
+		log_msg(LOG_WARNING, "enrolment attempts from %s limited", peer);
 	snprintf(retry, sizeof(retry), "%u", wait);
 	return send_error(conn, 429, "rate_limited",
 			  "too many enrolment attempts from this address; retry after the time "
@@ -665,12 +664,12 @@ static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
 	if (res.status != 200)
 		audit_refusal(s, peer, res.error);
 	if (res.status == 200) {
-		fprintf(stderr, "fieldsync-hq: enrolled device %s\n",
+		log_msg(LOG_INFO, "enrolled device %s",
 			cJSON_GetObjectItem(res.body, "device")->valuestring);
 		ret = send_json(conn, MHD_HTTP_OK, res.body, NULL);
 		res.body = NULL;
 	} else {
-		fprintf(stderr, "fieldsync-hq: enrolment from %s refused: %d %s\n", peer, res.status,
+		log_msg(LOG_NOTICE, "enrolment from %s refused: %d %s", peer, res.status,
 			res.error);
 		ret = send_error(conn, (unsigned)res.status, res.error, res.message, NULL, NULL);
 	}
@@ -845,7 +844,7 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		peer_key(conn, peer);
 		if ((wait = limit_take(&s->proof_limit, peer, &report))) {
 			if (report)
-				fprintf(stderr, "fieldsync-hq: proof requests from %s limited\n", peer);
+				log_msg(LOG_WARNING, "proof requests from %s limited", peer);
 			rq->answered = 1;
 			snprintf(retry, sizeof(retry), "%u", wait);
 			return send_error(conn, 429, "rate_limited",
@@ -916,8 +915,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 		*upload_data_size = 0;
 		if (too_slow(s, rq, rq->len + rq->discarded + n)) {
-			fprintf(stderr, "fieldsync-hq: upload slower than %u bytes/s: connection "
-				"closed\n", s->cfg->min_upload_rate);
+			log_msg(LOG_NOTICE, "upload slower than %u bytes/s: connection "
+				"closed", s->cfg->min_upload_rate);
 			return MHD_NO;
 		}
 		if (rq->answered)

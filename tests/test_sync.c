@@ -1,10 +1,16 @@
-/* test_sync.c - sync/: hybrid logical clock, UUIDv7 ids, text folding. */
+/* test_sync.c - sync/: hybrid logical clock, UUIDv7 ids, text folding,
+ * the daemons' log lines. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sync/fold.h"
 #include "sync/hlc.h"
+#include "sync/log.h"
 #include "sync/uuid.h"
 #include "tests/test.h"
 
@@ -113,4 +119,103 @@ TEST(fold_refuses_what_is_not_utf8)
 	/* A NUL inside the length is not a name. */
 	ASSERT_EQ(fold_text("Tu\0tin", 6, &key), -FS_EFORMAT);
 	ASSERT_EQ(fold_equal("Tut\xD0", "Tut\xD0"), 0);
+}
+
+/* ---- log lines ------------------------------------------------------------ */
+
+#define LOG_THREADS 4
+#define LOG_PER_THREAD 300
+
+static void *log_thread(void *arg)
+{
+	for (int i = 0; i < LOG_PER_THREAD; i++)
+		log_msg(LOG_INFO, "thread %d line %d: Ђорђе Đorđe", (int)(intptr_t)arg, i);
+	return NULL;
+}
+
+/* Read the file that stands in for stderr, from the start. */
+static char *log_read(FILE *f)
+{
+	long n;
+	char *buf;
+
+	fflush(stderr);
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+	    !(buf = calloc(1, (size_t)n + 1)))
+		return NULL;
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+TEST(log_lines_plain_or_for_the_journal)
+{
+	char path[] = "/tmp/fstest-log.XXXXXX", js[64], *text = NULL, *line, *save = NULL;
+	static const char want[] = "fstest-log: plain Ђорђе\nfstest-log: still plain\n"
+				   "<3>fstest-log: for the journal\n<7>fstest-log: xxx";
+	char big[3 * LOG_LINE_MAX];
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO), n = 0;
+	pthread_t th[LOG_THREADS];
+	struct stat st;
+	FILE *f;
+
+	ASSERT_TRUE(fd >= 0 && saved >= 0);
+	ASSERT_TRUE((f = fdopen(fd, "r")) != NULL);
+	unlink(path);
+	fflush(stderr);
+	ASSERT_TRUE(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+	ASSERT_OK(fstat(fd, &st));
+	/* Not the journal: plain lines. */
+	unsetenv("JOURNAL_STREAM");
+	log_open("fstest-log");
+	log_msg(LOG_WARNING, "plain %s", "Ђорђе");
+	/* Another stream is the journal, not ours: still plain. */
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_open("fstest-log");
+	log_msg(LOG_ERR, "still plain");
+	/* Ours is: the priority leads. */
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_open("fstest-log");
+	log_msg(LOG_ERR, "for the journal");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_msg(LOG_DEBUG, "%s", big);
+	unsetenv("JOURNAL_STREAM");
+	log_open("fstest-log");
+	for (int i = 0; i < LOG_THREADS; i++)
+		ASSERT_OK(pthread_create(&th[i], NULL, log_thread, (void *)(intptr_t)i));
+	for (int i = 0; i < LOG_THREADS; i++)
+		ASSERT_OK(pthread_join(th[i], NULL));
+	text = log_read(f);
+	ASSERT_TRUE(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+	close(saved);
+	fclose(f);
+	log_open("fstest");
+	ASSERT_TRUE(text != NULL);
+	ASSERT_TRUE(!strncmp(text, want, strlen(want)));
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int t, i;
+		char tail[64];
+
+		if (line[0] == '<' && line[1] == '7') {
+			/* The long one: cut to the limit, and it says so. */
+			ASSERT_EQ(strlen(line) + 1, LOG_LINE_MAX - 1);
+			ASSERT_TRUE(!strcmp(line + strlen(line) - 6, " [cut]"));
+			continue;
+		}
+		if (strncmp(line, "fstest-log: thread", 18))
+			continue;
+		/* Every thread's line whole: nothing of another inside it. */
+		ASSERT_EQ(sscanf(line, "fstest-log: thread %d line %d: %63[^\n]", &t, &i, tail), 3);
+		ASSERT_STR_EQ(tail, "Ђорђе Đorđe");
+		n++;
+	}
+	ASSERT_EQ(n, LOG_THREADS * LOG_PER_THREAD);
+	free(text);
 }
