@@ -8,6 +8,7 @@
  * inserting the same field rows into plain SQLite with the same pragmas
  * and transaction sizes.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,15 @@
 #include "hq/hqforms.h"
 #include "hq/hqkeys.h"
 #include "hq/ingest.h"
+#include "hq/pgdb.h"
+#include "hq/scope.h"
 #include "sync/changeset.h"
 
 #define FIELDS 6
+
+/* --postgresql CONNINFO --pg-password-file FILE: HQ on PostgreSQL, and
+ * the raw insert there too (CONNINFO names an empty database). */
+static struct pgdb_config pg_conf;
 
 static const char *const visit_types[] = {"needs_assessment", "housing_construction",
 					  "prefab_installation", "sme_grant_followup",
@@ -215,20 +222,50 @@ static int make_sets(struct set *sets, const struct identity *dev, const uint8_t
 	return 0;
 }
 
+/* A device of every municipality (scope SCOPE_ALL): the synthetic
+ * visits name households HQ does not hold, which a device scoped to a
+ * municipality may not write. */
 static int enrol_device(struct hqsql *db, const struct identity *dev)
 {
-	struct hqsql_stmt *st = NULL;
-	int rc;
+	static const char *const sql[] = {
+		"INSERT INTO devices(id, sign_pk, box_pk, team, municipality, enrolled_at) "
+		"VALUES(?1, ?2, ?3, 'Bench', 'Vranje', 0)",
+		"INSERT INTO device_scopes(device, key, name) VALUES(?1, '" SCOPE_ALL "', '"
+		SCOPE_ALL "')",
+	};
+	int rc = HQSQL_DONE;
 
-	if (hqsql_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality,"
-			      " enrolled_at) VALUES(?1, ?2, ?3, 'Bench', 'Vranje', 0)", &st, NULL) < 0)
-		return -1;
-	hqsql_bind_text(st, 1, dev->id);
-	hqsql_bind_blob(st, 2, dev->sign_pk, sizeof(dev->sign_pk));
-	hqsql_bind_blob(st, 3, dev->box_pk, sizeof(dev->box_pk));
-	rc = hqsql_step(st);
-	hqsql_finalize(st);
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == HQSQL_DONE; i++) {
+		struct hqsql_stmt *st = NULL;
+
+		if (hqsql_prepare(db, sql[i], &st, NULL) < 0)
+			return -1;
+		hqsql_bind_text(st, 1, dev->id);
+		if (i == 0) {
+			hqsql_bind_blob(st, 2, dev->sign_pk, sizeof(dev->sign_pk));
+			hqsql_bind_blob(st, 3, dev->box_pk, sizeof(dev->box_pk));
+		}
+		rc = hqsql_step(st);
+		hqsql_finalize(st);
+	}
 	return rc == HQSQL_DONE ? 0 : -1;
+}
+
+/* HQ's database: SQLite in dir, or PostgreSQL with HQ's schema made
+ * there when schema is set (the raw insert makes its own table). */
+static int open_db(const char *dir, int schema, struct hqsql **ret, struct fs_error *err)
+{
+	PGconn *pg = NULL;
+	int r;
+
+	if (!pg_conf.conninfo)
+		return schema ? hqdb_open(dir, HQDB_CREATE, ret, err) : -ENOTSUP;
+	if ((r = pgdb_connect(&pg_conf, &pg, err)) < 0)
+		return r;
+	if ((schema && (r = pgdb_create_schema(pg, err)) < 0) ||
+	    (r = hqsql_wrap_pg(pg, ret, err)) < 0)
+		pgdb_close(pg);
+	return r;
 }
 
 static int time_ingest(const char *dir, struct set *sets, double *ret_s)
@@ -241,7 +278,7 @@ static int time_ingest(const char *dir, struct set *sets, double *ret_s)
 	int r = -1;
 
 	if (hqkeys_create(dir, &err) < 0 || hqkeys_load(dir, &hq, &err) < 0 ||
-	    hqdb_open(dir, HQDB_CREATE, &db, &err) < 0 ||
+	    open_db(dir, 1, &db, &err) < 0 ||
 	    hqforms_load(FS_SOURCE_DIR "/conf/forms", &forms, &err) < 0 ||
 	    identity_generate(&dev) < 0 || enrol_device(db, dev) < 0 ||
 	    make_sets(sets, dev, hq->box_pk) < 0) {
@@ -275,52 +312,69 @@ out:
 	return r;
 }
 
-/* The same field rows, straight into plain SQLite, one transaction per set. */
+/* The same field rows, straight into a plain table of the same engine,
+ * one transaction per set: on PostgreSQL sent ahead in pipeline mode,
+ * as HQ's own writes are. */
 static int time_raw(const char *dir, const struct set *sets, double *ret_s)
 {
+#define RAW_TABLE(hlc_type, options)                                                          \
+	"CREATE TABLE raw_fields(record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT "     \
+	"NOT NULL, hlc " hlc_type " NOT NULL, device TEXT NOT NULL, "                           \
+	"PRIMARY KEY (record_id, field))" options
+	const char *table = pg_conf.conninfo ? RAW_TABLE("BIGINT", "")
+					     : RAW_TABLE("INTEGER", " STRICT, WITHOUT ROWID");
 	char path[4096];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
+	sqlite3 *lite = NULL;
+	struct hqsql *db = NULL;
+	struct hqsql_stmt *st = NULL;
+	struct fs_error err = {0};
 	double t0;
 	int r = -1;
 
 	snprintf(path, sizeof(path), "%s/raw.db", dir);
-	if (sqlite3_open(path, &db) != SQLITE_OK ||
-	    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			     "CREATE TABLE fields(record_id TEXT NOT NULL, field TEXT NOT NULL,"
-			     " value TEXT NOT NULL, hlc INTEGER NOT NULL, device TEXT NOT NULL,"
-			     " PRIMARY KEY (record_id, field)) STRICT, WITHOUT ROWID;",
-			 NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "INSERT INTO fields VALUES(?1, ?2, ?3, ?4, 'dev')", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (pg_conf.conninfo) {
+		if (open_db(dir, 0, &db, &err) < 0)
+			goto out;
+	} else if (sqlite3_open(path, &lite) != SQLITE_OK ||
+		   sqlite3_exec(lite, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL,
+				NULL, NULL) != SQLITE_OK ||
+		   hqsql_wrap_sqlite(lite, &db, &err) < 0) {
+		fprintf(stderr, "bench_ingest: open %s: %s\n", path, sqlite3_errmsg(lite));
+		sqlite3_close(lite);
+		return -1;
+	}
+	if (hqsql_exec(db, table, "create the raw table", &err) < 0 ||
+	    hqsql_prepare(db, "INSERT INTO raw_fields VALUES(?1, ?2, ?3, ?4, 'dev')", &st, &err) < 0)
 		goto out;
 	t0 = now_s();
 	for (int s = 0; s < MERGE_SETS; s++) {
-		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		if (hqsql_begin(db, HQSQL_WRITE, &err) < 0)
 			goto out;
 		for (int i = 0; i < MERGE_BATCH * FIELDS; i++) {
 			const struct change *c = &sets[s].c[i];
 			char *value = cJSON_PrintUnformatted(c->value);
 
-			sqlite3_bind_text(st, 1, c->record_id, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, c->field, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, value, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_int64(st, 4, (sqlite3_int64)c->hlc);
+			hqsql_reset(st);
+			hqsql_bind_text(st, 1, c->record_id);
+			hqsql_bind_text(st, 2, c->field);
+			hqsql_bind_text(st, 3, value);
+			hqsql_bind_int64(st, 4, (int64_t)c->hlc);
 			cJSON_free(value);
-			if (sqlite3_step(st) != SQLITE_DONE)
+			if (hqsql_step_later(st, "insert a row") < 0) {
+				hqsql_fail(db, "insert a row", &err);
 				goto out;
-			sqlite3_reset(st);
+			}
 		}
-		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		if (hqsql_commit(db, &err) < 0)
 			goto out;
 	}
 	*ret_s = now_s() - t0;
 	r = 0;
 out:
 	if (r < 0)
-		fprintf(stderr, "bench_ingest: raw insert into %s: %s\n", path, sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+		fprintf(stderr, "bench_ingest: raw insert: %s\n", err.msg);
+	hqsql_finalize(st);
+	hqsql_close(db);
 	return r;
 }
 
@@ -329,18 +383,20 @@ static int measure_merge(void)
 	char dir[] = "/tmp/bench_ingest.XXXXXX";
 	struct set sets[MERGE_SETS] = {{0}};
 	double t_merge = 0, t_raw = 0, n = (double)MERGE_SETS * MERGE_BATCH * FIELDS;
+	const char *engine = pg_conf.conninfo ? "PostgreSQL" : "SQLite";
 	int r = -1;
 
 	if (!mkdtemp(dir))
 		return -1;
 	if (time_ingest(dir, sets, &t_merge) < 0 || time_raw(dir, sets, &t_raw) < 0)
 		goto out;
-	printf("merge: HQ ingest %.0f changes/s, raw SQLite insert %.0f changes/s, ratio %.2f "
+	printf("merge: HQ ingest %.0f changes/s, raw %s insert %.0f changes/s, ratio %.2f "
 	       "(target >= 0.5)\n",
-	       n / t_merge, n / t_raw, (n / t_merge) / (n / t_raw));
-	printf("row\tingest at HQ (verify, open, merge, receipt)\t%.0f changes/s\traw SQLite insert "
+	       n / t_merge, engine, n / t_raw, (n / t_merge) / (n / t_raw));
+	printf("row\tingest at HQ%s (verify, open, merge, receipt)\t%.0f changes/s\traw %s insert "
 	       "%.0f changes/s\t%.2f\n",
-	       n / t_merge, n / t_raw, (n / t_merge) / (n / t_raw));
+	       pg_conf.conninfo ? " on PostgreSQL" : "", n / t_merge, engine, n / t_raw,
+	       (n / t_merge) / (n / t_raw));
 	r = 0;
 out:
 	for (int s = 0; s < MERGE_SETS; s++) {
@@ -354,14 +410,28 @@ out:
 	return r;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
 	static const size_t batches[] = {1, 10, 100, 1000};
 
+	if (argc == 5 && !strcmp(argv[1], "--postgresql") &&
+	    !strcmp(argv[3], "--pg-password-file")) {
+		pg_conf.conninfo = argv[2];
+		pg_conf.password_file = argv[4];
+	} else if (argc != 1) {
+		fprintf(stderr, "usage: bench_ingest [--postgresql CONNINFO --pg-password-file FILE]\n"
+				"  HQ's ingest against a raw insert of the same rows, on SQLite, or on\n"
+				"  PostgreSQL (CONNINFO names an empty database; then the merge only)\n");
+		return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+	}
 	if (secmem_init() < 0)
 		return 1;
+	/* On PostgreSQL only the merge: the wire sizes do not depend on HQ's
+	 * engine. */
+	if (pg_conf.conninfo)
+		return measure_merge() < 0 ? 1 : 0;
 	crypto_sign_keypair(sign_pk, sign_sk);
 	crypto_box_keypair(box_pk, box_sk);
 	printf("bench_ingest: synthetic visits, 6 fields each, notes of 10 words; "

@@ -3,7 +3,9 @@
 # (issue 13), in one run: bench/bench_load against one SQLite HQ, one
 # PostgreSQL HQ, and four PostgreSQL serve processes on one database with
 # the devices split among them in turn (the benchmark is the load
-# balancer).  Each run checks every change arrived once (--check).  A
+# balancer), and bench/bench_ingest on each engine (HQ's ingest against a
+# raw insert of the same rows).  Each run checks every change arrived
+# once (--check).  A
 # real PostgreSQL 15 is started for it (tests/cli/pg.sh) and stopped.
 # Prints the rows of each run, then rows comparing the PostgreSQL runs
 # with the SQLite one.  Sizes: FS_BENCH_DEVICES (1000), FS_BENCH_SETS (10),
@@ -54,6 +56,13 @@ load "postgresql, 1 process" --postgresql "${PG_CONNINFO/dbname=fieldsync/dbname
 	--pg-password-file "$PG_PASSFILE"
 load "postgresql, 4 processes" --processes 4 \
 	--postgresql "${PG_CONNINFO/dbname=fieldsync/dbname=load4}" --pg-password-file "$PG_PASSFILE"
+
+# HQ's ingest against a raw insert of the same rows, on each engine.
+echo "== ingest against a raw insert" >&2
+"$BUILD/bench/bench_ingest" | grep '^row	ingest' || fail "bench_ingest on SQLite failed"
+pg_psql "CREATE DATABASE ingest OWNER hq" || fail "create database"
+"$BUILD/bench/bench_ingest" --postgresql "${PG_CONNINFO/dbname=fieldsync/dbname=ingest}" \
+	--pg-password-file "$PG_PASSFILE" | grep '^row' || fail "bench_ingest on PostgreSQL failed"
 
 # The same figures side by side: each PostgreSQL run against SQLite.
 python3 - "$(nproc)" "$T/sqlite" "$T/postgresql, 1 process" "$T/postgresql, 4 processes" <<'PY'

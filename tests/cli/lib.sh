@@ -234,7 +234,9 @@ start_agent() {
 	rm -f "$AGENT_SOCK"
 	touch "$T/agent.log"
 	AGENT_LOG_FROM=$(($(wc -l < "$T/agent.log") + 1))
-	"$FIELDSYNC" "$@" agent 2>> "$T/agent.log" &
+	# As systemd does: the log is "the journal", so lines carry their
+	# priorities (sync/log.h), which test_agent.sh checks.
+	JOURNAL_STREAM=$(stat -c '%d:%i' "$T/agent.log") "$FIELDSYNC" "$@" agent 2>> "$T/agent.log" &
 	APID=$!
 	until_ok 30 agent_up && agent_listening && return 0
 	fail "fieldsync agent did not start: $(cat "$T/agent.log")"
