@@ -133,16 +133,20 @@ stop_hq() {
 }
 
 # hq_up: HQ has said it listens, or has exited (start_hq tells which).
-hq_up() { in_file "$T/hq.log" "listening on 127.0.0.1:$PORT" || ! kill -0 "$HQPID" 2> /dev/null; }
+hq_up() { in_file "$T/hq.log" "listening on 127.0.0.1:" || ! kill -0 "$HQPID" 2> /dev/null; }
 
 start_hq() {
 	local try
 	for try in 1 2 3 4 5; do
-		PORT=${1:-$((20000 + RANDOM % 40000))}
+		# Port 0 unless the caller names one (HQ again where devices
+		# know it): the kernel picks a free port, the log line names it.
+		PORT=${1:-0}
 		# Not through hq(): $! must be the server itself, not a subshell.
 		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
 		HQPID=$!
-		until_ok 30 hq_up && in_file "$T/hq.log" "listening on 127.0.0.1:$PORT" && return 0
+		until_ok 30 hq_up || true
+		PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/hq.log" | tail -n 1)
+		[ -n "$PORT" ] && { [ -z "${1:-}" ] || [ "$PORT" = "$1" ]; } && return 0
 		stop_hq
 	done
 	fail "fieldsync-hq serve did not start: $(cat "$T/hq.log")"

@@ -30,25 +30,31 @@ trap 'stop_all; rm -rf "$T"' EXIT
 hq_conf
 expect_exit 0 hq init
 
-# serve N: N serve processes on ports of their own (PORTS), and the proxy.
+# port_of LOG: the port a "listening on 127.0.0.1:PORT" line in LOG names.
+port_of() { sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$1" | tail -n 1; }
+
+# serve N: N serve processes on ports of their own (PORTS, each picked
+# by the kernel), and the proxy.
 PORTS=()
 serve() {
 	local i port
 	PORTS=()
 	for i in $(seq "$1"); do
-		port=$((20000 + RANDOM % 40000))
-		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$port" 2> "$T/serve.$i.log" &
+		"$HQ_BIN" -c "$T/hq.conf" serve --listen 127.0.0.1:0 2> "$T/serve.$i.log" &
 		PIDS+=($!)
 		listening() { in_file "$T/serve.$i.log" "listening on" || ! kill -0 "${PIDS[-1]}" 2> /dev/null; }
 		until_ok 30 listening
-		in_file "$T/serve.$i.log" "listening on 127.0.0.1:$port" || fail "serve $i: $(cat "$T/serve.$i.log")"
+		port=$(port_of "$T/serve.$i.log")
+		[ -n "$port" ] || fail "serve $i: $(cat "$T/serve.$i.log")"
 		PORTS+=("$port")
 	done
 	proxy
 }
 
 # proxy [ARGS...]: the round-robin proxy in front of PORTS, or with ARGS
-# another mode of it on the same port.
+# another mode of it on the same port.  The first one takes a port the
+# kernel picks (PROXY_PORT), and every later one that port: the devices
+# know HQ by it.
 proxy() {
 	: > "$T/proxy.log"
 	if [ "$#" -gt 0 ]; then
@@ -59,10 +65,11 @@ proxy() {
 	PXPID=$!
 	proxied() { in_file "$T/proxy.log" "listening on" || ! kill -0 "$PXPID" 2> /dev/null; }
 	until_ok 30 proxied
+	[ "$PROXY_PORT" != 0 ] || PROXY_PORT=$(port_of "$T/proxy.log")
 	in_file "$T/proxy.log" "listening on 127.0.0.1:$PROXY_PORT" || fail "proxy: $(cat "$T/proxy.log")"
 }
 
-PROXY_PORT=$((20000 + RANDOM % 40000))
+PROXY_PORT=0
 serve 2
 PORT=$PROXY_PORT
 for d in $(seq $DEVICES); do

@@ -7,7 +7,8 @@ Usage: rrproxy.py LISTEN_PORT BACKEND_PORT...   (all on 127.0.0.1)
        rrproxy.py --capture FILE LISTEN_PORT
        rrproxy.py --replay FILE BACKEND_PORT...
        rrproxy.py --send FILE:PORT...
-Prints "listening on 127.0.0.1:PORT" once it accepts connections.  A
+Prints "listening on 127.0.0.1:PORT" once it accepts connections (PORT
+0 picks a free one, and the line names it).  A
 connection is closed as soon as either side closes, so a client that
 reconnects (a new request, a retry) may land on another process.
 
@@ -66,7 +67,7 @@ def capture(path, port):
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind(("127.0.0.1", port))
     lsock.listen(8)
-    print("listening on 127.0.0.1:%d" % port, file=sys.stderr, flush=True)
+    print("listening on 127.0.0.1:%d" % lsock.getsockname()[1], file=sys.stderr, flush=True)
     client, _ = lsock.accept()
     request = read_request(client)
     with open(path, "wb") as f:
@@ -128,7 +129,7 @@ def main():
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind(("127.0.0.1", port))
     lsock.listen(128)
-    print("listening on 127.0.0.1:%d" % port, file=sys.stderr, flush=True)
+    print("listening on 127.0.0.1:%d" % lsock.getsockname()[1], file=sys.stderr, flush=True)
     lock = threading.Lock()
     while True:
         client, _ = lsock.accept()
