@@ -8,8 +8,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX     ?= /usr/local
 CTEST_ARGS ?= --output-on-failure
 
-.PHONY: all deps configure demo test test-normal test-asan test-builds test-release test-distro \
-	bench install package clean
+.PHONY: all deps configure demo test test-shape test-normal test-asan test-builds test-release \
+	test-distro bench install package clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -27,7 +27,12 @@ demo:
 	@sh scripts/setup.sh $(BUILD) $(PREFIX)
 	@sh scripts/demo.sh $(BUILD)
 
-test: deps test-normal test-builds test-asan test-fuzz
+test: deps test-shape test-normal test-builds test-asan test-fuzz
+
+# No two modules include each other (issue 14); prints the largest files
+# and functions too.
+test-shape:
+	python3 scripts/code_shape.py --check
 
 # make test turns warnings into errors in every build it makes (a plain
 # `make` leaves FS_WERROR as configured, OFF unless asked).
