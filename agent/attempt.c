@@ -99,7 +99,7 @@ static int deliver(struct delivery *d, struct attempt_result *res)
 		before = res->stats.sets;
 		d->progress.before = before;
 		r = push_pending(d->s, &d->en->target, d->t, d->progress.fn ? progress_step : NULL,
-		                 &d->progress, &res->stats, &res->err);
+				 &d->progress, &res->stats, &res->err);
 		if (r < 0)
 			return r;
 		/* The bodies HQ signed for pay for the next set's. */
@@ -117,7 +117,7 @@ static int deliver(struct delivery *d, struct attempt_result *res)
  * (in *err) only when r was a success. */
 static int log_row(struct store *s, struct synclog_entry *e, int r, struct fs_error *err)
 {
-	struct fs_error logerr = {0};
+	struct fs_error logerr = { 0 };
 
 	e->result = synclog_result(r);
 	if (synclog_add(s, e, &logerr) < 0 && r == 0) {
@@ -129,7 +129,7 @@ static int log_row(struct store *s, struct synclog_entry *e, int r, struct fs_er
 
 static int pull_and_log(struct delivery *d, struct attempt_result *res)
 {
-	struct synclog_entry e = {.event = "pull"};
+	struct synclog_entry e = { .event = "pull" };
 	uint64_t t0 = hlc_mono_ms();
 	int r;
 
@@ -157,9 +157,9 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 		void *ctx, struct attempt_result *res)
 {
 	static const struct attempt_options defaults;
-	struct synclog_entry e = {.event = "push"};
+	struct synclog_entry e = { .event = "push" };
 	unsigned long long pending = 0, unpacked = 0, per;
-	struct delivery d = {.s = s, .opt = opt ? opt : &defaults};
+	struct delivery d = { .s = s, .opt = opt ? opt : &defaults };
 	struct enrolment en;
 	uint64_t t0 = hlc_mono_ms();
 	int r;
@@ -168,7 +168,8 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 	res->started_ms = store_wall_ms(s);
 	if ((r = enroll_load(s, &en, &res->err)) < 0) {
 		if (r == -FS_ENOTFOUND)
-			r = fs_error_set(&res->err, r, "not enrolled with HQ (fieldsync enroll URL "
+			r = fs_error_set(&res->err, r,
+					 "not enrolled with HQ (fieldsync enroll URL "
 					 "TOKEN)");
 		return r; /* nothing to log: there is no HQ to talk to */
 	}
@@ -189,8 +190,9 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 		return r;
 	}
 	per = d.opt->max_changes ? d.opt->max_changes : PACK_DEFAULT_CHANGES;
-	d.progress = (struct progress){.fn = progress, .ctx = ctx,
-	                               .total = pending + (unpacked + per - 1) / per};
+	d.progress = (struct progress){ .fn = progress,
+					.ctx = ctx,
+					.total = pending + (unpacked + per - 1) / per };
 	r = deliver(&d, res);
 	if (r == -ENOSPC) {
 		/* The disk is full: what was recorded must still go out.  The

@@ -37,30 +37,30 @@
 
 /* How to attempt; zero-initialise for the defaults. */
 struct attempt_options {
-	unsigned long max_changes;    /* per change set; 0: default */
-	unsigned connect_timeout_s;   /* 0: HQLINK_CONNECT_TIMEOUT_S */
-	unsigned stall_timeout_s;     /* 0: HQLINK_LOW_SPEED_TIME_S */
-	const _Atomic int *cancel;    /* abandon the transfer once set (-ECANCELED) */
+	unsigned long max_changes;  /* per change set; 0: default */
+	unsigned connect_timeout_s; /* 0: HQLINK_CONNECT_TIMEOUT_S */
+	unsigned stall_timeout_s;   /* 0: HQLINK_LOW_SPEED_TIME_S */
+	const _Atomic int *cancel;  /* abandon the transfer once set (-ECANCELED) */
 	/* Two-way sync (agent/pull.h): ATTEMPT_PULL_AFTER_PUSH pulls once a
 	 * push delivered something, ATTEMPT_PULL_ALWAYS also with nothing to
 	 * push, ATTEMPT_PULL_ONLY pulls without pushing. */
 	int pull;
-	const char *forms_dir;        /* for the scope rule; NULL: built in */
+	const char *forms_dir; /* for the scope rule; NULL: built in */
 };
 
 enum { ATTEMPT_PULL_NEVER = 0, ATTEMPT_PULL_AFTER_PUSH, ATTEMPT_PULL_ALWAYS, ATTEMPT_PULL_ONLY };
 
 struct attempt_result {
-	struct push_stats stats;      /* what HQ acknowledged */
-	unsigned long long packed;    /* sets packed */
-	int pushed;                   /* got as far as talking to HQ */
-	uint64_t started_ms;          /* wall clock, Unix ms */
-	uint64_t duration_ms;         /* monotonic */
-	struct fs_error err;          /* when the attempt failed */
+	struct push_stats stats;	      /* what HQ acknowledged */
+	unsigned long long packed;	      /* sets packed */
+	int pushed;			      /* got as far as talking to HQ */
+	uint64_t started_ms;		      /* wall clock, Unix ms */
+	uint64_t duration_ms;		      /* monotonic */
+	struct fs_error err;		      /* when the attempt failed */
 	char clock_warning[SKEW_WARNING_MAX]; /* skew_warning(), or "" */
-	struct pull_stats pull;       /* what HQ sent down */
-	int pulled;                   /* a pull was tried */
-	int pull_code;                /* its outcome: 0 or an error (pull_err) */
+	struct pull_stats pull;		      /* what HQ sent down */
+	int pulled;			      /* a pull was tried */
+	int pull_code;			      /* its outcome: 0 or an error (pull_err) */
 	struct fs_error pull_err;
 };
 

@@ -10,8 +10,8 @@ uint64_t backoff_cap_ms(unsigned failures, unsigned min_s, unsigned max_s)
 	return cap < max ? cap : max;
 }
 
-uint64_t backoff_delay_ms(unsigned failures, unsigned min_s, unsigned max_s,
-			  long retry_after_s, uint32_t (*uniform)(uint32_t))
+uint64_t backoff_delay_ms(unsigned failures, unsigned min_s, unsigned max_s, long retry_after_s,
+			  uint32_t (*uniform)(uint32_t))
 {
 	uint64_t cap = backoff_cap_ms(failures ? failures : 1, min_s, max_s);
 	uint64_t d = cap >= UINT32_MAX ? uniform(UINT32_MAX) : uniform((uint32_t)cap + 1);

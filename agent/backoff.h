@@ -15,7 +15,7 @@
 uint64_t backoff_cap_ms(unsigned failures, unsigned min_s, unsigned max_s);
 
 /* A delay in ms: uniform(n) must return a uniform value in [0, n). */
-uint64_t backoff_delay_ms(unsigned failures, unsigned min_s, unsigned max_s,
-			  long retry_after_s, uint32_t (*uniform)(uint32_t));
+uint64_t backoff_delay_ms(unsigned failures, unsigned min_s, unsigned max_s, long retry_after_s,
+			  uint32_t (*uniform)(uint32_t));
 
 #endif

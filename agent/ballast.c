@@ -17,9 +17,9 @@
 #include <sys/statvfs.h>
 
 struct ballast {
-	int fd;             /* -1 until first used */
-	int dropped;        /* we hold LOCK_EX and the room is the sync path's */
-	uint64_t want;      /* configured size */
+	int fd;	       /* -1 until first used */
+	int dropped;   /* we hold LOCK_EX and the room is the sync path's */
+	uint64_t want; /* configured size */
 	char path[PATH_MAX];
 	char dir[PATH_MAX];
 };
@@ -37,11 +37,11 @@ int ballast_new(const char *data_dir, uint64_t bytes, struct ballast **ret, stru
 	b->fd = -1;
 	b->want = bytes ? bytes : BALLAST_DEFAULT_BYTES;
 	if ((size_t)snprintf(b->path, sizeof(b->path), "%s/%s", data_dir, BALLAST_FILE) >=
-	        sizeof(b->path) ||
+		    sizeof(b->path) ||
 	    (size_t)snprintf(b->dir, sizeof(b->dir), "%s", data_dir) >= sizeof(b->dir)) {
 		free(b);
 		return fs_error_set(err, -ENAMETOOLONG, "data directory %s: path too long",
-		                    data_dir);
+				    data_dir);
 	}
 	*ret = b;
 	return 0;
@@ -62,14 +62,17 @@ static int disk_fail(const struct ballast *b, int e, const char *what, struct fs
 {
 	if (e == ENOSPC || e == EDQUOT)
 		return fs_error_set(err, -ENOSPC,
-		                    "%s %s: the disk is full (%s); nothing was changed: free some "
-		                    "space and try again",
-		                    what, b->path, e == EDQUOT ? "quota exceeded" : "no space left");
+				    "%s %s: the disk is full (%s); nothing was changed: free some "
+				    "space and try again",
+				    what, b->path,
+				    e == EDQUOT ? "quota exceeded" : "no space left");
 	if (e == EROFS)
-		return fs_error_set(err, -EROFS, "%s %s: the file system is read-only; nothing was "
-		                    "changed", what, b->path);
+		return fs_error_set(err, -EROFS,
+				    "%s %s: the file system is read-only; nothing was "
+				    "changed",
+				    what, b->path);
 	return fs_error_set(err, -EIO, "%s %s: %s; nothing was changed", what, b->path,
-	                    strerror(e));
+			    strerror(e));
 }
 
 static int ballast_open(struct ballast *b, struct fs_error *err)
@@ -156,11 +159,12 @@ int ballast_hold(struct ballast *b, struct fs_error *err)
 	if (b->dropped || flock(b->fd, LOCK_SH | LOCK_NB) != 0) {
 		if (!b->dropped && errno != EWOULDBLOCK)
 			return disk_fail(b, errno, "keep room on disk: lock", err);
-		return fs_error_set(err, -ENOSPC,
-		                    "keep room on disk: %s: the disk is full (the room kept for "
-		                    "sending to HQ is in use); nothing was changed: free some space "
-		                    "and try again",
-		                    b->path);
+		return fs_error_set(
+			err, -ENOSPC,
+			"keep room on disk: %s: the disk is full (the room kept for "
+			"sending to HQ is in use); nothing was changed: free some space "
+			"and try again",
+			b->path);
 	}
 	e = ballast_fill(b, target);
 	(void)flock(b->fd, LOCK_UN);

@@ -49,7 +49,7 @@ struct ballast;
 /* Nothing is opened or written yet; the file is made by the first
  * ballast_hold().  bytes 0: BALLAST_DEFAULT_BYTES. */
 int ballast_new(const char *data_dir, uint64_t bytes, struct ballast **ret,
-                struct fs_error *err) FS_WUR;
+		struct fs_error *err) FS_WUR;
 
 /* Unlocks and closes; the file stays.  NULL-safe; returns NULL. */
 struct ballast *ballast_free(struct ballast *b);
@@ -70,10 +70,10 @@ int ballast_drop(struct ballast *b, struct fs_error *err) FS_WUR;
 void ballast_restore(struct ballast *b);
 
 struct ballast_state {
-	uint64_t target;     /* bytes it should have */
-	uint64_t held;       /* bytes it has */
-	uint64_t disk_free;  /* bytes free for an unprivileged user */
-	int in_use;          /* a sync path has dropped it right now */
+	uint64_t target;    /* bytes it should have */
+	uint64_t held;	    /* bytes it has */
+	uint64_t disk_free; /* bytes free for an unprivileged user */
+	int in_use;	    /* a sync path has dropped it right now */
 };
 
 int ballast_state(struct ballast *b, struct ballast_state *ret, struct fs_error *err) FS_WUR;

@@ -124,7 +124,7 @@ static size_t file_args(int argc, char **argv, unsigned idx[CTL_MAX_FILES],
 static int agent_request(struct cli *c, int sock, enum ctl_type type, const uint8_t *payload,
 			 size_t len, const int *fds, size_t nfds)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	int status = FS_EXIT_IO, r;
 
 	if ((r = ctl_send(sock, type, payload, len, fds, nfds)) == 0)
@@ -144,7 +144,7 @@ static int forward(struct cli *c, int argc, char **argv, int *ret_status)
 	unsigned idx[CTL_MAX_FILES];
 	const char *paths[CTL_MAX_FILES];
 	int fds[CTL_MAX_FILES], sock = -1, r;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	size_t nfiles, len, opened = 0;
 	uint8_t *buf = NULL;
 
@@ -183,8 +183,10 @@ static int forward(struct cli *c, int argc, char **argv, int *ret_status)
 	buf = malloc(CTL_REQUEST_MAX);
 	if (!buf || ctl_build_command(argc, argv, idx, nfiles, buf, CTL_REQUEST_MAX - CTL_HEADER,
 				      &len) < 0) {
-		fs_error_set(&err, -FS_ELIMIT, "arguments too long for the agent (at most %d "
-			     "bytes); use --json FILE", CTL_REQUEST_MAX - CTL_HEADER);
+		fs_error_set(&err, -FS_ELIMIT,
+			     "arguments too long for the agent (at most %d "
+			     "bytes); use --json FILE",
+			     CTL_REQUEST_MAX - CTL_HEADER);
 		*ret_status = commands_fail(c, &err);
 		goto out;
 	}
@@ -207,7 +209,7 @@ out:
  * pushes it.  Best effort: with no agent it goes out with the next push. */
 static void poke_agent(struct cli *c)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	int sock, status;
 
 	if (ctl_connect(socket_path(c), &sock, &err) < 0)
@@ -244,7 +246,7 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 /* unlock and lock talk to the agent only. */
 static int agent_connect(struct cli *c, int *ret_fd)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	int r = ctl_connect(socket_path(c), ret_fd, &err);
 
 	if (r == -ENOENT || r == -ECONNREFUSED)
@@ -256,7 +258,7 @@ static int agent_connect(struct cli *c, int *ret_fd)
 static int cmd_unlock(struct cli *c, int argc, char **argv)
 {
 	struct keystore_secret *secret = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	uint8_t *msg = NULL;
 	struct stat st;
 	size_t len;
@@ -299,8 +301,9 @@ static int cmd_unlock(struct cli *c, int argc, char **argv)
 		return commands_fail(c, &err);
 	}
 	msg[0] = secret->method == KEYSTORE_PASSPHRASE ? 1 : 2;
-	memcpy(msg + 1, secret->method == KEYSTORE_PASSPHRASE ? (const uint8_t *)secret->passphrase
-							      : secret->wrapkey,
+	memcpy(msg + 1,
+	       secret->method == KEYSTORE_PASSPHRASE ? (const uint8_t *)secret->passphrase
+						     : secret->wrapkey,
 	       len - 1);
 	keystore_secret_free(secret);
 	r = agent_request(c, sock, CTL_UNLOCK, msg, len, NULL, 0);
@@ -328,17 +331,18 @@ static int cmd_lock(struct cli *c, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"data-dir", required_argument, NULL, OPT_DATA_DIR},
-		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
-		{"key-file", required_argument, NULL, OPT_KEY_FILE},
-		{"forms-dir", required_argument, NULL, OPT_FORMS_DIR},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
-	char *overrides[4] = {NULL, NULL, NULL, NULL};
-	struct cli c = {.out = stdout, .err = stderr};
-	struct fs_error err = {0};
+		{ "config", required_argument, NULL, 'c' },
+		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
+		{ "passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE },
+		{ "key-file", required_argument, NULL, OPT_KEY_FILE },
+		{ "forms-dir", required_argument, NULL, OPT_FORMS_DIR },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	char *overrides[4] = { NULL, NULL, NULL, NULL };
+	struct cli c = { .out = stdout, .err = stderr };
+	struct fs_error err = { 0 };
 	const char *cmd;
 	int opt, r;
 
@@ -348,14 +352,29 @@ int main(int argc, char **argv)
 	}
 	while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': c.config_path = optarg; break;
-		case OPT_DATA_DIR: overrides[0] = optarg; break;
-		case OPT_PASSPHRASE_FILE: overrides[1] = optarg; break;
-		case OPT_KEY_FILE: overrides[2] = optarg; break;
-		case OPT_FORMS_DIR: overrides[3] = optarg; break;
-		case 'h': fputs(commands_main_usage, stdout); return FS_EXIT_OK;
-		case 'V': puts("fieldsync " FS_VERSION); return FS_EXIT_OK;
-		default: return commands_usage_error(&c, NULL, "bad option");
+		case 'c':
+			c.config_path = optarg;
+			break;
+		case OPT_DATA_DIR:
+			overrides[0] = optarg;
+			break;
+		case OPT_PASSPHRASE_FILE:
+			overrides[1] = optarg;
+			break;
+		case OPT_KEY_FILE:
+			overrides[2] = optarg;
+			break;
+		case OPT_FORMS_DIR:
+			overrides[3] = optarg;
+			break;
+		case 'h':
+			fputs(commands_main_usage, stdout);
+			return FS_EXIT_OK;
+		case 'V':
+			puts("fieldsync " FS_VERSION);
+			return FS_EXIT_OK;
+		default:
+			return commands_usage_error(&c, NULL, "bad option");
 		}
 	}
 	if (optind >= argc)

@@ -59,7 +59,7 @@ int commands_exit_code(int code)
 	/* Talking to HQ adds codes (agent/push.h): HQ revoked or refused this
 	 * device or a set (-EACCES, -EPERM, -EBADMSG), a data problem, not I/O. */
 	return code == -EACCES || code == -EPERM || code == -EBADMSG ? EXIT_DATA
-								       : fs_exit_code(code);
+								     : fs_exit_code(code);
 }
 
 #define fail(e) commands_fail(c, (e))
@@ -120,14 +120,24 @@ const char commands_main_usage[] =
 
 /* ---- options and configuration ---------------------------------------- */
 
-enum { OPT_DATA_DIR = 256, OPT_PASSPHRASE_FILE, OPT_KEY_FILE, OPT_FORMS_DIR, OPT_JSON, OPT_KDF,
-       OPT_NEW_PASSPHRASE_FILE, OPT_NEW_KEY_FILE, OPT_MAX_CHANGES, OPT_LIMIT };
+enum {
+	OPT_DATA_DIR = 256,
+	OPT_PASSPHRASE_FILE,
+	OPT_KEY_FILE,
+	OPT_FORMS_DIR,
+	OPT_JSON,
+	OPT_KDF,
+	OPT_NEW_PASSPHRASE_FILE,
+	OPT_NEW_KEY_FILE,
+	OPT_MAX_CHANGES,
+	OPT_LIMIT
+};
 
 int commands_load_config(struct cli *c, char *const overrides[4], struct fs_error *err)
 {
 	const char *path = c->config_path ? c->config_path : getenv("FIELDSYNC_CONFIG");
-	char **slots[4] = {&c->cfg.data_dir, &c->cfg.passphrase_file, &c->cfg.key_file,
-			   &c->cfg.forms_dir};
+	char **slots[4] = { &c->cfg.data_dir, &c->cfg.passphrase_file, &c->cfg.key_file,
+			    &c->cfg.forms_dir };
 	int r;
 
 	r = config_load(path ? path : CONFIG_DEFAULT_PATH, &c->cfg, err);
@@ -137,7 +147,8 @@ int commands_load_config(struct cli *c, char *const overrides[4], struct fs_erro
 	if (r < 0)
 		return r;
 	if (overrides[1] && overrides[2])
-		return fs_error_set(err, -FS_EUSAGE, "give --passphrase-file or --key-file, not both");
+		return fs_error_set(err, -FS_EUSAGE,
+				    "give --passphrase-file or --key-file, not both");
 	for (int i = 0; i < 4; i++)
 		if (overrides[i] && ini_set(slots[i], overrides[i]) < 0)
 			return fs_error_set(err, -ENOMEM, "out of memory");
@@ -153,7 +164,8 @@ int commands_load_config(struct cli *c, char *const overrides[4], struct fs_erro
 	if (!c->cfg.data_dir && ini_set(&c->cfg.data_dir, CONFIG_DEFAULT_DATA_DIR) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (c->cfg.passphrase_file && c->cfg.key_file)
-		return fs_error_set(err, -FS_EUSAGE, "both a passphrase file and a key file are "
+		return fs_error_set(err, -FS_EUSAGE,
+				    "both a passphrase file and a key file are "
 				    "configured; use one");
 	return 0;
 }
@@ -164,7 +176,8 @@ static int kdf_profile(const struct cli *c, const char *flag, enum pwhash_profil
 	const char *name = flag ? flag : c->cfg.kdf_profile ? c->cfg.kdf_profile : "moderate";
 
 	if (pwhash_profile_parse(name, ret) < 0)
-		return fs_error_set(err, -FS_EUSAGE, "unknown KDF profile (use interactive, "
+		return fs_error_set(err, -FS_EUSAGE,
+				    "unknown KDF profile (use interactive, "
 				    "moderate or sensitive)");
 	return 0;
 }
@@ -182,7 +195,8 @@ static int ask(const char *question, int confirm, struct keystore_secret **ret,
 	int r;
 
 	if (!isatty(STDIN_FILENO))
-		return fs_error_set(err, -FS_EKEY, "no passphrase: use --passphrase-file or "
+		return fs_error_set(err, -FS_EKEY,
+				    "no passphrase: use --passphrase-file or "
 				    "--key-file, or run on a terminal");
 	if ((r = prompt_passphrase(question, &a, &alen, err)) < 0)
 		return r;
@@ -191,7 +205,8 @@ static int ask(const char *question, int confirm, struct keystore_secret **ret,
 		if (r == 0 && (alen != blen || memcmp(a, b, alen) != 0))
 			r = fs_error_set(err, -FS_EUSAGE, "the passphrases differ");
 		if (r == 0 && alen < 8)
-			r = fs_error_set(err, -FS_EUSAGE, "a passphrase needs at least 8 characters");
+			r = fs_error_set(err, -FS_EUSAGE,
+					 "a passphrase needs at least 8 characters");
 	}
 	if (r == 0 && keystore_secret_from_passphrase(a, alen, ret) < 0)
 		r = fs_error_set(err, -ENOMEM, "out of secure memory");
@@ -225,7 +240,8 @@ static int open_store(const struct cli *c, struct store **ret, struct fs_error *
 
 	if (c->in_agent) {
 		if (!c->store)
-			return fs_error_set(err, -FS_EKEY, "the agent's store is locked; run "
+			return fs_error_set(err, -FS_EKEY,
+					    "the agent's store is locked; run "
 					    "'fieldsync unlock'");
 		*ret = c->store;
 		return 0;
@@ -235,9 +251,10 @@ static int open_store(const struct cli *c, struct store **ret, struct fs_error *
 			err);
 	if (r < 0)
 		return r;
-	r = store_open(c->cfg.data_dir, secret, &(struct store_options){
-			       .ballast_bytes = (uint64_t)c->cfg.disk_reserve_mib << 20},
-		       ret, err);
+	r = store_open(
+		c->cfg.data_dir, secret,
+		&(struct store_options){ .ballast_bytes = (uint64_t)c->cfg.disk_reserve_mib << 20 },
+		ret, err);
 	keystore_secret_free(secret);
 	return r;
 }
@@ -275,7 +292,8 @@ static int open_input(const struct cli *c, const char *path, FILE **ret, struct 
 			if (!fp) {
 				if (fd >= 0)
 					close(fd);
-				return fs_error_set(err, -errno, "read %s: %s", path, strerror(errno));
+				return fs_error_set(err, -errno, "read %s: %s", path,
+						    strerror(errno));
 			}
 			*ret = fp;
 			return 0;
@@ -315,12 +333,14 @@ static int fields_from_args(const struct form *f, int argc, char **argv, cJSON *
 		size_t len;
 
 		if (!eq || eq == argv[i]) {
-			r = fs_error_set(err, -FS_EUSAGE, "argument %d: expected FIELD=VALUE", i + 1);
+			r = fs_error_set(err, -FS_EUSAGE, "argument %d: expected FIELD=VALUE",
+					 i + 1);
 			goto out;
 		}
 		len = (size_t)(eq - argv[i]);
 		if (len > FORM_MAX_NAME) {
-			r = fs_error_set(err, -FS_EVALID, "argument %d: field name too long", i + 1);
+			r = fs_error_set(err, -FS_EVALID, "argument %d: field name too long",
+					 i + 1);
 			goto out;
 		}
 		memcpy(name, argv[i], len);
@@ -368,7 +388,8 @@ static int fields_from_json(const struct cli *c, const char *path, cJSON **ret,
 		goto out;
 	}
 	if (n > JSON_INPUT_MAX) {
-		r = fs_error_set(err, -FS_ELIMIT, "read %s: more than %d bytes", path, JSON_INPUT_MAX);
+		r = fs_error_set(err, -FS_ELIMIT, "read %s: more than %d bytes", path,
+				 JSON_INPUT_MAX);
 		goto out;
 	}
 	o = cJSON_ParseWithLength(buf, n);
@@ -433,7 +454,8 @@ static int print_record(const cJSON *rec, void *data)
 	}
 	fputs(cJSON_GetObjectItemCaseSensitive(rec, "id")->valuestring, lc->out);
 	for (size_t i = 0; i < form_field_count(lc->f) && i < 4; i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(fields, form_field_name(lc->f, i));
+		const cJSON *v =
+			cJSON_GetObjectItemCaseSensitive(fields, form_field_name(lc->f, i));
 
 		fputc('\t', lc->out);
 		if (v)
@@ -446,12 +468,12 @@ static int print_record(const cJSON *rec, void *data)
 static void print_record_long(FILE *out, const struct form *f, const cJSON *rec)
 {
 	const cJSON *fields = cJSON_GetObjectItemCaseSensitive(rec, "fields");
-	static const char *const meta[] = {"id",     "collection", "created",
-					   "updated", "author",  "updated_by"};
+	static const char *const meta[] = { "id",      "collection", "created",
+					    "updated", "author",     "updated_by" };
 
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
 		fprintf(out, "%-16s %s\n", meta[i],
-		       cJSON_GetObjectItemCaseSensitive(rec, meta[i])->valuestring);
+			cJSON_GetObjectItemCaseSensitive(rec, meta[i])->valuestring);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "deleted")))
 		fprintf(out, "%-16s yes\n", "deleted");
 	for (size_t i = 0; i < form_field_count(f); i++) {
@@ -466,8 +488,9 @@ static void print_record_long(FILE *out, const struct form *f, const cJSON *rec)
 }
 
 /* Run one write in its own transaction. */
-static int write_record(struct cli *c, struct store *s, const struct form *f, const char *verb, const char *id,
-			const cJSON *fields, char new_id[UUID_TEXT_LEN + 1], struct fs_error *err)
+static int write_record(struct cli *c, struct store *s, const struct form *f, const char *verb,
+			const char *id, const cJSON *fields, char new_id[UUID_TEXT_LEN + 1],
+			struct fs_error *err)
 {
 	int r = store_begin_local(s, err);
 
@@ -491,11 +514,11 @@ static int write_record(struct cli *c, struct store *s, const struct form *f, co
 static int cmd_record(struct cli *c, const char *collection, const char *noun, int argc,
 		      char **argv)
 {
-	static const struct option opts[] = {{"json", optional_argument, NULL, OPT_JSON},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = { { "json", optional_argument, NULL, OPT_JSON },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
 	char new_id[UUID_TEXT_LEN + 1], tok[FS_TOKEN_MAX + 3];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	struct store *s = NULL;
 	cJSON *fields = NULL, *rec = NULL;
@@ -510,7 +533,8 @@ static int cmd_record(struct cli *c, const char *collection, const char *noun, i
 	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
 	while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
 		if (opt == 'h') {
-			fprintf(c->out, record_usage, noun, formsrc_describe(c->cfg.forms_dir), collection);
+			fprintf(c->out, record_usage, noun, formsrc_describe(c->cfg.forms_dir),
+				collection);
 			return EXIT_OK;
 		} else if (opt == OPT_JSON) {
 			json = 1;
@@ -554,13 +578,13 @@ static int cmd_record(struct cli *c, const char *collection, const char *noun, i
 	if (r < 0)
 		goto fail;
 	if (!strcmp(verb, "list")) {
-		struct list_ctx lc = {.f = f, .out = c->out, .json = json};
+		struct list_ctx lc = { .f = f, .out = c->out, .json = json };
 
 		r = records_list(s, f, print_record, &lc, &err);
 	} else if (!strcmp(verb, "show")) {
 		r = records_get(s, f, argv[0], &rec, &err);
 		if (r == 0 && json)
-			print_record(rec, &(struct list_ctx){.f = f, .out = c->out, .json = 1});
+			print_record(rec, &(struct list_ctx){ .f = f, .out = c->out, .json = 1 });
 		else if (r == 0)
 			print_record_long(c->out, f, rec);
 	} else {
@@ -607,11 +631,12 @@ static int cmd_import(struct cli *c, int argc, char **argv)
 		"Import records from CSV in one transaction: all rows or none.\n"
 		"The header row names form fields; an optional 'id' column keeps the\n"
 		"given UUIDs.  Rejected rows are reported with their line numbers.\n";
-	struct csvimport_hooks hooks = {.row_error = import_row_error, .ctx = c,
-					.cancel = c->cancel};
+	struct csvimport_hooks hooks = { .row_error = import_row_error,
+					 .ctx = c,
+					 .cancel = c->cancel };
 	char tok[FS_TOKEN_MAX + 3];
 	unsigned long long rows = 0;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	struct form *f = NULL;
 	FILE *fp = NULL;
@@ -648,8 +673,7 @@ out:
 /* ---- enroll and sync --------------------------------------------------- */
 
 /* Read a token from standard input into secure memory: its first line. */
-static int token_from_stdin(const struct cli *c, const char *arg, char **ret,
-			    struct fs_error *err)
+static int token_from_stdin(const struct cli *c, const char *arg, char **ret, struct fs_error *err)
 {
 	char *buf;
 	size_t n = 0;
@@ -686,7 +710,7 @@ static int cmd_enroll(struct cli *c, int argc, char **argv)
 		"with a TLS pin also pins HQ's TLS key.  URL is https://..., or\n"
 		"http://... on a loopback address.  A device enrols once.\n";
 	struct hqlink *t = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	struct enrolment e;
 	char *token = NULL;
@@ -706,8 +730,7 @@ static int cmd_enroll(struct cli *c, int argc, char **argv)
 			    : 0;
 	/* Keep the token out of /proc/PID/cmdline from here on. */
 	sodium_memzero(argv[2], strlen(argv[2]));
-	if (r < 0 || (r = open_store(c, &s, &err)) < 0 ||
-	    (r = hqlink_curl_new(&t, &err)) < 0)
+	if (r < 0 || (r = open_store(c, &s, &err)) < 0 || (r = hqlink_curl_new(&t, &err)) < 0)
 		goto out;
 	if (c->cancel)
 		hqlink_curl_cancel_on(t, c->cancel);
@@ -748,12 +771,13 @@ static const char pull_usage[] =
 	"Exit status: 0 ok, 2 HQ refused (e.g. device revoked), 3 key or crypto\n"
 	"(a down-set not signed by HQ's key), 4 I/O (HQ unreachable).\n";
 
-int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret_max,
-			int *ret_pull, int *ret_exit)
+int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret_max, int *ret_pull,
+			int *ret_exit)
 {
-	static const struct option opts[] = {{"max-changes", required_argument, NULL, OPT_MAX_CHANGES},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = { { "max-changes", required_argument, NULL,
+						OPT_MAX_CHANGES },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
 	static const char usage[] =
 		"Usage: fieldsync sync [--max-changes N]\n"
 		"Pack pending changes into signed change sets sealed to HQ, then send\n"
@@ -828,11 +852,11 @@ static int cmd_sync(struct cli *c, int argc, char **argv)
 	if ((r = open_store(c, &s, &res.err)) < 0)
 		return fail(&res.err);
 	r = attempt_run(s,
-			&(struct attempt_options){.max_changes = max ? max : c->cfg.max_changes,
-						  .connect_timeout_s = c->cfg.connect_timeout,
-						  .stall_timeout_s = c->cfg.stall_timeout,
-						  .pull = pull,
-						  .forms_dir = c->cfg.forms_dir},
+			&(struct attempt_options){ .max_changes = max ? max : c->cfg.max_changes,
+						   .connect_timeout_s = c->cfg.connect_timeout,
+						   .stall_timeout_s = c->cfg.stall_timeout,
+						   .pull = pull,
+						   .forms_dir = c->cfg.forms_dir },
 			tty ? sync_progress : NULL, c, &res);
 	if (tty && res.stats.sets)
 		fputc('\n', c->err);
@@ -854,12 +878,15 @@ void commands_format_sync(const struct attempt_result *res, int pull_only, char 
 
 	out[0] = '\0';
 	if (!pull_only)
-		n = snprintf(out, cap, "sent %llu change sets (%llu changes), %llu quarantined at "
-			     "HQ\n", st->sets, st->changes, st->quarantined);
+		n = snprintf(out, cap,
+			     "sent %llu change sets (%llu changes), %llu quarantined at "
+			     "HQ\n",
+			     st->sets, st->changes, st->quarantined);
 	if (n >= 0 && (size_t)n < cap && res->pulled && res->pull_code == 0)
 		n += snprintf(out + n, cap - (size_t)n,
 			      "received %llu down-sets (%llu changes), %llu records left the "
-			      "scope\n", res->pull.sets, res->pull.changes, res->pull.purged);
+			      "scope\n",
+			      res->pull.sets, res->pull.changes, res->pull.purged);
 	if (n >= 0 && (size_t)n < cap && res->pulled && res->pull_code == 0 && res->pull.forms)
 		n += snprintf(out + n, cap - (size_t)n,
 			      "took %llu form definitions from HQ (see 'fieldsync forms')\n",
@@ -873,12 +900,12 @@ void commands_format_sync(const struct attempt_result *res, int pull_only, char 
 
 static int cmd_init(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {{"kdf", required_argument, NULL, OPT_KDF},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = { { "kdf", required_argument, NULL, OPT_KDF },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
 	struct keystore_secret *secret = NULL;
 	enum pwhash_profile profile;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	const char *kdf = NULL;
 	int opt, r;
 
@@ -910,7 +937,7 @@ out:
 
 static int cmd_keygen(struct cli *c, int argc, char **argv)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		PUTS("Usage: fieldsync keygen FILE\n"
@@ -929,22 +956,24 @@ static int cmd_keygen(struct cli *c, int argc, char **argv)
 static int cmd_passwd(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"new-passphrase-file", required_argument, NULL, OPT_NEW_PASSPHRASE_FILE},
-		{"new-key-file", required_argument, NULL, OPT_NEW_KEY_FILE},
-		{"kdf", required_argument, NULL, OPT_KDF},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{ "new-passphrase-file", required_argument, NULL, OPT_NEW_PASSPHRASE_FILE },
+		{ "new-key-file", required_argument, NULL, OPT_NEW_KEY_FILE },
+		{ "kdf", required_argument, NULL, OPT_KDF },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
 	struct keystore_secret *old_secret = NULL, *new_secret = NULL;
 	const char *new_pass = NULL, *new_key = NULL, *kdf = NULL;
 	enum pwhash_profile profile;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	int opt, r;
 
 	optind = 0; /* glibc: 0 re-initialises getopt for a new argument vector */
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
-			PUTS("Usage: fieldsync passwd [--new-passphrase-file FILE | --new-key-file FILE]\n"
+			PUTS("Usage: fieldsync passwd [--new-passphrase-file FILE | --new-key-file "
+			     "FILE]\n"
 			     "                        [--kdf interactive|moderate|sensitive]\n"
 			     "Re-wrap the store's data key under a new passphrase or key file.\n"
 			     "The database itself is not rewritten, so this is instant.  The\n"
@@ -952,10 +981,17 @@ static int cmd_passwd(struct cli *c, int argc, char **argv)
 			     "given, the new passphrase is asked on the terminal.  A backup of\n"
 			     "the old store.key still opens the store with the old secret.");
 			return EXIT_OK;
-		case OPT_NEW_PASSPHRASE_FILE: new_pass = optarg; break;
-		case OPT_NEW_KEY_FILE: new_key = optarg; break;
-		case OPT_KDF: kdf = optarg; break;
-		default: return usage_error("passwd", "bad option");
+		case OPT_NEW_PASSPHRASE_FILE:
+			new_pass = optarg;
+			break;
+		case OPT_NEW_KEY_FILE:
+			new_key = optarg;
+			break;
+		case OPT_KDF:
+			kdf = optarg;
+			break;
+		default:
+			return usage_error("passwd", "bad option");
 		}
 	}
 	if (optind != argc || (new_pass && new_key))
@@ -967,7 +1003,7 @@ static int cmd_passwd(struct cli *c, int argc, char **argv)
 	    (r = store_passwd(c->cfg.data_dir, old_secret, new_secret, profile, &err)) < 0)
 		goto out;
 	fprintf(c->out, "store key re-wrapped; the old %s no longer opens this store.key\n",
-	       old_secret->method == KEYSTORE_PASSPHRASE ? "passphrase" : "key file");
+		old_secret->method == KEYSTORE_PASSPHRASE ? "passphrase" : "key file");
 out:
 	keystore_secret_free(old_secret);
 	keystore_secret_free(new_secret);
@@ -1019,8 +1055,8 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 	if (ps.at_ms)
 		hlc_format_time((hlc_t)ps.at_ms << 16, when);
 	/* HQ's word on the scope, once a down-set told it. */
-	if (ps.scope[0] && (!(scope = cJSON_Parse(ps.scope)) ||
-			    !cJSON_AddItemToObject(o, "scope", scope))) {
+	if (ps.scope[0] &&
+	    (!(scope = cJSON_Parse(ps.scope)) || !cJSON_AddItemToObject(o, "scope", scope))) {
 		cJSON_Delete(scope);
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	}
@@ -1044,8 +1080,8 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 			e.municipality);
 	else
 		fprintf(c->out, "hq          not enrolled (fieldsync enroll URL TOKEN)\n");
-	fprintf(c->out, "pending     %llu changes, %llu bytes, not yet acknowledged by HQ\n", changes,
-		bytes);
+	fprintf(c->out, "pending     %llu changes, %llu bytes, not yet acknowledged by HQ\n",
+		changes, bytes);
 	fprintf(c->out, "change sets %llu waiting to be sent, %llu acknowledged by HQ\n", pending,
 		acked);
 	if (scope) {
@@ -1101,12 +1137,14 @@ static int status_disk(struct cli *c, struct store *s, cJSON *o, int json, struc
 	print_bytes(target_text, sizeof(target_text), b.target);
 	print_bytes(held_text, sizeof(held_text), b.held);
 	if (b.in_use)
-		fprintf(c->out, "disk        full: the %s kept for sending to HQ is in use now; "
-				"new records are refused until there is space\n",
+		fprintf(c->out,
+			"disk        full: the %s kept for sending to HQ is in use now; "
+			"new records are refused until there is space\n",
 			target_text);
 	else if (full)
-		fprintf(c->out, "disk        full: %s free, %s of the %s kept for sending to HQ "
-				"held; new records are refused: free some space\n",
+		fprintf(c->out,
+			"disk        full: %s free, %s of the %s kept for sending to HQ "
+			"held; new records are refused: free some space\n",
 			free_text, held_text, target_text);
 	else
 		fprintf(c->out, "disk        %s free, and %s kept for sending to HQ\n", free_text,
@@ -1140,8 +1178,9 @@ static int status_verify_hq(struct cli *c, struct store *s, cJSON *o, int json,
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (!json) {
 		if (res.checked)
-			fprintf(c->out, "hq history  consistent: HQ's signed log of %llu entries "
-					"extends the %llu this device saw\n",
+			fprintf(c->out,
+				"hq history  consistent: HQ's signed log of %llu entries "
+				"extends the %llu this device saw\n",
 				(unsigned long long)res.new_size, (unsigned long long)res.old_size);
 		else
 			fprintf(c->out, "hq history  first checkpoint held: %llu entries\n",
@@ -1153,10 +1192,9 @@ static int status_verify_hq(struct cli *c, struct store *s, cJSON *o, int json,
 /* The agent's own state (c->agent), or that no agent answered. */
 static void status_agent(struct cli *c, int json, cJSON *o)
 {
-	static const char *const keys[] = {"last_attempt", "last_success", "next_attempt",
-					   "last_error"};
-	static const char *const labels[] = {"last try", "succeeded", "next try",
-					     "last error"};
+	static const char *const keys[] = { "last_attempt", "last_success", "next_attempt",
+					    "last_error" };
+	static const char *const labels[] = { "last try", "succeeded", "next try", "last error" };
 	const cJSON *a = c->agent;
 
 	if (json) {
@@ -1176,7 +1214,7 @@ static void status_agent(struct cli *c, int json, cJSON *o)
 		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "locked")) ? "locked" : "unlocked",
 		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "pushing")) ? ", pushing now" : "",
 		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "revoked")) ? ", revoked by HQ"
-									      : "");
+									     : "");
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, keys[i]);
 
@@ -1187,8 +1225,8 @@ static void status_agent(struct cli *c, int json, cJSON *o)
 
 static int cmd_status(struct cli *c, int argc, char **argv)
 {
-	static const char *const collections[] = {"beneficiaries", "visits"};
-	struct fs_error err = {0};
+	static const char *const collections[] = { "beneficiaries", "visits" };
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	cJSON *o = NULL;
 	int json = 0, verify = 0, r = 0;
@@ -1205,9 +1243,12 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 			     "HQ has not acknowledged, and the agent: whether it runs, whether\n"
 			     "its store is locked, the last attempt, the last success, the last\n"
 			     "error and the next attempt (UTC).\n"
-			     "--verify-hq asks HQ for its latest signed audit checkpoint and a proof\n"
-			     "that it extends the one this device holds; a rewritten HQ history is\n"
-			     "reported loudly, with exit status 3.  It also measures this device's\n"
+			     "--verify-hq asks HQ for its latest signed audit checkpoint and a "
+			     "proof\n"
+			     "that it extends the one this device holds; a rewritten HQ history "
+			     "is\n"
+			     "reported loudly, with exit status 3.  It also measures this "
+			     "device's\n"
 			     "clock against HQ's: run it right after setting a wrong clock right.");
 			return EXIT_OK;
 		}
@@ -1280,7 +1321,7 @@ out:
 
 static int cmd_check(struct cli *c, int argc, char **argv)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	int r;
 
@@ -1330,7 +1371,8 @@ static int print_log_entry(const cJSON *e, void *data)
 		cJSON_GetObjectItemCaseSensitive(e, "changes")->valuedouble,
 		cJSON_GetObjectItemCaseSensitive(e, "bytes")->valuedouble,
 		cJSON_GetObjectItemCaseSensitive(e, "duration_ms")->valuedouble,
-		cJSON_IsString(detail) ? "  " : "", cJSON_IsString(detail) ? detail->valuestring : "");
+		cJSON_IsString(detail) ? "  " : "",
+		cJSON_IsString(detail) ? detail->valuestring : "");
 	if (cJSON_IsNumber(repeats) && cJSON_IsString(last))
 		fprintf(lc->out, "%24s  ... %.0f attempts like this one, the last at %s\n", "",
 			repeats->valuedouble, last->valuestring);
@@ -1362,8 +1404,9 @@ static int print_conflict(const cJSON *o, void *arg)
 	va = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "value_a"));
 	vb = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "value_b"));
 	if (va && vb)
-		fprintf(cc->out, "record %s, field %s\n  device %.8s%s set %s\n  device %.8s%s set "
-				 "%s\n  kept: %s, the later edit\n",
+		fprintf(cc->out,
+			"record %s, field %s\n  device %.8s%s set %s\n  device %.8s%s set "
+			"%s\n  kept: %s, the later edit\n",
 			cJSON_GetObjectItem(o, "record")->valuestring,
 			cJSON_GetObjectItem(o, "field")->valuestring, da,
 			strcmp(da, cc->self) ? "" : " (this device)", va, db,
@@ -1375,8 +1418,8 @@ static int print_conflict(const cJSON *o, void *arg)
 
 static int cmd_conflicts(struct cli *c, int argc, char **argv)
 {
-	struct conflicts_ctx cc = {.out = c->out};
-	struct fs_error err = {0};
+	struct conflicts_ctx cc = { .out = c->out };
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	int r;
 
@@ -1426,8 +1469,8 @@ static int print_form(const char *collection, uint32_t version, int from_hq, voi
 
 static int cmd_forms(struct cli *c, int argc, char **argv)
 {
-	struct forms_ctx fc = {.out = c->out, .dir = c->cfg.forms_dir};
-	struct fs_error err = {0};
+	struct forms_ctx fc = { .out = c->out, .dir = c->cfg.forms_dir };
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	int r;
 
@@ -1457,12 +1500,12 @@ static int cmd_forms(struct cli *c, int argc, char **argv)
 
 static int cmd_log(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, NULL, OPT_JSON},
-					     {"limit", required_argument, NULL, OPT_LIMIT},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	struct log_ctx lc = {.out = c->out};
-	struct fs_error err = {0};
+	static const struct option opts[] = { { "json", no_argument, NULL, OPT_JSON },
+					      { "limit", required_argument, NULL, OPT_LIMIT },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	struct log_ctx lc = { .out = c->out };
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	unsigned long limit = 50;
 	char *end;
@@ -1473,9 +1516,11 @@ static int cmd_log(struct cli *c, int argc, char **argv)
 		if (opt == 'h') {
 			PUTS("Usage: fieldsync log [--json] [--limit N]\n"
 			     "Show the local sync log, oldest first: each attempt to reach HQ (by\n"
-			     "the agent or 'fieldsync sync'), its result, the change sets, changes\n"
+			     "the agent or 'fieldsync sync'), its result, the change sets, "
+			     "changes\n"
 			     "and bytes HQ acknowledged, how long it took, and why it failed.\n"
-			     "Times are UTC.  Results: accepted, unreachable, busy, refused, revoked,\n"
+			     "Times are UTC.  Results: accepted, unreachable, busy, refused, "
+			     "revoked,\n"
 			     "key, abandoned, error.\n"
 			     "\n"
 			     "  --json      one JSON object per line\n"
@@ -1491,7 +1536,8 @@ static int cmd_log(struct cli *c, int argc, char **argv)
 		errno = 0;
 		limit = strtoul(optarg, &end, 10);
 		if (errno || *end || end == optarg || limit > SYNCLOG_KEEP)
-			return usage_error("log", "--limit takes a number from 0 to %d", SYNCLOG_KEEP);
+			return usage_error("log", "--limit takes a number from 0 to %d",
+					   SYNCLOG_KEEP);
 	}
 	if (optind != argc)
 		return usage_error("log", "unexpected argument");
@@ -1507,8 +1553,9 @@ static int cmd_log(struct cli *c, int argc, char **argv)
 /* Commands a client may hand to the agent: those that use the store and
  * need no new secret.  init and passwd make or change the secret; keygen
  * touches no store. */
-static const char *const forwardable[] = {"beneficiary", "visit", "import", "enroll", "sync",
-					  "pull", "status", "check", "log", "conflicts", "forms"};
+static const char *const forwardable[] = { "beneficiary", "visit",     "import", "enroll",
+					   "sync",	  "pull",      "status", "check",
+					   "log",	  "conflicts", "forms" };
 
 int commands_forwardable(const char *cmd)
 {

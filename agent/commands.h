@@ -30,21 +30,21 @@
 /* A file argument the client opened: argv string -> descriptor. */
 struct cli_input {
 	const char *arg; /* the argv pointer the command sees */
-	int fd;          /* readable; borrowed */
+	int fd;		 /* readable; borrowed */
 };
 
 struct cli {
-	struct agent_config cfg;       /* file values, then command-line overrides */
-	const char *config_path;       /* NULL: default, not required to exist */
-	FILE *out, *err;               /* where the command writes; not owned */
-	struct store *store;           /* agent: its open store, borrowed; NULL when
-	                                  locked.  CLI: NULL, opened per command */
-	int in_agent;                  /* running inside the agent for a client */
+	struct agent_config cfg;	/* file values, then command-line overrides */
+	const char *config_path;	/* NULL: default, not required to exist */
+	FILE *out, *err;		/* where the command writes; not owned */
+	struct store *store;		/* agent: its open store, borrowed; NULL when
+					   locked.  CLI: NULL, opened per command */
+	int in_agent;			/* running inside the agent for a client */
 	const struct cli_input *inputs; /* agent: descriptors for file arguments */
 	size_t n_inputs;
-	int wrote;                     /* set when a command committed a write */
-	const cJSON *agent;            /* agent: its state for `status`; borrowed */
-	const _Atomic int *cancel;     /* agent: abandons enroll's HTTP, or an import, when set */
+	int wrote;		   /* set when a command committed a write */
+	const cJSON *agent;	   /* agent: its state for `status`; borrowed */
+	const _Atomic int *cancel; /* agent: abandons enroll's HTTP, or an import, when set */
 };
 
 /* The global usage text. */
@@ -68,8 +68,8 @@ int commands_forwardable(const char *cmd);
  * ATTEMPT_PULL_ONLY for pull) when the agent should run the attempt;
  * otherwise the exit status, with help or the usage error already
  * written to c. */
-int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret_max,
-			int *ret_pull, int *ret_exit) FS_WUR;
+int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret_max, int *ret_pull,
+			int *ret_exit) FS_WUR;
 
 /* The store secret from the configured key or passphrase file, or asked
  * on the terminal with question. */

@@ -48,9 +48,9 @@ struct agent_config {
 	char *forms_dir;
 	char *socket;
 	char *socket_group;
-	char *wipe_on_revoke;   /* "yes" or "no" (NULL: no) */
+	char *wipe_on_revoke;	   /* "yes" or "no" (NULL: no) */
 	unsigned disk_reserve_mib; /* 0: not set, BALLAST_DEFAULT_BYTES */
-	unsigned push_delay_ms; /* 0 in the struct: not set, use the default */
+	unsigned push_delay_ms;	   /* 0 in the struct: not set, use the default */
 	unsigned retry_min;
 	unsigned retry_max;
 	unsigned max_changes;

@@ -24,18 +24,18 @@ struct import {
 	struct store *s;
 	const struct form *f;
 	const struct csvimport_hooks *hooks;
-	unsigned long long line;     /* line being fed to the parser */
-	unsigned long long rows;     /* data rows imported */
-	unsigned long long errors;   /* rows rejected */
-	size_t row_bytes;            /* fed to the parser since the last row ended */
+	unsigned long long line;   /* line being fed to the parser */
+	unsigned long long rows;   /* data rows imported */
+	unsigned long long errors; /* rows rejected */
+	size_t row_bytes;	   /* fed to the parser since the last row ended */
 	int have_header;
-	int ncols;                   /* columns in the header */
-	int col_field[MAX_COLUMNS];  /* form field index, or COLUMN_ID */
-	char *cells[MAX_COLUMNS];    /* the current row */
+	int ncols;		    /* columns in the header */
+	int col_field[MAX_COLUMNS]; /* form field index, or COLUMN_ID */
+	char *cells[MAX_COLUMNS];   /* the current row */
 	int ncells;
-	int overflow;                /* current row had too many or too big cells */
-	int fatal;                   /* a store error: stop at once */
-	struct fs_error *err;        /* where a fatal error goes */
+	int overflow;	      /* current row had too many or too big cells */
+	int fatal;	      /* a store error: stop at once */
+	struct fs_error *err; /* where a fatal error goes */
 };
 
 static void row_reject(struct import *im, const struct fs_error *e)
@@ -80,8 +80,10 @@ static int parse_header(struct import *im)
 	char tok[FS_TOKEN_MAX + 3];
 
 	if (im->overflow)
-		return fs_error_set(im->err, -FS_EVALID, "line %llu: header has more than %d "
-				    "columns or an oversized name", im->line, MAX_COLUMNS);
+		return fs_error_set(im->err, -FS_EVALID,
+				    "line %llu: header has more than %d "
+				    "columns or an oversized name",
+				    im->line, MAX_COLUMNS);
 	for (int i = 0; i < im->ncells; i++) {
 		const char *name = im->cells[i];
 		int idx;
@@ -92,14 +94,16 @@ static int parse_header(struct import *im)
 		idx = !strcmp(name, "id") ? COLUMN_ID : form_field_index(im->f, name);
 		/* A file without a header row puts data here: never echo it. */
 		if (idx < 0 && idx != COLUMN_ID)
-			return fs_error_set(im->err, -FS_EVALID, "line %llu: column %d: %s is not a "
-					    "field of %s (is the header row missing?)", im->line,
-					    i + 1, fs_error_token(name, tok), form_collection(im->f));
+			return fs_error_set(im->err, -FS_EVALID,
+					    "line %llu: column %d: %s is not a "
+					    "field of %s (is the header row missing?)",
+					    im->line, i + 1, fs_error_token(name, tok),
+					    form_collection(im->f));
 		for (int j = 0; j < i; j++)
 			if (im->col_field[j] == idx)
 				return fs_error_set(im->err, -FS_EVALID,
-						    "line %llu: column %d: %s appears twice", im->line,
-						    i + 1, fs_error_token(name, tok));
+						    "line %llu: column %d: %s appears twice",
+						    im->line, i + 1, fs_error_token(name, tok));
 		im->col_field[i] = idx;
 	}
 	im->ncols = im->ncells;
@@ -113,7 +117,7 @@ static int import_row(struct import *im)
 {
 	char id[UUID_TEXT_LEN + 1];
 	const char *keep_id = NULL;
-	struct fs_error e = {0};
+	struct fs_error e = { 0 };
 	cJSON *fields = cJSON_CreateObject();
 	int r = 0;
 
@@ -232,7 +236,7 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 		  const struct csvimport_hooks *hooks, unsigned long long *ret_rows,
 		  struct fs_error *err)
 {
-	struct import im = {.s = s, .f = f, .hooks = hooks, .err = err};
+	struct import im = { .s = s, .f = f, .hooks = hooks, .err = err };
 	struct csv_parser p;
 	struct stat st;
 	char *line = malloc(CSVIMPORT_MAX_LINE);
@@ -263,9 +267,10 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 		unsigned long long before = im.rows;
 
 		if (hooks && hooks->cancel && *hooks->cancel) {
-			r = fs_error_set(err, -ECANCELED, "import %s: cancelled at line %llu (the agent "
-					 "is stopping or locking); nothing was imported", path,
-					 im.line + 1);
+			r = fs_error_set(err, -ECANCELED,
+					 "import %s: cancelled at line %llu (the agent "
+					 "is stopping or locking); nothing was imported",
+					 path, im.line + 1);
 			goto out;
 		}
 		im.line++;
@@ -277,9 +282,10 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 		sodium_memzero(line, (size_t)n);
 		im.row_bytes += (size_t)n;
 		if (im.row_bytes > CSVIMPORT_MAX_ROW) {
-			r = fs_error_set(err, -FS_ELIMIT, "import %s: line %llu: a row longer than "
-					 "%d bytes (an unclosed quote?)", path, im.line,
-					 CSVIMPORT_MAX_ROW);
+			r = fs_error_set(err, -FS_ELIMIT,
+					 "import %s: line %llu: a row longer than "
+					 "%d bytes (an unclosed quote?)",
+					 path, im.line, CSVIMPORT_MAX_ROW);
 			goto out;
 		}
 		if (im.rows / 1000 != before / 1000)
@@ -308,8 +314,9 @@ int csvimport_run(struct store *s, const struct form *f, FILE *fp, const char *p
 		goto out;
 	}
 	if (im.errors) {
-		r = fs_error_set(err, -FS_EVALID, "import %s: %llu row%s rejected%s; nothing imported",
-				 path, im.errors, im.errors == 1 ? "" : "s",
+		r = fs_error_set(err, -FS_EVALID,
+				 "import %s: %llu row%s rejected%s; nothing imported", path,
+				 im.errors, im.errors == 1 ? "" : "s",
 				 im.errors >= CSVIMPORT_MAX_ERRORS ? " (stopped looking)" : "");
 		goto out;
 	}

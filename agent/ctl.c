@@ -18,8 +18,9 @@ static int socket_address(const char *path, struct sockaddr_un *sa, struct fs_er
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa->sun_path))
-		return fs_error_set(err, -ENAMETOOLONG, "agent socket %s: path longer than %zu bytes",
-				    path, sizeof(sa->sun_path) - 1);
+		return fs_error_set(err, -ENAMETOOLONG,
+				    "agent socket %s: path longer than %zu bytes", path,
+				    sizeof(sa->sun_path) - 1);
 	memcpy(sa->sun_path, path, strlen(path));
 	return 0;
 }
@@ -55,14 +56,15 @@ int ctl_default_socket(char buf[CTL_PATH_MAX], struct fs_error *err)
 	}
 	n = snprintf(buf, CTL_PATH_MAX, "%s/" CTL_USER_SOCKET, d);
 	if (n < 0 || n >= CTL_PATH_MAX)
-		return fs_error_set(err, -ENAMETOOLONG, "agent socket: $XDG_RUNTIME_DIR is longer "
+		return fs_error_set(err, -ENAMETOOLONG,
+				    "agent socket: $XDG_RUNTIME_DIR is longer "
 				    "than a socket path allows; set [agent] socket");
 	return 0;
 }
 
 void ctl_find_socket(char buf[CTL_PATH_MAX])
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	int fd;
 
 	/* An agent answers there; a socket left by one killed does not. */
@@ -91,9 +93,11 @@ static int make_user_dir(const char *path, struct fs_error *err)
 		return fs_error_set(err, -errno, "agent socket %s: create %s: %s", path, dir,
 				    strerror(errno));
 	if (!private_dir(dir))
-		return fs_error_set(err, -EPERM, "agent socket %s: %s is not a directory of "
+		return fs_error_set(err, -EPERM,
+				    "agent socket %s: %s is not a directory of "
 				    "this user's alone (mode 0700, not a link); remove it, or set "
-				    "[agent] socket", path, dir);
+				    "[agent] socket",
+				    path, dir);
 	return 0;
 }
 
@@ -112,7 +116,8 @@ static int bind_failed(const char *path, int e, struct fs_error *err)
 		*slash = '\0';
 	else
 		memcpy(dir, ".", 2);
-	return fs_error_set(err, -e, "agent socket %s: directory %s does not exist; create it "
+	return fs_error_set(err, -e,
+			    "agent socket %s: directory %s does not exist; create it "
 			    "(as a service, systemd's RuntimeDirectory=fieldsync does), or set "
 			    "[agent] socket to a path in a directory this user can write",
 			    path, dir);
@@ -132,14 +137,16 @@ int ctl_listen(const char *path, gid_t gid, struct fs_error *err)
 		int probe;
 
 		if (!S_ISSOCK(st.st_mode))
-			return fs_error_set(err, -EEXIST, "agent socket %s: exists and is not a socket",
-					    path);
+			return fs_error_set(err, -EEXIST,
+					    "agent socket %s: exists and is not a socket", path);
 		/* Stale only if nobody answers: never take the socket of an
 		 * agent that is running. */
 		if (ctl_connect(path, &probe, err) == 0) {
 			close(probe);
-			return fs_error_set(err, -EADDRINUSE, "agent socket %s: another agent is "
-					    "running", path);
+			return fs_error_set(err, -EADDRINUSE,
+					    "agent socket %s: another agent is "
+					    "running",
+					    path);
 		}
 		if (unlink(path) < 0)
 			return fs_error_set(err, -errno, "agent socket %s: remove stale socket: %s",
@@ -227,8 +234,8 @@ int ctl_send(int fd, enum ctl_type type, const void *payload, size_t len, const 
 		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FILES)];
 	} ctrl;
 	uint8_t hdr[CTL_HEADER];
-	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, len}};
-	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)payload, len } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 	ssize_t n;
 
 	if (len > UINT32_MAX || nfds > CTL_MAX_FILES)

@@ -42,7 +42,7 @@
 
 #define CTL_SYSTEM_SOCKET "/run/fieldsync/agent.sock"
 #define CTL_USER_SOCKET "fieldsync/agent.sock" /* under $XDG_RUNTIME_DIR */
-#define CTL_PATH_MAX 108                       /* sun_path, with its NUL */
+#define CTL_PATH_MAX 108		       /* sun_path, with its NUL */
 #define CTL_HEADER 5
 #define CTL_REQUEST_MAX (64 * 1024)
 #define CTL_CHUNK (64 * 1024)

@@ -48,30 +48,30 @@
  * sends at once (cli.c), so only a stuck or hostile client waits this long. */
 #define CLIENT_TIMEOUT_MS 10000
 #define ANSWER_TIMEOUT_MS 30000 /* to take a whole answer */
-#define NET_SETTLE_MS 250       /* after a netlink event, before pushing */
+#define NET_SETTLE_MS 250	/* after a netlink event, before pushing */
 #define NEVER UINT64_MAX
 
 struct client {
-	int fd;                    /* -1: free slot */
-	uint8_t *in;               /* secure memory, CTL_REQUEST_MAX: may hold a secret */
+	int fd;	     /* -1: free slot */
+	uint8_t *in; /* secure memory, CTL_REQUEST_MAX: may hold a secret */
 	size_t in_len;
-	int fds[CTL_MAX_FILES];    /* received with the request */
+	int fds[CTL_MAX_FILES]; /* received with the request */
 	size_t nfds;
-	uint8_t *out;              /* answer frames */
+	uint8_t *out; /* answer frames */
 	size_t out_len, out_off;
-	uint64_t deadline;         /* monotonic ms, while reading the request */
-	uint64_t wait_gen;         /* > 0: answer when attempt wait_gen ends */
-	uint64_t write_deadline;   /* monotonic ms to take the whole answer */
-	int in_job;                /* its request runs on the worker thread */
-	uid_t uid;                 /* the peer's user */
-	uint64_t since;            /* monotonic ms it connected */
+	uint64_t deadline;	 /* monotonic ms, while reading the request */
+	uint64_t wait_gen;	 /* > 0: answer when attempt wait_gen ends */
+	uint64_t write_deadline; /* monotonic ms to take the whole answer */
+	int in_job;		 /* its request runs on the worker thread */
+	uid_t uid;		 /* the peer's user */
+	uint64_t since;		 /* monotonic ms it connected */
 };
 
 struct agent {
 	struct cli *c;
-	char sock[CTL_PATH_MAX];   /* where it listens, fixed until it stops */
-	struct store *store;       /* NULL: locked */
-	int lfd, nfd, sfd, efd;    /* listen, netlink, signals, push done */
+	char sock[CTL_PATH_MAX]; /* where it listens, fixed until it stops */
+	struct store *store;	 /* NULL: locked */
+	int lfd, nfd, sfd, efd;	 /* listen, netlink, signals, push done */
 	struct client clients[CLIENTS_MAX];
 	int stopping;
 
@@ -81,34 +81,34 @@ struct agent {
 	 * job_ fields. */
 	pthread_t thread;
 	int running;
-	int pull_only;             /* the job in flight pulls without pushing */
+	int pull_only; /* the job in flight pulls without pushing */
 	enum { JOB_PUSH, JOB_COMMAND } job;
 	_Atomic int cancel;
 	struct store *wstore;
-	struct attempt_options opt;  /* built on the loop, read by the job */
+	struct attempt_options opt; /* built on the loop, read by the job */
 	struct attempt_result res;
 	int res_code;
-	unsigned long want_max;    /* --max-changes of a waiting `sync` */
-	int want_pull;             /* a waiting `sync` or `pull`: ATTEMPT_PULL_* */
-	uint64_t gen;              /* attempts started so far */
+	unsigned long want_max;	   /* --max-changes of a waiting `sync` */
+	int want_pull;		   /* a waiting `sync` or `pull`: ATTEMPT_PULL_* */
+	uint64_t gen;		   /* attempts started so far */
 	struct client *job_client; /* JOB_COMMAND: who asked */
 	int job_argc;
-	char **job_argv;           /* points into job_client->in */
+	char **job_argv; /* points into job_client->in */
 	struct cli_input job_inputs[CTL_MAX_FILES];
 	size_t job_ninputs;
-	char *job_out, *job_err;   /* its output */
+	char *job_out, *job_err; /* its output */
 	size_t job_olen, job_elen;
 	int job_status, job_wrote;
-	cJSON *job_state;          /* the agent's state for its `status` */
+	cJSON *job_state; /* the agent's state for its `status` */
 
 	/* Scheduling, in monotonic ms. */
-	uint64_t next_push;        /* NEVER: nothing scheduled */
-	unsigned failures;         /* in a row */
-	int halted;                /* HQ revoked this device */
+	uint64_t next_push; /* NEVER: nothing scheduled */
+	unsigned failures;  /* in a row */
+	int halted;	    /* HQ revoked this device */
 
 	/* What status shows, wall clock ms (0: never). */
 	uint64_t last_attempt, last_success, next_wall;
-	char last_error[512];         /* an fs_error message */
+	char last_error[512]; /* an fs_error message */
 
 	/* systemd watchdog */
 	uint64_t wd_interval, next_wd;
@@ -188,7 +188,7 @@ static void *job_thread(void *arg)
 
 static int job_start(struct agent *a, int job)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	int r;
 
 	if (!a->wstore && (r = store_reopen(a->store, &a->wstore, &err)) < 0) {
@@ -248,10 +248,10 @@ static void lock(struct agent *a);
  * say so first, then close the store and destroy its only key. */
 static void wipe_after_revoke(struct agent *a)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	log_msg(LOG_CRIT, "HQ revoked this device; wipe_on_revoke = yes: destroying the store key "
-	       "now; the records on this laptop become unreadable");
+			  "now; the records on this laptop become unreadable");
 	lock(a);
 	if (store_shred_key(a->c->cfg.data_dir, &err) < 0)
 		log_msg(LOG_CRIT, "wipe_on_revoke failed: %s", err.msg);
@@ -282,9 +282,10 @@ static void job_finished(struct agent *a)
 		a->last_error[0] = '\0';
 		if (res->pushed) {
 			a->last_success = hlc_wall_ms();
-			log_msg(LOG_INFO, "pushed %llu change sets (%llu changes, %llu bytes) in %llu ms",
-			       res->stats.sets, res->stats.changes, res->stats.bytes,
-			       (unsigned long long)res->duration_ms);
+			log_msg(LOG_INFO,
+				"pushed %llu change sets (%llu changes, %llu bytes) in %llu ms",
+				res->stats.sets, res->stats.changes, res->stats.bytes,
+				(unsigned long long)res->duration_ms);
 		}
 		if (res->clock_warning[0])
 			log_msg(LOG_WARNING, "%s", res->clock_warning);
@@ -310,8 +311,8 @@ static void job_finished(struct agent *a)
 			/* The first failure of a streak is news; the rest are
 			 * debug, or an offline week would flood the journal. */
 			log_msg(a->failures == 1 ? LOG_WARNING : LOG_DEBUG,
-			       "push failed (%s): %s; retry %u in %.1f s",
-			       synclog_result(r), res->err.msg, a->failures, (double)delay / 1000);
+				"push failed (%s): %s; retry %u in %.1f s", synclog_result(r),
+				res->err.msg, a->failures, (double)delay / 1000);
 		}
 	}
 	for (size_t i = 0; i < CLIENTS_MAX; i++) {
@@ -370,10 +371,9 @@ static void schedule(struct agent *a, uint64_t delay_ms)
 
 /* ---- unlocking -------------------------------------------------------------- */
 
-static int unlock_with(struct agent *a, const struct keystore_secret *secret,
-		       struct fs_error *err)
+static int unlock_with(struct agent *a, const struct keystore_secret *secret, struct fs_error *err)
 {
-	struct store_options opt = {.ballast_bytes = (uint64_t)a->c->cfg.disk_reserve_mib << 20};
+	struct store_options opt = { .ballast_bytes = (uint64_t)a->c->cfg.disk_reserve_mib << 20 };
 	int r = store_open(a->c->cfg.data_dir, secret, &opt, &a->store, err);
 
 	if (r < 0)
@@ -404,8 +404,10 @@ static void drop_queued_command(struct agent *a, const char *msg, int status)
 static void lock(struct agent *a)
 {
 	push_stop(a);
-	drop_queued_command(a, "fieldsync: the agent's store was locked; the request to HQ did "
-				"not run\n", FS_EXIT_KEY);
+	drop_queued_command(a,
+			    "fieldsync: the agent's store was locked; the request to HQ did "
+			    "not run\n",
+			    FS_EXIT_KEY);
 	answer_parked(a, "fieldsync: the agent's store was locked; nothing more was sent\n",
 		      FS_EXIT_KEY);
 	a->wstore = store_close(a->wstore);
@@ -422,7 +424,7 @@ static void unlock_at_start(struct agent *a)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	struct keystore_secret *secret = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char path[4096];
 	int r = 1;
 
@@ -442,7 +444,7 @@ static void unlock_at_start(struct agent *a)
 		r = keystore_secret_from_passphrase_file(a->c->cfg.passphrase_file, &secret, &err);
 	if (r == 1) {
 		log_msg(LOG_NOTICE, "no credential or secret file: store locked until "
-		       "'fieldsync unlock'");
+				    "'fieldsync unlock'");
 		return;
 	}
 	if (r == 0)
@@ -589,7 +591,7 @@ static void run_command(struct agent *a, struct client *cl)
 		goto out;
 	}
 	for (size_t i = 0; i < cl->nfds; i++)
-		inputs[i] = (struct cli_input){.arg = argv[idx[i]], .fd = cl->fds[i]};
+		inputs[i] = (struct cli_input){ .arg = argv[idx[i]], .fd = cl->fds[i] };
 	c->out = out;
 	c->err = err;
 	c->in_agent = 1;
@@ -721,7 +723,7 @@ static void run_unlock(struct agent *a, struct client *cl)
 	const uint8_t *p = cl->in + CTL_HEADER;
 	size_t len = cl->in_len - CTL_HEADER;
 	struct keystore_secret *secret = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char msg[sizeof(((struct fs_error *)0)->msg) + 16];
 	int r;
 
@@ -736,8 +738,8 @@ static void run_unlock(struct agent *a, struct client *cl)
 	r = p[0] == 1 ? keystore_secret_from_passphrase((const char *)p + 1, len - 1, &secret)
 		      : keystore_secret_from_wrapkey(p + 1, len - 1, &secret);
 	if (r < 0)
-		fs_error_set(&err, r, "unlock: %s", r == -ENOMEM ? "out of secure memory"
-								 : "not a key file's key");
+		fs_error_set(&err, r, "unlock: %s",
+			     r == -ENOMEM ? "out of secure memory" : "not a key file's key");
 	else
 		r = unlock_with(a, secret, &err);
 	keystore_secret_free(secret);
@@ -766,16 +768,15 @@ static void client_request(struct agent *a, struct client *cl)
 	case CTL_LOCK:
 		if (a->store) {
 			lock(a);
-			client_answer(cl, "store locked; the agent no longer holds the key\n",
-				      NULL, FS_EXIT_OK);
+			client_answer(cl, "store locked; the agent no longer holds the key\n", NULL,
+				      FS_EXIT_OK);
 		} else {
 			client_answer(cl, "the agent's store is already locked\n", NULL,
 				      FS_EXIT_OK);
 		}
 		break;
 	default:
-		client_answer(cl, NULL, "fieldsync: unknown request to the agent\n",
-			      FS_EXIT_USAGE);
+		client_answer(cl, NULL, "fieldsync: unknown request to the agent\n", FS_EXIT_USAGE);
 	}
 	/* The request may hold a passphrase or a token: wipe it now, unless
 	 * the worker thread still reads it (command_finished wipes it then),
@@ -795,7 +796,7 @@ static void client_read(struct agent *a, struct client *cl)
 	} ctrl;
 	size_t want = CTL_HEADER;
 	struct iovec iov;
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
 	if (cl->in_len >= CTL_HEADER)
@@ -920,11 +921,12 @@ static void client_accept(struct agent *a, gid_t group)
 	if (fd < 0)
 		return;
 	if (!peer_allowed(fd, group, &uid)) {
-		struct ucred cred = {0};
+		struct ucred cred = { 0 };
 		socklen_t len = sizeof(cred);
 
 		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
-		log_msg(LOG_WARNING, "refused a control connection from uid %u", (unsigned)cred.uid);
+		log_msg(LOG_WARNING, "refused a control connection from uid %u",
+			(unsigned)cred.uid);
 		close(fd);
 		return;
 	}
@@ -955,7 +957,8 @@ static void client_accept(struct agent *a, gid_t group)
 	cl->deadline = cl->since + CLIENT_TIMEOUT_MS;
 	return;
 refuse:
-	log_msg(LOG_WARNING, "too many control connections from uid %u; refusing one", (unsigned)uid);
+	log_msg(LOG_WARNING, "too many control connections from uid %u; refusing one",
+		(unsigned)uid);
 	close(fd);
 }
 
@@ -963,9 +966,9 @@ refuse:
 
 static void reload(struct agent *a)
 {
-	struct cli fresh = {.config_path = a->c->config_path, .out = stdout, .err = stderr};
-	char *none[4] = {NULL, NULL, NULL, NULL};
-	struct fs_error err = {0};
+	struct cli fresh = { .config_path = a->c->config_path, .out = stdout, .err = stderr };
+	char *none[4] = { NULL, NULL, NULL, NULL };
+	struct fs_error err = { 0 };
 	struct agent_config *cur = &a->c->cfg;
 
 	if (commands_load_config(&fresh, none, &err) < 0) {
@@ -1000,8 +1003,10 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 	*ret_group = g ? g->gr_gid : (gid_t)-1;
 	if (a->c->cfg.socket) {
 		if (strlen(a->c->cfg.socket) >= sizeof(a->sock))
-			return fs_error_set(err, -ENAMETOOLONG, "agent socket %s: path longer than "
-					    "%zu bytes", a->c->cfg.socket, sizeof(a->sock) - 1);
+			return fs_error_set(err, -ENAMETOOLONG,
+					    "agent socket %s: path longer than "
+					    "%zu bytes",
+					    a->c->cfg.socket, sizeof(a->sock) - 1);
 		memcpy(a->sock, a->c->cfg.socket, strlen(a->c->cfg.socket) + 1);
 	} else if ((r = ctl_default_socket(a->sock, err)) < 0) {
 		return r;
@@ -1051,7 +1056,8 @@ static void shut_down(struct agent *a)
 	push_stop(a);
 	drop_queued_command(a, "fieldsync: the agent is stopping; the request to HQ did not run\n",
 			    FS_EXIT_IO);
-	answer_parked(a, "fieldsync: the agent is stopping; the push resumes when it starts again\n",
+	answer_parked(a,
+		      "fieldsync: the agent is stopping; the push resumes when it starts again\n",
 		      FS_EXIT_IO);
 	for (size_t i = 0; i < CLIENTS_MAX; i++) {
 		struct client *cl = &a->clients[i];
@@ -1098,9 +1104,9 @@ static int handle_signals(struct agent *a)
 
 int daemon_run(struct cli *c)
 {
-	struct agent a = {.c = c, .lfd = -1, .nfd = -1, .sfd = -1, .efd = -1, .next_push = NEVER};
+	struct agent a = { .c = c, .lfd = -1, .nfd = -1, .sfd = -1, .efd = -1, .next_push = NEVER };
 	struct pollfd pfd[4 + CLIENTS_MAX];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct client *slot[4 + CLIENTS_MAX];
 	gid_t group;
 	int status = FS_EXIT_OK;
@@ -1132,8 +1138,10 @@ int daemon_run(struct cli *c)
 			a.next_push = NEVER;
 			a.next_wall = 0;
 			if (a.store && !a.halted && job_start(&a, JOB_PUSH) < 0) {
-				answer_parked(&a, "fieldsync: the agent could not start a push; "
-					      "see its log\n", FS_EXIT_IO);
+				answer_parked(&a,
+					      "fieldsync: the agent could not start a push; "
+					      "see its log\n",
+					      FS_EXIT_IO);
 				schedule(&a, (uint64_t)c->cfg.retry_max * 1000);
 			}
 		}
@@ -1145,10 +1153,10 @@ int daemon_run(struct cli *c)
 			wake = a.next_push;
 		if (a.wd_interval && a.next_wd < wake)
 			wake = a.next_wd;
-		pfd[n++] = (struct pollfd){.fd = a.sfd, .events = POLLIN};
-		pfd[n++] = (struct pollfd){.fd = a.efd, .events = POLLIN};
-		pfd[n++] = (struct pollfd){.fd = a.nfd, .events = POLLIN};
-		pfd[n++] = (struct pollfd){.fd = a.lfd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){ .fd = a.sfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = a.efd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = a.nfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = a.lfd, .events = POLLIN };
 		for (size_t i = 0; i < CLIENTS_MAX; i++) {
 			struct client *cl = &a.clients[i];
 
@@ -1157,23 +1165,24 @@ int daemon_run(struct cli *c)
 			if (cl->in_job) {
 				continue; /* the worker thread answers it */
 			} else if (cl->out_len) {
-				pfd[n] = (struct pollfd){.fd = cl->fd, .events = POLLOUT};
+				pfd[n] = (struct pollfd){ .fd = cl->fd, .events = POLLOUT };
 				if (cl->write_deadline < wake)
 					wake = cl->write_deadline;
 			} else if (!cl->wait_gen) {
-				pfd[n] = (struct pollfd){.fd = cl->fd, .events = POLLIN};
+				pfd[n] = (struct pollfd){ .fd = cl->fd, .events = POLLIN };
 				if (cl->deadline < wake)
 					wake = cl->deadline;
 			} else {
 				/* Parked until its push ends; a hang-up frees it. */
-				pfd[n] = (struct pollfd){.fd = cl->fd, .events = 0};
+				pfd[n] = (struct pollfd){ .fd = cl->fd, .events = 0 };
 			}
 			slot[n++] = cl;
 		}
 		if (wake == NEVER)
 			timeout = -1;
 		else
-			timeout = wake <= now ? 0 : (int)(wake - now > 3600000 ? 3600000 : wake - now);
+			timeout = wake <= now ? 0
+					      : (int)(wake - now > 3600000 ? 3600000 : wake - now);
 		if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "poll: %s", strerror(errno));
 			status = FS_EXIT_IO;

@@ -22,8 +22,10 @@ int devforms_load(struct store *s, const char *dir, const char *collection, stru
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = store_stmt(s, SLOT_HQ_FORM, "SELECT version, definition FROM hq_forms WHERE "
-					     "collection = ?1", &st, err)) < 0)
+	if ((r = store_stmt(s, SLOT_HQ_FORM,
+			    "SELECT version, definition FROM hq_forms WHERE "
+			    "collection = ?1",
+			    &st, err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -61,14 +63,17 @@ int devforms_accept(struct store *s, const char *collection, uint32_t version,
 	/* The collection element picks where the form is filed; a
 	 * definition naming another would validate the wrong records. */
 	if (strcmp(form_collection(f), collection)) {
-		r = fs_error_set(err, -FS_EFORMAT, "form %s: the definition is for another "
-				 "collection", origin);
+		r = fs_error_set(err, -FS_EFORMAT,
+				 "form %s: the definition is for another "
+				 "collection",
+				 origin);
 		goto out;
 	}
 	if ((r = store_stmt(s, SLOT_KEEP_FORM,
 			    "INSERT INTO hq_forms(collection, version, definition) VALUES "
 			    "(?1, ?2, ?3) ON CONFLICT(collection) DO UPDATE SET version = ?2, "
-			    "definition = ?3", &st, err)) < 0)
+			    "definition = ?3",
+			    &st, err)) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, version);
@@ -99,10 +104,9 @@ static int own_add(struct form *f, void *arg)
 	return r;
 }
 
-int devforms_list(struct store *s, const char *dir, devforms_fn fn, void *ctx,
-		  struct fs_error *err)
+int devforms_list(struct store *s, const char *dir, devforms_fn fn, void *ctx, struct fs_error *err)
 {
-	struct own own = {0};
+	struct own own = { 0 };
 	sqlite3_stmt *st = NULL;
 	size_t k = 0;
 	int r, rc = SQLITE_DONE;
@@ -111,8 +115,10 @@ int devforms_list(struct store *s, const char *dir, devforms_fn fn, void *ctx,
 	 * HQ's, also in name order. */
 	if ((r = formsrc_load_all(dir, own_add, &own, err)) == -ENOMEM)
 		r = fs_error_set(err, r, "out of memory");
-	if (r < 0 || (r = store_stmt(s, SLOT_LIST_FORMS, "SELECT collection, version FROM "
-							 "hq_forms ORDER BY collection", &st, err)) < 0)
+	if (r < 0 || (r = store_stmt(s, SLOT_LIST_FORMS,
+				     "SELECT collection, version FROM "
+				     "hq_forms ORDER BY collection",
+				     &st, err)) < 0)
 		goto out;
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *c = (const char *)sqlite3_column_text(st, 0);

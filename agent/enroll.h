@@ -35,7 +35,7 @@
 #define ENROLL_NAME_MAX 128 /* team and municipality, bytes */
 
 struct enrolment {
-	struct hqlink_target target;                    /* URL, HQ sign key, TLS pin */
+	struct hqlink_target target;		      /* URL, HQ sign key, TLS pin */
 	uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES]; /* change sets are sealed to it */
 	char team[ENROLL_NAME_MAX + 1];
 	char municipality[ENROLL_NAME_MAX + 1];
@@ -45,20 +45,20 @@ struct enrolment {
  * the token): free it with secmem_free().  Also for load tools that act
  * as many devices. */
 int enroll_request_body(const struct identity *id, const struct enroll_token *tok, char **ret_body,
-                        size_t *ret_len, struct fs_error *err) FS_WUR;
+			size_t *ret_len, struct fs_error *err) FS_WUR;
 
 /* Read HQ's 200 answer into e (team, municipality, both HQ keys; e's URL
  * is only used in messages) and check the keys against the token's
  * fingerprint: -EPROTO for an answer outside the protocol, -FS_EAUTH for
  * keys that do not match. */
 int enroll_answer_read(const struct identity *id, const struct enroll_token *tok,
-                       const struct hqlink_response *resp, struct enrolment *e,
-                       struct fs_error *err) FS_WUR;
+		       const struct hqlink_response *resp, struct enrolment *e,
+		       struct fs_error *err) FS_WUR;
 
 /* Enrol with HQ at url using token_text; on success *ret (may be NULL)
  * holds what was stored.  Must not be called inside a transaction. */
-int enroll_device(struct store *s, const char *url, const char *token_text,
-                  struct hqlink *t, struct enrolment *ret, struct fs_error *err) FS_WUR;
+int enroll_device(struct store *s, const char *url, const char *token_text, struct hqlink *t,
+		  struct enrolment *ret, struct fs_error *err) FS_WUR;
 
 /* Read the stored enrolment. */
 int enroll_load(struct store *s, struct enrolment *ret, struct fs_error *err) FS_WUR;

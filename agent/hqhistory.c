@@ -28,8 +28,10 @@ static int open_checkpoint(const struct hqlink_target *tg, const char *note, str
 	checkpoint_origin(tg->hq_sign_pk, origin);
 	if (note_verify(note, strlen(note), origin, tg->hq_sign_pk, &text_len) < 0 ||
 	    checkpoint_parse(note, text_len, got, &c->size, c->root) < 0 || strcmp(got, origin))
-		return fs_error_set(err, -FS_EAUTH, "HQ at %s: an audit checkpoint that does not "
-				    "verify with the HQ key pinned at enrolment", tg->url);
+		return fs_error_set(err, -FS_EAUTH,
+				    "HQ at %s: an audit checkpoint that does not "
+				    "verify with the HQ key pinned at enrolment",
+				    tg->url);
 	return 0;
 }
 
@@ -37,8 +39,8 @@ static int open_held(struct store *s, const struct hqlink_target *tg, const char
 		     struct checkpoint *c, struct fs_error *err)
 {
 	if (open_checkpoint(tg, note, c, err) < 0)
-		return fs_error_set(err, -FS_ECORRUPT, "the HQ checkpoint held in %s does not verify",
-				    store_path(s));
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "the HQ checkpoint held in %s does not verify", store_path(s));
 	return 0;
 }
 
@@ -49,8 +51,7 @@ static int held(struct store *s, const struct hqlink_target *tg, char *note, str
 {
 	int r;
 
-	if ((r = store_meta_get(s, META_KEY, note, NOTE_MAX, ret_found, err)) < 0 ||
-	    !*ret_found)
+	if ((r = store_meta_get(s, META_KEY, note, NOTE_MAX, ret_found, err)) < 0 || !*ret_found)
 		return r;
 	return open_held(s, tg, note, c, err);
 }
@@ -85,7 +86,7 @@ static int fetch_and_check(struct store *s, const struct hqlink_target *tg, stru
 			   struct hqhistory_result *res, struct fs_error *err)
 {
 	merkle_hash proof[MERKLE_MAX_PROOF];
-	struct hqlink_response resp = {0};
+	struct hqlink_response resp = { 0 };
 	char url[HQLINK_URL_MAX + 32], body[64];
 	struct checkpoint now;
 	const cJSON *note, *arr, *h;
@@ -109,21 +110,23 @@ static int fetch_and_check(struct store *s, const struct hqlink_target *tg, stru
 	arr = cJSON_GetObjectItemCaseSensitive(o, "proof");
 	if (!cJSON_IsString(note) || !cJSON_IsArray(arr) ||
 	    cJSON_GetArraySize(arr) > MERKLE_MAX_PROOF) {
-		r = fs_error_set(err, -EPROTO, "HQ at %s: no audit checkpoint and proof in its answer "
-				 "(HTTP %ld)", tg->url, resp.status);
+		r = fs_error_set(err, -EPROTO,
+				 "HQ at %s: no audit checkpoint and proof in its answer "
+				 "(HTTP %ld)",
+				 tg->url, resp.status);
 		goto out;
 	}
-	cJSON_ArrayForEach(h, arr)
-		if ((r = hqlink_json_base64(h, NULL, proof[n++], MERKLE_HASH_BYTES, MERKLE_HASH_BYTES,
-					  NULL)) < 0) {
-			r = fs_error_set(err, -EPROTO, "HQ at %s: a malformed consistency proof",
-					 tg->url);
-			goto out;
-		}
+	cJSON_ArrayForEach(h,
+			   arr) if ((r = hqlink_json_base64(h, NULL, proof[n++], MERKLE_HASH_BYTES,
+							    MERKLE_HASH_BYTES, NULL)) < 0)
+	{
+		r = fs_error_set(err, -EPROTO, "HQ at %s: a malformed consistency proof", tg->url);
+		goto out;
+	}
 	if ((r = open_checkpoint(tg, note->valuestring, &now, err)) < 0)
 		goto out;
-	if (from && (now.size < from ||
-		     merkle_consistency_verify(from, now.size, old->root, now.root, proof, n) < 0)) {
+	if (from && (now.size < from || merkle_consistency_verify(from, now.size, old->root,
+								  now.root, proof, n) < 0)) {
 		r = rewritten(tg, from, now.size, err);
 		goto out;
 	}
@@ -186,7 +189,7 @@ int hqhistory_observe(struct store *s, const struct hqlink_target *tg, struct hq
 int hqhistory_verify(struct store *s, const struct hqlink_target *tg, struct hqlink *t,
 		     struct hqhistory_result *res, struct fs_error *err)
 {
-	struct checkpoint old = {0};
+	struct checkpoint old = { 0 };
 	char *kept = malloc(NOTE_MAX);
 	int r, found;
 

@@ -22,10 +22,10 @@ void hqlink_response_clear(struct hqlink_response *r)
 }
 
 int hqlink_json_base64(const cJSON *o, const char *name, uint8_t *out, size_t cap, size_t want,
-                     size_t *ret_len)
+		       size_t *ret_len)
 {
-	static const int variants[] = {sodium_base64_VARIANT_ORIGINAL,
-	                               sodium_base64_VARIANT_ORIGINAL_NO_PADDING};
+	static const int variants[] = { sodium_base64_VARIANT_ORIGINAL,
+					sodium_base64_VARIANT_ORIGINAL_NO_PADDING };
 	const cJSON *v = name ? cJSON_GetObjectItemCaseSensitive(o, name) : o;
 	size_t n = 0;
 
@@ -35,7 +35,7 @@ int hqlink_json_base64(const cJSON *o, const char *name, uint8_t *out, size_t ca
 		const char *end = NULL;
 
 		if (sodium_base642bin(out, cap, v->valuestring, strlen(v->valuestring), NULL, &n,
-		                      &end, variants[i]) == 0 &&
+				      &end, variants[i]) == 0 &&
 		    *end == '\0') {
 			if (want && n != want)
 				return -EPROTO;
@@ -78,15 +78,15 @@ void hqlink_error_text(const struct hqlink_response *r, char *out, size_t cap)
 /* ---- the libcurl transport ------------------------------------------------ */
 
 struct curl_transport {
-	struct hqlink base; /* first: the seam */
-	CURL *easy;                 /* reused, so connections are kept */
-	const _Atomic int *cancel;  /* abandon the transfer when non-zero */
-	long connect_s, stall_s;    /* timeouts */
+	struct hqlink base;	   /* first: the seam */
+	CURL *easy;		   /* reused, so connections are kept */
+	const _Atomic int *cancel; /* abandon the transfer when non-zero */
+	long connect_s, stall_s;   /* timeouts */
 };
 
 /* libcurl calls this at least once a second during a transfer. */
 static int curl_xferinfo(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                         curl_off_t ulnow)
+			 curl_off_t ulnow)
 {
 	const struct curl_transport *ct = ctx;
 
@@ -143,28 +143,28 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *ctx)
 }
 
 static int curl_fail(CURLcode rc, const char *url, const char *detail, const char *tls_pin,
-                     const struct body_sink *sink, struct fs_error *err)
+		     const struct body_sink *sink, struct fs_error *err)
 {
 	const char *why = detail && detail[0] ? detail : curl_easy_strerror(rc);
 
 	switch (rc) {
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 		return fs_error_set(err, -FS_EKEY,
-		                    "HQ at %s: TLS public key does not match the pin "
-		                    "from enrolment (%s); not sending anything",
-		                    url, tls_pin ? tls_pin : "none");
+				    "HQ at %s: TLS public key does not match the pin "
+				    "from enrolment (%s); not sending anything",
+				    url, tls_pin ? tls_pin : "none");
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
 		return fs_error_set(err, -FS_EKEY, "HQ at %s: TLS certificate not trusted: %s", url,
-		                    why);
+				    why);
 	case CURLE_WRITE_ERROR:
 		if (sink->overflow)
 			return fs_error_set(err, -FS_ELIMIT,
-			                    "HQ at %s: answer larger than %d bytes", url,
-			                    HQLINK_RESPONSE_MAX);
+					    "HQ at %s: answer larger than %d bytes", url,
+					    HQLINK_RESPONSE_MAX);
 		return fs_error_set(err, -ENOMEM, "HQ at %s: out of memory reading the answer",
-		                    url);
+				    url);
 	case CURLE_OUT_OF_MEMORY:
 		return fs_error_set(err, -ENOMEM, "HQ at %s: out of memory", url);
 	case CURLE_ABORTED_BY_CALLBACK:
@@ -178,13 +178,13 @@ static int curl_fail(CURLcode rc, const char *url, const char *detail, const cha
 }
 
 static int curl_post(struct hqlink *t, const char *url, const char *content_type,
-                     const uint8_t *body, size_t len, const char *tls_pin,
-                     struct hqlink_response *ret, struct fs_error *err)
+		     const uint8_t *body, size_t len, const char *tls_pin,
+		     struct hqlink_response *ret, struct fs_error *err)
 {
 	struct curl_transport *ct = (struct curl_transport *)t;
 	char errbuf[CURL_ERROR_SIZE] = "", ctype[128], now[64];
 	struct curl_slist *headers = NULL, *h;
-	struct body_sink sink = {0};
+	struct body_sink sink = { 0 };
 	CURL *e = ct->easy;
 	CURLcode rc = CURLE_OK;
 	long status = 0;
@@ -240,7 +240,7 @@ static int curl_post(struct hqlink *t, const char *url, const char *content_type
 #undef SET
 	if (rc != CURLE_OK) {
 		r = fs_error_set(err, -EPROTO, "HQ at %s: libcurl option: %s", url,
-		                 curl_easy_strerror(rc));
+				 curl_easy_strerror(rc));
 		goto out;
 	}
 	rc = curl_easy_perform(e);
@@ -320,7 +320,7 @@ struct hqlink *hqlink_free(struct hqlink *t)
 /* ---- what HQ's refusals mean ---------------------------------------------- */
 
 int hqlink_answer_error(const char *url, const char *what, const struct hqlink_response *resp,
-                      struct fs_error *err)
+			struct fs_error *err)
 {
 	char why[200];
 
@@ -328,24 +328,25 @@ int hqlink_answer_error(const char *url, const char *what, const struct hqlink_r
 	switch (resp->status) {
 	case 403:
 		return fs_error_set(err, -EACCES,
-		                    "HQ at %s refused %s: this device has been revoked; ask your "
-		                    "HQ administrator (%s)",
-		                    url, what, why);
+				    "HQ at %s refused %s: this device has been revoked; ask your "
+				    "HQ administrator (%s)",
+				    url, what, why);
 	case 401:
-		return fs_error_set(err, -EPERM, "HQ at %s refused %s: this device is not accepted (%s)",
-		                    url, what, why);
+		return fs_error_set(err, -EPERM,
+				    "HQ at %s refused %s: this device is not accepted (%s)", url,
+				    what, why);
 	case 400:
-		return fs_error_set(err, -EBADMSG, "HQ at %s rejected %s as malformed (%s)", url, what,
-		                    why);
+		return fs_error_set(err, -EBADMSG, "HQ at %s rejected %s as malformed (%s)", url,
+				    what, why);
 	case 413:
 		return fs_error_set(err, -FS_ELIMIT, "HQ at %s rejected %s as too large (%s)", url,
-		                    what, why);
+				    what, why);
 	case 429:
 	case 503:
-		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later (%s)", url, why);
+		return fs_error_set(err, -EBUSY, "HQ at %s is overloaded; retry later (%s)", url,
+				    why);
 	default:
 		return fs_error_set(err, -EPROTO, "HQ at %s answered HTTP %ld for %s (%s)", url,
-		                    resp->status, what, why);
+				    resp->status, what, why);
 	}
 }
-

@@ -29,7 +29,7 @@
 #include "crypto/fserr.h"
 
 #define HQLINK_URL_MAX 1024
-#define HQLINK_PIN_MAX 128                    /* "sha256//" + base64 */
+#define HQLINK_PIN_MAX 128		      /* "sha256//" + base64 */
 #define HQLINK_RESPONSE_MAX (4 * 1024 * 1024) /* cap on an HQ answer */
 #define HQLINK_CONNECT_TIMEOUT_S 15
 #define HQLINK_LOW_SPEED_BYTES 64  /* slower than this ... */
@@ -37,9 +37,9 @@
 
 /* One HQ answer. */
 struct hqlink_response {
-	long status; /* HTTP status code */
-	char *body;  /* malloc'd and NUL-terminated; NULL when empty */
-	size_t len;  /* bytes in body, at most HQLINK_RESPONSE_MAX */
+	long status;	  /* HTTP status code */
+	char *body;	  /* malloc'd and NUL-terminated; NULL when empty */
+	size_t len;	  /* bytes in body, at most HQLINK_RESPONSE_MAX */
 	long retry_after; /* seconds from a Retry-After header, else 0 */
 	/* The Fieldsync-Checkpoint header (a pull's answer): malloc'd, as
 	 * sent (base64), at most DOWNSET_CHECKPOINT_MAX bytes; else NULL. */
@@ -56,8 +56,8 @@ void hqlink_response_clear(struct hqlink_response *r);
  * hqlink_free(). */
 struct hqlink {
 	int (*post)(struct hqlink *t, const char *url, const char *content_type,
-	            const uint8_t *body, size_t len, const char *tls_pin, struct hqlink_response *ret,
-	            struct fs_error *err);
+		    const uint8_t *body, size_t len, const char *tls_pin,
+		    struct hqlink_response *ret, struct fs_error *err);
 	void (*destroy)(struct hqlink *t);
 };
 
@@ -83,9 +83,9 @@ struct hqlink *hqlink_free(struct hqlink *t);
 
 /* Where to push, from enrolment (agent/enroll.h fills it). */
 struct hqlink_target {
-	char url[HQLINK_URL_MAX];                         /* HQ base URL, no trailing '/' */
+	char url[HQLINK_URL_MAX];			/* HQ base URL, no trailing '/' */
 	uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES]; /* verifies receipts */
-	char tls_pin[HQLINK_PIN_MAX];                     /* "" when none */
+	char tls_pin[HQLINK_PIN_MAX];			/* "" when none */
 };
 
 /* Decode the base64 string member name of o (o itself when name is
@@ -93,7 +93,7 @@ struct hqlink_target {
  * optional) into exactly want bytes, or at most cap bytes when want is 0.
  * -EPROTO when missing, not a string, not base64 or the wrong size. */
 int hqlink_json_base64(const cJSON *o, const char *name, uint8_t *out, size_t cap, size_t want,
-                     size_t *ret_len) FS_WUR;
+		       size_t *ret_len) FS_WUR;
 
 /* A short, safe rendering of HQ's JSON error ("code: message") for our
  * messages: printable ASCII only, at most 160 bytes. */
@@ -104,6 +104,6 @@ void hqlink_error_text(const struct hqlink_response *r, char *out, size_t cap);
  * -FS_ELIMIT, 429 and 503 -EBUSY, anything else -EPROTO.  A 409 means
  * something else to each exchange: callers handle it first. */
 int hqlink_answer_error(const char *url, const char *what, const struct hqlink_response *resp,
-                      struct fs_error *err);
+			struct fs_error *err);
 
 #endif

@@ -134,7 +134,8 @@ static int derive_wrap_key(const struct keystore_secret *s, const struct pwhash_
 	if (s->method == KEYSTORE_PASSPHRASE) {
 		r = pwhash_derive(k, AEAD_KEYBYTES, s->passphrase, s->passlen, p);
 		if (r < 0)
-			fs_error_set(err, r, "derive key from passphrase: Argon2id needs %llu MiB "
+			fs_error_set(err, r,
+				     "derive key from passphrase: Argon2id needs %llu MiB "
 				     "of memory it could not get",
 				     (unsigned long long)(p->memlimit >> 20));
 	} else {
@@ -164,7 +165,7 @@ static int envelope_write(const char *path, const struct keystore_secret *s,
 			  const uint8_t id[KEYSTORE_ID_BYTES], int flags, struct fs_error *err)
 {
 	uint8_t payload[KEYSTORE_PAYLOAD_BYTES], ad[ENVELOPE_AD_BYTES];
-	struct pwhash_params params = {0};
+	struct pwhash_params params = { 0 };
 	uint8_t *wrap = NULL;
 	int r;
 
@@ -211,7 +212,7 @@ int keystore_open(const char *path, const struct keystore_secret *s, uint8_t **r
 		  uint8_t ret_id[KEYSTORE_ID_BYTES], struct fs_error *err)
 {
 	uint8_t ad[ENVELOPE_AD_BYTES];
-	struct pwhash_params params = {0};
+	struct pwhash_params params = { 0 };
 	uint8_t *payload = NULL, *wrap = NULL, *key = NULL;
 	size_t len;
 	int r;
@@ -225,8 +226,10 @@ int keystore_open(const char *path, const struct keystore_secret *s, uint8_t **r
 		goto out;
 	}
 	if (payload[1] != s->method) {
-		r = fs_error_set(err, -FS_EKEY, "open key %s: the store is unlocked with a %s, "
-				 "not a %s", path,
+		r = fs_error_set(err, -FS_EKEY,
+				 "open key %s: the store is unlocked with a %s, "
+				 "not a %s",
+				 path,
 				 payload[1] == KEYSTORE_PASSPHRASE ? "passphrase" : "key file",
 				 s->method == KEYSTORE_PASSPHRASE ? "passphrase" : "key file");
 		goto out;

@@ -31,7 +31,8 @@
 #include "crypto/pwhash.h"
 
 #define KEYSTORE_ID_BYTES 16
-#define KEYSTORE_PAYLOAD_BYTES (2 + KEYSTORE_ID_BYTES + PWHASH_PARAMS_BYTES + AEAD_OVERHEAD + AEAD_KEYBYTES)
+#define KEYSTORE_PAYLOAD_BYTES                                                                     \
+	(2 + KEYSTORE_ID_BYTES + PWHASH_PARAMS_BYTES + AEAD_OVERHEAD + AEAD_KEYBYTES)
 
 enum keystore_method {
 	KEYSTORE_PASSPHRASE = 1,
@@ -41,9 +42,9 @@ enum keystore_method {
 /* What unlocks a store: a passphrase or the contents of a key file. */
 struct keystore_secret {
 	enum keystore_method method;
-	char *passphrase;  /* secure memory, NUL-terminated (PASSPHRASE) */
+	char *passphrase; /* secure memory, NUL-terminated (PASSPHRASE) */
 	size_t passlen;
-	uint8_t *wrapkey;  /* secure memory, AEAD_KEYBYTES (KEYFILE) */
+	uint8_t *wrapkey; /* secure memory, AEAD_KEYBYTES (KEYFILE) */
 };
 
 int keystore_secret_from_passphrase(const char *pass, size_t len,

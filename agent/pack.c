@@ -29,13 +29,13 @@ enum {
 
 /* The last set's seq and hash; seq 0 and a zero hash when there is none. */
 static int chain_tip(struct store *s, uint64_t *ret_seq, uint8_t ret_hash[CHANGESET_HASH_BYTES],
-                     struct fs_error *err)
+		     struct fs_error *err)
 {
 	sqlite3_stmt *st;
 	int r, rc;
 
 	r = store_stmt(s, SLOT_LAST_SET, "SELECT seq, hash FROM outgoing ORDER BY seq DESC LIMIT 1",
-	               &st, err);
+		       &st, err);
 	if (r < 0)
 		return r;
 	rc = sqlite3_step(st);
@@ -46,9 +46,9 @@ static int chain_tip(struct store *s, uint64_t *ret_seq, uint8_t ret_hash[CHANGE
 	} else if (rc != SQLITE_ROW) {
 		r = store_fail(s, "read change-set chain in", err);
 	} else if (sqlite3_column_int64(st, 0) <= 0 ||
-	           sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES) {
+		   sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES) {
 		r = fs_error_set(err, -FS_ECORRUPT, "read change-set chain in %s: bad last set",
-		                 store_path(s));
+				 store_path(s));
 	} else {
 		*ret_seq = (uint64_t)sqlite3_column_int64(st, 0);
 		memcpy(ret_hash, sqlite3_column_blob(st, 1), CHANGESET_HASH_BYTES);
@@ -73,7 +73,7 @@ static int copy_name(char *dst, size_t cap, const unsigned char *src)
 
 /* One outbox row into c; c->value is owned by c afterwards. */
 static int change_from_row(struct store *s, sqlite3_stmt *st, struct change *c,
-                           struct fs_error *err)
+			   struct fs_error *err)
 {
 	const unsigned char *value = sqlite3_column_text(st, 4);
 	long long row = sqlite3_column_int64(st, 0);
@@ -82,16 +82,16 @@ static int change_from_row(struct store *s, sqlite3_stmt *st, struct change *c,
 	    copy_name(c->collection, sizeof(c->collection), sqlite3_column_text(st, 2)) < 0 ||
 	    copy_name(c->field, sizeof(c->field), sqlite3_column_text(st, 3)) < 0)
 		return fs_error_set(err, -FS_ECORRUPT,
-		                    "pack outbox in %s: change %lld: bad id or "
-		                    "name",
-		                    store_path(s), row);
-	c->value =
-	    value ? cJSON_ParseWithLength((const char *)value, (size_t)sqlite3_column_bytes(st, 4))
-	          : cJSON_CreateNull();
+				    "pack outbox in %s: change %lld: bad id or "
+				    "name",
+				    store_path(s), row);
+	c->value = value ? cJSON_ParseWithLength((const char *)value,
+						 (size_t)sqlite3_column_bytes(st, 4))
+			 : cJSON_CreateNull();
 	if (!c->value)
 		return fs_error_set(err, value ? -FS_ECORRUPT : -ENOMEM,
-		                    "pack outbox in %s: change %lld: %s", store_path(s), row,
-		                    value ? "value is not JSON" : "out of memory");
+				    "pack outbox in %s: change %lld: %s", store_path(s), row,
+				    value ? "value is not JSON" : "out of memory");
 	c->hlc = (hlc_t)sqlite3_column_int64(st, 5);
 	c->form_version = (uint32_t)sqlite3_column_int64(st, 6);
 	return 0;
@@ -108,17 +108,18 @@ static void values_free(struct change *changes, size_t n)
 /* Read up to max_changes unpacked changes, stopping once the payload
  * estimate passes max_bytes; rows[i] is the outbox seq of changes[i]. */
 static int read_unpacked(struct store *s, size_t max_changes, size_t max_bytes,
-                         struct change *changes, long long *rows, size_t *ret_n,
-                         struct fs_error *err)
+			 struct change *changes, long long *rows, size_t *ret_n,
+			 struct fs_error *err)
 {
 	size_t n = 0, bytes = 0;
 	sqlite3_stmt *st;
 	int r = 0, rc = SQLITE_ROW;
 
-	r = store_stmt(s, SLOT_UNPACKED,
-	               "SELECT seq, record_id, collection, field, value, hlc, form_version FROM outbox"
-	               " WHERE changeset IS NULL ORDER BY seq LIMIT ?1",
-	               &st, err);
+	r = store_stmt(
+		s, SLOT_UNPACKED,
+		"SELECT seq, record_id, collection, field, value, hlc, form_version FROM outbox"
+		" WHERE changeset IS NULL ORDER BY seq LIMIT ?1",
+		&st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)max_changes);
@@ -126,8 +127,8 @@ static int read_unpacked(struct store *s, size_t max_changes, size_t max_bytes,
 		if ((r = change_from_row(s, st, &changes[n], err)) < 0)
 			goto out;
 		bytes += PACK_CHANGE_OVERHEAD + (size_t)sqlite3_column_bytes(st, 1) +
-		         (size_t)sqlite3_column_bytes(st, 2) + (size_t)sqlite3_column_bytes(st, 3) +
-		         (size_t)sqlite3_column_bytes(st, 4);
+			 (size_t)sqlite3_column_bytes(st, 2) + (size_t)sqlite3_column_bytes(st, 3) +
+			 (size_t)sqlite3_column_bytes(st, 4);
 		rows[n++] = sqlite3_column_int64(st, 0);
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -147,9 +148,9 @@ out:
 /* Encode changes[0, *n), halving *n while the encoding is over the size
  * limit. */
 static int encode_fitting(struct store *s, const struct changeset_header *h,
-                          const struct change *changes, size_t *n,
-                          const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret_buf,
-                          size_t *ret_len, struct fs_error *err)
+			  const struct change *changes, size_t *n,
+			  const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret_buf,
+			  size_t *ret_len, struct fs_error *err)
 {
 	const uint8_t *sk = store_identity(s)->sign_sk;
 	int r;
@@ -166,7 +167,7 @@ static int encode_fitting(struct store *s, const struct changeset_header *h,
 }
 
 static int record_set(struct store *s, uint64_t seq, const uint8_t *buf, size_t len, size_t n,
-                      long long first_row, long long last_row, struct fs_error *err)
+		      long long first_row, long long last_row, struct fs_error *err)
 {
 	uint8_t hash[CHANGESET_HASH_BYTES];
 	sqlite3_stmt *st;
@@ -174,9 +175,9 @@ static int record_set(struct store *s, uint64_t seq, const uint8_t *buf, size_t 
 
 	changeset_hash(buf, len, hash);
 	r = store_stmt(s, SLOT_INSERT_SET,
-	               "INSERT INTO outgoing(seq, hash, body, changes, created_hlc)"
-	               " VALUES(?1, ?2, ?3, ?4, ?5)",
-	               &st, err);
+		       "INSERT INTO outgoing(seq, hash, body, changes, created_hlc)"
+		       " VALUES(?1, ?2, ?3, ?4, ?5)",
+		       &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
@@ -189,9 +190,9 @@ static int record_set(struct store *s, uint64_t seq, const uint8_t *buf, size_t 
 	if (r < 0)
 		return r;
 	r = store_stmt(s, SLOT_MARK_PACKED,
-	               "UPDATE outbox SET changeset = ?1"
-	               " WHERE seq BETWEEN ?2 AND ?3 AND changeset IS NULL",
-	               &st, err);
+		       "UPDATE outbox SET changeset = ?1"
+		       " WHERE seq BETWEEN ?2 AND ?3 AND changeset IS NULL",
+		       &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
@@ -201,10 +202,10 @@ static int record_set(struct store *s, uint64_t seq, const uint8_t *buf, size_t 
 	sqlite3_reset(st);
 	if (r == 0 && (size_t)sqlite3_changes(store_db(s)) != n)
 		r = fs_error_set(err, -FS_ECORRUPT,
-		                 "pack outbox in %s: change set %llu: expected "
-		                 "to mark %zu changes, marked %d",
-		                 store_path(s), (unsigned long long)seq, n,
-		                 sqlite3_changes(store_db(s)));
+				 "pack outbox in %s: change set %llu: expected "
+				 "to mark %zu changes, marked %d",
+				 store_path(s), (unsigned long long)seq, n,
+				 sqlite3_changes(store_db(s)));
 	return r;
 }
 
@@ -216,16 +217,16 @@ static int device_raw(struct store *s, uint8_t out[CHANGESET_DEVICE_BYTES], stru
 	if (sodium_hex2bin(out, CHANGESET_DEVICE_BYTES, hex, strlen(hex), NULL, &n, NULL) != 0 ||
 	    n != CHANGESET_DEVICE_BYTES)
 		return fs_error_set(err, -FS_ECORRUPT, "pack outbox in %s: bad device id",
-		                    store_path(s));
+				    store_path(s));
 	return 0;
 }
 
 /* Pack one set in its own transaction; *ret_made is 0 when the outbox has
  * nothing left to pack. */
 static int pack_one(struct store *s, const uint8_t *hq_box_pk, size_t max_changes, size_t max_bytes,
-                    struct change *changes, long long *rows, int *ret_made, struct fs_error *err)
+		    struct change *changes, long long *rows, int *ret_made, struct fs_error *err)
 {
-	struct changeset_header h = {0};
+	struct changeset_header h = { 0 };
 	uint8_t *buf = NULL;
 	size_t n = 0, len = 0;
 	uint64_t last = 0;
@@ -265,7 +266,7 @@ struct pack_buffers {
 };
 
 static int buffers_new(struct store *s, size_t max_changes, size_t max_bytes,
-                       struct pack_buffers *b, struct fs_error *err)
+		       struct pack_buffers *b, struct fs_error *err)
 {
 	if (!sqlite3_get_autocommit(store_db(s)))
 		return fs_error_set(err, -FS_EUSAGE, "pack outbox: called inside a transaction");
@@ -292,9 +293,9 @@ static void buffers_free(struct pack_buffers *b)
 }
 
 int pack_next(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
-              size_t max_changes, size_t max_bytes, int *ret_made, struct fs_error *err)
+	      size_t max_changes, size_t max_bytes, int *ret_made, struct fs_error *err)
 {
-	struct pack_buffers b = {0};
+	struct pack_buffers b = { 0 };
 	int r, made = 0;
 
 	if ((r = buffers_new(s, max_changes, max_bytes, &b, err)) < 0)
@@ -307,18 +308,18 @@ int pack_next(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES
 }
 
 int pack_outbox(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
-                size_t max_changes, size_t max_bytes, unsigned long long *ret_sets_made,
-                struct fs_error *err)
+		size_t max_changes, size_t max_bytes, unsigned long long *ret_sets_made,
+		struct fs_error *err)
 {
 	unsigned long long made = 0;
-	struct pack_buffers b = {0};
+	struct pack_buffers b = { 0 };
 	int r, more = 1;
 
 	if ((r = buffers_new(s, max_changes, max_bytes, &b, err)) < 0)
 		return r;
 	while (more) {
 		if ((r = pack_one(s, hq_box_pk, b.max_changes, b.max_bytes, b.changes, b.rows,
-		                  &more, err)) < 0)
+				  &more, err)) < 0)
 			goto out;
 		made += (unsigned long long)more;
 	}
@@ -334,8 +335,8 @@ int pack_unpacked(struct store *s, unsigned long long *ret_changes, struct fs_er
 	sqlite3_stmt *st;
 	int r;
 
-	r = store_stmt(s, SLOT_COUNT_UNPACKED, "SELECT count(*) FROM outbox WHERE changeset IS NULL",
-	               &st, err);
+	r = store_stmt(s, SLOT_COUNT_UNPACKED,
+		       "SELECT count(*) FROM outbox WHERE changeset IS NULL", &st, err);
 	if (r < 0)
 		return r;
 	if (sqlite3_step(st) == SQLITE_ROW)

@@ -42,15 +42,15 @@
 /* Pack every unpacked outbox change.  *ret_sets_made (may be NULL) is the
  * number of new sets, written on success. */
 int pack_outbox(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
-                size_t max_changes, size_t max_bytes, unsigned long long *ret_sets_made,
-                struct fs_error *err) FS_WUR;
+		size_t max_changes, size_t max_bytes, unsigned long long *ret_sets_made,
+		struct fs_error *err) FS_WUR;
 
 /* Pack at most one set: *ret_made 1 when one was made, 0 when the outbox
  * has nothing left to pack.  The agent packs this way, one set ahead of
  * the push, so that while HQ is away pending changes are not stored a
  * second time in sets (and a full disk still has room to deliver them). */
 int pack_next(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
-              size_t max_changes, size_t max_bytes, int *ret_made, struct fs_error *err) FS_WUR;
+	      size_t max_changes, size_t max_bytes, int *ret_made, struct fs_error *err) FS_WUR;
 
 /* Outbox changes in no set yet. */
 int pack_unpacked(struct store *s, unsigned long long *ret_changes, struct fs_error *err) FS_WUR;

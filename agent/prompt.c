@@ -22,10 +22,9 @@ static void restore_and_reraise(int sig)
 	raise(sig);
 }
 
-int prompt_passphrase(const char *question, char **ret_pass, size_t *ret_len,
-		      struct fs_error *err)
+int prompt_passphrase(const char *question, char **ret_pass, size_t *ret_len, struct fs_error *err)
 {
-	struct sigaction sa = {.sa_handler = restore_and_reraise}, old_int, old_term;
+	struct sigaction sa = { .sa_handler = restore_and_reraise }, old_int, old_term;
 	struct termios quiet;
 	char *buf = NULL;
 	size_t n = 0;
@@ -33,7 +32,8 @@ int prompt_passphrase(const char *question, char **ret_pass, size_t *ret_len,
 
 	tty_fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (tty_fd < 0)
-		return fs_error_set(err, -ENOTTY, "no terminal to ask for the passphrase "
+		return fs_error_set(err, -ENOTTY,
+				    "no terminal to ask for the passphrase "
 				    "(use --passphrase-file or --key-file)");
 	buf = secmem_alloc(PROMPT_MAX + 1);
 	if (!buf) {

@@ -46,7 +46,7 @@ struct forms {
 static const struct form *form_of(void *ctx, const char *collection)
 {
 	struct forms *fs = ctx;
-	struct fs_error ignored = {0};
+	struct fs_error ignored = { 0 };
 	struct form *f = NULL;
 
 	for (size_t i = 0; i < fs->n; i++)
@@ -83,9 +83,10 @@ static int chain_load(struct store *s, struct chain *c, struct fs_error *err)
 	c->seq = strtoull(text, NULL, 10);
 	if ((r = store_meta_get(s, "down_hash", text, sizeof(text), &found, err)) < 0)
 		return r;
-	if (!found || sodium_hex2bin(c->hash, sizeof(c->hash), text, strlen(text), NULL, NULL,
-				     NULL) < 0)
-		return fs_error_set(err, -FS_ECORRUPT, "store: the last down-set's hash is damaged");
+	if (!found ||
+	    sodium_hex2bin(c->hash, sizeof(c->hash), text, strlen(text), NULL, NULL, NULL) < 0)
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "store: the last down-set's hash is damaged");
 	return 0;
 }
 
@@ -136,10 +137,12 @@ static int local_clock(struct store *s, const char *self, const char *id, const 
 
 	*hlc = 0;
 	dev[0] = '\0';
-	if ((r = store_stmt(s, SLOT_CLOCK, "SELECT hlc, device, 0 FROM field_clocks WHERE "
-				  "record_id = ?1 AND field = ?2 UNION ALL SELECT * FROM (SELECT "
-				  "hlc, ?3, quarantined FROM outbox WHERE record_id = ?1 AND "
-				  "field = ?2 ORDER BY seq DESC LIMIT 1)", &st, err)) < 0)
+	if ((r = store_stmt(s, SLOT_CLOCK,
+			    "SELECT hlc, device, 0 FROM field_clocks WHERE "
+			    "record_id = ?1 AND field = ?2 UNION ALL SELECT * FROM (SELECT "
+			    "hlc, ?3, quarantined FROM outbox WHERE record_id = ?1 AND "
+			    "field = ?2 ORDER BY seq DESC LIMIT 1)",
+			    &st, err)) < 0)
 		return r;
 	/* store_stmt statements are cached: bind each time. */
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -175,17 +178,20 @@ static int take(struct store *s, const struct downset_change *c, struct fs_error
 	hlc_t created = c->c.hlc, updated = c->c.hlc;
 	char *text = NULL;
 
-	if ((r = store_stmt(s, SLOT_RECORD, "SELECT collection, fields, deleted, created_hlc, updated_hlc "
-				  "FROM records WHERE id = ?1", &st, err)) < 0)
+	if ((r = store_stmt(s, SLOT_RECORD,
+			    "SELECT collection, fields, deleted, created_hlc, updated_hlc "
+			    "FROM records WHERE id = ?1",
+			    &st, err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, c->c.record_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		exists = 1;
 		if (strcmp((const char *)sqlite3_column_text(st, 0), c->c.collection))
-			r = fs_error_set(err, -EPROTO, "HQ sent record %s as %s, which this device "
-					 "holds in another collection", c->c.record_id,
-					 c->c.collection);
+			r = fs_error_set(err, -EPROTO,
+					 "HQ sent record %s as %s, which this device "
+					 "holds in another collection",
+					 c->c.record_id, c->c.collection);
 		else if (!(fields = cJSON_Parse((const char *)sqlite3_column_text(st, 1))))
 			r = fs_error_set(err, -FS_ECORRUPT, "record %s: stored fields are damaged",
 					 c->c.record_id);
@@ -224,12 +230,15 @@ static int take(struct store *s, const struct downset_change *c, struct fs_error
 		created = c->c.hlc;
 	if (c->c.hlc > updated)
 		updated = c->c.hlc;
-	if ((r = exists ? store_stmt(s, SLOT_UPDATE, "UPDATE records SET fields = ?2, deleted = ?3, "
-						     "created_hlc = ?4, updated_hlc = ?5 WHERE id = ?1",
+	if ((r = exists ? store_stmt(s, SLOT_UPDATE,
+				     "UPDATE records SET fields = ?2, deleted = ?3, "
+				     "created_hlc = ?4, updated_hlc = ?5 WHERE id = ?1",
 				     &st, err)
-			: store_stmt(s, SLOT_INSERT, "INSERT INTO records(id, fields, deleted, "
-						     "created_hlc, updated_hlc, author, collection) "
-						     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &st, err)) < 0)
+			: store_stmt(s, SLOT_INSERT,
+				     "INSERT INTO records(id, fields, deleted, "
+				     "created_hlc, updated_hlc, author, collection) "
+				     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+				     &st, err)) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, c->c.record_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
@@ -246,9 +255,11 @@ static int take(struct store *s, const struct downset_change *c, struct fs_error
 		r = store_fail(s, "write a pulled record in", err);
 		goto out;
 	}
-	if ((r = store_stmt(s, SLOT_SET_CLOCK, "INSERT INTO field_clocks(record_id, field, hlc, device) "
-				  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, field) DO UPDATE "
-				  "SET hlc = ?3, device = ?4", &st, err)) < 0)
+	if ((r = store_stmt(s, SLOT_SET_CLOCK,
+			    "INSERT INTO field_clocks(record_id, field, hlc, device) "
+			    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, field) DO UPDATE "
+			    "SET hlc = ?3, device = ?4",
+			    &st, err)) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, c->c.record_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, c->c.field, -1, SQLITE_STATIC);
@@ -297,9 +308,11 @@ static int keep_conflict(struct store *s, const struct downset_conflict *c, stru
 		r = fs_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = store_stmt(s, SLOT_CONFLICT, "INSERT OR IGNORE INTO hq_conflicts(record_id, field, device_a, "
-				  "hlc_a, value_a, device_b, hlc_b, value_b) VALUES (?1, ?2, ?3, ?4, "
-				  "?5, ?6, ?7, ?8)", &st, err)) < 0)
+	if ((r = store_stmt(s, SLOT_CONFLICT,
+			    "INSERT OR IGNORE INTO hq_conflicts(record_id, field, device_a, "
+			    "hlc_a, value_a, device_b, hlc_b, value_b) VALUES (?1, ?2, ?3, ?4, "
+			    "?5, ?6, ?7, ?8)",
+			    &st, err)) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, c->record_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, c->field, -1, SQLITE_STATIC);
@@ -333,8 +346,10 @@ static int local_value(void *ctx, const char *id, const char *field, char **ret,
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = store_stmt(l->s, SLOT_VALUE, "SELECT json_extract(fields, '$.' || ?2) FROM records WHERE "
-				     "id = ?1", &st, err)) < 0)
+	if ((r = store_stmt(l->s, SLOT_VALUE,
+			    "SELECT json_extract(fields, '$.' || ?2) FROM records WHERE "
+			    "id = ?1",
+			    &st, err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
@@ -414,8 +429,8 @@ static int purge(struct store *s, struct forms *forms, char *const *scope, size_
 		 char *const *only, size_t nonly, unsigned long long *purged, int *any,
 		 struct fs_error *err)
 {
-	struct local ctx = {s, forms};
-	const struct scoperule_lookup l = {local_form, local_value, &ctx};
+	struct local ctx = { s, forms };
+	const struct scoperule_lookup l = { local_form, local_value, &ctx };
 	sqlite3_stmt *st = NULL;
 	char **ids = NULL, **colls = NULL;
 	size_t count = 0, cap = 0, k = 0;
@@ -424,16 +439,17 @@ static int purge(struct store *s, struct forms *forms, char *const *scope, size_
 	/* The candidates first: purging while stepping would skip rows. */
 	/* Two statements, not "?1 IS NULL OR id = ?1": that one scans the
 	 * table for every id. */
-	if (sqlite3_prepare_v2(store_db(s),
-			       only ? "SELECT id, collection FROM records r WHERE id = ?1 "
-				      "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = r.id "
-				      "AND (o.changeset IS NULL OR o.changeset IN (SELECT seq FROM "
-				      "outgoing WHERE receipt IS NULL)))"
-				    : "SELECT id, collection FROM records r WHERE NOT EXISTS (SELECT 1 "
-				      "FROM outbox o WHERE o.record_id = r.id AND (o.changeset IS NULL "
-				      "OR o.changeset IN (SELECT seq FROM outgoing WHERE receipt IS "
-				      "NULL)))",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    store_db(s),
+		    only ? "SELECT id, collection FROM records r WHERE id = ?1 "
+			   "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = r.id "
+			   "AND (o.changeset IS NULL OR o.changeset IN (SELECT seq FROM "
+			   "outgoing WHERE receipt IS NULL)))"
+			 : "SELECT id, collection FROM records r WHERE NOT EXISTS (SELECT 1 "
+			   "FROM outbox o WHERE o.record_id = r.id AND (o.changeset IS NULL "
+			   "OR o.changeset IN (SELECT seq FROM outgoing WHERE receipt IS "
+			   "NULL)))",
+		    -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list records in", err);
 	do {
 		sqlite3_reset(st);
@@ -535,7 +551,8 @@ static int apply_open(struct store *s, struct forms *forms, const struct downset
 		if ((r = merge_one(s, self, &d->changes[i], err)) > 0) {
 			st->applied++;
 			/* Where the record is changed: it may have left. */
-			if (si >= 0 && !strcmp(d->changes[i].c.field, form_field_name(f, (size_t)si)))
+			if (si >= 0 &&
+			    !strcmp(d->changes[i].c.field, form_field_name(f, (size_t)si)))
 				moved[nmoved++] = (char *)d->changes[i].c.record_id;
 			r = 0;
 		}
@@ -543,8 +560,8 @@ static int apply_open(struct store *s, struct forms *forms, const struct downset
 	for (size_t i = 0; i < d->nconflicts && r == 0; i++)
 		r = keep_conflict(s, &d->conflicts[i], err);
 	if (r == 0 && (rescope || nmoved))
-		r = purge(s, forms, d->scope, d->nscope, rescope ? NULL : moved, nmoved, &st->purged,
-			  &any, err);
+		r = purge(s, forms, d->scope, d->nscope, rescope ? NULL : moved, nmoved,
+			  &st->purged, &any, err);
 	/* A household that went takes its visits: look at everything. */
 	if (r == 0 && any && !rescope)
 		r = purge(s, forms, d->scope, d->nscope, NULL, 0, &st->purged, &any, err);
@@ -563,9 +580,9 @@ int pull_apply(struct store *s, const struct enrolment *en, const char *forms_di
 	       const uint8_t *buf, size_t len, struct pull_stats *st, struct fs_error *err)
 {
 	const struct identity *id = store_identity(s);
-	struct forms forms = {.s = s, .dir = forms_dir};
+	struct forms forms = { .s = s, .dir = forms_dir };
 	struct downset_header h;
-	struct downset d = {0};
+	struct downset d = { 0 };
 	struct chain c;
 	uint8_t self[CHANGESET_DEVICE_BYTES], hash[CHANGESET_HASH_BYTES];
 	int r;
@@ -573,8 +590,10 @@ int pull_apply(struct store *s, const struct enrolment *en, const char *forms_di
 	if ((r = downset_parse(buf, len, &h, err)) < 0)
 		return r;
 	if (downset_verify(buf, len, en->target.hq_sign_pk) < 0)
-		return fs_error_set(err, -FS_EAUTH, "down-set %llu is not signed by the HQ key "
-				    "pinned at enrolment", (unsigned long long)h.seq);
+		return fs_error_set(err, -FS_EAUTH,
+				    "down-set %llu is not signed by the HQ key "
+				    "pinned at enrolment",
+				    (unsigned long long)h.seq);
 	if (sodium_hex2bin(self, sizeof(self), id->id, strlen(id->id), NULL, NULL, NULL) < 0 ||
 	    sodium_memcmp(self, h.device, sizeof(self)) != 0)
 		return fs_error_set(err, -FS_EAUTH, "down-set %llu is for another device",
@@ -589,11 +608,11 @@ int pull_apply(struct store *s, const struct enrolment *en, const char *forms_di
 		r = -EALREADY;
 		goto out;
 	}
-	if (h.seq != c.seq + 1 ||
-	    sodium_memcmp(h.prev, c.hash, sizeof(c.hash)) != 0) {
-		r = fs_error_set(err, -EBADMSG, "down-set %llu does not follow down-set %llu, the "
-				 "last this device applied", (unsigned long long)h.seq,
-				 (unsigned long long)c.seq);
+	if (h.seq != c.seq + 1 || sodium_memcmp(h.prev, c.hash, sizeof(c.hash)) != 0) {
+		r = fs_error_set(err, -EBADMSG,
+				 "down-set %llu does not follow down-set %llu, the "
+				 "last this device applied",
+				 (unsigned long long)h.seq, (unsigned long long)c.seq);
 		goto out;
 	}
 	if ((r = downset_open(buf, len, id->box_pk, id->box_sk, &d, err)) < 0)
@@ -620,8 +639,8 @@ out:
 /* HQ's audit checkpoint from a pull's answer (base64 in a header), held
  * to HQ's history as a receipt's is (agent/hqhistory.h).  No header:
  * HQ has signed no checkpoint yet. */
-static int observe_checkpoint(struct store *s, const struct enrolment *en,
-			      struct hqlink *t, const char *b64, struct fs_error *err)
+static int observe_checkpoint(struct store *s, const struct enrolment *en, struct hqlink *t,
+			      const char *b64, struct fs_error *err)
 {
 	struct hqhistory_result hist;
 	size_t n = 0, cap;
@@ -632,14 +651,18 @@ static int observe_checkpoint(struct store *s, const struct enrolment *en,
 		return 0;
 	cap = strlen(b64) / 4 * 3 + 1;
 	if (strlen(b64) > DOWNSET_CHECKPOINT_MAX || !(note = malloc(cap)))
-		return fs_error_set(err, -EPROTO, "HQ at %s sent an overlong checkpoint with a "
-				    "down-set", en->target.url);
+		return fs_error_set(err, -EPROTO,
+				    "HQ at %s sent an overlong checkpoint with a "
+				    "down-set",
+				    en->target.url);
 	if (sodium_base642bin((unsigned char *)note, cap - 1, b64, strlen(b64), NULL, &n, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) < 0 ||
 	    memchr(note, '\0', n)) {
 		free(note);
-		return fs_error_set(err, -EPROTO, "HQ at %s sent a malformed checkpoint with a "
-				    "down-set", en->target.url);
+		return fs_error_set(err, -EPROTO,
+				    "HQ at %s sent a malformed checkpoint with a "
+				    "down-set",
+				    en->target.url);
 	}
 	note[n] = '\0';
 	r = hqhistory_observe(s, &en->target, t, note, &hist, err);
@@ -647,8 +670,8 @@ static int observe_checkpoint(struct store *s, const struct enrolment *en,
 	return r;
 }
 
-int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
-	     struct hqlink *t, struct pull_stats *st, struct fs_error *err)
+int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir, struct hqlink *t,
+	     struct pull_stats *st, struct fs_error *err)
 {
 	const struct identity *id = store_identity(s);
 	char url[HQLINK_URL_MAX + 16];
@@ -659,7 +682,7 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 	if (sodium_hex2bin(device, sizeof(device), id->id, strlen(id->id), NULL, NULL, NULL) < 0)
 		return fs_error_set(err, -FS_ECORRUPT, "store: the device id is damaged");
 	for (;;) {
-		struct hqlink_response resp = {0};
+		struct hqlink_response resp = { 0 };
 		uint8_t req[DOWNSET_PULL_BYTES];
 		struct downset_header h;
 		struct chain c;
@@ -669,7 +692,8 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 		downset_pull_request(device, c.seq, c.seq ? c.hash : NULL, store_wall_ms(s),
 				     id->sign_sk, req);
 		if ((r = t->post(t, url, PULL_TYPE, req, sizeof(req),
-				 en->target.tls_pin[0] ? en->target.tls_pin : NULL, &resp, err)) < 0)
+				 en->target.tls_pin[0] ? en->target.tls_pin : NULL, &resp, err)) <
+		    0)
 			return r;
 		if (resp.status == 204) {
 			hqlink_response_clear(&resp);
@@ -690,8 +714,10 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 			}
 		}
 		if (resp.status == 409) {
-			r = fs_error_set(err, -EBADMSG, "HQ at %s and this device disagree about the "
-					 "down-sets applied (409)", en->target.url);
+			r = fs_error_set(err, -EBADMSG,
+					 "HQ at %s and this device disagree about the "
+					 "down-sets applied (409)",
+					 en->target.url);
 			hqlink_response_clear(&resp);
 			return r;
 		}
@@ -724,10 +750,11 @@ int pull_conflicts(struct store *s, pull_conflict_fn fn, void *ctx, struct fs_er
 	sqlite3_stmt *st = NULL;
 	int r = 0, rc;
 
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT record_id, field, device_a, hlc_a, value_a, device_b, hlc_b, "
-			       "value_b FROM hq_conflicts ORDER BY hlc_b, record_id, field",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    store_db(s),
+		    "SELECT record_id, field, device_a, hlc_a, value_a, device_b, hlc_b, "
+		    "value_b FROM hq_conflicts ORDER BY hlc_b, record_id, field",
+		    -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list conflicts in", err);
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		char ha[HLC_TEXT_LEN + 1], hb[HLC_TEXT_LEN + 1];
@@ -738,13 +765,16 @@ int pull_conflicts(struct store *s, pull_conflict_fn fn, void *ctx, struct fs_er
 		va = cJSON_Parse((const char *)sqlite3_column_text(st, 4));
 		vb = cJSON_Parse((const char *)sqlite3_column_text(st, 7));
 		if (!o || !va || !vb ||
-		    !cJSON_AddStringToObject(o, "record", (const char *)sqlite3_column_text(st, 0)) ||
-		    !cJSON_AddStringToObject(o, "field", (const char *)sqlite3_column_text(st, 1)) ||
-		    !cJSON_AddStringToObject(o, "device_a", (const char *)sqlite3_column_text(st, 2)) ||
+		    !cJSON_AddStringToObject(o, "record",
+					     (const char *)sqlite3_column_text(st, 0)) ||
+		    !cJSON_AddStringToObject(o, "field",
+					     (const char *)sqlite3_column_text(st, 1)) ||
+		    !cJSON_AddStringToObject(o, "device_a",
+					     (const char *)sqlite3_column_text(st, 2)) ||
 		    !cJSON_AddStringToObject(o, "hlc_a", ha) ||
 		    !cJSON_AddItemToObject(o, "value_a", va) ||
-		    (va = NULL, !cJSON_AddStringToObject(o, "device_b",
-							 (const char *)sqlite3_column_text(st, 5))) ||
+		    (va = NULL, !cJSON_AddStringToObject(
+					o, "device_b", (const char *)sqlite3_column_text(st, 5))) ||
 		    !cJSON_AddStringToObject(o, "hlc_b", hb) ||
 		    !cJSON_AddItemToObject(o, "value_b", vb) ||
 		    (vb = NULL, !cJSON_AddStringToObject(o, "winner",

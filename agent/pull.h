@@ -63,11 +63,10 @@ struct pull_stats {
 /* forms_dir: the device's own form definitions (NULL: built in), for the
  * scope rule of collections HQ has sent no form for. */
 int pull_apply(struct store *s, const struct enrolment *en, const char *forms_dir,
-	       const uint8_t *buf, size_t len, struct pull_stats *st,
-	       struct fs_error *err) FS_WUR;
+	       const uint8_t *buf, size_t len, struct pull_stats *st, struct fs_error *err) FS_WUR;
 
-int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
-	     struct hqlink *t, struct pull_stats *st, struct fs_error *err) FS_WUR;
+int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir, struct hqlink *t,
+	     struct pull_stats *st, struct fs_error *err) FS_WUR;
 
 /* The conflicts HQ decided on records in this device's scope, as JSON
  * objects {record, field, device_a, hlc_a, value_a, device_b, hlc_b,

@@ -43,16 +43,16 @@ struct outgoing_set {
 /* The first set at or after from that has no receipt, or any set below
  * resend_below (HQ asked for those again).  ret->body NULL: none left. */
 static int next_set(struct store *s, uint64_t from, uint64_t resend_below, struct outgoing_set *ret,
-                    struct fs_error *err)
+		    struct fs_error *err)
 {
 	sqlite3_stmt *st;
 	int r, rc;
 
 	memset(ret, 0, sizeof(*ret));
 	r = store_stmt(s, SLOT_NEXT_SET,
-	               "SELECT seq, hash, body, changes FROM outgoing"
-	               " WHERE seq >= ?1 AND (receipt IS NULL OR seq < ?2) ORDER BY seq LIMIT 1",
-	               &st, err);
+		       "SELECT seq, hash, body, changes FROM outgoing"
+		       " WHERE seq >= ?1 AND (receipt IS NULL OR seq < ?2) ORDER BY seq LIMIT 1",
+		       &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
@@ -65,17 +65,17 @@ static int next_set(struct store *s, uint64_t from, uint64_t resend_below, struc
 		    (uint64_t)sqlite3_column_int64(st, 0) < resend_below) {
 			/* push_drop_acked() made room on a full disk. */
 			r = fs_error_set(err, -EBADMSG,
-			                 "HQ asks again for change set %lld, which it had "
-			                 "acknowledged and this device no longer holds (dropped to "
-			                 "make room on a full disk)",
-			                 (long long)sqlite3_column_int64(st, 0));
+					 "HQ asks again for change set %lld, which it had "
+					 "acknowledged and this device no longer holds (dropped to "
+					 "make room on a full disk)",
+					 (long long)sqlite3_column_int64(st, 0));
 		} else if (sqlite3_column_int64(st, 0) <= 0 ||
-		    sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES || len <= 0 ||
-		    len > CHANGESET_MAX_BYTES) {
+			   sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES || len <= 0 ||
+			   len > CHANGESET_MAX_BYTES) {
 			r = fs_error_set(err, -FS_ECORRUPT,
-			                 "read outgoing change sets in %s: "
-			                 "malformed row",
-			                 store_path(s));
+					 "read outgoing change sets in %s: "
+					 "malformed row",
+					 store_path(s));
 		} else if (!(ret->body = malloc((size_t)len))) {
 			r = fs_error_set(err, -ENOMEM, "read outgoing change sets: out of memory");
 		} else {
@@ -111,15 +111,15 @@ static int have_seq(struct store *s, uint64_t seq, int *ret_have, struct fs_erro
 }
 
 int push_count(struct store *s, unsigned long long *ret_pending, unsigned long long *ret_acked,
-               struct fs_error *err)
+	       struct fs_error *err)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	r = store_stmt(s, SLOT_COUNT_SETS,
-	               "SELECT count(*) FILTER (WHERE receipt IS NULL),"
-	               " count(*) FILTER (WHERE receipt IS NOT NULL) FROM outgoing",
-	               &st, err);
+		       "SELECT count(*) FILTER (WHERE receipt IS NULL),"
+		       " count(*) FILTER (WHERE receipt IS NOT NULL) FROM outgoing",
+		       &st, err);
 	if (r < 0)
 		return r;
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -139,12 +139,12 @@ int push_count(struct store *s, unsigned long long *ret_pending, unsigned long l
  * receipt. */
 /* skew: this device's clock minus HQ's from this answer, or NULL. */
 static int accept_receipt(struct store *s, const struct hqlink_target *target,
-                          const struct outgoing_set *set, const cJSON *o, const int64_t *skew,
-                          unsigned long long *ret_quarantined, struct fs_error *err)
+			  const struct outgoing_set *set, const cJSON *o, const int64_t *skew,
+			  unsigned long long *ret_quarantined, struct fs_error *err)
 {
 	uint8_t device[CHANGESET_DEVICE_BYTES], *buf = NULL;
 	const char *hex = store_identity(s)->id;
-	struct receipt rc = {0};
+	struct receipt rc = { 0 };
 	sqlite3_stmt *st;
 	size_t len = 0;
 	int r;
@@ -158,31 +158,31 @@ static int accept_receipt(struct store *s, const struct hqlink_target *target,
 	if (!cJSON_IsObject(o) ||
 	    hqlink_json_base64(o, "receipt", buf, RECEIPT_MAX_BYTES, 0, &len) < 0) {
 		r = fs_error_set(err, -EPROTO,
-		                 "HQ at %s: change set %llu: answer 200 without a "
-		                 "readable receipt",
-		                 target->url, (unsigned long long)set->seq);
+				 "HQ at %s: change set %llu: answer 200 without a "
+				 "readable receipt",
+				 target->url, (unsigned long long)set->seq);
 		goto out;
 	}
 	if (receipt_verify(buf, len, target->hq_sign_pk, &rc) < 0) {
 		r = fs_error_set(
-		    err, -FS_EAUTH,
-		    "HQ at %s: change set %llu: receipt signature does "
-		    "not verify with the HQ key pinned at enrolment; not marked as sent",
-		    target->url, (unsigned long long)set->seq);
+			err, -FS_EAUTH,
+			"HQ at %s: change set %llu: receipt signature does "
+			"not verify with the HQ key pinned at enrolment; not marked as sent",
+			target->url, (unsigned long long)set->seq);
 		goto out;
 	}
 	if (memcmp(rc.device, device, sizeof(device)) != 0 || rc.seq != set->seq ||
 	    memcmp(rc.hash, set->hash, CHANGESET_HASH_BYTES) != 0) {
 		r = fs_error_set(err, -FS_EAUTH,
-		                 "HQ at %s: change set %llu: receipt is for a "
-		                 "different device, sequence or hash; not marked as sent",
-		                 target->url, (unsigned long long)set->seq);
+				 "HQ at %s: change set %llu: receipt is for a "
+				 "different device, sequence or hash; not marked as sent",
+				 target->url, (unsigned long long)set->seq);
 		goto out;
 	}
 	if ((r = store_begin(s, err)) < 0)
 		goto out;
 	r = store_stmt(s, SLOT_STORE_RECEIPT,
-	               "UPDATE outgoing SET receipt = ?1, acked_at = ?2 WHERE seq = ?3", &st, err);
+		       "UPDATE outgoing SET receipt = ?1, acked_at = ?2 WHERE seq = ?3", &st, err);
 	if (r == 0) {
 		sqlite3_bind_blob(st, 1, buf, (int)len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)store_wall_ms(s));
@@ -191,18 +191,18 @@ static int accept_receipt(struct store *s, const struct hqlink_target *target,
 			r = store_fail(s, "store receipt in", err);
 		else if (sqlite3_changes(store_db(s)) != 1)
 			r = fs_error_set(err, -FS_ECORRUPT,
-			                 "store receipt in %s: change set %llu "
-			                 "is gone",
-			                 store_path(s), (unsigned long long)set->seq);
+					 "store receipt in %s: change set %llu "
+					 "is gone",
+					 store_path(s), (unsigned long long)set->seq);
 		sqlite3_reset(st);
 	}
 	/* The changes HQ quarantined, by their place in the set (the set's
 	 * outbox rows in order, agent/pack.c). */
 	for (uint32_t i = 0; r == 0 && i < rc.quarantined; i++) {
 		r = store_stmt(s, SLOT_QUARANTINED,
-		               "UPDATE outbox SET quarantined = 1 WHERE seq = (SELECT seq FROM "
-		               "outbox WHERE changeset = ?1 ORDER BY seq LIMIT 1 OFFSET ?2)",
-		               &st, err);
+			       "UPDATE outbox SET quarantined = 1 WHERE seq = (SELECT seq FROM "
+			       "outbox WHERE changeset = ?1 ORDER BY seq LIMIT 1 OFFSET ?2)",
+			       &st, err);
 		if (r < 0)
 			break;
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)set->seq);
@@ -210,10 +210,11 @@ static int accept_receipt(struct store *s, const struct hqlink_target *target,
 		if (sqlite3_step(st) != SQLITE_DONE)
 			r = store_fail(s, "note quarantined changes in", err);
 		else if (sqlite3_changes(store_db(s)) != 1)
-			r = fs_error_set(err, -EPROTO,
-			                 "HQ at %s: change set %llu: the receipt quarantines change "
-			                 "%u, which the set does not have",
-			                 target->url, (unsigned long long)set->seq, rc.index[i] + 1);
+			r = fs_error_set(
+				err, -EPROTO,
+				"HQ at %s: change set %llu: the receipt quarantines change "
+				"%u, which the set does not have",
+				target->url, (unsigned long long)set->seq, rc.index[i] + 1);
 		sqlite3_reset(st);
 	}
 	if (skew)
@@ -236,8 +237,8 @@ out:
 
 /* What HQ's refusal means; *ret_rewind is set for a gap we can fill. */
 static int refusal(struct store *s, const struct hqlink_target *target,
-                   const struct outgoing_set *set, const struct hqlink_response *resp,
-                   uint64_t *ret_rewind, struct fs_error *err)
+		   const struct outgoing_set *set, const struct hqlink_response *resp,
+		   uint64_t *ret_rewind, struct fs_error *err)
 {
 	unsigned long long seq = (unsigned long long)set->seq;
 	char why[200], what[48];
@@ -255,15 +256,15 @@ static int refusal(struct store *s, const struct hqlink_target *target,
 	exp = cJSON_GetObjectItemCaseSensitive(o, "expected_seq");
 	if (!cJSON_IsString(code) || strcmp(code->valuestring, "sequence_gap") != 0) {
 		r = fs_error_set(err, -EBADMSG, "HQ at %s refused change set %llu (%s)",
-		                 target->url, seq, why);
+				 target->url, seq, why);
 		goto out;
 	}
 	if (!cJSON_IsNumber(exp) || exp->valuedouble < 1 || exp->valuedouble > 9e15 ||
 	    (double)(uint64_t)exp->valuedouble != exp->valuedouble) {
 		r = fs_error_set(err, -EPROTO,
-		                 "HQ at %s: sequence gap at change set %llu without "
-		                 "a valid expected_seq",
-		                 target->url, seq);
+				 "HQ at %s: sequence gap at change set %llu without "
+				 "a valid expected_seq",
+				 target->url, seq);
 		goto out;
 	}
 	if ((uint64_t)exp->valuedouble < set->seq &&
@@ -271,10 +272,10 @@ static int refusal(struct store *s, const struct hqlink_target *target,
 		goto out;
 	if (!have) {
 		r = fs_error_set(err, -EBADMSG,
-		                 "HQ at %s expects change set %llu from this device, "
-		                 "but its next is %llu and it cannot send that one; was the store "
-		                 "or HQ restored from a backup?",
-		                 target->url, (unsigned long long)exp->valuedouble, seq);
+				 "HQ at %s expects change set %llu from this device, "
+				 "but its next is %llu and it cannot send that one; was the store "
+				 "or HQ restored from a backup?",
+				 target->url, (unsigned long long)exp->valuedouble, seq);
 		goto out;
 	}
 	*ret_rewind = (uint64_t)exp->valuedouble;
@@ -287,8 +288,8 @@ out:
 /* ---- the loop --------------------------------------------------------------------- */
 
 int push_pending(struct store *s, const struct hqlink_target *target, struct hqlink *t,
-                 push_progress_fn progress, void *ctx, struct push_stats *stats,
-                 struct fs_error *err)
+		 push_progress_fn progress, void *ctx, struct push_stats *stats,
+		 struct fs_error *err)
 {
 	char url[HQLINK_URL_MAX + 32];
 	unsigned long long total = 0, done = 0;
@@ -301,7 +302,7 @@ int push_pending(struct store *s, const struct hqlink_target *target, struct hql
 	if ((r = push_count(s, &total, NULL, err)) < 0)
 		return r;
 	for (;;) {
-		struct hqlink_response resp = {0};
+		struct hqlink_response resp = { 0 };
 		struct hqhistory_result hist;
 		struct outgoing_set set;
 		cJSON *answer = NULL;
@@ -315,12 +316,12 @@ int push_pending(struct store *s, const struct hqlink_target *target, struct hql
 			break;
 		sent_ms = store_wall_ms(s);
 		r = t->post(t, url, PUSH_CHANGESET_TYPE, set.body, set.len,
-		            target->tls_pin[0] ? target->tls_pin : NULL, &resp, err);
+			    target->tls_pin[0] ? target->tls_pin : NULL, &resp, err);
 		if (r == 0 && resp.status == 200) {
 			answer = resp.body ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
 			have_skew = skew_from_answer(answer, sent_ms, &skew);
-			acked = (r = accept_receipt(s, target, &set, answer, have_skew ? &skew : NULL,
-			                            &q, err)) == 0;
+			acked = (r = accept_receipt(s, target, &set, answer,
+						    have_skew ? &skew : NULL, &q, err)) == 0;
 			if (acked && have_skew) {
 				stats->clock_checked = 1;
 				stats->clock_skew_ms = skew;
@@ -342,7 +343,8 @@ int push_pending(struct store *s, const struct hqlink_target *target, struct hql
 			/* The checkpoint that came with the receipt. */
 			note = cJSON_GetObjectItemCaseSensitive(answer, "checkpoint");
 			/* Sets in a row mostly carry the checkpoint just checked. */
-			if (cJSON_IsString(note) && !(checked && !strcmp(checked, note->valuestring))) {
+			if (cJSON_IsString(note) &&
+			    !(checked && !strcmp(checked, note->valuestring))) {
 				r = hqhistory_observe(s, target, t, note->valuestring, &hist, err);
 				free(checked);
 				checked = r == 0 ? strdup(note->valuestring) : NULL;
@@ -357,9 +359,9 @@ int push_pending(struct store *s, const struct hqlink_target *target, struct hql
 			/* HQ lost sets it had acknowledged: send them again. */
 			if (++rewinds > PUSH_MAX_REWINDS) {
 				r = fs_error_set(err, -EBADMSG,
-				                 "HQ at %s keeps asking for earlier "
-				                 "change sets; giving up",
-				                 target->url);
+						 "HQ at %s keeps asking for earlier "
+						 "change sets; giving up",
+						 target->url);
 				break;
 			}
 			resend_below = set.seq > resend_below ? set.seq : resend_below;
@@ -380,9 +382,10 @@ int push_drop_acked(struct store *s, struct fs_error *err)
 
 	if ((r = store_begin(s, err)) < 0)
 		return r;
-	r = store_stmt(s, SLOT_DROP_ACKED,
-	               "UPDATE outgoing SET body = x'' WHERE receipt IS NOT NULL AND length(body) > 0",
-	               &st, err);
+	r = store_stmt(
+		s, SLOT_DROP_ACKED,
+		"UPDATE outgoing SET body = x'' WHERE receipt IS NOT NULL AND length(body) > 0",
+		&st, err);
 	if (r == 0 && sqlite3_step(st) != SQLITE_DONE)
 		r = store_fail(s, "make room in", err);
 	if (r == 0)
@@ -394,22 +397,22 @@ int push_drop_acked(struct store *s, struct fs_error *err)
 }
 
 int push_backlog(struct store *s, unsigned long long *ret_changes, unsigned long long *ret_bytes,
-                 struct fs_error *err)
+		 struct fs_error *err)
 {
 	sqlite3_stmt *st;
 	int r;
 
 	/* Unpacked changes count their text; packed ones their set's bytes. */
 	r = store_stmt(s, SLOT_BACKLOG,
-	               "SELECT (SELECT count(*) FROM outbox WHERE changeset IS NULL)"
-	               "     + (SELECT coalesce(sum(changes), 0) FROM outgoing"
-	               "        WHERE receipt IS NULL),"
-	               "       (SELECT coalesce(sum(length(record_id) + length(field)"
-	               "                            + coalesce(length(value), 0)), 0)"
-	               "        FROM outbox WHERE changeset IS NULL)"
-	               "     + (SELECT coalesce(sum(length(body)), 0) FROM outgoing"
-	               "        WHERE receipt IS NULL)",
-	               &st, err);
+		       "SELECT (SELECT count(*) FROM outbox WHERE changeset IS NULL)"
+		       "     + (SELECT coalesce(sum(changes), 0) FROM outgoing"
+		       "        WHERE receipt IS NULL),"
+		       "       (SELECT coalesce(sum(length(record_id) + length(field)"
+		       "                            + coalesce(length(value), 0)), 0)"
+		       "        FROM outbox WHERE changeset IS NULL)"
+		       "     + (SELECT coalesce(sum(length(body)), 0) FROM outgoing"
+		       "        WHERE receipt IS NULL)",
+		       &st, err);
 	if (r < 0)
 		return r;
 	if (sqlite3_step(st) == SQLITE_ROW) {

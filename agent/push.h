@@ -48,21 +48,21 @@
 /* Totals, updated as each set is acknowledged (also when a later set
  * fails, so a caller can report what did get through). */
 struct push_stats {
-	unsigned long long sets;        /* change sets acknowledged now */
-	unsigned long long changes;     /* changes in those sets */
+	unsigned long long sets;	/* change sets acknowledged now */
+	unsigned long long changes;	/* changes in those sets */
 	unsigned long long quarantined; /* changes HQ's receipts quarantined */
-	unsigned long long bytes;       /* request bytes of those sets */
-	long retry_after;               /* with -EBUSY: HQ's Retry-After, s */
-	int clock_checked;              /* HQ said its time in an answer */
-	int64_t clock_skew_ms;          /* then: this device's clock minus HQ's */
+	unsigned long long bytes;	/* request bytes of those sets */
+	long retry_after;		/* with -EBUSY: HQ's Retry-After, s */
+	int clock_checked;		/* HQ said its time in an answer */
+	int64_t clock_skew_ms;		/* then: this device's clock minus HQ's */
 };
 
 /* Called after each acknowledged set: done of total sets pending at start. */
 typedef void (*push_progress_fn)(unsigned long long done, unsigned long long total, void *ctx);
 
 int push_pending(struct store *s, const struct hqlink_target *target, struct hqlink *t,
-                 push_progress_fn progress, void *ctx, struct push_stats *stats,
-                 struct fs_error *err) FS_WUR;
+		 push_progress_fn progress, void *ctx, struct push_stats *stats,
+		 struct fs_error *err) FS_WUR;
 
 /* Make room on a full disk: forget the bodies of the sets HQ has
  * acknowledged, keeping their sequence, hash and receipt (the chain and
@@ -73,11 +73,11 @@ int push_drop_acked(struct store *s, struct fs_error *err) FS_WUR;
 
 /* Sets without a receipt, and sets acknowledged. */
 int push_count(struct store *s, unsigned long long *ret_pending, unsigned long long *ret_acked,
-               struct fs_error *err) FS_WUR;
+	       struct fs_error *err) FS_WUR;
 
 /* Changes HQ has not acknowledged (packed or not) and their bytes: the
  * size of their change sets, or of their text while still unpacked. */
 int push_backlog(struct store *s, unsigned long long *ret_changes, unsigned long long *ret_bytes,
-                 struct fs_error *err) FS_WUR;
+		 struct fs_error *err) FS_WUR;
 
 #endif

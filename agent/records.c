@@ -40,7 +40,8 @@ static cJSON *without_nulls(const cJSON *fields)
 
 	if (!out)
 		return NULL;
-	cJSON_ArrayForEach(item, fields) {
+	cJSON_ArrayForEach(item, fields)
+	{
 		cJSON *dup;
 
 		if (cJSON_IsNull(item))
@@ -57,8 +58,8 @@ static cJSON *without_nulls(const cJSON *fields)
 
 /* One outbox row: the change, and the version of the form it was made
  * under (form_version), which travels with it to HQ. */
-static int insert_change(struct store *s, const struct form *f, const char *id,
-			 const char *field, const cJSON *value, hlc_t hlc, struct fs_error *err)
+static int insert_change(struct store *s, const struct form *f, const char *id, const char *field,
+			 const cJSON *value, hlc_t hlc, struct fs_error *err)
 {
 	sqlite3_stmt *st;
 	char *text = NULL;
@@ -66,7 +67,8 @@ static int insert_change(struct store *s, const struct form *f, const char *id,
 
 	r = store_stmt(s, SLOT_INSERT_CHANGE,
 		       "INSERT INTO outbox(record_id, collection, field, value, hlc, form_version)"
-		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st, err);
+		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+		       &st, err);
 	if (r < 0)
 		return r;
 	if (value && !cJSON_IsNull(value)) {
@@ -123,7 +125,8 @@ static int check_refs(struct store *s, const struct form *f, const cJSON *fields
 			continue;
 		r = store_stmt(s, SLOT_REF_EXISTS,
 			       "SELECT 1 FROM records WHERE id = lower(?1) AND collection = ?2"
-			       " AND deleted = 0", &st, err);
+			       " AND deleted = 0",
+			       &st, err);
 		if (r < 0)
 			return r;
 		sqlite3_bind_text(st, 1, v->valuestring, -1, SQLITE_STATIC);
@@ -131,8 +134,8 @@ static int check_refs(struct store *s, const struct form *f, const cJSON *fields
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc == SQLITE_DONE)
-			return fs_error_set(err, -FS_EVALID, "field '%s': no %s record with that id",
-					    name, target);
+			return fs_error_set(err, -FS_EVALID,
+					    "field '%s': no %s record with that id", name, target);
 		if (rc != SQLITE_ROW)
 			return store_fail(s, "look up reference in", err);
 	}
@@ -189,9 +192,11 @@ int records_add(struct store *s, const struct form *f, const cJSON *fields, cons
 		goto out;
 	}
 	hlc = store_hlc_next(s);
-	r = store_stmt(s, SLOT_INSERT_RECORD,
-		       "INSERT INTO records(id, collection, fields, created_hlc, updated_hlc, author)"
-		       " VALUES(?1, ?2, ?3, ?4, ?4, ?5)", &st, err);
+	r = store_stmt(
+		s, SLOT_INSERT_RECORD,
+		"INSERT INTO records(id, collection, fields, created_hlc, updated_hlc, author)"
+		" VALUES(?1, ?2, ?3, ?4, ?4, ?5)",
+		&st, err);
 	if (r < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
@@ -205,7 +210,8 @@ int records_add(struct store *s, const struct form *f, const cJSON *fields, cons
 		r = store_fail(s, "write record to", err);
 		goto out;
 	}
-	cJSON_ArrayForEach(item, clean) {
+	cJSON_ArrayForEach(item, clean)
+	{
 		r = insert_change(s, f, rid, item->string, item, hlc, err);
 		if (r < 0)
 			goto out;
@@ -251,8 +257,8 @@ static int load_fields(struct store *s, const struct form *f, const char *id,
 	sqlite3_reset(st);
 	if (!cJSON_IsObject(fields)) {
 		cJSON_Delete(fields);
-		return fs_error_set(err, -FS_ECORRUPT, "record %s: stored fields are not a JSON object",
-				    rid);
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "record %s: stored fields are not a JSON object", rid);
 	}
 	*ret_fields = fields;
 	return 0;
@@ -267,9 +273,10 @@ static int update_record(struct store *s, const char *rid, const cJSON *fields, 
 
 	if (!text)
 		return oom(err);
-	r = store_stmt(s, SLOT_UPDATE_RECORD,
-		       "UPDATE records SET fields = ?2, deleted = ?3, updated_hlc = ?4 WHERE id = ?1",
-		       &st, err);
+	r = store_stmt(
+		s, SLOT_UPDATE_RECORD,
+		"UPDATE records SET fields = ?2, deleted = ?3, updated_hlc = ?4 WHERE id = ?1", &st,
+		err);
 	if (r == 0) {
 		sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
@@ -305,7 +312,8 @@ int records_edit(struct store *s, const struct form *f, const char *id, const cJ
 	if ((r = normalize_refs(f, input, err)) < 0)
 		goto out;
 	/* Apply to a copy, remembering which fields really changed. */
-	cJSON_ArrayForEach(item, input) {
+	cJSON_ArrayForEach(item, input)
+	{
 		cJSON *old = cJSON_GetObjectItemCaseSensitive(fields, item->string), *dup;
 
 		if (cJSON_IsNull(item) ? !old : (old && cJSON_Compare(old, item, 1)))
@@ -314,7 +322,8 @@ int records_edit(struct store *s, const struct form *f, const char *id, const cJ
 			cJSON_DeleteItemFromObjectCaseSensitive(fields, item->string);
 		} else {
 			dup = cJSON_Duplicate(item, 1);
-			if (!dup || !(old ? cJSON_ReplaceItemInObjectCaseSensitive(fields, item->string, dup)
+			if (!dup || !(old ? cJSON_ReplaceItemInObjectCaseSensitive(
+						    fields, item->string, dup)
 					  : cJSON_AddItemToObject(fields, item->string, dup))) {
 				cJSON_Delete(dup);
 				r = oom(err);
@@ -333,7 +342,8 @@ int records_edit(struct store *s, const struct form *f, const char *id, const cJ
 	hlc = store_hlc_next(s);
 	if ((r = update_record(s, rid, fields, 0, hlc, err)) < 0)
 		goto out;
-	cJSON_ArrayForEach(item, changed) {
+	cJSON_ArrayForEach(item, changed)
+	{
 		r = insert_change(s, f, rid, item->string, item, hlc, err);
 		if (r < 0)
 			goto out;
@@ -379,7 +389,8 @@ static int add_hlc(cJSON *o, const char *time_key, const char *hlc_key, hlc_t t)
 
 	hlc_format(t, text);
 	hlc_format_time(t, when);
-	return cJSON_AddStringToObject(o, time_key, when) && cJSON_AddStringToObject(o, hlc_key, text)
+	return cJSON_AddStringToObject(o, time_key, when) &&
+			       cJSON_AddStringToObject(o, hlc_key, text)
 		       ? 0
 		       : -ENOMEM;
 }
@@ -425,7 +436,7 @@ static int row_to_json(sqlite3_stmt *st, cJSON **ret, struct fs_error *err)
 #define RECORD_COLUMNS                                                                             \
 	"id, collection, fields, created_hlc, updated_hlc, author, deleted, "                      \
 	"(SELECT d FROM (SELECT hlc AS h, device AS d FROM field_clocks WHERE record_id = "        \
-	"records.id UNION ALL SELECT hlc, ?9 FROM outbox WHERE record_id = records.id) "          \
+	"records.id UNION ALL SELECT hlc, ?9 FROM outbox WHERE record_id = records.id) "           \
 	"ORDER BY h DESC, d DESC LIMIT 1)"
 
 int records_get(struct store *s, const struct form *f, const char *id, cJSON **ret_record,
@@ -438,13 +449,13 @@ int records_get(struct store *s, const struct form *f, const char *id, cJSON **r
 	if (uuid_normalize(id, rid) < 0)
 		return fs_error_set(err, -FS_EVALID, "not a record id (expected a UUID)");
 	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT " RECORD_COLUMNS " FROM records WHERE id = ?1 AND collection = ?2",
+			       "SELECT " RECORD_COLUMNS
+			       " FROM records WHERE id = ?1 AND collection = ?2",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "read record from", err);
 	sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, form_collection(f), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, store_identity(s)->id, -1,
-			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, store_identity(s)->id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		r = row_to_json(st, ret_record, err);
@@ -468,8 +479,7 @@ int records_list(struct store *s, const struct form *f, records_fn fn, void *ctx
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list records in", err);
 	sqlite3_bind_text(st, 1, form_collection(f), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, store_identity(s)->id, -1,
-			  SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, store_identity(s)->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		cJSON *rec = NULL;
 
@@ -492,12 +502,13 @@ int records_stats(struct store *s, const char *collection, struct records_stats 
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 
-	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT (SELECT count(*) FROM records WHERE collection = ?1 AND deleted = 0),"
-			       " (SELECT count(*) FROM records WHERE collection = ?1 AND deleted = 1),"
-			       " (SELECT count(*) FROM outbox WHERE collection = ?1 AND (changeset IS NULL"
-			       "  OR changeset IN (SELECT seq FROM outgoing WHERE receipt IS NULL)))",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    store_db(s),
+		    "SELECT (SELECT count(*) FROM records WHERE collection = ?1 AND deleted = 0),"
+		    " (SELECT count(*) FROM records WHERE collection = ?1 AND deleted = 1),"
+		    " (SELECT count(*) FROM outbox WHERE collection = ?1 AND (changeset IS NULL"
+		    "  OR changeset IN (SELECT seq FROM outgoing WHERE receipt IS NULL)))",
+		    -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "count records in", err);
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -535,16 +546,16 @@ static int replay_change(cJSON *fields, int *deleted, const char *field, const c
 	return 0;
 }
 
-static int compare_replay(const char *id, const cJSON *replayed, int rdeleted,
-			  const char *stored, int sdeleted, struct fs_error *err)
+static int compare_replay(const char *id, const cJSON *replayed, int rdeleted, const char *stored,
+			  int sdeleted, struct fs_error *err)
 {
 	cJSON *sf = cJSON_Parse(stored);
 	int same = sf && cJSON_Compare(sf, replayed, 1) && rdeleted == sdeleted;
 
 	cJSON_Delete(sf);
 	if (!same)
-		return fs_error_set(err, -FS_ECORRUPT, "record %s does not match its outbox changes",
-				    id);
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "record %s does not match its outbox changes", id);
 	return 0;
 }
 
@@ -569,8 +580,8 @@ int records_verify_outbox(struct store *s, struct fs_error *err)
 		const char *id = (const char *)sqlite3_column_text(st, 0);
 
 		if (strcmp(id, cur) != 0) {
-			if (cur[0] && (r = compare_replay(cur, fields, rdeleted, stored, sdeleted,
-							 err)) < 0)
+			if (cur[0] &&
+			    (r = compare_replay(cur, fields, rdeleted, stored, sdeleted, err)) < 0)
 				goto out;
 			cJSON_Delete(fields);
 			free(stored);

@@ -49,9 +49,9 @@ int records_list(struct store *s, const struct form *f, records_fn fn, void *ctx
 		 struct fs_error *err) FS_WUR;
 
 struct records_stats {
-	long long live;     /* records not deleted */
-	long long deleted;  /* tombstones */
-	long long pending;  /* outbox changes HQ has not yet acknowledged */
+	long long live;	   /* records not deleted */
+	long long deleted; /* tombstones */
+	long long pending; /* outbox changes HQ has not yet acknowledged */
 };
 int records_stats(struct store *s, const char *collection, struct records_stats *ret_stats,
 		  struct fs_error *err) FS_WUR;

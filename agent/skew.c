@@ -8,12 +8,13 @@ int skew_save(struct store *s, int64_t skew_ms, struct fs_error *err)
 {
 	char v[64];
 
-	snprintf(v, sizeof(v), "%lld %llu", (long long)skew_ms, (unsigned long long)store_wall_ms(s));
+	snprintf(v, sizeof(v), "%lld %llu", (long long)skew_ms,
+		 (unsigned long long)store_wall_ms(s));
 	return store_meta_put(s, "clock_skew", v, err);
 }
 
 int skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, int *ret_found,
-                   struct fs_error *err)
+	      struct fs_error *err)
 {
 	char v[64];
 	long long skew;
@@ -24,7 +25,7 @@ int skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, int *r
 		return r;
 	if (found && sscanf(v, "%lld %llu", &skew, &at) != 2)
 		return fs_error_set(err, -FS_ECORRUPT, "clock skew in %s: unreadable",
-		                    store_path(s));
+				    store_path(s));
 	*ret_found = found;
 	if (found) {
 		*ret_skew_ms = skew;
@@ -35,7 +36,7 @@ int skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, int *r
 
 void skew_text(int64_t skew_ms, char out[SKEW_TEXT_MAX])
 {
-	uint64_t a = skew_ms < 0 ? (uint64_t)-(skew_ms + 1) + 1 : (uint64_t)skew_ms;
+	uint64_t a = skew_ms < 0 ? (uint64_t) - (skew_ms + 1) + 1 : (uint64_t)skew_ms;
 	const char *dir = skew_ms < 0 ? "behind" : "ahead of";
 	/* Rounded at the last unit shown: the measurement is good to a
 	 * round trip, and "1094 d 23 h" for a clock set 3 years off reads
@@ -46,13 +47,13 @@ void skew_text(int64_t skew_ms, char out[SKEW_TEXT_MAX])
 		snprintf(out, SKEW_TEXT_MAX, "within 1 s of HQ");
 	else if (h >= 24)
 		snprintf(out, SKEW_TEXT_MAX, "%llu d %llu h %s HQ", (unsigned long long)(h / 24),
-		         (unsigned long long)(h % 24), dir);
+			 (unsigned long long)(h % 24), dir);
 	else if (m >= 60)
 		snprintf(out, SKEW_TEXT_MAX, "%llu h %llu min %s HQ", (unsigned long long)(m / 60),
-		         (unsigned long long)(m % 60), dir);
+			 (unsigned long long)(m % 60), dir);
 	else if (s >= 60)
 		snprintf(out, SKEW_TEXT_MAX, "%llu min %llu s %s HQ", (unsigned long long)(s / 60),
-		         (unsigned long long)(s % 60), dir);
+			 (unsigned long long)(s % 60), dir);
 	else
 		snprintf(out, SKEW_TEXT_MAX, "%llu s %s HQ", (unsigned long long)s, dir);
 }
@@ -76,9 +77,9 @@ int skew_warning(int64_t skew_ms, char out[SKEW_WARNING_MAX])
 		return 0;
 	skew_text(skew_ms, text);
 	snprintf(out, SKEW_WARNING_MAX, "this device's clock is %s: set it right%s", text,
-	         skew_ms > 0 ? ", then run `fieldsync status --verify-hq`; HQ quarantines changes "
-	                       "stamped more than 5 min ahead of its clock"
-	                     : "; meanwhile new changes are ordered after HQ's time");
+		 skew_ms > 0 ? ", then run `fieldsync status --verify-hq`; HQ quarantines changes "
+			       "stamped more than 5 min ahead of its clock"
+			     : "; meanwhile new changes are ordered after HQ's time");
 	return 1;
 }
 
@@ -114,4 +115,3 @@ int skew_check(struct store *s, int64_t skew_ms, struct fs_error *err)
 	}
 	return store_commit(s, err);
 }
-

@@ -44,7 +44,7 @@ int skew_check(struct store *s, int64_t skew_ms, struct fs_error *err) FS_WUR;
 /* The skew measured at the last acknowledged push, kept in the store:
  * *ret_found 0 when no push has measured it yet. */
 int skew_load(struct store *s, int64_t *ret_skew_ms, uint64_t *ret_at_ms, int *ret_found,
-                   struct fs_error *err) FS_WUR;
+	      struct fs_error *err) FS_WUR;
 
 /* Keep the skew in the store, in the caller's transaction. */
 int skew_save(struct store *s, int64_t skew_ms, struct fs_error *err) FS_WUR;

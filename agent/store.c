@@ -22,20 +22,20 @@
 #include "crypto/secmem.h"
 
 struct store {
-	sqlite3 *db;                               /* open through vfs */
-	struct fsvfs *vfs;                         /* owns the page key */
-	struct identity *ident;                    /* this device's keys */
-	uint8_t *key;                              /* data key, secure memory,
-	                                              for store_reopen() */
-	uint8_t id[KEYSTORE_ID_BYTES];             /* store id */
+	sqlite3 *db;		       /* open through vfs */
+	struct fsvfs *vfs;	       /* owns the page key */
+	struct identity *ident;	       /* this device's keys */
+	uint8_t *key;		       /* data key, secure memory,
+					  for store_reopen() */
+	uint8_t id[KEYSTORE_ID_BYTES]; /* store id */
 	char data_dir[PATH_MAX];
-	char path[PATH_MAX];                       /* .../store.db, for messages */
-	uint64_t (*wall_ms)(void);                 /* clock */
-	hlc_t hlc;                                 /* last HLC, valid in a transaction */
-	int hlc_dirty;                             /* hlc must be written at commit */
-	sqlite3_stmt *stmts[STORE_STMT_SLOTS];     /* see store_stmt() */
-	struct ballast *ballast;                   /* disk room kept for delivery */
-	uint64_t ballast_bytes;                    /* its configured size */
+	char path[PATH_MAX];		       /* .../store.db, for messages */
+	uint64_t (*wall_ms)(void);	       /* clock */
+	hlc_t hlc;			       /* last HLC, valid in a transaction */
+	int hlc_dirty;			       /* hlc must be written at commit */
+	sqlite3_stmt *stmts[STORE_STMT_SLOTS]; /* see store_stmt() */
+	struct ballast *ballast;	       /* disk room kept for delivery */
+	uint64_t ballast_bytes;		       /* its configured size */
 };
 
 /* ---- paths and errors ------------------------------------------------- */
@@ -175,10 +175,7 @@ const char store_schema_sql[] =
 	"  detail TEXT,"
 	"  repeats INTEGER NOT NULL DEFAULT 1,"
 	"  last_at INTEGER"
-	") STRICT;"
-	STORE_PULL_SQL STORE_FORMS_SQL "PRAGMA user_version = 3;";
-
-
+	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL "PRAGMA user_version = 3;";
 
 /* ---- opening the database --------------------------------------------- */
 
@@ -204,12 +201,13 @@ int store_setup_connection(sqlite3 *db, int create)
 		if (rc != SQLITE_OK)
 			return rc;
 	}
-	return sqlite3_exec(db, "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
-				"PRAGMA mmap_size=0; PRAGMA foreign_keys=ON;"
-				"PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;"
-				/* A record purged when it leaves the scope is
-				 * overwritten, not only unlinked (agent/pull.h). */
-				"PRAGMA secure_delete=ON;",
+	return sqlite3_exec(db,
+			    "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+			    "PRAGMA mmap_size=0; PRAGMA foreign_keys=ON;"
+			    "PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;"
+			    /* A record purged when it leaves the scope is
+			     * overwritten, not only unlinked (agent/pull.h). */
+			    "PRAGMA secure_delete=ON;",
 			    NULL, NULL, NULL);
 }
 
@@ -285,9 +283,10 @@ static int db_verify(struct store *s, struct fs_error *err)
 		return r;
 	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
 	if (page_size != FSVFS_PAGE_SIZE || reserve != FSVFS_RESERVE)
-		return fs_error_set(err, -FS_EFORMAT, "open store %s: page size %d with %d reserved "
-				    "bytes, expected %d with %d", s->path, page_size, reserve,
-				    FSVFS_PAGE_SIZE, FSVFS_RESERVE);
+		return fs_error_set(err, -FS_EFORMAT,
+				    "open store %s: page size %d with %d reserved "
+				    "bytes, expected %d with %d",
+				    s->path, page_size, reserve, FSVFS_PAGE_SIZE, FSVFS_RESERVE);
 	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
@@ -299,12 +298,13 @@ static int db_verify(struct store *s, struct fs_error *err)
 	if (r < 0)
 		return fs_error_set(err, r, "open store %s: not in WAL mode", s->path);
 	if (version == 0)
-		return fs_error_set(err, -FS_EFORMAT, "open store %s: no schema (run fieldsync init)",
-				    s->path);
+		return fs_error_set(err, -FS_EFORMAT,
+				    "open store %s: no schema (run fieldsync init)", s->path);
 	if (version > STORE_SCHEMA_VERSION)
-		return fs_error_set(err, -FS_EFORMAT, "open store %s: schema version %d is newer "
-				    "than this fieldsync understands (%d)", s->path, version,
-				    STORE_SCHEMA_VERSION);
+		return fs_error_set(err, -FS_EFORMAT,
+				    "open store %s: schema version %d is newer "
+				    "than this fieldsync understands (%d)",
+				    s->path, version, STORE_SCHEMA_VERSION);
 	return 0;
 }
 
@@ -415,8 +415,8 @@ static int read_identity(const char *data_dir, const uint8_t *key, struct identi
 }
 
 /* The files store_create() makes, in the order it makes them. */
-static const char *const store_files[] = {"store.key", "device.key", "store.db", "store.db-wal",
-					  "store.db-shm"};
+static const char *const store_files[] = { "store.key", "device.key", "store.db", "store.db-wal",
+					   "store.db-shm" };
 
 /* Remove only what this call created (bit i: store_files[i]), so a failed
  * init can be retried and never deletes a store that was already there. */
@@ -427,14 +427,13 @@ static void remove_created(const char *data_dir, unsigned created)
 	if (created & (1u << 2))
 		created |= (1u << 3) | (1u << 4); /* SQLite's companions of our store.db */
 	for (size_t i = sizeof(store_files) / sizeof(store_files[0]); i-- > 0;)
-		if ((created & (1u << i)) && dir_file(path, sizeof(path), data_dir, store_files[i],
-						     NULL) == 0)
+		if ((created & (1u << i)) &&
+		    dir_file(path, sizeof(path), data_dir, store_files[i], NULL) == 0)
 			unlink(path);
 }
 
 int store_create(const char *data_dir, const struct keystore_secret *secret,
-		 enum pwhash_profile profile, const struct store_options *opt,
-		 struct fs_error *err)
+		 enum pwhash_profile profile, const struct store_options *opt, struct fs_error *err)
 {
 	uint8_t id[KEYSTORE_ID_BYTES], *key = NULL;
 	char keypath[PATH_MAX], meta[256];
@@ -453,9 +452,10 @@ int store_create(const char *data_dir, const struct keystore_secret *secret,
 		if ((r = dir_file(path, sizeof(path), data_dir, store_files[i], err)) < 0)
 			return r;
 		if (access(path, F_OK) == 0)
-			return fs_error_set(err, -FS_EEXIST, "create store in %s: %s already exists; "
-					    "not touching an existing store", data_dir,
-					    store_files[i]);
+			return fs_error_set(err, -FS_EEXIST,
+					    "create store in %s: %s already exists; "
+					    "not touching an existing store",
+					    data_dir, store_files[i]);
 	}
 	if ((r = dir_file(keypath, sizeof(keypath), data_dir, "store.key", err)) < 0)
 		return r;
@@ -540,7 +540,8 @@ out:
 
 int store_reopen(const struct store *from, struct store **ret_store, struct fs_error *err)
 {
-	struct store_options opt = {.wall_ms = from->wall_ms, .ballast_bytes = from->ballast_bytes};
+	struct store_options opt = { .wall_ms = from->wall_ms,
+				     .ballast_bytes = from->ballast_bytes };
 	struct store *s;
 	int r;
 
@@ -605,13 +606,14 @@ int store_shred_key(const char *data_dir, struct fs_error *err)
 	}
 	while (done < st.st_size) {
 		size_t n = (size_t)(st.st_size - done) < sizeof(junk) ? (size_t)(st.st_size - done)
-								       : sizeof(junk);
+								      : sizeof(junk);
 		ssize_t w;
 
 		randombytes_buf(junk, n);
 		w = pwrite(fd, junk, n, done);
 		if (w <= 0) {
-			r = fs_error_set(err, w < 0 ? -errno : -EIO, "shred %s: write failed", path);
+			r = fs_error_set(err, w < 0 ? -errno : -EIO, "shred %s: write failed",
+					 path);
 			goto out;
 		}
 		done += w;
@@ -780,7 +782,8 @@ int store_checkpoint(struct store *s, struct fs_error *err)
 	int rc;
 
 	if (!sqlite3_get_autocommit(s->db))
-		return fs_error_set(err, -FS_EUSAGE, "checkpoint %s: inside a transaction", s->path);
+		return fs_error_set(err, -FS_EUSAGE, "checkpoint %s: inside a transaction",
+				    s->path);
 	fsvfs_clear_fault(s->vfs);
 	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	if (rc == SQLITE_OK)
@@ -794,7 +797,7 @@ int store_checkpoint(struct store *s, struct fs_error *err)
 enum { SLOT_META_GET = 24, SLOT_META_PUT };
 
 int store_meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
-                    struct fs_error *err)
+		   struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -810,7 +813,7 @@ int store_meta_get(struct store *s, const char *key, char *out, size_t cap, int 
 
 		if (len < 0 || (size_t)len >= cap) {
 			r = fs_error_set(err, -FS_ECORRUPT, "read enrolment in %s: %s too long",
-			                 store_path(s), key);
+					 store_path(s), key);
 		} else {
 			memcpy(out, sqlite3_column_text(st, 0), (size_t)len);
 			out[len] = '\0';
@@ -829,7 +832,7 @@ int store_meta_put(struct store *s, const char *key, const char *value, struct f
 	int r;
 
 	r = store_stmt(s, SLOT_META_PUT, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
-	               &st, err);
+		       &st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -889,8 +892,9 @@ int store_check(struct store *s, struct fs_error *err)
 			r = fail_with(s, "check store", 1, err);
 			goto out;
 		}
-		r = fs_error_set(err, -FS_ECORRUPT, "check store %s: integrity check failed: %.200s",
-				 s->path, text ? text : "(no answer)");
+		r = fs_error_set(err, -FS_ECORRUPT,
+				 "check store %s: integrity check failed: %.200s", s->path,
+				 text ? text : "(no answer)");
 		goto out;
 	}
 	sqlite3_finalize(st);

@@ -32,10 +32,10 @@ struct store;
 
 /* Options for tests and tools; zero-initialise for the defaults. */
 struct store_options {
-	sqlite3_vfs *under_vfs;     /* VFS below the encryption (NULL: default) */
-	uint64_t (*wall_ms)(void);  /* clock for HLC and ids (NULL: hlc_wall_ms) */
-	uint64_t ballast_bytes;     /* disk room kept for delivery (0: default,
-	                               agent/ballast.h) */
+	sqlite3_vfs *under_vfs;	   /* VFS below the encryption (NULL: default) */
+	uint64_t (*wall_ms)(void); /* clock for HLC and ids (NULL: hlc_wall_ms) */
+	uint64_t ballast_bytes;	   /* disk room kept for delivery (0: default,
+				      agent/ballast.h) */
 };
 
 /* Create data_dir (mode 0700) if needed, the key envelope, the device
@@ -138,9 +138,9 @@ int store_setup_connection(sqlite3 *db, int create);
  * -FS_ECORRUPT.  put: insert or replace; the caller holds the transaction
  * if it needs one. */
 int store_meta_get(struct store *s, const char *key, char *out, size_t cap, int *ret_found,
-                   struct fs_error *err) FS_WUR;
+		   struct fs_error *err) FS_WUR;
 int store_meta_put(struct store *s, const char *key, const char *value,
-                   struct fs_error *err) FS_WUR;
+		   struct fs_error *err) FS_WUR;
 
 /* PRAGMA integrity_check, and every live record has outbox changes and
  * every outbox change a record.  -FS_ECORRUPT with the first problem. */

@@ -9,18 +9,26 @@ enum { SLOT_LOG_ADD = 26, SLOT_LOG_PRUNE, SLOT_LOG_REPEAT };
 const char *synclog_result(int code)
 {
 	switch (code) {
-	case 0: return "accepted";
-	case -EHOSTUNREACH: return "unreachable";
-	case -EBUSY: return "busy";
-	case -EACCES: return "revoked";
+	case 0:
+		return "accepted";
+	case -EHOSTUNREACH:
+		return "unreachable";
+	case -EBUSY:
+		return "busy";
+	case -EACCES:
+		return "revoked";
 	case -EPERM:
 	case -EBADMSG:
 	case -FS_ELIMIT:
-	case -EPROTO: return "refused";
+	case -EPROTO:
+		return "refused";
 	case -FS_EKEY:
-	case -FS_EAUTH: return "key";
-	case -ECANCELED: return "abandoned";
-	default: return "error";
+	case -FS_EAUTH:
+		return "key";
+	case -ECANCELED:
+		return "abandoned";
+	default:
+		return "error";
 	}
 }
 
@@ -132,7 +140,8 @@ int synclog_list(struct store *s, unsigned limit, synclog_fn fn, void *ctx, stru
 	 * across the callbacks. */
 	if (sqlite3_prepare_v2(store_db(s),
 			       "SELECT id, at, event, result, sets, changes, bytes, duration_ms, "
-			       "detail, repeats, last_at FROM (SELECT * FROM sync_log ORDER BY id DESC LIMIT ?1) "
+			       "detail, repeats, last_at FROM (SELECT * FROM sync_log ORDER BY id "
+			       "DESC LIMIT ?1) "
 			       "ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "read sync log in", err);

@@ -29,13 +29,13 @@
 #define SYNCLOG_KEEP 10000
 
 struct synclog_entry {
-	int64_t id;                     /* assigned by synclog_add */
-	uint64_t at_ms;                 /* start, Unix ms */
+	int64_t id;	/* assigned by synclog_add */
+	uint64_t at_ms; /* start, Unix ms */
 	uint64_t duration_ms;
-	const char *event;              /* "push" */
-	const char *result;             /* synclog_result() */
+	const char *event;  /* "push" */
+	const char *result; /* synclog_result() */
 	unsigned long long sets, changes, bytes;
-	const char *detail;             /* error message, or NULL */
+	const char *detail; /* error message, or NULL */
 };
 
 /* The result name for an attempt's error code (0: "accepted"):

@@ -23,24 +23,24 @@
 #define AD_BYTES (FSVFS_DBID_BYTES + 1 + 8 + BIND_BYTES)
 
 struct fsvfs {
-	sqlite3_vfs base;           /* what SQLite sees; pAppData points here */
-	sqlite3_vfs *under;         /* the VFS doing the real I/O */
-	uint8_t *key;               /* page key, secure memory */
+	sqlite3_vfs base;		/* what SQLite sees; pAppData points here */
+	sqlite3_vfs *under;		/* the VFS doing the real I/O */
+	uint8_t *key;			/* page key, secure memory */
 	uint8_t dbid[FSVFS_DBID_BYTES]; /* binds pages to this store */
-	char name[48];              /* unique registered name */
-	char fault[512];            /* last fault, "" when none */
-	int recovering;             /* WAL_RECOVER_LOCK held: SQLite is rebuilding the index */
+	char name[48];			/* unique registered name */
+	char fault[512];		/* last fault, "" when none */
+	int recovering;			/* WAL_RECOVER_LOCK held: SQLite is rebuilding the index */
 };
 
 struct fsfile {
-	sqlite3_file base;  /* our methods; must be first */
-	struct fsvfs *vfs;  /* owner */
-	char kind;          /* 'D' main database or 'W' WAL */
-	const char *path;   /* SQLite keeps it valid while the file is open */
-	uint8_t *scratch;   /* one page: ciphertext out, plaintext for partial reads */
+	sqlite3_file base; /* our methods; must be first */
+	struct fsvfs *vfs; /* owner */
+	char kind;	   /* 'D' main database or 'W' WAL */
+	const char *path;  /* SQLite keeps it valid while the file is open */
+	uint8_t *scratch;  /* one page: ciphertext out, plaintext for partial reads */
 	uint8_t hdr[WAL_FRAME_HEADER_BYTES]; /* WAL: last frame header written */
-	sqlite3_int64 hdr_off;              /* its offset, or -1 */
-	sqlite3_file *real; /* the under VFS's file, allocated right after us */
+	sqlite3_int64 hdr_off;		     /* its offset, or -1 */
+	sqlite3_file *real;		     /* the under VFS's file, allocated right after us */
 };
 
 static void set_fault(struct fsvfs *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -98,7 +98,8 @@ static int page_seal(struct fsfile *f, uint64_t number, const uint8_t *bind, con
 	uint8_t ad[AD_BYTES];
 
 	if (!sodium_is_zero(p + PAGE_DATA_BYTES, FSVFS_RESERVE)) {
-		set_fault(f->vfs, "%s page %llu: SQLite wrote into the reserved bytes "
+		set_fault(f->vfs,
+			  "%s page %llu: SQLite wrote into the reserved bytes "
 			  "(store was not created with %d reserved bytes per page)",
 			  f->path, (unsigned long long)number, FSVFS_RESERVE);
 		return SQLITE_IOERR_WRITE;
@@ -117,11 +118,13 @@ static int page_open(struct fsfile *f, uint64_t number, const uint8_t *bind, uin
 	uint8_t ad[AD_BYTES];
 
 	page_ad(f, number, bind, ad);
-	if (aead_open_detached(page, page, PAGE_DATA_BYTES, page + PAGE_DATA_BYTES + AEAD_NONCEBYTES,
-			       page + PAGE_DATA_BYTES, ad, sizeof(ad), f->vfs->key) < 0) {
+	if (aead_open_detached(page, page, PAGE_DATA_BYTES,
+			       page + PAGE_DATA_BYTES + AEAD_NONCEBYTES, page + PAGE_DATA_BYTES, ad,
+			       sizeof(ad), f->vfs->key) < 0) {
 		sodium_memzero(page, FSVFS_PAGE_SIZE);
 		if (report)
-			set_fault(f->vfs, "%s %s %llu: authentication failed "
+			set_fault(f->vfs,
+				  "%s %s %llu: authentication failed "
 				  "(wrong key, or the file was altered)",
 				  f->path, f->kind == 'W' ? "WAL frame" : "page",
 				  (unsigned long long)number);
@@ -210,7 +213,8 @@ static sqlite3_int64 frame_offset(uint64_t frame)
 
 /* The header of the frame at frame_off: the one SQLite just wrote, or
  * the one on disk (in-place overwrites write only the page). */
-static int frame_header(struct fsfile *f, sqlite3_int64 frame_off, uint8_t hdr[WAL_FRAME_HEADER_BYTES])
+static int frame_header(struct fsfile *f, sqlite3_int64 frame_off,
+			uint8_t hdr[WAL_FRAME_HEADER_BYTES])
 {
 	if (f->hdr_off == frame_off) {
 		memcpy(hdr, f->hdr, WAL_FRAME_HEADER_BYTES);
@@ -225,7 +229,8 @@ static int frame_header(struct fsfile *f, sqlite3_int64 frame_off, uint8_t hdr[W
 static void wal_checksum(int big_endian, const uint8_t *p, size_t len, uint32_t sum[2])
 {
 	for (size_t i = 0; i + 8 <= len; i += 8) {
-		uint32_t x0 = (uint32_t)(big_endian ? bytes_get_be(p + i, 4) : bytes_get_le(p + i, 4));
+		uint32_t x0 =
+			(uint32_t)(big_endian ? bytes_get_be(p + i, 4) : bytes_get_le(p + i, 4));
 		uint32_t x1 = (uint32_t)(big_endian ? bytes_get_be(p + i + 4, 4)
 						    : bytes_get_le(p + i + 4, 4));
 
@@ -273,7 +278,8 @@ static int frame_is_torn_tail(struct fsfile *f, uint64_t frame)
 		memcpy(bind, hdr, 4);
 		memcpy(bind + 4, walhdr + 16, 8);
 		if (memcmp(hdr + 8, walhdr + 16, 8) != 0 ||
-		    read_sealed(f, j, bind, f->scratch, off + WAL_FRAME_HEADER_BYTES, 0) != SQLITE_OK) {
+		    read_sealed(f, j, bind, f->scratch, off + WAL_FRAME_HEADER_BYTES, 0) !=
+			    SQLITE_OK) {
 			/* Left over from an earlier WAL generation, or damaged too. */
 			sum[0] = (uint32_t)bytes_get_be(hdr + 16, 4);
 			sum[1] = (uint32_t)bytes_get_be(hdr + 20, 4);
@@ -412,7 +418,8 @@ static int fs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 
 
 	if (f->kind == 'D') {
 		if (amt == FSVFS_PAGE_SIZE && off % FSVFS_PAGE_SIZE == 0)
-			return write_sealed(f, (uint64_t)(off / FSVFS_PAGE_SIZE) + 1, NULL, buf, off);
+			return write_sealed(f, (uint64_t)(off / FSVFS_PAGE_SIZE) + 1, NULL, buf,
+					    off);
 	} else {
 		rc = wal_write(f, buf, amt, off);
 		if (rc != WAL_WRITE_UNEXPECTED)
@@ -682,7 +689,8 @@ int fsvfs_create(const uint8_t data_key[AEAD_KEYBYTES], const uint8_t db_id[FSVF
 	v->under = under;
 	v->base = (sqlite3_vfs){
 		.iVersion = 2,
-		.szOsFile = (int)(((sizeof(struct fsfile) + 7) & ~(size_t)7) + (size_t)under->szOsFile),
+		.szOsFile =
+			(int)(((sizeof(struct fsfile) + 7) & ~(size_t)7) + (size_t)under->szOsFile),
 		.mxPathname = under->mxPathname,
 		.zName = v->name,
 		.pAppData = v,

@@ -64,7 +64,7 @@ static int bench_size(uint64_t n, unsigned proofs)
 {
 	char dir[] = "/tmp/bench_audit.XXXXXX", cmd[64];
 	struct identity *hq = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	merkle_hash proof[MERKLE_MAX_PROOF];
 	struct hqsql *db = NULL;
 	double t0, fill, stored, array;
@@ -80,7 +80,8 @@ static int bench_size(uint64_t n, unsigned proofs)
 		goto out;
 	t0 = now_s();
 	for (uint64_t i = 0; i < n && r == 0; i++)
-		r = audit_append(db, 1700000000000ULL + i, "push", "0123456789abcdef0123456789abcdef",
+		r = audit_append(db, 1700000000000ULL + i, "push",
+				 "0123456789abcdef0123456789abcdef",
 				 "{\"result\":\"accepted\",\"sets\":1}", &err);
 	if (r < 0 || (r = hqsql_exec(db, "COMMIT", "commit", &err)) < 0 ||
 	    (r = audit_checkpoint(db, hq, NULL, 0, 1, NULL, &err)) < 0)
@@ -104,7 +105,8 @@ static int bench_size(uint64_t n, unsigned proofs)
 	printf("audit log of %llu entries: filled at %.0f entries/s; a proof %.1f us from the "
 	       "stored tree, %.1f ms by reading every leaf\n",
 	       (unsigned long long)n, (double)n / fill, stored * 1e6, array * 1e3);
-	printf("row\taudit consistency proof, %llu entries\t%.1f us\tevery leaf read %.1f ms\t%.5f\n",
+	printf("row\taudit consistency proof, %llu entries\t%.1f us\tevery leaf read %.1f "
+	       "ms\t%.5f\n",
 	       (unsigned long long)n, stored * 1e6, array * 1e3, stored / array);
 out:
 	if (r < 0)

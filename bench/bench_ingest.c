@@ -34,12 +34,13 @@
  * the raw insert there too (CONNINFO names an empty database). */
 static struct pgdb_config pg_conf;
 
-static const char *const visit_types[] = {"needs_assessment", "housing_construction",
-					  "prefab_installation", "sme_grant_followup",
-					  "vocational_training", "legal_assistance"};
-static const char *const words[] = {"kuća", "krov", "prozor", "dokumenta", "pomoć", "porodica",
-				    "deca", "zima", "ogrev", "voda", "struja", "opština",
-				    "кућа", "помоћ", "документи", "породица"};
+static const char *const visit_types[] = { "needs_assessment",	  "housing_construction",
+					   "prefab_installation", "sme_grant_followup",
+					   "vocational_training", "legal_assistance" };
+static const char *const words[] = { "kuća",  "krov",	  "prozor",    "dokumenta",
+				     "pomoć", "porodica", "deca",      "zima",
+				     "ogrev", "voda",	  "struja",    "opština",
+				     "кућа",  "помоћ",	  "документи", "породица" };
 
 struct visit {
 	char id[UUID_TEXT_LEN + 1];
@@ -70,11 +71,12 @@ static size_t raw_json_len(const struct visit *v)
 {
 	char buf[1024];
 
-	return (size_t)snprintf(buf, sizeof(buf),
-				"{\"id\":\"%s\",\"collection\":\"visits\",\"fields\":{"
-				"\"beneficiary_id\":\"%s\",\"visit_date\":\"%s\",\"visit_type\":\"%s\","
-				"\"notes\":\"%s\",\"gps\":\"%s\",\"next_visit\":\"%s\"}}",
-				v->id, v->beneficiary, v->date, v->type, v->notes, v->gps, v->next);
+	return (size_t)snprintf(
+		buf, sizeof(buf),
+		"{\"id\":\"%s\",\"collection\":\"visits\",\"fields\":{"
+		"\"beneficiary_id\":\"%s\",\"visit_date\":\"%s\",\"visit_type\":\"%s\","
+		"\"notes\":\"%s\",\"gps\":\"%s\",\"next_visit\":\"%s\"}}",
+		v->id, v->beneficiary, v->date, v->type, v->notes, v->gps, v->next);
 }
 
 /* One OpenRosa instance document, as a form submission carries it (the
@@ -96,9 +98,9 @@ static size_t openrosa_len(const struct visit *v)
 
 static int fill_changes(const struct visit *v, struct change *c)
 {
-	const char *names[FIELDS] = {"beneficiary_id", "visit_date", "visit_type",
-				     "notes", "gps", "next_visit"};
-	const char *vals[FIELDS] = {v->beneficiary, v->date, v->type, v->notes, v->gps, v->next};
+	const char *names[FIELDS] = { "beneficiary_id", "visit_date", "visit_type",
+				      "notes",		"gps",	      "next_visit" };
+	const char *vals[FIELDS] = { v->beneficiary, v->date, v->type, v->notes, v->gps, v->next };
 
 	for (int f = 0; f < FIELDS; f++) {
 		strcpy(c[f].record_id, v->id);
@@ -114,7 +116,7 @@ static int fill_changes(const struct visit *v, struct change *c)
 
 static int measure(size_t batch, size_t nsets, const uint8_t *box_pk, const uint8_t *sign_sk)
 {
-	struct changeset_header h = {.seq = 1};
+	struct changeset_header h = { .seq = 1 };
 	size_t wire = 0, raw = 0, xml = 0, visits = batch * nsets;
 	struct change *c = calloc(batch * FIELDS, sizeof(*c));
 	struct visit v;
@@ -124,7 +126,7 @@ static int measure(size_t batch, size_t nsets, const uint8_t *box_pk, const uint
 	if (!c)
 		return -1;
 	for (size_t s = 0; s < nsets; s++, h.seq++) {
-		struct fs_error err = {0};
+		struct fs_error err = { 0 };
 		uint8_t *buf = NULL;
 		size_t len;
 
@@ -135,7 +137,8 @@ static int measure(size_t batch, size_t nsets, const uint8_t *box_pk, const uint
 			if (fill_changes(&v, c + i * FIELDS) < 0)
 				goto out;
 		}
-		if (changeset_encode(&h, c, batch * FIELDS, box_pk, sign_sk, &buf, &len, &err) < 0) {
+		if (changeset_encode(&h, c, batch * FIELDS, box_pk, sign_sk, &buf, &len, &err) <
+		    0) {
 			fprintf(stderr, "bench_ingest: %s\n", err.msg);
 			goto out;
 		}
@@ -152,9 +155,11 @@ static int measure(size_t batch, size_t nsets, const uint8_t *box_pk, const uint
 	       batch, (double)wire / visits, (double)raw / visits, (double)wire / raw,
 	       (double)xml / visits, (double)wire / xml);
 	if (batch >= 100) {
-		printf("row\twire bytes per visit, sets of %zu: vs raw JSON\t%.1f B\t%.1f B\t%.3f\n",
+		printf("row\twire bytes per visit, sets of %zu: vs raw JSON\t%.1f B\t%.1f "
+		       "B\t%.3f\n",
 		       batch, (double)wire / visits, (double)raw / visits, (double)wire / raw);
-		printf("row\twire bytes per visit, sets of %zu: vs OpenRosa XML\t%.1f B\t%.1f B\t%.3f\n",
+		printf("row\twire bytes per visit, sets of %zu: vs OpenRosa XML\t%.1f B\t%.1f "
+		       "B\t%.3f\n",
 		       batch, (double)wire / visits, (double)xml / visits, (double)wire / xml);
 	}
 	r = 0;
@@ -194,7 +199,7 @@ struct set {
 
 static int make_sets(struct set *sets, const struct identity *dev, const uint8_t *hq_box_pk)
 {
-	struct changeset_header h = {.seq = 1};
+	struct changeset_header h = { .seq = 1 };
 	uint64_t ms = 1795000000000ULL;
 	struct visit v;
 
@@ -202,7 +207,7 @@ static int make_sets(struct set *sets, const struct identity *dev, const uint8_t
 			   NULL) != 0)
 		return -1;
 	for (int s = 0; s < MERGE_SETS; s++, h.seq++) {
-		struct fs_error err = {0};
+		struct fs_error err = { 0 };
 
 		sets[s].c = calloc(MERGE_BATCH * FIELDS, sizeof(struct change));
 		if (!sets[s].c)
@@ -230,8 +235,8 @@ static int enrol_device(struct hqsql *db, const struct identity *dev)
 	static const char *const sql[] = {
 		"INSERT INTO devices(id, sign_pk, box_pk, team, municipality, enrolled_at) "
 		"VALUES(?1, ?2, ?3, 'Bench', 'Vranje', 0)",
-		"INSERT INTO device_scopes(device, key, name) VALUES(?1, '" SCOPE_ALL "', '"
-		SCOPE_ALL "')",
+		"INSERT INTO device_scopes(device, key, name) VALUES(?1, '" SCOPE_ALL
+		"', '" SCOPE_ALL "')",
 	};
 	int rc = HQSQL_DONE;
 
@@ -272,7 +277,7 @@ static int time_ingest(const char *dir, struct set *sets, double *ret_s)
 {
 	struct identity *hq = NULL, *dev = NULL;
 	struct hq_forms *forms = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	double t0;
 	int r = -1;
@@ -286,16 +291,19 @@ static int time_ingest(const char *dir, struct set *sets, double *ret_s)
 		goto out;
 	}
 	{
-		struct ingest_ctx ctx = {.db = db, .hq = hq, .forms = forms, .wall_ms = hlc_wall_ms};
+		struct ingest_ctx ctx = {
+			.db = db, .hq = hq, .forms = forms, .wall_ms = hlc_wall_ms
+		};
 
 		t0 = now_s();
 		for (int s = 0; s < MERGE_SETS; s++) {
-			struct ingest_result res = {0};
+			struct ingest_result res = { 0 };
 			int rc = ingest_changeset(&ctx, sets[s].body, sets[s].len, &res, &err);
 			int ok = rc == 0 && res.status == 200 && res.merged == MERGE_BATCH * FIELDS;
 
 			if (!ok)
-				fprintf(stderr, "bench_ingest: set %d: status %d, %u merged: %s %s\n",
+				fprintf(stderr,
+					"bench_ingest: set %d: status %d, %u merged: %s %s\n",
 					s + 1, res.status, res.merged, res.message, err.msg);
 			ingest_result_clear(&res);
 			if (!ok)
@@ -317,9 +325,9 @@ out:
  * as HQ's own writes are. */
 static int time_raw(const char *dir, const struct set *sets, double *ret_s)
 {
-#define RAW_TABLE(hlc_type, options)                                                          \
-	"CREATE TABLE raw_fields(record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT "     \
-	"NOT NULL, hlc " hlc_type " NOT NULL, device TEXT NOT NULL, "                           \
+#define RAW_TABLE(hlc_type, options)                                                               \
+	"CREATE TABLE raw_fields(record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT "        \
+	"NOT NULL, hlc " hlc_type " NOT NULL, device TEXT NOT NULL, "                              \
 	"PRIMARY KEY (record_id, field))" options
 	const char *table = pg_conf.conninfo ? RAW_TABLE("BIGINT", "")
 					     : RAW_TABLE("INTEGER", " STRICT, WITHOUT ROWID");
@@ -327,7 +335,7 @@ static int time_raw(const char *dir, const struct set *sets, double *ret_s)
 	sqlite3 *lite = NULL;
 	struct hqsql *db = NULL;
 	struct hqsql_stmt *st = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	double t0;
 	int r = -1;
 
@@ -344,7 +352,8 @@ static int time_raw(const char *dir, const struct set *sets, double *ret_s)
 		return -1;
 	}
 	if (hqsql_exec(db, table, "create the raw table", &err) < 0 ||
-	    hqsql_prepare(db, "INSERT INTO raw_fields VALUES(?1, ?2, ?3, ?4, 'dev')", &st, &err) < 0)
+	    hqsql_prepare(db, "INSERT INTO raw_fields VALUES(?1, ?2, ?3, ?4, 'dev')", &st, &err) <
+		    0)
 		goto out;
 	t0 = now_s();
 	for (int s = 0; s < MERGE_SETS; s++) {
@@ -381,7 +390,7 @@ out:
 static int measure_merge(void)
 {
 	char dir[] = "/tmp/bench_ingest.XXXXXX";
-	struct set sets[MERGE_SETS] = {{0}};
+	struct set sets[MERGE_SETS] = { { 0 } };
 	double t_merge = 0, t_raw = 0, n = (double)MERGE_SETS * MERGE_BATCH * FIELDS;
 	const char *engine = pg_conf.conninfo ? "PostgreSQL" : "SQLite";
 	int r = -1;
@@ -414,16 +423,17 @@ int main(int argc, char **argv)
 {
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
-	static const size_t batches[] = {1, 10, 100, 1000};
+	static const size_t batches[] = { 1, 10, 100, 1000 };
 
 	if (argc == 5 && !strcmp(argv[1], "--postgresql") &&
 	    !strcmp(argv[3], "--pg-password-file")) {
 		pg_conf.conninfo = argv[2];
 		pg_conf.password_file = argv[4];
 	} else if (argc != 1) {
-		fprintf(stderr, "usage: bench_ingest [--postgresql CONNINFO --pg-password-file FILE]\n"
-				"  HQ's ingest against a raw insert of the same rows, on SQLite, or on\n"
-				"  PostgreSQL (CONNINFO names an empty database; then the merge only)\n");
+		fprintf(stderr,
+			"usage: bench_ingest [--postgresql CONNINFO --pg-password-file FILE]\n"
+			"  HQ's ingest against a raw insert of the same rows, on SQLite, or on\n"
+			"  PostgreSQL (CONNINFO names an empty database; then the merge only)\n");
 		return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
 	}
 	if (secmem_init() < 0)

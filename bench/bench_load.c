@@ -70,20 +70,20 @@ extern char **environ;
 
 #define CHANGES_PER_VISIT 11   /* a beneficiary's 5 fields and the visit's 6 */
 #define MAX_DEVICES 2000       /* one thread each */
-#define MAX_SETS 100000        /* per device */
-#define MAX_VISITS 1000        /* per set: 11,000 changes, under the 20,000 cap */
+#define MAX_SETS 100000	       /* per device */
+#define MAX_VISITS 1000	       /* per set: 11,000 changes, under the 20,000 cap */
 #define POST_GIVE_UP_S 120     /* a request still refused after this long fails */
 #define TRANSPORT_RETRY_MS 100 /* base wait before resending after a transport error */
 #define RETRY_JITTER_MS 500    /* added to Retry-After, so devices do not return in step */
-#define HQ_START_S 60          /* wait this long for "listening on" (ASan is slow) */
-#define HQ_STOP_S 60           /* and this long for HQ to exit on SIGTERM */
-#define SAMPLE_MS 5            /* RSS sampling period */
+#define HQ_START_S 60	       /* wait this long for "listening on" (ASan is slow) */
+#define HQ_STOP_S 60	       /* and this long for HQ to exit on SIGTERM */
+#define SAMPLE_MS 5	       /* RSS sampling period */
 
 /* ---- options ------------------------------------------------------------ */
 
 struct options {
 	unsigned devices;      /* simulated devices pushing at once */
-	unsigned sets;         /* change sets per device, split over two rounds */
+	unsigned sets;	       /* change sets per device, split over two rounds */
 	unsigned visits;       /* visits per change set */
 	unsigned max_inflight; /* HQ's [server] max_inflight */
 	unsigned threads;      /* HQ's [server] threads */
@@ -91,9 +91,9 @@ struct options {
 	const char *hq_bin;    /* the fieldsync-hq to start */
 	const char *forms_dir; /* HQ's [forms] dir */
 	unsigned rss_limit_mb; /* --check: HQ's peak RSS must stay below; 0: no limit */
-	int check;             /* exit non-zero on any loss, duplicate or error */
-	int keep;              /* keep the temporary directory */
-	const char *pg;        /* HQ on PostgreSQL: a connection string; NULL: SQLite */
+	int check;	       /* exit non-zero on any loss, duplicate or error */
+	int keep;	       /* keep the temporary directory */
+	const char *pg;	       /* HQ on PostgreSQL: a connection string; NULL: SQLite */
 	const char *pg_pass;   /* ... and its password file */
 	unsigned processes;    /* serve processes, devices split among them in turn */
 };
@@ -101,25 +101,25 @@ struct options {
 #define MAX_PROCESSES 8
 
 static const char usage[] =
-    "usage: bench_load [--devices N] [--sets N] [--visits N] [--max-inflight N]\n"
-    "                  [--threads N] [--hq-bin PATH] [--forms-dir DIR] [--check]\n"
-    "                  [--rss-limit-mb N] [--baseline-sets N] [--quick] [--keep]\n"
-    "  --devices N       simulated devices pushing at once (default 200)\n"
-    "  --sets N          change sets per device, pushed in two rounds (default 10)\n"
-    "  --visits N        visits per change set, 11 changes each (default 10)\n"
-    "  --max-inflight N  HQ's [server] max_inflight (default 64, HQ's own)\n"
-    "  --threads N       HQ's [server] threads (default 4, HQ's own)\n"
-    "  --baseline-sets N sets one device pushes alone first, the baseline\n"
-    "                    (default: as many as all devices push in one round)\n"
-    "  --hq-bin PATH     fieldsync-hq to run (default: the one built with this)\n"
-    "  --check           exit 1 on a lost or duplicated change, an error, or a 503\n"
-    "                    without Retry-After (and over --rss-limit-mb)\n"
-    "  --quick           2 sets of 2 visits per device\n"
-    "  --keep            keep HQ's directory and log\n"
-    "  --postgresql CONNINFO --pg-password-file FILE\n"
-    "                    HQ on PostgreSQL (CONNINFO names an empty database)\n"
-    "  --processes N     N serve processes (1 to 8; more than 1 needs\n"
-    "                    --postgresql); device i talks to process i mod N\n";
+	"usage: bench_load [--devices N] [--sets N] [--visits N] [--max-inflight N]\n"
+	"                  [--threads N] [--hq-bin PATH] [--forms-dir DIR] [--check]\n"
+	"                  [--rss-limit-mb N] [--baseline-sets N] [--quick] [--keep]\n"
+	"  --devices N       simulated devices pushing at once (default 200)\n"
+	"  --sets N          change sets per device, pushed in two rounds (default 10)\n"
+	"  --visits N        visits per change set, 11 changes each (default 10)\n"
+	"  --max-inflight N  HQ's [server] max_inflight (default 64, HQ's own)\n"
+	"  --threads N       HQ's [server] threads (default 4, HQ's own)\n"
+	"  --baseline-sets N sets one device pushes alone first, the baseline\n"
+	"                    (default: as many as all devices push in one round)\n"
+	"  --hq-bin PATH     fieldsync-hq to run (default: the one built with this)\n"
+	"  --check           exit 1 on a lost or duplicated change, an error, or a 503\n"
+	"                    without Retry-After (and over --rss-limit-mb)\n"
+	"  --quick           2 sets of 2 visits per device\n"
+	"  --keep            keep HQ's directory and log\n"
+	"  --postgresql CONNINFO --pg-password-file FILE\n"
+	"                    HQ on PostgreSQL (CONNINFO names an empty database)\n"
+	"  --processes N     N serve processes (1 to 8; more than 1 needs\n"
+	"                    --postgresql); device i talks to process i mod N\n";
 
 static int parse_unsigned(const char *s, unsigned lo, unsigned hi, unsigned *ret)
 {
@@ -141,25 +141,25 @@ static int options_parse(int argc, char **argv, struct options *o)
 		unsigned lo, hi;
 		size_t off;
 	} nums[] = {
-	    {"--devices", 1, MAX_DEVICES, offsetof(struct options, devices)},
-	    {"--sets", 2, MAX_SETS, offsetof(struct options, sets)},
-	    {"--visits", 1, MAX_VISITS, offsetof(struct options, visits)},
-	    {"--max-inflight", 1, 65536, offsetof(struct options, max_inflight)},
-	    {"--threads", 1, 256, offsetof(struct options, threads)},
-	    {"--rss-limit-mb", 1, 1u << 20, offsetof(struct options, rss_limit_mb)},
-	    {"--baseline-sets", 1, MAX_SETS, offsetof(struct options, baseline)},
-	    {"--processes", 1, MAX_PROCESSES, offsetof(struct options, processes)},
+		{ "--devices", 1, MAX_DEVICES, offsetof(struct options, devices) },
+		{ "--sets", 2, MAX_SETS, offsetof(struct options, sets) },
+		{ "--visits", 1, MAX_VISITS, offsetof(struct options, visits) },
+		{ "--max-inflight", 1, 65536, offsetof(struct options, max_inflight) },
+		{ "--threads", 1, 256, offsetof(struct options, threads) },
+		{ "--rss-limit-mb", 1, 1u << 20, offsetof(struct options, rss_limit_mb) },
+		{ "--baseline-sets", 1, MAX_SETS, offsetof(struct options, baseline) },
+		{ "--processes", 1, MAX_PROCESSES, offsetof(struct options, processes) },
 	};
 	int quick = 0, sets_given = 0, visits_given = 0;
 
-	*o = (struct options){.devices = 200,
-	                      .sets = 10,
-	                      .visits = 10,
-	                      .max_inflight = 64,
-	                      .threads = 4,
-	                      .processes = 1,
-	                      .hq_bin = FS_HQ_BIN,
-	                      .forms_dir = FS_SOURCE_DIR "/conf/forms"};
+	*o = (struct options){ .devices = 200,
+			       .sets = 10,
+			       .visits = 10,
+			       .max_inflight = 64,
+			       .threads = 4,
+			       .processes = 1,
+			       .hq_bin = FS_HQ_BIN,
+			       .forms_dir = FS_SOURCE_DIR "/conf/forms" };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		size_t k;
@@ -203,7 +203,7 @@ static int options_parse(int argc, char **argv, struct options *o)
 				break;
 		if (k == sizeof(nums) / sizeof(nums[0]) ||
 		    parse_unsigned(argv[++i], nums[k].lo, nums[k].hi,
-		                   (unsigned *)((char *)o + nums[k].off)) < 0)
+				   (unsigned *)((char *)o + nums[k].off)) < 0)
 			goto bad;
 		sets_given |= !strcmp(a, "--sets");
 		visits_given |= !strcmp(a, "--visits");
@@ -229,24 +229,28 @@ bad:
 
 /* Common Serbian given names and surnames, combined at random: nobody's
  * record.  Latin and Cyrillic, so both scripts go through HQ. */
-static const char *const given_lat[] = {"Jovana", "Milica",  "Đorđe",   "Nemanja", "Ružica",
-                                        "Živko",  "Ljubica", "Čedomir", "Šćepan",  "Dragana"};
-static const char *const given_cyr[] = {"Јована", "Милица", "Ђорђе",   "Немања", "Ружица",
-                                        "Живко",  "Љубица", "Чедомир", "Шћепан", "Драгана"};
-static const char *const family_lat[] = {"Petrović", "Jovanović", "Ružičić", "Nikolić",
-                                         "Đurić",    "Šaković",   "Čolić",   "Ljubić"};
-static const char *const family_cyr[] = {"Петровић", "Јовановић", "Ружичић", "Николић",
-                                         "Ђурић",    "Шаковић",   "Чолић",   "Љубић"};
-static const char *const towns_lat[] = {"Sremska Mitrovica", "Bujanovac", "Sjenica",  "Tutin",
-                                        "Preševo",           "Vranje",    "Novi Sad", "Obrenovac"};
-static const char *const towns_cyr[] = {"Сремска Митровица", "Бујановац", "Сјеница",  "Тутин",
-                                        "Прешево",           "Врање",     "Нови Сад", "Обреновац"};
-static const char *const statuses[] = {"refugee", "idp", "asylum_seeker", "host_community"};
-static const char *const visit_types[] = {"needs_assessment",    "housing_construction",
-                                          "prefab_installation", "sme_grant_followup",
-                                          "vocational_training", "legal_assistance"};
-static const char *const words[] = {"kuća", "krov",  "prozor", "dokumenta", "pomoć", "porodica",
-                                    "zima", "ogrev", "voda",   "кућа",      "помоћ", "документи"};
+static const char *const given_lat[] = { "Jovana", "Milica",  "Đorđe",	 "Nemanja", "Ružica",
+					 "Živko",  "Ljubica", "Čedomir", "Šćepan",  "Dragana" };
+static const char *const given_cyr[] = { "Јована", "Милица", "Ђорђе",	"Немања", "Ружица",
+					 "Живко",  "Љубица", "Чедомир", "Шћепан", "Драгана" };
+static const char *const family_lat[] = { "Petrović", "Jovanović", "Ružičić", "Nikolić",
+					  "Đurić",    "Šaković",   "Čolić",   "Ljubić" };
+static const char *const family_cyr[] = { "Петровић", "Јовановић", "Ружичић", "Николић",
+					  "Ђурић",    "Шаковић",   "Чолић",   "Љубић" };
+static const char *const towns_lat[] = {
+	"Sremska Mitrovica", "Bujanovac", "Sjenica",  "Tutin",
+	"Preševo",	     "Vranje",	  "Novi Sad", "Obrenovac"
+};
+static const char *const towns_cyr[] = {
+	"Сремска Митровица", "Бујановац", "Сјеница",  "Тутин",
+	"Прешево",	     "Врање",	  "Нови Сад", "Обреновац"
+};
+static const char *const statuses[] = { "refugee", "idp", "asylum_seeker", "host_community" };
+static const char *const visit_types[] = { "needs_assessment",	  "housing_construction",
+					   "prefab_installation", "sme_grant_followup",
+					   "vocational_training", "legal_assistance" };
+static const char *const words[] = { "kuća", "krov",  "prozor", "dokumenta", "pomoć", "porodica",
+				     "zima", "ogrev", "voda",	"кућа",	     "помоћ", "документи" };
 
 #define PICK(list, st) (list[prng_next(st) % (sizeof(list) / sizeof(list[0]))])
 
@@ -275,20 +279,20 @@ static void uuid_make(uint64_t ms, uint64_t *st, char out[UUID_TEXT_LEN + 1])
 	for (int i = 9; i < 16; i++)
 		u[i] = (uint8_t)(b >> (8 * (i - 8)));
 	snprintf(out, UUID_TEXT_LEN + 1,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-	         u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
-	         u[15]);
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+		 u[15]);
 }
 
 /* What the visits of every set derive from. */
 struct workload {
 	unsigned visits;  /* per set */
-	uint64_t seed;    /* random per run */
+	uint64_t seed;	  /* random per run */
 	uint64_t base_ms; /* first HLC; an hour in the past, so none is ahead of HQ */
 };
 
 static int change_put(struct change *c, const char *id, const char *collection, const char *field,
-                      cJSON *value, hlc_t hlc)
+		      cJSON *value, hlc_t hlc)
 {
 	if (!value)
 		return -ENOMEM;
@@ -308,7 +312,7 @@ static int visits_make(const struct workload *w, unsigned dev, unsigned set, str
 	size_t n = (size_t)w->visits * CHANGES_PER_VISIT;
 	struct change *c = calloc(n, sizeof(*c));
 	uint64_t st = w->seed ^ ((uint64_t)dev * 0xd1342543de82ef95ULL) ^
-	              ((uint64_t)set * 0xc2b2ae3d27d4eb4fULL);
+		      ((uint64_t)set * 0xc2b2ae3d27d4eb4fULL);
 	int r = 0;
 
 	if (!c)
@@ -324,42 +328,42 @@ static int visits_make(const struct workload *w, unsigned dev, unsigned set, str
 		uuid_make(ms, &st, ben);
 		uuid_make(ms, &st, vis);
 		snprintf(name, sizeof(name), "%s %s",
-		         cyr ? PICK(given_cyr, &st) : PICK(given_lat, &st),
-		         cyr ? PICK(family_cyr, &st) : PICK(family_lat, &st));
+			 cyr ? PICK(given_cyr, &st) : PICK(given_lat, &st),
+			 cyr ? PICK(family_cyr, &st) : PICK(family_lat, &st));
 		snprintf(date, sizeof(date), "2026-10-%02u", (unsigned)(1 + prng_next(&st) % 28));
 		snprintf(next, sizeof(next), "2026-12-%02u", (unsigned)(1 + prng_next(&st) % 28));
 		snprintf(gps, sizeof(gps), "43.%04u,20.%04u", (unsigned)(prng_next(&st) % 10000),
-		         (unsigned)(prng_next(&st) % 10000));
+			 (unsigned)(prng_next(&st) % 10000));
 		for (int i = 0; i < 8; i++)
 			len += (size_t)snprintf(notes + len, sizeof(notes) - len, "%s%s",
-			                        i ? " " : "", PICK(words, &st));
+						i ? " " : "", PICK(words, &st));
 		if ((r = change_put(&c[k++], ben, "beneficiaries", "full_name",
-		                    cJSON_CreateString(name), hlc)) < 0 ||
+				    cJSON_CreateString(name), hlc)) < 0 ||
 		    (r = change_put(
-		         &c[k++], ben, "beneficiaries", "municipality",
-		         /* The device's own municipality (HQ checks the scope), in
-		         * either script. */
-		         cJSON_CreateString(cyr ? towns_cyr[dev % 8] : towns_lat[dev % 8]),
-		         hlc)) < 0 ||
+			     &c[k++], ben, "beneficiaries", "municipality",
+			     /* The device's own municipality (HQ checks the scope), in
+			      * either script. */
+			     cJSON_CreateString(cyr ? towns_cyr[dev % 8] : towns_lat[dev % 8]),
+			     hlc)) < 0 ||
 		    (r = change_put(&c[k++], ben, "beneficiaries", "status",
-		                    cJSON_CreateString(PICK(statuses, &st)), hlc)) < 0 ||
+				    cJSON_CreateString(PICK(statuses, &st)), hlc)) < 0 ||
 		    (r = change_put(&c[k++], ben, "beneficiaries", "household_size",
-		                    cJSON_CreateNumber((double)(1 + prng_next(&st) % 9)), hlc)) <
-		        0 ||
+				    cJSON_CreateNumber((double)(1 + prng_next(&st) % 9)), hlc)) <
+			    0 ||
 		    (r = change_put(&c[k++], ben, "beneficiaries", "consent", cJSON_CreateTrue(),
-		                    hlc)) < 0 ||
+				    hlc)) < 0 ||
 		    (r = change_put(&c[k++], vis, "visits", "beneficiary_id",
-		                    cJSON_CreateString(ben), hlc)) < 0 ||
+				    cJSON_CreateString(ben), hlc)) < 0 ||
 		    (r = change_put(&c[k++], vis, "visits", "visit_date", cJSON_CreateString(date),
-		                    hlc)) < 0 ||
+				    hlc)) < 0 ||
 		    (r = change_put(&c[k++], vis, "visits", "visit_type",
-		                    cJSON_CreateString(PICK(visit_types, &st)), hlc)) < 0 ||
+				    cJSON_CreateString(PICK(visit_types, &st)), hlc)) < 0 ||
 		    (r = change_put(&c[k++], vis, "visits", "notes", cJSON_CreateString(notes),
-		                    hlc)) < 0 ||
+				    hlc)) < 0 ||
 		    (r = change_put(&c[k++], vis, "visits", "gps", cJSON_CreateString(gps), hlc)) <
-		        0 ||
+			    0 ||
 		    (r = change_put(&c[k++], vis, "visits", "next_visit", cJSON_CreateString(next),
-		                    hlc)) < 0)
+				    hlc)) < 0)
 			break;
 	}
 	if (r < 0) {
@@ -382,7 +386,7 @@ static double now_s(void)
 
 static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -426,7 +430,7 @@ static int child_wait(pid_t pid, int *ret_status)
  * when out is not NULL. */
 static int child_run(char *const argv[], char *out, size_t cap)
 {
-	int fds[2] = {-1, -1}, r;
+	int fds[2] = { -1, -1 }, r;
 	size_t got = 0;
 	pid_t pid;
 
@@ -457,12 +461,12 @@ out:
 /* ---- HQ ---------------------------------------------------------------------- */
 
 struct hq {
-	char dir[256];       /* temporary: hq.conf, hq/ (keys, database), hq.log */
+	char dir[256];	     /* temporary: hq.conf, hq/ (keys, database), hq.log */
 	char conf[PATH_MAX]; /* hq.conf */
 	char log[PATH_MAX];  /* serve's stderr */
-	char url[64];        /* http://127.0.0.1:PORT */
-	pid_t pid;           /* serve; 0 when not running */
-	double cpu_s;        /* serve's CPU time, user and system, once stopped */
+	char url[64];	     /* http://127.0.0.1:PORT */
+	pid_t pid;	     /* serve; 0 when not running */
+	double cpu_s;	     /* serve's CPU time, user and system, once stopped */
 };
 
 static int hq_write_conf(const struct options *o, struct hq *h)
@@ -475,14 +479,15 @@ static int hq_write_conf(const struct options *o, struct hq *h)
 	if (!(f = fopen(h->conf, "wxe")))
 		return -errno;
 	fprintf(f,
-	        "[server]\nlisten = 127.0.0.1:0\nthreads = %u\nmax_inflight = %u\n"
-	        /* every simulated device shares 127.0.0.1 */
-	        "per_peer_connections = 65536\nenroll_rate = 1000000\nproof_rate = 1000000\n"
-	        "[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n",
-	        o->threads, o->max_inflight, h->dir, o->forms_dir);
+		"[server]\nlisten = 127.0.0.1:0\nthreads = %u\nmax_inflight = %u\n"
+		/* every simulated device shares 127.0.0.1 */
+		"per_peer_connections = 65536\nenroll_rate = 1000000\nproof_rate = 1000000\n"
+		"[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n",
+		o->threads, o->max_inflight, h->dir, o->forms_dir);
 	if (o->pg)
 		fprintf(f, "[store]\nbackend = postgresql\npostgresql = %s\n%s%s\n", o->pg,
-		        o->pg_pass ? "postgresql_password_file = " : "", o->pg_pass ? o->pg_pass : "");
+			o->pg_pass ? "postgresql_password_file = " : "",
+			o->pg_pass ? o->pg_pass : "");
 	if (ferror(f))
 		r = -EIO;
 	if (fclose(f) != 0 && r == 0)
@@ -494,14 +499,14 @@ static int hq_write_conf(const struct options *o, struct hq *h)
 static int hq_setup(const struct options *o, struct hq *h)
 {
 	const char *tmp = getenv("TMPDIR");
-	char *argv[] = {(char *)o->hq_bin, "-c", h->conf, "init", NULL};
+	char *argv[] = { (char *)o->hq_bin, "-c", h->conf, "init", NULL };
 	int r;
 
 	snprintf(h->dir, sizeof(h->dir), "%s/bench_load.XXXXXX",
-	         tmp && *tmp && strlen(tmp) < sizeof(h->dir) - 32 ? tmp : "/tmp");
+		 tmp && *tmp && strlen(tmp) < sizeof(h->dir) - 32 ? tmp : "/tmp");
 	if (!mkdtemp(h->dir)) {
 		fprintf(stderr, "bench_load: temporary directory in %s: %s\n", h->dir,
-		        strerror(errno));
+			strerror(errno));
 		h->dir[0] = '\0';
 		return -errno;
 	}
@@ -518,15 +523,15 @@ static int hq_setup(const struct options *o, struct hq *h)
 static int hq_token(const struct options *o, struct hq *h, unsigned i, char out[TOKEN_TEXT_MAX])
 {
 	char team[32], buf[1024], *last, *end;
-	char *argv[] = {(char *)o->hq_bin,
-	                "-c",
-	                h->conf,
-	                "enroll-token",
-	                "--team",
-	                team,
-	                "--municipality",
-	                (char *)towns_lat[i % 8],
-	                NULL};
+	char *argv[] = { (char *)o->hq_bin,
+			 "-c",
+			 h->conf,
+			 "enroll-token",
+			 "--team",
+			 team,
+			 "--municipality",
+			 (char *)towns_lat[i % 8],
+			 NULL };
 	int r;
 
 	snprintf(team, sizeof(team), "Tim %u", i + 1);
@@ -549,7 +554,7 @@ static int hq_token(const struct options *o, struct hq *h, unsigned i, char out[
 /* Start `serve` and wait for "listening on 127.0.0.1:PORT" in its log. */
 static int hq_start(const struct options *o, struct hq *h)
 {
-	char *argv[] = {(char *)o->hq_bin, "-c", h->conf, "serve", NULL};
+	char *argv[] = { (char *)o->hq_bin, "-c", h->conf, "serve", NULL };
 	char buf[4096];
 	double deadline = now_s() + HQ_START_S;
 	int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r;
@@ -593,7 +598,7 @@ static int hq_start(const struct options *o, struct hq *h)
 static int hq_stop(struct hq *h)
 {
 	double deadline = now_s() + HQ_STOP_S;
-	struct rusage ru = {0};
+	struct rusage ru = { 0 };
 	int status = 0;
 	pid_t got;
 
@@ -611,12 +616,12 @@ static int hq_stop(struct hq *h)
 		   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	if (got == 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "bench_load: HQ did not exit cleanly (%s %d); see its log\n",
-		        got == 0              ? "killed after"
-		        : WIFSIGNALED(status) ? "signal"
-		                              : "exit",
-		        got == 0              ? HQ_STOP_S
-		        : WIFSIGNALED(status) ? WTERMSIG(status)
-		                              : WEXITSTATUS(status));
+			got == 0	      ? "killed after"
+			: WIFSIGNALED(status) ? "signal"
+					      : "exit",
+			got == 0	      ? HQ_STOP_S
+			: WIFSIGNALED(status) ? WTERMSIG(status)
+					      : WEXITSTATUS(status));
 		return -ECHILD;
 	}
 	return 0;
@@ -714,37 +719,37 @@ struct device {
 	unsigned index; /* seeds its visits; the baseline is run->o.devices */
 	struct identity *id;
 	uint8_t id_raw[CHANGESET_DEVICE_BYTES];
-	struct hqlink *t;                       /* its own libcurl handle and connection */
-	char url_enroll[96], url_sets[96];              /* of its serve process */
-	const char *token;                              /* in run->tokens (secure memory) */
+	struct hqlink *t;				/* its own libcurl handle and connection */
+	char url_enroll[96], url_sets[96];		/* of its serve process */
+	const char *token;				/* in run->tokens (secure memory) */
 	uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES]; /* pinned at enrolment */
 	uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES];
 	struct set *sets; /* nsets, in sequence order */
 	unsigned nsets;
-	double *latency;                   /* per set: the request HQ answered 200, seconds */
-	double *total;                     /* per set: first try to receipt, waits included */
-	uint8_t *receipt;                  /* RECEIPT_MAX_BYTES of scratch */
-	unsigned long long n503;           /* 503 answers to change sets */
-	unsigned long long n503_enrol;     /* ... and to the enrolment */
+	double *latency;		   /* per set: the request HQ answered 200, seconds */
+	double *total;			   /* per set: first try to receipt, waits included */
+	uint8_t *receipt;		   /* RECEIPT_MAX_BYTES of scratch */
+	unsigned long long n503;	   /* 503 answers to change sets */
+	unsigned long long n503_enrol;	   /* ... and to the enrolment */
 	unsigned long long no_retry_after; /* 503 answers without Retry-After */
-	unsigned long long resent;         /* transport errors, each followed by a resend */
-	unsigned long long errors;         /* anything else: fatal for this device */
-	unsigned long long merged;         /* changes merged, from verified receipts */
-	unsigned pushed;                   /* sets acknowledged */
-	char error[320];                   /* the first error, for the report */
+	unsigned long long resent;	   /* transport errors, each followed by a resend */
+	unsigned long long errors;	   /* anything else: fatal for this device */
+	unsigned long long merged;	   /* changes merged, from verified receipts */
+	unsigned pushed;		   /* sets acknowledged */
+	char error[320];		   /* the first error, for the report */
 };
 
 struct run {
 	struct options o;
-	struct hq hq;                     /* the first serve process, sampled */
+	struct hq hq;			   /* the first serve process, sampled */
 	struct hq more[MAX_PROCESSES - 1]; /* the others, on the same database */
 	struct workload w;
 	char url_enroll[96], url_sets[96];
-	unsigned split;            /* sets in round 1; the rest in round 2 */
-	unsigned baseline_sets;    /* pushed serially by the extra device */
+	unsigned split;		   /* sets in round 1; the rest in round 2 */
+	unsigned baseline_sets;	   /* pushed serially by the extra device */
 	pthread_barrier_t barrier; /* the devices and main */
-	struct device *devs;       /* o.devices + 1: the last is the serial baseline */
-	char *tokens;              /* secure memory, (o.devices + 1) * TOKEN_TEXT_MAX */
+	struct device *devs;	   /* o.devices + 1: the last is the serial baseline */
+	char *tokens;		   /* secure memory, (o.devices + 1) * TOKEN_TEXT_MAX */
 };
 
 __attribute__((format(printf, 2, 3))) static int device_fail(struct device *d, const char *fmt, ...)
@@ -765,13 +770,13 @@ __attribute__((format(printf, 2, 3))) static int device_fail(struct device *d, c
  * *ret_s.  503: wait Retry-After (1 s when missing, which is counted)
  * plus jitter.  Transport error: wait a little and resend. */
 static int device_post(struct device *d, const char *url, const char *type, const uint8_t *body,
-                       size_t len, unsigned long long *n503, struct hqlink_response *resp,
-                       double *ret_s)
+		       size_t len, unsigned long long *n503, struct hqlink_response *resp,
+		       double *ret_s)
 {
 	double give_up = now_s() + POST_GIVE_UP_S;
 
 	for (;;) {
-		struct fs_error err = {0};
+		struct fs_error err = { 0 };
 		double t0 = now_s();
 		int r = d->t->post(d->t, url, type, body, len, NULL, resp, &err);
 		double dt = now_s() - t0;
@@ -785,7 +790,7 @@ static int device_post(struct device *d, const char *url, const char *type, cons
 			return device_fail(d, "%s", err.msg);
 		if (now_s() > give_up)
 			return device_fail(d, "still refused after %d s: %s", POST_GIVE_UP_S,
-			                   r < 0 ? err.msg : "503");
+					   r < 0 ? err.msg : "503");
 		if (r < 0) {
 			d->resent++;
 			sleep_ms(TRANSPORT_RETRY_MS + randombytes_uniform(TRANSPORT_RETRY_MS));
@@ -808,9 +813,9 @@ static int device_post(struct device *d, const char *url, const char *type, cons
 static int device_enrol(struct device *d)
 {
 	struct enroll_token *tok = secmem_alloc(sizeof(*tok));
-	struct hqlink_response resp = {0};
-	struct enrolment e = {0};
-	struct fs_error err = {0};
+	struct hqlink_response resp = { 0 };
+	struct enrolment e = { 0 };
+	struct fs_error err = { 0 };
 	char *body = NULL;
 	size_t len = 0;
 	double dt;
@@ -827,7 +832,7 @@ static int device_enrol(struct device *d)
 		goto out;
 	}
 	if ((r = device_post(d, d->url_enroll, "application/json", (const uint8_t *)body, len,
-	                     &d->n503_enrol, &resp, &dt)) < 0)
+			     &d->n503_enrol, &resp, &dt)) < 0)
 		goto out;
 	if (resp.status != 200) {
 		char why[200];
@@ -855,19 +860,19 @@ out:
  * the hash of the one before, sealed to HQ and signed. */
 static int device_encode(struct device *d)
 {
-	struct changeset_header h = {.seq = 1};
+	struct changeset_header h = { .seq = 1 };
 	size_t n = (size_t)d->run->w.visits * CHANGES_PER_VISIT;
 
 	memcpy(h.device, d->id_raw, sizeof(h.device));
 	for (unsigned s = 0; s < d->nsets; s++, h.seq++) {
-		struct fs_error err = {0};
+		struct fs_error err = { 0 };
 		struct change *c = NULL;
 		int r;
 
 		if ((r = visits_make(&d->run->w, d->index, s, &c)) < 0)
 			return device_fail(d, "make visits: %s", fs_strerror(r));
 		r = changeset_encode(&h, c, n, d->hq_box_pk, d->id->sign_sk, &d->sets[s].body,
-		                     &d->sets[s].len, &err);
+				     &d->sets[s].len, &err);
 		changes_free(c, n);
 		if (r < 0)
 			return device_fail(d, "encode set %u: %s", s + 1, err.msg);
@@ -883,7 +888,7 @@ static int device_encode(struct device *d)
 static int receipt_check(struct device *d, unsigned s, const struct hqlink_response *resp)
 {
 	const struct set *set = &d->sets[s];
-	struct receipt rc = {0};
+	struct receipt rc = { 0 };
 	cJSON *o = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
 	const cJSON *merged = cJSON_GetObjectItemCaseSensitive(o, "merged");
 	size_t n = 0;
@@ -902,7 +907,7 @@ static int receipt_check(struct device *d, unsigned s, const struct hqlink_respo
 	    rc.merged != set->changes || !cJSON_IsNumber(merged) ||
 	    merged->valuedouble != (double)rc.merged) {
 		r = device_fail(d, "set %u: receipt for another set, or %u of %u merged", s + 1,
-		                rc.merged, set->changes);
+				rc.merged, set->changes);
 		goto out;
 	}
 	d->merged += rc.merged;
@@ -917,11 +922,11 @@ out:
 static void device_push(struct device *d, unsigned from, unsigned to)
 {
 	for (unsigned s = from; s < to && !d->errors; s++) {
-		struct hqlink_response resp = {0};
+		struct hqlink_response resp = { 0 };
 		double t0 = now_s();
 
 		if (device_post(d, d->url_sets, PUSH_CHANGESET_TYPE, d->sets[s].body,
-		                d->sets[s].len, &d->n503, &resp, &d->latency[s]) == 0) {
+				d->sets[s].len, &d->n503, &resp, &d->latency[s]) == 0) {
 			if (resp.status != 200) {
 				char why[200];
 
@@ -965,7 +970,7 @@ static void *device_main(void *arg)
 static int device_init(struct run *run, unsigned i, unsigned nsets)
 {
 	struct device *d = &run->devs[i];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	d->run = run;
 	d->index = i;
@@ -977,7 +982,7 @@ static int device_init(struct run *run, unsigned i, unsigned nsets)
 	d->receipt = malloc(RECEIPT_MAX_BYTES);
 	if (!d->sets || !d->latency || !d->total || !d->receipt || identity_generate(&d->id) < 0 ||
 	    sodium_hex2bin(d->id_raw, sizeof(d->id_raw), d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL,
-	                   NULL) != 0 ||
+			   NULL) != 0 ||
 	    hqlink_curl_new(&d->t, &err) < 0) {
 		fprintf(stderr, "bench_load: device %u: out of memory %s\n", i, err.msg);
 		return -ENOMEM;
@@ -1027,7 +1032,7 @@ static int db_count(struct hqsql *db, const char *sql, unsigned long long *ret)
 /* One device: each of its sets stored under its hash, each change
  * written once and merged with its value. */
 static int check_device(const struct run *run, const struct device *d, struct hqsql_stmt *sets,
-                        struct hqsql_stmt *writes, struct hqsql_stmt *fields, struct tally *t)
+			struct hqsql_stmt *writes, struct hqsql_stmt *fields, struct tally *t)
 {
 	size_t n = (size_t)run->w.visits * CHANGES_PER_VISIT;
 	unsigned rows = 0;
@@ -1096,8 +1101,8 @@ static int check_device(const struct run *run, const struct device *d, struct hq
  * PostgreSQL, and tally every device. */
 static int check_hq(const struct run *run, struct tally *t)
 {
-	struct hq_config cfg = {0};
-	struct fs_error err = {0};
+	struct hq_config cfg = { 0 };
+	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	struct hqsql_stmt *sets = NULL, *writes = NULL, *fields = NULL;
 	unsigned long long total = 0;
@@ -1107,10 +1112,14 @@ static int check_hq(const struct run *run, struct tally *t)
 	    (r = hqconfig_finish(&cfg, &err)) < 0 || (r = hqdb_connect(&cfg, &db, &err)) < 0 ||
 	    (r = hqsql_prepare(db, "SELECT seq, hash FROM changesets WHERE device = ?1", &sets,
 			       &err)) < 0 ||
-	    (r = hqsql_prepare(db, "SELECT count(*) FROM field_writes WHERE record_id = ?1 AND "
-			           "field = ?2 AND device = ?3", &writes, &err)) < 0 ||
-	    (r = hqsql_prepare(db, "SELECT value, device FROM fields WHERE record_id = ?1 AND "
-			           "field = ?2", &fields, &err)) < 0)
+	    (r = hqsql_prepare(db,
+			       "SELECT count(*) FROM field_writes WHERE record_id = ?1 AND "
+			       "field = ?2 AND device = ?3",
+			       &writes, &err)) < 0 ||
+	    (r = hqsql_prepare(db,
+			       "SELECT value, device FROM fields WHERE record_id = ?1 AND "
+			       "field = ?2",
+			       &fields, &err)) < 0)
 		goto out;
 	for (unsigned i = 0; i <= run->o.devices; i++)
 		if ((r = check_device(run, &run->devs[i], sets, writes, fields, t)) < 0) {
@@ -1162,7 +1171,7 @@ struct latency {
 
 /* Latencies of sets [from, to) of devices [first, last], sorted. */
 static int latency_of(const struct run *run, unsigned first, unsigned last, unsigned from,
-                      unsigned to, int total, struct latency *ret)
+		      unsigned to, int total, struct latency *ret)
 {
 	size_t n = 0, cap = (size_t)(last - first + 1) * (to - from);
 	double *v = malloc((cap ? cap : 1) * sizeof(double));
@@ -1198,7 +1207,7 @@ struct timing {
 };
 
 static int run_rounds(struct run *run, struct sampler *smp, pthread_t *threads,
-                      unsigned *ret_started, struct timing *tm)
+		      unsigned *ret_started, struct timing *tm)
 {
 	struct device *base = &run->devs[run->o.devices];
 	long rss;
@@ -1223,7 +1232,7 @@ static int run_rounds(struct run *run, struct sampler *smp, pthread_t *threads,
 	if ((r = barrier_wait(&run->barrier)) < 0) /* ready */
 		return r;
 	fprintf(stderr, "bench_load: %u devices enrolled and encoded in %.1f s; serial baseline\n",
-	        run->o.devices, now_s() - t0);
+		run->o.devices, now_s() - t0);
 	/* ... and pushes alone, one request at a time, while they wait. */
 	sampler_phase(smp, PH_BASELINE);
 	t0 = now_s();
@@ -1275,7 +1284,7 @@ static void totals_of(const struct run *run, unsigned first, unsigned last, stru
 
 /* One row for the benchmark table; r <= 0: no meaningful ratio. */
 static void row(unsigned devices, const char *what, const char *measured, const char *baseline,
-                double r)
+		double r)
 {
 	printf("row\tHQ under load: %u devices, %s\t%s\t%s\t", devices, what, measured, baseline);
 	if (r > 0)
@@ -1285,7 +1294,7 @@ static void row(unsigned devices, const char *what, const char *measured, const 
 }
 
 static int report(const struct run *run, const struct timing *tm, const struct sampler *smp,
-                  const struct tally *ty, int hq_ok)
+		  const struct tally *ty, int hq_ok)
 {
 	const struct options *o = &run->o;
 	const struct device *base = &run->devs[o->devices];
@@ -1372,13 +1381,13 @@ static int report(const struct run *run, const struct timing *tm, const struct s
 	snprintf(b, sizeof(b), "%.1f ms (1 device, serial)", lat_b.max * 1e3);
 	row(o->devices, "request latency max", m, b, ratio(lat.max, lat_b.max));
 	snprintf(m, sizeof(m), "%llu (%llu without Retry-After)",
-	         t.n503 + t.n503_enrol + tb.n503 + tb.n503_enrol,
-	         t.no_retry_after + tb.no_retry_after);
+		 t.n503 + t.n503_enrol + tb.n503 + tb.n503_enrol,
+		 t.no_retry_after + tb.no_retry_after);
 	row(o->devices, "503 answers", m, "-", 0);
 	snprintf(m, sizeof(m), "%llu", t.errors + tb.errors);
 	row(o->devices, "errors", m, "-", 0);
 	snprintf(m, sizeof(m), "%llu lost, %llu duplicated of %llu", ty->lost,
-	         ty->duplicated + ty->extra, ty->expected);
+		 ty->duplicated + ty->extra, ty->expected);
 	row(o->devices, "changes lost or duplicated", m, "-", 0);
 	snprintf(m, sizeof(m), "%.1f MiB", (double)peak1 / 1024);
 	snprintf(b, sizeof(b), "%.1f MiB (idle, at start)", (double)tm->rss_start_kb / 1024);
@@ -1405,9 +1414,9 @@ static int report(const struct run *run, const struct timing *tm, const struct s
 static int run_all(struct run *run)
 {
 	struct options *o = &run->o;
-	struct sampler smp = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	struct timing tm = {0};
-	struct tally ty = {0};
+	struct sampler smp = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct timing tm = { 0 };
+	struct tally ty = { 0 };
 	pthread_t *threads = calloc(o->devices, sizeof(pthread_t));
 	unsigned ndev = o->devices + 1, started = 0, inited = 0;
 	int r = -1, barrier = 0, sampling = 0, hq_ok = 0;
@@ -1417,9 +1426,10 @@ static int run_all(struct run *run)
 	run->baseline_sets = o->baseline ? o->baseline : o->devices * run->split;
 	run->devs = calloc(ndev, sizeof(*run->devs));
 	run->tokens = secmem_alloc((size_t)ndev * TOKEN_TEXT_MAX);
-	run->w = (struct workload){.visits = o->visits,
-	                           .base_ms = hlc_wall_ms() - 3600 * 1000 -
-	                                      (uint64_t)(o->sets + run->baseline_sets) * o->visits};
+	run->w = (struct workload){ .visits = o->visits,
+				    .base_ms =
+					    hlc_wall_ms() - 3600 * 1000 -
+					    (uint64_t)(o->sets + run->baseline_sets) * o->visits };
 	randombytes_buf(&run->w.seed, sizeof(run->w.seed));
 	if (!threads || !run->devs || !run->tokens) {
 		fprintf(stderr, "bench_load: out of memory\n");
@@ -1451,9 +1461,9 @@ static int run_all(struct run *run)
 		const struct hq *h = i % o->processes ? &run->more[i % o->processes - 1] : &run->hq;
 
 		snprintf(run->devs[i].url_enroll, sizeof(run->devs[i].url_enroll), "%s/v1/enroll",
-		         h->url);
+			 h->url);
 		snprintf(run->devs[i].url_sets, sizeof(run->devs[i].url_sets), "%s/v1/changesets",
-		         h->url);
+			 h->url);
 	}
 	snprintf(run->url_enroll, sizeof(run->url_enroll), "%s/v1/enroll", run->hq.url);
 	snprintf(run->url_sets, sizeof(run->url_sets), "%s/v1/changesets", run->hq.url);
@@ -1472,7 +1482,7 @@ static int run_all(struct run *run)
 	}
 	barrier = 1;
 	fprintf(stderr, "bench_load: HQ at %s (pid %d); %u devices enrol and encode\n", run->hq.url,
-	        (int)run->hq.pid, o->devices);
+		(int)run->hq.pid, o->devices);
 	r = run_rounds(run, &smp, threads, &started, &tm);
 out:
 	for (unsigned i = 0; i < started; i++)
@@ -1485,7 +1495,8 @@ out:
 	}
 	for (unsigned p = 1; p < o->processes; p++) {
 		if (run->more[p - 1].pid && hq_stop(&run->more[p - 1]) < 0)
-			fprintf(stderr, "bench_load: serve process %u did not stop cleanly\n", p + 1);
+			fprintf(stderr, "bench_load: serve process %u did not stop cleanly\n",
+				p + 1);
 		tm.hq_cpu_s += run->more[p - 1].cpu_s;
 	}
 	if (run->hq.pid) {
@@ -1540,7 +1551,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct run run = {0};
+	struct run run = { 0 };
 	int r;
 
 	if (options_parse(argc, argv, &run.o) < 0)

@@ -31,43 +31,43 @@
 #include "sync/uuid.h"
 
 #define DEFAULT_VISITS 100000
-#define MAX_VISITS 10000000      /* a cap on what argv[1] may ask for */
-#define BATCH 1000               /* visits per transaction */
-#define ROUNDS 2                 /* each variant runs this often; the best run counts */
-#define NFIELDS 5                /* fields per visit, one outbox row each */
-#define FIELDS_CAP 320           /* bytes reserved per visit's JSON, NUL included */
-#define AUTHOR_HEXLEN 32         /* a device id is 16 bytes in hex */
+#define MAX_VISITS 10000000	 /* a cap on what argv[1] may ask for */
+#define BATCH 1000		 /* visits per transaction */
+#define ROUNDS 2		 /* each variant runs this often; the best run counts */
+#define NFIELDS 5		 /* fields per visit, one outbox row each */
+#define FIELDS_CAP 320		 /* bytes reserved per visit's JSON, NUL included */
+#define AUTHOR_HEXLEN 32	 /* a device id is 16 bytes in hex */
 #define BASE_MS 1767225600000ULL /* 2026-01-01T00:00:00Z: first visit time */
 #define SEED 0x5eed0f1e1d5eedULL /* fixed, so every run reads in the same order */
 
 enum { PHASE_INSERT, PHASE_READ_ALL, PHASE_POINT, PHASES };
 enum { VARIANT_ENCRYPTED, VARIANT_PLAIN, VARIANTS };
 
-static const char *const phase_names[PHASES] = {"insert", "read all", "point reads"};
+static const char *const phase_names[PHASES] = { "insert", "read all", "point reads" };
 
 /* ---- workload --------------------------------------------------------- */
 
-static const char *const field_names[NFIELDS] = {"beneficiary_id", "visit_date", "visit_type",
-                                                 "notes", "gps"};
+static const char *const field_names[NFIELDS] = { "beneficiary_id", "visit_date", "visit_type",
+						  "notes", "gps" };
 
 /* One synthetic visit; the outbox values are slices of fields. */
 struct visit {
 	char id[UUID_TEXT_LEN + 1]; /* UUIDv7, increasing with the index */
-	char *fields;               /* JSON object text, inside workload.arena */
-	int len;                    /* strlen(fields) */
-	int val_off[NFIELDS];       /* where each field's JSON value starts in fields */
-	int val_len[NFIELDS];       /* and its length */
+	char *fields;		    /* JSON object text, inside workload.arena */
+	int len;		    /* strlen(fields) */
+	int val_off[NFIELDS];	    /* where each field's JSON value starts in fields */
+	int val_len[NFIELDS];	    /* and its length */
 };
 
 /* Everything both variants must see identically, made once up front. */
 struct workload {
-	size_t n;                       /* visits */
-	struct visit *visits;           /* n, in id order */
-	char *arena;                    /* n * FIELDS_CAP bytes of JSON text */
-	size_t *order;                  /* n indexes; the first points are the point reads */
-	size_t points;                  /* point reads */
-	uint64_t checksum;              /* expected read-all checksum */
-	uint64_t bytes;                 /* expected read-all byte count */
+	size_t n;			/* visits */
+	struct visit *visits;		/* n, in id order */
+	char *arena;			/* n * FIELDS_CAP bytes of JSON text */
+	size_t *order;			/* n indexes; the first points are the point reads */
+	size_t points;			/* point reads */
+	uint64_t checksum;		/* expected read-all checksum */
+	uint64_t bytes;			/* expected read-all byte count */
 	char author[AUTHOR_HEXLEN + 1]; /* the device id every record carries */
 };
 
@@ -123,17 +123,19 @@ static int text_add(struct text *t, const char *fmt, ...)
 /* About 100 bytes of note text from a fixed word list. */
 static int notes_add(struct text *t, uint64_t *rng)
 {
-	static const char *const words[] = {
-	    "household", "visited",  "water",     "supply",   "adequate", "children", "school",
-	    "attending", "referred", "clinic",    "follow",   "up",       "needed",   "shelter",
-	    "repaired",  "food",     "ration",    "received", "no",       "concerns", "reported",
-	    "hygiene",   "kit",      "delivered", "mother",   "present",  "elderly",  "member",
-	    "unwell",    "next",     "week"};
+	static const char *const words[] = { "household", "visited",  "water",	  "supply",
+					     "adequate",  "children", "school",	  "attending",
+					     "referred",  "clinic",   "follow",	  "up",
+					     "needed",	  "shelter",  "repaired", "food",
+					     "ration",	  "received", "no",	  "concerns",
+					     "reported",  "hygiene",  "kit",	  "delivered",
+					     "mother",	  "present",  "elderly",  "member",
+					     "unwell",	  "next",     "week" };
 	size_t target = 80 + prng_below(rng, 46), start = t->len;
 
 	while (t->len - start < target)
 		if (text_add(t, "%s%s", t->len == start ? "" : " ",
-		             words[prng_below(rng, sizeof(words) / sizeof(words[0]))]) < 0)
+			     words[prng_below(rng, sizeof(words) / sizeof(words[0]))]) < 0)
 			return -1;
 	return 0;
 }
@@ -141,8 +143,8 @@ static int notes_add(struct text *t, uint64_t *rng)
 /* Value i of visit v, as JSON, recording where it sits. */
 static int value_add(struct text *t, struct visit *v, int i, uint64_t *rng)
 {
-	static const char *const types[] = {"home", "clinic", "distribution", "follow_up",
-	                                    "referral"};
+	static const char *const types[] = { "home", "clinic", "distribution", "follow_up",
+					     "referral" };
 	char ben[UUID_TEXT_LEN + 1];
 	size_t off = t->len;
 	int r = 0;
@@ -154,18 +156,18 @@ static int value_add(struct text *t, struct visit *v, int i, uint64_t *rng)
 		break;
 	case 1:
 		r = text_add(t, "\"2026-%02d-%02d\"", 1 + (int)prng_below(rng, 12),
-		             1 + (int)prng_below(rng, 28));
+			     1 + (int)prng_below(rng, 28));
 		break;
 	case 2:
 		r = text_add(t, "\"%s\"", types[prng_below(rng, sizeof(types) / sizeof(types[0]))]);
 		break;
 	case 3:
 		r = text_add(t, "\"") < 0 || notes_add(t, rng) < 0 || text_add(t, "\"") < 0 ? -1
-		                                                                            : 0;
+											    : 0;
 		break;
 	default:
 		r = text_add(t, "\"%.5f,%.5f\"", -4.0 + (double)prng_below(rng, 800000) / 1e5,
-		             29.0 + (double)prng_below(rng, 800000) / 1e5);
+			     29.0 + (double)prng_below(rng, 800000) / 1e5);
 		break;
 	}
 	v->val_off[i] = (int)off;
@@ -175,7 +177,7 @@ static int value_add(struct text *t, struct visit *v, int i, uint64_t *rng)
 
 static int visit_make(struct visit *v, char *slot, size_t index, uint64_t *rng)
 {
-	struct text t = {slot, 0};
+	struct text t = { slot, 0 };
 
 	/* One millisecond apart, so ids strictly increase with the index. */
 	uuid_v7_new(BASE_MS + index, v->id);
@@ -223,7 +225,7 @@ static int workload_make(struct workload *w, size_t n)
 
 		if (visit_make(v, w->arena + i * FIELDS_CAP, i, &rng) < 0) {
 			fprintf(stderr, "bench_store: make visit %zu: fields exceed %d bytes\n", i,
-			        FIELDS_CAP);
+				FIELDS_CAP);
 			goto fail;
 		}
 		w->checksum = fnv1a(w->checksum, v->id, UUID_TEXT_LEN);
@@ -253,7 +255,7 @@ struct run {
 	struct fsvfs *vfs;   /* the encrypting VFS, or NULL for plain SQLite */
 	char dir[PATH_MAX];  /* fresh temp directory, "" until made */
 	char path[PATH_MAX]; /* dir/store.db */
-	sqlite3 *db;         /* open connection, or NULL */
+	sqlite3 *db;	     /* open connection, or NULL */
 };
 
 static double now_s(void)
@@ -271,7 +273,7 @@ static int run_fail(struct run *r, const char *step)
 
 	if (r->db)
 		fprintf(stderr, "bench_store: %s: %s %s: %s (extended code %d)\n", r->label, step,
-		        r->path, sqlite3_errmsg(r->db), sqlite3_extended_errcode(r->db));
+			r->path, sqlite3_errmsg(r->db), sqlite3_extended_errcode(r->db));
 	else
 		fprintf(stderr, "bench_store: %s: %s %s: out of memory\n", r->label, step, r->path);
 	if (fault) {
@@ -316,17 +318,17 @@ static int db_check_layout(struct run *r)
 		sqlite3_finalize(st);
 		return run_fail(r, "read journal mode of");
 	}
-	wal =
-	    sqlite3_column_text(st, 0) && !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+	wal = sqlite3_column_text(st, 0) &&
+	      !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
 	if (sqlite3_file_control(r->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve) != SQLITE_OK)
 		return run_fail(r, "read reserved bytes of");
 	if (page_size != FSVFS_PAGE_SIZE || reserve != FSVFS_RESERVE || !wal) {
 		fprintf(stderr,
-		        "bench_store: %s: %s has page size %d, %d reserved bytes, %s; "
-		        "expected %d, %d, WAL\n",
-		        r->label, r->path, page_size, reserve, wal ? "WAL" : "not WAL",
-		        FSVFS_PAGE_SIZE, FSVFS_RESERVE);
+			"bench_store: %s: %s has page size %d, %d reserved bytes, %s; "
+			"expected %d, %d, WAL\n",
+			r->label, r->path, page_size, reserve, wal ? "WAL" : "not WAL",
+			FSVFS_PAGE_SIZE, FSVFS_RESERVE);
 		return -1;
 	}
 	return 0;
@@ -369,7 +371,7 @@ static int db_close(struct run *r)
 /* ---- phases ----------------------------------------------------------- */
 
 static int insert_visit(struct run *r, sqlite3_stmt *rec, sqlite3_stmt *chg, const struct visit *v,
-                        const char *author, sqlite3_int64 hlc)
+			const char *author, sqlite3_int64 hlc)
 {
 	sqlite3_bind_text(rec, 1, v->id, UUID_TEXT_LEN, SQLITE_STATIC);
 	sqlite3_bind_text(rec, 2, "visits", -1, SQLITE_STATIC);
@@ -407,13 +409,13 @@ static int phase_insert(struct run *r, const struct workload *w, double *ret_s)
 	    db_check_layout(r) < 0)
 		goto out;
 	if (run_prepare(r,
-	                "INSERT INTO records(id, collection, fields, created_hlc, updated_hlc,"
-	                " author) VALUES(?1, ?2, ?3, ?4, ?4, ?5)",
-	                &rec, "prepare record insert in") < 0 ||
+			"INSERT INTO records(id, collection, fields, created_hlc, updated_hlc,"
+			" author) VALUES(?1, ?2, ?3, ?4, ?4, ?5)",
+			&rec, "prepare record insert in") < 0 ||
 	    run_prepare(r,
-	                "INSERT INTO outbox(record_id, collection, field, value, hlc)"
-	                " VALUES(?1, ?2, ?3, ?4, ?5)",
-	                &chg, "prepare outbox insert in") < 0)
+			"INSERT INTO outbox(record_id, collection, field, value, hlc)"
+			" VALUES(?1, ?2, ?3, ?4, ?5)",
+			&chg, "prepare outbox insert in") < 0)
 		goto out;
 	for (size_t i = 0; i < w->n; i += BATCH) {
 		size_t end = i + BATCH < w->n ? i + BATCH : w->n;
@@ -422,7 +424,7 @@ static int phase_insert(struct run *r, const struct workload *w, double *ret_s)
 			goto out;
 		for (size_t j = i; j < end; j++)
 			if (insert_visit(r, rec, chg, &w->visits[j], w->author,
-			                 (sqlite3_int64)((BASE_MS + j) << 16)) < 0)
+					 (sqlite3_int64)((BASE_MS + j) << 16)) < 0)
 				goto out;
 		if (run_exec(r, "COMMIT", "commit transaction on") < 0)
 			goto out;
@@ -447,7 +449,7 @@ static int phase_read_all(struct run *r, const struct workload *w, double *ret_s
 	int ret = -1, rc;
 
 	if (db_open(r, 0) < 0 || run_prepare(r, "SELECT id, fields FROM records ORDER BY id", &st,
-	                                     "prepare scan of") < 0)
+					     "prepare scan of") < 0)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const unsigned char *id = sqlite3_column_text(st, 0);
@@ -470,10 +472,10 @@ static int phase_read_all(struct run *r, const struct workload *w, double *ret_s
 	}
 	if (rows != w->n || bytes != w->bytes || sum != w->checksum) {
 		fprintf(stderr,
-		        "bench_store: %s: scan of %s read %zu rows, %llu bytes, checksum "
-		        "%016llx; wrote %zu rows, %llu bytes, checksum %016llx\n",
-		        r->label, r->path, rows, (unsigned long long)bytes, (unsigned long long)sum,
-		        w->n, (unsigned long long)w->bytes, (unsigned long long)w->checksum);
+			"bench_store: %s: scan of %s read %zu rows, %llu bytes, checksum "
+			"%016llx; wrote %zu rows, %llu bytes, checksum %016llx\n",
+			r->label, r->path, rows, (unsigned long long)bytes, (unsigned long long)sum,
+			w->n, (unsigned long long)w->bytes, (unsigned long long)w->checksum);
 		goto out;
 	}
 	ret = 0;
@@ -493,7 +495,7 @@ static int phase_point_reads(struct run *r, const struct workload *w, double *re
 	int ret = -1;
 
 	if (db_open(r, 0) < 0 || run_prepare(r, "SELECT fields FROM records WHERE id = ?1", &st,
-	                                     "prepare lookup in") < 0)
+					     "prepare lookup in") < 0)
 		goto out;
 	for (size_t i = 0; i < w->points; i++) {
 		const struct visit *v = &w->visits[w->order[i]];
@@ -505,7 +507,7 @@ static int phase_point_reads(struct run *r, const struct workload *w, double *re
 		if (rc != SQLITE_ROW) {
 			if (rc == SQLITE_DONE)
 				fprintf(stderr, "bench_store: %s: record %zu missing from %s\n",
-				        r->label, w->order[i], r->path);
+					r->label, w->order[i], r->path);
 			else
 				run_fail(r, "look up record in");
 			goto out;
@@ -514,9 +516,9 @@ static int phase_point_reads(struct run *r, const struct workload *w, double *re
 		if (!fields || sqlite3_column_bytes(st, 0) != v->len ||
 		    memcmp(fields, v->fields, (size_t)v->len) != 0) {
 			fprintf(stderr,
-			        "bench_store: %s: record %zu in %s does not match what was "
-			        "written\n",
-			        r->label, w->order[i], r->path);
+				"bench_store: %s: record %zu in %s does not match what was "
+				"written\n",
+				r->label, w->order[i], r->path);
 			goto out;
 		}
 		sqlite3_reset(st);
@@ -546,7 +548,7 @@ static int run_mkdir(struct run *r)
 	}
 	if (!mkdtemp(r->dir)) {
 		fprintf(stderr, "bench_store: create temp directory %s: %s\n", r->dir,
-		        strerror(errno));
+			strerror(errno));
 		r->dir[0] = '\0';
 		return -1;
 	}
@@ -562,7 +564,7 @@ static int run_mkdir(struct run *r)
 /* Remove the store's files and the directory; missing files are fine. */
 static int run_rmdir(struct run *r)
 {
-	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
 	char file[PATH_MAX + 16];
 	int ret = 0;
 
@@ -585,9 +587,9 @@ static int run_rmdir(struct run *r)
 
 /* All three phases on a fresh database; times[] written on success. */
 static int run_variant(const char *label, struct fsvfs *vfs, const struct workload *w,
-                       double times[PHASES])
+		       double times[PHASES])
 {
-	struct run r = {.label = label, .vfs = vfs};
+	struct run r = { .label = label, .vfs = vfs };
 	double t[PHASES];
 	int ret = -1;
 
@@ -666,10 +668,10 @@ static int parse_n(int argc, char **argv, size_t *ret_n)
 
 int main(int argc, char **argv)
 {
-	static const char *const labels[VARIANTS] = {"encrypted", "plain"};
+	static const char *const labels[VARIANTS] = { "encrypted", "plain" };
 	uint8_t db_id[FSVFS_DBID_BYTES], *key = NULL;
-	double best[VARIANTS][PHASES] = {{0}}, t[PHASES];
-	struct workload w = {0};
+	double best[VARIANTS][PHASES] = { { 0 } }, t[PHASES];
+	struct workload w = { 0 };
 	struct fsvfs *vfs = NULL;
 	size_t n;
 	int ret = 1, r;

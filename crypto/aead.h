@@ -35,9 +35,9 @@ void aead_seal_detached(uint8_t *c, uint8_t tag[AEAD_TAGBYTES], uint8_t nonce[AE
 			const uint8_t *m, size_t mlen, const uint8_t *ad, size_t adlen,
 			const uint8_t key[AEAD_KEYBYTES]);
 
-int aead_open_detached(uint8_t *m, const uint8_t *c, size_t clen,
-		       const uint8_t tag[AEAD_TAGBYTES], const uint8_t nonce[AEAD_NONCEBYTES],
-		       const uint8_t *ad, size_t adlen, const uint8_t key[AEAD_KEYBYTES]) FS_WUR;
+int aead_open_detached(uint8_t *m, const uint8_t *c, size_t clen, const uint8_t tag[AEAD_TAGBYTES],
+		       const uint8_t nonce[AEAD_NONCEBYTES], const uint8_t *ad, size_t adlen,
+		       const uint8_t key[AEAD_KEYBYTES]) FS_WUR;
 
 /* Derive a 32-byte subkey for one purpose from a master key (BLAKE2b KDF).
  * ctx is exactly 8 characters naming the purpose. */

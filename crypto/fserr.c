@@ -62,18 +62,23 @@ const char *fs_error_token(const char *s, char buf[FS_TOKEN_MAX + 3])
 int fs_exit_code(int code)
 {
 	switch (-code) {
-	case 0: return FS_EXIT_OK;
-	case FS_EUSAGE: return FS_EXIT_USAGE;
+	case 0:
+		return FS_EXIT_OK;
+	case FS_EUSAGE:
+		return FS_EXIT_USAGE;
 	case FS_EVALID:
 	case FS_ENOTFOUND:
 	case FS_EEXIST:
 	case FS_EFORMAT:
-	case FS_ELIMIT: return FS_EXIT_DATA;
+	case FS_ELIMIT:
+		return FS_EXIT_DATA;
 	case FS_EKEY:
 	case FS_EAUTH:
 	case FS_ECORRUPT:
-	case FS_EKEYPERM: return FS_EXIT_KEY;
-	default: return FS_EXIT_IO;
+	case FS_EKEYPERM:
+		return FS_EXIT_KEY;
+	default:
+		return FS_EXIT_IO;
 	}
 }
 
@@ -82,19 +87,32 @@ const char *fs_strerror(int code)
 	if (code < 0)
 		code = -code;
 	switch (code) {
-	case 0: return "success";
-	case FS_EAUTH: return "authentication failed";
-	case FS_EKEY: return "wrong passphrase or key";
-	case FS_EFORMAT: return "malformed or unsupported format";
-	case FS_EKEYPERM: return "key file is accessible to other users";
-	case FS_EVALID: return "validation failed";
-	case FS_ENOTFOUND: return "not found";
-	case FS_EEXIST: return "already exists";
-	case FS_ESTORE: return "database error";
-	case FS_ECORRUPT: return "corrupted or altered data";
-	case FS_EUSAGE: return "invalid usage";
-	case FS_ELIMIT: return "over a size limit";
-	default: break;
+	case 0:
+		return "success";
+	case FS_EAUTH:
+		return "authentication failed";
+	case FS_EKEY:
+		return "wrong passphrase or key";
+	case FS_EFORMAT:
+		return "malformed or unsupported format";
+	case FS_EKEYPERM:
+		return "key file is accessible to other users";
+	case FS_EVALID:
+		return "validation failed";
+	case FS_ENOTFOUND:
+		return "not found";
+	case FS_EEXIST:
+		return "already exists";
+	case FS_ESTORE:
+		return "database error";
+	case FS_ECORRUPT:
+		return "corrupted or altered data";
+	case FS_EUSAGE:
+		return "invalid usage";
+	case FS_ELIMIT:
+		return "over a size limit";
+	default:
+		break;
 	}
 	if (code > 0 && code < FS_EBASE)
 		return strerror(code);

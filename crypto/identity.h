@@ -33,9 +33,9 @@
 struct identity {
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES]; /* Ed25519 public key */
 	uint8_t box_pk[crypto_box_PUBLICKEYBYTES];   /* X25519 public key */
-	uint8_t *sign_sk;                             /* secure memory, crypto_sign_SECRETKEYBYTES */
-	uint8_t *box_sk;                              /* secure memory, crypto_box_SECRETKEYBYTES */
-	char id[IDENTITY_ID_HEXLEN + 1];              /* device id, hex, NUL-terminated */
+	uint8_t *sign_sk;			     /* secure memory, crypto_sign_SECRETKEYBYTES */
+	uint8_t *box_sk;			     /* secure memory, crypto_box_SECRETKEYBYTES */
+	char id[IDENTITY_ID_HEXLEN + 1];	     /* device id, hex, NUL-terminated */
 };
 
 int identity_generate(struct identity **ret_id) FS_WUR;

@@ -86,7 +86,8 @@ int keyfile_write_atomic(const char *path, const uint8_t *data, size_t n, unsign
 		r = rename(tmp, path) < 0 ? -errno : 0;
 	if (r < 0) {
 		if (r == -EEXIST)
-			fs_error_set(err, -FS_EEXIST, "write %s: file exists, not replacing it", path);
+			fs_error_set(err, -FS_EEXIST, "write %s: file exists, not replacing it",
+				     path);
 		else
 			fs_error_set(err, r, "write %s: rename: %s", path, strerror(-r));
 		if (r == -EEXIST)
@@ -138,8 +139,9 @@ static int read_guarded(const char *path, size_t max, uint8_t **ret_buf, size_t 
 		goto out;
 	}
 	if ((size_t)st.st_size > max) {
-		r = fs_error_set(err, -FS_ELIMIT, "read key %s: %lld bytes, more than the %zu allowed",
-				 path, (long long)st.st_size, max);
+		r = fs_error_set(err, -FS_ELIMIT,
+				 "read key %s: %lld bytes, more than the %zu allowed", path,
+				 (long long)st.st_size, max);
 		goto out;
 	}
 	buf = secmem_alloc(max + 1);
@@ -161,7 +163,8 @@ static int read_guarded(const char *path, size_t max, uint8_t **ret_buf, size_t 
 			break;
 		got += (size_t)n;
 		if (got > max) {
-			r = fs_error_set(err, -FS_ELIMIT, "read key %s: grew past %zu bytes", path, max);
+			r = fs_error_set(err, -FS_ELIMIT, "read key %s: grew past %zu bytes", path,
+					 max);
 			goto out;
 		}
 	}

@@ -40,7 +40,7 @@ enum keyfile_kind {
 };
 
 enum keyfile_flags {
-	KEYFILE_REPLACE = 0,    /* atomically replace an existing file */
+	KEYFILE_REPLACE = 0,	/* atomically replace an existing file */
 	KEYFILE_NO_REPLACE = 1, /* -FS_EEXIST if the path exists */
 };
 

@@ -21,7 +21,7 @@ int pwhash_profile_parse(const char *name, enum pwhash_profile *ret_profile)
 
 void pwhash_params_new(enum pwhash_profile profile, struct pwhash_params *ret_params)
 {
-	struct pwhash_params p = {.alg = PWHASH_ALG_ARGON2ID13};
+	struct pwhash_params p = { .alg = PWHASH_ALG_ARGON2ID13 };
 
 	switch (profile) {
 	case PWHASH_INTERACTIVE:
@@ -61,8 +61,7 @@ int pwhash_params_decode(const uint8_t in[PWHASH_PARAMS_BYTES], struct pwhash_pa
 	/* Never weaker than interactive, never dearer than sensitive: both
 	 * ends matter, one against brute force, one against a file that
 	 * asks for all the memory of the machine. */
-	if (p.alg != PWHASH_ALG_ARGON2ID13 ||
-	    p.opslimit < crypto_pwhash_OPSLIMIT_INTERACTIVE ||
+	if (p.alg != PWHASH_ALG_ARGON2ID13 || p.opslimit < crypto_pwhash_OPSLIMIT_INTERACTIVE ||
 	    p.opslimit > crypto_pwhash_OPSLIMIT_SENSITIVE ||
 	    p.memlimit < crypto_pwhash_MEMLIMIT_INTERACTIVE ||
 	    p.memlimit > crypto_pwhash_MEMLIMIT_SENSITIVE)

@@ -27,7 +27,7 @@ enum pwhash_profile {
 };
 
 struct pwhash_params {
-	uint8_t alg;       /* PWHASH_ALG_ARGON2ID13 */
+	uint8_t alg;	   /* PWHASH_ALG_ARGON2ID13 */
 	uint64_t opslimit; /* Argon2 passes */
 	uint64_t memlimit; /* bytes */
 	uint8_t salt[PWHASH_SALTBYTES];
@@ -42,7 +42,8 @@ void pwhash_params_new(enum pwhash_profile profile, struct pwhash_params *ret_pa
 void pwhash_params_encode(const struct pwhash_params *p, uint8_t out[PWHASH_PARAMS_BYTES]);
 
 /* -FS_EFORMAT on an unknown algorithm or out-of-range costs. */
-int pwhash_params_decode(const uint8_t in[PWHASH_PARAMS_BYTES], struct pwhash_params *ret_params) FS_WUR;
+int pwhash_params_decode(const uint8_t in[PWHASH_PARAMS_BYTES],
+			 struct pwhash_params *ret_params) FS_WUR;
 
 /* Derive keylen bytes into key (which should be secure memory).
  * -ENOMEM when the machine cannot give Argon2 its memory. */

@@ -101,17 +101,16 @@ static int device_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 	iso_ms(st, 3, seen);
 	if (!arr) {
 		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8lld  %-8s  %s%s%s\n", col_text(st, 0),
-			col_text(st, 1), col_text(st, 2), seen, (long long)hqsql_column_int64(st, 4),
-			col_text(st, 5), col_text(st, 7), col_text(st, 6)[0] ? "; revoked: " : "",
-			col_text(st, 6));
+			col_text(st, 1), col_text(st, 2), seen,
+			(long long)hqsql_column_int64(st, 4), col_text(st, 5), col_text(st, 7),
+			col_text(st, 6)[0] ? "; revoked: " : "", col_text(st, 6));
 		return 0;
 	}
 	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "id", col_text(st, 0)) ||
 	    !cJSON_AddStringToObject(o, "team", col_text(st, 1)) ||
 	    !cJSON_AddStringToObject(o, "municipality", col_text(st, 2)) ||
-	    !(hqsql_column_is_null(st, 3)
-		      ? cJSON_AddNullToObject(o, "last_seen")
-		      : cJSON_AddStringToObject(o, "last_seen", seen)) ||
+	    !(hqsql_column_is_null(st, 3) ? cJSON_AddNullToObject(o, "last_seen")
+					  : cJSON_AddStringToObject(o, "last_seen", seen)) ||
 	    !cJSON_AddNumberToObject(o, "last_seq", (double)hqsql_column_int64(st, 4)) ||
 	    !cJSON_AddStringToObject(o, "state", col_text(st, 5)) ||
 	    (col_text(st, 6)[0] && !cJSON_AddStringToObject(o, "revoked_reason", col_text(st, 6))))
@@ -127,20 +126,21 @@ int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE", "SCOPE");
 	/* The scope's names in key order, as text and as a JSON array: each
 	 * engine has its own aggregates for that. */
-	return list_rows(db,
-			 hqsql_backend(db) == HQSQL_POSTGRESQL
-				 ? "SELECT id, team, municipality, last_seen, last_seq, state, "
-				   "revoked_reason, (SELECT string_agg(name, ', ' ORDER BY key) FROM "
-				   "device_scopes WHERE device = d.id), (SELECT coalesce(json_agg(name "
-				   "ORDER BY key), '[]') FROM device_scopes WHERE device = d.id) "
-				   "FROM devices d ORDER BY team, id"
-				 : "SELECT id, team, municipality, last_seen, last_seq, state, "
-				   "revoked_reason, (SELECT group_concat(name, ', ') FROM (SELECT "
-				   "name FROM device_scopes WHERE device = d.id ORDER BY key)), "
-				   "(SELECT json_group_array(name) FROM (SELECT name FROM "
-				   "device_scopes WHERE device = d.id ORDER BY key)) "
-				   "FROM devices d ORDER BY team, id",
-			 "list devices", device_row, json, out, err);
+	return list_rows(
+		db,
+		hqsql_backend(db) == HQSQL_POSTGRESQL
+			? "SELECT id, team, municipality, last_seen, last_seq, state, "
+			  "revoked_reason, (SELECT string_agg(name, ', ' ORDER BY key) FROM "
+			  "device_scopes WHERE device = d.id), (SELECT coalesce(json_agg(name "
+			  "ORDER BY key), '[]') FROM device_scopes WHERE device = d.id) "
+			  "FROM devices d ORDER BY team, id"
+			: "SELECT id, team, municipality, last_seen, last_seq, state, "
+			  "revoked_reason, (SELECT group_concat(name, ', ') FROM (SELECT "
+			  "name FROM device_scopes WHERE device = d.id ORDER BY key)), "
+			  "(SELECT json_group_array(name) FROM (SELECT name FROM "
+			  "device_scopes WHERE device = d.id ORDER BY key)) "
+			  "FROM devices d ORDER BY team, id",
+		"list devices", device_row, json, out, err);
 }
 
 /* ---- conflicts ---------------------------------------------------------- */
@@ -148,8 +148,7 @@ int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 /* A device's team, or "an unknown device" for one HQ has no row for. */
 static const char *team_or(struct hqsql_stmt *st, int col)
 {
-	return hqsql_column_is_null(st, col) ? "an unknown device"
-							   : col_text(st, col);
+	return hqsql_column_is_null(st, col) ? "an unknown device" : col_text(st, col);
 }
 
 static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
@@ -166,7 +165,8 @@ static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 		 * order, the same on every replica. */
 		hlc_format_time((hlc_t)hqsql_column_int64(st, 4), ta);
 		hlc_format_time((hlc_t)hqsql_column_int64(st, 7), tb);
-		fprintf(out, "record %s, field %s\n  %s (device %.8s) set %s at %s\n"
+		fprintf(out,
+			"record %s, field %s\n  %s (device %.8s) set %s at %s\n"
 			"  %s (device %.8s) set %s at %s\n  kept: %s from %s, the later edit\n",
 			col_text(st, 0), col_text(st, 1), team_or(st, 9), col_text(st, 3),
 			col_text(st, 2), ta, team_or(st, 10), col_text(st, 6), col_text(st, 5), tb,
@@ -207,11 +207,12 @@ static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 
 int admin_conflicts(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {
-	return list_rows(db, "SELECT c.record_id, c.field, c.value_a, c.device_a, c.hlc_a, "
-			     "c.value_b, c.device_b, c.hlc_b, c.winner, da.team, db.team "
-			     "FROM conflicts c LEFT JOIN devices da ON da.id = c.device_a "
-			     "LEFT JOIN devices db ON db.id = c.device_b "
-			     "ORDER BY c.record_id, c.field, c.hlc_a, c.device_a, c.hlc_b, c.device_b",
+	return list_rows(db,
+			 "SELECT c.record_id, c.field, c.value_a, c.device_a, c.hlc_a, "
+			 "c.value_b, c.device_b, c.hlc_b, c.winner, da.team, db.team "
+			 "FROM conflicts c LEFT JOIN devices da ON da.id = c.device_a "
+			 "LEFT JOIN devices db ON db.id = c.device_b "
+			 "ORDER BY c.record_id, c.field, c.hlc_a, c.device_a, c.hlc_b, c.device_b",
 			 "list conflicts", conflict_row, json, out, err);
 }
 
@@ -226,8 +227,7 @@ static int quarantine_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 	if (!arr) {
 		fprintf(out, "%-32s  %6lld  %5lld  %-36s  %-20s  %-24s  %s\n", col_text(st, 0),
 			(long long)hqsql_column_int64(st, 1), (long long)hqsql_column_int64(st, 2),
-			col_text(st, 3),
-			col_text(st, 4), at, col_text(st, 5));
+			col_text(st, 3), col_text(st, 4), at, col_text(st, 5));
 		return 0;
 	}
 	if (!(o = row_object(arr)) || !cJSON_AddStringToObject(o, "device", col_text(st, 0)) ||
@@ -246,9 +246,10 @@ int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err
 	if (!json)
 		fprintf(out, "%-32s  %6s  %5s  %-36s  %-20s  %-24s  %s\n", "DEVICE", "SEQ", "INDEX",
 			"RECORD", "FIELD", "RECEIVED", "REASON");
-	return list_rows(db, "SELECT q.device, q.seq, q.idx, q.record_id, q.field, q.reason, "
-			     "c.received_at FROM quarantine q JOIN changesets c "
-			     "ON c.device = q.device AND c.seq = q.seq ORDER BY q.device, q.seq, q.idx",
+	return list_rows(db,
+			 "SELECT q.device, q.seq, q.idx, q.record_id, q.field, q.reason, "
+			 "c.received_at FROM quarantine q JOIN changesets c "
+			 "ON c.device = q.device AND c.seq = q.seq ORDER BY q.device, q.seq, q.idx",
 			 "list quarantine", quarantine_row, json, out, err);
 }
 
@@ -265,13 +266,17 @@ static int review_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 	hlc_format_time((hlc_t)hqsql_column_int64(st, 3), when);
 	if (!arr) {
 		if (deleted)
-			fprintf(out, "%s  record %s (%s) deleted by %s (device %.8s); registered by "
-				"%s%s\n", when, col_text(st, 0), col_text(st, 1), team_or(st, 5),
+			fprintf(out,
+				"%s  record %s (%s) deleted by %s (device %.8s); registered by "
+				"%s%s\n",
+				when, col_text(st, 0), col_text(st, 1), team_or(st, 5),
 				col_text(st, 4), team_or(st, 7), kept ? "" : "; not kept");
 		else
-			fprintf(out, "%s  record %s (%s), field %s changed by %s (device %.8s); "
-				"registered by %s; %s\n", when, col_text(st, 0), col_text(st, 1),
-				col_text(st, 2), team_or(st, 5), col_text(st, 4), team_or(st, 7),
+			fprintf(out,
+				"%s  record %s (%s), field %s changed by %s (device %.8s); "
+				"registered by %s; %s\n",
+				when, col_text(st, 0), col_text(st, 1), col_text(st, 2),
+				team_or(st, 5), col_text(st, 4), team_or(st, 7),
 				kept ? "kept" : "a later edit was kept");
 		return 0;
 	}
@@ -294,28 +299,29 @@ int admin_review(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 	/* The owner is the team whose write came first by the merge order:
 	 * the one that registered the household.  Values are compared, never
 	 * printed. */
-	return list_rows(db,
-			 "WITH owners AS (SELECT record_id, device FROM (SELECT record_id, device, "
-			 "row_number() OVER (PARTITION BY record_id ORDER BY hlc, device) AS n "
-			 "FROM field_writes) AS w1 WHERE n = 1) "
-			 "SELECT w.record_id, r.collection, w.field, w.hlc, w.device, dw.team, "
-			 "o.device, dc.team, CASE WHEN f.hlc = w.hlc AND f.device = w.device THEN 1 "
-			 "ELSE 0 END "
-			 "FROM field_writes w JOIN records r ON r.id = w.record_id "
-			 "JOIN owners o ON o.record_id = w.record_id "
-			 "LEFT JOIN devices dw ON dw.id = w.device "
-			 "LEFT JOIN devices dc ON dc.id = o.device "
-			 "LEFT JOIN fields f ON f.record_id = w.record_id AND f.field = w.field "
-			 "WHERE (w.field = '_deleted' OR dw.team IS DISTINCT FROM dc.team) "
-			 /* A write that leaves the value as the write before it
-			  * (in merge order) had it changes nothing: an import of
-			  * the same caseload list is not news. */
-			 "AND w.value IS DISTINCT FROM (SELECT p.value FROM field_writes p "
-			 "WHERE p.record_id = w.record_id AND p.field = w.field AND "
-			 "(p.hlc < w.hlc OR (p.hlc = w.hlc AND p.device < w.device)) "
-			 "ORDER BY p.hlc DESC, p.device DESC LIMIT 1) "
-			 "ORDER BY w.hlc, w.device, w.record_id, w.field",
-			 "list writes to review", review_row, json, out, err);
+	return list_rows(
+		db,
+		"WITH owners AS (SELECT record_id, device FROM (SELECT record_id, device, "
+		"row_number() OVER (PARTITION BY record_id ORDER BY hlc, device) AS n "
+		"FROM field_writes) AS w1 WHERE n = 1) "
+		"SELECT w.record_id, r.collection, w.field, w.hlc, w.device, dw.team, "
+		"o.device, dc.team, CASE WHEN f.hlc = w.hlc AND f.device = w.device THEN 1 "
+		"ELSE 0 END "
+		"FROM field_writes w JOIN records r ON r.id = w.record_id "
+		"JOIN owners o ON o.record_id = w.record_id "
+		"LEFT JOIN devices dw ON dw.id = w.device "
+		"LEFT JOIN devices dc ON dc.id = o.device "
+		"LEFT JOIN fields f ON f.record_id = w.record_id AND f.field = w.field "
+		"WHERE (w.field = '_deleted' OR dw.team IS DISTINCT FROM dc.team) "
+		/* A write that leaves the value as the write before it
+		 * (in merge order) had it changes nothing: an import of
+		 * the same caseload list is not news. */
+		"AND w.value IS DISTINCT FROM (SELECT p.value FROM field_writes p "
+		"WHERE p.record_id = w.record_id AND p.field = w.field AND "
+		"(p.hlc < w.hlc OR (p.hlc = w.hlc AND p.device < w.device)) "
+		"ORDER BY p.hlc DESC, p.device DESC LIMIT 1) "
+		"ORDER BY w.hlc, w.device, w.record_id, w.field",
+		"list writes to review", review_row, json, out, err);
 }
 
 /* ---- revoke ------------------------------------------------------------- */
@@ -329,8 +335,10 @@ int admin_revoke(struct hqsql *db, const char *device, const char *reason, uint6
 
 	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
-	if ((r = hqsql_prepare(db, "UPDATE devices SET state = 'revoked', revoked_reason = ?2 "
-				  "WHERE id = ?1 AND state = 'active'", &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "UPDATE devices SET state = 'revoked', revoked_reason = ?2 "
+			       "WHERE id = ?1 AND state = 'active'",
+			       &st, err)) < 0)
 		goto out;
 	hqsql_bind_text(st, 1, device);
 	hqsql_bind_text(st, 2, reason);
@@ -344,7 +352,7 @@ int admin_revoke(struct hqsql *db, const char *device, const char *reason, uint6
 		goto out;
 	}
 	if ((r = audit_append_strings(db, now_ms, "revoke", device, err, "reason", reason,
-				    (const char *)NULL)) < 0)
+				      (const char *)NULL)) < 0)
 		goto out;
 	r = hqsql_exec(db, "COMMIT", "commit revoke", err);
 out:

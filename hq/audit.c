@@ -23,7 +23,7 @@ void audit_leaf(int64_t id, int64_t at_ms, const char *event, const char *device
 	crypto_hash_sha256_state st;
 	char num[64];
 	const uint8_t zero = 0x00;
-	const char *parts[3] = {event, device ? device : "-", detail ? detail : ""};
+	const char *parts[3] = { event, device ? device : "-", detail ? detail : "" };
 
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, &zero, 1);
@@ -53,10 +53,11 @@ static int db_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash out
 	struct hqsql_stmt **st = level ? &d->node : &d->leaf;
 	int rc, r = 0;
 
-	if (!*st && (r = hqsql_prepare(d->db, level ? "SELECT hash FROM audit_nodes WHERE "
-						     "level = ?1 AND idx = ?2"
-						   : "SELECT leaf FROM events WHERE id = ?2 + 1",
-				      st, d->err)) < 0)
+	if (!*st && (r = hqsql_prepare(d->db,
+				       level ? "SELECT hash FROM audit_nodes WHERE "
+					       "level = ?1 AND idx = ?2"
+					     : "SELECT leaf FROM events WHERE id = ?2 + 1",
+				       st, d->err)) < 0)
 		return r;
 	hqsql_reset(*st);
 	if (level)
@@ -66,9 +67,10 @@ static int db_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash out
 	if (rc == HQSQL_ROW && (int)hqsql_column_bytes(*st, 0) == MERKLE_HASH_BYTES)
 		memcpy(out, hqsql_column_blob(*st, 0), MERKLE_HASH_BYTES);
 	else if (rc == HQSQL_ROW || rc == HQSQL_DONE)
-		r = fs_error_set(d->err, -FS_ECORRUPT, "audit tree: no %s for entries %llu to %llu "
-				 "(run fieldsync-hq audit verify)", level ? "node" : "leaf hash",
-				 (unsigned long long)start + 1,
+		r = fs_error_set(d->err, -FS_ECORRUPT,
+				 "audit tree: no %s for entries %llu to %llu "
+				 "(run fieldsync-hq audit verify)",
+				 level ? "node" : "leaf hash", (unsigned long long)start + 1,
 				 (unsigned long long)start + (1ULL << level));
 	else
 		r = hqsql_fail(d->db, "read audit tree", d->err);
@@ -82,13 +84,13 @@ static void db_source_done(struct db_source *d)
 	hqsql_finalize(d->node);
 }
 
-#define DB_SOURCE(d) (&(const struct merkle_source){.perfect = db_perfect, .ctx = (d)})
+#define DB_SOURCE(d) (&(const struct merkle_source){ .perfect = db_perfect, .ctx = (d) })
 
 /* Entry index i (from 0) with leaf hash h was just stored: store the
  * perfect subtrees it completes, one per trailing one bit of i. */
 static int tree_add(struct hqsql *db, uint64_t i, const merkle_hash leaf, struct fs_error *err)
 {
-	struct db_source d = {.db = db, .err = err};
+	struct db_source d = { .db = db, .err = err };
 	struct hqsql_stmt *ins = NULL;
 	merkle_hash h, left;
 	unsigned level = 0;
@@ -100,8 +102,10 @@ static int tree_add(struct hqsql *db, uint64_t i, const merkle_hash leaf, struct
 			break;
 		merkle_node_hash(left, h, h);
 		level++;
-		if (!ins && (r = hqsql_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) "
-						  "VALUES (?,?,?)", &ins, err)) < 0)
+		if (!ins && (r = hqsql_prepare(db,
+					       "INSERT INTO audit_nodes(level, idx, hash) "
+					       "VALUES (?,?,?)",
+					       &ins, err)) < 0)
 			break;
 		hqsql_reset(ins);
 		hqsql_bind_int64(ins, 1, (int)level);
@@ -142,9 +146,10 @@ int audit_append(struct hqsql *db, uint64_t at_ms, const char *event, const char
 	hqsql_finalize(st);
 	st = NULL;
 	audit_leaf(id, (int64_t)at_ms, event, device, detail, leaf);
-	if ((r = hqsql_prepare(db, "INSERT INTO events(id, at, type, device, detail, leaf) "
-				  "VALUES (?,?,?,?,?,?)",
-			      &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "INSERT INTO events(id, at, type, device, detail, leaf) "
+			       "VALUES (?,?,?,?,?,?)",
+			       &st, err)) < 0)
 		goto out;
 	hqsql_bind_int64(st, 1, id);
 	hqsql_bind_int64(st, 2, (int64_t)at_ms);
@@ -205,9 +210,10 @@ static int load_leaves(struct hqsql *db, int check, merkle_hash **ret, uint64_t 
 	uint64_t n = 0, cap = 0;
 	int rc, r;
 
-	if ((r = hqsql_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events "
-				  "ORDER BY id",
-			      &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "SELECT id, at, type, device, detail, leaf FROM events "
+			       "ORDER BY id",
+			       &st, err)) < 0)
 		return r;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		int64_t id = hqsql_column_int64(st, 0);
@@ -223,11 +229,12 @@ static int load_leaves(struct hqsql *db, int check, merkle_hash **ret, uint64_t 
 			v = p;
 		}
 		if (check && id != (int64_t)n + 1) {
-			r = fs_error_set(err, -FS_ECORRUPT,
-					 id > (int64_t)n + 1
-						 ? "audit entry %llu: missing (removed from the log)"
-						 : "audit entry %llu: numbered out of order (inserted)",
-					 (unsigned long long)n + 1);
+			r = fs_error_set(
+				err, -FS_ECORRUPT,
+				id > (int64_t)n + 1
+					? "audit entry %llu: missing (removed from the log)"
+					: "audit entry %llu: numbered out of order (inserted)",
+				(unsigned long long)n + 1);
 			goto out;
 		}
 		/* Signing and proofs use the leaf stored with each entry; only
@@ -238,8 +245,7 @@ static int load_leaves(struct hqsql *db, int check, merkle_hash **ret, uint64_t 
 			continue;
 		}
 		audit_leaf(id, hqsql_column_int64(st, 1), hqsql_column_text(st, 2),
-			   hqsql_column_text(st, 3),
-			   hqsql_column_text(st, 4), v[n]);
+			   hqsql_column_text(st, 3), hqsql_column_text(st, 4), v[n]);
 		if (check && (!stored || (int)hqsql_column_bytes(st, 5) != MERKLE_HASH_BYTES ||
 			      memcmp(stored, v[n], MERKLE_HASH_BYTES) != 0)) {
 			r = fs_error_set(err, -FS_ECORRUPT,
@@ -306,14 +312,14 @@ static int node_insert(void *ctx, unsigned level, uint64_t idx, const merkle_has
 
 int audit_tree_build(struct hqsql *db, struct fs_error *err)
 {
-	struct tree_walk w = {.db = db, .err = err};
+	struct tree_walk w = { .db = db, .err = err };
 	merkle_hash *leaves = NULL;
 	uint64_t n = 0;
 	int r;
 
 	if ((r = load_leaves(db, 0, &leaves, &n, err)) == 0 &&
 	    (r = hqsql_prepare(db, "INSERT INTO audit_nodes(level, idx, hash) VALUES (?,?,?)",
-			      &w.st, err)) == 0)
+			       &w.st, err)) == 0)
 		r = tree_each(leaves, n, node_insert, &w, err);
 	hqsql_finalize(w.st);
 	free(leaves);
@@ -329,7 +335,8 @@ static int node_compare(void *ctx, unsigned level, uint64_t idx, const merkle_ha
 	    hqsql_column_int64(w->st, 1) != (int64_t)idx ||
 	    (int)hqsql_column_bytes(w->st, 2) != MERKLE_HASH_BYTES ||
 	    memcmp(hqsql_column_blob(w->st, 2), h, MERKLE_HASH_BYTES) != 0)
-		return fs_error_set(w->err, -FS_ECORRUPT, "audit tree node %u/%llu (entries %llu "
+		return fs_error_set(w->err, -FS_ECORRUPT,
+				    "audit tree node %u/%llu (entries %llu "
 				    "to %llu): missing or does not match the entries",
 				    level, (unsigned long long)idx,
 				    (unsigned long long)(idx << level) + 1,
@@ -338,18 +345,21 @@ static int node_compare(void *ctx, unsigned level, uint64_t idx, const merkle_ha
 	return 0;
 }
 
-static int verify_nodes(struct hqsql *db, const merkle_hash *leaves, uint64_t n, struct fs_error *err)
+static int verify_nodes(struct hqsql *db, const merkle_hash *leaves, uint64_t n,
+			struct fs_error *err)
 {
-	struct tree_walk w = {.db = db, .err = err};
+	struct tree_walk w = { .db = db, .err = err };
 	int r;
 
 	if ((r = hqsql_prepare(db, "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx",
-			      &w.st, err)) < 0)
+			       &w.st, err)) < 0)
 		return r;
 	r = tree_each(leaves, n, node_compare, &w, err);
 	if (r == 0 && hqsql_step(w.st) == HQSQL_ROW)
-		r = fs_error_set(err, -FS_ECORRUPT, "audit tree: node %d/%lld is beyond the "
-				 "entries (inserted)", (int)hqsql_column_int64(w.st, 0),
+		r = fs_error_set(err, -FS_ECORRUPT,
+				 "audit tree: node %d/%lld is beyond the "
+				 "entries (inserted)",
+				 (int)hqsql_column_int64(w.st, 0),
 				 (long long)hqsql_column_int64(w.st, 1));
 	hqsql_finalize(w.st);
 	return r;
@@ -384,9 +394,10 @@ static int latest(struct hqsql *db, uint64_t *ret_size, uint64_t *ret_at, char *
 	*ret_at = 0;
 	if (ret_note)
 		*ret_note = NULL;
-	if ((r = hqsql_prepare(db, "SELECT size, at, note FROM checkpoints ORDER BY size DESC "
-				  "LIMIT 1",
-			      &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "SELECT size, at, note FROM checkpoints ORDER BY size DESC "
+			       "LIMIT 1",
+			       &st, err)) < 0)
 		return r;
 	rc = hqsql_step(st);
 	if (rc == HQSQL_ROW) {
@@ -402,8 +413,8 @@ static int latest(struct hqsql *db, uint64_t *ret_size, uint64_t *ret_at, char *
 }
 
 /* Whether a checkpoint is due, and the log's size. */
-static int checkpoint_due(struct hqsql *db, const struct audit_policy *p, uint64_t now_ms, int force,
-			  uint64_t *ret_n, int *ret_due, struct fs_error *err)
+static int checkpoint_due(struct hqsql *db, const struct audit_policy *p, uint64_t now_ms,
+			  int force, uint64_t *ret_n, int *ret_due, struct fs_error *err)
 {
 	uint64_t last, last_at;
 	int r;
@@ -411,10 +422,11 @@ static int checkpoint_due(struct hqsql *db, const struct audit_policy *p, uint64
 	if ((r = latest(db, &last, &last_at, NULL, err)) < 0 ||
 	    (r = entry_count(db, ret_n, err)) < 0)
 		return r;
-	*ret_due = *ret_n > last &&
-		   (force || *ret_n - last >= (p && p->every ? p->every : AUDIT_DEFAULT_EVERY) ||
-		    now_ms - last_at >= (uint64_t)(p && p->minutes ? p->minutes
-							     : AUDIT_DEFAULT_MINUTES) * 60000);
+	*ret_due =
+		*ret_n > last &&
+		(force || *ret_n - last >= (p && p->every ? p->every : AUDIT_DEFAULT_EVERY) ||
+		 now_ms - last_at >=
+			 (uint64_t)(p && p->minutes ? p->minutes : AUDIT_DEFAULT_MINUTES) * 60000);
 	return 0;
 }
 
@@ -422,7 +434,7 @@ int audit_checkpoint(struct hqsql *db, const struct identity *hq, const struct a
 		     uint64_t now_ms, int force, int *ret_made, struct fs_error *err)
 {
 	char origin[NOTE_NAME_MAX + 1], text[512], *note = NULL;
-	struct db_source src = {.db = db, .err = err};
+	struct db_source src = { .db = db, .err = err };
 	struct hqsql_stmt *st = NULL;
 	merkle_hash root;
 	uint64_t n = 0;
@@ -448,7 +460,7 @@ int audit_checkpoint(struct hqsql *db, const struct identity *hq, const struct a
 		goto out;
 	}
 	if ((r = hqsql_prepare(db, "INSERT INTO checkpoints(size, at, note) VALUES (?,?,?)", &st,
-			      err)) < 0)
+			       err)) < 0)
 		goto out;
 	hqsql_bind_int64(st, 1, (int64_t)n);
 	hqsql_bind_int64(st, 2, (int64_t)now_ms);
@@ -483,16 +495,17 @@ int audit_latest(struct hqsql *db, char **ret_note, uint64_t *ret_size, struct f
 int audit_consistency(struct hqsql *db, uint64_t from, char **ret_note, uint64_t *ret_size,
 		      merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len, struct fs_error *err)
 {
-	struct db_source src = {.db = db, .err = err};
+	struct db_source src = { .db = db, .err = err };
 	int r;
 
 	*ret_len = 0;
 	if ((r = audit_latest(db, ret_note, ret_size, err)) < 0)
 		return r;
 	if (from > *ret_size) {
-		r = fs_error_set(err, -ERANGE, "audit consistency: from %llu is beyond the latest "
-				 "checkpoint (%llu)", (unsigned long long)from,
-				 (unsigned long long)*ret_size);
+		r = fs_error_set(err, -ERANGE,
+				 "audit consistency: from %llu is beyond the latest "
+				 "checkpoint (%llu)",
+				 (unsigned long long)from, (unsigned long long)*ret_size);
 		goto out;
 	}
 	if (from == 0)
@@ -512,9 +525,8 @@ out:
 /* ---- verify ------------------------------------------------------------------ */
 
 /* One checkpoint against the entries. */
-static int verify_checkpoint(const char *note, int64_t size, const char *origin,
-			     const uint8_t *pk, const merkle_hash *leaves, uint64_t n,
-			     struct fs_error *err)
+static int verify_checkpoint(const char *note, int64_t size, const char *origin, const uint8_t *pk,
+			     const merkle_hash *leaves, uint64_t n, struct fs_error *err)
 {
 	char got_origin[NOTE_NAME_MAX + 1];
 	merkle_hash root, want;
@@ -522,20 +534,26 @@ static int verify_checkpoint(const char *note, int64_t size, const char *origin,
 	size_t text_len;
 
 	if (!note || note_verify(note, strlen(note), origin, pk, &text_len) < 0)
-		return fs_error_set(err, -FS_ECORRUPT, "audit checkpoint at size %lld: signature "
-				    "does not verify with HQ's key", (long long)size);
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "audit checkpoint at size %lld: signature "
+				    "does not verify with HQ's key",
+				    (long long)size);
 	if (checkpoint_parse(note, text_len, got_origin, &got_size, want) < 0 ||
 	    strcmp(got_origin, origin) != 0 || (int64_t)got_size != size)
-		return fs_error_set(err, -FS_ECORRUPT, "audit checkpoint at size %lld: malformed or "
-				    "filed under another size", (long long)size);
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "audit checkpoint at size %lld: malformed or "
+				    "filed under another size",
+				    (long long)size);
 	if (got_size > n)
-		return fs_error_set(err, -FS_ECORRUPT, "audit checkpoint at size %llu: the log has "
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "audit checkpoint at size %llu: the log has "
 				    "only %llu entries; entries %llu to %llu were removed",
 				    (unsigned long long)got_size, (unsigned long long)n,
 				    (unsigned long long)n + 1, (unsigned long long)got_size);
 	merkle_root(leaves, got_size, root);
 	if (sodium_memcmp(root, want, sizeof(root)) != 0)
-		return fs_error_set(err, -FS_ECORRUPT, "audit checkpoint at size %llu: the entries "
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "audit checkpoint at size %llu: the entries "
 				    "up to %llu no longer hash to its signed root (rewritten)",
 				    (unsigned long long)got_size, (unsigned long long)got_size);
 	return 0;
@@ -559,8 +577,8 @@ int audit_verify(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		int64_t size = hqsql_column_int64(st, 0);
 
-		if ((r = verify_checkpoint(hqsql_column_text(st, 1), size, origin,
-					   pk, leaves, n, err)) < 0)
+		if ((r = verify_checkpoint(hqsql_column_text(st, 1), size, origin, pk, leaves, n,
+					   err)) < 0)
 			goto out;
 		checked++;
 		last = (uint64_t)size;
@@ -573,8 +591,9 @@ int audit_verify(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 	 * bad one matters only after the entries and checkpoints hold. */
 	if ((r = verify_nodes(db, leaves, n, err)) < 0)
 		goto out;
-	fprintf(out, "audit log ok: %llu entries, every hash recomputed; %llu signed checkpoints "
-		     "verified with HQ's key (%s); the stored tree matches",
+	fprintf(out,
+		"audit log ok: %llu entries, every hash recomputed; %llu signed checkpoints "
+		"verified with HQ's key (%s); the stored tree matches",
 		(unsigned long long)n, (unsigned long long)checked, origin);
 	if (n > last)
 		fprintf(out, "; entries %llu to %llu are not yet under a checkpoint",
@@ -641,10 +660,11 @@ int audit_list(struct hqsql *db, const struct audit_filter *f, int json, FILE *o
 	struct hqsql_stmt *st = NULL;
 	int rc, r;
 
-	if ((r = hqsql_prepare(db, "SELECT id, at, type, device, detail FROM events "
-				  "WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR type = ?2) "
-				  "AND at >= ?3 ORDER BY id",
-			      &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "SELECT id, at, type, device, detail FROM events "
+			       "WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR type = ?2) "
+			       "AND at >= ?3 ORDER BY id",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, f ? f->device : NULL);
 	hqsql_bind_text(st, 2, f ? f->event : NULL);
@@ -658,8 +678,8 @@ int audit_list(struct hqsql *db, const struct audit_filter *f, int json, FILE *o
 			continue;
 		}
 		hlc_format_time((hlc_t)hqsql_column_int64(st, 1) << 16, at);
-		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)hqsql_column_int64(st, 0), at,
-			col(st, 2) ? col(st, 2) : "", col(st, 3) ? col(st, 3) : "-",
+		fprintf(out, "%6lld  %s  %-18s %-32s %s\n", (long long)hqsql_column_int64(st, 0),
+			at, col(st, 2) ? col(st, 2) : "", col(st, 3) ? col(st, 3) : "-",
 			col(st, 4) ? col(st, 4) : "");
 	}
 	if (rc != HQSQL_DONE)
@@ -684,17 +704,19 @@ int audit_export(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 	if (!head || !cJSON_AddStringToObject(head, "format", "fieldsync-audit-v1") ||
 	    !cJSON_AddStringToObject(head, "origin", origin) ||
 	    !cJSON_AddStringToObject(head, "verifier_key", vkey) ||
-	    !cJSON_AddStringToObject(head, "leaf",
-				     "SHA-256(0x00 || \"fieldsync-audit-v1\\n\" || id \"\\n\" || "
-				     "at_ms \"\\n\" || event \"\\n\" || (device or \"-\") \"\\n\" || "
-				     "(detail or \"\") \"\\n\")")) {
+	    !cJSON_AddStringToObject(
+		    head, "leaf",
+		    "SHA-256(0x00 || \"fieldsync-audit-v1\\n\" || id \"\\n\" || "
+		    "at_ms \"\\n\" || event \"\\n\" || (device or \"-\") \"\\n\" || "
+		    "(detail or \"\") \"\\n\")")) {
 		cJSON_Delete(head);
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	}
 	if ((r = print_object(out, head, err)) < 0)
 		return r;
-	if ((r = hqsql_prepare(db, "SELECT id, at, type, device, detail, leaf FROM events ORDER BY id",
-			      &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "SELECT id, at, type, device, detail, leaf FROM events ORDER BY id",
+			       &st, err)) < 0)
 		return r;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW)
 		if ((r = print_object(out, entry_json(st, 1), err)) < 0)
@@ -705,13 +727,15 @@ int audit_export(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 	}
 	hqsql_finalize(st);
 	st = NULL;
-	if ((r = hqsql_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "SELECT size, note FROM checkpoints ORDER BY size", &st, err)) <
+	    0)
 		goto out;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		cJSON *o = cJSON_CreateObject();
 
-		if (!o || !cJSON_AddNumberToObject(o, "checkpoint_size",
-						   (double)hqsql_column_int64(st, 0)) ||
+		if (!o ||
+		    !cJSON_AddNumberToObject(o, "checkpoint_size",
+					     (double)hqsql_column_int64(st, 0)) ||
 		    !cJSON_AddStringToObject(o, "checkpoint", col(st, 1) ? col(st, 1) : "")) {
 			cJSON_Delete(o);
 			r = fs_error_set(err, -ENOMEM, "out of memory");

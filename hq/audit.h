@@ -43,16 +43,16 @@
 #include "sync/note.h"
 
 /* The table of interior nodes, append-only like the entries. */
-#define AUDIT_NODES_SQL                                                                    \
-	"CREATE TABLE audit_nodes("                                                        \
-	"  level INTEGER NOT NULL,"                                                        \
-	"  idx INTEGER NOT NULL,"                                                          \
-	"  hash BLOB NOT NULL,"                                                            \
-	"  PRIMARY KEY (level, idx)"                                                       \
-	") STRICT, WITHOUT ROWID;"                                                         \
-	"CREATE TRIGGER audit_nodes_no_update BEFORE UPDATE ON audit_nodes"                \
-	"  BEGIN SELECT RAISE(ABORT, 'audit nodes are append-only'); END;"                 \
-	"CREATE TRIGGER audit_nodes_no_delete BEFORE DELETE ON audit_nodes"                \
+#define AUDIT_NODES_SQL                                                                            \
+	"CREATE TABLE audit_nodes("                                                                \
+	"  level INTEGER NOT NULL,"                                                                \
+	"  idx INTEGER NOT NULL,"                                                                  \
+	"  hash BLOB NOT NULL,"                                                                    \
+	"  PRIMARY KEY (level, idx)"                                                               \
+	") STRICT, WITHOUT ROWID;"                                                                 \
+	"CREATE TRIGGER audit_nodes_no_update BEFORE UPDATE ON audit_nodes"                        \
+	"  BEGIN SELECT RAISE(ABORT, 'audit nodes are append-only'); END;"                         \
+	"CREATE TRIGGER audit_nodes_no_delete BEFORE DELETE ON audit_nodes"                        \
 	"  BEGIN SELECT RAISE(ABORT, 'audit nodes are append-only'); END;"
 
 #define AUDIT_DEFAULT_EVERY 100
@@ -60,7 +60,7 @@
 
 /* When to sign a checkpoint. */
 struct audit_policy {
-	unsigned every;   /* entries since the last checkpoint */
+	unsigned every;	  /* entries since the last checkpoint */
 	unsigned minutes; /* time since the last checkpoint */
 };
 
@@ -90,7 +90,8 @@ int audit_checkpoint(struct hqsql *db, const struct identity *hq, const struct a
 		     uint64_t now_ms, int force, int *ret_made, struct fs_error *err) FS_WUR;
 
 /* The latest checkpoint note (malloc'd), or NULL when there is none. */
-int audit_latest(struct hqsql *db, char **ret_note, uint64_t *ret_size, struct fs_error *err) FS_WUR;
+int audit_latest(struct hqsql *db, char **ret_note, uint64_t *ret_size,
+		 struct fs_error *err) FS_WUR;
 
 /* For a device holding a checkpoint of size from: the latest checkpoint
  * (malloc'd note; NULL when there is none), its size, and the RFC 6962

@@ -113,8 +113,21 @@ static int wants_help(int argc, char **argv)
 
 /* ---- options and configuration ---------------------------------------- */
 
-enum { OPT_DATA_DIR = 256, OPT_FORMS_DIR, OPT_LISTEN, OPT_TEAM, OPT_MUNICIPALITY, OPT_EXPIRES,
-       OPT_FORMAT, OPT_SINCE, OPT_JSON, OPT_REASON, OPT_DEVICE, OPT_EVENT, OPT_SCOPE };
+enum {
+	OPT_DATA_DIR = 256,
+	OPT_FORMS_DIR,
+	OPT_LISTEN,
+	OPT_TEAM,
+	OPT_MUNICIPALITY,
+	OPT_EXPIRES,
+	OPT_FORMAT,
+	OPT_SINCE,
+	OPT_JSON,
+	OPT_REASON,
+	OPT_DEVICE,
+	OPT_EVENT,
+	OPT_SCOPE
+};
 
 static int load_config(const char *config_path, char *const overrides[2], struct hq_config *cfg,
 		       struct fs_error *err)
@@ -142,7 +155,7 @@ static int open_db(const struct hq_config *cfg, struct hqsql **ret, struct fs_er
 
 static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct identity *hq = NULL;
 	uint8_t fp[TOKEN_FP_BYTES];
 	char fp_hex[2 * TOKEN_FP_BYTES + 1], where[512];
@@ -162,15 +175,18 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 		return usage_error("init", "unexpected argument");
 	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST)
 		return fs_error_set(&err, -errno, "data directory %s: %s", cfg->data_dir,
-				    strerror(errno)), fail(&err);
+				    strerror(errno)),
+		       fail(&err);
 	if (getenv("CREDENTIALS_DIRECTORY") && getenv("CREDENTIALS_DIRECTORY")[0]) {
 		char cred[4096];
 
 		snprintf(cred, sizeof(cred), "%s/%s", getenv("CREDENTIALS_DIRECTORY"),
 			 HQKEYS_CREDENTIAL);
 		if (access(cred, F_OK) == 0)
-			return fs_error_set(&err, -FS_EEXIST, "init: HQ's key is already given as "
-					    "the credential %s; init would make another", cred),
+			return fs_error_set(&err, -FS_EEXIST,
+					    "init: HQ's key is already given as "
+					    "the credential %s; init would make another",
+					    cred),
 			       fail(&err);
 	}
 	if (hqconfig_postgresql(cfg)) {
@@ -188,7 +204,8 @@ static int cmd_init(struct hq_config *cfg, int argc, char **argv)
 		pgdb_describe(pg, where, sizeof(where));
 		token_hq_fingerprint(hq->sign_pk, hq->box_pk, fp);
 		sodium_bin2hex(fp_hex, sizeof(fp_hex), fp, sizeof(fp));
-		printf("created HQ keys in %s and HQ's schema in PostgreSQL %s\nHQ fingerprint %s\n",
+		printf("created HQ keys in %s and HQ's schema in PostgreSQL %s\nHQ fingerprint "
+		       "%s\n",
 		       cfg->data_dir, where, fp_hex);
 		goto out;
 	}
@@ -220,7 +237,7 @@ static void print_listening(const char *listen, uint16_t port)
 
 static void checkpoint_tick(const struct hq_config *cfg, const struct identity *hq)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 
 	if (open_db(cfg, &db, &err) < 0 ||
@@ -231,10 +248,10 @@ static void checkpoint_tick(const struct hq_config *cfg, const struct identity *
 
 static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {{"listen", required_argument, NULL, OPT_LISTEN},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	struct fs_error err = {0};
+	static const struct option opts[] = { { "listen", required_argument, NULL, OPT_LISTEN },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	struct fs_error err = { 0 };
 	struct identity *hq = NULL;
 	struct hq_forms *forms = NULL;
 	struct server *srv = NULL;
@@ -250,7 +267,8 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 		case 'h':
 			puts("Usage: fieldsync-hq serve [--listen ADDR:PORT]\n"
 			     "Run the sync server (POST /v1/enroll, POST /v1/changesets,\n"
-			     "POST /v1/pull, GET /v1/health) until SIGTERM or SIGINT.  HTTPS with [server]\n"
+			     "POST /v1/pull, GET /v1/health) until SIGTERM or SIGINT.  HTTPS with "
+			     "[server]\n"
 			     "tls_cert and tls_key; plain HTTP only on a loopback address.\n"
 			     "Port 0 picks a free port.  Prints \"listening on ADDR:PORT\" to\n"
 			     "stderr once ready.");
@@ -259,7 +277,8 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 			if (ini_set(&cfg->listen, optarg) < 0)
 				return fs_error_set(&err, -ENOMEM, "out of memory"), fail(&err);
 			break;
-		default: return usage_error("serve", "bad option");
+		default:
+			return usage_error("serve", "bad option");
 		}
 	}
 	if (optind != argc)
@@ -287,10 +306,11 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	print_listening(cfg->listen, server_port(srv));
 	/* Wake once a minute to sign a checkpoint when one is due by time. */
 	for (;;) {
-		struct timespec minute = {.tv_sec = 60};
+		struct timespec minute = { .tv_sec = 60 };
 
 		sig = sigtimedwait(&set, NULL, &minute);
-		if (sig == SIGTERM || sig == SIGINT || (sig < 0 && errno != EAGAIN && errno != EINTR))
+		if (sig == SIGTERM || sig == SIGINT ||
+		    (sig < 0 && errno != EAGAIN && errno != EINTR))
 			break;
 		if (sig < 0 && errno == EAGAIN)
 			checkpoint_tick(cfg, hq);
@@ -318,11 +338,20 @@ static int parse_duration(const char *s, uint64_t *ret)
 	if (errno || end == s || *s == '-' || strlen(end) != 1 || n == 0)
 		return -FS_EUSAGE;
 	switch (*end) {
-	case 's': unit = 1000; break;
-	case 'm': unit = 60 * 1000; break;
-	case 'h': unit = 3600 * 1000; break;
-	case 'd': unit = 86400 * 1000; break;
-	default: return -FS_EUSAGE;
+	case 's':
+		unit = 1000;
+		break;
+	case 'm':
+		unit = 60 * 1000;
+		break;
+	case 'h':
+		unit = 3600 * 1000;
+		break;
+	case 'd':
+		unit = 86400 * 1000;
+		break;
+	default:
+		return -FS_EUSAGE;
 	}
 	if (n > 366ULL * 86400 * 1000 / unit)
 		return -FS_EUSAGE;
@@ -332,15 +361,15 @@ static int parse_duration(const char *s, uint64_t *ret)
 
 static int cmd_enroll_token(struct hq_config *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"team", required_argument, NULL, OPT_TEAM},
-		{"municipality", required_argument, NULL, OPT_MUNICIPALITY},
-		{"scope", required_argument, NULL, OPT_SCOPE},
-		{"expires", required_argument, NULL, OPT_EXPIRES},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option opts[] = { { "team", required_argument, NULL, OPT_TEAM },
+					      { "municipality", required_argument, NULL,
+						OPT_MUNICIPALITY },
+					      { "scope", required_argument, NULL, OPT_SCOPE },
+					      { "expires", required_argument, NULL, OPT_EXPIRES },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
 	const char *team = NULL, *muni = NULL, *expires = "24h", *scope = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct identity *hq = NULL;
 	uint8_t pin[TLSPIN_BYTES];
 	uint64_t ttl, now = hlc_wall_ms();
@@ -355,17 +384,27 @@ static int cmd_enroll_token(struct hq_config *cfg, int argc, char **argv)
 			puts("Usage: fieldsync-hq enroll-token --team NAME --municipality NAME\n"
 			     "                                 [--scope A,B] [--expires 24h]\n"
 			     "Print a one-time enrolment token on the last line of stdout.  It\n"
-			     "carries HQ's key fingerprint and, when [server] tls_cert is set, the\n"
+			     "carries HQ's key fingerprint and, when [server] tls_cert is set, "
+			     "the\n"
 			     "SHA-256 pin of its public key.  --expires takes N s|m|h|d (at most\n"
 			     "366 days).  Hand the token over privately: it enrols one device.\n"
 			     "The device may write the records of its municipality, or of the\n"
 			     "municipalities --scope lists (\"*\": all); see `scope --help`.");
 			return EXIT_OK;
-		case OPT_SCOPE: scope = optarg; break;
-		case OPT_TEAM: team = optarg; break;
-		case OPT_MUNICIPALITY: muni = optarg; break;
-		case OPT_EXPIRES: expires = optarg; break;
-		default: return usage_error("enroll-token", "bad option");
+		case OPT_SCOPE:
+			scope = optarg;
+			break;
+		case OPT_TEAM:
+			team = optarg;
+			break;
+		case OPT_MUNICIPALITY:
+			muni = optarg;
+			break;
+		case OPT_EXPIRES:
+			expires = optarg;
+			break;
+		default:
+			return usage_error("enroll-token", "bad option");
 		}
 	}
 	if (optind != argc || !team || !muni)
@@ -396,14 +435,15 @@ static int audit_admin(struct hqsql *db, const char *event, const char *command,
 		       struct fs_error *err)
 {
 	return audit_append_strings(db, hlc_wall_ms(), event, NULL, err, "command", command, "what",
-				  what, (const char *)NULL);
+				    what, (const char *)NULL);
 }
 
 /* `devices` and `conflicts`: one optional --json. */
 static int cmd_listing(struct hq_config *cfg, int argc, char **argv, const char *name,
-		       const char *help, int (*list)(struct hqsql *, int, FILE *, struct fs_error *))
+		       const char *help,
+		       int (*list)(struct hqsql *, int, FILE *, struct fs_error *))
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	int json = 0, r;
 
@@ -425,11 +465,11 @@ static int cmd_listing(struct hq_config *cfg, int argc, char **argv, const char 
 
 static int cmd_revoke(struct hq_config *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {{"reason", required_argument, NULL, OPT_REASON},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = { { "reason", required_argument, NULL, OPT_REASON },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
 	const char *reason = "revoked by an administrator";
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	int opt, r;
 
@@ -441,8 +481,11 @@ static int cmd_revoke(struct hq_config *cfg, int argc, char **argv)
 			     "Mark DEVICE revoked: HQ answers its pushes 403 from now on.  Change\n"
 			     "sets already accepted stay.  Do not put personal data in TEXT.");
 			return EXIT_OK;
-		case OPT_REASON: reason = optarg; break;
-		default: return usage_error("revoke", "bad option");
+		case OPT_REASON:
+			reason = optarg;
+			break;
+		default:
+			return usage_error("revoke", "bad option");
 		}
 	}
 	if (optind + 1 != argc)
@@ -456,12 +499,12 @@ static int cmd_revoke(struct hq_config *cfg, int argc, char **argv)
 
 static int cmd_scope(struct hq_config *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"municipality", required_argument, NULL, OPT_MUNICIPALITY},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option opts[] = { { "municipality", required_argument, NULL,
+						OPT_MUNICIPALITY },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
 	const char *list = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	int opt, r;
 
@@ -470,14 +513,20 @@ static int cmd_scope(struct hq_config *cfg, int argc, char **argv)
 		switch (opt) {
 		case 'h':
 			puts("Usage: fieldsync-hq scope DEVICE --municipality A,B\n"
-			     "Set which municipalities' records DEVICE may write: a list separated\n"
-			     "by commas, or \"*\" for all.  Names match whatever their case, script\n"
-			     "and diacritics (\"Bujanovac\" is \"Бујановац\").  A change to a record\n"
+			     "Set which municipalities' records DEVICE may write: a list "
+			     "separated\n"
+			     "by commas, or \"*\" for all.  Names match whatever their case, "
+			     "script\n"
+			     "and diacritics (\"Bujanovac\" is \"Бујановац\").  A change to a "
+			     "record\n"
 			     "outside the scope is quarantined, not merged.  The change is in the\n"
 			     "audit log with the scope before it.");
 			return EXIT_OK;
-		case OPT_MUNICIPALITY: list = optarg; break;
-		default: return usage_error("scope", "bad option");
+		case OPT_MUNICIPALITY:
+			list = optarg;
+			break;
+		default:
+			return usage_error("scope", "bad option");
 		}
 	}
 	if (optind + 1 != argc || !list)
@@ -494,7 +543,7 @@ static int cmd_scope(struct hq_config *cfg, int argc, char **argv)
 /* "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS[.mmm]Z" (UTC) into Unix ms. */
 static int parse_time(const char *s, uint64_t *ret)
 {
-	struct tm tm = {0};
+	struct tm tm = { 0 };
 	int ms = 0, n = 0, len = (int)strlen(s);
 	time_t t;
 
@@ -544,14 +593,14 @@ static const char audit_usage[] =
 
 static int cmd_audit(struct hq_config *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {{"device", required_argument, NULL, OPT_DEVICE},
-					     {"event", required_argument, NULL, OPT_EVENT},
-					     {"since", required_argument, NULL, OPT_SINCE},
-					     {"json", no_argument, NULL, OPT_JSON},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
-	struct audit_filter f = {0};
-	struct fs_error err = {0};
+	static const struct option opts[] = { { "device", required_argument, NULL, OPT_DEVICE },
+					      { "event", required_argument, NULL, OPT_EVENT },
+					      { "since", required_argument, NULL, OPT_SINCE },
+					      { "json", no_argument, NULL, OPT_JSON },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	struct audit_filter f = { 0 };
+	struct fs_error err = { 0 };
 	struct identity *hq = NULL;
 	const char *verb;
 	char *note = NULL;
@@ -567,15 +616,22 @@ static int cmd_audit(struct hq_config *cfg, int argc, char **argv)
 	optind = 0;
 	while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case OPT_DEVICE: f.device = optarg; break;
-		case OPT_EVENT: f.event = optarg; break;
-		case OPT_JSON: json = 1; break;
+		case OPT_DEVICE:
+			f.device = optarg;
+			break;
+		case OPT_EVENT:
+			f.event = optarg;
+			break;
+		case OPT_JSON:
+			json = 1;
+			break;
 		case OPT_SINCE:
 			if (parse_time(optarg, &f.since_ms) < 0)
 				return usage_error("audit", "--since takes 2026-11-24 or "
-						   "2026-11-24T10:00:00Z");
+							    "2026-11-24T10:00:00Z");
 			break;
-		default: return usage_error("audit", "bad option");
+		default:
+			return usage_error("audit", "bad option");
 		}
 	}
 	if (optind != argc - 1)
@@ -594,21 +650,21 @@ static int cmd_audit(struct hq_config *cfg, int argc, char **argv)
 		/* verify first, then record that it ran (and how it ended),
 		 * so the entry is not part of what it checked. */
 		if (!strcmp(verb, "verify")) {
-			struct fs_error aerr = {0};
+			struct fs_error aerr = { 0 };
 
 			r = audit_verify(db, hq->sign_pk, stdout, &err);
 			if (audit_admin(db, "admin", "audit verify", r < 0 ? "failed" : "ok",
-					&aerr) < 0 && r == 0) {
+					&aerr) < 0 &&
+			    r == 0) {
 				err = aerr;
 				r = aerr.code;
 			}
 		} else if (!strcmp(verb, "export")) {
 			if ((r = audit_admin(db, "admin", "audit export", NULL, &err)) == 0)
 				r = audit_export(db, hq->sign_pk, stdout, &err);
-		}
-		else if ((r = audit_checkpoint(db, hq, &cfg->audit, hlc_wall_ms(), 1, NULL, &err)) ==
-				 0 &&
-			 (r = audit_latest(db, &note, &size, &err)) == 0) {
+		} else if ((r = audit_checkpoint(db, hq, &cfg->audit, hlc_wall_ms(), 1, NULL,
+						 &err)) == 0 &&
+			   (r = audit_latest(db, &note, &size, &err)) == 0) {
 			if (note)
 				fputs(note, stdout);
 			else
@@ -635,7 +691,7 @@ static int cmd_migrate(struct hq_config *cfg, int argc, char **argv)
 {
 	struct pgdb_config pc;
 	struct hqsql *from = NULL, *to = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	PGconn *pg = NULL;
 	char where[512];
 	int r;
@@ -673,12 +729,12 @@ out:
 
 static int cmd_export(struct hq_config *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {{"format", required_argument, NULL, OPT_FORMAT},
-					     {"since", required_argument, NULL, OPT_SINCE},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = { { "format", required_argument, NULL, OPT_FORMAT },
+					      { "since", required_argument, NULL, OPT_SINCE },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
 	const char *format = NULL, *collection;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hq_forms *forms = NULL;
 	const struct form *f;
 	enum export_format fmt;
@@ -691,21 +747,29 @@ static int cmd_export(struct hq_config *cfg, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
-			puts("Usage: fieldsync-hq export COLLECTION --format csv|jsonl [--since TIME]\n"
-			     "Write the merged, live records of COLLECTION (beneficiaries, visits)\n"
-			     "to stdout, ordered by id: id, every form field, updated, device, team.\n"
-			     "CSV is UTF-8 with a BOM and CRLF, for LibreOffice and Excel.  TIME is\n"
-			     "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC): records that HQ received a\n"
+			puts("Usage: fieldsync-hq export COLLECTION --format csv|jsonl [--since "
+			     "TIME]\n"
+			     "Write the merged, live records of COLLECTION (beneficiaries, "
+			     "visits)\n"
+			     "to stdout, ordered by id: id, every form field, updated, device, "
+			     "team.\n"
+			     "CSV is UTF-8 with a BOM and CRLF, for LibreOffice and Excel.  TIME "
+			     "is\n"
+			     "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC): records that HQ received "
+			     "a\n"
 			     "change to since then, by HQ's clock, so visits synced days after\n"
 			     "they were recorded are included.");
 			return EXIT_OK;
-		case OPT_FORMAT: format = optarg; break;
+		case OPT_FORMAT:
+			format = optarg;
+			break;
 		case OPT_SINCE:
 			if (parse_time(optarg, &since) < 0)
 				return usage_error("export", "--since takes YYYY-MM-DD or "
-					   "YYYY-MM-DDTHH:MM:SSZ");
+							     "YYYY-MM-DDTHH:MM:SSZ");
 			break;
-		default: return usage_error("export", "bad option");
+		default:
+			return usage_error("export", "bad option");
 		}
 	}
 	if (optind + 1 != argc)
@@ -734,16 +798,17 @@ out:
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
-					     {"forms-dir", required_argument, NULL, OPT_FORMS_DIR},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
-					     {NULL, 0, NULL, 0}};
-	char *overrides[2] = {NULL, NULL}, tok[FS_TOKEN_MAX + 3];
+	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+					      { "data-dir", required_argument, NULL, OPT_DATA_DIR },
+					      { "forms-dir", required_argument, NULL,
+						OPT_FORMS_DIR },
+					      { "help", no_argument, NULL, 'h' },
+					      { "version", no_argument, NULL, 'V' },
+					      { NULL, 0, NULL, 0 } };
+	char *overrides[2] = { NULL, NULL }, tok[FS_TOKEN_MAX + 3];
 	const char *config_path = NULL, *cmd;
-	struct hq_config cfg = {0};
-	struct fs_error err = {0};
+	struct hq_config cfg = { 0 };
+	struct fs_error err = { 0 };
 	int opt, r;
 
 	if (secmem_init() < 0) {
@@ -758,12 +823,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fieldsync-hq: prctl(PR_SET_DUMPABLE): %s\n", strerror(errno));
 	while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case OPT_DATA_DIR: overrides[0] = optarg; break;
-		case OPT_FORMS_DIR: overrides[1] = optarg; break;
-		case 'h': fputs(main_usage, stdout); return EXIT_OK;
-		case 'V': puts("fieldsync-hq " FS_VERSION); return EXIT_OK;
-		default: return usage_error(NULL, "bad option");
+		case 'c':
+			config_path = optarg;
+			break;
+		case OPT_DATA_DIR:
+			overrides[0] = optarg;
+			break;
+		case OPT_FORMS_DIR:
+			overrides[1] = optarg;
+			break;
+		case 'h':
+			fputs(main_usage, stdout);
+			return EXIT_OK;
+		case 'V':
+			puts("fieldsync-hq " FS_VERSION);
+			return EXIT_OK;
+		default:
+			return usage_error(NULL, "bad option");
 		}
 	}
 	if (optind >= argc)
@@ -802,29 +878,32 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "migrate"))
 		r = cmd_migrate(&cfg, argc, argv);
 	else if (!strcmp(cmd, "conflicts"))
-		r = cmd_listing(&cfg, argc, argv, "conflicts",
-				"Usage: fieldsync-hq conflicts [--json]\n"
-				"List each field that two devices edited concurrently from the same\n"
-				"value: record, field, both values, both devices and which won.\n"
-				"Values are personal data: keep the output out of logs and tickets.",
-				admin_conflicts);
+		r = cmd_listing(
+			&cfg, argc, argv, "conflicts",
+			"Usage: fieldsync-hq conflicts [--json]\n"
+			"List each field that two devices edited concurrently from the same\n"
+			"value: record, field, both values, both devices and which won.\n"
+			"Values are personal data: keep the output out of logs and tickets.",
+			admin_conflicts);
 	else if (!strcmp(cmd, "review"))
-		r = cmd_listing(&cfg, argc, argv, "review",
-				"Usage: fieldsync-hq review [--json]\n"
-				"List what a team should look at in its caseload: every delete, and\n"
-				"every change by a team other than the one that registered the\n"
-				"record (the first to write it), with when, which device and team,\n"
-				"and whether the change is the value HQ holds now.  Values are not\n"
-				"shown.",
-				admin_review);
+		r = cmd_listing(
+			&cfg, argc, argv, "review",
+			"Usage: fieldsync-hq review [--json]\n"
+			"List what a team should look at in its caseload: every delete, and\n"
+			"every change by a team other than the one that registered the\n"
+			"record (the first to write it), with when, which device and team,\n"
+			"and whether the change is the value HQ holds now.  Values are not\n"
+			"shown.",
+			admin_review);
 	else if (!strcmp(cmd, "quarantine"))
-		r = cmd_listing(&cfg, argc, argv, "quarantine",
-				"Usage: fieldsync-hq quarantine [--json]\n"
-				"List each change HQ kept but did not merge: device, sequence, index\n"
-				"in the change set, record, field, when it arrived and why (unknown\n"
-				"collection or field, invalid value, a clock too far ahead).  Values\n"
-				"are not shown; the change sets are kept whole.",
-				admin_quarantine);
+		r = cmd_listing(
+			&cfg, argc, argv, "quarantine",
+			"Usage: fieldsync-hq quarantine [--json]\n"
+			"List each change HQ kept but did not merge: device, sequence, index\n"
+			"in the change set, record, field, when it arrived and why (unknown\n"
+			"collection or field, invalid value, a clock too far ahead).  Values\n"
+			"are not shown; the change sets are kept whole.",
+			admin_quarantine);
 	else
 		r = usage_error(NULL, "unknown command %s", fs_error_token(cmd, tok));
 	hqconfig_free(&cfg);

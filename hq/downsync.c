@@ -41,7 +41,8 @@ static const char *const writer_sql[W_COUNT] = {
 	[W_RECORD_KEY] = "SELECT scope_key FROM records WHERE id = ?1",
 	[W_SET_KEY] = "UPDATE records SET scope_key = ?2 WHERE id = ?1",
 	[W_SET_PARENT] = "UPDATE records SET scope_parent = ?2 WHERE id = ?1",
-	[W_STAMP] = "UPDATE fields SET rev = ?3, scope_key = ?4 WHERE record_id = ?1 AND field = ?2",
+	[W_STAMP] =
+		"UPDATE fields SET rev = ?3, scope_key = ?4 WHERE record_id = ?1 AND field = ?2",
 	/* What a rekey touches, read at once: the record's lowest revision
 	 * ('m'), its fields ('f'), its conflicts ('c') and the records
 	 * scoped through it ('r').  None of them changes while it works. */
@@ -51,7 +52,8 @@ static const char *const writer_sql[W_COUNT] = {
 		    "UNION ALL SELECT 'c', NULL, id FROM conflicts WHERE record_id = ?1 "
 		    "UNION ALL SELECT 'r', id, 0 FROM records WHERE scope_parent = ?1 "
 		    "ORDER BY 1, 3, 2",
-	[W_MOVE] = "INSERT INTO scope_moves(rev, record_id, from_key, held_from) VALUES (?1,?2,?3,?4)",
+	[W_MOVE] =
+		"INSERT INTO scope_moves(rev, record_id, from_key, held_from) VALUES (?1,?2,?3,?4)",
 	[W_STAMP_CONFLICT] = "UPDATE conflicts SET rev = ?2 WHERE id = ?1",
 };
 
@@ -68,7 +70,7 @@ struct downsync_writer {
 	const struct hq_forms *forms;
 	struct hqsql_stmt *st[W_COUNT];
 	int64_t rev_next, rev_end; /* the block in hand: next to give, last */
-	int64_t rev_block;         /* the size of the next block */
+	int64_t rev_block;	   /* the size of the next block */
 };
 
 void downsync_writer_free(struct downsync_writer *w)
@@ -80,8 +82,8 @@ void downsync_writer_free(struct downsync_writer *w)
 	free(w);
 }
 
-int downsync_writer_new(struct hqsql *db, const struct hq_forms *forms, struct downsync_writer **ret,
-			struct fs_error *err)
+int downsync_writer_new(struct hqsql *db, const struct hq_forms *forms,
+			struct downsync_writer **ret, struct fs_error *err)
 {
 	struct downsync_writer *w = calloc(1, sizeof(*w));
 	int r = 0;
@@ -337,9 +339,9 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 	return r;
 }
 
-int downsync_field_merged(struct downsync_writer *w, const char *collection,
-			  const char *record_id, const char *field, const char *value_json,
-			  const char *old, struct fs_error *err)
+int downsync_field_merged(struct downsync_writer *w, const char *collection, const char *record_id,
+			  const char *field, const char *value_json, const char *old,
+			  struct fs_error *err)
 {
 	const struct form *f = hqforms_find(w->forms, collection);
 	int si = f ? form_scope_field(f) : -1, r;
@@ -413,18 +415,20 @@ static int place_from_values(struct hqsql *db, const char *coll, const char *fie
 	size_t n = 0;
 	int r, rc;
 
-	if ((r = hqsql_prepare(db, refs ? "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
-					 "f.record_id = r.id AND f.field = ?2 WHERE r.collection = "
-					 "?1 AND r.scope_parent IS NULL"
-				       : "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
-					 "f.record_id = r.id AND f.field = ?2 WHERE r.collection = "
-					 "?1 AND r.scope_key IS NULL",
-			      &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       refs ? "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
+				      "f.record_id = r.id AND f.field = ?2 WHERE r.collection = "
+				      "?1 AND r.scope_parent IS NULL"
+				    : "SELECT r.id, f.value FROM records r LEFT JOIN fields f ON "
+				      "f.record_id = r.id AND f.field = ?2 WHERE r.collection = "
+				      "?1 AND r.scope_key IS NULL",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, coll);
 	hqsql_bind_text(st, 2, field);
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
-		cJSON *v = hqsql_column_is_null(st, 1) ? NULL : cJSON_Parse(hqsql_column_text(st, 1));
+		cJSON *v =
+			hqsql_column_is_null(st, 1) ? NULL : cJSON_Parse(hqsql_column_text(st, 1));
 		char **a = realloc(ids, (n + 1) * sizeof(*a)), **b;
 		char *val = NULL;
 
@@ -451,9 +455,10 @@ static int place_from_values(struct hqsql *db, const char *coll, const char *fie
 		r = hqsql_fail(db, "read records to place", err);
 	hqsql_finalize(st);
 	if (r == 0)
-		r = hqsql_prepare(db, refs ? "UPDATE records SET scope_parent = ?2 WHERE id = ?1"
-					  : "UPDATE records SET scope_key = ?2 WHERE id = ?1",
-				 &up, err);
+		r = hqsql_prepare(db,
+				  refs ? "UPDATE records SET scope_parent = ?2 WHERE id = ?1"
+				       : "UPDATE records SET scope_key = ?2 WHERE id = ?1",
+				  &up, err);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		if (!vals[i])
 			continue;
@@ -475,23 +480,28 @@ static int place_from_values(struct hqsql *db, const char *coll, const char *fie
 
 /* Root collections (a value or no scope field) first, then those scoped
  * through a ref, one level per pass. */
-static int reindex_collection(struct hqsql *db, const struct form *f, int refs, struct fs_error *err)
+static int reindex_collection(struct hqsql *db, const struct form *f, int refs,
+			      struct fs_error *err)
 {
 	int si = form_scope_field(f);
 	const char *coll = form_collection(f);
 
 	if (si < 0)
 		return refs ? 0
-			    : exec_bound(db, "UPDATE records SET scope_key = '' WHERE "
-					     "collection = ?1 AND scope_key IS NULL", coll, NULL, err);
+			    : exec_bound(db,
+					 "UPDATE records SET scope_key = '' WHERE "
+					 "collection = ?1 AND scope_key IS NULL",
+					 coll, NULL, err);
 	if ((form_field_type(f, (size_t)si) == FORM_REF) != refs)
 		return 0;
 	if (!refs)
 		return place_from_values(db, coll, form_field_name(f, (size_t)si), 0, err);
 	return place_from_values(db, coll, form_field_name(f, (size_t)si), 1, err) < 0 ||
-			       exec_bound(db, "UPDATE records SET scope_key = (SELECT p.scope_key FROM "
-					      "records p WHERE p.id = records.scope_parent) WHERE "
-					      "collection = ?1 AND scope_key IS NULL", coll, NULL, err) < 0
+			       exec_bound(db,
+					  "UPDATE records SET scope_key = (SELECT p.scope_key FROM "
+					  "records p WHERE p.id = records.scope_parent) WHERE "
+					  "collection = ?1 AND scope_key IS NULL",
+					  coll, NULL, err) < 0
 		       ? -FS_ESTORE
 		       : 0;
 }
@@ -513,10 +523,12 @@ static int forget_changed(struct hqsql *db, const struct hq_forms *forms, int *r
 	int r;
 
 	*ret_any = 0;
-	if ((r = hqsql_exec(db, "CREATE TEMP TABLE IF NOT EXISTS rescoped(id TEXT PRIMARY KEY, "
-			       "old TEXT); DELETE FROM rescoped;", "index scopes", err)) < 0 ||
+	if ((r = hqsql_exec(db,
+			    "CREATE TEMP TABLE IF NOT EXISTS rescoped(id TEXT PRIMARY KEY, "
+			    "old TEXT); DELETE FROM rescoped;",
+			    "index scopes", err)) < 0 ||
 	    (r = hqsql_prepare(db, "SELECT field FROM scope_fields WHERE collection = ?1", &st,
-			      err)) < 0)
+			       err)) < 0)
 		return r;
 	for (size_t i = 0; i < hqforms_count(forms) && r == 0; i++) {
 		const struct form *f = hqforms_at(forms, i);
@@ -529,15 +541,17 @@ static int forget_changed(struct hqsql *db, const struct hq_forms *forms, int *r
 			r = hqsql_fail(db, "read scope fields", err);
 			break;
 		}
-		if (rc == HQSQL_DONE ||
-		    !strcmp(hqsql_column_text(st, 0), scope_field_name(f)))
+		if (rc == HQSQL_DONE || !strcmp(hqsql_column_text(st, 0), scope_field_name(f)))
 			continue;
 		*ret_any = 1;
-		if ((r = exec_bound(db, "INSERT INTO rescoped SELECT id, scope_key FROM records "
-					"WHERE collection = ?1 ON CONFLICT DO NOTHING",
+		if ((r = exec_bound(db,
+				    "INSERT INTO rescoped SELECT id, scope_key FROM records "
+				    "WHERE collection = ?1 ON CONFLICT DO NOTHING",
 				    form_collection(f), NULL, err)) == 0)
-			r = exec_bound(db, "UPDATE records SET scope_key = NULL, scope_parent = NULL "
-					   "WHERE collection = ?1", form_collection(f), NULL, err);
+			r = exec_bound(db,
+				       "UPDATE records SET scope_key = NULL, scope_parent = NULL "
+				       "WHERE collection = ?1",
+				       form_collection(f), NULL, err);
 	}
 	hqsql_finalize(st);
 	return r;
@@ -554,9 +568,10 @@ static int rekey_changed(struct hqsql *db, const struct hq_forms *forms, struct 
 	int r, rc;
 
 	if ((r = downsync_writer_new(db, forms, &w, err)) < 0 ||
-	    (r = hqsql_prepare(db, "SELECT o.id, o.old, r.scope_key FROM rescoped o JOIN "
-				  "records r ON r.id = o.id WHERE o.old IS DISTINCT FROM r.scope_key",
-			      &st, err)) < 0)
+	    (r = hqsql_prepare(db,
+			       "SELECT o.id, o.old, r.scope_key FROM rescoped o JOIN "
+			       "records r ON r.id = o.id WHERE o.old IS DISTINCT FROM r.scope_key",
+			       &st, err)) < 0)
 		goto out;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		char **a = realloc(ids, (n + 1) * sizeof(*a)), **b, **c;
@@ -573,12 +588,8 @@ static int rekey_changed(struct hqsql *db, const struct hq_forms *forms, struct 
 		}
 		news = c;
 		ids[n] = strdup(hqsql_column_text(st, 0));
-		olds[n] = hqsql_column_is_null(st, 1)
-				  ? NULL
-				  : strdup(hqsql_column_text(st, 1));
-		news[n] = hqsql_column_is_null(st, 2)
-				  ? NULL
-				  : strdup(hqsql_column_text(st, 2));
+		olds[n] = hqsql_column_is_null(st, 1) ? NULL : strdup(hqsql_column_text(st, 1));
+		news[n] = hqsql_column_is_null(st, 2) ? NULL : strdup(hqsql_column_text(st, 2));
 		n++;
 	}
 	if (r == 0 && rc != HQSQL_DONE)
@@ -603,13 +614,15 @@ out:
 	return r;
 }
 
-static int remember_scope_fields(struct hqsql *db, const struct hq_forms *forms, struct fs_error *err)
+static int remember_scope_fields(struct hqsql *db, const struct hq_forms *forms,
+				 struct fs_error *err)
 {
 	int r = 0;
 
 	for (size_t i = 0; i < hqforms_count(forms) && r == 0; i++)
-		r = exec_bound(db, "INSERT INTO scope_fields(collection, field) VALUES (?1, ?2) ON "
-				   "CONFLICT(collection) DO UPDATE SET field = ?2",
+		r = exec_bound(db,
+			       "INSERT INTO scope_fields(collection, field) VALUES (?1, ?2) ON "
+			       "CONFLICT(collection) DO UPDATE SET field = ?2",
 			       form_collection(hqforms_at(forms, i)),
 			       scope_field_name(hqforms_at(forms, i)), err);
 	return r;
@@ -633,21 +646,24 @@ int downsync_reindex(struct hqsql *db, const struct hq_forms *forms, struct fs_e
 	if (r == 0)
 		r = remember_scope_fields(db, forms, err);
 	if (r == 0)
-		r = hqsql_exec(db, "UPDATE fields SET scope_key = (SELECT scope_key FROM records "
-				  "WHERE id = fields.record_id) WHERE scope_key IS NULL;"
-				  "UPDATE fields SET rev = (SELECT value FROM counters WHERE name = "
-				  "'rev') + n.k FROM (SELECT record_id AS r, field AS f, row_number() "
-				  "OVER (ORDER BY record_id, field) AS k FROM fields WHERE rev = 0) AS n "
-				  "WHERE fields.rev = 0 AND fields.record_id = n.r AND fields.field = n.f;"
-				  "UPDATE counters SET value = (SELECT max(rev) FROM fields) WHERE name = "
-				  "'rev' AND (SELECT max(rev) FROM fields) > value;"
-				  "UPDATE conflicts SET rev = (SELECT value FROM counters WHERE name = "
-				  "'rev') + n.k FROM (SELECT id AS i, row_number() OVER (ORDER BY id) AS k "
-				  "FROM conflicts WHERE rev = 0) AS n WHERE conflicts.rev = 0 AND "
-				  "conflicts.id = n.i;"
-				  "UPDATE counters SET value = (SELECT max(rev) FROM conflicts) WHERE "
-				  "name = 'rev' AND (SELECT max(rev) FROM conflicts) > value;"
-				  "COMMIT", "index scopes", err);
+		r = hqsql_exec(
+			db,
+			"UPDATE fields SET scope_key = (SELECT scope_key FROM records "
+			"WHERE id = fields.record_id) WHERE scope_key IS NULL;"
+			"UPDATE fields SET rev = (SELECT value FROM counters WHERE name = "
+			"'rev') + n.k FROM (SELECT record_id AS r, field AS f, row_number() "
+			"OVER (ORDER BY record_id, field) AS k FROM fields WHERE rev = 0) AS n "
+			"WHERE fields.rev = 0 AND fields.record_id = n.r AND fields.field = n.f;"
+			"UPDATE counters SET value = (SELECT max(rev) FROM fields) WHERE name = "
+			"'rev' AND (SELECT max(rev) FROM fields) > value;"
+			"UPDATE conflicts SET rev = (SELECT value FROM counters WHERE name = "
+			"'rev') + n.k FROM (SELECT id AS i, row_number() OVER (ORDER BY id) AS k "
+			"FROM conflicts WHERE rev = 0) AS n WHERE conflicts.rev = 0 AND "
+			"conflicts.id = n.i;"
+			"UPDATE counters SET value = (SELECT max(rev) FROM conflicts) WHERE "
+			"name = 'rev' AND (SELECT max(rev) FROM conflicts) > value;"
+			"COMMIT",
+			"index scopes", err);
 	if (hqsql_in_transaction(db))
 		hqsql_rollback(db);
 	return r;
@@ -667,13 +683,13 @@ struct pull {
 	const char *device;
 	struct cursor *cur;
 	size_t ncur;
-	int all;                  /* scope "*" */
-	struct downset d;         /* being filled */
-	size_t cap;               /* d.changes allocated */
+	int all;	  /* scope "*" */
+	struct downset d; /* being filled */
+	size_t cap;	  /* d.changes allocated */
 	int64_t conflict_cursor;
-	int64_t form_cursor;      /* greatest form revision sent */
-	int64_t top;              /* greatest revision sent */
-	unsigned budget;          /* entries left in this set */
+	int64_t form_cursor; /* greatest form revision sent */
+	int64_t top;	     /* greatest revision sent */
+	unsigned budget;     /* entries left in this set */
 	int more;
 	struct fs_error *err;
 };
@@ -682,7 +698,7 @@ struct pull {
  * database, forms, device and error stay. */
 static void pull_reset(struct pull *p)
 {
-	struct pull fresh = {.db = p->db, .forms = p->forms, .device = p->device, .err = p->err};
+	struct pull fresh = { .db = p->db, .forms = p->forms, .device = p->device, .err = p->err };
 
 	for (size_t i = 0; i < p->ncur; i++)
 		free(p->cur[i].key);
@@ -697,13 +713,15 @@ static int load_scope(struct pull *p)
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqsql_prepare(p->db, "SELECT s.key, s.name, coalesce(c.rev, -1), "
-				     "coalesce(c.moved, -1) FROM device_scopes s LEFT JOIN "
-				     "down_cursors c ON c.device = s.device AND c.key = s.key "
-				     "WHERE s.device = ?1 UNION ALL SELECT '', NULL, "
-				     "coalesce((SELECT rev FROM down_cursors WHERE device = ?1 AND "
-				     "key = ''), -1), coalesce((SELECT moved FROM down_cursors WHERE "
-				     "device = ?1 AND key = ''), -1) ORDER BY 1", &st, p->err)) < 0)
+	if ((r = hqsql_prepare(p->db,
+			       "SELECT s.key, s.name, coalesce(c.rev, -1), "
+			       "coalesce(c.moved, -1) FROM device_scopes s LEFT JOIN "
+			       "down_cursors c ON c.device = s.device AND c.key = s.key "
+			       "WHERE s.device = ?1 UNION ALL SELECT '', NULL, "
+			       "coalesce((SELECT rev FROM down_cursors WHERE device = ?1 AND "
+			       "key = ''), -1), coalesce((SELECT moved FROM down_cursors WHERE "
+			       "device = ?1 AND key = ''), -1) ORDER BY 1",
+			       &st, p->err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, p->device);
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
@@ -755,11 +773,15 @@ static int add_change(struct pull *p, struct hqsql_stmt *st)
 	}
 	c = &p->d.changes[p->d.nchanges];
 	memset(c, 0, sizeof(*c));
-	snprintf(c->c.record_id, sizeof(c->c.record_id), "%s", (const unsigned char *)hqsql_column_text(st, 0));
-	snprintf(c->c.collection, sizeof(c->c.collection), "%s", (const unsigned char *)hqsql_column_text(st, 1));
-	snprintf(c->c.field, sizeof(c->c.field), "%s", (const unsigned char *)hqsql_column_text(st, 2));
+	snprintf(c->c.record_id, sizeof(c->c.record_id), "%s",
+		 (const unsigned char *)hqsql_column_text(st, 0));
+	snprintf(c->c.collection, sizeof(c->c.collection), "%s",
+		 (const unsigned char *)hqsql_column_text(st, 1));
+	snprintf(c->c.field, sizeof(c->c.field), "%s",
+		 (const unsigned char *)hqsql_column_text(st, 2));
 	c->c.hlc = (hlc_t)hqsql_column_int64(st, 4);
-	snprintf(c->device, sizeof(c->device), "%s", (const unsigned char *)hqsql_column_text(st, 5));
+	snprintf(c->device, sizeof(c->device), "%s",
+		 (const unsigned char *)hqsql_column_text(st, 5));
 	if (!(c->c.value = cJSON_Parse(hqsql_column_text(st, 3))))
 		return fs_error_set(p->err, -FS_ECORRUPT, "record %s: stored value is not JSON",
 				    c->c.record_id);
@@ -778,14 +800,15 @@ static int add_fields(struct pull *p, struct cursor *c)
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqsql_prepare(p->db,
-			      p->all ? "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
-				       "r.id = f.record_id WHERE f.rev > ?1 AND f.scope_key IS NOT "
-				       "NULL ORDER BY f.rev"
-				     : "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
-				       "r.id = f.record_id WHERE f.scope_key = ?2 AND f.rev > ?1 "
-				       "ORDER BY f.rev",
-			      &st, p->err)) < 0)
+	if ((r = hqsql_prepare(
+		     p->db,
+		     p->all ? "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
+			      "r.id = f.record_id WHERE f.rev > ?1 AND f.scope_key IS NOT "
+			      "NULL ORDER BY f.rev"
+			    : "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON "
+			      "r.id = f.record_id WHERE f.scope_key = ?2 AND f.rev > ?1 "
+			      "ORDER BY f.rev",
+		     &st, p->err)) < 0)
 		return r;
 	hqsql_bind_int64(st, 1, c->rev);
 	hqsql_bind_text(st, 2, c->key);
@@ -842,17 +865,18 @@ static int add_moves(struct pull *p, struct cursor *c)
 
 	if ((r = max_rev(p, "SELECT coalesce(max(rev), 0) FROM scope_moves", &top)) < 0)
 		return r;
-	if ((r = hqsql_prepare(p->db,
-			      "SELECT m.rev, m.record_id, r.collection FROM scope_moves m JOIN "
-			      "records r ON r.id = m.record_id WHERE m.from_key = ?1 AND m.rev > ?2 "
-			      "AND m.held_from <= ?5 "
-			      "AND (r.scope_key IS NULL OR r.scope_key NOT IN (SELECT key FROM "
-			      "device_scopes WHERE device = ?3)) ORDER BY m.rev LIMIT ?4",
-			      &st, p->err)) < 0 ||
+	if ((r = hqsql_prepare(
+		     p->db,
+		     "SELECT m.rev, m.record_id, r.collection FROM scope_moves m JOIN "
+		     "records r ON r.id = m.record_id WHERE m.from_key = ?1 AND m.rev > ?2 "
+		     "AND m.held_from <= ?5 "
+		     "AND (r.scope_key IS NULL OR r.scope_key NOT IN (SELECT key FROM "
+		     "device_scopes WHERE device = ?3)) ORDER BY m.rev LIMIT ?4",
+		     &st, p->err)) < 0 ||
 	    (r = hqsql_prepare(p->db,
-			      "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON r.id = "
-			      "f.record_id WHERE f.record_id = ?1 AND f.field = ?2",
-			      &field, p->err)) < 0)
+			       "SELECT " FIELD_COLUMNS "FROM fields f JOIN records r ON r.id = "
+			       "f.record_id WHERE f.record_id = ?1 AND f.field = ?2",
+			       &field, p->err)) < 0)
 		goto out;
 	hqsql_bind_text(st, 1, c->key);
 	hqsql_bind_int64(st, 2, c->moved);
@@ -905,13 +929,14 @@ static int add_conflicts(struct pull *p)
 
 	if ((r = max_rev(p, "SELECT coalesce(max(rev), 0) FROM conflicts", &top)) < 0)
 		return r;
-	if ((r = hqsql_prepare(p->db,
-			      "SELECT c.rev, c.record_id, c.field, c.device_a, c.hlc_a, c.value_a, "
-			      "c.device_b, c.hlc_b, c.value_b FROM conflicts c JOIN records r ON "
-			      "r.id = c.record_id WHERE c.rev > ?1 AND r.scope_key IS NOT NULL AND "
-			      "(?3 = 1 OR r.scope_key = '' OR r.scope_key IN (SELECT key FROM "
-			      "device_scopes WHERE device = ?2)) ORDER BY c.rev LIMIT ?4",
-			      &st, p->err)) < 0)
+	if ((r = hqsql_prepare(
+		     p->db,
+		     "SELECT c.rev, c.record_id, c.field, c.device_a, c.hlc_a, c.value_a, "
+		     "c.device_b, c.hlc_b, c.value_b FROM conflicts c JOIN records r ON "
+		     "r.id = c.record_id WHERE c.rev > ?1 AND r.scope_key IS NOT NULL AND "
+		     "(?3 = 1 OR r.scope_key = '' OR r.scope_key IN (SELECT key FROM "
+		     "device_scopes WHERE device = ?2)) ORDER BY c.rev LIMIT ?4",
+		     &st, p->err)) < 0)
 		return r;
 	hqsql_bind_int64(st, 1, p->conflict_cursor);
 	hqsql_bind_text(st, 2, p->device);
@@ -931,19 +956,25 @@ static int add_conflicts(struct pull *p)
 		p->d.conflicts = n;
 		c = &n[p->d.nconflicts++];
 		memset(c, 0, sizeof(*c));
-		snprintf(c->record_id, sizeof(c->record_id), "%s", (const unsigned char *)hqsql_column_text(st, 1));
-		snprintf(c->field, sizeof(c->field), "%s", (const unsigned char *)hqsql_column_text(st, 2));
-		snprintf(c->device_a, sizeof(c->device_a), "%s", (const unsigned char *)hqsql_column_text(st, 3));
+		snprintf(c->record_id, sizeof(c->record_id), "%s",
+			 (const unsigned char *)hqsql_column_text(st, 1));
+		snprintf(c->field, sizeof(c->field), "%s",
+			 (const unsigned char *)hqsql_column_text(st, 2));
+		snprintf(c->device_a, sizeof(c->device_a), "%s",
+			 (const unsigned char *)hqsql_column_text(st, 3));
 		c->hlc_a = (hlc_t)hqsql_column_int64(st, 4);
 		c->value_a = cJSON_Parse(hqsql_column_text(st, 5));
-		snprintf(c->device_b, sizeof(c->device_b), "%s", (const unsigned char *)hqsql_column_text(st, 6));
+		snprintf(c->device_b, sizeof(c->device_b), "%s",
+			 (const unsigned char *)hqsql_column_text(st, 6));
 		c->hlc_b = (hlc_t)hqsql_column_int64(st, 7);
 		c->value_b = cJSON_Parse(hqsql_column_text(st, 8));
 		p->conflict_cursor = hqsql_column_int64(st, 0);
 		p->budget--;
 		if (!c->value_a || !c->value_b) {
-			r = fs_error_set(p->err, -FS_ECORRUPT, "conflict on record %s: stored value "
-					 "is not JSON", c->record_id);
+			r = fs_error_set(p->err, -FS_ECORRUPT,
+					 "conflict on record %s: stored value "
+					 "is not JSON",
+					 c->record_id);
 			break;
 		}
 	}
@@ -967,10 +998,10 @@ static int add_forms(struct pull *p)
 	int r, rc;
 
 	if ((r = hqsql_prepare(p->db,
-			      "SELECT collection, version, definition, rev FROM form_versions f "
-			      "WHERE rev > ?1 AND version = (SELECT max(version) FROM "
-			      "form_versions WHERE collection = f.collection) ORDER BY rev",
-			      &st, p->err)) < 0)
+			       "SELECT collection, version, definition, rev FROM form_versions f "
+			       "WHERE rev > ?1 AND version = (SELECT max(version) FROM "
+			       "form_versions WHERE collection = f.collection) ORDER BY rev",
+			       &st, p->err)) < 0)
 		return r;
 	hqsql_bind_int64(st, 1, p->form_cursor);
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
@@ -983,12 +1014,15 @@ static int add_forms(struct pull *p)
 		p->d.forms = n;
 		f = &n[p->d.nforms++];
 		memset(f, 0, sizeof(*f));
-		snprintf(f->collection, sizeof(f->collection), "%s", (const unsigned char *)hqsql_column_text(st, 0));
+		snprintf(f->collection, sizeof(f->collection), "%s",
+			 (const unsigned char *)hqsql_column_text(st, 0));
 		f->version = (uint32_t)hqsql_column_int64(st, 1);
 		p->form_cursor = hqsql_column_int64(st, 3);
 		if (!(f->definition = cJSON_Parse(hqsql_column_text(st, 2)))) {
-			r = fs_error_set(p->err, -FS_ECORRUPT, "form '%s' version %u: the published "
-					 "definition is not JSON", f->collection, f->version);
+			r = fs_error_set(p->err, -FS_ECORRUPT,
+					 "form '%s' version %u: the published "
+					 "definition is not JSON",
+					 f->collection, f->version);
 			break;
 		}
 		if (p->budget)
@@ -1062,8 +1096,10 @@ static int state_load(struct hqsql *db, const char *device, struct state *s, str
 	int r, rc;
 
 	memset(s, 0, sizeof(*s));
-	if ((r = hqsql_prepare(db, "SELECT seq, hash, prev_hash, body, conflict_cursor, scope, "
-				  "form_cursor FROM down_state WHERE device = ?1", &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "SELECT seq, hash, prev_hash, body, conflict_cursor, scope, "
+			       "form_cursor FROM down_state WHERE device = ?1",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
 	rc = hqsql_step(st);
@@ -1072,7 +1108,8 @@ static int state_load(struct hqsql *db, const char *device, struct state *s, str
 		s->len = (size_t)(int)hqsql_column_bytes(st, 3);
 		if ((int)hqsql_column_bytes(st, 1) != CHANGESET_HASH_BYTES ||
 		    (int)hqsql_column_bytes(st, 2) != CHANGESET_HASH_BYTES)
-			r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored down-set hash", device);
+			r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored down-set hash",
+					 device);
 		else if (!(s->body = malloc(s->len ? s->len : 1)) ||
 			 !(s->scope = strdup(hqsql_column_text(st, 5))))
 			r = fs_error_set(err, -ENOMEM, "out of memory");
@@ -1114,11 +1151,13 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqsql_prepare(p->db, "INSERT INTO down_state(device, seq, hash, prev_hash, body, "
-				     "conflict_cursor, scope, issued_at, form_cursor) VALUES (?1, ?2, "
-				     "?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(device) DO UPDATE SET "
-				     "seq = ?2, hash = ?3, prev_hash = ?4, body = ?5, conflict_cursor = "
-				     "?6, scope = ?7, issued_at = ?8, form_cursor = ?9", &st, p->err)) < 0)
+	if ((r = hqsql_prepare(p->db,
+			       "INSERT INTO down_state(device, seq, hash, prev_hash, body, "
+			       "conflict_cursor, scope, issued_at, form_cursor) VALUES (?1, ?2, "
+			       "?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(device) DO UPDATE SET "
+			       "seq = ?2, hash = ?3, prev_hash = ?4, body = ?5, conflict_cursor = "
+			       "?6, scope = ?7, issued_at = ?8, form_cursor = ?9",
+			       &st, p->err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, p->device);
 	hqsql_bind_int64(st, 2, (int64_t)(old->seq + 1));
@@ -1131,9 +1170,11 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 	hqsql_bind_int64(st, 9, p->form_cursor);
 	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(p->db, "store the down-set", p->err);
 	hqsql_finalize(st);
-	if (r < 0 || (r = hqsql_prepare(p->db, "INSERT INTO down_cursors(device, key, rev, moved) "
-					      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(device, key) DO "
-					      "UPDATE SET rev = ?3, moved = ?4", &st, p->err)) < 0)
+	if (r < 0 || (r = hqsql_prepare(p->db,
+					"INSERT INTO down_cursors(device, key, rev, moved) "
+					"VALUES (?1, ?2, ?3, ?4) ON CONFLICT(device, key) DO "
+					"UPDATE SET rev = ?3, moved = ?4",
+					&st, p->err)) < 0)
 		return r;
 	for (size_t i = 0; i < p->ncur && r == 0; i++) {
 		hqsql_reset(st);
@@ -1167,7 +1208,7 @@ static int make_next(struct pull *p, const struct identity *hq, const uint8_t *b
 	int r;
 
 	for (;;) {
-		struct fs_error eerr = {0};
+		struct fs_error eerr = { 0 };
 
 		p->conflict_cursor = old->conflict_cursor;
 		p->form_cursor = old->form_cursor;
@@ -1217,7 +1258,7 @@ static int device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, u
 	int r, rc;
 
 	if ((r = hqsql_prepare(db, "SELECT sign_pk, box_pk, state FROM devices WHERE id = ?1", &st,
-			      err)) < 0)
+			       err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
 	rc = hqsql_step(st);
@@ -1228,7 +1269,8 @@ static int device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, u
 		*revoked = !strcmp(hqsql_column_text(st, 2), "revoked");
 		r = 1;
 	} else if (rc == HQSQL_ROW) {
-		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored keys have a bad length", device);
+		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored keys have a bad length",
+				 device);
 	} else {
 		r = rc == HQSQL_DONE ? 0 : hqsql_fail(db, "look up device", err);
 	}
@@ -1241,9 +1283,9 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 		  struct downsync_result *ret, struct fs_error *err)
 {
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], box_pk[crypto_box_PUBLICKEYBYTES];
-	struct downsync_result res = {0};
-	struct pull p = {.db = db, .forms = forms, .err = err};
-	struct state old = {0};
+	struct downsync_result res = { 0 };
+	struct pull p = { .db = db, .forms = forms, .err = err };
+	struct state old = { 0 };
 	uint64_t after;
 	int r, revoked = 0;
 
@@ -1263,7 +1305,8 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 		goto done;
 	}
 	if (crypto_sign_verify_detached(req + 72, req, 72, sign_pk) != 0) {
-		refuse(&res, 401, "bad_signature", "the signature does not verify with the enrolled "
+		refuse(&res, 401, "bad_signature",
+		       "the signature does not verify with the enrolled "
 		       "key");
 		goto done;
 	}
@@ -1295,10 +1338,11 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 		res.expected = old.seq;
 		refuse(&res, 409, "downset_mismatch",
 		       "HQ has sent down-set %llu; the device says it applied %llu with another "
-		       "hash or sequence", (unsigned long long)old.seq, (unsigned long long)after);
+		       "hash or sequence",
+		       (unsigned long long)old.seq, (unsigned long long)after);
 	}
 	if ((r = hqsql_exec(db, res.status == 200 && !res.repeat ? "COMMIT" : "ROLLBACK",
-			   "commit pull", err)) < 0)
+			    "commit pull", err)) < 0)
 		goto rollback;
 	goto done;
 rollback:

@@ -37,13 +37,13 @@
 #include "hq/hqforms.h"
 #include "sync/changeset.h"
 
-/* The tables, for a new database and the upgrade to schema version 4. */
+/* The tables, for a new database and the upgrade to schema version 4.
+ * records_by_parent: serve's reindex looks for records without a key at
+ * every start, by index, not by reading every record. */
 #define DOWNSYNC_TABLES_SQL                                                                        \
 	"CREATE INDEX fields_by_scope ON fields(scope_key, rev);"                                  \
 	"CREATE INDEX fields_by_rev ON fields(rev);"                                               \
 	"CREATE INDEX records_by_parent ON records(scope_parent);"                                 \
-	/* serve's reindex looks for records without a key at every start:  \
-	 * by index, not by reading every record. */                         \
 	"CREATE INDEX records_by_scope ON records(collection, scope_key);"                         \
 	"CREATE INDEX conflicts_by_rev ON conflicts(rev);"                                         \
 	"CREATE INDEX conflicts_by_record ON conflicts(record_id);"                                \
@@ -82,8 +82,8 @@
  * hqsql_step_later: a failure may be reported by a later call on db,
  * and always by the commit.  forms must outlive it. */
 struct downsync_writer;
-int downsync_writer_new(struct hqsql *db, const struct hq_forms *forms, struct downsync_writer **ret,
-			struct fs_error *err) FS_WUR;
+int downsync_writer_new(struct hqsql *db, const struct hq_forms *forms,
+			struct downsync_writer **ret, struct fs_error *err) FS_WUR;
 void downsync_writer_free(struct downsync_writer *w);
 
 /* The field (record, field) of collection has just been written as the
@@ -92,9 +92,9 @@ void downsync_writer_free(struct downsync_writer *w);
  * the record's scope key as the caller read it in this transaction,
  * before the write (NULL: none); the caller reads it anyway, and one
  * read less per change counts on PostgreSQL. */
-int downsync_field_merged(struct downsync_writer *w, const char *collection,
-			  const char *record_id, const char *field, const char *value_json,
-			  const char *old_key, struct fs_error *err) FS_WUR;
+int downsync_field_merged(struct downsync_writer *w, const char *collection, const char *record_id,
+			  const char *field, const char *value_json, const char *old_key,
+			  struct fs_error *err) FS_WUR;
 
 /* A change to (record, field) was just quarantined: give HQ's value of
  * it, if HQ holds one, a new revision, so that the devices of its scope,
@@ -106,8 +106,7 @@ int downsync_field_resend(struct downsync_writer *w, const char *record_id, cons
 
 /* Conflict id (conflicts.id) has just been recorded: give it a
  * revision, so that the devices of its record's scope receive it. */
-int downsync_conflict_recorded(struct downsync_writer *w, int64_t id,
-			       struct fs_error *err) FS_WUR;
+int downsync_conflict_recorded(struct downsync_writer *w, int64_t id, struct fs_error *err) FS_WUR;
 
 /* Fill scope keys HQ does not know yet (fields merged before schema
  * version 4), and place again every record of a collection whose form
@@ -117,14 +116,14 @@ int downsync_conflict_recorded(struct downsync_writer *w, int64_t id,
 int downsync_reindex(struct hqsql *db, const struct hq_forms *forms, struct fs_error *err) FS_WUR;
 
 struct downsync_result {
-	int status;          /* HTTP status; 204: nothing new since the last set */
-	const char *error;   /* protocol error code, NULL for 200 */
+	int status;	   /* HTTP status; 204: nothing new since the last set */
+	const char *error; /* protocol error code, NULL for 200 */
 	char message[256];
 	char device[2 * CHANGESET_DEVICE_BYTES + 1];
-	uint64_t expected;   /* 409: the sequence HQ holds for the device */
-	uint8_t *body;       /* 200: the down-set, malloc'd */
+	uint64_t expected; /* 409: the sequence HQ holds for the device */
+	uint8_t *body;	   /* 200: the down-set, malloc'd */
 	size_t len;
-	int repeat;          /* 200: the last down-set again */
+	int repeat; /* 200: the last down-set again */
 };
 
 /* Answer a pull request.  0 with ret filled (any status); < 0 when HQ

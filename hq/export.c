@@ -49,7 +49,8 @@ static int cell_text(const cJSON *v, char **ret_text, int *ret_textual)
 		const cJSON *it;
 		char *p;
 
-		cJSON_ArrayForEach(it, v) len += (cJSON_IsString(it) ? strlen(it->valuestring) : 0) + 1;
+		cJSON_ArrayForEach(it, v) len +=
+			(cJSON_IsString(it) ? strlen(it->valuestring) : 0) + 1;
 		if (!(p = calloc(1, len)))
 			return -ENOMEM;
 		cJSON_ArrayForEach(it, v)
@@ -79,8 +80,8 @@ struct row {
 	hlc_t updated;
 	const char *device, *team;
 	const char *state; /* the device's: active, or revoked (data it sent
-	                      before stays, marked) */
-	cJSON **values; /* one per form field, NULL when absent; owned */
+			      before stays, marked) */
+	cJSON **values;	   /* one per form field, NULL when absent; owned */
 };
 
 static int write_csv(FILE *out, const struct form *f, const struct row *rw)
@@ -141,8 +142,8 @@ fail:
 }
 
 /* Fill rw->values from the fields table. */
-static int load_values(struct hqsql *db, struct hqsql_stmt *st, const struct form *f, struct row *rw,
-		       struct fs_error *err)
+static int load_values(struct hqsql *db, struct hqsql_stmt *st, const struct form *f,
+		       struct row *rw, struct fs_error *err)
 {
 	int rc;
 
@@ -157,8 +158,10 @@ static int load_values(struct hqsql *db, struct hqsql_stmt *st, const struct for
 		rw->values[i] = cJSON_ParseWithLength(hqsql_column_text(st, 1),
 						      (size_t)(int)hqsql_column_bytes(st, 1));
 		if (!rw->values[i])
-			return fs_error_set(err, -FS_ECORRUPT, "record %s: a stored value is not "
-					    "JSON", rw->id);
+			return fs_error_set(err, -FS_ECORRUPT,
+					    "record %s: a stored value is not "
+					    "JSON",
+					    rw->id);
 	}
 	return rc == HQSQL_DONE ? 0 : hqsql_fail(db, "read fields", err);
 }
@@ -178,8 +181,8 @@ static void write_csv_header(FILE *out, const struct form *f)
 	fputs("\r\n", out);
 }
 
-int export_records(struct hqsql *db, const struct form *f, enum export_format fmt, uint64_t since_ms,
-		   FILE *out, struct fs_error *err)
+int export_records(struct hqsql *db, const struct form *f, enum export_format fmt,
+		   uint64_t since_ms, FILE *out, struct fs_error *err)
 {
 	struct hqsql_stmt *recs = NULL, *vals = NULL;
 	size_t n = form_field_count(f);
@@ -188,14 +191,15 @@ int export_records(struct hqsql *db, const struct form *f, enum export_format fm
 
 	if (!values)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqsql_prepare(db, "SELECT r.id, r.updated_hlc, r.updated_device, "
-				  "coalesce(d.team, ''), coalesce(d.state, '') FROM records r "
-				  "LEFT JOIN devices d "
-				  "ON d.id = r.updated_device WHERE r.collection = ?1 "
-				  "AND r.deleted = 0 AND r.merged_at >= ?2 ORDER BY r.id",
-			      &recs, err)) < 0 ||
+	if ((r = hqsql_prepare(db,
+			       "SELECT r.id, r.updated_hlc, r.updated_device, "
+			       "coalesce(d.team, ''), coalesce(d.state, '') FROM records r "
+			       "LEFT JOIN devices d "
+			       "ON d.id = r.updated_device WHERE r.collection = ?1 "
+			       "AND r.deleted = 0 AND r.merged_at >= ?2 ORDER BY r.id",
+			       &recs, err)) < 0 ||
 	    (r = hqsql_prepare(db, "SELECT field, value FROM fields WHERE record_id = ?1", &vals,
-			      err)) < 0)
+			       err)) < 0)
 		goto out;
 	hqsql_bind_text(recs, 1, form_collection(f));
 	/* HQ's clock, not the device's: a visit recorded offline on day 1
@@ -204,15 +208,16 @@ int export_records(struct hqsql *db, const struct form *f, enum export_format fm
 	if (fmt == EXPORT_CSV)
 		write_csv_header(out, f);
 	while ((rc = hqsql_step(recs)) == HQSQL_ROW) {
-		struct row rw = {.id = hqsql_column_text(recs, 0),
-				 .updated = (hlc_t)hqsql_column_int64(recs, 1),
-				 .device = hqsql_column_text(recs, 2),
-				 .team = hqsql_column_text(recs, 3),
-				 .state = hqsql_column_text(recs, 4),
-				 .values = values};
+		struct row rw = { .id = hqsql_column_text(recs, 0),
+				  .updated = (hlc_t)hqsql_column_int64(recs, 1),
+				  .device = hqsql_column_text(recs, 2),
+				  .team = hqsql_column_text(recs, 3),
+				  .state = hqsql_column_text(recs, 4),
+				  .values = values };
 
 		r = load_values(db, vals, f, &rw, err);
-		if (r == 0 && (fmt == EXPORT_CSV ? write_csv(out, f, &rw) : write_jsonl(out, f, &rw)) < 0)
+		if (r == 0 &&
+		    (fmt == EXPORT_CSV ? write_csv(out, f, &rw) : write_jsonl(out, f, &rw)) < 0)
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 		for (size_t i = 0; i < n; i++) {
 			cJSON_Delete(values[i]);

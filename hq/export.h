@@ -29,7 +29,7 @@ enum export_format { EXPORT_CSV, EXPORT_JSONL };
 
 /* Records of f's collection that HQ merged a change into at or after
  * since_ms, HQ's clock in Unix ms (0: all). */
-int export_records(struct hqsql *db, const struct form *f, enum export_format fmt, uint64_t since_ms,
-		   FILE *out, struct fs_error *err) FS_WUR;
+int export_records(struct hqsql *db, const struct form *f, enum export_format fmt,
+		   uint64_t since_ms, FILE *out, struct fs_error *err) FS_WUR;
 
 #endif

@@ -17,8 +17,10 @@ static int latest(struct hqsql *db, const char *collection, int64_t *version, ch
 	struct hqsql_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = hqsql_prepare(db, "SELECT version, definition FROM form_versions WHERE "
-				  "collection = ?1 ORDER BY version DESC LIMIT 1", &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "SELECT version, definition FROM form_versions WHERE "
+			       "collection = ?1 ORDER BY version DESC LIMIT 1",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, collection);
 	rc = hqsql_step(st);
@@ -44,9 +46,11 @@ static int publish_one(struct hqsql *db, const struct form *f, int64_t version, 
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqsql_prepare(db, "INSERT INTO form_versions(collection, version, definition, "
-				  "rev, published_at) VALUES (?1, ?2, ?3, (SELECT value + 1 FROM "
-				  "counters WHERE name = 'rev'), ?4)", &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "INSERT INTO form_versions(collection, version, definition, "
+			       "rev, published_at) VALUES (?1, ?2, ?3, (SELECT value + 1 FROM "
+			       "counters WHERE name = 'rev'), ?4)",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, form_collection(f));
 	hqsql_bind_int64(st, 2, version);
@@ -54,9 +58,8 @@ static int publish_one(struct hqsql *db, const struct form *f, int64_t version, 
 	hqsql_bind_int64(st, 4, (int64_t)now_ms);
 	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "publish a form", err);
 	hqsql_finalize(st);
-	if (r < 0 ||
-	    (r = hqsql_exec(db, "UPDATE counters SET value = value + 1 WHERE name = 'rev'",
-			   "publish a form", err)) < 0)
+	if (r < 0 || (r = hqsql_exec(db, "UPDATE counters SET value = value + 1 WHERE name = 'rev'",
+				     "publish a form", err)) < 0)
 		return r;
 	crypto_generichash(hash, sizeof(hash), (const unsigned char *)def, strlen(def), NULL, 0);
 	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
@@ -113,8 +116,10 @@ int formpub_load(struct hqsql *db, const char *collection, uint32_t version, str
 	char origin[96];
 	int r, rc;
 
-	if ((r = hqsql_prepare(db, "SELECT definition FROM form_versions WHERE collection = ?1 "
-				  "AND version = ?2", &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "SELECT definition FROM form_versions WHERE collection = ?1 "
+			       "AND version = ?2",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, collection);
 	hqsql_bind_int64(st, 2, version);
@@ -123,7 +128,8 @@ int formpub_load(struct hqsql *db, const char *collection, uint32_t version, str
 		snprintf(origin, sizeof(origin), "'%.64s' version %u as published", collection,
 			 version);
 		if ((r = form_load_json(hqsql_column_text(st, 0),
-					(size_t)(int)hqsql_column_bytes(st, 0), origin, ret, err)) == 0)
+					(size_t)(int)hqsql_column_bytes(st, 0), origin, ret,
+					err)) == 0)
 			form_set_version(*ret, version);
 	} else if (rc == HQSQL_DONE) {
 		r = fs_error_set(err, -ENOENT, "form '%.64s' version %u was never published",

@@ -13,28 +13,28 @@
 int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 {
 	const struct ini_key keys[] = {
-		{"server", "listen", &cfg->listen, NULL, 0},
-		{"server", "tls_cert", &cfg->tls_cert, NULL, 0},
-		{"server", "tls_key", &cfg->tls_key, NULL, 0},
-		{"server", "threads", NULL, &cfg->threads, 256},
-		{"server", "max_inflight", NULL, &cfg->max_inflight, 65536},
-		{"server", "reserved_for_devices", NULL, &cfg->reserved, 65535},
-		{"server", "max_connections", NULL, &cfg->max_connections, 1048576},
-		{"server", "per_peer_connections", NULL, &cfg->per_peer, 65536},
-		{"server", "min_upload_rate", NULL, &cfg->min_upload_rate, 1048576},
-		{"server", "accept_unbound_sets", &cfg->accept_unbound, NULL, 0},
-		{"server", "enroll_rate", NULL, &cfg->enroll_rate, 1000000},
-		{"server", "proof_rate", NULL, &cfg->proof_rate, 1000000},
-		{"server", "pull_batch", NULL, &cfg->pull_batch, DOWNSET_MAX_ENTRIES},
-		{"store", "data_dir", &cfg->data_dir, NULL, 0},
-		{"store", "backend", &cfg->backend, NULL, 0},
-		{"store", "postgresql", &cfg->postgresql, NULL, 0},
-		{"store", "postgresql_password_file", &cfg->pg_password_file, NULL, 0},
-		{"store", "postgresql_statement_timeout_ms", NULL, &cfg->pg_statement_timeout_ms,
-		 3600000},
-		{"forms", "dir", &cfg->forms_dir, NULL, 0},
-		{"audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000},
-		{"audit", "checkpoint_minutes", NULL, &cfg->audit.minutes, 10080},
+		{ "server", "listen", &cfg->listen, NULL, 0 },
+		{ "server", "tls_cert", &cfg->tls_cert, NULL, 0 },
+		{ "server", "tls_key", &cfg->tls_key, NULL, 0 },
+		{ "server", "threads", NULL, &cfg->threads, 256 },
+		{ "server", "max_inflight", NULL, &cfg->max_inflight, 65536 },
+		{ "server", "reserved_for_devices", NULL, &cfg->reserved, 65535 },
+		{ "server", "max_connections", NULL, &cfg->max_connections, 1048576 },
+		{ "server", "per_peer_connections", NULL, &cfg->per_peer, 65536 },
+		{ "server", "min_upload_rate", NULL, &cfg->min_upload_rate, 1048576 },
+		{ "server", "accept_unbound_sets", &cfg->accept_unbound, NULL, 0 },
+		{ "server", "enroll_rate", NULL, &cfg->enroll_rate, 1000000 },
+		{ "server", "proof_rate", NULL, &cfg->proof_rate, 1000000 },
+		{ "server", "pull_batch", NULL, &cfg->pull_batch, DOWNSET_MAX_ENTRIES },
+		{ "store", "data_dir", &cfg->data_dir, NULL, 0 },
+		{ "store", "backend", &cfg->backend, NULL, 0 },
+		{ "store", "postgresql", &cfg->postgresql, NULL, 0 },
+		{ "store", "postgresql_password_file", &cfg->pg_password_file, NULL, 0 },
+		{ "store", "postgresql_statement_timeout_ms", NULL, &cfg->pg_statement_timeout_ms,
+		  3600000 },
+		{ "forms", "dir", &cfg->forms_dir, NULL, 0 },
+		{ "audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000 },
+		{ "audit", "checkpoint_minutes", NULL, &cfg->audit.minutes, 10080 },
 	};
 
 	return ini_load(path, keys, sizeof(keys) / sizeof(keys[0]), err);
@@ -52,8 +52,10 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 	if (!cfg->reserved)
 		cfg->reserved = cfg->max_inflight / 4;
 	if (cfg->reserved >= cfg->max_inflight)
-		return fs_error_set(err, -FS_EUSAGE, "[server] reserved_for_devices (%u) must be "
-				    "less than max_inflight (%u)", cfg->reserved, cfg->max_inflight);
+		return fs_error_set(err, -FS_EUSAGE,
+				    "[server] reserved_for_devices (%u) must be "
+				    "less than max_inflight (%u)",
+				    cfg->reserved, cfg->max_inflight);
 	if (!cfg->max_connections)
 		cfg->max_connections = HQCONFIG_DEFAULT_MAX_CONNECTIONS;
 	if (!cfg->per_peer)
@@ -68,13 +70,16 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->pull_batch = DOWNSYNC_DEFAULT_BATCH;
 	if (cfg->accept_unbound && strcmp(cfg->accept_unbound, "yes") &&
 	    strcmp(cfg->accept_unbound, "no"))
-		return fs_error_set(err, -FS_EUSAGE, "[server] accept_unbound_sets must be yes or no");
+		return fs_error_set(err, -FS_EUSAGE,
+				    "[server] accept_unbound_sets must be yes or no");
 	if (!cfg->tls_cert != !cfg->tls_key)
 		return fs_error_set(err, -FS_EUSAGE, "[server] tls_cert and tls_key go together");
 	if (cfg->backend && strcmp(cfg->backend, "sqlite") && strcmp(cfg->backend, "postgresql"))
-		return fs_error_set(err, -FS_EUSAGE, "[store] backend must be sqlite or postgresql");
+		return fs_error_set(err, -FS_EUSAGE,
+				    "[store] backend must be sqlite or postgresql");
 	if (hqconfig_postgresql(cfg) && !cfg->postgresql)
-		return fs_error_set(err, -FS_EUSAGE, "[store] backend = postgresql needs [store] "
+		return fs_error_set(err, -FS_EUSAGE,
+				    "[store] backend = postgresql needs [store] "
 				    "postgresql, a libpq connection string");
 	return 0;
 }

@@ -66,26 +66,26 @@
 #define HQCONFIG_DEFAULT_PROOF_RATE 60
 
 struct hq_config {
-	char *listen;       /* ADDR:PORT */
-	char *tls_cert;     /* NULL: no TLS */
-	char *tls_key;      /* NULL: no TLS */
-	char *data_dir;     /* hq.db and hq.key live here */
-	char *forms_dir;    /* form definitions; NULL: the built-in forms */
-	unsigned threads;   /* MHD thread pool size */
-	unsigned max_inflight; /* concurrent requests before 503 */
-	unsigned reserved;     /* of those, only for uploads from enrolled devices */
+	char *listen;		  /* ADDR:PORT */
+	char *tls_cert;		  /* NULL: no TLS */
+	char *tls_key;		  /* NULL: no TLS */
+	char *data_dir;		  /* hq.db and hq.key live here */
+	char *forms_dir;	  /* form definitions; NULL: the built-in forms */
+	unsigned threads;	  /* MHD thread pool size */
+	unsigned max_inflight;	  /* concurrent requests before 503 */
+	unsigned reserved;	  /* of those, only for uploads from enrolled devices */
 	unsigned max_connections; /* open connections */
-	unsigned per_peer;     /* open connections from one address */
+	unsigned per_peer;	  /* open connections from one address */
 	unsigned min_upload_rate; /* bytes/s a body must average after the grace */
-	char *accept_unbound;  /* "yes" (NULL) or "no" */
-	unsigned enroll_rate;  /* enrolment attempts per address: burst, and per minute */
-	unsigned proof_rate;   /* proof requests per address: burst, and per minute */
-	unsigned pull_batch;   /* entries per down-set at most */
-	char *backend;         /* "sqlite" (NULL) or "postgresql" */
-	char *postgresql;      /* libpq connection string */
-	char *pg_password_file; /* NULL: the credential, or libpq's ways */
+	char *accept_unbound;	  /* "yes" (NULL) or "no" */
+	unsigned enroll_rate;	  /* enrolment attempts per address: burst, and per minute */
+	unsigned proof_rate;	  /* proof requests per address: burst, and per minute */
+	unsigned pull_batch;	  /* entries per down-set at most */
+	char *backend;		  /* "sqlite" (NULL) or "postgresql" */
+	char *postgresql;	  /* libpq connection string */
+	char *pg_password_file;	  /* NULL: the credential, or libpq's ways */
 	unsigned pg_statement_timeout_ms; /* 0: the default */
-	struct audit_policy audit; /* when to sign an audit checkpoint */
+	struct audit_policy audit;	  /* when to sign an audit checkpoint */
 };
 
 /* Load path into cfg (zeroed or previously loaded; keys in the file

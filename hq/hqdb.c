@@ -128,7 +128,8 @@ static const char schema_sql[] =
 	"  field TEXT NOT NULL,"
 	"  reason TEXT NOT NULL,"
 	"  PRIMARY KEY (device, seq, idx),"
-	"  FOREIGN KEY (device, seq) REFERENCES changesets(device, seq) DEFERRABLE INITIALLY DEFERRED"
+	"  FOREIGN KEY (device, seq) REFERENCES changesets(device, seq) DEFERRABLE INITIALLY "
+	"DEFERRED"
 	") STRICT;"
 	"CREATE TABLE events("
 	"  id INTEGER PRIMARY KEY,"
@@ -154,8 +155,8 @@ static const char schema_sql[] =
 	"CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
-	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
-	AUDIT_NODES_SQL SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL;
+	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;" AUDIT_NODES_SQL
+		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -169,9 +170,9 @@ static int configure(struct hqsql *db, const char *path, struct fs_error *err)
 		return fs_error_set(err, -FS_ESTORE, "%s: %s", what,
 				    sqlite3_errmsg(hqsql_sqlite(db)));
 	return hqsql_exec(db,
-			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
-			 what, err);
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			  "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+			  what, err);
 }
 
 static int user_version(struct hqsql *db, int *ret, struct fs_error *err)
@@ -202,8 +203,10 @@ static int migrate_v2(struct hqsql *db, const char *path, struct fs_error *err)
 	 * sets packed before their upgrade. */
 	if ((r = user_version(db, &v, err)) == 0 && v == 1 &&
 	    (r = hqsql_exec(db, AUDIT_NODES_SQL, what, err)) == 0 &&
-	    (r = hqsql_exec(db, "ALTER TABLE devices ADD COLUMN unbound_ok INTEGER NOT NULL "
-			       "DEFAULT 0; UPDATE devices SET unbound_ok = 1;", what, err)) == 0 &&
+	    (r = hqsql_exec(db,
+			    "ALTER TABLE devices ADD COLUMN unbound_ok INTEGER NOT NULL "
+			    "DEFAULT 0; UPDATE devices SET unbound_ok = 1;",
+			    what, err)) == 0 &&
 	    (r = audit_tree_build(db, err)) == 0)
 		r = hqsql_exec(db, "PRAGMA user_version=2", what, err);
 	if (r == 0)
@@ -226,10 +229,11 @@ static int migrate_v3(struct hqsql *db, const char *path, struct fs_error *err)
 		return r;
 	if ((r = user_version(db, &v, err)) == 0 && v == 2 &&
 	    (r = hqsql_exec(db, SCOPE_TABLE_SQL, what, err)) == 0 &&
-	    (r = hqsql_exec(db, "ALTER TABLE tokens ADD COLUMN scope TEXT;"
-			       "INSERT INTO device_scopes(device, key, name) "
-			       "SELECT id, fold(municipality), municipality FROM devices;",
-			   what, err)) == 0)
+	    (r = hqsql_exec(db,
+			    "ALTER TABLE tokens ADD COLUMN scope TEXT;"
+			    "INSERT INTO device_scopes(device, key, name) "
+			    "SELECT id, fold(municipality), municipality FROM devices;",
+			    what, err)) == 0)
 		r = hqsql_exec(db, "PRAGMA user_version=3", what, err);
 	if (r == 0)
 		r = hqsql_exec(db, "COMMIT", what, err);
@@ -250,13 +254,14 @@ static int migrate_v4(struct hqsql *db, const char *path, struct fs_error *err)
 	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
 	if ((r = user_version(db, &v, err)) == 0 && v == 3 &&
-	    (r = hqsql_exec(db, "ALTER TABLE records ADD COLUMN scope_key TEXT;"
-			       "ALTER TABLE records ADD COLUMN scope_parent TEXT;"
-			       "ALTER TABLE fields ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
-			       "ALTER TABLE fields ADD COLUMN scope_key TEXT;"
-			       "ALTER TABLE conflicts ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
-			       DOWNSYNC_TABLES_SQL,
-			   what, err)) == 0)
+	    (r = hqsql_exec(db,
+			    "ALTER TABLE records ADD COLUMN scope_key TEXT;"
+			    "ALTER TABLE records ADD COLUMN scope_parent TEXT;"
+			    "ALTER TABLE fields ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
+			    "ALTER TABLE fields ADD COLUMN scope_key TEXT;"
+			    "ALTER TABLE conflicts ADD COLUMN rev INTEGER NOT NULL DEFAULT "
+			    "0;" DOWNSYNC_TABLES_SQL,
+			    what, err)) == 0)
 		r = hqsql_exec(db, "PRAGMA user_version=4", what, err);
 	if (r == 0)
 		r = hqsql_exec(db, "COMMIT", what, err);
@@ -347,7 +352,8 @@ int hqdb_check_dir(const char *data_dir, struct fs_error *err)
 	return check_private(data_dir, &st, err);
 }
 
-int hqdb_open(const char *data_dir, enum hqdb_mode mode, struct hqsql **ret_db, struct fs_error *err)
+int hqdb_open(const char *data_dir, enum hqdb_mode mode, struct hqsql **ret_db,
+	      struct fs_error *err)
 {
 	char path[PATH_MAX];
 	struct hqsql *db = NULL;
@@ -356,7 +362,8 @@ int hqdb_open(const char *data_dir, enum hqdb_mode mode, struct hqsql **ret_db, 
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, r;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", data_dir, HQDB_FILE) >= sizeof(path))
-		return fs_error_set(err, -ENAMETOOLONG, "data directory %s: path too long", data_dir);
+		return fs_error_set(err, -ENAMETOOLONG, "data directory %s: path too long",
+				    data_dir);
 	if ((r = hqdb_check_dir(data_dir, err)) < 0)
 		return r;
 	if (stat(path, &st) == 0) {
@@ -395,8 +402,8 @@ out:
 
 void hqdb_pg_config(const struct hq_config *cfg, const char *conninfo, struct pgdb_config *ret)
 {
-	*ret = (struct pgdb_config){conninfo, cfg->pg_password_file,
-				    cfg->pg_statement_timeout_ms};
+	*ret = (struct pgdb_config){ conninfo, cfg->pg_password_file,
+				     cfg->pg_statement_timeout_ms };
 }
 
 int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_error *err)
@@ -413,8 +420,10 @@ int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_erro
 		return r;
 	if ((r = pgdb_schema_version(pg, &v, err)) == 0 && v != PGDB_SCHEMA_VERSION) {
 		pgdb_describe(pg, where, sizeof(where));
-		r = v ? fs_error_set(err, -FS_EFORMAT, "PostgreSQL %s: schema version %d, expected "
-				     "%d", where, v, PGDB_SCHEMA_VERSION)
+		r = v ? fs_error_set(err, -FS_EFORMAT,
+				     "PostgreSQL %s: schema version %d, expected "
+				     "%d",
+				     where, v, PGDB_SCHEMA_VERSION)
 		      : fs_error_set(err, -ENOENT, "PostgreSQL %s: no HQ schema (run init)", where);
 	}
 	if (r == 0 && (r = hqsql_wrap_pg(pg, ret, err)) == 0)

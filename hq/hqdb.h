@@ -30,7 +30,7 @@
 #define FS_STR(x) FS_STR_(x)
 
 enum hqdb_mode {
-	HQDB_OPEN = 0,   /* the database must exist with the current schema */
+	HQDB_OPEN = 0,	 /* the database must exist with the current schema */
 	HQDB_CREATE = 1, /* create the file and schema; -FS_EEXIST if it exists */
 };
 

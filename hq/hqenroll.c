@@ -22,7 +22,7 @@ int hqenroll_token_create(struct hqsql *db, const struct identity *hq, const cha
 			  uint64_t expires_ms, const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX],
 			  struct fs_error *err)
 {
-	struct enroll_token t = {0};
+	struct enroll_token t = { 0 };
 	uint8_t h[32];
 	char hex[SECRET_HASH_HEX], detail[64], *scope_json = NULL;
 	struct hqsql_stmt *st = NULL;
@@ -51,8 +51,10 @@ int hqenroll_token_create(struct hqsql *db, const struct identity *hq, const cha
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
 	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		goto out;
-	if ((r = hqsql_prepare(db, "INSERT INTO tokens(secret_hash, team, municipality, "
-				  "expires_at, scope) VALUES (?1, ?2, ?3, ?4, ?5)", &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "INSERT INTO tokens(secret_hash, team, municipality, "
+			       "expires_at, scope) VALUES (?1, ?2, ?3, ?4, ?5)",
+			       &st, err)) < 0)
 		goto rollback;
 	hqsql_bind_text(st, 1, hex);
 	hqsql_bind_text(st, 2, team);
@@ -125,8 +127,10 @@ static int decode_b64(const char *s, uint8_t *out, size_t n)
 	size_t got = 0;
 	const char *end = NULL;
 
-	if (!s || sodium_base642bin(out, n, s, strlen(s), NULL, &got, &end,
-				    sodium_base64_VARIANT_ORIGINAL) != 0 || *end || got != n)
+	if (!s ||
+	    sodium_base642bin(out, n, s, strlen(s), NULL, &got, &end,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    *end || got != n)
 		return -FS_EFORMAT;
 	return 0;
 }
@@ -185,12 +189,15 @@ static int token_lookup(struct hqsql *db, const char *hash_hex, const struct enr
 	/* A spent token still answers the device that spent it, while that
 	 * device is active: an enrolment whose answer was lost on the way
 	 * can be retried with the same token. */
-	if ((r = hqsql_prepare(db, "SELECT t.team, t.municipality, t.used_at IS NOT NULL, "
-				  "CASE WHEN d.sign_pk = ?4 AND d.box_pk = ?5 THEN 1 ELSE 0 END, t.scope "
-				  "FROM tokens t "
-				  "LEFT JOIN devices d ON d.id = t.device "
-				  "WHERE t.secret_hash = ?1 AND ((t.used_at IS NULL AND t.expires_at > ?2) "
-				  "OR (t.device = ?3 AND d.state = 'active'))", &st, err)) < 0)
+	if ((r = hqsql_prepare(
+		     db,
+		     "SELECT t.team, t.municipality, t.used_at IS NOT NULL, "
+		     "CASE WHEN d.sign_pk = ?4 AND d.box_pk = ?5 THEN 1 ELSE 0 END, t.scope "
+		     "FROM tokens t "
+		     "LEFT JOIN devices d ON d.id = t.device "
+		     "WHERE t.secret_hash = ?1 AND ((t.used_at IS NULL AND t.expires_at > ?2) "
+		     "OR (t.device = ?3 AND d.state = 'active'))",
+		     &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, hash_hex);
 	hqsql_bind_int64(st, 2, (int64_t)now_ms);
@@ -228,14 +235,17 @@ static int device_exists(struct hqsql *db, const char *id, struct fs_error *err)
 	return r;
 }
 
-static int register_device(struct hqsql *db, const struct enroll_req *req, const struct token_row *row,
-			   const char *hash_hex, uint64_t now_ms, struct fs_error *err)
+static int register_device(struct hqsql *db, const struct enroll_req *req,
+			   const struct token_row *row, const char *hash_hex, uint64_t now_ms,
+			   struct fs_error *err)
 {
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqsql_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality, "
-				  "enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "INSERT INTO devices(id, sign_pk, box_pk, team, municipality, "
+			       "enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, req->device);
 	hqsql_bind_blob(st, 2, req->sign_pk, (size_t)(sizeof(req->sign_pk)));
@@ -246,16 +256,19 @@ static int register_device(struct hqsql *db, const struct enroll_req *req, const
 	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "register device", err);
 	hqsql_finalize(st);
 	if (r == 0) {
-		cJSON *muni = row->scope ? NULL : cJSON_CreateStringArray(
-							  (const char *const[]){row->municipality}, 1);
+		cJSON *muni = row->scope ? NULL
+					 : cJSON_CreateStringArray(
+						   (const char *const[]){ row->municipality }, 1);
 
 		if (!row->scope && !muni)
 			return fs_error_set(err, -ENOMEM, "out of memory");
 		r = scope_store(db, req->device, row->scope ? row->scope : muni, err);
 		cJSON_Delete(muni);
 	}
-	if (r < 0 || (r = hqsql_prepare(db, "UPDATE tokens SET used_at = ?2, device = ?3 "
-					   "WHERE secret_hash = ?1", &st, err)) < 0)
+	if (r < 0 || (r = hqsql_prepare(db,
+					"UPDATE tokens SET used_at = ?2, device = ?3 "
+					"WHERE secret_hash = ?1",
+					&st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, hash_hex);
 	hqsql_bind_int64(st, 2, (int64_t)now_ms);
@@ -313,12 +326,14 @@ static int enroll_token_found(struct hqsql *db, const struct identity *hq,
 		/* The same device, proving the same token again: its answer
 		 * was lost.  Nothing changes but the audit log. */
 		if (!row.same_keys)
-			return refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
+			return refuse(ret, 401, "bad_token",
+				      "the token is unknown, used or expired");
 		snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\",\"repeat\":true}", hash_hex);
 		if ((r = audit_append(db, now_ms, "enroll", req->device, detail, err)) < 0)
 			return r;
-		return build_body(hq, req, &row, ret) < 0 ? fs_error_set(err, -ENOMEM, "out of memory")
-							   : 0;
+		return build_body(hq, req, &row, ret) < 0
+			       ? fs_error_set(err, -ENOMEM, "out of memory")
+			       : 0;
 	}
 	if ((r = device_exists(db, req->device, err)) < 0)
 		return r;
@@ -339,7 +354,7 @@ static int enroll_locked(struct hqsql *db, const struct identity *hq, const stru
 			 uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
 {
 	char hash_hex[SECRET_HASH_HEX];
-	struct token_row row = {0};
+	struct token_row row = { 0 };
 	uint8_t h[32];
 	int r;
 
@@ -361,8 +376,8 @@ int hqenroll_audit_refusal(struct hqsql *db, uint64_t now_ms, const char *peer, 
 
 	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
-	if ((r = audit_append_strings(db, now_ms, "enroll_rejected", NULL, err, "peer", peer, "error",
-				    error, (const char *)NULL)) == 0)
+	if ((r = audit_append_strings(db, now_ms, "enroll_rejected", NULL, err, "peer", peer,
+				      "error", error, (const char *)NULL)) == 0)
 		r = hqsql_exec(db, "COMMIT", "audit a refused enrolment", err);
 	if (hqsql_in_transaction(db))
 		hqsql_rollback(db);
@@ -372,8 +387,8 @@ int hqenroll_audit_refusal(struct hqsql *db, uint64_t now_ms, const char *peer, 
 int hqenroll_device(struct hqsql *db, const struct identity *hq, const char *json, size_t len,
 		    uint64_t now_ms, struct hqenroll_result *ret, struct fs_error *err)
 {
-	struct hqenroll_result res = {0};
-	struct enroll_req req = {0};
+	struct hqenroll_result res = { 0 };
+	struct enroll_req req = { 0 };
 	int r = 0;
 
 	if ((r = parse_request(json, len, &req, &res)) < 0 || res.status)

@@ -36,15 +36,14 @@
  * print it once, never log it. */
 int hqenroll_token_create(struct hqsql *db, const struct identity *hq, const char *team,
 			  const char *municipality, const char *scope, uint64_t now_ms,
-			  uint64_t expires_ms,
-			  const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX],
+			  uint64_t expires_ms, const uint8_t *tls_pin, char out[TOKEN_TEXT_MAX],
 			  struct fs_error *err) FS_WUR;
 
 struct hqenroll_result {
-	int status;        /* HTTP status */
+	int status;	   /* HTTP status */
 	const char *error; /* protocol error code; NULL on 200 */
 	char message[256];
-	cJSON *body;       /* 200: the response object; owned */
+	cJSON *body; /* 200: the response object; owned */
 };
 
 /* Returns 0 with *ret filled (any status), or a negative code with err

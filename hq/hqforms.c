@@ -10,7 +10,7 @@
 
 struct hq_forms {
 	struct form *form[HQFORMS_MAX]; /* owned, in file-name order */
-	size_t n;                       /* entries in form */
+	size_t n;			/* entries in form */
 };
 
 struct adding {
@@ -41,7 +41,7 @@ static int add_form(struct form *f, void *arg)
 int hqforms_load(const char *dir, struct hq_forms **ret, struct fs_error *err)
 {
 	struct hq_forms *fs = calloc(1, sizeof(*fs));
-	struct adding a = {.fs = fs, .from = formsrc_describe(dir), .err = err};
+	struct adding a = { .fs = fs, .from = formsrc_describe(dir), .err = err };
 	int r;
 
 	if (!fs)

@@ -14,7 +14,8 @@
 static int key_path(char out[PATH_MAX], const char *data_dir, struct fs_error *err)
 {
 	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", data_dir, HQKEYS_FILE) >= PATH_MAX)
-		return fs_error_set(err, -ENAMETOOLONG, "data directory %s: path too long", data_dir);
+		return fs_error_set(err, -ENAMETOOLONG, "data directory %s: path too long",
+				    data_dir);
 	return 0;
 }
 
@@ -56,15 +57,18 @@ int hqkeys_load(const char *data_dir, struct identity **ret, struct fs_error *er
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 
 	if (creds && creds[0] &&
-	    (size_t)snprintf(path, sizeof(path), "%s/%s", creds, HQKEYS_CREDENTIAL) < sizeof(path) &&
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", creds, HQKEYS_CREDENTIAL) <
+		    sizeof(path) &&
 	    access(path, F_OK) == 0) {
 		/* The credential, decrypted by systemd into its own memory-backed
 		 * directory: hq.key need not exist on disk. */
 	} else if ((r = key_path(path, data_dir, err)) < 0) {
 		return r;
 	} else if (access(path, F_OK) != 0 && errno == ENOENT) {
-		return fs_error_set(err, -ENOENT, "HQ key %s: no such file (run init, or pass the "
-				    "key as the systemd credential %s)", path, HQKEYS_CREDENTIAL);
+		return fs_error_set(err, -ENOENT,
+				    "HQ key %s: no such file (run init, or pass the "
+				    "key as the systemd credential %s)",
+				    path, HQKEYS_CREDENTIAL);
 	}
 	if ((r = keyfile_read(path, HQ_KEYFILE_IDENTITY, &payload, &n, err)) < 0)
 		return r;

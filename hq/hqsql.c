@@ -39,7 +39,7 @@ struct hqsql {
 	PGconn *pg;
 	unsigned prepared; /* PostgreSQL statement names handed out */
 	char where[512];   /* the database, for messages */
-	int last;          /* the last failure's code; 0: none */
+	int last;	   /* the last failure's code; 0: none */
 	char reason[512];  /* ... and the engine's reason */
 	struct pg_cached cache[PG_CACHE];
 	unsigned ncache;
@@ -54,14 +54,14 @@ struct hqsql_stmt {
 	struct hqsql *db;
 	sqlite3_stmt *lite;
 	/* PostgreSQL */
-	char *sql;                      /* with $N placeholders */
-	char name[24];                  /* "" until prepared */
-	int nparams;                    /* highest placeholder number */
-	uint64_t used;                  /* bit N-1: $N appears in sql */
-	int cached;                     /* name belongs to the connection's cache */
-	char *val[HQSQL_MAX_PARAMS];    /* malloc'd text or bytes, NULL for NULL */
+	char *sql;		     /* with $N placeholders */
+	char name[24];		     /* "" until prepared */
+	int nparams;		     /* highest placeholder number */
+	uint64_t used;		     /* bit N-1: $N appears in sql */
+	int cached;		     /* name belongs to the connection's cache */
+	char *val[HQSQL_MAX_PARAMS]; /* malloc'd text or bytes, NULL for NULL */
 	int len[HQSQL_MAX_PARAMS];
-	int fmt[HQSQL_MAX_PARAMS];      /* 0 text, 1 binary */
+	int fmt[HQSQL_MAX_PARAMS];	/* 0 text, 1 binary */
 	unsigned oid[HQSQL_MAX_PARAMS]; /* from the first bindings */
 	PGresult *res;
 	int row, rows;
@@ -125,10 +125,10 @@ enum hqsql_backend hqsql_backend(const struct hqsql *db)
 static int lite_failed(struct hqsql *db)
 {
 	int rc = sqlite3_extended_errcode(db->lite);
-	struct fs_error e = {0};
+	struct fs_error e = { 0 };
 
-	db->last = dberr_set(db->lite, rc, sqlite3_db_filename(db->lite, "main"), &e, "%s",
-			     "sqlite");
+	db->last =
+		dberr_set(db->lite, rc, sqlite3_db_filename(db->lite, "main"), &e, "%s", "sqlite");
 	/* One code for "that key is taken" on both backends. */
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
 		db->last = -EEXIST;
@@ -163,8 +163,8 @@ static int pg_failed(struct hqsql *db, const PGresult *res)
 		db->last = -EHOSTUNREACH;
 	else if (state && !strcmp(state, "23505"))
 		db->last = -EEXIST;
-	else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
-			   !strcmp(state, "55P03")))
+	else if (state &&
+		 (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03")))
 		db->last = -EBUSY;
 	else if (state && !strcmp(state, "53100"))
 		db->last = -ENOSPC;
@@ -439,12 +439,15 @@ int hqsql_begin(struct hqsql *db, enum hqsql_tx tx, struct fs_error *err)
 	char sql[128];
 
 	if (db->backend == HQSQL_SQLITE)
-		return hqsql_exec(db, tx == HQSQL_WRITE ? "BEGIN IMMEDIATE" : "BEGIN", "begin", err);
+		return hqsql_exec(db, tx == HQSQL_WRITE ? "BEGIN IMMEDIATE" : "BEGIN", "begin",
+				  err);
 	if (tx == HQSQL_READ)
 		return pg_command(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin",
 				  err);
-	snprintf(sql, sizeof(sql), "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT "
-		 "pg_advisory_xact_lock(%d)", WRITER_LOCK);
+	snprintf(sql, sizeof(sql),
+		 "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT "
+		 "pg_advisory_xact_lock(%d)",
+		 WRITER_LOCK);
 	return pg_command(db, sql, "begin", err);
 }
 
@@ -464,7 +467,8 @@ int hqsql_commit(struct hqsql *db, struct fs_error *err)
 		r = pg_failed(db, res);
 	} else if (strcmp(PQcmdStatus(res), "COMMIT")) {
 		db->last = r = -FS_ESTORE;
-		snprintf(db->reason, sizeof(db->reason), "the transaction had failed and was "
+		snprintf(db->reason, sizeof(db->reason),
+			 "the transaction had failed and was "
 			 "rolled back");
 	}
 	PQclear(res);
@@ -528,8 +532,7 @@ PGconn *hqsql_pg(struct hqsql *db)
 	return db->pg;
 }
 
-int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret,
-		  struct fs_error *err)
+int hqsql_prepare(struct hqsql *db, const char *sql, struct hqsql_stmt **ret, struct fs_error *err)
 {
 	struct hqsql_stmt *st = calloc(1, sizeof(*st));
 

@@ -52,7 +52,8 @@ static int qlist_add(cJSON *list, uint32_t idx, const char *field, const char *r
 		cJSON_Delete(q);
 		return -ENOMEM;
 	}
-	if (!cJSON_AddNumberToObject(q, "index", idx) || !cJSON_AddStringToObject(q, "field", field) ||
+	if (!cJSON_AddNumberToObject(q, "index", idx) ||
+	    !cJSON_AddStringToObject(q, "field", field) ||
 	    !cJSON_AddStringToObject(q, "reason", reason))
 		return -ENOMEM;
 	return 0;
@@ -130,14 +131,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct run {
 	const struct ingest_ctx *ctx;
 	struct hqsql_stmt *st[ST_COUNT];
-	const char *device;   /* hex id of the sending device */
+	const char *device; /* hex id of the sending device */
 	uint64_t seq;
 	uint64_t now_ms;
-	uint64_t future_base_ms; /* HLCs up to this + HLC_MAX_FUTURE_MS merge */
+	uint64_t future_base_ms;	 /* HLCs up to this + HLC_MAX_FUTURE_MS merge */
 	char stamped[UUID_TEXT_LEN + 1]; /* last record given merged_at */
-	struct scope *scope;             /* what the device may write */
-	struct scope_set *scope_set;     /* this set's scope values */
-	struct downsync_writer *down;    /* revisions and scope keys */
+	struct scope *scope;		 /* what the device may write */
+	struct scope_set *scope_set;	 /* this set's scope values */
+	struct downsync_writer *down;	 /* revisions and scope keys */
 	struct form *old[OLD_FORMS_MAX]; /* published forms other than HQ's current */
 	size_t nold;
 	struct fs_error *err;
@@ -192,14 +193,17 @@ struct device_row {
 };
 
 /* 1: found, 0: unknown device, < 0: error. */
-static int device_load(struct hqsql *db, const char *id, struct device_row *ret, struct fs_error *err)
+static int device_load(struct hqsql *db, const char *id, struct device_row *ret,
+		       struct fs_error *err)
 {
 	struct hqsql_stmt *st = NULL;
-	struct device_row d = {0};
+	struct device_row d = { 0 };
 	int r, rc;
 
-	if ((r = hqsql_prepare(db, "SELECT sign_pk, state, last_seq, last_hash FROM devices "
-				  "WHERE id = ?1", &st, err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "SELECT sign_pk, state, last_seq, last_hash FROM devices "
+			       "WHERE id = ?1",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, id);
 	rc = hqsql_step(st);
@@ -231,8 +235,8 @@ int ingest_device_active(struct hqsql *db, const uint8_t *prefix, size_t len, st
 
 	/* Bytes 0..23 of a set, and of a pull request: magic, version,
 	 * codec or reserved, reserved, device id. */
-	if (len < 8 + CHANGESET_DEVICE_BYTES || (memcmp(prefix, CHANGESET_MAGIC, 4) != 0 &&
-						 memcmp(prefix, DOWNSET_PULL_MAGIC, 4) != 0))
+	if (len < 8 + CHANGESET_DEVICE_BYTES ||
+	    (memcmp(prefix, CHANGESET_MAGIC, 4) != 0 && memcmp(prefix, DOWNSET_PULL_MAGIC, 4) != 0))
 		return 0;
 	sodium_bin2hex(id, sizeof(id), prefix + 8, CHANGESET_DEVICE_BYTES);
 	if ((r = device_load(db, id, &d, err)) <= 0)
@@ -245,7 +249,7 @@ static int duplicate_answer(const struct ingest_ctx *ctx, const char *device, ui
 			    const uint8_t *receipt, size_t len, struct ingest_result *ret,
 			    struct fs_error *err)
 {
-	struct receipt rc = {0};
+	struct receipt rc = { 0 };
 	struct hqsql_stmt *st = NULL;
 	int r;
 
@@ -258,15 +262,16 @@ static int duplicate_answer(const struct ingest_ctx *ctx, const char *device, ui
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	memcpy(ret->receipt, receipt, len);
 	ret->receipt_len = len;
-	if ((r = hqsql_prepare(ctx->db, "SELECT idx, field, reason FROM quarantine WHERE device = ?1 "
-				       "AND seq = ?2 ORDER BY idx", &st, err)) < 0)
+	if ((r = hqsql_prepare(ctx->db,
+			       "SELECT idx, field, reason FROM quarantine WHERE device = ?1 "
+			       "AND seq = ?2 ORDER BY idx",
+			       &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
 	hqsql_bind_int64(st, 2, (int64_t)seq);
 	while ((r = hqsql_step(st)) == HQSQL_ROW) {
 		if (qlist_add(ret->quarantined, (uint32_t)hqsql_column_int64(st, 0),
-			      hqsql_column_text(st, 1),
-			      hqsql_column_text(st, 2)) < 0) {
+			      hqsql_column_text(st, 1), hqsql_column_text(st, 2)) < 0) {
 			hqsql_finalize(st);
 			return fs_error_set(err, -ENOMEM, "out of memory");
 		}
@@ -293,8 +298,10 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
 	int r;
 
 	if (h->seq <= d->last_seq) {
-		if ((r = hqsql_prepare(ctx->db, "SELECT hash, receipt FROM changesets "
-					       "WHERE device = ?1 AND seq = ?2", &st, err)) < 0)
+		if ((r = hqsql_prepare(ctx->db,
+				       "SELECT hash, receipt FROM changesets "
+				       "WHERE device = ?1 AND seq = ?2",
+				       &st, err)) < 0)
 			return r;
 		hqsql_bind_text(st, 1, ret->device);
 		hqsql_bind_int64(st, 2, (int64_t)h->seq);
@@ -328,7 +335,8 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
  * is added when it is over the bound, so the audit shows which device's
  * clock was wrong, by how much, at which push. */
 static int push_event(struct hqsql *db, uint64_t now_ms, const struct ingest_result *res,
-		      struct fs_error *err, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+		      struct fs_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 static int push_event(struct hqsql *db, uint64_t now_ms, const struct ingest_result *res,
 		      struct fs_error *err, const char *fmt, ...)
 {
@@ -359,7 +367,7 @@ static int form_for(struct run *run, const struct change *c, const struct form *
 		    const char **reason, char *buf, size_t len)
 {
 	const struct form *cur = hqforms_find(run->ctx->forms, c->collection);
-	struct fs_error lerr = {0};
+	struct fs_error lerr = { 0 };
 	struct form *f = NULL;
 	int r;
 
@@ -378,7 +386,8 @@ static int form_for(struct run *run, const struct change *c, const struct form *
 			*ret = run->old[i];
 			return 0;
 		}
-	if ((r = formpub_load(run->ctx->db, c->collection, c->form_version, &f, &lerr)) == -ENOENT) {
+	if ((r = formpub_load(run->ctx->db, c->collection, c->form_version, &f, &lerr)) ==
+	    -ENOENT) {
 		snprintf(buf, len, "made under form version %u, which HQ has not published",
 			 c->form_version);
 		*reason = buf;
@@ -397,11 +406,11 @@ static int form_for(struct run *run, const struct change *c, const struct form *
 
 /* *reason NULL when the change may be merged, else the reason it is
  * quarantined (written to buf when it needs one). */
-static int change_problem(struct run *run, const struct change *c, const char **reason,
-			  char *buf, size_t len)
+static int change_problem(struct run *run, const struct change *c, const char **reason, char *buf,
+			  size_t len)
 {
 	const struct form *f = NULL;
-	struct fs_error verr = {0};
+	struct fs_error verr = { 0 };
 	int r;
 
 	*reason = NULL;
@@ -425,15 +434,15 @@ static int change_problem(struct run *run, const struct change *c, const char **
 /* The state a change merges into, read before it (ST_STATE).  Strings
  * are malloc'd; NULL when the row or the value is not there. */
 struct before {
-	int record;        /* HQ holds the record */
-	char *collection;  /* its collection */
+	int record;	  /* HQ holds the record */
+	char *collection; /* its collection */
 	hlc_t created, updated;
 	char updated_dev[IDENTITY_ID_HEXLEN + 1];
-	char *key;         /* its scope key */
-	int field;         /* HQ holds the field */
+	char *key; /* its scope key */
+	int field; /* HQ holds the field */
 	hlc_t field_hlc;
 	char field_dev[IDENTITY_ID_HEXLEN + 1];
-	char *write;       /* this device's latest write to the field */
+	char *write; /* this device's latest write to the field */
 	hlc_t write_hlc;
 };
 
@@ -591,8 +600,9 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 	/* Audited by record, field and devices; the values are personal
 	 * data and stay in the conflicts table. */
 	return audit_append_strings(run->ctx->db, run->now_ms, "conflict", run->device, run->err,
-				  "record", c->record_id, "field", c->field, "rival", rival_dev,
-				  "winner", mine_wins ? run->device : rival_dev, (const char *)NULL);
+				    "record", c->record_id, "field", c->field, "rival", rival_dev,
+				    "winner", mine_wins ? run->device : rival_dev,
+				    (const char *)NULL);
 }
 
 /* Keep this device's latest write and the value it replaced, and record
@@ -646,8 +656,8 @@ static int track_write(struct run *run, const struct change *c, const char *valu
 
 /* ---- storing the set --------------------------------------------------- */
 
-static int quarantine_put(struct run *run, uint32_t idx, const struct change *c,
-			  const char *reason, cJSON *list)
+static int quarantine_put(struct run *run, uint32_t idx, const struct change *c, const char *reason,
+			  cJSON *list)
 {
 	struct hqsql_stmt *st = use(run, ST_QUARANTINE_PUT);
 
@@ -676,8 +686,8 @@ static int merge_all(struct run *run, const struct change *ch, size_t n, uint32_
 
 		if ((r = change_problem(run, &ch[i], &reason, buf, sizeof(buf))) < 0)
 			break;
-		if (!reason && (r = scope_check(run->scope_set, run->scope, &ch[i], &reason,
-						run->err)) < 0)
+		if (!reason &&
+		    (r = scope_check(run->scope_set, run->scope, &ch[i], &reason, run->err)) < 0)
 			break;
 		if (!reason) {
 			struct before b;
@@ -717,8 +727,10 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	struct hqsql_stmt *st = NULL;
 	int r;
 
-	if ((r = hqsql_prepare(db, "INSERT INTO changesets(device, seq, hash, body, receipt, "
-				  "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st, run->err)) < 0)
+	if ((r = hqsql_prepare(db,
+			       "INSERT INTO changesets(device, seq, hash, body, receipt, "
+			       "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			       &st, run->err)) < 0)
 		return r;
 	bind_text(st, 1, run->device);
 	hqsql_bind_int64(st, 2, (int64_t)h->seq);
@@ -729,10 +741,13 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 	r = step_done(run, st, "store change set");
 	hqsql_finalize(st);
 	/* A device's first version 2 set ends its version 1 sets for good. */
-	if (r < 0 || (r = hqsql_prepare(db, "UPDATE devices SET last_seq = ?2, last_hash = ?3, "
-					   "last_seen = ?4, unbound_ok = CASE WHEN ?5 = 1 THEN unbound_ok "
-					   "ELSE 0 END "
-					   "WHERE id = ?1", &st, run->err)) < 0)
+	if (r < 0 ||
+	    (r = hqsql_prepare(db,
+			       "UPDATE devices SET last_seq = ?2, last_hash = ?3, "
+			       "last_seen = ?4, unbound_ok = CASE WHEN ?5 = 1 THEN unbound_ok "
+			       "ELSE 0 END "
+			       "WHERE id = ?1",
+			       &st, run->err)) < 0)
 		return r;
 	bind_text(st, 1, run->device);
 	hqsql_bind_int64(st, 2, (int64_t)h->seq);
@@ -760,7 +775,8 @@ static int future_base(struct run *run)
 	int r;
 
 	run->future_base_ms = run->now_ms;
-	if ((r = hqsql_prepare(run->ctx->db, "SELECT max(last_seen) FROM devices", &st, run->err)) < 0)
+	if ((r = hqsql_prepare(run->ctx->db, "SELECT max(last_seen) FROM devices", &st, run->err)) <
+	    0)
 		return r;
 	if (hqsql_step(st) != HQSQL_ROW) {
 		r = hqsql_fail(run->ctx->db, "read the latest receipt time", run->err);
@@ -779,8 +795,8 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 {
 	const struct identity *hq = run->ctx->hq;
 	struct change *ch = NULL;
-	struct fs_error oerr = {0};
-	struct receipt rc = {0};
+	struct fs_error oerr = { 0 };
+	struct receipt rc = { 0 };
 	size_t n = 0;
 	uint32_t *index = NULL, q = 0;
 	int r;
@@ -861,13 +877,14 @@ static int unbound_refused(struct run *run, const char *device)
 	if (run->ctx->refuse_unbound)
 		return 1;
 	if ((r = hqsql_prepare(run->ctx->db, "SELECT unbound_ok FROM devices WHERE id = ?1", &st,
-			      run->err)) < 0)
+			       run->err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
 	rc = hqsql_step(st);
-	r = rc == HQSQL_ROW    ? !(int)hqsql_column_int64(st, 0)
-	    : rc == HQSQL_DONE ? 1
-				: hqsql_fail(run->ctx->db, "look up the device's versions", run->err);
+	r = rc == HQSQL_ROW ? !(int)hqsql_column_int64(st, 0)
+	    : rc == HQSQL_DONE
+		    ? 1
+		    : hqsql_fail(run->ctx->db, "look up the device's versions", run->err);
 	hqsql_finalize(st);
 	return r;
 }
@@ -908,10 +925,10 @@ static int ingest_locked(struct run *run, const struct changeset_header *h, cons
 int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t len,
 		     struct ingest_result *ret, struct fs_error *err)
 {
-	struct ingest_result res = {0};
+	struct ingest_result res = { 0 };
 	struct changeset_header h;
-	struct fs_error perr = {0};
-	struct run run = {.ctx = ctx, .err = err, .now_ms = ctx->wall_ms()};
+	struct fs_error perr = { 0 };
+	struct run run = { .ctx = ctx, .err = err, .now_ms = ctx->wall_ms() };
 	int r;
 
 	if (changeset_parse(body, len, &h, &perr) < 0) {

@@ -40,10 +40,10 @@
 #define INGEST_SKEW_REPORT_MS HLC_MAX_FUTURE_MS
 
 struct ingest_ctx {
-	struct hqsql *db;                 /* this thread's connection */
-	const struct identity *hq;   /* HQ's keys */
+	struct hqsql *db;	   /* this thread's connection */
+	const struct identity *hq; /* HQ's keys */
 	const struct hq_forms *forms;
-	uint64_t (*wall_ms)(void);   /* clock; hlc_wall_ms in production */
+	uint64_t (*wall_ms)(void); /* clock; hlc_wall_ms in production */
 	/* The device's wall clock when it sent the set (the Fieldsync-Time
 	 * request header), Unix ms; 0 when it did not say.  Unauthenticated
 	 * and used only to report skew, never to order anything. */
@@ -63,16 +63,16 @@ struct ingest_result {
 	const char *error;
 	char message[256];
 	char device[IDENTITY_ID_HEXLEN + 1]; /* from the header, "" before parsing */
-	uint64_t seq;                        /* from the header */
-	uint64_t expected_seq;               /* sequence_gap only */
-	uint8_t *receipt;                    /* 200: malloc'd receipt bytes */
+	uint64_t seq;			     /* from the header */
+	uint64_t expected_seq;		     /* sequence_gap only */
+	uint8_t *receipt;		     /* 200: malloc'd receipt bytes */
 	size_t receipt_len;
-	uint32_t merged;                     /* 200: changes merged */
-	cJSON *quarantined;                  /* 200: [{"index","field","reason"}] */
-	int duplicate;                       /* 200: an earlier receipt repeated */
-	int authenticated;                   /* the device's signature verified */
-	int64_t clock_skew_ms;               /* device clock minus HQ's, when skewed */
-	int skewed;                          /* |skew| over INGEST_SKEW_REPORT_MS */
+	uint32_t merged;       /* 200: changes merged */
+	cJSON *quarantined;    /* 200: [{"index","field","reason"}] */
+	int duplicate;	       /* 200: an earlier receipt repeated */
+	int authenticated;     /* the device's signature verified */
+	int64_t clock_skew_ms; /* device clock minus HQ's, when skewed */
+	int skewed;	       /* |skew| over INGEST_SKEW_REPORT_MS */
 };
 
 /* Returns 0 with *ret filled (any status), or a negative code with err
@@ -88,6 +88,7 @@ void ingest_result_clear(struct ingest_result *r);
  * a database error.  Nothing here is authentic yet: the server uses it
  * only to choose which pool of request slots an upload takes. */
 #define INGEST_DEVICE_PREFIX (8 + CHANGESET_DEVICE_BYTES)
-int ingest_device_active(struct hqsql *db, const uint8_t *prefix, size_t len, struct fs_error *err) FS_WUR;
+int ingest_device_active(struct hqsql *db, const uint8_t *prefix, size_t len,
+			 struct fs_error *err) FS_WUR;
 
 #endif

@@ -14,15 +14,24 @@
 static const struct {
 	const char *name, *order;
 } tables[] = {
-	{"devices", "id"},          {"tokens", "secret_hash"},
-	{"changesets", "device, seq"}, {"records", "id"},
-	{"fields", "record_id, field"}, {"field_writes", "record_id, field, device, hlc"},
-	{"conflicts", "id"},        {"quarantine", "device, seq, idx"},
-	{"events", "id"},           {"checkpoints", "size"},
-	{"audit_nodes", "level, idx"}, {"device_scopes", "device, key"},
-	{"counters", "name"},       {"scope_fields", "collection"},
-	{"scope_moves", "rev"},     {"down_state", "device"},
-	{"down_cursors", "device, key"}, {"form_versions", "collection, version"},
+	{ "devices", "id" },
+	{ "tokens", "secret_hash" },
+	{ "changesets", "device, seq" },
+	{ "records", "id" },
+	{ "fields", "record_id, field" },
+	{ "field_writes", "record_id, field, device, hlc" },
+	{ "conflicts", "id" },
+	{ "quarantine", "device, seq, idx" },
+	{ "events", "id" },
+	{ "checkpoints", "size" },
+	{ "audit_nodes", "level, idx" },
+	{ "device_scopes", "device, key" },
+	{ "counters", "name" },
+	{ "scope_fields", "collection" },
+	{ "scope_moves", "rev" },
+	{ "down_state", "device" },
+	{ "down_cursors", "device, key" },
+	{ "form_versions", "collection, version" },
 };
 
 /* The columns of table in the SQLite database, as "a, b, c", and how many. */
@@ -68,7 +77,8 @@ static int copy_table(sqlite3 *src, struct hqsql *to, const char *table, const c
 		return fs_error_set(err, -FS_ESTORE, "%s: %s", what, sqlite3_errmsg(src));
 	len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s(%s) VALUES (", table, cols);
 	for (int i = 1; i <= n; i++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "?%d%s", i, i < n ? ", " : ")");
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "?%d%s", i,
+					i < n ? ", " : ")");
 	if ((r = hqsql_prepare(to, sql, &wr, err)) < 0)
 		goto out;
 	while ((rc = sqlite3_step(rd)) == SQLITE_ROW) {
@@ -86,7 +96,8 @@ static int copy_table(sqlite3 *src, struct hqsql *to, const char *table, const c
 						(size_t)sqlite3_column_bytes(rd, i));
 				break;
 			default:
-				hqsql_bind_text(wr, i + 1, (const char *)sqlite3_column_text(rd, i));
+				hqsql_bind_text(wr, i + 1,
+						(const char *)sqlite3_column_text(rd, i));
 			}
 		}
 		if (hqsql_step(wr) != HQSQL_DONE) {
@@ -129,12 +140,13 @@ int migrate_to_postgresql(struct hqsql *from, struct hqsql *to, FILE *out, struc
 	/* Conflicts get their ids from an identity: the next one follows the
 	 * copied ones. */
 	if (r == 0)
-		r = hqsql_exec(to, "SELECT setval(pg_get_serial_sequence('conflicts', 'id'), "
-				   "coalesce((SELECT max(id) FROM conflicts), 0) + 1, false)",
+		r = hqsql_exec(to,
+			       "SELECT setval(pg_get_serial_sequence('conflicts', 'id'), "
+			       "coalesce((SELECT max(id) FROM conflicts), 0) + 1, false)",
 			       "migrate conflicts", err);
 	if (r == 0)
 		r = audit_append_strings(to, (uint64_t)hlc_wall_ms(), "admin", NULL, err, "command",
-				       "migrate", "to", "postgresql", (const char *)NULL);
+					 "migrate", "to", "postgresql", (const char *)NULL);
 	if (r == 0)
 		r = hqsql_commit(to, err);
 out:

@@ -37,8 +37,8 @@
 #define PGDB_SCHEMA_VERSION 5
 
 struct pgdb_config {
-	const char *conninfo;        /* [store] postgresql */
-	const char *password_file;   /* [store] postgresql_password_file, or NULL */
+	const char *conninfo;	       /* [store] postgresql */
+	const char *password_file;     /* [store] postgresql_password_file, or NULL */
 	unsigned statement_timeout_ms; /* 0: PGDB_DEFAULT_STATEMENT_TIMEOUT_MS */
 };
 

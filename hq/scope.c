@@ -66,14 +66,16 @@ int scope_parse(const char *list, cJSON **ret, struct fs_error *err)
 		memcpy(name, a, (size_t)(b - a));
 		name[b - a] = '\0';
 		if (!utf8_valid(name)) {
-			r = fs_error_set(err, -FS_EUSAGE, "scope: a municipality is not valid UTF-8");
+			r = fs_error_set(err, -FS_EUSAGE,
+					 "scope: a municipality is not valid UTF-8");
 			goto out;
 		}
 		if (!strcmp(name, SCOPE_ALL))
 			all = 1;
 		if (!listed(arr, name)) {
 			if (cJSON_GetArraySize(arr) >= SCOPE_MAX_NAMES) {
-				r = fs_error_set(err, -FS_EUSAGE, "scope: more than %d municipalities",
+				r = fs_error_set(err, -FS_EUSAGE,
+						 "scope: more than %d municipalities",
 						 SCOPE_MAX_NAMES);
 				goto out;
 			}
@@ -113,8 +115,10 @@ int scope_store(struct hqsql *db, const char *device, const cJSON *names, struct
 	hqsql_bind_text(st, 1, device);
 	r = hqsql_step(st) == HQSQL_DONE ? 0 : hqsql_fail(db, "clear the device's scope", err);
 	hqsql_finalize(st);
-	if (r < 0 || (r = hqsql_prepare(db, "INSERT INTO device_scopes(device, key, name) "
-					   "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", &st, err)) < 0)
+	if (r < 0 || (r = hqsql_prepare(db,
+					"INSERT INTO device_scopes(device, key, name) "
+					"VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+					&st, err)) < 0)
 		return r;
 	cJSON_ArrayForEach(it, names)
 	{
@@ -140,16 +144,20 @@ int scope_store(struct hqsql *db, const char *device, const cJSON *names, struct
 	/* What the device held of a key it leaves, it purges; if the key
 	 * comes back, it must get everything of it again (hq/downsync.h),
 	 * conflicts included. */
-	if (r == 0 && (r = hqsql_prepare(db, "DELETE FROM down_cursors WHERE device = ?1 AND key "
-					    "<> '' AND key NOT IN (SELECT key FROM device_scopes "
-					    "WHERE device = ?1)", &st, err)) == 0) {
+	if (r == 0 && (r = hqsql_prepare(db,
+					 "DELETE FROM down_cursors WHERE device = ?1 AND key "
+					 "<> '' AND key NOT IN (SELECT key FROM device_scopes "
+					 "WHERE device = ?1)",
+					 &st, err)) == 0) {
 		hqsql_bind_text(st, 1, device);
 		if (hqsql_step(st) != HQSQL_DONE)
 			r = hqsql_fail(db, "forget the device's old cursors", err);
 		hqsql_finalize(st);
 	}
-	if (r == 0 && (r = hqsql_prepare(db, "UPDATE down_state SET conflict_cursor = 0 WHERE "
-					    "device = ?1", &st, err)) == 0) {
+	if (r == 0 && (r = hqsql_prepare(db,
+					 "UPDATE down_state SET conflict_cursor = 0 WHERE "
+					 "device = ?1",
+					 &st, err)) == 0) {
 		hqsql_bind_text(st, 1, device);
 		if (hqsql_step(st) != HQSQL_DONE)
 			r = hqsql_fail(db, "reset the device's conflicts", err);
@@ -166,14 +174,15 @@ static int scope_text(struct hqsql *db, const char *device, char **ret, struct f
 	int r;
 
 	*ret = NULL;
-	if ((r = hqsql_prepare(db,
-			      hqsql_backend(db) == HQSQL_POSTGRESQL
-				      ? "SELECT (SELECT string_agg(name, ', ' ORDER BY key) FROM "
-					"device_scopes WHERE device = d.id) FROM devices d WHERE d.id = ?1"
-				      : "SELECT (SELECT group_concat(name, ', ') FROM (SELECT name FROM "
-					"device_scopes WHERE device = d.id ORDER BY key)) FROM devices d "
-					"WHERE d.id = ?1",
-			      &st, err)) < 0)
+	if ((r = hqsql_prepare(
+		     db,
+		     hqsql_backend(db) == HQSQL_POSTGRESQL
+			     ? "SELECT (SELECT string_agg(name, ', ' ORDER BY key) FROM "
+			       "device_scopes WHERE device = d.id) FROM devices d WHERE d.id = ?1"
+			     : "SELECT (SELECT group_concat(name, ', ') FROM (SELECT name FROM "
+			       "device_scopes WHERE device = d.id ORDER BY key)) FROM devices d "
+			       "WHERE d.id = ?1",
+		     &st, err)) < 0)
 		return r;
 	hqsql_bind_text(st, 1, device);
 	switch (hqsql_step(st)) {
@@ -184,8 +193,10 @@ static int scope_text(struct hqsql *db, const char *device, char **ret, struct f
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 		break;
 	}
-	case HQSQL_DONE: break;
-	default: r = hqsql_fail(db, "read the device's scope", err);
+	case HQSQL_DONE:
+		break;
+	default:
+		r = hqsql_fail(db, "read the device's scope", err);
 	}
 	hqsql_finalize(st);
 	return r;
@@ -215,7 +226,7 @@ int scope_change(struct hqsql *db, const char *device, const char *list, uint64_
 	/* Municipality names are an administrator's words, not personal
 	 * data: the audit says who may write where, and since when. */
 	if ((r = audit_append_strings(db, now_ms, "scope", device, err, "scope", after, "previous",
-				    before, (const char *)NULL)) < 0)
+				      before, (const char *)NULL)) < 0)
 		goto out;
 	r = hqsql_exec(db, "COMMIT", "commit scope change", err);
 out:
@@ -253,7 +264,8 @@ int scope_load(struct hqsql *db, const char *device, struct scope **ret, struct 
 
 	if (!s)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqsql_prepare(db, "SELECT key FROM device_scopes WHERE device = ?1", &st, err)) < 0)
+	if ((r = hqsql_prepare(db, "SELECT key FROM device_scopes WHERE device = ?1", &st, err)) <
+	    0)
 		goto out;
 	hqsql_bind_text(st, 1, device);
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
@@ -311,7 +323,7 @@ struct set_value {
 
 struct kept {
 	char *record_id, *field; /* NULL: an empty slot */
-	char *value;             /* NULL: no string value */
+	char *value;		 /* NULL: no string value */
 };
 
 struct scope_set {
@@ -375,8 +387,8 @@ void scope_set_free(struct scope_set *sv)
 	free(sv);
 }
 
-int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct change *ch, size_t n,
-		    struct scope_set **ret, struct fs_error *err)
+int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct change *ch,
+		    size_t n, struct scope_set **ret, struct fs_error *err)
 {
 	struct scope_set *sv = calloc(1, sizeof(*sv));
 	struct hqsql_stmt *known = NULL;
@@ -390,8 +402,10 @@ int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct
 	sv->db = db;
 	sv->forms = forms;
 	/* JSON text in, the string out: scope fields hold strings. */
-	if ((r = hqsql_prepare(db, "SELECT value FROM fields "
-				  "WHERE record_id = ?1 AND field = ?2", &sv->merged, err)) < 0 ||
+	if ((r = hqsql_prepare(db,
+			       "SELECT value FROM fields "
+			       "WHERE record_id = ?1 AND field = ?2",
+			       &sv->merged, err)) < 0 ||
 	    (r = hqsql_prepare(db, "SELECT 1 FROM records WHERE id = ?1", &known, err)) < 0)
 		goto out;
 	/* Only for a record HQ does not hold yet, and only a value its form
@@ -413,7 +427,8 @@ int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct
 			r = hqsql_fail(db, "look up a record", err);
 			break;
 		}
-		sv->v[k++] = (struct set_value){ch[i].record_id, field, ch[i].value->valuestring, i};
+		sv->v[k++] =
+			(struct set_value){ ch[i].record_id, field, ch[i].value->valuestring, i };
 	}
 	if (r < 0)
 		goto out;
@@ -532,7 +547,7 @@ static const struct form *lookup_form(void *ctx, const char *collection)
 int scope_check(struct scope_set *sv, const struct scope *s, const struct change *c,
 		const char **reason, struct fs_error *err)
 {
-	const struct scoperule_lookup l = {lookup_form, lookup_value, sv};
+	const struct scoperule_lookup l = { lookup_form, lookup_value, sv };
 	const struct form *f = NULL;
 	const char *field = scope_field_of(sv->forms, c->collection, &f);
 	char *v = NULL;

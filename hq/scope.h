@@ -59,7 +59,8 @@ int scope_parse(const char *list, cJSON **ret, struct fs_error *err) FS_WUR;
 
 /* Replace device's scope with names (from scope_parse, or a JSON array
  * text stored with a token).  The caller owns the transaction. */
-int scope_store(struct hqsql *db, const char *device, const cJSON *names, struct fs_error *err) FS_WUR;
+int scope_store(struct hqsql *db, const char *device, const cJSON *names,
+		struct fs_error *err) FS_WUR;
 
 /* An administrator's change: in one transaction, the device must be
  * enrolled (-FS_ENOTFOUND), its scope becomes list, and a "scope" audit
@@ -69,7 +70,8 @@ int scope_change(struct hqsql *db, const char *device, const char *list, uint64_
 
 /* A device's scope, loaded for checks. */
 struct scope;
-int scope_load(struct hqsql *db, const char *device, struct scope **ret, struct fs_error *err) FS_WUR;
+int scope_load(struct hqsql *db, const char *device, struct scope **ret,
+	       struct fs_error *err) FS_WUR;
 /* 1 when value (UTF-8) is one of the scope's names, by fold_equal. */
 int scope_contains(const struct scope *s, const char *value);
 void scope_free(struct scope *s);
@@ -79,8 +81,8 @@ void scope_free(struct scope *s);
  * reads HQ's merged values.  Points into ch and forms, which must outlive
  * it; db too. */
 struct scope_set;
-int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct change *ch, size_t n,
-		    struct scope_set **ret, struct fs_error *err) FS_WUR;
+int scope_set_build(struct hqsql *db, const struct hq_forms *forms, const struct change *ch,
+		    size_t n, struct scope_set **ret, struct fs_error *err) FS_WUR;
 void scope_set_free(struct scope_set *sv);
 
 /* May the device whose scope is s write change c?  *reason is NULL when

@@ -49,14 +49,14 @@
 #define SERVER_DEVICE_RESERVED 1
 
 struct bucket {
-	uint64_t at_ms;    /* monotonic time the tokens were last counted; 0: unused */
-	unsigned tokens;   /* requests left */
-	int reported;      /* the refusals in a row since it ran dry were reported */
+	uint64_t at_ms;	 /* monotonic time the tokens were last counted; 0: unused */
+	unsigned tokens; /* requests left */
+	int reported;	 /* the refusals in a row since it ran dry were reported */
 };
 
 struct limiter {
-	unsigned rate;               /* burst, and per minute */
-	pthread_mutex_t lock;        /* guards buckets */
+	unsigned rate;	      /* burst, and per minute */
+	pthread_mutex_t lock; /* guards buckets */
 	struct bucket buckets[SERVER_LIMIT_BUCKETS];
 	uint8_t key[crypto_shorthash_KEYBYTES];
 };
@@ -66,10 +66,10 @@ struct server {
 	const struct hq_config *cfg;
 	const struct identity *hq;
 	const struct hq_forms *forms;
-	atomic_uint inflight;   /* requests between first call and completion */
+	atomic_uint inflight;	 /* requests between first call and completion */
 	atomic_uint connections; /* open connections (on_connection) */
-	char *tls_cert;         /* PEM, NUL-terminated; NULL without TLS */
-	char *tls_key;          /* PEM in secure memory; NULL without TLS */
+	char *tls_cert;		 /* PEM, NUL-terminated; NULL without TLS */
+	char *tls_key;		 /* PEM in secure memory; NULL without TLS */
 	uint16_t port;
 	struct limiter enroll_limit; /* enrolment attempts per address */
 	struct limiter proof_limit;  /* proof requests per address */
@@ -79,24 +79,24 @@ struct server {
 	 * knows a device id cannot take them all. */
 	atomic_uint dev_inflight[SERVER_LIMIT_BUCKETS];
 	uint8_t dev_key[crypto_shorthash_KEYBYTES];
-	struct hqpool *pool;    /* database connections between requests */
+	struct hqpool *pool; /* database connections between requests */
 };
 
 enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY, EP_PULL };
 
 struct request {
 	enum endpoint ep;
-	uint8_t *body;      /* received bytes, at most limit */
+	uint8_t *body; /* received bytes, at most limit */
 	size_t len, cap;
-	size_t limit;       /* cap for this endpoint */
-	int answered;       /* a response was queued */
-	int admitted;       /* holds a request slot (s->inflight) */
-	unsigned dev_slot;  /* holds one of its device's reserved places: index + 1 */
-	int busy;           /* refused a slot mid-upload: drain, then 503 */
-	int overflow;       /* a body without Content-Length passed limit */
-	size_t discarded;   /* bytes received since, kept for nothing */
+	size_t limit;	     /* cap for this endpoint */
+	int answered;	     /* a response was queued */
+	int admitted;	     /* holds a request slot (s->inflight) */
+	unsigned dev_slot;   /* holds one of its device's reserved places: index + 1 */
+	int busy;	     /* refused a slot mid-upload: drain, then 503 */
+	int overflow;	     /* a body without Content-Length passed limit */
+	size_t discarded;    /* bytes received since, kept for nothing */
 	uint64_t started_ms; /* HQ's clock when the headers arrived */
-	uint64_t mono_ms;   /* the same on the monotonic clock: upload rate */
+	uint64_t mono_ms;    /* the same on the monotonic clock: upload rate */
 };
 
 /* ---- answers ----------------------------------------------------------- */
@@ -123,16 +123,15 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, v
 	 * open than requests may be in progress, and always after a 503: that
 	 * client comes back after Retry-After anyway.  A device pushing its
 	 * sets one after another keeps its connection while HQ is not busy. */
-	int close_after = retry_after ||
-			  (s && atomic_load(&s->connections) > s->cfg->max_inflight);
+	int close_after = retry_after || (s && atomic_load(&s->connections) > s->cfg->max_inflight);
 
 	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
 		free(body);
 		return MHD_NO;
 	}
-	if ((ctype && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) !=
-			      MHD_YES) ||
+	if ((ctype &&
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES) ||
 	    (retry_after && retry_after != CLOSE_AFTER &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after) != MHD_YES) ||
 	    (checkpoint &&
@@ -204,8 +203,8 @@ static enum MHD_Result send_too_large(struct MHD_Connection *conn, struct reques
 		cJSON_Delete(extra);
 		return MHD_NO;
 	}
-	return send_error(conn, 413, "too_large",
-			  "the body is larger than this endpoint accepts", extra, NULL);
+	return send_error(conn, 413, "too_large", "the body is larger than this endpoint accepts",
+			  extra, NULL);
 }
 
 static enum MHD_Result send_internal(struct MHD_Connection *conn, const char *what,
@@ -230,7 +229,8 @@ static enum MHD_Result send_internal(struct MHD_Connection *conn, const char *wh
 	if (err->code == -EHOSTUNREACH || err->code == -ETIMEDOUT)
 		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
 				  "HQ's database is unavailable; retry after the time in "
-				  "Retry-After", NULL, SERVER_RETRY_AFTER_S);
+				  "Retry-After",
+				  NULL, SERVER_RETRY_AFTER_S);
 	return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 			  "HQ could not process the request; try again later", NULL, NULL);
 }
@@ -313,7 +313,7 @@ fail:
  * request is done either way, so a failure is logged, not answered. */
 static void checkpoint_if_due(const struct server *s, struct hqsql *db)
 {
-	struct fs_error cerr = {0};
+	struct fs_error cerr = { 0 };
 
 	if (audit_checkpoint(db, s->hq, &s->cfg->audit, hlc_wall_ms(), 0, NULL, &cerr) < 0)
 		log_msg(LOG_ERR, "audit checkpoint: %s", cerr.msg);
@@ -323,7 +323,7 @@ static void checkpoint_if_due(const struct server *s, struct hqsql *db)
  * note has line breaks and UTF-8.  NULL with r 0 when there is none. */
 static int checkpoint_b64(struct hqsql *db, char **ret)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	uint64_t size;
 	char *note = NULL;
 	int r = audit_latest(db, &note, &size, &err);
@@ -345,7 +345,7 @@ static int checkpoint_b64(struct hqsql *db, char **ret)
 /* Add the latest checkpoint note to o, when there is one. */
 static int add_checkpoint(struct hqsql *db, cJSON *o)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	uint64_t size;
 	char *note = NULL;
 	int r = audit_latest(db, &note, &size, &err);
@@ -362,11 +362,11 @@ static enum MHD_Result do_consistency(struct server *s, struct MHD_Connection *c
 				      const struct request *rq)
 {
 	merkle_hash proof[MERKLE_MAX_PROOF];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *req = cJSON_ParseWithLength((const char *)rq->body, rq->len), *o = NULL, *arr;
 	const cJSON *from = cJSON_GetObjectItemCaseSensitive(req, "from");
-	char *note = NULL, b64[sodium_base64_ENCODED_LEN(MERKLE_HASH_BYTES,
-							   sodium_base64_VARIANT_ORIGINAL)];
+	char *note = NULL,
+	     b64[sodium_base64_ENCODED_LEN(MERKLE_HASH_BYTES, sodium_base64_VARIANT_ORIGINAL)];
 	uint64_t size = 0;
 	struct hqsql *db = NULL;
 	size_t len = 0;
@@ -386,7 +386,8 @@ static enum MHD_Result do_consistency(struct server *s, struct MHD_Connection *c
 	cJSON_Delete(req);
 	if (r == -ERANGE)
 		return send_error(conn, MHD_HTTP_CONFLICT, "ahead_of_log",
-				  "no checkpoint of that size; this HQ's log is shorter", NULL, NULL);
+				  "no checkpoint of that size; this HQ's log is shorter", NULL,
+				  NULL);
 	if (r < 0)
 		return send_internal(conn, "audit consistency", &err);
 	o = cJSON_CreateObject();
@@ -416,12 +417,15 @@ fail:
 static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *conn,
 				    const struct request *rq)
 {
-	struct ingest_result res = {0};
-	struct fs_error err = {0};
-	struct ingest_ctx ctx = {.hq = s->hq, .forms = s->forms, .wall_ms = hlc_wall_ms,
-				 .device_time_ms = device_time(conn), .request_ms = rq->started_ms,
-				 .refuse_unbound = s->cfg->accept_unbound &&
-						   !strcmp(s->cfg->accept_unbound, "no")};
+	struct ingest_result res = { 0 };
+	struct fs_error err = { 0 };
+	struct ingest_ctx ctx = { .hq = s->hq,
+				  .forms = s->forms,
+				  .wall_ms = hlc_wall_ms,
+				  .device_time_ms = device_time(conn),
+				  .request_ms = rq->started_ms,
+				  .refuse_unbound = s->cfg->accept_unbound &&
+						    !strcmp(s->cfg->accept_unbound, "no") };
 	enum MHD_Result ret;
 	cJSON *extra = NULL;
 	int r;
@@ -434,7 +438,8 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	checkpoint_if_due(s, ctx.db);
 	/* Only a device that proved itself: anyone can send the header. */
 	if (res.skewed && res.authenticated)
-		log_msg(LOG_WARNING, "device %s: clock is %lld s %s of HQ's (change set seq %" PRIu64 ")",
+		log_msg(LOG_WARNING,
+			"device %s: clock is %lld s %s of HQ's (change set seq %" PRIu64 ")",
 			res.device, (long long)llabs(res.clock_skew_ms) / 1000,
 			res.clock_skew_ms > 0 ? "ahead" : "behind", res.seq);
 	/* Nothing may read a transaction left open by a failure above. */
@@ -473,8 +478,8 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
 			       const struct request *rq)
 {
-	struct downsync_result res = {0};
-	struct fs_error err = {0};
+	struct downsync_result res = { 0 };
+	struct fs_error err = { 0 };
 	enum MHD_Result ret;
 	cJSON *extra = NULL;
 	struct hqsql *db = NULL;
@@ -503,15 +508,16 @@ static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
 		hqpool_put(s->pool, db);
 		res.body = NULL;
 		ret = send_body(conn, (unsigned)res.status, body, res.status == 200 ? res.len : 0,
-				res.status == 200 ? "application/vnd.fieldsync.downset" : NULL, NULL,
-				note);
+				res.status == 200 ? "application/vnd.fieldsync.downset" : NULL,
+				NULL, note);
 		free(note);
 		downsync_result_clear(&res);
 		return ret;
 	}
 	hqpool_put(s->pool, db);
-	if (res.status == 409 && (!(extra = cJSON_CreateObject()) ||
-				  !cJSON_AddNumberToObject(extra, "expected_seq", (double)res.expected))) {
+	if (res.status == 409 &&
+	    (!(extra = cJSON_CreateObject()) ||
+	     !cJSON_AddNumberToObject(extra, "expected_seq", (double)res.expected))) {
 		cJSON_Delete(extra);
 		downsync_result_clear(&res);
 		return MHD_NO;
@@ -609,14 +615,16 @@ static void limiter_init(struct limiter *l, unsigned rate)
  * it, say so on stderr once in a row. */
 static void audit_refusal(struct server *s, const char *peer, const char *error)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	int report;
 
 	if (limit_take(&s->audit_limit, "*", &report)) {
 		if (report)
-			log_msg(LOG_WARNING, "more than %u refused enrolments a minute: "
-				"the rest are not audited", s->audit_limit.rate);
+			log_msg(LOG_WARNING,
+				"more than %u refused enrolments a minute: "
+				"the rest are not audited",
+				s->audit_limit.rate);
 		return;
 	}
 	if (hqpool_get(s->pool, &db, &err) < 0 ||
@@ -638,14 +646,15 @@ static enum MHD_Result send_rate_limited(struct server *s, struct MHD_Connection
 	snprintf(retry, sizeof(retry), "%u", wait);
 	return send_error(conn, 429, "rate_limited",
 			  "too many enrolment attempts from this address; retry after the time "
-			  "in Retry-After", NULL, retry);
+			  "in Retry-After",
+			  NULL, retry);
 }
 
 static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
 				 const struct request *rq)
 {
-	struct hqenroll_result res = {0};
-	struct fs_error err = {0};
+	struct hqenroll_result res = { 0 };
+	struct fs_error err = { 0 };
 	char peer[INET6_ADDRSTRLEN];
 	struct hqsql *db = NULL;
 	enum MHD_Result ret;
@@ -687,11 +696,11 @@ static int route(struct MHD_Connection *conn, const char *url, const char *metho
 	static const struct {
 		const char *url, *method;
 		enum endpoint ep;
-	} routes[] = {{"/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH},
-		      {"/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL},
-		      {"/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS},
-		      {"/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY},
-		      {"/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL}};
+	} routes[] = { { "/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH },
+		       { "/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL },
+		       { "/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS },
+		       { "/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY },
+		       { "/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL } };
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(url, routes[i].url))
@@ -737,7 +746,7 @@ static enum MHD_Result send_busy(struct MHD_Connection *conn, struct request *rq
  * say which device sends it. */
 static int admit_changeset(struct server *s, struct request *rq)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	int known = 0;
 
@@ -786,7 +795,7 @@ static enum MHD_Result count_length_header(void *cls, enum MHD_ValueKind kind, c
 
 static int ambiguous_length(struct MHD_Connection *conn)
 {
-	unsigned n[2] = {0, 0};
+	unsigned n[2] = { 0, 0 };
 
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_length_header, n);
 	return n[0] > 1 || (n[0] && n[1]);
@@ -810,7 +819,8 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		rq->answered = 1;
 		return send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				  "ambiguous body length: Content-Length given twice, or with "
-				  "Transfer-Encoding", NULL, CLOSE_AFTER);
+				  "Transfer-Encoding",
+				  NULL, CLOSE_AFTER);
 	}
 	/* Answers that do no work (health, 404, 405) take no slot: a full
 	 * server still says it is alive. */
@@ -849,7 +859,8 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 			snprintf(retry, sizeof(retry), "%u", wait);
 			return send_error(conn, 429, "rate_limited",
 					  "too many proof requests from this address; retry after "
-					  "the time in Retry-After", NULL, retry);
+					  "the time in Retry-After",
+					  NULL, retry);
 		}
 	}
 	/* Pushes and pulls are admitted once their first bytes say which
@@ -858,9 +869,10 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		return send_busy(conn, rq);
 	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY || rq->ep == EP_PULL
 			    ? SERVER_ENROLL_MAX
-								    : CHANGESET_MAX_BYTES;
+			    : CHANGESET_MAX_BYTES;
 	/* Refused before a byte of the body is read. */
-	if (header_u64(conn, MHD_HTTP_HEADER_CONTENT_LENGTH, &declared) == 0 && declared > rq->limit)
+	if (header_u64(conn, MHD_HTTP_HEADER_CONTENT_LENGTH, &declared) == 0 &&
+	    declared > rq->limit)
 		return send_too_large(conn, rq);
 	return MHD_YES;
 }
@@ -915,8 +927,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 		*upload_data_size = 0;
 		if (too_slow(s, rq, rq->len + rq->discarded + n)) {
-			log_msg(LOG_NOTICE, "upload slower than %u bytes/s: connection "
-				"closed", s->cfg->min_upload_rate);
+			log_msg(LOG_NOTICE,
+				"upload slower than %u bytes/s: connection "
+				"closed",
+				s->cfg->min_upload_rate);
 			return MHD_NO;
 		}
 		if (rq->answered)
@@ -937,7 +951,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		if (r < 0)
 			return MHD_NO;
-		if (!rq->admitted && rq->len >= INGEST_DEVICE_PREFIX && admit_changeset(s, rq) < 0) {
+		if (!rq->admitted && rq->len >= INGEST_DEVICE_PREFIX &&
+		    admit_changeset(s, rq) < 0) {
 			/* libmicrohttpd answers only once the body is in:
 			 * drain it, keeping nothing and holding no slot. */
 			rq->busy = rq->overflow = 1;
@@ -1010,8 +1025,9 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ret, sockle
 	char host[256];
 	const char *colon = strrchr(listen, ':'), *h = listen;
 	size_t hl;
-	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-				 .ai_socktype = SOCK_STREAM}, *ai = NULL;
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+				  .ai_socktype = SOCK_STREAM },
+			*ai = NULL;
 	char *end;
 	unsigned long port;
 
@@ -1059,8 +1075,10 @@ static int read_pem(const char *path, int secret, char **ret, struct fs_error *e
 		return fs_error_set(err, -errno, "TLS file %s: %s", path, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
 	    st.st_size > SERVER_PEM_MAX) {
-		r = fs_error_set(err, -FS_EFORMAT, "TLS file %s: not a regular file of 1 byte to "
-				 "1 MiB", path);
+		r = fs_error_set(err, -FS_EFORMAT,
+				 "TLS file %s: not a regular file of 1 byte to "
+				 "1 MiB",
+				 path);
 		goto out;
 	}
 	buf = secret ? secmem_alloc((size_t)st.st_size + 1) : malloc((size_t)st.st_size + 1);
@@ -1074,7 +1092,8 @@ static int read_pem(const char *path, int secret, char **ret, struct fs_error *e
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			r = fs_error_set(err, n < 0 ? -errno : -EIO, "TLS file %s: read failed", path);
+			r = fs_error_set(err, n < 0 ? -errno : -EIO, "TLS file %s: read failed",
+					 path);
 			goto out;
 		}
 		got += (size_t)n;
@@ -1098,7 +1117,8 @@ static int server_tls_load(struct server *s, struct fs_error *err)
 	if (!s->cfg->tls_cert)
 		return 0;
 	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-		return fs_error_set(err, -FS_EUSAGE, "TLS is configured but libmicrohttpd was "
+		return fs_error_set(err, -FS_EUSAGE,
+				    "TLS is configured but libmicrohttpd was "
 				    "built without TLS");
 	if ((r = read_pem(s->cfg->tls_cert, 0, &s->tls_cert, err)) < 0 ||
 	    (r = read_pem(s->cfg->tls_key, 1, &s->tls_key, err)) < 0)
@@ -1116,8 +1136,8 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	 * shutting the listening socket, and a worker at its share of the
 	 * connection limit no longer polls that socket: it slept out its
 	 * idle connections' timeout (SERVER_TIMEOUT_S) before HQ could exit. */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
-			 MHD_USE_ITC;
+	unsigned flags =
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	const union MHD_DaemonInfo *info;
 	int loopback = 0, r;
 
@@ -1142,8 +1162,10 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	    (r = server_tls_load(s, err)) < 0)
 		goto out;
 	if (!s->tls_cert && !loopback) {
-		r = fs_error_set(err, -FS_EUSAGE, "listen %s: plain HTTP is allowed only on a "
-				 "loopback address; configure tls_cert and tls_key", cfg->listen);
+		r = fs_error_set(err, -FS_EUSAGE,
+				 "listen %s: plain HTTP is allowed only on a "
+				 "loopback address; configure tls_cert and tls_key",
+				 cfg->listen);
 		goto out;
 	}
 	if (addr.ss_family == AF_INET6)
@@ -1156,12 +1178,13 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 		cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_peer,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVER_TIMEOUT_S,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-		on_connection, s,
-		s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
-		MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
+		on_connection, s, s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+		s->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
 	if (!s->mhd) {
-		r = fs_error_set(err, -EADDRINUSE, "listen %s: could not start the server (address "
-				 "in use, or a bad TLS certificate or key)", cfg->listen);
+		r = fs_error_set(err, -EADDRINUSE,
+				 "listen %s: could not start the server (address "
+				 "in use, or a bad TLS certificate or key)",
+				 cfg->listen);
 		goto out;
 	}
 	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);

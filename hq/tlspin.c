@@ -8,7 +8,7 @@
 
 int tlspin_from_cert(const char *path, uint8_t out[TLSPIN_BYTES], struct fs_error *err)
 {
-	gnutls_datum_t pem = {NULL, 0};
+	gnutls_datum_t pem = { NULL, 0 };
 	gnutls_x509_crt_t crt = NULL;
 	size_t n = TLSPIN_BYTES;
 	int r = 0;
@@ -23,7 +23,8 @@ int tlspin_from_cert(const char *path, uint8_t out[TLSPIN_BYTES], struct fs_erro
 	if (gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) < 0 ||
 	    gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, out, &n) < 0 ||
 	    n != TLSPIN_BYTES)
-		r = fs_error_set(err, -FS_EFORMAT, "TLS certificate %s: no usable certificate", path);
+		r = fs_error_set(err, -FS_EFORMAT, "TLS certificate %s: no usable certificate",
+				 path);
 out:
 	if (crt)
 		gnutls_x509_crt_deinit(crt);

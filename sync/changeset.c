@@ -12,7 +12,6 @@
 #include "crypto/bytes.h"
 #include "sync/envelope.h"
 
-
 /* ---- the payload ------------------------------------------------------ */
 
 /* Canonical form: a JSON array of [record id, collection, field, value,
@@ -150,7 +149,7 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 		     size_t *ret_len, struct fs_error *err)
 {
 	uint8_t *sealed = NULL, *out = NULL, binding[CHANGESET_BINDING_BYTES];
-	struct envelope_frame frame = {0};
+	struct envelope_frame frame = { 0 };
 	size_t plen, slen = 0, total;
 	hlc_t lo = UINT64_MAX, hi = 0;
 	char *payload = NULL;
@@ -184,8 +183,7 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	bytes_put_be(binding + CHANGESET_DEVICE_BYTES, h->seq, 8);
 	memcpy(binding + CHANGESET_DEVICE_BYTES + 8, h->prev, CHANGESET_HASH_BYTES);
 	if ((r = envelope_seal(binding, sizeof(binding), payload, plen, ENVELOPE_ZSTD_LEVEL,
-			       hq_box_pk, &sealed, &slen,
-			       "change set", err)) < 0)
+			       hq_box_pk, &sealed, &slen, "change set", err)) < 0)
 		goto out;
 	total = CHANGESET_HEADER_BYTES + slen + CHANGESET_SIG_BYTES;
 	if (total > CHANGESET_MAX_BYTES) {
@@ -283,7 +281,8 @@ static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, con
 			     CHANGESET_MAX_PAYLOAD, ret_text, ret_len, "change set", err);
 }
 
-int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+int changeset_open(const uint8_t *buf, size_t len,
+		   const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
 		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
 		   size_t *ret_n, struct fs_error *err)
 {
@@ -307,7 +306,8 @@ int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypt
 	}
 	arr = cJSON_ParseWithLength(text, tlen);
 	if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != h.count) {
-		r = fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes", h.count);
+		r = fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes",
+				 h.count);
 		goto out;
 	}
 	changes = calloc(h.count, sizeof(*changes));
@@ -320,7 +320,7 @@ int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypt
 					      &changes[n]);
 		if (r == 0 && h.version >= 3)
 			r = changeset_form_version_from(cJSON_GetArrayItem(row, 5),
-							 &changes[n].form_version);
+							&changes[n].form_version);
 		if (r < 0) {
 			fs_error_set(err, r, "change set: change %zu is malformed", n + 1);
 			goto out;

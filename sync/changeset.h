@@ -48,22 +48,22 @@
 #define CHANGESET_SIG_BYTES crypto_sign_BYTES
 #define CHANGESET_HASH_BYTES 32
 #define CHANGESET_DEVICE_BYTES 16
-#define CHANGESET_MAX_BYTES (1024 * 1024)         /* whole encoding */
-#define CHANGESET_MAX_PAYLOAD (8 * 1024 * 1024)   /* after decompression */
+#define CHANGESET_MAX_BYTES (1024 * 1024)	/* whole encoding */
+#define CHANGESET_MAX_PAYLOAD (8 * 1024 * 1024) /* after decompression */
 #define CHANGESET_MAX_CHANGES 20000
 /* JSON values in a payload, counted by changeset_payload_nodes(): bounds
  * the parse tree (about 64 bytes a value), whatever the payload's shape.
  * A change is 7 values, plus one per extra multi_choice item. */
 #define CHANGESET_MAX_NODES (1 << 17)
-#define CHANGESET_MAX_NAME 64                     /* collection, field */
+#define CHANGESET_MAX_NAME 64 /* collection, field */
 
 struct changeset_header {
-	uint8_t version;                        /* 3; 2 or 1 when read */
+	uint8_t version;			/* 3; 2 or 1 when read */
 	uint8_t device[CHANGESET_DEVICE_BYTES]; /* device id, raw */
-	uint64_t seq;                           /* per-device, from 1, no gaps */
-	uint8_t prev[CHANGESET_HASH_BYTES];     /* hash of set seq-1; zero for seq 1 */
-	hlc_t hlc_min, hlc_max;                 /* bounds of the changes' HLCs */
-	uint32_t count;                         /* number of changes */
+	uint64_t seq;				/* per-device, from 1, no gaps */
+	uint8_t prev[CHANGESET_HASH_BYTES];	/* hash of set seq-1; zero for seq 1 */
+	hlc_t hlc_min, hlc_max;			/* bounds of the changes' HLCs */
+	uint32_t count;				/* number of changes */
 };
 
 /* One field-level change. */
@@ -71,7 +71,7 @@ struct change {
 	char record_id[UUID_TEXT_LEN + 1];
 	char collection[CHANGESET_MAX_NAME + 1];
 	char field[CHANGESET_MAX_NAME + 1]; /* a form field, or "_deleted" */
-	cJSON *value;                       /* owned; JSON null when cleared */
+	cJSON *value;			    /* owned; JSON null when cleared */
 	hlc_t hlc;
 	/* The version of HQ's form of the collection the change was made
 	 * under; 0 for the device's own form (or a set before version 3). */
@@ -97,7 +97,8 @@ int changeset_verify(const uint8_t *buf, size_t len,
 /* Open the sealed payload (HQ side) and check every change: well-formed,
  * count as in the header, HLCs within the header's bounds.  Call after
  * changeset_verify.  *ret_changes is freed with changes_free(). */
-int changeset_open(const uint8_t *buf, size_t len, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+int changeset_open(const uint8_t *buf, size_t len,
+		   const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
 		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
 		   size_t *ret_n, struct fs_error *err) FS_WUR;
 

@@ -10,16 +10,24 @@
 int dberr_code(int rc)
 {
 	switch (rc & 0xff) {
-	case SQLITE_FULL: return -ENOSPC;
+	case SQLITE_FULL:
+		return -ENOSPC;
 	case SQLITE_BUSY:
-	case SQLITE_LOCKED: return -EBUSY;
-	case SQLITE_READONLY: return -EROFS;
-	case SQLITE_CANTOPEN: return -ENOENT;
-	case SQLITE_NOMEM: return -ENOMEM;
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
 	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB: return -FS_ECORRUPT;
-	case SQLITE_IOERR: return rc == SQLITE_IOERR_DATA ? -FS_ECORRUPT : -EIO;
-	default: return -FS_ESTORE;
+	case SQLITE_NOTADB:
+		return -FS_ECORRUPT;
+	case SQLITE_IOERR:
+		return rc == SQLITE_IOERR_DATA ? -FS_ECORRUPT : -EIO;
+	default:
+		return -FS_ESTORE;
 	}
 }
 
@@ -62,9 +70,9 @@ int dberr_set(sqlite3 *db, int rc, const char *file, struct fs_error *err, const
 	switch (sys) {
 	case ENOSPC:
 	case EDQUOT:
-		return fs_error_set(err, -ENOSPC,
-				    "%s: the disk is full (%s)%s: free some space and try again",
-				    prefix, sys == EDQUOT ? "quota exceeded" : "no space left", nothing);
+		return fs_error_set(
+			err, -ENOSPC, "%s: the disk is full (%s)%s: free some space and try again",
+			prefix, sys == EDQUOT ? "quota exceeded" : "no space left", nothing);
 	case EROFS:
 		return fs_error_set(err, -EROFS, "%s: the file system is read-only%s", prefix,
 				    nothing);

@@ -13,7 +13,6 @@
 #include "sync/envelope.h"
 #include "sync/utf8.h"
 
-
 _Static_assert(DOWNSET_DEVICE_HEX - 1 == IDENTITY_ID_HEXLEN, "device ids are identity ids");
 
 /* ---- the payload ------------------------------------------------------ */
@@ -75,10 +74,10 @@ static char *payload_print(const struct downset *d)
 
 		if (!append(co, row) || !append(row, cJSON_CreateString(c->record_id)) ||
 		    !append(row, cJSON_CreateString(c->field)) ||
-		    !append(row, cJSON_CreateString(c->device_a)) || !append(row, hlc_item(c->hlc_a)) ||
-		    !append(row, value_item(c->value_a)) ||
-		    !append(row, cJSON_CreateString(c->device_b)) || !append(row, hlc_item(c->hlc_b)) ||
-		    !append(row, value_item(c->value_b)))
+		    !append(row, cJSON_CreateString(c->device_a)) ||
+		    !append(row, hlc_item(c->hlc_a)) || !append(row, value_item(c->value_a)) ||
+		    !append(row, cJSON_CreateString(c->device_b)) ||
+		    !append(row, hlc_item(c->hlc_b)) || !append(row, value_item(c->value_b)))
 			goto out;
 	}
 	for (size_t i = 0; i < d->nforms; i++) {
@@ -126,9 +125,9 @@ static int conflict_from_row(const cJSON *row, struct downset_conflict *c)
 	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 8 || !id || !field || !da || !ha ||
 	    !db || !hb)
 		return -FS_EFORMAT;
-	if (uuid_normalize(id, canon) < 0 || strcmp(canon, id) ||
-	    !changeset_name_ok(field, 1) || !identity_id_text_ok(da) || !identity_id_text_ok(db) ||
-	    hlc_parse(ha, &c->hlc_a) < 0 || hlc_parse(hb, &c->hlc_b) < 0)
+	if (uuid_normalize(id, canon) < 0 || strcmp(canon, id) || !changeset_name_ok(field, 1) ||
+	    !identity_id_text_ok(da) || !identity_id_text_ok(db) || hlc_parse(ha, &c->hlc_a) < 0 ||
+	    hlc_parse(hb, &c->hlc_b) < 0)
 		return -FS_EFORMAT;
 	memcpy(c->record_id, canon, sizeof(canon));
 	strcpy(c->field, field);
@@ -155,8 +154,8 @@ static int form_from_row(const cJSON *row, struct downset_form *f)
 /* The parsed, untrusted payload object into d (header already in d). */
 static int payload_read(const cJSON *o, struct downset *d, struct fs_error *err)
 {
-	static const char *const names[] = {"scope", "changes", "conflicts", "forms"};
-	const cJSON *m[4] = {0}, *it;
+	static const char *const names[] = { "scope", "changes", "conflicts", "forms" };
+	const cJSON *m[4] = { 0 }, *it;
 	size_t i = 0, k;
 	int r;
 
@@ -189,8 +188,8 @@ static int payload_read(const cJSON *o, struct downset *d, struct fs_error *err)
 	cJSON_ArrayForEach(it, m[0])
 	{
 		if (!scope_name_ok(it))
-			return fs_error_set(err, -FS_EFORMAT, "down-set: scope name %zu is malformed",
-					    k + 1);
+			return fs_error_set(err, -FS_EFORMAT,
+					    "down-set: scope name %zu is malformed", k + 1);
 		if (!(d->scope[k++] = strdup(it->valuestring)))
 			return fs_error_set(err, -ENOMEM, "down-set: out of memory");
 	}
@@ -255,7 +254,7 @@ int downset_encode(const struct downset *d, const uint8_t device_box_pk[crypto_b
 {
 	size_t count = d->nchanges + d->nconflicts + d->nforms, plen, slen = 0, total;
 	uint8_t *sealed = NULL, *out = NULL;
-	struct envelope_frame frame = {0};
+	struct envelope_frame frame = { 0 };
 	char *payload = NULL;
 	int r = 0;
 
@@ -314,8 +313,7 @@ out:
 
 /* ---- parse and verify ------------------------------------------------- */
 
-int downset_parse(const uint8_t *buf, size_t len, struct downset_header *ret,
-		  struct fs_error *err)
+int downset_parse(const uint8_t *buf, size_t len, struct downset_header *ret, struct fs_error *err)
 {
 	struct envelope_frame f;
 	struct downset_header h;
@@ -351,7 +349,7 @@ int downset_open(const uint8_t *buf, size_t len,
 		 const uint8_t device_box_sk[crypto_box_SECRETKEYBYTES], struct downset *ret,
 		 struct fs_error *err)
 {
-	struct downset d = {0};
+	struct downset d = { 0 };
 	char *text = NULL;
 	cJSON *o = NULL;
 	size_t tlen = 0;
@@ -361,8 +359,8 @@ int downset_open(const uint8_t *buf, size_t len,
 		return r;
 	if ((r = envelope_open(buf + DOWNSET_HEADER_BYTES,
 			       len - DOWNSET_HEADER_BYTES - DOWNSET_SIG_BYTES, device_box_pk,
-			       device_box_sk, NULL, 0, DOWNSET_MAX_PAYLOAD, &text, &tlen, "down-set",
-			       err)) < 0)
+			       device_box_sk, NULL, 0, DOWNSET_MAX_PAYLOAD, &text, &tlen,
+			       "down-set", err)) < 0)
 		return r;
 	/* The tree is bounded before it is built. */
 	if (changeset_payload_nodes(text, tlen) > DOWNSET_MAX_NODES) {

@@ -52,13 +52,13 @@
 #define DOWNSET_DEVICE_HEX (2 * CHANGESET_DEVICE_BYTES + 1)
 
 struct downset_header {
-	uint8_t flags;                          /* DOWNSET_FLAG_MORE */
+	uint8_t flags;				/* DOWNSET_FLAG_MORE */
 	uint8_t device[CHANGESET_DEVICE_BYTES]; /* the recipient's id, raw */
-	uint64_t seq;                           /* per device, from 1, no gaps */
-	uint8_t prev[CHANGESET_HASH_BYTES];     /* hash of down-set seq-1; zero for 1 */
-	uint64_t cursor;                        /* HQ's position; opaque */
-	uint64_t hq_time_ms;                    /* HQ's clock when made */
-	uint32_t count;                         /* changes + conflicts + forms */
+	uint64_t seq;				/* per device, from 1, no gaps */
+	uint8_t prev[CHANGESET_HASH_BYTES];	/* hash of down-set seq-1; zero for 1 */
+	uint64_t cursor;			/* HQ's position; opaque */
+	uint64_t hq_time_ms;			/* HQ's clock when made */
+	uint32_t count;				/* changes + conflicts + forms */
 };
 
 /* A field's merged value: the change, and the device whose write won

@@ -66,8 +66,10 @@ int envelope_open(const uint8_t *sealed, size_t slen,
 		goto out;
 	}
 	if (prefix_len && (zlen <= prefix_len || sodium_memcmp(z, prefix, prefix_len) != 0)) {
-		r = fs_error_set(err, -FS_EAUTH, "%s: the sealed payload is bound to another "
-				 "device, sequence or previous hash", what);
+		r = fs_error_set(err, -FS_EAUTH,
+				 "%s: the sealed payload is bound to another "
+				 "device, sequence or previous hash",
+				 what);
 		goto out;
 	}
 	/* zstd's frame states its content size; we insist on it, and on a
@@ -105,21 +107,23 @@ out:
 	return r;
 }
 
-int envelope_parse(const uint8_t *buf, size_t len, const char *magic, const char *what,
-		   size_t max, uint8_t v_min, uint8_t v, uint8_t flags_allowed,
-		   struct envelope_frame *ret, struct fs_error *err)
+int envelope_parse(const uint8_t *buf, size_t len, const char *magic, const char *what, size_t max,
+		   uint8_t v_min, uint8_t v, uint8_t flags_allowed, struct envelope_frame *ret,
+		   struct fs_error *err)
 {
 	static const uint8_t zero[ENVELOPE_HASH_BYTES];
 	struct envelope_frame f;
 	uint64_t sealed;
 
 	if (len > max)
-		return fs_error_set(err, -FS_ELIMIT, "%s of %zu bytes, more than %zu", what, len, max);
+		return fs_error_set(err, -FS_ELIMIT, "%s of %zu bytes, more than %zu", what, len,
+				    max);
 	if (len < ENVELOPE_HEADER_BYTES + crypto_box_SEALBYTES + 1 + ENVELOPE_SIG_BYTES ||
 	    memcmp(buf, magic, 4) != 0)
 		return fs_error_set(err, -FS_EFORMAT, "not a %s", what);
 	if (buf[4] < v_min || buf[4] > v)
-		return fs_error_set(err, -FS_EFORMAT, "%s version %u is not supported", what, buf[4]);
+		return fs_error_set(err, -FS_EFORMAT, "%s version %u is not supported", what,
+				    buf[4]);
 	if (buf[5] != 1 || (buf[6] & ~flags_allowed) || buf[7])
 		return fs_error_set(err, -FS_EFORMAT, "%s: unknown codec or flags", what);
 	f.version = buf[4];

@@ -52,9 +52,9 @@ struct envelope_frame {
  * length against the real length, sequence >= 1 and a zero previous
  * hash for sequence 1) and read it.  Nothing in it is authentic yet.
  * -FS_ELIMIT, -FS_EFORMAT with err naming what. */
-int envelope_parse(const uint8_t *buf, size_t len, const char *magic, const char *what,
-		   size_t max, uint8_t v_min, uint8_t v, uint8_t flags_allowed,
-		   struct envelope_frame *ret, struct fs_error *err) FS_WUR;
+int envelope_parse(const uint8_t *buf, size_t len, const char *magic, const char *what, size_t max,
+		   uint8_t v_min, uint8_t v, uint8_t flags_allowed, struct envelope_frame *ret,
+		   struct fs_error *err) FS_WUR;
 
 /* Write f's frame with magic and codec 1 into out (ENVELOPE_HEADER_BYTES),
  * for sealed bytes of length sealed_len. */

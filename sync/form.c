@@ -29,24 +29,24 @@
 
 struct form_field {
 	char name[FORM_MAX_NAME + 1]; /* [a-z][a-z0-9_]*, unique in its form */
-	enum form_type type;          /* what JSON value the field holds */
-	bool required;                /* null or absent is an error */
-	bool phone;                   /* text: format "phone" */
-	size_t max_length;            /* text: maximum length in bytes */
-	int64_t min, max;             /* integer: inclusive bounds */
-	int must_be;                  /* boolean: -1 any, else the only value */
-	char **values;                /* choice, multi_choice: allowed strings */
-	size_t nvalues;               /* number of entries in values */
-	char *collection;             /* ref: target collection, else NULL */
+	enum form_type type;	      /* what JSON value the field holds */
+	bool required;		      /* null or absent is an error */
+	bool phone;		      /* text: format "phone" */
+	size_t max_length;	      /* text: maximum length in bytes */
+	int64_t min, max;	      /* integer: inclusive bounds */
+	int must_be;		      /* boolean: -1 any, else the only value */
+	char **values;		      /* choice, multi_choice: allowed strings */
+	size_t nvalues;		      /* number of entries in values */
+	char *collection;	      /* ref: target collection, else NULL */
 };
 
 struct form {
-	char *collection;           /* the collection this form describes */
-	struct form_field *fields;  /* nfields entries, definition order */
-	size_t nfields;             /* number of fields */
-	int scope;                  /* index of the scope field, or -1 */
-	char *definition;           /* the definition as canonical JSON */
-	uint32_t version;           /* HQ's version; 0: not published by HQ */
+	char *collection;	   /* the collection this form describes */
+	struct form_field *fields; /* nfields entries, definition order */
+	size_t nfields;		   /* number of fields */
+	int scope;		   /* index of the scope field, or -1 */
+	char *definition;	   /* the definition as canonical JSON */
+	uint32_t version;	   /* HQ's version; 0: not published by HQ */
 };
 
 /* ---- strings and numbers ---------------------------------------------- */
@@ -133,23 +133,22 @@ static const struct {
 	const char *name;
 	unsigned types;
 } attrs[ATTR_COUNT] = {
-	[ATTR_NAME] = {"name", T_ALL},
-	[ATTR_TYPE] = {"type", T_ALL},
-	[ATTR_REQUIRED] = {"required", T_ALL},
-	[ATTR_MAX_LENGTH] = {"max_length", T(FORM_TEXT)},
-	[ATTR_FORMAT] = {"format", T(FORM_TEXT)},
-	[ATTR_MIN] = {"min", T(FORM_INTEGER)},
-	[ATTR_MAX] = {"max", T(FORM_INTEGER)},
-	[ATTR_VALUES] = {"values", T(FORM_CHOICE) | T(FORM_MULTI_CHOICE)},
-	[ATTR_MUST_BE] = {"must_be", T(FORM_BOOLEAN)},
-	[ATTR_COLLECTION] = {"collection", T(FORM_REF)},
+	[ATTR_NAME] = { "name", T_ALL },
+	[ATTR_TYPE] = { "type", T_ALL },
+	[ATTR_REQUIRED] = { "required", T_ALL },
+	[ATTR_MAX_LENGTH] = { "max_length", T(FORM_TEXT) },
+	[ATTR_FORMAT] = { "format", T(FORM_TEXT) },
+	[ATTR_MIN] = { "min", T(FORM_INTEGER) },
+	[ATTR_MAX] = { "max", T(FORM_INTEGER) },
+	[ATTR_VALUES] = { "values", T(FORM_CHOICE) | T(FORM_MULTI_CHOICE) },
+	[ATTR_MUST_BE] = { "must_be", T(FORM_BOOLEAN) },
+	[ATTR_COLLECTION] = { "collection", T(FORM_REF) },
 };
 
 static const char *const type_names[] = {
-	[FORM_TEXT] = "text",       [FORM_INTEGER] = "integer",
-	[FORM_BOOLEAN] = "boolean", [FORM_DATE] = "date",
-	[FORM_CHOICE] = "choice",   [FORM_MULTI_CHOICE] = "multi_choice",
-	[FORM_GPS] = "gps",         [FORM_REF] = "ref",
+	[FORM_TEXT] = "text", [FORM_INTEGER] = "integer", [FORM_BOOLEAN] = "boolean",
+	[FORM_DATE] = "date", [FORM_CHOICE] = "choice",	  [FORM_MULTI_CHOICE] = "multi_choice",
+	[FORM_GPS] = "gps",   [FORM_REF] = "ref",
 };
 
 /* Sort the members of a field object by attribute; reject unknown and
@@ -189,8 +188,7 @@ static int parse_name(struct form_field *ff, const cJSON *v, struct fs_error *er
 		return fs_error_set(err, -FS_EFORMAT, "name %s is reserved",
 				    quoted(v->valuestring, buf));
 	if (!name_valid(v->valuestring))
-		return fs_error_set(err, -FS_EFORMAT,
-				    "name %s must match [a-z][a-z0-9_]{0,63}",
+		return fs_error_set(err, -FS_EFORMAT, "name %s must match [a-z][a-z0-9_]{0,63}",
 				    quoted(v->valuestring, buf));
 	strcpy(ff->name, v->valuestring);
 	return 0;
@@ -300,8 +298,7 @@ static int parse_text_attrs(struct form_field *ff, const cJSON *max_length, cons
 	return 0;
 }
 
-static int parse_collection_name(const cJSON *v, const char *what, char **ret,
-				 struct fs_error *err)
+static int parse_collection_name(const cJSON *v, const char *what, char **ret, struct fs_error *err)
 {
 	char buf[PRINT_MAX + 8];
 	char *s;
@@ -311,8 +308,8 @@ static int parse_collection_name(const cJSON *v, const char *what, char **ret,
 	if (!cJSON_IsString(v) || !v->valuestring)
 		return fs_error_set(err, -FS_EFORMAT, "'%s' must be a string", what);
 	if (!name_valid(v->valuestring))
-		return fs_error_set(err, -FS_EFORMAT, "%s %s must match [a-z][a-z0-9_]{0,63}",
-				    what, quoted(v->valuestring, buf));
+		return fs_error_set(err, -FS_EFORMAT, "%s %s must match [a-z][a-z0-9_]{0,63}", what,
+				    quoted(v->valuestring, buf));
 	s = strdup(v->valuestring);
 	if (!s)
 		return fs_error_set(err, -ENOMEM, "out of memory");
@@ -324,7 +321,7 @@ static int parse_collection_name(const cJSON *v, const char *what, char **ret,
  * releases it. */
 static int parse_field(struct form_field *ff, const cJSON *obj, struct fs_error *err)
 {
-	const cJSON *a[ATTR_COUNT] = {0};
+	const cJSON *a[ATTR_COUNT] = { 0 };
 	int r;
 
 	if (!cJSON_IsObject(obj))
@@ -334,8 +331,9 @@ static int parse_field(struct form_field *ff, const cJSON *obj, struct fs_error 
 		return r;
 	for (int i = 0; i < ATTR_COUNT; i++)
 		if (a[i] && !(attrs[i].types & T(ff->type)))
-			return fs_error_set(err, -FS_EFORMAT, "attribute '%s' not allowed for type %s",
-					    attrs[i].name, type_names[ff->type]);
+			return fs_error_set(err, -FS_EFORMAT,
+					    "attribute '%s' not allowed for type %s", attrs[i].name,
+					    type_names[ff->type]);
 	if (a[ATTR_REQUIRED] && !cJSON_IsBool(a[ATTR_REQUIRED]))
 		return fs_error_set(err, -FS_EFORMAT, "'required' must be true or false");
 	ff->required = cJSON_IsTrue(a[ATTR_REQUIRED]);
@@ -393,8 +391,8 @@ static int parse_fields(struct form *f, const cJSON *arr, struct fs_error *err)
 		if (r == 0)
 			for (size_t j = 0; j < i && r == 0; j++)
 				if (!strcmp(f->fields[j].name, ff->name))
-					r = fs_error_set(err, -FS_EFORMAT,
-							 "name repeats field %zu", j + 1);
+					r = fs_error_set(err, -FS_EFORMAT, "name repeats field %zu",
+							 j + 1);
 		if (r < 0) {
 			if (ff->name[0])
 				fs_error_prefix(err, "field %zu '%s'", i + 1, ff->name);
@@ -723,7 +721,8 @@ static int check_integer(const struct form_field *ff, const cJSON *v, struct fs_
 
 	if (!json_int64(v, &n))
 		return fs_error_set(err, -FS_EVALID,
-				    "field '%s': must be a whole number (64-bit integer)", ff->name);
+				    "field '%s': must be a whole number (64-bit integer)",
+				    ff->name);
 	if (n < ff->min)
 		return fs_error_set(err, -FS_EVALID, "field '%s': must be at least %" PRId64,
 				    ff->name, ff->min);
@@ -759,7 +758,7 @@ static bool digits(const char *s, int n, int *ret)
 
 static int check_date(const struct form_field *ff, const char *s, struct fs_error *err)
 {
-	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	int y, m, d, last;
 
 	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) ||
@@ -807,12 +806,13 @@ static int check_multi(const struct form_field *ff, const cJSON *v, struct fs_er
 					    ff->name, i);
 		if (!choice_allowed(ff, item->valuestring))
 			return fs_error_set(err, -FS_EVALID,
-					    "field '%s': item %zu is not an allowed value", ff->name,
-					    i);
+					    "field '%s': item %zu is not an allowed value",
+					    ff->name, i);
 		for (prev = v->child; prev != item; prev = prev->next)
 			if (!strcmp(prev->valuestring, item->valuestring))
 				return fs_error_set(err, -FS_EVALID,
-						    "field '%s': item %zu is repeated", ff->name, i);
+						    "field '%s': item %zu is repeated", ff->name,
+						    i);
 	}
 	return 0;
 }
@@ -930,7 +930,7 @@ int form_validate_value(const struct form *f, const char *field, const cJSON *va
 
 int form_validate(const struct form *f, const cJSON *fields, struct fs_error *err)
 {
-	bool seen[FORM_MAX_FIELDS] = {false};
+	bool seen[FORM_MAX_FIELDS] = { false };
 	const cJSON *m;
 	int r;
 
@@ -986,7 +986,8 @@ static int integer_from_text(const struct form_field *ff, const char *text, cJSO
 static int boolean_from_text(const struct form_field *ff, const char *text, cJSON **ret,
 			     struct fs_error *err)
 {
-	static const char *const yes[] = {"true", "yes", "1"}, *const no[] = {"false", "no", "0"};
+	static const char *const yes[] = { "true", "yes", "1" }, *const no[] = { "false", "no",
+										 "0" };
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (ascii_eq_nocase(text, yes[i])) {
@@ -998,8 +999,8 @@ static int boolean_from_text(const struct form_field *ff, const char *text, cJSO
 			return 0;
 		}
 	}
-	return fs_error_set(err, -FS_EVALID,
-			    "field '%s': expected true/false, yes/no or 1/0", ff->name);
+	return fs_error_set(err, -FS_EVALID, "field '%s': expected true/false, yes/no or 1/0",
+			    ff->name);
 }
 
 /* Items split on ',' or ';', spaces and tabs trimmed, empty ones dropped. */

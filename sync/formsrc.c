@@ -13,7 +13,6 @@ const char *formsrc_describe(const char *dir)
 	return dir ? dir : "the built-in forms";
 }
 
-
 /* The file name picks the collection records are filed in; a definition
  * that says otherwise would file visits as beneficiaries. */
 static int check_collection(struct form **f, const char *origin, const char *collection,
@@ -39,8 +38,7 @@ static int load_builtin(const struct formsrc_builtin *b, struct form **ret, stru
 	return check_collection(ret, origin, b->collection, err);
 }
 
-int formsrc_load(const char *dir, const char *collection, struct form **ret,
-		 struct fs_error *err)
+int formsrc_load(const char *dir, const char *collection, struct form **ret, struct fs_error *err)
 {
 	char path[PATH_MAX];
 	struct form *f = NULL;

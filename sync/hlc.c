@@ -32,8 +32,7 @@ hlc_t hlc_next(hlc_t last, uint64_t wall_ms)
 	return now > last ? now : last + 1;
 }
 
-int hlc_observe(hlc_t last, hlc_t remote, uint64_t wall_ms, uint64_t max_future_ms,
-		hlc_t *ret_next)
+int hlc_observe(hlc_t last, hlc_t remote, uint64_t wall_ms, uint64_t max_future_ms, hlc_t *ret_next)
 {
 	hlc_t next;
 

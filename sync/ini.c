@@ -68,7 +68,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 
 int ini_load(const char *path, const struct ini_key *keys, size_t n, struct fs_error *err)
 {
-	struct parse_ctx ctx = {.keys = keys, .n = n};
+	struct parse_ctx ctx = { .keys = keys, .n = n };
 	FILE *f = fopen(path, "re");
 	int line;
 

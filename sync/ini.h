@@ -15,17 +15,16 @@
 #include "crypto/fserr.h"
 
 struct ini_key {
-	const char *section;  /* "store" for [store] */
-	const char *name;     /* the key */
-	char **text;          /* a string value goes here, or NULL */
-	unsigned *number;     /* else a number from 1 to max goes here */
+	const char *section; /* "store" for [store] */
+	const char *name;    /* the key */
+	char **text;	     /* a string value goes here, or NULL */
+	unsigned *number;    /* else a number from 1 to max goes here */
 	unsigned max;
 };
 
 /* A missing file is -errno (-ENOENT), for callers whose file is optional;
  * anything wrong inside it is -FS_EFORMAT with "config PATH: line N: why". */
-int ini_load(const char *path, const struct ini_key *keys, size_t n,
-	     struct fs_error *err) FS_WUR;
+int ini_load(const char *path, const struct ini_key *keys, size_t n, struct fs_error *err) FS_WUR;
 
 /* Replace *slot with a copy of value; -ENOMEM leaves *slot unchanged. */
 int ini_set(char **slot, const char *value) FS_WUR;

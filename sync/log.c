@@ -19,8 +19,9 @@ void log_open(const char *name)
 	program = name;
 	/* "DEV:INO" of the stream systemd connected; stderr may since have
 	 * been sent elsewhere, which the comparison catches. */
-	to_journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
-		     (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+	to_journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+		     fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+		     (unsigned long long)st.st_ino == ino;
 }
 
 void log_msgv(int priority, const char *fmt, va_list ap)

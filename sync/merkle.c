@@ -44,8 +44,7 @@ static uint64_t split(uint64_t n)
 /* MTH(D[start : start + n]).  Every range the RFC 6962 recursions ask
  * for splits into O(log n) perfect subtrees, each aligned to its size,
  * which the source supplies. */
-static int range_root(const struct merkle_source *src, uint64_t start, uint64_t n,
-		      merkle_hash out)
+static int range_root(const struct merkle_source *src, uint64_t start, uint64_t n, merkle_hash out)
 {
 	merkle_hash l, r;
 	unsigned level = 0;
@@ -62,7 +61,8 @@ static int range_root(const struct merkle_source *src, uint64_t start, uint64_t 
 		return src->perfect(src->ctx, start, level, out);
 	}
 	k = split(n);
-	if ((rc = range_root(src, start, k, l)) < 0 || (rc = range_root(src, start + k, n - k, r)) < 0)
+	if ((rc = range_root(src, start, k, l)) < 0 ||
+	    (rc = range_root(src, start + k, n - k, r)) < 0)
 		return rc;
 	merkle_node_hash(l, r, out);
 	return 0;
@@ -149,16 +149,15 @@ static int array_perfect(void *ctx, uint64_t start, unsigned level, merkle_hash 
 	return 0;
 }
 
-#define ARRAY_SOURCE(leaves) \
-	(&(const struct merkle_source){.perfect = array_perfect, .ctx = (void *)(leaves)})
+#define ARRAY_SOURCE(leaves)                                                                       \
+	(&(const struct merkle_source){ .perfect = array_perfect, .ctx = (void *)(leaves) })
 
 void merkle_root(const merkle_hash *leaves, uint64_t n, merkle_hash out)
 {
 	(void)!merkle_root_from(ARRAY_SOURCE(leaves), n, out); /* an array cannot fail */
 }
 
-int merkle_perfect_root(const merkle_hash *leaves, uint64_t start, unsigned level,
-			merkle_hash out)
+int merkle_perfect_root(const merkle_hash *leaves, uint64_t start, unsigned level, merkle_hash out)
 {
 	return array_perfect((void *)leaves, start, level, out);
 }
@@ -216,8 +215,9 @@ int merkle_consistency_verify(uint64_t m, uint64_t n, const merkle_hash root_m,
 	if (m == 0 || m > n)
 		return -FS_EAUTH;
 	if (m == n)
-		return len == 0 && sodium_memcmp(root_m, root_n, MERKLE_HASH_BYTES) == 0 ? 0
-											   : -FS_EAUTH;
+		return len == 0 && sodium_memcmp(root_m, root_n, MERKLE_HASH_BYTES) == 0
+			       ? 0
+			       : -FS_EAUTH;
 	/* A first tree whose size is a power of two is itself a node of the
 	 * second: its root starts the walk instead of a proof hash. */
 	if ((m & (m - 1)) == 0) {

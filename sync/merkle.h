@@ -53,8 +53,7 @@ int merkle_consistency_proof_from(const struct merkle_source *src, uint64_t n, u
 				  merkle_hash proof[MERKLE_MAX_PROOF], size_t *ret_len) FS_WUR;
 
 /* The root of the 2^level leaves of the array from start. */
-int merkle_perfect_root(const merkle_hash *leaves, uint64_t start, unsigned level,
-			merkle_hash out);
+int merkle_perfect_root(const merkle_hash *leaves, uint64_t start, unsigned level, merkle_hash out);
 
 /* The root of the tree of the first n leaves (n = 0: the empty tree). */
 void merkle_root(const merkle_hash *leaves, uint64_t n, merkle_hash out);

@@ -24,7 +24,7 @@ void note_key_id(const char *name, const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
 {
 	crypto_hash_sha256_state st;
 	uint8_t h[crypto_hash_sha256_BYTES];
-	const uint8_t sep[2] = {0x0a, 0x01};
+	const uint8_t sep[2] = { 0x0a, 0x01 };
 
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const uint8_t *)name, strlen(name));
@@ -125,7 +125,7 @@ int note_verify(const char *note, size_t len, const char *name,
 int note_vkey_format(const char *name, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], char *out,
 		     size_t cap)
 {
-	uint8_t id[4], key[1 + crypto_sign_PUBLICKEYBYTES] = {0x01};
+	uint8_t id[4], key[1 + crypto_sign_PUBLICKEYBYTES] = { 0x01 };
 	char b64[sodium_base64_ENCODED_LEN(sizeof(key), sodium_base64_VARIANT_ORIGINAL)];
 
 	if (!name_ok(name))
@@ -150,8 +150,8 @@ int note_vkey_parse(const char *vkey, char name[NOTE_NAME_MAX + 1],
 		return -EINVAL;
 	memcpy(name, vkey, (size_t)(p1 - vkey));
 	name[p1 - vkey] = '\0';
-	if (!name_ok(name) ||
-	    sodium_hex2bin(id, sizeof(id), p1 + 1, 8, NULL, &idlen, NULL) != 0 || idlen != 4 ||
+	if (!name_ok(name) || sodium_hex2bin(id, sizeof(id), p1 + 1, 8, NULL, &idlen, NULL) != 0 ||
+	    idlen != 4 ||
 	    sodium_base642bin(key, sizeof(key), p2 + 1, strlen(p2 + 1), NULL, &klen, NULL,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    klen != 1 + crypto_sign_PUBLICKEYBYTES || key[0] != 0x01)

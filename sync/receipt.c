@@ -41,7 +41,7 @@ int receipt_encode(const struct receipt *r, const uint8_t hq_sign_sk[crypto_sign
 int receipt_verify(const uint8_t *buf, size_t len,
 		   const uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES], struct receipt *ret)
 {
-	struct receipt r = {0};
+	struct receipt r = { 0 };
 	uint64_t q;
 
 	if (len < RECEIPT_FIXED_BYTES + crypto_sign_BYTES || len > RECEIPT_MAX_BYTES ||
@@ -50,8 +50,7 @@ int receipt_verify(const uint8_t *buf, size_t len,
 		return -FS_EFORMAT;
 	q = bytes_get_be(buf + 76, 4);
 	/* The count is checked against the real length before any use. */
-	if (q > RECEIPT_MAX_QUARANTINED ||
-	    len != RECEIPT_FIXED_BYTES + 4 * q + crypto_sign_BYTES)
+	if (q > RECEIPT_MAX_QUARANTINED || len != RECEIPT_FIXED_BYTES + 4 * q + crypto_sign_BYTES)
 		return -FS_EFORMAT;
 	if (crypto_sign_verify_detached(buf + len - crypto_sign_BYTES, buf, len - crypto_sign_BYTES,
 					hq_sign_pk) != 0)

@@ -42,8 +42,8 @@ struct receipt {
 	uint8_t hash[CHANGESET_HASH_BYTES];
 	uint64_t accepted_ms;
 	uint32_t merged;
-	uint32_t quarantined;   /* number of entries in index */
-	uint32_t *index;        /* malloc'd, quarantined entries; NULL when 0 */
+	uint32_t quarantined; /* number of entries in index */
+	uint32_t *index;      /* malloc'd, quarantined entries; NULL when 0 */
 };
 
 /* Sign a receipt with HQ's key; *ret_buf is malloc'd. */
@@ -52,7 +52,8 @@ int receipt_encode(const struct receipt *r, const uint8_t hq_sign_sk[crypto_sign
 
 /* Check shape and signature, then fill *ret (free with receipt_clear). */
 int receipt_verify(const uint8_t *buf, size_t len,
-		   const uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES], struct receipt *ret) FS_WUR;
+		   const uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES],
+		   struct receipt *ret) FS_WUR;
 
 void receipt_clear(struct receipt *r);
 

@@ -35,7 +35,8 @@ static int resolve(const struct scoperule_lookup *l, const char *collection, con
 
 	if (!f || form_scope_field(f) < 0)
 		return SCOPERULE_FREE;
-	if ((r = l->value(l->ctx, id, form_field_name(f, (size_t)form_scope_field(f)), &v, err)) <= 0)
+	if ((r = l->value(l->ctx, id, form_field_name(f, (size_t)form_scope_field(f)), &v, err)) <=
+	    0)
 		return r < 0 ? r : SCOPERULE_UNKNOWN;
 	r = follow(l, f, v, depth, ret, err);
 	free(v);

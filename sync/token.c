@@ -18,8 +18,9 @@ void token_format(const struct enroll_token *t, char out[TOKEN_TEXT_MAX])
 		n += TOKEN_TLS_PIN_BYTES;
 	}
 	memcpy(out, TOKEN_PREFIX, sizeof(TOKEN_PREFIX) - 1);
-	sodium_bin2base64(out + sizeof(TOKEN_PREFIX) - 1, TOKEN_TEXT_MAX - (sizeof(TOKEN_PREFIX) - 1),
-			  p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(out + sizeof(TOKEN_PREFIX) - 1,
+			  TOKEN_TEXT_MAX - (sizeof(TOKEN_PREFIX) - 1), p, n,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(p, sizeof(p));
 }
 
@@ -28,7 +29,7 @@ int token_parse(const char *text, struct enroll_token *ret)
 	uint8_t p[PAYLOAD_MAX];
 	size_t n = 0, base = TOKEN_SECRET_BYTES + TOKEN_FP_BYTES + 1;
 	const char *end = NULL;
-	struct enroll_token t = {0};
+	struct enroll_token t = { 0 };
 	int r = -FS_EFORMAT;
 
 	if (strlen(text) >= TOKEN_TEXT_MAX ||
@@ -36,7 +37,8 @@ int token_parse(const char *text, struct enroll_token *ret)
 		return -FS_EFORMAT;
 	text += sizeof(TOKEN_PREFIX) - 1;
 	if (sodium_base642bin(p, sizeof(p), text, strlen(text), NULL, &n, &end,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || *end)
+			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    *end)
 		goto out;
 	if (n < base || p[base - 1] > 1 || n != base + (p[base - 1] ? TOKEN_TLS_PIN_BYTES : 0))
 		goto out;

@@ -35,10 +35,10 @@
 	 crypto_box_PUBLICKEYBYTES)
 
 struct enroll_token {
-	uint8_t secret[TOKEN_SECRET_BYTES];     /* the one-time credential */
-	uint8_t hq_fp[TOKEN_FP_BYTES];          /* token_hq_fingerprint() of HQ's keys */
-	int has_tls_pin;                        /* tls_pin is set */
-	uint8_t tls_pin[TOKEN_TLS_PIN_BYTES];   /* SHA-256 of HQ's TLS SubjectPublicKeyInfo */
+	uint8_t secret[TOKEN_SECRET_BYTES];   /* the one-time credential */
+	uint8_t hq_fp[TOKEN_FP_BYTES];	      /* token_hq_fingerprint() of HQ's keys */
+	int has_tls_pin;		      /* tls_pin is set */
+	uint8_t tls_pin[TOKEN_TLS_PIN_BYTES]; /* SHA-256 of HQ's TLS SubjectPublicKeyInfo */
 };
 
 /* out must hold TOKEN_TEXT_MAX bytes. */

@@ -49,7 +49,7 @@
 	do {                                                                                       \
 		const char *a_ = (a), *b_ = (b);                                                   \
 		if (!a_ || !b_ || strcmp(a_, b_) != 0)                                             \
-			TEST_FAIL("%s == %s: \"%s\" vs \"%s\"", #a, #b, a_ ? a_ : "(null)",       \
+			TEST_FAIL("%s == %s: \"%s\" vs \"%s\"", #a, #b, a_ ? a_ : "(null)",        \
 				  b_ ? b_ : "(null)");                                             \
 	} while (0)
 
@@ -64,7 +64,7 @@
 #define ASSERT_MEM_EQ(a, b, n)                                                                     \
 	do {                                                                                       \
 		if (memcmp((a), (b), (n)) != 0)                                                    \
-			TEST_FAIL("%s and %s differ in their first %zu bytes", #a, #b,            \
+			TEST_FAIL("%s and %s differ in their first %zu bytes", #a, #b,             \
 				  (size_t)(n));                                                    \
 	} while (0)
 

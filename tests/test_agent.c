@@ -60,8 +60,8 @@ TEST(backoff_exponential_capped_full_jitter)
 
 TEST(ctl_command_roundtrip_and_malformed)
 {
-	char *argv_in[] = {"visit", "add", "--json", "/tmp/x.json", "notes=Ђурђевдан", NULL};
-	unsigned idx[CTL_MAX_FILES] = {3}, got_idx[CTL_MAX_FILES];
+	char *argv_in[] = { "visit", "add", "--json", "/tmp/x.json", "notes=Ђурђевдан", NULL };
+	unsigned idx[CTL_MAX_FILES] = { 3 }, got_idx[CTL_MAX_FILES];
 	uint8_t buf[512];
 	char **argv = NULL;
 	size_t len;
@@ -102,9 +102,11 @@ TEST(ctl_frames_carry_descriptors_and_exit_status)
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} ctrl;
-	struct iovec iov = {hdr, sizeof(hdr)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl.buf,
-			     .msg_controllen = sizeof(ctrl.buf)};
+	struct iovec iov = { hdr, sizeof(hdr) };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = ctrl.buf,
+			      .msg_controllen = sizeof(ctrl.buf) };
 
 	ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	ASSERT_OK(pipe(out));
@@ -139,7 +141,7 @@ TEST(ctl_frames_carry_descriptors_and_exit_status)
 static struct store *make_store(void)
 {
 	struct keystore_secret *secret = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	char dir[4096];
 
@@ -161,7 +163,7 @@ static int collect(const cJSON *e, void *ctx)
 
 static cJSON *log_rows(struct store *s)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *arr = cJSON_CreateArray();
 
 	if (synclog_list(s, 0, collect, arr, &err) < 0)
@@ -179,11 +181,18 @@ static double member(const cJSON *arr, int i, const char *name)
 TEST(synclog_folds_repeated_failures)
 {
 	struct store *s = make_store(), *second = NULL;
-	struct synclog_entry fail1 = {.at_ms = 1000, .event = "push", .result = "unreachable",
-				      .detail = "HQ unreachable at http://127.0.0.1:9"};
-	struct synclog_entry ok = {.at_ms = 5000, .event = "push", .result = "ok", .sets = 2,
-				   .changes = 7, .bytes = 900, .duration_ms = 12};
-	struct fs_error err = {0};
+	struct synclog_entry fail1 = { .at_ms = 1000,
+				       .event = "push",
+				       .result = "unreachable",
+				       .detail = "HQ unreachable at http://127.0.0.1:9" };
+	struct synclog_entry ok = { .at_ms = 5000,
+				    .event = "push",
+				    .result = "ok",
+				    .sets = 2,
+				    .changes = 7,
+				    .bytes = 900,
+				    .duration_ms = 12 };
+	struct fs_error err = { 0 };
 	cJSON *rows;
 
 	for (int i = 0; i < 3; i++) {
@@ -217,8 +226,8 @@ TEST(synclog_folds_repeated_failures)
 TEST(synclog_keeps_newest_rows)
 {
 	struct store *s = make_store();
-	struct synclog_entry ok = {.event = "push", .result = "ok", .sets = 1};
-	struct fs_error err = {0};
+	struct synclog_entry ok = { .event = "push", .result = "ok", .sets = 1 };
+	struct fs_error err = { 0 };
 	cJSON *rows;
 
 	for (int i = 0; i < SYNCLOG_KEEP + 5; i++) {

@@ -13,9 +13,9 @@ struct keys {
 
 static void encode_vector_changes(const struct keys *k, uint64_t seq, uint8_t **buf, size_t *len)
 {
-	struct changeset_header h = {.seq = seq};
+	struct changeset_header h = { .seq = seq };
 	struct change ch[VECTOR_CHANGES];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	vector_device_id(k->sign_pk, h.device);
 	if (seq > 1)
@@ -128,7 +128,7 @@ TEST(changeset_wrong_keys_and_versions)
 	struct keys k, other;
 	struct changeset_header h;
 	struct change *ch = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	uint8_t *buf = NULL;
 	size_t len, n;
 
@@ -158,7 +158,7 @@ TEST(changeset_wrong_keys_and_versions)
 /* A vector pins the layout in docs/PROTOCOL.md byte for byte. */
 static void check_vector_file(const char *path, uint8_t version, const char *hash_hex)
 {
-	const uint8_t head[] = {'F', 'S', 'C', 'S', version, 1, 0, 0};
+	const uint8_t head[] = { 'F', 'S', 'C', 'S', version, 1, 0, 0 };
 	struct keys k;
 	uint8_t buf[4096], device[16], hash[32], want_hash[32];
 	size_t len;
@@ -168,8 +168,10 @@ static void check_vector_file(const char *path, uint8_t version, const char *has
 	vector_device_id(k.sign_pk, device);
 	ASSERT_MEM_EQ(buf, head, sizeof(head));
 	ASSERT_MEM_EQ(buf + 8, device, 16);
-	ASSERT_EQ(len, 88 + (((size_t)buf[84] << 24) | ((size_t)buf[85] << 16) |
-			     ((size_t)buf[86] << 8) | buf[87]) + 64);
+	ASSERT_EQ(len, 88 +
+			       (((size_t)buf[84] << 24) | ((size_t)buf[85] << 16) |
+				((size_t)buf[86] << 8) | buf[87]) +
+			       64);
 	check_vector_set(&k, buf, len, 1, version);
 	changeset_hash(buf, len, hash);
 	ASSERT_OK(sodium_hex2bin(want_hash, sizeof(want_hash), hash_hex, 64, NULL, NULL, NULL));
@@ -203,7 +205,7 @@ TEST(changeset_binding_refuses_resigned_payload)
 {
 	struct keys k, other;
 	struct change *ch = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	uint8_t *buf = NULL, device[16];
 	size_t len, n;
 
@@ -238,8 +240,8 @@ TEST(changeset_binding_refuses_resigned_payload)
 
 TEST(merge_rule_total_order)
 {
-	static const char *const devs[] = {"0a", "0b", "ff"};
-	hlc_t hlcs[] = {5, 5, 7, 7, 9};
+	static const char *const devs[] = { "0a", "0b", "ff" };
+	hlc_t hlcs[] = { 5, 5, 7, 7, 9 };
 
 	ASSERT_GT(merge_compare(6, "00", 5, "ff"), 0); /* later HLC wins */
 	ASSERT_LT(merge_compare(5, "0a", 5, "0b"), 0); /* tie: greater device */

@@ -25,7 +25,8 @@ TEST(aead_roundtrip_and_tamper)
 	ASSERT_EQ(aead_open(m, c, n + AEAD_OVERHEAD, (const uint8_t *)"AD", 2, key), -FS_EAUTH);
 	for (size_t i = 0; i < n + AEAD_OVERHEAD; i++) {
 		c[i] ^= 0x01;
-		ASSERT_EQ(aead_open(m, c, n + AEAD_OVERHEAD, (const uint8_t *)"ad", 2, key), -FS_EAUTH);
+		ASSERT_EQ(aead_open(m, c, n + AEAD_OVERHEAD, (const uint8_t *)"ad", 2, key),
+			  -FS_EAUTH);
 		c[i] ^= 0x01;
 	}
 	ASSERT_EQ(aead_open(m, c, AEAD_OVERHEAD - 1, NULL, 0, key), -FS_EFORMAT);
@@ -39,7 +40,7 @@ static void path_in_tmp(char *out, size_t len, const char *name)
 TEST(keyfile_roundtrip_mode_0600)
 {
 	uint8_t payload[100], *back = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char path[4096];
 	struct stat st;
 	size_t len;
@@ -67,8 +68,8 @@ TEST(keyfile_roundtrip_mode_0600)
 
 TEST(keyfile_refuses_readable_by_others)
 {
-	uint8_t payload[32] = {1}, *back = NULL;
-	struct fs_error err = {0};
+	uint8_t payload[32] = { 1 }, *back = NULL;
+	struct fs_error err = { 0 };
 	char path[4096];
 	size_t len;
 
@@ -88,7 +89,7 @@ TEST(keyfile_refuses_readable_by_others)
 TEST(keyfile_rejects_damage)
 {
 	uint8_t payload[32], buf[256], *back = (uint8_t *)1;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char path[4096];
 	ssize_t n;
 	size_t len;

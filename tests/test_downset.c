@@ -16,7 +16,7 @@ struct dkeys {
 
 static void encode_vector(const struct dkeys *k, uint8_t **buf, size_t *len)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct downset d;
 
 	ASSERT_OK(dvector_downset(&d, k->device));
@@ -100,7 +100,7 @@ TEST(downset_roundtrip)
  * tests/tools/gen_downset_vector. */
 TEST(downset_vector_v1)
 {
-	const uint8_t head[] = {'F', 'S', 'D', 'S', 1, 1, DOWNSET_FLAG_MORE, 0};
+	const uint8_t head[] = { 'F', 'S', 'D', 'S', 1, 1, DOWNSET_FLAG_MORE, 0 };
 	uint8_t buf[4096], hash[32], want[32];
 	struct downset d;
 	struct dkeys k;
@@ -151,7 +151,7 @@ TEST(downset_wrong_keys)
 {
 	uint8_t other_pk[crypto_sign_PUBLICKEYBYTES], other_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t obox_pk[crypto_box_PUBLICKEYBYTES], obox_sk[crypto_box_SECRETKEYBYTES];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct downset d;
 	struct dkeys k;
 	uint8_t *buf = NULL;
@@ -214,48 +214,49 @@ TEST(downset_malformed_payloads_refused)
 		uint32_t count;
 		const char *why;
 	} bad[] = {
-		{"[]", 0, "not a JSON object"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[]}", 0, "member missing"},
-		{"{\"changes\":[],\"scope\":[\"Tutin\"],\"conflicts\":[],\"forms\":[]}", 0,
-		 "members are not"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[],\"x\":[]}", 0,
-		 "members are not"},
-		{"{\"scope\":[],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0, "scope of 0"},
-		{"{\"scope\":[\"\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0,
-		 "scope name 1"},
-		{"{\"scope\":[\"Tut\xc0\xafin\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0,
-		 "scope name 1"},
-		{"{\"scope\":[\"Tut\\u0007in\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0,
-		 "scope name 1"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 1,
-		 "not 1 entries"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[[" ROW_ID ",\"beneficiaries\",\"status\","
-		 "\"idp\"," ROW_HLC "]],\"conflicts\":[],\"forms\":[]}",
-		 1, "change 1"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[[" ROW_ID ",\"beneficiaries\",\"status\","
-		 "\"idp\"," ROW_HLC ",\"0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A\"]],\"conflicts\":[],"
-		 "\"forms\":[]}",
-		 1, "change 1"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[[\"0193A1B2-C3D4-7ABC-8DEF-0123456789AB\","
-		 "\"beneficiaries\",\"status\",\"idp\"," ROW_HLC "," ROW_DEV "]],\"conflicts\":[],"
-		 "\"forms\":[]}",
-		 1, "change 1"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[[" ROW_ID ",\"status\","
-		 ROW_DEV "," ROW_HLC ",1," ROW_DEV ",\"zz\",2]],\"forms\":[]}",
-		 1, "conflict 1"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[[\"visits\",0,"
-		 "{}]]}",
-		 1, "form 1"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[[\"visits\",1.5,"
-		 "{}]]}",
-		 1, "form 1"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[[\"Visits\",1,"
-		 "{}]]}",
-		 1, "form 1"},
-		{"{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[[\"visits\",1,"
-		 "[]]]}",
-		 1, "form 1"},
-		{"{\"scope\":[\"Tutin\"],", 0, "not JSON"},
+		{ "[]", 0, "not a JSON object" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[]}", 0, "member missing" },
+		{ "{\"changes\":[],\"scope\":[\"Tutin\"],\"conflicts\":[],\"forms\":[]}", 0,
+		  "members are not" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[],\"x\":[]}",
+		  0, "members are not" },
+		{ "{\"scope\":[],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0, "scope of 0" },
+		{ "{\"scope\":[\"\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0,
+		  "scope name 1" },
+		{ "{\"scope\":[\"Tut\xc0\xafin\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0,
+		  "scope name 1" },
+		{ "{\"scope\":[\"Tut\\u0007in\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 0,
+		  "scope name 1" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}", 1,
+		  "not 1 entries" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[[" ROW_ID ",\"beneficiaries\",\"status\","
+		  "\"idp\"," ROW_HLC "]],\"conflicts\":[],\"forms\":[]}",
+		  1, "change 1" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[[" ROW_ID ",\"beneficiaries\",\"status\","
+		  "\"idp\"," ROW_HLC ",\"0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A\"]],\"conflicts\":[],"
+		  "\"forms\":[]}",
+		  1, "change 1" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[[\"0193A1B2-C3D4-7ABC-8DEF-0123456789AB\","
+		  "\"beneficiaries\",\"status\",\"idp\"," ROW_HLC "," ROW_DEV "]],\"conflicts\":[],"
+		  "\"forms\":[]}",
+		  1, "change 1" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[[" ROW_ID
+		  ",\"status\"," ROW_DEV "," ROW_HLC ",1," ROW_DEV ",\"zz\",2]],\"forms\":[]}",
+		  1, "conflict 1" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[[\"visits\",0,"
+		  "{}]]}",
+		  1, "form 1" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[[\"visits\",1."
+		  "5,"
+		  "{}]]}",
+		  1, "form 1" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[[\"Visits\",1,"
+		  "{}]]}",
+		  1, "form 1" },
+		{ "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[[\"visits\",1,"
+		  "[]]]}",
+		  1, "form 1" },
+		{ "{\"scope\":[\"Tutin\"],", 0, "not JSON" },
 	};
 	struct fs_error err;
 	struct dkeys k;
@@ -266,23 +267,25 @@ TEST(downset_malformed_payloads_refused)
 		if (open_raw(&k, bad[i].text, bad[i].count, &err) == 0)
 			TEST_FAIL("payload %zu was accepted", i);
 		if (!strstr(err.msg, bad[i].why))
-			TEST_FAIL("payload %zu: \"%s\" does not say \"%s\"", i, err.msg, bad[i].why);
+			TEST_FAIL("payload %zu: \"%s\" does not say \"%s\"", i, err.msg,
+				  bad[i].why);
 	}
 	/* The well-formed neighbour of those opens: the checks are not
 	 * refusing everything. */
-	ASSERT_OK(open_raw(&k,
-			   "{\"scope\":[\"*\"],\"changes\":[[" ROW_ID ",\"beneficiaries\",\"status\","
-			   "\"idp\"," ROW_HLC "," ROW_DEV "]],\"conflicts\":[[" ROW_ID ",\"status\","
-			   ROW_DEV "," ROW_HLC ",1," ROW_DEV "," ROW_HLC ",2]],\"forms\":[[\"visits\","
-			   "1,{}]]}",
-			   3, NULL));
+	ASSERT_OK(open_raw(
+		&k,
+		"{\"scope\":[\"*\"],\"changes\":[[" ROW_ID ",\"beneficiaries\",\"status\","
+		"\"idp\"," ROW_HLC "," ROW_DEV "]],\"conflicts\":[[" ROW_ID ",\"status\"," ROW_DEV
+		"," ROW_HLC ",1," ROW_DEV "," ROW_HLC ",2]],\"forms\":[[\"visits\","
+		"1,{}]]}",
+		3, NULL));
 }
 
 /* Over the limits: refused before anything big is built. */
 TEST(downset_limits)
 {
-	struct fs_error err = {0};
-	struct downset d = {0};
+	struct fs_error err = { 0 };
+	struct downset d = { 0 };
 	struct dkeys k;
 	uint8_t *buf = NULL;
 	size_t len;

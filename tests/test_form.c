@@ -16,7 +16,7 @@
 
 static struct form *load(const char *collection)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	char path[4096];
 
@@ -38,7 +38,7 @@ static cJSON *parse(const char *json)
 
 static void expect_valid(const struct form *f, const char *json)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *o = parse(json);
 	int r = form_validate(f, o, &err);
 
@@ -51,7 +51,7 @@ static void expect_valid(const struct form *f, const char *json)
 static void expect_invalid_obj(const struct form *f, const cJSON *o, const char *field,
 			       const char *rule, const char *secret)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	ASSERT_EQ(form_validate(f, o, &err), -FS_EVALID);
 	ASSERT_EQ(err.code, -FS_EVALID);
@@ -97,7 +97,7 @@ static void person_invalid(const struct form *f, const char *name, const char *v
 
 static void person_valid(const struct form *f, const char *name, const char *value)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *o = person_with(name, value);
 	int r = form_validate(f, o, &err);
 
@@ -128,7 +128,7 @@ static void visit_invalid(const struct form *f, const char *name, const char *va
 
 static void visit_valid(const struct form *f, const char *name, const char *value)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *o = visit_with(name, value);
 	int r = form_validate(f, o, &err);
 
@@ -150,7 +150,7 @@ static void text_bytes_invalid(const struct form *f, const char *bytes)
 
 static void definition_broken(const char *json, const char *what)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	int r = form_load_json(json, strlen(json), "conf/forms/test.json", &f, &err);
 
@@ -175,7 +175,7 @@ static void field_broken(const char *field_json, const char *what)
 
 static cJSON *from_text(const struct form *f, const char *field, const char *text)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *v = NULL;
 
 	if (form_value_from_text(f, field, text, &v, &err) != 0)
@@ -186,7 +186,7 @@ static cJSON *from_text(const struct form *f, const char *field, const char *tex
 
 static void from_text_fails(const struct form *f, const char *field, const char *text)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *v = (cJSON *)&err; /* must stay untouched */
 
 	ASSERT_EQ(form_value_from_text(f, field, text, &v, &err), -FS_EVALID);
@@ -211,8 +211,7 @@ TEST(form_shipped_forms_load)
 	ASSERT_EQ(form_field_type(b, 6), FORM_BOOLEAN);
 	ASSERT_EQ(form_field_type(b, (size_t)form_field_index(b, "vulnerabilities")),
 		  FORM_MULTI_CHOICE);
-	ASSERT_EQ(form_field_type(b, (size_t)form_field_index(b, "household_size")),
-		  FORM_INTEGER);
+	ASSERT_EQ(form_field_type(b, (size_t)form_field_index(b, "household_size")), FORM_INTEGER);
 	ASSERT_EQ(form_field_index(b, "id"), -FS_ENOTFOUND);
 	ASSERT_EQ(form_field_index(b, "Full_Name"), -FS_ENOTFOUND);
 	ASSERT_TRUE(form_field_ref(b, 0) == NULL);
@@ -235,7 +234,7 @@ TEST(form_shipped_forms_load)
 
 TEST(form_load_file_errors)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	char path[4096];
 	char *big;
@@ -260,8 +259,7 @@ TEST(form_load_file_errors)
 	ASSERT_EQ(form_load_file(path, &f, &err), -FS_EFORMAT);
 	ASSERT_STR_CONTAINS(err.msg, "big.json");
 	ASSERT_STR_CONTAINS(err.msg, "larger than");
-	ASSERT_EQ(form_load_json(big, FORM_MAX_DEFINITION_BYTES + 1, "mem", &f, &err),
-		  -FS_EFORMAT);
+	ASSERT_EQ(form_load_json(big, FORM_MAX_DEFINITION_BYTES + 1, "mem", &f, &err), -FS_EFORMAT);
 	ASSERT_STR_CONTAINS(err.msg, "larger than");
 	ASSERT_TRUE(f == NULL);
 	free(big);
@@ -339,18 +337,19 @@ TEST(form_broken_definitions)
 	n = (size_t)snprintf(json, sizeof(json),
 			     "{\"format\":\"fieldsync-form/1\",\"collection\":\"t\",\"fields\":[");
 	for (int i = 0; i <= FORM_MAX_FIELDS; i++)
-		n += (size_t)snprintf(json + n, sizeof(json) - n, "%s{\"name\":\"f%d\",\"type\":\"gps\"}",
-				      i ? "," : "", i);
+		n += (size_t)snprintf(json + n, sizeof(json) - n,
+				      "%s{\"name\":\"f%d\",\"type\":\"gps\"}", i ? "," : "", i);
 	snprintf(json + n, sizeof(json) - n, "]}");
 	definition_broken(json, "more than 128 fields");
 }
 
 TEST(form_definition_edge_cases)
 {
-	static const char good[] = "{\"format\":\"fieldsync-form/1\",\"collection\":\"t\","
-				   "\"fields\":[{\"name\":\"n\",\"type\":\"integer\",\"min\":-5,"
-				   "\"max\":-5},{\"name\":\"b\",\"type\":\"boolean\",\"must_be\":false}]}";
-	struct fs_error err = {0};
+	static const char good[] =
+		"{\"format\":\"fieldsync-form/1\",\"collection\":\"t\","
+		"\"fields\":[{\"name\":\"n\",\"type\":\"integer\",\"min\":-5,"
+		"\"max\":-5},{\"name\":\"b\",\"type\":\"boolean\",\"must_be\":false}]}";
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	cJSON *v;
 
@@ -427,13 +426,14 @@ TEST(form_unknown_and_repeated_fields)
 {
 	struct form *b = load("beneficiaries");
 	char json[512], longname[101];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *o;
 
 	/* Unknown fields are reported before the missing required ones. */
 	expect_invalid(b, "{\"shoe_size\":\"Kostićqz\"}", "unknown field 'shoe_size'", NULL,
 		       "Kostićqz");
-	expect_invalid(b, "{\"id\":\"x\",\"full_name\":\"A\",\"municipality\":\"B\",\"consent\":true}",
+	expect_invalid(b,
+		       "{\"id\":\"x\",\"full_name\":\"A\",\"municipality\":\"B\",\"consent\":true}",
 		       "unknown field 'id'", NULL, NULL);
 	/* A key that is not a plain name may be a person's name: not shown. */
 	expect_invalid(b, "{\"\\u0001evil\\u001b[2J\":1}", "unknown field (not shown)", NULL,
@@ -449,8 +449,9 @@ TEST(form_unknown_and_repeated_fields)
 	ASSERT_STR_CONTAINS(err.msg, "unknown field (not shown)"); /* over 64 bytes */
 	cJSON_Delete(o);
 
-	expect_invalid(b, "{\"full_name\":\"A\",\"municipality\":\"B\",\"consent\":true,"
-			  "\"consent\":false}",
+	expect_invalid(b,
+		       "{\"full_name\":\"A\",\"municipality\":\"B\",\"consent\":true,"
+		       "\"consent\":false}",
 		       "field 'consent'", "more than once", NULL);
 
 	o = parse("[1]");
@@ -512,14 +513,14 @@ TEST(form_text_utf8_and_length)
 	char name[202], muni[128];
 	cJSON *o;
 
-	text_bytes_invalid(b, "Mil\xc0\xafica");         /* overlong '/' */
-	text_bytes_invalid(b, "Mil\xe0\x80\xafica");     /* overlong, 3 bytes */
-	text_bytes_invalid(b, "Mil\xed\xa0\x80ica");     /* surrogate U+D800 */
+	text_bytes_invalid(b, "Mil\xc0\xafica");	 /* overlong '/' */
+	text_bytes_invalid(b, "Mil\xe0\x80\xafica");	 /* overlong, 3 bytes */
+	text_bytes_invalid(b, "Mil\xed\xa0\x80ica");	 /* surrogate U+D800 */
 	text_bytes_invalid(b, "Mil\xf4\x90\x80\x80ica"); /* above U+10FFFF */
 	text_bytes_invalid(b, "Mil\xf5\x80\x80\x80ica"); /* F5 lead */
-	text_bytes_invalid(b, "Mil\x80ica");             /* lone continuation */
-	text_bytes_invalid(b, "Milica\xe2\x82");         /* truncated */
-	text_bytes_invalid(b, "Mil\xc5ica");             /* missing continuation */
+	text_bytes_invalid(b, "Mil\x80ica");		 /* lone continuation */
+	text_bytes_invalid(b, "Milica\xe2\x82");	 /* truncated */
+	text_bytes_invalid(b, "Mil\xc5ica");		 /* missing continuation */
 	text_bytes_invalid(b, "Mil\xffica");
 
 	/* 200 bytes pass, 201 fail; Cyrillic letters are 2 bytes each. */
@@ -527,20 +528,23 @@ TEST(form_text_utf8_and_length)
 	memcpy(name, "\xd0\x96", 2);
 	name[200] = '\0';
 	o = person_with(NULL, NULL);
-	ASSERT_TRUE(cJSON_ReplaceItemInObjectCaseSensitive(o, "full_name", cJSON_CreateString(name)));
+	ASSERT_TRUE(
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "full_name", cJSON_CreateString(name)));
 	ASSERT_OK(form_validate(b, o, NULL));
 	cJSON_Delete(o);
 	name[200] = 'q';
 	name[201] = '\0';
 	o = person_with(NULL, NULL);
-	ASSERT_TRUE(cJSON_ReplaceItemInObjectCaseSensitive(o, "full_name", cJSON_CreateString(name)));
+	ASSERT_TRUE(
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "full_name", cJSON_CreateString(name)));
 	expect_invalid_obj(b, o, "full_name", "longer than 200 bytes", "qqqqqqqq");
 	cJSON_Delete(o);
 
 	memset(muni, 'z', 101);
 	muni[101] = '\0';
 	o = person_with(NULL, NULL);
-	ASSERT_TRUE(cJSON_ReplaceItemInObjectCaseSensitive(o, "municipality", cJSON_CreateString(muni)));
+	ASSERT_TRUE(cJSON_ReplaceItemInObjectCaseSensitive(o, "municipality",
+							   cJSON_CreateString(muni)));
 	expect_invalid_obj(b, o, "municipality", "longer than 100", "zzzz");
 	cJSON_Delete(o);
 
@@ -585,10 +589,11 @@ TEST(form_multi_choice_rules)
 	struct form *b = load("beneficiaries");
 
 	person_valid(b, "vulnerabilities", "[]");
-	person_valid(b, "vulnerabilities", "[\"disability\",\"chronic_illness\",\"elderly\","
-					   "\"single_parent\",\"unaccompanied_minor\","
-					   "\"pregnant_or_lactating\",\"survivor_of_violence\","
-					   "\"no_documents\"]");
+	person_valid(b, "vulnerabilities",
+		     "[\"disability\",\"chronic_illness\",\"elderly\","
+		     "\"single_parent\",\"unaccompanied_minor\","
+		     "\"pregnant_or_lactating\",\"survivor_of_violence\","
+		     "\"no_documents\"]");
 	person_invalid(b, "vulnerabilities", "[\"elderly\",\"disability\",\"elderly\"]",
 		       "item 3 is repeated", "elderly");
 	person_invalid(b, "vulnerabilities", "[\"elderly\",\"blue_eyes_qz\"]",
@@ -602,16 +607,23 @@ TEST(form_multi_choice_rules)
 TEST(form_gps_rules)
 {
 	static const char *const good[] = {
-		"\"44.8125,20.4612\"", "\"44.8125, 20.4612\"", "\"-90,180\"",
-		"\"90.000,-180.0\"",   "\"0,0\"",             "\"-0.5,-179.999999999999999\"",
+		"\"44.8125,20.4612\"",
+		"\"44.8125, 20.4612\"",
+		"\"-90,180\"",
+		"\"90.000,-180.0\"",
+		"\"0,0\"",
+		"\"-0.5,-179.999999999999999\"",
 	};
 	static const char *const malformed[] = {
-		"\"44.8125 20.4612\"", "\"44.8125,  20.4612\"", "\" 44.8125,20.4612\"",
-		"\"44.8125,20.4612 \"", "\"44.8125 ,20.4612\"",  "\"0x2C,20\"",
-		"\"inf,20\"",          "\"nan,0\"",             "\"44.,20\"",
-		"\".5,20\"",           "\"1e1,20\"",            "\"44.8,20.4,\"",
-		"\"+44.8,20.4\"",      "\"44.8\"",              "\"44,8;20,4\"",
-		"\"4444,20\"",         "\"44.8,-\"",            "\"\"",
+		"\"44.8125 20.4612\"",	"\"44.8125,  20.4612\"",
+		"\" 44.8125,20.4612\"", "\"44.8125,20.4612 \"",
+		"\"44.8125 ,20.4612\"", "\"0x2C,20\"",
+		"\"inf,20\"",		"\"nan,0\"",
+		"\"44.,20\"",		"\".5,20\"",
+		"\"1e1,20\"",		"\"44.8,20.4,\"",
+		"\"+44.8,20.4\"",	"\"44.8\"",
+		"\"44,8;20,4\"",	"\"4444,20\"",
+		"\"44.8,-\"",		"\"\"",
 	};
 
 	struct form *v = load("visits");
@@ -619,8 +631,7 @@ TEST(form_gps_rules)
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		visit_valid(v, "gps", good[i]);
 	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
-		visit_invalid(v, "gps", malformed[i], "decimal degrees",
-			      i < 5 ? "20.4612" : NULL);
+		visit_invalid(v, "gps", malformed[i], "decimal degrees", i < 5 ? "20.4612" : NULL);
 	visit_invalid(v, "gps", "\"91.5,20.4612\"", "latitude", "91.5");
 	visit_invalid(v, "gps", "\"90.0001,20.4612\"", "latitude", "90.0001");
 	visit_invalid(v, "gps", "\"-90.5,20.4612\"", "latitude", "20.4612");

@@ -43,8 +43,13 @@ struct hq {
  * (malloc'd, NUL-terminated) when out is given.  Returns the exit code. */
 static int hq_run(const struct hq *h, char **out, const char *const *args)
 {
-	const char *argv[32] = {FS_HQ_BIN, "-c", h->conf, "--data-dir", h->data, "--forms-dir",
-				h->forms ? h->forms : test_forms_dir()};
+	const char *argv[32] = { FS_HQ_BIN,
+				 "-c",
+				 h->conf,
+				 "--data-dir",
+				 h->data,
+				 "--forms-dir",
+				 h->forms ? h->forms : test_forms_dir() };
 	int p[2], status, n = 7;
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap);
@@ -88,7 +93,7 @@ static int hq_run(const struct hq *h, char **out, const char *const *args)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-#define HQ_RUN(h, out, ...) hq_run((h), (out), (const char *const[]){__VA_ARGS__, NULL})
+#define HQ_RUN(h, out, ...) hq_run((h), (out), (const char *const[]){ __VA_ARGS__, NULL })
 
 static void write_file(const char *path, const void *data, size_t n, mode_t mode)
 {
@@ -177,7 +182,7 @@ static void hq_start(struct hq *h)
 		_exit(127);
 	}
 	for (;;) {
-		struct timespec pause = {0, 10 * 1000 * 1000};
+		struct timespec pause = { 0, 10 * 1000 * 1000 };
 		char *log = NULL, *at;
 		int status;
 
@@ -192,15 +197,16 @@ static void hq_start(struct hq *h)
 		if (waitpid(h->pid, &status, WNOHANG) == h->pid)
 			TEST_FAIL("fieldsync-hq serve exited before listening");
 		if (now_ms() > deadline)
-			TEST_FAIL("fieldsync-hq serve did not start within %lu ms", test_timeout_ms(30000));
+			TEST_FAIL("fieldsync-hq serve did not start within %lu ms",
+				  test_timeout_ms(30000));
 		nanosleep(&pause, NULL); /* polling for readiness, not an assertion */
 	}
 	snprintf(h->url, sizeof(h->url), "http://127.0.0.1:%d", h->port);
 }
 
 /* Parts of the synthetic names every test uses; never in a log. */
-static const char *const name_parts[] = {"Ружичић", "Ružičić", "Jovanović", "Petrović",
-					 "Šćepanović", "Чолић", "Stanković"};
+static const char *const name_parts[] = { "Ружичић",	"Ružičić", "Jovanović", "Petrović",
+					  "Šćepanović", "Чолић",   "Stanković" };
 
 static void hq_stop(struct hq *h)
 {
@@ -247,7 +253,7 @@ static long http_post_raw(const struct hq *h, const char *path, const void *body
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdrs = NULL;
-	struct buf b = {NULL, 0};
+	struct buf b = { NULL, 0 };
 	char url[128], ct[128];
 	long status = 0;
 	CURLcode rc;
@@ -308,7 +314,8 @@ static const char *json_str(const cJSON *o, const char *name)
 static cJSON *push(const struct hq *h, const uint8_t *set, size_t len, long want)
 {
 	cJSON *j = NULL;
-	long got = http_post(h, "/v1/changesets", set, len, "application/vnd.fieldsync.changeset", &j);
+	long got =
+		http_post(h, "/v1/changesets", set, len, "application/vnd.fieldsync.changeset", &j);
 
 	if (got != want)
 		TEST_FAIL("change set answered %ld (%s), expected %ld", got,
@@ -330,11 +337,11 @@ static void decode_b64(const char *s, uint8_t *out, size_t cap, size_t *ret_len)
 struct device {
 	struct identity *id;
 	char team[32];
-	const char *muni;        /* enrolment municipality; NULL: Sjenica */
-	const char *scope;       /* enroll-token --scope, or NULL */
-	uint64_t seq;            /* last sequence built */
-	uint8_t prev[32];        /* hash of the last set built */
-	hlc_t clock;             /* last HLC used */
+	const char *muni;  /* enrolment municipality; NULL: Sjenica */
+	const char *scope; /* enroll-token --scope, or NULL */
+	uint64_t seq;	   /* last sequence built */
+	uint8_t prev[32];  /* hash of the last set built */
+	hlc_t clock;	   /* last HLC used */
 };
 
 static void device_new(struct device *d, const char *team)
@@ -366,9 +373,12 @@ static char *enroll_body(const struct device *d, const char *token, const uint8_
 
 	ASSERT_OK(token_parse(token, &t));
 	token_enroll_message(t.secret, d->id->sign_pk, d->id->box_pk, msg);
-	crypto_sign_detached(proof, NULL, msg, sizeof(msg), proof_key_sk ? proof_key_sk : d->id->sign_sk);
-	sodium_bin2base64(sign_b64, sizeof(sign_b64), d->id->sign_pk, 32, sodium_base64_VARIANT_ORIGINAL);
-	sodium_bin2base64(box_b64, sizeof(box_b64), d->id->box_pk, 32, sodium_base64_VARIANT_ORIGINAL);
+	crypto_sign_detached(proof, NULL, msg, sizeof(msg),
+			     proof_key_sk ? proof_key_sk : d->id->sign_sk);
+	sodium_bin2base64(sign_b64, sizeof(sign_b64), d->id->sign_pk, 32,
+			  sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(box_b64, sizeof(box_b64), d->id->box_pk, 32,
+			  sodium_base64_VARIANT_ORIGINAL);
 	sodium_bin2base64(proof_b64, sizeof(proof_b64), proof, sizeof(proof),
 			  sodium_base64_VARIANT_ORIGINAL);
 	cJSON_AddStringToObject(o, "token", token);
@@ -383,8 +393,7 @@ static char *enroll_body(const struct device *d, const char *token, const uint8_
 
 /* A token for team; by default its device may write the municipality
  * person() writes. */
-static char *new_token_in(const struct hq *h, const char *team, const char *muni,
-			  const char *scope)
+static char *new_token_in(const struct hq *h, const char *team, const char *muni, const char *scope)
 {
 	char *out = NULL, *tok;
 
@@ -393,7 +402,8 @@ static char *new_token_in(const struct hq *h, const char *team, const char *muni
 				 "--scope", scope),
 			  0);
 	else
-		ASSERT_EQ(HQ_RUN(h, &out, "enroll-token", "--team", team, "--municipality", muni), 0);
+		ASSERT_EQ(HQ_RUN(h, &out, "enroll-token", "--team", team, "--municipality", muni),
+			  0);
 	tok = strdup(last_line(out));
 	free(out);
 	ASSERT_TRUE(!strncmp(tok, "FS1-", 4));
@@ -435,19 +445,19 @@ static void device_enroll(struct hq *h, const struct device *d)
 struct set {
 	uint8_t *buf;
 	size_t len;
-	int dev;          /* index of the device that made it */
+	int dev; /* index of the device that made it */
 	uint64_t seq;
 };
 
 /* Build d's next change set from n changes (values consumed). */
 static struct set build_set(struct device *d, const uint8_t *hq_box_pk, struct change *ch, size_t n)
 {
-	struct changeset_header hdr = {.seq = d->seq + 1};
-	struct fs_error err = {0};
-	struct set s = {0};
+	struct changeset_header hdr = { .seq = d->seq + 1 };
+	struct fs_error err = { 0 };
+	struct set s = { 0 };
 
-	ASSERT_OK(sodium_hex2bin(hdr.device, sizeof(hdr.device), d->id->id, IDENTITY_ID_HEXLEN, NULL,
-				 NULL, NULL));
+	ASSERT_OK(sodium_hex2bin(hdr.device, sizeof(hdr.device), d->id->id, IDENTITY_ID_HEXLEN,
+				 NULL, NULL, NULL));
 	memcpy(hdr.prev, d->prev, sizeof(hdr.prev));
 	if (changeset_encode(&hdr, ch, n, hq_box_pk, d->id->sign_sk, &s.buf, &s.len, &err) < 0)
 		TEST_FAIL("encode: %s", err.msg);
@@ -471,7 +481,7 @@ static void copy_name(char *dst, size_t size, const char *src)
 
 static struct change mk(const char *rec, const char *coll, const char *field, cJSON *v, hlc_t t)
 {
-	struct change c = {.value = v, .hlc = t};
+	struct change c = { .value = v, .hlc = t };
 
 	copy_name(c.record_id, sizeof(c.record_id), rec);
 	copy_name(c.collection, sizeof(c.collection), coll);
@@ -585,9 +595,11 @@ TEST(hq_accept_replay_gap_and_chain)
 
 	n = person(ch, rec, "Ружичић Ђорђе", 4, tick(&d, base));
 	s1 = build_set(&d, h.box_pk, ch, n);
-	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(5), tick(&d, base + 10));
+	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(5),
+		   tick(&d, base + 10));
 	s2 = build_set(&d, h.box_pk, ch, 1);
-	ch[0] = mk(rec, "beneficiaries", "phone", cJSON_CreateString("+381 20 123"), tick(&d, base + 20));
+	ch[0] = mk(rec, "beneficiaries", "phone", cJSON_CreateString("+381 20 123"),
+		   tick(&d, base + 20));
 	s3 = build_set(&d, h.box_pk, ch, 1);
 
 	/* Accepted, with a receipt signed by the key enrolment pinned. */
@@ -816,8 +828,8 @@ TEST(hq_unknown_forged_and_revoked_devices_refused)
  * line and headers arrive; returns the status. */
 static int raw_request(const struct hq *h, const char *head, char *resp, size_t cap)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
-	struct timeval tv = {20, 0};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)h->port) };
+	struct timeval tv = { 20, 0 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), status = 0;
 	size_t len = 0;
 
@@ -874,12 +886,14 @@ TEST(hq_oversized_bodies_413_unread)
 	 * reset: the raw requests above show the refusal without the race.) */
 	ASSERT_EQ(http_post_expect(&h, "/v1/changesets", body, big,
 				   "application/vnd.fieldsync.changeset", "Expect: 100-continue",
-				   &j), 413);
+				   &j),
+		  413);
 	ASSERT_STR_EQ(json_str(j, "error"), "too_large");
 	cJSON_Delete(j);
 	/* Exactly at the limit is read, and refused for its shape. */
 	ASSERT_EQ(http_post(&h, "/v1/changesets", body, big - 1,
-			    "application/vnd.fieldsync.changeset", &j), 400);
+			    "application/vnd.fieldsync.changeset", &j),
+		  400);
 	cJSON_Delete(j);
 	/* Ambiguous framing (request smuggling behind a proxy): two
 	 * lengths, or a length and chunking, are refused and the
@@ -891,10 +905,11 @@ TEST(hq_oversized_bodies_413_unread)
 		  400);
 	ASSERT_STR_CONTAINS(resp, "ambiguous body length");
 	ASSERT_STR_CONTAINS(resp, "Connection: close");
-	ASSERT_EQ(raw_request(&h,
-			      "POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
-			      "Transfer-Encoding: chunked\r\n\r\n",
-			      resp, sizeof(resp)),
+	ASSERT_EQ(raw_request(
+			  &h,
+			  "POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+			  "Transfer-Encoding: chunked\r\n\r\n",
+			  resp, sizeof(resp)),
 		  400);
 	ASSERT_STR_CONTAINS(resp, "ambiguous body length");
 	/* Unknown paths and methods answer JSON too. */
@@ -985,12 +1000,13 @@ TEST(hq_enroll_rejects_bad_requests)
 		char *out = NULL;
 
 		ASSERT_EQ(HQ_RUN(&h, &out, "enroll-token", "--team", "T", "--municipality", "M",
-				 "--expires", "1s"), 0);
+				 "--expires", "1s"),
+			  0);
 		tok = strdup(last_line(out));
 		free(out);
 		/* Wait until it has expired (the assertion is on the answer). */
 		for (uint64_t until = hlc_wall_ms() + 1100; hlc_wall_ms() < until;) {
-			struct timespec p = {0, 50 * 1000 * 1000};
+			struct timespec p = { 0, 50 * 1000 * 1000 };
 
 			nanosleep(&p, NULL);
 		}
@@ -1095,16 +1111,18 @@ TEST(hq_export_since_uses_arrival_time)
 	cJSON_Delete(push(&h, s.buf, s.len, 200));
 	ASSERT_TRUE(gmtime_r(&yesterday, &tm) != NULL);
 	ASSERT_TRUE(strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
-	ASSERT_EQ(HQ_RUN(&h, &out, "export", "beneficiaries", "--format", "jsonl", "--since",
-			 since), 0);
+	ASSERT_EQ(
+		HQ_RUN(&h, &out, "export", "beneficiaries", "--format", "jsonl", "--since", since),
+		0);
 	ASSERT_STR_CONTAINS(out, rec);
 	free(out);
 	/* And nothing merged before the cut-off comes back. */
 	yesterday = time(NULL) + 3600;
 	ASSERT_TRUE(gmtime_r(&yesterday, &tm) != NULL);
 	ASSERT_TRUE(strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
-	ASSERT_EQ(HQ_RUN(&h, &out, "export", "beneficiaries", "--format", "jsonl", "--since",
-			 since), 0);
+	ASSERT_EQ(
+		HQ_RUN(&h, &out, "export", "beneficiaries", "--format", "jsonl", "--since", since),
+		0);
 	ASSERT_TRUE(strstr(out, rec) == NULL);
 	free(out);
 	hq_stop(&h);
@@ -1130,9 +1148,9 @@ static uint32_t rnd(uint32_t n)
 	return (uint32_t)(rng_state % n);
 }
 
-static const char *const names[] = {"Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žana",
-				    "Шћепановић Жана", "Čolić Ljubica", "Чолић Љубица",
-				    "Nikolić \"Džoni\", Ivan", "=Stanković Ana"};
+static const char *const names[] = { "Ružičić Đorđe",		"Ружичић Ђорђе", "Šćepanović Žana",
+				     "Шћепановић Жана",		"Čolić Ljubica", "Чолић Љубица",
+				     "Nikolić \"Džoni\", Ivan", "=Stanković Ana" };
 
 /* One random change by d at wall time ms. */
 static struct change random_change(struct device *d, char recs[][UUID_TEXT_LEN + 1],
@@ -1143,19 +1161,25 @@ static struct change random_change(struct device *d, char recs[][UUID_TEXT_LEN +
 	hlc_t t = tick(d, ms);
 
 	switch (rnd(8)) {
-	case 0: return mk(r, "beneficiaries", "household_size", cJSON_CreateNumber(1 + rnd(9)), t);
+	case 0:
+		return mk(r, "beneficiaries", "household_size", cJSON_CreateNumber(1 + rnd(9)), t);
 	case 1:
 	case 2:
 		return mk(r, "beneficiaries", "full_name",
 			  cJSON_CreateString(names[rnd(sizeof(names) / sizeof(names[0]))]), t);
-	case 3: return mk(r, "beneficiaries", "phone", rnd(3) ? cJSON_CreateString("+381 64 111")
-							       : cJSON_CreateNull(), t);
-	case 4: return mk(r, "beneficiaries", "_deleted", cJSON_CreateTrue(), t);
-	case 5: return mk(v, "visits", "notes", cJSON_CreateString(names[rnd(8)]), t);
-	case 6: return mk(v, "visits", "visit_type", cJSON_CreateString(rnd(2) ? "legal_assistance"
-									: "needs_assessment"), t);
-	default: return mk(r, "beneficiaries", "vulnerabilities",
-			   cJSON_Parse(rnd(2) ? "[\"elderly\",\"no_documents\"]" : "[]"), t);
+	case 3:
+		return mk(r, "beneficiaries", "phone",
+			  rnd(3) ? cJSON_CreateString("+381 64 111") : cJSON_CreateNull(), t);
+	case 4:
+		return mk(r, "beneficiaries", "_deleted", cJSON_CreateTrue(), t);
+	case 5:
+		return mk(v, "visits", "notes", cJSON_CreateString(names[rnd(8)]), t);
+	case 6:
+		return mk(v, "visits", "visit_type",
+			  cJSON_CreateString(rnd(2) ? "legal_assistance" : "needs_assessment"), t);
+	default:
+		return mk(r, "beneficiaries", "vulnerabilities",
+			  cJSON_Parse(rnd(2) ? "[\"elderly\",\"no_documents\"]" : "[]"), t);
 	}
 }
 
@@ -1164,7 +1188,7 @@ static struct change random_change(struct device *d, char recs[][UUID_TEXT_LEN +
 static char *deliver_random(struct hq *h, struct set sets[CONV_DEVICES][CONV_SETS],
 			    struct device *devs)
 {
-	size_t next[CONV_DEVICES] = {0};
+	size_t next[CONV_DEVICES] = { 0 };
 	int left = CONV_DEVICES * CONV_SETS;
 	char *snap;
 
@@ -1194,8 +1218,8 @@ static char *deliver_random(struct hq *h, struct set sets[CONV_DEVICES][CONV_SET
 
 TEST(hq_convergence_random_orders)
 {
-	static const char *const teams[CONV_DEVICES] = {"Tim Novi Sad", "Tim Obrenovac",
-							"Tim Sremska Mitrovica"};
+	static const char *const teams[CONV_DEVICES] = { "Tim Novi Sad", "Tim Obrenovac",
+							 "Tim Sremska Mitrovica" };
 	struct device devs[CONV_DEVICES];
 	struct set sets[CONV_DEVICES][CONV_SETS];
 	char recs[CONV_RECORDS][UUID_TEXT_LEN + 1], visits[2][UUID_TEXT_LEN + 1];
@@ -1229,7 +1253,8 @@ TEST(hq_convergence_random_orders)
 		for (int i = 0; i < 2; i++) {
 			hlc_t t = tick(&devs[k], base);
 
-			ch[n++] = mk(visits[i], "visits", "beneficiary_id", cJSON_CreateString(recs[i]), t);
+			ch[n++] = mk(visits[i], "visits", "beneficiary_id",
+				     cJSON_CreateString(recs[i]), t);
 			ch[n++] = mk(visits[i], "visits", "visit_date",
 				     cJSON_CreateString(i ? "2026-03-02" : "2026-03-01"), t);
 			ch[n++] = mk(visits[i], "visits", "visit_type",
@@ -1301,13 +1326,15 @@ TEST(hq_caseload_edit_conflict_either_order)
 	n = person(ch, rec, "Ружичић Ђорђе", 4, tick(&b, base + 1000));
 	b1 = build_set(&b, first.box_pk, ch, n);
 	/* Both edit household_size; b's edit is the later one. */
-	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(5), tick(&a, base + 2000));
+	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(5),
+		   tick(&a, base + 2000));
 	a2 = build_set(&a, first.box_pk, ch, 1);
-	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(6), tick(&b, base + 3000));
+	ch[0] = mk(rec, "beneficiaries", "household_size", cJSON_CreateNumber(6),
+		   tick(&b, base + 3000));
 	b2 = build_set(&b, first.box_pk, ch, 1);
 
 	for (int order = 0; order < 2; order++) {
-		struct set *seq[2][4] = {{&a1, &b1, &a2, &b2}, {&b1, &b2, &a1, &a2}};
+		struct set *seq[2][4] = { { &a1, &b1, &a2, &b2 }, { &b1, &b2, &a1, &a2 } };
 		char name[16], *out = NULL;
 		cJSON *c, *one;
 
@@ -1365,7 +1392,7 @@ static struct set build_raw_set(struct device *d, const uint8_t *hq_box_pk, cons
 	size_t bind = version >= 2 ? CHANGESET_BINDING_BYTES : 0;
 	size_t zcap = bind + ZSTD_compressBound(tlen), zlen, sealed, total;
 	uint8_t *z = malloc(zcap), *out;
-	struct set s = {0};
+	struct set s = { 0 };
 
 	ASSERT_TRUE(z);
 	zlen = ZSTD_compress(z + bind, zcap - bind, text, tlen, 3);
@@ -1491,7 +1518,8 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 	"PRAGMA user_version = 4;"
 
 #define TO_V3_SQL                                                                                  \
-	"DROP TABLE form_versions; DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE down_state; "                     \
+	"DROP TABLE form_versions; DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE "       \
+	"down_state; "                                                                             \
 	"DROP TABLE scope_fields; "                                                                \
 	"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "          \
 	"DROP INDEX records_by_parent; DROP INDEX records_by_scope; "                              \
@@ -1503,9 +1531,10 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 
 static void hq_db_to_v1(const struct hq *h)
 {
-	hq_db_exec(h, TO_V3_SQL "DROP TABLE audit_nodes; DROP TABLE device_scopes; ALTER TABLE "
-		      "tokens DROP COLUMN scope; ALTER TABLE devices DROP COLUMN unbound_ok; PRAGMA "
-		      "user_version = 1;");
+	hq_db_exec(h, TO_V3_SQL
+		   "DROP TABLE audit_nodes; DROP TABLE device_scopes; ALTER TABLE "
+		   "tokens DROP COLUMN scope; ALTER TABLE devices DROP COLUMN unbound_ok; PRAGMA "
+		   "user_version = 1;");
 }
 
 /* An enrolled device that captures another's set and re-signs it under
@@ -1544,7 +1573,8 @@ TEST(hq_resigned_set_refused_and_no_downgrade)
 	stolen.buf = malloc(s.len);
 	ASSERT_TRUE(stolen.buf);
 	memcpy(stolen.buf, s.buf, s.len);
-	ASSERT_OK(sodium_hex2bin(stolen.buf + 8, 16, b.id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	ASSERT_OK(
+		sodium_hex2bin(stolen.buf + 8, 16, b.id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
 	crypto_sign_detached(stolen.buf + s.len - 64, NULL, stolen.buf, s.len - 64, b.id->sign_sk);
 	j = push(&h, stolen.buf, stolen.len, 400);
 	ASSERT_STR_CONTAINS(json_str(j, "message"), "bound to another device");
@@ -1563,8 +1593,7 @@ TEST(hq_resigned_set_refused_and_no_downgrade)
 	changeset_hash(v1.buf, v1.len, c.prev);
 	c.seq = 1;
 	set_free(&s);
-	s = build_set(&c, h.box_pk, ch,
-		      person(ch, rec, "Petrović Ana", 2, tick(&c, base + 100)));
+	s = build_set(&c, h.box_pk, ch, person(ch, rec, "Petrović Ana", 2, tick(&c, base + 100)));
 	j = push(&h, s.buf, s.len, 200);
 	cJSON_Delete(j);
 	set_free(&v1);
@@ -1595,17 +1624,18 @@ TEST(hq_resigned_set_refused_and_no_downgrade)
  * gives it.  Returns the socket. */
 static int hold_push(const struct hq *h, const struct device *d)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)h->port) };
 	char head[256];
-	uint8_t prefix[24] = {'F', 'S', 'C', 'S', CHANGESET_VERSION, 1, 0, 0};
+	uint8_t prefix[24] = { 'F', 'S', 'C', 'S', CHANGESET_VERSION, 1, 0, 0 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	ASSERT_GE(fd, 0);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ASSERT_OK(connect(fd, (struct sockaddr *)&a, sizeof(a)));
 	ASSERT_OK(sodium_hex2bin(prefix + 8, 16, d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
-	snprintf(head, sizeof(head), "POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-				     "Content-Length: 100000\r\n\r\n");
+	snprintf(head, sizeof(head),
+		 "POST /v1/changesets HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		 "Content-Length: 100000\r\n\r\n");
 	ASSERT_EQ(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
 	ASSERT_EQ(send(fd, prefix, sizeof(prefix), MSG_NOSIGNAL), (ssize_t)sizeof(prefix));
 	return fd;
@@ -1629,8 +1659,10 @@ TEST(hq_known_device_id_takes_one_reserved_slot)
 	long code = 0;
 
 	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
-	hq_init(&h, "hq", "[server]\nmax_inflight = 4\nreserved_for_devices = 2\nthreads = 4\n"
-			  "proof_rate = 1000000\nper_peer_connections = 64\n", NULL);
+	hq_init(&h, "hq",
+		"[server]\nmax_inflight = 4\nreserved_for_devices = 2\nthreads = 4\n"
+		"proof_rate = 1000000\nper_peer_connections = 64\n",
+		NULL);
 	hq_start(&h);
 	device_new(&a, "Tim Sjenica");
 	device_new(&b, "Tim Tutin");
@@ -1646,11 +1678,11 @@ TEST(hq_known_device_id_takes_one_reserved_slot)
 	 * each probe that got a slot, hold one more. */
 	deadline = now_ms() + test_timeout_ms(30000);
 	for (;;) {
-		struct timespec pause = {0, 20 * 1000 * 1000};
+		struct timespec pause = { 0, 20 * 1000 * 1000 };
 
 		cJSON_Delete(j);
-		code = http_post(&h, "/v1/audit/consistency", "{\"from\":0}", 10, "application/json",
-				 &j);
+		code = http_post(&h, "/v1/audit/consistency", "{\"from\":0}", 10,
+				 "application/json", &j);
 		if (code == 503)
 			break;
 		ASSERT_LT(now_ms(), deadline);
@@ -1705,7 +1737,8 @@ TEST(hq_writes_outside_scope_quarantined)
 	static const char outside[] = "outside the device's scope";
 	uint64_t base = hlc_wall_ms() - 60000;
 	char r1[UUID_TEXT_LEN + 1], r2[UUID_TEXT_LEN + 1], r3[UUID_TEXT_LEN + 1],
-		v1[UUID_TEXT_LEN + 1], v2[UUID_TEXT_LEN + 1], nobody[UUID_TEXT_LEN + 1], *out = NULL;
+		v1[UUID_TEXT_LEN + 1], v2[UUID_TEXT_LEN + 1], nobody[UUID_TEXT_LEN + 1],
+		*out = NULL;
 	struct device a, b, n;
 	struct change ch[8];
 	struct hq h;
@@ -1728,7 +1761,8 @@ TEST(hq_writes_outside_scope_quarantined)
 	uuid_v7_new(base, r1);
 	push_expect(&h, &a, ch, person(ch, r1, "Ружичић Ђорђе", 4, tick(&a, base)), NULL);
 	/* b, in Tutin, cannot change it, delete it or visit it... */
-	ch[0] = mk(r1, "beneficiaries", "household_size", cJSON_CreateNumber(9), tick(&b, base + 10));
+	ch[0] = mk(r1, "beneficiaries", "household_size", cJSON_CreateNumber(9),
+		   tick(&b, base + 10));
 	push_expect(&h, &b, ch, 1, outside);
 	ch[0] = mk(r1, "beneficiaries", "_deleted", cJSON_CreateTrue(), tick(&b, base + 20));
 	push_expect(&h, &b, ch, 1, outside);
@@ -1793,9 +1827,11 @@ TEST(hq_writes_outside_scope_quarantined)
 	free(out);
 
 	/* An administrator widens b's scope: audited, then b may. */
-	ASSERT_EQ(HQ_RUN(&h, &out, "scope", b.id->id, "--municipality", " sjenica ,Tutin,TUTIN"), 0);
+	ASSERT_EQ(HQ_RUN(&h, &out, "scope", b.id->id, "--municipality", " sjenica ,Tutin,TUTIN"),
+		  0);
 	free(out);
-	ch[0] = mk(r1, "beneficiaries", "household_size", cJSON_CreateNumber(5), tick(&b, base + 100));
+	ch[0] = mk(r1, "beneficiaries", "household_size", cJSON_CreateNumber(5),
+		   tick(&b, base + 100));
 	push_expect(&h, &b, ch, 1, NULL);
 	ASSERT_EQ(HQ_RUN(&h, &out, "devices", "--json"), 0);
 	ASSERT_STR_CONTAINS(out, "\"scope\":[\"sjenica\",\"Tutin\"]");
@@ -1806,8 +1842,10 @@ TEST(hq_writes_outside_scope_quarantined)
 	ASSERT_STR_CONTAINS(out, "\"previous\\\":\\\"Tutin\\\"");
 	free(out);
 	/* A national team writes anywhere. */
-	ch[0] = mk(r3, "beneficiaries", "status", cJSON_CreateString("refugee"), tick(&n, base + 110));
-	ch[1] = mk(r1, "beneficiaries", "status", cJSON_CreateString("refugee"), tick(&n, base + 110));
+	ch[0] = mk(r3, "beneficiaries", "status", cJSON_CreateString("refugee"),
+		   tick(&n, base + 110));
+	ch[1] = mk(r1, "beneficiaries", "status", cJSON_CreateString("refugee"),
+		   tick(&n, base + 110));
 	push_expect(&h, &n, ch, 2, NULL);
 	ch[0] = mk(r1, "beneficiaries", "_deleted", cJSON_CreateTrue(), tick(&n, base + 120));
 	push_expect(&h, &n, ch, 1, NULL);
@@ -1867,7 +1905,7 @@ static long pull_once(const struct hq *h, const struct device *d, struct puller 
 {
 	uint8_t req[DOWNSET_PULL_BYTES], id[16];
 	struct downset_header hd;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct buf b;
 	long status;
 
@@ -1927,7 +1965,7 @@ TEST(hq_pull_sends_the_scope_and_only_the_scope)
 {
 	uint64_t base = hlc_wall_ms() - 60000;
 	char r1[UUID_TEXT_LEN + 1], r2[UUID_TEXT_LEN + 1], v1[UUID_TEXT_LEN + 1];
-	struct puller pa = {0}, pb = {0}, pc = {0}, stale;
+	struct puller pa = { 0 }, pb = { 0 }, pc = { 0 }, stale;
 	struct device a, b, c;
 	struct change ch[8];
 	struct downset d;
@@ -2023,13 +2061,13 @@ TEST(hq_pull_sends_the_scope_and_only_the_scope)
 
 	/* Strangers: a request not signed by the device, or by nobody. */
 	{
-		uint8_t req[DOWNSET_PULL_BYTES], id[16] = {0};
+		uint8_t req[DOWNSET_PULL_BYTES], id[16] = { 0 };
 
 		ASSERT_OK(sodium_hex2bin(id, 16, a.id->id, 32, NULL, NULL, NULL));
 		downset_pull_request(id, 0, NULL, hlc_wall_ms(), b.id->sign_sk, req);
-		ASSERT_EQ(http_post(&h, "/v1/pull", req, sizeof(req), "application/octet-stream",
-				    &j),
-			  401);
+		ASSERT_EQ(
+			http_post(&h, "/v1/pull", req, sizeof(req), "application/octet-stream", &j),
+			401);
 		cJSON_Delete(j);
 		ASSERT_EQ(http_post(&h, "/v1/pull", req, 10, "application/octet-stream", &j), 400);
 		cJSON_Delete(j);
@@ -2057,7 +2095,7 @@ TEST(hq_pull_after_upgrade_sends_everything)
 {
 	uint64_t base = hlc_wall_ms() - 60000;
 	char rec[4][UUID_TEXT_LEN + 1];
-	struct puller pb = {0};
+	struct puller pb = { 0 };
 	struct device a, b, c;
 	struct change ch[8];
 	struct downset d;
@@ -2075,7 +2113,8 @@ TEST(hq_pull_after_upgrade_sends_everything)
 	device_enroll(&h, &c);
 	for (int i = 0; i < 4; i++) {
 		uuid_v7_new(base + (uint64_t)i, rec[i]);
-		push_expect(&h, &a, ch, person(ch, rec[i], "Ilić Jelena", 3, tick(&a, base + 10)), NULL);
+		push_expect(&h, &a, ch, person(ch, rec[i], "Ilić Jelena", 3, tick(&a, base + 10)),
+			    NULL);
 	}
 	/* c imports r0 as a had it, then both edit its size: a conflict. */
 	person(ch, rec[0], "Ilić Jelena", 3, tick(&c, base + 10));
@@ -2110,7 +2149,7 @@ TEST(hq_scope_regrown_resends_everything)
 {
 	uint64_t base = hlc_wall_ms() - 60000;
 	char rec[UUID_TEXT_LEN + 1], *out = NULL;
-	struct puller pc = {0};
+	struct puller pc = { 0 };
 	struct device a, c;
 	struct change ch[8];
 	struct downset d;
@@ -2153,7 +2192,7 @@ TEST(hq_form_gains_a_scope_field_and_records_move)
 {
 	uint64_t base = hlc_wall_ms() - 60000;
 	char rec[UUID_TEXT_LEN + 1], vis[UUID_TEXT_LEN + 1], forms[700], path[800], *json;
-	struct puller pb = {0}, pn = {0};
+	struct puller pb = { 0 }, pn = { 0 };
 	struct device a, b, n;
 	struct change ch[8];
 	struct downset d;
@@ -2275,7 +2314,7 @@ TEST(hq_publishes_forms_and_validates_by_version)
 	uint64_t base = hlc_wall_ms() - 60000;
 	char rec[UUID_TEXT_LEN + 1], vis[UUID_TEXT_LEN + 1], forms[700], path[800], why[256];
 	char *json, *at;
-	struct puller pa = {0};
+	struct puller pa = { 0 };
 	struct device a;
 	struct change ch[8];
 	struct downset d;
@@ -2340,8 +2379,8 @@ TEST(hq_publishes_forms_and_validates_by_version)
 	ASSERT_STR_EQ(d.forms[0].collection, "visits");
 	ASSERT_EQ(d.forms[0].version, 2u);
 	n = 0;
-	cJSON_ArrayForEach(roof, cJSON_GetObjectItem(d.forms[0].definition, "fields"))
-		n += !strcmp(json_str(roof, "name"), "roof");
+	cJSON_ArrayForEach(roof, cJSON_GetObjectItem(d.forms[0].definition, "fields")) n +=
+		!strcmp(json_str(roof, "name"), "roof");
 	ASSERT_EQ(n, 1u);
 	downset_clear(&d);
 	ASSERT_EQ(pull_once(&h, &a, &pa, &d, NULL), 204);

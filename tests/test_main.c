@@ -24,7 +24,7 @@ struct test_case {
 };
 
 static const struct test_case tests[] = {
-#define TEST_ENTRY(name) {#name, test_##name},
+#define TEST_ENTRY(name) { #name, test_##name },
 #include "tests/test-list.h"
 #undef TEST_ENTRY
 };
@@ -118,7 +118,7 @@ size_t test_read_hex(const char *path, uint8_t *out, size_t cap)
 
 	ASSERT_TRUE(f != NULL);
 	while ((c = fgetc(f)) != EOF) {
-		char pair[3] = {(char)c, 0, 0};
+		char pair[3] = { (char)c, 0, 0 };
 
 		if (c == '\n')
 			continue;

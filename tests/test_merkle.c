@@ -19,9 +19,14 @@ static void unhex(const char *hex, uint8_t *out, size_t n)
 }
 
 /* The CT reference leaves and the root of each prefix, sizes 0..8. */
-static const char *const ct_leaves[] = {"", "00", "10", "2021", "3031", "40414243",
-					"5051525354555657",
-					"606162636465666768696a6b6c6d6e6f"};
+static const char *const ct_leaves[] = { "",
+					 "00",
+					 "10",
+					 "2021",
+					 "3031",
+					 "40414243",
+					 "5051525354555657",
+					 "606162636465666768696a6b6c6d6e6f" };
 static const char *const ct_roots[] = {
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 	"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
@@ -62,14 +67,17 @@ TEST(merkle_rfc6962_vectors)
 	static const char *const incl0[] = {
 		"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
 		"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-		"6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"};
+		"6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"
+	};
 	static const char *const incl5[] = {
 		"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
 		"ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-		"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"};
+		"d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"
+	};
 	static const char *const cons25[] = {
 		"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-		"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"};
+		"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"
+	};
 	merkle_hash leaves[8], root, proof[MERKLE_MAX_PROOF], r2, r5, r8;
 	size_t len;
 
@@ -105,7 +113,7 @@ TEST(merkle_every_proof_verifies_and_tampering_fails)
 	size_t len;
 
 	for (int i = 0; i < N; i++) {
-		uint8_t e[2] = {(uint8_t)i, (uint8_t)(i * 7)};
+		uint8_t e[2] = { (uint8_t)i, (uint8_t)(i * 7) };
 
 		merkle_leaf_hash(e, sizeof(e), leaves[i]);
 	}
@@ -159,7 +167,8 @@ TEST(merkle_every_proof_verifies_and_tampering_fails)
 	"then you don't know what your problem is.\n"
 #define GO_NOTE                                                                                    \
 	GO_TEXT "\n\xe2\x80\x94 PeterNeumann "                                                     \
-		"x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6" \
+		"x08go/ZJkuBS9UG/"                                                                 \
+		"SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6"               \
 		"RyyBwJnAM=\n"
 
 TEST(note_go_sumdb_vector)
@@ -192,8 +201,9 @@ TEST(note_go_sumdb_vector)
 	pk2[0] ^= 1;
 	ASSERT_EQ(note_verify(GO_NOTE, strlen(GO_NOTE), "PeterNeumann", pk2, &text_len), -FS_EAUTH);
 	/* A key ID that does not match its name and key is refused. */
-	ASSERT_EQ(note_vkey_parse("PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
-				  name, pk2),
+	ASSERT_EQ(note_vkey_parse(
+			  "PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+			  name, pk2),
 		  -EINVAL);
 	/* Text a note cannot carry. */
 	ASSERT_EQ(note_sign("no newline", "x", sk, &copy), -EINVAL);
@@ -210,8 +220,8 @@ TEST(checkpoint_roundtrip_and_strict)
 	uint64_t size = 0;
 
 	memset(root, 0xab, sizeof(root));
-	ASSERT_OK(checkpoint_format("fieldsync.invalid/hq/0123abcd", 1234, root, text,
-				    sizeof(text)));
+	ASSERT_OK(
+		checkpoint_format("fieldsync.invalid/hq/0123abcd", 1234, root, text, sizeof(text)));
 	ASSERT_STR_EQ(text, "fieldsync.invalid/hq/0123abcd\n1234\n"
 			    "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=\n");
 	ASSERT_OK(checkpoint_parse(text, strlen(text), origin, &size, back));

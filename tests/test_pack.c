@@ -24,7 +24,7 @@ static uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES], hq_box_sk[crypto_box_SECRET
 static struct keystore_secret *pk_secret(void)
 {
 	struct keystore_secret *sec = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/wrap.key", test_tmpdir());
@@ -37,7 +37,7 @@ static struct keystore_secret *pk_secret(void)
 static struct store *pk_open(const struct store_options *opt, int create)
 {
 	struct keystore_secret *sec = pk_secret();
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 
 	snprintf(pk_dir, sizeof(pk_dir), "%s/data", test_tmpdir());
@@ -51,7 +51,7 @@ static struct store *pk_open(const struct store_options *opt, int create)
 
 static struct form *pk_form(const char *collection)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	char path[4096];
 
@@ -65,10 +65,10 @@ static struct form *pk_form(const char *collection)
  * every seventh deleted, so the outbox holds edits and tombstones too. */
 static void pk_add_people(struct store *s, int n)
 {
-	static const char *const names[] = {"Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žaklina",
-	                                    "Јовановић Милица"};
+	static const char *const names[] = { "Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žaklina",
+					     "Јовановић Милица" };
 	struct form *f = pk_form("beneficiaries");
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	ASSERT_OK(store_begin(s, &err));
 	for (int i = 0; i < n; i++) {
@@ -116,24 +116,24 @@ static long long pk_count(struct store *s, const char *sql)
 static long long pk_check_chain(struct store *s, size_t max_per_set)
 {
 	const struct identity *id = store_identity(s);
-	uint8_t prev[CHANGESET_HASH_BYTES] = {0}, device[CHANGESET_DEVICE_BYTES];
+	uint8_t prev[CHANGESET_HASH_BYTES] = { 0 }, device[CHANGESET_DEVICE_BYTES];
 	sqlite3_stmt *sets = NULL, *rows = NULL;
 	long long n = 0, packed_rows = 0;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	size_t dlen = 0;
 
 	ASSERT_OK(
-	    sodium_hex2bin(device, sizeof(device), id->id, strlen(id->id), NULL, &dlen, NULL));
+		sodium_hex2bin(device, sizeof(device), id->id, strlen(id->id), NULL, &dlen, NULL));
 	ASSERT_EQ(sqlite3_prepare_v2(store_db(s),
-	                             "SELECT seq, hash, body, changes FROM outgoing "
-	                             "ORDER BY seq",
-	                             -1, &sets, NULL),
-	          SQLITE_OK);
+				     "SELECT seq, hash, body, changes FROM outgoing "
+				     "ORDER BY seq",
+				     -1, &sets, NULL),
+		  SQLITE_OK);
 	ASSERT_EQ(sqlite3_prepare_v2(store_db(s),
-	                             "SELECT record_id, collection, field, value, hlc "
-	                             "FROM outbox WHERE changeset = ?1 ORDER BY seq",
-	                             -1, &rows, NULL),
-	          SQLITE_OK);
+				     "SELECT record_id, collection, field, value, hlc "
+				     "FROM outbox WHERE changeset = ?1 ORDER BY seq",
+				     -1, &rows, NULL),
+		  SQLITE_OK);
 	while (sqlite3_step(sets) == SQLITE_ROW) {
 		const uint8_t *body = sqlite3_column_blob(sets, 2);
 		size_t len = (size_t)sqlite3_column_bytes(sets, 2), nch = 0, i = 0;
@@ -183,15 +183,15 @@ static long long pk_check_chain(struct store *s, size_t max_per_set)
 	/* Every packed row is in a set that exists, and packed rows come
 	 * before every unpacked one. */
 	ASSERT_EQ(pk_count(s, "SELECT count(*) FROM outbox WHERE changeset IS NOT NULL"),
-	          packed_rows);
+		  packed_rows);
 	ASSERT_EQ(pk_count(s,
-	                   "SELECT count(*) FROM outbox WHERE changeset IS NOT NULL AND seq > "
-	                   "(SELECT coalesce(min(seq), 1e18) FROM outbox WHERE changeset IS NULL)"),
-	          0);
+			   "SELECT count(*) FROM outbox WHERE changeset IS NOT NULL AND seq > "
+			   "(SELECT coalesce(min(seq), 1e18) FROM outbox WHERE changeset IS NULL)"),
+		  0);
 	ASSERT_EQ(pk_count(s, "SELECT count(*) FROM (SELECT changeset, max(changeset) OVER (ORDER "
-	                      "BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS m FROM "
-	                      "outbox) WHERE changeset < m"),
-	          0);
+			      "BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS m FROM "
+			      "outbox) WHERE changeset < m"),
+		  0);
 	return n;
 }
 
@@ -205,7 +205,7 @@ static void pk_hq_keys(void)
 TEST(pack_outbox_chain_opens_to_outbox)
 {
 	struct store *s;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	unsigned long long made = 0;
 	long long total, sets;
 
@@ -240,7 +240,7 @@ TEST(pack_outbox_chain_opens_to_outbox)
 TEST(pack_outbox_bounds_respected)
 {
 	struct store *s;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	unsigned long long made = 0;
 	long long total, before;
 	char sql[128];
@@ -292,8 +292,8 @@ static int pk_pack_killed(long n, long delay_us)
 
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
-		struct store_options opt = {.wall_ms = n > 0 ? killing_clock : NULL};
-		struct fs_error err = {0};
+		struct store_options opt = { .wall_ms = n > 0 ? killing_clock : NULL };
+		struct fs_error err = { 0 };
 		struct store *s;
 
 		kill_after = n;
@@ -318,7 +318,7 @@ static int pk_pack_killed(long n, long delay_us)
 TEST(pack_outbox_kill9_packs_whole_sets)
 {
 	unsigned long long made = 0;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	long long total, sets = 0, before;
 	int killed = 0;
 	struct store *s;

@@ -25,16 +25,16 @@ struct world {
 	struct enrolment en;
 	uint8_t hq_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t device[CHANGESET_DEVICE_BYTES];
-	uint64_t seq;                     /* last down-set made */
+	uint64_t seq;			    /* last down-set made */
 	uint8_t hash[CHANGESET_HASH_BYTES]; /* its hash */
-	struct downset_form *forms;       /* HQ's forms for the next make() */
+	struct downset_form *forms;	    /* HQ's forms for the next make() */
 	size_t nforms;
 };
 
 static void world_open(struct world *w)
 {
 	struct keystore_secret *sec = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char key[4096], dir[4096];
 
 	memset(w, 0, sizeof(*w));
@@ -78,9 +78,9 @@ static void make(struct world *w, uint64_t seq, const struct downset_change *ch,
 		 size_t *len)
 {
 	static char sjenica[] = "Sjenica";
-	char *scope[] = {sjenica};
+	char *scope[] = { sjenica };
 	struct downset d;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	memset(&d, 0, sizeof(d));
 	d.h.seq = seq;
@@ -101,7 +101,7 @@ static void make(struct world *w, uint64_t seq, const struct downset_change *ch,
 
 static int apply(struct world *w, const uint8_t *buf, size_t len, struct fs_error *err)
 {
-	struct pull_stats st = {0};
+	struct pull_stats st = { 0 };
 	int r = pull_apply(w->s, &w->en, NULL, buf, len, &st, err);
 
 	if (r == 0) {
@@ -114,7 +114,7 @@ static int apply(struct world *w, const uint8_t *buf, size_t len, struct fs_erro
 /* The field's value on the device, as JSON text ("" when absent). */
 static void value_of(struct world *w, const char *field, char *out, size_t cap)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	cJSON *rec = NULL, *v;
 	char *text;
@@ -147,7 +147,7 @@ TEST(pull_apply_checks_key_device_seal_and_chain)
 	uint8_t other_pk[crypto_sign_PUBLICKEYBYTES], other_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t obox_pk[crypto_box_PUBLICKEYBYTES], obox_sk[crypto_box_SECRETKEYBYTES];
 	struct downset_change ch[5];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct world w;
 	uint8_t *buf = NULL, saved[CHANGESET_HASH_BYTES];
 	size_t len;
@@ -208,7 +208,7 @@ TEST(pull_apply_checks_key_device_seal_and_chain)
 TEST(pull_apply_keeps_later_local_edits_and_the_outbox)
 {
 	struct downset_change ch[5];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	struct world w;
 	cJSON *edit;
@@ -304,7 +304,7 @@ static struct downset_form hq_visits(uint32_t version, const char *collection)
 static uint32_t form_version_of(struct world *w, const char *collection, const char *field,
 				int *has_field)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	uint32_t v;
 
@@ -326,8 +326,10 @@ static int add_visit(struct world *w, const char *extra, long long *ret_version,
 	cJSON *fields;
 	int r;
 
-	snprintf(text, sizeof(text), "{\"beneficiary_id\":\"%s\",\"visit_date\":\"2026-12-01\","
-		 "\"visit_type\":\"needs_assessment\"%s}", REC, extra);
+	snprintf(text, sizeof(text),
+		 "{\"beneficiary_id\":\"%s\",\"visit_date\":\"2026-12-01\","
+		 "\"visit_type\":\"needs_assessment\"%s}",
+		 REC, extra);
 	fields = cJSON_Parse(text);
 	ASSERT_TRUE(fields != NULL);
 	ASSERT_OK(devforms_load(w->s, NULL, "visits", &f, err));
@@ -341,9 +343,11 @@ static int add_visit(struct world *w, const char *extra, long long *ret_version,
 	form_free(f);
 	if (r < 0)
 		return r;
-	ASSERT_EQ(sqlite3_prepare_v2(store_db(w->s), "SELECT min(form_version), "
+	ASSERT_EQ(sqlite3_prepare_v2(store_db(w->s),
+				     "SELECT min(form_version), "
 				     "max(form_version) FROM outbox WHERE record_id = ?1",
-				     -1, &st, NULL), SQLITE_OK);
+				     -1, &st, NULL),
+		  SQLITE_OK);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
 	ASSERT_EQ(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
@@ -361,7 +365,7 @@ TEST(pull_takes_hq_forms_and_validates_with_them)
 	uint8_t other_pk[crypto_sign_PUBLICKEYBYTES], other_sk[crypto_sign_SECRETKEYBYTES];
 	struct downset_change ch[5];
 	struct downset_form form;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct world w;
 	uint8_t *buf = NULL;
 	size_t len;
@@ -443,7 +447,7 @@ TEST(pull_takes_hq_forms_and_validates_with_them)
 TEST(pull_takes_hq_value_over_a_quarantined_edit)
 {
 	struct downset_change ch[5];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	struct world w;
 	cJSON *edit;
@@ -466,14 +470,17 @@ TEST(pull_takes_hq_value_over_a_quarantined_edit)
 	for (int round = 0; round < 3; round++) {
 		/* 0: a local edit; 1: HQ quarantined it; 2: a newer edit. */
 		if (round != 1) {
-			edit = cJSON_Parse(round ? "{\"household_size\":8}" : "{\"household_size\":7}");
+			edit = cJSON_Parse(round ? "{\"household_size\":8}"
+						 : "{\"household_size\":7}");
 			ASSERT_OK(store_begin(w.s, &err));
 			ASSERT_OK(records_edit(w.s, f, REC, edit, &err));
 			ASSERT_OK(store_commit(w.s, &err));
 			cJSON_Delete(edit);
 		} else {
-			ASSERT_EQ(sqlite3_exec(store_db(w.s), "UPDATE outbox SET quarantined = 1 WHERE "
-						"field = 'household_size'", NULL, NULL, NULL),
+			ASSERT_EQ(sqlite3_exec(store_db(w.s),
+					       "UPDATE outbox SET quarantined = 1 WHERE "
+					       "field = 'household_size'",
+					       NULL, NULL, NULL),
 				  SQLITE_OK);
 		}
 		ch[0] = change("household_size", "4", t0, HQDEV);
@@ -494,7 +501,7 @@ TEST(pull_takes_hq_value_over_a_quarantined_edit)
  * the key would find, free pages and free space in pages included. */
 static int in_decrypted_pages(struct store *s, const char *text)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	sqlite3_file *fp = NULL;
 	sqlite3_int64 size = 0;
 	unsigned char page[4096];
@@ -518,9 +525,9 @@ static int in_decrypted_pages(struct store *s, const char *text)
  * would see it. */
 TEST(pull_purge_overwrites_the_record)
 {
-	static const char *const names[2] = {"Purgeović Zlatibor", "Ostavljić Radmila"};
+	static const char *const names[2] = { "Purgeović Zlatibor", "Ostavljić Radmila" };
 	struct downset_change ch[5];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct world w;
 	uint8_t *buf = NULL;
 	size_t len;
@@ -532,8 +539,9 @@ TEST(pull_purge_overwrites_the_record)
 		const hlc_t t = 0x0193a1b2c3d40000ULL + ((hlc_t)control << 20);
 
 		if (control)
-			ASSERT_EQ(sqlite3_exec(store_db(w.s), "PRAGMA secure_delete=OFF", NULL, NULL,
-					       NULL), SQLITE_OK);
+			ASSERT_EQ(sqlite3_exec(store_db(w.s), "PRAGMA secure_delete=OFF", NULL,
+					       NULL, NULL),
+				  SQLITE_OK);
 		snprintf(name, sizeof(name), "\"%s\"", names[control]);
 		ch[0] = change("full_name", name, t, HQDEV);
 		ch[1] = change("municipality", "\"Sjenica\"", t, HQDEV);

@@ -31,7 +31,7 @@
 static struct store *ph_open(void)
 {
 	struct keystore_secret *sec = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	char key[4096], dir[4096];
 
@@ -48,7 +48,7 @@ static struct store *ph_open(void)
 
 static void ph_add(struct store *s, int n)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	char path[4096];
 
@@ -85,14 +85,14 @@ static long long ph_count(struct store *s, const char *sql)
 /* ---- the fake HQ ------------------------------------------------------- */
 
 enum fake_mode {
-	FAKE_OK,         /* 200 with a receipt signed by the HQ key */
-	FAKE_WRONG_KEY,  /* 200 with a receipt signed by another key */
-	FAKE_WRONG_SEQ,  /* 200, HQ key, but the receipt names seq + 1 */
-	FAKE_REVOKED,    /* 403 */
+	FAKE_OK,	 /* 200 with a receipt signed by the HQ key */
+	FAKE_WRONG_KEY,	 /* 200 with a receipt signed by another key */
+	FAKE_WRONG_SEQ,	 /* 200, HQ key, but the receipt names seq + 1 */
+	FAKE_REVOKED,	 /* 403 */
 	FAKE_OVERLOADED, /* 503 */
-	FAKE_DOWN,       /* the transport cannot connect */
+	FAKE_DOWN,	 /* the transport cannot connect */
 	FAKE_QUARANTINE, /* 200, change 0 of every set quarantined */
-	FAKE_GAP_AHEAD,  /* 409, expecting a sequence beyond any we sent */
+	FAKE_GAP_AHEAD,	 /* 409, expecting a sequence beyond any we sent */
 };
 
 struct fake_hq {
@@ -116,12 +116,12 @@ static void fake_answer(struct hqlink_response *ret, long status, const char *bo
 }
 
 static int fake_post(struct hqlink *t, const char *url, const char *content_type,
-                     const uint8_t *body, size_t len, const char *tls_pin,
-                     struct hqlink_response *ret, struct fs_error *err)
+		     const uint8_t *body, size_t len, const char *tls_pin,
+		     struct hqlink_response *ret, struct fs_error *err)
 {
 	struct fake_hq *hq = (struct fake_hq *)t;
 	struct changeset_header h;
-	struct receipt rc = {0};
+	struct receipt rc = { 0 };
 	uint32_t q0 = 0;
 	uint8_t *rbuf = NULL;
 	size_t rlen = 0;
@@ -148,9 +148,9 @@ static int fake_post(struct hqlink *t, const char *url, const char *content_type
 		hq->next_seq = h.seq + 5;
 	if (h.seq != hq->next_seq && (h.seq > hq->next_seq || hq->mode == FAKE_GAP_AHEAD)) {
 		snprintf(json, sizeof(json),
-		         "{\"error\":\"sequence_gap\",\"message\":\"gap\","
-		         "\"expected_seq\":%llu}",
-		         (unsigned long long)hq->next_seq);
+			 "{\"error\":\"sequence_gap\",\"message\":\"gap\","
+			 "\"expected_seq\":%llu}",
+			 (unsigned long long)hq->next_seq);
 		fake_answer(ret, 409, json);
 		return 0;
 	}
@@ -167,13 +167,13 @@ static int fake_post(struct hqlink *t, const char *url, const char *content_type
 		rc.merged--;
 	}
 	ASSERT_OK(receipt_encode(&rc, hq->mode == FAKE_WRONG_KEY ? hq->other_sk : hq->sign_sk,
-	                         &rbuf, &rlen));
+				 &rbuf, &rlen));
 	sodium_bin2base64(b64, sizeof(b64), rbuf, rlen, sodium_base64_VARIANT_ORIGINAL);
 	free(rbuf);
 	snprintf(json, sizeof(json),
-	         "{\"receipt\":\"%s\",\"seq\":%llu,\"merged\":%u,"
-	         "\"quarantined\":[]}",
-	         b64, (unsigned long long)h.seq, rc.merged);
+		 "{\"receipt\":\"%s\",\"seq\":%llu,\"merged\":%u,"
+		 "\"quarantined\":[]}",
+		 b64, (unsigned long long)h.seq, rc.merged);
 	fake_answer(ret, 200, json);
 	return 0;
 }
@@ -207,7 +207,7 @@ static void fake_target(const struct fake_hq *hq, struct hqlink_target *t)
 /* A store with n people packed into sets of 4 changes for hq. */
 static struct store *ph_packed(const struct fake_hq *hq, int n, unsigned long long *ret_sets)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = ph_open();
 
 	ph_add(s, n);
@@ -221,8 +221,8 @@ TEST(push_marks_only_verified_receipts)
 {
 	struct fake_hq hq;
 	struct hqlink_target tg;
-	struct push_stats st = {0};
-	struct fs_error err = {0};
+	struct push_stats st = { 0 };
+	struct fs_error err = { 0 };
 	unsigned long long sets = 0, pending = 0, acked = 0;
 	struct store *s;
 
@@ -241,8 +241,8 @@ TEST(push_marks_only_verified_receipts)
 	ASSERT_STR_EQ(hq.url, "http://127.0.0.1:9/v1/changesets");
 	ASSERT_STR_EQ(hq.type, "application/vnd.fieldsync.changeset");
 	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL OR acked_at "
-	                      "IS NULL"),
-	          0);
+			      "IS NULL"),
+		  0);
 	ASSERT_OK(push_count(s, &pending, &acked, &err));
 	ASSERT_EQ(pending, 0);
 	ASSERT_EQ(acked, sets);
@@ -263,19 +263,20 @@ TEST(push_marks_only_verified_receipts)
 	/* ... and marked in the outbox: the first change of each set. */
 	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outbox WHERE quarantined"), (long long)st.sets);
 	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outbox o WHERE quarantined AND seq != (SELECT "
-			      "min(seq) FROM outbox WHERE changeset = o.changeset)"), 0);
+			      "min(seq) FROM outbox WHERE changeset = o.changeset)"),
+		  0);
 	store_close(s);
 }
 
 TEST(push_rejects_bad_receipts)
 {
-	static const enum fake_mode modes[] = {FAKE_WRONG_KEY, FAKE_WRONG_SEQ};
+	static const enum fake_mode modes[] = { FAKE_WRONG_KEY, FAKE_WRONG_SEQ };
 	struct hqlink_target tg;
 	struct fake_hq hq;
 
 	for (size_t m = 0; m < 2; m++) {
-		struct push_stats st = {0};
-		struct fs_error err = {0};
+		struct push_stats st = { 0 };
+		struct fs_error err = { 0 };
 		unsigned long long sets = 0;
 		struct store *s;
 		char dir[4096];
@@ -289,7 +290,7 @@ TEST(push_rejects_bad_receipts)
 		ASSERT_EQ(hq.calls, 1);
 		ASSERT_EQ(st.sets, 0);
 		ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NOT NULL"),
-		          0);
+			  0);
 		store_close(s);
 		snprintf(dir, sizeof(dir), "rm -rf '%s'/*", test_tmpdir());
 		ASSERT_EQ(system(dir), 0);
@@ -300,8 +301,8 @@ TEST(push_revoked_overloaded_unreachable)
 {
 	struct hqlink_target tg;
 	struct fake_hq hq;
-	struct push_stats st = {0};
-	struct fs_error err = {0};
+	struct push_stats st = { 0 };
+	struct fs_error err = { 0 };
 	unsigned long long sets = 0;
 	struct store *s;
 
@@ -335,8 +336,8 @@ TEST(push_sequence_gap_resends_what_hq_lost)
 {
 	struct hqlink_target tg;
 	struct fake_hq hq;
-	struct push_stats st = {0};
-	struct fs_error err = {0};
+	struct push_stats st = { 0 };
+	struct fs_error err = { 0 };
 	unsigned long long sets = 0, more = 0;
 	struct store *s;
 
@@ -354,7 +355,7 @@ TEST(push_sequence_gap_resends_what_hq_lost)
 	memset(&st, 0, sizeof(st));
 	if (push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err) < 0)
 		TEST_FAIL("push_pending: %s", err.msg);
-	ASSERT_EQ(hq.seen[0], sets + 1);         /* refused with a gap ... */
+	ASSERT_EQ(hq.seen[0], sets + 1);	 /* refused with a gap ... */
 	for (uint64_t q = 3; q <= sets + 1; q++) /* ... then 3 onwards again */
 		ASSERT_EQ(hq.seen[q - 2], q);
 	ASSERT_EQ(hq.calls, (int)(sets + 1 - 3 + 2));
@@ -377,8 +378,8 @@ TEST(push_drop_acked_keeps_chain_and_receipts)
 {
 	struct hqlink_target tg;
 	struct fake_hq hq;
-	struct push_stats st = {0};
-	struct fs_error err = {0};
+	struct push_stats st = { 0 };
+	struct fs_error err = { 0 };
 	unsigned long long sets = 0, more = 0;
 	struct store *s;
 
@@ -392,9 +393,10 @@ TEST(push_drop_acked_keeps_chain_and_receipts)
 	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
 	ASSERT_OK(push_drop_acked(s, &err));
 	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE length(body) = 0"),
-	          (long long)sets);
+		  (long long)sets);
 	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL OR"
-	                      " length(hash) != 32"), 0);
+			      " length(hash) != 32"),
+		  0);
 	/* The chain goes on from the dropped sets' hashes. */
 	ph_add(s, 1);
 	ASSERT_OK(pack_outbox(s, hq.box_pk, 100, 0, &more, &err));
@@ -421,14 +423,14 @@ struct fake_enroll {
 	struct hqlink base; /* first: the seam */
 	enum fake_enroll_mode mode;
 	struct enroll_token tok; /* what HQ issued */
-	struct fake_hq hq;       /* HQ's keys */
+	struct fake_hq hq;	 /* HQ's keys */
 	int calls, proof_ok;
 	char url[256], pin[HQLINK_PIN_MAX];
 };
 
 static int enroll_post(struct hqlink *t, const char *url, const char *content_type,
-                       const uint8_t *body, size_t len, const char *tls_pin,
-                       struct hqlink_response *ret, struct fs_error *err)
+		       const uint8_t *body, size_t len, const char *tls_pin,
+		       struct hqlink_response *ret, struct fs_error *err)
 {
 	struct fake_enroll *fe = (struct fake_enroll *)t;
 	uint8_t spk[crypto_sign_PUBLICKEYBYTES], bpk[crypto_box_PUBLICKEYBYTES];
@@ -465,13 +467,13 @@ static int enroll_post(struct hqlink *t, const char *url, const char *content_ty
 	}
 	crypto_sign_keypair(other_sign, other_sk);
 	sodium_bin2base64(a, sizeof(a), fe->mode == ENROLL_WRONG_KEYS ? other_sign : fe->hq.sign_pk,
-	                  crypto_sign_PUBLICKEYBYTES, sodium_base64_VARIANT_ORIGINAL);
+			  crypto_sign_PUBLICKEYBYTES, sodium_base64_VARIANT_ORIGINAL);
 	sodium_bin2base64(b, sizeof(b), fe->hq.box_pk, crypto_box_PUBLICKEYBYTES,
-	                  sodium_base64_VARIANT_ORIGINAL);
+			  sodium_base64_VARIANT_ORIGINAL);
 	snprintf(json, sizeof(json),
-	         "{\"device\":\"%s\",\"team\":\"Tim 3\",\"municipality\":"
-	         "\"Бујановац\",\"hq_sign_pk\":\"%s\",\"hq_box_pk\":\"%s\"}",
-	         dev->valuestring, a, b);
+		 "{\"device\":\"%s\",\"team\":\"Tim 3\",\"municipality\":"
+		 "\"Бујановац\",\"hq_sign_pk\":\"%s\",\"hq_box_pk\":\"%s\"}",
+		 dev->valuestring, a, b);
 	fake_answer(ret, 200, json);
 	cJSON_Delete(o);
 	return 0;
@@ -496,7 +498,7 @@ TEST(enroll_checks_hq_fingerprint_and_stores_keys)
 {
 	struct fake_enroll fe;
 	struct enrolment e, back;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char text[TOKEN_TEXT_MAX], secret_b64[64];
 	struct store *s = ph_open();
 
@@ -520,7 +522,7 @@ TEST(enroll_checks_hq_fingerprint_and_stores_keys)
 	ASSERT_EQ(enroll_device(s, "http://hq.example.org", text, &fe.base, &e, &err), -FS_EUSAGE);
 	ASSERT_EQ(enroll_device(s, "ftp://127.0.0.1", text, &fe.base, &e, &err), -FS_EUSAGE);
 	ASSERT_EQ(enroll_device(s, "http://127.0.0.1:1", "FS1-nonsense", &fe.base, &e, &err),
-	          -FS_EFORMAT);
+		  -FS_EFORMAT);
 	ASSERT_EQ(fe.calls, 0);
 	fake_enroll_init(&fe, ENROLL_OK, 1);
 	token_format(&fe.tok, text);
@@ -545,7 +547,7 @@ TEST(enroll_checks_hq_fingerprint_and_stores_keys)
 	ASSERT_STR_CONTAINS(err.msg, "already enrolled");
 	ASSERT_TRUE(strstr(err.msg, text + 4) == NULL);
 	sodium_bin2base64(secret_b64, sizeof(secret_b64), fe.tok.secret, 12,
-	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	ASSERT_TRUE(strstr(err.msg, secret_b64) == NULL);
 	store_close(s);
 }
@@ -595,16 +597,16 @@ static void tiny_http(int ls, const char *const answers[], int n, const char *lo
 TEST(push_curl_transport_no_redirects_and_unreachable)
 {
 	static const char *const answers[] = {
-	    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\nContent-Length: 0\r\n"
-	    "Connection: close\r\n\r\n",
-	    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n"
-	    "Connection: close\r\n\r\n{\"x\":1}\n",
+		"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\nContent-Length: 0\r\n"
+		"Connection: close\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n"
+		"Connection: close\r\n\r\n{\"x\":1}\n",
 	};
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t alen = sizeof(a);
 	struct hqlink *t = NULL;
-	struct hqlink_response resp = {0};
-	struct fs_error err = {0};
+	struct hqlink_response resp = { 0 };
+	struct fs_error err = { 0 };
 	char url[128], log[4096], seen[16384];
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
 	size_t n;
@@ -624,12 +626,12 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 	close(ls);
 	ASSERT_OK(hqlink_curl_new(&t, &err));
 	/* A redirect is an answer, not followed. */
-	ASSERT_OK(
-	    t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err));
+	ASSERT_OK(t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp,
+			  &err));
 	ASSERT_EQ(resp.status, 302);
 	hqlink_response_clear(&resp);
-	ASSERT_OK(
-	    t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err));
+	ASSERT_OK(t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp,
+			  &err));
 	ASSERT_EQ(resp.status, 200);
 	ASSERT_EQ(resp.len, 8);
 	ASSERT_STR_EQ(resp.body, "{\"x\":1}\n");
@@ -648,14 +650,14 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 
 	/* Nobody listening any more: unreachable, naming the URL. */
 	ASSERT_EQ(
-	    t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err),
-	    -EHOSTUNREACH);
+		t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp, &err),
+		-EHOSTUNREACH);
 	ASSERT_STR_CONTAINS(err.msg, "HQ unreachable at ");
 	ASSERT_STR_CONTAINS(err.msg, url);
 	/* Only http and https. */
 	ASSERT_EQ(t->post(t, "file:///etc/passwd", PUSH_CHANGESET_TYPE, (const uint8_t *)"x", 1,
-	                  NULL, &resp, &err),
-	          -FS_EUSAGE);
+			  NULL, &resp, &err),
+		  -FS_EUSAGE);
 	hqlink_free(t);
 }
 
@@ -734,10 +736,10 @@ static int log_post(struct hqlink *t, const char *url, const char *content_type,
  * its log; an older checkpoint of another history is. */
 TEST(hqhistory_older_checkpoint_is_checked_not_feared)
 {
-	struct fake_log lg = {.base = {.post = log_post, .destroy = fake_destroy}};
+	struct fake_log lg = { .base = { .post = log_post, .destroy = fake_destroy } };
 	merkle_hash other[LOG_LEAVES];
 	struct hqhistory_result res;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqlink_target tg;
 	struct store *s = ph_open();
 	char *n8, *n12, *n10, *forged;

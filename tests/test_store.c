@@ -25,7 +25,7 @@ static char data_dir[4096];
 static struct keystore_secret *key_secret(void)
 {
 	struct keystore_secret *s = NULL;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/wrap.key", test_tmpdir());
@@ -45,7 +45,7 @@ static struct keystore_secret *pass_secret(const char *pass)
 
 static struct store *open_store(const struct keystore_secret *secret, int create)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 
 	snprintf(data_dir, sizeof(data_dir), "%s/data", test_tmpdir());
@@ -62,7 +62,7 @@ static struct store *open_store(const struct keystore_secret *secret, int create
 
 static struct form *load_form(const char *collection)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct form *f = NULL;
 	char path[4096];
 
@@ -76,7 +76,7 @@ static struct form *load_form(const char *collection)
 static void add_person(struct store *s, const struct form *f, const char *name,
 		       char id[UUID_TEXT_LEN + 1])
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *o = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(o, "full_name", name);
@@ -159,9 +159,9 @@ TEST(store_roundtrip_serbian_names)
 {
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
-	const char *names[] = {"Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žaklina"};
+	const char *names[] = { "Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žaklina" };
 	char ids[3][UUID_TEXT_LEN + 1];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = open_store(secret, 1);
 
 	for (int i = 0; i < 3; i++)
@@ -213,8 +213,11 @@ TEST(store_files_leak_nothing)
 
 		snprintf(path, sizeof(path), "%s/plain.db", data_dir);
 		ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-		ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES('"
-				       "Ђурђевић-Đurđević-Marker')", NULL, NULL, NULL), SQLITE_OK);
+		ASSERT_EQ(sqlite3_exec(db,
+				       "CREATE TABLE t(x); INSERT INTO t VALUES('"
+				       "Ђурђевић-Đurđević-Marker')",
+				       NULL, NULL, NULL),
+			  SQLITE_OK);
 		sqlite3_close(db);
 		ASSERT_TRUE(dir_contains(marker, strlen(marker)));
 		ASSERT_TRUE(dir_contains("SQLite format 3", 15));
@@ -241,7 +244,7 @@ TEST(store_flipped_byte_names_page)
 {
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	struct stat st;
 	int r;
@@ -273,7 +276,7 @@ TEST(store_swapped_pages_detected)
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
 	uint8_t a[FSVFS_PAGE_SIZE], b[FSVFS_PAGE_SIZE];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s;
 	int fd;
 
@@ -317,7 +320,7 @@ TEST(store_flipped_wal_byte_detected)
 {
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s;
 	int r;
 
@@ -370,8 +373,12 @@ static void forge_frame_pgno(const char *wal, int frame, uint32_t new_pgno)
 			d2 += d1;
 		}
 		ASSERT_EQ(pread(fd, hdr, 24, off), 24);
-		c1 = ((uint32_t)hdr[16] << 24 | (uint32_t)hdr[17] << 16 | (uint32_t)hdr[18] << 8 | hdr[19]) + d1;
-		c2 = ((uint32_t)hdr[20] << 24 | (uint32_t)hdr[21] << 16 | (uint32_t)hdr[22] << 8 | hdr[23]) + d2;
+		c1 = ((uint32_t)hdr[16] << 24 | (uint32_t)hdr[17] << 16 | (uint32_t)hdr[18] << 8 |
+		      hdr[19]) +
+		     d1;
+		c2 = ((uint32_t)hdr[20] << 24 | (uint32_t)hdr[21] << 16 | (uint32_t)hdr[22] << 8 |
+		      hdr[23]) +
+		     d2;
 		for (int i = 0; i < 4; i++) {
 			hdr[16 + i] = (uint8_t)(c1 >> (24 - 8 * i));
 			hdr[20 + i] = (uint8_t)(c2 >> (24 - 8 * i));
@@ -385,7 +392,7 @@ TEST(store_relabelled_wal_frame_detected)
 {
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	uint8_t h2[24], h3[24];
 	struct store *s;
 	int fd, r;
@@ -399,7 +406,8 @@ TEST(store_relabelled_wal_frame_detected)
 	close(fd);
 	ASSERT_TRUE(memcmp(h2, h3, 4) != 0); /* two different pages */
 	forge_frame_pgno(data_file("store.db-wal"), 2,
-			 (uint32_t)h3[0] << 24 | (uint32_t)h3[1] << 16 | (uint32_t)h3[2] << 8 | h3[3]);
+			 (uint32_t)h3[0] << 24 | (uint32_t)h3[1] << 16 | (uint32_t)h3[2] << 8 |
+				 h3[3]);
 	r = store_open(data_dir, secret, NULL, &s, &err);
 	if (r == 0) {
 		r = store_check(s, &err);
@@ -417,8 +425,8 @@ TEST(store_torn_wal_tail_recovers)
 {
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
-	uint8_t zeros[FSVFS_PAGE_SIZE / 2] = {0};
-	struct fs_error err = {0};
+	uint8_t zeros[FSVFS_PAGE_SIZE / 2] = { 0 };
+	struct fs_error err = { 0 };
 	struct store *s;
 	struct stat st;
 	off_t torn = 0;
@@ -452,7 +460,8 @@ TEST(store_torn_wal_tail_recovers)
 	ASSERT_GT(st.st_size, 32 + 30 * (24 + FSVFS_PAGE_SIZE));
 	fd = open(data_file("store.db-wal"), O_RDWR);
 	ASSERT_GE(fd, 0);
-	for (off_t off = 32; off + 24 + FSVFS_PAGE_SIZE <= st.st_size; off += 24 + FSVFS_PAGE_SIZE) {
+	for (off_t off = 32; off + 24 + FSVFS_PAGE_SIZE <= st.st_size;
+	     off += 24 + FSVFS_PAGE_SIZE) {
 		uint8_t hdr[24];
 
 		ASSERT_EQ(pread(fd, hdr, sizeof(hdr), off), (ssize_t)sizeof(hdr));
@@ -476,12 +485,11 @@ TEST(store_torn_wal_tail_recovers)
 	keystore_secret_free(secret);
 }
 
-
 TEST(store_wal_recovery_after_kill9)
 {
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s;
 	struct stat st;
 
@@ -504,7 +512,7 @@ TEST(store_large_sort_stays_in_memory)
 {
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char id[UUID_TEXT_LEN + 1];
 	sqlite3_stmt *st;
 	struct store *s = open_store(secret, 1);
@@ -518,7 +526,9 @@ TEST(store_large_sort_stays_in_memory)
 	ASSERT_EQ(sqlite3_exec(store_db(s), "PRAGMA cache_size=2", NULL, NULL, NULL), SQLITE_OK);
 	ASSERT_EQ(sqlite3_prepare_v2(store_db(s),
 				     "SELECT a.fields || b.id FROM records a, records b "
-				     "ORDER BY 1 DESC", -1, &st, NULL), SQLITE_OK);
+				     "ORDER BY 1 DESC",
+				     -1, &st, NULL),
+		  SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		rows++;
 	ASSERT_EQ(sqlite3_errcode(store_db(s)), SQLITE_DONE);
@@ -527,8 +537,10 @@ TEST(store_large_sort_stays_in_memory)
 	/* The test can fail: with temp files allowed the sorter asks the VFS
 	 * for one, which the VFS refuses. */
 	ASSERT_EQ(sqlite3_exec(store_db(s), "PRAGMA temp_store=FILE", NULL, NULL, NULL), SQLITE_OK);
-	ASSERT_TRUE(sqlite3_exec(store_db(s), "SELECT a.fields || b.id FROM records a, records b "
-				 "ORDER BY 1 DESC", NULL, NULL, NULL) != SQLITE_OK);
+	ASSERT_TRUE(sqlite3_exec(store_db(s),
+				 "SELECT a.fields || b.id FROM records a, records b "
+				 "ORDER BY 1 DESC",
+				 NULL, NULL, NULL) != SQLITE_OK);
 	store_close(s);
 	form_free(f);
 	keystore_secret_free(secret);
@@ -558,7 +570,7 @@ TEST(store_wrong_passphrase_refused)
 	struct keystore_secret *good = pass_secret("ispravna lozinka 2026");
 	struct keystore_secret *bad = pass_secret(wrong);
 	struct keystore_secret *keyf = key_secret();
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = open_store(good, 1);
 
 	store_close(s);
@@ -574,11 +586,12 @@ TEST(store_wrong_passphrase_refused)
 
 TEST(store_passwd_rewraps_without_touching_data)
 {
-	struct keystore_secret *a = pass_secret("prva lozinka 1"), *b = pass_secret("druga lozinka 2");
+	struct keystore_secret *a = pass_secret("prva lozinka 1"),
+			       *b = pass_secret("druga lozinka 2");
 	struct form *f = load_form("beneficiaries");
 	uint8_t before[32], after[32];
 	char id[UUID_TEXT_LEN + 1];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = open_store(a, 1);
 
 	add_person(s, f, "Marković Milica", id);
@@ -616,7 +629,7 @@ TEST(records_outbox_in_same_transaction)
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
 	char id[UUID_TEXT_LEN + 1], id2[UUID_TEXT_LEN + 1];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *o = cJSON_Parse("{\"full_name\":\"Ilić Jelena\",\"municipality\":\"Bujanovac\","
 			       "\"consent\":true}");
 	cJSON *edit = cJSON_Parse("{\"household_size\":3,\"municipality\":\"Bujanovac\"}");
@@ -655,8 +668,11 @@ TEST(records_outbox_in_same_transaction)
 	ASSERT_EQ(records_add(s, f, o, id2, id, &err), -FS_EEXIST);
 	ASSERT_OK(store_commit(s, &err));
 	/* The check can fail: alter a change behind the store's back. */
-	ASSERT_EQ(sqlite3_exec(store_db(s), "UPDATE outbox SET value = '5' WHERE field = "
-				"'household_size'", NULL, NULL, NULL), SQLITE_OK);
+	ASSERT_EQ(sqlite3_exec(store_db(s),
+			       "UPDATE outbox SET value = '5' WHERE field = "
+			       "'household_size'",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
 	ASSERT_EQ(records_verify_outbox(s, &err), -FS_ECORRUPT);
 	ASSERT_STR_CONTAINS(err.msg, id);
 	cJSON_Delete(o);
@@ -671,11 +687,12 @@ TEST(records_validation_names_field)
 	struct keystore_secret *secret = key_secret();
 	struct form *fb = load_form("beneficiaries"), *fv = load_form("visits");
 	char id[UUID_TEXT_LEN + 1];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	cJSON *bad = cJSON_Parse("{\"full_name\":\"Tasić Vesna\",\"municipality\":\"Tutin\","
 				 "\"consent\":true,\"household_size\":0}");
-	cJSON *visit = cJSON_Parse("{\"beneficiary_id\":\"0193a1b2-c3d4-7abc-8def-0123456789ab\","
-				   "\"visit_date\":\"2026-11-20\",\"visit_type\":\"needs_assessment\"}");
+	cJSON *visit =
+		cJSON_Parse("{\"beneficiary_id\":\"0193a1b2-c3d4-7abc-8def-0123456789ab\","
+			    "\"visit_date\":\"2026-11-20\",\"visit_type\":\"needs_assessment\"}");
 	struct store *s = open_store(secret, 1);
 
 	ASSERT_OK(store_begin(s, &err));
@@ -706,9 +723,9 @@ static long long file_size(const char *path)
 TEST(store_ballast_keeps_room_for_delivery)
 {
 	struct keystore_secret *secret = key_secret();
-	struct store_options opt = {.ballast_bytes = 256 * 1024};
+	struct store_options opt = { .ballast_bytes = 256 * 1024 };
 	struct ballast_state b;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = NULL, *sync = NULL;
 	char path[4200];
 
@@ -764,22 +781,25 @@ TEST(store_upgrades_version_1)
 	struct keystore_secret *secret = key_secret();
 	struct form *f = load_form("beneficiaries");
 	char id[UUID_TEXT_LEN + 1];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct store *s = open_store(secret, 1);
 	sqlite3_stmt *st = NULL;
 
 	add_person(s, f, "Јовановић Јован", id);
-	ASSERT_EQ(sqlite3_exec(store_db(s), "DROP TABLE field_clocks; DROP TABLE hq_conflicts; "
-					    "DROP TABLE hq_forms; ALTER TABLE outbox DROP COLUMN "
-					    "form_version; ALTER TABLE outbox DROP COLUMN quarantined; "
-					    "PRAGMA user_version = 1;", NULL, NULL, NULL),
+	ASSERT_EQ(sqlite3_exec(store_db(s),
+			       "DROP TABLE field_clocks; DROP TABLE hq_conflicts; "
+			       "DROP TABLE hq_forms; ALTER TABLE outbox DROP COLUMN "
+			       "form_version; ALTER TABLE outbox DROP COLUMN quarantined; "
+			       "PRAGMA user_version = 1;",
+			       NULL, NULL, NULL),
 		  SQLITE_OK);
 	store_close(s);
 	s = open_store(secret, 0);
-	ASSERT_EQ(sqlite3_prepare_v2(store_db(s), "SELECT (SELECT count(*) FROM field_clocks), "
-						  "(SELECT count(*) FROM hq_forms), "
-						  "(SELECT user_version FROM pragma_user_version), "
-						  "(SELECT sum(form_version) FROM outbox)",
+	ASSERT_EQ(sqlite3_prepare_v2(store_db(s),
+				     "SELECT (SELECT count(*) FROM field_clocks), "
+				     "(SELECT count(*) FROM hq_forms), "
+				     "(SELECT user_version FROM pragma_user_version), "
+				     "(SELECT sum(form_version) FROM outbox)",
 				     -1, &st, NULL),
 		  SQLITE_OK);
 	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);

@@ -104,11 +104,11 @@ TEST(fold_serbian_scripts_and_case)
 TEST(fold_refuses_what_is_not_utf8)
 {
 	static const char *const bad[] = {
-		"\xC0\xAF",          /* overlong '/' */
-		"\xED\xA0\x80",      /* a surrogate */
+		"\xC0\xAF",	    /* overlong '/' */
+		"\xED\xA0\x80",	    /* a surrogate */
 		"\xF4\x90\x80\x80", /* beyond U+10FFFF */
-		"Tut\xD0",           /* cut short */
-		"\x80",              /* a lone continuation byte */
+		"Tut\xD0",	    /* cut short */
+		"\x80",		    /* a lone continuation byte */
 	};
 	char *key = NULL;
 

@@ -7,9 +7,13 @@ TEST(receipt_sign_verify_and_tamper)
 {
 	uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t opk[crypto_sign_PUBLICKEYBYTES], osk[crypto_sign_SECRETKEYBYTES];
-	uint32_t idx[] = {2, 5, 9};
-	struct receipt r = {.seq = 42, .accepted_ms = 1795000000123ULL, .merged = 7,
-			    .quarantined = 3, .index = idx}, back;
+	uint32_t idx[] = { 2, 5, 9 };
+	struct receipt r = { .seq = 42,
+			     .accepted_ms = 1795000000123ULL,
+			     .merged = 7,
+			     .quarantined = 3,
+			     .index = idx },
+		       back;
 	uint8_t *buf = NULL;
 	size_t len;
 
@@ -43,7 +47,7 @@ TEST(receipt_sign_verify_and_tamper)
 
 TEST(token_roundtrip_and_rejects)
 {
-	struct enroll_token t = {0}, back;
+	struct enroll_token t = { 0 }, back;
 	char text[TOKEN_TEXT_MAX], bad[TOKEN_TEXT_MAX + 8];
 	uint8_t spk[crypto_sign_PUBLICKEYBYTES], ssk[crypto_sign_SECRETKEYBYTES];
 	uint8_t bpk[crypto_box_PUBLICKEYBYTES], bsk[crypto_box_SECRETKEYBYTES];

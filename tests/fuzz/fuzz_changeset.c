@@ -25,7 +25,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct changeset_header h;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	uint8_t hash[CHANGESET_HASH_BYTES];
 	struct change *ch = NULL;
 	size_t n = 0;

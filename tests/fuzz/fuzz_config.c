@@ -10,9 +10,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct agent_config a = {0};
-	struct hq_config h = {0};
-	struct fs_error err = {0};
+	struct agent_config a = { 0 };
+	struct hq_config h = { 0 };
+	struct fs_error err = { 0 };
 	char path[64];
 	int fd = memfd_create("fuzz-config", MFD_CLOEXEC);
 

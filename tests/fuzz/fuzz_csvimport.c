@@ -27,10 +27,10 @@ static int memfd = -1;
 
 static void store_fresh(void)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char path[sizeof(data_dir) + 32];
-	static const char *const files[] = {"store.db", "store.db-wal", "store.db-shm", "store.key",
-					     "device.key"};
+	static const char *const files[] = { "store.db", "store.db-wal", "store.db-shm",
+					     "store.key", "device.key" };
 
 	store = store_close(store);
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -70,7 +70,7 @@ static void cleanup(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	uint8_t key[AEAD_KEYBYTES];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	(void)argc, (void)argv;
 	if (sodium_init() < 0 || !mkdtemp(dir))
@@ -94,7 +94,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	unsigned long long rows = 0;
 	FILE *fp;
 	int fd;

@@ -30,7 +30,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check(const uint8_t *buf, size_t len)
 {
 	struct downset_header h;
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct downset d;
 
 	if (downset_parse(buf, len, &h, &err) < 0 || downset_verify(buf, len, hq_pk) < 0)

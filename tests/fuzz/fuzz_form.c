@@ -13,7 +13,7 @@ static struct form *benef;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	(void)argc, (void)argv;
 	if (form_load_file(FS_SOURCE_DIR "/conf/forms/beneficiaries.json", &benef, &err) < 0)
@@ -23,7 +23,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	if (size < 1)
 		return 0;

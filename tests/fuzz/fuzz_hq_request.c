@@ -57,9 +57,9 @@ static uint64_t fixed_clock(void)
 
 static void db_fresh(void)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	char path[sizeof(dir) + 32];
-	static const char *const files[] = {HQDB_FILE, HQDB_FILE "-wal", HQDB_FILE "-shm"};
+	static const char *const files[] = { HQDB_FILE, HQDB_FILE "-wal", HQDB_FILE "-shm" };
 
 	db = hqdb_close(db);
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -68,8 +68,8 @@ static void db_fresh(void)
 	}
 	if (hqdb_open(dir, HQDB_CREATE, &db, &err) < 0 ||
 	    hqsql_exec(db, "PRAGMA synchronous=OFF", "fuzz", &err) < 0 ||
-	    hqenroll_token_create(db, hq, "Tim Fuzz", "Кикинда", NULL, NOW_MS, NOW_MS + 86400000ULL, NULL,
-				  token, &err) < 0) {
+	    hqenroll_token_create(db, hq, "Tim Fuzz", "Кикинда", NULL, NOW_MS, NOW_MS + 86400000ULL,
+				  NULL, token, &err) < 0) {
 		fprintf(stderr, "fuzz_hq_request: HQ database in %s: %s\n", dir, err.msg);
 		abort();
 	}
@@ -91,7 +91,7 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	(void)argc, (void)argv;
 	if (sodium_init() < 0 || !mkdtemp(dir))
@@ -109,8 +109,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* A new device, enrolled the way hqenroll.c registers one. */
 static void device_enrol(struct device *d)
 {
-	uint8_t seed[crypto_sign_SEEDBYTES] = {0};
-	uint8_t box_pk[crypto_box_PUBLICKEYBYTES] = {0};
+	uint8_t seed[crypto_sign_SEEDBYTES] = { 0 };
+	uint8_t box_pk[crypto_box_PUBLICKEYBYTES] = { 0 };
 	struct hqsql_stmt *st = NULL;
 
 	device_counter++;
@@ -118,9 +118,10 @@ static void device_enrol(struct device *d)
 	if (crypto_sign_seed_keypair(d->pk, d->sk, seed) != 0)
 		abort();
 	identity_device_id(d->pk, d->id);
-	if (hqsql_prepare(db, "INSERT INTO devices(id, sign_pk, box_pk, team, municipality,"
-			      " enrolled_at) VALUES(?1, ?2, ?3, 'Tim Fuzz', 'Кикинда', 0)", &st,
-			  NULL) < 0)
+	if (hqsql_prepare(db,
+			  "INSERT INTO devices(id, sign_pk, box_pk, team, municipality,"
+			  " enrolled_at) VALUES(?1, ?2, ?3, 'Tim Fuzz', 'Кикинда', 0)",
+			  &st, NULL) < 0)
 		abort();
 	hqsql_bind_text(st, 1, d->id);
 	hqsql_bind_blob(st, 2, d->pk, sizeof(d->pk));
@@ -132,9 +133,9 @@ static void device_enrol(struct device *d)
 
 static void ingest(const uint8_t *body, size_t len)
 {
-	struct ingest_ctx ctx = {.db = db, .hq = hq, .forms = forms, .wall_ms = fixed_clock};
-	struct ingest_result res = {0};
-	struct fs_error err = {0};
+	struct ingest_ctx ctx = { .db = db, .hq = hq, .forms = forms, .wall_ms = fixed_clock };
+	struct ingest_result res = { 0 };
+	struct fs_error err = { 0 };
 
 	if (ingest_changeset(&ctx, body, len, &res, &err) < 0) {
 		/* HQ's own failure (database, memory) would be a 500: never
@@ -147,8 +148,8 @@ static void ingest(const uint8_t *body, size_t len)
 
 static void enrol(const uint8_t *body, size_t len, int live_token)
 {
-	struct hqenroll_result res = {0};
-	struct fs_error err = {0};
+	struct hqenroll_result res = { 0 };
+	struct fs_error err = { 0 };
 	char *text = NULL;
 	cJSON *o = NULL;
 
@@ -157,7 +158,8 @@ static void enrol(const uint8_t *body, size_t len, int live_token)
 		if (!cJSON_IsObject(o))
 			goto out;
 		cJSON_DeleteItemFromObjectCaseSensitive(o, "token");
-		if (!cJSON_AddStringToObject(o, "token", token) || !(text = cJSON_PrintUnformatted(o)))
+		if (!cJSON_AddStringToObject(o, "token", token) ||
+		    !(text = cJSON_PrintUnformatted(o)))
 			goto out;
 		body = (const uint8_t *)text;
 		len = strlen(text);

@@ -11,7 +11,7 @@ static uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	uint8_t seed[32] = {4};
+	uint8_t seed[32] = { 4 };
 
 	(void)argc, (void)argv;
 	if (sodium_init() < 0)

@@ -8,7 +8,7 @@ static uint8_t hq_pk[crypto_sign_PUBLICKEYBYTES], hq_sk[crypto_sign_SECRETKEYBYT
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	uint8_t seed[32] = {3};
+	uint8_t seed[32] = { 3 };
 
 	(void)argc, (void)argv;
 	if (sodium_init() < 0)
@@ -19,7 +19,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct receipt rc = {0};
+	struct receipt rc = { 0 };
 
 	if (receipt_verify(data, size, hq_pk, &rc) == 0)
 		receipt_clear(&rc);

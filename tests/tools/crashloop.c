@@ -109,12 +109,12 @@
 /* ---- options and randomness -------------------------------------------- */
 
 #define CRASH_DEFAULT_ITERATIONS 500
-#define CRASH_FULL_SCAN_EVERY 4   /* iterations between page-by-page scans */
-#define CRASH_MAX_OPS 5           /* operations per child */
+#define CRASH_FULL_SCAN_EVERY 4	  /* iterations between page-by-page scans */
+#define CRASH_MAX_OPS 5		  /* operations per child */
 #define CRASH_UNDO_MAX (16 << 20) /* bytes of one truncation a power cut can undo */
 
 enum op_kind { OP_INSERT, OP_IMPORT, OP_PACK, OP_ACK, OP_EDIT, OP_KINDS };
-static const char *const op_names[OP_KINDS] = {"insert", "import", "pack", "ack", "edit"};
+static const char *const op_names[OP_KINDS] = { "insert", "import", "pack", "ack", "edit" };
 
 enum plan_kind { PLAN_CLEAN, PLAN_SIGKILL, PLAN_KILL, PLAN_TORN, PLAN_POWERCUT, PLAN_IOERR };
 enum die_how { DIE_NONE, DIE_KILL, DIE_TORN, DIE_POWERCUT };
@@ -125,12 +125,12 @@ struct plan {
 	unsigned long fail_write_at; /* xWrite to fail (1-based; 0: none) */
 	unsigned long fail_sync_at;  /* xSync to fail */
 	unsigned long fail_trunc_at; /* xTruncate to fail */
-	int sticky;                  /* after the first failure, fail all I/O */
+	int sticky;		     /* after the first failure, fail all I/O */
 	unsigned long die_at_write;  /* crash at this xWrite ... */
 	unsigned long die_at_sync;   /* ... or this xSync */
 	enum die_how how;
 	unsigned kill_after_ms; /* PLAN_SIGKILL: the parent's delay */
-	int autocheckpoint;     /* PRAGMA wal_autocheckpoint for the child */
+	int autocheckpoint;	/* PRAGMA wal_autocheckpoint for the child */
 	int nops;
 	enum op_kind ops[CRASH_MAX_OPS];
 	uint64_t seed;
@@ -169,7 +169,7 @@ struct undo {
 	sqlite3_int64 off;
 	size_t len;
 	sqlite3_int64 old_size; /* file size before the write */
-	uint8_t *old;           /* len bytes; zeros past old_size */
+	uint8_t *old;		/* len bytes; zeros past old_size */
 };
 
 /* The fault VFS's file: ours first, the real one right after it. */
@@ -185,12 +185,12 @@ static struct {
 	struct plan plan;
 	uint64_t rng; /* torn lengths, lost writes */
 	unsigned long writes, syncs, truncs;
-	int failed;        /* a fault was injected */
-	int failing;       /* sticky: every write, sync, truncate fails */
-	int report_fd;     /* the pipe to the parent; -1 in the parent */
+	int failed;	   /* a fault was injected */
+	int failing;	   /* sticky: every write, sync, truncate fails */
+	int report_fd;	   /* the pipe to the parent; -1 in the parent */
 	struct undo *undo; /* only for DIE_POWERCUT */
 	size_t nundo, capundo;
-} fault = {.report_fd = -1};
+} fault = { .report_fd = -1 };
 
 /* A line to the parent.  write(2) only: the child may die right after. */
 static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -364,7 +364,7 @@ static void fault_power_cut(void)
 
 /* Die at this write (buf, amt, off) or sync (buf NULL), as planned. */
 static void fault_crash(struct ffile *f, const void *buf, int amt, sqlite3_int64 off,
-                        const char *what, unsigned long n)
+			const char *what, unsigned long n)
 {
 	int torn = 0;
 
@@ -505,29 +505,29 @@ static int ff_shm_unmap(sqlite3_file *file, int delete_flag)
 
 /* Version 2, like the encryption VFS above it: no xFetch. */
 static const sqlite3_io_methods ff_methods = {
-    .iVersion = 2,
-    .xClose = ff_close,
-    .xRead = ff_read,
-    .xWrite = ff_write,
-    .xTruncate = ff_truncate,
-    .xSync = ff_sync,
-    .xFileSize = ff_file_size,
-    .xLock = ff_lock,
-    .xUnlock = ff_unlock,
-    .xCheckReservedLock = ff_check_reserved_lock,
-    .xFileControl = ff_file_control,
-    .xSectorSize = ff_sector_size,
-    .xDeviceCharacteristics = ff_device_characteristics,
-    .xShmMap = ff_shm_map,
-    .xShmLock = ff_shm_lock,
-    .xShmBarrier = ff_shm_barrier,
-    .xShmUnmap = ff_shm_unmap,
+	.iVersion = 2,
+	.xClose = ff_close,
+	.xRead = ff_read,
+	.xWrite = ff_write,
+	.xTruncate = ff_truncate,
+	.xSync = ff_sync,
+	.xFileSize = ff_file_size,
+	.xLock = ff_lock,
+	.xUnlock = ff_unlock,
+	.xCheckReservedLock = ff_check_reserved_lock,
+	.xFileControl = ff_file_control,
+	.xSectorSize = ff_sector_size,
+	.xDeviceCharacteristics = ff_device_characteristics,
+	.xShmMap = ff_shm_map,
+	.xShmLock = ff_shm_lock,
+	.xShmBarrier = ff_shm_barrier,
+	.xShmUnmap = ff_shm_unmap,
 };
 
 #define FFILE_SIZE ((sizeof(struct ffile) + 7) & ~(size_t)7)
 
 static int fv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
-                   int *out_flags)
+		   int *out_flags)
 {
 	struct ffile *f = (struct ffile *)file;
 	int rc;
@@ -625,23 +625,23 @@ static int faultvfs_register(void)
 	if (!fault.real || fault.real->iVersion < 2)
 		return -ENOSYS;
 	fault.vfs = (sqlite3_vfs){
-	    .iVersion = 2,
-	    .szOsFile = (int)(FFILE_SIZE + (size_t)fault.real->szOsFile),
-	    .mxPathname = fault.real->mxPathname,
-	    .zName = "crashloop-fault",
-	    .xOpen = fv_open,
-	    .xDelete = fv_delete,
-	    .xAccess = fv_access,
-	    .xFullPathname = fv_full_pathname,
-	    .xDlOpen = fv_dlopen,
-	    .xDlError = fv_dlerror,
-	    .xDlSym = fv_dlsym,
-	    .xDlClose = fv_dlclose,
-	    .xRandomness = fv_randomness,
-	    .xSleep = fv_sleep,
-	    .xCurrentTime = fv_current_time,
-	    .xGetLastError = fv_get_last_error,
-	    .xCurrentTimeInt64 = fv_current_time_int64,
+		.iVersion = 2,
+		.szOsFile = (int)(FFILE_SIZE + (size_t)fault.real->szOsFile),
+		.mxPathname = fault.real->mxPathname,
+		.zName = "crashloop-fault",
+		.xOpen = fv_open,
+		.xDelete = fv_delete,
+		.xAccess = fv_access,
+		.xFullPathname = fv_full_pathname,
+		.xDlOpen = fv_dlopen,
+		.xDlError = fv_dlerror,
+		.xDlSym = fv_dlsym,
+		.xDlClose = fv_dlclose,
+		.xRandomness = fv_randomness,
+		.xSleep = fv_sleep,
+		.xCurrentTime = fv_current_time,
+		.xGetLastError = fv_get_last_error,
+		.xCurrentTimeInt64 = fv_current_time_int64,
 	};
 	return sqlite3_vfs_register(&fault.vfs, 0) == SQLITE_OK ? 0 : -FS_ESTORE;
 }
@@ -651,18 +651,18 @@ static int faultvfs_register(void)
  * compared through the undo helpers.  -1 (and a message) if not. */
 static int model_selftest(const char *work_dir)
 {
-	struct ffile f = {0};
+	struct ffile f = { 0 };
 	size_t n = 300 * 1024;
 	uint8_t *a = malloc(n), *b = calloc(1, n);
-	char name[PATH_MAX + 2] = {0};
+	char name[PATH_MAX + 2] = { 0 };
 	int out = 0, r = -1;
 
 	snprintf(name, PATH_MAX, "%s/modelselftest.db", work_dir);
 	f.real = calloc(1, (size_t)fault.real->szOsFile);
 	if (!a || !b || !f.real ||
 	    fault.real->xOpen(fault.real, name, f.real,
-	                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MAIN_DB,
-	                      &out) != SQLITE_OK)
+			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MAIN_DB,
+			      &out) != SQLITE_OK)
 		goto done;
 	for (size_t i = 0; i < n; i++)
 		a[i] = (uint8_t)(i * 7 + i / 4096);
@@ -673,7 +673,8 @@ static int model_selftest(const char *work_dir)
 	unlink(name);
 done:
 	if (r < 0)
-		fprintf(stderr, "crashloop: the power-cut model cannot put back %zu bytes whole\n", n);
+		fprintf(stderr, "crashloop: the power-cut model cannot put back %zu bytes whole\n",
+			n);
 	free(f.real);
 	free(a);
 	free(b);
@@ -690,21 +691,21 @@ struct loop {
 	unsigned long iterations;
 	uint64_t seed;
 	int verbose;
-	char device[64];                                /* hex device id */
+	char device[64];				/* hex device id */
 	uint8_t hq_sign_pk[crypto_sign_PUBLICKEYBYTES]; /* verifies receipts */
 };
 
-static const char *const first_names[] = {"Marija", "Јован",   "Đorđe",   "Жаклина",  "Milica",
-                                          "Стефан", "Dragana", "Небојша", "Ljiljana", "Ђурђа"};
-static const char *const surnames[] = {"Petrović", "Јовановић", "Ružičić",   "Шћепановић",
-                                       "Nikolić",  "Ђорђевић",  "Šaćirović", "Хоџић"};
-static const char *const places[] = {"Sremska Mitrovica", "Bujanovac", "Сјеница",  "Tutin",
-                                     "Preševo",           "Врање",     "Novi Sad", "Обреновац"};
+static const char *const first_names[] = { "Marija", "Јован",	"Đorđe",   "Жаклина",  "Milica",
+					   "Стефан", "Dragana", "Небојша", "Ljiljana", "Ђурђа" };
+static const char *const surnames[] = { "Petrović", "Јовановић", "Ružičić",   "Шћепановић",
+					"Nikolić",  "Ђорђевић",	 "Šaćirović", "Хоџић" };
+static const char *const places[] = { "Sremska Mitrovica", "Bujanovac", "Сјеница",  "Tutin",
+				      "Preševo",	   "Врање",	"Novi Sad", "Обреновац" };
 
 static void synthetic_name(uint64_t *rng, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s %s %lu", surnames[rng_below(rng, 8)],
-	         first_names[rng_below(rng, 10)], rng_below(rng, 100000));
+		 first_names[rng_below(rng, 10)], rng_below(rng, 100000));
 }
 
 /* A failed operation: expected only once a fault was injected. */
@@ -716,7 +717,7 @@ static void child_op_failed(const char *op, int r, const struct fs_error *err)
 
 static cJSON *person_fields(uint64_t *rng)
 {
-	static const char *const status[] = {"refugee", "idp", "asylum_seeker", "host_community"};
+	static const char *const status[] = { "refugee", "idp", "asylum_seeker", "host_community" };
 	cJSON *o = cJSON_CreateObject();
 	char name[160];
 
@@ -734,8 +735,8 @@ static cJSON *person_fields(uint64_t *rng)
 
 static cJSON *visit_fields(uint64_t *rng, const char *beneficiary)
 {
-	static const char *const types[] = {"needs_assessment", "housing_construction",
-	                                    "prefab_installation", "legal_assistance"};
+	static const char *const types[] = { "needs_assessment", "housing_construction",
+					     "prefab_installation", "legal_assistance" };
 	cJSON *o = cJSON_CreateObject();
 	char date[16];
 
@@ -795,7 +796,7 @@ out:
  * child knows which ids the one transaction committed. */
 static int child_import(const struct loop *L, struct store *s, uint64_t *rng, struct fs_error *err)
 {
-	static const char *const status[] = {"refugee", "idp"};
+	static const char *const status[] = { "refugee", "idp" };
 	char path[PATH_MAX], (*ids)[UUID_TEXT_LEN + 1] = NULL, name[160];
 	unsigned long n = 2 + rng_below(rng, 24);
 	unsigned long long rows = 0;
@@ -814,7 +815,7 @@ static int child_import(const struct loop *L, struct store *s, uint64_t *rng, st
 		uuid_v7_new((uint64_t)time(NULL) * 1000, ids[i]);
 		synthetic_name(rng, name, sizeof(name));
 		fprintf(fp, "%s,\"%s\",%s,%s,%lu,yes\n", ids[i], name, places[rng_below(rng, 8)],
-		        status[rng_below(rng, 2)], 1 + rng_below(rng, 9));
+			status[rng_below(rng, 2)], 1 + rng_below(rng, 9));
 	}
 	if (fflush(fp) != 0 || fseek(fp, 0, SEEK_SET) != 0) {
 		r = fs_error_set(err, -EIO, "import: cannot write %s", path);
@@ -824,7 +825,7 @@ static int child_import(const struct loop *L, struct store *s, uint64_t *rng, st
 	if (r == 0) {
 		if (rows != n)
 			r = fs_error_set(err, -FS_ECORRUPT, "import: %llu rows, expected %lu", rows,
-			                 n);
+					 n);
 		for (unsigned long i = 0; r == 0 && i < n; i++)
 			report("C b %s\n", ids[i]);
 	}
@@ -851,8 +852,9 @@ static int child_pack(struct store *s, uint64_t *rng, struct fs_error *err)
 
 static int child_ack(struct store *s, uint64_t *rng, struct fs_error *err)
 {
-	struct attempt_options opt = {
-	    .max_changes = 2 + rng_below(rng, 40), .connect_timeout_s = 5, .stall_timeout_s = 10};
+	struct attempt_options opt = { .max_changes = 2 + rng_below(rng, 40),
+				       .connect_timeout_s = 5,
+				       .stall_timeout_s = 10 };
 	struct attempt_result res;
 	int r = attempt_run(s, &opt, NULL, NULL, &res);
 
@@ -873,11 +875,11 @@ static int child_edit(const struct loop *L, struct store *s, uint64_t *rng, stru
 	if ((r = store_begin(s, err)) < 0)
 		return r;
 	if (sqlite3_prepare_v2(
-	        store_db(s),
-	        "SELECT id FROM records WHERE collection = 'beneficiaries' AND "
-	        "deleted = 0 LIMIT 1 OFFSET ?1 % max(1, (SELECT count(*) FROM records "
-	        "WHERE collection = 'beneficiaries' AND deleted = 0))",
-	        -1, &st, NULL) != SQLITE_OK) {
+		    store_db(s),
+		    "SELECT id FROM records WHERE collection = 'beneficiaries' AND "
+		    "deleted = 0 LIMIT 1 OFFSET ?1 % max(1, (SELECT count(*) FROM records "
+		    "WHERE collection = 'beneficiaries' AND deleted = 0))",
+		    -1, &st, NULL) != SQLITE_OK) {
 		r = store_fail(s, "pick a record in", err);
 		goto out;
 	}
@@ -910,7 +912,7 @@ out:
 }
 
 static int child_run_op(const struct loop *L, struct store *s, enum op_kind op, uint64_t *rng,
-                        struct fs_error *err)
+			struct fs_error *err)
 {
 	switch (op) {
 	case OP_INSERT:
@@ -932,12 +934,12 @@ static int child_run_op(const struct loop *L, struct store *s, enum op_kind op, 
  * close.  Exits 0 (faults are the parent's to judge) or 3 after an
  * operation failed with no fault injected. */
 static void child_main(const struct loop *L, const struct plan *p, int fd)
-    __attribute__((noreturn));
+	__attribute__((noreturn));
 
 static void child_main(const struct loop *L, const struct plan *p, int fd)
 {
-	struct store_options opt = {.under_vfs = &fault.vfs};
-	struct fs_error err = {0};
+	struct store_options opt = { .under_vfs = &fault.vfs };
+	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	uint64_t rng = p->seed ^ 0x5eedULL, t0 = mono_ms();
 	char sql[64];
@@ -1000,18 +1002,18 @@ struct committed {
 
 /* One child's report, parsed. */
 struct outcome {
-	int status;          /* from waitpid */
+	int status;	     /* from waitpid */
 	int parent_killed;   /* we sent SIGKILL while it ran */
-	int fault;           /* F lines */
-	int died;            /* K line */
-	int open_op;         /* op begun and not ended at death (-1 none, OP_KINDS close) */
+	int fault;	     /* F lines */
+	int died;	     /* K line */
+	int open_op;	     /* op begun and not ended at death (-1 none, OP_KINDS close) */
 	char error[600];     /* E line: an op failed with no fault */
 	char misreport[600]; /* X line whose code says corruption */
 };
 
 static void plan_describe(const struct plan *p, char *out, size_t cap)
 {
-	static const char *const how[] = {"", "kill", "torn write and kill", "power cut"};
+	static const char *const how[] = { "", "kill", "torn write and kill", "power cut" };
 	size_t len = 0;
 
 	switch (p->kind) {
@@ -1023,24 +1025,24 @@ static void plan_describe(const struct plan *p, char *out, size_t cap)
 		break;
 	default:
 		if (p->fail_write_at)
-			len =
-			    (size_t)snprintf(out, cap, "I/O error at write %lu", p->fail_write_at);
+			len = (size_t)snprintf(out, cap, "I/O error at write %lu",
+					       p->fail_write_at);
 		else if (p->fail_sync_at)
 			len = (size_t)snprintf(out, cap, "I/O error at sync %lu", p->fail_sync_at);
 		else if (p->fail_trunc_at)
 			len = (size_t)snprintf(out, cap, "I/O error at truncate %lu",
-			                       p->fail_trunc_at);
+					       p->fail_trunc_at);
 		if (p->sticky && len < cap)
 			len += (size_t)snprintf(out + len, cap - len, " (sticky)");
 		if (p->how != DIE_NONE && len < cap)
 			len += (size_t)snprintf(out + len, cap - len, "%s%s at %s %lu",
-			                        len ? ", then " : "", how[p->how],
-			                        p->die_at_write ? "write" : "sync",
-			                        p->die_at_write ? p->die_at_write : p->die_at_sync);
+						len ? ", then " : "", how[p->how],
+						p->die_at_write ? "write" : "sync",
+						p->die_at_write ? p->die_at_write : p->die_at_sync);
 	}
 	for (int i = 0; i < p->nops && len < cap; i++)
 		len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? "," : "; ops ",
-		                        op_names[p->ops[i]]);
+					op_names[p->ops[i]]);
 	if (len < cap)
 		snprintf(out + len, cap - len, "; seed %" PRIu64, p->seed);
 }
@@ -1053,13 +1055,13 @@ static unsigned long plan_index(uint64_t *rng, double avg)
 	return 1 + rng_below(rng, top < 2 ? 2 : top);
 }
 
-static const char *const plan_names[] = {"clean", "sigkill", "kill", "torn", "powercut", "ioerr"};
+static const char *const plan_names[] = { "clean", "sigkill", "kill", "torn", "powercut", "ioerr" };
 /* Where each kind starts among the rolls 0..99 (how often it is drawn). */
-static const unsigned long plan_rolls[] = {0, 8, 26, 40, 52, 68};
+static const unsigned long plan_rolls[] = { 0, 8, 26, 40, 52, 68 };
 
 static void plan_choose(uint64_t *rng, const struct stats *st, int only, struct plan *p)
 {
-	static const int autockpt[] = {8, 32, 128, 1000};
+	static const int autockpt[] = { 8, 32, 128, 1000 };
 	unsigned long roll = rng_below(rng, 100);
 
 	memset(p, 0, sizeof(*p));
@@ -1070,10 +1072,10 @@ static void plan_choose(uint64_t *rng, const struct stats *st, int only, struct 
 		unsigned long o = rng_below(rng, 100);
 
 		p->ops[i] = o < 34   ? OP_INSERT
-		            : o < 54 ? OP_IMPORT
-		            : o < 70 ? OP_PACK
-		            : o < 94 ? OP_ACK
-		                     : OP_EDIT;
+			    : o < 54 ? OP_IMPORT
+			    : o < 70 ? OP_PACK
+			    : o < 94 ? OP_ACK
+				     : OP_EDIT;
 	}
 	if (only >= 0)
 		roll = plan_rolls[only];
@@ -1111,9 +1113,9 @@ static void plan_choose(uint64_t *rng, const struct stats *st, int only, struct 
 		/* Half the time the process also dies a little later, so what
 		 * a failed write or sync left behind meets recovery. */
 		if (!p->sticky && rng_below(rng, 2)) {
-			unsigned long after = p->fail_write_at  ? p->fail_write_at
-			                      : p->fail_sync_at ? p->fail_sync_at * 4
-			                                        : 1;
+			unsigned long after = p->fail_write_at	? p->fail_write_at
+					      : p->fail_sync_at ? p->fail_sync_at * 4
+								: 1;
 
 			p->how = rng_below(rng, 2) ? DIE_POWERCUT : DIE_TORN;
 			p->die_at_write = after + 1 + rng_below(rng, 40);
@@ -1202,7 +1204,7 @@ static void outcome_line(struct outcome *o, struct stats *st, struct committed *
 
 /* Parse complete lines out of buf (len bytes); keep a partial last one. */
 static size_t outcome_feed(struct outcome *o, struct stats *st, struct committed *c, char *buf,
-                           size_t len)
+			   size_t len)
 {
 	size_t start = 0;
 
@@ -1236,7 +1238,7 @@ static int committed_reserve(struct committed *c, size_t more)
 
 /* Fork the child, kill it if the plan says so, collect its report. */
 static int iteration_run(const struct loop *L, const struct plan *p, struct stats *st,
-                         struct committed *c, struct outcome *o, struct fs_error *err)
+			 struct committed *c, struct outcome *o, struct fs_error *err)
 {
 	char buf[8192];
 	size_t have = 0;
@@ -1264,7 +1266,7 @@ static int iteration_run(const struct loop *L, const struct plan *p, struct stat
 	if (p->kind == PLAN_SIGKILL)
 		deadline = mono_ms() + p->kill_after_ms;
 	while (!eof) {
-		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
 		int timeout = -1;
 		ssize_t n;
 
@@ -1340,7 +1342,7 @@ struct devsets {
 };
 
 static int check_fail(struct fs_error *err, const char *check, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* Every check failure reads "CHECK: what". */
 static int check_fail(struct fs_error *err, const char *check, const char *fmt, ...)
@@ -1367,11 +1369,11 @@ static int check_read_all(struct store *s, struct fs_error *err)
 	int r = 0, rc;
 
 	if (sqlite3_prepare_v2(store_db(s), "SELECT name FROM sqlite_schema WHERE type = 'table'",
-	                       -1, &tables, NULL) != SQLITE_OK)
+			       -1, &tables, NULL) != SQLITE_OK)
 		return check_sql(s, "auth", err);
 	while ((rc = sqlite3_step(tables)) == SQLITE_ROW) {
 		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"",
-		         (const char *)sqlite3_column_text(tables, 0));
+			 (const char *)sqlite3_column_text(tables, 0));
 		if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
 			r = check_sql(s, "auth", err);
 			goto out;
@@ -1381,8 +1383,8 @@ static int check_read_all(struct store *s, struct fs_error *err)
 				(void)sqlite3_column_blob(st, i);
 		if (rc != SQLITE_DONE) {
 			r = check_fail(err, "auth", "reading table %s: %s",
-			               (const char *)sqlite3_column_text(tables, 0),
-			               sqlite3_errmsg(store_db(s)));
+				       (const char *)sqlite3_column_text(tables, 0),
+				       sqlite3_errmsg(store_db(s)));
 			goto out;
 		}
 		sqlite3_finalize(st);
@@ -1404,7 +1406,7 @@ static int committed_cmp(const void *a, const void *b)
 /* Every id whose commit returned success is a record of its collection:
  * a merge of the sorted ids with the records in id order. */
 static int check_durable(struct store *s, struct committed *c, struct memory *m,
-                         struct fs_error *err)
+			 struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	size_t i = 0;
@@ -1413,7 +1415,7 @@ static int check_durable(struct store *s, struct committed *c, struct memory *m,
 	qsort(c->ids, c->n, sizeof(*c->ids), committed_cmp);
 	m->records = 0;
 	if (sqlite3_prepare_v2(store_db(s), "SELECT id, collection FROM records ORDER BY id", -1,
-	                       &st, NULL) != SQLITE_OK)
+			       &st, NULL) != SQLITE_OK)
 		return check_sql(s, "durable", err);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(st, 0);
@@ -1427,7 +1429,7 @@ static int check_durable(struct store *s, struct committed *c, struct memory *m,
 		if (strncmp(c->ids[i], id, UUID_TEXT_LEN) == 0) {
 			if (coll[0] != c->ids[i][UUID_TEXT_LEN]) {
 				r = check_fail(err, "durable",
-				               "record %.36s in the wrong collection", c->ids[i]);
+					       "record %.36s in the wrong collection", c->ids[i]);
 				goto out;
 			}
 			i++;
@@ -1447,11 +1449,11 @@ out:
 /* Set seq's stored receipt is HQ's signed receipt for this device, seq
  * and hash; verified again only when its bytes changed. */
 static int check_receipt(const struct loop *L, struct memory *m, long long seq, const uint8_t *hash,
-                         const uint8_t *device, const uint8_t *buf, size_t len,
-                         struct fs_error *err)
+			 const uint8_t *device, const uint8_t *buf, size_t len,
+			 struct fs_error *err)
 {
 	uint8_t digest[crypto_generichash_BYTES];
-	struct receipt rcpt = {0};
+	struct receipt rcpt = { 0 };
 	int ok;
 
 	if ((size_t)seq > m->capreceipts) {
@@ -1479,7 +1481,7 @@ static int check_receipt(const struct loop *L, struct memory *m, long long seq, 
 	receipt_clear(&rcpt);
 	if (!ok)
 		return check_fail(err, "chain",
-		                  "set %lld: stored receipt is not HQ's receipt for it", seq);
+				  "set %lld: stored receipt is not HQ's receipt for it", seq);
 	memcpy(m->receipts[seq - 1], digest, sizeof(digest));
 	return 0;
 }
@@ -1487,9 +1489,9 @@ static int check_receipt(const struct loop *L, struct memory *m, long long seq, 
 /* Outgoing: 1..n, each parsed, hashed, linked, counted and, once acked,
  * holding a receipt that verifies for it. */
 static int check_chain(const struct loop *L, struct store *s, struct memory *m, struct devsets *ds,
-                       struct fs_error *err)
+		       struct fs_error *err)
 {
-	uint8_t device[CHANGESET_DEVICE_BYTES], prev[CHANGESET_HASH_BYTES] = {0};
+	uint8_t device[CHANGESET_DEVICE_BYTES], prev[CHANGESET_HASH_BYTES] = { 0 };
 	sqlite3_stmt *st = NULL, *cnt = NULL;
 	long long *marked = NULL;
 	size_t cap = 0, len = 0;
@@ -1497,34 +1499,34 @@ static int check_chain(const struct loop *L, struct store *s, struct memory *m, 
 
 	ds->n = 0;
 	if (sodium_hex2bin(device, sizeof(device), L->device, strlen(L->device), NULL, &len,
-	                   NULL) != 0 ||
+			   NULL) != 0 ||
 	    len != sizeof(device))
 		return check_fail(err, "chain", "bad device id");
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT seq, hash, body, changes, receipt FROM outgoing "
-	                       "ORDER BY seq",
-	                       -1, &st, NULL) != SQLITE_OK)
+			       "SELECT seq, hash, body, changes, receipt FROM outgoing "
+			       "ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK)
 		return check_sql(s, "chain", err);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		long long seq = sqlite3_column_int64(st, 0);
 		const uint8_t *hash = sqlite3_column_blob(st, 1),
-		              *body = sqlite3_column_blob(st, 2);
+			      *body = sqlite3_column_blob(st, 2);
 		int blen = sqlite3_column_bytes(st, 2), rlen = sqlite3_column_bytes(st, 4);
 		uint8_t h[CHANGESET_HASH_BYTES];
 		struct changeset_header hd;
-		struct fs_error perr = {0};
+		struct fs_error perr = { 0 };
 
 		if ((size_t)seq != ds->n + 1 ||
 		    sqlite3_column_bytes(st, 1) != CHANGESET_HASH_BYTES || !body || blen <= 0) {
 			r = check_fail(err, "chain",
-			               "set %lld: expected set %zu, with a hash and body", seq,
-			               ds->n + 1);
+				       "set %lld: expected set %zu, with a hash and body", seq,
+				       ds->n + 1);
 			goto out;
 		}
 		changeset_hash(body, (size_t)blen, h);
 		if (memcmp(h, hash, sizeof(h)) != 0) {
 			r = check_fail(err, "chain", "set %lld: body does not hash to its hash",
-			               seq);
+				       seq);
 			goto out;
 		}
 		if (changeset_parse(body, (size_t)blen, &hd, &perr) < 0) {
@@ -1535,14 +1537,14 @@ static int check_chain(const struct loop *L, struct store *s, struct memory *m, 
 		    memcmp(hd.prev, prev, sizeof(prev)) != 0 ||
 		    (long long)hd.count != sqlite3_column_int64(st, 3)) {
 			r = check_fail(err, "chain",
-			               "set %lld: header disagrees with its row or "
-			               "does not link to set %lld",
-			               seq, seq - 1);
+				       "set %lld: header disagrees with its row or "
+				       "does not link to set %lld",
+				       seq, seq - 1);
 			goto out;
 		}
 		if (rlen > 0 &&
 		    (r = check_receipt(L, m, seq, hash, device, sqlite3_column_blob(st, 4),
-		                       (size_t)rlen, err)) < 0)
+				       (size_t)rlen, err)) < 0)
 			goto out;
 		if (ds->n == cap) {
 			size_t ncap = cap ? 2 * cap : 256;
@@ -1572,9 +1574,9 @@ static int check_chain(const struct loop *L, struct store *s, struct memory *m, 
 		goto out;
 	}
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT changeset, count(*) FROM outbox "
-	                       "WHERE changeset IS NOT NULL GROUP BY changeset",
-	                       -1, &cnt, NULL) != SQLITE_OK) {
+			       "SELECT changeset, count(*) FROM outbox "
+			       "WHERE changeset IS NOT NULL GROUP BY changeset",
+			       -1, &cnt, NULL) != SQLITE_OK) {
 		r = check_sql(s, "chain", err);
 		goto out;
 	}
@@ -1583,9 +1585,9 @@ static int check_chain(const struct loop *L, struct store *s, struct memory *m, 
 
 		if (set < 1 || (size_t)set > ds->n) {
 			r = check_fail(err, "chain",
-			               "outbox rows marked with set %lld, which does not "
-			               "exist",
-			               set);
+				       "outbox rows marked with set %lld, which does not "
+				       "exist",
+				       set);
 			goto out;
 		}
 		marked[set] = sqlite3_column_int64(cnt, 1);
@@ -1597,9 +1599,9 @@ static int check_chain(const struct loop *L, struct store *s, struct memory *m, 
 	for (size_t i = 0; i < ds->n; i++)
 		if (marked[i + 1] != ds->v[i].changes) {
 			r = check_fail(err, "chain",
-			               "set %zu says %lld changes, %lld outbox rows are "
-			               "marked with it",
-			               i + 1, ds->v[i].changes, marked[i + 1]);
+				       "set %zu says %lld changes, %lld outbox rows are "
+				       "marked with it",
+				       i + 1, ds->v[i].changes, marked[i + 1]);
 			goto out;
 		}
 	/* A change is (record, field, HLC): every write takes a fresh HLC.
@@ -1607,9 +1609,9 @@ static int check_chain(const struct loop *L, struct store *s, struct memory *m, 
 	 * new, whatever set either copy is in. */
 	sqlite3_finalize(cnt);
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT record_id, field, hlc FROM outbox "
-	                       "GROUP BY record_id, field, hlc HAVING count(*) > 1 LIMIT 1",
-	                       -1, &cnt, NULL) != SQLITE_OK) {
+			       "SELECT record_id, field, hlc FROM outbox "
+			       "GROUP BY record_id, field, hlc HAVING count(*) > 1 LIMIT 1",
+			       -1, &cnt, NULL) != SQLITE_OK) {
 		cnt = NULL;
 		r = check_sql(s, "ack", err);
 		goto out;
@@ -1617,11 +1619,11 @@ static int check_chain(const struct loop *L, struct store *s, struct memory *m, 
 	rc = sqlite3_step(cnt);
 	if (rc == SQLITE_ROW)
 		r = check_fail(err, "ack",
-		               "change (record %s, field %s, HLC %lld) is in the outbox "
-		               "twice: it would be sent again as new",
-		               (const char *)sqlite3_column_text(cnt, 0),
-		               (const char *)sqlite3_column_text(cnt, 1),
-		               sqlite3_column_int64(cnt, 2));
+			       "change (record %s, field %s, HLC %lld) is in the outbox "
+			       "twice: it would be sent again as new",
+			       (const char *)sqlite3_column_text(cnt, 0),
+			       (const char *)sqlite3_column_text(cnt, 1),
+			       sqlite3_column_int64(cnt, 2));
 	else if (rc != SQLITE_DONE)
 		r = check_sql(s, "ack", err);
 out:
@@ -1638,7 +1640,7 @@ static int hq_open(const struct loop *L, sqlite3 **ret_db, struct fs_error *err)
 
 	if (sqlite3_open_v2(L->hq_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		fs_error_set(err, -EIO, "open HQ database %s: %s", L->hq_db,
-		             db ? sqlite3_errmsg(db) : "out of memory");
+			     db ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
 		return err->code;
 	}
@@ -1649,7 +1651,7 @@ static int hq_open(const struct loop *L, sqlite3 **ret_db, struct fs_error *err)
 
 /* What HQ accepted from this device is what the device holds. */
 static int check_ack(const struct loop *L, const struct devsets *ds, struct stats *stt,
-                     size_t *ret_hq_sets, struct fs_error *err)
+		     size_t *ret_hq_sets, struct fs_error *err)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -1667,8 +1669,8 @@ static int check_ack(const struct loop *L, const struct devsets *ds, struct stat
 		goto out;
 	}
 	if (sqlite3_prepare_v2(db,
-	                       "SELECT seq, hash FROM changesets WHERE device = ?1 ORDER BY seq",
-	                       -1, &st, NULL) != SQLITE_OK) {
+			       "SELECT seq, hash FROM changesets WHERE device = ?1 ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK) {
 		r = check_fail(err, "ack", "HQ database: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -1684,18 +1686,18 @@ static int check_ack(const struct loop *L, const struct devsets *ds, struct stat
 		}
 		if ((size_t)seq > ds->n) {
 			r = check_fail(err, "ack",
-			               "HQ accepted set %lld, the device no longer has "
-			               "it (it holds %zu sets)",
-			               seq, ds->n);
+				       "HQ accepted set %lld, the device no longer has "
+				       "it (it holds %zu sets)",
+				       seq, ds->n);
 			goto out;
 		}
 		sodium_bin2hex(hex, sizeof(hex), ds->v[seq - 1].hash, CHANGESET_HASH_BYTES);
 		if (!hash || strcmp(hash, hex) != 0) {
 			r = check_fail(
-			    err, "ack",
-			    "HQ accepted set %lld with another hash than the "
-			    "device's set %lld: sending it again would not be a duplicate",
-			    seq, seq);
+				err, "ack",
+				"HQ accepted set %lld with another hash than the "
+				"device's set %lld: sending it again would not be a duplicate",
+				seq, seq);
 			goto out;
 		}
 		hq_sets++;
@@ -1707,9 +1709,9 @@ static int check_ack(const struct loop *L, const struct devsets *ds, struct stat
 	for (size_t i = hq_sets; i < ds->n; i++)
 		if (ds->v[i].receipt) {
 			r = check_fail(err, "ack",
-			               "device holds a receipt for set %zu, HQ does not "
-			               "have it",
-			               i + 1);
+				       "device holds a receipt for set %zu, HQ does not "
+				       "have it",
+				       i + 1);
 			goto out;
 		}
 	sqlite3_finalize(st);
@@ -1722,11 +1724,11 @@ static int check_ack(const struct loop *L, const struct devsets *ds, struct stat
 		goto out;
 	}
 	if (sqlite3_prepare_v2(db,
-	                       "SELECT json_extract(detail, '$.result'), "
-	                       "json_extract(detail, '$.seq'), json_extract(detail, '$.changes'), "
-	                       "json_extract(detail, '$.error') FROM events "
-	                       "WHERE type = 'push' AND device = ?1",
-	                       -1, &st, NULL) != SQLITE_OK) {
+			       "SELECT json_extract(detail, '$.result'), "
+			       "json_extract(detail, '$.seq'), json_extract(detail, '$.changes'), "
+			       "json_extract(detail, '$.error') FROM events "
+			       "WHERE type = 'push' AND device = ?1",
+			       -1, &st, NULL) != SQLITE_OK) {
 		r = check_fail(err, "ack", "HQ database: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -1744,21 +1746,21 @@ static int check_ack(const struct loop *L, const struct devsets *ds, struct stat
 			const char *why = (const char *)sqlite3_column_text(st, 3);
 
 			r = check_fail(err, "ack", "HQ %s set %lld from the device (%s)",
-			               result ? result : "logged", seq, why ? why : "no reason");
+				       result ? result : "logged", seq, why ? why : "no reason");
 			goto out;
 		}
 		if (seq < 1 || (size_t)seq > hq_sets || accepted[seq]) {
 			r = check_fail(err, "ack", "HQ's log accepts set %lld %s", seq,
-			               seq >= 1 && (size_t)seq <= hq_sets ? "twice"
-			                                                  : "which it lacks");
+				       seq >= 1 && (size_t)seq <= hq_sets ? "twice"
+									  : "which it lacks");
 			goto out;
 		}
 		accepted[seq] = 1;
 		if (sqlite3_column_int64(st, 2) != ds->v[seq - 1].changes) {
 			r = check_fail(err, "ack",
-			               "HQ accepted %lld changes in set %lld, the device's "
-			               "set has %lld",
-			               sqlite3_column_int64(st, 2), seq, ds->v[seq - 1].changes);
+				       "HQ accepted %lld changes in set %lld, the device's "
+				       "set has %lld",
+				       sqlite3_column_int64(st, 2), seq, ds->v[seq - 1].changes);
 			goto out;
 		}
 	}
@@ -1769,7 +1771,7 @@ static int check_ack(const struct loop *L, const struct devsets *ds, struct stat
 	for (size_t i = 1; i <= hq_sets; i++)
 		if (!accepted[i]) {
 			r = check_fail(err, "ack", "HQ holds set %zu, its log never accepted it",
-			               i);
+				       i);
 			goto out;
 		}
 	*ret_hq_sets = hq_sets;
@@ -1804,10 +1806,10 @@ static int check_frozen(struct store *s, struct memory *m, size_t hq_sets, struc
 		m->capfrozen = cap;
 	}
 	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT changeset, seq, record_id, collection, field, "
-	                       "value, hlc FROM outbox WHERE changeset BETWEEN 1 AND ?1 "
-	                       "ORDER BY changeset, seq",
-	                       -1, &st, NULL) != SQLITE_OK)
+			       "SELECT changeset, seq, record_id, collection, field, "
+			       "value, hlc FROM outbox WHERE changeset BETWEEN 1 AND ?1 "
+			       "ORDER BY changeset, seq",
+			       -1, &st, NULL) != SQLITE_OK)
 		return check_sql(s, "frozen", err);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)hq_sets);
 	for (;;) {
@@ -1822,9 +1824,9 @@ static int check_frozen(struct store *s, struct memory *m, size_t hq_sets, struc
 			if ((size_t)cur <= m->nfrozen) {
 				if (memcmp(m->frozen[cur - 1], digest, sizeof(digest)) != 0) {
 					r = check_fail(err, "frozen",
-					               "the changes of acknowledged set "
-					               "%lld changed",
-					               cur);
+						       "the changes of acknowledged set "
+						       "%lld changed",
+						       cur);
 					goto out;
 				}
 			} else if ((size_t)cur == m->nfrozen + 1) {
@@ -1850,7 +1852,7 @@ static int check_frozen(struct store *s, struct memory *m, size_t hq_sets, struc
 	}
 	if (m->nfrozen < hq_sets)
 		r = check_fail(err, "frozen", "acknowledged set %zu has no outbox rows",
-		               m->nfrozen + 1);
+			       m->nfrozen + 1);
 out:
 	sqlite3_finalize(st);
 	return r;
@@ -1896,11 +1898,11 @@ static int check_pages(const struct loop *L, long long pages, struct fs_error *e
 	opened = 1;
 	for (long long pg = 1; pg <= pages; pg++) {
 		if (file->pMethods->xRead(file, page, FSVFS_PAGE_SIZE,
-		                          (sqlite3_int64)(pg - 1) * FSVFS_PAGE_SIZE) != SQLITE_OK) {
+					  (sqlite3_int64)(pg - 1) * FSVFS_PAGE_SIZE) != SQLITE_OK) {
 			const char *why = fsvfs_last_fault(v);
 
 			r = check_fail(err, "auth", "page %lld of %lld: %s", pg, pages,
-			               why ? why : "read failed");
+				       why ? why : "read failed");
 			goto out;
 		}
 	}
@@ -1916,7 +1918,7 @@ out:
 
 /* Checkpoint everything into store.db, then check its pages. */
 static int check_full(const struct loop *L, struct store *s, long long *ret_pages,
-                      struct fs_error *err)
+		      struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	char wal[PATH_MAX];
@@ -1924,7 +1926,7 @@ static int check_full(const struct loop *L, struct store *s, long long *ret_page
 	int r = 0;
 
 	if (sqlite3_prepare_v2(store_db(s), "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st, NULL) !=
-	        SQLITE_OK ||
+		    SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		r = check_sql(s, "auth", err);
 		goto out;
@@ -1951,10 +1953,10 @@ out:
 
 /* All the checks of one iteration; full adds the page-by-page scan. */
 static int check_all(const struct loop *L, struct committed *c, struct memory *m, struct stats *st,
-                     int full, struct fs_error *err)
+		     int full, struct fs_error *err)
 {
-	struct devsets ds = {0};
-	struct fs_error e = {0};
+	struct devsets ds = { 0 };
+	struct fs_error e = { 0 };
 	struct store *s = NULL;
 	long long pages = 0;
 	size_t hq_sets = 0;
@@ -1968,7 +1970,7 @@ static int check_all(const struct loop *L, struct committed *c, struct memory *m
 	 * so that the next child recovers and extends a WAL with history;
 	 * the full check empties it instead. */
 	if (!full && sqlite3_db_config(store_db(s), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) !=
-	                 SQLITE_OK) {
+			     SQLITE_OK) {
 		r = check_sql(s, "auth", err);
 		goto out;
 	}
@@ -2027,7 +2029,7 @@ static int final_push(const struct loop *L, struct fs_error *err)
 		return fs_error_set(err, -errno, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		struct store *s = NULL;
-		struct fs_error e = {0};
+		struct fs_error e = { 0 };
 		unsigned long long pending = 1;
 		int r = store_open(L->data_dir, L->secret, NULL, &s, &e);
 
@@ -2056,7 +2058,7 @@ static int final_push(const struct loop *L, struct fs_error *err)
 static int check_final(const struct loop *L, const struct committed *c, struct fs_error *err)
 {
 	struct store *s = NULL;
-	struct fs_error e = {0};
+	struct fs_error e = { 0 };
 	sqlite3 *db = NULL;
 	sqlite3_stmt *a = NULL, *b = NULL;
 	long long outbox, unpacked, unacked, hq_changes, hq_writes;
@@ -2069,35 +2071,35 @@ static int check_final(const struct loop *L, const struct committed *c, struct f
 		goto out;
 	outbox = count_sql(store_db(s), "SELECT count(*) FROM outbox", NULL);
 	unpacked =
-	    count_sql(store_db(s), "SELECT count(*) FROM outbox WHERE changeset IS NULL", NULL);
+		count_sql(store_db(s), "SELECT count(*) FROM outbox WHERE changeset IS NULL", NULL);
 	unacked =
-	    count_sql(store_db(s), "SELECT count(*) FROM outgoing WHERE receipt IS NULL", NULL);
+		count_sql(store_db(s), "SELECT count(*) FROM outgoing WHERE receipt IS NULL", NULL);
 	hq_changes = count_sql(db,
-	                       "SELECT sum(json_extract(detail, '$.changes')) FROM events "
-	                       "WHERE type = 'push' AND device = ?1 AND "
-	                       "json_extract(detail, '$.result') = 'accepted'",
-	                       L->device);
+			       "SELECT sum(json_extract(detail, '$.changes')) FROM events "
+			       "WHERE type = 'push' AND device = ?1 AND "
+			       "json_extract(detail, '$.result') = 'accepted'",
+			       L->device);
 	hq_writes = count_sql(db, "SELECT count(*) FROM field_writes WHERE device = ?1", L->device);
 	if (unpacked != 0 || unacked != 0) {
 		r = check_fail(err, "final",
-		               "after the final push %lld changes unpacked, %lld sets "
-		               "unacknowledged",
-		               unpacked, unacked);
+			       "after the final push %lld changes unpacked, %lld sets "
+			       "unacknowledged",
+			       unpacked, unacked);
 		goto out;
 	}
 	if (hq_changes != outbox || hq_writes != outbox) {
 		r = check_fail(err, "final",
-		               "the device has %lld changes; HQ accepted %lld and "
-		               "stored %lld writes from it",
-		               outbox, hq_changes, hq_writes);
+			       "the device has %lld changes; HQ accepted %lld and "
+			       "stored %lld writes from it",
+			       outbox, hq_changes, hq_writes);
 		goto out;
 	}
 	/* The same records on both sides, each once (ids are keys at HQ,
 	 * so "once" is by construction; the walk checks "all" and "only"). */
 	if (sqlite3_prepare_v2(store_db(s), "SELECT id, collection FROM records ORDER BY id", -1,
-	                       &a, NULL) != SQLITE_OK ||
+			       &a, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT id, collection FROM records ORDER BY id", -1, &b,
-	                       NULL) != SQLITE_OK) {
+			       NULL) != SQLITE_OK) {
 		r = check_fail(err, "final", "cannot list records");
 		goto out;
 	}
@@ -2106,30 +2108,30 @@ static int check_final(const struct loop *L, const struct committed *c, struct f
 		rb = sqlite3_step(b);
 		if (ra != rb) {
 			r = check_fail(err, "final",
-			               "the device and HQ hold different numbers of "
-			               "records");
+				       "the device and HQ hold different numbers of "
+				       "records");
 			goto out;
 		}
 		if (ra != SQLITE_ROW)
 			break;
 		if (strcmp((const char *)sqlite3_column_text(a, 0),
-		           (const char *)sqlite3_column_text(b, 0)) != 0 ||
+			   (const char *)sqlite3_column_text(b, 0)) != 0 ||
 		    strcmp((const char *)sqlite3_column_text(a, 1),
-		           (const char *)sqlite3_column_text(b, 1)) != 0) {
+			   (const char *)sqlite3_column_text(b, 1)) != 0) {
 			r = check_fail(err, "final", "record %s of the device is not at HQ as such",
-			               (const char *)sqlite3_column_text(a, 0));
+				       (const char *)sqlite3_column_text(a, 0));
 			goto out;
 		}
 	}
 	if (L->ids_out) {
 		if (!(ids = fopen(L->ids_out, "we"))) {
 			r = fs_error_set(err, -errno, "cannot write %s: %s", L->ids_out,
-			                 strerror(errno));
+					 strerror(errno));
 			goto out;
 		}
 		for (size_t i = 0; i < c->n; i++)
 			fprintf(ids, "%.36s %s\n", c->ids[i],
-			        c->ids[i][UUID_TEXT_LEN] == 'v' ? "visits" : "beneficiaries");
+				c->ids[i][UUID_TEXT_LEN] == 'v' ? "visits" : "beneficiaries");
 		if (fclose(ids) != 0)
 			r = fs_error_set(err, -EIO, "cannot write %s", L->ids_out);
 	}
@@ -2146,8 +2148,8 @@ out:
 static int usage(void)
 {
 	fprintf(stderr, "usage: crashloop --data-dir DIR --key-file FILE --forms-dir DIR "
-	                "--hq-db FILE --work-dir DIR [--iterations N] [--seed N] [--ids-out FILE] "
-	                "[--only clean|sigkill|kill|torn|powercut|ioerr] [--verbose]\n");
+			"--hq-db FILE --work-dir DIR [--iterations N] [--seed N] [--ids-out FILE] "
+			"[--only clean|sigkill|kill|torn|powercut|ioerr] [--verbose]\n");
 	return 2;
 }
 
@@ -2187,12 +2189,12 @@ static int outcome_judge(const struct outcome *o, struct stats *st, struct fs_er
 
 	if (o->error[0])
 		return check_fail(err, "errors", "an operation failed with no fault injected: %s",
-		                  o->error);
+				  o->error);
 	if (o->misreport[0])
 		return check_fail(err, "errors",
-		                  "an injected I/O error was reported as "
-		                  "corruption or a key problem: %s",
-		                  o->misreport);
+				  "an injected I/O error was reported as "
+				  "corruption or a key problem: %s",
+				  o->misreport);
 	if (sig == SIGKILL && (o->died || o->parent_killed)) {
 		st->killed++;
 		st->killed_in[o->open_op < 0 ? OP_KINDS : o->open_op]++;
@@ -2211,23 +2213,23 @@ static int outcome_judge(const struct outcome *o, struct stats *st, struct fs_er
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"data-dir", required_argument, NULL, 'd'},
-	    {"key-file", required_argument, NULL, 'k'},
-	    {"forms-dir", required_argument, NULL, 'f'},
-	    {"hq-db", required_argument, NULL, 'q'},
-	    {"work-dir", required_argument, NULL, 'w'},
-	    {"iterations", required_argument, NULL, 'n'},
-	    {"seed", required_argument, NULL, 's'},
-	    {"ids-out", required_argument, NULL, 'o'},
-	    {"only", required_argument, NULL, 'p'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {NULL, 0, NULL, 0},
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "forms-dir", required_argument, NULL, 'f' },
+		{ "hq-db", required_argument, NULL, 'q' },
+		{ "work-dir", required_argument, NULL, 'w' },
+		{ "iterations", required_argument, NULL, 'n' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "ids-out", required_argument, NULL, 'o' },
+		{ "only", required_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct loop L = {.iterations = CRASH_DEFAULT_ITERATIONS};
-	struct stats st = {.avg_writes = 40, .avg_syncs = 8, .avg_ms = 30};
-	struct committed c = {0};
-	struct memory m = {0};
-	struct fs_error err = {0};
+	struct loop L = { .iterations = CRASH_DEFAULT_ITERATIONS };
+	struct stats st = { .avg_writes = 40, .avg_syncs = 8, .avg_ms = 30 };
+	struct committed c = { 0 };
+	struct memory m = { 0 };
+	struct fs_error err = { 0 };
 	const char *forms_dir = NULL;
 	uint64_t rng, t0 = mono_ms();
 	int opt, r, have_seed = 0, only = -1;
@@ -2281,11 +2283,11 @@ int main(int argc, char **argv)
 	if (!have_seed)
 		randombytes_buf(&L.seed, sizeof(L.seed));
 	fprintf(stderr, "crashloop: seed %" PRIu64 " (--seed %" PRIu64 " replays the plans)\n",
-	        L.seed, L.seed);
+		L.seed, L.seed);
 	rng = L.seed;
 	if (sodium_init() < 0 || faultvfs_register() < 0) {
 		fprintf(stderr,
-		        "crashloop: cannot initialise libsodium or register the fault VFS\n");
+			"crashloop: cannot initialise libsodium or register the fault VFS\n");
 		return 2;
 	}
 	if (model_selftest(L.work_dir) < 0)
@@ -2307,11 +2309,11 @@ int main(int argc, char **argv)
 			goto fail;
 		if (L.verbose)
 			fprintf(stderr,
-			        "crashloop: %lu (%.1f s): %s: %s, %llu records, %llu sets at "
-			        "HQ\n",
-			        it, (double)(mono_ms() - t0) / 1000.0, desc,
-			        o.died || o.parent_killed ? "killed" : "exited", st.records,
-			        st.sets);
+				"crashloop: %lu (%.1f s): %s: %s, %llu records, %llu sets at "
+				"HQ\n",
+				it, (double)(mono_ms() - t0) / 1000.0, desc,
+				o.died || o.parent_killed ? "killed" : "exited", st.records,
+				st.sets);
 	}
 	it = L.iterations;
 	snprintf(desc, sizeof(desc), "final push without faults");

@@ -68,8 +68,8 @@
 enum fault { F_PASS, F_CUT_UP, F_CUT_DOWN, F_STALL, F_RESET, F_SLICE, F_COUNT };
 #define F_MIXED F_COUNT
 
-static const char *const fault_names[F_COUNT] = {"pass",  "cut-up", "cut-down",
-                                                 "stall", "reset",  "slice"};
+static const char *const fault_names[F_COUNT] = { "pass",  "cut-up", "cut-down",
+						  "stall", "reset",  "slice" };
 
 enum { UP, DOWN }; /* client->server, server->client */
 
@@ -80,10 +80,10 @@ enum state { S_FREE, S_HEAD, S_CONNECTING, S_OPEN };
 struct flow {
 	uint8_t buf[BUF_SIZE];
 	size_t off, len;
-	int eof;                  /* the source sent FIN */
-	int shut;                 /* ... and we passed it on */
+	int eof;		  /* the source sent FIN */
+	int shut;		  /* ... and we passed it on */
 	unsigned long long bytes; /* forwarded */
-	uint64_t next_ms;         /* slice: no chunk before this */
+	uint64_t next_ms;	  /* slice: no chunk before this */
 };
 
 struct session {
@@ -91,12 +91,12 @@ struct session {
 	int cfd, sfd; /* client, server; -1 when closed */
 	unsigned long long id;
 	enum fault fault;
-	int fault_dir;               /* UP or DOWN */
+	int fault_dir;		     /* UP or DOWN */
 	unsigned long long fault_at; /* fire when fault_dir has forwarded this; 0: never */
 	int fired;
 	unsigned long long slice_bytes; /* slice each way up to this many bytes */
-	uint64_t stall_until;           /* 0: not stalled */
-	char head[HEAD_MAX + 1];        /* CONNECT request, NUL-terminated */
+	uint64_t stall_until;		/* 0: not stalled */
+	char head[HEAD_MAX + 1];	/* CONNECT request, NUL-terminated */
 	size_t head_len;
 	char target[TARGET_MAX]; /* CONNECT target, printable */
 	int refused;
@@ -272,7 +272,7 @@ static void close_fin(int fd)
 /* Close with RST: SO_LINGER with a zero timeout aborts the connection. */
 static void close_rst(int fd)
 {
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
 	if (fd < 0)
 		return;
@@ -287,10 +287,10 @@ static void log_session(struct proxy *p, const struct session *s)
 	int n;
 
 	n = snprintf(line, sizeof(line), "conn %llu fault %s up %llu down %llu fired %s%s%s%s\n",
-	             s->id, fault_names[s->fault], s->flow[UP].bytes, s->flow[DOWN].bytes,
-	             s->fired ? "yes" : "no",
-	             s->target[0] ? (s->refused ? " refused " : " connect ") : "", s->target,
-	             s->upstream_down ? " upstream-down" : "");
+		     s->id, fault_names[s->fault], s->flow[UP].bytes, s->flow[DOWN].bytes,
+		     s->fired ? "yes" : "no",
+		     s->target[0] ? (s->refused ? " refused " : " connect ") : "", s->target,
+		     s->upstream_down ? " upstream-down" : "");
 	if (n < 0 || p->logfd < 0)
 		return;
 	if ((size_t)n >= sizeof(line))
@@ -298,7 +298,7 @@ static void log_session(struct proxy *p, const struct session *s)
 	/* One write per line with O_APPEND: a reader never sees half a line. */
 	if (write(p->logfd, line, (size_t)n) != n) {
 		fprintf(stderr, "faultproxy: cannot write %s: %s; not logging any more\n", p->o.log,
-		        strerror(errno));
+			strerror(errno));
 		close(p->logfd);
 		p->logfd = -1;
 	}
@@ -321,7 +321,7 @@ static void send_status(const struct session *s, const char *status)
 {
 	char msg[128];
 	int n = snprintf(msg, sizeof(msg),
-	                 "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status);
+			 "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status);
 
 	/* A fresh socket's send buffer takes these few bytes at once; if
 	 * not, the client just sees the connection closed. */
@@ -592,7 +592,7 @@ static void open_step(struct proxy *p, struct session *s, short crev, short srev
 
 /* What to wait for on each side of a session. */
 static void session_events(const struct session *s, uint64_t now, short *cev, short *sev,
-                           uint64_t *deadline)
+			   uint64_t *deadline)
 {
 	*cev = *sev = 0;
 	switch (s->state) {
@@ -670,10 +670,11 @@ static int run(struct proxy *p, const sigset_t *waitmask)
 			busy += s->state != S_FREE;
 			/* A negative fd is skipped by poll: no POLLHUP spinning
 			 * on a side we want nothing from. */
-			pfd[1 + 2 * i] = (struct pollfd){.fd = cev ? s->cfd : -1, .events = cev};
-			pfd[2 + 2 * i] = (struct pollfd){.fd = sev ? s->sfd : -1, .events = sev};
+			pfd[1 + 2 * i] = (struct pollfd){ .fd = cev ? s->cfd : -1, .events = cev };
+			pfd[2 + 2 * i] = (struct pollfd){ .fd = sev ? s->sfd : -1, .events = sev };
 		}
-		pfd[0] = (struct pollfd){.fd = busy < SESSIONS_MAX ? p->lfd : -1, .events = POLLIN};
+		pfd[0] = (struct pollfd){ .fd = busy < SESSIONS_MAX ? p->lfd : -1,
+					  .events = POLLIN };
 		if (deadline != NEVER) {
 			uint64_t wait = deadline > now ? deadline - now : 0;
 
@@ -721,7 +722,7 @@ static void print_totals(const struct proxy *p)
 	fprintf(stderr, "faultproxy: %llu connections:", p->conns);
 	for (int f = 0; f < F_COUNT; f++)
 		fprintf(stderr, "%s %s %llu (%llu fired)", f ? "," : "", fault_names[f],
-		        p->chosen[f], p->fired[f]);
+			p->chosen[f], p->fired[f]);
 	fprintf(stderr, "\n");
 }
 
@@ -751,15 +752,15 @@ static int open_listener(struct proxy *p)
 	}
 	format_addr(&ss, shown, sizeof(shown));
 	fprintf(stderr, "faultproxy: seed %" PRIu64 ", mode %s%s\n", p->o.seed,
-	        p->o.mode == F_MIXED ? "mixed" : fault_names[p->o.mode],
-	        p->o.connect ? ", CONNECT proxy" : "");
+		p->o.mode == F_MIXED ? "mixed" : fault_names[p->o.mode],
+		p->o.connect ? ", CONNECT proxy" : "");
 	fprintf(stderr, "listening on %s\n", shown);
 	p->lfd = fd;
 	return 0;
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned long long max,
-                      unsigned long long *ret)
+		      unsigned long long *ret)
 {
 	char *end;
 
@@ -775,32 +776,32 @@ static int parse_uint(const char *opt, const char *s, unsigned long long max,
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: faultproxy --listen ADDR:PORT --to ADDR:PORT [--seed N] [--mode MODE]\n"
-	        "                  [--connect] [--log FILE] [--stall-ms MS] [--stall-forever]\n"
-	        "                  [--max-bytes N] [--slice-bytes N]\n"
-	        "MODE: mixed (default), pass, cut-up, cut-down, stall, reset, slice\n");
+		"usage: faultproxy --listen ADDR:PORT --to ADDR:PORT [--seed N] [--mode MODE]\n"
+		"                  [--connect] [--log FILE] [--stall-ms MS] [--stall-forever]\n"
+		"                  [--max-bytes N] [--slice-bytes N]\n"
+		"MODE: mixed (default), pass, cut-up, cut-down, stall, reset, slice\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-	    {"listen", required_argument, NULL, 'l'},
-	    {"to", required_argument, NULL, 't'},
-	    {"seed", required_argument, NULL, 's'},
-	    {"mode", required_argument, NULL, 'm'},
-	    {"connect", no_argument, NULL, 'c'},
-	    {"log", required_argument, NULL, 'L'},
-	    {"stall-ms", required_argument, NULL, 'S'},
-	    {"stall-forever", no_argument, NULL, 'F'},
-	    {"max-bytes", required_argument, NULL, 'b'},
-	    {"slice-bytes", required_argument, NULL, 'B'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{ "listen", required_argument, NULL, 'l' },
+		{ "to", required_argument, NULL, 't' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "connect", no_argument, NULL, 'c' },
+		{ "log", required_argument, NULL, 'L' },
+		{ "stall-ms", required_argument, NULL, 'S' },
+		{ "stall-forever", no_argument, NULL, 'F' },
+		{ "max-bytes", required_argument, NULL, 'b' },
+		{ "slice-bytes", required_argument, NULL, 'B' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long v;
 	int opt, seed_set = 0;
 
-	*o = (struct options){.mode = F_MIXED, .stall_ms = 3000, .max_bytes = 2048};
+	*o = (struct options){ .mode = F_MIXED, .stall_ms = 3000, .max_bytes = 2048 };
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
@@ -877,8 +878,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 
 int main(int argc, char **argv)
 {
-	struct proxy p = {.lfd = -1, .logfd = -1};
-	struct sigaction sa = {.sa_handler = on_signal};
+	struct proxy p = { .lfd = -1, .logfd = -1 };
+	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t block, waitmask;
 	int rc = 2;
 

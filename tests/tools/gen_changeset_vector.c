@@ -16,9 +16,9 @@ int main(void)
 {
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
-	struct changeset_header h = {.seq = 1};
+	struct changeset_header h = { .seq = 1 };
 	struct change ch[VECTOR_CHANGES];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	uint8_t *buf = NULL, hash[32];
 	size_t len;
 

@@ -16,7 +16,7 @@ int main(void)
 	uint8_t hq_pk[crypto_sign_PUBLICKEYBYTES], hq_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
 	uint8_t device[CHANGESET_DEVICE_BYTES], *buf = NULL, hash[32];
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct downset d;
 	size_t len;
 	int r;

@@ -39,7 +39,7 @@ static void ok(int r, const struct fs_error *err)
 static void put(struct hqsql *db, const char *id, int64_t n, const void *b, size_t blen,
 		const char *s, int want)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql_stmt *st = NULL;
 	int r;
 
@@ -64,7 +64,7 @@ static void put(struct hqsql *db, const char *id, int64_t n, const void *b, size
 
 static int count(struct hqsql *db)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql_stmt *st = NULL;
 	int n;
 
@@ -78,23 +78,27 @@ static int count(struct hqsql *db)
 /* Every check that must give the same answer on both backends. */
 static void same_answers(struct hqsql *db)
 {
-	static const unsigned char blob[] = {0, 1, 2, 0xff, 0, '\\', 'x', 0x80};
+	static const unsigned char blob[] = { 0, 1, 2, 0xff, 0, '\\', 'x', 0x80 };
 	const char *name = "Ружичић Ђорђе, Ružičić Đorđe";
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql_stmt *st = NULL;
 	const unsigned char *got;
 	size_t len;
 	int r;
 
 	ok(hqsql_exec(db, "CREATE TABLE t(id TEXT PRIMARY KEY, n BIGINT, b BYTEA, s TEXT)",
-		      "create", &err), &err);
+		      "create", &err),
+	   &err);
 	put(db, "a", INT64_MAX, blob, sizeof(blob), name, HQSQL_DONE);
 	put(db, "b", INT64_MIN + 1, NULL, 0, NULL, HQSQL_DONE);
 	/* A taken key is -EEXIST on both. */
 	put(db, "a", 1, NULL, 0, NULL, -EEXIST);
 	/* Placeholders out of order, and a '?' inside a literal. */
-	ok(hqsql_prepare(db, "SELECT id, n, b, s, '?1 and ''?2''' FROM t WHERE n = ?2 OR id = ?1 "
-			     "ORDER BY id", &st, &err), &err);
+	ok(hqsql_prepare(db,
+			 "SELECT id, n, b, s, '?1 and ''?2''' FROM t WHERE n = ?2 OR id = ?1 "
+			 "ORDER BY id",
+			 &st, &err),
+	   &err);
 	hqsql_bind_text(st, 1, "b");
 	hqsql_bind_int64(st, 2, INT64_MAX);
 	CHECK(hqsql_step(st) == HQSQL_ROW);
@@ -155,7 +159,7 @@ static void same_answers(struct hqsql *db)
  * transaction, named, and never commits. */
 static void later(struct hqsql *db)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 	struct hqsql_stmt *st = NULL, *get = NULL;
 	int before = count(db), r;
 	char id[8];
@@ -230,7 +234,7 @@ static void later(struct hqsql *db)
 /* PostgreSQL: two connections, one writer at a time; named locks. */
 static void one_writer(struct hqsql *a, struct hqsql *b)
 {
-	struct fs_error err = {0};
+	struct fs_error err = { 0 };
 
 	ok(hqsql_exec(b, "SET lock_timeout = 200", "set lock_timeout", &err), &err);
 	ok(hqsql_begin(a, HQSQL_WRITE, &err), &err);
@@ -258,8 +262,8 @@ static void one_writer(struct hqsql *a, struct hqsql *b)
 
 int main(int argc, char **argv)
 {
-	const struct pgdb_config pc = {argc == 4 ? argv[2] : NULL, argc == 4 ? argv[3] : NULL, 0};
-	struct fs_error err = {0};
+	const struct pgdb_config pc = { argc == 4 ? argv[2] : NULL, argc == 4 ? argv[3] : NULL, 0 };
+	struct fs_error err = { 0 };
 	struct hqsql *lite = NULL, *pg = NULL, *pg2 = NULL;
 	PGconn *c1 = NULL, *c2 = NULL;
 	sqlite3 *l = NULL;

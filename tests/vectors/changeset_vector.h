@@ -14,8 +14,7 @@
 #define VECTOR_RECORD "0193a1b2-c3d4-7abc-8def-0123456789ab"
 
 /* Device Ed25519 seed: bytes 0x01..0x20; HQ X25519 seed: 0x21..0x40. */
-static inline void vector_keys(uint8_t *sign_pk, uint8_t *sign_sk, uint8_t *box_pk,
-			       uint8_t *box_sk)
+static inline void vector_keys(uint8_t *sign_pk, uint8_t *sign_sk, uint8_t *box_pk, uint8_t *box_sk)
 {
 	uint8_t seed[32];
 
@@ -38,13 +37,13 @@ static inline void vector_device_id(const uint8_t *sign_pk, uint8_t *device)
 
 static inline int vector_changes(struct change *c)
 {
-	static const char *const fields[VECTOR_CHANGES] = {"full_name", "household_size",
-							    "_deleted"};
-	static const char *const values[VECTOR_CHANGES] = {"\"Ружичић Ђорђе\"", "4", "true"};
-	static const hlc_t hlcs[VECTOR_CHANGES] = {0x0193a1b2c3d40000ULL, 0x0193a1b2c3d40000ULL,
-						   0x0193a1b2c3d50001ULL};
+	static const char *const fields[VECTOR_CHANGES] = { "full_name", "household_size",
+							    "_deleted" };
+	static const char *const values[VECTOR_CHANGES] = { "\"Ружичић Ђорђе\"", "4", "true" };
+	static const hlc_t hlcs[VECTOR_CHANGES] = { 0x0193a1b2c3d40000ULL, 0x0193a1b2c3d40000ULL,
+						    0x0193a1b2c3d50001ULL };
 	/* Version 3 carries them; earlier versions read as 0. */
-	static const uint32_t form_versions[VECTOR_CHANGES] = {2, 2, 0};
+	static const uint32_t form_versions[VECTOR_CHANGES] = { 2, 2, 0 };
 
 	memset(c, 0, sizeof(*c) * VECTOR_CHANGES);
 	for (int i = 0; i < VECTOR_CHANGES; i++) {

@@ -41,7 +41,7 @@ static inline void dvector_keys(uint8_t *hq_sign_pk, uint8_t *hq_sign_sk, uint8_
  * conflict, one form.  Free with downset_clear(). */
 static inline int dvector_downset(struct downset *d, const uint8_t *device)
 {
-	static const char *const scope[] = {"Tutin", "Бујановац"};
+	static const char *const scope[] = { "Tutin", "Бујановац" };
 	char dev_hex[DOWNSET_DEVICE_HEX];
 
 	memset(d, 0, sizeof(*d));
@@ -85,7 +85,8 @@ static inline int dvector_downset(struct downset *d, const uint8_t *device)
 	strcpy(d->forms[0].collection, "visits");
 	d->forms[0].version = 2;
 	d->forms[0].definition = cJSON_Parse(DVECTOR_FORM);
-	return d->conflicts[0].value_a && d->conflicts[0].value_b && d->forms[0].definition ? 0 : -1;
+	return d->conflicts[0].value_a && d->conflicts[0].value_b && d->forms[0].definition ? 0
+											    : -1;
 }
 
 #endif
