@@ -30,6 +30,7 @@
 #include "agent/synclog.h"
 #include "agent/attempt.h"
 #include "agent/ballast.h"
+#include "sync/clierr.h"
 #include "sync/ini.h"
 #include "crypto/secmem.h"
 #include "sync/changeset.h"
@@ -39,18 +40,9 @@
 
 /* ---- output and exit codes -------------------------------------------- */
 
-/* Exit statuses: fs_exit_code() in crypto/fserr.h. */
-enum exit_code {
-	EXIT_OK = FS_EXIT_OK,
-	EXIT_USAGE = FS_EXIT_USAGE,
-	EXIT_DATA = FS_EXIT_DATA,
-	EXIT_KEY = FS_EXIT_KEY,
-	EXIT_IO = FS_EXIT_IO,
-};
-
 int commands_fail(struct cli *c, const struct fs_error *e)
 {
-	fprintf(c->err, "fieldsync: %s\n", e->msg[0] ? e->msg : fs_strerror(e->code));
+	clierr_print(c->err, "fieldsync", e);
 	return commands_exit_code(e->code);
 }
 
@@ -67,13 +59,12 @@ int commands_exit_code(int code)
 int commands_usage_error(struct cli *c, const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
+	int r;
 
-	fprintf(c->err, "fieldsync%s%s: ", cmd ? " " : "", cmd ? cmd : "");
 	va_start(ap, fmt);
-	vfprintf(c->err, fmt, ap);
+	r = clierr_usagev(c->err, "fieldsync", cmd, fmt, ap);
 	va_end(ap);
-	fprintf(c->err, "\nTry 'fieldsync %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
-	return EXIT_USAGE;
+	return r;
 }
 
 #define usage_error(...) commands_usage_error(c, __VA_ARGS__)

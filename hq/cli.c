@@ -21,6 +21,7 @@
 #include "hq/audit.h"
 #include "hq/export.h"
 #include "hq/hqconfig.h"
+#include "sync/clierr.h"
 #include "sync/ini.h"
 #include "sync/log.h"
 #include "hq/downsync.h"
@@ -38,18 +39,9 @@
 
 /* ---- output and exit codes -------------------------------------------- */
 
-/* Exit statuses: fs_exit_code() in crypto/fserr.h. */
-enum exit_code {
-	EXIT_OK = FS_EXIT_OK,
-	EXIT_USAGE = FS_EXIT_USAGE,
-	EXIT_DATA = FS_EXIT_DATA,
-	EXIT_KEY = FS_EXIT_KEY,
-	EXIT_IO = FS_EXIT_IO,
-};
-
 static int fail(const struct fs_error *e)
 {
-	fprintf(stderr, "fieldsync-hq: %s\n", e->msg[0] ? e->msg : fs_strerror(e->code));
+	clierr_print(stderr, "fieldsync-hq", e);
 	return fs_exit_code(e->code);
 }
 
@@ -58,13 +50,12 @@ static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 static int usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
+	int r;
 
-	fprintf(stderr, "fieldsync-hq%s%s: ", cmd ? " " : "", cmd ? cmd : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	r = clierr_usagev(stderr, "fieldsync-hq", cmd, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'fieldsync-hq %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
-	return EXIT_USAGE;
+	return r;
 }
 
 static const char main_usage[] =

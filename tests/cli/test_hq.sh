@@ -18,6 +18,11 @@ done
 expect_exit 0 "$HQ" --help
 expect_exit 1 hq no-such-command
 expect_exit 1 hq export beneficiaries --format xml
+# A usage error names the program and command, and where help is
+# (sync/clierr.h, shared with fieldsync's).
+expect_exit 1 hq serve --no-such-option
+must_contain "$ERR" "fieldsync-hq serve: bad option"
+must_contain "$ERR" "Try 'fieldsync-hq serve --help'."
 
 # A strict config: an unknown key names its line.
 printf '[server]\nthreads = 2\nlisten_port = 1\n' > "$T/bad.conf"

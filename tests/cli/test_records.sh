@@ -89,6 +89,11 @@ must_contain "$OUT" "store ok"
 # Usage errors exit 1; --help everywhere exits 0.
 expect_exit 1 "$FIELDSYNC"
 expect_exit 1 fs frobnicate
+# A usage error names the program and command, and where help is
+# (sync/clierr.h, shared with fieldsync-hq's).
+expect_exit 1 fs visit list --no-such-option
+must_contain "$ERR" "fieldsync visit"
+must_contain "$ERR" "Try 'fieldsync visit"
 expect_exit 1 fs beneficiary add
 expect_exit 1 fs beneficiary show
 expect_exit 1 fs import visits
