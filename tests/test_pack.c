@@ -14,52 +14,12 @@
 #include "agent/store.h"
 #include "crypto/secmem.h"
 #include "sync/changeset.h"
+#include "tests/fixture.h"
 #include "tests/test.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static char pk_dir[4096];
 static uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES], hq_box_sk[crypto_box_SECRETKEYBYTES];
-
-static struct keystore_secret *pk_secret(void)
-{
-	struct keystore_secret *sec = NULL;
-	struct fs_error err = { 0 };
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/wrap.key", test_tmpdir());
-	if (access(path, F_OK) != 0)
-		ASSERT_OK(keystore_keygen(path, &err));
-	ASSERT_OK(keystore_secret_from_key_file(path, &sec, &err));
-	return sec;
-}
-
-static struct store *pk_open(const struct store_options *opt, int create)
-{
-	struct keystore_secret *sec = pk_secret();
-	struct fs_error err = { 0 };
-	struct store *s = NULL;
-
-	snprintf(pk_dir, sizeof(pk_dir), "%s/data", test_tmpdir());
-	if (create && store_create(pk_dir, sec, PWHASH_INTERACTIVE, NULL, &err) < 0)
-		TEST_FAIL("store_create: %s", err.msg);
-	if (store_open(pk_dir, sec, opt, &s, &err) < 0)
-		TEST_FAIL("store_open: %s", err.msg);
-	keystore_secret_free(sec);
-	return s;
-}
-
-static struct form *pk_form(const char *collection)
-{
-	struct fs_error err = { 0 };
-	struct form *f = NULL;
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s.json", test_forms_dir(), collection);
-	if (form_load_file(path, &f, &err) < 0)
-		TEST_FAIL("form_load_file: %s", err.msg);
-	return f;
-}
 
 /* Add n beneficiaries in one transaction; every third is then edited and
  * every seventh deleted, so the outbox holds edits and tombstones too. */
@@ -67,7 +27,7 @@ static void pk_add_people(struct store *s, int n)
 {
 	static const char *const names[] = { "Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žaklina",
 					     "Јовановић Милица" };
-	struct form *f = pk_form("beneficiaries");
+	struct form *f = fixture_form("beneficiaries");
 	struct fs_error err = { 0 };
 
 	ASSERT_OK(store_begin(s, &err));
@@ -94,18 +54,6 @@ static void pk_add_people(struct store *s, int n)
 	}
 	ASSERT_OK(store_commit(s, &err));
 	form_free(f);
-}
-
-static long long pk_count(struct store *s, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	long long n;
-
-	ASSERT_EQ(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
-	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
 }
 
 /* ---- checking the chain ------------------------------------------------ */
@@ -182,15 +130,17 @@ static long long pk_check_chain(struct store *s, size_t max_per_set)
 	sqlite3_finalize(rows);
 	/* Every packed row is in a set that exists, and packed rows come
 	 * before every unpacked one. */
-	ASSERT_EQ(pk_count(s, "SELECT count(*) FROM outbox WHERE changeset IS NOT NULL"),
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outbox WHERE changeset IS NOT NULL"),
 		  packed_rows);
-	ASSERT_EQ(pk_count(s,
-			   "SELECT count(*) FROM outbox WHERE changeset IS NOT NULL AND seq > "
-			   "(SELECT coalesce(min(seq), 1e18) FROM outbox WHERE changeset IS NULL)"),
+	ASSERT_EQ(fixture_count(
+			  s,
+			  "SELECT count(*) FROM outbox WHERE changeset IS NOT NULL AND seq > "
+			  "(SELECT coalesce(min(seq), 1e18) FROM outbox WHERE changeset IS NULL)"),
 		  0);
-	ASSERT_EQ(pk_count(s, "SELECT count(*) FROM (SELECT changeset, max(changeset) OVER (ORDER "
-			      "BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS m FROM "
-			      "outbox) WHERE changeset < m"),
+	ASSERT_EQ(fixture_count(
+			  s, "SELECT count(*) FROM (SELECT changeset, max(changeset) OVER (ORDER "
+			     "BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS m FROM "
+			     "outbox) WHERE changeset < m"),
 		  0);
 	return n;
 }
@@ -210,14 +160,14 @@ TEST(pack_outbox_chain_opens_to_outbox)
 	long long total, sets;
 
 	pk_hq_keys();
-	s = pk_open(NULL, 1);
+	s = fixture_store(NULL, NULL, 1);
 	pk_add_people(s, 40);
-	total = pk_count(s, "SELECT count(*) FROM outbox");
+	total = fixture_count(s, "SELECT count(*) FROM outbox");
 	ASSERT_OK(pack_outbox(s, hq_box_pk, 7, 0, &made, &err));
 	ASSERT_EQ(made, (total + 6) / 7);
 	sets = pk_check_chain(s, 7);
 	ASSERT_EQ(sets, (long long)made);
-	ASSERT_EQ(pk_count(s, "SELECT count(*) FROM outbox WHERE changeset IS NULL"), 0);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outbox WHERE changeset IS NULL"), 0);
 
 	/* Nothing left: no new set.  New changes continue the chain. */
 	ASSERT_OK(pack_outbox(s, hq_box_pk, 7, 0, &made, &err));
@@ -246,28 +196,28 @@ TEST(pack_outbox_bounds_respected)
 	char sql[128];
 
 	pk_hq_keys();
-	s = pk_open(NULL, 1);
+	s = fixture_store(NULL, NULL, 1);
 	pk_add_people(s, 10);
-	total = pk_count(s, "SELECT count(*) FROM outbox");
+	total = fixture_count(s, "SELECT count(*) FROM outbox");
 	/* A byte bound smaller than one change: one change per set. */
 	ASSERT_OK(pack_outbox(s, hq_box_pk, 1000, 1, &made, &err));
 	ASSERT_EQ(made, total);
 	ASSERT_EQ(pk_check_chain(s, 1), total);
-	ASSERT_EQ(pk_count(s, "SELECT max(changes) FROM outgoing"), 1);
+	ASSERT_EQ(fixture_count(s, "SELECT max(changes) FROM outgoing"), 1);
 
 	/* The change-count bound, and a byte bound of a few changes. */
 	pk_add_people(s, 30);
 	ASSERT_OK(pack_outbox(s, hq_box_pk, 3, 0, &made, &err));
-	ASSERT_EQ(pk_count(s, "SELECT max(changes) FROM outgoing"), 3);
+	ASSERT_EQ(fixture_count(s, "SELECT max(changes) FROM outgoing"), 3);
 	pk_add_people(s, 30);
-	before = pk_count(s, "SELECT max(seq) FROM outgoing");
+	before = fixture_count(s, "SELECT max(seq) FROM outgoing");
 	ASSERT_OK(pack_outbox(s, hq_box_pk, 1000, 400, &made, &err));
 	ASSERT_GT(made, 1);
 	snprintf(sql, sizeof(sql), "SELECT max(changes) FROM outgoing WHERE seq > %lld", before);
-	ASSERT_LE(pk_count(s, sql), 8); /* about 110 bytes a change */
+	ASSERT_LE(fixture_count(s, sql), 8); /* about 110 bytes a change */
 	pk_check_chain(s, 1000);
 	/* Every set is well under the wire limit. */
-	ASSERT_LE(pk_count(s, "SELECT max(length(body)) FROM outgoing"), CHANGESET_MAX_BYTES);
+	ASSERT_LE(fixture_count(s, "SELECT max(length(body)) FROM outgoing"), CHANGESET_MAX_BYTES);
 	store_close(s);
 }
 
@@ -297,7 +247,7 @@ static int pk_pack_killed(long n, long delay_us)
 		struct store *s;
 
 		kill_after = n;
-		s = pk_open(&opt, 0);
+		s = fixture_store(NULL, &opt, 0);
 		if (pack_outbox(s, hq_box_pk, 10, 0, NULL, &err) < 0) {
 			fprintf(stderr, "pack_outbox: %s\n", err.msg);
 			_exit(1);
@@ -324,9 +274,9 @@ TEST(pack_outbox_kill9_packs_whole_sets)
 	struct store *s;
 
 	pk_hq_keys();
-	s = pk_open(NULL, 1);
+	s = fixture_store(NULL, NULL, 1);
 	pk_add_people(s, 400);
-	total = pk_count(s, "SELECT count(*) FROM outbox");
+	total = fixture_count(s, "SELECT count(*) FROM outbox");
 	store_close(s);
 	srand((unsigned)time(NULL));
 	for (int round = 0; round < 12; round++) {
@@ -335,7 +285,7 @@ TEST(pack_outbox_kill9_packs_whole_sets)
 		long n = round % 2 == 0 ? 1 + rand() % 20 : 0;
 
 		killed += pk_pack_killed(n, 1000 + rand() % 60000);
-		s = pk_open(NULL, 0);
+		s = fixture_store(NULL, NULL, 0);
 		before = sets;
 		sets = pk_check_chain(s, 10);
 		ASSERT_GE(sets, before);
@@ -343,10 +293,10 @@ TEST(pack_outbox_kill9_packs_whole_sets)
 		store_close(s);
 	}
 	ASSERT_GT(killed, 0);
-	s = pk_open(NULL, 0);
+	s = fixture_store(NULL, NULL, 0);
 	ASSERT_OK(pack_outbox(s, hq_box_pk, 10, 0, &made, &err));
 	ASSERT_EQ(pk_check_chain(s, 10), (total + 9) / 10);
-	ASSERT_EQ(pk_count(s, "SELECT count(*) FROM outbox WHERE changeset IS NULL"), 0);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outbox WHERE changeset IS NULL"), 0);
 	ASSERT_OK(records_verify_outbox(s, &err));
 	store_close(s);
 }

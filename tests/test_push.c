@@ -24,36 +24,16 @@
 #include "sync/note.h"
 #include "sync/receipt.h"
 #include "sync/token.h"
+#include "tests/fixture.h"
 #include "tests/test.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static struct store *ph_open(void)
-{
-	struct keystore_secret *sec = NULL;
-	struct fs_error err = { 0 };
-	struct store *s = NULL;
-	char key[4096], dir[4096];
-
-	snprintf(key, sizeof(key), "%s/wrap.key", test_tmpdir());
-	snprintf(dir, sizeof(dir), "%s/data", test_tmpdir());
-	ASSERT_OK(keystore_keygen(key, &err));
-	ASSERT_OK(keystore_secret_from_key_file(key, &sec, &err));
-	if (store_create(dir, sec, PWHASH_INTERACTIVE, NULL, &err) < 0 ||
-	    store_open(dir, sec, NULL, &s, &err) < 0)
-		TEST_FAIL("store: %s", err.msg);
-	keystore_secret_free(sec);
-	return s;
-}
-
 static void ph_add(struct store *s, int n)
 {
 	struct fs_error err = { 0 };
-	struct form *f = NULL;
-	char path[4096];
+	struct form *f = fixture_form("beneficiaries");
 
-	snprintf(path, sizeof(path), "%s/beneficiaries.json", test_forms_dir());
-	ASSERT_OK(form_load_file(path, &f, &err));
 	ASSERT_OK(store_begin(s, &err));
 	for (int i = 0; i < n; i++) {
 		char id[UUID_TEXT_LEN + 1];
@@ -68,18 +48,6 @@ static void ph_add(struct store *s, int n)
 	}
 	ASSERT_OK(store_commit(s, &err));
 	form_free(f);
-}
-
-static long long ph_count(struct store *s, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	long long n;
-
-	ASSERT_EQ(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
-	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
 }
 
 /* ---- the fake HQ ------------------------------------------------------- */
@@ -208,7 +176,7 @@ static void fake_target(const struct fake_hq *hq, struct hqlink_target *t)
 static struct store *ph_packed(const struct fake_hq *hq, int n, unsigned long long *ret_sets)
 {
 	struct fs_error err = { 0 };
-	struct store *s = ph_open();
+	struct store *s = fixture_store(NULL, NULL, 1);
 
 	ph_add(s, n);
 	ASSERT_OK(pack_outbox(s, hq->box_pk, 4, 0, ret_sets, &err));
@@ -233,15 +201,16 @@ TEST(push_marks_only_verified_receipts)
 	if (push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err) < 0)
 		TEST_FAIL("push_pending: %s", err.msg);
 	ASSERT_EQ(st.sets, sets);
-	ASSERT_EQ(st.changes, ph_count(s, "SELECT count(*) FROM outbox"));
+	ASSERT_EQ(st.changes, fixture_count(s, "SELECT count(*) FROM outbox"));
 	ASSERT_EQ(st.quarantined, 0);
 	ASSERT_EQ(hq.calls, (int)sets);
 	for (int i = 0; i < hq.calls; i++)
 		ASSERT_EQ(hq.seen[i], i + 1);
 	ASSERT_STR_EQ(hq.url, "http://127.0.0.1:9/v1/changesets");
 	ASSERT_STR_EQ(hq.type, "application/vnd.fieldsync.changeset");
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL OR acked_at "
-			      "IS NULL"),
+	ASSERT_EQ(fixture_count(s,
+				"SELECT count(*) FROM outgoing WHERE receipt IS NULL OR acked_at "
+				"IS NULL"),
 		  0);
 	ASSERT_OK(push_count(s, &pending, &acked, &err));
 	ASSERT_EQ(pending, 0);
@@ -261,9 +230,11 @@ TEST(push_marks_only_verified_receipts)
 	ASSERT_EQ(st.quarantined, st.sets);
 	ASSERT_GT(st.sets, 0);
 	/* ... and marked in the outbox: the first change of each set. */
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outbox WHERE quarantined"), (long long)st.sets);
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outbox o WHERE quarantined AND seq != (SELECT "
-			      "min(seq) FROM outbox WHERE changeset = o.changeset)"),
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outbox WHERE quarantined"),
+		  (long long)st.sets);
+	ASSERT_EQ(fixture_count(
+			  s, "SELECT count(*) FROM outbox o WHERE quarantined AND seq != (SELECT "
+			     "min(seq) FROM outbox WHERE changeset = o.changeset)"),
 		  0);
 	store_close(s);
 }
@@ -289,8 +260,9 @@ TEST(push_rejects_bad_receipts)
 		ASSERT_STR_CONTAINS(err.msg, "not marked as sent");
 		ASSERT_EQ(hq.calls, 1);
 		ASSERT_EQ(st.sets, 0);
-		ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NOT NULL"),
-			  0);
+		ASSERT_EQ(
+			fixture_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NOT NULL"),
+			0);
 		store_close(s);
 		snprintf(dir, sizeof(dir), "rm -rf '%s'/*", test_tmpdir());
 		ASSERT_EQ(system(dir), 0);
@@ -321,7 +293,7 @@ TEST(push_revoked_overloaded_unreachable)
 	hq.mode = FAKE_DOWN;
 	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EHOSTUNREACH);
 	ASSERT_STR_CONTAINS(err.msg, "unreachable");
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NOT NULL"), 0);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NOT NULL"), 0);
 	ASSERT_EQ(st.sets, 0);
 
 	/* HQ back: everything goes, in order. */
@@ -360,7 +332,7 @@ TEST(push_sequence_gap_resends_what_hq_lost)
 		ASSERT_EQ(hq.seen[q - 2], q);
 	ASSERT_EQ(hq.calls, (int)(sets + 1 - 3 + 2));
 	ASSERT_EQ(hq.next_seq, sets + 2);
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 0);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 0);
 
 	/* HQ expecting a set this device never made is an error, not a loop. */
 	ph_add(s, 1);
@@ -370,7 +342,7 @@ TEST(push_sequence_gap_resends_what_hq_lost)
 	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EBADMSG);
 	ASSERT_STR_CONTAINS(err.msg, "expects change set");
 	ASSERT_EQ(hq.calls, 1);
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 1);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 1);
 	store_close(s);
 }
 
@@ -389,13 +361,13 @@ TEST(push_drop_acked_keeps_chain_and_receipts)
 	ASSERT_GE(sets, 4);
 	/* Nothing acknowledged yet: nothing is dropped. */
 	ASSERT_OK(push_drop_acked(s, &err));
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE length(body) = 0"), 0);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE length(body) = 0"), 0);
 	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
 	ASSERT_OK(push_drop_acked(s, &err));
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE length(body) = 0"),
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE length(body) = 0"),
 		  (long long)sets);
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL OR"
-			      " length(hash) != 32"),
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL OR"
+				   " length(hash) != 32"),
 		  0);
 	/* The chain goes on from the dropped sets' hashes. */
 	ph_add(s, 1);
@@ -411,7 +383,7 @@ TEST(push_drop_acked_keeps_chain_and_receipts)
 	ASSERT_OK(pack_outbox(s, hq.box_pk, 100, 0, &more, &err));
 	ASSERT_EQ(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err), -EBADMSG);
 	ASSERT_STR_CONTAINS(err.msg, "no longer holds");
-	ASSERT_EQ(ph_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 1);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE receipt IS NULL"), 1);
 	store_close(s);
 }
 
@@ -500,7 +472,7 @@ TEST(enroll_checks_hq_fingerprint_and_stores_keys)
 	struct enrolment e, back;
 	struct fs_error err = { 0 };
 	char text[TOKEN_TEXT_MAX], secret_b64[64];
-	struct store *s = ph_open();
+	struct store *s = fixture_store(NULL, NULL, 1);
 
 	/* HQ answering with keys other than the token's: nothing stored. */
 	fake_enroll_init(&fe, ENROLL_WRONG_KEYS, 0);
@@ -741,7 +713,7 @@ TEST(hqhistory_older_checkpoint_is_checked_not_feared)
 	struct hqhistory_result res;
 	struct fs_error err = { 0 };
 	struct hqlink_target tg;
-	struct store *s = ph_open();
+	struct store *s = fixture_store(NULL, NULL, 1);
 	char *n8, *n12, *n10, *forged;
 
 	crypto_sign_keypair(lg.sign_pk, lg.sign_sk);

@@ -16,24 +16,13 @@
 #include "agent/store.h"
 #include "agent/vfs.h"
 #include "crypto/secmem.h"
+#include "tests/fixture.h"
 #include "tests/test.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static char data_dir[4096];
-
-static struct keystore_secret *key_secret(void)
-{
-	struct keystore_secret *s = NULL;
-	struct fs_error err = { 0 };
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/wrap.key", test_tmpdir());
-	if (access(path, F_OK) != 0)
-		ASSERT_OK(keystore_keygen(path, &err));
-	ASSERT_OK(keystore_secret_from_key_file(path, &s, &err));
-	return s;
-}
+/* The store's directory (tests/fixture.h). */
+#define data_dir fixture_data_dir()
 
 static struct keystore_secret *pass_secret(const char *pass)
 {
@@ -41,35 +30,6 @@ static struct keystore_secret *pass_secret(const char *pass)
 
 	ASSERT_OK(keystore_secret_from_passphrase(pass, strlen(pass), &s));
 	return s;
-}
-
-static struct store *open_store(const struct keystore_secret *secret, int create)
-{
-	struct fs_error err = { 0 };
-	struct store *s = NULL;
-
-	snprintf(data_dir, sizeof(data_dir), "%s/data", test_tmpdir());
-	if (create) {
-		int r = store_create(data_dir, secret, PWHASH_INTERACTIVE, NULL, &err);
-
-		if (r < 0)
-			TEST_FAIL("store_create: %s", err.msg);
-	}
-	if (store_open(data_dir, secret, NULL, &s, &err) < 0)
-		TEST_FAIL("store_open: %s", err.msg);
-	return s;
-}
-
-static struct form *load_form(const char *collection)
-{
-	struct fs_error err = { 0 };
-	struct form *f = NULL;
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s.json", test_forms_dir(), collection);
-	if (form_load_file(path, &f, &err) < 0)
-		TEST_FAIL("form_load_file: %s", err.msg);
-	return f;
 }
 
 /* Add a valid beneficiary named name, in its own transaction. */
@@ -107,7 +67,7 @@ static int count_live(struct store *s, const struct form *f, struct fs_error *er
 
 static char *data_file(const char *name)
 {
-	static char path[sizeof(data_dir) + 512];
+	static char path[4096 + 512];
 
 	snprintf(path, sizeof(path), "%s/%s", data_dir, name);
 	return path;
@@ -157,17 +117,17 @@ static void flip_byte(const char *path, off_t off)
 
 TEST(store_roundtrip_serbian_names)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	const char *names[] = { "Ružičić Đorđe", "Ружичић Ђорђе", "Šćepanović Žaklina" };
 	char ids[3][UUID_TEXT_LEN + 1];
 	struct fs_error err = { 0 };
-	struct store *s = open_store(secret, 1);
+	struct store *s = fixture_store(secret, NULL, 1);
 
 	for (int i = 0; i < 3; i++)
 		add_person(s, f, names[i], ids[i]);
 	store_close(s);
-	s = open_store(secret, 0);
+	s = fixture_store(secret, NULL, 0);
 	for (int i = 0; i < 3; i++) {
 		cJSON *rec = NULL;
 
@@ -190,10 +150,10 @@ TEST(store_roundtrip_serbian_names)
 TEST(store_files_leak_nothing)
 {
 	static const char marker[] = "Ђурђевић-Đurđević-Marker";
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	char id[UUID_TEXT_LEN + 1];
-	struct store *s = open_store(secret, 1);
+	struct store *s = fixture_store(secret, NULL, 1);
 
 	for (int i = 0; i < 300; i++)
 		add_person(s, f, marker, id);
@@ -232,7 +192,7 @@ TEST(store_files_leak_nothing)
 static void fill_and_close(struct keystore_secret *secret, struct form *f, int n)
 {
 	char id[UUID_TEXT_LEN + 1];
-	struct store *s = open_store(secret, 1);
+	struct store *s = fixture_store(secret, NULL, 1);
 
 	for (int i = 0; i < n; i++)
 		add_person(s, f, "Petrović Marija", id);
@@ -242,8 +202,8 @@ static void fill_and_close(struct keystore_secret *secret, struct form *f, int n
 
 TEST(store_flipped_byte_names_page)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	struct stat st;
@@ -254,7 +214,7 @@ TEST(store_flipped_byte_names_page)
 	ASSERT_GT(st.st_size, 4 * FSVFS_PAGE_SIZE);
 	/* A byte in page 3 (the records table's pages start after the schema). */
 	flip_byte(data_file("store.db"), 2 * FSVFS_PAGE_SIZE + 700);
-	s = open_store(secret, 0);
+	s = fixture_store(secret, NULL, 0);
 	r = store_check(s, &err);
 	ASSERT_EQ(r, -FS_ECORRUPT);
 	ASSERT_STR_CONTAINS(err.msg, "store.db page 3");
@@ -263,7 +223,6 @@ TEST(store_flipped_byte_names_page)
 	/* Page 1 damaged: the store does not even open, and says why. */
 	flip_byte(data_file("store.db"), 2 * FSVFS_PAGE_SIZE + 700);
 	flip_byte(data_file("store.db"), 10);
-	snprintf(data_dir, sizeof(data_dir), "%s/data", test_tmpdir());
 	r = store_open(data_dir, secret, NULL, &s, &err);
 	ASSERT_EQ(r, -FS_ECORRUPT);
 	ASSERT_STR_CONTAINS(err.msg, "page 1");
@@ -273,8 +232,8 @@ TEST(store_flipped_byte_names_page)
 
 TEST(store_swapped_pages_detected)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	uint8_t a[FSVFS_PAGE_SIZE], b[FSVFS_PAGE_SIZE];
 	struct fs_error err = { 0 };
 	struct store *s;
@@ -288,7 +247,7 @@ TEST(store_swapped_pages_detected)
 	ASSERT_EQ(pwrite(fd, b, sizeof(b), 3 * FSVFS_PAGE_SIZE), (ssize_t)sizeof(b));
 	ASSERT_EQ(pwrite(fd, a, sizeof(a), 4 * FSVFS_PAGE_SIZE), (ssize_t)sizeof(a));
 	close(fd);
-	s = open_store(secret, 0);
+	s = fixture_store(secret, NULL, 0);
 	ASSERT_EQ(store_check(s, &err), -FS_ECORRUPT);
 	ASSERT_TRUE(strstr(err.msg, "page 4") || strstr(err.msg, "page 5"));
 	store_close(s);
@@ -306,7 +265,7 @@ static void write_and_die(struct keystore_secret *secret, struct form *f, int n)
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
 		char id[UUID_TEXT_LEN + 1];
-		struct store *s = open_store(secret, 0);
+		struct store *s = fixture_store(secret, NULL, 0);
 
 		for (int i = 0; i < n; i++)
 			add_person(s, f, "Jovanović Ana", id);
@@ -318,13 +277,13 @@ static void write_and_die(struct keystore_secret *secret, struct form *f, int n)
 
 TEST(store_flipped_wal_byte_detected)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	struct fs_error err = { 0 };
 	struct store *s;
 	int r;
 
-	store_close(open_store(secret, 1));
+	store_close(fixture_store(secret, NULL, 1));
 	write_and_die(secret, f, 5);
 	/* Frame 2's page: header 32, frame 1 (24 + page), frame header 24. */
 	flip_byte(data_file("store.db-wal"), 32 + (24 + FSVFS_PAGE_SIZE) + 24 + 333);
@@ -390,14 +349,14 @@ static void forge_frame_pgno(const char *wal, int frame, uint32_t new_pgno)
 
 TEST(store_relabelled_wal_frame_detected)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	struct fs_error err = { 0 };
 	uint8_t h2[24], h3[24];
 	struct store *s;
 	int fd, r;
 
-	store_close(open_store(secret, 1));
+	store_close(fixture_store(secret, NULL, 1));
 	write_and_die(secret, f, 5);
 	fd = open(data_file("store.db-wal"), O_RDONLY);
 	ASSERT_GE(fd, 0);
@@ -423,8 +382,8 @@ TEST(store_relabelled_wal_frame_detected)
 
 TEST(store_torn_wal_tail_recovers)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	uint8_t zeros[FSVFS_PAGE_SIZE / 2] = { 0 };
 	struct fs_error err = { 0 };
 	struct store *s;
@@ -433,7 +392,7 @@ TEST(store_torn_wal_tail_recovers)
 	pid_t pid;
 	int status, fd;
 
-	store_close(open_store(secret, 1));
+	store_close(fixture_store(secret, NULL, 1));
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
@@ -441,7 +400,7 @@ TEST(store_torn_wal_tail_recovers)
 		cJSON *o = cJSON_Parse("{\"full_name\":\"Lazić Ivana\",\"municipality\":\"Vranje\","
 				       "\"consent\":true}");
 
-		s = open_store(secret, 0);
+		s = fixture_store(secret, NULL, 0);
 		for (int i = 0; i < 20; i++)
 			add_person(s, f, "Lazić Ivana", id);
 		/* A big transaction spills uncommitted frames into the WAL. */
@@ -476,7 +435,7 @@ TEST(store_torn_wal_tail_recovers)
 	/* Like SQLite with a torn write: the uncommitted tail is dropped,
 	 * every commit before it survives, and nothing is reported as
 	 * tampering. */
-	s = open_store(secret, 0);
+	s = fixture_store(secret, NULL, 0);
 	ASSERT_EQ(count_live(s, f, &err), 20);
 	ASSERT_OK(store_check(s, &err));
 	ASSERT_OK(records_verify_outbox(s, &err));
@@ -487,19 +446,19 @@ TEST(store_torn_wal_tail_recovers)
 
 TEST(store_wal_recovery_after_kill9)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	struct fs_error err = { 0 };
 	struct store *s;
 	struct stat st;
 
-	store_close(open_store(secret, 1));
+	store_close(fixture_store(secret, NULL, 1));
 	write_and_die(secret, f, 60);
 	ASSERT_OK(stat(data_file("store.db-wal"), &st));
 	ASSERT_GT(st.st_size, 0);
 	/* Recovery re-reads every frame through the VFS and checks SQLite's
 	 * frame checksums: all 60 commits must be there. */
-	s = open_store(secret, 0);
+	s = fixture_store(secret, NULL, 0);
 	ASSERT_EQ(count_live(s, f, &err), 60);
 	ASSERT_OK(store_check(s, &err));
 	ASSERT_OK(records_verify_outbox(s, &err));
@@ -510,12 +469,12 @@ TEST(store_wal_recovery_after_kill9)
 
 TEST(store_large_sort_stays_in_memory)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	struct fs_error err = { 0 };
 	char id[UUID_TEXT_LEN + 1];
 	sqlite3_stmt *st;
-	struct store *s = open_store(secret, 1);
+	struct store *s = fixture_store(secret, NULL, 1);
 	int rows = 0;
 
 	for (int i = 0; i < 150; i++)
@@ -569,9 +528,9 @@ TEST(store_wrong_passphrase_refused)
 	static const char wrong[] = "wrong-Lozinka-Лозинка";
 	struct keystore_secret *good = pass_secret("ispravna lozinka 2026");
 	struct keystore_secret *bad = pass_secret(wrong);
-	struct keystore_secret *keyf = key_secret();
+	struct keystore_secret *keyf = fixture_key_secret();
 	struct fs_error err = { 0 };
-	struct store *s = open_store(good, 1);
+	struct store *s = fixture_store(good, NULL, 1);
 
 	store_close(s);
 	ASSERT_EQ(store_open(data_dir, bad, NULL, &s, &err), -FS_EKEY);
@@ -588,11 +547,11 @@ TEST(store_passwd_rewraps_without_touching_data)
 {
 	struct keystore_secret *a = pass_secret("prva lozinka 1"),
 			       *b = pass_secret("druga lozinka 2");
-	struct form *f = load_form("beneficiaries");
+	struct form *f = fixture_form("beneficiaries");
 	uint8_t before[32], after[32];
 	char id[UUID_TEXT_LEN + 1];
 	struct fs_error err = { 0 };
-	struct store *s = open_store(a, 1);
+	struct store *s = fixture_store(a, NULL, 1);
 
 	add_person(s, f, "Marković Milica", id);
 	store_close(s);
@@ -602,7 +561,7 @@ TEST(store_passwd_rewraps_without_touching_data)
 	file_hash(data_file("store.db"), after);
 	ASSERT_MEM_EQ(before, after, 32);
 	ASSERT_EQ(store_open(data_dir, a, NULL, &s, &err), -FS_EKEY);
-	s = open_store(b, 0);
+	s = fixture_store(b, NULL, 0);
 	ASSERT_EQ(count_live(s, f, &err), 1);
 	store_close(s);
 	form_free(f);
@@ -612,28 +571,16 @@ TEST(store_passwd_rewraps_without_touching_data)
 
 /* ---- records and outbox ----------------------------------------------- */
 
-static long long count_sql(struct store *s, const char *sql)
-{
-	sqlite3_stmt *st;
-	long long n;
-
-	ASSERT_EQ(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
-	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
 TEST(records_outbox_in_same_transaction)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	char id[UUID_TEXT_LEN + 1], id2[UUID_TEXT_LEN + 1];
 	struct fs_error err = { 0 };
 	cJSON *o = cJSON_Parse("{\"full_name\":\"Ilić Jelena\",\"municipality\":\"Bujanovac\","
 			       "\"consent\":true}");
 	cJSON *edit = cJSON_Parse("{\"household_size\":3,\"municipality\":\"Bujanovac\"}");
-	struct store *s = open_store(secret, 1);
+	struct store *s = fixture_store(secret, NULL, 1);
 
 	/* Outside a transaction: refused. */
 	ASSERT_EQ(records_add(s, f, o, NULL, id, &err), -FS_EUSAGE);
@@ -641,22 +588,22 @@ TEST(records_outbox_in_same_transaction)
 	ASSERT_OK(store_begin(s, &err));
 	ASSERT_OK(records_add(s, f, o, NULL, id, &err));
 	store_rollback(s);
-	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM records"), 0);
-	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM outbox"), 0);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM records"), 0);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outbox"), 0);
 	ASSERT_OK(store_begin(s, &err));
 	ASSERT_OK(records_add(s, f, o, NULL, id, &err));
 	ASSERT_OK(store_commit(s, &err));
-	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM outbox"), 3);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outbox"), 3);
 	/* Only the field that changed is a new change. */
 	ASSERT_OK(store_begin(s, &err));
 	ASSERT_OK(records_edit(s, f, id, edit, &err));
 	ASSERT_OK(store_commit(s, &err));
-	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM outbox"), 4);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outbox"), 4);
 	ASSERT_OK(store_begin(s, &err));
 	ASSERT_OK(records_delete(s, f, id, &err));
 	ASSERT_OK(store_commit(s, &err));
-	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM outbox WHERE field = '_deleted'"), 1);
-	ASSERT_EQ(count_sql(s, "SELECT count(DISTINCT hlc) FROM outbox"), 3);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outbox WHERE field = '_deleted'"), 1);
+	ASSERT_EQ(fixture_count(s, "SELECT count(DISTINCT hlc) FROM outbox"), 3);
 	ASSERT_OK(records_verify_outbox(s, &err));
 	/* Deleted records are gone from lists and cannot be edited. */
 	ASSERT_EQ(count_live(s, f, &err), 0);
@@ -684,8 +631,8 @@ TEST(records_outbox_in_same_transaction)
 
 TEST(records_validation_names_field)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *fb = load_form("beneficiaries"), *fv = load_form("visits");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *fb = fixture_form("beneficiaries"), *fv = fixture_form("visits");
 	char id[UUID_TEXT_LEN + 1];
 	struct fs_error err = { 0 };
 	cJSON *bad = cJSON_Parse("{\"full_name\":\"Tasić Vesna\",\"municipality\":\"Tutin\","
@@ -693,7 +640,7 @@ TEST(records_validation_names_field)
 	cJSON *visit =
 		cJSON_Parse("{\"beneficiary_id\":\"0193a1b2-c3d4-7abc-8def-0123456789ab\","
 			    "\"visit_date\":\"2026-11-20\",\"visit_type\":\"needs_assessment\"}");
-	struct store *s = open_store(secret, 1);
+	struct store *s = fixture_store(secret, NULL, 1);
 
 	ASSERT_OK(store_begin(s, &err));
 	ASSERT_EQ(records_add(s, fb, bad, NULL, id, &err), -FS_EVALID);
@@ -702,7 +649,7 @@ TEST(records_validation_names_field)
 	ASSERT_EQ(records_add(s, fv, visit, NULL, id, &err), -FS_EVALID);
 	ASSERT_STR_CONTAINS(err.msg, "beneficiary_id");
 	store_rollback(s);
-	ASSERT_EQ(count_sql(s, "SELECT count(*) FROM records"), 0);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM records"), 0);
 	cJSON_Delete(bad);
 	cJSON_Delete(visit);
 	store_close(s);
@@ -722,14 +669,13 @@ static long long file_size(const char *path)
 
 TEST(store_ballast_keeps_room_for_delivery)
 {
-	struct keystore_secret *secret = key_secret();
+	struct keystore_secret *secret = fixture_key_secret();
 	struct store_options opt = { .ballast_bytes = 256 * 1024 };
 	struct ballast_state b;
 	struct fs_error err = { 0 };
 	struct store *s = NULL, *sync = NULL;
 	char path[4200];
 
-	snprintf(data_dir, sizeof(data_dir), "%s/data", test_tmpdir());
 	ASSERT_OK(store_create(data_dir, secret, PWHASH_INTERACTIVE, NULL, &err));
 	ASSERT_OK(store_open(data_dir, secret, &opt, &s, &err));
 	ASSERT_OK(store_reopen(s, &sync, &err));
@@ -778,11 +724,11 @@ TEST(store_ballast_keeps_room_for_delivery)
  * opened, its records kept. */
 TEST(store_upgrades_version_1)
 {
-	struct keystore_secret *secret = key_secret();
-	struct form *f = load_form("beneficiaries");
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
 	char id[UUID_TEXT_LEN + 1];
 	struct fs_error err = { 0 };
-	struct store *s = open_store(secret, 1);
+	struct store *s = fixture_store(secret, NULL, 1);
 	sqlite3_stmt *st = NULL;
 
 	add_person(s, f, "Јовановић Јован", id);
@@ -794,7 +740,7 @@ TEST(store_upgrades_version_1)
 			       NULL, NULL, NULL),
 		  SQLITE_OK);
 	store_close(s);
-	s = open_store(secret, 0);
+	s = fixture_store(secret, NULL, 0);
 	ASSERT_EQ(sqlite3_prepare_v2(store_db(s),
 				     "SELECT (SELECT count(*) FROM field_clocks), "
 				     "(SELECT count(*) FROM hq_forms), "

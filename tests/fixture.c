@@ -1,0 +1,73 @@
+/* fixture.c - see fixture.h. */
+#include <stdio.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "crypto/pwhash.h"
+#include "tests/fixture.h"
+#include "tests/test.h"
+
+static char data_dir[4096];
+
+struct keystore_secret *fixture_key_secret(void)
+{
+	struct keystore_secret *sec = NULL;
+	struct fs_error err = { 0 };
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/wrap.key", test_tmpdir());
+	if (access(path, F_OK) != 0 && keystore_keygen(path, &err) < 0)
+		TEST_FAIL("keystore_keygen: %s", err.msg);
+	if (keystore_secret_from_key_file(path, &sec, &err) < 0)
+		TEST_FAIL("keystore_secret_from_key_file: %s", err.msg);
+	return sec;
+}
+
+const char *fixture_data_dir(void)
+{
+	snprintf(data_dir, sizeof(data_dir), "%s/data", test_tmpdir());
+	return data_dir;
+}
+
+struct store *fixture_store(const struct keystore_secret *secret, const struct store_options *opt,
+			    int create)
+{
+	struct keystore_secret *own = secret ? NULL : fixture_key_secret();
+	const char *dir = fixture_data_dir();
+	struct fs_error err = { 0 };
+	struct store *s = NULL;
+
+	if (!secret)
+		secret = own;
+	if (create && store_create(dir, secret, PWHASH_INTERACTIVE, NULL, &err) < 0)
+		TEST_FAIL("store_create: %s", err.msg);
+	if (store_open(dir, secret, opt, &s, &err) < 0)
+		TEST_FAIL("store_open: %s", err.msg);
+	keystore_secret_free(own);
+	return s;
+}
+
+struct form *fixture_form(const char *collection)
+{
+	struct fs_error err = { 0 };
+	struct form *f = NULL;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s.json", test_forms_dir(), collection);
+	if (form_load_file(path, &f, &err) < 0)
+		TEST_FAIL("form_load_file %s: %s", path, err.msg);
+	return f;
+}
+
+long long fixture_count(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long n;
+
+	if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		TEST_FAIL("%s: %s", sql, sqlite3_errmsg(store_db(s)));
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}

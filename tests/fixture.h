@@ -1,0 +1,31 @@
+/* fixture.h - what the store-level unit tests set up alike: a key file,
+ * an encrypted store in the test's directory, the default forms, a count
+ * by SQL.  Each call fails the test (TEST_FAIL) when it cannot do its job,
+ * so callers need not check.  One test at a time (the runner forks per
+ * test); strings returned are the fixture's own.
+ */
+#ifndef FS_TEST_FIXTURE_H
+#define FS_TEST_FIXTURE_H
+
+#include "agent/keystore.h"
+#include "agent/store.h"
+#include "sync/form.h"
+
+/* A key file in the test's directory (made on first use), as a secret
+ * the caller frees with keystore_secret_free(). */
+struct keystore_secret *fixture_key_secret(void);
+
+/* The store in <test dir>/data: created first when create is set, then
+ * opened with secret (NULL: fixture_key_secret()) and opt (may be NULL). */
+struct store *fixture_store(const struct keystore_secret *secret, const struct store_options *opt,
+			    int create);
+/* <test dir>/data, the directory fixture_store() uses. */
+const char *fixture_data_dir(void);
+
+/* The default form of collection, from conf/forms; form_free() it. */
+struct form *fixture_form(const char *collection);
+
+/* The single integer sql answers on the store's connection. */
+long long fixture_count(struct store *s, const char *sql);
+
+#endif
