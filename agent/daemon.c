@@ -1102,12 +1102,152 @@ static int handle_signals(struct agent *a)
 	return 0;
 }
 
+/* The poll set: these first, then one slot per client that waits for
+ * something (slot[] says which). */
+enum poll_slot { POLL_SIGNALS, POLL_JOB, POLL_NETWORK, POLL_LISTEN, POLL_CLIENTS };
+
+/* Start a push that is due and feed the watchdog; returns when the loop
+ * must wake next for them. */
+static uint64_t timers_run(struct agent *a, uint64_t now)
+{
+	uint64_t wake = NEVER;
+
+	if (a->next_push != NEVER && !a->running && now >= a->next_push) {
+		a->next_push = NEVER;
+		a->next_wall = 0;
+		if (a->store && !a->halted && job_start(a, JOB_PUSH) < 0) {
+			answer_parked(a,
+				      "fieldsync: the agent could not start a push; "
+				      "see its log\n",
+				      FS_EXIT_IO);
+			schedule(a, (uint64_t)a->c->cfg.retry_max * 1000);
+		}
+	}
+	if (a->wd_interval && now >= a->next_wd) {
+		sd_notify(0, "WATCHDOG=1");
+		a->next_wd = now + a->wd_interval;
+	}
+	if (!a->running && a->next_push < wake)
+		wake = a->next_push;
+	if (a->wd_interval && a->next_wd < wake)
+		wake = a->next_wd;
+	return wake;
+}
+
+/* Fill the poll set; *wake comes down to the clients' deadlines.
+ * Returns its size. */
+static nfds_t poll_fill(struct agent *a, struct pollfd *pfd, struct client **slot, uint64_t *wake)
+{
+	nfds_t n = POLL_CLIENTS;
+
+	pfd[POLL_SIGNALS] = (struct pollfd){ .fd = a->sfd, .events = POLLIN };
+	pfd[POLL_JOB] = (struct pollfd){ .fd = a->efd, .events = POLLIN };
+	pfd[POLL_NETWORK] = (struct pollfd){ .fd = a->nfd, .events = POLLIN };
+	pfd[POLL_LISTEN] = (struct pollfd){ .fd = a->lfd, .events = POLLIN };
+	for (size_t i = 0; i < CLIENTS_MAX; i++) {
+		struct client *cl = &a->clients[i];
+
+		if (cl->fd < 0)
+			continue;
+		if (cl->in_job) {
+			continue; /* the worker thread answers it */
+		} else if (cl->out_len) {
+			pfd[n] = (struct pollfd){ .fd = cl->fd, .events = POLLOUT };
+			if (cl->write_deadline < *wake)
+				*wake = cl->write_deadline;
+		} else if (!cl->wait_gen) {
+			pfd[n] = (struct pollfd){ .fd = cl->fd, .events = POLLIN };
+			if (cl->deadline < *wake)
+				*wake = cl->deadline;
+		} else {
+			/* Parked until its push ends; a hang-up frees it. */
+			pfd[n] = (struct pollfd){ .fd = cl->fd, .events = 0 };
+		}
+		slot[n++] = cl;
+	}
+	return n;
+}
+
+/* poll's timeout for a wake-up at wake: -1 for none, at most an hour. */
+static int poll_timeout(uint64_t wake, uint64_t now)
+{
+	if (wake == NEVER)
+		return -1;
+	return wake <= now ? 0 : (int)(wake - now > 3600000 ? 3600000 : wake - now);
+}
+
+/* The network changed: try soon, and start the backoff again, since what
+ * failed before may work now.  With nothing to send the attempt ends
+ * before any HTTP. */
+static void network_changed(struct agent *a)
+{
+	a->failures = 0;
+	a->next_push = NEVER;
+	/* Pull too, once: HQ may hold news for this scope. */
+	if (!a->want_pull)
+		a->want_pull = ATTEMPT_PULL_ALWAYS;
+	schedule(a, NET_SETTLE_MS);
+	log_msg(LOG_INFO, "network change: pushing and pulling");
+}
+
+/* Read, write or let go of each client in the poll set. */
+static void clients_serve(struct agent *a, const struct pollfd *pfd, struct client *const *slot,
+			  nfds_t n)
+{
+	uint64_t now = hlc_mono_ms();
+
+	for (nfds_t i = POLL_CLIENTS; i < n; i++) {
+		struct client *cl = slot[i];
+
+		if (cl->fd < 0 || cl->in_job)
+			continue;
+		if (cl->wait_gen && (pfd[i].revents & (POLLHUP | POLLERR)))
+			client_close(cl);
+		else if (cl->wait_gen)
+			continue;
+		else if (pfd[i].revents & POLLOUT)
+			client_write(cl);
+		else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+			client_read(a, cl);
+		else if (cl->out_len && now >= cl->write_deadline)
+			client_close(cl); /* never took its answer */
+		else if (!cl->out_len && now >= cl->deadline)
+			client_close(cl);
+	}
+}
+
+/* The event loop, until a signal ends it; the exit status. */
+static int loop_run(struct agent *a, gid_t group)
+{
+	struct pollfd pfd[POLL_CLIENTS + CLIENTS_MAX];
+	struct client *slot[POLL_CLIENTS + CLIENTS_MAX];
+
+	for (;;) {
+		uint64_t now = hlc_mono_ms(), wake = timers_run(a, now);
+		nfds_t n = poll_fill(a, pfd, slot, &wake);
+		int up;
+
+		if (poll(pfd, n, poll_timeout(wake, now)) < 0 && errno != EINTR) {
+			log_msg(LOG_ERR, "poll: %s", strerror(errno));
+			return FS_EXIT_IO;
+		}
+		if ((pfd[POLL_SIGNALS].revents & POLLIN) && handle_signals(a))
+			return FS_EXIT_OK;
+		if ((pfd[POLL_JOB].revents & POLLIN) && a->running)
+			job_finished(a);
+		if ((pfd[POLL_NETWORK].revents & POLLIN) && netwatch_read(a->nfd, &up) == 0 && up &&
+		    a->store && !a->halted)
+			network_changed(a);
+		if (pfd[POLL_LISTEN].revents & POLLIN)
+			client_accept(a, group);
+		clients_serve(a, pfd, slot, n);
+	}
+}
+
 int daemon_run(struct cli *c)
 {
 	struct agent a = { .c = c, .lfd = -1, .nfd = -1, .sfd = -1, .efd = -1, .next_push = NEVER };
-	struct pollfd pfd[4 + CLIENTS_MAX];
 	struct fs_error err = { 0 };
-	struct client *slot[4 + CLIENTS_MAX];
 	gid_t group;
 	int status = FS_EXIT_OK;
 
@@ -1129,104 +1269,7 @@ int daemon_run(struct cli *c)
 	unlock_at_start(&a);
 	sd_notify(0, "READY=1");
 	notify_status(&a);
-	for (;;) {
-		uint64_t now = hlc_mono_ms(), wake = NEVER;
-		nfds_t n = 0;
-		int timeout, up;
-
-		if (a.next_push != NEVER && !a.running && now >= a.next_push) {
-			a.next_push = NEVER;
-			a.next_wall = 0;
-			if (a.store && !a.halted && job_start(&a, JOB_PUSH) < 0) {
-				answer_parked(&a,
-					      "fieldsync: the agent could not start a push; "
-					      "see its log\n",
-					      FS_EXIT_IO);
-				schedule(&a, (uint64_t)c->cfg.retry_max * 1000);
-			}
-		}
-		if (a.wd_interval && now >= a.next_wd) {
-			sd_notify(0, "WATCHDOG=1");
-			a.next_wd = now + a.wd_interval;
-		}
-		if (!a.running && a.next_push < wake)
-			wake = a.next_push;
-		if (a.wd_interval && a.next_wd < wake)
-			wake = a.next_wd;
-		pfd[n++] = (struct pollfd){ .fd = a.sfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = a.efd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = a.nfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = a.lfd, .events = POLLIN };
-		for (size_t i = 0; i < CLIENTS_MAX; i++) {
-			struct client *cl = &a.clients[i];
-
-			if (cl->fd < 0)
-				continue;
-			if (cl->in_job) {
-				continue; /* the worker thread answers it */
-			} else if (cl->out_len) {
-				pfd[n] = (struct pollfd){ .fd = cl->fd, .events = POLLOUT };
-				if (cl->write_deadline < wake)
-					wake = cl->write_deadline;
-			} else if (!cl->wait_gen) {
-				pfd[n] = (struct pollfd){ .fd = cl->fd, .events = POLLIN };
-				if (cl->deadline < wake)
-					wake = cl->deadline;
-			} else {
-				/* Parked until its push ends; a hang-up frees it. */
-				pfd[n] = (struct pollfd){ .fd = cl->fd, .events = 0 };
-			}
-			slot[n++] = cl;
-		}
-		if (wake == NEVER)
-			timeout = -1;
-		else
-			timeout = wake <= now ? 0
-					      : (int)(wake - now > 3600000 ? 3600000 : wake - now);
-		if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
-			log_msg(LOG_ERR, "poll: %s", strerror(errno));
-			status = FS_EXIT_IO;
-			break;
-		}
-		if ((pfd[0].revents & POLLIN) && handle_signals(&a))
-			break;
-		if ((pfd[1].revents & POLLIN) && a.running)
-			job_finished(&a);
-		if ((pfd[2].revents & POLLIN) && netwatch_read(a.nfd, &up) == 0 && up && a.store &&
-		    !a.halted) {
-			/* The network changed: try soon, and start the backoff
-			 * again, since what failed before may work now.  With
-			 * nothing to send the attempt ends before any HTTP. */
-			a.failures = 0;
-			a.next_push = NEVER;
-			/* Pull too, once: HQ may hold news for this scope. */
-			if (!a.want_pull)
-				a.want_pull = ATTEMPT_PULL_ALWAYS;
-			schedule(&a, NET_SETTLE_MS);
-			log_msg(LOG_INFO, "network change: pushing and pulling");
-		}
-		if (pfd[3].revents & POLLIN)
-			client_accept(&a, group);
-		now = hlc_mono_ms();
-		for (nfds_t i = 4; i < n; i++) {
-			struct client *cl = slot[i];
-
-			if (cl->fd < 0 || cl->in_job)
-				continue;
-			if (cl->wait_gen && (pfd[i].revents & (POLLHUP | POLLERR)))
-				client_close(cl);
-			else if (cl->wait_gen)
-				continue;
-			else if (pfd[i].revents & POLLOUT)
-				client_write(cl);
-			else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-				client_read(&a, cl);
-			else if (cl->out_len && now >= cl->write_deadline)
-				client_close(cl); /* never took its answer */
-			else if (!cl->out_len && now >= cl->deadline)
-				client_close(cl);
-		}
-	}
+	status = loop_run(&a, group);
 out:
 	shut_down(&a);
 	log_msg(LOG_INFO, "stopped");
