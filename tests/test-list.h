@@ -57,6 +57,7 @@ TEST_ENTRY(form_value_from_text_conversions)
 /* agent */
 TEST_ENTRY(store_roundtrip_serbian_names)
 TEST_ENTRY(store_upgrades_version_1)
+TEST_ENTRY(store_full_disk_at_commit_loses_nothing)
 TEST_ENTRY(store_files_leak_nothing)
 TEST_ENTRY(store_flipped_byte_names_page)
 TEST_ENTRY(store_swapped_pages_detected)

@@ -16,6 +16,7 @@
 #include "agent/store.h"
 #include "agent/vfs.h"
 #include "crypto/secmem.h"
+#include "tests/faultvfs.h"
 #include "tests/fixture.h"
 #include "tests/test.h"
 
@@ -143,6 +144,54 @@ TEST(store_roundtrip_serbian_names)
 	ASSERT_OK(store_check(s, &err));
 	ASSERT_OK(records_verify_outbox(s, &err));
 	store_close(s);
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+/* One write fails as a full disk would (tests/faultvfs.h, under the
+ * encryption VFS): the commit says so, nothing of it stays, the store is
+ * whole, and the same write goes through once there is room. */
+TEST(store_full_disk_at_commit_loses_nothing)
+{
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
+	struct store_options opt = { .under_vfs = faultvfs() };
+	const struct faultvfs_plan full = { .fail_write_at = 1, .write_error = SQLITE_FULL };
+	const struct faultvfs_plan room = { 0 };
+	char id[UUID_TEXT_LEN + 1];
+	struct fs_error err = { 0 };
+	struct store *s = fixture_store(secret, NULL, 1);
+	cJSON *o = cJSON_CreateObject();
+	int r;
+
+	ASSERT_TRUE(opt.under_vfs != NULL);
+	add_person(s, f, "Ružičić Đorđe", id);
+	store_close(s);
+	s = fixture_store(secret, &opt, 0);
+	cJSON_AddStringToObject(o, "full_name", "Ружичић Ђорђе");
+	cJSON_AddStringToObject(o, "municipality", "Sremska Mitrovica");
+	cJSON_AddStringToObject(o, "status", "idp");
+	cJSON_AddNumberToObject(o, "household_size", 4);
+	cJSON_AddBoolToObject(o, "consent", 1);
+	faultvfs_arm(&full);
+	ASSERT_OK(store_begin(s, &err));
+	if ((r = records_add(s, f, o, NULL, id, &err)) == 0)
+		r = store_commit(s, &err);
+	ASSERT_EQ(r, -ENOSPC);
+	ASSERT_TRUE(faultvfs_state()->failed);
+	ASSERT_STR_CONTAINS(err.msg, "full");
+	store_rollback(s);
+	faultvfs_arm(&room);
+	ASSERT_EQ(count_live(s, f, &err), 1);
+	ASSERT_OK(store_check(s, &err));
+	add_person(s, f, "Ружичић Ђорђе", id);
+	store_close(s);
+	s = fixture_store(secret, NULL, 0);
+	ASSERT_EQ(count_live(s, f, &err), 2);
+	ASSERT_OK(store_check(s, &err));
+	ASSERT_OK(records_verify_outbox(s, &err));
+	store_close(s);
+	cJSON_Delete(o);
 	form_free(f);
 	keystore_secret_free(secret);
 }

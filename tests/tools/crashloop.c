@@ -69,8 +69,8 @@
  * and exits 0, or names the failure and exits 1 (2 for bad usage or
  * setup).  Test data is synthetic.
  *
- * Sections: options and randomness; the fault VFS; the child; running an
- * iteration; the checks; the final push; main.
+ * Sections: options and randomness; the child's pipe; the child; running
+ * an iteration; the checks; the final push; main.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -105,19 +105,18 @@
 #include "sync/form.h"
 #include "sync/receipt.h"
 #include "sync/uuid.h"
+#include "tests/faultvfs.h"
 
 /* ---- options and randomness -------------------------------------------- */
 
 #define CRASH_DEFAULT_ITERATIONS 500
-#define CRASH_FULL_SCAN_EVERY 4	  /* iterations between page-by-page scans */
-#define CRASH_MAX_OPS 5		  /* operations per child */
-#define CRASH_UNDO_MAX (16 << 20) /* bytes of one truncation a power cut can undo */
+#define CRASH_FULL_SCAN_EVERY 4 /* iterations between page-by-page scans */
+#define CRASH_MAX_OPS 5		/* operations per child */
 
 enum op_kind { OP_INSERT, OP_IMPORT, OP_PACK, OP_ACK, OP_EDIT, OP_KINDS };
 static const char *const op_names[OP_KINDS] = { "insert", "import", "pack", "ack", "edit" };
 
 enum plan_kind { PLAN_CLEAN, PLAN_SIGKILL, PLAN_KILL, PLAN_TORN, PLAN_POWERCUT, PLAN_IOERR };
-enum die_how { DIE_NONE, DIE_KILL, DIE_TORN, DIE_POWERCUT };
 
 /* One child's plan; every choice the child makes comes from seed. */
 struct plan {
@@ -128,29 +127,13 @@ struct plan {
 	int sticky;		     /* after the first failure, fail all I/O */
 	unsigned long die_at_write;  /* crash at this xWrite ... */
 	unsigned long die_at_sync;   /* ... or this xSync */
-	enum die_how how;
+	enum faultvfs_death how;
 	unsigned kill_after_ms; /* PLAN_SIGKILL: the parent's delay */
 	int autocheckpoint;	/* PRAGMA wal_autocheckpoint for the child */
 	int nops;
 	enum op_kind ops[CRASH_MAX_OPS];
 	uint64_t seed;
 };
-
-/* splitmix64: small, seedable, good enough to pick faults. */
-static uint64_t rng_next(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n); n > 0. */
-static unsigned long rng_below(uint64_t *state, unsigned long n)
-{
-	return (unsigned long)(rng_next(state) % n);
-}
 
 static uint64_t mono_ms(void)
 {
@@ -160,37 +143,10 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- the fault VFS ------------------------------------------------------- */
+/* ---- the child's pipe ------------------------------------------------- */
 
-/* A write made since its file's last sync, and what it replaced: enough
- * for a power cut to put the old bytes back. */
-struct undo {
-	struct ffile *file;
-	sqlite3_int64 off;
-	size_t len;
-	sqlite3_int64 old_size; /* file size before the write */
-	uint8_t *old;		/* len bytes; zeros past old_size */
-};
-
-/* The fault VFS's file: ours first, the real one right after it. */
-struct ffile {
-	sqlite3_file base;  /* our methods; must be first */
-	sqlite3_file *real; /* the unix VFS's file */
-};
-
-/* Per process; set up in the child before it opens the store. */
-static struct {
-	sqlite3_vfs vfs;   /* registered as "crashloop-fault" */
-	sqlite3_vfs *real; /* the default VFS */
-	struct plan plan;
-	uint64_t rng; /* torn lengths, lost writes */
-	unsigned long writes, syncs, truncs;
-	int failed;	   /* a fault was injected */
-	int failing;	   /* sticky: every write, sync, truncate fails */
-	int report_fd;	   /* the pipe to the parent; -1 in the parent */
-	struct undo *undo; /* only for DIE_POWERCUT */
-	size_t nundo, capundo;
-} fault = { .report_fd = -1 };
+/* The pipe to the parent; -1 in the parent. */
+static int report_fd = -1;
 
 /* A line to the parent.  write(2) only: the child may die right after. */
 static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -201,7 +157,7 @@ static void report(const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (fault.report_fd < 0)
+	if (report_fd < 0)
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line), fmt, ap);
@@ -212,473 +168,8 @@ static void report(const char *fmt, ...)
 		n = sizeof(line) - 1;
 	/* A short write to a pipe of under PIPE_BUF bytes does not happen;
 	 * a failed one means the parent is gone, and the child dies soon. */
-	if (write(fault.report_fd, line, (size_t)n) < 0)
+	if (write(report_fd, line, (size_t)n) < 0)
 		return;
-}
-
-#define REAL(file) (((struct ffile *)(file))->real)
-
-/* Should this call fail?  at is the plan's index for this kind of call. */
-static int fault_should_fail(unsigned long at, unsigned long n, const char *what)
-{
-	if (fault.failing)
-		return 1;
-	if (at == 0 || at != n)
-		return 0;
-	fault.failed = 1;
-	fault.failing = fault.plan.sticky;
-	report("F %s %lu%s\n", what, n, fault.plan.sticky ? " sticky" : "");
-	return 1;
-}
-
-static void fault_undo_forget(struct ffile *f)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < fault.nundo; i++) {
-		if (fault.undo[i].file == f)
-			free(fault.undo[i].old);
-		else
-			fault.undo[j++] = fault.undo[i];
-	}
-	fault.nundo = j;
-}
-
-/* SQLite's unix VFS reads or writes at most 128 KiB in one call (it
- * masks the length to 17 bits: its own calls are a page or a header).
- * The undo log captures and puts back whole truncated WAL tails, which
- * are larger: so in pieces, every piece checked.  Before this, a
- * truncated WAL over 128 KiB came back cut short at a power cut, and
- * the store looked corrupt for a fault the disk could not have made. */
-#define FAULT_IO_CHUNK (64 * 1024)
-
-static int real_read_all(struct ffile *f, uint8_t *buf, size_t len, sqlite3_int64 off)
-{
-	for (size_t done = 0; done < len;) {
-		size_t n = len - done < FAULT_IO_CHUNK ? len - done : FAULT_IO_CHUNK;
-		int rc = f->real->pMethods->xRead(f->real, buf + done, (int)n,
-						  off + (sqlite3_int64)done);
-
-		if (rc != SQLITE_OK)
-			return rc;
-		done += n;
-	}
-	return SQLITE_OK;
-}
-
-static int real_write_all(struct ffile *f, const uint8_t *buf, size_t len, sqlite3_int64 off)
-{
-	for (size_t done = 0; done < len;) {
-		size_t n = len - done < FAULT_IO_CHUNK ? len - done : FAULT_IO_CHUNK;
-		int rc = f->real->pMethods->xWrite(f->real, buf + done, (int)n,
-						   off + (sqlite3_int64)done);
-
-		if (rc != SQLITE_OK)
-			return rc;
-		done += n;
-	}
-	return SQLITE_OK;
-}
-
-/* Remember what [off, off+len) of f holds before it is overwritten. */
-static int fault_undo_record(struct ffile *f, sqlite3_int64 off, size_t len)
-{
-	sqlite3_int64 size = 0;
-	struct undo *u;
-	int rc;
-
-	if (fault.nundo == fault.capundo) {
-		size_t cap = fault.capundo ? 2 * fault.capundo : 64;
-		struct undo *p = realloc(fault.undo, cap * sizeof(*p));
-
-		if (!p)
-			return SQLITE_NOMEM;
-		fault.undo = p;
-		fault.capundo = cap;
-	}
-	if ((rc = f->real->pMethods->xFileSize(f->real, &size)) != SQLITE_OK)
-		return rc;
-	u = &fault.undo[fault.nundo];
-	u->old = calloc(1, len ? len : 1);
-	if (!u->old)
-		return SQLITE_NOMEM;
-	u->file = f;
-	u->off = off;
-	u->len = len;
-	u->old_size = size;
-	if (off < size) {
-		size_t have = (size_t)(size - off) < len ? (size_t)(size - off) : len;
-
-		if ((rc = real_read_all(f, u->old, have, off)) != SQLITE_OK) {
-			free(u->old);
-			return rc;
-		}
-	}
-	fault.nundo++;
-	return SQLITE_OK;
-}
-
-/* Power cut: every write since its file's last sync is lost (all of
- * them, or each with even odds; the disk may have written any of them
- * or none).  Undone newest first, so each byte ends up holding a value
- * it had at some moment since the last sync. */
-static void fault_power_cut(void)
-{
-	int lose_all = rng_below(&fault.rng, 5) < 2;
-	size_t lost = 0;
-
-	for (size_t i = fault.nundo; i-- > 0;) {
-		struct undo *u = &fault.undo[i];
-
-		if (!lose_all && rng_below(&fault.rng, 2))
-			continue;
-		if (real_write_all(u->file, u->old, u->len, u->off) != SQLITE_OK) {
-			/* The model itself failed: say so, rather than leave a state
-			 * no disk could have produced for the checks to find. */
-			report("E power cut model: putting back %zu bytes at %lld failed\n", u->len,
-			       (long long)u->off);
-			_exit(98);
-		}
-		lost++;
-		u->len = 0; /* marks it undone */
-	}
-	/* A file whose every unsynced write was lost is back to its size at
-	 * the last sync. */
-	for (size_t i = 0; i < fault.nundo; i++) {
-		struct ffile *f = fault.undo[i].file;
-		int all = 1;
-
-		if (!f)
-			continue;
-		for (size_t j = i; j < fault.nundo; j++)
-			if (fault.undo[j].file == f && fault.undo[j].len)
-				all = 0;
-		if (all)
-			f->real->pMethods->xTruncate(f->real, fault.undo[i].old_size);
-		for (size_t j = i + 1; j < fault.nundo; j++)
-			if (fault.undo[j].file == f)
-				fault.undo[j].file = NULL;
-	}
-	report("K powercut lost %zu of %zu unsynced writes\n", lost, fault.nundo);
-}
-
-/* Die at this write (buf, amt, off) or sync (buf NULL), as planned. */
-static void fault_crash(struct ffile *f, const void *buf, int amt, sqlite3_int64 off,
-			const char *what, unsigned long n)
-{
-	int torn = 0;
-
-	if (fault.plan.how == DIE_POWERCUT) {
-		fault_power_cut();
-		torn = buf && amt > 1 && rng_below(&fault.rng, 2);
-	} else if (fault.plan.how == DIE_TORN) {
-		torn = buf && amt > 1;
-	}
-	if (torn) {
-		int k = 1 + (int)rng_below(&fault.rng, (unsigned long)amt - 1);
-
-		f->real->pMethods->xWrite(f->real, buf, k, off);
-		report("K torn %s %lu: %d of %d bytes\n", what, n, k, amt);
-	} else {
-		report("K %s %lu\n", what, n);
-	}
-	raise(SIGKILL);
-	_exit(99); /* not reached */
-}
-
-static int ff_close(sqlite3_file *file)
-{
-	/* Closed files cannot be undone; SQLite syncs before it lets go of
-	 * anything that matters. */
-	fault_undo_forget((struct ffile *)file);
-	return REAL(file)->pMethods->xClose(REAL(file));
-}
-
-static int ff_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 off)
-{
-	return REAL(file)->pMethods->xRead(REAL(file), buf, amt, off);
-}
-
-static int ff_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 off)
-{
-	struct ffile *f = (struct ffile *)file;
-	unsigned long n = ++fault.writes;
-	int rc;
-
-	if (fault.plan.die_at_write == n)
-		fault_crash(f, buf, amt, off, "write", n);
-	if (fault_should_fail(fault.plan.fail_write_at, n, "write"))
-		return SQLITE_IOERR_WRITE;
-	if (fault.plan.how == DIE_POWERCUT &&
-	    (rc = fault_undo_record(f, off, (size_t)amt)) != SQLITE_OK)
-		return rc;
-	return f->real->pMethods->xWrite(f->real, buf, amt, off);
-}
-
-static int ff_truncate(sqlite3_file *file, sqlite3_int64 size)
-{
-	struct ffile *f = (struct ffile *)file;
-	unsigned long n = ++fault.truncs;
-	sqlite3_int64 cur = 0;
-	int rc;
-
-	if (fault_should_fail(fault.plan.fail_trunc_at, n, "truncate"))
-		return SQLITE_IOERR_TRUNCATE;
-	if (fault.plan.how == DIE_POWERCUT &&
-	    f->real->pMethods->xFileSize(f->real, &cur) == SQLITE_OK && cur > size &&
-	    cur - size <= CRASH_UNDO_MAX &&
-	    (rc = fault_undo_record(f, size, (size_t)(cur - size))) != SQLITE_OK)
-		return rc;
-	return f->real->pMethods->xTruncate(f->real, size);
-}
-
-static int ff_sync(sqlite3_file *file, int flags)
-{
-	struct ffile *f = (struct ffile *)file;
-	unsigned long n = ++fault.syncs;
-	int rc;
-
-	if (fault.plan.die_at_sync == n)
-		fault_crash(f, NULL, 0, 0, "sync", n);
-	if (fault_should_fail(fault.plan.fail_sync_at, n, "sync"))
-		return SQLITE_IOERR_FSYNC;
-	rc = f->real->pMethods->xSync(f->real, flags);
-	if (rc == SQLITE_OK)
-		fault_undo_forget(f); /* on the disk now */
-	return rc;
-}
-
-static int ff_file_size(sqlite3_file *file, sqlite3_int64 *size)
-{
-	return REAL(file)->pMethods->xFileSize(REAL(file), size);
-}
-
-static int ff_lock(sqlite3_file *file, int lock)
-{
-	return REAL(file)->pMethods->xLock(REAL(file), lock);
-}
-
-static int ff_unlock(sqlite3_file *file, int lock)
-{
-	return REAL(file)->pMethods->xUnlock(REAL(file), lock);
-}
-
-static int ff_check_reserved_lock(sqlite3_file *file, int *out)
-{
-	return REAL(file)->pMethods->xCheckReservedLock(REAL(file), out);
-}
-
-static int ff_file_control(sqlite3_file *file, int op, void *arg)
-{
-	return REAL(file)->pMethods->xFileControl(REAL(file), op, arg);
-}
-
-static int ff_sector_size(sqlite3_file *file)
-{
-	return REAL(file)->pMethods->xSectorSize(REAL(file));
-}
-
-static int ff_device_characteristics(sqlite3_file *file)
-{
-	return REAL(file)->pMethods->xDeviceCharacteristics(REAL(file));
-}
-
-static int ff_shm_map(sqlite3_file *file, int pg, int pgsz, int extend, void volatile **pp)
-{
-	return REAL(file)->pMethods->xShmMap(REAL(file), pg, pgsz, extend, pp);
-}
-
-static int ff_shm_lock(sqlite3_file *file, int offset, int n, int flags)
-{
-	return REAL(file)->pMethods->xShmLock(REAL(file), offset, n, flags);
-}
-
-static void ff_shm_barrier(sqlite3_file *file)
-{
-	REAL(file)->pMethods->xShmBarrier(REAL(file));
-}
-
-static int ff_shm_unmap(sqlite3_file *file, int delete_flag)
-{
-	return REAL(file)->pMethods->xShmUnmap(REAL(file), delete_flag);
-}
-
-/* Version 2, like the encryption VFS above it: no xFetch. */
-static const sqlite3_io_methods ff_methods = {
-	.iVersion = 2,
-	.xClose = ff_close,
-	.xRead = ff_read,
-	.xWrite = ff_write,
-	.xTruncate = ff_truncate,
-	.xSync = ff_sync,
-	.xFileSize = ff_file_size,
-	.xLock = ff_lock,
-	.xUnlock = ff_unlock,
-	.xCheckReservedLock = ff_check_reserved_lock,
-	.xFileControl = ff_file_control,
-	.xSectorSize = ff_sector_size,
-	.xDeviceCharacteristics = ff_device_characteristics,
-	.xShmMap = ff_shm_map,
-	.xShmLock = ff_shm_lock,
-	.xShmBarrier = ff_shm_barrier,
-	.xShmUnmap = ff_shm_unmap,
-};
-
-#define FFILE_SIZE ((sizeof(struct ffile) + 7) & ~(size_t)7)
-
-static int fv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
-		   int *out_flags)
-{
-	struct ffile *f = (struct ffile *)file;
-	int rc;
-
-	(void)vfs;
-	memset(f, 0, sizeof(*f));
-	f->real = (sqlite3_file *)((char *)file + FFILE_SIZE);
-	rc = fault.real->xOpen(fault.real, name, f->real, flags, out_flags);
-	if (rc == SQLITE_OK)
-		f->base.pMethods = &ff_methods;
-	else if (f->real->pMethods) /* SQLite's rule: close what was opened */
-		f->real->pMethods->xClose(f->real);
-	return rc;
-}
-
-static int fv_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
-{
-	(void)vfs;
-	return fault.real->xDelete(fault.real, name, sync_dir);
-}
-
-static int fv_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
-{
-	(void)vfs;
-	return fault.real->xAccess(fault.real, name, flags, out);
-}
-
-static int fv_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
-{
-	(void)vfs;
-	return fault.real->xFullPathname(fault.real, name, n, out);
-}
-
-static void *fv_dlopen(sqlite3_vfs *vfs, const char *name)
-{
-	(void)vfs;
-	(void)name;
-	return NULL;
-}
-
-static void fv_dlerror(sqlite3_vfs *vfs, int n, char *msg)
-{
-	(void)vfs;
-	snprintf(msg, (size_t)n, "no extensions");
-}
-
-static void (*fv_dlsym(sqlite3_vfs *vfs, void *h, const char *sym))(void)
-{
-	(void)vfs;
-	(void)h;
-	(void)sym;
-	return NULL;
-}
-
-static void fv_dlclose(sqlite3_vfs *vfs, void *h)
-{
-	(void)vfs;
-	(void)h;
-}
-
-static int fv_randomness(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	return fault.real->xRandomness(fault.real, n, out);
-}
-
-static int fv_sleep(sqlite3_vfs *vfs, int us)
-{
-	(void)vfs;
-	return fault.real->xSleep(fault.real, us);
-}
-
-static int fv_current_time(sqlite3_vfs *vfs, double *out)
-{
-	(void)vfs;
-	return fault.real->xCurrentTime(fault.real, out);
-}
-
-static int fv_get_last_error(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	return fault.real->xGetLastError ? fault.real->xGetLastError(fault.real, n, out) : 0;
-}
-
-static int fv_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
-{
-	(void)vfs;
-	return fault.real->xCurrentTimeInt64(fault.real, out);
-}
-
-/* Register the fault VFS over the default one (not as the default). */
-static int faultvfs_register(void)
-{
-	fault.real = sqlite3_vfs_find(NULL);
-	if (!fault.real || fault.real->iVersion < 2)
-		return -ENOSYS;
-	fault.vfs = (sqlite3_vfs){
-		.iVersion = 2,
-		.szOsFile = (int)(FFILE_SIZE + (size_t)fault.real->szOsFile),
-		.mxPathname = fault.real->mxPathname,
-		.zName = "crashloop-fault",
-		.xOpen = fv_open,
-		.xDelete = fv_delete,
-		.xAccess = fv_access,
-		.xFullPathname = fv_full_pathname,
-		.xDlOpen = fv_dlopen,
-		.xDlError = fv_dlerror,
-		.xDlSym = fv_dlsym,
-		.xDlClose = fv_dlclose,
-		.xRandomness = fv_randomness,
-		.xSleep = fv_sleep,
-		.xCurrentTime = fv_current_time,
-		.xGetLastError = fv_get_last_error,
-		.xCurrentTimeInt64 = fv_current_time_int64,
-	};
-	return sqlite3_vfs_register(&fault.vfs, 0) == SQLITE_OK ? 0 : -FS_ESTORE;
-}
-
-/* The power-cut model must put back exactly what it took: a 300 KiB
- * tail (over the unix VFS's 128 KiB per call) written, read back and
- * compared through the undo helpers.  -1 (and a message) if not. */
-static int model_selftest(const char *work_dir)
-{
-	struct ffile f = { 0 };
-	size_t n = 300 * 1024;
-	uint8_t *a = malloc(n), *b = calloc(1, n);
-	char name[PATH_MAX + 2] = { 0 };
-	int out = 0, r = -1;
-
-	snprintf(name, PATH_MAX, "%s/modelselftest.db", work_dir);
-	f.real = calloc(1, (size_t)fault.real->szOsFile);
-	if (!a || !b || !f.real ||
-	    fault.real->xOpen(fault.real, name, f.real,
-			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MAIN_DB,
-			      &out) != SQLITE_OK)
-		goto done;
-	for (size_t i = 0; i < n; i++)
-		a[i] = (uint8_t)(i * 7 + i / 4096);
-	if (real_write_all(&f, a, n, 0) == SQLITE_OK && real_read_all(&f, b, n, 0) == SQLITE_OK &&
-	    memcmp(a, b, n) == 0)
-		r = 0;
-	f.real->pMethods->xClose(f.real);
-	unlink(name);
-done:
-	if (r < 0)
-		fprintf(stderr, "crashloop: the power-cut model cannot put back %zu bytes whole\n",
-			n);
-	free(f.real);
-	free(a);
-	free(b);
-	return r;
 }
 
 /* ---- the child ------------------------------------------------------------ */
@@ -704,14 +195,14 @@ static const char *const places[] = { "Sremska Mitrovica", "Bujanovac", "Сје�
 
 static void synthetic_name(uint64_t *rng, char *out, size_t cap)
 {
-	snprintf(out, cap, "%s %s %lu", surnames[rng_below(rng, 8)],
-		 first_names[rng_below(rng, 10)], rng_below(rng, 100000));
+	snprintf(out, cap, "%s %s %lu", surnames[faultvfs_rng_below(rng, 8)],
+		 first_names[faultvfs_rng_below(rng, 10)], faultvfs_rng_below(rng, 100000));
 }
 
 /* A failed operation: expected only once a fault was injected. */
 static void child_op_failed(const char *op, int r, const struct fs_error *err)
 {
-	report("%c %s %d %s\n", fault.failed ? 'X' : 'E', op, r,
+	report("%c %s %d %s\n", faultvfs_state()->failed ? 'X' : 'E', op, r,
 	       err->msg[0] ? err->msg : fs_strerror(r));
 }
 
@@ -723,9 +214,9 @@ static cJSON *person_fields(uint64_t *rng)
 
 	synthetic_name(rng, name, sizeof(name));
 	if (!o || !cJSON_AddStringToObject(o, "full_name", name) ||
-	    !cJSON_AddStringToObject(o, "municipality", places[rng_below(rng, 8)]) ||
-	    !cJSON_AddStringToObject(o, "status", status[rng_below(rng, 4)]) ||
-	    !cJSON_AddNumberToObject(o, "household_size", 1 + (double)rng_below(rng, 9)) ||
+	    !cJSON_AddStringToObject(o, "municipality", places[faultvfs_rng_below(rng, 8)]) ||
+	    !cJSON_AddStringToObject(o, "status", status[faultvfs_rng_below(rng, 4)]) ||
+	    !cJSON_AddNumberToObject(o, "household_size", 1 + (double)faultvfs_rng_below(rng, 9)) ||
 	    !cJSON_AddBoolToObject(o, "consent", 1)) {
 		cJSON_Delete(o);
 		return NULL;
@@ -740,10 +231,10 @@ static cJSON *visit_fields(uint64_t *rng, const char *beneficiary)
 	cJSON *o = cJSON_CreateObject();
 	char date[16];
 
-	snprintf(date, sizeof(date), "2026-11-%02lu", 1 + rng_below(rng, 28));
+	snprintf(date, sizeof(date), "2026-11-%02lu", 1 + faultvfs_rng_below(rng, 28));
 	if (!o || !cJSON_AddStringToObject(o, "beneficiary_id", beneficiary) ||
 	    !cJSON_AddStringToObject(o, "visit_date", date) ||
-	    !cJSON_AddStringToObject(o, "visit_type", types[rng_below(rng, 4)]) ||
+	    !cJSON_AddStringToObject(o, "visit_type", types[faultvfs_rng_below(rng, 4)]) ||
 	    !cJSON_AddStringToObject(o, "notes", "Кров прокишњава; potrebna pomoć za ogrev.")) {
 		cJSON_Delete(o);
 		return NULL;
@@ -756,7 +247,7 @@ static cJSON *visit_fields(uint64_t *rng, const char *beneficiary)
 static int child_insert(const struct loop *L, struct store *s, uint64_t *rng, struct fs_error *err)
 {
 	char ids[5][UUID_TEXT_LEN + 1], colls[5];
-	int n = 1 + (int)rng_below(rng, 4), made = 0, r;
+	int n = 1 + (int)faultvfs_rng_below(rng, 4), made = 0, r;
 	cJSON *o = NULL;
 
 	if ((r = store_begin(s, err)) < 0)
@@ -772,7 +263,7 @@ static int child_insert(const struct loop *L, struct store *s, uint64_t *rng, st
 		cJSON_Delete(o);
 		o = NULL;
 	}
-	if (rng_below(rng, 2)) {
+	if (faultvfs_rng_below(rng, 2)) {
 		if (!(o = visit_fields(rng, ids[0]))) {
 			r = fs_error_set(err, -ENOMEM, "insert: out of memory");
 			goto out;
@@ -798,7 +289,7 @@ static int child_import(const struct loop *L, struct store *s, uint64_t *rng, st
 {
 	static const char *const status[] = { "refugee", "idp" };
 	char path[PATH_MAX], (*ids)[UUID_TEXT_LEN + 1] = NULL, name[160];
-	unsigned long n = 2 + rng_below(rng, 24);
+	unsigned long n = 2 + faultvfs_rng_below(rng, 24);
 	unsigned long long rows = 0;
 	FILE *fp = NULL;
 	int r;
@@ -814,8 +305,9 @@ static int child_import(const struct loop *L, struct store *s, uint64_t *rng, st
 	for (unsigned long i = 0; i < n; i++) {
 		uuid_v7_new((uint64_t)time(NULL) * 1000, ids[i]);
 		synthetic_name(rng, name, sizeof(name));
-		fprintf(fp, "%s,\"%s\",%s,%s,%lu,yes\n", ids[i], name, places[rng_below(rng, 8)],
-			status[rng_below(rng, 2)], 1 + rng_below(rng, 9));
+		fprintf(fp, "%s,\"%s\",%s,%s,%lu,yes\n", ids[i], name,
+			places[faultvfs_rng_below(rng, 8)], status[faultvfs_rng_below(rng, 2)],
+			1 + faultvfs_rng_below(rng, 9));
 	}
 	if (fflush(fp) != 0 || fseek(fp, 0, SEEK_SET) != 0) {
 		r = fs_error_set(err, -EIO, "import: cannot write %s", path);
@@ -847,12 +339,12 @@ static int child_pack(struct store *s, uint64_t *rng, struct fs_error *err)
 		return r;
 	/* Small sets, so that a pack makes several and a kill can land
 	 * between them. */
-	return pack_outbox(s, en.hq_box_pk, 2 + rng_below(rng, 30), 0, NULL, err);
+	return pack_outbox(s, en.hq_box_pk, 2 + faultvfs_rng_below(rng, 30), 0, NULL, err);
 }
 
 static int child_ack(struct store *s, uint64_t *rng, struct fs_error *err)
 {
-	struct attempt_options opt = { .max_changes = 2 + rng_below(rng, 40),
+	struct attempt_options opt = { .max_changes = 2 + faultvfs_rng_below(rng, 40),
 				       .connect_timeout_s = 5,
 				       .stall_timeout_s = 10 };
 	struct attempt_result res;
@@ -883,7 +375,7 @@ static int child_edit(const struct loop *L, struct store *s, uint64_t *rng, stru
 		r = store_fail(s, "pick a record in", err);
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)rng_below(rng, 1000000));
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)faultvfs_rng_below(rng, 1000000));
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(st, 0));
@@ -894,7 +386,8 @@ static int child_edit(const struct loop *L, struct store *s, uint64_t *rng, stru
 	if (!id[0])
 		goto out; /* nothing to edit yet */
 	o = cJSON_CreateObject();
-	if (!o || !cJSON_AddNumberToObject(o, "household_size", 1 + (double)rng_below(rng, 9))) {
+	if (!o ||
+	    !cJSON_AddNumberToObject(o, "household_size", 1 + (double)faultvfs_rng_below(rng, 9))) {
 		r = fs_error_set(err, -ENOMEM, "edit: out of memory");
 		goto out;
 	}
@@ -938,7 +431,18 @@ static void child_main(const struct loop *L, const struct plan *p, int fd)
 
 static void child_main(const struct loop *L, const struct plan *p, int fd)
 {
-	struct store_options opt = { .under_vfs = &fault.vfs };
+	struct store_options opt = { .under_vfs = faultvfs() };
+	const struct faultvfs_plan fp = {
+		.fail_write_at = p->fail_write_at,
+		.fail_sync_at = p->fail_sync_at,
+		.fail_trunc_at = p->fail_trunc_at,
+		.sticky = p->sticky,
+		.die_at_write = p->die_at_write,
+		.die_at_sync = p->die_at_sync,
+		.how = p->how,
+		.seed = p->seed,
+	};
+	const struct faultvfs_state *fs = faultvfs_state();
 	struct fs_error err = { 0 };
 	struct store *s = NULL;
 	uint64_t rng = p->seed ^ 0x5eedULL, t0 = mono_ms();
@@ -946,12 +450,12 @@ static void child_main(const struct loop *L, const struct plan *p, int fd)
 	int r;
 
 	signal(SIGPIPE, SIG_IGN);
-	fault.plan = *p;
-	fault.rng = p->seed;
-	fault.report_fd = fd;
+	faultvfs_arm(&fp);
+	faultvfs_watch(report);
+	report_fd = fd;
 	if ((r = store_open(L->data_dir, L->secret, &opt, &s, &err)) < 0) {
 		child_op_failed("open", r, &err);
-		_exit(fault.failed ? 0 : 3);
+		_exit(fs->failed ? 0 : 3);
 	}
 	/* A small autocheckpoint puts checkpoints (reads of the WAL, writes
 	 * and a truncate of store.db) inside the kill window too. */
@@ -969,17 +473,17 @@ static void child_main(const struct loop *L, const struct plan *p, int fd)
 		report("D %s %d\n", op_names[p->ops[i]], r);
 		if (r < 0) {
 			child_op_failed(op_names[p->ops[i]], r, &err);
-			if (!fault.failed) {
+			if (!fs->failed) {
 				store_close(s);
 				_exit(3);
 			}
 		}
-		if (fault.failing)
+		if (fs->failing)
 			break; /* a dead disk: nothing more will work */
 	}
 	report("B close\n");
 	store_close(s);
-	report("S %lu %lu %llu\n", fault.writes, fault.syncs, (unsigned long long)(mono_ms() - t0));
+	report("S %lu %lu %llu\n", fs->writes, fs->syncs, (unsigned long long)(mono_ms() - t0));
 	_exit(0);
 }
 
@@ -1034,7 +538,7 @@ static void plan_describe(const struct plan *p, char *out, size_t cap)
 					       p->fail_trunc_at);
 		if (p->sticky && len < cap)
 			len += (size_t)snprintf(out + len, cap - len, " (sticky)");
-		if (p->how != DIE_NONE && len < cap)
+		if (p->how != FAULTVFS_LIVE && len < cap)
 			len += (size_t)snprintf(out + len, cap - len, "%s%s at %s %lu",
 						len ? ", then " : "", how[p->how],
 						p->die_at_write ? "write" : "sync",
@@ -1052,7 +556,7 @@ static unsigned long plan_index(uint64_t *rng, double avg)
 {
 	unsigned long top = (unsigned long)(avg * 1.25) + 1;
 
-	return 1 + rng_below(rng, top < 2 ? 2 : top);
+	return 1 + faultvfs_rng_below(rng, top < 2 ? 2 : top);
 }
 
 static const char *const plan_names[] = { "clean", "sigkill", "kill", "torn", "powercut", "ioerr" };
@@ -1062,14 +566,14 @@ static const unsigned long plan_rolls[] = { 0, 8, 26, 40, 52, 68 };
 static void plan_choose(uint64_t *rng, const struct stats *st, int only, struct plan *p)
 {
 	static const int autockpt[] = { 8, 32, 128, 1000 };
-	unsigned long roll = rng_below(rng, 100);
+	unsigned long roll = faultvfs_rng_below(rng, 100);
 
 	memset(p, 0, sizeof(*p));
-	p->seed = rng_next(rng);
-	p->autocheckpoint = autockpt[rng_below(rng, 4)];
-	p->nops = 1 + (int)rng_below(rng, CRASH_MAX_OPS);
+	p->seed = faultvfs_rng_next(rng);
+	p->autocheckpoint = autockpt[faultvfs_rng_below(rng, 4)];
+	p->nops = 1 + (int)faultvfs_rng_below(rng, CRASH_MAX_OPS);
 	for (int i = 0; i < p->nops; i++) {
-		unsigned long o = rng_below(rng, 100);
+		unsigned long o = faultvfs_rng_below(rng, 100);
 
 		p->ops[i] = o < 34   ? OP_INSERT
 			    : o < 54 ? OP_IMPORT
@@ -1083,42 +587,43 @@ static void plan_choose(uint64_t *rng, const struct stats *st, int only, struct 
 		p->kind = PLAN_CLEAN;
 	} else if (roll < plan_rolls[PLAN_KILL]) {
 		p->kind = PLAN_SIGKILL;
-		p->kill_after_ms = (unsigned)rng_below(rng, (unsigned long)(st->avg_ms * 1.2) + 2);
+		p->kill_after_ms =
+			(unsigned)faultvfs_rng_below(rng, (unsigned long)(st->avg_ms * 1.2) + 2);
 	} else if (roll < plan_rolls[PLAN_TORN]) {
 		p->kind = PLAN_KILL;
-		p->how = DIE_KILL;
+		p->how = FAULTVFS_KILL;
 		p->die_at_write = plan_index(rng, st->avg_writes);
 	} else if (roll < plan_rolls[PLAN_POWERCUT]) {
 		p->kind = PLAN_TORN;
-		p->how = DIE_TORN;
+		p->how = FAULTVFS_TORN;
 		p->die_at_write = plan_index(rng, st->avg_writes);
 	} else if (roll < plan_rolls[PLAN_IOERR]) {
 		p->kind = PLAN_POWERCUT;
-		p->how = DIE_POWERCUT;
-		if (rng_below(rng, 3))
+		p->how = FAULTVFS_POWERCUT;
+		if (faultvfs_rng_below(rng, 3))
 			p->die_at_write = plan_index(rng, st->avg_writes);
 		else
 			p->die_at_sync = plan_index(rng, st->avg_syncs);
 	} else {
-		unsigned long which = rng_below(rng, 100);
+		unsigned long which = faultvfs_rng_below(rng, 100);
 
 		p->kind = PLAN_IOERR;
-		p->sticky = rng_below(rng, 3) == 0;
+		p->sticky = faultvfs_rng_below(rng, 3) == 0;
 		if (which < 45)
 			p->fail_write_at = plan_index(rng, st->avg_writes);
 		else if (which < 90)
 			p->fail_sync_at = plan_index(rng, st->avg_syncs);
 		else
-			p->fail_trunc_at = 1 + rng_below(rng, 2);
+			p->fail_trunc_at = 1 + faultvfs_rng_below(rng, 2);
 		/* Half the time the process also dies a little later, so what
 		 * a failed write or sync left behind meets recovery. */
-		if (!p->sticky && rng_below(rng, 2)) {
+		if (!p->sticky && faultvfs_rng_below(rng, 2)) {
 			unsigned long after = p->fail_write_at	? p->fail_write_at
 					      : p->fail_sync_at ? p->fail_sync_at * 4
 								: 1;
 
-			p->how = rng_below(rng, 2) ? DIE_POWERCUT : DIE_TORN;
-			p->die_at_write = after + 1 + rng_below(rng, 40);
+			p->how = faultvfs_rng_below(rng, 2) ? FAULTVFS_POWERCUT : FAULTVFS_TORN;
+			p->die_at_write = after + 1 + faultvfs_rng_below(rng, 40);
 		}
 	}
 }
@@ -2285,12 +1790,12 @@ int main(int argc, char **argv)
 	fprintf(stderr, "crashloop: seed %" PRIu64 " (--seed %" PRIu64 " replays the plans)\n",
 		L.seed, L.seed);
 	rng = L.seed;
-	if (sodium_init() < 0 || faultvfs_register() < 0) {
+	if (sodium_init() < 0 || !faultvfs()) {
 		fprintf(stderr,
 			"crashloop: cannot initialise libsodium or register the fault VFS\n");
 		return 2;
 	}
-	if (model_selftest(L.work_dir) < 0)
+	if (faultvfs_model_selftest(L.work_dir) < 0)
 		return 2;
 	if (keystore_secret_from_key_file(L.key_file, &L.secret, &err) < 0 ||
 	    load_forms(&L, forms_dir, &err) < 0 || load_device(&L, &err) < 0) {
