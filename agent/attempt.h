@@ -32,6 +32,7 @@
 
 #include "agent/pull.h"
 #include "agent/push.h"
+#include "agent/skew.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
 

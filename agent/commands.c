@@ -25,6 +25,7 @@
 #include "agent/prompt.h"
 #include "agent/pull.h"
 #include "agent/push.h"
+#include "agent/skew.h"
 #include "agent/records.h"
 #include "agent/store.h"
 #include "agent/synclog.h"

@@ -26,7 +26,7 @@
 
 #include <sodium.h>
 
-#include "agent/push.h"
+#include "agent/hqlink.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
 #include "crypto/identity.h"

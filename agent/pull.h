@@ -44,7 +44,7 @@
 #include <stdint.h>
 
 #include "agent/enroll.h"
-#include "agent/push.h"
+#include "agent/hqlink.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
 

@@ -4,6 +4,7 @@
  */
 #include "agent/push.h"
 #include "agent/hqhistory.h"
+#include "agent/skew.h"
 
 #include <errno.h>
 #include <stdio.h>

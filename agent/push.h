@@ -34,14 +34,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <cjson/cJSON.h>
-#include <sodium.h>
 
 #include "agent/hqlink.h"
-#include "agent/skew.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
-#include "sync/hlc.h"
 
 #define PUSH_CHANGESET_TYPE "application/vnd.fieldsync.changeset"
 

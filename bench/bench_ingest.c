@@ -232,28 +232,26 @@ static int make_sets(struct set *sets, const struct identity *dev, const uint8_t
  * municipality may not write. */
 static int enrol_device(struct hqsql *db, const struct identity *dev)
 {
-	static const char *const sql[] = {
-		"INSERT INTO devices(id, sign_pk, box_pk, team, municipality, enrolled_at) "
-		"VALUES(?1, ?2, ?3, 'Bench', 'Vranje', 0)",
-		"INSERT INTO device_scopes(device, key, name) VALUES(?1, '" SCOPE_ALL
-		"', '" SCOPE_ALL "')",
-	};
-	int rc = HQSQL_DONE;
+	struct hqsql_stmt *st = NULL;
+	cJSON *all = NULL;
+	int rc;
 
-	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == HQSQL_DONE; i++) {
-		struct hqsql_stmt *st = NULL;
-
-		if (hqsql_prepare(db, sql[i], &st, NULL) < 0)
-			return -1;
-		hqsql_bind_text(st, 1, dev->id);
-		if (i == 0) {
-			hqsql_bind_blob(st, 2, dev->sign_pk, sizeof(dev->sign_pk));
-			hqsql_bind_blob(st, 3, dev->box_pk, sizeof(dev->box_pk));
-		}
-		rc = hqsql_step(st);
-		hqsql_finalize(st);
-	}
-	return rc == HQSQL_DONE ? 0 : -1;
+	if (hqsql_prepare(
+		    db,
+		    "INSERT INTO devices(id, sign_pk, box_pk, team, municipality, enrolled_at) "
+		    "VALUES(?1, ?2, ?3, 'Bench', 'Vranje', 0)",
+		    &st, NULL) < 0)
+		return -1;
+	hqsql_bind_text(st, 1, dev->id);
+	hqsql_bind_blob(st, 2, dev->sign_pk, sizeof(dev->sign_pk));
+	hqsql_bind_blob(st, 3, dev->box_pk, sizeof(dev->box_pk));
+	rc = hqsql_step(st);
+	hqsql_finalize(st);
+	if (rc != HQSQL_DONE || scope_parse(SCOPE_ALL, &all, NULL) < 0)
+		return -1;
+	rc = scope_store(db, dev->id, all, NULL);
+	cJSON_Delete(all);
+	return rc < 0 ? -1 : 0;
 }
 
 /* HQ's database: SQLite in dir, or PostgreSQL with HQ's schema made
@@ -369,10 +367,8 @@ static int time_raw(const char *dir, const struct set *sets, double *ret_s)
 			hqsql_bind_text(st, 3, value);
 			hqsql_bind_int64(st, 4, (int64_t)c->hlc);
 			cJSON_free(value);
-			if (hqsql_step_later(st, "insert a row") < 0) {
-				hqsql_fail(db, "insert a row", &err);
+			if (hqsql_step_later(st, "insert a row", &err) < 0)
 				goto out;
-			}
 		}
 		if (hqsql_commit(db, &err) < 0)
 			goto out;

@@ -744,7 +744,6 @@ struct run {
 	struct hq hq;			   /* the first serve process, sampled */
 	struct hq more[MAX_PROCESSES - 1]; /* the others, on the same database */
 	struct workload w;
-	char url_enroll[96], url_sets[96];
 	unsigned split;		   /* sets in round 1; the rest in round 2 */
 	unsigned baseline_sets;	   /* pushed serially by the extra device */
 	pthread_barrier_t barrier; /* the devices and main */
@@ -1465,8 +1464,6 @@ static int run_all(struct run *run)
 		snprintf(run->devs[i].url_sets, sizeof(run->devs[i].url_sets), "%s/v1/changesets",
 			 h->url);
 	}
-	snprintf(run->url_enroll, sizeof(run->url_enroll), "%s/v1/enroll", run->hq.url);
-	snprintf(run->url_sets, sizeof(run->url_sets), "%s/v1/changesets", run->hq.url);
 	if (proc_rss(run->hq.pid, &tm.rss_start_kb, NULL) < 0)
 		goto out;
 	smp.pid = run->hq.pid;

@@ -354,10 +354,9 @@ int admin_revoke(struct hqsql *db, const char *device, const char *reason, uint6
 	if ((r = audit_append_strings(db, now_ms, "revoke", device, err, "reason", reason,
 				      (const char *)NULL)) < 0)
 		goto out;
-	r = hqsql_exec(db, "COMMIT", "commit revoke", err);
+	r = hqsql_commit(db, err);
 out:
 	hqsql_finalize(st);
-	if (hqsql_in_transaction(db))
-		hqsql_rollback(db);
+	hqsql_rollback(db);
 	return r;
 }

@@ -163,7 +163,7 @@ int audit_append(struct hqsql *db, uint64_t at_ms, const char *event, const char
 out:
 	hqsql_finalize(st);
 	if (own && r == 0)
-		r = hqsql_exec(db, "COMMIT", "commit audit entry", err);
+		r = hqsql_commit(db, err);
 	if (own && r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -473,11 +473,11 @@ out:
 	hqsql_finalize(st);
 	db_source_done(&src);
 	if (r == 0)
-		r = hqsql_exec(db, "COMMIT", "commit checkpoint", err);
+		r = hqsql_commit(db, err);
 	/* A failed COMMIT leaves the transaction open: what it wrote must not
 	 * be read afterwards on this connection (a receipt would carry a
 	 * checkpoint HQ never kept, and devices would call HQ a forger). */
-	if (r < 0 && hqsql_in_transaction(db))
+	if (r < 0)
 		hqsql_rollback(db);
 	if (r == 0 && ret_made && n > 0 && due)
 		*ret_made = 1;

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,18 +44,7 @@ static int fail(const struct fs_error *e)
 	return fs_exit_code(e->code);
 }
 
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = clierr_usagev(stderr, "fieldsync-hq", cmd, fmt, ap);
-	va_end(ap);
-	return r;
-}
+#define usage_error(...) clierr_usage(stderr, "fieldsync-hq", __VA_ARGS__)
 
 static const char main_usage[] =
 	"Usage: fieldsync-hq [OPTIONS] COMMAND [ARGS]\n"

@@ -144,13 +144,6 @@ static int next_rev(struct downsync_writer *w, int64_t *ret, struct fs_error *er
 	return 0;
 }
 
-/* A write whose result is read with the next read (hq/hqsql.h). */
-static int later(struct downsync_writer *w, struct hqsql_stmt *st, const char *what,
-		 struct fs_error *err)
-{
-	return hqsql_step_later(st, what) < 0 ? hqsql_fail(w->db, what, err) : 0;
-}
-
 /* The record's scope key: 1 with *ret malloc'd, 0 when NULL or no record. */
 static int record_key(struct downsync_writer *w, const char *id, char **ret, struct fs_error *err)
 {
@@ -184,7 +177,7 @@ static int stamp(struct downsync_writer *w, const char *id, const char *field, c
 	hqsql_bind_int64(st, 3, rev);
 	if (key)
 		hqsql_bind_text(st, 4, key);
-	return later(w, st, "stamp a field", err);
+	return hqsql_step_later(st, "stamp a field", err);
 }
 
 int downsync_field_resend(struct downsync_writer *w, const char *record_id, const char *field,
@@ -211,7 +204,7 @@ int downsync_conflict_recorded(struct downsync_writer *w, int64_t id, struct fs_
 	st = use(w, W_STAMP_CONFLICT);
 	hqsql_bind_int64(st, 1, id);
 	hqsql_bind_int64(st, 2, rev);
-	return later(w, st, "stamp a conflict", err);
+	return hqsql_step_later(st, "stamp a conflict", err);
 }
 
 /* A record's parts (W_PARTS). */
@@ -307,7 +300,7 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 	hqsql_bind_text(st, 1, id);
 	if (key)
 		hqsql_bind_text(st, 2, key);
-	r = later(w, st, "set a record's scope", err);
+	r = hqsql_step_later(st, "set a record's scope", err);
 	for (size_t i = 0; i < p.nfields && r == 0; i++)
 		r = stamp(w, id, p.fields[i], key, err);
 	/* Its conflicts go with it. */
@@ -322,7 +315,7 @@ static int rekey(struct downsync_writer *w, const char *id, const char *old, con
 			hqsql_bind_text(st, 2, id);
 			hqsql_bind_text(st, 3, old);
 			hqsql_bind_int64(st, 4, p.held_from);
-			r = later(w, st, "record a move", err);
+			r = hqsql_step_later(st, "record a move", err);
 		}
 	}
 	for (size_t i = 0; i < p.nchildren && r == 0 && depth < MAX_DEPTH; i++) {
@@ -365,7 +358,7 @@ int downsync_field_merged(struct downsync_writer *w, const char *collection, con
 
 		hqsql_bind_text(st, 1, record_id);
 		hqsql_bind_text(st, 2, v->valuestring);
-		if ((r = later(w, st, "set a record's parent", err)) < 0 ||
+		if ((r = hqsql_step_later(st, "set a record's parent", err)) < 0 ||
 		    (r = record_key(w, v->valuestring, &key, err)) < 0)
 			goto out;
 	} else if (cJSON_IsString(v)) {
@@ -661,11 +654,11 @@ int downsync_reindex(struct hqsql *db, const struct hq_forms *forms, struct fs_e
 			"FROM conflicts WHERE rev = 0) AS n WHERE conflicts.rev = 0 AND "
 			"conflicts.id = n.i;"
 			"UPDATE counters SET value = (SELECT max(rev) FROM conflicts) WHERE "
-			"name = 'rev' AND (SELECT max(rev) FROM conflicts) > value;"
-			"COMMIT",
+			"name = 'rev' AND (SELECT max(rev) FROM conflicts) > value;",
 			"index scopes", err);
-	if (hqsql_in_transaction(db))
-		hqsql_rollback(db);
+	if (r == 0)
+		r = hqsql_commit(db, err);
+	hqsql_rollback(db);
 	return r;
 }
 
@@ -1341,13 +1334,13 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 		       "hash or sequence",
 		       (unsigned long long)old.seq, (unsigned long long)after);
 	}
-	if ((r = hqsql_exec(db, res.status == 200 && !res.repeat ? "COMMIT" : "ROLLBACK",
-			    "commit pull", err)) < 0)
+	if (res.status != 200 || res.repeat)
+		hqsql_rollback(db);
+	else if ((r = hqsql_commit(db, err)) < 0)
 		goto rollback;
 	goto done;
 rollback:
-	if (hqsql_in_transaction(db))
-		hqsql_rollback(db);
+	hqsql_rollback(db);
 fail:
 	pull_reset(&p);
 	free(old.body);

@@ -96,7 +96,7 @@ int formpub_publish(struct hqsql *db, struct hq_forms *fs, uint64_t now_ms, unsi
 			hqforms_set_version(fs, i, (uint32_t)version);
 	}
 	if (r == 0)
-		r = hqsql_exec(db, "COMMIT", "publish forms", err);
+		r = hqsql_commit(db, err);
 	if (r < 0) {
 		hqsql_rollback(db);
 		/* Nothing was published: no form keeps a version it lost. */

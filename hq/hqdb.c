@@ -4,7 +4,6 @@
  */
 #include "hq/hqdb.h"
 #include <sqlite3.h>
-#include <cjson/cJSON.h>
 #include "hq/audit.h"
 #include "hq/downsync.h"
 #include "hq/formpub.h"
@@ -210,7 +209,7 @@ static int migrate_v2(struct hqsql *db, const char *path, struct fs_error *err)
 	    (r = audit_tree_build(db, err)) == 0)
 		r = hqsql_exec(db, "PRAGMA user_version=2", what, err);
 	if (r == 0)
-		r = hqsql_exec(db, "COMMIT", what, err);
+		r = hqsql_commit(db, err);
 	if (r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -236,7 +235,7 @@ static int migrate_v3(struct hqsql *db, const char *path, struct fs_error *err)
 			    what, err)) == 0)
 		r = hqsql_exec(db, "PRAGMA user_version=3", what, err);
 	if (r == 0)
-		r = hqsql_exec(db, "COMMIT", what, err);
+		r = hqsql_commit(db, err);
 	if (r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -264,7 +263,7 @@ static int migrate_v4(struct hqsql *db, const char *path, struct fs_error *err)
 			    what, err)) == 0)
 		r = hqsql_exec(db, "PRAGMA user_version=4", what, err);
 	if (r == 0)
-		r = hqsql_exec(db, "COMMIT", what, err);
+		r = hqsql_commit(db, err);
 	if (r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -284,7 +283,7 @@ static int migrate_v5(struct hqsql *db, const char *path, struct fs_error *err)
 	    (r = hqsql_exec(db, FORMPUB_TABLES_SQL, what, err)) == 0)
 		r = hqsql_exec(db, "PRAGMA user_version=5", what, err);
 	if (r == 0)
-		r = hqsql_exec(db, "COMMIT", what, err);
+		r = hqsql_commit(db, err);
 	if (r < 0)
 		hqsql_rollback(db);
 	return r;
@@ -322,7 +321,7 @@ static int create_schema(struct hqsql *db, const char *path, struct fs_error *er
 		return r;
 	if ((r = hqsql_exec(db, schema_sql, what, err)) < 0 ||
 	    (r = hqsql_exec(db, "PRAGMA user_version=" FS_STR(HQDB_VERSION), what, err)) < 0 ||
-	    (r = hqsql_exec(db, "COMMIT", what, err)) < 0) {
+	    (r = hqsql_commit(db, err)) < 0) {
 		hqsql_rollback(db);
 		return r;
 	}

@@ -68,7 +68,7 @@ int hqenroll_token_create(struct hqsql *db, const struct identity *hq, const cha
 	/* The event names the token by a prefix of its hash, never the secret. */
 	snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\"}", hex);
 	if ((r = audit_append(db, now_ms, "token_created", NULL, detail, err)) < 0 ||
-	    (r = hqsql_exec(db, "COMMIT", "commit token", err)) < 0)
+	    (r = hqsql_commit(db, err)) < 0)
 		goto rollback;
 	token_format(&t, out);
 	goto out;
@@ -378,9 +378,8 @@ int hqenroll_audit_refusal(struct hqsql *db, uint64_t now_ms, const char *peer, 
 		return r;
 	if ((r = audit_append_strings(db, now_ms, "enroll_rejected", NULL, err, "peer", peer,
 				      "error", error, (const char *)NULL)) == 0)
-		r = hqsql_exec(db, "COMMIT", "audit a refused enrolment", err);
-	if (hqsql_in_transaction(db))
-		hqsql_rollback(db);
+		r = hqsql_commit(db, err);
+	hqsql_rollback(db);
 	return r;
 }
 
@@ -397,9 +396,8 @@ int hqenroll_device(struct hqsql *db, const struct identity *hq, const char *jso
 		goto done;
 	r = enroll_locked(db, hq, &req, now_ms, &res, err);
 	if (r == 0 && res.status == 200)
-		r = hqsql_exec(db, "COMMIT", "commit enrolment", err);
-	if (hqsql_in_transaction(db))
-		hqsql_rollback(db);
+		r = hqsql_commit(db, err);
+	hqsql_rollback(db);
 done:
 	sodium_memzero(&req, sizeof(req));
 	if (r < 0) {

@@ -645,20 +645,19 @@ int hqsql_step(struct hqsql_stmt *st)
 	return ++st->row < st->rows ? HQSQL_ROW : HQSQL_DONE;
 }
 
-int hqsql_step_later(struct hqsql_stmt *st, const char *what)
+int hqsql_step_later(struct hqsql_stmt *st, const char *what, struct fs_error *err)
 {
 	struct hqsql *db = st->db;
 	int r;
 
 	/* Outside a transaction a statement is its own, and reports now. */
-	if (st->lite || !hqsql_in_transaction(db)) {
+	if (st->lite || !hqsql_in_transaction(db))
 		r = hqsql_step(st);
-		return r < 0 ? r : 0;
+	else if ((r = pg_ahead_failure(db)) == 0 && (r = pg_send(st, what)) == 0) {
+		st->changes = -1;
+		r = db->nahead < PG_AHEAD ? 0 : pg_settle(db);
 	}
-	if ((r = pg_ahead_failure(db)) < 0 || (r = pg_send(st, what)) < 0)
-		return r;
-	st->changes = -1;
-	return db->nahead < PG_AHEAD ? 0 : pg_settle(db);
+	return r < 0 ? hqsql_fail(db, what, err) : 0;
 }
 
 int hqsql_column_is_null(struct hqsql_stmt *st, int i)

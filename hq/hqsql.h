@@ -109,8 +109,9 @@ int hqsql_step(struct hqsql_stmt *st);
  * which fails and never commits), as "what: reason"; the transaction
  * is over.  So a caller that must react to one statement's failure
  * (-EEXIST) steps it with hqsql_step.  Outside a transaction it is
- * hqsql_step.  0 or a negative error. */
-int hqsql_step_later(struct hqsql_stmt *st, const char *what);
+ * hqsql_step.  0, or a negative error with err as hqsql_fail() sets it
+ * for what. */
+int hqsql_step_later(struct hqsql_stmt *st, const char *what, struct fs_error *err) FS_WUR;
 int hqsql_column_is_null(struct hqsql_stmt *st, int i);
 const char *hqsql_column_text(struct hqsql_stmt *st, int i);
 int64_t hqsql_column_int64(struct hqsql_stmt *st, int i);

@@ -178,11 +178,6 @@ static int step_done(struct run *run, struct hqsql_stmt *st, const char *what)
 	return 0;
 }
 
-static void bind_text(struct hqsql_stmt *st, int i, const char *s)
-{
-	hqsql_bind_text(st, i, s);
-}
-
 /* ---- checks before the merge ------------------------------------------- */
 
 struct device_row {
@@ -466,9 +461,9 @@ static int before_read(struct run *run, const struct change *c, struct before *b
 	struct hqsql_stmt *st = use(run, ST_STATE);
 
 	memset(b, 0, sizeof(*b));
-	bind_text(st, 1, c->record_id);
-	bind_text(st, 2, c->field);
-	bind_text(st, 3, run->device);
+	hqsql_bind_text(st, 1, c->record_id);
+	hqsql_bind_text(st, 2, c->field);
+	hqsql_bind_text(st, 3, run->device);
 	if (hqsql_step(st) != HQSQL_ROW)
 		return hqsql_fail(run->ctx->db, "look up record", run->err);
 	if ((b->record = !hqsql_column_is_null(st, 0))) {
@@ -489,12 +484,6 @@ static int before_read(struct run *run, const struct change *c, struct before *b
 	return 0;
 }
 
-/* A write whose result the merge does not need (hq/hqsql.h). */
-static int later(struct run *run, struct hqsql_stmt *st, const char *what)
-{
-	return hqsql_step_later(st, what) < 0 ? hqsql_fail(run->ctx->db, what, run->err) : 0;
-}
-
 /* Create the record on first sight, or widen its clocks: created_at is
  * the lowest HLC merged into it, updated_* the greatest write by the
  * merge order.  Both are independent of arrival order.  *ret_other is set
@@ -509,11 +498,11 @@ static int merge_record(struct run *run, const struct change *c, const struct be
 	*ret_other = 0;
 	if (!b->record) {
 		st = use(run, ST_RECORD_NEW);
-		bind_text(st, 1, c->record_id);
-		bind_text(st, 2, c->collection);
+		hqsql_bind_text(st, 1, c->record_id);
+		hqsql_bind_text(st, 2, c->collection);
 		hqsql_bind_int64(st, 3, (int64_t)c->hlc);
-		bind_text(st, 4, run->device);
-		return later(run, st, "create record");
+		hqsql_bind_text(st, 4, run->device);
+		return hqsql_step_later(st, "create record", run->err);
 	}
 	if (strcmp(b->collection, c->collection)) {
 		*ret_other = 1;
@@ -529,11 +518,11 @@ static int merge_record(struct run *run, const struct change *c, const struct be
 		snprintf(updated_dev, sizeof(updated_dev), "%s", run->device);
 	}
 	st = use(run, ST_RECORD_TOUCH);
-	bind_text(st, 1, c->record_id);
+	hqsql_bind_text(st, 1, c->record_id);
 	hqsql_bind_int64(st, 2, (int64_t)created);
 	hqsql_bind_int64(st, 3, (int64_t)updated);
-	bind_text(st, 4, updated_dev);
-	return later(run, st, "update record");
+	hqsql_bind_text(st, 4, updated_dev);
+	return hqsql_step_later(st, "update record", run->err);
 }
 
 /* Per (record, field), the last writer wins; _deleted is a field like
@@ -548,13 +537,13 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 	if (b->field && merge_compare(c->hlc, run->device, b->field_hlc, b->field_dev) <= 0)
 		return 0;
 	st = use(run, ST_FIELD_PUT);
-	bind_text(st, 1, c->record_id);
-	bind_text(st, 2, c->field);
-	bind_text(st, 3, value);
+	hqsql_bind_text(st, 1, c->record_id);
+	hqsql_bind_text(st, 2, c->field);
+	hqsql_bind_text(st, 3, value);
 	hqsql_bind_int64(st, 4, (int64_t)c->hlc);
-	bind_text(st, 5, run->device);
+	hqsql_bind_text(st, 5, run->device);
 	scope_set_written(run->scope_set, c->record_id, c->field);
-	if ((r = later(run, st, "write field")) < 0 ||
+	if ((r = hqsql_step_later(st, "write field", run->err)) < 0 ||
 	    (r = downsync_field_merged(run->down, c->collection, c->record_id, c->field, value,
 				       b->key, run->err)) < 0)
 		return r;
@@ -562,17 +551,17 @@ static int merge_field(struct run *run, const struct change *c, const char *valu
 	 * and the time is the same for all of them. */
 	if (strcmp(run->stamped, c->record_id)) {
 		st = use(run, ST_RECORD_MERGED);
-		bind_text(st, 1, c->record_id);
+		hqsql_bind_text(st, 1, c->record_id);
 		hqsql_bind_int64(st, 2, (int64_t)run->now_ms);
-		if ((r = later(run, st, "stamp record")) < 0)
+		if ((r = hqsql_step_later(st, "stamp record", run->err)) < 0)
 			return r;
 		memcpy(run->stamped, c->record_id, sizeof(run->stamped));
 	}
 	if (strcmp(c->field, "_deleted"))
 		return 0;
 	st = use(run, ST_RECORD_DELETED);
-	bind_text(st, 1, c->record_id);
-	return later(run, st, "mark record deleted");
+	hqsql_bind_text(st, 1, c->record_id);
+	return hqsql_step_later(st, "mark record deleted", run->err);
 }
 
 /* Record one conflict between this write and a rival's, the lower write
@@ -583,13 +572,13 @@ static int conflict_put(struct run *run, const struct change *c, const char *val
 	struct hqsql_stmt *st = use(run, ST_CONFLICT_PUT);
 	int mine_wins = merge_compare(c->hlc, run->device, rival_hlc, rival_dev) > 0, r = 0, rc;
 
-	bind_text(st, 1, c->record_id);
-	bind_text(st, 2, c->field);
-	bind_text(st, 3, mine_wins ? rival_value : value);
-	bind_text(st, 4, mine_wins ? rival_dev : run->device);
+	hqsql_bind_text(st, 1, c->record_id);
+	hqsql_bind_text(st, 2, c->field);
+	hqsql_bind_text(st, 3, mine_wins ? rival_value : value);
+	hqsql_bind_text(st, 4, mine_wins ? rival_dev : run->device);
 	hqsql_bind_int64(st, 5, (int64_t)(mine_wins ? rival_hlc : c->hlc));
-	bind_text(st, 6, mine_wins ? value : rival_value);
-	bind_text(st, 7, mine_wins ? run->device : rival_dev);
+	hqsql_bind_text(st, 6, mine_wins ? value : rival_value);
+	hqsql_bind_text(st, 7, mine_wins ? run->device : rival_dev);
 	hqsql_bind_int64(st, 8, (int64_t)(mine_wins ? c->hlc : rival_hlc));
 	hqsql_bind_int64(st, 9, (int64_t)run->now_ms);
 	if ((rc = hqsql_step(st)) != HQSQL_ROW && rc != HQSQL_DONE)
@@ -622,20 +611,20 @@ static int track_write(struct run *run, const struct change *c, const char *valu
 		base = b->write;
 	}
 	st = use(run, ST_WRITE_PUT);
-	bind_text(st, 1, c->record_id);
-	bind_text(st, 2, c->field);
-	bind_text(st, 3, run->device);
-	bind_text(st, 4, value);
+	hqsql_bind_text(st, 1, c->record_id);
+	hqsql_bind_text(st, 2, c->field);
+	hqsql_bind_text(st, 3, run->device);
+	hqsql_bind_text(st, 4, value);
 	hqsql_bind_int64(st, 5, (int64_t)c->hlc);
-	bind_text(st, 6, base);
-	if ((r = later(run, st, "write field history")) < 0 || !base)
+	hqsql_bind_text(st, 6, base);
+	if ((r = hqsql_step_later(st, "write field history", run->err)) < 0 || !base)
 		return r;
 	st = use(run, ST_WRITE_RIVALS);
-	bind_text(st, 1, c->record_id);
-	bind_text(st, 2, c->field);
-	bind_text(st, 3, run->device);
-	bind_text(st, 4, base);
-	bind_text(st, 5, value);
+	hqsql_bind_text(st, 1, c->record_id);
+	hqsql_bind_text(st, 2, c->field);
+	hqsql_bind_text(st, 3, run->device);
+	hqsql_bind_text(st, 4, base);
+	hqsql_bind_text(st, 5, value);
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		char dev[IDENTITY_ID_HEXLEN + 1], *rival = NULL;
 		hlc_t hlc = (hlc_t)hqsql_column_int64(st, 2);
@@ -663,13 +652,13 @@ static int quarantine_put(struct run *run, uint32_t idx, const struct change *c,
 
 	if (qlist_add(list, idx, c->field, reason) < 0)
 		return fs_error_set(run->err, -ENOMEM, "out of memory");
-	bind_text(st, 1, run->device);
+	hqsql_bind_text(st, 1, run->device);
 	hqsql_bind_int64(st, 2, (int64_t)run->seq);
 	hqsql_bind_int64(st, 3, idx);
-	bind_text(st, 4, c->record_id);
-	bind_text(st, 5, c->field);
-	bind_text(st, 6, reason);
-	return later(run, st, "quarantine change");
+	hqsql_bind_text(st, 4, c->record_id);
+	hqsql_bind_text(st, 5, c->field);
+	hqsql_bind_text(st, 6, reason);
+	return hqsql_step_later(st, "quarantine change", run->err);
 }
 
 /* Merge or quarantine every change; index gets the quarantined ones. */
@@ -732,9 +721,9 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 			       "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 			       &st, run->err)) < 0)
 		return r;
-	bind_text(st, 1, run->device);
+	hqsql_bind_text(st, 1, run->device);
 	hqsql_bind_int64(st, 2, (int64_t)h->seq);
-	bind_text(st, 3, hash);
+	hqsql_bind_text(st, 3, hash);
 	hqsql_bind_blob(st, 4, body, (size_t)((int)len));
 	hqsql_bind_blob(st, 5, ret->receipt, (size_t)((int)ret->receipt_len));
 	hqsql_bind_int64(st, 6, (int64_t)run->now_ms);
@@ -749,9 +738,9 @@ static int store_set(struct run *run, const struct changeset_header *h, const ui
 			       "WHERE id = ?1",
 			       &st, run->err)) < 0)
 		return r;
-	bind_text(st, 1, run->device);
+	hqsql_bind_text(st, 1, run->device);
 	hqsql_bind_int64(st, 2, (int64_t)h->seq);
-	bind_text(st, 3, hash);
+	hqsql_bind_text(st, 3, hash);
 	hqsql_bind_int64(st, 4, (int64_t)run->now_ms);
 	hqsql_bind_int64(st, 5, h->version == CHANGESET_VERSION_UNBOUND);
 	r = step_done(run, st, "update device");
@@ -949,15 +938,12 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 		goto fail;
 	r = ingest_locked(&run, &h, body, len, &res);
 	if (r == 0 && res.status == 200 && !res.duplicate)
-		r = hqsql_exec(ctx->db, "COMMIT", "commit change set", err);
-	else
-		hqsql_rollback(ctx->db);
-	if (r < 0) {
-		/* COMMIT failed, or never ran: make sure nothing half-done stays. */
-		if (hqsql_in_transaction(ctx->db))
-			hqsql_rollback(ctx->db);
+		r = hqsql_commit(ctx->db, err);
+	/* Refused, a repeat, or COMMIT failed or never ran: nothing
+	 * half-done stays (a no-op after a commit). */
+	hqsql_rollback(ctx->db);
+	if (r < 0)
 		goto fail;
-	}
 	if (res.status == 200) {
 		/* A repeat is audited too: who sent what, even twice. */
 		if (res.duplicate && (r = log_duplicate(ctx, &res, run.now_ms, err)) < 0)

@@ -100,10 +100,10 @@ static int copy_table(sqlite3 *src, struct hqsql *to, const char *table, const c
 						(const char *)sqlite3_column_text(rd, i));
 			}
 		}
-		if (hqsql_step(wr) != HQSQL_DONE) {
-			r = hqsql_fail(to, what, err);
+		/* Sent ahead (table names a static string): a failure ends the
+		 * transaction, and the commit reports it. */
+		if ((r = hqsql_step_later(wr, table, err)) < 0)
 			goto out;
-		}
 		(*ret_rows)++;
 	}
 	if (rc != SQLITE_DONE)

@@ -228,10 +228,9 @@ int scope_change(struct hqsql *db, const char *device, const char *list, uint64_
 	if ((r = audit_append_strings(db, now_ms, "scope", device, err, "scope", after, "previous",
 				      before, (const char *)NULL)) < 0)
 		goto out;
-	r = hqsql_exec(db, "COMMIT", "commit scope change", err);
+	r = hqsql_commit(db, err);
 out:
-	if (hqsql_in_transaction(db))
-		hqsql_rollback(db);
+	hqsql_rollback(db);
 	cJSON_Delete(names);
 	free(before);
 	free(after);

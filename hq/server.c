@@ -443,8 +443,7 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 			res.device, (long long)llabs(res.clock_skew_ms) / 1000,
 			res.clock_skew_ms > 0 ? "ahead" : "behind", res.seq);
 	/* Nothing may read a transaction left open by a failure above. */
-	if (hqsql_in_transaction(ctx.db))
-		hqsql_rollback(ctx.db);
+	hqsql_rollback(ctx.db);
 	if (res.status == 200) {
 		cJSON *answer = changeset_answer(&res, rq->started_ms);
 

@@ -133,6 +133,10 @@ stop_hq() {
 }
 
 # hq_up: HQ has said it listens, or has exited (start_hq tells which).
+# port_of LOG: the port the last "listening on 127.0.0.1:PORT" line of LOG
+# names (HQ, the proxies: port 0 asks the kernel for one).
+port_of() { sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$1" | tail -n 1; }
+
 hq_up() { in_file "$T/hq.log" "listening on 127.0.0.1:" || ! kill -0 "$HQPID" 2> /dev/null; }
 
 start_hq() {
@@ -145,7 +149,7 @@ start_hq() {
 		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
 		HQPID=$!
 		until_ok 30 hq_up || true
-		PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/hq.log" | tail -n 1)
+		PORT=$(port_of "$T/hq.log")
 		[ -n "$PORT" ] && { [ -z "${1:-}" ] || [ "$PORT" = "$1" ]; } && return 0
 		stop_hq
 	done
@@ -324,7 +328,7 @@ start_proxy() {
 		--seed $((SEED + PXRUNS)) --log "$log" "$@" 2> "$T/proxy.err" &
 	PXPID=$!
 	until_ok 30 proxy_up
-	got=$(sed -n 's/^listening on 127\.0\.0\.1://p' "$T/proxy.err")
+	got=$(port_of "$T/proxy.err")
 	[ -n "$got" ] && PXPORT=$got && return 0
 	fail "faultproxy did not start: $(cat "$T/proxy.err")"
 }

@@ -56,7 +56,7 @@ trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
 serve_up() { in_file "$1" '^listening on ' || ! kill -0 $PID 2> /dev/null; }
 until_ok 30 serve_up "$T/serve.log"
 kill -0 $PID 2> /dev/null || fail "serve exited: $(cat "$T/serve.log")"
-PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/serve.log")
+PORT=$(port_of "$T/serve.log")
 [ -n "$PORT" ] || fail "serve did not report its port"
 URL="http://127.0.0.1:$PORT"
 
@@ -148,7 +148,7 @@ serve_with() {
 	PID=$!
 	trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
 	until_ok 30 serve_up "$2"
-	PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$2")
+	PORT=$(port_of "$2")
 	[ -n "$PORT" ] || fail "serve did not report its port: $(cat "$2")"
 }
 stop_serve() {

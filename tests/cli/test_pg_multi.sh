@@ -30,9 +30,6 @@ trap 'stop_all; rm -rf "$T"' EXIT
 hq_conf
 expect_exit 0 hq init
 
-# port_of LOG: the port a "listening on 127.0.0.1:PORT" line in LOG names.
-port_of() { sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$1" | tail -n 1; }
-
 # serve N: N serve processes on ports of their own (PORTS, each picked
 # by the kernel), and the proxy.
 PORTS=()

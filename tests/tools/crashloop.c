@@ -121,18 +121,11 @@ enum plan_kind { PLAN_CLEAN, PLAN_SIGKILL, PLAN_KILL, PLAN_TORN, PLAN_POWERCUT, 
 /* One child's plan; every choice the child makes comes from seed. */
 struct plan {
 	enum plan_kind kind;
-	unsigned long fail_write_at; /* xWrite to fail (1-based; 0: none) */
-	unsigned long fail_sync_at;  /* xSync to fail */
-	unsigned long fail_trunc_at; /* xTruncate to fail */
-	int sticky;		     /* after the first failure, fail all I/O */
-	unsigned long die_at_write;  /* crash at this xWrite ... */
-	unsigned long die_at_sync;   /* ... or this xSync */
-	enum faultvfs_death how;
-	unsigned kill_after_ms; /* PLAN_SIGKILL: the parent's delay */
-	int autocheckpoint;	/* PRAGMA wal_autocheckpoint for the child */
+	struct faultvfs_plan io; /* what the fault VFS does; its seed is the plan's */
+	unsigned kill_after_ms;	 /* PLAN_SIGKILL: the parent's delay */
+	int autocheckpoint;	 /* PRAGMA wal_autocheckpoint for the child */
 	int nops;
 	enum op_kind ops[CRASH_MAX_OPS];
-	uint64_t seed;
 };
 
 static uint64_t mono_ms(void)
@@ -432,25 +425,15 @@ static void child_main(const struct loop *L, const struct plan *p, int fd)
 static void child_main(const struct loop *L, const struct plan *p, int fd)
 {
 	struct store_options opt = { .under_vfs = faultvfs() };
-	const struct faultvfs_plan fp = {
-		.fail_write_at = p->fail_write_at,
-		.fail_sync_at = p->fail_sync_at,
-		.fail_trunc_at = p->fail_trunc_at,
-		.sticky = p->sticky,
-		.die_at_write = p->die_at_write,
-		.die_at_sync = p->die_at_sync,
-		.how = p->how,
-		.seed = p->seed,
-	};
 	const struct faultvfs_state *fs = faultvfs_state();
 	struct fs_error err = { 0 };
 	struct store *s = NULL;
-	uint64_t rng = p->seed ^ 0x5eedULL, t0 = mono_ms();
+	uint64_t rng = p->io.seed ^ 0x5eedULL, t0 = mono_ms();
 	char sql[64];
 	int r;
 
 	signal(SIGPIPE, SIG_IGN);
-	faultvfs_arm(&fp);
+	faultvfs_arm(&p->io);
 	faultvfs_watch(report);
 	report_fd = fd;
 	if ((r = store_open(L->data_dir, L->secret, &opt, &s, &err)) < 0) {
@@ -528,27 +511,28 @@ static void plan_describe(const struct plan *p, char *out, size_t cap)
 		len = (size_t)snprintf(out, cap, "SIGKILL after %u ms", p->kill_after_ms);
 		break;
 	default:
-		if (p->fail_write_at)
+		if (p->io.fail_write_at)
 			len = (size_t)snprintf(out, cap, "I/O error at write %lu",
-					       p->fail_write_at);
-		else if (p->fail_sync_at)
-			len = (size_t)snprintf(out, cap, "I/O error at sync %lu", p->fail_sync_at);
-		else if (p->fail_trunc_at)
+					       p->io.fail_write_at);
+		else if (p->io.fail_sync_at)
+			len = (size_t)snprintf(out, cap, "I/O error at sync %lu",
+					       p->io.fail_sync_at);
+		else if (p->io.fail_trunc_at)
 			len = (size_t)snprintf(out, cap, "I/O error at truncate %lu",
-					       p->fail_trunc_at);
-		if (p->sticky && len < cap)
+					       p->io.fail_trunc_at);
+		if (p->io.sticky && len < cap)
 			len += (size_t)snprintf(out + len, cap - len, " (sticky)");
-		if (p->how != FAULTVFS_LIVE && len < cap)
-			len += (size_t)snprintf(out + len, cap - len, "%s%s at %s %lu",
-						len ? ", then " : "", how[p->how],
-						p->die_at_write ? "write" : "sync",
-						p->die_at_write ? p->die_at_write : p->die_at_sync);
+		if (p->io.how != FAULTVFS_LIVE && len < cap)
+			len += (size_t)snprintf(
+				out + len, cap - len, "%s%s at %s %lu", len ? ", then " : "",
+				how[p->io.how], p->io.die_at_write ? "write" : "sync",
+				p->io.die_at_write ? p->io.die_at_write : p->io.die_at_sync);
 	}
 	for (int i = 0; i < p->nops && len < cap; i++)
 		len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? "," : "; ops ",
 					op_names[p->ops[i]]);
 	if (len < cap)
-		snprintf(out + len, cap - len, "; seed %" PRIu64, p->seed);
+		snprintf(out + len, cap - len, "; seed %" PRIu64, p->io.seed);
 }
 
 /* Uniform in [1, 1.25 * avg]: most faults land inside the child's work. */
@@ -569,7 +553,7 @@ static void plan_choose(uint64_t *rng, const struct stats *st, int only, struct 
 	unsigned long roll = faultvfs_rng_below(rng, 100);
 
 	memset(p, 0, sizeof(*p));
-	p->seed = faultvfs_rng_next(rng);
+	p->io.seed = faultvfs_rng_next(rng);
 	p->autocheckpoint = autockpt[faultvfs_rng_below(rng, 4)];
 	p->nops = 1 + (int)faultvfs_rng_below(rng, CRASH_MAX_OPS);
 	for (int i = 0; i < p->nops; i++) {
@@ -591,39 +575,39 @@ static void plan_choose(uint64_t *rng, const struct stats *st, int only, struct 
 			(unsigned)faultvfs_rng_below(rng, (unsigned long)(st->avg_ms * 1.2) + 2);
 	} else if (roll < plan_rolls[PLAN_TORN]) {
 		p->kind = PLAN_KILL;
-		p->how = FAULTVFS_KILL;
-		p->die_at_write = plan_index(rng, st->avg_writes);
+		p->io.how = FAULTVFS_KILL;
+		p->io.die_at_write = plan_index(rng, st->avg_writes);
 	} else if (roll < plan_rolls[PLAN_POWERCUT]) {
 		p->kind = PLAN_TORN;
-		p->how = FAULTVFS_TORN;
-		p->die_at_write = plan_index(rng, st->avg_writes);
+		p->io.how = FAULTVFS_TORN;
+		p->io.die_at_write = plan_index(rng, st->avg_writes);
 	} else if (roll < plan_rolls[PLAN_IOERR]) {
 		p->kind = PLAN_POWERCUT;
-		p->how = FAULTVFS_POWERCUT;
+		p->io.how = FAULTVFS_POWERCUT;
 		if (faultvfs_rng_below(rng, 3))
-			p->die_at_write = plan_index(rng, st->avg_writes);
+			p->io.die_at_write = plan_index(rng, st->avg_writes);
 		else
-			p->die_at_sync = plan_index(rng, st->avg_syncs);
+			p->io.die_at_sync = plan_index(rng, st->avg_syncs);
 	} else {
 		unsigned long which = faultvfs_rng_below(rng, 100);
 
 		p->kind = PLAN_IOERR;
-		p->sticky = faultvfs_rng_below(rng, 3) == 0;
+		p->io.sticky = faultvfs_rng_below(rng, 3) == 0;
 		if (which < 45)
-			p->fail_write_at = plan_index(rng, st->avg_writes);
+			p->io.fail_write_at = plan_index(rng, st->avg_writes);
 		else if (which < 90)
-			p->fail_sync_at = plan_index(rng, st->avg_syncs);
+			p->io.fail_sync_at = plan_index(rng, st->avg_syncs);
 		else
-			p->fail_trunc_at = 1 + faultvfs_rng_below(rng, 2);
+			p->io.fail_trunc_at = 1 + faultvfs_rng_below(rng, 2);
 		/* Half the time the process also dies a little later, so what
 		 * a failed write or sync left behind meets recovery. */
-		if (!p->sticky && faultvfs_rng_below(rng, 2)) {
-			unsigned long after = p->fail_write_at	? p->fail_write_at
-					      : p->fail_sync_at ? p->fail_sync_at * 4
-								: 1;
+		if (!p->io.sticky && faultvfs_rng_below(rng, 2)) {
+			unsigned long after = p->io.fail_write_at  ? p->io.fail_write_at
+					      : p->io.fail_sync_at ? p->io.fail_sync_at * 4
+								   : 1;
 
-			p->how = faultvfs_rng_below(rng, 2) ? FAULTVFS_POWERCUT : FAULTVFS_TORN;
-			p->die_at_write = after + 1 + faultvfs_rng_below(rng, 40);
+			p->io.how = faultvfs_rng_below(rng, 2) ? FAULTVFS_POWERCUT : FAULTVFS_TORN;
+			p->io.die_at_write = after + 1 + faultvfs_rng_below(rng, 40);
 		}
 	}
 }
