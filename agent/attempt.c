@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/enroll.h"
+#include "agent/netproc.h"
 #include "agent/pack.h"
 #include "agent/synclog.h"
 #include "sync/hlc.h"
@@ -64,11 +65,9 @@ static int transport(struct delivery *d, struct attempt_result *res)
 
 	if (d->t)
 		return 0;
-	if ((r = hqlink_curl_new(&d->t, &res->err)) < 0)
+	if ((r = netproc_hqlink(&d->t, d->opt->cancel, d->opt->connect_timeout_s,
+				d->opt->stall_timeout_s, &res->err)) < 0)
 		return r;
-	if (d->opt->cancel)
-		hqlink_curl_cancel_on(d->t, d->opt->cancel);
-	hqlink_curl_timeouts(d->t, d->opt->connect_timeout_s, d->opt->stall_timeout_s);
 	res->pushed = 1;
 	return 0;
 }

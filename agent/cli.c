@@ -24,6 +24,7 @@
 #include "agent/ctl.h"
 #include "agent/daemon.h"
 #include "agent/keystore.h"
+#include "agent/netproc.h"
 #include "crypto/secmem.h"
 
 enum { OPT_DATA_DIR = 256, OPT_PASSPHRASE_FILE, OPT_KEY_FILE, OPT_FORMS_DIR };
@@ -406,6 +407,9 @@ int main(int argc, char **argv)
 		r = commands_run(&c, argc, argv);
 		if (c.wrote)
 			poke_agent(&c);
+		/* A command that talked to HQ started the network helper: it
+		 * ends when told, and is reaped here. */
+		netproc_stop(NULL, 0);
 	}
 	config_free(&c.cfg);
 	return r;

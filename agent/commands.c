@@ -21,6 +21,7 @@
 #include "agent/enroll.h"
 #include "agent/hqhistory.h"
 #include "agent/keystore.h"
+#include "agent/netproc.h"
 #include "agent/pack.h"
 #include "agent/prompt.h"
 #include "agent/pull.h"
@@ -722,10 +723,9 @@ static int cmd_enroll(struct cli *c, int argc, char **argv)
 			    : 0;
 	/* Keep the token out of /proc/PID/cmdline from here on. */
 	sodium_memzero(argv[2], strlen(argv[2]));
-	if (r < 0 || (r = open_store(c, &s, &err)) < 0 || (r = hqlink_curl_new(&t, &err)) < 0)
+	if (r < 0 || (r = open_store(c, &s, &err)) < 0 ||
+	    (r = netproc_hqlink(&t, c->cancel, 0, 0, &err)) < 0)
 		goto out;
-	if (c->cancel)
-		hqlink_curl_cancel_on(t, c->cancel);
 	if ((r = enroll_device(s, argv[1], token, t, &e, &err)) < 0)
 		goto out;
 	c->wrote = 1;
@@ -1153,10 +1153,8 @@ static int status_verify_hq(struct cli *c, struct store *s, cJSON *o, int json,
 	struct enrolment e;
 	int r;
 
-	if ((r = enroll_load(s, &e, err)) < 0 || (r = hqlink_curl_new(&t, err)) < 0)
+	if ((r = enroll_load(s, &e, err)) < 0 || (r = netproc_hqlink(&t, c->cancel, 0, 0, err)) < 0)
 		return r;
-	if (c->cancel)
-		hqlink_curl_cancel_on(t, c->cancel);
 	r = hqhistory_verify(s, &e.target, t, &res, err);
 	hqlink_free(t);
 	/* HQ's answer also says its time: the way to set the store's clock

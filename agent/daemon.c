@@ -29,6 +29,8 @@
 #include "agent/ctl.h"
 #include "agent/enroll.h"
 #include "agent/keystore.h"
+#include "agent/netframe.h"
+#include "agent/netproc.h"
 #include "agent/netwatch.h"
 #include "agent/synclog.h"
 #include "crypto/bytes.h"
@@ -877,6 +879,9 @@ static int peer_allowed(int fd, gid_t group, uid_t *ret_uid)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return 0;
 	*ret_uid = cred.uid;
+	/* The network helper runs as our user, but is never a client. */
+	if (netproc_pid() && cred.pid == netproc_pid())
+		return 0;
 	if (cred.uid == 0 || cred.uid == getuid())
 		return 1;
 	if (group == (gid_t)-1)
@@ -1047,6 +1052,7 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 static void shut_down(struct agent *a)
 {
 	const char *path = a->sock;
+	char how[64];
 
 	a->stopping = 1;
 	sd_notify(0, "STOPPING=1");
@@ -1071,6 +1077,9 @@ static void shut_down(struct agent *a)
 	a->wstore = store_close(a->wstore);
 	a->store = store_close(a->store);
 	a->c->store = NULL;
+	netproc_stop(how, sizeof(how));
+	if (strcmp(how, "exit status 0") != 0 && strcmp(how, "not running") != 0)
+		log_msg(LOG_WARNING, "network helper: %s", how);
 	if (a->lfd >= 0) {
 		close(a->lfd);
 		unlink(path);
@@ -1264,6 +1273,18 @@ int daemon_run(struct cli *c)
 		log_msg(LOG_ERR, "%s", err.msg);
 		status = commands_exit_code(err.code);
 		goto out;
+	}
+	/* The network helper starts before any key is in this process
+	 * (agent/netproc.h).  Without it the agent still records; every
+	 * push says why it cannot run. */
+	if (netproc_start(&err) < 0) {
+		log_msg(LOG_ERR, "%s; nothing can be sent to HQ", err.msg);
+	} else {
+		char how[NETFRAME_READY_MAX + 1];
+
+		netproc_confinement(how, sizeof(how));
+		log_msg(LOG_INFO, "network helper (pid %d) holds no key: %s", (int)netproc_pid(),
+			how);
 	}
 	unlock_at_start(&a);
 	sd_notify(0, "READY=1");

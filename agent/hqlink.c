@@ -82,6 +82,7 @@ struct curl_transport {
 	CURL *easy;		   /* reused, so connections are kept */
 	const _Atomic int *cancel; /* abandon the transfer when non-zero */
 	long connect_s, stall_s;   /* timeouts */
+	uint64_t wall_ms;	   /* Fieldsync-Time; 0: now */
 };
 
 /* libcurl calls this at least once a second during a transfer. */
@@ -103,10 +104,13 @@ void hqlink_curl_timeouts(struct hqlink *t, unsigned connect_s, unsigned stall_s
 {
 	struct curl_transport *ct = (struct curl_transport *)t;
 
-	if (connect_s)
-		ct->connect_s = (long)connect_s;
-	if (stall_s)
-		ct->stall_s = (long)stall_s;
+	ct->connect_s = connect_s ? (long)connect_s : HQLINK_CONNECT_TIMEOUT_S;
+	ct->stall_s = stall_s ? (long)stall_s : HQLINK_LOW_SPEED_TIME_S;
+}
+
+void hqlink_curl_wall_clock(struct hqlink *t, uint64_t wall_ms)
+{
+	((struct curl_transport *)t)->wall_ms = wall_ms;
 }
 
 struct body_sink {
@@ -193,7 +197,8 @@ static int curl_post(struct hqlink *t, const char *url, const char *content_type
 	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
 	/* Our wall clock, so HQ can audit a device whose clock is wrong
 	 * (docs/PROTOCOL.md); it orders nothing. */
-	snprintf(now, sizeof(now), "Fieldsync-Time: %llu", (unsigned long long)hlc_wall_ms());
+	snprintf(now, sizeof(now), "Fieldsync-Time: %llu",
+		 (unsigned long long)(ct->wall_ms ? ct->wall_ms : hlc_wall_ms()));
 	headers = curl_slist_append(NULL, ctype);
 	h = headers ? curl_slist_append(headers, "Expect:") : NULL;
 	h = h ? curl_slist_append(headers, now) : NULL;

@@ -78,6 +78,12 @@ void hqlink_curl_cancel_on(struct hqlink *t, const _Atomic int *flag);
  * 0 keeps the default.  Only for hqlink_curl_new() transports. */
 void hqlink_curl_timeouts(struct hqlink *t, unsigned connect_s, unsigned stall_s);
 
+/* The time the Fieldsync-Time header gives, Unix milliseconds, for the
+ * requests from now on; 0 (the default) is this process's clock at each
+ * request.  The network helper sends the agent's.  Only for
+ * hqlink_curl_new() transports. */
+void hqlink_curl_wall_clock(struct hqlink *t, uint64_t wall_ms);
+
 /* NULL-safe; returns NULL. */
 struct hqlink *hqlink_free(struct hqlink *t);
 

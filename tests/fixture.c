@@ -1,5 +1,10 @@
 /* fixture.c - see fixture.h. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <sqlite3.h>
 
@@ -70,4 +75,47 @@ long long fixture_count(struct store *s, const char *sql)
 	n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return n;
+}
+
+void fixture_http_serve(int ls, const char *const answers[], int n, const char *log)
+{
+	FILE *fp;
+
+	/* A test that fails leaves no server waiting behind it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+		_exit(1);
+	fp = fopen(log, "w");
+
+	for (int i = 0; i < n && fp; i++) {
+		char buf[8192];
+		size_t got = 0;
+		int c = accept(ls, NULL, NULL);
+		char *hdr_end = NULL, *cl;
+		long want = -1;
+
+		if (c < 0)
+			_exit(1);
+		while (got < sizeof(buf) - 1) {
+			ssize_t k = read(c, buf + got, sizeof(buf) - 1 - got);
+
+			if (k <= 0)
+				break;
+			got += (size_t)k;
+			buf[got] = '\0';
+			if (!hdr_end && (hdr_end = strstr(buf, "\r\n\r\n"))) {
+				cl = strcasestr(buf, "Content-Length:");
+				want = cl ? strtol(cl + 15, NULL, 10) : 0;
+			}
+			if (hdr_end && (long)(got - (size_t)(hdr_end + 4 - buf)) >= want)
+				break;
+		}
+		fwrite(buf, 1, got, fp);
+		fputs("\n--\n", fp);
+		if (write(c, answers[i], strlen(answers[i])) < 0)
+			_exit(1);
+		close(c);
+	}
+	if (fp)
+		fclose(fp);
+	_exit(0);
 }

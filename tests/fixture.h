@@ -28,4 +28,10 @@ struct form *fixture_form(const char *collection);
 /* The single integer sql answers on the store's connection. */
 long long fixture_count(struct store *s, const char *sql);
 
+/* In a forked child: on the listening socket ls, answer n connections,
+ * one each, with answers[i] (a whole HTTP response), then _exit(0).
+ * What each request carried is written to the file log. */
+void fixture_http_serve(int ls, const char *const answers[], int n, const char *log)
+	__attribute__((noreturn));
+
 #endif

@@ -526,46 +526,6 @@ TEST(enroll_checks_hq_fingerprint_and_stores_keys)
 
 /* ---- the libcurl transport on a real socket ------------------------------- */
 
-/* Serve one canned answer per connection, n connections, then exit;
- * what each request carried is appended to log. */
-static void tiny_http(int ls, const char *const answers[], int n, const char *log)
-{
-	FILE *fp = fopen(log, "w");
-
-	for (int i = 0; i < n && fp; i++) {
-		char buf[8192];
-		size_t got = 0;
-		int c = accept(ls, NULL, NULL);
-		char *hdr_end = NULL, *cl;
-		long want = -1;
-
-		if (c < 0)
-			_exit(1);
-		while (got < sizeof(buf) - 1) {
-			ssize_t k = read(c, buf + got, sizeof(buf) - 1 - got);
-
-			if (k <= 0)
-				break;
-			got += (size_t)k;
-			buf[got] = '\0';
-			if (!hdr_end && (hdr_end = strstr(buf, "\r\n\r\n"))) {
-				cl = strcasestr(buf, "Content-Length:");
-				want = cl ? strtol(cl + 15, NULL, 10) : 0;
-			}
-			if (hdr_end && (long)(got - (size_t)(hdr_end + 4 - buf)) >= want)
-				break;
-		}
-		fwrite(buf, 1, got, fp);
-		fputs("\n--\n", fp);
-		if (write(c, answers[i], strlen(answers[i])) < 0)
-			_exit(1);
-		close(c);
-	}
-	if (fp)
-		fclose(fp);
-	_exit(0);
-}
-
 TEST(push_curl_transport_no_redirects_and_unreachable)
 {
 	static const char *const answers[] = {
@@ -594,7 +554,7 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (pid == 0)
-		tiny_http(ls, answers, 2, log);
+		fixture_http_serve(ls, answers, 2, log);
 	close(ls);
 	ASSERT_OK(hqlink_curl_new(&t, &err));
 	/* A redirect is an answer, not followed. */

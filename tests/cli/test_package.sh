@@ -132,7 +132,8 @@ check_unit() {
 }
 
 check_deb "$AGENT_DEB" fieldsync fieldsync fieldsync-agent.service /etc/fieldsync/agent.conf \
-	'libc6' 'libsodium[0-9]+' 'libsqlite3-[0-9]+' 'libcurl[0-9]+' 'libsystemd0' 'libzstd1' 'systemd'
+	'libc6' 'libsodium[0-9]+' 'libsqlite3-[0-9]+' 'libcurl[0-9]+' 'libsystemd0' 'libzstd1' \
+	'libseccomp2' 'systemd'
 check_deb "$HQ_DEB" fieldsync-hq fieldsync-hq fieldsync-hq.service /etc/fieldsync/hq.conf \
 	'libc6' 'libsodium[0-9]+' 'libsqlite3-[0-9]+' 'libmicrohttpd[0-9]+' 'libgnutls[0-9]+' \
 	"fieldsync \\(= $VERSION\\)" 'systemd'
@@ -159,7 +160,8 @@ UNITDIR=$(unit_dir "$AGENT_DEB")
 
 # Built with Debian's hardening flags: full RELRO (relro and now), the
 # stack protector and _FORTIFY_SOURCE's checked functions.
-for bin in "$R/usr/bin/fieldsync" "$R/usr/bin/fieldsync-hq"; do
+NET="$R/usr/libexec/fieldsync/fieldsync-net"
+for bin in "$R/usr/bin/fieldsync" "$R/usr/bin/fieldsync-hq" "$NET"; do
 	readelf -lW "$bin" | grep -q GNU_RELRO || fail "$(basename "$bin") has no RELRO segment"
 	readelf -dW "$bin" | grep -Eq 'BIND_NOW|FLAGS.*NOW' || fail "$(basename "$bin") is not linked with -z now"
 	readelf -sW --dyn-syms "$bin" | grep -q '__stack_chk_fail' ||
@@ -171,6 +173,11 @@ expect_exit 0 "$R/usr/bin/fieldsync" --version
 [ "$OUT" = "fieldsync $VERSION" ] || fail "fieldsync --version: $OUT"
 expect_exit 0 "$R/usr/bin/fieldsync-hq" --version
 [ "$OUT" = "fieldsync-hq $VERSION" ] || fail "fieldsync-hq --version: $OUT"
+# The network helper is where the agent looks for it when installed.
+expect_exit 0 "$NET" --help
+must_contain "$OUT" "network helper"
+grep -aq "/usr/libexec/fieldsync" "$R/usr/bin/fieldsync" ||
+	fail "fieldsync does not look for its helper in /usr/libexec/fieldsync"
 expect_exit 0 "$R/usr/bin/fieldsync" agent --help
 must_contain "$OUT" "Usage: fieldsync agent"
 must_contain "$OUT" "/run/fieldsync/agent.sock"

@@ -95,6 +95,7 @@
 #include "agent/csvimport.h"
 #include "agent/enroll.h"
 #include "agent/keystore.h"
+#include "agent/netproc.h"
 #include "agent/pack.h"
 #include "agent/push.h"
 #include "agent/records.h"
@@ -1725,6 +1726,8 @@ int main(int argc, char **argv)
 	unsigned long it = 0;
 	char desc[512] = "";
 
+	/* HTTP goes through the network helper the build made. */
+	netproc_set_program(FS_NET_BIN);
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
