@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "agent/cmd.h"
 #include "agent/commands.h"
 #include "agent/ctl.h"
 #include "agent/daemon.h"
@@ -387,8 +388,8 @@ int main(int argc, char **argv)
 		fputs(commands_main_usage, stdout);
 		return FS_EXIT_OK;
 	}
-	if (!strcmp(cmd, "keygen"))
-		return commands_run(&c, argc, argv);
+	if (cmd_flags(cmd) & CMD_NO_CONFIG)
+		return cmd_run(&c, argc, argv);
 	if (commands_load_config(&c, overrides, &err) < 0) {
 		r = commands_fail(&c, &err);
 		config_free(&c.cfg);
@@ -400,11 +401,11 @@ int main(int argc, char **argv)
 		r = cmd_unlock(&c, argc, argv);
 	else if (!strcmp(cmd, "lock"))
 		r = cmd_lock(&c, argc, argv);
-	else if (commands_forwardable(cmd) && !overrides[0] && !overrides[1] && !overrides[2] &&
-		 forward(&c, argc, argv, &r) == 0)
+	else if ((cmd_flags(cmd) & CMD_FORWARDABLE) && !overrides[0] && !overrides[1] &&
+		 !overrides[2] && forward(&c, argc, argv, &r) == 0)
 		; /* the agent ran it */
 	else {
-		r = commands_run(&c, argc, argv);
+		r = cmd_run(&c, argc, argv);
 		if (c.wrote)
 			poke_agent(&c);
 		/* A command that talked to HQ started the network helper: it

@@ -1,10 +1,12 @@
-/* commands.h - the fieldsync commands, shared by the CLI and the agent.
+/* commands.h - what runs a fieldsync command: its context (struct cli),
+ * the configuration, how a failure is printed, and the store's secret.
+ * The commands themselves and their table are agent/cmd.h.
  *
  * The CLI (agent/cli.c) runs a command itself, or, when an agent is
  * running, forwards it over the control socket (agent/ctl.h) and the
- * agent runs the same code here with the store it holds unlocked.  So
- * there is one implementation of every command, whichever process runs
- * it, and a field worker types no passphrase per command.
+ * agent runs the same code with the store it holds unlocked.  So there
+ * is one implementation of every command, whichever process runs it,
+ * and a field worker types no passphrase per command.
  *
  * Output goes to c->out and c->err, never straight to stdout or stderr:
  * inside the agent those are memory streams sent back to the client.
@@ -12,8 +14,9 @@
  * passed as descriptors (c->inputs), because the agent runs as another
  * user that cannot, and should not, open a field worker's files.
  *
- * Not reentrant across threads: one command at a time per struct cli
- * (getopt state is global, so one command at a time per process).
+ * One command at a time per struct cli; commands parse their options
+ * without global state (sync/opts.h), so two struct cli may run
+ * commands on two threads.
  */
 #ifndef FS_COMMANDS_H
 #define FS_COMMANDS_H
@@ -22,8 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "agent/config.h"
-#include "agent/attempt.h"
-#include "agent/push.h"
+#include "agent/keystore.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
 
@@ -55,31 +57,15 @@ extern const char commands_main_usage[];
  * forms dir, each NULL when not given. */
 int commands_load_config(struct cli *c, char *const overrides[4], struct fs_error *err) FS_WUR;
 
-/* Run one command (argv[0] is its name); returns the exit status
- * (FS_EXIT_*).  In the agent only the commands the agent may run for a
- * client are known (commands_forwardable). */
-int commands_run(struct cli *c, int argc, char **argv);
-
-/* Whether a client may hand this command to the agent. */
-int commands_forwardable(const char *cmd);
-
-/* Parse `sync` or `pull` options (argv[0] says which): 0, *ret_max (0:
- * default) and *ret_pull (agent/attempt.h: ATTEMPT_PULL_ALWAYS for sync,
- * ATTEMPT_PULL_ONLY for pull) when the agent should run the attempt;
- * otherwise the exit status, with help or the usage error already
- * written to c. */
-int commands_parse_sync(struct cli *c, int argc, char **argv, unsigned long *ret_max, int *ret_pull,
-			int *ret_exit) FS_WUR;
-
 /* The store secret from the configured key or passphrase file, or asked
  * on the terminal with question. */
 int commands_secret(const struct cli *c, const char *question, struct keystore_secret **ret,
 		    struct fs_error *err) FS_WUR;
 
-/* The lines `sync` and `pull` print, whether they ran here or in the
- * agent. */
-#define COMMANDS_SYNC_LINE 512
-void commands_format_sync(const struct attempt_result *res, int pull_only, char *out, size_t cap);
+/* The secret from a key file, else a passphrase file, else asked on the
+ * terminal with question (twice when confirm). */
+int commands_secret_from(const char *passphrase_file, const char *key_file, const char *question,
+			 int confirm, struct keystore_secret **ret, struct fs_error *err) FS_WUR;
 
 /* Print e to c->err; returns its exit status. */
 int commands_fail(struct cli *c, const struct fs_error *e);

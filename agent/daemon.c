@@ -26,6 +26,7 @@
 
 #include "agent/attempt.h"
 #include "agent/backoff.h"
+#include "agent/cmd.h"
 #include "agent/ctl.h"
 #include "agent/enroll.h"
 #include "agent/keystore.h"
@@ -77,7 +78,7 @@ struct agent {
 	int stopping;
 
 	/* The worker thread runs one job at a time: a push attempt, or a
-	 * forwarded command that talks to HQ (worker_command(); never on this
+	 * forwarded command that talks to HQ or runs long (request_job(); never on this
 	 * loop).  While running, only it touches wstore, opt, res and the
 	 * job_ fields. */
 	pthread_t thread;
@@ -89,12 +90,12 @@ struct agent {
 	struct attempt_options opt; /* built on the loop, read by the job */
 	struct attempt_result res;
 	int res_code;
-	unsigned long want_max;	   /* --max-changes of a waiting `sync` */
-	int want_pull;		   /* a waiting `sync` or `pull`: ATTEMPT_PULL_* */
-	uint64_t gen;		   /* attempts started so far */
-	struct client *job_client; /* JOB_COMMAND: who asked */
-	int job_argc;
-	char **job_argv; /* points into job_client->in */
+	unsigned long want_max;	       /* --max-changes of a waiting `sync` */
+	int want_pull;		       /* a waiting `sync` or `pull`: ATTEMPT_PULL_* */
+	uint64_t gen;		       /* attempts started so far */
+	struct client *job_client;     /* JOB_COMMAND: who asked */
+	struct command_call *job_call; /* parsed on the loop */
+	char **job_argv;	       /* points into job_client->in */
 	struct cli_input job_inputs[CTL_MAX_FILES];
 	size_t job_ninputs;
 	char *job_out, *job_err; /* its output */
@@ -143,8 +144,8 @@ static void notify_status(struct agent *a)
 
 /* ---- the worker thread ------------------------------------------------- */
 
-/* Runs a forwarded command (worker_command()) with its own connection
- * and output. */
+/* Runs a forwarded command (request_job()) with its own connection and
+ * output; its options were parsed on the loop. */
 static void run_command_job(struct agent *a)
 {
 	FILE *out = open_memstream(&a->job_out, &a->job_olen);
@@ -164,7 +165,7 @@ static void run_command_job(struct agent *a)
 	a->job_status = FS_EXIT_IO;
 	a->job_wrote = 0;
 	if (out && err) {
-		a->job_status = commands_run(&jc, a->job_argc, a->job_argv);
+		a->job_status = cmd_call_run(&jc, a->job_call);
 		a->job_wrote = jc.wrote;
 	}
 	if (out)
@@ -323,7 +324,7 @@ static void job_finished(struct agent *a)
 			continue;
 		cl->wait_gen = 0;
 		if (r == 0) {
-			commands_format_sync(res, a->pull_only, line, sizeof(line));
+			cmd_sync_format(res, a->pull_only, line, sizeof(line));
 			client_answer(cl, line, NULL, FS_EXIT_OK);
 		} else {
 			snprintf(line, sizeof(line), "fieldsync: %s\n",
@@ -540,43 +541,84 @@ fail:
 	return NULL;
 }
 
-/* Commands that talk to HQ, or may run long, run on the worker thread,
- * never on the loop: enroll, status --verify-hq, and import (a file of
- * any size; the loop keeps answering status, and SIGTERM or lock cancel
- * it).  None uses getopt, whose state is global, so they may run beside
- * commands on the loop. */
-static int worker_command(int argc, char **argv)
+/* A parsed sync or pull: push now (sync) and pull; the client's answer
+ * comes when an attempt that started after this request ends.  Returns
+ * -1 when the client now waits, else the exit status. */
+static int request_attempt(struct agent *a, struct client *cl, const struct command_call *call)
 {
-	if (!strcmp(argv[0], "enroll") || !strcmp(argv[0], "import"))
-		return argc == 3;
-	if (!strcmp(argv[0], "status"))
-		for (int i = 1; i < argc; i++)
-			if (!strcmp(argv[i], "--verify-hq"))
-				return 1;
-	return 0;
+	unsigned long max;
+	int pull, r;
+
+	if ((r = cmd_sync_request(a->c, call, &max, &pull)) >= 0)
+		return r;
+	if (!a->store) {
+		fprintf(a->c->err, "fieldsync: the agent's store is locked; run 'fieldsync "
+				   "unlock'\n");
+		return FS_EXIT_KEY;
+	}
+	a->halted = 0; /* an explicit request tries again */
+	cl->wait_gen = a->gen + 1;
+	a->want_max = max;
+	/* sync and pull both pull; only sync pushes too. */
+	if (a->want_pull != ATTEMPT_PULL_ALWAYS)
+		a->want_pull = pull;
+	schedule(a, 0);
+	return -1;
 }
 
-/* beneficiary|visit add|edit|delete, or import: a write to the store. */
-static int writes_records(int argc, char **argv)
+/* A command for the worker thread (it talks to HQ, or may run long): the
+ * client parked meanwhile, after the push in flight if there is one.
+ * Returns -1 when the job owns call, argv and state now, else the exit
+ * status. */
+static int request_job(struct agent *a, struct client *cl, struct command_call *call, char **argv,
+		       const struct cli_input *inputs, cJSON *state)
 {
-	if (!strcmp(argv[0], "import"))
-		return 1;
-	return argc >= 2 && (!strcmp(argv[0], "beneficiary") || !strcmp(argv[0], "visit")) &&
-	       (!strcmp(argv[1], "add") || !strcmp(argv[1], "edit") || !strcmp(argv[1], "delete"));
+	if (a->job_client) {
+		fprintf(a->c->err, "fieldsync: the agent is busy with another long request (an "
+				   "import, or a request to HQ); try again when it ends\n");
+		return FS_EXIT_IO;
+	}
+	log_msg(LOG_INFO, "%s: on the worker thread", cmd_call_name(call));
+	a->job_client = cl;
+	a->job_call = call;
+	a->job_argv = argv;
+	memcpy(a->job_inputs, inputs, sizeof(a->job_inputs));
+	a->job_ninputs = cl->nfds;
+	a->job_out = a->job_err = NULL;
+	cl->in_job = 1;
+	a->job_state = state;
+	if (a->running || job_start(a, JOB_COMMAND) == 0)
+		return -1;
+	a->job_state = NULL;
+	a->job_call = NULL;
+	a->job_argv = NULL;
+	cl->in_job = 0;
+	a->job_client = NULL;
+	fprintf(a->c->err, "fieldsync: the agent could not start the request; see its log\n");
+	return FS_EXIT_IO;
 }
 
-/* Run a forwarded command with its output in memory. */
+/* Whether an import runs on the worker thread: it holds the store's
+ * write lock until it ends. */
+static int import_running(const struct agent *a)
+{
+	return a->job_client && a->job_call && (cmd_call_flags(a->job_call) & CMD_RUNS_LONG);
+}
+
+/* Run a forwarded command with its output in memory.  Its options are
+ * parsed here, on the loop, whichever thread runs it (agent/commands.h). */
 static void run_command(struct agent *a, struct client *cl)
 {
 	struct cli_input inputs[CTL_MAX_FILES];
 	unsigned idx[CTL_MAX_FILES];
 	char *obuf = NULL, *ebuf = NULL, **argv = NULL;
+	struct command_call *call = NULL;
 	size_t olen = 0, elen = 0;
 	struct cli *c = a->c;
 	FILE *out = NULL, *err = NULL;
 	cJSON *state = NULL;
-	unsigned long max;
-	int argc, status, code, pull;
+	unsigned flags;
+	int argc, status;
 
 	if (ctl_parse_command(cl->in + CTL_HEADER, cl->in_len - CTL_HEADER, cl->nfds, &argc, &argv,
 			      idx) < 0) {
@@ -600,67 +642,30 @@ static void run_command(struct agent *a, struct client *cl)
 	c->n_inputs = cl->nfds;
 	c->wrote = 0;
 	c->agent = state;
-	if ((!strcmp(argv[0], "sync") || !strcmp(argv[0], "pull")) &&
-	    commands_parse_sync(c, argc, argv, &max, &pull, &code) == 0) {
-		/* Push now; answer when an attempt that started after this
-		 * request ends. */
-		if (!a->store) {
-			fprintf(err, "fieldsync: the agent's store is locked; run 'fieldsync "
-				     "unlock'\n");
-			status = FS_EXIT_KEY;
-		} else {
-			a->halted = 0; /* an explicit request tries again */
-			cl->wait_gen = a->gen + 1;
-			a->want_max = max;
-			/* sync and pull both pull; only sync pushes too. */
-			if (a->want_pull != ATTEMPT_PULL_ALWAYS)
-				a->want_pull = pull;
-			schedule(a, 0);
+	if ((status = cmd_parse(c, argc, argv, &call)) != 0 || !call)
+		goto answer;
+	flags = cmd_call_flags(call);
+	if (flags & CMD_STARTS_ATTEMPT) {
+		if ((status = request_attempt(a, cl, call)) < 0)
 			goto out;
-		}
-	} else if (!strcmp(argv[0], "sync") || !strcmp(argv[0], "pull")) {
-		status = code;
-	} else if (a->job_client && a->job_argv && !strcmp(a->job_argv[0], "import") &&
-		   writes_records(argc, argv)) {
-		/* The import holds the store's write lock until it ends: waiting
-		 * for it here would stall every other client. */
+	} else if ((flags & CMD_WRITES) && import_running(a)) {
+		/* Waiting for the import here would stall every other client. */
 		fprintf(err, "fieldsync: an import is running; nothing was changed: try again "
 			     "when it ends\n");
 		status = FS_EXIT_IO;
-	} else if (a->store && worker_command(argc, argv)) {
-		/* HTTP: on the worker thread, the client parked meanwhile;
-		 * after the push in flight, if there is one. */
-		if (a->job_client) {
-			fprintf(err, "fieldsync: the agent is busy with another long request (an "
-				     "import, or a request to HQ); try again when it ends\n");
-			status = FS_EXIT_IO;
-		} else {
-			log_msg(LOG_INFO, "%s: on the worker thread", argv[0]);
-			a->job_client = cl;
-			a->job_argc = argc;
-			a->job_argv = argv;
-			memcpy(a->job_inputs, inputs, sizeof(inputs));
-			a->job_ninputs = cl->nfds;
-			a->job_out = a->job_err = NULL;
-			cl->in_job = 1;
-			a->job_state = state;
-			if (a->running || job_start(a, JOB_COMMAND) == 0) {
-				argv = NULL; /* the job owns these now */
-				state = NULL;
-				goto out;
-			}
-			a->job_state = NULL;
-			cl->in_job = 0;
-			a->job_client = NULL;
-			fprintf(err, "fieldsync: the agent could not start the request; see its "
-				     "log\n");
-			status = FS_EXIT_IO;
+	} else if (a->store && (flags & (CMD_TALKS_TO_HQ | CMD_RUNS_LONG))) {
+		if ((status = request_job(a, cl, call, argv, inputs, state)) < 0) {
+			call = NULL; /* the job owns these now */
+			argv = NULL;
+			state = NULL;
+			goto out;
 		}
 	} else {
-		status = commands_run(c, argc, argv);
+		status = cmd_call_run(c, call);
 		if (c->wrote)
 			schedule(a, c->cfg.push_delay_ms);
 	}
+answer:
 	fflush(out);
 	fflush(err);
 	client_answer(cl, obuf, ebuf, status);
@@ -681,6 +686,7 @@ out:
 		sodium_memzero(ebuf, elen);
 	free(obuf);
 	free(ebuf);
+	cmd_call_free(call);
 	free(argv);
 	cJSON_Delete(state);
 }
@@ -688,7 +694,7 @@ out:
 static void command_finished(struct agent *a)
 {
 	struct client *cl = a->job_client;
-	int enrolled = a->job_wrote && a->job_argv && !strcmp(a->job_argv[0], "enroll");
+	int enrolled = a->job_wrote && a->job_call && (cmd_call_flags(a->job_call) & CMD_ENROLLS);
 
 	client_answer(cl, a->job_out, a->job_err, a->job_status);
 	/* The output names the team; the request held the token. */
@@ -698,9 +704,11 @@ static void command_finished(struct agent *a)
 		sodium_memzero(a->job_err, a->job_elen);
 	free(a->job_out);
 	free(a->job_err);
+	cmd_call_free(a->job_call);
 	free(a->job_argv);
 	cJSON_Delete(a->job_state);
 	a->job_out = a->job_err = NULL;
+	a->job_call = NULL;
 	a->job_argv = NULL;
 	a->job_state = NULL;
 	cl->in_job = 0;
@@ -1262,8 +1270,6 @@ int daemon_run(struct cli *c)
 	log_open("fieldsync-agent");
 	for (size_t i = 0; i < CLIENTS_MAX; i++)
 		a.clients[i].fd = -1;
-	/* getopt must never write a client's arguments to our stderr. */
-	opterr = 0;
 	/* No core dumps and no ptrace by our own user: the heap holds field
 	 * values on their way to clients, not only the key in secure memory. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
