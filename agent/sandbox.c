@@ -323,6 +323,14 @@ static int in_list(const int *list, size_t n, int nr)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Argument n compared by op with a (and b, for a masked compare: a is the
+ * mask, b the value); libseccomp's SCMP_An() leave a field out, which
+ * clang's -Wextra refuses. */
+static struct scmp_arg_cmp arg(unsigned n, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+	return (struct scmp_arg_cmp){ .arg = n, .op = op, .datum_a = a, .datum_b = b };
+}
+
 /* Rules that look at arguments. */
 static int seccomp_arguments(scmp_filter_ctx ctx)
 {
@@ -332,43 +340,43 @@ static int seccomp_arguments(scmp_filter_ctx ctx)
 
 	r = r ? r
 	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-				 SCMP_A2(SCMP_CMP_MASKED_EQ, wmask, 0));
+				 arg(2, SCMP_CMP_MASKED_EQ, wmask, 0));
 	r = r ? r
 	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
-				 SCMP_A1(SCMP_CMP_MASKED_EQ, wmask, 0));
+				 arg(1, SCMP_CMP_MASKED_EQ, wmask, 0));
 	/* Sockets to HQ, or to a proxy: no AF_UNIX (the agent's socket),
 	 * no netlink, no raw packets. */
 	r = r ? r
 	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				 SCMP_A0(SCMP_CMP_EQ, AF_INET));
+				 arg(0, SCMP_CMP_EQ, AF_INET, 0));
 	r = r ? r
 	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				 SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+				 arg(0, SCMP_CMP_EQ, AF_INET6, 0));
 	/* Threads (the resolver's), never a new process.  clone3 hides its
 	 * flags from seccomp: ENOSYS makes glibc use clone. */
 	if (!FS_SANITIZER)
 		r = r ? r
 		      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-					 SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+					 arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	r = r ? r : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	/* abort() signals its own thread. */
 	if (!FS_SANITIZER)
 		r = r ? r
 		      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-					 SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+					 arg(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 	r = r ? r
 	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				 SCMP_A1(SCMP_CMP_EQ, FIONREAD));
+				 arg(1, SCMP_CMP_EQ, FIONREAD, 0));
 	r = r ? r
 	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				 SCMP_A1(SCMP_CMP_EQ, FIONBIO));
+				 arg(1, SCMP_CMP_EQ, FIONBIO, 0));
 	r = r ? r
 	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				 SCMP_A1(SCMP_CMP_EQ, TCGETS));
+				 arg(1, SCMP_CMP_EQ, TCGETS, 0));
 	/* Reading limits, never raising them. */
 	r = r ? r
 	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
-				 SCMP_A2(SCMP_CMP_EQ, 0));
+				 arg(2, SCMP_CMP_EQ, 0, 0));
 	return r;
 }
 

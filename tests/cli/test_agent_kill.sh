@@ -48,6 +48,8 @@ except ValueError:
     print(-1)' "$1"
 }
 agent_acked_since() { [ "$(agent_json change_sets_sent)" -gt "$1" ]; }
+# hq_signal SIG: stop or continue HQ, which must still be there.
+hq_signal() { kill "-$1" "$HQPID" 2> /dev/null || fail "HQ ($HQPID) is gone: $(tail -5 "$T/hq.log")"; }
 total=0
 mid_push=0
 stopped_rounds=0
@@ -62,21 +64,21 @@ for round in $(seq "$KILLS"); do
 		kill_agent
 	else
 		stopped_rounds=$((stopped_rounds + 1))
-		kill -STOP "$HQPID"
+		hq_signal STOP
 		start_agent --passphrase-file "$PASS"
 		# Slices grow until HQ gets something done, so this ends on any
 		# machine; it stops at the first acknowledgement of the round.
 		slice=0
 		until agent_acked_since "$acked0"; do
 			kill -0 "$APID" 2> /dev/null || fail "the agent died: $(tail -5 "$T/agent.log")"
-			kill -CONT "$HQPID"
+			hq_signal CONT
 			[ "$slice" -eq 0 ] || sleep "$(printf '0.%03d' "$slice")"
-			kill -STOP "$HQPID"
+			hq_signal STOP
 			[ "$slice" -ge 200 ] || slice=$((slice + 1))
 		done
 		left=$(agent_json pending_changes)
 		kill_agent
-		kill -CONT "$HQPID"
+		hq_signal CONT
 		[ "$left" -gt 0 ] && mid_push=$((mid_push + 1))
 	fi
 	if [ $((round % 10)) -eq 0 ]; then
