@@ -1,7 +1,8 @@
-/* daemon.c - the agent's event loop, push thread and control clients.
+/* daemon.c - the agent's event loop and its worker thread.  The control
+ * connections are agent/client.h; the commands they carry, agent/cmd.h.
  *
- * Sections: logging; state; the worker thread; scheduling;
- * unlocking; clients; the loop.
+ * Sections: state; the worker thread; scheduling; unlocking; requests;
+ * the loop.
  */
 #include "agent/daemon.h"
 
@@ -26,6 +27,7 @@
 
 #include "agent/attempt.h"
 #include "agent/backoff.h"
+#include "agent/client.h"
 #include "agent/cmd.h"
 #include "agent/ctl.h"
 #include "agent/enroll.h"
@@ -41,40 +43,39 @@
 
 /* ---- state --------------------------------------------------------------- */
 
-#define CLIENTS_MAX 16
-/* Connections one user may hold at once: a user's idle connections
- * never lock others out (client_accept). */
-#define CLIENTS_PER_UID 4
-/* To send a whole request after connecting.  The CLI reads its input (a
- * typed token, a pipe) and asks for a passphrase before it connects, then
- * sends at once (cli.c), so only a stuck or hostile client waits this long. */
-#define CLIENT_TIMEOUT_MS 10000
-#define ANSWER_TIMEOUT_MS 30000 /* to take a whole answer */
-#define NET_SETTLE_MS 250	/* after a netlink event, before pushing */
+#define NET_SETTLE_MS 250 /* after a netlink event, before pushing */
 #define NEVER UINT64_MAX
 
-struct client {
-	int fd;	     /* -1: free slot */
-	uint8_t *in; /* secure memory, CTL_REQUEST_MAX: may hold a secret */
-	size_t in_len;
-	int fds[CTL_MAX_FILES]; /* received with the request */
-	size_t nfds;
-	uint8_t *out; /* answer frames */
-	size_t out_len, out_off;
-	uint64_t deadline;	 /* monotonic ms, while reading the request */
-	uint64_t wait_gen;	 /* > 0: answer when attempt wait_gen ends */
-	uint64_t write_deadline; /* monotonic ms to take the whole answer */
-	int in_job;		 /* its request runs on the worker thread */
-	uid_t uid;		 /* the peer's user */
-	uint64_t since;		 /* monotonic ms it connected */
+/* A forwarded command on the worker thread (request_job()). */
+struct command_job {
+	struct client *client;	   /* who asked; NULL: none */
+	struct command_call *call; /* parsed on the loop */
+	char **argv;		   /* points into client->in */
+	struct cli_input inputs[CTL_MAX_FILES];
+	size_t ninputs;
+	char *out, *err; /* its output */
+	size_t olen, elen;
+	int status, wrote;
+	cJSON *state; /* the agent's state for its `status` */
+};
+
+/* When to push next, and what `status` says of the pushes so far. */
+struct push_schedule {
+	uint64_t next_push; /* monotonic ms; NEVER: nothing scheduled */
+	unsigned failures;  /* in a row */
+	int halted;	    /* HQ revoked this device */
+	/* Wall clock ms (0: never). */
+	uint64_t last_attempt, last_success, next_wall;
+	char last_error[512];	       /* an fs_error message */
+	uint64_t wd_interval, next_wd; /* the systemd watchdog, monotonic ms */
 };
 
 struct agent {
 	struct cli *c;
-	char sock[CTL_PATH_MAX]; /* where it listens, fixed until it stops */
-	struct store *store;	 /* NULL: locked */
-	int lfd, nfd, sfd, efd;	 /* listen, netlink, signals, push done */
-	struct client clients[CLIENTS_MAX];
+	char sock[CTL_PATH_MAX];     /* where it listens, fixed until it stops */
+	struct store *store;	     /* NULL: locked */
+	int nfd, sfd, efd;	     /* netlink, signals, push done */
+	struct client_table clients; /* the listening socket, its connections */
 	int stopping;
 
 	/* The worker thread runs one job at a time: a push attempt, or a
@@ -90,30 +91,11 @@ struct agent {
 	struct attempt_options opt; /* built on the loop, read by the job */
 	struct attempt_result res;
 	int res_code;
-	unsigned long want_max;	       /* --max-changes of a waiting `sync` */
-	int want_pull;		       /* a waiting `sync` or `pull`: ATTEMPT_PULL_* */
-	uint64_t gen;		       /* attempts started so far */
-	struct client *job_client;     /* JOB_COMMAND: who asked */
-	struct command_call *job_call; /* parsed on the loop */
-	char **job_argv;	       /* points into job_client->in */
-	struct cli_input job_inputs[CTL_MAX_FILES];
-	size_t job_ninputs;
-	char *job_out, *job_err; /* its output */
-	size_t job_olen, job_elen;
-	int job_status, job_wrote;
-	cJSON *job_state; /* the agent's state for its `status` */
-
-	/* Scheduling, in monotonic ms. */
-	uint64_t next_push; /* NEVER: nothing scheduled */
-	unsigned failures;  /* in a row */
-	int halted;	    /* HQ revoked this device */
-
-	/* What status shows, wall clock ms (0: never). */
-	uint64_t last_attempt, last_success, next_wall;
-	char last_error[512]; /* an fs_error message */
-
-	/* systemd watchdog */
-	uint64_t wd_interval, next_wd;
+	unsigned long want_max; /* --max-changes of a waiting `sync` */
+	int want_pull;		/* a waiting `sync` or `pull`: ATTEMPT_PULL_* */
+	uint64_t gen;		/* attempts started so far */
+	struct command_job cmd; /* JOB_COMMAND: the request it runs */
+	struct push_schedule sched;
 };
 
 static uint32_t uniform(uint32_t n)
@@ -128,15 +110,16 @@ static void notify_status(struct agent *a)
 
 	if (!a->store)
 		snprintf(text, sizeof(text), "STATUS=locked: run 'fieldsync unlock'");
-	else if (a->halted)
+	else if (a->sched.halted)
 		snprintf(text, sizeof(text), "STATUS=revoked by HQ; not pushing");
 	else if (a->running)
 		snprintf(text, sizeof(text), "STATUS=pushing to HQ");
-	else if (a->next_push != NEVER)
+	else if (a->sched.next_push != NEVER)
 		snprintf(text, sizeof(text), "STATUS=next push in %llus%s",
-			 (unsigned long long)(a->next_push > now ? (a->next_push - now + 999) / 1000
-								 : 0),
-			 a->failures ? " (HQ unreachable)" : "");
+			 (unsigned long long)(a->sched.next_push > now
+						      ? (a->sched.next_push - now + 999) / 1000
+						      : 0),
+			 a->sched.failures ? " (HQ unreachable)" : "");
 	else
 		snprintf(text, sizeof(text), "STATUS=idle; everything sent");
 	sd_notify(0, text);
@@ -148,25 +131,25 @@ static void notify_status(struct agent *a)
  * output; its options were parsed on the loop. */
 static void run_command_job(struct agent *a)
 {
-	FILE *out = open_memstream(&a->job_out, &a->job_olen);
-	FILE *err = open_memstream(&a->job_err, &a->job_elen);
+	FILE *out = open_memstream(&a->cmd.out, &a->cmd.olen);
+	FILE *err = open_memstream(&a->cmd.err, &a->cmd.elen);
 	struct cli jc = {
 		.cfg = a->c->cfg, /* shallow and read-only: never freed here */
 		.out = out,
 		.err = err,
 		.store = a->wstore,
 		.in_agent = 1,
-		.inputs = a->job_inputs,
-		.n_inputs = a->job_ninputs,
+		.inputs = a->cmd.inputs,
+		.n_inputs = a->cmd.ninputs,
 		.cancel = &a->cancel,
-		.agent = a->job_state,
+		.agent = a->cmd.state,
 	};
 
-	a->job_status = FS_EXIT_IO;
-	a->job_wrote = 0;
+	a->cmd.status = FS_EXIT_IO;
+	a->cmd.wrote = 0;
 	if (out && err) {
-		a->job_status = cmd_call_run(&jc, a->job_call);
-		a->job_wrote = jc.wrote;
+		a->cmd.status = cmd_call_run(&jc, a->cmd.call);
+		a->cmd.wrote = jc.wrote;
 	}
 	if (out)
 		fclose(out);
@@ -215,7 +198,7 @@ static int job_start(struct agent *a, int job)
 		a->want_max = 0;
 		a->want_pull = 0;
 		a->gen++;
-		a->last_attempt = hlc_wall_ms();
+		a->sched.last_attempt = hlc_wall_ms();
 	}
 	if ((r = pthread_create(&a->thread, NULL, job_thread, a)) != 0) {
 		log_msg(LOG_ERR, "cannot start a thread: %s", strerror(r));
@@ -228,14 +211,13 @@ static int job_start(struct agent *a, int job)
 	return 0;
 }
 
-static void client_answer(struct client *cl, const char *out, const char *err, int status);
 static void command_finished(struct agent *a);
 
 /* Answer every client parked for a push that will not come. */
 static void answer_parked(struct agent *a, const char *msg, int status)
 {
-	for (size_t i = 0; i < CLIENTS_MAX; i++) {
-		struct client *cl = &a->clients[i];
+	for (size_t i = 0; i < CLIENT_MAX; i++) {
+		struct client *cl = &a->clients.slot[i];
 
 		if (cl->fd >= 0 && cl->wait_gen) {
 			cl->wait_gen = 0;
@@ -280,10 +262,10 @@ static void job_finished(struct agent *a)
 	}
 	r = a->res_code; /* only now: the thread wrote it */
 	if (r == 0) {
-		a->failures = 0;
-		a->last_error[0] = '\0';
+		a->sched.failures = 0;
+		a->sched.last_error[0] = '\0';
 		if (res->pushed) {
-			a->last_success = hlc_wall_ms();
+			a->sched.last_success = hlc_wall_ms();
 			log_msg(LOG_INFO,
 				"pushed %llu change sets (%llu changes, %llu bytes) in %llu ms",
 				res->stats.sets, res->stats.changes, res->stats.bytes,
@@ -295,30 +277,30 @@ static void job_finished(struct agent *a)
 		log_msg(LOG_NOTICE, "push abandoned; it resumes on the next start");
 	} else if (r == -FS_ENOTFOUND) {
 		/* Not enrolled: nothing to do until `fieldsync enroll`. */
-		snprintf(a->last_error, sizeof(a->last_error), "%s", res->err.msg);
+		snprintf(a->sched.last_error, sizeof(a->sched.last_error), "%s", res->err.msg);
 	} else {
-		snprintf(a->last_error, sizeof(a->last_error), "%s", res->err.msg);
+		snprintf(a->sched.last_error, sizeof(a->sched.last_error), "%s", res->err.msg);
 		if (r == -EACCES) {
-			a->halted = 1;
-			a->next_push = NEVER;
+			a->sched.halted = 1;
+			a->sched.next_push = NEVER;
 			log_msg(LOG_ERR, "%s; not pushing again until restarted", res->err.msg);
 			if (c->cfg.wipe_on_revoke && !strcmp(c->cfg.wipe_on_revoke, "yes"))
 				wipe_after_revoke(a);
 		} else {
-			a->failures++;
-			delay = backoff_delay_ms(a->failures, c->cfg.retry_min, c->cfg.retry_max,
-						 res->stats.retry_after, uniform);
-			a->next_push = hlc_mono_ms() + delay;
-			a->next_wall = hlc_wall_ms() + delay;
+			a->sched.failures++;
+			delay = backoff_delay_ms(a->sched.failures, c->cfg.retry_min,
+						 c->cfg.retry_max, res->stats.retry_after, uniform);
+			a->sched.next_push = hlc_mono_ms() + delay;
+			a->sched.next_wall = hlc_wall_ms() + delay;
 			/* The first failure of a streak is news; the rest are
 			 * debug, or an offline week would flood the journal. */
-			log_msg(a->failures == 1 ? LOG_WARNING : LOG_DEBUG,
+			log_msg(a->sched.failures == 1 ? LOG_WARNING : LOG_DEBUG,
 				"push failed (%s): %s; retry %u in %.1f s", synclog_result(r),
-				res->err.msg, a->failures, (double)delay / 1000);
+				res->err.msg, a->sched.failures, (double)delay / 1000);
 		}
 	}
-	for (size_t i = 0; i < CLIENTS_MAX; i++) {
-		struct client *cl = &a->clients[i];
+	for (size_t i = 0; i < CLIENT_MAX; i++) {
+		struct client *cl = &a->clients.slot[i];
 
 		if (cl->fd < 0 || !cl->wait_gen || cl->wait_gen > a->gen)
 			continue;
@@ -332,15 +314,15 @@ static void job_finished(struct agent *a)
 			client_answer(cl, NULL, line, commands_exit_code(r));
 		}
 	}
-	if (a->halted) {
-		snprintf(line, sizeof(line), "fieldsync: %s\n", a->last_error);
+	if (a->sched.halted) {
+		snprintf(line, sizeof(line), "fieldsync: %s\n", a->sched.last_error);
 		answer_parked(a, line, FS_EXIT_DATA);
 	}
 	/* A command to HQ that waited for this push goes now (not while
 	 * stopping or locking: push_stop's callers deal with it). */
-	if (a->job_client && !a->cancel && a->store && job_start(a, JOB_COMMAND) < 0) {
-		a->job_status = FS_EXIT_IO;
-		a->job_wrote = 0;
+	if (a->cmd.client && !a->cancel && a->store && job_start(a, JOB_COMMAND) < 0) {
+		a->cmd.status = FS_EXIT_IO;
+		a->cmd.wrote = 0;
 		command_finished(a);
 	}
 	notify_status(a);
@@ -363,11 +345,11 @@ static void schedule(struct agent *a, uint64_t delay_ms)
 {
 	uint64_t at = hlc_mono_ms() + delay_ms;
 
-	if (!a->store || a->halted || a->stopping)
+	if (!a->store || a->sched.halted || a->stopping)
 		return;
-	if (a->next_push == NEVER || at < a->next_push) {
-		a->next_push = at;
-		a->next_wall = hlc_wall_ms() + delay_ms;
+	if (a->sched.next_push == NEVER || at < a->sched.next_push) {
+		a->sched.next_push = at;
+		a->sched.next_wall = hlc_wall_ms() + delay_ms;
 	}
 }
 
@@ -394,12 +376,12 @@ static int unlock_with(struct agent *a, const struct keystore_secret *secret, st
 /* A command to HQ still waiting for a push to end will not run. */
 static void drop_queued_command(struct agent *a, const char *msg, int status)
 {
-	if (!a->job_client)
+	if (!a->cmd.client)
 		return;
-	a->job_status = status;
-	a->job_wrote = 0;
-	a->job_err = strdup(msg);
-	a->job_elen = a->job_err ? strlen(a->job_err) : 0;
+	a->cmd.status = status;
+	a->cmd.wrote = 0;
+	a->cmd.err = strdup(msg);
+	a->cmd.elen = a->cmd.err ? strlen(a->cmd.err) : 0;
 	command_finished(a);
 }
 
@@ -415,8 +397,8 @@ static void lock(struct agent *a)
 	a->wstore = store_close(a->wstore);
 	a->store = store_close(a->store);
 	a->c->store = NULL;
-	a->next_push = NEVER;
-	a->next_wall = 0;
+	a->sched.next_push = NEVER;
+	a->sched.next_wall = 0;
 	log_msg(LOG_INFO, "store locked; the key is wiped from memory");
 	notify_status(a);
 }
@@ -456,56 +438,7 @@ static void unlock_at_start(struct agent *a)
 		log_msg(LOG_ERR, "%s; store stays locked until 'fieldsync unlock'", err.msg);
 }
 
-/* ---- clients ------------------------------------------------------------------ */
-
-static void client_close(struct client *cl)
-{
-	if (cl->fd >= 0)
-		close(cl->fd);
-	for (size_t i = 0; i < cl->nfds; i++)
-		close(cl->fds[i]);
-	secmem_free(cl->in);
-	if (cl->out)
-		sodium_memzero(cl->out, cl->out_len);
-	free(cl->out);
-	memset(cl, 0, sizeof(*cl));
-	cl->fd = -1;
-}
-
-static int frame_append(struct client *cl, enum ctl_type type, const char *data, size_t len)
-{
-	do {
-		size_t n = len > CTL_CHUNK ? CTL_CHUNK : len;
-		uint8_t *p = realloc(cl->out, cl->out_len + CTL_HEADER + n);
-
-		if (!p)
-			return -ENOMEM;
-		cl->out = p;
-		p += cl->out_len;
-		p[0] = (uint8_t)type;
-		bytes_put_be(p + 1, n, 4);
-		if (n)
-			memcpy(p + CTL_HEADER, data, n);
-		cl->out_len += CTL_HEADER + n;
-		data += n;
-		len -= n;
-	} while (len > 0);
-	return 0;
-}
-
-/* Queue the whole answer; the loop sends it as the socket takes it. */
-static void client_answer(struct client *cl, const char *out, const char *err, int status)
-{
-	uint8_t st = (uint8_t)status;
-
-	cl->write_deadline = hlc_mono_ms() + ANSWER_TIMEOUT_MS;
-	if ((out && out[0] && frame_append(cl, CTL_STDOUT, out, strlen(out)) < 0) ||
-	    (err && err[0] && frame_append(cl, CTL_STDERR, err, strlen(err)) < 0) ||
-	    frame_append(cl, CTL_EXIT, (const char *)&st, 1) < 0) {
-		log_msg(LOG_ERR, "client: out of memory for an answer");
-		client_close(cl);
-	}
-}
+/* ---- requests ------------------------------------------------------------------ */
 
 static cJSON *agent_state(const struct agent *a)
 {
@@ -515,25 +448,26 @@ static cJSON *agent_state(const struct agent *a)
 	if (!o || !cJSON_AddBoolToObject(o, "running", 1) ||
 	    !cJSON_AddBoolToObject(o, "locked", !a->store) ||
 	    !cJSON_AddBoolToObject(o, "pushing", a->running) ||
-	    !cJSON_AddBoolToObject(o, "revoked", a->halted) ||
-	    !cJSON_AddNumberToObject(o, "failures", a->failures))
+	    !cJSON_AddBoolToObject(o, "revoked", a->sched.halted) ||
+	    !cJSON_AddNumberToObject(o, "failures", a->sched.failures))
 		goto fail;
-	if (a->last_attempt) {
-		hlc_format_time(a->last_attempt << 16, t);
+	if (a->sched.last_attempt) {
+		hlc_format_time(a->sched.last_attempt << 16, t);
 		if (!cJSON_AddStringToObject(o, "last_attempt", t))
 			goto fail;
 	}
-	if (a->last_success) {
-		hlc_format_time(a->last_success << 16, t);
+	if (a->sched.last_success) {
+		hlc_format_time(a->sched.last_success << 16, t);
 		if (!cJSON_AddStringToObject(o, "last_success", t))
 			goto fail;
 	}
-	if (a->next_push != NEVER && !a->running) {
-		hlc_format_time(a->next_wall << 16, t);
+	if (a->sched.next_push != NEVER && !a->running) {
+		hlc_format_time(a->sched.next_wall << 16, t);
 		if (!cJSON_AddStringToObject(o, "next_attempt", t))
 			goto fail;
 	}
-	if (a->last_error[0] && !cJSON_AddStringToObject(o, "last_error", a->last_error))
+	if (a->sched.last_error[0] &&
+	    !cJSON_AddStringToObject(o, "last_error", a->sched.last_error))
 		goto fail;
 	return o;
 fail:
@@ -556,7 +490,7 @@ static int request_attempt(struct agent *a, struct client *cl, const struct comm
 				   "unlock'\n");
 		return FS_EXIT_KEY;
 	}
-	a->halted = 0; /* an explicit request tries again */
+	a->sched.halted = 0; /* an explicit request tries again */
 	cl->wait_gen = a->gen + 1;
 	a->want_max = max;
 	/* sync and pull both pull; only sync pushes too. */
@@ -573,27 +507,27 @@ static int request_attempt(struct agent *a, struct client *cl, const struct comm
 static int request_job(struct agent *a, struct client *cl, struct command_call *call, char **argv,
 		       const struct cli_input *inputs, cJSON *state)
 {
-	if (a->job_client) {
+	if (a->cmd.client) {
 		fprintf(a->c->err, "fieldsync: the agent is busy with another long request (an "
 				   "import, or a request to HQ); try again when it ends\n");
 		return FS_EXIT_IO;
 	}
 	log_msg(LOG_INFO, "%s: on the worker thread", cmd_call_name(call));
-	a->job_client = cl;
-	a->job_call = call;
-	a->job_argv = argv;
-	memcpy(a->job_inputs, inputs, sizeof(a->job_inputs));
-	a->job_ninputs = cl->nfds;
-	a->job_out = a->job_err = NULL;
+	a->cmd.client = cl;
+	a->cmd.call = call;
+	a->cmd.argv = argv;
+	memcpy(a->cmd.inputs, inputs, sizeof(a->cmd.inputs));
+	a->cmd.ninputs = cl->nfds;
+	a->cmd.out = a->cmd.err = NULL;
 	cl->in_job = 1;
-	a->job_state = state;
+	a->cmd.state = state;
 	if (a->running || job_start(a, JOB_COMMAND) == 0)
 		return -1;
-	a->job_state = NULL;
-	a->job_call = NULL;
-	a->job_argv = NULL;
+	a->cmd.state = NULL;
+	a->cmd.call = NULL;
+	a->cmd.argv = NULL;
 	cl->in_job = 0;
-	a->job_client = NULL;
+	a->cmd.client = NULL;
 	fprintf(a->c->err, "fieldsync: the agent could not start the request; see its log\n");
 	return FS_EXIT_IO;
 }
@@ -602,7 +536,7 @@ static int request_job(struct agent *a, struct client *cl, struct command_call *
  * write lock until it ends. */
 static int import_running(const struct agent *a)
 {
-	return a->job_client && a->job_call && (cmd_call_flags(a->job_call) & CMD_RUNS_LONG);
+	return a->cmd.client && a->cmd.call && (cmd_call_flags(a->cmd.call) & CMD_RUNS_LONG);
 }
 
 /* Run a forwarded command with its output in memory.  Its options are
@@ -693,35 +627,35 @@ out:
 
 static void command_finished(struct agent *a)
 {
-	struct client *cl = a->job_client;
-	int enrolled = a->job_wrote && a->job_call && (cmd_call_flags(a->job_call) & CMD_ENROLLS);
+	struct client *cl = a->cmd.client;
+	int enrolled = a->cmd.wrote && a->cmd.call && (cmd_call_flags(a->cmd.call) & CMD_ENROLLS);
 
-	client_answer(cl, a->job_out, a->job_err, a->job_status);
+	client_answer(cl, a->cmd.out, a->cmd.err, a->cmd.status);
 	/* The output names the team; the request held the token. */
-	if (a->job_out)
-		sodium_memzero(a->job_out, a->job_olen);
-	if (a->job_err)
-		sodium_memzero(a->job_err, a->job_elen);
-	free(a->job_out);
-	free(a->job_err);
-	cmd_call_free(a->job_call);
-	free(a->job_argv);
-	cJSON_Delete(a->job_state);
-	a->job_out = a->job_err = NULL;
-	a->job_call = NULL;
-	a->job_argv = NULL;
-	a->job_state = NULL;
+	if (a->cmd.out)
+		sodium_memzero(a->cmd.out, a->cmd.olen);
+	if (a->cmd.err)
+		sodium_memzero(a->cmd.err, a->cmd.elen);
+	free(a->cmd.out);
+	free(a->cmd.err);
+	cmd_call_free(a->cmd.call);
+	free(a->cmd.argv);
+	cJSON_Delete(a->cmd.state);
+	a->cmd.out = a->cmd.err = NULL;
+	a->cmd.call = NULL;
+	a->cmd.argv = NULL;
+	a->cmd.state = NULL;
 	cl->in_job = 0;
 	if (cl->in) {
 		sodium_memzero(cl->in, CTL_REQUEST_MAX);
 		cl->in_len = 0;
 	}
-	a->job_client = NULL;
+	a->cmd.client = NULL;
 	if (enrolled) {
 		log_msg(LOG_INFO, "enrolled with HQ");
-		a->halted = 0;
+		a->sched.halted = 0;
 		schedule(a, 0);
-	} else if (a->job_wrote) {
+	} else if (a->cmd.wrote) {
 		schedule(a, a->c->cfg.push_delay_ms); /* an import: push what it added */
 	}
 	notify_status(a);
@@ -761,8 +695,11 @@ static void run_unlock(struct agent *a, struct client *cl)
 	client_answer(cl, "store unlocked; the agent holds the key\n", NULL, FS_EXIT_OK);
 }
 
-static void client_request(struct agent *a, struct client *cl)
+/* A whole request from a client (client_table's callback). */
+static void client_request(void *ctx, struct client *cl)
 {
+	struct agent *a = ctx;
+
 	switch (cl->in[0]) {
 	case CTL_COMMAND:
 		run_command(a, cl);
@@ -794,184 +731,6 @@ static void client_request(struct agent *a, struct client *cl)
 		sodium_memzero(cl->in, CTL_REQUEST_MAX);
 		cl->in_len = 0;
 	}
-}
-
-/* Read what the client sent; run the request once it is complete. */
-static void client_read(struct agent *a, struct client *cl)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FILES)];
-	} ctrl;
-	size_t want = CTL_HEADER;
-	struct iovec iov;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
-
-	if (cl->in_len >= CTL_HEADER)
-		want = CTL_HEADER + (size_t)bytes_get_be(cl->in + 1, 4);
-	iov.iov_base = cl->in + cl->in_len;
-	iov.iov_len = want - cl->in_len;
-	msg.msg_control = ctrl.buf;
-	msg.msg_controllen = sizeof(ctrl.buf);
-	n = recvmsg(cl->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		client_close(cl);
-		return;
-	}
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
-		size_t k;
-
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-			if (cl->nfds < CTL_MAX_FILES)
-				cl->fds[cl->nfds++] = fd;
-			else
-				close(fd);
-		}
-	}
-	if (msg.msg_flags & MSG_CTRUNC) {
-		client_answer(cl, NULL, "fieldsync: too many files passed to the agent\n",
-			      FS_EXIT_USAGE);
-		return;
-	}
-	cl->in_len += (size_t)n;
-	if (cl->in_len == CTL_HEADER) {
-		size_t len = (size_t)bytes_get_be(cl->in + 1, 4);
-
-		if (len > CTL_REQUEST_MAX - CTL_HEADER) {
-			client_answer(cl, NULL, "fieldsync: request to the agent too large\n",
-				      FS_EXIT_USAGE);
-			return;
-		}
-		if (len > 0)
-			return;
-	}
-	if (cl->in_len < CTL_HEADER || cl->in_len < CTL_HEADER + bytes_get_be(cl->in + 1, 4))
-		return;
-	cl->deadline = NEVER;
-	client_request(a, cl);
-}
-
-static void client_write(struct client *cl)
-{
-	ssize_t n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n < 0) {
-		client_close(cl);
-		return;
-	}
-	cl->out_off += (size_t)n;
-	if (cl->out_off == cl->out_len)
-		client_close(cl);
-}
-
-/* Root, the agent's own user, or a member of the socket's group; the
- * peer's uid in *ret_uid. */
-static int peer_allowed(int fd, gid_t group, uid_t *ret_uid)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	gid_t groups[256];
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return 0;
-	*ret_uid = cred.uid;
-	/* The network helper runs as our user, but is never a client. */
-	if (netproc_pid() && cred.pid == netproc_pid())
-		return 0;
-	if (cred.uid == 0 || cred.uid == getuid())
-		return 1;
-	if (group == (gid_t)-1)
-		return 0;
-	if (cred.gid == group)
-		return 1;
-	len = sizeof(groups);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-		return 0;
-	for (size_t i = 0; i < len / sizeof(gid_t); i++)
-		if (groups[i] == group)
-			return 1;
-	return 0;
-}
-
-/* The longest-idle connection that has sent nothing yet (of uid, or of
- * anyone when any is set), or NULL: the one to drop for a newcomer. */
-static struct client *client_idlest(struct agent *a, uid_t uid, int any)
-{
-	struct client *best = NULL;
-
-	for (size_t i = 0; i < CLIENTS_MAX; i++) {
-		struct client *cl = &a->clients[i];
-
-		if (cl->fd < 0 || cl->in_len || cl->in_job || cl->wait_gen || cl->out_len ||
-		    (!any && cl->uid != uid))
-			continue;
-		if (!best || cl->since < best->since)
-			best = cl;
-	}
-	return best;
-}
-
-static void client_accept(struct agent *a, gid_t group)
-{
-	struct client *cl = NULL, *idle;
-	int fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	size_t mine = 0;
-	uid_t uid = (uid_t)-1;
-
-	if (fd < 0)
-		return;
-	if (!peer_allowed(fd, group, &uid)) {
-		struct ucred cred = { 0 };
-		socklen_t len = sizeof(cred);
-
-		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
-		log_msg(LOG_WARNING, "refused a control connection from uid %u",
-			(unsigned)cred.uid);
-		close(fd);
-		return;
-	}
-	/* A user at its share, or a full table, makes room by dropping an
-	 * idle connection (its own first): connections that send nothing
-	 * never lock anyone out, however many a user opens. */
-	for (size_t i = 0; i < CLIENTS_MAX; i++)
-		mine += a->clients[i].fd >= 0 && a->clients[i].uid == uid;
-	if (mine >= CLIENTS_PER_UID && (idle = client_idlest(a, uid, 0)))
-		client_close(idle);
-	else if (mine >= CLIENTS_PER_UID)
-		goto refuse;
-	for (size_t i = 0; i < CLIENTS_MAX && !cl; i++)
-		if (a->clients[i].fd < 0)
-			cl = &a->clients[i];
-	if (!cl && (cl = client_idlest(a, uid, 1)))
-		client_close(cl);
-	if (!cl)
-		goto refuse;
-	cl->in = secmem_alloc(CTL_REQUEST_MAX);
-	if (!cl->in) {
-		close(fd);
-		return;
-	}
-	cl->fd = fd;
-	cl->uid = uid;
-	cl->since = hlc_mono_ms();
-	cl->deadline = cl->since + CLIENT_TIMEOUT_MS;
-	return;
-refuse:
-	log_msg(LOG_WARNING, "too many control connections from uid %u; refusing one",
-		(unsigned)uid);
-	close(fd);
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -1048,10 +807,10 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 		r = ctl_listen(path, (gid_t)-1, err);
 	if (r < 0)
 		return r;
-	a->lfd = r;
+	a->clients.lfd = r;
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-		a->wd_interval = usec / 2000; /* ping at half the timeout */
-		a->next_wd = hlc_mono_ms() + a->wd_interval;
+		a->sched.wd_interval = usec / 2000; /* ping at half the timeout */
+		a->sched.next_wd = hlc_mono_ms() + a->sched.wd_interval;
 	}
 	log_msg(LOG_INFO, "listening on %s", path);
 	return 0;
@@ -1061,6 +820,7 @@ static void shut_down(struct agent *a)
 {
 	const char *path = a->sock;
 	char how[64];
+	int listening;
 
 	a->stopping = 1;
 	sd_notify(0, "STOPPING=1");
@@ -1072,26 +832,16 @@ static void shut_down(struct agent *a)
 	answer_parked(a,
 		      "fieldsync: the agent is stopping; the push resumes when it starts again\n",
 		      FS_EXIT_IO);
-	for (size_t i = 0; i < CLIENTS_MAX; i++) {
-		struct client *cl = &a->clients[i];
-
-		if (cl->fd < 0)
-			continue;
-		/* One best-effort write; a slow client loses its answer. */
-		if (cl->fd >= 0 && cl->out_len)
-			client_write(cl);
-		client_close(cl);
-	}
+	listening = a->clients.lfd >= 0;
+	client_table_close(&a->clients);
 	a->wstore = store_close(a->wstore);
 	a->store = store_close(a->store);
 	a->c->store = NULL;
 	netproc_stop(how, sizeof(how));
 	if (strcmp(how, "exit status 0") != 0 && strcmp(how, "not running") != 0)
 		log_msg(LOG_WARNING, "network helper: %s", how);
-	if (a->lfd >= 0) {
-		close(a->lfd);
+	if (listening)
 		unlink(path);
-	}
 	if (a->nfd >= 0)
 		close(a->nfd);
 	if (a->sfd >= 0)
@@ -1128,10 +878,10 @@ static uint64_t timers_run(struct agent *a, uint64_t now)
 {
 	uint64_t wake = NEVER;
 
-	if (a->next_push != NEVER && !a->running && now >= a->next_push) {
-		a->next_push = NEVER;
-		a->next_wall = 0;
-		if (a->store && !a->halted && job_start(a, JOB_PUSH) < 0) {
+	if (a->sched.next_push != NEVER && !a->running && now >= a->sched.next_push) {
+		a->sched.next_push = NEVER;
+		a->sched.next_wall = 0;
+		if (a->store && !a->sched.halted && job_start(a, JOB_PUSH) < 0) {
 			answer_parked(a,
 				      "fieldsync: the agent could not start a push; "
 				      "see its log\n",
@@ -1139,14 +889,14 @@ static uint64_t timers_run(struct agent *a, uint64_t now)
 			schedule(a, (uint64_t)a->c->cfg.retry_max * 1000);
 		}
 	}
-	if (a->wd_interval && now >= a->next_wd) {
+	if (a->sched.wd_interval && now >= a->sched.next_wd) {
 		sd_notify(0, "WATCHDOG=1");
-		a->next_wd = now + a->wd_interval;
+		a->sched.next_wd = now + a->sched.wd_interval;
 	}
-	if (!a->running && a->next_push < wake)
-		wake = a->next_push;
-	if (a->wd_interval && a->next_wd < wake)
-		wake = a->next_wd;
+	if (!a->running && a->sched.next_push < wake)
+		wake = a->sched.next_push;
+	if (a->sched.wd_interval && a->sched.next_wd < wake)
+		wake = a->sched.next_wd;
 	return wake;
 }
 
@@ -1159,29 +909,8 @@ static nfds_t poll_fill(struct agent *a, struct pollfd *pfd, struct client **slo
 	pfd[POLL_SIGNALS] = (struct pollfd){ .fd = a->sfd, .events = POLLIN };
 	pfd[POLL_JOB] = (struct pollfd){ .fd = a->efd, .events = POLLIN };
 	pfd[POLL_NETWORK] = (struct pollfd){ .fd = a->nfd, .events = POLLIN };
-	pfd[POLL_LISTEN] = (struct pollfd){ .fd = a->lfd, .events = POLLIN };
-	for (size_t i = 0; i < CLIENTS_MAX; i++) {
-		struct client *cl = &a->clients[i];
-
-		if (cl->fd < 0)
-			continue;
-		if (cl->in_job) {
-			continue; /* the worker thread answers it */
-		} else if (cl->out_len) {
-			pfd[n] = (struct pollfd){ .fd = cl->fd, .events = POLLOUT };
-			if (cl->write_deadline < *wake)
-				*wake = cl->write_deadline;
-		} else if (!cl->wait_gen) {
-			pfd[n] = (struct pollfd){ .fd = cl->fd, .events = POLLIN };
-			if (cl->deadline < *wake)
-				*wake = cl->deadline;
-		} else {
-			/* Parked until its push ends; a hang-up frees it. */
-			pfd[n] = (struct pollfd){ .fd = cl->fd, .events = 0 };
-		}
-		slot[n++] = cl;
-	}
-	return n;
+	pfd[POLL_LISTEN] = (struct pollfd){ .fd = a->clients.lfd, .events = POLLIN };
+	return (nfds_t)client_table_poll(&a->clients, pfd, slot, n, wake);
 }
 
 /* poll's timeout for a wake-up at wake: -1 for none, at most an hour. */
@@ -1197,8 +926,8 @@ static int poll_timeout(uint64_t wake, uint64_t now)
  * before any HTTP. */
 static void network_changed(struct agent *a)
 {
-	a->failures = 0;
-	a->next_push = NEVER;
+	a->sched.failures = 0;
+	a->sched.next_push = NEVER;
 	/* Pull too, once: HQ may hold news for this scope. */
 	if (!a->want_pull)
 		a->want_pull = ATTEMPT_PULL_ALWAYS;
@@ -1206,37 +935,11 @@ static void network_changed(struct agent *a)
 	log_msg(LOG_INFO, "network change: pushing and pulling");
 }
 
-/* Read, write or let go of each client in the poll set. */
-static void clients_serve(struct agent *a, const struct pollfd *pfd, struct client *const *slot,
-			  nfds_t n)
-{
-	uint64_t now = hlc_mono_ms();
-
-	for (nfds_t i = POLL_CLIENTS; i < n; i++) {
-		struct client *cl = slot[i];
-
-		if (cl->fd < 0 || cl->in_job)
-			continue;
-		if (cl->wait_gen && (pfd[i].revents & (POLLHUP | POLLERR)))
-			client_close(cl);
-		else if (cl->wait_gen)
-			continue;
-		else if (pfd[i].revents & POLLOUT)
-			client_write(cl);
-		else if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-			client_read(a, cl);
-		else if (cl->out_len && now >= cl->write_deadline)
-			client_close(cl); /* never took its answer */
-		else if (!cl->out_len && now >= cl->deadline)
-			client_close(cl);
-	}
-}
-
 /* The event loop, until a signal ends it; the exit status. */
-static int loop_run(struct agent *a, gid_t group)
+static int loop_run(struct agent *a)
 {
-	struct pollfd pfd[POLL_CLIENTS + CLIENTS_MAX];
-	struct client *slot[POLL_CLIENTS + CLIENTS_MAX];
+	struct pollfd pfd[POLL_CLIENTS + CLIENT_MAX];
+	struct client *slot[POLL_CLIENTS + CLIENT_MAX];
 
 	for (;;) {
 		uint64_t now = hlc_mono_ms(), wake = timers_run(a, now);
@@ -1252,24 +955,23 @@ static int loop_run(struct agent *a, gid_t group)
 		if ((pfd[POLL_JOB].revents & POLLIN) && a->running)
 			job_finished(a);
 		if ((pfd[POLL_NETWORK].revents & POLLIN) && netwatch_read(a->nfd, &up) == 0 && up &&
-		    a->store && !a->halted)
+		    a->store && !a->sched.halted)
 			network_changed(a);
 		if (pfd[POLL_LISTEN].revents & POLLIN)
-			client_accept(a, group);
-		clients_serve(a, pfd, slot, n);
+			client_table_accept(&a->clients);
+		client_table_serve(&a->clients, pfd, slot, POLL_CLIENTS, n);
 	}
 }
 
 int daemon_run(struct cli *c)
 {
-	struct agent a = { .c = c, .lfd = -1, .nfd = -1, .sfd = -1, .efd = -1, .next_push = NEVER };
+	struct agent a = { .c = c, .nfd = -1, .sfd = -1, .efd = -1, .sched.next_push = NEVER };
 	struct fs_error err = { 0 };
 	gid_t group;
 	int status = FS_EXIT_OK;
 
 	log_open("fieldsync-agent");
-	for (size_t i = 0; i < CLIENTS_MAX; i++)
-		a.clients[i].fd = -1;
+	client_table_init(&a.clients, client_request, &a);
 	/* No core dumps and no ptrace by our own user: the heap holds field
 	 * values on their way to clients, not only the key in secure memory. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -1295,7 +997,8 @@ int daemon_run(struct cli *c)
 	unlock_at_start(&a);
 	sd_notify(0, "READY=1");
 	notify_status(&a);
-	status = loop_run(&a, group);
+	a.clients.group = group;
+	status = loop_run(&a);
 out:
 	shut_down(&a);
 	log_msg(LOG_INFO, "stopped");
