@@ -323,60 +323,62 @@ static int in_list(const int *list, size_t n, int nr)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Argument n compared by op with a (and b, for a masked compare: a is the
- * mask, b the value); libseccomp's SCMP_An() leave a field out, which
- * clang's -Wextra refuses. */
-static struct scmp_arg_cmp arg(unsigned n, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+/* An allowed call whose argument n compared by op with a (and b, for a
+ * masked compare: a is the mask, b the value) must hold.  Built whole:
+ * libseccomp's SCMP_An() leave a field out, which clang's -Wextra
+ * refuses. */
+struct arg_rule {
+	int nr;
+	unsigned n;
+	enum scmp_compare op;
+	scmp_datum_t a, b;
+	int sanitizer_too; /* the sanitizer build allows the call outright */
+};
+
+/* Files: read only (Landlock also says which). */
+#define WRITE_FLAGS (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND)
+
+static const struct arg_rule arg_rules[] = {
+	{ SCMP_SYS(openat), 2, SCMP_CMP_MASKED_EQ, WRITE_FLAGS, 0, 1 },
+	{ SCMP_SYS(open), 1, SCMP_CMP_MASKED_EQ, WRITE_FLAGS, 0, 1 },
+	/* Sockets to HQ, or to a proxy: no AF_UNIX (the agent's socket), no
+	 * netlink, no raw packets. */
+	{ SCMP_SYS(socket), 0, SCMP_CMP_EQ, AF_INET, 0, 1 },
+	{ SCMP_SYS(socket), 0, SCMP_CMP_EQ, AF_INET6, 0, 1 },
+	/* Threads (the resolver's), never a new process. */
+	{ SCMP_SYS(clone), 0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD, 0 },
+	{ SCMP_SYS(ioctl), 1, SCMP_CMP_EQ, FIONREAD, 0, 1 },
+	{ SCMP_SYS(ioctl), 1, SCMP_CMP_EQ, FIONBIO, 0, 1 },
+	{ SCMP_SYS(ioctl), 1, SCMP_CMP_EQ, TCGETS, 0, 1 },
+	/* Reading limits, never raising them. */
+	{ SCMP_SYS(prlimit64), 2, SCMP_CMP_EQ, 0, 0, 1 },
+};
+
+static int allow_if(scmp_filter_ctx ctx, int nr, unsigned n, enum scmp_compare op, scmp_datum_t a,
+		    scmp_datum_t b)
 {
-	return (struct scmp_arg_cmp){ .arg = n, .op = op, .datum_a = a, .datum_b = b };
+	const struct scmp_arg_cmp cmp = { .arg = n, .op = op, .datum_a = a, .datum_b = b };
+
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
 }
 
 /* Rules that look at arguments. */
 static int seccomp_arguments(scmp_filter_ctx ctx)
 {
-	/* Files: read only (Landlock also says which). */
-	const scmp_datum_t wmask = O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND;
 	int r = 0;
 
-	r = r ? r
-	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-				 arg(2, SCMP_CMP_MASKED_EQ, wmask, 0));
-	r = r ? r
-	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
-				 arg(1, SCMP_CMP_MASKED_EQ, wmask, 0));
-	/* Sockets to HQ, or to a proxy: no AF_UNIX (the agent's socket),
-	 * no netlink, no raw packets. */
-	r = r ? r
-	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				 arg(0, SCMP_CMP_EQ, AF_INET, 0));
-	r = r ? r
-	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				 arg(0, SCMP_CMP_EQ, AF_INET6, 0));
-	/* Threads (the resolver's), never a new process.  clone3 hides its
-	 * flags from seccomp: ENOSYS makes glibc use clone. */
-	if (!FS_SANITIZER)
-		r = r ? r
-		      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-					 arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-	r = r ? r : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	for (size_t i = 0; r == 0 && i < sizeof(arg_rules) / sizeof(arg_rules[0]); i++) {
+		const struct arg_rule *q = &arg_rules[i];
+
+		if (q->sanitizer_too || !FS_SANITIZER)
+			r = allow_if(ctx, q->nr, q->n, q->op, q->a, q->b);
+	}
+	/* clone3 hides its flags from seccomp: ENOSYS makes glibc use clone. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	/* abort() signals its own thread. */
-	if (!FS_SANITIZER)
-		r = r ? r
-		      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-					 arg(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
-	r = r ? r
-	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				 arg(1, SCMP_CMP_EQ, FIONREAD, 0));
-	r = r ? r
-	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				 arg(1, SCMP_CMP_EQ, FIONBIO, 0));
-	r = r ? r
-	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				 arg(1, SCMP_CMP_EQ, TCGETS, 0));
-	/* Reading limits, never raising them. */
-	r = r ? r
-	      : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
-				 arg(2, SCMP_CMP_EQ, 0, 0));
+	if (r == 0 && !FS_SANITIZER)
+		r = allow_if(ctx, SCMP_SYS(tgkill), 0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0);
 	return r;
 }
 

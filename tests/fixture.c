@@ -1,9 +1,11 @@
 /* fixture.c - see fixture.h. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <sqlite3.h>
@@ -118,4 +120,17 @@ void fixture_http_serve(int ls, const char *const answers[], int n, const char *
 	if (fp)
 		fclose(fp);
 	_exit(0);
+}
+
+int fixture_http_listen(char *url, size_t cap, const char *path)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 4) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&a, &alen) < 0)
+		TEST_FAIL("listen on loopback: %s", strerror(errno));
+	snprintf(url, cap, "http://127.0.0.1:%d%s", ntohs(a.sin_port), path);
+	return ls;
 }

@@ -7,6 +7,8 @@
 #ifndef FS_TEST_FIXTURE_H
 #define FS_TEST_FIXTURE_H
 
+#include <stddef.h>
+
 #include "agent/keystore.h"
 #include "agent/store.h"
 #include "sync/form.h"
@@ -27,6 +29,10 @@ struct form *fixture_form(const char *collection);
 
 /* The single integer sql answers on the store's connection. */
 long long fixture_count(struct store *s, const char *sql);
+
+/* A TCP socket listening on 127.0.0.1, a port the kernel picks; its URL
+ * (http://127.0.0.1:PORT followed by path) into url. */
+int fixture_http_listen(char *url, size_t cap, const char *path);
 
 /* In a forked child: on the listening socket ls, answer n connections,
  * one each, with answers[i] (a whole HTTP response), then _exit(0).

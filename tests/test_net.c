@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -243,20 +242,6 @@ TEST(net_sandbox_refuses_what_the_helper_never_needs)
 
 /* ---- the helper -------------------------------------------------------------- */
 
-static int listen_loopback(char *url, size_t cap)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	ASSERT_GE(ls, 0);
-	ASSERT_OK(bind(ls, (struct sockaddr *)&a, sizeof(a)));
-	ASSERT_OK(listen(ls, 4));
-	ASSERT_OK(getsockname(ls, (struct sockaddr *)&a, &alen));
-	snprintf(url, cap, "http://127.0.0.1:%d/v1/changesets", ntohs(a.sin_port));
-	return ls;
-}
-
 static int status_has(pid_t pid, const char *line)
 {
 	char path[64], buf[256];
@@ -284,7 +269,7 @@ TEST(net_helper_posts_from_its_sandbox)
 	struct hqlink_response resp = { 0 };
 	struct fs_error err = { 0 };
 	char url[128], log[4096], how[64];
-	int ls = listen_loopback(url, sizeof(url)), st;
+	int ls = fixture_http_listen(url, sizeof(url), "/v1/changesets"), st;
 	pid_t srv, helper;
 
 	snprintf(log, sizeof(log), "%s/requests", test_tmpdir());
@@ -360,7 +345,7 @@ TEST(net_helper_killed_or_cancelled_mid_request_is_replaced)
 	struct poster p = { 0 };
 	struct hqlink_response resp = { 0 };
 	char url[128], log[4096];
-	int ls = listen_loopback(url, sizeof(url));
+	int ls = fixture_http_listen(url, sizeof(url), "/v1/changesets");
 	pthread_t th;
 	pid_t first, second, srv;
 
@@ -381,7 +366,7 @@ TEST(net_helper_killed_or_cancelled_mid_request_is_replaced)
 	close(ls);
 
 	/* Cancelled (SIGTERM to the agent): within about a second. */
-	ls = listen_loopback(url, sizeof(url));
+	ls = fixture_http_listen(url, sizeof(url), "/v1/changesets");
 	ASSERT_OK(pthread_create(&th, NULL, post_thread, &p));
 	await_connection(ls);
 	second = netproc_pid();
@@ -393,7 +378,7 @@ TEST(net_helper_killed_or_cancelled_mid_request_is_replaced)
 	ASSERT_TRUE(kill(second, 0) < 0); /* reaped */
 	cancel = 0;
 	close(ls);
-	ls = listen_loopback(url, sizeof(url));
+	ls = fixture_http_listen(url, sizeof(url), "/v1/changesets");
 
 	/* The next request starts a new helper and goes through. */
 	snprintf(log, sizeof(log), "%s/requests", test_tmpdir());

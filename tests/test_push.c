@@ -534,22 +534,15 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n"
 		"Connection: close\r\n\r\n{\"x\":1}\n",
 	};
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
 	struct hqlink *t = NULL;
 	struct hqlink_response resp = { 0 };
 	struct fs_error err = { 0 };
 	char url[128], log[4096], seen[16384];
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
+	int ls = fixture_http_listen(url, sizeof(url), "/v1/changesets"), st;
 	size_t n;
 	FILE *fp;
 	pid_t pid;
 
-	ASSERT_GE(ls, 0);
-	ASSERT_OK(bind(ls, (struct sockaddr *)&a, sizeof(a)));
-	ASSERT_OK(listen(ls, 4));
-	ASSERT_OK(getsockname(ls, (struct sockaddr *)&a, &alen));
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/changesets", ntohs(a.sin_port));
 	snprintf(log, sizeof(log), "%s/requests", test_tmpdir());
 	pid = fork();
 	ASSERT_GE(pid, 0);
