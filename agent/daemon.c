@@ -243,25 +243,47 @@ static void wipe_after_revoke(struct agent *a)
 		log_msg(LOG_CRIT, "store key destroyed: %s/store.key", a->c->cfg.data_dir);
 }
 
-/* The thread ended: record the outcome, answer `sync` clients, and
- * decide when to try again. */
-static void job_finished(struct agent *a)
+/* A failed push: remember why and decide when to try again; a revoked
+ * device stops, and wipes its key when configured to. */
+static void push_failed(struct agent *a, int r)
 {
 	const struct attempt_result *res = &a->res;
-	struct cli *c = a->c;
-	uint64_t delay, v;
-	char line[600];
-	int r;
+	const struct cli *c = a->c;
+	uint64_t delay;
 
-	pthread_join(a->thread, NULL);
-	(void)!read(a->efd, &v, sizeof(v)); /* clear it; may already be */
-	a->running = 0;
-	if (a->job == JOB_COMMAND) {
-		command_finished(a);
+	snprintf(a->sched.last_error, sizeof(a->sched.last_error), "%s", res->err.msg);
+	if (r == -FS_ENOTFOUND)
+		return; /* not enrolled: nothing to do until `fieldsync enroll` */
+	if (r == -EACCES) {
+		a->sched.halted = 1;
+		a->sched.next_push = NEVER;
+		log_msg(LOG_ERR, "%s; not pushing again until restarted", res->err.msg);
+		if (c->cfg.wipe_on_revoke && !strcmp(c->cfg.wipe_on_revoke, "yes"))
+			wipe_after_revoke(a);
 		return;
 	}
-	r = a->res_code; /* only now: the thread wrote it */
-	if (r == 0) {
+	a->sched.failures++;
+	delay = backoff_delay_ms(a->sched.failures, c->cfg.retry_min, c->cfg.retry_max,
+				 res->stats.retry_after, uniform);
+	a->sched.next_push = hlc_mono_ms() + delay;
+	a->sched.next_wall = hlc_wall_ms() + delay;
+	/* The first failure of a streak is news; the rest are debug, or an
+	 * offline week would flood the journal. */
+	log_msg(a->sched.failures == 1 ? LOG_WARNING : LOG_DEBUG,
+		"push failed (%s): %s; retry %u in %.1f s", synclog_result(r), res->err.msg,
+		a->sched.failures, (double)delay / 1000);
+}
+
+/* Record how the push ended (r, its result). */
+static void push_outcome(struct agent *a, int r)
+{
+	const struct attempt_result *res = &a->res;
+
+	if (r == -ECANCELED) {
+		log_msg(LOG_NOTICE, "push abandoned; it resumes on the next start");
+	} else if (r < 0) {
+		push_failed(a, r);
+	} else {
 		a->sched.failures = 0;
 		a->sched.last_error[0] = '\0';
 		if (res->pushed) {
@@ -273,32 +295,14 @@ static void job_finished(struct agent *a)
 		}
 		if (res->clock_warning[0])
 			log_msg(LOG_WARNING, "%s", res->clock_warning);
-	} else if (r == -ECANCELED) {
-		log_msg(LOG_NOTICE, "push abandoned; it resumes on the next start");
-	} else if (r == -FS_ENOTFOUND) {
-		/* Not enrolled: nothing to do until `fieldsync enroll`. */
-		snprintf(a->sched.last_error, sizeof(a->sched.last_error), "%s", res->err.msg);
-	} else {
-		snprintf(a->sched.last_error, sizeof(a->sched.last_error), "%s", res->err.msg);
-		if (r == -EACCES) {
-			a->sched.halted = 1;
-			a->sched.next_push = NEVER;
-			log_msg(LOG_ERR, "%s; not pushing again until restarted", res->err.msg);
-			if (c->cfg.wipe_on_revoke && !strcmp(c->cfg.wipe_on_revoke, "yes"))
-				wipe_after_revoke(a);
-		} else {
-			a->sched.failures++;
-			delay = backoff_delay_ms(a->sched.failures, c->cfg.retry_min,
-						 c->cfg.retry_max, res->stats.retry_after, uniform);
-			a->sched.next_push = hlc_mono_ms() + delay;
-			a->sched.next_wall = hlc_wall_ms() + delay;
-			/* The first failure of a streak is news; the rest are
-			 * debug, or an offline week would flood the journal. */
-			log_msg(a->sched.failures == 1 ? LOG_WARNING : LOG_DEBUG,
-				"push failed (%s): %s; retry %u in %.1f s", synclog_result(r),
-				res->err.msg, a->sched.failures, (double)delay / 1000);
-		}
 	}
+}
+
+/* Answer the `sync` and `pull` clients this push was for. */
+static void answer_waiting(struct agent *a, int r)
+{
+	char line[600];
+
 	for (size_t i = 0; i < CLIENT_MAX; i++) {
 		struct client *cl = &a->clients.slot[i];
 
@@ -306,11 +310,11 @@ static void job_finished(struct agent *a)
 			continue;
 		cl->wait_gen = 0;
 		if (r == 0) {
-			cmd_sync_format(res, a->pull_only, line, sizeof(line));
+			cmd_sync_format(&a->res, a->pull_only, line, sizeof(line));
 			client_answer(cl, line, NULL, FS_EXIT_OK);
 		} else {
 			snprintf(line, sizeof(line), "fieldsync: %s\n",
-				 res->err.msg[0] ? res->err.msg : fs_strerror(r));
+				 a->res.err.msg[0] ? a->res.err.msg : fs_strerror(r));
 			client_answer(cl, NULL, line, commands_exit_code(r));
 		}
 	}
@@ -318,6 +322,25 @@ static void job_finished(struct agent *a)
 		snprintf(line, sizeof(line), "fieldsync: %s\n", a->sched.last_error);
 		answer_parked(a, line, FS_EXIT_DATA);
 	}
+}
+
+/* The thread ended: record the outcome, answer `sync` clients, and
+ * decide when to try again. */
+static void job_finished(struct agent *a)
+{
+	uint64_t v;
+	int r;
+
+	pthread_join(a->thread, NULL);
+	(void)!read(a->efd, &v, sizeof(v)); /* clear it; may already be */
+	a->running = 0;
+	if (a->job == JOB_COMMAND) {
+		command_finished(a);
+		return;
+	}
+	r = a->res_code; /* only now: the thread wrote it */
+	push_outcome(a, r);
+	answer_waiting(a, r);
 	/* A command to HQ that waited for this push goes now (not while
 	 * stopping or locking: push_stop's callers deal with it). */
 	if (a->cmd.client && !a->cancel && a->store && job_start(a, JOB_COMMAND) < 0) {
