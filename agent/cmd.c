@@ -99,25 +99,20 @@ int cmd_open_input(const struct cli *c, const char *path, FILE **ret, struct fs_
  * before it runs.  FORWARDABLE: uses the store and needs no new secret
  * (init and passwd make or change the secret; keygen touches no store). */
 static const struct command table[] = {
-	{ "init", cmd_init, cmd_init_options, CMD_NEEDS_STORE, NULL },
+	{ "init", cmd_init, cmd_init_options, 0, NULL },
 	{ "keygen", cmd_keygen, NULL, CMD_NO_CONFIG, NULL },
-	{ "passwd", cmd_passwd, cmd_passwd_options, CMD_NEEDS_STORE, NULL },
-	{ "beneficiary", cmd_record, cmd_record_options, CMD_FORWARDABLE | CMD_NEEDS_STORE,
-	  cmd_record_flags },
-	{ "visit", cmd_record, cmd_record_options, CMD_FORWARDABLE | CMD_NEEDS_STORE,
-	  cmd_record_flags },
-	{ "import", cmd_import, NULL,
-	  CMD_FORWARDABLE | CMD_NEEDS_STORE | CMD_RUNS_LONG | CMD_WRITES, NULL },
-	{ "enroll", cmd_enroll, NULL,
-	  CMD_FORWARDABLE | CMD_NEEDS_STORE | CMD_TALKS_TO_HQ | CMD_ENROLLS, NULL },
-	{ "sync", cmd_sync, cmd_sync_options,
-	  CMD_FORWARDABLE | CMD_NEEDS_STORE | CMD_STARTS_ATTEMPT, NULL },
-	{ "pull", cmd_sync, NULL, CMD_FORWARDABLE | CMD_NEEDS_STORE | CMD_STARTS_ATTEMPT, NULL },
+	{ "passwd", cmd_passwd, cmd_passwd_options, 0, NULL },
+	{ "beneficiary", cmd_record, cmd_record_options, CMD_FORWARDABLE, cmd_record_flags },
+	{ "visit", cmd_record, cmd_record_options, CMD_FORWARDABLE, cmd_record_flags },
+	{ "import", cmd_import, NULL, CMD_FORWARDABLE | CMD_RUNS_LONG | CMD_WRITES, NULL },
+	{ "enroll", cmd_enroll, NULL, CMD_FORWARDABLE | CMD_TALKS_TO_HQ | CMD_ENROLLS, NULL },
+	{ "sync", cmd_sync, cmd_sync_options, CMD_FORWARDABLE | CMD_STARTS_ATTEMPT, NULL },
+	{ "pull", cmd_sync, NULL, CMD_FORWARDABLE | CMD_STARTS_ATTEMPT, NULL },
 	{ "status", cmd_status, cmd_status_options, CMD_FORWARDABLE, cmd_status_flags },
-	{ "check", cmd_check, NULL, CMD_FORWARDABLE | CMD_NEEDS_STORE, NULL },
-	{ "log", cmd_log, cmd_log_options, CMD_FORWARDABLE | CMD_NEEDS_STORE, NULL },
-	{ "conflicts", cmd_conflicts, cmd_json_options, CMD_FORWARDABLE | CMD_NEEDS_STORE, NULL },
-	{ "forms", cmd_forms, cmd_json_options, CMD_FORWARDABLE | CMD_NEEDS_STORE, NULL },
+	{ "check", cmd_check, NULL, CMD_FORWARDABLE, NULL },
+	{ "log", cmd_log, cmd_log_options, CMD_FORWARDABLE, NULL },
+	{ "conflicts", cmd_conflicts, cmd_json_options, CMD_FORWARDABLE, NULL },
+	{ "forms", cmd_forms, cmd_json_options, CMD_FORWARDABLE, NULL },
 };
 
 static const struct command *find(const char *name)
@@ -132,7 +127,7 @@ unsigned cmd_flags(const char *name)
 {
 	const struct command *cmd = find(name);
 
-	return cmd ? cmd->flags | CMD_KNOWN : 0;
+	return cmd ? cmd->flags : 0;
 }
 
 /* ---- parsing and dispatch --------------------------------------------------- */

@@ -28,21 +28,19 @@
 /* What the agent and the CLI know about a command before it runs.  One
  * table in agent/cmd.c gives each command its flags. */
 enum command_flag {
-	CMD_KNOWN = 1 << 0,	     /* cmd_flags(): such a command exists */
-	CMD_FORWARDABLE = 1 << 1,    /* a client may hand it to the agent */
-	CMD_NEEDS_STORE = 1 << 2,    /* opens the store (help does not) */
-	CMD_NO_CONFIG = 1 << 3,	     /* runs before the configuration is read */
-	CMD_TALKS_TO_HQ = 1 << 4,    /* in the agent: on the worker thread */
-	CMD_RUNS_LONG = 1 << 5,	     /* a file of any size: on the worker thread too,
+	CMD_FORWARDABLE = 1 << 0,    /* a client may hand it to the agent */
+	CMD_NO_CONFIG = 1 << 1,	     /* runs before the configuration is read */
+	CMD_TALKS_TO_HQ = 1 << 2,    /* in the agent: on the worker thread */
+	CMD_RUNS_LONG = 1 << 3,	     /* a file of any size: on the worker thread too,
 					and lock or SIGTERM cancel it */
-	CMD_WRITES = 1 << 6,	     /* writes records: refused while an import runs */
-	CMD_STARTS_ATTEMPT = 1 << 7, /* sync, pull: the agent runs an attempt and
+	CMD_WRITES = 1 << 4,	     /* writes records: refused while an import runs */
+	CMD_STARTS_ATTEMPT = 1 << 5, /* sync, pull: the agent runs an attempt and
 					answers when it ends */
-	CMD_ENROLLS = 1 << 8,	     /* done, the agent pushes and pulls at once */
+	CMD_ENROLLS = 1 << 6,	     /* done, the agent pushes and pulls at once */
 };
 
-/* The flags of the command named name, CMD_KNOWN among them; 0 when
- * there is none. */
+/* The flags of the command named name; 0 when there is none (or it has
+ * none: init, passwd). */
 unsigned cmd_flags(const char *name);
 
 struct command_call;

@@ -236,7 +236,7 @@ enum { OPT_JSON, OPT_VERIFY_HQ };
 
 unsigned cmd_status_flags(const struct opts *o)
 {
-	return o->value[OPT_VERIFY_HQ] ? CMD_TALKS_TO_HQ | CMD_NEEDS_STORE : 0;
+	return o->value[OPT_VERIFY_HQ] ? CMD_TALKS_TO_HQ : 0;
 }
 
 int cmd_status(struct cli *c, const struct command_call *call)

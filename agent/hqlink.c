@@ -78,27 +78,11 @@ void hqlink_error_text(const struct hqlink_response *r, char *out, size_t cap)
 /* ---- the libcurl transport ------------------------------------------------ */
 
 struct curl_transport {
-	struct hqlink base;	   /* first: the seam */
-	CURL *easy;		   /* reused, so connections are kept */
-	const _Atomic int *cancel; /* abandon the transfer when non-zero */
-	long connect_s, stall_s;   /* timeouts */
-	uint64_t wall_ms;	   /* Fieldsync-Time; 0: now */
+	struct hqlink base;	 /* first: the seam */
+	CURL *easy;		 /* reused, so connections are kept */
+	long connect_s, stall_s; /* timeouts */
+	uint64_t wall_ms;	 /* Fieldsync-Time; 0: now */
 };
-
-/* libcurl calls this at least once a second during a transfer. */
-static int curl_xferinfo(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-			 curl_off_t ulnow)
-{
-	const struct curl_transport *ct = ctx;
-
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	return ct->cancel && *ct->cancel ? 1 : 0;
-}
-
-void hqlink_curl_cancel_on(struct hqlink *t, const _Atomic int *flag)
-{
-	((struct curl_transport *)t)->cancel = flag;
-}
 
 void hqlink_curl_timeouts(struct hqlink *t, unsigned connect_s, unsigned stall_s)
 {
@@ -171,8 +155,6 @@ static int curl_fail(CURLcode rc, const char *url, const char *detail, const cha
 				    url);
 	case CURLE_OUT_OF_MEMORY:
 		return fs_error_set(err, -ENOMEM, "HQ at %s: out of memory", url);
-	case CURLE_ABORTED_BY_CALLBACK:
-		return fs_error_set(err, -ECANCELED, "HQ at %s: transfer abandoned", url);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		return fs_error_set(err, -FS_EUSAGE, "HQ URL %s: %s", url, why);
@@ -228,9 +210,6 @@ static int curl_post(struct hqlink *t, const char *url, const char *content_type
 	SET(CURLOPT_WRITEDATA, &sink);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_USERAGENT, "fieldsync/" FS_VERSION);
-	SET(CURLOPT_NOPROGRESS, 0L);
-	SET(CURLOPT_XFERINFOFUNCTION, curl_xferinfo);
-	SET(CURLOPT_XFERINFODATA, ct);
 	/* Plain http is for a loopback HQ only; an http_proxy from the
 	 * environment must not carry it (and an enrolment token) off the
 	 * machine in clear.  https may use https_proxy: it stays encrypted. */

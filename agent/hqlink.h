@@ -15,8 +15,9 @@
  *   -EHOSTUNREACH  HQ unreachable: connection, name resolution, timeout
  *   -FS_EKEY       the TLS pin or certificate does not match
  *   -FS_ELIMIT     an oversized answer
- *   -ECANCELED     the transport's cancel flag was raised
- * Not thread-safe: one transport, one thread (the cancel flag excepted).
+ *   -ECANCELED     the request was abandoned (agent/netproc.h: its
+ *                  transport kills the helper on SIGTERM or lock)
+ * Not thread-safe: one transport, one thread.
  */
 #ifndef FS_HQLINK_H
 #define FS_HQLINK_H
@@ -66,12 +67,6 @@ struct hqlink {
  * https:// URLs; plain http:// (loopback only) never goes through a
  * proxy. */
 int hqlink_curl_new(struct hqlink **ret, struct fs_error *err) FS_WUR;
-
-/* Abandon a transfer in flight (within about a second) once *flag is
- * non-zero; the post then fails with -ECANCELED.  flag must outlive t.
- * Another thread may set the flag: this is how the agent stops a push on
- * SIGTERM.  Only for transports from hqlink_curl_new(). */
-void hqlink_curl_cancel_on(struct hqlink *t, const _Atomic int *flag);
 
 /* Replace the connect timeout and the stall timeout (a transfer slower
  * than HQLINK_LOW_SPEED_BYTES per second for that long fails), seconds;
