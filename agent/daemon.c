@@ -1,18 +1,16 @@
-/* daemon.c - the agent's event loop and its worker thread.  The control
- * connections are agent/client.h; the commands they carry, agent/cmd.h.
+/* daemon.c - the agent's event loop.  Its state is agent/agentd.h; its
+ * worker thread, agent/job.c; the control connections, agent/client.h;
+ * the commands they carry, agent/cmd.h.
  *
- * Sections: state; the worker thread; scheduling; unlocking; requests;
- * the loop.
+ * Sections: state; scheduling; unlocking; requests; the loop.
  */
 #include "agent/daemon.h"
+#include "agent/agentd.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,89 +19,25 @@
 #include <sys/signalfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <sodium.h>
 
 #include "agent/attempt.h"
-#include "agent/backoff.h"
 #include "agent/client.h"
 #include "agent/cmd.h"
 #include "agent/ctl.h"
-#include "agent/enroll.h"
 #include "agent/keystore.h"
 #include "agent/netframe.h"
 #include "agent/netproc.h"
 #include "agent/netwatch.h"
-#include "agent/synclog.h"
-#include "crypto/bytes.h"
-#include "crypto/secmem.h"
 #include "sync/hlc.h"
 #include "sync/log.h"
 
 /* ---- state --------------------------------------------------------------- */
 
 #define NET_SETTLE_MS 250 /* after a netlink event, before pushing */
-#define NEVER UINT64_MAX
 
-/* A forwarded command on the worker thread (request_job()). */
-struct command_job {
-	struct client *client;	   /* who asked; NULL: none */
-	struct command_call *call; /* parsed on the loop */
-	char **argv;		   /* points into client->in */
-	struct cli_input inputs[CTL_MAX_FILES];
-	size_t ninputs;
-	char *out, *err; /* its output */
-	size_t olen, elen;
-	int status, wrote;
-	cJSON *state; /* the agent's state for its `status` */
-};
-
-/* When to push next, and what `status` says of the pushes so far. */
-struct push_schedule {
-	uint64_t next_push; /* monotonic ms; NEVER: nothing scheduled */
-	unsigned failures;  /* in a row */
-	int halted;	    /* HQ revoked this device */
-	/* Wall clock ms (0: never). */
-	uint64_t last_attempt, last_success, next_wall;
-	char last_error[512];	       /* an fs_error message */
-	uint64_t wd_interval, next_wd; /* the systemd watchdog, monotonic ms */
-};
-
-struct agent {
-	struct cli *c;
-	char sock[CTL_PATH_MAX];     /* where it listens, fixed until it stops */
-	struct store *store;	     /* NULL: locked */
-	int nfd, sfd, efd;	     /* netlink, signals, push done */
-	struct client_table clients; /* the listening socket, its connections */
-	int stopping;
-
-	/* The worker thread runs one job at a time: a push attempt, or a
-	 * forwarded command that talks to HQ or runs long (request_job(); never on this
-	 * loop).  While running, only it touches wstore, opt, res and the
-	 * job_ fields. */
-	pthread_t thread;
-	int running;
-	int pull_only; /* the job in flight pulls without pushing */
-	enum { JOB_PUSH, JOB_COMMAND } job;
-	_Atomic int cancel;
-	struct store *wstore;
-	struct attempt_options opt; /* built on the loop, read by the job */
-	struct attempt_result res;
-	int res_code;
-	unsigned long want_max; /* --max-changes of a waiting `sync` */
-	int want_pull;		/* a waiting `sync` or `pull`: ATTEMPT_PULL_* */
-	uint64_t gen;		/* attempts started so far */
-	struct command_job cmd; /* JOB_COMMAND: the request it runs */
-	struct push_schedule sched;
-};
-
-static uint32_t uniform(uint32_t n)
-{
-	return randombytes_uniform(n);
-}
-
-static void notify_status(struct agent *a)
+void daemon_notify_status(struct agent *a)
 {
 	uint64_t now = hlc_mono_ms();
 	char text[160];
@@ -112,7 +46,7 @@ static void notify_status(struct agent *a)
 		snprintf(text, sizeof(text), "STATUS=locked: run 'fieldsync unlock'");
 	else if (a->sched.halted)
 		snprintf(text, sizeof(text), "STATUS=revoked by HQ; not pushing");
-	else if (a->running)
+	else if (a->job.running)
 		snprintf(text, sizeof(text), "STATUS=pushing to HQ");
 	else if (a->sched.next_push != NEVER)
 		snprintf(text, sizeof(text), "STATUS=next push in %llus%s",
@@ -125,246 +59,9 @@ static void notify_status(struct agent *a)
 	sd_notify(0, text);
 }
 
-/* ---- the worker thread ------------------------------------------------- */
-
-/* Runs a forwarded command (request_job()) with its own connection and
- * output; its options were parsed on the loop. */
-static void run_command_job(struct agent *a)
-{
-	FILE *out = open_memstream(&a->cmd.out, &a->cmd.olen);
-	FILE *err = open_memstream(&a->cmd.err, &a->cmd.elen);
-	struct cli jc = {
-		.cfg = a->c->cfg, /* shallow and read-only: never freed here */
-		.out = out,
-		.err = err,
-		.store = a->wstore,
-		.in_agent = 1,
-		.inputs = a->cmd.inputs,
-		.n_inputs = a->cmd.ninputs,
-		.cancel = &a->cancel,
-		.agent = a->cmd.state,
-	};
-
-	a->cmd.status = FS_EXIT_IO;
-	a->cmd.wrote = 0;
-	if (out && err) {
-		a->cmd.status = cmd_call_run(&jc, a->cmd.call);
-		a->cmd.wrote = jc.wrote;
-	}
-	if (out)
-		fclose(out);
-	if (err)
-		fclose(err);
-}
-
-static void *job_thread(void *arg)
-{
-	struct agent *a = arg;
-	uint64_t one = 1;
-
-	if (a->job == JOB_COMMAND)
-		run_command_job(a);
-	else
-		a->res_code = attempt_run(a->wstore, &a->opt, NULL, NULL, &a->res);
-	/* An eventfd write of 1 cannot fail short of a closed fd. */
-	(void)!write(a->efd, &one, sizeof(one));
-	return NULL;
-}
-
-static int job_start(struct agent *a, int job)
-{
-	struct fs_error err = { 0 };
-	int r;
-
-	if (!a->wstore && (r = store_reopen(a->store, &a->wstore, &err)) < 0) {
-		log_msg(LOG_ERR, "push: %s", err.msg);
-		return r;
-	}
-	a->job = job;
-	a->cancel = 0;
-	/* The job reads these, not the config SIGHUP may rewrite. */
-	a->opt = (struct attempt_options){
-		.max_changes = a->want_max ? a->want_max : a->c->cfg.max_changes,
-		.connect_timeout_s = a->c->cfg.connect_timeout,
-		.stall_timeout_s = a->c->cfg.stall_timeout,
-		.cancel = &a->cancel,
-		/* The agent pulls after every push that delivered; a person's
-		 * `sync` or `pull` asks for it whatever there is to send. */
-		.pull = a->want_pull ? a->want_pull : ATTEMPT_PULL_AFTER_PUSH,
-		.forms_dir = a->c->cfg.forms_dir,
-	};
-	a->pull_only = job == JOB_PUSH && a->want_pull == ATTEMPT_PULL_ONLY;
-	if (job == JOB_PUSH) {
-		a->want_max = 0;
-		a->want_pull = 0;
-		a->gen++;
-		a->sched.last_attempt = hlc_wall_ms();
-	}
-	if ((r = pthread_create(&a->thread, NULL, job_thread, a)) != 0) {
-		log_msg(LOG_ERR, "cannot start a thread: %s", strerror(r));
-		if (job == JOB_PUSH)
-			a->gen--;
-		return -r;
-	}
-	a->running = 1;
-	notify_status(a);
-	return 0;
-}
-
-static void command_finished(struct agent *a);
-
-/* Answer every client parked for a push that will not come. */
-static void answer_parked(struct agent *a, const char *msg, int status)
-{
-	for (size_t i = 0; i < CLIENT_MAX; i++) {
-		struct client *cl = &a->clients.slot[i];
-
-		if (cl->fd >= 0 && cl->wait_gen) {
-			cl->wait_gen = 0;
-			client_answer(cl, NULL, msg, status);
-		}
-	}
-}
-
-static void lock(struct agent *a);
-
-/* HQ revoked this device and the configuration asks for crypto-shredding:
- * say so first, then close the store and destroy its only key. */
-static void wipe_after_revoke(struct agent *a)
-{
-	struct fs_error err = { 0 };
-
-	log_msg(LOG_CRIT, "HQ revoked this device; wipe_on_revoke = yes: destroying the store key "
-			  "now; the records on this laptop become unreadable");
-	lock(a);
-	if (store_shred_key(a->c->cfg.data_dir, &err) < 0)
-		log_msg(LOG_CRIT, "wipe_on_revoke failed: %s", err.msg);
-	else
-		log_msg(LOG_CRIT, "store key destroyed: %s/store.key", a->c->cfg.data_dir);
-}
-
-/* A failed push: remember why and decide when to try again; a revoked
- * device stops, and wipes its key when configured to. */
-static void push_failed(struct agent *a, int r)
-{
-	const struct attempt_result *res = &a->res;
-	const struct cli *c = a->c;
-	uint64_t delay;
-
-	snprintf(a->sched.last_error, sizeof(a->sched.last_error), "%s", res->err.msg);
-	if (r == -FS_ENOTFOUND)
-		return; /* not enrolled: nothing to do until `fieldsync enroll` */
-	if (r == -EACCES) {
-		a->sched.halted = 1;
-		a->sched.next_push = NEVER;
-		log_msg(LOG_ERR, "%s; not pushing again until restarted", res->err.msg);
-		if (c->cfg.wipe_on_revoke && !strcmp(c->cfg.wipe_on_revoke, "yes"))
-			wipe_after_revoke(a);
-		return;
-	}
-	a->sched.failures++;
-	delay = backoff_delay_ms(a->sched.failures, c->cfg.retry_min, c->cfg.retry_max,
-				 res->stats.retry_after, uniform);
-	a->sched.next_push = hlc_mono_ms() + delay;
-	a->sched.next_wall = hlc_wall_ms() + delay;
-	/* The first failure of a streak is news; the rest are debug, or an
-	 * offline week would flood the journal. */
-	log_msg(a->sched.failures == 1 ? LOG_WARNING : LOG_DEBUG,
-		"push failed (%s): %s; retry %u in %.1f s", synclog_result(r), res->err.msg,
-		a->sched.failures, (double)delay / 1000);
-}
-
-/* Record how the push ended (r, its result). */
-static void push_outcome(struct agent *a, int r)
-{
-	const struct attempt_result *res = &a->res;
-
-	if (r == -ECANCELED) {
-		log_msg(LOG_NOTICE, "push abandoned; it resumes on the next start");
-	} else if (r < 0) {
-		push_failed(a, r);
-	} else {
-		a->sched.failures = 0;
-		a->sched.last_error[0] = '\0';
-		if (res->pushed) {
-			a->sched.last_success = hlc_wall_ms();
-			log_msg(LOG_INFO,
-				"pushed %llu change sets (%llu changes, %llu bytes) in %llu ms",
-				res->stats.sets, res->stats.changes, res->stats.bytes,
-				(unsigned long long)res->duration_ms);
-		}
-		if (res->clock_warning[0])
-			log_msg(LOG_WARNING, "%s", res->clock_warning);
-	}
-}
-
-/* Answer the `sync` and `pull` clients this push was for. */
-static void answer_waiting(struct agent *a, int r)
-{
-	char line[600];
-
-	for (size_t i = 0; i < CLIENT_MAX; i++) {
-		struct client *cl = &a->clients.slot[i];
-
-		if (cl->fd < 0 || !cl->wait_gen || cl->wait_gen > a->gen)
-			continue;
-		cl->wait_gen = 0;
-		if (r == 0) {
-			cmd_sync_format(&a->res, a->pull_only, line, sizeof(line));
-			client_answer(cl, line, NULL, FS_EXIT_OK);
-		} else {
-			snprintf(line, sizeof(line), "fieldsync: %s\n",
-				 a->res.err.msg[0] ? a->res.err.msg : fs_strerror(r));
-			client_answer(cl, NULL, line, commands_exit_code(r));
-		}
-	}
-	if (a->sched.halted) {
-		snprintf(line, sizeof(line), "fieldsync: %s\n", a->sched.last_error);
-		answer_parked(a, line, FS_EXIT_DATA);
-	}
-}
-
-/* The thread ended: record the outcome, answer `sync` clients, and
- * decide when to try again. */
-static void job_finished(struct agent *a)
-{
-	uint64_t v;
-	int r;
-
-	pthread_join(a->thread, NULL);
-	(void)!read(a->efd, &v, sizeof(v)); /* clear it; may already be */
-	a->running = 0;
-	if (a->job == JOB_COMMAND) {
-		command_finished(a);
-		return;
-	}
-	r = a->res_code; /* only now: the thread wrote it */
-	push_outcome(a, r);
-	answer_waiting(a, r);
-	/* A command to HQ that waited for this push goes now (not while
-	 * stopping or locking: push_stop's callers deal with it). */
-	if (a->cmd.client && !a->cancel && a->store && job_start(a, JOB_COMMAND) < 0) {
-		a->cmd.status = FS_EXIT_IO;
-		a->cmd.wrote = 0;
-		command_finished(a);
-	}
-	notify_status(a);
-}
-
-/* Cancel a push in flight and wait for it; its `sync` clients are
- * answered that it was abandoned. */
-static void push_stop(struct agent *a)
-{
-	if (!a->running)
-		return;
-	a->cancel = 1;
-	job_finished(a);
-	a->cancel = 0;
-}
-
 /* ---- scheduling ------------------------------------------------------------ */
 
-static void schedule(struct agent *a, uint64_t delay_ms)
+void daemon_schedule(struct agent *a, uint64_t delay_ms)
 {
 	uint64_t at = hlc_mono_ms() + delay_ms;
 
@@ -389,41 +86,29 @@ static int unlock_with(struct agent *a, const struct keystore_secret *secret, st
 	log_msg(LOG_INFO, "store %s/store.db unlocked", a->c->cfg.data_dir);
 	/* Whatever was left from before goes up, and what HQ holds comes
 	 * down. */
-	if (!a->want_pull)
-		a->want_pull = ATTEMPT_PULL_ALWAYS;
-	schedule(a, 0);
-	notify_status(a);
+	if (!a->job.want_pull)
+		a->job.want_pull = ATTEMPT_PULL_ALWAYS;
+	daemon_schedule(a, 0);
+	daemon_notify_status(a);
 	return 0;
 }
 
-/* A command to HQ still waiting for a push to end will not run. */
-static void drop_queued_command(struct agent *a, const char *msg, int status)
+void daemon_lock(struct agent *a)
 {
-	if (!a->cmd.client)
-		return;
-	a->cmd.status = status;
-	a->cmd.wrote = 0;
-	a->cmd.err = strdup(msg);
-	a->cmd.elen = a->cmd.err ? strlen(a->cmd.err) : 0;
-	command_finished(a);
-}
-
-static void lock(struct agent *a)
-{
-	push_stop(a);
-	drop_queued_command(a,
-			    "fieldsync: the agent's store was locked; the request to HQ did "
-			    "not run\n",
-			    FS_EXIT_KEY);
-	answer_parked(a, "fieldsync: the agent's store was locked; nothing more was sent\n",
-		      FS_EXIT_KEY);
-	a->wstore = store_close(a->wstore);
+	job_stop(a);
+	job_drop_queued(a,
+			"fieldsync: the agent's store was locked; the request to HQ did "
+			"not run\n",
+			FS_EXIT_KEY);
+	job_answer_parked(a, "fieldsync: the agent's store was locked; nothing more was sent\n",
+			  FS_EXIT_KEY);
+	a->job.wstore = store_close(a->job.wstore);
 	a->store = store_close(a->store);
 	a->c->store = NULL;
 	a->sched.next_push = NEVER;
 	a->sched.next_wall = 0;
 	log_msg(LOG_INFO, "store locked; the key is wiped from memory");
-	notify_status(a);
+	daemon_notify_status(a);
 }
 
 /* The secret at start: a systemd credential, then the configured file. */
@@ -470,7 +155,7 @@ static cJSON *agent_state(const struct agent *a)
 
 	if (!o || !cJSON_AddBoolToObject(o, "running", 1) ||
 	    !cJSON_AddBoolToObject(o, "locked", !a->store) ||
-	    !cJSON_AddBoolToObject(o, "pushing", a->running) ||
+	    !cJSON_AddBoolToObject(o, "pushing", a->job.running) ||
 	    !cJSON_AddBoolToObject(o, "revoked", a->sched.halted) ||
 	    !cJSON_AddNumberToObject(o, "failures", a->sched.failures))
 		goto fail;
@@ -484,7 +169,7 @@ static cJSON *agent_state(const struct agent *a)
 		if (!cJSON_AddStringToObject(o, "last_success", t))
 			goto fail;
 	}
-	if (a->sched.next_push != NEVER && !a->running) {
+	if (a->sched.next_push != NEVER && !a->job.running) {
 		hlc_format_time(a->sched.next_wall << 16, t);
 		if (!cJSON_AddStringToObject(o, "next_attempt", t))
 			goto fail;
@@ -514,52 +199,13 @@ static int request_attempt(struct agent *a, struct client *cl, const struct comm
 		return FS_EXIT_KEY;
 	}
 	a->sched.halted = 0; /* an explicit request tries again */
-	cl->wait_gen = a->gen + 1;
-	a->want_max = max;
+	cl->wait_gen = a->job.gen + 1;
+	a->job.want_max = max;
 	/* sync and pull both pull; only sync pushes too. */
-	if (a->want_pull != ATTEMPT_PULL_ALWAYS)
-		a->want_pull = pull;
-	schedule(a, 0);
+	if (a->job.want_pull != ATTEMPT_PULL_ALWAYS)
+		a->job.want_pull = pull;
+	daemon_schedule(a, 0);
 	return -1;
-}
-
-/* A command for the worker thread (it talks to HQ, or may run long): the
- * client parked meanwhile, after the push in flight if there is one.
- * Returns -1 when the job owns call, argv and state now, else the exit
- * status. */
-static int request_job(struct agent *a, struct client *cl, struct command_call *call, char **argv,
-		       const struct cli_input *inputs, cJSON *state)
-{
-	if (a->cmd.client) {
-		fprintf(a->c->err, "fieldsync: the agent is busy with another long request (an "
-				   "import, or a request to HQ); try again when it ends\n");
-		return FS_EXIT_IO;
-	}
-	log_msg(LOG_INFO, "%s: on the worker thread", cmd_call_name(call));
-	a->cmd.client = cl;
-	a->cmd.call = call;
-	a->cmd.argv = argv;
-	memcpy(a->cmd.inputs, inputs, sizeof(a->cmd.inputs));
-	a->cmd.ninputs = cl->nfds;
-	a->cmd.out = a->cmd.err = NULL;
-	cl->in_job = 1;
-	a->cmd.state = state;
-	if (a->running || job_start(a, JOB_COMMAND) == 0)
-		return -1;
-	a->cmd.state = NULL;
-	a->cmd.call = NULL;
-	a->cmd.argv = NULL;
-	cl->in_job = 0;
-	a->cmd.client = NULL;
-	fprintf(a->c->err, "fieldsync: the agent could not start the request; see its log\n");
-	return FS_EXIT_IO;
-}
-
-/* Whether an import runs on the worker thread: it holds the store's
- * write lock until it ends. */
-static int import_running(const struct agent *a)
-{
-	return a->cmd.client && a->cmd.call && (cmd_call_flags(a->cmd.call) & CMD_RUNS_LONG);
 }
 
 /* Run a forwarded command with its output in memory.  Its options are
@@ -605,13 +251,13 @@ static void run_command(struct agent *a, struct client *cl)
 	if (flags & CMD_STARTS_ATTEMPT) {
 		if ((status = request_attempt(a, cl, call)) < 0)
 			goto out;
-	} else if ((flags & CMD_WRITES) && import_running(a)) {
+	} else if ((flags & CMD_WRITES) && job_import_running(a)) {
 		/* Waiting for the import here would stall every other client. */
 		fprintf(err, "fieldsync: an import is running; nothing was changed: try again "
 			     "when it ends\n");
 		status = FS_EXIT_IO;
 	} else if (a->store && (flags & (CMD_TALKS_TO_HQ | CMD_RUNS_LONG))) {
-		if ((status = request_job(a, cl, call, argv, inputs, state)) < 0) {
+		if ((status = job_request_command(a, cl, call, argv, inputs, state)) < 0) {
 			call = NULL; /* the job owns these now */
 			argv = NULL;
 			state = NULL;
@@ -620,7 +266,7 @@ static void run_command(struct agent *a, struct client *cl)
 	} else {
 		status = cmd_call_run(c, call);
 		if (c->wrote)
-			schedule(a, c->cfg.push_delay_ms);
+			daemon_schedule(a, c->cfg.push_delay_ms);
 	}
 answer:
 	fflush(out);
@@ -646,42 +292,6 @@ out:
 	cmd_call_free(call);
 	free(argv);
 	cJSON_Delete(state);
-}
-
-static void command_finished(struct agent *a)
-{
-	struct client *cl = a->cmd.client;
-	int enrolled = a->cmd.wrote && a->cmd.call && (cmd_call_flags(a->cmd.call) & CMD_ENROLLS);
-
-	client_answer(cl, a->cmd.out, a->cmd.err, a->cmd.status);
-	/* The output names the team; the request held the token. */
-	if (a->cmd.out)
-		sodium_memzero(a->cmd.out, a->cmd.olen);
-	if (a->cmd.err)
-		sodium_memzero(a->cmd.err, a->cmd.elen);
-	free(a->cmd.out);
-	free(a->cmd.err);
-	cmd_call_free(a->cmd.call);
-	free(a->cmd.argv);
-	cJSON_Delete(a->cmd.state);
-	a->cmd.out = a->cmd.err = NULL;
-	a->cmd.call = NULL;
-	a->cmd.argv = NULL;
-	a->cmd.state = NULL;
-	cl->in_job = 0;
-	if (cl->in) {
-		sodium_memzero(cl->in, CTL_REQUEST_MAX);
-		cl->in_len = 0;
-	}
-	a->cmd.client = NULL;
-	if (enrolled) {
-		log_msg(LOG_INFO, "enrolled with HQ");
-		a->sched.halted = 0;
-		schedule(a, 0);
-	} else if (a->cmd.wrote) {
-		schedule(a, a->c->cfg.push_delay_ms); /* an import: push what it added */
-	}
-	notify_status(a);
 }
 
 static void run_unlock(struct agent *a, struct client *cl)
@@ -731,12 +341,12 @@ static void client_request(void *ctx, struct client *cl)
 		run_unlock(a, cl);
 		break;
 	case CTL_POKE:
-		schedule(a, a->c->cfg.push_delay_ms);
+		daemon_schedule(a, a->c->cfg.push_delay_ms);
 		client_answer(cl, NULL, NULL, FS_EXIT_OK);
 		break;
 	case CTL_LOCK:
 		if (a->store) {
-			lock(a);
+			daemon_lock(a);
 			client_answer(cl, "store locked; the agent no longer holds the key\n", NULL,
 				      FS_EXIT_OK);
 		} else {
@@ -815,8 +425,8 @@ static int setup(struct agent *a, gid_t *ret_group, struct fs_error *err)
 	    (a->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
 		return fs_error_set(err, -errno, "signalfd: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
-	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (a->efd < 0)
+	a->job.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->job.efd < 0)
 		return fs_error_set(err, -errno, "eventfd: %s", strerror(errno));
 	if ((r = netwatch_open(err)) < 0)
 		return r;
@@ -847,17 +457,17 @@ static void shut_down(struct agent *a)
 
 	a->stopping = 1;
 	sd_notify(0, "STOPPING=1");
-	if (a->running)
+	if (a->job.running)
 		log_msg(LOG_INFO, "stopping: abandoning the push in flight");
-	push_stop(a);
-	drop_queued_command(a, "fieldsync: the agent is stopping; the request to HQ did not run\n",
-			    FS_EXIT_IO);
-	answer_parked(a,
-		      "fieldsync: the agent is stopping; the push resumes when it starts again\n",
-		      FS_EXIT_IO);
+	job_stop(a);
+	job_drop_queued(a, "fieldsync: the agent is stopping; the request to HQ did not run\n",
+			FS_EXIT_IO);
+	job_answer_parked(
+		a, "fieldsync: the agent is stopping; the push resumes when it starts again\n",
+		FS_EXIT_IO);
 	listening = a->clients.lfd >= 0;
 	client_table_close(&a->clients);
-	a->wstore = store_close(a->wstore);
+	a->job.wstore = store_close(a->job.wstore);
 	a->store = store_close(a->store);
 	a->c->store = NULL;
 	netproc_stop(how, sizeof(how));
@@ -869,8 +479,8 @@ static void shut_down(struct agent *a)
 		close(a->nfd);
 	if (a->sfd >= 0)
 		close(a->sfd);
-	if (a->efd >= 0)
-		close(a->efd);
+	if (a->job.efd >= 0)
+		close(a->job.efd);
 }
 
 static int handle_signals(struct agent *a)
@@ -882,7 +492,7 @@ static int handle_signals(struct agent *a)
 			sd_notify(0, "RELOADING=1");
 			reload(a);
 			sd_notify(0, "READY=1");
-			notify_status(a);
+			daemon_notify_status(a);
 			continue;
 		}
 		log_msg(LOG_INFO, "signal %u: stopping", si.ssi_signo);
@@ -901,22 +511,22 @@ static uint64_t timers_run(struct agent *a, uint64_t now)
 {
 	uint64_t wake = NEVER;
 
-	if (a->sched.next_push != NEVER && !a->running && now >= a->sched.next_push) {
+	if (a->sched.next_push != NEVER && !a->job.running && now >= a->sched.next_push) {
 		a->sched.next_push = NEVER;
 		a->sched.next_wall = 0;
 		if (a->store && !a->sched.halted && job_start(a, JOB_PUSH) < 0) {
-			answer_parked(a,
-				      "fieldsync: the agent could not start a push; "
-				      "see its log\n",
-				      FS_EXIT_IO);
-			schedule(a, (uint64_t)a->c->cfg.retry_max * 1000);
+			job_answer_parked(a,
+					  "fieldsync: the agent could not start a push; "
+					  "see its log\n",
+					  FS_EXIT_IO);
+			daemon_schedule(a, (uint64_t)a->c->cfg.retry_max * 1000);
 		}
 	}
 	if (a->sched.wd_interval && now >= a->sched.next_wd) {
 		sd_notify(0, "WATCHDOG=1");
 		a->sched.next_wd = now + a->sched.wd_interval;
 	}
-	if (!a->running && a->sched.next_push < wake)
+	if (!a->job.running && a->sched.next_push < wake)
 		wake = a->sched.next_push;
 	if (a->sched.wd_interval && a->sched.next_wd < wake)
 		wake = a->sched.next_wd;
@@ -930,7 +540,7 @@ static nfds_t poll_fill(struct agent *a, struct pollfd *pfd, struct client **slo
 	nfds_t n = POLL_CLIENTS;
 
 	pfd[POLL_SIGNALS] = (struct pollfd){ .fd = a->sfd, .events = POLLIN };
-	pfd[POLL_JOB] = (struct pollfd){ .fd = a->efd, .events = POLLIN };
+	pfd[POLL_JOB] = (struct pollfd){ .fd = a->job.efd, .events = POLLIN };
 	pfd[POLL_NETWORK] = (struct pollfd){ .fd = a->nfd, .events = POLLIN };
 	pfd[POLL_LISTEN] = (struct pollfd){ .fd = a->clients.lfd, .events = POLLIN };
 	return (nfds_t)client_table_poll(&a->clients, pfd, slot, n, wake);
@@ -952,9 +562,9 @@ static void network_changed(struct agent *a)
 	a->sched.failures = 0;
 	a->sched.next_push = NEVER;
 	/* Pull too, once: HQ may hold news for this scope. */
-	if (!a->want_pull)
-		a->want_pull = ATTEMPT_PULL_ALWAYS;
-	schedule(a, NET_SETTLE_MS);
+	if (!a->job.want_pull)
+		a->job.want_pull = ATTEMPT_PULL_ALWAYS;
+	daemon_schedule(a, NET_SETTLE_MS);
 	log_msg(LOG_INFO, "network change: pushing and pulling");
 }
 
@@ -975,7 +585,7 @@ static int loop_run(struct agent *a)
 		}
 		if ((pfd[POLL_SIGNALS].revents & POLLIN) && handle_signals(a))
 			return FS_EXIT_OK;
-		if ((pfd[POLL_JOB].revents & POLLIN) && a->running)
+		if ((pfd[POLL_JOB].revents & POLLIN) && a->job.running)
 			job_finished(a);
 		if ((pfd[POLL_NETWORK].revents & POLLIN) && netwatch_read(a->nfd, &up) == 0 && up &&
 		    a->store && !a->sched.halted)
@@ -988,7 +598,7 @@ static int loop_run(struct agent *a)
 
 int daemon_run(struct cli *c)
 {
-	struct agent a = { .c = c, .nfd = -1, .sfd = -1, .efd = -1, .sched.next_push = NEVER };
+	struct agent a = { .c = c, .nfd = -1, .sfd = -1, .job.efd = -1, .sched.next_push = NEVER };
 	struct fs_error err = { 0 };
 	gid_t group;
 	int status = FS_EXIT_OK;
@@ -1019,7 +629,7 @@ int daemon_run(struct cli *c)
 	}
 	unlock_at_start(&a);
 	sd_notify(0, "READY=1");
-	notify_status(&a);
+	daemon_notify_status(&a);
 	a.clients.group = group;
 	status = loop_run(&a);
 out:
