@@ -741,8 +741,7 @@ struct device {
 
 struct run {
 	struct options o;
-	struct hq hq;			   /* the first serve process, sampled */
-	struct hq more[MAX_PROCESSES - 1]; /* the others, on the same database */
+	struct hq hq[MAX_PROCESSES]; /* serve processes on one database; [0] is sampled */
 	struct workload w;
 	unsigned split;		   /* sets in round 1; the rest in round 2 */
 	unsigned baseline_sets;	   /* pushed serially by the extra device */
@@ -1107,7 +1106,7 @@ static int check_hq(const struct run *run, struct tally *t)
 	unsigned long long total = 0;
 	int r;
 
-	if ((r = hqconfig_load(run->hq.conf, &cfg, &err)) < 0 ||
+	if ((r = hqconfig_load(run->hq[0].conf, &cfg, &err)) < 0 ||
 	    (r = hqconfig_finish(&cfg, &err)) < 0 || (r = hqdb_connect(&cfg, &db, &err)) < 0 ||
 	    (r = hqsql_prepare(db, "SELECT seq, hash FROM changesets WHERE device = ?1", &sets,
 			       &err)) < 0 ||
@@ -1220,7 +1219,7 @@ static int run_rounds(struct run *run, struct sampler *smp, pthread_t *threads,
 			/* The threads already started would wait at the barrier
 			 * for ever: stop HQ and leave at once. */
 			fprintf(stderr, "bench_load: start device thread %u: %s\n", i, strerror(r));
-			kill(run->hq.pid, SIGKILL);
+			kill(run->hq[0].pid, SIGKILL);
 			_exit(1);
 		}
 		++*ret_started;
@@ -1247,8 +1246,8 @@ static int run_rounds(struct run *run, struct sampler *smp, pthread_t *threads,
 			return r;
 		tm->round_s[k] = now_s() - t0;
 		fprintf(stderr, "bench_load: round %d took %.1f s\n", k + 1, tm->round_s[k]);
-		if (proc_rss(run->hq.pid, &rss, &tm->hwm_kb[k]) < 0) {
-			fprintf(stderr, "bench_load: HQ (pid %d) is gone\n", (int)run->hq.pid);
+		if (proc_rss(run->hq[0].pid, &rss, &tm->hwm_kb[k]) < 0) {
+			fprintf(stderr, "bench_load: HQ (pid %d) is gone\n", (int)run->hq[0].pid);
 			tm->hwm_kb[k] = -1;
 		}
 	}
@@ -1434,39 +1433,39 @@ static int run_all(struct run *run)
 		fprintf(stderr, "bench_load: out of memory\n");
 		goto out;
 	}
-	if (hq_setup(o, &run->hq) < 0)
+	if (hq_setup(o, &run->hq[0]) < 0)
 		goto out;
-	fprintf(stderr, "bench_load: HQ in %s; %u enrolment tokens\n", run->hq.dir, ndev);
+	fprintf(stderr, "bench_load: HQ in %s; %u enrolment tokens\n", run->hq[0].dir, ndev);
 	for (unsigned i = 0; i < ndev; i++)
-		if (hq_token(o, &run->hq, i, run->tokens + (size_t)i * TOKEN_TEXT_MAX) < 0)
+		if (hq_token(o, &run->hq[0], i, run->tokens + (size_t)i * TOKEN_TEXT_MAX) < 0)
 			goto out;
 	for (; inited < ndev; inited++)
 		if (device_init(run, inited, inited < o->devices ? o->sets : run->baseline_sets) <
 		    0)
 			goto out;
-	if (hq_start(o, &run->hq) < 0)
+	if (hq_start(o, &run->hq[0]) < 0)
 		goto out;
 	for (unsigned p = 1; p < o->processes; p++) {
-		struct hq *h = &run->more[p - 1];
+		struct hq *h = &run->hq[p];
 
-		*h = run->hq;
+		*h = run->hq[0];
 		h->pid = 0;
-		snprintf(h->log, sizeof(h->log), "%s/hq.%u.log", run->hq.dir, p + 1);
+		snprintf(h->log, sizeof(h->log), "%s/hq.%u.log", run->hq[0].dir, p + 1);
 		if (hq_start(o, h) < 0)
 			goto out;
 	}
 	/* The benchmark is the load balancer: device i to process i mod N. */
 	for (unsigned i = 0; i < ndev; i++) {
-		const struct hq *h = i % o->processes ? &run->more[i % o->processes - 1] : &run->hq;
+		const struct hq *h = &run->hq[i % o->processes];
 
 		snprintf(run->devs[i].url_enroll, sizeof(run->devs[i].url_enroll), "%s/v1/enroll",
 			 h->url);
 		snprintf(run->devs[i].url_sets, sizeof(run->devs[i].url_sets), "%s/v1/changesets",
 			 h->url);
 	}
-	if (proc_rss(run->hq.pid, &tm.rss_start_kb, NULL) < 0)
+	if (proc_rss(run->hq[0].pid, &tm.rss_start_kb, NULL) < 0)
 		goto out;
-	smp.pid = run->hq.pid;
+	smp.pid = run->hq[0].pid;
 	if ((r = pthread_create(&smp.thread, NULL, sampler_main, &smp)) != 0) {
 		fprintf(stderr, "bench_load: sampler thread: %s\n", strerror(r));
 		r = -1;
@@ -1478,8 +1477,8 @@ static int run_all(struct run *run)
 		goto out;
 	}
 	barrier = 1;
-	fprintf(stderr, "bench_load: HQ at %s (pid %d); %u devices enrol and encode\n", run->hq.url,
-		(int)run->hq.pid, o->devices);
+	fprintf(stderr, "bench_load: HQ at %s (pid %d); %u devices enrol and encode\n",
+		run->hq[0].url, (int)run->hq[0].pid, o->devices);
 	r = run_rounds(run, &smp, threads, &started, &tm);
 out:
 	for (unsigned i = 0; i < started; i++)
@@ -1491,16 +1490,16 @@ out:
 		pthread_join(smp.thread, NULL);
 	}
 	for (unsigned p = 1; p < o->processes; p++) {
-		if (run->more[p - 1].pid && hq_stop(&run->more[p - 1]) < 0)
+		if (run->hq[p].pid && hq_stop(&run->hq[p]) < 0)
 			fprintf(stderr, "bench_load: serve process %u did not stop cleanly\n",
 				p + 1);
-		tm.hq_cpu_s += run->more[p - 1].cpu_s;
+		tm.hq_cpu_s += run->hq[p].cpu_s;
 	}
-	if (run->hq.pid) {
+	if (run->hq[0].pid) {
 		double t_stop = now_s();
 
-		hq_ok = hq_stop(&run->hq) == 0;
-		tm.hq_cpu_s += run->hq.cpu_s;
+		hq_ok = hq_stop(&run->hq[0]) == 0;
+		tm.hq_cpu_s += run->hq[0].cpu_s;
 		fprintf(stderr, "bench_load: HQ stopped in %.1f s\n", now_s() - t_stop);
 	}
 	if (r == 0 && started == o->devices) {
@@ -1512,8 +1511,8 @@ out:
 	} else if (r == 0) {
 		r = -1;
 	}
-	if (r != 0 && run->hq.dir[0] && !o->keep) {
-		FILE *f = fopen(run->hq.log, "re");
+	if (r != 0 && run->hq[0].dir[0] && !o->keep) {
+		FILE *f = fopen(run->hq[0].log, "re");
 		char line[512];
 
 		/* HQ's log names requests, devices and errors, never values. */
@@ -1537,11 +1536,11 @@ out:
 	free(run->devs);
 	secmem_free(run->tokens);
 	free(threads);
-	if (run->hq.dir[0]) {
+	if (run->hq[0].dir[0]) {
 		if (o->keep)
-			fprintf(stderr, "bench_load: kept %s\n", run->hq.dir);
+			fprintf(stderr, "bench_load: kept %s\n", run->hq[0].dir);
 		else
-			nftw(run->hq.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+			nftw(run->hq[0].dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	}
 	return r;
 }

@@ -16,7 +16,7 @@ FS_SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
 VISITS=${FS_BENCH_VISITS:-100000}
 ROUNDS=${FS_BENCH_ROUNDS:-5}
 . "$FS_SOURCE_DIR/tests/cli/lib.sh"
-trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
+at_exit 'kill_agent; stop_hq'
 
 now_ms() { date +%s%3N; }
 rss_kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status"; }

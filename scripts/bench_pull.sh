@@ -17,7 +17,7 @@ export FS_SOURCE_DIR
 FS_SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
 N=${FS_BENCH_BENEFICIARIES:-20000}
 . "$FS_SOURCE_DIR/tests/cli/lib.sh"
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 now_ms() { date +%s%3N; }
 # A key file, not a passphrase: the key derivation (64 MiB, a second)

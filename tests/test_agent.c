@@ -11,6 +11,7 @@
 #include "agent/store.h"
 #include "agent/synclog.h"
 #include "crypto/bytes.h"
+#include "tests/fixture.h"
 #include "tests/test.h"
 
 /* ---- backoff ------------------------------------------------------------ */
@@ -141,15 +142,10 @@ TEST(ctl_frames_carry_descriptors_and_exit_status)
 static struct store *make_store(void)
 {
 	struct keystore_secret *secret = NULL;
-	struct fs_error err = { 0 };
-	struct store *s = NULL;
-	char dir[4096];
+	struct store *s;
 
-	snprintf(dir, sizeof(dir), "%s/data", test_tmpdir());
 	ASSERT_OK(keystore_secret_from_passphrase("lozinka-za-test", 15, &secret));
-	if (store_create(dir, secret, PWHASH_INTERACTIVE, NULL, &err) < 0 ||
-	    store_open(dir, secret, NULL, &s, &err) < 0)
-		TEST_FAIL("store: %s", err.msg);
+	s = fixture_store(secret, NULL, 1);
 	keystore_secret_free(secret);
 	return s;
 }

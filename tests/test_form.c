@@ -10,22 +10,10 @@
 #include <unistd.h>
 
 #include "sync/form.h"
+#include "tests/fixture.h"
 #include "tests/test.h"
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static struct form *load(const char *collection)
-{
-	struct fs_error err = { 0 };
-	struct form *f = NULL;
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s.json", test_forms_dir(), collection);
-	if (form_load_file(path, &f, &err) < 0)
-		TEST_FAIL("form_load_file %s: %s", path, err.msg);
-	ASSERT_TRUE(f != NULL);
-	return f;
-}
 
 static cJSON *parse(const char *json)
 {
@@ -200,7 +188,7 @@ static void from_text_fails(const struct form *f, const char *field, const char 
 
 TEST(form_shipped_forms_load)
 {
-	struct form *b = load("beneficiaries"), *v = load("visits");
+	struct form *b = fixture_form("beneficiaries"), *v = fixture_form("visits");
 	int i;
 
 	ASSERT_STR_EQ(form_collection(b), "beneficiaries");
@@ -380,7 +368,7 @@ TEST(form_definition_edge_cases)
 
 TEST(form_valid_records_pass)
 {
-	struct form *b = load("beneficiaries"), *v = load("visits");
+	struct form *b = fixture_form("beneficiaries"), *v = fixture_form("visits");
 
 	expect_valid(b, "{\"full_name\":\"Ružičić Đorđe\",\"municipality\":\"Čačak\","
 			"\"consent\":true}");
@@ -403,7 +391,7 @@ TEST(form_valid_records_pass)
 
 TEST(form_required_and_consent)
 {
-	struct form *b = load("beneficiaries"), *v = load("visits");
+	struct form *b = fixture_form("beneficiaries"), *v = fixture_form("visits");
 
 	expect_invalid(b, "{\"municipality\":\"Zemunxq\",\"consent\":true}", "field 'full_name'",
 		       "required", "Zemunxq");
@@ -424,7 +412,7 @@ TEST(form_required_and_consent)
 
 TEST(form_unknown_and_repeated_fields)
 {
-	struct form *b = load("beneficiaries");
+	struct form *b = fixture_form("beneficiaries");
 	char json[512], longname[101];
 	struct fs_error err = { 0 };
 	cJSON *o;
@@ -466,7 +454,7 @@ TEST(form_unknown_and_repeated_fields)
 
 TEST(form_integer_rules)
 {
-	struct form *b = load("beneficiaries");
+	struct form *b = fixture_form("beneficiaries");
 
 	person_valid(b, "household_size", "1");
 	person_valid(b, "household_size", "50");
@@ -485,7 +473,7 @@ TEST(form_integer_rules)
 
 TEST(form_date_rules)
 {
-	struct form *v = load("visits");
+	struct form *v = fixture_form("visits");
 
 	visit_valid(v, "visit_date", "\"2024-02-29\"");
 	visit_valid(v, "visit_date", "\"2000-02-29\"");
@@ -509,7 +497,7 @@ TEST(form_date_rules)
 
 TEST(form_text_utf8_and_length)
 {
-	struct form *b = load("beneficiaries");
+	struct form *b = fixture_form("beneficiaries");
 	char name[202], muni[128];
 	cJSON *o;
 
@@ -555,7 +543,7 @@ TEST(form_text_utf8_and_length)
 
 TEST(form_phone_format)
 {
-	struct form *b = load("beneficiaries");
+	struct form *b = fixture_form("beneficiaries");
 
 	person_valid(b, "phone", "\"+381 (11) 123-4567\"");
 	person_valid(b, "phone", "\"064 123\"");
@@ -570,7 +558,7 @@ TEST(form_phone_format)
 
 TEST(form_choice_rules)
 {
-	struct form *b = load("beneficiaries"), *v = load("visits");
+	struct form *b = fixture_form("beneficiaries"), *v = fixture_form("visits");
 
 	person_valid(b, "status", "\"host_community\"");
 	person_invalid(b, "status", "\"refugeeXQ\"", "allowed values", "refugeeXQ");
@@ -586,7 +574,7 @@ TEST(form_choice_rules)
 
 TEST(form_multi_choice_rules)
 {
-	struct form *b = load("beneficiaries");
+	struct form *b = fixture_form("beneficiaries");
 
 	person_valid(b, "vulnerabilities", "[]");
 	person_valid(b, "vulnerabilities",
@@ -626,7 +614,7 @@ TEST(form_gps_rules)
 		"\"44.8,-\"",		"\"\"",
 	};
 
-	struct form *v = load("visits");
+	struct form *v = fixture_form("visits");
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		visit_valid(v, "gps", good[i]);
@@ -643,7 +631,7 @@ TEST(form_gps_rules)
 
 TEST(form_ref_rules)
 {
-	struct form *v = load("visits");
+	struct form *v = fixture_form("visits");
 
 	visit_valid(v, "beneficiary_id", "\"0193A1B2-c3d4-7abc-8DEF-0123456789ab\"");
 	visit_invalid(v, "beneficiary_id", "\"0193a1b2-c3d4-7abc-8def-0123456789a\"", "UUID",
@@ -661,7 +649,7 @@ TEST(form_ref_rules)
 
 TEST(form_value_from_text_conversions)
 {
-	struct form *b = load("beneficiaries"), *v = load("visits");
+	struct form *b = fixture_form("beneficiaries"), *v = fixture_form("visits");
 	cJSON *x;
 
 	x = from_text(b, "household_size", "42");

@@ -13,6 +13,7 @@
 #include "agent/store.h"
 #include "sync/downset.h"
 #include "sync/formsrc.h"
+#include "tests/fixture.h"
 #include "tests/test.h"
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -33,19 +34,8 @@ struct world {
 
 static void world_open(struct world *w)
 {
-	struct keystore_secret *sec = NULL;
-	struct fs_error err = { 0 };
-	char key[4096], dir[4096];
-
 	memset(w, 0, sizeof(*w));
-	snprintf(key, sizeof(key), "%s/wrap.key", test_tmpdir());
-	snprintf(dir, sizeof(dir), "%s/data", test_tmpdir());
-	ASSERT_OK(keystore_keygen(key, &err));
-	ASSERT_OK(keystore_secret_from_key_file(key, &sec, &err));
-	if (store_create(dir, sec, PWHASH_INTERACTIVE, NULL, &err) < 0 ||
-	    store_open(dir, sec, NULL, &w->s, &err) < 0)
-		TEST_FAIL("store: %s", err.msg);
-	keystore_secret_free(sec);
+	w->s = fixture_store(NULL, NULL, 1);
 	crypto_sign_keypair(w->en.target.hq_sign_pk, w->hq_sk);
 	snprintf(w->en.target.url, sizeof(w->en.target.url), "http://127.0.0.1:9");
 	ASSERT_OK(sodium_hex2bin(w->device, sizeof(w->device), store_identity(w->s)->id,

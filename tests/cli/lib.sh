@@ -9,7 +9,18 @@ set -u
 : "${FS_SOURCE_DIR:?FS_SOURCE_DIR must point to the source tree}"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/fscli.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+
+# at_exit CMD: what this test stops when it ends, however it ends (its
+# agent, HQ, a proxy).  After it, a PostgreSQL the test started stops
+# (tests/cli/pg.sh), and the test's directory goes last.
+AT_EXIT=
+at_exit() { AT_EXIT=$1; }
+lib_exit() {
+	[ -z "$AT_EXIT" ] || eval "$AT_EXIT"
+	if declare -F pg_stop > /dev/null; then pg_stop; fi
+	rm -rf "$T"
+}
+trap lib_exit EXIT
 export FIELDSYNC_CONFIG="$T/agent.conf"
 : > "$FIELDSYNC_CONFIG"
 DATA="$T/data"
@@ -110,16 +121,6 @@ hq_conf() {
 }
 if [ "${FS_HQ_BACKEND:-sqlite}" = postgresql ]; then
 	. "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
-	# Every test sets its own EXIT trap; the server it started stops
-	# first, before the test's directory goes.
-	trap() {
-		if [ "$#" -eq 2 ] && [ "$2" = EXIT ]; then
-			builtin trap "pg_stop; $1" EXIT
-		else
-			builtin trap "$@"
-		fi
-	}
-	trap 'rm -rf "$T"' EXIT
 fi
 HQPID=
 hq() { "$HQ_BIN" -c "$T/hq.conf" "$@"; }

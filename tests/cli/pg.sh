@@ -7,7 +7,7 @@
 # $T/pg.pass, mode 0600) and the database fieldsync it owns, and sets
 # PG_CONNINFO (no password in it).  Logins over TCP need the password
 # (scram-sha-256).  fsync is off: the tests kill HQ, never the server,
-# and the cores are shared.  pg_stop stops it; the EXIT trap must call it.
+# and the cores are shared.  pg_stop stops it; lib.sh calls it when the test ends.
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -n 1)
 PG_DIR="$T/pg"
 PG_PORT=

@@ -9,7 +9,7 @@
 set -e
 . "$(dirname "$0")/lib.sh"
 command -v systemd-creds > /dev/null || fail "systemd-creds is needed (package systemd)"
-trap 'kill_agent; rm -rf "$T"' EXIT
+at_exit 'kill_agent'
 
 # creds NAME FILE: encrypt FILE as credential NAME and decrypt it into
 # $T/creds/NAME, as systemd does before starting the unit.

@@ -12,7 +12,7 @@ set -e
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 proxy_setup
-trap 'kill_agent; kill_proxy; stop_hq; rm -rf "$T"' EXIT
+at_exit 'kill_agent; kill_proxy; stop_hq'
 
 # fired LOG FAULT: connections in LOG on which FAULT happened.
 fired() { awk -v f="$2" '$4 == f && $10 == "yes"' "$1" | wc -l; }

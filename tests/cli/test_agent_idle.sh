@@ -8,7 +8,7 @@ set -e
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 IDLE=${FS_IDLE_SECONDS:-60}
 NPID=
-trap 'kill_agent; stop_hq; [ -z "$NPID" ] || kill "$NPID" 2> /dev/null; rm -rf "$T"' EXIT
+at_exit 'kill_agent; stop_hq; [ -z "$NPID" ] || kill "$NPID" 2> /dev/null'
 
 hq_conf
 

@@ -8,7 +8,7 @@ set -e
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 KILLS=${FS_AGENT_KILLS:-50}
 # HQ may be stopped (SIGSTOP) when a check fails: let it take the SIGTERM.
-trap '[ -z "$HQPID" ] || kill -CONT "$HQPID" 2> /dev/null; kill_agent; stop_hq; rm -rf "$T"' EXIT
+at_exit '[ -z "$HQPID" ] || kill -CONT "$HQPID" 2> /dev/null; kill_agent; stop_hq'
 
 hq_conf
 

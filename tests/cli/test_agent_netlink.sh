@@ -12,7 +12,7 @@ fi
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
-trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
+at_exit 'kill_agent; stop_hq'
 ip link set lo up
 
 hq_conf

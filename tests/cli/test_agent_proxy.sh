@@ -11,7 +11,7 @@ set -e
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 command -v openssl > /dev/null || fail "openssl is needed to make test certificates"
 proxy_setup
-trap 'kill_agent; kill_proxy; stop_hq; rm -rf "$T"' EXIT
+at_exit 'kill_agent; kill_proxy; stop_hq'
 
 # ask_proxy REQUEST: send REQUEST (a request head) to the proxy, print
 # its status line.

@@ -9,7 +9,7 @@ set -e
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 HOLE=
-trap 'kill_agent; stop_hq; [ -z "$HOLE" ] || kill "$HOLE" 2> /dev/null; rm -rf "$T"' EXIT
+at_exit 'kill_agent; stop_hq; [ -z "$HOLE" ] || kill "$HOLE" 2> /dev/null'
 
 hq_conf
 

@@ -7,7 +7,7 @@
 set -e
 . "$(dirname "$0")/lib.sh"
 HOG=
-trap '[ -z "$HOG" ] || kill "$HOG" 2> /dev/null; kill_agent; rm -rf "$T"' EXIT
+at_exit '[ -z "$HOG" ] || kill "$HOG" 2> /dev/null; kill_agent'
 
 init_store
 agent_conf

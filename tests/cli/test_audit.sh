@@ -12,7 +12,7 @@ set -e
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 command -v sqlite3 > /dev/null || fail "the sqlite3 shell is needed"
 command -v openssl > /dev/null || fail "openssl is needed"
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 hq_conf
 printf '[audit]\ncheckpoint_every = 4\n' >> "$T/hq.conf"

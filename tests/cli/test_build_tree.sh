@@ -9,7 +9,7 @@ set -e
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
-trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
+at_exit 'kill_agent; stop_hq'
 
 # bare ARGS...: fieldsync with only a data directory and a passphrase.
 bare() { "$FIELDSYNC" --data-dir "$DATA" --passphrase-file "$PASS" "$@"; }

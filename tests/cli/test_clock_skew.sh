@@ -9,7 +9,7 @@ set -e
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 command -v faketime > /dev/null || fail "faketime is not installed (scripts/deps.sh installs it)"
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 # libfaketime is preloaded, so in the ASan build the sanitizer runtime is
 # not first in the library list; the check is about interposition order

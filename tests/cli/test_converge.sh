@@ -11,7 +11,7 @@ set -e
 SEED=${FS_CONVERGE_SEED:-$RANDOM}
 ROUNDS=${FS_CONVERGE_ROUNDS:-60}
 echo "seed $SEED, $ROUNDS rounds (FS_CONVERGE_SEED=$SEED to repeat)" >&2
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 hq_conf
 printf '[server]\npull_batch = 7\n' >> "$T/hq.conf"

@@ -14,7 +14,7 @@ set -e
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 ITERATIONS=${FS_CRASH_ITERATIONS:-500}
 [ "$ITERATIONS" -ge 500 ] || fail "FS_CRASH_ITERATIONS must be at least 500"
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 # A key file, so that each of the loop's hundreds of opens costs no Argon2id.
 KEY="$T/store.keyfile"

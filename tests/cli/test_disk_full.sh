@@ -13,7 +13,7 @@ fi
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
-trap 'kill_agent; stop_hq; umount "$T/small" "$T/hq" 2> /dev/null; rm -rf "$T"' EXIT
+at_exit 'kill_agent; stop_hq; umount "$T/small" "$T/hq" 2> /dev/null'
 
 mkdir -p "$T/small" "$T/hq"
 mount -t tmpfs -o size=4m,mode=0700 tmpfs "$T/small"

@@ -52,7 +52,7 @@ expect_exit 1 "$HQ" -c "$T/open.conf" --data-dir "$HQDATA" --forms-dir "$FORMS" 
 "$HQ" -c "$HQCONF" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 \
 	2> "$T/serve.log" &
 PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
+at_exit 'kill $PID 2>/dev/null'
 serve_up() { in_file "$1" '^listening on ' || ! kill -0 $PID 2> /dev/null; }
 until_ok 30 serve_up "$T/serve.log"
 kill -0 $PID 2> /dev/null || fail "serve exited: $(cat "$T/serve.log")"
@@ -139,14 +139,13 @@ must_not_contain "$(cat "$T/serve.log")" "${TOK1#FS1-}"
 
 kill -TERM $PID
 wait $PID || fail "serve did not exit 0 on SIGTERM"
-trap 'rm -rf "$T"' EXIT
 
 # serve_with CONF LOG: HQ on a free loopback port with its own config;
 # sets PID and PORT.  stop_serve: SIGTERM, and it must exit 0.
 serve_with() {
 	"$HQ" -c "$1" --data-dir "$HQDATA" --forms-dir "$FORMS" serve --listen 127.0.0.1:0 2> "$2" &
 	PID=$!
-	trap 'kill $PID 2>/dev/null; rm -rf "$T"' EXIT
+	at_exit 'kill $PID 2>/dev/null'
 	until_ok 30 serve_up "$2"
 	PORT=$(port_of "$2")
 	[ -n "$PORT" ] || fail "serve did not report its port: $(cat "$2")"
@@ -154,7 +153,6 @@ serve_with() {
 stop_serve() {
 	kill -TERM $PID
 	wait $PID || fail "serve did not exit 0 on SIGTERM"
-	trap 'rm -rf "$T"' EXIT
 }
 
 # Overload: with max_inflight = 1, a request held open (headers sent,

@@ -6,7 +6,7 @@
 # hq.key can live in a systemd credential instead of the data directory.
 set -e
 . "$(dirname "$0")/lib.sh"
-trap 'stop_hq; [ -z "${NPID:-}" ] || kill "$NPID" 2> /dev/null; rm -rf "$T"' EXIT
+at_exit 'stop_hq; [ -z "${NPID:-}" ] || kill "$NPID" 2> /dev/null'
 umask 022
 hq_conf
 

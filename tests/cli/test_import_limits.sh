@@ -6,7 +6,7 @@
 # agent's worker thread: status answers meanwhile and SIGTERM cancels it.
 set -e
 . "$(dirname "$0")/lib.sh"
-trap 'kill_agent; rm -rf "$T"' EXIT
+at_exit 'kill_agent'
 
 peak_kib() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"; }
 

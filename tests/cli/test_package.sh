@@ -279,7 +279,7 @@ uninstall() {
 	rm -rf /var/lib/fieldsync /var/lib/fieldsync-hq /etc/fieldsync
 	[ -z "$CREDSTORE_NEW" ] || rmdir /etc/credstore.encrypted 2> /dev/null || true
 }
-trap 'uninstall; rm -rf "$T"' EXIT
+at_exit 'uninstall'
 
 # apt reads the files as _apt, which cannot enter $T (mode 0700).
 chmod 755 "$T" "$B"

@@ -10,7 +10,7 @@ FS_HQ_BACKEND=postgresql
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 hq_conf
 init_store

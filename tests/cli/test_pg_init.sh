@@ -11,7 +11,6 @@ set -e
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 command -v sqlite3 > /dev/null || fail "the sqlite3 shell is needed"
-trap 'pg_stop; rm -rf "$T"' EXIT
 
 pg_start
 SECRET=$(head -n 1 "$PG_PASSFILE")

@@ -9,7 +9,7 @@ set -e
 . "$(dirname "$0")/pg.sh"
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
-trap 'stop_hq; pg_stop; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 hq_conf
 expect_exit 0 hq init

@@ -25,7 +25,7 @@ stop_all() {
 	PIDS=()
 	PXPID=
 }
-trap 'stop_all; rm -rf "$T"' EXIT
+at_exit 'stop_all'
 
 hq_conf
 expect_exit 0 hq init

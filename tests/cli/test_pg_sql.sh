@@ -13,7 +13,6 @@ set -e
 . "$(dirname "$0")/pg.sh"
 
 : "${FS_HQSQL_CHECK:?FS_HQSQL_CHECK must point to tests/tools/hqsql_check}"
-trap 'pg_stop; rm -rf "$T"' EXIT
 pg_start
 expect_exit 0 "$FS_HQSQL_CHECK" "$T/check.db" "$PG_CONNINFO" "$PG_PASSFILE"
 must_contain "$OUT" "the same answers on SQLite and PostgreSQL"

@@ -7,7 +7,7 @@ set -e
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 KILLS=${FS_PULL_KILLS:-60}
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 hq_conf
 # Small down-sets: a pull is hundreds of sets, so kills land between and

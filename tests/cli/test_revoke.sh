@@ -7,7 +7,7 @@ set -e
 . "$(dirname "$0")/lib.sh"
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
-trap 'kill_agent; stop_hq; rm -rf "$T"' EXIT
+at_exit 'kill_agent; stop_hq'
 
 hq_conf
 hq_and_enrolled_store "Tim Sjenica" Sjenica

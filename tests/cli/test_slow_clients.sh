@@ -12,7 +12,7 @@ set -e
 
 SLOW="$FS_SOURCE_DIR/tests/tools/slowclients.py"
 SLOWPID=
-trap 'kill $SLOWPID 2> /dev/null || true; stop_hq; rm -rf "$T"' EXIT
+at_exit 'kill $SLOWPID 2> /dev/null || true; stop_hq'
 
 hq_conf
 printf '[server]\nmax_inflight = 8\nreserved_for_devices = 2\nper_peer_connections = 4\nproof_rate = 1000000\n' \

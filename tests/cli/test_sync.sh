@@ -7,7 +7,7 @@ set -e
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 ROWS=${FS_SYNC_ROWS:-3000}
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 hq_conf
 

@@ -6,7 +6,7 @@ set -e
 
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 command -v openssl > /dev/null || fail "openssl is needed to make test certificates"
-trap 'stop_hq; rm -rf "$T"' EXIT
+at_exit 'stop_hq'
 
 # cert NAME: a self-signed certificate and key for 127.0.0.1.
 cert() {
