@@ -16,7 +16,9 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/fscli.XXXXXX")
 AT_EXIT=
 at_exit() { AT_EXIT=$1; }
 lib_exit() {
-	[ -z "$AT_EXIT" ] || eval "$AT_EXIT"
+	# Under set -e, a clean-up that finds nothing left to stop must not
+	# cut the rest short.
+	if [ -n "$AT_EXIT" ]; then eval "$AT_EXIT" || true; fi
 	if declare -F pg_stop > /dev/null; then pg_stop; fi
 	rm -rf "$T"
 }
