@@ -33,7 +33,7 @@ test: deps format-check test-shape test-normal test-builds test-asan test-fuzz
 # make format rewrites them.  One clang-format, the one Debian 12 ships:
 # another version formats a few lines otherwise.
 CLANG_FORMAT ?= clang-format-14
-C_SOURCES = $(shell find agent bench crypto hq sync tests -name '*.[ch]' | sort)
+C_SOURCES = $(shell find agent bench crypto hq sync tests web -name '*.[ch]' | sort)
 format:
 	$(CLANG_FORMAT) -i $(C_SOURCES)
 format-check:

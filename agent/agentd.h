@@ -21,6 +21,9 @@
 #include "agent/cmd.h"
 #include "agent/commands.h"
 #include "agent/ctl.h"
+#include "agent/keystore.h"
+#include "web/http.h"
+#include "web/session.h"
 
 #define NEVER UINT64_MAX /* no time: nothing scheduled */
 
@@ -56,6 +59,17 @@ struct job {
 	struct command_job cmd; /* JOB_COMMAND: the request it runs */
 };
 
+/* The field app's server and sessions (agent/fieldapp.h). */
+struct fieldapp {
+	struct MHD_Daemon *mhd; /* NULL: not serving */
+	int dirfd;		/* the pages; -1 */
+	struct web_site site;
+	struct web_sessions sessions;
+	int unlocked_here;     /* the app unlocked the store: idle locks it */
+	unsigned failures;     /* wrong passphrases in a row */
+	uint64_t refuse_until; /* monotonic ms: no passphrase tried before */
+};
+
 /* When to push next, and what `status` says of the pushes so far. */
 struct push_schedule {
 	uint64_t next_push; /* monotonic ms; NEVER: nothing scheduled */
@@ -64,6 +78,7 @@ struct push_schedule {
 	/* Wall clock ms (0: never). */
 	uint64_t last_attempt, last_success, next_wall;
 	char last_error[512];	       /* an fs_error message */
+	int last_code;		       /* its code, for synclog_result() */
 	uint64_t wd_interval, next_wd; /* the systemd watchdog, monotonic ms */
 };
 
@@ -76,6 +91,7 @@ struct agent {
 	int stopping;
 	struct job job;
 	struct push_schedule sched;
+	struct fieldapp app;
 };
 
 /* ---- daemon.c: the loop ---- */
@@ -87,6 +103,11 @@ void daemon_notify_status(struct agent *a);
 void daemon_schedule(struct agent *a, uint64_t delay_ms);
 /* Stop any job, answer whoever waits, close the store: the key is wiped. */
 void daemon_lock(struct agent *a);
+/* Open the store with secret, and push and pull what waited; 0, or a
+ * negative code with err set (-FS_EKEY: a wrong secret). */
+int daemon_unlock(struct agent *a, const struct keystore_secret *secret, struct fs_error *err);
+/* Push and pull now, as `fieldsync sync` asks (with no one waiting). */
+void daemon_sync_now(struct agent *a);
 
 /* ---- job.c: the worker thread ---- */
 

@@ -236,6 +236,9 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 		     "a service, $XDG_RUNTIME_DIR/" CTL_USER_SOCKET " for another user),\n"
 		     "and pushes pending changes to HQ on its own: after a local write,\n"
 		     "when the network comes back, and on retries with backoff.\n"
+		     "It also serves the field app, a web interface for field workers, on\n"
+		     "[web] listen (default http://" CONFIG_DEFAULT_WEB_LISTEN
+		     "/, loopback only).\n"
 		     "Without a credential or secret file it starts locked; see unlock.\n"
 		     "SIGTERM or SIGINT stop it (exit 0); SIGHUP reloads the [sync] keys.");
 		return FS_EXIT_OK;

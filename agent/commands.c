@@ -6,6 +6,7 @@
  * Sections: output and exit codes; configuration; secrets.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,22 @@
 #include "crypto/secmem.h"
 
 /* ---- output and exit codes -------------------------------------------- */
+
+int commands_beside_program(const char *rel, char *out, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return n < 0 ? -errno : -ENOENT;
+	self[n] = '\0';
+	if (!(slash = strrchr(self, '/')))
+		return -ENOENT;
+	if ((size_t)snprintf(out, cap, "%.*s/%s", (int)(slash - self), self, rel) >= cap)
+		return -ENAMETOOLONG;
+	return 0;
+}
 
 int commands_fail(struct cli *c, const struct fs_error *e)
 {

@@ -1,10 +1,52 @@
 /* config.c - agent.conf: its keys, loaded strictly by sync/ini.c. */
 #include "agent/config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sync/ini.h"
+#include "web/listen.h"
+
+static int yes_or_no(const char *v)
+{
+	return !v || !strcmp(v, "yes") || !strcmp(v, "no");
+}
+
+/* [web]: the listen address must be loopback, whether or not the app is
+ * on now (a later `enabled = yes` must not open it wider), and the idle
+ * time a number of minutes, from 1 s to a day. */
+static int web_check(const char *path, struct agent_config *cfg, struct fs_error *err)
+{
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	int loopback = 0, r;
+	char *end;
+	double min;
+
+	if (cfg->web_listen) {
+		struct fs_error why = { 0 };
+
+		if ((r = web_listen_parse(cfg->web_listen, &addr, &alen, &loopback, &why)) < 0)
+			return fs_error_set(err, -FS_EFORMAT, "config %s: [web] %s", path, why.msg);
+		if (!loopback)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "config %s: [web] listen %s: the field app listens on "
+					    "a loopback address only (127.0.0.1 or ::1)",
+					    path, cfg->web_listen);
+	}
+	if (cfg->web_idle_lock) {
+		errno = 0;
+		min = strtod(cfg->web_idle_lock, &end);
+		if (errno || end == cfg->web_idle_lock || *end || !(min * 60 >= 1) || min > 1440)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "config %s: [web] idle_lock_minutes must be a number "
+					    "of minutes from 1 s to 1440",
+					    path);
+		cfg->web_idle_ms = (uint64_t)(min * 60000);
+	}
+	return 0;
+}
 
 int config_load(const char *path, struct agent_config *cfg, struct fs_error *err)
 {
@@ -26,16 +68,27 @@ int config_load(const char *path, struct agent_config *cfg, struct fs_error *err
 		{ "sync", "max_changes", NULL, &cfg->max_changes, 20000 },
 		{ "sync", "connect_timeout", NULL, &cfg->connect_timeout, 600 },
 		{ "sync", "stall_timeout", NULL, &cfg->stall_timeout, 3600 },
+		{ "web", "enabled", &cfg->web_enabled, NULL, 0 },
+		{ "web", "listen", &cfg->web_listen, NULL, 0 },
+		{ "web", "idle_lock_minutes", &cfg->web_idle_lock, NULL, 0 },
+		{ "web", "dir", &cfg->web_dir, NULL, 0 },
 	};
 
 	r = ini_load(path, keys, sizeof(keys) / sizeof(keys[0]), err);
-	if (r == 0 && cfg->wipe_on_revoke && strcmp(cfg->wipe_on_revoke, "yes") &&
-	    strcmp(cfg->wipe_on_revoke, "no"))
+	if (r == 0 && !yes_or_no(cfg->wipe_on_revoke))
 		r = fs_error_set(err, -FS_EFORMAT,
-				 "config %s: [agent] wipe_on_revoke must be yes "
-				 "or no",
+				 "config %s: [agent] wipe_on_revoke must be yes or no", path);
+	if (r == 0 && !yes_or_no(cfg->web_enabled))
+		r = fs_error_set(err, -FS_EFORMAT, "config %s: [web] enabled must be yes or no",
 				 path);
+	if (r == 0)
+		r = web_check(path, cfg, err);
 	return r;
+}
+
+int config_web_enabled(const struct agent_config *cfg)
+{
+	return !cfg->web_enabled || strcmp(cfg->web_enabled, "no") != 0;
 }
 
 void config_free(struct agent_config *cfg)
@@ -48,6 +101,10 @@ void config_free(struct agent_config *cfg)
 	free(cfg->socket);
 	free(cfg->socket_group);
 	free(cfg->wipe_on_revoke);
+	free(cfg->web_enabled);
+	free(cfg->web_listen);
+	free(cfg->web_idle_lock);
+	free(cfg->web_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -26,6 +26,15 @@
  *   [sync]  connect_timeout  seconds to connect to HQ (default 15)
  *   [sync]  stall_timeout    a transfer below 64 bytes/s for this many
  *                            seconds is abandoned (default 60)
+ *   [web]   enabled          yes | no: serve the field app (default yes)
+ *   [web]   listen           its loopback ADDR:PORT (default 127.0.0.1:8750;
+ *                            port 0: the kernel picks one); any other
+ *                            address is an error
+ *   [web]   idle_lock_minutes a session ends after this long without use,
+ *                            and a store the app unlocked locks again
+ *                            (default 15; a fraction is allowed: 0.5 is 30 s)
+ *   [web]   dir              the app's pages (default: share/fieldsync/web
+ *                            beside the program, then FS_WEB_DIR)
  *
  * An unknown section or key is an error naming the line, so a typo never
  * silently falls back to a default (sync/ini.h).  Command-line overrides
@@ -34,6 +43,8 @@
  */
 #ifndef FS_CONFIG_H
 #define FS_CONFIG_H
+
+#include <stdint.h>
 
 #include "crypto/fserr.h"
 
@@ -56,17 +67,27 @@ struct agent_config {
 	unsigned max_changes;
 	unsigned connect_timeout;
 	unsigned stall_timeout;
+	char *web_enabled; /* "yes" or "no" (NULL: yes) */
+	char *web_listen;
+	char *web_idle_lock; /* minutes, as text */
+	char *web_dir;
+	uint64_t web_idle_ms; /* web_idle_lock parsed; 0: not set, the default */
 };
 
 #define CONFIG_DEFAULT_PUSH_DELAY_MS 200
 #define CONFIG_DEFAULT_RETRY_MIN 1
 #define CONFIG_DEFAULT_RETRY_MAX 4
 #define CONFIG_DEFAULT_SOCKET_GROUP "fieldsync"
+#define CONFIG_DEFAULT_WEB_LISTEN "127.0.0.1:8750"
+#define CONFIG_DEFAULT_WEB_IDLE_MIN 15
 
 /* Load path into cfg (which must be zeroed or previously loaded; keys set
  * in the file replace earlier values).  A missing file is -ENOENT, and is
  * an error only when the caller treats it as one. */
 int config_load(const char *path, struct agent_config *cfg, struct fs_error *err) FS_WUR;
+
+/* Whether the field app is on (web_enabled is not "no"). */
+int config_web_enabled(const struct agent_config *cfg);
 
 /* Fill the [sync] timings not set in the file with their defaults. */
 void config_default_timings(struct agent_config *cfg);

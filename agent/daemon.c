@@ -6,6 +6,7 @@
  */
 #include "agent/daemon.h"
 #include "agent/agentd.h"
+#include "agent/fieldapp.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -75,7 +76,7 @@ void daemon_schedule(struct agent *a, uint64_t delay_ms)
 
 /* ---- unlocking -------------------------------------------------------------- */
 
-static int unlock_with(struct agent *a, const struct keystore_secret *secret, struct fs_error *err)
+int daemon_unlock(struct agent *a, const struct keystore_secret *secret, struct fs_error *err)
 {
 	struct store_options opt = { .ballast_bytes = (uint64_t)a->c->cfg.disk_reserve_mib << 20 };
 	int r = store_open(a->c->cfg.data_dir, secret, &opt, &a->store, err);
@@ -107,8 +108,16 @@ void daemon_lock(struct agent *a)
 	a->c->store = NULL;
 	a->sched.next_push = NEVER;
 	a->sched.next_wall = 0;
+	fieldapp_locked(a);
 	log_msg(LOG_INFO, "store locked; the key is wiped from memory");
 	daemon_notify_status(a);
+}
+
+void daemon_sync_now(struct agent *a)
+{
+	a->sched.halted = 0; /* a person's request tries again */
+	a->job.want_pull = ATTEMPT_PULL_ALWAYS;
+	daemon_schedule(a, 0);
 }
 
 /* The secret at start: a systemd credential, then the configured file. */
@@ -140,7 +149,7 @@ static void unlock_at_start(struct agent *a)
 		return;
 	}
 	if (r == 0)
-		r = unlock_with(a, secret, &err);
+		r = daemon_unlock(a, secret, &err);
 	keystore_secret_free(secret);
 	if (r < 0)
 		log_msg(LOG_ERR, "%s; store stays locked until 'fieldsync unlock'", err.msg);
@@ -317,7 +326,7 @@ static void run_unlock(struct agent *a, struct client *cl)
 		fs_error_set(&err, r, "unlock: %s",
 			     r == -ENOMEM ? "out of secure memory" : "not a key file's key");
 	else
-		r = unlock_with(a, secret, &err);
+		r = daemon_unlock(a, secret, &err);
 	keystore_secret_free(secret);
 	if (r < 0) {
 		log_msg(LOG_WARNING, "unlock refused: %s", err.msg);
@@ -457,6 +466,7 @@ static void shut_down(struct agent *a)
 
 	a->stopping = 1;
 	sd_notify(0, "STOPPING=1");
+	fieldapp_stop(a);
 	if (a->job.running)
 		log_msg(LOG_INFO, "stopping: abandoning the push in flight");
 	job_stop(a);
@@ -503,7 +513,7 @@ static int handle_signals(struct agent *a)
 
 /* The poll set: these first, then one slot per client that waits for
  * something (slot[] says which). */
-enum poll_slot { POLL_SIGNALS, POLL_JOB, POLL_NETWORK, POLL_LISTEN, POLL_CLIENTS };
+enum poll_slot { POLL_SIGNALS, POLL_JOB, POLL_NETWORK, POLL_LISTEN, POLL_WEB, POLL_CLIENTS };
 
 /* Start a push that is due and feed the watchdog; returns when the loop
  * must wake next for them. */
@@ -543,6 +553,7 @@ static nfds_t poll_fill(struct agent *a, struct pollfd *pfd, struct client **slo
 	pfd[POLL_JOB] = (struct pollfd){ .fd = a->job.efd, .events = POLLIN };
 	pfd[POLL_NETWORK] = (struct pollfd){ .fd = a->nfd, .events = POLLIN };
 	pfd[POLL_LISTEN] = (struct pollfd){ .fd = a->clients.lfd, .events = POLLIN };
+	pfd[POLL_WEB] = (struct pollfd){ .fd = fieldapp_fd(a), .events = POLLIN };
 	return (nfds_t)client_table_poll(&a->clients, pfd, slot, n, wake);
 }
 
@@ -575,9 +586,16 @@ static int loop_run(struct agent *a)
 	struct client *slot[POLL_CLIENTS + CLIENT_MAX];
 
 	for (;;) {
-		uint64_t now = hlc_mono_ms(), wake = timers_run(a, now);
-		nfds_t n = poll_fill(a, pfd, slot, &wake);
+		uint64_t now = hlc_mono_ms(), wake = timers_run(a, now), web;
+		nfds_t n;
 		int up;
+
+		/* The field app first: what it serves may schedule a push. */
+		if ((web = fieldapp_run(a, now)) < wake)
+			wake = web;
+		if (a->sched.next_push < wake && !a->job.running)
+			wake = a->sched.next_push;
+		n = poll_fill(a, pfd, slot, &wake);
 
 		if (poll(pfd, n, poll_timeout(wake, now)) < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "poll: %s", strerror(errno));
@@ -598,7 +616,12 @@ static int loop_run(struct agent *a)
 
 int daemon_run(struct cli *c)
 {
-	struct agent a = { .c = c, .nfd = -1, .sfd = -1, .job.efd = -1, .sched.next_push = NEVER };
+	struct agent a = { .c = c,
+			   .nfd = -1,
+			   .sfd = -1,
+			   .job.efd = -1,
+			   .sched.next_push = NEVER,
+			   .app.dirfd = -1 };
 	struct fs_error err = { 0 };
 	gid_t group;
 	int status = FS_EXIT_OK;
@@ -627,6 +650,9 @@ int daemon_run(struct cli *c)
 		log_msg(LOG_INFO, "network helper (pid %d) holds no key: %s", (int)netproc_pid(),
 			how);
 	}
+	/* Without the app the agent still records and syncs: the CLI works. */
+	if (fieldapp_start(&a, &err) < 0)
+		log_msg(LOG_ERR, "%s; the field app is not available", err.msg);
 	unlock_at_start(&a);
 	sd_notify(0, "READY=1");
 	daemon_notify_status(&a);

@@ -140,6 +140,7 @@ static void push_failed(struct agent *a, int r)
 	uint64_t delay;
 
 	snprintf(a->sched.last_error, sizeof(a->sched.last_error), "%s", res->err.msg);
+	a->sched.last_code = r;
 	if (r == -FS_ENOTFOUND)
 		return; /* not enrolled: nothing to do until `fieldsync enroll` */
 	if (r == -EACCES) {

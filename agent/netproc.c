@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "agent/commands.h"
 #include "agent/netframe.h"
 #include "sync/hlc.h"
 
@@ -54,24 +55,11 @@ void netproc_set_program(const char *path)
 
 static int find_program(struct fs_error *err)
 {
-	char self[PATH_MAX];
-	ssize_t n;
-
 	if (program[0])
 		return 0;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		char *slash;
-
-		self[n] = '\0';
-		if ((slash = strrchr(self, '/')) &&
-		    (size_t)(slash - self) + sizeof("/" HELPER) <= sizeof(program)) {
-			snprintf(program, sizeof(program), "%.*s/" HELPER, (int)(slash - self),
-				 self);
-			if (access(program, X_OK) == 0)
-				return 0;
-		}
-	}
+	if (commands_beside_program(HELPER, program, sizeof(program)) == 0 &&
+	    access(program, X_OK) == 0)
+		return 0;
 	snprintf(program, sizeof(program), "%s", FS_LIBEXEC_DIR "/" HELPER);
 	if (access(program, X_OK) == 0)
 		return 0;

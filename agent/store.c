@@ -634,6 +634,21 @@ out:
 	return r;
 }
 
+int store_check_secret(const char *data_dir, const struct keystore_secret *secret,
+		       struct fs_error *err)
+{
+	uint8_t id[KEYSTORE_ID_BYTES], *key = NULL;
+	char path[PATH_MAX];
+	int r;
+
+	if ((r = dir_file(path, sizeof(path), data_dir, "store.key", err)) < 0)
+		return r;
+	r = keystore_open(path, secret, &key, id, err);
+	if (key)
+		secmem_free(key);
+	return r;
+}
+
 int store_passwd(const char *data_dir, const struct keystore_secret *old_secret,
 		 const struct keystore_secret *new_secret, enum pwhash_profile profile,
 		 struct fs_error *err)

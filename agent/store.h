@@ -63,6 +63,13 @@ struct store *store_close(struct store *s);
  * and device.key stay, unreadable without it.  The store must be closed. */
 int store_shred_key(const char *data_dir, struct fs_error *err) FS_WUR;
 
+/* Whether secret unwraps the store's data key: 0, -FS_EKEY when it does
+ * not, or why it could not tell.  Nothing is opened for use; the agent
+ * asks this of a person who unlocks the field app when the store is
+ * already open. */
+int store_check_secret(const char *data_dir, const struct keystore_secret *secret,
+		       struct fs_error *err) FS_WUR;
+
 /* Re-wrap the data key; the database is not touched. */
 int store_passwd(const char *data_dir, const struct keystore_secret *old_secret,
 		 const struct keystore_secret *new_secret, enum pwhash_profile profile,

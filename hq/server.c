@@ -32,6 +32,7 @@
 #include "sync/changeset.h"
 #include "sync/downset.h"
 #include "sync/log.h"
+#include "web/listen.h"
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -1018,48 +1019,6 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* ---- start/stop --------------------------------------------------------- */
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len,
-			int *ret_loopback, struct fs_error *err)
-{
-	char host[256];
-	const char *colon = strrchr(listen, ':'), *h = listen;
-	size_t hl;
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-				  .ai_socktype = SOCK_STREAM },
-			*ai = NULL;
-	char *end;
-	unsigned long port;
-
-	if (!colon)
-		return fs_error_set(err, -FS_EUSAGE, "listen address must be ADDR:PORT");
-	hl = (size_t)(colon - listen);
-	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
-		h = listen + 1;
-		hl -= 2;
-	}
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (hl == 0 || hl >= sizeof(host) || errno || *end || !colon[1] || port > 65535)
-		return fs_error_set(err, -FS_EUSAGE, "listen address must be ADDR:PORT");
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
-		return fs_error_set(err, -FS_EUSAGE, "listen address: not a numeric IP address");
-	memcpy(ret, ai->ai_addr, ai->ai_addrlen);
-	*ret_len = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	if (ret->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ret;
-
-		*ret_loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	} else {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ret;
-
-		*ret_loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-	}
-	return 0;
-}
-
 /* Read a PEM file (NUL-terminated) into memory; secure memory when
  * secret. */
 static int read_pem(const char *path, int secret, char **ret, struct fs_error *err)
@@ -1157,7 +1116,7 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	atomic_init(&s->connections, 0);
 	/* As many idle connections as there are threads to use them. */
 	if ((r = hqpool_new(cfg, cfg->threads, &s->pool, err)) < 0 ||
-	    (r = parse_listen(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
+	    (r = web_listen_parse(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
 	    (r = server_tls_load(s, err)) < 0)
 		goto out;
 	if (!s->tls_cert && !loopback) {

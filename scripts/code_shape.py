@@ -14,7 +14,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIRS = ("agent", "crypto", "hq", "sync")
+DIRS = ("agent", "crypto", "hq", "sync", "web")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)\.h"')
 NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 

@@ -98,6 +98,8 @@ passphrase_file = $DEMO/$t/passphrase
 kdf_profile = interactive
 [agent]
 socket = $DEMO/$t/agent.sock
+[web]
+listen = 127.0.0.1:0
 EOF
 	team "$t" init
 	FIELDSYNC_CONFIG="$DEMO/$t/agent.conf" "$FS" agent 2> "$DEMO/$t/agent.log" &
@@ -105,6 +107,11 @@ EOF
 done
 for t in $TEAMS; do
 	wait_until 60 "the $t agent did not start (see $DEMO/$t/agent.log)" test -S "$DEMO/$t/agent.sock"
+	# Each laptop's field app, on a port the kernel picked (two agents
+	# share this machine); a browser on it would open this address.
+	wait_until 60 "the $t agent did not serve its field app (see $DEMO/$t/agent.log)" \
+		grep -q "field app on" "$DEMO/$t/agent.log"
+	echo "$t: field app at $(sed -n 's/.*field app on \(http[^ ]*\).*/\1/p' "$DEMO/$t/agent.log")"
 done
 for t in $TEAMS; do
 	case $t in

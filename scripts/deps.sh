@@ -14,12 +14,16 @@ set -eu
 # backend is tested against a real server the tests start and stop as an
 # unprivileged user; the package's own cluster is not used), and
 # clang-format-14 (make format-check), and libseccomp-dev (the network
-# helper's system-call filter, agent/sandbox.h).  Packages: dpkg-dev (dpkg-shlibdeps
+# helper's system-call filter, agent/sandbox.h), and chromium,
+# chromium-driver and python3-selenium (the field app is tested in
+# headless Chromium) with fonts-dejavu-core (Latin and Cyrillic glyphs for
+# its screenshots).  Packages: dpkg-dev (dpkg-shlibdeps
 # fills in the library dependencies of the .debs that `make package` builds).
 PKGS="build-essential cmake pkg-config dpkg-dev \
 libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
 libinih-dev libcsv-dev libzstd-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev libpq-dev libseccomp-dev clang libclang-rt-14-dev clang-format-14 \
-sqlite3 python3 bsdutils curl openssl systemd faketime util-linux iproute2 file postgresql-15"
+sqlite3 python3 bsdutils curl openssl systemd faketime util-linux iproute2 file postgresql-15 \
+chromium chromium-driver python3-selenium fonts-dejavu-core"
 
 missing=""
 for p in $PKGS; do

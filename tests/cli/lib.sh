@@ -24,7 +24,8 @@ lib_exit() {
 }
 trap lib_exit EXIT
 export FIELDSYNC_CONFIG="$T/agent.conf"
-: > "$FIELDSYNC_CONFIG"
+# The field app on a port the kernel picks: tests run side by side.
+printf '[web]\nlisten = 127.0.0.1:0\n' > "$FIELDSYNC_CONFIG"
 DATA="$T/data"
 FORMS="$FS_SOURCE_DIR/conf/forms"
 PASS="$T/pass"
@@ -230,6 +231,7 @@ agent_conf() {
 		printf '[forms]\ndir = %s\n' "$FORMS"
 		printf '[agent]\nsocket = %s\n' "$AGENT_SOCK"
 		printf '[sync]\npush_delay_ms = 100\nretry_min = 1\nretry_max = 2\n'
+		printf '[web]\nlisten = 127.0.0.1:0\n'
 		for line in "$@"; do printf '%s\n' "$line"; done
 	} > "$FIELDSYNC_CONFIG"
 }

@@ -178,6 +178,12 @@ expect_exit 0 "$NET" --help
 must_contain "$OUT" "network helper"
 grep -aq "/usr/libexec/fieldsync" "$R/usr/bin/fieldsync" ||
 	fail "fieldsync does not look for its helper in /usr/libexec/fieldsync"
+# The field app's pages are where the agent looks for them when installed.
+for f in index.html app.js app.css strings.js; do
+	[ -f "$R/usr/share/fieldsync/web/$f" ] || fail "the package lacks the field app's $f"
+done
+grep -aq "/usr/share/fieldsync/web" "$R/usr/bin/fieldsync" ||
+	fail "fieldsync does not look for its pages in /usr/share/fieldsync/web"
 expect_exit 0 "$R/usr/bin/fieldsync" agent --help
 must_contain "$OUT" "Usage: fieldsync agent"
 must_contain "$OUT" "/run/fieldsync/agent.sock"

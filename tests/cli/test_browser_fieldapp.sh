@@ -1,0 +1,49 @@
+# test_browser_fieldapp.sh - the field app in headless Chromium (Debian's
+# chromium, chromium-driver and python3-selenium), against a real agent
+# and a real HQ on loopback: tests/browser/fieldapp.py drives the page;
+# this script sets the scene and checks what the browser cannot see.
+# Screenshots go to $FS_BUILD_DIR/screenshots/fieldapp-*.png.
+set -e
+. "$(dirname "$0")/lib.sh"
+# Debian's Python, whose packages include python3-selenium (another
+# python3 may come first in PATH).
+PY=/usr/bin/python3
+for p in chromium chromedriver "$PY"; do
+	command -v "$p" > /dev/null || fail "$p is needed (scripts/deps.sh installs it)"
+done
+"$PY" -c 'import selenium' 2> /dev/null || fail "python3-selenium is needed (scripts/deps.sh)"
+at_exit 'kill_agent; stop_hq'
+
+# An enrolled laptop with a household waiting to be sent, and HQ down;
+# the agent starts locked (no secret in its configuration).
+hq_conf
+hq_and_enrolled_store "Tim Vranje" Vranje
+NAME="Ђорђевић Драгана"
+add_person "$NAME" Vranje > /dev/null
+HQ_PORT=$PORT
+stop_hq
+agent_conf '[web]' 'listen = 127.0.0.1:0'
+start_agent
+wait_log "field app on http://127.0.0.1:"
+URL=$(sed -n 's|.*field app on \(http://127\.0\.0\.1:[0-9]*/\) .*|\1|p' "$T/agent.log" | tail -n 1)
+
+SHOTS="${FS_BUILD_DIR:-$T}/screenshots"
+mkdir -p "$SHOTS"
+# The browser's profile is kept in $T, to be searched afterwards.  The
+# script starts HQ again itself (on its old port) when the page has
+# shown the problem, and stops it at the end.
+export FS_APP_URL="$URL" FS_APP_PASSPHRASE_FILE="$PASS" FS_PROFILE="$T/profile" \
+	FS_SHOTS="$SHOTS" FS_TEST_TIMEOUT_SCALE="$SCALE" FS_HQ_BIN="$HQ_BIN" \
+	FS_HQ_CONF="$T/hq.conf" FS_HQ_PORT="$HQ_PORT" FS_HQ_LOG="$T/hq.log"
+"$PY" "$FS_SOURCE_DIR/tests/browser/fieldapp.py" || fail "the browser test failed"
+
+# The household reached HQ through "Sync now".
+[ "$(hq_count beneficiaries)" -eq 1 ] || fail "HQ has $(hq_count beneficiaries) households, expected 1"
+
+# Nothing personal stayed in the browser: not the name (in either
+# script), not the passphrase.
+LATIN="Đorđević Dragana"
+for secret in "$NAME" "$LATIN" "$(head -n 1 "$PASS")"; do
+	! grep -rqaF "$secret" "$T/profile" || fail "the browser profile holds personal data or the passphrase"
+done
+echo "ok"
