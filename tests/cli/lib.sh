@@ -230,8 +230,9 @@ agent_conf() {
 		printf '[store]\ndata_dir = %s\nkdf_profile = interactive\n' "$DATA"
 		printf '[forms]\ndir = %s\n' "$FORMS"
 		printf '[agent]\nsocket = %s\n' "$AGENT_SOCK"
-		printf '[sync]\npush_delay_ms = 100\nretry_min = 1\nretry_max = 2\n'
 		printf '[web]\nlisten = 127.0.0.1:0\n'
+		# [sync] last: callers add keys of theirs to it.
+		printf '[sync]\npush_delay_ms = 100\nretry_min = 1\nretry_max = 2\n'
 		for line in "$@"; do printf '%s\n' "$line"; done
 	} > "$FIELDSYNC_CONFIG"
 }
