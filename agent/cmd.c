@@ -113,6 +113,7 @@ static const struct command table[] = {
 	{ "log", cmd_log, cmd_log_options, CMD_FORWARDABLE, NULL },
 	{ "conflicts", cmd_conflicts, cmd_json_options, CMD_FORWARDABLE, NULL },
 	{ "forms", cmd_forms, cmd_json_options, CMD_FORWARDABLE, NULL },
+	{ "find", cmd_find, cmd_find_options, CMD_FORWARDABLE, NULL },
 };
 
 static const struct command *find(const char *name)

@@ -127,9 +127,11 @@ int cmd_check(struct cli *c, const struct command_call *call);
 int cmd_log(struct cli *c, const struct command_call *call);
 int cmd_conflicts(struct cli *c, const struct command_call *call);
 int cmd_forms(struct cli *c, const struct command_call *call);
+int cmd_find(struct cli *c, const struct command_call *call);
 
 /* Their options. */
 extern const struct opts_spec cmd_record_options[], cmd_sync_options[], cmd_init_options[],
-	cmd_passwd_options[], cmd_status_options[], cmd_json_options[], cmd_log_options[];
+	cmd_passwd_options[], cmd_status_options[], cmd_json_options[], cmd_log_options[],
+	cmd_find_options[];
 
 #endif

@@ -88,6 +88,7 @@ const char commands_main_usage[] =
 	"  passwd                      change the passphrase or key file\n"
 	"  beneficiary add|list|show|edit|delete ...\n"
 	"  visit add|list|show|edit|delete ...\n"
+	"  find [WORDS] [--municipality M]...  search the households, in either script\n"
 	"  import beneficiaries|visits FILE.csv\n"
 	"  enroll URL TOKEN            register this device with HQ (token from HQ)\n"
 	"  sync [--max-changes N]      send pending changes to HQ, then pull\n"

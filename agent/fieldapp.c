@@ -12,12 +12,15 @@
 #include <sodium.h>
 
 #include "agent/agentd.h"
+#include "agent/caseload.h"
+#include "agent/devforms.h"
 #include "agent/enroll.h"
 #include "agent/keystore.h"
 #include "agent/push.h"
 #include "agent/synclog.h"
 #include "sync/hlc.h"
 #include "sync/log.h"
+#include "sync/uuid.h"
 #include "web/listen.h"
 
 #define PAGES "share/fieldsync/web" /* beside the program, in the build tree */
@@ -234,6 +237,128 @@ static enum MHD_Result do_sync(struct agent *a, struct MHD_Connection *conn)
 	return web_send_json(conn, MHD_HTTP_ACCEPTED, o, NULL);
 }
 
+/* A store answer (ret, owned) as JSON, or its error. */
+static enum MHD_Result store_answer(struct MHD_Connection *conn, int r, cJSON *ret,
+				    const struct fs_error *err)
+{
+	if (r == 0)
+		return web_send_json(conn, MHD_HTTP_OK, ret, NULL);
+	if (r == -FS_EUSAGE)
+		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", err->msg);
+	if (r == -FS_ENOTFOUND)
+		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such household");
+	if (r == -ENOMEM)
+		return out_of_memory(conn);
+	log_msg(LOG_ERR, "field app: %s", err->msg);
+	return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "store",
+			      "the agent could not read its store; see its log");
+}
+
+/* A string member of a request, or NULL (absent, null or empty). */
+static const char *member(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* POST /api/caseload {"q", "municipality", "status", "visited_from",
+ * "visited_to", "never_visited", "limit"}: a POST, so that a name looked
+ * for never appears in a URL. */
+static enum MHD_Result do_caseload(struct agent *a, struct MHD_Connection *conn, const cJSON *req)
+{
+	const cJSON *limit = cJSON_GetObjectItemCaseSensitive(req, "limit");
+	struct caseload_query q = {
+		.text = member(req, "q"),
+		.municipality = member(req, "municipality"),
+		.status = member(req, "status"),
+		.visited_from = member(req, "visited_from"),
+		.visited_to = member(req, "visited_to"),
+		.never_visited =
+			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "never_visited")),
+		.limit = cJSON_IsNumber(limit) && limit->valuedouble >= 1 &&
+					 limit->valuedouble <= CASELOAD_MAX_ROWS
+				 ? (unsigned)limit->valuedouble
+				 : 0,
+	};
+	struct fs_error err = { 0 };
+	cJSON *ret = NULL;
+	int r = caseload_search(a->store, &q, &ret, &err);
+
+	return store_answer(conn, r, ret, &err);
+}
+
+/* POST /api/household {"id"}: its fields, visits and conflicts. */
+static enum MHD_Result do_household(struct agent *a, struct MHD_Connection *conn, const cJSON *req)
+{
+	const char *given = member(req, "id");
+	char id[UUID_TEXT_LEN + 1];
+	struct fs_error err = { 0 };
+	cJSON *ret = NULL;
+	int r;
+
+	if (!given || uuid_normalize(given, id) < 0)
+		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				      "expected {\"id\": UUID}");
+	r = caseload_household(a->store, id, &ret, &err);
+	return store_answer(conn, r, ret, &err);
+}
+
+/* The requests that read the store: the body is JSON, the store open. */
+static enum MHD_Result route_read(struct agent *a, struct MHD_Connection *conn, const char *url,
+				  const struct request *rq)
+{
+	cJSON *req;
+	enum MHD_Result ret;
+
+	if (!a->store)
+		return web_send_error(conn, MHD_HTTP_CONFLICT, "locked", "the store is locked");
+	if (!(req = cJSON_ParseWithLength(rq->body, rq->len)) || !cJSON_IsObject(req)) {
+		cJSON_Delete(req);
+		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				      "expected a JSON object");
+	}
+	ret = !strcmp(url, "/api/caseload") ? do_caseload(a, conn, req)
+					    : do_household(a, conn, req);
+	cJSON_Delete(req);
+	return ret;
+}
+
+/* GET /api/forms: the forms this device records with (HQ's when it sent
+ * them), for the page to lay out fields and choices.  The rules stay
+ * here: the page never validates. */
+static enum MHD_Result do_forms(struct agent *a, struct MHD_Connection *conn)
+{
+	static const char *const collections[] = { "beneficiaries", "visits" };
+	struct fs_error err = { 0 };
+	cJSON *o = cJSON_CreateObject();
+	int r = o ? 0 : -ENOMEM;
+
+	if (!a->store) {
+		cJSON_Delete(o);
+		return web_send_error(conn, MHD_HTTP_CONFLICT, "locked", "the store is locked");
+	}
+	for (size_t i = 0; r == 0 && i < sizeof(collections) / sizeof(collections[0]); i++) {
+		struct form *f = NULL;
+		cJSON *def;
+
+		if ((r = devforms_load(a->store, a->c->cfg.forms_dir, collections[i], &f, &err)) <
+		    0)
+			break;
+		def = cJSON_Parse(form_definition(f));
+		if (!def || !cJSON_AddItemToObject(o, collections[i], def)) {
+			cJSON_Delete(def);
+			r = -ENOMEM;
+		}
+		form_free(f);
+	}
+	if (r < 0) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return store_answer(conn, r, o, &err);
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 static enum MHD_Result route_get(struct agent *a, struct MHD_Connection *conn, const char *url,
@@ -247,6 +372,11 @@ static enum MHD_Result route_get(struct agent *a, struct MHD_Connection *conn, c
 		if (web_session_find(&a->app.sessions, conn, now, 0) < 0)
 			return no_session(conn);
 		return do_state(a, conn);
+	}
+	if (!strcmp(url, "/api/forms")) {
+		if (web_session_find(&a->app.sessions, conn, now, 1) < 0)
+			return no_session(conn);
+		return do_forms(a, conn);
 	}
 	if (!strncmp(url, "/api/", 5))
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
@@ -272,6 +402,8 @@ static enum MHD_Result route_post(struct agent *a, struct MHD_Connection *conn, 
 		return do_lock(a, conn);
 	if (!strcmp(url, "/api/sync"))
 		return do_sync(a, conn);
+	if (!strcmp(url, "/api/caseload") || !strcmp(url, "/api/household"))
+		return route_read(a, conn, url, rq);
 	return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 }
 
@@ -343,7 +475,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
  * where they are installed. */
 static int pages_open(const struct agent_config *cfg, char *where, size_t cap)
 {
-	int fd;
+	int fd, e;
 
 	if (cfg->web_dir) {
 		snprintf(where, cap, "%s", cfg->web_dir);
@@ -352,8 +484,13 @@ static int pages_open(const struct agent_config *cfg, char *where, size_t cap)
 	if (commands_beside_program(PAGES, where, cap) == 0 &&
 	    (fd = open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
 		return fd;
+	/* Opened by its literal, which so stays whole in the program, where
+	 * the package test looks for it. */
+	fd = open(FS_WEB_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	e = errno;
 	snprintf(where, cap, "%s", FS_WEB_DIR);
-	return open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	errno = e;
+	return fd;
 }
 
 int fieldapp_start(struct agent *a, struct fs_error *err)

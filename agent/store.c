@@ -14,10 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
+#include <cjson/cJSON.h>
 
 #include "agent/ballast.h"
 #include "agent/vfs.h"
 #include "sync/dberr.h"
+#include "sync/fold.h"
 #include "crypto/keyfile.h"
 #include "crypto/secmem.h"
 
@@ -118,7 +120,42 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 	"ALTER TABLE outbox ADD COLUMN form_version INTEGER NOT NULL DEFAULT 0;"                   \
 	"ALTER TABLE outbox ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;"
 
-/* Versions 1 to 3 (above).  records.fields is the JSON object of form fields; the
+/* Version 4: the caseload's search (agent/caseload.h).  record_search
+ * holds each record's text values folded by sync/fold.h (case,
+ * diacritics and script), kept by triggers whatever writes the record:
+ * a command, an import or a pull, with the folded full name to sort by
+ * and the deleted flag, so a search reads no record it does not return.
+ * Visits are found by their household
+ * through an index on beneficiary_id.  The schema calls fs_words() and
+ * fs_field() (store_setup_connection registers them on every
+ * connection): SQLite's JSON functions may not be used in a schema
+ * under trusted_schema=OFF, and these are innocuous. */
+#define STORE_SEARCH_ROW                                                                           \
+	"(new.id, new.collection, new.deleted, fs_fold(fs_field(new.fields, 'full_name')),"        \
+	" fs_words(new.fields))"
+#define STORE_SEARCH_SQL                                                                           \
+	"CREATE TABLE record_search("                                                              \
+	"  id TEXT PRIMARY KEY,"                                                                   \
+	"  collection TEXT NOT NULL,"                                                              \
+	"  deleted INTEGER NOT NULL,"                                                              \
+	"  name TEXT NOT NULL,"                                                                    \
+	"  words TEXT NOT NULL"                                                                    \
+	") STRICT, WITHOUT ROWID;"                                                                 \
+	"CREATE TRIGGER record_search_insert AFTER INSERT ON records BEGIN"                        \
+	"  INSERT OR REPLACE INTO record_search VALUES " STORE_SEARCH_ROW ";"                      \
+	"END;"                                                                                     \
+	"CREATE TRIGGER record_search_update AFTER UPDATE OF fields, deleted ON records BEGIN"     \
+	"  INSERT OR REPLACE INTO record_search VALUES " STORE_SEARCH_ROW ";"                      \
+	"END;"                                                                                     \
+	"CREATE TRIGGER record_search_delete AFTER DELETE ON records BEGIN"                        \
+	"  DELETE FROM record_search WHERE id = old.id;"                                           \
+	"END;"                                                                                     \
+	"CREATE INDEX records_visits_by_household ON records(fs_field(fields, 'beneficiary_id'))"  \
+	"  WHERE collection = 'visits';"                                                           \
+	"INSERT INTO record_search SELECT id, collection, deleted,"                                \
+	"  fs_fold(fs_field(fields, 'full_name')), fs_words(fields) FROM records;"
+
+/* Versions 1 to 4 (above).  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same
  * transaction as the record, and keeps it after HQ acknowledges it.
  * outbox.changeset is the outgoing.seq of the change set that carries
@@ -175,7 +212,7 @@ const char store_schema_sql[] =
 	"  detail TEXT,"
 	"  repeats INTEGER NOT NULL DEFAULT 1,"
 	"  last_at INTEGER"
-	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL "PRAGMA user_version = 3;";
+	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL STORE_SEARCH_SQL "PRAGMA user_version = 4;";
 
 /* ---- opening the database --------------------------------------------- */
 
@@ -184,9 +221,132 @@ const char store_schema_sql[] =
 #define STORE_WAL_MIN_PAGES 16
 #define STORE_WAL_MAX_PAGES 1000
 
+/* fs_words(fields): the text values of a record's fields (a JSON
+ * object), folded by sync/fold.h and joined by spaces, after a space: a
+ * search word matches where " word" starts.  Anything unreadable folds
+ * to '' rather than fail a write. */
+static void sql_words(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *text = (const char *)sqlite3_value_text(argv[0]);
+	cJSON *o = text ? cJSON_Parse(text) : NULL;
+	const cJSON *v;
+	char *all = NULL, *key = NULL;
+	size_t len = 0, cap = 0;
+	int r = 0;
+
+	(void)argc;
+	cJSON_ArrayForEach(v, o)
+	{
+		size_t n;
+
+		if (!cJSON_IsString(v))
+			continue;
+		n = strlen(v->valuestring);
+		if (len + n + 2 > cap) {
+			char *more = malloc(cap = 2 * (len + n + 2));
+
+			if (!more) {
+				r = -ENOMEM;
+				break;
+			}
+			if (all)
+				memcpy(more, all, len);
+			if (all)
+				sodium_memzero(all, len);
+			free(all);
+			all = more;
+		}
+		if (len)
+			all[len++] = ' ';
+		memcpy(all + len, v->valuestring, n);
+		len += n;
+	}
+	if (r == 0 && all) {
+		char *folded = NULL;
+
+		if ((r = fold_text(all, len, &folded)) == 0 &&
+		    (key = malloc(strlen(folded) + 2)) == NULL)
+			r = -ENOMEM;
+		if (key) {
+			key[0] = ' ';
+			memcpy(key + 1, folded, strlen(folded) + 1);
+		}
+		if (folded)
+			sodium_memzero(folded, strlen(folded));
+		free(folded);
+	}
+	if (all)
+		sodium_memzero(all, len);
+	free(all);
+	cJSON_Delete(o);
+	if (r == -ENOMEM)
+		sqlite3_result_error_nomem(ctx);
+	else if (r < 0 || !key)
+		sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
+	else
+		sqlite3_result_text(ctx, key, -1, free);
+}
+
+/* fs_field(fields, name): the string member name of a record's fields,
+ * or NULL. */
+static void sql_field(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *text = (const char *)sqlite3_value_text(argv[0]);
+	const char *name = (const char *)sqlite3_value_text(argv[1]);
+	cJSON *o = text && name ? cJSON_Parse(text) : NULL;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	(void)argc;
+	if (cJSON_IsString(v))
+		sqlite3_result_text(ctx, v->valuestring, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_result_null(ctx);
+	cJSON_Delete(o);
+}
+
+/* fs_fold(text): sync/fold.h's key; NULL or text that is not UTF-8
+ * folds to ''. */
+static void sql_fold(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *text = (const char *)sqlite3_value_text(argv[0]);
+	char *key = NULL;
+	int r = text ? fold_text(text, (size_t)sqlite3_value_bytes(argv[0]), &key) : -EINVAL;
+
+	(void)argc;
+	if (r == -ENOMEM)
+		sqlite3_result_error_nomem(ctx);
+	else if (r < 0)
+		sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
+	else
+		sqlite3_result_text(ctx, key, -1, free);
+}
+
+/* The store's own SQL functions, on every connection.  Innocuous: the
+ * schema calls them under trusted_schema=OFF. */
+static int register_functions(sqlite3 *db)
+{
+	static const struct {
+		const char *name;
+		int argc;
+		void (*fn)(sqlite3_context *, int, sqlite3_value **);
+	} fns[] = { { "fs_words", 1, sql_words },
+		    { "fs_field", 2, sql_field },
+		    { "fs_fold", 1, sql_fold } };
+	int rc = SQLITE_OK;
+
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]) && rc == SQLITE_OK; i++)
+		rc = sqlite3_create_function(db, fns[i].name, fns[i].argc,
+					     SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+					     NULL, fns[i].fn, NULL, NULL);
+	return rc;
+}
+
 int store_setup_connection(sqlite3 *db, int create)
 {
 	int reserve = FSVFS_RESERVE, rc;
+
+	if ((rc = register_functions(db)) != SQLITE_OK)
+		return rc;
 
 	if (create) {
 		/* Page size and reserved bytes are fixed before the first write;
@@ -324,6 +484,9 @@ static int db_upgrade(struct store *s, struct fs_error *err)
 	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
 	    version == 2)
 		r = exec(s, STORE_FORMS_SQL "PRAGMA user_version = 3;", "upgrade store", err);
+	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
+	    version == 3)
+		r = exec(s, STORE_SEARCH_SQL "PRAGMA user_version = 4;", "upgrade store", err);
 	if (r == 0)
 		r = exec(s, "COMMIT", "upgrade store", err);
 	if (r < 0)

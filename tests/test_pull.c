@@ -13,6 +13,7 @@
 #include "agent/store.h"
 #include "sync/downset.h"
 #include "sync/formsrc.h"
+#include "agent/caseload.h"
 #include "tests/fixture.h"
 #include "tests/test.h"
 
@@ -173,6 +174,21 @@ TEST(pull_apply_checks_key_device_seal_and_chain)
 	ASSERT_OK(apply(&w, buf, len, &err));
 	value_of(&w, "full_name", v, sizeof(v));
 	ASSERT_STR_EQ(v, "\"Ружичић Ђорђе\"");
+	/* A household that came from HQ is in the caseload's search, as
+	 * another team's (the search triggers run on a pull's writes too). */
+	{
+		struct caseload_query q = { .text = "ruzicic djordje" };
+		cJSON *res = NULL;
+		const cJSON *h;
+
+		ASSERT_OK(caseload_search(w.s, &q, &res, &err));
+		h = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res, "households"), 0);
+		ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res, "households")),
+			  1);
+		ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(h, "id")->valuestring, REC);
+		ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(h, "mine")));
+		cJSON_Delete(res);
+	}
 	/* The same again: already applied, nothing done. */
 	memcpy(saved, w.hash, sizeof(saved));
 	w.seq = 0;

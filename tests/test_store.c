@@ -770,7 +770,7 @@ TEST(store_ballast_keeps_room_for_delivery)
 }
 
 /* A store made before two-way sync (schema version 1) is upgraded when
- * opened, its records kept. */
+ * opened, its records kept and made searchable. */
 TEST(store_upgrades_version_1)
 {
 	struct keystore_secret *secret = fixture_key_secret();
@@ -785,17 +785,23 @@ TEST(store_upgrades_version_1)
 			       "DROP TABLE field_clocks; DROP TABLE hq_conflicts; "
 			       "DROP TABLE hq_forms; ALTER TABLE outbox DROP COLUMN "
 			       "form_version; ALTER TABLE outbox DROP COLUMN quarantined; "
+			       "DROP TRIGGER record_search_insert; DROP TRIGGER "
+			       "record_search_update; DROP TRIGGER record_search_delete; "
+			       "DROP INDEX records_visits_by_household; DROP TABLE record_search; "
 			       "PRAGMA user_version = 1;",
 			       NULL, NULL, NULL),
 		  SQLITE_OK);
 	store_close(s);
 	s = fixture_store(secret, NULL, 0);
-	ASSERT_EQ(sqlite3_prepare_v2(store_db(s),
-				     "SELECT (SELECT count(*) FROM field_clocks), "
-				     "(SELECT count(*) FROM hq_forms), "
-				     "(SELECT user_version FROM pragma_user_version), "
-				     "(SELECT sum(form_version) FROM outbox)",
-				     -1, &st, NULL),
+	ASSERT_EQ(sqlite3_prepare_v2(
+			  store_db(s),
+			  "SELECT (SELECT count(*) FROM field_clocks), "
+			  "(SELECT count(*) FROM hq_forms), "
+			  "(SELECT user_version FROM pragma_user_version), "
+			  "(SELECT sum(form_version) FROM outbox), "
+			  "(SELECT count(*) FROM record_search WHERE "
+			  "instr(words, ' jovanovic jovan') > 0 AND name = 'jovanovic jovan')",
+			  -1, &st, NULL),
 		  SQLITE_OK);
 	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
 	ASSERT_EQ(sqlite3_column_int(st, 0), 0);
@@ -803,6 +809,8 @@ TEST(store_upgrades_version_1)
 	ASSERT_EQ(sqlite3_column_int(st, 2), STORE_SCHEMA_VERSION);
 	/* Changes made before carry the device's own form: version 0. */
 	ASSERT_EQ(sqlite3_column_int(st, 3), 0);
+	/* The household written before is found by the search (version 4). */
+	ASSERT_EQ(sqlite3_column_int(st, 4), 1);
 	sqlite3_finalize(st);
 	ASSERT_EQ(count_live(s, f, &err), 1);
 	ASSERT_OK(store_check(s, &err));

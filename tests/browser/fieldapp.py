@@ -70,6 +70,21 @@ def agent_status():
     return json.loads(out.stdout).get("agent", {})
 
 
+def result_names(d):
+    return [e.text for e in d.find_elements(By.CSS_SELECTOR, "#results .name")]
+
+
+def search(d, words):
+    box = d.find_element(By.ID, "q")
+    box.clear()
+    if words:
+        box.send_keys(words)
+    else:
+        # clear() fires no input event: type and erase a letter.
+        box.send_keys("x")
+        box.send_keys("\b")
+
+
 def unlock(d, passphrase):
     box = d.find_element(By.ID, "passphrase")
     box.clear()
@@ -103,6 +118,38 @@ def run(d):
     wait(d, "HQ being unreachable was not shown",
          lambda: "Centrala trenutno nije dostupna" in text(d, "sync-problem"))
     shot(d, "home-offline")
+
+    # The caseload: every household, then the search across scripts.
+    wait(d, "the caseload did not list the 3 households",
+         lambda: len(result_names(d)) == 3)
+    search(d, "djordjevic")
+    wait(d, "Latin 'djordjevic' did not find the Cyrillic 'Ђорђевић Драгана'",
+         lambda: result_names(d) == ["Ђорђевић Драгана"])
+    search(d, "Јованов")
+    wait(d, "Cyrillic 'Јованов' did not find the Latin 'Jovanović Ana'",
+         lambda: result_names(d) == ["Jovanović Ana"])
+    shot(d, "caseload-search")
+    search(d, "")
+    d.find_element(By.CSS_SELECTOR, "#f-visit option[value='never']").click()
+    wait(d, "the never-visited filter did not leave the 2 unvisited households",
+         lambda: sorted(result_names(d)) == ["Petrović Marko", "Ђорђевић Драгана"])
+    d.find_element(By.CSS_SELECTOR, "#f-visit option[value='']").click()
+    wait(d, "the caseload did not come back", lambda: len(result_names(d)) == 3)
+
+    # A household's page: its fields, its visit, who recorded it.
+    d.find_element(By.XPATH, "//ul[@id='results']//button[.//span[text()='Jovanović Ana']]").click()
+    wait(d, "the household page did not open", lambda: visible(d, "household"))
+    if text(d, "hh-name") != "Jovanović Ana":
+        raise Failed("the household page shows %r" % text(d, "hh-name"))
+    wait(d, "the visit was not listed", lambda: "Needs assessment" in text(d, "hh-visits")
+         or "Procena potreba" in text(d, "hh-visits"))
+    if "Uneto na ovom računaru" not in text(d, "hh-visits"):
+        raise Failed("the visit does not say it was recorded here: %r" % text(d, "hh-visits"))
+    if "Izbeglica" not in text(d, "hh-fields"):
+        raise Failed("the status is not shown in words: %r" % text(d, "hh-fields"))
+    shot(d, "household")
+    d.find_element(By.ID, "back").click()
+    wait(d, "Back did not return to the caseload", lambda: visible(d, "home"))
 
     # Cyrillic, remembered across a reload; the session survives it.
     d.find_element(By.CSS_SELECTOR, "[data-lang='sr-Cyrl']").click()

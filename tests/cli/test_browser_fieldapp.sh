@@ -20,6 +20,10 @@ hq_conf
 hq_and_enrolled_store "Tim Vranje" Vranje
 NAME="Ђорђевић Драгана"
 add_person "$NAME" Vranje > /dev/null
+ANA=$(add_person "Jovanović Ana" Vranje)
+add_person "Petrović Marko" Vranje > /dev/null
+expect_exit 0 fs visit add "beneficiary_id=$ANA" visit_date=2026-11-20 visit_type=needs_assessment \
+	"notes=Krov prokišnjava; потребна поправка"
 HQ_PORT=$PORT
 stop_hq
 agent_conf '[web]' 'listen = 127.0.0.1:0'
@@ -37,13 +41,15 @@ export FS_APP_URL="$URL" FS_APP_PASSPHRASE_FILE="$PASS" FS_PROFILE="$T/profile" 
 	FS_HQ_CONF="$T/hq.conf" FS_HQ_PORT="$HQ_PORT" FS_HQ_LOG="$T/hq.log"
 "$PY" "$FS_SOURCE_DIR/tests/browser/fieldapp.py" || fail "the browser test failed"
 
-# The household reached HQ through "Sync now".
-[ "$(hq_count beneficiaries)" -eq 1 ] || fail "HQ has $(hq_count beneficiaries) households, expected 1"
+# The households reached HQ through "Sync now".
+[ "$(hq_count beneficiaries)" -eq 3 ] || fail "HQ has $(hq_count beneficiaries) households, expected 3"
 
-# Nothing personal stayed in the browser: not the name (in either
-# script), not the passphrase.
+# Nothing personal stayed in the browser: not a name (in either
+# script), not what was typed to find one, not a visit's notes, not the
+# passphrase.
 LATIN="Đorđević Dragana"
-for secret in "$NAME" "$LATIN" "$(head -n 1 "$PASS")"; do
+for secret in "$NAME" "$LATIN" "Jovanović Ana" "djordjevic" "Јованов" "Krov prokišnjava" \
+	"$(head -n 1 "$PASS")"; do
 	! grep -rqaF "$secret" "$T/profile" || fail "the browser profile holds personal data or the passphrase"
 done
 echo "ok"

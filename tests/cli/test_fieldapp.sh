@@ -165,6 +165,29 @@ expect_code 200 "the sync state"
 must_contain "$BODY" '"pending_changes":0'
 must_contain "$BODY" '"enrolled":false'
 
+# The caseload: a POST with the token, so no name is ever in a URL.
+expect_exit 0 fa beneficiary add "full_name=Ђорђевић Драгана" municipality=Vranje status=idp \
+	household_size=2 consent=yes
+post /api/caseload '{"q":"djordjevic"}' -H "Cookie: $SESSION"
+expect_code 403 "a search without the CSRF token"
+post /api/caseload '{"q":"djordjevic"}' -H "Cookie: $SESSION" -H "X-CSRF-Token: $CSRF"
+expect_code 200 "a search"
+must_contain "$BODY" '"total":1'
+must_contain "$BODY" 'Ђорђевић Драгана'
+must_contain "$(header Cache-Control)" "no-store"
+post /api/caseload '{"visited_from":"yesterday"}' -H "Cookie: $SESSION" -H "X-CSRF-Token: $CSRF"
+expect_code 400 "a search with a bad date"
+req GET /api/caseload -H "Cookie: $SESSION"
+expect_code 404 "a search by GET"
+post /api/household '{"id":"not-an-id"}' -H "Cookie: $SESSION" -H "X-CSRF-Token: $CSRF"
+expect_code 400 "a household by a bad id"
+post /api/household '{"id":"0193a1b2-c3d4-7abc-8def-0123456789ab"}' -H "Cookie: $SESSION" \
+	-H "X-CSRF-Token: $CSRF"
+expect_code 404 "an unknown household"
+req GET /api/forms -H "Cookie: $SESSION"
+expect_code 200 "the forms"
+must_contain "$BODY" '"beneficiaries":{'
+
 # A change of state needs the session, its token and the Origin.
 post /api/sync '{}'
 expect_code 401 "sync without a session"

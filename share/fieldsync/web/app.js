@@ -12,6 +12,11 @@
   let view = 'loading';
   let notice = null; /* a key of STRINGS shown on the unlock view */
   let pollTimer = null;
+  let forms = null;      /* the agent's form definitions: layout, never rules */
+  let searchTimer = null;
+  let searchSeq = 0;     /* answers to older searches are dropped */
+  let lastResults = null;
+  let household = null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -32,9 +37,11 @@
     return t(table[key] !== undefined ? key : base + '_other', { n: n.toLocaleString(lang) });
   }
 
-  function when(iso) {
+  /* A time in words; ahead: a time that is due, never "ago". */
+  function when(iso, ahead) {
     const ms = Date.parse(iso);
-    const s = Math.round((ms - Date.now()) / 1000);
+    let s = Math.round((ms - Date.now()) / 1000);
+    if (ahead && s < 0) s = 0;
     const rtf = new Intl.RelativeTimeFormat(lang, { numeric: 'auto' });
     const a = Math.abs(s);
     if (a < 60) return rtf.format(s, 'second');
@@ -68,6 +75,7 @@
     $('loading').hidden = v !== 'loading';
     $('unlock').hidden = v !== 'unlock';
     $('home').hidden = v !== 'home';
+    $('household').hidden = v !== 'household';
     $('syncbar').hidden = v === 'unlock' || v === 'loading';
     render();
   }
@@ -79,7 +87,7 @@
     $('sync-waiting').textContent = state.syncing ? t('syncing') : plural('waiting', waiting);
     let last = state.last_success ? t('last_sync', { when: when(state.last_success) })
                                   : t('never_synced');
-    if (state.next_attempt && waiting > 0) last += ' ' + t('next_try', { when: when(state.next_attempt) });
+    if (state.next_attempt && waiting > 0) last += ' ' + t('next_try', { when: when(state.next_attempt, true) });
     $('sync-last').textContent = last;
     let problem = null;
     if (!state.enrolled) problem = t('not_enrolled');
@@ -101,6 +109,154 @@
     err.hidden = !notice;
     err.textContent = notice ? t(notice) : '';
     renderSync();
+    renderStatusChoices();
+    renderResults();
+    renderHousehold();
+  }
+
+  /* A field's or a choice's words: the form's label in this language
+   * when it has one, else the page's own word, else its name. */
+  function fieldLabel(name) {
+    const k = 'field_' + name;
+    return t(k) !== k ? t(k) : name;
+  }
+  function choiceLabel(value) {
+    const k = 'choice_' + value;
+    return t(k) !== k ? t(k) : value;
+  }
+  function formField(collection, name) {
+    const f = forms && forms[collection];
+    return f ? f.fields.find((x) => x.name === name) : null;
+  }
+  function valueText(collection, name, v) {
+    if (v === null || v === undefined) return '';
+    const def = formField(collection, name);
+    const type = def ? def.type : '';
+    if (type === 'choice') return choiceLabel(v);
+    if (type === 'multi_choice' && Array.isArray(v)) return v.map(choiceLabel).join(', ');
+    if (type === 'boolean') return t(v ? 'yes' : 'no');
+    if (type === 'gps' && typeof v === 'object') return [v.lat, v.lon].join(', ');
+    return String(v);
+  }
+
+  function renderStatusChoices() {
+    const sel = $('f-status');
+    const def = formField('beneficiaries', 'status');
+    const keep = sel.value;
+    while (sel.options.length > 1) sel.remove(1);
+    ((def && (def.choices || def.values)) || []).forEach((c) => {
+      const o = document.createElement('option');
+      o.value = c;
+      o.textContent = choiceLabel(c);
+      sel.appendChild(o);
+    });
+    sel.value = keep;
+  }
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function renderResults() {
+    const list = $('results');
+    list.replaceChildren();
+    if (!lastResults) { $('result-count').textContent = ''; return; }
+    const total = lastResults.total;
+    const shown = lastResults.households.length;
+    let count = total === 0 ? t('count_none') : plural('count', total);
+    if (shown < total) count += ' (' + t('count_more', { shown: shown }) + ')';
+    $('result-count').textContent = count;
+    lastResults.households.forEach((h) => {
+      const f = h.fields || {};
+      const b = el('button', '');
+      b.type = 'button';
+      b.dataset.id = h.id;
+      b.appendChild(el('span', 'name', f.full_name || ''));
+      b.appendChild(el('span', 'when', h.last_visit ? t('last_visit', { date: h.last_visit }) : t('never_visited')));
+      b.appendChild(el('span', 'where', [f.municipality, valueText('beneficiaries', 'status', f.status)].filter(Boolean).join(' · ')));
+      b.addEventListener('click', () => openHousehold(h.id));
+      const li = el('li', '');
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+  }
+
+  function renderHousehold() {
+    if (!household) return;
+    const f = household.fields || {};
+    $('hh-name').textContent = f.full_name || '';
+    const dl = $('hh-fields');
+    dl.replaceChildren();
+    ((forms && forms.beneficiaries && forms.beneficiaries.fields) || []).forEach((def) => {
+      if (def.name === 'full_name' || f[def.name] === undefined) return;
+      dl.appendChild(el('dt', '', fieldLabel(def.name)));
+      dl.appendChild(el('dd', '', valueText('beneficiaries', def.name, f[def.name])));
+    });
+    const cl = $('hh-conflicts');
+    cl.replaceChildren();
+    household.conflicts.forEach((c) => {
+      cl.appendChild(el('li', '', t('conflict_line', {
+        field: fieldLabel(c.field),
+        won: valueText('beneficiaries', c.field, c.value_b),
+        lost: valueText('beneficiaries', c.field, c.value_a) })));
+    });
+    $('hh-conflicts-title').hidden = household.conflicts.length === 0;
+    const vl = $('hh-visits');
+    vl.replaceChildren();
+    household.visits.forEach((v) => {
+      const vf = v.fields || {};
+      const li = el('li', '');
+      li.appendChild(el('strong', '', [vf.visit_date, valueText('visits', 'visit_type', vf.visit_type)].filter(Boolean).join(' · ')));
+      li.appendChild(el('div', 'meta', t(v.mine ? 'by_me' : 'by_other')));
+      if (vf.notes) li.appendChild(el('div', '', vf.notes));
+      vl.appendChild(li);
+    });
+    $('hh-no-visits').hidden = household.visits.length !== 0;
+  }
+
+  function isoDay(daysAgo) {
+    const d = new Date(Date.now() - daysAgo * 86400000);
+    return d.toISOString().slice(0, 10);
+  }
+
+  /* The search goes in a POST body: a name never appears in a URL. */
+  async function search() {
+    const seq = ++searchSeq;
+    const body = { q: $('q').value, municipality: $('f-municipality').value,
+                   status: $('f-status').value };
+    const visit = $('f-visit').value;
+    if (visit === '30') body.visited_from = isoDay(30);
+    else if (visit === 'not30') body.visited_to = isoDay(31);
+    else if (visit === 'never') body.never_visited = true;
+    const r = await api('POST', '/api/caseload', body);
+    if (seq !== searchSeq) return;
+    if (r.status === 401) return start('locked_again');
+    if (r.status === 200) {
+      lastResults = r.body;
+      renderResults();
+    }
+  }
+
+  function searchSoon() {
+    if (searchTimer) clearTimeout(searchTimer);
+    searchTimer = setTimeout(search, 200);
+  }
+
+  async function openHousehold(id) {
+    const r = await api('POST', '/api/household', { id: id });
+    if (r.status === 401) return start('locked_again');
+    if (r.status !== 200) return;
+    household = r.body;
+    show('household');
+    window.scrollTo(0, 0);
+  }
+
+  async function loadForms() {
+    const r = await api('GET', '/api/forms');
+    if (r.status === 200) forms = r.body;
   }
 
   async function refreshState() {
@@ -123,13 +279,19 @@
     if (r.body.session && !r.body.locked) {
       csrf = r.body.csrf;
       notice = null;
+      await loadForms();
       show('home');
       await refreshState();
+      await search();
       poll();
       return;
     }
     csrf = null;
     state = null;
+    lastResults = null;
+    household = null;
+    forms = null;
+    ['q', 'f-municipality'].forEach((id) => { $(id).value = ''; });
     if (pollTimer) clearInterval(pollTimer);
     notice = why || null;
     show('unlock');
@@ -178,6 +340,10 @@
     $('unlock-form').addEventListener('submit', unlock);
     $('sync-now').addEventListener('click', syncNow);
     $('lock-now').addEventListener('click', lockNow);
+    $('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); search(); });
+    ['q', 'f-municipality'].forEach((id) => $(id).addEventListener('input', searchSoon));
+    ['f-status', 'f-visit'].forEach((id) => $(id).addEventListener('change', search));
+    $('back').addEventListener('click', () => { household = null; show('home'); });
     render();
     start();
   });
