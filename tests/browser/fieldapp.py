@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -68,6 +68,17 @@ def agent_status():
     if out.returncode != 0:
         raise Failed("fieldsync status exited %d: %s" % (out.returncode, out.stderr.strip()))
     return json.loads(out.stdout).get("agent", {})
+
+
+def click(d, what, by, sel):
+    """Click what sel finds, again if the page redrew it meanwhile."""
+    def attempt():
+        try:
+            d.find_element(by, sel).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+    wait(d, "could not click " + what, attempt)
 
 
 def result_names(d):
@@ -137,7 +148,8 @@ def run(d):
     wait(d, "the caseload did not come back", lambda: len(result_names(d)) == 3)
 
     # A household's page: its fields, its visit, who recorded it.
-    d.find_element(By.XPATH, "//ul[@id='results']//button[.//span[text()='Jovanović Ana']]").click()
+    click(d, "Ana's household", By.XPATH,
+          "//ul[@id='results']//button[.//span[text()='Jovanović Ana']]")
     wait(d, "the household page did not open", lambda: visible(d, "household"))
     if text(d, "hh-name") != "Jovanović Ana":
         raise Failed("the household page shows %r" % text(d, "hh-name"))

@@ -264,7 +264,9 @@
     if (r.status === 401) return start('locked_again');
     if (r.status === 200) {
       state = r.body;
-      render();
+      /* Only the sync bar: a list rebuilt under the worker's finger
+       * would lose a tap or the focus. */
+      renderSync();
     }
   }
 
