@@ -602,7 +602,8 @@ static struct expr_value eval(const struct env *env, int i)
 	default:
 		break;
 	}
-	a = eval(env, nd->kid[0]);
+	/* today() has no operand; the unary ones no second. */
+	a = nd->kid[0] >= 0 ? eval(env, nd->kid[0]) : NUL_VALUE;
 	b = nd->kid[1] >= 0 ? eval(env, nd->kid[1]) : NUL_VALUE;
 	switch (nd->op) {
 	case N_EQ:
