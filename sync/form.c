@@ -19,7 +19,11 @@
 
 #include "sync/uuid.h"
 
-#define FORMAT_VERSION "fieldsync-form/1"
+#define FORMAT_V1 "fieldsync-form/1"
+#define FORMAT_V2 "fieldsync-form/2" /* adds labels, hints and choice labels */
+/* A label or hint: languages, and bytes of text in one language. */
+#define FORM_MAX_LANGUAGES 16
+#define FORM_MAX_LABEL 1000
 /* A text field may not be declared longer than this (bytes). */
 #define FORM_MAX_TEXT_LENGTH (1024 * 1024)
 /* At most this many allowed values per choice or multi_choice field. */
@@ -47,6 +51,7 @@ struct form {
 	int scope;		   /* index of the scope field, or -1 */
 	char *definition;	   /* the definition as canonical JSON */
 	uint32_t version;	   /* HQ's version; 0: not published by HQ */
+	int format;		   /* 1 or 2: fieldsync-form/N */
 };
 
 /* ---- strings and numbers ---------------------------------------------- */
@@ -122,6 +127,9 @@ enum attr {
 	ATTR_VALUES,
 	ATTR_MUST_BE,
 	ATTR_COLLECTION,
+	ATTR_LABEL,
+	ATTR_HINT,
+	ATTR_CHOICE_LABELS,
 	ATTR_COUNT,
 };
 
@@ -143,7 +151,16 @@ static const struct {
 	[ATTR_VALUES] = { "values", T(FORM_CHOICE) | T(FORM_MULTI_CHOICE) },
 	[ATTR_MUST_BE] = { "must_be", T(FORM_BOOLEAN) },
 	[ATTR_COLLECTION] = { "collection", T(FORM_REF) },
+	[ATTR_LABEL] = { "label", T_ALL },
+	[ATTR_HINT] = { "hint", T_ALL },
+	[ATTR_CHOICE_LABELS] = { "choice_labels", T(FORM_CHOICE) | T(FORM_MULTI_CHOICE) },
 };
+
+/* The attributes fieldsync-form/1 does not have. */
+static bool attr_v2(int a)
+{
+	return a == ATTR_LABEL || a == ATTR_HINT || a == ATTR_CHOICE_LABELS;
+}
 
 static const char *const type_names[] = {
 	[FORM_TEXT] = "text", [FORM_INTEGER] = "integer", [FORM_BOOLEAN] = "boolean",
@@ -319,7 +336,102 @@ static int parse_collection_name(const cJSON *v, const char *what, char **ret, s
 
 /* One entry of "fields".  On failure ff may be half built; form_free
  * releases it. */
-static int parse_field(struct form_field *ff, const cJSON *obj, struct fs_error *err)
+/* A language tag as forms use them: "en", "sr-Latn", "sr-Cyrl",
+ * "pt-BR": 2 or 3 lower-case letters, then a script (Xxxx) and or a
+ * region (XX). */
+static bool language_valid(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n] >= 'a' && s[n] <= 'z')
+		n++;
+	if (n < 2 || n > 3)
+		return false;
+	s += n;
+	if (s[0] == '-' && s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'a' && s[2] <= 'z' &&
+	    s[3] >= 'a' && s[3] <= 'z' && s[4] >= 'a' && s[4] <= 'z')
+		s += 5;
+	if (s[0] == '-' && s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z')
+		s += 3;
+	return *s == '\0';
+}
+
+/* Words for people, per language: {"sr-Latn": "...", "en": "..."}, each
+ * a non-empty UTF-8 text without control characters. */
+static int parse_words(const cJSON *v, const char *what, struct fs_error *err)
+{
+	const cJSON *m;
+	char buf[PRINT_MAX + 8];
+	int n = 0;
+
+	if (!cJSON_IsObject(v))
+		return fs_error_set(err, -FS_EFORMAT, "'%s' must be an object of languages", what);
+	cJSON_ArrayForEach(m, v)
+	{
+		const char *s = cJSON_IsString(m) ? m->valuestring : NULL;
+
+		if (++n > FORM_MAX_LANGUAGES)
+			return fs_error_set(err, -FS_EFORMAT, "'%s': more than %d languages", what,
+					    FORM_MAX_LANGUAGES);
+		if (!m->string || !language_valid(m->string))
+			return fs_error_set(err, -FS_EFORMAT,
+					    "'%s': %s is not a language tag (such as sr-Latn)",
+					    what, quoted(m->string, buf));
+		for (const cJSON *o = v->child; o != m; o = o->next)
+			if (!strcmp(o->string, m->string))
+				return fs_error_set(err, -FS_EFORMAT,
+						    "'%s': language %s given twice", what,
+						    m->string);
+		if (!s || !*s || !utf8_valid(s) || strlen(s) > FORM_MAX_LABEL)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "'%s' in %s must be UTF-8 text of 1 to %d bytes", what,
+					    m->string, FORM_MAX_LABEL);
+		for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+			if (*p < 0x20 || *p == 0x7f)
+				return fs_error_set(err, -FS_EFORMAT,
+						    "'%s' in %s holds a control character", what,
+						    m->string);
+	}
+	if (n == 0)
+		return fs_error_set(err, -FS_EFORMAT, "'%s' names no language", what);
+	return 0;
+}
+
+/* "choice_labels": {"value": {language: text}} for values of the field. */
+static int parse_choice_labels(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	const cJSON *m;
+	char buf[PRINT_MAX + 8];
+	int r;
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsObject(v))
+		return fs_error_set(err, -FS_EFORMAT,
+				    "'choice_labels' must be an object of values");
+	cJSON_ArrayForEach(m, v)
+	{
+		size_t i;
+
+		for (i = 0; i < ff->nvalues; i++)
+			if (m->string && !strcmp(m->string, ff->values[i]))
+				break;
+		if (i == ff->nvalues)
+			return fs_error_set(
+				err, -FS_EFORMAT,
+				"'choice_labels' names %s, which is not one of the values",
+				quoted(m->string, buf));
+		for (const cJSON *o = v->child; o != m; o = o->next)
+			if (!strcmp(o->string, m->string))
+				return fs_error_set(err, -FS_EFORMAT,
+						    "'choice_labels' gives value %zu twice", i + 1);
+		if ((r = parse_words(m, "choice_labels", err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_field(struct form_field *ff, const cJSON *obj, int format, struct fs_error *err)
 {
 	const cJSON *a[ATTR_COUNT] = { 0 };
 	int r;
@@ -329,11 +441,19 @@ static int parse_field(struct form_field *ff, const cJSON *obj, struct fs_error 
 	if ((r = field_attrs(obj, a, err)) < 0 || (r = parse_name(ff, a[ATTR_NAME], err)) < 0 ||
 	    (r = parse_type(ff, a[ATTR_TYPE], err)) < 0)
 		return r;
-	for (int i = 0; i < ATTR_COUNT; i++)
+	for (int i = 0; i < ATTR_COUNT; i++) {
 		if (a[i] && !(attrs[i].types & T(ff->type)))
 			return fs_error_set(err, -FS_EFORMAT,
 					    "attribute '%s' not allowed for type %s", attrs[i].name,
 					    type_names[ff->type]);
+		if (a[i] && attr_v2(i) && format < 2)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "attribute '%s' needs format \"" FORMAT_V2 "\"",
+					    attrs[i].name);
+	}
+	if ((a[ATTR_LABEL] && (r = parse_words(a[ATTR_LABEL], "label", err)) < 0) ||
+	    (a[ATTR_HINT] && (r = parse_words(a[ATTR_HINT], "hint", err)) < 0))
+		return r;
 	if (a[ATTR_REQUIRED] && !cJSON_IsBool(a[ATTR_REQUIRED]))
 		return fs_error_set(err, -FS_EFORMAT, "'required' must be true or false");
 	ff->required = cJSON_IsTrue(a[ATTR_REQUIRED]);
@@ -351,7 +471,9 @@ static int parse_field(struct form_field *ff, const cJSON *obj, struct fs_error 
 		return 0;
 	case FORM_CHOICE:
 	case FORM_MULTI_CHOICE:
-		return parse_values(ff, a[ATTR_VALUES], err);
+		if ((r = parse_values(ff, a[ATTR_VALUES], err)) < 0)
+			return r;
+		return parse_choice_labels(ff, a[ATTR_CHOICE_LABELS], err);
 	case FORM_REF:
 		return parse_collection_name(a[ATTR_COLLECTION], "collection", &ff->collection,
 					     err);
@@ -387,7 +509,7 @@ static int parse_fields(struct form *f, const cJSON *arr, struct fs_error *err)
 		int r;
 
 		f->nfields++; /* so form_free sees a half-built field */
-		r = parse_field(ff, item, err);
+		r = parse_field(ff, item, f->format, err);
 		if (r == 0)
 			for (size_t j = 0; j < i && r == 0; j++)
 				if (!strcmp(f->fields[j].name, ff->name))
@@ -436,7 +558,8 @@ static int parse_scope(struct form *f, const cJSON *scope, struct fs_error *err)
  * optionally "scope". */
 static int parse_form(struct form *f, const cJSON *root, struct fs_error *err)
 {
-	const cJSON *format = NULL, *collection = NULL, *fields = NULL, *scope = NULL, *m;
+	const cJSON *format = NULL, *collection = NULL, *fields = NULL, *scope = NULL,
+		    *title = NULL, *m;
 	char buf[PRINT_MAX + 8];
 	int r;
 
@@ -454,6 +577,8 @@ static int parse_form(struct form *f, const cJSON *root, struct fs_error *err)
 			slot = &fields;
 		else if (m->string && !strcmp(m->string, "scope"))
 			slot = &scope;
+		else if (m->string && !strcmp(m->string, "title"))
+			slot = &title;
 		else
 			return fs_error_set(err, -FS_EFORMAT, "unknown member %s",
 					    quoted(m->string, buf));
@@ -463,10 +588,18 @@ static int parse_form(struct form *f, const cJSON *root, struct fs_error *err)
 	}
 	if (!format)
 		return fs_error_set(err, -FS_EFORMAT, "'format' missing");
-	if (!cJSON_IsString(format) || !format->valuestring ||
-	    strcmp(format->valuestring, FORMAT_VERSION) != 0)
-		return fs_error_set(err, -FS_EFORMAT, "unsupported format (expected \"%s\")",
-				    FORMAT_VERSION);
+	if (cJSON_IsString(format) && !strcmp(format->valuestring, FORMAT_V1))
+		f->format = 1;
+	else if (cJSON_IsString(format) && !strcmp(format->valuestring, FORMAT_V2))
+		f->format = 2;
+	else
+		return fs_error_set(err, -FS_EFORMAT,
+				    "unsupported format (expected \"" FORMAT_V1 "\" or \"" FORMAT_V2
+				    "\")");
+	if (title && f->format < 2)
+		return fs_error_set(err, -FS_EFORMAT, "'title' needs format \"" FORMAT_V2 "\"");
+	if (title && (r = parse_words(title, "title", err)) < 0)
+		return r;
 	if ((r = parse_collection_name(collection, "collection", &f->collection, err)) < 0 ||
 	    (r = parse_fields(f, fields, err)) < 0)
 		return r;

@@ -16,6 +16,17 @@
  * is in the scope of the record it names (a visit, its beneficiary's).
  * A collection without one is in every device's scope.
  *
+ * "fieldsync-form/2" is /1 with words for people, per language (a tag
+ * such as "sr-Latn", "sr-Cyrl", "en"; at most 16 languages, each text 1
+ * to 1000 bytes of UTF-8 without control characters):
+ *   "title": {lang: text} on the form, and on any field
+ *   "label": {lang: text}, "hint": {lang: text}, and on choice and
+ *   multi_choice fields "choice_labels": {value: {lang: text}}.
+ * They change nothing that is validated: the field app shows them.  A /1
+ * definition with any of them is refused, so an older reader never half
+ * understands a /2 form.  (Expressions for skip logic and constraints,
+ * sync/expr.h, are next.)
+ *
  * Field attributes:
  *   name        [a-z][a-z0-9_]{0,63}; "id" and names starting with "_"
  *               are reserved

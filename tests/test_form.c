@@ -278,8 +278,8 @@ TEST(form_broken_definitions)
 	field_broken("{\"name\":\"x\",\"type\":\"text\",\"format\":\"email\"}", "format 'email'");
 	field_broken("{\"name\":\"x\",\"type\":\"ref\"}", "'collection' missing");
 	field_broken("{\"name\":\"x\",\"type\":\"ref\",\"collection\":\"../etc\"}", "collection");
-	field_broken("{\"name\":\"x\",\"type\":\"text\",\"label\":\"X\"}",
-		     "unknown attribute 'label'");
+	field_broken("{\"name\":\"x\",\"type\":\"text\",\"caption\":\"X\"}",
+		     "unknown attribute 'caption'");
 	field_broken("{\"name\":\"x\",\"type\":\"text\",\"required\":\"yes\"}", "'required'");
 	field_broken("{\"name\":\"x\",\"type\":\"text\",\"type\":\"text\"}", "given twice");
 	field_broken("{\"name\":7,\"type\":\"text\"}", "'name' must be a string");
@@ -288,7 +288,7 @@ TEST(form_broken_definitions)
 	field_broken("{\"name\":\"x\",\"type\":\"t\\u0001\"}", "unprintable");
 
 	definition_broken("{\"collection\":\"t\",\"fields\":[]}", "'format' missing");
-	definition_broken("{\"format\":\"fieldsync-form/2\",\"collection\":\"t\","
+	definition_broken("{\"format\":\"fieldsync-form/3\",\"collection\":\"t\","
 			  "\"fields\":[{\"name\":\"a\",\"type\":\"text\"}]}",
 			  "unsupported format");
 	definition_broken("{\"format\":1,\"collection\":\"t\","
@@ -329,6 +329,70 @@ TEST(form_broken_definitions)
 				      "%s{\"name\":\"f%d\",\"type\":\"gps\"}", i ? "," : "", i);
 	snprintf(json + n, sizeof(json) - n, "]}");
 	definition_broken(json, "more than 128 fields");
+}
+
+/* A fieldsync-form/2 definition of one field (JSON object text). */
+static void field2_broken(const char *field_json, const char *what)
+{
+	char json[2048];
+
+	snprintf(json, sizeof(json),
+		 "{\"format\":\"fieldsync-form/2\",\"collection\":\"t\",\"fields\":["
+		 "{\"name\":\"ok\",\"type\":\"date\"},%s]}",
+		 field_json);
+	definition_broken(json, what);
+}
+
+/* fieldsync-form/2: labels, hints and choice labels per language; /1
+ * stays valid and refuses them. */
+TEST(form_v2_labels_per_language)
+{
+	static const char good[] =
+		"{\"format\":\"fieldsync-form/2\",\"collection\":\"t\","
+		"\"title\":{\"sr-Latn\":\"Domaćinstva\",\"sr-Cyrl\":\"Домаћинства\",\"en\":"
+		"\"Households\"},"
+		"\"fields\":[{\"name\":\"status\",\"type\":\"choice\",\"values\":[\"refugee\","
+		"\"idp\"],"
+		"\"label\":{\"sr-Latn\":\"Status\",\"en\":\"Status\"},"
+		"\"hint\":{\"en\":\"As the household says it\"},"
+		"\"choice_labels\":{\"refugee\":{\"sr-Cyrl\":\"Избеглица\",\"en\":\"Refugee\"}}}]}";
+	struct fs_error err = { 0 };
+	struct form *f = NULL;
+
+	ASSERT_OK(form_load_json(good, strlen(good), "t.json", &f, &err));
+	/* The labels travel in the definition, for the page to show. */
+	ASSERT_STR_CONTAINS(form_definition(f), "\"choice_labels\"");
+	ASSERT_STR_CONTAINS(form_definition(f), "Избеглица");
+	form_free(f);
+	/* /1 has no labels. */
+	field_broken("{\"name\":\"x\",\"type\":\"text\",\"label\":{\"en\":\"X\"}}",
+		     "attribute 'label' needs format \"fieldsync-form/2\"");
+	definition_broken(
+		"{\"format\":\"fieldsync-form/1\",\"collection\":\"t\","
+		"\"title\":{\"en\":\"T\"},\"fields\":[{\"name\":\"a\",\"type\":\"text\"}]}",
+		"'title' needs format");
+	/* Shapes and language tags. */
+	field2_broken("{\"name\":\"x\",\"type\":\"text\",\"label\":\"X\"}",
+		      "'label' must be an object of languages");
+	field2_broken("{\"name\":\"x\",\"type\":\"text\",\"label\":{}}", "names no language");
+	field2_broken("{\"name\":\"x\",\"type\":\"text\",\"label\":{\"Serbian\":\"X\"}}",
+		      "is not a language tag");
+	field2_broken("{\"name\":\"x\",\"type\":\"text\",\"label\":{\"sr-latn\":\"X\"}}",
+		      "is not a language tag");
+	field2_broken("{\"name\":\"x\",\"type\":\"text\",\"hint\":{\"en\":\"\"}}",
+		      "'hint' in en must be UTF-8 text");
+	field2_broken("{\"name\":\"x\",\"type\":\"text\",\"hint\":{\"en\":\"a\\nb\"}}",
+		      "control character");
+	field2_broken("{\"name\":\"x\",\"type\":\"text\",\"label\":{\"en\":\"A\",\"en\":\"B\"}}",
+		      "language en given twice");
+	field2_broken("{\"name\":\"x\",\"type\":\"text\",\"choice_labels\":{}}",
+		      "'choice_labels' not allowed for type text");
+	field2_broken("{\"name\":\"x\",\"type\":\"choice\",\"values\":[\"a\"],"
+		      "\"choice_labels\":{\"b\":{\"en\":\"B\"}}}",
+		      "which is not one of the values");
+	field2_broken("{\"name\":\"x\",\"type\":\"choice\",\"values\":[\"a\"],"
+		      "\"choice_labels\":{\"a\":\"A\"}}",
+		      "'choice_labels' must be an object of languages");
 }
 
 TEST(form_definition_edge_cases)

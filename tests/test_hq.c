@@ -2313,7 +2313,7 @@ TEST(hq_publishes_forms_and_validates_by_version)
 {
 	uint64_t base = hlc_wall_ms() - 60000;
 	char rec[UUID_TEXT_LEN + 1], vis[UUID_TEXT_LEN + 1], forms[700], path[800], why[256];
-	char *json, *at;
+	char *json;
 	struct puller pa = { 0 };
 	struct device a;
 	struct change ch[8];
@@ -2356,20 +2356,50 @@ TEST(hq_publishes_forms_and_validates_by_version)
 	hq_stop(&h);
 	snprintf(path, sizeof(path), "%s/visits.json", forms);
 	json = read_file(path, &len);
-	ASSERT_TRUE((at = strstr(json, ", \"legal_assistance\"")) != NULL);
-	memmove(at, at + strlen(", \"legal_assistance\""),
-		strlen(at + strlen(", \"legal_assistance\"")) + 1);
-	ASSERT_TRUE((at = strstr(json, "{ \"name\": \"next_visit\"")) != NULL);
 	{
-		static const char add[] = "{ \"name\": \"roof\", \"type\": \"text\" },\n    ";
-		char *grown = malloc(strlen(json) + sizeof(add));
+		cJSON *def = cJSON_Parse(json), *fields = cJSON_GetObjectItem(def, "fields"), *fd,
+		      *added = cJSON_CreateObject();
+		char *text;
+		int i = 0, next = -1;
 
-		ASSERT_TRUE(grown);
-		memcpy(grown, json, (size_t)(at - json));
-		strcpy(grown + (at - json), add);
-		strcat(grown, at);
-		write_file(path, grown, strlen(grown), 0600);
-		free(grown);
+		ASSERT_TRUE(def && fields && added);
+		cJSON_ArrayForEach(fd, fields)
+		{
+			const char *name = cJSON_GetObjectItem(fd, "name")->valuestring;
+			cJSON *values = cJSON_GetObjectItem(fd, "values"), *v;
+			int j = 0;
+
+			if (!strcmp(name, "next_visit"))
+				next = i;
+			i++;
+			if (strcmp(name, "visit_type") != 0)
+				continue;
+			cJSON_ArrayForEach(v, values)
+			{
+				if (!strcmp(v->valuestring, "legal_assistance"))
+					break;
+				j++;
+			}
+			ASSERT_TRUE(v != NULL);
+			cJSON_DeleteItemFromArray(values, j);
+			cJSON_DeleteItemFromObject(cJSON_GetObjectItem(fd, "choice_labels"),
+						   "legal_assistance");
+		}
+		ASSERT_TRUE(next >= 0);
+		cJSON_AddStringToObject(added, "name", "roof");
+		cJSON_AddStringToObject(added, "type", "text");
+		/* Before next_visit, the last field: that one moves behind it. */
+		{
+			cJSON *last = cJSON_DetachItemFromArray(fields, next);
+
+			ASSERT_TRUE(last && cJSON_AddItemToArray(fields, added) &&
+				    cJSON_AddItemToArray(fields, last));
+		}
+		text = cJSON_Print(def);
+		ASSERT_TRUE(text != NULL);
+		write_file(path, text, strlen(text), 0600);
+		cJSON_free(text);
+		cJSON_Delete(def);
 	}
 	free(json);
 	hq_start(&h);

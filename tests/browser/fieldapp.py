@@ -42,7 +42,10 @@ def browser():
 
 def wait(d, what, cond, secs=30):
     try:
-        return WebDriverWait(d, secs * SCALE, poll_frequency=0.1).until(lambda _: cond())
+        # A list the page redraws while it is read is read again.
+        return WebDriverWait(d, secs * SCALE, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(
+                                 lambda _: cond())
     except TimeoutException:
         raise Failed("%s (waited %d s)" % (what, secs * SCALE)) from None
 

@@ -114,15 +114,20 @@
     renderHousehold();
   }
 
-  /* A field's or a choice's words: the form's label in this language
-   * when it has one, else the page's own word, else its name. */
-  function fieldLabel(name) {
-    const k = 'field_' + name;
-    return t(k) !== k ? t(k) : name;
+  /* Words from the form (fieldsync-form/2): this language's, else
+   * English, else the name itself.  The page has no words of its own for
+   * a form's fields: they come with the form. */
+  function pick(words, fallback) {
+    if (!words) return fallback;
+    return words[lang] || words.en || Object.values(words)[0] || fallback;
   }
-  function choiceLabel(value) {
-    const k = 'choice_' + value;
-    return t(k) !== k ? t(k) : value;
+  function fieldLabel(collection, name) {
+    const def = formField(collection, name);
+    return pick(def && def.label, name);
+  }
+  function choiceLabel(collection, name, value) {
+    const def = formField(collection, name);
+    return pick(def && def.choice_labels && def.choice_labels[value], value);
   }
   function formField(collection, name) {
     const f = forms && forms[collection];
@@ -132,8 +137,10 @@
     if (v === null || v === undefined) return '';
     const def = formField(collection, name);
     const type = def ? def.type : '';
-    if (type === 'choice') return choiceLabel(v);
-    if (type === 'multi_choice' && Array.isArray(v)) return v.map(choiceLabel).join(', ');
+    if (type === 'choice') return choiceLabel(collection, name, v);
+    if (type === 'multi_choice' && Array.isArray(v)) {
+      return v.map((x) => choiceLabel(collection, name, x)).join(', ');
+    }
     if (type === 'boolean') return t(v ? 'yes' : 'no');
     if (type === 'gps' && typeof v === 'object') return [v.lat, v.lon].join(', ');
     return String(v);
@@ -147,7 +154,7 @@
     ((def && (def.choices || def.values)) || []).forEach((c) => {
       const o = document.createElement('option');
       o.value = c;
-      o.textContent = choiceLabel(c);
+      o.textContent = choiceLabel('beneficiaries', 'status', c);
       sel.appendChild(o);
     });
     sel.value = keep;
@@ -192,14 +199,14 @@
     dl.replaceChildren();
     ((forms && forms.beneficiaries && forms.beneficiaries.fields) || []).forEach((def) => {
       if (def.name === 'full_name' || f[def.name] === undefined) return;
-      dl.appendChild(el('dt', '', fieldLabel(def.name)));
+      dl.appendChild(el('dt', '', fieldLabel('beneficiaries', def.name)));
       dl.appendChild(el('dd', '', valueText('beneficiaries', def.name, f[def.name])));
     });
     const cl = $('hh-conflicts');
     cl.replaceChildren();
     household.conflicts.forEach((c) => {
       cl.appendChild(el('li', '', t('conflict_line', {
-        field: fieldLabel(c.field),
+        field: fieldLabel('beneficiaries', c.field),
         won: valueText('beneficiaries', c.field, c.value_b),
         lost: valueText('beneficiaries', c.field, c.value_a) })));
     });
