@@ -106,6 +106,12 @@ void daemon_lock(struct agent *a);
 /* Open the store with secret, and push and pull what waited; 0, or a
  * negative code with err set (-FS_EKEY: a wrong secret). */
 int daemon_unlock(struct agent *a, const struct keystore_secret *secret, struct fs_error *err);
+/* When the next push will start, wall clock ms; 0: none scheduled (or
+ * one runs now). */
+uint64_t daemon_next_attempt(const struct agent *a);
+/* Add wall_ms to o as name in RFC 3339; when 0, null if null_if_none,
+ * else nothing.  0 on success, -ENOMEM. */
+int daemon_add_time(cJSON *o, const char *name, uint64_t wall_ms, int null_if_none);
 /* Push and pull now, as `fieldsync sync` asks (with no one waiting). */
 void daemon_sync_now(struct agent *a);
 

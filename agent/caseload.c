@@ -14,7 +14,7 @@
 #define SLOT_HOUSEHOLD 49
 #define SLOT_VISITS 50
 #define SLOT_CONFLICTS 51
-#define SLOT_LAST 52
+#define SLOT_ROW 52
 
 /* ?1..?8 the folded words, ?9 the folded municipality, ?10 the status,
  * ?11 and ?12 the last visit's range, ?13 never visited, ?14 the limit.
@@ -146,7 +146,7 @@ static int add_row(struct store *s, const char *id, cJSON *h, struct fs_error *e
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = store_stmt(s, SLOT_LAST, ROW_SQL, &st, err)) < 0)
+	if ((r = store_stmt(s, SLOT_ROW, ROW_SQL, &st, err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW)

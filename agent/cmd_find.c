@@ -83,8 +83,7 @@ int cmd_find(struct cli *c, const struct command_call *call)
 	for (int i = 0; i < call->o.nargs; i++)
 		len += strlen(call->o.args[i]) + 1;
 	if (len && !(words = calloc(1, len))) {
-		err.code = -ENOMEM;
-		snprintf(err.msg, sizeof(err.msg), "find: out of memory");
+		fs_error_set(&err, -ENOMEM, "find: out of memory");
 		return fail(&err);
 	}
 	for (int i = 0; i < call->o.nargs; i++) {
@@ -99,8 +98,7 @@ int cmd_find(struct cli *c, const struct command_call *call)
 	}
 	if (v[OPT_JSON]) {
 		if (!(text = cJSON_PrintUnformatted(res))) {
-			err.code = -ENOMEM;
-			snprintf(err.msg, sizeof(err.msg), "find: out of memory");
+			fs_error_set(&err, -ENOMEM, "find: out of memory");
 			r = fail(&err);
 			goto out;
 		}

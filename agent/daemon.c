@@ -157,39 +157,39 @@ static void unlock_at_start(struct agent *a)
 
 /* ---- requests ------------------------------------------------------------------ */
 
+uint64_t daemon_next_attempt(const struct agent *a)
+{
+	return a->sched.next_push != NEVER && !a->job.running ? a->sched.next_wall : 0;
+}
+
+int daemon_add_time(cJSON *o, const char *name, uint64_t wall_ms, int null_if_none)
+{
+	char t[HLC_TIME_LEN + 1];
+
+	if (!wall_ms)
+		return !null_if_none || cJSON_AddNullToObject(o, name) ? 0 : -ENOMEM;
+	hlc_format_time((hlc_t)wall_ms << 16, t);
+	return cJSON_AddStringToObject(o, name, t) ? 0 : -ENOMEM;
+}
+
 static cJSON *agent_state(const struct agent *a)
 {
 	cJSON *o = cJSON_CreateObject();
-	char t[HLC_TIME_LEN + 1];
 
 	if (!o || !cJSON_AddBoolToObject(o, "running", 1) ||
 	    !cJSON_AddBoolToObject(o, "locked", !a->store) ||
 	    !cJSON_AddBoolToObject(o, "pushing", a->job.running) ||
 	    !cJSON_AddBoolToObject(o, "revoked", a->sched.halted) ||
-	    !cJSON_AddNumberToObject(o, "failures", a->sched.failures))
-		goto fail;
-	if (a->sched.last_attempt) {
-		hlc_format_time(a->sched.last_attempt << 16, t);
-		if (!cJSON_AddStringToObject(o, "last_attempt", t))
-			goto fail;
+	    !cJSON_AddNumberToObject(o, "failures", a->sched.failures) ||
+	    daemon_add_time(o, "last_attempt", a->sched.last_attempt, 0) < 0 ||
+	    daemon_add_time(o, "last_success", a->sched.last_success, 0) < 0 ||
+	    daemon_add_time(o, "next_attempt", daemon_next_attempt(a), 0) < 0 ||
+	    (a->sched.last_error[0] &&
+	     !cJSON_AddStringToObject(o, "last_error", a->sched.last_error))) {
+		cJSON_Delete(o);
+		return NULL;
 	}
-	if (a->sched.last_success) {
-		hlc_format_time(a->sched.last_success << 16, t);
-		if (!cJSON_AddStringToObject(o, "last_success", t))
-			goto fail;
-	}
-	if (a->sched.next_push != NEVER && !a->job.running) {
-		hlc_format_time(a->sched.next_wall << 16, t);
-		if (!cJSON_AddStringToObject(o, "next_attempt", t))
-			goto fail;
-	}
-	if (a->sched.last_error[0] &&
-	    !cJSON_AddStringToObject(o, "last_error", a->sched.last_error))
-		goto fail;
 	return o;
-fail:
-	cJSON_Delete(o);
-	return NULL;
 }
 
 /* A parsed sync or pull: push now (sync) and pull; the client's answer
@@ -586,15 +586,14 @@ static int loop_run(struct agent *a)
 	struct client *slot[POLL_CLIENTS + CLIENT_MAX];
 
 	for (;;) {
-		uint64_t now = hlc_mono_ms(), wake = timers_run(a, now), web;
+		/* The field app before the timers: a push it asks for is due
+		 * to them at once. */
+		uint64_t now = hlc_mono_ms(), web = fieldapp_run(a, now), wake = timers_run(a, now);
 		nfds_t n;
 		int up;
 
-		/* The field app first: what it serves may schedule a push. */
-		if ((web = fieldapp_run(a, now)) < wake)
+		if (web < wake)
 			wake = web;
-		if (a->sched.next_push < wake && !a->job.running)
-			wake = a->sched.next_push;
 		n = poll_fill(a, pfd, slot, &wake);
 
 		if (poll(pfd, n, poll_timeout(wake, now)) < 0 && errno != EINTR) {

@@ -49,17 +49,6 @@ static enum MHD_Result out_of_memory(struct MHD_Connection *conn)
 			      "the agent is out of memory");
 }
 
-/* Add time (wall ms; 0: none, null) as name, in RFC 3339. */
-static int add_time(cJSON *o, const char *name, uint64_t ms)
-{
-	char t[HLC_TIME_LEN + 1];
-
-	if (!ms)
-		return cJSON_AddNullToObject(o, name) != NULL;
-	hlc_format_time((hlc_t)ms << 16, t);
-	return cJSON_AddStringToObject(o, name, t) != NULL;
-}
-
 /* GET /api/session: whether the store is locked and this browser holds a
  * session, and the session's CSRF token for the page to send back. */
 static enum MHD_Result do_session(struct agent *a, struct MHD_Connection *conn, uint64_t now)
@@ -105,10 +94,9 @@ static enum MHD_Result do_state(struct agent *a, struct MHD_Connection *conn)
 	    !cJSON_AddBoolToObject(o, "syncing", a->job.running && a->job.kind == JOB_PUSH) ||
 	    !cJSON_AddBoolToObject(o, "revoked", a->sched.halted) ||
 	    !cJSON_AddNumberToObject(o, "pending_changes", (double)changes) ||
-	    !add_time(o, "last_success", a->sched.last_success) ||
-	    !add_time(o, "last_attempt", a->sched.last_attempt) ||
-	    !add_time(o, "next_attempt",
-		      a->sched.next_push != NEVER && !a->job.running ? a->sched.next_wall : 0) ||
+	    daemon_add_time(o, "last_success", a->sched.last_success, 1) < 0 ||
+	    daemon_add_time(o, "last_attempt", a->sched.last_attempt, 1) < 0 ||
+	    daemon_add_time(o, "next_attempt", daemon_next_attempt(a), 1) < 0 ||
 	    !(a->sched.last_error[0]
 		      ? cJSON_AddStringToObject(o, "last_error", synclog_result(a->sched.last_code))
 		      : cJSON_AddNullToObject(o, "last_error"))) {

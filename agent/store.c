@@ -249,10 +249,10 @@ static void sql_words(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 				r = -ENOMEM;
 				break;
 			}
-			if (all)
+			if (all) {
 				memcpy(more, all, len);
-			if (all)
 				sodium_memzero(all, len);
+			}
 			free(all);
 			all = more;
 		}

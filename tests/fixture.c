@@ -12,6 +12,8 @@
 
 #include "crypto/pwhash.h"
 #include "tests/fixture.h"
+
+#include "agent/records.h"
 #include "tests/test.h"
 
 static char data_dir[4096];
@@ -64,6 +66,23 @@ struct form *fixture_form(const char *collection)
 	if (form_load_file(path, &f, &err) < 0)
 		TEST_FAIL("form_load_file %s: %s", path, err.msg);
 	return f;
+}
+
+void fixture_person(struct store *s, const struct form *f, const char *name, const char *muni,
+		    const char *status, char id[UUID_TEXT_LEN + 1])
+{
+	struct fs_error err = { 0 };
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "full_name", name);
+	cJSON_AddStringToObject(o, "municipality", muni);
+	cJSON_AddStringToObject(o, "status", status);
+	cJSON_AddNumberToObject(o, "household_size", 3);
+	cJSON_AddBoolToObject(o, "consent", 1);
+	if (store_begin(s, &err) < 0 || records_add(s, f, o, NULL, id, &err) < 0 ||
+	    store_commit(s, &err) < 0)
+		TEST_FAIL("add a household: %s", err.msg);
+	cJSON_Delete(o);
 }
 
 long long fixture_count(struct store *s, const char *sql)

@@ -12,6 +12,7 @@
 #include "agent/keystore.h"
 #include "agent/store.h"
 #include "sync/form.h"
+#include "sync/uuid.h"
 
 /* A key file in the test's directory (made on first use), as a secret
  * the caller frees with keystore_secret_free(). */
@@ -26,6 +27,12 @@ const char *fixture_data_dir(void);
 
 /* The default form of collection, from conf/forms; form_free() it. */
 struct form *fixture_form(const char *collection);
+
+/* Add a household of the beneficiaries form f in its own transaction:
+ * name, municipality and status as given, 3 members, consent; its id
+ * into id. */
+void fixture_person(struct store *s, const struct form *f, const char *name, const char *muni,
+		    const char *status, char id[UUID_TEXT_LEN + 1]);
 
 /* The single integer sql answers on the store's connection. */
 long long fixture_count(struct store *s, const char *sql);

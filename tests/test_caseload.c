@@ -11,25 +11,6 @@
 #include "tests/fixture.h"
 #include "tests/test.h"
 
-/* Add a household; its id into id. */
-static void person(struct store *s, const struct form *f, const char *name, const char *muni,
-		   const char *status, char id[UUID_TEXT_LEN + 1])
-{
-	struct fs_error err = { 0 };
-	cJSON *o = cJSON_CreateObject();
-
-	cJSON_AddStringToObject(o, "full_name", name);
-	cJSON_AddStringToObject(o, "municipality", muni);
-	cJSON_AddStringToObject(o, "status", status);
-	cJSON_AddNumberToObject(o, "household_size", 3);
-	cJSON_AddBoolToObject(o, "consent", 1);
-	ASSERT_OK(store_begin(s, &err));
-	if (records_add(s, f, o, NULL, id, &err) < 0)
-		TEST_FAIL("records_add: %s", err.msg);
-	ASSERT_OK(store_commit(s, &err));
-	cJSON_Delete(o);
-}
-
 static void visit(struct store *s, const struct form *f, const char *household, const char *date,
 		  char id[UUID_TEXT_LEN + 1])
 {
@@ -84,11 +65,11 @@ TEST(caseload_search_across_case_diacritics_and_scripts)
 	struct store *s = fixture_store(NULL, NULL, 1);
 	char id[UUID_TEXT_LEN + 1];
 
-	person(s, b, "Đorđević Dragana", "Vranje", "refugee", id);
-	person(s, b, "Јовановић Милан", "Vranje", "refugee", id);
-	person(s, b, "Jovanović Ana", "Vranje", "idp", id);
-	person(s, b, "Petrović Đorđe", "Vranje", "refugee", id);
-	person(s, b, "Stojanović Marko", "Бујановац", "idp", id);
+	fixture_person(s, b, "Đorđević Dragana", "Vranje", "refugee", id);
+	fixture_person(s, b, "Јовановић Милан", "Vranje", "refugee", id);
+	fixture_person(s, b, "Jovanović Ana", "Vranje", "idp", id);
+	fixture_person(s, b, "Petrović Đorđe", "Vranje", "refugee", id);
+	fixture_person(s, b, "Stojanović Marko", "Бујановац", "idp", id);
 
 	/* "djordje" finds Đorđe, and Đorđević, whose name starts so. */
 	expect(s, "djordje", "Đorđević Dragana|Petrović Đorđe");
@@ -127,9 +108,9 @@ TEST(caseload_search_filters_and_limits)
 	struct fs_error err = { 0 };
 	cJSON *res = NULL;
 
-	person(s, b, "Jovanović Ana", "Vranje", "idp", ana);
-	person(s, b, "Stojanović Marko", "Бујановац", "idp", marko);
-	person(s, b, "Petrović Đorđe", "Vranje", "refugee", id);
+	fixture_person(s, b, "Jovanović Ana", "Vranje", "idp", ana);
+	fixture_person(s, b, "Stojanović Marko", "Бујановац", "idp", marko);
+	fixture_person(s, b, "Petrović Đorđe", "Vranje", "refugee", id);
 	visit(s, v, ana, "2026-11-20", id);
 	visit(s, v, ana, "2026-10-01", id);
 	visit(s, v, marko, "2026-09-15", id);
@@ -175,7 +156,7 @@ TEST(caseload_follows_edits_and_deletes)
 	cJSON *ch = cJSON_CreateObject(), *hh = NULL;
 	const cJSON *visits;
 
-	person(s, b, "Jovanović Ana", "Vranje", "idp", ana);
+	fixture_person(s, b, "Jovanović Ana", "Vranje", "idp", ana);
 	expect(s, "jovanovic", "Jovanović Ana");
 	/* A new name: the old one no longer finds her. */
 	cJSON_AddStringToObject(ch, "full_name", "Марковић Ана");

@@ -37,19 +37,7 @@ static struct keystore_secret *pass_secret(const char *pass)
 static void add_person(struct store *s, const struct form *f, const char *name,
 		       char id[UUID_TEXT_LEN + 1])
 {
-	struct fs_error err = { 0 };
-	cJSON *o = cJSON_CreateObject();
-
-	cJSON_AddStringToObject(o, "full_name", name);
-	cJSON_AddStringToObject(o, "municipality", "Sremska Mitrovica");
-	cJSON_AddStringToObject(o, "status", "idp");
-	cJSON_AddNumberToObject(o, "household_size", 4);
-	cJSON_AddBoolToObject(o, "consent", 1);
-	ASSERT_OK(store_begin(s, &err));
-	if (records_add(s, f, o, NULL, id, &err) < 0)
-		TEST_FAIL("records_add: %s", err.msg);
-	ASSERT_OK(store_commit(s, &err));
-	cJSON_Delete(o);
+	fixture_person(s, f, name, "Sremska Mitrovica", "idp", id);
 }
 
 static int count_cb(const cJSON *rec, void *ctx)
