@@ -161,8 +161,10 @@ int records_add(struct store *s, const struct form *f, const cJSON *fields, cons
 	clean = without_nulls(fields);
 	if (!clean)
 		return oom(err);
-	if ((r = normalize_refs(f, clean, err)) < 0 || (r = form_validate(f, clean, err)) < 0 ||
-	    (r = check_refs(s, f, clean, err)) < 0)
+	if ((r = normalize_refs(f, clean, err)) < 0 ||
+	    (r = form_apply_defaults(f, clean, err)) < 0 ||
+	    (r = form_settle(f, clean, NULL, err)) < 0 ||
+	    (r = form_validate(f, clean, NULL, err)) < 0 || (r = check_refs(s, f, clean, err)) < 0)
 		goto out;
 	if (id) {
 		if (uuid_normalize(id, rid) < 0) {
@@ -289,11 +291,64 @@ static int update_record(struct store *s, const char *rid, const cJSON *fields, 
 	return r;
 }
 
+/* Set or, for null, remove each member of input in fields. */
+static int apply_input(cJSON *fields, const cJSON *input)
+{
+	const cJSON *item;
+
+	cJSON_ArrayForEach(item, input)
+	{
+		int had = cJSON_GetObjectItemCaseSensitive(fields, item->string) != NULL;
+		cJSON *dup;
+
+		if (cJSON_IsNull(item)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(fields, item->string);
+			continue;
+		}
+		/* Replaced in place, so a record keeps its members' order. */
+		dup = cJSON_Duplicate(item, 1);
+		if (!dup ||
+		    !(had ? cJSON_ReplaceItemInObjectCaseSensitive(fields, item->string, dup)
+			  : cJSON_AddItemToObject(fields, item->string, dup))) {
+			cJSON_Delete(dup);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* The members that differ between old and new: new's value, or null for
+ * one new lacks.  Settling can change fields the input did not name (a
+ * question no longer asked, a calculation), and each is a change. */
+static cJSON *fields_diff(const cJSON *old, const cJSON *new)
+{
+	cJSON *out = cJSON_CreateObject();
+	const cJSON *item;
+
+	if (!out)
+		return NULL;
+	cJSON_ArrayForEach(item, new)
+	{
+		const cJSON *was = cJSON_GetObjectItemCaseSensitive(old, item->string);
+
+		if ((!was || !cJSON_Compare(was, item, 1)) &&
+		    !cJSON_AddItemToObject(out, item->string, cJSON_Duplicate(item, 1)))
+			return cJSON_Delete(out), NULL;
+	}
+	cJSON_ArrayForEach(item, old)
+	{
+		if (!cJSON_GetObjectItemCaseSensitive(new, item->string) &&
+		    !cJSON_AddNullToObject(out, item->string))
+			return cJSON_Delete(out), NULL;
+	}
+	return out;
+}
+
 int records_edit(struct store *s, const struct form *f, const char *id, const cJSON *changes,
 		 struct fs_error *err)
 {
 	char rid[UUID_TEXT_LEN + 1];
-	cJSON *fields = NULL, *changed = NULL, *input = NULL, *item;
+	cJSON *old = NULL, *fields = NULL, *changed = NULL, *input = NULL, *item;
 	hlc_t hlc;
 	int r;
 
@@ -301,41 +356,28 @@ int records_edit(struct store *s, const struct form *f, const char *id, const cJ
 		return r;
 	if (!cJSON_IsObject(changes))
 		return fs_error_set(err, -FS_EVALID, "changes must be a JSON object");
-	if ((r = load_fields(s, f, id, rid, &fields, err)) < 0)
+	if ((r = load_fields(s, f, id, rid, &old, err)) < 0)
 		return r;
-	changed = cJSON_CreateObject();
+	fields = cJSON_Duplicate(old, 1);
 	input = cJSON_Duplicate(changes, 1);
-	if (!changed || !input) {
+	if (!fields || !input) {
 		r = oom(err);
 		goto out;
 	}
 	if ((r = normalize_refs(f, input, err)) < 0)
 		goto out;
-	/* Apply to a copy, remembering which fields really changed. */
-	cJSON_ArrayForEach(item, input)
-	{
-		cJSON *old = cJSON_GetObjectItemCaseSensitive(fields, item->string), *dup;
-
-		if (cJSON_IsNull(item) ? !old : (old && cJSON_Compare(old, item, 1)))
-			continue;
-		if (cJSON_IsNull(item)) {
-			cJSON_DeleteItemFromObjectCaseSensitive(fields, item->string);
-		} else {
-			dup = cJSON_Duplicate(item, 1);
-			if (!dup || !(old ? cJSON_ReplaceItemInObjectCaseSensitive(
-						    fields, item->string, dup)
-					  : cJSON_AddItemToObject(fields, item->string, dup))) {
-				cJSON_Delete(dup);
-				r = oom(err);
-				goto out;
-			}
-		}
-		if (!cJSON_AddItemToObject(changed, item->string, cJSON_Duplicate(item, 1))) {
-			r = oom(err);
-			goto out;
-		}
+	if (apply_input(fields, input) < 0) {
+		r = oom(err);
+		goto out;
 	}
-	if ((r = form_validate(f, fields, err)) < 0 || (r = check_refs(s, f, changed, err)) < 0)
+	if ((r = form_settle(f, fields, NULL, err)) < 0)
+		goto out;
+	if (!(changed = fields_diff(old, fields))) {
+		r = oom(err);
+		goto out;
+	}
+	if ((r = form_validate(f, fields, NULL, err)) < 0 ||
+	    (r = check_refs(s, f, changed, err)) < 0)
 		goto out;
 	if (!changed->child)
 		goto out; /* nothing to write: no new HLC, no outbox row */
@@ -352,6 +394,7 @@ out:
 	cJSON_Delete(input);
 	cJSON_Delete(changed);
 	cJSON_Delete(fields);
+	cJSON_Delete(old);
 	return r;
 }
 

@@ -34,8 +34,17 @@ static void csv_cell(FILE *out, const char *s, int may_be_formula, int first)
 		fputc('"', out);
 }
 
+static int all_strings(const cJSON *v)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, v) if (!cJSON_IsString(it)) return 0;
+	return 1;
+}
+
 /* The text of a JSON value in a cell; *ret_text is malloc'd or NULL for
- * an empty cell. */
+ * an empty cell.  A multiple choice is its values joined by ';'; a
+ * repeat group's rows, objects, are their JSON text. */
 static int cell_text(const cJSON *v, char **ret_text, int *ret_textual)
 {
 	*ret_text = NULL;
@@ -44,19 +53,16 @@ static int cell_text(const cJSON *v, char **ret_text, int *ret_textual)
 		return 0;
 	if (cJSON_IsString(v)) {
 		*ret_text = strdup(v->valuestring);
-	} else if (cJSON_IsArray(v)) {
+	} else if (cJSON_IsArray(v) && all_strings(v)) {
 		size_t len = 1;
 		const cJSON *it;
 		char *p;
 
-		cJSON_ArrayForEach(it, v) len +=
-			(cJSON_IsString(it) ? strlen(it->valuestring) : 0) + 1;
+		cJSON_ArrayForEach(it, v) len += strlen(it->valuestring) + 1;
 		if (!(p = calloc(1, len)))
 			return -ENOMEM;
 		cJSON_ArrayForEach(it, v)
 		{
-			if (!cJSON_IsString(it))
-				continue;
 			if (p[0])
 				strcat(p, ";");
 			strcat(p, it->valuestring);

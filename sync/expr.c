@@ -41,6 +41,7 @@ enum op {
 	N_COALESCE,
 	N_INT,
 	N_ROUND,
+	N_CHOICE,
 };
 
 static const struct {
@@ -57,6 +58,8 @@ static const struct {
 	{ "coalesce", N_COALESCE, 2 },
 	{ "int", N_INT, 1 },
 	{ "round", N_ROUND, 1 },
+	{ "count", N_COUNT_SELECTED, 1 },
+	{ "choice", N_CHOICE, 1 },
 	{ "not", N_NOT, 1 },
 };
 
@@ -433,6 +436,7 @@ struct env {
 	expr_lookup_fn lookup;
 	void *ctx;
 	const cJSON *self;
+	const cJSON *choice; /* a choice filter's choice_data entry */
 	const char *today;
 };
 
@@ -654,6 +658,10 @@ static struct expr_value eval(const struct env *env, int i)
 	}
 	case N_TODAY:
 		return env->today ? text(env->today) : NUL_VALUE;
+	case N_CHOICE:
+		if (a.kind != EXPR_TEXT)
+			return NUL_VALUE;
+		return from_json(cJSON_GetObjectItemCaseSensitive(env->choice, a.text));
 	case N_DAYS:
 		if (!day_number(&a, &d1) || !day_number(&b, &d2))
 			return NUL_VALUE;
@@ -682,7 +690,13 @@ static struct expr_value eval(const struct env *env, int i)
 struct expr_value expr_eval(const struct expr *e, expr_lookup_fn lookup, void *ctx,
 			    const cJSON *self, const char *today)
 {
-	struct env env = { e, lookup, ctx, self, today };
+	return expr_eval_choice(e, lookup, ctx, self, NULL, today);
+}
+
+struct expr_value expr_eval_choice(const struct expr *e, expr_lookup_fn lookup, void *ctx,
+				   const cJSON *self, const cJSON *data, const char *today)
+{
+	struct env env = { e, lookup, ctx, self, data, today };
 
 	return eval(&env, e->root);
 }

@@ -16,12 +16,15 @@
  *   ( a )
  *   if(c, a, b)            a when c holds, else b
  *   selected(list, 'v')    a multiple choice holds v
- *   count-selected(list)   how many it holds
+ *   count-selected(list)   how many it holds (a repeat group: its rows);
+ *   count(list)            the same
  *   string-length(s)       in characters (UTF-8 code points)
  *   today()                the date the caller gives, 'YYYY-MM-DD'
  *   days-between(d1, d2)   d2 - d1 in days, for 'YYYY-MM-DD' dates
  *   coalesce(a, b)         a unless it is null or '', else b
  *   int(x)  round(x)       toward zero; to the nearest
+ *   choice('key')          in a choice filter, the choice's entry key
+ *                          (form.h, choice_data); elsewhere null
  *
  * Values are null, booleans, numbers (doubles), text and lists (a
  * multiple choice's array).  An absent field is null.  Rules:
@@ -77,6 +80,11 @@ typedef const cJSON *(*expr_lookup_fn)(const char *name, void *ctx);
 /* Evaluate e.  self: the value of "." (NULL: null); today: 'YYYY-MM-DD'. */
 struct expr_value expr_eval(const struct expr *e, expr_lookup_fn lookup, void *ctx,
 			    const cJSON *self, const char *today);
+
+/* The same for a choice filter: choice('key') reads data, an object of
+ * the choice's entries (NULL: none). */
+struct expr_value expr_eval_choice(const struct expr *e, expr_lookup_fn lookup, void *ctx,
+				   const cJSON *self, const cJSON *data, const char *today);
 
 /* Whether a value holds (the truth rule above). */
 int expr_true(const struct expr_value *v);

@@ -4,6 +4,7 @@
  * the loaded form; checking values; whole records; values from text.
  */
 #include "sync/form.h"
+#include "sync/form_impl.h"
 #include "sync/utf8.h"
 
 #include <errno.h>
@@ -20,7 +21,7 @@
 #include "sync/uuid.h"
 
 #define FORMAT_V1 "fieldsync-form/1"
-#define FORMAT_V2 "fieldsync-form/2" /* adds labels, hints and choice labels */
+#define FORMAT_V2 "fieldsync-form/2" /* adds words for people, logic, repeats */
 /* A label or hint: languages, and bytes of text in one language. */
 #define FORM_MAX_LANGUAGES 16
 #define FORM_MAX_LABEL 1000
@@ -28,32 +29,6 @@
 #define FORM_MAX_TEXT_LENGTH (1024 * 1024)
 /* At most this many allowed values per choice or multi_choice field. */
 #define FORM_MAX_VALUES 1024
-/* Names and keys are printed in messages up to this many bytes. */
-#define PRINT_MAX 64
-
-struct form_field {
-	char name[FORM_MAX_NAME + 1]; /* [a-z][a-z0-9_]*, unique in its form */
-	enum form_type type;	      /* what JSON value the field holds */
-	bool required;		      /* null or absent is an error */
-	bool phone;		      /* text: format "phone" */
-	size_t max_length;	      /* text: maximum length in bytes */
-	int64_t min, max;	      /* integer: inclusive bounds */
-	int must_be;		      /* boolean: -1 any, else the only value */
-	char **values;		      /* choice, multi_choice: allowed strings */
-	size_t nvalues;		      /* number of entries in values */
-	char *collection;	      /* ref: target collection, else NULL */
-};
-
-struct form {
-	char *collection;	   /* the collection this form describes */
-	struct form_field *fields; /* nfields entries, definition order */
-	size_t nfields;		   /* number of fields */
-	int scope;		   /* index of the scope field, or -1 */
-	char *definition;	   /* the definition as canonical JSON */
-	uint32_t version;	   /* HQ's version; 0: not published by HQ */
-	int format;		   /* 1 or 2: fieldsync-form/N */
-};
-
 /* ---- strings and numbers ---------------------------------------------- */
 
 /* A name or key for a message: quoted if it is printable ASCII (cut to
@@ -130,11 +105,23 @@ enum attr {
 	ATTR_LABEL,
 	ATTR_HINT,
 	ATTR_CHOICE_LABELS,
+	ATTR_RELEVANT,
+	ATTR_CONSTRAINT,
+	ATTR_CONSTRAINT_MESSAGE,
+	ATTR_CALCULATE,
+	ATTR_DEFAULT,
+	ATTR_CHOICE_FILTER,
+	ATTR_CHOICE_DATA,
+	ATTR_FIELDS,
+	ATTR_MIN_ROWS,
+	ATTR_MAX_ROWS,
 	ATTR_COUNT,
 };
 
 #define T(t) (1u << (t))
-#define T_ALL 0xffu
+#define T_ALL 0x1ffu
+#define T_CHOICES (T(FORM_CHOICE) | T(FORM_MULTI_CHOICE))
+#define T_VALUES (T_ALL & ~T(FORM_REPEAT))
 
 /* Each attribute and the field types that may carry it. */
 static const struct {
@@ -153,19 +140,30 @@ static const struct {
 	[ATTR_COLLECTION] = { "collection", T(FORM_REF) },
 	[ATTR_LABEL] = { "label", T_ALL },
 	[ATTR_HINT] = { "hint", T_ALL },
-	[ATTR_CHOICE_LABELS] = { "choice_labels", T(FORM_CHOICE) | T(FORM_MULTI_CHOICE) },
+	[ATTR_CHOICE_LABELS] = { "choice_labels", T_CHOICES },
+	[ATTR_RELEVANT] = { "relevant", T_ALL },
+	[ATTR_CONSTRAINT] = { "constraint", T_ALL },
+	[ATTR_CONSTRAINT_MESSAGE] = { "constraint_message", T_ALL },
+	[ATTR_CALCULATE] = { "calculate",
+			     T(FORM_TEXT) | T(FORM_INTEGER) | T(FORM_BOOLEAN) | T(FORM_DATE) },
+	[ATTR_DEFAULT] = { "default", T_VALUES },
+	[ATTR_CHOICE_FILTER] = { "choice_filter", T_CHOICES },
+	[ATTR_CHOICE_DATA] = { "choice_data", T_CHOICES },
+	[ATTR_FIELDS] = { "fields", T(FORM_REPEAT) },
+	[ATTR_MIN_ROWS] = { "min_rows", T(FORM_REPEAT) },
+	[ATTR_MAX_ROWS] = { "max_rows", T(FORM_REPEAT) },
 };
 
 /* The attributes fieldsync-form/1 does not have. */
 static bool attr_v2(int a)
 {
-	return a == ATTR_LABEL || a == ATTR_HINT || a == ATTR_CHOICE_LABELS;
+	return a >= ATTR_LABEL;
 }
 
 static const char *const type_names[] = {
 	[FORM_TEXT] = "text", [FORM_INTEGER] = "integer", [FORM_BOOLEAN] = "boolean",
 	[FORM_DATE] = "date", [FORM_CHOICE] = "choice",	  [FORM_MULTI_CHOICE] = "multi_choice",
-	[FORM_GPS] = "gps",   [FORM_REF] = "ref",
+	[FORM_GPS] = "gps",   [FORM_REF] = "ref",	  [FORM_REPEAT] = "repeat",
 };
 
 /* Sort the members of a field object by attribute; reject unknown and
@@ -358,7 +356,7 @@ static bool language_valid(const char *s)
 
 /* Words for people, per language: {"sr-Latn": "...", "en": "..."}, each
  * a non-empty UTF-8 text without control characters. */
-static int parse_words(const cJSON *v, const char *what, struct fs_error *err)
+int form_parse_words(const cJSON *v, const char *what, struct fs_error *err)
 {
 	const cJSON *m;
 	char buf[PRINT_MAX + 8];
@@ -425,39 +423,40 @@ static int parse_choice_labels(const struct form_field *ff, const cJSON *v, stru
 			if (!strcmp(o->string, m->string))
 				return fs_error_set(err, -FS_EFORMAT,
 						    "'choice_labels' gives value %zu twice", i + 1);
-		if ((r = parse_words(m, "choice_labels", err)) < 0)
+		if ((r = form_parse_words(m, "choice_labels", err)) < 0)
 			return r;
 	}
 	return 0;
 }
 
-static int parse_field(struct form_field *ff, const cJSON *obj, int format, struct fs_error *err)
+static int parse_fields(struct form_field **ret, size_t *ret_n, const cJSON *arr, int format,
+			int depth, struct fs_error *err);
+
+/* How many rows a repeat group may hold: "min_rows", "max_rows". */
+static int parse_rows(struct form_field *ff, const cJSON *min, const cJSON *max,
+		      struct fs_error *err)
 {
-	const cJSON *a[ATTR_COUNT] = { 0 };
+	int64_t lo = 0, hi = FORM_DEFAULT_MAX_ROWS;
+
+	if (min && (!json_int64(min, &lo) || lo < 0 || lo > FORM_MAX_ROWS))
+		return fs_error_set(err, -FS_EFORMAT, "'min_rows' must be a whole number 0 to %d",
+				    FORM_MAX_ROWS);
+	if (max && (!json_int64(max, &hi) || hi < 1 || hi > FORM_MAX_ROWS))
+		return fs_error_set(err, -FS_EFORMAT, "'max_rows' must be a whole number 1 to %d",
+				    FORM_MAX_ROWS);
+	if (lo > hi)
+		return fs_error_set(err, -FS_EFORMAT, "'min_rows' is greater than 'max_rows'");
+	ff->min_rows = (size_t)lo;
+	ff->max_rows = (size_t)hi;
+	return 0;
+}
+
+/* What a field's type takes: bounds, values, a target, or its rows. */
+static int parse_type_attrs(struct form_field *ff, const cJSON *a[ATTR_COUNT], int format,
+			    int depth, struct fs_error *err)
+{
 	int r;
 
-	if (!cJSON_IsObject(obj))
-		return fs_error_set(err, -FS_EFORMAT, "must be an object");
-	if ((r = field_attrs(obj, a, err)) < 0 || (r = parse_name(ff, a[ATTR_NAME], err)) < 0 ||
-	    (r = parse_type(ff, a[ATTR_TYPE], err)) < 0)
-		return r;
-	for (int i = 0; i < ATTR_COUNT; i++) {
-		if (a[i] && !(attrs[i].types & T(ff->type)))
-			return fs_error_set(err, -FS_EFORMAT,
-					    "attribute '%s' not allowed for type %s", attrs[i].name,
-					    type_names[ff->type]);
-		if (a[i] && attr_v2(i) && format < 2)
-			return fs_error_set(err, -FS_EFORMAT,
-					    "attribute '%s' needs format \"" FORMAT_V2 "\"",
-					    attrs[i].name);
-	}
-	if ((a[ATTR_LABEL] && (r = parse_words(a[ATTR_LABEL], "label", err)) < 0) ||
-	    (a[ATTR_HINT] && (r = parse_words(a[ATTR_HINT], "hint", err)) < 0))
-		return r;
-	if (a[ATTR_REQUIRED] && !cJSON_IsBool(a[ATTR_REQUIRED]))
-		return fs_error_set(err, -FS_EFORMAT, "'required' must be true or false");
-	ff->required = cJSON_IsTrue(a[ATTR_REQUIRED]);
-	ff->must_be = -1;
 	switch (ff->type) {
 	case FORM_TEXT:
 		return parse_text_attrs(ff, a[ATTR_MAX_LENGTH], a[ATTR_FORMAT], err);
@@ -475,8 +474,17 @@ static int parse_field(struct form_field *ff, const cJSON *obj, int format, stru
 			return r;
 		return parse_choice_labels(ff, a[ATTR_CHOICE_LABELS], err);
 	case FORM_REF:
+		if (depth > 0)
+			return fs_error_set(err, -FS_EFORMAT, "a repeat group cannot hold a ref");
 		return parse_collection_name(a[ATTR_COLLECTION], "collection", &ff->collection,
 					     err);
+	case FORM_REPEAT:
+		/* One level: a row of a row would be a record of its own. */
+		if (depth > 0)
+			return fs_error_set(err, -FS_EFORMAT, "a repeat group cannot hold another");
+		if ((r = parse_rows(ff, a[ATTR_MIN_ROWS], a[ATTR_MAX_ROWS], err)) < 0)
+			return r;
+		return parse_fields(&ff->sub, &ff->nsub, a[ATTR_FIELDS], format, depth + 1, err);
 	case FORM_DATE:
 	case FORM_GPS:
 		return 0;
@@ -484,8 +492,61 @@ static int parse_field(struct form_field *ff, const cJSON *obj, int format, stru
 	return fs_error_set(err, -FS_EFORMAT, "unknown type");
 }
 
-/* The "fields" array: each entry parsed, names distinct. */
-static int parse_fields(struct form *f, const cJSON *arr, struct fs_error *err)
+static int parse_field(struct form_field *ff, const cJSON *obj, int format, int depth,
+		       struct fs_error *err)
+{
+	const cJSON *a[ATTR_COUNT] = { 0 };
+	int r;
+
+	if (!cJSON_IsObject(obj))
+		return fs_error_set(err, -FS_EFORMAT, "must be an object");
+	if ((r = field_attrs(obj, a, err)) < 0 || (r = parse_name(ff, a[ATTR_NAME], err)) < 0 ||
+	    (r = parse_type(ff, a[ATTR_TYPE], err)) < 0)
+		return r;
+	if (ff->type == FORM_REPEAT && format < 2)
+		return fs_error_set(err, -FS_EFORMAT, "type repeat needs format \"" FORMAT_V2 "\"");
+	for (int i = 0; i < ATTR_COUNT; i++) {
+		if (a[i] && !(attrs[i].types & T(ff->type)))
+			return fs_error_set(err, -FS_EFORMAT,
+					    "attribute '%s' not allowed for type %s", attrs[i].name,
+					    type_names[ff->type]);
+		if (a[i] && attr_v2(i) && format < 2)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "attribute '%s' needs format \"" FORMAT_V2 "\"",
+					    attrs[i].name);
+	}
+	if ((a[ATTR_LABEL] && (r = form_parse_words(a[ATTR_LABEL], "label", err)) < 0) ||
+	    (a[ATTR_HINT] && (r = form_parse_words(a[ATTR_HINT], "hint", err)) < 0))
+		return r;
+	/* "required" is true or false, or in /2 an expression (formrule.c). */
+	if (a[ATTR_REQUIRED] && !cJSON_IsBool(a[ATTR_REQUIRED]) &&
+	    !(format >= 2 && cJSON_IsString(a[ATTR_REQUIRED])))
+		return fs_error_set(err, -FS_EFORMAT,
+				    format >= 2 ? "'required' must be true, false or an expression"
+						: "'required' must be true or false");
+	ff->required = cJSON_IsTrue(a[ATTR_REQUIRED]);
+	ff->must_be = -1;
+	if ((r = parse_type_attrs(ff, a, format, depth, err)) < 0)
+		return r;
+	return formrule_parse(
+		ff,
+		&(struct form_logic_attrs){
+			.relevant = a[ATTR_RELEVANT],
+			.required = cJSON_IsString(a[ATTR_REQUIRED]) ? a[ATTR_REQUIRED] : NULL,
+			.constraint = a[ATTR_CONSTRAINT],
+			.constraint_message = a[ATTR_CONSTRAINT_MESSAGE],
+			.calculate = a[ATTR_CALCULATE],
+			.deflt = a[ATTR_DEFAULT],
+			.choice_filter = a[ATTR_CHOICE_FILTER],
+			.choice_data = a[ATTR_CHOICE_DATA],
+		},
+		err);
+}
+
+/* A "fields" array, the form's or a repeat group's: each entry parsed,
+ * names distinct. */
+static int parse_fields(struct form_field **ret, size_t *ret_n, const cJSON *arr, int format,
+			int depth, struct fs_error *err)
 {
 	const cJSON *item;
 	int n;
@@ -499,20 +560,20 @@ static int parse_fields(struct form *f, const cJSON *arr, struct fs_error *err)
 		return fs_error_set(err, -FS_EFORMAT, "'fields' is empty");
 	if (n > FORM_MAX_FIELDS)
 		return fs_error_set(err, -FS_EFORMAT, "more than %d fields", FORM_MAX_FIELDS);
-	f->fields = calloc((size_t)n, sizeof(*f->fields));
-	if (!f->fields)
+	*ret = calloc((size_t)n, sizeof(**ret));
+	if (!*ret)
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	cJSON_ArrayForEach(item, arr)
 	{
-		struct form_field *ff = &f->fields[f->nfields];
-		size_t i = f->nfields;
+		struct form_field *fields = *ret, *ff = &fields[*ret_n];
+		size_t i = *ret_n;
 		int r;
 
-		f->nfields++; /* so form_free sees a half-built field */
-		r = parse_field(ff, item, f->format, err);
+		(*ret_n)++; /* so form_free sees a half-built field */
+		r = parse_field(ff, item, format, depth, err);
 		if (r == 0)
 			for (size_t j = 0; j < i && r == 0; j++)
-				if (!strcmp(f->fields[j].name, ff->name))
+				if (!strcmp(fields[j].name, ff->name))
 					r = fs_error_set(err, -FS_EFORMAT, "name repeats field %zu",
 							 j + 1);
 		if (r < 0) {
@@ -598,12 +659,13 @@ static int parse_form(struct form *f, const cJSON *root, struct fs_error *err)
 				    "\")");
 	if (title && f->format < 2)
 		return fs_error_set(err, -FS_EFORMAT, "'title' needs format \"" FORMAT_V2 "\"");
-	if (title && (r = parse_words(title, "title", err)) < 0)
+	if (title && (r = form_parse_words(title, "title", err)) < 0)
 		return r;
 	if ((r = parse_collection_name(collection, "collection", &f->collection, err)) < 0 ||
-	    (r = parse_fields(f, fields, err)) < 0)
+	    (r = parse_fields(&f->fields, &f->nfields, fields, f->format, 0, err)) < 0 ||
+	    (r = parse_scope(f, scope, err)) < 0)
 		return r;
-	return parse_scope(f, scope, err);
+	return formrule_check_refs(f, err);
 }
 
 int form_load_json(const char *json, size_t len, const char *origin, struct form **ret_form,
@@ -724,19 +786,26 @@ out:
 
 /* ---- the loaded form -------------------------------------------------- */
 
-struct form *form_free(struct form *f)
+static void fields_free(struct form_field *fields, size_t n)
 {
-	if (!f)
-		return NULL;
-	for (size_t i = 0; i < f->nfields; i++) {
-		struct form_field *ff = &f->fields[i];
+	for (size_t i = 0; i < n; i++) {
+		struct form_field *ff = &fields[i];
 
 		for (size_t j = 0; j < ff->nvalues; j++)
 			free(ff->values[j]);
 		free(ff->values);
 		free(ff->collection);
+		formrule_free(ff);
+		fields_free(ff->sub, ff->nsub);
 	}
-	free(f->fields);
+	free(fields);
+}
+
+struct form *form_free(struct form *f)
+{
+	if (!f)
+		return NULL;
+	fields_free(f->fields, f->nfields);
 	free(f->collection);
 	cJSON_free(f->definition);
 	free(f);
@@ -1027,10 +1096,45 @@ static int check_string(const struct form_field *ff, const char *s, struct fs_er
 	return fs_error_set(err, -FS_EVALID, "field '%s': not a string field", ff->name);
 }
 
-static int check_value(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+/* A repeat group's rows: an array of objects, each only of the group's
+ * fields, given once, each value right by its own rules. */
+static int check_rows(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	const cJSON *row;
+	size_t n = 0;
+	int r;
+
+	if (!cJSON_IsArray(v))
+		return fs_error_set(err, -FS_EVALID, "field '%s': must be an array of rows",
+				    ff->name);
+	cJSON_ArrayForEach(row, v)
+	{
+		if (++n > ff->max_rows)
+			return fs_error_set(err, -FS_EVALID, "field '%s': more than %zu rows",
+					    ff->name, ff->max_rows);
+		if ((r = form_check_members(ff->sub, ff->nsub, row, err)) < 0) {
+			fs_error_prefix(err, "field '%s' row %zu", ff->name, n);
+			return r;
+		}
+		for (size_t i = 0; i < ff->nsub; i++) {
+			const cJSON *sv = cJSON_GetObjectItemCaseSensitive(row, ff->sub[i].name);
+
+			if ((r = form_check_value(&ff->sub[i], sv, err)) < 0) {
+				fs_error_prefix(err, "field '%s' row %zu", ff->name, n);
+				return r;
+			}
+		}
+	}
+	if (n < ff->min_rows)
+		return fs_error_set(err, -FS_EVALID, "field '%s': fewer than %zu rows", ff->name,
+				    ff->min_rows);
+	return 0;
+}
+
+int form_check_value(const struct form_field *ff, const cJSON *v, struct fs_error *err)
 {
 	if (!v || cJSON_IsNull(v)) {
-		if (ff->required)
+		if (ff->required && !ff->relevant)
 			return fs_error_set(err, -FS_EVALID, "field '%s': required", ff->name);
 		return 0;
 	}
@@ -1041,6 +1145,8 @@ static int check_value(const struct form_field *ff, const cJSON *v, struct fs_er
 		return check_boolean(ff, v, err);
 	case FORM_MULTI_CHOICE:
 		return check_multi(ff, v, err);
+	case FORM_REPEAT:
+		return check_rows(ff, v, err);
 	default:
 		break;
 	}
@@ -1056,39 +1162,30 @@ int form_validate_value(const struct form *f, const char *field, const cJSON *va
 
 	if (!ff)
 		return -FS_EVALID;
-	return check_value(ff, value, err);
+	return form_check_value(ff, value, err);
 }
 
-/* ---- whole records ---------------------------------------------------- */
-
-int form_validate(const struct form *f, const cJSON *fields, struct fs_error *err)
+int form_check_members(const struct form_field *fields, size_t n, const cJSON *obj,
+		       struct fs_error *err)
 {
 	bool seen[FORM_MAX_FIELDS] = { false };
 	const cJSON *m;
-	int r;
 
-	if (!f)
-		return fs_error_set(err, -FS_EUSAGE, "no form");
-	if (!cJSON_IsObject(fields))
-		return fs_error_set(err, -FS_EVALID, "record fields must be a JSON object");
-	/* Unknown and repeated members first; this also bounds the work. */
-	cJSON_ArrayForEach(m, fields)
+	if (!cJSON_IsObject(obj))
+		return fs_error_set(err, -FS_EVALID, "fields must be a JSON object");
+	cJSON_ArrayForEach(m, obj)
 	{
-		int i = form_field_index(f, m->string);
+		size_t i;
 
-		if (i < 0)
+		for (i = 0; i < n; i++)
+			if (m->string && !strcmp(fields[i].name, m->string))
+				break;
+		if (i == n)
 			return unknown_field(m->string, err);
 		if (seen[i])
 			return fs_error_set(err, -FS_EVALID, "field '%s': given more than once",
-					    f->fields[i].name);
+					    fields[i].name);
 		seen[i] = true;
-	}
-	for (size_t i = 0; i < f->nfields; i++) {
-		const struct form_field *ff = &f->fields[i];
-
-		if ((r = check_value(ff, cJSON_GetObjectItemCaseSensitive(fields, ff->name), err)) <
-		    0)
-			return r;
 	}
 	return 0;
 }
@@ -1175,6 +1272,22 @@ out:
 	return r;
 }
 
+/* A repeat group's rows are given as their JSON array. */
+static int rows_from_text(const struct form_field *ff, const char *text, cJSON **ret,
+			  struct fs_error *err)
+{
+	cJSON *v = cJSON_ParseWithOpts(text, NULL, 1);
+
+	if (!cJSON_IsArray(v)) {
+		cJSON_Delete(v);
+		return fs_error_set(err, -FS_EVALID,
+				    "field '%s': a repeat group is given as a JSON array of rows",
+				    ff->name);
+	}
+	*ret = v;
+	return 0;
+}
+
 int form_value_from_text(const struct form *f, const char *field, const char *text,
 			 cJSON **ret_value, struct fs_error *err)
 {
@@ -1194,6 +1307,8 @@ int form_value_from_text(const struct form *f, const char *field, const char *te
 		r = boolean_from_text(ff, text, &v, err);
 	else if (ff->type == FORM_MULTI_CHOICE)
 		r = multi_from_text(text, &v, err);
+	else if (ff->type == FORM_REPEAT)
+		r = rows_from_text(ff, text, &v, err);
 	else
 		v = cJSON_CreateString(text);
 	if (r < 0)

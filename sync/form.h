@@ -16,23 +16,69 @@
  * is in the scope of the record it names (a visit, its beneficiary's).
  * A collection without one is in every device's scope.
  *
- * "fieldsync-form/2" is /1 with words for people, per language (a tag
- * such as "sr-Latn", "sr-Cyrl", "en"; at most 16 languages, each text 1
- * to 1000 bytes of UTF-8 without control characters):
+ * "fieldsync-form/2" is /1 with words for people and with logic.  A /1
+ * definition with any of the following is refused, so an older reader
+ * never half understands a /2 form.
+ *
+ * Words for people, per language (a tag such as "sr-Latn", "sr-Cyrl",
+ * "en"; at most 16 languages, each text 1 to 1000 bytes of UTF-8 without
+ * control characters); they change nothing that is validated:
  *   "title": {lang: text} on the form, and on any field
  *   "label": {lang: text}, "hint": {lang: text}, and on choice and
  *   multi_choice fields "choice_labels": {value: {lang: text}}.
- * They change nothing that is validated: the field app shows them.  A /1
- * definition with any of them is refused, so an older reader never half
- * understands a /2 form.  (Expressions for skip logic and constraints,
- * sync/expr.h, are next.)
+ *
+ * Logic, written in the expression language of sync/expr.h (XLSForm's
+ * habits), evaluated here and nowhere else:
+ *   relevant     the field is asked only when this holds.  A field not
+ *                asked has no value: form_settle clears it, and
+ *                form_validate refuses a record that gives one.
+ *   required     true, false, or an expression: required when it holds
+ *                (and the field is asked).
+ *   constraint   must hold for a given value, '.' being that value;
+ *   constraint_message {lang: text}: what the worker is told when not.
+ *   calculate    the value, computed by form_settle (text, integer,
+ *                boolean and date fields).  The result is turned into
+ *                the field's type: integer rounds to the nearest whole
+ *                number, boolean takes the truth of it, text takes text
+ *                or a number's shortest form, date takes a valid
+ *                'YYYY-MM-DD'; anything else, and null, leaves it absent.
+ *   default      a value of the field's type, given to a new record that
+ *                lacks the field (form_apply_defaults).  Top-level
+ *                fields only; a row starts empty.
+ *   choice_filter  on choice and multi_choice: a value is offered, and
+ *                allowed, only when this holds, '.' being the value and
+ *                choice('key') its entry in
+ *   choice_data  {value: {key: text}}: e.g. each settlement's
+ *                municipality, for ${municipality} = choice('municipality').
+ *
+ * Reach and order.  ${name} names a field of the form; inside a repeat
+ * group, also one of the same row (a row's names are distinct from the
+ * form's).  relevant, calculate and choice_filter may name only fields
+ * defined before theirs (in a row: earlier fields of the row, or the
+ * form's fields before the group), so one pass in definition order
+ * settles a record exactly; constraint and required may name any.
+ *
+ * Repeat groups: type "repeat" with "fields" (a row's fields, any type
+ * but ref and repeat) and "min_rows" (default 0), "max_rows" (default
+ * FORM_DEFAULT_MAX_ROWS, at most FORM_MAX_ROWS).  Its JSON value is an
+ * array of row objects.  A group is one value for merging: two devices
+ * that change the same group's rows conflict as any field does.
+ *   count-selected(${members}) counts a group's rows.
+ *
+ * What HQ checks.  A change is checked against its field's own rules
+ * (form_validate_value): type, bounds, values, and "required": true of a
+ * field without "relevant".  Rules that read other fields or today()
+ * cannot be checked per change, since merges combine fields from
+ * different devices and days; they are checked on the device, where the
+ * record is written, so a record valid on the device is never
+ * quarantined at HQ.
  *
  * Field attributes:
  *   name        [a-z][a-z0-9_]{0,63}; "id" and names starting with "_"
  *               are reserved
  *   type        text | integer | boolean | date | choice | multi_choice
- *               | gps | ref
- *   required    bool, default false
+ *               | gps | ref | repeat (/2)
+ *   required    bool, default false (in /2 also an expression)
  *   max_length  text: maximum length in bytes (default 10000)
  *   format      text: "phone" allows only digits, spaces and + - ( )
  *   min, max    integer bounds (inclusive)
@@ -65,22 +111,7 @@
 #include <cjson/cJSON.h>
 
 #include "crypto/fserr.h"
-
-#define FORM_MAX_FIELDS 128
-#define FORM_MAX_NAME 64
-#define FORM_DEFAULT_MAX_LENGTH 10000
-#define FORM_MAX_DEFINITION_BYTES (256 * 1024)
-
-enum form_type {
-	FORM_TEXT,
-	FORM_INTEGER,
-	FORM_BOOLEAN,
-	FORM_DATE,
-	FORM_CHOICE,
-	FORM_MULTI_CHOICE,
-	FORM_GPS,
-	FORM_REF,
-};
+#include "sync/formtype.h"
 
 struct form;
 
@@ -129,9 +160,42 @@ int form_value_from_text(const struct form *f, const char *field, const char *te
 int form_validate_value(const struct form *f, const char *field, const cJSON *value,
 			struct fs_error *err) FS_WUR;
 
+/* The local date now, 'YYYY-MM-DD', for today(). */
+void form_today(char buf[FORM_DATE_SIZE]);
+
 /* Check a whole record: fields must be an object; every member a known
- * field with a valid value; every required field present and not null.
- * Reports the first failure in definition order, unknown fields first. */
-int form_validate(const struct form *f, const cJSON *fields, struct fs_error *err) FS_WUR;
+ * field with a valid value; every required field present and not null;
+ * the logic above (relevant, required, constraint, choice_filter) holds,
+ * in rows too.  Reports the first failure in definition order, unknown
+ * fields first.  today: 'YYYY-MM-DD', or NULL for form_today's. */
+int form_validate(const struct form *f, const cJSON *fields, const char *today,
+		  struct fs_error *err) FS_WUR;
+
+/* Give a new record's absent fields their "default". */
+int form_apply_defaults(const struct form *f, cJSON *fields, struct fs_error *err) FS_WUR;
+
+/* Settle a record before it is checked and written: in definition
+ * order, clear what is not asked (relevant) and compute what is
+ * calculated, in rows too.  Fields it does not know are left for
+ * form_validate to refuse. */
+int form_settle(const struct form *f, cJSON *fields, const char *today,
+		struct fs_error *err) FS_WUR;
+
+/* What the field app shows while a worker types: for the record as it
+ * stands (settle it first), an object
+ *   { "valid": bool,
+ *     "fields": { name: { "relevant": bool, "required": bool,
+ *                         "error": { "rule": R, "detail": text,
+ *                                    "message": {lang: text} }, (if any)
+ *                         "choices": [values offered], (choice fields
+ *                                                       with a filter)
+ *                         "rows": [ { name: {...} }, ... ] (repeats) } } }
+ * R is "unknown", "relevant" (answered but not asked), "required",
+ * "type" (the field's own rules), "choice" (filtered out), "rows" or
+ * "constraint"; detail is form_validate's message, which names the field
+ * and rule but never a value; message the form's constraint_message.
+ * *ret is the caller's (cJSON_Delete). */
+int form_report(const struct form *f, const cJSON *fields, const char *today, cJSON **ret,
+		struct fs_error *err) FS_WUR;
 
 #endif

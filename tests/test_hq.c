@@ -1073,7 +1073,7 @@ TEST(hq_future_and_invalid_changes_quarantined)
 	free(out);
 	/* CSV: quoted for the comma, and never a formula. */
 	out = export_of(&h, "beneficiaries", "csv");
-	ASSERT_STR_CONTAINS(out, ",\"'=Jovanović, Milica\",Sjenica,idp,3,,,true,");
+	ASSERT_STR_CONTAINS(out, ",\"'=Jovanović, Milica\",Sjenica,idp,3,,,,true,");
 	ASSERT_STR_CONTAINS(out, "\r\n");
 	free(out);
 	/* A replay reports the same quarantine. */

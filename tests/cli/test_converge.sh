@@ -65,7 +65,7 @@ while read -r d op pick n; do
 	size) expect_exit 0 dev "$d" beneficiary edit "$id" household_size="$n" ;;
 	status) expect_exit 0 dev "$d" beneficiary edit "$id" \
 		status="$( [ $((n % 2)) -eq 0 ] && echo idp || echo refugee)" ;;
-	visit) expect_exit 0 dev "$d" visit add "beneficiary_id=$id" visit_date=2026-12-0$n \
+	visit) expect_exit 0 dev "$d" visit add "beneficiary_id=$id" visit_date=2026-11-0$n \
 		visit_type=needs_assessment ;;
 	move)
 		# Only Jug covers both municipalities; the others may not move
