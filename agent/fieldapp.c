@@ -12,8 +12,8 @@
 #include <sodium.h>
 
 #include "agent/agentd.h"
+#include "agent/appforms.h"
 #include "agent/caseload.h"
-#include "agent/devforms.h"
 #include "agent/enroll.h"
 #include "agent/keystore.h"
 #include "agent/push.h"
@@ -242,14 +242,6 @@ static enum MHD_Result store_answer(struct MHD_Connection *conn, int r, cJSON *r
 			      "the agent could not read its store; see its log");
 }
 
-/* A string member of a request, or NULL (absent, null or empty). */
-static const char *member(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
-}
-
 /* POST /api/caseload {"q", "municipality", "status", "visited_from",
  * "visited_to", "never_visited", "limit"}: a POST, so that a name looked
  * for never appears in a URL. */
@@ -257,11 +249,11 @@ static enum MHD_Result do_caseload(struct agent *a, struct MHD_Connection *conn,
 {
 	const cJSON *limit = cJSON_GetObjectItemCaseSensitive(req, "limit");
 	struct caseload_query q = {
-		.text = member(req, "q"),
-		.municipality = member(req, "municipality"),
-		.status = member(req, "status"),
-		.visited_from = member(req, "visited_from"),
-		.visited_to = member(req, "visited_to"),
+		.text = web_json_text(req, "q"),
+		.municipality = web_json_text(req, "municipality"),
+		.status = web_json_text(req, "status"),
+		.visited_from = web_json_text(req, "visited_from"),
+		.visited_to = web_json_text(req, "visited_to"),
 		.never_visited =
 			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "never_visited")),
 		.limit = cJSON_IsNumber(limit) && limit->valuedouble >= 1 &&
@@ -279,7 +271,7 @@ static enum MHD_Result do_caseload(struct agent *a, struct MHD_Connection *conn,
 /* POST /api/household {"id"}: its fields, visits and conflicts. */
 static enum MHD_Result do_household(struct agent *a, struct MHD_Connection *conn, const cJSON *req)
 {
-	const char *given = member(req, "id");
+	const char *given = web_json_text(req, "id");
 	char id[UUID_TEXT_LEN + 1];
 	struct fs_error err = { 0 };
 	cJSON *ret = NULL;
@@ -292,7 +284,7 @@ static enum MHD_Result do_household(struct agent *a, struct MHD_Connection *conn
 	return store_answer(conn, r, ret, &err);
 }
 
-/* The requests that read the store: the body is JSON, the store open. */
+/* The requests that use the store: the body is JSON, the store open. */
 static enum MHD_Result route_read(struct agent *a, struct MHD_Connection *conn, const char *url,
 				  const struct request *rq)
 {
@@ -306,45 +298,14 @@ static enum MHD_Result route_read(struct agent *a, struct MHD_Connection *conn, 
 		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				      "expected a JSON object");
 	}
-	ret = !strcmp(url, "/api/caseload") ? do_caseload(a, conn, req)
-					    : do_household(a, conn, req);
+	if (!strcmp(url, "/api/caseload"))
+		ret = do_caseload(a, conn, req);
+	else if (!strcmp(url, "/api/household"))
+		ret = do_household(a, conn, req);
+	else
+		ret = appforms_draft(a, conn, url, req);
 	cJSON_Delete(req);
 	return ret;
-}
-
-/* GET /api/forms: the forms this device records with (HQ's when it sent
- * them), for the page to lay out fields and choices.  The rules stay
- * here: the page never validates. */
-static enum MHD_Result do_forms(struct agent *a, struct MHD_Connection *conn)
-{
-	static const char *const collections[] = { "beneficiaries", "visits" };
-	struct fs_error err = { 0 };
-	cJSON *o = cJSON_CreateObject();
-	int r = o ? 0 : -ENOMEM;
-
-	if (!a->store) {
-		cJSON_Delete(o);
-		return web_send_error(conn, MHD_HTTP_CONFLICT, "locked", "the store is locked");
-	}
-	for (size_t i = 0; r == 0 && i < sizeof(collections) / sizeof(collections[0]); i++) {
-		struct form *f = NULL;
-		cJSON *def;
-
-		if ((r = devforms_load(a->store, a->c->cfg.forms_dir, collections[i], &f, &err)) <
-		    0)
-			break;
-		def = cJSON_Parse(form_definition(f));
-		if (!def || !cJSON_AddItemToObject(o, collections[i], def)) {
-			cJSON_Delete(def);
-			r = -ENOMEM;
-		}
-		form_free(f);
-	}
-	if (r < 0) {
-		cJSON_Delete(o);
-		o = NULL;
-	}
-	return store_answer(conn, r, o, &err);
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -364,7 +325,7 @@ static enum MHD_Result route_get(struct agent *a, struct MHD_Connection *conn, c
 	if (!strcmp(url, "/api/forms")) {
 		if (web_session_find(&a->app.sessions, conn, now, 1) < 0)
 			return no_session(conn);
-		return do_forms(a, conn);
+		return appforms_forms(a, conn);
 	}
 	if (!strncmp(url, "/api/", 5))
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
@@ -390,7 +351,8 @@ static enum MHD_Result route_post(struct agent *a, struct MHD_Connection *conn, 
 		return do_lock(a, conn);
 	if (!strcmp(url, "/api/sync"))
 		return do_sync(a, conn);
-	if (!strcmp(url, "/api/caseload") || !strcmp(url, "/api/household"))
+	if (!strcmp(url, "/api/caseload") || !strcmp(url, "/api/household") ||
+	    appforms_is_draft(url))
 		return route_read(a, conn, url, rq);
 	return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 }

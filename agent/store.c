@@ -155,7 +155,19 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 	"INSERT INTO record_search SELECT id, collection, deleted,"                                \
 	"  fs_fold(fs_field(fields, 'full_name')), fs_words(fields) FROM records;"
 
-/* Versions 1 to 4 (above).  records.fields is the JSON object of form fields; the
+/* Version 5: the field app's drafts (agent/drafts.h): unfinished forms,
+ * the fields as typed, kept here so that they are encrypted at rest and
+ * survive a closed or killed browser.  They are never in the outbox. */
+#define STORE_DRAFTS_SQL                                                                           \
+	"CREATE TABLE drafts("                                                                     \
+	"  id TEXT PRIMARY KEY,"                                                                   \
+	"  collection TEXT NOT NULL,"                                                              \
+	"  fields TEXT NOT NULL,"                                                                  \
+	"  created_ms INTEGER NOT NULL,"                                                           \
+	"  updated_ms INTEGER NOT NULL"                                                            \
+	") STRICT, WITHOUT ROWID;"
+
+/* Versions 1 to 5 (above).  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same
  * transaction as the record, and keeps it after HQ acknowledges it.
  * outbox.changeset is the outgoing.seq of the change set that carries
@@ -212,7 +224,8 @@ const char store_schema_sql[] =
 	"  detail TEXT,"
 	"  repeats INTEGER NOT NULL DEFAULT 1,"
 	"  last_at INTEGER"
-	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL STORE_SEARCH_SQL "PRAGMA user_version = 4;";
+	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL STORE_SEARCH_SQL STORE_DRAFTS_SQL
+	"PRAGMA user_version = 5;";
 
 /* ---- opening the database --------------------------------------------- */
 
@@ -487,6 +500,9 @@ static int db_upgrade(struct store *s, struct fs_error *err)
 	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
 	    version == 3)
 		r = exec(s, STORE_SEARCH_SQL "PRAGMA user_version = 4;", "upgrade store", err);
+	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
+	    version == 4)
+		r = exec(s, STORE_DRAFTS_SQL "PRAGMA user_version = 5;", "upgrade store", err);
 	if (r == 0)
 		r = exec(s, "COMMIT", "upgrade store", err);
 	if (r < 0)

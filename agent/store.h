@@ -26,7 +26,7 @@
 #include "crypto/identity.h"
 #include "sync/hlc.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -123,7 +123,7 @@ uint64_t store_wall_ms(const struct store *s);
  * and with bindings cleared.  sql must be the same for a slot always.
  * Slots by module: records 2..8, pack 16..19 and 30, push 20..23, 29
  * and 31, enroll and synclog 24..28, pull 32..43, devforms 44..46, push 47, caseload 48..52. */
-#define STORE_STMT_SLOTS 53
+#define STORE_STMT_SLOTS 58
 int store_stmt(struct store *s, int slot, const char *sql, sqlite3_stmt **ret_stmt,
 	       struct fs_error *err) FS_WUR;
 

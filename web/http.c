@@ -146,6 +146,13 @@ enum MHD_Result web_send_error(struct MHD_Connection *conn, unsigned status, con
 	return web_send_json(conn, status, o, NULL);
 }
 
+const char *web_json_text(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
 /* The content type of a servable name; NULL: not servable. */
 static const char *file_type(const char *name)
 {

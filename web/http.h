@@ -59,6 +59,10 @@ enum MHD_Result web_send_json(struct MHD_Connection *conn, unsigned status, cJSO
 enum MHD_Result web_send_error(struct MHD_Connection *conn, unsigned status, const char *code,
 			       const char *message);
 
+/* A string member of a request object, or NULL (absent, null, not a
+ * string or empty). */
+const char *web_json_text(const cJSON *o, const char *name);
+
 /* The file name from dirfd (a directory of the pages: flat, so no name
  * has a slash) with its type from the extension.  Names other than
  * [a-z0-9][a-z0-9_.-]* with a known extension are 404, as are symbolic

@@ -41,14 +41,22 @@ export FS_APP_URL="$URL" FS_APP_PASSPHRASE_FILE="$PASS" FS_PROFILE="$T/profile" 
 	FS_HQ_CONF="$T/hq.conf" FS_HQ_PORT="$HQ_PORT" FS_HQ_LOG="$T/hq.log"
 "$PY" "$FS_SOURCE_DIR/tests/browser/fieldapp.py" || fail "the browser test failed"
 
-# The households reached HQ through "Sync now".
+# The households, and the visit recorded in the page, reached HQ
+# through "Sync now"; the draft's crash and its refused answers left
+# nothing behind.
 [ "$(hq_count beneficiaries)" -eq 3 ] || fail "HQ has $(hq_count beneficiaries) households, expected 3"
+[ "$(hq_count visits)" -eq 2 ] || fail "HQ has $(hq_count visits) visits, expected 2"
+hq export visits --format jsonl > "$T/visits.jsonl" || fail "hq export visits failed"
+grep -q '"construction_stage":"roof"' "$T/visits.jsonl" || fail "the visit's stage of works did not reach HQ"
+grep -q '"person_name":"Јована Петровић"' "$T/visits.jsonl" || fail "the people present did not reach HQ"
+! grep -q '"next_visit":"2026-11-01"' "$T/visits.jsonl" || fail "a refused answer reached HQ"
 
 # Nothing personal stayed in the browser: not a name (in either
 # script), not what was typed to find one, not a visit's notes, not the
 # passphrase.
 LATIN="Đorđević Dragana"
 for secret in "$NAME" "$LATIN" "Jovanović Ana" "djordjevic" "Јованов" "Krov prokišnjava" \
+	"Јована Петровић" "Prozori zamenjeni" \
 	"$(head -n 1 "$PASS")"; do
 	! grep -rqaF "$secret" "$T/profile" || fail "the browser profile holds personal data or the passphrase"
 done

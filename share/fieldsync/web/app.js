@@ -17,6 +17,18 @@
   let searchSeq = 0;     /* answers to older searches are dropped */
   let lastResults = null;
   let household = null;
+  let drafts = [];
+  /* The form being filled in: {id, collection, forId, forName, report,
+   * values, tried}.  Its answers live in the inputs; the agent keeps
+   * them as a draft and says what is asked, required and wrong. */
+  let rec = null;
+  const SAVE_AFTER_MS = 300;   /* quiet time before a draft is saved */
+  const SAVE_WITHIN_MS = 1000; /* and never later than this after a change */
+  let saveTimer = null;
+  let dirtySince = 0;
+  let saving = null;
+  let saveAgain = false;
+  let saves = 0;
 
   const $ = (id) => document.getElementById(id);
 
@@ -76,6 +88,7 @@
     $('unlock').hidden = v !== 'unlock';
     $('home').hidden = v !== 'home';
     $('household').hidden = v !== 'household';
+    $('record').hidden = v !== 'record';
     $('syncbar').hidden = v === 'unlock' || v === 'loading';
     render();
   }
@@ -112,6 +125,8 @@
     renderStatusChoices();
     renderResults();
     renderHousehold();
+    renderDrafts();
+    renderRecordWords();
   }
 
   /* Words from the form (fieldsync-form/2): this language's, else
@@ -133,10 +148,16 @@
     const f = forms && forms[collection];
     return f ? f.fields.find((x) => x.name === name) : null;
   }
-  function valueText(collection, name, v) {
+  function valueText(collection, name, v, rowDef) {
     if (v === null || v === undefined) return '';
-    const def = formField(collection, name);
+    const def = rowDef || formField(collection, name);
     const type = def ? def.type : '';
+    if (type === 'repeat' && Array.isArray(v)) {
+      /* One line per row: its answers in the form's order. */
+      return v.map((row) => (def.fields || []).filter((sd) => row[sd.name] !== undefined)
+        .map((sd) => valueText(collection, sd.name, row[sd.name], sd)).join(', ')).join('; ');
+    }
+    if (rowDef && type === 'choice') return pick(def.choice_labels && def.choice_labels[v], v);
     if (type === 'choice') return choiceLabel(collection, name, v);
     if (type === 'multi_choice' && Array.isArray(v)) {
       return v.map((x) => choiceLabel(collection, name, x)).join(', ');
@@ -224,6 +245,360 @@
     $('hh-no-visits').hidden = household.visits.length !== 0;
   }
 
+  function renderDrafts() {
+    const list = $('draft-list');
+    list.replaceChildren();
+    $('drafts').hidden = drafts.length === 0;
+    drafts.forEach((d) => {
+      const b = el('button', '', t('draft_line', {
+        form: pick(forms && forms[d.collection] && forms[d.collection].title, d.collection),
+        when: when(new Date(d.updated_ms).toISOString()) }));
+      b.type = 'button';
+      b.addEventListener('click', () => openDraft(d.id));
+      const li = el('li', '');
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+  }
+
+  async function loadDrafts() {
+    const r = await api('POST', '/api/drafts', {});
+    if (r.status === 200) drafts = r.body.drafts;
+    renderDrafts();
+  }
+
+  /* ---- recording: the inputs are laid out from the form; what is asked,
+   * required, offered or wrong comes from the agent's report. */
+
+  function subDefs(def) { return def.fields || []; }
+
+  function inputFor(def, value) {
+    let input;
+    if (def.type === 'choice' || def.type === 'boolean') {
+      input = el('select', '');
+      input.appendChild(el('option', '', '—')).value = '';
+      const values = def.type === 'boolean' ? ['true', 'false'] : def.values;
+      values.forEach((v) => { input.appendChild(el('option', '')).value = v; });
+      input.value = value === undefined || value === null ? '' : String(value);
+    } else if (def.type === 'multi_choice') {
+      input = el('div', 'checks');
+      def.values.forEach((v) => {
+        const l = el('label', '');
+        const c = el('input', '');
+        c.type = 'checkbox';
+        c.value = v;
+        c.checked = Array.isArray(value) && value.includes(v);
+        l.appendChild(c);
+        l.appendChild(el('span', ''));
+        input.appendChild(l);
+      });
+    } else if (def.type === 'text' && (def.max_length || 10000) > 200) {
+      input = el('textarea', '');
+      input.value = value || '';
+    } else {
+      input = el('input', '');
+      input.type = def.type === 'integer' ? 'number' : def.type === 'date' ? 'date' : 'text';
+      if (def.type === 'integer') input.step = '1';
+      input.value = value === undefined || value === null ? '' : String(value);
+    }
+    input.classList.add('answer');
+    return input;
+  }
+
+  /* One question: its label, hint, input (or computed value) and error. */
+  function question(def, value, idBase) {
+    const q = el('div', 'q');
+    q.dataset.name = def.name;
+    const id = idBase + def.name;
+    const label = el('label', '');
+    label.htmlFor = id;
+    label.appendChild(el('span', 'lbl'));
+    label.appendChild(el('span', 'req'));
+    q.appendChild(label);
+    if (def.hint) q.appendChild(el('p', 'hint'));
+    if (def.calculate) {
+      q.appendChild(el('div', 'calc'));
+    } else if (def.type === 'repeat') {
+      const rows = el('div', 'rows');
+      (Array.isArray(value) ? value : []).forEach((row) => rows.appendChild(groupRow(def, row, idBase)));
+      q.appendChild(rows);
+      const add = el('button', 'add-row');
+      add.type = 'button';
+      add.addEventListener('click', () => {
+        rows.appendChild(groupRow(def, {}, idBase));
+        renderRecordWords();
+        changed();
+      });
+      q.appendChild(add);
+    } else {
+      const input = inputFor(def, value);
+      input.id = id;
+      q.appendChild(input);
+    }
+    q.appendChild(el('p', 'err'));
+    return q;
+  }
+
+  let rowSeq = 0;
+  function groupRow(def, row, idBase) {
+    const fs = el('fieldset', 'row');
+    fs.appendChild(el('legend', ''));
+    const base = idBase + def.name + '-' + (++rowSeq) + '-';
+    subDefs(def).forEach((sd) => fs.appendChild(question(sd, row[sd.name], base)));
+    const rm = el('button', 'remove-row');
+    rm.type = 'button';
+    rm.addEventListener('click', () => {
+      const q = fs.closest('.q');
+      fs.remove();
+      renumber(q);
+      changed();
+    });
+    fs.appendChild(rm);
+    return fs;
+  }
+
+  function renumber(q) {
+    q.querySelectorAll(':scope > .rows > fieldset.row').forEach((fs, i) => {
+      fs.querySelector('legend').textContent = t('row_n', { n: i + 1 });
+    });
+  }
+
+  /* The answer in a question's input, as JSON; undefined when empty.
+   * The page converts what the browser's input gives, nothing more: the
+   * agent says whether it is right. */
+  function readValue(def, q) {
+    const input = q.querySelector(':scope > .answer');
+    if (def.type === 'multi_choice') {
+      const v = [...input.querySelectorAll('input:checked')].map((c) => c.value);
+      return v.length ? v : undefined;
+    }
+    if (def.type === 'boolean') return input.value === '' ? undefined : input.value === 'true';
+    if (def.type === 'integer') {
+      if (input.value === '') return input.validity.badInput ? '?' : undefined;
+      return input.valueAsNumber;
+    }
+    return input.value === '' ? undefined : input.value;
+  }
+
+  function readQuestions(defs, box) {
+    const out = {};
+    defs.forEach((def) => {
+      const q = box.querySelector(':scope > .q[data-name="' + def.name + '"]');
+      if (!q || def.calculate) return;
+      let v;
+      if (def.type === 'repeat') {
+        const rows = [...q.querySelectorAll(':scope > .rows > fieldset.row')];
+        v = rows.length ? rows.map((fs) => readQuestions(subDefs(def), fs)) : undefined;
+      } else {
+        v = readValue(def, q);
+      }
+      if (v !== undefined) out[def.name] = v;
+    });
+    return out;
+  }
+
+  function readRecord() {
+    const out = readQuestions(forms[rec.collection].fields.filter((d) => d.type !== 'ref'), $('rec-fields'));
+    if (rec.forId) out.beneficiary_id = rec.forId;
+    return out;
+  }
+
+  function errorText(e) {
+    if (e.rule === 'constraint' && e.message) return pick(e.message, t('err_constraint'));
+    return t('err_' + e.rule);
+  }
+
+  /* Show the report on the questions in box (the form, or one row). */
+  function applyReport(defs, box, entries, values) {
+    defs.forEach((def) => {
+      const q = box.querySelector(':scope > .q[data-name="' + def.name + '"]');
+      const e = entries && entries[def.name];
+      if (!q || !e) return;
+      q.hidden = !e.relevant;
+      q.querySelector(':scope > label .req').textContent = e.required ? ' *' : '';
+      const shown = e.error && (e.error.rule !== 'required' || rec.tried);
+      q.classList.toggle('bad', !!shown);
+      q.querySelector(':scope > .err').textContent = shown ? errorText(e.error) : '';
+      if (def.calculate) {
+        const v = values ? values[def.name] : undefined;
+        q.querySelector(':scope > .calc').textContent = v === undefined ? '—' : valueText(rec.collection, def.name, v);
+      }
+      if (e.choices) {
+        q.querySelectorAll(':scope > .answer option, :scope > .answer label').forEach((o) => {
+          const v = o.value !== undefined && o.tagName === 'OPTION' ? o.value : o.querySelector('input').value;
+          if (v !== '') o.hidden = !e.choices.includes(v);
+        });
+      }
+      if (def.type === 'repeat' && e.rows) {
+        const rows = q.querySelectorAll(':scope > .rows > fieldset.row');
+        const vrows = values && values[def.name];
+        e.rows.forEach((re, i) => {
+          if (rows[i]) applyReport(subDefs(def), rows[i], re, vrows && vrows[i]);
+        });
+      }
+    });
+  }
+
+  /* Words on the record view that follow the language. */
+  function renderRecordWords() {
+    if (!rec || !forms) return;
+    const form = forms[rec.collection];
+    $('rec-title').textContent = pick(form.title, rec.collection);
+    $('rec-for').textContent = rec.forName ? t('record_for', { name: rec.forName }) : '';
+    const words = (defs, box) => {
+      defs.forEach((def) => {
+        box.querySelectorAll(':scope > .q[data-name="' + def.name + '"]').forEach((q) => {
+          q.querySelector(':scope > label .lbl').textContent = pick(def.label, def.name);
+          const h = q.querySelector(':scope > .hint');
+          if (h) h.textContent = pick(def.hint, '');
+          q.querySelectorAll(':scope > .answer option').forEach((o) => {
+            if (o.value === '') return;
+            o.textContent = def.type === 'boolean' ? t(o.value === 'true' ? 'yes' : 'no')
+                                                   : pick(def.choice_labels && def.choice_labels[o.value], o.value);
+          });
+          q.querySelectorAll(':scope > .answer label').forEach((l) => {
+            const v = l.querySelector('input').value;
+            l.querySelector('span').textContent = pick(def.choice_labels && def.choice_labels[v], v);
+          });
+          if (def.type === 'repeat') {
+            q.querySelector(':scope > .add-row').textContent = t('add_row');
+            q.querySelectorAll(':scope > .rows > fieldset.row').forEach((fs) => {
+              words(subDefs(def), fs);
+              fs.querySelector(':scope > .remove-row').textContent = t('remove_row');
+            });
+            renumber(q);
+          }
+        });
+      });
+    };
+    words(form.fields, $('rec-fields'));
+    if (rec.report) applyReport(form.fields, $('rec-fields'), rec.report.fields, rec.values);
+    renderSaved();
+  }
+
+  function renderSaved() {
+    const s = $('rec-saved');
+    s.dataset.state = saving || saveTimer ? 'saving' : 'saved';
+    s.dataset.saves = String(saves);
+    s.textContent = saving || saveTimer ? t('draft_saving')
+                  : rec && rec.savedAt ? t('draft_saved', { time: rec.savedAt.toLocaleTimeString(lang) }) : '';
+  }
+
+  /* A draft the agent answered: lay out its form with its answers. */
+  function showDraft(answer, forId, forName) {
+    rec = { id: answer.id, collection: answer.collection, forId: forId || null, forName: forName || null,
+            report: answer.report, values: answer.values, tried: false, savedAt: new Date() };
+    if (!rec.forId && answer.fields.beneficiary_id) rec.forId = answer.fields.beneficiary_id;
+    const box = $('rec-fields');
+    box.replaceChildren();
+    forms[rec.collection].fields.forEach((def) => {
+      if (def.type !== 'ref') box.appendChild(question(def, answer.fields[def.name], 'f-'));
+    });
+    $('rec-problem').hidden = true;
+    show('record');
+    window.scrollTo(0, 0);
+  }
+
+  async function newRecord(collection, fields, forName) {
+    const r = await api('POST', '/api/draft/save', { collection: collection, fields: fields });
+    if (r.status === 401) return start('locked_again');
+    if (r.status !== 200) return;
+    showDraft(r.body, fields.beneficiary_id, forName);
+  }
+
+  async function openDraft(id) {
+    const r = await api('POST', '/api/draft/open', { id: id });
+    if (r.status === 401) return start('locked_again');
+    if (r.status !== 200) return loadDrafts();
+    let name = null;
+    if (r.body.fields.beneficiary_id) {
+      const h = await api('POST', '/api/household', { id: r.body.fields.beneficiary_id });
+      if (h.status === 200) name = h.body.fields.full_name;
+    }
+    showDraft(r.body, r.body.fields.beneficiary_id, name);
+  }
+
+  /* Each change is saved within SAVE_WITHIN_MS: after a quiet moment, or
+   * at the latest then, while the worker keeps typing. */
+  function changed() {
+    const now = Date.now();
+    if (!dirtySince) dirtySince = now;
+    if (saveTimer) clearTimeout(saveTimer);
+    saveTimer = setTimeout(saveDraft, Math.max(0, Math.min(SAVE_AFTER_MS, dirtySince + SAVE_WITHIN_MS - now)));
+    renderSaved();
+  }
+
+  async function saveDraft() {
+    saveTimer = null;
+    if (!rec) return;
+    if (saving) { saveAgain = true; return; }
+    dirtySince = 0;
+    const mine = rec;
+    saving = api('POST', '/api/draft/save', { id: mine.id, collection: mine.collection, fields: readRecord() });
+    renderSaved();
+    const r = await saving;
+    saving = null;
+    if (r.status === 401) return start('locked_again');
+    if (r.status === 200 && rec === mine) {
+      saves++;
+      rec.report = r.body.report;
+      rec.values = r.body.values;
+      rec.savedAt = new Date();
+      applyReport(forms[rec.collection].fields, $('rec-fields'), rec.report.fields, rec.values);
+    }
+    if (saveAgain) { saveAgain = false; return saveDraft(); }
+    renderSaved();
+  }
+
+  async function flush() {
+    if (saveTimer) { clearTimeout(saveTimer); await saveDraft(); }
+    while (saving) await saving.then(() => null);
+  }
+
+  async function finish(ev) {
+    ev.preventDefault();
+    await flush();
+    if (!rec) return;
+    rec.tried = true;
+    if (!rec.report.valid) {
+      applyReport(forms[rec.collection].fields, $('rec-fields'), rec.report.fields, rec.values);
+      $('rec-problem').textContent = t('fix_marked');
+      $('rec-problem').hidden = false;
+      const bad = document.querySelector('#rec-fields .q.bad .answer');
+      if (bad) bad.focus();
+      return;
+    }
+    const r = await api('POST', '/api/draft/finalise', { id: rec.id });
+    if (r.status === 401) return start('locked_again');
+    if (r.status !== 200) {
+      $('rec-problem').textContent = t(r.body.error === 'disk_full' ? 'err_disk_full' : 'fix_marked');
+      $('rec-problem').hidden = false;
+      return openDraft(rec.id);
+    }
+    const done = rec;
+    rec = null;
+    await loadDrafts();
+    await refreshState();
+    await openHousehold(done.collection === 'visits' ? done.forId : r.body.record_id);
+  }
+
+  async function leaveRecord() {
+    await flush();
+    const forId = rec && rec.forId;
+    rec = null;
+    await loadDrafts();
+    if (forId) return openHousehold(forId);
+    show('home');
+  }
+
+  async function discard() {
+    if (!rec || !window.confirm(t('discard_confirm'))) return;
+    if (saveTimer) { clearTimeout(saveTimer); saveTimer = null; }
+    while (saving) await saving.then(() => null);
+    await api('POST', '/api/draft/discard', { id: rec.id });
+    await leaveRecord();
+  }
+
   function isoDay(daysAgo) {
     const d = new Date(Date.now() - daysAgo * 86400000);
     return d.toISOString().slice(0, 10);
@@ -289,6 +664,7 @@
       csrf = r.body.csrf;
       notice = null;
       await loadForms();
+      await loadDrafts();
       show('home');
       await refreshState();
       await search();
@@ -300,6 +676,9 @@
     lastResults = null;
     household = null;
     forms = null;
+    rec = null;
+    drafts = [];
+    $('rec-fields').replaceChildren();
     ['q', 'f-municipality'].forEach((id) => { $(id).value = ''; });
     if (pollTimer) clearInterval(pollTimer);
     notice = why || null;
@@ -353,6 +732,15 @@
     ['q', 'f-municipality'].forEach((id) => $(id).addEventListener('input', searchSoon));
     ['f-status', 'f-visit'].forEach((id) => $(id).addEventListener('change', search));
     $('back').addEventListener('click', () => { household = null; show('home'); });
+    $('record-visit').addEventListener('click', () => {
+      newRecord('visits', { beneficiary_id: household.id }, household.fields.full_name);
+    });
+    $('new-household').addEventListener('click', () => newRecord('beneficiaries', {}, null));
+    $('record-back').addEventListener('click', leaveRecord);
+    $('rec-form').addEventListener('submit', finish);
+    $('rec-discard').addEventListener('click', discard);
+    $('rec-fields').addEventListener('input', changed);
+    $('rec-fields').addEventListener('change', changed);
     render();
     start();
   });
