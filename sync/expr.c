@@ -429,6 +429,15 @@ int expr_refs(const struct expr *e, int (*fn)(const char *name, void *ctx), void
 	return 0;
 }
 
+int expr_reads_only_self(const struct expr *e)
+{
+	for (int i = 0; i < e->n; i++)
+		if (e->node[i].op == N_FIELD || e->node[i].op == N_TODAY ||
+		    e->node[i].op == N_CHOICE)
+			return 0;
+	return 1;
+}
+
 /* ---- evaluating --------------------------------------------------------- */
 
 struct env {

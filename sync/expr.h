@@ -89,6 +89,9 @@ struct expr_value expr_eval_choice(const struct expr *e, expr_lookup_fn lookup, 
 /* Whether a value holds (the truth rule above). */
 int expr_true(const struct expr_value *v);
 
+/* Whether e reads nothing but '.': no field, no today(), no choice(). */
+int expr_reads_only_self(const struct expr *e);
+
 /* Call fn with each field name e refers to (${name}); its non-zero
  * return stops the walk and is returned. */
 int expr_refs(const struct expr *e, int (*fn)(const char *name, void *ctx), void *ctx);

@@ -1131,7 +1131,7 @@ static int check_rows(const struct form_field *ff, const cJSON *v, struct fs_err
 	return 0;
 }
 
-int form_check_value(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+int form_check_type(const struct form_field *ff, const cJSON *v, struct fs_error *err)
 {
 	if (!v || cJSON_IsNull(v)) {
 		if (ff->required && !ff->relevant)
@@ -1153,6 +1153,19 @@ int form_check_value(const struct form_field *ff, const cJSON *v, struct fs_erro
 	if (!cJSON_IsString(v) || !v->valuestring)
 		return fs_error_set(err, -FS_EVALID, "field '%s': must be a string", ff->name);
 	return check_string(ff, v->valuestring, err);
+}
+
+int form_check_value(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	struct expr_value ok;
+	int r;
+
+	if ((r = form_check_type(ff, v, err)) < 0 || !v || cJSON_IsNull(v) || !ff->constraint_alone)
+		return r;
+	ok = expr_eval(ff->constraint, NULL, NULL, v, NULL);
+	if (!expr_true(&ok))
+		return fs_error_set(err, -FS_EVALID, "field '%s': constraint not met", ff->name);
+	return 0;
 }
 
 int form_validate_value(const struct form *f, const char *field, const cJSON *value,

@@ -66,12 +66,13 @@
  *   count-selected(${members}) counts a group's rows.
  *
  * What HQ checks.  A change is checked against its field's own rules
- * (form_validate_value): type, bounds, values, and "required": true of a
- * field without "relevant".  Rules that read other fields or today()
- * cannot be checked per change, since merges combine fields from
- * different devices and days; they are checked on the device, where the
- * record is written, so a record valid on the device is never
- * quarantined at HQ.
+ * (form_validate_value): type, bounds, values, "required": true of a
+ * field without "relevant", and a constraint that reads nothing but '.'
+ * (such as string-length(.) >= 2), in rows too.  Rules that read other
+ * fields or today() cannot be checked per change, since merges combine
+ * fields from different devices and days; they are checked on the
+ * device, where the record is written, so a record valid on the device
+ * is never quarantined at HQ.
  *
  * Field attributes:
  *   name        [a-z][a-z0-9_]{0,63}; "id" and names starting with "_"

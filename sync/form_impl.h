@@ -35,6 +35,7 @@ struct form_field {
 	struct expr *relevant;	    /* asked only when it holds */
 	struct expr *required_if;   /* "required": an expression */
 	struct expr *constraint;    /* must hold for a given value ('.') */
+	bool constraint_alone;	    /* it reads '.' only: a rule of the value */
 	struct expr *calculate;	    /* the value, computed */
 	struct expr *choice_filter; /* which values are offered */
 	cJSON *constraint_message;  /* {language: text}, owned */
@@ -57,9 +58,12 @@ struct form {
 
 /* A field's own rules, without the rest of the record: type, bounds,
  * allowed values, and "required": true unless the field has "relevant"
- * (then it is required only where it is asked, a rule of the record).
- * What HQ checks per change, so it holds for any valid record. */
+ * (then it is required only where it is asked, a rule of the record);
+ * and a constraint that reads nothing but '.', since it holds for the
+ * value wherever it is.  What HQ checks per change, so it holds for any
+ * valid record.  form_check_type is the same without the constraint. */
 int form_check_value(const struct form_field *ff, const cJSON *v, struct fs_error *err);
+int form_check_type(const struct form_field *ff, const cJSON *v, struct fs_error *err);
 
 /* An object holds only the given fields, each at most once. */
 int form_check_members(const struct form_field *fields, size_t n, const cJSON *obj,

@@ -100,6 +100,7 @@ int formrule_parse(struct form_field *ff, const struct form_logic_attrs *a, stru
 	    (r = parse_expr(a->choice_filter, "choice_filter", &ff->choice_filter, err)) < 0 ||
 	    (r = parse_choice_data(ff, a->choice_data, err)) < 0)
 		return r;
+	ff->constraint_alone = ff->constraint && expr_reads_only_self(ff->constraint);
 	if (a->constraint_message) {
 		if (!a->constraint)
 			return fs_error_set(err, -FS_EFORMAT,
@@ -490,7 +491,7 @@ static int check_field(struct check *ck, const struct form_field *ff, const cJSO
 	if (ff->type == FORM_REPEAT) {
 		if ((r = check_group(ck, ff, v, entry, rule, e)) < 0)
 			return r;
-	} else if (form_check_value(ff, v, e) < 0) {
+	} else if (form_check_type(ff, v, e) < 0) {
 		*rule = "type";
 		return -FS_EVALID;
 	}

@@ -268,7 +268,12 @@ TEST(formrule_hq_checks_only_a_fields_own_rules)
 	ASSERT_OK(form_validate_value(f, "members", rows, &err));
 	ASSERT_EQ(form_validate_value(f, "members", bad, &err), -FS_EVALID);
 	ASSERT_STR_CONTAINS(err.msg, "row 1: field 'member_name': required");
-	/* Constraints read today() and other fields: not per change. */
+	/* A constraint on the value alone is the value's own rule... */
+	cJSON_Delete(bad);
+	bad = parse("[{\"member_name\":\"Ž\"}]");
+	ASSERT_EQ(form_validate_value(f, "members", bad, &err), -FS_EVALID);
+	ASSERT_STR_CONTAINS(err.msg, "field 'member_name': constraint not met");
+	/* ...one that reads today() or other fields is the record's. */
 	ASSERT_OK(form_validate_value(f, "visit_date", date, &err));
 	cJSON_Delete(v);
 	cJSON_Delete(rows);
