@@ -26,6 +26,12 @@
  * They seek records_visits_by_household by comparing with +s.id, not
  * s.id: the column's TEXT affinity would not match the index's
  * expression, and SQLite then scanned every visit for each household. */
+/* The team of the device that wrote record r, when HQ has said it
+ * (device_teams) or it is this device (its enrolment's team); ?9 is this
+ * device's id. */
+#define TEAM_OF(r)                                                                                 \
+	"coalesce((SELECT t.team FROM device_teams t WHERE t.device = " r ".author),"              \
+	" (SELECT m.value FROM meta m WHERE m.key = 'team' AND " r ".author = ?9))"
 #define VISITS_OF(id)                                                                              \
 	"FROM records v WHERE v.collection = 'visits' AND v.deleted = 0"                           \
 	" AND fs_field(v.fields, 'beneficiary_id') = " id
@@ -245,12 +251,13 @@ static int add_visits(struct store *s, const char *id, cJSON *list, struct fs_er
 	int r, rc;
 
 	if ((r = store_stmt(s, SLOT_VISITS,
-			    "SELECT v.id, v.fields, v.author " VISITS_OF(
+			    "SELECT v.id, v.fields, v.author, " TEAM_OF("v") " " VISITS_OF(
 				    "?1") " ORDER BY json_extract(v.fields, '$.visit_date') DESC, "
 					  "v.id DESC",
 			    &st, err)) < 0)
 		return r;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, store_identity(s)->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		cJSON *v = cJSON_CreateObject();
 
@@ -259,7 +266,7 @@ static int add_visits(struct store *s, const char *id, cJSON *list, struct fs_er
 			return oom(err);
 		}
 		if (!add_text(v, "id", st, 0) || !add_json(v, "fields", st, 1) ||
-		    !add_text(v, "author", st, 2) ||
+		    !add_text(v, "author", st, 2) || !add_text(v, "team", st, 3) ||
 		    !cJSON_AddBoolToObject(v, "mine", mine(s, st, 2)))
 			return oom(err);
 	}
@@ -313,11 +320,14 @@ int caseload_household(struct store *s, const char *id, cJSON **ret, struct fs_e
 		goto out;
 	}
 	if ((r = store_stmt(s, SLOT_HOUSEHOLD,
-			    "SELECT id, fields, author FROM records WHERE id = ?1 AND "
-			    "collection = 'beneficiaries' AND deleted = 0",
+			    "SELECT h.id, h.fields, h.author, " TEAM_OF(
+				    "h") " FROM records h"
+					 " WHERE h.id = ?1 AND "
+					 "collection = 'beneficiaries' AND deleted = 0",
 			    &st, err)) < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, store_identity(s)->id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		r = fs_error_set(err, -FS_ENOTFOUND, "household %s: no such household", id);
@@ -328,7 +338,8 @@ int caseload_household(struct store *s, const char *id, cJSON **ret, struct fs_e
 		goto out;
 	}
 	if (!add_text(o, "id", st, 0) || !add_json(o, "fields", st, 1) ||
-	    !add_text(o, "author", st, 2) || !cJSON_AddBoolToObject(o, "mine", mine(s, st, 2))) {
+	    !add_text(o, "author", st, 2) || !add_text(o, "team", st, 3) ||
+	    !cJSON_AddBoolToObject(o, "mine", mine(s, st, 2))) {
 		r = oom(err);
 		goto out;
 	}

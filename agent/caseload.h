@@ -42,9 +42,11 @@ struct caseload_query {
 int caseload_search(struct store *s, const struct caseload_query *q, cJSON **ret,
 		    struct fs_error *err) FS_WUR;
 
-/* *ret: {"id", "fields", "mine", "author", "visits": [{"id", "fields",
- * "author", "mine"}] newest first, "conflicts": [{"field", "value_a",
- * "device_a", "value_b", "device_b"}]} (b is the value that won). */
+/* *ret: {"id", "fields", "mine", "author", "team", "visits": [{"id",
+ * "fields", "author", "team", "mine"}] newest first, "conflicts":
+ * [{"field", "value_a", "device_a", "value_b", "device_b"}]} (b is the
+ * value that won).  "team" is the author's team: this device's own, or
+ * as HQ named it in a down-set; null when HQ has not named it yet. */
 int caseload_household(struct store *s, const char *id, cJSON **ret, struct fs_error *err) FS_WUR;
 
 #endif

@@ -32,7 +32,9 @@ enum {
 	SLOT_CONFLICT,
 	SLOT_VALUE,
 	SLOT_PURGE, /* and the three after it */
+	SLOT_TEAM = SLOT_PURGE + 4,
 };
+_Static_assert(SLOT_TEAM <= 43, "pull's store_stmt() slots are 32..43");
 
 /* ---- forms ---------------------------------------------------------------- */
 
@@ -505,6 +507,24 @@ static int purge(struct store *s, struct forms *forms, char *const *scope, size_
 
 /* ---- applying a down-set -------------------------------------------------- */
 
+/* Which team a device is (down-set version 2): the latest word wins. */
+static int keep_team(struct store *s, const struct downset_team *t, struct fs_error *err)
+{
+	sqlite3_stmt *st;
+	int r = store_stmt(s, SLOT_TEAM,
+			   "INSERT INTO device_teams(device, team) VALUES (?1, ?2)"
+			   " ON CONFLICT(device) DO UPDATE SET team = excluded.team",
+			   &st, err);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, t->device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, t->team, -1, SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, "keep a device's team in", err);
+	sqlite3_reset(st);
+	return r;
+}
+
 /* The scope as stored in meta: a JSON array of names. */
 static char *scope_json(const struct downset *d)
 {
@@ -559,6 +579,8 @@ static int apply_open(struct store *s, struct forms *forms, const struct downset
 	}
 	for (size_t i = 0; i < d->nconflicts && r == 0; i++)
 		r = keep_conflict(s, &d->conflicts[i], err);
+	for (size_t i = 0; i < d->nteams && r == 0; i++)
+		r = keep_team(s, &d->teams[i], err);
 	if (r == 0 && (rescope || nmoved))
 		r = purge(s, forms, d->scope, d->nscope, rescope ? NULL : moved, nmoved,
 			  &st->purged, &any, err);

@@ -157,14 +157,20 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 
 /* Version 5: the field app's drafts (agent/drafts.h): unfinished forms,
  * the fields as typed, kept here so that they are encrypted at rest and
- * survive a closed or killed browser.  They are never in the outbox. */
-#define STORE_DRAFTS_SQL                                                                           \
+ * survive a closed or killed browser.  They are never in the outbox.
+ * And the team each device was enrolled for, from HQ's down-sets
+ * (version 2), to say which team recorded a visit. */
+#define STORE_V5_SQL                                                                               \
 	"CREATE TABLE drafts("                                                                     \
 	"  id TEXT PRIMARY KEY,"                                                                   \
 	"  collection TEXT NOT NULL,"                                                              \
 	"  fields TEXT NOT NULL,"                                                                  \
 	"  created_ms INTEGER NOT NULL,"                                                           \
 	"  updated_ms INTEGER NOT NULL"                                                            \
+	") STRICT, WITHOUT ROWID;"                                                                 \
+	"CREATE TABLE device_teams("                                                               \
+	"  device TEXT PRIMARY KEY,"                                                               \
+	"  team TEXT NOT NULL"                                                                     \
 	") STRICT, WITHOUT ROWID;"
 
 /* Versions 1 to 5 (above).  records.fields is the JSON object of form fields; the
@@ -224,7 +230,7 @@ const char store_schema_sql[] =
 	"  detail TEXT,"
 	"  repeats INTEGER NOT NULL DEFAULT 1,"
 	"  last_at INTEGER"
-	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL STORE_SEARCH_SQL STORE_DRAFTS_SQL
+	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL STORE_SEARCH_SQL STORE_V5_SQL
 	"PRAGMA user_version = 5;";
 
 /* ---- opening the database --------------------------------------------- */
@@ -502,7 +508,7 @@ static int db_upgrade(struct store *s, struct fs_error *err)
 		r = exec(s, STORE_SEARCH_SQL "PRAGMA user_version = 4;", "upgrade store", err);
 	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
 	    version == 4)
-		r = exec(s, STORE_DRAFTS_SQL "PRAGMA user_version = 5;", "upgrade store", err);
+		r = exec(s, STORE_V5_SQL "PRAGMA user_version = 5;", "upgrade store", err);
 	if (r == 0)
 		r = exec(s, "COMMIT", "upgrade store", err);
 	if (r < 0)

@@ -684,14 +684,19 @@ struct pull {
 	int64_t top;	     /* greatest revision sent */
 	unsigned budget;     /* entries left in this set */
 	int more;
+	int version; /* of the down-set: the pull request's */
 	struct fs_error *err;
 };
 
 /* Free what a collection made and start again from nothing: only the
- * database, forms, device and error stay. */
+ * database, forms, device, version and error stay. */
 static void pull_reset(struct pull *p)
 {
-	struct pull fresh = { .db = p->db, .forms = p->forms, .device = p->device, .err = p->err };
+	struct pull fresh = { .db = p->db,
+			      .forms = p->forms,
+			      .device = p->device,
+			      .version = p->version,
+			      .err = p->err };
 
 	for (size_t i = 0; i < p->ncur; i++)
 		free(p->cur[i].key);
@@ -1191,6 +1196,59 @@ static int state_store(struct pull *p, const struct state *old, const uint8_t *b
 	return audit_append(p->db, now_ms, "pull", p->device, detail, p->err);
 }
 
+static int hex_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Version 2: the team of each device the set's changes and conflicts
+ * name, once each, so that a field worker sees who recorded what. */
+static int add_teams(struct pull *p)
+{
+	size_t n = 0, cap = p->d.nchanges + 2 * p->d.nconflicts;
+	struct hqsql_stmt *st = NULL;
+	const char **ids;
+	int r = 0;
+
+	if (!cap)
+		return 0;
+	if (!(ids = calloc(cap, sizeof(*ids))) ||
+	    !(p->d.teams = calloc(cap, sizeof(*p->d.teams)))) {
+		free(ids);
+		return fs_error_set(p->err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < p->d.nchanges; i++)
+		ids[n++] = p->d.changes[i].device;
+	for (size_t i = 0; i < p->d.nconflicts; i++) {
+		ids[n++] = p->d.conflicts[i].device_a;
+		ids[n++] = p->d.conflicts[i].device_b;
+	}
+	qsort(ids, n, sizeof(*ids), hex_cmp);
+	if ((r = hqsql_prepare(p->db, "SELECT team FROM devices WHERE id = ?1", &st, p->err)) < 0)
+		goto out;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		int rc;
+
+		if (i && !strcmp(ids[i], ids[i - 1]))
+			continue;
+		hqsql_reset(st);
+		hqsql_bind_text(st, 1, ids[i]);
+		rc = hqsql_step(st);
+		if (rc == HQSQL_ROW) {
+			struct downset_team *t = &p->d.teams[p->d.nteams++];
+
+			snprintf(t->device, sizeof(t->device), "%s", ids[i]);
+			snprintf(t->team, sizeof(t->team), "%s", hqsql_column_text(st, 0));
+		} else if (rc != HQSQL_DONE) {
+			r = hqsql_fail(p->db, "look up a device's team", p->err);
+		}
+	}
+out:
+	hqsql_finalize(st);
+	free(ids);
+	return r;
+}
+
 /* The next down-set after old, or 204. */
 static int make_next(struct pull *p, const struct identity *hq, const uint8_t *box_pk,
 		     const struct state *old, unsigned batch, uint64_t now_ms,
@@ -1205,7 +1263,8 @@ static int make_next(struct pull *p, const struct identity *hq, const uint8_t *b
 
 		p->conflict_cursor = old->conflict_cursor;
 		p->form_cursor = old->form_cursor;
-		if ((r = load_scope(p)) < 0 || (r = collect(p, batch)) < 0)
+		if ((r = load_scope(p)) < 0 || (r = collect(p, batch)) < 0 ||
+		    (p->version >= 2 && (r = add_teams(p)) < 0))
 			return r;
 		if (!(scope = scope_joined(&p->d)))
 			return fs_error_set(p->err, -ENOMEM, "out of memory");
@@ -1221,6 +1280,7 @@ static int make_next(struct pull *p, const struct identity *hq, const uint8_t *b
 		p->d.h.cursor = p->top > 0 ? (uint64_t)p->top : 0;
 		p->d.h.hq_time_ms = now_ms;
 		p->d.h.flags = p->more ? DOWNSET_FLAG_MORE : 0;
+		p->d.h.version = (uint8_t)p->version;
 		r = downset_encode(&p->d, box_pk, hq->sign_sk, &ret->body, &ret->len, &eerr);
 		if (r == 0)
 			break;
@@ -1282,12 +1342,14 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 	uint64_t after;
 	int r, revoked = 0;
 
-	if (len != DOWNSET_PULL_BYTES || memcmp(req, DOWNSET_PULL_MAGIC, 4) ||
-	    req[4] != DOWNSET_PULL_VERSION || req[5] || req[6] || req[7]) {
-		refuse(&res, 400, "malformed", "not a pull request (version %d)",
+	if (len != DOWNSET_PULL_BYTES || memcmp(req, DOWNSET_PULL_MAGIC, 4) || req[4] < 1 ||
+	    req[4] > DOWNSET_PULL_VERSION || req[5] || req[6] || req[7]) {
+		refuse(&res, 400, "malformed", "not a pull request (versions 1 to %d)",
 		       DOWNSET_PULL_VERSION);
 		goto done;
 	}
+	/* A device reads the down-set version its request names. */
+	p.version = req[4];
 	sodium_bin2hex(res.device, sizeof(res.device), req + 8, CHANGESET_DEVICE_BYTES);
 	p.device = res.device;
 	after = bytes_get_be(req + 24, 8);

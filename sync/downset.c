@@ -40,25 +40,36 @@ static cJSON *value_item(const cJSON *v)
 }
 
 /* Canonical form: {"scope":[...],"changes":[...],"conflicts":[...],
- * "forms":[...]}, members in that order, printed by cJSON without
- * spaces. */
-static char *payload_print(const struct downset *d)
+ * "forms":[...]}, and in version 2 "teams":[...], members in that order,
+ * printed by cJSON without spaces. */
+static char *payload_print(const struct downset *d, int version)
 {
 	cJSON *o = cJSON_CreateObject(), *scope = cJSON_CreateArray(), *ch = cJSON_CreateArray(),
-	      *co = cJSON_CreateArray(), *fo = cJSON_CreateArray();
+	      *co = cJSON_CreateArray(), *fo = cJSON_CreateArray(),
+	      *te = version >= 2 ? cJSON_CreateArray() : NULL;
 	char *text = NULL;
 
-	if (!o || !scope || !ch || !co || !fo) {
+	if (!o || !scope || !ch || !co || !fo || (version >= 2 && !te)) {
 		cJSON_Delete(scope);
 		cJSON_Delete(ch);
 		cJSON_Delete(co);
 		cJSON_Delete(fo);
+		cJSON_Delete(te);
 		goto out;
 	}
 	cJSON_AddItemToObject(o, "scope", scope);
 	cJSON_AddItemToObject(o, "changes", ch);
 	cJSON_AddItemToObject(o, "conflicts", co);
 	cJSON_AddItemToObject(o, "forms", fo);
+	if (te)
+		cJSON_AddItemToObject(o, "teams", te);
+	for (size_t i = 0; te && i < d->nteams; i++) {
+		cJSON *row = cJSON_CreateArray();
+
+		if (!append(te, row) || !append(row, cJSON_CreateString(d->teams[i].device)) ||
+		    !append(row, cJSON_CreateString(d->teams[i].team)))
+			goto out;
+	}
 	for (size_t i = 0; i < d->nscope; i++)
 		if (!append(scope, cJSON_CreateString(d->scope[i])))
 			goto out;
@@ -95,7 +106,9 @@ out:
 	return text;
 }
 
-static int scope_name_ok(const cJSON *v)
+/* A scope or team name: 1 to max bytes of UTF-8 without control
+ * characters. */
+static int name_ok(const cJSON *v, size_t max)
 {
 	size_t n;
 
@@ -105,7 +118,7 @@ static int scope_name_ok(const cJSON *v)
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)v->valuestring[i] < 0x20 || v->valuestring[i] == 0x7f)
 			return 0;
-	return n >= 1 && n <= DOWNSET_MAX_SCOPE_NAME && utf8_valid(v->valuestring);
+	return n >= 1 && n <= max && utf8_valid(v->valuestring);
 }
 
 /* The string at index i of an array row, or NULL. */
@@ -151,26 +164,54 @@ static int form_from_row(const cJSON *row, struct downset_form *f)
 	return (f->definition = cJSON_Duplicate(def, 1)) ? 0 : -ENOMEM;
 }
 
+/* The teams of version 2: [[device, team], ...]. */
+static int teams_read(const cJSON *arr, struct downset *d, struct fs_error *err)
+{
+	const cJSON *it;
+
+	if ((size_t)cJSON_GetArraySize(arr) > DOWNSET_MAX_TEAMS)
+		return fs_error_set(err, -FS_EFORMAT, "down-set: more than %d teams",
+				    DOWNSET_MAX_TEAMS);
+	if (!(d->teams = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*d->teams))))
+		return fs_error_set(err, -ENOMEM, "down-set: out of memory");
+	cJSON_ArrayForEach(it, arr)
+	{
+		const char *dev = row_str(it, 0);
+
+		if (cJSON_GetArraySize(it) != 2 || !dev || !identity_id_text_ok(dev) ||
+		    !name_ok(cJSON_GetArrayItem(it, 1), DOWNSET_MAX_TEAM_NAME))
+			return fs_error_set(err, -FS_EFORMAT, "down-set: team %zu is malformed",
+					    d->nteams + 1);
+		strcpy(d->teams[d->nteams].device, dev);
+		strcpy(d->teams[d->nteams].team, row_str(it, 1));
+		d->nteams++;
+	}
+	return 0;
+}
+
 /* The parsed, untrusted payload object into d (header already in d). */
 static int payload_read(const cJSON *o, struct downset *d, struct fs_error *err)
 {
-	static const char *const names[] = { "scope", "changes", "conflicts", "forms" };
-	const cJSON *m[4] = { 0 }, *it;
-	size_t i = 0, k;
+	static const char *const names[] = { "scope", "changes", "conflicts", "forms", "teams" };
+	size_t want = d->h.version >= 2 ? 5 : 4, i = 0, k;
+	const cJSON *m[5] = { 0 }, *it;
 	int r;
 
-	/* Exactly the four members, in order, each once. */
+	/* Exactly the members of the version, in order, each once. */
 	if (!cJSON_IsObject(o))
 		return fs_error_set(err, -FS_EFORMAT, "down-set: payload is not a JSON object");
 	for (it = o->child; it; it = it->next, i++) {
-		if (i >= 4 || !it->string || strcmp(it->string, names[i]) || !cJSON_IsArray(it))
+		if (i >= want || !it->string || strcmp(it->string, names[i]) || !cJSON_IsArray(it))
 			return fs_error_set(err, -FS_EFORMAT,
-					    "down-set: payload members are not scope, changes, "
-					    "conflicts and forms");
+					    "down-set: payload members are not those of "
+					    "version %u",
+					    (unsigned)d->h.version);
 		m[i] = it;
 	}
-	if (i != 4)
+	if (i != want)
 		return fs_error_set(err, -FS_EFORMAT, "down-set: payload member missing");
+	if (m[4] && (r = teams_read(m[4], d, err)) < 0)
+		return r;
 	d->nscope = (size_t)cJSON_GetArraySize(m[0]);
 	if (d->nscope < 1 || d->nscope > DOWNSET_MAX_SCOPE)
 		return fs_error_set(err, -FS_EFORMAT, "down-set: a scope of %zu names", d->nscope);
@@ -187,7 +228,7 @@ static int payload_read(const cJSON *o, struct downset *d, struct fs_error *err)
 	k = 0;
 	cJSON_ArrayForEach(it, m[0])
 	{
-		if (!scope_name_ok(it))
+		if (!name_ok(it, DOWNSET_MAX_SCOPE_NAME))
 			return fs_error_set(err, -FS_EFORMAT,
 					    "down-set: scope name %zu is malformed", k + 1);
 		if (!(d->scope[k++] = strdup(it->valuestring)))
@@ -243,6 +284,7 @@ void downset_clear(struct downset *d)
 	free(d->changes);
 	free(d->conflicts);
 	free(d->forms);
+	free(d->teams);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -253,21 +295,26 @@ int downset_encode(const struct downset *d, const uint8_t device_box_pk[crypto_b
 		   size_t *ret_len, struct fs_error *err)
 {
 	size_t count = d->nchanges + d->nconflicts + d->nforms, plen, slen = 0, total;
+	int version = d->h.version ? d->h.version : DOWNSET_VERSION_MIN, r = 0;
 	uint8_t *sealed = NULL, *out = NULL;
 	struct envelope_frame frame = { 0 };
 	char *payload = NULL;
-	int r = 0;
 
 	if (d->h.seq == 0 || d->nscope < 1 || d->nscope > DOWNSET_MAX_SCOPE ||
-	    (d->h.flags & ~DOWNSET_FLAG_MORE))
-		return fs_error_set(err, -FS_EUSAGE, "down-set: %zu scope names, sequence %llu",
+	    (d->h.flags & ~DOWNSET_FLAG_MORE) || version > DOWNSET_VERSION ||
+	    (version < 2 && d->nteams))
+		return fs_error_set(err, -FS_EUSAGE,
+				    "down-set: version %d, %zu scope names, sequence %llu", version,
 				    d->nscope, (unsigned long long)d->h.seq);
+	if (d->nteams > DOWNSET_MAX_TEAMS)
+		return fs_error_set(err, -FS_ELIMIT, "down-set: %zu teams, more than %d", d->nteams,
+				    DOWNSET_MAX_TEAMS);
 	/* Too many entries is a limit, like too many bytes: the maker sends
 	 * fewer at a time. */
 	if (count > DOWNSET_MAX_ENTRIES)
 		return fs_error_set(err, -FS_ELIMIT, "down-set: %zu entries, more than %d", count,
 				    DOWNSET_MAX_ENTRIES);
-	if (!(payload = payload_print(d)))
+	if (!(payload = payload_print(d, version)))
 		return fs_error_set(err, -ENOMEM, "down-set: out of memory");
 	plen = strlen(payload);
 	if (plen > DOWNSET_MAX_PAYLOAD ||
@@ -288,7 +335,7 @@ int downset_encode(const struct downset *d, const uint8_t device_box_pk[crypto_b
 		r = fs_error_set(err, -ENOMEM, "down-set: out of memory");
 		goto out;
 	}
-	frame.version = DOWNSET_VERSION;
+	frame.version = (uint8_t)version;
 	frame.flags = d->h.flags;
 	memcpy(frame.device, d->h.device, CHANGESET_DEVICE_BYTES);
 	frame.seq = d->h.seq;
@@ -320,8 +367,10 @@ int downset_parse(const uint8_t *buf, size_t len, struct downset_header *ret, st
 	int r;
 
 	if ((r = envelope_parse(buf, len, DOWNSET_MAGIC, "down-set", DOWNSET_MAX_BYTES,
-				DOWNSET_VERSION, DOWNSET_VERSION, DOWNSET_FLAG_MORE, &f, err)) < 0)
+				DOWNSET_VERSION_MIN, DOWNSET_VERSION, DOWNSET_FLAG_MORE, &f, err)) <
+	    0)
 		return r;
+	h.version = f.version;
 	h.flags = f.flags;
 	memcpy(h.device, f.device, CHANGESET_DEVICE_BYTES);
 	h.seq = f.seq;

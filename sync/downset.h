@@ -4,7 +4,7 @@
  * in tests/vectors/ pins it.  In short (big-endian):
  *
  *   0   4   magic "FSDS"          8   16  device id (the recipient)
- *   4   1   version, 1            24  8   sequence number (>= 1)
+ *   4   1   version, 1 or 2       24  8   sequence number (>= 1)
  *   5   1   codec, 1 = zstd JSON  32  32  BLAKE2b-256 of the previous down-set
  *   6   1   flags (1: more)       64  8   cursor (HQ's, opaque to the device)
  *   7   1   reserved, 0           72  8   HQ's clock, Unix ms
@@ -15,7 +15,10 @@
  * The payload is a JSON object: the device's scope, the merged value of
  * every changed field in it with the clock and device of the write that
  * won, the conflicts HQ decided, and HQ's form definitions with their
- * versions (see PROTOCOL.md for the canonical form).
+ * versions (see PROTOCOL.md for the canonical form); from version 2,
+ * also the team of each device those name, so that a field worker sees
+ * which team recorded a visit.  HQ makes version 2 only for a device
+ * whose pull request says it reads it (pull request version 2).
  *
  * Trust: downset_parse() checks only shape and limits; nothing in a
  * parsed header is authentic until downset_verify() succeeds with HQ's
@@ -37,7 +40,8 @@
 #include "sync/hlc.h"
 
 #define DOWNSET_MAGIC "FSDS"
-#define DOWNSET_VERSION 1
+#define DOWNSET_VERSION_MIN 1
+#define DOWNSET_VERSION 2 /* adds "teams" */
 #define DOWNSET_CODEC_ZSTD_JSON 1
 #define DOWNSET_FLAG_MORE 0x01 /* HQ holds more for this device: pull again */
 #define DOWNSET_HEADER_BYTES 88
@@ -50,8 +54,11 @@
 #define DOWNSET_MAX_SCOPE 64
 #define DOWNSET_MAX_SCOPE_NAME 200 /* bytes of UTF-8, no control characters */
 #define DOWNSET_DEVICE_HEX (2 * CHANGESET_DEVICE_BYTES + 1)
+#define DOWNSET_MAX_TEAM_NAME 200 /* bytes of UTF-8, no control characters */
+#define DOWNSET_MAX_TEAMS DOWNSET_MAX_ENTRIES
 
 struct downset_header {
+	uint8_t version;			/* 1 or 2; 0 when encoding: 1 */
 	uint8_t flags;				/* DOWNSET_FLAG_MORE */
 	uint8_t device[CHANGESET_DEVICE_BYTES]; /* the recipient's id, raw */
 	uint64_t seq;				/* per device, from 1, no gaps */
@@ -88,6 +95,12 @@ struct downset_form {
 	cJSON *definition; /* owned; checked by form_load_json when used */
 };
 
+/* Version 2: the team a device was enrolled for (lower-case hex id). */
+struct downset_team {
+	char device[DOWNSET_DEVICE_HEX];
+	char team[DOWNSET_MAX_TEAM_NAME + 1];
+};
+
 struct downset {
 	struct downset_header h;
 	char **scope; /* municipality names, or "*" alone; owned */
@@ -98,14 +111,17 @@ struct downset {
 	size_t nconflicts;
 	struct downset_form *forms;
 	size_t nforms;
+	struct downset_team *teams; /* version 2 only; not counted in h.count */
+	size_t nteams;
 };
 
-/* A pull request (POST /v1/pull): magic "FSPL", version 1, 3 reserved
+/* A pull request (POST /v1/pull): magic "FSPL", version, 3 reserved
  * zero bytes, device id, the last down-set applied (sequence, 0 for none,
  * and its hash, zero for none), the device's clock (Unix ms), and the
- * device's Ed25519 signature over bytes [0, 72). */
+ * device's Ed25519 signature over bytes [0, 72).  Its version is the
+ * newest down-set version the device reads: 1 or 2. */
 #define DOWNSET_PULL_MAGIC "FSPL"
-#define DOWNSET_PULL_VERSION 1
+#define DOWNSET_PULL_VERSION 2
 #define DOWNSET_PULL_BYTES (72 + crypto_sign_BYTES)
 /* A 200 answer to a pull carries HQ's latest signed audit checkpoint
  * note, base64 (RFC 4648, padded), in this header (PROTOCOL.md). */

@@ -124,6 +124,32 @@ TEST(downset_vector_v1)
 	ASSERT_MEM_EQ(hash, want, 32);
 }
 
+/* Version 2, made once by tests/tools/gen_downset_vector 2: the
+ * version 1 vector's entries, and the teams. */
+TEST(downset_vector_v2)
+{
+	const uint8_t head[] = { 'F', 'S', 'D', 'S', 2, 1, DOWNSET_FLAG_MORE, 0 };
+	uint8_t buf[4096], hash[32], want[32];
+	struct downset d;
+	struct dkeys k;
+	size_t len = test_read_hex(FS_SOURCE_DIR "/tests/vectors/downset-v2.hex", buf, sizeof(buf));
+
+	dvector_keys(k.hq_pk, k.hq_sk, k.box_pk, k.box_sk, k.device);
+	ASSERT_MEM_EQ(buf, head, sizeof(head));
+	ASSERT_EQ(bytes_get_be(buf + 80, 4), 4); /* teams are not entries */
+	ASSERT_EQ(len, 88 + bytes_get_be(buf + 84, 4) + 64);
+	ASSERT_OK(accept(&k, buf, len, &d));
+	check_vector(&k, &d);
+	ASSERT_EQ(d.nteams, 2);
+	ASSERT_STR_EQ(d.teams[0].device, DVECTOR_DEVICE_A);
+	ASSERT_STR_EQ(d.teams[0].team, "Tim Бујановац");
+	ASSERT_STR_EQ(d.teams[1].team, "Tim Tutin");
+	downset_clear(&d);
+	changeset_hash(buf, len, hash);
+	ASSERT_OK(sodium_hex2bin(want, sizeof(want), DVECTOR_V2_HASH, 64, NULL, NULL, NULL));
+	ASSERT_MEM_EQ(hash, want, 32);
+}
+
 TEST(downset_every_flipped_byte_rejected)
 {
 	struct dkeys k;
@@ -172,7 +198,8 @@ TEST(downset_wrong_keys)
 
 /* A down-set whose payload is text, sealed and signed with the vector's
  * keys and count entries: what a buggy or hostile HQ could send. */
-static int open_raw(const struct dkeys *k, const char *text, uint32_t count, struct fs_error *err)
+static int open_raw_v(const struct dkeys *k, uint8_t version, const char *text, uint32_t count,
+		      struct fs_error *err)
 {
 	uint8_t *sealed = NULL, *buf;
 	size_t slen = 0, len;
@@ -185,6 +212,7 @@ static int open_raw(const struct dkeys *k, const char *text, uint32_t count, str
 	buf = calloc(1, len);
 	ASSERT_TRUE(buf);
 	memcpy(buf, "FSDS\1\1\0\0", 8);
+	buf[4] = version;
 	memcpy(buf + 8, k->device, 16);
 	bytes_put_be(buf + 24, 1, 8);
 	bytes_put_be(buf + 80, count, 4);
@@ -198,6 +226,11 @@ static int open_raw(const struct dkeys *k, const char *text, uint32_t count, str
 	free(sealed);
 	free(buf);
 	return r;
+}
+
+static int open_raw(const struct dkeys *k, const char *text, uint32_t count, struct fs_error *err)
+{
+	return open_raw_v(k, 1, text, count, err);
 }
 
 #define ROW_ID "\"0193a1b2-c3d4-7abc-8def-0123456789ab\""
@@ -279,6 +312,92 @@ TEST(downset_malformed_payloads_refused)
 		"," ROW_HLC ",1," ROW_DEV "," ROW_HLC ",2]],\"forms\":[[\"visits\","
 		"1,{}]]}",
 		3, NULL));
+}
+
+/* Version 2 adds the teams of the devices a set names: it round-trips,
+ * and malformed teams are refused whole like any other entry. */
+TEST(downset_v2_teams)
+{
+	static const struct {
+		uint8_t version;
+		const char *text;
+		const char *why;
+	} bad[] = {
+		{ 2, "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[]}",
+		  "member missing" },
+		{ 1,
+		  "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[],"
+		  "\"teams\":[]}",
+		  "members are not those of version 1" },
+		{ 2,
+		  "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[],"
+		  "\"teams\":[[\"0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A\",\"Tim Jug\"]]}",
+		  "team 1" },
+		{ 2,
+		  "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[],"
+		  "\"teams\":[[" ROW_DEV ",\"\"]]}",
+		  "team 1" },
+		{ 2,
+		  "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[],"
+		  "\"teams\":[[" ROW_DEV ",\"Tim\\nJug\"]]}",
+		  "team 1" },
+		{ 2,
+		  "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[],"
+		  "\"teams\":[[" ROW_DEV ",\"Tim Jug\",1]]}",
+		  "team 1" },
+		{ 2,
+		  "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],\"forms\":[],"
+		  "\"teams\":[[" ROW_DEV ",\"Tim Jug\"],7]}",
+		  "team 2" },
+	};
+	struct fs_error err = { 0 };
+	struct downset d, back;
+	struct dkeys k;
+	uint8_t *buf = NULL;
+	size_t len;
+
+	dvector_keys(k.hq_pk, k.hq_sk, k.box_pk, k.box_sk, k.device);
+	ASSERT_OK(dvector_downset(&d, k.device));
+	d.teams = calloc(2, sizeof(*d.teams));
+	ASSERT_TRUE(d.teams);
+	d.nteams = 2;
+	strcpy(d.teams[0].device, DVECTOR_DEVICE_A);
+	strcpy(d.teams[0].team, "Tim Бујановац");
+	sodium_bin2hex(d.teams[1].device, sizeof(d.teams[1].device), k.device, 16);
+	strcpy(d.teams[1].team, "Tim Tutin");
+	/* Version 1 has no teams to carry. */
+	ASSERT_EQ(downset_encode(&d, k.box_pk, k.hq_sk, &buf, &len, &err), -FS_EUSAGE);
+	d.h.version = 2;
+	if (downset_encode(&d, k.box_pk, k.hq_sk, &buf, &len, &err) < 0)
+		TEST_FAIL("encode: %s", err.msg);
+	ASSERT_EQ(buf[4], 2);
+	ASSERT_OK(accept(&k, buf, len, &back));
+	check_vector(&k, &back);
+	ASSERT_EQ(back.h.version, 2);
+	ASSERT_EQ(back.nteams, 2);
+	ASSERT_STR_EQ(back.teams[0].device, DVECTOR_DEVICE_A);
+	ASSERT_STR_EQ(back.teams[0].team, "Tim Бујановац");
+	ASSERT_STR_EQ(back.teams[1].team, "Tim Tutin");
+	downset_clear(&back);
+	downset_clear(&d);
+	free(buf);
+	/* A version this device does not read is refused. */
+	ASSERT_TRUE(open_raw_v(&k, 3,
+			       "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],"
+			       "\"forms\":[],\"teams\":[]}",
+			       0, &err) < 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		if (open_raw_v(&k, bad[i].version, bad[i].text, 0, &err) == 0)
+			TEST_FAIL("payload %zu was accepted", i);
+		if (!strstr(err.msg, bad[i].why))
+			TEST_FAIL("payload %zu: \"%s\" does not say \"%s\"", i, err.msg,
+				  bad[i].why);
+	}
+	ASSERT_OK(open_raw_v(&k, 2,
+			     "{\"scope\":[\"Tutin\"],\"changes\":[],\"conflicts\":[],"
+			     "\"forms\":[],\"teams\":[[" ROW_DEV ",\"Tim Jug\"]]}",
+			     0, NULL));
 }
 
 /* Over the limits: refused before anything big is built. */

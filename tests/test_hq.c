@@ -1900,8 +1900,8 @@ struct puller {
 /* Pull once for d: the HTTP status; on 200, *ret the opened down-set,
  * checked as a device checks it (HQ's key, its own id, the chain), and
  * the chain moves on.  raw, when not NULL, gets the bytes. */
-static long pull_once(const struct hq *h, const struct device *d, struct puller *pl,
-		      struct downset *ret, struct buf *raw)
+static long pull_once_v(const struct hq *h, const struct device *d, struct puller *pl,
+			struct downset *ret, struct buf *raw, uint8_t version)
 {
 	uint8_t req[DOWNSET_PULL_BYTES], id[16];
 	struct downset_header hd;
@@ -1912,6 +1912,9 @@ static long pull_once(const struct hq *h, const struct device *d, struct puller 
 	ASSERT_OK(sodium_hex2bin(id, sizeof(id), d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
 	downset_pull_request(id, pl->seq, pl->seq ? pl->hash : NULL, hlc_wall_ms(), d->id->sign_sk,
 			     req);
+	/* An older device: it reads down-sets of that version only. */
+	req[4] = version;
+	crypto_sign_detached(req + 72, NULL, req, 72, d->id->sign_sk);
 	status = http_post_raw(h, "/v1/pull", req, sizeof(req), "application/vnd.fieldsync.pull",
 			       "Expect:", &b);
 	if (status != 200) {
@@ -1936,6 +1939,12 @@ static long pull_once(const struct hq *h, const struct device *d, struct puller 
 	else
 		free(b.data);
 	return status;
+}
+
+static long pull_once(const struct hq *h, const struct device *d, struct puller *pl,
+		      struct downset *ret, struct buf *raw)
+{
+	return pull_once_v(h, d, pl, ret, raw, DOWNSET_PULL_VERSION);
 }
 
 /* Count d's changes to record rec, and whether one sets field to text. */
@@ -2012,8 +2021,29 @@ TEST(hq_pull_sends_the_scope_and_only_the_scope)
 	ASSERT_EQ(d.h.flags, 0);
 	ASSERT_EQ(changes_to(&d, r2, "", "", NULL), 5);
 	ASSERT_EQ(changes_to(&d, r1, "", "", NULL), 0);
+	/* Version 2 names the team of the device that wrote them. */
+	ASSERT_EQ(d.h.version, 2);
+	ASSERT_EQ(d.nteams, 1);
+	ASSERT_STR_EQ(d.teams[0].device, b.id->id);
+	ASSERT_STR_EQ(d.teams[0].team, "Tim Tutin");
 	downset_clear(&d);
 	ASSERT_EQ(pull_once(&h, &b, &pb, &d, NULL), 204);
+	/* A device that reads version 1 only still gets version 1. */
+	{
+		struct puller po = { 0 };
+		struct device o;
+
+		device_new(&o, "Tim Stari");
+		o.muni = "Tutin";
+		device_enroll(&h, &o);
+		ASSERT_EQ(pull_once_v(&h, &o, &po, &d, NULL, 1), 200);
+		ASSERT_EQ(d.h.version, 1);
+		ASSERT_EQ(d.nteams, 0);
+		ASSERT_EQ(changes_to(&d, r2, "", "", NULL), 5);
+		downset_clear(&d);
+		ASSERT_EQ(pull_once_v(&h, &o, &po, &d, NULL, 3), 400);
+		identity_free(o.id);
+	}
 
 	/* a's answer is lost: asking again after the same set gets the same
 	 * bytes; a chain HQ never made is refused. */

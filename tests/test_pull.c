@@ -7,13 +7,13 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "agent/caseload.h"
 #include "agent/devforms.h"
 #include "agent/pull.h"
 #include "agent/records.h"
 #include "agent/store.h"
 #include "sync/downset.h"
 #include "sync/formsrc.h"
-#include "agent/caseload.h"
 #include "tests/fixture.h"
 #include "tests/test.h"
 
@@ -31,6 +31,8 @@ struct world {
 	uint8_t hash[CHANGESET_HASH_BYTES]; /* its hash */
 	struct downset_form *forms;	    /* HQ's forms for the next make() */
 	size_t nforms;
+	struct downset_team *teams; /* for the next make(): version 2 */
+	size_t nteams;
 };
 
 static void world_open(struct world *w)
@@ -86,6 +88,9 @@ static void make(struct world *w, uint64_t seq, const struct downset_change *ch,
 	d.nchanges = n;
 	d.forms = w->forms;
 	d.nforms = w->nforms;
+	d.teams = w->teams;
+	d.nteams = w->nteams;
+	d.h.version = w->nteams ? 2 : 1;
 	if (downset_encode(&d, box_pk, sign_sk, buf, len, &err) < 0)
 		TEST_FAIL("encode: %s", err.msg);
 }
@@ -569,5 +574,69 @@ TEST(pull_purge_overwrites_the_record)
 		ASSERT_STR_EQ(v, "");
 		ASSERT_EQ(in_decrypted_pages(w.s, names[control]), control);
 	}
+	store_close(w.s);
+}
+
+/* Down-set version 2 names each writer's team; a household's page shows
+ * it beside each visit, this device's own from its enrolment. */
+TEST(pull_names_the_team_of_each_writer)
+{
+	struct downset_change ch[6];
+	struct downset_team teams[1];
+	struct fs_error err = { 0 };
+	struct form *v = fixture_form("visits");
+	char vid[UUID_TEXT_LEN + 1];
+	const cJSON *visits, *x;
+	struct world w;
+	cJSON *house = NULL, *mine;
+	uint8_t *buf = NULL;
+	size_t len;
+	int seen = 0;
+
+	world_open(&w);
+	ASSERT_OK(store_meta_put(w.s, "team", "Tim Sjenica", &err));
+	ch[0] = change("full_name", "\"Petrović Ana\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[1] = change("municipality", "\"Sjenica\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[2] = change("status", "\"idp\"", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[3] = change("household_size", "4", 0x0193a1b2c3d40000ULL, HQDEV);
+	ch[4] = change("consent", "true", 0x0193a1b2c3d40000ULL, HQDEV);
+	memset(teams, 0, sizeof(teams));
+	snprintf(teams[0].device, sizeof(teams[0].device), "%s", HQDEV);
+	snprintf(teams[0].team, sizeof(teams[0].team), "Tim Бујановац");
+	w.teams = teams;
+	w.nteams = 1;
+	make(&w, 1, ch, 5, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	free_changes(ch, 5);
+	/* A visit recorded here. */
+	mine = cJSON_Parse("{\"beneficiary_id\":\"" REC "\",\"visit_date\":\"2026-11-20\","
+			   "\"visit_type\":\"needs_assessment\"}");
+	ASSERT_OK(store_begin(w.s, &err));
+	ASSERT_OK(records_add(w.s, v, mine, NULL, vid, &err));
+	ASSERT_OK(store_commit(w.s, &err));
+	cJSON_Delete(mine);
+	ASSERT_OK(caseload_household(w.s, REC, &house, &err));
+	ASSERT_STR_EQ(cJSON_GetObjectItem(house, "team")->valuestring, "Tim Бујановац");
+	visits = cJSON_GetObjectItem(house, "visits");
+	cJSON_ArrayForEach(x, visits)
+	{
+		ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(x, "mine")));
+		ASSERT_STR_EQ(cJSON_GetObjectItem(x, "team")->valuestring, "Tim Sjenica");
+		seen++;
+	}
+	ASSERT_EQ(seen, 1);
+	cJSON_Delete(house);
+	/* HQ renames the team: the latest word wins. */
+	snprintf(teams[0].team, sizeof(teams[0].team), "Tim Jug");
+	ch[5] = change("status", "\"refugee\"", 0x0193a1b2c3d40001ULL, HQDEV);
+	make(&w, 2, &ch[5], 1, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
+	ASSERT_OK(apply(&w, buf, len, &err));
+	free(buf);
+	free_changes(&ch[5], 1);
+	ASSERT_OK(caseload_household(w.s, REC, &house, &err));
+	ASSERT_STR_EQ(cJSON_GetObjectItem(house, "team")->valuestring, "Tim Jug");
+	cJSON_Delete(house);
+	form_free(v);
 	store_close(w.s);
 }

@@ -776,7 +776,7 @@ TEST(store_upgrades_version_1)
 			       "DROP TRIGGER record_search_insert; DROP TRIGGER "
 			       "record_search_update; DROP TRIGGER record_search_delete; "
 			       "DROP INDEX records_visits_by_household; DROP TABLE record_search; "
-			       "DROP TABLE drafts; "
+			       "DROP TABLE drafts; DROP TABLE device_teams; "
 			       "PRAGMA user_version = 1;",
 			       NULL, NULL, NULL),
 		  SQLITE_OK);

@@ -344,6 +344,20 @@ def run(d):
         wait(d, "no last successful sync shown",
              lambda: text(d, "sync-last").startswith("Last successful sync:"))
         shot(d, "home-synced")
+        # The other team's visit came down with its team's name.
+        search(d, "Ana")
+        click(d, "Ana's household", By.XPATH,
+              "//ul[@id='results']//button[.//span[text()='Jovanović Ana']]")
+        wait(d, "the other team's visit was not shown with its team",
+             lambda: visible(d, "household")
+             and "Recorded by team Tim Preševo" in text(d, "hh-visits"))
+        if "Recorded on this laptop · Tim Vranje" not in text(d, "hh-visits"):
+            raise Failed("this laptop's visits do not name its team: %r" % text(d, "hh-visits"))
+        d.execute_script("document.getElementById('hh-visits').scrollIntoView();")
+        shot(d, "household-teams")
+        d.find_element(By.ID, "back").click()
+        wait(d, "Back did not return to the caseload", lambda: visible(d, "home"))
+        search(d, "")
     finally:
         hq.terminate()
         hq.wait()

@@ -21,9 +21,17 @@ hq_and_enrolled_store "Tim Vranje" Vranje
 NAME="Ђорђевић Драгана"
 add_person "$NAME" Vranje > /dev/null
 ANA=$(add_person "Jovanović Ana" Vranje)
-add_person "Petrović Marko" Vranje > /dev/null
 expect_exit 0 fs visit add "beneficiary_id=$ANA" visit_date=2026-11-20 visit_type=needs_assessment \
 	"notes=Krov prokišnjava; потребна поправка"
+expect_exit 0 fs sync
+# Another team's laptop, covering Vranje too, visits Ana; this laptop
+# hears of it (and of that team's name) only at its next sync.
+dev_enrol presevo "Tim Preševo" Preševo Vranje
+expect_exit 0 dev presevo sync
+expect_exit 0 dev presevo visit add "beneficiary_id=$ANA" visit_date=2026-11-22 \
+	visit_type=legal_assistance "notes=Dokumenta predata"
+expect_exit 0 dev presevo sync
+add_person "Petrović Marko" Vranje > /dev/null
 HQ_PORT=$PORT
 stop_hq
 agent_conf '[web]' 'listen = 127.0.0.1:0'
@@ -45,7 +53,7 @@ export FS_APP_URL="$URL" FS_APP_PASSPHRASE_FILE="$PASS" FS_PROFILE="$T/profile" 
 # through "Sync now"; the draft's crash and its refused answers left
 # nothing behind.
 [ "$(hq_count beneficiaries)" -eq 3 ] || fail "HQ has $(hq_count beneficiaries) households, expected 3"
-[ "$(hq_count visits)" -eq 2 ] || fail "HQ has $(hq_count visits) visits, expected 2"
+[ "$(hq_count visits)" -eq 3 ] || fail "HQ has $(hq_count visits) visits, expected 3"
 hq export visits --format jsonl > "$T/visits.jsonl" || fail "hq export visits failed"
 grep -q '"construction_stage":"roof"' "$T/visits.jsonl" || fail "the visit's stage of works did not reach HQ"
 grep -q '"person_name":"Јована Петровић"' "$T/visits.jsonl" || fail "the people present did not reach HQ"

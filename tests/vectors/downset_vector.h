@@ -11,6 +11,8 @@
 #include "tests/vectors/changeset_vector.h"
 
 #define DVECTOR_CURSOR 0x0102030405060708ULL
+/* The hash of tests/vectors/downset-v2.hex, as made once. */
+#define DVECTOR_V2_HASH "cf1023228d55e784a361fab7e4f986d3584bd4590d4bf187a4ec02896322d186"
 #define DVECTOR_TIME_MS 1764979200000ULL /* 2025-12-06T00:00:00Z */
 #define DVECTOR_DEVICE_A "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"
 #define DVECTOR_FORM                                                                               \
@@ -87,6 +89,21 @@ static inline int dvector_downset(struct downset *d, const uint8_t *device)
 	d->forms[0].definition = cJSON_Parse(DVECTOR_FORM);
 	return d->conflicts[0].value_a && d->conflicts[0].value_b && d->forms[0].definition ? 0
 											    : -1;
+}
+
+/* Version 2: the same, with the teams of the two devices it names. */
+static inline int dvector_downset_v2(struct downset *d, const uint8_t *device)
+{
+	if (dvector_downset(d, device) < 0 || !(d->teams = calloc(2, sizeof(*d->teams))))
+		return -1;
+	d->h.version = 2;
+	d->nteams = 2;
+	strcpy(d->teams[0].device, DVECTOR_DEVICE_A);
+	strcpy(d->teams[0].team, "Tim Бујановац");
+	sodium_bin2hex(d->teams[1].device, sizeof(d->teams[1].device), device,
+		       CHANGESET_DEVICE_BYTES);
+	strcpy(d->teams[1].team, "Tim Tutin");
+	return 0;
 }
 
 #endif

@@ -238,7 +238,8 @@
       const vf = v.fields || {};
       const li = el('li', '');
       li.appendChild(el('strong', '', [vf.visit_date, valueText('visits', 'visit_type', vf.visit_type)].filter(Boolean).join(' · ')));
-      li.appendChild(el('div', 'meta', t(v.mine ? 'by_me' : 'by_other')));
+      li.appendChild(el('div', 'meta', v.mine ? t('by_me') + (v.team ? ' · ' + v.team : '')
+        : v.team ? t('by_team', { team: v.team }) : t('by_other')));
       if (vf.notes) li.appendChild(el('div', '', vf.notes));
       vl.appendChild(li);
     });
