@@ -107,12 +107,20 @@ static int draft_answer(const struct form *f, const char *id, const cJSON *field
 	if ((r = form_settle(f, values, NULL, err)) < 0 ||
 	    (r = form_report(f, values, NULL, &report, err)) < 0)
 		goto out;
-	cJSON_AddItemToObject(o, "values", values);
+	if (!cJSON_AddItemToObject(o, "values", values)) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	values = NULL;
-	cJSON_AddItemToObject(o, "report", report);
+	if (!cJSON_AddItemToObject(o, "report", report)) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	report = NULL;
 	*ret = o;
 	o = NULL;
 out:
+	cJSON_Delete(report);
 	cJSON_Delete(values);
 	cJSON_Delete(o);
 	return r;
@@ -168,7 +176,7 @@ static int draft_finalise(struct agent *a, const cJSON *req, cJSON **ret, struct
 	char collection[FORM_MAX_NAME + 1], rid[UUID_TEXT_LEN + 1];
 	const char *id = web_json_text(req, "id");
 	struct form *f = NULL;
-	cJSON *fields = NULL;
+	cJSON *fields = NULL, *o = NULL;
 	int r;
 
 	if ((r = drafts_load(a->store, id, collection, sizeof(collection), &fields, err)) < 0 ||
@@ -176,11 +184,14 @@ static int draft_finalise(struct agent *a, const cJSON *req, cJSON **ret, struct
 	    (r = drafts_finalise(a->store, f, id, rid, err)) < 0)
 		goto out;
 	daemon_schedule(a, a->c->cfg.push_delay_ms);
-	if (!(*ret = cJSON_CreateObject()) || !cJSON_AddStringToObject(*ret, "record_id", rid)) {
-		cJSON_Delete(*ret);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "record_id", rid)) {
 		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
 	}
+	*ret = o;
+	o = NULL;
 out:
+	cJSON_Delete(o);
 	cJSON_Delete(fields);
 	form_free(f);
 	return r;

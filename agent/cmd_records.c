@@ -267,11 +267,16 @@ int cmd_record(struct cli *c, const struct command_call *call)
 	if ((r = cmd_open_store(c, &s, &err)) < 0 ||
 	    (r = devforms_load(s, c->cfg.forms_dir, collection, &f, &err)) < 0)
 		goto fail;
-	if (!strcmp(verb, "add"))
+	if (!strcmp(verb, "add")) {
 		r = json_path ? fields_from_json(c, json_path, &fields, &err)
 			      : fields_from_args(f, nargs, argv, &fields, &err);
-	else if (!strcmp(verb, "edit"))
+		/* A new record takes the form's defaults for what it lacks,
+		 * as a form begun in the field app does; an import does not. */
+		if (r == 0 && cJSON_IsObject(fields))
+			r = form_apply_defaults(f, fields, &err);
+	} else if (!strcmp(verb, "edit")) {
 		r = fields_from_args(f, nargs - 1, argv + 1, &fields, &err);
+	}
 	if (r < 0)
 		goto fail;
 	if (!strcmp(verb, "list")) {

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "agent/records.h"
-#include "sync/hlc.h"
 
 /* Statement slots in the store's cache (agent/store.h). */
 enum {
@@ -15,6 +14,7 @@ enum {
 	SLOT_DRAFT_LIST,
 	SLOT_DRAFT_DELETE,
 	SLOT_DRAFT_COUNT,
+	SLOT_DRAFT_UPDATE,
 };
 
 static int oom(struct fs_error *err)
@@ -58,11 +58,13 @@ static int count_drafts(struct store *s, int *ret, struct fs_error *err)
 	return r;
 }
 
-/* Insert or replace the row; a new one needs room under DRAFTS_MAX. */
+/* Insert a new draft, when there is room under DRAFTS_MAX, or update
+ * one that exists: an id the agent did not give is not a way past the
+ * limit. */
 static int put_draft(struct store *s, const struct form *f, const char *id, int is_new,
 		     const char *text, struct fs_error *err)
 {
-	uint64_t now = hlc_wall_ms();
+	uint64_t now = store_wall_ms(s);
 	sqlite3_stmt *st;
 	int n = 0, r;
 
@@ -72,13 +74,14 @@ static int put_draft(struct store *s, const struct form *f, const char *id, int 
 		return fs_error_set(err, -FS_ELIMIT,
 				    "there are %d drafts already; finish or discard some first",
 				    DRAFTS_MAX);
-	/* An update keeps its row's collection: the id names one draft. */
-	r = store_stmt(s, SLOT_DRAFT_PUT,
-		       "INSERT INTO drafts(id, collection, fields, created_ms, updated_ms)"
-		       " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(id) DO UPDATE SET"
-		       " fields = excluded.fields, updated_ms = excluded.updated_ms"
-		       " WHERE collection = excluded.collection",
-		       &st, err);
+	r = is_new ? store_stmt(s, SLOT_DRAFT_PUT,
+				"INSERT INTO drafts(id, collection, fields, created_ms, updated_ms)"
+				" VALUES (?1, ?2, ?3, ?4, ?4)",
+				&st, err)
+		   : store_stmt(s, SLOT_DRAFT_UPDATE,
+				"UPDATE drafts SET fields = ?3, updated_ms = ?4"
+				" WHERE id = ?1 AND collection = ?2",
+				&st, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -88,7 +91,8 @@ static int put_draft(struct store *s, const struct form *f, const char *id, int 
 	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, "save draft in", err);
 	sqlite3_reset(st);
 	if (r == 0 && sqlite3_changes(store_db(s)) == 0)
-		r = fs_error_set(err, -FS_ENOTFOUND, "draft %s is of another form", id);
+		r = fs_error_set(err, -FS_ENOTFOUND, "no draft %s of form %s", id,
+				 form_collection(f));
 	return r;
 }
 
@@ -103,7 +107,7 @@ int drafts_save(struct store *s, const struct form *f, const char *id, const cJS
 	if ((r = fields_known(f, fields, err)) < 0)
 		return r;
 	if (is_new)
-		uuid_v7_new(hlc_wall_ms(), did);
+		uuid_v7_new(store_wall_ms(s), did);
 	else if ((r = draft_id(id, did, err)) < 0)
 		return r;
 	if (!(copy = cJSON_Duplicate(fields, 1))) {
@@ -258,8 +262,11 @@ int drafts_finalise(struct store *s, const struct form *f, const char *id,
 				 form_collection(f));
 		goto out;
 	}
-	/* records_add settles and validates the fields, as for `record add`. */
-	if ((r = records_add(s, f, fields, NULL, ret_record_id, err)) < 0 ||
+	/* Answers to questions the worker's later answers no longer ask
+	 * were kept in the draft, in case they came back; now they go.
+	 * records_add then checks the record whole, as for `record add`. */
+	if ((r = form_settle(f, fields, NULL, err)) < 0 ||
+	    (r = records_add(s, f, fields, NULL, ret_record_id, err)) < 0 ||
 	    (r = delete_draft(s, did, err)) < 0)
 		goto out;
 	r = store_commit(s, err);
@@ -267,5 +274,35 @@ out:
 	if (r < 0)
 		store_rollback(s);
 	cJSON_Delete(fields);
+	return r;
+}
+
+int drafts_drop_orphans(struct store *s, const struct form *f, size_t *ret_dropped,
+			struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	*ret_dropped = 0;
+	/* Rare (a scope change): prepared here, not cached in a slot. */
+	if (sqlite3_prepare_v2(
+		    store_db(s),
+		    "DELETE FROM drafts WHERE collection = ?1"
+		    " AND fs_field(fields, ?2) IS NOT NULL AND NOT EXISTS"
+		    " (SELECT 1 FROM records r WHERE r.id = fs_field(drafts.fields, ?2))",
+		    -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "prepare to drop drafts in", err);
+	for (size_t i = 0; i < form_field_count(f) && r == 0; i++) {
+		if (form_field_type(f, i) != FORM_REF)
+			continue;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, form_collection(f), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, form_field_name(f, i), -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = store_fail(s, "drop drafts in", err);
+		else
+			*ret_dropped += (size_t)sqlite3_changes(store_db(s));
+	}
+	sqlite3_finalize(st);
 	return r;
 }

@@ -9,13 +9,15 @@
  * add` does (settled, validated, with its changes) and removes the draft,
  * in one transaction.
  *
- * Error behaviour: -FS_ENOTFOUND for no such draft; -FS_EVALID for
- * fields the form does not know, or for a record that breaks the form
- * when finalised (err names the field and rule, never a value);
- * -FS_ELIMIT past DRAFTS_MAX drafts or DRAFTS_MAX_BYTES of fields;
- * store errors otherwise.  Each call runs its own transaction (drafts_save,
- * drafts_finalise, drafts_discard) or none (reads).
- * Thread safety: as the store (one thread per connection).
+ * Error behaviour: -FS_ENOTFOUND for no such draft (or one of another
+ * collection); -FS_EUSAGE for an id that is not a UUID, or a form that
+ * is not the draft's; -FS_EVALID for fields the form does not know, or
+ * for a record that breaks the form when finalised (err names the field
+ * and rule, never a value); -FS_ELIMIT past DRAFTS_MAX drafts or
+ * DRAFTS_MAX_BYTES of fields; -ENOSPC when the disk's room is kept for
+ * delivery (agent/ballast.h); store errors otherwise.  Each call runs its own transaction
+ * (drafts_save, drafts_finalise, drafts_discard) or none (reads). Thread safety: as the store (one
+ * thread per connection).
  */
 #ifndef FS_DRAFTS_H
 #define FS_DRAFTS_H
@@ -29,8 +31,9 @@
 #define DRAFTS_MAX 500
 #define DRAFTS_MAX_BYTES (256u << 10)
 
-/* Save fields as draft id, or (id NULL or empty) as a new draft, whose
- * fields get the form's defaults first; ret_id gets its id. */
+/* Save fields as draft id, which must exist, or (id NULL or empty) as a
+ * new draft with an id the store gives, whose fields get the form's
+ * defaults first; ret_id gets its id. */
 int drafts_save(struct store *s, const struct form *f, const char *id, const cJSON *fields,
 		char ret_id[UUID_TEXT_LEN + 1], struct fs_error *err) FS_WUR;
 
@@ -44,6 +47,13 @@ int drafts_list(struct store *s, cJSON **ret, struct fs_error *err) FS_WUR;
 
 /* Remove a draft. */
 int drafts_discard(struct store *s, const char *id, struct fs_error *err) FS_WUR;
+
+/* Remove the drafts of f's collection whose ref fields name a record
+ * this device does not hold (it left the device's scope): they could
+ * never be finished, and hold what the device may no longer keep.  In
+ * the caller's transaction; *ret_dropped gets how many went. */
+int drafts_drop_orphans(struct store *s, const struct form *f, size_t *ret_dropped,
+			struct fs_error *err) FS_WUR;
 
 /* Write the draft's record (f must be its collection's form) and remove
  * the draft, together; ret_record_id gets the record's id. */

@@ -11,9 +11,11 @@
 #include <string.h>
 
 #include "agent/devforms.h"
+#include "agent/drafts.h"
 #include "agent/hqhistory.h"
 #include "agent/records.h"
 #include "sync/downset.h"
+#include "sync/log.h"
 #include "sync/merge.h"
 #include "sync/scoperule.h"
 
@@ -525,6 +527,34 @@ static int keep_team(struct store *s, const struct downset_team *t, struct fs_er
 	return r;
 }
 
+/* The drafts (agent/drafts.h), of any collection, that name a record
+ * this device no longer holds. */
+static int drop_orphan_drafts(struct store *s, struct forms *forms, struct fs_error *err)
+{
+	char collection[CHANGESET_MAX_NAME + 1];
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+
+	if (sqlite3_prepare_v2(store_db(s), "SELECT DISTINCT collection FROM drafts", -1, &st,
+			       NULL) != SQLITE_OK)
+		return store_fail(s, "list drafts in", err);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct form *f;
+		size_t n = 0;
+
+		snprintf(collection, sizeof(collection), "%s", sqlite3_column_text(st, 0));
+		if ((f = form_of(forms, collection)) &&
+		    (r = drafts_drop_orphans(s, f, &n, err)) == 0 && n)
+			log_msg(LOG_INFO,
+				"dropped %zu drafts of %s: what they name left this device's scope",
+				n, collection);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, "list drafts in", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* The scope as stored in meta: a JSON array of names. */
 static char *scope_json(const struct downset *d)
 {
@@ -587,6 +617,9 @@ static int apply_open(struct store *s, struct forms *forms, const struct downset
 	/* A household that went takes its visits: look at everything. */
 	if (r == 0 && any && !rescope)
 		r = purge(s, forms, d->scope, d->nscope, NULL, 0, &st->purged, &any, err);
+	/* And the drafts begun for it. */
+	if (r == 0 && any)
+		r = drop_orphan_drafts(s, forms, err);
 	if (r == 0)
 		r = store_meta_put(s, "scope", scope, err);
 	st->changes += d->nchanges;

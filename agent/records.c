@@ -144,6 +144,45 @@ static int check_refs(struct store *s, const struct form *f, const cJSON *fields
 
 /* ---- add, edit, delete ------------------------------------------------ */
 
+/* Settle fields in place (sync/form.h), refusing to drop or replace a
+ * value that given holds: an answer to a question not asked, or to one
+ * the form calculates, would otherwise be lost without a word.  given
+ * may be fields itself (then a copy is compared). */
+static int settle_given_from(const struct form *f, const cJSON *given, cJSON *fields,
+			     struct fs_error *err)
+{
+	cJSON *copy = given == fields ? cJSON_Duplicate(given, 1) : NULL;
+	const cJSON *m, *before = copy ? copy : given;
+	int r;
+
+	if (given == fields && !copy)
+		return oom(err);
+	if ((r = form_settle(f, fields, NULL, err)) < 0)
+		goto out;
+	/* Settling succeeded: every member names a field of the form. */
+	cJSON_ArrayForEach(m, before)
+	{
+		const cJSON *now = cJSON_GetObjectItemCaseSensitive(fields, m->string);
+
+		if (cJSON_IsNull(m) || (now && cJSON_Compare(now, m, 1)))
+			continue;
+		r = fs_error_set(err, -FS_EVALID,
+				 now ? "field '%s': the form's logic changes this answer (it is "
+				       "calculated, or asks it only for other answers)"
+				     : "field '%s': answered, but not asked for these answers",
+				 m->string);
+		break;
+	}
+out:
+	cJSON_Delete(copy);
+	return r;
+}
+
+static int settle_given(const struct form *f, cJSON *fields, struct fs_error *err)
+{
+	return settle_given_from(f, fields, fields, err);
+}
+
 int records_add(struct store *s, const struct form *f, const cJSON *fields, const char *id,
 		char ret_id[UUID_TEXT_LEN + 1], struct fs_error *err)
 {
@@ -161,9 +200,7 @@ int records_add(struct store *s, const struct form *f, const cJSON *fields, cons
 	clean = without_nulls(fields);
 	if (!clean)
 		return oom(err);
-	if ((r = normalize_refs(f, clean, err)) < 0 ||
-	    (r = form_apply_defaults(f, clean, err)) < 0 ||
-	    (r = form_settle(f, clean, NULL, err)) < 0 ||
+	if ((r = normalize_refs(f, clean, err)) < 0 || (r = settle_given(f, clean, err)) < 0 ||
 	    (r = form_validate(f, clean, NULL, err)) < 0 || (r = check_refs(s, f, clean, err)) < 0)
 		goto out;
 	if (id) {
@@ -370,7 +407,7 @@ int records_edit(struct store *s, const struct form *f, const char *id, const cJ
 		r = oom(err);
 		goto out;
 	}
-	if ((r = form_settle(f, fields, NULL, err)) < 0)
+	if ((r = settle_given_from(f, input, fields, err)) < 0)
 		goto out;
 	if (!(changed = fields_diff(old, fields))) {
 		r = oom(err);

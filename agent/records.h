@@ -25,11 +25,20 @@
 #define RECORDS_DELETED_FIELD "_deleted"
 
 /* Add a record.  id: the id to keep (an import from HQ's caseload list)
- * or NULL for a new UUIDv7.  JSON null members are treated as absent. */
+ * or NULL for a new UUIDv7.  JSON null members are treated as absent.
+ * The record is settled (sync/form.h: calculations done) and validated
+ * whole; an answer the form's logic would drop (a question not asked
+ * for the other answers) or replace (a calculated field) is refused,
+ * -FS_EVALID, rather than changed quietly.  Defaults are the caller's
+ * (form_apply_defaults): an import takes none. */
 int records_add(struct store *s, const struct form *f, const cJSON *fields, const char *id,
 		char ret_id[UUID_TEXT_LEN + 1], struct fs_error *err) FS_WUR;
 
-/* Set the members of changes (null clears a field) on a live record. */
+/* Set the members of changes (null clears a field) on a live record,
+ * then settle and validate it whole, refusing as records_add does.
+ * Settling may change fields changes does not name (a question the new
+ * answers no longer ask is cleared, a calculation redone): each is an
+ * outbox change too, a cleared one as null. */
 int records_edit(struct store *s, const struct form *f, const char *id, const cJSON *changes,
 		 struct fs_error *err) FS_WUR;
 

@@ -123,8 +123,8 @@ uint64_t store_wall_ms(const struct store *s);
  * and with bindings cleared.  sql must be the same for a slot always.
  * Slots by module: records 2..8, pack 16..19 and 30, push 20..23, 29
  * and 31, enroll and synclog 24..28, pull 32..43, devforms 44..46, push 47, caseload 48..52,
- * drafts 53..57. */
-#define STORE_STMT_SLOTS 58
+ * drafts 53..58. */
+#define STORE_STMT_SLOTS 59
 int store_stmt(struct store *s, int slot, const char *sql, sqlite3_stmt **ret_stmt,
 	       struct fs_error *err) FS_WUR;
 

@@ -611,6 +611,13 @@ static int parse_scope(struct form *f, const cJSON *scope, struct fs_error *err)
 	if (!f->fields[i].required)
 		return fs_error_set(err, -FS_EFORMAT, "'scope' field '%s' must be required",
 				    f->fields[i].name);
+	/* HQ places a record by this field alone: it must always be given,
+	 * and by the worker, not by logic HQ does not run per change. */
+	if (f->fields[i].relevant || f->fields[i].calculate || f->fields[i].required_if)
+		return fs_error_set(err, -FS_EFORMAT,
+				    "'scope' field '%s' may not have relevant, calculate or a "
+				    "required expression",
+				    f->fields[i].name);
 	f->scope = i;
 	return 0;
 }

@@ -177,8 +177,8 @@ int form_apply_defaults(const struct form *f, cJSON *fields, struct fs_error *er
 
 /* Settle a record before it is checked and written: in definition
  * order, clear what is not asked (relevant) and compute what is
- * calculated, in rows too.  Fields it does not know are left for
- * form_validate to refuse. */
+ * calculated, in rows too.  A member the form does not know, or one
+ * given twice, is -FS_EVALID, as form_validate says it. */
 int form_settle(const struct form *f, cJSON *fields, const char *today,
 		struct fs_error *err) FS_WUR;
 
@@ -191,11 +191,13 @@ int form_settle(const struct form *f, cJSON *fields, const char *today,
  *                         "choices": [values offered], (choice fields
  *                                                       with a filter)
  *                         "rows": [ { name: {...} }, ... ] (repeats) } } }
- * R is "unknown", "relevant" (answered but not asked), "required",
+ * R is "relevant" (answered but not asked), "required",
  * "type" (the field's own rules), "choice" (filtered out), "rows" or
  * "constraint"; detail is form_validate's message, which names the field
  * and rule but never a value; message the form's constraint_message.
- * *ret is the caller's (cJSON_Delete). */
+ * A member of the record the form does not know, or one given twice, is
+ * -FS_EVALID (the page never sends one); a malformed row is reported as
+ * its group's "type" error.  *ret is the caller's (cJSON_Delete). */
 int form_report(const struct form *f, const cJSON *fields, const char *today, cJSON **ret,
 		struct fs_error *err) FS_WUR;
 

@@ -311,11 +311,20 @@ static cJSON *computed(const struct form_field *ff, const struct scope *sc)
 
 /* ---- settling ----------------------------------------------------------- */
 
-static int settle_fields(struct scope *sc, const struct form_field *fields, size_t n, cJSON *obj)
+/* Settle obj (the record, or a row in sc->row).  Its members must be
+ * fields of it, once each: a repeated one would keep a copy that
+ * settling never saw. */
+static int settle_fields(struct scope *sc, const struct form_field *fields, size_t n, cJSON *obj,
+			 struct fs_error *err)
 {
+	int r;
+
+	if ((r = form_check_members(fields, n, obj, err)) < 0)
+		return r;
 	for (size_t i = 0; i < n; i++) {
 		const struct form_field *ff = &fields[i];
 		cJSON *v, *row;
+		size_t k = 0;
 
 		if (ff->relevant && !holds(ff->relevant, sc, NULL)) {
 			cJSON_DeleteItemFromObjectCaseSensitive(obj, ff->name);
@@ -326,7 +335,7 @@ static int settle_fields(struct scope *sc, const struct form_field *fields, size
 			cJSON_DeleteItemFromObjectCaseSensitive(obj, ff->name);
 			if (v && !cJSON_AddItemToObject(obj, ff->name, v)) {
 				cJSON_Delete(v);
-				return -ENOMEM;
+				return fs_error_set(err, -ENOMEM, "out of memory");
 			}
 		}
 		v = cJSON_GetObjectItemCaseSensitive(obj, ff->name);
@@ -334,15 +343,16 @@ static int settle_fields(struct scope *sc, const struct form_field *fields, size
 			continue;
 		cJSON_ArrayForEach(row, v)
 		{
-			int r;
-
+			k++;
 			if (!cJSON_IsObject(row))
 				continue;
 			sc->row = row;
-			r = settle_fields(sc, ff->sub, ff->nsub, row);
+			r = settle_fields(sc, ff->sub, ff->nsub, row, err);
 			sc->row = NULL;
-			if (r < 0)
+			if (r < 0) {
+				fs_error_prefix(err, "field '%s' row %zu", ff->name, k);
 				return r;
+			}
 		}
 	}
 	return 0;
@@ -370,9 +380,7 @@ int form_settle(const struct form *f, cJSON *fields, const char *today, struct f
 		form_today(day);
 		sc.today = day;
 	}
-	if (settle_fields(&sc, f->fields, f->nfields, fields) < 0)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	return 0;
+	return settle_fields(&sc, f->fields, f->nfields, fields, err);
 }
 
 int form_apply_defaults(const struct form *f, cJSON *fields, struct fs_error *err)

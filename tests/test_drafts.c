@@ -77,6 +77,13 @@ TEST(drafts_kept_as_typed_never_queued)
 	cJSON_Delete(bad);
 	ASSERT_EQ(drafts_load(s, "not-a-uuid", collection, sizeof(collection), &fields, &err),
 		  -FS_EUSAGE);
+	/* An id the store did not give is not a way to a new draft (nor
+	 * past DRAFTS_MAX). */
+	bad = parse("{\"notes\":\"x\"}");
+	ASSERT_EQ(drafts_save(s, v, "0193a1b2-c3d4-7abc-8def-0123456789ab", bad, again, &err),
+		  -FS_ENOTFOUND);
+	cJSON_Delete(bad);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM drafts"), 1);
 	ASSERT_OK(drafts_discard(s, id, &err));
 	ASSERT_EQ(drafts_discard(s, id, &err), -FS_ENOTFOUND);
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM drafts"), 0);
@@ -136,6 +143,68 @@ TEST(drafts_finalise_is_one_transaction)
 	}
 	cJSON_Delete(fields);
 	ASSERT_EQ(drafts_finalise(s, v, id, rid, &err), -FS_ENOTFOUND);
+	form_free(b);
+	form_free(v);
+	store_close(s);
+}
+
+/* A default is given when a draft begins; one the worker then clears
+ * stays cleared when the draft is finished. */
+TEST(drafts_cleared_default_stays_cleared)
+{
+	struct store *s = fixture_store(NULL, NULL, 1);
+	char id[UUID_TEXT_LEN + 1], rid[UUID_TEXT_LEN + 1], collection[FORM_MAX_NAME + 1];
+	struct fs_error err = { 0 };
+	struct form *f = NULL;
+	cJSON *fields = NULL, *rec = NULL;
+
+	ASSERT_OK(form_load_file(FS_SOURCE_DIR "/tests/forms/logic.json", &f, &err));
+	save(s, f, NULL, "{\"municipality\":\"Kraljevo\",\"visit_date\":\"2026-11-01\"}", id);
+	ASSERT_OK(drafts_load(s, id, collection, sizeof(collection), &fields, &err));
+	ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(fields, "has_children")));
+	cJSON_Delete(fields);
+	save(s, f, id, "{\"municipality\":\"Kraljevo\",\"visit_date\":\"2026-11-01\"}", rid);
+	ASSERT_OK(drafts_finalise(s, f, id, rid, &err));
+	ASSERT_OK(records_get(s, f, rid, &rec, &err));
+	ASSERT_TRUE(!cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "fields"), "has_children"));
+	ASSERT_TRUE(
+		cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "fields"), "summary")));
+	cJSON_Delete(rec);
+	form_free(f);
+	store_close(s);
+}
+
+/* A record written from the CLI or an import that answers a question its
+ * other answers do not ask, or gives a calculated field, is refused
+ * rather than quietly changed. */
+TEST(records_refuse_answers_the_form_would_drop)
+{
+	struct store *s = fixture_store(NULL, NULL, 1);
+	struct form *b = fixture_form("beneficiaries"), *v = fixture_form("visits"), *l = NULL;
+	char hh[UUID_TEXT_LEN + 1], id[UUID_TEXT_LEN + 1], json[512];
+	struct fs_error err = { 0 };
+	cJSON *o;
+
+	fixture_person(s, b, "Petrović Marko", "Vranje", "idp", hh);
+	snprintf(json, sizeof(json),
+		 "{\"beneficiary_id\":\"%s\",\"visit_date\":\"2026-11-20\","
+		 "\"visit_type\":\"needs_assessment\",\"construction_stage\":\"roof\"}",
+		 hh);
+	o = parse(json);
+	ASSERT_OK(store_begin(s, &err));
+	ASSERT_EQ(records_add(s, v, o, NULL, id, &err), -FS_EVALID);
+	ASSERT_STR_CONTAINS(err.msg, "field 'construction_stage': answered, but not asked");
+	store_rollback(s);
+	cJSON_Delete(o);
+	ASSERT_OK(form_load_file(FS_SOURCE_DIR "/tests/forms/logic.json", &l, &err));
+	o = parse("{\"municipality\":\"Kraljevo\",\"visit_date\":\"2026-11-01\","
+		  "\"summary\":\"typed\"}");
+	ASSERT_OK(store_begin(s, &err));
+	ASSERT_EQ(records_add(s, l, o, NULL, id, &err), -FS_EVALID);
+	ASSERT_STR_CONTAINS(err.msg, "field 'summary': the form's logic changes this answer");
+	store_rollback(s);
+	cJSON_Delete(o);
+	form_free(l);
 	form_free(b);
 	form_free(v);
 	store_close(s);

@@ -49,9 +49,14 @@ static void settled_invalid(const struct form *f, const char *json, const char *
 {
 	struct fs_error err = { 0 };
 	cJSON *o = parse(json);
+	int r;
 
-	ASSERT_OK(form_settle(f, o, TODAY, &err));
-	ASSERT_EQ(form_validate(f, o, TODAY, &err), -FS_EVALID);
+	/* Settling refuses what it cannot settle (an unknown or repeated
+	 * member); validating, the rest. */
+	r = form_settle(f, o, TODAY, &err);
+	if (r == 0)
+		r = form_validate(f, o, TODAY, &err);
+	ASSERT_EQ(r, -FS_EVALID);
 	ASSERT_STR_CONTAINS(err.msg, want);
 	if (secret && strstr(err.msg, secret))
 		TEST_FAIL("message shows the value \"%s\": %s", secret, err.msg);
@@ -143,6 +148,12 @@ TEST(formrule_constraints_calculations_defaults)
 	ASSERT_TRUE(!member(o, "adults")); /* household_size absent: null - 0 */
 	ASSERT_STR_EQ(member(o, "summary")->valuestring, "no children");
 	cJSON_Delete(o);
+	/* A member given twice is refused before settling, so no copy of a
+	 * calculated field outlives the calculation. */
+	settled_invalid(f,
+			"{\"municipality\":\"Kraljevo\",\"visit_date\":\"2026-11-20\","
+			"\"summary\":\"a\",\"summary\":\"b\"}",
+			"field 'summary': given more than once", NULL);
 	/* Defaults fill what a new record lacks, not what it gives. */
 	o = parse("{\"has_children\":true}");
 	ASSERT_OK(form_apply_defaults(f, o, &err));
@@ -341,4 +352,14 @@ TEST(formrule_definitions_refused)
 		     "\"type\":\"text\",\"relevant\":\"${g} != null\"}]}",
 		     "may name only fields defined before");
 	logic_broken("{\"name\":\"g\",\"type\":\"repeat\",\"fields\":[]}", "'fields' is empty");
+	/* HQ places records by the scope field: no logic may hide or make it. */
+	{
+		static const char scoped[] =
+			"{\"format\":\"fieldsync-form/2\",\"collection\":\"t\",\"scope\":\"m\","
+			"\"fields\":[{\"name\":\"a\",\"type\":\"boolean\"},{\"name\":\"m\","
+			"\"type\":\"text\",\"required\":true,\"relevant\":\"${a}\"}]}";
+
+		ASSERT_EQ(form_load_json(scoped, strlen(scoped), "t.json", &f, &err), -FS_EFORMAT);
+		ASSERT_STR_CONTAINS(err.msg, "'scope' field 'm' may not have relevant");
+	}
 }

@@ -9,6 +9,7 @@
 
 #include "agent/caseload.h"
 #include "agent/devforms.h"
+#include "agent/drafts.h"
 #include "agent/pull.h"
 #include "agent/records.h"
 #include "agent/store.h"
@@ -564,6 +565,17 @@ TEST(pull_purge_overwrites_the_record)
 		free(buf);
 		free_changes(ch, 5);
 		ASSERT_TRUE(in_decrypted_pages(w.s, names[control]));
+		/* A visit to it, begun here and not finished. */
+		{
+			struct form *vf = fixture_form("visits");
+			char id[UUID_TEXT_LEN + 1];
+			cJSON *o = cJSON_Parse("{\"beneficiary_id\":\"" REC "\"}");
+
+			ASSERT_OK(drafts_save(w.s, vf, NULL, o, id, &err));
+			cJSON_Delete(o);
+			form_free(vf);
+		}
+		ASSERT_EQ(fixture_count(w.s, "SELECT count(*) FROM drafts"), 1);
 		/* It moves to Tutin, outside this device's scope. */
 		ch[0] = change("municipality", "\"Tutin\"", t + 1, HQDEV);
 		make(&w, w.seq + 1, ch, 1, w.hq_sk, store_identity(w.s)->box_pk, 0, &buf, &len);
@@ -573,6 +585,8 @@ TEST(pull_purge_overwrites_the_record)
 		value_of(&w, "full_name", v, sizeof(v));
 		ASSERT_STR_EQ(v, "");
 		ASSERT_EQ(in_decrypted_pages(w.s, names[control]), control);
+		/* The draft that named it went with it. */
+		ASSERT_EQ(fixture_count(w.s, "SELECT count(*) FROM drafts"), 0);
 	}
 	store_close(w.s);
 }

@@ -73,13 +73,21 @@
     try {
       r = await fetch(path, opt);
     } catch (e) {
-      $('offline').hidden = false;
+      notify('agent_gone');
       return { status: 0, body: {} };
     }
     $('offline').hidden = true;
     let j = {};
     try { j = await r.json(); } catch (e) { j = {}; }
     return { status: r.status, body: j };
+  }
+
+  /* The banner under the page: the agent gone, or a form it did not
+   * take; the next answer from the agent clears it. */
+  function notify(key) {
+    $('offline').dataset.t = key;
+    $('offline').textContent = t(key);
+    $('offline').hidden = false;
   }
 
   function show(v) {
@@ -273,6 +281,14 @@
 
   function subDefs(def) { return def.fields || []; }
 
+  /* The field of a form that names its household, read from the
+   * definition: its ref to the beneficiaries. */
+  function linkField(collection) {
+    const f = forms && forms[collection];
+    const def = f && f.fields.find((x) => x.type === 'ref' && x.collection === 'beneficiaries');
+    return def ? def.name : null;
+  }
+
   function inputFor(def, value) {
     let input;
     if (def.type === 'choice' || def.type === 'boolean') {
@@ -400,7 +416,8 @@
 
   function readRecord() {
     const out = readQuestions(forms[rec.collection].fields.filter((d) => d.type !== 'ref'), $('rec-fields'));
-    if (rec.forId) out.beneficiary_id = rec.forId;
+    const link = linkField(rec.collection);
+    if (rec.forId && link) out[link] = rec.forId;
     return out;
   }
 
@@ -479,9 +496,12 @@
 
   function renderSaved() {
     const s = $('rec-saved');
-    s.dataset.state = saving || saveTimer ? 'saving' : 'saved';
+    const failed = rec && rec.saveFailed;
+    s.dataset.state = failed ? 'failed' : saving || saveTimer ? 'saving' : 'saved';
     s.dataset.saves = String(saves);
-    s.textContent = saving || saveTimer ? t('draft_saving')
+    s.classList.toggle('problem', !!failed);
+    s.textContent = failed ? t('draft_not_saved')
+                  : saving || saveTimer ? t('draft_saving')
                   : rec && rec.savedAt ? t('draft_saved', { time: rec.savedAt.toLocaleTimeString(lang) }) : '';
   }
 
@@ -489,7 +509,8 @@
   function showDraft(answer, forId, forName) {
     rec = { id: answer.id, collection: answer.collection, forId: forId || null, forName: forName || null,
             report: answer.report, values: answer.values, tried: false, savedAt: new Date() };
-    if (!rec.forId && answer.fields.beneficiary_id) rec.forId = answer.fields.beneficiary_id;
+    const link = linkField(rec.collection);
+    if (!rec.forId && link && answer.fields[link]) rec.forId = answer.fields[link];
     const box = $('rec-fields');
     box.replaceChildren();
     forms[rec.collection].fields.forEach((def) => {
@@ -500,11 +521,14 @@
     window.scrollTo(0, 0);
   }
 
-  async function newRecord(collection, fields, forName) {
+  async function newRecord(collection, forId, forName) {
+    const fields = {};
+    const link = linkField(collection);
+    if (forId && link) fields[link] = forId;
     const r = await api('POST', '/api/draft/save', { collection: collection, fields: fields });
     if (r.status === 401) return start('locked_again');
-    if (r.status !== 200) return;
-    showDraft(r.body, fields.beneficiary_id, forName);
+    if (r.status !== 200) return notify('draft_not_started');
+    showDraft(r.body, forId, forName);
   }
 
   async function openDraft(id) {
@@ -512,11 +536,13 @@
     if (r.status === 401) return start('locked_again');
     if (r.status !== 200) return loadDrafts();
     let name = null;
-    if (r.body.fields.beneficiary_id) {
-      const h = await api('POST', '/api/household', { id: r.body.fields.beneficiary_id });
+    const link = linkField(r.body.collection);
+    const forId = link ? r.body.fields[link] : null;
+    if (forId) {
+      const h = await api('POST', '/api/household', { id: forId });
       if (h.status === 200) name = h.body.fields.full_name;
     }
-    showDraft(r.body, r.body.fields.beneficiary_id, name);
+    showDraft(r.body, forId, name);
   }
 
   /* Each change is saved within SAVE_WITHIN_MS: after a quiet moment, or
@@ -540,12 +566,17 @@
     const r = await saving;
     saving = null;
     if (r.status === 401) return start('locked_again');
+    if (rec === mine) rec.saveFailed = r.status !== 200;
     if (r.status === 200 && rec === mine) {
       saves++;
       rec.report = r.body.report;
       rec.values = r.body.values;
       rec.savedAt = new Date();
       applyReport(forms[rec.collection].fields, $('rec-fields'), rec.report.fields, rec.values);
+    } else if (rec === mine && !saveAgain) {
+      /* Not kept (the agent gone, the disk full): say so, and try again. */
+      dirtySince = 0;
+      saveTimer = setTimeout(saveDraft, 3000);
     }
     if (saveAgain) { saveAgain = false; return saveDraft(); }
     renderSaved();
@@ -572,9 +603,14 @@
     const r = await api('POST', '/api/draft/finalise', { id: rec.id });
     if (r.status === 401) return start('locked_again');
     if (r.status !== 200) {
-      $('rec-problem').textContent = t(r.body.error === 'disk_full' ? 'err_disk_full' : 'fix_marked');
+      /* The agent's reason too: a rule the report does not show (a
+       * household gone, a new day) must not leave the worker guessing. */
+      const why = r.body.error === 'disk_full' ? t('err_disk_full')
+                : t('finish_refused') + (r.body.message ? ' (' + r.body.message + ')' : '');
+      await openDraft(rec.id);
+      $('rec-problem').textContent = why;
       $('rec-problem').hidden = false;
-      return openDraft(rec.id);
+      return;
     }
     const done = rec;
     rec = null;
@@ -734,9 +770,9 @@
     ['f-status', 'f-visit'].forEach((id) => $(id).addEventListener('change', search));
     $('back').addEventListener('click', () => { household = null; show('home'); });
     $('record-visit').addEventListener('click', () => {
-      newRecord('visits', { beneficiary_id: household.id }, household.fields.full_name);
+      newRecord('visits', household.id, household.fields.full_name);
     });
-    $('new-household').addEventListener('click', () => newRecord('beneficiaries', {}, null));
+    $('new-household').addEventListener('click', () => newRecord('beneficiaries', null, null));
     $('record-back').addEventListener('click', leaveRecord);
     $('rec-form').addEventListener('submit', finish);
     $('rec-discard').addEventListener('click', discard);

@@ -82,7 +82,10 @@ const STRINGS = {
     "err_choice": "Ovaj izbor ne odgovara ostalim odgovorima.",
     "err_rows": "Broj redova nije dozvoljen.",
     "err_relevant": "Ovo pitanje se ne postavlja za ove odgovore.",
-    "err_disk_full": "Disk ovog računara je pun: obrazac nije sačuvan kao zapis."
+    "err_disk_full": "Disk ovog računara je pun: obrazac nije sačuvan kao zapis.",
+    "draft_not_saved": "Nacrt NIJE sačuvan: agent ga ne prima. Novi pokušaj za nekoliko sekundi…",
+    "draft_not_started": "Obrazac nije otvoren: agent ga ne prima.",
+    "finish_refused": "Agent nije sačuvao zapis."
   },
   "sr-Cyrl": {
     "caseload_title": "Домаћинства",
@@ -162,7 +165,10 @@ const STRINGS = {
     "err_choice": "Овај избор не одговара осталим одговорима.",
     "err_rows": "Број редова није дозвољен.",
     "err_relevant": "Ово питање се не поставља за ове одговоре.",
-    "err_disk_full": "Диск овог рачунара је пун: образац није сачуван као запис."
+    "err_disk_full": "Диск овог рачунара је пун: образац није сачуван као запис.",
+    "draft_not_saved": "Нацрт НИЈЕ сачуван: агент га не прима. Нови покушај за неколико секунди…",
+    "draft_not_started": "Образац није отворен: агент га не прима.",
+    "finish_refused": "Агент није сачувао запис."
   },
   "en": {
     "caseload_title": "Households",
@@ -240,6 +246,9 @@ const STRINGS = {
     "err_choice": "This choice does not fit the other answers.",
     "err_rows": "The number of rows is not allowed.",
     "err_relevant": "This question is not asked for these answers.",
-    "err_disk_full": "This laptop's disk is full: the form was not saved as a record."
+    "err_disk_full": "This laptop's disk is full: the form was not saved as a record.",
+    "draft_not_saved": "The draft is NOT saved: the agent does not take it. Trying again in a few seconds…",
+    "draft_not_started": "The form could not be started: the agent does not take it.",
+    "finish_refused": "The agent did not save the record."
   }
 };
