@@ -249,6 +249,13 @@
       li.appendChild(el('div', 'meta', v.mine ? t('by_me') + (v.team ? ' · ' + v.team : '')
         : v.team ? t('by_team', { team: v.team }) : t('by_other')));
       if (vf.notes) li.appendChild(el('div', '', vf.notes));
+      /* The other answers, in the form's order and words. */
+      ((forms && forms.visits && forms.visits.fields) || []).forEach((def) => {
+        if (vf[def.name] === undefined || def.type === 'ref' ||
+            ['visit_date', 'visit_type', 'notes'].includes(def.name)) return;
+        li.appendChild(el('div', 'answer-line', fieldLabel('visits', def.name) + ': ' +
+          valueText('visits', def.name, vf[def.name])));
+      });
       vl.appendChild(li);
     });
     $('hh-no-visits').hidden = household.visits.length !== 0;
