@@ -19,6 +19,18 @@ static cJSON *parse(const char *json)
 	return o;
 }
 
+/* A visit to household hh on date, half typed: the stage of works,
+ * which a needs assessment does not ask, and a row without its required
+ * name. */
+static void half_visit(char *json, size_t cap, const char *hh, const char *date)
+{
+	snprintf(json, cap,
+		 "{\"beneficiary_id\":\"%s\",\"visit_date\":\"%s\","
+		 "\"visit_type\":\"needs_assessment\",\"construction_stage\":\"roof\","
+		 "\"people_present\":[{\"role\":\"relative\"}]}",
+		 hh, date);
+}
+
 static void save(struct store *s, const struct form *f, const char *id, const char *json,
 		 char ret[UUID_TEXT_LEN + 1])
 {
@@ -42,16 +54,11 @@ TEST(drafts_kept_as_typed_never_queued)
 
 	fixture_person(s, b, "Ђорђевић Драгана", "Vranje", "idp", hh);
 	queued = fixture_count(s, "SELECT count(*) FROM outbox");
-	/* A visit half typed: a date in the future and a row without its
-	 * required name are kept as they are. */
+	/* A visit half typed, in the future too: kept as it is. */
 	{
 		char json[512];
 
-		snprintf(json, sizeof(json),
-			 "{\"beneficiary_id\":\"%s\",\"visit_date\":\"2099-01-01\","
-			 "\"visit_type\":\"needs_assessment\",\"construction_stage\":\"roof\","
-			 "\"people_present\":[{\"role\":\"relative\"}]}",
-			 hh);
+		half_visit(json, sizeof(json), hh, "2099-01-01");
 		save(s, v, NULL, json, id);
 	}
 	ASSERT_OK(drafts_load(s, id, collection, sizeof(collection), &fields, &err));
@@ -103,11 +110,7 @@ TEST(drafts_finalise_is_one_transaction)
 
 	fixture_person(s, b, "Jovanović Ana", "Vranje", "refugee", hh);
 	queued = fixture_count(s, "SELECT count(*) FROM outbox");
-	snprintf(json, sizeof(json),
-		 "{\"beneficiary_id\":\"%s\",\"visit_date\":\"2026-11-20\","
-		 "\"visit_type\":\"needs_assessment\",\"construction_stage\":\"roof\","
-		 "\"people_present\":[{\"role\":\"relative\"}]}",
-		 hh);
+	half_visit(json, sizeof(json), hh, "2026-11-20");
 	save(s, v, NULL, json, id);
 	/* Invalid: a row lacks its name.  Nothing is written, the draft stays. */
 	ASSERT_EQ(drafts_finalise(s, v, id, rid, &err), -FS_EVALID);
