@@ -18,7 +18,7 @@
 #include "agent/commands.h"
 #include "agent/config.h"
 #include "agent/keystore.h"
-#include "agent/prompt.h"
+#include "sync/prompt.h"
 #include "agent/store.h"
 #include "sync/clierr.h"
 #include "sync/ini.h"

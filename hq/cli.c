@@ -18,6 +18,7 @@
 #include "crypto/secmem.h"
 #include "hq/admin.h"
 #include "hq/audit.h"
+#include "hq/cmd_user.h"
 #include "hq/export.h"
 #include "hq/hqconfig.h"
 #include "sync/clierr.h"
@@ -77,6 +78,8 @@ static const char main_usage[] =
 	"  review [--json]        list deletes, and changes by another team\n"
 	"  audit list|verify|export|checkpoint ...\n"
 	"                         the tamper-evident audit log (see audit --help)\n"
+	"  user add|passwd|remove|list ...\n"
+	"                         accounts for HQ's console (see user --help)\n"
 	"  migrate --to postgresql CONNINFO\n"
 	"                         copy this SQLite HQ into a PostgreSQL database\n"
 	"\n"
@@ -848,6 +851,8 @@ int main(int argc, char **argv)
 				admin_devices);
 	else if (!strcmp(cmd, "audit"))
 		r = cmd_audit(&cfg, argc, argv);
+	else if (!strcmp(cmd, "user"))
+		r = hqcli_user(&cfg, argc, argv);
 	else if (!strcmp(cmd, "revoke"))
 		r = cmd_revoke(&cfg, argc, argv);
 	else if (!strcmp(cmd, "scope"))

@@ -10,6 +10,7 @@
 #include "hq/hqconfig.h"
 #include "hq/pgdb.h"
 #include "hq/scope.h"
+#include "hq/users.h"
 #include "sync/dberr.h"
 
 #include <errno.h>
@@ -155,7 +156,7 @@ static const char schema_sql[] =
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;" AUDIT_NODES_SQL
-		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL;
+		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL USERS_TABLES_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -289,6 +290,25 @@ static int migrate_v5(struct hqsql *db, const char *path, struct fs_error *err)
 	return r;
 }
 
+/* Version 5 to 6: the console's accounts (hq/users.h). */
+static int migrate_v6(struct hqsql *db, const char *path, struct fs_error *err)
+{
+	char what[PATH_MAX + 32];
+	int r, v = -1;
+
+	snprintf(what, sizeof(what), "upgrade %s to schema version 6", path);
+	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
+		return r;
+	if ((r = user_version(db, &v, err)) == 0 && v == 5 &&
+	    (r = hqsql_exec(db, USERS_TABLES_SQL, what, err)) == 0)
+		r = hqsql_exec(db, "PRAGMA user_version=6", what, err);
+	if (r == 0)
+		r = hqsql_commit(db, err);
+	if (r < 0)
+		hqsql_rollback(db);
+	return r;
+}
+
 static int check_version(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	int r, v = -1;
@@ -302,6 +322,8 @@ static int check_version(struct hqsql *db, const char *path, struct fs_error *er
 	if (v == 3 && ((r = migrate_v4(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
 		return r;
 	if (v == 4 && ((r = migrate_v5(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
+		return r;
+	if (v == 5 && ((r = migrate_v6(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
 		return r;
 	if (v == 0)
 		return fs_error_set(err, -ENOENT, "database %s: not initialised (run init)", path);
@@ -417,7 +439,8 @@ int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_erro
 	hqdb_pg_config(cfg, cfg->postgresql, &pc);
 	if ((r = pgdb_connect(&pc, &pg, err)) < 0)
 		return r;
-	if ((r = pgdb_schema_version(pg, &v, err)) == 0 && v != PGDB_SCHEMA_VERSION) {
+	if ((r = pgdb_upgrade(pg, err)) == 0 && (r = pgdb_schema_version(pg, &v, err)) == 0 &&
+	    v != PGDB_SCHEMA_VERSION) {
 		pgdb_describe(pg, where, sizeof(where));
 		r = v ? fs_error_set(err, -FS_EFORMAT,
 				     "PostgreSQL %s: schema version %d, expected "

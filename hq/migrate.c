@@ -32,6 +32,8 @@ static const struct {
 	{ "down_state", "device" },
 	{ "down_cursors", "device, key" },
 	{ "form_versions", "collection, version" },
+	{ "users", "name" },
+	{ "login_failures", "key" },
 };
 
 /* The columns of table in the SQLite database, as "a, b, c", and how many. */

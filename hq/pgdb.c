@@ -20,6 +20,21 @@
  * (COLLATE "C"), as in SQLite, whatever the database's locale: ids sort
  * and match the same on both, so exports come out in the same order.  A change to one backend's
  * schema is a change to both, and to the version. */
+/* Version 6: the console's accounts (hq/users.h), as SQLite's. */
+#define USERS_PG_SQL                                                                               \
+	"CREATE TABLE users("                                                                      \
+	"  name TEXT COLLATE \"C\" PRIMARY KEY,"                                                   \
+	"  role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),"                                \
+	"  municipalities TEXT NOT NULL,"                                                          \
+	"  pwhash TEXT NOT NULL,"                                                                  \
+	"  created_at BIGINT NOT NULL,"                                                            \
+	"  changed_at BIGINT NOT NULL);"                                                           \
+	"CREATE TABLE login_failures("                                                             \
+	"  key TEXT COLLATE \"C\" PRIMARY KEY,"                                                    \
+	"  failures BIGINT NOT NULL,"                                                              \
+	"  first_at BIGINT NOT NULL,"                                                              \
+	"  paused_until BIGINT NOT NULL DEFAULT 0);"
+
 static const char schema_sql[] =
 	"CREATE TABLE schema_info(version INTEGER NOT NULL);"
 	"CREATE TABLE devices("
@@ -178,7 +193,7 @@ static const char schema_sql[] =
 	"CREATE TRIGGER audit_nodes_append_only BEFORE UPDATE OR DELETE ON audit_nodes FOR EACH "
 	"ROW EXECUTE FUNCTION fieldsync_append_only('audit nodes');"
 	"CREATE TRIGGER form_versions_append_only BEFORE UPDATE OR DELETE ON form_versions FOR "
-	"EACH ROW EXECUTE FUNCTION fieldsync_append_only('published forms');";
+	"EACH ROW EXECUTE FUNCTION fieldsync_append_only('published forms');" USERS_PG_SQL;
 
 /* ---- connecting ---------------------------------------------------------- */
 
@@ -398,6 +413,51 @@ int pgdb_create_schema_in(PGconn *db, struct fs_error *err)
 	r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : failed(db, "create HQ's schema", err);
 	PQclear(res);
 	return r;
+}
+
+/* Run sql then set the version to to, in one serialisable transaction
+ * that first checks the version is still from: of two HQs upgrading at
+ * once, one does it and the other finds it done. */
+static int upgrade_step(PGconn *db, int from, int to, const char *sql, struct fs_error *err)
+{
+	char set[96];
+	PGresult *res;
+	int r, v = 0;
+
+	res = PQexec(db, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+	r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : failed(db, "begin an upgrade", err);
+	PQclear(res);
+	if (r < 0)
+		return r;
+	if ((r = pgdb_schema_version(db, &v, err)) == 0 && v == from) {
+		snprintf(set, sizeof(set), "UPDATE schema_info SET version = %d", to);
+		res = PQexec(db, sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			r = failed(db, "upgrade HQ's schema", err);
+		PQclear(res);
+		if (r == 0) {
+			res = PQexec(db, set);
+			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+				r = failed(db, "upgrade HQ's schema", err);
+			PQclear(res);
+		}
+	}
+	res = PQexec(db, r == 0 ? "COMMIT" : "ROLLBACK");
+	if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
+		r = failed(db, "upgrade HQ's schema", err);
+	PQclear(res);
+	return r;
+}
+
+int pgdb_upgrade(PGconn *db, struct fs_error *err)
+{
+	int r, v = 0;
+
+	if ((r = pgdb_schema_version(db, &v, err)) < 0)
+		return r;
+	if (v == 5 && (r = upgrade_step(db, 5, 6, USERS_PG_SQL, err)) < 0)
+		return r;
+	return 0;
 }
 
 int pgdb_create_schema(PGconn *db, struct fs_error *err)

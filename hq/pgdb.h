@@ -33,8 +33,12 @@
 #define PGDB_CREDENTIAL "fieldsync-hq-postgresql"
 #define PGDB_APPLICATION "fieldsync-hq"
 #define PGDB_DEFAULT_STATEMENT_TIMEOUT_MS 30000
+/* Bring an older schema (from version 5) up to PGDB_SCHEMA_VERSION; a
+ * newer or missing one is left for the caller to refuse. */
+int pgdb_upgrade(PGconn *db, struct fs_error *err) FS_WUR;
+
 /* The schema version a PostgreSQL HQ holds (hqdb.h's HQDB_VERSION). */
-#define PGDB_SCHEMA_VERSION 5
+#define PGDB_SCHEMA_VERSION 6
 
 struct pgdb_config {
 	const char *conninfo;	       /* [store] postgresql */

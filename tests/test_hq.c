@@ -1512,22 +1512,27 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 	sqlite3_close(db);
 }
 
-/* Schema version 5 back to 4: before published forms. */
+/* Schema version 6 back to 5: before the console's accounts; and 5 back
+ * to 4: before published forms. */
+#define TO_V5_SQL "DROP TABLE users; DROP TABLE login_failures; PRAGMA user_version = 5;"
 #define TO_V4_SQL                                                                                  \
-	"DROP TABLE form_versions; ALTER TABLE down_state DROP COLUMN form_cursor; "               \
-	"PRAGMA user_version = 4;"
+	TO_V5_SQL "DROP TABLE form_versions; ALTER TABLE down_state DROP COLUMN form_cursor; "     \
+		  "PRAGMA user_version = 4;"
 
 #define TO_V3_SQL                                                                                  \
-	"DROP TABLE form_versions; DROP TABLE counters; DROP TABLE scope_moves; DROP TABLE "       \
-	"down_state; "                                                                             \
-	"DROP TABLE scope_fields; "                                                                \
-	"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "          \
-	"DROP INDEX records_by_parent; DROP INDEX records_by_scope; "                              \
-	"ALTER TABLE fields DROP COLUMN rev; "                                                     \
-	"DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "                            \
-	"ALTER TABLE conflicts DROP COLUMN rev; ALTER TABLE fields DROP COLUMN scope_key; "        \
-	"ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "              \
-	"scope_parent; PRAGMA user_version = 3;"
+	TO_V5_SQL                                                                                  \
+		"DROP TABLE form_versions; DROP TABLE counters; DROP TABLE scope_moves; DROP "     \
+		"TABLE "                                                                           \
+		"down_state; "                                                                     \
+		"DROP TABLE scope_fields; "                                                        \
+		"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "  \
+		"DROP INDEX records_by_parent; DROP INDEX records_by_scope; "                      \
+		"ALTER TABLE fields DROP COLUMN rev; "                                             \
+		"DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "                    \
+		"ALTER TABLE conflicts DROP COLUMN rev; ALTER TABLE fields DROP COLUMN "           \
+		"scope_key; "                                                                      \
+		"ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "      \
+		"scope_parent; PRAGMA user_version = 3;"
 
 static void hq_db_to_v1(const struct hq *h)
 {

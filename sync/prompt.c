@@ -1,5 +1,5 @@
 /* prompt.c - no-echo passphrase prompt on /dev/tty. */
-#include "agent/prompt.h"
+#include "sync/prompt.h"
 
 #include <errno.h>
 #include <fcntl.h>
