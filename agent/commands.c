@@ -26,22 +26,6 @@
 
 /* ---- output and exit codes -------------------------------------------- */
 
-int commands_beside_program(const char *rel, char *out, size_t cap)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n <= 0)
-		return n < 0 ? -errno : -ENOENT;
-	self[n] = '\0';
-	if (!(slash = strrchr(self, '/')))
-		return -ENOENT;
-	if ((size_t)snprintf(out, cap, "%.*s/%s", (int)(slash - self), self, rel) >= cap)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 int commands_fail(struct cli *c, const struct fs_error *e)
 {
 	clierr_print(c->err, "fieldsync", e);

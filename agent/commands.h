@@ -68,11 +68,6 @@ int commands_secret_from(const char *passphrase_file, const char *key_file, cons
 			 int confirm, struct keystore_secret **ret, struct fs_error *err) FS_WUR;
 
 /* Print e to c->err; returns its exit status. */
-/* "<the directory of this program>/rel" into out: how the agent finds
- * its network helper and its pages in the build tree, before the
- * installed paths.  0, or -ENAMETOOLONG / -errno. */
-int commands_beside_program(const char *rel, char *out, size_t cap) FS_WUR;
-
 int commands_fail(struct cli *c, const struct fs_error *e);
 /* The exit status for an error code, HQ's refusals included. */
 int commands_exit_code(int code);

@@ -22,18 +22,11 @@
 #include "sync/log.h"
 #include "sync/uuid.h"
 #include "web/listen.h"
+#include "web/request.h"
 
 #define PAGES "share/fieldsync/web" /* beside the program, in the build tree */
 #define CONNECTIONS 32
 #define CONNECTION_TIMEOUT_S 60
-
-/* A POST's body, gathered over MHD's calls; secure memory, since it may
- * hold the passphrase, and so wiped when freed. */
-struct request {
-	size_t len;
-	int too_big;
-	char body[FIELDAPP_BODY_MAX];
-};
 
 /* ---- answers ----------------------------------------------------------- */
 
@@ -127,9 +120,9 @@ static enum MHD_Result wrong_passphrase(struct fieldapp *app, struct MHD_Connect
 
 /* The passphrase from {"passphrase": "..."} as a secret; the copies in
  * the parsed JSON are wiped.  0, -EINVAL, or -ENOMEM. */
-static int passphrase_of(const struct request *rq, struct keystore_secret **ret)
+static int passphrase_of(const struct web_body *rq, struct keystore_secret **ret)
 {
-	cJSON *o = cJSON_ParseWithLength(rq->body, rq->len);
+	cJSON *o = cJSON_ParseWithLength(rq->data, rq->len);
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "passphrase");
 	int r = -EINVAL;
 
@@ -144,7 +137,7 @@ static int passphrase_of(const struct request *rq, struct keystore_secret **ret)
 /* POST /api/unlock {"passphrase": "..."}: unlock the store, or check the
  * passphrase against the open one; either way a new session. */
 static enum MHD_Result do_unlock(struct agent *a, struct MHD_Connection *conn,
-				 const struct request *rq, uint64_t now)
+				 const struct web_body *rq, uint64_t now)
 {
 	struct fieldapp *app = &a->app;
 	struct keystore_secret *secret = NULL;
@@ -286,14 +279,14 @@ static enum MHD_Result do_household(struct agent *a, struct MHD_Connection *conn
 
 /* The requests that use the store: the body is JSON, the store open. */
 static enum MHD_Result route_read(struct agent *a, struct MHD_Connection *conn, const char *url,
-				  const struct request *rq)
+				  const struct web_body *rq)
 {
 	cJSON *req;
 	enum MHD_Result ret;
 
 	if (!a->store)
 		return web_send_error(conn, MHD_HTTP_CONFLICT, "locked", "the store is locked");
-	if (!(req = cJSON_ParseWithLength(rq->body, rq->len)) || !cJSON_IsObject(req)) {
+	if (!(req = cJSON_ParseWithLength(rq->data, rq->len)) || !cJSON_IsObject(req)) {
 		cJSON_Delete(req);
 		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				      "expected a JSON object");
@@ -333,7 +326,7 @@ static enum MHD_Result route_get(struct agent *a, struct MHD_Connection *conn, c
 }
 
 static enum MHD_Result route_post(struct agent *a, struct MHD_Connection *conn, const char *url,
-				  const struct request *rq, uint64_t now)
+				  const struct web_body *rq, uint64_t now)
 {
 	int idx;
 
@@ -362,11 +355,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				  size_t *upload_size, void **con_cls)
 {
 	struct agent *a = cls;
-	struct request *rq = *con_cls;
+	struct web_body *rq = NULL;
 	int post = !strcmp(method, MHD_HTTP_METHOD_POST);
 
 	(void)version;
-	if (!rq && !web_http_allowed(conn, &a->app.site, method)) {
+	if (!*con_cls && !web_http_allowed(conn, &a->app.site, method)) {
 		log_msg(LOG_NOTICE, "field app: refused a request naming another host or origin");
 		return web_send_error(conn, MHD_HTTP_FORBIDDEN, "forbidden",
 				      "the request names another host or comes from another site");
@@ -377,75 +370,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					      "only GET and POST");
 		return route_get(a, conn, url, hlc_mono_ms());
 	}
-	if (!rq) {
-		if (!(rq = sodium_malloc(sizeof(*rq))))
-			return MHD_NO;
-		rq->len = 0;
-		rq->too_big = 0;
-		*con_cls = rq;
+	switch (web_body_gather(con_cls, upload, upload_size, &rq)) {
+	case WEB_BODY_FAILED:
+		return MHD_NO;
+	case WEB_BODY_MORE:
 		return MHD_YES;
+	default:
+		return route_post(a, conn, url, rq, hlc_mono_ms());
 	}
-	if (*upload_size) {
-		if (*upload_size > sizeof(rq->body) - rq->len)
-			rq->too_big = 1;
-		else
-			memcpy(rq->body + rq->len, upload, *upload_size);
-		if (!rq->too_big)
-			rq->len += *upload_size;
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	return route_post(a, conn, url, rq, hlc_mono_ms());
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode why)
-{
-	(void)cls;
-	(void)conn;
-	(void)why;
-	if (*con_cls)
-		sodium_free(*con_cls); /* wipes */
-	*con_cls = NULL;
-}
-
-/* libmicrohttpd's own messages (a bind failure, a malformed request):
- * its format, never a value of ours. */
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char msg[256];
-
-	(void)cls;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	msg[strcspn(msg, "\n")] = '\0';
-	log_msg(LOG_WARNING, "field app: %s", msg);
 }
 
 /* ---- the server --------------------------------------------------------- */
-
-/* The pages: [web] dir, else beside the program (the build tree), else
- * where they are installed. */
-static int pages_open(const struct agent_config *cfg, char *where, size_t cap)
-{
-	int fd, e;
-
-	if (cfg->web_dir) {
-		snprintf(where, cap, "%s", cfg->web_dir);
-		return open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
-	if (commands_beside_program(PAGES, where, cap) == 0 &&
-	    (fd = open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
-		return fd;
-	/* Opened by its literal, which so stays whole in the program, where
-	 * the package test looks for it. */
-	fd = open(FS_WEB_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	e = errno;
-	snprintf(where, cap, "%s", FS_WEB_DIR);
-	errno = e;
-	return fd;
-}
 
 int fieldapp_start(struct agent *a, struct fs_error *err)
 {
@@ -469,17 +404,20 @@ int fieldapp_start(struct agent *a, struct fs_error *err)
 		return r;
 	if (!loopback) /* config_load refuses it; this is the last word */
 		return fs_error_set(err, -EPERM, "field app: %s is not a loopback address", listen);
-	if ((app->dirfd = pages_open(cfg, where, sizeof(where))) < 0)
+	/* FS_WEB_DIR by its literal, which so stays whole in the program,
+	 * where the package test looks for it. */
+	if ((app->dirfd = web_pages_open(cfg->web_dir, PAGES, FS_WEB_DIR, where, sizeof(where))) <
+	    0)
 		return fs_error_set(err, -errno, "field app: no pages in %s: %s", where,
 				    strerror(errno));
 	if (web_sessions_init(&app->sessions, FIELDAPP_COOKIE, 0, idle) < 0)
 		return fs_error_set(err, -ENOMEM, "field app: out of secure memory");
 	app->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-		0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, web_mhd_log, "field app",
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+		(unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, web_body_done, a,
 		MHD_OPTION_END);
 	if (!app->mhd)
 		return fs_error_set(err, -EADDRINUSE,

@@ -33,9 +33,8 @@
 #include "crypto/fserr.h"
 
 #define FIELDAPP_COOKIE "fieldsync_app"
-#define FIELDAPP_BODY_MAX (64u << 10) /* the largest request body */
-#define FIELDAPP_TRIES 5	      /* wrong passphrases before a pause */
-#define FIELDAPP_PAUSE_MS 30000	      /* the pause */
+#define FIELDAPP_TRIES 5	/* wrong passphrases before a pause */
+#define FIELDAPP_PAUSE_MS 30000 /* the pause */
 
 /* Its state is struct fieldapp in struct agent (agent/agentd.h). */
 struct agent;

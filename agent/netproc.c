@@ -18,9 +18,9 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include "agent/commands.h"
 #include "agent/netframe.h"
 #include "sync/hlc.h"
+#include "sync/selfpath.h"
 
 #ifndef FS_LIBEXEC_DIR
 #define FS_LIBEXEC_DIR "/usr/libexec/fieldsync"
@@ -57,8 +57,7 @@ static int find_program(struct fs_error *err)
 {
 	if (program[0])
 		return 0;
-	if (commands_beside_program(HELPER, program, sizeof(program)) == 0 &&
-	    access(program, X_OK) == 0)
+	if (selfpath_beside(HELPER, program, sizeof(program)) == 0 && access(program, X_OK) == 0)
 		return 0;
 	snprintf(program, sizeof(program), "%s", FS_LIBEXEC_DIR "/" HELPER);
 	if (access(program, X_OK) == 0)

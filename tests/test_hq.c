@@ -1521,18 +1521,18 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 
 #define TO_V3_SQL                                                                                  \
 	TO_V5_SQL                                                                                  \
-		"DROP TABLE form_versions; DROP TABLE counters; DROP TABLE scope_moves; DROP "     \
-		"TABLE "                                                                           \
-		"down_state; "                                                                     \
-		"DROP TABLE scope_fields; "                                                        \
-		"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "  \
-		"DROP INDEX records_by_parent; DROP INDEX records_by_scope; "                      \
-		"ALTER TABLE fields DROP COLUMN rev; "                                             \
-		"DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "                    \
-		"ALTER TABLE conflicts DROP COLUMN rev; ALTER TABLE fields DROP COLUMN "           \
-		"scope_key; "                                                                      \
-		"ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "      \
-		"scope_parent; PRAGMA user_version = 3;"
+	"DROP TABLE form_versions; DROP TABLE counters; DROP TABLE scope_moves; DROP "             \
+	"TABLE "                                                                                   \
+	"down_state; "                                                                             \
+	"DROP TABLE scope_fields; "                                                                \
+	"DROP TABLE down_cursors; DROP INDEX fields_by_scope; DROP INDEX fields_by_rev; "          \
+	"DROP INDEX records_by_parent; DROP INDEX records_by_scope; "                              \
+	"ALTER TABLE fields DROP COLUMN rev; "                                                     \
+	"DROP INDEX conflicts_by_rev; DROP INDEX conflicts_by_record; "                            \
+	"ALTER TABLE conflicts DROP COLUMN rev; ALTER TABLE fields DROP COLUMN "                   \
+	"scope_key; "                                                                              \
+	"ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN "              \
+	"scope_parent; PRAGMA user_version = 3;"
 
 static void hq_db_to_v1(const struct hq *h)
 {

@@ -1,0 +1,79 @@
+/* request.c - request bodies, libmicrohttpd's messages and the pages'
+ * directory for the web faces (web/request.h). */
+#include "web/request.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "sync/log.h"
+#include "sync/selfpath.h"
+
+int web_body_gather(void **con_cls, const char *upload, size_t *upload_size, struct web_body **ret)
+{
+	struct web_body *b = *con_cls;
+
+	if (!b) {
+		if (!(b = sodium_malloc(sizeof(*b))))
+			return WEB_BODY_FAILED;
+		b->len = 0;
+		b->too_big = 0;
+		*con_cls = b;
+		return WEB_BODY_MORE;
+	}
+	if (*upload_size) {
+		if (*upload_size > sizeof(b->data) - b->len)
+			b->too_big = 1;
+		else if (!b->too_big)
+			memcpy(b->data + b->len, upload, *upload_size);
+		if (!b->too_big)
+			b->len += *upload_size;
+		*upload_size = 0;
+		return WEB_BODY_MORE;
+	}
+	*ret = b;
+	return WEB_BODY_WHOLE;
+}
+
+void web_body_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+		   enum MHD_RequestTerminationCode why)
+{
+	(void)cls;
+	(void)conn;
+	(void)why;
+	if (*con_cls)
+		sodium_free(*con_cls); /* wipes */
+	*con_cls = NULL;
+}
+
+void web_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_msg(LOG_WARNING, "%s: %s", cls ? (const char *)cls : "web", msg);
+}
+
+int web_pages_open(const char *configured, const char *rel, const char *installed, char *where,
+		   size_t cap)
+{
+	int fd, e;
+
+	if (configured) {
+		snprintf(where, cap, "%s", configured);
+		return open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (selfpath_beside(rel, where, cap) == 0 &&
+	    (fd = open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+		return fd;
+	fd = open(installed, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	e = errno;
+	snprintf(where, cap, "%s", installed);
+	errno = e;
+	return fd;
+}
