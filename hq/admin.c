@@ -48,35 +48,41 @@ static int print_json(FILE *out, cJSON *arr, struct fs_error *err)
  * the whole array is printed as one line at the end. */
 typedef int (*row_fn)(struct hqsql_stmt *st, cJSON *arr, FILE *out);
 
-static int list_rows(struct hqsql *db, const char *sql, const char *what, row_fn row, int json,
-		     FILE *out, struct fs_error *err)
+/* Run sql, handing each row to row() with arr and out. */
+static int run_rows(struct hqsql *db, const char *sql, const char *what, row_fn row, cJSON *arr,
+		    FILE *out, struct fs_error *err)
 {
 	struct hqsql_stmt *st = NULL;
-	cJSON *arr = json ? cJSON_CreateArray() : NULL;
 	int rc, r;
 
-	if (json && !arr)
-		return fs_error_set(err, -ENOMEM, "out of memory");
 	if ((r = hqsql_prepare(db, sql, &st, err)) < 0)
-		goto out;
+		return r;
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		if (row(st, arr, out) < 0) {
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}
 	}
-	if (rc != HQSQL_DONE) {
+	if (rc != HQSQL_DONE)
 		r = hqsql_fail(db, what, err);
-		goto out;
-	}
-	if (json) {
-		r = print_json(out, arr, err);
-		arr = NULL;
-	}
 out:
-	cJSON_Delete(arr);
 	hqsql_finalize(st);
 	return r;
+}
+
+static int list_rows(struct hqsql *db, const char *sql, const char *what, row_fn row, int json,
+		     FILE *out, struct fs_error *err)
+{
+	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	int r;
+
+	if (json && !arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = run_rows(db, sql, what, row, arr, out, err)) < 0 || !json) {
+		cJSON_Delete(arr);
+		return r;
+	}
+	return print_json(out, arr, err);
 }
 
 /* A new object in arr; NULL when out of memory. */
@@ -111,6 +117,10 @@ static int device_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 	    !cJSON_AddStringToObject(o, "municipality", col_text(st, 2)) ||
 	    !(hqsql_column_is_null(st, 3) ? cJSON_AddNullToObject(o, "last_seen")
 					  : cJSON_AddStringToObject(o, "last_seen", seen)) ||
+	    !(hqsql_column_is_null(st, 3)
+		      ? cJSON_AddNullToObject(o, "last_seen_ms")
+		      : cJSON_AddNumberToObject(o, "last_seen_ms",
+						(double)hqsql_column_int64(st, 3))) ||
 	    !cJSON_AddNumberToObject(o, "last_seq", (double)hqsql_column_int64(st, 4)) ||
 	    !cJSON_AddStringToObject(o, "state", col_text(st, 5)) ||
 	    (col_text(st, 6)[0] && !cJSON_AddStringToObject(o, "revoked_reason", col_text(st, 6))))
@@ -119,28 +129,45 @@ static int device_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 	return cJSON_AddItemToObject(o, "scope", cJSON_Parse(col_text(st, 8))) ? 0 : -ENOMEM;
 }
 
+/* The scope's names in key order, as text and as a JSON array: each
+ * engine has its own aggregates for that. */
+static const char *devices_sql(struct hqsql *db)
+{
+	return hqsql_backend(db) == HQSQL_POSTGRESQL
+		       ? "SELECT id, team, municipality, last_seen, last_seq, state, "
+			 "revoked_reason, (SELECT string_agg(name, ', ' ORDER BY key) FROM "
+			 "device_scopes WHERE device = d.id), (SELECT coalesce(json_agg(name "
+			 "ORDER BY key), '[]') FROM device_scopes WHERE device = d.id) "
+			 "FROM devices d ORDER BY team, id"
+		       : "SELECT id, team, municipality, last_seen, last_seq, state, "
+			 "revoked_reason, (SELECT group_concat(name, ', ') FROM (SELECT "
+			 "name FROM device_scopes WHERE device = d.id ORDER BY key)), "
+			 "(SELECT json_group_array(name) FROM (SELECT name FROM "
+			 "device_scopes WHERE device = d.id ORDER BY key)) "
+			 "FROM devices d ORDER BY team, id";
+}
+
 int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {
 	if (!json)
 		fprintf(out, "%-32s  %-24s  %-24s  %-24s  %8s  %-8s  %s\n", "DEVICE", "TEAM",
 			"MUNICIPALITY", "LAST SEEN", "LAST SEQ", "STATE", "SCOPE");
-	/* The scope's names in key order, as text and as a JSON array: each
-	 * engine has its own aggregates for that. */
-	return list_rows(
-		db,
-		hqsql_backend(db) == HQSQL_POSTGRESQL
-			? "SELECT id, team, municipality, last_seen, last_seq, state, "
-			  "revoked_reason, (SELECT string_agg(name, ', ' ORDER BY key) FROM "
-			  "device_scopes WHERE device = d.id), (SELECT coalesce(json_agg(name "
-			  "ORDER BY key), '[]') FROM device_scopes WHERE device = d.id) "
-			  "FROM devices d ORDER BY team, id"
-			: "SELECT id, team, municipality, last_seen, last_seq, state, "
-			  "revoked_reason, (SELECT group_concat(name, ', ') FROM (SELECT "
-			  "name FROM device_scopes WHERE device = d.id ORDER BY key)), "
-			  "(SELECT json_group_array(name) FROM (SELECT name FROM "
-			  "device_scopes WHERE device = d.id ORDER BY key)) "
-			  "FROM devices d ORDER BY team, id",
-		"list devices", device_row, json, out, err);
+	return list_rows(db, devices_sql(db), "list devices", device_row, json, out, err);
+}
+
+int admin_devices_array(struct hqsql *db, cJSON **ret, struct fs_error *err)
+{
+	cJSON *arr = cJSON_CreateArray();
+	int r;
+
+	if (!arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = run_rows(db, devices_sql(db), "list devices", device_row, arr, NULL, err)) < 0) {
+		cJSON_Delete(arr);
+		return r;
+	}
+	*ret = arr;
+	return 0;
 }
 
 /* ---- conflicts ---------------------------------------------------------- */

@@ -18,11 +18,16 @@
 
 #include <stdint.h>
 #include <stdio.h>
+
+#include <cjson/cJSON.h>
 #include "hq/hqsql.h"
 
 #include "crypto/fserr.h"
 
 int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
+/* The same devices as `devices --json` gives, as an array (the
+ * caller's). */
+int admin_devices_array(struct hqsql *db, cJSON **ret, struct fs_error *err) FS_WUR;
 int admin_conflicts(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 /* Every delete, and every write by a team other than the one that

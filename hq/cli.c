@@ -19,6 +19,7 @@
 #include "hq/admin.h"
 #include "hq/audit.h"
 #include "hq/cmd_user.h"
+#include "hq/console.h"
 #include "hq/export.h"
 #include "hq/hqconfig.h"
 #include "sync/clierr.h"
@@ -237,6 +238,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	struct identity *hq = NULL;
 	struct hq_forms *forms = NULL;
 	struct server *srv = NULL;
+	struct console *con = NULL;
 	struct hqsql *db = NULL;
 	unsigned published = 0;
 	sigset_t set;
@@ -285,6 +287,21 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	if (published)
 		log_msg(LOG_NOTICE, "published %u new form version%s", published,
 			published == 1 ? "" : "s");
+	/* The console is for people; the devices come first.  One that
+	 * cannot start is said plainly, and HQ serves on without it. */
+	{
+		struct fs_error cerr = { 0 };
+		char url[128];
+
+		if (console_start(cfg, &con, &cerr) < 0) {
+			log_msg(LOG_ERR, "%s; serving devices without the console", cerr.msg);
+		} else if (!con) {
+			log_msg(LOG_INFO, "console off ([console] enabled = no)");
+		} else {
+			console_url(con, url, sizeof(url));
+			log_msg(LOG_INFO, "console on %s", url);
+		}
+	}
 	print_listening(cfg->listen, server_port(srv));
 	/* Wake once a minute to sign a checkpoint when one is due by time. */
 	for (;;) {
@@ -299,6 +316,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 	}
 	log_msg(LOG_INFO, "stopping");
 out:
+	console_stop(con);
 	server_stop(srv);
 	hqforms_free(forms);
 	identity_free(hq);

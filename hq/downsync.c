@@ -1331,6 +1331,24 @@ static int device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, u
 	return r;
 }
 
+static int mark_seen(struct hqsql *db, const char *device, uint64_t now_ms, struct fs_error *err)
+{
+	struct hqsql_stmt *st = NULL;
+	int r = hqsql_prepare(db,
+			      "UPDATE devices SET last_seen = CASE WHEN last_seen IS NULL OR "
+			      "last_seen < ?2 THEN ?2 ELSE last_seen END WHERE id = ?1",
+			      &st, err);
+
+	if (r < 0)
+		return r;
+	hqsql_bind_text(st, 1, device);
+	hqsql_bind_int64(st, 2, (int64_t)now_ms);
+	if (hqsql_step(st) != HQSQL_DONE)
+		r = hqsql_fail(db, "note when the device was seen", err);
+	hqsql_finalize(st);
+	return r;
+}
+
 int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_forms *forms,
 		  unsigned batch, const uint8_t *req, size_t len, uint64_t now_ms,
 		  struct downsync_result *ret, struct fs_error *err)
@@ -1369,6 +1387,10 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 		refuse(&res, 403, "revoked", "device %s has been revoked", res.device);
 		goto done;
 	}
+	/* A pull is contact: the console tells a quiet device from a lost
+	 * one by it.  Its own statement, kept whatever the answer. */
+	if ((r = mark_seen(db, res.device, now_ms, err)) < 0)
+		goto fail;
 	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		goto fail;
 	if ((r = state_load(db, res.device, &old, err)) < 0)

@@ -35,6 +35,16 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{ "forms", "dir", &cfg->forms_dir, NULL, 0 },
 		{ "audit", "checkpoint_every", NULL, &cfg->audit.every, 1000000 },
 		{ "audit", "checkpoint_minutes", NULL, &cfg->audit.minutes, 10080 },
+		{ "console", "enabled", &cfg->console.enabled, NULL, 0 },
+		{ "console", "listen", &cfg->console.listen, NULL, 0 },
+		{ "console", "host", &cfg->console.host, NULL, 0 },
+		{ "console", "dir", &cfg->console.dir, NULL, 0 },
+		{ "console", "idle_minutes", NULL, &cfg->console.idle_minutes, 1440 },
+		{ "console", "login_tries", NULL, &cfg->console.login_tries, 1000 },
+		{ "console", "login_address_tries", NULL, &cfg->console.login_address_tries,
+		  100000 },
+		{ "console", "login_pause_minutes", NULL, &cfg->console.login_pause_minutes, 1440 },
+		{ "console", "red_unseen_hours", NULL, &cfg->console.red_unseen_hours, 8760 },
 	};
 
 	return ini_load(path, keys, sizeof(keys) / sizeof(keys[0]), err);
@@ -68,6 +78,22 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->proof_rate = HQCONFIG_DEFAULT_PROOF_RATE;
 	if (!cfg->pull_batch)
 		cfg->pull_batch = DOWNSYNC_DEFAULT_BATCH;
+	if (!cfg->console.listen &&
+	    ini_set(&cfg->console.listen, HQCONFIG_DEFAULT_CONSOLE_LISTEN) < 0)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (!cfg->console.idle_minutes)
+		cfg->console.idle_minutes = HQCONFIG_DEFAULT_CONSOLE_IDLE_MIN;
+	if (!cfg->console.login_tries)
+		cfg->console.login_tries = HQCONFIG_DEFAULT_LOGIN_TRIES;
+	if (!cfg->console.login_address_tries)
+		cfg->console.login_address_tries = HQCONFIG_DEFAULT_LOGIN_ADDRESS_TRIES;
+	if (!cfg->console.login_pause_minutes)
+		cfg->console.login_pause_minutes = HQCONFIG_DEFAULT_LOGIN_PAUSE_MIN;
+	if (!cfg->console.red_unseen_hours)
+		cfg->console.red_unseen_hours = HQCONFIG_DEFAULT_RED_UNSEEN_H;
+	if (cfg->console.enabled && strcmp(cfg->console.enabled, "yes") &&
+	    strcmp(cfg->console.enabled, "no"))
+		return fs_error_set(err, -FS_EUSAGE, "[console] enabled must be yes or no");
 	if (cfg->accept_unbound && strcmp(cfg->accept_unbound, "yes") &&
 	    strcmp(cfg->accept_unbound, "no"))
 		return fs_error_set(err, -FS_EUSAGE,
@@ -102,5 +128,9 @@ void hqconfig_free(struct hq_config *cfg)
 	free(cfg->backend);
 	free(cfg->postgresql);
 	free(cfg->pg_password_file);
+	free(cfg->console.enabled);
+	free(cfg->console.listen);
+	free(cfg->console.host);
+	free(cfg->console.dir);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -42,6 +42,22 @@
  *                               (default 100)
  *   [audit] checkpoint_minutes  ... or every M minutes while serving
  *                               (default 10)
+ *   [console] enabled      yes (default) or no: serve the console (hq/console.h)
+ *   [console] listen       ADDR:PORT (default 127.0.0.1:8760); plain HTTP only
+ *                          on a loopback address, else [server] tls_cert
+ *   [console] host         the name people reach it by over HTTPS
+ *                          (hq.example.org); its Host header is accepted
+ *   [console] dir          its pages (default: beside the program, else
+ *                          installed)
+ *   [console] idle_minutes a session ends after this long unused, 1..1440
+ *                          (default 15)
+ *   [console] login_tries  failed logins of one account before a pause,
+ *                          1..1000 (default 5)
+ *   [console] login_address_tries  ... from one address (default 20)
+ *   [console] login_pause_minutes  the window and the pause, 1..1440
+ *                          (default 15)
+ *   [console] red_unseen_hours  a device not seen for longer is flagged,
+ *                          1..8760 (default 72)
  *
  * An unknown section or key, an empty value or a number out of range is
  * an error naming the line, so a typo never falls back to a default.
@@ -64,6 +80,12 @@
 #define HQCONFIG_DEFAULT_MIN_UPLOAD_RATE 1024
 #define HQCONFIG_DEFAULT_ENROLL_RATE 10
 #define HQCONFIG_DEFAULT_PROOF_RATE 60
+#define HQCONFIG_DEFAULT_CONSOLE_LISTEN "127.0.0.1:8760"
+#define HQCONFIG_DEFAULT_CONSOLE_IDLE_MIN 15
+#define HQCONFIG_DEFAULT_LOGIN_TRIES 5
+#define HQCONFIG_DEFAULT_LOGIN_ADDRESS_TRIES 20
+#define HQCONFIG_DEFAULT_LOGIN_PAUSE_MIN 15
+#define HQCONFIG_DEFAULT_RED_UNSEEN_H 72
 
 struct hq_config {
 	char *listen;		  /* ADDR:PORT */
@@ -86,6 +108,14 @@ struct hq_config {
 	char *pg_password_file;	  /* NULL: the credential, or libpq's ways */
 	unsigned pg_statement_timeout_ms; /* 0: the default */
 	struct audit_policy audit;	  /* when to sign an audit checkpoint */
+	struct {
+		char *enabled; /* "yes" (NULL) or "no" */
+		char *listen;  /* ADDR:PORT */
+		char *host;    /* NULL: only the address and localhost */
+		char *dir;     /* NULL: beside the program, else installed */
+		unsigned idle_minutes, login_tries, login_address_tries, login_pause_minutes;
+		unsigned red_unseen_hours;
+	} console;
 };
 
 /* Load path into cfg (zeroed or previously loaded; keys in the file

@@ -1019,9 +1019,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* ---- start/stop --------------------------------------------------------- */
 
-/* Read a PEM file (NUL-terminated) into memory; secure memory when
- * secret. */
-static int read_pem(const char *path, int secret, char **ret, struct fs_error *err)
+int server_read_pem(const char *path, int secret, char **ret, struct fs_error *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -1078,8 +1076,8 @@ static int server_tls_load(struct server *s, struct fs_error *err)
 		return fs_error_set(err, -FS_EUSAGE,
 				    "TLS is configured but libmicrohttpd was "
 				    "built without TLS");
-	if ((r = read_pem(s->cfg->tls_cert, 0, &s->tls_cert, err)) < 0 ||
-	    (r = read_pem(s->cfg->tls_key, 1, &s->tls_key, err)) < 0)
+	if ((r = server_read_pem(s->cfg->tls_cert, 0, &s->tls_cert, err)) < 0 ||
+	    (r = server_read_pem(s->cfg->tls_key, 1, &s->tls_key, err)) < 0)
 		return r;
 	return 0;
 }

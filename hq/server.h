@@ -50,6 +50,11 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 /* The bound port. */
 uint16_t server_port(const struct server *s);
 
+/* Read a PEM file (NUL-terminated, at most SERVER_PEM_MAX bytes) into
+ * memory, secure memory when secret (free with secmem_free, else
+ * free); the console reads the same certificate and key. */
+int server_read_pem(const char *path, int secret, char **ret, struct fs_error *err) FS_WUR;
+
 /* Stop accepting, finish running requests, free; NULL-safe; NULL. */
 struct server *server_stop(struct server *s);
 

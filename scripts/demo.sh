@@ -67,7 +67,7 @@ team() {
 	FIELDSYNC_CONFIG="$DEMO/$t/agent.conf" "$FS" "$@"
 }
 
-printf '[store]\ndata_dir = %s/hq\n' "$DEMO" > "$DEMO/hq.conf"
+printf '[store]\ndata_dir = %s/hq\n[console]\nlisten = 127.0.0.1:0\n' "$DEMO" > "$DEMO/hq.conf"
 hq() { "$HQ" -c "$DEMO/hq.conf" "$@"; }
 
 # start_hq [PORT]: serve on loopback; sets PORT.
@@ -80,11 +80,17 @@ start_hq() {
 	[ -n "$PORT" ] || { cat "$DEMO/hq.log" >&2; exit 1; }
 }
 
-say "1. Headquarters creates its keys and starts its sync server on loopback"
+say "1. Headquarters creates its keys, an administrator's account, and starts its sync server on loopback"
 hq init
+printf 'demo-admin-lozinka\n' > "$DEMO/admin-password"
+chmod 600 "$DEMO/admin-password"
+hq user add admin --role admin --password-file "$DEMO/admin-password"
 start_hq
 URL="http://127.0.0.1:$PORT"
 echo "HQ at $URL"
+wait_until 60 "HQ's console did not start (see $DEMO/hq.log)" grep -q "console on" "$DEMO/hq.log"
+echo "HQ's console at $(sed -n 's/.*console on \(http[^ ]*\).*/\1/p' "$DEMO/hq.log" | head -n 1)" \
+	"(account admin, password in $DEMO/admin-password)"
 
 say "2. Two field teams set up their laptops: an encrypted store, an agent, enrolment"
 for t in $TEAMS; do

@@ -135,7 +135,14 @@ static void hq_init(struct hq *h, const char *name, const char *conf_text,
 	snprintf(h->conf, sizeof(h->conf), "%s/hq.conf", h->dir);
 	snprintf(h->log, sizeof(h->log), "%s/serve.log", h->dir);
 	ASSERT_OK(mkdir(h->dir, 0700));
-	write_file(h->conf, conf_text ? conf_text : "", conf_text ? strlen(conf_text) : 0, 0600);
+	/* The console on a port the kernel picks: tests run side by side. */
+	{
+		char conf[4096];
+
+		snprintf(conf, sizeof(conf), "[console]\nlisten = 127.0.0.1:0\n%s",
+			 conf_text ? conf_text : "");
+		write_file(h->conf, conf, strlen(conf), 0600);
+	}
 	ASSERT_EQ(HQ_RUN(h, NULL, "init"), 0);
 	if (keys_from) {
 		char src[700], dst[700], *key;

@@ -62,6 +62,11 @@ void web_site_init(struct web_site *site, const char *scheme, const struct socka
 	snprintf(site->authority[1], sizeof(site->authority[1]), "localhost:%u", port);
 }
 
+void web_site_name(struct web_site *site, const char *host, uint16_t port)
+{
+	snprintf(site->authority[0], sizeof(site->authority[0]), "%s:%u", host, port);
+}
+
 void web_site_url(const struct web_site *site, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s://%s/", site->scheme, site->authority[0]);
@@ -90,6 +95,13 @@ int web_http_allowed(struct MHD_Connection *conn, const struct web_site *site, c
 enum MHD_Result web_send(struct MHD_Connection *conn, unsigned status, void *body, size_t len,
 			 const char *ctype, const char *set_cookie)
 {
+	return web_send_with(conn, status, body, len, ctype, set_cookie, NULL, NULL);
+}
+
+enum MHD_Result web_send_with(struct MHD_Connection *conn, unsigned status, void *body, size_t len,
+			      const char *ctype, const char *set_cookie, const char *name,
+			      const char *value)
+{
 	struct MHD_Response *resp =
 		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result ret = MHD_NO;
@@ -104,7 +116,8 @@ enum MHD_Result web_send(struct MHD_Connection *conn, unsigned status, void *bod
 	if ((ctype &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES) ||
 	    (set_cookie &&
-	     MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, set_cookie) != MHD_YES))
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, set_cookie) != MHD_YES) ||
+	    (name && MHD_add_response_header(resp, name, value) != MHD_YES))
 		goto out;
 	ret = MHD_queue_response(conn, status, resp);
 out:
@@ -114,6 +127,12 @@ out:
 
 enum MHD_Result web_send_json(struct MHD_Connection *conn, unsigned status, cJSON *o,
 			      const char *set_cookie)
+{
+	return web_send_json_with(conn, status, o, set_cookie, NULL, NULL);
+}
+
+enum MHD_Result web_send_json_with(struct MHD_Connection *conn, unsigned status, cJSON *o,
+				   const char *set_cookie, const char *name, const char *value)
 {
 	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
 	char *copy = NULL;
@@ -130,7 +149,7 @@ enum MHD_Result web_send_json(struct MHD_Connection *conn, unsigned status, cJSO
 	}
 	if (!copy)
 		return MHD_NO;
-	return web_send(conn, status, copy, len, "application/json", set_cookie);
+	return web_send_with(conn, status, copy, len, "application/json", set_cookie, name, value);
 }
 
 enum MHD_Result web_send_error(struct MHD_Connection *conn, unsigned status, const char *code,

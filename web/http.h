@@ -39,6 +39,10 @@ struct web_site {
 void web_site_init(struct web_site *site, const char *scheme, const struct sockaddr_storage *addr,
 		   uint16_t port);
 
+/* Answer to host:port rather than the address (a name in a TLS
+ * certificate, for a server not on loopback). */
+void web_site_name(struct web_site *site, const char *host, uint16_t port);
+
 /* The URL a person opens: scheme://address:port/. */
 void web_site_url(const struct web_site *site, char *out, size_t cap);
 
@@ -51,9 +55,15 @@ int web_http_allowed(struct MHD_Connection *conn, const struct web_site *site, c
  * set_cookie, when not NULL, is a Set-Cookie value. */
 enum MHD_Result web_send(struct MHD_Connection *conn, unsigned status, void *body, size_t len,
 			 const char *ctype, const char *set_cookie);
+/* The same with one more header, name: value (name NULL: none). */
+enum MHD_Result web_send_with(struct MHD_Connection *conn, unsigned status, void *body, size_t len,
+			      const char *ctype, const char *set_cookie, const char *name,
+			      const char *value);
 /* o (consumed) as application/json. */
 enum MHD_Result web_send_json(struct MHD_Connection *conn, unsigned status, cJSON *o,
 			      const char *set_cookie);
+enum MHD_Result web_send_json_with(struct MHD_Connection *conn, unsigned status, cJSON *o,
+				   const char *set_cookie, const char *name, const char *value);
 /* {"error": code, "message": message}: code for the page to choose its
  * words by, message in English for a log or a developer. */
 enum MHD_Result web_send_error(struct MHD_Connection *conn, unsigned status, const char *code,

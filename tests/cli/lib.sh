@@ -116,11 +116,11 @@ hq_conf() {
 		[ -n "${PG_PORT:-}" ] || pg_start
 		PG_DBS=$((${PG_DBS:-0} + 1))
 		pg_psql "CREATE DATABASE fieldsync_$PG_DBS OWNER hq" || fail "create database"
-		printf '[store]\ndata_dir = %s/hq\nbackend = postgresql\npostgresql = %s\npostgresql_password_file = %s\n[forms]\ndir = %s\n' \
+		printf '[store]\ndata_dir = %s/hq\nbackend = postgresql\npostgresql = %s\npostgresql_password_file = %s\n[forms]\ndir = %s\n[console]\nlisten = 127.0.0.1:0\n' \
 			"$T" "${PG_CONNINFO/dbname=fieldsync/dbname=fieldsync_$PG_DBS}" "$PG_PASSFILE" "$FORMS" > "$T/hq.conf"
 		return
 	fi
-	printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n' "$T" "$FORMS" > "$T/hq.conf"
+	printf '[store]\ndata_dir = %s/hq\n[forms]\ndir = %s\n[console]\nlisten = 127.0.0.1:0\n' "$T" "$FORMS" > "$T/hq.conf"
 }
 if [ "${FS_HQ_BACKEND:-sqlite}" = postgresql ]; then
 	. "$(dirname "${BASH_SOURCE[0]}")/pg.sh"

@@ -75,6 +75,6 @@ pg_stop() {
 
 # hq_conf_pg: HQ's config for PostgreSQL (keys still in $T/hq).
 hq_conf_pg() {
-	printf '[store]\ndata_dir = %s/hq\nbackend = postgresql\npostgresql = %s\npostgresql_password_file = %s\n[forms]\ndir = %s\n' \
+	printf '[store]\ndata_dir = %s/hq\nbackend = postgresql\npostgresql = %s\npostgresql_password_file = %s\n[forms]\ndir = %s\n[console]\nlisten = 127.0.0.1:0\n' \
 		"$T" "$PG_CONNINFO" "$PG_PASSFILE" "$FORMS" > "$T/hq.conf"
 }

@@ -1,0 +1,437 @@
+/* console.c - HQ's console (hq/console.h).
+ *
+ * Sections: state; answers; sessions and logins; devices; routing; the
+ * server.
+ */
+#include "hq/console.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "crypto/secmem.h"
+#include "hq/admin.h"
+#include "hq/hqdb.h"
+#include "hq/server.h"
+#include "hq/users.h"
+#include "sync/hlc.h"
+#include "sync/log.h"
+#include "sync/scoperule.h"
+#include "web/http.h"
+#include "web/listen.h"
+#include "web/request.h"
+#include "web/session.h"
+
+#ifndef FS_CONSOLE_DIR
+#define FS_CONSOLE_DIR "/usr/share/fieldsync/console"
+#endif
+
+/* ---- state ------------------------------------------------------------------ */
+
+struct console {
+	const struct hq_config *cfg;
+	struct MHD_Daemon *mhd;
+	struct web_site site;
+	struct web_sessions sessions;
+	/* Who holds each session slot: set when it opens. */
+	struct users_account who[WEB_SESSION_MAX];
+	struct users_limits limits;
+	int dirfd;
+	uint16_t port;
+	char *tls_cert, *tls_key; /* PEM; the key in secure memory */
+};
+
+/* ---- answers ---------------------------------------------------------------- */
+
+static enum MHD_Result no_session(struct MHD_Connection *conn)
+{
+	return web_send_error(conn, MHD_HTTP_UNAUTHORIZED, "no_session", "log in first");
+}
+
+static enum MHD_Result database_failed(struct MHD_Connection *conn, const struct fs_error *err)
+{
+	log_msg(LOG_ERR, "console: %s", err->msg);
+	return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "database",
+			      "HQ could not read its database; see its log");
+}
+
+/* The peer's address as text, for the audit log and the limits. */
+static void peer_address(struct MHD_Connection *conn, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(out, cap, "unknown");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  (socklen_t)cap);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  out, (socklen_t)cap);
+}
+
+/* ---- sessions and logins ----------------------------------------------------- */
+
+/* GET /api/session: whether this browser holds a session, and whose. */
+static enum MHD_Result do_session(struct console *c, struct MHD_Connection *conn, uint64_t now)
+{
+	int idx = web_session_find(&c->sessions, conn, now, 0);
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddBoolToObject(o, "session", idx >= 0)) {
+		cJSON_Delete(o);
+		return MHD_NO;
+	}
+	if (idx >= 0) {
+		const struct users_account *u = &c->who[idx];
+
+		if (!cJSON_AddStringToObject(o, "user", u->name) ||
+		    !cJSON_AddStringToObject(o, "role",
+					     u->role == USERS_ADMIN ? "admin" : "viewer") ||
+		    !cJSON_AddItemToObject(o, "municipalities",
+					   cJSON_Duplicate(u->municipalities, 1)) ||
+		    !cJSON_AddStringToObject(o, "csrf", web_session_csrf(&c->sessions, idx))) {
+			cJSON_Delete(o);
+			return MHD_NO;
+		}
+	}
+	return web_send_json(conn, MHD_HTTP_OK, o, NULL);
+}
+
+/* POST /api/login {"name", "password"}. */
+static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
+				const struct web_body *body, uint64_t now)
+{
+	char addr[64], cookie[WEB_COOKIE_MAX], retry[24];
+	struct users_account acc = { 0 };
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	cJSON *req = cJSON_ParseWithLength(body->data, body->len), *o = NULL;
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "name"),
+		    *pw = cJSON_GetObjectItemCaseSensitive(req, "password");
+	uint64_t wait_ms = 0;
+	enum MHD_Result ret;
+	int r, idx;
+
+	if (!cJSON_IsString(name) || !cJSON_IsString(pw)) {
+		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				     "expected {\"name\", \"password\"}");
+		goto out;
+	}
+	peer_address(conn, addr, sizeof(addr));
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+		r = users_login(db, name->valuestring, pw->valuestring, strlen(pw->valuestring),
+				addr, &c->limits, hlc_wall_ms(), &acc, &wait_ms, &err);
+	if (r == -FS_EAUTH) {
+		ret = web_send_error(conn, MHD_HTTP_UNAUTHORIZED, "wrong_login",
+				     "wrong account name or password");
+		goto out;
+	}
+	if (r == -EBUSY) {
+		/* Retry-After in whole seconds, rounded up. */
+		snprintf(retry, sizeof(retry), "%llu", (unsigned long long)(wait_ms + 999) / 1000);
+		o = cJSON_CreateObject();
+		if (!o || !cJSON_AddStringToObject(o, "error", "paused") ||
+		    !cJSON_AddStringToObject(o, "message",
+					     "too many failed logins: wait, then try again") ||
+		    !cJSON_AddNumberToObject(o, "retry_after_s",
+					     (double)((wait_ms + 999) / 1000))) {
+			ret = MHD_NO;
+			goto out;
+		}
+		ret = web_send_json_with(conn, MHD_HTTP_TOO_MANY_REQUESTS, o, NULL, "Retry-After",
+					 retry);
+		o = NULL;
+		goto out;
+	}
+	if (r < 0) {
+		ret = database_failed(conn, &err);
+		goto out;
+	}
+	if ((idx = web_session_open(&c->sessions, now, cookie)) < 0) {
+		ret = web_send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no_session",
+				     "HQ could not open a session");
+		goto out;
+	}
+	users_account_clear(&c->who[idx]);
+	c->who[idx] = acc;
+	memset(&acc, 0, sizeof(acc));
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "user", c->who[idx].name) ||
+	    !cJSON_AddStringToObject(o, "csrf", web_session_csrf(&c->sessions, idx))) {
+		ret = MHD_NO;
+		goto out;
+	}
+	log_msg(LOG_INFO, "console: %s logged in from %s", c->who[idx].name, addr);
+	ret = web_send_json(conn, MHD_HTTP_OK, o, cookie);
+	o = NULL;
+out:
+	cJSON_Delete(o);
+	users_account_clear(&acc);
+	hqdb_close(db);
+	/* The request's copy of the password: the body itself is wiped by
+	 * web_body_done. */
+	if (cJSON_IsString(pw))
+		sodium_memzero(pw->valuestring, strlen(pw->valuestring));
+	cJSON_Delete(req);
+	return ret;
+}
+
+/* POST /api/logout. */
+static enum MHD_Result do_logout(struct console *c, struct MHD_Connection *conn, int idx)
+{
+	char cookie[WEB_COOKIE_MAX];
+	cJSON *o = cJSON_CreateObject();
+
+	web_session_close(&c->sessions, idx);
+	users_account_clear(&c->who[idx]);
+	web_session_forget_cookie(&c->sessions, cookie);
+	if (!o || !cJSON_AddBoolToObject(o, "session", 0)) {
+		cJSON_Delete(o);
+		return MHD_NO;
+	}
+	return web_send_json(conn, MHD_HTTP_OK, o, cookie);
+}
+
+/* ---- devices ------------------------------------------------------------------ */
+
+/* Whether account u sees data of municipality m. */
+static int sees(const struct users_account *u, const char *m)
+{
+	const char *names[64];
+	size_t n = 0;
+	const cJSON *it;
+
+	if (u->role == USERS_ADMIN)
+		return 1;
+	cJSON_ArrayForEach(it, u->municipalities) if (n < 64 && cJSON_IsString(it)) names[n++] =
+		it->valuestring;
+	return m && scoperule_holds(names, n, m);
+}
+
+/* GET /api/devices: what `devices --json` says, for the devices the
+ * account sees, each with "red" and why. */
+static enum MHD_Result do_devices(struct console *c, struct MHD_Connection *conn, int idx)
+{
+	const struct users_account *u = &c->who[idx];
+	uint64_t unseen_ms = (uint64_t)c->cfg->console.red_unseen_hours * 3600000ull,
+		 now = hlc_wall_ms();
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	cJSON *all = NULL, *out = NULL, *d, *next;
+	int r;
+
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+		r = admin_devices_array(db, &all, &err);
+	hqdb_close(db);
+	if (r < 0)
+		return database_failed(conn, &err);
+	if (!(out = cJSON_CreateObject()) || !cJSON_AddItemToObject(out, "devices", all)) {
+		cJSON_Delete(all);
+		cJSON_Delete(out);
+		return MHD_NO;
+	}
+	for (d = all->child; d; d = next) {
+		const cJSON *seen = cJSON_GetObjectItemCaseSensitive(d, "last_seen_ms");
+		const cJSON *muni = cJSON_GetObjectItemCaseSensitive(d, "municipality");
+		uint64_t at = 0;
+
+		next = d->next;
+		if (!sees(u, cJSON_IsString(muni) ? muni->valuestring : NULL)) {
+			cJSON_Delete(cJSON_DetachItemViaPointer(all, d));
+			continue;
+		}
+		if (cJSON_IsNumber(seen))
+			at = (uint64_t)seen->valuedouble;
+		if (!cJSON_AddBoolToObject(d, "red", !at || now - at > unseen_ms) ||
+		    !cJSON_AddStringToObject(d, "why",
+					     !at		    ? "never seen"
+					     : now - at > unseen_ms ? "not seen for too long"
+								    : "")) {
+			cJSON_Delete(out);
+			return MHD_NO;
+		}
+	}
+	return web_send_json(conn, MHD_HTTP_OK, out, NULL);
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn, const char *url,
+				 uint64_t now)
+{
+	int idx;
+
+	if (!strcmp(url, "/"))
+		return web_send_file(conn, c->dirfd, "index.html");
+	if (!strcmp(url, "/api/session"))
+		return do_session(c, conn, now);
+	if (!strncmp(url, "/api/", 5)) {
+		if ((idx = web_session_find(&c->sessions, conn, now, 1)) < 0)
+			return no_session(conn);
+		if (!strcmp(url, "/api/devices"))
+			return do_devices(c, conn, idx);
+		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
+	}
+	return web_send_file(conn, c->dirfd, url + 1);
+}
+
+static enum MHD_Result route_post(struct console *c, struct MHD_Connection *conn, const char *url,
+				  const struct web_body *body, uint64_t now)
+{
+	int idx;
+
+	if (body->too_big)
+		return web_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+				      "the request is larger than the console sends");
+	if (!strcmp(url, "/api/login"))
+		return do_login(c, conn, body, now);
+	if ((idx = web_session_find(&c->sessions, conn, now, 1)) < 0)
+		return no_session(conn);
+	if (!web_session_csrf_ok(&c->sessions, idx, conn))
+		return web_send_error(conn, MHD_HTTP_FORBIDDEN, "csrf",
+				      "the request lacks this session's token");
+	if (!strcmp(url, "/api/logout"))
+		return do_logout(c, conn, idx);
+	return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct console *c = cls;
+	struct web_body *body = NULL;
+
+	(void)version;
+	if (!*con_cls && !web_http_allowed(conn, &c->site, method)) {
+		log_msg(LOG_NOTICE, "console: refused a request naming another host or origin");
+		return web_send_error(conn, MHD_HTTP_FORBIDDEN, "forbidden",
+				      "the request names another host or comes from another site");
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_POST)) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+			return web_send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method",
+					      "only GET and POST");
+		return route_get(c, conn, url, hlc_mono_ms());
+	}
+	switch (web_body_gather(con_cls, upload, upload_size, &body)) {
+	case WEB_BODY_FAILED:
+		return MHD_NO;
+	case WEB_BODY_MORE:
+		return MHD_YES;
+	default:
+		return route_post(c, conn, url, body, hlc_mono_ms());
+	}
+}
+
+/* ---- the server -------------------------------------------------------------- */
+
+int console_start(const struct hq_config *cfg, struct console **ret, struct fs_error *err)
+{
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_storage addr;
+	struct console *c = NULL;
+	char where[4096];
+	socklen_t alen;
+	int loopback = 0, https, r;
+
+	*ret = NULL;
+	if (cfg->console.enabled && !strcmp(cfg->console.enabled, "no"))
+		return 0;
+	if ((r = web_listen_parse(cfg->console.listen, &addr, &alen, &loopback, err)) < 0)
+		return r;
+	https = cfg->tls_cert != NULL;
+	if (!https && !loopback)
+		return fs_error_set(err, -FS_EUSAGE,
+				    "[console] listen %s: plain HTTP is allowed only on a loopback "
+				    "address; configure [server] tls_cert and tls_key",
+				    cfg->console.listen);
+	if (!(c = calloc(1, sizeof(*c))))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	c->cfg = cfg;
+	c->dirfd = -1;
+	c->limits = (struct users_limits){
+		.tries = cfg->console.login_tries,
+		.addr_tries = cfg->console.login_address_tries,
+		.pause_ms = (uint64_t)cfg->console.login_pause_minutes * 60000ull,
+	};
+	if (https && ((r = server_read_pem(cfg->tls_cert, 0, &c->tls_cert, err)) < 0 ||
+		      (r = server_read_pem(cfg->tls_key, 1, &c->tls_key, err)) < 0))
+		goto out;
+	if ((c->dirfd = web_pages_open(cfg->console.dir, CONSOLE_PAGES, FS_CONSOLE_DIR, where,
+				       sizeof(where))) < 0) {
+		r = fs_error_set(err, -errno, "console: no pages in %s: %s", where,
+				 strerror(errno));
+		goto out;
+	}
+	if (web_sessions_init(&c->sessions, CONSOLE_COOKIE, https,
+			      (uint64_t)cfg->console.idle_minutes * 60000ull) < 0) {
+		r = fs_error_set(err, -ENOMEM, "console: out of secure memory");
+		goto out;
+	}
+	/* One thread: the session table is its alone. */
+	c->mhd = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+			(https ? MHD_USE_TLS : 0) | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+		0, NULL, NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, web_mhd_log, "console",
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)CONSOLE_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)CONSOLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, web_body_done, c,
+		https ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, c->tls_cert,
+		MHD_OPTION_HTTPS_MEM_KEY, c->tls_key, MHD_OPTION_END);
+	if (!c->mhd) {
+		r = fs_error_set(err, -EADDRINUSE,
+				 "console: cannot listen on %s (address in use, or a bad TLS "
+				 "certificate or key)",
+				 cfg->console.listen);
+		goto out;
+	}
+	info = MHD_get_daemon_info(c->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	c->port = info ? info->port : 0;
+	web_site_init(&c->site, https ? "https" : "http", &addr, c->port);
+	if (cfg->console.host)
+		web_site_name(&c->site, cfg->console.host, c->port);
+	*ret = c;
+	c = NULL;
+	r = 0;
+out:
+	console_stop(c);
+	return r;
+}
+
+uint16_t console_port(const struct console *c)
+{
+	return c->port;
+}
+
+void console_url(const struct console *c, char *out, size_t cap)
+{
+	web_site_url(&c->site, out, cap);
+}
+
+struct console *console_stop(struct console *c)
+{
+	if (!c)
+		return NULL;
+	if (c->mhd)
+		MHD_stop_daemon(c->mhd);
+	web_sessions_free(&c->sessions);
+	for (size_t i = 0; i < WEB_SESSION_MAX; i++)
+		users_account_clear(&c->who[i]);
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	free(c->tls_cert);
+	secmem_free(c->tls_key);
+	free(c);
+	return NULL;
+}

@@ -1,0 +1,143 @@
+/* console.js - HQ's console page.  Thin by rule: HQ decides who sees
+ * what and which device is red; the page shows its answers.  Nothing is
+ * kept in the browser: the CSRF token lives in this page's memory. */
+'use strict';
+(function () {
+  let csrf = null;
+  let devices = [];
+  let sortKey = 'red';
+  let sortDown = true;
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  async function api(method, path, body) {
+    const opt = { method: method, headers: {}, credentials: 'same-origin', cache: 'no-store' };
+    if (body !== undefined) {
+      opt.headers['Content-Type'] = 'application/json';
+      opt.body = JSON.stringify(body);
+    }
+    if (method !== 'GET' && csrf) opt.headers['X-CSRF-Token'] = csrf;
+    let r;
+    try {
+      r = await fetch(path, opt);
+    } catch (e) {
+      $('offline').hidden = false;
+      return { status: 0, body: {} };
+    }
+    $('offline').hidden = true;
+    let j = {};
+    try { j = await r.json(); } catch (e) { j = {}; }
+    return { status: r.status, body: j };
+  }
+
+  function show(view) {
+    $('loading').hidden = view !== 'loading';
+    $('login').hidden = view !== 'login';
+    $('devices-view').hidden = view !== 'devices';
+    $('logout').hidden = view === 'login' || view === 'loading';
+    $('who').hidden = $('logout').hidden;
+  }
+
+  /* Dates in the administrator's own time zone and language. */
+  function local(ms) {
+    return ms ? new Date(ms).toLocaleString() : 'never';
+  }
+
+  function renderDevices() {
+    const body = document.querySelector('#devices tbody');
+    body.replaceChildren();
+    const rows = devices.slice().sort((a, b) => {
+      const x = a[sortKey], y = b[sortKey];
+      const c = x === y ? 0 : (x === null || x === undefined) ? -1
+              : (y === null || y === undefined) ? 1 : x < y ? -1 : 1;
+      return sortDown ? -c : c;
+    });
+    rows.forEach((d) => {
+      const tr = el('tr', d.red ? 'is-red' : '');
+      tr.appendChild(el('td', d.red ? 'red' : 'green', d.red ? 'Red: ' + d.why : 'OK'));
+      tr.appendChild(el('td', '', d.team));
+      tr.appendChild(el('td', '', d.municipality));
+      tr.appendChild(el('td', '', local(d.last_seen_ms)));
+      tr.appendChild(el('td', '', String(d.last_seq)));
+      tr.appendChild(el('td', '', d.state + (d.revoked_reason ? ': ' + d.revoked_reason : '')));
+      tr.appendChild(el('td', 'id', d.id));
+      body.appendChild(tr);
+    });
+    const red = devices.filter((d) => d.red).length;
+    $('devices-summary').textContent = devices.length + ' device' + (devices.length === 1 ? '' : 's') +
+      ', ' + red + ' red.';
+    document.querySelectorAll('th button[data-sort]').forEach((b) => {
+      if (b.dataset.sort === sortKey) b.setAttribute('aria-sort', sortDown ? 'descending' : 'ascending');
+      else b.removeAttribute('aria-sort');
+    });
+  }
+
+  async function loadDevices() {
+    const r = await api('GET', '/api/devices');
+    if (r.status === 401) return start();
+    if (r.status === 200) {
+      devices = r.body.devices;
+      renderDevices();
+    }
+  }
+
+  async function start() {
+    const r = await api('GET', '/api/session');
+    if (r.status !== 200) return;
+    if (r.body.session) {
+      csrf = r.body.csrf;
+      $('who').textContent = r.body.user + ' (' + r.body.role + ')';
+      show('devices');
+      return loadDevices();
+    }
+    csrf = null;
+    devices = [];
+    show('login');
+    $('name').focus();
+  }
+
+  async function login(ev) {
+    ev.preventDefault();
+    const err = $('login-error');
+    $('login-button').disabled = true;
+    const r = await api('POST', '/api/login', { name: $('name').value, password: $('password').value });
+    $('password').value = '';
+    $('login-button').disabled = false;
+    if (r.status === 200) {
+      err.hidden = true;
+      return start();
+    }
+    const wait = r.body.retry_after_s >= 120 ? Math.ceil(r.body.retry_after_s / 60) + ' minutes'
+               : r.body.retry_after_s + ' seconds';
+    err.textContent = r.status === 429 ? 'Too many failed logins. Try again in ' + wait + '.'
+                    : r.status === 401 ? 'Wrong account name or password.'
+                    : 'HQ could not log you in.';
+    err.hidden = false;
+  }
+
+  async function logout() {
+    await api('POST', '/api/logout', {});
+    start();
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    $('login-form').addEventListener('submit', login);
+    $('logout').addEventListener('click', logout);
+    document.querySelectorAll('th button[data-sort]').forEach((b) => {
+      b.addEventListener('click', () => {
+        if (sortKey === b.dataset.sort) sortDown = !sortDown;
+        else { sortKey = b.dataset.sort; sortDown = false; }
+        renderDevices();
+      });
+    });
+    show('loading');
+    start();
+  });
+})();

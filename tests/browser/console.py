@@ -1,0 +1,124 @@
+"""console.py - HQ's console in headless Chromium, as an administrator
+and a viewer use it (run by tests/cli/test_browser_console.sh, which sets
+the scene: HQ with two accounts and devices in Sjenica and Tutin).
+
+Every wait is for something on the page, with a limit that
+FS_TEST_TIMEOUT_SCALE stretches.  Screenshots go to FS_SHOTS.
+"""
+import os
+import sys
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+URL = os.environ["FS_CONSOLE_URL"]
+SHOTS = os.environ["FS_SHOTS"]
+SCALE = int(os.environ.get("FS_TEST_TIMEOUT_SCALE", "1") or 1)
+ADMIN_PW = os.environ["FS_ADMIN_PASSWORD"]
+VIEWER_PW = os.environ["FS_VIEWER_PASSWORD"]
+
+
+class Failed(Exception):
+    pass
+
+
+def browser():
+    opt = webdriver.ChromeOptions()
+    opt.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--no-first-run", "--disable-extensions", "--disable-sync",
+              "--window-size=1300,900", "--user-data-dir=" + os.environ["FS_PROFILE"],
+              "--disable-background-networking", "--disable-component-update"):
+        opt.add_argument(a)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opt)
+
+
+def wait(d, what, cond, secs=30):
+    try:
+        return WebDriverWait(d, secs * SCALE, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(
+                                 lambda _: cond())
+    except TimeoutException:
+        raise Failed("%s (waited %d s)" % (what, secs * SCALE)) from None
+
+
+def visible(d, eid):
+    els = d.find_elements(By.ID, eid)
+    return els and els[0].is_displayed()
+
+
+def text(d, eid):
+    return d.find_element(By.ID, eid).text
+
+
+def shot(d, name):
+    path = os.path.join(SHOTS, "console-%s.png" % name)
+    d.save_screenshot(path)
+    print("screenshot", path)
+
+
+def login(d, name, password):
+    d.find_element(By.ID, "name").clear()
+    d.find_element(By.ID, "name").send_keys(name)
+    d.find_element(By.ID, "password").send_keys(password)
+    d.find_element(By.ID, "login-button").click()
+
+
+def rows(d):
+    return [[c.text for c in r.find_elements(By.TAG_NAME, "td")]
+            for r in d.find_elements(By.CSS_SELECTOR, "#devices tbody tr")]
+
+
+def run(d):
+    d.get(URL)
+    wait(d, "the login view did not appear", lambda: visible(d, "login"))
+    shot(d, "login")
+
+    # Wrong passwords, then a pause that the right one does not lift.
+    for _ in range(3):
+        login(d, "ana.admin", "pogrešna-lozinka")
+        wait(d, "no message for a wrong password",
+             lambda: "Wrong account name or password" in text(d, "login-error"))
+        d.execute_script("document.getElementById('login-error').textContent = ''")
+    login(d, "ana.admin", "pogrešna-lozinka")
+    wait(d, "no pause after failed logins",
+         lambda: "Too many failed logins" in text(d, "login-error"))
+    shot(d, "login-paused")
+
+    # The viewer for Tutin: Tutin's device only.
+    login(d, "tutin.viewer", VIEWER_PW)
+    wait(d, "the viewer's devices did not appear", lambda: visible(d, "devices-view"))
+    wait(d, "the viewer's device list", lambda: len(rows(d)) == 1)
+    if "Tim Tutin" not in rows(d)[0] or any("Sjenica" in c for r in rows(d) for c in r):
+        raise Failed("the viewer sees %r" % rows(d))
+    if "tutin.viewer (viewer)" not in text(d, "who"):
+        raise Failed("the header says %r" % text(d, "who"))
+    shot(d, "devices-viewer")
+    d.find_element(By.ID, "logout").click()
+    wait(d, "logging out did not return to the login", lambda: visible(d, "login"))
+    keys = d.execute_script("return Object.keys(localStorage).concat(Object.keys(sessionStorage));")
+    if keys:
+        raise Failed("the browser keeps %r" % keys)
+
+
+def main():
+    d = browser()
+    try:
+        run(d)
+    except Failed as e:
+        try:
+            shot(d, "failure")
+        finally:
+            print("FAIL:", e, file=sys.stderr)
+        return 1
+    finally:
+        d.quit()
+    print("browser: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

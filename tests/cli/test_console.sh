@@ -1,0 +1,154 @@
+# test_console.sh - HQ's console (hq/console.h) with curl: its own
+# listener, loopback only without TLS; logging in with an account,
+# wrong passwords refused and then paused (429, Retry-After), each
+# attempt audited, never a password; the session cookie's attributes and
+# the CSRF token on every change; Host and Origin checked; the headers
+# of every answer; a viewer sees only its municipalities' devices; a
+# device never seen is red.
+set -e
+. "$(dirname "$0")/lib.sh"
+command -v curl > /dev/null || fail "curl is needed"
+[ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
+at_exit 'stop_hq'
+
+# req METHOD PATH [CURL ARGS...]: the answer's status in $CODE, its body
+# in $BODY and its headers in $T/headers.
+req() {
+	local method=$1 path=$2
+	shift 2
+	CODE=$(curl -s --path-as-is -o "$T/body" -D "$T/headers" -w '%{http_code}' -X "$method" \
+		"$@" "$URL${path#/}")
+	BODY=$(cat "$T/body")
+}
+post() {
+	local path=$1 json=$2
+	shift 2
+	req POST "$path" -H "Origin: ${URL%/}" -H 'Content-Type: application/json' \
+		--data-binary "$json" "$@"
+}
+header() { grep -i "^$1:" "$T/headers" | tr -d '\r'; }
+expect_code() { [ "$CODE" = "$1" ] || fail "$2: HTTP $CODE, expected $1: $BODY"; }
+cookie_of() { header Set-Cookie | sed 's/^Set-Cookie: \(fieldsync_console=[^;]*\);.*/\1/'; }
+
+hq_conf
+expect_exit 0 hq init
+cp "$T/hq.conf" "$T/base.conf"
+
+# Not on another address without TLS: HQ says so and serves the devices.
+printf '[console]\nlisten = 0.0.0.0:0\n' >> "$T/hq.conf"
+start_hq
+wait_for 30 "no word about the console" in_file "$T/hq.log" "serving devices without the console"
+must_contain "$(cat "$T/hq.log")" "plain HTTP is allowed only on a loopback address"
+stop_hq
+cp "$T/base.conf" "$T/hq.conf"
+printf '[console]\nlogin_tries = 3\nlogin_pause_minutes = 1\n' >> "$T/hq.conf"
+start_hq
+wait_for 30 "the console did not start" in_file "$T/hq.log" "console on http://127.0.0.1:"
+URL=$(sed -n 's|.*console on \(http://127\.0\.0\.1:[0-9]*/\).*|\1|p' "$T/hq.log" | tail -n 1)
+CPORT=${URL##*:}
+CPORT=${CPORT%/}
+
+# Accounts, and devices in two municipalities.
+printf 'konj-baterija-spajalica\n' > "$T/pw"
+chmod 600 "$T/pw"
+expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
+expect_exit 0 hq user add tutin.viewer --role viewer --municipality Tutin --password-file "$T/pw"
+dev_enrol sjenica "Tim Sjenica" Sjenica Sjenica
+dev_enrol tutin "Tim Tutin" Tutin Tutin
+expect_exit 0 dev tutin sync
+
+# The page, with every header, before any session.
+req GET /
+expect_code 200 "the page"
+must_contain "$BODY" "fieldsync HQ"
+must_contain "$(header Cache-Control)" "no-store"
+must_contain "$(header Content-Security-Policy)" "default-src 'none'"
+must_contain "$(header X-Frame-Options)" "DENY"
+req GET /api/devices
+expect_code 401 "devices without a session"
+req GET /api/session
+must_contain "$BODY" '"session":false'
+
+# Host and Origin against DNS rebinding and other sites.
+req GET / -H "Host: evil.example:$CPORT"
+expect_code 403 "a foreign Host"
+req POST /api/login -H "Origin: http://evil.example" -H 'Content-Type: application/json' \
+	--data-binary '{"name":"ana.admin","password":"konj-baterija-spajalica"}'
+expect_code 403 "a foreign Origin"
+req POST /api/login -H 'Content-Type: application/json' \
+	--data-binary '{"name":"ana.admin","password":"konj-baterija-spajalica"}'
+expect_code 403 "a login without an Origin"
+
+# Wrong passwords: refused, then paused even for the right one.
+for i in 1 2 3; do
+	post /api/login '{"name":"ana.admin","password":"pogrešna-lozinka"}'
+	expect_code 401 "wrong password $i"
+	must_contain "$BODY" '"error":"wrong_login"'
+done
+post /api/login '{"name":"ana.admin","password":"konj-baterija-spajalica"}'
+expect_code 429 "a login while paused"
+must_contain "$BODY" '"error":"paused"'
+[ -n "$(header Retry-After)" ] || fail "no Retry-After on a paused login"
+expect_exit 0 hq audit list --event login_failed --json
+[ "$(printf '%s\n' "$OUT" | grep -c ana.admin)" -eq 3 ] || fail "not every failed login was audited"
+expect_exit 0 hq audit list --event login_paused --json
+must_contain "$OUT" "ana.admin"
+! grep -rqaF "pogrešna-lozinka" "$T/hq.log" || fail "a password is in HQ's log"
+expect_exit 0 hq audit list --json
+must_not_contain "$OUT" "pogrešna-lozinka"
+must_not_contain "$OUT" "konj-baterija"
+# An administrator ends the pause with a new password.
+printf 'nova-lozinka-za-anu\n' > "$T/pw2"
+chmod 600 "$T/pw2"
+expect_exit 0 hq user passwd ana.admin --password-file "$T/pw2"
+
+# The admin logs in: the cookie's attributes, and every device.
+post /api/login '{"name":"ana.admin","password":"nova-lozinka-za-anu"}'
+expect_code 200 "the admin's login"
+must_contain "$(header Set-Cookie)" "HttpOnly"
+must_contain "$(header Set-Cookie)" "SameSite=Strict"
+ADMIN=$(cookie_of)
+CSRF=$(printf '%s' "$BODY" | sed 's/.*"csrf":"\([^"]*\)".*/\1/')
+req GET /api/devices -H "Cookie: $ADMIN"
+expect_code 200 "the admin's devices"
+must_contain "$BODY" '"team":"Tim Sjenica"'
+must_contain "$BODY" '"team":"Tim Tutin"'
+# Tutin's laptop has synced (a pull is contact); Sjenica's has not been
+# seen since it enrolled.
+must_contain "$BODY" '"team":"Tim Tutin","municipality":"Tutin","last_seen":"'
+printf '%s' "$BODY" | python3 -c '
+import json, sys
+d = {x["team"]: x for x in json.load(sys.stdin)["devices"]}
+assert d["Tim Tutin"]["red"] is False, d
+assert d["Tim Sjenica"]["red"] is True and d["Tim Sjenica"]["why"] == "never seen", d
+' || fail "the devices are not flagged as they should be: $BODY"
+expect_exit 0 hq audit list --event login --json
+must_contain "$OUT" "ana.admin"
+
+# The viewer for Tutin sees Tutin's devices only.
+post /api/login '{"name":"tutin.viewer","password":"konj-baterija-spajalica"}'
+expect_code 200 "the viewer's login"
+VIEWER=$(cookie_of)
+req GET /api/devices -H "Cookie: $VIEWER"
+expect_code 200 "the viewer's devices"
+must_contain "$BODY" '"team":"Tim Tutin"'
+must_not_contain "$BODY" "Sjenica"
+req GET /api/session -H "Cookie: $VIEWER"
+must_contain "$BODY" '"role":"viewer"'
+must_contain "$BODY" '"municipalities":["Tutin"]'
+
+# A change of state needs the session's token.
+post /api/logout '{}' -H "Cookie: $ADMIN"
+expect_code 403 "logout without the CSRF token"
+post /api/logout '{}' -H "Cookie: $ADMIN" -H "X-CSRF-Token: $CSRF"
+expect_code 200 "logout"
+must_contain "$(header Set-Cookie)" "Max-Age=0"
+req GET /api/devices -H "Cookie: $ADMIN"
+expect_code 401 "the old session after logout"
+
+# Only on loopback.
+if command -v ss > /dev/null; then
+	ss -ltnH "sport = :$CPORT" | grep -q "127.0.0.1:$CPORT" ||
+		fail "the console does not listen on 127.0.0.1:$CPORT"
+fi
+echo "ok"
