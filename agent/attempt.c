@@ -3,6 +3,7 @@
  * Sections: progress; delivering; the attempt.
  */
 #include "agent/attempt.h"
+#include "agent/report.h"
 
 #include <errno.h>
 #include <string.h>
@@ -110,6 +111,27 @@ static int deliver(struct delivery *d, struct attempt_result *res)
 	}
 }
 
+/* ---- reporting --------------------------------------------------------------- */
+
+/* Whether r is HQ's answer (hqlink_answer_error) rather than no link. */
+static int hq_answered(int r)
+{
+	return r == 0 || r == -EACCES || r == -EPERM || r == -EBADMSG || r == -FS_ELIMIT ||
+	       r == -EBUSY || r == -EPROTO;
+}
+
+/* Tell HQ how this device is, last thing in an attempt that reached it
+ * (agent/report.h): what is still unsent after it, and how it ended.
+ * Best effort: an HQ that does not take it changes nothing here, and
+ * with no link there is no one to tell. */
+static void report(struct delivery *d, int r)
+{
+	struct fs_error ignored = { 0 };
+
+	if (d->t && hq_answered(r))
+		(void)!report_send(d->s, d->en, d->opt->forms_dir, d->t, &ignored);
+}
+
 /* ---- pulling ---------------------------------------------------------------- */
 
 /* Write e with the result of r; a failure to write it is the outcome
@@ -184,6 +206,7 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 		if (d.opt->pull != ATTEMPT_PULL_ALWAYS && d.opt->pull != ATTEMPT_PULL_ONLY)
 			return 0;
 		r = pull_and_log(&d, res);
+		report(&d, r);
 		hqlink_free(d.t);
 		res->err = res->pull_err;
 		return r;
@@ -232,6 +255,7 @@ log:
 			res->err = res->pull_err;
 		}
 	}
+	report(&d, r);
 	hqlink_free(d.t);
 	return r;
 }

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "hq/audit.h"
+#include "hq/health.h"
 #include "hq/hqsql.h"
 #include "sync/hlc.h"
 
@@ -126,7 +127,12 @@ static int device_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 	    (col_text(st, 6)[0] && !cJSON_AddStringToObject(o, "revoked_reason", col_text(st, 6))))
 		return -ENOMEM;
 	/* The scope as a list, not the text shown to a person. */
-	return cJSON_AddItemToObject(o, "scope", cJSON_Parse(col_text(st, 8))) ? 0 : -ENOMEM;
+	if (!cJSON_AddItemToObject(o, "scope", cJSON_Parse(col_text(st, 8))))
+		return -ENOMEM;
+	/* What the device last said of itself (hq/health.h). */
+	return health_add_facts(o, hqsql_column_is_null(st, 9) ? NULL : col_text(st, 9),
+				hqsql_column_is_null(st, 10) ? -1 : hqsql_column_int64(st, 10),
+				hlc_wall_ms());
 }
 
 /* The scope's names in key order, as text and as a JSON array: each
@@ -137,14 +143,14 @@ static const char *devices_sql(struct hqsql *db)
 		       ? "SELECT id, team, municipality, last_seen, last_seq, state, "
 			 "revoked_reason, (SELECT string_agg(name, ', ' ORDER BY key) FROM "
 			 "device_scopes WHERE device = d.id), (SELECT coalesce(json_agg(name "
-			 "ORDER BY key), '[]') FROM device_scopes WHERE device = d.id) "
-			 "FROM devices d ORDER BY team, id"
+			 "ORDER BY key), '[]') FROM device_scopes WHERE device = d.id), "
+			 "health, health_at FROM devices d ORDER BY team, id"
 		       : "SELECT id, team, municipality, last_seen, last_seq, state, "
 			 "revoked_reason, (SELECT group_concat(name, ', ') FROM (SELECT "
 			 "name FROM device_scopes WHERE device = d.id ORDER BY key)), "
 			 "(SELECT json_group_array(name) FROM (SELECT name FROM "
-			 "device_scopes WHERE device = d.id ORDER BY key)) "
-			 "FROM devices d ORDER BY team, id";
+			 "device_scopes WHERE device = d.id ORDER BY key)), "
+			 "health, health_at FROM devices d ORDER BY team, id";
 }
 
 int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err)

@@ -19,6 +19,7 @@
 
 #include "crypto/secmem.h"
 #include "hq/admin.h"
+#include "hq/health.h"
 #include "hq/hqdb.h"
 #include "hq/server.h"
 #include "hq/users.h"
@@ -241,22 +242,19 @@ static enum MHD_Result do_devices(struct console *c, struct MHD_Connection *conn
 		return MHD_NO;
 	}
 	for (d = all->child; d; d = next) {
-		const cJSON *seen = cJSON_GetObjectItemCaseSensitive(d, "last_seen_ms");
 		const cJSON *muni = cJSON_GetObjectItemCaseSensitive(d, "municipality");
-		uint64_t at = 0;
+		const char *why;
+		int red;
 
 		next = d->next;
 		if (!sees(u, cJSON_IsString(muni) ? muni->valuestring : NULL)) {
 			cJSON_Delete(cJSON_DetachItemViaPointer(all, d));
 			continue;
 		}
-		if (cJSON_IsNumber(seen))
-			at = (uint64_t)seen->valuedouble;
-		if (!cJSON_AddBoolToObject(d, "red", !at || now - at > unseen_ms) ||
-		    !cJSON_AddStringToObject(d, "why",
-					     !at		    ? "never seen"
-					     : now - at > unseen_ms ? "not seen for too long"
-								    : "")) {
+		red = health_red(d, now, unseen_ms,
+				 (uint64_t)c->cfg->console.red_backlog_hours * 3600ull, &why);
+		if (!cJSON_AddBoolToObject(d, "red", red) ||
+		    !cJSON_AddStringToObject(d, "why", why)) {
 			cJSON_Delete(out);
 			return MHD_NO;
 		}

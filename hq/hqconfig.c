@@ -45,6 +45,7 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		  100000 },
 		{ "console", "login_pause_minutes", NULL, &cfg->console.login_pause_minutes, 1440 },
 		{ "console", "red_unseen_hours", NULL, &cfg->console.red_unseen_hours, 8760 },
+		{ "console", "red_backlog_hours", NULL, &cfg->console.red_backlog_hours, 8760 },
 	};
 
 	return ini_load(path, keys, sizeof(keys) / sizeof(keys[0]), err);
@@ -91,6 +92,8 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->console.login_pause_minutes = HQCONFIG_DEFAULT_LOGIN_PAUSE_MIN;
 	if (!cfg->console.red_unseen_hours)
 		cfg->console.red_unseen_hours = HQCONFIG_DEFAULT_RED_UNSEEN_H;
+	if (!cfg->console.red_backlog_hours)
+		cfg->console.red_backlog_hours = HQCONFIG_DEFAULT_RED_BACKLOG_H;
 	if (cfg->console.enabled && strcmp(cfg->console.enabled, "yes") &&
 	    strcmp(cfg->console.enabled, "no"))
 		return fs_error_set(err, -FS_EUSAGE, "[console] enabled must be yes or no");

@@ -58,6 +58,8 @@
  *                          (default 15)
  *   [console] red_unseen_hours  a device not seen for longer is flagged,
  *                          1..8760 (default 72)
+ *   [console] red_backlog_hours  ... or one whose oldest unsent change is
+ *                          older, 1..8760 (default 24)
  *
  * An unknown section or key, an empty value or a number out of range is
  * an error naming the line, so a typo never falls back to a default.
@@ -86,6 +88,7 @@
 #define HQCONFIG_DEFAULT_LOGIN_ADDRESS_TRIES 20
 #define HQCONFIG_DEFAULT_LOGIN_PAUSE_MIN 15
 #define HQCONFIG_DEFAULT_RED_UNSEEN_H 72
+#define HQCONFIG_DEFAULT_RED_BACKLOG_H 24
 
 struct hq_config {
 	char *listen;		  /* ADDR:PORT */
@@ -114,7 +117,7 @@ struct hq_config {
 		char *host;    /* NULL: only the address and localhost */
 		char *dir;     /* NULL: beside the program, else installed */
 		unsigned idle_minutes, login_tries, login_address_tries, login_pause_minutes;
-		unsigned red_unseen_hours;
+		unsigned red_unseen_hours, red_backlog_hours;
 	} console;
 };
 

@@ -25,6 +25,12 @@
 
 /* ---- schema ------------------------------------------------------------ */
 
+/* Version 6: the console's accounts (hq/users.h), and each device's
+ * latest health report (hq/health.h). */
+#define HQDB_V6_SQL                                                                                \
+	USERS_TABLES_SQL "ALTER TABLE devices ADD COLUMN health TEXT;"                             \
+			 "ALTER TABLE devices ADD COLUMN health_at INTEGER;"
+
 /* Version 1.  Ids and hashes are lower-case hex text; times are Unix
  * milliseconds; HLCs are integers (docs/PROTOCOL.md).  fields holds the
  * merged value of each (record, field) with the clock of the write that
@@ -156,7 +162,7 @@ static const char schema_sql[] =
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;" AUDIT_NODES_SQL
-		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL USERS_TABLES_SQL;
+		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL HQDB_V6_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -290,7 +296,7 @@ static int migrate_v5(struct hqsql *db, const char *path, struct fs_error *err)
 	return r;
 }
 
-/* Version 5 to 6: the console's accounts (hq/users.h). */
+/* Version 5 to 6. */
 static int migrate_v6(struct hqsql *db, const char *path, struct fs_error *err)
 {
 	char what[PATH_MAX + 32];
@@ -300,7 +306,7 @@ static int migrate_v6(struct hqsql *db, const char *path, struct fs_error *err)
 	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
 	if ((r = user_version(db, &v, err)) == 0 && v == 5 &&
-	    (r = hqsql_exec(db, USERS_TABLES_SQL, what, err)) == 0)
+	    (r = hqsql_exec(db, HQDB_V6_SQL, what, err)) == 0)
 		r = hqsql_exec(db, "PRAGMA user_version=6", what, err);
 	if (r == 0)
 		r = hqsql_commit(db, err);

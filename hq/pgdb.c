@@ -20,7 +20,8 @@
  * (COLLATE "C"), as in SQLite, whatever the database's locale: ids sort
  * and match the same on both, so exports come out in the same order.  A change to one backend's
  * schema is a change to both, and to the version. */
-/* Version 6: the console's accounts (hq/users.h), as SQLite's. */
+/* Version 6: the console's accounts (hq/users.h) and the devices'
+ * health reports (hq/health.h), as SQLite's. */
 #define USERS_PG_SQL                                                                               \
 	"CREATE TABLE users("                                                                      \
 	"  name TEXT COLLATE \"C\" PRIMARY KEY,"                                                   \
@@ -33,7 +34,9 @@
 	"  key TEXT COLLATE \"C\" PRIMARY KEY,"                                                    \
 	"  failures BIGINT NOT NULL,"                                                              \
 	"  first_at BIGINT NOT NULL,"                                                              \
-	"  paused_until BIGINT NOT NULL DEFAULT 0);"
+	"  paused_until BIGINT NOT NULL DEFAULT 0);"                                               \
+	"ALTER TABLE devices ADD COLUMN health TEXT;"                                              \
+	"ALTER TABLE devices ADD COLUMN health_at BIGINT;"
 
 static const char schema_sql[] =
 	"CREATE TABLE schema_info(version INTEGER NOT NULL);"

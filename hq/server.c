@@ -25,6 +25,7 @@
 #include "crypto/bytes.h"
 #include "crypto/secmem.h"
 #include "hq/downsync.h"
+#include "hq/health.h"
 #include "hq/hqsql.h"
 #include "hq/hqpool.h"
 #include "hq/hqenroll.h"
@@ -83,7 +84,7 @@ struct server {
 	struct hqpool *pool; /* database connections between requests */
 };
 
-enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY, EP_PULL };
+enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY, EP_PULL, EP_STATUS };
 
 struct request {
 	enum endpoint ep;
@@ -527,6 +528,26 @@ static enum MHD_Result do_pull(struct server *s, struct MHD_Connection *conn,
 	return ret;
 }
 
+/* A device says how it is (hq/health.h): 204, or why not. */
+static enum MHD_Result do_status(struct server *s, struct MHD_Connection *conn,
+				 const struct request *rq)
+{
+	struct health_result res = { 0 };
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	int r;
+
+	if ((r = hqpool_get(s->pool, &db, &err)) < 0 ||
+	    (r = health_report(db, rq->body, rq->len, hlc_wall_ms(), &res, &err)) < 0) {
+		hqpool_put(s->pool, db);
+		return send_internal(conn, "status", &err);
+	}
+	hqpool_put(s->pool, db);
+	if (res.status == 204)
+		return send_body(conn, 204, NULL, 0, NULL, NULL, NULL);
+	return send_error(conn, (unsigned)res.status, res.error, res.message, NULL, NULL);
+}
+
 /* The peer's address as text ("?" when unknown).  Behind a reverse
  * proxy it is the proxy's. */
 static void peer_address(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
@@ -700,7 +721,8 @@ static int route(struct MHD_Connection *conn, const char *url, const char *metho
 		       { "/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL },
 		       { "/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS },
 		       { "/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY },
-		       { "/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL } };
+		       { "/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL },
+		       { "/v1/status", MHD_HTTP_METHOD_POST, EP_STATUS } };
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(url, routes[i].url))
@@ -865,9 +887,11 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	}
 	/* Pushes and pulls are admitted once their first bytes say which
 	 * device sends them (admit_changeset). */
-	if (rq->ep != EP_CHANGESETS && rq->ep != EP_PULL && admit(s, rq, 0) < 0)
+	if (rq->ep != EP_CHANGESETS && rq->ep != EP_PULL && rq->ep != EP_STATUS &&
+	    admit(s, rq, 0) < 0)
 		return send_busy(conn, rq);
-	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY || rq->ep == EP_PULL
+	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY || rq->ep == EP_PULL ||
+				    rq->ep == EP_STATUS
 			    ? SERVER_ENROLL_MAX
 			    : CHANGESET_MAX_BYTES;
 	/* Refused before a byte of the body is read. */
@@ -979,6 +1003,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return do_consistency(s, conn, rq);
 	if (rq->ep == EP_PULL)
 		return do_pull(s, conn, rq);
+	if (rq->ep == EP_STATUS)
+		return do_status(s, conn, rq);
 	return do_changeset(s, conn, rq);
 }
 

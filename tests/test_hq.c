@@ -24,6 +24,7 @@
 #include "sync/changeset.h"
 #include "sync/downset.h"
 #include "sync/receipt.h"
+#include "sync/status.h"
 #include "sync/token.h"
 #include "tests/test.h"
 
@@ -1521,7 +1522,9 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 
 /* Schema version 6 back to 5: before the console's accounts; and 5 back
  * to 4: before published forms. */
-#define TO_V5_SQL "DROP TABLE users; DROP TABLE login_failures; PRAGMA user_version = 5;"
+#define TO_V5_SQL                                                                                  \
+	"DROP TABLE users; DROP TABLE login_failures; ALTER TABLE devices DROP COLUMN health; "    \
+	"ALTER TABLE devices DROP COLUMN health_at; PRAGMA user_version = 5;"
 #define TO_V4_SQL                                                                                  \
 	TO_V5_SQL "DROP TABLE form_versions; ALTER TABLE down_state DROP COLUMN form_cursor; "     \
 		  "PRAGMA user_version = 4;"
@@ -2506,6 +2509,96 @@ TEST(hq_publishes_forms_and_validates_by_version)
 	ASSERT_EQ(d.changes[0].c.value->valueint, 3);
 	downset_clear(&d);
 	identity_free(a.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
+
+/* A device's signed health report (POST /v1/status, hq/health.h): kept
+ * from an enrolled device whose key signed it, and shown by `devices
+ * --json` under the names the console reads, its backlog aged to now;
+ * refused when malformed, badly signed, from a stranger or a revoked
+ * device; and contact, like a push. */
+TEST(hq_status_report_kept_and_shown)
+{
+	struct status_report rep;
+	struct fs_error err = { 0 };
+	struct device a, b;
+	struct buf resp;
+	struct hq h;
+	uint8_t *buf = NULL, id[16];
+	size_t len;
+	char *out = NULL;
+	cJSON *list, *d;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	hq_init(&h, "hq", NULL, NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Tutin");
+	device_enroll(&h, &a);
+	ASSERT_OK(sodium_hex2bin(id, sizeof(id), a.id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	memset(&rep, 0, sizeof(rep));
+	memcpy(rep.device, id, 16);
+	rep.wall_ms = hlc_wall_ms();
+	rep.pending_changes = 2620;
+	rep.oldest_unsent_age_s = 25 * 3600;
+	strcpy(rep.last_error, "refused");
+	strcpy(rep.agent_version, "9.9.9");
+	strcpy(rep.forms[0].collection, "visits");
+	rep.forms[0].version = 2;
+	rep.nforms = 1;
+	rep.has_skew = 1;
+	rep.clock_skew_ms = -1500;
+	rep.free_disk_bytes = 4096;
+	ASSERT_OK(status_encode(&rep, a.id->sign_sk, &buf, &len, &err));
+	ASSERT_EQ(http_post_raw(&h, "/v1/status", buf, len, "application/vnd.fieldsync.status",
+				"Expect:", &resp),
+		  204);
+	free(resp.data);
+	/* A flipped signature, or another key's: refused, nothing kept. */
+	buf[len - 1] ^= 1;
+	ASSERT_EQ(http_post_raw(&h, "/v1/status", buf, len, "application/vnd.fieldsync.status",
+				"Expect:", &resp),
+		  401);
+	free(resp.data);
+	free(buf);
+	ASSERT_OK(status_encode(&rep, b.id->sign_sk, &buf, &len, &err));
+	ASSERT_EQ(http_post_raw(&h, "/v1/status", buf, len, "application/vnd.fieldsync.status",
+				"Expect:", &resp),
+		  401);
+	free(resp.data);
+	free(buf);
+	ASSERT_EQ(http_post_raw(&h, "/v1/status", "FSST", 4, "application/vnd.fieldsync.status",
+				"Expect:", &resp),
+		  400);
+	free(resp.data);
+	/* What devices --json says. */
+	ASSERT_EQ(HQ_RUN(&h, &out, "devices", "--json"), 0);
+	list = cJSON_Parse(out);
+	ASSERT_TRUE(cJSON_IsArray(list));
+	d = cJSON_GetArrayItem(list, 0);
+	ASSERT_EQ(cJSON_GetObjectItem(d, "pending_changes")->valuedouble, 2620);
+	ASSERT_TRUE(cJSON_GetObjectItem(d, "oldest_unsent_age_s")->valuedouble >= 25 * 3600);
+	ASSERT_STR_EQ(cJSON_GetObjectItem(d, "last_error")->valuestring, "refused");
+	ASSERT_STR_EQ(cJSON_GetObjectItem(d, "agent_version")->valuestring, "9.9.9");
+	ASSERT_EQ(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(d, "form_version"), "visits")->valuedouble,
+		2);
+	ASSERT_EQ(cJSON_GetObjectItem(d, "clock_skew_ms")->valuedouble, -1500);
+	ASSERT_EQ(cJSON_GetObjectItem(d, "free_disk_bytes")->valuedouble, 4096);
+	ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItem(d, "last_seen_ms")));
+	cJSON_Delete(list);
+	free(out);
+	/* Revoked: its word is no longer taken. */
+	ASSERT_EQ(HQ_RUN(&h, NULL, "revoke", a.id->id), 0);
+	ASSERT_OK(status_encode(&rep, a.id->sign_sk, &buf, &len, &err));
+	ASSERT_EQ(http_post_raw(&h, "/v1/status", buf, len, "application/vnd.fieldsync.status",
+				"Expect:", &resp),
+		  403);
+	free(resp.data);
+	free(buf);
+	identity_free(a.id);
+	identity_free(b.id);
 	hq_stop(&h);
 	curl_global_cleanup();
 }

@@ -121,7 +121,14 @@ import json, sys
 d = {x["team"]: x for x in json.load(sys.stdin)["devices"]}
 assert d["Tim Tutin"]["red"] is False, d
 assert d["Tim Sjenica"]["red"] is True and d["Tim Sjenica"]["why"] == "never seen", d
-' || fail "the devices are not flagged as they should be: $BODY"
+# The agent told HQ how it is at the end of its sync (sync/status.h).
+t = d["Tim Tutin"]
+assert t["pending_changes"] == 0 and t["oldest_unsent_age_s"] is None, t
+assert t["last_error"] is None, t
+assert t["agent_version"] and t["free_disk_bytes"] > 0 and t["reported_at"], t
+assert "beneficiaries" in t["form_version"], t
+assert d["Tim Sjenica"]["agent_version"] is None, d
+' || fail "the devices are not flagged or described as they should be: $BODY"
 expect_exit 0 hq audit list --event login --json
 must_contain "$OUT" "ana.admin"
 

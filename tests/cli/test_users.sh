@@ -80,7 +80,9 @@ if [ "${FS_HQ_BACKEND:-sqlite}" = sqlite ]; then
 	python3 - "$DB" << 'EOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-db.executescript("DROP TABLE users; DROP TABLE login_failures; PRAGMA user_version = 5;")
+db.executescript("DROP TABLE users; DROP TABLE login_failures; "
+                 "ALTER TABLE devices DROP COLUMN health; ALTER TABLE devices DROP COLUMN health_at; "
+                 "PRAGMA user_version = 5;")
 db.close()
 EOF
 	expect_exit 0 hq user list
@@ -89,6 +91,7 @@ else
 	# The same in PostgreSQL: version 5 is upgraded when HQ connects.
 	pg_as "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U pgadmin \
 		-d "fieldsync_$PG_DBS" -c "DROP TABLE users; DROP TABLE login_failures;
+		ALTER TABLE devices DROP COLUMN health; ALTER TABLE devices DROP COLUMN health_at;
 		UPDATE schema_info SET version = 5;" || fail "downgrade the schema"
 	expect_exit 0 hq user list
 	must_not_contain "$OUT" "ana.admin"

@@ -45,6 +45,13 @@
     $('who').hidden = $('logout').hidden;
   }
 
+  /* A duration for a person: minutes, hours or days. */
+  function age(s) {
+    if (s < 3600) return Math.round(s / 60) + ' min';
+    if (s < 172800) return Math.round(s / 3600) + ' h';
+    return Math.round(s / 86400) + ' days';
+  }
+
   /* Dates in the administrator's own time zone and language. */
   function local(ms) {
     return ms ? new Date(ms).toLocaleString() : 'never';
@@ -65,6 +72,10 @@
       tr.appendChild(el('td', '', d.team));
       tr.appendChild(el('td', '', d.municipality));
       tr.appendChild(el('td', '', local(d.last_seen_ms)));
+      tr.appendChild(el('td', '', d.pending_changes === null ? 'no report yet'
+        : d.pending_changes + (d.oldest_unsent_age_s !== null ? ', oldest ' + age(d.oldest_unsent_age_s) : '')));
+      tr.appendChild(el('td', '', d.last_error || ''));
+      tr.appendChild(el('td', '', d.agent_version || ''));
       tr.appendChild(el('td', '', String(d.last_seq)));
       tr.appendChild(el('td', '', d.state + (d.revoked_reason ? ': ' + d.revoked_reason : '')));
       tr.appendChild(el('td', 'id', d.id));

@@ -1,0 +1,140 @@
+/* health.c - the devices' health reports at HQ (hq/health.h). */
+#include "hq/health.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "sync/hlc.h"
+#include "sync/status.h"
+
+static int refuse(struct health_result *ret, int status, const char *error, const char *message)
+{
+	ret->status = status;
+	ret->error = error;
+	snprintf(ret->message, sizeof(ret->message), "%s", message);
+	return 0;
+}
+
+int health_report(struct hqsql *db, const uint8_t *body, size_t len, uint64_t now_ms,
+		  struct health_result *ret, struct fs_error *err)
+{
+	struct status_report rep;
+	struct hqsql_stmt *st = NULL;
+	cJSON *json = NULL;
+	char *text = NULL;
+	int r, rc, revoked = 0, known = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	if (status_parse(body, len, &rep, &json, NULL) < 0)
+		return refuse(ret, 400, "malformed", "not a status report");
+	sodium_bin2hex(ret->device, sizeof(ret->device), rep.device, sizeof(rep.device));
+	if ((r = hqsql_prepare(db, "SELECT sign_pk, state FROM devices WHERE id = ?1", &st, err)) <
+	    0)
+		goto out;
+	hqsql_bind_text(st, 1, ret->device);
+	rc = hqsql_step(st);
+	if (rc == HQSQL_ROW && hqsql_column_bytes(st, 0) == crypto_sign_PUBLICKEYBYTES) {
+		known = 1;
+		revoked = !strcmp(hqsql_column_text(st, 1), "revoked");
+		if (status_verify(body, len, hqsql_column_blob(st, 0)) < 0) {
+			refuse(ret, 401, "bad_signature",
+			       "the signature does not verify with the enrolled key");
+			goto out;
+		}
+	} else if (rc != HQSQL_ROW && rc != HQSQL_DONE) {
+		r = hqsql_fail(db, "look up device", err);
+		goto out;
+	}
+	hqsql_finalize(st);
+	st = NULL;
+	if (!known) {
+		refuse(ret, 401, "unknown_device", "the device is not enrolled");
+		goto out;
+	}
+	if (revoked) {
+		refuse(ret, 403, "revoked", "the device has been revoked");
+		goto out;
+	}
+	if (!(text = cJSON_PrintUnformatted(json))) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = hqsql_prepare(
+		     db,
+		     "UPDATE devices SET health = ?2, health_at = ?3, last_seen = CASE "
+		     "WHEN last_seen IS NULL OR last_seen < ?3 THEN ?3 ELSE last_seen END "
+		     "WHERE id = ?1",
+		     &st, err)) < 0)
+		goto out;
+	hqsql_bind_text(st, 1, ret->device);
+	hqsql_bind_text(st, 2, text);
+	hqsql_bind_int64(st, 3, (int64_t)now_ms);
+	if (hqsql_step(st) != HQSQL_DONE) {
+		r = hqsql_fail(db, "keep the device's report", err);
+		goto out;
+	}
+	ret->status = 204;
+out:
+	hqsql_finalize(st);
+	cJSON_free(text);
+	cJSON_Delete(json);
+	return r;
+}
+
+int health_add_facts(cJSON *device, const char *report, int64_t reported_ms, uint64_t now_ms)
+{
+	static const char *const keys[] = { "pending_changes", "oldest_unsent_age_s",
+					    "last_error",      "agent_version",
+					    "form_version",    "clock_skew_ms",
+					    "free_disk_bytes" };
+	cJSON *o = report ? cJSON_Parse(report) : NULL;
+	char at[HLC_TIME_LEN + 1];
+	int r = 0;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && r == 0; i++) {
+		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(o, keys[i]);
+
+		/* The age as of now: the report said it as of its time. */
+		if (cJSON_IsNumber(v) && i == 1 && reported_ms >= 0 &&
+		    now_ms > (uint64_t)reported_ms)
+			cJSON_SetNumberValue(
+				v,
+				v->valuedouble + (double)((now_ms - (uint64_t)reported_ms) / 1000));
+		if (!v)
+			v = cJSON_CreateNull();
+		if (!v || !cJSON_AddItemToObject(device, keys[i], v)) {
+			cJSON_Delete(v);
+			r = -ENOMEM;
+		}
+	}
+	cJSON_Delete(o);
+	if (r == 0 && reported_ms >= 0) {
+		hlc_format_time((hlc_t)reported_ms << 16, at);
+		if (!cJSON_AddStringToObject(device, "reported_at", at))
+			r = -ENOMEM;
+	} else if (r == 0 && !cJSON_AddNullToObject(device, "reported_at")) {
+		r = -ENOMEM;
+	}
+	return r;
+}
+
+int health_red(const cJSON *device, uint64_t now_ms, uint64_t unseen_ms, uint64_t backlog_s,
+	       const char **ret_why)
+{
+	const cJSON *seen = cJSON_GetObjectItemCaseSensitive(device, "last_seen_ms");
+	const cJSON *age = cJSON_GetObjectItemCaseSensitive(device, "oldest_unsent_age_s");
+	uint64_t at =
+		cJSON_IsNumber(seen) && seen->valuedouble > 0 ? (uint64_t)seen->valuedouble : 0;
+
+	*ret_why = "";
+	if (!at)
+		*ret_why = "never seen";
+	else if (now_ms > at && now_ms - at > unseen_ms)
+		*ret_why = "not seen for too long";
+	else if (cJSON_IsNumber(age) && age->valuedouble > (double)backlog_s)
+		*ret_why = "changes waiting to be sent for too long";
+	return (*ret_why)[0] != '\0';
+}
