@@ -689,6 +689,46 @@ out:
 	return r;
 }
 
+int audit_recent(struct hqsql *db, const struct audit_filter *f, unsigned limit, cJSON **ret,
+		 struct fs_error *err)
+{
+	struct hqsql_stmt *st = NULL;
+	cJSON *arr = cJSON_CreateArray();
+	int rc, r;
+
+	if (!arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = hqsql_prepare(db,
+			       "SELECT id, at, type, device, detail FROM events "
+			       "WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR type = ?2) "
+			       "AND at >= ?3 ORDER BY id DESC LIMIT ?4",
+			       &st, err)) < 0)
+		goto out;
+	hqsql_bind_text(st, 1, f ? f->device : NULL);
+	hqsql_bind_text(st, 2, f ? f->event : NULL);
+	hqsql_bind_int64(st, 3, f ? (int64_t)f->since_ms : 0);
+	hqsql_bind_int64(st, 4, (int64_t)limit);
+	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
+		cJSON *o = entry_json(st, 0);
+
+		if (!o || !cJSON_AddItemToArray(arr, o)) {
+			cJSON_Delete(o);
+			r = fs_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (rc != HQSQL_DONE)
+		r = hqsql_fail(db, "list audit log", err);
+out:
+	hqsql_finalize(st);
+	if (r < 0) {
+		cJSON_Delete(arr);
+		return r;
+	}
+	*ret = arr;
+	return 0;
+}
+
 int audit_export(struct hqsql *db, const uint8_t pk[crypto_sign_PUBLICKEYBYTES], FILE *out,
 		 struct fs_error *err)
 {

@@ -35,6 +35,8 @@
 
 #include <stdint.h>
 #include <stdio.h>
+
+#include <cjson/cJSON.h>
 #include "hq/hqsql.h"
 
 #include "crypto/fserr.h"
@@ -114,6 +116,11 @@ struct audit_filter {
 };
 int audit_list(struct hqsql *db, const struct audit_filter *f, int json, FILE *out,
 	       struct fs_error *err) FS_WUR;
+
+/* The newest limit entries matching the filters, newest first, as a
+ * JSON array of audit list --json's objects (the caller's). */
+int audit_recent(struct hqsql *db, const struct audit_filter *f, unsigned limit, cJSON **ret,
+		 struct fs_error *err) FS_WUR;
 
 /* JSON Lines for offline verification: a header with the verifier key,
  * every entry with its leaf hash, then every checkpoint note. */

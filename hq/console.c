@@ -19,6 +19,7 @@
 
 #include "crypto/secmem.h"
 #include "hq/admin.h"
+#include "hq/audit.h"
 #include "hq/health.h"
 #include "hq/hqdb.h"
 #include "hq/server.h"
@@ -39,6 +40,7 @@
 
 struct console {
 	const struct hq_config *cfg;
+	const struct identity *hq; /* its public key verifies the audit log */
 	struct MHD_Daemon *mhd;
 	struct web_site site;
 	struct web_sessions sessions;
@@ -262,6 +264,87 @@ static enum MHD_Result do_devices(struct console *c, struct MHD_Connection *conn
 	return web_send_json(conn, MHD_HTTP_OK, out, NULL);
 }
 
+/* ---- the audit log ---------------------------------------------------------------- */
+
+#define CONSOLE_AUDIT_ROWS 200
+
+static enum MHD_Result admins_only(struct MHD_Connection *conn)
+{
+	return web_send_error(conn, MHD_HTTP_FORBIDDEN, "admins_only",
+			      "this is for administrators only");
+}
+
+/* A query argument, or NULL (absent or empty). */
+static const char *arg(struct MHD_Connection *conn, const char *name)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+
+	return v && *v ? v : NULL;
+}
+
+/* GET /api/audit?event=TYPE&device=ID: the newest entries, newest first. */
+static enum MHD_Result do_audit(struct console *c, struct MHD_Connection *conn, int idx)
+{
+	struct audit_filter f = { .device = arg(conn, "device"), .event = arg(conn, "event") };
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	cJSON *entries = NULL, *o;
+	int r;
+
+	if (c->who[idx].role != USERS_ADMIN)
+		return admins_only(conn);
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+		r = audit_recent(db, &f, CONSOLE_AUDIT_ROWS, &entries, &err);
+	hqdb_close(db);
+	if (r < 0)
+		return database_failed(conn, &err);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, "entries", entries)) {
+		cJSON_Delete(entries);
+		cJSON_Delete(o);
+		return MHD_NO;
+	}
+	return web_send_json(conn, MHD_HTTP_OK, o, NULL);
+}
+
+/* POST /api/audit/verify: every leaf, checkpoint and node recomputed
+ * (audit_verify), and what it found; an action, so audited. */
+static enum MHD_Result do_audit_verify(struct console *c, struct MHD_Connection *conn, int idx)
+{
+	struct fs_error err = { 0 }, verr = { 0 };
+	struct hqsql *db = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = NULL;
+	cJSON *o = NULL;
+	int r, v = 0;
+
+	if (c->who[idx].role != USERS_ADMIN)
+		return admins_only(conn);
+	if (!(f = open_memstream(&text, &len)))
+		return MHD_NO;
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0) {
+		v = audit_verify(db, c->hq->sign_pk, f, &verr);
+		r = audit_append_strings(db, hlc_wall_ms(), "console", NULL, &err, "user",
+					 c->who[idx].name, "action", "audit verify",
+					 (const char *)NULL);
+	}
+	hqdb_close(db);
+	fclose(f);
+	if (r < 0 || (v < 0 && v != -FS_ECORRUPT)) {
+		free(text);
+		return database_failed(conn, r < 0 ? &err : &verr);
+	}
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddBoolToObject(o, "ok", v == 0) ||
+	    !cJSON_AddStringToObject(o, "text", v == 0 ? (text ? text : "") : verr.msg)) {
+		cJSON_Delete(o);
+		free(text);
+		return MHD_NO;
+	}
+	free(text);
+	return web_send_json(conn, MHD_HTTP_OK, o, NULL);
+}
+
 /* ---- routing ------------------------------------------------------------------ */
 
 static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn, const char *url,
@@ -278,6 +361,8 @@ static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn,
 			return no_session(conn);
 		if (!strcmp(url, "/api/devices"))
 			return do_devices(c, conn, idx);
+		if (!strcmp(url, "/api/audit"))
+			return do_audit(c, conn, idx);
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 	}
 	return web_send_file(conn, c->dirfd, url + 1);
@@ -300,6 +385,8 @@ static enum MHD_Result route_post(struct console *c, struct MHD_Connection *conn
 				      "the request lacks this session's token");
 	if (!strcmp(url, "/api/logout"))
 		return do_logout(c, conn, idx);
+	if (!strcmp(url, "/api/audit/verify"))
+		return do_audit_verify(c, conn, idx);
 	return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 }
 
@@ -334,7 +421,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* ---- the server -------------------------------------------------------------- */
 
-int console_start(const struct hq_config *cfg, struct console **ret, struct fs_error *err)
+int console_start(const struct hq_config *cfg, const struct identity *hq, struct console **ret,
+		  struct fs_error *err)
 {
 	const union MHD_DaemonInfo *info;
 	struct sockaddr_storage addr;
@@ -357,6 +445,7 @@ int console_start(const struct hq_config *cfg, struct console **ret, struct fs_e
 	if (!(c = calloc(1, sizeof(*c))))
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	c->cfg = cfg;
+	c->hq = hq;
 	c->dirfd = -1;
 	c->limits = (struct users_limits){
 		.tries = cfg->console.login_tries,

@@ -21,6 +21,9 @@
  *   POST /api/logout
  *   GET  /api/devices    the devices the account may see, with their
  *                        health
+ *   GET  /api/audit      the newest audit entries (?event=, ?device=),
+ *                        administrators only
+ *   POST /api/audit/verify  the whole log checked; audited
  *
  * One thread serves the console (libmicrohttpd's internal polling
  * thread), so its session table needs no lock; each request opens its
@@ -33,6 +36,7 @@
 #include <stdint.h>
 
 #include "crypto/fserr.h"
+#include "crypto/identity.h"
 #include "hq/hqconfig.h"
 
 #define CONSOLE_COOKIE "fieldsync_console"
@@ -43,7 +47,8 @@
 struct console;
 
 /* Start serving when [console] enabled; *ret NULL when it is off. */
-int console_start(const struct hq_config *cfg, struct console **ret, struct fs_error *err) FS_WUR;
+int console_start(const struct hq_config *cfg, const struct identity *hq, struct console **ret,
+		  struct fs_error *err) FS_WUR;
 /* The bound port. */
 uint16_t console_port(const struct console *c);
 /* The URL to open, into out. */

@@ -77,6 +77,27 @@ def run(d):
     wait(d, "the login view did not appear", lambda: visible(d, "login"))
     shot(d, "login")
 
+    # The administrator: every device, and the audit log checked whole.
+    login(d, "ana.admin", ADMIN_PW)
+    wait(d, "the admin's devices did not appear",
+         lambda: visible(d, "devices-view") and len(rows(d)) == 2)
+    teams = sorted(r[1] for r in rows(d))
+    if teams != ["Tim Sjenica", "Tim Tutin"]:
+        raise Failed("the admin sees %r" % teams)
+    red = [r for r in rows(d) if r[0].startswith("Red")]
+    if len(red) != 1 or red[0][1] != "Tim Sjenica" or "never seen" not in red[0][0]:
+        raise Failed("the red devices are %r" % red)
+    shot(d, "devices-admin")
+    d.find_element(By.ID, "tab-audit").click()
+    wait(d, "the audit log did not appear",
+         lambda: visible(d, "audit-view")
+         and len(d.find_elements(By.CSS_SELECTOR, "#audit tbody tr")) > 0)
+    d.find_element(By.ID, "verify").click()
+    wait(d, "the log was not checked", lambda: text(d, "verify-result").startswith("Intact"))
+    shot(d, "audit")
+    d.find_element(By.ID, "logout").click()
+    wait(d, "logging out did not return to the login", lambda: visible(d, "login"))
+
     # Wrong passwords, then a pause that the right one does not lift.
     for _ in range(3):
         login(d, "ana.admin", "pogrešna-lozinka")

@@ -132,6 +132,20 @@ assert d["Tim Sjenica"]["agent_version"] is None, d
 expect_exit 0 hq audit list --event login --json
 must_contain "$OUT" "ana.admin"
 
+# The audit log, for administrators: the newest first, filtered, and
+# checked whole on demand (an action, so audited).
+req GET "/api/audit?event=login_failed" -H "Cookie: $ADMIN"
+expect_code 200 "the audit log"
+must_contain "$BODY" '"event":"login_failed"'
+must_not_contain "$BODY" '"event":"login"'
+post /api/audit/verify '{}' -H "Cookie: $ADMIN"
+expect_code 403 "verifying without the CSRF token"
+post /api/audit/verify '{}' -H "Cookie: $ADMIN" -H "X-CSRF-Token: $CSRF"
+expect_code 200 "verifying the log"
+must_contain "$BODY" '"ok":true'
+expect_exit 0 hq audit list --event console --json
+must_contain "$OUT" 'audit verify'
+
 # The viewer for Tutin sees Tutin's devices only.
 post /api/login '{"name":"tutin.viewer","password":"konj-baterija-spajalica"}'
 expect_code 200 "the viewer's login"
@@ -140,6 +154,8 @@ req GET /api/devices -H "Cookie: $VIEWER"
 expect_code 200 "the viewer's devices"
 must_contain "$BODY" '"team":"Tim Tutin"'
 must_not_contain "$BODY" "Sjenica"
+req GET /api/audit -H "Cookie: $VIEWER"
+expect_code 403 "the audit log for a viewer"
 req GET /api/session -H "Cookie: $VIEWER"
 must_contain "$BODY" '"role":"viewer"'
 must_contain "$BODY" '"municipalities":["Tutin"]'

@@ -37,12 +37,54 @@
     return { status: r.status, body: j };
   }
 
+  let role = null;
+
   function show(view) {
     $('loading').hidden = view !== 'loading';
     $('login').hidden = view !== 'login';
     $('devices-view').hidden = view !== 'devices';
+    $('audit-view').hidden = view !== 'audit';
     $('logout').hidden = view === 'login' || view === 'loading';
     $('who').hidden = $('logout').hidden;
+    /* The audit log is for administrators; HQ refuses it to others too. */
+    $('nav').hidden = $('logout').hidden || role !== 'admin';
+    $('tab-devices').toggleAttribute('aria-current', view === 'devices');
+    $('tab-audit').toggleAttribute('aria-current', view === 'audit');
+    if (view === 'devices') $('tab-devices').setAttribute('aria-current', 'page');
+    if (view === 'audit') $('tab-audit').setAttribute('aria-current', 'page');
+  }
+
+  async function loadAudit(ev) {
+    if (ev) ev.preventDefault();
+    const q = new URLSearchParams();
+    if ($('f-event').value) q.set('event', $('f-event').value);
+    if ($('f-device').value) q.set('device', $('f-device').value);
+    const r = await api('GET', '/api/audit' + (q.toString() ? '?' + q : ''));
+    if (r.status === 401) return start();
+    if (r.status !== 200) return;
+    const body = document.querySelector('#audit tbody');
+    body.replaceChildren();
+    r.body.entries.forEach((e) => {
+      const tr = el('tr', '');
+      tr.appendChild(el('td', '', String(e.id)));
+      tr.appendChild(el('td', '', local(e.at_ms)));
+      tr.appendChild(el('td', '', e.event));
+      tr.appendChild(el('td', 'id', e.device || ''));
+      tr.appendChild(el('td', 'detail', e.detail || ''));
+      body.appendChild(tr);
+    });
+    $('audit-summary').textContent = 'The newest ' + r.body.entries.length + ' entries' +
+      (q.toString() ? ' that match' : '') + ', newest first.';
+  }
+
+  async function verify() {
+    $('verify').disabled = true;
+    $('verify-result').textContent = 'Checking every entry and signature…';
+    const r = await api('POST', '/api/audit/verify', {});
+    $('verify').disabled = false;
+    if (r.status !== 200) { $('verify-result').textContent = 'HQ could not check the log.'; return; }
+    $('verify-result').className = r.body.ok ? 'ok' : 'bad';
+    $('verify-result').textContent = (r.body.ok ? 'Intact: ' : 'ALTERED: ') + r.body.text;
   }
 
   /* A duration for a person: minutes, hours or days. */
@@ -104,11 +146,13 @@
     if (r.status !== 200) return;
     if (r.body.session) {
       csrf = r.body.csrf;
+      role = r.body.role;
       $('who').textContent = r.body.user + ' (' + r.body.role + ')';
       show('devices');
       return loadDevices();
     }
     csrf = null;
+    role = null;
     devices = [];
     show('login');
     $('name').focus();
@@ -141,6 +185,10 @@
   document.addEventListener('DOMContentLoaded', function () {
     $('login-form').addEventListener('submit', login);
     $('logout').addEventListener('click', logout);
+    $('tab-devices').addEventListener('click', () => { show('devices'); loadDevices(); });
+    $('tab-audit').addEventListener('click', () => { show('audit'); loadAudit(); });
+    $('audit-filter').addEventListener('submit', loadAudit);
+    $('verify').addEventListener('click', verify);
     document.querySelectorAll('th button[data-sort]').forEach((b) => {
       b.addEventListener('click', () => {
         if (sortKey === b.dataset.sort) sortDown = !sortDown;
