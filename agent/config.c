@@ -13,16 +13,29 @@ static int yes_or_no(const char *v)
 	return !v || !strcmp(v, "yes") || !strcmp(v, "no");
 }
 
+/* A number of minutes, fractions allowed, from 1 s to max: in ms. */
+static int minutes_ms(const char *text, double max, uint64_t *ret)
+{
+	char *end;
+	double min;
+
+	errno = 0;
+	min = strtod(text, &end);
+	if (errno || end == text || *end || !(min * 60 >= 1) || min > max)
+		return -1;
+	*ret = (uint64_t)(min * 60000);
+	return 0;
+}
+
 /* [web]: the listen address must be loopback, whether or not the app is
  * on now (a later `enabled = yes` must not open it wider), and the idle
- * time a number of minutes, from 1 s to a day. */
+ * time a number of minutes, from 1 s to a day; and [sync]
+ * report_minutes, from 1 s to a week. */
 static int web_check(const char *path, struct agent_config *cfg, struct fs_error *err)
 {
 	struct sockaddr_storage addr;
 	socklen_t alen;
 	int loopback = 0, r;
-	char *end;
-	double min;
 
 	if (cfg->web_listen) {
 		struct fs_error why = { 0 };
@@ -35,16 +48,16 @@ static int web_check(const char *path, struct agent_config *cfg, struct fs_error
 					    "a loopback address only (127.0.0.1 or ::1)",
 					    path, cfg->web_listen);
 	}
-	if (cfg->web_idle_lock) {
-		errno = 0;
-		min = strtod(cfg->web_idle_lock, &end);
-		if (errno || end == cfg->web_idle_lock || *end || !(min * 60 >= 1) || min > 1440)
-			return fs_error_set(err, -FS_EFORMAT,
-					    "config %s: [web] idle_lock_minutes must be a number "
-					    "of minutes from 1 s to 1440",
-					    path);
-		cfg->web_idle_ms = (uint64_t)(min * 60000);
-	}
+	if (cfg->web_idle_lock && minutes_ms(cfg->web_idle_lock, 1440, &cfg->web_idle_ms) < 0)
+		return fs_error_set(err, -FS_EFORMAT,
+				    "config %s: [web] idle_lock_minutes must be a number "
+				    "of minutes from 1 s to 1440",
+				    path);
+	if (cfg->report_text && minutes_ms(cfg->report_text, 10080, &cfg->report_ms) < 0)
+		return fs_error_set(err, -FS_EFORMAT,
+				    "config %s: [sync] report_minutes must be a number of minutes "
+				    "from 1 s to 10080",
+				    path);
 	return 0;
 }
 
@@ -65,6 +78,7 @@ int config_load(const char *path, struct agent_config *cfg, struct fs_error *err
 		{ "sync", "push_delay_ms", NULL, &cfg->push_delay_ms, 60000 },
 		{ "sync", "retry_min", NULL, &cfg->retry_min, 3600 },
 		{ "sync", "retry_max", NULL, &cfg->retry_max, 86400 },
+		{ "sync", "report_minutes", &cfg->report_text, NULL, 0 },
 		{ "sync", "max_changes", NULL, &cfg->max_changes, 20000 },
 		{ "sync", "connect_timeout", NULL, &cfg->connect_timeout, 600 },
 		{ "sync", "stall_timeout", NULL, &cfg->stall_timeout, 3600 },
@@ -104,6 +118,7 @@ void config_free(struct agent_config *cfg)
 	free(cfg->web_enabled);
 	free(cfg->web_listen);
 	free(cfg->web_idle_lock);
+	free(cfg->report_text);
 	free(cfg->web_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -116,6 +131,8 @@ void config_default_timings(struct agent_config *cfg)
 		cfg->retry_min = CONFIG_DEFAULT_RETRY_MIN;
 	if (!cfg->retry_max)
 		cfg->retry_max = CONFIG_DEFAULT_RETRY_MAX;
+	if (!cfg->report_ms)
+		cfg->report_ms = CONFIG_DEFAULT_REPORT_MIN * 60000ull;
 	if (cfg->retry_max < cfg->retry_min)
 		cfg->retry_max = cfg->retry_min;
 }

@@ -23,6 +23,10 @@
  *   [sync]  retry_max        cap on the retry delay, seconds (default 4: HQ back
  *                            means merged within 5 s)
  *   [sync]  max_changes      changes per change set (default 1000)
+ *   [sync]  report_minutes   with nothing to send, pull and tell HQ how this
+ *                            device is (agent/report.h) this often
+ *                            (default 360; from 1 s, fractions allowed, to
+ *                            10080)
  *   [sync]  connect_timeout  seconds to connect to HQ (default 15)
  *   [sync]  stall_timeout    a transfer below 64 bytes/s for this many
  *                            seconds is abandoned (default 60)
@@ -64,6 +68,8 @@ struct agent_config {
 	unsigned push_delay_ms;	   /* 0 in the struct: not set, use the default */
 	unsigned retry_min;
 	unsigned retry_max;
+	char *report_text;  /* [sync] report_minutes as written */
+	uint64_t report_ms; /* and in ms; 0 in the struct: the default */
 	unsigned max_changes;
 	unsigned connect_timeout;
 	unsigned stall_timeout;
@@ -77,6 +83,7 @@ struct agent_config {
 #define CONFIG_DEFAULT_PUSH_DELAY_MS 200
 #define CONFIG_DEFAULT_RETRY_MIN 1
 #define CONFIG_DEFAULT_RETRY_MAX 4
+#define CONFIG_DEFAULT_REPORT_MIN 360
 #define CONFIG_DEFAULT_SOCKET_GROUP "fieldsync"
 #define CONFIG_DEFAULT_WEB_LISTEN "127.0.0.1:8750"
 #define CONFIG_DEFAULT_WEB_IDLE_MIN 15

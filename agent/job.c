@@ -230,6 +230,14 @@ void job_finished(struct agent *a)
 	r = a->job.res_code; /* only now: the thread wrote it */
 	push_outcome(a, r);
 	answer_waiting(a, r);
+	/* With nothing more to send, keep in touch: a pull now and then
+	 * brings HQ's news down and tells HQ, in its report, that this
+	 * laptop is well and only quiet. */
+	if (r == 0 && !a->sched.halted && a->sched.next_push == NEVER) {
+		if (!a->job.want_pull)
+			a->job.want_pull = ATTEMPT_PULL_ALWAYS;
+		daemon_schedule(a, a->c->cfg.report_ms);
+	}
 	/* A command to HQ that waited for this push goes now (not while
 	 * stopping or locking: push_stop's callers deal with it). */
 	if (a->job.cmd.client && !a->job.cancel && a->store && job_start(a, JOB_COMMAND) < 0) {
