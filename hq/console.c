@@ -22,7 +22,9 @@
 #include "hq/audit.h"
 #include "hq/health.h"
 #include "hq/hqdb.h"
+#include "hq/hqenroll.h"
 #include "hq/server.h"
+#include "hq/tlspin.h"
 #include "hq/users.h"
 #include "sync/hlc.h"
 #include "sync/log.h"
@@ -345,6 +347,131 @@ static enum MHD_Result do_audit_verify(struct console *c, struct MHD_Connection 
 	return web_send_json(conn, MHD_HTTP_OK, o, NULL);
 }
 
+/* ---- actions ------------------------------------------------------------------ */
+
+/* Who did it, beside what the action itself audits. */
+static int audit_action(struct hqsql *db, const struct users_account *u, const char *action,
+			const char *what, struct fs_error *err)
+{
+	return audit_append_strings(db, hlc_wall_ms(), "console", NULL, err, "user", u->name,
+				    "action", action, "what", what, (const char *)NULL);
+}
+
+static cJSON *body_json(const struct web_body *body)
+{
+	cJSON *o = cJSON_ParseWithLength(body->data, body->len);
+
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* POST /api/devices/revoke {"device", "reason"}: HQ refuses the device
+ * from now on (admin_revoke). */
+static enum MHD_Result do_revoke(struct console *c, struct MHD_Connection *conn, int idx,
+				 const struct web_body *body)
+{
+	cJSON *req = body_json(body), *o = NULL;
+	const char *device = web_json_text(req, "device"), *reason = web_json_text(req, "reason");
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	enum MHD_Result ret;
+	int r;
+
+	if (c->who[idx].role != USERS_ADMIN) {
+		ret = admins_only(conn);
+		goto out;
+	}
+	if (!device) {
+		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				     "expected {\"device\", \"reason\"}");
+		goto out;
+	}
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0 &&
+	    (r = admin_revoke(db, device, reason ? reason : "revoked from the console",
+			      hlc_wall_ms(), &err)) == 0)
+		r = audit_action(db, &c->who[idx], "revoke", device, &err);
+	hqdb_close(db);
+	if (r == -FS_ENOTFOUND || r == -FS_EUSAGE) {
+		ret = web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", err.msg);
+		goto out;
+	}
+	if (r < 0) {
+		ret = database_failed(conn, &err);
+		goto out;
+	}
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "revoked", device)) {
+		ret = MHD_NO;
+		goto out;
+	}
+	log_msg(LOG_NOTICE, "console: %s revoked device %s", c->who[idx].name, device);
+	ret = web_send_json(conn, MHD_HTTP_OK, o, NULL);
+	o = NULL;
+out:
+	cJSON_Delete(o);
+	cJSON_Delete(req);
+	return ret;
+}
+
+/* POST /api/tokens {"team", "municipality", "scope"?, "hours"?}: a
+ * one-time enrolment token, shown once (hqenroll_token_create). */
+static enum MHD_Result do_token(struct console *c, struct MHD_Connection *conn, int idx,
+				const struct web_body *body)
+{
+	cJSON *req = body_json(body), *o = NULL;
+	const cJSON *hours = cJSON_GetObjectItemCaseSensitive(req, "hours");
+	const char *team = web_json_text(req, "team"), *muni = web_json_text(req, "municipality");
+	char token[TOKEN_TEXT_MAX], when[HLC_TIME_LEN + 1];
+	uint8_t pin[TLSPIN_BYTES];
+	uint64_t now = hlc_wall_ms(), ttl = 24 * 3600000ull;
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	enum MHD_Result ret;
+	int r;
+
+	if (c->who[idx].role != USERS_ADMIN) {
+		ret = admins_only(conn);
+		goto out;
+	}
+	if (cJSON_IsNumber(hours) && hours->valuedouble >= 1 && hours->valuedouble <= 24 * 30)
+		ttl = (uint64_t)hours->valuedouble * 3600000ull;
+	if (!team || !muni || (hours && !cJSON_IsNumber(hours))) {
+		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				     "expected {\"team\", \"municipality\", \"scope\", "
+				     "\"hours\"}");
+		goto out;
+	}
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0 &&
+	    (!c->cfg->tls_cert || (r = tlspin_from_cert(c->cfg->tls_cert, pin, &err)) == 0) &&
+	    (r = hqenroll_token_create(db, c->hq, team, muni, web_json_text(req, "scope"), now,
+				       now + ttl, c->cfg->tls_cert ? pin : NULL, token, &err)) == 0)
+		r = audit_action(db, &c->who[idx], "enrolment token", team, &err);
+	hqdb_close(db);
+	if (r == -FS_EUSAGE) {
+		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", err.msg);
+		goto out;
+	}
+	if (r < 0) {
+		ret = database_failed(conn, &err);
+		goto out;
+	}
+	hlc_format_time((hlc_t)(now + ttl) << 16, when);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "token", token) ||
+	    !cJSON_AddStringToObject(o, "valid_until", when)) {
+		ret = MHD_NO;
+		goto out;
+	}
+	ret = web_send_json(conn, MHD_HTTP_OK, o, NULL);
+	o = NULL;
+out:
+	sodium_memzero(token, sizeof(token));
+	cJSON_Delete(o);
+	cJSON_Delete(req);
+	return ret;
+}
+
 /* ---- routing ------------------------------------------------------------------ */
 
 static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn, const char *url,
@@ -387,6 +514,10 @@ static enum MHD_Result route_post(struct console *c, struct MHD_Connection *conn
 		return do_logout(c, conn, idx);
 	if (!strcmp(url, "/api/audit/verify"))
 		return do_audit_verify(c, conn, idx);
+	if (!strcmp(url, "/api/devices/revoke"))
+		return do_revoke(c, conn, idx, body);
+	if (!strcmp(url, "/api/tokens"))
+		return do_token(c, conn, idx, body);
 	return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 }
 

@@ -88,6 +88,24 @@ def run(d):
     if len(red) != 1 or red[0][1] != "Tim Sjenica" or "never seen" not in red[0][0]:
         raise Failed("the red devices are %r" % red)
     shot(d, "devices-admin")
+    # A one-time enrolment token, shown once.
+    d.find_element(By.CSS_SELECTOR, "#enrol summary").click()
+    d.find_element(By.ID, "t-team").send_keys("Tim Raška")
+    d.find_element(By.ID, "t-muni").send_keys("Raška")
+    d.find_element(By.CSS_SELECTOR, "#token-form button").click()
+    wait(d, "no enrolment token was shown", lambda: text(d, "token").startswith("FS1-"))
+    shot(d, "enrol-token")
+    # Sjenica's laptop is reported lost: revoke it, with a reason.
+    row = [r for r in d.find_elements(By.CSS_SELECTOR, "#devices tbody tr")
+           if "Tim Sjenica" in r.text][0]
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    alert = d.switch_to.alert
+    alert.send_keys("reported lost")
+    alert.accept()
+    wait(d, "the revocation was not confirmed",
+         lambda: "Revoked the device of Tim Sjenica" in text(d, "action-result"))
+    wait(d, "the device is not shown revoked",
+         lambda: any("revoked: reported lost" in c for r in rows(d) for c in r))
     d.find_element(By.ID, "tab-audit").click()
     wait(d, "the audit log did not appear",
          lambda: visible(d, "audit-view")

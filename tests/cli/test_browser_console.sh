@@ -44,6 +44,11 @@ expect_exit 0 hq audit list --event login_paused --json
 must_contain "$OUT" "ana.admin"
 expect_exit 0 hq audit list --json
 must_not_contain "$OUT" "pogrešna"
+# The revocation made in the page holds: Sjenica's laptop is refused.
+expect_exit 2 dev sjenica sync
+must_contain "$ERR" "revoked"
+expect_exit 0 hq audit list --event revoke --json
+must_contain "$OUT" "reported lost"
 ! grep -rqaF "$ADMIN_PW" "$T/profile" || fail "the browser profile holds a password"
 ! grep -rqaF "$VIEWER_PW" "$T/profile" || fail "the browser profile holds a password"
 echo "ok"

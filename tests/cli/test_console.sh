@@ -146,6 +146,34 @@ must_contain "$BODY" '"ok":true'
 expect_exit 0 hq audit list --event console --json
 must_contain "$OUT" 'audit verify'
 
+# Actions, for administrators, each audited with who did it: a token
+# that enrols, and a revocation that HQ then holds to.
+post /api/tokens '{"team":"Tim Raška","municipality":"Raška"}' -H "Cookie: $ADMIN"
+expect_code 403 "a token without the CSRF token"
+post /api/tokens '{"team":"Tim Raška"}' -H "Cookie: $ADMIN" -H "X-CSRF-Token: $CSRF"
+expect_code 400 "a token without a municipality"
+post /api/tokens '{"team":"Tim Raška","municipality":"Raška"}' -H "Cookie: $ADMIN" \
+	-H "X-CSRF-Token: $CSRF"
+expect_code 200 "a token"
+NEWTOKEN=$(printf '%s' "$BODY" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+expect_exit 0 dev raska init --kdf interactive
+expect_exit 0 dev raska enroll "http://127.0.0.1:$PORT" "$NEWTOKEN"
+TUTIN=$(hq devices --json | python3 -c '
+import json, sys
+print([d["id"] for d in json.load(sys.stdin) if d["team"] == "Tim Tutin"][0])')
+post /api/devices/revoke "{\"device\":\"$TUTIN\",\"reason\":\"reported lost\"}" \
+	-H "Cookie: $ADMIN" -H "X-CSRF-Token: $CSRF"
+expect_code 200 "revoking a device"
+post /api/devices/revoke "{\"device\":\"$TUTIN\"}" -H "Cookie: $ADMIN" -H "X-CSRF-Token: $CSRF"
+expect_code 404 "revoking it again"
+expect_exit 2 dev tutin sync
+must_contain "$ERR" "revoked"
+expect_exit 0 hq audit list --event console --json
+must_contain "$OUT" '\"action\":\"revoke\"'
+must_contain "$OUT" '\"action\":\"enrolment token\"'
+must_not_contain "$OUT" "$NEWTOKEN"
+! grep -qF "$NEWTOKEN" "$T/hq.log" || fail "the token is in HQ's log"
+
 # The viewer for Tutin sees Tutin's devices only.
 post /api/login '{"name":"tutin.viewer","password":"konj-baterija-spajalica"}'
 expect_code 200 "the viewer's login"
@@ -156,6 +184,10 @@ must_contain "$BODY" '"team":"Tim Tutin"'
 must_not_contain "$BODY" "Sjenica"
 req GET /api/audit -H "Cookie: $VIEWER"
 expect_code 403 "the audit log for a viewer"
+VCSRF=$(curl -s -H "Cookie: $VIEWER" "${URL}api/session" | sed 's/.*"csrf":"\([^"]*\)".*/\1/')
+post /api/tokens '{"team":"Tim X","municipality":"Tutin"}' -H "Cookie: $VIEWER" \
+	-H "X-CSRF-Token: $VCSRF"
+expect_code 403 "a token from a viewer"
 req GET /api/session -H "Cookie: $VIEWER"
 must_contain "$BODY" '"role":"viewer"'
 must_contain "$BODY" '"municipalities":["Tutin"]'

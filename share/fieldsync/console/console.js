@@ -48,6 +48,7 @@
     $('who').hidden = $('logout').hidden;
     /* The audit log is for administrators; HQ refuses it to others too. */
     $('nav').hidden = $('logout').hidden || role !== 'admin';
+    $('enrol').hidden = role !== 'admin';
     $('tab-devices').toggleAttribute('aria-current', view === 'devices');
     $('tab-audit').toggleAttribute('aria-current', view === 'audit');
     if (view === 'devices') $('tab-devices').setAttribute('aria-current', 'page');
@@ -75,6 +76,27 @@
     });
     $('audit-summary').textContent = 'The newest ' + r.body.entries.length + ' entries' +
       (q.toString() ? ' that match' : '') + ', newest first.';
+  }
+
+  /* A device stolen or lost: HQ refuses it from now on. */
+  async function revoke(d) {
+    const reason = window.prompt('Revoke the device of ' + d.team + ' (' + d.id.slice(0, 8) +
+      ')? HQ will refuse everything it sends from now on.\n\nWhy (no personal data):', 'reported lost');
+    if (reason === null) return;
+    const r = await api('POST', '/api/devices/revoke', { device: d.id, reason: reason });
+    $('action-result').textContent = r.status === 200 ? 'Revoked the device of ' + d.team + '.'
+      : 'HQ did not revoke it: ' + (r.body.message || r.status);
+    loadDevices();
+  }
+
+  async function makeToken(ev) {
+    ev.preventDefault();
+    const r = await api('POST', '/api/tokens', { team: $('t-team').value,
+      municipality: $('t-muni').value, scope: $('t-scope').value || undefined });
+    $('token').hidden = false;
+    $('token').textContent = r.status === 200
+      ? r.body.token + '\n\n(valid until ' + new Date(r.body.valid_until).toLocaleString() + ')'
+      : 'HQ made no token: ' + (r.body.message || r.status);
   }
 
   async function verify() {
@@ -121,6 +143,14 @@
       tr.appendChild(el('td', '', String(d.last_seq)));
       tr.appendChild(el('td', '', d.state + (d.revoked_reason ? ': ' + d.revoked_reason : '')));
       tr.appendChild(el('td', 'id', d.id));
+      const act = el('td', '');
+      if (role === 'admin' && d.state === 'active') {
+        const b = el('button', 'small', 'Revoke');
+        b.type = 'button';
+        b.addEventListener('click', () => revoke(d));
+        act.appendChild(b);
+      }
+      tr.appendChild(act);
       body.appendChild(tr);
     });
     const red = devices.filter((d) => d.red).length;
@@ -189,6 +219,7 @@
     $('tab-audit').addEventListener('click', () => { show('audit'); loadAudit(); });
     $('audit-filter').addEventListener('submit', loadAudit);
     $('verify').addEventListener('click', verify);
+    $('token-form').addEventListener('submit', makeToken);
     document.querySelectorAll('th button[data-sort]').forEach((b) => {
       b.addEventListener('click', () => {
         if (sortKey === b.dataset.sort) sortDown = !sortDown;
