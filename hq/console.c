@@ -17,12 +17,14 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "crypto/keyfile.h"
 #include "crypto/secmem.h"
 #include "hq/admin.h"
 #include "hq/audit.h"
 #include "hq/health.h"
 #include "hq/hqdb.h"
 #include "hq/hqenroll.h"
+#include "hq/metrics.h"
 #include "hq/server.h"
 #include "hq/tlspin.h"
 #include "hq/users.h"
@@ -52,6 +54,8 @@ struct console {
 	int dirfd;
 	uint16_t port;
 	char *tls_cert, *tls_key; /* PEM; the key in secure memory */
+	char *metrics_token;	  /* secure memory; NULL: no /metrics */
+	size_t metrics_token_len;
 };
 
 /* ---- answers ---------------------------------------------------------------- */
@@ -472,6 +476,33 @@ out:
 	return ret;
 }
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+/* GET /metrics with "Authorization: Bearer TOKEN" (hq/metrics.h). */
+static enum MHD_Result do_metrics(struct console *c, struct MHD_Connection *conn)
+{
+	const char *auth =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	char *text = NULL;
+	int r;
+
+	if (!c->metrics_token)
+		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found",
+				      "no metrics: set [console] metrics_token_file");
+	if (!auth || strncmp(auth, "Bearer ", 7) || strlen(auth + 7) != c->metrics_token_len ||
+	    sodium_memcmp(auth + 7, c->metrics_token, c->metrics_token_len) != 0)
+		return web_send_error(conn, MHD_HTTP_UNAUTHORIZED, "no_token",
+				      "send Authorization: Bearer and the metrics token");
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+		r = metrics_render(db, c->cfg, &text, &err);
+	hqdb_close(db);
+	if (r < 0)
+		return database_failed(conn, &err);
+	return web_send(conn, MHD_HTTP_OK, text, strlen(text), "text/plain; version=0.0.4", NULL);
+}
+
 /* ---- routing ------------------------------------------------------------------ */
 
 static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn, const char *url,
@@ -483,6 +514,8 @@ static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn,
 		return web_send_file(conn, c->dirfd, "index.html");
 	if (!strcmp(url, "/api/session"))
 		return do_session(c, conn, now);
+	if (!strcmp(url, "/metrics"))
+		return do_metrics(c, conn);
 	if (!strncmp(url, "/api/", 5)) {
 		if ((idx = web_session_find(&c->sessions, conn, now, 1)) < 0)
 			return no_session(conn);
@@ -586,6 +619,10 @@ int console_start(const struct hq_config *cfg, const struct identity *hq, struct
 	if (https && ((r = server_read_pem(cfg->tls_cert, 0, &c->tls_cert, err)) < 0 ||
 		      (r = server_read_pem(cfg->tls_key, 1, &c->tls_key, err)) < 0))
 		goto out;
+	if (cfg->console.metrics_token_file &&
+	    (r = keyfile_read_passphrase(cfg->console.metrics_token_file, &c->metrics_token,
+					 &c->metrics_token_len, err)) < 0)
+		goto out;
 	if ((c->dirfd = web_pages_open(cfg->console.dir, CONSOLE_PAGES, FS_CONSOLE_DIR, where,
 				       sizeof(where))) < 0) {
 		r = fs_error_set(err, -errno, "console: no pages in %s: %s", where,
@@ -650,6 +687,7 @@ struct console *console_stop(struct console *c)
 		close(c->dirfd);
 	free(c->tls_cert);
 	secmem_free(c->tls_key);
+	secmem_free(c->metrics_token);
 	free(c);
 	return NULL;
 }

@@ -39,6 +39,7 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{ "console", "listen", &cfg->console.listen, NULL, 0 },
 		{ "console", "host", &cfg->console.host, NULL, 0 },
 		{ "console", "dir", &cfg->console.dir, NULL, 0 },
+		{ "console", "metrics_token_file", &cfg->console.metrics_token_file, NULL, 0 },
 		{ "console", "idle_minutes", NULL, &cfg->console.idle_minutes, 1440 },
 		{ "console", "login_tries", NULL, &cfg->console.login_tries, 1000 },
 		{ "console", "login_address_tries", NULL, &cfg->console.login_address_tries,
@@ -135,5 +136,6 @@ void hqconfig_free(struct hq_config *cfg)
 	free(cfg->console.listen);
 	free(cfg->console.host);
 	free(cfg->console.dir);
+	free(cfg->console.metrics_token_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -60,6 +60,10 @@
  *                          1..8760 (default 72)
  *   [console] red_backlog_hours  ... or one whose oldest unsent change is
  *                          older, 1..8760 (default 24)
+ *   [console] metrics_token_file  a file (mode 0600) whose first line is the
+ *                          token Prometheus sends as "Authorization:
+ *                          Bearer TOKEN" for GET /metrics; unset: no
+ *                          /metrics
  *
  * An unknown section or key, an empty value or a number out of range is
  * an error naming the line, so a typo never falls back to a default.
@@ -112,10 +116,11 @@ struct hq_config {
 	unsigned pg_statement_timeout_ms; /* 0: the default */
 	struct audit_policy audit;	  /* when to sign an audit checkpoint */
 	struct {
-		char *enabled; /* "yes" (NULL) or "no" */
-		char *listen;  /* ADDR:PORT */
-		char *host;    /* NULL: only the address and localhost */
-		char *dir;     /* NULL: beside the program, else installed */
+		char *enabled;		  /* "yes" (NULL) or "no" */
+		char *listen;		  /* ADDR:PORT */
+		char *host;		  /* NULL: only the address and localhost */
+		char *dir;		  /* NULL: beside the program, else installed */
+		char *metrics_token_file; /* NULL: no /metrics */
 		unsigned idle_minutes, login_tries, login_address_tries, login_pause_minutes;
 		unsigned red_unseen_hours, red_backlog_hours;
 	} console;

@@ -26,6 +26,7 @@
 #include "crypto/secmem.h"
 #include "hq/downsync.h"
 #include "hq/health.h"
+#include "hq/metrics.h"
 #include "hq/hqsql.h"
 #include "hq/hqpool.h"
 #include "hq/hqenroll.h"
@@ -144,6 +145,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, v
 		return MHD_NO;
 	}
 	ret = MHD_queue_response(conn, status, resp);
+	metrics_response(status);
 	MHD_destroy_response(resp);
 	return ret;
 }
@@ -416,10 +418,19 @@ fail:
 	return MHD_NO;
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *conn,
 				    const struct request *rq)
 {
 	struct ingest_result res = { 0 };
+	uint64_t t0;
 	struct fs_error err = { 0 };
 	struct ingest_ctx ctx = { .hq = s->hq,
 				  .forms = s->forms,
@@ -432,11 +443,19 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	cJSON *extra = NULL;
 	int r;
 
-	if ((r = hqpool_get(s->pool, &ctx.db, &err)) < 0 ||
-	    (r = ingest_changeset(&ctx, rq->body, rq->len, &res, &err)) < 0) {
+	if ((r = hqpool_get(s->pool, &ctx.db, &err)) < 0) {
 		hqpool_put(s->pool, ctx.db);
 		return send_internal(conn, "change set", &err);
 	}
+	t0 = mono_us();
+	if ((r = ingest_changeset(&ctx, rq->body, rq->len, &res, &err)) < 0) {
+		hqpool_put(s->pool, ctx.db);
+		return send_internal(conn, "change set", &err);
+	}
+	metrics_changeset(res.status != 200 ? METRICS_REJECTED
+			  : res.duplicate   ? METRICS_DUPLICATE
+					    : METRICS_ACCEPTED,
+			  mono_us() - t0);
 	checkpoint_if_due(s, ctx.db);
 	/* Only a device that proved itself: anyone can send the header. */
 	if (res.skewed && res.authenticated)

@@ -41,7 +41,10 @@ wait_for 30 "no word about the console" in_file "$T/hq.log" "serving devices wit
 must_contain "$(cat "$T/hq.log")" "plain HTTP is allowed only on a loopback address"
 stop_hq
 cp "$T/base.conf" "$T/hq.conf"
-printf '[console]\nlogin_tries = 3\nlogin_pause_minutes = 1\n' >> "$T/hq.conf"
+printf 'metrics-token-%s\n' "$$" > "$T/metrics-token"
+chmod 600 "$T/metrics-token"
+printf '[console]\nlogin_tries = 3\nlogin_pause_minutes = 1\nmetrics_token_file = %s\n' \
+	"$T/metrics-token" >> "$T/hq.conf"
 start_hq
 wait_for 30 "the console did not start" in_file "$T/hq.log" "console on http://127.0.0.1:"
 URL=$(sed -n 's|.*console on \(http://127\.0\.0\.1:[0-9]*/\).*|\1|p' "$T/hq.log" | tail -n 1)
@@ -55,6 +58,8 @@ expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
 expect_exit 0 hq user add tutin.viewer --role viewer --municipality Tutin --password-file "$T/pw"
 dev_enrol sjenica "Tim Sjenica" Sjenica Sjenica
 dev_enrol tutin "Tim Tutin" Tutin Tutin
+expect_exit 0 dev tutin beneficiary add "full_name=Hodžić Amra" municipality=Tutin status=idp \
+	household_size=2 consent=yes
 expect_exit 0 dev tutin sync
 
 # The page, with every header, before any session.
@@ -131,6 +136,20 @@ assert d["Tim Sjenica"]["agent_version"] is None, d
 ' || fail "the devices are not flagged or described as they should be: $BODY"
 expect_exit 0 hq audit list --event login --json
 must_contain "$OUT" "ana.admin"
+
+# /metrics for Prometheus, behind its own token; no name, no value.
+req GET /metrics
+expect_code 401 "metrics without the token"
+req GET /metrics -H "Authorization: Bearer metrics-token-0"
+expect_code 401 "metrics with a wrong token"
+req GET /metrics -H "Authorization: Bearer $(cat "$T/metrics-token")"
+expect_code 200 "metrics"
+must_contain "$BODY" 'fieldsync_changesets_total{outcome="accepted"} 1'
+must_contain "$BODY" 'fieldsync_ingest_seconds_count 1'
+must_contain "$BODY" 'fieldsync_http_responses_total{status="200"}'
+must_contain "$BODY" 'fieldsync_devices_red 1'
+must_contain "$BODY" 'fieldsync_audit_entries '
+must_not_contain "$BODY" "Hodžić"
 
 # The audit log, for administrators: the newest first, filtered, and
 # checked whole on demand (an action, so audited).
