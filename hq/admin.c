@@ -269,21 +269,41 @@ static int quarantine_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 	    !cJSON_AddStringToObject(o, "record", col_text(st, 3)) ||
 	    !cJSON_AddStringToObject(o, "field", col_text(st, 4)) ||
 	    !cJSON_AddStringToObject(o, "reason", col_text(st, 5)) ||
-	    !cJSON_AddStringToObject(o, "received", at))
+	    !cJSON_AddStringToObject(o, "received", at) ||
+	    !cJSON_AddStringToObject(o, "team", col_text(st, 7)) ||
+	    !cJSON_AddStringToObject(o, "municipality", col_text(st, 8)))
 		return -ENOMEM;
 	return 0;
 }
+
+/* With the sending device's team and municipality, for the console. */
+#define QUARANTINE_SQL                                                                             \
+	"SELECT q.device, q.seq, q.idx, q.record_id, q.field, q.reason, c.received_at, d.team, "   \
+	"d.municipality FROM quarantine q JOIN changesets c ON c.device = q.device AND c.seq = "   \
+	"q.seq JOIN devices d ON d.id = q.device ORDER BY q.device, q.seq, q.idx"
 
 int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {
 	if (!json)
 		fprintf(out, "%-32s  %6s  %5s  %-36s  %-20s  %-24s  %s\n", "DEVICE", "SEQ", "INDEX",
 			"RECORD", "FIELD", "RECEIVED", "REASON");
-	return list_rows(db,
-			 "SELECT q.device, q.seq, q.idx, q.record_id, q.field, q.reason, "
-			 "c.received_at FROM quarantine q JOIN changesets c "
-			 "ON c.device = q.device AND c.seq = q.seq ORDER BY q.device, q.seq, q.idx",
-			 "list quarantine", quarantine_row, json, out, err);
+	return list_rows(db, QUARANTINE_SQL, "list quarantine", quarantine_row, json, out, err);
+}
+
+int admin_quarantine_array(struct hqsql *db, cJSON **ret, struct fs_error *err)
+{
+	cJSON *arr = cJSON_CreateArray();
+	int r;
+
+	if (!arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = run_rows(db, QUARANTINE_SQL, "list quarantine", quarantine_row, arr, NULL, err)) <
+	    0) {
+		cJSON_Delete(arr);
+		return r;
+	}
+	*ret = arr;
+	return 0;
 }
 
 /* ---- review ------------------------------------------------------------- */

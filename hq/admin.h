@@ -25,6 +25,10 @@
 #include "crypto/fserr.h"
 
 int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
+/* The quarantine as `quarantine --json` gives it, each with its
+ * device's team and municipality, as an array (the caller's). */
+int admin_quarantine_array(struct hqsql *db, cJSON **ret, struct fs_error *err) FS_WUR;
+
 /* The same devices as `devices --json` gives, as an array (the
  * caller's). */
 int admin_devices_array(struct hqsql *db, cJSON **ret, struct fs_error *err) FS_WUR;

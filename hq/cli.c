@@ -293,7 +293,7 @@ static int cmd_serve(struct hq_config *cfg, int argc, char **argv)
 		struct fs_error cerr = { 0 };
 		char url[128];
 
-		if (console_start(cfg, hq, &con, &cerr) < 0) {
+		if (console_start(cfg, hq, forms, &con, &cerr) < 0) {
 			log_msg(LOG_ERR, "%s; serving devices without the console", cerr.msg);
 		} else if (!con) {
 			log_msg(LOG_INFO, "console off ([console] enabled = no)");

@@ -24,6 +24,7 @@
 #include "hq/health.h"
 #include "hq/hqdb.h"
 #include "hq/hqenroll.h"
+#include "hq/ingest.h"
 #include "hq/metrics.h"
 #include "hq/server.h"
 #include "hq/tlspin.h"
@@ -45,6 +46,7 @@
 struct console {
 	const struct hq_config *cfg;
 	const struct identity *hq; /* its public key verifies the audit log */
+	const struct hq_forms *forms;
 	struct MHD_Daemon *mhd;
 	struct web_site site;
 	struct web_sessions sessions;
@@ -476,6 +478,100 @@ out:
 	return ret;
 }
 
+/* ---- the quarantine ------------------------------------------------------------ */
+
+/* Drop the rows of arr whose "municipality" account u does not see. */
+static void only_seen(const struct users_account *u, cJSON *arr)
+{
+	cJSON *d, *next;
+
+	for (d = arr ? arr->child : NULL; d; d = next) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(d, "municipality");
+
+		next = d->next;
+		if (!sees(u, cJSON_IsString(m) ? m->valuestring : NULL))
+			cJSON_Delete(cJSON_DetachItemViaPointer(arr, d));
+	}
+}
+
+/* GET /api/quarantine: changes kept but not merged, and why. */
+static enum MHD_Result do_quarantine(struct console *c, struct MHD_Connection *conn, int idx)
+{
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	cJSON *rows = NULL, *o;
+	int r;
+
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+		r = admin_quarantine_array(db, &rows, &err);
+	hqdb_close(db);
+	if (r < 0)
+		return database_failed(conn, &err);
+	only_seen(&c->who[idx], rows);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, "changes", rows)) {
+		cJSON_Delete(rows);
+		cJSON_Delete(o);
+		return MHD_NO;
+	}
+	return web_send_json(conn, MHD_HTTP_OK, o, NULL);
+}
+
+/* POST /api/quarantine/release or /reject {"device", "seq", "index",
+ * "reason"}: an administrator's word on one change (ingest_review). */
+static enum MHD_Result do_review(struct console *c, struct MHD_Connection *conn, int idx,
+				 const struct web_body *body, int release)
+{
+	cJSON *req = body_json(body), *o = NULL;
+	const cJSON *seq = cJSON_GetObjectItemCaseSensitive(req, "seq"),
+		    *index = cJSON_GetObjectItemCaseSensitive(req, "index");
+	const char *device = web_json_text(req, "device"), *reason = web_json_text(req, "reason");
+	struct ingest_ctx ctx = { .hq = c->hq, .forms = c->forms, .wall_ms = hlc_wall_ms };
+	struct fs_error err = { 0 };
+	enum MHD_Result ret;
+	int r;
+
+	if (c->who[idx].role != USERS_ADMIN) {
+		ret = admins_only(conn);
+		goto out;
+	}
+	if (!device || !cJSON_IsNumber(seq) || !cJSON_IsNumber(index) || seq->valuedouble < 1 ||
+	    index->valuedouble < 0 || index->valuedouble > UINT32_MAX || !reason) {
+		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				     "expected {\"device\", \"seq\", \"index\", \"reason\"}");
+		goto out;
+	}
+	if ((r = hqdb_connect(c->cfg, &ctx.db, &err)) == 0)
+		r = ingest_review(&ctx, device, (uint64_t)seq->valuedouble,
+				  (uint32_t)index->valuedouble, release, c->who[idx].name, reason,
+				  &err);
+	hqdb_close(ctx.db);
+	if (r == -FS_ENOTFOUND || r == -FS_EVALID) {
+		ret = web_send_error(conn,
+				     r == -FS_ENOTFOUND ? MHD_HTTP_NOT_FOUND
+							: MHD_HTTP_UNPROCESSABLE_CONTENT,
+				     r == -FS_ENOTFOUND ? "not_found" : "invalid", err.msg);
+		goto out;
+	}
+	if (r < 0) {
+		ret = database_failed(conn, &err);
+		goto out;
+	}
+	if (!(o = cJSON_CreateObject()) ||
+	    !cJSON_AddStringToObject(o, release ? "released" : "rejected", device)) {
+		ret = MHD_NO;
+		goto out;
+	}
+	log_msg(LOG_NOTICE, "console: %s %s change %u of set %llu from %s", c->who[idx].name,
+		release ? "released" : "rejected", (unsigned)index->valuedouble,
+		(unsigned long long)seq->valuedouble, device);
+	ret = web_send_json(conn, MHD_HTTP_OK, o, NULL);
+	o = NULL;
+out:
+	cJSON_Delete(o);
+	cJSON_Delete(req);
+	return ret;
+}
+
 /* ---- metrics ------------------------------------------------------------------ */
 
 /* GET /metrics with "Authorization: Bearer TOKEN" (hq/metrics.h). */
@@ -523,6 +619,8 @@ static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn,
 			return do_devices(c, conn, idx);
 		if (!strcmp(url, "/api/audit"))
 			return do_audit(c, conn, idx);
+		if (!strcmp(url, "/api/quarantine"))
+			return do_quarantine(c, conn, idx);
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 	}
 	return web_send_file(conn, c->dirfd, url + 1);
@@ -551,6 +649,8 @@ static enum MHD_Result route_post(struct console *c, struct MHD_Connection *conn
 		return do_revoke(c, conn, idx, body);
 	if (!strcmp(url, "/api/tokens"))
 		return do_token(c, conn, idx, body);
+	if (!strcmp(url, "/api/quarantine/release") || !strcmp(url, "/api/quarantine/reject"))
+		return do_review(c, conn, idx, body, !strcmp(url, "/api/quarantine/release"));
 	return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 }
 
@@ -585,8 +685,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* ---- the server -------------------------------------------------------------- */
 
-int console_start(const struct hq_config *cfg, const struct identity *hq, struct console **ret,
-		  struct fs_error *err)
+int console_start(const struct hq_config *cfg, const struct identity *hq,
+		  const struct hq_forms *forms, struct console **ret, struct fs_error *err)
 {
 	const union MHD_DaemonInfo *info;
 	struct sockaddr_storage addr;
@@ -610,6 +710,7 @@ int console_start(const struct hq_config *cfg, const struct identity *hq, struct
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	c->cfg = cfg;
 	c->hq = hq;
+	c->forms = forms;
 	c->dirfd = -1;
 	c->limits = (struct users_limits){
 		.tries = cfg->console.login_tries,

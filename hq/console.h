@@ -38,6 +38,7 @@
 #include "crypto/fserr.h"
 #include "crypto/identity.h"
 #include "hq/hqconfig.h"
+#include "hq/hqforms.h"
 
 #define CONSOLE_COOKIE "fieldsync_console"
 #define CONSOLE_PAGES "share/fieldsync/console"
@@ -47,8 +48,8 @@
 struct console;
 
 /* Start serving when [console] enabled; *ret NULL when it is off. */
-int console_start(const struct hq_config *cfg, const struct identity *hq, struct console **ret,
-		  struct fs_error *err) FS_WUR;
+int console_start(const struct hq_config *cfg, const struct identity *hq,
+		  const struct hq_forms *forms, struct console **ret, struct fs_error *err) FS_WUR;
 /* The bound port. */
 uint16_t console_port(const struct console *c);
 /* The URL to open, into out. */

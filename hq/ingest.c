@@ -834,6 +834,118 @@ out:
 	return r;
 }
 
+/* ---- review ------------------------------------------------------------- */
+
+/* The quarantined change (device, seq, idx), opened from its stored set. */
+static int quarantined_change(struct run *run, uint32_t idx, struct change **ret_all, size_t *ret_n,
+			      struct fs_error *err)
+{
+	const struct identity *hq = run->ctx->hq;
+	struct hqsql_stmt *st = NULL;
+	struct fs_error oerr = { 0 };
+	int r, rc;
+
+	if ((r = hqsql_prepare(run->ctx->db,
+			       "SELECT c.body FROM quarantine q JOIN changesets c ON "
+			       "c.device = q.device AND c.seq = q.seq WHERE q.device = ?1 AND "
+			       "q.seq = ?2 AND q.idx = ?3",
+			       &st, err)) < 0)
+		return r;
+	hqsql_bind_text(st, 1, run->device);
+	hqsql_bind_int64(st, 2, (int64_t)run->seq);
+	hqsql_bind_int64(st, 3, (int64_t)idx);
+	rc = hqsql_step(st);
+	if (rc == HQSQL_DONE)
+		r = fs_error_set(err, -FS_ENOTFOUND, "no quarantined change %u of set %llu from %s",
+				 idx, (unsigned long long)run->seq, run->device);
+	else if (rc != HQSQL_ROW)
+		r = hqsql_fail(run->ctx->db, "read a quarantined change", err);
+	else if (changeset_open(hqsql_column_blob(st, 0), hqsql_column_bytes(st, 0), hq->box_pk,
+				hq->box_sk, ret_all, ret_n, &oerr) < 0)
+		r = fs_error_set(err, -FS_ECORRUPT, "stored set %llu from %s: %s",
+				 (unsigned long long)run->seq, run->device, oerr.msg);
+	else if (idx >= *ret_n)
+		r = fs_error_set(err, -FS_ECORRUPT, "stored set %llu from %s has no change %u",
+				 (unsigned long long)run->seq, run->device, idx);
+	hqsql_finalize(st);
+	return r;
+}
+
+/* Merge ch as if it had not been quarantined: the same steps, so the
+ * outcome is the in-order merge's (a later write still wins). */
+static int merge_released(struct run *run, const struct change *ch)
+{
+	struct before b;
+	char *value = cJSON_PrintUnformatted(ch->value);
+	int r, other = 0;
+
+	if (!value)
+		return fs_error_set(run->err, -ENOMEM, "out of memory");
+	if ((r = before_read(run, ch, &b)) == 0) {
+		r = merge_record(run, ch, &b, &other);
+		if (r == 0 && other)
+			r = fs_error_set(run->err, -FS_EVALID,
+					 "record %s belongs to another collection: it cannot "
+					 "be released",
+					 ch->record_id);
+		else if (r == 0 && (r = merge_field(run, ch, value, &b)) == 0)
+			r = track_write(run, ch, value, &b);
+		before_clear(&b);
+	}
+	cJSON_free(value);
+	return r;
+}
+
+int ingest_review(const struct ingest_ctx *ctx, const char *device, uint64_t seq, uint32_t idx,
+		  int release, const char *user, const char *reason, struct fs_error *err)
+{
+	struct run run = { .ctx = ctx, .device = device, .seq = seq, .err = err };
+	struct change *ch = NULL;
+	struct hqsql_stmt *st = NULL;
+	char seqtext[24], idxtext[16];
+	size_t n = 0;
+	int r;
+
+	run.now_ms = ctx->wall_ms();
+	snprintf(seqtext, sizeof(seqtext), "%llu", (unsigned long long)seq);
+	snprintf(idxtext, sizeof(idxtext), "%u", idx);
+	if ((r = hqsql_begin(ctx->db, HQSQL_WRITE, err)) < 0)
+		return r;
+	if ((r = quarantined_change(&run, idx, &ch, &n, err)) < 0)
+		goto out;
+	if (release && ((r = run_prepare(&run)) < 0 || (r = future_base(&run)) < 0 ||
+			(r = downsync_writer_new(ctx->db, ctx->forms, &run.down, err)) < 0 ||
+			(r = merge_released(&run, &ch[idx])) < 0))
+		goto out;
+	if ((r = hqsql_prepare(ctx->db,
+			       "DELETE FROM quarantine WHERE device = ?1 AND seq = ?2 AND idx = ?3",
+			       &st, err)) < 0)
+		goto out;
+	hqsql_bind_text(st, 1, device);
+	hqsql_bind_int64(st, 2, (int64_t)seq);
+	hqsql_bind_int64(st, 3, (int64_t)idx);
+	if (hqsql_step(st) != HQSQL_DONE) {
+		r = hqsql_fail(ctx->db, "take the change out of quarantine", err);
+		goto out;
+	}
+	if ((r = audit_append_strings(ctx->db, run.now_ms, release ? "released" : "rejected",
+				      device, err, "seq", seqtext, "idx", idxtext, "record",
+				      ch[idx].record_id, "field", ch[idx].field, "user", user,
+				      "reason", reason, (const char *)NULL)) < 0)
+		goto out;
+	r = hqsql_commit(ctx->db, err);
+out:
+	if (r < 0)
+		hqsql_rollback(ctx->db);
+	hqsql_finalize(st);
+	run_finalize(&run);
+	for (size_t i = 0; i < run.nold; i++)
+		form_free(run.old[i]);
+	downsync_writer_free(run.down);
+	changes_free(ch, n);
+	return r;
+}
+
 /* ---- entry point ------------------------------------------------------- */
 
 /* Log a refusal in its own transaction, after the rollback. */

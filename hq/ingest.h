@@ -91,4 +91,14 @@ void ingest_result_clear(struct ingest_result *r);
 int ingest_device_active(struct hqsql *db, const uint8_t *prefix, size_t len,
 			 struct fs_error *err) FS_WUR;
 
+/* An administrator's word on a quarantined change (device, seq, idx):
+ * release merges it now, as the in-order merge would have (a later
+ * write to the field still wins); otherwise it is rejected.  Either way
+ * it leaves the quarantine, and the audit log says who, why, and which
+ * record and field (never the value).  One transaction.  -FS_ENOTFOUND
+ * when there is no such change in quarantine; -FS_EVALID when its
+ * record id is another collection's. */
+int ingest_review(const struct ingest_ctx *ctx, const char *device, uint64_t seq, uint32_t idx,
+		  int release, const char *user, const char *reason, struct fs_error *err) FS_WUR;
+
 #endif

@@ -7,28 +7,10 @@
 # device never seen is red.
 set -e
 . "$(dirname "$0")/lib.sh"
-command -v curl > /dev/null || fail "curl is needed"
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 at_exit 'stop_hq'
 
-# req METHOD PATH [CURL ARGS...]: the answer's status in $CODE, its body
-# in $BODY and its headers in $T/headers.
-req() {
-	local method=$1 path=$2
-	shift 2
-	CODE=$(curl -s --path-as-is -o "$T/body" -D "$T/headers" -w '%{http_code}' -X "$method" \
-		"$@" "$URL${path#/}")
-	BODY=$(cat "$T/body")
-}
-post() {
-	local path=$1 json=$2
-	shift 2
-	req POST "$path" -H "Origin: ${URL%/}" -H 'Content-Type: application/json' \
-		--data-binary "$json" "$@"
-}
-header() { grep -i "^$1:" "$T/headers" | tr -d '\r'; }
-expect_code() { [ "$CODE" = "$1" ] || fail "$2: HTTP $CODE, expected $1: $BODY"; }
-cookie_of() { header Set-Cookie | sed 's/^Set-Cookie: \(fieldsync_console=[^;]*\);.*/\1/'; }
+. "$(dirname "$0")/web.sh"
 
 hq_conf
 expect_exit 0 hq init
@@ -112,7 +94,7 @@ post /api/login '{"name":"ana.admin","password":"nova-lozinka-za-anu"}'
 expect_code 200 "the admin's login"
 must_contain "$(header Set-Cookie)" "HttpOnly"
 must_contain "$(header Set-Cookie)" "SameSite=Strict"
-ADMIN=$(cookie_of)
+ADMIN=$(cookie_of fieldsync_console)
 CSRF=$(printf '%s' "$BODY" | sed 's/.*"csrf":"\([^"]*\)".*/\1/')
 req GET /api/devices -H "Cookie: $ADMIN"
 expect_code 200 "the admin's devices"
@@ -196,7 +178,7 @@ must_not_contain "$OUT" "$NEWTOKEN"
 # The viewer for Tutin sees Tutin's devices only.
 post /api/login '{"name":"tutin.viewer","password":"konj-baterija-spajalica"}'
 expect_code 200 "the viewer's login"
-VIEWER=$(cookie_of)
+VIEWER=$(cookie_of fieldsync_console)
 req GET /api/devices -H "Cookie: $VIEWER"
 expect_code 200 "the viewer's devices"
 must_contain "$BODY" '"team":"Tim Tutin"'

@@ -7,27 +7,9 @@
 # page polls the sync state.
 set -e
 . "$(dirname "$0")/lib.sh"
-command -v curl > /dev/null || fail "curl is needed"
 at_exit 'kill_agent'
 
-# req METHOD PATH [CURL ARGS...]: the answer's status in $CODE, its body
-# in $BODY and its headers in $T/headers.
-req() {
-	local method=$1 path=$2
-	shift 2
-	CODE=$(curl -s --path-as-is -o "$T/body" -D "$T/headers" -w '%{http_code}' -X "$method" \
-		"$@" "$URL${path#/}")
-	BODY=$(cat "$T/body")
-}
-# post PATH JSON [CURL ARGS...]: as the page posts: its Origin, its JSON.
-post() {
-	local path=$1 json=$2
-	shift 2
-	req POST "$path" -H "Origin: ${URL%/}" -H 'Content-Type: application/json' \
-		--data-binary "$json" "$@"
-}
-header() { grep -i "^$1:" "$T/headers" | tr -d '\r'; }
-expect_code() { [ "$CODE" = "$1" ] || fail "$2: HTTP $CODE, expected $1: $BODY"; }
+. "$(dirname "$0")/web.sh"
 
 # ---- configuration: loopback only ---------------------------------------
 for bad in 0.0.0.0:8750 192.0.2.10:8750 '[::]:8750' '[2001:db8::1]:8750'; do

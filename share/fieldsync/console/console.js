@@ -44,13 +44,17 @@
     $('login').hidden = view !== 'login';
     $('devices-view').hidden = view !== 'devices';
     $('audit-view').hidden = view !== 'audit';
+    $('quarantine-view').hidden = view !== 'quarantine';
     $('logout').hidden = view === 'login' || view === 'loading';
     $('who').hidden = $('logout').hidden;
     /* The audit log is for administrators; HQ refuses it to others too. */
-    $('nav').hidden = $('logout').hidden || role !== 'admin';
+    $('nav').hidden = $('logout').hidden;
+    $('tab-audit').hidden = role !== 'admin';
     $('enrol').hidden = role !== 'admin';
     $('tab-devices').toggleAttribute('aria-current', view === 'devices');
     $('tab-audit').toggleAttribute('aria-current', view === 'audit');
+    $('tab-quarantine').toggleAttribute('aria-current', view === 'quarantine');
+    if (view === 'quarantine') $('tab-quarantine').setAttribute('aria-current', 'page');
     if (view === 'devices') $('tab-devices').setAttribute('aria-current', 'page');
     if (view === 'audit') $('tab-audit').setAttribute('aria-current', 'page');
   }
@@ -97,6 +101,47 @@
     $('token').textContent = r.status === 200
       ? r.body.token + '\n\n(valid until ' + new Date(r.body.valid_until).toLocaleString() + ')'
       : 'HQ made no token: ' + (r.body.message || r.status);
+  }
+
+  async function loadQuarantine() {
+    const r = await api('GET', '/api/quarantine');
+    if (r.status === 401) return start();
+    if (r.status !== 200) return;
+    const body = document.querySelector('#quarantine tbody');
+    body.replaceChildren();
+    r.body.changes.forEach((q) => {
+      const tr = el('tr', '');
+      tr.appendChild(el('td', '', new Date(q.received).toLocaleString()));
+      tr.appendChild(el('td', '', q.team));
+      tr.appendChild(el('td', '', q.municipality));
+      tr.appendChild(el('td', 'id', q.record));
+      tr.appendChild(el('td', '', q.field));
+      tr.appendChild(el('td', '', q.reason));
+      const act = el('td', '');
+      if (role === 'admin') {
+        [['Release', 'release'], ['Reject', 'reject']].forEach(([label, what]) => {
+          const b = el('button', 'small', label);
+          b.type = 'button';
+          b.addEventListener('click', () => review(q, what));
+          act.appendChild(b);
+        });
+      }
+      tr.appendChild(act);
+      body.appendChild(tr);
+    });
+    $('quarantine-summary').textContent = r.body.changes.length + ' change' +
+      (r.body.changes.length === 1 ? '' : 's') + ' in quarantine.';
+  }
+
+  async function review(q, what) {
+    const reason = window.prompt((what === 'release' ? 'Release' : 'Reject') + ' the change to ' +
+      q.field + ' from ' + q.team + '? Why (no personal data):', '');
+    if (reason === null || reason === '') return;
+    const r = await api('POST', '/api/quarantine/' + what,
+      { device: q.device, seq: q.seq, index: q.index, reason: reason });
+    $('quarantine-summary').textContent = r.status === 200
+      ? (what === 'release' ? 'Released.' : 'Rejected.') : 'HQ said no: ' + (r.body.message || r.status);
+    if (r.status === 200) loadQuarantine();
   }
 
   async function verify() {
@@ -217,6 +262,7 @@
     $('logout').addEventListener('click', logout);
     $('tab-devices').addEventListener('click', () => { show('devices'); loadDevices(); });
     $('tab-audit').addEventListener('click', () => { show('audit'); loadAudit(); });
+    $('tab-quarantine').addEventListener('click', () => { show('quarantine'); loadQuarantine(); });
     $('audit-filter').addEventListener('submit', loadAudit);
     $('verify').addEventListener('click', verify);
     $('token-form').addEventListener('submit', makeToken);
