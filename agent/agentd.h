@@ -80,6 +80,10 @@ struct push_schedule {
 	char last_error[512];	       /* an fs_error message */
 	int last_code;		       /* its code, for synclog_result() */
 	uint64_t wd_interval, next_wd; /* the systemd watchdog, monotonic ms */
+	/* When a quiet agent next keeps in touch (monotonic ms, 0: not
+	 * due): a push that starts from then on pulls and reports whatever
+	 * there is to send ([sync] report_minutes). */
+	uint64_t touch_at;
 };
 
 struct agent {

@@ -81,14 +81,19 @@ int job_start(struct agent *a, int kind)
 		.stall_timeout_s = a->c->cfg.stall_timeout,
 		.cancel = &a->job.cancel,
 		/* The agent pulls after every push that delivered; a person's
-		 * `sync` or `pull` asks for it whatever there is to send. */
-		.pull = a->job.want_pull ? a->job.want_pull : ATTEMPT_PULL_AFTER_PUSH,
+		 * `sync` or `pull`, and keeping in touch, ask for it whatever
+		 * there is to send. */
+		.pull = a->job.want_pull ? a->job.want_pull
+			: a->sched.touch_at && hlc_mono_ms() >= a->sched.touch_at
+				? ATTEMPT_PULL_ALWAYS
+				: ATTEMPT_PULL_AFTER_PUSH,
 		.forms_dir = a->c->cfg.forms_dir,
 	};
 	a->job.pull_only = kind == JOB_PUSH && a->job.want_pull == ATTEMPT_PULL_ONLY;
 	if (kind == JOB_PUSH) {
 		a->job.want_max = 0;
 		a->job.want_pull = 0;
+		a->sched.touch_at = 0;
 		a->job.gen++;
 		a->sched.last_attempt = hlc_wall_ms();
 	}
@@ -232,10 +237,10 @@ void job_finished(struct agent *a)
 	answer_waiting(a, r);
 	/* With nothing more to send, keep in touch: a pull now and then
 	 * brings HQ's news down and tells HQ, in its report, that this
-	 * laptop is well and only quiet. */
+	 * laptop is well and only quiet.  Only the attempt that timer
+	 * starts pulls regardless; one a write starts sooner is as ever. */
 	if (r == 0 && !a->sched.halted && a->sched.next_push == NEVER) {
-		if (!a->job.want_pull)
-			a->job.want_pull = ATTEMPT_PULL_ALWAYS;
+		a->sched.touch_at = hlc_mono_ms() + a->c->cfg.report_ms;
 		daemon_schedule(a, a->c->cfg.report_ms);
 	}
 	/* A command to HQ that waited for this push goes now (not while

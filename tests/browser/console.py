@@ -8,56 +8,18 @@ FS_TEST_TIMEOUT_SCALE stretches.  Screenshots go to FS_SHOTS.
 import os
 import sys
 
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Failed, browser, main, shot as shot_as, text, visible, wait  # noqa: E402
 
 URL = os.environ["FS_CONSOLE_URL"]
-SHOTS = os.environ["FS_SHOTS"]
-SCALE = int(os.environ.get("FS_TEST_TIMEOUT_SCALE", "1") or 1)
 ADMIN_PW = os.environ["FS_ADMIN_PASSWORD"]
 VIEWER_PW = os.environ["FS_VIEWER_PASSWORD"]
 
 
-class Failed(Exception):
-    pass
-
-
-def browser():
-    opt = webdriver.ChromeOptions()
-    opt.binary_location = "/usr/bin/chromium"
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--no-first-run", "--disable-extensions", "--disable-sync",
-              "--window-size=1300,900", "--user-data-dir=" + os.environ["FS_PROFILE"],
-              "--disable-background-networking", "--disable-component-update"):
-        opt.add_argument(a)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opt)
-
-
-def wait(d, what, cond, secs=30):
-    try:
-        return WebDriverWait(d, secs * SCALE, poll_frequency=0.1,
-                             ignored_exceptions=(StaleElementReferenceException,)).until(
-                                 lambda _: cond())
-    except TimeoutException:
-        raise Failed("%s (waited %d s)" % (what, secs * SCALE)) from None
-
-
-def visible(d, eid):
-    els = d.find_elements(By.ID, eid)
-    return els and els[0].is_displayed()
-
-
-def text(d, eid):
-    return d.find_element(By.ID, eid).text
-
-
 def shot(d, name):
-    path = os.path.join(SHOTS, "console-%s.png" % name)
-    d.save_screenshot(path)
-    print("screenshot", path)
+    shot_as(d, "console", name)
 
 
 def login(d, name, password):
@@ -143,21 +105,5 @@ def run(d):
         raise Failed("the browser keeps %r" % keys)
 
 
-def main():
-    d = browser()
-    try:
-        run(d)
-    except Failed as e:
-        try:
-            shot(d, "failure")
-        finally:
-            print("FAIL:", e, file=sys.stderr)
-        return 1
-    finally:
-        d.quit()
-    print("browser: ok")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(run, lambda: browser(1300, 900)))

@@ -11,62 +11,15 @@ import os
 import subprocess
 import sys
 
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Failed, browser, main, shot as shot_as, text, visible, wait  # noqa: E402
 
 URL = os.environ["FS_APP_URL"]
-SHOTS = os.environ["FS_SHOTS"]
-SCALE = int(os.environ.get("FS_TEST_TIMEOUT_SCALE", "1") or 1)
 with open(os.environ["FS_APP_PASSPHRASE_FILE"], encoding="utf-8") as f:
     PASSPHRASE = f.readline().rstrip("\n")
-
-
-class Failed(Exception):
-    pass
-
-
-CURRENT = [None]  # the browser in use: the test kills one and starts another
-
-
-def browser():
-    opt = webdriver.ChromeOptions()
-    opt.binary_location = "/usr/bin/chromium"
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--no-first-run", "--disable-extensions", "--disable-sync",
-              "--window-size=1200,900", "--user-data-dir=" + os.environ["FS_PROFILE"],
-              # Nothing leaves the machine: the app needs no network.
-              "--disable-background-networking", "--disable-component-update"):
-        opt.add_argument(a)
-    CURRENT[0] = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opt)
-    return CURRENT[0]
-
-
-def wait(d, what, cond, secs=30):
-    try:
-        # A list the page redraws while it is read is read again.
-        return WebDriverWait(d, secs * SCALE, poll_frequency=0.1,
-                             ignored_exceptions=(StaleElementReferenceException,)).until(
-                                 lambda _: cond())
-    except TimeoutException:
-        raise Failed("%s (waited %d s)" % (what, secs * SCALE)) from None
-
-
-def visible(d, eid):
-    els = d.find_elements(By.ID, eid)
-    return els and els[0].is_displayed()
-
-
-def text(d, eid):
-    return d.find_element(By.ID, eid).text
-
-
-def shot(d, name):
-    path = os.path.join(SHOTS, "fieldapp-%s.png" % name)
-    d.save_screenshot(path)
-    print("screenshot", path)
 
 
 def status():
@@ -75,6 +28,10 @@ def status():
     if out.returncode != 0:
         raise Failed("fieldsync status exited %d: %s" % (out.returncode, out.stderr.strip()))
     return json.loads(out.stdout)
+
+
+def shot(d, name):
+    shot_as(d, "fieldapp", name)
 
 
 def agent_status():
@@ -388,23 +345,5 @@ def run(d):
     wait(d, "a reload after Lock now did not ask for the passphrase", lambda: visible(d, "unlock"))
 
 
-def main():
-    try:
-        run(browser())
-    except Failed as e:
-        try:
-            shot(CURRENT[0], "failure")
-        finally:
-            print("FAIL:", e, file=sys.stderr)
-        return 1
-    finally:
-        try:
-            CURRENT[0].quit()
-        except Exception:  # a browser this test killed has nothing to quit
-            pass
-    print("browser: ok")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(run, browser))

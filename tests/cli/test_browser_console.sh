@@ -9,6 +9,7 @@ PY=/usr/bin/python3
 for p in chromium chromedriver "$PY"; do
 	command -v "$p" > /dev/null || fail "$p is needed (scripts/deps.sh installs it)"
 done
+export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 "$PY" -c 'import selenium' 2> /dev/null || fail "python3-selenium is needed (scripts/deps.sh)"
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 at_exit 'stop_hq'

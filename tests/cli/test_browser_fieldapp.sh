@@ -11,6 +11,7 @@ PY=/usr/bin/python3
 for p in chromium chromedriver "$PY"; do
 	command -v "$p" > /dev/null || fail "$p is needed (scripts/deps.sh installs it)"
 done
+export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 "$PY" -c 'import selenium' 2> /dev/null || fail "python3-selenium is needed (scripts/deps.sh)"
 at_exit 'kill_agent; stop_hq'
 
