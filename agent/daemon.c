@@ -49,6 +49,14 @@ void daemon_notify_status(struct agent *a)
 		snprintf(text, sizeof(text), "STATUS=revoked by HQ; not pushing");
 	else if (a->job.running)
 		snprintf(text, sizeof(text), "STATUS=pushing to HQ");
+	else if (a->sched.next_push != NEVER && a->sched.touch_at &&
+		 a->sched.next_push >= a->sched.touch_at)
+		/* Only the keep-in-touch pull is due: nothing waits. */
+		snprintf(text, sizeof(text),
+			 "STATUS=idle; everything sent; next contact with HQ in %llu min",
+			 (unsigned long long)(a->sched.next_push > now
+						      ? (a->sched.next_push - now) / 60000
+						      : 0));
 	else if (a->sched.next_push != NEVER)
 		snprintf(text, sizeof(text), "STATUS=next push in %llus%s",
 			 (unsigned long long)(a->sched.next_push > now
