@@ -131,15 +131,15 @@ out:
 static int draft_save(struct agent *a, const cJSON *req, cJSON **ret, struct fs_error *err)
 {
 	const cJSON *fields = cJSON_GetObjectItemCaseSensitive(req, "fields");
-	char id[UUID_TEXT_LEN + 1], collection[FORM_MAX_NAME + 1];
+	char id[UUID_TEXT_LEN + 1];
 	struct form *f = NULL;
 	cJSON *saved = NULL;
 	int r;
 
+	/* The answer reports on the fields as stored: a new draft has its
+	 * defaults. */
 	if ((r = load_form(a, web_json_text(req, "collection"), &f, err)) < 0 ||
-	    (r = drafts_save(a->store, f, web_json_text(req, "id"), fields, id, err)) < 0 ||
-	    /* Read back: a new draft has its defaults. */
-	    (r = drafts_load(a->store, id, collection, sizeof(collection), &saved, err)) < 0)
+	    (r = drafts_save(a->store, f, web_json_text(req, "id"), fields, id, &saved, err)) < 0)
 		goto out;
 	r = draft_answer(f, id, saved, !web_json_text(req, "id"), ret, err);
 out:

@@ -97,7 +97,7 @@ static int put_draft(struct store *s, const struct form *f, const char *id, int 
 }
 
 int drafts_save(struct store *s, const struct form *f, const char *id, const cJSON *fields,
-		char ret_id[UUID_TEXT_LEN + 1], struct fs_error *err)
+		char ret_id[UUID_TEXT_LEN + 1], cJSON **ret_saved, struct fs_error *err)
 {
 	int is_new = !id || !*id, r;
 	char did[UUID_TEXT_LEN + 1];
@@ -132,6 +132,10 @@ int drafts_save(struct store *s, const struct form *f, const char *id, const cJS
 		goto out;
 	}
 	memcpy(ret_id, did, sizeof(did));
+	if (ret_saved) {
+		*ret_saved = copy;
+		copy = NULL;
+	}
 out:
 	cJSON_free(text);
 	cJSON_Delete(copy);
@@ -277,13 +281,13 @@ out:
 	return r;
 }
 
-int drafts_drop_orphans(struct store *s, const struct form *f, size_t *ret_dropped,
-			struct fs_error *err)
+/* Those of f's collection. */
+static int drop_orphans_of(struct store *s, const struct form *f, size_t *ret_dropped,
+			   struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 
-	*ret_dropped = 0;
 	/* Rare (a scope change): prepared here, not cached in a slot. */
 	if (sqlite3_prepare_v2(
 		    store_db(s),
@@ -303,6 +307,30 @@ int drafts_drop_orphans(struct store *s, const struct form *f, size_t *ret_dropp
 		else
 			*ret_dropped += (size_t)sqlite3_changes(store_db(s));
 	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int drafts_drop_orphans(struct store *s, drafts_form_fn form_of, void *ctx, size_t *ret_dropped,
+			struct fs_error *err)
+{
+	char collection[FORM_MAX_NAME + 1];
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+
+	*ret_dropped = 0;
+	if (sqlite3_prepare_v2(store_db(s), "SELECT DISTINCT collection FROM drafts", -1, &st,
+			       NULL) != SQLITE_OK)
+		return store_fail(s, "list drafts in", err);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct form *f;
+
+		snprintf(collection, sizeof(collection), "%s", sqlite3_column_text(st, 0));
+		if ((f = form_of(ctx, collection)))
+			r = drop_orphans_of(s, f, ret_dropped, err);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, "list drafts in", err);
 	sqlite3_finalize(st);
 	return r;
 }

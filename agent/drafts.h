@@ -33,9 +33,10 @@
 
 /* Save fields as draft id, which must exist, or (id NULL or empty) as a
  * new draft with an id the store gives, whose fields get the form's
- * defaults first; ret_id gets its id. */
+ * defaults first; ret_id gets its id and, unless NULL, ret_saved the
+ * fields as stored (the caller's, cJSON_Delete). */
 int drafts_save(struct store *s, const struct form *f, const char *id, const cJSON *fields,
-		char ret_id[UUID_TEXT_LEN + 1], struct fs_error *err) FS_WUR;
+		char ret_id[UUID_TEXT_LEN + 1], cJSON **ret_saved, struct fs_error *err) FS_WUR;
 
 /* A draft's collection (into collection, of cap bytes) and fields (the
  * caller's, cJSON_Delete). */
@@ -48,11 +49,14 @@ int drafts_list(struct store *s, cJSON **ret, struct fs_error *err) FS_WUR;
 /* Remove a draft. */
 int drafts_discard(struct store *s, const char *id, struct fs_error *err) FS_WUR;
 
-/* Remove the drafts of f's collection whose ref fields name a record
- * this device does not hold (it left the device's scope): they could
- * never be finished, and hold what the device may no longer keep.  In
- * the caller's transaction; *ret_dropped gets how many went. */
-int drafts_drop_orphans(struct store *s, const struct form *f, size_t *ret_dropped,
+/* The form of a collection, or NULL when the device has none. */
+typedef const struct form *(*drafts_form_fn)(void *ctx, const char *collection);
+
+/* Remove the drafts whose ref fields (by each collection's form) name a
+ * record this device does not hold (it left the device's scope): they
+ * could never be finished, and hold what the device may no longer keep.
+ * In the caller's transaction; *ret_dropped gets how many went. */
+int drafts_drop_orphans(struct store *s, drafts_form_fn form_of, void *ctx, size_t *ret_dropped,
 			struct fs_error *err) FS_WUR;
 
 /* Write the draft's record (f must be its collection's form) and remove

@@ -527,31 +527,15 @@ static int keep_team(struct store *s, const struct downset_team *t, struct fs_er
 	return r;
 }
 
-/* The drafts (agent/drafts.h), of any collection, that name a record
- * this device no longer holds. */
+/* The drafts (agent/drafts.h) that name a record this device no longer
+ * holds. */
 static int drop_orphan_drafts(struct store *s, struct forms *forms, struct fs_error *err)
 {
-	char collection[CHANGESET_MAX_NAME + 1];
-	sqlite3_stmt *st = NULL;
-	int r = 0, rc;
+	size_t n = 0;
+	int r = drafts_drop_orphans(s, form_of, forms, &n, err);
 
-	if (sqlite3_prepare_v2(store_db(s), "SELECT DISTINCT collection FROM drafts", -1, &st,
-			       NULL) != SQLITE_OK)
-		return store_fail(s, "list drafts in", err);
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct form *f;
-		size_t n = 0;
-
-		snprintf(collection, sizeof(collection), "%s", sqlite3_column_text(st, 0));
-		if ((f = form_of(forms, collection)) &&
-		    (r = drafts_drop_orphans(s, f, &n, err)) == 0 && n)
-			log_msg(LOG_INFO,
-				"dropped %zu drafts of %s: what they name left this device's scope",
-				n, collection);
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_fail(s, "list drafts in", err);
-	sqlite3_finalize(st);
+	if (r == 0 && n)
+		log_msg(LOG_INFO, "dropped %zu drafts: what they name left this device's scope", n);
 	return r;
 }
 

@@ -425,3 +425,26 @@ int push_backlog(struct store *s, unsigned long long *ret_changes, unsigned long
 	sqlite3_reset(st);
 	return r;
 }
+
+int push_oldest_unsent(struct store *s, uint64_t *ret_ms, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	*ret_ms = 0;
+	/* Once per attempt, for the status report: not worth a cached slot. */
+	if (sqlite3_prepare_v2(
+		    store_db(s),
+		    "SELECT min(hlc) FROM outbox WHERE changeset IS NULL OR changeset IN "
+		    "(SELECT seq FROM outgoing WHERE receipt IS NULL)",
+		    -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "read the backlog in", err);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			*ret_ms = (uint64_t)sqlite3_column_int64(st, 0) >> 16;
+	} else {
+		r = store_fail(s, "read the backlog in", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}

@@ -76,4 +76,8 @@ int push_count(struct store *s, unsigned long long *ret_pending, unsigned long l
 int push_backlog(struct store *s, unsigned long long *ret_changes, unsigned long long *ret_bytes,
 		 struct fs_error *err) FS_WUR;
 
+/* When the oldest change HQ has not acknowledged was made (its HLC's
+ * physical time, Unix ms), or 0 when there is none. */
+int push_oldest_unsent(struct store *s, uint64_t *ret_ms, struct fs_error *err) FS_WUR;
+
 #endif

@@ -12,55 +12,6 @@
 #include "agent/skew.h"
 #include "agent/synclog.h"
 
-/* Unacknowledged changes, and the clock of the oldest (0: none). */
-static int backlog(struct store *s, uint64_t *ret_changes, uint64_t *ret_oldest_ms,
-		   struct fs_error *err)
-{
-	unsigned long long changes = 0, bytes = 0;
-	sqlite3_stmt *st = NULL;
-	int r;
-
-	if ((r = push_backlog(s, &changes, &bytes, err)) < 0)
-		return r;
-	*ret_changes = changes;
-	*ret_oldest_ms = 0;
-	/* Rare (once per attempt): not worth a cached slot. */
-	if (sqlite3_prepare_v2(
-		    store_db(s),
-		    "SELECT min(hlc) FROM outbox WHERE changeset IS NULL OR changeset IN "
-		    "(SELECT seq FROM outgoing WHERE receipt IS NULL)",
-		    -1, &st, NULL) != SQLITE_OK)
-		return store_fail(s, "read the backlog in", err);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-			*ret_oldest_ms = (uint64_t)sqlite3_column_int64(st, 0) >> 16;
-	} else {
-		r = store_fail(s, "read the backlog in", err);
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
-/* The last sync log row's result when it was not a success. */
-static int last_error(struct store *s, char *out, size_t cap, struct fs_error *err)
-{
-	sqlite3_stmt *st = NULL;
-	int r = 0;
-
-	out[0] = '\0';
-	if (sqlite3_prepare_v2(store_db(s), "SELECT result FROM sync_log ORDER BY id DESC LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store_fail(s, "read the sync log in", err);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *res = (const char *)sqlite3_column_text(st, 0);
-
-		if (res && strcmp(res, synclog_result(0)))
-			snprintf(out, cap, "%s", res);
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
 static int add_form(const char *collection, uint32_t version, int from_hq, void *ctx)
 {
 	struct status_report *rep = ctx;
@@ -80,6 +31,7 @@ int report_build(struct store *s, const char *forms_dir, struct status_report *r
 	struct status_report rep;
 	struct ballast_state b = { 0 };
 	uint64_t oldest = 0, now = store_wall_ms(s), at = 0;
+	unsigned long long changes = 0, bytes = 0;
 	int64_t skew = 0;
 	int r, found = 0;
 
@@ -89,12 +41,14 @@ int report_build(struct store *s, const char *forms_dir, struct status_report *r
 		return fs_error_set(err, -FS_ECORRUPT, "store: the device id is damaged");
 	rep.wall_ms = now;
 	snprintf(rep.agent_version, sizeof(rep.agent_version), "%s", FS_VERSION);
-	if ((r = backlog(s, &rep.pending_changes, &oldest, err)) < 0 ||
-	    (r = last_error(s, rep.last_error, sizeof(rep.last_error), err)) < 0 ||
+	if ((r = push_backlog(s, &changes, &bytes, err)) < 0 ||
+	    (r = push_oldest_unsent(s, &oldest, err)) < 0 ||
+	    (r = synclog_last_failure(s, rep.last_error, sizeof(rep.last_error), err)) < 0 ||
 	    (r = devforms_list(s, forms_dir, add_form, &rep, err)) < 0 ||
 	    (r = skew_load(s, &skew, &at, &found, err)) < 0 ||
 	    (r = store_room_state(s, &b, err)) < 0)
 		return r;
+	rep.pending_changes = changes;
 	rep.oldest_unsent_age_s = oldest ? (int64_t)((now > oldest ? now - oldest : 0) / 1000) : -1;
 	rep.has_skew = found;
 	rep.clock_skew_ms = skew;

@@ -2,6 +2,7 @@
 #include "agent/synclog.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { SLOT_LOG_ADD = 26, SLOT_LOG_PRUNE, SLOT_LOG_REPEAT };
@@ -164,4 +165,22 @@ int synclog_list(struct store *s, unsigned limit, synclog_fn fn, void *ctx, stru
 		r = store_fail(s, "read sync log in", err);
 	sqlite3_finalize(st);
 	return r;
+}
+
+int synclog_last_failure(struct store *s, char *out, size_t cap, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(store_db(s), "SELECT result FROM sync_log ORDER BY id DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "read the sync log in", err);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *res = (const char *)sqlite3_column_text(st, 0);
+
+		if (res && strcmp(res, synclog_result(0)))
+			snprintf(out, cap, "%s", res);
+	}
+	sqlite3_finalize(st);
+	return 0;
 }

@@ -53,4 +53,8 @@ typedef int (*synclog_fn)(const cJSON *entry, void *ctx);
 int synclog_list(struct store *s, unsigned limit, synclog_fn fn, void *ctx,
 		 struct fs_error *err) FS_WUR;
 
+/* The result class of the newest row when it was not a success
+ * ("unreachable", "refused", ...), else "" (into out, cap bytes). */
+int synclog_last_failure(struct store *s, char *out, size_t cap, struct fs_error *err) FS_WUR;
+
 #endif

@@ -74,22 +74,6 @@ static enum MHD_Result database_failed(struct MHD_Connection *conn, const struct
 			      "HQ could not read its database; see its log");
 }
 
-/* The peer's address as text, for the audit log and the limits. */
-static void peer_address(struct MHD_Connection *conn, char *out, size_t cap)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
-	snprintf(out, cap, "unknown");
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-			  (socklen_t)cap);
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-			  out, (socklen_t)cap);
-}
-
 /* ---- sessions and logins ----------------------------------------------------- */
 
 /* GET /api/session: whether this browser holds a session, and whose. */
@@ -122,7 +106,7 @@ static enum MHD_Result do_session(struct console *c, struct MHD_Connection *conn
 static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
 				const struct web_body *body, uint64_t now)
 {
-	char addr[64], cookie[WEB_COOKIE_MAX], retry[24];
+	char addr[WEB_PEER_KEY_MAX], cookie[WEB_COOKIE_MAX], retry[24];
 	struct users_account acc = { 0 };
 	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
@@ -138,7 +122,8 @@ static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
 				     "expected {\"name\", \"password\"}");
 		goto out;
 	}
-	peer_address(conn, addr, sizeof(addr));
+	/* Counted as the device API counts addresses: an IPv6 /64 is one. */
+	web_peer_key(conn, addr);
 	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
 		r = users_login(db, name->valuestring, pw->valuestring, strlen(pw->valuestring),
 				addr, &c->limits, hlc_wall_ms(), &acc, &wait_ms, &err);

@@ -13,6 +13,7 @@
 
 #include "crypto/bytes.h"
 #include "hq/audit.h"
+#include "hq/hqenroll.h"
 #include "hq/hqsql.h"
 #include "sync/downset.h"
 #include "sync/fold.h"
@@ -1304,33 +1305,6 @@ out:
 	return r;
 }
 
-static int device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, uint8_t *box_pk,
-		       int *revoked, struct fs_error *err)
-{
-	struct hqsql_stmt *st = NULL;
-	int r, rc;
-
-	if ((r = hqsql_prepare(db, "SELECT sign_pk, box_pk, state FROM devices WHERE id = ?1", &st,
-			       err)) < 0)
-		return r;
-	hqsql_bind_text(st, 1, device);
-	rc = hqsql_step(st);
-	if (rc == HQSQL_ROW && (int)hqsql_column_bytes(st, 0) == crypto_sign_PUBLICKEYBYTES &&
-	    (int)hqsql_column_bytes(st, 1) == crypto_box_PUBLICKEYBYTES) {
-		memcpy(sign_pk, hqsql_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
-		memcpy(box_pk, hqsql_column_blob(st, 1), crypto_box_PUBLICKEYBYTES);
-		*revoked = !strcmp(hqsql_column_text(st, 2), "revoked");
-		r = 1;
-	} else if (rc == HQSQL_ROW) {
-		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored keys have a bad length",
-				 device);
-	} else {
-		r = rc == HQSQL_DONE ? 0 : hqsql_fail(db, "look up device", err);
-	}
-	hqsql_finalize(st);
-	return r;
-}
-
 static int mark_seen(struct hqsql *db, const char *device, uint64_t now_ms, struct fs_error *err)
 {
 	struct hqsql_stmt *st = NULL;
@@ -1371,7 +1345,7 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 	sodium_bin2hex(res.device, sizeof(res.device), req + 8, CHANGESET_DEVICE_BYTES);
 	p.device = res.device;
 	after = bytes_get_be(req + 24, 8);
-	if ((r = device_keys(db, res.device, sign_pk, box_pk, &revoked, err)) < 0)
+	if ((r = hqenroll_device_keys(db, res.device, sign_pk, box_pk, &revoked, err)) < 0)
 		goto fail;
 	if (r == 0) {
 		refuse(&res, 401, "unknown_device", "device %s is not enrolled", res.device);

@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "hq/hqenroll.h"
 #include "sync/hlc.h"
 #include "sync/status.h"
 
@@ -25,33 +26,23 @@ int health_report(struct hqsql *db, const uint8_t *body, size_t len, uint64_t no
 	struct hqsql_stmt *st = NULL;
 	cJSON *json = NULL;
 	char *text = NULL;
-	int r, rc, revoked = 0, known = 0;
+	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], box_pk[crypto_box_PUBLICKEYBYTES];
+	int r, revoked = 0;
 
 	memset(ret, 0, sizeof(*ret));
 	if (status_parse(body, len, &rep, &json, NULL) < 0)
 		return refuse(ret, 400, "malformed", "not a status report");
 	sodium_bin2hex(ret->device, sizeof(ret->device), rep.device, sizeof(rep.device));
-	if ((r = hqsql_prepare(db, "SELECT sign_pk, state FROM devices WHERE id = ?1", &st, err)) <
-	    0)
+	if ((r = hqenroll_device_keys(db, ret->device, sign_pk, box_pk, &revoked, err)) < 0)
 		goto out;
-	hqsql_bind_text(st, 1, ret->device);
-	rc = hqsql_step(st);
-	if (rc == HQSQL_ROW && hqsql_column_bytes(st, 0) == crypto_sign_PUBLICKEYBYTES) {
-		known = 1;
-		revoked = !strcmp(hqsql_column_text(st, 1), "revoked");
-		if (status_verify(body, len, hqsql_column_blob(st, 0)) < 0) {
-			refuse(ret, 401, "bad_signature",
-			       "the signature does not verify with the enrolled key");
-			goto out;
-		}
-	} else if (rc != HQSQL_ROW && rc != HQSQL_DONE) {
-		r = hqsql_fail(db, "look up device", err);
+	if (r == 0) {
+		refuse(ret, 401, "unknown_device", "the device is not enrolled");
 		goto out;
 	}
-	hqsql_finalize(st);
-	st = NULL;
-	if (!known) {
-		refuse(ret, 401, "unknown_device", "the device is not enrolled");
+	r = 0;
+	if (status_verify(body, len, sign_pk) < 0) {
+		refuse(ret, 401, "bad_signature",
+		       "the signature does not verify with the enrolled key");
 		goto out;
 	}
 	if (revoked) {
@@ -86,26 +77,22 @@ out:
 
 int health_add_facts(cJSON *device, const char *report, int64_t reported_ms, uint64_t now_ms)
 {
-	static const char *const keys[] = { "pending_changes", "oldest_unsent_age_s",
-					    "last_error",      "agent_version",
-					    "form_version",    "clock_skew_ms",
-					    "free_disk_bytes" };
 	cJSON *o = report ? cJSON_Parse(report) : NULL;
 	char at[HLC_TIME_LEN + 1];
 	int r = 0;
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && r == 0; i++) {
-		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(o, keys[i]);
+	for (size_t i = 0; i < STATUS_NMEMBERS && r == 0; i++) {
+		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(o, status_members[i]);
 
 		/* The age as of now: the report said it as of its time. */
-		if (cJSON_IsNumber(v) && i == 1 && reported_ms >= 0 &&
+		if (cJSON_IsNumber(v) && i == STATUS_OLDEST_UNSENT_AGE_S && reported_ms >= 0 &&
 		    now_ms > (uint64_t)reported_ms)
 			cJSON_SetNumberValue(
 				v,
 				v->valuedouble + (double)((now_ms - (uint64_t)reported_ms) / 1000));
 		if (!v)
 			v = cJSON_CreateNull();
-		if (!v || !cJSON_AddItemToObject(device, keys[i], v)) {
+		if (!v || !cJSON_AddItemToObject(device, status_members[i], v)) {
 			cJSON_Delete(v);
 			r = -ENOMEM;
 		}

@@ -407,3 +407,30 @@ done:
 	*ret = res;
 	return 0;
 }
+
+int hqenroll_device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, uint8_t *box_pk,
+			 int *revoked, struct fs_error *err)
+{
+	struct hqsql_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqsql_prepare(db, "SELECT sign_pk, box_pk, state FROM devices WHERE id = ?1", &st,
+			       err)) < 0)
+		return r;
+	hqsql_bind_text(st, 1, device);
+	rc = hqsql_step(st);
+	if (rc == HQSQL_ROW && (int)hqsql_column_bytes(st, 0) == crypto_sign_PUBLICKEYBYTES &&
+	    (int)hqsql_column_bytes(st, 1) == crypto_box_PUBLICKEYBYTES) {
+		memcpy(sign_pk, hqsql_column_blob(st, 0), crypto_sign_PUBLICKEYBYTES);
+		memcpy(box_pk, hqsql_column_blob(st, 1), crypto_box_PUBLICKEYBYTES);
+		*revoked = !strcmp(hqsql_column_text(st, 2), "revoked");
+		r = 1;
+	} else if (rc == HQSQL_ROW) {
+		r = fs_error_set(err, -FS_ECORRUPT, "device %s: stored keys have a bad length",
+				 device);
+	} else {
+		r = rc == HQSQL_DONE ? 0 : hqsql_fail(db, "look up device", err);
+	}
+	hqsql_finalize(st);
+	return r;
+}

@@ -60,4 +60,10 @@ int hqenroll_audit_refusal(struct hqsql *db, uint64_t now_ms, const char *peer, 
 
 void hqenroll_result_clear(struct hqenroll_result *r);
 
+/* An enrolled device's keys (sign_pk: crypto_sign_PUBLICKEYBYTES, box_pk:
+ * crypto_box_PUBLICKEYBYTES) and whether it is revoked: 1 found, 0 not
+ * enrolled, < 0 on error. */
+int hqenroll_device_keys(struct hqsql *db, const char *device, uint8_t *sign_pk, uint8_t *box_pk,
+			 int *revoked, struct fs_error *err) FS_WUR;
+
 #endif

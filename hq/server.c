@@ -35,6 +35,7 @@
 #include "sync/downset.h"
 #include "sync/log.h"
 #include "web/listen.h"
+#include "web/request.h"
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -92,6 +93,7 @@ struct request {
 	uint8_t *body; /* received bytes, at most limit */
 	size_t len, cap;
 	size_t limit;	     /* cap for this endpoint */
+	int by_device;	     /* admitted once the body names its device */
 	int answered;	     /* a response was queued */
 	int admitted;	     /* holds a request slot (s->inflight) */
 	unsigned dev_slot;   /* holds one of its device's reserved places: index + 1 */
@@ -584,32 +586,6 @@ static void peer_address(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN]
 			  out, INET6_ADDRSTRLEN);
 }
 
-/* What the per-address limits count by: an IPv4 address (also when
- * mapped into IPv6), or an IPv6 /64, which one subscriber usually holds
- * whole: otherwise each of its 2^64 addresses would get its own bucket. */
-static void peer_key(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN + 4])
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-	struct in6_addr a;
-
-	strcpy(out, "?");
-	if (sa && sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-			  INET6_ADDRSTRLEN);
-	} else if (sa && sa->sa_family == AF_INET6) {
-		a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(&a)) {
-			inet_ntop(AF_INET, &a.s6_addr[12], out, INET6_ADDRSTRLEN);
-		} else {
-			memset(&a.s6_addr[8], 0, 8);
-			inet_ntop(AF_INET6, &a, out, INET6_ADDRSTRLEN);
-			strcat(out, "/64");
-		}
-	}
-}
-
 /* Take one request from peer's bucket: 0, or the seconds until the next
  * one (*ret_report set on the first refusal in a row). */
 static unsigned limit_take(struct limiter *l, const char *peer, int *ret_report)
@@ -728,20 +704,26 @@ static enum MHD_Result do_enroll(struct server *s, struct MHD_Connection *conn,
 
 /* ---- the access handler ------------------------------------------------- */
 
-/* Route the first call of a request; 0 and *ret set, or -1 when the
- * answer (404, 405) was already queued into *qret. */
+/* Route the first call of a request: 0 with rq->ep, rq->limit and
+ * rq->by_device set, or -1 when the answer (404, 405) was already queued
+ * into *qret.  by_device: admitted once the first bytes of the body say
+ * which device sends it (admit_changeset), not before. */
 static int route(struct MHD_Connection *conn, const char *url, const char *method,
-		 enum endpoint *ret, enum MHD_Result *qret)
+		 struct request *rq, enum MHD_Result *qret)
 {
 	static const struct {
 		const char *url, *method;
 		enum endpoint ep;
-	} routes[] = { { "/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH },
-		       { "/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL },
-		       { "/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS },
-		       { "/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY },
-		       { "/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL },
-		       { "/v1/status", MHD_HTTP_METHOD_POST, EP_STATUS } };
+		size_t limit;
+		int by_device;
+	} routes[] = { { "/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH, 0, 0 },
+		       { "/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL, SERVER_ENROLL_MAX, 0 },
+		       { "/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS, CHANGESET_MAX_BYTES,
+			 1 },
+		       { "/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY,
+			 SERVER_ENROLL_MAX, 0 },
+		       { "/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL, SERVER_ENROLL_MAX, 1 },
+		       { "/v1/status", MHD_HTTP_METHOD_POST, EP_STATUS, SERVER_ENROLL_MAX, 1 } };
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(url, routes[i].url))
@@ -751,7 +733,9 @@ static int route(struct MHD_Connection *conn, const char *url, const char *metho
 					   "this path does not take that method", NULL, NULL);
 			return -1;
 		}
-		*ret = routes[i].ep;
+		rq->ep = routes[i].ep;
+		rq->limit = routes[i].limit;
+		rq->by_device = routes[i].by_device;
 		return 0;
 	}
 	*qret = send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint", NULL, NULL);
@@ -865,7 +849,7 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	}
 	/* Answers that do no work (health, 404, 405) take no slot: a full
 	 * server still says it is alive. */
-	if (route(conn, url, method, &rq->ep, &qret) < 0) {
+	if (route(conn, url, method, rq, &qret) < 0) {
 		rq->answered = 1;
 		return qret;
 	}
@@ -874,12 +858,12 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 		return do_health(conn);
 	}
 	if (rq->ep == EP_ENROLL) {
-		char peer[INET6_ADDRSTRLEN], key[INET6_ADDRSTRLEN + 4];
+		char peer[INET6_ADDRSTRLEN], key[WEB_PEER_KEY_MAX];
 		unsigned wait;
 		int report;
 
 		peer_address(conn, peer);
-		peer_key(conn, key);
+		web_peer_key(conn, key);
 		if ((wait = limit_take(&s->enroll_limit, key, &report))) {
 			rq->answered = 1;
 			return send_rate_limited(s, conn, peer, wait, report);
@@ -888,11 +872,11 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 	/* A proof reads the audit tree: cheap now (O(log^2 n)), and limited
 	 * per address all the same, since anyone may ask. */
 	if (rq->ep == EP_CONSISTENCY) {
-		char peer[INET6_ADDRSTRLEN + 4], retry[16];
+		char peer[WEB_PEER_KEY_MAX], retry[16];
 		unsigned wait;
 		int report;
 
-		peer_key(conn, peer);
+		web_peer_key(conn, peer);
 		if ((wait = limit_take(&s->proof_limit, peer, &report))) {
 			if (report)
 				log_msg(LOG_WARNING, "proof requests from %s limited", peer);
@@ -904,15 +888,8 @@ static enum MHD_Result first_call(struct server *s, struct MHD_Connection *conn,
 					  NULL, retry);
 		}
 	}
-	/* Pushes and pulls are admitted once their first bytes say which
-	 * device sends them (admit_changeset). */
-	if (rq->ep != EP_CHANGESETS && rq->ep != EP_PULL && rq->ep != EP_STATUS &&
-	    admit(s, rq, 0) < 0)
+	if (!rq->by_device && admit(s, rq, 0) < 0)
 		return send_busy(conn, rq);
-	rq->limit = rq->ep == EP_ENROLL || rq->ep == EP_CONSISTENCY || rq->ep == EP_PULL ||
-				    rq->ep == EP_STATUS
-			    ? SERVER_ENROLL_MAX
-			    : CHANGESET_MAX_BYTES;
 	/* Refused before a byte of the body is read. */
 	if (header_u64(conn, MHD_HTTP_HEADER_CONTENT_LENGTH, &declared) == 0 &&
 	    declared > rq->limit)

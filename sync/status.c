@@ -10,9 +10,10 @@
 
 #define MAX_WHOLE 9007199254740992.0 /* 2^53 */
 
-static const char *const MEMBERS[] = { "pending_changes", "oldest_unsent_age_s", "last_error",
-				       "agent_version",	  "form_version",	 "clock_skew_ms",
-				       "free_disk_bytes" };
+const char *const status_members[STATUS_NMEMBERS] = { "pending_changes", "oldest_unsent_age_s",
+						      "last_error",	 "agent_version",
+						      "form_version",	 "clock_skew_ms",
+						      "free_disk_bytes" };
 
 /* Printable ASCII, 1 to STATUS_TEXT_MAX bytes. */
 static int text_ok(const char *s)
@@ -29,22 +30,28 @@ static cJSON *report_json(const struct status_report *r)
 {
 	cJSON *o = cJSON_CreateObject(), *forms;
 
-	if (!o || !cJSON_AddNumberToObject(o, MEMBERS[0], (double)r->pending_changes) ||
+	if (!o ||
+	    !cJSON_AddNumberToObject(o, status_members[STATUS_PENDING_CHANGES],
+				     (double)r->pending_changes) ||
 	    !(r->oldest_unsent_age_s < 0
-		      ? cJSON_AddNullToObject(o, MEMBERS[1])
-		      : cJSON_AddNumberToObject(o, MEMBERS[1], (double)r->oldest_unsent_age_s)) ||
-	    !(r->last_error[0] ? cJSON_AddStringToObject(o, MEMBERS[2], r->last_error)
-			       : cJSON_AddNullToObject(o, MEMBERS[2])) ||
-	    !cJSON_AddStringToObject(o, MEMBERS[3], r->agent_version) ||
-	    !(forms = cJSON_AddObjectToObject(o, MEMBERS[4])))
+		      ? cJSON_AddNullToObject(o, status_members[STATUS_OLDEST_UNSENT_AGE_S])
+		      : cJSON_AddNumberToObject(o, status_members[STATUS_OLDEST_UNSENT_AGE_S],
+						(double)r->oldest_unsent_age_s)) ||
+	    !(r->last_error[0]
+		      ? cJSON_AddStringToObject(o, status_members[STATUS_LAST_ERROR], r->last_error)
+		      : cJSON_AddNullToObject(o, status_members[STATUS_LAST_ERROR])) ||
+	    !cJSON_AddStringToObject(o, status_members[STATUS_AGENT_VERSION], r->agent_version) ||
+	    !(forms = cJSON_AddObjectToObject(o, status_members[STATUS_FORM_VERSION])))
 		goto fail;
 	for (size_t i = 0; i < r->nforms; i++)
 		if (!cJSON_AddNumberToObject(forms, r->forms[i].collection,
 					     (double)r->forms[i].version))
 			goto fail;
-	if (!(r->has_skew ? cJSON_AddNumberToObject(o, MEMBERS[5], (double)r->clock_skew_ms)
-			  : cJSON_AddNullToObject(o, MEMBERS[5])) ||
-	    !cJSON_AddNumberToObject(o, MEMBERS[6], (double)r->free_disk_bytes))
+	if (!(r->has_skew ? cJSON_AddNumberToObject(o, status_members[STATUS_CLOCK_SKEW_MS],
+						    (double)r->clock_skew_ms)
+			  : cJSON_AddNullToObject(o, status_members[STATUS_CLOCK_SKEW_MS])) ||
+	    !cJSON_AddNumberToObject(o, status_members[STATUS_FREE_DISK_BYTES],
+				     (double)r->free_disk_bytes))
 		goto fail;
 	return o;
 fail:
@@ -117,18 +124,18 @@ static int whole(const cJSON *v, double lo, int nullable, int64_t *ret)
 /* The JSON object's members into r, each as the header says. */
 static int members_read(const cJSON *o, struct status_report *r)
 {
-	const cJSON *m[7], *it;
+	const cJSON *m[STATUS_NMEMBERS], *it;
 	int64_t v;
 	size_t i = 0;
 
 	if (!cJSON_IsObject(o))
 		return 0;
 	for (it = o->child; it; it = it->next, i++)
-		if (i >= 7 || !it->string || strcmp(it->string, MEMBERS[i]))
+		if (i >= STATUS_NMEMBERS || !it->string || strcmp(it->string, status_members[i]))
 			return 0;
 		else
 			m[i] = it;
-	if (i != 7 || !whole(m[0], 0, 0, &v))
+	if (i != STATUS_NMEMBERS || !whole(m[0], 0, 0, &v))
 		return 0;
 	r->pending_changes = (uint64_t)v;
 	if (!whole(m[1], 0, 1, &r->oldest_unsent_age_s))

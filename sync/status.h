@@ -42,6 +42,20 @@
 #define STATUS_TEXT_MAX 32
 #define STATUS_MAX_FORMS 16
 
+/* The report's members, in their order on the wire. */
+enum status_member {
+	STATUS_PENDING_CHANGES,
+	STATUS_OLDEST_UNSENT_AGE_S,
+	STATUS_LAST_ERROR,
+	STATUS_AGENT_VERSION,
+	STATUS_FORM_VERSION,
+	STATUS_CLOCK_SKEW_MS,
+	STATUS_FREE_DISK_BYTES,
+	STATUS_NMEMBERS
+};
+
+extern const char *const status_members[STATUS_NMEMBERS];
+
 struct status_report {
 	uint8_t device[16];
 	uint64_t wall_ms;

@@ -37,7 +37,7 @@ static void save(struct store *s, const struct form *f, const char *id, const ch
 	struct fs_error err = { 0 };
 	cJSON *o = parse(json);
 
-	if (drafts_save(s, f, id, o, ret, &err) < 0)
+	if (drafts_save(s, f, id, o, ret, NULL, &err) < 0)
 		TEST_FAIL("drafts_save: %s", err.msg);
 	cJSON_Delete(o);
 }
@@ -76,18 +76,18 @@ TEST(drafts_kept_as_typed_never_queued)
 	cJSON_Delete(list);
 	/* Bad input: a field the form lacks, another form's draft, no id. */
 	bad = parse("{\"nickname\":\"x\"}");
-	ASSERT_EQ(drafts_save(s, v, id, bad, again, &err), -FS_EVALID);
+	ASSERT_EQ(drafts_save(s, v, id, bad, again, NULL, &err), -FS_EVALID);
 	ASSERT_STR_CONTAINS(err.msg, "unknown field");
 	cJSON_Delete(bad);
 	bad = parse("{\"full_name\":\"Ana\"}");
-	ASSERT_EQ(drafts_save(s, b, id, bad, again, &err), -FS_ENOTFOUND);
+	ASSERT_EQ(drafts_save(s, b, id, bad, again, NULL, &err), -FS_ENOTFOUND);
 	cJSON_Delete(bad);
 	ASSERT_EQ(drafts_load(s, "not-a-uuid", collection, sizeof(collection), &fields, &err),
 		  -FS_EUSAGE);
 	/* An id the store did not give is not a way to a new draft (nor
 	 * past DRAFTS_MAX). */
 	bad = parse("{\"notes\":\"x\"}");
-	ASSERT_EQ(drafts_save(s, v, "0193a1b2-c3d4-7abc-8def-0123456789ab", bad, again, &err),
+	ASSERT_EQ(drafts_save(s, v, "0193a1b2-c3d4-7abc-8def-0123456789ab", bad, again, NULL, &err),
 		  -FS_ENOTFOUND);
 	cJSON_Delete(bad);
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM drafts"), 1);
@@ -126,7 +126,7 @@ TEST(drafts_finalise_is_one_transaction)
 		cJSON_ReplaceItemInObject(
 			o, "people_present",
 			parse("[{\"person_name\":\"Јована Петровић\",\"role\":\"relative\"}]"));
-		ASSERT_OK(drafts_save(s, v, id, o, rid, &err));
+		ASSERT_OK(drafts_save(s, v, id, o, rid, NULL, &err));
 		cJSON_Delete(o);
 	}
 	ASSERT_OK(drafts_finalise(s, v, id, rid, &err));

@@ -571,7 +571,7 @@ TEST(pull_purge_overwrites_the_record)
 			char id[UUID_TEXT_LEN + 1];
 			cJSON *o = cJSON_Parse("{\"beneficiary_id\":\"" REC "\"}");
 
-			ASSERT_OK(drafts_save(w.s, vf, NULL, o, id, &err));
+			ASSERT_OK(drafts_save(w.s, vf, NULL, o, id, NULL, &err));
 			cJSON_Delete(o);
 			form_free(vf);
 		}

@@ -3,6 +3,7 @@
 #include "web/request.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,4 +77,27 @@ int web_pages_open(const char *configured, const char *rel, const char *installe
 	snprintf(where, cap, "%s", installed);
 	errno = e;
 	return fd;
+}
+
+void web_peer_key(struct MHD_Connection *conn, char out[WEB_PEER_KEY_MAX])
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	struct in6_addr a;
+
+	strcpy(out, "?");
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  INET6_ADDRSTRLEN);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(&a)) {
+			inet_ntop(AF_INET, &a.s6_addr[12], out, INET6_ADDRSTRLEN);
+		} else {
+			memset(&a.s6_addr[8], 0, 8);
+			inet_ntop(AF_INET6, &a, out, INET6_ADDRSTRLEN);
+			strcat(out, "/64");
+		}
+	}
 }

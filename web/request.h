@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include <arpa/inet.h>
 #include <microhttpd.h>
 
 #define WEB_BODY_MAX (64u << 10) /* the largest body a page sends */
@@ -39,6 +40,13 @@ void web_body_done(void *cls, struct MHD_Connection *conn, void **con_cls,
  * libmicrohttpd's messages (a bind failure, a malformed request), its
  * format, never a value of ours, to sync/log.h. */
 void web_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* What per-address limits count by, as text: an IPv4 address (also when
+ * mapped into IPv6), or an IPv6 /64, which one subscriber usually holds
+ * whole: otherwise each of its 2^64 addresses would get its own bucket.
+ * "?" when the address is unknown. */
+#define WEB_PEER_KEY_MAX (INET6_ADDRSTRLEN + 4)
+void web_peer_key(struct MHD_Connection *conn, char out[WEB_PEER_KEY_MAX]);
 
 /* The directory of pages: configured when not NULL, else rel beside the
  * program (the build tree's share/ link), else installed.  Its
