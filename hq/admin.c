@@ -86,6 +86,23 @@ static int list_rows(struct hqsql *db, const char *sql, const char *what, row_fn
 	return print_json(out, arr, err);
 }
 
+/* The rows as a JSON array, into *ret (the caller's). */
+static int rows_array(struct hqsql *db, const char *sql, const char *what, row_fn row, cJSON **ret,
+		      struct fs_error *err)
+{
+	cJSON *arr = cJSON_CreateArray();
+	int r;
+
+	if (!arr)
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if ((r = run_rows(db, sql, what, row, arr, NULL, err)) < 0) {
+		cJSON_Delete(arr);
+		return r;
+	}
+	*ret = arr;
+	return 0;
+}
+
 /* A new object in arr; NULL when out of memory. */
 static cJSON *row_object(cJSON *arr)
 {
@@ -163,17 +180,7 @@ int admin_devices(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 
 int admin_devices_array(struct hqsql *db, cJSON **ret, struct fs_error *err)
 {
-	cJSON *arr = cJSON_CreateArray();
-	int r;
-
-	if (!arr)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = run_rows(db, devices_sql(db), "list devices", device_row, arr, NULL, err)) < 0) {
-		cJSON_Delete(arr);
-		return r;
-	}
-	*ret = arr;
-	return 0;
+	return rows_array(db, devices_sql(db), "list devices", device_row, ret, err);
 }
 
 /* ---- conflicts ---------------------------------------------------------- */
@@ -184,10 +191,18 @@ static const char *team_or(struct hqsql_stmt *st, int col)
 	return hqsql_column_is_null(st, col) ? "an unknown device" : col_text(st, col);
 }
 
+/* How a resolution's choice reads. */
+static const char *resolution_words(const char *choice)
+{
+	return !strcmp(choice, "a")   ? "kept a's value"
+	       : !strcmp(choice, "b") ? "kept b's value"
+				      : "entered a new value";
+}
+
 static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 {
-	char ha[HLC_TEXT_LEN + 1], hb[HLC_TEXT_LEN + 1];
-	cJSON *o, *va, *vb;
+	char ha[HLC_TIME_LEN + 1], hb[HLC_TEXT_LEN + 1];
+	cJSON *o, *va, *vb, *res;
 
 	if (!arr) {
 		char ta[HLC_TIME_LEN + 1], tb[HLC_TIME_LEN + 1];
@@ -199,11 +214,18 @@ static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 		hlc_format_time((hlc_t)hqsql_column_int64(st, 4), ta);
 		hlc_format_time((hlc_t)hqsql_column_int64(st, 7), tb);
 		fprintf(out,
-			"record %s, field %s\n  %s (device %.8s) set %s at %s\n"
-			"  %s (device %.8s) set %s at %s\n  kept: %s from %s, the later edit\n",
-			col_text(st, 0), col_text(st, 1), team_or(st, 9), col_text(st, 3),
-			col_text(st, 2), ta, team_or(st, 10), col_text(st, 6), col_text(st, 5), tb,
-			col_text(st, b_won ? 5 : 2), team_or(st, b_won ? 10 : 9));
+			"conflict %lld: record %s, field %s\n  a: %s (device %.8s) set %s at %s\n"
+			"  b: %s (device %.8s) set %s at %s\n  kept: %s from %s, the later edit\n",
+			(long long)hqsql_column_int64(st, 11), col_text(st, 0), col_text(st, 1),
+			team_or(st, 9), col_text(st, 3), col_text(st, 2), ta, team_or(st, 10),
+			col_text(st, 6), col_text(st, 5), tb, col_text(st, b_won ? 5 : 2),
+			team_or(st, b_won ? 10 : 9));
+		if (!hqsql_column_is_null(st, 13)) {
+			iso_ms(st, 16, ta);
+			fprintf(out, "  resolved by %s at %s (conflict %lld: %s)\n",
+				col_text(st, 15), ta, (long long)hqsql_column_int64(st, 13),
+				resolution_words(col_text(st, 14)));
+		}
 		return 0;
 	}
 	if (!(o = row_object(arr)))
@@ -233,20 +255,46 @@ static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 		      : cJSON_AddStringToObject(o, "team_a", col_text(st, 9))) ||
 	    !(hqsql_column_is_null(st, 10)
 		      ? cJSON_AddNullToObject(o, "team_b")
-		      : cJSON_AddStringToObject(o, "team_b", col_text(st, 10))))
+		      : cJSON_AddStringToObject(o, "team_b", col_text(st, 10))) ||
+	    !cJSON_AddNumberToObject(o, "id", (double)hqsql_column_int64(st, 11)) ||
+	    !(hqsql_column_is_null(st, 12)
+		      ? cJSON_AddNullToObject(o, "scope_key")
+		      : cJSON_AddStringToObject(o, "scope_key", col_text(st, 12))))
+		return -ENOMEM;
+	if (hqsql_column_is_null(st, 13))
+		return cJSON_AddNullToObject(o, "resolved") ? 0 : -ENOMEM;
+	if (!(res = cJSON_AddObjectToObject(o, "resolved")))
+		return -ENOMEM;
+	iso_ms(st, 16, ha);
+	if (!cJSON_AddNumberToObject(res, "conflict", (double)hqsql_column_int64(st, 13)) ||
+	    !cJSON_AddStringToObject(res, "choice", col_text(st, 14)) ||
+	    !cJSON_AddStringToObject(res, "by", col_text(st, 15)) ||
+	    !cJSON_AddStringToObject(res, "at", ha) ||
+	    !cJSON_AddNumberToObject(res, "at_ms", (double)hqsql_column_int64(st, 16)))
 		return -ENOMEM;
 	return 0;
 }
 
+/* Columns 0 to 10 as conflict_row's first lines read them; then the
+ * conflict's id, its record's scope key, and its resolution if any. */
+#define CONFLICTS_SQL                                                                              \
+	"SELECT c.record_id, c.field, c.value_a, c.device_a, c.hlc_a, "                            \
+	"c.value_b, c.device_b, c.hlc_b, c.winner, da.team, db.team, c.id, r.scope_key, "          \
+	"s.settled_by, s.choice, s.resolved_by, s.resolved_at "                                    \
+	"FROM conflicts c JOIN records r ON r.id = c.record_id "                                   \
+	"LEFT JOIN devices da ON da.id = c.device_a "                                              \
+	"LEFT JOIN devices db ON db.id = c.device_b "                                              \
+	"LEFT JOIN resolutions s ON s.conflict_id = c.id "                                         \
+	"ORDER BY c.record_id, c.field, c.hlc_a, c.device_a, c.hlc_b, c.device_b"
+
 int admin_conflicts(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {
-	return list_rows(db,
-			 "SELECT c.record_id, c.field, c.value_a, c.device_a, c.hlc_a, "
-			 "c.value_b, c.device_b, c.hlc_b, c.winner, da.team, db.team "
-			 "FROM conflicts c LEFT JOIN devices da ON da.id = c.device_a "
-			 "LEFT JOIN devices db ON db.id = c.device_b "
-			 "ORDER BY c.record_id, c.field, c.hlc_a, c.device_a, c.hlc_b, c.device_b",
-			 "list conflicts", conflict_row, json, out, err);
+	return list_rows(db, CONFLICTS_SQL, "list conflicts", conflict_row, json, out, err);
+}
+
+int admin_conflicts_array(struct hqsql *db, cJSON **ret, struct fs_error *err)
+{
+	return rows_array(db, CONFLICTS_SQL, "list conflicts", conflict_row, ret, err);
 }
 
 /* ---- quarantine --------------------------------------------------------- */
@@ -292,18 +340,7 @@ int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err
 
 int admin_quarantine_array(struct hqsql *db, cJSON **ret, struct fs_error *err)
 {
-	cJSON *arr = cJSON_CreateArray();
-	int r;
-
-	if (!arr)
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = run_rows(db, QUARANTINE_SQL, "list quarantine", quarantine_row, arr, NULL, err)) <
-	    0) {
-		cJSON_Delete(arr);
-		return r;
-	}
-	*ret = arr;
-	return 0;
+	return rows_array(db, QUARANTINE_SQL, "list quarantine", quarantine_row, ret, err);
 }
 
 /* ---- review ------------------------------------------------------------- */

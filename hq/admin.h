@@ -33,6 +33,11 @@ int admin_quarantine_array(struct hqsql *db, cJSON **ret, struct fs_error *err) 
  * caller's). */
 int admin_devices_array(struct hqsql *db, cJSON **ret, struct fs_error *err) FS_WUR;
 int admin_conflicts(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
+/* The same conflicts as `conflicts --json` gives, as an array (the
+ * caller's): each with its "id", its record's "scope_key" (sync/fold.h),
+ * and "resolved": null, or {"conflict", "choice", "by", "at", "at_ms"}
+ * (hq/ingest.h, ingest_resolve). */
+int admin_conflicts_array(struct hqsql *db, cJSON **ret, struct fs_error *err) FS_WUR;
 int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 /* Every delete, and every write by a team other than the one that
  * registered the record (whose write came first) that changed the value

@@ -18,6 +18,7 @@
 #include "crypto/secmem.h"
 #include "hq/admin.h"
 #include "hq/audit.h"
+#include "hq/cmd_review.h"
 #include "hq/cmd_user.h"
 #include "hq/console.h"
 #include "hq/export.h"
@@ -75,7 +76,11 @@ static const char main_usage[] =
 	"  export beneficiaries|visits --format csv|jsonl [--since TIME]\n"
 	"                         write merged records to stdout\n"
 	"  conflicts [--json]     list fields edited concurrently\n"
+	"  resolve CONFLICT --keep a|b | --value TEXT\n"
+	"                         settle a conflict; the value flows to the devices\n"
 	"  quarantine [--json]    list changes kept but not merged, and why\n"
+	"  release|reject DEVICE SEQ INDEX --reason TEXT\n"
+	"                         merge or drop a change in quarantine\n"
 	"  review [--json]        list deletes, and changes by another team\n"
 	"  audit list|verify|export|checkpoint ...\n"
 	"                         the tamper-evident audit log (see audit --help)\n"
@@ -871,6 +876,8 @@ int main(int argc, char **argv)
 		r = cmd_audit(&cfg, argc, argv);
 	else if (!strcmp(cmd, "user"))
 		r = hqcli_user(&cfg, argc, argv);
+	else if (!strcmp(cmd, "resolve") || !strcmp(cmd, "release") || !strcmp(cmd, "reject"))
+		r = hqcli_review(&cfg, cmd, argc, argv);
 	else if (!strcmp(cmd, "revoke"))
 		r = cmd_revoke(&cfg, argc, argv);
 	else if (!strcmp(cmd, "scope"))

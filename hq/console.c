@@ -74,6 +74,24 @@ static enum MHD_Result database_failed(struct MHD_Connection *conn, const struct
 			      "HQ could not read its database; see its log");
 }
 
+/* An action that failed: the caller's mistake with its reason (which
+ * names no value), or HQ's own failure, logged. */
+static enum MHD_Result action_failed(struct MHD_Connection *conn, int r, const struct fs_error *err)
+{
+	switch (-r) {
+	case FS_EUSAGE:
+		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", err->msg);
+	case FS_ENOTFOUND:
+		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", err->msg);
+	case FS_EEXIST:
+		return web_send_error(conn, MHD_HTTP_CONFLICT, "done_already", err->msg);
+	case FS_EVALID:
+		return web_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", err->msg);
+	default:
+		return database_failed(conn, err);
+	}
+}
+
 /* ---- sessions and logins ----------------------------------------------------- */
 
 /* GET /api/session: whether this browser holds a session, and whose. */
@@ -385,12 +403,9 @@ static enum MHD_Result do_revoke(struct console *c, struct MHD_Connection *conn,
 			      hlc_wall_ms(), &err)) == 0)
 		r = audit_action(db, &c->who[idx], "revoke", device, &err);
 	hqdb_close(db);
-	if (r == -FS_ENOTFOUND || r == -FS_EUSAGE) {
-		ret = web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", err.msg);
-		goto out;
-	}
 	if (r < 0) {
-		ret = database_failed(conn, &err);
+		/* admin_revoke's usage error is a device id that is not one. */
+		ret = action_failed(conn, r == -FS_EUSAGE ? -FS_ENOTFOUND : r, &err);
 		goto out;
 	}
 	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "revoked", device)) {
@@ -440,12 +455,8 @@ static enum MHD_Result do_token(struct console *c, struct MHD_Connection *conn, 
 				       now + ttl, c->cfg->tls_cert ? pin : NULL, token, &err)) == 0)
 		r = audit_action(db, &c->who[idx], "enrolment token", team, &err);
 	hqdb_close(db);
-	if (r == -FS_EUSAGE) {
-		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", err.msg);
-		goto out;
-	}
 	if (r < 0) {
-		ret = database_failed(conn, &err);
+		ret = action_failed(conn, r, &err);
 		goto out;
 	}
 	hlc_format_time((hlc_t)(now + ttl) << 16, when);
@@ -465,13 +476,14 @@ out:
 
 /* ---- the quarantine ------------------------------------------------------------ */
 
-/* Drop the rows of arr whose "municipality" account u does not see. */
-static void only_seen(const struct users_account *u, cJSON *arr)
+/* Drop the rows of arr whose municipality (member key) account u does
+ * not see. */
+static void only_seen(const struct users_account *u, cJSON *arr, const char *key)
 {
 	cJSON *d, *next;
 
 	for (d = arr ? arr->child : NULL; d; d = next) {
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(d, "municipality");
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(d, key);
 
 		next = d->next;
 		if (!sees(u, cJSON_IsString(m) ? m->valuestring : NULL))
@@ -492,7 +504,7 @@ static enum MHD_Result do_quarantine(struct console *c, struct MHD_Connection *c
 	hqdb_close(db);
 	if (r < 0)
 		return database_failed(conn, &err);
-	only_seen(&c->who[idx], rows);
+	only_seen(&c->who[idx], rows, "municipality");
 	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, "changes", rows)) {
 		cJSON_Delete(rows);
 		cJSON_Delete(o);
@@ -530,15 +542,8 @@ static enum MHD_Result do_review(struct console *c, struct MHD_Connection *conn,
 				  (uint32_t)index->valuedouble, release, c->who[idx].name, reason,
 				  &err);
 	hqdb_close(ctx.db);
-	if (r == -FS_ENOTFOUND || r == -FS_EVALID) {
-		ret = web_send_error(conn,
-				     r == -FS_ENOTFOUND ? MHD_HTTP_NOT_FOUND
-							: MHD_HTTP_UNPROCESSABLE_CONTENT,
-				     r == -FS_ENOTFOUND ? "not_found" : "invalid", err.msg);
-		goto out;
-	}
 	if (r < 0) {
-		ret = database_failed(conn, &err);
+		ret = action_failed(conn, r, &err);
 		goto out;
 	}
 	if (!(o = cJSON_CreateObject()) ||
@@ -549,6 +554,81 @@ static enum MHD_Result do_review(struct console *c, struct MHD_Connection *conn,
 	log_msg(LOG_NOTICE, "console: %s %s change %u of set %llu from %s", c->who[idx].name,
 		release ? "released" : "rejected", (unsigned)index->valuedouble,
 		(unsigned long long)seq->valuedouble, device);
+	ret = web_send_json(conn, MHD_HTTP_OK, o, NULL);
+	o = NULL;
+out:
+	cJSON_Delete(o);
+	cJSON_Delete(req);
+	return ret;
+}
+
+/* ---- conflicts ----------------------------------------------------------------- */
+
+/* GET /api/conflicts: every conflict on a record the account sees,
+ * with both values (personal data: this page is no-store), and its
+ * resolution. */
+static enum MHD_Result do_conflicts(struct console *c, struct MHD_Connection *conn, int idx)
+{
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	cJSON *rows = NULL, *o;
+	int r;
+
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+		r = admin_conflicts_array(db, &rows, &err);
+	hqdb_close(db);
+	if (r < 0)
+		return database_failed(conn, &err);
+	only_seen(&c->who[idx], rows, "scope_key");
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, "conflicts", rows)) {
+		cJSON_Delete(rows);
+		cJSON_Delete(o);
+		return MHD_NO;
+	}
+	return web_send_json(conn, MHD_HTTP_OK, o, NULL);
+}
+
+/* POST /api/conflicts/resolve {"id", "keep": "a"|"b"} or {"id",
+ * "value": TEXT}: an administrator settles a conflict (ingest_resolve);
+ * HQ reads TEXT by the field's type. */
+static enum MHD_Result do_resolve(struct console *c, struct MHD_Connection *conn, int idx,
+				  const struct web_body *body)
+{
+	cJSON *req = body_json(body), *o = NULL;
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id"),
+		    *value = cJSON_GetObjectItemCaseSensitive(req, "value");
+	const char *keep = web_json_text(req, "keep");
+	struct ingest_ctx ctx = { .hq = c->hq, .forms = c->forms, .wall_ms = hlc_wall_ms };
+	struct fs_error err = { 0 };
+	enum MHD_Result ret;
+	int r;
+
+	if (c->who[idx].role != USERS_ADMIN) {
+		ret = admins_only(conn);
+		goto out;
+	}
+	if (!cJSON_IsNumber(id) || id->valuedouble < 1 || id->valuedouble > 9007199254740991.0 ||
+	    !keep == !cJSON_IsString(value) || (value && !cJSON_IsString(value))) {
+		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				     "expected {\"id\", \"keep\": \"a\" or \"b\"} or {\"id\", "
+				     "\"value\"}");
+		goto out;
+	}
+	if ((r = hqdb_connect(c->cfg, &ctx.db, &err)) == 0)
+		r = ingest_resolve(&ctx, (int64_t)id->valuedouble, keep ? keep : "new",
+				   keep ? NULL : value->valuestring, c->who[idx].name, &err);
+	hqdb_close(ctx.db);
+	if (r < 0) {
+		ret = action_failed(conn, r, &err);
+		goto out;
+	}
+	if (!(o = cJSON_CreateObject()) ||
+	    !cJSON_AddNumberToObject(o, "resolved", id->valuedouble)) {
+		ret = MHD_NO;
+		goto out;
+	}
+	log_msg(LOG_NOTICE, "console: %s resolved conflict %.0f", c->who[idx].name,
+		id->valuedouble);
 	ret = web_send_json(conn, MHD_HTTP_OK, o, NULL);
 	o = NULL;
 out:
@@ -606,6 +686,8 @@ static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn,
 			return do_audit(c, conn, idx);
 		if (!strcmp(url, "/api/quarantine"))
 			return do_quarantine(c, conn, idx);
+		if (!strcmp(url, "/api/conflicts"))
+			return do_conflicts(c, conn, idx);
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 	}
 	return web_send_file(conn, c->dirfd, url + 1);
@@ -636,6 +718,8 @@ static enum MHD_Result route_post(struct console *c, struct MHD_Connection *conn
 		return do_token(c, conn, idx, body);
 	if (!strcmp(url, "/api/quarantine/release") || !strcmp(url, "/api/quarantine/reject"))
 		return do_review(c, conn, idx, body, !strcmp(url, "/api/quarantine/release"));
+	if (!strcmp(url, "/api/conflicts/resolve"))
+		return do_resolve(c, conn, idx, body);
 	return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 }
 

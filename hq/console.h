@@ -24,6 +24,10 @@
  *   GET  /api/audit      the newest audit entries (?event=, ?device=),
  *                        administrators only
  *   POST /api/audit/verify  the whole log checked; audited
+ *   GET  /api/quarantine, POST /api/quarantine/release|reject
+ *   GET  /api/conflicts, POST /api/conflicts/resolve
+ *   POST /api/devices/revoke, POST /api/tokens
+ *   GET  /metrics        Prometheus, with [console] metrics_token_file
  *
  * One thread serves the console (libmicrohttpd's internal polling
  * thread), so its session table needs no lock; each request opens its

@@ -1203,8 +1203,11 @@ static int hex_cmp(const void *a, const void *b)
 }
 
 /* Version 2: the team of each device the set's changes and conflicts
- * name, once each, so that a field worker sees who recorded what. */
-static int add_teams(struct pull *p)
+ * name, once each, so that a field worker sees who recorded what.  HQ's
+ * own writes (a conflict an administrator resolved, hq/ingest.h) are
+ * "HQ"'s. */
+#define DOWNSYNC_HQ_TEAM "HQ"
+static int add_teams(struct pull *p, const char *hq_id)
 {
 	size_t n = 0, cap = p->d.nchanges + 2 * p->d.nconflicts;
 	struct hqsql_stmt *st = NULL;
@@ -1235,13 +1238,14 @@ static int add_teams(struct pull *p)
 		hqsql_reset(st);
 		hqsql_bind_text(st, 1, ids[i]);
 		rc = hqsql_step(st);
-		if (rc == HQSQL_ROW) {
+		if (rc != HQSQL_ROW && rc != HQSQL_DONE) {
+			r = hqsql_fail(p->db, "look up a device's team", p->err);
+		} else if (rc == HQSQL_ROW || !strcmp(ids[i], hq_id)) {
 			struct downset_team *t = &p->d.teams[p->d.nteams++];
 
 			snprintf(t->device, sizeof(t->device), "%s", ids[i]);
-			snprintf(t->team, sizeof(t->team), "%s", hqsql_column_text(st, 0));
-		} else if (rc != HQSQL_DONE) {
-			r = hqsql_fail(p->db, "look up a device's team", p->err);
+			snprintf(t->team, sizeof(t->team), "%s",
+				 rc == HQSQL_ROW ? hqsql_column_text(st, 0) : DOWNSYNC_HQ_TEAM);
 		}
 	}
 out:
@@ -1265,7 +1269,7 @@ static int make_next(struct pull *p, const struct identity *hq, const uint8_t *b
 		p->conflict_cursor = old->conflict_cursor;
 		p->form_cursor = old->form_cursor;
 		if ((r = load_scope(p)) < 0 || (r = collect(p, batch)) < 0 ||
-		    (p->version >= 2 && (r = add_teams(p)) < 0))
+		    (p->version >= 2 && (r = add_teams(p, hq->id)) < 0))
 			return r;
 		if (!(scope = scope_joined(&p->d)))
 			return fs_error_set(p->err, -ENOMEM, "out of memory");

@@ -31,6 +31,23 @@
 	USERS_TABLES_SQL "ALTER TABLE devices ADD COLUMN health TEXT;"                             \
 			 "ALTER TABLE devices ADD COLUMN health_at INTEGER;"
 
+/* Version 7: conflicts resolved by an administrator (ingest_resolve):
+ * one row per conflict settled, append-only; settled_by is the conflict
+ * the administrator chose on, whose choice ("a", "b" or "new") it is. */
+#define HQDB_V7_SQL                                                                                \
+	"CREATE TABLE resolutions("                                                                \
+	"  conflict_id INTEGER PRIMARY KEY REFERENCES conflicts(id),"                              \
+	"  settled_by INTEGER NOT NULL,"                                                           \
+	"  choice TEXT NOT NULL CHECK (choice IN ('a', 'b', 'new')),"                              \
+	"  hlc INTEGER NOT NULL,"                                                                  \
+	"  resolved_by TEXT NOT NULL,"                                                             \
+	"  resolved_at INTEGER NOT NULL"                                                           \
+	") STRICT;"                                                                                \
+	"CREATE TRIGGER resolutions_no_update BEFORE UPDATE ON resolutions"                        \
+	"  BEGIN SELECT RAISE(ABORT, 'resolutions are append-only'); END;"                         \
+	"CREATE TRIGGER resolutions_no_delete BEFORE DELETE ON resolutions"                        \
+	"  BEGIN SELECT RAISE(ABORT, 'resolutions are append-only'); END;"
+
 /* Version 1.  Ids and hashes are lower-case hex text; times are Unix
  * milliseconds; HLCs are integers (docs/PROTOCOL.md).  fields holds the
  * merged value of each (record, field) with the clock of the write that
@@ -162,7 +179,7 @@ static const char schema_sql[] =
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;" AUDIT_NODES_SQL
-		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL HQDB_V6_SQL;
+		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL HQDB_V6_SQL HQDB_V7_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -222,92 +239,45 @@ static int migrate_v2(struct hqsql *db, const char *path, struct fs_error *err)
 	return r;
 }
 
-/* Version 2 to 3: device scopes (hq/scope.h).  Every device enrolled
- * until now may write its enrolment municipality, as before the upgrade
- * it was expected to; an administrator widens that with `scope`. */
-static int migrate_v3(struct hqsql *db, const char *path, struct fs_error *err)
+/* The upgrades that are SQL only: step i takes version 2 + i to the
+ * next.  Version 2 to 3: device scopes (hq/scope.h); every device
+ * enrolled until then may write its enrolment municipality, as it was
+ * expected to, and an administrator widens that with `scope`.  3 to 4:
+ * two-way sync (hq/downsync.h); fields merged before keep revision 0 and
+ * get their scope keys from downsync_reindex(), which serve runs before
+ * it listens.  4 to 5: published forms (hq/formpub.h); every device gets
+ * HQ's forms in its next down-set.  5 to 6 and 6 to 7: above. */
+static const char *const upgrade_sql[] = {
+	SCOPE_TABLE_SQL "ALTER TABLE tokens ADD COLUMN scope TEXT;"
+			"INSERT INTO device_scopes(device, key, name) "
+			"SELECT id, fold(municipality), municipality FROM devices;",
+	"ALTER TABLE records ADD COLUMN scope_key TEXT;"
+	"ALTER TABLE records ADD COLUMN scope_parent TEXT;"
+	"ALTER TABLE fields ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE fields ADD COLUMN scope_key TEXT;"
+	"ALTER TABLE conflicts ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;" DOWNSYNC_TABLES_SQL,
+	FORMPUB_TABLES_SQL,
+	HQDB_V6_SQL,
+	HQDB_V7_SQL,
+};
+_Static_assert(sizeof(upgrade_sql) / sizeof(upgrade_sql[0]) == HQDB_VERSION - 2,
+	       "one upgrade for each version after 2");
+
+/* Version from to from + 1 by upgrade_sql, in one transaction that
+ * first checks the version is still from: a second process waits for it
+ * and finds the step done. */
+static int upgrade_step(struct hqsql *db, const char *path, int from, struct fs_error *err)
 {
-	char what[PATH_MAX + 32];
+	char what[PATH_MAX + 32], set[40];
 	int r, v = -1;
 
-	snprintf(what, sizeof(what), "upgrade %s to schema version 3", path);
+	snprintf(what, sizeof(what), "upgrade %s to schema version %d", path, from + 1);
+	snprintf(set, sizeof(set), "PRAGMA user_version=%d", from + 1);
 	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
 		return r;
-	if ((r = user_version(db, &v, err)) == 0 && v == 2 &&
-	    (r = hqsql_exec(db, SCOPE_TABLE_SQL, what, err)) == 0 &&
-	    (r = hqsql_exec(db,
-			    "ALTER TABLE tokens ADD COLUMN scope TEXT;"
-			    "INSERT INTO device_scopes(device, key, name) "
-			    "SELECT id, fold(municipality), municipality FROM devices;",
-			    what, err)) == 0)
-		r = hqsql_exec(db, "PRAGMA user_version=3", what, err);
-	if (r == 0)
-		r = hqsql_commit(db, err);
-	if (r < 0)
-		hqsql_rollback(db);
-	return r;
-}
-
-/* Version 3 to 4: two-way sync (hq/downsync.h).  Fields merged before
- * keep revision 0 and get their scope keys from downsync_reindex(),
- * which serve runs before it listens. */
-static int migrate_v4(struct hqsql *db, const char *path, struct fs_error *err)
-{
-	char what[PATH_MAX + 32];
-	int r, v = -1;
-
-	snprintf(what, sizeof(what), "upgrade %s to schema version 4", path);
-	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
-		return r;
-	if ((r = user_version(db, &v, err)) == 0 && v == 3 &&
-	    (r = hqsql_exec(db,
-			    "ALTER TABLE records ADD COLUMN scope_key TEXT;"
-			    "ALTER TABLE records ADD COLUMN scope_parent TEXT;"
-			    "ALTER TABLE fields ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;"
-			    "ALTER TABLE fields ADD COLUMN scope_key TEXT;"
-			    "ALTER TABLE conflicts ADD COLUMN rev INTEGER NOT NULL DEFAULT "
-			    "0;" DOWNSYNC_TABLES_SQL,
-			    what, err)) == 0)
-		r = hqsql_exec(db, "PRAGMA user_version=4", what, err);
-	if (r == 0)
-		r = hqsql_commit(db, err);
-	if (r < 0)
-		hqsql_rollback(db);
-	return r;
-}
-
-/* Version 4 to 5: published forms (hq/formpub.h).  Every device gets
- * HQ's forms in its next down-set: its form cursor starts at 0. */
-static int migrate_v5(struct hqsql *db, const char *path, struct fs_error *err)
-{
-	char what[PATH_MAX + 32];
-	int r, v = -1;
-
-	snprintf(what, sizeof(what), "upgrade %s to schema version 5", path);
-	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
-		return r;
-	if ((r = user_version(db, &v, err)) == 0 && v == 4 &&
-	    (r = hqsql_exec(db, FORMPUB_TABLES_SQL, what, err)) == 0)
-		r = hqsql_exec(db, "PRAGMA user_version=5", what, err);
-	if (r == 0)
-		r = hqsql_commit(db, err);
-	if (r < 0)
-		hqsql_rollback(db);
-	return r;
-}
-
-/* Version 5 to 6. */
-static int migrate_v6(struct hqsql *db, const char *path, struct fs_error *err)
-{
-	char what[PATH_MAX + 32];
-	int r, v = -1;
-
-	snprintf(what, sizeof(what), "upgrade %s to schema version 6", path);
-	if ((r = hqsql_exec(db, "BEGIN IMMEDIATE", what, err)) < 0)
-		return r;
-	if ((r = user_version(db, &v, err)) == 0 && v == 5 &&
-	    (r = hqsql_exec(db, HQDB_V6_SQL, what, err)) == 0)
-		r = hqsql_exec(db, "PRAGMA user_version=6", what, err);
+	if ((r = user_version(db, &v, err)) == 0 && v == from &&
+	    (r = hqsql_exec(db, upgrade_sql[from - 2], what, err)) == 0)
+		r = hqsql_exec(db, set, what, err);
 	if (r == 0)
 		r = hqsql_commit(db, err);
 	if (r < 0)
@@ -323,14 +293,9 @@ static int check_version(struct hqsql *db, const char *path, struct fs_error *er
 		return r;
 	if (v == 1 && ((r = migrate_v2(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
 		return r;
-	if (v == 2 && ((r = migrate_v3(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
-		return r;
-	if (v == 3 && ((r = migrate_v4(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
-		return r;
-	if (v == 4 && ((r = migrate_v5(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
-		return r;
-	if (v == 5 && ((r = migrate_v6(db, path, err)) < 0 || (r = user_version(db, &v, err)) < 0))
-		return r;
+	while (v >= 2 && v < HQDB_VERSION)
+		if ((r = upgrade_step(db, path, v, err)) < 0 || (r = user_version(db, &v, err)) < 0)
+			return r;
 	if (v == 0)
 		return fs_error_set(err, -ENOENT, "database %s: not initialised (run init)", path);
 	if (v != HQDB_VERSION)

@@ -25,7 +25,7 @@
 #define HQDB_BUSY_MS 10000
 /* 2: audit_nodes; 3: device scopes; 4: two-way sync; 5: published
  * forms.  Older versions are upgraded when opened. */
-#define HQDB_VERSION 6
+#define HQDB_VERSION 7
 #define FS_STR_(x) #x
 #define FS_STR(x) FS_STR_(x)
 

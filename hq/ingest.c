@@ -149,6 +149,11 @@ static void run_finalize(struct run *run)
 {
 	for (int i = 0; i < ST_COUNT; i++)
 		hqsql_finalize(run->st[i]);
+	for (size_t i = 0; i < run->nold; i++)
+		form_free(run->old[i]);
+	run->nold = 0;
+	downsync_writer_free(run->down);
+	run->down = NULL;
 }
 
 static int run_prepare(struct run *run)
@@ -823,11 +828,7 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 	ret->status = 200;
 out:
 	run_finalize(run);
-	for (size_t i = 0; i < run->nold; i++)
-		form_free(run->old[i]);
-	run->nold = 0;
 	scope_set_free(run->scope_set);
-	downsync_writer_free(run->down);
 	scope_free(run->scope);
 	free(index);
 	changes_free(ch, n);
@@ -871,9 +872,10 @@ static int quarantined_change(struct run *run, uint32_t idx, struct change **ret
 	return r;
 }
 
-/* Merge ch as if it had not been quarantined: the same steps, so the
- * outcome is the in-order merge's (a later write still wins). */
-static int merge_released(struct run *run, const struct change *ch)
+/* Merge ch, written by run->device, with the steps of a change in a
+ * set, so that the outcome is the in-order merge's (a later write still
+ * wins): a released change, or HQ's resolution of a conflict. */
+static int merge_one(struct run *run, const struct change *ch)
 {
 	struct before b;
 	char *value = cJSON_PrintUnformatted(ch->value);
@@ -886,7 +888,7 @@ static int merge_released(struct run *run, const struct change *ch)
 		if (r == 0 && other)
 			r = fs_error_set(run->err, -FS_EVALID,
 					 "record %s belongs to another collection: it cannot "
-					 "be released",
+					 "be merged",
 					 ch->record_id);
 		else if (r == 0 && (r = merge_field(run, ch, value, &b)) == 0)
 			r = track_write(run, ch, value, &b);
@@ -915,7 +917,7 @@ int ingest_review(const struct ingest_ctx *ctx, const char *device, uint64_t seq
 		goto out;
 	if (release && ((r = run_prepare(&run)) < 0 || (r = future_base(&run)) < 0 ||
 			(r = downsync_writer_new(ctx->db, ctx->forms, &run.down, err)) < 0 ||
-			(r = merge_released(&run, &ch[idx])) < 0))
+			(r = merge_one(&run, &ch[idx])) < 0))
 		goto out;
 	if ((r = hqsql_prepare(ctx->db,
 			       "DELETE FROM quarantine WHERE device = ?1 AND seq = ?2 AND idx = ?3",
@@ -939,10 +941,149 @@ out:
 		hqsql_rollback(ctx->db);
 	hqsql_finalize(st);
 	run_finalize(&run);
-	for (size_t i = 0; i < run.nold; i++)
-		form_free(run.old[i]);
-	downsync_writer_free(run.down);
 	changes_free(ch, n);
+	return r;
+}
+
+/* ---- resolving a conflict ---------------------------------------------- */
+
+/* What ingest_resolve reads of conflict id, in its transaction. */
+struct open_conflict {
+	struct change ch; /* record, collection, field; value and hlc to come */
+	char *value_a, *value_b;
+	hlc_t last; /* the latest write HQ holds to the field */
+};
+
+static int conflict_read(struct run *run, int64_t id, struct open_conflict *oc)
+{
+	struct hqsql_stmt *st = NULL;
+	int r, rc;
+
+	/* Every write HQ merged is in field_writes; fields.hlc as well, for
+	 * a value merged before HQ kept writes. */
+	if ((r = hqsql_prepare(
+		     run->ctx->db,
+		     "SELECT c.record_id, r.collection, c.field, c.value_a, c.value_b, "
+		     "(SELECT count(*) FROM resolutions s WHERE s.conflict_id = c.id), "
+		     "(SELECT max(w.hlc) FROM field_writes w WHERE w.record_id = "
+		     "c.record_id AND w.field = c.field), (SELECT f.hlc FROM fields f "
+		     "WHERE f.record_id = c.record_id AND f.field = c.field) "
+		     "FROM conflicts c JOIN records r ON r.id = c.record_id WHERE c.id = ?1",
+		     &st, run->err)) < 0)
+		return r;
+	hqsql_bind_int64(st, 1, id);
+	rc = hqsql_step(st);
+	if (rc == HQSQL_DONE) {
+		r = fs_error_set(run->err, -FS_ENOTFOUND, "no conflict %lld", (long long)id);
+	} else if (rc != HQSQL_ROW) {
+		r = hqsql_fail(run->ctx->db, "read the conflict", run->err);
+	} else if (hqsql_column_int64(st, 5) > 0) {
+		r = fs_error_set(run->err, -FS_EEXIST, "conflict %lld is already resolved",
+				 (long long)id);
+	} else {
+		snprintf(oc->ch.record_id, sizeof(oc->ch.record_id), "%s",
+			 hqsql_column_text(st, 0));
+		snprintf(oc->ch.collection, sizeof(oc->ch.collection), "%s",
+			 hqsql_column_text(st, 1));
+		snprintf(oc->ch.field, sizeof(oc->ch.field), "%s", hqsql_column_text(st, 2));
+		oc->last = (hlc_t)hqsql_column_int64(st, 6);
+		if ((hlc_t)hqsql_column_int64(st, 7) > oc->last)
+			oc->last = (hlc_t)hqsql_column_int64(st, 7);
+		if (!(oc->value_a = strdup(hqsql_column_text(st, 3))) ||
+		    !(oc->value_b = strdup(hqsql_column_text(st, 4))))
+			r = fs_error_set(run->err, -ENOMEM, "out of memory");
+	}
+	hqsql_finalize(st);
+	return r;
+}
+
+/* The value chosen, as JSON, into oc->ch.value. */
+static int resolution_value(struct run *run, struct open_conflict *oc, const char *choice,
+			    const char *text)
+{
+	const struct form *f = hqforms_find(run->ctx->forms, oc->ch.collection);
+	struct fs_error verr = { 0 };
+
+	if (!strcmp(choice, "a") || !strcmp(choice, "b")) {
+		if (!(oc->ch.value = cJSON_Parse(!strcmp(choice, "a") ? oc->value_a : oc->value_b)))
+			return fs_error_set(run->err, -FS_ECORRUPT,
+					    "conflict on %s: a stored value is not JSON",
+					    oc->ch.field);
+		return 0;
+	}
+	if (!f)
+		return fs_error_set(run->err, -FS_EVALID, "HQ has no form for %s",
+				    oc->ch.collection);
+	if (form_value_from_text(f, oc->ch.field, text, &oc->ch.value, &verr) < 0)
+		return fs_error_set(run->err, -FS_EVALID, "%s", verr.msg);
+	return 0;
+}
+
+int ingest_resolve(const struct ingest_ctx *ctx, int64_t conflict_id, const char *choice,
+		   const char *text, const char *user, struct fs_error *err)
+{
+	struct run run = { .ctx = ctx, .device = ctx->hq->id, .err = err };
+	struct open_conflict oc = { 0 };
+	struct hqsql_stmt *st = NULL;
+	char idtext[24], buf[sizeof(err->msg)];
+	const char *reason = NULL;
+	int r;
+
+	if (!choice || (strcmp(choice, "a") && strcmp(choice, "b") && strcmp(choice, "new")) ||
+	    !strcmp(choice, "new") != (text != NULL))
+		return fs_error_set(err, -FS_EUSAGE,
+				    "resolve: keep \"a\" or \"b\", or give a new value");
+	run.now_ms = ctx->wall_ms();
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)conflict_id);
+	if ((r = hqsql_begin(ctx->db, HQSQL_WRITE, err)) < 0)
+		return r;
+	if ((r = conflict_read(&run, conflict_id, &oc)) < 0 || (r = run_prepare(&run)) < 0 ||
+	    (r = future_base(&run)) < 0 || (r = resolution_value(&run, &oc, choice, text)) < 0)
+		goto out;
+	/* After every write HQ holds, so that it wins here and on every
+	 * device that has seen them; a later edit still wins over it. */
+	oc.ch.hlc = hlc_next(oc.last, run.now_ms);
+	if ((r = change_problem(&run, &oc.ch, &reason, buf, sizeof(buf))) < 0)
+		goto out;
+	if (reason) {
+		r = fs_error_set(err, -FS_EVALID, "conflict %s: %s", idtext, reason);
+		goto out;
+	}
+	if ((r = downsync_writer_new(ctx->db, ctx->forms, &run.down, err)) < 0 ||
+	    (r = merge_one(&run, &oc.ch)) < 0)
+		goto out;
+	/* The value settles every open conflict on the field. */
+	if ((r = hqsql_prepare(ctx->db,
+			       "INSERT INTO resolutions(conflict_id, settled_by, choice, hlc, "
+			       "resolved_by, resolved_at) SELECT c.id, ?1, ?2, ?3, ?4, ?5 FROM "
+			       "conflicts c WHERE c.record_id = ?6 AND c.field = ?7 AND NOT EXISTS "
+			       "(SELECT 1 FROM resolutions s WHERE s.conflict_id = c.id)",
+			       &st, err)) < 0)
+		goto out;
+	hqsql_bind_int64(st, 1, conflict_id);
+	hqsql_bind_text(st, 2, choice);
+	hqsql_bind_int64(st, 3, (int64_t)oc.ch.hlc);
+	hqsql_bind_text(st, 4, user);
+	hqsql_bind_int64(st, 5, (int64_t)run.now_ms);
+	hqsql_bind_text(st, 6, oc.ch.record_id);
+	hqsql_bind_text(st, 7, oc.ch.field);
+	if (hqsql_step(st) != HQSQL_DONE) {
+		r = hqsql_fail(ctx->db, "record the resolution", err);
+		goto out;
+	}
+	if ((r = audit_append_strings(ctx->db, run.now_ms, "resolved", NULL, err, "conflict",
+				      idtext, "record", oc.ch.record_id, "field", oc.ch.field,
+				      "choice", choice, "user", user, (const char *)NULL)) < 0)
+		goto out;
+	r = hqsql_commit(ctx->db, err);
+out:
+	if (r < 0)
+		hqsql_rollback(ctx->db);
+	hqsql_finalize(st);
+	run_finalize(&run);
+	cJSON_Delete(oc.ch.value);
+	free(oc.value_a);
+	free(oc.value_b);
 	return r;
 }
 

@@ -101,4 +101,21 @@ int ingest_device_active(struct hqsql *db, const uint8_t *prefix, size_t len,
 int ingest_review(const struct ingest_ctx *ctx, const char *device, uint64_t seq, uint32_t idx,
 		  int release, const char *user, const char *reason, struct fs_error *err) FS_WUR;
 
+/* An administrator's resolution of conflict id: keep the pair's value
+ * "a" or "b", or ("new") the value text converts to by the field's type
+ * in HQ's form (form_value_from_text, as the CLI reads a value).  The
+ * value is written as HQ's own write (device: HQ's id) at an HLC after
+ * every write HQ holds to the field, through the merge a device's change
+ * takes: it wins at HQ, and the down-sets carry it to the devices of the
+ * record's scope, where it wins over every write HQ had seen, and a
+ * later edit wins over it (the in-order merge).  It settles every open
+ * conflict on the same record and field (table resolutions).  One
+ * transaction and one audit entry "resolved" (conflict, record, field,
+ * choice, user; never a value).  -FS_ENOTFOUND: no such conflict;
+ * -FS_EEXIST: already resolved; -FS_EVALID: the value is not valid for
+ * the field (the message names the field and the rule, not the value);
+ * -FS_EUSAGE: a choice other than a, b or new, or text with a or b. */
+int ingest_resolve(const struct ingest_ctx *ctx, int64_t conflict_id, const char *choice,
+		   const char *text, const char *user, struct fs_error *err) FS_WUR;
+
 #endif

@@ -104,7 +104,10 @@ int metrics_render(struct hqsql *db, const struct hq_config *cfg, char **ret, st
 	int r;
 
 	if ((r = scalar(db, "SELECT count(*) FROM quarantine", &quarantine, err)) < 0 ||
-	    (r = scalar(db, "SELECT count(*) FROM conflicts", &conflicts, err)) < 0 ||
+	    (r = scalar(db,
+			"SELECT count(*) FROM conflicts c WHERE NOT EXISTS (SELECT 1 "
+			"FROM resolutions s WHERE s.conflict_id = c.id)",
+			&conflicts, err)) < 0 ||
 	    (r = scalar(db, "SELECT max(id) FROM events", &audit, err)) < 0 ||
 	    (r = devices_red(db, cfg, &red, err)) < 0)
 		return r;
@@ -144,7 +147,7 @@ int metrics_render(struct hqsql *db, const struct hq_config *cfg, char **ret, st
 		"# HELP fieldsync_quarantine_changes Changes kept but not merged.\n"
 		"# TYPE fieldsync_quarantine_changes gauge\n"
 		"fieldsync_quarantine_changes %lld\n"
-		"# HELP fieldsync_conflicts Fields edited concurrently, as HQ recorded them.\n"
+		"# HELP fieldsync_conflicts Conflicts no administrator has resolved yet.\n"
 		"# TYPE fieldsync_conflicts gauge\n"
 		"fieldsync_conflicts %lld\n"
 		"# HELP fieldsync_devices_red Active devices the console flags red.\n"

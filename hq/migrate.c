@@ -34,6 +34,7 @@ static const struct {
 	{ "form_versions", "collection, version" },
 	{ "users", "name" },
 	{ "login_failures", "key" },
+	{ "resolutions", "conflict_id" },
 };
 
 /* The columns of table in the SQLite database, as "a, b, c", and how many. */

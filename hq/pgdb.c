@@ -38,6 +38,19 @@
 	"ALTER TABLE devices ADD COLUMN health TEXT;"                                              \
 	"ALTER TABLE devices ADD COLUMN health_at BIGINT;"
 
+/* Version 7: conflicts resolved by an administrator (ingest_resolve),
+ * as SQLite's, append-only. */
+#define RESOLUTIONS_PG_SQL                                                                         \
+	"CREATE TABLE resolutions("                                                                \
+	"  conflict_id BIGINT PRIMARY KEY REFERENCES conflicts(id),"                               \
+	"  settled_by BIGINT NOT NULL,"                                                            \
+	"  choice TEXT COLLATE \"C\" NOT NULL CHECK (choice IN ('a', 'b', 'new')),"                \
+	"  hlc BIGINT NOT NULL,"                                                                   \
+	"  resolved_by TEXT COLLATE \"C\" NOT NULL,"                                               \
+	"  resolved_at BIGINT NOT NULL);"                                                          \
+	"CREATE TRIGGER resolutions_append_only BEFORE UPDATE OR DELETE ON resolutions FOR EACH "  \
+	"ROW EXECUTE FUNCTION fieldsync_append_only('resolutions');"
+
 static const char schema_sql[] =
 	"CREATE TABLE schema_info(version INTEGER NOT NULL);"
 	"CREATE TABLE devices("
@@ -196,7 +209,8 @@ static const char schema_sql[] =
 	"CREATE TRIGGER audit_nodes_append_only BEFORE UPDATE OR DELETE ON audit_nodes FOR EACH "
 	"ROW EXECUTE FUNCTION fieldsync_append_only('audit nodes');"
 	"CREATE TRIGGER form_versions_append_only BEFORE UPDATE OR DELETE ON form_versions FOR "
-	"EACH ROW EXECUTE FUNCTION fieldsync_append_only('published forms');" USERS_PG_SQL;
+	"EACH ROW EXECUTE FUNCTION fieldsync_append_only('published forms');" USERS_PG_SQL
+		RESOLUTIONS_PG_SQL;
 
 /* ---- connecting ---------------------------------------------------------- */
 
@@ -455,11 +469,19 @@ static int upgrade_step(PGconn *db, int from, int to, const char *sql, struct fs
 int pgdb_upgrade(PGconn *db, struct fs_error *err)
 {
 	int r, v = 0;
+	static const char *const steps[] = { USERS_PG_SQL, RESOLUTIONS_PG_SQL };
 
 	if ((r = pgdb_schema_version(db, &v, err)) < 0)
 		return r;
-	if (v == 5 && (r = upgrade_step(db, 5, 6, USERS_PG_SQL, err)) < 0)
-		return r;
+	/* steps[i] takes version 5 + i to the next; another HQ may have
+	 * taken a step already, which upgrade_step finds. */
+	for (int i = 0; i < (int)(sizeof(steps) / sizeof(steps[0])); i++) {
+		if (v != 5 + i)
+			continue;
+		if ((r = upgrade_step(db, v, v + 1, steps[i], err)) < 0)
+			return r;
+		v++;
+	}
 	return 0;
 }
 

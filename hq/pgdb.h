@@ -38,7 +38,7 @@
 int pgdb_upgrade(PGconn *db, struct fs_error *err) FS_WUR;
 
 /* The schema version a PostgreSQL HQ holds (hqdb.h's HQDB_VERSION). */
-#define PGDB_SCHEMA_VERSION 6
+#define PGDB_SCHEMA_VERSION 7
 
 struct pgdb_config {
 	const char *conninfo;	       /* [store] postgresql */

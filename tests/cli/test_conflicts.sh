@@ -1,6 +1,8 @@
 # test_conflicts.sh - `fieldsync-hq conflicts` names the teams, not only
 # device ids, and says which team's edit was kept: the later one, even
-# when it reaches HQ first.
+# when it reaches HQ first.  Then an administrator resolves the conflict
+# (`resolve`): the value chosen reaches both devices, an edit made after
+# it still wins, and the audit log says who chose what, never the value.
 set -e
 . "$(dirname "$0")/lib.sh"
 
@@ -62,4 +64,70 @@ expect_exit 0 hq review
 must_contain "$OUT" "record $id (beneficiaries), field household_size changed by Тим Тутин (device "
 must_contain "$OUT" "registered by Tim Kikinda; kept"
 must_not_contain "$OUT" "Stanković"
-echo "ok: conflicts name the teams and the edit kept"
+
+# ---- resolving it -------------------------------------------------------
+size_on() { # size_on DEVICE: household_size as that device holds it
+	dev "$1" beneficiary show "$id" --json |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["fields"]["household_size"])'
+}
+expect_exit 0 hq conflicts --json
+CID=$(printf '%s' "$OUT" | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["field"] == "household_size"][0])')
+LOSER=$(printf '%s' "$OUT" | python3 -c 'import json,sys; r=[r for r in json.load(sys.stdin) if r["field"] == "household_size"][0]; print("a" if r["winner"] == r["device_b"] else "b")')
+expect_exit 1 hq resolve "$CID"
+must_contain "$ERR" "--keep a"
+expect_exit 1 hq resolve "$CID" --keep c
+expect_exit 2 hq resolve 987654 --keep a
+must_contain "$ERR" "no conflict 987654"
+# A new value is read by the field's type, and refused when it is not one.
+expect_exit 2 hq resolve "$CID" --value "četiri"
+must_contain "$ERR" "household_size"
+must_not_contain "$ERR" "četiri"
+# Keep the edit that lost: the earlier one, Kikinda's 5.
+expect_exit 0 hq resolve "$CID" --keep "$LOSER"
+must_contain "$OUT" "resolved conflict $CID"
+expect_exit 2 hq resolve "$CID" --keep a
+must_contain "$ERR" "already resolved"
+expect_exit 0 hq export beneficiaries --format jsonl
+must_contain "$OUT" '"household_size":5'
+expect_exit 0 hq conflicts
+must_contain "$OUT" "resolved by shell:"
+expect_exit 0 hq conflicts --json
+python3 - "$OUT" "$LOSER" "$CID" <<'PY' || fail "conflicts --json after resolve: $OUT"
+import json, sys
+r = [r for r in json.loads(sys.argv[1]) if r["field"] == "household_size"][0]
+res = r["resolved"]
+assert res and res["choice"] == sys.argv[2] and res["conflict"] == int(sys.argv[3]), r
+assert res["by"].startswith("shell:"), r
+PY
+# Both devices receive the outcome, the winner's team included.
+for d in tutin kikinda; do
+	expect_exit 0 dev "$d" sync
+	[ "$(size_on "$d")" = 5 ] || fail "$d holds household_size $(size_on "$d") after the resolution"
+done
+# The value is HQ's write, not either team's.
+expect_exit 0 hq devices --json
+DEVS=$OUT
+expect_exit 0 dev tutin beneficiary show "$id" --json
+python3 - "$OUT" "$DEVS" <<'PY' || fail "the resolved value is not HQ's write: $OUT"
+import json, sys
+by = json.loads(sys.argv[1])["updated_by"]
+assert by and by not in [d["id"] for d in json.loads(sys.argv[2])], by
+PY
+# The audit entry names the conflict, the choice and who; not the value.
+expect_exit 0 hq audit list --event resolved --json
+python3 - "$OUT" "$CID" "$LOSER" <<'PY' || fail "the resolved entry: $OUT"
+import json, sys
+e = json.loads(json.loads(sys.argv[1])["detail"])
+assert e["conflict"] == sys.argv[2] and e["choice"] == sys.argv[3], e
+assert e["field"] == "household_size" and e["user"].startswith("shell:"), e
+assert set(e) == {"conflict", "record", "field", "choice", "user"}, e
+PY
+# An edit made after the resolution wins over it, as in-order merging gives.
+expect_exit 0 dev tutin beneficiary edit "$id" household_size=7
+expect_exit 0 dev tutin sync
+expect_exit 0 dev kikinda sync
+expect_exit 0 hq export beneficiaries --format jsonl
+must_contain "$OUT" '"household_size":7'
+[ "$(size_on kikinda)" = 7 ] || fail "kikinda holds household_size $(size_on kikinda) after the later edit"
+expect_exit 0 hq audit verify
+echo "ok: conflicts name the teams and the edit kept; a resolution reaches the devices"

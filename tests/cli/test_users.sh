@@ -75,26 +75,33 @@ expect_exit 0 hq audit verify
 if [ "${FS_HQ_BACKEND:-sqlite}" = sqlite ]; then
 	! grep -rqaF "$SECRET" "$T/hq" || fail "a password is in HQ's data directory"
 	! grep -rqaF "nova-lozinka" "$T/hq" || fail "a password is in HQ's data directory"
-	# A database of schema version 5 gains the tables when opened.
+	# A database of schema version 5 gains the tables of 6 and 7 when
+	# opened.
 	DB=$(ls "$T"/hq/*.db | head -n 1)
 	python3 - "$DB" << 'EOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-db.executescript("DROP TABLE users; DROP TABLE login_failures; "
+db.executescript("DROP TABLE resolutions; DROP TABLE users; DROP TABLE login_failures; "
                  "ALTER TABLE devices DROP COLUMN health; ALTER TABLE devices DROP COLUMN health_at; "
                  "PRAGMA user_version = 5;")
 db.close()
 EOF
 	expect_exit 0 hq user list
 	expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
+	[ "$(sqlite3 "$DB" "PRAGMA user_version; SELECT count(*) FROM resolutions;" | tr '\n' ' ')" = "7 0 " ] ||
+		fail "the upgrade did not reach version 7"
 else
 	# The same in PostgreSQL: version 5 is upgraded when HQ connects.
 	pg_as "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U pgadmin \
-		-d "fieldsync_$PG_DBS" -c "DROP TABLE users; DROP TABLE login_failures;
+		-d "fieldsync_$PG_DBS" -c "DROP TABLE resolutions; DROP TABLE users; DROP TABLE login_failures;
 		ALTER TABLE devices DROP COLUMN health; ALTER TABLE devices DROP COLUMN health_at;
 		UPDATE schema_info SET version = 5;" || fail "downgrade the schema"
 	expect_exit 0 hq user list
 	must_not_contain "$OUT" "ana.admin"
 	expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
+	[ "$(pg_as "$PG_BIN/psql" -X -q -A -t -h "$PG_DIR" -p "$PG_PORT" -U pgadmin \
+		-d "fieldsync_$PG_DBS" -c "SELECT version FROM schema_info" -c \
+		"SELECT count(*) FROM resolutions" | tr '\n' ' ')" = "7 0 " ] ||
+		fail "the upgrade did not reach version 7"
 fi
 echo "ok"
