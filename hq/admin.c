@@ -201,11 +201,10 @@ static const char *resolution_words(const char *choice)
 
 static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 {
-	char ha[HLC_TIME_LEN + 1], hb[HLC_TEXT_LEN + 1];
+	char ha[HLC_TIME_LEN + 1], hb[HLC_TEXT_LEN + 1], ta[HLC_TIME_LEN + 1], tb[HLC_TIME_LEN + 1];
 	cJSON *o, *va, *vb, *res;
 
 	if (!arr) {
-		char ta[HLC_TIME_LEN + 1], tb[HLC_TIME_LEN + 1];
 		int b_won = !strcmp(col_text(st, 8), col_text(st, 6));
 
 		/* Teams by name (the device id, shortened, tells two laptops
@@ -241,8 +240,11 @@ static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 		return -ENOMEM;
 	}
 	cJSON_AddItemToObject(o, "value_a", va);
+	hlc_format_time((hlc_t)hqsql_column_int64(st, 4), ta);
+	hlc_format_time((hlc_t)hqsql_column_int64(st, 7), tb);
 	if (!cJSON_AddStringToObject(o, "device_a", col_text(st, 3)) ||
-	    !cJSON_AddStringToObject(o, "hlc_a", ha)) {
+	    !cJSON_AddStringToObject(o, "hlc_a", ha) || !cJSON_AddStringToObject(o, "at_a", ta) ||
+	    !cJSON_AddStringToObject(o, "at_b", tb)) {
 		cJSON_Delete(vb);
 		return -ENOMEM;
 	}

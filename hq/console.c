@@ -21,11 +21,13 @@
 #include "crypto/secmem.h"
 #include "hq/admin.h"
 #include "hq/audit.h"
+#include "hq/chart.h"
 #include "hq/health.h"
 #include "hq/hqdb.h"
 #include "hq/hqenroll.h"
 #include "hq/ingest.h"
 #include "hq/metrics.h"
+#include "hq/programme.h"
 #include "hq/server.h"
 #include "hq/tlspin.h"
 #include "hq/users.h"
@@ -40,6 +42,9 @@
 #ifndef FS_CONSOLE_DIR
 #define FS_CONSOLE_DIR "/usr/share/fieldsync/console"
 #endif
+
+/* The programme view's charts: drawn this wide, scaled by the page. */
+#define CONSOLE_CHART_WIDTH 720
 
 /* ---- state ------------------------------------------------------------------ */
 
@@ -637,6 +642,50 @@ out:
 	return ret;
 }
 
+/* ---- the programme view ------------------------------------------------------ */
+
+static int account_sees(void *cls, const char *municipality)
+{
+	return sees(cls, municipality);
+}
+
+/* GET /api/programme/NAME.svg or NAME.csv (hq/programme.h): the chart
+ * drawn by HQ, or its numbers, the account's municipalities only. */
+static enum MHD_Result do_programme(struct console *c, struct MHD_Connection *conn, int idx,
+				    const char *file)
+{
+	const char *dot = strrchr(file, '.');
+	char name[32], disposition[96];
+	struct fs_error err = { 0 };
+	struct hqsql *db = NULL;
+	struct chart *ch = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int r, svg;
+
+	if (!dot || (size_t)(dot - file) >= sizeof(name) ||
+	    (strcmp(dot, ".svg") && strcmp(dot, ".csv")))
+		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such chart");
+	svg = !strcmp(dot, ".svg");
+	snprintf(name, sizeof(name), "%.*s", (int)(dot - file), file);
+	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+		r = programme_chart(db, c->forms, name, account_sees, &c->who[idx], hlc_wall_ms(),
+				    &ch, &err);
+	hqdb_close(db);
+	if (r < 0)
+		return action_failed(conn, r, &err);
+	r = svg ? chart_svg(ch, CONSOLE_CHART_WIDTH, &text, &len) : chart_csv(ch, &text, &len);
+	chart_free(ch);
+	if (r < 0)
+		return MHD_NO;
+	if (svg)
+		return web_send(conn, MHD_HTTP_OK, text, len, "image/svg+xml; charset=utf-8", NULL);
+	snprintf(disposition, sizeof(disposition), "attachment; filename=\"fieldsync-%s.csv\"",
+		 name);
+	return web_send_with(conn, MHD_HTTP_OK, text, len, "text/csv; charset=utf-8", NULL,
+			     MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
+}
+
 /* ---- metrics ------------------------------------------------------------------ */
 
 /* GET /metrics with "Authorization: Bearer TOKEN" (hq/metrics.h). */
@@ -688,6 +737,8 @@ static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn,
 			return do_quarantine(c, conn, idx);
 		if (!strcmp(url, "/api/conflicts"))
 			return do_conflicts(c, conn, idx);
+		if (!strncmp(url, "/api/programme/", 15))
+			return do_programme(c, conn, idx, url + 15);
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
 	}
 	return web_send_file(conn, c->dirfd, url + 1);

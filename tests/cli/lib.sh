@@ -143,6 +143,23 @@ port_of() { sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$1" | tail -
 
 hq_up() { in_file "$T/hq.log" "listening on 127.0.0.1:" || ! kill -0 "$HQPID" 2> /dev/null; }
 
+# The clock seam: with HQ_CLOCK_FILE set, start_hq runs HQ under
+# libfaketime reading its offset from that file at every call (write
+# "+25h" to it and HQ's wall clock is 25 hours ahead from then on; its
+# monotonic clock, which times sessions, is left alone).  exec keeps $!
+# the server's pid.
+hq_clock_env() {
+	local lib
+	lib=$(dpkg -L libfaketime 2> /dev/null | grep '/libfaketimeMT\.so\.1$' | head -n 1)
+	[ -n "$lib" ] || fail "libfaketimeMT not found (package libfaketime, scripts/deps.sh)"
+	[ -f "$HQ_CLOCK_FILE" ] || printf '+0\n' > "$HQ_CLOCK_FILE"
+	# The preload is not first in the list; ASan's check of that order
+	# is about interposed allocators, not clock calls.
+	exec env LD_PRELOAD="$lib" FAKETIME_TIMESTAMP_FILE="$HQ_CLOCK_FILE" FAKETIME_NO_CACHE=1 \
+		FAKETIME_DONT_FAKE_MONOTONIC=1 \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
+}
+
 start_hq() {
 	local try
 	for try in 1 2 3 4 5; do
@@ -150,7 +167,12 @@ start_hq() {
 		# know it): the kernel picks a free port, the log line names it.
 		PORT=${1:-0}
 		# Not through hq(): $! must be the server itself, not a subshell.
-		"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
+		if [ -n "${HQ_CLOCK_FILE:-}" ]; then
+			hq_clock_env "$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" \
+				2> "$T/hq.log" &
+		else
+			"$HQ_BIN" -c "$T/hq.conf" serve --listen "127.0.0.1:$PORT" 2> "$T/hq.log" &
+		fi
 		HQPID=$!
 		until_ok 30 hq_up || true
 		PORT=$(port_of "$T/hq.log")

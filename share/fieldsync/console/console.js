@@ -45,6 +45,8 @@
     $('devices-view').hidden = view !== 'devices';
     $('audit-view').hidden = view !== 'audit';
     $('quarantine-view').hidden = view !== 'quarantine';
+    $('conflicts-view').hidden = view !== 'conflicts';
+    $('programme-view').hidden = view !== 'programme';
     $('logout').hidden = view === 'login' || view === 'loading';
     $('who').hidden = $('logout').hidden;
     /* The audit log is for administrators; HQ refuses it to others too. */
@@ -53,8 +55,10 @@
     $('enrol').hidden = role !== 'admin';
     $('tab-devices').toggleAttribute('aria-current', view === 'devices');
     $('tab-audit').toggleAttribute('aria-current', view === 'audit');
-    $('tab-quarantine').toggleAttribute('aria-current', view === 'quarantine');
-    if (view === 'quarantine') $('tab-quarantine').setAttribute('aria-current', 'page');
+    ['quarantine', 'conflicts', 'programme'].forEach((v) => {
+      $('tab-' + v).toggleAttribute('aria-current', view === v);
+      if (view === v) $('tab-' + v).setAttribute('aria-current', 'page');
+    });
     if (view === 'devices') $('tab-devices').setAttribute('aria-current', 'page');
     if (view === 'audit') $('tab-audit').setAttribute('aria-current', 'page');
   }
@@ -139,9 +143,87 @@
     if (reason === null || reason === '') return;
     const r = await api('POST', '/api/quarantine/' + what,
       { device: q.device, seq: q.seq, index: q.index, reason: reason });
-    $('quarantine-summary').textContent = r.status === 200
-      ? (what === 'release' ? 'Released.' : 'Rejected.') : 'HQ said no: ' + (r.body.message || r.status);
-    if (r.status === 200) loadQuarantine();
+    if (r.status === 401) return start();
+    await loadQuarantine();
+    $('quarantine-summary').textContent = (r.status === 200
+      ? (what === 'release' ? 'Released. ' : 'Rejected. ') : 'HQ said no: ' + (r.body.message || r.status) + ' ') +
+      $('quarantine-summary').textContent;
+  }
+
+  /* A stored value as a person reads it: text as it is, the rest as JSON. */
+  function shown(v) {
+    if (v === null || v === undefined) return '(empty)';
+    return typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : JSON.stringify(v);
+  }
+
+  function side(c, s) {
+    const td = el('td', 'value', shown(c['value_' + s]));
+    td.appendChild(el('span', 'who', s + ': ' + (c['team_' + s] || 'an unknown device') + ', ' +
+      local(Date.parse(c['at_' + s]))));
+    return td;
+  }
+
+  async function loadConflicts() {
+    const r = await api('GET', '/api/conflicts');
+    if (r.status === 401) return start();
+    if (r.status !== 200) return;
+    const body = document.querySelector('#conflicts tbody');
+    body.replaceChildren();
+    let open = 0;
+    r.body.conflicts.forEach((c) => {
+      const tr = el('tr', '');
+      tr.appendChild(el('td', 'id', c.record));
+      tr.appendChild(el('td', '', c.field));
+      tr.appendChild(side(c, 'a'));
+      tr.appendChild(side(c, 'b'));
+      const kept = !c.resolved ? (c.winner === c.device_a ? 'a' : 'b') + ', the later change'
+        : c.resolved.choice === 'new' ? 'a value HQ entered' : shown(c['value_' + c.resolved.choice]) + ', decided';
+      tr.appendChild(el('td', '', kept));
+      const act = el('td', '');
+      if (c.resolved) {
+        act.appendChild(el('span', 'resolved', (c.resolved.choice === 'new' ? 'New value entered'
+          : 'Kept ' + c.resolved.choice) + ' by ' + c.resolved.by + ', ' + local(c.resolved.at_ms)));
+      } else {
+        open++;
+        if (role === 'admin') {
+          [['Keep a', { keep: 'a' }], ['Keep b', { keep: 'b' }], ['Enter another…', null]].forEach(([label, what]) => {
+            const b = el('button', 'small', label);
+            b.type = 'button';
+            b.addEventListener('click', () => resolve(c, what));
+            act.appendChild(b);
+          });
+        } else {
+          act.textContent = 'open';
+        }
+      }
+      tr.appendChild(act);
+      body.appendChild(tr);
+    });
+    $('conflicts-summary').textContent = r.body.conflicts.length + ' conflict' +
+      (r.body.conflicts.length === 1 ? '' : 's') + ', ' + open + ' open.';
+  }
+
+  async function resolve(c, what) {
+    const body = { id: c.id };
+    if (what) {
+      body.keep = what.keep;
+    } else {
+      const v = window.prompt('The right value of ' + c.field + ' (HQ checks it against the form):', '');
+      if (v === null) return;
+      body.value = v;
+    }
+    const r = await api('POST', '/api/conflicts/resolve', body);
+    if (r.status === 401) return start();
+    await loadConflicts();
+    $('conflicts-summary').textContent = (r.status === 200 ? 'Decided: the value goes to the laptops with their next sync. '
+      : 'HQ did not take it: ' + (r.body.message || r.status) + ' ') + $('conflicts-summary').textContent;
+  }
+
+  /* The charts are HQ's pictures; a fresh one each time the view opens. */
+  function loadProgramme() {
+    document.querySelectorAll('img[data-chart]').forEach((img) => {
+      img.src = '/api/programme/' + img.dataset.chart + '.svg?at=' + Date.now();
+    });
   }
 
   async function verify() {
@@ -263,6 +345,8 @@
     $('tab-devices').addEventListener('click', () => { show('devices'); loadDevices(); });
     $('tab-audit').addEventListener('click', () => { show('audit'); loadAudit(); });
     $('tab-quarantine').addEventListener('click', () => { show('quarantine'); loadQuarantine(); });
+    $('tab-conflicts').addEventListener('click', () => { show('conflicts'); loadConflicts(); });
+    $('tab-programme').addEventListener('click', () => { show('programme'); loadProgramme(); });
     $('audit-filter').addEventListener('submit', loadAudit);
     $('verify').addEventListener('click', verify);
     $('token-form').addEventListener('submit', makeToken);
