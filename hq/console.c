@@ -25,6 +25,7 @@
 #include "hq/health.h"
 #include "hq/hqdb.h"
 #include "hq/hqenroll.h"
+#include "hq/hqpool.h"
 #include "hq/ingest.h"
 #include "hq/metrics.h"
 #include "hq/programme.h"
@@ -55,6 +56,7 @@ struct console {
 	struct MHD_Daemon *mhd;
 	struct web_site site;
 	struct web_sessions sessions;
+	struct hqpool *pool; /* database connections between requests */
 	/* Who holds each session slot: set when it opens. */
 	struct users_account who[WEB_SESSION_MAX];
 	struct users_limits limits;
@@ -147,7 +149,7 @@ static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
 	}
 	/* Counted as the device API counts addresses: an IPv6 /64 is one. */
 	web_peer_key(conn, addr);
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0)
 		r = users_login(db, name->valuestring, pw->valuestring, strlen(pw->valuestring),
 				addr, &c->limits, hlc_wall_ms(), &acc, &wait_ms, &err);
 	if (r == -FS_EAUTH) {
@@ -196,7 +198,7 @@ static enum MHD_Result do_login(struct console *c, struct MHD_Connection *conn,
 out:
 	cJSON_Delete(o);
 	users_account_clear(&acc);
-	hqdb_close(db);
+	hqpool_put(c->pool, db);
 	/* The request's copy of the password: the body itself is wiped by
 	 * web_body_done. */
 	if (cJSON_IsString(pw))
@@ -249,9 +251,9 @@ static enum MHD_Result do_devices(struct console *c, struct MHD_Connection *conn
 	cJSON *all = NULL, *out = NULL, *d, *next;
 	int r;
 
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0)
 		r = admin_devices_array(db, &all, &err);
-	hqdb_close(db);
+	hqpool_put(c->pool, db);
 	if (r < 0)
 		return database_failed(conn, &err);
 	if (!(out = cJSON_CreateObject()) || !cJSON_AddItemToObject(out, "devices", all)) {
@@ -309,9 +311,9 @@ static enum MHD_Result do_audit(struct console *c, struct MHD_Connection *conn, 
 
 	if (c->who[idx].role != USERS_ADMIN)
 		return admins_only(conn);
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0)
 		r = audit_recent(db, &f, CONSOLE_AUDIT_ROWS, &entries, &err);
-	hqdb_close(db);
+	hqpool_put(c->pool, db);
 	if (r < 0)
 		return database_failed(conn, &err);
 	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, "entries", entries)) {
@@ -338,13 +340,13 @@ static enum MHD_Result do_audit_verify(struct console *c, struct MHD_Connection 
 		return admins_only(conn);
 	if (!(f = open_memstream(&text, &len)))
 		return MHD_NO;
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0) {
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0) {
 		v = audit_verify(db, c->hq->sign_pk, f, &verr);
 		r = audit_append_strings(db, hlc_wall_ms(), "console", NULL, &err, "user",
 					 c->who[idx].name, "action", "audit verify",
 					 (const char *)NULL);
 	}
-	hqdb_close(db);
+	hqpool_put(c->pool, db);
 	fclose(f);
 	if (r < 0 || (v < 0 && v != -FS_ECORRUPT)) {
 		free(text);
@@ -403,11 +405,11 @@ static enum MHD_Result do_revoke(struct console *c, struct MHD_Connection *conn,
 				     "expected {\"device\", \"reason\"}");
 		goto out;
 	}
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0 &&
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0 &&
 	    (r = admin_revoke(db, device, reason ? reason : "revoked from the console",
 			      hlc_wall_ms(), &err)) == 0)
 		r = audit_action(db, &c->who[idx], "revoke", device, &err);
-	hqdb_close(db);
+	hqpool_put(c->pool, db);
 	if (r < 0) {
 		/* admin_revoke's usage error is a device id that is not one. */
 		ret = action_failed(conn, r == -FS_EUSAGE ? -FS_ENOTFOUND : r, &err);
@@ -454,12 +456,12 @@ static enum MHD_Result do_token(struct console *c, struct MHD_Connection *conn, 
 				     "\"hours\"}");
 		goto out;
 	}
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0 &&
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0 &&
 	    (!c->cfg->tls_cert || (r = tlspin_from_cert(c->cfg->tls_cert, pin, &err)) == 0) &&
 	    (r = hqenroll_token_create(db, c->hq, team, muni, web_json_text(req, "scope"), now,
 				       now + ttl, c->cfg->tls_cert ? pin : NULL, token, &err)) == 0)
 		r = audit_action(db, &c->who[idx], "enrolment token", team, &err);
-	hqdb_close(db);
+	hqpool_put(c->pool, db);
 	if (r < 0) {
 		ret = action_failed(conn, r, &err);
 		goto out;
@@ -496,21 +498,24 @@ static void only_seen(const struct users_account *u, cJSON *arr, const char *key
 	}
 }
 
-/* GET /api/quarantine: changes kept but not merged, and why. */
-static enum MHD_Result do_quarantine(struct console *c, struct MHD_Connection *conn, int idx)
+/* A listing for the page: list()'s rows, less those of municipalities
+ * (member key of each row) the account does not see, as {member: rows}. */
+static enum MHD_Result send_listing(struct console *c, struct MHD_Connection *conn, int idx,
+				    int (*list)(struct hqsql *, cJSON **, struct fs_error *),
+				    const char *key, const char *member)
 {
 	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	cJSON *rows = NULL, *o;
 	int r;
 
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
-		r = admin_quarantine_array(db, &rows, &err);
-	hqdb_close(db);
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0)
+		r = list(db, &rows, &err);
+	hqpool_put(c->pool, db);
 	if (r < 0)
 		return database_failed(conn, &err);
-	only_seen(&c->who[idx], rows, "municipality");
-	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, "changes", rows)) {
+	only_seen(&c->who[idx], rows, key);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, member, rows)) {
 		cJSON_Delete(rows);
 		cJSON_Delete(o);
 		return MHD_NO;
@@ -542,11 +547,11 @@ static enum MHD_Result do_review(struct console *c, struct MHD_Connection *conn,
 				     "expected {\"device\", \"seq\", \"index\", \"reason\"}");
 		goto out;
 	}
-	if ((r = hqdb_connect(c->cfg, &ctx.db, &err)) == 0)
+	if ((r = hqpool_get(c->pool, &ctx.db, &err)) == 0)
 		r = ingest_review(&ctx, device, (uint64_t)seq->valuedouble,
 				  (uint32_t)index->valuedouble, release, c->who[idx].name, reason,
 				  &err);
-	hqdb_close(ctx.db);
+	hqpool_put(c->pool, ctx.db);
 	if (r < 0) {
 		ret = action_failed(conn, r, &err);
 		goto out;
@@ -568,30 +573,6 @@ out:
 }
 
 /* ---- conflicts ----------------------------------------------------------------- */
-
-/* GET /api/conflicts: every conflict on a record the account sees,
- * with both values (personal data: this page is no-store), and its
- * resolution. */
-static enum MHD_Result do_conflicts(struct console *c, struct MHD_Connection *conn, int idx)
-{
-	struct fs_error err = { 0 };
-	struct hqsql *db = NULL;
-	cJSON *rows = NULL, *o;
-	int r;
-
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
-		r = admin_conflicts_array(db, &rows, &err);
-	hqdb_close(db);
-	if (r < 0)
-		return database_failed(conn, &err);
-	only_seen(&c->who[idx], rows, "scope_key");
-	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, "conflicts", rows)) {
-		cJSON_Delete(rows);
-		cJSON_Delete(o);
-		return MHD_NO;
-	}
-	return web_send_json(conn, MHD_HTTP_OK, o, NULL);
-}
 
 /* POST /api/conflicts/resolve {"id", "keep": "a"|"b"} or {"id",
  * "value": TEXT}: an administrator settles a conflict (ingest_resolve);
@@ -619,10 +600,10 @@ static enum MHD_Result do_resolve(struct console *c, struct MHD_Connection *conn
 				     "\"value\"}");
 		goto out;
 	}
-	if ((r = hqdb_connect(c->cfg, &ctx.db, &err)) == 0)
+	if ((r = hqpool_get(c->pool, &ctx.db, &err)) == 0)
 		r = ingest_resolve(&ctx, (int64_t)id->valuedouble, keep ? keep : "new",
 				   keep ? NULL : value->valuestring, c->who[idx].name, &err);
-	hqdb_close(ctx.db);
+	hqpool_put(c->pool, ctx.db);
 	if (r < 0) {
 		ret = action_failed(conn, r, &err);
 		goto out;
@@ -668,10 +649,10 @@ static enum MHD_Result do_programme(struct console *c, struct MHD_Connection *co
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such chart");
 	svg = !strcmp(dot, ".svg");
 	snprintf(name, sizeof(name), "%.*s", (int)(dot - file), file);
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0)
 		r = programme_chart(db, c->forms, name, account_sees, &c->who[idx], hlc_wall_ms(),
 				    &ch, &err);
-	hqdb_close(db);
+	hqpool_put(c->pool, db);
 	if (r < 0)
 		return action_failed(conn, r, &err);
 	r = svg ? chart_svg(ch, CONSOLE_CHART_WIDTH, &text, &len) : chart_csv(ch, &text, &len);
@@ -705,9 +686,9 @@ static enum MHD_Result do_metrics(struct console *c, struct MHD_Connection *conn
 	    sodium_memcmp(auth + 7, c->metrics_token, c->metrics_token_len) != 0)
 		return web_send_error(conn, MHD_HTTP_UNAUTHORIZED, "no_token",
 				      "send Authorization: Bearer and the metrics token");
-	if ((r = hqdb_connect(c->cfg, &db, &err)) == 0)
+	if ((r = hqpool_get(c->pool, &db, &err)) == 0)
 		r = metrics_render(db, c->cfg, &text, &err);
-	hqdb_close(db);
+	hqpool_put(c->pool, db);
 	if (r < 0)
 		return database_failed(conn, &err);
 	return web_send(conn, MHD_HTTP_OK, text, strlen(text), "text/plain; version=0.0.4", NULL);
@@ -733,10 +714,16 @@ static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn,
 			return do_devices(c, conn, idx);
 		if (!strcmp(url, "/api/audit"))
 			return do_audit(c, conn, idx);
+		/* Changes kept but not merged, and why, by the sending
+		 * device's municipality. */
 		if (!strcmp(url, "/api/quarantine"))
-			return do_quarantine(c, conn, idx);
+			return send_listing(c, conn, idx, admin_quarantine_array, "municipality",
+					    "changes");
+		/* Conflicts with both values (personal data: no-store, as
+		 * every answer) and their resolution, by the record's. */
 		if (!strcmp(url, "/api/conflicts"))
-			return do_conflicts(c, conn, idx);
+			return send_listing(c, conn, idx, admin_conflicts_array, "scope_key",
+					    "conflicts");
 		if (!strncmp(url, "/api/programme/", 15))
 			return do_programme(c, conn, idx, url + 15);
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");
@@ -850,6 +837,9 @@ int console_start(const struct hq_config *cfg, const struct identity *hq,
 				 strerror(errno));
 		goto out;
 	}
+	/* One thread serves the console: one connection is enough to keep. */
+	if ((r = hqpool_new(cfg, 1, &c->pool, err)) < 0)
+		goto out;
 	if (web_sessions_init(&c->sessions, CONSOLE_COOKIE, https,
 			      (uint64_t)cfg->console.idle_minutes * 60000ull) < 0) {
 		r = fs_error_set(err, -ENOMEM, "console: out of secure memory");
@@ -901,6 +891,7 @@ struct console *console_stop(struct console *c)
 		return NULL;
 	if (c->mhd)
 		MHD_stop_daemon(c->mhd);
+	hqpool_free(c->pool);
 	web_sessions_free(&c->sessions);
 	for (size_t i = 0; i < WEB_SESSION_MAX; i++)
 		users_account_clear(&c->who[i]);

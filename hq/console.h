@@ -30,8 +30,8 @@
  *   GET  /metrics        Prometheus, with [console] metrics_token_file
  *
  * One thread serves the console (libmicrohttpd's internal polling
- * thread), so its session table needs no lock; each request opens its
- * own database connection.  A console that cannot start (the port is
+ * thread), so its session table needs no lock; requests take their
+ * database connection from a pool of one (hq/hqpool.h).  A console that cannot start (the port is
  * taken, no pages) is logged and HQ serves the devices without it.
  */
 #ifndef FS_CONSOLE_H

@@ -176,13 +176,14 @@ def run(d):
     d.find_element(By.ID, "logout").click()
     wait(d, "logging out did not return to the login", lambda: visible(d, "login"))
 
-    # ---- wrong passwords, then a pause the right one does not lift -----
-    for _ in range(3):
+    # ---- five wrong passwords (the default [console] login_tries), then a
+    # pause that the right one does not lift -----------------------------
+    for _ in range(5):
         login(d, "ana.admin", "pogrešna-lozinka")
         wait(d, "no message for a wrong password",
              lambda: "Wrong account name or password" in text(d, "login-error"))
         d.execute_script("document.getElementById('login-error').textContent = ''")
-    login(d, "ana.admin", "pogrešna-lozinka")
+    login(d, "ana.admin", ADMIN_PW)
     wait(d, "no pause after failed logins",
          lambda: "Too many failed logins" in text(d, "login-error"))
     shot(d, "login-paused")

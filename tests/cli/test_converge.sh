@@ -1,9 +1,11 @@
 # test_converge.sh - convergence of two-way sync (issue 12): three devices
 # in two scopes edit offline, move households between the scopes and
-# sync, in a random order; afterwards each device holds exactly HQ's
-# view of its scope: the same households, visits and field values, and
-# the same conflicts.  FS_CONVERGE_SEED repeats a run; FS_CONVERGE_ROUNDS
-# sets its length.
+# sync, in a random order, while an administrator resolves conflicts
+# (keeping a, b or a new value) and releases or rejects quarantined
+# changes (issue 16); afterwards each device holds exactly HQ's view of
+# its scope: the same households, visits and field values, and the same
+# conflicts.  FS_CONVERGE_SEED repeats a run; FS_CONVERGE_ROUNDS sets its
+# length.
 set -e
 . "$(dirname "$0")/lib.sh"
 
@@ -54,7 +56,8 @@ import random, sys
 rnd = random.Random(int(sys.argv[1]))
 for _ in range(int(sys.argv[2])):
     d = rnd.choice(["sj", "tu", "ju"])
-    op = rnd.choice(["size", "size", "status", "visit", "sync", "sync", "move"])
+    op = rnd.choice(["size", "size", "status", "visit", "sync", "sync", "move", "resolve",
+                     "review"])
     print(d, op, rnd.randint(0, 10**6), rnd.randint(1, 9))
 PY
 while read -r d op pick n; do
@@ -75,8 +78,55 @@ while read -r d op pick n; do
 				municipality="$( [ $((n % 2)) -eq 0 ] && echo Sjenica || echo Тутин)"
 		fi ;;
 	sync) expect_exit 0 dev "$d" sync ;;
+	resolve)
+		# An administrator settles an open conflict: keep a, keep b, or
+		# enter a value of the field's type.
+		hq conflicts --json > "$T/open.json"
+		read -r cid how < <(python3 - "$T/open.json" "$pick" "$n" <<'PY'
+import json, sys
+c = [c for c in json.load(open(sys.argv[1], encoding="utf-8")) if c["resolved"] is None]
+pick, n = int(sys.argv[2]), int(sys.argv[3])
+if c:
+    c = c[pick % len(c)]
+    new = {"household_size": str(n), "status": "idp" if n % 2 else "refugee",
+           "municipality": "Sjenica" if n % 2 else "Tutin"}.get(c["field"])
+    print(c["id"], "--value=" + new if n % 3 == 2 and new else "--keep=" + "ab"[n % 2])
+PY
+		) || true # nothing open: nothing read
+		[ -z "${cid:-}" ] || expect_exit 0 hq resolve "$cid" "$how" ;;
+	review)
+		# ... or releases or rejects a change HQ kept in quarantine.
+		hq quarantine --json > "$T/q.json"
+		read -r qd qs qi < <(python3 - "$T/q.json" "$pick" <<'PY'
+import json, sys
+q = json.load(open(sys.argv[1], encoding="utf-8"))
+if q:
+    q = q[int(sys.argv[2]) % len(q)]
+    print(q["device"], q["seq"], q["index"])
+PY
+		) || true # nothing in quarantine
+		if [ -n "${qd:-}" ]; then
+			verb=$( [ $((n % 2)) -eq 0 ] && echo release || echo reject)
+			expect_exit 0 hq "$verb" "$qd" "$qs" "$qi" --reason "convergence test"
+		fi ;;
 	esac
+	cid='' qd=''
 done < "$T/plan"
+# Every run ends with each review action at least once when there is
+# something to act on: the walk may not have drawn them.
+for d in sj tu ju; do expect_exit 0 dev "$d" sync; done
+hq conflicts --json > "$T/open.json"
+cid=$(python3 -c '
+import json, sys
+c = [c for c in json.load(open(sys.argv[1], encoding="utf-8")) if c["resolved"] is None]
+print(c[-1]["id"] if c else "")' "$T/open.json")
+[ -z "$cid" ] || expect_exit 0 hq resolve "$cid" --keep a
+hq quarantine --json > "$T/q.json"
+read -r qd qs qi < <(python3 -c '
+import json, sys
+q = json.load(open(sys.argv[1], encoding="utf-8"))
+print(*(q[0]["device"], q[0]["seq"], q[0]["index"]) if q else "")' "$T/q.json") || true
+[ -z "${qd:-}" ] || expect_exit 0 hq release "$qd" "$qs" "$qi" --reason "convergence test"
 
 # Everyone sends, then everyone receives.
 for d in sj tu ju; do expect_exit 0 dev "$d" sync; done
@@ -129,4 +179,6 @@ for d, sc in scopes.items():
 if bad:
     sys.exit("\n".join(bad))
 PY
+expect_exit 0 hq audit list --json
+echo "resolved $(printf '%s\n' "$OUT" | grep -c '"event":"resolved"'), released $(printf '%s\n' "$OUT" | grep -c '"event":"released"'), rejected $(printf '%s\n' "$OUT" | grep -c '"event":"rejected"')" >&2
 echo "ok: three devices in two scopes converge to HQ's view (seed $SEED)"

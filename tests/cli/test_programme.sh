@@ -9,14 +9,7 @@ set -e
 at_exit 'stop_hq'
 
 hq_conf
-expect_exit 0 hq init
-start_hq
-wait_for 30 "the console did not start" in_file "$T/hq.log" "console on http://127.0.0.1:"
-URL=$(sed -n 's|.*console on \(http://127\.0\.0\.1:[0-9]*/\).*|\1|p' "$T/hq.log" | tail -n 1)
-printf 'konj-baterija-spajalica\n' > "$T/pw"
-chmod 600 "$T/pw"
-expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
-expect_exit 0 hq user add tutin.viewer --role viewer --municipality Tutin --password-file "$T/pw"
+console_up
 
 # A municipality whose name needs escaping in SVG and quoting in CSV.
 ODD='Kula & "Vrbas" <Stari>'

@@ -16,27 +16,11 @@ hq_conf
 printf 'metrics-token-%s\n' "$$" > "$T/metrics-token"
 chmod 600 "$T/metrics-token"
 printf '[console]\nmetrics_token_file = %s\n' "$T/metrics-token" >> "$T/hq.conf"
-expect_exit 0 hq init
-start_hq
-wait_for 30 "the console did not start" in_file "$T/hq.log" "console on http://127.0.0.1:"
-URL=$(sed -n 's|.*console on \(http://127\.0\.0\.1:[0-9]*/\).*|\1|p' "$T/hq.log" | tail -n 1)
-printf 'konj-baterija-spajalica\n' > "$T/pw"
-chmod 600 "$T/pw"
-expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
-expect_exit 0 hq user add tutin.viewer --role viewer --municipality Tutin --password-file "$T/pw"
+console_up
 
 # A laptop whose own forms allow a status HQ's do not: HQ keeps its
 # households' status changes in quarantine.
-mkdir "$T/ownforms"
-cp "$FORMS"/*.json "$T/ownforms/"
-python3 - "$T/ownforms/beneficiaries.json" << 'PY'
-import json, sys
-f = json.load(open(sys.argv[1], encoding="utf-8"))
-for field in f["fields"]:
-    if field["name"] == "status":
-        field["values"].append("returnee")
-json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
-PY
+forms_with_returnee "$T/ownforms"
 novi() { "$FIELDSYNC" --data-dir "$T/novi" --forms-dir "$T/ownforms" --passphrase-file "$PASS" "$@"; }
 expect_exit 0 novi init --kdf interactive
 TOKEN=$(hq enroll-token --team "Tim Novi" --municipality Tutin | tail -n 1)

@@ -25,3 +25,34 @@ expect_code() { [ "$CODE" = "$1" ] || fail "$2: HTTP $CODE, expected $1: $BODY";
 cookie_of() { header Set-Cookie | sed "s/^Set-Cookie: \($1=[^;]*\);.*/\1/"; }
 # json_field NAME: a string member of $BODY.
 json_field() { printf '%s' "$BODY" | sed "s/.*\"$1\":\"\([^\"]*\)\".*/\1/"; }
+
+# console_up: HQ started (its config written by the caller), its console
+# URL in $URL, and two accounts with the password in $T/pw: ana.admin,
+# and tutin.viewer for Tutin.
+console_up() {
+	expect_exit 0 hq init
+	start_hq
+	wait_for 30 "the console did not start" in_file "$T/hq.log" "console on http://127.0.0.1:"
+	URL=$(sed -n 's|.*console on \(http://127\.0\.0\.1:[0-9]*/\).*|\1|p' "$T/hq.log" | tail -n 1)
+	printf 'konj-baterija-spajalica\n' > "$T/pw"
+	chmod 600 "$T/pw"
+	expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
+	expect_exit 0 hq user add tutin.viewer --role viewer --municipality Tutin \
+		--password-file "$T/pw"
+}
+
+# forms_with_returnee DIR: the shipped forms in DIR, with a household
+# status HQ's do not have: a laptop using them gets its status changes
+# quarantined at HQ.
+forms_with_returnee() {
+	mkdir -p "$1"
+	cp "$FORMS"/*.json "$1/"
+	python3 - "$1/beneficiaries.json" << 'PY'
+import json, sys
+f = json.load(open(sys.argv[1], encoding="utf-8"))
+for field in f["fields"]:
+    if field["name"] == "status":
+        field["values"].append("returnee")
+json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+PY
+}
