@@ -24,23 +24,8 @@ static int app_collection(const char *name)
 /* An error from the store or the form, as the browser is told it. */
 static enum MHD_Result send_failure(struct MHD_Connection *conn, int r, const struct fs_error *err)
 {
-	switch (r) {
-	case -FS_EUSAGE:
-		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", err->msg);
-	case -FS_ENOTFOUND:
-		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", err->msg);
-	case -FS_EVALID:
-		return web_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", err->msg);
-	case -FS_ELIMIT:
-		return web_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", err->msg);
-	case -ENOSPC:
-		return web_send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "disk_full", err->msg);
-	default:
-		break;
-	}
-	log_msg(LOG_ERR, "field app: %s", err->msg);
-	return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "store",
-			      "the agent could not use its store; see its log");
+	return web_send_failure(conn, r, err, "field app", "store",
+				"the agent could not use its store; see its log");
 }
 
 enum MHD_Result appforms_forms(struct agent *a, struct MHD_Connection *conn)

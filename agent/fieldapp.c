@@ -224,15 +224,10 @@ static enum MHD_Result store_answer(struct MHD_Connection *conn, int r, cJSON *r
 {
 	if (r == 0)
 		return web_send_json(conn, MHD_HTTP_OK, ret, NULL);
-	if (r == -FS_EUSAGE)
-		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", err->msg);
-	if (r == -FS_ENOTFOUND)
-		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such household");
 	if (r == -ENOMEM)
 		return out_of_memory(conn);
-	log_msg(LOG_ERR, "field app: %s", err->msg);
-	return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "store",
-			      "the agent could not read its store; see its log");
+	return web_send_failure(conn, r, err, "field app", "store",
+				"the agent could not read its store; see its log");
 }
 
 /* POST /api/caseload {"q", "municipality", "status", "visited_from",

@@ -76,27 +76,16 @@ static enum MHD_Result no_session(struct MHD_Connection *conn)
 
 static enum MHD_Result database_failed(struct MHD_Connection *conn, const struct fs_error *err)
 {
-	log_msg(LOG_ERR, "console: %s", err->msg);
-	return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "database",
-			      "HQ could not read its database; see its log");
+	return web_send_failure(conn, -FS_ESTORE, err, "console", "database",
+				"HQ could not read its database; see its log");
 }
 
-/* An action that failed: the caller's mistake with its reason (which
- * names no value), or HQ's own failure, logged. */
+/* An action that failed: the caller's mistake with its reason, or HQ's
+ * own failure, logged (web_send_failure). */
 static enum MHD_Result action_failed(struct MHD_Connection *conn, int r, const struct fs_error *err)
 {
-	switch (-r) {
-	case FS_EUSAGE:
-		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", err->msg);
-	case FS_ENOTFOUND:
-		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", err->msg);
-	case FS_EEXIST:
-		return web_send_error(conn, MHD_HTTP_CONFLICT, "done_already", err->msg);
-	case FS_EVALID:
-		return web_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", err->msg);
-	default:
-		return database_failed(conn, err);
-	}
+	return web_send_failure(conn, r, err, "console", "database",
+				"HQ could not read its database; see its log");
 }
 
 /* ---- sessions and logins ----------------------------------------------------- */
@@ -244,8 +233,7 @@ static int sees(const struct users_account *u, const char *m)
 static enum MHD_Result do_devices(struct console *c, struct MHD_Connection *conn, int idx)
 {
 	const struct users_account *u = &c->who[idx];
-	uint64_t unseen_ms = (uint64_t)c->cfg->console.red_unseen_hours * 3600000ull,
-		 now = hlc_wall_ms();
+	uint64_t now = hlc_wall_ms();
 	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
 	cJSON *all = NULL, *out = NULL, *d, *next;
@@ -271,8 +259,8 @@ static enum MHD_Result do_devices(struct console *c, struct MHD_Connection *conn
 			cJSON_Delete(cJSON_DetachItemViaPointer(all, d));
 			continue;
 		}
-		red = health_red(d, now, unseen_ms,
-				 (uint64_t)c->cfg->console.red_backlog_hours * 3600ull, &why);
+		red = health_red(d, now, c->cfg->console.red_unseen_hours,
+				 c->cfg->console.red_backlog_hours, &why);
 		if (!cJSON_AddBoolToObject(d, "red", red) ||
 		    !cJSON_AddStringToObject(d, "why", why)) {
 			cJSON_Delete(out);

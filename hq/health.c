@@ -108,7 +108,7 @@ int health_add_facts(cJSON *device, const char *report, int64_t reported_ms, uin
 	return r;
 }
 
-int health_red(const cJSON *device, uint64_t now_ms, uint64_t unseen_ms, uint64_t backlog_s,
+int health_red(const cJSON *device, uint64_t now_ms, unsigned unseen_hours, unsigned backlog_hours,
 	       const char **ret_why)
 {
 	const cJSON *seen = cJSON_GetObjectItemCaseSensitive(device, "last_seen_ms");
@@ -119,9 +119,9 @@ int health_red(const cJSON *device, uint64_t now_ms, uint64_t unseen_ms, uint64_
 	*ret_why = "";
 	if (!at)
 		*ret_why = "never seen";
-	else if (now_ms > at && now_ms - at > unseen_ms)
+	else if (now_ms > at && now_ms - at > (uint64_t)unseen_hours * 3600000u)
 		*ret_why = "not seen for too long";
-	else if (cJSON_IsNumber(age) && age->valuedouble > (double)backlog_s)
+	else if (cJSON_IsNumber(age) && age->valuedouble > (double)backlog_hours * 3600)
 		*ret_why = "changes waiting to be sent for too long";
 	return (*ret_why)[0] != '\0';
 }

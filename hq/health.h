@@ -36,9 +36,10 @@ int health_add_facts(cJSON *device, const char *report, int64_t reported_ms, uin
 
 /* Whether device (an object of `devices --json`, with the facts above
  * and last_seen_ms) is red at now_ms, and why: never seen, not seen for
- * longer than unseen_ms, or a change unsent for longer than backlog_s.
+ * longer than unseen_hours, or a change unsent for longer than
+ * backlog_hours ([console] red_unseen_hours and red_backlog_hours).
  * *ret_why is "" when it is not. */
-int health_red(const cJSON *device, uint64_t now_ms, uint64_t unseen_ms, uint64_t backlog_s,
+int health_red(const cJSON *device, uint64_t now_ms, unsigned unseen_hours, unsigned backlog_hours,
 	       const char **ret_why);
 
 #endif

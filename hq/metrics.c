@@ -87,8 +87,8 @@ static int devices_red(struct hqsql *db, const struct hq_config *cfg, int64_t *r
 		/* A revoked laptop is not a health problem to chase. */
 		if (cJSON_IsString(state) && !strcmp(state->valuestring, "revoked"))
 			continue;
-		*ret += health_red(d, now, (uint64_t)cfg->console.red_unseen_hours * 3600000ull,
-				   (uint64_t)cfg->console.red_backlog_hours * 3600ull, &why);
+		*ret += health_red(d, now, cfg->console.red_unseen_hours,
+				   cfg->console.red_backlog_hours, &why);
 	}
 	cJSON_Delete(all);
 	return 0;

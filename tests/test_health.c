@@ -18,7 +18,7 @@ static const char *why_of(const char *json)
 
 	if (!d)
 		TEST_FAIL("test JSON does not parse: %s", json);
-	red = health_red(d, NOW, 72 * HOUR_MS, 24 * 3600, &w);
+	red = health_red(d, NOW, 72, 24, &w);
 	snprintf(why, sizeof(why), "%s", w);
 	if (red != (why[0] != '\0'))
 		TEST_FAIL("red and why disagree for %s", json);

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sync/log.h"
+
 #define FILE_MAX (4u << 20) /* the largest page file served */
 
 static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -163,6 +165,28 @@ enum MHD_Result web_send_error(struct MHD_Connection *conn, unsigned status, con
 		return MHD_NO;
 	}
 	return web_send_json(conn, status, o, NULL);
+}
+
+enum MHD_Result web_send_failure(struct MHD_Connection *conn, int r, const struct fs_error *err,
+				 const char *who, const char *code, const char *message)
+{
+	switch (-r) {
+	case FS_EUSAGE:
+		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request", err->msg);
+	case FS_ENOTFOUND:
+		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", err->msg);
+	case FS_EEXIST:
+		return web_send_error(conn, MHD_HTTP_CONFLICT, "done_already", err->msg);
+	case FS_EVALID:
+		return web_send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", err->msg);
+	case FS_ELIMIT:
+		return web_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", err->msg);
+	case ENOSPC:
+		return web_send_error(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "disk_full", err->msg);
+	default:
+		log_msg(LOG_ERR, "%s: %s", who, err->msg);
+		return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, code, message);
+	}
 }
 
 const char *web_json_text(const cJSON *o, const char *name)

@@ -27,6 +27,8 @@
 #include <sys/socket.h>
 
 #include <cjson/cJSON.h>
+
+#include "crypto/fserr.h"
 #include <microhttpd.h>
 
 /* Who the browser must believe it talks to. */
@@ -68,6 +70,16 @@ enum MHD_Result web_send_json_with(struct MHD_Connection *conn, unsigned status,
  * words by, message in English for a log or a developer. */
 enum MHD_Result web_send_error(struct MHD_Connection *conn, unsigned status, const char *code,
 			       const char *message);
+
+/* The answer to a request that failed with r (a negative fs_code or
+ * errno) and err: the caller's mistake as 400 bad_request (FS_EUSAGE),
+ * 404 not_found, 409 done_already (FS_EEXIST), 422 invalid (FS_EVALID),
+ * 413 too_large (FS_ELIMIT) or 507 disk_full (ENOSPC), with err's
+ * message, which names no value; anything else is the server's own
+ * failure, logged as "who: message" and answered 500 with code and
+ * message (a pointer to the log, not the cause). */
+enum MHD_Result web_send_failure(struct MHD_Connection *conn, int r, const struct fs_error *err,
+				 const char *who, const char *code, const char *message);
 
 /* A string member of a request object, or NULL (absent, null, not a
  * string or empty). */
