@@ -410,8 +410,7 @@ int hqdb_connect(const struct hq_config *cfg, struct hqsql **ret, struct fs_erro
 	hqdb_pg_config(cfg, cfg->postgresql, &pc);
 	if ((r = pgdb_connect(&pc, &pg, err)) < 0)
 		return r;
-	if ((r = pgdb_upgrade(pg, err)) == 0 && (r = pgdb_schema_version(pg, &v, err)) == 0 &&
-	    v != PGDB_SCHEMA_VERSION) {
+	if ((r = pgdb_upgrade(pg, &v, err)) == 0 && v != PGDB_SCHEMA_VERSION) {
 		pgdb_describe(pg, where, sizeof(where));
 		r = v ? fs_error_set(err, -FS_EFORMAT,
 				     "PostgreSQL %s: schema version %d, expected "

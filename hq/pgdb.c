@@ -466,7 +466,7 @@ static int upgrade_step(PGconn *db, int from, int to, const char *sql, struct fs
 	return r;
 }
 
-int pgdb_upgrade(PGconn *db, struct fs_error *err)
+int pgdb_upgrade(PGconn *db, int *ret_version, struct fs_error *err)
 {
 	int r, v = 0;
 	static const char *const steps[] = { USERS_PG_SQL, RESOLUTIONS_PG_SQL };
@@ -482,6 +482,7 @@ int pgdb_upgrade(PGconn *db, struct fs_error *err)
 			return r;
 		v++;
 	}
+	*ret_version = v;
 	return 0;
 }
 

@@ -34,8 +34,9 @@
 #define PGDB_APPLICATION "fieldsync-hq"
 #define PGDB_DEFAULT_STATEMENT_TIMEOUT_MS 30000
 /* Bring an older schema (from version 5) up to PGDB_SCHEMA_VERSION; a
- * newer or missing one is left for the caller to refuse. */
-int pgdb_upgrade(PGconn *db, struct fs_error *err) FS_WUR;
+ * newer or missing one (0) is left for the caller to refuse.  The
+ * version it leaves in *ret_version. */
+int pgdb_upgrade(PGconn *db, int *ret_version, struct fs_error *err) FS_WUR;
 
 /* The schema version a PostgreSQL HQ holds (hqdb.h's HQDB_VERSION). */
 #define PGDB_SCHEMA_VERSION 7
