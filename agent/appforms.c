@@ -161,10 +161,12 @@ static int draft_finalise(struct agent *a, const cJSON *req, cJSON **ret, struct
 	char collection[FORM_MAX_NAME + 1], rid[UUID_TEXT_LEN + 1];
 	const char *id = web_json_text(req, "id");
 	struct form *f = NULL;
-	cJSON *fields = NULL, *o = NULL;
+	cJSON *o = NULL;
 	int r;
 
-	if ((r = drafts_load(a->store, id, collection, sizeof(collection), &fields, err)) < 0 ||
+	/* Which form: drafts_finalise reads the answers itself, in its
+	 * transaction. */
+	if ((r = drafts_load(a->store, id, collection, sizeof(collection), NULL, err)) < 0 ||
 	    (r = load_form(a, collection, &f, err)) < 0 ||
 	    (r = drafts_finalise(a->store, f, id, rid, err)) < 0)
 		goto out;
@@ -177,7 +179,6 @@ static int draft_finalise(struct agent *a, const cJSON *req, cJSON **ret, struct
 	o = NULL;
 out:
 	cJSON_Delete(o);
-	cJSON_Delete(fields);
 	form_free(f);
 	return r;
 }

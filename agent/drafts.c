@@ -159,8 +159,9 @@ int drafts_load(struct store *s, const char *id, char *collection, size_t cap, c
 	if (rc == SQLITE_ROW) {
 		const char *c = (const char *)sqlite3_column_text(st, 0);
 
-		fields = cJSON_Parse((const char *)sqlite3_column_text(st, 1));
-		if (!cJSON_IsObject(fields))
+		if (ret_fields)
+			fields = cJSON_Parse((const char *)sqlite3_column_text(st, 1));
+		if (ret_fields && !cJSON_IsObject(fields))
 			r = fs_error_set(err, -FS_ECORRUPT, "draft %s: stored fields are not JSON",
 					 did);
 		else if (!c || strlen(c) >= cap)
@@ -177,7 +178,8 @@ int drafts_load(struct store *s, const char *id, char *collection, size_t cap, c
 		cJSON_Delete(fields);
 		return r;
 	}
-	*ret_fields = fields;
+	if (ret_fields)
+		*ret_fields = fields;
 	return 0;
 }
 

@@ -39,7 +39,8 @@ int drafts_save(struct store *s, const struct form *f, const char *id, const cJS
 		char ret_id[UUID_TEXT_LEN + 1], cJSON **ret_saved, struct fs_error *err) FS_WUR;
 
 /* A draft's collection (into collection, of cap bytes) and fields (the
- * caller's, cJSON_Delete). */
+ * caller's, cJSON_Delete; with ret_fields NULL, the collection only,
+ * and the fields are not parsed). */
 int drafts_load(struct store *s, const char *id, char *collection, size_t cap, cJSON **ret_fields,
 		struct fs_error *err) FS_WUR;
 
