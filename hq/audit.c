@@ -654,21 +654,36 @@ static int print_object(FILE *out, cJSON *o, struct fs_error *err)
 	return 0;
 }
 
+/* The entries f selects (NULL: all), oldest first; or with limit, the
+ * newest limit of them, newest first: prepared and bound in *st. */
+#define ENTRIES_SQL                                                                                \
+	"SELECT id, at, type, device, detail FROM events "                                         \
+	"WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR type = ?2) AND at >= ?3 "
+static int select_entries(struct hqsql *db, const struct audit_filter *f, unsigned limit,
+			  struct hqsql_stmt **st, struct fs_error *err)
+{
+	int r = hqsql_prepare(
+		db, limit ? ENTRIES_SQL "ORDER BY id DESC LIMIT ?4" : ENTRIES_SQL "ORDER BY id", st,
+		err);
+
+	if (r < 0)
+		return r;
+	hqsql_bind_text(*st, 1, f ? f->device : NULL);
+	hqsql_bind_text(*st, 2, f ? f->event : NULL);
+	hqsql_bind_int64(*st, 3, f ? (int64_t)f->since_ms : 0);
+	if (limit)
+		hqsql_bind_int64(*st, 4, (int64_t)limit);
+	return 0;
+}
+
 int audit_list(struct hqsql *db, const struct audit_filter *f, int json, FILE *out,
 	       struct fs_error *err)
 {
 	struct hqsql_stmt *st = NULL;
 	int rc, r;
 
-	if ((r = hqsql_prepare(db,
-			       "SELECT id, at, type, device, detail FROM events "
-			       "WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR type = ?2) "
-			       "AND at >= ?3 ORDER BY id",
-			       &st, err)) < 0)
+	if ((r = select_entries(db, f, 0, &st, err)) < 0)
 		return r;
-	hqsql_bind_text(st, 1, f ? f->device : NULL);
-	hqsql_bind_text(st, 2, f ? f->event : NULL);
-	hqsql_bind_int64(st, 3, f ? (int64_t)f->since_ms : 0);
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		char at[HLC_TIME_LEN + 1];
 
@@ -698,16 +713,8 @@ int audit_recent(struct hqsql *db, const struct audit_filter *f, unsigned limit,
 
 	if (!arr)
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if ((r = hqsql_prepare(db,
-			       "SELECT id, at, type, device, detail FROM events "
-			       "WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR type = ?2) "
-			       "AND at >= ?3 ORDER BY id DESC LIMIT ?4",
-			       &st, err)) < 0)
+	if ((r = select_entries(db, f, limit ? limit : 1, &st, err)) < 0)
 		goto out;
-	hqsql_bind_text(st, 1, f ? f->device : NULL);
-	hqsql_bind_text(st, 2, f ? f->event : NULL);
-	hqsql_bind_int64(st, 3, f ? (int64_t)f->since_ms : 0);
-	hqsql_bind_int64(st, 4, (int64_t)limit);
 	while ((rc = hqsql_step(st)) == HQSQL_ROW) {
 		cJSON *o = entry_json(st, 0);
 
