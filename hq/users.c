@@ -359,6 +359,17 @@ static int forget_failures(struct hqsql *db, const char *key, struct fs_error *e
 	return r;
 }
 
+/* The keys an attempt counts under: the account's and the address's. */
+struct login_keys {
+	char user[USERS_MAX_NAME + 8], addr[128];
+};
+
+static void login_keys(const char *name, const char *addr, struct login_keys *k)
+{
+	snprintf(k->user, sizeof(k->user), "user:%s", name);
+	snprintf(k->addr, sizeof(k->addr), "addr:%s", addr);
+}
+
 /* The audit entry and counters of one attempt, in one transaction: a
  * failure counts against the account and the address, a login clears
  * the account's count. */
@@ -366,19 +377,18 @@ static int login_outcome(struct hqsql *db, const char *event, const char *name, 
 			 const struct users_limits *lim, int failed, uint64_t now_ms,
 			 struct fs_error *err)
 {
-	char ukey[USERS_MAX_NAME + 8], akey[128];
+	struct login_keys k;
 	int r;
 
-	snprintf(ukey, sizeof(ukey), "user:%s", name);
-	snprintf(akey, sizeof(akey), "addr:%s", addr);
+	login_keys(name, addr, &k);
 	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
 		return r;
 	if (failed)
-		r = count_failure(db, ukey, lim->tries, lim->pause_ms, now_ms, err);
+		r = count_failure(db, k.user, lim->tries, lim->pause_ms, now_ms, err);
 	if (r == 0 && failed)
-		r = count_failure(db, akey, lim->addr_tries, lim->pause_ms, now_ms, err);
+		r = count_failure(db, k.addr, lim->addr_tries, lim->pause_ms, now_ms, err);
 	if (r == 0 && !failed && !strcmp(event, "login"))
-		r = forget_failures(db, ukey, err);
+		r = forget_failures(db, k.user, err);
 	if (r == 0)
 		r = audit_append_strings(db, now_ms, event, NULL, err, "user", name, "address",
 					 addr, (const char *)NULL);
@@ -393,18 +403,18 @@ int users_login(struct hqsql *db, const char *name, const char *password, size_t
 		const char *addr, const struct users_limits *lim, uint64_t now_ms,
 		struct users_account *ret, uint64_t *ret_retry_ms, struct fs_error *err)
 {
-	char hash[crypto_pwhash_STRBYTES], ukey[USERS_MAX_NAME + 8], akey[128];
+	char hash[crypto_pwhash_STRBYTES];
 	struct users_account acc = { 0 };
+	struct login_keys k;
 	uint64_t until_user = 0, until_addr = 0;
 	int r, found = 0, good;
 
 	*ret_retry_ms = 0;
 	if (name_check(name, NULL) < 0)
 		name = "(invalid)";
-	snprintf(ukey, sizeof(ukey), "user:%s", name);
-	snprintf(akey, sizeof(akey), "addr:%s", addr);
-	if ((r = paused_until(db, ukey, now_ms, &until_user, err)) < 0 ||
-	    (r = paused_until(db, akey, now_ms, &until_addr, err)) < 0)
+	login_keys(name, addr, &k);
+	if ((r = paused_until(db, k.user, now_ms, &until_user, err)) < 0 ||
+	    (r = paused_until(db, k.addr, now_ms, &until_addr, err)) < 0)
 		return r;
 	if (until_user || until_addr) {
 		uint64_t until = until_user > until_addr ? until_user : until_addr;
