@@ -22,6 +22,7 @@ run() {
 run "$BUILD/bench/bench_store"
 run "$BUILD/bench/bench_caseload"
 run "$BUILD/bench/bench_form"
+run "$BUILD/bench/bench_programme"
 run "$BUILD/bench/bench_ingest"
 run "$BUILD/bench/bench_audit"
 run "$BUILD/bench/bench_load" --hq-bin "$BUILD/fieldsync-hq"
