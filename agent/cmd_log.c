@@ -75,12 +75,17 @@ static int print_conflict(const cJSON *o, void *arg)
 	vb = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "value_b"));
 	if (va && vb)
 		fprintf(cc->out,
-			"record %s, field %s\n  device %.8s%s set %s\n  device %.8s%s set "
-			"%s\n  kept: %s, the later edit\n",
+			"record %s, field %s\n  device %.8s%s set %s\n  device %.8s%s set %s\n",
 			cJSON_GetObjectItem(o, "record")->valuestring,
 			cJSON_GetObjectItem(o, "field")->valuestring, da,
 			strcmp(da, cc->self) ? "" : " (this device)", va, db,
-			strcmp(db, cc->self) ? "" : " (this device)", vb, vb);
+			strcmp(db, cc->self) ? "" : " (this device)", vb);
+	if (va && vb && cJSON_IsTrue(cJSON_GetObjectItem(o, "superseded")))
+		fputs("  settled since: a later write holds the field (HQ's decision or a "
+		      "later edit; see the record)\n",
+		      cc->out);
+	else if (va && vb)
+		fprintf(cc->out, "  kept: %s, the later edit\n", vb);
 	cJSON_free(va);
 	cJSON_free(vb);
 	return va && vb ? 0 : -ENOMEM;

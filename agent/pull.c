@@ -791,13 +791,22 @@ int pull_conflicts(struct store *s, pull_conflict_fn fn, void *ctx, struct fs_er
 
 	if (sqlite3_prepare_v2(
 		    store_db(s),
-		    "SELECT record_id, field, device_a, hlc_a, value_a, device_b, hlc_b, "
-		    "value_b FROM hq_conflicts ORDER BY hlc_b, record_id, field",
+		    "SELECT k.record_id, k.field, k.device_a, k.hlc_a, k.value_a, k.device_b, "
+		    "k.hlc_b, k.value_b, (SELECT c.hlc FROM field_clocks c WHERE c.record_id "
+		    "= k.record_id AND c.field = k.field), (SELECT max(o.hlc) FROM outbox o "
+		    "WHERE o.record_id = k.record_id AND o.field = k.field) "
+		    "FROM hq_conflicts k ORDER BY k.hlc_b, k.record_id, k.field",
 		    -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list conflicts in", err);
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		char ha[HLC_TEXT_LEN + 1], hb[HLC_TEXT_LEN + 1];
 		cJSON *o = cJSON_CreateObject(), *va, *vb;
+		/* The field's latest write here, pulled or this device's own:
+		 * later than b, it replaced both (an administrator's decision
+		 * at HQ, or a later edit). */
+		sqlite3_int64 later = sqlite3_column_int64(st, 8) > sqlite3_column_int64(st, 9)
+					      ? sqlite3_column_int64(st, 8)
+					      : sqlite3_column_int64(st, 9);
 
 		hlc_format((hlc_t)sqlite3_column_int64(st, 3), ha);
 		hlc_format((hlc_t)sqlite3_column_int64(st, 6), hb);
@@ -816,8 +825,9 @@ int pull_conflicts(struct store *s, pull_conflict_fn fn, void *ctx, struct fs_er
 					o, "device_b", (const char *)sqlite3_column_text(st, 5))) ||
 		    !cJSON_AddStringToObject(o, "hlc_b", hb) ||
 		    !cJSON_AddItemToObject(o, "value_b", vb) ||
-		    (vb = NULL, !cJSON_AddStringToObject(o, "winner",
-							 (const char *)sqlite3_column_text(st, 5))))
+		    (vb = NULL, !cJSON_AddStringToObject(
+					o, "winner", (const char *)sqlite3_column_text(st, 5))) ||
+		    !cJSON_AddBoolToObject(o, "superseded", later > sqlite3_column_int64(st, 6)))
 			r = fs_error_set(err, -ENOMEM, "out of memory");
 		else
 			r = fn(o, ctx);

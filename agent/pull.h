@@ -70,7 +70,9 @@ int pull_run(struct store *s, const struct enrolment *en, const char *forms_dir,
 
 /* The conflicts HQ decided on records in this device's scope, as JSON
  * objects {record, field, device_a, hlc_a, value_a, device_b, hlc_b,
- * value_b, winner}, b being the later write, which HQ kept; fn's non-zero
+ * value_b, winner, superseded}, b being the later write, which HQ kept;
+ * superseded when the field holds a write later than both (HQ's
+ * resolution, or an edit since); fn's non-zero
  * return stops the walk and is returned.  Values are personal data: for
  * the person at this device, never for a log. */
 typedef int (*pull_conflict_fn)(const cJSON *conflict, void *ctx);

@@ -6,7 +6,8 @@
 #   3. HQ goes down; both teams record beneficiaries and visits offline,
 #      and both edit one shared caseload record;
 #   4. HQ comes back, and both agents push on their own;
-#   5. HQ exports the merged records and shows the resolved conflict;
+#   5. HQ exports the merged records, shows the conflict, and an
+#      administrator resolves it;
 #   6. HQ's event log beside each team's sync log.
 # Everything it starts is stopped at the end.  Run by `make demo`.
 # The agents run with the built-in defaults; only where files live is
@@ -190,6 +191,11 @@ hq conflicts
 say "Who changed whose households: deletes, and edits by a team other than the one that"
 echo "registered the household (the first to write it).  Values are not shown:"
 hq review
+say "An administrator asks both teams and keeps the earlier size (in HQ's console, or here):"
+CID=$(hq conflicts --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+hq resolve "$CID" --keep a
+echo "HQ writes it as its own edit, later than both, so the laptops take it with their next"
+echo "pull; the audit log records who chose which side, not the value."
 
 say "6. Two-way sync: each laptop receives what HQ merged for its scope"
 for t in $TEAMS; do team "$t" pull; done

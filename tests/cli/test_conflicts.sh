@@ -73,6 +73,10 @@ size_on() { # size_on DEVICE: household_size as that device holds it
 expect_exit 0 hq conflicts --json
 CID=$(printf '%s' "$OUT" | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["field"] == "household_size"][0])')
 LOSER=$(printf '%s' "$OUT" | python3 -c 'import json,sys; r=[r for r in json.load(sys.stdin) if r["field"] == "household_size"][0]; print("a" if r["winner"] == r["device_b"] else "b")')
+# The laptops were told of the conflict with their pull.
+expect_exit 0 dev kikinda sync
+expect_exit 0 dev kikinda conflicts
+must_contain "$OUT" "kept: 6, the later edit"
 expect_exit 1 hq resolve "$CID"
 must_contain "$ERR" "--keep a"
 expect_exit 1 hq resolve "$CID" --keep c
@@ -104,6 +108,12 @@ for d in tutin kikinda; do
 	expect_exit 0 dev "$d" sync
 	[ "$(size_on "$d")" = 5 ] || fail "$d holds household_size $(size_on "$d") after the resolution"
 done
+# ... and that the decision settled it.
+expect_exit 0 dev kikinda conflicts
+must_contain "$OUT" "settled since: a later write holds the field"
+must_not_contain "$OUT" "kept: 6"
+expect_exit 0 dev kikinda conflicts --json
+must_contain "$OUT" '"superseded":true'
 # The value is HQ's write, not either team's.
 expect_exit 0 hq devices --json
 DEVS=$OUT
