@@ -198,19 +198,26 @@ def run(d):
         raise Failed("the header says %r" % text(d, "who"))
     if d.find_elements(By.CSS_SELECTOR, "#devices tbody button"):
         raise Failed("the viewer is offered an action")
+    # Nothing the administrator's session showed is left in the page.
+    # (The page's text is not printed: it could hold a token.)
+    if "Sjenica" in d.find_element(By.TAG_NAME, "body").get_attribute("textContent"):
+        raise Failed("the viewer's page holds what the administrator's session showed")
     shot(d, "devices-viewer")
     tab(d, "conflicts", "conflicts-view")
     wait(d, "the viewer's conflicts", lambda: len(rows(d, "conflicts")) == 1)
     if d.find_elements(By.CSS_SELECTOR, "#conflicts tbody button"):
         raise Failed("the viewer is offered a decision")
+    tab(d, "quarantine", "quarantine-view")
     tab(d, "programme", "programme-view")
     for c in CHARTS:
         wait(d, "the viewer's chart %s was not drawn" % c, lambda: d.execute_script(
             "const i = document.getElementById(arguments[0]);"
             "return i.complete && i.naturalWidth > 300;", "chart-" + c))
     shot(d, "programme-viewer")
-    # Nothing of Sjenica in any answer the viewer can get: the pages'
-    # data, the CSV downloads, the pictures.
+    # Nothing of Sjenica in any view the viewer opened, nor in any answer
+    # it can get: the pages' data, the CSV downloads, the pictures.
+    if "Sjenica" in d.find_element(By.TAG_NAME, "body").get_attribute("textContent"):
+        raise Failed("a viewer's view holds Sjenica")
     for path in ["/api/devices", "/api/conflicts", "/api/quarantine"] + \
             ["/api/programme/%s.%s" % (c, x) for c in CHARTS for x in ("csv", "svg")]:
         status, body = fetch(d, "GET", path)

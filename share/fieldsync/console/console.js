@@ -308,9 +308,13 @@
       show('devices');
       return loadDevices();
     }
-    csrf = null;
-    role = null;
-    devices = [];
+    /* A session that ended (logged out, timed out) leaves what it showed
+     * in this page's memory and hidden views: start again from nothing,
+     * so that the next account sees none of it. */
+    if (role !== null) {
+      window.location.replace('/');
+      return;
+    }
     show('login');
     $('name').focus();
   }
