@@ -335,11 +335,29 @@ def run(d):
     shot(d, "home-narrow")
     d.set_window_size(1200, 900)
 
+    # Locked from outside while the page is open (as the idle timer locks
+    # it): the page starts again from nothing, and says why.
+    subprocess.run([os.environ["FIELDSYNC"], "lock"], capture_output=True, check=True)
+    wait(d, "the page did not show that the agent locked",
+         lambda: visible(d, "unlock")
+         and "Locked after a time without use" in text(d, "unlock-error"))
+    page = d.find_element(By.TAG_NAME, "body").get_attribute("textContent")
+    if "Jovanović" in page or "Vranje" in page:
+        raise Failed("the page locked by the agent still holds what it showed")
+    shot(d, "locked-by-agent")
+    unlock(d, PASSPHRASE)
+    wait(d, "the home view did not come back after unlocking", lambda: visible(d, "home"))
+
     # Lock now: one click, and the agent holds no key.
     d.find_element(By.ID, "lock-now").click()
     wait(d, "the unlock view did not come back after Lock now", lambda: visible(d, "unlock"))
     if agent_status().get("locked") is not True:
         raise Failed("the agent is not locked after Lock now")
+    # Nothing the unlocked page showed is left in it, hidden or not (the
+    # text is not printed: it holds names).
+    page = d.find_element(By.TAG_NAME, "body").get_attribute("textContent")
+    if "Jovanović" in page or "Vranje" in page:
+        raise Failed("the locked page still holds what the unlocked one showed")
     # The old session is gone: a reload still asks for the passphrase.
     d.refresh()
     wait(d, "a reload after Lock now did not ask for the passphrase", lambda: visible(d, "unlock"))

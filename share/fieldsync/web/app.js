@@ -715,17 +715,16 @@
       poll();
       return;
     }
-    csrf = null;
-    state = null;
-    lastResults = null;
-    household = null;
-    forms = null;
-    rec = null;
-    drafts = [];
-    $('rec-fields').replaceChildren();
-    ['q', 'f-municipality'].forEach((id) => { $(id).value = ''; });
-    if (pollTimer) clearInterval(pollTimer);
-    notice = why || null;
+    /* Locked after being open: what the page showed is in its memory
+     * and its hidden views.  Start again from nothing, carrying only why
+     * (a fixed word, never data) across the reload. */
+    if (csrf !== null) {
+      if (pollTimer) clearInterval(pollTimer);
+      history.replaceState(null, '', '/#' + (why || 'locked'));
+      window.location.reload();
+      return;
+    }
+    notice = why || notice;
     show('unlock');
     $('passphrase').focus();
   }
@@ -785,6 +784,10 @@
     $('rec-discard').addEventListener('click', discard);
     $('rec-fields').addEventListener('input', changed);
     $('rec-fields').addEventListener('change', changed);
+    /* Why the page was reloaded locked (start): a STRINGS key or nothing. */
+    const why = window.location.hash.slice(1);
+    if (why === 'locked_again') notice = why;
+    if (window.location.hash) history.replaceState(null, '', '/');
     render();
     start();
   });
