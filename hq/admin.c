@@ -321,16 +321,21 @@ static int quarantine_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 	    !cJSON_AddStringToObject(o, "reason", col_text(st, 5)) ||
 	    !cJSON_AddStringToObject(o, "received", at) ||
 	    !cJSON_AddStringToObject(o, "team", col_text(st, 7)) ||
-	    !cJSON_AddStringToObject(o, "municipality", col_text(st, 8)))
+	    !cJSON_AddStringToObject(o, "municipality", col_text(st, 8)) ||
+	    !(hqsql_column_is_null(st, 9)
+		      ? cJSON_AddNullToObject(o, "scope_key")
+		      : cJSON_AddStringToObject(o, "scope_key", col_text(st, 9))))
 		return -ENOMEM;
 	return 0;
 }
 
-/* With the sending device's team and municipality, for the console. */
+/* With the sending device's team and municipality, and the record's
+ * scope key when HQ holds the record, for the console. */
 #define QUARANTINE_SQL                                                                             \
 	"SELECT q.device, q.seq, q.idx, q.record_id, q.field, q.reason, c.received_at, d.team, "   \
-	"d.municipality FROM quarantine q JOIN changesets c ON c.device = q.device AND c.seq = "   \
-	"q.seq JOIN devices d ON d.id = q.device ORDER BY q.device, q.seq, q.idx"
+	"d.municipality, r.scope_key FROM quarantine q JOIN changesets c ON c.device = q.device "  \
+	"AND c.seq = q.seq JOIN devices d ON d.id = q.device LEFT JOIN records r ON r.id = "       \
+	"q.record_id ORDER BY q.device, q.seq, q.idx"
 
 int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err)
 {

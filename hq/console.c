@@ -471,14 +471,19 @@ out:
 
 /* ---- the quarantine ------------------------------------------------------------ */
 
-/* Drop the rows of arr whose municipality (member key) account u does
- * not see. */
-static void only_seen(const struct users_account *u, cJSON *arr, const char *key)
+/* Drop the rows of arr whose municipality account u does not see: the
+ * record's scope key (member scope_key) when HQ knows it, else the
+ * member fallback (a quarantined change to a record HQ never merged: its
+ * sender's municipality), else none. */
+static void only_seen(const struct users_account *u, cJSON *arr, const char *fallback)
 {
 	cJSON *d, *next;
 
 	for (d = arr ? arr->child : NULL; d; d = next) {
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(d, key);
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(d, "scope_key");
+
+		if (!cJSON_IsString(m) && fallback)
+			m = cJSON_GetObjectItemCaseSensitive(d, fallback);
 
 		next = d->next;
 		if (!sees(u, cJSON_IsString(m) ? m->valuestring : NULL))
@@ -487,10 +492,10 @@ static void only_seen(const struct users_account *u, cJSON *arr, const char *key
 }
 
 /* A listing for the page: list()'s rows, less those of municipalities
- * (member key of each row) the account does not see, as {member: rows}. */
+ * the account does not see (only_seen), as {member: rows}. */
 static enum MHD_Result send_listing(struct console *c, struct MHD_Connection *conn, int idx,
 				    int (*list)(struct hqsql *, cJSON **, struct fs_error *),
-				    const char *key, const char *member)
+				    const char *fallback, const char *member)
 {
 	struct fs_error err = { 0 };
 	struct hqsql *db = NULL;
@@ -502,7 +507,7 @@ static enum MHD_Result send_listing(struct console *c, struct MHD_Connection *co
 	hqpool_put(c->pool, db);
 	if (r < 0)
 		return database_failed(conn, &err);
-	only_seen(&c->who[idx], rows, key);
+	only_seen(&c->who[idx], rows, fallback);
 	if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToObject(o, member, rows)) {
 		cJSON_Delete(rows);
 		cJSON_Delete(o);
@@ -702,16 +707,15 @@ static enum MHD_Result route_get(struct console *c, struct MHD_Connection *conn,
 			return do_devices(c, conn, idx);
 		if (!strcmp(url, "/api/audit"))
 			return do_audit(c, conn, idx);
-		/* Changes kept but not merged, and why, by the sending
-		 * device's municipality. */
+		/* Changes kept but not merged, and why, by the record's
+		 * municipality, or the sender's for a record HQ never took. */
 		if (!strcmp(url, "/api/quarantine"))
 			return send_listing(c, conn, idx, admin_quarantine_array, "municipality",
 					    "changes");
 		/* Conflicts with both values (personal data: no-store, as
 		 * every answer) and their resolution, by the record's. */
 		if (!strcmp(url, "/api/conflicts"))
-			return send_listing(c, conn, idx, admin_conflicts_array, "scope_key",
-					    "conflicts");
+			return send_listing(c, conn, idx, admin_conflicts_array, NULL, "conflicts");
 		if (!strncmp(url, "/api/programme/", 15))
 			return do_programme(c, conn, idx, url + 15);
 		return web_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such request");

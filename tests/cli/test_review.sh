@@ -127,6 +127,18 @@ expect_exit 0 dev s2 beneficiary edit "$SH" household_size=2
 for d in t2 s1 s2; do expect_exit 0 dev "$d" sync; done
 expect_exit 0 novi sync
 
+# A Tutin laptop that imported Sjenica's list: HQ keeps its writes to
+# Sjenica's household in quarantine.  They are Sjenica's business: the
+# Tutin viewer does not see them, though a Tutin laptop sent them.
+expect_exit 0 dev t2 import beneficiaries "$T/sjenica.csv"
+expect_exit 0 dev t2 sync
+must_contain "$OUT" "quarantined at HQ"
+req GET /api/quarantine -H "Cookie: $ADMIN"
+must_contain "$BODY" "$SH"
+req GET /api/quarantine -H "Cookie: $VIEWER"
+expect_code 200 "the quarantine for a viewer"
+must_not_contain "$BODY" "$SH"
+
 # open_conflicts N: /metrics counts N conflicts nobody resolved.
 open_conflicts() {
 	req GET /metrics -H "Authorization: Bearer $(cat "$T/metrics-token")"
