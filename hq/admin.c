@@ -191,8 +191,7 @@ static const char *team_or(struct hqsql_stmt *st, int col)
 	return hqsql_column_is_null(st, col) ? "an unknown device" : col_text(st, col);
 }
 
-/* How a resolution's choice reads. */
-static const char *resolution_words(const char *choice)
+const char *admin_resolution_words(const char *choice)
 {
 	return !strcmp(choice, "a")   ? "kept a's value"
 	       : !strcmp(choice, "b") ? "kept b's value"
@@ -219,11 +218,13 @@ static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 			team_or(st, 9), col_text(st, 3), col_text(st, 2), ta, team_or(st, 10),
 			col_text(st, 6), col_text(st, 5), tb, col_text(st, b_won ? 5 : 2),
 			team_or(st, b_won ? 10 : 9));
+		if (hqsql_column_is_null(st, 13) && hqsql_column_int64(st, 17))
+			fputs("  changed since: a later edit holds the field\n", out);
 		if (!hqsql_column_is_null(st, 13)) {
 			iso_ms(st, 16, ta);
 			fprintf(out, "  resolved by %s at %s (conflict %lld: %s)\n",
 				col_text(st, 15), ta, (long long)hqsql_column_int64(st, 13),
-				resolution_words(col_text(st, 14)));
+				admin_resolution_words(col_text(st, 14)));
 		}
 		return 0;
 	}
@@ -263,6 +264,10 @@ static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 		      ? cJSON_AddNullToObject(o, "scope_key")
 		      : cJSON_AddStringToObject(o, "scope_key", col_text(st, 12))))
 		return -ENOMEM;
+	/* A write later than both holds the field: an administrator's
+	 * decision, or an edit since (then there is nothing to decide). */
+	if (!cJSON_AddBoolToObject(o, "superseded", hqsql_column_int64(st, 17) != 0))
+		return -ENOMEM;
 	if (hqsql_column_is_null(st, 13))
 		return cJSON_AddNullToObject(o, "resolved") ? 0 : -ENOMEM;
 	if (!(res = cJSON_AddObjectToObject(o, "resolved")))
@@ -278,12 +283,15 @@ static int conflict_row(struct hqsql_stmt *st, cJSON *arr, FILE *out)
 }
 
 /* Columns 0 to 10 as conflict_row's first lines read them; then the
- * conflict's id, its record's scope key, and its resolution if any. */
+ * conflict's id, its record's scope key, its resolution if any, and
+ * whether a write later than both holds the field. */
 #define CONFLICTS_SQL                                                                              \
 	"SELECT c.record_id, c.field, c.value_a, c.device_a, c.hlc_a, "                            \
 	"c.value_b, c.device_b, c.hlc_b, c.winner, da.team, db.team, c.id, r.scope_key, "          \
-	"s.settled_by, s.choice, s.resolved_by, s.resolved_at "                                    \
+	"s.settled_by, s.choice, s.resolved_by, s.resolved_at, "                                   \
+	"CASE WHEN f.hlc > c.hlc_b THEN 1 ELSE 0 END "                                             \
 	"FROM conflicts c JOIN records r ON r.id = c.record_id "                                   \
+	"LEFT JOIN fields f ON f.record_id = c.record_id AND f.field = c.field "                   \
 	"LEFT JOIN devices da ON da.id = c.device_a "                                              \
 	"LEFT JOIN devices db ON db.id = c.device_b "                                              \
 	"LEFT JOIN resolutions s ON s.conflict_id = c.id "                                         \

@@ -35,9 +35,12 @@ int admin_devices_array(struct hqsql *db, cJSON **ret, struct fs_error *err) FS_
 int admin_conflicts(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 /* The same conflicts as `conflicts --json` gives, as an array (the
  * caller's): each with its "id", its record's "scope_key" (sync/fold.h),
- * and "resolved": null, or {"conflict", "choice", "by", "at", "at_ms"}
+ * "superseded" (a write later than both holds the field), and
+ * "resolved": null, or {"conflict", "choice", "by", "at", "at_ms"}
  * (hq/ingest.h, ingest_resolve). */
 int admin_conflicts_array(struct hqsql *db, cJSON **ret, struct fs_error *err) FS_WUR;
+/* How a resolution's choice ("a", "b", "new") reads: "kept a's value". */
+const char *admin_resolution_words(const char *choice);
 int admin_quarantine(struct hqsql *db, int json, FILE *out, struct fs_error *err) FS_WUR;
 /* Every delete, and every write by a team other than the one that
  * registered the record (whose write came first) that changed the value

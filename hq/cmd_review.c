@@ -9,6 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "hq/admin.h"
 #include "hq/hqdb.h"
 #include "hq/hqforms.h"
 #include "hq/hqkeys.h"
@@ -17,10 +20,12 @@
 #include "sync/hlc.h"
 
 static const char resolve_usage[] =
-	"Usage: fieldsync-hq resolve CONFLICT (--keep a|b | --value TEXT)\n"
+	"Usage: fieldsync-hq resolve CONFLICT (--keep a|b | --value-file FILE | --value TEXT)\n"
 	"Settle conflict CONFLICT (its number in `conflicts`): keep the value a or\n"
-	"b, or enter a new one, typed as for `fieldsync record add` (an integer,\n"
-	"yes/no, items separated by commas; empty clears the field).  HQ writes\n"
+	"b, or enter a new one, typed as for `fieldsync beneficiary add` (an\n"
+	"integer, yes/no, items separated by commas; empty clears the field): the\n"
+	"first line of FILE (- for standard input), or TEXT, which other users\n"
+	"of this machine can see in the process list.  HQ writes\n"
 	"it as a new edit, later than both, so it reaches every device of the\n"
 	"record's municipality with its next pull; an edit made after it still\n"
 	"wins.  Every open conflict on the same field is settled with it.  The\n"
@@ -33,12 +38,37 @@ static const char review_usage[] =
 	"it and keeps HQ's value.  Either way it leaves the quarantine, and the\n"
 	"audit log records who and why.  Do not put personal data in TEXT.\n";
 
-enum { OPT_KEEP = 256, OPT_VALUE, OPT_REASON };
+enum { OPT_KEEP = 256, OPT_VALUE, OPT_VALUE_FILE, OPT_REASON };
 
 static int fail(const struct fs_error *e)
 {
 	clierr_print(stderr, "fieldsync-hq", e);
 	return fs_exit_code(e->code);
+}
+
+/* The first line of path ("-": standard input), without its newline, into
+ * *ret (malloc'd).  A value is personal data: no part of it goes into an
+ * error. */
+static int read_line(const char *path, char **ret, struct fs_error *err)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+	size_t cap = 0;
+	ssize_t n;
+
+	*ret = NULL;
+	if (!f)
+		return fs_error_set(err, -errno, "value file %s: %s", path, strerror(errno));
+	n = getline(ret, &cap, f);
+	if (f != stdin)
+		fclose(f);
+	if (n < 0) {
+		free(*ret);
+		*ret = NULL;
+		return fs_error_set(err, -FS_EUSAGE, "value file %s: empty", path);
+	}
+	while (n > 0 && ((*ret)[n - 1] == '\n' || (*ret)[n - 1] == '\r'))
+		(*ret)[--n] = '\0';
+	return 0;
 }
 
 /* A decimal number in [min, max], or -1. */
@@ -56,11 +86,14 @@ int hqcli_review(struct hq_config *cfg, const char *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = { { "keep", required_argument, NULL, OPT_KEEP },
 					      { "value", required_argument, NULL, OPT_VALUE },
+					      { "value-file", required_argument, NULL,
+						OPT_VALUE_FILE },
 					      { "reason", required_argument, NULL, OPT_REASON },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	int resolve = !strcmp(cmd, "resolve"), opt, r;
-	const char *keep = NULL, *value = NULL, *reason = NULL;
+	const char *keep = NULL, *value = NULL, *reason = NULL, *value_file = NULL;
+	char *line = NULL;
 	struct ingest_ctx ctx = { .wall_ms = hlc_wall_ms };
 	const struct passwd *pw = getpwuid(getuid());
 	struct identity *hq = NULL;
@@ -81,6 +114,9 @@ int hqcli_review(struct hq_config *cfg, const char *cmd, int argc, char **argv)
 		case OPT_VALUE:
 			value = optarg;
 			break;
+		case OPT_VALUE_FILE:
+			value_file = optarg;
+			break;
 		case OPT_REASON:
 			reason = optarg;
 			break;
@@ -93,11 +129,13 @@ int hqcli_review(struct hq_config *cfg, const char *cmd, int argc, char **argv)
 		    (a = number(argv[optind], 1, (long long)INT64_MAX)) < 0)
 			return clierr_usage(stderr, "fieldsync-hq", cmd,
 					    "expected one CONFLICT number");
-		if (!keep == !value || (keep && strcmp(keep, "a") && strcmp(keep, "b")))
+		if ((!!keep + !!value + !!value_file) != 1 ||
+		    (keep && strcmp(keep, "a") && strcmp(keep, "b")))
 			return clierr_usage(stderr, "fieldsync-hq", cmd,
-					    "give --keep a, --keep b or --value TEXT");
+					    "give --keep a, --keep b, --value-file FILE or --value "
+					    "TEXT");
 	} else {
-		if (keep || value || !reason || !*reason)
+		if (keep || value || value_file || !reason || !*reason)
 			return clierr_usage(stderr, "fieldsync-hq", cmd,
 					    "give --reason TEXT and nothing else");
 		if (optind + 3 != argc ||
@@ -106,6 +144,10 @@ int hqcli_review(struct hq_config *cfg, const char *cmd, int argc, char **argv)
 			return clierr_usage(stderr, "fieldsync-hq", cmd,
 					    "expected DEVICE SEQ INDEX");
 	}
+	if (value_file && (r = read_line(value_file, &line, &err)) < 0)
+		goto out;
+	if (line)
+		value = line;
 	snprintf(user, sizeof(user), "shell:%s", pw ? pw->pw_name : "?");
 	if ((r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0 ||
 	    (r = hqforms_load(cfg->forms_dir, &forms, &err)) < 0 ||
@@ -120,12 +162,15 @@ int hqcli_review(struct hq_config *cfg, const char *cmd, int argc, char **argv)
 				  !strcmp(cmd, "release"), user, reason, &err);
 	if (r == 0 && resolve)
 		printf("resolved conflict %lld: %s\n", a,
-		       keep ? (!strcmp(keep, "a") ? "kept a's value" : "kept b's value")
-			    : "entered a new value");
+		       admin_resolution_words(keep ? keep : "new"));
 	else if (r == 0)
 		printf("%s change %lld of set %lld from %s\n",
 		       !strcmp(cmd, "release") ? "released" : "rejected", c, b, argv[optind]);
 out:
+	if (line) {
+		sodium_memzero(line, strlen(line));
+		free(line);
+	}
 	hqdb_close(ctx.db);
 	hqforms_free(forms);
 	identity_free(hq);

@@ -361,6 +361,13 @@ static int audit_action(struct hqsql *db, const struct users_account *u, const c
 				    "action", action, "what", what, (const char *)NULL);
 }
 
+/* Whether n is a whole number in [min, max]: an id, not 1.9. */
+static int whole(const cJSON *n, double min, double max)
+{
+	return cJSON_IsNumber(n) && n->valuedouble >= min && n->valuedouble <= max &&
+	       n->valuedouble == (double)(int64_t)n->valuedouble;
+}
+
 static cJSON *body_json(const struct web_body *body)
 {
 	cJSON *o = cJSON_ParseWithLength(body->data, body->len);
@@ -534,8 +541,8 @@ static enum MHD_Result do_review(struct console *c, struct MHD_Connection *conn,
 		ret = admins_only(conn);
 		goto out;
 	}
-	if (!device || !cJSON_IsNumber(seq) || !cJSON_IsNumber(index) || seq->valuedouble < 1 ||
-	    index->valuedouble < 0 || index->valuedouble > UINT32_MAX || !reason) {
+	if (!device || !whole(seq, 1, 9007199254740991.0) || !whole(index, 0, UINT32_MAX) ||
+	    !reason) {
 		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				     "expected {\"device\", \"seq\", \"index\", \"reason\"}");
 		goto out;
@@ -586,8 +593,8 @@ static enum MHD_Result do_resolve(struct console *c, struct MHD_Connection *conn
 		ret = admins_only(conn);
 		goto out;
 	}
-	if (!cJSON_IsNumber(id) || id->valuedouble < 1 || id->valuedouble > 9007199254740991.0 ||
-	    !keep == !cJSON_IsString(value) || (value && !cJSON_IsString(value))) {
+	if (!whole(id, 1, 9007199254740991.0) || !keep == !cJSON_IsString(value) ||
+	    (value && !cJSON_IsString(value))) {
 		ret = web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				     "expected {\"id\", \"keep\": \"a\" or \"b\"} or {\"id\", "
 				     "\"value\"}");

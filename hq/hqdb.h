@@ -24,7 +24,8 @@
 #define HQDB_FILE "hq.db"
 #define HQDB_BUSY_MS 10000
 /* 2: audit_nodes; 3: device scopes; 4: two-way sync; 5: published
- * forms.  Older versions are upgraded when opened. */
+ * forms; 6: console accounts and device health; 7: resolutions.  Older
+ * versions are upgraded when opened. */
 #define HQDB_VERSION 7
 #define FS_STR_(x) #x
 #define FS_STR(x) FS_STR_(x)

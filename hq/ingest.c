@@ -967,7 +967,7 @@ static int conflict_read(struct run *run, int64_t id, struct open_conflict *oc)
 		     "(SELECT count(*) FROM resolutions s WHERE s.conflict_id = c.id), "
 		     "(SELECT max(w.hlc) FROM field_writes w WHERE w.record_id = "
 		     "c.record_id AND w.field = c.field), (SELECT f.hlc FROM fields f "
-		     "WHERE f.record_id = c.record_id AND f.field = c.field) "
+		     "WHERE f.record_id = c.record_id AND f.field = c.field), c.hlc_b "
 		     "FROM conflicts c JOIN records r ON r.id = c.record_id WHERE c.id = ?1",
 		     &st, run->err)) < 0)
 		return r;
@@ -979,6 +979,13 @@ static int conflict_read(struct run *run, int64_t id, struct open_conflict *oc)
 		r = hqsql_fail(run->ctx->db, "read the conflict", run->err);
 	} else if (hqsql_column_int64(st, 5) > 0) {
 		r = fs_error_set(run->err, -FS_EEXIST, "conflict %lld is already resolved",
+				 (long long)id);
+	} else if (hqsql_column_int64(st, 7) > hqsql_column_int64(st, 8)) {
+		/* b is the pair's later write: a later one holds the field, and
+		 * a decision between a and b would silently undo it. */
+		r = fs_error_set(run->err, -FS_EEXIST,
+				 "conflict %lld: the field was changed after it; look at the "
+				 "record as it is now",
 				 (long long)id);
 	} else {
 		snprintf(oc->ch.record_id, sizeof(oc->ch.record_id), "%s",

@@ -112,7 +112,8 @@ int ingest_review(const struct ingest_ctx *ctx, const char *device, uint64_t seq
  * conflict on the same record and field (table resolutions).  One
  * transaction and one audit entry "resolved" (conflict, record, field,
  * choice, user; never a value).  -FS_ENOTFOUND: no such conflict;
- * -FS_EEXIST: already resolved; -FS_EVALID: the value is not valid for
+ * -FS_EEXIST: already resolved, or superseded (a write later than both
+ * holds the field: a choice between the two would undo it); -FS_EVALID: the value is not valid for
  * the field (the message names the field and the rule, not the value);
  * -FS_EUSAGE: a choice other than a, b or new, or text with a or b. */
 int ingest_resolve(const struct ingest_ctx *ctx, int64_t conflict_id, const char *choice,

@@ -105,8 +105,10 @@ int metrics_render(struct hqsql *db, const struct hq_config *cfg, char **ret, st
 
 	if ((r = scalar(db, "SELECT count(*) FROM quarantine", &quarantine, err)) < 0 ||
 	    (r = scalar(db,
-			"SELECT count(*) FROM conflicts c WHERE NOT EXISTS (SELECT 1 "
-			"FROM resolutions s WHERE s.conflict_id = c.id)",
+			"SELECT count(*) FROM conflicts c LEFT JOIN fields f ON "
+			"f.record_id = c.record_id AND f.field = c.field WHERE NOT EXISTS "
+			"(SELECT 1 FROM resolutions s WHERE s.conflict_id = c.id) AND "
+			"(f.hlc IS NULL OR f.hlc <= c.hlc_b)",
 			&conflicts, err)) < 0 ||
 	    (r = scalar(db, "SELECT max(id) FROM events", &audit, err)) < 0 ||
 	    (r = devices_red(db, cfg, &red, err)) < 0)
@@ -147,7 +149,8 @@ int metrics_render(struct hqsql *db, const struct hq_config *cfg, char **ret, st
 		"# HELP fieldsync_quarantine_changes Changes kept but not merged.\n"
 		"# TYPE fieldsync_quarantine_changes gauge\n"
 		"fieldsync_quarantine_changes %lld\n"
-		"# HELP fieldsync_conflicts Conflicts no administrator has resolved yet.\n"
+		"# HELP fieldsync_conflicts Open conflicts: not resolved, and no later edit holds "
+		"the field.\n"
 		"# TYPE fieldsync_conflicts gauge\n"
 		"fieldsync_conflicts %lld\n"
 		"# HELP fieldsync_devices_red Active devices the console flags red.\n"

@@ -468,7 +468,7 @@ static int upgrade_step(PGconn *db, int from, int to, const char *sql, struct fs
 
 int pgdb_upgrade(PGconn *db, int *ret_version, struct fs_error *err)
 {
-	int r, v = 0;
+	int r, v = 0, stepped = 0;
 	static const char *const steps[] = { USERS_PG_SQL, RESOLUTIONS_PG_SQL };
 
 	if ((r = pgdb_schema_version(db, &v, err)) < 0)
@@ -481,7 +481,12 @@ int pgdb_upgrade(PGconn *db, int *ret_version, struct fs_error *err)
 		if ((r = upgrade_step(db, v, v + 1, steps[i], err)) < 0)
 			return r;
 		v++;
+		stepped = 1;
 	}
+	/* Another HQ may have taken a step meanwhile, or more than this one
+	 * knows: after an upgrade, the version is the database's word. */
+	if (stepped && (r = pgdb_schema_version(db, &v, err)) < 0)
+		return r;
 	*ret_version = v;
 	return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "sync/fold.h"
 #include "sync/form.h"
 
 #define VISITS "visits"
@@ -137,8 +138,34 @@ struct run {
 	void *cls;
 	uint64_t now_ms;
 	struct chart *c;
+	cJSON *names; /* folded municipality -> the spelling shown */
 	struct fs_error *err;
 };
+
+/* The series a municipality is counted in: one per folded name
+ * (sync/fold.h), so "Tutin" and "Тутин" are one, shown as first seen. */
+static int series_of(struct run *run, const char *muni, const char **ret)
+{
+	const cJSON *seen;
+	char *key = NULL;
+
+	if (!muni[0]) {
+		*ret = "(no municipality)";
+		return 0;
+	}
+	/* A name that is not UTF-8 folds to nothing: it is its own key. */
+	if (fold_text(muni, strlen(muni), &key) == -FS_EFORMAT)
+		key = strdup(muni);
+	if (!key)
+		return -ENOMEM;
+	if (!(seen = cJSON_GetObjectItemCaseSensitive(run->names, key)))
+		seen = cJSON_AddStringToObject(run->names, key, muni);
+	free(key);
+	if (!seen)
+		return -ENOMEM;
+	*ret = seen->valuestring;
+	return 0;
+}
 
 /* Run sql (one text parameter, p1, may be NULL) and hand each row to
  * row(). */
@@ -168,6 +195,7 @@ out:
 static int week_row(struct run *run, struct hqsql_stmt *st, const void *arg)
 {
 	char muni[256], date[32], monday[11];
+	const char *series;
 	unsigned y, m, d;
 
 	(void)arg;
@@ -176,8 +204,9 @@ static int week_row(struct run *run, struct hqsql_stmt *st, const void *arg)
 	if (!run->sees(run->cls, muni) || sscanf(date, "%u-%u-%u", &y, &m, &d) != 3)
 		return 0;
 	civil_from_days(monday_of(days_from_civil(y, m, d)), monday);
-	return chart_add(run->c, monday, muni[0] ? muni : "(no municipality)",
-			 hqsql_column_int64(st, 2));
+	if (series_of(run, muni, &series) < 0)
+		return -ENOMEM;
+	return chart_add(run->c, monday, series, hqsql_column_int64(st, 2));
 }
 
 /* Every week (or day) from first, step days apart, up to last: shown when
@@ -272,8 +301,12 @@ static int merged_row(struct run *run, struct hqsql_stmt *st, const void *arg)
 	n = cJSON_GetObjectItemCaseSensitive(d, "merged");
 	if (cJSON_IsString(res) && !strcmp(res->valuestring, "accepted") && cJSON_IsNumber(n) &&
 	    n->valuedouble > 0) {
+		const char *series;
+
 		local_day((uint64_t)hqsql_column_int64(st, 0), day);
-		r = chart_add(run->c, day, muni, (long long)n->valuedouble);
+		r = series_of(run, muni, &series);
+		if (r == 0)
+			r = chart_add(run->c, day, series, (long long)n->valuedouble);
 	}
 	cJSON_Delete(d);
 	return r;
@@ -297,6 +330,41 @@ static int merged_by_day(struct run *run)
 	return fill_axis(run, today - (PROGRAMME_DAYS - 1), today, 1);
 }
 
+static int visit_types(struct run *run)
+{
+	return by_choice(run, VISITS, "visit_type",
+			 "SELECT t.value, m.value, count(*) FROM records r "
+			 "JOIN fields t ON t.record_id = r.id AND t.field = 'visit_type' "
+			 "LEFT JOIN fields m ON m.record_id = r.scope_parent AND m.field = "
+			 "'municipality' WHERE r.collection = '" VISITS "' AND r.deleted = 0 "
+			 "GROUP BY t.value, m.value");
+}
+
+static int households_by_status(struct run *run)
+{
+	return by_choice(run, HOUSEHOLDS, "status",
+			 "SELECT s.value, m.value, count(*) FROM records r "
+			 "JOIN fields s ON s.record_id = r.id AND s.field = 'status' "
+			 "LEFT JOIN fields m ON m.record_id = r.id AND m.field = "
+			 "'municipality' WHERE r.collection = '" HOUSEHOLDS "' AND "
+			 "r.deleted = 0 GROUP BY s.value, m.value");
+}
+
+/* The charts: name, kind, the CSV's category heading, how to count,
+ * and whether the categories (dates) are put in order. */
+static const struct {
+	const char *name;
+	enum chart_kind kind;
+	const char *head;
+	int (*count)(struct run *);
+	int by_date;
+} charts[] = {
+	{ "visits-by-week", CHART_COLUMNS, "week", visits_by_week, 1 },
+	{ "visit-types", CHART_BARS, "visit type", visit_types, 0 },
+	{ "households-by-status", CHART_BARS, "status", households_by_status, 0 },
+	{ "merged-by-day", CHART_COLUMNS, "day", merged_by_day, 1 },
+};
+
 int programme_chart(struct hqsql *db, const struct hq_forms *forms, const char *name,
 		    int (*sees)(void *cls, const char *municipality), void *cls, uint64_t now_ms,
 		    struct chart **ret, struct fs_error *err)
@@ -304,44 +372,26 @@ int programme_chart(struct hqsql *db, const struct hq_forms *forms, const char *
 	struct run run = {
 		.db = db, .forms = forms, .sees = sees, .cls = cls, .now_ms = now_ms, .err = err
 	};
+	size_t i = 0;
 	int r;
 
 	*ret = NULL;
-	if (strcmp(name, "visits-by-week") && strcmp(name, "visit-types") &&
-	    strcmp(name, "households-by-status") && strcmp(name, "merged-by-day"))
+	while (i < sizeof(charts) / sizeof(charts[0]) && strcmp(charts[i].name, name))
+		i++;
+	if (i == sizeof(charts) / sizeof(charts[0]))
 		return fs_error_set(err, -FS_ENOTFOUND, "no chart of that name");
-	if (chart_new(!strcmp(name, "visits-by-week") || !strcmp(name, "merged-by-day")
-			      ? CHART_COLUMNS
-			      : CHART_BARS,
-		      !strcmp(name, "visits-by-week")  ? "week"
-		      : !strcmp(name, "merged-by-day") ? "day"
-		      : !strcmp(name, "visit-types")   ? "visit type"
-						       : "status",
-		      &run.c) < 0)
+	if (!(run.names = cJSON_CreateObject()) ||
+	    chart_new(charts[i].kind, charts[i].head, &run.c) < 0) {
+		cJSON_Delete(run.names);
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	if (!strcmp(name, "visits-by-week"))
-		r = visits_by_week(&run);
-	else if (!strcmp(name, "merged-by-day"))
-		r = merged_by_day(&run);
-	else if (!strcmp(name, "visit-types"))
-		r = by_choice(&run, VISITS, "visit_type",
-			      "SELECT t.value, m.value, count(*) FROM records r "
-			      "JOIN fields t ON t.record_id = r.id AND t.field = 'visit_type' "
-			      "LEFT JOIN fields m ON m.record_id = r.scope_parent AND m.field = "
-			      "'municipality' WHERE r.collection = '" VISITS "' AND r.deleted = 0 "
-			      "GROUP BY t.value, m.value");
-	else
-		r = by_choice(&run, HOUSEHOLDS, "status",
-			      "SELECT s.value, m.value, count(*) FROM records r "
-			      "JOIN fields s ON s.record_id = r.id AND s.field = 'status' "
-			      "LEFT JOIN fields m ON m.record_id = r.id AND m.field = "
-			      "'municipality' WHERE r.collection = '" HOUSEHOLDS "' AND "
-			      "r.deleted = 0 GROUP BY s.value, m.value");
+	}
+	r = charts[i].count(&run);
+	cJSON_Delete(run.names);
 	if (r < 0) {
 		chart_free(run.c);
 		return r;
 	}
-	if (run.c && (!strcmp(name, "visits-by-week") || !strcmp(name, "merged-by-day")))
+	if (charts[i].by_date)
 		chart_sort(run.c);
 	*ret = run.c;
 	return 0;

@@ -86,6 +86,12 @@ must_contain "$ERR" "no conflict 987654"
 expect_exit 2 hq resolve "$CID" --value "četiri"
 must_contain "$ERR" "household_size"
 must_not_contain "$ERR" "četiri"
+# ... also from a file, which no process list shows.
+printf 'pet\n' > "$T/value"
+expect_exit 2 hq resolve "$CID" --value-file "$T/value"
+must_contain "$ERR" "household_size"
+must_not_contain "$ERR" "pet"
+expect_exit 1 hq resolve "$CID" --value-file "$T/value" --keep a
 # Keep the edit that lost: the earlier one, Kikinda's 5.
 expect_exit 0 hq resolve "$CID" --keep "$LOSER"
 must_contain "$OUT" "resolved conflict $CID"
@@ -139,5 +145,24 @@ expect_exit 0 dev kikinda sync
 expect_exit 0 hq export beneficiaries --format jsonl
 must_contain "$OUT" '"household_size":7'
 [ "$(size_on kikinda)" = 7 ] || fail "kikinda holds household_size $(size_on kikinda) after the later edit"
+# A conflict that a later edit already settled: no choice between its
+# two values may undo that edit.
+expect_exit 0 dev kikinda beneficiary edit "$id" status=idp
+expect_exit 0 dev tutin beneficiary edit "$id" status=asylum_seeker
+expect_exit 0 dev kikinda sync
+expect_exit 0 dev tutin sync
+expect_exit 0 dev kikinda sync
+expect_exit 0 dev kikinda beneficiary edit "$id" status=host_community
+expect_exit 0 dev kikinda sync
+expect_exit 0 hq conflicts --json
+SID=$(printf '%s' "$OUT" | python3 -c '
+import json, sys
+c = [c for c in json.load(sys.stdin) if c["field"] == "status"]
+assert len(c) == 1 and c[0]["superseded"] and c[0]["resolved"] is None, c
+print(c[0]["id"])') || fail "the status conflict is not shown superseded: $OUT"
+expect_exit 2 hq resolve "$SID" --keep a
+must_contain "$ERR" "the field was changed after it"
+expect_exit 0 hq export beneficiaries --format jsonl
+must_contain "$OUT" '"status":"host_community"'
 expect_exit 0 hq audit verify
 echo "ok: conflicts name the teams and the edit kept; a resolution reaches the devices"

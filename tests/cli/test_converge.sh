@@ -82,9 +82,11 @@ while read -r d op pick n; do
 		# An administrator settles an open conflict: keep a, keep b, or
 		# enter a value of the field's type.
 		hq conflicts --json > "$T/open.json"
-		read -r cid how < <(python3 - "$T/open.json" "$pick" "$n" <<'PY'
+		# Python's answer to a file first, so that its failure fails
+		# the test (set -e); an empty answer is nothing to act on.
+		python3 - "$T/open.json" "$pick" "$n" > "$T/pick" <<'PY'
 import json, sys
-c = [c for c in json.load(open(sys.argv[1], encoding="utf-8")) if c["resolved"] is None]
+c = [c for c in json.load(open(sys.argv[1], encoding="utf-8")) if c["resolved"] is None and not c["superseded"]]
 pick, n = int(sys.argv[2]), int(sys.argv[3])
 if c:
     c = c[pick % len(c)]
@@ -92,19 +94,19 @@ if c:
            "municipality": "Sjenica" if n % 2 else "Tutin"}.get(c["field"])
     print(c["id"], "--value=" + new if n % 3 == 2 and new else "--keep=" + "ab"[n % 2])
 PY
-		) || true # nothing open: nothing read
+		read -r cid how < "$T/pick" || true # nothing open: nothing read
 		[ -z "${cid:-}" ] || expect_exit 0 hq resolve "$cid" "$how" ;;
 	review)
 		# ... or releases or rejects a change HQ kept in quarantine.
 		hq quarantine --json > "$T/q.json"
-		read -r qd qs qi < <(python3 - "$T/q.json" "$pick" <<'PY'
+		python3 - "$T/q.json" "$pick" > "$T/pick" <<'PY'
 import json, sys
 q = json.load(open(sys.argv[1], encoding="utf-8"))
 if q:
     q = q[int(sys.argv[2]) % len(q)]
     print(q["device"], q["seq"], q["index"])
 PY
-		) || true # nothing in quarantine
+		read -r qd qs qi < "$T/pick" || true # nothing in quarantine
 		if [ -n "${qd:-}" ]; then
 			verb=$( [ $((n % 2)) -eq 0 ] && echo release || echo reject)
 			expect_exit 0 hq "$verb" "$qd" "$qs" "$qi" --reason "convergence test"
@@ -118,14 +120,15 @@ for d in sj tu ju; do expect_exit 0 dev "$d" sync; done
 hq conflicts --json > "$T/open.json"
 cid=$(python3 -c '
 import json, sys
-c = [c for c in json.load(open(sys.argv[1], encoding="utf-8")) if c["resolved"] is None]
+c = [c for c in json.load(open(sys.argv[1], encoding="utf-8")) if c["resolved"] is None and not c["superseded"]]
 print(c[-1]["id"] if c else "")' "$T/open.json")
 [ -z "$cid" ] || expect_exit 0 hq resolve "$cid" --keep a
 hq quarantine --json > "$T/q.json"
-read -r qd qs qi < <(python3 -c '
+python3 -c '
 import json, sys
 q = json.load(open(sys.argv[1], encoding="utf-8"))
-print(*(q[0]["device"], q[0]["seq"], q[0]["index"]) if q else "")' "$T/q.json") || true
+print(*(q[0]["device"], q[0]["seq"], q[0]["index"]) if q else "")' "$T/q.json" > "$T/pick"
+read -r qd qs qi < "$T/pick" || true
 [ -z "${qd:-}" ] || expect_exit 0 hq release "$qd" "$qs" "$qi" --reason "convergence test"
 
 # Everyone sends, then everyone receives.

@@ -176,13 +176,22 @@
       tr.appendChild(el('td', '', c.field));
       tr.appendChild(side(c, 'a'));
       tr.appendChild(side(c, 'b'));
-      const kept = !c.resolved ? (c.winner === c.device_a ? 'a' : 'b') + ', the later change'
+      /* The decision was made on this conflict, or on another of the
+       * same field (then its a and b are that one's, not this one's). */
+      const own = c.resolved && c.resolved.conflict === c.id;
+      const kept = !c.resolved ? (c.superseded ? 'changed since: a later edit'
+        : (c.winner === c.device_a ? 'a' : 'b') + ', the later change')
+        : !own ? 'decided with conflict ' + c.resolved.conflict
         : c.resolved.choice === 'new' ? 'a value HQ entered' : shown(c['value_' + c.resolved.choice]) + ', decided';
       tr.appendChild(el('td', '', kept));
       const act = el('td', '');
       if (c.resolved) {
-        act.appendChild(el('span', 'resolved', (c.resolved.choice === 'new' ? 'New value entered'
-          : 'Kept ' + c.resolved.choice) + ' by ' + c.resolved.by + ', ' + local(c.resolved.at_ms)));
+        act.appendChild(el('span', 'resolved', (!own ? 'Settled with conflict ' + c.resolved.conflict
+          : c.resolved.choice === 'new' ? 'New value entered' : 'Kept ' + c.resolved.choice) +
+          ' by ' + c.resolved.by + ', ' + local(c.resolved.at_ms)));
+      } else if (c.superseded) {
+        /* HQ refuses a choice that would undo the later edit. */
+        act.textContent = 'nothing to decide';
       } else {
         open++;
         if (role === 'admin') {
