@@ -51,11 +51,7 @@ must_contain "$OUT" "$TH"
 
 # A quarantined change in Tutin: a laptop whose own form allows a status
 # HQ's does not.
-forms_with_returnee "$T/ownforms"
-novi() { "$FIELDSYNC" --data-dir "$T/novi" --forms-dir "$T/ownforms" --passphrase-file "$PASS" "$@"; }
-expect_exit 0 novi init --kdf interactive
-TOKEN=$(hq enroll-token --team "Tim Tutin 3" --municipality Tutin | tail -n 1)
-expect_exit 0 novi enroll "http://127.0.0.1:$PORT" "$TOKEN"
+returnee_laptop "Tim Tutin 3" Tutin
 expect_exit 0 novi beneficiary add "full_name=Hodžić Amra" municipality=Tutin status=returnee \
 	household_size=2 consent=yes
 QH=$(printf '%s\n' "$OUT" | tail -n 1)

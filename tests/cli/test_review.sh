@@ -20,11 +20,7 @@ console_up
 
 # A laptop whose own forms allow a status HQ's do not: HQ keeps its
 # households' status changes in quarantine.
-forms_with_returnee "$T/ownforms"
-novi() { "$FIELDSYNC" --data-dir "$T/novi" --forms-dir "$T/ownforms" --passphrase-file "$PASS" "$@"; }
-expect_exit 0 novi init --kdf interactive
-TOKEN=$(hq enroll-token --team "Tim Novi" --municipality Tutin | tail -n 1)
-expect_exit 0 novi enroll "http://127.0.0.1:$PORT" "$TOKEN"
+returnee_laptop "Tim Novi" Tutin
 expect_exit 0 novi beneficiary add "full_name=Hodžić Amra" municipality=Tutin status=returnee \
 	household_size=2 consent=yes
 A=$(printf '%s\n' "$OUT" | tail -n 1)

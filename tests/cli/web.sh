@@ -56,3 +56,14 @@ for field in f["fields"]:
 json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
 PY
 }
+
+# returnee_laptop TEAM MUNICIPALITY: a laptop "novi" (the function novi
+# runs fieldsync on it) enrolled for TEAM, whose own forms allow the
+# status "returnee" that HQ's do not: HQ quarantines what it writes so.
+returnee_laptop() {
+	forms_with_returnee "$T/ownforms"
+	novi() { "$FIELDSYNC" --data-dir "$T/novi" --forms-dir "$T/ownforms" --passphrase-file "$PASS" "$@"; }
+	expect_exit 0 novi init --kdf interactive
+	TOKEN=$(hq enroll-token --team "$1" --municipality "$2" | tail -n 1)
+	expect_exit 0 novi enroll "http://127.0.0.1:$PORT" "$TOKEN"
+}
