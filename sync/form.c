@@ -5,6 +5,7 @@
  */
 #include "sync/form.h"
 #include "sync/form_impl.h"
+#include "sync/sniff.h"
 #include "sync/utf8.h"
 
 #include <errno.h>
@@ -115,13 +116,16 @@ enum attr {
 	ATTR_FIELDS,
 	ATTR_MIN_ROWS,
 	ATTR_MAX_ROWS,
+	ATTR_MAX_BYTES,
+	ATTR_ACCEPT,
 	ATTR_COUNT,
 };
 
 #define T(t) (1u << (t))
-#define T_ALL 0x1ffu
+#define T_ALL 0x3ffu
 #define T_CHOICES (T(FORM_CHOICE) | T(FORM_MULTI_CHOICE))
-#define T_VALUES (T_ALL & ~T(FORM_REPEAT))
+/* A file's reference is not typed, computed or checked by an expression. */
+#define T_VALUES (T_ALL & ~T(FORM_REPEAT) & ~T(FORM_ATTACHMENT))
 
 /* Each attribute and the field types that may carry it. */
 static const struct {
@@ -142,8 +146,8 @@ static const struct {
 	[ATTR_HINT] = { "hint", T_ALL },
 	[ATTR_CHOICE_LABELS] = { "choice_labels", T_CHOICES },
 	[ATTR_RELEVANT] = { "relevant", T_ALL },
-	[ATTR_CONSTRAINT] = { "constraint", T_ALL },
-	[ATTR_CONSTRAINT_MESSAGE] = { "constraint_message", T_ALL },
+	[ATTR_CONSTRAINT] = { "constraint", T_ALL & ~T(FORM_ATTACHMENT) },
+	[ATTR_CONSTRAINT_MESSAGE] = { "constraint_message", T_ALL & ~T(FORM_ATTACHMENT) },
 	[ATTR_CALCULATE] = { "calculate",
 			     T(FORM_TEXT) | T(FORM_INTEGER) | T(FORM_BOOLEAN) | T(FORM_DATE) },
 	[ATTR_DEFAULT] = { "default", T_VALUES },
@@ -152,6 +156,8 @@ static const struct {
 	[ATTR_FIELDS] = { "fields", T(FORM_REPEAT) },
 	[ATTR_MIN_ROWS] = { "min_rows", T(FORM_REPEAT) },
 	[ATTR_MAX_ROWS] = { "max_rows", T(FORM_REPEAT) },
+	[ATTR_MAX_BYTES] = { "max_bytes", T(FORM_ATTACHMENT) },
+	[ATTR_ACCEPT] = { "accept", T(FORM_ATTACHMENT) },
 };
 
 /* The attributes fieldsync-form/1 does not have. */
@@ -161,9 +167,11 @@ static bool attr_v2(int a)
 }
 
 static const char *const type_names[] = {
-	[FORM_TEXT] = "text", [FORM_INTEGER] = "integer", [FORM_BOOLEAN] = "boolean",
-	[FORM_DATE] = "date", [FORM_CHOICE] = "choice",	  [FORM_MULTI_CHOICE] = "multi_choice",
-	[FORM_GPS] = "gps",   [FORM_REF] = "ref",	  [FORM_REPEAT] = "repeat",
+	[FORM_TEXT] = "text",	    [FORM_INTEGER] = "integer",
+	[FORM_BOOLEAN] = "boolean", [FORM_DATE] = "date",
+	[FORM_CHOICE] = "choice",   [FORM_MULTI_CHOICE] = "multi_choice",
+	[FORM_GPS] = "gps",	    [FORM_REF] = "ref",
+	[FORM_REPEAT] = "repeat",   [FORM_ATTACHMENT] = "attachment",
 };
 
 /* Sort the members of a field object by attribute; reject unknown and
@@ -451,6 +459,42 @@ static int parse_rows(struct form_field *ff, const cJSON *min, const cJSON *max,
 	return 0;
 }
 
+/* An attachment's largest file ("max_bytes", default
+ * FORM_DEFAULT_MAX_BYTES) and the content types it takes ("accept", by
+ * magic bytes: sync/sniff.h; default all). */
+static int parse_attachment_attrs(struct form_field *ff, const cJSON *max, const cJSON *accept,
+				  struct fs_error *err)
+{
+	const cJSON *t;
+	int64_t n = 0;
+
+	ff->max_bytes = FORM_DEFAULT_MAX_BYTES;
+	ff->accept = SNIFF_ALL;
+	if (max && (!json_int64(max, &n) || n < 1 || (uint64_t)n > FORM_MAX_MAX_BYTES))
+		return fs_error_set(err, -FS_EFORMAT,
+				    "'max_bytes' must be a whole number 1 to %llu",
+				    (unsigned long long)FORM_MAX_MAX_BYTES);
+	if (max)
+		ff->max_bytes = (uint64_t)n;
+	if (!accept)
+		return 0;
+	if (!cJSON_IsArray(accept) || !cJSON_GetArraySize(accept))
+		return fs_error_set(err, -FS_EFORMAT, "'accept' must be a list of content types");
+	ff->accept = 0;
+	cJSON_ArrayForEach(t, accept)
+	{
+		enum sniff_type k =
+			cJSON_IsString(t) ? sniff_from_name(t->valuestring) : SNIFF_NONE;
+
+		if (k == SNIFF_NONE)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "'accept': each must be image/jpeg, image/png or "
+					    "application/pdf");
+		ff->accept |= (unsigned)k;
+	}
+	return 0;
+}
+
 /* What a field's type takes: bounds, values, a target, or its rows. */
 static int parse_type_attrs(struct form_field *ff, const cJSON *a[ATTR_COUNT], int format,
 			    int depth, struct fs_error *err)
@@ -485,6 +529,11 @@ static int parse_type_attrs(struct form_field *ff, const cJSON *a[ATTR_COUNT], i
 		if ((r = parse_rows(ff, a[ATTR_MIN_ROWS], a[ATTR_MAX_ROWS], err)) < 0)
 			return r;
 		return parse_fields(&ff->sub, &ff->nsub, a[ATTR_FIELDS], format, depth + 1, err);
+	case FORM_ATTACHMENT:
+		if (depth > 0)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "a repeat group cannot hold an attachment");
+		return parse_attachment_attrs(ff, a[ATTR_MAX_BYTES], a[ATTR_ACCEPT], err);
 	case FORM_DATE:
 	case FORM_GPS:
 		return 0;
@@ -503,8 +552,9 @@ static int parse_field(struct form_field *ff, const cJSON *obj, int format, int 
 	if ((r = field_attrs(obj, a, err)) < 0 || (r = parse_name(ff, a[ATTR_NAME], err)) < 0 ||
 	    (r = parse_type(ff, a[ATTR_TYPE], err)) < 0)
 		return r;
-	if (ff->type == FORM_REPEAT && format < 2)
-		return fs_error_set(err, -FS_EFORMAT, "type repeat needs format \"" FORMAT_V2 "\"");
+	if ((ff->type == FORM_REPEAT || ff->type == FORM_ATTACHMENT) && format < 2)
+		return fs_error_set(err, -FS_EFORMAT, "type %s needs format \"" FORMAT_V2 "\"",
+				    type_names[ff->type]);
 	for (int i = 0; i < ATTR_COUNT; i++) {
 		if (a[i] && !(attrs[i].types & T(ff->type)))
 			return fs_error_set(err, -FS_EFORMAT,
@@ -1103,6 +1153,41 @@ static int check_string(const struct form_field *ff, const char *s, struct fs_er
 	return fs_error_set(err, -FS_EVALID, "field '%s': not a string field", ff->name);
 }
 
+/* A size for a person: "14.0 MB". */
+static void megabytes(uint64_t n, char out[32])
+{
+	snprintf(out, 32, "%.1f MB", (double)n / 1e6);
+}
+
+/* An attachment's reference: {"sha256": 64 lower-case hex, "size": its
+ * bytes, 1 to max_bytes, "type": one the field accepts}, and nothing
+ * else.  The bytes travel apart; this is what the record holds. */
+static int check_attachment(const struct form_field *ff, const cJSON *v, struct fs_error *err)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(v, "sha256"),
+		    *n = cJSON_GetObjectItemCaseSensitive(v, "size"),
+		    *t = cJSON_GetObjectItemCaseSensitive(v, "type");
+	char got[32], most[32];
+	int64_t size = 0;
+
+	if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 3 || !cJSON_IsString(h) ||
+	    strlen(h->valuestring) != 64 || strspn(h->valuestring, "0123456789abcdef") != 64 ||
+	    !json_int64(n, &size) || size < 1 || !cJSON_IsString(t))
+		return fs_error_set(
+			err, -FS_EVALID,
+			"field '%s': must be {\"sha256\", \"size\", \"type\"} of a file", ff->name);
+	if (!(ff->accept & (unsigned)sniff_from_name(t->valuestring)))
+		return fs_error_set(err, -FS_EVALID,
+				    "field '%s': a file of a type it does not take", ff->name);
+	if ((uint64_t)size > ff->max_bytes) {
+		megabytes((uint64_t)size, got);
+		megabytes(ff->max_bytes, most);
+		return fs_error_set(err, -FS_EVALID, "%s is %s, the form allows %s", ff->name, got,
+				    most);
+	}
+	return 0;
+}
+
 /* A repeat group's rows: an array of objects, each only of the group's
  * fields, given once, each value right by its own rules. */
 static int check_rows(const struct form_field *ff, const cJSON *v, struct fs_error *err)
@@ -1154,6 +1239,8 @@ int form_check_type(const struct form_field *ff, const cJSON *v, struct fs_error
 		return check_multi(ff, v, err);
 	case FORM_REPEAT:
 		return check_rows(ff, v, err);
+	case FORM_ATTACHMENT:
+		return check_attachment(ff, v, err);
 	default:
 		break;
 	}
@@ -1293,15 +1380,21 @@ out:
 }
 
 /* A repeat group's rows are given as their JSON array. */
-static int rows_from_text(const struct form_field *ff, const char *text, cJSON **ret,
+/* A repeat group's rows as a JSON array, or an attachment's reference
+ * as a JSON object (as an export gives them). */
+static int json_from_text(const struct form_field *ff, const char *text, cJSON **ret,
 			  struct fs_error *err)
 {
 	cJSON *v = cJSON_ParseWithOpts(text, NULL, 1);
 
-	if (!cJSON_IsArray(v)) {
+	if (ff->type == FORM_REPEAT ? !cJSON_IsArray(v) : !cJSON_IsObject(v)) {
 		cJSON_Delete(v);
 		return fs_error_set(err, -FS_EVALID,
-				    "field '%s': a repeat group is given as a JSON array of rows",
+				    ff->type == FORM_REPEAT
+					    ? "field '%s': a repeat group is given as a JSON array "
+					      "of rows"
+					    : "field '%s': an attachment is given as its JSON "
+					      "reference {\"sha256\", \"size\", \"type\"}",
 				    ff->name);
 	}
 	*ret = v;
@@ -1327,8 +1420,8 @@ int form_value_from_text(const struct form *f, const char *field, const char *te
 		r = boolean_from_text(ff, text, &v, err);
 	else if (ff->type == FORM_MULTI_CHOICE)
 		r = multi_from_text(text, &v, err);
-	else if (ff->type == FORM_REPEAT)
-		r = rows_from_text(ff, text, &v, err);
+	else if (ff->type == FORM_REPEAT || ff->type == FORM_ATTACHMENT)
+		r = json_from_text(ff, text, &v, err);
 	else
 		v = cJSON_CreateString(text);
 	if (r < 0)

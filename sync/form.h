@@ -65,6 +65,15 @@
  * that change the same group's rows conflict as any field does.
  *   count-selected(${members}) counts a group's rows.
  *
+ * Attachments (/2 only): type "attachment" with "max_bytes" (default
+ * FORM_DEFAULT_MAX_BYTES, at most FORM_MAX_MAX_BYTES) and "accept", the
+ * content types taken, decided by the file's first bytes (sync/sniff.h:
+ * image/jpeg, image/png, application/pdf; default all).  Its JSON value
+ * is the file's reference, {"sha256": 64 lower-case hex digits, "size":
+ * bytes, "type": the content type}; the bytes travel apart.  No default,
+ * calculate or constraint; not in a repeat group.  Too large reads
+ * "photo is 14.0 MB, the form allows 10.0 MB".
+ *
  * What HQ checks.  A change is checked against its field's own rules
  * (form_validate_value): type, bounds, values, "required": true of a
  * field without "relevant", and a constraint that reads nothing but '.'

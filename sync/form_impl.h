@@ -44,6 +44,8 @@ struct form_field {
 	struct form_field *sub;	    /* repeat: the fields of a row */
 	size_t nsub;		    /* entries in sub */
 	size_t min_rows, max_rows;  /* repeat: how many rows */
+	uint64_t max_bytes;	    /* attachment: the largest file */
+	unsigned accept;	    /* attachment: content types (sync/sniff.h) */
 };
 
 struct form {

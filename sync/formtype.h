@@ -13,6 +13,9 @@
 #define FORM_MAX_ROWS 1000
 /* 'YYYY-MM-DD' and its NUL. */
 #define FORM_DATE_SIZE 11
+/* An attachment's size when the form says none, and the most it may say. */
+#define FORM_DEFAULT_MAX_BYTES (10ull * 1024 * 1024)
+#define FORM_MAX_MAX_BYTES (4ull * 1024 * 1024 * 1024)
 
 enum form_type {
 	FORM_TEXT,
@@ -24,6 +27,7 @@ enum form_type {
 	FORM_GPS,
 	FORM_REF,
 	FORM_REPEAT,
+	FORM_ATTACHMENT,
 };
 
 #endif

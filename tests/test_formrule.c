@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sync/form.h"
+#include "sync/sniff.h"
 #include "tests/test.h"
 
 #define TODAY "2026-11-20"
@@ -362,4 +363,126 @@ TEST(formrule_definitions_refused)
 		ASSERT_EQ(form_load_json(scoped, strlen(scoped), "t.json", &f, &err), -FS_EFORMAT);
 		ASSERT_STR_CONTAINS(err.msg, "'scope' field 'm' may not have relevant");
 	}
+}
+
+/* Attachments (issue 17): the field's rules in the definition, and its
+ * value, the file's reference, checked the same on a device and at HQ. */
+TEST(formrule_attachment_fields)
+{
+	static const char def[] =
+		"{\"format\":\"fieldsync-form/2\",\"collection\":\"t\",\"fields\":["
+		"{\"name\":\"photo\",\"type\":\"attachment\",\"max_bytes\":10000000,"
+		"\"accept\":[\"image/jpeg\",\"image/png\"]},"
+		"{\"name\":\"scan\",\"type\":\"attachment\"}]}";
+	static const char v1[] = "{\"format\":\"fieldsync-form/1\",\"collection\":\"t\","
+				 "\"fields\":[{\"name\":\"p\",\"type\":\"attachment\"}]}";
+	static const char *const bad[] = {
+		/* not an object, members missing or extra */
+		"\"photo.jpg\"",
+		"{\"sha256\":\""
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+		"\"size\":5}",
+		"{\"sha256\":\""
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+		"\"size\":5,\"type\":\"image/png\",\"name\":\"x.png\"}",
+		/* a hash that is not 64 lower-case hex digits */
+		"{\"sha256\":\""
+		"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\","
+		"\"size\":5,\"type\":\"image/png\"}",
+		"{\"sha256\":\"abc\",\"size\":5,\"type\":\"image/png\"}",
+		/* an empty file, a size that is not whole */
+		"{\"sha256\":\""
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+		"\"size\":0,\"type\":\"image/png\"}",
+		"{\"sha256\":\""
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+		"\"size\":1.5,\"type\":\"image/png\"}",
+	};
+	struct fs_error err = { 0 };
+	struct form *f = NULL;
+	cJSON *v;
+
+	ASSERT_OK(form_load_json(def, strlen(def), "t.json", &f, &err));
+	v = parse("{\"sha256\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+		  "\",\"size\":9000000,\"type\":\"image/jpeg\"}");
+	ASSERT_OK(form_validate_value(f, "photo", v, &err));
+	cJSON_Delete(v);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = parse(bad[i]);
+		if (form_validate_value(f, "photo", v, &err) != -FS_EVALID)
+			TEST_FAIL("accepted %s", bad[i]);
+		ASSERT_STR_CONTAINS(err.msg, "must be {\"sha256\", \"size\", \"type\"} of a file");
+		cJSON_Delete(v);
+	}
+	/* A PDF where only images are taken; any of the three by default. */
+	v = parse("{\"sha256\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+		  "\",\"size\":100,\"type\":\"application/pdf\"}");
+	ASSERT_EQ(form_validate_value(f, "photo", v, &err), -FS_EVALID);
+	ASSERT_STR_CONTAINS(err.msg, "a file of a type it does not take");
+	ASSERT_OK(form_validate_value(f, "scan", v, &err));
+	cJSON_Delete(v);
+	/* Too large, said in a person's words. */
+	v = parse("{\"sha256\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+		  "\",\"size\":14000000,\"type\":\"image/png\"}");
+	ASSERT_EQ(form_validate_value(f, "photo", v, &err), -FS_EVALID);
+	ASSERT_STR_EQ(err.msg, "photo is 14.0 MB, the form allows 10.0 MB");
+	/* The default limit is 10 MiB. */
+	ASSERT_EQ(form_validate_value(f, "scan", v, &err), -FS_EVALID);
+	ASSERT_STR_EQ(err.msg, "scan is 14.0 MB, the form allows 10.5 MB");
+	cJSON_Delete(v);
+	/* As text: its JSON reference, as an export gives it. */
+	ASSERT_EQ(form_value_from_text(f, "photo", "house.jpg", &v, &err), -FS_EVALID);
+	ASSERT_STR_CONTAINS(err.msg, "an attachment is given as its JSON reference");
+	ASSERT_OK(form_value_from_text(f, "photo", "{\"size\":1}", &v, &err));
+	ASSERT_TRUE(cJSON_IsObject(v));
+	cJSON_Delete(v);
+	form_free(f);
+
+	ASSERT_EQ(form_load_json(v1, strlen(v1), "t.json", &f, &err), -FS_EFORMAT);
+	ASSERT_STR_CONTAINS(err.msg, "type attachment needs format");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"max_bytes\":0}",
+		     "'max_bytes' must be a whole number 1 to");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"max_bytes\":4294967297}",
+		     "'max_bytes' must be a whole number 1 to");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"accept\":[]}",
+		     "'accept' must be a list of content types");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"accept\":[\"image/gif\"]}",
+		     "each must be image/jpeg, image/png or application/pdf");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"default\":{}}",
+		     "'default' not allowed for type attachment");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"constraint\":\"true\"}",
+		     "'constraint' not allowed for type attachment");
+	logic_broken("{\"name\":\"p\",\"type\":\"text\",\"max_bytes\":5}",
+		     "'max_bytes' not allowed for type text");
+	logic_broken("{\"name\":\"g\",\"type\":\"repeat\",\"fields\":[{\"name\":\"p\","
+		     "\"type\":\"attachment\"}]}",
+		     "cannot hold an attachment");
+}
+
+/* A file is what its first bytes say (sync/sniff.h), not its name. */
+TEST(sniff_by_magic_bytes)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+		enum sniff_type want;
+	} cases[] = {
+		{ "\xff\xd8\xff\xe0\x00\x10JFIF", 10, SNIFF_JPEG },
+		{ "\x89PNG\r\n\x1a\n\x00", 9, SNIFF_PNG },
+		{ "%PDF-1.7\n", 9, SNIFF_PDF },
+		{ "\xff\xd8", 2, SNIFF_NONE },	      /* too short to tell */
+		{ "\x89PNG\r\n\x1a", 7, SNIFF_NONE }, /* one byte short */
+		{ "GIF89a", 6, SNIFF_NONE },
+		{ "<html>", 6, SNIFF_NONE },
+		{ "", 0, SNIFF_NONE },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (sniff_bytes((const uint8_t *)cases[i].bytes, cases[i].len) != cases[i].want)
+			TEST_FAIL("case %zu: wrong type", i);
+	ASSERT_STR_EQ(sniff_name(SNIFF_PNG), "image/png");
+	ASSERT_TRUE(sniff_name(SNIFF_JPEG | SNIFF_PNG) == NULL);
+	ASSERT_EQ(sniff_from_name("application/pdf"), SNIFF_PDF);
+	ASSERT_EQ(sniff_from_name("IMAGE/PNG"), SNIFF_NONE);
+	ASSERT_EQ(sniff_from_name(NULL), SNIFF_NONE);
 }
