@@ -57,10 +57,16 @@ static int frame_append(struct client *cl, enum ctl_type type, const char *data,
 /* Queue the whole answer; the loop sends it as the socket takes it. */
 void client_answer(struct client *cl, const char *out, const char *err, int status)
 {
+	client_answer_bytes(cl, out, out ? strlen(out) : 0, err, status);
+}
+
+void client_answer_bytes(struct client *cl, const char *out, size_t out_len, const char *err,
+			 int status)
+{
 	uint8_t st = (uint8_t)status;
 
 	cl->write_deadline = hlc_mono_ms() + CLIENT_ANSWER_TIMEOUT_MS;
-	if ((out && out[0] && frame_append(cl, CTL_STDOUT, out, strlen(out)) < 0) ||
+	if ((out && out_len && frame_append(cl, CTL_STDOUT, out, out_len) < 0) ||
 	    (err && err[0] && frame_append(cl, CTL_STDERR, err, strlen(err)) < 0) ||
 	    frame_append(cl, CTL_EXIT, (const char *)&st, 1) < 0) {
 		log_msg(LOG_ERR, "client: out of memory for an answer");

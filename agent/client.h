@@ -86,6 +86,10 @@ void client_table_close(struct client_table *t);
 /* Queue the whole answer: standard output, standard error (either may be
  * NULL) and the exit status; the loop sends it as the socket takes it. */
 void client_answer(struct client *cl, const char *out, const char *err, int status);
+/* The same with out_len bytes of output, which may hold any byte (a file
+ * written to standard output). */
+void client_answer_bytes(struct client *cl, const char *out, size_t out_len, const char *err,
+			 int status);
 
 /* Close one connection and free its slot. */
 void client_close(struct client *cl);

@@ -114,6 +114,7 @@ static const struct command table[] = {
 	{ "conflicts", cmd_conflicts, cmd_json_options, CMD_FORWARDABLE, NULL },
 	{ "forms", cmd_forms, cmd_json_options, CMD_FORWARDABLE, NULL },
 	{ "find", cmd_find, cmd_find_options, CMD_FORWARDABLE, NULL },
+	{ "attachment", cmd_attachment, NULL, CMD_FORWARDABLE, NULL },
 };
 
 static const struct command *find(const char *name)

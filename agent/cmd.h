@@ -127,6 +127,7 @@ int cmd_check(struct cli *c, const struct command_call *call);
 int cmd_log(struct cli *c, const struct command_call *call);
 int cmd_conflicts(struct cli *c, const struct command_call *call);
 int cmd_forms(struct cli *c, const struct command_call *call);
+int cmd_attachment(struct cli *c, const struct command_call *call);
 int cmd_find(struct cli *c, const struct command_call *call);
 
 /* Their options. */

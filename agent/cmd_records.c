@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
+#include "agent/attach.h"
 #include "agent/cmd.h"
 #include "agent/csvimport.h"
 #include "agent/devforms.h"
@@ -16,9 +17,41 @@
 
 /* ---- record commands -------------------------------------------------- */
 
-/* Parse FIELD=VALUE arguments into a JSON object of typed values. */
-static int fields_from_args(const struct form *f, int argc, char **argv, cJSON **ret,
-			    struct fs_error *err)
+/* The files a command kept for its attachment fields before it wrote
+ * its record: forgotten again when the record is refused. */
+#define NEW_FILES_MAX 8
+struct new_files {
+	char hex[NEW_FILES_MAX][ATTACH_HEX + 1];
+	size_t n;
+};
+
+/* FIELD=@PATH of an attachment field: keep the file (agent/attach.h),
+ * and its reference is the value. */
+static int attachment_from_arg(struct cli *c, struct store *s, const struct form *f,
+			       const char *name, const char *path, struct new_files *nf,
+			       cJSON **ret, struct fs_error *err)
+{
+	FILE *fp = NULL;
+	int r, added = 0;
+
+	if (nf->n == NEW_FILES_MAX)
+		return fs_error_set(err, -FS_ELIMIT, "at most %d files in one command",
+				    NEW_FILES_MAX);
+	if ((r = cmd_open_input(c, path, &fp, err)) < 0)
+		return r;
+	r = attach_store(s, f, name, fp, path, ret, &added, err);
+	fclose(fp);
+	if (r == 0 && added)
+		memcpy(nf->hex[nf->n++],
+		       cJSON_GetObjectItemCaseSensitive(*ret, "sha256")->valuestring,
+		       ATTACH_HEX + 1);
+	return r;
+}
+
+/* Parse FIELD=VALUE arguments into a JSON object of typed values; an
+ * attachment field takes FIELD=@PATH, a file kept in the store. */
+static int fields_from_args(struct cli *c, struct store *s, const struct form *f, int argc,
+			    char **argv, cJSON **ret, struct new_files *nf, struct fs_error *err)
 {
 	cJSON *o = cJSON_CreateObject();
 	int r = 0;
@@ -29,6 +62,7 @@ static int fields_from_args(const struct form *f, int argc, char **argv, cJSON *
 		char *eq = strchr(argv[i], '='), name[FORM_MAX_NAME + 1];
 		cJSON *v = NULL;
 		size_t len;
+		int idx;
 
 		if (!eq || eq == argv[i]) {
 			r = fs_error_set(err, -FS_EUSAGE, "argument %d: expected FIELD=VALUE",
@@ -47,7 +81,12 @@ static int fields_from_args(const struct form *f, int argc, char **argv, cJSON *
 			r = fs_error_set(err, -FS_EUSAGE, "field '%s' given twice", name);
 			goto out;
 		}
-		if ((r = form_value_from_text(f, name, eq + 1, &v, err)) < 0)
+		idx = form_field_index(f, name);
+		if (eq[1] == '@' && idx >= 0 && form_field_type(f, (size_t)idx) == FORM_ATTACHMENT)
+			r = attachment_from_arg(c, s, f, name, eq + 2, nf, &v, err);
+		else
+			r = form_value_from_text(f, name, eq + 1, &v, err);
+		if (r < 0)
 			goto out;
 		if (!cJSON_AddItemToObject(o, name, v)) {
 			cJSON_Delete(v);
@@ -234,6 +273,7 @@ int cmd_record(struct cli *c, const struct command_call *call)
 	struct form *f = NULL;
 	struct store *s = NULL;
 	cJSON *fields = NULL, *rec = NULL;
+	struct new_files nf = { .n = 0 };
 
 	if (call->o.help || call->o.nargs == 0) {
 		fprintf(c->out, record_usage, noun, formsrc_describe(c->cfg.forms_dir), collection);
@@ -269,13 +309,13 @@ int cmd_record(struct cli *c, const struct command_call *call)
 		goto fail;
 	if (!strcmp(verb, "add")) {
 		r = json_path ? fields_from_json(c, json_path, &fields, &err)
-			      : fields_from_args(f, nargs, argv, &fields, &err);
+			      : fields_from_args(c, s, f, nargs, argv, &fields, &nf, &err);
 		/* A new record takes the form's defaults for what it lacks,
 		 * as a form begun in the field app does; an import does not. */
 		if (r == 0 && cJSON_IsObject(fields))
 			r = form_apply_defaults(f, fields, &err);
 	} else if (!strcmp(verb, "edit")) {
-		r = fields_from_args(f, nargs - 1, argv + 1, &fields, &err);
+		r = fields_from_args(c, s, f, nargs - 1, argv + 1, &fields, &nf, &err);
 	}
 	if (r < 0)
 		goto fail;
@@ -299,6 +339,13 @@ int cmd_record(struct cli *c, const struct command_call *call)
 	r = EXIT_OK;
 	goto out;
 fail:
+	/* Files kept for a record that was not written go again. */
+	for (size_t i = 0; i < nf.n; i++) {
+		struct fs_error ferr = { 0 };
+
+		if (attach_forget(s, nf.hex[i], &ferr) < 0)
+			fprintf(c->err, "fieldsync: %s\n", ferr.msg);
+	}
 	r = fail(&err);
 out:
 	cJSON_Delete(rec);
@@ -306,6 +353,31 @@ out:
 	cmd_release_store(c, s);
 	form_free(f);
 	return r;
+}
+
+/* ---- attachments -------------------------------------------------------- */
+
+int cmd_attachment(struct cli *c, const struct command_call *call)
+{
+	struct fs_error err = { 0 };
+	struct store *s = NULL;
+	int r;
+
+	if (call->o.help) {
+		PUTS("Usage: fieldsync attachment get HASH\n"
+		     "Write the file attached to a record (its \"sha256\" in the record) to\n"
+		     "standard output, checked against its hash.  Files are attached with\n"
+		     "FIELD=@PATH on a form's attachment field, and kept encrypted in the\n"
+		     "store; redirect the output to a file you may keep.");
+		return EXIT_OK;
+	}
+	if (call->o.nargs != 2 || strcmp(call->o.args[0], "get"))
+		return usage_error("attachment", "expected get HASH");
+	if ((r = cmd_open_store(c, &s, &err)) < 0)
+		return fail(&err);
+	r = attach_write(s, call->o.args[1], c->out, &err);
+	cmd_release_store(c, s);
+	return r < 0 ? fail(&err) : EXIT_OK;
 }
 
 /* ---- import ----------------------------------------------------------- */

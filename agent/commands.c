@@ -79,6 +79,7 @@ const char commands_main_usage[] =
 	"  pull                        fetch the merged records of this device's scope\n"
 	"  conflicts [--json]          fields HQ found edited concurrently, and which won\n"
 	"  forms [--json]              the form each collection is validated with\n"
+	"  attachment get HASH         write a file attached to a record to stdout\n"
 	"  status [--json]             records, pending changes and the agent's state\n"
 	"  log [--json]                the local sync log: each attempt to reach HQ\n"
 	"  check                       verify the store's integrity and outbox\n"

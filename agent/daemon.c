@@ -288,7 +288,7 @@ static void run_command(struct agent *a, struct client *cl)
 answer:
 	fflush(out);
 	fflush(err);
-	client_answer(cl, obuf, ebuf, status);
+	client_answer_bytes(cl, obuf, olen, ebuf, status);
 out:
 	c->inputs = NULL;
 	c->n_inputs = 0;

@@ -173,6 +173,22 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 	"  team TEXT NOT NULL"                                                                     \
 	") STRICT, WITHOUT ROWID;"
 
+/* Version 6: files attached to records (agent/attach.h), by their
+ * SHA-256 in hex, in chunks, inside the encrypted store. */
+#define STORE_V6_SQL                                                                               \
+	"CREATE TABLE attachments("                                                                \
+	"  sha256 TEXT PRIMARY KEY,"                                                               \
+	"  size INTEGER NOT NULL,"                                                                 \
+	"  type TEXT NOT NULL,"                                                                    \
+	"  added_ms INTEGER NOT NULL"                                                              \
+	") STRICT, WITHOUT ROWID;"                                                                 \
+	"CREATE TABLE attachment_chunks("                                                          \
+	"  sha256 TEXT NOT NULL,"                                                                  \
+	"  idx INTEGER NOT NULL,"                                                                  \
+	"  data BLOB NOT NULL,"                                                                    \
+	"  PRIMARY KEY (sha256, idx)"                                                              \
+	") STRICT, WITHOUT ROWID;"
+
 /* Versions 1 to 5 (above).  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same
  * transaction as the record, and keeps it after HQ acknowledges it.
@@ -230,8 +246,8 @@ const char store_schema_sql[] =
 	"  detail TEXT,"
 	"  repeats INTEGER NOT NULL DEFAULT 1,"
 	"  last_at INTEGER"
-	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL STORE_SEARCH_SQL STORE_V5_SQL
-	"PRAGMA user_version = 5;";
+	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL STORE_SEARCH_SQL STORE_V5_SQL STORE_V6_SQL
+	"PRAGMA user_version = 6;";
 
 /* ---- opening the database --------------------------------------------- */
 
@@ -509,6 +525,9 @@ static int db_upgrade(struct store *s, struct fs_error *err)
 	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
 	    version == 4)
 		r = exec(s, STORE_V5_SQL "PRAGMA user_version = 5;", "upgrade store", err);
+	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
+	    version == 5)
+		r = exec(s, STORE_V6_SQL "PRAGMA user_version = 6;", "upgrade store", err);
 	if (r == 0)
 		r = exec(s, "COMMIT", "upgrade store", err);
 	if (r < 0)

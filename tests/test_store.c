@@ -777,6 +777,7 @@ TEST(store_upgrades_version_1)
 			       "record_search_update; DROP TRIGGER record_search_delete; "
 			       "DROP INDEX records_visits_by_household; DROP TABLE record_search; "
 			       "DROP TABLE drafts; DROP TABLE device_teams; "
+			       "DROP TABLE attachments; DROP TABLE attachment_chunks; "
 			       "PRAGMA user_version = 1;",
 			       NULL, NULL, NULL),
 		  SQLITE_OK);

@@ -1,0 +1,302 @@
+/* attach.c - files attached to records, in the store (agent/attach.h). */
+#include "agent/attach.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "sync/sniff.h"
+
+/* ---- reading the file ------------------------------------------------------ */
+
+/* The file's size, its first bytes' type, and back to its start. */
+static int file_facts(FILE *in, const char *path, uint64_t *size, enum sniff_type *type,
+		      struct fs_error *err)
+{
+	uint8_t head[SNIFF_PREFIX];
+	size_t n;
+	off_t end;
+
+	if (fseeko(in, 0, SEEK_END) < 0 || (end = ftello(in)) < 0 || fseeko(in, 0, SEEK_SET) < 0)
+		return fs_error_set(err, -errno, "read %s: %s", path, strerror(errno));
+	n = fread(head, 1, sizeof(head), in);
+	if (ferror(in) || fseeko(in, 0, SEEK_SET) < 0)
+		return fs_error_set(err, -EIO, "read %s: read error", path);
+	*size = (uint64_t)end;
+	*type = sniff_bytes(head, n);
+	return 0;
+}
+
+/* The reference for a file: {"sha256", "size", "type"}. */
+static cJSON *reference(const char *hex, uint64_t size, const char *type)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o || !cJSON_AddStringToObject(o, "sha256", hex) ||
+	    !cJSON_AddNumberToObject(o, "size", (double)size) ||
+	    !cJSON_AddStringToObject(o, "type", type)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Whether the form takes such a file, by its one rule, before a byte of
+ * it is read: the hash is not known yet, and does not matter to it. */
+static int check_facts(const struct form *f, const char *field, const char *path, uint64_t size,
+		       enum sniff_type type, struct fs_error *err)
+{
+	char zeros[ATTACH_HEX + 1];
+	cJSON *ref;
+	int idx = form_field_index(f, field), r;
+
+	if (idx < 0 || form_field_type(f, (size_t)idx) != FORM_ATTACHMENT)
+		return fs_error_set(err, -FS_EVALID, "field '%s': not an attachment", field);
+	if (type == SNIFF_NONE)
+		return fs_error_set(err, -FS_EVALID,
+				    "field '%s': %s is not a JPEG, PNG or PDF file by its content, "
+				    "whatever its name",
+				    field, path);
+	memset(zeros, '0', ATTACH_HEX);
+	zeros[ATTACH_HEX] = '\0';
+	if (!(ref = reference(zeros, size, sniff_name(type))))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	r = size == 0 ? fs_error_set(err, -FS_EVALID, "field '%s': %s is empty", field, path)
+		      : form_validate_value(f, field, ref, err);
+	cJSON_Delete(ref);
+	return r;
+}
+
+/* Read the whole file, hashing it into hex, and hand each chunk to put
+ * (NULL: hash only).  Its size must stay size. */
+static int each_chunk(FILE *in, const char *path, uint64_t size, uint8_t *buf,
+		      int (*put)(void *ctx, int64_t idx, const uint8_t *data, size_t len),
+		      void *ctx, char hex[ATTACH_HEX + 1], struct fs_error *err)
+{
+	crypto_hash_sha256_state h;
+	uint8_t digest[crypto_hash_sha256_BYTES];
+	uint64_t total = 0;
+	int64_t idx = 0;
+	size_t n;
+	int r;
+
+	if (fseeko(in, 0, SEEK_SET) < 0)
+		return fs_error_set(err, -errno, "read %s: %s", path, strerror(errno));
+	crypto_hash_sha256_init(&h);
+	while ((n = fread(buf, 1, ATTACH_CHUNK, in)) > 0) {
+		crypto_hash_sha256_update(&h, buf, n);
+		total += n;
+		if (put && (r = put(ctx, idx++, buf, n)) < 0)
+			return r;
+	}
+	if (ferror(in))
+		return fs_error_set(err, -EIO, "read %s: read error", path);
+	if (total != size)
+		return fs_error_set(err, -EIO, "read %s: the file changed while it was read", path);
+	crypto_hash_sha256_final(&h, digest);
+	sodium_bin2hex(hex, ATTACH_HEX + 1, digest, sizeof(digest));
+	return 0;
+}
+
+/* ---- the store ------------------------------------------------------------- */
+
+struct chunk_put {
+	struct store *s;
+	sqlite3_stmt *st;
+	const char *hex;
+	struct fs_error *err;
+};
+
+static int put_chunk(void *ctx, int64_t idx, const uint8_t *data, size_t len)
+{
+	struct chunk_put *p = ctx;
+
+	sqlite3_reset(p->st);
+	sqlite3_bind_text(p->st, 1, p->hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p->st, 2, idx);
+	sqlite3_bind_blob(p->st, 3, data, (int)len, SQLITE_STATIC);
+	if (sqlite3_step(p->st) != SQLITE_DONE)
+		return store_fail(p->s, "keep an attachment in", p->err);
+	return 0;
+}
+
+/* 1 when the store holds hex, 0 when not. */
+static int held(struct store *s, const char *hex, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(store_db(s), "SELECT 1 FROM attachments WHERE sha256 = ?1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return store_fail(s, "look up an attachment in", err);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, "look up an attachment in", err);
+	return rc == SQLITE_ROW;
+}
+
+int attach_store(struct store *s, const struct form *f, const char *field, FILE *in,
+		 const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err)
+{
+	char hex[ATTACH_HEX + 1], again[ATTACH_HEX + 1];
+	struct chunk_put p = { .s = s, .err = err };
+	enum sniff_type type = SNIFF_NONE;
+	uint8_t *buf = NULL;
+	uint64_t size = 0;
+	int r, in_tx = 0;
+
+	*ret_ref = NULL;
+	*ret_new = 0;
+	if ((r = file_facts(in, path, &size, &type, err)) < 0 ||
+	    (r = check_facts(f, field, path, size, type, err)) < 0)
+		return r;
+	if (!(buf = malloc(ATTACH_CHUNK)))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	/* The name first: a file the store holds is not written again. */
+	if ((r = each_chunk(in, path, size, buf, NULL, NULL, hex, err)) < 0 ||
+	    (r = store_begin_local(s, err)) < 0)
+		goto out;
+	in_tx = 1;
+	if ((r = held(s, hex, err)) < 0)
+		goto out;
+	if (r == 0) {
+		p.hex = hex;
+		if (sqlite3_prepare_v2(store_db(s),
+				       "INSERT INTO attachment_chunks(sha256, idx, data) "
+				       "VALUES (?1, ?2, ?3)",
+				       -1, &p.st, NULL) != SQLITE_OK) {
+			r = store_fail(s, "keep an attachment in", err);
+			goto out;
+		}
+		if ((r = each_chunk(in, path, size, buf, put_chunk, &p, again, err)) < 0)
+			goto out;
+		if (strcmp(hex, again)) {
+			r = fs_error_set(err, -EIO, "read %s: the file changed while it was read",
+					 path);
+			goto out;
+		}
+		sqlite3_finalize(p.st);
+		p.st = NULL;
+		if (sqlite3_prepare_v2(store_db(s),
+				       "INSERT INTO attachments(sha256, size, type, added_ms) "
+				       "VALUES (?1, ?2, ?3, ?4)",
+				       -1, &p.st, NULL) != SQLITE_OK) {
+			r = store_fail(s, "keep an attachment in", err);
+			goto out;
+		}
+		sqlite3_bind_text(p.st, 1, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(p.st, 2, (sqlite3_int64)size);
+		sqlite3_bind_text(p.st, 3, sniff_name(type), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(p.st, 4, (sqlite3_int64)store_wall_ms(s));
+		if (sqlite3_step(p.st) != SQLITE_DONE) {
+			r = store_fail(s, "keep an attachment in", err);
+			goto out;
+		}
+		*ret_new = 1;
+	}
+	if ((r = store_commit(s, err)) < 0)
+		goto out;
+	in_tx = 0;
+	if (!(*ret_ref = reference(hex, size, sniff_name(type))))
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+out:
+	sqlite3_finalize(p.st);
+	if (in_tx)
+		store_rollback(s);
+	if (r < 0)
+		*ret_new = 0;
+	sodium_memzero(buf, ATTACH_CHUNK);
+	free(buf);
+	return r;
+}
+
+int attach_forget(struct store *s, const char *hex, struct fs_error *err)
+{
+	static const char *const sql[] = {
+		"DELETE FROM attachment_chunks WHERE sha256 = ?1",
+		"DELETE FROM attachments WHERE sha256 = ?1",
+	};
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	/* Not store_begin_local: removing frees room, on a full disk too. */
+	if ((r = store_begin(s, err)) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && r == 0; i++) {
+		if (sqlite3_prepare_v2(store_db(s), sql[i], -1, &st, NULL) != SQLITE_OK) {
+			r = store_fail(s, "remove an attachment from", err);
+			break;
+		}
+		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = store_fail(s, "remove an attachment from", err);
+		sqlite3_finalize(st);
+	}
+	if (r == 0)
+		r = store_commit(s, err);
+	if (r < 0)
+		store_rollback(s);
+	return r;
+}
+
+int attach_write(struct store *s, const char *hex, FILE *out, struct fs_error *err)
+{
+	crypto_hash_sha256_state h;
+	uint8_t digest[crypto_hash_sha256_BYTES];
+	char got[ATTACH_HEX + 1];
+	sqlite3_stmt *st = NULL;
+	uint64_t size = 0, total = 0;
+	int r = 0, rc;
+
+	if (strlen(hex) != ATTACH_HEX || strspn(hex, "0123456789abcdef") != ATTACH_HEX)
+		return fs_error_set(err, -FS_EUSAGE, "an attachment is named by 64 hex digits");
+	if (sqlite3_prepare_v2(store_db(s), "SELECT size FROM attachments WHERE sha256 = ?1", -1,
+			       &st, NULL) != SQLITE_OK)
+		return store_fail(s, "read an attachment from", err);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		size = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return fs_error_set(err, -FS_ENOTFOUND, "no attachment %s on this device", hex);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, "read an attachment from", err);
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT data FROM attachment_chunks WHERE sha256 = ?1 ORDER BY idx",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "read an attachment from", err);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	crypto_hash_sha256_init(&h);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *data = sqlite3_column_blob(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+
+		crypto_hash_sha256_update(&h, data, n);
+		total += n;
+		if (n && fwrite(data, 1, n, out) != n) {
+			r = fs_error_set(err, -EIO, "write attachment %.12s: %s", hex,
+					 strerror(errno));
+			break;
+		}
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_fail(s, "read an attachment from", err);
+	sqlite3_finalize(st);
+	if (r < 0)
+		return r;
+	crypto_hash_sha256_final(&h, digest);
+	sodium_bin2hex(got, sizeof(got), digest, sizeof(digest));
+	if (total != size || strcmp(got, hex))
+		return fs_error_set(err, -FS_ECORRUPT,
+				    "attachment %.12s: what the store holds does not hash to its "
+				    "name",
+				    hex);
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* attach.h - files attached to records (issue 17), kept on the device.
+ *
+ * A file is kept by its SHA-256, once however many records name it, in
+ * the encrypted store itself: table attachments (hash, size, content
+ * type) and attachment_chunks, ATTACH_CHUNK bytes each.  So nothing of it
+ * is ever on disk in the clear, it is authenticated page by page like
+ * every record, and it commits or rolls back with the store's WAL; the
+ * price is that a file is written twice (WAL, then database), which a
+ * field laptop's photos and scans afford.
+ *
+ * A record holds only the reference, {"sha256", "size", "type"}
+ * (sync/form.h, type attachment), checked by the form's one rule: the
+ * size against max_bytes and the type, decided by the file's first bytes
+ * (sync/sniff.h), against accept.
+ *
+ * Thread safety: as the store's (one thread at a time).  Errors name the
+ * field and the file's path, never its content.
+ */
+#ifndef FS_ATTACH_H
+#define FS_ATTACH_H
+
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "agent/store.h"
+#include "crypto/fserr.h"
+#include "sync/form.h"
+
+#define ATTACH_CHUNK (256 * 1024)
+#define ATTACH_HEX 64
+
+/* Keep the file in (a seekable stream, read from its start; path names
+ * it in errors) for field of form f, in one transaction.  *ret_ref gets
+ * the reference (the caller's); *ret_new is 1 when the store did not hold
+ * the file before.  -FS_EVALID: not a type the field takes, or too large
+ * ("photo is 14.0 MB, the form allows 10.0 MB"); -EIO: it changed while
+ * it was read. */
+int attach_store(struct store *s, const struct form *f, const char *field, FILE *in,
+		 const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err) FS_WUR;
+
+/* Remove the file with hash hex (a store_file whose record was then
+ * refused); nothing when it is not there. */
+int attach_forget(struct store *s, const char *hex, struct fs_error *err) FS_WUR;
+
+/* Write the file with hash hex to out, checking its size and hash as it
+ * goes: -FS_ENOTFOUND when the store does not hold it, -FS_ECORRUPT when
+ * what is stored does not hash to its name. */
+int attach_write(struct store *s, const char *hex, FILE *out, struct fs_error *err) FS_WUR;
+
+#endif
