@@ -371,3 +371,19 @@ kill_proxy() {
 	[ -z "$PXPID" ] || kill_pid "$PXPID"
 	PXPID=
 }
+
+# forms_with_status DIR STATUS: the shipped forms in DIR, with a household
+# status HQ's do not have: a laptop using them gets its status changes
+# quarantined at HQ.
+forms_with_status() {
+	mkdir -p "$1"
+	cp "$FORMS"/*.json "$1/"
+	python3 - "$1/beneficiaries.json" "$2" << 'PY'
+import json, sys
+f = json.load(open(sys.argv[1], encoding="utf-8"))
+for field in f["fields"]:
+    if field["name"] == "status":
+        field["values"].append(sys.argv[2])
+json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+PY
+}

@@ -177,16 +177,7 @@ grep "$R" "$T/visits" | grep -q '"roof":"leaking"' || fail "the visit made under
 # A change HQ quarantines does not stay the device's value: a new device
 # whose own forms allow a status HQ's do not edits a household before its
 # first pull; HQ refuses the edit, and the device ends with HQ's value.
-mkdir "$T/ownforms"
-cp "$FORMS"/*.json "$T/ownforms/"
-python3 - "$T/ownforms/beneficiaries.json" <<'PY'
-import json, sys
-f = json.load(open(sys.argv[1], encoding="utf-8"))
-for field in f["fields"]:
-    if field["name"] == "status":
-        field["values"].append("tourist")
-json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
-PY
+forms_with_status "$T/ownforms" tourist
 novi() { "$FIELDSYNC" --data-dir "$T/novi" --forms-dir "$T/ownforms" --passphrase-file "$PASS" "$@"; }
 expect_exit 0 novi init --kdf interactive
 TOKEN=$(hq enroll-token --team "Tim Novi" --municipality Sjenica | tail -n 1)

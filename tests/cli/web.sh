@@ -41,27 +41,11 @@ console_up() {
 		--password-file "$T/pw"
 }
 
-# forms_with_returnee DIR: the shipped forms in DIR, with a household
-# status HQ's do not have: a laptop using them gets its status changes
-# quarantined at HQ.
-forms_with_returnee() {
-	mkdir -p "$1"
-	cp "$FORMS"/*.json "$1/"
-	python3 - "$1/beneficiaries.json" << 'PY'
-import json, sys
-f = json.load(open(sys.argv[1], encoding="utf-8"))
-for field in f["fields"]:
-    if field["name"] == "status":
-        field["values"].append("returnee")
-json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
-PY
-}
-
 # returnee_laptop TEAM MUNICIPALITY: a laptop "novi" (the function novi
 # runs fieldsync on it) enrolled for TEAM, whose own forms allow the
 # status "returnee" that HQ's do not: HQ quarantines what it writes so.
 returnee_laptop() {
-	forms_with_returnee "$T/ownforms"
+	forms_with_status "$T/ownforms" returnee
 	novi() { "$FIELDSYNC" --data-dir "$T/novi" --forms-dir "$T/ownforms" --passphrase-file "$PASS" "$@"; }
 	expect_exit 0 novi init --kdf interactive
 	TOKEN=$(hq enroll-token --team "$1" --municipality "$2" | tail -n 1)
