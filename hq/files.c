@@ -1,0 +1,267 @@
+/* files.c - HQ's sealed store of attached files (hq/files.h).
+ *
+ * A file on disk: the secretstream header (24 bytes), then blocks, each a
+ * 4-byte big-endian length and that many bytes of one sealed message;
+ * every block's additional data is the file's hex name, so a file copied
+ * under another name does not open.  The last block is empty and tagged
+ * FINAL: a file cut short lacks it.
+ */
+#include "hq/files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#define KEY_CONTEXT "fsfiles1"
+#define SEALED_MAX (HQFILES_BLOCK + crypto_secretstream_xchacha20poly1305_ABYTES)
+
+struct hqfiles {
+	/* Room left in a PATH_MAX for "/ab/.HEX.XXXXXX". */
+	char dir[PATH_MAX - 128];
+	uint8_t *key; /* secure memory */
+};
+
+static int valid_hex(const char *hex)
+{
+	return hex && strlen(hex) == HQFILES_HEX && strspn(hex, "0123456789abcdef") == HQFILES_HEX;
+}
+
+int hqfiles_open(const char *data_dir, const struct identity *hq, struct hqfiles **ret,
+		 struct fs_error *err)
+{
+	struct hqfiles *f = calloc(1, sizeof(*f));
+
+	*ret = NULL;
+	if (!f || !(f->key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES))) {
+		free(f);
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	}
+	if ((size_t)snprintf(f->dir, sizeof(f->dir), "%s/%s", data_dir, HQFILES_DIR) >=
+	    sizeof(f->dir)) {
+		hqfiles_close(f);
+		return fs_error_set(err, -ENAMETOOLONG, "attachments under %s: path too long",
+				    data_dir);
+	}
+	if (mkdir(f->dir, 0700) < 0 && errno != EEXIST) {
+		int e = errno;
+
+		hqfiles_close(f);
+		return fs_error_set(err, -e, "attachments %s/%s: %s", data_dir, HQFILES_DIR,
+				    strerror(e));
+	}
+	crypto_kdf_derive_from_key(f->key, crypto_secretstream_xchacha20poly1305_KEYBYTES, 1,
+				   KEY_CONTEXT, hq->box_sk);
+	*ret = f;
+	return 0;
+}
+
+struct hqfiles *hqfiles_close(struct hqfiles *f)
+{
+	if (f) {
+		sodium_free(f->key);
+		free(f);
+	}
+	return NULL;
+}
+
+/* DIR/ab (the first two digits) into sub, and DIR/ab/HEX into path. */
+static void paths(const struct hqfiles *f, const char *hex, char sub[PATH_MAX], char path[PATH_MAX])
+{
+	snprintf(sub, PATH_MAX, "%s/%.2s", f->dir, hex);
+	snprintf(path, PATH_MAX, "%s/%.2s/%s", f->dir, hex, hex);
+}
+
+int hqfiles_has(const struct hqfiles *f, const char *hex)
+{
+	char sub[PATH_MAX], path[PATH_MAX];
+	struct stat st;
+
+	if (!valid_hex(hex))
+		return 0;
+	paths(f, hex, sub, path);
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static int put_block(FILE *out, crypto_secretstream_xchacha20poly1305_state *st, const char *hex,
+		     const uint8_t *m, size_t mlen, uint8_t tag, uint8_t *c)
+{
+	unsigned long long clen = 0;
+	uint8_t len[4];
+
+	crypto_secretstream_xchacha20poly1305_push(st, c, &clen, m, mlen, (const uint8_t *)hex,
+						   HQFILES_HEX, tag);
+	len[0] = (uint8_t)(clen >> 24);
+	len[1] = (uint8_t)(clen >> 16);
+	len[2] = (uint8_t)(clen >> 8);
+	len[3] = (uint8_t)clen;
+	return fwrite(len, 1, 4, out) == 4 && fwrite(c, 1, (size_t)clen, out) == clen ? 0 : -EIO;
+}
+
+/* Seal in to tmp, hashing as it goes; the hash's hex into got. */
+static int seal(const struct hqfiles *f, const char *hex, FILE *in, FILE *tmp,
+		char got[HQFILES_HEX + 1])
+{
+	crypto_secretstream_xchacha20poly1305_state st;
+	uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
+	uint8_t digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state h;
+	uint8_t *m = malloc(HQFILES_BLOCK), *c = malloc(SEALED_MAX);
+	size_t n;
+	int r = 0;
+
+	if (!m || !c) {
+		r = -ENOMEM;
+		goto out;
+	}
+	crypto_hash_sha256_init(&h);
+	crypto_secretstream_xchacha20poly1305_init_push(&st, header, f->key);
+	if (fwrite(header, 1, sizeof(header), tmp) != sizeof(header)) {
+		r = -EIO;
+		goto out;
+	}
+	while (r == 0 && (n = fread(m, 1, HQFILES_BLOCK, in)) > 0) {
+		crypto_hash_sha256_update(&h, m, n);
+		r = put_block(tmp, &st, hex, m, n, 0, c);
+	}
+	if (r == 0 && ferror(in))
+		r = -EIO;
+	if (r == 0)
+		r = put_block(tmp, &st, hex, NULL, 0,
+			      crypto_secretstream_xchacha20poly1305_TAG_FINAL, c);
+	crypto_hash_sha256_final(&h, digest);
+	sodium_bin2hex(got, HQFILES_HEX + 1, digest, sizeof(digest));
+out:
+	sodium_memzero(&st, sizeof(st));
+	if (m)
+		sodium_memzero(m, HQFILES_BLOCK);
+	free(m);
+	free(c);
+	return r;
+}
+
+int hqfiles_put(const struct hqfiles *f, const char *hex, FILE *in, struct fs_error *err)
+{
+	char sub[PATH_MAX], path[PATH_MAX], tmpl[PATH_MAX], got[HQFILES_HEX + 1];
+	FILE *tmp = NULL;
+	int fd = -1, dfd = -1, r;
+
+	if (!valid_hex(hex))
+		return fs_error_set(err, -FS_EUSAGE, "an attachment is named by 64 hex digits");
+	if (hqfiles_has(f, hex))
+		return 0;
+	paths(f, hex, sub, path);
+	if (mkdir(sub, 0700) < 0 && errno != EEXIST)
+		return fs_error_set(err, -errno, "attachment %.12s: %s", hex, strerror(errno));
+	snprintf(tmpl, sizeof(tmpl), "%s/%.2s/.%s.XXXXXX", f->dir, hex, hex);
+	if ((fd = mkstemp(tmpl)) < 0)
+		return fs_error_set(err, -errno, "attachment %.12s: %s", hex, strerror(errno));
+	if (!(tmp = fdopen(fd, "w"))) {
+		r = fs_error_set(err, -errno, "attachment %.12s: %s", hex, strerror(errno));
+		close(fd);
+		unlink(tmpl);
+		return r;
+	}
+	r = seal(f, hex, in, tmp, got);
+	if (r == 0 && (fflush(tmp) != 0 || fsync(fd) < 0))
+		r = -errno;
+	if (fclose(tmp) != 0 && r == 0)
+		r = -EIO;
+	if (r < 0) {
+		unlink(tmpl);
+		return fs_error_set(err, r, "attachment %.12s: %s", hex, strerror(-r));
+	}
+	if (strcmp(got, hex)) {
+		unlink(tmpl);
+		return fs_error_set(err, -FS_EVALID,
+				    "attachment %.12s: the bytes do not hash to its name", hex);
+	}
+	/* The name appears only for a whole, synced file. */
+	if (rename(tmpl, path) < 0) {
+		r = fs_error_set(err, -errno, "attachment %.12s: %s", hex, strerror(errno));
+		unlink(tmpl);
+		return r;
+	}
+	if ((dfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)!fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+int hqfiles_get(const struct hqfiles *f, const char *hex, FILE *out, struct fs_error *err)
+{
+	crypto_secretstream_xchacha20poly1305_state st;
+	uint8_t header[crypto_secretstream_xchacha20poly1305_HEADERBYTES], len[4];
+	uint8_t digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state h;
+	char sub[PATH_MAX], path[PATH_MAX], got[HQFILES_HEX + 1];
+	uint8_t *m = NULL, *c = NULL, tag = 0;
+	FILE *in = NULL;
+	int r = 0;
+
+	if (!valid_hex(hex))
+		return fs_error_set(err, -FS_EUSAGE, "an attachment is named by 64 hex digits");
+	paths(f, hex, sub, path);
+	if (!(in = fopen(path, "re")))
+		return errno == ENOENT
+			       ? fs_error_set(err, -FS_ENOTFOUND, "no attachment %.12s at HQ", hex)
+			       : fs_error_set(err, -errno, "attachment %.12s: %s", hex,
+					      strerror(errno));
+	if (!(m = malloc(HQFILES_BLOCK)) || !(c = malloc(SEALED_MAX))) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	crypto_hash_sha256_init(&h);
+	if (fread(header, 1, sizeof(header), in) != sizeof(header) ||
+	    crypto_secretstream_xchacha20poly1305_init_pull(&st, header, f->key) != 0)
+		goto corrupt;
+	while (tag != crypto_secretstream_xchacha20poly1305_TAG_FINAL) {
+		unsigned long long mlen = 0;
+		uint32_t clen;
+
+		if (fread(len, 1, 4, in) != 4)
+			goto corrupt;
+		clen = (uint32_t)len[0] << 24 | (uint32_t)len[1] << 16 | (uint32_t)len[2] << 8 |
+		       len[3];
+		if (clen < crypto_secretstream_xchacha20poly1305_ABYTES || clen > SEALED_MAX ||
+		    fread(c, 1, clen, in) != clen ||
+		    crypto_secretstream_xchacha20poly1305_pull(
+			    &st, m, &mlen, &tag, c, clen, (const uint8_t *)hex, HQFILES_HEX) != 0)
+			goto corrupt;
+		crypto_hash_sha256_update(&h, m, (size_t)mlen);
+		if (mlen && fwrite(m, 1, (size_t)mlen, out) != mlen) {
+			r = fs_error_set(err, -EIO, "write attachment %.12s: %s", hex,
+					 strerror(errno));
+			goto out;
+		}
+	}
+	crypto_hash_sha256_final(&h, digest);
+	sodium_bin2hex(got, sizeof(got), digest, sizeof(digest));
+	/* Nothing after the final block, and the bytes are what the name says. */
+	if (fgetc(in) != EOF || strcmp(got, hex))
+		goto corrupt;
+	goto out;
+corrupt:
+	r = fs_error_set(err, -FS_ECORRUPT,
+			 "attachment %.12s at HQ: it fails its seal or its hash (altered, cut "
+			 "short, or not HQ's)",
+			 hex);
+out:
+	sodium_memzero(&st, sizeof(st));
+	if (m)
+		sodium_memzero(m, HQFILES_BLOCK);
+	free(m);
+	free(c);
+	fclose(in);
+	return r;
+}
