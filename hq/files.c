@@ -88,6 +88,16 @@ int hqfiles_has(const struct hqfiles *f, const char *hex)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* A stream's state and its plaintext block wiped, both buffers freed. */
+static void forget(crypto_secretstream_xchacha20poly1305_state *st, uint8_t *m, uint8_t *c)
+{
+	sodium_memzero(st, sizeof(*st));
+	if (m)
+		sodium_memzero(m, HQFILES_BLOCK);
+	free(m);
+	free(c);
+}
+
 /* ---- writing ------------------------------------------------------------ */
 
 static int put_block(FILE *out, crypto_secretstream_xchacha20poly1305_state *st, const char *hex,
@@ -139,11 +149,7 @@ static int seal(const struct hqfiles *f, const char *hex, FILE *in, FILE *tmp,
 	crypto_hash_sha256_final(&h, digest);
 	sodium_bin2hex(got, HQFILES_HEX + 1, digest, sizeof(digest));
 out:
-	sodium_memzero(&st, sizeof(st));
-	if (m)
-		sodium_memzero(m, HQFILES_BLOCK);
-	free(m);
-	free(c);
+	forget(&st, m, c);
 	return r;
 }
 
@@ -257,11 +263,7 @@ corrupt:
 			 "short, or not HQ's)",
 			 hex);
 out:
-	sodium_memzero(&st, sizeof(st));
-	if (m)
-		sodium_memzero(m, HQFILES_BLOCK);
-	free(m);
-	free(c);
+	forget(&st, m, c);
 	fclose(in);
 	return r;
 }
