@@ -43,8 +43,7 @@
 
 static int fail(const struct fs_error *e)
 {
-	clierr_print(stderr, "fieldsync-hq", e);
-	return fs_exit_code(e->code);
+	return clierr_fail(stderr, "fieldsync-hq", e);
 }
 
 #define usage_error(...) clierr_usage(stderr, "fieldsync-hq", __VA_ARGS__)

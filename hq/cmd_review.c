@@ -42,8 +42,7 @@ enum { OPT_KEEP = 256, OPT_VALUE, OPT_VALUE_FILE, OPT_REASON };
 
 static int fail(const struct fs_error *e)
 {
-	clierr_print(stderr, "fieldsync-hq", e);
-	return fs_exit_code(e->code);
+	return clierr_fail(stderr, "fieldsync-hq", e);
 }
 
 /* The first line of path ("-": standard input), without its newline, into

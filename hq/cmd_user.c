@@ -31,8 +31,7 @@ enum { OPT_ROLE = 256, OPT_MUNI, OPT_PASSWORD_FILE, OPT_JSON };
 
 static int fail(const struct fs_error *e)
 {
-	clierr_print(stderr, "fieldsync-hq", e);
-	return fs_exit_code(e->code);
+	return clierr_fail(stderr, "fieldsync-hq", e);
 }
 
 /* The password, from a file or asked twice; secure memory. */

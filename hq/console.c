@@ -74,18 +74,18 @@ static enum MHD_Result no_session(struct MHD_Connection *conn)
 	return web_send_error(conn, MHD_HTTP_UNAUTHORIZED, "no_session", "log in first");
 }
 
-static enum MHD_Result database_failed(struct MHD_Connection *conn, const struct fs_error *err)
-{
-	return web_send_failure(conn, -FS_ESTORE, err, "console", "database",
-				"HQ could not read its database; see its log");
-}
-
 /* An action that failed: the caller's mistake with its reason, or HQ's
  * own failure, logged (web_send_failure). */
 static enum MHD_Result action_failed(struct MHD_Connection *conn, int r, const struct fs_error *err)
 {
 	return web_send_failure(conn, r, err, "console", "database",
 				"HQ could not read its database; see its log");
+}
+
+/* A read of HQ's database that failed: HQ's own failure, logged. */
+static enum MHD_Result database_failed(struct MHD_Connection *conn, const struct fs_error *err)
+{
+	return action_failed(conn, -FS_ESTORE, err);
 }
 
 /* ---- sessions and logins ----------------------------------------------------- */

@@ -27,6 +27,8 @@ enum exit_code {
 
 /* Print e as PROGRAM's failure. */
 void clierr_print(FILE *f, const char *program, const struct fs_error *e);
+/* The same, and the exit status its code calls for (fs_exit_code). */
+int clierr_fail(FILE *f, const char *program, const struct fs_error *e);
 
 /* Print a usage error of PROGRAM (and its command cmd, or NULL); returns
  * EXIT_USAGE. */
