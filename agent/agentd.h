@@ -49,6 +49,7 @@ struct job {
 	enum { JOB_PUSH, JOB_COMMAND } kind;
 	int pull_only; /* the push in flight pulls without pushing */
 	_Atomic int cancel;
+	_Atomic int yield;	    /* records wait: stop sending files (agent/upload.h) */
 	struct store *wstore;	    /* the thread's own connection */
 	struct attempt_options opt; /* built on the loop, read by the thread */
 	struct attempt_result res;

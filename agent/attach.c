@@ -300,3 +300,114 @@ int attach_write(struct store *s, const char *hex, FILE *out, struct fs_error *e
 				    hex);
 	return 0;
 }
+
+/* ---- sending ------------------------------------------------------------------ */
+
+int attach_next_unsent(struct store *s, char hex[ATTACH_HEX + 1], uint64_t *ret_size,
+		       struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT sha256, size FROM attachments WHERE sent_ms IS NULL "
+			       "ORDER BY added_ms, sha256 LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "list the attachments to send in", err);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(st, 0);
+
+		if (!h || strlen(h) != ATTACH_HEX) {
+			r = fs_error_set(err, -FS_ECORRUPT, "%s: an attachment's name is damaged",
+					 store_path(s));
+		} else {
+			memcpy(hex, h, ATTACH_HEX + 1);
+			*ret_size = (uint64_t)sqlite3_column_int64(st, 1);
+			r = 1;
+		}
+	} else if (rc != SQLITE_DONE) {
+		r = store_fail(s, "list the attachments to send in", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int attach_unsent(struct store *s, unsigned long long *ret_files, unsigned long long *ret_bytes,
+		  struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT count(*), coalesce(sum(size), 0) FROM attachments WHERE "
+			       "sent_ms IS NULL",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "count the attachments to send in", err);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*ret_files = (unsigned long long)sqlite3_column_int64(st, 0);
+		*ret_bytes = (unsigned long long)sqlite3_column_int64(st, 1);
+	} else {
+		r = store_fail(s, "count the attachments to send in", err);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int attach_mark_sent(struct store *s, const char *hex, uint64_t now_ms, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(store_db(s), "UPDATE attachments SET sent_ms = ?2 WHERE sha256 = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "note an attachment as sent in", err);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = store_fail(s, "note an attachment as sent in", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int attach_read(struct store *s, const char *hex, uint64_t offset, size_t len, uint8_t *out,
+		struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t first = offset / ATTACH_CHUNK, last = (offset + len - 1) / ATTACH_CHUNK;
+	size_t got = 0;
+	int r = 0, rc;
+
+	if (len == 0)
+		return 0;
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT idx, data FROM attachment_chunks WHERE sha256 = ?1 AND idx "
+			       "BETWEEN ?2 AND ?3 ORDER BY idx",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "read an attachment from", err);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)first);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)last);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t at = (uint64_t)sqlite3_column_int64(st, 0) * ATTACH_CHUNK;
+		const uint8_t *data = sqlite3_column_blob(st, 1);
+		uint64_t n = (uint64_t)sqlite3_column_bytes(st, 1), from, to;
+
+		/* Chunks come in order with no gap: this one starts where the
+		 * bytes copied so far end, or the store lost one. */
+		if (at > offset + got || at + n <= offset + got)
+			break;
+		from = offset + got - at;
+		to = n < offset + len - at ? n : offset + len - at;
+		memcpy(out + got, data + from, (size_t)(to - from));
+		got += (size_t)(to - from);
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = store_fail(s, "read an attachment from", err);
+	else if (got != len)
+		r = fs_error_set(err, -FS_ECORRUPT,
+				 "attachment %.12s: the store holds fewer bytes than its size",
+				 hex);
+	sqlite3_finalize(st);
+	return r;
+}

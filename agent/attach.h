@@ -48,4 +48,24 @@ int attach_forget(struct store *s, const char *hex, struct fs_error *err) FS_WUR
  * what is stored does not hash to its name. */
 int attach_write(struct store *s, const char *hex, FILE *out, struct fs_error *err) FS_WUR;
 
+/* ---- sending (agent/upload.h) ---- */
+
+/* The oldest file HQ has not said it holds: 1 with its hash and size, 0
+ * when none is left. */
+int attach_next_unsent(struct store *s, char hex[ATTACH_HEX + 1], uint64_t *ret_size,
+		       struct fs_error *err) FS_WUR;
+
+/* Files HQ has not said it holds, and their bytes. */
+int attach_unsent(struct store *s, unsigned long long *ret_files, unsigned long long *ret_bytes,
+		  struct fs_error *err) FS_WUR;
+
+/* HQ holds hex: it is sent no more. */
+int attach_mark_sent(struct store *s, const char *hex, uint64_t now_ms,
+		     struct fs_error *err) FS_WUR;
+
+/* Bytes [offset, offset + len) of file hex into out: -FS_ECORRUPT when
+ * the store holds fewer. */
+int attach_read(struct store *s, const char *hex, uint64_t offset, size_t len, uint8_t *out,
+		struct fs_error *err) FS_WUR;
+
 #endif

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "agent/attach.h"
 #include "agent/enroll.h"
 #include "agent/netproc.h"
 #include "agent/pack.h"
@@ -172,6 +173,34 @@ static int pull_and_log(struct delivery *d, struct attempt_result *res)
 	return res->pull_code = log_row(d->s, &e, r, &res->pull_err);
 }
 
+/* ---- attached files ---------------------------------------------------------- */
+
+/* After the records: the files HQ lacks.  A row in the sync log when
+ * something went, or it failed; nothing pending is no row. */
+static int files_and_log(struct delivery *d, struct attempt_result *res)
+{
+	struct synclog_entry e = { .event = "files" };
+	unsigned long long files = 0, bytes = 0;
+	uint64_t t0 = hlc_mono_ms();
+	int r;
+
+	if ((r = attach_unsent(d->s, &files, &bytes, &res->err)) < 0 || files == 0)
+		return r;
+	e.at_ms = store_wall_ms(d->s);
+	if ((r = transport(d, res)) == 0)
+		r = upload_pending(d->s, d->en, d->t, d->opt->chunk_size, d->opt->yield,
+				   &res->files, &res->err);
+	res->files_left = res->files.yielded;
+	if (r == 0 && res->files.chunks == 0 && res->files.files == 0)
+		return 0;
+	e.duration_ms = hlc_mono_ms() - t0;
+	e.sets = res->files.files;
+	e.changes = res->files.chunks;
+	e.bytes = res->files.bytes;
+	e.detail = r < 0 ? res->err.msg : NULL;
+	return log_row(d->s, &e, r, &res->err);
+}
+
 /* ---- the attempt ------------------------------------------------------------- */
 
 int attempt_run(struct store *s, const struct attempt_options *opt, push_progress_fn progress,
@@ -203,12 +232,17 @@ int attempt_run(struct store *s, const struct attempt_options *opt, push_progres
 	 * network event, and the log would fill with empty rows.  A pull
 	 * asked for (ATTEMPT_PULL_ALWAYS, ATTEMPT_PULL_ONLY) still goes. */
 	if (d.opt->pull == ATTEMPT_PULL_ONLY || (pending == 0 && unpacked == 0)) {
-		if (d.opt->pull != ATTEMPT_PULL_ALWAYS && d.opt->pull != ATTEMPT_PULL_ONLY)
-			return 0;
-		r = pull_and_log(&d, res);
+		r = 0;
+		if (d.opt->pull == ATTEMPT_PULL_ALWAYS || d.opt->pull == ATTEMPT_PULL_ONLY) {
+			r = pull_and_log(&d, res);
+			res->err = res->pull_err;
+		}
+		/* Files wait for nothing but records: with none to push, they
+		 * go now. */
+		if (r == 0 && d.opt->pull != ATTEMPT_PULL_ONLY)
+			r = files_and_log(&d, res);
 		report(&d, r);
 		hqlink_free(d.t);
-		res->err = res->pull_err;
 		return r;
 	}
 	per = d.opt->max_changes ? d.opt->max_changes : PACK_DEFAULT_CHANGES;
@@ -255,6 +289,8 @@ log:
 			res->err = res->pull_err;
 		}
 	}
+	if (r == 0)
+		r = files_and_log(&d, res);
 	report(&d, r);
 	hqlink_free(d.t);
 	return r;

@@ -24,6 +24,13 @@
  * res->pull_code, and is the attempt's result only with
  * ATTEMPT_PULL_ALWAYS or ATTEMPT_PULL_ONLY (a person asked for it).
  *
+ * Last, when the attempt went well so far, it sends the attached files
+ * HQ does not hold yet (agent/upload.h), after the records, and writes
+ * a "files" row to the sync log (sets: files HQ now holds; changes:
+ * chunks sent) when it sent something or failed.  opt->yield, raised
+ * when new records wait, stops it between two chunks; res->files_left
+ * then says files remain.  A failure is the attempt's result.
+ *
  * Not thread-safe per store; the agent gives its push thread its own
  * store connection (store_reopen).
  */
@@ -32,6 +39,7 @@
 
 #include "agent/pull.h"
 #include "agent/push.h"
+#include "agent/upload.h"
 #include "agent/skew.h"
 #include "agent/store.h"
 #include "crypto/fserr.h"
@@ -46,7 +54,9 @@ struct attempt_options {
 	 * push delivered something, ATTEMPT_PULL_ALWAYS also with nothing to
 	 * push, ATTEMPT_PULL_ONLY pulls without pushing. */
 	int pull;
-	const char *forms_dir; /* for the scope rule; NULL: built in */
+	const char *forms_dir;	  /* for the scope rule; NULL: built in */
+	uint32_t chunk_size;	  /* attached files' chunks; 0: the default */
+	const _Atomic int *yield; /* stop sending files once set (records wait) */
 };
 
 enum { ATTEMPT_PULL_NEVER = 0, ATTEMPT_PULL_AFTER_PUSH, ATTEMPT_PULL_ALWAYS, ATTEMPT_PULL_ONLY };
@@ -63,13 +73,16 @@ struct attempt_result {
 	int pulled;			      /* a pull was tried */
 	int pull_code;			      /* its outcome: 0 or an error (pull_err) */
 	struct fs_error pull_err;
+	struct upload_stats files; /* attached files sent */
+	int files_left;		   /* files remain to send (yielded) */
 };
 
 /* Run one attempt (opt may be NULL for the defaults).  The
  * sync log row is written even when the attempt failed; a failure to
  * write it is reported only if the attempt itself succeeded.  Returns 0
  * or the attempt's error (also in res->err).  With nothing to send it
- * returns 0 at once, res->pushed 0, and logs nothing. */
+ * returns 0 at once, res->pushed 0, and logs nothing; so with no file
+ * to send. */
 int attempt_run(struct store *s, const struct attempt_options *opt, push_progress_fn progress,
 		void *ctx, struct attempt_result *res);
 

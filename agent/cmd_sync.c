@@ -128,10 +128,13 @@ static const char sync_usage[] =
 	"  --max-changes N   at most N changes per change set (1 to 20000,\n"
 	"                    default 1000)\n"
 	"\n"
-	"Then pull what HQ holds for this device's scope (see pull --help).\n"
+	"Then pull what HQ holds for this device's scope (see pull --help),\n"
+	"and last send the attached files HQ does not hold yet, in chunks\n"
+	"([sync] chunk_kib); a cut link resumes where it stopped.\n"
 	"\n"
-	"Prints 'sent N change sets (M changes), K quarantined at HQ', and\n"
-	"'received N down-sets (M changes), K records left the scope'.\n"
+	"Prints 'sent N change sets (M changes), K quarantined at HQ',\n"
+	"'received N down-sets (M changes), K records left the scope', and\n"
+	"'sent N files (M chunks, B bytes)' when files went.\n"
 	"Exit status: 0 ok, 2 HQ refused (e.g. device revoked), 3 key or crypto\n"
 	"(receipt signature, TLS pin), 4 I/O (HQ unreachable or overloaded).\n";
 
@@ -176,7 +179,8 @@ int cmd_sync(struct cli *c, const struct command_call *call)
 						   .connect_timeout_s = c->cfg.connect_timeout,
 						   .stall_timeout_s = c->cfg.stall_timeout,
 						   .pull = pull,
-						   .forms_dir = c->cfg.forms_dir },
+						   .forms_dir = c->cfg.forms_dir,
+						   .chunk_size = c->cfg.chunk_kib * 1024u },
 			tty ? sync_progress : NULL, c, &res);
 	if (tty && res.stats.sets)
 		fputc('\n', c->err);
@@ -211,6 +215,10 @@ void cmd_sync_format(const struct attempt_result *res, int pull_only, char *out,
 		n += snprintf(out + n, cap - (size_t)n,
 			      "took %llu form definitions from HQ (see 'fieldsync forms')\n",
 			      res->pull.forms);
+	if (n >= 0 && (size_t)n < cap && (res->files.files || res->files.chunks))
+		n += snprintf(out + n, cap - (size_t)n,
+			      "sent %llu files (%llu chunks, %llu bytes)\n", res->files.files,
+			      res->files.chunks, res->files.bytes);
 	if (n > 0 && (size_t)n < cap && st->clock_checked &&
 	    skew_warning(st->clock_skew_ms, warning))
 		snprintf(out + n, cap - (size_t)n, "warning: %s\n", warning);

@@ -80,6 +80,7 @@ int config_load(const char *path, struct agent_config *cfg, struct fs_error *err
 		{ "sync", "retry_max", NULL, &cfg->retry_max, 86400 },
 		{ "sync", "report_minutes", &cfg->report_text, NULL, 0 },
 		{ "sync", "max_changes", NULL, &cfg->max_changes, 20000 },
+		{ "sync", "chunk_kib", NULL, &cfg->chunk_kib, 960 },
 		{ "sync", "connect_timeout", NULL, &cfg->connect_timeout, 600 },
 		{ "sync", "stall_timeout", NULL, &cfg->stall_timeout, 3600 },
 		{ "web", "enabled", &cfg->web_enabled, NULL, 0 },
@@ -94,6 +95,9 @@ int config_load(const char *path, struct agent_config *cfg, struct fs_error *err
 				 "config %s: [agent] wipe_on_revoke must be yes or no", path);
 	if (r == 0 && !yes_or_no(cfg->web_enabled))
 		r = fs_error_set(err, -FS_EFORMAT, "config %s: [web] enabled must be yes or no",
+				 path);
+	if (r == 0 && cfg->chunk_kib && cfg->chunk_kib < 16)
+		r = fs_error_set(err, -FS_EFORMAT, "config %s: [sync] chunk_kib must be 16 to 960",
 				 path);
 	if (r == 0)
 		r = web_check(path, cfg, err);

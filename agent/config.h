@@ -27,6 +27,8 @@
  *                            device is (agent/report.h) this often
  *                            (default 360; from 1 s, fractions allowed, to
  *                            10080)
+ *   [sync]  chunk_kib        attached files travel in chunks of this many
+ *                            KiB, 16 to 960 (default 256; agent/upload.h)
  *   [sync]  connect_timeout  seconds to connect to HQ (default 15)
  *   [sync]  stall_timeout    a transfer below 64 bytes/s for this many
  *                            seconds is abandoned (default 60)
@@ -71,6 +73,7 @@ struct agent_config {
 	char *report_text;  /* [sync] report_minutes as written */
 	uint64_t report_ms; /* and in ms; 0 in the struct: the default */
 	unsigned max_changes;
+	unsigned chunk_kib; /* 0: FILEWIRE_CHUNK_DEFAULT */
 	unsigned connect_timeout;
 	unsigned stall_timeout;
 	char *web_enabled; /* "yes" or "no" (NULL: yes) */

@@ -76,6 +76,9 @@ void daemon_schedule(struct agent *a, uint64_t delay_ms)
 
 	if (!a->store || a->sched.halted || a->stopping)
 		return;
+	/* Something new to send: files in flight give way to it. */
+	if (a->job.running && a->job.kind == JOB_PUSH)
+		a->job.yield = 1;
 	if (a->sched.next_push == NEVER || at < a->sched.next_push) {
 		a->sched.next_push = at;
 		a->sched.next_wall = hlc_wall_ms() + delay_ms;

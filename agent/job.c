@@ -74,6 +74,7 @@ int job_start(struct agent *a, int kind)
 	}
 	a->job.kind = kind;
 	a->job.cancel = 0;
+	a->job.yield = 0;
 	/* The job reads these, not the config SIGHUP may rewrite. */
 	a->job.opt = (struct attempt_options){
 		.max_changes = a->job.want_max ? a->job.want_max : a->c->cfg.max_changes,
@@ -88,6 +89,8 @@ int job_start(struct agent *a, int kind)
 				? ATTEMPT_PULL_ALWAYS
 				: ATTEMPT_PULL_AFTER_PUSH,
 		.forms_dir = a->c->cfg.forms_dir,
+		.chunk_size = a->c->cfg.chunk_kib * 1024u,
+		.yield = &a->job.yield,
 	};
 	a->job.pull_only = kind == JOB_PUSH && a->job.want_pull == ATTEMPT_PULL_ONLY;
 	if (kind == JOB_PUSH) {
@@ -239,6 +242,9 @@ void job_finished(struct agent *a)
 	 * brings HQ's news down and tells HQ, in its report, that this
 	 * laptop is well and only quiet.  Only the attempt that timer
 	 * starts pulls regardless; one a write starts sooner is as ever. */
+	/* Files left behind for records go on at once, after them. */
+	if (r == 0 && a->job.res.files_left)
+		daemon_schedule(a, 0);
 	if (r == 0 && !a->sched.halted && a->sched.next_push == NEVER) {
 		a->sched.touch_at = hlc_mono_ms() + a->c->cfg.report_ms;
 		daemon_schedule(a, a->c->cfg.report_ms);

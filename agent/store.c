@@ -189,6 +189,10 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 	"  PRIMARY KEY (sha256, idx)"                                                              \
 	") STRICT, WITHOUT ROWID;"
 
+/* Version 7: when HQ said it holds each file (agent/upload.h); NULL
+ * while it is still to be sent. */
+#define STORE_V7_SQL "ALTER TABLE attachments ADD COLUMN sent_ms INTEGER;"
+
 /* Versions 1 to 5 (above).  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same
  * transaction as the record, and keeps it after HQ acknowledges it.
@@ -247,7 +251,7 @@ const char store_schema_sql[] =
 	"  repeats INTEGER NOT NULL DEFAULT 1,"
 	"  last_at INTEGER"
 	") STRICT;" STORE_PULL_SQL STORE_FORMS_SQL STORE_SEARCH_SQL STORE_V5_SQL STORE_V6_SQL
-	"PRAGMA user_version = 6;";
+		STORE_V7_SQL "PRAGMA user_version = 7;";
 
 /* ---- opening the database --------------------------------------------- */
 
@@ -528,6 +532,9 @@ static int db_upgrade(struct store *s, struct fs_error *err)
 	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
 	    version == 5)
 		r = exec(s, STORE_V6_SQL "PRAGMA user_version = 6;", "upgrade store", err);
+	if (r == 0 && (r = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 &&
+	    version == 6)
+		r = exec(s, STORE_V7_SQL "PRAGMA user_version = 7;", "upgrade store", err);
 	if (r == 0)
 		r = exec(s, "COMMIT", "upgrade store", err);
 	if (r < 0)

@@ -26,7 +26,7 @@
 #include "crypto/identity.h"
 #include "sync/hlc.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 struct store;
 

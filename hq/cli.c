@@ -21,6 +21,7 @@
 #include "hq/cmd_review.h"
 #include "hq/cmd_user.h"
 #include "hq/console.h"
+#include "hq/cmd_files.h"
 #include "hq/export.h"
 #include "hq/hqconfig.h"
 #include "sync/clierr.h"
@@ -83,6 +84,8 @@ static const char main_usage[] =
 	"  review [--json]        list deletes, and changes by another team\n"
 	"  audit list|verify|export|checkpoint ...\n"
 	"                         the tamper-evident audit log (see audit --help)\n"
+	"  attachment get HASH | list\n"
+	"                         attached files HQ received (see attachment --help)\n"
 	"  user add|passwd|remove|list ...\n"
 	"                         accounts for HQ's console (see user --help)\n"
 	"  migrate --to postgresql CONNINFO\n"
@@ -875,6 +878,8 @@ int main(int argc, char **argv)
 		r = cmd_audit(&cfg, argc, argv);
 	else if (!strcmp(cmd, "user"))
 		r = hqcli_user(&cfg, argc, argv);
+	else if (!strcmp(cmd, "attachment"))
+		r = hqcli_attachment(&cfg, argc, argv);
 	else if (!strcmp(cmd, "resolve") || !strcmp(cmd, "release") || !strcmp(cmd, "reject"))
 		r = hqcli_review(&cfg, cmd, argc, argv);
 	else if (!strcmp(cmd, "revoke"))

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -266,4 +267,276 @@ out:
 	forget(&st, m, c);
 	fclose(in);
 	return r;
+}
+
+/* ---- files on their way ----------------------------------------------------- */
+
+#define INCOMING "incoming"
+/* Room for a chunk's path: dir is PATH_MAX - 128 at most, and the
+ * compiler cannot know what fits. */
+#define PART_PATH (PATH_MAX + 512)
+
+static int valid_device(const char *device)
+{
+	return device && strlen(device) == 32 && strspn(device, "0123456789abcdef") == 32;
+}
+
+/* DIR/incoming/DEVICE/HEX into out; levels 1 to 3 (incoming, device, file). */
+static int part_dir(const struct hqfiles *f, const char *device, const char *hex, int level,
+		    char out[PART_PATH])
+{
+	if (!valid_device(device) || !valid_hex(hex))
+		return -FS_EUSAGE;
+	if (level == 1)
+		snprintf(out, PART_PATH, "%s/%s", f->dir, INCOMING);
+	else if (level == 2)
+		snprintf(out, PART_PATH, "%s/%s/%s", f->dir, INCOMING, device);
+	else
+		snprintf(out, PART_PATH, "%s/%s/%s/%s", f->dir, INCOMING, device, hex);
+	return 0;
+}
+
+static void part_path(const char *dir, uint32_t idx, char out[PART_PATH])
+{
+	snprintf(out, PART_PATH, "%s/%08x", dir, (unsigned)idx);
+}
+
+static void sync_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd >= 0) {
+		(void)!fsync(dfd);
+		close(dfd);
+	}
+}
+
+int hqfiles_part_put(const struct hqfiles *f, const char *device, const char *hex, uint32_t idx,
+		     const uint8_t *msg, size_t len, struct fs_error *err)
+{
+	char dir[PART_PATH], path[PART_PATH], tmpl[PART_PATH + 32];
+	struct stat st;
+	int fd = -1, e;
+
+	for (int level = 1; level <= 3; level++) {
+		if (part_dir(f, device, hex, level, dir) < 0)
+			return fs_error_set(err, -FS_EUSAGE, "a chunk is named by device and hash");
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return fs_error_set(err, -errno, "attachment %.12s: %s", hex,
+					    strerror(errno));
+	}
+	part_path(dir, idx, path);
+	if (stat(path, &st) == 0)
+		return 0;
+	snprintf(tmpl, sizeof(tmpl), "%s/.%08x.XXXXXX", dir, (unsigned)idx);
+	if ((fd = mkstemp(tmpl)) < 0)
+		return fs_error_set(err, -errno, "attachment %.12s: %s", hex, strerror(errno));
+	for (size_t done = 0; done < len;) {
+		ssize_t w = write(fd, msg + done, len - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto failed;
+		done += (size_t)w;
+	}
+	if (fsync(fd) < 0)
+		goto failed;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto failed;
+	}
+	fd = -1;
+	if (rename(tmpl, path) < 0)
+		goto failed;
+	sync_dir(dir);
+	return 1;
+failed:
+	e = errno ? errno : EIO;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmpl);
+	return fs_error_set(err, -e, "keep chunk %u of attachment %.12s: %s", (unsigned)idx, hex,
+			    strerror(e));
+}
+
+int hqfiles_part_has(const struct hqfiles *f, const char *device, const char *hex, uint32_t idx)
+{
+	char dir[PART_PATH], path[PART_PATH];
+	struct stat st;
+
+	if (part_dir(f, device, hex, 3, dir) < 0)
+		return 0;
+	part_path(dir, idx, path);
+	return stat(path, &st) == 0;
+}
+
+int hqfiles_part_count(const struct hqfiles *f, const char *device, const char *hex, uint32_t n,
+		       uint8_t *bitmap, uint32_t *ret_have, struct fs_error *err)
+{
+	char dir[PART_PATH];
+	struct dirent *de;
+	DIR *d;
+
+	*ret_have = 0;
+	if (bitmap)
+		memset(bitmap, 0, ((size_t)n + 7) / 8);
+	if (part_dir(f, device, hex, 3, dir) < 0)
+		return fs_error_set(err, -FS_EUSAGE, "a chunk is named by device and hash");
+	if (!(d = opendir(dir)))
+		return errno == ENOENT ? 0
+				       : fs_error_set(err, -errno, "attachment %.12s: %s", hex,
+						      strerror(errno));
+	while ((de = readdir(d))) {
+		char *end;
+		unsigned long idx;
+
+		/* Temporary files start with a dot, and so do . and .. */
+		if (de->d_name[0] == '.' || strlen(de->d_name) != 8)
+			continue;
+		idx = strtoul(de->d_name, &end, 16);
+		if (*end || idx >= n)
+			continue;
+		if (bitmap)
+			bitmap[idx / 8] |= (uint8_t)(1u << (idx % 8));
+		(*ret_have)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* The chunks, opened in order, as one stream for hqfiles_put. */
+struct part_reader {
+	const char *dir;
+	uint32_t n, next;
+	hqfiles_open_fn open;
+	void *ctx;
+	uint8_t *msg, *plain;
+	size_t plen, pos;
+	struct fs_error *err;
+	int failed;
+};
+
+static int part_load(struct part_reader *p)
+{
+	char path[PART_PATH];
+	struct stat st;
+	size_t len = 0;
+	int fd, r;
+
+	part_path(p->dir, p->next, path);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return fs_error_set(p->err, -errno, "chunk %u: %s", (unsigned)p->next,
+				    strerror(errno));
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > HQFILES_PART_MAX + 4096) {
+		close(fd);
+		return fs_error_set(p->err, -FS_ECORRUPT, "chunk %u: not a chunk",
+				    (unsigned)p->next);
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t got = read(fd, p->msg + len, (size_t)st.st_size - len);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			close(fd);
+			return fs_error_set(p->err, -EIO, "chunk %u: read error",
+					    (unsigned)p->next);
+		}
+		len += (size_t)got;
+	}
+	close(fd);
+	if ((r = p->open(p->ctx, p->next, p->msg, len, p->plain, &p->plen, p->err)) < 0)
+		return r;
+	p->pos = 0;
+	p->next++;
+	return 0;
+}
+
+static ssize_t part_read(void *cookie, char *buf, size_t size)
+{
+	struct part_reader *p = cookie;
+	size_t n;
+
+	while (p->pos == p->plen) {
+		if (p->next == p->n)
+			return 0;
+		if (part_load(p) < 0) {
+			p->failed = 1;
+			errno = EIO;
+			return -1;
+		}
+	}
+	n = p->plen - p->pos < size ? p->plen - p->pos : size;
+	memcpy(buf, p->plain + p->pos, n);
+	p->pos += n;
+	return (ssize_t)n;
+}
+
+int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char *hex, uint32_t n,
+			hqfiles_open_fn open_fn, void *ctx, struct fs_error *err)
+{
+	static const cookie_io_functions_t io = { .read = part_read };
+	char dir[PART_PATH];
+	struct part_reader p = { .dir = dir, .n = n, .open = open_fn, .ctx = ctx, .err = err };
+	struct fs_error inner = { 0 };
+	FILE *in = NULL;
+	int r;
+
+	if (part_dir(f, device, hex, 3, dir) < 0)
+		return fs_error_set(err, -FS_EUSAGE, "a chunk is named by device and hash");
+	if (!(p.msg = malloc(HQFILES_PART_MAX + 4096)) || !(p.plain = malloc(HQFILES_PART_MAX)) ||
+	    !(in = fopencookie(&p, "r", io))) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	r = hqfiles_put(f, hex, in, &inner);
+	if (p.failed) {
+		r = err->code < 0 ? err->code : -EIO;
+		goto out;
+	}
+	*err = inner;
+	if (r == 0 || r == -FS_EVALID) {
+		int d = hqfiles_part_drop(f, device, hex, &inner);
+
+		if (r == 0 && d < 0) {
+			*err = inner;
+			r = d;
+		}
+	}
+out:
+	if (in)
+		fclose(in);
+	if (p.plain)
+		sodium_memzero(p.plain, HQFILES_PART_MAX);
+	free(p.plain);
+	free(p.msg);
+	return r;
+}
+
+int hqfiles_part_drop(const struct hqfiles *f, const char *device, const char *hex,
+		      struct fs_error *err)
+{
+	char dir[PART_PATH];
+	struct dirent *de;
+	DIR *d;
+
+	if (part_dir(f, device, hex, 3, dir) < 0)
+		return fs_error_set(err, -FS_EUSAGE, "a chunk is named by device and hash");
+	if (!(d = opendir(dir)))
+		return errno == ENOENT ? 0
+				       : fs_error_set(err, -errno, "attachment %.12s: %s", hex,
+						      strerror(errno));
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		return fs_error_set(err, -errno, "attachment %.12s: %s", hex, strerror(errno));
+	/* The device's directory goes when it holds nothing more. */
+	if (part_dir(f, device, hex, 2, dir) == 0)
+		(void)rmdir(dir);
+	return 0;
 }

@@ -51,4 +51,43 @@ int hqfiles_put(const struct hqfiles *f, const char *hex, FILE *in, struct fs_er
  * part of it; the caller discards it). */
 int hqfiles_get(const struct hqfiles *f, const char *hex, FILE *out, struct fs_error *err) FS_WUR;
 
+/* ---- files on their way (hq/upload.h) ----------------------------------
+ *
+ * While a device sends a file, HQ keeps each chunk as it arrived, still
+ * sealed to HQ's key (sync/filewire.h), as DIR/incoming/DEVICE/HEX/INDEX
+ * (index in 8 hex digits), written to a temporary name, synced and
+ * renamed: a chunk is there whole or not at all, and one sent twice is
+ * kept once.  Each device's chunks are its own, so a device that sends
+ * wrong bytes under a hash spoils only its own upload. */
+
+/* Keep chunk idx of hex from device (32 hex digits): 1 when kept now, 0
+ * when it was already there (nothing written). */
+int hqfiles_part_put(const struct hqfiles *f, const char *device, const char *hex, uint32_t idx,
+		     const uint8_t *msg, size_t len, struct fs_error *err) FS_WUR;
+
+/* 1 when chunk idx of hex from device is kept, else 0. */
+int hqfiles_part_has(const struct hqfiles *f, const char *device, const char *hex, uint32_t idx);
+
+/* How many of chunks 0 to n - 1 are kept; bitmap (NULL, or (n + 7) / 8
+ * bytes) gets bit i % 8 of byte i / 8 set for each. */
+int hqfiles_part_count(const struct hqfiles *f, const char *device, const char *hex, uint32_t n,
+		       uint8_t *bitmap, uint32_t *ret_have, struct fs_error *err) FS_WUR;
+
+/* Opens kept chunk idx (msg, len bytes as it arrived) into out (room for
+ * HQFILES_PART_MAX bytes), its length into *out_len. */
+typedef int (*hqfiles_open_fn)(void *ctx, uint32_t idx, const uint8_t *msg, size_t len,
+			       uint8_t *out, size_t *out_len, struct fs_error *err);
+#define HQFILES_PART_MAX (1024 * 1024)
+
+/* Chunks 0 to n - 1, all kept, opened in order by open, into the store
+ * as hex (hqfiles_put; -FS_EVALID when they do not hash to it); the
+ * chunks are then dropped, and also when they do not hash to it, since
+ * they never will. */
+int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char *hex, uint32_t n,
+			hqfiles_open_fn open, void *ctx, struct fs_error *err) FS_WUR;
+
+/* Drop whatever is kept of hex from device. */
+int hqfiles_part_drop(const struct hqfiles *f, const char *device, const char *hex,
+		      struct fs_error *err) FS_WUR;
+
 #endif

@@ -26,6 +26,7 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{ "server", "enroll_rate", NULL, &cfg->enroll_rate, 1000000 },
 		{ "server", "proof_rate", NULL, &cfg->proof_rate, 1000000 },
 		{ "server", "pull_batch", NULL, &cfg->pull_batch, DOWNSET_MAX_ENTRIES },
+		{ "server", "file_quota_mib", NULL, &cfg->file_quota_mib, 4194304 },
 		{ "store", "data_dir", &cfg->data_dir, NULL, 0 },
 		{ "store", "backend", &cfg->backend, NULL, 0 },
 		{ "store", "postgresql", &cfg->postgresql, NULL, 0 },
@@ -80,6 +81,8 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->proof_rate = HQCONFIG_DEFAULT_PROOF_RATE;
 	if (!cfg->pull_batch)
 		cfg->pull_batch = DOWNSYNC_DEFAULT_BATCH;
+	if (!cfg->file_quota_mib)
+		cfg->file_quota_mib = HQCONFIG_DEFAULT_FILE_QUOTA_MIB;
 	if (!cfg->console.listen &&
 	    ini_set(&cfg->console.listen, HQCONFIG_DEFAULT_CONSOLE_LISTEN) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");

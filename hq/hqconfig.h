@@ -29,6 +29,9 @@
  *   [server] min_upload_rate  bytes per second a request body must keep up
  *                          on average after SERVER_UPLOAD_GRACE_S, or the
  *                          connection is closed, 1..1048576 (default 1024)
+ *   [server] file_quota_mib  MiB of attached files one device may hold at
+ *                          HQ, counting those it sent first and its uploads
+ *                          in progress, 1..4194304 (default 10240)
  *   [store] data_dir       data directory (default /var/lib/fieldsync-hq)
  *   [store] backend        sqlite (default) or postgresql (hq/pgdb.h)
  *   [store] postgresql     a libpq connection string, without a password
@@ -86,6 +89,7 @@
 #define HQCONFIG_DEFAULT_MIN_UPLOAD_RATE 1024
 #define HQCONFIG_DEFAULT_ENROLL_RATE 10
 #define HQCONFIG_DEFAULT_PROOF_RATE 60
+#define HQCONFIG_DEFAULT_FILE_QUOTA_MIB 10240
 #define HQCONFIG_DEFAULT_CONSOLE_LISTEN "127.0.0.1:8760"
 #define HQCONFIG_DEFAULT_CONSOLE_IDLE_MIN 15
 #define HQCONFIG_DEFAULT_LOGIN_TRIES 5
@@ -110,6 +114,7 @@ struct hq_config {
 	unsigned enroll_rate;	  /* enrolment attempts per address: burst, and per minute */
 	unsigned proof_rate;	  /* proof requests per address: burst, and per minute */
 	unsigned pull_batch;	  /* entries per down-set at most */
+	unsigned file_quota_mib;  /* attached files per device at HQ */
 	char *backend;		  /* "sqlite" (NULL) or "postgresql" */
 	char *postgresql;	  /* libpq connection string */
 	char *pg_password_file;	  /* NULL: the credential, or libpq's ways */

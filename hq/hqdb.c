@@ -48,6 +48,25 @@
 	"CREATE TRIGGER resolutions_no_delete BEFORE DELETE ON resolutions"                        \
 	"  BEGIN SELECT RAISE(ABORT, 'resolutions are append-only'); END;"
 
+/* Version 8: attached files (hq/upload.h): the files HQ holds, each
+ * noted with the device that sent it first (its quota), and the
+ * uploads in progress. */
+#define HQDB_V8_SQL                                                                                \
+	"CREATE TABLE files("                                                                      \
+	"  sha256 TEXT PRIMARY KEY,"                                                               \
+	"  size INTEGER NOT NULL,"                                                                 \
+	"  device TEXT NOT NULL,"                                                                  \
+	"  received_at INTEGER NOT NULL"                                                           \
+	") STRICT;"                                                                                \
+	"CREATE TABLE uploads("                                                                    \
+	"  device TEXT NOT NULL,"                                                                  \
+	"  sha256 TEXT NOT NULL,"                                                                  \
+	"  size INTEGER NOT NULL,"                                                                 \
+	"  chunk_size INTEGER NOT NULL,"                                                           \
+	"  started_at INTEGER NOT NULL,"                                                           \
+	"  PRIMARY KEY (device, sha256)"                                                           \
+	") STRICT;"
+
 /* Version 1.  Ids and hashes are lower-case hex text; times are Unix
  * milliseconds; HLCs are integers (docs/PROTOCOL.md).  fields holds the
  * merged value of each (record, field) with the clock of the write that
@@ -179,7 +198,8 @@ static const char schema_sql[] =
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
 	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
 	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;" AUDIT_NODES_SQL
-		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL HQDB_V6_SQL HQDB_V7_SQL;
+		SCOPE_TABLE_SQL DOWNSYNC_TABLES_SQL FORMPUB_TABLES_SQL HQDB_V6_SQL HQDB_V7_SQL
+			HQDB_V8_SQL;
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -246,7 +266,7 @@ static int migrate_v2(struct hqsql *db, const char *path, struct fs_error *err)
  * two-way sync (hq/downsync.h); fields merged before keep revision 0 and
  * get their scope keys from downsync_reindex(), which serve runs before
  * it listens.  4 to 5: published forms (hq/formpub.h); every device gets
- * HQ's forms in its next down-set.  5 to 6 and 6 to 7: above. */
+ * HQ's forms in its next down-set.  5 to 6, 6 to 7 and 7 to 8: above. */
 static const char *const upgrade_sql[] = {
 	SCOPE_TABLE_SQL "ALTER TABLE tokens ADD COLUMN scope TEXT;"
 			"INSERT INTO device_scopes(device, key, name) "
@@ -259,6 +279,7 @@ static const char *const upgrade_sql[] = {
 	FORMPUB_TABLES_SQL,
 	HQDB_V6_SQL,
 	HQDB_V7_SQL,
+	HQDB_V8_SQL,
 };
 _Static_assert(sizeof(upgrade_sql) / sizeof(upgrade_sql[0]) == HQDB_VERSION - 2,
 	       "one upgrade for each version after 2");

@@ -26,7 +26,7 @@
 /* 2: audit_nodes; 3: device scopes; 4: two-way sync; 5: published
  * forms; 6: console accounts and device health; 7: resolutions.  Older
  * versions are upgraded when opened. */
-#define HQDB_VERSION 7
+#define HQDB_VERSION 8
 #define FS_STR_(x) #x
 #define FS_STR(x) FS_STR_(x)
 

@@ -19,6 +19,7 @@
 #include "hq/scope.h"
 #include "sync/changeset.h"
 #include "sync/downset.h"
+#include "sync/filewire.h"
 #include "sync/status.h"
 #include "sync/merge.h"
 #include "sync/receipt.h"
@@ -234,11 +235,14 @@ int ingest_device_active(struct hqsql *db, const uint8_t *prefix, size_t len, st
 	struct device_row d;
 	int r;
 
-	/* Bytes 0..23 of a set, of a pull request and of a status report:
+	/* Bytes 0..23 of a set, of a pull request, of a status report and of
+	 * a file's query or chunk:
 	 * magic, version, codec or reserved, reserved, device id. */
 	if (len < 8 + CHANGESET_DEVICE_BYTES ||
 	    (memcmp(prefix, CHANGESET_MAGIC, 4) != 0 &&
-	     memcmp(prefix, DOWNSET_PULL_MAGIC, 4) != 0 && memcmp(prefix, STATUS_MAGIC, 4) != 0))
+	     memcmp(prefix, DOWNSET_PULL_MAGIC, 4) != 0 && memcmp(prefix, STATUS_MAGIC, 4) != 0 &&
+	     memcmp(prefix, FILEWIRE_QUERY_MAGIC, 4) != 0 &&
+	     memcmp(prefix, FILEWIRE_CHUNK_MAGIC, 4) != 0))
 		return 0;
 	sodium_bin2hex(id, sizeof(id), prefix + 8, CHANGESET_DEVICE_BYTES);
 	if ((r = device_load(db, id, &d, err)) <= 0)

@@ -51,6 +51,21 @@
 	"CREATE TRIGGER resolutions_append_only BEFORE UPDATE OR DELETE ON resolutions FOR EACH "  \
 	"ROW EXECUTE FUNCTION fieldsync_append_only('resolutions');"
 
+/* Version 8: attached files (hq/upload.h), as SQLite's. */
+#define FILES_PG_SQL                                                                               \
+	"CREATE TABLE files("                                                                      \
+	"  sha256 TEXT COLLATE \"C\" PRIMARY KEY,"                                                 \
+	"  size BIGINT NOT NULL,"                                                                  \
+	"  device TEXT COLLATE \"C\" NOT NULL,"                                                    \
+	"  received_at BIGINT NOT NULL);"                                                          \
+	"CREATE TABLE uploads("                                                                    \
+	"  device TEXT COLLATE \"C\" NOT NULL,"                                                    \
+	"  sha256 TEXT COLLATE \"C\" NOT NULL,"                                                    \
+	"  size BIGINT NOT NULL,"                                                                  \
+	"  chunk_size BIGINT NOT NULL,"                                                            \
+	"  started_at BIGINT NOT NULL,"                                                            \
+	"  PRIMARY KEY (device, sha256));"
+
 static const char schema_sql[] =
 	"CREATE TABLE schema_info(version INTEGER NOT NULL);"
 	"CREATE TABLE devices("
@@ -210,7 +225,7 @@ static const char schema_sql[] =
 	"ROW EXECUTE FUNCTION fieldsync_append_only('audit nodes');"
 	"CREATE TRIGGER form_versions_append_only BEFORE UPDATE OR DELETE ON form_versions FOR "
 	"EACH ROW EXECUTE FUNCTION fieldsync_append_only('published forms');" USERS_PG_SQL
-		RESOLUTIONS_PG_SQL;
+		RESOLUTIONS_PG_SQL FILES_PG_SQL;
 
 /* ---- connecting ---------------------------------------------------------- */
 
@@ -469,7 +484,7 @@ static int upgrade_step(PGconn *db, int from, int to, const char *sql, struct fs
 int pgdb_upgrade(PGconn *db, int *ret_version, struct fs_error *err)
 {
 	int r, v = 0, stepped = 0;
-	static const char *const steps[] = { USERS_PG_SQL, RESOLUTIONS_PG_SQL };
+	static const char *const steps[] = { USERS_PG_SQL, RESOLUTIONS_PG_SQL, FILES_PG_SQL };
 
 	if ((r = pgdb_schema_version(db, &v, err)) < 0)
 		return r;

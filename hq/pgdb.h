@@ -39,7 +39,7 @@
 int pgdb_upgrade(PGconn *db, int *ret_version, struct fs_error *err) FS_WUR;
 
 /* The schema version a PostgreSQL HQ holds (hqdb.h's HQDB_VERSION). */
-#define PGDB_SCHEMA_VERSION 7
+#define PGDB_SCHEMA_VERSION 8
 
 struct pgdb_config {
 	const char *conninfo;	       /* [store] postgresql */

@@ -31,6 +31,8 @@
 #include "hq/hqpool.h"
 #include "hq/hqenroll.h"
 #include "hq/ingest.h"
+#include "hq/upload.h"
+#include "sync/filewire.h"
 #include "sync/changeset.h"
 #include "sync/downset.h"
 #include "sync/log.h"
@@ -83,10 +85,11 @@ struct server {
 	 * knows a device id cannot take them all. */
 	atomic_uint dev_inflight[SERVER_LIMIT_BUCKETS];
 	uint8_t dev_key[crypto_shorthash_KEYBYTES];
-	struct hqpool *pool; /* database connections between requests */
+	struct hqpool *pool;   /* database connections between requests */
+	struct hqfiles *files; /* attached files (hq/files.h) */
 };
 
-enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY, EP_PULL, EP_STATUS };
+enum endpoint { EP_HEALTH, EP_ENROLL, EP_CHANGESETS, EP_CONSISTENCY, EP_PULL, EP_STATUS, EP_FILES };
 
 struct request {
 	enum endpoint ep;
@@ -569,6 +572,41 @@ static enum MHD_Result do_status(struct server *s, struct MHD_Connection *conn,
 	return send_error(conn, (unsigned)res.status, res.error, res.message, NULL, NULL);
 }
 
+/* A device asks which chunks of a file HQ holds, or sends one
+ * (hq/upload.h). */
+static enum MHD_Result do_files(struct server *s, struct MHD_Connection *conn,
+				const struct request *rq)
+{
+	struct upload_result res = { 0 };
+	struct fs_error err = { 0 };
+	struct upload_ctx ctx = { .hq = s->hq,
+				  .files = s->files,
+				  .quota_bytes = (uint64_t)s->cfg->file_quota_mib << 20,
+				  .now_ms = hlc_wall_ms() };
+	enum MHD_Result ret;
+	int r;
+
+	if ((r = hqpool_get(s->pool, &ctx.db, &err)) < 0 ||
+	    (r = upload_handle(&ctx, rq->body, rq->len, &res, &err)) < 0) {
+		/* Nothing may read a transaction left open by a failure. */
+		if (ctx.db)
+			hqsql_rollback(ctx.db);
+		hqpool_put(s->pool, ctx.db);
+		cJSON_Delete(res.answer);
+		return send_internal(conn, "file", &err);
+	}
+	hqpool_put(s->pool, ctx.db);
+	if (res.completed)
+		log_msg(LOG_INFO, "device %s: file of %" PRIu64 " bytes received", res.device,
+			res.file_size);
+	if (res.status == 200)
+		return send_json(conn, MHD_HTTP_OK, res.answer, NULL);
+	log_msg(LOG_NOTICE, "file message from %s refused: %d %s",
+		res.device[0] ? res.device : "(unparsed)", res.status, res.error);
+	ret = send_error(conn, (unsigned)res.status, res.error, res.message, NULL, NULL);
+	return ret;
+}
+
 /* The peer's address as text ("?" when unknown).  Behind a reverse
  * proxy it is the proxy's. */
 static void peer_address(struct MHD_Connection *conn, char out[INET6_ADDRSTRLEN])
@@ -716,14 +754,16 @@ static int route(struct MHD_Connection *conn, const char *url, const char *metho
 		enum endpoint ep;
 		size_t limit;
 		int by_device;
-	} routes[] = { { "/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH, 0, 0 },
-		       { "/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL, SERVER_ENROLL_MAX, 0 },
-		       { "/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS, CHANGESET_MAX_BYTES,
-			 1 },
-		       { "/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY,
-			 SERVER_ENROLL_MAX, 0 },
-		       { "/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL, SERVER_ENROLL_MAX, 1 },
-		       { "/v1/status", MHD_HTTP_METHOD_POST, EP_STATUS, SERVER_ENROLL_MAX, 1 } };
+	} routes[] = {
+		{ "/v1/health", MHD_HTTP_METHOD_GET, EP_HEALTH, 0, 0 },
+		{ "/v1/enroll", MHD_HTTP_METHOD_POST, EP_ENROLL, SERVER_ENROLL_MAX, 0 },
+		{ "/v1/changesets", MHD_HTTP_METHOD_POST, EP_CHANGESETS, CHANGESET_MAX_BYTES, 1 },
+		{ "/v1/audit/consistency", MHD_HTTP_METHOD_POST, EP_CONSISTENCY, SERVER_ENROLL_MAX,
+		  0 },
+		{ "/v1/pull", MHD_HTTP_METHOD_POST, EP_PULL, SERVER_ENROLL_MAX, 1 },
+		{ "/v1/status", MHD_HTTP_METHOD_POST, EP_STATUS, SERVER_ENROLL_MAX, 1 },
+		{ "/v1/files", MHD_HTTP_METHOD_POST, EP_FILES, FILEWIRE_CHUNK_BYTES_MAX, 1 }
+	};
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(url, routes[i].url))
@@ -1001,6 +1041,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return do_pull(s, conn, rq);
 	if (rq->ep == EP_STATUS)
 		return do_status(s, conn, rq);
+	if (rq->ep == EP_FILES)
+		return do_files(s, conn, rq);
 	return do_changeset(s, conn, rq);
 }
 
@@ -1136,6 +1178,7 @@ int server_start(const struct hq_config *cfg, const struct identity *hq,
 	atomic_init(&s->connections, 0);
 	/* As many idle connections as there are threads to use them. */
 	if ((r = hqpool_new(cfg, cfg->threads, &s->pool, err)) < 0 ||
+	    (r = hqfiles_open(cfg->data_dir, hq, &s->files, err)) < 0 ||
 	    (r = web_listen_parse(cfg->listen, &addr, &alen, &loopback, err)) < 0 ||
 	    (r = server_tls_load(s, err)) < 0)
 		goto out;
@@ -1187,6 +1230,7 @@ struct server *server_stop(struct server *s)
 		MHD_stop_daemon(s->mhd);
 	/* After the daemon: no request holds a connection any more. */
 	hqpool_free(s->pool);
+	hqfiles_close(s->files);
 	free(s->tls_cert);
 	secmem_free(s->tls_key);
 	pthread_mutex_destroy(&s->enroll_limit.lock);

@@ -23,6 +23,7 @@
 #include "crypto/identity.h"
 #include "sync/changeset.h"
 #include "sync/downset.h"
+#include "sync/filewire.h"
 #include "sync/receipt.h"
 #include "sync/status.h"
 #include "sync/token.h"
@@ -1530,9 +1531,11 @@ static void hq_db_exec(const struct hq *h, const char *sql)
 	sqlite3_close(db);
 }
 
-/* Schema version 7 back to 6: before resolutions; 6 back to 5: before
- * the console's accounts; and 5 back to 4: before published forms. */
-#define TO_V6_SQL "DROP TABLE resolutions; PRAGMA user_version = 6;"
+/* Schema version 8 back to 7: before attached files; 7 back to 6:
+ * before resolutions; 6 back to 5: before the console's accounts; and 5
+ * back to 4: before published forms. */
+#define TO_V6_SQL                                                                                  \
+	"DROP TABLE files; DROP TABLE uploads; DROP TABLE resolutions; PRAGMA user_version = 6;"
 #define TO_V5_SQL                                                                                  \
 	TO_V6_SQL "DROP TABLE users; DROP TABLE login_failures; ALTER TABLE devices DROP COLUMN "  \
 		  "health; "                                                                       \
@@ -2611,6 +2614,249 @@ TEST(hq_status_report_kept_and_shown)
 	free(buf);
 	identity_free(a.id);
 	identity_free(b.id);
+	hq_stop(&h);
+	curl_global_cleanup();
+}
+
+/* ---- attached files (issue 17) ---------------------------------------------- */
+
+/* POST a file message; the answer's status, *ret_json parsed. */
+static long file_post(const struct hq *h, const uint8_t *msg, size_t len, cJSON **ret_json)
+{
+	return http_post(h, "/v1/files", msg, len, FILEWIRE_CONTENT_TYPE, ret_json);
+}
+
+/* A file's head for device d: its hash, size, chunks of c bytes. */
+static struct filewire_head file_head(const struct device *d, const uint8_t *data, size_t size,
+				      uint32_t c)
+{
+	struct filewire_head fh = { .size = size, .chunk_size = c, .wall_ms = hlc_wall_ms() };
+
+	ASSERT_OK(sodium_hex2bin(fh.device, 16, d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	crypto_hash_sha256(fh.sha256, data, size);
+	return fh;
+}
+
+static long file_query(const struct hq *h, const struct device *d, const struct filewire_head *fh,
+		       cJSON **ret_json)
+{
+	uint8_t q[FILEWIRE_QUERY_BYTES];
+	struct fs_error err = { 0 };
+
+	ASSERT_OK(filewire_query_encode(fh, d->id->sign_sk, q, &err));
+	return file_post(h, q, sizeof(q), ret_json);
+}
+
+/* Chunk i of data as device d sends it (malloc'd into *msg). */
+static size_t file_chunk(const struct hq *h, const struct device *d, struct filewire_head fh,
+			 const uint8_t *data, uint32_t i, uint8_t **msg)
+{
+	struct fs_error err = { 0 };
+	size_t len = 0;
+
+	fh.index = i;
+	ASSERT_OK(filewire_chunk_encode(&fh, data + (size_t)i * fh.chunk_size,
+					filewire_chunk_len(&fh), h->box_pk, d->id->sign_sk, msg,
+					&len, &err));
+	return len;
+}
+
+/* Send chunk i and expect status; "complete" and "stored" into the
+ * pointers when 200. */
+static void chunk_expect(const struct hq *h, const struct device *d, const struct filewire_head *fh,
+			 const uint8_t *data, uint32_t i, long want, int *complete, int *stored)
+{
+	uint8_t *msg = NULL;
+	size_t len = file_chunk(h, d, *fh, data, i, &msg);
+	cJSON *j = NULL;
+	long got = file_post(h, msg, len, &j);
+
+	if (got != want)
+		TEST_FAIL("chunk %u answered %ld (%s), expected %ld", (unsigned)i, got,
+			  json_str(j, "error") ? json_str(j, "error") : "-", want);
+	if (got == 200) {
+		*complete = cJSON_IsTrue(cJSON_GetObjectItem(j, "complete"));
+		*stored = cJSON_IsTrue(cJSON_GetObjectItem(j, "stored"));
+	}
+	cJSON_Delete(j);
+	free(msg);
+}
+
+static int count_in(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+/* Whether any file under dir holds needle. */
+static int tree_holds(const char *dir, const uint8_t *needle, size_t n)
+{
+	char cmd[1024];
+	int found;
+
+	/* The needle is printable by construction (below). */
+	snprintf(cmd, sizeof(cmd), "grep -rqaF -- '%.*s' '%s'", (int)n, (const char *)needle, dir);
+	found = system(cmd) == 0;
+	return found;
+}
+
+/* A device sends a file in chunks: HQ says which it has, keeps each
+ * once, refuses flipped, moved and re-signed chunks, assembles and
+ * checks the file with the last, serves it audited, answers a file it
+ * holds (from any device) as complete, drops chunks that do not hash to
+ * the name, and holds each device to its quota. */
+TEST(hq_files_chunked_resumable_checked)
+{
+	enum { SIZE = 100000, C = FILEWIRE_CHUNK_MIN, N = (SIZE + C - 1) / C };
+	struct filewire_head fh, other;
+	struct device a, b;
+	struct hq h;
+	uint8_t *data = malloc(SIZE), *wrong = malloc(SIZE), *msg = NULL, have[1];
+	char hex[65], ohex[65], *out = NULL, tmp[700];
+	int complete = 0, stored = 0;
+	size_t len, blen = 0;
+	cJSON *j = NULL;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	ASSERT_TRUE(data && wrong);
+	/* Printable, so that a plain grep can look for it at rest. */
+	for (size_t i = 0; i < SIZE; i++) {
+		data[i] = (uint8_t)('a' + randombytes_uniform(26));
+		wrong[i] = (uint8_t)('A' + randombytes_uniform(26));
+	}
+	hq_init(&h, "hq", "[server]\nfile_quota_mib = 1\n", NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Tutin");
+	device_enroll(&h, &a);
+	device_enroll(&h, &b);
+	fh = file_head(&a, data, SIZE, C);
+	sodium_bin2hex(hex, sizeof(hex), fh.sha256, 32);
+
+	/* A chunk before the query that begins the upload. */
+	chunk_expect(&h, &a, &fh, data, 0, 409, &complete, &stored);
+	ASSERT_EQ(file_query(&h, &a, &fh, &j), 200);
+	ASSERT_TRUE(!(cJSON_IsTrue(cJSON_GetObjectItem(j, "complete"))));
+	ASSERT_EQ(cJSON_GetObjectItem(j, "chunks")->valuedouble, N);
+	ASSERT_EQ(cJSON_GetObjectItem(j, "held")->valuedouble, 0);
+	cJSON_Delete(j);
+	for (uint32_t i = 0; i + 1 < N; i++) {
+		chunk_expect(&h, &a, &fh, data, i, 200, &complete, &stored);
+		ASSERT_TRUE(!(complete));
+		ASSERT_TRUE(stored);
+	}
+	/* A replay is kept once: nothing new. */
+	chunk_expect(&h, &a, &fh, data, 2, 200, &complete, &stored);
+	ASSERT_TRUE(!(stored));
+	/* Resuming: HQ says which it has. */
+	ASSERT_EQ(file_query(&h, &a, &fh, &j), 200);
+	ASSERT_EQ(cJSON_GetObjectItem(j, "held")->valuedouble, N - 1);
+	decode_b64(json_str(j, "have"), have, sizeof(have), &blen);
+	ASSERT_EQ(blen, 1);
+	ASSERT_EQ(have[0], (1u << (N - 1)) - 1);
+	cJSON_Delete(j);
+
+	/* The last chunk flipped in its sealed bytes, in its header, and
+	 * re-signed by another device under its own header: refused. */
+	len = file_chunk(&h, &a, fh, data, N - 1, &msg);
+	msg[FILEWIRE_CHUNK_FIXED + 100] ^= 0x01;
+	ASSERT_EQ(file_post(&h, msg, len, &j), 401);
+	cJSON_Delete(j);
+	ASSERT_OK(crypto_sign_detached(msg + len - 64, NULL, msg, len - 64, a.id->sign_sk));
+	ASSERT_EQ(file_post(&h, msg, len, &j), 400);
+	ASSERT_STR_EQ(json_str(j, "error"), "malformed");
+	cJSON_Delete(j);
+	msg[FILEWIRE_CHUNK_FIXED + 100] ^= 0x01;
+	{
+		/* A whole chunk moved to another index, then re-signed. */
+		uint8_t *moved = NULL;
+		size_t mlen = file_chunk(&h, &a, fh, data, 1, &moved);
+
+		bytes_put_be(moved + 68, 3, 4);
+		ASSERT_EQ(file_post(&h, moved, mlen, &j), 401);
+		cJSON_Delete(j);
+		ASSERT_OK(crypto_sign_detached(moved + mlen - 64, NULL, moved, mlen - 64,
+					       a.id->sign_sk));
+		ASSERT_EQ(file_post(&h, moved, mlen, &j), 400);
+		ASSERT_TRUE(strstr(json_str(j, "message"), "bound to another"));
+		cJSON_Delete(j);
+		free(moved);
+	}
+	ASSERT_OK(sodium_hex2bin(msg + 8, 16, b.id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	ASSERT_OK(crypto_sign_detached(msg + len - 64, NULL, msg, len - 64, b.id->sign_sk));
+	ASSERT_EQ(file_post(&h, msg, len, &j), 400);
+	ASSERT_TRUE(strstr(json_str(j, "message"), "bound to another"));
+	cJSON_Delete(j);
+	free(msg);
+	ASSERT_EQ(HQ_RUN(&h, NULL, "attachment", "get", hex), 2);
+
+	/* The last one: the file is made, checked, served. */
+	chunk_expect(&h, &a, &fh, data, N - 1, 200, &complete, &stored);
+	ASSERT_TRUE(complete);
+	ASSERT_TRUE(stored);
+	ASSERT_EQ(HQ_RUN(&h, &out, "attachment", "get", hex), 0);
+	ASSERT_EQ(strlen(out), SIZE);
+	ASSERT_TRUE(!memcmp(out, data, SIZE));
+	free(out);
+	ASSERT_EQ(HQ_RUN(&h, &out, "attachment", "list"), 0);
+	ASSERT_TRUE(strstr(out, hex) && strstr(out, a.id->id) && strstr(out, " 100000 "));
+	free(out);
+	/* Replayed after: answered complete, nothing stored again. */
+	chunk_expect(&h, &a, &fh, data, 1, 200, &complete, &stored);
+	ASSERT_TRUE(complete);
+	ASSERT_TRUE(!(stored));
+	snprintf(tmp, sizeof(tmp), "%s/attachments/incoming/%s", h.data, a.id->id);
+	ASSERT_NE(access(tmp, F_OK), 0);
+	/* Another device with the same file: HQ holds it already. */
+	other = file_head(&b, data, SIZE, C);
+	ASSERT_EQ(file_query(&h, &b, &other, &j), 200);
+	ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(j, "complete")));
+	cJSON_Delete(j);
+	ASSERT_EQ(HQ_RUN(&h, &out, "audit", "list"), 0);
+	ASSERT_EQ(count_in(out, "file_received"), 1);
+	ASSERT_EQ(count_in(out, "attachment_get"), 1);
+	free(out);
+
+	/* Chunks that do not hash to the name: dropped, and said so. */
+	other = file_head(&b, data, SIZE, C);
+	memcpy(other.sha256, fh.sha256, 32);
+	crypto_hash_sha256(other.sha256, data, SIZE - 1); /* another name */
+	other.size = SIZE;
+	sodium_bin2hex(ohex, sizeof(ohex), other.sha256, 32);
+	ASSERT_EQ(file_query(&h, &b, &other, &j), 200);
+	cJSON_Delete(j);
+	for (uint32_t i = 0; i + 1 < N; i++)
+		chunk_expect(&h, &b, &other, wrong, i, 200, &complete, &stored);
+	chunk_expect(&h, &b, &other, wrong, N - 1, 422, &complete, &stored);
+	ASSERT_EQ(HQ_RUN(&h, NULL, "attachment", "get", ohex), 2);
+	chunk_expect(&h, &b, &other, wrong, 0, 409, &complete, &stored);
+	ASSERT_EQ(file_query(&h, &b, &other, &j), 200);
+	ASSERT_EQ(cJSON_GetObjectItem(j, "held")->valuedouble, 0);
+	cJSON_Delete(j);
+
+	/* The quota (1 MiB): a holds 100,000 bytes; 1,000,000 more do not fit. */
+	other = file_head(&a, wrong, SIZE, C);
+	other.size = 1000000;
+	ASSERT_EQ(file_query(&h, &a, &other, &j), 413);
+	ASSERT_STR_EQ(json_str(j, "error"), "quota_exceeded");
+	ASSERT_TRUE(strstr(json_str(j, "message"), "quota is 1.0 MB"));
+	cJSON_Delete(j);
+	/* Garbage, and a revoked device. */
+	ASSERT_EQ(file_post(&h, (const uint8_t *)"FSFQ", 4, &j), 400);
+	cJSON_Delete(j);
+	ASSERT_EQ(HQ_RUN(&h, NULL, "revoke", a.id->id), 0);
+	ASSERT_EQ(file_query(&h, &a, &fh, &j), 403);
+	cJSON_Delete(j);
+	/* Nothing of the files in the clear under the data directory. */
+	ASSERT_TRUE(!(tree_holds(h.data, data + 5000, 48)));
+	ASSERT_TRUE(!(tree_holds(h.data, wrong + 5000, 48)));
+	identity_free(a.id);
+	identity_free(b.id);
+	free(data);
+	free(wrong);
 	hq_stop(&h);
 	curl_global_cleanup();
 }

@@ -184,7 +184,7 @@ must_contain "$ERR" "audit tree node 2/1 (entries 5 to 8): missing or does not m
 # opened: the tree is built from the entries, and verifies.
 rm -rf "$T/copy"
 cp -a "$T/hq" "$T/copy"
-sqlite3 "$T/copy/hq.db" "DROP TABLE resolutions; DROP TABLE users; DROP TABLE login_failures;
+sqlite3 "$T/copy/hq.db" "DROP TABLE files; DROP TABLE uploads; DROP TABLE resolutions; DROP TABLE users; DROP TABLE login_failures;
 	ALTER TABLE devices DROP COLUMN health; ALTER TABLE devices DROP COLUMN health_at;
 	DROP TABLE audit_nodes; ALTER TABLE devices DROP COLUMN unbound_ok;
 	DROP TABLE device_scopes; ALTER TABLE tokens DROP COLUMN scope;
@@ -198,7 +198,7 @@ sqlite3 "$T/copy/hq.db" "DROP TABLE resolutions; DROP TABLE users; DROP TABLE lo
 	ALTER TABLE records DROP COLUMN scope_key; ALTER TABLE records DROP COLUMN scope_parent;
 	PRAGMA user_version = 1;" || fail "sqlite3"
 expect_exit 0 "$HQ_BIN" --data-dir "$T/copy" --forms-dir "$FORMS" audit verify
-[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 7 ] || fail "schema version 1 not upgraded"
+[ "$(sqlite3 "$T/copy/hq.db" "PRAGMA user_version")" = 8 ] || fail "schema version 1 not upgraded"
 # Each device enrolled before scopes may write its municipality.
 [ "$(sqlite3 "$T/copy/hq.db" "SELECT count(*) FROM devices d JOIN device_scopes s
 	ON s.device = d.id AND s.name = d.municipality")" = \

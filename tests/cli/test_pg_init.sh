@@ -21,7 +21,7 @@ hq_conf_pg
 expect_exit 0 hq init
 must_contain "$OUT" "HQ's schema in PostgreSQL host=127.0.0.1 port=$PG_PORT dbname=fieldsync user=hq"
 [ -f "$T/hq/hq.key" ] || fail "no HQ key"
-[ "$(pgq 'SELECT version FROM schema_info')" = 7 ] || fail "schema version"
+[ "$(pgq 'SELECT version FROM schema_info')" = 8 ] || fail "schema version"
 [ "$(pgq "SELECT value FROM counters WHERE name = 'rev'")" = 0 ] || fail "counters"
 # ... with the tables and columns of SQLite's schema.
 printf '[store]\ndata_dir = %s/lite\n' "$T" > "$T/lite.conf"
@@ -47,7 +47,7 @@ must_contain "$(cat "$T/e")" "events are append-only"
 
 # A second init changes nothing.
 expect_exit 2 hq init
-must_contain "$ERR" "already holds HQ's schema (version 7)"
+must_contain "$ERR" "already holds HQ's schema (version 8)"
 
 # A wrong password: the connection is named, the password never.
 printf 'pogresna-lozinka\n' > "$T/wrong.pass"

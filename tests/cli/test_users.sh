@@ -81,19 +81,19 @@ if [ "${FS_HQ_BACKEND:-sqlite}" = sqlite ]; then
 	python3 - "$DB" << 'EOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-db.executescript("DROP TABLE resolutions; DROP TABLE users; DROP TABLE login_failures; "
+db.executescript("DROP TABLE files; DROP TABLE uploads; DROP TABLE resolutions; DROP TABLE users; DROP TABLE login_failures; "
                  "ALTER TABLE devices DROP COLUMN health; ALTER TABLE devices DROP COLUMN health_at; "
                  "PRAGMA user_version = 5;")
 db.close()
 EOF
 	expect_exit 0 hq user list
 	expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
-	[ "$(sqlite3 "$DB" "PRAGMA user_version; SELECT count(*) FROM resolutions;" | tr '\n' ' ')" = "7 0 " ] ||
-		fail "the upgrade did not reach version 7"
+	[ "$(sqlite3 "$DB" "PRAGMA user_version; SELECT count(*) FROM resolutions; SELECT count(*) FROM files;" | tr '\n' ' ')" = "8 0 0 " ] ||
+		fail "the upgrade did not reach version 8"
 else
 	# The same in PostgreSQL: version 5 is upgraded when HQ connects.
 	pg_as "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U pgadmin \
-		-d "fieldsync_$PG_DBS" -c "DROP TABLE resolutions; DROP TABLE users; DROP TABLE login_failures;
+		-d "fieldsync_$PG_DBS" -c "DROP TABLE files; DROP TABLE uploads; DROP TABLE resolutions; DROP TABLE users; DROP TABLE login_failures;
 		ALTER TABLE devices DROP COLUMN health; ALTER TABLE devices DROP COLUMN health_at;
 		UPDATE schema_info SET version = 5;" || fail "downgrade the schema"
 	expect_exit 0 hq user list
@@ -101,7 +101,7 @@ else
 	expect_exit 0 hq user add ana.admin --role admin --password-file "$T/pw"
 	[ "$(pg_as "$PG_BIN/psql" -X -q -A -t -h "$PG_DIR" -p "$PG_PORT" -U pgadmin \
 		-d "fieldsync_$PG_DBS" -c "SELECT version FROM schema_info" -c \
-		"SELECT count(*) FROM resolutions" | tr '\n' ' ')" = "7 0 " ] ||
-		fail "the upgrade did not reach version 7"
+		"SELECT count(*) FROM resolutions" -c "SELECT count(*) FROM files" | tr '\n' ' ')" = "8 0 0 " ] ||
+		fail "the upgrade did not reach version 8"
 fi
 echo "ok"

@@ -1,0 +1,113 @@
+# test_file_faults.sh - a large attached file over a link that fails
+# (issue 17): `sync` killed with SIGKILL 100 times while it sends chunks,
+# then a link cut again and again by faultproxy; the file arrives whole
+# (its hash checked at HQ), no cut or kill costs more than the chunk in
+# flight (counted on the wire: the bytes the proxy forwarded to HQ), and
+# the visit merged before its file did.  FS_UPLOAD_TEST_MB sets the
+# file's size (default 200).
+set -e
+. "$(dirname "$0")/lib.sh"
+[ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
+proxy_setup
+at_exit 'kill_proxy; stop_hq; [ -z "${SPID:-}" ] || kill -9 "$SPID" 2> /dev/null'
+MB=${FS_UPLOAD_TEST_MB:-200}
+SIZE=$((MB * 1000 * 1000))
+CHUNK=262144
+KILLS=100
+
+mkdir "$T/forms"
+cp "$FORMS"/*.json "$T/forms/"
+python3 - "$T/forms/visits.json" << 'PY'
+import json, sys
+f = json.load(open(sys.argv[1], encoding="utf-8"))
+f["fields"].append({"name": "photo", "type": "attachment", "max_bytes": 300000000,
+                    "accept": ["image/jpeg"]})
+json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+PY
+FORMS="$T/forms"
+python3 - "$T/big.jpg" "$SIZE" << 'PY'
+import os, sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    left = int(sys.argv[2]) - 13
+    while left > 0:
+        n = min(left, 1 << 20)
+        f.write(os.urandom(n))
+        left -= n
+PY
+[ "$(stat -c %s "$T/big.jpg")" = "$SIZE" ] || fail "the test file is not $SIZE bytes"
+HASH=$(sha256sum "$T/big.jpg" | cut -d' ' -f1)
+
+hq_conf
+init_store
+expect_exit 0 hq init
+start_hq
+start_proxy "$T/proxy-enrol.log" pass
+TOKEN=$(hq enroll-token --team "Tim Tutin" --municipality Tutin | tail -n 1)
+expect_exit 0 fs enroll "http://127.0.0.1:$PXPORT" "$TOKEN"
+stop_proxy
+H=$(add_person "Stevanović Milan" Tutin)
+expect_exit 0 fs visit add "beneficiary_id=$H" visit_date=2026-11-20 visit_type=needs_assessment \
+	"photo=@$T/big.jpg"
+V=$(printf '%s\n' "$OUT" | tail -n 1)
+
+# held: chunks HQ keeps of the upload in progress.
+held() {
+	find "$T/hq/attachments/incoming" -type f ! -name '.*' 2> /dev/null | wc -l
+}
+# up LOG: bytes the proxy forwarded to HQ, and connections, in LOG.
+up() { awk '{ b += $6; n++ } END { printf "%d %d\n", b, n }' "$1"; }
+complete() { hq attachment list | grep -q "^$HASH "; }
+
+# ---- SIGKILL while chunks go, 100 times -------------------------------------
+start_proxy "$T/proxy-kill.log" pass
+kills=0
+while [ "$kills" -lt "$KILLS" ] && ! complete; do
+	before=$(held)
+	# The binary itself, not fs(): $! must be the process killed.
+	"$FIELDSYNC" --data-dir "$DATA" --forms-dir "$FORMS" --passphrase-file "$PASS" sync \
+		> /dev/null 2>&1 &
+	SPID=$!
+	# Until HQ has kept one more chunk (the sync is mid-file), or the
+	# sync ended on its own.
+	until [ "$(held)" -gt "$before" ] || ! kill -0 "$SPID" 2> /dev/null; do sleep 0.02; done
+	kill -9 "$SPID" 2> /dev/null || true
+	wait "$SPID" 2> /dev/null || true
+	SPID=
+	kills=$((kills + 1))
+done
+stop_proxy
+[ "$kills" -eq "$KILLS" ] || fail "the file arrived after $kills kills; the test wants $KILLS (a larger file)"
+# The visit merged before its file: records go first.
+export_ids visits | grep -qx "$V" || fail "the visit did not merge while its file was on its way"
+complete && fail "the file completed during the kills"
+read -r bytes conns < <(up "$T/proxy-kill.log")
+chunks=$(held)
+# Every byte forwarded is a chunk HQ keeps, or at most one chunk and a
+# few requests' worth per connection (one connection per killed sync).
+limit=$((chunks * (CHUNK + 512) + conns * (CHUNK + 32768)))
+[ "$bytes" -le "$limit" ] || fail "$bytes bytes went up for $chunks chunks kept over $conns connections (limit $limit)"
+echo "$KILLS kills: $chunks chunks kept, $bytes bytes up over $conns connections" >&2
+
+# ---- a link cut again and again, until the file is whole ---------------------
+start_proxy "$T/proxy-cut.log" cut-up --max-bytes $((8 * 1024 * 1024))
+runs=0
+until complete; do
+	runs=$((runs + 1))
+	[ "$runs" -le 1000 ] || fail "the file did not arrive in 1000 syncs"
+	fs sync > /dev/null 2>&1 || true
+done
+stop_proxy
+cuts=$(awk '$10 == "yes"' "$T/proxy-cut.log" | wc -l)
+[ "$cuts" -ge 3 ] || fail "only $cuts cuts happened; the test wants several"
+read -r bytes2 conns2 < <(up "$T/proxy-cut.log")
+left=$((SIZE - chunks * CHUNK))
+limit=$((left + left / CHUNK * 512 + conns2 * (CHUNK + 32768)))
+[ "$bytes2" -le "$limit" ] || fail "$bytes2 bytes went up for $left bytes left over $conns2 connections (limit $limit)"
+echo "$cuts cuts: $bytes2 bytes up for $left bytes over $conns2 connections, in $runs syncs" >&2
+
+hq attachment get "$HASH" | sha256sum | grep -q "^$HASH " || fail "HQ's file does not hash to its name"
+[ -z "$(find "$T/hq/attachments/incoming" -type f 2> /dev/null)" ] || fail "chunks left behind at HQ"
+expect_exit 0 fs sync
+must_not_contain "$OUT" "files"
+echo "ok"
