@@ -28,8 +28,9 @@ FORMS="$T/forms"
 python3 - "$T/big.jpg" "$SIZE" << 'PY'
 import os, sys
 with open(sys.argv[1], "wb") as f:
-    f.write(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
-    left = int(sys.argv[2]) - 13
+    head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+    f.write(head)
+    left = int(sys.argv[2]) - len(head)
     while left > 0:
         n = min(left, 1 << 20)
         f.write(os.urandom(n))
@@ -108,6 +109,8 @@ echo "$cuts cuts: $bytes2 bytes up for $left bytes over $conns2 connections, in 
 
 hq attachment get "$HASH" | sha256sum | grep -q "^$HASH " || fail "HQ's file does not hash to its name"
 [ -z "$(find "$T/hq/attachments/incoming" -type f 2> /dev/null)" ] || fail "chunks left behind at HQ"
+start_proxy "$T/proxy-end.log" pass
 expect_exit 0 fs sync
 must_not_contain "$OUT" "files"
+stop_proxy
 echo "ok"
