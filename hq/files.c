@@ -275,6 +275,8 @@ out:
 /* Room for a chunk's path: dir is PATH_MAX - 128 at most, and the
  * compiler cannot know what fits. */
 #define PART_PATH (PATH_MAX + 512)
+/* ... and for a chunk in it: "/" and 8 hex digits more. */
+#define PART_FILE (PART_PATH + 16)
 
 static int valid_device(const char *device)
 {
@@ -296,9 +298,9 @@ static int part_dir(const struct hqfiles *f, const char *device, const char *hex
 	return 0;
 }
 
-static void part_path(const char *dir, uint32_t idx, char out[PART_PATH])
+static void part_path(const char *dir, uint32_t idx, char out[PART_FILE])
 {
-	snprintf(out, PART_PATH, "%s/%08x", dir, (unsigned)idx);
+	snprintf(out, PART_FILE, "%s/%08x", dir, (unsigned)idx);
 }
 
 static void sync_dir(const char *dir)
@@ -314,7 +316,7 @@ static void sync_dir(const char *dir)
 int hqfiles_part_put(const struct hqfiles *f, const char *device, const char *hex, uint32_t idx,
 		     const uint8_t *msg, size_t len, struct fs_error *err)
 {
-	char dir[PART_PATH], path[PART_PATH], tmpl[PART_PATH + 32];
+	char dir[PART_PATH], path[PART_FILE], tmpl[PART_PATH + 32];
 	struct stat st;
 	int fd = -1, e;
 
@@ -362,7 +364,7 @@ failed:
 
 int hqfiles_part_has(const struct hqfiles *f, const char *device, const char *hex, uint32_t idx)
 {
-	char dir[PART_PATH], path[PART_PATH];
+	char dir[PART_PATH], path[PART_FILE];
 	struct stat st;
 
 	if (part_dir(f, device, hex, 3, dir) < 0)
@@ -419,7 +421,7 @@ struct part_reader {
 
 static int part_load(struct part_reader *p)
 {
-	char path[PART_PATH];
+	char path[PART_FILE];
 	struct stat st;
 	size_t len = 0;
 	int fd, r;

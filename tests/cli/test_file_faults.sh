@@ -3,13 +3,14 @@
 # then a link cut again and again by faultproxy; the file arrives whole
 # (its hash checked at HQ), no cut or kill costs more than the chunk in
 # flight (counted on the wire: the bytes the proxy forwarded to HQ), and
-# the visit merged before its file did.  FS_UPLOAD_TEST_MB sets the
-# file's size (default 200).
+# the visit merged before its file did.  Then the agent: a record written
+# while it sends a large file goes to HQ before the file's last chunk.
+# FS_UPLOAD_TEST_MB sets the first file's size (default 200).
 set -e
 . "$(dirname "$0")/lib.sh"
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 proxy_setup
-at_exit 'kill_proxy; stop_hq; [ -z "${SPID:-}" ] || kill -9 "$SPID" 2> /dev/null'
+at_exit 'kill_agent; kill_proxy; stop_hq; [ -z "${SPID:-}" ] || kill -9 "$SPID" 2> /dev/null'
 MB=${FS_UPLOAD_TEST_MB:-200}
 SIZE=$((MB * 1000 * 1000))
 CHUNK=262144
@@ -25,7 +26,9 @@ f["fields"].append({"name": "photo", "type": "attachment", "max_bytes": 30000000
 json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
 PY
 FORMS="$T/forms"
-python3 - "$T/big.jpg" "$SIZE" << 'PY'
+# jpeg FILE BYTES: a synthetic JPEG of random bytes.
+jpeg() {
+	python3 - "$1" "$2" << 'PY'
 import os, sys
 with open(sys.argv[1], "wb") as f:
     head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
@@ -36,6 +39,8 @@ with open(sys.argv[1], "wb") as f:
         f.write(os.urandom(n))
         left -= n
 PY
+}
+jpeg "$T/big.jpg" "$SIZE"
 [ "$(stat -c %s "$T/big.jpg")" = "$SIZE" ] || fail "the test file is not $SIZE bytes"
 HASH=$(sha256sum "$T/big.jpg" | cut -d' ' -f1)
 
@@ -112,5 +117,39 @@ hq attachment get "$HASH" | sha256sum | grep -q "^$HASH " || fail "HQ's file doe
 start_proxy "$T/proxy-end.log" pass
 expect_exit 0 fs sync
 must_not_contain "$OUT" "files"
+
+# ---- the agent: records never wait for files ------------------------------
+# A second file of 100 MB through the agent; once HQ holds a chunk of
+# it, a new household.  Its change set must reach HQ's audit log before
+# the file's file_received: the agent stops between two chunks for it.
+jpeg "$T/second.jpg" 100000000
+HASH2=$(sha256sum "$T/second.jpg" | cut -d' ' -f1)
+agent_conf
+start_agent
+expect_exit 0 fa --passphrase-file "$PASS" unlock
+expect_exit 0 fa visit add "beneficiary_id=$H" visit_date=2026-11-23 visit_type=needs_assessment \
+	"photo=@$T/second.jpg"
+wait_for 120 "HQ kept no chunk of the second file" sh -c "[ \"\$(find '$T/hq/attachments/incoming' -path '*$HASH2*' -type f ! -name '.*' 2> /dev/null | wc -l)\" -gt 0 ]"
+expect_exit 0 fa beneficiary add "full_name=Јовановић Ана" municipality=Tutin status=refugee \
+	household_size=3 consent=yes
+B=$(printf '%s\n' "$OUT" | tail -n 1)
+wait_hq_count beneficiaries 2 > /dev/null
+until_ok 300 sh -c "'$HQ_BIN' -c '$T/hq.conf' attachment list | grep -q '^$HASH2 '" ||
+	fail "the second file did not arrive"
+stop_agent
 stop_proxy
+export_ids beneficiaries | grep -qx "$B" || fail "the household did not reach HQ"
+hq audit list --json > "$T/audit.jsonl"
+python3 - "$T/audit.jsonl" "$HASH2" << 'PY' || fail "the household waited for the file"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+def detail(r):
+    d = r.get("detail")
+    return json.loads(d) if isinstance(d, str) else (d or {})
+got = [i for i, r in enumerate(rows) if r["event"] == "file_received" and detail(r).get("sha256") == sys.argv[2]]
+assert len(got) == 1, got
+pushes = [i for i, r in enumerate(rows) if r["event"] == "push" and detail(r).get("result") == "accepted"]
+# The household's set is the last push; it came before the file was whole.
+assert pushes and pushes[-1] < got[0], (pushes[-3:], got)
+PY
 echo "ok"
