@@ -9,6 +9,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "agent/photo.h"
 #include "sync/sniff.h"
 
 /* ---- reading the file ------------------------------------------------------ */
@@ -141,8 +142,79 @@ static int held(struct store *s, const char *hex, struct fs_error *err)
 	return rc == SQLITE_ROW;
 }
 
+static int store_file(struct store *s, const struct form *f, const char *field, FILE *in,
+		      const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err);
+
+/* A JPEG for a photo field is kept as photo_clean() makes it: *ret_buf
+ * (malloc'd) holds it then, else it stays NULL and in is kept as it is. */
+static int clean_photo(const struct form *f, const char *field, FILE *in, const char *path,
+		       uint8_t **ret_buf, size_t *ret_len, struct fs_error *err)
+{
+	int idx = form_field_index(f, field), keep = 0, r;
+	enum sniff_type type = SNIFF_NONE;
+	unsigned side = 0, quality = 0;
+	uint64_t size = 0;
+	uint8_t *raw = NULL;
+
+	*ret_buf = NULL;
+	if (idx < 0 || form_field_type(f, (size_t)idx) != FORM_ATTACHMENT)
+		return 0; /* check_facts says why */
+	if ((r = file_facts(in, path, &size, &type, err)) < 0 || type != SNIFF_JPEG)
+		return r;
+	if (size > PHOTO_INPUT_MAX)
+		return fs_error_set(err, -FS_EVALID,
+				    "field '%s': %s is a JPEG of %.1f MB; photos over %d MB "
+				    "cannot have their metadata stripped",
+				    field, path, (double)size / 1e6,
+				    PHOTO_INPUT_MAX / (1024 * 1024));
+	if (!(raw = malloc(size ? (size_t)size : 1)))
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	if (fread(raw, 1, (size_t)size, in) != (size_t)size || fseeko(in, 0, SEEK_SET) < 0) {
+		free(raw);
+		return fs_error_set(err, -EIO, "read %s: read error", path);
+	}
+	form_field_image(f, (size_t)idx, &side, &quality, &keep);
+	r = photo_clean(raw, (size_t)size, side, quality, keep, ret_buf, ret_len, err);
+	sodium_memzero(raw, (size_t)size);
+	free(raw);
+	if (r == -FS_EVALID) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return fs_error_set(err, -FS_EVALID, "field '%s': %s: %s", field, path, why);
+	}
+	return r;
+}
+
 int attach_store(struct store *s, const struct form *f, const char *field, FILE *in,
 		 const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err)
+{
+	uint8_t *photo = NULL;
+	size_t photo_len = 0;
+	FILE *clean = NULL;
+	int r;
+
+	*ret_ref = NULL;
+	*ret_new = 0;
+	if ((r = clean_photo(f, field, in, path, &photo, &photo_len, err)) < 0)
+		return r;
+	if (photo && !(clean = fmemopen(photo, photo_len, "rb"))) {
+		free(photo);
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	}
+	r = store_file(s, f, field, clean ? clean : in, path, ret_ref, ret_new, err);
+	if (clean)
+		fclose(clean);
+	if (photo) {
+		sodium_memzero(photo, photo_len);
+		free(photo);
+	}
+	return r;
+}
+
+/* Keep what in holds, as attach_store says. */
+static int store_file(struct store *s, const struct form *f, const char *field, FILE *in,
+		      const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err)
 {
 	char hex[ATTACH_HEX + 1], again[ATTACH_HEX + 1];
 	struct chunk_put p = { .s = s, .err = err };

@@ -212,20 +212,18 @@ static int open_part(void *arg, uint32_t idx, const uint8_t *msg, size_t len, ui
 		     size_t *out_len, struct fs_error *err)
 {
 	const struct opener *o = arg;
+	struct fs_error why = { 0 };
 	struct filewire_head h;
-	int r;
 
-	if ((r = filewire_parse(msg, len, &h, err)) < 0)
-		return fs_error_set(err, -FS_ECORRUPT, "kept chunk %u: %s", (unsigned)idx,
-				    err->msg);
+	if (filewire_parse(msg, len, &h, &why) < 0)
+		return fs_error_set(err, -FS_ECORRUPT, "kept chunk %u: %s", (unsigned)idx, why.msg);
 	if (h.kind != FILEWIRE_CHUNK || h.index != idx || h.size != o->h->size ||
 	    h.chunk_size != o->h->chunk_size || memcmp(h.sha256, o->h->sha256, 32) ||
 	    memcmp(h.device, o->h->device, 16))
 		return fs_error_set(err, -FS_ECORRUPT, "kept chunk %u: not the chunk named",
 				    (unsigned)idx);
-	if ((r = filewire_open(msg, len, &h, o->ctx->hq->box_pk, o->ctx->hq->box_sk, out, err)) < 0)
-		return fs_error_set(err, -FS_ECORRUPT, "kept chunk %u: %s", (unsigned)idx,
-				    err->msg);
+	if (filewire_open(msg, len, &h, o->ctx->hq->box_pk, o->ctx->hq->box_sk, out, &why) < 0)
+		return fs_error_set(err, -FS_ECORRUPT, "kept chunk %u: %s", (unsigned)idx, why.msg);
 	*out_len = filewire_chunk_len(&h);
 	return 0;
 }

@@ -118,6 +118,9 @@ enum attr {
 	ATTR_MAX_ROWS,
 	ATTR_MAX_BYTES,
 	ATTR_ACCEPT,
+	ATTR_MAX_SIDE,
+	ATTR_QUALITY,
+	ATTR_KEEP_LOCATION,
 	ATTR_COUNT,
 };
 
@@ -158,6 +161,9 @@ static const struct {
 	[ATTR_MAX_ROWS] = { "max_rows", T(FORM_REPEAT) },
 	[ATTR_MAX_BYTES] = { "max_bytes", T(FORM_ATTACHMENT) },
 	[ATTR_ACCEPT] = { "accept", T(FORM_ATTACHMENT) },
+	[ATTR_MAX_SIDE] = { "max_side", T(FORM_ATTACHMENT) },
+	[ATTR_QUALITY] = { "quality", T(FORM_ATTACHMENT) },
+	[ATTR_KEEP_LOCATION] = { "keep_location", T(FORM_ATTACHMENT) },
 };
 
 /* The attributes fieldsync-form/1 does not have. */
@@ -459,6 +465,33 @@ static int parse_rows(struct form_field *ff, const cJSON *min, const cJSON *max,
 	return 0;
 }
 
+/* What a device does to a photo before it keeps it: the longest side
+ * ("max_side", none by default), the JPEG quality of a resized one
+ * ("quality", default FORM_DEFAULT_QUALITY), and whether its location
+ * (EXIF) stays ("keep_location", default false). */
+static int parse_image_attrs(struct form_field *ff, const cJSON *side, const cJSON *quality,
+			     const cJSON *keep, struct fs_error *err)
+{
+	int64_t n = 0;
+
+	ff->quality = FORM_DEFAULT_QUALITY;
+	if (side && (!json_int64(side, &n) || n < FORM_MIN_SIDE || n > FORM_MAX_SIDE))
+		return fs_error_set(err, -FS_EFORMAT, "'max_side' must be a whole number %d to %d",
+				    FORM_MIN_SIDE, FORM_MAX_SIDE);
+	if (side)
+		ff->max_side = (unsigned)n;
+	if (quality && (!json_int64(quality, &n) || n < 1 || n > 100))
+		return fs_error_set(err, -FS_EFORMAT, "'quality' must be a whole number 1 to 100");
+	if (quality && !side)
+		return fs_error_set(err, -FS_EFORMAT, "'quality' applies only with 'max_side'");
+	if (quality)
+		ff->quality = (unsigned)n;
+	if (keep && !cJSON_IsBool(keep))
+		return fs_error_set(err, -FS_EFORMAT, "'keep_location' must be true or false");
+	ff->keep_location = keep && cJSON_IsTrue(keep);
+	return 0;
+}
+
 /* An attachment's largest file ("max_bytes", default
  * FORM_DEFAULT_MAX_BYTES) and the content types it takes ("accept", by
  * magic bytes: sync/sniff.h; default all). */
@@ -533,6 +566,9 @@ static int parse_type_attrs(struct form_field *ff, const cJSON *a[ATTR_COUNT], i
 		if (depth > 0)
 			return fs_error_set(err, -FS_EFORMAT,
 					    "a repeat group cannot hold an attachment");
+		if ((r = parse_image_attrs(ff, a[ATTR_MAX_SIDE], a[ATTR_QUALITY],
+					   a[ATTR_KEEP_LOCATION], err)) < 0)
+			return r;
 		return parse_attachment_attrs(ff, a[ATTR_MAX_BYTES], a[ATTR_ACCEPT], err);
 	case FORM_DATE:
 	case FORM_GPS:
@@ -902,6 +938,14 @@ const char *form_field_name(const struct form *f, size_t i)
 enum form_type form_field_type(const struct form *f, size_t i)
 {
 	return f && i < f->nfields ? f->fields[i].type : FORM_TEXT;
+}
+
+void form_field_image(const struct form *f, size_t i, unsigned *max_side, unsigned *quality,
+		      int *keep_location)
+{
+	*max_side = f->fields[i].max_side;
+	*quality = f->fields[i].quality;
+	*keep_location = f->fields[i].keep_location;
 }
 
 int form_field_index(const struct form *f, const char *name)

@@ -72,7 +72,12 @@
  * is the file's reference, {"sha256": 64 lower-case hex digits, "size":
  * bytes, "type": the content type}; the bytes travel apart.  No default,
  * calculate or constraint; not in a repeat group.  Too large reads
- * "photo is 14.0 MB, the form allows 10.0 MB".
+ * "photo is 14.0 MB, the form allows 10.0 MB".  For a JPEG, the device
+ * first strips its metadata (EXIF with the camera's GPS position, XMP,
+ * IPTC, comments) unless "keep_location" is true, and with "max_side"
+ * (FORM_MIN_SIDE to FORM_MAX_SIDE pixels) scales it down so its longest
+ * side is at most that, at "quality" (1 to 100, default
+ * FORM_DEFAULT_QUALITY): agent/photo.h.  The size is checked after.
  *
  * What HQ checks.  A change is checked against its field's own rules
  * (form_validate_value): type, bounds, values, "required": true of a
@@ -147,6 +152,10 @@ size_t form_field_count(const struct form *f);
 /* i < form_field_count(f), in definition order. */
 const char *form_field_name(const struct form *f, size_t i);
 enum form_type form_field_type(const struct form *f, size_t i);
+/* An attachment's photo rules: longest side (0: none), JPEG quality,
+ * whether the location stays. */
+void form_field_image(const struct form *f, size_t i, unsigned *max_side, unsigned *quality,
+		      int *keep_location);
 /* Index of a field by name, or -FS_ENOTFOUND. */
 int form_field_index(const struct form *f, const char *name);
 /* For a ref field, the target collection; NULL for other types. */

@@ -46,6 +46,9 @@ struct form_field {
 	size_t min_rows, max_rows;  /* repeat: how many rows */
 	uint64_t max_bytes;	    /* attachment: the largest file */
 	unsigned accept;	    /* attachment: content types (sync/sniff.h) */
+	unsigned max_side;	    /* attachment: a photo's longest side; 0: as it is */
+	unsigned quality;	    /* attachment: JPEG quality of a resized photo */
+	int keep_location;	    /* attachment: a photo's EXIF stays */
 };
 
 struct form {

@@ -15,6 +15,11 @@
 #define FORM_DATE_SIZE 11
 /* An attachment's size when the form says none, and the most it may say. */
 #define FORM_DEFAULT_MAX_BYTES (10ull * 1024 * 1024)
+/* A photo's longest side, when the form scales photos down, and the
+ * JPEG quality it writes them at (sync/form.h, agent/photo.h). */
+#define FORM_MIN_SIDE 64
+#define FORM_MAX_SIDE 16384
+#define FORM_DEFAULT_QUALITY 85
 #define FORM_MAX_MAX_BYTES (4ull * 1024 * 1024 * 1024)
 
 enum form_type {

@@ -457,6 +457,39 @@ TEST(formrule_attachment_fields)
 	logic_broken("{\"name\":\"g\",\"type\":\"repeat\",\"fields\":[{\"name\":\"p\","
 		     "\"type\":\"attachment\"}]}",
 		     "cannot hold an attachment");
+	/* What the device does to a photo: a side in range, a quality only
+	 * with it, keep_location a boolean. */
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"max_side\":32}",
+		     "'max_side' must be a whole number 64 to 16384");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"max_side\":800,"
+		     "\"quality\":101}",
+		     "'quality' must be a whole number 1 to 100");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"quality\":80}",
+		     "'quality' applies only with 'max_side'");
+	logic_broken("{\"name\":\"p\",\"type\":\"attachment\",\"keep_location\":\"yes\"}",
+		     "'keep_location' must be true or false");
+	logic_broken("{\"name\":\"p\",\"type\":\"text\",\"max_side\":800}",
+		     "'max_side' not allowed for type text");
+	{
+		static const char img[] =
+			"{\"format\":\"fieldsync-form/2\",\"collection\":\"t\",\"fields\":["
+			"{\"name\":\"p\",\"type\":\"attachment\",\"max_side\":1600,"
+			"\"quality\":70,\"keep_location\":true},"
+			"{\"name\":\"q\",\"type\":\"attachment\"}]}";
+		unsigned side = 0, quality = 0;
+		int keep = 0;
+
+		ASSERT_OK(form_load_json(img, strlen(img), "t.json", &f, &err));
+		form_field_image(f, 0, &side, &quality, &keep);
+		ASSERT_EQ(side, 1600);
+		ASSERT_EQ(quality, 70);
+		ASSERT_EQ(keep, 1);
+		form_field_image(f, 1, &side, &quality, &keep);
+		ASSERT_EQ(side, 0);
+		ASSERT_EQ(quality, FORM_DEFAULT_QUALITY);
+		ASSERT_EQ(keep, 0);
+		form_free(f);
+	}
 }
 
 /* A file is what its first bytes say (sync/sniff.h), not its name. */

@@ -1,10 +1,13 @@
-# test_attachments.sh - files attached to visits (issue 17, first steps):
-# photo=@FILE keeps the file in the encrypted store by its SHA-256, the
-# record holds its reference, and `attachment get` gives back the same
-# bytes; a file is what its first bytes say, not its name; too large is
-# said in a person's words; a refused record leaves no file behind; and
-# nothing of the file is on disk in the clear.  Both with the CLI on its
-# own and through the agent, which is handed the file's descriptor.
+# test_attachments.sh - files attached to visits (issue 17): photo=@FILE
+# keeps the file in the encrypted store by its SHA-256, the record holds
+# its reference, and `attachment get` gives back what was kept: a JPEG
+# without the camera's EXIF and comment (the same picture), or with its
+# EXIF when the form keeps the location, or scaled down to the form's
+# longest side; other files byte for byte.  A file is what its first
+# bytes say, not its name; too large is said in a person's words; a
+# refused record leaves no file behind; and nothing of the file is on
+# disk in the clear.  Both with the CLI on its own and through the
+# agent, which is handed the file's descriptor.
 set -e
 . "$(dirname "$0")/lib.sh"
 
@@ -16,25 +19,50 @@ import json, sys
 f = json.load(open(sys.argv[1], encoding="utf-8"))
 f["fields"].append({"name": "photo", "type": "attachment", "max_bytes": 1000000,
                     "accept": ["image/jpeg", "image/png"]})
+f["fields"].append({"name": "site_photo", "type": "attachment", "max_bytes": 1000000,
+                    "max_side": 800, "quality": 70})
+f["fields"].append({"name": "location_photo", "type": "attachment", "keep_location": True})
 json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
 PY
 FORMS="$T/forms"
 
-# Synthetic files: a JPEG with an EXIF block and a marker no encryption
-# would write by chance, one too large, a web page named .jpg, a PDF.
+# Synthetic files: JPEG photos with a camera's EXIF and comment holding
+# a marker no encryption would write by chance, one too large, a web
+# page named .jpg, a "JPEG" that is not one, a PNG, a PDF.
+[ -x "${FS_MKJPEG:-}" ] || fail "FS_MKJPEG must name the mkjpeg tool (tests/CMakeLists.txt)"
+MARKER=FIELDSYNC-ATTACHMENT-MARKER-7f3a9c
+"$FS_MKJPEG" "$T/house.jpg" 640 480 --exif "$MARKER GPS 43.27N 20.00E" || fail "mkjpeg"
+"$FS_MKJPEG" "$T/big.jpg" 1400 1000 --noise --exif "$MARKER" || fail "mkjpeg"
 python3 - "$T" << 'PY'
 import os, sys
 t = sys.argv[1]
 marker = b"FIELDSYNC-ATTACHMENT-MARKER-7f3a9c"
-def jpeg(n):
-    body = b"\xff\xd8\xff\xe1\x00\x20Exif\x00\x00" + marker
-    return body + os.urandom(n - len(body) - 2) + b"\xff\xd9"
-open(t + "/house.jpg", "wb").write(jpeg(300000))
-open(t + "/roof.jpg", "wb").write(jpeg(120000))
-open(t + "/big.jpg", "wb").write(jpeg(1500000))
+open(t + "/roof.png", "wb").write(b"\x89PNG\r\n\x1a\n" + marker + os.urandom(120000))
 open(t + "/lie.jpg", "wb").write(b"<html><body>" + marker + b"</body></html>\n")
+open(t + "/broken.jpg", "wb").write(b"\xff\xd8\xff\xe0" + marker + os.urandom(5000))
 open(t + "/scan.pdf", "wb").write(b"%PDF-1.7\n" + marker + b"\n%%EOF\n")
 PY
+# dims FILE: a JPEG's width and height, from its frame header.
+dims() {
+	python3 - "$1" << 'PY'
+import sys
+d = open(sys.argv[1], "rb").read()
+i = 2
+while i < len(d):
+    m, n = d[i + 1], int.from_bytes(d[i + 2:i + 4], "big")
+    if m in (0xC0, 0xC1, 0xC2):
+        print(int.from_bytes(d[i + 7:i + 9], "big"), int.from_bytes(d[i + 5:i + 7], "big"))
+        break
+    i += 2 + n
+PY
+}
+# ref VISIT FIELD: the visit's reference for FIELD, as "sha256 size type".
+ref() {
+	fs visit show "$1" --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["fields"][sys.argv[1]]
+print(p["sha256"], p["size"], p["type"])' "$2"
+}
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 init_store
@@ -48,14 +76,25 @@ visit() { # visit FILE [FIELD=VALUE...]: a visit to $H with a photo
 
 WANT=0 visit "$T/house.jpg"
 V=$(printf '%s\n' "$OUT" | tail -n 1)
-expect_exit 0 fs visit show "$V" --json
-python3 - "$OUT" "$(sha "$T/house.jpg")" << 'PY' || fail "the visit's photo reference: $OUT"
-import json, sys
-p = json.loads(sys.argv[1])["fields"]["photo"]
-assert p == {"sha256": sys.argv[2], "size": 300000, "type": "image/jpeg"}, p
-PY
-fs attachment get "$(sha "$T/house.jpg")" > "$T/back.jpg"
-cmp -s "$T/house.jpg" "$T/back.jpg" || fail "attachment get did not give back the same bytes"
+read -r HSHA HSIZE HTYPE < <(ref "$V" photo)
+[ "$HTYPE" = image/jpeg ] || fail "the photo's type: $HTYPE"
+fs attachment get "$HSHA" > "$T/back.jpg"
+[ "$(sha "$T/back.jpg")" = "$HSHA" ] && [ "$(stat -c %s "$T/back.jpg")" = "$HSIZE" ] ||
+	fail "attachment get did not give back what the reference names"
+# The camera's metadata is gone; the picture is the same size.
+! grep -qaF "$MARKER" "$T/back.jpg" || fail "the kept photo still holds the camera's EXIF or comment"
+! grep -qaF "Exif" "$T/back.jpg" || fail "the kept photo still holds an EXIF block"
+[ "$(dims "$T/back.jpg")" = "640 480" ] || fail "the kept photo is $(dims "$T/back.jpg"), not 640 480"
+# A form that keeps the location keeps the EXIF; one with a longest
+# side scales a photo down to it.
+WANT=0 visit "$T/roof.png" "location_photo=@$T/house.jpg"
+read -r LSHA _ _ < <(ref "$(printf '%s\n' "$OUT" | tail -n 1)" location_photo)
+fs attachment get "$LSHA" | grep -qaF "$MARKER" || fail "keep_location did not keep the EXIF"
+WANT=0 visit "$T/roof.png" "site_photo=@$T/big.jpg"
+read -r SSHA SSIZE _ < <(ref "$(printf '%s\n' "$OUT" | tail -n 1)" site_photo)
+fs attachment get "$SSHA" > "$T/site.jpg"
+[ "$(dims "$T/site.jpg")" = "700 500" ] || fail "the scaled photo is $(dims "$T/site.jpg"), not 700 500"
+[ "$SSIZE" -lt "$(stat -c %s "$T/big.jpg")" ] || fail "the scaled photo is not smaller"
 
 # The same file again is kept once; a file is judged by its content.
 WANT=0 visit "$T/house.jpg"
@@ -64,15 +103,21 @@ must_contain "$ERR" "is not a JPEG, PNG or PDF file by its content"
 WANT=2 visit "$T/scan.pdf"
 must_contain "$ERR" "a file of a type it does not take"
 WANT=2 visit "$T/big.jpg"
-must_contain "$ERR" "photo is 1.5 MB, the form allows 1.0 MB"
+must_contain "$ERR" "photo is 1."
+must_contain "$ERR" "MB, the form allows 1.0 MB"
+WANT=2 visit "$T/broken.jpg"
+must_contain "$ERR" "not a JPEG libjpeg can read"
 WANT=4 visit "$T/nowhere.jpg"
 must_contain "$ERR" "nowhere.jpg: No such file"
 # A record refused after its file was kept: the file goes too.
-WANT=2 visit "$T/roof.jpg" construction_stage=walls
-expect_exit 2 fs attachment get "$(sha "$T/roof.jpg")"
+ROOF=$(sha "$T/roof.png")
+expect_exit 2 fs attachment get "$(sha "$T/scan.pdf")"
+python3 -c 'import os,sys; open(sys.argv[1],"wb").write(b"\x89PNG\r\n\x1a\n" + os.urandom(9000))' "$T/porch.png"
+WANT=2 visit "$T/porch.png" construction_stage=walls
+expect_exit 2 fs attachment get "$(sha "$T/porch.png")"
 must_contain "$ERR" "no attachment"
 expect_exit 1 fs attachment get
-expect_exit 1 fs attachment get "$(sha "$T/roof.jpg")" extra
+expect_exit 1 fs attachment get "$ROOF" extra
 expect_exit 1 fs attachment get not-a-hash
 expect_exit 0 fs attachment --help
 # An attachment given as text must be a reference, and a valid one.
@@ -91,13 +136,18 @@ agent_conf
 start_agent
 at_exit 'stop_agent'
 expect_exit 0 fa --passphrase-file "$PASS" unlock
+"$FS_MKJPEG" "$T/yard.jpg" 320 240 --exif "$MARKER" || fail "mkjpeg"
 expect_exit 0 fa visit add "beneficiary_id=$H" visit_date=2026-11-21 visit_type=needs_assessment \
-	"photo=@$T/roof.jpg"
+	"photo=@$T/yard.jpg"
 V2=$(printf '%s\n' "$OUT" | tail -n 1)
-expect_exit 0 fa visit show "$V2" --json
-must_contain "$OUT" "$(sha "$T/roof.jpg")"
-fa attachment get "$(sha "$T/roof.jpg")" > "$T/back2.jpg"
-cmp -s "$T/roof.jpg" "$T/back2.jpg" || fail "the agent's attachment get did not give back the same bytes"
+read -r YSHA _ _ < <(fa visit show "$V2" --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["fields"]["photo"]
+print(p["sha256"], p["size"], p["type"])')
+fa attachment get "$YSHA" > "$T/back2.jpg"
+[ "$(sha "$T/back2.jpg")" = "$YSHA" ] || fail "the agent's attachment get did not give back what was kept"
+! grep -qaF "$MARKER" "$T/back2.jpg" || fail "the agent kept the camera's metadata"
+[ "$(dims "$T/back2.jpg")" = "320 240" ] || fail "the agent's photo is $(dims "$T/back2.jpg")"
 expect_exit 2 fa visit add "beneficiary_id=$H" visit_date=2026-11-21 visit_type=needs_assessment \
 	"photo=@$T/lie.jpg"
 must_contain "$ERR" "is not a JPEG, PNG or PDF file by its content"

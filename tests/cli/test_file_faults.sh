@@ -1,4 +1,4 @@
-# test_file_faults.sh - a large attached file over a link that fails
+# test_file_faults.sh - a large attached file (a scan) over a link that fails
 # (issue 17): `sync` killed with SIGKILL 100 times while it sends chunks,
 # then a link cut again and again by faultproxy; the file arrives whole
 # (its hash checked at HQ), no cut or kill costs more than the chunk in
@@ -22,16 +22,17 @@ python3 - "$T/forms/visits.json" << 'PY'
 import json, sys
 f = json.load(open(sys.argv[1], encoding="utf-8"))
 f["fields"].append({"name": "photo", "type": "attachment", "max_bytes": 300000000,
-                    "accept": ["image/jpeg"]})
+                    "accept": ["application/pdf"]})
 json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
 PY
 FORMS="$T/forms"
-# jpeg FILE BYTES: a synthetic JPEG of random bytes.
-jpeg() {
+# scan FILE BYTES: a synthetic PDF of random bytes (a scan: kept as it
+# is, where a JPEG would be rewritten without its metadata).
+scan() {
 	python3 - "$1" "$2" << 'PY'
 import os, sys
 with open(sys.argv[1], "wb") as f:
-    head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+    head = b"%PDF-1.7\n"
     f.write(head)
     left = int(sys.argv[2]) - len(head)
     while left > 0:
@@ -40,9 +41,9 @@ with open(sys.argv[1], "wb") as f:
         left -= n
 PY
 }
-jpeg "$T/big.jpg" "$SIZE"
-[ "$(stat -c %s "$T/big.jpg")" = "$SIZE" ] || fail "the test file is not $SIZE bytes"
-HASH=$(sha256sum "$T/big.jpg" | cut -d' ' -f1)
+scan "$T/big.pdf" "$SIZE"
+[ "$(stat -c %s "$T/big.pdf")" = "$SIZE" ] || fail "the test file is not $SIZE bytes"
+HASH=$(sha256sum "$T/big.pdf" | cut -d' ' -f1)
 
 hq_conf
 init_store
@@ -54,7 +55,7 @@ expect_exit 0 fs enroll "http://127.0.0.1:$PXPORT" "$TOKEN"
 stop_proxy
 H=$(add_person "Stevanović Milan" Tutin)
 expect_exit 0 fs visit add "beneficiary_id=$H" visit_date=2026-11-20 visit_type=needs_assessment \
-	"photo=@$T/big.jpg"
+	"photo=@$T/big.pdf"
 V=$(printf '%s\n' "$OUT" | tail -n 1)
 
 # held: chunks HQ keeps of the upload in progress.
@@ -122,13 +123,13 @@ must_not_contain "$OUT" "files"
 # A second file of 100 MB through the agent; once HQ holds a chunk of
 # it, a new household.  Its change set must reach HQ's audit log before
 # the file's file_received: the agent stops between two chunks for it.
-jpeg "$T/second.jpg" 100000000
-HASH2=$(sha256sum "$T/second.jpg" | cut -d' ' -f1)
+scan "$T/second.pdf" 100000000
+HASH2=$(sha256sum "$T/second.pdf" | cut -d' ' -f1)
 agent_conf
 start_agent
 expect_exit 0 fa --passphrase-file "$PASS" unlock
 expect_exit 0 fa visit add "beneficiary_id=$H" visit_date=2026-11-23 visit_type=needs_assessment \
-	"photo=@$T/second.jpg"
+	"photo=@$T/second.pdf"
 wait_for 120 "HQ kept no chunk of the second file" sh -c "[ \"\$(find '$T/hq/attachments/incoming' -path '*$HASH2*' -type f ! -name '.*' 2> /dev/null | wc -l)\" -gt 0 ]"
 expect_exit 0 fa beneficiary add "full_name=Јовановић Ана" municipality=Tutin status=refugee \
 	household_size=3 consent=yes

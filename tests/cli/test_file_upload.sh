@@ -18,29 +18,29 @@ python3 - "$T/forms/visits.json" << 'PY'
 import json, sys
 f = json.load(open(sys.argv[1], encoding="utf-8"))
 f["fields"].append({"name": "photo", "type": "attachment", "max_bytes": 300000000,
-                    "accept": ["image/jpeg", "image/png"]})
+                    "accept": ["image/jpeg", "application/pdf"]})
 json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
 PY
 FORMS="$T/forms"
 
-# jpeg FILE BYTES: a synthetic JPEG with EXIF and a marker.
-jpeg() {
+# pdf FILE BYTES: a synthetic scan of random bytes, with a marker.
+pdf() {
 	python3 - "$1" "$2" << 'PY'
 import os, sys
-marker = b"FIELDSYNC-UPLOAD-MARKER-41c9"
-body = b"\xff\xd8\xff\xe1\x00\x20Exif\x00\x00" + marker
+body = b"%PDF-1.7\nFIELDSYNC-UPLOAD-MARKER-41c9\n"
 with open(sys.argv[1], "wb") as f:
     f.write(body)
-    left = int(sys.argv[2]) - len(body) - 2
+    left = int(sys.argv[2]) - len(body)
     while left > 0:
         n = min(left, 1 << 20)
         f.write(os.urandom(n))
         left -= n
-    f.write(b"\xff\xd9")
 PY
 }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
-jpeg "$T/house.jpg" 3000000
+[ -x "${FS_MKJPEG:-}" ] || fail "FS_MKJPEG must name the mkjpeg tool (tests/CMakeLists.txt)"
+"$FS_MKJPEG" "$T/house.jpg" 1600 1200 --noise --exif "FIELDSYNC-UPLOAD-MARKER-41c9 GPS" ||
+	fail "mkjpeg"
 
 hq_conf
 hq_and_enrolled_store "Tim Tutin" Tutin
@@ -48,14 +48,18 @@ H=$(add_person "Stevanović Milan" Tutin)
 expect_exit 0 fs visit add "beneficiary_id=$H" visit_date=2026-11-20 visit_type=needs_assessment \
 	"photo=@$T/house.jpg"
 V=$(printf '%s\n' "$OUT" | tail -n 1)
+# The photo as the device keeps it (its metadata stripped).
+PHOTO=$(fs visit show "$V" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fields"]["photo"]["sha256"])')
+fs attachment get "$PHOTO" > "$T/kept.jpg"
+SIZE=$(stat -c %s "$T/kept.jpg")
+CHUNKS=$(((SIZE + 262143) / 262144))
 expect_exit 0 fs sync
 must_contain "$OUT" "sent 1 change sets"
-# 3,000,000 bytes in chunks of 256 KiB: 12.
-must_contain "$OUT" "sent 1 files (12 chunks"
-hq attachment get "$(sha "$T/house.jpg")" > "$T/back.jpg" || fail "attachment get failed"
-cmp -s "$T/house.jpg" "$T/back.jpg" || fail "HQ's copy differs from the file"
+must_contain "$OUT" "sent 1 files ($CHUNKS chunks"
+hq attachment get "$PHOTO" > "$T/back.jpg" || fail "attachment get failed"
+cmp -s "$T/kept.jpg" "$T/back.jpg" || fail "HQ's copy differs from the device's"
 expect_exit 0 hq audit list
-must_contain "$OUT" '"sha256":"'"$(sha "$T/house.jpg")"'"'
+must_contain "$OUT" '"sha256":"'"$PHOTO"'"'
 must_contain "$OUT" "attachment_get"
 # The export names the file by its hash.
 expect_exit 0 hq export visits --format jsonl
@@ -63,8 +67,8 @@ printf '%s\n' "$OUT" | python3 -c '
 import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
 p = [r for r in rows if r["id"] == sys.argv[1]][0]["photo"]
-assert p == {"sha256": sys.argv[2], "size": 3000000, "type": "image/jpeg"}, p
-' "$V" "$(sha "$T/house.jpg")" || fail "the export does not name the photo: $OUT"
+assert p == {"sha256": sys.argv[2], "size": int(sys.argv[3]), "type": "image/jpeg"}, p
+' "$V" "$PHOTO" "$SIZE" || fail "the export does not name the photo: $OUT"
 # Sent once: the next sync has no file to send.
 expect_exit 0 fs sync
 must_not_contain "$OUT" "files"
@@ -84,9 +88,9 @@ must_contain "$OUT" "sent 1 files (0 chunks"
 stop_hq
 printf '[server]\nfile_quota_mib = 4\n' >> "$T/hq.conf"
 start_hq "$PORT"
-jpeg "$T/big.jpg" 2000000
+pdf "$T/big.pdf" 3000000
 expect_exit 0 fs visit add "beneficiary_id=$H" visit_date=2026-11-22 visit_type=needs_assessment \
-	"photo=@$T/big.jpg"
+	"photo=@$T/big.pdf"
 V2=$(printf '%s\n' "$OUT" | tail -n 1)
 expect_exit 2 fs sync
 must_contain "$ERR" "quota_exceeded"
