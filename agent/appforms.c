@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "agent/agentd.h"
+#include "agent/attach.h"
 #include "agent/devforms.h"
 #include "agent/drafts.h"
 #include "sync/log.h"
 #include "web/http.h"
+#include "web/request.h"
 
 /* The collections the app records. */
 static const char *const collections[] = { "beneficiaries", "visits" };
@@ -216,5 +218,61 @@ enum MHD_Result appforms_draft(struct agent *a, struct MHD_Connection *conn, con
 		cJSON_Delete(ret);
 		return send_failure(conn, r, &err);
 	}
+	return web_send_json(conn, MHD_HTTP_OK, ret, NULL);
+}
+
+/* The file's reference into the draft's field, and the draft saved. */
+static int attach_to_draft(struct agent *a, const char *id, const char *field, FILE *in,
+			   cJSON **ret, struct fs_error *err)
+{
+	char collection[FORM_MAX_NAME + 1], saved_id[UUID_TEXT_LEN + 1];
+	cJSON *fields = NULL, *ref = NULL, *saved = NULL;
+	struct form *f = NULL;
+	int r, added = 0;
+
+	if ((r = drafts_load(a->store, id, collection, sizeof(collection), &fields, err)) < 0 ||
+	    (r = load_form(a, collection, &f, err)) < 0 ||
+	    (r = attach_store(a->store, f, field, in, "the chosen file", &ref, &added, err)) < 0)
+		goto out;
+	cJSON_DeleteItemFromObjectCaseSensitive(fields, field);
+	if (!cJSON_AddItemToObject(fields, field, ref)) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ref = NULL;
+	if ((r = drafts_save(a->store, f, id, fields, saved_id, &saved, err)) < 0)
+		goto out;
+	r = draft_answer(f, id, saved, 1, ret, err);
+out:
+	cJSON_Delete(ref);
+	cJSON_Delete(saved);
+	cJSON_Delete(fields);
+	form_free(f);
+	return r;
+}
+
+enum MHD_Result appforms_attach(struct agent *a, struct MHD_Connection *conn,
+				const struct web_body *body)
+{
+	const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Fieldsync-Draft");
+	const char *field = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Fieldsync-Field");
+	struct fs_error err = { 0 };
+	cJSON *ret = NULL;
+	FILE *in;
+	int r;
+
+	if (!a->store)
+		return web_send_error(conn, MHD_HTTP_CONFLICT, "locked", "the store is locked");
+	if (!id || !field || !body->file || !body->len)
+		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
+				      "expected a file, with X-Fieldsync-Draft and "
+				      "X-Fieldsync-Field");
+	if (!(in = fmemopen(body->file, body->len, "rb")))
+		return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+				      "out of memory");
+	r = attach_to_draft(a, id, field, in, &ret, &err);
+	fclose(in);
+	if (r < 0)
+		return send_failure(conn, r, &err);
 	return web_send_json(conn, MHD_HTTP_OK, ret, NULL);
 }

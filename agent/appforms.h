@@ -28,4 +28,16 @@ int appforms_is_draft(const char *url);
 enum MHD_Result appforms_draft(struct agent *a, struct MHD_Connection *conn, const char *url,
 			       const cJSON *req);
 
+/* POST /api/attach: a file for an attachment field of a draft (headers
+ * X-Fieldsync-Draft: ID and X-Fieldsync-Field: NAME; the body is the
+ * file's bytes, at most APPFORMS_FILE_MAX).  The agent keeps it as
+ * `FIELD=@PATH` does (agent/attach.h: by its content's type, a photo
+ * stripped of its metadata, the form's size), sets the draft's field to
+ * its reference and answers the draft as /api/draft/open does. */
+#define APPFORMS_ATTACH_URL "/api/attach"
+#define APPFORMS_FILE_MAX (64u << 20)
+struct web_body;
+enum MHD_Result appforms_attach(struct agent *a, struct MHD_Connection *conn,
+				const struct web_body *body);
+
 #endif

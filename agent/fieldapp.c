@@ -339,6 +339,8 @@ static enum MHD_Result route_post(struct agent *a, struct MHD_Connection *conn, 
 		return do_lock(a, conn);
 	if (!strcmp(url, "/api/sync"))
 		return do_sync(a, conn);
+	if (!strcmp(url, APPFORMS_ATTACH_URL))
+		return appforms_attach(a, conn, rq);
 	if (!strcmp(url, "/api/caseload") || !strcmp(url, "/api/household") ||
 	    appforms_is_draft(url))
 		return route_read(a, conn, url, rq);
@@ -365,7 +367,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					      "only GET and POST");
 		return route_get(a, conn, url, hlc_mono_ms());
 	}
-	switch (web_body_gather(con_cls, upload, upload_size, &rq)) {
+	/* A file comes to one request, and may be large; the rest are JSON. */
+	switch (!strcmp(url, APPFORMS_ATTACH_URL)
+			? web_body_gather_file(con_cls, upload, upload_size, APPFORMS_FILE_MAX, &rq)
+			: web_body_gather(con_cls, upload, upload_size, &rq)) {
 	case WEB_BODY_FAILED:
 		return MHD_NO;
 	case WEB_BODY_MORE:

@@ -303,16 +303,6 @@ static void part_path(const char *dir, uint32_t idx, char out[PART_FILE])
 	snprintf(out, PART_FILE, "%s/%08x", dir, (unsigned)idx);
 }
 
-static void sync_dir(const char *dir)
-{
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (dfd >= 0) {
-		(void)!fsync(dfd);
-		close(dfd);
-	}
-}
-
 int hqfiles_part_put(const struct hqfiles *f, const char *device, const char *hex, uint32_t idx,
 		     const uint8_t *msg, size_t len, struct fs_error *err)
 {
@@ -342,8 +332,9 @@ int hqfiles_part_put(const struct hqfiles *f, const char *device, const char *he
 			goto failed;
 		done += (size_t)w;
 	}
-	if (fsync(fd) < 0)
-		goto failed;
+	/* Not synced: a chunk lost or cut short by a crash is found when the
+	 * file is assembled (it fails its seal), and the chunks are dropped
+	 * and sent again; a sync per chunk would cost more than that. */
 	if (close(fd) < 0) {
 		fd = -1;
 		goto failed;
@@ -351,7 +342,6 @@ int hqfiles_part_put(const struct hqfiles *f, const char *device, const char *he
 	fd = -1;
 	if (rename(tmpl, path) < 0)
 		goto failed;
-	sync_dir(dir);
 	return 1;
 failed:
 	e = errno ? errno : EIO;

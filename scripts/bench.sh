@@ -29,6 +29,7 @@ run "$BUILD/bench/bench_load" --hq-bin "$BUILD/fieldsync-hq"
 run bash "$ROOT/scripts/bench_agent.sh" "$BUILD"
 run bash "$ROOT/scripts/bench_pull.sh" "$BUILD"
 run bash "$ROOT/scripts/bench_pg_load.sh" "$BUILD"
+run bash "$ROOT/scripts/bench_upload.sh" "$BUILD"
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)

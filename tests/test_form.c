@@ -208,13 +208,25 @@ TEST(form_shipped_forms_load)
 	ASSERT_EQ(form_scope_field(b), form_field_index(b, "municipality"));
 
 	ASSERT_STR_EQ(form_collection(v), "visits");
-	ASSERT_EQ(form_field_count(v), 9);
+	ASSERT_EQ(form_field_count(v), 10);
 	i = form_field_index(v, "beneficiary_id");
 	ASSERT_EQ(i, 0);
 	ASSERT_EQ(form_field_type(v, 0), FORM_REF);
 	ASSERT_STR_EQ(form_field_ref(v, 0), "beneficiaries");
 	ASSERT_EQ(form_field_type(v, (size_t)form_field_index(v, "gps")), FORM_GPS);
 	ASSERT_EQ(form_field_type(v, (size_t)form_field_index(v, "next_visit")), FORM_DATE);
+	{
+		/* The visit's photo: scaled to 2048 px, its location dropped. */
+		unsigned side = 0, quality = 0;
+		int keep = 1;
+
+		i = form_field_index(v, "photo");
+		ASSERT_EQ(form_field_type(v, (size_t)i), FORM_ATTACHMENT);
+		form_field_image(v, (size_t)i, &side, &quality, &keep);
+		ASSERT_EQ(side, 2048);
+		ASSERT_EQ(quality, 85);
+		ASSERT_EQ(keep, 0);
+	}
 	ASSERT_TRUE(form_field_ref(v, 1) == NULL);
 	ASSERT_EQ(form_scope_field(v), 0);
 	ASSERT_TRUE(form_free(b) == NULL);

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,7 +15,39 @@
 #include "sync/log.h"
 #include "sync/selfpath.h"
 
-int web_body_gather(void **con_cls, const char *upload, size_t *upload_size, struct web_body **ret)
+/* Append n bytes to a file body, growing it by copying (so that no
+ * freed copy of a photo is left unwiped, as realloc would leave one). */
+static int file_append(struct web_body *b, const char *upload, size_t n)
+{
+	if (n > b->file_max - b->len) {
+		b->too_big = 1;
+		return 0;
+	}
+	if (b->len + n > b->file_cap) {
+		size_t cap = b->file_cap ? b->file_cap : 256 * 1024;
+		uint8_t *p;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		if (cap > b->file_max)
+			cap = b->file_max;
+		if (!(p = malloc(cap)))
+			return -1;
+		if (b->file) {
+			memcpy(p, b->file, b->len);
+			sodium_memzero(b->file, b->file_cap);
+			free(b->file);
+		}
+		b->file = p;
+		b->file_cap = cap;
+	}
+	memcpy(b->file + b->len, upload, n);
+	b->len += n;
+	return 0;
+}
+
+static int gather(void **con_cls, const char *upload, size_t *upload_size, size_t file_max,
+		  struct web_body **ret)
 {
 	struct web_body *b = *con_cls;
 
@@ -23,7 +56,16 @@ int web_body_gather(void **con_cls, const char *upload, size_t *upload_size, str
 			return WEB_BODY_FAILED;
 		b->len = 0;
 		b->too_big = 0;
+		b->file = NULL;
+		b->file_cap = 0;
+		b->file_max = file_max;
 		*con_cls = b;
+		return WEB_BODY_MORE;
+	}
+	if (*upload_size && b->file_max) {
+		if (!b->too_big && file_append(b, upload, *upload_size) < 0)
+			return WEB_BODY_FAILED;
+		*upload_size = 0;
 		return WEB_BODY_MORE;
 	}
 	if (*upload_size) {
@@ -40,14 +82,31 @@ int web_body_gather(void **con_cls, const char *upload, size_t *upload_size, str
 	return WEB_BODY_WHOLE;
 }
 
+int web_body_gather(void **con_cls, const char *upload, size_t *upload_size, struct web_body **ret)
+{
+	return gather(con_cls, upload, upload_size, 0, ret);
+}
+
+int web_body_gather_file(void **con_cls, const char *upload, size_t *upload_size, size_t max,
+			 struct web_body **ret)
+{
+	return gather(con_cls, upload, upload_size, max, ret);
+}
+
 void web_body_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 		   enum MHD_RequestTerminationCode why)
 {
+	struct web_body *b = *con_cls;
+
 	(void)cls;
 	(void)conn;
 	(void)why;
-	if (*con_cls)
-		sodium_free(*con_cls); /* wipes */
+	if (b && b->file) {
+		sodium_memzero(b->file, b->file_cap);
+		free(b->file);
+	}
+	if (b)
+		sodium_free(b); /* wipes */
 	*con_cls = NULL;
 }
 

@@ -17,6 +17,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -26,12 +27,21 @@
 struct web_body {
 	size_t len;
 	int too_big; /* more than WEB_BODY_MAX came: refuse it (413) */
+	/* A file (web_body_gather_file): its bytes, malloc'd, len of them,
+	 * at most max; NULL for other bodies, which are in data. */
+	uint8_t *file;
+	size_t file_cap, file_max;
 	char data[WEB_BODY_MAX];
 };
 
 enum { WEB_BODY_FAILED = -1, WEB_BODY_MORE = 0, WEB_BODY_WHOLE = 1 };
 
 int web_body_gather(void **con_cls, const char *upload, size_t *upload_size, struct web_body **ret);
+/* The same for a file a page sends (a photo): up to max bytes, into
+ * ordinary memory (a photo is too large to lock), wiped when it grows
+ * and when the request ends. */
+int web_body_gather_file(void **con_cls, const char *upload, size_t *upload_size, size_t max,
+			 struct web_body **ret);
 /* MHD_OPTION_NOTIFY_COMPLETED: wipes and frees the body. */
 void web_body_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 		   enum MHD_RequestTerminationCode why);

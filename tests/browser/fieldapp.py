@@ -191,6 +191,22 @@ def record_visit(d):
     if error_of(d, "visit_date"):
         raise Failed("the corrected date is still marked")
     shot(d, "record-refused")
+
+    # A photo: a file that lies about its type is refused in words; a
+    # camera's JPEG is taken, the agent saying what it kept.
+    photo = question(d, "photo")
+    attached = photo.find_element(By.CSS_SELECTOR, ".attached")
+    if attached.text != "No file attached.":
+        raise Failed("an empty photo question says %r" % attached.text)
+    photo.find_element(By.CSS_SELECTOR, "input[type='file']").send_keys(os.environ["FS_LIE_PHOTO"])
+    wait(d, "a file that is not a photo was not refused",
+         lambda: attached.text.startswith("The file was not taken"))
+    if "not a JPEG, PNG or PDF file by its content" not in attached.text:
+        raise Failed("the refusal does not say why: %r" % attached.text)
+    photo.find_element(By.CSS_SELECTOR, "input[type='file']").send_keys(os.environ["FS_PHOTO"])
+    wait(d, "the photo was not taken", lambda: attached.text.startswith("Attached: JPEG, "))
+    d.execute_script("arguments[0].scrollIntoView();", photo)
+    shot(d, "record-photo")
     n = saves(d)
     rows[1].find_element(By.CSS_SELECTOR, ".remove-row").click()
     set_value(d, question(d, "next_visit").find_element(By.CSS_SELECTOR, "input"), "2027-02-01")
@@ -198,6 +214,8 @@ def record_visit(d):
     d.find_element(By.ID, "rec-finish").click()
     wait(d, "the finished visit did not show on the household page",
          lambda: visible(d, "household") and "Housing construction" in text(d, "hh-visits"))
+    if "Attached: JPEG, " not in text(d, "hh-visits"):
+        raise Failed("the visit's photo is not shown: %r" % text(d, "hh-visits"))
     if visible(d, "drafts"):
         raise Failed("the finished draft is still listed")
     if status().get("pending_changes") <= pending:

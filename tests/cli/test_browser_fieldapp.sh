@@ -40,12 +40,20 @@ start_agent
 wait_log "field app on http://127.0.0.1:"
 URL=$(sed -n 's|.*field app on \(http://127\.0\.0\.1:[0-9]*/\) .*|\1|p' "$T/agent.log" | tail -n 1)
 
+# A camera's photo, 3000 x 2000 with EXIF holding a marker, and a web
+# page named as a photo.
+[ -x "${FS_MKJPEG:-}" ] || fail "FS_MKJPEG must name the mkjpeg tool (tests/CMakeLists.txt)"
+MARKER=FIELDSYNC-APP-PHOTO-MARKER-5d1e
+"$FS_MKJPEG" "$T/site.jpg" 3000 2000 --exif "$MARKER GPS 42.55N 21.90E" || fail "mkjpeg"
+printf '<html>%s</html>\n' "$MARKER" > "$T/lie.jpg"
+
 SHOTS="${FS_BUILD_DIR:-$T}/screenshots"
 mkdir -p "$SHOTS"
 # The browser's profile is kept in $T, to be searched afterwards.  The
 # script starts HQ again itself (on its old port) when the page has
 # shown the problem, and stops it at the end.
 export FS_APP_URL="$URL" FS_APP_PASSPHRASE_FILE="$PASS" FS_PROFILE="$T/profile" \
+	FS_PHOTO="$T/site.jpg" FS_LIE_PHOTO="$T/lie.jpg" \
 	FS_SHOTS="$SHOTS" FS_TEST_TIMEOUT_SCALE="$SCALE" FS_HQ_BIN="$HQ_BIN" \
 	FS_HQ_CONF="$T/hq.conf" FS_HQ_PORT="$HQ_PORT" FS_HQ_LOG="$T/hq.log"
 "$PY" "$FS_SOURCE_DIR/tests/browser/fieldapp.py" || fail "the browser test failed"
@@ -59,13 +67,41 @@ hq export visits --format jsonl > "$T/visits.jsonl" || fail "hq export visits fa
 grep -q '"construction_stage":"roof"' "$T/visits.jsonl" || fail "the visit's stage of works did not reach HQ"
 grep -q '"person_name":"Јована Петровић"' "$T/visits.jsonl" || fail "the people present did not reach HQ"
 ! grep -q '"next_visit":"2026-11-01"' "$T/visits.jsonl" || fail "a refused answer reached HQ"
+# The photo reached HQ after the visit: scaled to the shipped form's
+# 2048 px (libjpeg's 5/8 of 3000 x 2000), without the camera's EXIF.
+PHOTO=$(python3 -c '
+import json, sys
+for l in open(sys.argv[1], encoding="utf-8"):
+    p = json.loads(l).get("photo")
+    if p: print(p["sha256"])' "$T/visits.jsonl")
+[ -n "$PHOTO" ] || fail "no visit at HQ names a photo"
+start_hq "$HQ_PORT"
+until_ok 120 sh -c "'$HQ_BIN' -c '$T/hq.conf' attachment list | grep -q '^$PHOTO '" ||
+	fail "the photo did not reach HQ"
+hq attachment get "$PHOTO" > "$T/at-hq.jpg" || fail "attachment get failed"
+! grep -qaF "$MARKER" "$T/at-hq.jpg" || fail "the photo at HQ holds the camera's EXIF"
+python3 - "$T/at-hq.jpg" << 'PY' || fail "the photo at HQ is not 1875 x 1250"
+import sys
+d = open(sys.argv[1], "rb").read()
+i = 2
+while i < len(d):
+    m, n = d[i + 1], int.from_bytes(d[i + 2:i + 4], "big")
+    if m in (0xC0, 0xC1, 0xC2):
+        w, h = int.from_bytes(d[i + 7:i + 9], "big"), int.from_bytes(d[i + 5:i + 7], "big")
+        assert (w, h) == (1875, 1250), (w, h)
+        break
+    i += 2 + n
+else:
+    raise SystemExit(1)
+PY
+stop_hq
 
 # Nothing personal stayed in the browser: not a name (in either
 # script), not what was typed to find one, not a visit's notes, not the
 # passphrase.
 LATIN="Đorđević Dragana"
 for secret in "$NAME" "$LATIN" "Jovanović Ana" "djordjevic" "Јованов" "Krov prokišnjava" \
-	"Јована Петровић" "Prozori zamenjeni" \
+	"Јована Петровић" "Prozori zamenjeni" "$MARKER" \
 	"$(head -n 1 "$PASS")"; do
 	! grep -rqaF "$secret" "$T/profile" || fail "the browser profile holds personal data or the passphrase"
 done

@@ -172,6 +172,7 @@
     }
     if (type === 'boolean') return t(v ? 'yes' : 'no');
     if (type === 'gps' && typeof v === 'object') return [v.lat, v.lon].join(', ');
+    if (type === 'attachment' && v && typeof v === 'object') return attachedText(v);
     return String(v);
   }
 
@@ -296,6 +297,25 @@
     return def ? def.name : null;
   }
 
+  /* A file's reference in words: its type and size, as the agent kept it. */
+  function attachedText(ref) {
+    const kind = { 'image/jpeg': 'JPEG', 'image/png': 'PNG', 'application/pdf': 'PDF' }[ref.type] || ref.type;
+    return t('attached_file', { type: kind, size: (ref.size / 1e6).toFixed(1) });
+  }
+
+  /* An attachment: a file input, and what is attached.  The reference
+   * the agent answered is the value; the page never reads the file. */
+  function attachInput(def, value) {
+    const box = el('div', 'attach');
+    box.dataset.ref = value && typeof value === 'object' ? JSON.stringify(value) : '';
+    const input = el('input', 'file');
+    input.type = 'file';
+    input.accept = (def.accept || ['image/jpeg', 'image/png', 'application/pdf']).join(',');
+    box.appendChild(el('p', 'attached'));
+    box.appendChild(input);
+    return box;
+  }
+
   function inputFor(def, value) {
     let input;
     if (def.type === 'choice' || def.type === 'boolean') {
@@ -316,6 +336,8 @@
         l.appendChild(el('span', ''));
         input.appendChild(l);
       });
+    } else if (def.type === 'attachment') {
+      input = attachInput(def, value);
     } else if (def.type === 'text' && (def.max_length || 10000) > 200) {
       input = el('textarea', '');
       input.value = value || '';
@@ -354,6 +376,12 @@
         changed();
       });
       q.appendChild(add);
+    } else if (def.type === 'attachment') {
+      const box = inputFor(def, value);
+      const file = box.querySelector('input');
+      file.id = id;
+      file.addEventListener('change', () => attachFile(def, q, file));
+      q.appendChild(box);
     } else {
       const input = inputFor(def, value);
       input.id = id;
@@ -392,6 +420,7 @@
    * agent says whether it is right. */
   function readValue(def, q) {
     const input = q.querySelector(':scope > .answer');
+    if (def.type === 'attachment') return input.dataset.ref ? JSON.parse(input.dataset.ref) : undefined;
     if (def.type === 'multi_choice') {
       const v = [...input.querySelectorAll('input:checked')].map((c) => c.value);
       return v.length ? v : undefined;
@@ -468,6 +497,12 @@
   function renderRecordWords() {
     if (!rec || !forms) return;
     const form = forms[rec.collection];
+    document.querySelectorAll('#rec-fields .attach').forEach((box) => {
+      const p = box.querySelector('.attached');
+      if (p.dataset.state === 'sending' || p.dataset.state === 'refused') return;
+      p.textContent = box.dataset.ref ? attachedText(JSON.parse(box.dataset.ref)) : t('attach_none');
+      box.querySelector('input').title = t('attach_choose');
+    });
     $('rec-title').textContent = pick(form.title, rec.collection);
     $('rec-for').textContent = rec.forName ? t('record_for', { name: rec.forName }) : '';
     const words = (defs, box) => {
@@ -592,6 +627,43 @@
   async function flush() {
     if (saveTimer) { clearTimeout(saveTimer); await saveDraft(); }
     while (saving) await saving.then(() => null);
+  }
+
+  /* Hand the chosen file to the agent, which keeps it (stripped of a
+   * photo's metadata, checked against the form) and answers the draft
+   * with the file's reference in the field. */
+  async function attachFile(def, q, input) {
+    const file = input.files && input.files[0];
+    if (!file || !rec) return;
+    await flush();
+    const mine = rec;
+    const p = q.querySelector('.attached');
+    p.dataset.state = 'sending';
+    p.textContent = t('attach_sending');
+    let r;
+    let j = {};
+    try {
+      r = await fetch('/api/attach', { method: 'POST', credentials: 'same-origin', cache: 'no-store', body: file,
+        headers: { 'Content-Type': 'application/octet-stream', 'X-CSRF-Token': csrf,
+                   'X-Fieldsync-Draft': mine.id, 'X-Fieldsync-Field': def.name } });
+      j = await r.json();
+    } catch (e) {
+      if (!r) { notify('agent_gone'); p.dataset.state = ''; return; }
+    }
+    input.value = '';
+    if (r.status === 401) return start('locked_again');
+    if (rec !== mine) return;
+    if (r.status !== 200) {
+      p.dataset.state = 'refused';
+      p.textContent = t('attach_refused') + (j.message ? ' (' + j.message + ')' : '');
+      return;
+    }
+    p.dataset.state = '';
+    rec.report = j.report;
+    rec.values = j.values;
+    rec.savedAt = new Date();
+    q.querySelector(':scope > .answer').dataset.ref = JSON.stringify(j.fields[def.name]);
+    renderRecordWords();
   }
 
   async function finish(ev) {

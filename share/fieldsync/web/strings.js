@@ -84,6 +84,11 @@ const STRINGS = {
     "err_relevant": "Ovo pitanje se ne postavlja za ove odgovore.",
     "err_disk_full": "Disk ovog računara je pun: obrazac nije sačuvan kao zapis.",
     "draft_not_saved": "Nacrt NIJE sačuvan: agent ga ne prima. Novi pokušaj za nekoliko sekundi…",
+    "attach_choose": "Izaberite datoteku ili fotografišite",
+    "attach_none": "Nije priložena datoteka.",
+    "attach_sending": "Šalje se agentu…",
+    "attached_file": "Priloženo: {type}, {size} MB",
+    "attach_refused": "Datoteka nije primljena",
     "draft_not_started": "Obrazac nije otvoren: agent ga ne prima.",
     "finish_refused": "Agent nije sačuvao zapis."
   },
@@ -167,6 +172,11 @@ const STRINGS = {
     "err_relevant": "Ово питање се не поставља за ове одговоре.",
     "err_disk_full": "Диск овог рачунара је пун: образац није сачуван као запис.",
     "draft_not_saved": "Нацрт НИЈЕ сачуван: агент га не прима. Нови покушај за неколико секунди…",
+    "attach_choose": "Изаберите датотеку или фотографишите",
+    "attach_none": "Није приложена датотека.",
+    "attach_sending": "Шаље се агенту…",
+    "attached_file": "Приложено: {type}, {size} MB",
+    "attach_refused": "Датотека није примљена",
     "draft_not_started": "Образац није отворен: агент га не прима.",
     "finish_refused": "Агент није сачувао запис."
   },
@@ -248,6 +258,11 @@ const STRINGS = {
     "err_relevant": "This question is not asked for these answers.",
     "err_disk_full": "This laptop's disk is full: the form was not saved as a record.",
     "draft_not_saved": "The draft is NOT saved: the agent does not take it. Trying again in a few seconds…",
+    "attach_choose": "Choose a file or take a photo",
+    "attach_none": "No file attached.",
+    "attach_sending": "Sending it to the agent…",
+    "attached_file": "Attached: {type}, {size} MB",
+    "attach_refused": "The file was not taken",
     "draft_not_started": "The form could not be started: the agent does not take it.",
     "finish_refused": "The agent did not save the record."
   }
