@@ -232,7 +232,7 @@ static int attach_to_draft(struct agent *a, const char *id, const char *field, F
 
 	if ((r = drafts_load(a->store, id, collection, sizeof(collection), &fields, err)) < 0 ||
 	    (r = load_form(a, collection, &f, err)) < 0 ||
-	    (r = attach_store(a->store, f, field, in, "the chosen file", &ref, &added, err)) < 0)
+	    (r = attach_store(a->store, f, field, in, "the chosen file", 1, &ref, &added, err)) < 0)
 		goto out;
 	cJSON_DeleteItemFromObjectCaseSensitive(fields, field);
 	if (!cJSON_AddItemToObject(fields, field, ref)) {

@@ -143,7 +143,8 @@ static int held(struct store *s, const char *hex, struct fs_error *err)
 }
 
 static int store_file(struct store *s, const struct form *f, const char *field, FILE *in,
-		      const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err);
+		      const char *path, int for_draft, cJSON **ret_ref, int *ret_new,
+		      struct fs_error *err);
 
 /* A JPEG for a photo field is kept as photo_clean() makes it: *ret_buf
  * (malloc'd) holds it then, else it stays NULL and in is kept as it is. */
@@ -187,7 +188,8 @@ static int clean_photo(const struct form *f, const char *field, FILE *in, const 
 }
 
 int attach_store(struct store *s, const struct form *f, const char *field, FILE *in,
-		 const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err)
+		 const char *path, int for_draft, cJSON **ret_ref, int *ret_new,
+		 struct fs_error *err)
 {
 	uint8_t *photo = NULL;
 	size_t photo_len = 0;
@@ -202,7 +204,7 @@ int attach_store(struct store *s, const struct form *f, const char *field, FILE 
 		free(photo);
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	}
-	r = store_file(s, f, field, clean ? clean : in, path, ret_ref, ret_new, err);
+	r = store_file(s, f, field, clean ? clean : in, path, for_draft, ret_ref, ret_new, err);
 	if (clean)
 		fclose(clean);
 	if (photo) {
@@ -214,7 +216,8 @@ int attach_store(struct store *s, const struct form *f, const char *field, FILE 
 
 /* Keep what in holds, as attach_store says. */
 static int store_file(struct store *s, const struct form *f, const char *field, FILE *in,
-		      const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err)
+		      const char *path, int for_draft, cJSON **ret_ref, int *ret_new,
+		      struct fs_error *err)
 {
 	char hex[ATTACH_HEX + 1], again[ATTACH_HEX + 1];
 	struct chunk_put p = { .s = s, .err = err };
@@ -255,10 +258,11 @@ static int store_file(struct store *s, const struct form *f, const char *field, 
 		}
 		sqlite3_finalize(p.st);
 		p.st = NULL;
-		if (sqlite3_prepare_v2(store_db(s),
-				       "INSERT INTO attachments(sha256, size, type, added_ms) "
-				       "VALUES (?1, ?2, ?3, ?4)",
-				       -1, &p.st, NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v2(
+			    store_db(s),
+			    "INSERT INTO attachments(sha256, size, type, added_ms, draft) "
+			    "VALUES (?1, ?2, ?3, ?4, ?5)",
+			    -1, &p.st, NULL) != SQLITE_OK) {
 			r = store_fail(s, "keep an attachment in", err);
 			goto out;
 		}
@@ -266,6 +270,7 @@ static int store_file(struct store *s, const struct form *f, const char *field, 
 		sqlite3_bind_int64(p.st, 2, (sqlite3_int64)size);
 		sqlite3_bind_text(p.st, 3, sniff_name(type), -1, SQLITE_STATIC);
 		sqlite3_bind_int64(p.st, 4, (sqlite3_int64)store_wall_ms(s));
+		sqlite3_bind_int(p.st, 5, for_draft ? 1 : 0);
 		if (sqlite3_step(p.st) != SQLITE_DONE) {
 			r = store_fail(s, "keep an attachment in", err);
 			goto out;
@@ -382,8 +387,8 @@ int attach_next_unsent(struct store *s, char hex[ATTACH_HEX + 1], uint64_t *ret_
 	int r = 0, rc;
 
 	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT sha256, size FROM attachments WHERE sent_ms IS NULL "
-			       "ORDER BY added_ms, sha256 LIMIT 1",
+			       "SELECT sha256, size FROM attachments WHERE sent_ms IS NULL AND "
+			       "draft = 0 ORDER BY added_ms, sha256 LIMIT 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list the attachments to send in", err);
 	rc = sqlite3_step(st);
@@ -413,7 +418,7 @@ int attach_unsent(struct store *s, unsigned long long *ret_files, unsigned long 
 
 	if (sqlite3_prepare_v2(store_db(s),
 			       "SELECT count(*), coalesce(sum(size), 0) FROM attachments WHERE "
-			       "sent_ms IS NULL",
+			       "sent_ms IS NULL AND draft = 0",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "count the attachments to send in", err);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -481,5 +486,35 @@ int attach_read(struct store *s, const char *hex, uint64_t offset, size_t len, u
 				 "attachment %.12s: the store holds fewer bytes than its size",
 				 hex);
 	sqlite3_finalize(st);
+	return r;
+}
+
+int attach_settle_drafts(struct store *s, const char *record_id, struct fs_error *err)
+{
+	/* A file named by a draft only is a record's once that record's
+	 * changes name it; one no draft names any more goes.  Few files are
+	 * drafts' at a time, and the text search runs over them only. */
+	static const char *const sql[] = {
+		"UPDATE attachments SET draft = 0 WHERE draft = 1 AND ?1 IS NOT NULL AND EXISTS "
+		"(SELECT 1 FROM outbox o WHERE o.record_id = ?1 AND instr(o.value, "
+		"attachments.sha256) > 0)",
+		"DELETE FROM attachment_chunks WHERE sha256 IN (SELECT a.sha256 FROM attachments a "
+		"WHERE a.draft = 1 AND NOT EXISTS (SELECT 1 FROM drafts d WHERE instr(d.fields, "
+		"a.sha256) > 0))",
+		"DELETE FROM attachments WHERE draft = 1 AND NOT EXISTS (SELECT 1 FROM drafts d "
+		"WHERE instr(d.fields, attachments.sha256) > 0)",
+	};
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && r == 0; i++) {
+		if (sqlite3_prepare_v2(store_db(s), sql[i], -1, &st, NULL) != SQLITE_OK)
+			return store_fail(s, "settle the drafts' attachments in", err);
+		if (i == 0)
+			sqlite3_bind_text(st, 1, record_id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = store_fail(s, "settle the drafts' attachments in", err);
+		sqlite3_finalize(st);
+	}
 	return r;
 }

@@ -33,11 +33,20 @@
 /* Keep the file in (a seekable stream, read from its start; path names
  * it in errors) for field of form f, in one transaction.  *ret_ref gets
  * the reference (the caller's); *ret_new is 1 when the store did not hold
- * the file before.  -FS_EVALID: not a type the field takes, or too large
+ * the file before.  for_draft: a new file is named by a draft only (the
+ * field app): it is not sent until a record names it, and goes when no
+ * draft does (attach_settle_drafts).  -FS_EVALID: not a type the field takes, or too large
  * ("photo is 14.0 MB, the form allows 10.0 MB"); -EIO: it changed while
  * it was read. */
 int attach_store(struct store *s, const struct form *f, const char *field, FILE *in,
-		 const char *path, cJSON **ret_ref, int *ret_new, struct fs_error *err) FS_WUR;
+		 const char *path, int for_draft, cJSON **ret_ref, int *ret_new,
+		 struct fs_error *err) FS_WUR;
+
+/* In the caller's transaction: the files only drafts named that record
+ * record_id (NULL: none) now names are a record's, to be sent; and the
+ * files only drafts named that no draft names any more are dropped (a
+ * draft discarded, a photo replaced). */
+int attach_settle_drafts(struct store *s, const char *record_id, struct fs_error *err) FS_WUR;
 
 /* Remove the file with hash hex (a store_file whose record was then
  * refused); nothing when it is not there. */
@@ -50,12 +59,12 @@ int attach_write(struct store *s, const char *hex, FILE *out, struct fs_error *e
 
 /* ---- sending (agent/upload.h) ---- */
 
-/* The oldest file HQ has not said it holds: 1 with its hash and size, 0
- * when none is left. */
+/* The oldest file a record names that HQ has not said it holds: 1 with
+ * its hash and size, 0 when none is left. */
 int attach_next_unsent(struct store *s, char hex[ATTACH_HEX + 1], uint64_t *ret_size,
 		       struct fs_error *err) FS_WUR;
 
-/* Files HQ has not said it holds, and their bytes. */
+/* Files records name that HQ has not said it holds, and their bytes. */
 int attach_unsent(struct store *s, unsigned long long *ret_files, unsigned long long *ret_bytes,
 		  struct fs_error *err) FS_WUR;
 

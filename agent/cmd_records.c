@@ -39,7 +39,7 @@ static int attachment_from_arg(struct cli *c, struct store *s, const struct form
 				    NEW_FILES_MAX);
 	if ((r = cmd_open_input(c, path, &fp, err)) < 0)
 		return r;
-	r = attach_store(s, f, name, fp, path, ret, &added, err);
+	r = attach_store(s, f, name, fp, path, 0, ret, &added, err);
 	fclose(fp);
 	if (r == 0 && added)
 		memcpy(nf->hex[nf->n++],

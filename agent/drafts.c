@@ -1,5 +1,6 @@
 /* drafts.c - the field app's unfinished forms (agent/drafts.h). */
 #include "agent/drafts.h"
+#include "agent/attach.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -127,7 +128,8 @@ int drafts_save(struct store *s, const struct form *f, const char *id, const cJS
 	}
 	if ((r = store_begin_local(s, err)) < 0)
 		goto out;
-	if ((r = put_draft(s, f, did, is_new, text, err)) < 0 || (r = store_commit(s, err)) < 0) {
+	if ((r = put_draft(s, f, did, is_new, text, err)) < 0 ||
+	    (r = attach_settle_drafts(s, NULL, err)) < 0 || (r = store_commit(s, err)) < 0) {
 		store_rollback(s);
 		goto out;
 	}
@@ -247,7 +249,8 @@ int drafts_discard(struct store *s, const char *id, struct fs_error *err)
 	 * on a full disk. */
 	if ((r = draft_id(id, did, err)) < 0 || (r = store_begin(s, err)) < 0)
 		return r;
-	if ((r = delete_draft(s, did, err)) < 0 || (r = store_commit(s, err)) < 0)
+	if ((r = delete_draft(s, did, err)) < 0 || (r = attach_settle_drafts(s, NULL, err)) < 0 ||
+	    (r = store_commit(s, err)) < 0)
 		store_rollback(s);
 	return r;
 }
@@ -273,7 +276,8 @@ int drafts_finalise(struct store *s, const struct form *f, const char *id,
 	 * records_add then checks the record whole, as for `record add`. */
 	if ((r = form_settle(f, fields, NULL, err)) < 0 ||
 	    (r = records_add(s, f, fields, NULL, ret_record_id, err)) < 0 ||
-	    (r = delete_draft(s, did, err)) < 0)
+	    (r = delete_draft(s, did, err)) < 0 ||
+	    (r = attach_settle_drafts(s, ret_record_id, err)) < 0)
 		goto out;
 	r = store_commit(s, err);
 out:

@@ -189,9 +189,12 @@ static int exec(struct store *s, const char *sql, const char *what, struct fs_er
 	"  PRIMARY KEY (sha256, idx)"                                                              \
 	") STRICT, WITHOUT ROWID;"
 
-/* Version 7: when HQ said it holds each file (agent/upload.h); NULL
- * while it is still to be sent. */
-#define STORE_V7_SQL "ALTER TABLE attachments ADD COLUMN sent_ms INTEGER;"
+/* Version 7: when HQ said it holds each file (agent/upload.h), NULL
+ * while it is still to be sent; and whether only a draft names it (the
+ * field app's picker): not sent, and dropped when no draft names it. */
+#define STORE_V7_SQL                                                                               \
+	"ALTER TABLE attachments ADD COLUMN sent_ms INTEGER;"                                      \
+	"ALTER TABLE attachments ADD COLUMN draft INTEGER NOT NULL DEFAULT 0;"
 
 /* Versions 1 to 5 (above).  records.fields is the JSON object of form fields; the
  * outbox holds one row per changed field, written in the same

@@ -1,10 +1,12 @@
 /* test_drafts.c - the field app's drafts (agent/drafts.h): kept in the
  * encrypted store as typed, never in the outbox, finalised into a record
  * and its changes in one transaction, or not at all. */
+#include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "agent/attach.h"
 #include "agent/drafts.h"
 #include "agent/records.h"
 #include "tests/fixture.h"
@@ -208,6 +210,80 @@ TEST(records_refuse_answers_the_form_would_drop)
 	store_rollback(s);
 	cJSON_Delete(o);
 	form_free(l);
+	form_free(b);
+	form_free(v);
+	store_close(s);
+}
+
+/* A PNG of n bytes (kept as it is), written to a memory stream. */
+static FILE *png(size_t n, unsigned char fill)
+{
+	static unsigned char buf[4][4096];
+	static int next;
+	unsigned char *b = buf[next++ % 4];
+
+	memset(b, fill, sizeof(buf[0]));
+	memcpy(b, "\x89PNG\r\n\x1a\n", 8);
+	return fmemopen(b, n, "rb");
+}
+
+/* A file the field app attached to a draft is not sent until a record
+ * names it, and goes when no draft names it any more: a discarded draft
+ * or a replaced photo leaves nothing behind to reach HQ. */
+TEST(drafts_attachments_sent_only_with_a_record)
+{
+	struct store *s = fixture_store(NULL, NULL, 1);
+	struct form *b = fixture_form("beneficiaries"), *v = fixture_form("visits");
+	char hh[UUID_TEXT_LEN + 1], id[UUID_TEXT_LEN + 1], rid[UUID_TEXT_LEN + 1], json[512];
+	char hex[ATTACH_HEX + 1];
+	struct fs_error err = { 0 };
+	uint64_t size = 0;
+	cJSON *fields = NULL, *ref = NULL;
+	int added = 0;
+	FILE *in;
+
+	fixture_person(s, b, "Jovanović Ana", "Vranje", "refugee", hh);
+	snprintf(json, sizeof(json),
+		 "{\"beneficiary_id\":\"%s\",\"visit_date\":\"2026-11-20\","
+		 "\"visit_type\":\"needs_assessment\"}",
+		 hh);
+	save(s, v, NULL, json, id);
+	/* Attached to the draft, as /api/attach does: kept, not to be sent. */
+	in = png(3000, 'a');
+	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
+	fclose(in);
+	ASSERT_EQ(added, 1);
+	fields = parse(json);
+	cJSON_AddItemToObject(fields, "photo", ref);
+	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
+	ASSERT_EQ(attach_next_unsent(s, hex, &size, &err), 0);
+	/* Another photo replaces it: the first goes. */
+	in = png(2000, 'b');
+	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
+	fclose(in);
+	cJSON_ReplaceItemInObject(fields, "photo", ref);
+	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments WHERE size = 2000"), 1);
+	/* Finalised: the record names it, and it is to be sent. */
+	ASSERT_OK(drafts_finalise(s, v, id, rid, &err));
+	ASSERT_EQ(attach_next_unsent(s, hex, &size, &err), 1);
+	ASSERT_EQ(size, 2000);
+	/* A draft discarded with its own photo: nothing left of it. */
+	save(s, v, NULL, json, id);
+	in = png(1000, 'c');
+	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
+	fclose(in);
+	cJSON_ReplaceItemInObject(fields, "photo", ref);
+	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 2);
+	ASSERT_OK(drafts_discard(s, id, &err));
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachment_chunks WHERE length(data) = "
+				   "1000"),
+		  0);
+	cJSON_Delete(fields);
 	form_free(b);
 	form_free(v);
 	store_close(s);
