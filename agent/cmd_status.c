@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "agent/cmd.h"
+#include "agent/attach.h"
 #include "agent/attempt.h"
 #include "agent/ballast.h"
 #include "agent/enroll.h"
@@ -46,7 +47,8 @@ static int status_clock(struct cli *c, struct store *s, cJSON *o, int json, stru
 /* Enrolment, change sets and the backlog, for status. */
 static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struct fs_error *err)
 {
-	unsigned long long pending = 0, acked = 0, changes = 0, bytes = 0;
+	unsigned long long pending = 0, acked = 0, changes = 0, bytes = 0, files = 0,
+			   file_bytes = 0;
 	char when[HLC_TIME_LEN + 1] = "never";
 	struct pull_state ps;
 	struct enrolment e;
@@ -58,7 +60,8 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 		return r;
 	enrolled = r == 0;
 	if ((r = push_count(s, &pending, &acked, err)) < 0 ||
-	    (r = push_backlog(s, &changes, &bytes, err)) < 0 || (r = pull_state(s, &ps, err)) < 0)
+	    (r = push_backlog(s, &changes, &bytes, err)) < 0 || (r = pull_state(s, &ps, err)) < 0 ||
+	    (r = attach_unsent(s, &files, &file_bytes, err)) < 0)
 		return r;
 	if (ps.at_ms)
 		hlc_format_time((hlc_t)ps.at_ms << 16, when);
@@ -79,7 +82,9 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 	    !cJSON_AddNumberToObject(o, "change_sets_pending", (double)pending) ||
 	    !cJSON_AddNumberToObject(o, "change_sets_sent", (double)acked) ||
 	    !cJSON_AddNumberToObject(o, "pending_changes", (double)changes) ||
-	    !cJSON_AddNumberToObject(o, "pending_bytes", (double)bytes))
+	    !cJSON_AddNumberToObject(o, "pending_bytes", (double)bytes) ||
+	    !cJSON_AddNumberToObject(o, "files_pending", (double)files) ||
+	    !cJSON_AddNumberToObject(o, "files_pending_bytes", (double)file_bytes))
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	if (json)
 		return 0;
@@ -92,6 +97,8 @@ static int status_sync(struct cli *c, struct store *s, cJSON *o, int json, struc
 		changes, bytes);
 	fprintf(c->out, "change sets %llu waiting to be sent, %llu acknowledged by HQ\n", pending,
 		acked);
+	fprintf(c->out, "files       %llu attached files waiting to be sent, %llu bytes\n", files,
+		file_bytes);
 	if (scope) {
 		const cJSON *it;
 

@@ -1,5 +1,6 @@
 /* fieldapp.c - the field app's server and API (agent/fieldapp.h). */
 #include "agent/fieldapp.h"
+#include "agent/attach.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +66,7 @@ static enum MHD_Result do_session(struct agent *a, struct MHD_Connection *conn, 
  * worker.  A poll: it does not count as use of the session. */
 static enum MHD_Result do_state(struct agent *a, struct MHD_Connection *conn)
 {
-	unsigned long long changes = 0, bytes = 0;
+	unsigned long long changes = 0, bytes = 0, files = 0, file_bytes = 0;
 	struct fs_error err = { 0 };
 	struct enrolment e;
 	cJSON *o = cJSON_CreateObject();
@@ -73,6 +74,7 @@ static enum MHD_Result do_state(struct agent *a, struct MHD_Connection *conn)
 
 	if (a->store) {
 		if ((r = push_backlog(a->store, &changes, &bytes, &err)) < 0 ||
+		    (r = attach_unsent(a->store, &files, &file_bytes, &err)) < 0 ||
 		    ((r = enroll_load(a->store, &e, &err)) < 0 && r != -FS_ENOTFOUND)) {
 			cJSON_Delete(o);
 			log_msg(LOG_ERR, "field app: %s", err.msg);
@@ -87,6 +89,8 @@ static enum MHD_Result do_state(struct agent *a, struct MHD_Connection *conn)
 	    !cJSON_AddBoolToObject(o, "syncing", a->job.running && a->job.kind == JOB_PUSH) ||
 	    !cJSON_AddBoolToObject(o, "revoked", a->sched.halted) ||
 	    !cJSON_AddNumberToObject(o, "pending_changes", (double)changes) ||
+	    !cJSON_AddNumberToObject(o, "files_pending", (double)files) ||
+	    !cJSON_AddNumberToObject(o, "files_pending_bytes", (double)file_bytes) ||
 	    daemon_add_time(o, "last_success", a->sched.last_success, 1) < 0 ||
 	    daemon_add_time(o, "last_attempt", a->sched.last_attempt, 1) < 0 ||
 	    daemon_add_time(o, "next_attempt", daemon_next_attempt(a), 1) < 0 ||

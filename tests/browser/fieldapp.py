@@ -216,6 +216,8 @@ def record_visit(d):
          lambda: visible(d, "household") and "Housing construction" in text(d, "hh-visits"))
     if "Attached: JPEG, " not in text(d, "hh-visits"):
         raise Failed("the visit's photo is not shown: %r" % text(d, "hh-visits"))
+    wait(d, "the photo waiting to be sent is not said",
+         lambda: text(d, "sync-files").startswith("Attached files waiting to be sent: 1 ("))
     if visible(d, "drafts"):
         raise Failed("the finished draft is still listed")
     if status().get("pending_changes") <= pending:

@@ -55,6 +55,8 @@ PHOTO=$(fs visit show "$V" --json | python3 -c 'import json,sys; print(json.load
 fs attachment get "$PHOTO" > "$T/kept.jpg"
 SIZE=$(stat -c %s "$T/kept.jpg")
 CHUNKS=$(((SIZE + 262143) / 262144))
+expect_exit 0 fs status
+must_contain "$OUT" "files       1 attached files waiting to be sent, $SIZE bytes"
 expect_exit 0 fs sync
 must_contain "$OUT" "sent 1 change sets"
 must_contain "$OUT" "sent 1 files ($CHUNKS chunks"
@@ -74,6 +76,8 @@ assert p == {"sha256": sys.argv[2], "size": int(sys.argv[3]), "type": "image/jpe
 # Sent once: the next sync has no file to send.
 expect_exit 0 fs sync
 must_not_contain "$OUT" "files"
+[ "$(fs status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["files_pending"])')" = 0 ] ||
+	fail "status still counts the sent file"
 # Nothing of the file in the clear at HQ or on the device.
 ! grep -rqaF "FIELDSYNC-UPLOAD-MARKER" "$T/hq" "$DATA" || fail "the file is on disk in the clear"
 

@@ -105,7 +105,10 @@
     if (!state) return;
     const bar = $('syncbar');
     const waiting = state.pending_changes || 0;
+    const files = state.files_pending || 0;
     $('sync-waiting').textContent = state.syncing ? t('syncing') : plural('waiting', waiting);
+    $('sync-files').hidden = files === 0;
+    $('sync-files').textContent = files ? t('files_waiting', { n: files, size: ((state.files_pending_bytes || 0) / 1e6).toFixed(1) }) : '';
     let last = state.last_success ? t('last_sync', { when: when(state.last_success) })
                                   : t('never_synced');
     if (state.next_attempt && waiting > 0) last += ' ' + t('next_try', { when: when(state.next_attempt, true) });
@@ -116,7 +119,7 @@
     else if (state.last_error) problem = t('err_' + state.last_error);
     $('sync-problem').hidden = !problem;
     $('sync-problem').textContent = problem || '';
-    bar.classList.toggle('clear', !problem && waiting === 0 && !state.syncing);
+    bar.classList.toggle('clear', !problem && waiting === 0 && files === 0 && !state.syncing);
     $('sync-now').disabled = !!state.syncing;
   }
 
