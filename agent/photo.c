@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <libexif/exif-data.h>
+#include <turbojpeg.h>
 
 /* libjpeg reports a fatal error by calling error_exit, which must not
  * return: it jumps back to photo_clean's setjmp. */
@@ -56,8 +58,85 @@ static unsigned scale_for(unsigned width, unsigned height, unsigned max_side)
 	return m;
 }
 
+/* The EXIF orientation (1 to 8) of a JPEG; 1 when it has none, or one
+ * libexif cannot read. */
+static int orientation(const uint8_t *in, size_t len)
+{
+	ExifData *ed = exif_data_new_from_data(in, (unsigned int)len);
+	ExifEntry *e;
+	int o = 1;
+
+	if (!ed)
+		return 1;
+	e = exif_data_get_entry(ed, EXIF_TAG_ORIENTATION);
+	if (e && e->format == EXIF_FORMAT_SHORT && e->components == 1 && e->size >= 2)
+		o = exif_get_short(e->data, exif_data_get_byte_order(ed));
+	exif_data_unref(ed);
+	return o >= 1 && o <= 8 ? o : 1;
+}
+
+/* A JPEG the camera only tagged as turned, turned for real (lossless,
+ * TurboJPEG's transform; the edge blocks that would not fit are
+ * trimmed, and no marker is copied): *ret (tjFree) or NULL when it is
+ * upright.  The orientation is EXIF's, which goes with the rest. */
+static int upright(const uint8_t *in, size_t len, unsigned char **ret, unsigned long *ret_len)
+{
+	static const int ops[9] = { 0,		 TJXOP_NONE,	  TJXOP_HFLIP, TJXOP_ROT180,
+				    TJXOP_VFLIP, TJXOP_TRANSPOSE, TJXOP_ROT90, TJXOP_TRANSVERSE,
+				    TJXOP_ROT270 };
+	int o = orientation(in, len), r;
+	tjtransform xf;
+	tjhandle tj;
+
+	*ret = NULL;
+	*ret_len = 0;
+	if (o == 1)
+		return 0;
+	if (!(tj = tjInitTransform()))
+		return -ENOMEM;
+	memset(&xf, 0, sizeof(xf));
+	xf.op = ops[o];
+	xf.options = TJXOPT_TRIM | TJXOPT_COPYNONE;
+	r = tjTransform(tj, in, (unsigned long)len, 1, ret, ret_len, &xf, 0) == 0 ? 0 : -FS_EVALID;
+	tjDestroy(tj);
+	if (r < 0 && *ret) {
+		tjFree(*ret);
+		*ret = NULL;
+	}
+	return r;
+}
+
+static int clean(const uint8_t *in, size_t len, unsigned max_side, unsigned quality,
+		 int keep_location, uint8_t **ret, size_t *ret_len, struct fs_error *err);
+
 int photo_clean(const uint8_t *in, size_t len, unsigned max_side, unsigned quality,
 		int keep_location, uint8_t **ret, size_t *ret_len, struct fs_error *err)
+{
+	unsigned char *turned = NULL;
+	unsigned long turned_len = 0;
+	int r;
+
+	*ret = NULL;
+	*ret_len = 0;
+	if (len > PHOTO_INPUT_MAX)
+		return fs_error_set(err, -FS_ELIMIT,
+				    "a photo over %d MB cannot be made fit to keep (its metadata "
+				    "stripped)",
+				    PHOTO_INPUT_MAX / (1024 * 1024));
+	/* Kept with its EXIF, the photo keeps its orientation tag too. */
+	if (!keep_location && (r = upright(in, len, &turned, &turned_len)) < 0)
+		return r == -ENOMEM ? fs_error_set(err, r, "out of memory")
+				    : fs_error_set(err, r, "not a JPEG libjpeg can read: %s",
+						   "its orientation cannot be applied");
+	r = clean(turned ? turned : in, turned ? (size_t)turned_len : len, max_side, quality,
+		  keep_location, ret, ret_len, err);
+	if (turned)
+		tjFree(turned);
+	return r;
+}
+
+static int clean(const uint8_t *in, size_t len, unsigned max_side, unsigned quality,
+		 int keep_location, uint8_t **ret, size_t *ret_len, struct fs_error *err)
 {
 	struct jpeg_decompress_struct src;
 	struct jpeg_compress_struct dst;
@@ -69,13 +148,6 @@ int photo_clean(const uint8_t *in, size_t len, unsigned max_side, unsigned quali
 	volatile int made_dst = 0;
 	unsigned m = 8;
 
-	*ret = NULL;
-	*ret_len = 0;
-	if (len > PHOTO_INPUT_MAX)
-		return fs_error_set(err, -FS_ELIMIT,
-				    "a photo over %d MB cannot be made fit to keep (its metadata "
-				    "stripped)",
-				    PHOTO_INPUT_MAX / (1024 * 1024));
 	memset(&jerr, 0, sizeof(jerr));
 	src.err = jpeg_std_error(&jerr.pub);
 	jerr.pub.error_exit = on_error;

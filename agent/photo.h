@@ -14,8 +14,11 @@
  * max_side, and encoded at the form's quality; a photo already small
  * enough is only stripped.
  *
- * Not handled: the EXIF orientation tag goes with the rest, so a photo
- * whose camera only tagged it as turned shows as it was taken.
+ * A photo whose camera only tagged it as turned (EXIF orientation 2 to
+ * 8) is first turned for real, losslessly, with TurboJPEG's transform
+ * (libexif reads the tag): its edge blocks that would not fit are
+ * trimmed (up to 15 pixels), and its colour profile is not kept.  With
+ * "keep_location" the EXIF stays, the tag with it, and nothing is turned.
  *
  * Errors: -FS_EVALID for what libjpeg cannot read as a JPEG (its message
  * names no content), -FS_ELIMIT past PHOTO_INPUT_MAX, -ENOMEM.  No

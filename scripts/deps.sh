@@ -21,7 +21,7 @@ set -eu
 # fills in the library dependencies of the .debs that `make package` builds).
 PKGS="build-essential cmake pkg-config dpkg-dev \
 libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
-libinih-dev libcsv-dev libzstd-dev libjpeg62-turbo-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev libpq-dev libseccomp-dev clang libclang-rt-14-dev clang-format-14 \
+libinih-dev libcsv-dev libzstd-dev libjpeg62-turbo-dev libturbojpeg0-dev libexif-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev libpq-dev libseccomp-dev clang libclang-rt-14-dev clang-format-14 \
 sqlite3 python3 bsdutils curl openssl systemd faketime util-linux iproute2 file postgresql-15 \
 chromium chromium-driver python3-selenium fonts-dejavu-core"
 

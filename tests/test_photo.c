@@ -1,7 +1,8 @@
 /* test_photo.c - photos made fit to keep (agent/photo.h): a camera's
  * EXIF and comment are gone and the pixels' size stays, losslessly;
  * "keep_location" keeps the EXIF; "max_side" scales the photo down to
- * at most that; what is not a JPEG is refused in words. */
+ * at most that; a photo the camera tagged as turned is turned for real;
+ * what is not a JPEG is refused in words. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +14,15 @@
 
 #define SECRET "GPS 43.2706N 20.0070E Sjenica"
 
-/* A w x h JPEG with an EXIF marker and a comment holding SECRET. */
-static unsigned char *make_jpeg(unsigned w, unsigned h, unsigned long *len)
+/* A w x h JPEG with an EXIF marker and a comment holding SECRET; with
+ * turn (2 to 8) the EXIF is a real one, holding that orientation. */
+static unsigned char *make_jpeg_turned(unsigned w, unsigned h, int turn, unsigned long *len)
 {
+	/* Exif, then a big-endian TIFF header and one IFD of one entry:
+	 * Orientation (0x0112), SHORT, 1, the value; no next IFD. */
+	static const unsigned char tiff[] = { 'E', 'x', 'i', 'f', 0, 0,	   'M',	 'M', 0, 0x2a, 0,
+					      0,   0,	8,   0,	  1, 0x01, 0x12, 0,   3, 0,    0,
+					      0,   1,	0,   0,	  0, 0,	   0,	 0,   0, 0 };
 	struct jpeg_compress_struct c;
 	struct jpeg_error_mgr jerr;
 	unsigned char *out = NULL, *row = malloc((size_t)w * 3), app1[64];
@@ -30,9 +37,15 @@ static unsigned char *make_jpeg(unsigned w, unsigned h, unsigned long *len)
 	c.in_color_space = JCS_RGB;
 	jpeg_set_defaults(&c);
 	jpeg_start_compress(&c, TRUE);
-	memcpy(app1, "Exif\0\0", 6);
-	memcpy(app1 + 6, SECRET, strlen(SECRET));
-	jpeg_write_marker(&c, JPEG_APP0 + 1, app1, (unsigned)(6 + strlen(SECRET)));
+	if (turn) {
+		memcpy(app1, tiff, sizeof(tiff));
+		app1[25] = (unsigned char)turn;
+		jpeg_write_marker(&c, JPEG_APP0 + 1, app1, (unsigned)sizeof(tiff));
+	} else {
+		memcpy(app1, "Exif\0\0", 6);
+		memcpy(app1 + 6, SECRET, strlen(SECRET));
+		jpeg_write_marker(&c, JPEG_APP0 + 1, app1, (unsigned)(6 + strlen(SECRET)));
+	}
 	jpeg_write_marker(&c, JPEG_COM, (const JOCTET *)SECRET, (unsigned)strlen(SECRET));
 	while (c.next_scanline < h) {
 		for (unsigned x = 0; x < w; x++) {
@@ -46,6 +59,11 @@ static unsigned char *make_jpeg(unsigned w, unsigned h, unsigned long *len)
 	jpeg_destroy_compress(&c);
 	free(row);
 	return out;
+}
+
+static unsigned char *make_jpeg(unsigned w, unsigned h, unsigned long *len)
+{
+	return make_jpeg_turned(w, h, 0, len);
 }
 
 static void dimensions(const uint8_t *b, size_t len, unsigned *w, unsigned *h)
@@ -110,6 +128,26 @@ TEST(photo_metadata_stripped_and_scaled)
 	ASSERT_EQ(photo_clean(in, len / 3, 0, 85, 0, &out, &olen, &err) == 0 ||
 			  photo_clean(in, 200, 0, 85, 0, &out, &olen, &err) == -FS_EVALID,
 		  1);
+	free(out);
+	free(in);
+	/* A camera's "turned a quarter" (orientation 6): turned for real,
+	 * its edge blocks trimmed (900 is not a multiple of 16); scaled too
+	 * when asked.  Kept with its EXIF, it keeps the tag instead. */
+	in = make_jpeg_turned(1200, 900, 6, &len);
+	ASSERT_OK(photo_clean(in, len, 0, 85, 0, &out, &olen, &err));
+	dimensions(out, olen, &w, &h);
+	ASSERT_EQ(w, 896);
+	ASSERT_EQ(h, 1200);
+	ASSERT_TRUE(!holds(out, olen, "Exif"));
+	free(out);
+	ASSERT_OK(photo_clean(in, len, 600, 80, 0, &out, &olen, &err));
+	dimensions(out, olen, &w, &h);
+	ASSERT_TRUE(h <= 600 && w < h);
+	free(out);
+	ASSERT_OK(photo_clean(in, len, 0, 85, 1, &out, &olen, &err));
+	dimensions(out, olen, &w, &h);
+	ASSERT_EQ(w, 1200);
+	ASSERT_TRUE(holds(out, olen, "Exif"));
 	free(out);
 	free(in);
 }
