@@ -149,6 +149,20 @@ static int log_row(struct store *s, struct synclog_entry *e, int r, struct fs_er
 	return r;
 }
 
+/* The row of a step that began at t0 (monotonic) and ended with r:
+ * what it moved, and the error's message when it failed. */
+static int log_step(struct store *s, struct synclog_entry *e, uint64_t t0, unsigned long long sets,
+		    unsigned long long changes, unsigned long long bytes, int r,
+		    struct fs_error *err)
+{
+	e->duration_ms = hlc_mono_ms() - t0;
+	e->sets = sets;
+	e->changes = changes;
+	e->bytes = bytes;
+	e->detail = r < 0 ? err->msg : NULL;
+	return log_row(s, e, r, err);
+}
+
 static int pull_and_log(struct delivery *d, struct attempt_result *res)
 {
 	struct synclog_entry e = { .event = "pull" };
@@ -165,12 +179,8 @@ static int pull_and_log(struct delivery *d, struct attempt_result *res)
 	/* Nothing new is not worth a row: the agent asks after every push. */
 	if (r == 0 && res->pull.sets == 0)
 		return 0;
-	e.duration_ms = hlc_mono_ms() - t0;
-	e.sets = res->pull.sets;
-	e.changes = res->pull.changes;
-	e.bytes = res->pull.bytes;
-	e.detail = r < 0 ? res->pull_err.msg : NULL;
-	return res->pull_code = log_row(d->s, &e, r, &res->pull_err);
+	return res->pull_code = log_step(d->s, &e, t0, res->pull.sets, res->pull.changes,
+					 res->pull.bytes, r, &res->pull_err);
 }
 
 /* ---- attached files ---------------------------------------------------------- */
@@ -193,12 +203,8 @@ static int files_and_log(struct delivery *d, struct attempt_result *res)
 	res->files_left = res->files.yielded;
 	if (r == 0 && res->files.chunks == 0 && res->files.files == 0)
 		return 0;
-	e.duration_ms = hlc_mono_ms() - t0;
-	e.sets = res->files.files;
-	e.changes = res->files.chunks;
-	e.bytes = res->files.bytes;
-	e.detail = r < 0 ? res->err.msg : NULL;
-	return log_row(d->s, &e, r, &res->err);
+	return log_step(d->s, &e, t0, res->files.files, res->files.chunks, res->files.bytes, r,
+			&res->err);
 }
 
 /* ---- the attempt ------------------------------------------------------------- */

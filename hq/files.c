@@ -352,6 +352,20 @@ failed:
 			    strerror(e));
 }
 
+/* The directory of hex's chunks from device, opened: 1 with *ret, 0
+ * when there is none. */
+static int open_parts(const struct hqfiles *f, const char *device, const char *hex,
+		      char dir[PART_PATH], DIR **ret, struct fs_error *err)
+{
+	if (part_dir(f, device, hex, 3, dir) < 0)
+		return fs_error_set(err, -FS_EUSAGE, "a chunk is named by device and hash");
+	if (!(*ret = opendir(dir)))
+		return errno == ENOENT ? 0
+				       : fs_error_set(err, -errno, "attachment %.12s: %s", hex,
+						      strerror(errno));
+	return 1;
+}
+
 int hqfiles_part_has(const struct hqfiles *f, const char *device, const char *hex, uint32_t idx)
 {
 	char dir[PART_PATH], path[PART_FILE];
@@ -369,16 +383,13 @@ int hqfiles_part_count(const struct hqfiles *f, const char *device, const char *
 	char dir[PART_PATH];
 	struct dirent *de;
 	DIR *d;
+	int r;
 
 	*ret_have = 0;
 	if (bitmap)
 		memset(bitmap, 0, ((size_t)n + 7) / 8);
-	if (part_dir(f, device, hex, 3, dir) < 0)
-		return fs_error_set(err, -FS_EUSAGE, "a chunk is named by device and hash");
-	if (!(d = opendir(dir)))
-		return errno == ENOENT ? 0
-				       : fs_error_set(err, -errno, "attachment %.12s: %s", hex,
-						      strerror(errno));
+	if ((r = open_parts(f, device, hex, dir, &d, err)) <= 0)
+		return r;
 	while ((de = readdir(d))) {
 		char *end;
 		unsigned long idx;
@@ -512,13 +523,10 @@ int hqfiles_part_drop(const struct hqfiles *f, const char *device, const char *h
 	char dir[PART_PATH];
 	struct dirent *de;
 	DIR *d;
+	int r;
 
-	if (part_dir(f, device, hex, 3, dir) < 0)
-		return fs_error_set(err, -FS_EUSAGE, "a chunk is named by device and hash");
-	if (!(d = opendir(dir)))
-		return errno == ENOENT ? 0
-				       : fs_error_set(err, -errno, "attachment %.12s: %s", hex,
-						      strerror(errno));
+	if ((r = open_parts(f, device, hex, dir, &d, err)) <= 0)
+		return r;
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;

@@ -27,29 +27,8 @@ now_ms() { date +%s%3N; }
 rss_kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status"; }
 ratio() { python3 -c "print(f'{$1 / max($2, 1):.2f}')"; }
 
-mkdir "$T/forms"
-cp "$FORMS"/*.json "$T/forms/"
-python3 - "$T/forms/visits.json" << 'PY'
-import json, sys
-f = json.load(open(sys.argv[1], encoding="utf-8"))
-f["fields"].append({"name": "scan", "type": "attachment", "max_bytes": 4000000000,
-                    "accept": ["application/pdf"]})
-json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
-PY
-FORMS="$T/forms"
-# scan FILE BYTES: a synthetic PDF of random bytes.
-scan() {
-	python3 - "$1" "$2" << 'PY'
-import os, sys
-with open(sys.argv[1], "wb") as f:
-    f.write(b"%PDF-1.7\n")
-    left = int(sys.argv[2]) - 9
-    while left > 0:
-        n = min(left, 1 << 20)
-        f.write(os.urandom(n))
-        left -= n
-PY
-}
+forms_with_files "$T/forms" \
+	'{"name": "scan", "type": "attachment", "max_bytes": 4000000000, "accept": ["application/pdf"]}'
 
 hq_conf
 printf '[server]\nfile_quota_mib = 4194304\n' >> "$T/hq.conf"
@@ -58,7 +37,7 @@ BEN=$(add_person "Стојановић Милан" Vranje)
 
 # ---- throughput: fieldsync sync against curl ------------------------------------
 fs sync > /dev/null
-scan "$T/one.pdf" "$SIZE"
+scan_file "$T/one.pdf" "$SIZE"
 # Baseline first: the same bytes, in the same requests, by curl.
 mkdir "$T/pieces"
 split -b 262144 -a 6 "$T/one.pdf" "$T/pieces/p"
@@ -89,7 +68,7 @@ printf 'row\twire bytes per file byte (%d MB)\t%s\t1 (the file)\t%s\n' "$MB" "$b
 	"$(python3 -c "print(f'{$bytes / $SIZE:.4f}')")"
 
 # ---- memory: the agent moves a second file ------------------------------------
-scan "$T/two.pdf" "$SIZE"
+scan_file "$T/two.pdf" "$SIZE"
 printf '[store]\ndata_dir = %s\n[forms]\ndir = %s\n[agent]\nsocket = %s\n' "$DATA" "$FORMS" \
 	"$AGENT_SOCK" > "$FIELDSYNC_CONFIG"
 start_agent --passphrase-file "$PASS"

@@ -387,3 +387,40 @@ for field in f["fields"]:
 json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
 PY
 }
+
+# ---- attached files -------------------------------------------------------
+
+# forms_with_files DIR FIELD-JSON...: the shipped forms in DIR, and
+# FORMS set to it, the visits form's attachment fields replaced by the
+# ones given (each a JSON object), so that a test picks sizes and types.
+forms_with_files() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	cp "$FORMS"/*.json "$dir/"
+	python3 - "$dir/visits.json" "$@" << 'PY'
+import json, sys
+f = json.load(open(sys.argv[1], encoding="utf-8"))
+f["fields"] = [x for x in f["fields"] if x["type"] != "attachment"]
+f["fields"] += [json.loads(a) for a in sys.argv[2:]]
+json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+PY
+	FORMS=$dir
+}
+
+# scan_file FILE BYTES [MARKER]: a synthetic PDF of random bytes, with
+# MARKER after its first line (a scan: kept as it is, where a JPEG is
+# rewritten without its metadata).
+scan_file() {
+	python3 - "$1" "$2" "${3:-}" << 'PY'
+import os, sys
+head = b"%PDF-1.7\n" + (sys.argv[3].encode() + b"\n" if sys.argv[3] else b"")
+with open(sys.argv[1], "wb") as f:
+    f.write(head)
+    left = int(sys.argv[2]) - len(head)
+    while left > 0:
+        n = min(left, 1 << 20)
+        f.write(os.urandom(n))
+        left -= n
+PY
+}

@@ -12,21 +12,10 @@ set -e
 . "$(dirname "$0")/lib.sh"
 
 # The shipped visits form, with a photo (JPEG or PNG, at most 1 MB).
-mkdir "$T/forms"
-cp "$FORMS"/*.json "$T/forms/"
-python3 - "$T/forms/visits.json" << 'PY'
-import json, sys
-f = json.load(open(sys.argv[1], encoding="utf-8"))
-# The shipped photo field, replaced by the test's own.
-f["fields"] = [x for x in f["fields"] if x["name"] != "photo"]
-f["fields"].append({"name": "photo", "type": "attachment", "max_bytes": 1000000,
-                    "accept": ["image/jpeg", "image/png"]})
-f["fields"].append({"name": "site_photo", "type": "attachment", "max_bytes": 1000000,
-                    "max_side": 800, "quality": 70})
-f["fields"].append({"name": "location_photo", "type": "attachment", "keep_location": True})
-json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
-PY
-FORMS="$T/forms"
+forms_with_files "$T/forms" \
+	'{"name": "photo", "type": "attachment", "max_bytes": 1000000, "accept": ["image/jpeg", "image/png"]}' \
+	'{"name": "site_photo", "type": "attachment", "max_bytes": 1000000, "max_side": 800, "quality": 70}' \
+	'{"name": "location_photo", "type": "attachment", "keep_location": true}'
 
 # Synthetic files: JPEG photos with a camera's EXIF and comment holding
 # a marker no encryption would write by chance, one too large, a web

@@ -16,34 +16,9 @@ SIZE=$((MB * 1000 * 1000))
 CHUNK=262144
 KILLS=100
 
-mkdir "$T/forms"
-cp "$FORMS"/*.json "$T/forms/"
-python3 - "$T/forms/visits.json" << 'PY'
-import json, sys
-f = json.load(open(sys.argv[1], encoding="utf-8"))
-# The shipped photo field, replaced by the test's own.
-f["fields"] = [x for x in f["fields"] if x["name"] != "photo"]
-f["fields"].append({"name": "photo", "type": "attachment", "max_bytes": 300000000,
-                    "accept": ["application/pdf"]})
-json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
-PY
-FORMS="$T/forms"
-# scan FILE BYTES: a synthetic PDF of random bytes (a scan: kept as it
-# is, where a JPEG would be rewritten without its metadata).
-scan() {
-	python3 - "$1" "$2" << 'PY'
-import os, sys
-with open(sys.argv[1], "wb") as f:
-    head = b"%PDF-1.7\n"
-    f.write(head)
-    left = int(sys.argv[2]) - len(head)
-    while left > 0:
-        n = min(left, 1 << 20)
-        f.write(os.urandom(n))
-        left -= n
-PY
-}
-scan "$T/big.pdf" "$SIZE"
+forms_with_files "$T/forms" \
+	'{"name": "photo", "type": "attachment", "max_bytes": 300000000, "accept": ["application/pdf"]}'
+scan_file "$T/big.pdf" "$SIZE"
 [ "$(stat -c %s "$T/big.pdf")" = "$SIZE" ] || fail "the test file is not $SIZE bytes"
 HASH=$(sha256sum "$T/big.pdf" | cut -d' ' -f1)
 
@@ -125,7 +100,7 @@ must_not_contain "$OUT" "files"
 # A second file of 100 MB through the agent; once HQ holds a chunk of
 # it, a new household.  Its change set must reach HQ's audit log before
 # the file's file_received: the agent stops between two chunks for it.
-scan "$T/second.pdf" 100000000
+scan_file "$T/second.pdf" 100000000
 HASH2=$(sha256sum "$T/second.pdf" | cut -d' ' -f1)
 agent_conf
 start_agent

@@ -12,33 +12,9 @@ proxy_setup
 at_exit 'kill_proxy; stop_hq'
 
 # The shipped forms, visits with a photo of at most 300 MB, at both ends.
-mkdir "$T/forms"
-cp "$FORMS"/*.json "$T/forms/"
-python3 - "$T/forms/visits.json" << 'PY'
-import json, sys
-f = json.load(open(sys.argv[1], encoding="utf-8"))
-# The shipped photo field, replaced by the test's own.
-f["fields"] = [x for x in f["fields"] if x["name"] != "photo"]
-f["fields"].append({"name": "photo", "type": "attachment", "max_bytes": 300000000,
-                    "accept": ["image/jpeg", "application/pdf"]})
-json.dump(f, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
-PY
-FORMS="$T/forms"
+forms_with_files "$T/forms" \
+	'{"name": "photo", "type": "attachment", "max_bytes": 300000000, "accept": ["image/jpeg", "application/pdf"]}'
 
-# pdf FILE BYTES: a synthetic scan of random bytes, with a marker.
-pdf() {
-	python3 - "$1" "$2" << 'PY'
-import os, sys
-body = b"%PDF-1.7\nFIELDSYNC-UPLOAD-MARKER-41c9\n"
-with open(sys.argv[1], "wb") as f:
-    f.write(body)
-    left = int(sys.argv[2]) - len(body)
-    while left > 0:
-        n = min(left, 1 << 20)
-        f.write(os.urandom(n))
-        left -= n
-PY
-}
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 [ -x "${FS_MKJPEG:-}" ] || fail "FS_MKJPEG must name the mkjpeg tool (tests/CMakeLists.txt)"
 "$FS_MKJPEG" "$T/house.jpg" 1600 1200 --noise --exif "FIELDSYNC-UPLOAD-MARKER-41c9 GPS" ||
@@ -94,7 +70,7 @@ must_contain "$OUT" "sent 1 files (0 chunks"
 stop_hq
 printf '[server]\nfile_quota_mib = 4\n' >> "$T/hq.conf"
 start_hq "$PORT"
-pdf "$T/big.pdf" 3000000
+scan_file "$T/big.pdf" 3000000 FIELDSYNC-UPLOAD-MARKER-41c9
 expect_exit 0 fs visit add "beneficiary_id=$H" visit_date=2026-11-22 visit_type=needs_assessment \
 	"photo=@$T/big.pdf"
 V2=$(printf '%s\n' "$OUT" | tail -n 1)
