@@ -121,6 +121,9 @@ expect_exit 0 fs check
 # JPEG's first bytes, not its EXIF.
 ! grep -rqaF "FIELDSYNC-ATTACHMENT-MARKER" "$DATA" || fail "a file is in the data directory in the clear"
 ! grep -rqaF "$(printf 'Exif\000\000FIELDSYNC')" "$DATA" || fail "EXIF is in the data directory"
+# ... nor a JPEG's first bytes (its start of image and JFIF header).
+! LC_ALL=C grep -rqaP '\xff\xd8\xff\xe0\x00\x10JFIF' "$DATA" || fail "a JPEG is in the data directory in the clear"
+LC_ALL=C grep -qaP '\xff\xd8\xff\xe0\x00\x10JFIF' "$T/house.jpg" || fail "the JPEG pattern does not match a JPEG"
 
 # ---- through the agent: the CLI hands it the file ------------------------
 agent_conf
