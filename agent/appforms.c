@@ -270,6 +270,8 @@ enum MHD_Result appforms_attach(struct agent *a, struct MHD_Connection *conn,
 	if (!(in = fmemopen(body->file, body->len, "rb")))
 		return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 				      "out of memory");
+	/* No stdio buffer: it would hold a copy of the file, freed unwiped. */
+	setvbuf(in, NULL, _IONBF, 0);
 	r = attach_to_draft(a, id, field, in, &ret, &err);
 	fclose(in);
 	if (r < 0)

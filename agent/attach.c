@@ -125,6 +125,23 @@ static int put_chunk(void *ctx, int64_t idx, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* A file only drafts named, given now for a record: a record's, sent
+ * and kept whatever becomes of the drafts. */
+static int claim_for_record(struct store *s, const char *hex, struct fs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(store_db(s), "UPDATE attachments SET draft = 0 WHERE sha256 = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "keep an attachment in", err);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = store_fail(s, "keep an attachment in", err);
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* 1 when the store holds hex, 0 when not. */
 static int held(struct store *s, const char *hex, struct fs_error *err)
 {
@@ -201,9 +218,13 @@ int attach_store(struct store *s, const struct form *f, const char *field, FILE 
 	if ((r = clean_photo(f, field, in, path, &photo, &photo_len, err)) < 0)
 		return r;
 	if (photo && !(clean = fmemopen(photo, photo_len, "rb"))) {
+		sodium_memzero(photo, photo_len);
 		free(photo);
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	}
+	/* No stdio buffer: it would hold a copy of the photo, freed unwiped. */
+	if (clean)
+		setvbuf(clean, NULL, _IONBF, 0);
 	r = store_file(s, f, field, clean ? clean : in, path, for_draft, ret_ref, ret_new, err);
 	if (clean)
 		fclose(clean);
@@ -276,6 +297,8 @@ static int store_file(struct store *s, const struct form *f, const char *field, 
 			goto out;
 		}
 		*ret_new = 1;
+	} else if (!for_draft && (r = claim_for_record(s, hex, err)) < 0) {
+		goto out;
 	}
 	if ((r = store_commit(s, err)) < 0)
 		goto out;

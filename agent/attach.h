@@ -42,10 +42,11 @@ int attach_store(struct store *s, const struct form *f, const char *field, FILE 
 		 const char *path, int for_draft, cJSON **ret_ref, int *ret_new,
 		 struct fs_error *err) FS_WUR;
 
-/* In the caller's transaction: the files only drafts named that record
- * record_id (NULL: none) now names are a record's, to be sent; and the
- * files only drafts named that no draft names any more are dropped (a
- * draft discarded, a photo replaced). */
+/* In the caller's transaction, when a draft is finalised or discarded
+ * (not on every save, which may race a file being attached): the files
+ * only drafts named that record record_id (NULL: none) now names are a
+ * record's, to be sent; and the files only drafts named that no draft
+ * names any more are dropped (a draft discarded, a photo replaced). */
 int attach_settle_drafts(struct store *s, const char *record_id, struct fs_error *err) FS_WUR;
 
 /* Remove the file with hash hex (a store_file whose record was then

@@ -128,8 +128,7 @@ int drafts_save(struct store *s, const struct form *f, const char *id, const cJS
 	}
 	if ((r = store_begin_local(s, err)) < 0)
 		goto out;
-	if ((r = put_draft(s, f, did, is_new, text, err)) < 0 ||
-	    (r = attach_settle_drafts(s, NULL, err)) < 0 || (r = store_commit(s, err)) < 0) {
+	if ((r = put_draft(s, f, did, is_new, text, err)) < 0 || (r = store_commit(s, err)) < 0) {
 		store_rollback(s);
 		goto out;
 	}

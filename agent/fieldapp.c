@@ -371,6 +371,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					      "only GET and POST");
 		return route_get(a, conn, url, hlc_mono_ms());
 	}
+	/* A file is large: the session and its token are checked before a
+	 * byte of it is kept (and again with the rest, in route_post). */
+	if (!*con_cls && !strcmp(url, APPFORMS_ATTACH_URL)) {
+		int idx = web_session_find(&a->app.sessions, conn, hlc_mono_ms(), 0);
+
+		if (idx < 0)
+			return no_session(conn);
+		if (!web_session_csrf_ok(&a->app.sessions, idx, conn))
+			return web_send_error(conn, MHD_HTTP_FORBIDDEN, "csrf",
+					      "the request lacks this session's token");
+	}
 	/* A file comes to one request, and may be large; the rest are JSON. */
 	switch (!strcmp(url, APPFORMS_ATTACH_URL)
 			? web_body_gather_file(con_cls, upload, upload_size, APPFORMS_FILE_MAX, &rq)

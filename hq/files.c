@@ -165,8 +165,16 @@ int hqfiles_put(const struct hqfiles *f, const char *hex, FILE *in, struct fs_er
 	if (hqfiles_has(f, hex))
 		return 0;
 	paths(f, hex, sub, path);
-	if (mkdir(sub, 0700) < 0 && errno != EEXIST)
+	if (mkdir(sub, 0700) == 0) {
+		/* The new directory's name, synced, before a file is in it. */
+		if ((dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			(void)!fsync(dfd);
+			close(dfd);
+			dfd = -1;
+		}
+	} else if (errno != EEXIST) {
 		return fs_error_set(err, -errno, "attachment %.12s: %s", hex, strerror(errno));
+	}
 	snprintf(tmpl, sizeof(tmpl), "%s/%.2s/.%s.XXXXXX", f->dir, hex, hex);
 	if ((fd = mkstemp(tmpl)) < 0)
 		return fs_error_set(err, -errno, "attachment %.12s: %s", hex, strerror(errno));
@@ -493,6 +501,8 @@ int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char 
 		r = fs_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	/* No stdio buffer: it would hold the file's bytes, freed unwiped. */
+	setvbuf(in, NULL, _IONBF, 0);
 	r = hqfiles_put(f, hex, in, &inner);
 	if (p.failed) {
 		r = err->code < 0 ? err->code : -EIO;

@@ -152,8 +152,9 @@ static int device_bytes(struct hqsql *db, const char *device, const char *hex, u
 
 /* Run sql with ?1 device, ?2 hex and ?3, ?4, ?5 the numbers, in the
  * caller's transaction. */
-static int run(struct hqsql *db, const char *sql, const char *device, const char *hex,
-	       const int64_t *nums, int nnums, const char *what, struct fs_error *err)
+static int run_counted(struct hqsql *db, const char *sql, const char *device, const char *hex,
+		       const int64_t *nums, int nnums, const char *what, int64_t *ret_changed,
+		       struct fs_error *err)
 {
 	struct hqsql_stmt *st = NULL;
 	int r;
@@ -166,30 +167,39 @@ static int run(struct hqsql *db, const char *sql, const char *device, const char
 		hqsql_bind_int64(st, 3 + i, nums[i]);
 	if (hqsql_step(st) != HQSQL_DONE)
 		r = hqsql_fail(db, what, err);
+	else if (ret_changed)
+		*ret_changed = hqsql_changes(st);
 	hqsql_finalize(st);
 	return r;
 }
 
-/* Note the file as held, end the device's upload of it, and audit it
- * when it is new; one transaction.  Also for a file found in the store
- * with no row (HQ stopped between the two). */
-static int note_file(struct upload_ctx *ctx, const char *device, const char *hex, uint64_t size,
-		     int audit, struct fs_error *err)
+static int run(struct hqsql *db, const char *sql, const char *device, const char *hex,
+	       const int64_t *nums, int nnums, const char *what, struct fs_error *err)
 {
-	int64_t nums[2] = { (int64_t)size, (int64_t)ctx->now_ms };
+	return run_counted(db, sql, device, hex, nums, nnums, what, NULL, err);
+}
+
+/* Note the file as held, end the device's upload of it, and audit it
+ * when this noted it first (two devices may finish one hash at once);
+ * one transaction.  Also for a file found in the store with no row (HQ
+ * stopped between the two). */
+static int note_file(struct upload_ctx *ctx, const char *device, const char *hex, uint64_t size,
+		     struct fs_error *err)
+{
+	int64_t nums[2] = { (int64_t)size, (int64_t)ctx->now_ms }, added = 0;
 	char sz[24];
 	int r;
 
 	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
 	if ((r = hqsql_begin(ctx->db, HQSQL_WRITE, err)) < 0)
 		return r;
-	if ((r = run(ctx->db,
-		     "INSERT INTO files(sha256, size, device, received_at) VALUES (?2, ?3, ?1, "
-		     "?4) ON CONFLICT DO NOTHING",
-		     device, hex, nums, 2, "note a file", err)) == 0 &&
+	if ((r = run_counted(ctx->db,
+			     "INSERT INTO files(sha256, size, device, received_at) VALUES (?2, "
+			     "?3, ?1, ?4) ON CONFLICT DO NOTHING",
+			     device, hex, nums, 2, "note a file", &added, err)) == 0 &&
 	    (r = run(ctx->db, "DELETE FROM uploads WHERE device = ?1 AND sha256 = ?2", device, hex,
 		     NULL, 0, "end an upload", err)) == 0 &&
-	    audit)
+	    added > 0)
 		r = audit_append_strings(ctx->db, ctx->now_ms, "file_received", device, err,
 					 "sha256", hex, "size", sz, (const char *)NULL);
 	if (r == 0)
@@ -253,7 +263,7 @@ static int assemble(struct upload_ctx *ctx, const struct filewire_head *h, const
 	}
 	if (r < 0)
 		return r;
-	if ((r = note_file(ctx, res->device, hex, h->size, 1, err)) < 0)
+	if ((r = note_file(ctx, res->device, hex, h->size, err)) < 0)
 		return r;
 	res->completed = 1;
 	res->file_size = h->size;
@@ -293,22 +303,26 @@ static int begin(struct upload_ctx *ctx, const struct filewire_head *h, const ch
 	uint64_t used = 0;
 	int r;
 
-	if ((r = device_bytes(ctx->db, res->device, hex, &used, err)) < 0)
-		return r;
-	if (ctx->quota_bytes && used + h->size > ctx->quota_bytes)
-		return refuse(res, 413, "quota_exceeded",
-			      "device %s: file %.12s is %.1f MB, and the device holds %.1f MB at "
-			      "HQ; its quota is %.1f MB",
-			      res->device, hex, mb(h->size), mb(used), mb(ctx->quota_bytes));
+	/* Counted in the writers' transaction: queries sent side by side
+	 * for several files are counted one after another. */
 	if ((r = hqsql_begin(ctx->db, HQSQL_WRITE, err)) < 0)
 		return r;
-	r = run(ctx->db,
-		"INSERT INTO uploads(device, sha256, size, chunk_size, started_at) VALUES (?1, "
-		"?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-		res->device, hex, nums, 3, "begin an upload", err);
-	if (r == 0)
+	if ((r = device_bytes(ctx->db, res->device, hex, &used, err)) < 0)
+		goto out;
+	if (ctx->quota_bytes && used + h->size > ctx->quota_bytes) {
+		r = refuse(res, 413, "quota_exceeded",
+			   "device %s: file %.12s is %.1f MB, and the device holds %.1f MB at "
+			   "HQ; its quota is %.1f MB",
+			   res->device, hex, mb(h->size), mb(used), mb(ctx->quota_bytes));
+		goto out;
+	}
+	if ((r = run(ctx->db,
+		     "INSERT INTO uploads(device, sha256, size, chunk_size, started_at) VALUES "
+		     "(?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+		     res->device, hex, nums, 3, "begin an upload", err)) == 0)
 		r = hqsql_commit(ctx->db, err);
-	if (r < 0)
+out:
+	if (r < 0 || res->status)
 		hqsql_rollback(ctx->db);
 	return r;
 }
@@ -352,7 +366,7 @@ int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 	/* Held already, from this device or another: nothing to send. */
 	if (hqfiles_has(ctx->files, hex)) {
 		if ((r = upload_file_known(ctx->db, hex, NULL, err)) < 0 ||
-		    (r == 0 && (r = note_file(ctx, res->device, hex, h.size, 1, err)) < 0))
+		    (r == 0 && (r = note_file(ctx, res->device, hex, h.size, err)) < 0))
 			return r;
 		if ((r = run(ctx->db, "DELETE FROM uploads WHERE device = ?1 AND sha256 = ?2",
 			     res->device, hex, NULL, 0, "end an upload", err)) < 0 ||
@@ -377,8 +391,19 @@ int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 		return refuse(res, 409, "upload_mismatch",
 			      "device %s: file %.12s was begun with another size", res->device,
 			      hex);
-	if (h.kind == FILEWIRE_QUERY)
+	if (h.kind == FILEWIRE_QUERY) {
+		uint32_t n = filewire_chunks(size, chunk_size), have = 0;
+
+		/* Every chunk came, but the file was not made (HQ stopped, its
+		 * disk was full): make it now, or the device waits for ever. */
+		if ((r = hqfiles_part_count(ctx->files, res->device, hex, n, NULL, &have, err)) < 0)
+			return r;
+		if (have == n) {
+			h.chunk_size = chunk_size;
+			return assemble(ctx, &h, hex, res, err);
+		}
 		return answer_have(ctx, res, hex, size, chunk_size, err);
+	}
 	if (chunk_size != h.chunk_size)
 		return refuse(res, 409, "upload_mismatch",
 			      "device %s: file %.12s was begun with chunks of %u bytes",

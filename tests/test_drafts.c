@@ -258,28 +258,51 @@ TEST(drafts_attachments_sent_only_with_a_record)
 	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
 	ASSERT_EQ(attach_next_unsent(s, hex, &size, &err), 0);
-	/* Another photo replaces it: the first goes. */
+	/* Another photo replaces it: the first stays until the draft ends
+	 * (a save may race a file being attached). */
 	in = png(2000, 'b');
 	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
 	fclose(in);
 	cJSON_ReplaceItemInObject(fields, "photo", ref);
 	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
-	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
-	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments WHERE size = 2000"), 1);
-	/* Finalised: the record names it, and it is to be sent. */
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 2);
+	/* Finalised: the record names the second, which is to be sent; the
+	 * first, which nothing names, goes. */
 	ASSERT_OK(drafts_finalise(s, v, id, rid, &err));
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
 	ASSERT_EQ(attach_next_unsent(s, hex, &size, &err), 1);
 	ASSERT_EQ(size, 2000);
-	/* A draft discarded with its own photo: nothing left of it. */
+	/* The same file given on the command line for a record: a record's. */
+	in = png(2000, 'b');
+	ASSERT_OK(attach_store(s, v, "photo", in, "house.png", 0, &ref, &added, &err));
+	fclose(in);
+	ASSERT_EQ(added, 0);
+	cJSON_Delete(ref);
+	/* A draft discarded with its own photo: nothing left of it; and a
+	 * file a draft holds, given for a record on the command line, stays
+	 * a record's when the draft goes. */
 	save(s, v, NULL, json, id);
+	in = png(500, 'd');
+	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
+	fclose(in);
+	cJSON_ReplaceItemInObject(fields, "photo", ref);
+	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
+	in = png(500, 'd');
+	ASSERT_OK(attach_store(s, v, "photo", in, "porch.png", 0, &ref, &added, &err));
+	fclose(in);
+	cJSON_Delete(ref);
+	ASSERT_EQ(
+		fixture_count(s, "SELECT count(*) FROM attachments WHERE size = 500 AND draft = 0"),
+		1);
 	in = png(1000, 'c');
 	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
 	fclose(in);
 	cJSON_ReplaceItemInObject(fields, "photo", ref);
 	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
-	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 2);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 3);
 	ASSERT_OK(drafts_discard(s, id, &err));
-	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 2);
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments WHERE size = 500"), 1);
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachment_chunks WHERE length(data) = "
 				   "1000"),
 		  0);

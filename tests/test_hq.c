@@ -2837,6 +2837,36 @@ TEST(hq_files_chunked_resumable_checked)
 	ASSERT_EQ(cJSON_GetObjectItem(j, "held")->valuedouble, 0);
 	cJSON_Delete(j);
 
+	/* Every chunk kept, the last as HQ keeps one, but HQ stopped before
+	 * it made the file: the next query makes it. */
+	{
+		uint8_t *d3 = malloc(SIZE);
+		char hex3[65], path[900];
+		struct filewire_head f3;
+
+		ASSERT_TRUE(d3);
+		memcpy(d3, data, SIZE);
+		d3[0] = 'Z';
+		f3 = file_head(&b, d3, SIZE, C);
+		sodium_bin2hex(hex3, sizeof(hex3), f3.sha256, 32);
+		ASSERT_EQ(file_query(&h, &b, &f3, &j), 200);
+		cJSON_Delete(j);
+		for (uint32_t i = 0; i + 1 < N; i++)
+			chunk_expect(&h, &b, &f3, d3, i, 200, &complete, &stored);
+		len = file_chunk(&h, &b, f3, d3, N - 1, &msg);
+		snprintf(path, sizeof(path), "%s/attachments/incoming/%s/%s/%08x", h.data, b.id->id,
+			 hex3, (unsigned)(N - 1));
+		write_file(path, msg, len, 0600);
+		free(msg);
+		ASSERT_EQ(file_query(&h, &b, &f3, &j), 200);
+		ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(j, "complete")));
+		cJSON_Delete(j);
+		ASSERT_EQ(HQ_RUN(&h, &out, "attachment", "get", hex3), 0);
+		ASSERT_TRUE(strlen(out) == SIZE && !memcmp(out, d3, SIZE));
+		free(out);
+		free(d3);
+	}
+
 	/* The quota (1 MiB): a holds 100,000 bytes; 1,000,000 more do not fit. */
 	other = file_head(&a, wrong, SIZE, C);
 	other.size = 1000000;

@@ -47,6 +47,10 @@ static unsigned char *make_jpeg_turned(unsigned w, unsigned h, int turn, unsigne
 		jpeg_write_marker(&c, JPEG_APP0 + 1, app1, (unsigned)(6 + strlen(SECRET)));
 	}
 	jpeg_write_marker(&c, JPEG_COM, (const JOCTET *)SECRET, (unsigned)strlen(SECRET));
+	/* APP2: a colour profile (kept) and a FlashPix block (not). */
+	jpeg_write_marker(&c, JPEG_APP0 + 2, (const JOCTET *)"ICC_PROFILE\0\1\1profile", 22);
+	jpeg_write_marker(&c, JPEG_APP0 + 2, (const JOCTET *)"FPXR\0" SECRET,
+			  (unsigned)(5 + strlen(SECRET)));
 	while (c.next_scanline < h) {
 		for (unsigned x = 0; x < w; x++) {
 			row[3 * x] = (unsigned char)x;
@@ -99,6 +103,8 @@ TEST(photo_metadata_stripped_and_scaled)
 	ASSERT_OK(photo_clean(in, len, 0, 85, 0, &out, &olen, &err));
 	ASSERT_TRUE(!holds(out, olen, SECRET));
 	ASSERT_TRUE(!holds(out, olen, "Exif"));
+	ASSERT_TRUE(!holds(out, olen, "FPXR"));
+	ASSERT_TRUE(holds(out, olen, "ICC_PROFILE"));
 	dimensions(out, olen, &w, &h);
 	ASSERT_EQ(w, 1200);
 	ASSERT_EQ(h, 900);
@@ -128,6 +134,13 @@ TEST(photo_metadata_stripped_and_scaled)
 	ASSERT_EQ(photo_clean(in, len / 3, 0, 85, 0, &out, &olen, &err) == 0 ||
 			  photo_clean(in, 200, 0, 85, 0, &out, &olen, &err) == -FS_EVALID,
 		  1);
+	free(out);
+	free(in);
+	/* More than eight times the side: scaled in two passes. */
+	in = make_jpeg(4000, 3000, &len);
+	ASSERT_OK(photo_clean(in, len, 256, 70, 0, &out, &olen, &err));
+	dimensions(out, olen, &w, &h);
+	ASSERT_TRUE(w <= 256 && h <= 256 && w >= 128);
 	free(out);
 	free(in);
 	/* A camera's "turned a quarter" (orientation 6): turned for real,

@@ -195,6 +195,27 @@ must_contain "$BODY" "field 'municipality': required"
 must_not_contain "$BODY" "Марко"
 expect_exit 0 fa status --json
 must_contain "$OUT" '"pending_changes":0'
+# A file for a draft: refused without the session, without its token
+# (before the body is kept), without the draft and field, for a field
+# that is no attachment, and for bytes that are no photo.
+printf '%%PDF-1.7\nscan\n' > "$T/scan.pdf"
+file_post() { req POST /api/attach -H "Origin: ${URL%/}" -H 'Content-Type: application/octet-stream' --data-binary "@$T/scan.pdf" "$@"; }
+file_post
+expect_code 401 "a file without a session"
+file_post -H "Cookie: $SESSION" -H "X-Fieldsync-Draft: $DRAFT" -H "X-Fieldsync-Field: photo"
+expect_code 403 "a file without the CSRF token"
+file_post "${A[@]}"
+expect_code 400 "a file without its draft and field"
+file_post "${A[@]}" -H "X-Fieldsync-Draft: $DRAFT" -H "X-Fieldsync-Field: full_name"
+expect_code 422 "a file for a text field"
+must_contain "$BODY" "not an attachment"
+post /api/draft/save '{"collection":"visits","fields":{}}' "${A[@]}"
+VDRAFT=$(printf '%s' "$BODY" | sed 's/^{"id":"\([0-9a-f-]*\)".*/\1/')
+file_post "${A[@]}" -H "X-Fieldsync-Draft: $VDRAFT" -H "X-Fieldsync-Field: photo"
+expect_code 422 "a PDF for the visit's photo (JPEG or PNG)"
+must_contain "$BODY" "a file of a type it does not take"
+post /api/draft/discard "{\"id\":\"$VDRAFT\"}" "${A[@]}"
+expect_code 200 "discarding the visit's draft"
 # Each save is a write to the encrypted store and a report on every
 # field; its round trip on loopback, for the log (never asserted).
 for i in $(seq 1 40); do

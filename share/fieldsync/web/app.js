@@ -383,7 +383,10 @@
       const box = inputFor(def, value);
       const file = box.querySelector('input');
       file.id = id;
-      file.addEventListener('change', () => attachFile(def, q, file));
+      /* Not a typed answer: the form's autosave must not run beside it
+       * with the field's old reference. */
+      file.addEventListener('change', (ev) => { ev.stopPropagation(); attachFile(def, q, file); });
+      file.addEventListener('input', (ev) => ev.stopPropagation());
       q.appendChild(box);
     } else {
       const input = inputFor(def, value);
@@ -645,15 +648,23 @@
     p.textContent = t('attach_sending');
     let r;
     let j = {};
-    try {
-      r = await fetch('/api/attach', { method: 'POST', credentials: 'same-origin', cache: 'no-store', body: file,
-        headers: { 'Content-Type': 'application/octet-stream', 'X-CSRF-Token': csrf,
-                   'X-Fieldsync-Draft': mine.id, 'X-Fieldsync-Field': def.name } });
-      j = await r.json();
-    } catch (e) {
-      if (!r) { notify('agent_gone'); p.dataset.state = ''; return; }
-    }
+    /* Saves wait for it, as for a save in flight: the agent writes the
+     * draft with the file's reference. */
+    const sending = (async () => {
+      try {
+        r = await fetch('/api/attach', { method: 'POST', credentials: 'same-origin', cache: 'no-store', body: file,
+          headers: { 'Content-Type': 'application/octet-stream', 'X-CSRF-Token': csrf,
+                     'X-Fieldsync-Draft': mine.id, 'X-Fieldsync-Field': def.name } });
+        j = await r.json();
+      } catch (e) { /* r unset: the agent is gone; else no JSON */ }
+    })();
+    saving = sending;
+    await sending;
+    saving = null;
+    /* A save asked for meanwhile runs after the reference is set below. */
+    if (saveAgain) { saveAgain = false; setTimeout(saveDraft, 0); }
     input.value = '';
+    if (!r) { notify('agent_gone'); p.dataset.state = ''; return; }
     if (r.status === 401) return start('locked_again');
     if (rec !== mine) return;
     if (r.status !== 200) {
