@@ -113,7 +113,10 @@ static int put_block(FILE *out, crypto_secretstream_xchacha20poly1305_state *st,
 	len[1] = (uint8_t)(clen >> 16);
 	len[2] = (uint8_t)(clen >> 8);
 	len[3] = (uint8_t)clen;
-	return fwrite(len, 1, 4, out) == 4 && fwrite(c, 1, (size_t)clen, out) == clen ? 0 : -EIO;
+	/* A full disk is said as such (HQ answers 503, the device retries). */
+	return fwrite(len, 1, 4, out) == 4 && fwrite(c, 1, (size_t)clen, out) == clen
+		       ? 0
+		       : -(errno ? errno : EIO);
 }
 
 /* Seal in to tmp, hashing as it goes; the hash's hex into got. */
@@ -135,7 +138,7 @@ static int seal(const struct hqfiles *f, const char *hex, FILE *in, FILE *tmp,
 	crypto_hash_sha256_init(&h);
 	crypto_secretstream_xchacha20poly1305_init_push(&st, header, f->key);
 	if (fwrite(header, 1, sizeof(header), tmp) != sizeof(header)) {
-		r = -EIO;
+		r = -(errno ? errno : EIO);
 		goto out;
 	}
 	while (r == 0 && (n = fread(m, 1, HQFILES_BLOCK, in)) > 0) {
@@ -188,7 +191,7 @@ int hqfiles_put(const struct hqfiles *f, const char *hex, FILE *in, struct fs_er
 	if (r == 0 && (fflush(tmp) != 0 || fsync(fd) < 0))
 		r = -errno;
 	if (fclose(tmp) != 0 && r == 0)
-		r = -EIO;
+		r = -(errno ? errno : EIO);
 	if (r < 0) {
 		unlink(tmpl);
 		return fs_error_set(err, r, "attachment %.12s: %s", hex, strerror(-r));
