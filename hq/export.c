@@ -79,6 +79,28 @@ static int cell_text(const cJSON *v, char **ret_text, int *ret_textual)
 	return *ret_text ? 0 : -ENOMEM;
 }
 
+/* An attached file in a cell: the name `fieldsync-hq attachment get`
+ * writes it under, its hash and its kind ("HEX.jpg"); NULL (an empty
+ * cell) for none or a reference that is not one. */
+static int file_name(const cJSON *v, char **ret_text)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(v, "sha256");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
+	const char *ext = !cJSON_IsString(t)			       ? NULL
+			  : !strcmp(t->valuestring, "image/jpeg")      ? "jpg"
+			  : !strcmp(t->valuestring, "image/png")       ? "png"
+			  : !strcmp(t->valuestring, "application/pdf") ? "pdf"
+								       : NULL;
+	char name[64 + 5];
+
+	*ret_text = NULL;
+	if (!ext || !cJSON_IsString(h) || strlen(h->valuestring) != 64 ||
+	    strspn(h->valuestring, "0123456789abcdef") != 64)
+		return 0;
+	snprintf(name, sizeof(name), "%s.%s", h->valuestring, ext);
+	return (*ret_text = strdup(name)) ? 0 : -ENOMEM;
+}
+
 /* ---- one record --------------------------------------------------------- */
 
 struct row {
@@ -100,8 +122,13 @@ static int write_csv(FILE *out, const struct form *f, const struct row *rw)
 		char *text = NULL;
 		int textual;
 
-		if (cell_text(rw->values[i], &text, &textual) < 0)
+		if (form_field_type(f, i) == FORM_ATTACHMENT) {
+			if (file_name(rw->values[i], &text) < 0)
+				return -ENOMEM;
+			textual = 0;
+		} else if (cell_text(rw->values[i], &text, &textual) < 0) {
 			return -ENOMEM;
+		}
 		csv_cell(out, text ? text : "", textual, 0);
 		free(text);
 	}

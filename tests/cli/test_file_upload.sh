@@ -49,6 +49,9 @@ rows = [json.loads(l) for l in sys.stdin if l.strip()]
 p = [r for r in rows if r["id"] == sys.argv[1]][0]["photo"]
 assert p == {"sha256": sys.argv[2], "size": int(sys.argv[3]), "type": "image/jpeg"}, p
 ' "$V" "$PHOTO" "$SIZE" || fail "the export does not name the photo: $OUT"
+# ... and the CSV by the name `attachment get` writes it under.
+expect_exit 0 hq export visits --format csv
+must_contain "$OUT" "$PHOTO.jpg"
 # Sent once: the next sync has no file to send.
 expect_exit 0 fs sync
 must_not_contain "$OUT" "files"
