@@ -81,6 +81,8 @@ TEST(filewire_query_pinned_and_chunk_roundtrip)
 	ASSERT_OK(filewire_verify(msg, len, spk));
 	ASSERT_OK(filewire_open(msg, len, &got, bpk, bsk, out, &err));
 	ASSERT_TRUE(!memcmp(out, data, sizeof(data)));
+	free(msg);
+	msg = NULL;
 	/* A chunk of the wrong length for its index is not encoded. */
 	h.index = 2;
 	ASSERT_EQ(filewire_chunk_encode(&h, data, sizeof(data), bpk, ssk, &msg, &len, &err),
