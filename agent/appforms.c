@@ -2,7 +2,10 @@
 #include "agent/appforms.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "agent/agentd.h"
 #include "agent/attach.h"
@@ -257,6 +260,7 @@ enum MHD_Result appforms_attach(struct agent *a, struct MHD_Connection *conn,
 	const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Fieldsync-Draft");
 	const char *field = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Fieldsync-Field");
 	struct fs_error err = { 0 };
+	uint8_t *iobuf = NULL;
 	cJSON *ret = NULL;
 	FILE *in;
 	int r;
@@ -270,10 +274,19 @@ enum MHD_Result appforms_attach(struct agent *a, struct MHD_Connection *conn,
 	if (!(in = fmemopen(body->file, body->len, "rb")))
 		return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 				      "out of memory");
-	/* No stdio buffer: it would hold a copy of the file, freed unwiped. */
-	setvbuf(in, NULL, _IONBF, 0);
+	/* Our own stdio buffer, wiped after: glibc's would hold a copy of
+	 * the file, freed unwiped (and unbuffered reads a byte at a time). */
+	if (!(iobuf = malloc(ATTACH_IOBUF)) ||
+	    setvbuf(in, (char *)iobuf, _IOFBF, ATTACH_IOBUF) != 0) {
+		fclose(in);
+		free(iobuf);
+		return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+				      "out of memory");
+	}
 	r = attach_to_draft(a, id, field, in, &ret, &err);
 	fclose(in);
+	sodium_memzero(iobuf, ATTACH_IOBUF);
+	free(iobuf);
 	if (r < 0)
 		return send_failure(conn, r, &err);
 	return web_send_json(conn, MHD_HTTP_OK, ret, NULL);

@@ -208,7 +208,7 @@ int attach_store(struct store *s, const struct form *f, const char *field, FILE 
 		 const char *path, int for_draft, cJSON **ret_ref, int *ret_new,
 		 struct fs_error *err)
 {
-	uint8_t *photo = NULL;
+	uint8_t *photo = NULL, *iobuf = NULL;
 	size_t photo_len = 0;
 	FILE *clean = NULL;
 	int r;
@@ -222,12 +222,23 @@ int attach_store(struct store *s, const struct form *f, const char *field, FILE 
 		free(photo);
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	}
-	/* No stdio buffer: it would hold a copy of the photo, freed unwiped. */
-	if (clean)
-		setvbuf(clean, NULL, _IONBF, 0);
+	/* Our own stdio buffer, wiped after: glibc's would hold a copy of
+	 * the photo, freed unwiped (and unbuffered reads a byte at a time). */
+	if (clean && (!(iobuf = malloc(ATTACH_IOBUF)) ||
+		      setvbuf(clean, (char *)iobuf, _IOFBF, ATTACH_IOBUF) != 0)) {
+		fclose(clean);
+		sodium_memzero(photo, photo_len);
+		free(photo);
+		free(iobuf);
+		return fs_error_set(err, -ENOMEM, "out of memory");
+	}
 	r = store_file(s, f, field, clean ? clean : in, path, for_draft, ret_ref, ret_new, err);
 	if (clean)
 		fclose(clean);
+	if (iobuf) {
+		sodium_memzero(iobuf, ATTACH_IOBUF);
+		free(iobuf);
+	}
 	if (photo) {
 		sodium_memzero(photo, photo_len);
 		free(photo);

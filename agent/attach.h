@@ -29,6 +29,9 @@
 
 #define ATTACH_CHUNK (256 * 1024)
 #define ATTACH_HEX 64
+/* The stdio buffer of a file read from memory (a photo, the field app's
+ * upload): ours, so that it is wiped. */
+#define ATTACH_IOBUF (64 * 1024)
 
 /* Keep the file in (a seekable stream, read from its start; path names
  * it in errors) for field of form f, in one transaction.  *ret_ref gets

@@ -494,6 +494,7 @@ int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char 
 	char dir[PART_PATH];
 	struct part_reader p = { .dir = dir, .n = n, .open = open_fn, .ctx = ctx, .err = err };
 	struct fs_error inner = { 0 };
+	uint8_t *iobuf = NULL;
 	FILE *in = NULL;
 	int r;
 
@@ -504,8 +505,13 @@ int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char 
 		r = fs_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	/* No stdio buffer: it would hold the file's bytes, freed unwiped. */
-	setvbuf(in, NULL, _IONBF, 0);
+	/* Our own stdio buffer, wiped after: glibc's would hold the file's
+	 * bytes, freed unwiped; and unbuffered, it reads a byte at a time. */
+	if (!(iobuf = malloc(HQFILES_BLOCK)) ||
+	    setvbuf(in, (char *)iobuf, _IOFBF, HQFILES_BLOCK) != 0) {
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	r = hqfiles_put(f, hex, in, &inner);
 	if (p.failed) {
 		r = err->code < 0 ? err->code : -EIO;
@@ -523,6 +529,10 @@ int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char 
 out:
 	if (in)
 		fclose(in);
+	if (iobuf) {
+		sodium_memzero(iobuf, HQFILES_BLOCK);
+		free(iobuf);
+	}
 	if (p.plain)
 		sodium_memzero(p.plain, HQFILES_PART_MAX);
 	free(p.plain);
