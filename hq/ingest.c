@@ -146,10 +146,14 @@ struct run {
 	struct fs_error *err;
 };
 
+/* Idempotent: called before a commit (SQLite refuses to commit while a
+ * statement that wrote is still active) and again on the way out. */
 static void run_finalize(struct run *run)
 {
-	for (int i = 0; i < ST_COUNT; i++)
+	for (int i = 0; i < ST_COUNT; i++) {
 		hqsql_finalize(run->st[i]);
+		run->st[i] = NULL;
+	}
 	for (size_t i = 0; i < run->nold; i++)
 		form_free(run->old[i]);
 	run->nold = 0;
@@ -939,6 +943,9 @@ int ingest_review(const struct ingest_ctx *ctx, const char *device, uint64_t seq
 				      ch[idx].record_id, "field", ch[idx].field, "user", user,
 				      "reason", reason, (const char *)NULL)) < 0)
 		goto out;
+	hqsql_finalize(st);
+	st = NULL;
+	run_finalize(&run);
 	r = hqsql_commit(ctx->db, err);
 out:
 	if (r < 0)
@@ -1086,6 +1093,9 @@ int ingest_resolve(const struct ingest_ctx *ctx, int64_t conflict_id, const char
 				      idtext, "record", oc.ch.record_id, "field", oc.ch.field,
 				      "choice", choice, "user", user, (const char *)NULL)) < 0)
 		goto out;
+	hqsql_finalize(st);
+	st = NULL;
+	run_finalize(&run);
 	r = hqsql_commit(ctx->db, err);
 out:
 	if (r < 0)
