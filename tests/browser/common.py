@@ -4,7 +4,8 @@ FS_TEST_TIMEOUT_SCALE, never a fixed sleep), and screenshots."""
 import os
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (StaleElementReferenceException, TimeoutException,
+                                        WebDriverException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -33,11 +34,20 @@ def browser(width=1200, height=900):
 
 
 def wait(d, what, cond, secs=30):
+    def attempt(_):
+        try:
+            return cond()
+        except WebDriverException as e:
+            # A page replaced while it is read (it reloads from nothing
+            # when its session ends) is read again; Chromium says so in
+            # words, not as a stale element.
+            if "does not belong to the document" in str(e):
+                return False
+            raise
     try:
         # A list the page redraws while it is read is read again.
         return WebDriverWait(d, secs * SCALE, poll_frequency=0.1,
-                             ignored_exceptions=(StaleElementReferenceException,)).until(
-                                 lambda _: cond())
+                             ignored_exceptions=(StaleElementReferenceException,)).until(attempt)
     except TimeoutException:
         raise Failed("%s (waited %d s)" % (what, secs * SCALE)) from None
 
