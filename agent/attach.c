@@ -528,15 +528,17 @@ int attach_settle_drafts(struct store *s, const char *record_id, struct fs_error
 	/* A file named by a draft only is a record's once that record's
 	 * changes name it; one no draft names any more goes.  Few files are
 	 * drafts' at a time, and the text search runs over them only. */
+	/* Each in parentheses: clang takes a list of joined literals for a
+	 * missing comma. */
 	static const char *const sql[] = {
-		"UPDATE attachments SET draft = 0 WHERE draft = 1 AND ?1 IS NOT NULL AND EXISTS "
-		"(SELECT 1 FROM outbox o WHERE o.record_id = ?1 AND instr(o.value, "
-		"attachments.sha256) > 0)",
-		"DELETE FROM attachment_chunks WHERE sha256 IN (SELECT a.sha256 FROM attachments a "
-		"WHERE a.draft = 1 AND NOT EXISTS (SELECT 1 FROM drafts d WHERE instr(d.fields, "
-		"a.sha256) > 0))",
-		"DELETE FROM attachments WHERE draft = 1 AND NOT EXISTS (SELECT 1 FROM drafts d "
-		"WHERE instr(d.fields, attachments.sha256) > 0)",
+		("UPDATE attachments SET draft = 0 WHERE draft = 1 AND ?1 IS NOT NULL AND EXISTS "
+		 "(SELECT 1 FROM outbox o WHERE o.record_id = ?1 AND instr(o.value, "
+		 "attachments.sha256) > 0)"),
+		("DELETE FROM attachment_chunks WHERE sha256 IN (SELECT a.sha256 FROM "
+		 "attachments a WHERE a.draft = 1 AND NOT EXISTS (SELECT 1 FROM drafts d "
+		 "WHERE instr(d.fields, a.sha256) > 0))"),
+		("DELETE FROM attachments WHERE draft = 1 AND NOT EXISTS (SELECT 1 FROM drafts d "
+		 "WHERE instr(d.fields, attachments.sha256) > 0)"),
 	};
 	sqlite3_stmt *st = NULL;
 	int r = 0;
