@@ -414,17 +414,23 @@ int attach_write(struct store *s, const char *hex, FILE *out, struct fs_error *e
 
 /* ---- sending ------------------------------------------------------------------ */
 
-int attach_next_unsent(struct store *s, char hex[ATTACH_HEX + 1], uint64_t *ret_size,
+int attach_next_unsent(struct store *s, struct attach_cursor *c, uint64_t *ret_size,
 		       struct fs_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r = 0, rc;
 
 	if (sqlite3_prepare_v2(store_db(s),
-			       "SELECT sha256, size FROM attachments WHERE sent_ms IS NULL AND "
-			       "draft = 0 ORDER BY added_ms, sha256 LIMIT 1",
+			       "SELECT sha256, size, added_ms FROM attachments WHERE sent_ms IS "
+			       "NULL AND draft = 0 AND (?1 = '' OR (added_ms, sha256) > (?2, ?1)) "
+			       "ORDER BY added_ms, sha256 LIMIT 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list the attachments to send in", err);
+	if (sqlite3_bind_text(st, 1, c->hex, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, c->added_ms) != SQLITE_OK) {
+		r = store_fail(s, "list the attachments to send in", err);
+		goto out;
+	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -433,13 +439,15 @@ int attach_next_unsent(struct store *s, char hex[ATTACH_HEX + 1], uint64_t *ret_
 			r = fs_error_set(err, -FS_ECORRUPT, "%s: an attachment's name is damaged",
 					 store_path(s));
 		} else {
-			memcpy(hex, h, ATTACH_HEX + 1);
+			memcpy(c->hex, h, ATTACH_HEX + 1);
 			*ret_size = (uint64_t)sqlite3_column_int64(st, 1);
+			c->added_ms = sqlite3_column_int64(st, 2);
 			r = 1;
 		}
 	} else if (rc != SQLITE_DONE) {
 		r = store_fail(s, "list the attachments to send in", err);
 	}
+out:
 	sqlite3_finalize(st);
 	return r;
 }

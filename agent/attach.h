@@ -63,9 +63,17 @@ int attach_write(struct store *s, const char *hex, FILE *out, struct fs_error *e
 
 /* ---- sending (agent/upload.h) ---- */
 
-/* The oldest file a record names that HQ has not said it holds: 1 with
- * its hash and size, 0 when none is left. */
-int attach_next_unsent(struct store *s, char hex[ATTACH_HEX + 1], uint64_t *ret_size,
+/* Where a walk over the files to send stands: zeroed, before the first. */
+struct attach_cursor {
+	int64_t added_ms;
+	char hex[ATTACH_HEX + 1]; /* the file last given; "" before the first */
+};
+
+/* The oldest file after *c that a record names and HQ has not said it
+ * holds: 1 with its hash (also in c->hex) and size, 0 when none is left.
+ * A walk passes each file once, so a file HQ refuses does not stop the
+ * files after it. */
+int attach_next_unsent(struct store *s, struct attach_cursor *c, uint64_t *ret_size,
 		       struct fs_error *err) FS_WUR;
 
 /* Files records name that HQ has not said it holds, and their bytes. */

@@ -184,7 +184,8 @@ int cmd_sync(struct cli *c, const struct command_call *call)
 			tty ? sync_progress : NULL, c, &res);
 	if (tty && res.stats.sets)
 		fputc('\n', c->err);
-	if (r == 0 || res.pushed) {
+	/* What went is said also when something else failed after it. */
+	if (r == 0 || res.pushed || res.files.files || res.files.chunks) {
 		char line[CMD_SYNC_LINE];
 
 		cmd_sync_format(&res, pull == ATTEMPT_PULL_ONLY, line, sizeof(line));

@@ -176,7 +176,9 @@ int upload_pending(struct store *s, const struct enrolment *en, struct hqlink *t
 		   uint32_t chunk_size, const _Atomic int *yield, struct upload_stats *stats,
 		   struct fs_error *err)
 {
-	char url[HQLINK_URL_MAX + 16], hex[ATTACH_HEX + 1];
+	char url[HQLINK_URL_MAX + 16];
+	struct attach_cursor walk = { 0 };
+	struct fs_error refusal = { 0 };
 	struct filewire_head h;
 	uint8_t *buf = NULL;
 	uint64_t size = 0;
@@ -188,23 +190,35 @@ int upload_pending(struct store *s, const struct enrolment *en, struct hqlink *t
 	snprintf(url, sizeof(url), "%s/v1/files", en->target.url);
 	if (!(buf = malloc(FILEWIRE_CHUNK_MAX)))
 		return fs_error_set(err, -ENOMEM, "out of memory");
-	while ((r = attach_next_unsent(s, hex, &size, err)) == 1) {
+	while ((r = attach_next_unsent(s, &walk, &size, err)) == 1) {
 		memset(&h, 0, sizeof(h));
 		if (sodium_hex2bin(h.device, sizeof(h.device), store_identity(s)->id,
 				   strlen(store_identity(s)->id), NULL, NULL, NULL) < 0 ||
-		    sodium_hex2bin(h.sha256, sizeof(h.sha256), hex, ATTACH_HEX, NULL, NULL, NULL) <
-			    0) {
+		    sodium_hex2bin(h.sha256, sizeof(h.sha256), walk.hex, ATTACH_HEX, NULL, NULL,
+				   NULL) < 0) {
 			r = fs_error_set(err, -FS_ECORRUPT, "%s: a name is damaged", store_path(s));
 			break;
 		}
 		h.size = size;
 		h.chunk_size = chunk_size;
-		if ((r = send_file(s, en, t, url, &h, hex, yield, stats, buf, err)) <= 0)
+		r = send_file(s, en, t, url, &h, walk.hex, yield, stats, buf, err);
+		if (r == -FS_ELIMIT) {
+			/* HQ will not take this file (its quota): the others may
+			 * still fit, and go; the first refusal is the answer. */
+			if (!stats->refused++)
+				refusal = *err;
+			continue;
+		}
+		if (r <= 0)
 			break;
-		if ((r = attach_mark_sent(s, hex, store_wall_ms(s), err)) < 0)
+		if ((r = attach_mark_sent(s, walk.hex, store_wall_ms(s), err)) < 0)
 			break;
 		stats->files++;
 	}
 	free(buf);
+	if (r == 0 && stats->refused) {
+		*err = refusal;
+		r = refusal.code;
+	}
 	return r < 0 ? r : 0;
 }

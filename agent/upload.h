@@ -29,14 +29,17 @@
 #include "crypto/fserr.h"
 
 struct upload_stats {
-	unsigned long long files;  /* files HQ now holds */
-	unsigned long long chunks; /* chunks sent */
-	unsigned long long bytes;  /* request bytes of those */
-	int yielded;		   /* stopped for waiting records */
+	unsigned long long files;   /* files HQ now holds */
+	unsigned long long chunks;  /* chunks sent */
+	unsigned long long bytes;   /* request bytes of those */
+	unsigned long long refused; /* files HQ refused (over its quota) */
+	int yielded;		    /* stopped for waiting records */
 };
 
 /* chunk_size: bytes per chunk for an upload HQ has not begun (0: the
- * default); HQ's answer names it for one it has. */
+ * default); HQ's answer names it for one it has.  A file HQ refuses as
+ * too large is passed over for the rest, and the first such refusal is
+ * returned (-FS_ELIMIT) once they went. */
 int upload_pending(struct store *s, const struct enrolment *en, struct hqlink *t,
 		   uint32_t chunk_size, const _Atomic int *yield, struct upload_stats *stats,
 		   struct fs_error *err) FS_WUR;

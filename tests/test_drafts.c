@@ -227,6 +227,35 @@ static FILE *png(size_t n, unsigned char fill)
 	return fmemopen(b, n, "rb");
 }
 
+/* The file of n bytes filled with fill, attached as /api/attach does
+ * (for_draft) or as the command line does; its reference, owned. */
+static cJSON *attach(struct store *s, const struct form *v, size_t n, unsigned char fill,
+		     const char *name, int for_draft, int *added)
+{
+	struct fs_error err = { 0 };
+	cJSON *ref = NULL;
+	FILE *in = png(n, fill);
+
+	ASSERT_OK(attach_store(s, v, "photo", in, name, for_draft, &ref, added, &err));
+	fclose(in);
+	return ref;
+}
+
+/* Draft id's photo becomes a file of n bytes, and the draft is saved. */
+static void draft_photo(struct store *s, const struct form *v, cJSON *fields, size_t n,
+			unsigned char fill, const char *id, char *rid)
+{
+	struct fs_error err = { 0 };
+	int added = 0;
+	cJSON *ref = attach(s, v, n, fill, "the chosen file", 1, &added);
+
+	if (cJSON_HasObjectItem(fields, "photo"))
+		cJSON_ReplaceItemInObject(fields, "photo", ref);
+	else
+		cJSON_AddItemToObject(fields, "photo", ref);
+	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
+}
+
 /* A file the field app attached to a draft is not sent until a record
  * names it, and goes when no draft names it any more: a discarded draft
  * or a replaced photo leaves nothing behind to reach HQ. */
@@ -235,12 +264,11 @@ TEST(drafts_attachments_sent_only_with_a_record)
 	struct store *s = fixture_store(NULL, NULL, 1);
 	struct form *b = fixture_form("beneficiaries"), *v = fixture_form("visits");
 	char hh[UUID_TEXT_LEN + 1], id[UUID_TEXT_LEN + 1], rid[UUID_TEXT_LEN + 1], json[512];
-	char hex[ATTACH_HEX + 1];
+	struct attach_cursor walk = { 0 };
 	struct fs_error err = { 0 };
-	uint64_t size = 0;
-	cJSON *fields = NULL, *ref = NULL;
+	uint64_t size = 0, first = 0;
+	cJSON *fields = NULL;
 	int added = 0;
-	FILE *in;
 
 	fixture_person(s, b, "Jovanović Ana", "Vranje", "refugee", hh);
 	snprintf(json, sizeof(json),
@@ -249,56 +277,33 @@ TEST(drafts_attachments_sent_only_with_a_record)
 		 hh);
 	save(s, v, NULL, json, id);
 	/* Attached to the draft, as /api/attach does: kept, not to be sent. */
-	in = png(3000, 'a');
-	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
-	fclose(in);
-	ASSERT_EQ(added, 1);
 	fields = parse(json);
-	cJSON_AddItemToObject(fields, "photo", ref);
-	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
+	draft_photo(s, v, fields, 3000, 'a', id, rid);
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
-	ASSERT_EQ(attach_next_unsent(s, hex, &size, &err), 0);
+	ASSERT_EQ(attach_next_unsent(s, &walk, &size, &err), 0);
 	/* Another photo replaces it: the first stays until the draft ends
 	 * (a save may race a file being attached). */
-	in = png(2000, 'b');
-	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
-	fclose(in);
-	cJSON_ReplaceItemInObject(fields, "photo", ref);
-	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
+	draft_photo(s, v, fields, 2000, 'b', id, rid);
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 2);
 	/* Finalised: the record names the second, which is to be sent; the
 	 * first, which nothing names, goes. */
 	ASSERT_OK(drafts_finalise(s, v, id, rid, &err));
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 1);
-	ASSERT_EQ(attach_next_unsent(s, hex, &size, &err), 1);
+	ASSERT_EQ(attach_next_unsent(s, &walk, &size, &err), 1);
 	ASSERT_EQ(size, 2000);
 	/* The same file given on the command line for a record: a record's. */
-	in = png(2000, 'b');
-	ASSERT_OK(attach_store(s, v, "photo", in, "house.png", 0, &ref, &added, &err));
-	fclose(in);
+	cJSON_Delete(attach(s, v, 2000, 'b', "house.png", 0, &added));
 	ASSERT_EQ(added, 0);
-	cJSON_Delete(ref);
 	/* A draft discarded with its own photo: nothing left of it; and a
 	 * file a draft holds, given for a record on the command line, stays
 	 * a record's when the draft goes. */
 	save(s, v, NULL, json, id);
-	in = png(500, 'd');
-	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
-	fclose(in);
-	cJSON_ReplaceItemInObject(fields, "photo", ref);
-	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
-	in = png(500, 'd');
-	ASSERT_OK(attach_store(s, v, "photo", in, "porch.png", 0, &ref, &added, &err));
-	fclose(in);
-	cJSON_Delete(ref);
+	draft_photo(s, v, fields, 500, 'd', id, rid);
+	cJSON_Delete(attach(s, v, 500, 'd', "porch.png", 0, &added));
 	ASSERT_EQ(
 		fixture_count(s, "SELECT count(*) FROM attachments WHERE size = 500 AND draft = 0"),
 		1);
-	in = png(1000, 'c');
-	ASSERT_OK(attach_store(s, v, "photo", in, "the chosen file", 1, &ref, &added, &err));
-	fclose(in);
-	cJSON_ReplaceItemInObject(fields, "photo", ref);
-	ASSERT_OK(drafts_save(s, v, id, fields, rid, NULL, &err));
+	draft_photo(s, v, fields, 1000, 'c', id, rid);
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 3);
 	ASSERT_OK(drafts_discard(s, id, &err));
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachments"), 2);
@@ -306,6 +311,14 @@ TEST(drafts_attachments_sent_only_with_a_record)
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM attachment_chunks WHERE length(data) = "
 				   "1000"),
 		  0);
+	/* A walk over the files to send passes each once, so one HQ refuses
+	 * does not hold back the next. */
+	memset(&walk, 0, sizeof(walk));
+	ASSERT_EQ(attach_next_unsent(s, &walk, &size, &err), 1);
+	first = size;
+	ASSERT_EQ(attach_next_unsent(s, &walk, &size, &err), 1);
+	ASSERT_TRUE(first != size && first + size == 2500);
+	ASSERT_EQ(attach_next_unsent(s, &walk, &size, &err), 0);
 	cJSON_Delete(fields);
 	form_free(b);
 	form_free(v);
