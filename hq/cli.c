@@ -84,7 +84,7 @@ static const char main_usage[] =
 	"  review [--json]        list deletes, and changes by another team\n"
 	"  audit list|verify|export|checkpoint ...\n"
 	"                         the tamper-evident audit log (see audit --help)\n"
-	"  attachment get HASH | list\n"
+	"  attachment get HASH | list | sweep\n"
 	"                         attached files HQ received (see attachment --help)\n"
 	"  user add|passwd|remove|list ...\n"
 	"                         accounts for HQ's console (see user --help)\n"

@@ -1,4 +1,4 @@
-/* cmd_files.c - `fieldsync-hq attachment get|list` (hq/cmd_files.h). */
+/* cmd_files.c - `fieldsync-hq attachment get|list|sweep` (hq/cmd_files.h). */
 #include "hq/cmd_files.h"
 
 #include <errno.h>
@@ -18,13 +18,19 @@
 static const char usage[] =
 	"Usage: fieldsync-hq attachment get HASH > FILE\n"
 	"       fieldsync-hq attachment list\n"
+	"       fieldsync-hq attachment sweep\n"
 	"Attached files (photos, scans) HQ received, by their SHA-256 (64 hex\n"
 	"digits), as records and exports name them.\n"
 	"\n"
-	"  get   write the file to standard output, checked against its seal and\n"
-	"        its hash as it is read; exit status 2 when it fails the check\n"
-	"        (discard what was written).  Audited with the hash and the user.\n"
-	"  list  hash, size in bytes, the device that sent it first, and when.\n";
+	"  get    write the file to standard output, checked against its seal and\n"
+	"         its hash as it is read; exit status 2 when it fails the check\n"
+	"         (discard what was written).  Audited with the hash and the user.\n"
+	"  list   hash, size in bytes, the device that sent it first, and when.\n"
+	"  sweep  drop the chunks of uploads no chunk reached for [server]\n"
+	"         upload_idle_days (default 30), of revoked devices, and those no\n"
+	"         upload names; each is audited as upload_dropped.  A device keeps\n"
+	"         its files until HQ holds them, and begins such an upload again.\n"
+	"         Safe to run from a timer while HQ serves.\n";
 
 static int fail(const struct fs_error *e)
 {
@@ -53,6 +59,18 @@ static int list_files(struct hqsql *db, struct fs_error *err)
 	return r;
 }
 
+static int sweep(const struct hq_config *cfg, struct hqsql *db, const struct hqfiles *files,
+		 struct fs_error *err)
+{
+	unsigned long long dropped = 0;
+	int r;
+
+	if ((r = upload_sweep(db, files, NULL, hlc_wall_ms(),
+			      (uint64_t)cfg->upload_idle_days * 86400000, &dropped, err)) == 0)
+		printf("dropped %llu uploads\n", dropped);
+	return r;
+}
+
 int hqcli_attachment(struct hq_config *cfg, int argc, char **argv)
 {
 	struct passwd *pw = getpwuid(getuid());
@@ -69,10 +87,12 @@ int hqcli_attachment(struct hq_config *cfg, int argc, char **argv)
 			fputs(usage, stdout);
 			return FS_EXIT_OK;
 		}
-	if (!verb || (strcmp(verb, "get") && strcmp(verb, "list")))
-		return clierr_usage(stderr, "fieldsync-hq", "attachment", "expected get or list");
-	if (!strcmp(verb, "list") && argc != 2)
-		return clierr_usage(stderr, "fieldsync-hq", "attachment", "list takes no argument");
+	if (!verb || (strcmp(verb, "get") && strcmp(verb, "list") && strcmp(verb, "sweep")))
+		return clierr_usage(stderr, "fieldsync-hq", "attachment",
+				    "expected get, list or sweep");
+	if (strcmp(verb, "get") && argc != 2)
+		return clierr_usage(stderr, "fieldsync-hq", "attachment",
+				    "list and sweep take no argument");
 	if (!strcmp(verb, "get") && (argc != 3 || strlen(argv[2]) != HQFILES_HEX ||
 				     strspn(argv[2], "0123456789abcdef") != HQFILES_HEX))
 		return clierr_usage(stderr, "fieldsync-hq", "attachment",
@@ -90,6 +110,13 @@ int hqcli_attachment(struct hq_config *cfg, int argc, char **argv)
 	if ((r = hqkeys_load(cfg->data_dir, &hq, &err)) < 0 ||
 	    (r = hqfiles_open(cfg->data_dir, hq, &files, &err)) < 0)
 		goto out;
+	if (!strcmp(verb, "sweep")) {
+		if ((r = audit_append_strings(db, hlc_wall_ms(), "admin", NULL, &err, "command",
+					      "attachment sweep", "user", user,
+					      (const char *)NULL)) == 0)
+			r = sweep(cfg, db, files, &err);
+		goto out;
+	}
 	if (!hqfiles_has(files, argv[2])) {
 		r = fs_error_set(&err, -FS_ENOTFOUND, "no attachment %.12s at HQ", argv[2]);
 		goto out;

@@ -563,3 +563,84 @@ int hqfiles_part_drop(const struct hqfiles *f, const char *device, const char *h
 		(void)rmdir(dir);
 	return 0;
 }
+
+static int64_t mtime_ms(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+}
+
+int64_t hqfiles_part_touched(const struct hqfiles *f, const char *device, const char *hex)
+{
+	char dir[PART_PATH];
+	struct stat st;
+
+	if (part_dir(f, device, hex, 3, dir) < 0 || stat(dir, &st) < 0)
+		return 0;
+	return mtime_ms(&st);
+}
+
+/* Add device/hex (when they are names) to the list, with its time. */
+static int list_add(DIR *devdir, const char *device, const char *hex, struct hqfiles_parts **list,
+		    size_t *n, size_t *cap)
+{
+	struct hqfiles_parts *p;
+	struct stat st;
+
+	if (!valid_device(device) || !valid_hex(hex) ||
+	    fstatat(dirfd(devdir), hex, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+
+		if (!(p = realloc(*list, c * sizeof(*p))))
+			return -ENOMEM;
+		*list = p;
+		*cap = c;
+	}
+	p = &(*list)[(*n)++];
+	memcpy(p->device, device, sizeof(p->device));
+	memcpy(p->hex, hex, sizeof(p->hex));
+	p->touched_ms = mtime_ms(&st);
+	return 0;
+}
+
+int hqfiles_part_list(const struct hqfiles *f, struct hqfiles_parts **ret, size_t *ret_n,
+		      struct fs_error *err)
+{
+	char top[PART_PATH];
+	struct hqfiles_parts *list = NULL;
+	struct dirent *de, *fe;
+	size_t n = 0, cap = 0;
+	DIR *d = NULL, *dd = NULL;
+	int r = 0, fd;
+
+	*ret = NULL;
+	*ret_n = 0;
+	snprintf(top, sizeof(top), "%s/%s", f->dir, INCOMING);
+	if (!(d = opendir(top)))
+		return errno == ENOENT
+			       ? 0
+			       : fs_error_set(err, -errno, "read %s: %s", top, strerror(errno));
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || !valid_device(de->d_name))
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || !(dd = fdopendir(fd))) {
+			if (fd >= 0)
+				close(fd);
+			continue; /* gone since, or not a directory */
+		}
+		while (r == 0 && (fe = readdir(dd)))
+			if (fe->d_name[0] != '.')
+				r = list_add(dd, de->d_name, fe->d_name, &list, &n, &cap);
+		closedir(dd);
+	}
+	closedir(d);
+	if (r < 0) {
+		free(list);
+		return fs_error_set(err, r, "out of memory");
+	}
+	*ret = list;
+	*ret_n = n;
+	return 0;
+}

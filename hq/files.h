@@ -55,9 +55,10 @@ int hqfiles_get(const struct hqfiles *f, const char *hex, FILE *out, struct fs_e
  *
  * While a device sends a file, HQ keeps each chunk as it arrived, still
  * sealed to HQ's key (sync/filewire.h), as DIR/incoming/DEVICE/HEX/INDEX
- * (index in 8 hex digits), written to a temporary name, synced and
- * renamed: a chunk is there whole or not at all, and one sent twice is
- * kept once.  Each device's chunks are its own, so a device that sends
+ * (index in 8 hex digits), written to a temporary name and renamed: a
+ * chunk is there whole or not at all (one a crash cut short fails its
+ * seal when the file is made, and the upload begins again), and one sent
+ * twice is kept once.  Each device's chunks are its own, so a device that sends
  * wrong bytes under a hash spoils only its own upload. */
 
 /* Keep chunk idx of hex from device (32 hex digits): 1 when kept now, 0
@@ -88,6 +89,23 @@ int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char 
 
 /* Drop whatever is kept of hex from device. */
 int hqfiles_part_drop(const struct hqfiles *f, const char *device, const char *hex,
+		      struct fs_error *err) FS_WUR;
+
+/* When a chunk of hex from device last came (the modification time of
+ * its directory, which each chunk's temporary name and rename change),
+ * in Unix ms; 0 when nothing is kept. */
+int64_t hqfiles_part_touched(const struct hqfiles *f, const char *device, const char *hex);
+
+/* One upload's chunks as found on disk. */
+struct hqfiles_parts {
+	char device[33], hex[HQFILES_HEX + 1];
+	int64_t touched_ms;
+};
+
+/* Every directory of chunks under incoming, into *ret (malloc'd, *ret_n
+ * of them; NULL when none); names that are not a device and a hash are
+ * passed over. */
+int hqfiles_part_list(const struct hqfiles *f, struct hqfiles_parts **ret, size_t *ret_n,
 		      struct fs_error *err) FS_WUR;
 
 #endif

@@ -27,6 +27,7 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{ "server", "proof_rate", NULL, &cfg->proof_rate, 1000000 },
 		{ "server", "pull_batch", NULL, &cfg->pull_batch, DOWNSET_MAX_ENTRIES },
 		{ "server", "file_quota_mib", NULL, &cfg->file_quota_mib, 4194304 },
+		{ "server", "upload_idle_days", NULL, &cfg->upload_idle_days, 3650 },
 		{ "store", "data_dir", &cfg->data_dir, NULL, 0 },
 		{ "store", "backend", &cfg->backend, NULL, 0 },
 		{ "store", "postgresql", &cfg->postgresql, NULL, 0 },
@@ -83,6 +84,8 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->pull_batch = DOWNSYNC_DEFAULT_BATCH;
 	if (!cfg->file_quota_mib)
 		cfg->file_quota_mib = HQCONFIG_DEFAULT_FILE_QUOTA_MIB;
+	if (!cfg->upload_idle_days)
+		cfg->upload_idle_days = HQCONFIG_DEFAULT_UPLOAD_IDLE_DAYS;
 	if (!cfg->console.listen &&
 	    ini_set(&cfg->console.listen, HQCONFIG_DEFAULT_CONSOLE_LISTEN) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");

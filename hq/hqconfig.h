@@ -32,6 +32,9 @@
  *   [server] file_quota_mib  MiB of attached files one device may hold at
  *                          HQ, counting those it sent first and its uploads
  *                          in progress, 1..4194304 (default 10240)
+ *   [server] upload_idle_days  an upload no chunk reached for this long is
+ *                          dropped with its chunks (the device begins it
+ *                          again), 1..3650 (default 30)
  *   [store] data_dir       data directory (default /var/lib/fieldsync-hq)
  *   [store] backend        sqlite (default) or postgresql (hq/pgdb.h)
  *   [store] postgresql     a libpq connection string, without a password
@@ -90,6 +93,7 @@
 #define HQCONFIG_DEFAULT_ENROLL_RATE 10
 #define HQCONFIG_DEFAULT_PROOF_RATE 60
 #define HQCONFIG_DEFAULT_FILE_QUOTA_MIB 10240
+#define HQCONFIG_DEFAULT_UPLOAD_IDLE_DAYS 30
 #define HQCONFIG_DEFAULT_CONSOLE_LISTEN "127.0.0.1:8760"
 #define HQCONFIG_DEFAULT_CONSOLE_IDLE_MIN 15
 #define HQCONFIG_DEFAULT_LOGIN_TRIES 5
@@ -99,25 +103,26 @@
 #define HQCONFIG_DEFAULT_RED_BACKLOG_H 24
 
 struct hq_config {
-	char *listen;		  /* ADDR:PORT */
-	char *tls_cert;		  /* NULL: no TLS */
-	char *tls_key;		  /* NULL: no TLS */
-	char *data_dir;		  /* hq.db and hq.key live here */
-	char *forms_dir;	  /* form definitions; NULL: the built-in forms */
-	unsigned threads;	  /* MHD thread pool size */
-	unsigned max_inflight;	  /* concurrent requests before 503 */
-	unsigned reserved;	  /* of those, only for uploads from enrolled devices */
-	unsigned max_connections; /* open connections */
-	unsigned per_peer;	  /* open connections from one address */
-	unsigned min_upload_rate; /* bytes/s a body must average after the grace */
-	char *accept_unbound;	  /* "yes" (NULL) or "no" */
-	unsigned enroll_rate;	  /* enrolment attempts per address: burst, and per minute */
-	unsigned proof_rate;	  /* proof requests per address: burst, and per minute */
-	unsigned pull_batch;	  /* entries per down-set at most */
-	unsigned file_quota_mib;  /* attached files per device at HQ */
-	char *backend;		  /* "sqlite" (NULL) or "postgresql" */
-	char *postgresql;	  /* libpq connection string */
-	char *pg_password_file;	  /* NULL: the credential, or libpq's ways */
+	char *listen;		   /* ADDR:PORT */
+	char *tls_cert;		   /* NULL: no TLS */
+	char *tls_key;		   /* NULL: no TLS */
+	char *data_dir;		   /* hq.db and hq.key live here */
+	char *forms_dir;	   /* form definitions; NULL: the built-in forms */
+	unsigned threads;	   /* MHD thread pool size */
+	unsigned max_inflight;	   /* concurrent requests before 503 */
+	unsigned reserved;	   /* of those, only for uploads from enrolled devices */
+	unsigned max_connections;  /* open connections */
+	unsigned per_peer;	   /* open connections from one address */
+	unsigned min_upload_rate;  /* bytes/s a body must average after the grace */
+	char *accept_unbound;	   /* "yes" (NULL) or "no" */
+	unsigned enroll_rate;	   /* enrolment attempts per address: burst, and per minute */
+	unsigned proof_rate;	   /* proof requests per address: burst, and per minute */
+	unsigned pull_batch;	   /* entries per down-set at most */
+	unsigned file_quota_mib;   /* attached files per device at HQ */
+	unsigned upload_idle_days; /* uploads idle this long are dropped */
+	char *backend;		   /* "sqlite" (NULL) or "postgresql" */
+	char *postgresql;	   /* libpq connection string */
+	char *pg_password_file;	   /* NULL: the credential, or libpq's ways */
 	unsigned pg_statement_timeout_ms; /* 0: the default */
 	struct audit_policy audit;	  /* when to sign an audit checkpoint */
 	struct {

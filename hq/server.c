@@ -582,6 +582,7 @@ static enum MHD_Result do_files(struct server *s, struct MHD_Connection *conn,
 	struct upload_ctx ctx = { .hq = s->hq,
 				  .files = s->files,
 				  .quota_bytes = (uint64_t)s->cfg->file_quota_mib << 20,
+				  .idle_ms = (uint64_t)s->cfg->upload_idle_days * 86400000,
 				  .now_ms = hlc_wall_ms() };
 	enum MHD_Result ret;
 	int r;

@@ -1,6 +1,6 @@
 /* upload.c - attached files arriving from devices (hq/upload.h).
  *
- * Sections: small steps; the database; the request.
+ * Sections: small steps; the database; abandoned uploads; the request.
  */
 #include "hq/upload.h"
 
@@ -209,6 +209,155 @@ static int note_file(struct upload_ctx *ctx, const char *device, const char *hex
 	return r;
 }
 
+/* ---- abandoned uploads ------------------------------------------------------ */
+
+/* Whether nothing happened since last for idle_ms; a time ahead of now
+ * (the clock was set back) is not idle. */
+static int idle_for(uint64_t now_ms, int64_t last, uint64_t idle_ms)
+{
+	return last >= 0 && (uint64_t)last <= now_ms && now_ms - (uint64_t)last >= idle_ms;
+}
+
+struct stale {
+	char device[33], hex[HQFILES_HEX + 1];
+	const char *reason;
+};
+
+/* Drop one upload: its row and the audit entry in one transaction, then
+ * its chunks (a failure there leaves a directory no upload names, for a
+ * later sweep). */
+static int drop_upload(struct hqsql *db, const struct hqfiles *files, const struct stale *u,
+		       uint64_t now_ms, struct fs_error *err)
+{
+	int r;
+
+	if ((r = hqsql_begin(db, HQSQL_WRITE, err)) < 0)
+		return r;
+	if ((r = run(db, "DELETE FROM uploads WHERE device = ?1 AND sha256 = ?2", u->device, u->hex,
+		     NULL, 0, "drop an upload", err)) < 0 ||
+	    (r = audit_append_strings(db, now_ms, "upload_dropped", u->device, err, "sha256",
+				      u->hex, "reason", u->reason, (const char *)NULL)) < 0 ||
+	    (r = hqsql_commit(db, err)) < 0) {
+		hqsql_rollback(db);
+		return r;
+	}
+	return hqfiles_part_drop(files, u->device, u->hex, err);
+}
+
+static int stale_add(struct stale **list, size_t *n, size_t *cap, const char *device,
+		     const char *hex, const char *reason)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		struct stale *p = realloc(*list, c * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		*list = p;
+		*cap = c;
+	}
+	snprintf((*list)[*n].device, sizeof((*list)[*n].device), "%s", device);
+	snprintf((*list)[*n].hex, sizeof((*list)[*n].hex), "%s", hex);
+	(*list)[(*n)++].reason = reason;
+	return 0;
+}
+
+/* The uploads to drop, listed first: nothing is deleted while a
+ * statement reads. */
+static int stale_uploads(struct hqsql *db, const struct hqfiles *files, const char *device,
+			 uint64_t now_ms, uint64_t idle_ms, struct stale **list, size_t *n,
+			 size_t *cap, struct fs_error *err)
+{
+	struct hqsql_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = hqsql_prepare(
+		     db,
+		     "SELECT u.device, u.sha256, u.started_at, CASE WHEN d.state = 'revoked' "
+		     "THEN 1 ELSE 0 END FROM "
+		     "uploads u LEFT JOIN devices d ON d.id = u.device WHERE ?1 = '' OR "
+		     "u.device = ?1",
+		     &st, err)) < 0)
+		return r;
+	hqsql_bind_text(st, 1, device ? device : "");
+	while (r == 0 && (rc = hqsql_step(st)) == HQSQL_ROW) {
+		const char *dev = hqsql_column_text(st, 0), *hex = hqsql_column_text(st, 1);
+		int64_t last = hqsql_column_int64(st, 2), touched;
+
+		if (!dev || !hex)
+			continue;
+		touched = hqfiles_part_touched(files, dev, hex);
+		if (touched > last)
+			last = touched;
+		if (!device && hqsql_column_int64(st, 3))
+			r = stale_add(list, n, cap, dev, hex, "revoked");
+		else if (idle_for(now_ms, last, idle_ms))
+			r = stale_add(list, n, cap, dev, hex, "idle");
+	}
+	if (r < 0)
+		r = fs_error_set(err, r, "out of memory");
+	else if (rc != HQSQL_DONE)
+		r = hqsql_fail(db, "list the uploads", err);
+	hqsql_finalize(st);
+	return r;
+}
+
+/* Directories of chunks no upload names, as old as idle_ms, or of a
+ * revoked device. */
+static int stale_parts(struct hqsql *db, const struct hqfiles *files, uint64_t now_ms,
+		       uint64_t idle_ms, struct stale **list, size_t *n, size_t *cap,
+		       struct fs_error *err)
+{
+	struct hqfiles_parts *parts = NULL;
+	size_t np = 0;
+	int r;
+
+	if ((r = hqfiles_part_list(files, &parts, &np, err)) < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < np; i++) {
+		uint64_t size = 0;
+		uint32_t chunk = 0;
+		int revoked = 0;
+		uint8_t spk[crypto_sign_PUBLICKEYBYTES], bpk[crypto_box_PUBLICKEYBYTES];
+
+		int named = upload_row(db, parts[i].device, parts[i].hex, &size, &chunk, err);
+
+		if (named != 0) {
+			r = named < 0 ? named : 0;
+			continue;
+		}
+		if ((r = hqenroll_device_keys(db, parts[i].device, spk, bpk, &revoked, err)) < 0)
+			break;
+		r = 0;
+		if (revoked || idle_for(now_ms, parts[i].touched_ms, idle_ms))
+			if (stale_add(list, n, cap, parts[i].device, parts[i].hex, "unnamed") < 0)
+				r = fs_error_set(err, -ENOMEM, "out of memory");
+	}
+	free(parts);
+	return r < 0 ? r : 0;
+}
+
+int upload_sweep(struct hqsql *db, const struct hqfiles *files, const char *device, uint64_t now_ms,
+		 uint64_t idle_ms, unsigned long long *ret_dropped, struct fs_error *err)
+{
+	struct stale *list = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	*ret_dropped = 0;
+	if ((r = stale_uploads(db, files, device, now_ms, idle_ms, &list, &n, &cap, err)) < 0 ||
+	    (!device && (r = stale_parts(db, files, now_ms, idle_ms, &list, &n, &cap, err)) < 0))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((r = drop_upload(db, files, &list[i], now_ms, err)) < 0)
+			goto out;
+		(*ret_dropped)++;
+	}
+out:
+	free(list);
+	return r;
+}
+
 /* ---- the request -------------------------------------------------------------- */
 
 struct opener {
@@ -382,6 +531,13 @@ int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 			      "holds first",
 			      res->device, hex);
 	if (r == 0) {
+		unsigned long long dropped = 0;
+
+		/* The device's uploads it gave up on no longer count against
+		 * its quota. */
+		if (ctx->idle_ms && (r = upload_sweep(ctx->db, ctx->files, res->device, ctx->now_ms,
+						      ctx->idle_ms, &dropped, err)) < 0)
+			return r;
 		if ((r = begin(ctx, &h, hex, res, err)) < 0 || res->status)
 			return r;
 		size = h.size;

@@ -17,7 +17,9 @@
  * complete at once (deduplication by hash); chunks that do not hash to
  * the name are dropped (422 hash_mismatch) and the device starts again.
  * Quota: the files a device was first to send plus its uploads in
- * progress, at most quota_bytes (0: no quota).
+ * progress, at most quota_bytes (0: no quota).  Before a device begins
+ * an upload, its uploads no chunk reached for idle_ms are dropped
+ * (upload_sweep), so one it gave up does not hold its quota for ever.
  *
  * Thread safety: one context per request (its own database connection);
  * two requests for the same device and file at once keep each chunk
@@ -44,6 +46,7 @@ struct upload_ctx {
 	const struct identity *hq;
 	const struct hqfiles *files;
 	uint64_t quota_bytes; /* per device; 0: none */
+	uint64_t idle_ms;     /* a device's uploads idle this long are dropped */
 	uint64_t now_ms;
 };
 
@@ -60,6 +63,19 @@ struct upload_result {
 
 int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 		  struct upload_result *res, struct fs_error *err) FS_WUR;
+
+/* Drop uploads no chunk reached for idle_ms (counted from when the
+ * upload began or its last chunk came), with their chunks: of device
+ * only, or, with device NULL, of every device, together with every
+ * upload of a revoked device whatever its age, and every directory of
+ * chunks no upload names (HQ stopped between the two) once as old.
+ * Each is audited "upload_dropped" {sha256, reason: idle, revoked or
+ * unnamed} and counted in *ret_dropped.  Nothing is lost: a device keeps
+ * each file until HQ holds it, and begins its upload again.  Its own
+ * transactions; a chunk that arrives while its upload is dropped leaves
+ * a directory no upload names, dropped by a later sweep. */
+int upload_sweep(struct hqsql *db, const struct hqfiles *files, const char *device, uint64_t now_ms,
+		 uint64_t idle_ms, unsigned long long *ret_dropped, struct fs_error *err) FS_WUR;
 
 /* Whether HQ holds the file hex (table files): 1, 0, or < 0. */
 int upload_file_known(struct hqsql *db, const char *hex, uint64_t *ret_size,

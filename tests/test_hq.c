@@ -2890,3 +2890,124 @@ TEST(hq_files_chunked_resumable_checked)
 	hq_stop(&h);
 	curl_global_cleanup();
 }
+
+/* Make upload hex of dev look idle for two days: begun, and its last
+ * chunk come, then. */
+static void upload_age(const struct hq *h, const char *dev, const char *hex)
+{
+	struct timespec t[2];
+	char sql[300], dir[900];
+
+	snprintf(sql, sizeof(sql),
+		 "UPDATE uploads SET started_at = started_at - 172800000 WHERE device = '%s' AND "
+		 "sha256 = '%s'",
+		 dev, hex);
+	hq_db_exec(h, sql);
+	snprintf(dir, sizeof(dir), "%s/attachments/incoming/%s/%s", h->data, dev, hex);
+	ASSERT_OK(clock_gettime(CLOCK_REALTIME, &t[0]));
+	t[0].tv_sec -= 2 * 86400;
+	t[1] = t[0];
+	ASSERT_OK(utimensat(AT_FDCWD, dir, t, 0));
+}
+
+static int upload_kept(const struct hq *h, const char *dev, const char *hex)
+{
+	char dir[900];
+
+	snprintf(dir, sizeof(dir), "%s/attachments/incoming/%s/%s", h->data, dev, hex);
+	return access(dir, F_OK) == 0;
+}
+
+/* Uploads a device gave up on do not hold its quota or HQ's disk for
+ * ever: begun, idle past [server] upload_idle_days, they are dropped
+ * when the device begins another; `attachment sweep` drops them, those
+ * of a revoked device and chunks no upload names; fresh ones stay. */
+TEST(hq_files_abandoned_uploads_swept)
+{
+	enum { SIZE = 600000, C = FILEWIRE_CHUNK_MIN };
+	struct filewire_head f1, f2, f3;
+	struct device a, b;
+	struct hq h;
+	uint8_t *d1 = malloc(SIZE), *d2 = malloc(SIZE), sha[32];
+	char hex1[65], hex2[65], hex3[65], ohex[65], path[900], *out = NULL;
+	int complete = 0, stored = 0;
+	cJSON *j = NULL;
+
+	ASSERT_OK(curl_global_init(CURL_GLOBAL_DEFAULT));
+	ASSERT_TRUE(d1 && d2);
+	randombytes_buf(d1, SIZE);
+	randombytes_buf(d2, SIZE);
+	hq_init(&h, "hq", "[server]\nfile_quota_mib = 1\nupload_idle_days = 1\n", NULL);
+	hq_start(&h);
+	device_new(&a, "Tim Sjenica");
+	device_new(&b, "Tim Tutin");
+	device_enroll(&h, &a);
+	device_enroll(&h, &b);
+	f1 = file_head(&a, d1, SIZE, C);
+	f2 = file_head(&a, d2, SIZE, C);
+	f3 = file_head(&b, d1, SIZE, C);
+	sodium_bin2hex(hex1, sizeof(hex1), f1.sha256, 32);
+	sodium_bin2hex(hex2, sizeof(hex2), f2.sha256, 32);
+	sodium_bin2hex(hex3, sizeof(hex3), f3.sha256, 32);
+
+	/* a begins a file and sends two chunks; a second does not fit the
+	 * 1 MiB quota beside it. */
+	ASSERT_EQ(file_query(&h, &a, &f1, &j), 200);
+	cJSON_Delete(j);
+	chunk_expect(&h, &a, &f1, d1, 0, 200, &complete, &stored);
+	chunk_expect(&h, &a, &f1, d1, 1, 200, &complete, &stored);
+	ASSERT_EQ(file_query(&h, &a, &f2, &j), 413);
+	cJSON_Delete(j);
+	/* Still fresh: swept, nothing goes. */
+	ASSERT_EQ(HQ_RUN(&h, &out, "attachment", "sweep"), 0);
+	ASSERT_STR_CONTAINS(out, "dropped 0 uploads");
+	free(out);
+	ASSERT_TRUE(upload_kept(&h, a.id->id, hex1));
+	/* Two days on, the first is given up: the second fits. */
+	upload_age(&h, a.id->id, hex1);
+	ASSERT_EQ(file_query(&h, &a, &f2, &j), 200);
+	cJSON_Delete(j);
+	ASSERT_TRUE(!upload_kept(&h, a.id->id, hex1));
+	chunk_expect(&h, &a, &f2, d2, 0, 200, &complete, &stored);
+	ASSERT_TRUE(stored);
+
+	/* b begins one and is revoked; chunks of a no upload names, two
+	 * days old. */
+	ASSERT_EQ(file_query(&h, &b, &f3, &j), 200);
+	cJSON_Delete(j);
+	chunk_expect(&h, &b, &f3, d1, 0, 200, &complete, &stored);
+	ASSERT_EQ(HQ_RUN(&h, NULL, "revoke", b.id->id), 0);
+	randombytes_buf(sha, sizeof(sha));
+	sodium_bin2hex(ohex, sizeof(ohex), sha, sizeof(sha));
+	snprintf(path, sizeof(path), "%s/attachments/incoming/%s/%s", h.data, a.id->id, ohex);
+	ASSERT_OK(mkdir(path, 0700));
+	snprintf(path, sizeof(path), "%s/attachments/incoming/%s/%s/00000000", h.data, a.id->id,
+		 ohex);
+	write_file(path, "sealed", 6, 0600);
+	upload_age(&h, a.id->id, ohex);
+	ASSERT_EQ(HQ_RUN(&h, &out, "attachment", "sweep"), 0);
+	ASSERT_STR_CONTAINS(out, "dropped 2 uploads");
+	free(out);
+	ASSERT_TRUE(!upload_kept(&h, b.id->id, hex3));
+	ASSERT_TRUE(!upload_kept(&h, a.id->id, ohex));
+	ASSERT_TRUE(upload_kept(&h, a.id->id, hex2));
+	ASSERT_EQ(HQ_RUN(&h, &out, "attachment", "sweep"), 0);
+	ASSERT_STR_CONTAINS(out, "dropped 0 uploads");
+	free(out);
+	/* The upload in progress goes on where it was. */
+	ASSERT_EQ(file_query(&h, &a, &f2, &j), 200);
+	ASSERT_EQ(cJSON_GetObjectItem(j, "held")->valuedouble, 1);
+	cJSON_Delete(j);
+	ASSERT_EQ(HQ_RUN(&h, &out, "audit", "list"), 0);
+	ASSERT_EQ(count_in(out, "upload_dropped"), 3);
+	ASSERT_EQ(count_in(out, "\"reason\":\"idle\""), 1);
+	ASSERT_EQ(count_in(out, "\"reason\":\"revoked\""), 1);
+	ASSERT_EQ(count_in(out, "\"reason\":\"unnamed\""), 1);
+	free(out);
+	identity_free(a.id);
+	identity_free(b.id);
+	free(d1);
+	free(d2);
+	hq_stop(&h);
+	curl_global_cleanup();
+}

@@ -77,10 +77,24 @@ scan_file "$T/big.pdf" 3000000 FIELDSYNC-UPLOAD-MARKER-41c9
 expect_exit 0 fs visit add "beneficiary_id=$H" visit_date=2026-11-22 visit_type=needs_assessment \
 	"photo=@$T/big.pdf"
 V2=$(printf '%s\n' "$OUT" | tail -n 1)
+# A smaller scan, attached after it, still fits: the refused file does
+# not hold it back.
+scan_file "$T/small.pdf" 500000 FIELDSYNC-UPLOAD-MARKER-41c9
+expect_exit 0 fs visit add "beneficiary_id=$H" visit_date=2026-11-23 visit_type=needs_assessment \
+	"photo=@$T/small.pdf"
 expect_exit 2 fs sync
 must_contain "$ERR" "quota_exceeded"
 must_contain "$ERR" "its quota is 4.2 MB"
+must_contain "$OUT" "sent 1 files (2 chunks"
 export_ids visits | grep -qx "$V2" || fail "the record waited for its file"
+hq attachment get "$(sha "$T/small.pdf")" > "$T/small.back" || fail "attachment get failed"
+cmp -s "$T/small.pdf" "$T/small.back" || fail "HQ's copy of the small scan differs"
+expect_exit 0 fs status
+must_contain "$OUT" "files       1 attached files waiting to be sent, 3000000 bytes"
+# Nothing of that is an upload given up on.
+expect_exit 0 hq attachment sweep
+must_contain "$OUT" "dropped 0 uploads"
+expect_exit 1 hq attachment sweep now
 expect_exit 0 fs log
 must_contain "$OUT" "files"
 echo "ok"
