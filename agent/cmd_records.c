@@ -256,9 +256,19 @@ static int verb_writes(const char *verb)
 	return !strcmp(verb, "add") || !strcmp(verb, "edit") || !strcmp(verb, "delete");
 }
 
+/* A write that keeps files (FIELD=@PATH) reads, hashes and encrypts
+ * files of any size: in the agent, on the worker thread, not its loop. */
 unsigned cmd_record_flags(const struct opts *o)
 {
-	return o->nargs > 0 && verb_writes(o->args[0]) ? CMD_WRITES : 0;
+	unsigned flags = 0;
+
+	if (o->nargs == 0 || !verb_writes(o->args[0]))
+		return 0;
+	flags = CMD_WRITES;
+	for (int i = 1; i < o->nargs; i++)
+		if (strstr(o->args[i], "=@"))
+			flags |= CMD_RUNS_LONG;
+	return flags;
 }
 
 int cmd_record(struct cli *c, const struct command_call *call)

@@ -273,8 +273,8 @@ static void run_command(struct agent *a, struct client *cl)
 			goto out;
 	} else if ((flags & CMD_WRITES) && job_import_running(a)) {
 		/* Waiting for the import here would stall every other client. */
-		fprintf(err, "fieldsync: an import is running; nothing was changed: try again "
-			     "when it ends\n");
+		fprintf(err, "fieldsync: an import is running (or a file is being kept); "
+			     "nothing was changed: try again when it ends\n");
 		status = FS_EXIT_IO;
 	} else if (a->store && (flags & (CMD_TALKS_TO_HQ | CMD_RUNS_LONG))) {
 		if ((status = job_request_command(a, cl, call, argv, inputs, state)) < 0) {

@@ -295,6 +295,10 @@ int job_request_command(struct agent *a, struct client *cl, struct command_call 
 		return FS_EXIT_IO;
 	}
 	log_msg(LOG_INFO, "%s: on the worker thread", cmd_call_name(call));
+	/* It waits for the push in flight: files give way to it, as to a
+	 * new record (daemon_schedule()). */
+	if (a->job.running && a->job.kind == JOB_PUSH)
+		a->job.yield = 1;
 	a->job.cmd.client = cl;
 	a->job.cmd.call = call;
 	a->job.cmd.argv = argv;

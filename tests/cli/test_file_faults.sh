@@ -10,7 +10,7 @@ set -e
 . "$(dirname "$0")/lib.sh"
 [ -x "$HQ_BIN" ] || fail "no fieldsync-hq next to $FIELDSYNC (build the hq target)"
 proxy_setup
-at_exit 'kill_agent; kill_proxy; stop_hq; [ -z "${SPID:-}" ] || kill -9 "$SPID" 2> /dev/null'
+at_exit '[ -z "$HQPID" ] || kill -CONT "$HQPID" 2> /dev/null; kill_agent; kill_proxy; stop_hq; [ -z "${SPID:-}" ] || kill -9 "$SPID" 2> /dev/null'
 MB=${FS_UPLOAD_TEST_MB:-200}
 SIZE=$((MB * 1000 * 1000))
 CHUNK=262144
@@ -108,10 +108,24 @@ expect_exit 0 fa --passphrase-file "$PASS" unlock
 expect_exit 0 fa visit add "beneficiary_id=$H" visit_date=2026-11-23 visit_type=needs_assessment \
 	"photo=@$T/second.pdf"
 wait_for 120 "HQ kept no chunk of the second file" sh -c "[ \"\$(find '$T/hq/attachments/incoming' -path '*$HASH2*' -type f ! -name '.*' 2> /dev/null | wc -l)\" -gt 0 ]"
+# HQ stopped in its tracks, so the file is still on its way whatever the
+# machine's load: a household (on the agent's loop), then a visit with a
+# scan, which the agent keeps on its worker thread (reading and
+# encrypting a file of any size never stalls its loop), parked behind
+# the push; each makes the files give way.
+kill -STOP "$HQPID"
 expect_exit 0 fa beneficiary add "full_name=Јовановић Ана" municipality=Tutin status=refugee \
 	household_size=3 consent=yes
 B=$(printf '%s\n' "$OUT" | tail -n 1)
+scan_file "$T/consent.pdf" 300000
+fa visit add "beneficiary_id=$B" visit_date=2026-11-24 visit_type=needs_assessment \
+	"photo=@$T/consent.pdf" > "$T/porch.out" 2>&1 &
+PORCH=$!
+wait_log "visit: on the worker thread"
+kill -CONT "$HQPID"
+wait "$PORCH" || fail "visit with a scan through the agent: $(cat "$T/porch.out")"
 wait_hq_count beneficiaries 2 > /dev/null
+wait_hq_count visits 3 > /dev/null
 until_ok 300 sh -c "'$HQ_BIN' -c '$T/hq.conf' attachment list | grep -q '^$HASH2 '" ||
 	fail "the second file did not arrive"
 stop_agent
