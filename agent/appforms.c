@@ -11,6 +11,7 @@
 #include "agent/attach.h"
 #include "agent/devforms.h"
 #include "agent/drafts.h"
+#include "crypto/secmem.h"
 #include "sync/log.h"
 #include "web/http.h"
 #include "web/request.h"
@@ -260,9 +261,8 @@ enum MHD_Result appforms_attach(struct agent *a, struct MHD_Connection *conn,
 	const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Fieldsync-Draft");
 	const char *field = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Fieldsync-Field");
 	struct fs_error err = { 0 };
-	uint8_t *iobuf = NULL;
+	struct secmem_stream in = { 0 };
 	cJSON *ret = NULL;
-	FILE *in;
 	int r;
 
 	if (!a->store)
@@ -271,22 +271,11 @@ enum MHD_Result appforms_attach(struct agent *a, struct MHD_Connection *conn,
 		return web_send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				      "expected a file, with X-Fieldsync-Draft and "
 				      "X-Fieldsync-Field");
-	if (!(in = fmemopen(body->file, body->len, "rb")))
+	if (secmem_stream_mem(&in, body->file, body->len, ATTACH_IOBUF) < 0)
 		return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 				      "out of memory");
-	/* Our own stdio buffer, wiped after: glibc's would hold a copy of
-	 * the file, freed unwiped (and unbuffered reads a byte at a time). */
-	if (!(iobuf = malloc(ATTACH_IOBUF)) ||
-	    setvbuf(in, (char *)iobuf, _IOFBF, ATTACH_IOBUF) != 0) {
-		fclose(in);
-		free(iobuf);
-		return web_send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
-				      "out of memory");
-	}
-	r = attach_to_draft(a, id, field, in, &ret, &err);
-	fclose(in);
-	sodium_memzero(iobuf, ATTACH_IOBUF);
-	free(iobuf);
+	r = attach_to_draft(a, id, field, in.fp, &ret, &err);
+	secmem_stream_close(&in);
 	if (r < 0)
 		return send_failure(conn, r, &err);
 	return web_send_json(conn, MHD_HTTP_OK, ret, NULL);

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "agent/photo.h"
+#include "crypto/secmem.h"
 #include "sync/sniff.h"
 
 /* ---- reading the file ------------------------------------------------------ */
@@ -208,37 +209,21 @@ int attach_store(struct store *s, const struct form *f, const char *field, FILE 
 		 const char *path, int for_draft, cJSON **ret_ref, int *ret_new,
 		 struct fs_error *err)
 {
-	uint8_t *photo = NULL, *iobuf = NULL;
+	struct secmem_stream clean = { 0 };
+	uint8_t *photo = NULL;
 	size_t photo_len = 0;
-	FILE *clean = NULL;
 	int r;
 
 	*ret_ref = NULL;
 	*ret_new = 0;
 	if ((r = clean_photo(f, field, in, path, &photo, &photo_len, err)) < 0)
 		return r;
-	if (photo && !(clean = fmemopen(photo, photo_len, "rb"))) {
-		sodium_memzero(photo, photo_len);
-		free(photo);
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	}
-	/* Our own stdio buffer, wiped after: glibc's would hold a copy of
-	 * the photo, freed unwiped (and unbuffered reads a byte at a time). */
-	if (clean && (!(iobuf = malloc(ATTACH_IOBUF)) ||
-		      setvbuf(clean, (char *)iobuf, _IOFBF, ATTACH_IOBUF) != 0)) {
-		fclose(clean);
-		sodium_memzero(photo, photo_len);
-		free(photo);
-		free(iobuf);
-		return fs_error_set(err, -ENOMEM, "out of memory");
-	}
-	r = store_file(s, f, field, clean ? clean : in, path, for_draft, ret_ref, ret_new, err);
-	if (clean)
-		fclose(clean);
-	if (iobuf) {
-		sodium_memzero(iobuf, ATTACH_IOBUF);
-		free(iobuf);
-	}
+	if (photo && secmem_stream_mem(&clean, photo, photo_len, ATTACH_IOBUF) < 0)
+		r = fs_error_set(err, -ENOMEM, "out of memory");
+	else
+		r = store_file(s, f, field, clean.fp ? clean.fp : in, path, for_draft, ret_ref,
+			       ret_new, err);
+	secmem_stream_close(&clean);
 	if (photo) {
 		sodium_memzero(photo, photo_len);
 		free(photo);

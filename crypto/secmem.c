@@ -2,6 +2,7 @@
 #include "crypto/secmem.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 
@@ -46,4 +47,34 @@ int secmem_dup(const void *src, size_t len, unsigned char **ret_copy)
 	memcpy(k, src, len);
 	*ret_copy = k;
 	return 0;
+}
+
+int secmem_stream_take(struct secmem_stream *s, FILE *fp, size_t size)
+{
+	s->fp = fp;
+	s->size = size;
+	if (!fp || !(s->buf = malloc(size)) || setvbuf(fp, (char *)s->buf, _IOFBF, size) != 0) {
+		secmem_stream_close(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int secmem_stream_mem(struct secmem_stream *s, void *mem, size_t len, size_t size)
+{
+	return secmem_stream_take(s, fmemopen(mem, len, "rb"), size);
+}
+
+void secmem_stream_close(struct secmem_stream *s)
+{
+	if (!s)
+		return;
+	if (s->fp)
+		fclose(s->fp);
+	if (s->buf) {
+		sodium_memzero(s->buf, s->size);
+		free(s->buf);
+	}
+	s->fp = NULL;
+	s->buf = NULL;
 }

@@ -15,6 +15,7 @@
 #include "hq/audit.h"
 #include "hq/hqenroll.h"
 #include "hq/hqsql.h"
+#include "hq/refusal.h"
 #include "sync/downset.h"
 #include "sync/fold.h"
 #include "sync/scoperule.h"
@@ -1067,20 +1068,6 @@ struct state {
 	char *scope; /* the scope names the last set carried, as one text */
 };
 
-static int refuse(struct downsync_result *r, int status, const char *error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int refuse(struct downsync_result *r, int status, const char *error, const char *fmt, ...)
-{
-	va_list ap;
-
-	r->status = status;
-	r->error = error;
-	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
-	va_end(ap);
-	return 0;
-}
-
 void downsync_result_clear(struct downsync_result *r)
 {
 	if (!r)
@@ -1340,7 +1327,7 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 
 	if (len != DOWNSET_PULL_BYTES || memcmp(req, DOWNSET_PULL_MAGIC, 4) || req[4] < 1 ||
 	    req[4] > DOWNSET_PULL_VERSION || req[5] || req[6] || req[7]) {
-		refuse(&res, 400, "malformed", "not a pull request (versions 1 to %d)",
+		REFUSE(&res, 400, "malformed", "not a pull request (versions 1 to %d)",
 		       DOWNSET_PULL_VERSION);
 		goto done;
 	}
@@ -1352,17 +1339,17 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 	if ((r = hqenroll_device_keys(db, res.device, sign_pk, box_pk, &revoked, err)) < 0)
 		goto fail;
 	if (r == 0) {
-		refuse(&res, 401, "unknown_device", "device %s is not enrolled", res.device);
+		REFUSE(&res, 401, "unknown_device", "device %s is not enrolled", res.device);
 		goto done;
 	}
 	if (crypto_sign_verify_detached(req + 72, req, 72, sign_pk) != 0) {
-		refuse(&res, 401, "bad_signature",
+		REFUSE(&res, 401, "bad_signature",
 		       "the signature does not verify with the enrolled "
 		       "key");
 		goto done;
 	}
 	if (revoked) {
-		refuse(&res, 403, "revoked", "device %s has been revoked", res.device);
+		REFUSE(&res, 403, "revoked", "device %s has been revoked", res.device);
 		goto done;
 	}
 	/* A pull is contact: the console tells a quiet device from a lost
@@ -1391,7 +1378,7 @@ int downsync_pull(struct hqsql *db, const struct identity *hq, const struct hq_f
 		res.repeat = 1;
 	} else {
 		res.expected = old.seq;
-		refuse(&res, 409, "downset_mismatch",
+		REFUSE(&res, 409, "downset_mismatch",
 		       "HQ has sent down-set %llu; the device says it applied %llu with another "
 		       "hash or sequence",
 		       (unsigned long long)old.seq, (unsigned long long)after);

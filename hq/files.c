@@ -19,6 +19,8 @@
 
 #include <sodium.h>
 
+#include "crypto/secmem.h"
+
 #define KEY_CONTEXT "fsfiles1"
 #define SEALED_MAX (HQFILES_BLOCK + crypto_secretstream_xchacha20poly1305_ABYTES)
 
@@ -494,25 +496,17 @@ int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char 
 	char dir[PART_PATH];
 	struct part_reader p = { .dir = dir, .n = n, .open = open_fn, .ctx = ctx, .err = err };
 	struct fs_error inner = { 0 };
-	uint8_t *iobuf = NULL;
-	FILE *in = NULL;
+	struct secmem_stream in = { 0 };
 	int r;
 
 	if (part_dir(f, device, hex, 3, dir) < 0)
 		return fs_error_set(err, -FS_EUSAGE, "a chunk is named by device and hash");
 	if (!(p.msg = malloc(HQFILES_PART_MAX + 4096)) || !(p.plain = malloc(HQFILES_PART_MAX)) ||
-	    !(in = fopencookie(&p, "r", io))) {
+	    secmem_stream_take(&in, fopencookie(&p, "r", io), HQFILES_BLOCK) < 0) {
 		r = fs_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	/* Our own stdio buffer, wiped after: glibc's would hold the file's
-	 * bytes, freed unwiped; and unbuffered, it reads a byte at a time. */
-	if (!(iobuf = malloc(HQFILES_BLOCK)) ||
-	    setvbuf(in, (char *)iobuf, _IOFBF, HQFILES_BLOCK) != 0) {
-		r = fs_error_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	r = hqfiles_put(f, hex, in, &inner);
+	r = hqfiles_put(f, hex, in.fp, &inner);
 	if (p.failed) {
 		r = err->code < 0 ? err->code : -EIO;
 		goto out;
@@ -527,12 +521,7 @@ int hqfiles_part_finish(const struct hqfiles *f, const char *device, const char 
 		}
 	}
 out:
-	if (in)
-		fclose(in);
-	if (iobuf) {
-		sodium_memzero(iobuf, HQFILES_BLOCK);
-		free(iobuf);
-	}
+	secmem_stream_close(&in);
 	if (p.plain)
 		sodium_memzero(p.plain, HQFILES_PART_MAX);
 	free(p.plain);

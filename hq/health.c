@@ -8,16 +8,9 @@
 #include <sodium.h>
 
 #include "hq/hqenroll.h"
+#include "hq/refusal.h"
 #include "sync/hlc.h"
 #include "sync/status.h"
-
-static int refuse(struct health_result *ret, int status, const char *error, const char *message)
-{
-	ret->status = status;
-	ret->error = error;
-	snprintf(ret->message, sizeof(ret->message), "%s", message);
-	return 0;
-}
 
 int health_report(struct hqsql *db, const uint8_t *body, size_t len, uint64_t now_ms,
 		  struct health_result *ret, struct fs_error *err)
@@ -31,22 +24,22 @@ int health_report(struct hqsql *db, const uint8_t *body, size_t len, uint64_t no
 
 	memset(ret, 0, sizeof(*ret));
 	if (status_parse(body, len, &rep, &json, NULL) < 0)
-		return refuse(ret, 400, "malformed", "not a status report");
+		return REFUSE(ret, 400, "malformed", "not a status report");
 	sodium_bin2hex(ret->device, sizeof(ret->device), rep.device, sizeof(rep.device));
 	if ((r = hqenroll_device_keys(db, ret->device, sign_pk, box_pk, &revoked, err)) < 0)
 		goto out;
 	if (r == 0) {
-		refuse(ret, 401, "unknown_device", "the device is not enrolled");
+		REFUSE(ret, 401, "unknown_device", "the device is not enrolled");
 		goto out;
 	}
 	r = 0;
 	if (status_verify(body, len, sign_pk) < 0) {
-		refuse(ret, 401, "bad_signature",
+		REFUSE(ret, 401, "bad_signature",
 		       "the signature does not verify with the enrolled key");
 		goto out;
 	}
 	if (revoked) {
-		refuse(ret, 403, "revoked", "the device has been revoked");
+		REFUSE(ret, 403, "revoked", "the device has been revoked");
 		goto out;
 	}
 	if (!(text = cJSON_PrintUnformatted(json))) {

@@ -12,6 +12,7 @@
 #include "hq/audit.h"
 #include "hq/hqsql.h"
 #include "hq/scope.h"
+#include "hq/refusal.h"
 
 #define SECRET_HASH_HEX (2 * 32 + 1)
 
@@ -91,21 +92,6 @@ struct enroll_req {
 	uint8_t proof[crypto_sign_BYTES];
 };
 
-static int refuse(struct hqenroll_result *r, int status, const char *error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int refuse(struct hqenroll_result *r, int status, const char *error, const char *fmt, ...)
-{
-	va_list ap;
-
-	r->status = status;
-	r->error = error;
-	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
-	va_end(ap);
-	return 0;
-}
-
 void hqenroll_result_clear(struct hqenroll_result *r)
 {
 	if (!r)
@@ -144,23 +130,23 @@ static int parse_request(const char *json, size_t len, struct enroll_req *req,
 
 	if (!cJSON_IsObject(o)) {
 		cJSON_Delete(o);
-		return refuse(ret, 400, "malformed", "the body is not a JSON object");
+		return REFUSE(ret, 400, "malformed", "the body is not a JSON object");
 	}
 	token = member_string(o, "token");
 	device = member_string(o, "device");
 	if (!token || token_parse(token, &req->token) < 0)
-		refuse(ret, 400, "malformed", "\"token\" is missing or not an enrolment token");
+		REFUSE(ret, 400, "malformed", "\"token\" is missing or not an enrolment token");
 	else if (!identity_id_text_ok(device))
-		refuse(ret, 400, "malformed", "\"device\" must be %d lower-case hex digits",
+		REFUSE(ret, 400, "malformed", "\"device\" must be %d lower-case hex digits",
 		       IDENTITY_ID_HEXLEN);
 	else if (decode_b64(member_string(o, "sign_pk"), req->sign_pk, sizeof(req->sign_pk)) < 0)
-		refuse(ret, 400, "malformed", "\"sign_pk\" must be base64 of %d bytes",
+		REFUSE(ret, 400, "malformed", "\"sign_pk\" must be base64 of %d bytes",
 		       crypto_sign_PUBLICKEYBYTES);
 	else if (decode_b64(member_string(o, "box_pk"), req->box_pk, sizeof(req->box_pk)) < 0)
-		refuse(ret, 400, "malformed", "\"box_pk\" must be base64 of %d bytes",
+		REFUSE(ret, 400, "malformed", "\"box_pk\" must be base64 of %d bytes",
 		       crypto_box_PUBLICKEYBYTES);
 	else if (decode_b64(member_string(o, "proof"), req->proof, sizeof(req->proof)) < 0)
-		refuse(ret, 400, "malformed", "\"proof\" must be base64 of %d bytes",
+		REFUSE(ret, 400, "malformed", "\"proof\" must be base64 of %d bytes",
 		       crypto_sign_BYTES);
 	else
 		memcpy(req->device, device, sizeof(req->device));
@@ -319,14 +305,14 @@ static int enroll_token_found(struct hqsql *db, const struct identity *hq,
 	token_enroll_message(req->token.secret, req->sign_pk, req->box_pk, msg);
 	identity_device_id(req->sign_pk, derived);
 	if (crypto_sign_verify_detached(req->proof, msg, sizeof(msg), req->sign_pk) != 0)
-		return refuse(ret, 401, "bad_proof", "the proof does not verify with sign_pk");
+		return REFUSE(ret, 401, "bad_proof", "the proof does not verify with sign_pk");
 	if (strcmp(derived, req->device))
-		return refuse(ret, 401, "bad_proof", "the device id is not derived from sign_pk");
+		return REFUSE(ret, 401, "bad_proof", "the device id is not derived from sign_pk");
 	if (repeat) {
 		/* The same device, proving the same token again: its answer
 		 * was lost.  Nothing changes but the audit log. */
 		if (!row.same_keys)
-			return refuse(ret, 401, "bad_token",
+			return REFUSE(ret, 401, "bad_token",
 				      "the token is unknown, used or expired");
 		snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\",\"repeat\":true}", hash_hex);
 		if ((r = audit_append(db, now_ms, "enroll", req->device, detail, err)) < 0)
@@ -338,7 +324,7 @@ static int enroll_token_found(struct hqsql *db, const struct identity *hq,
 	if ((r = device_exists(db, req->device, err)) < 0)
 		return r;
 	if (r == 1)
-		return refuse(ret, 409, "already_enrolled", "device %s is already enrolled",
+		return REFUSE(ret, 409, "already_enrolled", "device %s is already enrolled",
 			      req->device);
 	snprintf(detail, sizeof(detail), "{\"token\":\"%.16s\"}", hash_hex);
 	if ((r = register_device(db, req, &row, hash_hex, now_ms, err)) < 0 ||
@@ -362,7 +348,7 @@ static int enroll_locked(struct hqsql *db, const struct identity *hq, const stru
 	sodium_bin2hex(hash_hex, sizeof(hash_hex), h, sizeof(h));
 	r = token_lookup(db, hash_hex, req, now_ms, &row, err);
 	if (r == 0)
-		r = refuse(ret, 401, "bad_token", "the token is unknown, used or expired");
+		r = REFUSE(ret, 401, "bad_token", "the token is unknown, used or expired");
 	else if (r > 0)
 		r = enroll_token_found(db, hq, req, &row, hash_hex, r, now_ms, ret, err);
 	cJSON_Delete(row.scope);

@@ -17,6 +17,7 @@
 #include "hq/audit.h"
 #include "hq/hqsql.h"
 #include "hq/scope.h"
+#include "hq/refusal.h"
 #include "sync/changeset.h"
 #include "sync/downset.h"
 #include "sync/filewire.h"
@@ -27,21 +28,6 @@
 #define HASH_HEX (2 * CHANGESET_HASH_BYTES + 1)
 
 /* ---- results ------------------------------------------------------------ */
-
-static int reject(struct ingest_result *r, int status, const char *error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int reject(struct ingest_result *r, int status, const char *error, const char *fmt, ...)
-{
-	va_list ap;
-
-	r->status = status;
-	r->error = error;
-	va_start(ap, fmt);
-	vsnprintf(r->message, sizeof(r->message), fmt, ap);
-	va_end(ap);
-	return 0;
-}
 
 /* Append {"index","field","reason"} to the answer's quarantine list. */
 static int qlist_add(cJSON *list, uint32_t idx, const char *field, const char *reason)
@@ -321,7 +307,7 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
 			r = duplicate_answer(ctx, ret->device, h->seq, hqsql_column_blob(st, 1),
 					     (size_t)(int)hqsql_column_bytes(st, 1), ret, err);
 		else
-			r = reject(ret, 409, "conflicting_duplicate",
+			r = REFUSE(ret, 409, "conflicting_duplicate",
 				   "HQ already holds a different change set with sequence %llu",
 				   (unsigned long long)h->seq);
 		hqsql_finalize(st);
@@ -329,12 +315,12 @@ static int check_sequence(const struct ingest_ctx *ctx, const struct changeset_h
 	}
 	if (h->seq != d->last_seq + 1) {
 		ret->expected_seq = d->last_seq + 1;
-		return reject(ret, 409, "sequence_gap", "expected sequence %llu, got %llu",
+		return REFUSE(ret, 409, "sequence_gap", "expected sequence %llu, got %llu",
 			      (unsigned long long)ret->expected_seq, (unsigned long long)h->seq);
 	}
 	sodium_bin2hex(prev, sizeof(prev), h->prev, CHANGESET_HASH_BYTES);
 	if (strcmp(prev, d->last_seq ? d->last_hash : zero_hash))
-		return reject(ret, 409, "chain_mismatch",
+		return REFUSE(ret, 409, "chain_mismatch",
 			      "previous hash is not the hash of sequence %llu",
 			      (unsigned long long)d->last_seq);
 	return 0;
@@ -806,7 +792,7 @@ static int accept_set(struct run *run, const struct changeset_header *h, const u
 	int r;
 
 	if (changeset_open(body, len, hq->box_pk, hq->box_sk, &ch, &n, &oerr) < 0)
-		return reject(ret, 400, "malformed", "change set payload: %s", oerr.msg);
+		return REFUSE(ret, 400, "malformed", "change set payload: %s", oerr.msg);
 	if (!(index = calloc(n ? n : 1, sizeof(*index))) ||
 	    !(ret->quarantined = cJSON_CreateArray())) {
 		r = fs_error_set(run->err, -ENOMEM, "out of memory");
@@ -1165,22 +1151,22 @@ static int ingest_locked(struct run *run, const struct changeset_header *h, cons
 	if ((r = device_load(run->ctx->db, ret->device, &d, run->err)) < 0)
 		return r;
 	if (r == 0)
-		return reject(ret, 401, "unknown_device", "device %s is not enrolled", ret->device);
+		return REFUSE(ret, 401, "unknown_device", "device %s is not enrolled", ret->device);
 	if (changeset_verify(body, len, d.sign_pk) < 0)
-		return reject(ret, 401, "bad_signature",
+		return REFUSE(ret, 401, "bad_signature",
 			      "the signature does not verify with the enrolled key");
 	/* Only what a device really sent is worth an event; the rest is
 	 * anyone's noise, and must not grow the database. */
 	ret->authenticated = 1;
 	if (d.revoked)
-		return reject(ret, 403, "revoked", "device %s has been revoked", ret->device);
+		return REFUSE(ret, 403, "revoked", "device %s has been revoked", ret->device);
 	changeset_hash(body, len, hash_raw);
 	sodium_bin2hex(hash, sizeof(hash), hash_raw, sizeof(hash_raw));
 	if ((r = check_sequence(run->ctx, h, &d, hash, ret, run->err)) < 0 || ret->status)
 		return r;
 	if (h->version == CHANGESET_VERSION_UNBOUND && (r = unbound_refused(run, ret->device)) != 0)
 		return r < 0 ? r
-			     : reject(ret, 400, "malformed",
+			     : REFUSE(ret, 400, "malformed",
 				      "change set version 1 (unbound) is not accepted from device "
 				      "%s (enrolled since version 2, or it has sent version 2)",
 				      ret->device);
@@ -1197,7 +1183,7 @@ int ingest_changeset(const struct ingest_ctx *ctx, const uint8_t *body, size_t l
 	int r;
 
 	if (changeset_parse(body, len, &h, &perr) < 0) {
-		reject(&res, 400, "malformed", "change set: %s", perr.msg);
+		REFUSE(&res, 400, "malformed", "change set: %s", perr.msg);
 		goto rejected;
 	}
 	sodium_bin2hex(res.device, sizeof(res.device), h.device, CHANGESET_DEVICE_BYTES);

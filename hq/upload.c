@@ -14,24 +14,10 @@
 
 #include "hq/audit.h"
 #include "hq/hqenroll.h"
+#include "hq/refusal.h"
 #include "sync/filewire.h"
 
 /* ---- small steps ------------------------------------------------------------ */
-
-static int refuse(struct upload_result *res, int status, const char *error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int refuse(struct upload_result *res, int status, const char *error, const char *fmt, ...)
-{
-	va_list ap;
-
-	res->status = status;
-	res->error = error;
-	va_start(ap, fmt);
-	vsnprintf(res->message, sizeof(res->message), fmt, ap);
-	va_end(ap);
-	return 0;
-}
 
 static double mb(uint64_t bytes)
 {
@@ -405,7 +391,7 @@ static int assemble(struct upload_ctx *ctx, const struct filewire_head *h, const
 				res->device, hex, NULL, 0, "end an upload", err);
 		if (d < 0)
 			return d;
-		return refuse(res, 422, "hash_mismatch",
+		return REFUSE(res, 422, "hash_mismatch",
 			      "device %s: the chunks of file %.12s do not hash to its name; "
 			      "send it again",
 			      res->device, hex);
@@ -459,7 +445,7 @@ static int begin(struct upload_ctx *ctx, const struct filewire_head *h, const ch
 	if ((r = device_bytes(ctx->db, res->device, hex, &used, err)) < 0)
 		goto out;
 	if (ctx->quota_bytes && used + h->size > ctx->quota_bytes) {
-		r = refuse(res, 413, "quota_exceeded",
+		r = REFUSE(res, 413, "quota_exceeded",
 			   "device %s: file %.12s is %.1f MB, and the device holds %.1f MB at "
 			   "HQ; its quota is %.1f MB",
 			   res->device, hex, mb(h->size), mb(used), mb(ctx->quota_bytes));
@@ -490,18 +476,18 @@ int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 
 	memset(res, 0, sizeof(*res));
 	if (filewire_parse(body, len, &h, &why) < 0)
-		return refuse(res, 400, "malformed", "%s", why.msg);
+		return REFUSE(res, 400, "malformed", "%s", why.msg);
 	sodium_bin2hex(res->device, sizeof(res->device), h.device, sizeof(h.device));
 	sodium_bin2hex(hex, sizeof(hex), h.sha256, sizeof(h.sha256));
 	if ((r = hqenroll_device_keys(ctx->db, res->device, sign_pk, box_pk, &revoked, err)) < 0)
 		return r;
 	if (r == 0)
-		return refuse(res, 401, "unknown_device", "the device is not enrolled");
+		return REFUSE(res, 401, "unknown_device", "the device is not enrolled");
 	if (filewire_verify(body, len, sign_pk) < 0)
-		return refuse(res, 401, "bad_signature",
+		return REFUSE(res, 401, "bad_signature",
 			      "the signature does not verify with the enrolled key");
 	if (revoked)
-		return refuse(res, 403, "revoked", "the device has been revoked");
+		return REFUSE(res, 403, "revoked", "the device has been revoked");
 	if (h.kind == FILEWIRE_CHUNK) {
 		/* Opened only to check it: it is kept as it came, sealed. */
 		if (!(plain = malloc(filewire_chunk_len(&h))))
@@ -510,7 +496,7 @@ int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 		sodium_memzero(plain, filewire_chunk_len(&h));
 		free(plain);
 		if (r < 0)
-			return refuse(res, 400, "malformed", "%s", why.msg);
+			return REFUSE(res, 400, "malformed", "%s", why.msg);
 	}
 	/* Held already, from this device or another: nothing to send. */
 	if (hqfiles_has(ctx->files, hex)) {
@@ -526,7 +512,7 @@ int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 	if ((r = upload_row(ctx->db, res->device, hex, &size, &chunk_size, err)) < 0)
 		return r;
 	if (r == 0 && h.kind == FILEWIRE_CHUNK)
-		return refuse(res, 409, "not_begun",
+		return REFUSE(res, 409, "not_begun",
 			      "device %s: no upload of file %.12s begun; ask which chunks HQ "
 			      "holds first",
 			      res->device, hex);
@@ -544,7 +530,7 @@ int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 		chunk_size = h.chunk_size;
 	}
 	if (size != h.size)
-		return refuse(res, 409, "upload_mismatch",
+		return REFUSE(res, 409, "upload_mismatch",
 			      "device %s: file %.12s was begun with another size", res->device,
 			      hex);
 	if (h.kind == FILEWIRE_QUERY) {
@@ -561,7 +547,7 @@ int upload_handle(struct upload_ctx *ctx, const uint8_t *body, size_t len,
 		return answer_have(ctx, res, hex, size, chunk_size, err);
 	}
 	if (chunk_size != h.chunk_size)
-		return refuse(res, 409, "upload_mismatch",
+		return REFUSE(res, 409, "upload_mismatch",
 			      "device %s: file %.12s was begun with chunks of %u bytes",
 			      res->device, hex, (unsigned)chunk_size);
 	return take_chunk(ctx, &h, body, len, hex, res, err);
