@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,10 +41,21 @@
 #define BASE_MS 1767225600000ULL /* 2026-01-01T00:00:00Z: first visit time */
 #define SEED 0x5eed0f1e1d5eedULL /* fixed, so every run reads in the same order */
 
-enum { PHASE_INSERT, PHASE_READ_ALL, PHASE_POINT, PHASES };
+enum { PHASE_INSERT, PHASE_READ_ALL, PHASE_POINT, PHASE_MIXED, PHASES };
 enum { VARIANT_ENCRYPTED, VARIANT_PLAIN, VARIANTS };
 
-static const char *const phase_names[PHASES] = { "insert", "read all", "point reads" };
+static const char *const phase_names[PHASES] = { "insert", "read all", "point reads", "mixed" };
+
+/* The mixed phase: MIXED_OPS operations over the whole store, in
+ * transactions of MIXED_TX: of every 10, 6 point reads, 1 scan of
+ * MIXED_SCAN records in id order from a random one, and 3 edits (the
+ * record rewritten, one outbox row added), as a field laptop's day
+ * mixes lookups, lists and edits.  Its working set is the whole store,
+ * several times the page cache; the page cache is the store's own
+ * (store_setup_connection()). */
+#define MIXED_OPS 60000
+#define MIXED_TX 20
+#define MIXED_SCAN 100
 
 /* ---- workload --------------------------------------------------------- */
 
@@ -256,6 +268,8 @@ struct run {
 	char dir[PATH_MAX];  /* fresh temp directory, "" until made */
 	char path[PATH_MAX]; /* dir/store.db */
 	sqlite3 *db;	     /* open connection, or NULL */
+	double db_mib;	     /* the mixed phase: the store's size */
+	double cache_mib;    /* and its page cache */
 };
 
 static double now_s(void)
@@ -532,6 +546,154 @@ out:
 	return ret;
 }
 
+/* Point read of v, checked against what was written. */
+static int mixed_read(struct run *r, sqlite3_stmt *st, const struct visit *v)
+{
+	const void *fields;
+	int rc, ok;
+
+	sqlite3_bind_text(st, 1, v->id, UUID_TEXT_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	fields = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	ok = fields && sqlite3_column_bytes(st, 0) == v->len &&
+	     memcmp(fields, v->fields, (size_t)v->len) == 0;
+	sqlite3_reset(st);
+	if (!ok) {
+		if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+			fprintf(stderr,
+				"bench_store: %s: record %s in %s is not what was written\n",
+				r->label, v->id, r->path);
+		else
+			run_fail(r, "look up record in");
+		return -1;
+	}
+	return 0;
+}
+
+/* MIXED_SCAN records in id order from v: as many as there are. */
+static int mixed_scan(struct run *r, sqlite3_stmt *st, const struct workload *w, size_t from)
+{
+	size_t rows = 0, want = w->n - from < MIXED_SCAN ? w->n - from : MIXED_SCAN;
+	int rc;
+
+	sqlite3_bind_text(st, 1, w->visits[from].id, UUID_TEXT_LEN, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, MIXED_SCAN);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (sqlite3_column_bytes(st, 1) == w->visits[from + rows].len)
+			rows++;
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return run_fail(r, "scan records in");
+	if (rows != want) {
+		fprintf(stderr, "bench_store: %s: scan from record %zu in %s read %zu of %zu\n",
+			r->label, from, r->path, rows, want);
+		return -1;
+	}
+	return 0;
+}
+
+/* The record v rewritten (same fields, a later clock), as an edit. */
+static int mixed_edit(struct run *r, sqlite3_stmt *upd, sqlite3_stmt *chg, const struct visit *v,
+		      sqlite3_int64 hlc)
+{
+	sqlite3_bind_text(upd, 1, v->fields, v->len, SQLITE_STATIC);
+	sqlite3_bind_int64(upd, 2, hlc);
+	sqlite3_bind_text(upd, 3, v->id, UUID_TEXT_LEN, SQLITE_STATIC);
+	if (sqlite3_step(upd) != SQLITE_DONE || sqlite3_changes(r->db) != 1) {
+		sqlite3_reset(upd);
+		return run_fail(r, "edit record in");
+	}
+	sqlite3_reset(upd);
+	sqlite3_bind_text(chg, 1, v->id, UUID_TEXT_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(chg, 2, "visits", -1, SQLITE_STATIC);
+	sqlite3_bind_text(chg, 3, field_names[3], -1, SQLITE_STATIC);
+	sqlite3_bind_text(chg, 4, v->fields + v->val_off[3], v->val_len[3], SQLITE_STATIC);
+	sqlite3_bind_int64(chg, 5, hlc);
+	if (sqlite3_step(chg) != SQLITE_DONE) {
+		sqlite3_reset(chg);
+		return run_fail(r, "insert outbox row into");
+	}
+	sqlite3_reset(chg);
+	return 0;
+}
+
+/* The store's size on disk and its connection's page cache, in MiB. */
+static int working_set(struct run *r)
+{
+	sqlite3_stmt *st = NULL;
+	struct stat sb;
+	double cache = 0;
+
+	if (stat(r->path, &sb) < 0) {
+		fprintf(stderr, "bench_store: %s: stat %s: %s\n", r->label, r->path,
+			strerror(errno));
+		return -1;
+	}
+	if (run_prepare(r, "PRAGMA cache_size", &st, "read the page cache of") < 0)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		cache = (double)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	/* Negative: KiB; positive: pages. */
+	r->cache_mib = cache < 0 ? -cache / 1024 : cache * FSVFS_PAGE_SIZE / (1024.0 * 1024);
+	r->db_mib = (double)sb.st_size / (1024.0 * 1024);
+	return 0;
+}
+
+/* Random reads, scans and edits over the whole store (MIXED_OPS). */
+static int phase_mixed(struct run *r, const struct workload *w, double *ret_s)
+{
+	sqlite3_stmt *get = NULL, *scan = NULL, *upd = NULL, *chg = NULL;
+	uint64_t rng = SEED ^ 0x6d69786564ULL;
+	double t0 = now_s();
+	int ret = -1;
+
+	if (db_open(r, 0) < 0 ||
+	    run_prepare(r, "SELECT fields FROM records WHERE id = ?1", &get, "prepare lookup in") <
+		    0 ||
+	    run_prepare(r, "SELECT id, fields FROM records WHERE id >= ?1 ORDER BY id LIMIT ?2",
+			&scan, "prepare scan of") < 0 ||
+	    run_prepare(r, "UPDATE records SET fields = ?1, updated_hlc = ?2 WHERE id = ?3", &upd,
+			"prepare edit in") < 0 ||
+	    run_prepare(r,
+			"INSERT INTO outbox(record_id, collection, field, value, hlc)"
+			" VALUES(?1, ?2, ?3, ?4, ?5)",
+			&chg, "prepare outbox insert in") < 0 ||
+	    working_set(r) < 0)
+		goto out;
+	for (size_t op = 0; op < MIXED_OPS; op++) {
+		size_t i = prng_below(&rng, w->n), kind = op % 10;
+		int rc;
+
+		if (op % MIXED_TX == 0 &&
+		    run_exec(r, "BEGIN IMMEDIATE", "begin transaction on") < 0)
+			goto out;
+		if (kind < 6)
+			rc = mixed_read(r, get, &w->visits[i]);
+		else if (kind == 6)
+			rc = mixed_scan(r, scan, w, i);
+		else
+			rc = mixed_edit(r, upd, chg, &w->visits[i],
+					(sqlite3_int64)((BASE_MS + w->n + op) << 16));
+		if (rc < 0)
+			goto out;
+		if ((op + 1) % MIXED_TX == 0 && run_exec(r, "COMMIT", "commit transaction on") < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0 && r->db && !sqlite3_get_autocommit(r->db))
+		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_finalize(get);
+	sqlite3_finalize(scan);
+	sqlite3_finalize(upd);
+	sqlite3_finalize(chg);
+	if (db_close(r) < 0)
+		ret = -1;
+	*ret_s = now_s() - t0;
+	return ret;
+}
+
 /* ---- one run ---------------------------------------------------------- */
 
 static int run_mkdir(struct run *r)
@@ -585,9 +747,9 @@ static int run_rmdir(struct run *r)
 	return ret;
 }
 
-/* All three phases on a fresh database; times[] written on success. */
+/* Every phase on a fresh database; times[] written on success. */
 static int run_variant(const char *label, struct fsvfs *vfs, const struct workload *w,
-		       double times[PHASES])
+		       double times[PHASES], double *ret_db_mib, double *ret_cache_mib)
 {
 	struct run r = { .label = label, .vfs = vfs };
 	double t[PHASES];
@@ -597,8 +759,11 @@ static int run_variant(const char *label, struct fsvfs *vfs, const struct worklo
 		return -1;
 	if (phase_insert(&r, w, &t[PHASE_INSERT]) < 0 ||
 	    phase_read_all(&r, w, &t[PHASE_READ_ALL]) < 0 ||
-	    phase_point_reads(&r, w, &t[PHASE_POINT]) < 0)
+	    phase_point_reads(&r, w, &t[PHASE_POINT]) < 0 ||
+	    phase_mixed(&r, w, &t[PHASE_MIXED]) < 0)
 		goto out;
+	*ret_db_mib = r.db_mib;
+	*ret_cache_mib = r.cache_mib;
 	memcpy(times, t, sizeof(t));
 	ret = 0;
 out:
@@ -670,7 +835,7 @@ int main(int argc, char **argv)
 {
 	static const char *const labels[VARIANTS] = { "encrypted", "plain" };
 	uint8_t db_id[FSVFS_DBID_BYTES], *key = NULL;
-	double best[VARIANTS][PHASES] = { { 0 } }, t[PHASES];
+	double best[VARIANTS][PHASES] = { { 0 } }, t[PHASES], db_mib = 0, cache_mib = 0;
 	struct workload w = { 0 };
 	struct fsvfs *vfs = NULL;
 	size_t n;
@@ -702,13 +867,16 @@ int main(int argc, char **argv)
 	for (int round = 0; round < ROUNDS; round++) {
 		/* Plain first, then encrypted, in every round. */
 		for (int k = VARIANTS - 1; k >= 0; k--) {
-			if (run_variant(labels[k], k == VARIANT_ENCRYPTED ? vfs : NULL, &w, t) < 0)
+			if (run_variant(labels[k], k == VARIANT_ENCRYPTED ? vfs : NULL, &w, t,
+					&db_mib, &cache_mib) < 0)
 				goto out;
 			for (int p = 0; p < PHASES; p++)
 				if (round == 0 || t[p] < best[k][p])
 					best[k][p] = t[p];
 		}
 	}
+	printf("mixed: %d operations over a store of %.0f MiB with a page cache of %.1f MiB\n",
+	       MIXED_OPS, db_mib, cache_mib);
 	print_results(best);
 	ret = 0;
 out:
