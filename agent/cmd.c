@@ -32,7 +32,8 @@ int cmd_open_store(const struct cli *c, struct store **ret, struct fs_error *err
 		return r;
 	r = store_open(
 		c->cfg.data_dir, secret,
-		&(struct store_options){ .ballast_bytes = (uint64_t)c->cfg.disk_reserve_mib << 20 },
+		&(struct store_options){ .ballast_bytes = (uint64_t)c->cfg.disk_reserve_mib << 20,
+					 .cache_mib = c->cfg.cache_mib },
 		ret, err);
 	keystore_secret_free(secret);
 	return r;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/store.h"
 #include "sync/ini.h"
 #include "web/listen.h"
 
@@ -71,6 +72,7 @@ int config_load(const char *path, struct agent_config *cfg, struct fs_error *err
 		{ "store", "key_file", &cfg->key_file, NULL, 0 },
 		{ "store", "kdf_profile", &cfg->kdf_profile, NULL, 0 },
 		{ "store", "disk_reserve_mib", NULL, &cfg->disk_reserve_mib, 4096 },
+		{ "store", "cache_mib", NULL, &cfg->cache_mib, STORE_MAX_CACHE_MIB },
 		{ "forms", "dir", &cfg->forms_dir, NULL, 0 },
 		{ "agent", "socket", &cfg->socket, NULL, 0 },
 		{ "agent", "socket_group", &cfg->socket_group, NULL, 0 },

@@ -11,6 +11,9 @@
  *                            what was recorded can be delivered when the
  *                            disk is full, MiB (default 8, at most 1/8 of
  *                            the file system; agent/ballast.h)
+ *   [store] cache_mib        SQLite's page cache per connection, MiB: a page
+ *                            that misses it is read and decrypted
+ *                            (default STORE_DEFAULT_CACHE_MIB, 1..1024)
  *   [forms] dir              directory of <collection>.json definitions
  *   [agent] socket           control socket (default: ctl_default_socket())
  *   [agent] socket_group     group allowed to use it (default fieldsync, when
@@ -67,6 +70,7 @@ struct agent_config {
 	char *socket_group;
 	char *wipe_on_revoke;	   /* "yes" or "no" (NULL: no) */
 	unsigned disk_reserve_mib; /* 0: not set, BALLAST_DEFAULT_BYTES */
+	unsigned cache_mib;	   /* 0: not set, STORE_DEFAULT_CACHE_MIB */
 	unsigned push_delay_ms;	   /* 0 in the struct: not set, use the default */
 	unsigned retry_min;
 	unsigned retry_max;

@@ -89,7 +89,8 @@ void daemon_schedule(struct agent *a, uint64_t delay_ms)
 
 int daemon_unlock(struct agent *a, const struct keystore_secret *secret, struct fs_error *err)
 {
-	struct store_options opt = { .ballast_bytes = (uint64_t)a->c->cfg.disk_reserve_mib << 20 };
+	struct store_options opt = { .ballast_bytes = (uint64_t)a->c->cfg.disk_reserve_mib << 20,
+				     .cache_mib = a->c->cfg.cache_mib };
 	int r = store_open(a->c->cfg.data_dir, secret, &opt, &a->store, err);
 
 	if (r < 0)

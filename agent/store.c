@@ -38,6 +38,7 @@ struct store {
 	sqlite3_stmt *stmts[STORE_STMT_SLOTS]; /* see store_stmt() */
 	struct ballast *ballast;	       /* disk room kept for delivery */
 	uint64_t ballast_bytes;		       /* its configured size */
+	unsigned cache_mib;		       /* page cache, for store_reopen() */
 };
 
 /* ---- paths and errors ------------------------------------------------- */
@@ -413,6 +414,15 @@ int store_setup_connection(sqlite3 *db, int create)
 			    NULL, NULL, NULL);
 }
 
+int store_cache_size(sqlite3 *db, unsigned mib)
+{
+	char sql[64];
+
+	/* Negative: KiB, whatever the page size. */
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%llu", (unsigned long long)mib * 1024);
+	return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
 /* Checkpoint the WAL before it holds half the disk room kept for
  * delivery, and cut it back to that size after, so that on a full disk
  * the ballast can always pay for the checkpoint (agent/ballast.h). */
@@ -450,7 +460,8 @@ static int db_open(struct store *s, const uint8_t *key, const uint8_t *id, int c
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, 5000);
-	if (store_setup_connection(s->db, create) != SQLITE_OK || wal_bound(s) != SQLITE_OK)
+	if (store_setup_connection(s->db, create) != SQLITE_OK || wal_bound(s) != SQLITE_OK ||
+	    store_cache_size(s->db, s->cache_mib) != SQLITE_OK)
 		return store_fail(s, create ? "create store" : "open store", err);
 	return 0;
 }
@@ -558,6 +569,7 @@ static struct store *store_new(const char *data_dir, const struct store_options 
 	}
 	s->wall_ms = opt && opt->wall_ms ? opt->wall_ms : hlc_wall_ms;
 	s->ballast_bytes = opt ? opt->ballast_bytes : 0;
+	s->cache_mib = opt && opt->cache_mib ? opt->cache_mib : STORE_DEFAULT_CACHE_MIB;
 	if (dir_file(s->path, sizeof(s->path), data_dir, "store.db", err) < 0 ||
 	    ballast_new(data_dir, s->ballast_bytes, &s->ballast, err) < 0) {
 		free(s);
@@ -755,7 +767,8 @@ out:
 int store_reopen(const struct store *from, struct store **ret_store, struct fs_error *err)
 {
 	struct store_options opt = { .wall_ms = from->wall_ms,
-				     .ballast_bytes = from->ballast_bytes };
+				     .ballast_bytes = from->ballast_bytes,
+				     .cache_mib = from->cache_mib };
 	struct store *s;
 	int r;
 

@@ -6,7 +6,9 @@
 #include "agent/vfs.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,13 @@
 #define PAGE_DATA_BYTES (FSVFS_PAGE_SIZE - FSVFS_RESERVE)
 #define BIND_BYTES 12 /* WAL: page number (4) and salts (8) from the frame header */
 #define AD_BYTES (FSVFS_DBID_BYTES + 1 + 8 + BIND_BYTES)
+#define SALT_BYTES 8
+#define WAL_HEADER_SALTS 16 /* where the salts are in the WAL header */
+/* ... and in the wal-index header (wal.c, struct WalIndexHdr: aSalt
+ * after iVersion, unused, iChange, isInit, bigEndCksum, szPage,
+ * mxFrame, nPage and aFrameCksum), as the same bytes. */
+#define WALINDEX_SALTS 32
+#define NONCE_PREFIX_BYTES (AEAD_NONCEBYTES - 8)
 
 struct fsvfs {
 	sqlite3_vfs base;		/* what SQLite sees; pAppData points here */
@@ -30,6 +39,11 @@ struct fsvfs {
 	char name[48];			/* unique registered name */
 	char fault[512];		/* last fault, "" when none */
 	int recovering;			/* WAL_RECOVER_LOCK held: SQLite is rebuilding the index */
+	/* Page nonces: this prefix, random per fsvfs, then a counter
+	 * (page_nonce()). */
+	uint8_t nonce_prefix[NONCE_PREFIX_BYTES];
+	_Atomic uint64_t nonce_next;
+	unsigned nonce_forks; /* fork_count when the prefix was drawn */
 };
 
 struct fsfile {
@@ -37,11 +51,17 @@ struct fsfile {
 	struct fsvfs *vfs; /* owner */
 	char kind;	   /* 'D' main database or 'W' WAL */
 	const char *path;  /* SQLite keeps it valid while the file is open */
-	uint8_t *scratch;  /* one page: ciphertext out, plaintext for partial reads */
+	uint8_t *scratch;  /* a frame: ciphertext in and out, plaintext for partial reads */
 	uint8_t hdr[WAL_FRAME_HEADER_BYTES]; /* WAL: last frame header written */
 	sqlite3_int64 hdr_off;		     /* its offset, or -1 */
-	sqlite3_file *real;		     /* the under VFS's file, allocated right after us */
+	struct fsfile *db;		     /* WAL: its database file, when it is ours */
+	void volatile *shm0;		     /* database: region 0 of the wal-index, or NULL */
+	uint8_t salts[SALT_BYTES];	     /* WAL: the header's salts, when have_salts */
+	int have_salts;
+	sqlite3_file *real; /* the under VFS's file, allocated right after us */
 };
+
+#define SCRATCH_BYTES WAL_FRAME_BYTES
 
 static void set_fault(struct fsvfs *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -55,6 +75,37 @@ static void set_fault(struct fsvfs *v, const char *fmt, ...)
 }
 
 /* ---- page sealing ----------------------------------------------------- */
+
+/* Forks so far in this process: a child goes on from its parent's
+ * prefix and counter, so it draws a new prefix before it seals. */
+static _Atomic unsigned fork_count;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	atomic_fetch_add(&fork_count, 1);
+}
+
+static void fork_watch(void)
+{
+	(void)pthread_atfork(NULL, NULL, fork_child);
+}
+
+/* A nonce never used before under the page key, without a system call:
+ * 16 random bytes drawn when the VFS is made (or in a forked child),
+ * then a 64-bit counter.  docs/SECURITY.md argues why two never meet. */
+static void page_nonce(struct fsvfs *v, uint8_t nonce[AEAD_NONCEBYTES])
+{
+	unsigned forks = atomic_load(&fork_count);
+
+	if (forks != v->nonce_forks) {
+		randombytes_buf(v->nonce_prefix, sizeof(v->nonce_prefix));
+		atomic_store(&v->nonce_next, 0);
+		v->nonce_forks = forks;
+	}
+	memcpy(nonce, v->nonce_prefix, NONCE_PREFIX_BYTES);
+	bytes_put_be(nonce + NONCE_PREFIX_BYTES, atomic_fetch_add(&v->nonce_next, 1), 8);
+}
 
 /* Associated data: store id, file kind, page or frame number, and for a
  * WAL frame the database page number and the WAL generation's salts.
@@ -73,6 +124,33 @@ static void page_ad(const struct fsfile *f, uint64_t number, const uint8_t *bind
 		memset(ad + FSVFS_DBID_BYTES + 9, 0, BIND_BYTES);
 }
 
+/* The salts of the WAL's current generation, as its header has them.
+ * Read from the file, then kept: while the wal-index header in shared
+ * memory (no system call) has the same, the file still has them, since
+ * SQLite writes a new generation's salts there (walRestartHdr) before
+ * it writes the WAL header, and a reader can use a frame only once a
+ * commit wrote the index.  The header of a new WAL reaches the index
+ * only at its first commit, and recovery rebuilds the index: there, and
+ * whenever the two differ, the file is read again. */
+static int wal_salts(struct fsfile *f, uint8_t salts[SALT_BYTES])
+{
+	const volatile uint8_t *idx = f->db ? f->db->shm0 : NULL;
+	uint8_t walhdr[WAL_HEADER_BYTES];
+	int rc, same = f->have_salts && idx && !f->vfs->recovering;
+
+	for (int i = 0; same && i < SALT_BYTES; i++)
+		same = idx[WALINDEX_SALTS + i] == f->salts[i];
+	if (!same) {
+		rc = f->real->pMethods->xRead(f->real, walhdr, sizeof(walhdr), 0);
+		if (rc != SQLITE_OK)
+			return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_DATA : rc;
+		memcpy(f->salts, walhdr + WAL_HEADER_SALTS, SALT_BYTES);
+		f->have_salts = 1;
+	}
+	memcpy(salts, f->salts, SALT_BYTES);
+	return SQLITE_OK;
+}
+
 /* What a WAL page is bound to besides its frame number: the database page
  * number from its frame header (SQLite never changes it for a frame) and
  * the salts from the WAL file header (they name the WAL generation).
@@ -81,14 +159,8 @@ static void page_ad(const struct fsfile *f, uint64_t number, const uint8_t *bind
 static int wal_bind(struct fsfile *f, const uint8_t frame_hdr[WAL_FRAME_HEADER_BYTES],
 		    uint8_t bind[BIND_BYTES])
 {
-	uint8_t walhdr[WAL_HEADER_BYTES];
-	int rc = f->real->pMethods->xRead(f->real, walhdr, sizeof(walhdr), 0);
-
-	if (rc != SQLITE_OK)
-		return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_DATA : rc;
 	memcpy(bind, frame_hdr, 4);
-	memcpy(bind + 4, walhdr + 16, 8);
-	return SQLITE_OK;
+	return wal_salts(f, bind + 4);
 }
 
 /* Seal plaintext page p into out (both FSVFS_PAGE_SIZE bytes). */
@@ -105,23 +177,26 @@ static int page_seal(struct fsfile *f, uint64_t number, const uint8_t *bind, con
 		return SQLITE_IOERR_WRITE;
 	}
 	page_ad(f, number, bind, ad);
-	aead_seal_detached(out, out + PAGE_DATA_BYTES + AEAD_NONCEBYTES, out + PAGE_DATA_BYTES, p,
-			   PAGE_DATA_BYTES, ad, sizeof(ad), f->vfs->key);
+	page_nonce(f->vfs, out + PAGE_DATA_BYTES);
+	aead_seal_detached_nonce(out, out + PAGE_DATA_BYTES + AEAD_NONCEBYTES,
+				 out + PAGE_DATA_BYTES, p, PAGE_DATA_BYTES, ad, sizeof(ad),
+				 f->vfs->key);
 	return SQLITE_OK;
 }
 
-/* Open a sealed page in place.  On failure the page is wiped and, when
- * report is set, the fault recorded. */
-static int page_open(struct fsfile *f, uint64_t number, const uint8_t *bind, uint8_t *page,
-		     int report)
+/* Open the sealed page at sealed into out (the same buffer, or
+ * another).  On failure out is wiped and, when report is set, the
+ * fault recorded. */
+static int page_open_into(struct fsfile *f, uint64_t number, const uint8_t *bind,
+			  const uint8_t *sealed, uint8_t *out, int report)
 {
 	uint8_t ad[AD_BYTES];
 
 	page_ad(f, number, bind, ad);
-	if (aead_open_detached(page, page, PAGE_DATA_BYTES,
-			       page + PAGE_DATA_BYTES + AEAD_NONCEBYTES, page + PAGE_DATA_BYTES, ad,
-			       sizeof(ad), f->vfs->key) < 0) {
-		sodium_memzero(page, FSVFS_PAGE_SIZE);
+	if (aead_open_detached(out, sealed, PAGE_DATA_BYTES,
+			       sealed + PAGE_DATA_BYTES + AEAD_NONCEBYTES, sealed + PAGE_DATA_BYTES,
+			       ad, sizeof(ad), f->vfs->key) < 0) {
+		sodium_memzero(out, FSVFS_PAGE_SIZE);
 		if (report)
 			set_fault(f->vfs,
 				  "%s %s %llu: authentication failed "
@@ -130,8 +205,14 @@ static int page_open(struct fsfile *f, uint64_t number, const uint8_t *bind, uin
 				  (unsigned long long)number);
 		return SQLITE_IOERR_DATA;
 	}
-	sodium_memzero(page + PAGE_DATA_BYTES, FSVFS_RESERVE);
+	sodium_memzero(out + PAGE_DATA_BYTES, FSVFS_RESERVE);
 	return SQLITE_OK;
+}
+
+static int page_open(struct fsfile *f, uint64_t number, const uint8_t *bind, uint8_t *page,
+		     int report)
+{
+	return page_open_into(f, number, bind, page, page, report);
 }
 
 /* ---- file methods ----------------------------------------------------- */
@@ -320,7 +401,19 @@ static int wal_read(struct fsfile *f, uint8_t *buf, int amt, sqlite3_int64 off)
 	if (in_frame_header(within, amt))
 		return real_read(f, buf, amt, off);
 	if (within == WAL_FRAME_HEADER_BYTES && amt == FSVFS_PAGE_SIZE) {
-		/* A frame the wal-index says is committed: it must authenticate. */
+		/* A frame the wal-index says is committed: it must authenticate.
+		 * Its header and page in one read; one cut short is left to
+		 * read_sealed() to tell the end of the file from damage. */
+		rc = real_read(f, f->scratch, WAL_FRAME_BYTES, off - WAL_FRAME_HEADER_BYTES);
+		if (rc == SQLITE_OK) {
+			rc = wal_bind(f, f->scratch, bind);
+			return rc != SQLITE_OK ? rc
+					       : page_open_into(f, frame, bind,
+								f->scratch + WAL_FRAME_HEADER_BYTES,
+								buf, 1);
+		}
+		if (rc != SQLITE_IOERR_SHORT_READ)
+			return rc;
 		rc = real_read(f, hdr, sizeof(hdr), off - WAL_FRAME_HEADER_BYTES);
 		if (rc == SQLITE_OK)
 			rc = wal_bind(f, hdr, bind);
@@ -385,8 +478,14 @@ static int wal_write(struct fsfile *f, const void *buf, int amt, sqlite3_int64 o
 	sqlite3_int64 rel = off - WAL_HEADER_BYTES, within;
 	int rc;
 
-	if (off + amt <= WAL_HEADER_BYTES)
+	if (off + amt <= WAL_HEADER_BYTES) {
+		/* A new generation's header: its salts are this file's now. */
+		if (off == 0 && amt == WAL_HEADER_BYTES) {
+			memcpy(f->salts, (const uint8_t *)buf + WAL_HEADER_SALTS, SALT_BYTES);
+			f->have_salts = 1;
+		}
 		return f->real->pMethods->xWrite(f->real, buf, amt, off);
+	}
 	if (rel < 0)
 		return WAL_WRITE_UNEXPECTED;
 	within = rel % WAL_FRAME_BYTES;
@@ -438,7 +537,7 @@ static int fs_close(sqlite3_file *file)
 	int rc = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
 
 	if (f->scratch) {
-		sodium_memzero(f->scratch, FSVFS_PAGE_SIZE);
+		sodium_memzero(f->scratch, SCRATCH_BYTES);
 		sqlite3_free(f->scratch);
 		f->scratch = NULL;
 	}
@@ -451,6 +550,7 @@ static int fs_close(sqlite3_file *file)
 static int fs_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
 	((struct fsfile *)file)->hdr_off = -1; /* the cached header may be gone */
+	((struct fsfile *)file)->have_salts = 0;
 	return REAL(file)->pMethods->xTruncate(REAL(file), size);
 }
 
@@ -502,7 +602,12 @@ static int fs_device_characteristics(sqlite3_file *file)
 
 static int fs_shm_map(sqlite3_file *file, int pg, int pgsz, int extend, void volatile **pp)
 {
-	return REAL(file)->pMethods->xShmMap(REAL(file), pg, pgsz, extend, pp);
+	int rc = REAL(file)->pMethods->xShmMap(REAL(file), pg, pgsz, extend, pp);
+
+	/* Region 0 begins with the wal-index header (wal_salts()). */
+	if (rc == SQLITE_OK && pg == 0 && *pp)
+		((struct fsfile *)file)->shm0 = *pp;
+	return rc;
 }
 
 /* wal.c: WAL_RECOVER_LOCK is slot 2, held exclusively only while a
@@ -530,6 +635,7 @@ static void fs_shm_barrier(sqlite3_file *file)
 
 static int fs_shm_unmap(sqlite3_file *file, int delete_flag)
 {
+	((struct fsfile *)file)->shm0 = NULL;
 	return REAL(file)->pMethods->xShmUnmap(REAL(file), delete_flag);
 }
 
@@ -573,7 +679,11 @@ static int fs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int f
 	if (flags & SQLITE_OPEN_MAIN_DB) {
 		f->kind = 'D';
 	} else if (flags & SQLITE_OPEN_WAL) {
+		sqlite3_file *db = name ? sqlite3_database_file_object(name) : NULL;
+
 		f->kind = 'W';
+		if (db && db->pMethods == &fs_io_methods)
+			f->db = (struct fsfile *)db;
 	} else {
 		/* A rollback journal or a temporary file would hold pages in
 		 * the clear; the store never needs one (WAL, temp_store=MEMORY). */
@@ -581,7 +691,7 @@ static int fs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int f
 			  f->path, (unsigned)flags);
 		return SQLITE_CANTOPEN;
 	}
-	f->scratch = sqlite3_malloc(FSVFS_PAGE_SIZE);
+	f->scratch = sqlite3_malloc(SCRATCH_BYTES);
 	if (!f->scratch)
 		return SQLITE_NOMEM;
 	rc = v->under->xOpen(v->under, name, f->real, flags, out_flags);
@@ -684,6 +794,10 @@ int fsvfs_create(const uint8_t data_key[AEAD_KEYBYTES], const uint8_t db_id[FSVF
 		return -ENOMEM;
 	}
 	aead_derive_subkey(v->key, 1, "fspages1", data_key);
+	(void)pthread_once(&fork_once, fork_watch);
+	randombytes_buf(v->nonce_prefix, sizeof(v->nonce_prefix));
+	atomic_init(&v->nonce_next, 0);
+	v->nonce_forks = atomic_load(&fork_count);
 	memcpy(v->dbid, db_id, FSVFS_DBID_BYTES);
 	snprintf(v->name, sizeof(v->name), "fieldsync-%p", (void *)v);
 	v->under = under;

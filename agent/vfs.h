@@ -8,8 +8,10 @@
  *
  * where the last 40 bytes are SQLite's per-page reserved space, set with
  * SQLITE_FCNTL_RESERVE_BYTES before the first write, so SQLite never puts
- * data there.  The nonce is fresh and random for every write.  The
- * associated data binds the page to its place:
+ * data there.  The nonce is new for every write: a random prefix drawn
+ * per fsvfs (and again in a forked child) and a counter, so no system
+ * call per page (docs/SECURITY.md, "Page nonces").  The associated data
+ * binds the page to its place:
  *
  *   db_id (16) || file kind ('D' database, 'W' WAL) || number (8, BE)
  *
@@ -30,6 +32,11 @@
  * docs/SECURITY.md.  Rollback journals and temporary files are refused:
  * the store runs in WAL mode with temp_store=MEMORY, and xFetch is not
  * offered, so mmap can never bypass decryption.
+ *
+ * WAL salts are read from the WAL header once per connection and kept
+ * while the wal-index header agrees, and a committed frame is read with
+ * its header in one read: a page that misses SQLite's cache costs one
+ * pread and one open, as in the database file.
  *
  * Ownership and threads: one fsvfs per open store; it copies the key into
  * secure memory.  Every database opened through it must be closed before

@@ -1,4 +1,4 @@
-/* aead.c - XChaCha20-Poly1305 with random nonces, combined and detached. */
+/* aead.c - XChaCha20-Poly1305, combined and detached. */
 #include "crypto/aead.h"
 
 #include <string.h>
@@ -34,6 +34,13 @@ void aead_seal_detached(uint8_t *c, uint8_t tag[AEAD_TAGBYTES], uint8_t nonce[AE
 			const uint8_t key[AEAD_KEYBYTES])
 {
 	randombytes_buf(nonce, AEAD_NONCEBYTES);
+	aead_seal_detached_nonce(c, tag, nonce, m, mlen, ad, adlen, key);
+}
+
+void aead_seal_detached_nonce(uint8_t *c, uint8_t tag[AEAD_TAGBYTES],
+			      const uint8_t nonce[AEAD_NONCEBYTES], const uint8_t *m, size_t mlen,
+			      const uint8_t *ad, size_t adlen, const uint8_t key[AEAD_KEYBYTES])
+{
 	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(c, tag, NULL, m, mlen, ad, adlen, NULL,
 							    nonce, key);
 }

@@ -35,6 +35,12 @@ void aead_seal_detached(uint8_t *c, uint8_t tag[AEAD_TAGBYTES], uint8_t nonce[AE
 			const uint8_t *m, size_t mlen, const uint8_t *ad, size_t adlen,
 			const uint8_t key[AEAD_KEYBYTES]);
 
+/* The same with the caller's nonce, which must never repeat under key
+ * (agent/vfs.c: a random prefix and a counter). */
+void aead_seal_detached_nonce(uint8_t *c, uint8_t tag[AEAD_TAGBYTES],
+			      const uint8_t nonce[AEAD_NONCEBYTES], const uint8_t *m, size_t mlen,
+			      const uint8_t *ad, size_t adlen, const uint8_t key[AEAD_KEYBYTES]);
+
 int aead_open_detached(uint8_t *m, const uint8_t *c, size_t clen, const uint8_t tag[AEAD_TAGBYTES],
 		       const uint8_t nonce[AEAD_NONCEBYTES], const uint8_t *ad, size_t adlen,
 		       const uint8_t key[AEAD_KEYBYTES]) FS_WUR;

@@ -415,6 +415,146 @@ TEST(store_relabelled_wal_frame_detected)
 	keystore_secret_free(secret);
 }
 
+/* Two connections write in turn, each checkpointing (a new WAL
+ * generation, new salts): each reads the other's frames of every
+ * generation.  The salts a connection keeps (agent/vfs.c, wal_salts())
+ * must follow a generation another connection began. */
+TEST(store_wal_generations_across_connections)
+{
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
+	struct store *a, *b, *w, *r;
+	struct fs_error err = { 0 };
+	char id[UUID_TEXT_LEN + 1];
+	int n = 0;
+
+	store_close(fixture_store(secret, NULL, 1));
+	a = fixture_store(secret, NULL, 0);
+	b = fixture_store(secret, NULL, 0);
+	for (int gen = 0; gen < 6; gen++) {
+		w = gen % 2 ? b : a;
+		r = gen % 2 ? a : b;
+		for (int i = 0; i < 3; i++, n++)
+			add_person(w, f, i % 2 ? "Петровић Јован" : "Jovanović Ana", id);
+		ASSERT_EQ(count_live(r, f, &err), n);
+		ASSERT_OK(store_check(r, &err));
+		ASSERT_OK(store_checkpoint(w, &err));
+		/* Written again in the new generation, read before any commit
+		 * of the reader's own. */
+		add_person(w, f, "Đorđević Milica", id);
+		n++;
+		ASSERT_EQ(count_live(r, f, &err), n);
+	}
+	store_close(a);
+	store_close(b);
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+/* The 24-byte nonces of the sealed pages in the WAL at path, into out
+ * (room for max); their count. */
+static size_t wal_nonces(const char *path, uint8_t (*out)[24], size_t max)
+{
+	int fd = open(path, O_RDONLY);
+	size_t n = 0;
+	off_t off = 32 + 24 + FSVFS_PAGE_SIZE - FSVFS_RESERVE;
+
+	ASSERT_GE(fd, 0);
+	for (; n < max && pread(fd, out[n], 24, off) == 24; off += 24 + FSVFS_PAGE_SIZE)
+		n++;
+	close(fd);
+	return n;
+}
+
+static int nonce_cmp(const void *x, const void *y)
+{
+	return memcmp(x, y, 24);
+}
+
+/* How many 16-byte prefixes the first n nonces have. */
+static size_t prefixes(uint8_t (*nonces)[24], size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+
+		while (j < i && memcmp(nonces[j], nonces[i], 16) != 0)
+			j++;
+		k += j == i;
+	}
+	return k;
+}
+
+/* Page nonces come from a random prefix and a counter (no system call
+ * per page): never twice the same, across connections of one process
+ * and in a forked child that goes on with its parent's handle. */
+TEST(store_page_nonces_never_repeat)
+{
+	enum { MAX = 4096 };
+	struct keystore_secret *secret = fixture_key_secret();
+	struct form *f = fixture_form("beneficiaries");
+	uint8_t(*nonces)[24] = calloc(MAX, 24);
+	struct store *a, *b;
+	char id[UUID_TEXT_LEN + 1];
+	size_t n, child_from;
+	pid_t pid;
+	int st;
+
+	ASSERT_TRUE(nonces != NULL);
+	store_close(fixture_store(secret, NULL, 1));
+	a = fixture_store(secret, NULL, 0);
+	b = fixture_store(secret, NULL, 0);
+	for (int i = 0; i < 20; i++)
+		add_person(i % 2 ? b : a, f, "Jovanović Ana", id);
+	child_from = wal_nonces(data_file("store.db-wal"), nonces, MAX);
+	/* A child writes through the handle it inherited, then the parent. */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		for (int i = 0; i < 5; i++)
+			add_person(a, f, "Petrović Jovan", id);
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	for (int i = 0; i < 5; i++)
+		add_person(a, f, "Đorđević Milica", id);
+	n = wal_nonces(data_file("store.db-wal"), nonces, MAX);
+	ASSERT_TRUE(n > child_from + 10 && n < MAX);
+	ASSERT_EQ(prefixes(nonces, child_from), 2); /* a's and b's */
+	/* Three: the child drew its own. */
+	ASSERT_EQ(prefixes(nonces, n), 3);
+	qsort(nonces, n, 24, nonce_cmp);
+	for (size_t i = 1; i < n; i++)
+		ASSERT_TRUE(memcmp(nonces[i - 1], nonces[i], 24) != 0);
+	store_close(a);
+	store_close(b);
+	free(nonces);
+	form_free(f);
+	keystore_secret_free(secret);
+}
+
+/* The page cache is the store's own ([store] cache_mib), on both of the
+ * agent's connections; unset, STORE_DEFAULT_CACHE_MIB. */
+TEST(store_page_cache_configured)
+{
+	struct store_options opt = { .cache_mib = 3 };
+	struct fs_error err = { 0 };
+	struct store *s, *t = NULL;
+
+	store_close(fixture_store(NULL, NULL, 1));
+	s = fixture_store(NULL, &opt, 0);
+	ASSERT_EQ(fixture_count(s, "PRAGMA cache_size"), -3 * 1024);
+	ASSERT_OK(store_reopen(s, &t, &err));
+	ASSERT_EQ(fixture_count(t, "PRAGMA cache_size"), -3 * 1024);
+	store_close(t);
+	store_close(s);
+	s = fixture_store(NULL, NULL, 0);
+	ASSERT_EQ(fixture_count(s, "PRAGMA cache_size"), -STORE_DEFAULT_CACHE_MIB * 1024);
+	store_close(s);
+}
+
 /* ---- durability ------------------------------------------------------- */
 
 TEST(store_torn_wal_tail_recovers)
