@@ -20,6 +20,7 @@ run() {
 }
 
 run "$BUILD/bench/bench_store"
+run "$BUILD/bench/bench_aead"
 run "$BUILD/bench/bench_caseload"
 run "$BUILD/bench/bench_form"
 run "$BUILD/bench/bench_programme"
