@@ -6,10 +6,13 @@ command -v curl > /dev/null || fail "curl is needed"
 # req METHOD PATH [CURL ARGS...]: the answer's status in $CODE, its body
 # in $BODY and its headers in $T/headers.
 req() {
-	local method=$1 path=$2
+	local method=$1 path=$2 rc=0
 	shift 2
 	CODE=$(curl -s --path-as-is -o "$T/body" -D "$T/headers" -w '%{http_code}' -X "$method" \
-		"$@" "$URL${path#/}")
+		"$@" "$URL${path#/}") || rc=$?
+	# No answer at all (curl's exit status): say so, with the server's
+	# last words, rather than let set -e end the test without a word.
+	[ "$rc" = 0 ] || fail "$method $path: no answer (curl exit $rc); $(tail -n 5 "$T"/*.log 2> /dev/null)"
 	BODY=$(cat "$T/body")
 }
 # post PATH JSON [CURL ARGS...]: as the page posts: its Origin, its JSON.
