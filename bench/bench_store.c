@@ -389,6 +389,23 @@ static int db_close(struct run *r)
 
 /* ---- phases ----------------------------------------------------------- */
 
+/* The outbox row for field i of v. */
+static int outbox_add(struct run *r, sqlite3_stmt *chg, const struct visit *v, int i,
+		      sqlite3_int64 hlc)
+{
+	sqlite3_bind_text(chg, 1, v->id, UUID_TEXT_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(chg, 2, "visits", -1, SQLITE_STATIC);
+	sqlite3_bind_text(chg, 3, field_names[i], -1, SQLITE_STATIC);
+	sqlite3_bind_text(chg, 4, v->fields + v->val_off[i], v->val_len[i], SQLITE_STATIC);
+	sqlite3_bind_int64(chg, 5, hlc);
+	if (sqlite3_step(chg) != SQLITE_DONE) {
+		sqlite3_reset(chg);
+		return run_fail(r, "insert outbox row into");
+	}
+	sqlite3_reset(chg);
+	return 0;
+}
+
 static int insert_visit(struct run *r, sqlite3_stmt *rec, sqlite3_stmt *chg, const struct visit *v,
 			const char *author, sqlite3_int64 hlc)
 {
@@ -402,18 +419,9 @@ static int insert_visit(struct run *r, sqlite3_stmt *rec, sqlite3_stmt *chg, con
 		return run_fail(r, "insert record into");
 	}
 	sqlite3_reset(rec);
-	for (int i = 0; i < NFIELDS; i++) {
-		sqlite3_bind_text(chg, 1, v->id, UUID_TEXT_LEN, SQLITE_STATIC);
-		sqlite3_bind_text(chg, 2, "visits", -1, SQLITE_STATIC);
-		sqlite3_bind_text(chg, 3, field_names[i], -1, SQLITE_STATIC);
-		sqlite3_bind_text(chg, 4, v->fields + v->val_off[i], v->val_len[i], SQLITE_STATIC);
-		sqlite3_bind_int64(chg, 5, hlc);
-		if (sqlite3_step(chg) != SQLITE_DONE) {
-			sqlite3_reset(chg);
-			return run_fail(r, "insert outbox row into");
-		}
-		sqlite3_reset(chg);
-	}
+	for (int i = 0; i < NFIELDS; i++)
+		if (outbox_add(r, chg, v, i, hlc) < 0)
+			return -1;
 	return 0;
 }
 
@@ -609,17 +617,7 @@ static int mixed_edit(struct run *r, sqlite3_stmt *upd, sqlite3_stmt *chg, const
 		return run_fail(r, "edit record in");
 	}
 	sqlite3_reset(upd);
-	sqlite3_bind_text(chg, 1, v->id, UUID_TEXT_LEN, SQLITE_STATIC);
-	sqlite3_bind_text(chg, 2, "visits", -1, SQLITE_STATIC);
-	sqlite3_bind_text(chg, 3, field_names[3], -1, SQLITE_STATIC);
-	sqlite3_bind_text(chg, 4, v->fields + v->val_off[3], v->val_len[3], SQLITE_STATIC);
-	sqlite3_bind_int64(chg, 5, hlc);
-	if (sqlite3_step(chg) != SQLITE_DONE) {
-		sqlite3_reset(chg);
-		return run_fail(r, "insert outbox row into");
-	}
-	sqlite3_reset(chg);
-	return 0;
+	return outbox_add(r, chg, v, 3, hlc);
 }
 
 /* The store's size on disk and its connection's page cache, in MiB. */
