@@ -11,8 +11,10 @@
  *                            what was recorded can be delivered when the
  *                            disk is full, MiB (default 8, at most 1/8 of
  *                            the file system; agent/ballast.h)
- *   [store] cache_mib        SQLite's page cache per connection, MiB: a page
- *                            that misses it is read and decrypted
+ *   [store] cache_mib        SQLite's page cache of the connection serving
+ *                            the field app and commands (the worker keeps
+ *                            STORE_WORKER_CACHE_MIB), MiB: a page that
+ *                            misses it is read and decrypted
  *                            (default STORE_DEFAULT_CACHE_MIB, 1..1024)
  *   [forms] dir              directory of <collection>.json definitions
  *   [agent] socket           control socket (default: ctl_default_socket())

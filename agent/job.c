@@ -68,8 +68,11 @@ int job_start(struct agent *a, int kind)
 	struct fs_error err = { 0 };
 	int r;
 
-	if (!a->job.wstore && (r = store_reopen(a->store, &a->job.wstore, &err)) < 0) {
+	if (!a->job.wstore &&
+	    ((r = store_reopen(a->store, &a->job.wstore, &err)) < 0 ||
+	     (r = store_set_cache(a->job.wstore, STORE_WORKER_CACHE_MIB, &err)) < 0)) {
 		log_msg(LOG_ERR, "push: %s", err.msg);
+		a->job.wstore = store_close(a->job.wstore);
 		return r;
 	}
 	a->job.kind = kind;

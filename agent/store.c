@@ -423,6 +423,14 @@ int store_cache_size(sqlite3 *db, unsigned mib)
 	return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+int store_set_cache(struct store *s, unsigned mib, struct fs_error *err)
+{
+	if (store_cache_size(s->db, mib) != SQLITE_OK)
+		return store_fail(s, "size the page cache of", err);
+	s->cache_mib = mib;
+	return 0;
+}
+
 /* Checkpoint the WAL before it holds half the disk room kept for
  * delivery, and cut it back to that size after, so that on a full disk
  * the ballast can always pay for the checkpoint (agent/ballast.h). */

@@ -45,11 +45,15 @@ struct store_options {
  * cache is larger than SQLite's 2 MiB.  bench_store's mixed phase over
  * a field laptop's store (20,000 visits, 33 MiB) took 5.05 s at 2 MiB,
  * 4.61 s at 8, 4.48 s at 16 and 3.97 s at 32 (plain SQLite 3.0 to 3.2 s
- * at each); 16 MiB per connection keeps the agent's two connections
- * within its memory budget (issue 18).  The cache grows only as pages
- * are used. */
-#define STORE_DEFAULT_CACHE_MIB 16
+ * at each).  8 MiB takes most of the gain of 16 within the agent's
+ * memory budget; the cache grows only as pages are used. */
+#define STORE_DEFAULT_CACHE_MIB 8
 #define STORE_MAX_CACHE_MIB 1024
+/* The agent's worker connection pushes, pulls and imports: it reads and
+ * writes in sequence, where a cache buys little, and its pages would
+ * count against the push's memory (issue 18: 2 MiB there kept a push of
+ * 100,000 visits at about 30 MiB, 16 MiB took it to 60). */
+#define STORE_WORKER_CACHE_MIB 2
 
 /* Create data_dir (mode 0700) if needed, the key envelope, the device
  * identity and an empty store.  -FS_EEXIST if a store is already there. */
@@ -154,6 +158,8 @@ extern const char store_schema_sql[];
 int store_setup_connection(sqlite3 *db, int create);
 /* SQLite's page cache of db: mib MiB (an SQLite result code). */
 int store_cache_size(sqlite3 *db, unsigned mib);
+/* The same for an open store (its store_reopen() copies keep it). */
+int store_set_cache(struct store *s, unsigned mib, struct fs_error *err) FS_WUR;
 
 /* The meta table: the enrolment (agent/enroll.h), HQ's latest checkpoint
  * (agent/hqhistory.h), the clock skew (agent/push.h) and the HLC.  get:

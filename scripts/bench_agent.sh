@@ -6,7 +6,8 @@
 #     typing anything, against `fieldsync sync` typed the moment HQ is up;
 #   agent RSS idle (unlocked, nothing to do) against the floor of the same
 #     binary doing nothing (`fieldsync --help`);
-#   agent peak RSS while it packs and pushes 100,000 visits, against idle.
+#   agent peak RSS while it packs and pushes 100,000 visits (VmRSS sampled
+#     every 0.2 s), against idle.
 # Prints the figures and `row` lines for scripts/bench.sh.  Synthetic data.
 set -e
 BUILD=$(cd "${1:?usage: bench_agent.sh BUILD}" && pwd)
@@ -88,9 +89,16 @@ fs import visits "$T/vbig.csv" > /dev/null
 import_ms=$(($(now_ms) - t0))
 start_agent --passphrase-file "$PASS"
 t0=$(now_ms)
-while [ "$(pending)" -gt 0 ]; do sleep 0.5; done
+# The push's peak is sampled, not the high-water mark: that holds the
+# unlock's Argon2id (64 MiB with the tests' passphrase), which is not the
+# push and is freed once the store is open (the first answer below).
+peak=0
+while [ "$(pending)" -gt 0 ]; do
+	rss=$(rss_kib "$APID" VmRSS)
+	[ "$rss" -le "$peak" ] || peak=$rss
+	sleep 0.2
+done
 push_ms=$(($(now_ms) - t0))
-peak=$(rss_kib "$APID" VmHWM)
 until_merged $((expected + VISITS))
 stop_agent
 echo "agent RSS: idle $idle KiB, peak while pushing $VISITS visits $peak KiB; fieldsync --help $floor KiB"
