@@ -3,6 +3,7 @@
 #include "agent/agentd.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,11 @@ void job_finished(struct agent *a)
 	pthread_join(a->job.thread, NULL);
 	(void)!read(a->job.efd, &v, sizeof(v)); /* clear it; may already be */
 	a->job.running = 0;
+	/* The worker sits idle until the next push: its cache, and what its
+	 * thread's malloc arena kept of packing and sealing, go back to the
+	 * system (issue 18, the agent's idle memory). */
+	store_release_memory(a->job.wstore);
+	(void)malloc_trim(0);
 	if (a->job.kind == JOB_COMMAND) {
 		job_command_finished(a);
 		return;

@@ -431,6 +431,12 @@ int store_set_cache(struct store *s, unsigned mib, struct fs_error *err)
 	return 0;
 }
 
+void store_release_memory(struct store *s)
+{
+	if (s && s->db)
+		(void)sqlite3_db_release_memory(s->db);
+}
+
 /* Checkpoint the WAL before it holds half the disk room kept for
  * delivery, and cut it back to that size after, so that on a full disk
  * the ballast can always pay for the checkpoint (agent/ballast.h). */

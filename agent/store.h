@@ -160,6 +160,10 @@ int store_setup_connection(sqlite3 *db, int create);
 int store_cache_size(sqlite3 *db, unsigned mib);
 /* The same for an open store (its store_reopen() copies keep it). */
 int store_set_cache(struct store *s, unsigned mib, struct fs_error *err) FS_WUR;
+/* Give back the pages of s's cache no statement holds (they are read
+ * and decrypted again when next needed); NULL-safe.  For a connection
+ * that will sit idle, outside a transaction. */
+void store_release_memory(struct store *s);
 
 /* The meta table: the enrolment (agent/enroll.h), HQ's latest checkpoint
  * (agent/hqhistory.h), the clock skew (agent/push.h) and the HLC.  get:

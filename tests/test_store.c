@@ -555,6 +555,38 @@ TEST(store_page_cache_configured)
 	store_close(s);
 }
 
+static int cache_used(struct store *s)
+{
+	int cur = 0, hi = 0;
+
+	ASSERT_EQ(sqlite3_db_status(store_db(s), SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0),
+		  SQLITE_OK);
+	return cur;
+}
+
+/* An idle connection gives its cache back (the agent's worker after a
+ * push), and reads the same afterwards. */
+TEST(store_release_memory_gives_cache_back)
+{
+	struct form *f = fixture_form("beneficiaries");
+	struct store *s = fixture_store(NULL, NULL, 1);
+	struct fs_error err = { 0 };
+	char id[UUID_TEXT_LEN + 1];
+	int full;
+
+	for (int i = 0; i < 200; i++)
+		add_person(s, f, i % 2 ? "Петровић Јован" : "Jovanović Ana", id);
+	ASSERT_EQ(count_live(s, f, &err), 200);
+	full = cache_used(s);
+	ASSERT_TRUE(full > 64 * 1024);
+	store_release_memory(s);
+	ASSERT_TRUE(cache_used(s) < full / 4);
+	ASSERT_EQ(count_live(s, f, &err), 200);
+	store_release_memory(NULL);
+	store_close(s);
+	form_free(f);
+}
+
 /* ---- durability ------------------------------------------------------- */
 
 TEST(store_torn_wal_tail_recovers)
