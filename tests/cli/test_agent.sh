@@ -25,7 +25,8 @@ expect_exit 4 fa unlock < /dev/null
 must_contain "$ERR" "no agent is running"
 start_agent
 [ "$(stat -c %a "$AGENT_SOCK")" = 660 ] || fail "agent socket mode $(stat -c %a "$AGENT_SOCK"), expected 660"
-grep -q "locked until 'fieldsync unlock'" "$T/agent.log" || fail "agent did not say it is locked"
+# Said after it listens (daemon.c: the socket first, then the secret).
+wait_log "locked until 'fieldsync unlock'"
 expect_exit 0 fa status
 must_contain "$OUT" "store locked"
 expect_exit 0 fa status --json
