@@ -108,7 +108,7 @@ static size_t file_args(int argc, char **argv, unsigned idx[CTL_MAX_FILES],
 	} else if ((!strcmp(argv[0], "beneficiary") || !strcmp(argv[0], "visit")) && argc > 2 &&
 		   (!strcmp(argv[1], "add") || !strcmp(argv[1], "edit"))) {
 		for (int i = 2; i < argc && n < CTL_MAX_FILES; i++) {
-			const char *at = strstr(argv[i], "=@");
+			const char *file = cmd_record_file_arg(argv[i]);
 			struct stat st;
 
 			if (!strncmp(argv[i], "--json=", 7)) {
@@ -118,13 +118,12 @@ static size_t file_args(int argc, char **argv, unsigned idx[CTL_MAX_FILES],
 				   !strchr(argv[i + 1], '=')) {
 				idx[n] = (unsigned)i + 1;
 				paths[n++] = argv[i + 1];
-			} else if (at && at == strchr(argv[i], '=') && stat(at + 2, &st) == 0 &&
-				   S_ISREG(st.st_mode)) {
+			} else if (file && stat(file, &st) == 0 && S_ISREG(st.st_mode)) {
 				/* FIELD=@PATH: a file for an attachment field, which
 				 * only the agent knows; a text that merely starts
 				 * with @ names no file and passes as it is. */
 				idx[n] = (unsigned)i;
-				paths[n++] = at + 2;
+				paths[n++] = file;
 			}
 		}
 	}

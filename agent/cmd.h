@@ -115,6 +115,9 @@ int cmd_open_input(const struct cli *c, const char *path, FILE **ret, struct fs_
 /* The commands, by family. */
 int cmd_record(struct cli *c, const struct command_call *call);
 unsigned cmd_record_flags(const struct opts *o);
+/* The PATH of a FIELD=@PATH argument (an '@' right after the first '='),
+ * or NULL: the one reading of it for the CLI and the agent. */
+const char *cmd_record_file_arg(const char *arg);
 int cmd_import(struct cli *c, const struct command_call *call);
 int cmd_enroll(struct cli *c, const struct command_call *call);
 int cmd_sync(struct cli *c, const struct command_call *call);

@@ -60,6 +60,7 @@ static int fields_from_args(struct cli *c, struct store *s, const struct form *f
 		return fs_error_set(err, -ENOMEM, "out of memory");
 	for (int i = 0; i < argc; i++) {
 		char *eq = strchr(argv[i], '='), name[FORM_MAX_NAME + 1];
+		const char *file = cmd_record_file_arg(argv[i]);
 		cJSON *v = NULL;
 		size_t len;
 		int idx;
@@ -82,8 +83,8 @@ static int fields_from_args(struct cli *c, struct store *s, const struct form *f
 			goto out;
 		}
 		idx = form_field_index(f, name);
-		if (eq[1] == '@' && idx >= 0 && form_field_type(f, (size_t)idx) == FORM_ATTACHMENT)
-			r = attachment_from_arg(c, s, f, name, eq + 2, nf, &v, err);
+		if (file && idx >= 0 && form_field_type(f, (size_t)idx) == FORM_ATTACHMENT)
+			r = attachment_from_arg(c, s, f, name, file, nf, &v, err);
 		else
 			r = form_value_from_text(f, name, eq + 1, &v, err);
 		if (r < 0)
@@ -256,6 +257,13 @@ static int verb_writes(const char *verb)
 	return !strcmp(verb, "add") || !strcmp(verb, "edit") || !strcmp(verb, "delete");
 }
 
+const char *cmd_record_file_arg(const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+
+	return eq && eq[1] == '@' ? eq + 2 : NULL;
+}
+
 /* A write that keeps files (FIELD=@PATH) reads, hashes and encrypts
  * files of any size: in the agent, on the worker thread, not its loop. */
 unsigned cmd_record_flags(const struct opts *o)
@@ -266,7 +274,7 @@ unsigned cmd_record_flags(const struct opts *o)
 		return 0;
 	flags = CMD_WRITES;
 	for (int i = 1; i < o->nargs; i++)
-		if (strstr(o->args[i], "=@"))
+		if (cmd_record_file_arg(o->args[i]))
 			flags |= CMD_RUNS_LONG;
 	return flags;
 }
