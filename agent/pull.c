@@ -441,20 +441,19 @@ static int purge(struct store *s, struct forms *forms, char *const *scope, size_
 	int r = 0, rc;
 
 	/* The candidates first: purging while stepping would skip rows. */
+#define UNSENT_NONE                                                                                \
+	"NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = r.id"                              \
+	" AND " STORE_OUTBOX_UNPACKED ") AND NOT EXISTS (SELECT 1 FROM outbox o"                   \
+	" WHERE o.record_id = r.id AND " STORE_OUTBOX_UNACKED ")"
 	/* Two statements, not "?1 IS NULL OR id = ?1": that one scans the
 	 * table for every id. */
 	if (sqlite3_prepare_v2(
 		    store_db(s),
-		    only ? "SELECT id, collection FROM records r WHERE id = ?1 "
-			   "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = r.id "
-			   "AND (o.changeset IS NULL OR o.changeset IN (SELECT seq FROM "
-			   "outgoing WHERE receipt IS NULL)))"
-			 : "SELECT id, collection FROM records r WHERE NOT EXISTS (SELECT 1 "
-			   "FROM outbox o WHERE o.record_id = r.id AND (o.changeset IS NULL "
-			   "OR o.changeset IN (SELECT seq FROM outgoing WHERE receipt IS "
-			   "NULL)))",
+		    only ? "SELECT id, collection FROM records r WHERE id = ?1 AND " UNSENT_NONE
+			 : "SELECT id, collection FROM records r WHERE " UNSENT_NONE,
 		    -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "list records in", err);
+#undef UNSENT_NONE
 	do {
 		sqlite3_reset(st);
 		if (only)

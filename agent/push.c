@@ -433,11 +433,12 @@ int push_oldest_unsent(struct store *s, uint64_t *ret_ms, struct fs_error *err)
 
 	*ret_ms = 0;
 	/* Once per attempt, for the status report: not worth a cached slot. */
-	if (sqlite3_prepare_v2(
-		    store_db(s),
-		    "SELECT min(hlc) FROM outbox WHERE changeset IS NULL OR changeset IN "
-		    "(SELECT seq FROM outgoing WHERE receipt IS NULL)",
-		    -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(store_db(s),
+			       "SELECT min(m) FROM (SELECT min(hlc) AS m FROM outbox "
+			       "WHERE " STORE_OUTBOX_UNPACKED
+			       " UNION ALL SELECT min(hlc) FROM outbox WHERE " STORE_OUTBOX_UNACKED
+			       ")",
+			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "read the backlog in", err);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		if (sqlite3_column_type(st, 0) != SQLITE_NULL)

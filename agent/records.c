@@ -586,8 +586,10 @@ int records_stats(struct store *s, const char *collection, struct records_stats 
 		    store_db(s),
 		    "SELECT (SELECT count(*) FROM records WHERE collection = ?1 AND deleted = 0),"
 		    " (SELECT count(*) FROM records WHERE collection = ?1 AND deleted = 1),"
-		    " (SELECT count(*) FROM outbox WHERE collection = ?1 AND (changeset IS NULL"
-		    "  OR changeset IN (SELECT seq FROM outgoing WHERE receipt IS NULL)))",
+		    " (SELECT count(*) FROM outbox WHERE collection = ?1"
+		    "  AND " STORE_OUTBOX_UNPACKED ")"
+		    " + (SELECT count(*) FROM outbox WHERE collection = ?1"
+		    "  AND " STORE_OUTBOX_UNACKED ")",
 		    -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, "count records in", err);
 	sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
