@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "bench/synthvisit.h"
 #include "crypto/identity.h"
 #include "crypto/secmem.h"
 #include "hq/hqdb.h"
@@ -28,60 +29,15 @@
 #include "hq/scope.h"
 #include "sync/changeset.h"
 
-#define FIELDS 6
+#define FIELDS SYNTHVISIT_FIELDS
 
 /* --postgresql CONNINFO --pg-password-file FILE: HQ on PostgreSQL, and
  * the raw insert there too (CONNINFO names an empty database). */
 static struct pgdb_config pg_conf;
 
-static const char *const visit_types[] = { "needs_assessment",	  "housing_construction",
-					   "prefab_installation", "sme_grant_followup",
-					   "vocational_training", "legal_assistance" };
-static const char *const words[] = { "kuća",  "krov",	  "prozor",    "dokumenta",
-				     "pomoć", "porodica", "deca",      "zima",
-				     "ogrev", "voda",	  "struja",    "opština",
-				     "кућа",  "помоћ",	  "документи", "породица" };
-
-struct visit {
-	char id[UUID_TEXT_LEN + 1];
-	char beneficiary[UUID_TEXT_LEN + 1];
-	char date[16], next[16], gps[32], notes[256];
-	const char *type;
-	hlc_t hlc;
-};
-
-static void make_visit(struct visit *v, uint64_t ms, int i)
-{
-	size_t n = 0;
-
-	uuid_v7_new(ms, v->id);
-	uuid_v7_new(ms - 86400000ULL * 30, v->beneficiary);
-	snprintf(v->date, sizeof(v->date), "2026-11-%02d", 1 + i % 28);
-	snprintf(v->next, sizeof(v->next), "2026-12-%02d", 1 + i % 28);
-	snprintf(v->gps, sizeof(v->gps), "44.%04u,19.%04u", randombytes_uniform(10000),
-		 randombytes_uniform(10000));
-	v->type = visit_types[i % 6];
-	for (int w = 0; w < 10; w++)
-		n += (size_t)snprintf(v->notes + n, sizeof(v->notes) - n, "%s%s", w ? " " : "",
-				      words[randombytes_uniform(16)]);
-	v->hlc = (hlc_t)ms << 16;
-}
-
-static size_t raw_json_len(const struct visit *v)
-{
-	char buf[1024];
-
-	return (size_t)snprintf(
-		buf, sizeof(buf),
-		"{\"id\":\"%s\",\"collection\":\"visits\",\"fields\":{"
-		"\"beneficiary_id\":\"%s\",\"visit_date\":\"%s\",\"visit_type\":\"%s\","
-		"\"notes\":\"%s\",\"gps\":\"%s\",\"next_visit\":\"%s\"}}",
-		v->id, v->beneficiary, v->date, v->type, v->notes, v->gps, v->next);
-}
-
 /* One OpenRosa instance document, as a form submission carries it (the
  * multipart envelope around it is not counted, in its favour). */
-static size_t openrosa_len(const struct visit *v)
+static size_t openrosa_len(const struct synthvisit *v)
 {
 	char buf[2048];
 
@@ -96,30 +52,12 @@ static size_t openrosa_len(const struct visit *v)
 		v->beneficiary, v->date, v->type, v->notes, v->gps, v->next, v->id);
 }
 
-static int fill_changes(const struct visit *v, struct change *c)
-{
-	const char *names[FIELDS] = { "beneficiary_id", "visit_date", "visit_type",
-				      "notes",		"gps",	      "next_visit" };
-	const char *vals[FIELDS] = { v->beneficiary, v->date, v->type, v->notes, v->gps, v->next };
-
-	for (int f = 0; f < FIELDS; f++) {
-		strcpy(c[f].record_id, v->id);
-		strcpy(c[f].collection, "visits");
-		strcpy(c[f].field, names[f]);
-		c[f].value = cJSON_CreateString(vals[f]);
-		c[f].hlc = v->hlc;
-		if (!c[f].value)
-			return -1;
-	}
-	return 0;
-}
-
 static int measure(size_t batch, size_t nsets, const uint8_t *box_pk, const uint8_t *sign_sk)
 {
 	struct changeset_header h = { .seq = 1 };
 	size_t wire = 0, raw = 0, xml = 0, visits = batch * nsets;
 	struct change *c = calloc(batch * FIELDS, sizeof(*c));
-	struct visit v;
+	struct synthvisit v;
 	uint64_t ms = 1795000000000ULL;
 	int r = -1;
 
@@ -131,10 +69,10 @@ static int measure(size_t batch, size_t nsets, const uint8_t *box_pk, const uint
 		size_t len;
 
 		for (size_t i = 0; i < batch; i++) {
-			make_visit(&v, ms += 60000, (int)i);
-			raw += raw_json_len(&v);
+			synthvisit_make(&v, ms += 60000, (int)i);
+			raw += synthvisit_raw_json_len(&v);
 			xml += openrosa_len(&v);
-			if (fill_changes(&v, c + i * FIELDS) < 0)
+			if (synthvisit_changes(&v, c + i * FIELDS) < 0)
 				goto out;
 		}
 		if (changeset_encode(&h, c, batch * FIELDS, box_pk, sign_sk, &buf, &len, &err) <
@@ -201,7 +139,7 @@ static int make_sets(struct set *sets, const struct identity *dev, const uint8_t
 {
 	struct changeset_header h = { .seq = 1 };
 	uint64_t ms = 1795000000000ULL;
-	struct visit v;
+	struct synthvisit v;
 
 	if (sodium_hex2bin(h.device, sizeof(h.device), dev->id, IDENTITY_ID_HEXLEN, NULL, NULL,
 			   NULL) != 0)
@@ -213,8 +151,8 @@ static int make_sets(struct set *sets, const struct identity *dev, const uint8_t
 		if (!sets[s].c)
 			return -1;
 		for (int i = 0; i < MERGE_BATCH; i++) {
-			make_visit(&v, ms += 60000, i);
-			if (fill_changes(&v, sets[s].c + i * FIELDS) < 0)
+			synthvisit_make(&v, ms += 60000, i);
+			if (synthvisit_changes(&v, sets[s].c + i * FIELDS) < 0)
 				return -1;
 		}
 		if (changeset_encode(&h, sets[s].c, MERGE_BATCH * FIELDS, hq_box_pk, dev->sign_sk,

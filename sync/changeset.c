@@ -43,7 +43,7 @@ cJSON *changeset_change_row(const struct change *c)
 	return row;
 }
 
-static char *payload_print(const struct change *changes, size_t n)
+char *changeset_payload_print(const struct change *changes, size_t n)
 {
 	cJSON *arr = cJSON_CreateArray();
 	char *text = NULL;
@@ -162,7 +162,7 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 		lo = changes[i].hlc < lo ? changes[i].hlc : lo;
 		hi = changes[i].hlc > hi ? changes[i].hlc : hi;
 	}
-	payload = payload_print(changes, n);
+	payload = changeset_payload_print(changes, n);
 	if (!payload)
 		return fs_error_set(err, -ENOMEM, "change set: out of memory");
 	plen = strlen(payload);

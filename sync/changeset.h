@@ -108,6 +108,11 @@ int changeset_open(const uint8_t *buf, size_t len,
  * splits; HQ refuses before it builds a tree). */
 size_t changeset_payload_nodes(const char *text, size_t len);
 
+/* The canonical JSON payload of changes[0..n) (version 3 rows), as the
+ * encoder compresses and seals it; the caller frees it.  NULL when out
+ * of memory.  For benchmarks of the wire; devices call changeset_encode. */
+char *changeset_payload_print(const struct change *changes, size_t n);
+
 /* One change as its payload row [record id, collection, field, value,
  * hlc]; NULL when out of memory.  Down-sets use the same rows. */
 cJSON *changeset_change_row(const struct change *c);
