@@ -1,10 +1,9 @@
-/* hqlink.h - the link to HQ: the transport seam, its libcurl
- * implementation, and HQ's answers.
+/* hqlink.h - the link to HQ: the transport seam and HQ's answers.
  *
  * struct hqlink is a small table of function pointers, so tests put
  * canned HQ answers in place of the network while the receipt and JSON
- * handling under test stay real.  The default transport
- * (hqlink_curl_new) is a libcurl easy handle: POST only, https or http,
+ * handling under test stay real.  The real transport (agent/hqcurl.h,
+ * in the network helper only) is a libcurl easy handle: POST only, https or http,
  * no redirects, connect and low-speed timeouts, and with a TLS pin
  * (CURLOPT_PINNEDPUBLICKEY) the pin replaces CA verification, so a
  * self-signed HQ certificate named by the enrolment token works and
@@ -61,23 +60,6 @@ struct hqlink {
 		    struct hqlink_response *ret, struct fs_error *err);
 	void (*destroy)(struct hqlink *t);
 };
-
-/* libcurl transport; initialises libcurl and cleans it up when freed.
- * libcurl honours https_proxy/HTTPS_PROXY from the environment for
- * https:// URLs; plain http:// (loopback only) never goes through a
- * proxy. */
-int hqlink_curl_new(struct hqlink **ret, struct fs_error *err) FS_WUR;
-
-/* Replace the connect timeout and the stall timeout (a transfer slower
- * than HQLINK_LOW_SPEED_BYTES per second for that long fails), seconds;
- * 0 keeps the default.  Only for hqlink_curl_new() transports. */
-void hqlink_curl_timeouts(struct hqlink *t, unsigned connect_s, unsigned stall_s);
-
-/* The time the Fieldsync-Time header gives, Unix milliseconds, for the
- * requests from now on; 0 (the default) is this process's clock at each
- * request.  The network helper sends the agent's.  Only for
- * hqlink_curl_new() transports. */
-void hqlink_curl_wall_clock(struct hqlink *t, uint64_t wall_ms);
 
 /* NULL-safe; returns NULL. */
 struct hqlink *hqlink_free(struct hqlink *t);

@@ -17,7 +17,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
-#include "agent/hqlink.h"
+#include "agent/hqcurl.h"
 #include "agent/netframe.h"
 #include "agent/sandbox.h"
 
@@ -45,8 +45,8 @@ static int serve_one(struct hqlink *t, const uint8_t *p, size_t len)
 		fprintf(stderr, "fieldsync-net: %s\n", err.msg);
 		return r;
 	}
-	hqlink_curl_timeouts(t, q.q.connect_s, q.q.stall_s);
-	hqlink_curl_wall_clock(t, q.q.wall_ms);
+	hqcurl_timeouts(t, q.q.connect_s, q.q.stall_s);
+	hqcurl_wall_clock(t, q.q.wall_ms);
 	result = t->post(t, q.q.url, q.q.content_type, q.q.body, q.q.len,
 			 q.q.tls_pin[0] ? q.q.tls_pin : NULL, &resp, &err);
 	r = netframe_answer_encode(result, &resp, &err, &answer, &alen);
@@ -68,7 +68,7 @@ static int fresh_handle(struct hqlink **t)
 	struct fs_error err = { 0 };
 
 	/* The new one first, so that libcurl stays initialised. */
-	if (hqlink_curl_new(&n, &err) < 0) {
+	if (hqcurl_new(&n, &err) < 0) {
 		fprintf(stderr, "fieldsync-net: %s\n", err.msg);
 		return -ENOMEM;
 	}
@@ -101,7 +101,7 @@ int main(int argc, char **argv)
 	}
 	/* libcurl reads its configuration (OpenSSL's too) before the doors
 	 * close. */
-	if (sodium_init() < 0 || hqlink_curl_new(&t, &err) < 0 || sandbox_enter(&rep, &err) < 0) {
+	if (sodium_init() < 0 || hqcurl_new(&t, &err) < 0 || sandbox_enter(&rep, &err) < 0) {
 		fprintf(stderr, "fieldsync-net: %s\n", err.msg[0] ? err.msg : "libsodium");
 		hqlink_free(t);
 		return 1;

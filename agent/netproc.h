@@ -53,7 +53,7 @@ pid_t netproc_pid(void);
 
 /* A transport through the helper (starting it when needed).  cancel, when
  * not NULL, abandons a request in flight within about a second (the
- * helper is killed); connect_s and stall_s as hqlink_curl_timeouts(). */
+ * helper is killed); connect_s and stall_s as hqcurl_timeouts(). */
 int netproc_hqlink(struct hqlink **ret, const _Atomic int *cancel, unsigned connect_s,
 		   unsigned stall_s, struct fs_error *err) FS_WUR;
 

@@ -54,6 +54,7 @@
 #include <sodium.h>
 
 #include "agent/enroll.h"
+#include "agent/hqcurl.h"
 #include "agent/push.h"
 #include "crypto/identity.h"
 #include "crypto/secmem.h"
@@ -981,7 +982,7 @@ static int device_init(struct run *run, unsigned i, unsigned nsets)
 	if (!d->sets || !d->latency || !d->total || !d->receipt || identity_generate(&d->id) < 0 ||
 	    sodium_hex2bin(d->id_raw, sizeof(d->id_raw), d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL,
 			   NULL) != 0 ||
-	    hqlink_curl_new(&d->t, &err) < 0) {
+	    hqcurl_new(&d->t, &err) < 0) {
 		fprintf(stderr, "bench_load: device %u: out of memory %s\n", i, err.msg);
 		return -ENOMEM;
 	}

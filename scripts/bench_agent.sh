@@ -61,6 +61,12 @@ done
 # Everything is merged: the agent has nothing to do.
 sleep 2
 idle=$(rss_kib "$APID" VmRSS)
+# What the idle agent's pages are: anonymous (its heap and stacks), or
+# the code and data of the binary and each library it loads, named.
+awk '/^[0-9a-f]+-[0-9a-f]+ / { m = NF >= 6 && $6 ~ /^\// ? $6 : "anonymous" }
+	/^Rss:/ { kib[m] += $2 }
+	END { for (m in kib) printf "%d\t%s\n", kib[m], m }' "/proc/$APID/smaps" |
+	sort -rn > "$T/idle_pages"
 stop_agent
 for r in $(seq "$ROUNDS"); do
 	stop_hq
@@ -79,10 +85,10 @@ printf 'row\treconnect: HQ back -> 100 visits merged, agent on its own\t%d ms\ts
 	"$a" "$m" "$(python3 -c "print(f'{$a / max($m, 1):.2f}')")"
 
 # ---- memory ---------------------------------------------------------------------
-floor=$(python3 -c '
-import resource, subprocess, sys
-subprocess.run([sys.argv[1], "--help"], stdout=subprocess.DEVNULL, check=True)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$FIELDSYNC")
+# GNU time forks itself, a small process: a child of python3 or bash
+# would report their RSS before the exec (python3's is 13.7 MiB, more
+# than the agent's floor).
+floor=$(/usr/bin/time -f %M "$FIELDSYNC" --help 2>&1 > /dev/null | tail -n 1)
 visits_csv "$VISITS" "$T/vbig.csv"
 t0=$(now_ms)
 fs import visits "$T/vbig.csv" > /dev/null
@@ -102,11 +108,20 @@ push_ms=$(($(now_ms) - t0))
 until_merged $((expected + VISITS))
 stop_agent
 echo "agent RSS: idle $idle KiB, peak while pushing $VISITS visits $peak KiB; fieldsync --help $floor KiB"
+echo "idle agent's pages, KiB: anonymous, then the binary and each library (the 12 largest, then the rest):"
+awk -F '\t' '$2 == "anonymous" { print "  " $1 "\tanonymous"; next }
+	{ n++; if (n <= 12) { sub(".*/", "", $2); print "  " $1 "\t" $2 } else { rest += $1; k++ } }
+	END { printf "  %d\t%d others\n", rest, k }' "$T/idle_pages"
 echo "import of $VISITS visits: $import_ms ms; agent pushed them in $push_ms ms"
-python3 - "$idle" "$floor" "$peak" "$VISITS" "$push_ms" "$import_ms" <<'PY'
+anon=$(awk -F '\t' '$2 == "anonymous" { print $1 }' "$T/idle_pages")
+files=$(awk -F '\t' '$2 != "anonymous" { s += $1; n++ } END { print s }' "$T/idle_pages")
+nfiles=$(grep -vc "anonymous" "$T/idle_pages")
+python3 - "$idle" "$floor" "$peak" "$VISITS" "$push_ms" "$import_ms" "$anon" "$files" "$nfiles" <<'PY'
 import sys
-idle, floor, peak, visits, push_ms, import_ms = map(int, sys.argv[1:])
+idle, floor, peak, visits, push_ms, import_ms, anon, files, nfiles = map(int, sys.argv[1:])
 print(f"row\tagent RSS, idle\t{idle / 1024:.1f} MiB\tfieldsync --help {floor / 1024:.1f} MiB\t{idle / floor:.2f}")
+print(f"row\tagent RSS, idle: anonymous pages\t{anon / 1024:.1f} MiB\tpages of the binary and {nfiles - 1} libraries"
+      f" {files / 1024:.1f} MiB\t{anon / files:.2f}")
 print(f"row\tagent RSS, peak while pushing {visits} visits\t{peak / 1024:.1f} MiB\tagent idle {idle / 1024:.1f} MiB\t{peak / idle:.2f}")
 print(f"row\tagent push of {visits} visits (pack, seal, send, receipts)\t{visits * 1000 / push_ms:.0f} visits/s"
       f"\tCSV import {visits * 1000 / import_ms:.0f} visits/s\t{import_ms / push_ms:.2f}")

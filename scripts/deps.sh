@@ -17,12 +17,13 @@ set -eu
 # helper's system-call filter, agent/sandbox.h), and chromium,
 # chromium-driver and python3-selenium (the field app is tested in
 # headless Chromium) with fonts-dejavu-core (Latin and Cyrillic glyphs for
-# its screenshots).  Packages: dpkg-dev (dpkg-shlibdeps
+# its screenshots), and time (GNU time: the benchmarks' maximum RSS of a
+# short command, scripts/bench_agent.sh).  Packages: dpkg-dev (dpkg-shlibdeps
 # fills in the library dependencies of the .debs that `make package` builds).
 PKGS="build-essential cmake pkg-config dpkg-dev \
 libsqlite3-dev libsodium-dev libcjson-dev libcurl4-openssl-dev \
 libinih-dev libcsv-dev libzstd-dev libjpeg62-turbo-dev libturbojpeg0-dev libexif-dev libmicrohttpd-dev libsystemd-dev libgnutls28-dev libpq-dev libseccomp-dev clang libclang-rt-14-dev clang-format-14 \
-sqlite3 python3 bsdutils curl openssl systemd faketime util-linux iproute2 file postgresql-15 \
+sqlite3 python3 bsdutils curl openssl systemd faketime util-linux iproute2 file time postgresql-15 \
 chromium chromium-driver python3-selenium fonts-dejavu-core"
 
 missing=""

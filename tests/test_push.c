@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/enroll.h"
+#include "agent/hqcurl.h"
 #include "agent/hqhistory.h"
 #include "agent/pack.h"
 #include "agent/push.h"
@@ -618,7 +619,7 @@ TEST(push_curl_transport_no_redirects_and_unreachable)
 	if (pid == 0)
 		fixture_http_serve(ls, answers, 2, log);
 	close(ls);
-	ASSERT_OK(hqlink_curl_new(&t, &err));
+	ASSERT_OK(hqcurl_new(&t, &err));
 	/* A redirect is an answer, not followed. */
 	ASSERT_OK(t->post(t, url, PUSH_CHANGESET_TYPE, (const uint8_t *)"FSCS", 4, NULL, &resp,
 			  &err));

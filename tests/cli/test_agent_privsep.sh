@@ -2,7 +2,7 @@
 # The agent starts it before it loads a key.  It runs confined (no new
 # privileges, a seccomp filter, Landlock, nobody when started as root),
 # with only its socket and standard error open, and maps no SQLite and
-# no store.  Its memory holds no passphrase and no personal data, while
+# no store; the agent maps no libcurl and no OpenSSL.  Its memory holds no passphrase and no personal data, while
 # the agent's own memory does hold the data (the scan can find it).
 # Killed with change sets in flight, it leaves the agent running: the
 # agent starts another helper, and every record reaches HQ exactly once.
@@ -37,6 +37,14 @@ fi
 fds=$(ls "/proc/$NPID/fd" | sort -n | tr '\n' ' ')
 [ "$fds" = "0 1 2 3 " ] || fail "the helper has descriptors beyond its socket: $fds"
 grep -q -e libsqlite3 -e store.db "/proc/$NPID/maps" && fail "the helper maps SQLite or the store"
+# And the other way round: the process with the key never loads libcurl,
+# nor OpenSSL behind it (agent/hqcurl.h).  The helper's own maps show
+# the check can see them.
+grep -q libcurl "/proc/$NPID/maps" || fail "the helper maps no libcurl: the check below sees nothing"
+if grep -q -e libcurl -e libssl -e libcrypto.so "/proc/$APID/maps"; then
+	fail "the agent, which holds the key, maps$(grep -o -e 'libcurl[^ ]*' -e 'libssl[^ ]*' \
+		-e 'libcrypto.so[^ ]*' "/proc/$APID/maps" | sort -u | sed 's/^/ /' | tr -d '\n')"
+fi
 
 # ---- what its memory holds -----------------------------------------------------
 NAME_CYR="Ђурђина Шћепановић-Ђокић"
