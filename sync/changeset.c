@@ -183,7 +183,8 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	bytes_put_be(binding + CHANGESET_DEVICE_BYTES, h->seq, 8);
 	memcpy(binding + CHANGESET_DEVICE_BYTES + 8, h->prev, CHANGESET_HASH_BYTES);
 	if ((r = envelope_seal(binding, sizeof(binding), payload, plen, ENVELOPE_ZSTD_LEVEL,
-			       hq_box_pk, &sealed, &slen, "change set", err)) < 0)
+			       ENVELOPE_ZSTD_WINDOW_LOG, hq_box_pk, &sealed, &slen, "change set",
+			       err)) < 0)
 		goto out;
 	total = CHANGESET_HEADER_BYTES + slen + CHANGESET_SIG_BYTES;
 	if (total > CHANGESET_MAX_BYTES) {

@@ -322,7 +322,7 @@ int downset_encode(const struct downset *d, const uint8_t device_box_pk[crypto_b
 		r = fs_error_set(err, -FS_ELIMIT, "down-set: payload over the limit");
 		goto out;
 	}
-	if ((r = envelope_seal(NULL, 0, payload, plen, ENVELOPE_ZSTD_LEVEL_FAST, device_box_pk,
+	if ((r = envelope_seal(NULL, 0, payload, plen, ENVELOPE_ZSTD_LEVEL_FAST, 0, device_box_pk,
 			       &sealed, &slen, "down-set", err)) < 0)
 		goto out;
 	total = DOWNSET_HEADER_BYTES + slen + DOWNSET_SIG_BYTES;

@@ -9,18 +9,27 @@
 #include "crypto/bytes.h"
 
 int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload, size_t plen,
-		  int level, const uint8_t box_pk[crypto_box_PUBLICKEYBYTES], uint8_t **ret,
-		  size_t *ret_len, const char *what, struct fs_error *err)
+		  int level, unsigned window_log, const uint8_t box_pk[crypto_box_PUBLICKEYBYTES],
+		  uint8_t **ret, size_t *ret_len, const char *what, struct fs_error *err)
 {
 	size_t zcap = prefix_len + ZSTD_compressBound(plen), zlen;
 	uint8_t *z = malloc(zcap), *out = NULL;
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	int r = 0;
 
-	if (!z)
-		return fs_error_set(err, -ENOMEM, "%s: out of memory", what);
+	if (!z || !cc) {
+		r = fs_error_set(err, -ENOMEM, "%s: out of memory", what);
+		goto out;
+	}
 	if (prefix_len)
 		memcpy(z, prefix, prefix_len);
-	zlen = ZSTD_compress(z + prefix_len, zcap - prefix_len, payload, plen, level);
+	/* The frame states its content size (ZSTD_c_contentSizeFlag is on
+	 * by default), which envelope_open insists on. */
+	zlen = ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+	if (!ZSTD_isError(zlen) && window_log)
+		zlen = ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, (int)window_log);
+	if (!ZSTD_isError(zlen))
+		zlen = ZSTD_compress2(cc, z + prefix_len, zcap - prefix_len, payload, plen);
 	if (ZSTD_isError(zlen)) {
 		r = fs_error_set(err, -FS_EFORMAT, "%s: zstd: %s", what, ZSTD_getErrorName(zlen));
 		goto out;
@@ -38,8 +47,10 @@ int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload,
 	*ret = out;
 	*ret_len = zlen + crypto_box_SEALBYTES;
 out:
+	ZSTD_freeCCtx(cc);
 	/* Plaintext personal data, compressed or not: wiped before freed. */
-	sodium_memzero(z, zcap);
+	if (z)
+		sodium_memzero(z, zcap);
 	free(z);
 	return r;
 }

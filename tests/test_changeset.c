@@ -1,7 +1,9 @@
 /* test_changeset.c - sync/: change sets, the pinned vector, the merge rule. */
 #include <stdio.h>
+#include <zstd.h>
 
 #include "sync/changeset.h"
+#include "sync/envelope.h"
 #include "sync/merge.h"
 #include "tests/test.h"
 #include "tests/vectors/changeset_vector.h"
@@ -236,6 +238,87 @@ TEST(changeset_binding_refuses_resigned_payload)
 		free(copy);
 	}
 	free(buf);
+}
+
+/* Whether the zstd frame in the sealed plaintext of an envelope (after
+ * skip bytes) decompresses within a window of 2^window_log bytes.  The
+ * streaming decoder refuses a frame that asks for more. */
+static int window_fits(const struct keys *k, const uint8_t *sealed, size_t slen, size_t skip,
+		       int window_log)
+{
+	uint8_t *plain = malloc(slen), out[16384];
+	ZSTD_DCtx *dc = ZSTD_createDCtx();
+	ZSTD_inBuffer in;
+	size_t rc = 1;
+
+	ASSERT_TRUE(plain && dc && slen > crypto_box_SEALBYTES + skip);
+	ASSERT_EQ(crypto_box_seal_open(plain, sealed, slen, k->box_pk, k->box_sk), 0);
+	in = (ZSTD_inBuffer){ plain + skip, slen - crypto_box_SEALBYTES - skip, 0 };
+	ASSERT_TRUE(!ZSTD_isError(ZSTD_DCtx_setParameter(dc, ZSTD_d_windowLogMax, window_log)));
+	while (rc != 0) {
+		ZSTD_outBuffer o = { out, sizeof(out), 0 };
+
+		rc = ZSTD_decompressStream(dc, &o, &in);
+		if (ZSTD_isError(rc))
+			break;
+		ASSERT_TRUE(rc == 0 || in.pos < in.size || o.pos > 0);
+	}
+	sodium_memzero(plain, slen);
+	free(plain);
+	ZSTD_freeDCtx(dc);
+	return rc == 0;
+}
+
+/* A change set is compressed within ENVELOPE_ZSTD_WINDOW_LOG whatever
+ * its payload, so that level 19 keeps a small context on the laptop
+ * (zstd would size it to a payload of up to 4 MiB: 49 MiB). */
+TEST(changeset_compressed_within_bounded_window)
+{
+	static const char *const words[] = { "kuća", "krov", "огрев", "prozor", "помоћ", "voda" };
+	struct changeset_header h = { .seq = 1 };
+	struct change *ch = calloc(400, sizeof(*ch));
+	struct fs_error err = { 0 };
+	uint8_t *buf = NULL, *sealed = NULL;
+	size_t len = 0, slen = 0;
+	char *text, note[2048];
+	struct keys k;
+
+	ASSERT_TRUE(ch);
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, h.device);
+	/* 400 long notes: about 0.8 MB of JSON, several windows' worth. */
+	for (int i = 0; i < 400; i++) {
+		size_t n = 0;
+
+		while (n < sizeof(note) - 16)
+			n += (size_t)snprintf(note + n, sizeof(note) - n, "%s %u ",
+					      words[randombytes_uniform(6)],
+					      randombytes_uniform(1000));
+		snprintf(ch[i].record_id, sizeof(ch[i].record_id), "0193a1b2-c3d4-7abc-8def-%012d",
+			 i);
+		strcpy(ch[i].collection, "visits");
+		strcpy(ch[i].field, "notes");
+		ch[i].hlc = ((hlc_t)1795000000000ULL + (hlc_t)i) << 16;
+		ASSERT_TRUE((ch[i].value = cJSON_CreateString(note)));
+	}
+	text = changeset_payload_print(ch, 400);
+	ASSERT_TRUE(text && strlen(text) > 700 * 1024);
+	if (changeset_encode(&h, ch, 400, k.box_pk, k.sign_sk, &buf, &len, &err) < 0)
+		TEST_FAIL("encode: %s", err.msg);
+	ASSERT_OK(accept(&k, buf, len));
+	ASSERT_TRUE(window_fits(&k, buf + CHANGESET_HEADER_BYTES,
+				len - CHANGESET_HEADER_BYTES - CHANGESET_SIG_BYTES,
+				CHANGESET_BINDING_BYTES, ENVELOPE_ZSTD_WINDOW_LOG));
+	/* The check can fail: zstd's own window for the same payload is
+	 * larger, and the same decoder refuses it. */
+	ASSERT_OK(envelope_seal(NULL, 0, text, strlen(text), ENVELOPE_ZSTD_LEVEL, 0, k.box_pk,
+				&sealed, &slen, "test", &err));
+	ASSERT_TRUE(!window_fits(&k, sealed, slen, 0, ENVELOPE_ZSTD_WINDOW_LOG));
+	ASSERT_TRUE(window_fits(&k, sealed, slen, 0, 27 /* zstd decoders default */));
+	free(sealed);
+	free(text);
+	free(buf);
+	changes_free(ch, 400);
 }
 
 TEST(merge_rule_total_order)

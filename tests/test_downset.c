@@ -202,7 +202,7 @@ static int open_raw_v(const struct dkeys *k, uint8_t version, const char *text, 
 	struct downset d;
 	int r;
 
-	ASSERT_OK(envelope_seal(NULL, 0, text, strlen(text), ENVELOPE_ZSTD_LEVEL_FAST, k->box_pk,
+	ASSERT_OK(envelope_seal(NULL, 0, text, strlen(text), ENVELOPE_ZSTD_LEVEL_FAST, 0, k->box_pk,
 				&sealed, &slen, "test", NULL));
 	len = 88 + slen + 64;
 	buf = calloc(1, len);

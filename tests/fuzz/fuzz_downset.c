@@ -53,7 +53,7 @@ static void check_payload(const uint8_t *data, size_t size)
 		return;
 	memcpy(text, data + 4, size - 4);
 	text[size - 4] = '\0';
-	if (envelope_seal(NULL, 0, text, strlen(text), ENVELOPE_ZSTD_LEVEL_FAST, box_pk, &sealed,
+	if (envelope_seal(NULL, 0, text, strlen(text), ENVELOPE_ZSTD_LEVEL_FAST, 0, box_pk, &sealed,
 			  &slen, "fuzz", NULL) < 0 ||
 	    !(buf = calloc(1, DOWNSET_HEADER_BYTES + slen + DOWNSET_SIG_BYTES))) {
 		free(sealed);
