@@ -43,12 +43,62 @@ cJSON *changeset_change_row(const struct change *c)
 	return row;
 }
 
-char *changeset_payload_print(const struct change *changes, size_t n)
+/* Version 4: a row [record id, collection, hlc, form version, {field:
+ * value, ...}] for each run of changes that share the first four, the
+ * fields in the order given; a field met twice in a run, or a run of
+ * CHANGESET_MAX_ROW_FIELDS, starts a new row. */
+static int same_row(const struct change *a, const struct change *b)
 {
-	cJSON *arr = cJSON_CreateArray();
-	char *text = NULL;
+	return !strcmp(a->record_id, b->record_id) && !strcmp(a->collection, b->collection) &&
+	       a->hlc == b->hlc && a->form_version == b->form_version;
+}
+
+static char *payload_print_grouped(const struct change *changes, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray(), *fields = NULL, *row, *v;
+	const struct change *head = NULL;
+	char hlc[HLC_TEXT_LEN + 1], *text = NULL;
+	size_t in_row = 0;
 
 	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct change *c = &changes[i];
+
+		if (!head || !same_row(head, c) || in_row == CHANGESET_MAX_ROW_FIELDS ||
+		    cJSON_GetObjectItemCaseSensitive(fields, c->field)) {
+			hlc_format(c->hlc, hlc);
+			if (!append(arr, row = cJSON_CreateArray()) ||
+			    !append(row, cJSON_CreateString(c->record_id)) ||
+			    !append(row, cJSON_CreateString(c->collection)) ||
+			    !append(row, cJSON_CreateString(hlc)) ||
+			    !append(row, cJSON_CreateNumber((double)c->form_version)) ||
+			    !append(row, fields = cJSON_CreateObject()))
+				goto out;
+			head = c;
+			in_row = 0;
+		}
+		v = c->value ? cJSON_Duplicate(c->value, 1) : cJSON_CreateNull();
+		if (!v || !cJSON_AddItemToObject(fields, c->field, v)) {
+			cJSON_Delete(v);
+			goto out;
+		}
+		in_row++;
+	}
+	text = cJSON_PrintUnformatted(arr);
+out:
+	cJSON_Delete(arr);
+	return text;
+}
+
+char *changeset_payload_print(const struct change *changes, size_t n, int version)
+{
+	cJSON *arr;
+	char *text = NULL;
+
+	if (version == CHANGESET_VERSION_GROUPED)
+		return payload_print_grouped(changes, n);
+	if (!(arr = cJSON_CreateArray()))
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		cJSON *row = changeset_change_row(&changes[i]);
@@ -103,33 +153,46 @@ size_t changeset_payload_nodes(const char *text, size_t len)
 	return 2 * containers + commas + 1;
 }
 
-int changeset_change_from_row(const cJSON *row, int width, hlc_t lo, hlc_t hi, struct change *c)
+/* The rules of one change, whichever row shape carried it: id, coll and
+ * hlc are JSON strings (checked here), field a name, value any JSON. */
+static int change_fill(const cJSON *id, const cJSON *coll, const char *field, const cJSON *value,
+		       const cJSON *hlc, hlc_t lo, hlc_t hi, struct change *c)
 {
-	const cJSON *id, *coll, *field, *value, *hlc;
 	char canon[UUID_TEXT_LEN + 1];
 
-	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != width)
-		return -FS_EFORMAT;
-	id = cJSON_GetArrayItem(row, 0);
-	coll = cJSON_GetArrayItem(row, 1);
-	field = cJSON_GetArrayItem(row, 2);
-	value = cJSON_GetArrayItem(row, 3);
-	hlc = cJSON_GetArrayItem(row, 4);
-	if (!cJSON_IsString(id) || !cJSON_IsString(coll) || !cJSON_IsString(field) ||
-	    !cJSON_IsString(hlc))
+	if (!cJSON_IsString(id) || !cJSON_IsString(coll) || !field || !cJSON_IsString(hlc) ||
+	    !value)
 		return -FS_EFORMAT;
 	/* Ids travel in canonical lower case, so equal ids are equal bytes. */
 	if (uuid_normalize(id->valuestring, canon) < 0 || strcmp(canon, id->valuestring) != 0)
 		return -FS_EFORMAT;
-	if (!changeset_name_ok(coll->valuestring, 0) || !changeset_name_ok(field->valuestring, 1))
+	if (!changeset_name_ok(coll->valuestring, 0) || !changeset_name_ok(field, 1))
 		return -FS_EFORMAT;
 	if (hlc_parse(hlc->valuestring, &c->hlc) < 0 || c->hlc < lo || c->hlc > hi)
 		return -FS_EFORMAT;
 	memcpy(c->record_id, canon, sizeof(canon));
 	strcpy(c->collection, coll->valuestring);
-	strcpy(c->field, field->valuestring);
-	c->value = cJSON_Duplicate(value, 1);
-	return c->value ? 0 : -ENOMEM;
+	strcpy(c->field, field);
+	if (!(c->value = cJSON_Duplicate(value, 1)))
+		return -ENOMEM;
+	/* An object member's copy keeps its key; a change's value has none. */
+	cJSON_free(c->value->string);
+	c->value->string = NULL;
+	return 0;
+}
+
+int changeset_change_from_row(const cJSON *row, int width, hlc_t lo, hlc_t hi, struct change *c)
+{
+	const cJSON *field;
+
+	if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != width)
+		return -FS_EFORMAT;
+	field = cJSON_GetArrayItem(row, 2);
+	if (!cJSON_IsString(field))
+		return -FS_EFORMAT;
+	return change_fill(cJSON_GetArrayItem(row, 0), cJSON_GetArrayItem(row, 1),
+			   field->valuestring, cJSON_GetArrayItem(row, 3),
+			   cJSON_GetArrayItem(row, 4), lo, hi, c);
 }
 
 void changes_free(struct change *changes, size_t n)
@@ -152,17 +215,20 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	struct envelope_frame frame = { 0 };
 	size_t plen, slen = 0, total;
 	hlc_t lo = UINT64_MAX, hi = 0;
+	unsigned version = h->version ? h->version : CHANGESET_VERSION;
 	char *payload = NULL;
 	int r = 0;
 
-	if (n == 0 || n > CHANGESET_MAX_CHANGES || h->seq == 0)
-		return fs_error_set(err, -FS_EUSAGE, "change set: %zu changes, sequence %llu", n,
-				    (unsigned long long)h->seq);
+	if (n == 0 || n > CHANGESET_MAX_CHANGES || h->seq == 0 ||
+	    (version != CHANGESET_VERSION && version != CHANGESET_VERSION_GROUPED))
+		return fs_error_set(err, -FS_EUSAGE,
+				    "change set: %zu changes, sequence %llu, version %u", n,
+				    (unsigned long long)h->seq, version);
 	for (size_t i = 0; i < n; i++) {
 		lo = changes[i].hlc < lo ? changes[i].hlc : lo;
 		hi = changes[i].hlc > hi ? changes[i].hlc : hi;
 	}
-	payload = changeset_payload_print(changes, n);
+	payload = changeset_payload_print(changes, n, (int)version);
 	if (!payload)
 		return fs_error_set(err, -ENOMEM, "change set: out of memory");
 	plen = strlen(payload);
@@ -197,7 +263,7 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
 	}
-	frame.version = CHANGESET_VERSION;
+	frame.version = (uint8_t)version;
 	memcpy(frame.device, h->device, CHANGESET_DEVICE_BYTES);
 	frame.seq = h->seq;
 	memcpy(frame.prev, h->prev, CHANGESET_HASH_BYTES);
@@ -231,7 +297,8 @@ int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret
 	int r;
 
 	if ((r = envelope_parse(buf, len, CHANGESET_MAGIC, "change set", CHANGESET_MAX_BYTES,
-				CHANGESET_VERSION_UNBOUND, CHANGESET_VERSION, 0, &f, err)) < 0)
+				CHANGESET_VERSION_UNBOUND, CHANGESET_VERSION_GROUPED, 0, &f, err)) <
+	    0)
 		return r;
 	h.version = f.version;
 	memcpy(h.device, f.device, CHANGESET_DEVICE_BYTES);
@@ -282,6 +349,55 @@ static int payload_unseal(const uint8_t *buf, size_t len, const uint8_t *pk, con
 			     CHANGESET_MAX_PAYLOAD, ret_text, ret_len, "change set", err);
 }
 
+/* A version 4 payload's rows into changes[0..h->count), counting in *n
+ * the changes filled (their values are the caller's to free). */
+static int open_grouped(const cJSON *arr, const struct changeset_header *h, struct change *changes,
+			size_t *n, struct fs_error *err)
+{
+	size_t g = 0;
+
+	for (const cJSON *row = arr->child; row; row = row->next, g++) {
+		const cJSON *fields = cJSON_GetArrayItem(row, 4);
+		uint32_t fv = 0;
+		size_t k = 0;
+
+		if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 5 ||
+		    !cJSON_IsObject(fields) || !fields->child ||
+		    changeset_form_version_from(cJSON_GetArrayItem(row, 3), &fv) < 0)
+			return fs_error_set(err, -FS_EFORMAT, "change set: row %zu is malformed",
+					    g + 1);
+		for (const cJSON *f = fields->child; f; f = f->next, k++) {
+			int r;
+
+			if (*n == h->count)
+				return fs_error_set(err, -FS_EFORMAT,
+						    "change set: payload is not %u changes",
+						    h->count);
+			if (k == CHANGESET_MAX_ROW_FIELDS)
+				return fs_error_set(err, -FS_EFORMAT,
+						    "change set: row %zu has more than %d fields",
+						    g + 1, CHANGESET_MAX_ROW_FIELDS);
+			for (const cJSON *p = fields->child; p != f; p = p->next)
+				if (!strcmp(p->string, f->string))
+					return fs_error_set(err, -FS_EFORMAT,
+							    "change set: row %zu names a field "
+							    "twice",
+							    g + 1);
+			r = change_fill(cJSON_GetArrayItem(row, 0), cJSON_GetArrayItem(row, 1),
+					f->string, f, cJSON_GetArrayItem(row, 2), h->hlc_min,
+					h->hlc_max, &changes[*n]);
+			if (r < 0)
+				return fs_error_set(err, r, "change set: change %zu is malformed",
+						    *n + 1);
+			changes[(*n)++].form_version = fv;
+		}
+	}
+	if (*n != h->count)
+		return fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes",
+				    h->count);
+	return 0;
+}
+
 int changeset_open(const uint8_t *buf, size_t len,
 		   const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
 		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
@@ -306,7 +422,8 @@ int changeset_open(const uint8_t *buf, size_t len,
 		goto out;
 	}
 	arr = cJSON_ParseWithLength(text, tlen);
-	if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != h.count) {
+	if (!cJSON_IsArray(arr) ||
+	    (h.version < CHANGESET_VERSION_GROUPED && (size_t)cJSON_GetArraySize(arr) != h.count)) {
 		r = fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes",
 				 h.count);
 		goto out;
@@ -316,7 +433,12 @@ int changeset_open(const uint8_t *buf, size_t len,
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
 	}
-	for (const cJSON *row = arr->child; row; row = row->next, n++) {
+	if (h.version == CHANGESET_VERSION_GROUPED) {
+		if ((r = open_grouped(arr, &h, changes, &n, err)) < 0)
+			goto out;
+	}
+	for (const cJSON *row = arr->child; h.version < CHANGESET_VERSION_GROUPED && row;
+	     row = row->next, n++) {
 		r = changeset_change_from_row(row, h.version >= 3 ? 6 : 5, h.hlc_min, h.hlc_max,
 					      &changes[n]);
 		if (r == 0 && h.version >= 3)

@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <sqlite3.h>
+#include <zstd.h>
 
+#include "crypto/bytes.h"
 #include "crypto/pwhash.h"
 #include "tests/fixture.h"
 
@@ -152,4 +154,40 @@ int fixture_http_listen(char *url, size_t cap, const char *path)
 		TEST_FAIL("listen on loopback: %s", strerror(errno));
 	snprintf(url, cap, "http://127.0.0.1:%d%s", ntohs(a.sin_port), path);
 	return ls;
+}
+
+void fixture_raw_changeset(const struct changeset_header *h, const char *text, size_t tlen,
+			   const uint8_t *box_pk, const uint8_t *sign_sk, uint8_t **ret_buf,
+			   size_t *ret_len)
+{
+	size_t bind = h->version >= CHANGESET_VERSION_BOUND ? CHANGESET_BINDING_BYTES : 0;
+	size_t zcap = bind + ZSTD_compressBound(tlen), zlen, sealed, total;
+	uint8_t *z = malloc(zcap), *out;
+
+	ASSERT_TRUE(z);
+	zlen = ZSTD_compress(z + bind, zcap - bind, text, tlen, 3);
+	ASSERT_TRUE(!ZSTD_isError(zlen));
+	zlen += bind;
+	sealed = zlen + crypto_box_SEALBYTES;
+	total = CHANGESET_HEADER_BYTES + sealed + CHANGESET_SIG_BYTES;
+	ASSERT_LE(total, CHANGESET_MAX_BYTES);
+	out = calloc(1, total);
+	ASSERT_TRUE(out);
+	memcpy(out, CHANGESET_MAGIC, 4);
+	out[4] = h->version;
+	out[5] = CHANGESET_CODEC_ZSTD_JSON;
+	memcpy(out + 8, h->device, CHANGESET_DEVICE_BYTES);
+	bytes_put_be(out + 24, h->seq, 8);
+	memcpy(out + 32, h->prev, CHANGESET_HASH_BYTES);
+	memcpy(z, out + 8, bind);
+	bytes_put_be(out + 64, h->hlc_min, 8);
+	bytes_put_be(out + 72, h->hlc_max, 8);
+	bytes_put_be(out + 80, h->count, 4);
+	bytes_put_be(out + 84, sealed, 4);
+	ASSERT_OK(crypto_box_seal(out + CHANGESET_HEADER_BYTES, z, zlen, box_pk));
+	crypto_sign_detached(out + total - CHANGESET_SIG_BYTES, NULL, out,
+			     total - CHANGESET_SIG_BYTES, sign_sk);
+	free(z);
+	*ret_buf = out;
+	*ret_len = total;
 }

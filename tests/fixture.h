@@ -11,6 +11,7 @@
 
 #include "agent/keystore.h"
 #include "agent/store.h"
+#include "sync/changeset.h"
 #include "sync/form.h"
 #include "sync/uuid.h"
 
@@ -46,5 +47,15 @@ int fixture_http_listen(char *url, size_t cap, const char *path);
  * What each request carried is written to the file log. */
 void fixture_http_serve(int ls, const char *const answers[], int n, const char *log)
 	__attribute__((noreturn));
+
+/* A change set whose sealed payload is text, written by hand as a
+ * hostile enrolled device could (docs/PROTOCOL.md): h's version, device,
+ * sequence, previous hash, HLC range and count go into the header as
+ * they are; from version 2 the binding (header bytes 8..63) is sealed in
+ * front of the zstd frame.  Sealed to box_pk, signed with sign_sk;
+ * *ret_buf is malloc'd. */
+void fixture_raw_changeset(const struct changeset_header *h, const char *text, size_t tlen,
+			   const uint8_t *box_pk, const uint8_t *sign_sk, uint8_t **ret_buf,
+			   size_t *ret_len);
 
 #endif

@@ -5,6 +5,7 @@
 #include "sync/changeset.h"
 #include "sync/envelope.h"
 #include "sync/merge.h"
+#include "tests/fixture.h"
 #include "tests/test.h"
 #include "tests/vectors/changeset_vector.h"
 
@@ -140,9 +141,9 @@ TEST(changeset_wrong_keys_and_versions)
 	encode_vector_changes(&k, 1, &buf, &len);
 	ASSERT_EQ(changeset_verify(buf, len, other.sign_pk), -FS_EAUTH);
 	ASSERT_EQ(changeset_open(buf, len, other.box_pk, other.box_sk, &ch, &n, &err), -FS_EAUTH);
-	buf[4] = 4;
+	buf[4] = CHANGESET_VERSION_GROUPED + 1;
 	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
-	ASSERT_STR_CONTAINS(err.msg, "version 4");
+	ASSERT_STR_CONTAINS(err.msg, "version 5");
 	buf[4] = 0;
 	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
 	ASSERT_STR_CONTAINS(err.msg, "version 0");
@@ -193,6 +194,13 @@ TEST(changeset_vector_v3)
 			  "0098b8a80b736cfafc4b6cea8572d7c7280167b9bdf50c95a03ebe58aa3f8a4b");
 }
 
+/* Version 4: version 3's changes, the rows grouped by record. */
+TEST(changeset_vector_v4)
+{
+	check_vector_file(FS_SOURCE_DIR "/tests/vectors/changeset-v4.hex", 4,
+			  "3a2ce5216865be9954fa4621aded0a04391d5f88f704710a3083e230b54ab078");
+}
+
 /* Version 2 (no form versions) is still read: sets packed before. */
 TEST(changeset_vector_v2)
 {
@@ -238,6 +246,164 @@ TEST(changeset_binding_refuses_resigned_payload)
 		free(copy);
 	}
 	free(buf);
+}
+
+/* Version 4 carries the same changes with one row per record, HLC and
+ * form version; the pinned text is its canonical form. */
+TEST(changeset_v4_rows_by_record)
+{
+	static const char want[] =
+		"[[\"" VECTOR_RECORD "\",\"beneficiaries\",\"0193a1b2c3d40000\",2,"
+		"{\"full_name\":\"Ружичић Ђорђе\",\"household_size\":4}],"
+		"[\"" VECTOR_RECORD "\",\"beneficiaries\",\"0193a1b2c3d50001\",0,"
+		"{\"_deleted\":true}]]";
+	struct changeset_header h = { .version = CHANGESET_VERSION_GROUPED, .seq = 1 };
+	struct change ch[VECTOR_CHANGES];
+	struct fs_error err = { 0 };
+	uint8_t *buf = NULL;
+	size_t len;
+	char *text;
+	struct keys k;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, h.device);
+	ASSERT_OK(vector_changes(ch));
+	text = changeset_payload_print(ch, VECTOR_CHANGES, CHANGESET_VERSION_GROUPED);
+	ASSERT_TRUE(text);
+	ASSERT_STR_EQ(text, want);
+	free(text);
+	if (changeset_encode(&h, ch, VECTOR_CHANGES, k.box_pk, k.sign_sk, &buf, &len, &err) < 0)
+		TEST_FAIL("encode: %s", err.msg);
+	check_vector_set(&k, buf, len, 1, CHANGESET_VERSION_GROUPED);
+	free(buf);
+	h.version = CHANGESET_VERSION_GROUPED + 1;
+	ASSERT_EQ(changeset_encode(&h, ch, VECTOR_CHANGES, k.box_pk, k.sign_sk, &buf, &len, &err),
+		  -FS_EUSAGE);
+	for (int i = 0; i < VECTOR_CHANGES; i++)
+		cJSON_Delete(ch[i].value);
+}
+
+/* More fields of one record and HLC than a row holds go in the next row,
+ * in order; a row over the limit is refused. */
+TEST(changeset_v4_long_rows_split)
+{
+	enum { N = CHANGESET_MAX_ROW_FIELDS + 44 };
+	struct changeset_header h = { .version = CHANGESET_VERSION_GROUPED, .seq = 1 };
+	struct change *ch = calloc(N, sizeof(*ch)), *got = NULL;
+	struct fs_error err = { 0 };
+	uint8_t *buf = NULL;
+	size_t len, n = 0;
+	cJSON *rows;
+	char *text;
+	struct keys k;
+
+	ASSERT_TRUE(ch);
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, h.device);
+	for (int i = 0; i < N; i++) {
+		strcpy(ch[i].record_id, VECTOR_RECORD);
+		strcpy(ch[i].collection, "beneficiaries");
+		snprintf(ch[i].field, sizeof(ch[i].field), "f%d", i);
+		ch[i].hlc = 0x0193a1b2c3d40000ULL;
+		ASSERT_TRUE((ch[i].value = cJSON_CreateNumber(i)));
+	}
+	text = changeset_payload_print(ch, N, CHANGESET_VERSION_GROUPED);
+	ASSERT_TRUE((rows = cJSON_Parse(text)));
+	ASSERT_EQ(cJSON_GetArraySize(rows), 2);
+	ASSERT_EQ(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetArrayItem(rows, 0), 4)),
+		  CHANGESET_MAX_ROW_FIELDS);
+	cJSON_Delete(rows);
+	if (changeset_encode(&h, ch, N, k.box_pk, k.sign_sk, &buf, &len, &err) < 0)
+		TEST_FAIL("encode: %s", err.msg);
+	ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &got, &n, &err));
+	ASSERT_EQ(n, N);
+	for (int i = 0; i < N; i++) {
+		ASSERT_STR_EQ(got[i].field, ch[i].field);
+		ASSERT_EQ(got[i].value->valueint, i);
+	}
+	changes_free(got, n);
+	free(buf);
+	/* One row of all of them, as a hostile device could write it. */
+	h.count = N;
+	h.hlc_min = h.hlc_max = ch[0].hlc;
+	{
+		char *p = strstr(text, "}],[");
+		char *q = p ? strchr(p + 3, '{') : NULL;
+
+		ASSERT_TRUE(p && q);
+		memmove(p, q, strlen(q) + 1);
+		*p = ',';
+	}
+	fixture_raw_changeset(&h, text, strlen(text), k.box_pk, k.sign_sk, &buf, &len);
+	ASSERT_EQ(changeset_open(buf, len, k.box_pk, k.box_sk, &got, &n, &err), -FS_EFORMAT);
+	ASSERT_STR_CONTAINS(err.msg, "row 1 has more than 256 fields");
+	free(buf);
+	free(text);
+	changes_free(ch, N);
+}
+
+/* Each rule of a version 4 row, broken by a hand-made set; the first
+ * text is well formed, so the refusals are the rows' own. */
+TEST(changeset_v4_malformed_rows_refused)
+{
+#define ROW(hlc, fields) "[\"" VECTOR_RECORD "\",\"beneficiaries\",\"" hlc "\",2," fields "]"
+	static const struct {
+		const char *text;
+		uint32_t count;
+		const char *why; /* NULL: opens */
+	} cases[] = {
+		{ "[" ROW("0193a1b2c3d40000", "{\"full_name\":\"Ana\",\"household_size\":4}") "]",
+		  2, NULL },
+		{ "[" ROW("0193a1b2c3d40000", "{\"full_name\":\"Ana\",\"full_name\":\"Ivo\"}") "]",
+		  2, "names a field twice" },
+		{ "[" ROW("0193a1b2c3d40000", "{}") "]", 1, "row 1 is malformed" },
+		{ "[" ROW("0193a1b2c3d40000", "[\"full_name\",\"Ana\"]") "]", 1,
+		  "row 1 is malformed" },
+		{ "[[\"" VECTOR_RECORD "\",\"beneficiaries\",\"full_name\",\"Ana\","
+		  "\"0193a1b2c3d40000\",2]]",
+		  1, "row 1 is malformed" },
+		{ "[" ROW("0193a1b2c3d40000", "{\"full_name\":\"Ana\",\"household_size\":4}") "]",
+		  3, "is not 3 changes" },
+		{ "[" ROW("0193a1b2c3d40000", "{\"full_name\":\"Ana\",\"household_size\":4}") "]",
+		  1, "is not 1 changes" },
+		{ "[" ROW("0193a1b2c3d40000", "{\"Full-Name\":\"Ana\"}") "]", 1,
+		  "change 1 is malformed" },
+		{ "[" ROW("0193a1b2c3d40000", "{\"full_name\":\"Ana\"}") "," ROW(
+			  "0193a1b2c3d60000", "{\"household_size\":4}") "]",
+		  2, "change 2 is malformed" },
+		{ "{\"full_name\":\"Ana\"}", 1, "is not 1 changes" },
+	};
+#undef ROW
+	struct changeset_header h = { .version = CHANGESET_VERSION_GROUPED, .seq = 1 };
+	struct fs_error err = { 0 };
+	struct change *ch = NULL;
+	uint8_t *buf = NULL;
+	size_t len, n = 0;
+	struct keys k;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, h.device);
+	h.hlc_min = 0x0193a1b2c3d40000ULL;
+	h.hlc_max = 0x0193a1b2c3d50001ULL;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		h.count = cases[i].count;
+		fixture_raw_changeset(&h, cases[i].text, strlen(cases[i].text), k.box_pk, k.sign_sk,
+				      &buf, &len);
+		memset(&err, 0, sizeof(err));
+		if (!cases[i].why) {
+			ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err));
+			ASSERT_EQ(n, 2);
+			ASSERT_STR_EQ(ch[1].field, "household_size");
+			ASSERT_EQ(ch[1].form_version, 2u);
+			ASSERT_TRUE(ch[1].value->string == NULL);
+			changes_free(ch, n);
+		} else {
+			ASSERT_EQ(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err),
+				  -FS_EFORMAT);
+			ASSERT_STR_CONTAINS(err.msg, cases[i].why);
+		}
+		free(buf);
+	}
 }
 
 /* Whether the zstd frame in the sealed plaintext of an envelope (after
@@ -301,7 +467,7 @@ TEST(changeset_compressed_within_bounded_window)
 		ch[i].hlc = ((hlc_t)1795000000000ULL + (hlc_t)i) << 16;
 		ASSERT_TRUE((ch[i].value = cJSON_CreateString(note)));
 	}
-	text = changeset_payload_print(ch, 400);
+	text = changeset_payload_print(ch, 400, CHANGESET_VERSION);
 	ASSERT_TRUE(text && strlen(text) > 700 * 1024);
 	if (changeset_encode(&h, ch, 400, k.box_pk, k.sign_sk, &buf, &len, &err) < 0)
 		TEST_FAIL("encode: %s", err.msg);

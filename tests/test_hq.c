@@ -17,7 +17,6 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include <sqlite3.h>
-#include <zstd.h>
 
 #include "crypto/bytes.h"
 #include "crypto/identity.h"
@@ -27,6 +26,7 @@
 #include "sync/receipt.h"
 #include "sync/status.h"
 #include "sync/token.h"
+#include "tests/fixture.h"
 #include "tests/test.h"
 
 /* ---- running fieldsync-hq ----------------------------------------------- */
@@ -351,6 +351,7 @@ struct device {
 	uint64_t seq;	   /* last sequence built */
 	uint8_t prev[32];  /* hash of the last set built */
 	hlc_t clock;	   /* last HLC used */
+	uint8_t version;   /* change set version it writes (0: CHANGESET_VERSION) */
 };
 
 static void device_new(struct device *d, const char *team)
@@ -461,7 +462,7 @@ struct set {
 /* Build d's next change set from n changes (values consumed). */
 static struct set build_set(struct device *d, const uint8_t *hq_box_pk, struct change *ch, size_t n)
 {
-	struct changeset_header hdr = { .seq = d->seq + 1 };
+	struct changeset_header hdr = { .version = d->version, .seq = d->seq + 1 };
 	struct fs_error err = { 0 };
 	struct set s = { 0 };
 
@@ -1202,6 +1203,20 @@ static struct change random_change(struct device *d, char recs[][UUID_TEXT_LEN +
 	}
 }
 
+/* Build d's next set from copies of ch[0..n) (ch keeps its values). */
+static struct set build_set_copy(struct device *d, const uint8_t *hq_box_pk,
+				 const struct change *ch, size_t n)
+{
+	struct change copy[CONV_RECORDS * 5 + 8];
+
+	ASSERT_LE(n, sizeof(copy) / sizeof(copy[0]));
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = ch[i];
+		ASSERT_TRUE((copy[i].value = cJSON_Duplicate(ch[i].value, 1)));
+	}
+	return build_set(d, hq_box_pk, copy, n);
+}
+
 /* Deliver every set to h: each device's in order, devices interleaved
  * at random, with random duplicates; then return h's snapshot. */
 static char *deliver_random(struct hq *h, struct set sets[CONV_DEVICES][CONV_SETS],
@@ -1239,8 +1254,10 @@ TEST(hq_convergence_random_orders)
 {
 	static const char *const teams[CONV_DEVICES] = { "Tim Novi Sad", "Tim Obrenovac",
 							 "Tim Sremska Mitrovica" };
-	struct device devs[CONV_DEVICES];
-	struct set sets[CONV_DEVICES][CONV_SETS];
+	/* The same changes from each device as version 3 sets (devs) and as
+	 * version 4 sets (grouped, each device's chain of its own). */
+	struct device devs[CONV_DEVICES], grouped[CONV_DEVICES];
+	struct set sets[CONV_DEVICES][CONV_SETS], sets4[CONV_DEVICES][CONV_SETS];
 	char recs[CONV_RECORDS][UUID_TEXT_LEN + 1], visits[2][UUID_TEXT_LEN + 1];
 	struct hq first, h;
 	uint64_t base = hlc_wall_ms() - 3600 * 1000;
@@ -1257,6 +1274,10 @@ TEST(hq_convergence_random_orders)
 	hq_start(&first);
 	device_enroll(&first, &devs[0]);
 	hq_stop(&first);
+	for (int i = 0; i < CONV_DEVICES; i++) {
+		grouped[i] = devs[i];
+		grouped[i].version = CHANGESET_VERSION_GROUPED;
+	}
 	for (int i = 0; i < CONV_RECORDS; i++)
 		uuid_v7_new(base, recs[i]);
 	for (int i = 0; i < 2; i++)
@@ -1279,8 +1300,9 @@ TEST(hq_convergence_random_orders)
 			ch[n++] = mk(visits[i], "visits", "visit_type",
 				     cJSON_CreateString("prefab_installation"), t);
 		}
+		sets4[k][0] = build_set_copy(&grouped[k], first.box_pk, ch, n);
 		sets[k][0] = build_set(&devs[k], first.box_pk, ch, n);
-		sets[k][0].dev = k;
+		sets[k][0].dev = sets4[k][0].dev = k;
 	}
 	for (int s = 1; s < CONV_SETS; s++)
 		for (int k = 0; k < CONV_DEVICES; k++) {
@@ -1290,30 +1312,35 @@ TEST(hq_convergence_random_orders)
 			for (size_t i = 0; i < n; i++)
 				ch[i] = random_change(&devs[k], recs, visits,
 						      base + 1000 + (uint64_t)(s * 100 + rnd(40)));
+			sets4[k][s] = build_set_copy(&grouped[k], first.box_pk, ch, n);
 			sets[k][s] = build_set(&devs[k], first.box_pk, ch, n);
-			sets[k][s].dev = k;
+			sets[k][s].dev = sets4[k][s].dev = k;
 		}
 
-	/* Fresh HQs with the same keys, each in its own random order. */
+	/* Fresh HQs with the same keys, each in its own random order; every
+	 * other one is sent the version 4 sets. */
 	want = NULL;
 	for (int i = 0; i < CONV_HQS; i++) {
 		char name[16], *got;
 
 		snprintf(name, sizeof(name), "hq%d", i + 1);
 		hq_init(&h, name, NULL, &first);
-		got = deliver_random(&h, sets, devs);
+		got = deliver_random(&h, i % 2 ? sets4 : sets, devs);
 		ASSERT_STR_CONTAINS(got, "\"id\":");
 		if (!want)
 			want = got;
 		else if (strcmp(got, want))
-			TEST_FAIL("HQ %d differs from HQ 1 after another arrival order", i + 1);
+			TEST_FAIL("HQ %d differs from HQ 1 after another arrival order%s", i + 1,
+				  i % 2 ? ", from version 4 sets" : "");
 		if (got != want)
 			free(got);
 	}
 	free(want);
 	for (int k = 0; k < CONV_DEVICES; k++) {
-		for (int s = 0; s < CONV_SETS; s++)
+		for (int s = 0; s < CONV_SETS; s++) {
 			set_free(&sets[k][s]);
+			set_free(&sets4[k][s]);
+		}
 		identity_free(devs[k].id);
 	}
 	curl_global_cleanup();
@@ -1408,37 +1435,14 @@ TEST(hq_caseload_edit_conflict_either_order)
 static struct set build_raw_set(struct device *d, const uint8_t *hq_box_pk, const char *text,
 				size_t tlen, uint32_t count, uint8_t version)
 {
-	size_t bind = version >= 2 ? CHANGESET_BINDING_BYTES : 0;
-	size_t zcap = bind + ZSTD_compressBound(tlen), zlen, sealed, total;
-	uint8_t *z = malloc(zcap), *out;
+	struct changeset_header h = {
+		.version = version, .seq = d->seq + 1, .hlc_min = 1, .hlc_max = 2, .count = count
+	};
 	struct set s = { 0 };
 
-	ASSERT_TRUE(z);
-	zlen = ZSTD_compress(z + bind, zcap - bind, text, tlen, 3);
-	ASSERT_TRUE(!ZSTD_isError(zlen));
-	zlen += bind;
-	sealed = zlen + crypto_box_SEALBYTES;
-	total = CHANGESET_HEADER_BYTES + sealed + CHANGESET_SIG_BYTES;
-	ASSERT_LE(total, CHANGESET_MAX_BYTES);
-	out = calloc(1, total);
-	ASSERT_TRUE(out);
-	memcpy(out, CHANGESET_MAGIC, 4);
-	out[4] = version;
-	out[5] = CHANGESET_CODEC_ZSTD_JSON;
-	ASSERT_OK(sodium_hex2bin(out + 8, 16, d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
-	bytes_put_be(out + 24, d->seq + 1, 8);
-	memcpy(out + 32, d->prev, 32);
-	memcpy(z, out + 8, bind);
-	bytes_put_be(out + 64, 1, 8);
-	bytes_put_be(out + 72, 2, 8);
-	bytes_put_be(out + 80, count, 4);
-	bytes_put_be(out + 84, sealed, 4);
-	ASSERT_OK(crypto_box_seal(out + CHANGESET_HEADER_BYTES, z, zlen, hq_box_pk));
-	crypto_sign_detached(out + total - CHANGESET_SIG_BYTES, NULL, out,
-			     total - CHANGESET_SIG_BYTES, d->id->sign_sk);
-	free(z);
-	s.buf = out;
-	s.len = total;
+	ASSERT_OK(sodium_hex2bin(h.device, 16, d->id->id, IDENTITY_ID_HEXLEN, NULL, NULL, NULL));
+	memcpy(h.prev, d->prev, 32);
+	fixture_raw_changeset(&h, text, tlen, hq_box_pk, d->id->sign_sk, &s.buf, &s.len);
 	s.seq = d->seq + 1;
 	return s;
 }

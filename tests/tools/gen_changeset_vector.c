@@ -1,9 +1,10 @@
-/* gen_changeset_vector.c - writes tests/vectors/changeset-v3.hex (version 3).
+/* gen_changeset_vector.c - writes tests/vectors/changeset-v3.hex (version
+ * 3, the default) or changeset-v4.hex (argument 4).
  *
  * Sealing uses a fresh ephemeral key, so a change set is not
  * reproducible byte for byte; the vector is generated once, committed,
  * and from then on must decode and verify exactly as docs/PROTOCOL.md
- * ("Test vectors") says.  Run: build/tests/gen_changeset_vector > FILE.
+ * ("Test vectors") says.  Run: build/tests/gen_changeset_vector [4] > FILE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 #include "sync/changeset.h"
 #include "tests/vectors/changeset_vector.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
@@ -22,6 +23,11 @@ int main(void)
 	uint8_t *buf = NULL, hash[32];
 	size_t len;
 
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "3") && strcmp(argv[1], "4"))) {
+		fprintf(stderr, "usage: gen_changeset_vector [3|4]\n");
+		return 2;
+	}
+	h.version = argc == 2 ? (uint8_t)atoi(argv[1]) : CHANGESET_VERSION;
 	if (sodium_init() < 0)
 		return 1;
 	vector_keys(sign_pk, sign_sk, box_pk, box_sk);
