@@ -221,6 +221,43 @@ static int device_raw(struct store *s, uint8_t out[CHANGESET_DEVICE_BYTES], stru
 	return 0;
 }
 
+/* ---- the version HQ reads ------------------------------------------------ */
+
+static const char *version_text(double named)
+{
+	return named >= CHANGESET_VERSION_GROUPED ? "4" : "3";
+}
+
+/* have: "3" or "4" (absent is "3"). */
+static int version_kept(struct store *s, char have[8], struct fs_error *err)
+{
+	int found = 0;
+
+	strcpy(have, "3");
+	return store_meta_get(s, PACK_META_CHANGESET_VERSION, have, 8, &found, err);
+}
+
+int pack_follow_hq(struct store *s, double named, struct fs_error *err)
+{
+	char have[8];
+	int r;
+
+	if ((r = version_kept(s, have, err)) < 0 || !strcmp(have, version_text(named)))
+		return r;
+	return store_meta_put(s, PACK_META_CHANGESET_VERSION, version_text(named), err);
+}
+
+static int write_version(struct store *s, uint8_t *ret_version, struct fs_error *err)
+{
+	char have[8];
+	int r;
+
+	if ((r = version_kept(s, have, err)) < 0)
+		return r;
+	*ret_version = strcmp(have, "4") ? CHANGESET_VERSION : CHANGESET_VERSION_GROUPED;
+	return 0;
+}
+
 /* Pack one set in its own transaction; *ret_made is 0 when the outbox has
  * nothing left to pack. */
 static int pack_one(struct store *s, const uint8_t *hq_box_pk, size_t max_changes, size_t max_bytes,
@@ -236,7 +273,8 @@ static int pack_one(struct store *s, const uint8_t *hq_box_pk, size_t max_change
 		return r;
 	if ((r = store_begin(s, err)) < 0)
 		return r;
-	if ((r = chain_tip(s, &last, h.prev, err)) < 0 ||
+	if ((r = write_version(s, &h.version, err)) < 0 ||
+	    (r = chain_tip(s, &last, h.prev, err)) < 0 ||
 	    (r = read_unpacked(s, max_changes, max_bytes, changes, rows, &n, err)) < 0)
 		goto out;
 	if (n == 0)

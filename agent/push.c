@@ -4,6 +4,7 @@
  */
 #include "agent/push.h"
 #include "agent/hqhistory.h"
+#include "agent/pack.h"
 #include "agent/skew.h"
 
 #include <errno.h>
@@ -217,6 +218,11 @@ static int accept_receipt(struct store *s, const struct hqlink_target *target,
 				"%u, which the set does not have",
 				target->url, (unsigned long long)set->seq, rc.index[i] + 1);
 		sqlite3_reset(st);
+	}
+	if (r == 0) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "changeset_version");
+
+		r = pack_follow_hq(s, cJSON_IsNumber(v) ? v->valuedouble : 0, err);
 	}
 	if (skew)
 		skew_follow_hq(s, *skew, &rc.accepted_ms);

@@ -2,6 +2,7 @@
  * sync/ini.c. */
 #include "hq/hqconfig.h"
 #include "hq/downsync.h"
+#include "sync/changeset.h"
 #include "sync/downset.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{ "server", "pull_batch", NULL, &cfg->pull_batch, DOWNSET_MAX_ENTRIES },
 		{ "server", "file_quota_mib", NULL, &cfg->file_quota_mib, 4194304 },
 		{ "server", "upload_idle_days", NULL, &cfg->upload_idle_days, 3650 },
+		{ "server", "device_changeset_version", NULL, &cfg->device_changeset_version, 4 },
 		{ "store", "data_dir", &cfg->data_dir, NULL, 0 },
 		{ "store", "backend", &cfg->backend, NULL, 0 },
 		{ "store", "postgresql", &cfg->postgresql, NULL, 0 },
@@ -86,6 +88,14 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->file_quota_mib = HQCONFIG_DEFAULT_FILE_QUOTA_MIB;
 	if (!cfg->upload_idle_days)
 		cfg->upload_idle_days = HQCONFIG_DEFAULT_UPLOAD_IDLE_DAYS;
+	if (!cfg->device_changeset_version)
+		cfg->device_changeset_version = HQCONFIG_DEFAULT_DEVICE_CHANGESET_VERSION;
+	if (cfg->device_changeset_version != CHANGESET_VERSION &&
+	    cfg->device_changeset_version != CHANGESET_VERSION_GROUPED)
+		return fs_error_set(err, -FS_EUSAGE,
+				    "[server] device_changeset_version (%u) must be %d or %d",
+				    cfg->device_changeset_version, CHANGESET_VERSION,
+				    CHANGESET_VERSION_GROUPED);
 	if (!cfg->console.listen &&
 	    ini_set(&cfg->console.listen, HQCONFIG_DEFAULT_CONSOLE_LISTEN) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");

@@ -35,6 +35,10 @@
  *   [server] upload_idle_days  an upload no chunk reached for this long is
  *                          dropped with its chunks (the device begins it
  *                          again), 1..3650 (default 30)
+ *   [server] device_changeset_version  the change set version HQ's answers
+ *                          tell devices to write: 4 (default; rows grouped
+ *                          by record) or 3 (while an HQ process that cannot
+ *                          read 4 may still answer, docs/DEPLOY.md)
  *   [store] data_dir       data directory (default /var/lib/fieldsync-hq)
  *   [store] backend        sqlite (default) or postgresql (hq/pgdb.h)
  *   [store] postgresql     a libpq connection string, without a password
@@ -94,6 +98,7 @@
 #define HQCONFIG_DEFAULT_PROOF_RATE 60
 #define HQCONFIG_DEFAULT_FILE_QUOTA_MIB 10240
 #define HQCONFIG_DEFAULT_UPLOAD_IDLE_DAYS 30
+#define HQCONFIG_DEFAULT_DEVICE_CHANGESET_VERSION 4 /* CHANGESET_VERSION_GROUPED */
 #define HQCONFIG_DEFAULT_CONSOLE_LISTEN "127.0.0.1:8760"
 #define HQCONFIG_DEFAULT_CONSOLE_IDLE_MIN 15
 #define HQCONFIG_DEFAULT_LOGIN_TRIES 5
@@ -120,11 +125,12 @@ struct hq_config {
 	unsigned pull_batch;	   /* entries per down-set at most */
 	unsigned file_quota_mib;   /* attached files per device at HQ */
 	unsigned upload_idle_days; /* uploads idle this long are dropped */
-	char *backend;		   /* "sqlite" (NULL) or "postgresql" */
-	char *postgresql;	   /* libpq connection string */
-	char *pg_password_file;	   /* NULL: the credential, or libpq's ways */
-	unsigned pg_statement_timeout_ms; /* 0: the default */
-	struct audit_policy audit;	  /* when to sign an audit checkpoint */
+	unsigned device_changeset_version; /* what answers tell devices to write */
+	char *backend;			   /* "sqlite" (NULL) or "postgresql" */
+	char *postgresql;		   /* libpq connection string */
+	char *pg_password_file;		   /* NULL: the credential, or libpq's ways */
+	unsigned pg_statement_timeout_ms;  /* 0: the default */
+	struct audit_policy audit;	   /* when to sign an audit checkpoint */
 	struct {
 		char *enabled;		  /* "yes" (NULL) or "no" */
 		char *listen;		  /* ADDR:PORT */

@@ -285,11 +285,12 @@ static uint64_t device_time(struct MHD_Connection *conn)
 	return header_u64(conn, "Fieldsync-Time", &ms) < 0 || ms >= (1ULL << 48) ? 0 : ms;
 }
 
-/* 200 body: {"receipt", "seq", "merged", "quarantined", "hq_time" and,
- * when skewed, "clock_skew_ms"}; moves res->quarantined into it.  hq_time
- * is HQ's clock when the request's headers arrived, so that a slow upload
- * is not measured as clock skew. */
-static cJSON *changeset_answer(struct ingest_result *res, uint64_t hq_time)
+/* 200 body: {"receipt", "seq", "merged", "quarantined", "hq_time",
+ * "changeset_version" and, when skewed, "clock_skew_ms"}; moves
+ * res->quarantined into it.  hq_time is HQ's clock when the request's
+ * headers arrived, so that a slow upload is not measured as clock skew.
+ * changeset_version is the version devices are to write from now on. */
+static cJSON *changeset_answer(struct ingest_result *res, uint64_t hq_time, unsigned version)
 {
 	size_t n = sodium_base64_ENCODED_LEN(res->receipt_len, sodium_base64_VARIANT_ORIGINAL);
 	char *b64 = malloc(n);
@@ -307,6 +308,7 @@ static cJSON *changeset_answer(struct ingest_result *res, uint64_t hq_time)
 	/* HQ's clock, so the device can measure its own skew (the receipt's
 	 * time is the first acceptance, which a duplicate repeats). */
 	if (!cJSON_AddNumberToObject(o, "hq_time", (double)hq_time) ||
+	    !cJSON_AddNumberToObject(o, "changeset_version", version) ||
 	    (res->skewed &&
 	     !cJSON_AddNumberToObject(o, "clock_skew_ms", (double)res->clock_skew_ms)))
 		goto fail;
@@ -471,7 +473,8 @@ static enum MHD_Result do_changeset(struct server *s, struct MHD_Connection *con
 	/* Nothing may read a transaction left open by a failure above. */
 	hqsql_rollback(ctx.db);
 	if (res.status == 200) {
-		cJSON *answer = changeset_answer(&res, rq->started_ms);
+		cJSON *answer =
+			changeset_answer(&res, rq->started_ms, s->cfg->device_changeset_version);
 
 		/* The latest signed checkpoint rides with every receipt, so
 		 * devices hold HQ to its history (docs/PROTOCOL.md). */

@@ -70,8 +70,10 @@ struct fake_hq {
 	uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t other_sk[crypto_sign_SECRETKEYBYTES];
 	uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
-	uint64_t next_seq; /* the sequence HQ expects; gaps get 409 */
-	uint64_t seen[64]; /* sequences posted, in order */
+	uint64_t next_seq;    /* the sequence HQ expects; gaps get 409 */
+	uint64_t seen[64];    /* sequences posted, in order */
+	uint8_t versions[64]; /* and their change set versions */
+	int names_version;    /* "changeset_version" in 200 answers; 0: none */
 	int calls;
 	char url[256], type[64];
 };
@@ -103,7 +105,17 @@ static int fake_post(struct hqlink *t, const char *url, const char *content_type
 		return fs_error_set(err, -EHOSTUNREACH, "HQ unreachable at %s: refused", url);
 	ASSERT_OK(changeset_parse(body, len, &h, NULL));
 	ASSERT_LT(hq->calls, 64);
+	hq->versions[hq->calls] = h.version;
 	hq->seen[hq->calls++] = h.seq;
+	/* Whatever version it came in, HQ reads the changes. */
+	{
+		struct change *ch = NULL;
+		size_t n = 0;
+
+		ASSERT_OK(changeset_open(body, len, hq->box_pk, hq->box_sk, &ch, &n, NULL));
+		ASSERT_EQ(n, h.count);
+		changes_free(ch, n);
+	}
 	if (hq->mode == FAKE_REVOKED) {
 		fake_answer(ret, 403, "{\"error\":\"revoked\",\"message\":\"device revoked\"}");
 		return 0;
@@ -141,8 +153,9 @@ static int fake_post(struct hqlink *t, const char *url, const char *content_type
 	free(rbuf);
 	snprintf(json, sizeof(json),
 		 "{\"receipt\":\"%s\",\"seq\":%llu,\"merged\":%u,"
-		 "\"quarantined\":[]}",
-		 b64, (unsigned long long)h.seq, rc.merged);
+		 "\"quarantined\":[]%s%.0d}",
+		 b64, (unsigned long long)h.seq, rc.merged,
+		 hq->names_version ? ",\"changeset_version\":" : "", hq->names_version);
 	fake_answer(ret, 200, json);
 	return 0;
 }
@@ -252,6 +265,50 @@ TEST(push_pending_counted_in_bounded_memory)
 	ASSERT_OK(push_oldest_unsent(s, &oldest, &err));
 	ASSERT_EQ(rs.pending, 100000);
 	ASSERT_EQ(oldest, 1795000000000ULL + 100001);
+	store_close(s);
+}
+
+/* Sets are written in the version HQ's last answer named: version 4
+ * once HQ says so, version 3 before and after an HQ that says nothing. */
+TEST(push_writes_the_version_hq_names)
+{
+	struct fake_hq hq;
+	struct hqlink_target tg;
+	struct push_stats st = { 0 };
+	struct fs_error err = { 0 };
+	unsigned long long sets = 0;
+	int calls;
+	struct store *s;
+
+	fake_init(&hq, FAKE_OK);
+	fake_target(&hq, &tg);
+	hq.names_version = 4;
+	s = ph_packed(&hq, 2, &sets);
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_EQ(st.sets, sets);
+	for (int i = 0; i < hq.calls; i++)
+		ASSERT_EQ(hq.versions[i], CHANGESET_VERSION);
+	/* HQ named version 4: the next sets are written in it. */
+	calls = hq.calls;
+	ph_add(s, 2);
+	ASSERT_OK(pack_outbox(s, hq.box_pk, 4, 0, &sets, &err));
+	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE substr(body, 5, 1) = "
+				   "x'04'"),
+		  (long long)sets);
+	/* An HQ rolled back, or set to [server] device_changeset_version = 3,
+	 * names 3 or nothing: what is packed goes as it is, then 3 again. */
+	hq.names_version = 0;
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_EQ(hq.calls, calls + (int)sets);
+	for (int i = calls; i < hq.calls; i++)
+		ASSERT_EQ(hq.versions[i], CHANGESET_VERSION_GROUPED);
+	calls = hq.calls;
+	ph_add(s, 1);
+	ASSERT_OK(pack_outbox(s, hq.box_pk, 4, 0, &sets, &err));
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_GT(hq.calls, calls);
+	for (int i = calls; i < hq.calls; i++)
+		ASSERT_EQ(hq.versions[i], CHANGESET_VERSION);
 	store_close(s);
 }
 

@@ -127,6 +127,18 @@ if [ "${FS_HQ_BACKEND:-sqlite}" = postgresql ]; then
 fi
 HQPID=
 hq() { "$HQ_BIN" -c "$T/hq.conf" "$@"; }
+# hq_set_versions: "SEQ VERSION" (version in hex) of each change set HQ
+# holds, from its database, in sequence order.
+hq_set_versions() {
+	if [ "${FS_HQ_BACKEND:-sqlite}" = postgresql ]; then
+		pg_as "$PG_BIN/psql" -X -q -At -F ' ' -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" \
+			-U pgadmin -d "fieldsync_$PG_DBS" \
+			-c "SELECT seq, encode(substring(body from 5 for 1), 'hex') FROM changesets ORDER BY seq"
+	else
+		sqlite3 -separator ' ' "$T/hq/hq.db" \
+			"SELECT seq, lower(hex(substr(body, 5, 1))) FROM changesets ORDER BY seq"
+	fi
+}
 
 stop_hq() {
 	if [ -n "$HQPID" ]; then
