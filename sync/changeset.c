@@ -407,7 +407,7 @@ int changeset_open(const uint8_t *buf, size_t len,
 	struct change *changes = NULL;
 	char *text = NULL;
 	cJSON *arr = NULL;
-	size_t tlen = 0, n = 0;
+	size_t tlen = 0, n = 0, slots = 0;
 	int r;
 
 	if ((r = changeset_parse(buf, len, &h, err)) < 0)
@@ -429,6 +429,9 @@ int changeset_open(const uint8_t *buf, size_t len,
 		goto out;
 	}
 	changes = calloc(h.count, sizeof(*changes));
+	/* Freed whole on failure: a change whose value is copied may still
+	 * be refused (its form version), before n counts it. */
+	slots = h.count;
 	if (!changes) {
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
@@ -453,7 +456,7 @@ int changeset_open(const uint8_t *buf, size_t len,
 	*ret_n = n;
 	changes = NULL;
 out:
-	changes_free(changes, n);
+	changes_free(changes, slots);
 	cJSON_Delete(arr);
 	if (text)
 		sodium_memzero(text, tlen);
