@@ -223,39 +223,28 @@ static int device_raw(struct store *s, uint8_t out[CHANGESET_DEVICE_BYTES], stru
 
 /* ---- the version HQ reads ------------------------------------------------ */
 
-static const char *version_text(double named)
+/* The version kept in meta (absent: 3, which every HQ reads). */
+static int version_kept(struct store *s, uint8_t *ret_version, struct fs_error *err)
 {
-	return named >= CHANGESET_VERSION_GROUPED ? "4" : "3";
-}
+	char have[8] = "";
+	int found = 0, r;
 
-/* have: "3" or "4" (absent is "3"). */
-static int version_kept(struct store *s, char have[8], struct fs_error *err)
-{
-	int found = 0;
-
-	strcpy(have, "3");
-	return store_meta_get(s, PACK_META_CHANGESET_VERSION, have, 8, &found, err);
+	r = store_meta_get(s, PACK_META_CHANGESET_VERSION, have, sizeof(have), &found, err);
+	*ret_version = strcmp(have, "4") ? CHANGESET_VERSION : CHANGESET_VERSION_GROUPED;
+	return r;
 }
 
 int pack_follow_hq(struct store *s, double named, struct fs_error *err)
 {
-	char have[8];
+	uint8_t have, want = named >= CHANGESET_VERSION_GROUPED ? CHANGESET_VERSION_GROUPED
+								: CHANGESET_VERSION;
+	char text[4];
 	int r;
 
-	if ((r = version_kept(s, have, err)) < 0 || !strcmp(have, version_text(named)))
+	if ((r = version_kept(s, &have, err)) < 0 || have == want)
 		return r;
-	return store_meta_put(s, PACK_META_CHANGESET_VERSION, version_text(named), err);
-}
-
-static int write_version(struct store *s, uint8_t *ret_version, struct fs_error *err)
-{
-	char have[8];
-	int r;
-
-	if ((r = version_kept(s, have, err)) < 0)
-		return r;
-	*ret_version = strcmp(have, "4") ? CHANGESET_VERSION : CHANGESET_VERSION_GROUPED;
-	return 0;
+	snprintf(text, sizeof(text), "%u", want);
+	return store_meta_put(s, PACK_META_CHANGESET_VERSION, text, err);
 }
 
 /* Pack one set in its own transaction; *ret_made is 0 when the outbox has
@@ -273,7 +262,7 @@ static int pack_one(struct store *s, const uint8_t *hq_box_pk, size_t max_change
 		return r;
 	if ((r = store_begin(s, err)) < 0)
 		return r;
-	if ((r = write_version(s, &h.version, err)) < 0 ||
+	if ((r = version_kept(s, &h.version, err)) < 0 ||
 	    (r = chain_tip(s, &last, h.prev, err)) < 0 ||
 	    (r = read_unpacked(s, max_changes, max_bytes, changes, rows, &n, err)) < 0)
 		goto out;

@@ -398,6 +398,24 @@ static int open_grouped(const cJSON *arr, const struct changeset_header *h, stru
 	return 0;
 }
 
+/* A payload of versions 1 to 3 (one row per change, as many rows as the
+ * header counts) into changes, counting in *n as open_grouped does. */
+static int open_rows(const cJSON *arr, const struct changeset_header *h, struct change *changes,
+		     size_t *n, struct fs_error *err)
+{
+	for (const cJSON *row = arr->child; row; row = row->next, (*n)++) {
+		int r = changeset_change_from_row(row, h->version >= 3 ? 6 : 5, h->hlc_min,
+						  h->hlc_max, &changes[*n]);
+
+		if (r == 0 && h->version >= 3)
+			r = changeset_form_version_from(cJSON_GetArrayItem(row, 5),
+							&changes[*n].form_version);
+		if (r < 0)
+			return fs_error_set(err, r, "change set: change %zu is malformed", *n + 1);
+	}
+	return 0;
+}
+
 int changeset_open(const uint8_t *buf, size_t len,
 		   const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
 		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
@@ -436,22 +454,9 @@ int changeset_open(const uint8_t *buf, size_t len,
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
 	}
-	if (h.version == CHANGESET_VERSION_GROUPED) {
-		if ((r = open_grouped(arr, &h, changes, &n, err)) < 0)
-			goto out;
-	}
-	for (const cJSON *row = arr->child; h.version < CHANGESET_VERSION_GROUPED && row;
-	     row = row->next, n++) {
-		r = changeset_change_from_row(row, h.version >= 3 ? 6 : 5, h.hlc_min, h.hlc_max,
-					      &changes[n]);
-		if (r == 0 && h.version >= 3)
-			r = changeset_form_version_from(cJSON_GetArrayItem(row, 5),
-							&changes[n].form_version);
-		if (r < 0) {
-			fs_error_set(err, r, "change set: change %zu is malformed", n + 1);
-			goto out;
-		}
-	}
+	if ((r = h.version == CHANGESET_VERSION_GROUPED ? open_grouped(arr, &h, changes, &n, err)
+							: open_rows(arr, &h, changes, &n, err)) < 0)
+		goto out;
 	*ret_changes = changes;
 	*ret_n = n;
 	changes = NULL;
