@@ -55,10 +55,11 @@ int pack_next(struct store *s, const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES
 /* Outbox changes in no set yet. */
 int pack_unpacked(struct store *s, unsigned long long *ret_changes, struct fs_error *err) FS_WUR;
 
-/* The version sets are written in: 4 (rows grouped by record) once HQ's
- * last answer to a change set named 4 or later as "changeset_version",
- * else 3, which every HQ reads (docs/PROTOCOL.md).  An HQ from before
- * version 4 names none, and refuses version 4 sets.  pack_follow_hq
+/* The version sets are written in: the highest this agent writes (5,
+ * rows by column; 4, rows grouped by record) that HQ's last answer to a
+ * change set named as "changeset_version", else 3, which every HQ reads
+ * (docs/PROTOCOL.md).  An HQ from before version 4 names none, and
+ * refuses version 4 and 5 sets.  pack_follow_hq
  * takes named, the answer's value (0 when it had none), and keeps the
  * choice in meta PACK_META_CHANGESET_VERSION when it changes, inside
  * the caller's transaction.  A set already packed keeps its version. */

@@ -12,9 +12,12 @@
  *     same generator (a fresh random draw, a year later);
  *   - level 3 and 19 with the rows grouped by record: change set
  *     version 4 (CHANGESET_VERSION_GROUPED), one row per record with an
- *     object of its fields, where version 3 has one row per field.
- * The dictionary is trained and tested on one generator, which flatters
- * it: real visits vary more than sixteen words.  Nothing is asserted.
+ *     object of its fields, where version 3 has one row per field;
+ *   - the same rows by column: version 5 (CHANGESET_VERSION_COLUMNS);
+ *   - a dictionary made from the visits form alone (no record in it).
+ * The trained dictionary is trained and tested on one generator, which
+ * flatters it: real visits vary more than sixteen words.  Nothing is
+ * asserted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@
 
 #include "bench/synthvisit.h"
 #include "sync/changeset.h"
+#include "sync/formsrc.h"
 #include "sync/envelope.h"
 
 /* What a set carries besides its compressed payload. */
@@ -60,9 +64,9 @@ static void corpus_free(struct corpus *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* visits in sets of batch, made from Unix ms on; payloads as the encoder
- * prints them, or grouped by record. */
-static int corpus_make(struct corpus *c, size_t batch, size_t visits, uint64_t ms, int grouped)
+/* visits in sets of batch, made from Unix ms on (synthvisit_later);
+ * payloads as the encoder prints them in version. */
+static int corpus_make(struct corpus *c, size_t batch, size_t visits, uint64_t ms, int version)
 {
 	struct synthvisit *v = calloc(batch, sizeof(*v));
 	struct change *ch = calloc(batch * SYNTHVISIT_FIELDS, sizeof(*ch));
@@ -77,14 +81,18 @@ static int corpus_make(struct corpus *c, size_t batch, size_t visits, uint64_t m
 		goto out;
 	for (size_t s = 0; s < c->sets; s++) {
 		for (size_t i = 0; i < batch; i++) {
-			synthvisit_make(&v[i], ms += 60000, (int)i);
+			synthvisit_make(&v[i], ms = synthvisit_later(ms), (int)i);
 			c->raw += synthvisit_raw_json_len(&v[i]);
 			if (synthvisit_changes(&v[i], ch + i * SYNTHVISIT_FIELDS) < 0)
 				goto out;
 		}
-		c->text[s] = changeset_payload_print(ch, batch * SYNTHVISIT_FIELDS,
-						     grouped ? CHANGESET_VERSION_GROUPED
-							     : CHANGESET_VERSION);
+		int got = version;
+
+		c->text[s] = changeset_payload_print(ch, batch * SYNTHVISIT_FIELDS, &got);
+		if (c->text[s] && got != version) {
+			fprintf(stderr, "bench_codec: version %d printed as %d\n", version, got);
+			goto out;
+		}
 		for (size_t i = 0; i < batch * SYNTHVISIT_FIELDS; i++) {
 			cJSON_Delete(ch[i].value);
 			ch[i].value = NULL;
@@ -106,7 +114,7 @@ out:
 
 /* A dictionary of up to cap bytes from TRAIN_SETS sets of other visits,
  * printed in the shape the payloads it serves have. */
-static void *dict_train(size_t cap, int grouped, size_t *ret_len)
+static void *dict_train(size_t cap, int version, size_t *ret_len)
 {
 	struct corpus t;
 	size_t total = 0, off = 0, len;
@@ -115,7 +123,7 @@ static void *dict_train(size_t cap, int grouped, size_t *ret_len)
 
 	*ret_len = 0;
 	if (!dict ||
-	    corpus_make(&t, TRAIN_BATCH, TRAIN_SETS * TRAIN_BATCH, 1826000000000ULL, grouped) < 0) {
+	    corpus_make(&t, TRAIN_BATCH, TRAIN_SETS * TRAIN_BATCH, 1826000000000ULL, version) < 0) {
 		free(dict);
 		return NULL;
 	}
@@ -223,35 +231,110 @@ out:
 	return r;
 }
 
+/* A dictionary made from the visits form alone, as zstd raw content: each
+ * field name as a payload prints it and each choice value, and nothing
+ * from any record.  The one kind a programme could ship without training
+ * on personal data. */
+static void *dict_from_form(size_t *ret_len)
+{
+	const struct formsrc_builtin *b = NULL;
+	cJSON *def = NULL, *fields;
+	char *out = NULL;
+	size_t cap = 16384, len = 0;
+
+	*ret_len = 0;
+	for (size_t i = 0; i < formsrc_builtin_count; i++)
+		if (!strcmp(formsrc_builtins[i].collection, "visits"))
+			b = &formsrc_builtins[i];
+	if (!b || !(def = cJSON_ParseWithLength((const char *)b->json, b->len)) ||
+	    !(out = malloc(cap)))
+		goto out;
+	len = (size_t)snprintf(out, cap, "\"visits\",");
+	fields = cJSON_GetObjectItemCaseSensitive(def, "fields");
+	for (const cJSON *f = fields ? fields->child : NULL; f && len < cap; f = f->next) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
+		const cJSON *values = cJSON_GetObjectItemCaseSensitive(f, "values");
+
+		if (!cJSON_IsString(name))
+			continue;
+		len += (size_t)snprintf(out + len, cap - len, "\"%s\":", name->valuestring);
+		for (const cJSON *v = values ? values->child : NULL; v && len < cap; v = v->next)
+			if (cJSON_IsString(v))
+				len += (size_t)snprintf(out + len, cap - len, "\"%s\",",
+							v->valuestring);
+	}
+	if (len >= cap) {
+		free(out);
+		out = NULL;
+		goto out;
+	}
+	*ret_len = len;
+out:
+	cJSON_Delete(def);
+	if (!out)
+		fprintf(stderr, "bench_codec: no dictionary from the visits form\n");
+	return out;
+}
+
+enum dict_kind { DICT_NONE, DICT_16K, DICT_64K, DICT_FORM, DICT_KINDS };
+
 struct variant {
 	const char *name;
-	int level, grouped;
-	size_t dict_cap; /* 0: none */
-	int window_log;	 /* 0: zstd's own */
+	int level, version; /* of the payload */
+	enum dict_kind dict;
+	int window_log; /* 0: zstd's own */
 };
 
+#define V3 CHANGESET_VERSION
+#define V4 CHANGESET_VERSION_GROUPED
+#define V5 CHANGESET_VERSION_COLUMNS
+#define VERSIONS 3 /* V3 to V5 */
+
 static const struct variant variants[] = {
-	{ "zstd 19, 128 KiB window (today)", ENVELOPE_ZSTD_LEVEL, 0, 0, ENVELOPE_ZSTD_WINDOW_LOG },
-	{ "zstd 19", 19, 0, 0, 0 },
-	{ "zstd 3", 3, 0, 0, 0 },
-	{ "zstd 1", 1, 0, 0, 0 },
-	{ "zstd 19 + 16 KiB dictionary", 19, 0, 16 * 1024, 0 },
-	{ "zstd 3 + 16 KiB dictionary", 3, 0, 16 * 1024, 0 },
-	{ "zstd 19 + 64 KiB dictionary", 19, 0, 64 * 1024, 0 },
-	{ "zstd 3 + 64 KiB dictionary", 3, 0, 64 * 1024, 0 },
-	{ "zstd 1 + 64 KiB dictionary", 1, 0, 64 * 1024, 0 },
-	{ "zstd 19, rows by record", 19, 1, 0, 0 },
-	{ "zstd 3, rows by record", 3, 1, 0, 0 },
-	{ "zstd 19 + 64 KiB dictionary, rows by record", 19, 1, 64 * 1024, 0 },
-	{ "zstd 3 + 64 KiB dictionary, rows by record", 3, 1, 64 * 1024, 0 },
+	{ "zstd 19, 128 KiB window (version 3)", ENVELOPE_ZSTD_LEVEL, V3, DICT_NONE,
+	  ENVELOPE_ZSTD_WINDOW_LOG },
+	{ "zstd 19", 19, V3, DICT_NONE, 0 },
+	{ "zstd 3", 3, V3, DICT_NONE, 0 },
+	{ "zstd 1", 1, V3, DICT_NONE, 0 },
+	{ "zstd 19 + 16 KiB dictionary", 19, V3, DICT_16K, 0 },
+	{ "zstd 3 + 16 KiB dictionary", 3, V3, DICT_16K, 0 },
+	{ "zstd 19 + 64 KiB dictionary", 19, V3, DICT_64K, 0 },
+	{ "zstd 3 + 64 KiB dictionary", 3, V3, DICT_64K, 0 },
+	{ "zstd 1 + 64 KiB dictionary", 1, V3, DICT_64K, 0 },
+	{ "zstd 19, rows by record (version 4)", 19, V4, DICT_NONE, ENVELOPE_ZSTD_WINDOW_LOG },
+	{ "zstd 3, rows by record", 3, V4, DICT_NONE, 0 },
+	{ "zstd 19 + 64 KiB dictionary, rows by record", 19, V4, DICT_64K, 0 },
+	{ "zstd 3 + 64 KiB dictionary, rows by record", 3, V4, DICT_64K, 0 },
+	{ "zstd 19 + form dictionary, rows by record", 19, V4, DICT_FORM, 0 },
+	{ "zstd 19, by column (version 5)", 19, V5, DICT_NONE, ENVELOPE_ZSTD_WINDOW_LOG },
+	{ "zstd 3, by column", 3, V5, DICT_NONE, 0 },
+	{ "zstd 19 + 64 KiB dictionary, by column", 19, V5, DICT_64K, 0 },
+	{ "zstd 19 + form dictionary, by column", 19, V5, DICT_FORM, 0 },
+	{ "zstd 3 + form dictionary, by column", 3, V5, DICT_FORM, 0 },
 };
 #define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+/* The dictionary of kind for payloads of version, made when first asked. */
+static int dict_get(void *dict[VERSIONS][DICT_KINDS], size_t len[VERSIONS][DICT_KINDS], int version,
+		    enum dict_kind kind)
+{
+	void **d = &dict[version - V3][kind];
+
+	if (kind == DICT_NONE || *d)
+		return 0;
+	if (kind == DICT_FORM)
+		*d = dict_from_form(&len[version - V3][kind]);
+	else
+		*d = dict_train(kind == DICT_64K ? 64 * 1024 : 16 * 1024, version,
+				&len[version - V3][kind]);
+	return *d ? 0 : -1;
+}
 
 int main(int argc, char **argv)
 {
 	static const size_t batches[] = { 10, 100, 1000 };
-	void *dict[2][2] = { { NULL } }; /* [grouped][16 KiB, 64 KiB] */
-	size_t dict_len[2][2] = { { 0 } };
+	void *dict[VERSIONS][DICT_KINDS] = { { NULL } };
+	size_t dict_len[VERSIONS][DICT_KINDS] = { { 0 } };
 	int r = 1;
 
 	(void)argv;
@@ -259,42 +342,38 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"usage: bench_codec\n"
 			"  a change set's payload by zstd level, dictionary and row shape,\n"
-			"  against today's level 19 in the same run\n");
+			"  against version 3's level 19 in the same run\n");
 		return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
 	}
 	if (sodium_init() < 0)
 		return 1;
-	for (int k = 0; k < 2; k++)
-		if (!(dict[0][k] = dict_train(k ? 64 * 1024 : 16 * 1024, 0, &dict_len[0][k])))
-			goto out;
+	if (dict_get(dict, dict_len, V3, DICT_16K) < 0 ||
+	    dict_get(dict, dict_len, V3, DICT_64K) < 0 ||
+	    dict_get(dict, dict_len, V5, DICT_FORM) < 0)
+		goto out;
 	printf("bench_codec: %d synthetic visits per batch size; dictionaries of %zu and %zu "
-	       "bytes trained on %d other sets of %d\n",
-	       VISITS, dict_len[0][0], dict_len[0][1], TRAIN_SETS, TRAIN_BATCH);
+	       "bytes trained on %d other sets of %d; %zu bytes from the visits form\n",
+	       VISITS, dict_len[0][DICT_16K], dict_len[0][DICT_64K], TRAIN_SETS, TRAIN_BATCH,
+	       dict_len[V5 - V3][DICT_FORM]);
 	for (size_t b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
-		struct corpus c[2] = { { 0 } };
+		struct corpus c[VERSIONS] = { { 0 } };
 		struct result base = { 0 };
 
-		if (corpus_make(&c[0], batches[b], VISITS, 1795000000000ULL, 0) < 0 ||
-		    corpus_make(&c[1], batches[b], VISITS, 1795000000000ULL, 1) < 0) {
-			corpus_free(&c[0]);
-			goto out;
-		}
+		for (int v = V3; v <= V5; v++)
+			if (corpus_make(&c[v - V3], batches[b], VISITS, 1795000000000ULL, v) < 0)
+				goto out_batch;
 		printf("sets of %zu visits: %-44s %9s %9s %10s %10s %9s %9s\n", batches[b],
 		       "variant", "B/visit", "vs JSON", "pack MB/s", "open MB/s", "pack mem",
 		       "open mem");
 		for (size_t v = 0; v < NVARIANTS; v++) {
 			const struct variant *x = &variants[v];
-			int k = x->dict_cap == 64 * 1024;
+			int at = x->version - V3;
 			struct result res;
 
-			/* A grouped payload needs a dictionary of its own shape. */
-			if (x->dict_cap && !dict[x->grouped][k] &&
-			    !(dict[x->grouped][k] = dict_train(x->dict_cap, x->grouped,
-							       &dict_len[x->grouped][k])))
-				goto out_batch;
-			if (measure(&c[x->grouped], x->level, x->window_log,
-				    x->dict_cap ? dict[x->grouped][k] : NULL,
-				    x->dict_cap ? dict_len[x->grouped][k] : 0, &res) < 0)
+			/* Each row shape needs a dictionary of its own. */
+			if (dict_get(dict, dict_len, x->version, x->dict) < 0 ||
+			    measure(&c[at], x->level, x->window_log, dict[at][x->dict],
+				    dict_len[at][x->dict], &res) < 0)
 				goto out_batch;
 			if (v == 0)
 				base = res;
@@ -304,7 +383,7 @@ int main(int argc, char **argv)
 			       res.c_mem / 1024, res.d_mem / 1024);
 			if (batches[b] == 100 && v > 0)
 				printf("row\tchange set codec, sets of 100: %s\t%.1f B/visit (%.3f "
-				       "of JSON), packs %.1f MB/s\tzstd 19: %.1f B (%.3f), %.1f "
+				       "of JSON), packs %.1f MB/s\tversion 3: %.1f B (%.3f), %.1f "
 				       "MB/s\t%.2f\n",
 				       x->name, res.wire_per_visit,
 				       res.wire_per_visit / res.raw_per_visit, res.c_mbs,
@@ -312,18 +391,18 @@ int main(int argc, char **argv)
 				       base.wire_per_visit / base.raw_per_visit, base.c_mbs,
 				       res.wire_per_visit / base.wire_per_visit);
 		}
-		corpus_free(&c[0]);
-		corpus_free(&c[1]);
+		for (int v = 0; v < VERSIONS; v++)
+			corpus_free(&c[v]);
 		continue;
 	out_batch:
-		corpus_free(&c[0]);
-		corpus_free(&c[1]);
+		for (int v = 0; v < VERSIONS; v++)
+			corpus_free(&c[v]);
 		goto out;
 	}
 	r = 0;
 out:
-	for (int g = 0; g < 2; g++)
-		for (int k = 0; k < 2; k++)
+	for (int g = 0; g < VERSIONS; g++)
+		for (int k = 0; k < DICT_KINDS; k++)
 			free(dict[g][k]);
 	return r;
 }

@@ -30,6 +30,11 @@ void synthvisit_make(struct synthvisit *v, uint64_t ms, int i)
 	v->hlc = (hlc_t)ms << 16;
 }
 
+uint64_t synthvisit_later(uint64_t ms)
+{
+	return ms + 20000 + randombytes_uniform(2 * 3600 * 1000 - 20000);
+}
+
 size_t synthvisit_raw_json_len(const struct synthvisit *v)
 {
 	char buf[1024];

@@ -28,6 +28,11 @@ struct synthvisit {
 /* Visit number i, made at Unix ms. */
 void synthvisit_make(struct synthvisit *v, uint64_t ms, int i);
 
+/* When the visit after one at ms is made: 20 s to 2 h later, at random,
+ * as a team's visits come.  A regular step would flatter a codec that
+ * finds it in the HLCs and record ids. */
+uint64_t synthvisit_later(uint64_t ms);
+
 /* The length of the visit as one plain JSON object: the baseline the
  * wire is measured against. */
 size_t synthvisit_raw_json_len(const struct synthvisit *v);

@@ -29,7 +29,7 @@ int hqconfig_load(const char *path, struct hq_config *cfg, struct fs_error *err)
 		{ "server", "pull_batch", NULL, &cfg->pull_batch, DOWNSET_MAX_ENTRIES },
 		{ "server", "file_quota_mib", NULL, &cfg->file_quota_mib, 4194304 },
 		{ "server", "upload_idle_days", NULL, &cfg->upload_idle_days, 3650 },
-		{ "server", "device_changeset_version", NULL, &cfg->device_changeset_version, 4 },
+		{ "server", "device_changeset_version", NULL, &cfg->device_changeset_version, 5 },
 		{ "store", "data_dir", &cfg->data_dir, NULL, 0 },
 		{ "store", "backend", &cfg->backend, NULL, 0 },
 		{ "store", "postgresql", &cfg->postgresql, NULL, 0 },
@@ -90,12 +90,12 @@ int hqconfig_finish(struct hq_config *cfg, struct fs_error *err)
 		cfg->upload_idle_days = HQCONFIG_DEFAULT_UPLOAD_IDLE_DAYS;
 	if (!cfg->device_changeset_version)
 		cfg->device_changeset_version = HQCONFIG_DEFAULT_DEVICE_CHANGESET_VERSION;
-	if (cfg->device_changeset_version != CHANGESET_VERSION &&
-	    cfg->device_changeset_version != CHANGESET_VERSION_GROUPED)
+	if (cfg->device_changeset_version < CHANGESET_VERSION ||
+	    cfg->device_changeset_version > CHANGESET_VERSION_COLUMNS)
 		return fs_error_set(err, -FS_EUSAGE,
-				    "[server] device_changeset_version (%u) must be %d or %d",
+				    "[server] device_changeset_version (%u) must be from %d to %d",
 				    cfg->device_changeset_version, CHANGESET_VERSION,
-				    CHANGESET_VERSION_GROUPED);
+				    CHANGESET_VERSION_COLUMNS);
 	if (!cfg->console.listen &&
 	    ini_set(&cfg->console.listen, HQCONFIG_DEFAULT_CONSOLE_LISTEN) < 0)
 		return fs_error_set(err, -ENOMEM, "out of memory");

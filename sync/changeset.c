@@ -46,44 +46,54 @@ cJSON *changeset_change_row(const struct change *c)
 /* Version 4: a row [record id, collection, hlc, form version, {field:
  * value, ...}] for each run of changes that share the first four, the
  * fields in the order given; a field met twice in a run, or a run of
- * CHANGESET_MAX_ROW_FIELDS, starts a new row. */
+ * CHANGESET_MAX_ROW_FIELDS, starts a new row.  Version 5 writes the same
+ * rows, column by column. */
 static int same_row(const struct change *a, const struct change *b)
 {
 	return !strcmp(a->record_id, b->record_id) && !strcmp(a->collection, b->collection) &&
 	       a->hlc == b->hlc && a->form_version == b->form_version;
 }
 
+/* Where the row that starts at changes[i] ends (exclusive). */
+static size_t row_end(const struct change *changes, size_t n, size_t i)
+{
+	size_t e = i + 1;
+
+	for (; e < n && e - i < CHANGESET_MAX_ROW_FIELDS && same_row(&changes[i], &changes[e]); e++)
+		for (size_t p = i; p < e; p++)
+			if (!strcmp(changes[p].field, changes[e].field))
+				return e;
+	return e;
+}
+
+static cJSON *value_copy(const struct change *c)
+{
+	return c->value ? cJSON_Duplicate(c->value, 1) : cJSON_CreateNull();
+}
+
 static char *payload_print_grouped(const struct change *changes, size_t n)
 {
-	cJSON *arr = cJSON_CreateArray(), *fields = NULL, *row, *v;
-	const struct change *head = NULL;
+	cJSON *arr = cJSON_CreateArray(), *fields, *row, *v;
 	char hlc[HLC_TEXT_LEN + 1], *text = NULL;
-	size_t in_row = 0;
 
 	if (!arr)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const struct change *c = &changes[i];
-
-		if (!head || !same_row(head, c) || in_row == CHANGESET_MAX_ROW_FIELDS ||
-		    cJSON_GetObjectItemCaseSensitive(fields, c->field)) {
-			hlc_format(c->hlc, hlc);
-			if (!append(arr, row = cJSON_CreateArray()) ||
-			    !append(row, cJSON_CreateString(c->record_id)) ||
-			    !append(row, cJSON_CreateString(c->collection)) ||
-			    !append(row, cJSON_CreateString(hlc)) ||
-			    !append(row, cJSON_CreateNumber((double)c->form_version)) ||
-			    !append(row, fields = cJSON_CreateObject()))
-				goto out;
-			head = c;
-			in_row = 0;
-		}
-		v = c->value ? cJSON_Duplicate(c->value, 1) : cJSON_CreateNull();
-		if (!v || !cJSON_AddItemToObject(fields, c->field, v)) {
-			cJSON_Delete(v);
+	for (size_t i = 0, e; i < n; i = e) {
+		e = row_end(changes, n, i);
+		hlc_format(changes[i].hlc, hlc);
+		if (!append(arr, row = cJSON_CreateArray()) ||
+		    !append(row, cJSON_CreateString(changes[i].record_id)) ||
+		    !append(row, cJSON_CreateString(changes[i].collection)) ||
+		    !append(row, cJSON_CreateString(hlc)) ||
+		    !append(row, cJSON_CreateNumber((double)changes[i].form_version)) ||
+		    !append(row, fields = cJSON_CreateObject()))
 			goto out;
-		}
-		in_row++;
+		for (size_t k = i; k < e; k++)
+			if (!(v = value_copy(&changes[k])) ||
+			    !cJSON_AddItemToObject(fields, changes[k].field, v)) {
+				cJSON_Delete(v);
+				goto out;
+			}
 	}
 	text = cJSON_PrintUnformatted(arr);
 out:
@@ -91,12 +101,121 @@ out:
 	return text;
 }
 
-char *changeset_payload_print(const struct change *changes, size_t n, int version)
+/* Version 5: the rows of version 4 in tables, one per shape (collection,
+ * form version and field names, in order), in the order each shape first
+ * comes; a table is [collection, form version, [record ids], [hlcs],
+ * {field: [values]}].  A reader takes the tables' rows in order and sorts
+ * them by HLC, stably; so a set can be written in version 5 only when its
+ * rows already come in that order (by HLC, and by table among equal HLCs).
+ * Then the reader gets back exactly the changes, in the order, given. */
+#define TABLES_MAX 64 /* shapes in one set; more, and the set is version 4 */
+
+struct table {
+	size_t first; /* index of the first change of its first row */
+	size_t width; /* fields per row */
+	cJSON *ids, *hlcs, *cols[CHANGESET_MAX_ROW_FIELDS];
+};
+
+static int same_shape(const struct change *changes, const struct table *t, size_t i, size_t width)
+{
+	const struct change *a = &changes[t->first], *b = &changes[i];
+
+	if (t->width != width || strcmp(a->collection, b->collection) ||
+	    a->form_version != b->form_version)
+		return 0;
+	for (size_t k = 0; k < width; k++)
+		if (strcmp(a[k].field, b[k].field))
+			return 0;
+	return 1;
+}
+
+/* The table for the row at changes[i..i+width): found, or added with its
+ * columns; its index in *ret, -1 when out of memory, 0 when over
+ * TABLES_MAX. */
+static int table_of(cJSON *arr, struct table *tables, size_t *ntables, const struct change *changes,
+		    size_t i, size_t width, size_t *ret)
+{
+	struct table *t;
+	cJSON *top, *fields;
+
+	for (size_t k = 0; k < *ntables; k++)
+		if (same_shape(changes, &tables[k], i, width)) {
+			*ret = k;
+			return 1;
+		}
+	if (*ntables == TABLES_MAX)
+		return 0;
+	t = &tables[*ntables];
+	t->first = i;
+	t->width = width;
+	if (!append(arr, top = cJSON_CreateArray()) ||
+	    !append(top, cJSON_CreateString(changes[i].collection)) ||
+	    !append(top, cJSON_CreateNumber((double)changes[i].form_version)) ||
+	    !append(top, t->ids = cJSON_CreateArray()) ||
+	    !append(top, t->hlcs = cJSON_CreateArray()) ||
+	    !append(top, fields = cJSON_CreateObject()))
+		return -1;
+	for (size_t k = 0; k < width; k++)
+		if (!(t->cols[k] = cJSON_AddArrayToObject(fields, changes[i + k].field)))
+			return -1;
+	*ret = (*ntables)++;
+	return 1;
+}
+
+/* The version 5 text, or NULL with *fits 0 when the rows' order does not
+ * allow it (or *fits 1: out of memory). */
+static char *payload_print_columns(const struct change *changes, size_t n, int *fits)
+{
+	struct table *tables = calloc(TABLES_MAX, sizeof(*tables));
+	cJSON *arr = cJSON_CreateArray(), *v;
+	char hlc[HLC_TEXT_LEN + 1], *text = NULL;
+	size_t ntables = 0, t, prev_t = 0;
+	int r;
+
+	*fits = 1;
+	if (!tables || !arr)
+		goto out;
+	for (size_t i = 0, e; i < n; i = e) {
+		e = row_end(changes, n, i);
+		if ((r = table_of(arr, tables, &ntables, changes, i, e - i, &t)) <= 0) {
+			*fits = r < 0;
+			goto out;
+		}
+		if (i > 0 && (changes[i - 1].hlc > changes[i].hlc ||
+			      (changes[i - 1].hlc == changes[i].hlc && prev_t > t))) {
+			*fits = 0;
+			goto out;
+		}
+		prev_t = t;
+		hlc_format(changes[i].hlc, hlc);
+		if (!append(tables[t].ids, cJSON_CreateString(changes[i].record_id)) ||
+		    !append(tables[t].hlcs, cJSON_CreateString(hlc)))
+			goto out;
+		for (size_t k = 0; k < e - i; k++)
+			if (!append(tables[t].cols[k], v = value_copy(&changes[i + k])))
+				goto out;
+	}
+	text = cJSON_PrintUnformatted(arr);
+out:
+	cJSON_Delete(arr);
+	free(tables);
+	return text;
+}
+
+/* The payload in *version, or in version 4 (and *version says so) when
+ * asked for 5 and the rows' order does not allow it. */
+static char *payload_print_as(const struct change *changes, size_t n, unsigned *version)
 {
 	cJSON *arr;
 	char *text = NULL;
+	int fits;
 
-	if (version == CHANGESET_VERSION_GROUPED)
+	if (*version == CHANGESET_VERSION_COLUMNS) {
+		if ((text = payload_print_columns(changes, n, &fits)) || fits)
+			return text;
+		*version = CHANGESET_VERSION_GROUPED;
+	}
+	if (*version == CHANGESET_VERSION_GROUPED)
 		return payload_print_grouped(changes, n);
 	if (!(arr = cJSON_CreateArray()))
 		return NULL;
@@ -110,6 +229,15 @@ char *changeset_payload_print(const struct change *changes, size_t n, int versio
 	text = cJSON_PrintUnformatted(arr);
 out:
 	cJSON_Delete(arr);
+	return text;
+}
+
+char *changeset_payload_print(const struct change *changes, size_t n, int *version)
+{
+	unsigned v = (unsigned)*version;
+	char *text = payload_print_as(changes, n, &v);
+
+	*version = (int)v;
 	return text;
 }
 
@@ -219,8 +347,8 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	char *payload = NULL;
 	int r = 0;
 
-	if (n == 0 || n > CHANGESET_MAX_CHANGES || h->seq == 0 ||
-	    (version != CHANGESET_VERSION && version != CHANGESET_VERSION_GROUPED))
+	if (n == 0 || n > CHANGESET_MAX_CHANGES || h->seq == 0 || version < CHANGESET_VERSION ||
+	    version > CHANGESET_VERSION_COLUMNS)
 		return fs_error_set(err, -FS_EUSAGE,
 				    "change set: %zu changes, sequence %llu, version %u", n,
 				    (unsigned long long)h->seq, version);
@@ -228,7 +356,7 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 		lo = changes[i].hlc < lo ? changes[i].hlc : lo;
 		hi = changes[i].hlc > hi ? changes[i].hlc : hi;
 	}
-	payload = changeset_payload_print(changes, n, (int)version);
+	payload = payload_print_as(changes, n, &version);
 	if (!payload)
 		return fs_error_set(err, -ENOMEM, "change set: out of memory");
 	plen = strlen(payload);
@@ -297,7 +425,7 @@ int changeset_parse(const uint8_t *buf, size_t len, struct changeset_header *ret
 	int r;
 
 	if ((r = envelope_parse(buf, len, CHANGESET_MAGIC, "change set", CHANGESET_MAX_BYTES,
-				CHANGESET_VERSION_UNBOUND, CHANGESET_VERSION_GROUPED, 0, &f, err)) <
+				CHANGESET_VERSION_UNBOUND, CHANGESET_VERSION_COLUMNS, 0, &f, err)) <
 	    0)
 		return r;
 	h.version = f.version;
@@ -398,6 +526,120 @@ static int open_grouped(const cJSON *arr, const struct changeset_header *h, stru
 	return 0;
 }
 
+/* The cursor over one column of a version 5 table: the next value. */
+struct column {
+	const char *name;
+	const cJSON *next;
+};
+
+/* A version 5 table's changes into changes[*n..), counting them in *n;
+ * g names the table in errors. */
+static int open_table(const cJSON *t, size_t g, const struct changeset_header *h,
+		      struct change *changes, size_t *n, struct fs_error *err)
+{
+	const cJSON *ids = cJSON_GetArrayItem(t, 2), *hlcs = cJSON_GetArrayItem(t, 3);
+	const cJSON *fields = cJSON_GetArrayItem(t, 4), *id, *hlc;
+	struct column cols[CHANGESET_MAX_ROW_FIELDS];
+	size_t rows, width = 0;
+	uint32_t fv = 0;
+
+	if (!cJSON_IsArray(t) || cJSON_GetArraySize(t) != 5 || !cJSON_IsArray(ids) ||
+	    !cJSON_IsArray(hlcs) || !cJSON_IsObject(fields) || !ids->child || !fields->child ||
+	    changeset_form_version_from(cJSON_GetArrayItem(t, 1), &fv) < 0)
+		return fs_error_set(err, -FS_EFORMAT, "change set: table %zu is malformed", g + 1);
+	rows = (size_t)cJSON_GetArraySize(ids);
+	if ((size_t)cJSON_GetArraySize(hlcs) != rows)
+		return fs_error_set(err, -FS_EFORMAT,
+				    "change set: table %zu has %zu ids and %d HLCs", g + 1, rows,
+				    cJSON_GetArraySize(hlcs));
+	for (const cJSON *f = fields->child; f; f = f->next, width++) {
+		if (width == CHANGESET_MAX_ROW_FIELDS)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "change set: table %zu has more than %d fields", g + 1,
+					    CHANGESET_MAX_ROW_FIELDS);
+		if (!cJSON_IsArray(f) || (size_t)cJSON_GetArraySize(f) != rows)
+			return fs_error_set(err, -FS_EFORMAT,
+					    "change set: table %zu: column %zu is not %zu values",
+					    g + 1, width + 1, rows);
+		for (size_t p = 0; p < width; p++)
+			if (!strcmp(cols[p].name, f->string))
+				return fs_error_set(err, -FS_EFORMAT,
+						    "change set: table %zu names a field twice",
+						    g + 1);
+		cols[width].name = f->string;
+		cols[width].next = f->child;
+	}
+	/* Checked before anything is written: rows * width is at most
+	 * 20,000 * 256 here, and must fit what the header counts. */
+	if (rows * width > h->count - *n)
+		return fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes",
+				    h->count);
+	id = ids->child;
+	hlc = hlcs->child;
+	for (size_t i = 0; i < rows; i++, id = id->next, hlc = hlc->next)
+		for (size_t k = 0; k < width; k++) {
+			int r = change_fill(id, cJSON_GetArrayItem(t, 0), cols[k].name,
+					    cols[k].next, hlc, h->hlc_min, h->hlc_max,
+					    &changes[*n]);
+
+			if (r < 0)
+				return fs_error_set(err, r, "change set: change %zu is malformed",
+						    *n + 1);
+			changes[(*n)++].form_version = fv;
+			cols[k].next = cols[k].next->next;
+		}
+	return 0;
+}
+
+struct order {
+	hlc_t hlc;
+	size_t at;
+};
+
+static int order_cmp(const void *a, const void *b)
+{
+	const struct order *x = a, *y = b;
+
+	if (x->hlc != y->hlc)
+		return x->hlc < y->hlc ? -1 : 1;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* A version 5 payload into changes, counting in *n: the tables' rows in
+ * order, then sorted by HLC, stably (PROTOCOL.md, "Payload, version 5"). */
+static int open_columns(const cJSON *arr, const struct changeset_header *h, struct change *changes,
+			size_t *n, struct fs_error *err)
+{
+	struct order *order = NULL;
+	struct change *sorted = NULL;
+	size_t g = 0;
+	int r = 0;
+
+	for (const cJSON *t = arr->child; t; t = t->next, g++)
+		if ((r = open_table(t, g, h, changes, n, err)) < 0)
+			return r;
+	if (*n != h->count)
+		return fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes",
+				    h->count);
+	order = calloc(*n, sizeof(*order));
+	sorted = calloc(*n, sizeof(*sorted));
+	if (!order || !sorted) {
+		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < *n; i++)
+		order[i] = (struct order){ changes[i].hlc, i };
+	qsort(order, *n, sizeof(*order), order_cmp);
+	/* The values move with their changes: nothing is copied or freed. */
+	for (size_t i = 0; i < *n; i++)
+		sorted[i] = changes[order[i].at];
+	memcpy(changes, sorted, *n * sizeof(*changes));
+out:
+	free(order);
+	free(sorted);
+	return r;
+}
+
 /* A payload of versions 1 to 3 (one row per change, as many rows as the
  * header counts) into changes, counting in *n as open_grouped does. */
 static int open_rows(const cJSON *arr, const struct changeset_header *h, struct change *changes,
@@ -454,8 +696,13 @@ int changeset_open(const uint8_t *buf, size_t len,
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
 	}
-	if ((r = h.version == CHANGESET_VERSION_GROUPED ? open_grouped(arr, &h, changes, &n, err)
-							: open_rows(arr, &h, changes, &n, err)) < 0)
+	if (h.version == CHANGESET_VERSION_COLUMNS)
+		r = open_columns(arr, &h, changes, &n, err);
+	else if (h.version == CHANGESET_VERSION_GROUPED)
+		r = open_grouped(arr, &h, changes, &n, err);
+	else
+		r = open_rows(arr, &h, changes, &n, err);
+	if (r < 0)
 		goto out;
 	*ret_changes = changes;
 	*ret_n = n;

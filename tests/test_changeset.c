@@ -141,9 +141,9 @@ TEST(changeset_wrong_keys_and_versions)
 	encode_vector_changes(&k, 1, &buf, &len);
 	ASSERT_EQ(changeset_verify(buf, len, other.sign_pk), -FS_EAUTH);
 	ASSERT_EQ(changeset_open(buf, len, other.box_pk, other.box_sk, &ch, &n, &err), -FS_EAUTH);
-	buf[4] = CHANGESET_VERSION_GROUPED + 1;
+	buf[4] = CHANGESET_VERSION_COLUMNS + 1;
 	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
-	ASSERT_STR_CONTAINS(err.msg, "version 5");
+	ASSERT_STR_CONTAINS(err.msg, "version 6");
 	buf[4] = 0;
 	ASSERT_EQ(changeset_parse(buf, len, &h, &err), -FS_EFORMAT);
 	ASSERT_STR_CONTAINS(err.msg, "version 0");
@@ -252,6 +252,7 @@ TEST(changeset_binding_refuses_resigned_payload)
  * form version; the pinned text is its canonical form. */
 TEST(changeset_v4_rows_by_record)
 {
+	int version = CHANGESET_VERSION_GROUPED;
 	static const char want[] =
 		"[[\"" VECTOR_RECORD "\",\"beneficiaries\",\"0193a1b2c3d40000\",2,"
 		"{\"full_name\":\"Ружичић Ђорђе\",\"household_size\":4}],"
@@ -268,7 +269,7 @@ TEST(changeset_v4_rows_by_record)
 	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
 	vector_device_id(k.sign_pk, h.device);
 	ASSERT_OK(vector_changes(ch));
-	text = changeset_payload_print(ch, VECTOR_CHANGES, CHANGESET_VERSION_GROUPED);
+	text = changeset_payload_print(ch, VECTOR_CHANGES, &version);
 	ASSERT_TRUE(text);
 	ASSERT_STR_EQ(text, want);
 	free(text);
@@ -276,7 +277,7 @@ TEST(changeset_v4_rows_by_record)
 		TEST_FAIL("encode: %s", err.msg);
 	check_vector_set(&k, buf, len, 1, CHANGESET_VERSION_GROUPED);
 	free(buf);
-	h.version = CHANGESET_VERSION_GROUPED + 1;
+	h.version = CHANGESET_VERSION_COLUMNS + 1;
 	ASSERT_EQ(changeset_encode(&h, ch, VECTOR_CHANGES, k.box_pk, k.sign_sk, &buf, &len, &err),
 		  -FS_EUSAGE);
 	for (int i = 0; i < VECTOR_CHANGES; i++)
@@ -287,6 +288,7 @@ TEST(changeset_v4_rows_by_record)
  * in order; a row over the limit is refused. */
 TEST(changeset_v4_long_rows_split)
 {
+	int version = CHANGESET_VERSION_GROUPED;
 	enum { N = CHANGESET_MAX_ROW_FIELDS + 44 };
 	struct changeset_header h = { .version = CHANGESET_VERSION_GROUPED, .seq = 1 };
 	struct change *ch = calloc(N, sizeof(*ch)), *got = NULL;
@@ -307,7 +309,7 @@ TEST(changeset_v4_long_rows_split)
 		ch[i].hlc = 0x0193a1b2c3d40000ULL;
 		ASSERT_TRUE((ch[i].value = cJSON_CreateNumber(i)));
 	}
-	text = changeset_payload_print(ch, N, CHANGESET_VERSION_GROUPED);
+	text = changeset_payload_print(ch, N, &version);
 	ASSERT_TRUE((rows = cJSON_Parse(text)));
 	ASSERT_EQ(cJSON_GetArraySize(rows), 2);
 	ASSERT_EQ(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetArrayItem(rows, 0), 4)),
@@ -406,6 +408,204 @@ TEST(changeset_v4_malformed_rows_refused)
 	}
 }
 
+/* Version 5: version 4's rows by column, a table per shape. */
+TEST(changeset_vector_v5)
+{
+	check_vector_file(FS_SOURCE_DIR "/tests/vectors/changeset-v5.hex", 5,
+			  "cedfa706bb9f30fad107a133bc7c2556a5b20e9e60ec61f42da6e2eb7f1c67bf");
+}
+
+/* The vector's changes in version 5 are two tables (form versions 2 and
+ * 0); the canonical text is pinned. */
+TEST(changeset_v5_tables_by_shape)
+{
+	static const char want[] =
+		"[[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"],"
+		"{\"full_name\":[\"Ружичић Ђорђе\"],\"household_size\":[4]}],"
+		"[\"beneficiaries\",0,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d50001\"],"
+		"{\"_deleted\":[true]}]]";
+	struct change ch[VECTOR_CHANGES];
+	int version = CHANGESET_VERSION_COLUMNS;
+	char *text;
+
+	ASSERT_OK(vector_changes(ch));
+	text = changeset_payload_print(ch, VECTOR_CHANGES, &version);
+	ASSERT_TRUE(text);
+	ASSERT_EQ(version, CHANGESET_VERSION_COLUMNS);
+	ASSERT_STR_EQ(text, want);
+	free(text);
+	for (int i = 0; i < VECTOR_CHANGES; i++)
+		cJSON_Delete(ch[i].value);
+}
+
+/* changes[0..n): households and visits in turn, as a team records them,
+ * each new record at a later HLC; 2 fields a household, 3 a visit, and
+ * every fifth visit a note as well (another shape). */
+static size_t interleaved_changes(struct change *ch, size_t records)
+{
+	static const char *const hh[] = { "full_name", "household_size" };
+	static const char *const visit[] = { "beneficiary_id", "visit_date", "visit_type",
+					     "notes" };
+	size_t n = 0;
+
+	for (size_t r = 0; r < records; r++) {
+		int is_visit = r % 2, width = is_visit ? (r % 10 == 1 ? 4 : 3) : 2;
+
+		for (int f = 0; f < width; f++, n++) {
+			snprintf(ch[n].record_id, sizeof(ch[n].record_id),
+				 "0193a1b2-c3d4-7abc-8def-%012zx", r);
+			strcpy(ch[n].collection, is_visit ? "visits" : "beneficiaries");
+			strcpy(ch[n].field, is_visit ? visit[f] : hh[f]);
+			ch[n].hlc = 0x0193a1b2c3d40000ULL + ((hlc_t)r << 16);
+			ch[n].form_version = is_visit ? 1 : 3;
+			ASSERT_TRUE((ch[n].value = f == 1 && !is_visit
+							   ? cJSON_CreateNumber((double)r)
+							   : cJSON_CreateString(
+								     is_visit && f == 3
+									     ? "Ђорђе, кров"
+									     : "Ana Petrović")));
+		}
+	}
+	return n;
+}
+
+/* Opened, a version 5 set gives back every change in the order packed,
+ * though its tables hold them by shape; a set whose HLCs go back is
+ * written in version 4, and gives them back the same. */
+TEST(changeset_v5_order_kept)
+{
+	enum { RECORDS = 40, MAX = RECORDS * 4 };
+	struct change *ch = calloc(MAX, sizeof(*ch));
+	struct keys k;
+
+	ASSERT_TRUE(ch);
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	for (int round = 0; round < 2; round++) {
+		struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS, .seq = 1 },
+					got_h;
+		size_t n = interleaved_changes(ch, RECORDS), got_n = 0;
+		struct fs_error err = { 0 };
+		struct change *got = NULL;
+		uint8_t *buf = NULL;
+		size_t len;
+
+		vector_device_id(k.sign_pk, h.device);
+		/* Round 2: the last household comes first, at its later HLC. */
+		if (round == 1) {
+			struct change last[2] = { ch[n - 5], ch[n - 4] };
+
+			memmove(ch + 2, ch, (n - 5) * sizeof(*ch));
+			ch[0] = last[0];
+			ch[1] = last[1];
+			ASSERT_STR_EQ(ch[n - 1].field, "visit_type");
+		}
+		if (changeset_encode(&h, ch, n, k.box_pk, k.sign_sk, &buf, &len, &err) < 0)
+			TEST_FAIL("encode: %s", err.msg);
+		ASSERT_OK(changeset_parse(buf, len, &got_h, &err));
+		ASSERT_EQ(got_h.version,
+			  round ? CHANGESET_VERSION_GROUPED : CHANGESET_VERSION_COLUMNS);
+		ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &got, &got_n, &err));
+		ASSERT_EQ(got_n, n);
+		for (size_t i = 0; i < n; i++) {
+			char *a = cJSON_PrintUnformatted(ch[i].value);
+			char *b = cJSON_PrintUnformatted(got[i].value);
+
+			ASSERT_STR_EQ(got[i].record_id, ch[i].record_id);
+			ASSERT_STR_EQ(got[i].collection, ch[i].collection);
+			ASSERT_STR_EQ(got[i].field, ch[i].field);
+			ASSERT_STR_EQ(b, a);
+			ASSERT_EQ(got[i].hlc, ch[i].hlc);
+			ASSERT_EQ(got[i].form_version, ch[i].form_version);
+			free(a);
+			free(b);
+		}
+		changes_free(got, got_n);
+		free(buf);
+		for (size_t i = 0; i < n; i++)
+			cJSON_Delete(ch[i].value);
+		memset(ch, 0, MAX * sizeof(*ch));
+	}
+	free(ch);
+}
+
+/* A reader refuses a version 5 table that breaks a rule, naming it. */
+TEST(changeset_v5_malformed_tables_refused)
+{
+#define TABLE(hlcs, fields)                                                                        \
+	"[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"," VECTOR_RECORD_2 "]," hlcs "," fields "]"
+#define VECTOR_RECORD_2 "\"0193a1b2-c3d4-7abc-8def-0123456789ac\""
+#define HLCS "[\"0193a1b2c3d50000\",\"0193a1b2c3d40000\"]"
+	static const struct {
+		const char *text;
+		uint32_t count;
+		const char *why; /* NULL: opens */
+	} cases[] = {
+		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"],\"household_size\":[4,5]}") "]",
+		  4, NULL },
+		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\"],\"household_size\":[4,5]}") "]", 3,
+		  "column 1 is not 2 values" },
+		{ "[" TABLE("[\"0193a1b2c3d40000\"]", "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 2,
+		  "2 ids and 1 HLCs" },
+		{ "[" TABLE(HLCS,
+			    "{\"full_name\":[\"Ana\",\"Ivo\"],\"full_name\":[\"A\",\"I\"]}") "]",
+		  4, "names a field twice" },
+		{ "[" TABLE(HLCS, "{}") "]", 2, "table 1 is malformed" },
+		{ "[" TABLE(HLCS, "{\"full_name\":\"Ana\"}") "]", 2, "column 1 is not 2 values" },
+		{ "[[\"beneficiaries\",2,[],[],{\"full_name\":[]}]]", 1, "table 1 is malformed" },
+		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 3, "is not 3 changes" },
+		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 1, "is not 1 changes" },
+		{ "[" TABLE("[\"0193a1b2c3d40000\",\"0193a1b2c3d60000\"]",
+			    "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]",
+		  2, "change 2 is malformed" },
+		{ "[[\"" VECTOR_RECORD "\",\"beneficiaries\",\"0193a1b2c3d40000\",2,"
+		  "{\"full_name\":\"Ana\"}]]",
+		  1, "table 1 is malformed" },
+		{ "[[\"beneficiaries\",-1,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"],"
+		  "{\"full_name\":[\"Ana\"]}]]",
+		  1, "table 1 is malformed" },
+	};
+#undef TABLE
+#undef HLCS
+#undef VECTOR_RECORD_2
+	struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS, .seq = 1 };
+	struct fs_error err = { 0 };
+	struct change *ch = NULL;
+	uint8_t *buf = NULL;
+	size_t len, n = 0;
+	struct keys k;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, h.device);
+	h.hlc_min = 0x0193a1b2c3d40000ULL;
+	h.hlc_max = 0x0193a1b2c3d50001ULL;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		h.count = cases[i].count;
+		fixture_raw_changeset(&h, cases[i].text, strlen(cases[i].text), k.box_pk, k.sign_sk,
+				      &buf, &len);
+		memset(&err, 0, sizeof(err));
+		if (!cases[i].why) {
+			/* The second row is the earlier: it comes first. */
+			ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err));
+			ASSERT_EQ(n, 4);
+			ASSERT_STR_EQ(ch[0].record_id, "0193a1b2-c3d4-7abc-8def-0123456789ac");
+			ASSERT_STR_EQ(ch[0].value->valuestring, "Ivo");
+			ASSERT_STR_EQ(ch[1].field, "household_size");
+			ASSERT_EQ(ch[1].value->valueint, 5);
+			ASSERT_STR_EQ(ch[2].record_id, VECTOR_RECORD);
+			ASSERT_STR_EQ(ch[3].field, "household_size");
+			ASSERT_EQ(ch[3].form_version, 2u);
+			ASSERT_EQ(ch[3].hlc, 0x0193a1b2c3d50000ULL);
+			ASSERT_TRUE(ch[3].value->string == NULL);
+			changes_free(ch, n);
+		} else {
+			ASSERT_EQ(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err),
+				  -FS_EFORMAT);
+			ASSERT_STR_CONTAINS(err.msg, cases[i].why);
+		}
+		free(buf);
+	}
+}
+
 /* A version 3 row refused for its form version after its value was
  * copied: the refusal frees it (the ASan build finds a leak). */
 TEST(changeset_bad_form_version_refused_whole)
@@ -462,6 +662,7 @@ static int window_fits(const struct keys *k, const uint8_t *sealed, size_t slen,
  * (zstd would size it to a payload of up to 4 MiB: 49 MiB). */
 TEST(changeset_compressed_within_bounded_window)
 {
+	int version = CHANGESET_VERSION;
 	static const char *const words[] = { "kuća", "krov", "огрев", "prozor", "помоћ", "voda" };
 	struct changeset_header h = { .seq = 1 };
 	struct change *ch = calloc(400, sizeof(*ch));
@@ -489,7 +690,7 @@ TEST(changeset_compressed_within_bounded_window)
 		ch[i].hlc = ((hlc_t)1795000000000ULL + (hlc_t)i) << 16;
 		ASSERT_TRUE((ch[i].value = cJSON_CreateString(note)));
 	}
-	text = changeset_payload_print(ch, 400, CHANGESET_VERSION);
+	text = changeset_payload_print(ch, 400, &version);
 	ASSERT_TRUE(text && strlen(text) > 700 * 1024);
 	if (changeset_encode(&h, ch, 400, k.box_pk, k.sign_sk, &buf, &len, &err) < 0)
 		TEST_FAIL("encode: %s", err.msg);

@@ -269,7 +269,8 @@ TEST(push_pending_counted_in_bounded_memory)
 }
 
 /* Sets are written in the version HQ's last answer named: version 4
- * once HQ says so, version 3 before and after an HQ that says nothing. */
+ * once HQ says so, 5 (the highest this agent writes) once a later HQ
+ * names 6, version 3 before and after an HQ that says nothing. */
 TEST(push_writes_the_version_hq_names)
 {
 	struct fake_hq hq;
@@ -295,13 +296,23 @@ TEST(push_writes_the_version_hq_names)
 	ASSERT_EQ(fixture_count(s, "SELECT count(*) FROM outgoing WHERE substr(body, 5, 1) = "
 				   "x'04'"),
 		  (long long)sets);
+	/* A later HQ names 6: what is packed goes as it is, then 5. */
+	hq.names_version = 6;
+	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
+	ASSERT_EQ(hq.calls, calls + (int)sets);
+	for (int i = calls; i < hq.calls; i++)
+		ASSERT_EQ(hq.versions[i], CHANGESET_VERSION_GROUPED);
+	calls = hq.calls;
+	ph_add(s, 2);
+	ASSERT_OK(pack_outbox(s, hq.box_pk, 4, 0, &sets, &err));
+	ASSERT_GT(sets, 0);
 	/* An HQ rolled back, or set to [server] device_changeset_version = 3,
 	 * names 3 or nothing: what is packed goes as it is, then 3 again. */
 	hq.names_version = 0;
 	ASSERT_OK(push_pending(s, &tg, &hq.base, NULL, NULL, &st, &err));
 	ASSERT_EQ(hq.calls, calls + (int)sets);
 	for (int i = calls; i < hq.calls; i++)
-		ASSERT_EQ(hq.versions[i], CHANGESET_VERSION_GROUPED);
+		ASSERT_EQ(hq.versions[i], CHANGESET_VERSION_COLUMNS);
 	calls = hq.calls;
 	ph_add(s, 1);
 	ASSERT_OK(pack_outbox(s, hq.box_pk, 4, 0, &sets, &err));

@@ -106,17 +106,18 @@ must_contain "$OUT" '"pending_changes":0'
 expect_exit 0 fs sync
 must_contain "$OUT" "sent 0 change sets"
 # The first set went as version 3: the device had not heard from HQ.
-# HQ's answer named version 4, so every set after it is one.
+# HQ's answer named version 5, so every set after it is one: the agent
+# packs its changes in HLC order, which version 5 needs.
 hq_set_versions > "$T/versions" || fail "cannot read HQ's change sets"
 [ "$(head -n 1 "$T/versions")" = "1 03" ] || fail "set 1: $(head -n 1 "$T/versions")"
-[ "$(tail -n +2 "$T/versions" | grep -vc " 04$")" = 0 ] && [ "$(wc -l < "$T/versions")" -gt 2 ] ||
-	fail "of $(wc -l < "$T/versions") sets after the first, $(tail -n +2 "$T/versions" | grep -vc " 04$") are not version 4"
+[ "$(tail -n +2 "$T/versions" | grep -vc " 05$")" = 0 ] && [ "$(wc -l < "$T/versions")" -gt 2 ] ||
+	fail "of $(wc -l < "$T/versions") sets after the first, $(tail -n +2 "$T/versions" | grep -vc " 05$") are not version 5"
 
 # HQ tells devices only a version it can be asked for.
 printf '[server]\ndevice_changeset_version = 2\n' >> "$T/bad_version.conf"
 cat "$T/hq.conf" "$T/bad_version.conf" > "$T/hq_bad.conf"
 expect_exit 1 "$HQ_BIN" -c "$T/hq_bad.conf" devices
-must_contain "$ERR" "[server] device_changeset_version (2) must be 3 or 4"
+must_contain "$ERR" "[server] device_changeset_version (2) must be from 3 to 5"
 
 # ---- HQ unreachable -------------------------------------------------------------
 stop_hq

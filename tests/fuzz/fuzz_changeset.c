@@ -1,7 +1,7 @@
 /* fuzz_changeset.c - change-set decoding and verification (HQ's side of
  * POST /v1/changesets): parse the header, verify the signature against a
  * fixed device key, hash, and, for inputs that verify, open the payload.
- * The seeds are the vectors tests/vectors/changeset-v1.hex to v4. */
+ * The seeds are the vectors tests/vectors/changeset-v1.hex to v5. */
 #include <sodium.h>
 
 #include "sync/changeset.h"

@@ -1,10 +1,11 @@
 /* gen_changeset_vector.c - writes tests/vectors/changeset-v3.hex (version
- * 3, the default) or changeset-v4.hex (argument 4).
+ * 3, the default), changeset-v4.hex (argument 4) or changeset-v5.hex
+ * (argument 5).
  *
  * Sealing uses a fresh ephemeral key, so a change set is not
  * reproducible byte for byte; the vector is generated once, committed,
  * and from then on must decode and verify exactly as docs/PROTOCOL.md
- * ("Test vectors") says.  Run: build/tests/gen_changeset_vector [4] > FILE.
+ * ("Test vectors") says.  Run: build/tests/gen_changeset_vector [3|4|5] > FILE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,9 @@ int main(int argc, char **argv)
 	uint8_t *buf = NULL, hash[32];
 	size_t len;
 
-	if (argc > 2 || (argc == 2 && strcmp(argv[1], "3") && strcmp(argv[1], "4"))) {
-		fprintf(stderr, "usage: gen_changeset_vector [3|4]\n");
+	if (argc > 2 ||
+	    (argc == 2 && strcmp(argv[1], "3") && strcmp(argv[1], "4") && strcmp(argv[1], "5"))) {
+		fprintf(stderr, "usage: gen_changeset_vector [3|4|5]\n");
 		return 2;
 	}
 	h.version = argc == 2 ? (uint8_t)atoi(argv[1]) : CHANGESET_VERSION;
