@@ -453,7 +453,7 @@ static size_t interleaved_changes(struct change *ch, size_t records)
 
 		for (int f = 0; f < width; f++, n++) {
 			snprintf(ch[n].record_id, sizeof(ch[n].record_id),
-				 "0193a1b2-c3d4-7abc-8def-%012zx", r);
+				 "0193a1b2-c3d4-7abc-8def-%012x", (unsigned)r);
 			strcpy(ch[n].collection, is_visit ? "visits" : "beneficiaries");
 			strcpy(ch[n].field, is_visit ? visit[f] : hh[f]);
 			ch[n].hlc = 0x0193a1b2c3d40000ULL + ((hlc_t)r << 16);
