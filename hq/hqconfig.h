@@ -36,9 +36,10 @@
  *                          dropped with its chunks (the device begins it
  *                          again), 1..3650 (default 30)
  *   [server] device_changeset_version  the change set version HQ's answers
- *                          tell devices to write: 4 (default; rows grouped
- *                          by record) or 3 (while an HQ process that cannot
- *                          read 4 may still answer, docs/DEPLOY.md)
+ *                          tell devices to write: 5 (default; rows by
+ *                          column), 4 (rows grouped by record) or 3; the
+ *                          highest every HQ process that may still answer
+ *                          reads (docs/DEPLOY.md)
  *   [store] data_dir       data directory (default /var/lib/fieldsync-hq)
  *   [store] backend        sqlite (default) or postgresql (hq/pgdb.h)
  *   [store] postgresql     a libpq connection string, without a password

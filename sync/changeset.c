@@ -561,6 +561,12 @@ static int open_table(const cJSON *t, size_t g, const struct changeset_header *h
 			return fs_error_set(err, -FS_EFORMAT,
 					    "change set: table %zu: column %zu is not %zu values",
 					    g + 1, width + 1, rows);
+		/* A name is checked before it is compared: each comparison
+		 * then stops within CHANGESET_MAX_NAME bytes. */
+		if (!changeset_name_ok(f->string, 1))
+			return fs_error_set(err, -FS_EFORMAT,
+					    "change set: table %zu: column %zu is malformed", g + 1,
+					    width + 1);
 		for (size_t p = 0; p < width; p++)
 			if (!strcmp(cols[p].name, f->string))
 				return fs_error_set(err, -FS_EFORMAT,
@@ -570,7 +576,8 @@ static int open_table(const cJSON *t, size_t g, const struct changeset_header *h
 		cols[width].next = f->child;
 	}
 	/* Checked before anything is written: rows * width is at most
-	 * 20,000 * 256 here, and must fit what the header counts. */
+	 * CHANGESET_MAX_NODES * 256 here, and must fit what the header counts
+	 * after the tables before. */
 	if (rows * width > h->count - *n)
 		return fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes",
 				    h->count);
@@ -611,9 +618,8 @@ static int open_columns(const cJSON *arr, const struct changeset_header *h, stru
 			size_t *n, struct fs_error *err)
 {
 	struct order *order = NULL;
-	struct change *sorted = NULL;
 	size_t g = 0, in_order = 1;
-	int r = 0;
+	int r;
 
 	for (const cJSON *t = arr->child; t; t = t->next, g++)
 		if ((r = open_table(t, g, h, changes, n, err)) < 0)
@@ -626,23 +632,33 @@ static int open_columns(const cJSON *arr, const struct changeset_header *h, stru
 		in_order++;
 	if (in_order >= *n)
 		return 0;
-	order = calloc(*n, sizeof(*order));
-	sorted = calloc(*n, sizeof(*sorted));
-	if (!order || !sorted) {
-		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
-		goto out;
-	}
+	if (!(order = calloc(*n, sizeof(*order))))
+		return fs_error_set(err, -ENOMEM, "change set: out of memory");
 	for (size_t i = 0; i < *n; i++)
 		order[i] = (struct order){ changes[i].hlc, i };
 	qsort(order, *n, sizeof(*order), order_cmp);
-	/* The values move with their changes: nothing is copied or freed. */
-	for (size_t i = 0; i < *n; i++)
-		sorted[i] = changes[order[i].at];
-	memcpy(changes, sorted, *n * sizeof(*changes));
-out:
+	/* changes[i] = old changes[order[i].at], in place, one cycle of the
+	 * permutation at a time; a slot done is marked at = its own index.
+	 * The values move with their changes: nothing is copied or freed. */
+	for (size_t i = 0; i < *n; i++) {
+		struct change first;
+		size_t j = i;
+
+		if (order[i].at == i)
+			continue;
+		first = changes[i];
+		while (order[j].at != i) {
+			size_t from = order[j].at;
+
+			changes[j] = changes[from];
+			order[j].at = j;
+			j = from;
+		}
+		changes[j] = first;
+		order[j].at = j;
+	}
 	free(order);
-	free(sorted);
-	return r;
+	return 0;
 }
 
 /* A payload of versions 1 to 3 (one row per change, as many rows as the

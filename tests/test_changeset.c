@@ -535,6 +535,8 @@ TEST(changeset_v5_malformed_tables_refused)
 	"[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"," VECTOR_RECORD_2 "]," hlcs "," fields "]"
 #define VECTOR_RECORD_2 "\"0193a1b2-c3d4-7abc-8def-0123456789ac\""
 #define HLCS "[\"0193a1b2c3d50000\",\"0193a1b2c3d40000\"]"
+#define ONE(fields)                                                                                \
+	"[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"]," fields "]"
 	static const struct {
 		const char *text;
 		uint32_t count;
@@ -563,9 +565,29 @@ TEST(changeset_v5_malformed_tables_refused)
 		{ "[[\"beneficiaries\",-1,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"],"
 		  "{\"full_name\":[\"Ana\"]}]]",
 		  1, "table 1 is malformed" },
+		/* The second table's changes past the header's count are
+		 * refused before any is written. */
+		{ "[" ONE("{\"full_name\":[\"Ana\"]}") "," TABLE(
+			  HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]",
+		  2, "is not 2 changes" },
+		{ "[" ONE("{\"Full-Name\":[\"Ana\"]}") "]", 1, "table 1: column 1 is malformed" },
+		{ "[\"beneficiaries\"]", 1, "table 1 is malformed" },
+		{ "[" ONE("{\"full_name\":[\"Ana\"]}") ",1]", 2, "table 2 is malformed" },
+		{ "[[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],\"0193a1b2c3d40000\","
+		  "{\"full_name\":[\"Ana\"]}]]",
+		  1, "table 1 is malformed" },
+		{ "[[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"],"
+		  "{\"full_name\":[\"Ana\"]},0]]",
+		  1, "table 1 is malformed" },
+		{ "[[7,2,[\"" VECTOR_RECORD
+		  "\"],[\"0193a1b2c3d40000\"],{\"full_name\":[\"Ana\"]}]]",
+		  1, "change 1 is malformed" },
+		{ "[[\"beneficiaries\",2,[7],[\"0193a1b2c3d40000\"],{\"full_name\":[\"Ana\"]}]]", 1,
+		  "change 1 is malformed" },
 	};
 #undef TABLE
 #undef HLCS
+#undef ONE
 #undef VECTOR_RECORD_2
 	struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS, .seq = 1 };
 	struct fs_error err = { 0 };
@@ -604,6 +626,130 @@ TEST(changeset_v5_malformed_tables_refused)
 		}
 		free(buf);
 	}
+}
+
+/* A table of more fields than a row may hold is refused. */
+TEST(changeset_v5_wide_table_refused)
+{
+	struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS, .seq = 1 };
+	enum { WIDTH = CHANGESET_MAX_ROW_FIELDS + 1 };
+	char *text = malloc(WIDTH * 16 + 256);
+	struct fs_error err = { 0 };
+	struct change *ch = NULL;
+	uint8_t *buf = NULL;
+	size_t len, at, n = 0;
+	struct keys k;
+
+	ASSERT_TRUE(text);
+	at = (size_t)sprintf(text, "[[\"beneficiaries\",2,[\"" VECTOR_RECORD
+				   "\"],[\"0193a1b2c3d40000\"],{");
+	for (int f = 0; f < WIDTH; f++)
+		at += (size_t)sprintf(text + at, "%s\"f%d\":[%d]", f ? "," : "", f, f);
+	strcpy(text + at, "}]]");
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, h.device);
+	h.hlc_min = h.hlc_max = 0x0193a1b2c3d40000ULL;
+	h.count = WIDTH;
+	fixture_raw_changeset(&h, text, strlen(text), k.box_pk, k.sign_sk, &buf, &len);
+	ASSERT_EQ(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err), -FS_EFORMAT);
+	ASSERT_STR_CONTAINS(err.msg, "table 1 has more than 256 fields");
+	free(buf);
+	free(text);
+}
+
+/* Encode changes[0..n) asking for version 5; the set must be in version
+ * want and open to exactly the changes, in order. */
+static void v5_round_trip(struct change *ch, size_t n, uint8_t want)
+{
+	struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS, .seq = 1 }, got_h;
+	struct fs_error err = { 0 };
+	struct change *got = NULL;
+	uint8_t *buf = NULL;
+	size_t len, got_n = 0;
+	struct keys k;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, h.device);
+	if (changeset_encode(&h, ch, n, k.box_pk, k.sign_sk, &buf, &len, &err) < 0)
+		TEST_FAIL("encode: %s", err.msg);
+	ASSERT_OK(changeset_parse(buf, len, &got_h, &err));
+	ASSERT_EQ(got_h.version, want);
+	ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &got, &got_n, &err));
+	ASSERT_EQ(got_n, n);
+	for (size_t i = 0; i < n; i++) {
+		char *a = cJSON_PrintUnformatted(ch[i].value);
+		char *b = cJSON_PrintUnformatted(got[i].value);
+
+		ASSERT_STR_EQ(got[i].record_id, ch[i].record_id);
+		ASSERT_STR_EQ(got[i].collection, ch[i].collection);
+		ASSERT_STR_EQ(got[i].field, ch[i].field);
+		ASSERT_STR_EQ(b, a);
+		ASSERT_EQ(got[i].hlc, ch[i].hlc);
+		ASSERT_EQ(got[i].form_version, ch[i].form_version);
+		free(a);
+		free(b);
+	}
+	changes_free(got, got_n);
+	free(buf);
+	for (size_t i = 0; i < n; i++) {
+		cJSON_Delete(ch[i].value);
+		ch[i].value = NULL;
+	}
+}
+
+static void v5_change(struct change *c, unsigned record, const char *collection, const char *field,
+		      hlc_t hlc)
+{
+	snprintf(c->record_id, sizeof(c->record_id), "0193a1b2-c3d4-7abc-8def-%012x", record);
+	strcpy(c->collection, collection);
+	strcpy(c->field, field);
+	c->hlc = hlc;
+	c->form_version = 1;
+	ASSERT_TRUE((c->value = cJSON_CreateNumber(record)));
+}
+
+/* Where the reader's sort would not give back the order packed, the set
+ * is version 4; where it would, version 5, whatever the rows' shapes. */
+TEST(changeset_v5_falls_back_to_v4)
+{
+	enum { MAX = CHANGESET_MAX_ROW_FIELDS + 80 };
+	const hlc_t t = 0x0193a1b2c3d40000ULL;
+	struct change *ch = calloc(MAX, sizeof(*ch));
+	char name[16];
+	size_t n;
+
+	ASSERT_TRUE(ch);
+	/* Three records at one HLC, shapes X, Y, X: the reader would put
+	 * the second X before Y. */
+	v5_change(&ch[0], 1, "visits", "notes", t);
+	v5_change(&ch[1], 2, "beneficiaries", "full_name", t);
+	v5_change(&ch[2], 3, "visits", "notes", t);
+	v5_round_trip(ch, 3, CHANGESET_VERSION_GROUPED);
+	/* X, X, Y at one HLC comes back as it is. */
+	v5_change(&ch[0], 1, "visits", "notes", t);
+	v5_change(&ch[1], 3, "visits", "notes", t);
+	v5_change(&ch[2], 2, "beneficiaries", "full_name", t);
+	v5_round_trip(ch, 3, CHANGESET_VERSION_COLUMNS);
+	/* 65 shapes (a field each, HLCs rising) are more tables than a set
+	 * makes; 64 are not. */
+	for (int shapes = 64; shapes <= 65; shapes++) {
+		for (int i = 0; i < shapes; i++) {
+			snprintf(name, sizeof(name), "f%d", i);
+			v5_change(&ch[i], (unsigned)i, "visits", name, t + ((hlc_t)i << 16));
+		}
+		v5_round_trip(ch, (size_t)shapes,
+			      shapes == 64 ? CHANGESET_VERSION_COLUMNS : CHANGESET_VERSION_GROUPED);
+	}
+	/* One record's 300 fields and f300 at one HLC are two rows (256
+	 * fields, then 45), and f300 again starts a third: three shapes. */
+	for (n = 0; n < CHANGESET_MAX_ROW_FIELDS + 44; n++) {
+		snprintf(name, sizeof(name), "f%zu", n);
+		v5_change(&ch[n], 7, "visits", name, t);
+	}
+	v5_change(&ch[n++], 7, "visits", "f300", t);
+	v5_change(&ch[n++], 7, "visits", "f300", t);
+	v5_round_trip(ch, n, CHANGESET_VERSION_COLUMNS);
+	free(ch);
 }
 
 /* A version 3 row refused for its form version after its value was
