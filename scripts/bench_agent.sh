@@ -9,6 +9,8 @@
 #   agent peak RSS while it packs and pushes 100,000 visits (VmRSS sampled
 #     every 0.2 s), against idle.
 # Prints the figures and `row` lines for scripts/bench.sh.  Synthetic data.
+# FS_BENCH_CHANGESET_VERSION=N sets HQ's [server] device_changeset_version
+# (the version the agent writes), to compare versions.
 set -e
 BUILD=$(cd "${1:?usage: bench_agent.sh BUILD}" && pwd)
 export FIELDSYNC="$BUILD/fieldsync"
@@ -35,6 +37,9 @@ pending() { fa status --json | python3 -c 'import json,sys; print(int(json.load(
 until_merged() { wait_hq_count visits "$1" 120 > /dev/null; }
 
 hq_conf
+if [ -n "${FS_BENCH_CHANGESET_VERSION:-}" ]; then
+	printf '[server]\ndevice_changeset_version = %s\n' "$FS_BENCH_CHANGESET_VERSION" >> "$T/hq.conf"
+fi
 hq_and_enrolled_store "Tim Bench" Vranje
 BEN=$(add_person "Стојановић Милан" Vranje)
 # The product's defaults; only the paths are the test's.
