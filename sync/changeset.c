@@ -679,50 +679,45 @@ static int open_rows(const cJSON *arr, const struct changeset_header *h, struct 
 	return 0;
 }
 
-int changeset_open(const uint8_t *buf, size_t len,
-		   const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
-		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
-		   size_t *ret_n, struct fs_error *err)
+int changeset_payload_open(const char *text, size_t tlen, const struct changeset_header *h,
+			   struct change **ret_changes, size_t *ret_n, struct fs_error *err)
 {
-	struct changeset_header h;
 	struct change *changes = NULL;
-	char *text = NULL;
 	cJSON *arr = NULL;
-	size_t tlen = 0, n = 0, slots = 0;
+	size_t n = 0, slots = 0;
 	int r;
 
-	if ((r = changeset_parse(buf, len, &h, err)) < 0)
-		return r;
-	if ((r = payload_unseal(buf, len, hq_box_pk, hq_box_sk, &text, &tlen, err)) < 0)
-		return r;
+	if (h->count == 0 || h->count > CHANGESET_MAX_CHANGES || h->version < 1 ||
+	    h->version > CHANGESET_VERSION_COLUMNS)
+		return fs_error_set(err, -FS_EUSAGE, "change set: version %u, %u changes",
+				    h->version, h->count);
 	/* The tree is bounded before it is built: a few hundred bytes of
 	 * zstd can expand to millions of empty arrays. */
-	if (changeset_payload_nodes(text, tlen) > CHANGESET_MAX_NODES) {
-		r = fs_error_set(err, -FS_ELIMIT, "change set: payload of more than %d JSON values",
-				 CHANGESET_MAX_NODES);
-		goto out;
-	}
+	if (changeset_payload_nodes(text, tlen) > CHANGESET_MAX_NODES)
+		return fs_error_set(err, -FS_ELIMIT,
+				    "change set: payload of more than %d JSON values",
+				    CHANGESET_MAX_NODES);
 	arr = cJSON_ParseWithLength(text, tlen);
-	if (!cJSON_IsArray(arr) ||
-	    (h.version < CHANGESET_VERSION_GROUPED && (size_t)cJSON_GetArraySize(arr) != h.count)) {
+	if (!cJSON_IsArray(arr) || (h->version < CHANGESET_VERSION_GROUPED &&
+				    (size_t)cJSON_GetArraySize(arr) != h->count)) {
 		r = fs_error_set(err, -FS_EFORMAT, "change set: payload is not %u changes",
-				 h.count);
+				 h->count);
 		goto out;
 	}
-	changes = calloc(h.count, sizeof(*changes));
+	changes = calloc(h->count, sizeof(*changes));
 	/* Freed whole on failure: a change whose value is copied may still
 	 * be refused (its form version), before n counts it. */
-	slots = h.count;
+	slots = h->count;
 	if (!changes) {
 		r = fs_error_set(err, -ENOMEM, "change set: out of memory");
 		goto out;
 	}
-	if (h.version == CHANGESET_VERSION_COLUMNS)
-		r = open_columns(arr, &h, changes, &n, err);
-	else if (h.version == CHANGESET_VERSION_GROUPED)
-		r = open_grouped(arr, &h, changes, &n, err);
+	if (h->version == CHANGESET_VERSION_COLUMNS)
+		r = open_columns(arr, h, changes, &n, err);
+	else if (h->version == CHANGESET_VERSION_GROUPED)
+		r = open_grouped(arr, h, changes, &n, err);
 	else
-		r = open_rows(arr, &h, changes, &n, err);
+		r = open_rows(arr, h, changes, &n, err);
 	if (r < 0)
 		goto out;
 	*ret_changes = changes;
@@ -731,8 +726,25 @@ int changeset_open(const uint8_t *buf, size_t len,
 out:
 	changes_free(changes, slots);
 	cJSON_Delete(arr);
-	if (text)
-		sodium_memzero(text, tlen);
+	return r;
+}
+
+int changeset_open(const uint8_t *buf, size_t len,
+		   const uint8_t hq_box_pk[crypto_box_PUBLICKEYBYTES],
+		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
+		   size_t *ret_n, struct fs_error *err)
+{
+	struct changeset_header h;
+	char *text = NULL;
+	size_t tlen = 0;
+	int r;
+
+	if ((r = changeset_parse(buf, len, &h, err)) < 0)
+		return r;
+	if ((r = payload_unseal(buf, len, hq_box_pk, hq_box_sk, &text, &tlen, err)) < 0)
+		return r;
+	r = changeset_payload_open(text, tlen, &h, ret_changes, ret_n, err);
+	sodium_memzero(text, tlen);
 	free(text);
 	return r;
 }

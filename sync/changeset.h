@@ -124,6 +124,13 @@ int changeset_open(const uint8_t *buf, size_t len,
 		   const uint8_t hq_box_sk[crypto_box_SECRETKEYBYTES], struct change **ret_changes,
 		   size_t *ret_n, struct fs_error *err) FS_WUR;
 
+/* The checks of changeset_open on a payload already opened: text, tlen
+ * bytes of JSON, against h's version (1 to 5), change count and HLC
+ * range.  For fuzzing the readers without sealing; HQ calls
+ * changeset_open.  -FS_EUSAGE for a header changeset_parse refuses. */
+int changeset_payload_open(const char *text, size_t tlen, const struct changeset_header *h,
+			   struct change **ret_changes, size_t *ret_n, struct fs_error *err) FS_WUR;
+
 /* An upper bound on the JSON values in the len bytes of text, counted
  * without parsing: the one rule both sides apply against
  * CHANGESET_MAX_NODES (the encoder refuses with -FS_ELIMIT, so the packer

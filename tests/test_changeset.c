@@ -752,6 +752,38 @@ TEST(changeset_v5_falls_back_to_v4)
 	free(ch);
 }
 
+/* The payload readers without the seal (what fuzz_changeset_payload
+ * drives): a header changeset_parse would refuse is a usage error, and
+ * a payload opens as it would sealed. */
+TEST(changeset_payload_open_checks_header)
+{
+	static const char text[] = "[[\"beneficiaries\",2,[\"" VECTOR_RECORD
+				   "\"],[\"0193a1b2c3d40000\"],{\"full_name\":[\"Ana\"]}]]";
+	struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS,
+				      .count = 1,
+				      .hlc_min = 0x0193a1b2c3d40000ULL,
+				      .hlc_max = 0x0193a1b2c3d40000ULL };
+	struct fs_error err = { 0 };
+	struct change *ch = NULL;
+	size_t n = 0;
+
+	ASSERT_OK(changeset_payload_open(text, strlen(text), &h, &ch, &n, &err));
+	ASSERT_EQ(n, 1);
+	ASSERT_STR_EQ(ch[0].value->valuestring, "Ana");
+	changes_free(ch, n);
+	h.version = CHANGESET_VERSION_COLUMNS + 1;
+	ASSERT_EQ(changeset_payload_open(text, strlen(text), &h, &ch, &n, &err), -FS_EUSAGE);
+	h.version = CHANGESET_VERSION_COLUMNS;
+	h.count = 0;
+	ASSERT_EQ(changeset_payload_open(text, strlen(text), &h, &ch, &n, &err), -FS_EUSAGE);
+	h.count = CHANGESET_MAX_CHANGES + 1;
+	ASSERT_EQ(changeset_payload_open(text, strlen(text), &h, &ch, &n, &err), -FS_EUSAGE);
+	/* The same text as a version 4 payload is not one. */
+	h.count = 1;
+	h.version = CHANGESET_VERSION_GROUPED;
+	ASSERT_EQ(changeset_payload_open(text, strlen(text), &h, &ch, &n, &err), -FS_EFORMAT);
+}
+
 /* A version 3 row refused for its form version after its value was
  * copied: the refusal frees it (the ASan build finds a leak). */
 TEST(changeset_bad_form_version_refused_whole)
