@@ -344,16 +344,61 @@ TEST(changeset_v4_long_rows_split)
 	changes_free(ch, N);
 }
 
+/* A payload made by hand, sealed in a set of version, hlc_min to
+ * hlc_max, and count changes: why is the error it must be refused with,
+ * or NULL when it must open (ok then checks the changes). */
+struct payload_case {
+	const char *text;
+	uint32_t count;
+	const char *why;
+};
+
+static void check_payload_cases(uint8_t version, const struct payload_case *cases, size_t ncases,
+				void (*ok)(const struct change *ch, size_t n))
+{
+	struct changeset_header h = { .version = version, .seq = 1 };
+	struct fs_error err = { 0 };
+	struct change *ch = NULL;
+	uint8_t *buf = NULL;
+	size_t len, n = 0;
+	struct keys k;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	vector_device_id(k.sign_pk, h.device);
+	h.hlc_min = 0x0193a1b2c3d40000ULL;
+	h.hlc_max = 0x0193a1b2c3d50001ULL;
+	for (size_t i = 0; i < ncases; i++) {
+		h.count = cases[i].count;
+		fixture_raw_changeset(&h, cases[i].text, strlen(cases[i].text), k.box_pk, k.sign_sk,
+				      &buf, &len);
+		memset(&err, 0, sizeof(err));
+		if (!cases[i].why) {
+			ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err));
+			ok(ch, n);
+			changes_free(ch, n);
+		} else {
+			ASSERT_EQ(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err),
+				  -FS_EFORMAT);
+			ASSERT_STR_CONTAINS(err.msg, cases[i].why);
+		}
+		free(buf);
+	}
+}
+
+static void v4_case_ok(const struct change *ch, size_t n)
+{
+	ASSERT_EQ(n, 2);
+	ASSERT_STR_EQ(ch[1].field, "household_size");
+	ASSERT_EQ(ch[1].form_version, 2u);
+	ASSERT_TRUE(ch[1].value->string == NULL);
+}
+
 /* Each rule of a version 4 row, broken by a hand-made set; the first
  * text is well formed, so the refusals are the rows' own. */
 TEST(changeset_v4_malformed_rows_refused)
 {
 #define ROW(hlc, fields) "[\"" VECTOR_RECORD "\",\"beneficiaries\",\"" hlc "\",2," fields "]"
-	static const struct {
-		const char *text;
-		uint32_t count;
-		const char *why; /* NULL: opens */
-	} cases[] = {
+	static const struct payload_case cases[] = {
 		{ "[" ROW("0193a1b2c3d40000", "{\"full_name\":\"Ana\",\"household_size\":4}") "]",
 		  2, NULL },
 		{ "[" ROW("0193a1b2c3d40000", "{\"full_name\":\"Ana\",\"full_name\":\"Ivo\"}") "]",
@@ -376,36 +421,8 @@ TEST(changeset_v4_malformed_rows_refused)
 		{ "{\"full_name\":\"Ana\"}", 1, "is not 1 changes" },
 	};
 #undef ROW
-	struct changeset_header h = { .version = CHANGESET_VERSION_GROUPED, .seq = 1 };
-	struct fs_error err = { 0 };
-	struct change *ch = NULL;
-	uint8_t *buf = NULL;
-	size_t len, n = 0;
-	struct keys k;
-
-	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
-	vector_device_id(k.sign_pk, h.device);
-	h.hlc_min = 0x0193a1b2c3d40000ULL;
-	h.hlc_max = 0x0193a1b2c3d50001ULL;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		h.count = cases[i].count;
-		fixture_raw_changeset(&h, cases[i].text, strlen(cases[i].text), k.box_pk, k.sign_sk,
-				      &buf, &len);
-		memset(&err, 0, sizeof(err));
-		if (!cases[i].why) {
-			ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err));
-			ASSERT_EQ(n, 2);
-			ASSERT_STR_EQ(ch[1].field, "household_size");
-			ASSERT_EQ(ch[1].form_version, 2u);
-			ASSERT_TRUE(ch[1].value->string == NULL);
-			changes_free(ch, n);
-		} else {
-			ASSERT_EQ(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err),
-				  -FS_EFORMAT);
-			ASSERT_STR_CONTAINS(err.msg, cases[i].why);
-		}
-		free(buf);
-	}
+	check_payload_cases(CHANGESET_VERSION_GROUPED, cases, sizeof(cases) / sizeof(cases[0]),
+			    v4_case_ok);
 }
 
 /* Version 5: version 4's rows by column, a table per shape. */
@@ -469,194 +486,6 @@ static size_t interleaved_changes(struct change *ch, size_t records)
 	return n;
 }
 
-/* Opened, a version 5 set gives back every change in the order packed,
- * though its tables hold them by shape; a set whose HLCs go back is
- * written in version 4, and gives them back the same. */
-TEST(changeset_v5_order_kept)
-{
-	enum { RECORDS = 40, MAX = RECORDS * 4 };
-	struct change *ch = calloc(MAX, sizeof(*ch));
-	struct keys k;
-
-	ASSERT_TRUE(ch);
-	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
-	for (int round = 0; round < 2; round++) {
-		struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS, .seq = 1 },
-					got_h;
-		size_t n = interleaved_changes(ch, RECORDS), got_n = 0;
-		struct fs_error err = { 0 };
-		struct change *got = NULL;
-		uint8_t *buf = NULL;
-		size_t len;
-
-		vector_device_id(k.sign_pk, h.device);
-		/* Round 2: the last household comes first, at its later HLC. */
-		if (round == 1) {
-			struct change last[2] = { ch[n - 5], ch[n - 4] };
-
-			memmove(ch + 2, ch, (n - 5) * sizeof(*ch));
-			ch[0] = last[0];
-			ch[1] = last[1];
-			ASSERT_STR_EQ(ch[n - 1].field, "visit_type");
-		}
-		if (changeset_encode(&h, ch, n, k.box_pk, k.sign_sk, &buf, &len, &err) < 0)
-			TEST_FAIL("encode: %s", err.msg);
-		ASSERT_OK(changeset_parse(buf, len, &got_h, &err));
-		ASSERT_EQ(got_h.version,
-			  round ? CHANGESET_VERSION_GROUPED : CHANGESET_VERSION_COLUMNS);
-		ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &got, &got_n, &err));
-		ASSERT_EQ(got_n, n);
-		for (size_t i = 0; i < n; i++) {
-			char *a = cJSON_PrintUnformatted(ch[i].value);
-			char *b = cJSON_PrintUnformatted(got[i].value);
-
-			ASSERT_STR_EQ(got[i].record_id, ch[i].record_id);
-			ASSERT_STR_EQ(got[i].collection, ch[i].collection);
-			ASSERT_STR_EQ(got[i].field, ch[i].field);
-			ASSERT_STR_EQ(b, a);
-			ASSERT_EQ(got[i].hlc, ch[i].hlc);
-			ASSERT_EQ(got[i].form_version, ch[i].form_version);
-			free(a);
-			free(b);
-		}
-		changes_free(got, got_n);
-		free(buf);
-		for (size_t i = 0; i < n; i++)
-			cJSON_Delete(ch[i].value);
-		memset(ch, 0, MAX * sizeof(*ch));
-	}
-	free(ch);
-}
-
-/* A reader refuses a version 5 table that breaks a rule, naming it. */
-TEST(changeset_v5_malformed_tables_refused)
-{
-#define TABLE(hlcs, fields)                                                                        \
-	"[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"," VECTOR_RECORD_2 "]," hlcs "," fields "]"
-#define VECTOR_RECORD_2 "\"0193a1b2-c3d4-7abc-8def-0123456789ac\""
-#define HLCS "[\"0193a1b2c3d50000\",\"0193a1b2c3d40000\"]"
-#define ONE(fields)                                                                                \
-	"[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"]," fields "]"
-	static const struct {
-		const char *text;
-		uint32_t count;
-		const char *why; /* NULL: opens */
-	} cases[] = {
-		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"],\"household_size\":[4,5]}") "]",
-		  4, NULL },
-		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\"],\"household_size\":[4,5]}") "]", 3,
-		  "column 1 is not 2 values" },
-		{ "[" TABLE("[\"0193a1b2c3d40000\"]", "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 2,
-		  "2 ids and 1 HLCs" },
-		{ "[" TABLE(HLCS,
-			    "{\"full_name\":[\"Ana\",\"Ivo\"],\"full_name\":[\"A\",\"I\"]}") "]",
-		  4, "names a field twice" },
-		{ "[" TABLE(HLCS, "{}") "]", 2, "table 1 is malformed" },
-		{ "[" TABLE(HLCS, "{\"full_name\":\"Ana\"}") "]", 2, "column 1 is not 2 values" },
-		{ "[[\"beneficiaries\",2,[],[],{\"full_name\":[]}]]", 1, "table 1 is malformed" },
-		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 3, "is not 3 changes" },
-		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 1, "is not 1 changes" },
-		{ "[" TABLE("[\"0193a1b2c3d40000\",\"0193a1b2c3d60000\"]",
-			    "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]",
-		  2, "change 2 is malformed" },
-		{ "[[\"" VECTOR_RECORD "\",\"beneficiaries\",\"0193a1b2c3d40000\",2,"
-		  "{\"full_name\":\"Ana\"}]]",
-		  1, "table 1 is malformed" },
-		{ "[[\"beneficiaries\",-1,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"],"
-		  "{\"full_name\":[\"Ana\"]}]]",
-		  1, "table 1 is malformed" },
-		/* The second table's changes past the header's count are
-		 * refused before any is written. */
-		{ "[" ONE("{\"full_name\":[\"Ana\"]}") "," TABLE(
-			  HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]",
-		  2, "is not 2 changes" },
-		{ "[" ONE("{\"Full-Name\":[\"Ana\"]}") "]", 1, "table 1: column 1 is malformed" },
-		{ "[\"beneficiaries\"]", 1, "table 1 is malformed" },
-		{ "[" ONE("{\"full_name\":[\"Ana\"]}") ",1]", 2, "table 2 is malformed" },
-		{ "[[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],\"0193a1b2c3d40000\","
-		  "{\"full_name\":[\"Ana\"]}]]",
-		  1, "table 1 is malformed" },
-		{ "[[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"],"
-		  "{\"full_name\":[\"Ana\"]},0]]",
-		  1, "table 1 is malformed" },
-		{ "[[7,2,[\"" VECTOR_RECORD
-		  "\"],[\"0193a1b2c3d40000\"],{\"full_name\":[\"Ana\"]}]]",
-		  1, "change 1 is malformed" },
-		{ "[[\"beneficiaries\",2,[7],[\"0193a1b2c3d40000\"],{\"full_name\":[\"Ana\"]}]]", 1,
-		  "change 1 is malformed" },
-	};
-#undef TABLE
-#undef HLCS
-#undef ONE
-#undef VECTOR_RECORD_2
-	struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS, .seq = 1 };
-	struct fs_error err = { 0 };
-	struct change *ch = NULL;
-	uint8_t *buf = NULL;
-	size_t len, n = 0;
-	struct keys k;
-
-	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
-	vector_device_id(k.sign_pk, h.device);
-	h.hlc_min = 0x0193a1b2c3d40000ULL;
-	h.hlc_max = 0x0193a1b2c3d50001ULL;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		h.count = cases[i].count;
-		fixture_raw_changeset(&h, cases[i].text, strlen(cases[i].text), k.box_pk, k.sign_sk,
-				      &buf, &len);
-		memset(&err, 0, sizeof(err));
-		if (!cases[i].why) {
-			/* The second row is the earlier: it comes first. */
-			ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err));
-			ASSERT_EQ(n, 4);
-			ASSERT_STR_EQ(ch[0].record_id, "0193a1b2-c3d4-7abc-8def-0123456789ac");
-			ASSERT_STR_EQ(ch[0].value->valuestring, "Ivo");
-			ASSERT_STR_EQ(ch[1].field, "household_size");
-			ASSERT_EQ(ch[1].value->valueint, 5);
-			ASSERT_STR_EQ(ch[2].record_id, VECTOR_RECORD);
-			ASSERT_STR_EQ(ch[3].field, "household_size");
-			ASSERT_EQ(ch[3].form_version, 2u);
-			ASSERT_EQ(ch[3].hlc, 0x0193a1b2c3d50000ULL);
-			ASSERT_TRUE(ch[3].value->string == NULL);
-			changes_free(ch, n);
-		} else {
-			ASSERT_EQ(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err),
-				  -FS_EFORMAT);
-			ASSERT_STR_CONTAINS(err.msg, cases[i].why);
-		}
-		free(buf);
-	}
-}
-
-/* A table of more fields than a row may hold is refused. */
-TEST(changeset_v5_wide_table_refused)
-{
-	struct changeset_header h = { .version = CHANGESET_VERSION_COLUMNS, .seq = 1 };
-	enum { WIDTH = CHANGESET_MAX_ROW_FIELDS + 1 };
-	char *text = malloc(WIDTH * 16 + 256);
-	struct fs_error err = { 0 };
-	struct change *ch = NULL;
-	uint8_t *buf = NULL;
-	size_t len, at, n = 0;
-	struct keys k;
-
-	ASSERT_TRUE(text);
-	at = (size_t)sprintf(text, "[[\"beneficiaries\",2,[\"" VECTOR_RECORD
-				   "\"],[\"0193a1b2c3d40000\"],{");
-	for (int f = 0; f < WIDTH; f++)
-		at += (size_t)sprintf(text + at, "%s\"f%d\":[%d]", f ? "," : "", f, f);
-	strcpy(text + at, "}]]");
-	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
-	vector_device_id(k.sign_pk, h.device);
-	h.hlc_min = h.hlc_max = 0x0193a1b2c3d40000ULL;
-	h.count = WIDTH;
-	fixture_raw_changeset(&h, text, strlen(text), k.box_pk, k.sign_sk, &buf, &len);
-	ASSERT_EQ(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, &err), -FS_EFORMAT);
-	ASSERT_STR_CONTAINS(err.msg, "table 1 has more than 256 fields");
-	free(buf);
-	free(text);
-}
-
 /* Encode changes[0..n) asking for version 5; the set must be in version
  * want and open to exactly the changes, in order. */
 static void v5_round_trip(struct change *ch, size_t n, uint8_t want)
@@ -706,6 +535,128 @@ static void v5_change(struct change *c, unsigned record, const char *collection,
 	c->hlc = hlc;
 	c->form_version = 1;
 	ASSERT_TRUE((c->value = cJSON_CreateNumber(record)));
+}
+
+/* Opened, a version 5 set gives back every change in the order packed,
+ * though its tables hold them by shape; a set whose HLCs go back is
+ * written in version 4, and gives them back the same. */
+TEST(changeset_v5_order_kept)
+{
+	enum { RECORDS = 40, MAX = RECORDS * 4 };
+	struct change *ch = calloc(MAX, sizeof(*ch));
+
+	ASSERT_TRUE(ch);
+	for (int round = 0; round < 2; round++) {
+		size_t n = interleaved_changes(ch, RECORDS);
+
+		/* Round 2: the last household comes first, at its later HLC. */
+		if (round == 1) {
+			struct change last[2] = { ch[n - 5], ch[n - 4] };
+
+			memmove(ch + 2, ch, (n - 5) * sizeof(*ch));
+			ch[0] = last[0];
+			ch[1] = last[1];
+			ASSERT_STR_EQ(ch[n - 1].field, "visit_type");
+		}
+		v5_round_trip(ch, n, round ? CHANGESET_VERSION_GROUPED : CHANGESET_VERSION_COLUMNS);
+		memset(ch, 0, MAX * sizeof(*ch));
+	}
+	free(ch);
+}
+
+/* The second row of the table that opens is the earlier: it comes
+ * first. */
+static void v5_case_ok(const struct change *ch, size_t n)
+{
+	ASSERT_EQ(n, 4);
+	ASSERT_STR_EQ(ch[0].record_id, "0193a1b2-c3d4-7abc-8def-0123456789ac");
+	ASSERT_STR_EQ(ch[0].value->valuestring, "Ivo");
+	ASSERT_STR_EQ(ch[1].field, "household_size");
+	ASSERT_EQ(ch[1].value->valueint, 5);
+	ASSERT_STR_EQ(ch[2].record_id, VECTOR_RECORD);
+	ASSERT_STR_EQ(ch[3].field, "household_size");
+	ASSERT_EQ(ch[3].form_version, 2u);
+	ASSERT_EQ(ch[3].hlc, 0x0193a1b2c3d50000ULL);
+	ASSERT_TRUE(ch[3].value->string == NULL);
+}
+
+/* A reader refuses a version 5 table that breaks a rule, naming it. */
+TEST(changeset_v5_malformed_tables_refused)
+{
+#define TABLE(hlcs, fields)                                                                        \
+	"[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"," VECTOR_RECORD_2 "]," hlcs "," fields "]"
+#define VECTOR_RECORD_2 "\"0193a1b2-c3d4-7abc-8def-0123456789ac\""
+#define HLCS "[\"0193a1b2c3d50000\",\"0193a1b2c3d40000\"]"
+#define ONE(fields)                                                                                \
+	"[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"]," fields "]"
+	static const struct payload_case cases[] = {
+		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"],\"household_size\":[4,5]}") "]",
+		  4, NULL },
+		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\"],\"household_size\":[4,5]}") "]", 3,
+		  "column 1 is not 2 values" },
+		{ "[" TABLE("[\"0193a1b2c3d40000\"]", "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 2,
+		  "2 ids and 1 HLCs" },
+		{ "[" TABLE(HLCS,
+			    "{\"full_name\":[\"Ana\",\"Ivo\"],\"full_name\":[\"A\",\"I\"]}") "]",
+		  4, "names a field twice" },
+		{ "[" TABLE(HLCS, "{}") "]", 2, "table 1 is malformed" },
+		{ "[" TABLE(HLCS, "{\"full_name\":\"Ana\"}") "]", 2, "column 1 is not 2 values" },
+		{ "[[\"beneficiaries\",2,[],[],{\"full_name\":[]}]]", 1, "table 1 is malformed" },
+		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 3, "is not 3 changes" },
+		{ "[" TABLE(HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]", 1, "is not 1 changes" },
+		{ "[" TABLE("[\"0193a1b2c3d40000\",\"0193a1b2c3d60000\"]",
+			    "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]",
+		  2, "change 2 is malformed" },
+		{ "[[\"" VECTOR_RECORD "\",\"beneficiaries\",\"0193a1b2c3d40000\",2,"
+		  "{\"full_name\":\"Ana\"}]]",
+		  1, "table 1 is malformed" },
+		{ "[[\"beneficiaries\",-1,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"],"
+		  "{\"full_name\":[\"Ana\"]}]]",
+		  1, "table 1 is malformed" },
+		/* The second table's changes past the header's count are
+		 * refused before any is written. */
+		{ "[" ONE("{\"full_name\":[\"Ana\"]}") "," TABLE(
+			  HLCS, "{\"full_name\":[\"Ana\",\"Ivo\"]}") "]",
+		  2, "is not 2 changes" },
+		{ "[" ONE("{\"Full-Name\":[\"Ana\"]}") "]", 1, "table 1: column 1 is malformed" },
+		{ "[\"beneficiaries\"]", 1, "table 1 is malformed" },
+		{ "[" ONE("{\"full_name\":[\"Ana\"]}") ",1]", 2, "table 2 is malformed" },
+		{ "[[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],\"0193a1b2c3d40000\","
+		  "{\"full_name\":[\"Ana\"]}]]",
+		  1, "table 1 is malformed" },
+		{ "[[\"beneficiaries\",2,[\"" VECTOR_RECORD "\"],[\"0193a1b2c3d40000\"],"
+		  "{\"full_name\":[\"Ana\"]},0]]",
+		  1, "table 1 is malformed" },
+		{ "[[7,2,[\"" VECTOR_RECORD
+		  "\"],[\"0193a1b2c3d40000\"],{\"full_name\":[\"Ana\"]}]]",
+		  1, "change 1 is malformed" },
+		{ "[[\"beneficiaries\",2,[7],[\"0193a1b2c3d40000\"],{\"full_name\":[\"Ana\"]}]]", 1,
+		  "change 1 is malformed" },
+	};
+#undef TABLE
+#undef HLCS
+#undef ONE
+#undef VECTOR_RECORD_2
+	check_payload_cases(CHANGESET_VERSION_COLUMNS, cases, sizeof(cases) / sizeof(cases[0]),
+			    v5_case_ok);
+}
+
+/* A table of more fields than a row may hold is refused. */
+TEST(changeset_v5_wide_table_refused)
+{
+	enum { WIDTH = CHANGESET_MAX_ROW_FIELDS + 1 };
+	char *text = malloc(WIDTH * 16 + 256);
+	struct payload_case wide = { text, WIDTH, "table 1 has more than 256 fields" };
+	size_t at;
+
+	ASSERT_TRUE(text);
+	at = (size_t)sprintf(text, "[[\"beneficiaries\",2,[\"" VECTOR_RECORD
+				   "\"],[\"0193a1b2c3d40000\"],{");
+	for (int f = 0; f < WIDTH; f++)
+		at += (size_t)sprintf(text + at, "%s\"f%d\":[%d]", f ? "," : "", f, f);
+	strcpy(text + at, "}]]");
+	check_payload_cases(CHANGESET_VERSION_COLUMNS, &wide, 1, NULL);
+	free(text);
 }
 
 /* Where the reader's sort would not give back the order packed, the set
