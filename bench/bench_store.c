@@ -13,6 +13,10 @@
  * Phases: insert, read all, point reads, and mixed (reads, scans and
  * edits at random over a store several times the page cache).
  *
+ * FS_BENCH_STORE_VARIANT=encrypted or plain runs that variant alone, so
+ * that a profiler (perf record) sees one: what the encryption adds is the
+ * difference of two such profiles.
+ *
  * Sections: workload; databases and runs; phases; one run; report; main.
  */
 #include <errno.h>
@@ -792,8 +796,15 @@ static void print_header(const struct workload *w)
 	       base && *base ? base : "/tmp");
 }
 
-static void print_results(double best[VARIANTS][PHASES])
+static void print_results(double best[VARIANTS][PHASES], int only)
 {
+	/* One variant, for a profiler: its times, and no ratio or row. */
+	if (only >= 0) {
+		for (int p = 0; p < PHASES; p++)
+			printf("%s: %s %.3f s (only this variant ran)\n", phase_names[p],
+			       only == VARIANT_ENCRYPTED ? "encrypted" : "plain", best[only][p]);
+		return;
+	}
 	for (int p = 0; p < PHASES; p++) {
 		double enc = best[VARIANT_ENCRYPTED][p], plain = best[VARIANT_PLAIN][p];
 
@@ -858,12 +869,19 @@ int main(int argc, char **argv)
 	double best[VARIANTS][PHASES] = { { 0 } }, t[PHASES], db_mib = 0, cache_mib = 0;
 	struct workload w = { 0 };
 	struct fsvfs *vfs = NULL;
+	const char *only_text = getenv("FS_BENCH_STORE_VARIANT");
 	unsigned cache_opt;
 	size_t n;
-	int ret = 1, r;
+	int ret = 1, r, only = -1;
 
 	if (parse_args(argc, argv, &n, &cache_opt) < 0)
 		return 2;
+	if (only_text && (only = !strcmp(only_text, "encrypted") ? VARIANT_ENCRYPTED
+				 : !strcmp(only_text, "plain")	 ? VARIANT_PLAIN
+								 : -2) == -2) {
+		fprintf(stderr, "bench_store: FS_BENCH_STORE_VARIANT must be encrypted or plain\n");
+		return 2;
+	}
 	if (secmem_init() < 0) {
 		fprintf(stderr, "bench_store: cannot start libsodium\n");
 		return 1;
@@ -888,6 +906,8 @@ int main(int argc, char **argv)
 	for (int round = 0; round < ROUNDS; round++) {
 		/* Plain first, then encrypted, in every round. */
 		for (int k = VARIANTS - 1; k >= 0; k--) {
+			if (only >= 0 && k != only)
+				continue;
 			if (run_variant(labels[k], k == VARIANT_ENCRYPTED ? vfs : NULL, &w,
 					cache_opt, t, &db_mib, &cache_mib) < 0)
 				goto out;
@@ -898,7 +918,7 @@ int main(int argc, char **argv)
 	}
 	printf("mixed: %d operations over a store of %.0f MiB with a page cache of %.1f MiB\n",
 	       MIXED_OPS, db_mib, cache_mib);
-	print_results(best);
+	print_results(best, only);
 	ret = 0;
 out:
 	workload_free(&w);
