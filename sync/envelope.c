@@ -7,6 +7,7 @@
 #include <zstd.h>
 
 #include "crypto/bytes.h"
+#include "sync/zmem.h"
 
 int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload, size_t plen,
 		  int level, unsigned window_log, const uint8_t box_pk[crypto_box_PUBLICKEYBYTES],
@@ -14,7 +15,7 @@ int envelope_seal(const uint8_t *prefix, size_t prefix_len, const char *payload,
 {
 	size_t zcap = prefix_len + ZSTD_compressBound(plen), zlen;
 	uint8_t *z = malloc(zcap), *out = NULL;
-	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	ZSTD_CCtx *cc = zmem_cctx_new(); /* its workspace holds the payload */
 	int r = 0;
 
 	if (!z || !cc) {
@@ -65,6 +66,7 @@ int envelope_open(const uint8_t *sealed, size_t slen,
 	unsigned long long size = 0;
 	uint8_t *z;
 	char *text = NULL;
+	ZSTD_DCtx *dc = NULL;
 	int r = 0;
 
 	if (slen <= crypto_box_SEALBYTES)
@@ -95,11 +97,12 @@ int envelope_open(const uint8_t *sealed, size_t slen,
 				 size);
 		goto out;
 	}
-	if (!(text = malloc((size_t)size + 1))) {
+	/* The context's literals are the payload's: it is wiped when freed. */
+	if (!(text = malloc((size_t)size + 1)) || !(dc = zmem_dctx_new())) {
 		r = fs_error_set(err, -ENOMEM, "%s: out of memory", what);
 		goto out;
 	}
-	got = ZSTD_decompress(text, (size_t)size, z + prefix_len, zlen - prefix_len);
+	got = ZSTD_decompressDCtx(dc, text, (size_t)size, z + prefix_len, zlen - prefix_len);
 	if (ZSTD_isError(got) || got != size) {
 		r = fs_error_set(err, -FS_EFORMAT, "%s: payload does not decompress", what);
 		goto out;
@@ -109,6 +112,7 @@ int envelope_open(const uint8_t *sealed, size_t slen,
 	*ret_len = got;
 	text = NULL;
 out:
+	ZSTD_freeDCtx(dc);
 	if (text) {
 		sodium_memzero(text, (size_t)size + 1);
 		free(text);

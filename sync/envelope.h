@@ -5,7 +5,8 @@
  * recipient's X25519 key.  The prefix (a change set's binding; empty for
  * a down-set) is checked byte for byte when opened.  The zstd frame must
  * state its content size, which is checked against a cap before anything
- * is allocated.  Plaintext buffers are wiped before they are freed.
+ * is allocated.  Plaintext buffers are wiped before they are freed, and
+ * so are zstd's workspaces (sync/zmem.h).
  *
  * what names the container in messages ("change set", "down-set").
  * Errors: -FS_EAUTH (not sealed to this key, or another prefix),

@@ -5,6 +5,7 @@
 #include "sync/changeset.h"
 #include "sync/envelope.h"
 #include "sync/merge.h"
+#include "sync/zmem.h"
 #include "tests/fixture.h"
 #include "tests/test.h"
 #include "tests/vectors/changeset_vector.h"
@@ -733,6 +734,31 @@ TEST(changeset_payload_open_checks_header)
 	h.count = 1;
 	h.version = CHANGESET_VERSION_GROUPED;
 	ASSERT_EQ(changeset_payload_open(text, strlen(text), &h, &ch, &n, &err), -FS_EFORMAT);
+}
+
+/* zstd's workspaces hold the payload: sealing and opening a set each
+ * go through the wiping allocator, and give back all they took. */
+TEST(changeset_zstd_workspaces_wiped)
+{
+	struct keys k;
+	struct change *ch = NULL;
+	uint8_t *buf = NULL;
+	size_t len, n = 0, live0, live1, live2;
+	unsigned long long wiped0, wiped1, wiped2;
+
+	vector_keys(k.sign_pk, k.sign_sk, k.box_pk, k.box_sk);
+	zmem_stats(&live0, &wiped0);
+	encode_vector_changes(&k, 1, &buf, &len);
+	zmem_stats(&live1, &wiped1);
+	ASSERT_EQ(live1, live0);
+	/* Level 19's tables alone are hundreds of KiB. */
+	ASSERT_GT(wiped1, wiped0 + 100000);
+	ASSERT_OK(changeset_open(buf, len, k.box_pk, k.box_sk, &ch, &n, NULL));
+	zmem_stats(&live2, &wiped2);
+	ASSERT_EQ(live2, live0);
+	ASSERT_GT(wiped2, wiped1 + 10000);
+	changes_free(ch, n);
+	free(buf);
 }
 
 /* A version 3 row refused for its form version after its value was
