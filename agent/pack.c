@@ -223,27 +223,29 @@ static int device_raw(struct store *s, uint8_t out[CHANGESET_DEVICE_BYTES], stru
 
 /* ---- the version HQ reads ------------------------------------------------ */
 
-/* The version kept in meta (absent, or one this agent does not write: 3,
- * which every HQ reads). */
+/* The highest version this agent writes that is not above named (an HQ
+ * from after it may name more); 3, which every HQ reads, below 4. */
+static uint8_t version_written(double named)
+{
+	return named >= CHANGESET_VERSION_COLUMNS   ? CHANGESET_VERSION_COLUMNS
+	       : named >= CHANGESET_VERSION_GROUPED ? CHANGESET_VERSION_GROUPED
+						    : CHANGESET_VERSION;
+}
+
+/* The version kept in meta, by the same rule (absent: 3). */
 static int version_kept(struct store *s, uint8_t *ret_version, struct fs_error *err)
 {
 	char have[8] = "";
 	int found = 0, r;
 
 	r = store_meta_get(s, PACK_META_CHANGESET_VERSION, have, sizeof(have), &found, err);
-	*ret_version = !strcmp(have, "5")   ? CHANGESET_VERSION_COLUMNS
-		       : !strcmp(have, "4") ? CHANGESET_VERSION_GROUPED
-					    : CHANGESET_VERSION;
+	*ret_version = version_written(strtod(have, NULL));
 	return r;
 }
 
 int pack_follow_hq(struct store *s, double named, struct fs_error *err)
 {
-	/* The highest this agent writes that HQ named (an HQ from after it
-	 * may name more); 3 when it named none. */
-	uint8_t have, want = named >= CHANGESET_VERSION_COLUMNS	  ? CHANGESET_VERSION_COLUMNS
-			     : named >= CHANGESET_VERSION_GROUPED ? CHANGESET_VERSION_GROUPED
-								  : CHANGESET_VERSION;
+	uint8_t have, want = version_written(named);
 	char text[4];
 	int r;
 

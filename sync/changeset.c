@@ -202,9 +202,7 @@ out:
 	return text;
 }
 
-/* The payload in *version, or in version 4 (and *version says so) when
- * asked for 5 and the rows' order does not allow it. */
-static char *payload_print_as(const struct change *changes, size_t n, unsigned *version)
+char *changeset_payload_print(const struct change *changes, size_t n, int *version)
 {
 	cJSON *arr;
 	char *text = NULL;
@@ -229,15 +227,6 @@ static char *payload_print_as(const struct change *changes, size_t n, unsigned *
 	text = cJSON_PrintUnformatted(arr);
 out:
 	cJSON_Delete(arr);
-	return text;
-}
-
-char *changeset_payload_print(const struct change *changes, size_t n, int *version)
-{
-	unsigned v = (unsigned)*version;
-	char *text = payload_print_as(changes, n, &v);
-
-	*version = (int)v;
 	return text;
 }
 
@@ -343,20 +332,20 @@ int changeset_encode(const struct changeset_header *h, const struct change *chan
 	struct envelope_frame frame = { 0 };
 	size_t plen, slen = 0, total;
 	hlc_t lo = UINT64_MAX, hi = 0;
-	unsigned version = h->version ? h->version : CHANGESET_VERSION;
+	int version = h->version ? h->version : CHANGESET_VERSION;
 	char *payload = NULL;
 	int r = 0;
 
 	if (n == 0 || n > CHANGESET_MAX_CHANGES || h->seq == 0 || version < CHANGESET_VERSION ||
 	    version > CHANGESET_VERSION_COLUMNS)
 		return fs_error_set(err, -FS_EUSAGE,
-				    "change set: %zu changes, sequence %llu, version %u", n,
+				    "change set: %zu changes, sequence %llu, version %d", n,
 				    (unsigned long long)h->seq, version);
 	for (size_t i = 0; i < n; i++) {
 		lo = changes[i].hlc < lo ? changes[i].hlc : lo;
 		hi = changes[i].hlc > hi ? changes[i].hlc : hi;
 	}
-	payload = payload_print_as(changes, n, &version);
+	payload = changeset_payload_print(changes, n, &version);
 	if (!payload)
 		return fs_error_set(err, -ENOMEM, "change set: out of memory");
 	plen = strlen(payload);
@@ -538,7 +527,7 @@ static int open_table(const cJSON *t, size_t g, const struct changeset_header *h
 		      struct change *changes, size_t *n, struct fs_error *err)
 {
 	const cJSON *ids = cJSON_GetArrayItem(t, 2), *hlcs = cJSON_GetArrayItem(t, 3);
-	const cJSON *fields = cJSON_GetArrayItem(t, 4), *id, *hlc;
+	const cJSON *fields = cJSON_GetArrayItem(t, 4), *coll = cJSON_GetArrayItem(t, 0), *id, *hlc;
 	struct column cols[CHANGESET_MAX_ROW_FIELDS];
 	size_t rows, width = 0;
 	uint32_t fv = 0;
@@ -585,9 +574,8 @@ static int open_table(const cJSON *t, size_t g, const struct changeset_header *h
 	hlc = hlcs->child;
 	for (size_t i = 0; i < rows; i++, id = id->next, hlc = hlc->next)
 		for (size_t k = 0; k < width; k++) {
-			int r = change_fill(id, cJSON_GetArrayItem(t, 0), cols[k].name,
-					    cols[k].next, hlc, h->hlc_min, h->hlc_max,
-					    &changes[*n]);
+			int r = change_fill(id, coll, cols[k].name, cols[k].next, hlc, h->hlc_min,
+					    h->hlc_max, &changes[*n]);
 
 			if (r < 0)
 				return fs_error_set(err, r, "change set: change %zu is malformed",
